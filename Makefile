@@ -1,0 +1,24 @@
+# The commands the README names. Each one sets up the environment first (a no-op in
+# seconds when it is already in place).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+
+.PHONY: env main test bench bench-train clean-outputs
+
+env:
+	$(PYTHON) tools/setup_env.py --venv $(VENV)
+
+# The main job: synthetic dataset -> RetinaNet + DropBlock from scratch on CPU -> COCO AP.
+main: env
+	$(PY) tools/main_job.py
+
+# The test suite (what .ci/run runs).
+test: env
+	$(PY) -m pytest -q tests
+
+bench: env
+	$(PY) benchmarks/bench_dropblock.py
+
+bench-train: env
+	$(PY) benchmarks/bench_train_step.py

@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""Create or check the environment dropblock-det runs in (stdlib only; run with any Python 3.8+).
+
+    python3 tools/setup_env.py                 # .venv in the checkout (what `make env` runs)
+    python3 tools/setup_env.py --python PATH   # use an existing environment (e.g. your own
+                                               # detectron2 build): it is only added to
+
+What it does, in order, each step skipped when already in place:
+1. creates `.venv` (unless --python names an existing interpreter);
+2. installs torch==2.14.1 and torchvision==0.29.1 if torch is not importable;
+3. detectron2: if `import detectron2` works, it is left alone (a user's own build from
+   source, any version from v0.6 to current main). Otherwise detectron2 v0.6's Python code is
+   installed from the registry's `pb1-detectron2==0.6` source distribution, which has no
+   C++/CUDA sources: it is installed without compiled operators and with a placeholder
+   `detectron2._C` (see PLACEHOLDER_C). Only on this route are numpy<1.24, Pillow<10 and
+   setuptools<81 pinned, because v0.6 uses `np.float`/`np.int`, `Image.LINEAR` and
+   `pkg_resources`;
+4. installs this project in editable mode with its test extras.
+
+A stamp file records what was installed; a second run that finds the stamp current and the
+imports working returns in seconds and installs nothing.
+"""
+import argparse
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TORCH_PINS = ["torch==2.14.1", "torchvision==0.29.1"]
+D2_SDIST = "pb1-detectron2==0.6"
+# Only for the v0.6 route; see the module docstring for why each is needed.
+V06_PINS = ["numpy<1.24", "Pillow<10", "setuptools<81"]
+# detectron2 v0.6's runtime requirements, without its `black==21.4b2` and `iopath<0.1.10`
+# pins, which nothing here needs.
+V06_DEPS = [
+    "fvcore", "iopath", "pycocotools", "matplotlib", "termcolor", "yacs", "tabulate",
+    "cloudpickle", "tqdm", "tensorboard", "omegaconf", "hydra-core", "scipy",
+]
+STAMP_NAME = ".dropblock-det-env"
+V06_ROUTE = "detectron2 v0.6 from pb1-detectron2 (no compiled operators)"
+
+PLACEHOLDER_C = '''"""Placeholder for detectron2's compiled operators.
+
+This detectron2 was installed by dropblock-det from the `pb1-detectron2==0.6` source
+distribution, which ships no C++/CUDA sources. The version queries detectron2 makes at
+start-up (collect_env) are answered; every operator raises ImportError naming itself.
+Build detectron2 from source to get the compiled operators.
+"""
+
+
+def get_compiler_version() -> str:
+    return "not compiled (dropblock-det placeholder)"
+
+
+def get_cuda_version() -> str:
+    return "not compiled (dropblock-det placeholder)"
+
+
+def has_cuda() -> bool:
+    return False
+
+
+def __getattr__(name):
+    if name.startswith("__"):
+        raise AttributeError(name)
+    raise ImportError(
+        f"detectron2._C.{name} is a compiled operator, and this detectron2 was installed "
+        "without compiled operators (pb1-detectron2==0.6 ships no C++/CUDA sources). "
+        "Build detectron2 from source to use it."
+    )
+'''
+
+
+def log(msg: str) -> None:
+    print(f"[setup_env] {msg}", flush=True)
+
+
+def run(cmd, **kw) -> None:
+    log("$ " + " ".join(str(c) for c in cmd))
+    subprocess.run([str(c) for c in cmd], check=True, **kw)
+
+
+def works(python: Path, code: str) -> bool:
+    r = subprocess.run([str(python), "-c", code], capture_output=True)
+    return r.returncode == 0
+
+
+def fingerprint() -> str:
+    """What the stamp must match: this script and the project's declared dependencies."""
+    h = hashlib.sha256()
+    for f in (Path(__file__).resolve(), ROOT / "setup.py"):
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def pip(python: Path, *args) -> None:
+    run([python, "-m", "pip", "--disable-pip-version-check", "install", *args])
+
+
+def install_detectron2_v06(python: Path, cache: Path) -> None:
+    """Install detectron2 v0.6's Python code without compiled operators."""
+    pip(python, *V06_PINS, *V06_DEPS)
+    cache.mkdir(parents=True, exist_ok=True)
+    sdists = sorted(cache.glob("pb1-detectron2-0.6.tar.gz"))
+    if not sdists:
+        # pip prepares the sdist's metadata, which imports torch: installed in step 2.
+        cmd = [str(python), "-m", "pip", "--disable-pip-version-check", "download",
+               "--no-deps", "--no-binary", ":all:", "--no-build-isolation", "-d", str(cache),
+               D2_SDIST]
+        log("$ " + " ".join(cmd))
+        r = subprocess.run(cmd)
+        sdists = sorted(cache.glob("pb1-detectron2-0.6.tar.gz"))
+        if r.returncode != 0 or not sdists:
+            sys.exit(
+                "[setup_env] ERROR: detectron2 is not importable in this environment and "
+                f"`{D2_SDIST}` could not be downloaded from the package registry (pip exit "
+                f"{r.returncode}). Either make the registry reachable and rerun `make env`, "
+                "or build detectron2 from source yourself "
+                "(https://detectron2.readthedocs.io/en/latest/tutorials/install.html) and run "
+                "`python3 tools/setup_env.py --python /path/to/that/env/bin/python`."
+            )
+    with tempfile.TemporaryDirectory() as tmp:
+        with tarfile.open(sdists[0]) as tar:
+            tar.extractall(tmp)
+        src = Path(tmp) / "pb1-detectron2-0.6"
+        setup_py = src / "setup.py"
+        text = setup_py.read_text()
+        # No C++/CUDA sources in this sdist: build no extension.
+        text, n = re.subn(r"ext_modules=get_extensions\(\),", "ext_modules=[],", text)
+        if n != 1:
+            sys.exit(f"[setup_env] ERROR: unexpected {setup_py.name} in {sdists[0]}: "
+                     "cannot find `ext_modules=get_extensions(),` to patch")
+        setup_py.write_text(text)
+        (src / "detectron2" / "_C.py").write_text(PLACEHOLDER_C)
+        pip(python, "--no-build-isolation", "--no-deps", str(src))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--python", type=Path, default=None,
+                    help="interpreter of an existing environment to add to (default: "
+                         "create/use .venv in the checkout)")
+    ap.add_argument("--venv", type=Path, default=ROOT / ".venv",
+                    help="where to create the virtual environment (default: .venv)")
+    args = ap.parse_args()
+
+    if args.python is not None:
+        python = args.python.expanduser()
+        if not python.exists():
+            sys.exit(f"[setup_env] ERROR: --python {python}: no such interpreter")
+        prefix = Path(subprocess.check_output(
+            [str(python), "-c", "import sys; print(sys.prefix)"], text=True).strip())
+    else:
+        prefix = args.venv.resolve()
+        python = prefix / "bin" / "python"
+        if not python.exists():
+            log(f"creating virtual environment {prefix}")
+            venv.EnvBuilder(with_pip=True, clear=False).create(prefix)
+
+    stamp = prefix / STAMP_NAME
+    want = fingerprint()
+    check = "import torch, torchvision, detectron2, dropblock_det, pycocotools, fvcore, pytest"
+    if stamp.exists() and stamp.read_text().split("\n")[0] == want and works(python, check):
+        log(f"environment ready ({python}); nothing to install")
+        return
+
+    if works(python, "import torch, torchvision"):
+        log("torch and torchvision already importable: left as they are")
+    else:
+        pip(python, *TORCH_PINS)
+
+    ours = ("import detectron2._C as c, sys; "
+            "sys.exit(0 if 'dropblock-det placeholder' in c.get_compiler_version() else 1)")
+    pins = []
+    if works(python, ours):
+        route = V06_ROUTE
+        pins = V06_PINS
+        log("detectron2 v0.6 installed by an earlier run: kept, with its pins")
+    elif works(python, "import detectron2"):
+        route = "existing detectron2 (left alone)"
+        log("detectron2 already importable: left as it is")
+    else:
+        route = V06_ROUTE
+        pins = V06_PINS
+        install_detectron2_v06(python, prefix / "cache")
+
+    # The pins ride along so that no dependency of the project upgrades past them.
+    pip(python, "-e", f"{ROOT}[test]", *pins)
+    if not works(python, check):
+        run([python, "-c", check])  # shows the import error
+    version = subprocess.check_output(
+        [str(python), "-c", "import detectron2, torch; print(detectron2.__version__, torch.__version__)"],
+        text=True).strip()
+    stamp.write_text(f"{want}\n{route}\ndetectron2 torch: {version}\n")
+    log(f"environment ready ({python}): {route}; detectron2 torch = {version}")
+
+
+if __name__ == "__main__":
+    main()
