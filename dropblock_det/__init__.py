@@ -18,5 +18,10 @@ except ImportError as e:  # pragma: no cover - exercised by tests in a subproces
     ) from None
 
 from .config import add_dropblock_config  # noqa: E402
+from . import layers  # noqa: E402
+from . import modeling  # noqa: E402  (registers backbones and DropBlockRetinaNet)
+from .config import validate_dropblock_config  # noqa: E402
+from .engine import DropBlockScheduleHook  # noqa: E402
+from . import data  # noqa: E402  (registers the synthetic and VOC segmentation datasets)
 
 __all__ = ["add_dropblock_config", "__version__"]

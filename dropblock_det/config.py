@@ -3,7 +3,14 @@
 Every default leaves the model identical to stock detectron2: nothing is inserted until a
 `*.ENABLED` key turns a location on.
 """
+import functools
+import math
+from typing import Any, Callable, Dict, List, Sequence, Tuple
+
 from detectron2.config import CfgNode as CN
+from torch import nn
+
+from .layers import GAMMA_MODES, IMPLS, REGULARIZER_TYPES, build_regularizer, scaled_keep_prob
 
 
 def add_dropblock_config(cfg: CN) -> None:
@@ -22,9 +29,11 @@ def add_dropblock_config(cfg: CN) -> None:
                                than 1 - KEEP_PROB because blocks overlap) or "calibrated"
                                (expected dropped fraction equals 1 - KEEP_PROB exactly).
       IMPL ["auto"]            "auto" (fused Triton kernel on CUDA, PyTorch elsewhere),
-                               "torch" (always the pure-PyTorch reference).
+                               "torch" (always the pure-PyTorch reference), "triton"
+                               (always the kernel).
       RESNET.ENABLED [False]   DropBlock inside ResNet blocks.
-      RESNET.STAGES [["res4", "res5"]]   stages that get it (the paper's groups 3 and 4).
+      RESNET.STAGES [["res4", "res5"]]   stages that get it (the paper's groups 3 and 4);
+                               each must be built (MODEL.RESNETS.OUT_FEATURES decides).
       RESNET.POSITIONS [["conv1", "conv2", "conv3", "shortcut"]]   after which conv+norm of
                                a block, and on the shortcut (as the official code). Basic
                                blocks (R18/R34) have no conv3.
@@ -40,15 +49,21 @@ def add_dropblock_config(cfg: CN) -> None:
       SEM_SEG_HEAD.POSITIONS [["aspp", "project", "decoder"]]   DeepLabV3+: after each ASPP
                                branch, after the ASPP projection, after each decoder conv;
                                the FCN head uses "decoder" for its convs.
-      DROP_PATH_RATE [0.0]     stochastic depth on every ResNet residual branch (0 = off);
-                               ramped by the same schedule.
+      DROP_PATH_RATE [0.0]     stochastic depth on every ResNet residual branch, the same
+                               rate in every block (0 = off; < 1); ramped by the schedule.
       SCHEDULE.START_ITER [0]  iteration at which the ramp from keep_prob 1.0 starts.
       SCHEDULE.END_ITER [-1]   iteration at which the target is reached; -1 = SOLVER.MAX_ITER
-                               (the paper ramps over the whole training).
+                               (the paper ramps over the whole training). The ramp is
+                               applied by `dropblock_det.engine.DropBlockScheduleHook`
+                               (register it with the trainer); without the hook every
+                               regularizer stays at its target keep_prob from iteration 0.
 
     INPUT.CUTOUT (image augmentation, for the paper's Cutout comparison)
       ENABLED [False], SIZE [64] side of the square in pixels of the resized image,
       NUM_HOLES [1], PROB [1.0] probability of applying it to an image.
+
+    Impossible values are rejected by :func:`validate_dropblock_config`, which every
+    dropblock-det builder calls when the model is built.
     """
     cfg.MODEL.DROPBLOCK = CN()
     db = cfg.MODEL.DROPBLOCK
@@ -88,3 +103,225 @@ def add_dropblock_config(cfg: CN) -> None:
     cfg.INPUT.CUTOUT.SIZE = 64
     cfg.INPUT.CUTOUT.NUM_HOLES = 1
     cfg.INPUT.CUTOUT.PROB = 1.0
+
+
+# Allowed names of the list-valued keys (TYPE, GAMMA and IMPL take the layers' names).
+RESNET_STAGES = ("res2", "res3", "res4", "res5")
+RESNET_POSITIONS = ("conv1", "conv2", "conv3", "shortcut")
+FPN_POSITIONS = ("lateral", "output", "top_block")
+HEAD_TOWERS = ("cls", "bbox")
+SEM_SEG_HEAD_POSITIONS = ("aspp", "project", "decoder")
+
+
+def _bad(key: str, value: Any, why: str) -> ValueError:
+    return ValueError(f"{key}={value!r}: {why}")
+
+
+def _check_number(key: str, value: Any) -> float:
+    # bool is an int subclass: True for KEEP_PROB is a typo, not 1.0.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _bad(key, value, f"expected a number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise _bad(key, value, "expected a finite number")
+    return float(value)
+
+
+def _check_int(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _bad(key, value, f"expected an integer, got {type(value).__name__}")
+    return value
+
+
+def _check_bool(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _bad(key, value, f"expected True or False, got {type(value).__name__}")
+    return value
+
+
+def _check_choice(key: str, value: Any, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise _bad(key, value, f"expected one of {list(choices)}")
+    return value
+
+
+def _check_names(key: str, value: Any, allowed: Sequence[str]) -> List[str]:
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise _bad(key, value, f"expected a list of names from {list(allowed)}")
+    for name in value:
+        if name not in allowed:
+            raise _bad(key, value, f"unknown name {name!r}; expected names from {list(allowed)}")
+    if len(set(value)) != len(value):
+        raise _bad(key, value, "a name is listed twice")
+    return list(value)
+
+
+def built_resnet_stages(cfg: CN) -> List[str]:
+    """The ResNet stages a backbone built from `cfg` contains.
+
+    detectron2's `ResNet` drops every stage after the last one named in
+    MODEL.RESNETS.OUT_FEATURES (e.g. OUT_FEATURES ["res4"] builds res2..res4 only).
+    """
+    depth_index = {name: i for i, name in enumerate(RESNET_STAGES, start=1)}
+    last = max([depth_index.get(f, 0) for f in cfg.MODEL.RESNETS.OUT_FEATURES], default=0)
+    return list(RESNET_STAGES[:last])
+
+
+def dropblock_schedule_range(cfg: CN) -> Tuple[int, int]:
+    """(start, end) iterations of the keep_prob ramp, with END_ITER -1 resolved to
+    SOLVER.MAX_ITER."""
+    schedule = cfg.MODEL.DROPBLOCK.SCHEDULE
+    end = schedule.END_ITER
+    if end == -1:
+        end = cfg.SOLVER.MAX_ITER
+    return schedule.START_ITER, end
+
+
+def resnet_stage_drop_scales(cfg: CN) -> Dict[str, float]:
+    """Drop-rate scale of every stage in MODEL.DROPBLOCK.RESNET.STAGES (1.0 when
+    STAGE_DROP_SCALES is empty)."""
+    resnet = cfg.MODEL.DROPBLOCK.RESNET
+    scales = list(resnet.STAGE_DROP_SCALES) or [1.0] * len(resnet.STAGES)
+    return {stage: float(scale) for stage, scale in zip(resnet.STAGES, scales)}
+
+
+def regularizer_factory(cfg: CN, drop_scale: float = 1.0) -> Callable[[], nn.Module]:
+    """A function of no arguments that builds one regularizer as MODEL.DROPBLOCK says
+    (TYPE, BLOCK_SIZE, SHARED_MASK, GAMMA, IMPL), with target keep probability
+    `scaled_keep_prob(KEEP_PROB, drop_scale)`. Builders call it once per location, so
+    every location gets its own module (and its own name in the module tree)."""
+    db = cfg.MODEL.DROPBLOCK
+    return functools.partial(
+        build_regularizer,
+        db.TYPE,
+        scaled_keep_prob(db.KEEP_PROB, drop_scale),
+        block_size=db.BLOCK_SIZE,
+        shared_mask=db.SHARED_MASK,
+        gamma_mode=db.GAMMA,
+        impl=db.IMPL,
+    )
+
+
+def validate_dropblock_config(cfg: CN) -> None:
+    """Reject impossible MODEL.DROPBLOCK (and INPUT.CUTOUT) values.
+
+    Raises:
+        KeyError: `cfg` has no MODEL.DROPBLOCK node (add_dropblock_config was not called).
+        ValueError: naming the full key and its value, for a value of the wrong type, a
+            probability out of range, BLOCK_SIZE < 1, an unknown TYPE/GAMMA/IMPL or
+            position/tower/stage name, a stage the ResNet does not build (see
+            :func:`built_resnet_stages`), STAGE_DROP_SCALES that do not match STAGES or
+            drive a keep probability to <= 0, an enabled location with nothing listed,
+            or a schedule that ends before it starts.
+    """
+    if "DROPBLOCK" not in cfg.MODEL:
+        raise KeyError(
+            "MODEL.DROPBLOCK is missing from the config: call "
+            "dropblock_det.add_dropblock_config(cfg) before merging config files"
+        )
+    p = "MODEL.DROPBLOCK."
+    db = cfg.MODEL.DROPBLOCK
+    _check_choice(p + "TYPE", db.TYPE, REGULARIZER_TYPES)
+    _check_choice(p + "GAMMA", db.GAMMA, GAMMA_MODES)
+    _check_choice(p + "IMPL", db.IMPL, IMPLS)
+    keep_prob = _check_number(p + "KEEP_PROB", db.KEEP_PROB)
+    if not 0.0 < keep_prob <= 1.0:
+        raise _bad(p + "KEEP_PROB", db.KEEP_PROB, "expected 0 < keep_prob <= 1")
+    if _check_int(p + "BLOCK_SIZE", db.BLOCK_SIZE) < 1:
+        raise _bad(p + "BLOCK_SIZE", db.BLOCK_SIZE, "expected an integer >= 1")
+    _check_bool(p + "SHARED_MASK", db.SHARED_MASK)
+
+    resnet_enabled = _check_bool(p + "RESNET.ENABLED", db.RESNET.ENABLED)
+    stages = _check_names(p + "RESNET.STAGES", db.RESNET.STAGES, RESNET_STAGES)
+    positions = _check_names(p + "RESNET.POSITIONS", db.RESNET.POSITIONS, RESNET_POSITIONS)
+    scales = db.RESNET.STAGE_DROP_SCALES
+    if isinstance(scales, str) or not isinstance(scales, (list, tuple)):
+        raise _bad(p + "RESNET.STAGE_DROP_SCALES", scales, "expected a list of numbers")
+    if scales and len(scales) != len(stages):
+        raise _bad(
+            p + "RESNET.STAGE_DROP_SCALES",
+            scales,
+            f"expected one scale per stage of {p}RESNET.STAGES={stages} (or an empty list)",
+        )
+    for scale in scales:
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale != scale:
+            raise _bad(p + "RESNET.STAGE_DROP_SCALES", scales, "expected a list of numbers")
+        if scale < 0:
+            raise _bad(p + "RESNET.STAGE_DROP_SCALES", scales, "scales must be >= 0")
+        if 1.0 - scale * (1.0 - keep_prob) <= 0:
+            raise _bad(
+                p + "RESNET.STAGE_DROP_SCALES",
+                scales,
+                f"scale {scale} with {p}KEEP_PROB={keep_prob} gives a keep probability <= 0",
+            )
+    if resnet_enabled:
+        if not stages:
+            raise _bad(p + "RESNET.STAGES", db.RESNET.STAGES, "RESNET.ENABLED but no stage")
+        if not positions:
+            raise _bad(
+                p + "RESNET.POSITIONS", db.RESNET.POSITIONS, "RESNET.ENABLED but no position"
+            )
+        built = built_resnet_stages(cfg)
+        for stage in stages:
+            if stage not in built:
+                raise _bad(
+                    p + "RESNET.STAGES",
+                    db.RESNET.STAGES,
+                    f"stage {stage!r} is not built: MODEL.RESNETS.OUT_FEATURES="
+                    f"{list(cfg.MODEL.RESNETS.OUT_FEATURES)} builds only {built}",
+                )
+
+    fpn_enabled = _check_bool(p + "FPN.ENABLED", db.FPN.ENABLED)
+    fpn_positions = _check_names(p + "FPN.POSITIONS", db.FPN.POSITIONS, FPN_POSITIONS)
+    if fpn_enabled and not fpn_positions:
+        raise _bad(p + "FPN.POSITIONS", db.FPN.POSITIONS, "FPN.ENABLED but no position")
+
+    head_enabled = _check_bool(p + "HEAD.ENABLED", db.HEAD.ENABLED)
+    towers = _check_names(p + "HEAD.TOWERS", db.HEAD.TOWERS, HEAD_TOWERS)
+    if head_enabled and not towers:
+        raise _bad(p + "HEAD.TOWERS", db.HEAD.TOWERS, "HEAD.ENABLED but no tower")
+
+    seg_enabled = _check_bool(p + "SEM_SEG_HEAD.ENABLED", db.SEM_SEG_HEAD.ENABLED)
+    seg_positions = _check_names(
+        p + "SEM_SEG_HEAD.POSITIONS", db.SEM_SEG_HEAD.POSITIONS, SEM_SEG_HEAD_POSITIONS
+    )
+    if seg_enabled and not seg_positions:
+        raise _bad(
+            p + "SEM_SEG_HEAD.POSITIONS",
+            db.SEM_SEG_HEAD.POSITIONS,
+            "SEM_SEG_HEAD.ENABLED but no position",
+        )
+
+    drop_path_rate = _check_number(p + "DROP_PATH_RATE", db.DROP_PATH_RATE)
+    if not 0.0 <= drop_path_rate < 1.0:
+        raise _bad(p + "DROP_PATH_RATE", db.DROP_PATH_RATE, "expected 0 <= rate < 1")
+
+    start = _check_int(p + "SCHEDULE.START_ITER", db.SCHEDULE.START_ITER)
+    end = _check_int(p + "SCHEDULE.END_ITER", db.SCHEDULE.END_ITER)
+    if start < 0:
+        raise _bad(p + "SCHEDULE.START_ITER", start, "expected an iteration >= 0")
+    if end == -1:
+        max_iter = cfg.SOLVER.MAX_ITER
+        if max_iter < start:
+            raise _bad(
+                p + "SCHEDULE.START_ITER",
+                start,
+                f"the ramp ends at SOLVER.MAX_ITER={max_iter} ({p}SCHEDULE.END_ITER=-1), "
+                "before it starts",
+            )
+    elif end < start:
+        raise _bad(
+            p + "SCHEDULE.END_ITER",
+            end,
+            f"the ramp ends before it starts ({p}SCHEDULE.START_ITER={start}); "
+            "use -1 for SOLVER.MAX_ITER",
+        )
+
+    if "CUTOUT" in cfg.INPUT:
+        cutout = cfg.INPUT.CUTOUT
+        _check_bool("INPUT.CUTOUT.ENABLED", cutout.ENABLED)
+        if _check_int("INPUT.CUTOUT.SIZE", cutout.SIZE) < 1:
+            raise _bad("INPUT.CUTOUT.SIZE", cutout.SIZE, "expected a side >= 1 pixel")
+        if _check_int("INPUT.CUTOUT.NUM_HOLES", cutout.NUM_HOLES) < 1:
+            raise _bad("INPUT.CUTOUT.NUM_HOLES", cutout.NUM_HOLES, "expected >= 1 hole")
+        if not 0.0 <= _check_number("INPUT.CUTOUT.PROB", cutout.PROB) <= 1.0:
+            raise _bad("INPUT.CUTOUT.PROB", cutout.PROB, "expected 0 <= prob <= 1")

@@ -45,3 +45,154 @@ def small_retinanet_cfg(config_file: str = "Base-RetinaNet.yaml", depth: int = 1
     cfg.INPUT.MIN_SIZE_TEST = 64
     cfg.INPUT.MAX_SIZE_TEST = 96
     return cfg
+
+
+# ----------------------------------------------------------------------------- VOC + SBD
+# A miniature PASCAL VOC 2012 + SBD tree (issue 5's tests): what each id is and where its
+# label comes from, so tests can check the prepared splits.
+MINI_VOC_TRAIN = ("2007_000032", "2007_000039")  # VOC 2012 SegmentationClass train
+MINI_VOC_VAL = ("2007_000033", "2007_000042")  # VOC 2012 SegmentationClass val
+MINI_SBD_TRAIN = ("2007_000039", "2008_000002", "2008_000003")  # first one: VOC label wins
+MINI_SBD_VAL = ("2008_000004", "2007_000033")  # second one: VOC val, not in train_aug
+MINI_TRAIN_AUG = ("2007_000032", "2007_000039", "2008_000002", "2008_000003", "2008_000004")
+
+
+def make_mini_voc_sbd(root, seed: int = 0):
+    """Write a miniature VOCdevkit/VOC2012 and SBD benchmark_RELEASE under `root`.
+
+    VOC labels are palette ("P") PNGs with VOC's colours, a 1-pixel 255 border band and
+    class 15 (person, luminance 147 after convert("L")) among the classes; SBD labels are
+    cls/<id>.mat files with GTcls.Segmentation (scipy.io.savemat). Images are RGB JPEGs of
+    varied sizes (48..64 x 64..80). Returns (voc_dir, sbd_dir, {id: label array}).
+    """
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+    from scipy.io import savemat
+
+    from dropblock_det.data.voc_sem_seg import voc_palette
+
+    root = Path(root)
+    voc = root / "VOCdevkit" / "VOC2012"
+    sbd = root / "benchmark_RELEASE" / "dataset"
+    for d in (voc / "JPEGImages", voc / "SegmentationClass", voc / "ImageSets" / "Segmentation",
+              sbd / "cls", sbd / "img"):
+        d.mkdir(parents=True, exist_ok=True)
+    palette = [v for rgb in voc_palette(256) for v in rgb]
+    rng = np.random.default_rng(seed)
+    labels = {}
+    all_ids = dict.fromkeys(MINI_VOC_TRAIN + MINI_VOC_VAL + MINI_SBD_TRAIN + MINI_SBD_VAL)
+    for k, image_id in enumerate(all_ids):
+        h, w = 48 + 8 * (k % 3), 64 + 8 * (k % 2)
+        label = np.zeros((h, w), dtype=np.uint8)
+        classes = (15, 1 + k % 20, 1 + (3 * k) % 20)
+        for j, c in enumerate(classes):  # three rectangles of different classes
+            y0, x0 = 4 + 12 * j, 6 + 16 * j
+            label[y0:y0 + 16, x0:x0 + 20] = c
+        image = np.zeros((h, w, 3), dtype=np.uint8)
+        image[...] = (label[..., None] * np.array([9, 5, 13])) % 256  # learnable colours
+        image = np.clip(image + rng.integers(0, 30, image.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(image).save(voc / "JPEGImages" / f"{image_id}.jpg", quality=95)
+        if image_id in MINI_VOC_TRAIN or image_id in MINI_VOC_VAL:
+            voc_label = label.copy()
+            edges = np.zeros_like(label, dtype=bool)  # VOC marks object borders 255
+            edges[1:, :] |= label[1:, :] != label[:-1, :]
+            edges[:, 1:] |= label[:, 1:] != label[:, :-1]
+            voc_label[edges] = 255
+            png = Image.fromarray(voc_label, mode="P")
+            png.putpalette(palette)
+            png.save(voc / "SegmentationClass" / f"{image_id}.png")
+            labels[image_id] = voc_label
+        if image_id in MINI_SBD_TRAIN or image_id in MINI_SBD_VAL:
+            # SBD's own label of an id that VOC also labels is deliberately different (no
+            # border band, class shifted) so tests can tell which one was used.
+            sbd_label = label if image_id not in labels else np.where(label > 0, 2, 0)
+            savemat(sbd / "cls" / f"{image_id}.mat",
+                    {"GTcls": {"Segmentation": sbd_label.astype(np.uint8),
+                               "CategoriesPresent": np.unique(sbd_label[sbd_label > 0])}})
+            labels.setdefault(image_id, label)
+    (voc / "ImageSets" / "Segmentation" / "train.txt").write_text("\n".join(MINI_VOC_TRAIN) + "\n")
+    (voc / "ImageSets" / "Segmentation" / "val.txt").write_text("\n".join(MINI_VOC_VAL) + "\n")
+    (sbd / "train.txt").write_text("\n".join(MINI_SBD_TRAIN) + "\n")
+    (sbd / "val.txt").write_text("\n".join(MINI_SBD_VAL) + "\n")
+    return voc, sbd.parent, labels
+
+
+def detection_batch(num_images: int = 2, size=(3, 64, 96), seed: int = 0, with_instances=True):
+    """detectron2 model inputs: random uint8 images (C, H, W) and, when `with_instances`,
+    two ground-truth boxes of classes 0 and 2 per image (fit in images >= 64 x 72)."""
+    from detectron2.structures import Boxes, Instances
+
+    g = torch.Generator().manual_seed(seed)
+    batch = []
+    for _ in range(num_images):
+        image = (torch.rand(size, generator=g) * 255).to(torch.uint8)
+        item = {"image": image, "height": size[1], "width": size[2]}
+        if with_instances:
+            instances = Instances(size[1:])
+            instances.gt_boxes = Boxes(torch.tensor([[4.0, 6.0, 40.0, 50.0], [30.0, 5.0, 70.0, 40.0]]))
+            instances.gt_classes = torch.tensor([0, 2])
+            item["instances"] = instances
+        batch.append(item)
+    return batch
+
+
+MINI_VOC_TRAIN_NAME = "voc_mini_sem_seg_train_aug"
+MINI_VOC_VAL_NAME = "voc_mini_sem_seg_val"
+
+
+@pytest.fixture(scope="session")
+def mini_voc_datasets(tmp_path_factory):
+    """The miniature VOC + SBD tree, prepared, registered as `voc_mini_sem_seg_train_aug` /
+    `voc_mini_sem_seg_val` (names distinct from the real ones). Returns the VOC2012 dir."""
+    import dropblock_det.data  # noqa: F401
+    from dropblock_det.data.prepare_voc import prepare_voc_sem_seg
+    from dropblock_det.data.voc_sem_seg import register_voc_sem_seg
+
+    voc, sbd, _ = make_mini_voc_sbd(tmp_path_factory.mktemp("mini_voc_prepared"))
+    prepare_voc_sem_seg(voc, sbd)
+    register_voc_sem_seg(MINI_VOC_TRAIN_NAME, voc, "train_aug")
+    register_voc_sem_seg(MINI_VOC_VAL_NAME, voc, "val")
+    return voc
+
+
+def small_voc_sem_seg_cfg(config_file: str, output_dir, opts=()):
+    """A PascalVOC-SemanticSegmentation config shrunk to run 2 iterations in seconds on CPU:
+    the mini VOC datasets, 64-pixel crops, native-size evaluation, narrow channels (still
+    multiples of 32 for GN), no weights, no workers. Extra `opts` are merged last."""
+    from dropblock_det.engine.trainer import load_config
+
+    path = CONFIGS / "PascalVOC-SemanticSegmentation" / config_file
+    cfg = load_config(str(path))
+    is_deeplab = "DeepLab" in cfg.MODEL.SEM_SEG_HEAD.NAME
+    cfg.merge_from_list([
+        "MODEL.DEVICE", "cpu",
+        "MODEL.WEIGHTS", "",
+        # R50 (DeepLab's dilation needs bottlenecks) made narrow: 32..256 channels
+        "MODEL.RESNETS.DEPTH", 50,
+        "MODEL.RESNETS.STEM_OUT_CHANNELS", 64,
+        "MODEL.RESNETS.RES2_OUT_CHANNELS", 32,
+        "MODEL.RESNETS.WIDTH_PER_GROUP", 32,
+        "MODEL.SEM_SEG_HEAD.CONVS_DIM", 32,
+        "MODEL.DROPBLOCK.BLOCK_SIZE", 3,
+        "DATASETS.TRAIN", (MINI_VOC_TRAIN_NAME,),
+        "DATASETS.TEST", (MINI_VOC_VAL_NAME,),
+        "INPUT.MIN_SIZE_TRAIN", (64,),
+        "INPUT.MAX_SIZE_TRAIN", 128,
+        "INPUT.CROP.SIZE", (64, 64),
+        "SOLVER.IMS_PER_BATCH", 2,
+        "SOLVER.MAX_ITER", 2,
+        "SOLVER.WARMUP_ITERS", 1,
+        "DATALOADER.NUM_WORKERS", 0,
+        "OUTPUT_DIR", str(output_dir),
+    ])
+    if is_deeplab:
+        cfg.merge_from_list([
+            "MODEL.SEM_SEG_HEAD.PROJECT_CHANNELS", [32],
+            "MODEL.SEM_SEG_HEAD.ASPP_CHANNELS", 32,
+        ])
+    else:
+        cfg.merge_from_list(["MODEL.FPN.OUT_CHANNELS", 32])
+    cfg.merge_from_list(list(opts))
+    return cfg

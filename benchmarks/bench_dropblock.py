@@ -1,0 +1,248 @@
+#!/usr/bin/env python
+"""DropBlock speed and memory, side by side in one run, against the `x * mask` floor.
+
+Rows: the floor (`x * mask` with a precomputed mask, the least any implementation must
+pay), dropblock_det's PyTorch path (per channel as the paper, and shared across channels),
+dropblock_det's Triton kernel (CUDA), `torchvision.ops.drop_block2d`, and, when they are
+importable, timm's `drop_block_2d` and the `dropblock` package's `DropBlock2D`.
+
+Columns: forward ms and forward+backward ms (median of --repeats runs in training mode,
+x requiring grad, x.grad reset each run so every row pays the same allocation), bytes that
+autograd keeps for backward per element (unique storages saved by the graph, excluding x
+itself), and forward+backward relative to the floor of the same shape.
+
+    python benchmarks/bench_dropblock.py            # CPU, and CUDA when present
+    python benchmarks/bench_dropblock.py --quick    # fewer repeats, one CPU shape
+"""
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from dropblock_det.layers import drop_block_2d  # noqa: E402
+
+KEEP_PROB = 0.9
+BLOCK_SIZE = 7
+CPU_SHAPES = [(8, 256, 50, 68), (8, 512, 25, 34)]
+CUDA_SHAPES = [(16, 1024, 50, 68), (16, 256, 100, 136)]
+
+Impl = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _floor(x: torch.Tensor) -> Impl:
+    mask = (torch.rand_like(x, dtype=torch.float32) < KEEP_PROB).to(x.dtype)
+    return lambda t: t * mask
+
+
+def _ours(shared: bool, impl: str) -> Impl:
+    return lambda t: drop_block_2d(t, KEEP_PROB, BLOCK_SIZE, shared_mask=shared, impl=impl)
+
+
+def _torchvision() -> Optional[Impl]:
+    try:
+        from torchvision.ops import drop_block2d
+    except ImportError:
+        return None
+    return lambda t: drop_block2d(t, 1.0 - KEEP_PROB, BLOCK_SIZE, inplace=False, training=True)
+
+
+def _timm() -> Optional[Impl]:
+    try:
+        from timm.layers import drop_block_2d as timm_drop_block_2d
+    except ImportError:
+        try:
+            from timm.models.layers import drop_block_2d as timm_drop_block_2d
+        except ImportError:
+            return None
+    return lambda t: timm_drop_block_2d(t, drop_prob=1.0 - KEEP_PROB, block_size=BLOCK_SIZE)
+
+
+def _dropblock_package() -> Optional[Impl]:
+    try:
+        from dropblock import DropBlock2D
+    except ImportError:
+        return None
+    module = DropBlock2D(block_size=BLOCK_SIZE, drop_prob=1.0 - KEEP_PROB).train()
+    return module
+
+
+def _triton_ok() -> bool:
+    try:
+        from dropblock_det.layers.drop_block_triton import triton_available
+    except ImportError:
+        return False
+    return bool(triton_available())
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{v:.1f}" for v in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _bytes_kept_per_element(impl: Impl, x: torch.Tensor) -> float:
+    """Bytes of the distinct storages autograd saves for backward (x itself excluded)."""
+    seen: Dict[int, int] = {}
+    x_ptr = x.untyped_storage().data_ptr()
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() != x_ptr:
+            seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = impl(x)
+    del out
+    return sum(seen.values()) / x.numel()
+
+
+def bench_shape(
+    impls: Dict[str, Impl], x: torch.Tensor, warmup: int, repeats: int
+) -> Dict[str, Tuple[float, float, float]]:
+    """(fwd ms, fwd+bwd ms, kept bytes/element) per implementation.
+
+    The implementations are timed round-robin (one run of each per repeat) so that load
+    from other processes on a shared machine hits every row alike and the ratios to the
+    floor stay meaningful even when the absolute times drift.
+    """
+    grad = torch.randn_like(x)
+
+    def forward(impl: Impl) -> None:
+        impl(x)
+
+    def forward_backward(impl: Impl) -> None:
+        x.grad = None
+        impl(x).backward(grad)
+
+    times: Dict[str, Tuple[List[float], List[float]]] = {name: ([], []) for name in impls}
+    for step in range(warmup + repeats):
+        for name, impl in impls.items():
+            for kind, fn in enumerate((forward, forward_backward)):
+                _synchronize(x.device)
+                start = time.perf_counter()
+                fn(impl)
+                _synchronize(x.device)
+                if step >= warmup:
+                    times[name][kind].append((time.perf_counter() - start) * 1e3)
+    return {
+        name: (
+            statistics.median(times[name][0]),
+            statistics.median(times[name][1]),
+            _bytes_kept_per_element(impl, x),
+        )
+        for name, impl in impls.items()
+    }
+
+
+def run(device: torch.device, shapes, dtypes, warmup: int, repeats: int):
+    rows: List[List[str]] = []
+    notes: List[str] = []
+    for shape in shapes:
+        for dtype in dtypes:
+            x = torch.randn(shape, device=device, dtype=dtype, requires_grad=True)
+            candidates: Dict[str, Optional[Impl]] = {
+                "floor: x * mask": _floor(x.detach()),
+                "dropblock_det torch (per channel)": _ours(False, "torch"),
+                "dropblock_det torch (shared mask)": _ours(True, "torch"),
+            }
+            if device.type == "cuda":
+                candidates["dropblock_det triton (per channel)"] = (
+                    _ours(False, "triton") if _triton_ok() else None
+                )
+            candidates["torchvision.ops.drop_block2d"] = _torchvision()
+            candidates["timm drop_block_2d"] = _timm()
+            candidates["dropblock DropBlock2D (shared mask)"] = _dropblock_package()
+            impls = {name: impl for name, impl in candidates.items() if impl is not None}
+            for name, impl in candidates.items():
+                note = f"{name}: not installed / not available, row skipped"
+                if impl is None and note not in notes:
+                    notes.append(note)
+            torch.manual_seed(0)
+            results = bench_shape(impls, x, warmup, repeats)
+            floor_ms = results["floor: x * mask"][1]
+            for name, (fwd, fwd_bwd, kept) in results.items():
+                rows.append(
+                    [
+                        device.type,
+                        name,
+                        "x".join(map(str, shape)),
+                        str(dtype).replace("torch.", ""),
+                        f"{fwd:.2f}",
+                        f"{fwd_bwd:.2f}",
+                        f"{kept:.3f}",
+                        f"{fwd_bwd / floor_ms:.2f}x",
+                    ]
+                )
+                print("  measured:", " | ".join(rows[-1]), flush=True)
+    return rows, notes
+
+
+def print_table(rows: List[List[str]]) -> None:
+    header = ["device", "implementation", "shape", "dtype", "fwd ms", "fwd+bwd ms",
+              "kept B/elem", "fwd+bwd / floor"]
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+    line = "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |"
+    print(line)
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in rows:
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one CPU shape, fewer repeats")
+    parser.add_argument("--device", choices=["all", "cpu", "cuda"], default="all")
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    repeats = args.repeats or (5 if args.quick else 15)
+    warmup = 2 if args.quick else 3
+
+    print(
+        f"DropBlock benchmark: keep_prob {KEEP_PROB}, block {BLOCK_SIZE}; torch {torch.__version__}, "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"{torch.get_num_threads()} torch threads, load average {_load()}"
+    )
+    all_rows, all_notes = [], []
+    if args.device in ("all", "cpu"):
+        shapes = CPU_SHAPES[:1] if args.quick else CPU_SHAPES
+        rows, notes = run(torch.device("cpu"), shapes, [torch.float32], warmup, repeats)
+        all_rows += rows
+        all_notes += notes
+    if args.device in ("all", "cuda"):
+        if torch.cuda.is_available():
+            print(f"CUDA device: {torch.cuda.get_device_name()}")
+            shapes = CUDA_SHAPES[:1] if args.quick else CUDA_SHAPES
+            rows, notes = run(
+                torch.device("cuda"), shapes, [torch.bfloat16, torch.float32], warmup, repeats * 2
+            )
+            all_rows += rows
+            all_notes += [n for n in notes if n not in all_notes]
+        else:
+            all_notes.append("CUDA: no device, CUDA rows skipped")
+    print(f"load average at the end: {_load()} (other processes share these cores)")
+    print()
+    print_table(all_rows)
+    for note in all_notes:
+        print(f"note: {note}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+#!/usr/bin/env python
+"""List exactly which expected file or folder is missing for some datasets.
+
+    python datasets/check_datasets.py --config-file configs/COCO-Detection/X.yaml
+    python datasets/check_datasets.py coco_2017_train voc_2012_sem_seg_val --root /data
+
+Datasets are read from --root (default: $DETECTRON2_DATASETS, else ./datasets); see
+datasets/README.md for the layouts. Exit status 0 when everything is present, 1 otherwise.
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("names", nargs="*", help="dataset names (e.g. coco_2017_train)")
+    p.add_argument("--config-file", help="check DATASETS.TRAIN and DATASETS.TEST of this config")
+    p.add_argument("--root", help="datasets root (default: $DETECTRON2_DATASETS or ./datasets)")
+    args = p.parse_args(argv)
+
+    import dropblock_det  # noqa: F401  (registers the project's datasets)
+    from dropblock_det.data.dataset_check import format_missing, missing_dataset_paths
+    from dropblock_det.data.synthetic import default_datasets_root
+
+    names = list(args.names)
+    if args.config_file:
+        from dropblock_det.engine.trainer import load_config
+
+        cfg = load_config(args.config_file)
+        names += list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST)
+    if not names:
+        p.error("give dataset names or --config-file")
+    names = list(dict.fromkeys(names))
+    root = args.root or default_datasets_root()
+    missing = missing_dataset_paths(names, root)
+    if missing:
+        print(format_missing(missing, root))
+        return 1
+    print(f"all present under {os.path.abspath(root)}: {', '.join(names)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

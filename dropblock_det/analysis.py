@@ -1,0 +1,263 @@
+"""Analyses behind the tools: training curves of a run, robustness to DropBlock at
+inference (paper section 4.2), and the block_size x keep_prob sweep.
+
+The tools in ``tools/`` (main_job.py, analyze_robustness.py, sweep.py) only parse
+arguments and call these functions.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import torch
+
+# matplotlib without a display (servers, CI).
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+KEEP_PROB_KEY = "dropblock/keep_prob"
+
+
+# ----------------------------------------------------------------------------- training curves
+def read_metrics(path: os.PathLike) -> List[Dict[str, Any]]:
+    """Records of detectron2's ``metrics.json`` (one JSON object per line, as its
+    JSONWriter writes them), in file order."""
+    records = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                records.append(json.loads(line))
+    return records
+
+
+def final_metric(records: Sequence[Dict[str, Any]], key: str = "bbox/AP") -> Optional[float]:
+    """The last value of ``key`` in the records (None if never written)."""
+    for rec in reversed(records):
+        if key in rec:
+            return float(rec[key])
+    return None
+
+
+def plot_training_curves(records: Sequence[Dict[str, Any]], out_png: os.PathLike,
+                         ap_key: str = "bbox/AP", title: str = "") -> Path:
+    """PNG with the losses and the keep_prob schedule against the iteration, and the
+    final AP in the title. Returns the PNG path."""
+    import matplotlib.pyplot as plt
+
+    train = [r for r in records if "total_loss" in r]
+    iters = [r["iteration"] for r in train]
+    fig, (ax_loss, ax_kp) = plt.subplots(2, 1, figsize=(7, 6), sharex=True,
+                                         gridspec_kw={"height_ratios": [2, 1]})
+    for key in sorted({k for r in train for k in r if k.startswith("loss") or k == "total_loss"}):
+        ax_loss.plot(iters, [r.get(key, math.nan) for r in train], label=key,
+                     linewidth=2 if key == "total_loss" else 1)
+    ax_loss.set_ylabel("loss")
+    ax_loss.set_yscale("log")
+    ax_loss.legend(loc="upper right")
+    ax_loss.grid(alpha=0.3)
+    kp = [r.get(KEEP_PROB_KEY, math.nan) for r in train]
+    ax_kp.plot(iters, kp, color="tab:purple")
+    ax_kp.set_ylabel("DropBlock keep_prob")
+    ax_kp.set_xlabel("iteration")
+    ax_kp.grid(alpha=0.3)
+    ap = final_metric(records, ap_key)
+    headline = f"final {ap_key} = {ap:.2f}" if ap is not None else f"no {ap_key} recorded"
+    fig.suptitle(f"{title}\n{headline}" if title else headline)
+    fig.tight_layout()
+    out_png = Path(out_png)
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return out_png
+
+
+# ----------------------------------------------------------------------------- robustness
+def evaluate_with_dropblock_at_inference(
+    model: torch.nn.Module,
+    evaluate: Callable[[torch.nn.Module], Dict[str, Any]],
+    keep_probs: Sequence[float],
+    seeds: Sequence[int],
+    metric: Callable[[Dict[str, Any]], float],
+) -> Dict[float, List[float]]:
+    """Paper section 4.2: evaluate ``model`` with its regularizers active at inference.
+
+    For each keep_prob and seed: the model is put in eval() (norm layers, heads in
+    inference mode), then every KeepProbRegularizer is switched to training mode and given
+    that keep_prob, the RNG is seeded, and ``evaluate(model)`` is called; ``metric`` picks
+    the number (e.g. bbox AP) from its result. keep_prob 1.0 is evaluated once (it is
+    deterministic). The model is left in eval() with regularizers off and at their targets.
+
+    Returns {keep_prob: [metric per seed]}.
+    """
+    from .layers import iter_regularizers, set_keep_prob
+
+    regularizers = [m for _, m in iter_regularizers(model)]
+    if not regularizers:
+        raise ValueError("the model has no DropBlock/KeepProbRegularizer modules: build it "
+                         "with MODEL.DROPBLOCK.*.ENABLED so there is something to switch on")
+    results: Dict[float, List[float]] = {}
+    try:
+        for kp in keep_probs:
+            if not 0.0 < kp <= 1.0:
+                raise ValueError(f"keep_prob {kp} is not in (0, 1]")
+            results[kp] = []
+            for seed in (seeds[:1] if kp == 1.0 else seeds):
+                model.eval()
+                for m in regularizers:
+                    m.train()
+                set_keep_prob(model, kp)
+                torch.manual_seed(seed)
+                results[kp].append(float(metric(evaluate(model))))
+    finally:
+        model.eval()
+        for m in regularizers:
+            m.keep_prob = m.target_keep_prob
+    return results
+
+
+def summarize_runs(results: Dict[float, List[float]]) -> List[Tuple[float, float, float, int]]:
+    """[(keep_prob, mean, std, n)] sorted by keep_prob descending."""
+    rows = []
+    for kp in sorted(results, reverse=True):
+        vals = results[kp]
+        mean = sum(vals) / len(vals)
+        std = math.sqrt(sum((v - mean) ** 2 for v in vals) / len(vals)) if len(vals) > 1 else 0.0
+        rows.append((kp, mean, std, len(vals)))
+    return rows
+
+
+def format_robustness_table(curves: Dict[str, Dict[float, List[float]]],
+                            metric_name: str = "AP") -> str:
+    """Plain-text table: one row per keep_prob, one column (mean +- std) per model."""
+    keep_probs = sorted({kp for c in curves.values() for kp in c}, reverse=True)
+    header = ["keep_prob"] + [f"{label} {metric_name}" for label in curves]
+    rows = [header]
+    for kp in keep_probs:
+        row = [f"{kp:.2f}"]
+        for c in curves.values():
+            if kp in c:
+                (_, mean, std, n), = [r for r in summarize_runs({kp: c[kp]})]
+                row.append(f"{mean:6.2f} +- {std:4.2f} (n={n})")
+            else:
+                row.append("-")
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)) for r in rows)
+
+
+def plot_robustness(curves: Dict[str, Dict[float, List[float]]], out_png: os.PathLike,
+                    metric_name: str = "AP") -> Path:
+    """PNG: metric against inference keep_prob, one line (mean, std band) per model."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, c in curves.items():
+        rows = summarize_runs(c)
+        kps = [r[0] for r in rows]
+        means = [r[1] for r in rows]
+        stds = [r[2] for r in rows]
+        ax.errorbar(kps, means, yerr=stds, marker="o", capsize=3, label=label)
+    ax.set_xlabel("keep_prob of DropBlock applied at inference")
+    ax.set_ylabel(metric_name)
+    ax.invert_xaxis()  # from no drop (1.0) to strong drop, as the paper's figure
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    out_png = Path(out_png)
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return out_png
+
+
+# ----------------------------------------------------------------------------- sweep
+SWEEP_FIELDS = ["block_size", "keep_prob", "metric", "value", "output_dir"]
+
+
+def sweep_cells(block_sizes: Iterable[int], keep_probs: Iterable[float]) -> List[Tuple[int, float]]:
+    """The grid, block_size-major; ValueError naming a bad value."""
+    cells = []
+    for b in block_sizes:
+        if int(b) != b or b < 1:
+            raise ValueError(f"block_size {b!r} must be a positive integer")
+        for kp in keep_probs:
+            if not 0.0 < kp <= 1.0:
+                raise ValueError(f"keep_prob {kp!r} must be in (0, 1]")
+            cells.append((int(b), float(kp)))
+    return cells
+
+
+def read_sweep_csv(path: os.PathLike) -> Dict[Tuple[int, float], Dict[str, Any]]:
+    """{(block_size, keep_prob): row} of the finished cells recorded in ``path``."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    done = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            key = (int(row["block_size"]), round(float(row["keep_prob"]), 6))
+            row["value"] = float(row["value"])
+            done[key] = row
+    return done
+
+
+def run_sweep(cells: Sequence[Tuple[int, float]], train_cell: Callable[[int, float], Tuple[float, str]],
+              csv_path: os.PathLike, metric_name: str = "bbox/AP",
+              log: Callable[[str], None] = print) -> Dict[Tuple[int, float], float]:
+    """Run ``train_cell(block_size, keep_prob) -> (metric value, output_dir)`` for every cell
+    not yet recorded in ``csv_path``, appending one CSV row as each finishes (so an
+    interrupted sweep resumes where it stopped). Returns {cell: value} for all cells."""
+    csv_path = Path(csv_path)
+    done = read_sweep_csv(csv_path)
+    values = {}
+    for i, (b, kp) in enumerate(cells):
+        key = (b, round(kp, 6))
+        if key in done:
+            log(f"[sweep] cell {i + 1}/{len(cells)} block_size={b} keep_prob={kp}: "
+                f"already in {csv_path}, {metric_name}={done[key]['value']:.3f}")
+            values[(b, kp)] = done[key]["value"]
+            continue
+        log(f"[sweep] cell {i + 1}/{len(cells)} block_size={b} keep_prob={kp}: training")
+        value, out_dir = train_cell(b, kp)
+        new_file = not csv_path.is_file()
+        csv_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(csv_path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=SWEEP_FIELDS)
+            if new_file:
+                writer.writeheader()
+            writer.writerow({"block_size": b, "keep_prob": kp, "metric": metric_name,
+                             "value": value, "output_dir": out_dir})
+        values[(b, kp)] = float(value)
+        log(f"[sweep] cell {i + 1}/{len(cells)} block_size={b} keep_prob={kp}: "
+            f"{metric_name}={value:.3f}")
+    return values
+
+
+def plot_sweep_heatmap(values: Dict[Tuple[int, float], float], out_png: os.PathLike,
+                       metric_name: str = "bbox/AP") -> Path:
+    """Heatmap PNG: block_size (rows) x keep_prob (columns), cells annotated."""
+    import matplotlib.pyplot as plt
+
+    blocks = sorted({b for b, _ in values})
+    kps = sorted({kp for _, kp in values}, reverse=True)
+    grid = [[values.get((b, kp), math.nan) for kp in kps] for b in blocks]
+    fig, ax = plt.subplots(figsize=(1.4 * len(kps) + 2, 1.0 * len(blocks) + 1.5))
+    im = ax.imshow(grid, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(kps)))
+    ax.set_xticklabels([f"{kp:g}" for kp in kps])
+    ax.set_yticks(range(len(blocks)))
+    ax.set_yticklabels([str(b) for b in blocks])
+    ax.set_xlabel("keep_prob")
+    ax.set_ylabel("block_size")
+    for i, row in enumerate(grid):
+        for j, v in enumerate(row):
+            if not math.isnan(v):
+                ax.text(j, i, f"{v:.1f}", ha="center", va="center", color="w")
+    fig.colorbar(im, ax=ax, label=metric_name)
+    fig.tight_layout()
+    out_png = Path(out_png)
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return out_png

@@ -1,0 +1,131 @@
+"""Cutout (DeVries & Taylor, "Improved Regularization of Convolutional Neural Networks with
+Cutout", arXiv 1708.04552) as a detectron2 augmentation: the input-space relative of
+DropBlock that the paper compares against.
+
+`NUM_HOLES` squares of `SIZE` pixels are filled with a constant. Each square's centre is
+uniform over the whole image (as the original: a square may hang over the border, and is
+clipped there, so edge pixels are not under-sampled). Only the image changes: boxes,
+polygons, keypoints and semantic-segmentation ground truth are left as they are (Cutout
+hides pixels, it does not move or relabel anything).
+
+Fill value: the original zeroes *normalised* images, i.e. fills with the dataset mean.
+detectron2 augments raw images before normalisation, so `build_cutout_augmentation` fills
+with `MODEL.PIXEL_MEAN` (in the image's channel order, `INPUT.FORMAT`), which is 0 after
+normalisation, the original's behaviour.
+"""
+import numbers
+from typing import Any, List, Sequence, Union
+
+import numpy as np
+from detectron2.data import transforms as T
+from fvcore.transforms.transform import NoOpTransform, Transform
+
+__all__ = ["Cutout", "CutoutTransform", "build_cutout_augmentation"]
+
+FillValue = Union[float, Sequence[float]]
+
+
+class CutoutTransform(Transform):
+    """Fill fixed rectangles of the image with `fill_value`; geometry is unchanged.
+
+    Args:
+        boxes: (K, 4) int array of [x0, y0, x1, y1) pixel rectangles, already clipped.
+        fill_value: one number, or one per channel.
+    """
+
+    def __init__(self, boxes: np.ndarray, fill_value: FillValue = 0.0) -> None:
+        super().__init__()
+        self._set_attributes(locals())
+
+    def apply_image(self, img: np.ndarray) -> np.ndarray:
+        """img: (H, W) or (H, W, C), any dtype; returns a filled copy of the same dtype."""
+        out = np.array(img, copy=True)
+        fill = np.asarray(self.fill_value, dtype=np.float64)
+        if np.issubdtype(out.dtype, np.integer):
+            info = np.iinfo(out.dtype)
+            fill = np.clip(np.round(fill), info.min, info.max)
+        fill = fill.astype(out.dtype)
+        if fill.ndim == 1 and (out.ndim != 3 or out.shape[2] != fill.shape[0]):
+            raise ValueError(
+                f"fill_value has {fill.shape[0]} channels but the image has shape {out.shape}"
+            )
+        for x0, y0, x1, y1 in self.boxes:
+            out[y0:y1, x0:x1] = fill
+        return out
+
+    def apply_coords(self, coords: np.ndarray) -> np.ndarray:
+        return coords
+
+    def apply_segmentation(self, segmentation: np.ndarray) -> np.ndarray:
+        # The default would call apply_image and write the fill value into label maps.
+        return segmentation
+
+    def inverse(self) -> Transform:
+        # The hidden pixels are gone; geometrically Cutout is the identity.
+        return NoOpTransform()
+
+
+def _check_positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _check_probability(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0.0 <= value <= 1.0):
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+class Cutout(T.Augmentation):
+    """With probability `prob`, fill `num_holes` squares of side `size` pixels.
+
+    Args:
+        size: side of each square in pixels (of the image as it is when Cutout runs, i.e.
+            after resizing if it comes after the resize augmentation).
+        num_holes: squares per image (they may overlap).
+        prob: probability of applying it to an image (otherwise a NoOpTransform).
+        fill_value: one number or one per channel (0 by default; see the module docstring
+            for why the config builder uses the pixel mean).
+    """
+
+    def __init__(
+        self, size: int, num_holes: int = 1, prob: float = 1.0, fill_value: FillValue = 0.0
+    ) -> None:
+        super().__init__()
+        size = _check_positive_int(size, "size")
+        num_holes = _check_positive_int(num_holes, "num_holes")
+        prob = _check_probability(prob, "prob")
+        self._init(locals())
+
+    def get_transform(self, image: np.ndarray) -> Transform:
+        # np.random, like detectron2's own augmentations, so worker seeding applies.
+        if self.prob < 1.0 and np.random.uniform() >= self.prob:
+            return NoOpTransform()
+        height, width = image.shape[:2]
+        centre_y = np.random.randint(0, height, size=self.num_holes)
+        centre_x = np.random.randint(0, width, size=self.num_holes)
+        y0 = np.clip(centre_y - self.size // 2, 0, height)
+        x0 = np.clip(centre_x - self.size // 2, 0, width)
+        y1 = np.clip(centre_y - self.size // 2 + self.size, 0, height)
+        x1 = np.clip(centre_x - self.size // 2 + self.size, 0, width)
+        boxes = np.stack([x0, y0, x1, y1], axis=1).astype(np.int64)
+        return CutoutTransform(boxes, self.fill_value)
+
+
+def build_cutout_augmentation(cfg) -> List[T.Augmentation]:
+    """[Cutout] from INPUT.CUTOUT (and MODEL.PIXEL_MEAN as fill), or [] when disabled.
+
+    Append the result to the training augmentation list (after resizing, so SIZE is in
+    pixels of the network input). Raises ValueError naming the key for a bad value.
+    """
+    node = cfg.INPUT.CUTOUT
+    if not isinstance(node.ENABLED, bool):
+        raise ValueError(f"INPUT.CUTOUT.ENABLED must be True or False, got {node.ENABLED!r}")
+    if not node.ENABLED:
+        return []
+    size = _check_positive_int(node.SIZE, "INPUT.CUTOUT.SIZE")
+    num_holes = _check_positive_int(node.NUM_HOLES, "INPUT.CUTOUT.NUM_HOLES")
+    prob = _check_probability(node.PROB, "INPUT.CUTOUT.PROB")
+    fill_value = [float(v) for v in cfg.MODEL.PIXEL_MEAN]
+    return [Cutout(size=size, num_holes=num_holes, prob=prob, fill_value=fill_value)]

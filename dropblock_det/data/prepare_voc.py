@@ -1,0 +1,319 @@
+"""Build PASCAL VOC 2012 "train_aug" semantic-segmentation ground truth from VOC + SBD.
+
+Inputs (the two official downloads, unpacked):
+
+    VOCdevkit/VOC2012/
+      JPEGImages/<id>.jpg
+      SegmentationClass/<id>.png        palette ("P") PNGs: the palette INDEX is the class,
+                                        0 background, 1..20 objects, 255 boundary/ignore
+      ImageSets/Segmentation/train.txt, val.txt
+    benchmark_RELEASE/dataset/           (SBD, Hariharan et al. 2011)
+      cls/<id>.mat                      GTcls.Segmentation: uint8 class map, 0..20
+      train.txt, val.txt
+
+Outputs (under `out`, by default the VOC2012 folder itself):
+
+    SegmentationClassAug/<id>.png       single-channel ("L") index PNGs, same values as above
+    ImageSets/SegmentationAug/train_aug.txt   VOC train + SBD train + SBD val - VOC val
+                                              (10,582 ids on the full data)
+    ImageSets/SegmentationAug/val.txt         VOC val (1,449 ids)
+
+Why convert at all: detectron2's `DatasetMapper` reads ground truth with
+`Image.convert("L")`, which maps a palette PNG's colours to luminance (class 15, "person",
+becomes 147). An "L" PNG holding the class index survives that conversion unchanged.
+
+Where an id has both, VOC's own annotation wins over SBD's (it is finer and marks object
+boundaries 255). Every input is checked as it is read; missing or malformed files raise
+`FileNotFoundError` / `ValueError` naming the file. Outputs are written atomically (temporary
+file + rename) and an output newer than its source is kept, so the preparation can be
+interrupted and re-run.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Tuple, Union
+
+import numpy as np
+from PIL import Image
+
+__all__ = [
+    "NUM_VOC_CLASSES",
+    "VOC_IGNORE_LABEL",
+    "AUG_LABEL_DIRNAME",
+    "AUG_SPLIT_DIRNAME",
+    "PrepareSummary",
+    "prepare_voc_sem_seg",
+    "read_voc_label",
+    "read_sbd_label",
+    "read_split_file",
+]
+
+NUM_VOC_CLASSES = 21  # background + 20 object classes
+VOC_IGNORE_LABEL = 255
+AUG_LABEL_DIRNAME = "SegmentationClassAug"
+AUG_SPLIT_DIRNAME = os.path.join("ImageSets", "SegmentationAug")
+_VALID_LABELS = frozenset(range(NUM_VOC_CLASSES)) | {VOC_IGNORE_LABEL}
+
+PathLike = Union[str, os.PathLike]
+
+
+@dataclass
+class PrepareSummary:
+    """What `prepare_voc_sem_seg` did: split sizes and how many label PNGs it (re)wrote."""
+
+    num_train_aug: int
+    num_val: int
+    num_from_voc: int  # ids whose label comes from VOC's SegmentationClass
+    num_from_sbd: int  # ids whose label comes from SBD's cls/*.mat
+    num_written: int  # label PNGs written in this run
+    num_kept: int  # label PNGs already up to date, left as they were
+    label_dir: Path
+    split_dir: Path
+
+
+def _require_dir(path: Path, what: str) -> Path:
+    if not path.is_dir():
+        raise FileNotFoundError(f"{what} folder not found: {path}")
+    return path
+
+
+def _require_file(path: Path, what: str) -> Path:
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    return path
+
+
+def read_split_file(path: PathLike) -> List[str]:
+    """Image ids listed in a VOC/SBD split file, one per line, in file order.
+
+    Raises FileNotFoundError if missing, ValueError if empty or if a line holds more than one
+    token (e.g. a detection split file "<id> <flag>" given by mistake).
+    """
+    path = Path(path)
+    _require_file(path, "split file")
+    ids = []
+    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        if len(line.split()) != 1:
+            raise ValueError(f"{path}:{lineno}: expected one image id per line, got {line!r}")
+        ids.append(line)
+    if not ids:
+        raise ValueError(f"split file lists no image ids: {path}")
+    return ids
+
+
+def _check_label_values(label: np.ndarray, path: Path) -> None:
+    values = np.unique(label)
+    bad = sorted(int(v) for v in values if int(v) not in _VALID_LABELS)
+    if bad:
+        raise ValueError(
+            f"{path}: label values {bad[:10]} are not VOC classes "
+            f"(expected 0..{NUM_VOC_CLASSES - 1} or {VOC_IGNORE_LABEL})"
+        )
+
+
+def read_voc_label(path: PathLike) -> np.ndarray:
+    """Class-index map (H, W) uint8 of a VOC SegmentationClass PNG.
+
+    VOC's PNGs are palette ("P") images whose palette index is the class; single-channel
+    ("L") index PNGs are accepted too. Any other mode (e.g. an RGB rendering of the colours)
+    is rejected, as are unreadable files and values outside 0..20, 255.
+    """
+    path = Path(path)
+    _require_file(path, "VOC label PNG")
+    try:
+        with Image.open(path) as img:
+            mode = img.mode
+            if mode not in ("P", "L"):
+                raise ValueError(
+                    f"{path}: label PNG has mode {mode!r}; expected a palette ('P') PNG whose "
+                    "index is the class (or a single-channel 'L' index PNG)"
+                )
+            # np.array of a "P" image gives the palette indices, not the colours.
+            label = np.array(img, dtype=np.uint8)
+    except ValueError:
+        raise
+    except (OSError, SyntaxError) as e:  # PIL: UnidentifiedImageError, truncated/broken chunks
+        raise ValueError(f"corrupt or unreadable label PNG {path}: {e}") from None
+    if label.ndim != 2:
+        raise ValueError(f"{path}: expected a 2-D label map, got shape {label.shape}")
+    _check_label_values(label, path)
+    return label
+
+
+def read_sbd_label(path: PathLike) -> np.ndarray:
+    """Class-index map (H, W) uint8 of an SBD `cls/<id>.mat` file (field GTcls.Segmentation)."""
+    from scipy.io import loadmat  # scipy is only needed for this step
+
+    path = Path(path)
+    _require_file(path, "SBD .mat file")
+    try:
+        mat = loadmat(str(path), squeeze_me=True, struct_as_record=False)
+    except Exception as e:  # scipy raises ValueError/TypeError/MatReadError on garbage
+        raise ValueError(f"corrupt or unreadable SBD .mat file {path}: {e}") from None
+    if "GTcls" not in mat:
+        raise ValueError(f"{path}: no 'GTcls' variable (found {sorted(k for k in mat if not k.startswith('__'))})")
+    segmentation = getattr(mat["GTcls"], "Segmentation", None)
+    if segmentation is None:
+        raise ValueError(f"{path}: 'GTcls' has no 'Segmentation' field")
+    label = np.asarray(segmentation)
+    if label.ndim != 2 or label.size == 0:
+        raise ValueError(f"{path}: GTcls.Segmentation must be a 2-D map, got shape {label.shape}")
+    if not np.issubdtype(label.dtype, np.integer):
+        if not np.all(np.equal(np.mod(label, 1), 0)):
+            raise ValueError(f"{path}: GTcls.Segmentation holds non-integer values")
+    if label.min() < 0 or label.max() > 255:
+        raise ValueError(f"{path}: GTcls.Segmentation values outside 0..255")
+    label = label.astype(np.uint8)
+    _check_label_values(label, path)
+    return label
+
+
+def _image_size(path: Path) -> Tuple[int, int]:
+    """(height, width) of an image, reading only its header."""
+    _require_file(path, "image")
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+    except (OSError, SyntaxError) as e:
+        raise ValueError(f"corrupt or unreadable image {path}: {e}") from None
+    return height, width
+
+
+def _write_png_atomic(label: np.ndarray, dst: Path) -> None:
+    # Write next to the destination and rename: a crash never leaves a truncated PNG that a
+    # later run would mistake for a finished one.
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=".png.tmp", dir=dst.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            Image.fromarray(label, mode="L").save(f, format="PNG")
+        os.replace(tmp, dst)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _write_text_atomic(text: str, dst: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, dst)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _ordered_union(*id_lists: Iterable[str]) -> List[str]:
+    seen: Dict[str, None] = {}
+    for ids in id_lists:
+        for i in ids:
+            seen.setdefault(i, None)
+    return list(seen)
+
+
+def prepare_voc_sem_seg(
+    voc_dir: PathLike,
+    sbd_dir: PathLike,
+    out_dir: Optional[PathLike] = None,
+    *,
+    overwrite: bool = False,
+    check_image_sizes: bool = True,
+) -> PrepareSummary:
+    """Write index-PNG ground truth and the train_aug / val split files (see module doc).
+
+    Args:
+        voc_dir: the VOC2012 folder (containing JPEGImages, SegmentationClass, ImageSets).
+        sbd_dir: SBD's `benchmark_RELEASE` folder, or its `dataset` subfolder.
+        out_dir: where SegmentationClassAug/ and ImageSets/SegmentationAug/ are written;
+            defaults to `voc_dir`, the layout `voc_2012_sem_seg_*` expects.
+        overwrite: rewrite every label PNG even if an up-to-date one exists.
+        check_image_sizes: check every label has its JPEG's size (reads JPEG headers only).
+
+    Returns:
+        A `PrepareSummary`. Raises FileNotFoundError / ValueError naming the missing or
+        malformed file before anything is written for it.
+    """
+    voc_dir = _require_dir(Path(voc_dir), "VOC2012")
+    sbd_dir = _require_dir(Path(sbd_dir), "SBD benchmark_RELEASE")
+    if (sbd_dir / "dataset").is_dir():
+        sbd_dir = sbd_dir / "dataset"
+    out_dir = Path(out_dir) if out_dir is not None else voc_dir
+
+    image_dir = _require_dir(voc_dir / "JPEGImages", "VOC JPEGImages")
+    voc_label_dir = _require_dir(voc_dir / "SegmentationClass", "VOC SegmentationClass")
+    voc_split_dir = _require_dir(voc_dir / "ImageSets" / "Segmentation", "VOC ImageSets/Segmentation")
+    sbd_label_dir = _require_dir(sbd_dir / "cls", "SBD cls")
+
+    voc_train = read_split_file(voc_split_dir / "train.txt")
+    voc_val = read_split_file(voc_split_dir / "val.txt")
+    sbd_train = read_split_file(sbd_dir / "train.txt")
+    sbd_val = read_split_file(sbd_dir / "val.txt")
+
+    val_ids = set(voc_val)
+    train_aug = [i for i in _ordered_union(voc_train, sbd_train, sbd_val) if i not in val_ids]
+    all_ids = _ordered_union(train_aug, voc_val)
+
+    # Decide every id's source and check that it exists before converting anything, so that
+    # a missing file is reported at once rather than after minutes of conversion.
+    voc_labelled = set(voc_train) | val_ids
+    sources: Dict[str, Tuple[str, Path]] = {}
+    for image_id in all_ids:
+        voc_png = voc_label_dir / f"{image_id}.png"
+        if image_id in voc_labelled or voc_png.is_file():
+            sources[image_id] = ("voc", _require_file(voc_png, f"VOC label of {image_id!r}"))
+        else:
+            mat = sbd_label_dir / f"{image_id}.mat"
+            sources[image_id] = ("sbd", _require_file(mat, f"SBD label of {image_id!r}"))
+        _require_file(image_dir / f"{image_id}.jpg", f"image of {image_id!r}")
+
+    label_dir = out_dir / AUG_LABEL_DIRNAME
+    split_dir = out_dir / AUG_SPLIT_DIRNAME
+    label_dir.mkdir(parents=True, exist_ok=True)
+    split_dir.mkdir(parents=True, exist_ok=True)
+
+    written = kept = 0
+    for image_id in all_ids:
+        kind, src = sources[image_id]
+        dst = label_dir / f"{image_id}.png"
+        if (
+            not overwrite
+            and dst.is_file()
+            and dst.stat().st_mtime_ns >= src.stat().st_mtime_ns
+        ):
+            kept += 1
+            continue
+        label = read_voc_label(src) if kind == "voc" else read_sbd_label(src)
+        if check_image_sizes:
+            image_path = image_dir / f"{image_id}.jpg"
+            size = _image_size(image_path)
+            if label.shape != size:
+                raise ValueError(
+                    f"{src}: label is {label.shape[0]}x{label.shape[1]} (HxW) but its image "
+                    f"{image_path} is {size[0]}x{size[1]}"
+                )
+        _write_png_atomic(label, dst)
+        written += 1
+
+    # Split files last: their presence means every label they list is in place.
+    _write_text_atomic("".join(f"{i}\n" for i in train_aug), split_dir / "train_aug.txt")
+    _write_text_atomic("".join(f"{i}\n" for i in voc_val), split_dir / "val.txt")
+
+    num_from_voc = sum(1 for kind, _ in sources.values() if kind == "voc")
+    return PrepareSummary(
+        num_train_aug=len(train_aug),
+        num_val=len(voc_val),
+        num_from_voc=num_from_voc,
+        num_from_sbd=len(sources) - num_from_voc,
+        num_written=written,
+        num_kept=kept,
+        label_dir=label_dir,
+        split_dir=split_dir,
+    )

@@ -1,0 +1,412 @@
+"""Deterministic synthetic datasets, so that everything runs on a machine with no downloads.
+
+Two datasets are written under one root (``$DETECTRON2_DATASETS`` or ``./datasets``):
+
+``synthetic_det/`` - object detection in COCO format::
+
+    synthetic_det/
+      manifest.json                    generation parameters + file counts (validity check)
+      train/000000.jpg ...             RGB images, image_size x image_size
+      val/000000.jpg ...
+      annotations/instances_train.json
+      annotations/instances_val.json
+
+  Every image has a textured background, clutter (thin lines and small specks that are not
+  objects), and 1..max_objects filled shapes of ``SYNTHETIC_DET_CLASSES`` with varied sizes
+  and colours. Later shapes may partly cover earlier ones (occlusion), bounded so that every
+  object keeps most of its area visible; boxes are the tight box of the visible pixels.
+
+``synthetic_sem_seg/`` - semantic segmentation in VOC layout::
+
+    synthetic_sem_seg/
+      manifest.json
+      JPEGImages/<id>.jpg
+      SegmentationClass/<id>.png       single-channel index PNG: 0 background, 1..K classes,
+                                       255 ignore (a one-pixel band on shape borders, as VOC)
+      ImageSets/Segmentation/train.txt, val.txt
+
+Both are registered as ``synthetic_det_{train,val}`` and ``synthetic_sem_seg_{train,val}``
+when ``dropblock_det`` is imported; registration only records paths, the files may be
+created later (``datasets/make_synthetic.py`` or :func:`ensure_synthetic_datasets`).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+SYNTHETIC_DET_CLASSES: Tuple[str, ...] = ("circle", "square", "triangle")
+SYNTHETIC_SEM_SEG_CLASSES: Tuple[str, ...] = ("background", "circle", "square", "triangle")
+SEM_SEG_IGNORE_LABEL = 255
+
+DET_DIRNAME = "synthetic_det"
+SEM_SEG_DIRNAME = "synthetic_sem_seg"
+MANIFEST_NAME = "manifest.json"
+# Bump when the drawing code changes, so old folders are regenerated instead of reused.
+GENERATOR_VERSION = 1
+
+DEFAULT_DET_PARAMS: Dict[str, Any] = {
+    "num_train": 1500,
+    "num_val": 200,
+    "image_size": 128,
+    "min_object_size": 22,
+    "max_object_size": 72,
+    "max_objects": 4,
+    "seed": 0,
+}
+DEFAULT_SEM_SEG_PARAMS: Dict[str, Any] = {
+    "num_train": 300,
+    "num_val": 60,
+    "image_size": 128,
+    "min_object_size": 24,
+    "max_object_size": 72,
+    "max_objects": 4,
+    "seed": 1,
+}
+# An object may lose at most this fraction of its area to shapes drawn over it.
+MAX_OCCLUDED_FRACTION = 0.4
+
+
+def default_datasets_root() -> Path:
+    """``$DETECTRON2_DATASETS`` if set, else ``./datasets`` (detectron2's own convention)."""
+    return Path(os.environ.get("DETECTRON2_DATASETS", "datasets")).expanduser()
+
+
+# ----------------------------------------------------------------------------- drawing
+def _shape_mask(kind: str, cx: float, cy: float, size: float, angle: float, hw: int) -> np.ndarray:
+    """Boolean (hw, hw) mask of one filled shape of side/diameter ``size`` centred at (cx, cy)."""
+    canvas = Image.new("L", (hw, hw), 0)
+    draw = ImageDraw.Draw(canvas)
+    r = size / 2.0
+    if kind == "circle":
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=1)
+    elif kind == "square":
+        # Rotated by up to +-20 degrees, so squares are not always axis aligned.
+        pts = [
+            (cx + r * math.cos(angle + k * math.pi / 2) * math.sqrt(2) * 0.85,
+             cy + r * math.sin(angle + k * math.pi / 2) * math.sqrt(2) * 0.85)
+            for k in range(4)
+        ]
+        draw.polygon(pts, fill=1)
+    elif kind == "triangle":
+        pts = [
+            (cx + r * math.cos(angle + k * 2 * math.pi / 3 - math.pi / 2),
+             cy + r * math.sin(angle + k * 2 * math.pi / 3 - math.pi / 2))
+            for k in range(3)
+        ]
+        draw.polygon(pts, fill=1)
+    else:  # pragma: no cover - internal
+        raise ValueError(f"unknown shape kind {kind!r}")
+    return np.asarray(canvas, dtype=bool)
+
+
+def _background(rng: np.random.Generator, hw: int) -> np.ndarray:
+    """(hw, hw, 3) uint8 background: a colour gradient plus noise."""
+    c0 = rng.uniform(0, 255, size=3)
+    c1 = rng.uniform(0, 255, size=3)
+    t = np.linspace(0.0, 1.0, hw)[None, :, None]
+    img = c0 * (1 - t) + c1 * t
+    img = np.broadcast_to(img, (hw, hw, 3)).copy()
+    if rng.random() < 0.5:
+        img = img.transpose(1, 0, 2).copy()
+    img += rng.normal(0, 12, size=img.shape)
+    return np.clip(img, 0, 255)
+
+
+def _add_clutter(rng: np.random.Generator, img: np.ndarray) -> None:
+    """Draw distractors in place: thin lines and small specks (not annotated)."""
+    hw = img.shape[0]
+    pil = Image.fromarray(img.astype(np.uint8))
+    draw = ImageDraw.Draw(pil)
+    for _ in range(int(rng.integers(2, 7))):
+        x0, y0, x1, y1 = rng.uniform(0, hw, size=4)
+        draw.line([x0, y0, x1, y1], fill=tuple(int(v) for v in rng.integers(0, 256, 3)),
+                  width=int(rng.integers(1, 3)))
+    for _ in range(int(rng.integers(3, 10))):
+        x, y = rng.uniform(0, hw, size=2)
+        r = rng.uniform(1, 4)
+        draw.ellipse([x - r, y - r, x + r, y + r],
+                     fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
+    img[...] = np.asarray(pil, dtype=np.float64)
+
+
+def _random_colour(rng: np.random.Generator, avoid: np.ndarray) -> np.ndarray:
+    """A colour that differs clearly from ``avoid`` (the local background), so shapes are visible."""
+    for _ in range(20):
+        c = rng.uniform(0, 255, size=3)
+        if np.abs(c - avoid).sum() > 150:
+            return c
+    return 255.0 - avoid
+
+
+def draw_scene(
+    rng: np.random.Generator,
+    image_size: int,
+    min_object_size: int,
+    max_object_size: int,
+    max_objects: int,
+    num_classes: int,
+) -> Tuple[np.ndarray, np.ndarray, List[Dict[str, Any]]]:
+    """Draw one synthetic scene.
+
+    Returns:
+        image: (H, W, 3) uint8 RGB.
+        instance_map: (H, W) int32, 0 background, k >= 1 the (k-1)-th entry of ``objects``
+            at pixels where that object is visible.
+        objects: list of dicts with ``category`` (0-based class index), ``bbox`` (XYWH of the
+            visible pixels, float), ``area`` (visible pixel count).
+    """
+    hw = image_size
+    img = _background(rng, hw)
+    _add_clutter(rng, img)
+    instance_map = np.zeros((hw, hw), dtype=np.int32)
+    full_areas: List[int] = []  # area of each placed object before anything covered it
+    categories: List[int] = []
+    kinds = SYNTHETIC_DET_CLASSES[:num_classes]
+    n_target = int(rng.integers(1, max_objects + 1))
+    attempts = 0
+    while len(categories) < n_target and attempts < 30:
+        attempts += 1
+        size = float(rng.uniform(min_object_size, max_object_size))
+        cx, cy = rng.uniform(size / 2, hw - size / 2, size=2)
+        cat = int(rng.integers(0, len(kinds)))
+        angle = float(rng.uniform(-math.pi / 9, math.pi / 9))
+        mask = _shape_mask(kinds[cat], cx, cy, size, angle, hw)
+        if mask.sum() < 16:
+            continue
+        # Occlusion is allowed but bounded: every earlier object must keep enough of itself.
+        covered = instance_map[mask]
+        if any(
+            int((instance_map == k).sum()) - int((covered == k).sum())
+            < (1 - MAX_OCCLUDED_FRACTION) * full
+            for k, full in enumerate(full_areas, start=1)
+        ):
+            continue
+        colour = _random_colour(rng, img[mask].mean(axis=0))
+        shade = rng.normal(0, 8, size=(int(mask.sum()), 3))
+        img[mask] = np.clip(colour + shade, 0, 255)
+        full_areas.append(int(mask.sum()))
+        categories.append(cat)
+        instance_map[mask] = len(categories)
+    objects = []
+    for k, cat in enumerate(categories, start=1):
+        ys, xs = np.nonzero(instance_map == k)
+        x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+        objects.append({
+            "category": cat,
+            "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
+            "area": float(len(xs)),
+        })
+    return img.astype(np.uint8), instance_map, objects
+
+# ----------------------------------------------------------------------------- writing
+def _manifest_matches(folder: Path, expected: Dict[str, Any]) -> bool:
+    """True when ``folder`` holds a complete dataset written with exactly ``expected``."""
+    manifest = folder / MANIFEST_NAME
+    if not manifest.is_file():
+        return False
+    try:
+        recorded = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        return False
+    if recorded.get("params") != expected:
+        return False
+    # The manifest is written last, but files could have been deleted since.
+    return all((folder / rel).exists() for rel in recorded.get("files", []))
+
+
+def _check_params(params: Dict[str, Any], defaults: Dict[str, Any]) -> Dict[str, Any]:
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        raise KeyError(f"unknown synthetic dataset parameter(s) {unknown}; "
+                       f"known: {sorted(defaults)}")
+    merged = {**defaults, **params}
+    for key in ("num_train", "num_val", "image_size", "min_object_size", "max_object_size",
+                "max_objects"):
+        if int(merged[key]) != merged[key] or merged[key] < 1:
+            raise ValueError(f"synthetic dataset parameter {key}={merged[key]!r} must be a "
+                             "positive integer")
+    if merged["max_object_size"] < merged["min_object_size"]:
+        raise ValueError(f"max_object_size={merged['max_object_size']} is smaller than "
+                         f"min_object_size={merged['min_object_size']}")
+    if merged["max_object_size"] > merged["image_size"]:
+        raise ValueError(f"max_object_size={merged['max_object_size']} does not fit in "
+                         f"image_size={merged['image_size']}")
+    merged["generator_version"] = GENERATOR_VERSION
+    return merged
+
+
+def make_synthetic_detection(root: Optional[os.PathLike] = None, force: bool = False,
+                             **params: Any) -> Path:
+    """Write the COCO-format detection set under ``root/synthetic_det`` (see module doc).
+
+    ``params`` override :data:`DEFAULT_DET_PARAMS` (num_train, num_val, image_size,
+    min_object_size, max_object_size, max_objects, seed). The output depends only on them
+    (seeded per split and image). If the folder already holds a complete set written with
+    the same parameters, nothing is rewritten unless ``force``. Returns the folder.
+    """
+    p = _check_params(params, DEFAULT_DET_PARAMS)
+    folder = Path(root if root is not None else default_datasets_root()) / DET_DIRNAME
+    if not force and _manifest_matches(folder, p):
+        return folder
+    (folder / MANIFEST_NAME).unlink(missing_ok=True)  # invalid until fully rewritten
+    (folder / "annotations").mkdir(parents=True, exist_ok=True)
+    files = []
+    categories = [{"id": i + 1, "name": n, "supercategory": "shape"}
+                  for i, n in enumerate(SYNTHETIC_DET_CLASSES)]
+    for split_index, split in enumerate(("train", "val")):
+        (folder / split).mkdir(exist_ok=True)
+        images, annotations = [], []
+        for i in range(p[f"num_{split}"]):
+            # One generator per image: image i is the same whatever num_train/num_val are.
+            rng = np.random.default_rng([p["seed"], split_index, i])
+            img, _, objects = draw_scene(rng, p["image_size"], p["min_object_size"],
+                                         p["max_object_size"], p["max_objects"],
+                                         len(SYNTHETIC_DET_CLASSES))
+            file_name = f"{i:06d}.jpg"
+            Image.fromarray(img).save(folder / split / file_name, quality=95)
+            images.append({"id": i + 1, "file_name": file_name,
+                           "height": p["image_size"], "width": p["image_size"]})
+            for obj in objects:
+                annotations.append({
+                    "id": len(annotations) + 1, "image_id": i + 1,
+                    "category_id": obj["category"] + 1, "bbox": obj["bbox"],
+                    "area": obj["area"], "iscrowd": 0,
+                })
+        ann_rel = f"annotations/instances_{split}.json"
+        (folder / ann_rel).write_text(json.dumps({
+            "info": {"description": f"dropblock-det synthetic shapes, {split}"},
+            "images": images, "annotations": annotations, "categories": categories,
+        }))
+        files += [ann_rel, split]
+    (folder / MANIFEST_NAME).write_text(json.dumps({"params": p, "files": files}, indent=1))
+    return folder
+
+
+def make_synthetic_sem_seg(root: Optional[os.PathLike] = None, force: bool = False,
+                           **params: Any) -> Path:
+    """Write the VOC-layout segmentation set under ``root/synthetic_sem_seg`` (see module doc).
+
+    ``params`` override :data:`DEFAULT_SEM_SEG_PARAMS`; same determinism and reuse rules as
+    :func:`make_synthetic_detection`. Ground truth: index PNGs with 0 = background,
+    k = ``SYNTHETIC_SEM_SEG_CLASSES[k]``, 255 = ignore on a one-pixel band around shapes.
+    """
+    p = _check_params(params, DEFAULT_SEM_SEG_PARAMS)
+    folder = Path(root if root is not None else default_datasets_root()) / SEM_SEG_DIRNAME
+    if not force and _manifest_matches(folder, p):
+        return folder
+    (folder / MANIFEST_NAME).unlink(missing_ok=True)
+    for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    files = ["JPEGImages", "SegmentationClass"]
+    for split_index, split in enumerate(("train", "val")):
+        ids = []
+        for i in range(p[f"num_{split}"]):
+            rng = np.random.default_rng([p["seed"], split_index, i])
+            img, instance_map, objects = draw_scene(
+                rng, p["image_size"], p["min_object_size"], p["max_object_size"],
+                p["max_objects"], len(SYNTHETIC_DET_CLASSES))
+            label = np.zeros(instance_map.shape, dtype=np.uint8)
+            for k, obj in enumerate(objects, start=1):
+                label[instance_map == k] = obj["category"] + 1
+            # VOC marks object borders as "void"; do the same on a one-pixel band.
+            edge = np.zeros_like(label, dtype=bool)
+            edge[:, 1:] |= label[:, 1:] != label[:, :-1]
+            edge[1:, :] |= label[1:, :] != label[:-1, :]
+            label[edge] = SEM_SEG_IGNORE_LABEL
+            image_id = f"{split}_{i:06d}"
+            Image.fromarray(img).save(folder / "JPEGImages" / f"{image_id}.jpg", quality=95)
+            Image.fromarray(label, mode="L").save(folder / "SegmentationClass" / f"{image_id}.png")
+            ids.append(image_id)
+        rel = f"ImageSets/Segmentation/{split}.txt"
+        (folder / rel).write_text("\n".join(ids) + "\n")
+        files.append(rel)
+    (folder / MANIFEST_NAME).write_text(json.dumps({"params": p, "files": files}, indent=1))
+    return folder
+
+
+def ensure_synthetic_datasets(root: Optional[os.PathLike] = None,
+                              det_params: Optional[Dict[str, Any]] = None,
+                              sem_seg_params: Optional[Dict[str, Any]] = None,
+                              sem_seg: bool = True) -> Path:
+    """Write both synthetic sets under ``root`` unless already there and valid; register
+    them there. Returns the root."""
+    root = Path(root if root is not None else default_datasets_root())
+    make_synthetic_detection(root, **(det_params or {}))
+    if sem_seg:
+        make_synthetic_sem_seg(root, **(sem_seg_params or {}))
+    register_synthetic_datasets(root)
+    return root
+
+
+# ----------------------------------------------------------------------------- registration
+SYNTHETIC_DET_SPLITS = {
+    "synthetic_det_train": ("train", "annotations/instances_train.json"),
+    "synthetic_det_val": ("val", "annotations/instances_val.json"),
+}
+SYNTHETIC_SEM_SEG_SPLITS = {
+    "synthetic_sem_seg_train": "train",
+    "synthetic_sem_seg_val": "val",
+}
+
+
+def load_synthetic_sem_seg(folder: os.PathLike, split: str) -> List[Dict[str, Any]]:
+    """detectron2 dataset dicts (file_name, sem_seg_file_name, height, width, image_id) of
+    one split of the VOC-layout set in ``folder``; ids from ImageSets/Segmentation/<split>.txt."""
+    folder = Path(folder)
+    split_file = folder / "ImageSets" / "Segmentation" / f"{split}.txt"
+    if not split_file.is_file():
+        raise FileNotFoundError(
+            f"{split_file} does not exist: run `python datasets/make_synthetic.py` (or set "
+            "DETECTRON2_DATASETS to the folder that holds synthetic_sem_seg/)")
+    dicts = []
+    for image_id in split_file.read_text().split():
+        file_name = folder / "JPEGImages" / f"{image_id}.jpg"
+        with Image.open(file_name) as im:
+            width, height = im.size
+        dicts.append({
+            "file_name": str(file_name),
+            "sem_seg_file_name": str(folder / "SegmentationClass" / f"{image_id}.png"),
+            "height": height, "width": width, "image_id": image_id,
+        })
+    return dicts
+
+
+def register_synthetic_datasets(root: Optional[os.PathLike] = None) -> None:
+    """Register the four synthetic splits with detectron2's catalogs, pointing at ``root``
+    (default :func:`default_datasets_root`). Files need not exist yet: loading is lazy.
+    Re-registering (e.g. with another root) replaces the previous entries."""
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+    from detectron2.data.datasets import load_coco_json
+
+    root = Path(root if root is not None else default_datasets_root())
+    det = root / DET_DIRNAME
+    for name, (split, ann) in SYNTHETIC_DET_SPLITS.items():
+        _unregister(name)
+        json_file, image_root = str(det / ann), str(det / split)
+        DatasetCatalog.register(
+            name, lambda j=json_file, r=image_root, n=name: load_coco_json(j, r, n))
+        MetadataCatalog.get(name).set(
+            json_file=json_file, image_root=image_root, evaluator_type="coco",
+            thing_classes=list(SYNTHETIC_DET_CLASSES))
+    seg = root / SEM_SEG_DIRNAME
+    for name, split in SYNTHETIC_SEM_SEG_SPLITS.items():
+        _unregister(name)
+        DatasetCatalog.register(name, lambda f=seg, s=split: load_synthetic_sem_seg(f, s))
+        MetadataCatalog.get(name).set(
+            image_root=str(seg / "JPEGImages"), sem_seg_root=str(seg / "SegmentationClass"),
+            evaluator_type="sem_seg", ignore_label=SEM_SEG_IGNORE_LABEL,
+            stuff_classes=list(SYNTHETIC_SEM_SEG_CLASSES))
+
+
+def _unregister(name: str) -> None:
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    if name in DatasetCatalog.list():
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)

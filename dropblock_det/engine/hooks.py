@@ -1,0 +1,82 @@
+"""The training hook that ramps keep_prob over iterations (the paper's linear schedule).
+
+The schedule is a pure function of the iteration, so the hook keeps no state: after
+`resume_or_load` the trainer restarts at its saved iteration and the hook sets exactly the
+values an uninterrupted run has there. Outside training (evaluation, export) no hook and no
+`EventStorage` are needed: regularizers are identity in eval mode.
+"""
+from typing import Optional
+
+from torch import nn
+from torch.nn.parallel import DataParallel, DistributedDataParallel
+
+from detectron2.engine import HookBase
+
+from ..config import dropblock_schedule_range, validate_dropblock_config
+from ..layers import LinearKeepProbSchedule
+
+__all__ = ["DropBlockScheduleHook", "unwrap_model"]
+
+
+def unwrap_model(model) -> nn.Module:
+    """The model inside DistributedDataParallel / DataParallel (or any non-Module wrapper
+    exposing `.module`). A plain nn.Module is returned as is, even if it has a child
+    named "module"."""
+    while isinstance(model, (DataParallel, DistributedDataParallel)) or not isinstance(
+        model, nn.Module
+    ):
+        if not hasattr(model, "module"):
+            raise TypeError(f"expected an nn.Module or a wrapper with `.module`, got {model!r}")
+        model = model.module
+    return model
+
+
+class DropBlockScheduleHook(HookBase):
+    """Before every step, set each regularizer's keep_prob from `trainer.iter` with
+    :class:`LinearKeepProbSchedule`, and record the scheduled value of the configured
+    keep_prob as the scalar "dropblock/keep_prob" in the trainer's EventStorage (so it is in
+    metrics.json and TensorBoard).
+
+    Each regularizer ramps from 1.0 to its own `target_keep_prob` (stage-scaled targets
+    differ); the recorded scalar is the ramp applied to `keep_prob`, the config's KEEP_PROB.
+    Works with any detectron2 trainer (DefaultTrainer, SimpleTrainer, AMPTrainer, which in
+    detectron2 v0.6 and main needs CUDA to run a step) whose `model` (or the `model` given
+    here) is the model or a wrapper with `.module` (DDP). Register it with
+    `trainer.register_hooks([DropBlockScheduleHook.from_config(cfg)])`.
+    """
+
+    def __init__(
+        self,
+        start_iter: int,
+        end_iter: int,
+        keep_prob: float,
+        model: Optional[nn.Module] = None,
+    ):
+        """
+        Args:
+            start_iter, end_iter: the ramp: keep_prob 1.0 up to start_iter, the targets at
+                and after end_iter, linear in between.
+            keep_prob: the value whose schedule is recorded (MODEL.DROPBLOCK.KEEP_PROB).
+            model: the model to schedule; None = the trainer's `model` at every step.
+        """
+        self.schedule = LinearKeepProbSchedule(start_iter, end_iter)
+        self.keep_prob = keep_prob
+        self._model = model
+
+    @classmethod
+    def from_config(cls, cfg, model: Optional[nn.Module] = None) -> "DropBlockScheduleHook":
+        """The hook for MODEL.DROPBLOCK.SCHEDULE (END_ITER -1 = SOLVER.MAX_ITER) and
+        MODEL.DROPBLOCK.KEEP_PROB; raises ValueError for impossible values."""
+        validate_dropblock_config(cfg)
+        start, end = dropblock_schedule_range(cfg)
+        return cls(start, end, cfg.MODEL.DROPBLOCK.KEEP_PROB, model=model)
+
+    def before_step(self) -> None:
+        iteration = self.trainer.iter
+        model = self._model if self._model is not None else self.trainer.model
+        self.schedule.apply(unwrap_model(model), iteration)
+        self.trainer.storage.put_scalar(
+            "dropblock/keep_prob",
+            self.schedule.keep_prob(self.keep_prob, iteration),
+            smoothing_hint=False,
+        )

@@ -1,0 +1,265 @@
+"""The training logic behind ``tools/train_net.py``: a detectron2 ``DefaultTrainer`` that
+adds the DropBlock keep_prob schedule, picks the evaluator from the dataset, applies Cutout
+when configured, and checks its inputs (config, datasets, checkpoint) before any training.
+
+Everything here runs on detectron2 v0.6 (with or without its compiled operators) and on
+current detectron2 main.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import CfgNode, get_cfg
+from detectron2.data import (
+    DatasetCatalog,
+    DatasetMapper,
+    MetadataCatalog,
+    build_detection_train_loader,
+)
+from detectron2.data import transforms as T
+from detectron2.engine import DefaultTrainer, hooks
+from detectron2.evaluation import (
+    COCOEvaluator,
+    DatasetEvaluator,
+    DatasetEvaluators,
+    PascalVOCDetectionEvaluator,
+    SemSegEvaluator,
+)
+
+from .. import data as _data  # noqa: F401  (registers the datasets)
+from .. import modeling as _modeling  # noqa: F401  (registers backbones, meta-archs, heads)
+from ..config import add_dropblock_config
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DropBlockTrainer",
+    "build_evaluator",
+    "build_train_augmentation",
+    "check_dataset_names",
+    "has_compiled_ops",
+    "load_config",
+    "load_checkpoint_strict",
+    "CheckpointMismatchError",
+]
+
+
+# ----------------------------------------------------------------------------- config
+def load_config(config_file: str, opts: Sequence[str] = (), extra_setup=None) -> CfgNode:
+    """get_cfg -> add_dropblock_config -> [extra_setup(cfg)] -> merge file -> merge opts.
+
+    Errors name what is wrong: FileNotFoundError for a missing ``config_file``; KeyError
+    naming the file (or the opt) for a key that does not exist; ValueError for an odd
+    number of opts. The returned config is not frozen.
+    """
+    cfg = get_cfg()
+    add_dropblock_config(cfg)
+    _add_optional_project_configs(cfg)
+    if extra_setup is not None:
+        extra_setup(cfg)
+    if config_file:
+        if not Path(config_file).is_file():
+            raise FileNotFoundError(f"config file {config_file!r} does not exist")
+        try:
+            cfg.merge_from_file(config_file)
+        except KeyError as e:
+            raise KeyError(f"config file {config_file!r}: {e.args[0] if e.args else e} "
+                           "(add_dropblock_config and detectron2's get_cfg define the "
+                           "known keys)") from None
+        except ValueError as e:  # type mismatch
+            raise ValueError(f"config file {config_file!r}: {e}") from None
+    opts = list(opts or [])
+    if len(opts) % 2:
+        raise ValueError(f"command-line opts must be KEY VALUE pairs, got an odd number: {opts}")
+    for key, value in zip(opts[0::2], opts[1::2]):
+        try:
+            cfg.merge_from_list([key, value])
+        # yacs reports an unknown key in opts with an AssertionError ("Non-existent key").
+        except (KeyError, AssertionError) as e:
+            raise KeyError(f"command-line opt {key}={value!r}: "
+                           f"{e.args[0] if e.args else e}") from None
+        except ValueError as e:  # type mismatch
+            raise ValueError(f"command-line opt {key}={value!r}: {e}") from None
+    return cfg
+
+
+def _add_optional_project_configs(cfg: CfgNode) -> None:
+    """Add the keys of the segmentation configs when that part of the package exists
+    (DeepLab's SOLVER.POLY_LR_* and MODEL.SEM_SEG_HEAD.* keys)."""
+    try:
+        deeplab = importlib.import_module("dropblock_det.modeling.deeplab")
+    except ImportError:
+        return
+    add = getattr(deeplab, "add_dropblock_deeplab_config", None)
+    if add is not None:
+        add(cfg)
+
+
+# ----------------------------------------------------------------------------- datasets
+def check_dataset_names(cfg: CfgNode, check_files: bool = True) -> None:
+    """Fail early for DATASETS.TRAIN/TEST names that are not registered (KeyError naming
+    the name and the key) or whose expected files are missing (FileNotFoundError listing
+    each missing file or folder)."""
+    from ..data.dataset_check import check_datasets
+
+    registered = set(DatasetCatalog.list())
+    names: List[str] = []
+    for key in ("TRAIN", "TEST"):
+        for name in cfg.DATASETS[key]:
+            if name not in registered:
+                raise KeyError(
+                    f"DATASETS.{key} names {name!r}, which is not a registered dataset. "
+                    f"Registered: {', '.join(sorted(registered))}")
+            names.append(name)
+    if check_files:
+        check_datasets(dict.fromkeys(names))
+
+
+# ----------------------------------------------------------------------------- evaluation
+def has_compiled_ops() -> bool:
+    """Whether detectron2's compiled operators exist (the fast COCO evaluation needs them)."""
+    try:
+        from detectron2 import _C
+
+        _C.COCOevalAccumulate  # noqa: B018 - the placeholder _C raises ImportError here
+    except (ImportError, AttributeError):
+        return False
+    return True
+
+
+def build_evaluator(cfg: CfgNode, dataset_name: str,
+                    output_folder: Optional[str] = None) -> DatasetEvaluator:
+    """The evaluator for ``dataset_name``, chosen by its metadata ``evaluator_type``:
+    "coco" -> COCOEvaluator (bbox; fast implementation only with compiled operators),
+    "pascal_voc" -> PascalVOCDetectionEvaluator, "sem_seg" -> SemSegEvaluator.
+    Raises ValueError naming the dataset and type otherwise."""
+    if output_folder is None:
+        output_folder = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
+    evaluator_type = getattr(MetadataCatalog.get(dataset_name), "evaluator_type", None)
+    if evaluator_type == "coco":
+        return COCOEvaluator(dataset_name, tasks=("bbox",), distributed=True,
+                             output_dir=output_folder, use_fast_impl=has_compiled_ops())
+    if evaluator_type == "pascal_voc":
+        return PascalVOCDetectionEvaluator(dataset_name)
+    if evaluator_type == "sem_seg":
+        return SemSegEvaluator(dataset_name, distributed=True, output_dir=output_folder)
+    raise ValueError(
+        f"no evaluator for dataset {dataset_name!r}: its metadata evaluator_type is "
+        f"{evaluator_type!r}; supported: 'coco', 'pascal_voc', 'sem_seg'")
+
+
+# ----------------------------------------------------------------------------- data
+def build_train_augmentation(cfg: CfgNode) -> List[T.Augmentation]:
+    """Training augmentations: resize (+ the semantic-segmentation crop when
+    INPUT.CROP.ENABLED on a SemanticSegmentor) + horizontal flip, then Cutout when
+    INPUT.CUTOUT.ENABLED."""
+    augs: List[T.Augmentation] = [T.ResizeShortestEdge(
+        cfg.INPUT.MIN_SIZE_TRAIN, cfg.INPUT.MAX_SIZE_TRAIN, cfg.INPUT.MIN_SIZE_TRAIN_SAMPLING)]
+    if cfg.INPUT.CROP.ENABLED:
+        if cfg.MODEL.META_ARCHITECTURE == "SemanticSegmentor":
+            augs.append(T.RandomCrop_CategoryAreaConstraint(
+                cfg.INPUT.CROP.TYPE, cfg.INPUT.CROP.SIZE,
+                cfg.INPUT.CROP.SINGLE_CATEGORY_MAX_AREA, cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE))
+        else:
+            augs.insert(0, T.RandomCrop(cfg.INPUT.CROP.TYPE, cfg.INPUT.CROP.SIZE))
+    if cfg.INPUT.RANDOM_FLIP != "none":
+        augs.append(T.RandomFlip(horizontal=cfg.INPUT.RANDOM_FLIP == "horizontal",
+                                 vertical=cfg.INPUT.RANDOM_FLIP == "vertical"))
+    if cfg.INPUT.CUTOUT.ENABLED:
+        from ..data.cutout import build_cutout_augmentation
+
+        augs.append(build_cutout_augmentation(cfg))
+    return augs
+
+
+# ----------------------------------------------------------------------------- checkpoints
+class CheckpointMismatchError(RuntimeError):
+    """A checkpoint's weights do not fit the model (missing/unexpected keys, shapes)."""
+
+
+class _StrictCheckpointer(DetectionCheckpointer):
+    """DetectionCheckpointer that raises instead of logging incompatible keys."""
+
+    def _log_incompatible_keys(self, incompatible) -> None:
+        problems = []
+        if incompatible.incorrect_shapes:
+            problems.append("shape mismatch: " + ", ".join(
+                f"{k} (checkpoint {tuple(a)} vs model {tuple(b)})"
+                for k, a, b in incompatible.incorrect_shapes))
+        if incompatible.missing_keys:
+            problems.append("missing in checkpoint: " + ", ".join(incompatible.missing_keys))
+        if incompatible.unexpected_keys:
+            problems.append("not in model: " + ", ".join(incompatible.unexpected_keys))
+        if problems:
+            raise CheckpointMismatchError(
+                f"checkpoint {self._loading_path!r} does not match the model built from the "
+                "config: " + "; ".join(problems))
+
+    def _load_file(self, f: str) -> Dict[str, Any]:
+        self._loading_path = f
+        return super()._load_file(f)
+
+
+def load_checkpoint_strict(model: torch.nn.Module, path: str) -> None:
+    """Load ``path`` into ``model``; FileNotFoundError if it does not exist,
+    CheckpointMismatchError naming every missing/unexpected/shape-mismatched key."""
+    if not path:
+        raise FileNotFoundError("MODEL.WEIGHTS is empty: give the checkpoint to evaluate")
+    if "://" not in path and not Path(path).is_file():
+        raise FileNotFoundError(f"checkpoint MODEL.WEIGHTS={path!r} does not exist")
+    _StrictCheckpointer(model).load(path)
+
+
+def check_weights_path(cfg: CfgNode) -> None:
+    """FileNotFoundError naming MODEL.WEIGHTS when it is a local path that does not exist."""
+    path = cfg.MODEL.WEIGHTS
+    if path and "://" not in path and not Path(path).is_file():
+        raise FileNotFoundError(f"MODEL.WEIGHTS={path!r} does not exist")
+
+
+# ----------------------------------------------------------------------------- trainer
+class DropBlockTrainer(DefaultTrainer):
+    """DefaultTrainer + the DropBlock schedule hook, evaluator by dataset type, Cutout,
+    and the project's LR schedules (``dropblock_det.solver`` when present)."""
+
+    @classmethod
+    def build_evaluator(cls, cfg: CfgNode, dataset_name: str,
+                        output_folder: Optional[str] = None) -> DatasetEvaluator:
+        return build_evaluator(cfg, dataset_name, output_folder)
+
+    @classmethod
+    def build_train_loader(cls, cfg: CfgNode):
+        mapper = DatasetMapper(cfg, is_train=True, augmentations=build_train_augmentation(cfg))
+        return build_detection_train_loader(cfg, mapper=mapper)
+
+    @classmethod
+    def build_lr_scheduler(cls, cfg: CfgNode, optimizer: torch.optim.Optimizer):
+        try:
+            solver = importlib.import_module("dropblock_det.solver")
+        except ImportError:
+            return super().build_lr_scheduler(cfg, optimizer)
+        return solver.build_lr_scheduler(cfg, optimizer)
+
+    def build_hooks(self) -> List[hooks.HookBase]:
+        ret = super().build_hooks()
+        from .hooks import DropBlockScheduleHook
+
+        # First, so keep_prob is set before any other hook or the step reads the model.
+        ret.insert(0, DropBlockScheduleHook.from_config(self.cfg))
+        return ret
+
+    def train(self) -> Optional["OrderedDict[str, Any]"]:
+        """Train, then return the last evaluation's results ({} or None if there was
+        none). DefaultTrainer returns them only when TEST.EXPECTED_RESULTS is set."""
+        results = super().train()
+        if results is None:
+            # Set by DefaultTrainer's EvalHook callback (v0.6 and current main).
+            results = getattr(self, "_last_eval_results", None)
+        return results

@@ -1,0 +1,187 @@
+"""The common base of every regularizer in this package, and the masked-scale op they share.
+
+Every regularizer (DropBlock, Dropout, SpatialDropout, DropPath) has the same interface so
+a config can swap one for another: a `keep_prob` (the probability that a unit survives),
+identity outside training and at keep_prob == 1, no parameters and no buffers.
+
+They also share how the mask is applied: `masked_scale(x, keep, scale)` multiplies by a
+bool mask and a scale in fp32 and keeps only the bool mask (1 byte per element, or less when
+it broadcasts) for backward.
+"""
+import numbers
+from typing import Any, Dict, Union
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["KeepProbRegularizer", "build_regularizer", "masked_scale", "REGULARIZER_TYPES"]
+
+# Names accepted by `build_regularizer` (and by the config key MODEL.DROPBLOCK.TYPE).
+REGULARIZER_TYPES = ("DropBlock", "Dropout", "SpatialDropout")
+
+
+def check_keep_prob(keep_prob: Any, name: str = "keep_prob") -> float:
+    """Return `keep_prob` as a float, or raise a ValueError naming it if not in (0, 1]."""
+    if isinstance(keep_prob, bool) or not isinstance(keep_prob, numbers.Real):
+        raise ValueError(f"{name} must be a number in (0, 1], got {keep_prob!r}")
+    keep_prob = float(keep_prob)
+    # `not (0 < p <= 1)` is also true for NaN, which a plain `p <= 0 or p > 1` would let pass.
+    if not (0.0 < keep_prob <= 1.0):
+        raise ValueError(f"{name} must be in (0, 1], got {keep_prob!r}")
+    return keep_prob
+
+
+def reject_unknown_kwargs(where: str, kwargs: Dict[str, Any]) -> None:
+    """Raise a ValueError naming the first unexpected keyword argument passed to `where`.
+
+    Swallowing unknown arguments hides typos and API mismatches (mmyolo passing `warm_iters`
+    to mmdet's DropBlock went unnoticed); a TypeError would be Python's default, but the
+    project promises ValueError for every bad argument.
+    """
+    if kwargs:
+        name = sorted(kwargs)[0]
+        raise ValueError(f"{where}: unknown argument {name!r} (value {kwargs[name]!r})")
+
+
+class _MaskedScale(torch.autograd.Function):
+    """out = where(keep, x, 0) * scale, computed in fp32 (fp64 for fp64), cast to x.dtype.
+
+    Saves only `keep` (bool) for backward; `scale` is a 0-d tensor or a Python float kept on
+    ctx (not a saved tensor: it is 4 bytes, and it does not depend on x).
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx, x: Tensor, keep: Tensor, scale: Union[Tensor, float]
+    ) -> Tensor:
+        ctx.save_for_backward(keep)
+        ctx.scale = scale
+        return _apply_keep_mask(x, keep, scale)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):  # type: ignore[override]
+        (keep,) = ctx.saved_tensors
+        grad_input = None
+        if ctx.needs_input_grad[0]:
+            grad_input = _apply_keep_mask(grad_output, keep, ctx.scale)
+        return grad_input, None, None
+
+
+def _apply_keep_mask(t: Tensor, keep: Tensor, scale: Union[Tensor, float]) -> Tensor:
+    """where(keep, t, 0) * scale in fp32 (fp64 for fp64), cast back to t.dtype.
+
+    Selecting with a bool mask, then scaling in place, is two passes over t and never
+    materialises a float mask. Measured on CPU it beats `t * keep` and `(t * scale) *
+    keep.view(uint8)` (both convert the mask to a temporary float tensor first). fp16 and
+    bf16 are scaled in fp32 so the scale is not rounded to 11 / 8 bits before the product.
+    """
+    if t.dtype in (torch.float32, torch.float64):
+        return torch.where(keep, t, 0.0).mul_(scale)
+    return torch.where(keep, t, 0.0).float().mul_(scale).to(t.dtype)
+
+
+def masked_scale(x: Tensor, keep: Tensor, scale: Union[Tensor, float]) -> Tensor:
+    """Differentiable `x * keep * scale` that keeps only the bool `keep` for backward.
+
+    Dropped units are selected away (where), so an inf or NaN under a dropped unit gives 0,
+    not NaN, in the output and in the gradient.
+
+    Args:
+        x: any floating tensor.
+        keep: bool tensor broadcastable to x (True = the unit survives); built without grad.
+        scale: a Python float or a 0-d fp32 tensor on x's device.
+    Returns:
+        a tensor of x's shape and dtype (memory layout follows x and keep); the gradient with
+        respect to x is exactly `grad * keep * scale`.
+    """
+    if keep.dtype != torch.bool:
+        raise ValueError(f"masked_scale: keep must be a bool tensor, got dtype {keep.dtype}")
+    return _MaskedScale.apply(x, keep, scale)
+
+
+class KeepProbRegularizer(nn.Module):
+    """Base class of every regularizer: a module with a schedulable `keep_prob`.
+
+    Attributes:
+        keep_prob: the keep probability used by the next forward; the iteration schedule
+            (`LinearKeepProbSchedule.apply`) and `set_keep_prob` change it.
+        target_keep_prob: the configured keep probability, reached at the end of the
+            schedule. The constructor's `keep_prob` sets both.
+
+    The forward returns its input unchanged (the same tensor object) in eval mode or when
+    keep_prob == 1; otherwise it calls `_regularize`. No parameters and no buffers: the
+    state_dict of a model does not change when a regularizer is inserted, so checkpoints load
+    either way; keep_prob is not state because the schedule recomputes it from the iteration.
+    """
+
+    def __init__(self, keep_prob: float) -> None:
+        super().__init__()
+        self.target_keep_prob = check_keep_prob(keep_prob, "target_keep_prob")
+        self.keep_prob = self.target_keep_prob
+
+    @property
+    def keep_prob(self) -> float:
+        return self._keep_prob
+
+    @keep_prob.setter
+    def keep_prob(self, value: float) -> None:
+        self._keep_prob = check_keep_prob(value, "keep_prob")
+
+    @property
+    def target_keep_prob(self) -> float:
+        return self._target_keep_prob
+
+    @target_keep_prob.setter
+    def target_keep_prob(self, value: float) -> None:
+        self._target_keep_prob = check_keep_prob(value, "target_keep_prob")
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.keep_prob == 1.0:
+            return x
+        return self._regularize(x)
+
+    def _regularize(self, x: Tensor) -> Tensor:
+        """Apply the regularizer in training mode with keep_prob < 1 (subclasses implement)."""
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return f"keep_prob={self.keep_prob:g}, target_keep_prob={self.target_keep_prob:g}"
+
+
+def build_regularizer(
+    type: str,
+    keep_prob: float,
+    block_size: int = 7,
+    shared_mask: bool = False,
+    gamma_mode: str = "paper",
+    impl: str = "auto",
+    **kwargs: Any,
+) -> KeepProbRegularizer:
+    """Build a regularizer by name, so a config can swap DropBlock for an ablation.
+
+    Args:
+        type: one of REGULARIZER_TYPES: "DropBlock" (uses every argument), "Dropout"
+            (element-wise), "SpatialDropout" (whole channels); the last two ignore
+            block_size, shared_mask, gamma_mode and impl.
+        keep_prob: target keep probability in (0, 1].
+    Raises:
+        ValueError: unknown `type` (named, with the choices), bad values, unknown arguments.
+    """
+    reject_unknown_kwargs("build_regularizer", kwargs)
+    # Imported here: drop_block.py and dropout.py import this module for the base class.
+    from .drop_block import DropBlock2d
+    from .dropout import Dropout, SpatialDropout
+
+    if type == "DropBlock":
+        return DropBlock2d(
+            keep_prob=keep_prob,
+            block_size=block_size,
+            shared_mask=shared_mask,
+            gamma_mode=gamma_mode,
+            impl=impl,
+        )
+    if type == "Dropout":
+        return Dropout(keep_prob)
+    if type == "SpatialDropout":
+        return SpatialDropout(keep_prob)
+    raise ValueError(f"unknown regularizer type {type!r}; choices: {', '.join(REGULARIZER_TYPES)}")

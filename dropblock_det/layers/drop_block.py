@@ -1,0 +1,431 @@
+"""DropBlock (Ghiasi, Lin, Le, "DropBlock: A regularization method for convolutional
+networks", NeurIPS 2018, arXiv 1810.12890), Algorithm 1, per sample and per channel.
+
+Semantics of `drop_block_2d(x, keep_prob, block_size)` for x of shape (N, C, H, W):
+
+* Block size per axis: bh = min(block_size, H), bw = min(block_size, W) (a block larger than
+  the map is clipped, and the clipped sizes are the ones used in gamma).
+* Seeds: independent Bernoulli(gamma) draws at every *valid* anchor (i, j),
+  0 <= i <= H - bh, 0 <= j <= W - bw, separately for every (sample, channel) (or for every
+  sample when `shared_mask=True`, one mask for all channels as timm does by default).
+* A seed at (i, j) drops rows i .. i+bh-1 and columns j .. j+bw-1: the block is anchored at
+  its top-left corner. For an odd block this is the paper's square centred on the seed
+  i + bh//2 restricted to the valid centre region, relabelled; for an even block the block
+  has no centre and this placement keeps it inside the map with no shift or crop, so the
+  output shape is always the input shape and every dropped unit lies in a full bh x bw
+  square inside the map.
+* Output: where(mask, x, 0) * numel(mask) / (count_kept(mask) + eps), the scale and the
+  product in fp32 (fp64 for fp64 input), the result cast to x.dtype (an fp16 count would
+  overflow; eps = 1e-6 guards an all-dropped mask, whose output is then all zeros).
+
+Gamma ("gamma_mode"):
+
+* "paper" (default): Algorithm 1's formula with the clipped block,
+  gamma = (1 - keep_prob) / (bh * bw) * H * W / ((H - bh + 1) * (W - bw + 1)).
+  It ignores that blocks overlap, so the realised dropped fraction is a little below
+  1 - keep_prob (17x13 map, block 3, keep_prob 0.75: 22.1% instead of 25%).
+* "calibrated": gamma solved so that the *expected* dropped fraction is exactly
+  1 - keep_prob for this map and block. A unit (i, j) covered by k(i, j) valid anchors is
+  dropped with probability 1 - (1 - gamma)^k(i, j), with k(i, j) = rows(i) * cols(j) (the
+  number of anchor rows / columns whose block covers i / j); the mean over the map is
+  increasing in gamma, 0 at gamma = 0 and 1 at gamma = 1 (every unit is covered by some
+  anchor), so a solution in [0, 1) always exists; it is found by bisection in float64 once
+  per (H, W, bh, bw, keep_prob) and cached.
+
+Speed: with block 7 and keep_prob 0.9 gamma is about 0.002, so drawing one random number per
+element (the obvious implementation) is most of the cost. This implementation samples the
+seeds as a Bernoulli process through its geometric gaps (exactly the same distribution,
+about gamma * numel random numbers) and fills each seed's block into a bool mask by index
+(the mask gives the kept count). Per-channel masks are then applied as a vectorised
+`x * scale` followed by an indexed fill of the dropped blocks, in forward and backward,
+and autograd keeps only the seeds' offsets (8 bytes per seed, far below 1 byte per
+element); shared masks and dense seeds go through `masked_scale`, which keeps the bool
+mask (1 byte per element, or 1/C for a shared mask). On CUDA, `impl="auto"` uses the fused Triton kernel of
+`drop_block_triton.py` when it is available.
+"""
+import functools
+import math
+import numbers
+from typing import Any, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .base import KeepProbRegularizer, check_keep_prob, masked_scale, reject_unknown_kwargs
+
+__all__ = [
+    "drop_block_2d",
+    "DropBlock2d",
+    "drop_block_gamma",
+    "expected_drop_fraction",
+    "clip_block_size",
+    "GAMMA_MODES",
+    "IMPLS",
+    "NORMALIZER_EPS",
+]
+
+GAMMA_MODES = ("paper", "calibrated")
+IMPLS = ("auto", "torch", "triton")
+# Added to the kept count before dividing; only matters when every unit is dropped.
+NORMALIZER_EPS = 1e-6
+# Above this seed rate, one uniform per valid anchor is cheaper than geometric gaps.
+_DENSE_SEED_RATE = 0.25
+# Per-channel masks with at most this seed rate (and at most 1 byte per element of seed
+# offsets) are applied from the seeds; otherwise with the bool mask.
+_SPARSE_APPLY_MAX_GAMMA = 0.125
+# At most this many block indices are materialised at once (bounds the temporary memory).
+_MAX_INDICES_PER_CHUNK = 1 << 22
+
+
+def check_block_size(block_size: Any) -> int:
+    """Return block_size as an int, or raise a ValueError naming it if it is not an int >= 1."""
+    if isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral) or block_size < 1:
+        raise ValueError(f"block_size must be an integer >= 1, got {block_size!r}")
+    return int(block_size)
+
+
+def check_gamma_mode(gamma_mode: Any) -> str:
+    if gamma_mode not in GAMMA_MODES:
+        raise ValueError(f"gamma_mode must be one of {GAMMA_MODES}, got {gamma_mode!r}")
+    return gamma_mode
+
+
+def check_impl(impl: Any) -> str:
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    return impl
+
+
+def _check_bool(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def clip_block_size(block_size: int, height: int, width: int) -> Tuple[int, int]:
+    """The block actually dropped on an (height, width) map: (min(b, H), min(b, W))."""
+    return min(block_size, height), min(block_size, width)
+
+
+def _paper_gamma(keep_prob: float, bh: int, bw: int, height: int, width: int) -> float:
+    valid_anchors = (height - bh + 1) * (width - bw + 1)
+    return (1.0 - keep_prob) / (bh * bw) * (height * width) / valid_anchors
+
+
+def _coverage_histogram(length: int, block: int) -> Tuple[np.ndarray, np.ndarray]:
+    """For each position along an axis, how many valid anchors' blocks cover it, as
+    (distinct counts, how many positions have that count)."""
+    positions = np.arange(length)
+    last_anchor = length - block
+    covering = np.minimum(positions, last_anchor) - np.maximum(0, positions - block + 1) + 1
+    return np.unique(covering, return_counts=True)
+
+
+def _coverage_table(height: int, width: int, bh: int, bw: int) -> Tuple[np.ndarray, np.ndarray]:
+    """(k values, fraction of the map's units covered by exactly k anchors), k = rows * cols."""
+    row_k, row_n = _coverage_histogram(height, bh)
+    col_k, col_n = _coverage_histogram(width, bw)
+    k = np.outer(row_k, col_k).ravel().astype(np.float64)
+    weight = np.outer(row_n, col_n).ravel().astype(np.float64) / (height * width)
+    return k, weight
+
+
+def _expected_fraction(k: np.ndarray, weight: np.ndarray, gamma: float) -> float:
+    if gamma >= 1.0:
+        return 1.0
+    # 1 - (1 - g)^k through log1p: accurate for the tiny gammas of large maps.
+    return float(np.sum(weight * -np.expm1(k * math.log1p(-gamma))))
+
+
+def expected_drop_fraction(gamma: float, block_size: int, height: int, width: int) -> float:
+    """Expected fraction of an (height, width) map that DropBlock drops at seed rate gamma.
+
+    Closed form: mean over units of 1 - (1 - gamma)^k, k = number of valid anchors whose
+    (clipped) block covers the unit. This is what the "calibrated" gamma inverts.
+    """
+    bh, bw = clip_block_size(check_block_size(block_size), height, width)
+    k, weight = _coverage_table(height, width, bh, bw)
+    return _expected_fraction(k, weight, float(gamma))
+
+
+@functools.lru_cache(maxsize=1024)
+def _calibrated_gamma(height: int, width: int, bh: int, bw: int, keep_prob: float) -> float:
+    target = 1.0 - keep_prob
+    if target <= 0.0:
+        return 0.0
+    k, weight = _coverage_table(height, width, bh, bw)
+    low, high = 0.0, 1.0  # f(0) = 0 < target < 1 = f(1)
+    for _ in range(200):  # bisection: the interval halves each step, float64 exhausts first
+        mid = 0.5 * (low + high)
+        if mid in (low, high):
+            break
+        if _expected_fraction(k, weight, mid) < target:
+            low = mid
+        else:
+            high = mid
+    return high
+
+
+def drop_block_gamma(
+    keep_prob: float, block_size: int, height: int, width: int, gamma_mode: str = "paper"
+) -> float:
+    """Seed rate gamma of DropBlock on an (height, width) map (see the module docstring)."""
+    keep_prob = check_keep_prob(keep_prob)
+    bh, bw = clip_block_size(check_block_size(block_size), height, width)
+    if check_gamma_mode(gamma_mode) == "paper":
+        return _paper_gamma(keep_prob, bh, bw, height, width)
+    return _calibrated_gamma(height, width, bh, bw, keep_prob)
+
+
+def _sample_seed_positions(num_positions: int, gamma: float, device: torch.device) -> Tensor:
+    """Ascending int64 indices in [0, num_positions) of iid Bernoulli(gamma) successes.
+
+    For small gamma, the gaps between successes of a Bernoulli process are iid
+    Geometric(gamma) on {1, 2, ...}: drawing the gaps and taking their running sum gives
+    exactly the same distribution as one Bernoulli draw per position, with about
+    gamma * num_positions random numbers instead of num_positions.
+    """
+    if num_positions == 0 or gamma <= 0.0:
+        return torch.empty(0, dtype=torch.long, device=device)
+    if gamma >= 1.0:
+        return torch.arange(num_positions, device=device)
+    if gamma > _DENSE_SEED_RATE:
+        return torch.nonzero(torch.rand(num_positions, device=device) < gamma).view(-1)
+    chunks = []
+    last = -1.0  # position of the last success so far
+    while True:
+        remaining = (num_positions - 1 - last) * gamma
+        # Enough gaps to cover the rest in all but ~1e-9 of cases; the loop handles the rest.
+        count = int(remaining + 6.0 * math.sqrt(remaining) + 16)
+        # float64: gaps and positions stay exact integers up to 2**53.
+        positions = torch.empty(count, dtype=torch.float64, device=device).geometric_(gamma)
+        positions = positions.cumsum_(0).add_(last)
+        chunks.append(positions)
+        last = float(positions[-1])
+        if last >= num_positions - 1:
+            break
+    positions = torch.cat(chunks) if len(chunks) > 1 else chunks[0]
+    return positions[positions < num_positions].long()
+
+
+class _SeedBlocks:
+    """Where one DropBlock draw's blocks are: storage offsets of each seed's top-left unit
+    (int64, K) plus the offsets of a block's units from its top-left (int64, bh * bw), in
+    the memory layout of a dense tensor shaped like x."""
+
+    def __init__(self, top_left: Tensor, block_offsets: Tensor) -> None:
+        self.top_left = top_left
+        self.block_offsets = block_offsets
+
+    def fill(self, t: Tensor, value: float) -> None:
+        """Set every unit of every block of the dense tensor t (offset 0) to `value`."""
+        # A fresh dense tensor's storage is exactly numel elements from offset 0.
+        flat = t.as_strided((t.numel(),), (1,))
+        block = self.block_offsets.view(1, -1)
+        seeds_per_chunk = max(1, _MAX_INDICES_PER_CHUNK // block.numel())
+        for chunk in self.top_left.split(seeds_per_chunk):
+            flat.index_fill_(0, (chunk[:, None] + block).view(-1), value)
+
+
+def _drop_block_keep_mask(
+    x: Tensor, gamma: float, bh: int, bw: int, shared_mask: bool
+) -> Tuple[Tensor, _SeedBlocks]:
+    """One DropBlock draw for x (N, C, H, W): the bool keep mask (True = kept) and the blocks.
+
+    The mask is (N, C, H, W) with x's memory layout (channels_last stays channels_last), or
+    (N, 1, H, W) when shared_mask; the blocks' offsets refer to that layout.
+    """
+    n, c, h, w = x.shape
+    with torch.no_grad():
+        if shared_mask:
+            channels = 1
+            keep = torch.ones((n, 1, h, w), dtype=torch.bool, device=x.device)
+        else:
+            channels = c
+            # ones_like preserves x's strides, so the mask walks memory in x's order.
+            keep = torch.ones_like(x, dtype=torch.bool)
+        valid_h, valid_w = h - bh + 1, w - bw + 1
+        seeds = _sample_seed_positions(n * channels * valid_h * valid_w, gamma, x.device)
+        stride_n, stride_c, stride_h, stride_w = keep.stride()
+        col = seeds % valid_w
+        rest = seeds // valid_w
+        row = rest % valid_h
+        rest = rest // valid_h
+        channel = rest % channels
+        sample = rest // channels
+        top_left = sample * stride_n + channel * stride_c + row * stride_h + col * stride_w
+        rows = torch.arange(bh, device=x.device) * stride_h
+        cols = torch.arange(bw, device=x.device) * stride_w
+        blocks = _SeedBlocks(top_left, (rows[:, None] + cols[None, :]).view(-1))
+        blocks.fill(keep, False)
+        return keep, blocks
+
+
+class _DropBlockFromSeeds(torch.autograd.Function):
+    """out = x * scale with every block zeroed; backward does the same to the gradient.
+
+    Used for per-channel masks with sparse seeds. `torch.where` with a bool mask runs a
+    scalar (not vectorised) loop on CPU, about twice a float multiply; a vectorised
+    multiply plus an indexed fill of the dropped units (a fraction ~1 - keep_prob of them)
+    is cheaper, and autograd keeps only the seeds' offsets (8 bytes per seed, at most
+    1 byte per element since this path is only taken for gamma <= 1/8), not a mask.
+    Identical values to where(keep, x, 0) * scale: an inf or NaN under a block gives 0.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx, x: Tensor, top_left: Tensor, block_offsets: Tensor, scale: Tensor
+    ) -> Tensor:
+        ctx.save_for_backward(top_left, block_offsets)
+        ctx.scale = scale
+        # empty_like(x) has the layout of the mask, ones_like(x), that the offsets refer to.
+        out = torch.empty_like(x)
+        ctx.layout = (out.shape, out.stride())
+        return _scale_and_drop(x, out, _SeedBlocks(top_left, block_offsets), scale)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):  # type: ignore[override]
+        top_left, block_offsets = ctx.saved_tensors
+        shape, stride = ctx.layout
+        grad_input = torch.empty_strided(
+            shape, stride, dtype=grad_output.dtype, device=grad_output.device
+        )
+        _scale_and_drop(grad_output, grad_input, _SeedBlocks(top_left, block_offsets), ctx.scale)
+        return grad_input, None, None, None
+
+
+def _scale_and_drop(t: Tensor, out: Tensor, blocks: _SeedBlocks, scale: Tensor) -> Tensor:
+    """out = t * scale (in fp32 for fp16/bf16), then the blocks set to 0."""
+    if t.dtype in (torch.float32, torch.float64):
+        torch.mul(t, scale, out=out)
+    else:
+        out.copy_(t.float() * scale)
+    blocks.fill(out, 0.0)
+    return out
+
+
+def _normalizing_scale(keep: Tensor, dtype: torch.dtype) -> Tensor:
+    """numel / (kept count + eps) as a 0-d tensor on keep's device (no host sync), in fp32,
+    or fp64 for fp64 input (the count is exact in either up to 2**24 / 2**53 units)."""
+    compute_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+    kept = torch.count_nonzero(keep).to(compute_dtype)
+    numel = torch.full((), float(keep.numel()), dtype=compute_dtype, device=keep.device)
+    return numel / (kept + NORMALIZER_EPS)
+
+
+def _triton_ready() -> bool:
+    try:
+        from .drop_block_triton import triton_available
+    except ImportError:
+        return False
+    return bool(triton_available())
+
+
+def drop_block_2d(
+    x: Tensor,
+    keep_prob: float,
+    block_size: int,
+    shared_mask: bool = False,
+    gamma_mode: str = "paper",
+    impl: str = "auto",
+    training: bool = True,
+    **kwargs: Any,
+) -> Tensor:
+    """DropBlock (Algorithm 1) on x of shape (N, C, H, W); see the module docstring.
+
+    Args:
+        x: floating tensor (fp32, fp16, bf16, fp64), any device, contiguous or channels_last.
+        keep_prob: probability that a unit survives, in (0, 1].
+        block_size: side of the dropped square (odd or even), clipped per axis to the map.
+        shared_mask: one mask per sample shared by all channels instead of one per channel.
+        gamma_mode: "paper" or "calibrated" (expected dropped fraction exactly 1 - keep_prob).
+        impl: "auto" (Triton on CUDA when available, else PyTorch), "torch", or "triton"
+            (also on CPU under TRITON_INTERPRET=1).
+        training: when False, x is returned unchanged (as when keep_prob == 1).
+    Returns:
+        tensor of x's shape, dtype and memory layout; dropped units are 0, kept ones are
+        scaled by numel(mask) / count_kept. The gradient is grad * mask * that scale.
+    Raises:
+        ValueError: naming the argument and value for a non-4D or non-floating x, keep_prob
+            outside (0, 1], block_size < 1, an unknown gamma_mode / impl, or an unknown
+            keyword argument.
+    """
+    reject_unknown_kwargs("drop_block_2d", kwargs)
+    if not isinstance(x, Tensor):
+        raise ValueError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 4:
+        raise ValueError(f"x must be 4-D (N, C, H, W), got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"x must be a floating-point tensor, got dtype {x.dtype}")
+    keep_prob = check_keep_prob(keep_prob)
+    block_size = check_block_size(block_size)
+    shared_mask = _check_bool(shared_mask, "shared_mask")
+    gamma_mode = check_gamma_mode(gamma_mode)
+    impl = check_impl(impl)
+    training = _check_bool(training, "training")
+
+    if not training or keep_prob == 1.0 or x.numel() == 0:
+        return x
+    _, _, height, width = x.shape
+    bh, bw = clip_block_size(block_size, height, width)
+    if gamma_mode == "paper":
+        gamma = _paper_gamma(keep_prob, bh, bw, height, width)
+    else:
+        gamma = _calibrated_gamma(height, width, bh, bw, keep_prob)
+
+    if impl == "triton" or (impl == "auto" and x.is_cuda and _triton_ready()):
+        # Imported lazily: the layers must import (and run on CPU) without Triton.
+        from .drop_block_triton import drop_block_2d_triton
+
+        return drop_block_2d_triton(x, gamma, bh, bw, shared_mask)
+
+    keep, blocks = _drop_block_keep_mask(x, gamma, bh, bw, shared_mask)
+    scale = _normalizing_scale(keep, x.dtype)
+    seed_bytes = 8 * (blocks.top_left.numel() + blocks.block_offsets.numel())
+    if not shared_mask and gamma <= _SPARSE_APPLY_MAX_GAMMA and seed_bytes <= x.numel():
+        return _DropBlockFromSeeds.apply(x, blocks.top_left, blocks.block_offsets, scale)
+    # Shared masks broadcast over channels (the offsets are in the mask's layout, not x's);
+    # dense seeds, or a tiny tensor, would keep more than 1 byte per element as offsets.
+    return masked_scale(x, keep, scale)
+
+
+class DropBlock2d(KeepProbRegularizer):
+    """DropBlock as a module: `drop_block_2d` in training mode, identity in eval mode.
+
+    Args: as `drop_block_2d` (keep_prob is the target; the schedule may lower `keep_prob`
+    from 1.0 towards it during training). Input and output: (N, C, H, W).
+    """
+
+    def __init__(
+        self,
+        keep_prob: float = 0.9,
+        block_size: int = 7,
+        shared_mask: bool = False,
+        gamma_mode: str = "paper",
+        impl: str = "auto",
+        **kwargs: Any,
+    ) -> None:
+        reject_unknown_kwargs("DropBlock2d", kwargs)
+        super().__init__(keep_prob)
+        self.block_size = check_block_size(block_size)
+        self.shared_mask = _check_bool(shared_mask, "shared_mask")
+        self.gamma_mode = check_gamma_mode(gamma_mode)
+        self.impl = check_impl(impl)
+
+    def _regularize(self, x: Tensor) -> Tensor:
+        return drop_block_2d(
+            x,
+            self.keep_prob,
+            self.block_size,
+            shared_mask=self.shared_mask,
+            gamma_mode=self.gamma_mode,
+            impl=self.impl,
+            training=True,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"{super().extra_repr()}, block_size={self.block_size}, "
+            f"shared_mask={self.shared_mask}, gamma_mode={self.gamma_mode!r}, impl={self.impl!r}"
+        )

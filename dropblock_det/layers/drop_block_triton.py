@@ -1,0 +1,569 @@
+"""DropBlock's fused GPU path: Triton kernels with a 1-bit keep mask for backward.
+
+`drop_block_2d_triton(x, gamma, bh, bw, shared_mask)` has exactly the semantics of the
+PyTorch reference in `drop_block.py` (see its module docstring): iid Bernoulli(gamma) seeds
+at the top-left anchors (i, j), 0 <= i <= H - bh, 0 <= j <= W - bw, per (sample, channel)
+(per sample when `shared_mask`); a seed drops rows i..i+bh-1, columns j..j+bw-1; the output
+is where(keep, x, 0) * numel(mask) / (count_kept + 1e-6), computed in fp32 (fp64 for fp64
+input) and cast to x.dtype. The gradient is exactly grad * keep * that same scale.
+
+Why this design (the target is forward+backward within 2x of a plain `x * mask`):
+
+1. `_seed_kernel` draws the seeds with Philox (`tl.philox`, seeded by one int64 that
+   `torch.randint` draws on x's device, so `torch.manual_seed` / `torch.cuda.manual_seed`
+   make a draw reproducible and no host sync is needed). One Philox call yields four 32-bit
+   words, used for four consecutive anchor rows, so the generator costs about a quarter of
+   a Philox round per anchor. A seed is `word < round(gamma * 2**32)`: exact to 2**-33.
+   Seeds are written as a uint8 map at anchor positions only. The Philox counter is the
+   logical (plane, row group, column) index, so a draw does not depend on x's memory
+   layout: a contiguous and a channels_last copy of x get the same mask.
+2. `_dilate_kernel` turns seeds into the keep map. A program owns a tile of
+   (BLOCK_P planes x BLOCK_W columns) and walks the rows top to bottom. At each row it ORs
+   the bw seeds to the left of each column (bw loads of the seed map, which stay in L1/L2)
+   and keeps, per column, the distance `age` to the last row with such a hit; a unit is
+   dropped iff that distance is < bh. So the 2-D max-pool costs bw loads + O(1) per unit
+   instead of bh * bw, with no shared-memory shifts (which Triton does not expose). The
+   keep map is written as uint8 in x's memory order (per-channel masks) or (N, H, W)
+   (shared masks); each program adds how many units it kept to one int64 counter
+   (integer atomics: the sum does not depend on the order).
+3. `_pack_kernel` packs the keep map into bits (bit m of the mask = keep of the element
+   at memory offset m): the only thing autograd keeps is this 1-bit-per-element mask plus
+   an 8-byte count, and the apply pass reads 1/8 byte of mask per element.
+4. The apply kernels: out = where(keep, x, 0) * scale in one pass over x, with
+   scale = numel / (count + eps) read from device memory (no sync). Per-channel masks
+   share x's memory order, so bit index = element offset (`_apply_flat_kernel`: no index
+   arithmetic, 16-byte vector loads and stores of x, one byte of mask per 8 elements).
+   Shared masks map x's element to the mask with one division per row
+   (`_apply_rows_kernel`, NCHW) or per pixel (`_apply_pixels_kernel`, channels_last),
+   never per element. Backward runs the same kernel on grad with the saved bits: nothing
+   is recomputed.
+
+Memory traffic per element (bf16 forward+backward): seeds 1 B written (+ cached reads), keep
+map 1 B written and read, 1/8 B of bits written and read twice, x/grad 2 B read and out 2 B
+written per pass: about 13 B against 12 B for the `x * mask` floor with a bf16 mask.
+
+`triton_available()` says whether this path can run: Triton importable and either CUDA
+available or `TRITON_INTERPRET=1` (Triton's interpreter runs the same kernels on CPU tensors
+with numpy; it is how CI tests the kernel logic). TRITON_INTERPRET must be set before
+Triton is first imported.
+"""
+import contextlib
+import numbers
+import os
+from typing import Any, ContextManager, NamedTuple, Tuple
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError:  # CPU-only torch builds ship without Triton: the module still imports.
+    triton = None
+    tl = None
+
+from .drop_block import NORMALIZER_EPS
+
+__all__ = ["drop_block_2d_triton", "triton_available"]
+
+# The reference's normaliser guard: an all-dropped mask gives scale numel / 1e-6 (finite)
+# times 0, i.e. zeros, not NaN.
+_EPS = NORMALIZER_EPS
+_SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+
+
+class _LaunchSizes(NamedTuple):
+    tile_units: int  # units per (planes x columns) tile of the seed and dilation kernels
+    apply_block: int  # elements per program of the apply kernels
+    pack_block_bytes: int  # mask bytes per program of the pack kernel
+
+
+# GPU: 1024-element programs give every lane of 4 warps a 16-byte vector in the apply pass.
+_GPU_SIZES = _LaunchSizes(tile_units=1024, apply_block=1024, pack_block_bytes=256)
+# The interpreter pays per program and per op, not per element: few big programs are ~16x
+# faster. Results do not depend on the sizes (the Philox counters are logical indices).
+_INTERPRETER_SIZES = _LaunchSizes(tile_units=16384, apply_block=32768, pack_block_bytes=4096)
+
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def triton_available() -> bool:
+    """True when Triton is importable and can run here: CUDA is available, or Triton's
+    interpreter is on (TRITON_INTERPRET=1, CPU tensors)."""
+    return triton is not None and (torch.cuda.is_available() or _interpreting())
+
+
+if triton is not None:
+
+    @triton.jit
+    def _seed_kernel(
+        rng_seed_ptr,  # int64[1]: Philox key drawn by torch.randint on x's device
+        seeds_ptr,  # uint8 map, written at anchor positions only
+        total_kept_ptr,  # int64[1]: zeroed here, summed into by the dilation kernel
+        num_planes,
+        planes_per_sample,  # C, or 1 for a shared mask
+        anchor_rows,  # H - bh + 1
+        anchor_cols,  # W - bw + 1
+        threshold,  # seed iff the 32-bit word < threshold (= round(gamma * 2**32))
+        stride_n,
+        stride_c,
+        stride_h,
+        stride_w,
+        BLOCK_P: tl.constexpr,
+        BLOCK_W: tl.constexpr,
+        INDEX_64: tl.constexpr,
+    ):
+        pid_p = tl.program_id(0)
+        pid_w = tl.program_id(1)
+        # Zeroing the counter here saves a launch; the dilation kernel runs after this one.
+        tl.store(total_kept_ptr, tl.zeros((), tl.int64), mask=(pid_p == 0) & (pid_w == 0))
+        plane = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
+        col = pid_w * BLOCK_W + tl.arange(0, BLOCK_W)
+        tile_ok = (plane < num_planes)[:, None] & (col < anchor_cols)[None, :]
+        if INDEX_64:
+            plane_idx = plane.to(tl.int64)
+            col_idx = col.to(tl.int64)
+        else:
+            plane_idx = plane
+            col_idx = col
+        base = (plane_idx // planes_per_sample) * stride_n + (plane_idx % planes_per_sample) * stride_c
+        ptrs = seeds_ptr + base[:, None] + col_idx[None, :] * stride_w
+        key = tl.load(rng_seed_ptr)
+        counter_hi = tl.broadcast_to(plane[:, None], (BLOCK_P, BLOCK_W)).to(tl.uint32)
+        for group in range(0, tl.cdiv(anchor_rows, 4)):
+            # One Philox call -> four words -> anchor rows 4*group .. 4*group+3.
+            counter_lo = (group * anchor_cols + col[None, :] + tl.zeros((BLOCK_P, BLOCK_W), tl.int32)).to(tl.uint32)
+            r0, r1, r2, r3 = tl.philox(key, counter_lo, counter_hi, 0, 0)
+            row = group * 4
+            if INDEX_64:
+                row_off = row.to(tl.int64) * stride_h
+            else:
+                row_off = row * stride_h
+            tl.store(ptrs + row_off, (r0.to(tl.int64) < threshold).to(tl.uint8), mask=tile_ok & (row < anchor_rows))
+            tl.store(ptrs + row_off + stride_h, (r1.to(tl.int64) < threshold).to(tl.uint8), mask=tile_ok & (row + 1 < anchor_rows))
+            tl.store(ptrs + row_off + 2 * stride_h, (r2.to(tl.int64) < threshold).to(tl.uint8), mask=tile_ok & (row + 2 < anchor_rows))
+            tl.store(ptrs + row_off + 3 * stride_h, (r3.to(tl.int64) < threshold).to(tl.uint8), mask=tile_ok & (row + 3 < anchor_rows))
+
+    @triton.jit
+    def _dilate_kernel(
+        seeds_ptr,  # uint8 seed map (valid at anchors only; nothing else is read)
+        keep_ptr,  # uint8 keep map out, same strides as the seed map
+        total_kept_ptr,  # int64[1]: every program adds the units it kept
+        num_planes,
+        planes_per_sample,
+        height,
+        width,
+        anchor_rows,
+        anchor_cols,
+        block_h,
+        stride_n,
+        stride_c,
+        stride_h,
+        stride_w,
+        BLOCK_W_SIZE: tl.constexpr,  # bw: the row OR is unrolled
+        BLOCK_P: tl.constexpr,
+        BLOCK_W: tl.constexpr,
+        INDEX_64: tl.constexpr,
+    ):
+        pid_p = tl.program_id(0)
+        pid_w = tl.program_id(1)
+        plane = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
+        col = pid_w * BLOCK_W + tl.arange(0, BLOCK_W)
+        tile_ok = (plane < num_planes)[:, None] & (col < width)[None, :]
+        if INDEX_64:
+            plane_idx = plane.to(tl.int64)
+            col_idx = col.to(tl.int64)
+        else:
+            plane_idx = plane
+            col_idx = col
+        base = (plane_idx // planes_per_sample) * stride_n + (plane_idx % planes_per_sample) * stride_c
+        # Distance (in rows) to the last row whose anchors hit this column; block_h = none
+        # within reach. A unit is dropped iff a hit lies at most block_h - 1 rows above.
+        age = tl.zeros((BLOCK_P, BLOCK_W), tl.int32) + block_h
+        kept = tl.zeros((BLOCK_P, BLOCK_W), tl.int32)
+        for row in range(0, height):
+            if INDEX_64:
+                row_off = row.to(tl.int64) * stride_h
+            else:
+                row_off = row * stride_h
+            hit = tl.zeros((BLOCK_P, BLOCK_W), tl.int32)
+            for dx in tl.static_range(BLOCK_W_SIZE):
+                # Anchors (row, col - dx) for dx < bw are the ones whose block covers col.
+                src = col - dx
+                src_ok = (src >= 0) & (src < anchor_cols) & (row < anchor_rows)
+                seed = tl.load(
+                    seeds_ptr + base[:, None] + row_off + (col_idx - dx)[None, :] * stride_w,
+                    mask=tile_ok & src_ok[None, :],
+                    other=0,
+                )
+                hit = hit | seed.to(tl.int32)
+            age = tl.where(hit != 0, 0, tl.minimum(age + 1, block_h))
+            keep = (age >= block_h) & tile_ok
+            tl.store(
+                keep_ptr + base[:, None] + row_off + col_idx[None, :] * stride_w,
+                keep.to(tl.uint8),
+                mask=tile_ok,
+            )
+            kept += keep.to(tl.int32)
+        tl.atomic_add(total_kept_ptr, tl.sum(tl.sum(kept, axis=1), axis=0).to(tl.int64))
+
+    @triton.jit
+    def _pack_kernel(keep_ptr, bits_ptr, numel, num_bytes, BLOCK_BYTES: tl.constexpr, INDEX_64: tl.constexpr):
+        pid = tl.program_id(0)
+        if INDEX_64:
+            byte = pid.to(tl.int64) * BLOCK_BYTES + tl.arange(0, BLOCK_BYTES)
+        else:
+            byte = pid * BLOCK_BYTES + tl.arange(0, BLOCK_BYTES)
+        bit = tl.arange(0, 8)
+        elem = byte[:, None] * 8 + bit[None, :]
+        keep = tl.load(keep_ptr + elem, mask=elem < numel, other=0).to(tl.int32)
+        packed = tl.sum(keep << bit[None, :], axis=1)
+        tl.store(bits_ptr + byte, packed.to(tl.uint8), mask=byte < num_bytes)
+
+    @triton.jit
+    def _scale(total_kept_ptr, mask_numel, eps):
+        # numel / (count + eps) in IEEE fp32 (div_rn: Triton's `/` is approximate on GPU),
+        # the same operations as the reference, so both give the same scale bit for bit.
+        count = tl.load(total_kept_ptr).to(tl.float32)
+        # tl.cast: a Python float under the interpreter, an fp32 scalar when compiled.
+        return tl.math.div_rn(tl.cast(mask_numel, tl.float32), count + eps)
+
+    @triton.jit
+    def _to_bfloat16_rne(y):
+        # fp32 -> bf16, round to nearest even, NaN stays NaN. Compiled Triton rounds the same
+        # way, but Triton's interpreter truncates; doing it by hand makes the interpreter (CI)
+        # and the GPU agree with torch bit for bit.
+        bits = y.to(tl.uint32, bitcast=True)
+        rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+        rounded = tl.where(y != y, 0x7FC0, rounded)
+        return rounded.to(tl.uint16).to(tl.bfloat16, bitcast=True)
+
+    @triton.jit
+    def _store_result(out_ptrs, y, ok, OUT_BF16: tl.constexpr):
+        if OUT_BF16:
+            tl.store(out_ptrs, _to_bfloat16_rne(y), mask=ok)
+        else:
+            tl.store(out_ptrs, y.to(out_ptrs.dtype.element_ty), mask=ok)
+
+    @triton.jit
+    def _apply_flat_kernel(
+        x_ptr,
+        bits_ptr,
+        total_kept_ptr,
+        out_ptr,
+        numel,
+        mask_numel,
+        eps,
+        BLOCK: tl.constexpr,
+        COMPUTE_F64: tl.constexpr,
+        OUT_BF16: tl.constexpr,
+        INDEX_64: tl.constexpr,
+    ):
+        # Per-channel mask in x's memory order: element m <-> bit m. The tile is
+        # (BLOCK // 8, 8) so each mask byte is loaded once for its 8 elements (a flat tile
+        # makes the compiler issue one byte load per element), while x is still read with
+        # contiguous 16-byte vectors.
+        if INDEX_64:
+            start = tl.program_id(0).to(tl.int64) * BLOCK
+        else:
+            start = tl.program_id(0) * BLOCK
+        byte_idx = start // 8 + tl.arange(0, BLOCK // 8)
+        bit = tl.arange(0, 8)
+        offs = byte_idx[:, None] * 8 + bit[None, :]
+        ok = offs < numel
+        byte = tl.load(bits_ptr + byte_idx, mask=byte_idx * 8 < numel, other=0).to(tl.int32)
+        keep = ((byte[:, None] >> bit[None, :]) & 1) != 0
+        scale = _scale(total_kept_ptr, mask_numel, eps)
+        x = tl.load(x_ptr + offs, mask=ok, other=0)
+        if COMPUTE_F64:
+            y = tl.where(keep, x.to(tl.float64), 0.0) * scale.to(tl.float64)
+        else:
+            y = tl.where(keep, x.to(tl.float32), 0.0) * scale
+        _store_result(out_ptr + offs, y, ok, OUT_BF16)
+
+    @triton.jit
+    def _apply_rows_kernel(
+        x_ptr,
+        bits_ptr,
+        total_kept_ptr,
+        out_ptr,
+        num_rows,
+        row_len,  # elements of x per row (H * W)
+        rows_per_mask_row,  # rows of x that share one mask row (C)
+        col_blocks,  # programs per row block
+        mask_numel,
+        eps,
+        BLOCK_R: tl.constexpr,
+        BLOCK_B: tl.constexpr,
+        COMPUTE_F64: tl.constexpr,
+        OUT_BF16: tl.constexpr,
+        INDEX_64: tl.constexpr,
+    ):
+        # Shared mask on NCHW x: x viewed as (N * C, H * W) rows; x row r uses mask row
+        # r // C (a per-row division, not per element). One
+        # 1-D grid (CUDA caps grid axes 1 and 2 at 65535), split by one scalar division.
+        pid = tl.program_id(0)
+        rows = (pid // col_blocks) * BLOCK_R + tl.arange(0, BLOCK_R)
+        cols = (pid % col_blocks) * BLOCK_B + tl.arange(0, BLOCK_B)
+        ok = (rows < num_rows)[:, None] & (cols < row_len)[None, :]
+        if INDEX_64:
+            rows = rows.to(tl.int64)
+            cols = cols.to(tl.int64)
+        x_off = rows[:, None] * row_len + cols[None, :]
+        m_idx = (rows // rows_per_mask_row)[:, None] * row_len + cols[None, :]
+        byte = tl.load(bits_ptr + (m_idx >> 3), mask=ok, other=0).to(tl.int32)
+        keep = ((byte >> (m_idx & 7).to(tl.int32)) & 1) != 0
+        scale = _scale(total_kept_ptr, mask_numel, eps)
+        x = tl.load(x_ptr + x_off, mask=ok, other=0)
+        if COMPUTE_F64:
+            y = tl.where(keep, x.to(tl.float64), 0.0) * scale.to(tl.float64)
+        else:
+            y = tl.where(keep, x.to(tl.float32), 0.0) * scale
+        _store_result(out_ptr + x_off, y, ok, OUT_BF16)
+
+    @triton.jit
+    def _apply_pixels_kernel(
+        x_ptr,
+        bits_ptr,
+        total_kept_ptr,
+        out_ptr,
+        num_pixels,  # N * H * W
+        channels,
+        mask_numel,
+        eps,
+        BLOCK_P: tl.constexpr,
+        BLOCK_C: tl.constexpr,
+        COMPUTE_F64: tl.constexpr,
+        OUT_BF16: tl.constexpr,
+        INDEX_64: tl.constexpr,
+    ):
+        # Shared mask on channels_last x: x viewed as (pixels, C); pixel p uses mask bit p.
+        pix = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
+        ch = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+        if INDEX_64:
+            pix = pix.to(tl.int64)
+        ok = (pix < num_pixels)[:, None] & (ch < channels)[None, :]
+        byte = tl.load(bits_ptr + (pix >> 3), mask=pix < num_pixels, other=0).to(tl.int32)
+        keep = ((byte >> (pix & 7).to(tl.int32)) & 1) != 0
+        scale = _scale(total_kept_ptr, mask_numel, eps)
+        x_off = pix[:, None] * channels + ch[None, :]
+        x = tl.load(x_ptr + x_off, mask=ok, other=0)
+        if COMPUTE_F64:
+            y = tl.where(keep[:, None], x.to(tl.float64), 0.0) * scale.to(tl.float64)
+        else:
+            y = tl.where(keep[:, None], x.to(tl.float32), 0.0) * scale
+        _store_result(out_ptr + x_off, y, ok, OUT_BF16)
+
+
+def _next_power_of_2(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+def _launch_sizes(device: torch.device) -> _LaunchSizes:
+    return _GPU_SIZES if device.type == "cuda" else _INTERPRETER_SIZES
+
+
+def _tile(num_planes: int, width: int, tile_units: int) -> Tuple[int, int]:
+    """(BLOCK_P, BLOCK_W) for the seed/dilation kernels: up to 64 columns of a row, and as
+    many planes as fill `tile_units` units (narrow late-stage maps get many planes)."""
+    block_w = min(64, max(8, _next_power_of_2(width)))
+    block_p = max(1, min(_next_power_of_2(num_planes), tile_units // block_w))
+    return block_p, block_w
+
+
+class _Layout:
+    """How x is stored and where its mask lives.
+
+    `channels_last`: x is NHWC in memory. The mask map (seeds, keep, bits) is stored in x's
+    own memory order for per-channel masks, and as (N, H, W) for shared ones; `mask_strides`
+    are its (n, c, h, w) strides in elements.
+    """
+
+    def __init__(self, x: Tensor, shared_mask: bool) -> None:
+        n, c, h, w = x.shape
+        # A tensor that is both (C == 1 or H == W == 1) has one memory order for both readings.
+        self.channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+        self.shared_mask = shared_mask
+        self.planes_per_sample = 1 if shared_mask else c
+        self.mask_numel = n * self.planes_per_sample * h * w
+        if shared_mask:
+            self.mask_strides = (h * w, 0, w, 1)
+        elif self.channels_last:
+            self.mask_strides = (h * w * c, 1, w * c, c)
+        else:
+            self.mask_strides = (c * h * w, h * w, w, 1)
+
+    def dense(self, t: Tensor) -> Tensor:
+        """t in the memory order the kernels expect (a no-op when it already is)."""
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        return t.contiguous(memory_format=fmt)
+
+
+def _check_args(x: Any, gamma: Any, block_size_h: Any, block_size_w: Any, shared_mask: Any) -> float:
+    if not isinstance(x, Tensor):
+        raise ValueError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 4:
+        raise ValueError(f"x must be 4-D (N, C, H, W), got shape {tuple(x.shape)}")
+    if x.dtype not in _SUPPORTED_DTYPES:
+        raise ValueError(f"x must be float32, float16, bfloat16 or float64, got dtype {x.dtype}")
+    _, _, height, width = x.shape
+    for name, value, limit, axis in (
+        ("block_size_h", block_size_h, height, "H"),
+        ("block_size_w", block_size_w, width, "W"),
+    ):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise ValueError(f"{name} must be an int, got {value!r}")
+        if not 1 <= value <= max(limit, 1):
+            raise ValueError(f"{name} must be in [1, {axis}={limit}] (clip it to the map first), got {value}")
+    if not isinstance(shared_mask, bool):
+        raise ValueError(f"shared_mask must be True or False, got {shared_mask!r}")
+    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real):
+        raise ValueError(f"gamma must be a number in [0, 1], got {gamma!r}")
+    gamma = float(gamma)
+    if not (0.0 <= gamma <= 1.0):  # also rejects NaN
+        raise ValueError(f"gamma must be in [0, 1], got {gamma!r}")
+    if triton is None:
+        raise RuntimeError("drop_block_2d_triton needs Triton, which is not importable here; use impl='torch'")
+    if not x.is_cuda and not _interpreting():
+        raise ValueError(
+            f"x is on {x.device}: the Triton path runs CUDA tensors, or CPU tensors under Triton's "
+            "interpreter (TRITON_INTERPRET=1 set before Triton is imported); use impl='torch'"
+        )
+    return gamma
+
+
+def _keep_bits(x: Tensor, layout: _Layout, gamma: float, bh: int, bw: int) -> Tuple[Tensor, Tensor]:
+    """Draw one DropBlock mask for x: (bit-packed keep mask (uint8), total kept count (int64[1]))."""
+    n, _, height, width = x.shape
+    planes = n * layout.planes_per_sample
+    anchor_rows, anchor_cols = height - bh + 1, width - bw + 1
+    index_64 = layout.mask_numel >= 2**31 or x.numel() >= 2**31
+    device = x.device
+    # 62 random bits from torch's generator on x's device: reproducible, no host sync.
+    rng_seed = torch.randint(0, 2**62, (1,), device=device, dtype=torch.int64)
+    threshold = min(2**32, int(round(gamma * 2**32)))
+    seeds = torch.empty(layout.mask_numel, dtype=torch.uint8, device=device)
+    keep = torch.empty(layout.mask_numel, dtype=torch.uint8, device=device)
+    total_kept = torch.empty(1, dtype=torch.int64, device=device)
+    sizes = _launch_sizes(device)
+    block_p, block_w = _tile(planes, width, sizes.tile_units)
+    stride_n, stride_c, stride_h, stride_w = layout.mask_strides
+    seed_grid = (triton.cdiv(planes, block_p), triton.cdiv(anchor_cols, block_w))
+    _seed_kernel[seed_grid](
+        rng_seed, seeds, total_kept, planes, layout.planes_per_sample, anchor_rows, anchor_cols, threshold,
+        stride_n, stride_c, stride_h, stride_w,
+        BLOCK_P=block_p, BLOCK_W=block_w, INDEX_64=index_64,
+    )
+    dilate_grid = (triton.cdiv(planes, block_p), triton.cdiv(width, block_w))
+    _dilate_kernel[dilate_grid](
+        seeds, keep, total_kept, planes, layout.planes_per_sample, height, width,
+        anchor_rows, anchor_cols, bh, stride_n, stride_c, stride_h, stride_w,
+        BLOCK_W_SIZE=bw, BLOCK_P=block_p, BLOCK_W=block_w, INDEX_64=index_64,
+    )
+    del seeds
+    num_bytes = (layout.mask_numel + 7) // 8
+    bits = torch.empty(num_bytes, dtype=torch.uint8, device=device)
+    _pack_kernel[(triton.cdiv(num_bytes, sizes.pack_block_bytes),)](
+        keep, bits, layout.mask_numel, num_bytes, BLOCK_BYTES=sizes.pack_block_bytes, INDEX_64=index_64
+    )
+    return bits, total_kept
+
+
+def _apply(t: Tensor, layout: _Layout, bits: Tensor, total_kept: Tensor) -> Tensor:
+    """where(keep, t, 0) * numel / (total_kept + eps) for t (N, C, H, W) in layout's memory order."""
+    n, c, height, width = t.shape
+    out = torch.empty_like(t)  # preserve_format: t is dense, so out gets t's strides
+    index_64 = t.numel() >= 2**31
+    apply_block = _launch_sizes(t.device).apply_block
+    compute_f64 = t.dtype == torch.float64
+    if layout.shared_mask and layout.channels_last:
+        num_pixels = n * height * width
+        block_c = min(64, max(4, _next_power_of_2(c)))
+        block_p = max(1, apply_block // block_c)
+        grid = (triton.cdiv(num_pixels, block_p), triton.cdiv(c, block_c))
+        _apply_pixels_kernel[grid](
+            t, bits, total_kept, out, num_pixels, c, float(layout.mask_numel), _EPS,
+            BLOCK_P=block_p, BLOCK_C=block_c, COMPUTE_F64=compute_f64,
+            OUT_BF16=t.dtype == torch.bfloat16, INDEX_64=index_64,
+        )
+        return out
+    if not layout.shared_mask:  # the mask has t's memory order: bit index = element offset
+        _apply_flat_kernel[(triton.cdiv(t.numel(), apply_block),)](
+            t, bits, total_kept, out, t.numel(), float(layout.mask_numel), _EPS,
+            BLOCK=apply_block, COMPUTE_F64=compute_f64, OUT_BF16=t.dtype == torch.bfloat16, INDEX_64=index_64,
+        )
+        return out
+    # Shared mask, NCHW: rows are (n, c) planes; plane (n, c) uses mask plane n.
+    num_rows, row_len = n * c, height * width
+    block_b = min(apply_block, _next_power_of_2(row_len))
+    block_r = max(1, min(_next_power_of_2(num_rows), apply_block // block_b))
+    col_blocks = triton.cdiv(row_len, block_b)
+    _apply_rows_kernel[(triton.cdiv(num_rows, block_r) * col_blocks,)](
+        t, bits, total_kept, out, num_rows, row_len, c, col_blocks,
+        float(layout.mask_numel), _EPS,
+        BLOCK_R=block_r, BLOCK_B=block_b, COMPUTE_F64=compute_f64,
+        OUT_BF16=t.dtype == torch.bfloat16, INDEX_64=index_64,
+    )
+    return out
+
+
+def _on_device(device: torch.device) -> ContextManager:
+    """Triton launches on the *current* CUDA device: make it x's (x may live on another GPU)."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+
+
+class _DropBlockTriton(torch.autograd.Function):
+    """Forward draws the mask and applies it; backward applies the saved 1-bit mask to grad."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, gamma: float, bh: int, bw: int, shared_mask: bool) -> Tensor:  # type: ignore[override]
+        layout = _Layout(x, shared_mask)
+        x = layout.dense(x)
+        with _on_device(x.device):
+            bits, total_kept = _keep_bits(x, layout, gamma, bh, bw)
+            out = _apply(x, layout, bits, total_kept)
+        ctx.save_for_backward(bits, total_kept)
+        ctx.layout = layout
+        return out
+
+    @staticmethod
+    @once_differentiable  # the kernels are not differentiable: refuse double backward loudly
+    def backward(ctx, grad_output: Tensor):  # type: ignore[override]
+        bits, total_kept = ctx.saved_tensors
+        grad_input = None
+        if ctx.needs_input_grad[0]:
+            # grad_output may be non-contiguous (e.g. expanded from a sum): bring it to the
+            # memory order the bits were packed in.
+            with _on_device(bits.device):
+                grad_input = _apply(ctx.layout.dense(grad_output), ctx.layout, bits, total_kept)
+        return grad_input, None, None, None, None
+
+
+def drop_block_2d_triton(x: Tensor, gamma: float, block_size_h: int, block_size_w: int, shared_mask: bool) -> Tensor:
+    """DropBlock on x (N, C, H, W) with Triton kernels; differentiable.
+
+    Args:
+        x: fp32 / fp16 / bf16 (or fp64) tensor on CUDA (or CPU under TRITON_INTERPRET=1),
+            contiguous or channels_last; other strides are made contiguous first.
+        gamma: seed probability per valid anchor, in [0, 1] (already computed by the caller
+            from keep_prob, e.g. `drop_block_gamma`).
+        block_size_h, block_size_w: block size per axis, already clipped to the map
+            (1 <= bh <= H, 1 <= bw <= W).
+        shared_mask: one mask per sample for all channels (N, 1, H, W) instead of one per
+            (sample, channel).
+    Returns:
+        tensor of x's shape, dtype and memory layout: where(keep, x, 0) * numel(mask) /
+        (count_kept + 1e-6), computed in fp32 (fp64 for fp64 x). Autograd keeps 1 bit per
+        mask element plus an 8-byte count; the gradient is grad * keep * the same scale.
+    Raises:
+        ValueError naming the argument: non-4D x, unsupported dtype, block size outside
+        [1, H] / [1, W], gamma outside [0, 1], a CPU tensor without the interpreter.
+        RuntimeError: Triton is not importable.
+    """
+    gamma = _check_args(x, gamma, block_size_h, block_size_w, shared_mask)
+    if x.numel() == 0:
+        return x.clone()
+    return _DropBlockTriton.apply(x, gamma, int(block_size_h), int(block_size_w), shared_mask)

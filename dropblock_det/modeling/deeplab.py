@@ -1,0 +1,400 @@
+"""DeepLabV3+ with DropBlock: a dilated ResNet backbone and an ASPP + decoder head.
+
+Both compose detectron2's DeepLab project (`detectron2.projects.deeplab`: `DeepLabStem`,
+`DeepLabV3PlusHead`, `add_deeplab_config`) with this package's regularizers:
+
+- `build_dropblock_resnet_deeplab_backbone` (BACKBONE_REGISTRY): detectron2's
+  `build_resnet_deeplab_backbone` (DeepLab stem, RES4_DILATION, RES5_DILATION with
+  RES5_MULTI_GRID) built from :class:`DropBlockBottleneckBlock`, so MODEL.DROPBLOCK.RESNET
+  and DROP_PATH_RATE place regularizers in it as in the detection backbones.
+- `DropBlockDeepLabV3PlusHead` (SEM_SEG_HEADS_REGISTRY): `DeepLabV3PlusHead` with
+  regularizers where MODEL.DROPBLOCK.SEM_SEG_HEAD.POSITIONS says: "aspp" after each of the
+  four convolution branches of ASPP (conv+norm+ReLU; not the image-pooling branch, whose
+  1x1 map would turn DropBlock into channel dropout), "project" after ASPP's 1x1 projection
+  (before ASPP_DROPOUT), "decoder" after each conv of the decoder's fuse stages.
+- `add_dropblock_deeplab_config`: the keys the segmentation configs need.
+
+Same rule as the detection models: regularizers hold no parameters or buffers, so a
+checkpoint of these models loads strictly into the stock detectron2 DeepLab model (and the
+other way round) and, in eval mode, gives the same outputs wherever the stock model runs.
+
+One deliberate difference: with INPUT.CROP enabled, detectron2's ASPP pools with a fixed
+kernel of the training crop's feature size and raises a ValueError at test time on any image
+whose feature map is not a multiple of it (every other PASCAL VOC image). `DropBlockASPP`
+then pools globally instead, which is exactly what the fixed kernel does on a training crop.
+"""
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from detectron2.config import CfgNode, configurable
+from detectron2.layers import ASPP, ShapeSpec
+from detectron2.modeling import BACKBONE_REGISTRY, SEM_SEG_HEADS_REGISTRY
+from detectron2.modeling.backbone.resnet import BasicStem, ResNet
+from torch import nn
+
+try:
+    from detectron2.projects.deeplab import DeepLabV3PlusHead, add_deeplab_config
+    from detectron2.projects.deeplab.resnet import DeepLabStem
+except ImportError as e:  # pragma: no cover - depends on how detectron2 was installed
+    raise ImportError(
+        "dropblock_det.modeling.deeplab needs detectron2's DeepLab project "
+        f"(detectron2.projects.deeplab), which is not importable here ({e}). It ships inside "
+        "the detectron2 v0.6 package; with detectron2 main, install detectron2 from a source "
+        "checkout (pip install -e), which makes detectron2.projects.deeplab importable."
+    ) from None
+
+from ..config import (
+    SEM_SEG_HEAD_POSITIONS,
+    regularizer_factory,
+    validate_dropblock_config,
+)
+from .resnet import DropBlockBottleneckBlock, dropblock_resnet_stage_kwargs
+
+__all__ = [
+    "DropBlockASPP",
+    "DropBlockDeepLabV3PlusHead",
+    "add_dropblock_deeplab_config",
+    "build_dropblock_resnet_deeplab_backbone",
+]
+
+RegularizerFactory = Callable[[], nn.Module]
+_GN_GROUPS = 32  # detectron2's get_norm("GN", C) is GroupNorm(32, C)
+
+
+def add_dropblock_deeplab_config(cfg: CfgNode) -> None:
+    """Add the keys of detectron2's DeepLab project to `cfg` (in place), if not there yet.
+
+    These are detectron2's `add_deeplab_config` keys, needed by every segmentation config of
+    this project: SOLVER.POLY_LR_POWER, SOLVER.POLY_LR_CONSTANT_ENDING (the poly schedule of
+    `dropblock_det.solver`), INPUT.CROP.SINGLE_CATEGORY_MAX_AREA, MODEL.SEM_SEG_HEAD.
+    {LOSS_TYPE, PROJECT_FEATURES, PROJECT_CHANNELS, ASPP_CHANNELS, ASPP_DILATIONS,
+    ASPP_DROPOUT, USE_DEPTHWISE_SEPARABLE_CONV} and MODEL.RESNETS.{RES4_DILATION,
+    RES5_MULTI_GRID, STEM_TYPE}. Idempotent: a config that already has them (e.g. from
+    `add_deeplab_config`) is left as it is, so calling both in any order is safe.
+
+    Note detectron2's default PROJECT_CHANNELS [48] does not work with GN (48 is not a
+    multiple of 32 groups); the GN configs of this project set 64.
+    """
+    if "POLY_LR_POWER" in cfg.SOLVER and "ASPP_CHANNELS" in cfg.MODEL.SEM_SEG_HEAD:
+        return
+    add_deeplab_config(cfg)
+
+
+# ----------------------------------------------------------------------------- backbone
+@BACKBONE_REGISTRY.register()
+def build_dropblock_resnet_deeplab_backbone(cfg: CfgNode, input_shape: ShapeSpec) -> ResNet:
+    """detectron2's dilated DeepLab ResNet with the regularizers MODEL.DROPBLOCK asks for.
+
+    Reads the same MODEL.RESNETS keys as `build_resnet_deeplab_backbone` (DEPTH 50/101/152,
+    STEM_TYPE "basic" or "deeplab", RES4_DILATION 1/2, RES5_DILATION 1/2/4, RES5_MULTI_GRID
+    with one factor per res5 block); MODEL.DROPBLOCK.RESNET.* and DROP_PATH_RATE place
+    regularizers in the blocks (children `dropblock_conv1`.., `drop_path`). With them off the
+    module tree and state_dict keys are exactly the stock builder's.
+
+    Returns a `ResNet` whose outputs (MODEL.RESNETS.OUT_FEATURES) have stride 4 (res2), 8
+    (res3), and 16 or 8 for res4/res5 depending on the dilations.
+    """
+    validate_dropblock_config(cfg)
+    resnets = cfg.MODEL.RESNETS
+    depth = resnets.DEPTH
+    num_blocks_per_stage = {50: [3, 4, 6, 3], 101: [3, 4, 23, 3], 152: [3, 8, 36, 3]}.get(depth)
+    if num_blocks_per_stage is None:
+        raise ValueError(
+            f"MODEL.RESNETS.DEPTH={depth!r}: the DeepLab backbone needs bottleneck blocks "
+            "(50, 101 or 152); detectron2's basic blocks have no dilation"
+        )
+    if resnets.STEM_TYPE == "basic":
+        stem_class = BasicStem
+    elif resnets.STEM_TYPE == "deeplab":
+        stem_class = DeepLabStem
+    else:
+        raise ValueError(
+            f"MODEL.RESNETS.STEM_TYPE={resnets.STEM_TYPE!r}: expected 'basic' or 'deeplab'"
+        )
+    if resnets.RES4_DILATION not in (1, 2):
+        raise ValueError(f"MODEL.RESNETS.RES4_DILATION={resnets.RES4_DILATION!r}: expected 1 or 2")
+    if resnets.RES5_DILATION not in (1, 2, 4):
+        raise ValueError(
+            f"MODEL.RESNETS.RES5_DILATION={resnets.RES5_DILATION!r}: expected 1, 2 or 4"
+        )
+    if resnets.RES4_DILATION == 2 and resnets.RES5_DILATION != 4:
+        raise ValueError(
+            f"MODEL.RESNETS.RES5_DILATION={resnets.RES5_DILATION!r}: must be 4 when "
+            "MODEL.RESNETS.RES4_DILATION is 2 (output stride 8)"
+        )
+    multi_grid = list(resnets.RES5_MULTI_GRID)
+    if len(multi_grid) != num_blocks_per_stage[3]:
+        raise ValueError(
+            f"MODEL.RESNETS.RES5_MULTI_GRID={multi_grid}: expected one factor per res5 block "
+            f"({num_blocks_per_stage[3]} for ResNet-{depth})"
+        )
+    if any(resnets.DEFORM_ON_PER_STAGE):
+        raise ValueError(
+            f"MODEL.RESNETS.DEFORM_ON_PER_STAGE={list(resnets.DEFORM_ON_PER_STAGE)}: "
+            "build_dropblock_resnet_deeplab_backbone has no deformable blocks"
+        )
+
+    stem = stem_class(
+        in_channels=input_shape.channels,
+        out_channels=resnets.STEM_OUT_CHANNELS,
+        norm=resnets.NORM,
+    )
+    regularizer_kwargs = dropblock_resnet_stage_kwargs(cfg, depth)
+    dilations = {"res2": 1, "res3": 1, "res4": resnets.RES4_DILATION, "res5": resnets.RES5_DILATION}
+    out_stage_index = [{"res2": 2, "res3": 3, "res4": 4, "res5": 5}[f] for f in resnets.OUT_FEATURES]
+    in_channels = resnets.STEM_OUT_CHANNELS
+    out_channels = resnets.RES2_OUT_CHANNELS
+    bottleneck_channels = resnets.NUM_GROUPS * resnets.WIDTH_PER_GROUP
+    stages = []
+    # Stages after the last requested output are not built (no parameters without grads).
+    for index, stage in enumerate(("res2", "res3", "res4", "res5")[: max(out_stage_index) - 1]):
+        num_blocks = num_blocks_per_stage[index]
+        dilation = dilations[stage]
+        # A dilated stage keeps the previous stage's resolution instead of striding.
+        first_stride = 1 if index == 0 or dilation > 1 else 2
+        stage_kwargs = dict(
+            num_blocks=num_blocks,
+            stride_per_block=[first_stride] + [1] * (num_blocks - 1),
+            in_channels=in_channels,
+            out_channels=out_channels,
+            bottleneck_channels=bottleneck_channels,
+            norm=resnets.NORM,
+            stride_in_1x1=resnets.STRIDE_IN_1X1,
+            num_groups=resnets.NUM_GROUPS,
+            **regularizer_kwargs[stage],
+        )
+        if stage == "res5":
+            stage_kwargs["dilation_per_block"] = [dilation * m for m in multi_grid]
+        else:
+            stage_kwargs["dilation"] = dilation
+        stages.append(ResNet.make_stage(DropBlockBottleneckBlock, **stage_kwargs))
+        in_channels = out_channels
+        out_channels *= 2
+        bottleneck_channels *= 2
+    return ResNet(stem, stages, out_features=resnets.OUT_FEATURES).freeze(
+        cfg.MODEL.BACKBONE.FREEZE_AT
+    )
+
+
+# ----------------------------------------------------------------------------- ASPP
+class DropBlockASPP(ASPP):
+    """detectron2's ASPP with optional regularizers and image pooling for any input size.
+
+    Children beyond the stock module (present only when enabled, parameter-free):
+    `dropblock_branches` (one regularizer per convolution branch, applied after its
+    conv+norm+ReLU) and `dropblock_project` (after the 1x1 projection's conv+norm+ReLU,
+    before the stock `dropout`). Input (N, in_channels, H, W) -> (N, out_channels, H, W).
+
+    Image pooling: when `pool_kernel_size` is None, or the input is a multiple of it, the
+    stock pooling branch runs unchanged; otherwise (where the stock ASPP raises) the input is
+    pooled globally, as the fixed kernel does on the training-crop size it was set from.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        dilations: Sequence[int],
+        *,
+        branch_regularizer: Optional[RegularizerFactory] = None,
+        project_regularizer: Optional[RegularizerFactory] = None,
+        **aspp_kwargs,
+    ):
+        """
+        Args:
+            in_channels, out_channels, dilations, aspp_kwargs: as detectron2's `ASPP`
+                (norm, activation, pool_kernel_size, dropout, use_depthwise_separable_conv).
+            branch_regularizer: builds one regularizer; called once per convolution branch.
+            project_regularizer: builds the regularizer after the projection.
+        """
+        super().__init__(in_channels, out_channels, dilations, **aspp_kwargs)
+        if branch_regularizer is not None:
+            # convs[-1] is the image-pooling branch: left alone (its map is 1x1).
+            self.dropblock_branches = nn.ModuleList(
+                branch_regularizer() for _ in range(len(self.convs) - 1)
+            )
+        if project_regularizer is not None:
+            self.dropblock_project = project_regularizer()
+
+    def _image_pooling(self, x: torch.Tensor) -> torch.Tensor:
+        branch = self.convs[-1]  # Sequential(pool, Conv2d 1x1 with activation)
+        kernel = self.pool_kernel_size
+        if kernel is None or (x.shape[-2] % kernel[0] == 0 and x.shape[-1] % kernel[1] == 0):
+            return branch(x)
+        return branch[1](F.adaptive_avg_pool2d(x, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        branch_regularizers = self._modules.get("dropblock_branches")
+        outputs = []
+        for index, conv in enumerate(self.convs[:-1]):
+            y = conv(x)
+            if branch_regularizers is not None:
+                y = branch_regularizers[index](y)
+            outputs.append(y)
+        pooled = self._image_pooling(x)
+        outputs.append(F.interpolate(pooled, size=size, mode="bilinear", align_corners=False))
+        y = self.project(torch.cat(outputs, dim=1))
+        project_regularizer = self._modules.get("dropblock_project")
+        if project_regularizer is not None:
+            y = project_regularizer(y)
+        if self.dropout > 0:
+            y = F.dropout(y, self.dropout, training=self.training)
+        return y
+
+
+# ----------------------------------------------------------------------------- head
+def _check_gn_channels(norm, channels: Dict[str, Sequence[int]]) -> None:
+    """ValueError naming the first key (or argument) whose channel counts GroupNorm(32, C)
+    cannot split; `channels` maps each key to its list of channel counts."""
+    if norm != "GN":
+        return
+    for key, values in channels.items():
+        bad = [c for c in values if c % _GN_GROUPS]
+        if bad:
+            raise ValueError(
+                f"{key}={list(values)}: NORM 'GN' uses {_GN_GROUPS} groups, so channel counts "
+                f"must be multiples of {_GN_GROUPS} ({bad[0]} is not; e.g. 64 instead of 48)"
+            )
+
+
+@SEM_SEG_HEADS_REGISTRY.register()
+class DropBlockDeepLabV3PlusHead(DeepLabV3PlusHead):
+    """detectron2's `DeepLabV3PlusHead` with regularizers in ASPP and the decoder.
+
+    Same inputs, outputs, losses and state_dict keys as the stock head (see the module
+    docstring for the positions). Children beyond it, all parameter-free and present only
+    when enabled: `DropBlockASPP.dropblock_branches` / `.dropblock_project` inside the ASPP
+    stage, and `dropblock_decoder[<feature>]` (one regularizer per decoder conv).
+    """
+
+    @configurable
+    def __init__(
+        self,
+        input_shape: Dict[str, ShapeSpec],
+        *,
+        dropblock: Optional[RegularizerFactory] = None,
+        dropblock_positions: Sequence[str] = (),
+        **deeplab_kwargs,
+    ):
+        """
+        Args:
+            input_shape, deeplab_kwargs: as detectron2's `DeepLabV3PlusHead` (project_channels,
+                aspp_dilations, aspp_dropout, decoder_channels, common_stride, norm,
+                train_size, loss_weight, loss_type, ignore_value, num_classes,
+                use_depthwise_separable_conv).
+            dropblock: builds one regularizer (e.g. `lambda: DropBlock2d(0.9, 7)`); called
+                once per location. Needed when `dropblock_positions` is not empty.
+            dropblock_positions: subset of ("aspp", "project", "decoder").
+        """
+        unknown = [p for p in dropblock_positions if p not in SEM_SEG_HEAD_POSITIONS]
+        if unknown:
+            raise ValueError(
+                f"dropblock_positions={list(dropblock_positions)}: unknown position "
+                f"{unknown[0]!r}; expected names from {list(SEM_SEG_HEAD_POSITIONS)}"
+            )
+        if dropblock_positions and dropblock is None:
+            raise ValueError(
+                f"dropblock_positions={list(dropblock_positions)} needs a `dropblock` factory"
+            )
+        norm = deeplab_kwargs.get("norm")
+        _check_gn_channels(
+            norm,
+            {
+                "project_channels": list(deeplab_kwargs.get("project_channels", [])),
+                "decoder_channels": list(deeplab_kwargs.get("decoder_channels", [])),
+            },
+        )
+        super().__init__(input_shape, **deeplab_kwargs)
+
+        # Replace the stock ASPP by one with the same parameters (names and shapes) that adds
+        # the regularizers and handles any test size. Its weights are freshly initialised
+        # exactly like the stock ones.
+        aspp_feature = self.in_features[-1]
+        stock_aspp = self.decoder[aspp_feature]["project_conv"]
+        self.decoder[aspp_feature]["project_conv"] = DropBlockASPP(
+            input_shape[aspp_feature].channels,
+            deeplab_kwargs["decoder_channels"][-1],
+            deeplab_kwargs["aspp_dilations"],
+            norm=norm,
+            activation=F.relu,
+            pool_kernel_size=stock_aspp.pool_kernel_size,
+            dropout=stock_aspp.dropout,
+            use_depthwise_separable_conv=deeplab_kwargs.get("use_depthwise_separable_conv", False),
+            branch_regularizer=dropblock if "aspp" in dropblock_positions else None,
+            project_regularizer=dropblock if "project" in dropblock_positions else None,
+        )
+
+        if "decoder" in dropblock_positions:
+            self.dropblock_decoder = nn.ModuleDict()
+            for feature in self.in_features[:-1]:
+                fuse = self.decoder[feature]["fuse_conv"]
+                num_convs = len(fuse) if isinstance(fuse, nn.Sequential) else 1
+                self.dropblock_decoder[feature] = nn.ModuleList(
+                    dropblock() for _ in range(num_convs)
+                )
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode, input_shape: Dict[str, ShapeSpec]) -> dict:
+        validate_dropblock_config(cfg)
+        if cfg.INPUT.CROP.ENABLED and cfg.INPUT.CROP.TYPE != "absolute":
+            raise ValueError(
+                f"INPUT.CROP.TYPE={cfg.INPUT.CROP.TYPE!r}: the DeepLab head sizes its ASPP "
+                "pooling from the crop and needs 'absolute' crops"
+            )
+        head = cfg.MODEL.SEM_SEG_HEAD
+        missing = [f for f in head.IN_FEATURES if f not in input_shape]
+        if missing:
+            raise ValueError(
+                f"MODEL.SEM_SEG_HEAD.IN_FEATURES={list(head.IN_FEATURES)}: the backbone has no "
+                f"output {missing[0]!r} (it has {sorted(input_shape)})"
+            )
+        if len(head.PROJECT_CHANNELS) != len(head.IN_FEATURES) - 1:
+            raise ValueError(
+                f"MODEL.SEM_SEG_HEAD.PROJECT_CHANNELS={list(head.PROJECT_CHANNELS)}: expected "
+                f"{len(head.IN_FEATURES) - 1} value(s), one per low-level feature of "
+                f"MODEL.SEM_SEG_HEAD.IN_FEATURES={list(head.IN_FEATURES)}"
+            )
+        _check_gn_channels(
+            head.NORM,
+            {
+                "MODEL.SEM_SEG_HEAD.PROJECT_CHANNELS": list(head.PROJECT_CHANNELS),
+                "MODEL.SEM_SEG_HEAD.CONVS_DIM": [head.CONVS_DIM],
+                "MODEL.SEM_SEG_HEAD.ASPP_CHANNELS": [head.ASPP_CHANNELS],
+            },
+        )
+        ret = super().from_config(cfg, input_shape)
+        db = cfg.MODEL.DROPBLOCK
+        if db.SEM_SEG_HEAD.ENABLED:
+            ret["dropblock"] = regularizer_factory(cfg)
+            ret["dropblock_positions"] = list(db.SEM_SEG_HEAD.POSITIONS)
+        return ret
+
+    def _fuse(self, feature: str, x: torch.Tensor) -> torch.Tensor:
+        fuse = self.decoder[feature]["fuse_conv"]
+        decoder_regularizers = self._modules.get("dropblock_decoder")
+        if decoder_regularizers is None:
+            return fuse(x)
+        regularizers = decoder_regularizers[feature]
+        convs: List[nn.Module] = list(fuse) if isinstance(fuse, nn.Sequential) else [fuse]
+        for conv, regularizer in zip(convs, regularizers):
+            x = regularizer(conv(x))
+        return x
+
+    def layers(self, features: Dict[str, torch.Tensor]) -> torch.Tensor:
+        """Decoder from the coarsest feature (ASPP) up to the finest; returns logits
+        (N, num_classes, H/common_stride, W/common_stride), or the decoder feature when the
+        head has no predictor."""
+        y = None
+        for feature in reversed(self.in_features):
+            stage = self.decoder[feature]
+            x = stage["project_conv"](features[feature])
+            if stage["fuse_conv"] is None:  # the ASPP stage, always first
+                y = x
+                continue
+            y = F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
+            y = self._fuse(feature, torch.cat([x, y], dim=1))
+        if self.decoder_only:
+            return y
+        return self.predictor(y)

@@ -1,0 +1,156 @@
+"""RetinaNet whose head has DropBlock in its towers and builds GN on detectron2 v0.6.
+
+detectron2's RetinaNet builds its head directly (the head is not in a registry), so the
+plugin registers its own meta-architecture, `DropBlockRetinaNet`, which differs from
+`RetinaNet` only in the head it builds.
+"""
+import logging
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from detectron2.config import configurable
+from detectron2.layers import ShapeSpec, get_norm
+from detectron2.modeling import META_ARCH_REGISTRY
+from detectron2.modeling.meta_arch.retinanet import RetinaNet, RetinaNetHead
+
+from ..config import regularizer_factory, validate_dropblock_config
+
+__all__ = ["DropBlockRetinaNet", "DropBlockRetinaNetHead"]
+
+logger = logging.getLogger(__name__)
+
+# Norms RetinaNetHead builds itself on every detectron2 version (per-level BN statistics
+# through CycleBatchNormList); for any other norm v0.6 calls get_norm(norm, 1), which
+# for "GN" means GroupNorm(32, 1) and crashes.
+_NORMS_STOCK_HEAD_BUILDS = ("", None, "BN", "SyncBN")
+_TOWERS = ("cls", "bbox")
+
+
+class DropBlockRetinaNetHead(RetinaNetHead):
+    """detectron2's `RetinaNetHead` with optional regularizers after every conv(+norm)+ReLU
+    of the classification and/or box towers, and norms (e.g. GN) built with their channel
+    count on every detectron2 version.
+
+    The towers keep detectron2's layout and indices (`cls_subnet.{0,1,2,...}` = conv,
+    norm, ReLU, ...), so state_dict keys match stock detectron2; the regularizers live in
+    separate ModuleLists `cls_dropblocks` / `bbox_dropblocks` (one per conv, only when
+    enabled). Inputs and outputs as `RetinaNetHead.forward`.
+    """
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        input_shape: List[ShapeSpec],
+        conv_dims: List[int],
+        norm="",
+        dropblock=None,
+        dropblock_towers: Sequence[str] = (),
+        **head_kwargs,
+    ):
+        """
+        Args:
+            dropblock: builds one regularizer (called once per conv of each chosen tower).
+            dropblock_towers: subset of ("cls", "bbox").
+            input_shape, conv_dims, norm, head_kwargs: as `RetinaNetHead` (num_classes,
+                num_anchors, prior_prob).
+        """
+        unknown = [t for t in dropblock_towers if t not in _TOWERS]
+        if unknown:
+            raise ValueError(
+                f"dropblock_towers={list(dropblock_towers)}: unknown tower {unknown[0]!r}; "
+                f"expected names from {list(_TOWERS)}"
+            )
+        if dropblock_towers and dropblock is None:
+            raise ValueError(f"dropblock_towers={list(dropblock_towers)} needs a `dropblock`")
+        rebuild_towers = norm not in _NORMS_STOCK_HEAD_BUILDS
+        super().__init__(
+            input_shape=input_shape,
+            conv_dims=conv_dims,
+            norm="" if rebuild_towers else norm,
+            **head_kwargs,
+        )
+        if rebuild_towers:
+            in_channels = input_shape[0].channels
+            self.cls_subnet = self._normed_tower(in_channels, conv_dims, norm)
+            self.bbox_subnet = self._normed_tower(in_channels, conv_dims, norm)
+        for tower in _TOWERS:
+            if tower in dropblock_towers:
+                regularizers = nn.ModuleList([dropblock() for _ in conv_dims])
+                setattr(self, f"{tower}_dropblocks", regularizers)
+            else:
+                setattr(self, f"{tower}_dropblocks", None)
+
+    @staticmethod
+    def _normed_tower(in_channels: int, conv_dims: List[int], norm) -> nn.Sequential:
+        """conv, norm, ReLU per entry of conv_dims: stock detectron2's tower layout, with
+        the norm built for the conv's channel count (and RetinaNetHead's conv init)."""
+        layers = []
+        for out_channels in conv_dims:
+            conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=1, padding=1)
+            torch.nn.init.normal_(conv.weight, mean=0, std=0.01)
+            torch.nn.init.constant_(conv.bias, 0)
+            layers += [conv, get_norm(norm, out_channels), nn.ReLU()]
+            in_channels = out_channels
+        return nn.Sequential(*layers)
+
+    @classmethod
+    def from_config(cls, cfg, input_shape: List[ShapeSpec]) -> dict:
+        validate_dropblock_config(cfg)
+        ret = super().from_config(cfg, input_shape)
+        head = cfg.MODEL.DROPBLOCK.HEAD
+        if head.ENABLED:
+            ret["dropblock"] = regularizer_factory(cfg)
+            ret["dropblock_towers"] = list(head.TOWERS)
+        return ret
+
+    @staticmethod
+    def _run_tower(
+        tower: nn.Sequential, regularizers: Optional[nn.ModuleList], x: torch.Tensor
+    ) -> torch.Tensor:
+        if regularizers is None:
+            return tower(x)
+        conv_index = 0
+        for layer in tower:
+            x = layer(x)
+            # Every conv block of a tower ends with its ReLU.
+            if isinstance(layer, nn.ReLU):
+                x = regularizers[conv_index](x)
+                conv_index += 1
+        return x
+
+    def forward(
+        self, features: List[torch.Tensor]
+    ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+        """features: per-level (N, C, Hi, Wi) -> (logits: per level (N, A*K, Hi, Wi),
+        box deltas: per level (N, A*4, Hi, Wi)), as `RetinaNetHead.forward`."""
+        logits = []
+        bbox_reg = []
+        for feature in features:
+            cls_features = self._run_tower(self.cls_subnet, self.cls_dropblocks, feature)
+            bbox_features = self._run_tower(self.bbox_subnet, self.bbox_dropblocks, feature)
+            logits.append(self.cls_score(cls_features))
+            bbox_reg.append(self.bbox_pred(bbox_features))
+        return logits, bbox_reg
+
+
+@META_ARCH_REGISTRY.register()
+class DropBlockRetinaNet(RetinaNet):
+    """detectron2's `RetinaNet` with :class:`DropBlockRetinaNetHead` as its head
+    (MODEL.DROPBLOCK.HEAD, and MODEL.RETINANET.NORM "GN" on detectron2 v0.6). Backbone,
+    losses, inference and state_dict keys are RetinaNet's."""
+
+    @classmethod
+    def from_config(cls, cfg) -> dict:
+        validate_dropblock_config(cfg)
+        # RetinaNet.from_config builds the backbone and a stock head; v0.6 cannot build
+        # the stock head with a GN norm, so let it build one without a norm and replace it.
+        stock_cfg = cfg.clone()
+        stock_cfg.defrost()
+        stock_cfg.MODEL.RETINANET.NORM = ""
+        ret = super().from_config(stock_cfg)
+        feature_shapes = [ret["backbone"].output_shape()[f] for f in ret["head_in_features"]]
+        ret["head"] = DropBlockRetinaNetHead(cfg, feature_shapes)
+        return ret

@@ -1,0 +1,126 @@
+"""Learning-rate schedules for the segmentation configs: DeepLab's warm-up + poly decay.
+
+detectron2's own `WarmupPolyLR` (in `detectron2.projects.deeplab`) cannot serve both
+detectron2 versions this project supports: current main's `build_solver.py` imports
+`detectron2.solver.LRScheduler`, which v0.6 lacks, and v0.6's `hooks.LRScheduler` only
+checkpoints schedulers that are `torch.optim.lr_scheduler._LRScheduler` instances. The
+schedule here subclasses `_LRScheduler` (itself a subclass of torch's public
+`LRScheduler`), so both versions' hooks save and restore its state on resume.
+"""
+import math
+from typing import List
+
+import torch
+from detectron2.config import CfgNode
+from detectron2.solver import build_lr_scheduler as build_d2_lr_scheduler
+
+__all__ = ["WarmupPolyLR", "warmup_factor_at_iter", "build_lr_scheduler"]
+
+_WARMUP_METHODS = ("constant", "linear")
+
+
+def warmup_factor_at_iter(method: str, iteration: int, warmup_iters: int, warmup_factor: float) -> float:
+    """LR multiplier of the warm-up at `iteration` (1.0 once warm-up is over).
+
+    Args:
+        method: "constant" (multiplier `warmup_factor` during warm-up) or "linear" (from
+            `warmup_factor` at iteration 0 up to 1.0 at `warmup_iters`).
+        iteration: current iteration (0-based).
+        warmup_iters: length of the warm-up; 0 disables it.
+        warmup_factor: multiplier at iteration 0.
+    """
+    if iteration >= warmup_iters:
+        return 1.0
+    if method == "constant":
+        return warmup_factor
+    if method == "linear":
+        alpha = iteration / warmup_iters
+        return warmup_factor * (1.0 - alpha) + alpha
+    raise ValueError(f"SOLVER.WARMUP_METHOD must be one of {_WARMUP_METHODS}, got {method!r}")
+
+
+class WarmupPolyLR(torch.optim.lr_scheduler._LRScheduler):
+    """DeepLab's "poly" schedule with a warm-up, stepped once per iteration.
+
+    lr(t) = base_lr * warmup(t) * (1 - t / max_iters) ** power, and, when
+    `constant_ending > 0`, never below base_lr * constant_ending once warm-up is over.
+    As in detectron2, torch's "epoch" counter (`last_epoch`) counts iterations here.
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        max_iters: int,
+        warmup_factor: float = 0.001,
+        warmup_iters: int = 1000,
+        warmup_method: str = "linear",
+        last_epoch: int = -1,
+        power: float = 0.9,
+        constant_ending: float = 0.0,
+    ):
+        if max_iters <= 0:
+            raise ValueError(f"SOLVER.MAX_ITER must be positive for WarmupPolyLR, got {max_iters}")
+        if warmup_method not in _WARMUP_METHODS:
+            raise ValueError(
+                f"SOLVER.WARMUP_METHOD must be one of {_WARMUP_METHODS}, got {warmup_method!r}"
+            )
+        if power < 0:
+            raise ValueError(f"SOLVER.POLY_LR_POWER must be >= 0, got {power}")
+        if not 0.0 <= constant_ending <= 1.0:
+            raise ValueError(f"SOLVER.POLY_LR_CONSTANT_ENDING must be in [0, 1], got {constant_ending}")
+        self.max_iters = max_iters
+        self.warmup_factor = warmup_factor
+        self.warmup_iters = warmup_iters
+        self.warmup_method = warmup_method
+        self.power = power
+        self.constant_ending = constant_ending
+        super().__init__(optimizer, last_epoch)
+
+    def _factor(self, iteration: int) -> float:
+        warmup = warmup_factor_at_iter(
+            self.warmup_method, iteration, self.warmup_iters, self.warmup_factor
+        )
+        # Clamp at 0: iterations past max_iters (e.g. an extended resume) keep lr at its floor
+        # instead of raising a negative number to a fractional power.
+        poly = math.pow(max(0.0, 1.0 - iteration / self.max_iters), self.power)
+        if self.constant_ending > 0 and warmup == 1.0 and poly < self.constant_ending:
+            return self.constant_ending
+        return warmup * poly
+
+    def get_lr(self) -> List[float]:
+        factor = self._factor(self.last_epoch)
+        return [base_lr * factor for base_lr in self.base_lrs]
+
+    def _compute_values(self) -> List[float]:
+        # detectron2 main's LRScheduler-based classes expose this name; keep it for parity.
+        return self.get_lr()
+
+
+def build_lr_scheduler(
+    cfg: CfgNode, optimizer: torch.optim.Optimizer
+) -> torch.optim.lr_scheduler._LRScheduler:
+    """Build the LR scheduler named by `cfg.SOLVER.LR_SCHEDULER_NAME`.
+
+    "WarmupPolyLR" is built here (reads SOLVER.MAX_ITER, WARMUP_FACTOR, WARMUP_ITERS,
+    WARMUP_METHOD, POLY_LR_POWER, POLY_LR_CONSTANT_ENDING); every other name is delegated to
+    `detectron2.solver.build_lr_scheduler`. Use it from a trainer's `build_lr_scheduler`.
+    """
+    name = cfg.SOLVER.LR_SCHEDULER_NAME
+    if name != "WarmupPolyLR":
+        return build_d2_lr_scheduler(cfg, optimizer)
+    for key in ("POLY_LR_POWER", "POLY_LR_CONSTANT_ENDING"):
+        if key not in cfg.SOLVER:
+            raise KeyError(
+                f"SOLVER.LR_SCHEDULER_NAME 'WarmupPolyLR' needs SOLVER.{key}: call "
+                "dropblock_det.modeling.deeplab.add_dropblock_deeplab_config(cfg) before "
+                "merging the config file"
+            )
+    return WarmupPolyLR(
+        optimizer,
+        cfg.SOLVER.MAX_ITER,
+        warmup_factor=cfg.SOLVER.WARMUP_FACTOR,
+        warmup_iters=cfg.SOLVER.WARMUP_ITERS,
+        warmup_method=cfg.SOLVER.WARMUP_METHOD,
+        power=cfg.SOLVER.POLY_LR_POWER,
+        constant_ending=cfg.SOLVER.POLY_LR_CONSTANT_ENDING,
+    )

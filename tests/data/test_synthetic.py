@@ -1,0 +1,140 @@
+"""The synthetic datasets: deterministic, valid COCO / VOC layouts, registered lazily."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dropblock_det.data.synthetic import (
+    SEM_SEG_IGNORE_LABEL,
+    SYNTHETIC_DET_CLASSES,
+    SYNTHETIC_SEM_SEG_CLASSES,
+    make_synthetic_detection,
+    make_synthetic_sem_seg,
+    register_synthetic_datasets,
+)
+
+TINY_DET = dict(num_train=6, num_val=3, image_size=64, min_object_size=12, max_object_size=32)
+TINY_SEG = dict(num_train=4, num_val=2, image_size=48, min_object_size=10, max_object_size=24)
+
+
+def _read_tree(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_detection_set_is_identical_for_the_same_seed_and_differs_for_another(tmp_path):
+    a = make_synthetic_detection(tmp_path / "a", **TINY_DET)
+    b = make_synthetic_detection(tmp_path / "b", **TINY_DET)
+    c = make_synthetic_detection(tmp_path / "c", **{**TINY_DET, "seed": 7})
+    assert _read_tree(a) == _read_tree(b)
+    ann_a = json.loads((a / "annotations/instances_train.json").read_text())
+    ann_c = json.loads((c / "annotations/instances_train.json").read_text())
+    assert ann_a["annotations"] != ann_c["annotations"]
+
+
+def test_detection_annotations_are_valid_coco_with_boxes_inside_images(tmp_path):
+    folder = make_synthetic_detection(tmp_path, **TINY_DET)
+    for split, n in (("train", 6), ("val", 3)):
+        coco = json.loads((folder / f"annotations/instances_{split}.json").read_text())
+        assert [c["name"] for c in coco["categories"]] == list(SYNTHETIC_DET_CLASSES)
+        assert len(coco["images"]) == n
+        ids = {im["id"] for im in coco["images"]}
+        per_image = {i: 0 for i in ids}
+        for ann in coco["annotations"]:
+            x, y, w, h = ann["bbox"]
+            assert ann["image_id"] in ids and 1 <= ann["category_id"] <= 3
+            assert x >= 0 and y >= 0 and w > 0 and h > 0 and x + w <= 64 and y + h <= 64
+            assert 0 < ann["area"] <= w * h
+            per_image[ann["image_id"]] += 1
+        assert all(1 <= k <= 4 for k in per_image.values())
+        for im in coco["images"]:
+            with Image.open(folder / split / im["file_name"]) as pil:
+                assert pil.size == (64, 64) and pil.mode == "RGB"
+
+
+def test_scenes_have_several_classes_varied_sizes_and_occlusion(tmp_path):
+    folder = make_synthetic_detection(tmp_path, num_train=60, num_val=1, image_size=96,
+                                      min_object_size=16, max_object_size=60)
+    coco = json.loads((folder / "annotations/instances_train.json").read_text())
+    anns = coco["annotations"]
+    assert {a["category_id"] for a in anns} == {1, 2, 3}
+    sides = [max(a["bbox"][2:]) for a in anns]
+    assert max(sides) > 2 * min(sides)
+    # Occlusion: some visible area is clearly below its box area (a partly covered object
+    # or a triangle), and some pairs of boxes in one image overlap.
+    overlaps = 0
+    by_image = {}
+    for a in anns:
+        by_image.setdefault(a["image_id"], []).append(a["bbox"])
+    for boxes in by_image.values():
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                (x1, y1, w1, h1), (x2, y2, w2, h2) = boxes[i], boxes[j]
+                if min(x1 + w1, x2 + w2) > max(x1, x2) and min(y1 + h1, y2 + h2) > max(y1, y2):
+                    overlaps += 1
+    assert overlaps > 0
+
+
+def test_existing_complete_set_is_reused_and_a_damaged_one_is_rewritten(tmp_path):
+    folder = make_synthetic_detection(tmp_path, **TINY_DET)
+    image = folder / "train" / "000000.jpg"
+    mtime = image.stat().st_mtime_ns
+    make_synthetic_detection(tmp_path, **TINY_DET)
+    assert image.stat().st_mtime_ns == mtime  # not rewritten
+    (folder / "annotations/instances_val.json").unlink()
+    make_synthetic_detection(tmp_path, **TINY_DET)
+    assert (folder / "annotations/instances_val.json").is_file()
+    # Other parameters: rewritten to match.
+    make_synthetic_detection(tmp_path, **{**TINY_DET, "num_val": 2})
+    coco = json.loads((folder / "annotations/instances_val.json").read_text())
+    assert len(coco["images"]) == 2
+
+
+def test_sem_seg_set_has_voc_layout_and_index_labels(tmp_path):
+    folder = make_synthetic_sem_seg(tmp_path, **TINY_SEG)
+    train_ids = (folder / "ImageSets/Segmentation/train.txt").read_text().split()
+    val_ids = (folder / "ImageSets/Segmentation/val.txt").read_text().split()
+    assert len(train_ids) == 4 and len(val_ids) == 2 and not set(train_ids) & set(val_ids)
+    seen = set()
+    for image_id in train_ids + val_ids:
+        assert (folder / "JPEGImages" / f"{image_id}.jpg").is_file()
+        with Image.open(folder / "SegmentationClass" / f"{image_id}.png") as label:
+            assert label.mode == "L" and label.size == (48, 48)
+            values = set(np.unique(np.asarray(label)).tolist())
+        assert values <= set(range(len(SYNTHETIC_SEM_SEG_CLASSES))) | {SEM_SEG_IGNORE_LABEL}
+        seen |= values
+    assert 0 in seen and SEM_SEG_IGNORE_LABEL in seen and len(seen - {0, 255}) >= 2
+
+
+def test_bad_generation_parameters_are_rejected_by_name(tmp_path):
+    with pytest.raises(KeyError, match="num_imgs"):
+        make_synthetic_detection(tmp_path, num_imgs=3)
+    with pytest.raises(ValueError, match="max_object_size"):
+        make_synthetic_detection(tmp_path, image_size=32, max_object_size=40)
+    with pytest.raises(ValueError, match="num_train"):
+        make_synthetic_detection(tmp_path, num_train=0)
+
+
+def test_registration_does_not_need_files_and_loads_them_once_written(tmp_path):
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    import dropblock_det  # noqa: F401
+
+    try:
+        register_synthetic_datasets(tmp_path)  # nothing written yet
+        for name in ("synthetic_det_train", "synthetic_det_val",
+                     "synthetic_sem_seg_train", "synthetic_sem_seg_val"):
+            assert name in DatasetCatalog.list()
+        meta = MetadataCatalog.get("synthetic_det_val")
+        assert meta.evaluator_type == "coco" and meta.thing_classes == list(SYNTHETIC_DET_CLASSES)
+        assert MetadataCatalog.get("synthetic_sem_seg_val").evaluator_type == "sem_seg"
+        make_synthetic_detection(tmp_path, **TINY_DET)
+        make_synthetic_sem_seg(tmp_path, **TINY_SEG)
+        dicts = DatasetCatalog.get("synthetic_det_train")
+        assert len(dicts) == 6 and dicts[0]["annotations"]
+        assert {a["category_id"] for d in dicts for a in d["annotations"]} <= {0, 1, 2}
+        seg = DatasetCatalog.get("synthetic_sem_seg_val")
+        assert len(seg) == 2 and seg[0]["sem_seg_file_name"].endswith(".png")
+    finally:
+        register_synthetic_datasets()  # back to the default root for other tests

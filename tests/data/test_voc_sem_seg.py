@@ -1,0 +1,286 @@
+"""PASCAL VOC 2012 + SBD semantic segmentation: preparation, registration, evaluation.
+
+Everything runs on the miniature VOC + SBD tree of `conftest.make_mini_voc_sbd`.
+"""
+import importlib.util
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from scipy.io import savemat
+
+from conftest import (
+    MINI_SBD_TRAIN,
+    MINI_TRAIN_AUG,
+    MINI_VOC_TRAIN,
+    MINI_VOC_VAL,
+    REPO,
+    make_mini_voc_sbd,
+)
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data.detection_utils import read_image
+from detectron2.evaluation import SemSegEvaluator
+
+import dropblock_det.data  # noqa: F401  (registers the datasets)
+from dropblock_det.data.prepare_voc import prepare_voc_sem_seg, read_voc_label
+from dropblock_det.data.voc_sem_seg import (
+    VOC_SEM_SEG_CLASSES,
+    load_voc_sem_seg,
+    register_all_voc_sem_seg,
+    register_voc_sem_seg,
+    voc_palette,
+)
+
+
+@pytest.fixture(scope="module")
+def pristine_tree(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mini_voc")
+    voc, sbd, labels = make_mini_voc_sbd(root)
+    return root, labels
+
+
+@pytest.fixture
+def tree(pristine_tree, tmp_path):
+    """A private copy of the unprepared tree: (voc_dir, sbd_dir, labels)."""
+    root, labels = pristine_tree
+    shutil.copytree(root, tmp_path / "data")
+    return tmp_path / "data/VOCdevkit/VOC2012", tmp_path / "data/benchmark_RELEASE", labels
+
+
+def _split(voc: Path, name: str):
+    return (voc / "ImageSets" / "SegmentationAug" / f"{name}.txt").read_text().split()
+
+
+# ----------------------------------------------------------------------------- prepare
+def test_prepare_builds_train_aug_as_voc_train_plus_sbd_minus_voc_val(tree):
+    voc, sbd, _ = tree
+    summary = prepare_voc_sem_seg(voc, sbd)
+    assert _split(voc, "train_aug") == list(MINI_TRAIN_AUG)
+    assert _split(voc, "val") == list(MINI_VOC_VAL)
+    assert not set(_split(voc, "train_aug")) & set(MINI_VOC_VAL)
+    assert (summary.num_train_aug, summary.num_val) == (len(MINI_TRAIN_AUG), len(MINI_VOC_VAL))
+    # 4 VOC-labelled ids (train + val), 3 only in SBD
+    assert (summary.num_from_voc, summary.num_from_sbd) == (4, 3)
+
+
+def test_prepared_labels_are_single_channel_class_indices(tree):
+    voc, sbd, labels = tree
+    prepare_voc_sem_seg(voc, sbd)
+    for image_id, expected in labels.items():
+        path = voc / "SegmentationClassAug" / f"{image_id}.png"
+        with Image.open(path) as img:
+            assert img.mode == "L"
+            assert np.array_equal(np.array(img), expected), image_id
+    # the VOC annotation wins over SBD's where both exist: it has the 255 border band
+    both = set(MINI_VOC_TRAIN) & set(MINI_SBD_TRAIN)
+    assert both
+    for image_id in both:
+        assert 255 in np.array(Image.open(voc / "SegmentationClassAug" / f"{image_id}.png"))
+
+
+def test_prepared_labels_survive_detectron2_convert_L(tree):
+    """DatasetMapper reads ground truth with convert("L"): class 15 must stay 15, not 147."""
+    voc, sbd, _ = tree
+    palette_png = voc / "SegmentationClass" / f"{MINI_VOC_TRAIN[0]}.png"
+    assert 147 in read_image(str(palette_png), "L")  # the bug the conversion avoids
+    prepare_voc_sem_seg(voc, sbd)
+    converted = read_image(str(voc / "SegmentationClassAug" / f"{MINI_VOC_TRAIN[0]}.png"), "L")
+    assert 15 in converted and 147 not in converted
+    assert set(np.unique(converted)) <= set(range(21)) | {255}
+
+
+def test_prepare_rerun_keeps_up_to_date_labels_and_rewrites_changed_ones(tree):
+    voc, sbd, _ = tree
+    first = prepare_voc_sem_seg(voc, sbd)
+    assert first.num_written == len(MINI_TRAIN_AUG) + len(MINI_VOC_VAL) and first.num_kept == 0
+    before = {p.name: p.read_bytes() for p in (voc / "SegmentationClassAug").iterdir()}
+
+    second = prepare_voc_sem_seg(voc, sbd)
+    assert (second.num_written, second.num_kept) == (0, first.num_written)
+    after = {p.name: p.read_bytes() for p in (voc / "SegmentationClassAug").iterdir()}
+    assert after == before  # same files, no leftovers (temporary files) beside them
+    assert _split(voc, "train_aug") == list(MINI_TRAIN_AUG)
+
+    # a source edited after the last run is converted again
+    src = voc / "SegmentationClass" / f"{MINI_VOC_VAL[0]}.png"
+    img = Image.open(src)
+    arr = np.array(img)
+    arr[:4, :4] = 7
+    edited = Image.fromarray(arr, mode="P")
+    edited.putpalette(img.getpalette())
+    edited.save(src)
+    dst = voc / "SegmentationClassAug" / f"{MINI_VOC_VAL[0]}.png"
+    import os
+
+    os.utime(dst, ns=(src.stat().st_mtime_ns - 10**9,) * 2)  # older than the edited source
+    third = prepare_voc_sem_seg(voc, sbd)
+    assert third.num_written == 1
+    assert (np.array(Image.open(dst))[:4, :4] == 7).all()
+
+
+def test_prepare_writes_to_out_folder_when_given(tree, tmp_path):
+    voc, sbd, _ = tree
+    out = tmp_path / "prepared"
+    prepare_voc_sem_seg(voc, sbd, out)
+    assert (out / "ImageSets" / "SegmentationAug" / "train_aug.txt").is_file()
+    assert len(list((out / "SegmentationClassAug").glob("*.png"))) == 7
+    assert not (voc / "SegmentationClassAug").exists()
+
+
+def test_corrupt_label_png_is_reported_by_name(tree):
+    voc, sbd, _ = tree
+    bad = voc / "SegmentationClass" / f"{MINI_VOC_TRAIN[1]}.png"
+    bad.write_bytes(bad.read_bytes()[:60])  # truncated PNG
+    with pytest.raises(ValueError, match=MINI_VOC_TRAIN[1] + r"\.png"):
+        prepare_voc_sem_seg(voc, sbd)
+    garbage = voc / "SegmentationClass" / f"{MINI_VOC_TRAIN[1]}.png"
+    garbage.write_bytes(b"not a png at all")
+    with pytest.raises(ValueError, match="corrupt or unreadable label PNG .*" + MINI_VOC_TRAIN[1]):
+        prepare_voc_sem_seg(voc, sbd)
+
+
+def test_rgb_label_png_is_rejected_as_wrong_mode(tree):
+    voc, sbd, _ = tree
+    path = voc / "SegmentationClass" / f"{MINI_VOC_VAL[1]}.png"
+    Image.open(path).convert("RGB").save(path)
+    with pytest.raises(ValueError, match=rf"{MINI_VOC_VAL[1]}\.png: label PNG has mode 'RGB'"):
+        read_voc_label(path)
+    with pytest.raises(ValueError, match="mode 'RGB'"):
+        prepare_voc_sem_seg(voc, sbd)
+
+
+def test_label_values_outside_voc_classes_are_rejected(tree):
+    voc, sbd, _ = tree
+    path = voc / "SegmentationClass" / f"{MINI_VOC_VAL[1]}.png"
+    Image.fromarray(np.full((48, 64), 40, dtype=np.uint8), mode="L").save(path)
+    with pytest.raises(ValueError, match=r"label values \[40\] are not VOC classes"):
+        read_voc_label(path)
+
+
+def test_missing_sbd_folder_is_reported(tree):
+    voc, sbd, _ = tree
+    shutil.rmtree(sbd)
+    with pytest.raises(FileNotFoundError, match="SBD benchmark_RELEASE folder not found: .*benchmark_RELEASE"):
+        prepare_voc_sem_seg(voc, sbd)
+
+
+def test_missing_sbd_mat_is_reported_before_anything_is_written(tree):
+    voc, sbd, _ = tree
+    (sbd / "dataset" / "cls" / f"{MINI_SBD_TRAIN[1]}.mat").unlink()
+    with pytest.raises(FileNotFoundError, match=rf"SBD label of '{MINI_SBD_TRAIN[1]}'.*\.mat"):
+        prepare_voc_sem_seg(voc, sbd)
+    assert not (voc / "SegmentationClassAug").exists()
+
+
+def test_mat_without_segmentation_field_is_reported(tree):
+    voc, sbd, _ = tree
+    path = sbd / "dataset" / "cls" / f"{MINI_SBD_TRAIN[2]}.mat"
+    savemat(path, {"GTcls": {"Boundaries": np.zeros((2, 2))}})
+    with pytest.raises(ValueError, match=rf"{MINI_SBD_TRAIN[2]}\.mat: 'GTcls' has no 'Segmentation'"):
+        prepare_voc_sem_seg(voc, sbd)
+    savemat(path, {"other": np.zeros((2, 2))})
+    with pytest.raises(ValueError, match=r"no 'GTcls' variable"):
+        prepare_voc_sem_seg(voc, sbd)
+
+
+def test_label_and_image_size_mismatch_is_reported(tree):
+    voc, sbd, _ = tree
+    image = voc / "JPEGImages" / f"{MINI_TRAIN_AUG[3]}.jpg"
+    Image.new("RGB", (10, 10)).save(image)
+    with pytest.raises(ValueError, match=rf"{MINI_TRAIN_AUG[3]}\.mat: label is .* but its image"):
+        prepare_voc_sem_seg(voc, sbd)
+
+
+def test_cli_prepares_and_reports_errors_with_exit_code(tree, capsys):
+    spec = importlib.util.spec_from_file_location(
+        "prepare_voc_sem_seg_cli", REPO / "datasets" / "prepare_voc_sem_seg.py"
+    )
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    voc, sbd, _ = tree
+    assert cli.main(["--voc", str(voc), "--sbd", str(sbd)]) == 0
+    assert "train_aug: 5 images, val: 2 images" in capsys.readouterr().out
+    assert cli.main(["--voc", str(voc), "--sbd", str(sbd / "nope")]) == 1
+    assert "nope" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- registration
+def test_voc_datasets_are_registered_with_sem_seg_metadata():
+    for name in ("voc_2012_sem_seg_train_aug", "voc_2012_sem_seg_val"):
+        assert name in DatasetCatalog.list()
+        meta = MetadataCatalog.get(name)
+        assert meta.stuff_classes == list(VOC_SEM_SEG_CLASSES)
+        assert len(meta.stuff_classes) == 21 and meta.stuff_classes[0] == "background"
+        assert meta.stuff_classes[15] == "person"
+        assert meta.ignore_label == 255
+        assert meta.evaluator_type == "sem_seg"
+        assert meta.image_root.endswith("VOC2012/JPEGImages")
+
+
+def test_voc_palette_matches_voc_colours():
+    palette = voc_palette()
+    assert palette[0] == (0, 0, 0) and palette[1] == (128, 0, 0) and palette[15] == (192, 128, 128)
+    assert len(set(palette)) == 21
+
+
+def test_registered_names_load_from_detectron2_datasets_root(tree, monkeypatch):
+    voc, sbd, labels = tree
+    prepare_voc_sem_seg(voc, sbd)
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(voc.parent))  # the folder holding VOC2012/
+    try:
+        register_all_voc_sem_seg()
+        dicts = DatasetCatalog.get("voc_2012_sem_seg_val")
+        assert [d["image_id"] for d in dicts] == list(MINI_VOC_VAL)
+        for d in dicts:
+            assert Path(d["file_name"]).is_file() and Path(d["sem_seg_file_name"]).is_file()
+            assert (d["height"], d["width"]) == labels[d["image_id"]].shape
+        assert len(DatasetCatalog.get("voc_2012_sem_seg_train_aug")) == len(MINI_TRAIN_AUG)
+    finally:
+        monkeypatch.delenv("DETECTRON2_DATASETS")
+        register_all_voc_sem_seg()
+
+
+def test_loading_unprepared_folder_says_to_run_the_prepare_script(tree):
+    voc, _, _ = tree
+    with pytest.raises(FileNotFoundError, match="prepare_voc_sem_seg.py"):
+        load_voc_sem_seg(voc, "val")
+
+
+# ----------------------------------------------------------------------------- evaluation
+def _evaluate(name, dicts, predict):
+    evaluator = SemSegEvaluator(name, distributed=False)
+    evaluator.reset()
+    for d in dicts:
+        gt = np.array(Image.open(d["sem_seg_file_name"]))
+        evaluator.process([d], [{"sem_seg": predict(gt)}])
+    return evaluator.evaluate()["sem_seg"]
+
+
+def _one_hot_logits(classes: np.ndarray) -> torch.Tensor:
+    return torch.nn.functional.one_hot(torch.as_tensor(classes.astype(np.int64)), 21).permute(2, 0, 1).float()
+
+
+def test_sem_seg_evaluator_gives_voc_miou(tree):
+    voc, sbd, _ = tree
+    prepare_voc_sem_seg(voc, sbd)
+    name = "voc_2012_sem_seg_val_mini_eval"
+    register_voc_sem_seg(name, voc, "val")
+    try:
+        dicts = DatasetCatalog.get(name)
+        # perfect predictions (ignore pixels predicted as background): mIoU 100
+        perfect = _evaluate(name, dicts, lambda gt: _one_hot_logits(np.where(gt == 255, 0, gt)))
+        assert perfect["mIoU"] == pytest.approx(100.0)
+        # everything predicted background: only the background class has IoU > 0
+        flat = _evaluate(name, dicts, lambda gt: _one_hot_logits(np.zeros_like(gt)))
+        gts = np.concatenate([np.array(Image.open(d["sem_seg_file_name"])).ravel() for d in dicts])
+        valid = gts[gts != 255]
+        present = np.unique(valid)
+        expected_bg_iou = 100.0 * np.sum(valid == 0) / valid.size
+        assert flat["IoU-background"] == pytest.approx(expected_bg_iou)
+        assert flat["mIoU"] == pytest.approx(expected_bg_iou / len(present))
+    finally:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)

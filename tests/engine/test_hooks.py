@@ -1,0 +1,202 @@
+"""DropBlockScheduleHook: keep_prob over iterations in detectron2's trainers, the value in
+the EventStorage / metrics.json, resume, and wrapped (DDP-style) models."""
+import itertools
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from detectron2.engine import AMPTrainer, HookBase, SimpleTrainer
+from detectron2.utils.events import EventStorage
+
+import dropblock_det  # noqa: F401
+from dropblock_det.engine import DropBlockScheduleHook, unwrap_model
+from dropblock_det.layers import DropBlock2d
+
+from conftest import detection_batch, small_retinanet_cfg
+
+
+class TinyModel(nn.Module):
+    """Two regularizers with different targets, like a res4 (scaled) and a res5 stage."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.res4_dropblock = DropBlock2d(keep_prob=0.975, block_size=3)
+        self.res5_dropblock = DropBlock2d(keep_prob=0.9, block_size=3)
+
+    def forward(self, images):
+        x = self.res5_dropblock(self.res4_dropblock(self.conv(images)))
+        return {"loss": x.pow(2).mean()}
+
+
+class RecordKeepProbs(HookBase):
+    """Records, at every step, each regularizer's keep_prob as the step sees it."""
+
+    def __init__(self, model):
+        self.model = model
+        self.seen = {}
+
+    def before_step(self):
+        self.seen[self.trainer.iter] = (
+            self.model.res4_dropblock.keep_prob,
+            self.model.res5_dropblock.keep_prob,
+        )
+
+
+def _expected(iteration, start=2, end=6):
+    progress = min(max((iteration - start) / (end - start), 0.0), 1.0)
+    return 1 - progress * 0.025, 1 - progress * 0.1
+
+
+def _data(device="cpu"):
+    return itertools.repeat(torch.randn(2, 3, 8, 8, device=device))
+
+
+def _run(start_iter, max_iter, wrap=lambda m: m, trainer_class=SimpleTrainer, device="cpu"):
+    torch.manual_seed(0)
+    model = TinyModel().to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    trainer = trainer_class(wrap(model), _data(device), optimizer)
+    recorder = RecordKeepProbs(model)
+    schedule_hook = DropBlockScheduleHook(start_iter=2, end_iter=6, keep_prob=0.9)
+    trainer.register_hooks([schedule_hook, recorder])
+    trainer.train(start_iter, max_iter)
+    return recorder.seen, trainer.storage
+
+
+def test_simple_trainer_ramps_every_regularizer_to_its_own_target():
+    seen, _ = _run(0, 9)
+    assert sorted(seen) == list(range(9))
+    for iteration, values in seen.items():
+        assert values == pytest.approx(_expected(iteration)), iteration
+    assert seen[0] == (1.0, 1.0) and seen[8] == pytest.approx((0.975, 0.9))
+
+
+def test_scheduled_keep_prob_is_recorded_in_event_storage_every_iteration():
+    _, storage = _run(0, 9)
+    history = storage.history("dropblock/keep_prob").values()
+    assert [it for _, it in history] == list(range(9))
+    assert [v for v, _ in history] == pytest.approx([_expected(i)[1] for i in range(9)])
+
+
+def test_resumed_run_sees_exactly_the_uninterrupted_values():
+    uninterrupted, _ = _run(0, 9)
+    resumed, _ = _run(4, 9)  # what a trainer restarted at iteration 4 does
+    assert sorted(resumed) == list(range(4, 9))
+    assert all(resumed[i] == uninterrupted[i] for i in resumed)
+
+
+class FakeDDP:
+    """Stands in for DistributedDataParallel: not the model itself, the model in `.module`."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def __call__(self, *args, **kwargs):
+        return self.module(*args, **kwargs)
+
+    def train(self, mode=True):
+        self.module.train(mode)
+        return self
+
+    @property
+    def training(self):
+        return self.module.training
+
+
+def test_wrapped_model_is_unwrapped_and_scheduled():
+    plain, _ = _run(0, 9)
+    fake_ddp, _ = _run(0, 9, wrap=FakeDDP)
+    data_parallel, _ = _run(0, 9, wrap=nn.DataParallel)  # on CPU it just calls the module
+    assert fake_ddp == plain and data_parallel == plain
+
+
+def test_unwrap_model_keeps_plain_modules_even_with_a_child_named_module():
+    model = TinyModel()
+    assert unwrap_model(nn.DataParallel(model)) is model
+    assert unwrap_model(FakeDDP(FakeDDP(model))) is model
+    container = nn.Module()
+    container.module = model
+    assert unwrap_model(container) is container
+    with pytest.raises(TypeError):
+        unwrap_model(object())
+
+
+def test_hook_with_amp_trainer_sets_values_before_each_step():
+    # detectron2's AMPTrainer.run_step asserts CUDA (v0.6 and main), so on CPU only the hook
+    # side of the loop runs here; test_amp_trainer_trains_with_hook_on_cuda runs it fully.
+    model = TinyModel()
+    trainer = AMPTrainer(model, _data(), torch.optim.SGD(model.parameters(), lr=0.01))
+    hook = DropBlockScheduleHook(start_iter=2, end_iter=6, keep_prob=0.9)
+    trainer.register_hooks([hook])
+    with EventStorage(0) as trainer.storage:
+        for trainer.iter in range(9):
+            trainer.before_step()
+            seen = (model.res4_dropblock.keep_prob, model.res5_dropblock.keep_prob)
+            assert seen == pytest.approx(_expected(trainer.iter))
+
+
+@pytest.mark.cuda
+def test_amp_trainer_trains_with_hook_on_cuda():
+    seen_cpu, _ = _run(0, 9)
+    seen_amp, storage = _run(0, 9, trainer_class=AMPTrainer, device="cuda")
+    assert seen_amp == seen_cpu
+    assert len(storage.history("dropblock/keep_prob").values()) == 9
+
+
+def test_from_config_resolves_end_minus_one_to_max_iter_and_validates():
+    cfg = small_retinanet_cfg()
+    cfg.SOLVER.MAX_ITER = 300
+    cfg.MODEL.DROPBLOCK.KEEP_PROB = 0.8
+    cfg.MODEL.DROPBLOCK.SCHEDULE.START_ITER = 100
+    hook = DropBlockScheduleHook.from_config(cfg)
+    assert (hook.schedule.start_iter, hook.schedule.end_iter, hook.keep_prob) == (100, 300, 0.8)
+    cfg.MODEL.DROPBLOCK.SCHEDULE.END_ITER = 50
+    with pytest.raises(ValueError, match=r"MODEL\.DROPBLOCK\.SCHEDULE\.END_ITER=50"):
+        DropBlockScheduleHook.from_config(cfg)
+
+
+@pytest.mark.slow
+def test_default_trainer_resume_or_load_continues_the_ramp_and_writes_metrics(tmp_path):
+    from detectron2.engine import DefaultTrainer
+
+    class Trainer(DefaultTrainer):
+        @classmethod
+        def build_train_loader(cls, cfg):
+            return (detection_batch(seed=i) for i in itertools.count())
+
+        def build_hooks(self):
+            return super().build_hooks() + [DropBlockScheduleHook.from_config(self.cfg)]
+
+    cfg = small_retinanet_cfg("Base-RetinaNet-Scratch-DropBlock.yaml")
+    cfg.OUTPUT_DIR = str(tmp_path)
+    cfg.DATASETS.TEST = ()
+    cfg.SOLVER.IMS_PER_BATCH = 2
+    cfg.SOLVER.BASE_LR = 0.001
+    cfg.SOLVER.STEPS = ()
+    cfg.SOLVER.MAX_ITER = 3
+    cfg.SOLVER.CHECKPOINT_PERIOD = 2  # saves model_0000001.pth (after iteration 1) and model_final
+
+    first = Trainer(cfg)
+    first.resume_or_load(resume=False)
+    first.train()
+    uninterrupted = dict(
+        (it, v) for v, it in first.storage.history("dropblock/keep_prob").values()
+    )
+    # END_ITER -1: the ramp ends at SOLVER.MAX_ITER = 3
+    assert uninterrupted == pytest.approx({0: 1.0, 1: 1 - 0.1 / 3, 2: 1 - 0.2 / 3})
+    metrics = [json.loads(line) for line in (tmp_path / "metrics.json").read_text().splitlines()]
+    assert metrics[-1]["dropblock/keep_prob"] == pytest.approx(1 - 0.2 / 3)
+
+    # Resume from the checkpoint written after iteration 1, as after a crash there.
+    (tmp_path / "last_checkpoint").write_text("model_0000001.pth")
+    second = Trainer(cfg)
+    second.resume_or_load(resume=True)
+    assert second.start_iter == 2
+    second.train()
+    resumed = dict((it, v) for v, it in second.storage.history("dropblock/keep_prob").values())
+    assert resumed == {2: uninterrupted[2]}
+    res5 = second.model.backbone.bottom_up.res5[0].dropblock_conv1
+    assert res5.keep_prob == pytest.approx(1 - 0.2 / 3)

@@ -1,0 +1,88 @@
+"""KeepProbRegularizer, build_regularizer and masked_scale."""
+import pytest
+import torch
+
+from dropblock_det.layers import (
+    REGULARIZER_TYPES,
+    DropBlock2d,
+    Dropout,
+    KeepProbRegularizer,
+    SpatialDropout,
+    build_regularizer,
+    masked_scale,
+)
+
+
+def test_build_regularizer_swaps_types_under_one_interface():
+    built = {name: build_regularizer(name, 0.85, block_size=5) for name in REGULARIZER_TYPES}
+    assert isinstance(built["DropBlock"], DropBlock2d)
+    assert isinstance(built["Dropout"], Dropout)
+    assert isinstance(built["SpatialDropout"], SpatialDropout)
+    for module in built.values():
+        assert isinstance(module, KeepProbRegularizer)
+        assert module.keep_prob == module.target_keep_prob == 0.85
+    assert built["DropBlock"].block_size == 5
+
+
+def test_build_regularizer_passes_dropblock_options_through():
+    module = build_regularizer(
+        "DropBlock", 0.9, block_size=4, shared_mask=True, gamma_mode="calibrated", impl="torch"
+    )
+    options = (module.block_size, module.shared_mask, module.gamma_mode, module.impl)
+    assert options == (4, True, "calibrated", "torch")
+
+
+def test_unknown_regularizer_type_is_named_with_the_choices():
+    with pytest.raises(ValueError, match=r"'DropConnect'.*DropBlock, Dropout, SpatialDropout"):
+        build_regularizer("DropConnect", 0.9)
+
+
+def test_build_regularizer_rejects_unknown_arguments_and_bad_keep_prob():
+    with pytest.raises(ValueError, match="warm_iters"):
+        build_regularizer("DropBlock", 0.9, warm_iters=10)
+    with pytest.raises(ValueError, match="keep_prob.*0.0"):
+        build_regularizer("Dropout", 0.0)
+
+
+def test_keep_prob_is_separate_from_target_and_validated_on_assignment():
+    module = build_regularizer("DropBlock", 0.9)
+    module.keep_prob = 0.95
+    assert module.target_keep_prob == 0.9
+    for bad in (0.0, 1.5, float("nan"), "0.5"):
+        with pytest.raises(ValueError, match="keep_prob"):
+            module.keep_prob = bad
+    assert module.keep_prob == 0.95
+
+
+def test_base_class_forward_needs_a_subclass_implementation():
+    module = KeepProbRegularizer(0.5)
+    with pytest.raises(NotImplementedError):
+        module(torch.ones(1))
+    assert module.eval()(torch.ones(1)).item() == 1.0
+
+
+def test_masked_scale_gradient_and_dtype():
+    x = torch.randn(3, 5, dtype=torch.float16, requires_grad=True)
+    keep = torch.tensor([True, False, True, True, False]).expand(3, 5)
+    out = masked_scale(x, keep, 2.5)
+    assert out.dtype == torch.float16
+    expected = (x.detach().float() * keep * 2.5).half()
+    assert torch.equal(out, expected)
+    out.backward(torch.ones_like(out))
+    assert torch.equal(x.grad, (keep * 2.5).half())
+
+
+def test_masked_scale_rejects_a_float_mask():
+    with pytest.raises(ValueError, match="bool"):
+        masked_scale(torch.ones(2), torch.ones(2), 1.0)
+
+
+def test_layers_package_does_not_import_detectron2():
+    # The layers are plain PyTorch so they can be used (and tested) outside detectron2.
+    from pathlib import Path
+
+    import dropblock_det.layers as layers
+
+    for source in Path(layers.__file__).parent.glob("*.py"):
+        text = source.read_text()
+        assert "import detectron2" not in text and "from detectron2" not in text, source.name

@@ -1,0 +1,471 @@
+"""drop_block_2d / DropBlock2d: shapes, dtypes, layouts, identity cases, reproducibility,
+gradient, memory kept for backward, gamma, bad arguments, implementation dispatch."""
+import math
+import re
+
+import pytest
+import torch
+from dropblock_checks import assert_dropped_units_form_full_blocks
+
+from dropblock_det.layers import (
+    DropBlock2d,
+    KeepProbRegularizer,
+    drop_block_2d,
+    drop_block_gamma,
+    expected_drop_fraction,
+)
+from dropblock_det.layers import drop_block as drop_block_module
+
+
+def _dropped(out: torch.Tensor) -> torch.Tensor:
+    """Dropped units of the output of an all-ones (or all-positive) input."""
+    return out == 0
+
+
+# ---------------------------------------------------------------- shapes and identity cases
+
+
+@pytest.mark.parametrize(
+    "shape, block_size",
+    [
+        ((2, 3, 17, 13), 3),  # H != W, odd block
+        ((2, 3, 13, 17), 4),  # W > H, even block
+        ((2, 3, 8, 8), 2),  # even map, even block
+        ((1, 2, 5, 3), 7),  # block larger than both sides
+        ((1, 1, 1, 1), 7),  # 1x1 map
+        ((1, 4, 9, 1), 3),  # one column
+    ],
+)
+def test_output_has_input_shape_dtype_and_only_zero_or_scaled_values(shape, block_size):
+    torch.manual_seed(0)
+    x = torch.rand(shape) + 0.5
+    out = drop_block_2d(x, 0.7, block_size)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    kept = out != 0
+    if kept.any():
+        scale = out[kept] / x[kept]
+        # one scale for the whole tensor: numel / kept count
+        expected = x.numel() / kept.sum().item()
+        torch.testing.assert_close(scale, torch.full_like(scale, expected), rtol=1e-5, atol=0)
+
+
+def test_empty_batch_returns_empty_output_of_same_shape():
+    x = torch.ones(0, 3, 8, 8, requires_grad=True)
+    out = drop_block_2d(x, 0.9, 3)
+    assert out.shape == (0, 3, 8, 8)
+
+
+def test_batch_of_one_drops_and_renormalises():
+    torch.manual_seed(0)
+    out = drop_block_2d(torch.ones(1, 8, 32, 32), 0.8, 5)
+    assert _dropped(out).any()
+    assert out.mean().item() == pytest.approx(1.0, rel=1e-5)
+
+
+def test_eval_mode_and_keep_prob_one_return_the_input_object():
+    x = torch.randn(2, 3, 9, 9)
+    assert drop_block_2d(x, 0.9, 3, training=False) is x
+    assert drop_block_2d(x, 1.0, 3) is x
+    module = DropBlock2d(keep_prob=0.5, block_size=3).eval()
+    assert module(x) is x
+    module.train()
+    module.keep_prob = 1.0
+    assert module(x) is x
+    module.keep_prob = 0.5
+    assert module(x) is not x
+
+
+def test_module_is_a_keep_prob_regularizer_with_empty_state_dict_and_informative_repr():
+    module = DropBlock2d(keep_prob=0.85, block_size=5, shared_mask=True, gamma_mode="calibrated")
+    assert isinstance(module, KeepProbRegularizer)
+    assert module.keep_prob == module.target_keep_prob == 0.85
+    assert module.state_dict() == {} and list(module.parameters()) == []
+    text = repr(module)
+    for part in ("keep_prob=0.85", "block_size=5", "shared_mask=True", "'calibrated'"):
+        assert part in text
+
+
+def test_even_block_is_anchored_top_left_inside_the_map():
+    # A 2x4 map with block 2: the single valid row of anchors is i=0, so every dropped
+    # block covers rows 0..1 entirely and columns j..j+1 with 0 <= j <= 2.
+    torch.manual_seed(0)
+    out = drop_block_2d(torch.ones(2000, 1, 2, 4), 0.5, 2)
+    dropped = _dropped(out)
+    assert torch.equal(dropped[:, :, 0], dropped[:, :, 1])  # both rows always together
+    # every column is sometimes dropped (no shift that would leave an edge untouched)
+    assert dropped.flatten(0, 2).any(dim=0).all()
+
+
+def test_block_larger_than_map_drops_the_whole_map_at_rate_one_minus_keep_prob():
+    # 5x3 map, block 7 -> clipped to 5x3: one anchor, the whole map or nothing.
+    torch.manual_seed(0)
+    out = drop_block_2d(torch.ones(4000, 1, 5, 3), 0.8, 7)
+    per_map = _dropped(out).flatten(1).float().mean(dim=1)
+    assert set(per_map.unique().tolist()) <= {0.0, 1.0}
+    assert per_map.mean().item() == pytest.approx(0.2, abs=0.025)
+
+
+def test_shared_mask_is_identical_across_channels_and_per_channel_differs():
+    torch.manual_seed(0)
+    x = torch.ones(4, 6, 16, 16)
+    shared = _dropped(drop_block_2d(x, 0.8, 3, shared_mask=True))
+    assert shared.any()
+    assert torch.equal(shared, shared[:, :1].expand_as(shared))
+    per_channel = _dropped(drop_block_2d(x, 0.8, 3))
+    assert not torch.equal(per_channel, per_channel[:, :1].expand_as(per_channel))
+
+
+def test_all_dropped_map_gives_zeros_not_nan():
+    # 1x1 map with keep_prob tiny: most draws drop everything; the eps keeps it finite.
+    torch.manual_seed(0)
+    out = drop_block_2d(torch.ones(1, 1, 1, 1), 1e-6, 3)
+    assert torch.isfinite(out).all()
+    assert out.item() == 0.0
+
+
+# ---------------------------------------------------------------- dtypes and layouts
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+def test_dtype_in_equals_dtype_out_and_scale_is_applied_in_fp32(dtype):
+    torch.manual_seed(0)
+    x = (torch.rand(2, 4, 12, 10) + 0.5).to(dtype)
+    out = drop_block_2d(x, 0.8, 3)
+    assert out.dtype == dtype
+    keep = out != 0
+    compute = torch.float64 if dtype == torch.float64 else torch.float32
+    eps = drop_block_module.NORMALIZER_EPS
+    scale = torch.tensor(float(keep.numel()), dtype=compute) / (keep.sum().to(compute) + eps)
+    expected = (x.to(compute) * keep * scale).to(dtype)
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+
+
+def test_fp16_input_larger_than_fp16_max_count_keeps_a_finite_scale():
+    # 90,000 units: a kept count summed in fp16 would overflow (max 65504) to inf.
+    torch.manual_seed(0)
+    x = torch.ones(1, 1, 300, 300, dtype=torch.float16)
+    out = drop_block_2d(x, 0.9, 7)
+    assert torch.isfinite(out).all()
+    assert out.float().mean().item() == pytest.approx(1.0, rel=2e-3)
+
+
+def test_channels_last_input_gives_channels_last_output_with_same_mask_semantics():
+    torch.manual_seed(0)
+    x = (torch.rand(2, 5, 11, 9) + 0.5).to(memory_format=torch.channels_last)
+    for shared in (False, True):
+        out = drop_block_2d(x, 0.7, 3, shared_mask=shared)
+        assert out.is_contiguous(memory_format=torch.channels_last)
+        assert _dropped(out).any()
+        assert_dropped_units_form_full_blocks(_dropped(out), 3)
+
+
+def test_non_contiguous_input_is_handled():
+    torch.manual_seed(0)
+    x = (torch.rand(2, 6, 20, 20) + 0.5)[:, ::2, 1:, ::2]
+    out = drop_block_2d(x, 0.7, 3)
+    assert out.shape == x.shape
+    assert_dropped_units_form_full_blocks(_dropped(out), 3)
+
+
+# ---------------------------------------------------------------- reproducibility
+
+
+def test_same_seed_gives_same_mask_and_different_seed_a_different_one():
+    x = torch.ones(2, 8, 24, 24)
+    torch.manual_seed(123)
+    first = drop_block_2d(x, 0.9, 5)
+    torch.manual_seed(123)
+    second = drop_block_2d(x, 0.9, 5)
+    torch.manual_seed(124)
+    third = drop_block_2d(x, 0.9, 5)
+    assert torch.equal(first, second)
+    assert not torch.equal(first, third)
+
+
+# ---------------------------------------------------------------- gradient and memory
+
+
+@pytest.mark.parametrize("shared_mask", [False, True])
+def test_gradient_is_exactly_grad_times_mask_times_scale(shared_mask):
+    torch.manual_seed(0)
+    x = torch.ones(3, 4, 14, 10, requires_grad=True)
+    out = drop_block_2d(x, 0.8, 4, shared_mask=shared_mask)
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    # out = mask * scale exactly for an all-ones input
+    assert torch.equal(x.grad, grad * out.detach())
+    assert _dropped(out).any()
+
+
+def test_gradient_matches_autograd_of_the_explicit_formula():
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 9, 9, dtype=torch.float64, requires_grad=True)
+    torch.manual_seed(1)
+    out = drop_block_2d(x, 0.7, 3)
+    torch.manual_seed(1)
+    out_ones = drop_block_2d(torch.ones_like(x), 0.7, 3)  # same mask: mask * scale
+    (out * torch.arange(out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
+    expected = torch.arange(out.numel(), dtype=out.dtype).view_as(out) * out_ones
+    torch.testing.assert_close(x.grad, expected, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("shared_mask", [False, True])
+def test_autograd_keeps_at_most_one_byte_per_element(dtype, shared_mask):
+    x = torch.randn(2, 8, 20, 20, dtype=dtype, requires_grad=True)
+    saved = []
+
+    def pack(t):
+        saved.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = drop_block_2d(x, 0.8, 5, shared_mask=shared_mask)
+    assert saved, "the mask (or the seeds' offsets) must be saved for backward"
+    assert all(not t.is_floating_point() for t in saved), "no float mask may be kept"
+    assert sum(t.numel() * t.element_size() for t in saved) <= x.numel()
+    out.sum().backward()
+
+
+def test_mask_does_not_require_grad_and_input_grad_flows_through_module():
+    module = DropBlock2d(keep_prob=0.8, block_size=3)
+    x = torch.randn(2, 3, 10, 10, requires_grad=True)
+    out = module(x)
+    assert out.requires_grad
+    out.sum().backward()
+    assert x.grad is not None and x.grad.shape == x.shape
+
+
+# ---------------------------------------------------------------- gamma
+
+
+def test_paper_gamma_matches_algorithm_1_with_clipped_block():
+    assert drop_block_gamma(0.9, 7, 28, 28) == pytest.approx(0.1 / 49 * 784 / 484)
+    assert drop_block_gamma(0.75, 3, 17, 13) == pytest.approx(0.25 / 9 * 221 / (15 * 11))
+    # block 7 on a 5x3 map is clipped to 5x3 in gamma too: one anchor, gamma = 1 - kp
+    assert drop_block_gamma(0.8, 7, 5, 3) == pytest.approx(0.2)
+    assert drop_block_gamma(0.8, 7, 1, 1) == pytest.approx(0.2)
+
+
+def test_paper_gamma_undershoots_by_the_amounts_in_the_notes():
+    paper_28 = drop_block_gamma(0.9, 7, 28, 28)
+    paper_17 = drop_block_gamma(0.75, 3, 17, 13)
+    assert expected_drop_fraction(paper_28, 7, 28, 28) == pytest.approx(0.094, abs=5e-4)
+    assert expected_drop_fraction(paper_17, 3, 17, 13) == pytest.approx(0.221, abs=5e-4)
+
+
+@pytest.mark.parametrize(
+    "shape, block_size, keep_prob",
+    [((28, 28), 7, 0.9), ((17, 13), 3, 0.75), ((7, 7), 4, 0.95), ((1, 1), 7, 0.9), ((2, 9), 9, 0.6)],
+)
+def test_calibrated_gamma_makes_expected_drop_fraction_exactly_one_minus_keep_prob(
+    shape, block_size, keep_prob
+):
+    h, w = shape
+    gamma = drop_block_gamma(keep_prob, block_size, h, w, gamma_mode="calibrated")
+    assert 0 < gamma < 1
+    expected = expected_drop_fraction(gamma, block_size, h, w)
+    assert expected == pytest.approx(1 - keep_prob, abs=1e-12)
+    assert gamma >= drop_block_gamma(keep_prob, block_size, h, w)
+
+
+def test_expected_drop_fraction_matches_brute_force_enumeration():
+    h, w, b, gamma = 6, 9, 4, 0.07
+    total = 0.0
+    for i in range(h):
+        for j in range(w):
+            k = sum(
+                1
+                for a in range(h - b + 1)
+                for c in range(w - b + 1)
+                if a <= i < a + b and c <= j < c + b
+            )
+            total += 1 - (1 - gamma) ** k
+    assert expected_drop_fraction(gamma, b, h, w) == pytest.approx(total / (h * w), rel=1e-12)
+
+
+# ---------------------------------------------------------------- bad arguments
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"keep_prob": 0.0},
+        {"keep_prob": 1.5},
+        {"keep_prob": -0.1},
+        {"keep_prob": float("nan")},
+        {"keep_prob": "0.9"},
+        {"block_size": 0},
+        {"block_size": -3},
+        {"block_size": 2.5},
+        {"block_size": True},
+        {"gamma_mode": "exact"},
+        {"impl": "cuda"},
+        {"shared_mask": "yes"},
+        {"training": 1},
+        {"warm_iters": 100},
+        {"drop_prob": 0.1},
+    ],
+)
+def test_bad_arguments_raise_value_error_naming_argument_and_value(kwargs):
+    args = {"keep_prob": 0.9, "block_size": 3}
+    args.update(kwargs)
+    with pytest.raises(ValueError) as info:
+        drop_block_2d(torch.ones(1, 1, 8, 8), **args)
+    (name, value), = kwargs.items()
+    assert name in str(info.value)
+    assert repr(value) in str(info.value)
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (1, 8, 8), (1, 1, 1, 8, 8)])
+def test_non_4d_input_raises_value_error_naming_the_shape(shape):
+    with pytest.raises(ValueError, match=r"4-D.*" + re.escape(str(tuple(shape)))):
+        drop_block_2d(torch.ones(shape), 0.9, 3)
+
+
+def test_integer_input_raises_value_error_naming_the_dtype():
+    with pytest.raises(ValueError, match="torch.int64"):
+        drop_block_2d(torch.ones(1, 1, 4, 4, dtype=torch.long), 0.9, 3)
+
+
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        ({"keep_prob": 0}, "keep_prob"),
+        ({"block_size": 0}, "block_size"),
+        ({"gamma_mode": "foo"}, "gamma_mode"),
+        ({"impl": "foo"}, "impl"),
+        ({"warm_iters": 5}, "warm_iters"),
+    ],
+)
+def test_module_rejects_bad_arguments_at_construction(kwargs, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        DropBlock2d(**kwargs)
+
+
+def test_setting_an_invalid_keep_prob_on_the_module_raises():
+    module = DropBlock2d()
+    with pytest.raises(ValueError, match="keep_prob.*1.2"):
+        module.keep_prob = 1.2
+
+
+# ---------------------------------------------------------------- implementation dispatch
+
+
+def test_auto_on_cpu_uses_the_torch_reference(monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("Triton path must not run for a CPU tensor under impl='auto'")
+
+    monkeypatch.setattr(drop_block_module, "_triton_ready", fail)
+    torch.manual_seed(0)
+    auto = drop_block_2d(torch.ones(2, 3, 10, 10), 0.8, 3, impl="auto")
+    torch.manual_seed(0)
+    reference = drop_block_2d(torch.ones(2, 3, 10, 10), 0.8, 3, impl="torch")
+    assert torch.equal(auto, reference)
+
+
+@pytest.mark.cuda
+def test_torch_reference_on_cuda_builds_the_mask_on_the_device():
+    torch.manual_seed(0)
+    x = torch.ones(2, 4, 16, 16, device="cuda", requires_grad=True)
+    out = drop_block_2d(x, 0.8, 3, impl="torch")
+    assert out.device == x.device
+    out.sum().backward()
+    assert torch.equal(x.grad, out.detach())
+    assert out.mean().item() == pytest.approx(1.0, rel=1e-5)
+
+
+def test_calibrated_gamma_is_cached_per_shape():
+    drop_block_module._calibrated_gamma.cache_clear()
+    drop_block_gamma(0.9, 5, 21, 19, gamma_mode="calibrated")
+    drop_block_gamma(0.9, 5, 21, 19, gamma_mode="calibrated")
+    info = drop_block_module._calibrated_gamma.cache_info()
+    assert info.hits == 1 and info.misses == 1
+
+
+def test_geometric_gap_sampler_matches_bernoulli_counts_and_covers_positions():
+    # The sparse seed sampler must be exactly Bernoulli(gamma) per position: check the
+    # count mean and variance, and that every position (first and last too) can be hit.
+    torch.manual_seed(0)
+    num_positions, gamma, trials = 500, 0.01, 4000
+    counts = torch.zeros(num_positions)
+    totals = []
+    for _ in range(trials):
+        seeds = drop_block_module._sample_seed_positions(num_positions, gamma, torch.device("cpu"))
+        assert torch.equal(seeds, seeds.unique())  # distinct, ascending
+        counts[seeds] += 1
+        totals.append(seeds.numel())
+    totals = torch.tensor(totals, dtype=torch.float64)
+    mean, var = num_positions * gamma, num_positions * gamma * (1 - gamma)
+    assert totals.mean().item() == pytest.approx(mean, abs=4.5 * math.sqrt(var / trials))
+    assert totals.var().item() == pytest.approx(var, rel=0.15)
+    assert counts[0] > 0 and counts[-1] > 0
+    # per-position hit rate is flat: compare the two halves of the range
+    first, second = counts[: num_positions // 2].sum(), counts[num_positions // 2 :].sum()
+    assert abs(first - second) < 4.5 * math.sqrt(first + second)
+
+
+def test_inf_under_a_dropped_unit_gives_zero_not_nan():
+    torch.manual_seed(5)
+    mask_probe = drop_block_2d(torch.ones(2, 3, 12, 12), 0.7, 3)
+    dropped = mask_probe == 0
+    assert dropped.any()
+    x = torch.ones(2, 3, 12, 12)
+    x[dropped] = float("inf")
+    x.requires_grad_(True)
+    torch.manual_seed(5)
+    out = drop_block_2d(x, 0.7, 3)
+    assert torch.isfinite(out).all() and (out[dropped] == 0).all()
+    grad = torch.ones_like(out)
+    grad[dropped] = float("nan")
+    out.backward(grad)
+    assert torch.isfinite(x.grad).all()
+
+
+def _layouts():
+    base = torch.rand(4, 16, 30, 26) + 0.5
+    return {
+        "contiguous": base,
+        "channels_last": base.to(memory_format=torch.channels_last),
+        "non_contiguous": (torch.rand(4, 32, 31, 52) + 0.5)[:, ::2, 1:, ::2],
+    }
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "non_contiguous"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+def test_seed_path_and_mask_path_give_identical_outputs_and_gradients(monkeypatch, layout, dtype):
+    # Per-channel masks with sparse seeds are applied from the seeds' offsets; everything
+    # else through the bool mask. Both must produce the same values for the same draw.
+    x = _layouts()[layout].to(dtype)
+    grad = torch.randn(x.shape, dtype=dtype).to(memory_format=torch.channels_last)
+
+    def run():
+        leaf = x.detach().clone().requires_grad_(True)  # clone keeps the layout
+        torch.manual_seed(11)
+        out = drop_block_2d(leaf, 0.85, 5)
+        out.backward(grad)
+        return out.detach(), leaf.grad
+
+    used = []
+    original = drop_block_module._DropBlockFromSeeds.apply
+    monkeypatch.setattr(
+        drop_block_module._DropBlockFromSeeds, "apply", lambda *a: used.append(1) or original(*a)
+    )
+    seed_out, seed_grad = run()
+    assert used, "the seed path must be taken for sparse per-channel seeds"
+    monkeypatch.setattr(drop_block_module, "_SPARSE_APPLY_MAX_GAMMA", -1.0)
+    mask_out, mask_grad = run()
+    assert len(used) == 1
+    assert torch.equal(seed_out, mask_out) and torch.equal(seed_grad, mask_grad)
+    assert (seed_out == 0).any()
+    assert seed_grad.stride() == x.detach().clone().stride()  # gradient in x's layout
+    if layout == "channels_last":
+        assert seed_out.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_seed_path_gradient_with_an_expanded_output_gradient():
+    torch.manual_seed(0)
+    x = torch.ones(4, 16, 24, 24, requires_grad=True)
+    out = drop_block_2d(x, 0.9, 7)
+    out.sum().backward()  # grad_output is an expanded scalar (all strides 0)
+    assert torch.equal(x.grad, out.detach())

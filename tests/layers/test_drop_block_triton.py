@@ -1,0 +1,402 @@
+"""The Triton DropBlock path (`dropblock_det.layers.drop_block_triton`).
+
+The kernel checks below are plain functions of a device. They run twice:
+
+* on CPU under Triton's interpreter: TRITON_INTERPRET=1 must be set before Triton is first
+  imported, so one subprocess (`python this_file.py --interpreter-checks`) runs all of them
+  and reports a JSON line; `test_under_triton_interpreter[<check>]` asserts each passed.
+  CI has no GPU but has Triton (the CUDA build of torch ships it): these tests run there.
+* on CUDA with the compiled kernels (`@pytest.mark.cuda`, skipped cleanly without a GPU).
+
+They compare the kernel with the PyTorch reference of `drop_block.py`: block structure,
+expected dropped fraction (mean over units of 1 - (1 - gamma)^k), the exact output and
+gradient formula, dtype and layout, reproducibility, the all-dropped edge case, and how
+much autograd keeps for backward.
+"""
+import json
+import math
+import os
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # when run as a script in the interpreter subprocess
+    sys.path.insert(0, str(REPO))
+
+from dropblock_det.layers import drop_block_gamma, expected_drop_fraction  # noqa: E402
+from dropblock_det.layers import drop_block_triton as triton_path  # noqa: E402
+from dropblock_det.layers.drop_block import NORMALIZER_EPS, drop_block_2d  # noqa: E402
+
+RESULT_MARKER = "CHECK_RESULTS_JSON="
+DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+
+
+# ----------------------------------------------------------------------------- helpers
+def _positive_input(shape, dtype=torch.float32, device="cpu", channels_last=False) -> torch.Tensor:
+    """Values in [0.5, 1.5): a zero in the output can only mean a dropped unit."""
+    x = (torch.rand(shape, device=device) + 0.5).to(dtype)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def _dropped(out: torch.Tensor) -> torch.Tensor:
+    return out == 0
+
+
+def _whole_blocks(dropped: torch.Tensor, bh: int, bw: int) -> torch.Tensor:
+    """The union of the bh x bw blocks at valid anchors that lie wholly inside `dropped`.
+
+    Equal to `dropped` iff every dropped unit belongs to some fully dropped block whose
+    top-left corner is a valid anchor (0 <= i <= H - bh, 0 <= j <= W - bw).
+    """
+    height, width = dropped.shape[-2:]
+    rows, cols = height - bh + 1, width - bw + 1
+    full = torch.ones(dropped.shape[:-2] + (rows, cols), dtype=torch.bool, device=dropped.device)
+    for dy in range(bh):
+        for dx in range(bw):
+            full &= dropped[..., dy : dy + rows, dx : dx + cols]
+    union = torch.zeros_like(dropped)
+    for dy in range(bh):
+        for dx in range(bw):
+            union[..., dy : dy + rows, dx : dx + cols] |= full
+    return union
+
+
+def _expected_output(t: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """where(keep, t, 0) * numel(keep) / (count(keep) + eps): the scale in fp32, the product
+    in fp32 (fp64 for fp64 t) cast to t.dtype, as the reference computes it."""
+    count = keep.sum().to(torch.float32)
+    scale = torch.tensor(float(keep.numel()), dtype=torch.float32, device=t.device) / (count + NORMALIZER_EPS)
+    if t.dtype == torch.float64:
+        return torch.where(keep, t, 0.0) * scale.double()
+    return (torch.where(keep, t.float(), 0.0) * scale).to(t.dtype)
+
+
+def _mean_and_standard_error(values: torch.Tensor) -> Tuple[float, float]:
+    values = values.double().flatten()
+    return float(values.mean()), float(values.std() / math.sqrt(values.numel()))
+
+
+# ----------------------------------------------------------------------------- checks
+def check_every_dropped_unit_is_in_a_whole_block_at_a_valid_anchor(device: str) -> None:
+    height, width = 13, 17
+    shapes = [(b, b) for b in range(1, 8)] + [(2, 5), (7, 3), (height, width)]
+    # Shared masks run the same seed/dilation kernels on N planes: a few sizes suffice.
+    cases = [(False, shape) for shape in shapes] + [(True, shape) for shape in [(1, 1), (4, 4), (7, 3), (height, width)]]
+    for shared, (bh, bw) in cases:
+        torch.manual_seed(bh * 100 + bw)
+        # A block as large as the map has one anchor per plane: more planes, more seeds.
+        whole_map = (bh, bw) == (height, width)
+        x = _positive_input((16 if whole_map else 2, 3, height, width), device=device)
+        gamma = 0.5 if whole_map else 0.08
+        dropped = _dropped(triton_path.drop_block_2d_triton(x, gamma, bh, bw, shared))
+        where = f"block {bh}x{bw}, shared_mask={shared}"
+        assert dropped.any(), f"{where}: nothing dropped at gamma {gamma}"
+        assert torch.equal(_whole_blocks(dropped, bh, bw), dropped), f"{where}: a dropped unit outside a whole block"
+        if shared:
+            assert (dropped == dropped[:, :1]).all(), f"{where}: channels of a shared mask differ"
+    # Per channel: channels (and samples) draw different masks.
+    torch.manual_seed(0)
+    dropped = _dropped(triton_path.drop_block_2d_triton(_positive_input((2, 3, 13, 17), device=device), 0.08, 3, 3, False))
+    assert not (dropped == dropped[:, :1]).all(), "per-channel masks are identical across channels"
+    assert not torch.equal(dropped[0], dropped[1]), "samples share a mask"
+
+
+def check_dropped_fraction_matches_the_reference_expectation(device: str) -> None:
+    # (H, W, block, keep_prob, gamma_mode): odd, even, block = map width, calibrated.
+    cases = [(13, 17, 3, 0.75, "paper"), (12, 10, 4, 0.8, "paper"), (9, 9, 7, 0.7, "calibrated"), (7, 11, 7, 0.9, "paper")]
+    for height, width, block, keep_prob, gamma_mode in cases:
+        for shared in (False, True):
+            torch.manual_seed(height * width + block + shared)
+            bh, bw = min(block, height), min(block, width)
+            gamma = drop_block_gamma(keep_prob, block, height, width, gamma_mode)
+            expected = expected_drop_fraction(gamma, block, height, width)
+            x = _positive_input((256, 4, height, width), device=device)
+            ours = _dropped(triton_path.drop_block_2d_triton(x, gamma, bh, bw, shared))
+            reference = _dropped(drop_block_2d(x, keep_prob, block, shared_mask=shared, gamma_mode=gamma_mode, impl="torch"))
+            planes = (slice(None), slice(0, 1)) if shared else (slice(None), slice(None))
+            ours_mean, ours_se = _mean_and_standard_error(ours[planes].float().mean(dim=(2, 3)))
+            ref_mean, ref_se = _mean_and_standard_error(reference[planes].float().mean(dim=(2, 3)))
+            where = f"{height}x{width}, block {block}, keep_prob {keep_prob}, {gamma_mode}, shared_mask={shared}"
+            assert abs(ours_mean - expected) < 5 * ours_se + 1e-3, (
+                f"{where}: dropped fraction {ours_mean:.4f} +- {ours_se:.4f}, expected {expected:.4f}"
+            )
+            assert abs(ours_mean - ref_mean) < 5 * math.hypot(ours_se, ref_se) + 1e-3, (
+                f"{where}: Triton drops {ours_mean:.4f}, the reference {ref_mean:.4f}"
+            )
+            # A corner unit is covered by exactly one anchor: it is dropped with probability gamma.
+            corners = ours[planes][..., [0, 0, -1, -1], [0, -1, 0, -1]].float()
+            corner_mean, corner_se = _mean_and_standard_error(corners)
+            assert abs(corner_mean - gamma) < 5 * corner_se + 1e-3, (
+                f"{where}: corners dropped {corner_mean:.4f} +- {corner_se:.4f}, expected gamma {gamma:.4f}"
+            )
+
+
+def check_output_and_gradient_are_input_times_keep_times_scale(device: str) -> None:
+    # Per-channel: every dtype in both layouts. Shared masks have their own apply kernels for
+    # NCHW and channels_last: each in two dtypes.
+    cases = [(dtype, channels_last, False) for dtype in DTYPES for channels_last in (False, True)]
+    cases += [(torch.float32, False, True), (torch.float16, False, True), (torch.bfloat16, True, True), (torch.float64, True, True)]
+    for dtype, channels_last, shared in cases:
+        where = f"{dtype}, channels_last={channels_last}, shared_mask={shared}"
+        torch.manual_seed(7)
+        x = _positive_input((2, 3, 13, 17), dtype, device, channels_last).requires_grad_(True)
+        out = triton_path.drop_block_2d_triton(x, 0.05, 3, 4, shared)
+        assert out.dtype == dtype, f"{where}: output dtype {out.dtype}"
+        assert out.stride() == x.stride(), f"{where}: output strides {out.stride()} != {x.stride()}"
+        keep = ~_dropped(out)
+        mask = keep[:, :1] if shared else keep
+        if shared:
+            assert torch.equal(keep, mask.expand_as(keep)), f"{where}: shared mask differs by channel"
+        assert torch.equal(out, _expected_output(x.detach(), mask)), f"{where}: output != x * keep * scale"
+        grad = torch.randn(x.shape, device=device).to(dtype)  # NCHW even when x is NHWC
+        out.backward(grad)
+        assert x.grad.dtype == dtype
+        assert torch.equal(x.grad, _expected_output(grad, mask)), f"{where}: grad != grad * keep * scale"
+    # A broadcast (stride 0) incoming gradient, as from out.sum().
+    x = _positive_input((2, 3, 9, 9), device=device).requires_grad_(True)
+    out = triton_path.drop_block_2d_triton(x, 0.05, 3, 3, False)
+    out.sum().backward()
+    assert torch.equal(x.grad, _expected_output(torch.ones_like(x), ~_dropped(out)))
+
+
+def check_same_seed_gives_the_same_mask_in_either_layout(device: str) -> None:
+    x = _positive_input((2, 3, 13, 17), device=device)
+    outputs = []
+    for seed, channels_last in ((3, False), (3, False), (3, True), (4, False)):
+        torch.manual_seed(seed)
+        x_in = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+        outputs.append(triton_path.drop_block_2d_triton(x_in, 0.08, 3, 3, False))
+    assert torch.equal(outputs[0], outputs[1]), "same torch.manual_seed, different masks"
+    assert torch.equal(outputs[0], outputs[2]), "channels_last copy of x got a different mask"
+    assert not torch.equal(outputs[0], outputs[3]), "different seeds, same mask"
+
+
+def check_tile_sizes_do_not_change_the_mask(device: str) -> None:
+    """The GPU's small tiles (several programs per axis, partial tiles) and the interpreter's
+    big ones give the same result: the Philox counters are logical indices."""
+    saved = triton_path._GPU_SIZES, triton_path._INTERPRETER_SIZES
+    cases = [(False, False), (False, True), (True, False), (True, True)]  # (shared, channels_last)
+    try:
+        for shared, channels_last in cases:
+            # 21 planes x 70 columns: 2 x 2 dilation tiles and 13 apply programs on GPU sizes.
+            x = _positive_input((3, 7, 9, 70), torch.float16, device, channels_last)
+            outputs = []
+            for sizes in saved:
+                triton_path._GPU_SIZES = triton_path._INTERPRETER_SIZES = sizes
+                torch.manual_seed(11)
+                outputs.append(triton_path.drop_block_2d_triton(x, 0.05, 4, 5, shared))
+            where = f"shared_mask={shared}, channels_last={channels_last}"
+            assert torch.equal(outputs[0], outputs[1]), f"{where}: tile sizes changed the output"
+            dropped = _dropped(outputs[0])
+            assert dropped.any() and torch.equal(_whole_blocks(dropped, 4, 5), dropped), where
+    finally:
+        triton_path._GPU_SIZES, triton_path._INTERPRETER_SIZES = saved
+
+
+def check_all_dropped_gives_zeros_not_nan(device: str) -> None:
+    for bh, bw, shared in ((3, 3, False), (13, 17, False), (5, 2, True)):
+        x = _positive_input((2, 3, 13, 17), device=device).requires_grad_(True)
+        out = triton_path.drop_block_2d_triton(x, 1.0, bh, bw, shared)
+        out.backward(torch.ones_like(out))
+        assert torch.equal(out, torch.zeros_like(out)), f"block {bh}x{bw}: gamma 1 left units or NaN"
+        assert torch.equal(x.grad, torch.zeros_like(x)), f"block {bh}x{bw}: gradient not zero"
+
+
+def check_gamma_zero_keeps_every_unit(device: str) -> None:
+    x = _positive_input((2, 3, 13, 17), device=device)
+    out = triton_path.drop_block_2d_triton(x, 0.0, 7, 7, False)
+    assert torch.equal(out, _expected_output(x, torch.ones_like(x, dtype=torch.bool)))
+
+
+def check_backward_keeps_one_bit_per_element(device: str) -> None:
+    saved: List[int] = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved.append(t.numel() * t.element_size())
+        return t
+
+    x = _positive_input((4, 8, 16, 16), torch.bfloat16, device).requires_grad_(True)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        triton_path.drop_block_2d_triton(x, 0.05, 7, 7, False)
+    assert saved, "nothing saved for backward"
+    assert sum(saved) <= x.numel() // 8 + 8, f"saved {sum(saved)} bytes for {x.numel()} elements"
+
+
+def check_reference_dispatches_impl_triton_here(device: str) -> None:
+    x = _positive_input((2, 3, 13, 17), torch.float16, device, channels_last=True)
+    torch.manual_seed(5)
+    out = drop_block_2d(x, 0.8, 4, impl="triton")
+    torch.manual_seed(5)
+    gamma = drop_block_gamma(0.8, 4, 13, 17)
+    assert torch.equal(out, triton_path.drop_block_2d_triton(x, gamma, 4, 4, False))
+    assert out.stride() == x.stride()
+
+
+CHECKS: Dict[str, Callable[[str], None]] = {
+    name[len("check_") :]: fn for name, fn in sorted(globals().items()) if name.startswith("check_") and callable(fn)
+}
+
+
+def _run_checks(device: str) -> Dict[str, Optional[str]]:
+    """Run every check; name -> None (passed) or the failure's traceback."""
+    results: Dict[str, Optional[str]] = {}
+    for name, check in CHECKS.items():
+        try:
+            check(device)
+            results[name] = None
+        except Exception:  # report every failure, not only the first
+            results[name] = traceback.format_exc()
+    return results
+
+
+def compile_kernels_for_sm90() -> List[str]:
+    """Compile every kernel (representative specialisations) to an sm_90 cubin with the
+    ptxas that ships with Triton; no GPU needed. Returns the names compiled."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    aligned = [["tt.divisibility", 16]]  # what a launch with torch-allocated tensors gets
+    i32, u8 = "i32", "*u8"
+
+    def sig(names: str, types: List[str]) -> Dict[str, str]:
+        return dict(zip(names.split(), types))
+
+    specs = [
+        ("seed", triton_path._seed_kernel,
+         sig("rng_seed_ptr seeds_ptr total_kept_ptr num_planes planes_per_sample anchor_rows anchor_cols "
+             "threshold stride_n stride_c stride_h stride_w", ["*i64", u8, "*i64"] + [i32] * 4 + ["i64"] + [i32] * 4),
+         dict(BLOCK_P=16, BLOCK_W=64, INDEX_64=False)),
+        ("dilate", triton_path._dilate_kernel,
+         sig("seeds_ptr keep_ptr total_kept_ptr num_planes planes_per_sample height width anchor_rows "
+             "anchor_cols block_h stride_n stride_c stride_h stride_w", [u8, u8, "*i64"] + [i32] * 11),
+         dict(BLOCK_W_SIZE=7, BLOCK_P=16, BLOCK_W=64, INDEX_64=True)),
+        ("pack", triton_path._pack_kernel, sig("keep_ptr bits_ptr numel num_bytes", [u8, u8, i32, i32]),
+         dict(BLOCK_BYTES=256, INDEX_64=False)),
+        ("apply_flat", triton_path._apply_flat_kernel,
+         sig("x_ptr bits_ptr total_kept_ptr out_ptr numel mask_numel eps", ["*bf16", u8, "*i64", "*bf16", i32, "fp32", "fp32"]),
+         dict(BLOCK=1024, COMPUTE_F64=False, OUT_BF16=True, INDEX_64=False)),
+        ("apply_rows", triton_path._apply_rows_kernel,
+         sig("x_ptr bits_ptr total_kept_ptr out_ptr num_rows row_len rows_per_mask_row col_blocks mask_numel eps",
+             ["*fp32", u8, "*i64", "*fp32"] + [i32] * 4 + ["fp32", "fp32"]),
+         dict(BLOCK_R=1, BLOCK_B=1024, COMPUTE_F64=False, OUT_BF16=False, INDEX_64=False)),
+        ("apply_pixels", triton_path._apply_pixels_kernel,
+         sig("x_ptr bits_ptr total_kept_ptr out_ptr num_pixels channels mask_numel eps",
+             ["*fp16", u8, "*i64", "*fp16", i32, i32, "fp32", "fp32"]),
+         dict(BLOCK_P=16, BLOCK_C=64, COMPUTE_F64=False, OUT_BF16=False, INDEX_64=False)),
+    ]
+    compiled = []
+    for name, kernel, signature, constexprs in specs:
+        signature.update({key: "constexpr" for key in constexprs})
+        pointers = [i for i, t in enumerate(signature.values()) if t.startswith("*")]
+        source = ASTSource(fn=kernel, signature=signature, constexprs=constexprs, attrs={(i,): aligned for i in pointers})
+        binary = triton.compile(source, target=GPUTarget("cuda", 90, 32))
+        assert binary.asm.get("cubin"), f"{name}: no cubin"
+        compiled.append(name)
+    return compiled
+
+
+# ----------------------------------------------------------------------------- tests
+@pytest.fixture(scope="module")
+def interpreter_results() -> Dict[str, Optional[str]]:
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONWARNINGS="ignore")
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--interpreter-checks"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(REPO),
+        timeout=600,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_MARKER)]
+    assert proc.returncode == 0 and lines, (
+        f"interpreter subprocess failed (exit {proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    )
+    return json.loads(lines[-1][len(RESULT_MARKER) :])
+
+
+@pytest.mark.skipif(triton_path.triton is None, reason="Triton not importable (CPU-only torch build)")
+def test_kernels_compile_to_sm90_cubins_without_a_gpu() -> None:
+    # The interpreter does not compile anything: this catches what only the compiler rejects
+    # (types, layouts, constexpr misuse). The subprocess makes sure the interpreter is off.
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["PYTHONWARNINGS"] = "ignore"
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--compile-checks"],
+        capture_output=True, text=True, env=env, cwd=str(REPO), timeout=600,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_MARKER)]
+    assert proc.returncode == 0 and lines, f"compile subprocess failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    assert json.loads(lines[-1][len(RESULT_MARKER) :]) == [
+        "seed", "dilate", "pack", "apply_flat", "apply_rows", "apply_pixels"
+    ]
+
+
+@pytest.mark.parametrize("check", sorted(CHECKS))
+def test_under_triton_interpreter(interpreter_results: Dict[str, Optional[str]], check: str) -> None:
+    assert check in interpreter_results, f"{check} did not run in the interpreter subprocess"
+    failure = interpreter_results[check]
+    assert failure is None, f"{check} failed under TRITON_INTERPRET=1:\n{failure}"
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("check", sorted(CHECKS))
+def test_compiled_kernels_on_cuda(check: str) -> None:
+    CHECKS[check]("cuda")
+
+
+def test_triton_available_means_triton_and_cuda_or_interpreter() -> None:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        importable = False
+    else:
+        importable = True
+    interpreting = os.environ.get("TRITON_INTERPRET") == "1"
+    assert triton_path.triton_available() == (importable and (torch.cuda.is_available() or interpreting))
+
+
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        ((torch.ones(3, 8, 8), 0.1, 3, 3, False), "4-D"),
+        ((torch.ones(1, 1, 8, 8, dtype=torch.int32), 0.1, 3, 3, False), "dtype"),
+        ((torch.ones(1, 1, 8, 8), 0.1, 0, 3, False), "block_size_h"),
+        ((torch.ones(1, 1, 8, 6), 0.1, 3, 7, False), "block_size_w"),
+        ((torch.ones(1, 1, 8, 8), 0.1, 3.0, 3, False), "block_size_h"),
+        ((torch.ones(1, 1, 8, 8), -0.1, 3, 3, False), "gamma"),
+        ((torch.ones(1, 1, 8, 8), float("nan"), 3, 3, False), "gamma"),
+        ((torch.ones(1, 1, 8, 8), 1.5, 3, 3, False), "gamma"),
+        ((torch.ones(1, 1, 8, 8), 0.1, 3, 3, "yes"), "shared_mask"),
+    ],
+)
+def test_bad_arguments_raise_value_error_naming_them(args, named: str) -> None:
+    with pytest.raises(ValueError, match=named):
+        triton_path.drop_block_2d_triton(*args)
+
+
+@pytest.mark.skipif(triton_path.triton is None, reason="Triton not importable: a different error applies")
+def test_cpu_tensor_without_interpreter_is_refused_with_a_pointer_to_impl_torch(monkeypatch) -> None:
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    with pytest.raises(ValueError, match="impl='torch'"):
+        triton_path.drop_block_2d_triton(torch.ones(1, 1, 8, 8), 0.1, 3, 3, False)
+
+
+if __name__ == "__main__":
+    interpreting = os.environ.get("TRITON_INTERPRET") == "1"
+    if sys.argv[1:] == ["--interpreter-checks"] and interpreting:
+        torch.set_num_threads(1)
+        print(RESULT_MARKER + json.dumps(_run_checks("cpu")), flush=True)
+    elif sys.argv[1:] == ["--compile-checks"] and not interpreting:
+        print(RESULT_MARKER + json.dumps(compile_kernels_for_sm90()), flush=True)
+    else:
+        sys.exit(
+            "usage: TRITON_INTERPRET=1 python tests/layers/test_drop_block_triton.py --interpreter-checks\n"
+            "       python tests/layers/test_drop_block_triton.py --compile-checks  (TRITON_INTERPRET unset)"
+        )

@@ -1,0 +1,151 @@
+"""Dropout, SpatialDropout, DropPath: the paper's comparison family, same interface."""
+import pytest
+import torch
+
+from dropblock_det.layers import (
+    DropPath,
+    Dropout,
+    KeepProbRegularizer,
+    SpatialDropout,
+    drop_path,
+    dropout,
+    spatial_dropout,
+)
+
+FUNCTIONS = [dropout, spatial_dropout, drop_path]
+MODULES = [Dropout, SpatialDropout, DropPath]
+
+
+@pytest.mark.parametrize("module_cls", MODULES)
+def test_modules_share_the_keep_prob_interface_and_have_no_state(module_cls):
+    module = module_cls(keep_prob=0.8)
+    assert isinstance(module, KeepProbRegularizer)
+    assert module.keep_prob == module.target_keep_prob == 0.8
+    assert module.state_dict() == {}
+    assert "keep_prob=0.8" in repr(module)
+
+
+@pytest.mark.parametrize("module_cls", MODULES)
+def test_eval_mode_and_keep_prob_one_are_identity(module_cls):
+    x = torch.randn(4, 3, 5, 5)
+    module = module_cls(keep_prob=0.5).eval()
+    assert module(x) is x
+    module.train()
+    module.keep_prob = 1.0
+    assert module(x) is x
+
+
+def test_dropout_drops_elements_independently_with_inverted_scaling():
+    torch.manual_seed(0)
+    x = torch.ones(64, 16, 32, 32)
+    out = dropout(x, 0.8)
+    kept = out != 0
+    torch.testing.assert_close(out.unique(), torch.tensor([0.0, 1.25]))
+    assert kept.float().mean().item() == pytest.approx(0.8, abs=0.005)
+    assert out.mean().item() == pytest.approx(1.0, abs=0.01)
+    # element-wise: neighbouring elements are not dropped together more than by chance
+    both = (~kept[..., :-1] & ~kept[..., 1:]).float().mean().item()
+    assert both == pytest.approx(0.04, abs=0.005)
+
+
+def test_spatial_dropout_drops_whole_channels_per_sample():
+    torch.manual_seed(0)
+    x = torch.ones(256, 32, 6, 5)
+    out = spatial_dropout(x, 0.75)
+    per_channel = out.flatten(2)
+    # every channel is all zero or all 1/keep_prob
+    assert torch.equal(per_channel.amin(dim=2), per_channel.amax(dim=2))
+    kept_channels = per_channel[..., 0] != 0
+    assert kept_channels.float().mean().item() == pytest.approx(0.75, abs=0.02)
+    torch.testing.assert_close(out.unique(), torch.tensor([0.0, 1 / 0.75]))
+    # channels of one sample are drawn independently
+    assert not torch.equal(kept_channels, kept_channels[:, :1].expand_as(kept_channels))
+
+
+def test_drop_path_drops_whole_samples_and_rescales_survivors():
+    torch.manual_seed(0)
+    x = torch.ones(4000, 3, 2, 2)
+    out = drop_path(x, 0.9)
+    per_sample = out.flatten(1)
+    assert torch.equal(per_sample.amin(dim=1), per_sample.amax(dim=1))
+    assert (per_sample[:, 0] != 0).float().mean().item() == pytest.approx(0.9, abs=0.015)
+    torch.testing.assert_close(out.unique(), torch.tensor([0.0, 1 / 0.9]))
+
+
+def test_drop_path_inside_a_residual_keeps_the_shortcut():
+    torch.manual_seed(0)
+    shortcut = torch.full((512, 4), 2.0)
+    branch = torch.ones(512, 4)
+    out = shortcut + drop_path(branch, 0.5)
+    dropped = (out == 2.0).all(dim=1)
+    assert dropped.any() and (~dropped).any()
+    torch.testing.assert_close(out[~dropped], torch.full_like(out[~dropped], 4.0))
+
+
+@pytest.mark.parametrize("fn", FUNCTIONS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_dtype_is_preserved_and_gradient_is_grad_times_mask_times_scale(fn, dtype):
+    torch.manual_seed(0)
+    x = torch.ones(8, 4, 6, 6, dtype=dtype, requires_grad=True)
+    out = fn(x, 0.7)
+    assert out.dtype == dtype
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    keep = out.detach() != 0
+    # scaled in fp32 (the scale 1 / 0.7 is not rounded to 16 bits first), then cast
+    expected = (grad.float() * keep * (1 / 0.7)).to(dtype)
+    torch.testing.assert_close(x.grad, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("fn", FUNCTIONS)
+def test_only_a_bool_mask_is_kept_for_backward(fn):
+    x = torch.randn(4, 8, 10, 10, requires_grad=True)
+    saved = []
+
+    def pack(t):
+        saved.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn(x, 0.7)
+    assert saved and all(t.dtype == torch.bool for t in saved)
+    assert sum(t.numel() for t in saved) <= x.numel()
+
+
+def test_channels_last_layout_is_preserved_by_dropout():
+    x = torch.randn(2, 8, 5, 5).to(memory_format=torch.channels_last)
+    assert dropout(x, 0.5).is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("fn", FUNCTIONS)
+def test_same_seed_reproduces_the_mask(fn):
+    x = torch.ones(16, 4, 3, 3)
+    torch.manual_seed(7)
+    first = fn(x, 0.5)
+    torch.manual_seed(7)
+    assert torch.equal(first, fn(x, 0.5))
+
+
+@pytest.mark.parametrize("fn", FUNCTIONS)
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"keep_prob": 0.0}, {"keep_prob": 1.01}, {"keep_prob": None}, {"training": "yes"}, {"drop_prob": 0.1}],
+)
+def test_bad_arguments_raise_value_error_naming_them(fn, kwargs):
+    args = {"keep_prob": 0.5}
+    args.update(kwargs)
+    with pytest.raises(ValueError) as info:
+        fn(torch.ones(2, 2, 2, 2), **args)
+    (name, value), = kwargs.items()
+    assert name in str(info.value) and repr(value) in str(info.value)
+
+
+def test_spatial_dropout_needs_a_channel_and_a_spatial_dim():
+    with pytest.raises(ValueError, match=r"spatial_dropout.*\(4, 3\)"):
+        spatial_dropout(torch.ones(4, 3), 0.5)
+
+
+@pytest.mark.parametrize("module_cls", MODULES)
+def test_modules_reject_unknown_arguments(module_cls):
+    with pytest.raises(ValueError, match="drop_prob"):
+        module_cls(keep_prob=0.9, drop_prob=0.1)

@@ -1,0 +1,118 @@
+"""LinearKeepProbSchedule, set_keep_prob, iter_regularizers, scaled_keep_prob."""
+import pytest
+import torch
+from torch import nn
+
+from dropblock_det.layers import (
+    DropBlock2d,
+    DropPath,
+    Dropout,
+    LinearKeepProbSchedule,
+    iter_regularizers,
+    scaled_keep_prob,
+    set_keep_prob,
+)
+
+
+def _model() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3),
+        DropBlock2d(keep_prob=0.9, block_size=3),
+        nn.Sequential(nn.ReLU(), DropBlock2d(keep_prob=scaled_keep_prob(0.9, 0.25), block_size=3)),
+        DropPath(keep_prob=0.8),
+    )
+
+
+def test_progress_is_zero_before_start_linear_then_one_after_end():
+    schedule = LinearKeepProbSchedule(start_iter=100, end_iter=300)
+    assert [schedule.progress(i) for i in (0, 100, 150, 200, 299, 300, 10_000)] == [
+        0.0, 0.0, 0.25, 0.5, pytest.approx(0.995), 1.0, 1.0
+    ]
+
+
+def test_keep_prob_ramps_linearly_from_one_to_the_target_as_the_official_code():
+    schedule = LinearKeepProbSchedule(start_iter=0, end_iter=1000)
+    for step in (0, 1, 250, 999, 1000, 5000):
+        official = 1 - (min(step, 1000) / 1000) * (1 - 0.9)  # kp_t = 1 - (t / T) * (1 - kp)
+        assert schedule.keep_prob(0.9, step) == pytest.approx(official, abs=1e-12)
+
+
+def test_start_equal_to_end_is_a_step():
+    schedule = LinearKeepProbSchedule(start_iter=50, end_iter=50)
+    assert schedule.keep_prob(0.9, 49) == 1.0
+    assert schedule.keep_prob(0.9, 50) == pytest.approx(0.9)
+
+
+def test_apply_sets_each_regularizer_from_its_own_target():
+    model = _model()
+    schedule = LinearKeepProbSchedule(0, 100)
+    schedule.apply(model, 50)
+    values = {name: m.keep_prob for name, m in iter_regularizers(model)}
+    assert values == {
+        "1": pytest.approx(0.95),
+        "2.1": pytest.approx(1 - 0.5 * 0.025),
+        "3": pytest.approx(0.9),
+    }
+    # targets are untouched
+    assert [m.target_keep_prob for _, m in iter_regularizers(model)] == [
+        0.9, pytest.approx(0.975), 0.8
+    ]
+
+
+def test_value_depends_only_on_the_iteration_so_resuming_matches_a_continuous_run():
+    continuous, resumed = _model(), _model()
+    schedule = LinearKeepProbSchedule(10, 90)
+    for step in range(0, 60):
+        schedule.apply(continuous, step)
+    # a fresh process resuming at iteration 59 (nothing carried over)
+    LinearKeepProbSchedule(10, 90).apply(resumed, 59)
+    assert [m.keep_prob for _, m in iter_regularizers(continuous)] == [
+        m.keep_prob for _, m in iter_regularizers(resumed)
+    ]
+
+
+def test_apply_at_start_makes_the_model_deterministic_in_training():
+    model = _model().train()
+    LinearKeepProbSchedule(0, 10).apply(model, 0)
+    x = torch.randn(2, 3, 12, 12)
+    assert torch.equal(model(x), model(x))
+
+
+def test_set_keep_prob_sets_every_regularizer_and_counts_them():
+    model = nn.Sequential(_model(), Dropout(0.7), nn.Linear(2, 2))
+    assert set_keep_prob(model, 0.6) == 4
+    assert all(m.keep_prob == 0.6 for _, m in iter_regularizers(model))
+    assert set_keep_prob(nn.Linear(2, 2), 0.5) == 0
+    with pytest.raises(ValueError, match="keep_prob"):
+        set_keep_prob(model, 0.0)
+
+
+def test_iter_regularizers_yields_qualified_names_in_module_order():
+    assert [name for name, _ in iter_regularizers(_model())] == ["1", "2.1", "3"]
+
+
+def test_scaled_keep_prob_scales_the_drop_rate():
+    assert scaled_keep_prob(0.9, 0.25) == pytest.approx(0.975)
+    assert scaled_keep_prob(0.9, 1.0) == pytest.approx(0.9)
+    assert scaled_keep_prob(0.9, 0.0) == 1.0
+    with pytest.raises(ValueError, match="drop_scale.*-1"):
+        scaled_keep_prob(0.9, -1)
+    with pytest.raises(ValueError, match="drop_scale=20"):
+        scaled_keep_prob(0.9, 20)
+
+
+@pytest.mark.parametrize(
+    "start, end, fragment",
+    [(-1, 10, "start_iter"), (10, 5, "end_iter"), (0, 1.5, "end_iter"), ("0", 10, "start_iter")],
+)
+def test_bad_schedule_bounds_raise_value_error_naming_them(start, end, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        LinearKeepProbSchedule(start, end)
+
+
+def test_negative_iteration_and_bad_target_are_rejected():
+    schedule = LinearKeepProbSchedule(0, 10)
+    with pytest.raises(ValueError, match="iteration"):
+        schedule.progress(-1)
+    with pytest.raises(ValueError, match="target"):
+        schedule.keep_prob(1.2, 5)

@@ -1,0 +1,226 @@
+"""DeepLabV3+ with DropBlock: dilated ResNet backbone, DropBlockASPP, the head, the configs."""
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from detectron2.layers import ASPP
+from detectron2.modeling import build_model
+
+from conftest import CONFIGS, small_voc_sem_seg_cfg
+from dropblock_det.layers import KeepProbRegularizer, iter_regularizers, set_keep_prob
+from dropblock_det.modeling.deeplab import DropBlockASPP, DropBlockDeepLabV3PlusHead
+
+SCRATCH = "deeplab_v3_plus_R_50_GN_scratch_os16_poly_330k_bs16.yaml"
+SCRATCH_DROPBLOCK = "deeplab_v3_plus_R_50_GN_scratch_dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.yaml"
+DEEPLAB_CONFIGS = sorted(
+    p.name for p in (CONFIGS / "PascalVOC-SemanticSegmentation").glob("deeplab_*.yaml")
+)
+
+
+def _cfg(tmp_path, config_file=SCRATCH_DROPBLOCK, opts=()):
+    return small_voc_sem_seg_cfg(config_file, tmp_path, opts)
+
+
+def _stock_cfg(cfg):
+    """The same config with detectron2's own DeepLab backbone and head (plugin keys off)."""
+    stock = cfg.clone()
+    stock.MODEL.BACKBONE.NAME = "build_resnet_deeplab_backbone"
+    stock.MODEL.SEM_SEG_HEAD.NAME = "DeepLabV3PlusHead"
+    stock.MODEL.DROPBLOCK.RESNET.ENABLED = False
+    stock.MODEL.DROPBLOCK.SEM_SEG_HEAD.ENABLED = False
+    return stock
+
+
+def _images(*sizes):
+    g = torch.Generator().manual_seed(0)
+    return [{"image": torch.rand(3, h, w, generator=g) * 255, "height": h, "width": w} for h, w in sizes]
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def test_dropblock_deeplab_checkpoint_loads_strictly_into_stock_deeplab_with_same_eval_outputs(tmp_path):
+    torch.manual_seed(0)
+    cfg = _cfg(tmp_path)
+    model = build_model(cfg)
+    stock = build_model(_stock_cfg(cfg))
+    assert type(stock.sem_seg_head).__name__ == "DeepLabV3PlusHead"
+    assert len(list(iter_regularizers(model))) > 0 and len(list(iter_regularizers(stock))) == 0
+
+    state = model.state_dict()
+    assert list(state) == list(stock.state_dict())  # same names, same order
+    stock.load_state_dict(state, strict=True)
+    model.load_state_dict(stock.state_dict(), strict=True)  # and the other way round
+
+    model.eval()
+    stock.eval()
+    # sizes where the stock model runs: its ASPP pooling kernel is the 64-pixel crop's 4x4
+    with torch.no_grad():
+        for inputs in (_images((64, 64), (64, 64)), _images((128, 64))):
+            ours = model(inputs)
+            theirs = stock(inputs)
+            for a, b in zip(ours, theirs):
+                assert torch.equal(a["sem_seg"], b["sem_seg"])
+
+
+def test_deeplab_backbone_without_dropblock_has_the_stock_module_tree(tmp_path):
+    cfg = _cfg(tmp_path, SCRATCH)
+    model = build_model(cfg)
+    stock = build_model(_stock_cfg(cfg))
+    names = [n for n, _ in model.backbone.named_modules()]
+    assert names == [n for n, _ in stock.backbone.named_modules()]
+    assert type(model.backbone.stem).__name__ == "DeepLabStem"
+    # dilated res5 with multi-grid (1, 2, 4) x RES5_DILATION 2, output stride 16
+    assert [b.conv2.dilation for b in model.backbone.res5] == [(2, 2), (4, 4), (8, 8)]
+    assert model.backbone.output_shape()["res5"].stride == 16
+
+
+# ----------------------------------------------------------------------------- placement
+def test_regularizers_sit_where_sem_seg_head_positions_say(tmp_path):
+    counts = {}
+    for positions in (["aspp"], ["project"], ["decoder"], ["aspp", "project", "decoder"]):
+        cfg = _cfg(tmp_path, SCRATCH, ["MODEL.DROPBLOCK.SEM_SEG_HEAD.ENABLED", True,
+                                       "MODEL.DROPBLOCK.SEM_SEG_HEAD.POSITIONS", positions])
+        head = build_model(cfg).sem_seg_head
+        names = [n for n, _ in iter_regularizers(head)]
+        counts[tuple(positions)] = names
+    aspp = "decoder.res5.project_conv."
+    assert counts[("aspp",)] == [f"{aspp}dropblock_branches.{i}" for i in range(4)]
+    assert counts[("project",)] == [f"{aspp}dropblock_project"]
+    assert counts[("decoder",)] == ["dropblock_decoder.res2.0", "dropblock_decoder.res2.1"]
+    assert len(counts[("aspp", "project", "decoder")]) == 7
+
+
+def test_backbone_regularizers_follow_resnet_stages_and_drop_scales(tmp_path):
+    model = build_model(_cfg(tmp_path))
+    targets = {}
+    for name, module in iter_regularizers(model.backbone):
+        targets.setdefault(name.split(".")[0], set()).add(round(module.target_keep_prob, 6))
+    assert targets == {"res4": {0.975}, "res5": {0.9}}  # res4 at 1/4 of res5's drop rate
+    assert {round(m.target_keep_prob, 6) for _, m in iter_regularizers(model.sem_seg_head)} == {0.9}
+
+
+def test_head_regularizers_drop_in_training_and_are_identity_in_eval(tmp_path):
+    cfg = _cfg(tmp_path, SCRATCH, ["MODEL.DROPBLOCK.SEM_SEG_HEAD.ENABLED", True,
+                                   "MODEL.SEM_SEG_HEAD.ASPP_DROPOUT", 0.0])
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    head = model.sem_seg_head
+    features = {"res2": torch.rand(2, 32, 16, 16), "res5": torch.rand(2, 256, 4, 4)}
+    head.train()
+    set_keep_prob(head, 1.0)
+    reference = head.layers(features)
+    set_keep_prob(head, 0.5)
+    assert not torch.allclose(head.layers(features), reference)
+    head.eval()  # keep_prob 0.5 but eval: identity, so the GN model gives the training output
+    assert torch.allclose(head.layers(features), reference, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- ASPP sizes
+def _aspps(pool_kernel_size):
+    kwargs = dict(norm="GN", activation=F.relu, dropout=0.0)
+    torch.manual_seed(0)
+    stock = ASPP(32, 32, [1, 2, 3], pool_kernel_size=pool_kernel_size, **kwargs)
+    ours = DropBlockASPP(32, 32, [1, 2, 3], pool_kernel_size=pool_kernel_size, **kwargs)
+    global_pool = DropBlockASPP(32, 32, [1, 2, 3], pool_kernel_size=None, **kwargs)
+    ours.load_state_dict(stock.state_dict(), strict=True)
+    global_pool.load_state_dict(stock.state_dict(), strict=True)
+    return [m.eval() for m in (stock, ours, global_pool)]
+
+
+def test_aspp_with_a_crop_sized_pooling_kernel_handles_any_test_size():
+    stock, ours, global_pool = _aspps((4, 4))
+    with torch.no_grad():
+        # a VOC-like feature map (e.g. 375x500 at stride 16 -> 24x32) the kernel does not fit
+        for size in ((3, 5), (2, 2), (6, 4)):
+            x = torch.rand(1, 32, *size)
+            with pytest.raises(ValueError, match="pool_kernel_size"):
+                stock(x)
+            assert torch.allclose(ours(x), global_pool(x), atol=1e-6)  # global pooling instead
+        # where the stock kernel fits, the stock behaviour is kept exactly
+        for size in ((4, 4), (8, 12)):
+            x = torch.rand(1, 32, *size)
+            assert torch.equal(ours(x), stock(x))
+        x = torch.rand(1, 32, 4, 4)  # the training-crop size: fixed kernel == global pooling
+        assert torch.allclose(ours(x), global_pool(x), atol=1e-6)
+
+
+def test_deeplab_model_evaluates_variable_voc_like_sizes(tmp_path):
+    cfg = _cfg(tmp_path)
+    model = build_model(cfg).eval()
+    stock = build_model(_stock_cfg(cfg)).eval()
+    inputs = _images((48, 72), (56, 64))
+    with pytest.raises(ValueError, match="pool_kernel_size"):
+        with torch.no_grad():
+            stock(inputs[:1])
+    with torch.no_grad():
+        outputs = model(inputs)
+    assert [tuple(o["sem_seg"].shape) for o in outputs] == [(21, 48, 72), (21, 56, 64)]
+
+
+# ----------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    "opts, message",
+    [
+        (["MODEL.SEM_SEG_HEAD.PROJECT_CHANNELS", [48]], r"MODEL.SEM_SEG_HEAD.PROJECT_CHANNELS=\[48\]: NORM 'GN'"),
+        (["MODEL.SEM_SEG_HEAD.CONVS_DIM", 40], "MODEL.SEM_SEG_HEAD.CONVS_DIM=.*40"),
+        (["MODEL.SEM_SEG_HEAD.PROJECT_CHANNELS", [32, 32]], "MODEL.SEM_SEG_HEAD.PROJECT_CHANNELS"),
+        (["MODEL.SEM_SEG_HEAD.IN_FEATURES", ["res3", "res5"]], "IN_FEATURES.*no output 'res3'"),
+        (["MODEL.RESNETS.DEPTH", 18], "MODEL.RESNETS.DEPTH=18"),
+        (["MODEL.RESNETS.RES5_MULTI_GRID", [1, 2]], r"MODEL.RESNETS.RES5_MULTI_GRID=\[1, 2\]"),
+        (["MODEL.RESNETS.STEM_TYPE", "fancy"], "MODEL.RESNETS.STEM_TYPE='fancy'"),
+        (["MODEL.RESNETS.RES4_DILATION", 2], "MODEL.RESNETS.RES5_DILATION=2: must be 4"),
+        (["MODEL.DROPBLOCK.SEM_SEG_HEAD.POSITIONS", ["aspp", "neck"]], "MODEL.DROPBLOCK.SEM_SEG_HEAD.POSITIONS"),
+        (["MODEL.DROPBLOCK.KEEP_PROB", 0.0], "MODEL.DROPBLOCK.KEEP_PROB"),
+    ],
+)
+def test_impossible_deeplab_settings_raise_naming_the_key(tmp_path, opts, message):
+    with pytest.raises(ValueError, match=message):
+        build_model(_cfg(tmp_path, opts=opts))
+
+
+def test_head_arguments_are_checked_without_a_config():
+    shapes = {"res2": _shape(32, 4), "res5": _shape(64, 16)}
+    kwargs = dict(project_channels=[32], aspp_dilations=[1, 2, 3], aspp_dropout=0.0,
+                  decoder_channels=[32, 32], common_stride=4, norm="GN", train_size=None,
+                  num_classes=3)
+    with pytest.raises(ValueError, match="unknown position 'neck'"):
+        DropBlockDeepLabV3PlusHead(shapes, dropblock=lambda: None, dropblock_positions=["neck"], **kwargs)
+    with pytest.raises(ValueError, match="needs a `dropblock` factory"):
+        DropBlockDeepLabV3PlusHead(shapes, dropblock_positions=["aspp"], **kwargs)
+    with pytest.raises(ValueError, match=r"project_channels=\[48\]"):
+        DropBlockDeepLabV3PlusHead(shapes, **{**kwargs, "project_channels": [48]})
+    head = DropBlockDeepLabV3PlusHead(shapes, **kwargs)
+    assert not any(isinstance(m, KeepProbRegularizer) for m in head.modules())
+
+
+def _shape(channels, stride):
+    from detectron2.layers import ShapeSpec
+
+    return ShapeSpec(channels=channels, stride=stride)
+
+
+# ----------------------------------------------------------------------------- configs
+@pytest.mark.slow
+@pytest.mark.parametrize("config_file", DEEPLAB_CONFIGS)
+def test_deeplab_config_trains_two_iterations_and_evaluates_miou(config_file, mini_voc_datasets, tmp_path):
+    from dropblock_det.engine.trainer import DropBlockTrainer
+
+    cfg = _cfg(tmp_path, config_file)
+    cfg.freeze()
+    trainer = DropBlockTrainer(cfg)
+    trainer.resume_or_load(resume=False)
+    trainer.train()
+
+    assert trainer.iter == cfg.SOLVER.MAX_ITER == 2  # iterations 0 and 1 ran to completion
+    latest = trainer.storage.latest()
+    assert torch.isfinite(torch.tensor(latest["total_loss"][0]))
+    miou = latest["sem_seg/mIoU"][0]
+    assert 0.0 <= miou <= 100.0
+    regularizers = [m for _, m in iter_regularizers(trainer.model)]
+    if "dropblock" in config_file:
+        # the schedule hook reached the segmentation model's regularizers (2-iteration ramp)
+        assert regularizers and all(m.keep_prob < 1.0 for m in regularizers)
+    else:
+        assert not regularizers
+    assert Path(cfg.OUTPUT_DIR, "model_final.pth").is_file()

@@ -1,0 +1,130 @@
+"""The paper's segmentation model: ResNet-FPN + FCN head (SemSegFPNHead) with DropBlock."""
+from pathlib import Path
+
+import pytest
+import torch
+from detectron2.layers import ShapeSpec
+from detectron2.modeling import build_model
+
+from conftest import CONFIGS, small_voc_sem_seg_cfg
+from dropblock_det.layers import DropBlock2d, iter_regularizers, set_keep_prob
+from dropblock_det.modeling.fcn_head import DropBlockFCNHead
+
+FCN = "fcn_R_50_FPN_GN_scratch_poly_330k_bs16.yaml"
+FCN_DROPBLOCK = "fcn_R_50_FPN_GN_scratch_dropblock_head_kp0.9_b7_poly_330k_bs16.yaml"
+FCN_CONFIGS = sorted(p.name for p in (CONFIGS / "PascalVOC-SemanticSegmentation").glob("fcn_*.yaml"))
+
+
+def _stock_cfg(cfg):
+    stock = cfg.clone()
+    stock.MODEL.BACKBONE.NAME = "build_resnet_fpn_backbone"
+    stock.MODEL.SEM_SEG_HEAD.NAME = "SemSegFPNHead"
+    stock.MODEL.DROPBLOCK.RESNET.ENABLED = False
+    stock.MODEL.DROPBLOCK.SEM_SEG_HEAD.ENABLED = False
+    return stock
+
+
+def test_fcn_dropblock_checkpoint_loads_strictly_into_stock_semseg_fpn_with_same_eval_outputs(tmp_path):
+    torch.manual_seed(0)
+    cfg = small_voc_sem_seg_cfg(FCN_DROPBLOCK, tmp_path, ["MODEL.DROPBLOCK.RESNET.ENABLED", True])
+    model = build_model(cfg)
+    stock = build_model(_stock_cfg(cfg))
+    assert type(stock.sem_seg_head).__name__ == "SemSegFPNHead"
+    assert list(model.state_dict()) == list(stock.state_dict())
+    stock.load_state_dict(model.state_dict(), strict=True)
+    model.load_state_dict(stock.state_dict(), strict=True)
+    model.eval()
+    stock.eval()
+    g = torch.Generator().manual_seed(0)
+    inputs = [{"image": torch.rand(3, h, w, generator=g) * 255, "height": h, "width": w}
+              for h, w in ((48, 72), (64, 64))]
+    with torch.no_grad():
+        for ours, theirs in zip(model(inputs), stock(inputs)):
+            assert ours["sem_seg"].shape[-2:] == theirs["sem_seg"].shape[-2:]
+            assert torch.equal(ours["sem_seg"], theirs["sem_seg"])
+
+
+def test_fcn_head_regularizer_follows_every_conv_of_every_level(tmp_path):
+    head = build_model(small_voc_sem_seg_cfg(FCN_DROPBLOCK, tmp_path)).sem_seg_head
+    names = [n for n, _ in iter_regularizers(head)]
+    # p2 has 1 conv (already at stride 4), p3 1, p4 2, p5 3: one regularizer after each
+    assert names == ["p2.dropblock0", "p3.dropblock0", "p4.dropblock0", "p4.dropblock2",
+                     "p5.dropblock0", "p5.dropblock2", "p5.dropblock4"]
+    # conv -> DropBlock -> upsample, at the conv's resolution; stock child names kept
+    assert [type(m).__name__ for m in head.p4] == ["Conv2d", "DropBlock2d", "Upsample",
+                                                     "Conv2d", "DropBlock2d", "Upsample"]
+    assert head.scale_heads[2] is head.p4  # the list detectron2's forward uses is updated
+    assert all(isinstance(m, DropBlock2d) and m.target_keep_prob == 0.9 for _, m in iter_regularizers(head))
+    # the paper's variant keeps the backbone free of DropBlock
+    assert not list(iter_regularizers(build_model(small_voc_sem_seg_cfg(FCN_DROPBLOCK, tmp_path)).backbone))
+
+
+def test_fcn_head_regularizers_drop_in_training_and_are_identity_in_eval(tmp_path):
+    torch.manual_seed(0)
+    head = build_model(small_voc_sem_seg_cfg(FCN_DROPBLOCK, tmp_path)).sem_seg_head
+    features = {f"p{k}": torch.rand(2, 32, 64 // 2**k, 64 // 2**k) for k in (2, 3, 4, 5)}
+    head.train()
+    set_keep_prob(head, 1.0)
+    reference = head.layers(features)
+    set_keep_prob(head, 0.5)
+    assert not torch.allclose(head.layers(features), reference)
+    head.eval()
+    assert torch.allclose(head.layers(features), reference, atol=1e-6)
+
+
+def test_fcn_head_accepts_the_default_positions_and_rejects_ones_without_decoder(tmp_path):
+    cfg = small_voc_sem_seg_cfg(FCN, tmp_path, ["MODEL.DROPBLOCK.SEM_SEG_HEAD.ENABLED", True])
+    assert list(cfg.MODEL.DROPBLOCK.SEM_SEG_HEAD.POSITIONS) == ["aspp", "project", "decoder"]
+    assert len(list(iter_regularizers(build_model(cfg).sem_seg_head))) == 7
+    cfg.MODEL.DROPBLOCK.SEM_SEG_HEAD.POSITIONS = ["aspp"]
+    with pytest.raises(ValueError, match=r"MODEL.DROPBLOCK.SEM_SEG_HEAD.POSITIONS=\['aspp'\]"):
+        build_model(cfg)
+
+
+@pytest.mark.parametrize(
+    "opts, message",
+    [
+        (["MODEL.SEM_SEG_HEAD.CONVS_DIM", 40], "MODEL.SEM_SEG_HEAD.CONVS_DIM=40"),
+        (["MODEL.SEM_SEG_HEAD.IN_FEATURES", ["p2", "p9"]], "IN_FEATURES.*no output 'p9'"),
+        (["MODEL.DROPBLOCK.BLOCK_SIZE", 0], "MODEL.DROPBLOCK.BLOCK_SIZE"),
+    ],
+)
+def test_impossible_fcn_settings_raise_naming_the_key(tmp_path, opts, message):
+    with pytest.raises(ValueError, match=message):
+        build_model(small_voc_sem_seg_cfg(FCN_DROPBLOCK, tmp_path, opts))
+
+
+def test_fcn_head_arguments_are_checked_without_a_config():
+    shapes = {"p2": ShapeSpec(channels=32, stride=4), "p3": ShapeSpec(channels=32, stride=8)}
+    kwargs = dict(num_classes=3, conv_dims=32, common_stride=4, norm="GN")
+    with pytest.raises(ValueError, match="unknown position 'neck'"):
+        DropBlockFCNHead(shapes, dropblock=DropBlock2d, dropblock_positions=["neck"], **kwargs)
+    with pytest.raises(ValueError, match="needs a `dropblock` factory"):
+        DropBlockFCNHead(shapes, dropblock_positions=["decoder"], **kwargs)
+    with pytest.raises(ValueError, match="conv_dims=48"):
+        DropBlockFCNHead(shapes, **{**kwargs, "conv_dims": 48})
+    head = DropBlockFCNHead(shapes, dropblock=lambda: DropBlock2d(0.8, 3), dropblock_positions=["decoder"], **kwargs)
+    assert [n for n, _ in iter_regularizers(head)] == ["p2.dropblock0", "p3.dropblock0"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config_file", FCN_CONFIGS)
+def test_fcn_config_trains_two_iterations_and_evaluates_miou(config_file, mini_voc_datasets, tmp_path):
+    from dropblock_det.engine.trainer import DropBlockTrainer
+
+    cfg = small_voc_sem_seg_cfg(config_file, tmp_path)
+    cfg.freeze()
+    trainer = DropBlockTrainer(cfg)
+    trainer.resume_or_load(resume=False)
+    trainer.train()
+
+    assert trainer.iter == cfg.SOLVER.MAX_ITER == 2
+    latest = trainer.storage.latest()
+    assert torch.isfinite(torch.tensor(latest["total_loss"][0]))
+    assert 0.0 <= latest["sem_seg/mIoU"][0] <= 100.0
+    regularizers = [m for _, m in iter_regularizers(trainer.model)]
+    if "dropblock" in config_file:
+        assert regularizers and all(m.keep_prob < 1.0 for m in regularizers)
+    else:
+        assert not regularizers
+    assert Path(cfg.OUTPUT_DIR, "model_final.pth").is_file()

@@ -1,0 +1,179 @@
+"""DropBlockFPN and the ResNet-FPN backbone builders: regularizers after lateral / output
+convs and in P6/P7 exactly where MODEL.DROPBLOCK.FPN says, and stock FPN otherwise."""
+import pytest
+import torch
+from torch import nn
+
+from detectron2.layers import ShapeSpec
+from detectron2.modeling.backbone.fpn import (
+    build_resnet_fpn_backbone,
+    build_retinanet_resnet_fpn_backbone,
+)
+
+import dropblock_det  # noqa: F401
+from dropblock_det.layers import KeepProbRegularizer
+from dropblock_det.modeling import (
+    DropBlockFPN,
+    DropBlockLastLevelP6P7,
+    build_dropblock_resnet_fpn_backbone,
+    build_dropblock_retinanet_resnet_fpn_backbone,
+)
+
+from conftest import small_retinanet_cfg
+
+INPUT = ShapeSpec(channels=3)
+
+
+def _cfg(fpn_positions=None, resnet=False):
+    cfg = small_retinanet_cfg()
+    cfg.MODEL.FPN.NORM = "GN"
+    if fpn_positions is not None:
+        cfg.MODEL.DROPBLOCK.FPN.ENABLED = True
+        cfg.MODEL.DROPBLOCK.FPN.POSITIONS = fpn_positions
+    cfg.MODEL.DROPBLOCK.RESNET.ENABLED = resnet
+    return cfg
+
+
+def _fpn_regularizer_names(backbone):
+    return {
+        n
+        for n, m in backbone.named_modules()
+        if isinstance(m, KeepProbRegularizer) and not n.startswith("bottom_up.")
+    }
+
+
+@pytest.mark.parametrize(
+    "positions,expected",
+    [
+        (["lateral"], {"dropblock_lateral3", "dropblock_lateral4", "dropblock_lateral5"}),
+        (["output"], {"dropblock_output3", "dropblock_output4", "dropblock_output5"}),
+        (["top_block"], {"top_block.dropblock_p6", "top_block.dropblock_p7"}),
+        (
+            ["lateral", "output", "top_block"],
+            {f"dropblock_{p}{s}" for p in ("lateral", "output") for s in (3, 4, 5)}
+            | {"top_block.dropblock_p6", "top_block.dropblock_p7"},
+        ),
+    ],
+)
+def test_retinanet_fpn_regularizers_exactly_at_configured_positions(positions, expected):
+    backbone = build_dropblock_retinanet_resnet_fpn_backbone(_cfg(positions), INPUT)
+    assert isinstance(backbone, DropBlockFPN)
+    assert isinstance(backbone.top_block, DropBlockLastLevelP6P7)
+    assert _fpn_regularizer_names(backbone) == expected
+    assert not any(isinstance(m, KeepProbRegularizer) for m in backbone.bottom_up.modules())
+
+
+def test_plain_fpn_names_levels_p2_to_p5_and_rejects_top_block():
+    cfg = _cfg(["lateral", "output"])
+    cfg.MODEL.RESNETS.OUT_FEATURES = ["res2", "res3", "res4", "res5"]
+    cfg.MODEL.FPN.IN_FEATURES = ["res2", "res3", "res4", "res5"]
+    backbone = build_dropblock_resnet_fpn_backbone(cfg, INPUT)
+    assert _fpn_regularizer_names(backbone) == {
+        f"dropblock_{p}{s}" for p in ("lateral", "output") for s in (2, 3, 4, 5)
+    }
+    assert list(backbone.output_shape()) == ["p2", "p3", "p4", "p5", "p6"]
+    cfg.MODEL.DROPBLOCK.FPN.POSITIONS = ["output", "top_block"]
+    with pytest.raises(ValueError, match=r"MODEL\.DROPBLOCK\.FPN\.POSITIONS.*top_block"):
+        build_dropblock_resnet_fpn_backbone(cfg, INPUT)
+
+
+@pytest.mark.parametrize(
+    "ours_builder,stock_builder,in_features",
+    [
+        (
+            build_dropblock_retinanet_resnet_fpn_backbone,
+            build_retinanet_resnet_fpn_backbone,
+            ["res3", "res4", "res5"],
+        ),
+        (
+            build_dropblock_resnet_fpn_backbone,
+            build_resnet_fpn_backbone,
+            ["res2", "res3", "res4", "res5"],
+        ),
+    ],
+)
+def test_disabled_fpn_is_stock_fpn(ours_builder, stock_builder, in_features):
+    cfg = _cfg()
+    cfg.MODEL.RESNETS.OUT_FEATURES = in_features
+    cfg.MODEL.FPN.IN_FEATURES = in_features
+    torch.manual_seed(0)
+    stock = stock_builder(cfg, INPUT)
+    torch.manual_seed(0)
+    ours = ours_builder(cfg, INPUT)
+    assert [n for n, _ in ours.named_modules()] == [n for n, _ in stock.named_modules()]
+    assert list(ours.state_dict()) == list(stock.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    stock_out, our_out = stock(x), ours(x)
+    assert list(our_out) == list(stock_out)
+    assert all(torch.equal(our_out[k], stock_out[k]) for k in stock_out)
+
+
+def test_enabled_fpn_loads_stock_weights_and_matches_stock_in_eval():
+    cfg = _cfg(["lateral", "output", "top_block"], resnet=True)
+    stock = build_retinanet_resnet_fpn_backbone(cfg, INPUT).eval()
+    ours = build_dropblock_retinanet_resnet_fpn_backbone(cfg, INPUT).eval()
+    ours.load_state_dict(stock.state_dict(), strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    stock_out, our_out = stock(x), ours(x)
+    assert all(torch.equal(our_out[k], stock_out[k]) for k in stock_out)
+    ours.train()
+    torch.manual_seed(0)
+    assert not torch.equal(ours(x)["p3"], stock_out["p3"])
+
+
+class _Tag(nn.Module):
+    """Adds a distinct constant so a test can tell which regularizer touched a tensor."""
+
+    def __init__(self, log, value):
+        super().__init__()
+        self.log, self.value = log, value
+
+    def forward(self, x):
+        self.log.append((self.value, tuple(x.shape)))
+        return x + self.value
+
+
+def test_regularizers_follow_their_own_level_convs_in_top_down_order():
+    cfg = _cfg()
+    log = []
+    counter = iter(range(1, 100))
+    from detectron2.modeling.backbone.resnet import build_resnet_backbone
+
+    bottom_up = build_resnet_backbone(cfg, INPUT)
+    fpn = DropBlockFPN(
+        bottom_up=bottom_up,
+        in_features=["res3", "res4", "res5"],
+        out_channels=32,
+        top_block=DropBlockLastLevelP6P7(512, 32, dropblock=lambda: _Tag(log, 100 + next(counter))),
+        dropblock=lambda: _Tag(log, next(counter)),
+        dropblock_positions=["lateral", "output"],
+    )
+    # Modules are created per position, coarsest level first: lateral5, 4, 3, output5, 4, 3.
+    tags = {name: m.value for name, m in fpn.named_modules() if isinstance(m, _Tag)}
+    assert len(tags) == 8
+    x = torch.randn(1, 3, 64, 64)
+    out = fpn(x)
+    order = [value for value, _ in log]
+    assert order == [
+        tags["dropblock_lateral5"], tags["dropblock_output5"],
+        tags["dropblock_lateral4"], tags["dropblock_output4"],
+        tags["dropblock_lateral3"], tags["dropblock_output3"],
+        tags["top_block.dropblock_p6"], tags["top_block.dropblock_p7"],
+    ]
+    shapes = {value: shape for value, shape in log}
+    assert shapes[tags["dropblock_output3"]] == tuple(out["p3"].shape) == (1, 32, 8, 8)
+    assert shapes[tags["dropblock_lateral5"]] == (1, 32, 2, 2)
+    assert shapes[tags["top_block.dropblock_p7"]] == tuple(out["p7"].shape)
+
+
+def test_fpn_rejects_unknown_position():
+    from detectron2.modeling.backbone.resnet import build_resnet_backbone
+
+    with pytest.raises(ValueError, match="'top'"):
+        DropBlockFPN(
+            bottom_up=build_resnet_backbone(_cfg(), INPUT),
+            in_features=["res3", "res4", "res5"],
+            out_channels=32,
+            dropblock=nn.Identity,
+            dropblock_positions=["lateral", "top"],
+        )

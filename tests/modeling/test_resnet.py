@@ -1,0 +1,242 @@
+"""build_dropblock_resnet_backbone and the DropBlock residual blocks: regularizers exactly
+where MODEL.DROPBLOCK says (by module name), per-stage keep probabilities, DropPath, and
+stock detectron2's ResNet when nothing is enabled."""
+import pytest
+import torch
+from torch import nn
+
+from detectron2.layers import ShapeSpec
+from detectron2.modeling.backbone.resnet import build_resnet_backbone
+
+import dropblock_det  # noqa: F401
+from dropblock_det.layers import DropBlock2d, DropPath, KeepProbRegularizer
+from dropblock_det.modeling import (
+    DropBlockBasicBlock,
+    DropBlockBottleneckBlock,
+    build_dropblock_resnet_backbone,
+)
+
+from conftest import small_retinanet_cfg
+
+INPUT = ShapeSpec(channels=3)
+NUM_BLOCKS = {18: [2, 2, 2, 2], 50: [3, 4, 6, 3]}
+ALL_POSITIONS = ["conv1", "conv2", "conv3", "shortcut"]
+
+
+def _cfg(depth=18, **dropblock):
+    cfg = small_retinanet_cfg(depth=depth)
+    cfg.MODEL.BACKBONE.NAME = "build_dropblock_resnet_backbone"
+    cfg.MODEL.RESNETS.OUT_FEATURES = ["res2", "res3", "res4", "res5"]
+    cfg.MODEL.BACKBONE.FREEZE_AT = 0
+    for key, value in dropblock.items():
+        node = cfg.MODEL.DROPBLOCK
+        *parents, leaf = key.split("__")
+        for name in parents:
+            node = node[name]
+        node[leaf] = value
+    return cfg
+
+
+def _regularizer_names(model):
+    return {n for n, m in model.named_modules() if isinstance(m, KeepProbRegularizer)}
+
+
+def _expected_names(depth, stages, positions):
+    return {
+        f"{stage}.{block}.dropblock_{position}"
+        for stage, n in zip(["res2", "res3", "res4", "res5"], NUM_BLOCKS[depth])
+        if stage in stages
+        for block in range(n)
+        for position in positions
+    }
+
+
+@pytest.mark.parametrize(
+    "depth,stages,positions,expected_positions",
+    [
+        # conv3 is in the default positions; basic blocks (R18) have no conv3
+        (18, ["res4", "res5"], ALL_POSITIONS, ["conv1", "conv2", "shortcut"]),
+        (18, ["res3"], ["shortcut"], ["shortcut"]),
+        (50, ["res4", "res5"], ALL_POSITIONS, ALL_POSITIONS),
+        (50, ["res2", "res5"], ["conv3"], ["conv3"]),
+    ],
+)
+def test_dropblock_modules_only_at_configured_stages_and_positions(
+    depth, stages, positions, expected_positions
+):
+    cfg = _cfg(depth, RESNET__ENABLED=True, RESNET__STAGES=stages, RESNET__POSITIONS=positions)
+    backbone = build_dropblock_resnet_backbone(cfg, INPUT)
+    assert _regularizer_names(backbone) == _expected_names(depth, stages, expected_positions)
+    assert all(isinstance(m, DropBlock2d) for n, m in backbone.named_modules() if "dropblock" in n)
+    block_class = DropBlockBasicBlock if depth < 50 else DropBlockBottleneckBlock
+    assert all(isinstance(b, block_class) for stage in backbone.stages for b in stage)
+
+
+def test_stage_drop_scales_give_per_stage_target_keep_prob():
+    cfg = _cfg(KEEP_PROB=0.8, RESNET__ENABLED=True, RESNET__STAGE_DROP_SCALES=[0.25, 1.0])
+    backbone = build_dropblock_resnet_backbone(cfg, INPUT)
+    targets = {n: m.target_keep_prob for n, m in backbone.named_modules() if "dropblock" in n}
+    assert targets and all(
+        v == pytest.approx(0.95 if n.startswith("res4") else 0.8) for n, v in targets.items()
+    )
+    block = backbone.res5[0].dropblock_conv1
+    assert (block.block_size, block.shared_mask) == (7, False)
+
+
+def test_regularizer_type_from_config_is_used():
+    from dropblock_det.layers import SpatialDropout
+
+    cfg = _cfg(TYPE="SpatialDropout", RESNET__ENABLED=True, RESNET__STAGES=["res5"])
+    backbone = build_dropblock_resnet_backbone(cfg, INPUT)
+    modules = [m for n, m in backbone.named_modules() if "dropblock" in n]
+    assert modules and all(isinstance(m, SpatialDropout) for m in modules)
+
+
+def test_drop_path_rate_adds_drop_path_to_every_block():
+    cfg = _cfg(DROP_PATH_RATE=0.2)
+    backbone = build_dropblock_resnet_backbone(cfg, INPUT)
+    expected = {
+        f"{stage}.{block}.drop_path"
+        for stage, n in zip(["res2", "res3", "res4", "res5"], NUM_BLOCKS[18])
+        for block in range(n)
+    }
+    assert _regularizer_names(backbone) == expected
+    drop_paths = [m for n, m in backbone.named_modules() if n.endswith("drop_path")]
+    assert all(isinstance(m, DropPath) for m in drop_paths)
+    assert all(m.target_keep_prob == pytest.approx(0.8) for m in drop_paths)
+
+
+def test_disabled_backbone_matches_stock_resnet_names_keys_weights_and_outputs():
+    cfg = _cfg(depth=50)
+    cfg.MODEL.RESNETS.NORM = "GN"
+    torch.manual_seed(0)
+    stock = build_resnet_backbone(cfg, INPUT)
+    torch.manual_seed(0)
+    ours = build_dropblock_resnet_backbone(cfg, INPUT)
+    assert [n for n, _ in ours.named_modules()] == [n for n, _ in stock.named_modules()]
+    stock_state, our_state = stock.state_dict(), ours.state_dict()
+    assert list(our_state) == list(stock_state)
+    # Regularizers draw no random numbers at construction: same seed, same weights.
+    assert all(torch.equal(our_state[k], stock_state[k]) for k in stock_state)
+    x = torch.randn(1, 3, 32, 32)
+    stock_out, our_out = stock(x), ours(x)
+    assert all(torch.equal(our_out[k], stock_out[k]) for k in stock_out)
+
+
+def test_enabled_backbone_adds_no_parameters_or_buffers_and_is_identity_in_eval():
+    stages = ["res2", "res3", "res4", "res5"]
+    cfg = _cfg(RESNET__ENABLED=True, RESNET__STAGES=stages, DROP_PATH_RATE=0.1)
+    torch.manual_seed(0)
+    stock = build_resnet_backbone(cfg, INPUT)
+    torch.manual_seed(0)
+    ours = build_dropblock_resnet_backbone(cfg, INPUT)
+    assert ours.state_dict().keys() == stock.state_dict().keys()
+    ours.load_state_dict(stock.state_dict(), strict=True)
+    x = torch.randn(2, 3, 32, 32)
+    stock.eval(), ours.eval()
+    assert all(torch.equal(ours(x)[k], stock(x)[k]) for k in ["res2", "res5"])
+    ours.train(), stock.train()
+    torch.manual_seed(1)
+    assert not torch.equal(ours(x)["res5"], stock(x)["res5"])  # DropBlock acts in training
+
+
+def test_freeze_at_and_out_features_behave_as_stock():
+    cfg = _cfg(RESNET__ENABLED=True)
+    cfg.MODEL.BACKBONE.FREEZE_AT = 2
+    cfg.MODEL.RESNETS.OUT_FEATURES = ["res3", "res4", "res5"]
+    backbone = build_dropblock_resnet_backbone(cfg, INPUT)
+    assert backbone.output_shape()["res5"].stride == 32
+    assert not any(p.requires_grad for p in backbone.res2.parameters())
+    assert all(p.requires_grad for p in backbone.res4.parameters())
+
+
+class _Recorder(nn.Module):
+    """Records the shape of every input and marks the output by adding `mark`."""
+
+    def __init__(self, log, name, mark=0.0):
+        super().__init__()
+        self.log, self.name, self.mark = log, name, mark
+
+    def forward(self, x):
+        self.log.append((self.name, tuple(x.shape)))
+        return x + self.mark
+
+
+def _recording_factory(log):
+    names = iter(["conv1", "conv2", "conv3", "shortcut"])
+    return lambda: _Recorder(log, next(names))
+
+
+def test_bottleneck_applies_regularizers_after_each_conv_and_on_the_shortcut_in_order():
+    log = []
+    block = DropBlockBottleneckBlock(
+        16, 32, bottleneck_channels=8, stride=2, norm="",
+        dropblock=_recording_factory(log),
+        dropblock_positions=["conv1", "conv2", "conv3", "shortcut"],
+    )
+    out = block(torch.randn(2, 16, 12, 12))
+    assert out.shape == (2, 32, 6, 6)
+    # detectron2 puts the stride in the 3x3 conv by default (stride_in_1x1=False)
+    assert log == [
+        ("conv1", (2, 8, 12, 12)),
+        ("conv2", (2, 8, 6, 6)),
+        ("conv3", (2, 32, 6, 6)),
+        ("shortcut", (2, 32, 6, 6)),
+    ]
+
+
+def test_shortcut_regularizer_also_applies_to_identity_shortcut():
+    log = []
+    block = DropBlockBasicBlock(
+        8, 8, norm="", dropblock=lambda: _Recorder(log, "shortcut"),
+        dropblock_positions=["shortcut"],
+    )
+    x = torch.randn(1, 8, 5, 5)
+    block(x)
+    assert block.shortcut is None and log == [("shortcut", (1, 8, 5, 5))]
+
+
+def test_regularizer_output_is_what_the_block_uses():
+    # A "regularizer" that zeroes everything on the shortcut and after conv3 turns the
+    # bottleneck into relu(0 + 0) = 0: proof that the block consumes the regularized tensors.
+    class Zero(nn.Module):
+        def forward(self, x):
+            return torch.zeros_like(x)
+
+    block = DropBlockBottleneckBlock(
+        8, 8, bottleneck_channels=4, norm="", dropblock=Zero,
+        dropblock_positions=["conv3", "shortcut"],
+    )
+    assert torch.count_nonzero(block(torch.randn(2, 8, 6, 6))) == 0
+
+
+def test_drop_path_drops_whole_residual_branch_per_sample():
+    torch.manual_seed(0)
+    block = DropBlockBasicBlock(8, 8, norm="", drop_path_keep_prob=0.5).train()
+    x = torch.randn(16, 8, 6, 6)
+    branch = block.conv2(torch.relu(block.conv1(x)))
+    out = block(x)
+    kept = torch.relu(branch / 0.5 + x)
+    dropped = torch.relu(x)
+    per_sample = [
+        torch.allclose(out[i], kept[i], atol=1e-6) or torch.allclose(out[i], dropped[i])
+        for i in range(16)
+    ]
+    assert all(per_sample)
+    num_dropped = sum(torch.allclose(out[i], dropped[i]) for i in range(16))
+    assert 0 < num_dropped < 16
+    assert isinstance(block.drop_path, DropPath)
+
+
+def test_block_rejects_unknown_position_and_missing_factory():
+    with pytest.raises(ValueError, match="'conv3'"):
+        DropBlockBasicBlock(8, 8, dropblock=lambda: nn.Identity(), dropblock_positions=["conv3"])
+    with pytest.raises(ValueError, match="dropblock"):
+        DropBlockBottleneckBlock(8, 8, bottleneck_channels=4, dropblock_positions=["conv1"])
+
+
+def test_deformable_stages_are_rejected_naming_the_key():
+    cfg = _cfg(depth=50)
+    cfg.MODEL.RESNETS.DEFORM_ON_PER_STAGE = [False, False, True, True]
+    with pytest.raises(ValueError, match=r"MODEL\.RESNETS\.DEFORM_ON_PER_STAGE"):
+        build_dropblock_resnet_backbone(cfg, INPUT)

@@ -1,0 +1,196 @@
+"""DropBlockRetinaNet and its head: GN heads on detectron2 v0.6, regularizers in the
+towers without shifting detectron2's parameter indices, and checkpoints that load into
+stock detectron2's RetinaNet with identical eval outputs."""
+import math
+
+import pytest
+import torch
+
+from detectron2.layers import ShapeSpec
+from detectron2.modeling import build_model
+from detectron2.modeling.meta_arch.retinanet import RetinaNet, RetinaNetHead
+from detectron2.utils.events import EventStorage
+
+import dropblock_det  # noqa: F401
+from dropblock_det.layers import DropBlock2d, KeepProbRegularizer
+from dropblock_det.modeling import DropBlockRetinaNet, DropBlockRetinaNetHead
+
+from conftest import detection_batch, small_retinanet_cfg
+
+
+def _plugin_cfg(base="Base-RetinaNet-Scratch.yaml", head_norm="GN", **enabled):
+    cfg = small_retinanet_cfg(base)
+    cfg.MODEL.RETINANET.NORM = head_norm
+    db = cfg.MODEL.DROPBLOCK
+    db.RESNET.ENABLED = enabled.get("resnet", False)
+    db.FPN.ENABLED = enabled.get("fpn", False)
+    db.FPN.POSITIONS = ["lateral", "output", "top_block"]
+    db.HEAD.ENABLED = enabled.get("head", False)
+    db.HEAD.TOWERS = enabled.get("towers", ["cls", "bbox"])
+    return cfg
+
+
+def _stock_cfg(plugin_cfg):
+    """The same model for stock detectron2: a plain detectron2 config (no plugin keys)
+    with stock RetinaNet's meta-architecture and backbone builder."""
+    from detectron2.config import get_cfg
+
+    plugin_only = plugin_cfg.clone()
+    del plugin_only.MODEL["DROPBLOCK"]
+    del plugin_only.INPUT["CUTOUT"]
+    cfg = get_cfg()
+    cfg.merge_from_other_cfg(plugin_only)
+    cfg.MODEL.META_ARCHITECTURE = "RetinaNet"
+    cfg.MODEL.BACKBONE.NAME = "build_retinanet_resnet_fpn_backbone"
+    assert "DROPBLOCK" not in cfg.MODEL
+    return cfg
+
+
+def _train_steps(model, steps=2, lr=0.01):
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    model.train()
+    losses = []
+    with EventStorage(0):
+        for step in range(steps):
+            loss_dict = model(detection_batch(seed=step))
+            total = sum(loss_dict.values())
+            optimizer.zero_grad()
+            total.backward()
+            optimizer.step()
+            losses.append({k: v.item() for k, v in loss_dict.items()})
+    return losses
+
+
+def _input_shapes(channels=32, levels=5):
+    return [ShapeSpec(channels=channels, stride=2 ** (3 + i)) for i in range(levels)]
+
+
+def test_stock_v06_head_cannot_build_gn_but_ours_can():
+    kwargs = dict(input_shape=_input_shapes(), num_classes=3, num_anchors=9, conv_dims=[32, 32])
+    try:
+        RetinaNetHead(norm="GN", **kwargs)
+    except ValueError:
+        stock_builds_gn = False  # detectron2 v0.6: get_norm("GN", 1) -> GroupNorm(32, 1)
+    else:
+        stock_builds_gn = True  # current detectron2 main builds it
+    head = DropBlockRetinaNetHead(norm="GN", **kwargs)
+    norms = [m for m in head.cls_subnet if isinstance(m, torch.nn.GroupNorm)]
+    assert [(n.num_groups, n.num_channels) for n in norms] == [(32, 32), (32, 32)]
+    import detectron2
+
+    if detectron2.__version__.startswith("0.6"):
+        assert not stock_builds_gn
+
+
+def test_gn_head_state_dict_keys_follow_detectron2_main_naming():
+    head = DropBlockRetinaNetHead(
+        input_shape=_input_shapes(), num_classes=3, num_anchors=9, conv_dims=[32, 32],
+        norm="GN", dropblock=lambda: DropBlock2d(0.9, 3), dropblock_towers=["cls", "bbox"],
+    )
+    # Current detectron2 main's RetinaNetHead with NORM "GN": per conv, Sequential entries
+    # conv (3i), GroupNorm (3i + 1), ReLU (3i + 2, no parameters); then the predictors.
+    expected = []
+    for tower in ("cls_subnet", "bbox_subnet"):
+        for i in range(2):
+            expected += [f"{tower}.{3 * i}.weight", f"{tower}.{3 * i}.bias"]
+            expected += [f"{tower}.{3 * i + 1}.weight", f"{tower}.{3 * i + 1}.bias"]
+    expected += ["cls_score.weight", "cls_score.bias", "bbox_pred.weight", "bbox_pred.bias"]
+    assert list(head.state_dict()) == expected
+    try:  # where stock detectron2 can build a GN head (main), compare with it directly
+        stock = RetinaNetHead(
+            input_shape=_input_shapes(), num_classes=3, num_anchors=9, conv_dims=[32, 32], norm="GN"
+        )
+    except ValueError:
+        return
+    assert list(stock.state_dict()) == expected
+
+
+def test_head_regularizers_in_separate_lists_one_per_conv_of_chosen_towers():
+    cfg = _plugin_cfg(head=True, towers=["bbox"])
+    cfg.MODEL.RETINANET.NUM_CONVS = 3
+    model = build_model(cfg)
+    names = {n for n, m in model.named_modules() if isinstance(m, KeepProbRegularizer)}
+    assert names == {"head.bbox_dropblocks.0", "head.bbox_dropblocks.1", "head.bbox_dropblocks.2"}
+    assert model.head.cls_dropblocks is None
+    assert isinstance(model, DropBlockRetinaNet)
+
+
+def test_head_regularizer_follows_each_relu_of_the_tower():
+    log = []
+
+    class Record(torch.nn.Module):
+        def forward(self, x):
+            log.append(float(x.detach().min()))
+            return x
+
+    head = DropBlockRetinaNetHead(
+        input_shape=_input_shapes(levels=2), num_classes=3, num_anchors=9, conv_dims=[32, 32],
+        norm="GN", dropblock=Record, dropblock_towers=["cls"],
+    )
+    logits, deltas = head([torch.randn(2, 32, 8, 8), torch.randn(2, 32, 4, 4)])
+    assert [tuple(t.shape) for t in logits] == [(2, 27, 8, 8), (2, 27, 4, 4)]
+    assert [tuple(t.shape) for t in deltas] == [(2, 36, 8, 8), (2, 36, 4, 4)]
+    # 2 convs x 2 levels, each after a ReLU: never negative
+    assert len(log) == 4 and min(log) >= 0
+
+
+def test_head_rejects_unknown_tower():
+    with pytest.raises(ValueError, match="'box'"):
+        DropBlockRetinaNetHead(
+            input_shape=_input_shapes(), num_classes=3, num_anchors=9, conv_dims=[32],
+            dropblock=torch.nn.Identity, dropblock_towers=["box"],
+        )
+
+
+def test_gn_retinanet_with_dropblock_everywhere_trains_with_finite_losses():
+    cfg = _plugin_cfg(resnet=True, fpn=True, head=True)
+    model = build_model(cfg)
+    losses = _train_steps(model)
+    assert all(math.isfinite(v) for step in losses for v in step.values())
+    assert set(losses[0]) == {"loss_cls", "loss_box_reg"}
+
+
+def test_checkpoint_trained_with_dropblock_loads_strictly_into_stock_retinanet():
+    # Stock v0.6 cannot build a GN head (see above), so the head here has no norm; GN is
+    # still in the ResNet and the FPN. DropBlock is in ResNet, FPN (incl. P6/P7) and head.
+    cfg = _plugin_cfg(head_norm="", resnet=True, fpn=True, head=True)
+    cfg.MODEL.DROPBLOCK.RESNET.STAGES = ["res3", "res4", "res5"]
+    torch.manual_seed(0)
+    plugin = build_model(cfg)
+    _train_steps(plugin)
+    checkpoint = plugin.state_dict()
+
+    stock = build_model(_stock_cfg(cfg))
+    assert type(stock) is RetinaNet
+    stock.load_state_dict(checkpoint, strict=True)
+    assert list(stock.state_dict()) == list(checkpoint)
+
+    plugin.eval(), stock.eval()
+    # Score threshold 0 so that the comparison covers many detections, not an empty list.
+    plugin.test_score_thresh = stock.test_score_thresh = 0.0
+    images = detection_batch(with_instances=False)
+    with torch.no_grad():
+        ours, theirs = plugin(images), stock(images)
+    for a, b in zip(ours, theirs):
+        a, b = a["instances"], b["instances"]
+        assert len(a) == len(b) > 0
+        assert torch.equal(a.pred_boxes.tensor, b.pred_boxes.tensor)
+        assert torch.equal(a.scores, b.scores)
+        assert torch.equal(a.pred_classes, b.pred_classes)
+
+
+def test_disabled_plugin_model_has_stock_module_tree_and_keys():
+    cfg = _plugin_cfg(head_norm="")
+    plugin = build_model(cfg)
+    stock = build_model(_stock_cfg(cfg))
+    assert [n for n, _ in plugin.named_modules()] == [n for n, _ in stock.named_modules()]
+    assert list(plugin.state_dict()) == list(stock.state_dict())
+    assert not any(isinstance(m, KeepProbRegularizer) for m in plugin.modules())
+
+
+def test_dropblock_adds_no_parameters_and_no_buffers():
+    off = build_model(_plugin_cfg())
+    on = build_model(_plugin_cfg(resnet=True, fpn=True, head=True))
+    assert list(on.state_dict()) == list(off.state_dict())
+    assert [n for n, _ in on.named_parameters()] == [n for n, _ in off.named_parameters()]
+    assert [n for n, _ in on.named_buffers()] == [n for n, _ in off.named_buffers()]

@@ -1,0 +1,119 @@
+"""Shared pieces of the reliability tests: tiny configs with DropBlock at every location,
+the stock-detectron2 config of the same model, a tiny synthetic detection set, and loading
+`tools/*.py` as modules.
+
+Imported by the test files of tests/reliability as `from reliability_helpers import ...`
+(pytest puts each test file's folder on sys.path).
+"""
+import importlib.util
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Dict, Iterator, List
+
+from conftest import REPO, small_retinanet_cfg
+
+# A detection set small enough for a few training iterations in seconds on 2 cores.
+TINY_DET_DATA: Dict[str, Any] = dict(
+    num_train=4, num_val=2, image_size=64, min_object_size=14, max_object_size=36
+)
+
+# Every location the plugin can regularize in a ResNet-FPN RetinaNet.
+ALL_RESNET_STAGES = ["res2", "res3", "res4", "res5"]
+ALL_FPN_POSITIONS = ["lateral", "output", "top_block"]
+
+# Keys whose names a leaked plugin state would carry (in a checkpoint, a state_dict...).
+PLUGIN_WORDS = ("dropblock", "drop_block", "drop_path", "keep_prob", "regularizer")
+
+
+def dropblock_everywhere_cfg(
+    keep_prob: float = 0.9,
+    block_size: int = 3,
+    drop_path_rate: float = 0.1,
+    head_norm: str = "GN",
+    fpn_channels: int = 64,
+):
+    """A tiny R18 GN RetinaNet config (from Base-RetinaNet-Scratch.yaml) with DropBlock in
+    every ResNet stage and position, every FPN position, both head towers, and DropPath.
+
+    64 FPN channels: GN with 32 groups needs >= 2 values per group on the 1x1 P7 map of a
+    64 px image. `head_norm=""` gives a head that detectron2 v0.6's stock RetinaNet can
+    also build (for strict-loading comparisons).
+    """
+    cfg = small_retinanet_cfg("Base-RetinaNet-Scratch.yaml")
+    cfg.MODEL.FPN.OUT_CHANNELS = fpn_channels
+    cfg.MODEL.RETINANET.NORM = head_norm
+    cfg.INPUT.MIN_SIZE_TEST = 64
+    cfg.INPUT.MAX_SIZE_TEST = 64
+    db = cfg.MODEL.DROPBLOCK
+    db.KEEP_PROB = keep_prob
+    db.BLOCK_SIZE = block_size
+    db.RESNET.ENABLED = True
+    db.RESNET.STAGES = list(ALL_RESNET_STAGES)
+    db.FPN.ENABLED = True
+    db.FPN.POSITIONS = list(ALL_FPN_POSITIONS)
+    db.HEAD.ENABLED = True
+    db.HEAD.TOWERS = ["cls", "bbox"]
+    db.DROP_PATH_RATE = drop_path_rate
+    return cfg
+
+
+def stock_retinanet_cfg(plugin_cfg):
+    """The same model for stock detectron2: a plain get_cfg() config (no plugin keys) with
+    RetinaNet and detectron2's own RetinaNet ResNet-FPN backbone builder."""
+    from detectron2.config import get_cfg
+
+    plugin_only = plugin_cfg.clone()
+    plugin_only.defrost()
+    del plugin_only.MODEL["DROPBLOCK"]
+    del plugin_only.INPUT["CUTOUT"]
+    cfg = get_cfg()
+    cfg.merge_from_other_cfg(plugin_only)
+    cfg.MODEL.META_ARCHITECTURE = "RetinaNet"
+    cfg.MODEL.BACKBONE.NAME = "build_retinanet_resnet_fpn_backbone"
+    return cfg
+
+
+def nested_keys(obj: Any, prefix: str = "") -> Iterator[str]:
+    """Every dict key of a nested checkpoint structure, as dotted paths."""
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            yield path
+            yield from nested_keys(value, path)
+    elif isinstance(obj, (list, tuple)):
+        for i, value in enumerate(obj):
+            yield from nested_keys(value, f"{prefix}[{i}]")
+
+
+def plugin_specific_keys(obj: Any) -> List[str]:
+    """The nested keys of `obj` whose names mention a plugin concept (see PLUGIN_WORDS)."""
+    return [k for k in nested_keys(obj) if any(w in k.lower() for w in PLUGIN_WORDS)]
+
+
+def load_tool(name: str):
+    """tools/<name>.py as a module (the tools are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"tool_{name}", REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@contextmanager
+def tiny_synthetic_datasets(root: Path, **params: Any):
+    """Write the synthetic detection set under `root` (TINY_DET_DATA updated by `params`),
+    register it and point DETECTRON2_DATASETS there; restore both on exit."""
+    from dropblock_det.data.synthetic import make_synthetic_detection, register_synthetic_datasets
+
+    make_synthetic_detection(root, **{**TINY_DET_DATA, **params})
+    old = os.environ.get("DETECTRON2_DATASETS")
+    os.environ["DETECTRON2_DATASETS"] = str(root)
+    register_synthetic_datasets(root)
+    try:
+        yield root
+    finally:
+        if old is None:
+            os.environ.pop("DETECTRON2_DATASETS", None)
+        else:
+            os.environ["DETECTRON2_DATASETS"] = old
+        register_synthetic_datasets()

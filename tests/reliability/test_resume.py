@@ -1,0 +1,153 @@
+"""Resume through tools/train_net.py: a run interrupted right after a checkpoint and resumed
+with `--resume` sees exactly the keep_prob, LR and iterations of an uninterrupted run, and
+its checkpoints hold nothing specific to the plugin (they load into stock RetinaNet)."""
+import json
+
+import pytest
+import torch
+
+from detectron2.engine import HookBase
+from detectron2.engine import hooks as d2_hooks
+from detectron2.modeling import build_model
+from detectron2.modeling.meta_arch.retinanet import RetinaNet
+
+from conftest import REPO
+from reliability_helpers import (
+    load_tool,
+    nested_keys,
+    plugin_specific_keys,
+    stock_retinanet_cfg,
+    tiny_synthetic_datasets,
+)
+
+CONFIG = str(REPO / "configs" / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml")
+MAX_ITER = 4
+INTERRUPT_AFTER = 2  # iterations 0, 1 run; the checkpoint of iteration 1 is written
+OPTS = [
+    # Tiny model; no norm in the head so detectron2 v0.6's stock RetinaNet can build it too.
+    "MODEL.FPN.OUT_CHANNELS", "64", "MODEL.RETINANET.NUM_CONVS", "1",
+    "MODEL.RETINANET.NORM", "",
+    # DropBlock in the ResNet (from the config file), the FPN and the head as well.
+    "MODEL.DROPBLOCK.FPN.ENABLED", "True", "MODEL.DROPBLOCK.HEAD.ENABLED", "True",
+    "INPUT.MIN_SIZE_TRAIN", "(64,)", "INPUT.MAX_SIZE_TRAIN", "64",
+    "SOLVER.IMS_PER_BATCH", "1", "SOLVER.MAX_ITER", str(MAX_ITER),
+    # Warmup then cosine: the LR changes at every iteration, so a shifted one shows.
+    "SOLVER.WARMUP_ITERS", "2", "SOLVER.CHECKPOINT_PERIOD", str(INTERRUPT_AFTER),
+    "DATALOADER.NUM_WORKERS", "0", "DATASETS.TEST", "()", "SEED", "0",
+]
+
+
+class _Interrupted(Exception):
+    """Stands for a job killed between two iterations."""
+
+
+class _InterruptAfter(HookBase):
+    def __init__(self, iterations: int):
+        self.iterations = iterations
+
+    def after_step(self):
+        if self.trainer.iter + 1 == self.iterations:
+            raise _Interrupted(f"stopped after iteration {self.trainer.iter}")
+
+
+class _EveryStepWriter(d2_hooks.PeriodicWriter):
+    """DefaultTrainer writes metrics every 20 iterations, keeping only the latest value of
+    each scalar: write every iteration so metrics.json holds the whole sequence."""
+
+    def __init__(self, writers, period=20):
+        super().__init__(writers, period=1)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """{"uninterrupted": dir, "resumed": dir}: the same config trained MAX_ITER iterations in
+    one go, and interrupted after INTERRUPT_AFTER iterations then resumed with --resume."""
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setattr(d2_hooks, "PeriodicWriter", _EveryStepWriter)
+    train_net = load_tool("train_net")
+    out = {}
+    try:
+        with tiny_synthetic_datasets(tmp_path_factory.mktemp("datasets")):
+            out["uninterrupted"] = tmp_path_factory.mktemp("uninterrupted")
+            args = train_net.parser().parse_args(
+                ["--config-file", CONFIG] + OPTS + ["OUTPUT_DIR", str(out["uninterrupted"])])
+            train_net.main(args)
+
+            out["resumed"] = tmp_path_factory.mktemp("resumed")
+            opts = OPTS + ["OUTPUT_DIR", str(out["resumed"])]
+            stock_build_hooks = train_net.Trainer.build_hooks
+            monkeypatch.setattr(
+                train_net.Trainer, "build_hooks",
+                lambda self: stock_build_hooks(self) + [_InterruptAfter(INTERRUPT_AFTER)])
+            with pytest.raises(_Interrupted):
+                train_net.main(train_net.parser().parse_args(["--config-file", CONFIG] + opts))
+            monkeypatch.setattr(train_net.Trainer, "build_hooks", stock_build_hooks)
+            train_net.main(train_net.parser().parse_args(
+                ["--config-file", CONFIG, "--resume"] + opts))
+    finally:
+        monkeypatch.undo()
+    return out
+
+
+def _per_iteration(out_dir, key):
+    """{iteration: value of `key`} from metrics.json (later records win)."""
+    values = {}
+    for line in (out_dir / "metrics.json").read_text().splitlines():
+        record = json.loads(line) if line.strip() else {}
+        if key in record:
+            values[record["iteration"]] = record[key]
+    return values
+
+
+def test_interrupted_run_wrote_the_checkpoint_it_resumes_from(runs):
+    resumed = runs["resumed"]
+    assert (resumed / f"model_{INTERRUPT_AFTER - 1:07d}.pth").is_file()
+    # The interrupted part recorded iterations 0..1; the resumed part 2..MAX_ITER-1.
+    iterations = sorted(_per_iteration(resumed, "dropblock/keep_prob"))
+    assert iterations == list(range(MAX_ITER))
+
+
+@pytest.mark.parametrize("key", ["dropblock/keep_prob", "lr"])
+def test_resumed_run_has_the_uninterrupted_sequence(runs, key):
+    uninterrupted = _per_iteration(runs["uninterrupted"], key)
+    resumed = _per_iteration(runs["resumed"], key)
+    assert sorted(uninterrupted) == list(range(MAX_ITER))
+    assert resumed == pytest.approx(uninterrupted, rel=0, abs=1e-12)
+    # The sequence really moves (a constant would hide an off-by-one iteration).
+    assert len(set(uninterrupted.values())) == MAX_ITER
+
+
+def test_keep_prob_ramps_from_one_towards_the_target(runs):
+    keep_prob = _per_iteration(runs["uninterrupted"], "dropblock/keep_prob")
+    assert keep_prob[0] == 1.0
+    assert all(keep_prob[i] > keep_prob[i + 1] for i in range(MAX_ITER - 1))
+    # END_ITER -1 = SOLVER.MAX_ITER: the target 0.9 is reached at MAX_ITER, not before.
+    assert keep_prob[MAX_ITER - 1] == pytest.approx(1 - (MAX_ITER - 1) / MAX_ITER * 0.1)
+
+
+def test_final_checkpoints_are_at_the_same_iteration(runs):
+    finals = [torch.load(runs[name] / "model_final.pth", map_location="cpu", weights_only=False)
+              for name in ("uninterrupted", "resumed")]
+    assert [f["iteration"] for f in finals] == [MAX_ITER - 1, MAX_ITER - 1]
+    assert list(finals[0]["model"]) == list(finals[1]["model"])
+
+
+def test_checkpoint_keeps_the_optimizer_state_for_resume(runs):
+    # SGD momentum and the LR of the next iteration live in the optimizer's state; a
+    # checkpoint without it resumes with zero momentum and the LR of iteration 0.
+    checkpoint = torch.load(runs["resumed"] / f"model_{INTERRUPT_AFTER - 1:07d}.pth",
+                            map_location="cpu", weights_only=False)
+    keys = list(nested_keys(checkpoint))
+    assert any(k == "optimizer" or k.endswith(".optimizer") for k in keys), keys
+
+
+def test_checkpoint_has_no_plugin_state_and_loads_strictly_into_stock_retinanet(runs):
+    from dropblock_det.engine.trainer import load_config
+
+    for name in ("model_final.pth", f"model_{INTERRUPT_AFTER - 1:07d}.pth"):
+        checkpoint = torch.load(runs["resumed"] / name, map_location="cpu", weights_only=False)
+        assert plugin_specific_keys(checkpoint) == []
+        cfg = load_config(CONFIG, OPTS)
+        stock = build_model(stock_retinanet_cfg(cfg))
+        assert type(stock) is RetinaNet
+        stock.load_state_dict(checkpoint["model"], strict=True)

@@ -1,0 +1,165 @@
+"""MODEL.DROPBLOCK: defaults, and impossible values rejected with the key and value named,
+at model build time (before any data is loaded)."""
+import pytest
+from detectron2.config import get_cfg
+
+import dropblock_det  # noqa: F401  (registers the components)
+from dropblock_det import add_dropblock_config, validate_dropblock_config
+from dropblock_det.config import built_resnet_stages, dropblock_schedule_range
+
+from conftest import small_retinanet_cfg
+
+
+def _cfg():
+    cfg = get_cfg()
+    add_dropblock_config(cfg)
+    return cfg
+
+
+def _set(cfg, key: str, value) -> None:
+    node = cfg
+    *parents, leaf = key.split(".")
+    for name in parents:
+        node = node[name]
+    node[leaf] = value
+
+
+def test_defaults_are_valid_and_turn_nothing_on():
+    cfg = _cfg()
+    validate_dropblock_config(cfg)
+    db = cfg.MODEL.DROPBLOCK
+    assert not any([db.RESNET.ENABLED, db.FPN.ENABLED, db.HEAD.ENABLED, db.SEM_SEG_HEAD.ENABLED])
+    assert db.DROP_PATH_RATE == 0.0
+    assert (db.KEEP_PROB, db.BLOCK_SIZE, list(db.RESNET.STAGES)) == (0.9, 7, ["res4", "res5"])
+    assert list(db.RESNET.POSITIONS) == ["conv1", "conv2", "conv3", "shortcut"]
+    assert cfg.INPUT.CUTOUT.ENABLED is False
+
+
+BAD_VALUES = [
+    ("MODEL.DROPBLOCK.KEEP_PROB", 0.0),
+    ("MODEL.DROPBLOCK.KEEP_PROB", -0.1),
+    ("MODEL.DROPBLOCK.KEEP_PROB", 1.5),
+    ("MODEL.DROPBLOCK.KEEP_PROB", "0.9"),
+    ("MODEL.DROPBLOCK.KEEP_PROB", True),
+    ("MODEL.DROPBLOCK.KEEP_PROB", float("nan")),
+    ("MODEL.DROPBLOCK.BLOCK_SIZE", 0),
+    ("MODEL.DROPBLOCK.BLOCK_SIZE", 3.0),
+    ("MODEL.DROPBLOCK.BLOCK_SIZE", "7"),
+    ("MODEL.DROPBLOCK.TYPE", "Dropblock"),
+    ("MODEL.DROPBLOCK.GAMMA", "exact"),
+    ("MODEL.DROPBLOCK.IMPL", "cuda"),
+    ("MODEL.DROPBLOCK.SHARED_MASK", "no"),
+    ("MODEL.DROPBLOCK.RESNET.STAGES", ["res4", "res6"]),
+    ("MODEL.DROPBLOCK.RESNET.STAGES", ["res1"]),
+    ("MODEL.DROPBLOCK.RESNET.STAGES", "res4"),
+    ("MODEL.DROPBLOCK.RESNET.STAGES", ["res4", "res4"]),
+    ("MODEL.DROPBLOCK.RESNET.POSITIONS", ["conv1", "conv4"]),
+    ("MODEL.DROPBLOCK.RESNET.STAGE_DROP_SCALES", [1.0]),
+    ("MODEL.DROPBLOCK.RESNET.STAGE_DROP_SCALES", [0.25, -1.0]),
+    ("MODEL.DROPBLOCK.RESNET.STAGE_DROP_SCALES", [0.25, 20.0]),
+    ("MODEL.DROPBLOCK.RESNET.STAGE_DROP_SCALES", [0.25, "1"]),
+    ("MODEL.DROPBLOCK.FPN.POSITIONS", ["lateral", "p6"]),
+    ("MODEL.DROPBLOCK.HEAD.TOWERS", ["cls", "box"]),
+    ("MODEL.DROPBLOCK.SEM_SEG_HEAD.POSITIONS", ["aspp", "head"]),
+    ("MODEL.DROPBLOCK.DROP_PATH_RATE", 1.0),
+    ("MODEL.DROPBLOCK.DROP_PATH_RATE", -0.1),
+    ("MODEL.DROPBLOCK.DROP_PATH_RATE", "0.1"),
+    ("MODEL.DROPBLOCK.SCHEDULE.START_ITER", -5),
+    ("MODEL.DROPBLOCK.SCHEDULE.START_ITER", 1.5),
+    ("MODEL.DROPBLOCK.SCHEDULE.END_ITER", "end"),
+    ("INPUT.CUTOUT.SIZE", 0),
+    ("INPUT.CUTOUT.NUM_HOLES", 0),
+    ("INPUT.CUTOUT.PROB", 1.5),
+]
+
+
+@pytest.mark.parametrize("key,value", BAD_VALUES, ids=[f"{k}={v!r}" for k, v in BAD_VALUES])
+def test_impossible_value_raises_value_error_naming_key_and_value(key, value):
+    cfg = _cfg()
+    _set(cfg, key, value)
+    with pytest.raises(ValueError) as info:
+        validate_dropblock_config(cfg)
+    assert key in str(info.value)
+    assert repr(value) in str(info.value) or repr(value)[1:-1] in str(info.value)
+
+
+def test_ramp_ending_before_it_starts_is_rejected_with_both_iterations():
+    cfg = _cfg()
+    cfg.MODEL.DROPBLOCK.SCHEDULE.START_ITER = 100
+    cfg.MODEL.DROPBLOCK.SCHEDULE.END_ITER = 50
+    match = r"MODEL\.DROPBLOCK\.SCHEDULE\.END_ITER=50.*START_ITER=100"
+    with pytest.raises(ValueError, match=match):
+        validate_dropblock_config(cfg)
+
+
+def test_ramp_to_max_iter_starting_after_max_iter_is_rejected():
+    cfg = _cfg()
+    cfg.SOLVER.MAX_ITER = 1000
+    cfg.MODEL.DROPBLOCK.SCHEDULE.START_ITER = 2000
+    with pytest.raises(ValueError, match=r"SCHEDULE\.START_ITER=2000.*SOLVER\.MAX_ITER=1000"):
+        validate_dropblock_config(cfg)
+
+
+def test_schedule_end_minus_one_resolves_to_max_iter():
+    cfg = _cfg()
+    cfg.SOLVER.MAX_ITER = 1234
+    assert dropblock_schedule_range(cfg) == (0, 1234)
+    cfg.MODEL.DROPBLOCK.SCHEDULE.START_ITER = 10
+    cfg.MODEL.DROPBLOCK.SCHEDULE.END_ITER = 500
+    assert dropblock_schedule_range(cfg) == (10, 500)
+
+
+def test_enabled_stage_that_out_features_does_not_build_is_rejected():
+    cfg = _cfg()
+    cfg.MODEL.RESNETS.OUT_FEATURES = ["res4"]  # a C4 backbone: res5 is never built
+    assert built_resnet_stages(cfg) == ["res2", "res3", "res4"]
+    cfg.MODEL.DROPBLOCK.RESNET.ENABLED = True
+    with pytest.raises(ValueError, match=r"MODEL\.DROPBLOCK\.RESNET\.STAGES.*'res5' is not built"):
+        validate_dropblock_config(cfg)
+    cfg.MODEL.DROPBLOCK.RESNET.ENABLED = False  # nothing inserted, nothing to complain about
+    validate_dropblock_config(cfg)
+
+
+@pytest.mark.parametrize(
+    "key", ["MODEL.DROPBLOCK.RESNET", "MODEL.DROPBLOCK.FPN", "MODEL.DROPBLOCK.HEAD"]
+)
+def test_enabled_location_with_empty_list_is_rejected(key):
+    cfg = _cfg()
+    _set(cfg, key + ".ENABLED", True)
+    list_key = {"RESNET": "STAGES", "FPN": "POSITIONS", "HEAD": "TOWERS"}[key.split(".")[-1]]
+    _set(cfg, f"{key}.{list_key}", [])
+    with pytest.raises(ValueError, match=f"{key}.{list_key}"):
+        validate_dropblock_config(cfg)
+
+
+def test_config_without_dropblock_node_raises_key_error_with_fix():
+    with pytest.raises(KeyError, match="add_dropblock_config"):
+        validate_dropblock_config(get_cfg())
+
+
+def test_yaml_with_unknown_dropblock_key_is_rejected_by_merge(tmp_path):
+    config = tmp_path / "typo.yaml"
+    config.write_text("MODEL:\n  DROPBLOCK:\n    KEEP_PROBABILITY: 0.8\n")
+    cfg = _cfg()
+    with pytest.raises(KeyError, match="KEEP_PROBABILITY"):
+        cfg.merge_from_file(str(config))
+
+
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("MODEL.DROPBLOCK.KEEP_PROB", 1.2),
+        ("MODEL.DROPBLOCK.FPN.POSITIONS", ["lateral", "outputs"]),
+        ("MODEL.DROPBLOCK.HEAD.TOWERS", ["class"]),
+        ("MODEL.DROPBLOCK.RESNET.STAGES", ["res6"]),
+    ],
+)
+def test_build_model_rejects_bad_value_before_building(key, value):
+    from detectron2.modeling import build_model
+
+    cfg = small_retinanet_cfg("Base-RetinaNet-Scratch-DropBlock.yaml")
+    cfg.MODEL.DROPBLOCK.FPN.ENABLED = True
+    cfg.MODEL.DROPBLOCK.HEAD.ENABLED = True
+    _set(cfg, key, value)
+    with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+        build_model(cfg)

@@ -1,0 +1,130 @@
+"""dropblock_det.solver: the warm-up + poly LR schedule of the segmentation configs."""
+import math
+
+import pytest
+import torch
+from detectron2.config import get_cfg
+from detectron2.engine import hooks
+
+from dropblock_det import add_dropblock_config
+from dropblock_det.modeling.deeplab import add_dropblock_deeplab_config
+from dropblock_det.solver import WarmupPolyLR, build_lr_scheduler
+
+
+def _optimizer(lr: float = 0.1) -> torch.optim.Optimizer:
+    return torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=lr, momentum=0.9)
+
+
+def _lrs(scheduler, n: int):
+    out = []
+    for _ in range(n):
+        out.append(scheduler.optimizer.param_groups[0]["lr"])
+        scheduler.optimizer.step()
+        scheduler.step()
+    return out
+
+
+def _seg_cfg(**solver):
+    cfg = get_cfg()
+    add_dropblock_config(cfg)
+    add_dropblock_deeplab_config(cfg)
+    cfg.SOLVER.LR_SCHEDULER_NAME = "WarmupPolyLR"
+    for key, value in solver.items():
+        cfg.SOLVER[key] = value
+    return cfg
+
+
+def test_poly_lr_follows_warmup_then_poly_decay():
+    base_lr, max_iter, warmup_iters, warmup_factor, power = 0.1, 20, 5, 0.01, 0.9
+    scheduler = WarmupPolyLR(
+        _optimizer(base_lr), max_iter, warmup_factor=warmup_factor, warmup_iters=warmup_iters,
+        warmup_method="linear", power=power,
+    )
+    lrs = _lrs(scheduler, max_iter)
+    for t, lr in enumerate(lrs):
+        warm = 1.0 if t >= warmup_iters else warmup_factor + (1 - warmup_factor) * t / warmup_iters
+        assert lr == pytest.approx(base_lr * warm * (1 - t / max_iter) ** power, rel=1e-9), t
+    assert lrs[0] == pytest.approx(base_lr * warmup_factor)
+    assert all(a > b for a, b in zip(lrs[warmup_iters:], lrs[warmup_iters + 1:]))
+
+
+def test_poly_lr_constant_ending_is_a_floor_after_warmup():
+    scheduler = WarmupPolyLR(_optimizer(1.0), 10, warmup_iters=0, power=1.0, constant_ending=0.25)
+    lrs = _lrs(scheduler, 12)
+    assert lrs[:8] == pytest.approx([1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3])
+    assert lrs[8:] == pytest.approx([0.25] * 4)
+
+
+def test_poly_lr_past_max_iter_stays_at_zero_instead_of_failing():
+    scheduler = WarmupPolyLR(_optimizer(1.0), 4, warmup_iters=0, power=0.9)
+    lrs = _lrs(scheduler, 7)
+    assert lrs[4:] == [0.0, 0.0, 0.0]
+    assert all(isinstance(lr, float) and not math.isnan(lr) for lr in lrs)
+
+
+def test_lr_scheduler_hook_checkpoints_the_schedule_and_resume_continues_it():
+    """detectron2 v0.6's hooks.LRScheduler only saves `_LRScheduler` instances; main saves
+    any LRScheduler. Resuming from the saved state must give the same LRs."""
+    assert issubclass(WarmupPolyLR, torch.optim.lr_scheduler._LRScheduler)
+    cfg = _seg_cfg(MAX_ITER=30, WARMUP_ITERS=4, BASE_LR=0.2)
+    optimizer = _optimizer(0.2)
+    scheduler = build_lr_scheduler(cfg, optimizer)
+    hook = hooks.LRScheduler(optimizer, scheduler)
+    _lrs(scheduler, 11)
+    state = hook.state_dict()
+    optimizer_state = optimizer.state_dict()  # the checkpointer saves both
+    assert state and state["last_epoch"] == 11
+    expected = _lrs(scheduler, 5)
+
+    resumed_optimizer = _optimizer(0.2)
+    resumed = build_lr_scheduler(cfg, resumed_optimizer)
+    resumed_optimizer.load_state_dict(optimizer_state)
+    hooks.LRScheduler(resumed_optimizer, resumed).load_state_dict(state)
+    assert _lrs(resumed, 5) == pytest.approx(expected)
+
+
+def test_build_lr_scheduler_reads_the_poly_keys():
+    cfg = _seg_cfg(MAX_ITER=100, WARMUP_ITERS=0, POLY_LR_POWER=2.0, POLY_LR_CONSTANT_ENDING=0.0)
+    scheduler = build_lr_scheduler(cfg, _optimizer(1.0))
+    assert isinstance(scheduler, WarmupPolyLR)
+    lrs = _lrs(scheduler, 51)
+    assert lrs[50] == pytest.approx(0.25)  # (1 - 50/100) ** 2
+
+
+def test_other_scheduler_names_are_delegated_to_detectron2():
+    cfg = _seg_cfg(MAX_ITER=10, WARMUP_ITERS=0, STEPS=(5,), GAMMA=0.1)
+    cfg.SOLVER.LR_SCHEDULER_NAME = "WarmupMultiStepLR"
+    scheduler = build_lr_scheduler(cfg, _optimizer(1.0))
+    assert not isinstance(scheduler, WarmupPolyLR)
+    lrs = _lrs(scheduler, 7)
+    assert lrs[:5] == pytest.approx([1.0] * 5) and lrs[5:] == pytest.approx([0.1] * 2)
+
+
+def test_poly_keys_missing_from_config_name_the_setup_function():
+    cfg = get_cfg()
+    cfg.SOLVER.LR_SCHEDULER_NAME = "WarmupPolyLR"
+    with pytest.raises(KeyError, match="SOLVER.POLY_LR_POWER.*add_dropblock_deeplab_config"):
+        build_lr_scheduler(cfg, _optimizer())
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(max_iters=0), "SOLVER.MAX_ITER"),
+        (dict(max_iters=10, warmup_method="cosine"), "SOLVER.WARMUP_METHOD"),
+        (dict(max_iters=10, power=-1.0), "SOLVER.POLY_LR_POWER"),
+        (dict(max_iters=10, constant_ending=2.0), "SOLVER.POLY_LR_CONSTANT_ENDING"),
+    ],
+)
+def test_impossible_poly_settings_name_the_key(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        WarmupPolyLR(_optimizer(), **kwargs)
+
+
+def test_deeplab_config_setup_is_idempotent_and_keeps_merged_values():
+    cfg = _seg_cfg(POLY_LR_POWER=2.5)
+    cfg.MODEL.SEM_SEG_HEAD.PROJECT_CHANNELS = [64]
+    add_dropblock_deeplab_config(cfg)
+    assert cfg.SOLVER.POLY_LR_POWER == 2.5
+    assert cfg.MODEL.SEM_SEG_HEAD.PROJECT_CHANNELS == [64]
+    assert cfg.MODEL.RESNETS.RES5_MULTI_GRID == [1, 2, 4]

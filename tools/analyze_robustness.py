@@ -1,0 +1,133 @@
+#!/usr/bin/env python
+"""Robustness to DropBlock applied at inference (paper section 4.2).
+
+Evaluates one or more checkpoints with their DropBlock modules switched on at test time,
+for a list of keep_prob values and several seeds each; prints a table and writes a PNG of
+the metric (COCO box AP, or mIoU for segmentation) against keep_prob, one curve per
+checkpoint:
+
+    python tools/analyze_robustness.py --config-file configs/Synthetic/retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml \\
+        --checkpoint output/main_job/model_final.pth:DropBlock \\
+        --checkpoint output/baseline/model_final.pth:baseline \\
+        --keep-probs 1.0 0.95 0.9 0.85 0.8 0.75 --seeds 0 1 2 --output-dir output/robustness
+
+A model trained without DropBlock is evaluated with DropBlock inserted where the config
+says (MODEL.DROPBLOCK.* locations; if the config enables none, the ResNet ones are
+enabled): DropBlock adds no parameters, so its checkpoint loads as it is (strictly: any
+key or shape mismatch is an error).
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# Stock detectron2 backbones and their dropblock-det equivalents (same parameters).
+STOCK_TO_DROPBLOCK_BACKBONE = {
+    "build_resnet_backbone": "build_dropblock_resnet_backbone",
+    "build_resnet_fpn_backbone": "build_dropblock_resnet_fpn_backbone",
+    "build_retinanet_resnet_fpn_backbone": "build_dropblock_retinanet_resnet_fpn_backbone",
+}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config-file", required=True, help="config the checkpoints were trained with")
+    p.add_argument("--checkpoint", action="append", required=True, metavar="PATH[:LABEL]",
+                   help="checkpoint to evaluate (repeat to compare several on one plot)")
+    p.add_argument("--keep-probs", type=float, nargs="+",
+                   default=[1.0, 0.95, 0.9, 0.85, 0.8, 0.75])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--output-dir", default="output/robustness")
+    p.add_argument("opts", nargs=argparse.REMAINDER, default=[],
+                   help="config overrides, KEY VALUE pairs")
+    return p.parse_args(argv)
+
+
+def _checkpoint_and_label(spec: str):
+    # A Windows drive letter or a URL scheme is not a label separator.
+    path, sep, label = spec.rpartition(":")
+    if not sep or not label or "/" in label or len(path) <= 1:
+        return spec, os.path.splitext(os.path.basename(spec))[0]
+    return path, label
+
+
+def robustness_config(config_file, opts):
+    """The config with DropBlock inserted (identity until switched on) and a dropblock-det
+    backbone, so that any checkpoint of the same architecture loads."""
+    from dropblock_det.engine.trainer import load_config
+
+    cfg = load_config(config_file, opts)
+    db = cfg.MODEL.DROPBLOCK
+    if not (db.RESNET.ENABLED or db.FPN.ENABLED or db.HEAD.ENABLED or db.SEM_SEG_HEAD.ENABLED):
+        db.RESNET.ENABLED = True
+    name = cfg.MODEL.BACKBONE.NAME
+    cfg.MODEL.BACKBONE.NAME = STOCK_TO_DROPBLOCK_BACKBONE.get(name, name)
+    cfg.freeze()
+    return cfg
+
+
+class _ForwardOnly:
+    """Hides the nn.Module from detectron2's inference_on_dataset, which would otherwise
+    call model.eval() and switch the regularizers off again."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, inputs):
+        return self.model(inputs)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import torch
+    from detectron2.utils.logger import setup_logger
+
+    import dropblock_det  # noqa: F401
+    from dropblock_det.analysis import (
+        evaluate_with_dropblock_at_inference,
+        format_robustness_table,
+        plot_robustness,
+    )
+    from dropblock_det.engine.trainer import (
+        DropBlockTrainer,
+        check_dataset_names,
+        load_checkpoint_strict,
+    )
+
+    setup_logger(name="detectron2")
+    cfg = robustness_config(args.config_file, args.opts)
+    check_dataset_names(cfg)
+    dataset = cfg.DATASETS.TEST[0]
+    from detectron2.data import MetadataCatalog
+
+    sem_seg = getattr(MetadataCatalog.get(dataset), "evaluator_type", None) == "sem_seg"
+    metric_name = "mIoU" if sem_seg else "AP"
+
+    def metric(results):
+        return results["sem_seg"]["mIoU"] if sem_seg else results["bbox"]["AP"]
+
+    def evaluate(model):
+        return DropBlockTrainer.test(cfg, _ForwardOnly(model))
+
+    curves = {}
+    for spec in args.checkpoint:
+        path, label = _checkpoint_and_label(spec)
+        model = DropBlockTrainer.build_model(cfg)
+        load_checkpoint_strict(model, path)
+        with torch.no_grad():
+            curves[label] = evaluate_with_dropblock_at_inference(
+                model, evaluate, args.keep_probs, args.seeds, metric)
+    os.makedirs(args.output_dir, exist_ok=True)
+    table = format_robustness_table(curves, metric_name)
+    print(table)
+    with open(os.path.join(args.output_dir, "robustness.txt"), "w") as f:
+        f.write(table + "\n")
+    png = plot_robustness(curves, os.path.join(args.output_dir, "robustness.png"), metric_name)
+    print(f"plot: {png}")
+    return curves
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+#!/usr/bin/env python
+"""Short trainings over a block_size x keep_prob grid (the two DropBlock hyperparameters
+the paper searches), results to CSV and a heatmap PNG. Resumable: a cell already recorded
+in the CSV is not trained again, so rerunning the same command finishes an interrupted
+sweep.
+
+    python tools/sweep.py --config-file configs/Synthetic/retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml \\
+        --block-sizes 1 3 5 --keep-probs 0.95 0.9 0.8 --output-dir output/sweep SOLVER.MAX_ITER 300
+
+Each cell trains in OUTPUT_DIR/b<block>_kp<keep_prob>/ and is evaluated on DATASETS.TEST
+(COCO box AP; mIoU for a semantic-segmentation dataset). Outputs: sweep.csv, sweep.png.
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config-file", required=True)
+    p.add_argument("--block-sizes", type=int, nargs="+", required=True)
+    p.add_argument("--keep-probs", type=float, nargs="+", required=True)
+    p.add_argument("--output-dir", default="output/sweep")
+    p.add_argument("opts", nargs=argparse.REMAINDER, default=[],
+                   help="config overrides for every cell, KEY VALUE pairs")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from detectron2.data import MetadataCatalog
+    from detectron2.utils.logger import setup_logger
+
+    import dropblock_det  # noqa: F401
+    from dropblock_det.analysis import plot_sweep_heatmap, run_sweep, sweep_cells
+    from dropblock_det.engine.trainer import (
+        DropBlockTrainer,
+        check_dataset_names,
+        check_weights_path,
+        load_config,
+    )
+
+    setup_logger(name="detectron2")
+    cells = sweep_cells(args.block_sizes, args.keep_probs)
+    # Check the shared part of the config once, before the first cell trains.
+    base = load_config(args.config_file, args.opts)
+    check_dataset_names(base)
+    check_weights_path(base)
+    sem_seg = getattr(MetadataCatalog.get(base.DATASETS.TEST[0]), "evaluator_type", "") == "sem_seg"
+    metric_name = "sem_seg/mIoU" if sem_seg else "bbox/AP"
+
+    def train_cell(block_size, keep_prob):
+        out = os.path.join(args.output_dir, f"b{block_size}_kp{keep_prob:g}")
+        cfg = load_config(args.config_file, list(args.opts) + [
+            "MODEL.DROPBLOCK.BLOCK_SIZE", str(block_size),
+            "MODEL.DROPBLOCK.KEEP_PROB", str(keep_prob),
+            "OUTPUT_DIR", out,
+        ])
+        cfg.freeze()
+        os.makedirs(out, exist_ok=True)
+        trainer = DropBlockTrainer(cfg)
+        trainer.resume_or_load(resume=False)
+        results = trainer.train()
+        if not results:
+            raise RuntimeError(f"cell block_size={block_size} keep_prob={keep_prob}: "
+                               "no evaluation results (is DATASETS.TEST empty?)")
+        task, key = metric_name.split("/")
+        return float(results[task][key]), out
+
+    values = run_sweep(cells, train_cell, os.path.join(args.output_dir, "sweep.csv"),
+                       metric_name)
+    png = plot_sweep_heatmap(values, os.path.join(args.output_dir, "sweep.png"), metric_name)
+    print(f"csv: {os.path.join(args.output_dir, 'sweep.csv')}\nheatmap: {png}")
+    return values
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+#!/usr/bin/env python
+"""Train or evaluate a detectron2 model with dropblock-det's components.
+
+    python tools/train_net.py --config-file configs/Synthetic/retinanet_R18_GN_dropblock.yaml
+    python tools/train_net.py --config-file CFG --eval-only MODEL.WEIGHTS out/model_final.pth
+    python tools/train_net.py --config-file CFG --resume          # continue from OUTPUT_DIR
+    python tools/train_net.py --config-file CFG --num-gpus 8      # multi-GPU (launch)
+    python tools/train_net.py --config-file CFG MODEL.DEVICE cpu SOLVER.MAX_ITER 100
+
+Real datasets are read from $DETECTRON2_DATASETS (see datasets/README.md); the config's
+datasets are checked (registered, files present) before anything is built.
+The logic lives in dropblock_det/engine/trainer.py; this file is argument parsing.
+"""
+import logging
+import os
+import sys
+
+# Runs from a checkout without `pip install -e .` too.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import detectron2.utils.comm as comm  # noqa: E402
+from detectron2.engine import default_argument_parser, default_setup, launch  # noqa: E402
+from detectron2.evaluation import verify_results  # noqa: E402
+
+import dropblock_det  # noqa: E402,F401  (registers the components and datasets)
+from dropblock_det.engine.trainer import (  # noqa: E402
+    DropBlockTrainer,
+    check_dataset_names,
+    check_weights_path,
+    load_checkpoint_strict,
+    load_config,
+)
+
+logger = logging.getLogger("dropblock_det.train_net")
+
+
+class Trainer(DropBlockTrainer):
+    """detectron2's DefaultTrainer plus the DropBlock schedule hook, evaluator by dataset
+    type, Cutout and the project's LR schedules (see DropBlockTrainer)."""
+
+
+def setup(args):
+    """get_cfg -> add_dropblock_config -> merge file -> merge opts -> checks -> freeze ->
+    default_setup. Raises before anything is built when the input is wrong."""
+    cfg = load_config(args.config_file, args.opts)
+    cfg.freeze()
+    check_dataset_names(cfg)
+    if not args.eval_only and not args.resume:
+        check_weights_path(cfg)
+    default_setup(cfg, args)
+    return cfg
+
+
+def main(args):
+    cfg = setup(args)
+    if args.eval_only:
+        model = Trainer.build_model(cfg)
+        load_checkpoint_strict(model, cfg.MODEL.WEIGHTS)
+        res = Trainer.test(cfg, model)
+        if comm.is_main_process():
+            verify_results(cfg, res)
+        return res
+
+    trainer = Trainer(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    return trainer.train()
+
+
+def parser():
+    return default_argument_parser()
+
+
+if __name__ == "__main__":
+    args = parser().parse_args()
+    print("Command Line Args:", args)
+    launch(
+        main,
+        args.num_gpus,
+        num_machines=args.num_machines,
+        machine_rank=args.machine_rank,
+        dist_url=args.dist_url,
+        args=(args,),
+    )
