@@ -100,8 +100,8 @@ def make_mini_voc_sbd(root, seed: int = 0):
             edges[1:, :] |= label[1:, :] != label[:-1, :]
             edges[:, 1:] |= label[:, 1:] != label[:, :-1]
             voc_label[edges] = 255
-            png = Image.fromarray(voc_label, mode="P")
-            png.putpalette(palette)
+            png = Image.fromarray(voc_label)
+            png.putpalette(palette)  # turns the "L" image into "P" with the same indices
             png.save(voc / "SegmentationClass" / f"{image_id}.png")
             labels[image_id] = voc_label
         if image_id in MINI_SBD_TRAIN or image_id in MINI_SBD_VAL:

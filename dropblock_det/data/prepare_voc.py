@@ -191,7 +191,8 @@ def _write_png_atomic(label: np.ndarray, dst: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=".png.tmp", dir=dst.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            Image.fromarray(label, mode="L").save(f, format="PNG")
+            # A 2-D uint8 array becomes an "L" image (no `mode=`: deprecated in Pillow 11).
+            Image.fromarray(np.ascontiguousarray(label, dtype=np.uint8)).save(f, format="PNG")
         os.replace(tmp, dst)
     except BaseException:
         if os.path.exists(tmp):

@@ -175,7 +175,8 @@ def build_train_augmentation(cfg: CfgNode) -> List[T.Augmentation]:
     if cfg.INPUT.CUTOUT.ENABLED:
         from ..data.cutout import build_cutout_augmentation
 
-        augs.append(build_cutout_augmentation(cfg))
+        # After resizing: INPUT.CUTOUT.SIZE is in pixels of the network input.
+        augs.extend(build_cutout_augmentation(cfg))
     return augs
 
 

@@ -109,8 +109,8 @@ def test_prepare_rerun_keeps_up_to_date_labels_and_rewrites_changed_ones(tree):
     img = Image.open(src)
     arr = np.array(img)
     arr[:4, :4] = 7
-    edited = Image.fromarray(arr, mode="P")
-    edited.putpalette(img.getpalette())
+    edited = Image.fromarray(arr)
+    edited.putpalette(img.getpalette())  # "L" -> "P", same indices
     edited.save(src)
     dst = voc / "SegmentationClassAug" / f"{MINI_VOC_VAL[0]}.png"
     import os
@@ -155,7 +155,7 @@ def test_rgb_label_png_is_rejected_as_wrong_mode(tree):
 def test_label_values_outside_voc_classes_are_rejected(tree):
     voc, sbd, _ = tree
     path = voc / "SegmentationClass" / f"{MINI_VOC_VAL[1]}.png"
-    Image.fromarray(np.full((48, 64), 40, dtype=np.uint8), mode="L").save(path)
+    Image.fromarray(np.full((48, 64), 40, dtype=np.uint8)).save(path)
     with pytest.raises(ValueError, match=r"label values \[40\] are not VOC classes"):
         read_voc_label(path)
 

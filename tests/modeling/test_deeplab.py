@@ -39,28 +39,35 @@ def _images(*sizes):
 
 
 # ----------------------------------------------------------------------------- checkpoints
-def test_dropblock_deeplab_checkpoint_loads_strictly_into_stock_deeplab_with_same_eval_outputs(tmp_path):
+@pytest.fixture(scope="module")
+def dropblock_and_stock_models(tmp_path_factory):
+    """(DropBlock DeepLabV3+, stock detectron2 DeepLabV3+) built from the same shrunk config,
+    the stock one holding the DropBlock one's weights (loaded strictly), both in eval mode."""
     torch.manual_seed(0)
-    cfg = _cfg(tmp_path)
+    cfg = _cfg(tmp_path_factory.mktemp("deeplab"))
     model = build_model(cfg)
     stock = build_model(_stock_cfg(cfg))
+    stock.load_state_dict(model.state_dict(), strict=True)
+    return model.eval(), stock.eval()
+
+
+def test_dropblock_deeplab_checkpoint_loads_strictly_into_stock_deeplab_with_same_eval_outputs(
+    dropblock_and_stock_models,
+):
+    model, stock = dropblock_and_stock_models
     assert type(stock.sem_seg_head).__name__ == "DeepLabV3PlusHead"
     assert len(list(iter_regularizers(model))) > 0 and len(list(iter_regularizers(stock))) == 0
+    assert list(model.state_dict()) == list(stock.state_dict())  # same names, same order
+    reloaded = copy.deepcopy(model)
+    reloaded.load_state_dict(stock.state_dict(), strict=True)  # and the other way round
 
-    state = model.state_dict()
-    assert list(state) == list(stock.state_dict())  # same names, same order
-    stock.load_state_dict(state, strict=True)
-    model.load_state_dict(stock.state_dict(), strict=True)  # and the other way round
-
-    model.eval()
-    stock.eval()
     # sizes where the stock model runs: its ASPP pooling kernel is the 64-pixel crop's 4x4
     with torch.no_grad():
         for inputs in (_images((64, 64), (64, 64)), _images((128, 64))):
-            ours = model(inputs)
             theirs = stock(inputs)
-            for a, b in zip(ours, theirs):
-                assert torch.equal(a["sem_seg"], b["sem_seg"])
+            for ours in (model(inputs), reloaded(inputs)):
+                for a, b in zip(ours, theirs):
+                    assert torch.equal(a["sem_seg"], b["sem_seg"])
 
 
 def test_deeplab_backbone_without_dropblock_has_the_stock_module_tree(tmp_path):
@@ -145,17 +152,15 @@ def test_aspp_with_a_crop_sized_pooling_kernel_handles_any_test_size():
         assert torch.allclose(ours(x), global_pool(x), atol=1e-6)
 
 
-def test_deeplab_model_evaluates_variable_voc_like_sizes(tmp_path):
-    cfg = _cfg(tmp_path)
-    model = build_model(cfg).eval()
-    stock = build_model(_stock_cfg(cfg)).eval()
+def test_deeplab_model_evaluates_variable_voc_like_sizes(dropblock_and_stock_models):
+    model, stock = dropblock_and_stock_models
     inputs = _images((48, 72), (56, 64))
-    with pytest.raises(ValueError, match="pool_kernel_size"):
-        with torch.no_grad():
-            stock(inputs[:1])
     with torch.no_grad():
+        with pytest.raises(ValueError, match="pool_kernel_size"):
+            stock(inputs[:1])
         outputs = model(inputs)
     assert [tuple(o["sem_seg"].shape) for o in outputs] == [(21, 48, 72), (21, 56, 64)]
+    assert all(torch.isfinite(o["sem_seg"]).all() for o in outputs)
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -224,3 +229,44 @@ def test_deeplab_config_trains_two_iterations_and_evaluates_miou(config_file, mi
     else:
         assert not regularizers
     assert Path(cfg.OUTPUT_DIR, "model_final.pth").is_file()
+
+
+VOC_SEM_SEG_CONFIGS = sorted(
+    p.name for p in (CONFIGS / "PascalVOC-SemanticSegmentation").glob("*.yaml")
+    if not p.name.startswith("Base-")
+)
+
+
+@pytest.mark.parametrize("config_file", VOC_SEM_SEG_CONFIGS)
+def test_voc_configs_use_the_real_datasets_poly_lr_and_full_size_crops(config_file):
+    from dropblock_det.engine.trainer import load_config
+
+    cfg = load_config(str(CONFIGS / "PascalVOC-SemanticSegmentation" / config_file))
+    assert cfg.DATASETS.TRAIN == ("voc_2012_sem_seg_train_aug",)
+    assert cfg.DATASETS.TEST == ("voc_2012_sem_seg_val",)
+    assert cfg.SOLVER.LR_SCHEDULER_NAME == "WarmupPolyLR"
+    assert (cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES, cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE) == (21, 255)
+    crop_h, crop_w = cfg.INPUT.CROP.SIZE
+    # full-size crops (detectron2 does not pad them) that both output strides divide
+    assert min(cfg.INPUT.MIN_SIZE_TRAIN) >= max(crop_h, crop_w)
+    assert crop_h % 32 == 0 and crop_w % 32 == 0
+    assert ("dropblock" in config_file) == (
+        cfg.MODEL.DROPBLOCK.RESNET.ENABLED or cfg.MODEL.DROPBLOCK.SEM_SEG_HEAD.ENABLED
+    )
+    if "imagenet" in config_file:
+        assert cfg.MODEL.WEIGHTS == "detectron2://DeepLab/R-52.pkl"
+    else:
+        assert cfg.MODEL.WEIGHTS == "" and cfg.MODEL.RESNETS.NORM == "GN"
+
+
+def test_full_size_gn_dropblock_deeplab_builds_from_its_config():
+    from dropblock_det.engine.trainer import load_config
+
+    cfg = load_config(str(CONFIGS / "PascalVOC-SemanticSegmentation" / SCRATCH_DROPBLOCK))
+    cfg.MODEL.DEVICE = "cpu"
+    model = build_model(cfg)
+    head = model.sem_seg_head
+    assert isinstance(head, DropBlockDeepLabV3PlusHead)
+    assert head.decoder["res2"]["project_conv"].out_channels == 64  # GN-compatible, not 48
+    assert model.backbone.output_shape()["res5"].channels == 2048
+    assert len(list(iter_regularizers(model))) == 4 * (6 + 3) + 7

@@ -10,6 +10,7 @@ from detectron2.engine import HookBase
 from detectron2.engine import hooks as d2_hooks
 from detectron2.modeling import build_model
 from detectron2.modeling.meta_arch.retinanet import RetinaNet
+from detectron2.utils.events import JSONWriter
 
 from conftest import REPO
 from reliability_helpers import (
@@ -21,7 +22,7 @@ from reliability_helpers import (
 )
 
 CONFIG = str(REPO / "configs" / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml")
-MAX_ITER = 4
+MAX_ITER = 5
 INTERRUPT_AFTER = 2  # iterations 0, 1 run; the checkpoint of iteration 1 is written
 OPTS = [
     # Tiny model; no norm in the head so detectron2 v0.6's stock RetinaNet can build it too.
@@ -52,10 +53,14 @@ class _InterruptAfter(HookBase):
 
 class _EveryStepWriter(d2_hooks.PeriodicWriter):
     """DefaultTrainer writes metrics every 20 iterations, keeping only the latest value of
-    each scalar: write every iteration so metrics.json holds the whole sequence."""
+    each scalar: also write metrics.json after every iteration, so it holds the whole
+    sequence (the console printer keeps its period)."""
 
-    def __init__(self, writers, period=20):
-        super().__init__(writers, period=1)
+    def after_step(self):
+        for writer in self._writers:
+            if isinstance(writer, JSONWriter):
+                writer.write()
+        super().after_step()
 
 
 @pytest.fixture(scope="module")
