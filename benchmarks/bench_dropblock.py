@@ -13,6 +13,11 @@ itself), and forward+backward relative to the floor of the same shape.
 
     python benchmarks/bench_dropblock.py            # CPU, and CUDA when present
     python benchmarks/bench_dropblock.py --quick    # fewer repeats, one CPU shape
+    python benchmarks/bench_dropblock.py --threads 1   # one torch CPU thread
+
+On a machine shared with other jobs, the OpenMP fork/join of every parallel op waits for
+descheduled threads; implementations with more ops (mask building, counting) suffer more
+than the one-op floor, so compare runs at a given thread count and load (both printed).
 """
 import argparse
 import os

@@ -64,6 +64,10 @@ def add_dropblock_config(cfg: CN) -> None:
 
     Impossible values are rejected by :func:`validate_dropblock_config`, which every
     dropblock-det builder calls when the model is built.
+
+    It also adds the keys of detectron2's DeepLab project (`add_deeplab_config`: SOLVER.
+    POLY_LR_*, MODEL.SEM_SEG_HEAD.ASPP_* / PROJECT_*, MODEL.RESNETS.RES5_MULTI_GRID,
+    STEM_TYPE, ...), which the segmentation configs use; they change no other default.
     """
     cfg.MODEL.DROPBLOCK = CN()
     db = cfg.MODEL.DROPBLOCK
@@ -103,6 +107,13 @@ def add_dropblock_config(cfg: CN) -> None:
     cfg.INPUT.CUTOUT.SIZE = 64
     cfg.INPUT.CUTOUT.NUM_HOLES = 1
     cfg.INPUT.CUTOUT.PROB = 1.0
+
+    # The keys of detectron2's DeepLab project (SOLVER.POLY_LR_*, MODEL.SEM_SEG_HEAD.ASPP_*,
+    # MODEL.RESNETS.RES5_MULTI_GRID, ...): the segmentation configs need them, and with them
+    # one call reads every config of the project. Imported here: modeling imports this module.
+    from .modeling.deeplab import add_dropblock_deeplab_config
+
+    add_dropblock_deeplab_config(cfg)
 
 
 # Allowed names of the list-valued keys (TYPE, GAMMA and IMPL take the layers' names).

@@ -19,7 +19,9 @@ __all__ = ["WarmupPolyLR", "warmup_factor_at_iter", "build_lr_scheduler"]
 _WARMUP_METHODS = ("constant", "linear")
 
 
-def warmup_factor_at_iter(method: str, iteration: int, warmup_iters: int, warmup_factor: float) -> float:
+def warmup_factor_at_iter(
+    method: str, iteration: int, warmup_iters: int, warmup_factor: float
+) -> float:
     """LR multiplier of the warm-up at `iteration` (1.0 once warm-up is over).
 
     Args:
@@ -67,7 +69,9 @@ class WarmupPolyLR(torch.optim.lr_scheduler._LRScheduler):
         if power < 0:
             raise ValueError(f"SOLVER.POLY_LR_POWER must be >= 0, got {power}")
         if not 0.0 <= constant_ending <= 1.0:
-            raise ValueError(f"SOLVER.POLY_LR_CONSTANT_ENDING must be in [0, 1], got {constant_ending}")
+            raise ValueError(
+                f"SOLVER.POLY_LR_CONSTANT_ENDING must be in [0, 1], got {constant_ending}"
+            )
         self.max_iters = max_iters
         self.warmup_factor = warmup_factor
         self.warmup_iters = warmup_iters

@@ -157,7 +157,8 @@ def read_sbd_label(path: PathLike) -> np.ndarray:
     except Exception as e:  # scipy raises ValueError/TypeError/MatReadError on garbage
         raise ValueError(f"corrupt or unreadable SBD .mat file {path}: {e}") from None
     if "GTcls" not in mat:
-        raise ValueError(f"{path}: no 'GTcls' variable (found {sorted(k for k in mat if not k.startswith('__'))})")
+        found = sorted(k for k in mat if not k.startswith("__"))
+        raise ValueError(f"{path}: no 'GTcls' variable (found {found})")
     segmentation = getattr(mat["GTcls"], "Segmentation", None)
     if segmentation is None:
         raise ValueError(f"{path}: 'GTcls' has no 'Segmentation' field")
@@ -250,7 +251,9 @@ def prepare_voc_sem_seg(
 
     image_dir = _require_dir(voc_dir / "JPEGImages", "VOC JPEGImages")
     voc_label_dir = _require_dir(voc_dir / "SegmentationClass", "VOC SegmentationClass")
-    voc_split_dir = _require_dir(voc_dir / "ImageSets" / "Segmentation", "VOC ImageSets/Segmentation")
+    voc_split_dir = _require_dir(
+        voc_dir / "ImageSets" / "Segmentation", "VOC ImageSets/Segmentation"
+    )
     sbd_label_dir = _require_dir(sbd_dir / "cls", "SBD cls")
 
     voc_train = read_split_file(voc_split_dir / "train.txt")

@@ -35,7 +35,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -86,7 +86,8 @@ def _shape_mask(kind: str, cx: float, cy: float, size: float, angle: float, hw: 
     if kind == "circle":
         draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=1)
     elif kind == "square":
-        # Rotated by up to +-20 degrees, so squares are not always axis aligned.
+        # Vertices at 45 deg + angle: a square tilted by 25..65 degrees (never axis aligned,
+        # so it never fills its box), of side 0.85 * size (about a circle's area).
         pts = [
             (cx + r * math.cos(angle + k * math.pi / 2) * math.sqrt(2) * 0.85,
              cy + r * math.sin(angle + k * math.pi / 2) * math.sqrt(2) * 0.85)

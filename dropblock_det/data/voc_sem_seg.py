@@ -92,12 +92,16 @@ def load_voc_sem_seg(voc_dir: os.PathLike, split: str) -> List[Dict[str, Any]]:
         file_name = image_dir / f"{image_id}.jpg"
         label_name = label_dir / f"{image_id}.png"
         if not label_name.is_file():
-            raise FileNotFoundError(f"label of {image_id!r} listed in {split_file} is missing: {label_name}")
+            raise FileNotFoundError(
+                f"label of {image_id!r} listed in {split_file} is missing: {label_name}"
+            )
         try:
             with Image.open(file_name) as img:
                 width, height = img.size
         except FileNotFoundError:
-            raise FileNotFoundError(f"image of {image_id!r} listed in {split_file} is missing: {file_name}") from None
+            raise FileNotFoundError(
+                f"image of {image_id!r} listed in {split_file} is missing: {file_name}"
+            ) from None
         dicts.append(
             {
                 "file_name": str(file_name),

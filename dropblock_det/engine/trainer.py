@@ -7,8 +7,6 @@ current detectron2 main.
 """
 from __future__ import annotations
 
-import importlib
-import logging
 import os
 from collections import OrderedDict
 from pathlib import Path
@@ -28,16 +26,15 @@ from detectron2.engine import DefaultTrainer, hooks
 from detectron2.evaluation import (
     COCOEvaluator,
     DatasetEvaluator,
-    DatasetEvaluators,
     PascalVOCDetectionEvaluator,
     SemSegEvaluator,
 )
 
 from .. import data as _data  # noqa: F401  (registers the datasets)
 from .. import modeling as _modeling  # noqa: F401  (registers backbones, meta-archs, heads)
+from .. import solver
 from ..config import add_dropblock_config
 
-logger = logging.getLogger(__name__)
 
 __all__ = [
     "DropBlockTrainer",
@@ -47,6 +44,7 @@ __all__ = [
     "has_compiled_ops",
     "load_config",
     "load_checkpoint_strict",
+    "check_weights_path",
     "CheckpointMismatchError",
 ]
 
@@ -60,8 +58,7 @@ def load_config(config_file: str, opts: Sequence[str] = (), extra_setup=None) ->
     number of opts. The returned config is not frozen.
     """
     cfg = get_cfg()
-    add_dropblock_config(cfg)
-    _add_optional_project_configs(cfg)
+    add_dropblock_config(cfg)  # includes the DeepLab keys the segmentation configs need
     if extra_setup is not None:
         extra_setup(cfg)
     if config_file:
@@ -88,18 +85,6 @@ def load_config(config_file: str, opts: Sequence[str] = (), extra_setup=None) ->
         except ValueError as e:  # type mismatch
             raise ValueError(f"command-line opt {key}={value!r}: {e}") from None
     return cfg
-
-
-def _add_optional_project_configs(cfg: CfgNode) -> None:
-    """Add the keys of the segmentation configs when that part of the package exists
-    (DeepLab's SOLVER.POLY_LR_* and MODEL.SEM_SEG_HEAD.* keys)."""
-    try:
-        deeplab = importlib.import_module("dropblock_det.modeling.deeplab")
-    except ImportError:
-        return
-    add = getattr(deeplab, "add_dropblock_deeplab_config", None)
-    if add is not None:
-        add(cfg)
 
 
 # ----------------------------------------------------------------------------- datasets
@@ -242,10 +227,7 @@ class DropBlockTrainer(DefaultTrainer):
 
     @classmethod
     def build_lr_scheduler(cls, cfg: CfgNode, optimizer: torch.optim.Optimizer):
-        try:
-            solver = importlib.import_module("dropblock_det.solver")
-        except ImportError:
-            return super().build_lr_scheduler(cfg, optimizer)
+        # WarmupPolyLR (segmentation) there, every other name delegated to detectron2.
         return solver.build_lr_scheduler(cfg, optimizer)
 
     def build_hooks(self) -> List[hooks.HookBase]:

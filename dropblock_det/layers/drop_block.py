@@ -40,8 +40,8 @@ about gamma * numel random numbers) and fills each seed's block into a bool mask
 `x * scale` followed by an indexed fill of the dropped blocks, in forward and backward,
 and autograd keeps only the seeds' offsets (8 bytes per seed, far below 1 byte per
 element); shared masks and dense seeds go through `masked_scale`, which keeps the bool
-mask (1 byte per element, or 1/C for a shared mask). On CUDA, `impl="auto"` uses the fused Triton kernel of
-`drop_block_triton.py` when it is available.
+mask (1 byte per element, or 1/C for a shared mask). On CUDA, `impl="auto"` uses the
+fused Triton kernel of `drop_block_triton.py` when it is available.
 """
 import functools
 import math
@@ -51,6 +51,7 @@ from typing import Any, Tuple
 import numpy as np
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from .base import KeepProbRegularizer, check_keep_prob, masked_scale, reject_unknown_kwargs
 
@@ -206,7 +207,10 @@ def _sample_seed_positions(num_positions: int, gamma: float, device: torch.devic
         if last >= num_positions - 1:
             break
     positions = torch.cat(chunks) if len(chunks) > 1 else chunks[0]
-    return positions[positions < num_positions].long()
+    # Ascending, so the positions in range are a prefix: a binary search, not a mask.
+    bound = torch.tensor([float(num_positions)], dtype=torch.float64, device=device)
+    in_range = int(torch.searchsorted(positions, bound))
+    return positions[:in_range].long()
 
 
 class _SeedBlocks:
@@ -285,6 +289,7 @@ class _DropBlockFromSeeds(torch.autograd.Function):
         return _scale_and_drop(x, out, _SeedBlocks(top_left, block_offsets), scale)
 
     @staticmethod
+    @once_differentiable  # writes into preallocated outputs; double backward is not needed
     def backward(ctx, grad_output: Tensor):  # type: ignore[override]
         top_left, block_offsets = ctx.saved_tensors
         shape, stride = ctx.layout

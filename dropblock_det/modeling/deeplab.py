@@ -142,7 +142,8 @@ def build_dropblock_resnet_deeplab_backbone(cfg: CfgNode, input_shape: ShapeSpec
     )
     regularizer_kwargs = dropblock_resnet_stage_kwargs(cfg, depth)
     dilations = {"res2": 1, "res3": 1, "res4": resnets.RES4_DILATION, "res5": resnets.RES5_DILATION}
-    out_stage_index = [{"res2": 2, "res3": 3, "res4": 4, "res5": 5}[f] for f in resnets.OUT_FEATURES]
+    stage_index = {"res2": 2, "res3": 3, "res4": 4, "res5": 5}
+    out_stage_index = [stage_index[f] for f in resnets.OUT_FEATURES]
     in_channels = resnets.STEM_OUT_CHANNELS
     out_channels = resnets.RES2_OUT_CHANNELS
     bottleneck_channels = resnets.NUM_GROUPS * resnets.WIDTH_PER_GROUP

@@ -2,34 +2,24 @@
 block_size x keep_prob sweep (tools/sweep.py), on tiny models and grids."""
 import csv
 import math
-import os
 
 import pytest
 import torch
 from torch import nn
 
-from conftest import REPO
-
-from test_train_net import DB_CONFIG, TINY_DATA, TINY_OPTS, load_tool  # noqa: F401
-
-BASELINE_CONFIG = str(REPO / "configs" / "Synthetic" / "Base-RetinaNet-Synthetic.yaml")
+from tools_helpers import (
+    BASELINE_CONFIG,
+    DB_CONFIG,
+    TINY_OPTS,
+    load_tool,
+    tiny_synthetic_datasets,
+)
 
 
 @pytest.fixture(scope="module")
 def tiny_datasets(tmp_path_factory):
-    from dropblock_det.data.synthetic import make_synthetic_detection, register_synthetic_datasets
-
-    root = tmp_path_factory.mktemp("datasets")
-    make_synthetic_detection(root, **{**TINY_DATA, "num_val": 2})
-    old = os.environ.get("DETECTRON2_DATASETS")
-    os.environ["DETECTRON2_DATASETS"] = str(root)
-    register_synthetic_datasets(root)
-    yield root
-    if old is None:
-        del os.environ["DETECTRON2_DATASETS"]
-    else:
-        os.environ["DETECTRON2_DATASETS"] = old
-    register_synthetic_datasets()
+    with tiny_synthetic_datasets(tmp_path_factory.mktemp("datasets"), num_val=2) as root:
+        yield root
 
 
 # ----------------------------------------------------------------------------- robustness

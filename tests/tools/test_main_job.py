@@ -3,7 +3,7 @@ writes metrics.json + the PNG + a summary, prints the final AP."""
 import json
 import math
 
-from test_train_net import DB_CONFIG, TINY_OPTS, load_tool  # noqa: F401
+from tools_helpers import TINY_OPTS, load_tool
 
 
 def test_main_job_makes_data_trains_evaluates_and_writes_its_outputs(tmp_path, monkeypatch,

@@ -1,0 +1,108 @@
+"""Export: a model trained with DropBlock everywhere, in eval mode, traces with
+`torch.jit.trace` (and detectron2's `TracingAdapter` where it imports) and the traced model
+gives outputs identical to stock detectron2's RetinaNet built from the same weights.
+
+detectron2 v0.6's `detectron2.export` imports caffe2 at import time, which current PyTorch
+no longer ships, so `TracingAdapter` is unavailable there; the tensor-in/tensors-out wrapper
+below is traced on every version.
+"""
+import pytest
+import torch
+from torch import nn
+
+from detectron2.modeling import build_model
+from detectron2.modeling.meta_arch.retinanet import RetinaNet
+from detectron2.utils.events import EventStorage
+
+from conftest import detection_batch
+from dropblock_det.layers import KeepProbRegularizer
+from reliability_helpers import dropblock_everywhere_cfg, stock_retinanet_cfg
+
+
+class DetectionsOf(nn.Module):
+    """A detectron2 detector as image (3, H, W) -> (boxes (R, 4), scores (R,), classes (R,)),
+    the form `torch.jit.trace` needs."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor):
+        instances = self.model([{"image": image}])[0]["instances"]
+        return instances.pred_boxes.tensor, instances.scores, instances.pred_classes
+
+
+def _images():
+    batch = detection_batch(num_images=2, size=(3, 64, 64), seed=3, with_instances=False)
+    return [item["image"] for item in batch]
+
+
+@pytest.fixture(scope="module")
+def trained_and_stock():
+    """(plugin model trained 2 steps with DropBlock everywhere, stock RetinaNet with its
+    weights), both in eval mode. No head norm: v0.6's stock RetinaNet cannot build GN."""
+    cfg = dropblock_everywhere_cfg(keep_prob=0.7, head_norm="")
+    cfg.MODEL.RETINANET.SCORE_THRESH_TEST = 0.0  # compare many detections, not none
+    torch.manual_seed(0)
+    plugin = build_model(cfg)
+    assert sum(isinstance(m, KeepProbRegularizer) for m in plugin.modules()) > 40
+    optimizer = torch.optim.SGD(plugin.parameters(), lr=0.01, momentum=0.9)
+    plugin.train()
+    with EventStorage(0):
+        for step in range(2):
+            losses = sum(plugin(detection_batch(size=(3, 64, 64), seed=step)).values())
+            optimizer.zero_grad()
+            losses.backward()
+            optimizer.step()
+    stock = build_model(stock_retinanet_cfg(cfg))
+    assert type(stock) is RetinaNet
+    stock.load_state_dict(plugin.state_dict(), strict=True)
+    return plugin.eval(), stock.eval()
+
+
+def _assert_same_detections(ours, theirs):
+    assert len(ours) == len(theirs) == 3
+    assert ours[0].shape[0] > 0
+    for a, b in zip(ours, theirs):
+        assert torch.equal(a, b)
+
+
+@pytest.fixture(scope="module")
+def traced_plugin(trained_and_stock):
+    plugin, _ = trained_and_stock
+    with torch.no_grad():
+        return torch.jit.trace(DetectionsOf(plugin), (_images()[0],), check_trace=False)
+
+
+def test_traced_dropblock_model_matches_stock_retinanet(trained_and_stock, traced_plugin):
+    _, stock = trained_and_stock
+    with torch.no_grad():
+        for image in _images():  # the traced input and one the trace did not see
+            _assert_same_detections(traced_plugin(image), DetectionsOf(stock)(image))
+
+
+def test_eval_mode_leaves_no_random_op_in_the_trace(traced_plugin):
+    traced = traced_plugin
+    ops = {node.kind() for node in traced.inlined_graph.nodes()}
+    random_ops = sorted(op for op in ops if any(
+        word in op for word in ("bernoulli", "rand", "geometric", "dropout", "index_fill")))
+    assert random_ops == []
+
+
+def test_tracing_adapter_output_matches_stock_retinanet(trained_and_stock):
+    try:
+        from detectron2.export import TracingAdapter
+    except ImportError as e:  # v0.6: detectron2.export needs caffe2
+        pytest.skip(f"detectron2.export does not import here: {e}")
+    plugin, stock = trained_and_stock
+    first, second = _images()
+    adapter = TracingAdapter(plugin, [{"image": first}])
+    with torch.no_grad():
+        traced = torch.jit.trace(adapter, adapter.flattened_inputs, check_trace=False)
+        for image in (first, second):
+            ours = adapter.outputs_schema(traced(image))[0]["instances"]
+            theirs = stock([{"image": image}])[0]["instances"]
+            assert len(ours) == len(theirs) > 0
+            assert torch.equal(ours.pred_boxes.tensor, theirs.pred_boxes.tensor)
+            assert torch.equal(ours.scores, theirs.scores)
+            assert torch.equal(ours.pred_classes, theirs.pred_classes)
