@@ -37,7 +37,7 @@ from dropblock_det.layers import drop_block_2d  # noqa: E402
 KEEP_PROB = 0.9
 BLOCK_SIZE = 7
 CPU_SHAPES = [(8, 256, 50, 68), (8, 512, 25, 34)]
-CUDA_SHAPES = [(16, 1024, 50, 68), (16, 256, 100, 136)]
+CUDA_SHAPES = [(16, 1024, 50, 68), (16, 256, 100, 136), (16, 2048, 25, 34)]  # res4, P3, res5
 
 Impl = Callable[[torch.Tensor], torch.Tensor]
 

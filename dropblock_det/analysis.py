@@ -251,10 +251,14 @@ def plot_sweep_heatmap(values: Dict[Tuple[int, float], float], out_png: os.PathL
     ax.set_yticklabels([str(b) for b in blocks])
     ax.set_xlabel("keep_prob")
     ax.set_ylabel("block_size")
+    finite = [v for row in grid for v in row if not math.isnan(v)]
+    middle = (min(finite) + max(finite)) / 2 if finite else 0.0
     for i, row in enumerate(grid):
         for j, v in enumerate(row):
             if not math.isnan(v):
-                ax.text(j, i, f"{v:.1f}", ha="center", va="center", color="w")
+                # dark text on the bright (high) end of viridis, white on the dark end
+                ax.text(j, i, f"{v:.1f}", ha="center", va="center",
+                        color="k" if v > middle else "w")
     fig.colorbar(im, ax=ax, label=metric_name)
     fig.tight_layout()
     out_png = Path(out_png)

@@ -33,9 +33,13 @@ def _losses(seed: int):
 
 
 def test_same_seed_gives_identical_losses_and_another_seed_does_not():
+    # The first training run in a fresh process differs from later ones in the last bit
+    # of a loss from its second step on, also with every regularizer at keep_prob 1.0 (a
+    # first-call effect of PyTorch's CPU kernels, not of the plugin; separate processes
+    # with the same seed agree bit for bit). So the other seed's run goes first.
+    other = _losses(seed=8)
     first, second = _losses(seed=7), _losses(seed=7)
     assert first == second  # bit-identical, every step
     assert [s["dropblock/keep_prob"] for s in first] == [1.0, 0.7, 0.7]
-    other = _losses(seed=8)
     # Step 0 already differs (initialisation); from step 1 the masks differ as well.
     assert all(a["loss_cls"] != b["loss_cls"] for a, b in zip(first, other))
