@@ -6,7 +6,8 @@ identity outside training and at keep_prob == 1, no parameters and no buffers.
 
 They also share how the mask is applied: `masked_scale(x, keep, scale)` multiplies by a
 bool mask and a scale in fp32 and keeps only the bool mask (1 byte per element, or less when
-it broadcasts) for backward.
+it broadcasts) for backward. In fp16 / bf16 the forward output saturates at the dtype's
+largest finite value instead of overflowing to inf (`saturating_cast`).
 """
 import numbers
 from typing import Any, Dict, Union
@@ -14,7 +15,9 @@ from typing import Any, Dict, Union
 import torch
 from torch import Tensor, nn
 
-__all__ = ["KeepProbRegularizer", "build_regularizer", "masked_scale", "REGULARIZER_TYPES"]
+__all__ = [
+    "KeepProbRegularizer", "build_regularizer", "masked_scale", "saturating_cast", "REGULARIZER_TYPES",
+]
 
 # Names accepted by `build_regularizer` (and by the config key MODEL.DROPBLOCK.TYPE).
 REGULARIZER_TYPES = ("DropBlock", "Dropout", "SpatialDropout")
@@ -56,28 +59,44 @@ class _MaskedScale(torch.autograd.Function):
     ) -> Tensor:
         ctx.save_for_backward(keep)
         ctx.scale = scale
-        return _apply_keep_mask(x, keep, scale)
+        return _apply_keep_mask(x, keep, scale, saturate=True)
 
     @staticmethod
     def backward(ctx, grad_output: Tensor):  # type: ignore[override]
         (keep,) = ctx.saved_tensors
         grad_input = None
         if ctx.needs_input_grad[0]:
-            grad_input = _apply_keep_mask(grad_output, keep, ctx.scale)
+            grad_input = _apply_keep_mask(grad_output, keep, ctx.scale, saturate=False)
         return grad_input, None, None
 
 
-def _apply_keep_mask(t: Tensor, keep: Tensor, scale: Union[Tensor, float]) -> Tensor:
+def _apply_keep_mask(t: Tensor, keep: Tensor, scale: Union[Tensor, float], saturate: bool) -> Tensor:
     """where(keep, t, 0) * scale in fp32 (fp64 for fp64), cast back to t.dtype.
 
     Selecting with a bool mask, then scaling in place, is two passes over t and never
     materialises a float mask. Measured on CPU it beats `t * keep` and `(t * scale) *
     keep.view(uint8)` (both convert the mask to a temporary float tensor first). fp16 and
-    bf16 are scaled in fp32 so the scale is not rounded to 11 / 8 bits before the product.
+    bf16 are scaled in fp32 so the scale is not rounded to 11 / 8 bits before the product;
+    with `saturate` the result is cast with `saturating_cast`.
     """
     if t.dtype in (torch.float32, torch.float64):
         return torch.where(keep, t, 0.0).mul_(scale)
-    return torch.where(keep, t, 0.0).float().mul_(scale).to(t.dtype)
+    product = torch.where(keep, t, 0.0).float().mul_(scale)
+    return saturating_cast(product, t.dtype) if saturate else product.to(t.dtype)
+
+
+def saturating_cast(t: Tensor, dtype: torch.dtype) -> Tensor:
+    """Cast the fp32 tensor t to fp16 / bf16, clamping (in place) what lies beyond the target's
+    range to its largest finite value; NaN stays NaN.
+
+    Used for the forward output of every regularizer in half precision: a kept activation
+    near fp16's maximum (65504) times the renormalising scale (about 1 / keep_prob) does not
+    fit, and an inf activation turns the loss into NaN. The gradient is cast plainly: under
+    AMP an overflowing gradient must stay inf, because that is how GradScaler detects a loss
+    scale that is too large.
+    """
+    largest = torch.finfo(dtype).max
+    return t.clamp_(-largest, largest).to(dtype)
 
 
 def masked_scale(x: Tensor, keep: Tensor, scale: Union[Tensor, float]) -> Tensor:

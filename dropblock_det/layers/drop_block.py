@@ -16,7 +16,10 @@ Semantics of `drop_block_2d(x, keep_prob, block_size)` for x of shape (N, C, H, 
   square inside the map.
 * Output: where(mask, x, 0) * numel(mask) / (count_kept(mask) + eps), the scale and the
   product in fp32 (fp64 for fp64 input), the result cast to x.dtype (an fp16 count would
-  overflow; eps = 1e-6 guards an all-dropped mask, whose output is then all zeros).
+  overflow; eps = 1e-6 guards an all-dropped mask, whose output is then all zeros). In fp16
+  and bf16 a kept unit that the scale pushes past the dtype's range saturates at its
+  largest finite value (65504 in fp16) instead of becoming inf; the gradient is not
+  saturated, so AMP's GradScaler still sees an overflow.
 
 Gamma ("gamma_mode"):
 
@@ -53,7 +56,13 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .base import KeepProbRegularizer, check_keep_prob, masked_scale, reject_unknown_kwargs
+from .base import (
+    KeepProbRegularizer,
+    check_keep_prob,
+    masked_scale,
+    reject_unknown_kwargs,
+    saturating_cast,
+)
 
 __all__ = [
     "drop_block_2d",
@@ -289,7 +298,7 @@ class _DropBlockFromSeeds(torch.autograd.Function):
         # empty_like(x) has the layout of the mask, ones_like(x), that the offsets refer to.
         out = torch.empty_like(x)
         ctx.layout = (out.shape, out.stride())
-        return _scale_and_drop(x, out, _SeedBlocks(top_left, block_offsets), scale)
+        return _scale_and_drop(x, out, _SeedBlocks(top_left, block_offsets), scale, saturate=True)
 
     @staticmethod
     @once_differentiable  # writes into preallocated outputs; double backward is not needed
@@ -299,14 +308,21 @@ class _DropBlockFromSeeds(torch.autograd.Function):
         grad_input = torch.empty_strided(
             shape, stride, dtype=grad_output.dtype, device=grad_output.device
         )
-        _scale_and_drop(grad_output, grad_input, _SeedBlocks(top_left, block_offsets), ctx.scale)
+        _scale_and_drop(
+            grad_output, grad_input, _SeedBlocks(top_left, block_offsets), ctx.scale, saturate=False
+        )
         return grad_input, None, None, None
 
 
-def _scale_and_drop(t: Tensor, out: Tensor, blocks: _SeedBlocks, scale: Tensor) -> Tensor:
-    """out = t * scale (in fp32 for fp16/bf16), then the blocks set to 0."""
+def _scale_and_drop(
+    t: Tensor, out: Tensor, blocks: _SeedBlocks, scale: Tensor, saturate: bool
+) -> Tensor:
+    """out = t * scale (in fp32 for fp16/bf16, cast with `saturating_cast` when `saturate`),
+    then the blocks set to 0."""
     if t.dtype in (torch.float32, torch.float64):
         torch.mul(t, scale, out=out)
+    elif saturate:
+        out.copy_(saturating_cast(t.float() * scale, t.dtype))
     else:
         out.copy_(t.float() * scale)
     blocks.fill(out, 0.0)

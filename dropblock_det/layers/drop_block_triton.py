@@ -5,7 +5,8 @@ PyTorch reference in `drop_block.py` (see its module docstring): iid Bernoulli(g
 at the top-left anchors (i, j), 0 <= i <= H - bh, 0 <= j <= W - bw, per (sample, channel)
 (per sample when `shared_mask`); a seed drops rows i..i+bh-1, columns j..j+bw-1; the output
 is where(keep, x, 0) * numel(mask) / (count_kept + 1e-6), computed in fp32 (fp64 for fp64
-input) and cast to x.dtype. The gradient is exactly grad * keep * that same scale.
+input) and cast to x.dtype, saturating at the dtype's largest finite value in fp16 / bf16
+forward. The gradient is exactly grad * keep * that same scale (not saturated).
 
 Why this design (the target is forward+backward within 2x of a plain `x * mask`):
 
@@ -242,7 +243,16 @@ if triton is not None:
         return rounded.to(tl.uint16).to(tl.bfloat16, bitcast=True)
 
     @triton.jit
-    def _store_result(out_ptrs, y, ok, OUT_BF16: tl.constexpr):
+    def _store_result(out_ptrs, y, ok, OUT_BF16: tl.constexpr, SATURATE: tl.constexpr):
+        if SATURATE:
+            # Forward in fp16 / bf16 (as the reference's saturating_cast): a kept unit beyond
+            # the output dtype's range is stored as its largest finite value, not inf. NaN
+            # fails both comparisons and stays NaN. Backward passes SATURATE=False.
+            if OUT_BF16:
+                largest = 3.3895313892515355e38
+            else:
+                largest = 65504.0
+            y = tl.where(y > largest, largest, tl.where(y < -largest, -largest, y))
         if OUT_BF16:
             tl.store(out_ptrs, _to_bfloat16_rne(y), mask=ok)
         else:
@@ -260,6 +270,7 @@ if triton is not None:
         BLOCK: tl.constexpr,
         COMPUTE_F64: tl.constexpr,
         OUT_BF16: tl.constexpr,
+        SATURATE: tl.constexpr,
         INDEX_64: tl.constexpr,
     ):
         # Per-channel mask in x's memory order: element m <-> bit m. The tile is
@@ -282,7 +293,7 @@ if triton is not None:
             y = tl.where(keep, x.to(tl.float64), 0.0) * scale.to(tl.float64)
         else:
             y = tl.where(keep, x.to(tl.float32), 0.0) * scale
-        _store_result(out_ptr + offs, y, ok, OUT_BF16)
+        _store_result(out_ptr + offs, y, ok, OUT_BF16, SATURATE)
 
     @triton.jit
     def _apply_rows_kernel(
@@ -300,6 +311,7 @@ if triton is not None:
         BLOCK_B: tl.constexpr,
         COMPUTE_F64: tl.constexpr,
         OUT_BF16: tl.constexpr,
+        SATURATE: tl.constexpr,
         INDEX_64: tl.constexpr,
     ):
         # Shared mask on NCHW x: x viewed as (N * C, H * W) rows; x row r uses mask row
@@ -322,7 +334,7 @@ if triton is not None:
             y = tl.where(keep, x.to(tl.float64), 0.0) * scale.to(tl.float64)
         else:
             y = tl.where(keep, x.to(tl.float32), 0.0) * scale
-        _store_result(out_ptr + x_off, y, ok, OUT_BF16)
+        _store_result(out_ptr + x_off, y, ok, OUT_BF16, SATURATE)
 
     @triton.jit
     def _apply_pixels_kernel(
@@ -338,6 +350,7 @@ if triton is not None:
         BLOCK_C: tl.constexpr,
         COMPUTE_F64: tl.constexpr,
         OUT_BF16: tl.constexpr,
+        SATURATE: tl.constexpr,
         INDEX_64: tl.constexpr,
     ):
         # Shared mask on channels_last x: x viewed as (pixels, C); pixel p uses mask bit p.
@@ -355,7 +368,7 @@ if triton is not None:
             y = tl.where(keep[:, None], x.to(tl.float64), 0.0) * scale.to(tl.float64)
         else:
             y = tl.where(keep[:, None], x.to(tl.float32), 0.0) * scale
-        _store_result(out_ptr + x_off, y, ok, OUT_BF16)
+        _store_result(out_ptr + x_off, y, ok, OUT_BF16, SATURATE)
 
 
 def _next_power_of_2(n: int) -> int:
@@ -472,13 +485,15 @@ def _keep_bits(x: Tensor, layout: _Layout, gamma: float, bh: int, bw: int) -> Tu
     return bits, total_kept
 
 
-def _apply(t: Tensor, layout: _Layout, bits: Tensor, total_kept: Tensor) -> Tensor:
-    """where(keep, t, 0) * numel / (total_kept + eps) for t (N, C, H, W) in layout's memory order."""
+def _apply(t: Tensor, layout: _Layout, bits: Tensor, total_kept: Tensor, saturate: bool) -> Tensor:
+    """where(keep, t, 0) * numel / (total_kept + eps) for t (N, C, H, W) in layout's memory
+    order; with `saturate`, fp16 / bf16 results beyond the dtype's range are clamped to it."""
     n, c, height, width = t.shape
     out = torch.empty_like(t)  # preserve_format: t is dense, so out gets t's strides
     index_64 = t.numel() >= 2**31
     apply_block = _launch_sizes(t.device).apply_block
     compute_f64 = t.dtype == torch.float64
+    saturate = saturate and t.dtype in (torch.float16, torch.bfloat16)
     if layout.shared_mask and layout.channels_last:
         num_pixels = n * height * width
         block_c = min(64, max(4, _next_power_of_2(c)))
@@ -487,13 +502,14 @@ def _apply(t: Tensor, layout: _Layout, bits: Tensor, total_kept: Tensor) -> Tens
         _apply_pixels_kernel[grid](
             t, bits, total_kept, out, num_pixels, c, float(layout.mask_numel), _EPS,
             BLOCK_P=block_p, BLOCK_C=block_c, COMPUTE_F64=compute_f64,
-            OUT_BF16=t.dtype == torch.bfloat16, INDEX_64=index_64,
+            OUT_BF16=t.dtype == torch.bfloat16, SATURATE=saturate, INDEX_64=index_64,
         )
         return out
     if not layout.shared_mask:  # the mask has t's memory order: bit index = element offset
         _apply_flat_kernel[(triton.cdiv(t.numel(), apply_block),)](
             t, bits, total_kept, out, t.numel(), float(layout.mask_numel), _EPS,
-            BLOCK=apply_block, COMPUTE_F64=compute_f64, OUT_BF16=t.dtype == torch.bfloat16, INDEX_64=index_64,
+            BLOCK=apply_block, COMPUTE_F64=compute_f64, OUT_BF16=t.dtype == torch.bfloat16,
+            SATURATE=saturate, INDEX_64=index_64,
         )
         return out
     # Shared mask, NCHW: rows are (n, c) planes; plane (n, c) uses mask plane n.
@@ -505,7 +521,7 @@ def _apply(t: Tensor, layout: _Layout, bits: Tensor, total_kept: Tensor) -> Tens
         t, bits, total_kept, out, num_rows, row_len, c, col_blocks,
         float(layout.mask_numel), _EPS,
         BLOCK_R=block_r, BLOCK_B=block_b, COMPUTE_F64=compute_f64,
-        OUT_BF16=t.dtype == torch.bfloat16, INDEX_64=index_64,
+        OUT_BF16=t.dtype == torch.bfloat16, SATURATE=saturate, INDEX_64=index_64,
     )
     return out
 
@@ -524,7 +540,7 @@ class _DropBlockTriton(torch.autograd.Function):
         x = layout.dense(x)
         with _on_device(x.device):
             bits, total_kept = _keep_bits(x, layout, gamma, bh, bw)
-            out = _apply(x, layout, bits, total_kept)
+            out = _apply(x, layout, bits, total_kept, saturate=True)
         ctx.save_for_backward(bits, total_kept)
         ctx.layout = layout
         return out
@@ -538,7 +554,7 @@ class _DropBlockTriton(torch.autograd.Function):
             # grad_output may be non-contiguous (e.g. expanded from a sum): bring it to the
             # memory order the bits were packed in.
             with _on_device(bits.device):
-                grad_input = _apply(ctx.layout.dense(grad_output), ctx.layout, bits, total_kept)
+                grad_input = _apply(ctx.layout.dense(grad_output), ctx.layout, bits, total_kept, saturate=False)
         return grad_input, None, None, None, None
 
 
@@ -556,7 +572,8 @@ def drop_block_2d_triton(x: Tensor, gamma: float, block_size_h: int, block_size_
             (sample, channel).
     Returns:
         tensor of x's shape, dtype and memory layout: where(keep, x, 0) * numel(mask) /
-        (count_kept + 1e-6), computed in fp32 (fp64 for fp64 x). Autograd keeps 1 bit per
+        (count_kept + 1e-6), computed in fp32 (fp64 for fp64 x; fp16 / bf16 results
+        saturate at the dtype's largest finite value). Autograd keeps 1 bit per
         mask element plus an 8-byte count; the gradient is grad * keep * the same scale.
     Raises:
         ValueError naming the argument: non-4D x, unsupported dtype, block size outside

@@ -23,6 +23,8 @@ from .base import KeepProbRegularizer, check_keep_prob, masked_scale, reject_unk
 
 __all__ = ["dropout", "spatial_dropout", "drop_path", "Dropout", "SpatialDropout", "DropPath"]
 
+_FP32_MAX = torch.finfo(torch.float32).max
+
 
 def _check_tensor(x: Any, where: str, min_dim: int) -> None:
     if not isinstance(x, Tensor):
@@ -44,6 +46,12 @@ def _bernoulli_keep(shape: Tuple[int, ...], keep_prob: float, device: torch.devi
     return torch.empty(shape, dtype=torch.bool, device=device).bernoulli_(keep_prob)
 
 
+def _inverted_scale(keep_prob: float) -> float:
+    """1 / keep_prob, capped at fp32's largest value: for keep_prob below ~3e-39 it would be
+    inf in the fp32 product, and a dropped unit would come out as 0 * inf = NaN, not 0."""
+    return min(1.0 / keep_prob, _FP32_MAX)
+
+
 def dropout(x: Tensor, keep_prob: float, training: bool = True, **kwargs: Any) -> Tensor:
     """Element-wise inverted dropout: each element kept with probability keep_prob and
     scaled by 1 / keep_prob. x: any shape, floating; returns x's shape and dtype."""
@@ -54,7 +62,7 @@ def dropout(x: Tensor, keep_prob: float, training: bool = True, **kwargs: Any) -
         return x
     # bernoulli_ into a tensor laid out like x, so the product keeps x's memory layout.
     keep = torch.empty_like(x, dtype=torch.bool).bernoulli_(keep_prob)
-    return masked_scale(x, keep, 1.0 / keep_prob)
+    return masked_scale(x, keep, _inverted_scale(keep_prob))
 
 
 def spatial_dropout(x: Tensor, keep_prob: float, training: bool = True, **kwargs: Any) -> Tensor:
@@ -66,7 +74,7 @@ def spatial_dropout(x: Tensor, keep_prob: float, training: bool = True, **kwargs
     if not _check_training(training) or keep_prob == 1.0 or x.numel() == 0:
         return x
     shape = tuple(x.shape[:2]) + (1,) * (x.dim() - 2)
-    return masked_scale(x, _bernoulli_keep(shape, keep_prob, x.device), 1.0 / keep_prob)
+    return masked_scale(x, _bernoulli_keep(shape, keep_prob, x.device), _inverted_scale(keep_prob))
 
 
 def drop_path(x: Tensor, keep_prob: float, training: bool = True, **kwargs: Any) -> Tensor:
@@ -78,7 +86,7 @@ def drop_path(x: Tensor, keep_prob: float, training: bool = True, **kwargs: Any)
     if not _check_training(training) or keep_prob == 1.0 or x.numel() == 0:
         return x
     shape = (x.shape[0],) + (1,) * (x.dim() - 1)
-    return masked_scale(x, _bernoulli_keep(shape, keep_prob, x.device), 1.0 / keep_prob)
+    return masked_scale(x, _bernoulli_keep(shape, keep_prob, x.device), _inverted_scale(keep_prob))
 
 
 class Dropout(KeepProbRegularizer):

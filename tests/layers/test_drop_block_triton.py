@@ -208,6 +208,29 @@ def check_all_dropped_gives_zeros_not_nan(device: str) -> None:
         assert torch.equal(x.grad, torch.zeros_like(x)), f"block {bh}x{bw}: gradient not zero"
 
 
+def check_half_precision_forward_saturates_and_backward_does_not(device: str) -> None:
+    # Per-channel (flat kernel) and shared masks in both layouts (rows and pixels kernels).
+    for dtype, channels_last, shared in ((torch.float16, False, False), (torch.bfloat16, True, False),
+                                         (torch.float16, False, True), (torch.bfloat16, True, True)):
+        where = f"{dtype}, channels_last={channels_last}, shared_mask={shared}"
+        largest = torch.finfo(dtype).max
+        torch.manual_seed(3)
+        x = torch.full((2, 4, 9, 11), largest * 0.9, device=device).to(dtype)
+        x[:, ::2] *= -1
+        x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+        x.requires_grad_(True)
+        out = triton_path.drop_block_2d_triton(x, 0.1, 3, 3, shared)
+        kept = out != 0
+        assert kept.any() and (~kept).any(), f"{where}: nothing or everything dropped"
+        assert torch.isfinite(out).all(), f"{where}: finite input gave inf/NaN"
+        assert torch.equal(out[kept].abs(), torch.full_like(out[kept], largest)), f"{where}: kept units not saturated"
+        assert torch.equal(torch.sign(out[kept]), torch.sign(x.detach()[kept])), f"{where}: sign changed"
+        # A gradient of the same size overflows: backward must leave it inf for GradScaler.
+        out.backward(torch.full_like(out, largest * 0.9))
+        assert torch.isinf(x.grad[kept]).all(), f"{where}: backward saturated the gradient"
+        assert (x.grad[~kept] == 0).all(), f"{where}: gradient of a dropped unit"
+
+
 def check_gamma_zero_keeps_every_unit(device: str) -> None:
     x = _positive_input((2, 3, 13, 17), device=device)
     out = triton_path.drop_block_2d_triton(x, 0.0, 7, 7, False)
@@ -281,15 +304,15 @@ def compile_kernels_for_sm90() -> List[str]:
          dict(BLOCK_BYTES=256, INDEX_64=False)),
         ("apply_flat", triton_path._apply_flat_kernel,
          sig("x_ptr bits_ptr total_kept_ptr out_ptr numel mask_numel eps", ["*bf16", u8, "*i64", "*bf16", i32, "fp32", "fp32"]),
-         dict(BLOCK=1024, COMPUTE_F64=False, OUT_BF16=True, INDEX_64=False)),
+         dict(BLOCK=1024, COMPUTE_F64=False, OUT_BF16=True, SATURATE=True, INDEX_64=False)),
         ("apply_rows", triton_path._apply_rows_kernel,
          sig("x_ptr bits_ptr total_kept_ptr out_ptr num_rows row_len rows_per_mask_row col_blocks mask_numel eps",
              ["*fp32", u8, "*i64", "*fp32"] + [i32] * 4 + ["fp32", "fp32"]),
-         dict(BLOCK_R=1, BLOCK_B=1024, COMPUTE_F64=False, OUT_BF16=False, INDEX_64=False)),
+         dict(BLOCK_R=1, BLOCK_B=1024, COMPUTE_F64=False, OUT_BF16=False, SATURATE=False, INDEX_64=False)),
         ("apply_pixels", triton_path._apply_pixels_kernel,
          sig("x_ptr bits_ptr total_kept_ptr out_ptr num_pixels channels mask_numel eps",
              ["*fp16", u8, "*i64", "*fp16", i32, i32, "fp32", "fp32"]),
-         dict(BLOCK_P=16, BLOCK_C=64, COMPUTE_F64=False, OUT_BF16=False, INDEX_64=False)),
+         dict(BLOCK_P=16, BLOCK_C=64, COMPUTE_F64=False, OUT_BF16=False, SATURATE=True, INDEX_64=False)),
     ]
     compiled = []
     for name, kernel, signature, constexprs in specs:

@@ -11,7 +11,7 @@ from conftest import detection_batch
 from dropblock_det.engine import DropBlockScheduleHook
 from reliability_helpers import dropblock_everywhere_cfg
 
-STEPS = 3
+STEPS = 2
 
 
 def _losses(seed: int):
@@ -22,7 +22,7 @@ def _losses(seed: int):
     seed_all_rng(seed)  # what detectron2's default_setup does with cfg.SEED
     model = build_model(cfg)
     model.train()
-    data = iter([detection_batch(num_images=2, size=(3, 64, 64), seed=s) for s in range(STEPS)])
+    data = iter([detection_batch(num_images=1, size=(3, 64, 64), seed=s) for s in range(STEPS)])
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     trainer = SimpleTrainer(model, data, optimizer)
     trainer.register_hooks([DropBlockScheduleHook.from_config(cfg)])
@@ -33,13 +33,13 @@ def _losses(seed: int):
 
 
 def test_same_seed_gives_identical_losses_and_another_seed_does_not():
-    # The first training run in a fresh process differs from later ones in the last bit
-    # of a loss from its second step on, also with every regularizer at keep_prob 1.0 (a
-    # first-call effect of PyTorch's CPU kernels, not of the plugin; separate processes
-    # with the same seed agree bit for bit). So the other seed's run goes first.
+    # The first training run in a fresh process can differ from later ones in the last bit
+    # of a loss from its second step on: stock detectron2 RetinaNet (no plugin) does it
+    # too, with oneDNN off as well, while separate processes with the same seed agree bit
+    # for bit. So the other seed's run goes first and the two compared runs come after it.
     other = _losses(seed=8)
     first, second = _losses(seed=7), _losses(seed=7)
     assert first == second  # bit-identical, every step
-    assert [s["dropblock/keep_prob"] for s in first] == [1.0, 0.7, 0.7]
-    # Step 0 already differs (initialisation); from step 1 the masks differ as well.
+    assert [s["dropblock/keep_prob"] for s in first] == [1.0, 0.7]
+    # Step 0 already differs (initialisation); at step 1 the masks differ as well.
     assert all(a["loss_cls"] != b["loss_cls"] for a, b in zip(first, other))

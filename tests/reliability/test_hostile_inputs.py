@@ -101,12 +101,13 @@ def test_bad_input_is_a_value_error_not_a_torch_traceback(name, bad_input):
 
 @pytest.mark.parametrize("name", ["drop_block_2d", "DropBlock2d", "SpatialDropout"])
 def test_input_with_too_few_dims_is_a_value_error_naming_the_shape(name):
-    with pytest.raises(ValueError, match=r"x must .*\(3, 5\)|x must .*shape \(3, 5\)"):
+    with pytest.raises(ValueError, match=r"x must.*\(3, 5\)"):
         REGULARIZERS[name](torch.ones(3, 5), 0.9, 3)
 
 
 @pytest.mark.parametrize("name", list(REGULARIZERS))
-@pytest.mark.parametrize("keep_prob", [0.0, -0.5, 1.5, float("nan"), float("inf"), "0.9", None, True])
+@pytest.mark.parametrize(
+    "keep_prob", [0.0, -0.5, 1.5, float("nan"), float("inf"), "0.9", None, True])
 def test_impossible_keep_prob_is_a_value_error_naming_it(name, keep_prob):
     with pytest.raises(ValueError, match="keep_prob"):
         REGULARIZERS[name](torch.ones(1, 2, 4, 4), keep_prob, 3)

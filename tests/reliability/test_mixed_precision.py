@@ -16,7 +16,13 @@ from detectron2.modeling import build_model
 from detectron2.utils.events import EventStorage
 
 from conftest import detection_batch
-from dropblock_det.layers import DropBlock2d, drop_block_2d, iter_regularizers, set_keep_prob
+from dropblock_det.layers import (
+    DropBlock2d,
+    drop_block_2d,
+    dropout,
+    iter_regularizers,
+    set_keep_prob,
+)
 from reliability_helpers import dropblock_everywhere_cfg
 
 HALF_DTYPES = [torch.float16, torch.bfloat16]
@@ -35,18 +41,22 @@ def _model_with_dropblock_everywhere(keep_prob=0.7):
 def test_autocast_training_step_with_dropblock_everywhere_is_finite_on_cpu(dtype):
     model = _model_with_dropblock_everywhere()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    with EventStorage(0):
-        for step in range(2):
-            with torch.autocast("cpu", dtype=dtype):
-                loss_dict = model(detection_batch(num_images=2, size=(3, 64, 64), seed=step))
-            losses = sum(loss_dict.values())
-            assert set(loss_dict) == {"loss_cls", "loss_box_reg"}
-            assert all(math.isfinite(v.item()) for v in loss_dict.values()), loss_dict
-            optimizer.zero_grad()
-            losses.backward()
-            grads = [p.grad for p in model.parameters() if p.grad is not None]
-            assert grads and all(torch.isfinite(g).all() for g in grads)
-            optimizer.step()
+    # oneDNN's bf16 conv backward on CPU intermittently returns NaN in the weight gradient
+    # of P7's conv (2x2 -> 1x1, stride 2) here, in about half the runs, with every
+    # regularizer at keep_prob 1.0 as well, and never with oneDNN off: a PyTorch CPU
+    # issue, not DropBlock's, so this test runs the native CPU kernels.
+    with torch.backends.mkldnn.flags(enabled=False), EventStorage(0):
+        with torch.autocast("cpu", dtype=dtype):
+            loss_dict = model(detection_batch(num_images=2, size=(3, 64, 64)))
+        losses = sum(loss_dict.values())
+        assert set(loss_dict) == {"loss_cls", "loss_box_reg"}
+        assert all(math.isfinite(v.item()) for v in loss_dict.values()), loss_dict
+        optimizer.zero_grad()
+        losses.backward()
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        assert grads and all(torch.isfinite(g).all() for g in grads)
+        optimizer.step()
+        assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
 @pytest.mark.cuda
@@ -79,7 +89,8 @@ def test_amp_trainer_step_with_dropblock_everywhere_has_finite_losses(dtype):
 
 
 # fp16's largest finite value is 65504: 6e4 scaled by ~2 (keep_prob 0.5) does not fit.
-LARGE = {torch.float16: 6.0e4, torch.bfloat16: 3.0e38, torch.float32: 3.0e38}
+# bf16 has fp32's range: 3e38 * 2 overflows even in the fp32 computation.
+LARGE = {torch.float16: 6.0e4, torch.bfloat16: 3.0e38}
 
 
 @pytest.mark.parametrize("dtype", list(LARGE), ids=str)
@@ -96,6 +107,31 @@ def test_dropblock_output_is_finite_for_activations_near_the_dtype_maximum(dtype
     kept = out != 0
     assert torch.equal(torch.sign(out[kept]), torch.sign(x[kept]))
     assert (out[kept].abs() >= x[kept].abs()).all()
+
+
+# Each regularizer code path: DropBlock applied from its seeds (per-channel, sparse), through
+# the bool mask (shared mask), and the family's masked scale.
+HALF_PATHS = {
+    "drop_block_per_channel": lambda x: drop_block_2d(x, 0.5, 3, impl="torch"),
+    "drop_block_shared_mask": lambda x: drop_block_2d(x, 0.5, 3, shared_mask=True, impl="torch"),
+    "dropout": lambda x: dropout(x, 0.5),
+}
+
+
+@pytest.mark.parametrize("path", list(HALF_PATHS))
+@pytest.mark.parametrize("dtype", HALF_DTYPES, ids=str)
+def test_forward_saturates_but_gradient_still_overflows_for_grad_scaler(dtype, path):
+    torch.manual_seed(0)
+    largest = torch.finfo(dtype).max
+    x = torch.full((2, 4, 16, 16), largest * 0.9).to(dtype).requires_grad_()
+    out = HALF_PATHS[path](x)
+    kept = out != 0
+    assert kept.any() and (~kept).any()
+    assert torch.equal(out[kept], torch.full_like(out[kept], largest))
+    # Under AMP a gradient overflow must stay inf: GradScaler lowers its scale on it.
+    out.backward(torch.full_like(out, largest * 0.9))
+    assert torch.isinf(x.grad[kept]).all()
+    assert (x.grad[~kept] == 0).all()
 
 
 @pytest.mark.parametrize("dtype", HALF_DTYPES, ids=str)
