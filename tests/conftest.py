@@ -47,6 +47,28 @@ def small_retinanet_cfg(config_file: str = "Base-RetinaNet.yaml", depth: int = 1
     return cfg
 
 
+def stock_retinanet_cfg(plugin_cfg):
+    """The same model for stock detectron2: a get_cfg() config without the plugin's keys
+    (MODEL.DROPBLOCK, INPUT.CUTOUT), with RetinaNet and detectron2's own RetinaNet
+    ResNet-FPN backbone builder."""
+    from detectron2.config import get_cfg
+    from detectron2.projects.deeplab import add_deeplab_config
+
+    plugin_only = plugin_cfg.clone()
+    plugin_only.defrost()
+    del plugin_only.MODEL["DROPBLOCK"]
+    del plugin_only.INPUT["CUTOUT"]
+    cfg = get_cfg()
+    # add_dropblock_config also adds detectron2's own DeepLab-project keys: stock keys,
+    # just not in get_cfg(). Any other key would still be an error here.
+    add_deeplab_config(cfg)
+    cfg.merge_from_other_cfg(plugin_only)
+    cfg.MODEL.META_ARCHITECTURE = "RetinaNet"
+    cfg.MODEL.BACKBONE.NAME = "build_retinanet_resnet_fpn_backbone"
+    assert "DROPBLOCK" not in cfg.MODEL and "CUTOUT" not in cfg.INPUT
+    return cfg
+
+
 # ----------------------------------------------------------------------------- VOC + SBD
 # A miniature PASCAL VOC 2012 + SBD tree (issue 5's tests): what each id is and where its
 # label comes from, so tests can check the prepared splits.

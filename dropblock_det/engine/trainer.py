@@ -17,12 +17,12 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import CfgNode, get_cfg
 from detectron2.data import (
     DatasetCatalog,
-    DatasetMapper,
     MetadataCatalog,
+    build_detection_test_loader,
     build_detection_train_loader,
 )
 from detectron2.data import transforms as T
-from detectron2.engine import DefaultTrainer, hooks
+from detectron2.engine import DefaultTrainer, TrainerBase, hooks
 from detectron2.evaluation import (
     COCOEvaluator,
     DatasetEvaluator,
@@ -34,6 +34,7 @@ from .. import data as _data  # noqa: F401  (registers the datasets)
 from .. import modeling as _modeling  # noqa: F401  (registers backbones, meta-archs, heads)
 from .. import solver
 from ..config import add_dropblock_config
+from ..data.file_errors import DatasetMapperNamingFiles, naming_dataset_files
 
 
 __all__ = [
@@ -211,9 +212,16 @@ def check_weights_path(cfg: CfgNode) -> None:
 
 
 # ----------------------------------------------------------------------------- trainer
+# Current detectron2 adds the inner SimpleTrainer/AMPTrainer state (optimizer, grad scaler)
+# to DefaultTrainer's checkpoints under "_trainer"; v0.6 inherits TrainerBase's, which has
+# only the iteration and the hooks.
+_DEFAULT_TRAINER_SAVES_OPTIMIZER = DefaultTrainer.state_dict is not TrainerBase.state_dict
+
+
 class DropBlockTrainer(DefaultTrainer):
     """DefaultTrainer + the DropBlock schedule hook, evaluator by dataset type, Cutout,
-    and the project's LR schedules (``dropblock_det.solver`` when present)."""
+    the project's LR schedules (``dropblock_det.solver``), data loaders whose errors name
+    the broken dataset file, and (on detectron2 v0.6) the optimizer in checkpoints."""
 
     @classmethod
     def build_evaluator(cls, cfg: CfgNode, dataset_name: str,
@@ -222,13 +230,37 @@ class DropBlockTrainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg: CfgNode):
-        mapper = DatasetMapper(cfg, is_train=True, augmentations=build_train_augmentation(cfg))
-        return build_detection_train_loader(cfg, mapper=mapper)
+        # Errors name the broken file: annotation files while the loader is built, images
+        # and labels while it runs (detectron2's own messages do not).
+        mapper = DatasetMapperNamingFiles(
+            cfg, is_train=True, augmentations=build_train_augmentation(cfg))
+        with naming_dataset_files(cfg.DATASETS.TRAIN):
+            return build_detection_train_loader(cfg, mapper=mapper)
+
+    @classmethod
+    def build_test_loader(cls, cfg: CfgNode, dataset_name: str):
+        mapper = DatasetMapperNamingFiles(cfg, is_train=False)
+        with naming_dataset_files([dataset_name]):
+            return build_detection_test_loader(cfg, dataset_name, mapper=mapper)
 
     @classmethod
     def build_lr_scheduler(cls, cfg: CfgNode, optimizer: torch.optim.Optimizer):
         # WarmupPolyLR (segmentation) there, every other name delegated to detectron2.
         return solver.build_lr_scheduler(cfg, optimizer)
+
+    def state_dict(self) -> Dict[str, Any]:
+        ret = super().state_dict()
+        if not _DEFAULT_TRAINER_SAVES_OPTIMIZER:
+            # detectron2 v0.6's DefaultTrainer saves neither the optimizer nor AMP's grad
+            # scaler: a resumed run would restart with zero momentum and the LR of
+            # iteration 0. Same key as current detectron2, so checkpoints are interchangeable.
+            ret["_trainer"] = self._trainer.state_dict()
+        return ret
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        if not _DEFAULT_TRAINER_SAVES_OPTIMIZER and "_trainer" in state_dict:
+            self._trainer.load_state_dict(state_dict["_trainer"])
 
     def build_hooks(self) -> List[hooks.HookBase]:
         ret = super().build_hooks()

@@ -16,7 +16,7 @@ import dropblock_det  # noqa: F401
 from dropblock_det.layers import DropBlock2d, KeepProbRegularizer
 from dropblock_det.modeling import DropBlockRetinaNet, DropBlockRetinaNetHead
 
-from conftest import detection_batch, small_retinanet_cfg
+from conftest import detection_batch, small_retinanet_cfg, stock_retinanet_cfg
 
 
 def _plugin_cfg(base="Base-RetinaNet-Scratch.yaml", head_norm="GN", **enabled):
@@ -28,22 +28,6 @@ def _plugin_cfg(base="Base-RetinaNet-Scratch.yaml", head_norm="GN", **enabled):
     db.FPN.POSITIONS = ["lateral", "output", "top_block"]
     db.HEAD.ENABLED = enabled.get("head", False)
     db.HEAD.TOWERS = enabled.get("towers", ["cls", "bbox"])
-    return cfg
-
-
-def _stock_cfg(plugin_cfg):
-    """The same model for stock detectron2: a plain detectron2 config (no plugin keys)
-    with stock RetinaNet's meta-architecture and backbone builder."""
-    from detectron2.config import get_cfg
-
-    plugin_only = plugin_cfg.clone()
-    del plugin_only.MODEL["DROPBLOCK"]
-    del plugin_only.INPUT["CUTOUT"]
-    cfg = get_cfg()
-    cfg.merge_from_other_cfg(plugin_only)
-    cfg.MODEL.META_ARCHITECTURE = "RetinaNet"
-    cfg.MODEL.BACKBONE.NAME = "build_retinanet_resnet_fpn_backbone"
-    assert "DROPBLOCK" not in cfg.MODEL
     return cfg
 
 
@@ -160,7 +144,7 @@ def test_checkpoint_trained_with_dropblock_loads_strictly_into_stock_retinanet()
     _train_steps(plugin)
     checkpoint = plugin.state_dict()
 
-    stock = build_model(_stock_cfg(cfg))
+    stock = build_model(stock_retinanet_cfg(cfg))
     assert type(stock) is RetinaNet
     stock.load_state_dict(checkpoint, strict=True)
     assert list(stock.state_dict()) == list(checkpoint)
@@ -182,7 +166,7 @@ def test_checkpoint_trained_with_dropblock_loads_strictly_into_stock_retinanet()
 def test_disabled_plugin_model_has_stock_module_tree_and_keys():
     cfg = _plugin_cfg(head_norm="")
     plugin = build_model(cfg)
-    stock = build_model(_stock_cfg(cfg))
+    stock = build_model(stock_retinanet_cfg(cfg))
     assert [n for n, _ in plugin.named_modules()] == [n for n, _ in stock.named_modules()]
     assert list(plugin.state_dict()) == list(stock.state_dict())
     assert not any(isinstance(m, KeepProbRegularizer) for m in plugin.modules())

@@ -58,26 +58,6 @@ def dropblock_everywhere_cfg(
     return cfg
 
 
-def stock_retinanet_cfg(plugin_cfg):
-    """The same model for stock detectron2: a get_cfg() config without MODEL.DROPBLOCK and
-    INPUT.CUTOUT, with RetinaNet and detectron2's own RetinaNet ResNet-FPN backbone builder."""
-    from detectron2.config import get_cfg
-
-    plugin_only = plugin_cfg.clone()
-    plugin_only.defrost()
-    del plugin_only.MODEL["DROPBLOCK"]
-    del plugin_only.INPUT["CUTOUT"]
-    cfg = get_cfg()
-    # add_dropblock_config also adds detectron2's own DeepLab-project keys (stock keys,
-    # just not in get_cfg()); let them through.
-    cfg.set_new_allowed(True)
-    cfg.merge_from_other_cfg(plugin_only)
-    cfg.set_new_allowed(False)
-    cfg.MODEL.META_ARCHITECTURE = "RetinaNet"
-    cfg.MODEL.BACKBONE.NAME = "build_retinanet_resnet_fpn_backbone"
-    return cfg
-
-
 def nested_keys(obj: Any, prefix: str = "") -> Iterator[str]:
     """Every dict key of a nested checkpoint structure, as dotted paths."""
     if isinstance(obj, dict):

@@ -14,9 +14,9 @@ from detectron2.modeling import build_model
 from detectron2.modeling.meta_arch.retinanet import RetinaNet
 from detectron2.utils.events import EventStorage
 
-from conftest import detection_batch
+from conftest import detection_batch, stock_retinanet_cfg
 from dropblock_det.layers import KeepProbRegularizer
-from reliability_helpers import dropblock_everywhere_cfg, stock_retinanet_cfg
+from reliability_helpers import dropblock_everywhere_cfg
 
 
 class DetectionsOf(nn.Module):

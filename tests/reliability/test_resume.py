@@ -12,12 +12,11 @@ from detectron2.modeling import build_model
 from detectron2.modeling.meta_arch.retinanet import RetinaNet
 from detectron2.utils.events import JSONWriter
 
-from conftest import REPO
+from conftest import REPO, stock_retinanet_cfg
 from reliability_helpers import (
     load_tool,
     nested_keys,
     plugin_specific_keys,
-    stock_retinanet_cfg,
     tiny_synthetic_datasets,
 )
 
