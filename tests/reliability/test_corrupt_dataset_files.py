@@ -100,3 +100,25 @@ def test_bad_segmentation_label_error_names_the_file(tmp_path, how):
     finally:
         register_synthetic_datasets()
     assert str(bad) in str(error), f"{type(error).__name__}: {error}"
+
+
+def test_with_several_training_datasets_the_error_names_only_the_broken_one(det_root):
+    from dropblock_det.engine.trainer import DropBlockTrainer
+
+    bad = det_root / "annotations" / "instances_val.json"
+    _corrupt(bad, "truncated")
+    cfg = _cfg("DATASETS.TRAIN", "('synthetic_det_train', 'synthetic_det_val')")
+    with pytest.raises(Exception) as info:
+        DropBlockTrainer.build_train_loader(cfg)
+    assert str(bad) in str(info.value)
+    assert "instances_train.json" not in str(info.value)
+
+
+def test_bad_image_read_in_a_worker_process_still_names_the_file(det_root):
+    from dropblock_det.engine.trainer import DropBlockTrainer
+
+    bad = det_root / "train" / "000001.jpg"
+    _corrupt(bad, "truncated")
+    error = _first_batch_error(DropBlockTrainer.build_train_loader(
+        _cfg("DATALOADER.NUM_WORKERS", "1")))
+    assert str(bad) in str(error), f"{type(error).__name__}: {error}"

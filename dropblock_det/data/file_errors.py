@@ -1,0 +1,88 @@
+"""Errors that name the dataset file they come from.
+
+detectron2 reports a broken dataset file without its name: a truncated JPEG or PNG gives
+PIL's "image file is truncated (N bytes not processed)", a broken COCO json gives json's
+"Expecting value: line 1 column 1 (char 0)". With 100k files, the user cannot tell which.
+`DatasetMapperNamingFiles` (per image, at load time) and `naming_dataset_files` (the
+annotation files read when a loader is built) re-raise such errors as `DatasetFileError`
+with the file in the message; the original exception stays chained as the cause.
+"""
+import contextlib
+from typing import Any, Dict, Iterator, List, Sequence
+
+from detectron2.data import DatasetCatalog, DatasetMapper, MetadataCatalog
+from PIL import Image
+
+__all__ = ["DatasetFileError", "DatasetMapperNamingFiles", "naming_dataset_files"]
+
+# Keys of a detectron2 dataset dict that name a file the mapper reads, in reading order.
+_ITEM_FILE_KEYS = ("file_name", "sem_seg_file_name")
+# Metadata attributes through which detectron2 and this project name a dataset's files.
+_METADATA_FILE_ATTRS = ("json_file", "dirname", "image_root", "sem_seg_root", "panoptic_json")
+
+
+class DatasetFileError(RuntimeError):
+    """A dataset file could not be read or parsed; the message names the file."""
+
+
+def _unreadable_image(path: str) -> bool:
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except Exception:  # noqa: BLE001 - any failure to decode means this is the bad file
+        return True
+    return False
+
+
+class DatasetMapperNamingFiles(DatasetMapper):
+    """detectron2's `DatasetMapper`, whose errors name the image or label file that failed.
+
+    Same arguments and output as `DatasetMapper`. On an exception while mapping a dataset
+    dict, the files it names (`file_name`, `sem_seg_file_name`) are decoded once more to
+    find the broken one (only on this failure path), and a `DatasetFileError` naming it is
+    raised from the original exception.
+    """
+
+    def __call__(self, dataset_dict: Dict[str, Any]) -> Dict[str, Any]:
+        try:
+            return super().__call__(dataset_dict)
+        except Exception as e:
+            files = [dataset_dict[k] for k in _ITEM_FILE_KEYS if dataset_dict.get(k)]
+            broken = [f for f in files if _unreadable_image(f)]
+            if broken:
+                where = f"cannot read {broken[0]}"
+            else:
+                where = "error while mapping the dataset item of " + ", ".join(files)
+            raise DatasetFileError(f"{where}: {type(e).__name__}: {e}") from e
+
+
+def _dataset_files(name: str) -> List[str]:
+    metadata = MetadataCatalog.get(name)
+    return [str(getattr(metadata, a)) for a in _METADATA_FILE_ATTRS if hasattr(metadata, a)]
+
+
+@contextlib.contextmanager
+def naming_dataset_files(names: Sequence[str]) -> Iterator[None]:
+    """Re-raise an error from loading the datasets `names` (e.g. while a detectron2 loader is
+    built) as a `DatasetFileError` naming the dataset and its files (annotation json,
+    image and label roots, from its metadata). With several datasets, each is loaded once
+    more on this failure path to find the one that fails."""
+    try:
+        yield
+    except DatasetFileError:
+        raise
+    except Exception as e:
+        culprits = list(names)
+        if len(culprits) > 1:
+            failing = []
+            for name in culprits:
+                try:
+                    DatasetCatalog.get(name)
+                except Exception:  # noqa: BLE001 - looking for the dataset that fails
+                    failing.append(name)
+            culprits = failing or culprits
+        described = "; ".join(
+            f"{name!r} ({', '.join(_dataset_files(name)) or 'no file in its metadata'})"
+            for name in culprits)
+        raise DatasetFileError(
+            f"cannot load dataset {described}: {type(e).__name__}: {e}") from e
