@@ -1,4 +1,6 @@
 """Shared fixtures: small CPU detectron2 configs built from the project's own base files."""
+import contextlib
+import importlib.util
 import os
 from pathlib import Path
 
@@ -67,6 +69,38 @@ def stock_retinanet_cfg(plugin_cfg):
     cfg.MODEL.BACKBONE.NAME = "build_retinanet_resnet_fpn_backbone"
     assert "DROPBLOCK" not in cfg.MODEL and "CUTOUT" not in cfg.INPUT
     return cfg
+
+
+# A detection set small enough for a few training iterations in seconds on 2 cores.
+TINY_DET_DATA = dict(num_train=4, num_val=2, image_size=64, min_object_size=14, max_object_size=36)
+
+
+@contextlib.contextmanager
+def tiny_synthetic_datasets(root, **params):
+    """Write the synthetic detection set under `root` (TINY_DET_DATA updated by `params`),
+    register it there and point DETECTRON2_DATASETS at it; restore both on exit."""
+    from dropblock_det.data.synthetic import make_synthetic_detection, register_synthetic_datasets
+
+    make_synthetic_detection(root, **{**TINY_DET_DATA, **params})
+    old = os.environ.get("DETECTRON2_DATASETS")
+    os.environ["DETECTRON2_DATASETS"] = str(root)
+    register_synthetic_datasets(root)
+    try:
+        yield Path(root)
+    finally:
+        if old is None:
+            os.environ.pop("DETECTRON2_DATASETS", None)
+        else:
+            os.environ["DETECTRON2_DATASETS"] = old
+        register_synthetic_datasets()
+
+
+def load_tool(name: str):
+    """tools/<name>.py imported as a module (tools/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"tool_{name}", REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 # ----------------------------------------------------------------------------- VOC + SBD

@@ -1,22 +1,13 @@
-"""Shared pieces of the reliability tests: tiny configs with DropBlock at every location,
-the stock-detectron2 config of the same model, a tiny synthetic detection set, and loading
-`tools/*.py` as modules.
+"""Shared pieces of the reliability tests: tiny configs with DropBlock at every location and
+the checks for plugin-specific state in checkpoints (the stock-detectron2 config, the tiny
+synthetic set and `load_tool` are in conftest.py).
 
 Imported by the test files of tests/reliability as `from reliability_helpers import ...`
 (pytest puts each test file's folder on sys.path).
 """
-import importlib.util
-import os
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Iterator, List
 
-from conftest import REPO, small_retinanet_cfg
-
-# A detection set small enough for a few training iterations in seconds on 2 cores.
-TINY_DET_DATA: Dict[str, Any] = dict(
-    num_train=4, num_val=2, image_size=64, min_object_size=14, max_object_size=36
-)
+from conftest import small_retinanet_cfg
 
 # Every location the plugin can regularize in a ResNet-FPN RetinaNet.
 ALL_RESNET_STAGES = ["res2", "res3", "res4", "res5"]
@@ -73,31 +64,3 @@ def nested_keys(obj: Any, prefix: str = "") -> Iterator[str]:
 def plugin_specific_keys(obj: Any) -> List[str]:
     """The nested keys of `obj` whose names mention a plugin concept (see PLUGIN_WORDS)."""
     return [k for k in nested_keys(obj) if any(w in k.lower() for w in PLUGIN_WORDS)]
-
-
-def load_tool(name: str):
-    """tools/<name>.py as a module (the tools are scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@contextmanager
-def tiny_synthetic_datasets(root: Path, **params: Any):
-    """Write the synthetic detection set under `root` (TINY_DET_DATA updated by `params`),
-    register it and point DETECTRON2_DATASETS there; restore both on exit."""
-    from dropblock_det.data.synthetic import make_synthetic_detection, register_synthetic_datasets
-
-    make_synthetic_detection(root, **{**TINY_DET_DATA, **params})
-    old = os.environ.get("DETECTRON2_DATASETS")
-    os.environ["DETECTRON2_DATASETS"] = str(root)
-    register_synthetic_datasets(root)
-    try:
-        yield root
-    finally:
-        if old is None:
-            os.environ.pop("DETECTRON2_DATASETS", None)
-        else:
-            os.environ["DETECTRON2_DATASETS"] = old
-        register_synthetic_datasets()

@@ -9,8 +9,7 @@ file is truncated (N bytes not processed)"; for a broken COCO json it is json's
 """
 import pytest
 
-from conftest import REPO
-from reliability_helpers import tiny_synthetic_datasets
+from conftest import REPO, tiny_synthetic_datasets
 
 CONFIG = str(REPO / "configs" / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml")
 OPTS = [

@@ -12,13 +12,8 @@ from detectron2.modeling import build_model
 from detectron2.modeling.meta_arch.retinanet import RetinaNet
 from detectron2.utils.events import JSONWriter
 
-from conftest import REPO, stock_retinanet_cfg
-from reliability_helpers import (
-    load_tool,
-    nested_keys,
-    plugin_specific_keys,
-    tiny_synthetic_datasets,
-)
+from conftest import REPO, load_tool, stock_retinanet_cfg, tiny_synthetic_datasets
+from reliability_helpers import nested_keys, plugin_specific_keys
 
 CONFIG = str(REPO / "configs" / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml")
 MAX_ITER = 5
