@@ -84,11 +84,12 @@ _DENSE_SEED_RATE = 0.25
 # Per-channel masks with at most this seed rate (and at most 1 byte per element of seed
 # offsets) are applied from the seeds; otherwise with the bool mask.
 _SPARSE_APPLY_MAX_GAMMA = 0.125
-# Block indices are built and filled in chunks of at most this many: below ATen's parallel
-# grain size (32768), so these small scattered writes run without an OpenMP fork/join,
-# which on a busy 2-core machine cost more than the writes themselves (measured: forward
-# 2-3x faster than with one big chunk); it also bounds the temporary index memory.
-_MAX_INDICES_PER_CHUNK = 1 << 15
+# Block indices are built and filled in chunks of at most this many, which bounds the
+# temporary index memory. Measured on a 2-core machine (benchmarks/bench_dropblock.py,
+# 8x256x50x68, block 7): 2**17 fills about twice as fast as 2**15 when the machine is idle
+# (2**15 stays below ATen's parallel grain size, so each fill runs on one thread) and was
+# no slower with another process busy on one of the cores; 2**19 and more gain nothing.
+_MAX_INDICES_PER_CHUNK = 1 << 17
 
 
 def check_block_size(block_size: Any) -> int:
