@@ -20,6 +20,7 @@ descheduled threads; implementations with more ops (mask building, counting) suf
 than the one-op floor, so compare runs at a given thread count and load (both printed).
 """
 import argparse
+import inspect
 import os
 import platform
 import statistics
@@ -59,7 +60,9 @@ def _torchvision() -> Optional[Impl]:
     return lambda t: drop_block2d(t, 1.0 - KEEP_PROB, BLOCK_SIZE, inplace=False, training=True)
 
 
-def _timm() -> Optional[Impl]:
+def _timm(per_channel: bool) -> Optional[Impl]:
+    """timm's drop_block_2d: its default shares one mask across channels; per channel
+    (the paper) is `couple_channels=False`, in timm releases that have that argument."""
     try:
         from timm.layers import drop_block_2d as timm_drop_block_2d
     except ImportError:
@@ -67,7 +70,12 @@ def _timm() -> Optional[Impl]:
             from timm.models.layers import drop_block_2d as timm_drop_block_2d
         except ImportError:
             return None
-    return lambda t: timm_drop_block_2d(t, drop_prob=1.0 - KEEP_PROB, block_size=BLOCK_SIZE)
+    if not per_channel:
+        return lambda t: timm_drop_block_2d(t, drop_prob=1.0 - KEEP_PROB, block_size=BLOCK_SIZE)
+    if "couple_channels" not in inspect.signature(timm_drop_block_2d).parameters:
+        return None
+    return lambda t: timm_drop_block_2d(
+        t, drop_prob=1.0 - KEEP_PROB, block_size=BLOCK_SIZE, couple_channels=False)
 
 
 def _dropblock_package() -> Optional[Impl]:
@@ -170,7 +178,8 @@ def run(device: torch.device, shapes, dtypes, warmup: int, repeats: int):
                     _ours(False, "triton") if _triton_ok() else None
                 )
             candidates["torchvision.ops.drop_block2d"] = _torchvision()
-            candidates["timm drop_block_2d"] = _timm()
+            candidates["timm drop_block_2d (per channel)"] = _timm(per_channel=True)
+            candidates["timm drop_block_2d (shared mask, default)"] = _timm(per_channel=False)
             candidates["dropblock DropBlock2D (shared mask)"] = _dropblock_package()
             impls = {name: impl for name, impl in candidates.items() if impl is not None}
             for name, impl in candidates.items():
@@ -208,12 +217,21 @@ def print_table(rows: List[List[str]]) -> None:
         print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
 
 
+def _parse_shape(text: str) -> Tuple[int, int, int, int]:
+    dims = tuple(int(v) for v in text.split(","))
+    if len(dims) != 4 or min(dims) < 1:
+        raise argparse.ArgumentTypeError(f"--shape must be N,C,H,W with positive ints, got {text!r}")
+    return dims  # type: ignore[return-value]
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one CPU shape, fewer repeats")
     parser.add_argument("--device", choices=["all", "cpu", "cuda"], default="all")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--shape", type=_parse_shape, default=None,
+                        help="N,C,H,W: time this one shape instead of the defaults")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -227,14 +245,14 @@ def main(argv=None) -> None:
     )
     all_rows, all_notes = [], []
     if args.device in ("all", "cpu"):
-        shapes = CPU_SHAPES[:1] if args.quick else CPU_SHAPES
+        shapes = [args.shape] if args.shape else CPU_SHAPES[:1] if args.quick else CPU_SHAPES
         rows, notes = run(torch.device("cpu"), shapes, [torch.float32], warmup, repeats)
         all_rows += rows
         all_notes += notes
     if args.device in ("all", "cuda"):
         if torch.cuda.is_available():
             print(f"CUDA device: {torch.cuda.get_device_name()}")
-            shapes = CUDA_SHAPES[:1] if args.quick else CUDA_SHAPES
+            shapes = [args.shape] if args.shape else CUDA_SHAPES[:1] if args.quick else CUDA_SHAPES
             rows, notes = run(
                 torch.device("cuda"), shapes, [torch.bfloat16, torch.float32], warmup, repeats * 2
             )
