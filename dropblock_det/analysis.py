@@ -56,7 +56,7 @@ def plot_training_curves(records: Sequence[Dict[str, Any]], out_png: os.PathLike
         ax_loss.plot(iters, [r.get(key, math.nan) for r in train], label=key,
                      linewidth=2 if key == "total_loss" else 1)
     ax_loss.set_ylabel("loss")
-    ax_loss.set_yscale("log")
+    ax_loss.set_ylim(bottom=0)
     ax_loss.legend(loc="upper right")
     ax_loss.grid(alpha=0.3)
     kp = [r.get(KEEP_PROB_KEY, math.nan) for r in train]
