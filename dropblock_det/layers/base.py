@@ -93,7 +93,8 @@ def saturating_cast(t: Tensor, dtype: torch.dtype) -> Tensor:
     near fp16's maximum (65504) times the renormalising scale (about 1 / keep_prob) does not
     fit, and an inf activation turns the loss into NaN. The gradient is cast plainly: under
     AMP an overflowing gradient must stay inf, because that is how GradScaler detects a loss
-    scale that is too large.
+    scale that is too large. An activation that is already inf in the input saturates too
+    (the clamp cannot tell it from an overflow of the product without another pass).
     """
     largest = torch.finfo(dtype).max
     return t.clamp_(-largest, largest).to(dtype)
