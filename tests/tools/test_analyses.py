@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import load_tool
 from tools_helpers import (
     BASELINE_CONFIG,
     DB_CONFIG,
     TINY_OPTS,
-    load_tool,
     tiny_synthetic_datasets,
 )
 

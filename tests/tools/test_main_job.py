@@ -3,7 +3,8 @@ writes metrics.json + the PNG + a summary, prints the final AP."""
 import json
 import math
 
-from tools_helpers import TINY_OPTS, load_tool
+from conftest import load_tool
+from tools_helpers import TINY_OPTS
 
 
 def test_main_job_makes_data_trains_evaluates_and_writes_its_outputs(tmp_path, monkeypatch,

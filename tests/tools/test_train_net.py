@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from tools_helpers import DB_CONFIG, TINY_OPTS, load_tool, tiny_synthetic_datasets
+from conftest import load_tool
+from tools_helpers import DB_CONFIG, TINY_OPTS, tiny_synthetic_datasets
 
 
 @pytest.fixture(scope="module")

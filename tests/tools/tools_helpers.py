@@ -1,5 +1,5 @@
-"""Shared by the tests of tools/: tiny configs and data, and loading a tool as a module."""
-from conftest import REPO, load_tool  # noqa: F401  (re-exported for the tools tests)
+"""Shared by the tests of tools/: tiny configs and data (`load_tool` is in conftest.py)."""
+from conftest import REPO
 from conftest import tiny_synthetic_datasets as conftest_tiny_synthetic_datasets
 
 DB_CONFIG = str(REPO / "configs" / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml")
