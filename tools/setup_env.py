@@ -48,9 +48,11 @@ V06_ROUTE = "detectron2 v0.6 from pb1-detectron2 (no compiled operators)"
 
 PLACEHOLDER_C = '''"""Placeholder for detectron2's compiled operators.
 
-This detectron2 was installed by dropblock-det from the `pb1-detectron2==0.6` source
-distribution, which ships no C++/CUDA sources. The version queries detectron2 makes at
-start-up (collect_env) are answered; every operator raises ImportError naming itself.
+This detectron2 was installed by dropblock-det without its C++/CUDA operators: from the
+`pb1-detectron2==0.6` source distribution, which ships no C++/CUDA sources (tools/setup_env.py),
+or from a source checkout for an offline GPU machine (tools/prepare_gpu_site.py). The version
+queries detectron2 makes at start-up (collect_env) are answered; every operator raises
+ImportError naming itself.
 Build detectron2 from source to get the compiled operators.
 """
 
@@ -72,7 +74,7 @@ def __getattr__(name):
         raise AttributeError(name)
     raise ImportError(
         f"detectron2._C.{name} is a compiled operator, and this detectron2 was installed "
-        "without compiled operators (pb1-detectron2==0.6 ships no C++/CUDA sources). "
+        "without compiled operators by dropblock-det's tools/setup_env.py or prepare_gpu_site.py. "
         "Build detectron2 from source to use it."
     )
 '''
@@ -130,16 +132,21 @@ def install_detectron2_v06(python: Path, cache: Path) -> None:
         with tarfile.open(sdists[0]) as tar:
             tar.extractall(tmp)
         src = Path(tmp) / "pb1-detectron2-0.6"
-        setup_py = src / "setup.py"
-        text = setup_py.read_text()
-        # No C++/CUDA sources in this sdist: build no extension.
-        text, n = re.subn(r"ext_modules=get_extensions\(\),", "ext_modules=[],", text)
-        if n != 1:
-            sys.exit(f"[setup_env] ERROR: unexpected {setup_py.name} in {sdists[0]}: "
-                     "cannot find `ext_modules=get_extensions(),` to patch")
-        setup_py.write_text(text)
-        (src / "detectron2" / "_C.py").write_text(PLACEHOLDER_C)
+        build_without_compiled_ops(src, origin=str(sdists[0]))
         pip(python, "--no-build-isolation", "--no-deps", str(src))
+
+
+def build_without_compiled_ops(src: Path, origin: str) -> None:
+    """Patch the detectron2 source tree `src` (a copy: it is changed in place) so that it
+    builds no C++/CUDA extension and gets the placeholder `detectron2._C`."""
+    setup_py = src / "setup.py"
+    text = setup_py.read_text()
+    text, n = re.subn(r"ext_modules=get_extensions\(\),", "ext_modules=[],", text)
+    if n != 1:
+        sys.exit(f"[setup_env] ERROR: unexpected {setup_py.name} in {origin}: "
+                 "cannot find `ext_modules=get_extensions(),` to patch")
+    setup_py.write_text(text)
+    (src / "detectron2" / "_C.py").write_text(PLACEHOLDER_C)
 
 
 def main() -> None:

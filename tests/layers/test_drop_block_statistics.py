@@ -32,6 +32,9 @@ CHANNELS = 16
 MAX_ELEMENTS_PER_CALL = 1 << 22
 REL_TOLERANCE = 0.05
 STANDARD_ERRORS = 4.0
+# The same grid on CUDA runs the Triton kernels (impl="auto"): the paper's statistics must
+# hold for the GPU path exactly as for the CPU reference.
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
 
 
 @pytest.fixture(autouse=True)
@@ -48,10 +51,11 @@ def _maps_needed(expected: float, variance: float) -> int:
     return max(64, math.ceil((STANDARD_ERRORS / (REL_TOLERANCE * expected)) ** 2 * variance))
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("gamma_mode", ["paper", "calibrated"])
 @pytest.mark.parametrize("keep_prob", KEEP_PROBS)
 @pytest.mark.parametrize("height, width", MAPS)
-def test_dropped_fraction_block_shape_and_mean_over_block_sizes(height, width, keep_prob, gamma_mode):
+def test_dropped_fraction_block_shape_and_mean_over_block_sizes(height, width, keep_prob, gamma_mode, device):
     for block_size in BLOCK_SIZES:
         if gamma_mode == "paper":
             gamma = paper_gamma(keep_prob, block_size, height, width)
@@ -71,7 +75,8 @@ def test_dropped_fraction_block_shape_and_mean_over_block_sizes(height, width, k
             n = min(batch, remaining)
             remaining -= n
             out = drop_block_2d(
-                torch.ones(n, CHANNELS, height, width), keep_prob, block_size, gamma_mode=gamma_mode
+                torch.ones(n, CHANNELS, height, width, device=device), keep_prob, block_size,
+                gamma_mode=gamma_mode,
             )
             dropped_units += out.numel() - int(torch.count_nonzero(out))
             total_units += out.numel()
@@ -86,14 +91,15 @@ def test_dropped_fraction_block_shape_and_mean_over_block_sizes(height, width, k
         )
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize(
     "height, width, block_size, keep_prob", [(28, 28, 7, 0.9), (17, 13, 3, 0.75)]
 )
 def test_paper_gamma_realises_the_undershoot_and_calibrated_gamma_removes_it(
-    height, width, block_size, keep_prob
+    height, width, block_size, keep_prob, device
 ):
     torch.manual_seed(0)
-    x = torch.ones(64, 64, height, width)
+    x = torch.ones(64, 64, height, width, device=device)
     paper = (drop_block_2d(x, keep_prob, block_size) == 0).float().mean().item()
     calibrated = (drop_block_2d(x, keep_prob, block_size, gamma_mode="calibrated") == 0).float().mean().item()
     target = 1 - keep_prob

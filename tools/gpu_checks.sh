@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The GPU checks of the Triton path (issue 8) in one command, on a CUDA machine:
+#   tests  the CUDA-marked tests (compiled kernels, statistics on CUDA, AMP training steps)
+#   bench  benchmarks/bench_dropblock.py --device cuda (op vs the x * mask floor)
+#   train  benchmarks/bench_train_step.py (RetinaNet R50-FPN step with / without DropBlock)
+#
+#   bash tools/gpu_checks.sh                 # all three, in that order
+#   bash tools/gpu_checks.sh bench train     # some of them
+#   bash tools/gpu_checks.sh --smoke         # CPU dry run of the script itself (tiny sizes)
+#
+# It runs $PYTHON (default python3) as it is. When .gpu-site exists (tools/prepare_gpu_site.py,
+# for a machine with PyTorch but no detectron2 and no network) it goes first on PYTHONPATH.
+# Each step's output goes to RESULTS (default $OUT, else gpu-results/) as <step>.txt; a step
+# that fails or runs past its time limit is reported and the next one still runs. The exit
+# status is the number of failed steps.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+RESULTS=${RESULTS:-${OUT:-gpu-results}}
+SMOKE=0
+steps=()
+for arg in "$@"; do
+  case "$arg" in
+    --smoke) SMOKE=1 ;;
+    tests|bench|train) steps+=("$arg") ;;
+    *) echo "gpu_checks.sh: unknown argument '$arg' (steps: tests bench train; option: --smoke)" >&2; exit 2 ;;
+  esac
+done
+[ ${#steps[@]} -eq 0 ] && steps=(tests bench train)
+
+export PYTHONUNBUFFERED=1
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+[ -d .gpu-site ] && export PYTHONPATH="$PWD/.gpu-site:$PYTHONPATH"
+mkdir -p "$RESULTS"
+
+# Seconds per step: the three fit one 10-minute device call with room to spare.
+declare -A LIMIT=([tests]=240 [bench]=150 [train]=330)
+if [ "$SMOKE" = 1 ]; then
+  # CPU-sized versions of the same commands: they check the script, not the GPU.
+  declare -A CMD=(
+    [tests]="$PYTHON -m pytest -q -p no:cacheprovider -m cuda tests/layers/test_drop_block_triton.py"
+    [bench]="$PYTHON benchmarks/bench_dropblock.py --device cpu --shape 2,8,16,20 --repeats 1"
+    [train]="$PYTHON benchmarks/bench_train_step.py --quick"
+  )
+else
+  declare -A CMD=(
+    [tests]="$PYTHON -m pytest -q -p no:cacheprovider -m cuda tests"
+    [bench]="$PYTHON benchmarks/bench_dropblock.py --device cuda"
+    [train]="$PYTHON benchmarks/bench_train_step.py"
+  )
+fi
+
+{
+  date -u
+  nvidia-smi -L 2>/dev/null || echo "nvidia-smi: not available"
+  $PYTHON - <<'EOF'
+import platform, torch
+try:
+    import triton; tv = triton.__version__
+except ImportError:
+    tv = "not importable"
+import detectron2, numpy
+cuda = torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA device"
+print(f"python {platform.python_version()}, torch {torch.__version__}, triton {tv}, "
+      f"detectron2 {detectron2.__version__} ({detectron2.__file__}), numpy {numpy.__version__}; {cuda}")
+EOF
+} 2>&1 | tee "$RESULTS/environment.txt"
+
+failed=0
+for step in "${steps[@]}"; do
+  echo "== $step: ${CMD[$step]} (limit ${LIMIT[$step]} s)"
+  start=$(date +%s)
+  timeout "${LIMIT[$step]}" ${CMD[$step]} 2>&1 | tee "$RESULTS/$step.txt"
+  rc=${PIPESTATUS[0]}
+  echo "== $step: exit $rc after $(( $(date +%s) - start )) s" | tee -a "$RESULTS/$step.txt"
+  [ "$rc" -ne 0 ] && failed=$((failed + 1))
+done
+exit "$failed"
