@@ -10,9 +10,10 @@
 #
 # It runs $PYTHON (default python3) as it is. When .gpu-site exists (tools/prepare_gpu_site.py,
 # for a machine with PyTorch but no detectron2 and no network) it goes first on PYTHONPATH.
-# Each step's output goes to RESULTS (default $OUT, else gpu-results/) as <step>.txt; a step
-# that fails or runs past its time limit is reported and the next one still runs. The exit
-# status is the number of failed steps.
+# Each step's output goes to RESULTS (default $OUT, else gpu-results/) as <step>.txt; an
+# earlier run's files there move to RESULTS/previous_runs/. A step that fails or runs past
+# its time limit is reported and the next one still runs. The exit status is the number of
+# failed steps.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +34,12 @@ export PYTHONUNBUFFERED=1
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 [ -d .gpu-site ] && export PYTHONPATH="$PWD/.gpu-site:$PYTHONPATH"
 mkdir -p "$RESULTS"
+# An earlier run's results are moved aside, never overwritten.
+if [ -e "$RESULTS/environment.txt" ]; then
+  previous="$RESULTS/previous_runs/$(date -u +%Y%m%dT%H%M%SZ)-$$"
+  mkdir -p "$previous" && mv "$RESULTS"/*.txt "$previous"/
+  echo "gpu_checks.sh: the earlier results in $RESULTS are now in $previous"
+fi
 
 # Seconds per step: the three fit one 10-minute device call with room to spare.
 declare -A LIMIT=([tests]=240 [bench]=150 [train]=330)

@@ -81,6 +81,18 @@ def check_detectron2_src(src: Path) -> Path:
     return src
 
 
+def check_dest(dest: Path) -> Path:
+    """DEST is replaced when the new site is complete: only ever replace a folder this script
+    made (it holds MANIFEST), so a mistyped --dest cannot delete anyone's files."""
+    dest = dest.expanduser().resolve()
+    if dest.exists() and not (dest.is_dir() and (not any(dest.iterdir()) or (dest / MANIFEST).is_file())):
+        sys.exit(
+            f"[prepare_gpu_site] ERROR: --dest {dest} exists and was not made by this script "
+            f"(no {MANIFEST} in it); it would be replaced: choose a new or empty folder"
+        )
+    return dest
+
+
 def source_revision(src: Path) -> str:
     r = subprocess.run(["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True, text=True)
     return r.stdout.strip() if r.returncode == 0 else "unknown (not a git checkout)"
@@ -107,13 +119,13 @@ def main() -> None:
     ap.add_argument("--dest", type=Path, default=ROOT / ".gpu-site", help="output folder (default .gpu-site)")
     args = ap.parse_args()
     src = check_detectron2_src(args.detectron2_src)
+    dest = check_dest(args.dest)
     try:
         import torch  # noqa: F401
     except ImportError:
         sys.exit("[prepare_gpu_site] ERROR: run this with a Python that has torch (detectron2's "
                  "setup.py imports it), e.g. .venv/bin/python after `make env`")
 
-    dest = args.dest.resolve()
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
     with tempfile.TemporaryDirectory() as tmp:
         wheels = Path(tmp) / "wheels"

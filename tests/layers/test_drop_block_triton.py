@@ -278,51 +278,105 @@ def _run_checks(device: str) -> Dict[str, Optional[str]]:
     return results
 
 
-def compile_kernels_for_sm90() -> List[str]:
-    """Compile every kernel (representative specialisations) to an sm_90 cubin with the
-    ptxas that ships with Triton; no GPU needed. Returns the names compiled."""
+KERNEL_NAMES = ("_seed_kernel", "_dilate_kernel", "_pack_kernel",
+                "_apply_flat_kernel", "_apply_rows_kernel", "_apply_pixels_kernel")
+# The issue's shapes (FPN P3, res4, res5 of a batch-16 RetinaNet at 800x1088), and one past
+# 2**31 elements for the 64-bit index variants.
+COMPILE_SHAPES = ((16, 256, 100, 136), (16, 1024, 50, 68), (16, 2048, 25, 34), (16, 2048, 272, 272))
+_POINTER_TYPES = {torch.float32: "*fp32", torch.float16: "*fp16", torch.bfloat16: "*bf16",
+                  torch.float64: "*fp64", torch.uint8: "*u8", torch.int64: "*i64"}
+
+
+def _record_gpu_launches() -> List[Tuple[str, Tuple[int, ...], tuple, Dict[str, object]]]:
+    """Run the GPU path's own launch logic (forward and backward, every dtype, both memory
+    layouts, per-channel and shared masks, blocks 7 and 3) on `meta` tensors, with the GPU
+    launch sizes and each kernel replaced by a recorder: (kernel, grid, args, constexprs)
+    of every launch, exactly as the code would make them on CUDA. Nothing is computed."""
+    calls: List[Tuple[str, Tuple[int, ...], tuple, Dict[str, object]]] = []
+
+    class Recorder:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def __getitem__(self, grid):
+            return lambda *args, **constexprs: calls.append((self.name, tuple(grid), args, constexprs))
+
+    patches = {name: Recorder(name) for name in KERNEL_NAMES}
+    patches["_launch_sizes"] = lambda device: triton_path._GPU_SIZES
+    patches["_interpreting"] = lambda: True  # passes the device check for meta tensors
+    saved = {name: getattr(triton_path, name) for name in patches}
+    try:
+        for name, value in patches.items():
+            setattr(triton_path, name, value)
+        for shape in COMPILE_SHAPES:
+            for dtype in DTYPES:
+                for channels_last in (False, True):
+                    for shared, block in ((False, 7), (True, 7), (False, 3)):
+                        x = torch.empty(shape, dtype=dtype, device="meta", requires_grad=True)
+                        if channels_last:
+                            x = x.contiguous(memory_format=torch.channels_last)
+                        out = triton_path.drop_block_2d_triton(x, 0.002, block, block, shared)
+                        out.backward(torch.empty_like(out))
+    finally:
+        for name, value in saved.items():
+            setattr(triton_path, name, value)
+    return calls
+
+
+def _launch_signature(kernel, args: tuple, constexprs: Dict[str, object]) -> Tuple[Dict[str, str], Dict]:
+    """The argument types and attributes Triton's launcher would specialise on: pointers and
+    ints divisible by 16 get tt.divisibility 16 (torch allocations are 16-byte aligned)."""
+    runtime = [n for n in kernel.arg_names if n not in constexprs]
+    assert len(runtime) == len(args), (kernel.arg_names, len(args))
+    values = dict(zip(runtime, args))
+    signature, attrs = {}, {}
+    for i, name in enumerate(kernel.arg_names):
+        if name in constexprs:
+            signature[name] = "constexpr"
+            continue
+        value = values[name]
+        if isinstance(value, torch.Tensor):
+            signature[name] = _POINTER_TYPES[value.dtype]
+        elif isinstance(value, bool):
+            signature[name] = "i1"
+        elif isinstance(value, int):
+            signature[name] = "i32" if -2**31 <= value < 2**31 else "i64"
+        elif isinstance(value, float):
+            signature[name] = "fp32"
+        else:
+            raise TypeError(f"{name}: unexpected kernel argument {value!r}")
+        if isinstance(value, torch.Tensor) or (type(value) is int and value % 16 == 0):
+            attrs[(i,)] = [["tt.divisibility", 16]]
+    return signature, attrs
+
+
+def compile_kernels_for_sm90() -> Dict[str, Optional[str]]:
+    """Compile every distinct launch of the GPU path (`_record_gpu_launches`) to an sm_90
+    cubin (H100 / H200) with the ptxas that ships with Triton; no GPU needed. Returns
+    {"kernel {constexprs} (types)": None, or the error} per specialisation."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    aligned = [["tt.divisibility", 16]]  # what a launch with torch-allocated tensors gets
-    i32, u8 = "i32", "*u8"
-
-    def sig(names: str, types: List[str]) -> Dict[str, str]:
-        return dict(zip(names.split(), types))
-
-    specs = [
-        ("seed", triton_path._seed_kernel,
-         sig("rng_seed_ptr seeds_ptr total_kept_ptr num_planes planes_per_sample anchor_rows anchor_cols "
-             "threshold stride_n stride_c stride_h stride_w", ["*i64", u8, "*i64"] + [i32] * 4 + ["i64"] + [i32] * 4),
-         dict(BLOCK_P=16, BLOCK_W=64, INDEX_64=False)),
-        ("dilate", triton_path._dilate_kernel,
-         sig("seeds_ptr keep_ptr total_kept_ptr num_planes planes_per_sample height width anchor_rows "
-             "anchor_cols block_h stride_n stride_c stride_h stride_w", [u8, u8, "*i64"] + [i32] * 11),
-         dict(BLOCK_W_SIZE=7, BLOCK_P=16, BLOCK_W=64, INDEX_64=True)),
-        ("pack", triton_path._pack_kernel, sig("keep_ptr bits_ptr numel num_bytes", [u8, u8, i32, i32]),
-         dict(BLOCK_BYTES=256, INDEX_64=False)),
-        ("apply_flat", triton_path._apply_flat_kernel,
-         sig("x_ptr bits_ptr total_kept_ptr out_ptr numel mask_numel eps", ["*bf16", u8, "*i64", "*bf16", i32, "fp32", "fp32"]),
-         dict(BLOCK=1024, COMPUTE_F64=False, OUT_BF16=True, SATURATE=True, INDEX_64=False)),
-        ("apply_rows", triton_path._apply_rows_kernel,
-         sig("x_ptr bits_ptr total_kept_ptr out_ptr num_rows row_len rows_per_mask_row col_blocks mask_numel eps",
-             ["*fp32", u8, "*i64", "*fp32"] + [i32] * 4 + ["fp32", "fp32"]),
-         dict(BLOCK_R=1, BLOCK_B=1024, COMPUTE_F64=False, OUT_BF16=False, SATURATE=False, INDEX_64=False)),
-        ("apply_pixels", triton_path._apply_pixels_kernel,
-         sig("x_ptr bits_ptr total_kept_ptr out_ptr num_pixels channels mask_numel eps",
-             ["*fp16", u8, "*i64", "*fp16", i32, i32, "fp32", "fp32"]),
-         dict(BLOCK_P=16, BLOCK_C=64, COMPUTE_F64=False, OUT_BF16=False, SATURATE=True, INDEX_64=False)),
-    ]
-    compiled = []
-    for name, kernel, signature, constexprs in specs:
-        signature.update({key: "constexpr" for key in constexprs})
-        pointers = [i for i, t in enumerate(signature.values()) if t.startswith("*")]
-        source = ASTSource(fn=kernel, signature=signature, constexprs=constexprs, attrs={(i,): aligned for i in pointers})
-        binary = triton.compile(source, target=GPUTarget("cuda", 90, 32))
-        assert binary.asm.get("cubin"), f"{name}: no cubin"
-        compiled.append(name)
-    return compiled
+    results: Dict[str, Optional[str]] = {}
+    for name, grid, args, constexprs in _record_gpu_launches():
+        kernel = getattr(triton_path, name)
+        signature, attrs = _launch_signature(kernel, args, constexprs)
+        label = f"{name} {dict(sorted(constexprs.items()))} ({', '.join(signature.values())})"
+        if label in results:
+            continue
+        try:
+            # CUDA caps grid axes 1 and 2 at 65535 blocks (axis 0 at 2**31 - 1).
+            assert grid[0] < 2**31 and all(g <= 65535 for g in grid[1:]), f"grid {grid} exceeds CUDA's limits"
+            source = ASTSource(fn=kernel, signature=signature,
+                               constexprs={(kernel.arg_names.index(k),): v for k, v in constexprs.items()},
+                               attrs=attrs)
+            binary = triton.compile(source, target=GPUTarget("cuda", 90, 32))
+            assert binary.asm.get("cubin") and ".target sm_90" in binary.asm["ptx"], "no sm_90 cubin"
+            results[label] = None
+        except Exception:  # report every failing specialisation, not only the first
+            results[label] = traceback.format_exc(limit=2)
+    return results
 
 
 # ----------------------------------------------------------------------------- tests
@@ -356,9 +410,14 @@ def test_kernels_compile_to_sm90_cubins_without_a_gpu() -> None:
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_MARKER)]
     assert proc.returncode == 0 and lines, f"compile subprocess failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    assert json.loads(lines[-1][len(RESULT_MARKER) :]) == [
-        "seed", "dilate", "pack", "apply_flat", "apply_rows", "apply_pixels"
-    ]
+    results = json.loads(lines[-1][len(RESULT_MARKER) :])
+    failures = {label: error for label, error in results.items() if error is not None}
+    assert not failures, "\n".join(f"{label}:\n{error}" for label, error in failures.items())
+    # Every kernel, in its 32- and 64-bit index variants, and every dtype of the apply kernels.
+    assert {label.split()[0] for label in results} == set(KERNEL_NAMES)
+    assert any("'INDEX_64': True" in label for label in results)
+    for pointer in ("*fp32", "*fp16", "*bf16", "*fp64"):
+        assert any(label.startswith("_apply_flat_kernel") and pointer in label for label in results), pointer
 
 
 @pytest.mark.parametrize("check", sorted(CHECKS))

@@ -1,0 +1,75 @@
+"""The one-command GPU recipe (issue 8): tools/gpu_checks.sh and tools/prepare_gpu_site.py.
+
+On CPU these check the scripts themselves (step selection, results, exit status, refusals
+of bad arguments), not the GPU: `--smoke` runs CPU-sized versions of the same commands."""
+import os
+import subprocess
+import sys
+
+from conftest import REPO
+
+GPU_CHECKS = REPO / "tools" / "gpu_checks.sh"
+PREPARE = REPO / "tools" / "prepare_gpu_site.py"
+
+
+def _gpu_checks(results, *args, python=sys.executable):
+    env = dict(os.environ, PYTHON=python, RESULTS=str(results))
+    env.pop("OUT", None)
+    return subprocess.run(["bash", str(GPU_CHECKS), *args], cwd=str(REPO), env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_gpu_checks_smoke_bench_writes_the_environment_and_the_table(tmp_path):
+    proc = _gpu_checks(tmp_path, "--smoke", "bench")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    env = (tmp_path / "environment.txt").read_text()
+    assert "torch " in env and "detectron2 " in env
+    bench = (tmp_path / "bench.txt").read_text()
+    rows = [line for line in bench.splitlines() if line.startswith("| cpu")]
+    assert len(rows) >= 3 and "floor: x * mask" in rows[0]
+    assert "== bench: exit 0" in bench
+    assert not (tmp_path / "tests.txt").exists() and not (tmp_path / "train.txt").exists()
+
+
+def test_gpu_checks_counts_failed_steps_and_keeps_earlier_results(tmp_path):
+    (tmp_path / "environment.txt").write_text("an earlier run\n")
+    # `false` as the interpreter: every step fails, and each is still run and reported.
+    proc = _gpu_checks(tmp_path, "--smoke", "bench", "train", python="false")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    for step in ("bench", "train"):
+        assert f"== {step}: exit 1" in (tmp_path / f"{step}.txt").read_text()
+    (previous,) = (tmp_path / "previous_runs").iterdir()
+    assert (previous / "environment.txt").read_text() == "an earlier run\n"
+
+
+def test_gpu_checks_rejects_an_unknown_step_by_name(tmp_path):
+    proc = _gpu_checks(tmp_path, "bench", "benchh")
+    assert proc.returncode == 2
+    assert "unknown argument 'benchh'" in proc.stderr
+    assert not any(tmp_path.iterdir())  # refused before anything ran
+
+
+def _prepare(*args):
+    return subprocess.run([sys.executable, str(PREPARE), *args], cwd=str(REPO),
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_prepare_gpu_site_names_a_detectron2_src_that_is_not_a_checkout(tmp_path):
+    proc = _prepare("--detectron2-src", str(tmp_path / "nowhere"), "--dest", str(tmp_path / "site"))
+    assert proc.returncode != 0
+    assert "--detectron2-src" in proc.stderr and "nowhere" in proc.stderr
+    assert not (tmp_path / "site").exists()
+
+
+def test_prepare_gpu_site_never_replaces_a_folder_it_did_not_make(tmp_path):
+    src = tmp_path / "d2"
+    (src / "detectron2").mkdir(parents=True)
+    (src / "setup.py").write_text("")
+    (src / "detectron2" / "__init__.py").write_text("")
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "results.txt").write_text("a user's file\n")
+    proc = _prepare("--detectron2-src", str(src), "--dest", str(work))
+    assert proc.returncode != 0
+    assert "--dest" in proc.stderr and str(work) in proc.stderr
+    assert (work / "results.txt").read_text() == "a user's file\n"  # checked before any download
