@@ -11,9 +11,12 @@ every conv+norm and on the shortcut, keep_prob 0.9, block 7, one mask per channe
   iteration 0 would make them identities and the measurement meaningless).
 
 Both get the same weights and the same synthetic batches (random images and boxes built in
-this process, no dataset). Timing windows alternate between the models (ABBA order), each
-window a few full training steps (forward under AMP, backward, SGD step) between device
-synchronisations; the table reports the median step time per model and the slowdown.
+this process, no dataset). On CUDA the batch is the largest that fits: one 2-image probe
+measures the memory per image, and only the extrapolated size (then smaller ones, should it
+run out of memory) is tried. Timing windows alternate between the models (ABBA order), each
+window enough full training steps (forward under AMP, backward, SGD step) to last about
+--window-s between device synchronisations; the table reports the median step time per
+model and the slowdown.
 
     python benchmarks/bench_train_step.py                # CUDA: R50, 800x1088, AMP fp16,
                                                          # largest batch that fits
@@ -21,6 +24,7 @@ synchronisations; the table reports the median step time per model and the slowd
     python benchmarks/bench_train_step.py --quick        # CPU smoke run: R18, 96x128, 2 steps
 """
 import argparse
+import math
 import platform
 import statistics
 import sys
@@ -134,15 +138,48 @@ def fits(runners: List[Runner], args: argparse.Namespace, batch_size: int) -> bo
             torch.cuda.empty_cache()
 
 
+def largest_candidate_that_may_fit(free_bytes: float, fixed_bytes: float, probe_peak_bytes: float,
+                                   probe_batch: int) -> int:
+    """The largest of BATCH_CANDIDATES whose extrapolated peak memory fits in 90% of the free
+    memory, from one probe: peak = fixed + per_image * batch, per_image from the probe's peak
+    above the fixed part (weights, optimizer state). At least the smallest candidate."""
+    per_image = max(probe_peak_bytes - fixed_bytes, 1.0) / probe_batch
+    budget = 0.9 * free_bytes - fixed_bytes
+    for batch_size in BATCH_CANDIDATES:
+        if batch_size * per_image <= budget:
+            return batch_size
+    return BATCH_CANDIDATES[-1]
+
+
 def choose_batch(runners: List[Runner], args: argparse.Namespace) -> int:
+    """`--batch`, or on CUDA the largest candidate that runs: one probe at 2 images gives the
+    memory per image, so only the extrapolated size (and, if it runs out of memory after
+    all, the next smaller ones) is tried instead of every candidate from the top."""
     if args.batch != "auto":
         return int(args.batch)
     if torch.device(args.device).type != "cuda":
         return 2
-    for batch_size in BATCH_CANDIDATES:
-        if fits(runners, args, batch_size):
+    probe = 2
+    torch.cuda.empty_cache()
+    fixed = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    if not fits(runners, args, probe):
+        if fits(runners, args, 1):
+            return 1
+        raise SystemExit("not even batch 1 fits on this device")
+    peak = torch.cuda.max_memory_allocated()
+    free, _ = torch.cuda.mem_get_info()
+    # What tensors can use: the device's free memory plus what torch's allocator holds.
+    start = largest_candidate_that_may_fit(free + torch.cuda.memory_reserved(), fixed, peak, probe)
+    for batch_size in BATCH_CANDIDATES[BATCH_CANDIDATES.index(start):]:
+        if batch_size <= probe or fits(runners, args, batch_size):
             return batch_size
-    raise SystemExit("not even batch 1 fits on this device")
+    return probe
+
+
+def steps_per_window(step_ms: float, window_s: float, lowest: int = 2, highest: int = 20) -> int:
+    """Steps that make a timing window last about `window_s`, within [lowest, highest]."""
+    return max(lowest, min(highest, math.ceil(window_s * 1e3 / max(step_ms, 1e-3))))
 
 
 def time_window(runner: Runner, batches: List[List[Dict]], device: str) -> float:
@@ -155,29 +192,57 @@ def time_window(runner: Runner, batches: List[List[Dict]], device: str) -> float
     return (time.perf_counter() - start) * 1e3 / len(batches)
 
 
+def _count(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return value
+    return parse
+
+
+def _batch(text: str):
+    return text if text == "auto" else _count(1)(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="CPU-sized smoke run: R18, 96x128, 2 steps")
     parser.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     parser.add_argument("--impl", choices=["auto", "torch"], default="auto", help="MODEL.DROPBLOCK.IMPL")
-    parser.add_argument("--batch", default="auto", help="images per step, or 'auto' (largest that fits)")
-    parser.add_argument("--depth", type=int, default=None, help="ResNet depth (default 50; 18 with --quick)")
-    parser.add_argument("--height", type=int, default=None, help="default 800 (96 with --quick)")
-    parser.add_argument("--width", type=int, default=None, help="default 1088 (128 with --quick)")
+    parser.add_argument("--batch", type=_batch, default="auto", help="images per step, or 'auto' (largest that fits)")
+    parser.add_argument("--depth", type=int, choices=[18, 34, 50, 101, 152], default=None, help="ResNet depth (default 50; 18 with --quick)")
+    parser.add_argument("--height", type=_count(32), default=None, help="default 800 (96 with --quick)")
+    parser.add_argument("--width", type=_count(32), default=None, help="default 1088 (128 with --quick)")
     parser.add_argument("--amp-dtype", choices=["float16", "bfloat16"], default="float16")
     parser.add_argument("--no-amp", action="store_true", help="fp32 training (AMP is CUDA only anyway)")
-    parser.add_argument("--steps", type=int, default=None, help="steps per timing window (default 10; 2 with --quick)")
-    parser.add_argument("--rounds", type=int, default=None, help="ABBA rounds of windows (default 4; 1 with --quick)")
-    parser.add_argument("--warmup", type=int, default=None, help="untimed steps per model (default 5; 1 with --quick)")
+    parser.add_argument("--steps", type=_count(1), default=None,
+                        help="steps per timing window (default: enough for --window-s, 2 to 20; 2 with --quick)")
+    parser.add_argument("--window-s", type=_seconds, default=3.0,
+                        help="seconds a timing window should last when --steps is not given (default 3)")
+    parser.add_argument("--rounds", type=_count(1), default=None, help="ABBA rounds of windows (default 4; 1 with --quick)")
+    parser.add_argument("--warmup", type=_count(0), default=None, help="untimed steps per model (default 3; 1 with --quick)")
     args = parser.parse_args(argv)
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     args.depth = args.depth or (18 if args.quick else 50)
     args.height = args.height or (96 if args.quick else 800)
     args.width = args.width or (128 if args.quick else 1088)
-    steps = args.steps or (2 if args.quick else 10)
     rounds = args.rounds or (1 if args.quick else 4)
-    warmup = args.warmup if args.warmup is not None else (1 if args.quick else 5)
+    warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
     if args.quick and args.device == "cpu":
         torch.set_num_threads(min(2, torch.get_num_threads()))
 
@@ -206,10 +271,17 @@ def main(argv: Optional[List[str]] = None) -> None:
     with EventStorage(0):  # detectron2 models log to the current EventStorage in training
         batch_size = choose_batch(list(runners.values()), args)
         print(f"batch size: {batch_size} images per step", flush=True)
-        batches = [synthetic_batch(batch_size, args.height, args.width, 80, args.device, seed=s) for s in range(steps)]
+        batches = [synthetic_batch(batch_size, args.height, args.width, 80, args.device, seed=0)]
         for runner in runners.values():
-            for i in range(warmup):
-                runner.step(batches[i % steps])
+            for _ in range(warmup):
+                runner.step(batches[0])
+        # Windows long enough that the clock and the synchronisations are noise, whatever
+        # the GPU and batch: one step of each model sets the count.
+        probe_ms = max(time_window(runner, batches, args.device) for runner in runners.values())
+        steps = args.steps or (2 if args.quick else steps_per_window(probe_ms, args.window_s))
+        batches += [synthetic_batch(batch_size, args.height, args.width, 80, args.device, seed=s)
+                    for s in range(1, steps)]
+        print(f"{steps} steps per timing window (one step: {probe_ms:.0f} ms)", flush=True)
         times: Dict[str, List[float]] = {name: [] for name in runners}
         peak_gib: Dict[str, float] = {}
         for round_index in range(rounds):

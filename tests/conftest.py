@@ -95,9 +95,9 @@ def tiny_synthetic_datasets(root, **params):
         register_synthetic_datasets()
 
 
-def load_tool(name: str):
-    """tools/<name>.py imported as a module (tools/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", REPO / "tools" / f"{name}.py")
+def load_tool(name: str, folder: str = "tools"):
+    """<folder>/<name>.py imported as a module (tools/ and benchmarks/ are not packages)."""
+    spec = importlib.util.spec_from_file_location(f"{folder}_{name}", REPO / folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -34,3 +34,37 @@ def test_bench_dropblock_prints_a_row_per_implementation_with_its_ratio_to_the_f
 def test_bench_train_step_quick_run_prints_both_models():
     out = _run("benchmarks/bench_train_step.py", "--quick")
     assert re.search(r"^\| baseline\s+\|", out, re.M) and re.search(r"^\| dropblock\s+\|", out, re.M)
+
+
+# ----------------------------------------------------------------------------- train step sizing
+def _bench_train_step():
+    from conftest import load_tool
+
+    return load_tool("bench_train_step", folder="benchmarks")
+
+
+def test_batch_is_extrapolated_from_the_probe_within_90_percent_of_memory():
+    bench = _bench_train_step()
+    gib = 2**30
+    # 10 GiB of weights and optimizer state, 2 images peak at 14 GiB: 2 GiB per image.
+    # 139 GiB usable -> 0.9 * 139 - 10 = 115.1 GiB -> 57 images -> candidate 48.
+    assert bench.largest_candidate_that_may_fit(139 * gib, 10 * gib, 14 * gib, 2) == 48
+    # Twice the memory per image: 28 images -> 24.
+    assert bench.largest_candidate_that_may_fit(139 * gib, 10 * gib, 18 * gib, 2) == 24
+    # Nothing fits beyond the fixed part: the smallest candidate, not an error.
+    assert bench.largest_candidate_that_may_fit(11 * gib, 10 * gib, 14 * gib, 2) == 1
+    assert bench.largest_candidate_that_may_fit(1000 * gib, 0, 1, 2) == max(bench.BATCH_CANDIDATES)
+
+
+def test_timing_windows_last_about_the_requested_time():
+    bench = _bench_train_step()
+    assert bench.steps_per_window(300.0, 3.0) == 10
+    assert bench.steps_per_window(2500.0, 3.0) == 2  # at least two steps per window
+    assert bench.steps_per_window(5.0, 3.0) == 20  # at most twenty
+    assert bench.steps_per_window(0.0, 3.0) == 20
+
+
+def test_bench_train_step_names_a_bad_argument():
+    proc = subprocess.run([sys.executable, "benchmarks/bench_train_step.py", "--quick", "--steps", "0"],
+                          cwd=str(REPO), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--steps" in proc.stderr and "'0'" in proc.stderr
