@@ -14,6 +14,13 @@ itself), and forward+backward relative to the floor of the same shape.
     python benchmarks/bench_dropblock.py            # CPU, and CUDA when present
     python benchmarks/bench_dropblock.py --quick    # fewer repeats, one CPU shape
     python benchmarks/bench_dropblock.py --threads 1   # one torch CPU thread
+    python benchmarks/bench_dropblock.py --tune        # CUDA: the Triton path's launch sizes
+
+`--tune` times the Triton path (per channel, forward+backward) under each launch-size
+variant of `TUNE_VARIANTS` (tile sizes and warps of the mask kernels, block size and warps
+of the apply kernels; the result does not depend on them, only the speed does), next to the
+floor, and marks the fastest per shape. On CPU it runs under Triton's interpreter
+(TRITON_INTERPRET=1), where only the script is checked, not the speed.
 
 On a machine shared with other jobs, the OpenMP fork/join of every parallel op waits for
 descheduled threads; implementations with more ops (mask building, counting) suffer more
@@ -41,6 +48,16 @@ CPU_SHAPES = [(8, 256, 50, 68), (8, 512, 25, 34)]
 CUDA_SHAPES = [(16, 1024, 50, 68), (16, 256, 100, 136), (16, 2048, 25, 34)]  # res4, P3, res5
 
 Impl = Callable[[torch.Tensor], torch.Tensor]
+
+
+# Launch-size variants for --tune: the mask kernels (seed + dilation) and the apply kernels
+# are varied one family at a time around the defaults (empty dict).
+TUNE_VARIANTS: List[Dict[str, int]] = (
+    [{}]
+    + [dict(tile_units=u, mask_warps=w) for u in (512, 1024, 2048) for w in (2, 4, 8) if (u, w) != (1024, 4)]
+    + [dict(tile_cols=c) for c in (16, 32)]
+    + [dict(apply_block=b, apply_warps=w) for b in (512, 1024, 2048, 4096) for w in (4, 8) if (b, w) != (1024, 4)]
+)
 
 
 def _floor(x: torch.Tensor) -> Impl:
@@ -206,9 +223,41 @@ def run(device: torch.device, shapes, dtypes, warmup: int, repeats: int):
     return rows, notes
 
 
-def print_table(rows: List[List[str]]) -> None:
-    header = ["device", "implementation", "shape", "dtype", "fwd ms", "fwd+bwd ms",
-              "kept B/elem", "fwd+bwd / floor"]
+def tune(device: torch.device, shapes, dtypes, warmup: int, repeats: int,
+         variants: List[Dict[str, int]]) -> List[List[str]]:
+    """One row per (shape, dtype, launch-size variant): the Triton path's per-channel
+    forward+backward against the floor, timed round-robin like `bench_shape`."""
+    from dropblock_det.layers.drop_block_triton import launch_sizes
+
+    rows: List[List[str]] = []
+    ours = _ours(False, "triton")
+    for shape in shapes:
+        for dtype in dtypes:
+            x = torch.randn(shape, device=device, dtype=dtype, requires_grad=True)
+            impls: Dict[str, Impl] = {"floor: x * mask": _floor(x.detach())}
+            for variant in variants:
+                name = " ".join(f"{k}={v}" for k, v in variant.items()) or "defaults"
+
+                def run_variant(t: torch.Tensor, variant: Dict[str, int] = variant) -> torch.Tensor:
+                    with launch_sizes(device.type, **variant):
+                        return ours(t)
+
+                impls[name] = run_variant
+            torch.manual_seed(0)
+            results = bench_shape(impls, x, warmup, repeats)
+            floor_ms = results.pop("floor: x * mask")[1]
+            best = min(results, key=lambda n: results[n][1])
+            for name, (_, fwd_bwd, _) in results.items():
+                rows.append([device.type, "x".join(map(str, shape)), str(dtype).replace("torch.", ""),
+                             name + (" (fastest)" if name == best else ""), f"{fwd_bwd:.3f}",
+                             f"{floor_ms:.3f}", f"{fwd_bwd / floor_ms:.2f}x"])
+                print("  measured:", " | ".join(rows[-1]), flush=True)
+    return rows
+
+
+def print_table(rows: List[List[str]], header: Optional[List[str]] = None) -> None:
+    header = header or ["device", "implementation", "shape", "dtype", "fwd ms", "fwd+bwd ms",
+                        "kept B/elem", "fwd+bwd / floor"]
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     line = "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |"
     print(line)
@@ -224,6 +273,27 @@ def _parse_shape(text: str) -> Tuple[int, int, int, int]:
     return dims  # type: ignore[return-value]
 
 
+def _parse_variants(text: str) -> List[Dict[str, int]]:
+    """'defaults;tile_units=512,mask_warps=8' -> [{}, {"tile_units": 512, "mask_warps": 8}]."""
+    from dropblock_det.layers.drop_block_triton import check_launch_sizes
+
+    variants: List[Dict[str, int]] = []
+    for item in text.split(";"):
+        variant: Dict[str, int] = {}
+        if item.strip() != "defaults":
+            for pair in item.split(","):
+                key, _, value = pair.partition("=")
+                if not value.strip().isdigit():
+                    raise argparse.ArgumentTypeError(f"{pair!r} is not <launch size>=<int>")
+                variant[key.strip()] = int(value)
+        try:
+            check_launch_sizes(variant)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{item!r}: {exc}") from None
+        variants.append(variant)
+    return variants
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one CPU shape, fewer repeats")
@@ -232,7 +302,14 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--shape", type=_parse_shape, default=None,
                         help="N,C,H,W: time this one shape instead of the defaults")
+    parser.add_argument("--tune", action="store_true",
+                        help="time the Triton path's launch-size variants instead (CUDA; CPU under TRITON_INTERPRET=1)")
+    parser.add_argument("--variants", type=_parse_variants, default=None,
+                        help="with --tune: these variants instead of TUNE_VARIANTS, e.g. "
+                             "'defaults;tile_units=512,mask_warps=8;apply_block=2048'")
     args = parser.parse_args(argv)
+    if args.repeats is not None and args.repeats < 1:
+        parser.error(f"--repeats must be >= 1, got {args.repeats}")
     if args.threads:
         torch.set_num_threads(args.threads)
     repeats = args.repeats or (5 if args.quick else 15)
@@ -243,6 +320,9 @@ def main(argv=None) -> None:
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"{torch.get_num_threads()} torch threads, load average {_load()}"
     )
+    if args.tune:
+        main_tune(args, warmup, repeats)
+        return
     all_rows, all_notes = [], []
     if args.device in ("all", "cpu"):
         shapes = [args.shape] if args.shape else CPU_SHAPES[:1] if args.quick else CPU_SHAPES
@@ -265,6 +345,22 @@ def main(argv=None) -> None:
     print_table(all_rows)
     for note in all_notes:
         print(f"note: {note}")
+
+
+def main_tune(args: argparse.Namespace, warmup: int, repeats: int) -> None:
+    cuda = torch.cuda.is_available() and args.device != "cpu"
+    if not _triton_ok() or (not cuda and os.environ.get("TRITON_INTERPRET") != "1"):
+        raise SystemExit("--tune needs the Triton path: a CUDA device, or TRITON_INTERPRET=1 on CPU "
+                         f"(here: CUDA {'available' if torch.cuda.is_available() else 'absent'}, "
+                         f"--device {args.device})")
+    device = torch.device("cuda" if cuda else "cpu")
+    if cuda:
+        print(f"CUDA device: {torch.cuda.get_device_name()}")
+    shapes = [args.shape] if args.shape else CUDA_SHAPES[:1] if args.quick else CUDA_SHAPES
+    dtypes = [torch.bfloat16, torch.float32]
+    rows = tune(device, shapes, dtypes, warmup, repeats * 2 if cuda else repeats, args.variants or TUNE_VARIANTS)
+    print()
+    print_table(rows, ["device", "shape", "dtype", "launch sizes", "fwd+bwd ms", "floor ms", "/ floor"])
 
 
 if __name__ == "__main__":

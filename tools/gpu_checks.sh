@@ -3,9 +3,12 @@
 #   tests  the CUDA-marked tests (compiled kernels, statistics on CUDA, AMP training steps)
 #   bench  benchmarks/bench_dropblock.py --device cuda (op vs the x * mask floor)
 #   train  benchmarks/bench_train_step.py (RetinaNet R50-FPN step with / without DropBlock)
+#   tune   benchmarks/bench_dropblock.py --tune (the Triton path's launch sizes; not run by
+#          default: it needs a device call of its own)
 #
-#   bash tools/gpu_checks.sh                 # all three, in that order
+#   bash tools/gpu_checks.sh                 # tests, bench, train, in that order
 #   bash tools/gpu_checks.sh bench train     # some of them
+#   bash tools/gpu_checks.sh tune            # the launch-size sweep
 #   bash tools/gpu_checks.sh --smoke         # CPU dry run of the script itself (tiny sizes)
 #
 # It runs $PYTHON (default python3) as it is. When .gpu-site exists (tools/prepare_gpu_site.py,
@@ -24,8 +27,8 @@ steps=()
 for arg in "$@"; do
   case "$arg" in
     --smoke) SMOKE=1 ;;
-    tests|bench|train) steps+=("$arg") ;;
-    *) echo "gpu_checks.sh: unknown argument '$arg' (steps: tests bench train; option: --smoke)" >&2; exit 2 ;;
+    tests|bench|train|tune) steps+=("$arg") ;;
+    *) echo "gpu_checks.sh: unknown argument '$arg' (steps: tests bench train tune; option: --smoke)" >&2; exit 2 ;;
   esac
 done
 [ ${#steps[@]} -eq 0 ] && steps=(tests bench train)
@@ -43,19 +46,21 @@ fi
 
 # Seconds per step, at most: together 560 s, inside one 600-second device call even if every
 # step runs to its limit (estimated, not yet measured, on an H100/H200: about 60 + 40 + 100 s).
-declare -A LIMIT=([tests]=200 [bench]=120 [train]=240)
+declare -A LIMIT=([tests]=200 [bench]=120 [train]=240 [tune]=400)
 if [ "$SMOKE" = 1 ]; then
   # CPU-sized versions of the same commands: they check the script, not the GPU.
   declare -A CMD=(
     [tests]="$PYTHON -m pytest -q -p no:cacheprovider -m cuda tests/layers/test_drop_block_triton.py"
     [bench]="$PYTHON benchmarks/bench_dropblock.py --device cpu --shape 2,8,16,20 --repeats 1"
     [train]="$PYTHON benchmarks/bench_train_step.py --quick"
+    [tune]="env TRITON_INTERPRET=1 $PYTHON benchmarks/bench_dropblock.py --tune --quick --device cpu --shape 1,2,8,12 --repeats 1 --variants defaults;tile_cols=16"
   )
 else
   declare -A CMD=(
     [tests]="$PYTHON -m pytest -q -p no:cacheprovider -m cuda tests"
     [bench]="$PYTHON benchmarks/bench_dropblock.py --device cuda"
     [train]="$PYTHON benchmarks/bench_train_step.py"
+    [tune]="$PYTHON benchmarks/bench_dropblock.py --tune"
   )
 fi
 

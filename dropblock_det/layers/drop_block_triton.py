@@ -51,7 +51,7 @@ Triton is first imported.
 import contextlib
 import numbers
 import os
-from typing import Any, ContextManager, NamedTuple, Tuple
+from typing import Any, ContextManager, Dict, Iterator, NamedTuple, Tuple
 
 import torch
 from torch import Tensor
@@ -66,7 +66,7 @@ except ImportError:  # CPU-only torch builds ship without Triton: the module sti
 
 from .drop_block import NORMALIZER_EPS
 
-__all__ = ["drop_block_2d_triton", "triton_available"]
+__all__ = ["check_launch_sizes", "drop_block_2d_triton", "launch_sizes", "triton_available"]
 
 # The reference's normaliser guard: an all-dropped mask gives scale numel / 1e-6 (finite)
 # times 0, i.e. zeros, not NaN.
@@ -78,9 +78,13 @@ class _LaunchSizes(NamedTuple):
     tile_units: int  # units per (planes x columns) tile of the seed and dilation kernels
     apply_block: int  # elements per program of the apply kernels
     pack_block_bytes: int  # mask bytes per program of the pack kernel
+    mask_warps: int = 4  # warps per program of the seed and dilation kernels
+    tile_cols: int = 64  # most columns per tile of the seed and dilation kernels
+    apply_warps: int = 4  # warps per program of the apply kernels
 
 
 # GPU: 1024-element programs give every lane of 4 warps a 16-byte vector in the apply pass.
+# Chosen without a GPU to measure on: `bench_dropblock.py --tune` times the alternatives.
 _GPU_SIZES = _LaunchSizes(tile_units=1024, apply_block=1024, pack_block_bytes=256)
 # The interpreter pays per program and per op, not per element: few big programs are ~16x
 # faster. Results do not depend on the sizes (the Philox counters are logical indices).
@@ -379,10 +383,45 @@ def _launch_sizes(device: torch.device) -> _LaunchSizes:
     return _GPU_SIZES if device.type == "cuda" else _INTERPRETER_SIZES
 
 
-def _tile(num_planes: int, width: int, tile_units: int) -> Tuple[int, int]:
-    """(BLOCK_P, BLOCK_W) for the seed/dilation kernels: up to 64 columns of a row, and as
-    many planes as fill `tile_units` units (narrow late-stage maps get many planes)."""
-    block_w = min(64, max(8, _next_power_of_2(width)))
+def check_launch_sizes(changes: Dict[str, Any]) -> None:
+    """ValueError naming the entry unless every key is a `_LaunchSizes` field and every value
+    a power of two (Triton block shapes are powers of two)."""
+    unknown = set(changes) - set(_LaunchSizes._fields)
+    if unknown:
+        raise ValueError(f"unknown launch size(s) {sorted(unknown)}; known: {list(_LaunchSizes._fields)}")
+    for name, value in changes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1 or value & (value - 1):
+            raise ValueError(f"launch size {name} must be a power of two >= 1, got {value!r}")
+
+
+@contextlib.contextmanager
+def launch_sizes(device_type: str, **changes: int) -> Iterator[_LaunchSizes]:
+    """Temporarily change the launch sizes used for `device_type` ("cuda", or "cpu" under
+    the interpreter): the fields of `_LaunchSizes` (tile_units, tile_cols, mask_warps,
+    apply_block, apply_warps, pack_block_bytes).
+    For tuning sweeps (`bench_dropblock.py --tune`); the result does not depend on them.
+    Not thread-safe: it swaps a module-level setting."""
+    global _GPU_SIZES, _INTERPRETER_SIZES
+    saved = _GPU_SIZES, _INTERPRETER_SIZES
+    check_launch_sizes(changes)
+    if device_type == "cuda":
+        _GPU_SIZES = _GPU_SIZES._replace(**changes)
+        current = _GPU_SIZES
+    elif device_type == "cpu":
+        _INTERPRETER_SIZES = _INTERPRETER_SIZES._replace(**changes)
+        current = _INTERPRETER_SIZES
+    else:
+        raise ValueError(f"device_type must be 'cuda' or 'cpu', got {device_type!r}")
+    try:
+        yield current
+    finally:
+        _GPU_SIZES, _INTERPRETER_SIZES = saved
+
+
+def _tile(num_planes: int, width: int, tile_units: int, tile_cols: int = 64) -> Tuple[int, int]:
+    """(BLOCK_P, BLOCK_W) for the seed/dilation kernels: up to `tile_cols` columns of a row,
+    and as many planes as fill `tile_units` units (narrow late-stage maps get many planes)."""
+    block_w = min(tile_cols, max(8, _next_power_of_2(width)))
     block_p = max(1, min(_next_power_of_2(num_planes), tile_units // block_w))
     return block_p, block_w
 
@@ -462,19 +501,19 @@ def _keep_bits(x: Tensor, layout: _Layout, gamma: float, bh: int, bw: int) -> Tu
     keep = torch.empty(layout.mask_numel, dtype=torch.uint8, device=device)
     total_kept = torch.empty(1, dtype=torch.int64, device=device)
     sizes = _launch_sizes(device)
-    block_p, block_w = _tile(planes, width, sizes.tile_units)
+    block_p, block_w = _tile(planes, width, sizes.tile_units, sizes.tile_cols)
     stride_n, stride_c, stride_h, stride_w = layout.mask_strides
     seed_grid = (triton.cdiv(planes, block_p), triton.cdiv(anchor_cols, block_w))
     _seed_kernel[seed_grid](
         rng_seed, seeds, total_kept, planes, layout.planes_per_sample, anchor_rows, anchor_cols, threshold,
         stride_n, stride_c, stride_h, stride_w,
-        BLOCK_P=block_p, BLOCK_W=block_w, INDEX_64=index_64,
+        BLOCK_P=block_p, BLOCK_W=block_w, INDEX_64=index_64, num_warps=sizes.mask_warps,
     )
     dilate_grid = (triton.cdiv(planes, block_p), triton.cdiv(width, block_w))
     _dilate_kernel[dilate_grid](
         seeds, keep, total_kept, planes, layout.planes_per_sample, height, width,
         anchor_rows, anchor_cols, bh, stride_n, stride_c, stride_h, stride_w,
-        BLOCK_W_SIZE=bw, BLOCK_P=block_p, BLOCK_W=block_w, INDEX_64=index_64,
+        BLOCK_W_SIZE=bw, BLOCK_P=block_p, BLOCK_W=block_w, INDEX_64=index_64, num_warps=sizes.mask_warps,
     )
     del seeds
     num_bytes = (layout.mask_numel + 7) // 8
@@ -491,7 +530,8 @@ def _apply(t: Tensor, layout: _Layout, bits: Tensor, total_kept: Tensor, saturat
     n, c, height, width = t.shape
     out = torch.empty_like(t)  # preserve_format: t is dense, so out gets t's strides
     index_64 = t.numel() >= 2**31
-    apply_block = _launch_sizes(t.device).apply_block
+    sizes = _launch_sizes(t.device)
+    apply_block, warps = sizes.apply_block, sizes.apply_warps
     compute_f64 = t.dtype == torch.float64
     saturate = saturate and t.dtype in (torch.float16, torch.bfloat16)
     if layout.shared_mask and layout.channels_last:
@@ -502,14 +542,14 @@ def _apply(t: Tensor, layout: _Layout, bits: Tensor, total_kept: Tensor, saturat
         _apply_pixels_kernel[grid](
             t, bits, total_kept, out, num_pixels, c, float(layout.mask_numel), _EPS,
             BLOCK_P=block_p, BLOCK_C=block_c, COMPUTE_F64=compute_f64,
-            OUT_BF16=t.dtype == torch.bfloat16, SATURATE=saturate, INDEX_64=index_64,
+            OUT_BF16=t.dtype == torch.bfloat16, SATURATE=saturate, INDEX_64=index_64, num_warps=warps,
         )
         return out
     if not layout.shared_mask:  # the mask has t's memory order: bit index = element offset
         _apply_flat_kernel[(triton.cdiv(t.numel(), apply_block),)](
             t, bits, total_kept, out, t.numel(), float(layout.mask_numel), _EPS,
             BLOCK=apply_block, COMPUTE_F64=compute_f64, OUT_BF16=t.dtype == torch.bfloat16,
-            SATURATE=saturate, INDEX_64=index_64,
+            SATURATE=saturate, INDEX_64=index_64, num_warps=warps,
         )
         return out
     # Shared mask, NCHW: rows are (n, c) planes; plane (n, c) uses mask plane n.
@@ -521,7 +561,7 @@ def _apply(t: Tensor, layout: _Layout, bits: Tensor, total_kept: Tensor, saturat
         t, bits, total_kept, out, num_rows, row_len, c, col_blocks,
         float(layout.mask_numel), _EPS,
         BLOCK_R=block_r, BLOCK_B=block_b, COMPUTE_F64=compute_f64,
-        OUT_BF16=t.dtype == torch.bfloat16, SATURATE=saturate, INDEX_64=index_64,
+        OUT_BF16=t.dtype == torch.bfloat16, SATURATE=saturate, INDEX_64=index_64, num_warps=warps,
     )
     return out
 

@@ -1,8 +1,12 @@
 """The two benchmark scripts run and print their tables (at toy sizes: the numbers mean
 nothing here; the timings that count are in the README, measured with `make bench`)."""
+import os
 import re
 import subprocess
 import sys
+
+import pytest
+import torch
 
 from conftest import REPO
 
@@ -68,3 +72,38 @@ def test_bench_train_step_names_a_bad_argument():
     proc = subprocess.run([sys.executable, "benchmarks/bench_train_step.py", "--quick", "--steps", "0"],
                           cwd=str(REPO), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "--steps" in proc.stderr and "'0'" in proc.stderr
+
+
+# ----------------------------------------------------------------------------- --tune
+def test_tune_times_each_launch_size_variant_and_marks_the_fastest_under_the_interpreter():
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONWARNINGS="ignore")
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/bench_dropblock.py", "--tune", "--quick", "--device", "cpu",
+         "--shape", "1,2,8,12", "--repeats", "1", "--variants", "defaults;tile_cols=16,mask_warps=2"],
+        cwd=str(REPO), capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = [[c.strip() for c in line.strip("|").split("|")]
+            for line in proc.stdout.splitlines() if line.startswith("| cpu")]
+    assert [(r[2], r[3].replace(" (fastest)", "")) for r in rows] == [
+        (dtype, variant) for dtype in ("bfloat16", "float32")
+        for variant in ("defaults", "tile_cols=16 mask_warps=2")]
+    for dtype in ("bfloat16", "float32"):
+        assert sum("(fastest)" in r[3] for r in rows if r[2] == dtype) == 1
+    for r in rows:
+        assert float(r[4]) > 0 and float(r[5]) > 0 and re.fullmatch(r"\d+\.\d\dx", r[6])
+
+
+@pytest.mark.parametrize("variants, named", [("tile_rows=4", "tile_rows"), ("tile_cols=3", "tile_cols"),
+                                              ("defaults;apply_block", "apply_block")])
+def test_tune_names_a_bad_variant(variants, named):
+    proc = subprocess.run([sys.executable, "benchmarks/bench_dropblock.py", "--tune", "--variants", variants],
+                          cwd=str(REPO), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--variants" in proc.stderr and named in proc.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal without a GPU")
+def test_tune_without_cuda_or_the_interpreter_says_what_it_needs():
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    proc = subprocess.run([sys.executable, "benchmarks/bench_dropblock.py", "--tune"],
+                          cwd=str(REPO), capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode != 0 and "TRITON_INTERPRET=1" in proc.stderr and "CUDA" in proc.stderr

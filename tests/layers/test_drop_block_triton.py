@@ -177,26 +177,33 @@ def check_same_seed_gives_the_same_mask_in_either_layout(device: str) -> None:
     assert not torch.equal(outputs[0], outputs[3]), "different seeds, same mask"
 
 
+# Launch sizes the mask must not depend on: the interpreter's big tiles, the GPU's, and the
+# corners of `bench_dropblock.py --tune`'s sweep (several programs per axis, partial tiles).
+SIZE_VARIANTS = (
+    dict(triton_path._INTERPRETER_SIZES._asdict()),
+    dict(triton_path._GPU_SIZES._asdict()),
+    dict(tile_units=256, tile_cols=16, mask_warps=2, apply_block=512, apply_warps=2),
+    dict(tile_units=4096, tile_cols=32, mask_warps=8, apply_block=4096, apply_warps=8, pack_block_bytes=64),
+)
+
+
 def check_tile_sizes_do_not_change_the_mask(device: str) -> None:
-    """The GPU's small tiles (several programs per axis, partial tiles) and the interpreter's
-    big ones give the same result: the Philox counters are logical indices."""
-    saved = triton_path._GPU_SIZES, triton_path._INTERPRETER_SIZES
+    """Every launch-size variant gives the same result: the Philox counters are logical
+    indices, not program ids."""
     cases = [(False, False), (False, True), (True, False), (True, True)]  # (shared, channels_last)
-    try:
-        for shared, channels_last in cases:
-            # 21 planes x 70 columns: 2 x 2 dilation tiles and 13 apply programs on GPU sizes.
-            x = _positive_input((3, 7, 9, 70), torch.float16, device, channels_last)
-            outputs = []
-            for sizes in saved:
-                triton_path._GPU_SIZES = triton_path._INTERPRETER_SIZES = sizes
+    for shared, channels_last in cases:
+        # 21 planes x 70 columns: 2 x 2 dilation tiles and 13 apply programs on GPU sizes.
+        x = _positive_input((3, 7, 9, 70), torch.float16, device, channels_last)
+        outputs = []
+        for sizes in SIZE_VARIANTS:
+            with triton_path.launch_sizes(torch.device(device).type, **sizes):
                 torch.manual_seed(11)
                 outputs.append(triton_path.drop_block_2d_triton(x, 0.05, 4, 5, shared))
-            where = f"shared_mask={shared}, channels_last={channels_last}"
-            assert torch.equal(outputs[0], outputs[1]), f"{where}: tile sizes changed the output"
-            dropped = _dropped(outputs[0])
-            assert dropped.any() and torch.equal(_whole_blocks(dropped, 4, 5), dropped), where
-    finally:
-        triton_path._GPU_SIZES, triton_path._INTERPRETER_SIZES = saved
+        where = f"shared_mask={shared}, channels_last={channels_last}"
+        for sizes, out in zip(SIZE_VARIANTS[1:], outputs[1:]):
+            assert torch.equal(outputs[0], out), f"{where}: launch sizes {sizes} changed the output"
+        dropped = _dropped(outputs[0])
+        assert dropped.any() and torch.equal(_whole_blocks(dropped, 4, 5), dropped), where
 
 
 def check_all_dropped_gives_zeros_not_nan(device: str) -> None:
@@ -361,8 +368,11 @@ def compile_kernels_for_sm90() -> Dict[str, Optional[str]]:
     results: Dict[str, Optional[str]] = {}
     for name, grid, args, constexprs in _record_gpu_launches():
         kernel = getattr(triton_path, name)
+        constexprs = dict(constexprs)
+        # num_warps is a launch option, recorded with the keyword arguments: not a constexpr.
+        options = {"num_warps": constexprs.pop("num_warps", 4)}
         signature, attrs = _launch_signature(kernel, args, constexprs)
-        label = f"{name} {dict(sorted(constexprs.items()))} ({', '.join(signature.values())})"
+        label = f"{name} {dict(sorted(constexprs.items()))} {options} ({', '.join(signature.values())})"
         if label in results:
             continue
         try:
@@ -371,7 +381,8 @@ def compile_kernels_for_sm90() -> Dict[str, Optional[str]]:
             source = ASTSource(fn=kernel, signature=signature,
                                constexprs={(kernel.arg_names.index(k),): v for k, v in constexprs.items()},
                                attrs=attrs)
-            binary = triton.compile(source, target=GPUTarget("cuda", 90, 32))
+            binary = triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options)
+            assert binary.metadata.num_warps == options["num_warps"]
             assert binary.asm.get("cubin") and ".target sm_90" in binary.asm["ptx"], "no sm_90 cubin"
             results[label] = None
         except Exception:  # report every failing specialisation, not only the first
@@ -461,6 +472,31 @@ def test_triton_available_means_triton_and_cuda_or_interpreter() -> None:
 def test_bad_arguments_raise_value_error_naming_them(args, named: str) -> None:
     with pytest.raises(ValueError, match=named):
         triton_path.drop_block_2d_triton(*args)
+
+
+@pytest.mark.parametrize(
+    "device_type, changes, named",
+    [("cuda", {"tile_rows": 4}, "tile_rows"), ("cuda", {"apply_block": 1000}, "apply_block"),
+     ("cuda", {"mask_warps": 0}, "mask_warps"), ("cuda", {"tile_cols": True}, "tile_cols"),
+     ("xpu", {"apply_block": 512}, "device_type")],
+)
+def test_launch_sizes_refuses_bad_changes_by_name(device_type: str, changes, named: str) -> None:
+    before = triton_path._GPU_SIZES, triton_path._INTERPRETER_SIZES
+    with pytest.raises(ValueError, match=named):
+        with triton_path.launch_sizes(device_type, **changes):
+            pass
+    assert (triton_path._GPU_SIZES, triton_path._INTERPRETER_SIZES) == before
+
+
+def test_launch_sizes_applies_to_one_device_type_and_is_restored_after_an_error() -> None:
+    before = triton_path._GPU_SIZES, triton_path._INTERPRETER_SIZES
+    with pytest.raises(RuntimeError, match="inside"):
+        with triton_path.launch_sizes("cuda", apply_block=4096, mask_warps=8) as sizes:
+            assert sizes.apply_block == 4096 and sizes.mask_warps == 8
+            assert triton_path._launch_sizes(torch.device("cuda")) == sizes
+            assert triton_path._launch_sizes(torch.device("cpu")) == before[1]
+            raise RuntimeError("inside")
+    assert (triton_path._GPU_SIZES, triton_path._INTERPRETER_SIZES) == before
 
 
 @pytest.mark.skipif(triton_path.triton is None, reason="Triton not importable: a different error applies")
