@@ -172,9 +172,11 @@ def choose_batch(runners: List[Runner], args: argparse.Namespace) -> int:
     # What tensors can use: the device's free memory plus what torch's allocator holds.
     start = largest_candidate_that_may_fit(free + torch.cuda.memory_reserved(), fixed, peak, probe)
     for batch_size in BATCH_CANDIDATES[BATCH_CANDIDATES.index(start):]:
-        if batch_size <= probe or fits(runners, args, batch_size):
+        if batch_size <= probe:  # the probe already ran at this size or larger
             return batch_size
-    return probe
+        if fits(runners, args, batch_size):
+            return batch_size
+    raise AssertionError("unreachable: BATCH_CANDIDATES ends below the probe size")
 
 
 def steps_per_window(step_ms: float, window_s: float, lowest: int = 2, highest: int = 20) -> int:
