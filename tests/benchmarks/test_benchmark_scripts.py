@@ -8,12 +8,17 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO
+from conftest import REPO, load_tool
 
 
-def _run(*args: str) -> str:
-    proc = subprocess.run([sys.executable, *args], cwd=str(REPO), capture_output=True,
-                          text=True, timeout=300)
+def _script(*args: str, env=None) -> subprocess.CompletedProcess:
+    """python <args> in the repository root; the finished process, whatever its exit status."""
+    return subprocess.run([sys.executable, *args], cwd=str(REPO), capture_output=True,
+                          text=True, timeout=300, env=env)
+
+
+def _run(*args: str, env=None) -> str:
+    proc = _script(*args, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout
 
@@ -42,8 +47,6 @@ def test_bench_train_step_quick_run_prints_both_models():
 
 # ----------------------------------------------------------------------------- train step sizing
 def _bench_train_step():
-    from conftest import load_tool
-
     return load_tool("bench_train_step", folder="benchmarks")
 
 
@@ -69,21 +72,18 @@ def test_timing_windows_last_about_the_requested_time():
 
 
 def test_bench_train_step_names_a_bad_argument():
-    proc = subprocess.run([sys.executable, "benchmarks/bench_train_step.py", "--quick", "--steps", "0"],
-                          cwd=str(REPO), capture_output=True, text=True, timeout=120)
+    proc = _script("benchmarks/bench_train_step.py", "--quick", "--steps", "0")
     assert proc.returncode == 2 and "--steps" in proc.stderr and "'0'" in proc.stderr
 
 
 # ----------------------------------------------------------------------------- --tune
 def test_tune_times_each_launch_size_variant_and_marks_the_fastest_under_the_interpreter():
     env = dict(os.environ, TRITON_INTERPRET="1", PYTHONWARNINGS="ignore")
-    proc = subprocess.run(
-        [sys.executable, "benchmarks/bench_dropblock.py", "--tune", "--quick", "--device", "cpu",
-         "--shape", "1,2,8,12", "--repeats", "1", "--variants", "defaults;tile_cols=16,mask_warps=2"],
-        cwd=str(REPO), capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = _run("benchmarks/bench_dropblock.py", "--tune", "--quick", "--device", "cpu",
+               "--shape", "1,2,8,12", "--repeats", "1", "--variants", "defaults;tile_cols=16,mask_warps=2",
+               env=env)
     rows = [[c.strip() for c in line.strip("|").split("|")]
-            for line in proc.stdout.splitlines() if line.startswith("| cpu")]
+            for line in out.splitlines() if line.startswith("| cpu")]
     assert [(r[2], r[3].replace(" (fastest)", "")) for r in rows] == [
         (dtype, variant) for dtype in ("bfloat16", "float32")
         for variant in ("defaults", "tile_cols=16 mask_warps=2")]
@@ -96,14 +96,12 @@ def test_tune_times_each_launch_size_variant_and_marks_the_fastest_under_the_int
 @pytest.mark.parametrize("variants, named", [("tile_rows=4", "tile_rows"), ("tile_cols=3", "tile_cols"),
                                               ("defaults;apply_block", "apply_block")])
 def test_tune_names_a_bad_variant(variants, named):
-    proc = subprocess.run([sys.executable, "benchmarks/bench_dropblock.py", "--tune", "--variants", variants],
-                          cwd=str(REPO), capture_output=True, text=True, timeout=120)
+    proc = _script("benchmarks/bench_dropblock.py", "--tune", "--variants", variants)
     assert proc.returncode == 2 and "--variants" in proc.stderr and named in proc.stderr
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal without a GPU")
 def test_tune_without_cuda_or_the_interpreter_says_what_it_needs():
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    proc = subprocess.run([sys.executable, "benchmarks/bench_dropblock.py", "--tune"],
-                          cwd=str(REPO), capture_output=True, text=True, timeout=120, env=env)
+    proc = _script("benchmarks/bench_dropblock.py", "--tune", env=env)
     assert proc.returncode != 0 and "TRITON_INTERPRET=1" in proc.stderr and "CUDA" in proc.stderr
