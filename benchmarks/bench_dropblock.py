@@ -57,7 +57,7 @@ TUNE_VARIANTS: List[Dict[str, int]] = (
     [{}]
     + [dict(tile_units=u, mask_warps=w) for u in (512, 1024, 2048) for w in (2, 4, 8)
        if (u, w) not in ((1024, 4), (2048, 2))]
-    + [dict(tile_cols=c) for c in (16, 32)]
+    + [dict(tile_units=256, mask_warps=w) for w in (1, 2)]
     + [dict(apply_block=b, apply_warps=w) for b in (512, 1024, 2048, 4096) for w in (4, 8) if (b, w) != (1024, 4)]
 )
 

@@ -53,7 +53,7 @@ if [ "$SMOKE" = 1 ]; then
     [tests]="$PYTHON -m pytest -q -p no:cacheprovider -m cuda tests/layers/test_drop_block_triton.py"
     [bench]="$PYTHON benchmarks/bench_dropblock.py --device cpu --shape 2,8,16,20 --repeats 1"
     [train]="$PYTHON benchmarks/bench_train_step.py --quick"
-    [tune]="env TRITON_INTERPRET=1 $PYTHON benchmarks/bench_dropblock.py --tune --quick --device cpu --shape 1,2,8,12 --repeats 1 --variants defaults;tile_cols=16"
+    [tune]="env TRITON_INTERPRET=1 $PYTHON benchmarks/bench_dropblock.py --tune --quick --device cpu --shape 1,2,8,12 --repeats 1 --variants defaults;tile_units=64"
   )
 else
   declare -A CMD=(

@@ -18,12 +18,16 @@ Why this design (the target is forward+backward within 2x of a plain `x * mask`)
    Seeds are written as a uint8 map at anchor positions only. The Philox counter is the
    logical (plane, row group, column) index, so a draw does not depend on x's memory
    layout: a contiguous and a channels_last copy of x get the same mask.
-2. `_dilate_kernel` turns seeds into the keep map. A program owns a tile of
-   (BLOCK_P planes x BLOCK_W columns) and walks the rows top to bottom. At each row it ORs
-   the bw seeds to the left of each column (bw loads of the seed map, which stay in L1/L2)
-   and keeps, per column, the distance `age` to the last row with such a hit; a unit is
-   dropped iff that distance is < bh. So the 2-D max-pool costs bw loads + O(1) per unit
-   instead of bh * bw, with no shared-memory shifts (which Triton does not expose). The
+2. `_dilate_kernel` turns seeds into the keep map. Each lane owns one (plane, column)
+   and walks the rows top to bottom. At each row it ORs the bw seeds to the left of its
+   column (bw loads of the seed map, which stay in L1/L2) and keeps the distance `age` to
+   the last row with such a hit; a unit is dropped iff that distance is < bh. So the 2-D
+   max-pool costs bw loads + O(1) per unit instead of bh * bw, with no shared-memory shifts
+   (which Triton does not expose); the last bh - 1 rows, which have no anchors, load
+   nothing. Both mask kernels launch flat over (plane, column) lanes in the mask's memory
+   order (`_lanes`): a program's lanes are consecutive bytes of a row whatever W is, and no
+   lane idles but in the last program (a power-of-two tile of columns left up to 47% of
+   the lanes idle on the issue's shapes: W = 68, 136, 34). The
    keep map is written as uint8 in x's memory order (per-channel masks) or (N, H, W)
    (shared masks); each program adds how many units it kept to one int64 counter
    (integer atomics: the sum does not depend on the order).
@@ -75,11 +79,10 @@ _SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64
 
 
 class _LaunchSizes(NamedTuple):
-    tile_units: int  # units per (planes x columns) tile of the seed and dilation kernels
+    tile_units: int  # (plane, column) units per program of the seed and dilation kernels
     apply_block: int  # elements per program of the apply kernels
     pack_block_bytes: int  # mask bytes per program of the pack kernel
     mask_warps: int = 4  # warps per program of the seed and dilation kernels
-    tile_cols: int = 64  # most columns per tile of the seed and dilation kernels
     apply_warps: int = 4  # warps per program of the apply kernels
 
 
@@ -104,11 +107,39 @@ def triton_available() -> bool:
 if triton is not None:
 
     @triton.jit
+    def _lanes(pid, cols, planes_per_sample, stride_n, stride_c, BLOCK: tl.constexpr,
+               COLS_OUTER: tl.constexpr, INDEX_64: tl.constexpr):
+        """Lane u of a flat launch over (plane, column) pairs of one mask row ->
+        (u, plane, column, offset of the plane's row 0 in the mask map).
+
+        The order follows the mask's memory order, so a program's lanes are consecutive
+        units of a row (coalesced) and only the last program has idle lanes: planes then
+        columns for NCHW and for the (N, H, W) shared mask; per sample, columns then
+        channels (COLS_OUTER) for a per-channel mask on channels_last x."""
+        if INDEX_64:
+            u = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+        else:
+            u = pid * BLOCK + tl.arange(0, BLOCK)
+        if COLS_OUTER:
+            per_sample = cols * planes_per_sample
+            n = u // per_sample
+            rest = u - n * per_sample
+            col = rest // planes_per_sample
+            c = rest - col * planes_per_sample
+            plane = n * planes_per_sample + c
+        else:
+            plane = u // cols
+            col = u - plane * cols
+            n = plane // planes_per_sample
+            c = plane - n * planes_per_sample
+        return u, plane, col, n * stride_n + c * stride_c
+
+    @triton.jit
     def _seed_kernel(
         rng_seed_ptr,  # int64[1]: Philox key drawn by torch.randint on x's device
         seeds_ptr,  # uint8 map, written at anchor positions only
         total_kept_ptr,  # int64[1]: zeroed here, summed into by the dilation kernel
-        num_planes,
+        num_lanes,  # planes * anchor_cols
         planes_per_sample,  # C, or 1 for a shared mask
         anchor_rows,  # H - bh + 1
         anchor_cols,  # W - bw + 1
@@ -117,47 +148,48 @@ if triton is not None:
         stride_c,
         stride_h,
         stride_w,
-        BLOCK_P: tl.constexpr,
-        BLOCK_W: tl.constexpr,
+        BLOCK: tl.constexpr,
+        COLS_OUTER: tl.constexpr,
         INDEX_64: tl.constexpr,
     ):
-        pid_p = tl.program_id(0)
-        pid_w = tl.program_id(1)
+        pid = tl.program_id(0)
         # Zeroing the counter here saves a launch; the dilation kernel runs after this one.
-        tl.store(total_kept_ptr, tl.zeros((), tl.int64), mask=(pid_p == 0) & (pid_w == 0))
-        plane = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
-        col = pid_w * BLOCK_W + tl.arange(0, BLOCK_W)
-        tile_ok = (plane < num_planes)[:, None] & (col < anchor_cols)[None, :]
-        if INDEX_64:
-            plane_idx = plane.to(tl.int64)
-            col_idx = col.to(tl.int64)
-        else:
-            plane_idx = plane
-            col_idx = col
-        base = (plane_idx // planes_per_sample) * stride_n + (plane_idx % planes_per_sample) * stride_c
-        ptrs = seeds_ptr + base[:, None] + col_idx[None, :] * stride_w
+        tl.store(total_kept_ptr, tl.zeros((), tl.int64), mask=pid == 0)
+        u, plane, col, base = _lanes(pid, anchor_cols, planes_per_sample, stride_n, stride_c,
+                                     BLOCK, COLS_OUTER, INDEX_64)
+        ok = u < num_lanes
+        ptrs = seeds_ptr + base + col * stride_w
         key = tl.load(rng_seed_ptr)
-        counter_hi = tl.broadcast_to(plane[:, None], (BLOCK_P, BLOCK_W)).to(tl.uint32)
+        counter_hi = plane.to(tl.uint32)
         for group in range(0, tl.cdiv(anchor_rows, 4)):
-            # One Philox call -> four words -> anchor rows 4*group .. 4*group+3.
-            counter_lo = (group * anchor_cols + col[None, :] + tl.zeros((BLOCK_P, BLOCK_W), tl.int32)).to(tl.uint32)
+            # One Philox call -> four words -> anchor rows 4*group .. 4*group+3. The counter
+            # is the logical (plane, row group, column): the mask does not depend on x's
+            # memory layout or on the launch sizes.
+            counter_lo = (group * anchor_cols + col).to(tl.uint32)
             r0, r1, r2, r3 = tl.philox(key, counter_lo, counter_hi, 0, 0)
             row = group * 4
             if INDEX_64:
                 row_off = row.to(tl.int64) * stride_h
             else:
                 row_off = row * stride_h
-            tl.store(ptrs + row_off, (r0.to(tl.int64) < threshold).to(tl.uint8), mask=tile_ok & (row < anchor_rows))
-            tl.store(ptrs + row_off + stride_h, (r1.to(tl.int64) < threshold).to(tl.uint8), mask=tile_ok & (row + 1 < anchor_rows))
-            tl.store(ptrs + row_off + 2 * stride_h, (r2.to(tl.int64) < threshold).to(tl.uint8), mask=tile_ok & (row + 2 < anchor_rows))
-            tl.store(ptrs + row_off + 3 * stride_h, (r3.to(tl.int64) < threshold).to(tl.uint8), mask=tile_ok & (row + 3 < anchor_rows))
+            tl.store(ptrs + row_off, (r0.to(tl.int64) < threshold).to(tl.uint8), mask=ok & (row < anchor_rows))
+            tl.store(ptrs + row_off + stride_h, (r1.to(tl.int64) < threshold).to(tl.uint8), mask=ok & (row + 1 < anchor_rows))
+            tl.store(ptrs + row_off + 2 * stride_h, (r2.to(tl.int64) < threshold).to(tl.uint8), mask=ok & (row + 2 < anchor_rows))
+            tl.store(ptrs + row_off + 3 * stride_h, (r3.to(tl.int64) < threshold).to(tl.uint8), mask=ok & (row + 3 < anchor_rows))
+
+    @triton.jit
+    def _store_keep_row(keep_ptrs, age, block_h, kept, ok):
+        # A unit is kept iff no hit lies within the block_h - 1 rows above it (or on its row).
+        keep = (age >= block_h) & ok
+        tl.store(keep_ptrs, keep.to(tl.uint8), mask=ok)
+        return kept + keep.to(tl.int32)
 
     @triton.jit
     def _dilate_kernel(
         seeds_ptr,  # uint8 seed map (valid at anchors only; nothing else is read)
         keep_ptr,  # uint8 keep map out, same strides as the seed map
         total_kept_ptr,  # int64[1]: every program adds the units it kept
-        num_planes,
+        num_lanes,  # planes * width
         planes_per_sample,
         height,
         width,
@@ -169,51 +201,41 @@ if triton is not None:
         stride_h,
         stride_w,
         BLOCK_W_SIZE: tl.constexpr,  # bw: the row OR is unrolled
-        BLOCK_P: tl.constexpr,
-        BLOCK_W: tl.constexpr,
+        BLOCK: tl.constexpr,
+        COLS_OUTER: tl.constexpr,
         INDEX_64: tl.constexpr,
     ):
-        pid_p = tl.program_id(0)
-        pid_w = tl.program_id(1)
-        plane = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
-        col = pid_w * BLOCK_W + tl.arange(0, BLOCK_W)
-        tile_ok = (plane < num_planes)[:, None] & (col < width)[None, :]
-        if INDEX_64:
-            plane_idx = plane.to(tl.int64)
-            col_idx = col.to(tl.int64)
-        else:
-            plane_idx = plane
-            col_idx = col
-        base = (plane_idx // planes_per_sample) * stride_n + (plane_idx % planes_per_sample) * stride_c
+        u, plane, col, base = _lanes(tl.program_id(0), width, planes_per_sample, stride_n, stride_c,
+                                     BLOCK, COLS_OUTER, INDEX_64)
+        ok = u < num_lanes
+        unit = base + col * stride_w  # offset of (row 0, col)
+        # Anchors (row, col - dx) for dx < bw are the ones whose block covers col; which of
+        # them exist depends on the column only.
         # Distance (in rows) to the last row whose anchors hit this column; block_h = none
-        # within reach. A unit is dropped iff a hit lies at most block_h - 1 rows above.
-        age = tl.zeros((BLOCK_P, BLOCK_W), tl.int32) + block_h
-        kept = tl.zeros((BLOCK_P, BLOCK_W), tl.int32)
-        for row in range(0, height):
+        # within reach.
+        age = tl.zeros((BLOCK,), tl.int32) + block_h
+        kept = tl.zeros((BLOCK,), tl.int32)
+        for row in range(0, anchor_rows):
             if INDEX_64:
                 row_off = row.to(tl.int64) * stride_h
             else:
                 row_off = row * stride_h
-            hit = tl.zeros((BLOCK_P, BLOCK_W), tl.int32)
+            hit = tl.zeros((BLOCK,), tl.int32)
             for dx in tl.static_range(BLOCK_W_SIZE):
-                # Anchors (row, col - dx) for dx < bw are the ones whose block covers col.
-                src = col - dx
-                src_ok = (src >= 0) & (src < anchor_cols) & (row < anchor_rows)
-                seed = tl.load(
-                    seeds_ptr + base[:, None] + row_off + (col_idx - dx)[None, :] * stride_w,
-                    mask=tile_ok & src_ok[None, :],
-                    other=0,
-                )
+                src_ok = ok & (col >= dx) & (col - dx < anchor_cols)
+                seed = tl.load(seeds_ptr + unit + row_off - dx * stride_w, mask=src_ok, other=0)
                 hit = hit | seed.to(tl.int32)
             age = tl.where(hit != 0, 0, tl.minimum(age + 1, block_h))
-            keep = (age >= block_h) & tile_ok
-            tl.store(
-                keep_ptr + base[:, None] + row_off + col_idx[None, :] * stride_w,
-                keep.to(tl.uint8),
-                mask=tile_ok,
-            )
-            kept += keep.to(tl.int32)
-        tl.atomic_add(total_kept_ptr, tl.sum(tl.sum(kept, axis=1), axis=0).to(tl.int64))
+            kept = _store_keep_row(keep_ptr + unit + row_off, age, block_h, kept, ok)
+        # The last bh - 1 rows have no anchors: only blocks from above reach them.
+        for row in range(anchor_rows, height):
+            if INDEX_64:
+                row_off = row.to(tl.int64) * stride_h
+            else:
+                row_off = row * stride_h
+            age = tl.minimum(age + 1, block_h)
+            kept = _store_keep_row(keep_ptr + unit + row_off, age, block_h, kept, ok)
+        tl.atomic_add(total_kept_ptr, tl.sum(kept, axis=0).to(tl.int64))
 
     @triton.jit
     def _pack_kernel(keep_ptr, bits_ptr, numel, num_bytes, BLOCK_BYTES: tl.constexpr, INDEX_64: tl.constexpr):
@@ -397,8 +419,8 @@ def check_launch_sizes(changes: Dict[str, Any]) -> None:
 @contextlib.contextmanager
 def launch_sizes(device_type: str, **changes: int) -> Iterator[_LaunchSizes]:
     """Temporarily change the launch sizes used for `device_type` ("cuda", or "cpu" under
-    the interpreter): the fields of `_LaunchSizes` (tile_units, tile_cols, mask_warps,
-    apply_block, apply_warps, pack_block_bytes).
+    the interpreter): the fields of `_LaunchSizes` (tile_units, mask_warps, apply_block,
+    apply_warps, pack_block_bytes).
     For tuning sweeps (`bench_dropblock.py --tune`); the result does not depend on them.
     Not thread-safe: it swaps a module-level setting."""
     global _GPU_SIZES, _INTERPRETER_SIZES
@@ -418,12 +440,9 @@ def launch_sizes(device_type: str, **changes: int) -> Iterator[_LaunchSizes]:
         _GPU_SIZES, _INTERPRETER_SIZES = saved
 
 
-def _tile(num_planes: int, width: int, tile_units: int, tile_cols: int = 64) -> Tuple[int, int]:
-    """(BLOCK_P, BLOCK_W) for the seed/dilation kernels: up to `tile_cols` columns of a row,
-    and as many planes as fill `tile_units` units (narrow late-stage maps get many planes)."""
-    block_w = min(tile_cols, max(8, _next_power_of_2(width)))
-    block_p = max(1, min(_next_power_of_2(num_planes), tile_units // block_w))
-    return block_p, block_w
+def _lanes_per_program(lanes: int, sizes: _LaunchSizes) -> int:
+    """BLOCK of the seed / dilation kernels: `tile_units` lanes, fewer for a small map."""
+    return min(sizes.tile_units, max(32, _next_power_of_2(lanes)))
 
 
 class _Layout:
@@ -431,7 +450,8 @@ class _Layout:
 
     `channels_last`: x is NHWC in memory. The mask map (seeds, keep, bits) is stored in x's
     own memory order for per-channel masks, and as (N, H, W) for shared ones; `mask_strides`
-    are its (n, c, h, w) strides in elements.
+    are its (n, c, h, w) strides in elements. `cols_outer`: within a mask row, columns are
+    the outer and planes the inner index in memory (per-channel masks on NHWC x).
     """
 
     def __init__(self, x: Tensor, shared_mask: bool) -> None:
@@ -447,6 +467,7 @@ class _Layout:
             self.mask_strides = (h * w * c, 1, w * c, c)
         else:
             self.mask_strides = (c * h * w, h * w, w, 1)
+        self.cols_outer = self.channels_last and not shared_mask
 
     def dense(self, t: Tensor) -> Tensor:
         """t in the memory order the kernels expect (a no-op when it already is)."""
@@ -501,19 +522,20 @@ def _keep_bits(x: Tensor, layout: _Layout, gamma: float, bh: int, bw: int) -> Tu
     keep = torch.empty(layout.mask_numel, dtype=torch.uint8, device=device)
     total_kept = torch.empty(1, dtype=torch.int64, device=device)
     sizes = _launch_sizes(device)
-    block_p, block_w = _tile(planes, width, sizes.tile_units, sizes.tile_cols)
     stride_n, stride_c, stride_h, stride_w = layout.mask_strides
-    seed_grid = (triton.cdiv(planes, block_p), triton.cdiv(anchor_cols, block_w))
-    _seed_kernel[seed_grid](
-        rng_seed, seeds, total_kept, planes, layout.planes_per_sample, anchor_rows, anchor_cols, threshold,
+    # One lane per (plane, anchor column) for the seeds, per (plane, column) for the keep map.
+    seed_lanes, dilate_lanes = planes * anchor_cols, planes * width
+    seed_block, dilate_block = _lanes_per_program(seed_lanes, sizes), _lanes_per_program(dilate_lanes, sizes)
+    _seed_kernel[(triton.cdiv(seed_lanes, seed_block),)](
+        rng_seed, seeds, total_kept, seed_lanes, layout.planes_per_sample, anchor_rows, anchor_cols, threshold,
         stride_n, stride_c, stride_h, stride_w,
-        BLOCK_P=block_p, BLOCK_W=block_w, INDEX_64=index_64, num_warps=sizes.mask_warps,
+        BLOCK=seed_block, COLS_OUTER=layout.cols_outer, INDEX_64=index_64, num_warps=sizes.mask_warps,
     )
-    dilate_grid = (triton.cdiv(planes, block_p), triton.cdiv(width, block_w))
-    _dilate_kernel[dilate_grid](
-        seeds, keep, total_kept, planes, layout.planes_per_sample, height, width,
+    _dilate_kernel[(triton.cdiv(dilate_lanes, dilate_block),)](
+        seeds, keep, total_kept, dilate_lanes, layout.planes_per_sample, height, width,
         anchor_rows, anchor_cols, bh, stride_n, stride_c, stride_h, stride_w,
-        BLOCK_W_SIZE=bw, BLOCK_P=block_p, BLOCK_W=block_w, INDEX_64=index_64, num_warps=sizes.mask_warps,
+        BLOCK_W_SIZE=bw, BLOCK=dilate_block, COLS_OUTER=layout.cols_outer, INDEX_64=index_64,
+        num_warps=sizes.mask_warps,
     )
     del seeds
     num_bytes = (layout.mask_numel + 7) // 8

@@ -80,20 +80,20 @@ def test_bench_train_step_names_a_bad_argument():
 def test_tune_times_each_launch_size_variant_and_marks_the_fastest_under_the_interpreter():
     env = dict(os.environ, TRITON_INTERPRET="1", PYTHONWARNINGS="ignore")
     out = _run("benchmarks/bench_dropblock.py", "--tune", "--quick", "--device", "cpu",
-               "--shape", "1,2,8,12", "--repeats", "1", "--variants", "defaults;tile_cols=16,mask_warps=2",
+               "--shape", "1,2,8,12", "--repeats", "1", "--variants", "defaults;tile_units=64,mask_warps=2",
                env=env)
     rows = [[c.strip() for c in line.strip("|").split("|")]
             for line in out.splitlines() if line.startswith("| cpu")]
     assert [(r[2], r[3].replace(" (fastest)", "")) for r in rows] == [
         (dtype, variant) for dtype in ("bfloat16", "float32")
-        for variant in ("defaults", "tile_cols=16 mask_warps=2")]
+        for variant in ("defaults", "tile_units=64 mask_warps=2")]
     for dtype in ("bfloat16", "float32"):
         assert sum("(fastest)" in r[3] for r in rows if r[2] == dtype) == 1
     for r in rows:
         assert float(r[4]) > 0 and float(r[5]) > 0 and re.fullmatch(r"\d+\.\d\dx", r[6])
 
 
-@pytest.mark.parametrize("variants, named", [("tile_rows=4", "tile_rows"), ("tile_cols=3", "tile_cols"),
+@pytest.mark.parametrize("variants, named", [("tile_rows=4", "tile_rows"), ("tile_units=3", "tile_units"),
                                               ("defaults;apply_block", "apply_block")])
 def test_tune_names_a_bad_variant(variants, named):
     proc = _script("benchmarks/bench_dropblock.py", "--tune", "--variants", variants)

@@ -182,8 +182,9 @@ def check_same_seed_gives_the_same_mask_in_either_layout(device: str) -> None:
 SIZE_VARIANTS = (
     dict(triton_path._INTERPRETER_SIZES._asdict()),
     dict(triton_path._GPU_SIZES._asdict()),
-    dict(tile_units=256, tile_cols=16, mask_warps=2, apply_block=512, apply_warps=2),
-    dict(tile_units=4096, tile_cols=32, mask_warps=8, apply_block=4096, apply_warps=8, pack_block_bytes=64),
+    dict(tile_units=32, mask_warps=1, apply_block=512, apply_warps=2),  # programs end mid-plane
+    dict(tile_units=256, mask_warps=2, apply_block=512, apply_warps=2),
+    dict(tile_units=4096, mask_warps=8, apply_block=4096, apply_warps=8, pack_block_bytes=64),
 )
 
 
@@ -192,7 +193,7 @@ def check_tile_sizes_do_not_change_the_mask(device: str) -> None:
     indices, not program ids."""
     cases = [(False, False), (False, True), (True, False), (True, True)]  # (shared, channels_last)
     for shared, channels_last in cases:
-        # 21 planes x 70 columns: 2 x 2 dilation tiles and 13 apply programs on GPU sizes.
+        # 21 planes x 70 columns: 2 dilation programs and 13 apply programs on GPU sizes.
         x = _positive_input((3, 7, 9, 70), torch.float16, device, channels_last)
         outputs = []
         for sizes in SIZE_VARIANTS:
@@ -477,7 +478,7 @@ def test_bad_arguments_raise_value_error_naming_them(args, named: str) -> None:
 @pytest.mark.parametrize(
     "device_type, changes, named",
     [("cuda", {"tile_rows": 4}, "tile_rows"), ("cuda", {"apply_block": 1000}, "apply_block"),
-     ("cuda", {"mask_warps": 0}, "mask_warps"), ("cuda", {"tile_cols": True}, "tile_cols"),
+     ("cuda", {"mask_warps": 0}, "mask_warps"), ("cuda", {"tile_units": True}, "tile_units"),
      ("xpu", {"apply_block": 512}, "device_type")],
 )
 def test_launch_sizes_refuses_bad_changes_by_name(device_type: str, changes, named: str) -> None:
