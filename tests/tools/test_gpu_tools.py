@@ -12,8 +12,8 @@ GPU_CHECKS = REPO / "tools" / "gpu_checks.sh"
 PREPARE = REPO / "tools" / "prepare_gpu_site.py"
 
 
-def _gpu_checks(results, *args, python=sys.executable):
-    env = dict(os.environ, PYTHON=python, RESULTS=str(results))
+def _gpu_checks(results, *args, python=sys.executable, **variables):
+    env = dict(os.environ, PYTHON=python, RESULTS=str(results), **variables)
     env.pop("OUT", None)
     return subprocess.run(["bash", str(GPU_CHECKS), *args], cwd=str(REPO), env=env,
                           capture_output=True, text=True, timeout=300)
@@ -40,6 +40,25 @@ def test_gpu_checks_counts_failed_steps_and_keeps_earlier_results(tmp_path):
         assert f"== {step}: exit 1" in (tmp_path / f"{step}.txt").read_text()
     (previous,) = (tmp_path / "previous_runs").iterdir()
     assert (previous / "environment.txt").read_text() == "an earlier run\n"
+
+
+def test_gpu_checks_keeps_all_steps_within_the_budget(tmp_path):
+    # An "interpreter" that answers the environment query at once and hangs in every step.
+    slow = tmp_path / "slow-python"
+    slow.write_text('#!/usr/bin/env bash\n[ "$1" = - ] && { cat >/dev/null; echo fake; exit 0; }\nsleep 60\n')
+    slow.chmod(0o755)
+    results = tmp_path / "results"
+    proc = _gpu_checks(results, "--smoke", "bench", "train", python=str(slow), BUDGET="6")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    bench = (results / "bench.txt").read_text()
+    assert "== bench: exit 124" in bench and "the rest of the 6 s budget" in bench, bench
+    assert "== train: skipped, nothing left of the 6 s budget" in (results / "train.txt").read_text()
+
+
+def test_gpu_checks_refuses_a_budget_that_is_not_seconds(tmp_path):
+    proc = _gpu_checks(tmp_path, "bench", BUDGET="10m")
+    assert proc.returncode == 2 and "BUDGET" in proc.stderr and "'10m'" in proc.stderr
+    assert not any(tmp_path.iterdir())
 
 
 def test_gpu_checks_rejects_an_unknown_step_by_name(tmp_path):
