@@ -120,12 +120,12 @@ if triton is not None:
             u = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
         else:
             u = pid * BLOCK + tl.arange(0, BLOCK)
+        # Divisions of u only (no product of two int arguments, which could overflow int32).
         if COLS_OUTER:
-            per_sample = cols * planes_per_sample
-            n = u // per_sample
-            rest = u - n * per_sample
-            col = rest // planes_per_sample
-            c = rest - col * planes_per_sample
+            pixel = u // planes_per_sample
+            c = u - pixel * planes_per_sample
+            n = pixel // cols
+            col = pixel - n * cols
             plane = n * planes_per_sample + c
         else:
             plane = u // cols

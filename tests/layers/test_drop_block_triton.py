@@ -333,10 +333,13 @@ def _record_gpu_launches() -> List[Tuple[str, Tuple[int, ...], tuple, Dict[str, 
 
 def _launch_signature(kernel, args: tuple, constexprs: Dict[str, object]) -> Tuple[Dict[str, str], Dict]:
     """The argument types and attributes Triton's launcher would specialise on: pointers and
-    ints divisible by 16 get tt.divisibility 16 (torch allocations are 16-byte aligned)."""
+    ints divisible by 16 get tt.divisibility 16 (torch allocations are 16-byte aligned), and
+    an int argument equal to 1 becomes the constant 1 (added to `constexprs`), as Triton's
+    launcher does (a stride or a count of 1: shared masks, NCHW column strides)."""
     runtime = [n for n in kernel.arg_names if n not in constexprs]
     assert len(runtime) == len(args), (kernel.arg_names, len(args))
     values = dict(zip(runtime, args))
+    constexprs.update({name: 1 for name, value in values.items() if type(value) is int and value == 1})
     signature, attrs = {}, {}
     for i, name in enumerate(kernel.arg_names):
         if name in constexprs:
