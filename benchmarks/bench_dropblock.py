@@ -50,14 +50,14 @@ CUDA_SHAPES = [(16, 1024, 50, 68), (16, 256, 100, 136), (16, 2048, 25, 34)]  # r
 Impl = Callable[[torch.Tensor], torch.Tensor]
 
 
-# Launch-size variants for --tune: the mask kernels (seed + dilation) and the apply kernels
-# are varied one family at a time around the defaults (empty dict). Left out: 2048 units on
-# 2 warps, whose dilation kernel spills ~4.9 KB per thread (ptxas -v, sm_90a).
+# Launch-size variants for --tune, one family at a time around the defaults (empty dict):
+# separate seed and dilation kernels instead of the fused one (also at the 1024 lanes they
+# had before), lanes and warps of the mask kernels (at most 8 lanes per thread: the fused
+# kernel needs ~25 registers per lane), block size and warps of the apply kernels.
 TUNE_VARIANTS: List[Dict[str, int]] = (
-    [{}]
-    + [dict(tile_units=u, mask_warps=w) for u in (512, 1024, 2048) for w in (2, 4, 8)
-       if (u, w) not in ((1024, 4), (2048, 2))]
-    + [dict(tile_units=256, mask_warps=w) for w in (1, 2)]
+    [{}, dict(mask_kernels=2), dict(mask_kernels=2, tile_units=1024)]
+    + [dict(tile_units=u, mask_warps=w) for u in (256, 512, 1024, 2048) for w in (2, 4, 8)
+       if u <= 256 * w and (u, w) != (512, 4)]
     + [dict(apply_block=b, apply_warps=w) for b in (512, 1024, 2048, 4096) for w in (4, 8) if (b, w) != (1024, 4)]
 )
 

@@ -10,27 +10,35 @@ forward. The gradient is exactly grad * keep * that same scale (not saturated).
 
 Why this design (the target is forward+backward within 2x of a plain `x * mask`):
 
-1. `_seed_kernel` draws the seeds with Philox (`tl.philox`, seeded by one int64 that
-   `torch.randint` draws on x's device, so `torch.manual_seed` / `torch.cuda.manual_seed`
-   make a draw reproducible and no host sync is needed). One Philox call yields four 32-bit
-   words, used for four consecutive anchor rows, so the generator costs about a quarter of
-   a Philox round per anchor. A seed is `word < round(gamma * 2**32)`: exact to 2**-33.
-   Seeds are written as a uint8 map at anchor positions only. The Philox counter is the
-   logical (plane, row group, column) index, so a draw does not depend on x's memory
-   layout: a contiguous and a channels_last copy of x get the same mask.
-2. `_dilate_kernel` turns seeds into the keep map. Each lane owns one (plane, column)
-   and walks the rows top to bottom. At each row it ORs the bw seeds to the left of its
-   column (bw loads of the seed map, which stay in L1/L2) and keeps the distance `age` to
-   the last row with such a hit; a unit is dropped iff that distance is < bh. So the 2-D
-   max-pool costs bw loads + O(1) per unit instead of bh * bw, with no shared-memory shifts
-   (which Triton does not expose); the last bh - 1 rows, which have no anchors, load
-   nothing. Both mask kernels launch flat over (plane, column) lanes in the mask's memory
-   order (`_lanes`): a program's lanes are consecutive bytes of a row whatever W is, and no
-   lane idles but in the last program (a power-of-two tile of columns left up to 47% of
-   the lanes idle on the issue's shapes: W = 68, 136, 34). The
-   keep map is written as uint8 in x's memory order (per-channel masks) or (N, H, W)
-   (shared masks); each program adds how many units it kept to one int64 counter
-   (integer atomics: the sum does not depend on the order).
+1. Seeds come from Philox (`tl.philox`, keyed by one int64 that `torch.randint` draws on
+   x's device, so `torch.manual_seed` / `torch.cuda.manual_seed` make a draw reproducible
+   and no host sync is needed). One Philox call yields four 32-bit words, used for four
+   consecutive anchor rows: about a quarter of a Philox round per anchor. A seed is
+   `word < round(gamma * 2**32)`: exact to 2**-33. The Philox counter is the logical
+   (plane, row group, column) index, so a draw does not depend on x's memory layout (a
+   contiguous and a channels_last copy of x get the same mask), on the launch sizes, or
+   on which of the two mask paths below drew it.
+2. Seeds become the keep map with a running row count instead of a 2-D max-pool: each lane
+   owns one (plane, column) and walks the rows top to bottom, ORs the bw anchors to the left
+   of its column (the hit) and keeps the distance `age` to the last row with a hit; a unit
+   is dropped iff that distance is < bh. So the dilation costs O(bw) per unit instead of
+   bh * bw, and the last bh - 1 rows, which have no anchors, cost O(1).
+   - `_mask_kernel` (plane-major masks: NCHW per channel, and shared masks): seeds and
+     dilation in one pass, nothing written but the keep map. The row's seeds stay in
+     registers; the hit is a difference of prefix sums (`tl.cumsum`, and `tl.gather` of the
+     sum bw lanes back), with a halo of bw - 1 lanes per program that only redraws seeds.
+     A plane's last bw - 1 columns hold no anchors, so a window never reaches into the
+     previous plane.
+   - `_seed_kernel` + `_dilate_kernel` (per-channel masks on channels_last x, where a row's
+     horizontal neighbours are C lanes apart; and everywhere with `mask_kernels=2`): the
+     seeds go through a uint8 map written at anchors only; the hit is bw loads of it, which
+     stay in L1/L2.
+   All mask kernels launch flat over (plane, column) lanes in the mask's memory order
+   (`_lanes`): a program's lanes are consecutive bytes of a row whatever W is, and no lane
+   idles but in the last program (a power-of-two tile of columns left up to 47% of the
+   lanes idle on the issue's shapes: W = 68, 136, 34). The keep map is uint8 in x's memory
+   order (per-channel masks) or (N, H, W) (shared masks); each program adds how many units
+   it kept to one int64 counter (integer atomics: the sum does not depend on the order).
 3. `_pack_kernel` packs the keep map into bits (bit m of the mask = keep of the element
    at memory offset m): the only thing autograd keeps is this 1-bit-per-element mask plus
    an 8-byte count, and the apply pass reads 1/8 byte of mask per element.
@@ -43,9 +51,10 @@ Why this design (the target is forward+backward within 2x of a plain `x * mask`)
    never per element. Backward runs the same kernel on grad with the saved bits: nothing
    is recomputed.
 
-Memory traffic per element (bf16 forward+backward): seeds 1 B written (+ cached reads), keep
-map 1 B written and read, 1/8 B of bits written and read twice, x/grad 2 B read and out 2 B
-written per pass: about 13 B against 12 B for the `x * mask` floor with a bf16 mask.
+Memory traffic per element (bf16 forward+backward, NCHW): keep map 1 B written and read,
+1/8 B of bits written and read twice, x/grad 2 B read and out 2 B written per pass: about
+10.4 B against 12 B for the `x * mask` floor with a bf16 mask (the separate seed map adds
+about 2 B: written at anchors, read back through the caches).
 
 `triton_available()` says whether this path can run: Triton importable and either CUDA
 available or `TRITON_INTERPRET=1` (Triton's interpreter runs the same kernels on CPU tensors
@@ -84,11 +93,16 @@ class _LaunchSizes(NamedTuple):
     pack_block_bytes: int  # mask bytes per program of the pack kernel
     mask_warps: int = 4  # warps per program of the seed and dilation kernels
     apply_warps: int = 4  # warps per program of the apply kernels
+    # 1: seeds and dilation in one kernel (`_mask_kernel`) where the mask's rows are
+    # plane-major (NCHW, shared masks); 2: separate seed and dilation kernels everywhere.
+    mask_kernels: int = 1
 
 
-# GPU: 1024-element programs give every lane of 4 warps a 16-byte vector in the apply pass.
-# Chosen without a GPU to measure on: `bench_dropblock.py --tune` times the alternatives.
-_GPU_SIZES = _LaunchSizes(tile_units=1024, apply_block=1024, pack_block_bytes=256)
+# GPU: 1024-element programs give every lane of 4 warps a 16-byte vector in the apply pass;
+# 512 mask lanes on 4 warps keep `_mask_kernel` at 96 registers per thread (1024 lanes: 215,
+# two programs per SM; ptxas -v, sm_90a). Chosen without a GPU to measure on:
+# `bench_dropblock.py --tune` times the alternatives.
+_GPU_SIZES = _LaunchSizes(tile_units=512, apply_block=1024, pack_block_bytes=256)
 # The interpreter pays per program and per op, not per element: few big programs are ~16x
 # faster. Results do not depend on the sizes (the Philox counters are logical indices).
 _INTERPRETER_SIZES = _LaunchSizes(tile_units=16384, apply_block=32768, pack_block_bytes=4096)
@@ -235,6 +249,92 @@ if triton is not None:
                 row_off = row * stride_h
             age = tl.minimum(age + 1, block_h)
             kept = _store_keep_row(keep_ptr + unit + row_off, age, block_h, kept, ok)
+        tl.atomic_add(total_kept_ptr, tl.sum(kept, axis=0).to(tl.int64))
+
+    @triton.jit
+    def _fused_row(word, row, threshold, seeds_ok, anchor_rows, height, back, back_ok, age, block_h,
+                   keep_ptrs, stride_h, out_ok, kept, INDEX_64: tl.constexpr):
+        # One row of `_mask_kernel`: this row's seeds -> hits -> age -> keep.
+        seed = ((word.to(tl.int64) < threshold) & seeds_ok & (row < anchor_rows)).to(tl.int32)
+        # Seeds among lanes i - bw + 1 .. i (the anchors whose block covers lane i's column):
+        # a difference of prefix sums; lane i - bw's sum is fetched from within the tile.
+        prefix = tl.cumsum(seed, axis=0)
+        before = tl.where(back_ok, tl.gather(prefix, back, axis=0), 0)
+        age = tl.where(prefix - before > 0, 0, tl.minimum(age + 1, block_h))
+        if INDEX_64:
+            row_off = row.to(tl.int64) * stride_h
+        else:
+            row_off = row * stride_h
+        return age, _store_keep_row(keep_ptrs + row_off, age, block_h, kept, out_ok & (row < height))
+
+    @triton.jit
+    def _mask_kernel(
+        rng_seed_ptr,  # int64[1]: Philox key drawn by torch.randint on x's device
+        keep_ptr,  # uint8 keep map out
+        total_kept_ptr,  # int64[1], zeroed by the caller: every program adds the units it kept
+        num_lanes,  # planes * width
+        planes_per_sample,
+        height,
+        width,
+        anchor_rows,
+        anchor_cols,
+        block_h,
+        block_w,
+        threshold,
+        stride_n,
+        stride_c,
+        stride_h,
+        stride_w,
+        BLOCK: tl.constexpr,
+        INDEX_64: tl.constexpr,
+    ):
+        # Seeds and dilation in one pass, for masks whose rows are plane-major in memory (NCHW,
+        # and shared masks): no seed map is written or read. Each program owns BLOCK lanes of
+        # the flat (plane, column) order and writes the last BLOCK - (bw - 1); the first bw - 1
+        # lanes only redraw the seeds to their left (their own columns belong to the previous
+        # program). Seeds of a plane's last bw - 1 columns never exist (anchors stop at
+        # W - bw), so a window never reaches into the previous plane.
+        halo = block_w - 1
+        i = tl.arange(0, BLOCK)
+        if INDEX_64:
+            u = tl.program_id(0).to(tl.int64) * (BLOCK - halo) - halo + i
+        else:
+            u = tl.program_id(0) * (BLOCK - halo) - halo + i
+        lane_ok = (u >= 0) & (u < num_lanes)
+        out_ok = lane_ok & (i >= halo)
+        lane = tl.maximum(u, 0)
+        plane = lane // width
+        col = lane - plane * width
+        n = plane // planes_per_sample
+        c = plane - n * planes_per_sample
+        keep_ptrs = keep_ptr + n * stride_n + c * stride_c + col * stride_w
+        seeds_ok = lane_ok & (col < anchor_cols)
+        back = tl.maximum(i - block_w, 0)
+        back_ok = i >= block_w
+        key = tl.load(rng_seed_ptr)
+        counter_hi = plane.to(tl.uint32)
+        age = tl.zeros((BLOCK,), tl.int32) + block_h
+        kept = tl.zeros((BLOCK,), tl.int32)
+        for group in range(0, tl.cdiv(anchor_rows, 4)):
+            # The same Philox counters as `_seed_kernel`: both paths draw the same mask.
+            r0, r1, r2, r3 = tl.philox(key, (group * anchor_cols + col).to(tl.uint32), counter_hi, 0, 0)
+            row = group * 4
+            age, kept = _fused_row(r0, row, threshold, seeds_ok, anchor_rows, height, back, back_ok, age,
+                                   block_h, keep_ptrs, stride_h, out_ok, kept, INDEX_64)
+            age, kept = _fused_row(r1, row + 1, threshold, seeds_ok, anchor_rows, height, back, back_ok, age,
+                                   block_h, keep_ptrs, stride_h, out_ok, kept, INDEX_64)
+            age, kept = _fused_row(r2, row + 2, threshold, seeds_ok, anchor_rows, height, back, back_ok, age,
+                                   block_h, keep_ptrs, stride_h, out_ok, kept, INDEX_64)
+            age, kept = _fused_row(r3, row + 3, threshold, seeds_ok, anchor_rows, height, back, back_ok, age,
+                                   block_h, keep_ptrs, stride_h, out_ok, kept, INDEX_64)
+        # Rows below the last group have no anchors: only blocks from above reach them.
+        for row in range(tl.cdiv(anchor_rows, 4) * 4, height):
+            if INDEX_64:
+                row_off = row.to(tl.int64) * stride_h
+            else:
+                row_off = row * stride_h
+            age = tl.minimum(age + 1, block_h)
+            kept = _store_keep_row(keep_ptrs + row_off, age, block_h, kept, out_ok)
         tl.atomic_add(total_kept_ptr, tl.sum(kept, axis=0).to(tl.int64))
 
     @triton.jit
@@ -407,13 +507,15 @@ def _launch_sizes(device: torch.device) -> _LaunchSizes:
 
 def check_launch_sizes(changes: Dict[str, Any]) -> None:
     """ValueError naming the entry unless every key is a `_LaunchSizes` field and every value
-    a power of two (Triton block shapes are powers of two)."""
+    a power of two (Triton block shapes are powers of two); `mask_kernels` is 1 or 2."""
     unknown = set(changes) - set(_LaunchSizes._fields)
     if unknown:
         raise ValueError(f"unknown launch size(s) {sorted(unknown)}; known: {list(_LaunchSizes._fields)}")
     for name, value in changes.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1 or value & (value - 1):
             raise ValueError(f"launch size {name} must be a power of two >= 1, got {value!r}")
+        if name == "mask_kernels" and value > 2:
+            raise ValueError(f"launch size mask_kernels must be 1 (fused) or 2 (seed + dilation), got {value!r}")
 
 
 @contextlib.contextmanager
@@ -440,9 +542,10 @@ def launch_sizes(device_type: str, **changes: int) -> Iterator[_LaunchSizes]:
         _GPU_SIZES, _INTERPRETER_SIZES = saved
 
 
-def _lanes_per_program(lanes: int, sizes: _LaunchSizes) -> int:
-    """BLOCK of the seed / dilation kernels: `tile_units` lanes, fewer for a small map."""
-    return min(sizes.tile_units, max(32, _next_power_of_2(lanes)))
+def _lanes_per_program(lanes: int, sizes: _LaunchSizes, halo: int = 0) -> int:
+    """BLOCK of the mask kernels: `tile_units` lanes, fewer for a small map; with a halo
+    (`_mask_kernel`: bw - 1 lanes that only redraw seeds) at least twice the halo."""
+    return max(min(sizes.tile_units, max(32, _next_power_of_2(lanes + halo))), _next_power_of_2(2 * halo + 1))
 
 
 class _Layout:
@@ -518,26 +621,36 @@ def _keep_bits(x: Tensor, layout: _Layout, gamma: float, bh: int, bw: int) -> Tu
     # 62 random bits from torch's generator on x's device: reproducible, no host sync.
     rng_seed = torch.randint(0, 2**62, (1,), device=device, dtype=torch.int64)
     threshold = min(2**32, int(round(gamma * 2**32)))
-    seeds = torch.empty(layout.mask_numel, dtype=torch.uint8, device=device)
     keep = torch.empty(layout.mask_numel, dtype=torch.uint8, device=device)
-    total_kept = torch.empty(1, dtype=torch.int64, device=device)
     sizes = _launch_sizes(device)
     stride_n, stride_c, stride_h, stride_w = layout.mask_strides
-    # One lane per (plane, anchor column) for the seeds, per (plane, column) for the keep map.
-    seed_lanes, dilate_lanes = planes * anchor_cols, planes * width
-    seed_block, dilate_block = _lanes_per_program(seed_lanes, sizes), _lanes_per_program(dilate_lanes, sizes)
-    _seed_kernel[(triton.cdiv(seed_lanes, seed_block),)](
-        rng_seed, seeds, total_kept, seed_lanes, layout.planes_per_sample, anchor_rows, anchor_cols, threshold,
-        stride_n, stride_c, stride_h, stride_w,
-        BLOCK=seed_block, COLS_OUTER=layout.cols_outer, INDEX_64=index_64, num_warps=sizes.mask_warps,
-    )
-    _dilate_kernel[(triton.cdiv(dilate_lanes, dilate_block),)](
-        seeds, keep, total_kept, dilate_lanes, layout.planes_per_sample, height, width,
-        anchor_rows, anchor_cols, bh, stride_n, stride_c, stride_h, stride_w,
-        BLOCK_W_SIZE=bw, BLOCK=dilate_block, COLS_OUTER=layout.cols_outer, INDEX_64=index_64,
-        num_warps=sizes.mask_warps,
-    )
-    del seeds
+    if sizes.mask_kernels == 1 and not layout.cols_outer:
+        total_kept = torch.zeros(1, dtype=torch.int64, device=device)
+        lanes, halo = planes * width, bw - 1
+        block = _lanes_per_program(lanes, sizes, halo)
+        _mask_kernel[(triton.cdiv(lanes, block - halo),)](
+            rng_seed, keep, total_kept, lanes, layout.planes_per_sample, height, width, anchor_rows, anchor_cols,
+            bh, bw, threshold, stride_n, stride_c, stride_h, stride_w,
+            BLOCK=block, INDEX_64=index_64, num_warps=sizes.mask_warps,
+        )
+    else:
+        total_kept = torch.empty(1, dtype=torch.int64, device=device)  # zeroed by _seed_kernel
+        seeds = torch.empty(layout.mask_numel, dtype=torch.uint8, device=device)
+        # One lane per (plane, anchor column) for the seeds, per (plane, column) for the keep map.
+        seed_lanes, dilate_lanes = planes * anchor_cols, planes * width
+        seed_block, dilate_block = _lanes_per_program(seed_lanes, sizes), _lanes_per_program(dilate_lanes, sizes)
+        _seed_kernel[(triton.cdiv(seed_lanes, seed_block),)](
+            rng_seed, seeds, total_kept, seed_lanes, layout.planes_per_sample, anchor_rows, anchor_cols, threshold,
+            stride_n, stride_c, stride_h, stride_w,
+            BLOCK=seed_block, COLS_OUTER=layout.cols_outer, INDEX_64=index_64, num_warps=sizes.mask_warps,
+        )
+        _dilate_kernel[(triton.cdiv(dilate_lanes, dilate_block),)](
+            seeds, keep, total_kept, dilate_lanes, layout.planes_per_sample, height, width,
+            anchor_rows, anchor_cols, bh, stride_n, stride_c, stride_h, stride_w,
+            BLOCK_W_SIZE=bw, BLOCK=dilate_block, COLS_OUTER=layout.cols_outer, INDEX_64=index_64,
+            num_warps=sizes.mask_warps,
+        )
+        del seeds
     num_bytes = (layout.mask_numel + 7) // 8
     bits = torch.empty(num_bytes, dtype=torch.uint8, device=device)
     _pack_kernel[(triton.cdiv(num_bytes, sizes.pack_block_bytes),)](

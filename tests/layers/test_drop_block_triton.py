@@ -183,8 +183,9 @@ SIZE_VARIANTS = (
     dict(triton_path._INTERPRETER_SIZES._asdict()),
     dict(triton_path._GPU_SIZES._asdict()),
     dict(tile_units=32, mask_warps=1, apply_block=512, apply_warps=2),  # programs end mid-plane
+    dict(tile_units=32, mask_warps=1, mask_kernels=2),  # separate seed and dilation kernels
     dict(tile_units=256, mask_warps=2, apply_block=512, apply_warps=2),
-    dict(tile_units=4096, mask_warps=8, apply_block=4096, apply_warps=8, pack_block_bytes=64),
+    dict(tile_units=4096, mask_warps=8, apply_block=4096, apply_warps=8, pack_block_bytes=64, mask_kernels=2),
 )
 
 
@@ -286,7 +287,7 @@ def _run_checks(device: str) -> Dict[str, Optional[str]]:
     return results
 
 
-KERNEL_NAMES = ("_seed_kernel", "_dilate_kernel", "_pack_kernel",
+KERNEL_NAMES = ("_mask_kernel", "_seed_kernel", "_dilate_kernel", "_pack_kernel",
                 "_apply_flat_kernel", "_apply_rows_kernel", "_apply_pixels_kernel")
 # The issue's shapes (FPN P3, res4, res5 of a batch-16 RetinaNet at 800x1088), and one past
 # 2**31 elements for the 64-bit index variants.
@@ -298,7 +299,8 @@ _POINTER_TYPES = {torch.float32: "*fp32", torch.float16: "*fp16", torch.bfloat16
 def _record_gpu_launches() -> List[Tuple[str, Tuple[int, ...], tuple, Dict[str, object]]]:
     """Run the GPU path's own launch logic (forward and backward, every dtype, both memory
     layouts, per-channel and shared masks, blocks 7 and 3) on `meta` tensors, with the GPU
-    launch sizes and each kernel replaced by a recorder: (kernel, grid, args, constexprs)
+    launch sizes (with the fused mask kernel and with separate seed and dilation kernels)
+    and each kernel replaced by a recorder: (kernel, grid, args, constexprs)
     of every launch, exactly as the code would make them on CUDA. Nothing is computed."""
     calls: List[Tuple[str, Tuple[int, ...], tuple, Dict[str, object]]] = []
 
@@ -310,21 +312,24 @@ def _record_gpu_launches() -> List[Tuple[str, Tuple[int, ...], tuple, Dict[str, 
             return lambda *args, **constexprs: calls.append((self.name, tuple(grid), args, constexprs))
 
     patches = {name: Recorder(name) for name in KERNEL_NAMES}
-    patches["_launch_sizes"] = lambda device: triton_path._GPU_SIZES
+    in_use = [triton_path._GPU_SIZES]
+    patches["_launch_sizes"] = lambda device: in_use[0]
     patches["_interpreting"] = lambda: True  # passes the device check for meta tensors
     saved = {name: getattr(triton_path, name) for name in patches}
     try:
         for name, value in patches.items():
             setattr(triton_path, name, value)
-        for shape in COMPILE_SHAPES:
-            for dtype in DTYPES:
-                for channels_last in (False, True):
-                    for shared, block in ((False, 7), (True, 7), (False, 3)):
-                        x = torch.empty(shape, dtype=dtype, device="meta", requires_grad=True)
-                        if channels_last:
-                            x = x.contiguous(memory_format=torch.channels_last)
-                        out = triton_path.drop_block_2d_triton(x, 0.002, block, block, shared)
-                        out.backward(torch.empty_like(out))
+        for mask_kernels in (1, 2):
+            in_use[0] = triton_path._GPU_SIZES._replace(mask_kernels=mask_kernels)
+            for shape in COMPILE_SHAPES:
+                for dtype in DTYPES:
+                    for channels_last in (False, True):
+                        for shared, block in ((False, 7), (True, 7), (False, 3)):
+                            x = torch.empty(shape, dtype=dtype, device="meta", requires_grad=True)
+                            if channels_last:
+                                x = x.contiguous(memory_format=torch.channels_last)
+                            out = triton_path.drop_block_2d_triton(x, 0.002, block, block, shared)
+                            out.backward(torch.empty_like(out))
     finally:
         for name, value in saved.items():
             setattr(triton_path, name, value)
@@ -482,6 +487,7 @@ def test_bad_arguments_raise_value_error_naming_them(args, named: str) -> None:
     "device_type, changes, named",
     [("cuda", {"tile_rows": 4}, "tile_rows"), ("cuda", {"apply_block": 1000}, "apply_block"),
      ("cuda", {"mask_warps": 0}, "mask_warps"), ("cuda", {"tile_units": True}, "tile_units"),
+     ("cuda", {"mask_kernels": 4}, "mask_kernels"),
      ("xpu", {"apply_block": 512}, "device_type")],
 )
 def test_launch_sizes_refuses_bad_changes_by_name(device_type: str, changes, named: str) -> None:
