@@ -208,6 +208,24 @@ def check_tile_sizes_do_not_change_the_mask(device: str) -> None:
         assert dropped.any() and torch.equal(_whole_blocks(dropped, 4, 5), dropped), where
 
 
+def check_fused_and_separate_mask_kernels_draw_the_same_mask(device: str) -> None:
+    """`_mask_kernel` (halo of bw - 1 lanes per program) against `_seed_kernel` +
+    `_dilate_kernel`, with small programs so that windows straddle programs and planes."""
+    device_type = torch.device(device).type
+    x = _positive_input((2, 5, 9, 23), device=device)
+    # Block 1 (no halo), tall, wide, as wide as the map (one anchor column), the whole map.
+    for bh, bw in ((1, 1), (7, 3), (2, 9), (4, 23), (9, 23)):
+        for shared in (False, True):
+            outputs = []
+            for mask_kernels in (1, 2):
+                with triton_path.launch_sizes(device_type, tile_units=64, mask_kernels=mask_kernels):
+                    torch.manual_seed(bh * 31 + bw)
+                    outputs.append(triton_path.drop_block_2d_triton(x, 0.3, bh, bw, shared))
+            where = f"block {bh}x{bw}, shared_mask={shared}"
+            assert _dropped(outputs[0]).any(), f"{where}: nothing dropped"
+            assert torch.equal(outputs[0], outputs[1]), f"{where}: fused and separate kernels differ"
+
+
 def check_all_dropped_gives_zeros_not_nan(device: str) -> None:
     for bh, bw, shared in ((3, 3, False), (13, 17, False), (5, 2, True)):
         x = _positive_input((2, 3, 13, 17), device=device).requires_grad_(True)
