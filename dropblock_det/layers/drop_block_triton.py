@@ -34,7 +34,7 @@ Why this design (the target is forward+backward within 2x of a plain `x * mask`)
      seeds go through a uint8 map written at anchors only; the hit is bw loads of it, which
      stay in L1/L2.
    All mask kernels launch flat over (plane, column) lanes in the mask's memory order
-   (`_lanes`): a program's lanes are consecutive bytes of a row whatever W is, and no lane
+   (`_lane_coords`): a program's lanes are consecutive bytes of a row whatever W is, and no lane
    idles but in the last program (a power-of-two tile of columns left up to 47% of the
    lanes idle on the issue's shapes: W = 68, 136, 34). The keep map is uint8 in x's memory
    order (per-channel masks) or (N, H, W) (shared masks); each program adds how many units
@@ -121,20 +121,23 @@ def triton_available() -> bool:
 if triton is not None:
 
     @triton.jit
-    def _lanes(pid, cols, planes_per_sample, stride_n, stride_c, BLOCK: tl.constexpr,
-               COLS_OUTER: tl.constexpr, INDEX_64: tl.constexpr):
+    def _program_lanes(BLOCK: tl.constexpr, INDEX_64: tl.constexpr):
+        """The lane indices of this program of a flat launch."""
+        pid = tl.program_id(0)
+        if INDEX_64:  # a constexpr branch: one return after it (Triton has no early return)
+            pid = pid.to(tl.int64)
+        return pid * BLOCK + tl.arange(0, BLOCK)
+
+    @triton.jit
+    def _lane_coords(u, cols, planes_per_sample, stride_n, stride_c, COLS_OUTER: tl.constexpr):
         """Lane u of a flat launch over (plane, column) pairs of one mask row ->
-        (u, plane, column, offset of the plane's row 0 in the mask map).
+        (plane, column, offset of the plane's row 0 in the mask map).
 
         The order follows the mask's memory order, so a program's lanes are consecutive
         units of a row (coalesced) and only the last program has idle lanes: planes then
         columns for NCHW and for the (N, H, W) shared mask; per sample, columns then
-        channels (COLS_OUTER) for a per-channel mask on channels_last x."""
-        if INDEX_64:
-            u = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-        else:
-            u = pid * BLOCK + tl.arange(0, BLOCK)
-        # Divisions of u only (no product of two int arguments, which could overflow int32).
+        channels (COLS_OUTER) for a per-channel mask on channels_last x. Divisions of u
+        only (no product of two int arguments, which could overflow int32)."""
         if COLS_OUTER:
             pixel = u // planes_per_sample
             c = u - pixel * planes_per_sample
@@ -146,7 +149,13 @@ if triton is not None:
             col = u - plane * cols
             n = plane // planes_per_sample
             c = plane - n * planes_per_sample
-        return u, plane, col, n * stride_n + c * stride_c
+        return plane, col, n * stride_n + c * stride_c
+
+    @triton.jit
+    def _row_offset(row, stride_h, INDEX_64: tl.constexpr):
+        if INDEX_64:
+            row = row.to(tl.int64)
+        return row * stride_h
 
     @triton.jit
     def _seed_kernel(
@@ -169,8 +178,8 @@ if triton is not None:
         pid = tl.program_id(0)
         # Zeroing the counter here saves a launch; the dilation kernel runs after this one.
         tl.store(total_kept_ptr, tl.zeros((), tl.int64), mask=pid == 0)
-        u, plane, col, base = _lanes(pid, anchor_cols, planes_per_sample, stride_n, stride_c,
-                                     BLOCK, COLS_OUTER, INDEX_64)
+        u = _program_lanes(BLOCK, INDEX_64)
+        plane, col, base = _lane_coords(u, anchor_cols, planes_per_sample, stride_n, stride_c, COLS_OUTER)
         ok = u < num_lanes
         ptrs = seeds_ptr + base + col * stride_w
         key = tl.load(rng_seed_ptr)
@@ -182,10 +191,7 @@ if triton is not None:
             counter_lo = (group * anchor_cols + col).to(tl.uint32)
             r0, r1, r2, r3 = tl.philox(key, counter_lo, counter_hi, 0, 0)
             row = group * 4
-            if INDEX_64:
-                row_off = row.to(tl.int64) * stride_h
-            else:
-                row_off = row * stride_h
+            row_off = _row_offset(row, stride_h, INDEX_64)
             tl.store(ptrs + row_off, (r0.to(tl.int64) < threshold).to(tl.uint8), mask=ok & (row < anchor_rows))
             tl.store(ptrs + row_off + stride_h, (r1.to(tl.int64) < threshold).to(tl.uint8), mask=ok & (row + 1 < anchor_rows))
             tl.store(ptrs + row_off + 2 * stride_h, (r2.to(tl.int64) < threshold).to(tl.uint8), mask=ok & (row + 2 < anchor_rows))
@@ -197,6 +203,16 @@ if triton is not None:
         keep = (age >= block_h) & ok
         tl.store(keep_ptrs, keep.to(tl.uint8), mask=ok)
         return kept + keep.to(tl.int32)
+
+    @triton.jit
+    def _rows_without_anchors(keep_ptrs, first_row, height, stride_h, age, block_h, kept, ok,
+                              INDEX_64: tl.constexpr):
+        # Rows first_row .. height - 1 have no anchors (the last bh - 1 rows of the map): only
+        # blocks from above reach them. Returns the updated count of kept units.
+        for row in range(first_row, height):
+            age = tl.minimum(age + 1, block_h)
+            kept = _store_keep_row(keep_ptrs + _row_offset(row, stride_h, INDEX_64), age, block_h, kept, ok)
+        return kept
 
     @triton.jit
     def _dilate_kernel(
@@ -219,8 +235,8 @@ if triton is not None:
         COLS_OUTER: tl.constexpr,
         INDEX_64: tl.constexpr,
     ):
-        u, plane, col, base = _lanes(tl.program_id(0), width, planes_per_sample, stride_n, stride_c,
-                                     BLOCK, COLS_OUTER, INDEX_64)
+        u = _program_lanes(BLOCK, INDEX_64)
+        plane, col, base = _lane_coords(u, width, planes_per_sample, stride_n, stride_c, COLS_OUTER)
         ok = u < num_lanes
         unit = base + col * stride_w  # offset of (row 0, col)
         # Anchors (row, col - dx) for dx < bw are the ones whose block covers col; which of
@@ -230,10 +246,7 @@ if triton is not None:
         age = tl.zeros((BLOCK,), tl.int32) + block_h
         kept = tl.zeros((BLOCK,), tl.int32)
         for row in range(0, anchor_rows):
-            if INDEX_64:
-                row_off = row.to(tl.int64) * stride_h
-            else:
-                row_off = row * stride_h
+            row_off = _row_offset(row, stride_h, INDEX_64)
             hit = tl.zeros((BLOCK,), tl.int32)
             for dx in tl.static_range(BLOCK_W_SIZE):
                 src_ok = ok & (col >= dx) & (col - dx < anchor_cols)
@@ -241,14 +254,8 @@ if triton is not None:
                 hit = hit | seed.to(tl.int32)
             age = tl.where(hit != 0, 0, tl.minimum(age + 1, block_h))
             kept = _store_keep_row(keep_ptr + unit + row_off, age, block_h, kept, ok)
-        # The last bh - 1 rows have no anchors: only blocks from above reach them.
-        for row in range(anchor_rows, height):
-            if INDEX_64:
-                row_off = row.to(tl.int64) * stride_h
-            else:
-                row_off = row * stride_h
-            age = tl.minimum(age + 1, block_h)
-            kept = _store_keep_row(keep_ptr + unit + row_off, age, block_h, kept, ok)
+        kept = _rows_without_anchors(keep_ptr + unit, anchor_rows, height, stride_h, age, block_h, kept, ok,
+                                     INDEX_64)
         tl.atomic_add(total_kept_ptr, tl.sum(kept, axis=0).to(tl.int64))
 
     @triton.jit
@@ -261,11 +268,8 @@ if triton is not None:
         prefix = tl.cumsum(seed, axis=0)
         before = tl.where(back_ok, tl.gather(prefix, back, axis=0), 0)
         age = tl.where(prefix - before > 0, 0, tl.minimum(age + 1, block_h))
-        if INDEX_64:
-            row_off = row.to(tl.int64) * stride_h
-        else:
-            row_off = row * stride_h
-        return age, _store_keep_row(keep_ptrs + row_off, age, block_h, kept, out_ok & (row < height))
+        row_ok = out_ok & (row < height)
+        return age, _store_keep_row(keep_ptrs + _row_offset(row, stride_h, INDEX_64), age, block_h, kept, row_ok)
 
     @triton.jit
     def _mask_kernel(
@@ -302,12 +306,8 @@ if triton is not None:
             u = tl.program_id(0) * (BLOCK - halo) - halo + i
         lane_ok = (u >= 0) & (u < num_lanes)
         out_ok = lane_ok & (i >= halo)
-        lane = tl.maximum(u, 0)
-        plane = lane // width
-        col = lane - plane * width
-        n = plane // planes_per_sample
-        c = plane - n * planes_per_sample
-        keep_ptrs = keep_ptr + n * stride_n + c * stride_c + col * stride_w
+        plane, col, base = _lane_coords(tl.maximum(u, 0), width, planes_per_sample, stride_n, stride_c, False)
+        keep_ptrs = keep_ptr + base + col * stride_w
         seeds_ok = lane_ok & (col < anchor_cols)
         back = tl.maximum(i - block_w, 0)
         back_ok = i >= block_w
@@ -327,14 +327,9 @@ if triton is not None:
                                    block_h, keep_ptrs, stride_h, out_ok, kept, INDEX_64)
             age, kept = _fused_row(r3, row + 3, threshold, seeds_ok, anchor_rows, height, back, back_ok, age,
                                    block_h, keep_ptrs, stride_h, out_ok, kept, INDEX_64)
-        # Rows below the last group have no anchors: only blocks from above reach them.
-        for row in range(tl.cdiv(anchor_rows, 4) * 4, height):
-            if INDEX_64:
-                row_off = row.to(tl.int64) * stride_h
-            else:
-                row_off = row * stride_h
-            age = tl.minimum(age + 1, block_h)
-            kept = _store_keep_row(keep_ptrs + row_off, age, block_h, kept, out_ok)
+        # The row groups cover the anchor rows rounded up to a multiple of 4.
+        kept = _rows_without_anchors(keep_ptrs, tl.cdiv(anchor_rows, 4) * 4, height, stride_h, age, block_h,
+                                     kept, out_ok, INDEX_64)
         tl.atomic_add(total_kept_ptr, tl.sum(kept, axis=0).to(tl.int64))
 
     @triton.jit
