@@ -121,12 +121,13 @@ def triton_available() -> bool:
 if triton is not None:
 
     @triton.jit
-    def _program_lanes(BLOCK: tl.constexpr, INDEX_64: tl.constexpr):
-        """The lane indices of this program of a flat launch."""
+    def _program_lanes(halo, BLOCK: tl.constexpr, INDEX_64: tl.constexpr):
+        """The lane indices of this program of a flat launch whose programs overlap by `halo`
+        lanes (each program's first `halo` lanes are the previous one's last)."""
         pid = tl.program_id(0)
         if INDEX_64:  # a constexpr branch: one return after it (Triton has no early return)
             pid = pid.to(tl.int64)
-        return pid * BLOCK + tl.arange(0, BLOCK)
+        return pid * (BLOCK - halo) - halo + tl.arange(0, BLOCK)
 
     @triton.jit
     def _lane_coords(u, cols, planes_per_sample, stride_n, stride_c, COLS_OUTER: tl.constexpr):
@@ -178,7 +179,7 @@ if triton is not None:
         pid = tl.program_id(0)
         # Zeroing the counter here saves a launch; the dilation kernel runs after this one.
         tl.store(total_kept_ptr, tl.zeros((), tl.int64), mask=pid == 0)
-        u = _program_lanes(BLOCK, INDEX_64)
+        u = _program_lanes(0, BLOCK, INDEX_64)
         plane, col, base = _lane_coords(u, anchor_cols, planes_per_sample, stride_n, stride_c, COLS_OUTER)
         ok = u < num_lanes
         ptrs = seeds_ptr + base + col * stride_w
@@ -235,7 +236,7 @@ if triton is not None:
         COLS_OUTER: tl.constexpr,
         INDEX_64: tl.constexpr,
     ):
-        u = _program_lanes(BLOCK, INDEX_64)
+        u = _program_lanes(0, BLOCK, INDEX_64)
         plane, col, base = _lane_coords(u, width, planes_per_sample, stride_n, stride_c, COLS_OUTER)
         ok = u < num_lanes
         unit = base + col * stride_w  # offset of (row 0, col)
@@ -300,10 +301,7 @@ if triton is not None:
         # W - bw), so a window never reaches into the previous plane.
         halo = block_w - 1
         i = tl.arange(0, BLOCK)
-        if INDEX_64:
-            u = tl.program_id(0).to(tl.int64) * (BLOCK - halo) - halo + i
-        else:
-            u = tl.program_id(0) * (BLOCK - halo) - halo + i
+        u = _program_lanes(halo, BLOCK, INDEX_64)
         lane_ok = (u >= 0) & (u < num_lanes)
         out_ok = lane_ok & (i >= halo)
         plane, col, base = _lane_coords(tl.maximum(u, 0), width, planes_per_sample, stride_n, stride_c, False)
