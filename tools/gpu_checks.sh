@@ -103,7 +103,11 @@ for step in "${steps[@]}"; do
   timeout "$limit" ${CMD[$step]} 2>&1 | tee "$RESULTS/$step.txt"
   rc=${PIPESTATUS[0]}
   why=""
-  [ "$rc" -eq 124 ] && why=" (stopped at its $limit s limit$([ "$limit" -lt "${LIMIT[$step]}" ] && echo ": the rest of the ${BUDGET} s budget"))"
+  if [ "$rc" -eq 124 ]; then
+    why=" (stopped at its $limit s limit"
+    [ "$limit" -lt "${LIMIT[$step]}" ] && why+=": the rest of the ${BUDGET} s budget"
+    why+=")"
+  fi
   echo "== $step: exit $rc after $(( $(date +%s) - start )) s$why" | tee -a "$RESULTS/$step.txt"
   [ "$rc" -ne 0 ] && failed=$((failed + 1))
 done

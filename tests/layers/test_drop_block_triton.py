@@ -13,6 +13,7 @@ expected dropped fraction (mean over units of 1 - (1 - gamma)^k), the exact outp
 gradient formula, dtype and layout, reproducibility, the all-dropped edge case, and how
 much autograd keeps for backward.
 """
+import itertools
 import json
 import math
 import os
@@ -330,24 +331,21 @@ def _record_gpu_launches() -> List[Tuple[str, Tuple[int, ...], tuple, Dict[str, 
             return lambda *args, **constexprs: calls.append((self.name, tuple(grid), args, constexprs))
 
     patches = {name: Recorder(name) for name in KERNEL_NAMES}
-    in_use = [triton_path._GPU_SIZES]
-    patches["_launch_sizes"] = lambda device: in_use[0]
+    patches["_launch_sizes"] = lambda device: triton_path._GPU_SIZES  # read at each call
     patches["_interpreting"] = lambda: True  # passes the device check for meta tensors
     saved = {name: getattr(triton_path, name) for name in patches}
     try:
         for name, value in patches.items():
             setattr(triton_path, name, value)
-        for mask_kernels in (1, 2):
-            in_use[0] = triton_path._GPU_SIZES._replace(mask_kernels=mask_kernels)
-            for shape in COMPILE_SHAPES:
-                for dtype in DTYPES:
-                    for channels_last in (False, True):
-                        for shared, block in ((False, 7), (True, 7), (False, 3)):
-                            x = torch.empty(shape, dtype=dtype, device="meta", requires_grad=True)
-                            if channels_last:
-                                x = x.contiguous(memory_format=torch.channels_last)
-                            out = triton_path.drop_block_2d_triton(x, 0.002, block, block, shared)
-                            out.backward(torch.empty_like(out))
+        for mask_kernels, shape, dtype, channels_last, (shared, block) in itertools.product(
+            (1, 2), COMPILE_SHAPES, DTYPES, (False, True), ((False, 7), (True, 7), (False, 3))
+        ):
+            x = torch.empty(shape, dtype=dtype, device="meta", requires_grad=True)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with triton_path.launch_sizes("cuda", mask_kernels=mask_kernels):
+                out = triton_path.drop_block_2d_triton(x, 0.002, block, block, shared)
+                out.backward(torch.empty_like(out))
     finally:
         for name, value in saved.items():
             setattr(triton_path, name, value)
