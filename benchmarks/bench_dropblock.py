@@ -106,12 +106,12 @@ def _dropblock_package() -> Optional[Impl]:
     return module
 
 
-def _triton_ok() -> bool:
+def _triton_ok(device: torch.device) -> bool:
     try:
         from dropblock_det.layers.drop_block_triton import triton_available
     except ImportError:
         return False
-    return bool(triton_available())
+    return bool(triton_available(device))
 
 
 def _load() -> str:
@@ -194,7 +194,7 @@ def run(device: torch.device, shapes, dtypes, warmup: int, repeats: int):
             }
             if device.type == "cuda":
                 candidates["dropblock_det triton (per channel)"] = (
-                    _ours(False, "triton") if _triton_ok() else None
+                    _ours(False, "triton") if _triton_ok(device) else None
                 )
             candidates["torchvision.ops.drop_block2d"] = _torchvision()
             candidates["timm drop_block_2d (per channel)"] = _timm(per_channel=True)
@@ -351,11 +351,11 @@ def main(argv=None) -> None:
 
 def main_tune(args: argparse.Namespace, warmup: int, repeats: int) -> None:
     cuda = torch.cuda.is_available() and args.device != "cpu"
-    if not _triton_ok() or (not cuda and os.environ.get("TRITON_INTERPRET") != "1"):
-        raise SystemExit("--tune needs the Triton path: a CUDA device, or TRITON_INTERPRET=1 on CPU "
-                         f"(here: CUDA {'available' if torch.cuda.is_available() else 'absent'}, "
-                         f"--device {args.device})")
     device = torch.device("cuda" if cuda else "cpu")
+    if not _triton_ok(device):
+        raise SystemExit("--tune needs the Triton path: a CUDA device Triton supports, or TRITON_INTERPRET=1 "
+                         f"on CPU (here: CUDA {'available' if torch.cuda.is_available() else 'absent'}, "
+                         f"--device {args.device})")
     if cuda:
         print(f"CUDA device: {torch.cuda.get_device_name()}")
     shapes = [args.shape] if args.shape else CUDA_SHAPES[:1] if args.quick else CUDA_SHAPES

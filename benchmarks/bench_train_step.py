@@ -259,7 +259,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or platform.machine()
     try:
         from dropblock_det.layers.drop_block_triton import triton_available
-        triton_path = triton_available() and args.impl == "auto" and args.device.startswith("cuda")
+        triton_path = args.impl == "triton" or (
+            args.impl == "auto" and args.device.startswith("cuda") and triton_available(torch.device(args.device))
+        )
     except ImportError:
         triton_path = False
     amp = "off" if not baseline.amp else args.amp_dtype

@@ -28,9 +28,11 @@ def add_dropblock_config(cfg: CN) -> None:
       GAMMA ["paper"]          seed rate: "paper" (Algorithm 1's formula, drops a little less
                                than 1 - KEEP_PROB because blocks overlap) or "calibrated"
                                (expected dropped fraction equals 1 - KEEP_PROB exactly).
-      IMPL ["auto"]            "auto" (fused Triton kernel on CUDA, PyTorch elsewhere),
+      IMPL ["auto"]            "auto" (fused Triton kernels on a CUDA GPU of compute
+                               capability >= 7.0, PyTorch elsewhere; if Triton cannot
+                               build them for the GPU: one warning, then PyTorch),
                                "torch" (always the pure-PyTorch reference), "triton"
-                               (always the kernel).
+                               (always the kernels; Triton's errors are raised).
       RESNET.ENABLED [False]   DropBlock inside ResNet blocks.
       RESNET.STAGES [["res4", "res5"]]   stages that get it (the paper's groups 3 and 4);
                                each must be built (MODEL.RESNETS.OUT_FEATURES decides).

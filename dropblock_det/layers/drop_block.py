@@ -44,12 +44,15 @@ about gamma * numel random numbers) and fills each seed's block into a bool mask
 and autograd keeps only the seeds' offsets (8 bytes per seed, far below 1 byte per
 element); shared masks and dense seeds go through `masked_scale`, which keeps the bool
 mask (1 byte per element, or 1/C for a shared mask). On CUDA, `impl="auto"` uses the
-fused Triton kernel of `drop_block_triton.py` when it is available.
+fused Triton kernels of `drop_block_triton.py` when Triton is available and supports the
+GPU (compute capability >= 7.0); where Triton fails to build them it warns once and falls
+back to this path.
 """
 import functools
 import math
 import numbers
-from typing import Any, Tuple
+import warnings
+from typing import Any, Optional, Set, Tuple
 
 import numpy as np
 import torch
@@ -339,12 +342,50 @@ def _normalizing_scale(keep: Tensor, dtype: torch.dtype) -> Tensor:
     return numel / (kept + NORMALIZER_EPS)
 
 
-def _triton_ready() -> bool:
+# Devices where impl="auto" met a Triton build error; it uses the PyTorch path there.
+_TRITON_FAILED_ON: Set[torch.device] = set()
+
+
+def _triton_runs_on(device: torch.device) -> bool:
+    """Whether impl="auto" may use the Triton path for tensors on `device`."""
+    if device.type != "cuda":
+        return False
     try:
         from .drop_block_triton import triton_available
     except ImportError:
         return False
-    return bool(triton_available())
+    return bool(triton_available(device))
+
+
+def _drop_block_triton_or_none(
+    x: Tensor, gamma: float, bh: int, bw: int, shared_mask: bool, impl: str
+) -> Optional[Tensor]:
+    """The Triton path's result, or None where `impl` leaves it to the PyTorch path.
+
+    Under impl="auto", a GPU that Triton cannot build the kernels for (a compilation, ptxas
+    or resource error) warns once and is left to the PyTorch path for the rest of the
+    process, so a run does not die for want of a faster path; impl="triton" raises instead.
+    """
+    if impl == "torch" or (impl == "auto" and (x.device in _TRITON_FAILED_ON or not _triton_runs_on(x.device))):
+        return None
+    # Imported lazily: the layers must import (and run on CPU) without Triton.
+    from .drop_block_triton import TRITON_BUILD_ERRORS, drop_block_2d_triton
+
+    try:
+        return drop_block_2d_triton(x, gamma, bh, bw, shared_mask)
+    except TRITON_BUILD_ERRORS as error:
+        if impl == "triton":
+            raise
+        _TRITON_FAILED_ON.add(x.device)
+        reason = " ".join(str(error).split())[:400]  # one line: compiler messages span several
+        warnings.warn(
+            f"DropBlock: Triton could not build its kernels for {x.device} ({type(error).__name__}: {reason}); "
+            "impl='auto' uses the PyTorch path there from now on (same semantics, slower). Set "
+            "MODEL.DROPBLOCK.IMPL (or impl=) to 'torch' to silence this, or to 'triton' to raise the error.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
 
 
 def drop_block_2d(
@@ -365,8 +406,10 @@ def drop_block_2d(
         block_size: side of the dropped square (odd or even), clipped per axis to the map.
         shared_mask: one mask per sample shared by all channels instead of one per channel.
         gamma_mode: "paper" or "calibrated" (expected dropped fraction exactly 1 - keep_prob).
-        impl: "auto" (Triton on CUDA when available, else PyTorch), "torch", or "triton"
-            (also on CPU under TRITON_INTERPRET=1).
+        impl: "auto" (Triton on a CUDA device of compute capability >= 7.0 when Triton
+            is importable, else PyTorch; a GPU that Triton fails to build the kernels for
+            gets one warning and PyTorch from then on), "torch", or "triton" (also on CPU
+            under TRITON_INTERPRET=1).
         training: when False, x is returned unchanged (as when keep_prob == 1).
     Returns:
         tensor of x's shape, dtype and memory layout; dropped units are 0, kept ones are
@@ -375,6 +418,8 @@ def drop_block_2d(
         ValueError: naming the argument and value for a non-4D or non-floating x, keep_prob
             outside (0, 1], block_size < 1, an unknown gamma_mode / impl, or an unknown
             keyword argument.
+        With impl="triton", what the Triton path raises: no Triton, a CPU tensor without
+        the interpreter (see `drop_block_2d_triton`), or Triton's own build errors.
     """
     reject_unknown_kwargs("drop_block_2d", kwargs)
     if not isinstance(x, Tensor):
@@ -399,11 +444,9 @@ def drop_block_2d(
     else:
         gamma = _calibrated_gamma(height, width, bh, bw, keep_prob)
 
-    if impl == "triton" or (impl == "auto" and x.is_cuda and _triton_ready()):
-        # Imported lazily: the layers must import (and run on CPU) without Triton.
-        from .drop_block_triton import drop_block_2d_triton
-
-        return drop_block_2d_triton(x, gamma, bh, bw, shared_mask)
+    out = _drop_block_triton_or_none(x, gamma, bh, bw, shared_mask, impl)
+    if out is not None:
+        return out
 
     keep, blocks = _drop_block_keep_mask(x, gamma, bh, bw, shared_mask)
     scale = _normalizing_scale(keep, x.dtype)

@@ -58,13 +58,14 @@ about 2 B: written at anchors, read back through the caches).
 
 `triton_available()` says whether this path can run: Triton importable and either CUDA
 available or `TRITON_INTERPRET=1` (Triton's interpreter runs the same kernels on CPU tensors
-with numpy; it is how CI tests the kernel logic). TRITON_INTERPRET must be set before
-Triton is first imported.
+with numpy; it is how CI tests the kernel logic); `triton_available(device)` also checks
+that the GPU is one Triton compiles for. TRITON_INTERPRET must be set before Triton is
+first imported.
 """
 import contextlib
 import numbers
 import os
-from typing import Any, ContextManager, Dict, Iterator, NamedTuple, Tuple
+from typing import Any, ContextManager, Dict, Iterator, NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -79,7 +80,13 @@ except ImportError:  # CPU-only torch builds ship without Triton: the module sti
 
 from .drop_block import NORMALIZER_EPS
 
-__all__ = ["check_launch_sizes", "drop_block_2d_triton", "launch_sizes", "triton_available"]
+__all__ = [
+    "TRITON_BUILD_ERRORS",
+    "check_launch_sizes",
+    "drop_block_2d_triton",
+    "launch_sizes",
+    "triton_available",
+]
 
 # The reference's normaliser guard: an all-dropped mask gives scale numel / 1e-6 (finite)
 # times 0, i.e. zeros, not NaN.
@@ -108,14 +115,45 @@ _GPU_SIZES = _LaunchSizes(tile_units=512, apply_block=1024, pack_block_bytes=256
 _INTERPRETER_SIZES = _LaunchSizes(tile_units=16384, apply_block=32768, pack_block_bytes=4096)
 
 
+# What Triton raises when it cannot build or launch a kernel for this GPU (not a bad
+# argument, not a CUDA runtime error): `drop_block_2d(impl="auto")` then falls back to the
+# PyTorch path. PTXASError is Triton >= 3.3 only.
+if triton is not None:
+    from triton.compiler.errors import CompilationError
+    from triton.runtime import errors as _runtime_errors
+
+    TRITON_BUILD_ERRORS: Tuple[type, ...] = tuple(
+        error
+        for error in (CompilationError, _runtime_errors.OutOfResources, getattr(_runtime_errors, "PTXASError", None))
+        if error is not None
+    )
+else:
+    TRITON_BUILD_ERRORS = ()
+_MIN_CUDA_CAPABILITY = (7, 0)
+
+
 def _interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
-def triton_available() -> bool:
+def triton_available(device: Optional[torch.device] = None) -> bool:
     """True when Triton is importable and can run here: CUDA is available, or Triton's
-    interpreter is on (TRITON_INTERPRET=1, CPU tensors)."""
-    return triton is not None and (torch.cuda.is_available() or _interpreting())
+    interpreter is on (TRITON_INTERPRET=1, CPU tensors).
+
+    With `device`: whether Triton can run tensors on that device: a CPU device under the
+    interpreter, or a CUDA device of compute capability >= 7.0 (Triton compiles for no
+    older GPU; torch.compile draws the same line).
+    """
+    if triton is None:
+        return False
+    if device is None:
+        return torch.cuda.is_available() or _interpreting()
+    device = torch.device(device)
+    if device.type == "cpu":
+        return _interpreting()
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return False
+    return torch.cuda.get_device_capability(device) >= _MIN_CUDA_CAPABILITY
 
 
 if triton is not None:

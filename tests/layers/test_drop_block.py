@@ -2,6 +2,7 @@
 gradient, memory kept for backward, gamma, bad arguments, implementation dispatch."""
 import math
 import re
+import warnings
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ from dropblock_det.layers import (
     expected_drop_fraction,
 )
 from dropblock_det.layers import drop_block as drop_block_module
+from dropblock_det.layers import drop_block_triton as triton_path
 
 
 def _dropped(out: torch.Tensor) -> torch.Tensor:
@@ -356,12 +358,65 @@ def test_auto_on_cpu_uses_the_torch_reference(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("Triton path must not run for a CPU tensor under impl='auto'")
 
-    monkeypatch.setattr(drop_block_module, "_triton_ready", fail)
+    monkeypatch.setattr(triton_path, "drop_block_2d_triton", fail)
+    monkeypatch.setenv("TRITON_INTERPRET", "1")  # even when the interpreter could run it
     torch.manual_seed(0)
     auto = drop_block_2d(torch.ones(2, 3, 10, 10), 0.8, 3, impl="auto")
     torch.manual_seed(0)
     reference = drop_block_2d(torch.ones(2, 3, 10, 10), 0.8, 3, impl="torch")
     assert torch.equal(auto, reference)
+
+
+@pytest.fixture
+def failing_triton_path(monkeypatch):
+    """impl="auto" believes Triton runs on the CPU device, and the Triton path raises what
+    `raises` holds (a build error by default); yields the list of its calls."""
+    triton = pytest.importorskip("triton")
+    from triton.runtime.errors import OutOfResources
+
+    calls = []
+    raises = [OutOfResources(300_000, 232_448, "shared memory")]
+
+    def fake(x, *args):
+        calls.append(x.shape)
+        raise raises[0]
+
+    monkeypatch.setattr(drop_block_module, "_triton_runs_on", lambda device: True)
+    monkeypatch.setattr(drop_block_module, "_TRITON_FAILED_ON", set())
+    monkeypatch.setattr(triton_path, "drop_block_2d_triton", fake)
+    assert triton is triton_path.triton
+    return calls, raises
+
+
+def test_auto_falls_back_to_torch_with_one_warning_when_triton_cannot_build(failing_triton_path):
+    calls, _ = failing_triton_path
+    x = torch.ones(2, 3, 10, 10)
+    torch.manual_seed(0)
+    with pytest.warns(RuntimeWarning, match=r"cpu \(OutOfResources: .*shared memory.*MODEL\.DROPBLOCK\.IMPL"):
+        auto = drop_block_2d(x, 0.8, 3, impl="auto")
+    torch.manual_seed(0)
+    assert torch.equal(auto, drop_block_2d(x, 0.8, 3, impl="torch"))
+    assert len(calls) == 1 and drop_block_module._TRITON_FAILED_ON == {x.device}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no second warning, and no second try
+        drop_block_2d(x, 0.8, 3, impl="auto")
+    assert len(calls) == 1
+
+
+def test_impl_triton_raises_the_build_error(failing_triton_path):
+    from triton.runtime.errors import OutOfResources
+
+    with pytest.raises(OutOfResources, match="shared memory"):
+        drop_block_2d(torch.ones(2, 3, 10, 10), 0.8, 3, impl="triton")
+    assert not drop_block_module._TRITON_FAILED_ON
+
+
+def test_auto_does_not_swallow_errors_other_than_build_errors(failing_triton_path):
+    _, raises = failing_triton_path
+    raises[0] = RuntimeError("CUDA error: an illegal memory access was encountered")
+    with pytest.raises(RuntimeError, match="illegal memory access"):
+        drop_block_2d(torch.ones(2, 3, 10, 10), 0.8, 3, impl="auto")
+    assert not drop_block_module._TRITON_FAILED_ON
 
 
 @pytest.mark.cuda

@@ -382,36 +382,52 @@ def _launch_signature(kernel, args: tuple, constexprs: Dict[str, object]) -> Tup
     return signature, attrs
 
 
-def compile_kernels_for_sm90() -> Dict[str, Optional[str]]:
-    """Compile every distinct launch of the GPU path (`_record_gpu_launches`) to an sm_90
-    cubin (H100 / H200) with the ptxas that ships with Triton; no GPU needed. Returns
-    {"kernel {constexprs} (types)": None, or the error} per specialisation."""
+# A GPU of each generation that `triton_available` admits (compute capability >= 7.0):
+# Volta, Turing, Ampere, Hopper, Blackwell data centre and consumer (sm_86 and sm_89 passed
+# every specialisation too, Triton 3.8, 2026-12). Below 7.0 ptxas rejects the kernels'
+# atomics (sm_61: "Feature '.acq_rel' requires .target sm_70 or higher").
+COMPILE_ARCHS = (70, 75, 80, 90, 100, 120)
+# The issue's GPU gets every specialisation; the others one per kernel and pointer types,
+# which is what a target's instruction set can reject (atomics, bf16 / fp64 arithmetic).
+FULL_COMPILE_ARCH = 90
+
+
+def compile_kernels_without_a_gpu() -> Dict[str, Optional[str]]:
+    """Compile the distinct launches of the GPU path (`_record_gpu_launches`) to cubins for
+    every arch of COMPILE_ARCHS with the ptxas that ships with Triton; no GPU needed.
+    Returns {"sm_XX kernel {constexprs} {options} (types)": None, or the error}."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
+    launches = _record_gpu_launches()
     results: Dict[str, Optional[str]] = {}
-    for name, grid, args, constexprs in _record_gpu_launches():
-        kernel = getattr(triton_path, name)
-        constexprs = dict(constexprs)
-        # num_warps is a launch option, recorded with the keyword arguments: not a constexpr.
-        options = {"num_warps": constexprs.pop("num_warps", 4)}
-        signature, attrs = _launch_signature(kernel, args, constexprs)
-        label = f"{name} {dict(sorted(constexprs.items()))} {options} ({', '.join(signature.values())})"
-        if label in results:
-            continue
-        try:
-            # CUDA caps grid axes 1 and 2 at 65535 blocks (axis 0 at 2**31 - 1).
-            assert grid[0] < 2**31 and all(g <= 65535 for g in grid[1:]), f"grid {grid} exceeds CUDA's limits"
-            source = ASTSource(fn=kernel, signature=signature,
-                               constexprs={(kernel.arg_names.index(k),): v for k, v in constexprs.items()},
-                               attrs=attrs)
-            binary = triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options)
-            assert binary.metadata.num_warps == options["num_warps"]
-            assert binary.asm.get("cubin") and ".target sm_90" in binary.asm["ptx"], "no sm_90 cubin"
-            results[label] = None
-        except Exception:  # report every failing specialisation, not only the first
-            results[label] = traceback.format_exc(limit=2)
+    for arch in COMPILE_ARCHS:
+        compiled = set()
+        for name, grid, args, constexprs in launches:
+            kernel = getattr(triton_path, name)
+            constexprs = dict(constexprs)
+            # num_warps is a launch option, recorded with the keyword arguments: not a constexpr.
+            options = {"num_warps": constexprs.pop("num_warps", 4)}
+            signature, attrs = _launch_signature(kernel, args, constexprs)
+            types = ", ".join(signature.values())
+            label = f"sm_{arch} {name} {dict(sorted(constexprs.items()))} {options} ({types})"
+            key = label if arch == FULL_COMPILE_ARCH else (name, tuple(t for t in signature.values() if t[0] == "*"))
+            if key in compiled:
+                continue
+            compiled.add(key)
+            try:
+                # CUDA caps grid axes 1 and 2 at 65535 blocks (axis 0 at 2**31 - 1).
+                assert grid[0] < 2**31 and all(g <= 65535 for g in grid[1:]), f"grid {grid} exceeds CUDA's limits"
+                source = ASTSource(fn=kernel, signature=signature,
+                                   constexprs={(kernel.arg_names.index(k),): v for k, v in constexprs.items()},
+                                   attrs=attrs)
+                binary = triton.compile(source, target=GPUTarget("cuda", arch, 32), options=options)
+                assert binary.metadata.num_warps == options["num_warps"]
+                assert binary.asm.get("cubin") and f".target sm_{arch}" in binary.asm["ptx"], f"no sm_{arch} cubin"
+                results[label] = None
+            except Exception:  # report every failing specialisation, not only the first
+                results[label] = traceback.format_exc(limit=2)
     return results
 
 
@@ -435,25 +451,30 @@ def interpreter_results() -> Dict[str, Optional[str]]:
 
 
 @pytest.mark.skipif(triton_path.triton is None, reason="Triton not importable (CPU-only torch build)")
-def test_kernels_compile_to_sm90_cubins_without_a_gpu() -> None:
+def test_kernels_compile_to_cubins_for_every_supported_gpu_without_a_gpu() -> None:
     # The interpreter does not compile anything: this catches what only the compiler rejects
-    # (types, layouts, constexpr misuse). The subprocess makes sure the interpreter is off.
+    # (types, layouts, constexpr misuse, instructions a GPU generation lacks). The subprocess
+    # makes sure the interpreter is off.
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["PYTHONWARNINGS"] = "ignore"
     proc = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--compile-checks"],
-        capture_output=True, text=True, env=env, cwd=str(REPO), timeout=600,
+        capture_output=True, text=True, env=env, cwd=str(REPO), timeout=900,
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_MARKER)]
     assert proc.returncode == 0 and lines, f"compile subprocess failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     results = json.loads(lines[-1][len(RESULT_MARKER) :])
     failures = {label: error for label, error in results.items() if error is not None}
     assert not failures, "\n".join(f"{label}:\n{error}" for label, error in failures.items())
-    # Every kernel, in its 32- and 64-bit index variants, and every dtype of the apply kernels.
-    assert {label.split()[0] for label in results} == set(KERNEL_NAMES)
-    assert any("'INDEX_64': True" in label for label in results)
-    for pointer in ("*fp32", "*fp16", "*bf16", "*fp64"):
-        assert any(label.startswith("_apply_flat_kernel") and pointer in label for label in results), pointer
+    assert triton_path._MIN_CUDA_CAPABILITY == divmod(min(COMPILE_ARCHS), 10)
+    # Every kernel and every dtype of the apply kernels for every GPU generation, and the
+    # 64-bit index variants for the issue's GPU.
+    for arch in COMPILE_ARCHS:
+        labels = [label.split(" ", 1)[1] for label in results if label.startswith(f"sm_{arch} ")]
+        assert {label.split()[0] for label in labels} == set(KERNEL_NAMES), arch
+        assert arch != FULL_COMPILE_ARCH or any("'INDEX_64': True" in label for label in labels)
+        for pointer in ("*fp32", "*fp16", "*bf16", "*fp64"):
+            assert any(label.startswith("_apply_flat_kernel") and pointer in label for label in labels), (arch, pointer)
 
 
 @pytest.mark.parametrize("check", sorted(CHECKS))
@@ -478,6 +499,24 @@ def test_triton_available_means_triton_and_cuda_or_interpreter() -> None:
         importable = True
     interpreting = os.environ.get("TRITON_INTERPRET") == "1"
     assert triton_path.triton_available() == (importable and (torch.cuda.is_available() or interpreting))
+
+
+@pytest.mark.skipif(triton_path.triton is None, reason="Triton not importable: never available")
+@pytest.mark.parametrize("capability, supported", [((6, 1), False), ((7, 0), True), ((9, 0), True)])
+def test_triton_available_on_a_gpu_needs_compute_capability_7(monkeypatch, capability, supported) -> None:
+    from dropblock_det.layers import drop_block as drop_block_module
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    gpu = torch.device("cuda", 0)
+    assert triton_path.triton_available(gpu) is supported
+    assert drop_block_module._triton_runs_on(gpu) is supported  # what impl="auto" asks
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    assert not triton_path.triton_available(torch.device("cpu"))
+    assert not drop_block_module._triton_runs_on(torch.device("cpu"))
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert triton_path.triton_available(torch.device("cpu"))
+    assert not drop_block_module._triton_runs_on(torch.device("cpu"))  # auto: CUDA only
 
 
 @pytest.mark.parametrize(
@@ -538,7 +577,7 @@ if __name__ == "__main__":
         torch.set_num_threads(1)
         print(RESULT_MARKER + json.dumps(_run_checks("cpu")), flush=True)
     elif sys.argv[1:] == ["--compile-checks"] and not interpreting:
-        print(RESULT_MARKER + json.dumps(compile_kernels_for_sm90()), flush=True)
+        print(RESULT_MARKER + json.dumps(compile_kernels_without_a_gpu()), flush=True)
     else:
         sys.exit(
             "usage: TRITON_INTERPRET=1 python tests/layers/test_drop_block_triton.py --interpreter-checks\n"
