@@ -1,0 +1,120 @@
+"""A RetinaNet training step on the Triton path: every DropBlock of a GN RetinaNet with
+DropBlock at every location (every ResNet stage and position, FPN incl. P6/P7 down to 1x1
+maps, both head towers) runs the fused kernels, and the step gives finite losses and
+gradients.
+
+Twice: on CPU under Triton's interpreter (TRITON_INTERPRET=1 must be set before Triton is
+imported, so a subprocess runs this file as a script) with IMPL "triton", and on CUDA with
+IMPL "auto", which must choose the kernels by itself (`@pytest.mark.cuda`), in fp32 and
+under bf16 autocast. The layer tests check the kernels' statistics and formula; this one
+checks that the model's real feature maps (strided, tiny, half precision) reach them.
+"""
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import pytest
+import torch
+
+HERE = Path(__file__).resolve().parent
+for path in (HERE.parents[1], HERE.parent, HERE):  # when run as a script (the subprocess)
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+from conftest import detection_batch  # noqa: E402
+from reliability_helpers import dropblock_everywhere_cfg  # noqa: E402
+
+RESULT_MARKER = "TRITON_STEP_JSON="
+
+
+def training_step_through_the_kernels(device: str, impl: str, autocast_dtype: Optional[torch.dtype]) -> Dict[str, Any]:
+    """One SGD step of the tiny everywhere-DropBlock RetinaNet on `device`; what it saw:
+    DropBlock forwards, how many reached `drop_block_2d_triton`, units it dropped, losses,
+    and whether every gradient and updated parameter is finite."""
+    from detectron2.modeling import build_model
+    from detectron2.utils.events import EventStorage
+
+    from dropblock_det.layers import DropBlock2d
+    from dropblock_det.layers import drop_block_triton
+
+    torch.manual_seed(0)
+    cfg = dropblock_everywhere_cfg(keep_prob=0.8)
+    cfg.MODEL.DEVICE = device
+    cfg.MODEL.DROPBLOCK.IMPL = impl
+    model = build_model(cfg).train()
+    seen = {"dropblock_forwards": 0, "triton_calls": 0, "dropped_units": 0}
+
+    def count_dropped(module, inputs, output):
+        seen["dropblock_forwards"] += 1
+        seen["dropped_units"] += int(((output == 0) & (inputs[0] != 0)).sum())
+
+    hooks = [m.register_forward_hook(count_dropped) for m in model.modules() if isinstance(m, DropBlock2d)]
+    original = drop_block_triton.drop_block_2d_triton
+
+    def counting(*args):
+        seen["triton_calls"] += 1
+        return original(*args)
+
+    drop_block_triton.drop_block_2d_triton = counting
+    try:
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        with EventStorage(0), torch.autocast(device, dtype=autocast_dtype or torch.float32,
+                                             enabled=autocast_dtype is not None):
+            loss_dict = model(detection_batch(num_images=2, size=(3, 64, 64)))
+        loss = sum(loss_dict.values())
+        optimizer.zero_grad()
+        loss.backward()
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        optimizer.step()
+    finally:
+        drop_block_triton.drop_block_2d_triton = original
+        for hook in hooks:
+            hook.remove()
+    return {
+        **seen,
+        "dropblock_modules": len(hooks),
+        "losses": {k: float(v) for k, v in loss_dict.items()},
+        "grads": len(grads),
+        "grads_finite": all(bool(torch.isfinite(g).all()) for g in grads),
+        "params_finite": all(bool(torch.isfinite(p).all()) for p in model.parameters()),
+    }
+
+
+def _assert_step_ran_the_kernels(result: Dict[str, Any]) -> None:
+    # 34 modules in this R18 (after conv1, conv2 and any shortcut of its 8 blocks; 2 per FPN
+    # level and P6/P7; 1 per head tower), 42 forwards (a tower runs once per level).
+    assert result["dropblock_modules"] >= 30, result
+    assert result["dropblock_forwards"] > result["dropblock_modules"], result
+    assert result["triton_calls"] == result["dropblock_forwards"], "a DropBlock missed the Triton path"
+    assert result["dropped_units"] > 0, result
+    assert set(result["losses"]) == {"loss_cls", "loss_box_reg"}
+    assert all(math.isfinite(v) for v in result["losses"].values()), result["losses"]
+    assert result["grads"] > 0 and result["grads_finite"] and result["params_finite"], result
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="Triton not importable (CPU-only torch build)")
+def test_every_dropblock_of_a_training_step_runs_the_kernels_under_the_interpreter() -> None:
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONWARNINGS="ignore")
+    proc = subprocess.run([sys.executable, __file__, "--interpreter-step"], capture_output=True, text=True,
+                          env=env, timeout=600)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_MARKER)]
+    assert proc.returncode == 0 and lines, f"subprocess failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    _assert_step_ran_the_kernels(json.loads(lines[-1][len(RESULT_MARKER) :]))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("autocast_dtype", [None, torch.bfloat16], ids=["fp32", "bf16-autocast"])
+def test_every_dropblock_of_a_training_step_runs_the_kernels_on_cuda(autocast_dtype) -> None:
+    _assert_step_ran_the_kernels(training_step_through_the_kernels("cuda", "auto", autocast_dtype))
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--interpreter-step"] or os.environ.get("TRITON_INTERPRET") != "1":
+        sys.exit("usage: TRITON_INTERPRET=1 python tests/reliability/test_triton_training_step.py --interpreter-step")
+    torch.set_num_threads(1)
+    print(RESULT_MARKER + json.dumps(training_step_through_the_kernels("cpu", "triton", None)), flush=True)
