@@ -390,11 +390,36 @@ COMPILE_ARCHS = (70, 75, 80, 90, 100, 120)
 # The issue's GPU gets every specialisation; the others one per kernel and pointer types,
 # which is what a target's instruction set can reject (atomics, bf16 / fp64 arithmetic).
 FULL_COMPILE_ARCH = 90
+# On the issue's GPU no kernel may spill registers to local memory (a spill costs memory
+# traffic that a bandwidth-bound kernel cannot hide), and no 32-bit-index kernel (every
+# launch on the issue's shapes) may use more than 128 registers per thread: 4-warp programs
+# then keep at least 16 warps per SM resident to hide memory latency (the fused mask
+# kernel takes 96 at 512 lanes, 215 at 1024). Its 64-bit-index variants, for tensors of
+# 2**31 elements and more, take 120 (shared masks) and 132 (per channel: 3 programs per SM).
+MAX_REGISTERS = 128
+
+
+def _resource_usage(cubin: bytes) -> Dict[str, int]:
+    """{"REG": registers per thread, "STACK": bytes, "LOCAL": bytes (spills), ...} of the
+    one kernel in `cubin`, as the cuobjdump that ships with Triton reports it."""
+    import tempfile
+
+    from triton import knobs
+
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as cubin_file:
+        cubin_file.write(cubin)
+        cubin_file.flush()
+        report = subprocess.run([knobs.nvidia.cuobjdump.path, "-res-usage", cubin_file.name],
+                                capture_output=True, text=True, check=True).stdout
+    lines = [line for line in report.splitlines() if "REG:" in line]
+    assert len(lines) == 1, report
+    return {key: int(value) for key, value in (field.split(":") for field in lines[0].split()) if value.isdigit()}
 
 
 def compile_kernels_without_a_gpu() -> Dict[str, Optional[str]]:
     """Compile the distinct launches of the GPU path (`_record_gpu_launches`) to cubins for
-    every arch of COMPILE_ARCHS with the ptxas that ships with Triton; no GPU needed.
+    every arch of COMPILE_ARCHS with the ptxas that ships with Triton, and check the
+    registers and spills of the FULL_COMPILE_ARCH ones; no GPU needed.
     Returns {"sm_XX kernel {constexprs} {options} (types)": None, or the error}."""
     import triton
     from triton.backends.compiler import GPUTarget
@@ -425,6 +450,11 @@ def compile_kernels_without_a_gpu() -> Dict[str, Optional[str]]:
                 binary = triton.compile(source, target=GPUTarget("cuda", arch, 32), options=options)
                 assert binary.metadata.num_warps == options["num_warps"]
                 assert binary.asm.get("cubin") and f".target sm_{arch}" in binary.asm["ptx"], f"no sm_{arch} cubin"
+                if arch == FULL_COMPILE_ARCH:
+                    usage = _resource_usage(binary.asm["cubin"])
+                    assert usage["LOCAL"] == usage["STACK"] == 0, f"spills to local memory: {usage}"
+                    assert constexprs.get("INDEX_64") or usage["REG"] <= MAX_REGISTERS, (
+                        f"more than {MAX_REGISTERS} registers: {usage}")
                 results[label] = None
             except Exception:  # report every failing specialisation, not only the first
                 results[label] = traceback.format_exc(limit=2)
