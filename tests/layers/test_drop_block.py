@@ -371,7 +371,7 @@ def test_auto_on_cpu_uses_the_torch_reference(monkeypatch):
 def failing_triton_path(monkeypatch):
     """impl="auto" believes Triton runs on the CPU device, and the Triton path raises what
     `raises` holds (a build error by default); yields the list of its calls."""
-    triton = pytest.importorskip("triton")
+    pytest.importorskip("triton")
     from triton.runtime.errors import OutOfResources
 
     calls = []
@@ -384,7 +384,6 @@ def failing_triton_path(monkeypatch):
     monkeypatch.setattr(drop_block_module, "_triton_runs_on", lambda device: True)
     monkeypatch.setattr(drop_block_module, "_TRITON_FAILED_ON", set())
     monkeypatch.setattr(triton_path, "drop_block_2d_triton", fake)
-    assert triton is triton_path.triton
     return calls, raises
 
 
