@@ -3,13 +3,15 @@
 
 Rows: the floor (`x * mask` with a precomputed mask, the least any implementation must
 pay), dropblock_det's PyTorch path (per channel as the paper, and shared across channels),
-dropblock_det's Triton kernel (CUDA), `torchvision.ops.drop_block2d`, and, when they are
-importable, timm's `drop_block_2d` and the `dropblock` package's `DropBlock2D`.
+dropblock_det's Triton kernel (CUDA; also with the preceding ReLU fused in, next to a
+plain ReLU), `torchvision.ops.drop_block2d`, and, when they are importable, timm's
+`drop_block_2d` and the `dropblock` package's `DropBlock2D`.
 
 Columns: forward ms and forward+backward ms (median of --repeats runs in training mode,
 x requiring grad, x.grad reset each run so every row pays the same allocation), bytes that
 autograd keeps for backward per element (unique storages saved by the graph, excluding x
-itself), and forward+backward relative to the floor of the same shape.
+and the output, which the next layer keeps anyway), and forward+backward relative to the
+floor of the same shape.
 
     python benchmarks/bench_dropblock.py            # CPU, and CUDA when present
     python benchmarks/bench_dropblock.py --quick    # fewer repeats, one CPU shape
@@ -67,8 +69,8 @@ def _floor(x: torch.Tensor) -> Impl:
     return lambda t: t * mask
 
 
-def _ours(shared: bool, impl: str) -> Impl:
-    return lambda t: drop_block_2d(t, KEEP_PROB, BLOCK_SIZE, shared_mask=shared, impl=impl)
+def _ours(shared: bool, impl: str, relu: bool = False) -> Impl:
+    return lambda t: drop_block_2d(t, KEEP_PROB, BLOCK_SIZE, shared_mask=shared, impl=impl, relu=relu)
 
 
 def _torchvision() -> Optional[Impl]:
@@ -127,18 +129,19 @@ def _synchronize(device: torch.device) -> None:
 
 
 def _bytes_kept_per_element(impl: Impl, x: torch.Tensor) -> float:
-    """Bytes of the distinct storages autograd saves for backward (x itself excluded)."""
+    """Bytes of the distinct storages autograd saves for backward, except x and the output
+    (the next layer's input, which that layer keeps anyway: a ReLU's output, say)."""
     seen: Dict[int, int] = {}
-    x_ptr = x.untyped_storage().data_ptr()
 
     def pack(t: torch.Tensor) -> torch.Tensor:
         storage = t.untyped_storage()
-        if storage.data_ptr() != x_ptr:
-            seen[storage.data_ptr()] = storage.nbytes()
+        seen[storage.data_ptr()] = storage.nbytes()
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         out = impl(x)
+    for t in (x, out):
+        seen.pop(t.untyped_storage().data_ptr(), None)
     del out
     return sum(seen.values()) / x.numel()
 
@@ -193,8 +196,13 @@ def run(device: torch.device, shapes, dtypes, warmup: int, repeats: int):
                 "dropblock_det torch (shared mask)": _ours(True, "torch"),
             }
             if device.type == "cuda":
-                candidates["dropblock_det triton (per channel)"] = (
-                    _ours(False, "triton") if _triton_ok(device) else None
+                triton_ok = _triton_ok(device)
+                candidates["dropblock_det triton (per channel)"] = _ours(False, "triton") if triton_ok else None
+                # After conv+norm+ReLU (ResNet conv1/conv2, the head towers) the ReLU runs inside
+                # DropBlock's pass: DropBlock's cost there is the fused row minus the ReLU row.
+                candidates["ReLU alone: relu(x)"] = torch.relu
+                candidates["dropblock_det triton ReLU fused (per channel)"] = (
+                    _ours(False, "triton", relu=True) if triton_ok else None
                 )
             candidates["torchvision.ops.drop_block2d"] = _torchvision()
             candidates["timm drop_block_2d (per channel)"] = _timm(per_channel=True)

@@ -16,7 +16,12 @@ import torch
 from torch import Tensor, nn
 
 __all__ = [
-    "KeepProbRegularizer", "build_regularizer", "masked_scale", "saturating_cast", "REGULARIZER_TYPES",
+    "KeepProbRegularizer",
+    "build_regularizer",
+    "masked_scale",
+    "relu_then_regularize",
+    "saturating_cast",
+    "REGULARIZER_TYPES",
 ]
 
 # Names accepted by `build_regularizer` (and by the config key MODEL.DROPBLOCK.TYPE).
@@ -129,7 +134,9 @@ class KeepProbRegularizer(nn.Module):
             schedule. The constructor's `keep_prob` sets both.
 
     The forward returns its input unchanged (the same tensor object) in eval mode or when
-    keep_prob == 1; otherwise it calls `_regularize`. No parameters and no buffers: the
+    keep_prob == 1; otherwise it calls `_regularize`. `forward(x, relu=True)` regularizes
+    relu(x) instead (relu(x) when off): the ReLU of a conv+norm+ReLU block, which a
+    subclass may fuse into its own pass (`_regularize_relu`). No parameters and no buffers: the
     state_dict of a model does not change when a regularizer is inserted, so checkpoints load
     either way; keep_prob is not state because the schedule recomputes it from the iteration.
     """
@@ -155,17 +162,33 @@ class KeepProbRegularizer(nn.Module):
     def target_keep_prob(self, value: float) -> None:
         self._target_keep_prob = check_keep_prob(value, "target_keep_prob")
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, relu: bool = False) -> Tensor:
         if not self.training or self.keep_prob == 1.0:
-            return x
-        return self._regularize(x)
+            return torch.relu(x) if relu else x
+        return self._regularize_relu(x) if relu else self._regularize(x)
 
     def _regularize(self, x: Tensor) -> Tensor:
         """Apply the regularizer in training mode with keep_prob < 1 (subclasses implement)."""
         raise NotImplementedError
 
+    def _regularize_relu(self, x: Tensor) -> Tensor:
+        """`_regularize(relu(x))`; a subclass that can fuse the two overrides it."""
+        return self._regularize(torch.relu(x))
+
     def extra_repr(self) -> str:
         return f"keep_prob={self.keep_prob:g}, target_keep_prob={self.target_keep_prob:g}"
+
+
+def relu_then_regularize(regularizer: nn.Module, x: Tensor, inplace: bool = False) -> Tensor:
+    """regularizer(relu(x)) for x (N, C, H, W): a regularizer after conv+norm+ReLU.
+
+    A `KeepProbRegularizer` gets x itself (`regularizer(x, relu=True)`) so it can fuse the
+    ReLU into its own pass (DropBlock's Triton path does); any other module gets relu(x),
+    computed in place on x with `inplace` (as detectron2's blocks do).
+    """
+    if isinstance(regularizer, KeepProbRegularizer):
+        return regularizer(x, relu=True)
+    return regularizer(torch.relu_(x) if inplace else torch.relu(x))
 
 
 def build_regularizer(

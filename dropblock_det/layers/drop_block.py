@@ -358,7 +358,7 @@ def _triton_runs_on(device: torch.device) -> bool:
 
 
 def _drop_block_triton_or_none(
-    x: Tensor, gamma: float, bh: int, bw: int, shared_mask: bool, impl: str
+    x: Tensor, gamma: float, bh: int, bw: int, shared_mask: bool, relu: bool, impl: str
 ) -> Optional[Tensor]:
     """The Triton path's result, or None where `impl` leaves it to the PyTorch path.
 
@@ -372,7 +372,7 @@ def _drop_block_triton_or_none(
     from .drop_block_triton import TRITON_BUILD_ERRORS, drop_block_2d_triton
 
     try:
-        return drop_block_2d_triton(x, gamma, bh, bw, shared_mask)
+        return drop_block_2d_triton(x, gamma, bh, bw, shared_mask, relu)
     except TRITON_BUILD_ERRORS as error:
         if impl == "triton":
             raise
@@ -396,6 +396,7 @@ def drop_block_2d(
     gamma_mode: str = "paper",
     impl: str = "auto",
     training: bool = True,
+    relu: bool = False,
     **kwargs: Any,
 ) -> Tensor:
     """DropBlock (Algorithm 1) on x of shape (N, C, H, W); see the module docstring.
@@ -411,6 +412,9 @@ def drop_block_2d(
             gets one warning and PyTorch from then on), "torch", or "triton" (also on CPU
             under TRITON_INTERPRET=1).
         training: when False, x is returned unchanged (as when keep_prob == 1).
+        relu: DropBlock of relu(x), exactly `drop_block_2d(torch.relu(x), ...)` (and relu(x)
+            when DropBlock is off). The Triton path fuses the ReLU into its passes and keeps
+            nothing for backward but the output, which the next layer keeps anyway.
     Returns:
         tensor of x's shape, dtype and memory layout; dropped units are 0, kept ones are
         scaled by numel(mask) / count_kept. The gradient is grad * mask * that scale.
@@ -434,9 +438,10 @@ def drop_block_2d(
     gamma_mode = check_gamma_mode(gamma_mode)
     impl = check_impl(impl)
     training = _check_bool(training, "training")
+    relu = _check_bool(relu, "relu")
 
     if not training or keep_prob == 1.0 or x.numel() == 0:
-        return x
+        return torch.relu(x) if relu else x
     _, _, height, width = x.shape
     bh, bw = clip_block_size(block_size, height, width)
     if gamma_mode == "paper":
@@ -444,9 +449,11 @@ def drop_block_2d(
     else:
         gamma = _calibrated_gamma(height, width, bh, bw, keep_prob)
 
-    out = _drop_block_triton_or_none(x, gamma, bh, bw, shared_mask, impl)
+    out = _drop_block_triton_or_none(x, gamma, bh, bw, shared_mask, relu, impl)
     if out is not None:
         return out
+    if relu:
+        x = torch.relu(x)
 
     keep, blocks = _drop_block_keep_mask(x, gamma, bh, bw, shared_mask)
     scale = _normalizing_scale(keep, x.dtype)
@@ -462,7 +469,8 @@ class DropBlock2d(KeepProbRegularizer):
     """DropBlock as a module: `drop_block_2d` in training mode, identity in eval mode.
 
     Args: as `drop_block_2d` (keep_prob is the target; the schedule may lower `keep_prob`
-    from 1.0 towards it during training). Input and output: (N, C, H, W).
+    from 1.0 towards it during training). Input and output: (N, C, H, W);
+    `module(x, relu=True)` is DropBlock of relu(x), one fused pass on the Triton path.
     """
 
     def __init__(
@@ -482,6 +490,12 @@ class DropBlock2d(KeepProbRegularizer):
         self.impl = check_impl(impl)
 
     def _regularize(self, x: Tensor) -> Tensor:
+        return self._drop_block(x, relu=False)
+
+    def _regularize_relu(self, x: Tensor) -> Tensor:
+        return self._drop_block(x, relu=True)  # one pass on the Triton path
+
+    def _drop_block(self, x: Tensor, relu: bool) -> Tensor:
         return drop_block_2d(
             x,
             self.keep_prob,
@@ -490,6 +504,7 @@ class DropBlock2d(KeepProbRegularizer):
             gamma_mode=self.gamma_mode,
             impl=self.impl,
             training=True,
+            relu=relu,
         )
 
     def extra_repr(self) -> str:

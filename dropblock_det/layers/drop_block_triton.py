@@ -51,6 +51,15 @@ Why this design (the target is forward+backward within 2x of a plain `x * mask`)
    never per element. Backward runs the same kernel on grad with the saved bits: nothing
    is recomputed.
 
+5. ReLU fused in (`relu=True`: DropBlock after conv+norm+ReLU, as in ResNet's conv1 / conv2
+   and the RetinaNet head towers): the apply kernels take relu(x) on the fly, and backward
+   needs no mask at all: out > 0 exactly where the unit was kept and x > 0 (the scale is
+   positive and about 1 / keep_prob, so no kept positive unit rounds to 0), and out is the
+   next layer's input, which autograd keeps anyway. `_relu_grad_kernel`: grad_in =
+   where(out > 0, grad, 0) * scale. Those are the passes the ReLU alone makes (read x, write
+   out; read grad and out, write grad_in), so after a ReLU DropBlock adds only its mask
+   passes (about 2.3 B per element) instead of two more passes over x and grad.
+
 Memory traffic per element (bf16 forward+backward, NCHW): keep map 1 B written and read,
 1/8 B of bits written and read twice, x/grad 2 B read and out 2 B written per pass: about
 10.4 B against 12 B for the `x * mask` floor with a bf16 mask (the separate seed map adds
@@ -390,6 +399,19 @@ if triton is not None:
         return tl.math.div_rn(tl.cast(mask_numel, tl.float32), count + eps)
 
     @triton.jit
+    def _kept_times_scale(x, keep, scale, COMPUTE_F64: tl.constexpr, RELU: tl.constexpr):
+        # where(keep, x, 0) * scale in fp32 (fp64 for fp64 x); with RELU, of relu(x) (as
+        # torch.relu: negatives become 0, NaN stays NaN).
+        if COMPUTE_F64:
+            x = x.to(tl.float64)
+            scale = scale.to(tl.float64)
+        else:
+            x = x.to(tl.float32)
+        if RELU:
+            x = tl.where(x < 0, 0.0, x)
+        return tl.where(keep, x, 0.0) * scale
+
+    @triton.jit
     def _to_bfloat16_rne(y):
         # fp32 -> bf16, round to nearest even, NaN stays NaN. Compiled Triton rounds the same
         # way, but Triton's interpreter truncates; doing it by hand makes the interpreter (CI)
@@ -428,6 +450,7 @@ if triton is not None:
         COMPUTE_F64: tl.constexpr,
         OUT_BF16: tl.constexpr,
         SATURATE: tl.constexpr,
+        RELU: tl.constexpr,
         INDEX_64: tl.constexpr,
     ):
         # Per-channel mask in x's memory order: element m <-> bit m. The tile is
@@ -446,10 +469,7 @@ if triton is not None:
         keep = ((byte[:, None] >> bit[None, :]) & 1) != 0
         scale = _scale(total_kept_ptr, mask_numel, eps)
         x = tl.load(x_ptr + offs, mask=ok, other=0)
-        if COMPUTE_F64:
-            y = tl.where(keep, x.to(tl.float64), 0.0) * scale.to(tl.float64)
-        else:
-            y = tl.where(keep, x.to(tl.float32), 0.0) * scale
+        y = _kept_times_scale(x, keep, scale, COMPUTE_F64, RELU)
         _store_result(out_ptr + offs, y, ok, OUT_BF16, SATURATE)
 
     @triton.jit
@@ -469,6 +489,7 @@ if triton is not None:
         COMPUTE_F64: tl.constexpr,
         OUT_BF16: tl.constexpr,
         SATURATE: tl.constexpr,
+        RELU: tl.constexpr,
         INDEX_64: tl.constexpr,
     ):
         # Shared mask on NCHW x: x viewed as (N * C, H * W) rows; x row r uses mask row
@@ -487,10 +508,7 @@ if triton is not None:
         keep = ((byte >> (m_idx & 7).to(tl.int32)) & 1) != 0
         scale = _scale(total_kept_ptr, mask_numel, eps)
         x = tl.load(x_ptr + x_off, mask=ok, other=0)
-        if COMPUTE_F64:
-            y = tl.where(keep, x.to(tl.float64), 0.0) * scale.to(tl.float64)
-        else:
-            y = tl.where(keep, x.to(tl.float32), 0.0) * scale
+        y = _kept_times_scale(x, keep, scale, COMPUTE_F64, RELU)
         _store_result(out_ptr + x_off, y, ok, OUT_BF16, SATURATE)
 
     @triton.jit
@@ -508,6 +526,7 @@ if triton is not None:
         COMPUTE_F64: tl.constexpr,
         OUT_BF16: tl.constexpr,
         SATURATE: tl.constexpr,
+        RELU: tl.constexpr,
         INDEX_64: tl.constexpr,
     ):
         # Shared mask on channels_last x: x viewed as (pixels, C); pixel p uses mask bit p.
@@ -521,11 +540,37 @@ if triton is not None:
         scale = _scale(total_kept_ptr, mask_numel, eps)
         x_off = pix[:, None] * channels + ch[None, :]
         x = tl.load(x_ptr + x_off, mask=ok, other=0)
-        if COMPUTE_F64:
-            y = tl.where(keep[:, None], x.to(tl.float64), 0.0) * scale.to(tl.float64)
-        else:
-            y = tl.where(keep[:, None], x.to(tl.float32), 0.0) * scale
+        y = _kept_times_scale(x, keep[:, None], scale, COMPUTE_F64, RELU)
         _store_result(out_ptr + x_off, y, ok, OUT_BF16, SATURATE)
+
+    @triton.jit
+    def _relu_grad_kernel(
+        grad_ptr,
+        out_ptr,  # the forward's output, in grad's memory order
+        total_kept_ptr,
+        grad_in_ptr,
+        numel,
+        mask_numel,
+        eps,
+        BLOCK: tl.constexpr,
+        COMPUTE_F64: tl.constexpr,
+        OUT_BF16: tl.constexpr,
+        INDEX_64: tl.constexpr,
+    ):
+        # Backward of the fused ReLU + DropBlock: out > 0 iff the unit was kept and x > 0
+        # (the scale is >= 1 - 1e-6 / numel, so a kept positive unit stays positive), so
+        # grad_in = where(out > 0, grad, 0) * scale needs no mask: the output, which the
+        # next layer keeps anyway, is the mask.
+        if INDEX_64:
+            offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+        else:
+            offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        ok = offs < numel
+        out = tl.load(out_ptr + offs, mask=ok, other=0)
+        grad = tl.load(grad_ptr + offs, mask=ok, other=0)
+        scale = _scale(total_kept_ptr, mask_numel, eps)
+        y = _kept_times_scale(grad, out > 0, scale, COMPUTE_F64, False)
+        _store_result(grad_in_ptr + offs, y, ok, OUT_BF16, False)
 
 
 def _next_power_of_2(n: int) -> int:
@@ -690,9 +735,10 @@ def _keep_bits(x: Tensor, layout: _Layout, gamma: float, bh: int, bw: int) -> Tu
     return bits, total_kept
 
 
-def _apply(t: Tensor, layout: _Layout, bits: Tensor, total_kept: Tensor, saturate: bool) -> Tensor:
+def _apply(t: Tensor, layout: _Layout, bits: Tensor, total_kept: Tensor, saturate: bool, relu: bool = False) -> Tensor:
     """where(keep, t, 0) * numel / (total_kept + eps) for t (N, C, H, W) in layout's memory
-    order; with `saturate`, fp16 / bf16 results beyond the dtype's range are clamped to it."""
+    order (of relu(t) with `relu`); with `saturate`, fp16 / bf16 results beyond the dtype's
+    range are clamped to it."""
     n, c, height, width = t.shape
     out = torch.empty_like(t)  # preserve_format: t is dense, so out gets t's strides
     index_64 = t.numel() >= 2**31
@@ -708,14 +754,14 @@ def _apply(t: Tensor, layout: _Layout, bits: Tensor, total_kept: Tensor, saturat
         _apply_pixels_kernel[grid](
             t, bits, total_kept, out, num_pixels, c, float(layout.mask_numel), _EPS,
             BLOCK_P=block_p, BLOCK_C=block_c, COMPUTE_F64=compute_f64,
-            OUT_BF16=t.dtype == torch.bfloat16, SATURATE=saturate, INDEX_64=index_64, num_warps=warps,
+            OUT_BF16=t.dtype == torch.bfloat16, SATURATE=saturate, RELU=relu, INDEX_64=index_64, num_warps=warps,
         )
         return out
     if not layout.shared_mask:  # the mask has t's memory order: bit index = element offset
         _apply_flat_kernel[(triton.cdiv(t.numel(), apply_block),)](
             t, bits, total_kept, out, t.numel(), float(layout.mask_numel), _EPS,
             BLOCK=apply_block, COMPUTE_F64=compute_f64, OUT_BF16=t.dtype == torch.bfloat16,
-            SATURATE=saturate, INDEX_64=index_64, num_warps=warps,
+            SATURATE=saturate, RELU=relu, INDEX_64=index_64, num_warps=warps,
         )
         return out
     # Shared mask, NCHW: rows are (n, c) planes; plane (n, c) uses mask plane n.
@@ -727,9 +773,22 @@ def _apply(t: Tensor, layout: _Layout, bits: Tensor, total_kept: Tensor, saturat
         t, bits, total_kept, out, num_rows, row_len, c, col_blocks,
         float(layout.mask_numel), _EPS,
         BLOCK_R=block_r, BLOCK_B=block_b, COMPUTE_F64=compute_f64,
-        OUT_BF16=t.dtype == torch.bfloat16, SATURATE=saturate, INDEX_64=index_64, num_warps=warps,
+        OUT_BF16=t.dtype == torch.bfloat16, SATURATE=saturate, RELU=relu, INDEX_64=index_64, num_warps=warps,
     )
     return out
+
+
+def _relu_grad(grad: Tensor, out: Tensor, total_kept: Tensor, mask_numel: int) -> Tensor:
+    """where(out > 0, grad, 0) * mask_numel / (total_kept + eps); grad and out dense in the
+    same memory order."""
+    grad_in = torch.empty_like(out)
+    sizes = _launch_sizes(out.device)
+    _relu_grad_kernel[(triton.cdiv(out.numel(), sizes.apply_block),)](
+        grad, out, total_kept, grad_in, out.numel(), float(mask_numel), _EPS,
+        BLOCK=sizes.apply_block, COMPUTE_F64=out.dtype == torch.float64, OUT_BF16=out.dtype == torch.bfloat16,
+        INDEX_64=out.numel() >= 2**31, num_warps=sizes.apply_warps,
+    )
+    return grad_in
 
 
 def _on_device(device: torch.device) -> ContextManager:
@@ -738,33 +797,44 @@ def _on_device(device: torch.device) -> ContextManager:
 
 
 class _DropBlockTriton(torch.autograd.Function):
-    """Forward draws the mask and applies it; backward applies the saved 1-bit mask to grad."""
+    """Forward draws the mask and applies it; backward applies the saved 1-bit mask to grad,
+    or, with ReLU fused, masks grad with the saved output (out > 0)."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, gamma: float, bh: int, bw: int, shared_mask: bool) -> Tensor:  # type: ignore[override]
+    def forward(  # type: ignore[override]
+        ctx, x: Tensor, gamma: float, bh: int, bw: int, shared_mask: bool, relu: bool
+    ) -> Tensor:
         layout = _Layout(x, shared_mask)
         x = layout.dense(x)
         with _on_device(x.device):
             bits, total_kept = _keep_bits(x, layout, gamma, bh, bw)
-            out = _apply(x, layout, bits, total_kept, saturate=True)
-        ctx.save_for_backward(bits, total_kept)
-        ctx.layout = layout
+            out = _apply(x, layout, bits, total_kept, saturate=True, relu=relu)
+        # With ReLU fused the output is the mask for backward: it is the next layer's input,
+        # which autograd keeps anyway, so nothing is added to the memory kept for backward.
+        ctx.save_for_backward(out if relu else bits, total_kept)
+        ctx.layout, ctx.relu = layout, relu
         return out
 
     @staticmethod
     @once_differentiable  # the kernels are not differentiable: refuse double backward loudly
     def backward(ctx, grad_output: Tensor):  # type: ignore[override]
-        bits, total_kept = ctx.saved_tensors
+        mask, total_kept = ctx.saved_tensors
         grad_input = None
         if ctx.needs_input_grad[0]:
             # grad_output may be non-contiguous (e.g. expanded from a sum): bring it to the
-            # memory order the bits were packed in.
-            with _on_device(bits.device):
-                grad_input = _apply(ctx.layout.dense(grad_output), ctx.layout, bits, total_kept, saturate=False)
-        return grad_input, None, None, None, None
+            # memory order of the bits / the output.
+            grad_output = ctx.layout.dense(grad_output)
+            with _on_device(mask.device):
+                if ctx.relu:
+                    grad_input = _relu_grad(grad_output, mask, total_kept, ctx.layout.mask_numel)
+                else:
+                    grad_input = _apply(grad_output, ctx.layout, mask, total_kept, saturate=False)
+        return grad_input, None, None, None, None, None
 
 
-def drop_block_2d_triton(x: Tensor, gamma: float, block_size_h: int, block_size_w: int, shared_mask: bool) -> Tensor:
+def drop_block_2d_triton(
+    x: Tensor, gamma: float, block_size_h: int, block_size_w: int, shared_mask: bool, relu: bool = False
+) -> Tensor:
     """DropBlock on x (N, C, H, W) with Triton kernels; differentiable.
 
     Args:
@@ -776,17 +846,23 @@ def drop_block_2d_triton(x: Tensor, gamma: float, block_size_h: int, block_size_
             (1 <= bh <= H, 1 <= bw <= W).
         shared_mask: one mask per sample for all channels (N, 1, H, W) instead of one per
             (sample, channel).
+        relu: DropBlock of relu(x) (the same mask and result as applying torch.relu first),
+            in the same passes over x as DropBlock alone.
     Returns:
         tensor of x's shape, dtype and memory layout: where(keep, x, 0) * numel(mask) /
         (count_kept + 1e-6), computed in fp32 (fp64 for fp64 x; fp16 / bf16 results
         saturate at the dtype's largest finite value). Autograd keeps 1 bit per
         mask element plus an 8-byte count; the gradient is grad * keep * the same scale.
+        With `relu`: of relu(x); autograd keeps the output (the next layer's input, kept
+        anyway) and the count, and the gradient is grad * (out > 0) * the scale.
     Raises:
         ValueError naming the argument: non-4D x, unsupported dtype, block size outside
         [1, H] / [1, W], gamma outside [0, 1], a CPU tensor without the interpreter.
         RuntimeError: Triton is not importable.
     """
     gamma = _check_args(x, gamma, block_size_h, block_size_w, shared_mask)
+    if not isinstance(relu, bool):
+        raise ValueError(f"relu must be True or False, got {relu!r}")
     if x.numel() == 0:
         return x.clone()
-    return _DropBlockTriton.apply(x, gamma, int(block_size_h), int(block_size_w), shared_mask)
+    return _DropBlockTriton.apply(x, gamma, int(block_size_h), int(block_size_w), shared_mask, relu)

@@ -24,7 +24,7 @@ from ..config import (
     resnet_stage_drop_scales,
     validate_dropblock_config,
 )
-from ..layers import DropPath
+from ..layers import DropPath, relu_then_regularize
 
 __all__ = [
     "DropBlockBasicBlock",
@@ -72,6 +72,12 @@ class _ResidualRegularizers:
         module = self._modules.get(f"dropblock_{position}")
         return x if module is None else module(x)
 
+    def _relu_and_regularize(self, position: str, x: torch.Tensor) -> torch.Tensor:
+        """relu(x), then the position's regularizer: one pass where it fuses the ReLU
+        (DropBlock on the Triton path), the stock in-place ReLU where there is none."""
+        module = self._modules.get(f"dropblock_{position}")
+        return F.relu_(x) if module is None else relu_then_regularize(module, x, inplace=True)
+
     def _residual_sum(self, branch: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
         drop_path = self._modules.get("drop_path")
         if drop_path is not None:
@@ -115,8 +121,8 @@ class DropBlockBottleneckBlock(_ResidualRegularizers, BottleneckBlock):
         self._add_regularizers(dropblock, dropblock_positions, drop_path_keep_prob)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self._regularize("conv1", F.relu_(self.conv1(x)))
-        out = self._regularize("conv2", F.relu_(self.conv2(out)))
+        out = self._relu_and_regularize("conv1", self.conv1(x))
+        out = self._relu_and_regularize("conv2", self.conv2(out))
         out = self._regularize("conv3", self.conv3(out))
         shortcut = x if self.shortcut is None else self.shortcut(x)
         return self._residual_sum(out, self._regularize("shortcut", shortcut))
@@ -148,7 +154,7 @@ class DropBlockBasicBlock(_ResidualRegularizers, BasicBlock):
         self._add_regularizers(dropblock, dropblock_positions, drop_path_keep_prob)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self._regularize("conv1", F.relu_(self.conv1(x)))
+        out = self._relu_and_regularize("conv1", self.conv1(x))
         out = self._regularize("conv2", self.conv2(out))
         shortcut = x if self.shortcut is None else self.shortcut(x)
         return self._residual_sum(out, self._regularize("shortcut", shortcut))

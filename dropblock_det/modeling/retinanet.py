@@ -16,6 +16,7 @@ from detectron2.modeling import META_ARCH_REGISTRY
 from detectron2.modeling.meta_arch.retinanet import RetinaNet, RetinaNetHead
 
 from ..config import regularizer_factory, validate_dropblock_config
+from ..layers import relu_then_regularize
 
 __all__ = ["DropBlockRetinaNet", "DropBlockRetinaNetHead"]
 
@@ -114,11 +115,13 @@ class DropBlockRetinaNetHead(RetinaNetHead):
             return tower(x)
         conv_index = 0
         for layer in tower:
-            x = layer(x)
-            # Every conv block of a tower ends with its ReLU.
+            # Every conv block of a tower ends with its ReLU; the regularizer applies it
+            # (fused into DropBlock's own pass on the Triton path).
             if isinstance(layer, nn.ReLU):
-                x = regularizers[conv_index](x)
+                x = relu_then_regularize(regularizers[conv_index], x, inplace=layer.inplace)
                 conv_index += 1
+            else:
+                x = layer(x)
         return x
 
     def forward(

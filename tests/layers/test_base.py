@@ -1,4 +1,5 @@
-"""KeepProbRegularizer, build_regularizer and masked_scale."""
+"""KeepProbRegularizer (and its relu flag), build_regularizer, relu_then_regularize and
+masked_scale."""
 import pytest
 import torch
 
@@ -10,6 +11,7 @@ from dropblock_det.layers import (
     SpatialDropout,
     build_regularizer,
     masked_scale,
+    relu_then_regularize,
 )
 
 
@@ -59,6 +61,34 @@ def test_base_class_forward_needs_a_subclass_implementation():
     with pytest.raises(NotImplementedError):
         module(torch.ones(1))
     assert module.eval()(torch.ones(1)).item() == 1.0
+
+
+@pytest.mark.parametrize("type", ["DropBlock", "Dropout", "SpatialDropout"])
+def test_relu_flag_regularizes_relu_of_the_input(type):
+    regularizer = build_regularizer(type, 0.7, block_size=3, impl="torch").train()
+    x = torch.randn(2, 4, 9, 9)
+    torch.manual_seed(0)
+    fused = regularizer(x.clone(), relu=True)
+    torch.manual_seed(0)
+    assert torch.equal(fused, regularizer(torch.relu(x)))
+    assert (fused < 0).sum() == 0 and (fused == 0).sum() > (torch.relu(x) == 0).sum()
+    regularizer.eval()  # off: just the ReLU, and x is not modified
+    before = x.clone()
+    assert torch.equal(regularizer(x, relu=True), torch.relu(x)) and torch.equal(x, before)
+
+
+def test_relu_then_regularize_gives_any_module_the_relu_of_its_input():
+    x = torch.randn(2, 3, 5, 5)
+    expected = torch.relu(x)
+    assert torch.equal(relu_then_regularize(torch.nn.Identity(), x.clone()), expected)
+    inplace = x.clone()
+    assert torch.equal(relu_then_regularize(torch.nn.Identity(), inplace, inplace=True), expected)
+    assert torch.equal(inplace, expected)  # detectron2's blocks apply their ReLU in place
+    regularizer = build_regularizer("Dropout", 0.5).train()
+    torch.manual_seed(1)
+    out = relu_then_regularize(regularizer, x)
+    torch.manual_seed(1)
+    assert torch.equal(out, regularizer(expected))
 
 
 def test_masked_scale_gradient_and_dtype():

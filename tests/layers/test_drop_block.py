@@ -351,6 +351,34 @@ def test_setting_an_invalid_keep_prob_on_the_module_raises():
         module.keep_prob = 1.2
 
 
+# ---------------------------------------------------------------- ReLU fused in
+
+
+@pytest.mark.parametrize("shared_mask", [False, True])
+def test_relu_flag_is_exactly_dropblock_of_relu_output_and_gradient(shared_mask):
+    x = torch.randn(2, 5, 12, 10)
+    x.view(-1)[:2] = torch.tensor([float("nan"), -0.0])
+    grad = torch.randn(x.shape)
+    results = []
+    for relu in (True, False):
+        leaf = x.clone().requires_grad_(True)
+        torch.manual_seed(4)
+        out = drop_block_2d(leaf if relu else torch.relu(leaf), 0.8, 3, shared_mask, impl="torch", relu=relu)
+        out.backward(grad)
+        results.append((out.detach(), leaf.grad))
+    (fused, fused_grad), (reference, reference_grad) = results
+    torch.testing.assert_close(fused, reference, rtol=0, atol=0, equal_nan=True)
+    torch.testing.assert_close(fused_grad, reference_grad, rtol=0, atol=0, equal_nan=True)
+
+
+def test_relu_flag_without_dropping_is_just_relu():
+    x = torch.randn(2, 3, 6, 6)
+    for kwargs in ({"keep_prob": 1.0}, {"keep_prob": 0.5, "training": False}):
+        assert torch.equal(drop_block_2d(x, block_size=3, relu=True, **kwargs), torch.relu(x))
+    with pytest.raises(ValueError, match="relu.*'yes'"):
+        drop_block_2d(x, 0.9, 3, relu="yes")
+
+
 # ---------------------------------------------------------------- implementation dispatch
 
 

@@ -279,6 +279,47 @@ def check_backward_keeps_one_bit_per_element(device: str) -> None:
     assert sum(saved) <= x.numel() // 8 + 8, f"saved {sum(saved)} bytes for {x.numel()} elements"
 
 
+def _relu_test_input(shape, dtype, device, channels_last) -> torch.Tensor:
+    """Both signs, with a NaN, a -0.0 and a +inf: what torch.relu passes on, zeroes or keeps."""
+    x = torch.randn(shape, device=device).to(dtype)
+    x.view(-1)[:3] = torch.tensor([float("nan"), -0.0, float("inf")], dtype=dtype)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def check_fused_relu_gives_exactly_dropblock_of_relu(device: str) -> None:
+    # Same key (seed) -> same mask: the fused pass must give torch.relu then DropBlock bit
+    # for bit, output and gradient, in every dtype, layout and mask kind.
+    for dtype, channels_last, shared in itertools.product(DTYPES, (False, True), (False, True)):
+        x = _relu_test_input((2, 8, 11, 14), dtype, device, channels_last)
+        grad = torch.randn(x.shape, device=device).to(dtype)
+        results = []
+        for fused in (True, False):
+            leaf = x.clone().requires_grad_(True)
+            torch.manual_seed(3)
+            if fused:
+                out = triton_path.drop_block_2d_triton(leaf, 0.1, 3, 3, shared, relu=True)
+            else:
+                out = triton_path.drop_block_2d_triton(torch.relu(leaf), 0.1, 3, 3, shared)
+            out.backward(grad)
+            results.append((out.detach(), leaf.grad))
+        (fused_out, fused_grad), (out, x_grad) = results
+        label = (dtype, channels_last, shared)
+        assert (out == 0).any() and (out > 0).any(), label
+        torch.testing.assert_close(fused_out, out, rtol=0, atol=0, equal_nan=True, msg=str(label))
+        torch.testing.assert_close(fused_grad, x_grad, rtol=0, atol=0, equal_nan=True, msg=str(label))
+        assert fused_out.stride() == x.stride(), label
+
+
+def check_fused_relu_keeps_only_the_output_for_backward(device: str) -> None:
+    saved: List[torch.Tensor] = []
+    x = _relu_test_input((4, 8, 16, 16), torch.bfloat16, device, False).requires_grad_(True)
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        out = triton_path.drop_block_2d_triton(x, 0.05, 7, 7, False, relu=True)
+    others = [t for t in saved if t.data_ptr() != out.data_ptr()]
+    assert len(others) < len(saved), "the output is not what backward uses"
+    assert sum(t.numel() * t.element_size() for t in others) <= 8, f"also saved {others}"
+
+
 def check_reference_dispatches_impl_triton_here(device: str) -> None:
     x = _positive_input((2, 3, 13, 17), torch.float16, device, channels_last=True)
     torch.manual_seed(5)
@@ -307,7 +348,7 @@ def _run_checks(device: str) -> Dict[str, Optional[str]]:
 
 
 KERNEL_NAMES = ("_mask_kernel", "_seed_kernel", "_dilate_kernel", "_pack_kernel",
-                "_apply_flat_kernel", "_apply_rows_kernel", "_apply_pixels_kernel")
+                "_apply_flat_kernel", "_apply_rows_kernel", "_apply_pixels_kernel", "_relu_grad_kernel")
 # The issue's shapes (FPN P3, res4, res5 of a batch-16 RetinaNet at 800x1088), and one past
 # 2**31 elements for the 64-bit index variants.
 COMPILE_SHAPES = ((16, 256, 100, 136), (16, 1024, 50, 68), (16, 2048, 25, 34), (16, 2048, 272, 272))
@@ -317,10 +358,11 @@ _POINTER_TYPES = {torch.float32: "*fp32", torch.float16: "*fp16", torch.bfloat16
 
 def _record_gpu_launches() -> List[Tuple[str, Tuple[int, ...], tuple, Dict[str, object]]]:
     """Run the GPU path's own launch logic (forward and backward, every dtype, both memory
-    layouts, per-channel and shared masks, blocks 7 and 3) on `meta` tensors, with the GPU
-    launch sizes (with the fused mask kernel and with separate seed and dilation kernels)
-    and each kernel replaced by a recorder: (kernel, grid, args, constexprs)
-    of every launch, exactly as the code would make them on CUDA. Nothing is computed."""
+    layouts, per-channel and shared masks, blocks 7 and 3, with and without the fused ReLU)
+    on `meta` tensors, with the GPU launch sizes (with the fused mask kernel and with
+    separate seed and dilation kernels) and each kernel replaced by a recorder: (kernel,
+    grid, args, constexprs) of every launch, exactly as the code would make them on CUDA.
+    Nothing is computed."""
     calls: List[Tuple[str, Tuple[int, ...], tuple, Dict[str, object]]] = []
 
     class Recorder:
@@ -337,14 +379,14 @@ def _record_gpu_launches() -> List[Tuple[str, Tuple[int, ...], tuple, Dict[str, 
     try:
         for name, value in patches.items():
             setattr(triton_path, name, value)
-        for mask_kernels, shape, dtype, channels_last, (shared, block) in itertools.product(
-            (1, 2), COMPILE_SHAPES, DTYPES, (False, True), ((False, 7), (True, 7), (False, 3))
+        for mask_kernels, shape, dtype, channels_last, (shared, block), relu in itertools.product(
+            (1, 2), COMPILE_SHAPES, DTYPES, (False, True), ((False, 7), (True, 7), (False, 3)), (False, True)
         ):
             x = torch.empty(shape, dtype=dtype, device="meta", requires_grad=True)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with triton_path.launch_sizes("cuda", mask_kernels=mask_kernels):
-                out = triton_path.drop_block_2d_triton(x, 0.002, block, block, shared)
+                out = triton_path.drop_block_2d_triton(x, 0.002, block, block, shared, relu=relu)
                 out.backward(torch.empty_like(out))
     finally:
         for name, value in saved.items():
