@@ -92,7 +92,9 @@ def main() -> None:
     captured = {}
 
     def capture_mask(module, inputs, output):
-        captured["mask"] = ((output != 0) | (inputs[0] == 0)).detach().clone()
+        # The input is conv1's pre-ReLU map (the ReLU runs inside DropBlock): only a positive
+        # unit zeroed in the output was dropped.
+        captured["mask"] = ((output != 0) | (inputs[0] <= 0)).detach().clone()
         captured["input"] = inputs[0].detach().clone()
 
     first_res4.register_forward_hook(capture_mask)
