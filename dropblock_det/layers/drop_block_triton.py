@@ -56,7 +56,7 @@ Why this design (the target is forward+backward within 2x of a plain `x * mask`)
    needs no mask at all: out > 0 exactly where the unit was kept and x > 0 (the scale is
    positive and about 1 / keep_prob, so no kept positive unit rounds to 0), and out is the
    next layer's input, which autograd keeps anyway. `_relu_grad_kernel`: grad_in =
-   where(out > 0, grad, 0) * scale. Those are the passes the ReLU alone makes (read x, write
+   where(out <= 0, 0, grad) * scale (a kept NaN passes its gradient, as torch.relu's does). Those are the passes the ReLU alone makes (read x, write
    out; read grad and out, write grad_in), so after a ReLU DropBlock adds only its mask
    passes (about 2.3 B per element) instead of two more passes over x and grad.
 
@@ -558,9 +558,10 @@ if triton is not None:
         INDEX_64: tl.constexpr,
     ):
         # Backward of the fused ReLU + DropBlock: out > 0 iff the unit was kept and x > 0
-        # (the scale is >= 1 - 1e-6 / numel, so a kept positive unit stays positive), so
-        # grad_in = where(out > 0, grad, 0) * scale needs no mask: the output, which the
-        # next layer keeps anyway, is the mask.
+        # (the scale is >= 1 - 1e-6 / numel, so a kept positive unit stays positive), and
+        # out is NaN iff it was kept and x is NaN, so grad_in = where(out <= 0, 0, grad) *
+        # scale (torch.relu's backward passes NaN units' gradient) needs no mask: the
+        # output, which the next layer keeps anyway, is the mask.
         if INDEX_64:
             offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
         else:
@@ -569,7 +570,7 @@ if triton is not None:
         out = tl.load(out_ptr + offs, mask=ok, other=0)
         grad = tl.load(grad_ptr + offs, mask=ok, other=0)
         scale = _scale(total_kept_ptr, mask_numel, eps)
-        y = _kept_times_scale(grad, out > 0, scale, COMPUTE_F64, False)
+        y = _kept_times_scale(grad, ~(out <= 0), scale, COMPUTE_F64, False)
         _store_result(grad_in_ptr + offs, y, ok, OUT_BF16, False)
 
 
@@ -779,7 +780,7 @@ def _apply(t: Tensor, layout: _Layout, bits: Tensor, total_kept: Tensor, saturat
 
 
 def _relu_grad(grad: Tensor, out: Tensor, total_kept: Tensor, mask_numel: int) -> Tensor:
-    """where(out > 0, grad, 0) * mask_numel / (total_kept + eps); grad and out dense in the
+    """where(out <= 0, 0, grad) * mask_numel / (total_kept + eps); grad and out dense in the
     same memory order."""
     grad_in = torch.empty_like(out)
     sizes = _launch_sizes(out.device)
@@ -854,7 +855,7 @@ def drop_block_2d_triton(
         saturate at the dtype's largest finite value). Autograd keeps 1 bit per
         mask element plus an 8-byte count; the gradient is grad * keep * the same scale.
         With `relu`: of relu(x); autograd keeps the output (the next layer's input, kept
-        anyway) and the count, and the gradient is grad * (out > 0) * the scale.
+        anyway) and the count, and the gradient is where(out <= 0, 0, grad) * the scale.
     Raises:
         ValueError naming the argument: non-4D x, unsupported dtype, block size outside
         [1, H] / [1, W], gamma outside [0, 1], a CPU tensor without the interpreter.

@@ -357,7 +357,7 @@ def test_setting_an_invalid_keep_prob_on_the_module_raises():
 @pytest.mark.parametrize("shared_mask", [False, True])
 def test_relu_flag_is_exactly_dropblock_of_relu_output_and_gradient(shared_mask):
     x = torch.randn(2, 5, 12, 10)
-    x.view(-1)[:2] = torch.tensor([float("nan"), -0.0])
+    x.view(-1)[::7], x.view(-1)[3::11] = float("nan"), -0.0  # spread out: some are kept
     grad = torch.randn(x.shape)
     results = []
     for relu in (True, False):
@@ -367,6 +367,7 @@ def test_relu_flag_is_exactly_dropblock_of_relu_output_and_gradient(shared_mask)
         out.backward(grad)
         results.append((out.detach(), leaf.grad))
     (fused, fused_grad), (reference, reference_grad) = results
+    assert fused.isnan().any() and (fused == 0).sum() > (torch.relu(x) == 0).sum()
     torch.testing.assert_close(fused, reference, rtol=0, atol=0, equal_nan=True)
     torch.testing.assert_close(fused_grad, reference_grad, rtol=0, atol=0, equal_nan=True)
 

@@ -280,9 +280,11 @@ def check_backward_keeps_one_bit_per_element(device: str) -> None:
 
 
 def _relu_test_input(shape, dtype, device, channels_last) -> torch.Tensor:
-    """Both signs, with a NaN, a -0.0 and a +inf: what torch.relu passes on, zeroes or keeps."""
+    """Both signs, with NaNs, -0.0s and +infs spread over the map (so that some are kept):
+    what torch.relu passes on (NaN, with its gradient), zeroes or keeps."""
     x = torch.randn(shape, device=device).to(dtype)
-    x.view(-1)[:3] = torch.tensor([float("nan"), -0.0, float("inf")], dtype=dtype)
+    flat = x.view(-1)
+    flat[::7], flat[3::11], flat[5::13] = float("nan"), -0.0, float("inf")
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
@@ -304,7 +306,7 @@ def check_fused_relu_gives_exactly_dropblock_of_relu(device: str) -> None:
             results.append((out.detach(), leaf.grad))
         (fused_out, fused_grad), (out, x_grad) = results
         label = (dtype, channels_last, shared)
-        assert (out == 0).any() and (out > 0).any(), label
+        assert (out == 0).any() and (out > 0).any() and out.isnan().any(), label  # kept NaNs too
         torch.testing.assert_close(fused_out, out, rtol=0, atol=0, equal_nan=True, msg=str(label))
         torch.testing.assert_close(fused_grad, x_grad, rtol=0, atol=0, equal_nan=True, msg=str(label))
         assert fused_out.stride() == x.stride(), label
