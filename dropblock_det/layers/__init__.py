@@ -4,7 +4,14 @@ Every regularizer subclasses `KeepProbRegularizer` (a schedulable `keep_prob`, i
 eval mode); `build_regularizer` picks one by name; `LinearKeepProbSchedule` ramps keep_prob
 as a pure function of the iteration.
 """
-from .base import REGULARIZER_TYPES, KeepProbRegularizer, build_regularizer, masked_scale, relu_then_regularize
+from .base import (
+    REGULARIZER_TYPES,
+    KeepProbRegularizer,
+    build_regularizer,
+    masked_scale,
+    regularize_add_relu,
+    relu_then_regularize,
+)
 from .drop_block import (
     GAMMA_MODES,
     IMPLS,
@@ -21,6 +28,7 @@ __all__ = [
     "KeepProbRegularizer",
     "build_regularizer",
     "masked_scale",
+    "regularize_add_relu",
     "relu_then_regularize",
     "REGULARIZER_TYPES",
     "drop_block_2d",

@@ -10,7 +10,7 @@ it broadcasts) for backward. In fp16 / bf16 the forward output saturates at the 
 largest finite value instead of overflowing to inf (`saturating_cast`).
 """
 import numbers
-from typing import Any, Dict, Union
+from typing import Any, Dict, Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -19,6 +19,7 @@ __all__ = [
     "KeepProbRegularizer",
     "build_regularizer",
     "masked_scale",
+    "regularize_add_relu",
     "relu_then_regularize",
     "saturating_cast",
     "REGULARIZER_TYPES",
@@ -135,8 +136,10 @@ class KeepProbRegularizer(nn.Module):
 
     The forward returns its input unchanged (the same tensor object) in eval mode or when
     keep_prob == 1; otherwise it calls `_regularize`. `forward(x, relu=True)` regularizes
-    relu(x) instead (relu(x) when off): the ReLU of a conv+norm+ReLU block, which a
-    subclass may fuse into its own pass (`_regularize_relu`). No parameters and no buffers: the
+    relu(x) instead (relu(x) when off): the ReLU of a conv+norm+ReLU block; and
+    `forward(x, residual=r)` gives relu(r + regularized x) (relu(r + x) when off): the end of
+    a residual block. A subclass may fuse either into its own pass (`_regularize_relu`,
+    `_regularize_add_relu`). No parameters and no buffers: the
     state_dict of a model does not change when a regularizer is inserted, so checkpoints load
     either way; keep_prob is not state because the schedule recomputes it from the iteration.
     """
@@ -162,7 +165,13 @@ class KeepProbRegularizer(nn.Module):
     def target_keep_prob(self, value: float) -> None:
         self._target_keep_prob = check_keep_prob(value, "target_keep_prob")
 
-    def forward(self, x: Tensor, relu: bool = False) -> Tensor:
+    def forward(self, x: Tensor, relu: bool = False, residual: Optional[Tensor] = None) -> Tensor:
+        if residual is not None:
+            if relu:
+                raise ValueError(f"{type(self).__name__}: relu=True and residual cannot be combined")
+            if not self.training or self.keep_prob == 1.0:
+                return torch.relu_(residual + x)
+            return self._regularize_add_relu(x, residual)
         if not self.training or self.keep_prob == 1.0:
             return torch.relu(x) if relu else x
         return self._regularize_relu(x) if relu else self._regularize(x)
@@ -174,6 +183,10 @@ class KeepProbRegularizer(nn.Module):
     def _regularize_relu(self, x: Tensor) -> Tensor:
         """`_regularize(relu(x))`; a subclass that can fuse the two overrides it."""
         return self._regularize(torch.relu(x))
+
+    def _regularize_add_relu(self, x: Tensor, residual: Tensor) -> Tensor:
+        """relu(residual + _regularize(x)); a subclass that can fuse them overrides it."""
+        return torch.relu_(residual + self._regularize(x))
 
     def extra_repr(self) -> str:
         return f"keep_prob={self.keep_prob:g}, target_keep_prob={self.target_keep_prob:g}"
@@ -189,6 +202,15 @@ def relu_then_regularize(regularizer: nn.Module, x: Tensor, inplace: bool = Fals
     if isinstance(regularizer, KeepProbRegularizer):
         return regularizer(x, relu=True)
     return regularizer(torch.relu_(x) if inplace else torch.relu(x))
+
+
+def regularize_add_relu(regularizer: nn.Module, x: Tensor, residual: Tensor) -> Tensor:
+    """relu(residual + regularizer(x)): the end of a residual block whose shortcut x has a
+    regularizer. A `KeepProbRegularizer` gets both (`regularizer(x, residual=residual)`) so it
+    can do the sum and the ReLU in its own pass (DropBlock's Triton path does)."""
+    if isinstance(regularizer, KeepProbRegularizer):
+        return regularizer(x, residual=residual)
+    return torch.relu_(residual + regularizer(x))
 
 
 def build_regularizer(

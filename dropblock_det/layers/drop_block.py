@@ -358,7 +358,7 @@ def _triton_runs_on(device: torch.device) -> bool:
 
 
 def _drop_block_triton_or_none(
-    x: Tensor, gamma: float, bh: int, bw: int, shared_mask: bool, relu: bool, impl: str
+    x: Tensor, gamma: float, bh: int, bw: int, shared_mask: bool, relu: bool, residual: Optional[Tensor], impl: str
 ) -> Optional[Tensor]:
     """The Triton path's result, or None where `impl` leaves it to the PyTorch path.
 
@@ -372,7 +372,7 @@ def _drop_block_triton_or_none(
     from .drop_block_triton import TRITON_BUILD_ERRORS, drop_block_2d_triton
 
     try:
-        return drop_block_2d_triton(x, gamma, bh, bw, shared_mask, relu)
+        return drop_block_2d_triton(x, gamma, bh, bw, shared_mask, relu, residual)
     except TRITON_BUILD_ERRORS as error:
         if impl == "triton":
             raise
@@ -397,6 +397,7 @@ def drop_block_2d(
     impl: str = "auto",
     training: bool = True,
     relu: bool = False,
+    residual: Optional[Tensor] = None,
     **kwargs: Any,
 ) -> Tensor:
     """DropBlock (Algorithm 1) on x of shape (N, C, H, W); see the module docstring.
@@ -415,6 +416,11 @@ def drop_block_2d(
         relu: DropBlock of relu(x), exactly `drop_block_2d(torch.relu(x), ...)` (and relu(x)
             when DropBlock is off). The Triton path fuses the ReLU into its passes and keeps
             nothing for backward but the output, which the next layer keeps anyway.
+        residual: a tensor added after DropBlock, then ReLU: relu(residual + drop_block_2d(x)),
+            exactly those ops (relu(residual + x) when DropBlock is off), the end of a
+            residual block with DropBlock on its shortcut. The Triton path does the sum
+            and the ReLU in DropBlock's own pass (per-channel masks, residual of x's
+            shape and dtype). Not with `relu`.
     Returns:
         tensor of x's shape, dtype and memory layout; dropped units are 0, kept ones are
         scaled by numel(mask) / count_kept. The gradient is grad * mask * that scale.
@@ -439,8 +445,15 @@ def drop_block_2d(
     impl = check_impl(impl)
     training = _check_bool(training, "training")
     relu = _check_bool(relu, "relu")
+    if residual is not None and (relu or not isinstance(residual, Tensor)):
+        raise ValueError(
+            f"residual must be a tensor and cannot be combined with relu=True, got {type(residual).__name__}"
+            f"{' with relu=True' if relu else ''}"
+        )
 
     if not training or keep_prob == 1.0 or x.numel() == 0:
+        if residual is not None:
+            return torch.relu_(residual + x)
         return torch.relu(x) if relu else x
     _, _, height, width = x.shape
     bh, bw = clip_block_size(block_size, height, width)
@@ -449,12 +462,15 @@ def drop_block_2d(
     else:
         gamma = _calibrated_gamma(height, width, bh, bw, keep_prob)
 
-    out = _drop_block_triton_or_none(x, gamma, bh, bw, shared_mask, relu, impl)
+    out = _drop_block_triton_or_none(x, gamma, bh, bw, shared_mask, relu, residual, impl)
     if out is not None:
         return out
-    if relu:
-        x = torch.relu(x)
+    out = _drop_block_torch(torch.relu(x) if relu else x, gamma, bh, bw, shared_mask)
+    return out if residual is None else torch.relu_(residual + out)
 
+
+def _drop_block_torch(x: Tensor, gamma: float, bh: int, bw: int, shared_mask: bool) -> Tensor:
+    """The PyTorch path of `drop_block_2d` once gamma and the clipped block are known."""
     keep, blocks = _drop_block_keep_mask(x, gamma, bh, bw, shared_mask)
     scale = _normalizing_scale(keep, x.dtype)
     seed_bytes = 8 * (blocks.top_left.numel() + blocks.block_offsets.numel())
@@ -470,7 +486,8 @@ class DropBlock2d(KeepProbRegularizer):
 
     Args: as `drop_block_2d` (keep_prob is the target; the schedule may lower `keep_prob`
     from 1.0 towards it during training). Input and output: (N, C, H, W);
-    `module(x, relu=True)` is DropBlock of relu(x), one fused pass on the Triton path.
+    `module(x, relu=True)` is DropBlock of relu(x) and `module(x, residual=r)` is
+    relu(r + DropBlock(x)), each one fused pass on the Triton path.
     """
 
     def __init__(
@@ -490,12 +507,16 @@ class DropBlock2d(KeepProbRegularizer):
         self.impl = check_impl(impl)
 
     def _regularize(self, x: Tensor) -> Tensor:
-        return self._drop_block(x, relu=False)
+        return self._drop_block(x)
 
+    # One pass each on the Triton path.
     def _regularize_relu(self, x: Tensor) -> Tensor:
-        return self._drop_block(x, relu=True)  # one pass on the Triton path
+        return self._drop_block(x, relu=True)
 
-    def _drop_block(self, x: Tensor, relu: bool) -> Tensor:
+    def _regularize_add_relu(self, x: Tensor, residual: Tensor) -> Tensor:
+        return self._drop_block(x, residual=residual)
+
+    def _drop_block(self, x: Tensor, relu: bool = False, residual: Optional[Tensor] = None) -> Tensor:
         return drop_block_2d(
             x,
             self.keep_prob,
@@ -505,6 +526,7 @@ class DropBlock2d(KeepProbRegularizer):
             impl=self.impl,
             training=True,
             relu=relu,
+            residual=residual,
         )
 
     def extra_repr(self) -> str:

@@ -60,6 +60,13 @@ Why this design (the target is forward+backward within 2x of a plain `x * mask`)
    out; read grad and out, write grad_in), so after a ReLU DropBlock adds only its mask
    passes (about 2.3 B per element) instead of two more passes over x and grad.
 
+6. Residual sum fused in (`residual=r`: DropBlock on a ResNet block's shortcut, followed by
+   the sum with the branch and the block's ReLU): `_apply_residual_kernel` gives
+   relu(r + DropBlock(x)) in one pass, rounding each step as the three ops would, and
+   `_residual_grad_kernel` splits the ReLU's gradient between r (as it is) and x (through
+   the saved bits). Against the sum and ReLU the block makes anyway, DropBlock adds its mask
+   passes and one written gradient.
+
 Memory traffic per element (bf16 forward+backward, NCHW): keep map 1 B written and read,
 1/8 B of bits written and read twice, x/grad 2 B read and out 2 B written per pass: about
 10.4 B against 12 B for the `x * mask` floor with a bf16 mask (the separate seed map adds
@@ -422,20 +429,49 @@ if triton is not None:
         return rounded.to(tl.uint16).to(tl.bfloat16, bitcast=True)
 
     @triton.jit
+    def _saturate(y, OUT_BF16: tl.constexpr):
+        # Forward in fp16 / bf16 (as the reference's saturating_cast): a kept unit beyond the
+        # output dtype's range becomes its largest finite value, not inf. NaN fails both
+        # comparisons and stays NaN.
+        if OUT_BF16:
+            largest = 3.3895313892515355e38
+        else:
+            largest = 65504.0
+        return tl.where(y > largest, largest, tl.where(y < -largest, -largest, y))
+
+    @triton.jit
+    def _round_as_stored(y, like_ptr, OUT_BF16: tl.constexpr):
+        # y as it reads back after a store to like_ptr's dtype (what an unfused op hands on).
+        if OUT_BF16:
+            rounded = _to_bfloat16_rne(y).to(y.dtype)
+        else:
+            rounded = y.to(like_ptr.dtype.element_ty).to(y.dtype)
+        return rounded
+
+    @triton.jit
     def _store_result(out_ptrs, y, ok, OUT_BF16: tl.constexpr, SATURATE: tl.constexpr):
-        if SATURATE:
-            # Forward in fp16 / bf16 (as the reference's saturating_cast): a kept unit beyond
-            # the output dtype's range is stored as its largest finite value, not inf. NaN
-            # fails both comparisons and stays NaN. Backward passes SATURATE=False.
-            if OUT_BF16:
-                largest = 3.3895313892515355e38
-            else:
-                largest = 65504.0
-            y = tl.where(y > largest, largest, tl.where(y < -largest, -largest, y))
+        if SATURATE:  # forward in fp16 / bf16; backward passes SATURATE=False
+            y = _saturate(y, OUT_BF16)
         if OUT_BF16:
             tl.store(out_ptrs, _to_bfloat16_rne(y), mask=ok)
         else:
             tl.store(out_ptrs, y.to(out_ptrs.dtype.element_ty), mask=ok)
+
+    @triton.jit
+    def _flat_keep_tile(bits_ptr, numel, BLOCK: tl.constexpr, INDEX_64: tl.constexpr):
+        """(offsets, in range, keep) of this program's BLOCK elements, for a per-channel mask
+        in x's memory order (element m <-> bit m). The tile is (BLOCK // 8, 8) so each mask
+        byte is loaded once for its 8 elements (a flat tile makes the compiler issue one
+        byte load per element), while x is still read with contiguous 16-byte vectors."""
+        if INDEX_64:
+            start = tl.program_id(0).to(tl.int64) * BLOCK
+        else:
+            start = tl.program_id(0) * BLOCK
+        byte_idx = start // 8 + tl.arange(0, BLOCK // 8)
+        bit = tl.arange(0, 8)
+        offs = byte_idx[:, None] * 8 + bit[None, :]
+        byte = tl.load(bits_ptr + byte_idx, mask=byte_idx * 8 < numel, other=0).to(tl.int32)
+        return offs, offs < numel, ((byte[:, None] >> bit[None, :]) & 1) != 0
 
     @triton.jit
     def _apply_flat_kernel(
@@ -453,20 +489,7 @@ if triton is not None:
         RELU: tl.constexpr,
         INDEX_64: tl.constexpr,
     ):
-        # Per-channel mask in x's memory order: element m <-> bit m. The tile is
-        # (BLOCK // 8, 8) so each mask byte is loaded once for its 8 elements (a flat tile
-        # makes the compiler issue one byte load per element), while x is still read with
-        # contiguous 16-byte vectors.
-        if INDEX_64:
-            start = tl.program_id(0).to(tl.int64) * BLOCK
-        else:
-            start = tl.program_id(0) * BLOCK
-        byte_idx = start // 8 + tl.arange(0, BLOCK // 8)
-        bit = tl.arange(0, 8)
-        offs = byte_idx[:, None] * 8 + bit[None, :]
-        ok = offs < numel
-        byte = tl.load(bits_ptr + byte_idx, mask=byte_idx * 8 < numel, other=0).to(tl.int32)
-        keep = ((byte[:, None] >> bit[None, :]) & 1) != 0
+        offs, ok, keep = _flat_keep_tile(bits_ptr, numel, BLOCK, INDEX_64)
         scale = _scale(total_kept_ptr, mask_numel, eps)
         x = tl.load(x_ptr + offs, mask=ok, other=0)
         y = _kept_times_scale(x, keep, scale, COMPUTE_F64, RELU)
@@ -573,6 +596,66 @@ if triton is not None:
         y = _kept_times_scale(grad, ~(out <= 0), scale, COMPUTE_F64, False)
         _store_result(grad_in_ptr + offs, y, ok, OUT_BF16, False)
 
+    @triton.jit
+    def _apply_residual_kernel(
+        x_ptr,
+        bits_ptr,
+        total_kept_ptr,
+        residual_ptr,  # in x's memory order and dtype
+        out_ptr,
+        numel,
+        mask_numel,
+        eps,
+        BLOCK: tl.constexpr,
+        COMPUTE_F64: tl.constexpr,
+        OUT_BF16: tl.constexpr,
+        SATURATE: tl.constexpr,
+        INDEX_64: tl.constexpr,
+    ):
+        # relu(residual + DropBlock(x)), the end of a residual block (per-channel mask), in
+        # one pass; each step rounds as the unfused ops do: DropBlock's output saturated and
+        # rounded to x's dtype, the sum rounded to it (fp16 overflows to inf as torch's add
+        # does), then the ReLU (NaN stays NaN, -0.0 stays -0.0).
+        offs, ok, keep = _flat_keep_tile(bits_ptr, numel, BLOCK, INDEX_64)
+        scale = _scale(total_kept_ptr, mask_numel, eps)
+        x = tl.load(x_ptr + offs, mask=ok, other=0)
+        y = _kept_times_scale(x, keep, scale, COMPUTE_F64, False)
+        if SATURATE:
+            y = _saturate(y, OUT_BF16)
+        y = _round_as_stored(y, out_ptr, OUT_BF16)
+        total = _round_as_stored(y + tl.load(residual_ptr + offs, mask=ok, other=0).to(y.dtype), out_ptr, OUT_BF16)
+        _store_result(out_ptr + offs, tl.where(total < 0, 0.0, total), ok, OUT_BF16, False)
+
+    @triton.jit
+    def _residual_grad_kernel(
+        grad_ptr,
+        out_ptr,  # the forward's output, in grad's memory order
+        bits_ptr,
+        total_kept_ptr,
+        grad_x_ptr,
+        grad_residual_ptr,
+        numel,
+        mask_numel,
+        eps,
+        BLOCK: tl.constexpr,
+        COMPUTE_F64: tl.constexpr,
+        OUT_BF16: tl.constexpr,
+        INDEX_64: tl.constexpr,
+    ):
+        # Backward of relu(residual + DropBlock(x)): the ReLU's gradient (zero where
+        # out <= 0, as torch's) goes to the residual as it is and through the mask to x.
+        offs, ok, keep = _flat_keep_tile(bits_ptr, numel, BLOCK, INDEX_64)
+        scale = _scale(total_kept_ptr, mask_numel, eps)
+        out = tl.load(out_ptr + offs, mask=ok, other=0)
+        grad = tl.load(grad_ptr + offs, mask=ok, other=0)
+        if COMPUTE_F64:
+            grad = grad.to(tl.float64)
+        else:
+            grad = grad.to(tl.float32)
+        grad = tl.where(out <= 0, 0.0, grad)
+        _store_result(grad_residual_ptr + offs, grad, ok, OUT_BF16, False)
+        _store_result(grad_x_ptr + offs, _kept_times_scale(grad, keep, scale, COMPUTE_F64, False), ok, OUT_BF16, False)
+
 
 def _next_power_of_2(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
@@ -649,10 +732,13 @@ class _Layout:
             self.mask_strides = (c * h * w, h * w, w, 1)
         self.cols_outer = self.channels_last and not shared_mask
 
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
     def dense(self, t: Tensor) -> Tensor:
         """t in the memory order the kernels expect (a no-op when it already is)."""
-        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
-        return t.contiguous(memory_format=fmt)
+        return t.contiguous(memory_format=self.memory_format)
 
 
 def _check_args(x: Any, gamma: Any, block_size_h: Any, block_size_w: Any, shared_mask: Any) -> float:
@@ -792,6 +878,32 @@ def _relu_grad(grad: Tensor, out: Tensor, total_kept: Tensor, mask_numel: int) -
     return grad_in
 
 
+def _apply_residual(x: Tensor, layout: _Layout, bits: Tensor, total_kept: Tensor, residual: Tensor) -> Tensor:
+    """relu(residual + where(keep, x, 0) * scale) for a per-channel mask; x and residual
+    dense in layout's memory order, of one dtype."""
+    out = torch.empty_like(x)
+    sizes = _launch_sizes(x.device)
+    _apply_residual_kernel[(triton.cdiv(x.numel(), sizes.apply_block),)](
+        x, bits, total_kept, residual, out, x.numel(), float(layout.mask_numel), _EPS,
+        BLOCK=sizes.apply_block, COMPUTE_F64=x.dtype == torch.float64, OUT_BF16=x.dtype == torch.bfloat16,
+        SATURATE=x.dtype in (torch.float16, torch.bfloat16), INDEX_64=x.numel() >= 2**31,
+        num_warps=sizes.apply_warps,
+    )
+    return out
+
+
+def _residual_grad(grad: Tensor, out: Tensor, bits: Tensor, total_kept: Tensor, mask_numel: int) -> Tuple[Tensor, Tensor]:
+    """(gradient of x, gradient of the residual) of relu(residual + DropBlock(x))."""
+    grad_x, grad_residual = torch.empty_like(out), torch.empty_like(out)
+    sizes = _launch_sizes(out.device)
+    _residual_grad_kernel[(triton.cdiv(out.numel(), sizes.apply_block),)](
+        grad, out, bits, total_kept, grad_x, grad_residual, out.numel(), float(mask_numel), _EPS,
+        BLOCK=sizes.apply_block, COMPUTE_F64=out.dtype == torch.float64, OUT_BF16=out.dtype == torch.bfloat16,
+        INDEX_64=out.numel() >= 2**31, num_warps=sizes.apply_warps,
+    )
+    return grad_x, grad_residual
+
+
 def _on_device(device: torch.device) -> ContextManager:
     """Triton launches on the *current* CUDA device: make it x's (x may live on another GPU)."""
     return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
@@ -833,8 +945,41 @@ class _DropBlockTriton(torch.autograd.Function):
         return grad_input, None, None, None, None, None
 
 
+class _DropBlockResidualTriton(torch.autograd.Function):
+    """relu(residual + DropBlock(x)), per-channel mask: forward in one pass after the mask;
+    backward splits the ReLU's gradient between the residual and (through the saved 1-bit
+    mask) x. Saves the bits, the count and the output (the next block's input)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, residual: Tensor, gamma: float, bh: int, bw: int) -> Tensor:  # type: ignore[override]
+        layout = _Layout(x, shared_mask=False)
+        x = layout.dense(x)  # the residual already is (the caller checks)
+        with _on_device(x.device):
+            bits, total_kept = _keep_bits(x, layout, gamma, bh, bw)
+            out = _apply_residual(x, layout, bits, total_kept, residual)
+        ctx.save_for_backward(bits, total_kept, out)
+        ctx.layout = layout
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output: Tensor):  # type: ignore[override]
+        bits, total_kept, out = ctx.saved_tensors
+        with _on_device(out.device):
+            grad_x, grad_residual = _residual_grad(
+                ctx.layout.dense(grad_output), out, bits, total_kept, ctx.layout.mask_numel
+            )
+        return grad_x, grad_residual, None, None, None
+
+
 def drop_block_2d_triton(
-    x: Tensor, gamma: float, block_size_h: int, block_size_w: int, shared_mask: bool, relu: bool = False
+    x: Tensor,
+    gamma: float,
+    block_size_h: int,
+    block_size_w: int,
+    shared_mask: bool,
+    relu: bool = False,
+    residual: Optional[Tensor] = None,
 ) -> Tensor:
     """DropBlock on x (N, C, H, W) with Triton kernels; differentiable.
 
@@ -849,6 +994,10 @@ def drop_block_2d_triton(
             (sample, channel).
         relu: DropBlock of relu(x) (the same mask and result as applying torch.relu first),
             in the same passes over x as DropBlock alone.
+        residual: a tensor of x's shape: relu(residual + DropBlock(x)), the end of a
+            residual block, exactly as those three ops give it; one pass with a
+            per-channel mask and a residual of x's dtype (else the three ops). Not with
+            `relu`.
     Returns:
         tensor of x's shape, dtype and memory layout: where(keep, x, 0) * numel(mask) /
         (count_kept + 1e-6), computed in fp32 (fp64 for fp64 x; fp16 / bf16 results
@@ -864,6 +1013,17 @@ def drop_block_2d_triton(
     gamma = _check_args(x, gamma, block_size_h, block_size_w, shared_mask)
     if not isinstance(relu, bool):
         raise ValueError(f"relu must be True or False, got {relu!r}")
-    if x.numel() == 0:
-        return x.clone()
-    return _DropBlockTriton.apply(x, gamma, int(block_size_h), int(block_size_w), shared_mask, relu)
+    bh, bw = int(block_size_h), int(block_size_w)
+    if residual is None:
+        return x.clone() if x.numel() == 0 else _DropBlockTriton.apply(x, gamma, bh, bw, shared_mask, relu)
+    if relu or not isinstance(residual, Tensor):
+        raise ValueError(f"residual must be a tensor, and not combined with relu=True; got {type(residual).__name__}")
+    # One pass where the three ops' result has x's dense layout (the sum takes the layout of
+    # its operands): a per-channel mask, and a residual of x's shape, dtype and layout.
+    fusable = (
+        x.numel() > 0 and not shared_mask and residual.shape == x.shape and residual.dtype == x.dtype
+        and residual.device == x.device and residual.is_contiguous(memory_format=_Layout(x, False).memory_format)
+    )
+    if not fusable:
+        return torch.relu_(residual + drop_block_2d_triton(x, gamma, bh, bw, shared_mask))
+    return _DropBlockResidualTriton.apply(x, residual, gamma, bh, bw)

@@ -6,7 +6,10 @@ subclasses of detectron2's blocks plus a builder of its own, because detectron2'
 Following the official TensorFlow code of the paper, a bottleneck block applies a
 regularizer after conv1+norm+ReLU, after conv2+norm+ReLU, after conv3+norm (before the
 residual sum) and on the shortcut (projection or identity); DropPath, when enabled, drops
-the whole residual branch of a sample before the sum.
+the whole residual branch of a sample before the sum. A regularizer after a ReLU is handed
+the ReLU (`relu_then_regularize`) and the shortcut's regularizer the residual sum and the
+block's final ReLU (`regularize_add_relu`), so DropBlock's Triton path does them in its own
+passes; the results are those of the separate ops.
 """
 from typing import Callable, Dict, Optional, Sequence
 
@@ -24,7 +27,7 @@ from ..config import (
     resnet_stage_drop_scales,
     validate_dropblock_config,
 )
-from ..layers import DropPath, relu_then_regularize
+from ..layers import DropPath, regularize_add_relu, relu_then_regularize
 
 __all__ = [
     "DropBlockBasicBlock",
@@ -79,10 +82,15 @@ class _ResidualRegularizers:
         return F.relu_(x) if module is None else relu_then_regularize(module, x, inplace=True)
 
     def _residual_sum(self, branch: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
+        """relu(drop_path(branch) + shortcut regularizer(shortcut)); the shortcut's
+        regularizer does the sum and the ReLU (in one pass: DropBlock on the Triton path)."""
         drop_path = self._modules.get("drop_path")
         if drop_path is not None:
             branch = drop_path(branch)
-        return F.relu_(branch + shortcut)
+        module = self._modules.get("dropblock_shortcut")
+        if module is None:
+            return F.relu_(branch + shortcut)
+        return regularize_add_relu(module, shortcut, branch)
 
 
 class DropBlockBottleneckBlock(_ResidualRegularizers, BottleneckBlock):
@@ -125,7 +133,7 @@ class DropBlockBottleneckBlock(_ResidualRegularizers, BottleneckBlock):
         out = self._relu_and_regularize("conv2", self.conv2(out))
         out = self._regularize("conv3", self.conv3(out))
         shortcut = x if self.shortcut is None else self.shortcut(x)
-        return self._residual_sum(out, self._regularize("shortcut", shortcut))
+        return self._residual_sum(out, shortcut)
 
 
 class DropBlockBasicBlock(_ResidualRegularizers, BasicBlock):
@@ -157,7 +165,7 @@ class DropBlockBasicBlock(_ResidualRegularizers, BasicBlock):
         out = self._relu_and_regularize("conv1", self.conv1(x))
         out = self._regularize("conv2", self.conv2(out))
         shortcut = x if self.shortcut is None else self.shortcut(x)
-        return self._residual_sum(out, self._regularize("shortcut", shortcut))
+        return self._residual_sum(out, shortcut)
 
 
 def dropblock_resnet_stage_kwargs(cfg, depth: int) -> Dict[str, dict]:

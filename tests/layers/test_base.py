@@ -1,5 +1,5 @@
-"""KeepProbRegularizer (and its relu flag), build_regularizer, relu_then_regularize and
-masked_scale."""
+"""KeepProbRegularizer (and its relu / residual arguments), build_regularizer,
+relu_then_regularize, regularize_add_relu and masked_scale."""
 import pytest
 import torch
 
@@ -11,6 +11,7 @@ from dropblock_det.layers import (
     SpatialDropout,
     build_regularizer,
     masked_scale,
+    regularize_add_relu,
     relu_then_regularize,
 )
 
@@ -89,6 +90,31 @@ def test_relu_then_regularize_gives_any_module_the_relu_of_its_input():
     out = relu_then_regularize(regularizer, x)
     torch.manual_seed(1)
     assert torch.equal(out, regularizer(expected))
+
+
+@pytest.mark.parametrize("type", ["DropBlock", "Dropout", "SpatialDropout"])
+def test_residual_gives_relu_of_residual_plus_regularized_input(type):
+    regularizer = build_regularizer(type, 0.7, block_size=3, impl="torch").train()
+    x, residual = torch.randn(2, 4, 9, 9), torch.randn(2, 4, 9, 9)
+    torch.manual_seed(0)
+    out = regularizer(x, residual=residual)
+    torch.manual_seed(0)
+    assert torch.equal(out, torch.relu(residual + regularizer(x)))
+    assert not torch.equal(out, torch.relu(residual + x))  # something was dropped
+    regularizer.eval()
+    assert torch.equal(regularizer(x, residual=residual), torch.relu(residual + x))
+    with pytest.raises(ValueError, match="relu=True and residual"):
+        regularizer(x, relu=True, residual=residual)
+
+
+def test_regularize_add_relu_works_for_any_module():
+    x, residual = torch.randn(2, 3, 5, 5), torch.randn(2, 3, 5, 5)
+    assert torch.equal(regularize_add_relu(torch.nn.Identity(), x, residual), torch.relu(residual + x))
+    regularizer = build_regularizer("Dropout", 0.5).train()
+    torch.manual_seed(1)
+    out = regularize_add_relu(regularizer, x, residual)
+    torch.manual_seed(1)
+    assert torch.equal(out, torch.relu(residual + regularizer(x)))
 
 
 def test_masked_scale_gradient_and_dtype():

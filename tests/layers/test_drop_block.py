@@ -351,7 +351,7 @@ def test_setting_an_invalid_keep_prob_on_the_module_raises():
         module.keep_prob = 1.2
 
 
-# ---------------------------------------------------------------- ReLU fused in
+# ---------------------------------------------------------------- ReLU and residual fused in
 
 
 @pytest.mark.parametrize("shared_mask", [False, True])
@@ -378,6 +378,34 @@ def test_relu_flag_without_dropping_is_just_relu():
         assert torch.equal(drop_block_2d(x, block_size=3, relu=True, **kwargs), torch.relu(x))
     with pytest.raises(ValueError, match="relu.*'yes'"):
         drop_block_2d(x, 0.9, 3, relu="yes")
+
+
+@pytest.mark.parametrize("shared_mask", [False, True])
+def test_residual_is_exactly_relu_of_residual_plus_dropblock_output_and_gradients(shared_mask):
+    x, residual = torch.randn(2, 5, 12, 10), torch.randn(2, 5, 12, 10)
+    grad = torch.randn(x.shape)
+    results = []
+    for fused in (True, False):
+        leaves = x.clone().requires_grad_(True), residual.clone().requires_grad_(True)
+        torch.manual_seed(4)
+        if fused:
+            out = drop_block_2d(leaves[0], 0.8, 3, shared_mask, impl="torch", residual=leaves[1])
+        else:
+            out = torch.relu(leaves[1] + drop_block_2d(leaves[0], 0.8, 3, shared_mask, impl="torch"))
+        out.backward(grad)
+        results.append((out.detach(), leaves[0].grad, leaves[1].grad))
+    for fused, reference in zip(*results):
+        assert torch.equal(fused, reference)
+    assert not torch.equal(results[0][0], torch.relu(x + residual))
+
+
+def test_residual_needs_a_tensor_and_excludes_relu():
+    x = torch.randn(2, 3, 6, 6)
+    with pytest.raises(ValueError, match="residual must be a tensor.*relu=True"):
+        drop_block_2d(x, 0.9, 3, relu=True, residual=x)
+    with pytest.raises(ValueError, match="residual must be a tensor.*float"):
+        drop_block_2d(x, 0.9, 3, residual=1.0)
+    assert torch.equal(drop_block_2d(x, 1.0, 3, residual=x), torch.relu(x + x))
 
 
 # ---------------------------------------------------------------- implementation dispatch

@@ -322,6 +322,58 @@ def check_fused_relu_keeps_only_the_output_for_backward(device: str) -> None:
     assert sum(t.numel() * t.element_size() for t in others) <= 8, f"also saved {others}"
 
 
+def _residual_results(x, residual, shared, fused: bool):
+    """(out, x grad, residual grad) of relu(residual + DropBlock(x)), fused or composed of
+    the three ops, with the same key (seed)."""
+    grad = torch.randn(x.shape, device=x.device, generator=torch.Generator(x.device).manual_seed(1)).to(x.dtype)
+    leaf, res = x.clone().requires_grad_(True), residual.clone().requires_grad_(True)
+    torch.manual_seed(3)
+    if fused:
+        out = triton_path.drop_block_2d_triton(leaf, 0.1, 3, 3, shared, residual=res)
+    else:
+        out = torch.relu_(res + triton_path.drop_block_2d_triton(leaf, 0.1, 3, 3, shared))
+    out.backward(grad)
+    return out.detach(), leaf.grad, res.grad
+
+
+def check_fused_residual_gives_exactly_relu_of_residual_plus_dropblock(device: str) -> None:
+    # Every dtype and layout, values near fp16's maximum (DropBlock's output saturates, the
+    # sum overflows to inf as torch's add does), NaNs, -0.0s; and the cases that fall back
+    # to the three ops (shared mask, a residual in another layout).
+    for dtype, channels_last, shared, residual_channels_last in [
+        *itertools.product(DTYPES, (False, True), (False,), (None,)), (torch.float32, False, True, None),
+        (torch.float16, False, False, True),
+    ]:
+        x = _relu_test_input((2, 8, 11, 14), dtype, device, False)
+        x.view(-1)[1::17] = 6.0e4 if dtype == torch.float16 else 1e30
+        residual = torch.randn(x.shape, device=device).to(dtype)
+        residual.view(-1)[2::19] = 6.0e4 if dtype == torch.float16 else -1e30
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if channels_last if residual_channels_last is None else residual_channels_last:
+            residual = residual.contiguous(memory_format=torch.channels_last)
+        fused, composed = _residual_results(x, residual, shared, True), _residual_results(x, residual, shared, False)
+        label = (dtype, channels_last, shared, residual_channels_last)
+        assert (fused[0] == 0).any() and (fused[0] > 0).any() and fused[0].isnan().any(), label
+        for a, b in zip(fused, composed):
+            torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True, msg=str(label))
+            assert a.stride() == b.stride(), label
+    x16 = _relu_test_input((2, 8, 11, 14), torch.float16, device, False)
+    x16.view(-1)[1::17] = 6.0e4
+    assert _residual_results(x16, torch.full_like(x16, 6.0e4), False, True)[0].isinf().any()  # the sum overflows
+
+
+def check_fused_residual_keeps_one_bit_per_element_besides_the_output(device: str) -> None:
+    saved: List[torch.Tensor] = []
+    x = _relu_test_input((4, 8, 16, 16), torch.bfloat16, device, False).requires_grad_(True)
+    residual = torch.randn(x.shape, device=device).to(torch.bfloat16).requires_grad_(True)
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        out = triton_path.drop_block_2d_triton(x, 0.05, 7, 7, False, residual=residual)
+    others = [t for t in saved if t.data_ptr() != out.data_ptr()]
+    assert len(others) < len(saved), "the output is not what backward uses"
+    assert sum(t.numel() * t.element_size() for t in others) <= x.numel() // 8 + 8, others
+
+
 def check_reference_dispatches_impl_triton_here(device: str) -> None:
     x = _positive_input((2, 3, 13, 17), torch.float16, device, channels_last=True)
     torch.manual_seed(5)
@@ -350,7 +402,8 @@ def _run_checks(device: str) -> Dict[str, Optional[str]]:
 
 
 KERNEL_NAMES = ("_mask_kernel", "_seed_kernel", "_dilate_kernel", "_pack_kernel",
-                "_apply_flat_kernel", "_apply_rows_kernel", "_apply_pixels_kernel", "_relu_grad_kernel")
+                "_apply_flat_kernel", "_apply_rows_kernel", "_apply_pixels_kernel", "_relu_grad_kernel",
+                "_apply_residual_kernel", "_residual_grad_kernel")
 # The issue's shapes (FPN P3, res4, res5 of a batch-16 RetinaNet at 800x1088), and one past
 # 2**31 elements for the 64-bit index variants.
 COMPILE_SHAPES = ((16, 256, 100, 136), (16, 1024, 50, 68), (16, 2048, 25, 34), (16, 2048, 272, 272))
@@ -360,7 +413,8 @@ _POINTER_TYPES = {torch.float32: "*fp32", torch.float16: "*fp16", torch.bfloat16
 
 def _record_gpu_launches() -> List[Tuple[str, Tuple[int, ...], tuple, Dict[str, object]]]:
     """Run the GPU path's own launch logic (forward and backward, every dtype, both memory
-    layouts, per-channel and shared masks, blocks 7 and 3, with and without the fused ReLU)
+    layouts, per-channel and shared masks, blocks 7 and 3, plain, with the ReLU fused in and
+    with the residual sum fused in)
     on `meta` tensors, with the GPU launch sizes (with the fused mask kernel and with
     separate seed and dilation kernels) and each kernel replaced by a recorder: (kernel,
     grid, args, constexprs) of every launch, exactly as the code would make them on CUDA.
@@ -390,6 +444,9 @@ def _record_gpu_launches() -> List[Tuple[str, Tuple[int, ...], tuple, Dict[str, 
             with triton_path.launch_sizes("cuda", mask_kernels=mask_kernels):
                 out = triton_path.drop_block_2d_triton(x, 0.002, block, block, shared, relu=relu)
                 out.backward(torch.empty_like(out))
+                if relu:  # the residual variant (per-channel masks only: shared ones compose)
+                    out = triton_path.drop_block_2d_triton(x, 0.002, block, block, shared, residual=torch.empty_like(x))
+                    out.backward(torch.empty_like(out))
     finally:
         for name, value in saved.items():
             setattr(triton_path, name, value)

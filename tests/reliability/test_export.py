@@ -60,10 +60,19 @@ def trained_and_stock():
     return plugin.eval(), stock.eval()
 
 
+def _canonical(boxes, scores, classes):
+    """The detections sorted by score (descending), then class and box. The order of
+    detections of exactly equal score is arbitrary: a trace can give another order than
+    eager mode (seen: 1 tie among 100 detections, the rest identical bit for bit)."""
+    keys = torch.cat([-scores[:, None].double(), classes[:, None].double(), boxes.double()], dim=1).tolist()
+    order = torch.tensor(sorted(range(len(keys)), key=keys.__getitem__), dtype=torch.long)
+    return boxes[order], scores[order], classes[order]
+
+
 def _assert_same_detections(ours, theirs):
     assert len(ours) == len(theirs) == 3
     assert ours[0].shape[0] > 0
-    for a, b in zip(ours, theirs):
+    for a, b in zip(_canonical(*ours), _canonical(*theirs)):
         assert torch.equal(a, b)
 
 
@@ -102,7 +111,7 @@ def test_tracing_adapter_output_matches_stock_retinanet(trained_and_stock):
         for image in (first, second):
             ours = adapter.outputs_schema(traced(image))[0]["instances"]
             theirs = stock([{"image": image}])[0]["instances"]
-            assert len(ours) == len(theirs) > 0
-            assert torch.equal(ours.pred_boxes.tensor, theirs.pred_boxes.tensor)
-            assert torch.equal(ours.scores, theirs.scores)
-            assert torch.equal(ours.pred_classes, theirs.pred_classes)
+            _assert_same_detections(
+                (ours.pred_boxes.tensor, ours.scores, ours.pred_classes),
+                (theirs.pred_boxes.tensor, theirs.scores, theirs.pred_classes),
+            )

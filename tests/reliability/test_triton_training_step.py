@@ -1,7 +1,8 @@
 """A RetinaNet training step on the Triton path: every DropBlock of a GN RetinaNet with
 DropBlock at every location (every ResNet stage and position, FPN incl. P6/P7 down to 1x1
-maps, both head towers) runs the fused kernels, with the ReLU before it fused in where
-there is one, and the step gives finite losses and gradients.
+maps, both head towers) runs the fused kernels, with the ReLU before it, or the residual
+sum and ReLU after it, fused in where there is one, and the step gives finite losses and
+gradients.
 
 Twice: on CPU under Triton's interpreter (TRITON_INTERPRET=1 must be set before Triton is
 imported, so a subprocess runs this file as a script) with IMPL "triton", and on CUDA with
@@ -47,7 +48,8 @@ def training_step_through_the_kernels(device: str, impl: str, autocast_dtype: Op
     cfg.MODEL.DEVICE = device
     cfg.MODEL.DROPBLOCK.IMPL = impl
     model = build_model(cfg).train()
-    seen = {"dropblock_forwards": 0, "triton_calls": 0, "fused_relu_forwards": 0, "dropped_units": 0}
+    seen = {"dropblock_forwards": 0, "triton_calls": 0, "fused_relu_forwards": 0, "fused_residual_forwards": 0,
+            "dropped_units": 0}
 
     def count_dropped(module, inputs, output):
         seen["dropblock_forwards"] += 1
@@ -57,10 +59,11 @@ def training_step_through_the_kernels(device: str, impl: str, autocast_dtype: Op
     hooks = [m.register_forward_hook(count_dropped) for m in model.modules() if isinstance(m, DropBlock2d)]
     original = drop_block_triton.drop_block_2d_triton
 
-    def counting(x, gamma, bh, bw, shared_mask, relu=False):
+    def counting(x, gamma, bh, bw, shared_mask, relu=False, residual=None):
         seen["triton_calls"] += 1
         seen["fused_relu_forwards"] += int(relu)
-        return original(x, gamma, bh, bw, shared_mask, relu)
+        seen["fused_residual_forwards"] += int(residual is not None)
+        return original(x, gamma, bh, bw, shared_mask, relu, residual)
 
     drop_block_triton.drop_block_2d_triton = counting
     try:
@@ -94,8 +97,10 @@ def _assert_step_ran_the_kernels(result: Dict[str, Any]) -> None:
     assert result["dropblock_forwards"] > result["dropblock_modules"], result
     assert result["triton_calls"] == result["dropblock_forwards"], "a DropBlock missed the Triton path"
     assert result["dropped_units"] > 0, result
-    # After every ReLU (ResNet conv1 / conv2, the head towers) the ReLU runs inside DropBlock.
+    # After every ReLU (ResNet conv1 / conv2, the head towers) the ReLU runs inside DropBlock,
+    # and so do the residual sum and its ReLU on every shortcut (one per ResNet block).
     assert 0 < result["fused_relu_forwards"] < result["dropblock_forwards"], result
+    assert result["fused_residual_forwards"] == 8, result
     assert set(result["losses"]) == {"loss_cls", "loss_box_reg"}
     assert all(math.isfinite(v) for v in result["losses"].values()), result["losses"]
     assert result["grads"] > 0 and result["grads_finite"] and result["params_finite"], result
