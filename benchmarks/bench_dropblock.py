@@ -4,8 +4,9 @@
 Rows: the floor (`x * mask` with a precomputed mask, the least any implementation must
 pay), dropblock_det's PyTorch path (per channel as the paper, and shared across channels),
 dropblock_det's Triton kernel (CUDA; also with the preceding ReLU fused in, next to a
-plain ReLU), `torchvision.ops.drop_block2d`, and, when they are importable, timm's
-`drop_block_2d` and the `dropblock` package's `DropBlock2D`.
+plain ReLU, and with a residual sum and ReLU after it, next to plain relu(r + x)),
+`torchvision.ops.drop_block2d`, and, when they are importable, timm's `drop_block_2d` and
+the `dropblock` package's `DropBlock2D`.
 
 Columns: forward ms and forward+backward ms (median of --repeats runs in training mode,
 x requiring grad, x.grad reset each run so every row pays the same allocation), bytes that
@@ -69,8 +70,9 @@ def _floor(x: torch.Tensor) -> Impl:
     return lambda t: t * mask
 
 
-def _ours(shared: bool, impl: str, relu: bool = False) -> Impl:
-    return lambda t: drop_block_2d(t, KEEP_PROB, BLOCK_SIZE, shared_mask=shared, impl=impl, relu=relu)
+def _ours(shared: bool, impl: str, relu: bool = False, residual: Optional[torch.Tensor] = None) -> Impl:
+    return lambda t: drop_block_2d(
+        t, KEEP_PROB, BLOCK_SIZE, shared_mask=shared, impl=impl, relu=relu, residual=residual)
 
 
 def _torchvision() -> Optional[Impl]:
@@ -146,6 +148,12 @@ def _bytes_kept_per_element(impl: Impl, x: torch.Tensor) -> float:
     return sum(seen.values()) / x.numel()
 
 
+def _ms(value: float) -> str:
+    """A time in ms with two decimals, or three significant digits below 1 ms (a tiny shape
+    takes microseconds, which two decimals would print as 0.00)."""
+    return f"{value:.2f}" if value >= 1 else f"{value:.3g}"
+
+
 def bench_shape(
     impls: Dict[str, Impl], x: torch.Tensor, warmup: int, repeats: int
 ) -> Dict[str, Tuple[float, float, float]]:
@@ -204,6 +212,13 @@ def run(device: torch.device, shapes, dtypes, warmup: int, repeats: int):
                 candidates["dropblock_det triton ReLU fused (per channel)"] = (
                     _ours(False, "triton", relu=True) if triton_ok else None
                 )
+                # On a ResNet shortcut: the residual sum and the block's ReLU (r needs a
+                # gradient too, as the branch does).
+                residual = torch.randn_like(x).requires_grad_(True)
+                candidates["residual alone: relu(r + x)"] = lambda t, r=residual: torch.relu(r + t)
+                candidates["dropblock_det triton residual fused (per channel)"] = (
+                    _ours(False, "triton", residual=residual) if triton_ok else None
+                )
             candidates["torchvision.ops.drop_block2d"] = _torchvision()
             candidates["timm drop_block_2d (per channel)"] = _timm(per_channel=True)
             candidates["timm drop_block_2d (shared mask, default)"] = _timm(per_channel=False)
@@ -223,8 +238,8 @@ def run(device: torch.device, shapes, dtypes, warmup: int, repeats: int):
                         name,
                         "x".join(map(str, shape)),
                         str(dtype).replace("torch.", ""),
-                        f"{fwd:.2f}",
-                        f"{fwd_bwd:.2f}",
+                        _ms(fwd),
+                        _ms(fwd_bwd),
                         f"{kept:.3f}",
                         f"{fwd_bwd / floor_ms:.2f}x",
                     ]
