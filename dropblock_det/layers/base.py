@@ -134,14 +134,16 @@ class KeepProbRegularizer(nn.Module):
         target_keep_prob: the configured keep probability, reached at the end of the
             schedule. The constructor's `keep_prob` sets both.
 
-    The forward returns its input unchanged (the same tensor object) in eval mode or when
+    `forward(x)` returns its input unchanged (the same tensor object) in eval mode or when
     keep_prob == 1; otherwise it calls `_regularize`. `forward(x, relu=True)` regularizes
     relu(x) instead (relu(x) when off): the ReLU of a conv+norm+ReLU block; and
-    `forward(x, residual=r)` gives relu(r + regularized x) (relu(r + x) when off): the end of
-    a residual block. A subclass may fuse either into its own pass (`_regularize_relu`,
-    `_regularize_add_relu`). No parameters and no buffers: the
-    state_dict of a model does not change when a regularizer is inserted, so checkpoints load
-    either way; keep_prob is not state because the schedule recomputes it from the iteration.
+    `forward(x, residual=r)` gives relu(r + regularized x) (relu(r + x) when off): the end
+    of a residual block. A subclass may fuse either into its own pass (`_regularize_relu`,
+    `_regularize_add_relu`).
+
+    No parameters and no buffers: the state_dict of a model does not change when a
+    regularizer is inserted, so checkpoints load either way; keep_prob is not state because
+    the schedule recomputes it from the iteration.
     """
 
     def __init__(self, keep_prob: float) -> None:

@@ -56,9 +56,10 @@ Why this design (the target is forward+backward within 2x of a plain `x * mask`)
    needs no mask at all: out > 0 exactly where the unit was kept and x > 0 (the scale is
    positive and about 1 / keep_prob, so no kept positive unit rounds to 0), and out is the
    next layer's input, which autograd keeps anyway. `_relu_grad_kernel`: grad_in =
-   where(out <= 0, 0, grad) * scale (a kept NaN passes its gradient, as torch.relu's does). Those are the passes the ReLU alone makes (read x, write
-   out; read grad and out, write grad_in), so after a ReLU DropBlock adds only its mask
-   passes (about 2.3 B per element) instead of two more passes over x and grad.
+   where(out <= 0, 0, grad) * scale (a kept NaN passes its gradient, as torch.relu's
+   does). Those are the passes the ReLU alone makes (read x, write out; read grad and out,
+   write grad_in), so after a ReLU DropBlock adds only its mask passes (about 2.3 B per
+   element) instead of two more passes over x and grad.
 
 6. Residual sum fused in (`residual=r`: DropBlock on a ResNet block's shortcut, followed by
    the sum with the branch and the block's ReLU): `_apply_residual_kernel` gives
