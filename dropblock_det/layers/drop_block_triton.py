@@ -846,11 +846,7 @@ def _apply(t: Tensor, layout: _Layout, bits: Tensor, total_kept: Tensor, saturat
         )
         return out
     if not layout.shared_mask:  # the mask has t's memory order: bit index = element offset
-        _apply_flat_kernel[(triton.cdiv(t.numel(), apply_block),)](
-            t, bits, total_kept, out, t.numel(), float(layout.mask_numel), _EPS,
-            BLOCK=apply_block, COMPUTE_F64=compute_f64, OUT_BF16=t.dtype == torch.bfloat16,
-            SATURATE=saturate, RELU=relu, INDEX_64=index_64, num_warps=warps,
-        )
+        _launch_flat(_apply_flat_kernel, (t, bits, total_kept, out), t, layout.mask_numel, SATURATE=saturate, RELU=relu)
         return out
     # Shared mask, NCHW: rows are (n, c) planes; plane (n, c) uses mask plane n.
     num_rows, row_len = n * c, height * width
@@ -866,16 +862,22 @@ def _apply(t: Tensor, layout: _Layout, bits: Tensor, total_kept: Tensor, saturat
     return out
 
 
+def _launch_flat(kernel: Any, pointers: Tuple[Tensor, ...], like: Tensor, mask_numel: int, **constexprs: Any) -> None:
+    """Launch one of the element-wise kernels over `like`'s elements in memory order: they all
+    take (pointers..., numel, mask_numel, eps) and the block, dtype and index-width constants."""
+    sizes = _launch_sizes(like.device)
+    kernel[(triton.cdiv(like.numel(), sizes.apply_block),)](
+        *pointers, like.numel(), float(mask_numel), _EPS,
+        BLOCK=sizes.apply_block, COMPUTE_F64=like.dtype == torch.float64, OUT_BF16=like.dtype == torch.bfloat16,
+        INDEX_64=like.numel() >= 2**31, num_warps=sizes.apply_warps, **constexprs,
+    )
+
+
 def _relu_grad(grad: Tensor, out: Tensor, total_kept: Tensor, mask_numel: int) -> Tensor:
     """where(out <= 0, 0, grad) * mask_numel / (total_kept + eps); grad and out dense in the
     same memory order."""
     grad_in = torch.empty_like(out)
-    sizes = _launch_sizes(out.device)
-    _relu_grad_kernel[(triton.cdiv(out.numel(), sizes.apply_block),)](
-        grad, out, total_kept, grad_in, out.numel(), float(mask_numel), _EPS,
-        BLOCK=sizes.apply_block, COMPUTE_F64=out.dtype == torch.float64, OUT_BF16=out.dtype == torch.bfloat16,
-        INDEX_64=out.numel() >= 2**31, num_warps=sizes.apply_warps,
-    )
+    _launch_flat(_relu_grad_kernel, (grad, out, total_kept, grad_in), out, mask_numel)
     return grad_in
 
 
@@ -883,25 +885,15 @@ def _apply_residual(x: Tensor, layout: _Layout, bits: Tensor, total_kept: Tensor
     """relu(residual + where(keep, x, 0) * scale) for a per-channel mask; x and residual
     dense in layout's memory order, of one dtype."""
     out = torch.empty_like(x)
-    sizes = _launch_sizes(x.device)
-    _apply_residual_kernel[(triton.cdiv(x.numel(), sizes.apply_block),)](
-        x, bits, total_kept, residual, out, x.numel(), float(layout.mask_numel), _EPS,
-        BLOCK=sizes.apply_block, COMPUTE_F64=x.dtype == torch.float64, OUT_BF16=x.dtype == torch.bfloat16,
-        SATURATE=x.dtype in (torch.float16, torch.bfloat16), INDEX_64=x.numel() >= 2**31,
-        num_warps=sizes.apply_warps,
-    )
+    _launch_flat(_apply_residual_kernel, (x, bits, total_kept, residual, out), x, layout.mask_numel,
+                 SATURATE=x.dtype in (torch.float16, torch.bfloat16))
     return out
 
 
 def _residual_grad(grad: Tensor, out: Tensor, bits: Tensor, total_kept: Tensor, mask_numel: int) -> Tuple[Tensor, Tensor]:
     """(gradient of x, gradient of the residual) of relu(residual + DropBlock(x))."""
     grad_x, grad_residual = torch.empty_like(out), torch.empty_like(out)
-    sizes = _launch_sizes(out.device)
-    _residual_grad_kernel[(triton.cdiv(out.numel(), sizes.apply_block),)](
-        grad, out, bits, total_kept, grad_x, grad_residual, out.numel(), float(mask_numel), _EPS,
-        BLOCK=sizes.apply_block, COMPUTE_F64=out.dtype == torch.float64, OUT_BF16=out.dtype == torch.bfloat16,
-        INDEX_64=out.numel() >= 2**31, num_warps=sizes.apply_warps,
-    )
+    _launch_flat(_residual_grad_kernel, (grad, out, bits, total_kept, grad_x, grad_residual), out, mask_numel)
     return grad_x, grad_residual
 
 
