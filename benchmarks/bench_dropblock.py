@@ -4,7 +4,8 @@
 Rows: the floor (`x * mask` with a precomputed mask, the least any implementation must
 pay), dropblock_det's PyTorch path (per channel as the paper, and shared across channels),
 dropblock_det's Triton kernel (CUDA; also with the preceding ReLU fused in, next to a
-plain ReLU, and with a residual sum and ReLU after it, next to plain relu(r + x)),
+plain ReLU, and with a residual sum and ReLU after it, next to plain relu(r + x), with and
+without a DropBlock of r's own fused into that pass),
 `torchvision.ops.drop_block2d`, and, when they are importable, timm's `drop_block_2d` and
 the `dropblock` package's `DropBlock2D`.
 
@@ -43,7 +44,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dropblock_det.layers import drop_block_2d  # noqa: E402
+from dropblock_det.layers import DropBlock2d, drop_block_2d, regularize_add_relu  # noqa: E402
 
 KEEP_PROB = 0.9
 BLOCK_SIZE = 7
@@ -73,6 +74,15 @@ def _floor(x: torch.Tensor) -> Impl:
 def _ours(shared: bool, impl: str, relu: bool = False, residual: Optional[torch.Tensor] = None) -> Impl:
     return lambda t: drop_block_2d(
         t, KEEP_PROB, BLOCK_SIZE, shared_mask=shared, impl=impl, relu=relu, residual=residual)
+
+
+def _both_sides(residual: torch.Tensor, fused: bool) -> Impl:
+    """relu(DropBlock(r) + DropBlock(x)) on the Triton path: one pass for both masks, the sum
+    and the ReLU (`regularize_add_relu`), or r's DropBlock as a pass of its own first."""
+    on_x, on_residual = (DropBlock2d(KEEP_PROB, BLOCK_SIZE, impl="triton").train() for _ in range(2))
+    if fused:
+        return lambda t: regularize_add_relu(on_x, t, residual, on_residual)
+    return lambda t: on_x(t, residual=on_residual(residual))
 
 
 def _torchvision() -> Optional[Impl]:
@@ -218,6 +228,15 @@ def run(device: torch.device, shapes, dtypes, warmup: int, repeats: int):
                 candidates["residual alone: relu(r + x)"] = lambda t, r=residual: torch.relu(r + t)
                 candidates["dropblock_det triton residual fused (per channel)"] = (
                     _ours(False, "triton", residual=residual) if triton_ok else None
+                )
+                # At the end of a bottleneck with DropBlock after conv3 (r) and on the shortcut
+                # (x): both masks in the sum's pass, against the branch's DropBlock as its own
+                # pass before the fused residual (what the block ran before the pair was fused).
+                candidates["dropblock_det triton both sides, r's DropBlock separate"] = (
+                    _both_sides(residual, fused=False) if triton_ok else None
+                )
+                candidates["dropblock_det triton both sides fused (per channel)"] = (
+                    _both_sides(residual, fused=True) if triton_ok else None
                 )
             candidates["torchvision.ops.drop_block2d"] = _torchvision()
             candidates["timm drop_block_2d (per channel)"] = _timm(per_channel=True)

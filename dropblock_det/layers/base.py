@@ -138,8 +138,11 @@ class KeepProbRegularizer(nn.Module):
     keep_prob == 1; otherwise it calls `_regularize`. `forward(x, relu=True)` regularizes
     relu(x) instead (relu(x) when off): the ReLU of a conv+norm+ReLU block; and
     `forward(x, residual=r)` gives relu(r + regularized x) (relu(r + x) when off): the end
-    of a residual block. A subclass may fuse either into its own pass (`_regularize_relu`,
-    `_regularize_add_relu`).
+    of a residual block; with `residual_regularizer=m` the residual goes through m first
+    (relu(m(r) + regularized x)): a block whose branch and shortcut are both regularized.
+    A subclass may fuse these into its own pass (`_regularize_relu`, `_regularize_add_relu`,
+    `_regularize_pair_add_relu`; a fused pair does not call m as a module, so m's hooks do
+    not run).
 
     No parameters and no buffers: the state_dict of a model does not change when a
     regularizer is inserted, so checkpoints load either way; keep_prob is not state because
@@ -167,14 +170,26 @@ class KeepProbRegularizer(nn.Module):
     def target_keep_prob(self, value: float) -> None:
         self._target_keep_prob = check_keep_prob(value, "target_keep_prob")
 
-    def forward(self, x: Tensor, relu: bool = False, residual: Optional[Tensor] = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        relu: bool = False,
+        residual: Optional[Tensor] = None,
+        residual_regularizer: Optional[nn.Module] = None,
+    ) -> Tensor:
         if residual is not None:
             if relu:
                 raise ValueError(f"{type(self).__name__}: relu=True and residual cannot be combined")
-            if not self.training or self.keep_prob == 1.0:
+            if residual_regularizer is not None:
+                if self.active and _active(residual_regularizer):
+                    return self._regularize_pair_add_relu(x, residual, residual_regularizer)
+                residual = residual_regularizer(residual)
+            if not self.active:
                 return torch.relu_(residual + x)
             return self._regularize_add_relu(x, residual)
-        if not self.training or self.keep_prob == 1.0:
+        if residual_regularizer is not None:
+            raise ValueError(f"{type(self).__name__}: residual_regularizer needs a residual")
+        if not self.active:
             return torch.relu(x) if relu else x
         return self._regularize_relu(x) if relu else self._regularize(x)
 
@@ -189,6 +204,16 @@ class KeepProbRegularizer(nn.Module):
     def _regularize_add_relu(self, x: Tensor, residual: Tensor) -> Tensor:
         """relu(residual + _regularize(x)); a subclass that can fuse them overrides it."""
         return torch.relu_(residual + self._regularize(x))
+
+    def _regularize_pair_add_relu(self, x: Tensor, residual: Tensor, residual_regularizer: "KeepProbRegularizer") -> Tensor:
+        """relu(residual_regularizer(residual) + _regularize(x)), both regularizers active, the
+        residual's first; a subclass that can fuse the two with the sum overrides it."""
+        return self._regularize_add_relu(x, residual_regularizer(residual))
+
+    @property
+    def active(self) -> bool:
+        """Whether forward changes its input: training mode and keep_prob < 1."""
+        return self.training and self.keep_prob < 1.0
 
     def extra_repr(self) -> str:
         return f"keep_prob={self.keep_prob:g}, target_keep_prob={self.target_keep_prob:g}"
@@ -206,13 +231,37 @@ def relu_then_regularize(regularizer: nn.Module, x: Tensor, inplace: bool = Fals
     return regularizer(torch.relu_(x) if inplace else torch.relu(x))
 
 
-def regularize_add_relu(regularizer: nn.Module, x: Tensor, residual: Tensor) -> Tensor:
-    """relu(residual + regularizer(x)): the end of a residual block whose shortcut x has a
-    regularizer. A `KeepProbRegularizer` gets both (`regularizer(x, residual=residual)`) so it
-    can do the sum and the ReLU in its own pass (DropBlock's Triton path does)."""
+def regularize_add_relu(
+    regularizer: Optional[nn.Module],
+    x: Tensor,
+    residual: Tensor,
+    residual_regularizer: Optional[nn.Module] = None,
+) -> Tensor:
+    """relu(residual_regularizer(residual) + regularizer(x)): the end of a residual block, x
+    its shortcut and residual its branch; None for a side without a regularizer. The
+    residual's regularizer runs first (the order the block computes them in).
+
+    The values are those of the separate ops; where regularizers are `KeepProbRegularizer`s
+    they are handed the sum and the ReLU so they can do them in their own pass: DropBlock's
+    Triton path does relu(r + DropBlock(x)) in one pass, and relu(DropBlock'(r) +
+    DropBlock(x)) too when both sides have a per-channel DropBlock.
+    """
+    if isinstance(residual_regularizer, KeepProbRegularizer) and (
+        regularizer is None or (isinstance(regularizer, KeepProbRegularizer) and not regularizer.active)
+    ):
+        # Only the residual is regularized: it takes the sum (x + r is r + x, bit for bit).
+        return residual_regularizer(residual, residual=x)
     if isinstance(regularizer, KeepProbRegularizer):
-        return regularizer(x, residual=residual)
+        return regularizer(x, residual=residual, residual_regularizer=residual_regularizer)
+    if residual_regularizer is not None:
+        residual = residual_regularizer(residual)
+    if regularizer is None:
+        return torch.relu_(residual + x)
     return torch.relu_(residual + regularizer(x))
+
+
+def _active(module: Optional[nn.Module]) -> bool:
+    return isinstance(module, KeepProbRegularizer) and module.active
 
 
 def build_regularizer(

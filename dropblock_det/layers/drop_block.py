@@ -357,10 +357,9 @@ def _triton_runs_on(device: torch.device) -> bool:
     return bool(triton_available(device))
 
 
-def _drop_block_triton_or_none(
-    x: Tensor, gamma: float, bh: int, bw: int, shared_mask: bool, relu: bool, residual: Optional[Tensor], impl: str
-) -> Optional[Tensor]:
-    """The Triton path's result, or None where `impl` leaves it to the PyTorch path.
+def _drop_block_triton_or_none(x: Tensor, impl: str, **triton_args: Any) -> Optional[Tensor]:
+    """`drop_block_2d_triton(x, **triton_args)`, or None where `impl` leaves it to the
+    PyTorch path.
 
     Under impl="auto", a GPU that Triton cannot build the kernels for (a compilation, ptxas
     or resource error) warns once and is left to the PyTorch path for the rest of the
@@ -372,7 +371,7 @@ def _drop_block_triton_or_none(
     from .drop_block_triton import TRITON_BUILD_ERRORS, drop_block_2d_triton
 
     try:
-        return drop_block_2d_triton(x, gamma, bh, bw, shared_mask, relu, residual)
+        return drop_block_2d_triton(x, **triton_args)
     except TRITON_BUILD_ERRORS as error:
         if impl == "triton":
             raise
@@ -386,6 +385,25 @@ def _drop_block_triton_or_none(
             stacklevel=3,
         )
         return None
+
+
+def _check_input(x: Any, name: str = "x") -> None:
+    if not isinstance(x, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 4:
+        raise ValueError(f"{name} must be 4-D (N, C, H, W), got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+
+
+def _gamma_and_block(
+    keep_prob: float, block_size: int, gamma_mode: str, height: int, width: int
+) -> Tuple[float, int, int]:
+    """(gamma, bh, bw) of checked arguments on an (height, width) map."""
+    bh, bw = clip_block_size(block_size, height, width)
+    if gamma_mode == "paper":
+        return _paper_gamma(keep_prob, bh, bw, height, width), bh, bw
+    return _calibrated_gamma(height, width, bh, bw, keep_prob), bh, bw
 
 
 def drop_block_2d(
@@ -432,12 +450,7 @@ def drop_block_2d(
         the interpreter (see `drop_block_2d_triton`), or Triton's own build errors.
     """
     reject_unknown_kwargs("drop_block_2d", kwargs)
-    if not isinstance(x, Tensor):
-        raise ValueError(f"x must be a torch.Tensor, got {type(x).__name__}")
-    if x.dim() != 4:
-        raise ValueError(f"x must be 4-D (N, C, H, W), got shape {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise ValueError(f"x must be a floating-point tensor, got dtype {x.dtype}")
+    _check_input(x)
     keep_prob = check_keep_prob(keep_prob)
     block_size = check_block_size(block_size)
     shared_mask = _check_bool(shared_mask, "shared_mask")
@@ -455,14 +468,11 @@ def drop_block_2d(
         if residual is not None:
             return torch.relu_(residual + x)
         return torch.relu(x) if relu else x
-    _, _, height, width = x.shape
-    bh, bw = clip_block_size(block_size, height, width)
-    if gamma_mode == "paper":
-        gamma = _paper_gamma(keep_prob, bh, bw, height, width)
-    else:
-        gamma = _calibrated_gamma(height, width, bh, bw, keep_prob)
-
-    out = _drop_block_triton_or_none(x, gamma, bh, bw, shared_mask, relu, residual, impl)
+    gamma, bh, bw = _gamma_and_block(keep_prob, block_size, gamma_mode, *x.shape[2:])
+    out = _drop_block_triton_or_none(
+        x, impl, gamma=gamma, block_size_h=bh, block_size_w=bw, shared_mask=shared_mask, relu=relu,
+        residual=residual,
+    )
     if out is not None:
         return out
     out = _drop_block_torch(torch.relu(x) if relu else x, gamma, bh, bw, shared_mask)
@@ -486,8 +496,10 @@ class DropBlock2d(KeepProbRegularizer):
 
     Args: as `drop_block_2d` (keep_prob is the target; the schedule may lower `keep_prob`
     from 1.0 towards it during training). Input and output: (N, C, H, W);
-    `module(x, relu=True)` is DropBlock of relu(x) and `module(x, residual=r)` is
-    relu(r + DropBlock(x)), each one fused pass on the Triton path.
+    `module(x, relu=True)` is DropBlock of relu(x), `module(x, residual=r)` is
+    relu(r + DropBlock(x)) and `module(x, residual=r, residual_regularizer=other)` is
+    relu(other(r) + DropBlock(x)), each one fused pass on the Triton path (the last when
+    `other` is a per-channel DropBlock2d with the same impl).
     """
 
     def __init__(
@@ -515,6 +527,27 @@ class DropBlock2d(KeepProbRegularizer):
 
     def _regularize_add_relu(self, x: Tensor, residual: Tensor) -> Tensor:
         return self._drop_block(x, residual=residual)
+
+    def _regularize_pair_add_relu(self, x: Tensor, residual: Tensor, residual_regularizer: KeepProbRegularizer) -> Tensor:
+        # relu(DropBlock'(residual) + DropBlock(x)): on the Triton path both per-channel masks
+        # are applied, with the sum and the ReLU, in one pass (the residual's drawn first).
+        other = residual_regularizer
+        if isinstance(other, DropBlock2d) and other.impl == self.impl and not other.shared_mask:
+            _check_input(x)
+            _check_input(residual, "residual")
+            if x.numel() and residual.numel():
+                gamma, bh, bw = self._gamma_and_block(x)
+                out = _drop_block_triton_or_none(
+                    x, self.impl, gamma=gamma, block_size_h=bh, block_size_w=bw, shared_mask=self.shared_mask,
+                    residual=residual, residual_drop_block=other._gamma_and_block(residual),
+                )
+                if out is not None:
+                    return out
+        return super()._regularize_pair_add_relu(x, residual, residual_regularizer)
+
+    def _gamma_and_block(self, x: Tensor) -> Tuple[float, int, int]:
+        """(gamma, bh, bw) of this module's next draw on x."""
+        return _gamma_and_block(self.keep_prob, self.block_size, self.gamma_mode, *x.shape[2:])
 
     def _drop_block(self, x: Tensor, relu: bool = False, residual: Optional[Tensor] = None) -> Tensor:
         return drop_block_2d(

@@ -66,7 +66,11 @@ Why this design (the target is forward+backward within 2x of a plain `x * mask`)
    relu(r + DropBlock(x)) in one pass, rounding each step as the three ops would, and
    `_residual_grad_kernel` splits the ReLU's gradient between r (as it is) and x (through
    the saved bits). Against the sum and ReLU the block makes anyway, DropBlock adds its mask
-   passes and one written gradient.
+   passes and one written gradient. With DropBlock on the branch too (after a bottleneck's
+   conv3: `residual_drop_block`), its mask is drawn first and applied in the same pass
+   (`RESIDUAL_MASKED`), forward and backward: the branch's DropBlock then costs its mask
+   passes only, not a pass of its own over the branch and one over its gradient (per res4
+   block of the issue's R50 in fp32, about 0.9 GB of traffic per step).
 
 Memory traffic per element (bf16 forward+backward, NCHW): keep map 1 B written and read,
 1/8 B of bits written and read twice, x/grad 2 B read and out 2 B written per pass: about
@@ -598,11 +602,23 @@ if triton is not None:
         _store_result(grad_in_ptr + offs, y, ok, OUT_BF16, False)
 
     @triton.jit
+    def _dropblock_as_stored(x, keep, scale, like_ptr, COMPUTE_F64: tl.constexpr, OUT_BF16: tl.constexpr,
+                             SATURATE: tl.constexpr):
+        # DropBlock's forward output as an unfused op stores it (saturated in fp16 / bf16,
+        # rounded to like_ptr's dtype), in the compute dtype.
+        y = _kept_times_scale(x, keep, scale, COMPUTE_F64, False)
+        if SATURATE:
+            y = _saturate(y, OUT_BF16)
+        return _round_as_stored(y, like_ptr, OUT_BF16)
+
+    @triton.jit
     def _apply_residual_kernel(
         x_ptr,
         bits_ptr,
         total_kept_ptr,
         residual_ptr,  # in x's memory order and dtype
+        residual_bits_ptr,  # with RESIDUAL_MASKED: the residual's own mask (else unused)
+        residual_kept_ptr,
         out_ptr,
         numel,
         mask_numel,
@@ -611,20 +627,25 @@ if triton is not None:
         COMPUTE_F64: tl.constexpr,
         OUT_BF16: tl.constexpr,
         SATURATE: tl.constexpr,
+        RESIDUAL_MASKED: tl.constexpr,
         INDEX_64: tl.constexpr,
     ):
         # relu(residual + DropBlock(x)), the end of a residual block (per-channel mask), in
-        # one pass; each step rounds as the unfused ops do: DropBlock's output saturated and
-        # rounded to x's dtype, the sum rounded to it (fp16 overflows to inf as torch's add
-        # does), then the ReLU (NaN stays NaN, -0.0 stays -0.0).
+        # one pass; with RESIDUAL_MASKED relu(DropBlock'(residual) + DropBlock(x)), the
+        # residual with a mask of its own (the branch's last DropBlock). Each step rounds as
+        # the unfused ops do: each DropBlock's output saturated and rounded to x's dtype,
+        # the sum rounded to it (fp16 overflows to inf as torch's add does), then the ReLU
+        # (NaN stays NaN, -0.0 stays -0.0).
         offs, ok, keep = _flat_keep_tile(bits_ptr, numel, BLOCK, INDEX_64)
-        scale = _scale(total_kept_ptr, mask_numel, eps)
         x = tl.load(x_ptr + offs, mask=ok, other=0)
-        y = _kept_times_scale(x, keep, scale, COMPUTE_F64, False)
-        if SATURATE:
-            y = _saturate(y, OUT_BF16)
-        y = _round_as_stored(y, out_ptr, OUT_BF16)
-        total = _round_as_stored(y + tl.load(residual_ptr + offs, mask=ok, other=0).to(y.dtype), out_ptr, OUT_BF16)
+        y = _dropblock_as_stored(x, keep, _scale(total_kept_ptr, mask_numel, eps), out_ptr,
+                                 COMPUTE_F64, OUT_BF16, SATURATE)
+        r = tl.load(residual_ptr + offs, mask=ok, other=0).to(y.dtype)
+        if RESIDUAL_MASKED:
+            _, _, residual_keep = _flat_keep_tile(residual_bits_ptr, numel, BLOCK, INDEX_64)
+            r = _dropblock_as_stored(r, residual_keep, _scale(residual_kept_ptr, mask_numel, eps), out_ptr,
+                                     COMPUTE_F64, OUT_BF16, SATURATE)
+        total = _round_as_stored(r + y, out_ptr, OUT_BF16)
         _store_result(out_ptr + offs, tl.where(total < 0, 0.0, total), ok, OUT_BF16, False)
 
     @triton.jit
@@ -633,6 +654,8 @@ if triton is not None:
         out_ptr,  # the forward's output, in grad's memory order
         bits_ptr,
         total_kept_ptr,
+        residual_bits_ptr,  # with RESIDUAL_MASKED: the residual's own mask (else unused)
+        residual_kept_ptr,
         grad_x_ptr,
         grad_residual_ptr,
         numel,
@@ -641,12 +664,13 @@ if triton is not None:
         BLOCK: tl.constexpr,
         COMPUTE_F64: tl.constexpr,
         OUT_BF16: tl.constexpr,
+        RESIDUAL_MASKED: tl.constexpr,
         INDEX_64: tl.constexpr,
     ):
         # Backward of relu(residual + DropBlock(x)): the ReLU's gradient (zero where
-        # out <= 0, as torch's) goes to the residual as it is and through the mask to x.
+        # out <= 0, as torch's) goes through the mask to x, and to the residual as it is
+        # (RESIDUAL_MASKED: through the residual's mask).
         offs, ok, keep = _flat_keep_tile(bits_ptr, numel, BLOCK, INDEX_64)
-        scale = _scale(total_kept_ptr, mask_numel, eps)
         out = tl.load(out_ptr + offs, mask=ok, other=0)
         grad = tl.load(grad_ptr + offs, mask=ok, other=0)
         if COMPUTE_F64:
@@ -654,8 +678,15 @@ if triton is not None:
         else:
             grad = grad.to(tl.float32)
         grad = tl.where(out <= 0, 0.0, grad)
-        _store_result(grad_residual_ptr + offs, grad, ok, OUT_BF16, False)
-        _store_result(grad_x_ptr + offs, _kept_times_scale(grad, keep, scale, COMPUTE_F64, False), ok, OUT_BF16, False)
+        if RESIDUAL_MASKED:
+            _, _, residual_keep = _flat_keep_tile(residual_bits_ptr, numel, BLOCK, INDEX_64)
+            grad_residual = _kept_times_scale(grad, residual_keep, _scale(residual_kept_ptr, mask_numel, eps),
+                                              COMPUTE_F64, False)
+        else:
+            grad_residual = grad
+        _store_result(grad_residual_ptr + offs, grad_residual, ok, OUT_BF16, False)
+        grad_x = _kept_times_scale(grad, keep, _scale(total_kept_ptr, mask_numel, eps), COMPUTE_F64, False)
+        _store_result(grad_x_ptr + offs, grad_x, ok, OUT_BF16, False)
 
 
 def _next_power_of_2(n: int) -> int:
@@ -881,19 +912,34 @@ def _relu_grad(grad: Tensor, out: Tensor, total_kept: Tensor, mask_numel: int) -
     return grad_in
 
 
-def _apply_residual(x: Tensor, layout: _Layout, bits: Tensor, total_kept: Tensor, residual: Tensor) -> Tensor:
-    """relu(residual + where(keep, x, 0) * scale) for a per-channel mask; x and residual
-    dense in layout's memory order, of one dtype."""
+class _Mask(NamedTuple):
+    """One drawn per-channel DropBlock mask: its bits (uint8, 1 bit per element in x's memory
+    order) and its kept count (int64[1])."""
+
+    bits: Tensor
+    total_kept: Tensor
+
+
+def _apply_residual(x: Tensor, layout: _Layout, mask: _Mask, residual: Tensor,
+                    residual_mask: Optional[_Mask]) -> Tensor:
+    """relu(residual + where(keep, x, 0) * scale) for a per-channel mask, the residual
+    through its own mask first when `residual_mask` is given; x and residual dense in
+    layout's memory order, of one dtype."""
     out = torch.empty_like(x)
-    _launch_flat(_apply_residual_kernel, (x, bits, total_kept, residual, out), x, layout.mask_numel,
-                 SATURATE=x.dtype in (torch.float16, torch.bfloat16))
+    residual_mask = residual_mask or mask  # unused without RESIDUAL_MASKED; any valid pointers
+    _launch_flat(_apply_residual_kernel, (x, *mask, residual, *residual_mask, out), x, layout.mask_numel,
+                 SATURATE=x.dtype in (torch.float16, torch.bfloat16), RESIDUAL_MASKED=residual_mask is not mask)
     return out
 
 
-def _residual_grad(grad: Tensor, out: Tensor, bits: Tensor, total_kept: Tensor, mask_numel: int) -> Tuple[Tensor, Tensor]:
-    """(gradient of x, gradient of the residual) of relu(residual + DropBlock(x))."""
+def _residual_grad(grad: Tensor, out: Tensor, mask: _Mask, residual_mask: Optional[_Mask],
+                   mask_numel: int) -> Tuple[Tensor, Tensor]:
+    """(gradient of x, gradient of the residual) of relu(residual + DropBlock(x)), or of
+    relu(DropBlock'(residual) + DropBlock(x)) with `residual_mask`."""
     grad_x, grad_residual = torch.empty_like(out), torch.empty_like(out)
-    _launch_flat(_residual_grad_kernel, (grad, out, bits, total_kept, grad_x, grad_residual), out, mask_numel)
+    masked = residual_mask is not None
+    _launch_flat(_residual_grad_kernel, (grad, out, *mask, *(residual_mask or mask), grad_x, grad_residual),
+                 out, mask_numel, RESIDUAL_MASKED=masked)
     return grad_x, grad_residual
 
 
@@ -941,28 +987,39 @@ class _DropBlockTriton(torch.autograd.Function):
 class _DropBlockResidualTriton(torch.autograd.Function):
     """relu(residual + DropBlock(x)), per-channel mask: forward in one pass after the mask;
     backward splits the ReLU's gradient between the residual and (through the saved 1-bit
-    mask) x. Saves the bits, the count and the output (the next block's input)."""
+    mask) x. With `residual_drop_block` = (gamma, bh, bw) the residual gets a per-channel
+    DropBlock of its own first (its mask drawn before x's, as the unfused ops draw them):
+    relu(DropBlock'(residual) + DropBlock(x)). Saves the bits, the counts and the output
+    (the next block's input)."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, residual: Tensor, gamma: float, bh: int, bw: int) -> Tensor:  # type: ignore[override]
+    def forward(  # type: ignore[override]
+        ctx, x: Tensor, residual: Tensor, gamma: float, bh: int, bw: int,
+        residual_drop_block: Optional[Tuple[float, int, int]],
+    ) -> Tensor:
         layout = _Layout(x, shared_mask=False)
         x = layout.dense(x)  # the residual already is (the caller checks)
         with _on_device(x.device):
-            bits, total_kept = _keep_bits(x, layout, gamma, bh, bw)
-            out = _apply_residual(x, layout, bits, total_kept, residual)
-        ctx.save_for_backward(bits, total_kept, out)
+            residual_mask = None
+            if residual_drop_block is not None:
+                residual_mask = _Mask(*_keep_bits(residual, layout, *residual_drop_block))
+            mask = _Mask(*_keep_bits(x, layout, gamma, bh, bw))
+            out = _apply_residual(x, layout, mask, residual, residual_mask)
+        ctx.save_for_backward(out, *mask, *(residual_mask or ()))
         ctx.layout = layout
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_output: Tensor):  # type: ignore[override]
-        bits, total_kept, out = ctx.saved_tensors
+        out, *masks = ctx.saved_tensors
+        mask = _Mask(*masks[:2])
+        residual_mask = _Mask(*masks[2:]) if len(masks) == 4 else None
         with _on_device(out.device):
             grad_x, grad_residual = _residual_grad(
-                ctx.layout.dense(grad_output), out, bits, total_kept, ctx.layout.mask_numel
+                ctx.layout.dense(grad_output), out, mask, residual_mask, ctx.layout.mask_numel
             )
-        return grad_x, grad_residual, None, None, None
+        return grad_x, grad_residual, None, None, None, None
 
 
 def drop_block_2d_triton(
@@ -973,6 +1030,7 @@ def drop_block_2d_triton(
     shared_mask: bool,
     relu: bool = False,
     residual: Optional[Tensor] = None,
+    residual_drop_block: Optional[Tuple[float, int, int]] = None,
 ) -> Tensor:
     """DropBlock on x (N, C, H, W) with Triton kernels; differentiable.
 
@@ -991,6 +1049,10 @@ def drop_block_2d_triton(
             residual block, exactly as those three ops give it; one pass with a
             per-channel mask and a residual of x's dtype (else the three ops). Not with
             `relu`.
+        residual_drop_block: (gamma, block_size_h, block_size_w) of a per-channel DropBlock
+            applied to `residual` first, its mask drawn before x's: relu(DropBlock'(residual)
+            + DropBlock(x)), exactly those ops (a block's last conv and its shortcut, both
+            regularized), in the same one pass.
     Returns:
         tensor of x's shape, dtype and memory layout: where(keep, x, 0) * numel(mask) /
         (count_kept + 1e-6), computed in fp32 (fp64 for fp64 x; fp16 / bf16 results
@@ -1008,15 +1070,25 @@ def drop_block_2d_triton(
         raise ValueError(f"relu must be True or False, got {relu!r}")
     bh, bw = int(block_size_h), int(block_size_w)
     if residual is None:
+        if residual_drop_block is not None:
+            raise ValueError("residual_drop_block needs a residual")
         return x.clone() if x.numel() == 0 else _DropBlockTriton.apply(x, gamma, bh, bw, shared_mask, relu)
     if relu or not isinstance(residual, Tensor):
         raise ValueError(f"residual must be a tensor, and not combined with relu=True; got {type(residual).__name__}")
-    # One pass where the three ops' result has x's dense layout (the sum takes the layout of
-    # its operands): a per-channel mask, and a residual of x's shape, dtype and layout.
+    if residual_drop_block is not None:
+        if not (isinstance(residual_drop_block, tuple) and len(residual_drop_block) == 3):
+            raise ValueError(f"residual_drop_block must be (gamma, block_size_h, block_size_w), got {residual_drop_block!r}")
+        residual_gamma, residual_bh, residual_bw = residual_drop_block
+        residual_drop_block = (_check_args(residual, residual_gamma, residual_bh, residual_bw, False),
+                               int(residual_bh), int(residual_bw))
+    # One pass where the ops' result has x's dense layout (the sum takes the layout of its
+    # operands): a per-channel mask, and a residual of x's shape, dtype and layout.
     fusable = (
         x.numel() > 0 and not shared_mask and residual.shape == x.shape and residual.dtype == x.dtype
         and residual.device == x.device and residual.is_contiguous(memory_format=_Layout(x, False).memory_format)
     )
     if not fusable:
+        if residual_drop_block is not None:  # drawn first, as in the fused pass
+            residual = drop_block_2d_triton(residual, *residual_drop_block, False)
         return torch.relu_(residual + drop_block_2d_triton(x, gamma, bh, bw, shared_mask))
-    return _DropBlockResidualTriton.apply(x, residual, gamma, bh, bw)
+    return _DropBlockResidualTriton.apply(x, residual, gamma, bh, bw, residual_drop_block)

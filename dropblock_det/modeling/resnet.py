@@ -7,9 +7,10 @@ Following the official TensorFlow code of the paper, a bottleneck block applies 
 regularizer after conv1+norm+ReLU, after conv2+norm+ReLU, after conv3+norm (before the
 residual sum) and on the shortcut (projection or identity); DropPath, when enabled, drops
 the whole residual branch of a sample before the sum. A regularizer after a ReLU is handed
-the ReLU (`relu_then_regularize`) and the shortcut's regularizer the residual sum and the
-block's final ReLU (`regularize_add_relu`), so DropBlock's Triton path does them in its own
-passes; the results are those of the separate ops.
+the ReLU (`relu_then_regularize`), and the regularizers of the branch's last conv and of
+the shortcut the residual sum and the block's final ReLU (`regularize_add_relu`), so
+DropBlock's Triton path does them in its own passes (both masks in one pass at the end of
+a block); the results are those of the separate ops.
 """
 from typing import Callable, Dict, Optional, Sequence
 
@@ -71,26 +72,26 @@ class _ResidualRegularizers:
         if drop_path_keep_prob < 1.0:
             self.drop_path = DropPath(drop_path_keep_prob)
 
-    def _regularize(self, position: str, x: torch.Tensor) -> torch.Tensor:
-        module = self._modules.get(f"dropblock_{position}")
-        return x if module is None else module(x)
-
     def _relu_and_regularize(self, position: str, x: torch.Tensor) -> torch.Tensor:
         """relu(x), then the position's regularizer: one pass where it fuses the ReLU
         (DropBlock on the Triton path), the stock in-place ReLU where there is none."""
         module = self._modules.get(f"dropblock_{position}")
         return F.relu_(x) if module is None else relu_then_regularize(module, x, inplace=True)
 
-    def _residual_sum(self, branch: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
-        """relu(drop_path(branch) + shortcut regularizer(shortcut)); the shortcut's
-        regularizer does the sum and the ReLU (in one pass: DropBlock on the Triton path)."""
+    def _residual_sum(self, branch: torch.Tensor, shortcut: torch.Tensor, last_conv: str) -> torch.Tensor:
+        """relu(drop_path(last conv's regularizer(branch)) + shortcut regularizer(shortcut)).
+
+        The regularizers are handed the sum and the ReLU (`regularize_add_relu`): on the
+        Triton path, DropBlock on the branch, on the shortcut or on both is applied in the
+        pass that adds and rectifies (without DropPath, which sits between the branch's
+        DropBlock and the sum)."""
+        branch_regularizer = self._modules.get(f"dropblock_{last_conv}")
         drop_path = self._modules.get("drop_path")
         if drop_path is not None:
-            branch = drop_path(branch)
-        module = self._modules.get("dropblock_shortcut")
-        if module is None:
-            return F.relu_(branch + shortcut)
-        return regularize_add_relu(module, shortcut, branch)
+            if branch_regularizer is not None:
+                branch = branch_regularizer(branch)
+            branch_regularizer = drop_path
+        return regularize_add_relu(self._modules.get("dropblock_shortcut"), shortcut, branch, branch_regularizer)
 
 
 class DropBlockBottleneckBlock(_ResidualRegularizers, BottleneckBlock):
@@ -131,9 +132,9 @@ class DropBlockBottleneckBlock(_ResidualRegularizers, BottleneckBlock):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self._relu_and_regularize("conv1", self.conv1(x))
         out = self._relu_and_regularize("conv2", self.conv2(out))
-        out = self._regularize("conv3", self.conv3(out))
+        out = self.conv3(out)
         shortcut = x if self.shortcut is None else self.shortcut(x)
-        return self._residual_sum(out, shortcut)
+        return self._residual_sum(out, shortcut, "conv3")
 
 
 class DropBlockBasicBlock(_ResidualRegularizers, BasicBlock):
@@ -163,9 +164,9 @@ class DropBlockBasicBlock(_ResidualRegularizers, BasicBlock):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self._relu_and_regularize("conv1", self.conv1(x))
-        out = self._regularize("conv2", self.conv2(out))
+        out = self.conv2(out)
         shortcut = x if self.shortcut is None else self.shortcut(x)
-        return self._residual_sum(out, shortcut)
+        return self._residual_sum(out, shortcut, "conv2")
 
 
 def dropblock_resnet_stage_kwargs(cfg, depth: int) -> Dict[str, dict]:

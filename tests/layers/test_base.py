@@ -117,6 +117,44 @@ def test_regularize_add_relu_works_for_any_module():
     assert torch.equal(out, torch.relu(residual + regularizer(x)))
 
 
+def _side(kind):
+    """A regularizer for one side of a residual sum: None, an active or inactive DropBlock,
+    a Dropout, or a plain module."""
+    if kind is None:
+        return None
+    if kind == "Identity":
+        return torch.nn.Identity()
+    if kind == "DropBlock off":
+        return DropBlock2d(0.8, 3, impl="torch").eval()
+    return build_regularizer(kind, 0.7, block_size=3, impl="torch").train()
+
+
+@pytest.mark.parametrize(
+    "on_x, on_residual",
+    [("DropBlock", "DropBlock"), ("DropBlock", "Dropout"), ("Dropout", "DropBlock"), (None, "DropBlock"),
+     ("DropBlock off", "DropBlock"), ("DropBlock", "DropBlock off"), ("Identity", "DropBlock"),
+     ("DropBlock", "Identity"), ("DropBlock", None), (None, None)],
+)
+def test_regularize_add_relu_regularizes_both_sides_residual_first(on_x, on_residual):
+    # The result (and the RNG draws, residual first) are those of the separate ops whichever
+    # side is regularized, whatever the pairing hands to which module.
+    x, residual = torch.randn(2, 4, 9, 9), torch.randn(2, 4, 9, 9)
+    regularizer, residual_regularizer = _side(on_x), _side(on_residual)
+    torch.manual_seed(0)
+    out = regularize_add_relu(regularizer, x, residual, residual_regularizer)
+    torch.manual_seed(0)
+    expected_residual = residual if residual_regularizer is None else residual_regularizer(residual)
+    expected = torch.relu(expected_residual + (x if regularizer is None else regularizer(x)))
+    assert torch.equal(out, expected)
+    if {on_x, on_residual} & {"DropBlock", "Dropout"}:
+        assert not torch.equal(out, torch.relu(residual + x))  # something was dropped
+
+
+def test_residual_regularizer_needs_a_residual():
+    with pytest.raises(ValueError, match="residual_regularizer needs a residual"):
+        DropBlock2d(0.9, 3).train()(torch.randn(1, 2, 5, 5), residual_regularizer=Dropout(0.9))
+
+
 def test_masked_scale_gradient_and_dtype():
     x = torch.randn(3, 5, dtype=torch.float16, requires_grad=True)
     keep = torch.tensor([True, False, True, True, False]).expand(3, 5)

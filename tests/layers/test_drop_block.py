@@ -434,7 +434,7 @@ def failing_triton_path(monkeypatch):
     calls = []
     raises = [OutOfResources(300_000, 232_448, "shared memory")]
 
-    def fake(x, *args):
+    def fake(x, *args, **kwargs):
         calls.append(x.shape)
         raise raises[0]
 

@@ -322,42 +322,57 @@ def check_fused_relu_keeps_only_the_output_for_backward(device: str) -> None:
     assert sum(t.numel() * t.element_size() for t in others) <= 8, f"also saved {others}"
 
 
-def _residual_results(x, residual, shared, fused: bool):
-    """(out, x grad, residual grad) of relu(residual + DropBlock(x)), fused or composed of
-    the three ops, with the same key (seed)."""
+def _residual_results(x, residual, shared, fused: bool, residual_drop_block=None):
+    """(out, x grad, residual grad) of relu(residual + DropBlock(x)), or with
+    `residual_drop_block` = (gamma, bh, bw) of relu(DropBlock'(residual) + DropBlock(x)) (the
+    residual's mask drawn first), fused or composed of the separate ops, with the same key
+    (seed)."""
     grad = torch.randn(x.shape, device=x.device, generator=torch.Generator(x.device).manual_seed(1)).to(x.dtype)
     leaf, res = x.clone().requires_grad_(True), residual.clone().requires_grad_(True)
     torch.manual_seed(3)
     if fused:
-        out = triton_path.drop_block_2d_triton(leaf, 0.1, 3, 3, shared, residual=res)
+        out = triton_path.drop_block_2d_triton(leaf, 0.1, 3, 3, shared, residual=res,
+                                               residual_drop_block=residual_drop_block)
     else:
-        out = torch.relu_(res + triton_path.drop_block_2d_triton(leaf, 0.1, 3, 3, shared))
+        res_out = res if residual_drop_block is None else triton_path.drop_block_2d_triton(
+            res, *residual_drop_block, False)
+        out = torch.relu_(res_out + triton_path.drop_block_2d_triton(leaf, 0.1, 3, 3, shared))
     out.backward(grad)
     return out.detach(), leaf.grad, res.grad
 
 
-def check_fused_residual_gives_exactly_relu_of_residual_plus_dropblock(device: str) -> None:
-    # Every dtype and layout, values near fp16's maximum (DropBlock's output saturates, the
-    # sum overflows to inf as torch's add does), NaNs, -0.0s; and the cases that fall back
-    # to the three ops (shared mask, a residual in another layout).
-    for dtype, channels_last, shared, residual_channels_last in [
-        *itertools.product(DTYPES, (False, True), (False,), (None,)), (torch.float32, False, True, None),
-        (torch.float16, False, False, True),
-    ]:
+def _assert_fused_residual_is_the_separate_ops(device: str, cases, residual_drop_block=None) -> None:
+    """For each (dtype, channels_last, shared, residual_channels_last): fused and composed
+    give the same output and gradients bit for bit, with values near fp16's maximum and
+    -1e30 / 1e30 (outputs saturate, fp16 sums overflow to inf as torch's add does), NaNs,
+    infs and -0.0s on both sides."""
+    for dtype, channels_last, shared, residual_channels_last in cases:
         x = _relu_test_input((2, 8, 11, 14), dtype, device, False)
         x.view(-1)[1::17] = 6.0e4 if dtype == torch.float16 else 1e30
-        residual = torch.randn(x.shape, device=device).to(dtype)
+        residual = _relu_test_input((2, 8, 11, 14), dtype, device, False).neg_()
         residual.view(-1)[2::19] = 6.0e4 if dtype == torch.float16 else -1e30
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         if channels_last if residual_channels_last is None else residual_channels_last:
             residual = residual.contiguous(memory_format=torch.channels_last)
-        fused, composed = _residual_results(x, residual, shared, True), _residual_results(x, residual, shared, False)
+        fused, composed = (_residual_results(x, residual, shared, fused, residual_drop_block) for fused in (True, False))
         label = (dtype, channels_last, shared, residual_channels_last)
         assert (fused[0] == 0).any() and (fused[0] > 0).any() and fused[0].isnan().any(), label
+        if residual_drop_block is not None:
+            # Both masks dropped something: units where only x, or only the residual, was dropped.
+            assert ((fused[1] == 0) & (fused[2] != 0)).any() and ((fused[2] == 0) & (fused[1] != 0)).any(), label
         for a, b in zip(fused, composed):
             torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True, msg=str(label))
             assert a.stride() == b.stride(), label
+
+
+def check_fused_residual_gives_exactly_relu_of_residual_plus_dropblock(device: str) -> None:
+    # Every dtype and layout; and the cases that fall back to the three ops (shared mask, a
+    # residual in another layout).
+    _assert_fused_residual_is_the_separate_ops(device, [
+        *itertools.product(DTYPES, (False, True), (False,), (None,)), (torch.float32, False, True, None),
+        (torch.float16, False, False, True),
+    ])
     x16 = _relu_test_input((2, 8, 11, 14), torch.float16, device, False)
     x16.view(-1)[1::17] = 6.0e4
     assert _residual_results(x16, torch.full_like(x16, 6.0e4), False, True)[0].isinf().any()  # the sum overflows
@@ -372,6 +387,59 @@ def check_fused_residual_keeps_one_bit_per_element_besides_the_output(device: st
     others = [t for t in saved if t.data_ptr() != out.data_ptr()]
     assert len(others) < len(saved), "the output is not what backward uses"
     assert sum(t.numel() * t.element_size() for t in others) <= x.numel() // 8 + 8, others
+
+
+def check_fused_pair_gives_exactly_relu_of_both_dropblocks(device: str) -> None:
+    # Both sides regularized (a block's last conv and its shortcut; the residual's block 2x4
+    # at another rate, so a mixed-up mask or scale shows): the one pass must give the four
+    # ops bit for bit in every dtype and layout; and the fallbacks (shared mask on x, a
+    # residual in another layout).
+    _assert_fused_residual_is_the_separate_ops(device, [
+        *itertools.product(DTYPES, (False, True), (False,), (None,)), (torch.float32, False, True, None),
+        (torch.bfloat16, True, False, False),
+    ], residual_drop_block=(0.15, 2, 4))
+
+
+def check_fused_pair_keeps_two_bits_per_element_besides_the_output(device: str) -> None:
+    saved: List[torch.Tensor] = []
+    x = _relu_test_input((4, 8, 16, 16), torch.bfloat16, device, False).requires_grad_(True)
+    residual = torch.randn(x.shape, device=device).to(torch.bfloat16).requires_grad_(True)
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        out = triton_path.drop_block_2d_triton(x, 0.05, 7, 7, False, residual=residual,
+                                               residual_drop_block=(0.05, 7, 7))
+    others = [t for t in saved if t.data_ptr() != out.data_ptr()]
+    assert len(others) < len(saved), "the output is not what backward uses"
+    assert sum(t.numel() * t.element_size() for t in others) <= 2 * (x.numel() // 8 + 8), others
+
+
+def check_modules_hand_both_dropblocks_to_one_pass(device: str) -> None:
+    # regularize_add_relu with DropBlock on both sides (different keep_prob, block and gamma
+    # mode, so a mixed-up gamma or block shows) is the two modules applied in turn,
+    # residual first; with the residual's mask shared the two modules run separately.
+    from dropblock_det.layers import DropBlock2d, regularize_add_relu
+
+    x = _relu_test_input((2, 6, 13, 10), torch.float32, device, False)
+    residual = torch.randn(x.shape, device=device)
+    for shared in (False, True):
+        on_x = DropBlock2d(0.85, 3, gamma_mode="calibrated", impl="triton").train()
+        on_residual = DropBlock2d(0.7, 5, shared_mask=shared, impl="triton").train()
+        calls = []
+        original = triton_path.drop_block_2d_triton
+
+        def spy(*args, **kwargs):
+            calls.append(kwargs.get("residual_drop_block"))
+            return original(*args, **kwargs)
+
+        triton_path.drop_block_2d_triton = spy
+        try:
+            torch.manual_seed(4)
+            out = regularize_add_relu(on_x, x, residual, on_residual)
+        finally:
+            triton_path.drop_block_2d_triton = original
+        assert calls[-1] == (None if shared else (drop_block_gamma(0.7, 5, 13, 10), 5, 5)), calls
+        torch.manual_seed(4)
+        expected = torch.relu(on_residual(residual) + on_x(x))
+        torch.testing.assert_close(out, expected, rtol=0, atol=0, equal_nan=True, msg=f"shared={shared}")
 
 
 def check_reference_dispatches_impl_triton_here(device: str) -> None:
@@ -413,8 +481,8 @@ _POINTER_TYPES = {torch.float32: "*fp32", torch.float16: "*fp16", torch.bfloat16
 
 def _record_gpu_launches() -> List[Tuple[str, Tuple[int, ...], tuple, Dict[str, object]]]:
     """Run the GPU path's own launch logic (forward and backward, every dtype, both memory
-    layouts, per-channel and shared masks, blocks 7 and 3, plain, with the ReLU fused in and
-    with the residual sum fused in)
+    layouts, per-channel and shared masks, blocks 7 and 3, plain, with the ReLU fused in,
+    with the residual sum fused in, and with the residual's own DropBlock too)
     on `meta` tensors, with the GPU launch sizes (with the fused mask kernel and with
     separate seed and dilation kernels) and each kernel replaced by a recorder: (kernel,
     grid, args, constexprs) of every launch, exactly as the code would make them on CUDA.
@@ -444,9 +512,11 @@ def _record_gpu_launches() -> List[Tuple[str, Tuple[int, ...], tuple, Dict[str, 
             with triton_path.launch_sizes("cuda", mask_kernels=mask_kernels):
                 out = triton_path.drop_block_2d_triton(x, 0.002, block, block, shared, relu=relu)
                 out.backward(torch.empty_like(out))
-                if relu:  # the residual variant (per-channel masks only: shared ones compose)
-                    out = triton_path.drop_block_2d_triton(x, 0.002, block, block, shared, residual=torch.empty_like(x))
-                    out.backward(torch.empty_like(out))
+                if relu:  # the residual variants (per-channel masks only: shared ones compose)
+                    for residual_drop_block in (None, (0.002, block, block)):
+                        out = triton_path.drop_block_2d_triton(x, 0.002, block, block, shared, residual=torch.empty_like(x),
+                                                               residual_drop_block=residual_drop_block)
+                        out.backward(torch.empty_like(out))
     finally:
         for name, value in saved.items():
             setattr(triton_path, name, value)

@@ -210,6 +210,30 @@ def test_regularizer_output_is_what_the_block_uses():
     assert torch.count_nonzero(block(torch.randn(2, 8, 6, 6))) == 0
 
 
+@pytest.mark.parametrize("drop_path_keep_prob", [1.0, 0.5])
+def test_bottleneck_with_dropblock_everywhere_is_the_separate_ops_in_order(drop_path_keep_prob):
+    # The block hands conv3's and the shortcut's DropBlocks the sum and the ReLU (one pass on
+    # the Triton path); the result must be the ops of the paper's placement in their order:
+    # conv3's DropBlock, DropPath, the shortcut's DropBlock, sum, ReLU.
+    block = DropBlockBottleneckBlock(
+        8, 16, bottleneck_channels=4, stride=1, norm="BN",
+        dropblock=lambda: DropBlock2d(0.7, 3, impl="torch"),
+        dropblock_positions=["conv1", "conv2", "conv3", "shortcut"],
+        drop_path_keep_prob=drop_path_keep_prob,
+    ).train()
+    x = torch.randn(4, 8, 10, 10)
+    torch.manual_seed(0)
+    out = block(x)
+    torch.manual_seed(0)
+    branch = block.dropblock_conv1(torch.relu(block.conv1(x)))
+    branch = block.dropblock_conv2(torch.relu(block.conv2(branch)))
+    branch = block.dropblock_conv3(block.conv3(branch))
+    if drop_path_keep_prob < 1.0:
+        branch = block.drop_path(branch)
+    expected = torch.relu(branch + block.dropblock_shortcut(block.shortcut(x)))
+    assert torch.equal(out, expected)
+
+
 def test_drop_path_drops_whole_residual_branch_per_sample():
     torch.manual_seed(0)
     block = DropBlockBasicBlock(8, 8, norm="", drop_path_keep_prob=0.5).train()

@@ -1,8 +1,8 @@
 """A RetinaNet training step on the Triton path: every DropBlock of a GN RetinaNet with
 DropBlock at every location (every ResNet stage and position, FPN incl. P6/P7 down to 1x1
 maps, both head towers) runs the fused kernels, with the ReLU before it, or the residual
-sum and ReLU after it, fused in where there is one, and the step gives finite losses and
-gradients.
+sum and ReLU after it (and the branch's DropBlock before that sum), fused in where there is
+one, and the step gives finite losses and gradients.
 
 Twice: on CPU under Triton's interpreter (TRITON_INTERPRET=1 must be set before Triton is
 imported, so a subprocess runs this file as a script) with IMPL "triton", and on CUDA with
@@ -44,12 +44,13 @@ def training_step_through_the_kernels(device: str, impl: str, autocast_dtype: Op
     from dropblock_det.layers import drop_block_triton
 
     torch.manual_seed(0)
-    cfg = dropblock_everywhere_cfg(keep_prob=0.8)
+    # No DropPath: the issue's placement; it would sit between a block's two DropBlocks.
+    cfg = dropblock_everywhere_cfg(keep_prob=0.8, drop_path_rate=0.0)
     cfg.MODEL.DEVICE = device
     cfg.MODEL.DROPBLOCK.IMPL = impl
     model = build_model(cfg).train()
     seen = {"dropblock_forwards": 0, "triton_calls": 0, "fused_relu_forwards": 0, "fused_residual_forwards": 0,
-            "dropped_units": 0}
+            "fused_pair_forwards": 0, "mask_draws": 0, "dropped_units": 0}
 
     def count_dropped(module, inputs, output):
         seen["dropblock_forwards"] += 1
@@ -59,13 +60,21 @@ def training_step_through_the_kernels(device: str, impl: str, autocast_dtype: Op
     hooks = [m.register_forward_hook(count_dropped) for m in model.modules() if isinstance(m, DropBlock2d)]
     original = drop_block_triton.drop_block_2d_triton
 
-    def counting(x, gamma, bh, bw, shared_mask, relu=False, residual=None):
+    def counting(x, **kwargs):
         seen["triton_calls"] += 1
-        seen["fused_relu_forwards"] += int(relu)
-        seen["fused_residual_forwards"] += int(residual is not None)
-        return original(x, gamma, bh, bw, shared_mask, relu, residual)
+        seen["fused_relu_forwards"] += int(kwargs.get("relu", False))
+        seen["fused_residual_forwards"] += int(kwargs.get("residual") is not None)
+        seen["fused_pair_forwards"] += int(kwargs.get("residual_drop_block") is not None)
+        return original(x, **kwargs)
+
+    original_keep_bits = drop_block_triton._keep_bits
+
+    def counting_draws(*args):
+        seen["mask_draws"] += 1
+        return original_keep_bits(*args)
 
     drop_block_triton.drop_block_2d_triton = counting
+    drop_block_triton._keep_bits = counting_draws
     try:
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         with EventStorage(0), torch.autocast(device, dtype=autocast_dtype or torch.float32,
@@ -78,6 +87,7 @@ def training_step_through_the_kernels(device: str, impl: str, autocast_dtype: Op
         optimizer.step()
     finally:
         drop_block_triton.drop_block_2d_triton = original
+        drop_block_triton._keep_bits = original_keep_bits
         for hook in hooks:
             hook.remove()
     return {
@@ -92,13 +102,17 @@ def training_step_through_the_kernels(device: str, impl: str, autocast_dtype: Op
 
 def _assert_step_ran_the_kernels(result: Dict[str, Any]) -> None:
     # 34 modules in this R18 (after conv1, conv2 and any shortcut of its 8 blocks; 2 per FPN
-    # level and P6/P7; 1 per head tower), 42 forwards (a tower runs once per level).
+    # level and P6/P7; 1 per head tower), 42 DropBlock draws (a tower runs once per level).
+    # A block's conv2 DropBlock is fused into its shortcut's call (both masks, the sum and
+    # the ReLU in one pass), so module hooks see 8 calls fewer than there are draws.
     assert result["dropblock_modules"] >= 30, result
-    assert result["dropblock_forwards"] > result["dropblock_modules"], result
+    assert result["mask_draws"] > result["dropblock_modules"], result
     assert result["triton_calls"] == result["dropblock_forwards"], "a DropBlock missed the Triton path"
+    assert result["fused_pair_forwards"] == 8, result
+    assert result["mask_draws"] == result["dropblock_forwards"] + result["fused_pair_forwards"], result
     assert result["dropped_units"] > 0, result
-    # After every ReLU (ResNet conv1 / conv2, the head towers) the ReLU runs inside DropBlock,
-    # and so do the residual sum and its ReLU on every shortcut (one per ResNet block).
+    # After every ReLU (ResNet conv1, the head towers) the ReLU runs inside DropBlock, and so
+    # do the residual sum and its ReLU on every shortcut (one per ResNet block).
     assert 0 < result["fused_relu_forwards"] < result["dropblock_forwards"], result
     assert result["fused_residual_forwards"] == 8, result
     assert set(result["losses"]) == {"loss_cls", "loss_box_reg"}
