@@ -926,9 +926,9 @@ def _apply_residual(x: Tensor, layout: _Layout, mask: _Mask, residual: Tensor,
     through its own mask first when `residual_mask` is given; x and residual dense in
     layout's memory order, of one dtype."""
     out = torch.empty_like(x)
-    residual_mask = residual_mask or mask  # unused without RESIDUAL_MASKED; any valid pointers
-    _launch_flat(_apply_residual_kernel, (x, *mask, residual, *residual_mask, out), x, layout.mask_numel,
-                 SATURATE=x.dtype in (torch.float16, torch.bfloat16), RESIDUAL_MASKED=residual_mask is not mask)
+    # Without RESIDUAL_MASKED the residual's mask pointers are not read: pass x's.
+    _launch_flat(_apply_residual_kernel, (x, *mask, residual, *(residual_mask or mask), out), x, layout.mask_numel,
+                 SATURATE=x.dtype in (torch.float16, torch.bfloat16), RESIDUAL_MASKED=residual_mask is not None)
     return out
 
 
@@ -937,9 +937,8 @@ def _residual_grad(grad: Tensor, out: Tensor, mask: _Mask, residual_mask: Option
     """(gradient of x, gradient of the residual) of relu(residual + DropBlock(x)), or of
     relu(DropBlock'(residual) + DropBlock(x)) with `residual_mask`."""
     grad_x, grad_residual = torch.empty_like(out), torch.empty_like(out)
-    masked = residual_mask is not None
     _launch_flat(_residual_grad_kernel, (grad, out, *mask, *(residual_mask or mask), grad_x, grad_residual),
-                 out, mask_numel, RESIDUAL_MASKED=masked)
+                 out, mask_numel, RESIDUAL_MASKED=residual_mask is not None)
     return grad_x, grad_residual
 
 

@@ -740,6 +740,22 @@ def test_bad_arguments_raise_value_error_naming_them(args, named: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "kwargs, named",
+    [
+        (dict(residual_drop_block=(0.1, 3, 3)), "residual_drop_block needs a residual"),
+        (dict(residual=torch.ones(1, 2, 8, 8), residual_drop_block=(0.1, 3)), "residual_drop_block must be"),
+        (dict(residual=torch.ones(1, 2, 8, 8), residual_drop_block=(1.5, 3, 3)), "gamma"),
+        (dict(residual=torch.ones(1, 2, 8, 8), residual_drop_block=(0.1, 9, 3)), "block_size_h"),
+        (dict(residual=torch.ones(1, 2, 8, 8), relu=True), "relu=True"),
+    ],
+)
+def test_bad_residual_arguments_raise_value_error_naming_them(monkeypatch, kwargs, named: str) -> None:
+    monkeypatch.setattr(triton_path, "_interpreting", lambda: True)  # past the device check; nothing launches
+    with pytest.raises(ValueError, match=named):
+        triton_path.drop_block_2d_triton(torch.ones(1, 2, 8, 8), 0.1, 3, 3, False, **kwargs)
+
+
+@pytest.mark.parametrize(
     "device_type, changes, named",
     [("cuda", {"tile_rows": 4}, "tile_rows"), ("cuda", {"apply_block": 1000}, "apply_block"),
      ("cuda", {"mask_warps": 0}, "mask_warps"), ("cuda", {"tile_units": True}, "tile_units"),
