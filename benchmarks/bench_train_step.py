@@ -44,7 +44,7 @@ from detectron2.utils.events import EventStorage  # noqa: E402
 
 import dropblock_det  # noqa: E402  (registers DropBlockRetinaNet and the backbones)
 from dropblock_det import add_dropblock_config  # noqa: E402
-from dropblock_det.layers import iter_regularizers  # noqa: E402
+from dropblock_det.layers import iter_regularizers, triton_path_chosen  # noqa: E402
 
 DEFAULT_CONFIG = REPO / "configs" / "Base-RetinaNet-Scratch-DropBlock.yaml"
 BATCH_CANDIDATES = (64, 48, 32, 24, 16, 12, 8, 6, 4, 2, 1)
@@ -257,13 +257,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     runners = {"baseline": baseline, "dropblock": dropblock}
 
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or platform.machine()
-    try:
-        from dropblock_det.layers.drop_block_triton import triton_available
-        triton_path = args.impl == "triton" or (
-            args.impl == "auto" and args.device.startswith("cuda") and triton_available(torch.device(args.device))
-        )
-    except ImportError:
-        triton_path = False
+    triton_path = triton_path_chosen(torch.device(args.device), args.impl)
     amp = "off" if not baseline.amp else args.amp_dtype
     print(
         f"RetinaNet R{args.depth}-FPN training step, {args.height}x{args.width}, AMP {amp}, device {device_name}; "

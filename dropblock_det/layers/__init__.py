@@ -20,6 +20,7 @@ from .drop_block import (
     drop_block_2d,
     drop_block_gamma,
     expected_drop_fraction,
+    triton_path_chosen,
 )
 from .dropout import DropPath, Dropout, SpatialDropout, drop_path, dropout, spatial_dropout
 from .schedule import LinearKeepProbSchedule, iter_regularizers, scaled_keep_prob, set_keep_prob
@@ -38,6 +39,7 @@ __all__ = [
     "clip_block_size",
     "GAMMA_MODES",
     "IMPLS",
+    "triton_path_chosen",
     "dropout",
     "spatial_dropout",
     "drop_path",

@@ -76,6 +76,7 @@ __all__ = [
     "GAMMA_MODES",
     "IMPLS",
     "NORMALIZER_EPS",
+    "triton_path_chosen",
 ]
 
 GAMMA_MODES = ("paper", "calibrated")
@@ -357,15 +358,23 @@ def _triton_runs_on(device: torch.device) -> bool:
     return bool(triton_available(device))
 
 
+def triton_path_chosen(device: torch.device, impl: str) -> bool:
+    """Whether DropBlock with `impl` takes the Triton path for tensors on `device`: always
+    for "triton", never for "torch", and for "auto" on a CUDA device Triton supports that
+    has not failed to build the kernels in this process."""
+    device = torch.device(device)
+    return impl == "triton" or (impl == "auto" and device not in _TRITON_FAILED_ON and _triton_runs_on(device))
+
+
 def _drop_block_triton_or_none(x: Tensor, impl: str, **triton_args: Any) -> Optional[Tensor]:
     """`drop_block_2d_triton(x, **triton_args)`, or None where `impl` leaves it to the
-    PyTorch path.
+    PyTorch path (`triton_path_chosen`).
 
     Under impl="auto", a GPU that Triton cannot build the kernels for (a compilation, ptxas
     or resource error) warns once and is left to the PyTorch path for the rest of the
     process, so a run does not die for want of a faster path; impl="triton" raises instead.
     """
-    if impl == "torch" or (impl == "auto" and (x.device in _TRITON_FAILED_ON or not _triton_runs_on(x.device))):
+    if not triton_path_chosen(x.device, impl):
         return None
     # Imported lazily: the layers must import (and run on CPU) without Triton.
     from .drop_block_triton import TRITON_BUILD_ERRORS, drop_block_2d_triton
@@ -532,7 +541,10 @@ class DropBlock2d(KeepProbRegularizer):
         # relu(DropBlock'(residual) + DropBlock(x)): on the Triton path both per-channel masks
         # are applied, with the sum and the ReLU, in one pass (the residual's drawn first).
         other = residual_regularizer
-        if isinstance(other, DropBlock2d) and other.impl == self.impl and not other.shared_mask:
+        if (
+            isinstance(other, DropBlock2d) and other.impl == self.impl and not other.shared_mask
+            and isinstance(x, Tensor) and triton_path_chosen(x.device, self.impl)
+        ):  # else (the PyTorch path) nothing is computed here: the modules run in turn
             _check_input(x)
             _check_input(residual, "residual")
             if x.numel() and residual.numel():

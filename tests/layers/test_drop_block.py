@@ -424,6 +424,35 @@ def test_auto_on_cpu_uses_the_torch_reference(monkeypatch):
     assert torch.equal(auto, reference)
 
 
+def test_triton_path_chosen_by_impl_device_and_past_failures(monkeypatch):
+    cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)
+    assert drop_block_module.triton_path_chosen(cpu, "triton")
+    assert not drop_block_module.triton_path_chosen(cpu, "auto")
+    monkeypatch.setattr(drop_block_module, "_triton_runs_on", lambda device: device.type == "cuda")
+    monkeypatch.setattr(drop_block_module, "_TRITON_FAILED_ON", set())
+    assert drop_block_module.triton_path_chosen(gpu, "auto") and not drop_block_module.triton_path_chosen(gpu, "torch")
+    drop_block_module._TRITON_FAILED_ON.add(gpu)
+    assert not drop_block_module.triton_path_chosen(gpu, "auto") and drop_block_module.triton_path_chosen(gpu, "triton")
+
+
+def test_both_sided_residual_on_the_torch_path_is_the_two_modules_in_turn_and_nothing_more(monkeypatch):
+    # On the PyTorch path the pair hook computes nothing of its own (no gamma for a Triton
+    # call that will not happen): the modules run in turn, the residual's first.
+    from dropblock_det.layers import regularize_add_relu
+
+    on_x, on_residual = DropBlock2d(0.8, 3).train(), DropBlock2d(0.7, 5).train()
+    x, residual = torch.randn(2, 4, 12, 12), torch.randn(2, 4, 12, 12)
+    torch.manual_seed(0)
+    expected = torch.relu(on_residual(residual) + on_x(x))
+
+    def unexpected(*args, **kwargs):
+        raise AssertionError("the pair hook prepared a Triton call on the PyTorch path")
+
+    monkeypatch.setattr(DropBlock2d, "_gamma_and_block", unexpected)
+    torch.manual_seed(0)
+    assert torch.equal(regularize_add_relu(on_x, x, residual, on_residual), expected)
+
+
 @pytest.fixture
 def failing_triton_path(monkeypatch):
     """impl="auto" believes Triton runs on the CPU device, and the Triton path raises what
