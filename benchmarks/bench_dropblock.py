@@ -21,8 +21,9 @@ floor of the same shape.
     python benchmarks/bench_dropblock.py --tune        # CUDA: the Triton path's launch sizes
 
 `--tune` times the Triton path (per channel, forward+backward) under each launch-size
-variant of `TUNE_VARIANTS` (tile sizes and warps of the mask kernels, block size and warps
-of the apply kernels; the result does not depend on them, only the speed does), next to the
+variant of `TUNE_VARIANTS` (tile sizes and warps of the mask kernels, whether they write a
+keep map or bits, block size and warps of the apply kernels; the result does not depend on
+them, only the speed does), next to the
 floor, and marks the fastest per shape. On CPU it runs under Triton's interpreter
 (TRITON_INTERPRET=1), where only the script is checked, not the speed.
 
@@ -56,10 +57,15 @@ Impl = Callable[[torch.Tensor], torch.Tensor]
 
 # Launch-size variants for --tune, one family at a time around the defaults (empty dict):
 # separate seed and dilation kernels instead of the fused one (also at the 1024 lanes they
-# had before), lanes and warps of the mask kernels (at most 8 lanes per thread: the fused
-# kernel needs ~25 registers per lane), block size and warps of the apply kernels.
+# had before), the mask kernels writing bits instead of a keep map to pack (keep_bits=1:
+# ~2 B per unit less traffic, ~50% more instructions in the mask kernel; also at fewer lanes
+# or more warps per program, for its registers), lanes and warps of the mask kernels (at most 8
+# lanes per thread: the fused kernel needs ~25 registers per lane), block size and warps of
+# the apply kernels.
 TUNE_VARIANTS: List[Dict[str, int]] = (
     [{}, dict(mask_kernels=2), dict(mask_kernels=2, tile_units=1024)]
+    + [dict(keep_bits=1), dict(keep_bits=1, tile_units=256), dict(keep_bits=1, mask_warps=8),
+       dict(keep_bits=1, mask_kernels=2)]
     + [dict(tile_units=u, mask_warps=w) for u in (256, 512, 1024, 2048) for w in (2, 4, 8)
        if u <= 256 * w and (u, w) != (512, 4)]
     + [dict(apply_block=b, apply_warps=w) for b in (512, 1024, 2048, 4096) for w in (4, 8) if (b, w) != (1024, 4)]
@@ -319,22 +325,14 @@ def _parse_shape(text: str) -> Tuple[int, int, int, int]:
 
 def _parse_variants(text: str) -> List[Dict[str, int]]:
     """'defaults;tile_units=512,mask_warps=8' -> [{}, {"tile_units": 512, "mask_warps": 8}]."""
-    from dropblock_det.layers.drop_block_triton import check_launch_sizes
+    from dropblock_det.layers.drop_block_triton import parse_launch_sizes
 
     variants: List[Dict[str, int]] = []
     for item in text.split(";"):
-        variant: Dict[str, int] = {}
-        if item.strip() != "defaults":
-            for pair in item.split(","):
-                key, _, value = pair.partition("=")
-                if not value.strip().isdigit():
-                    raise argparse.ArgumentTypeError(f"{pair!r} is not <launch size>=<int>")
-                variant[key.strip()] = int(value)
         try:
-            check_launch_sizes(variant)
+            variants.append(parse_launch_sizes(item))
         except ValueError as exc:
             raise argparse.ArgumentTypeError(f"{item!r}: {exc}") from None
-        variants.append(variant)
     return variants
 
 

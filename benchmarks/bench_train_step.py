@@ -21,9 +21,11 @@ model and the slowdown.
     python benchmarks/bench_train_step.py                # CUDA: R50, 800x1088, AMP fp16,
                                                          # largest batch that fits
     python benchmarks/bench_train_step.py --impl torch   # DropBlock's PyTorch path instead
+    python benchmarks/bench_train_step.py --launch-sizes keep_bits=1   # Triton launch sizes
     python benchmarks/bench_train_step.py --quick        # CPU smoke run: R18, 96x128, 2 steps
 """
 import argparse
+import contextlib
 import math
 import platform
 import statistics
@@ -45,6 +47,7 @@ from detectron2.utils.events import EventStorage  # noqa: E402
 import dropblock_det  # noqa: E402  (registers DropBlockRetinaNet and the backbones)
 from dropblock_det import add_dropblock_config  # noqa: E402
 from dropblock_det.layers import iter_regularizers, triton_path_chosen  # noqa: E402
+from dropblock_det.layers.drop_block_triton import launch_sizes, parse_launch_sizes  # noqa: E402
 
 DEFAULT_CONFIG = REPO / "configs" / "Base-RetinaNet-Scratch-DropBlock.yaml"
 BATCH_CANDIDATES = (64, 48, 32, 24, 16, 12, 8, 6, 4, 2, 1)
@@ -220,6 +223,17 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _launch_sizes(text: str) -> Dict[str, int]:
+    try:
+        return parse_launch_sizes(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _describe(changes: Dict[str, int]) -> str:
+    return " ".join(f"{key}={value}" for key, value in changes.items()) or "defaults"
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="CPU-sized smoke run: R18, 96x128, 2 steps")
@@ -238,6 +252,9 @@ def main(argv: Optional[List[str]] = None) -> None:
                         help="seconds a timing window should last when --steps is not given (default 3)")
     parser.add_argument("--rounds", type=_count(1), default=None, help="ABBA rounds of windows (default 4; 1 with --quick)")
     parser.add_argument("--warmup", type=_count(0), default=None, help="untimed steps per model (default 3; 1 with --quick)")
+    parser.add_argument("--launch-sizes", type=_launch_sizes, default="defaults",
+                        help="the Triton path's launch sizes, as bench_dropblock.py --tune names them "
+                             "(e.g. keep_bits=1,tile_units=256; default: defaults)")
     args = parser.parse_args(argv)
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     args.depth = args.depth or (18 if args.quick else 50)
@@ -262,11 +279,14 @@ def main(argv: Optional[List[str]] = None) -> None:
     print(
         f"RetinaNet R{args.depth}-FPN training step, {args.height}x{args.width}, AMP {amp}, device {device_name}; "
         f"torch {torch.__version__}; config {args.config.name}; DropBlock impl {args.impl!r} "
-        f"({'Triton kernels' if triton_path else 'PyTorch path'}), {len(regularizers)} regularizers "
+        f"({'Triton kernels, launch sizes ' + _describe(args.launch_sizes) if triton_path else 'PyTorch path'}), "
+        f"{len(regularizers)} regularizers "
         f"(res4+res5 all positions, FPN, head) at their target keep_prob",
         flush=True,
     )
-    with EventStorage(0):  # detectron2 models log to the current EventStorage in training
+    # The launch sizes of the device type the models run on (the interpreter's on CPU).
+    sizes = launch_sizes(torch.device(args.device).type, **args.launch_sizes) if triton_path else contextlib.nullcontext()
+    with EventStorage(0), sizes:
         batch_size = choose_batch(list(runners.values()), args)
         print(f"batch size: {batch_size} images per step", flush=True)
         batches = [synthetic_batch(batch_size, args.height, args.width, 80, args.device, seed=0)]

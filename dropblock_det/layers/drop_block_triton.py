@@ -42,6 +42,13 @@ Why this design (the target is forward+backward within 2x of a plain `x * mask`)
 3. `_pack_kernel` packs the keep map into bits (bit m of the mask = keep of the element
    at memory offset m): the only thing autograd keeps is this 1-bit-per-element mask plus
    an 8-byte count, and the apply pass reads 1/8 byte of mask per element.
+   Or (launch size `keep_bits=1`) the mask kernels write the bits themselves: no keep map,
+   no pack pass, about 2 B per element less traffic, but a scan and a gather within 32 lanes
+   more per row (`_store_keep_row`): `_mask_kernel`'s sm_90 SASS grows by about half (1600
+   -> 2440 instructions, 88 -> 117 registers at 512 lanes on 4 warps). By a rough count
+   (instructions per SM clock against bytes per second) the two cost about the same on an
+   H100-class GPU, so which is faster is for `bench_dropblock.py --tune` to measure; where
+   bandwidth is scarcer than compute the bits should win. Both give the same bits.
 4. The apply kernels: out = where(keep, x, 0) * scale in one pass over x, with
    scale = numel / (count + eps) read from device memory (no sync). Per-channel masks
    share x's memory order, so bit index = element offset (`_apply_flat_kernel`: no index
@@ -75,7 +82,8 @@ Why this design (the target is forward+backward within 2x of a plain `x * mask`)
 Memory traffic per element (bf16 forward+backward, NCHW): keep map 1 B written and read,
 1/8 B of bits written and read twice, x/grad 2 B read and out 2 B written per pass: about
 10.4 B against 12 B for the `x * mask` floor with a bf16 mask (the separate seed map adds
-about 2 B: written at anchors, read back through the caches).
+about 2 B: written at anchors, read back through the caches); with `keep_bits=1` about
+8.5 B (the bits zeroed, OR-ed in, read twice).
 
 `triton_available()` says whether this path can run: Triton importable and either CUDA
 available or `TRITON_INTERPRET=1` (Triton's interpreter runs the same kernels on CPU tensors
@@ -106,6 +114,7 @@ __all__ = [
     "check_launch_sizes",
     "drop_block_2d_triton",
     "launch_sizes",
+    "parse_launch_sizes",
     "triton_available",
 ]
 
@@ -124,11 +133,16 @@ class _LaunchSizes(NamedTuple):
     # 1: seeds and dilation in one kernel (`_mask_kernel`) where the mask's rows are
     # plane-major (NCHW, shared masks); 2: separate seed and dilation kernels everywhere.
     mask_kernels: int = 1
+    # 8: the mask kernels write a uint8 keep map, which `_pack_kernel` packs into bits; 1:
+    # they OR the bits into words themselves (no map, no pack pass: ~2 B per unit less
+    # traffic, a segmented scan more per row, ~30 more registers).
+    keep_bits: int = 8
 
 
 # GPU: 1024-element programs give every lane of 4 warps a 16-byte vector in the apply pass;
-# 512 mask lanes on 4 warps keep `_mask_kernel` at 96 registers per thread (1024 lanes: 215,
-# two programs per SM; ptxas -v, sm_90a). Chosen without a GPU to measure on:
+# 512 mask lanes on 4 warps keep `_mask_kernel` at 88 registers per thread, 117 writing bits
+# (1024 lanes: 225 and 254, two programs per SM; cuobjdump, sm_90). Chosen without a GPU to
+# measure on:
 # `bench_dropblock.py --tune` times the alternatives.
 _GPU_SIZES = _LaunchSizes(tile_units=512, apply_block=1024, pack_block_bytes=256)
 # The interpreter pays per program and per op, not per element: few big programs are ~16x
@@ -191,25 +205,29 @@ if triton is not None:
     @triton.jit
     def _lane_coords(u, cols, planes_per_sample, stride_n, stride_c, COLS_OUTER: tl.constexpr):
         """Lane u of a flat launch over (plane, column) pairs of one mask row ->
-        (plane, column, offset of the plane's row 0 in the mask map).
+        (plane, column, offset of the plane's row 0 in the mask map, offset of the unit in
+        its run: the units of a mask row that are consecutive in memory).
 
         The order follows the mask's memory order, so a program's lanes are consecutive
         units of a row (coalesced) and only the last program has idle lanes: planes then
-        columns for NCHW and for the (N, H, W) shared mask; per sample, columns then
-        channels (COLS_OUTER) for a per-channel mask on channels_last x. Divisions of u
-        only (no product of two int arguments, which could overflow int32)."""
+        columns for NCHW and for the (N, H, W) shared mask (a run: one plane's row);
+        per sample, columns then channels (COLS_OUTER) for a per-channel mask on
+        channels_last x (a run: one sample's row, all channels). Divisions of u only (no
+        product of two int arguments, which could overflow int32)."""
         if COLS_OUTER:
             pixel = u // planes_per_sample
             c = u - pixel * planes_per_sample
             n = pixel // cols
             col = pixel - n * cols
             plane = n * planes_per_sample + c
+            run_offset = col * planes_per_sample + c
         else:
             plane = u // cols
             col = u - plane * cols
             n = plane // planes_per_sample
             c = plane - n * planes_per_sample
-        return plane, col, n * stride_n + c * stride_c
+            run_offset = col
+        return plane, col, n * stride_n + c * stride_c, run_offset
 
     @triton.jit
     def _row_offset(row, stride_h, INDEX_64: tl.constexpr):
@@ -239,7 +257,7 @@ if triton is not None:
         # Zeroing the counter here saves a launch; the dilation kernel runs after this one.
         tl.store(total_kept_ptr, tl.zeros((), tl.int64), mask=pid == 0)
         u = _program_lanes(0, BLOCK, INDEX_64)
-        plane, col, base = _lane_coords(u, anchor_cols, planes_per_sample, stride_n, stride_c, COLS_OUTER)
+        plane, col, base, _ = _lane_coords(u, anchor_cols, planes_per_sample, stride_n, stride_c, COLS_OUTER)
         ok = u < num_lanes
         ptrs = seeds_ptr + base + col * stride_w
         key = tl.load(rng_seed_ptr)
@@ -258,26 +276,56 @@ if triton is not None:
             tl.store(ptrs + row_off + 3 * stride_h, (r3.to(tl.int64) < threshold).to(tl.uint8), mask=ok & (row + 3 < anchor_rows))
 
     @triton.jit
-    def _store_keep_row(keep_ptrs, age, block_h, kept, ok):
-        # A unit is kept iff no hit lies within the block_h - 1 rows above it (or on its row).
+    def _store_keep_row(keep_ptr, unit, lane, run_offset, run_length, age, block_h, kept, ok,
+                        BLOCK: tl.constexpr, KEEP_BITS: tl.constexpr):
+        """A unit is kept iff no hit lies within the block_h - 1 rows above it (or on its row).
+        Stores keep for `unit` (its offset in the mask map) and returns `kept` plus this row's
+        kept units. KEEP_BITS=8: keep_ptr is the uint8 keep map. KEEP_BITS=1: keep_ptr is the
+        zeroed int32 bit mask; bit `unit` is bit unit % 32 of word unit // 32 (little-endian:
+        the bytes `_pack_kernel` writes), so no keep map is written and no pack pass made.
+
+        Lanes whose units share a word are consecutive lanes within one run (`_lane_coords`),
+        so the program's part of a word, cut at the edges of groups of 32 lanes, is an OR over
+        consecutive lanes of one group: taken at the part's last lane as a difference of the
+        group's prefix sums of `keep << bit` (a scan and a gather within 32 lanes: shuffles,
+        no shared memory) and OR-ed into memory. A word split between rows, planes, lane
+        groups or programs gets each part by its own atomic OR; parts with no kept unit are
+        skipped."""
         keep = (age >= block_h) & ok
-        tl.store(keep_ptrs, keep.to(tl.uint8), mask=ok)
+        if KEEP_BITS == 8:
+            tl.store(keep_ptr + unit, keep.to(tl.uint8), mask=ok)
+        else:
+            bit = (unit & 31).to(tl.int32)
+            # Within groups of 32 lanes (the rows of a (BLOCK // 32, 32) view): a part is a
+            # difference of prefix sums of `keep << bit` (distinct bits: the sum is the OR;
+            # int32 sums wrap, but a part is < 2**32 and comes out exact mod 2**32). `first`:
+            # the part's first lane, as an index within the group.
+            first = tl.reshape(lane - tl.minimum(tl.minimum(bit, run_offset), lane % 32), (BLOCK // 32, 32)) % 32
+            prefix = tl.cumsum(tl.reshape(keep.to(tl.int32) << bit, (BLOCK // 32, 32)), axis=1)
+            before = tl.where(first > 0, tl.gather(prefix, tl.maximum(first - 1, 0), axis=1), 0)
+            ends = (bit == 31) | (run_offset == run_length - 1) | (lane % 32 == 31)
+            part = prefix - before
+            part = tl.reshape(part, (BLOCK,))
+            # `ok`: only a unit of the map ever addresses memory.
+            tl.atomic_or(keep_ptr + (unit >> 5), part, mask=ends & ok & (part != 0), sem="relaxed")
         return kept + keep.to(tl.int32)
 
     @triton.jit
-    def _rows_without_anchors(keep_ptrs, first_row, height, stride_h, age, block_h, kept, ok,
+    def _rows_without_anchors(keep_ptr, unit, first_row, height, stride_h, lane, run_offset, run_length, age,
+                              block_h, kept, ok, BLOCK: tl.constexpr, KEEP_BITS: tl.constexpr,
                               INDEX_64: tl.constexpr):
         # Rows first_row .. height - 1 have no anchors (the last bh - 1 rows of the map): only
         # blocks from above reach them. Returns the updated count of kept units.
         for row in range(first_row, height):
             age = tl.minimum(age + 1, block_h)
-            kept = _store_keep_row(keep_ptrs + _row_offset(row, stride_h, INDEX_64), age, block_h, kept, ok)
+            kept = _store_keep_row(keep_ptr, unit + _row_offset(row, stride_h, INDEX_64), lane, run_offset,
+                                   run_length, age, block_h, kept, ok, BLOCK, KEEP_BITS)
         return kept
 
     @triton.jit
     def _dilate_kernel(
         seeds_ptr,  # uint8 seed map (valid at anchors only; nothing else is read)
-        keep_ptr,  # uint8 keep map out, same strides as the seed map
+        keep_ptr,  # keep out, for the units of the seed map (`_store_keep_row`)
         total_kept_ptr,  # int64[1]: every program adds the units it kept
         num_lanes,  # planes * width
         planes_per_sample,
@@ -292,11 +340,17 @@ if triton is not None:
         stride_w,
         BLOCK_W_SIZE: tl.constexpr,  # bw: the row OR is unrolled
         BLOCK: tl.constexpr,
+        KEEP_BITS: tl.constexpr,
         COLS_OUTER: tl.constexpr,
         INDEX_64: tl.constexpr,
     ):
         u = _program_lanes(0, BLOCK, INDEX_64)
-        plane, col, base = _lane_coords(u, width, planes_per_sample, stride_n, stride_c, COLS_OUTER)
+        plane, col, base, run_offset = _lane_coords(u, width, planes_per_sample, stride_n, stride_c, COLS_OUTER)
+        if COLS_OUTER:
+            run_length = width * planes_per_sample
+        else:
+            run_length = width
+        lane = tl.arange(0, BLOCK)
         ok = u < num_lanes
         unit = base + col * stride_w  # offset of (row 0, col)
         # Anchors (row, col - dx) for dx < bw are the ones whose block covers col; which of
@@ -313,14 +367,16 @@ if triton is not None:
                 seed = tl.load(seeds_ptr + unit + row_off - dx * stride_w, mask=src_ok, other=0)
                 hit = hit | seed.to(tl.int32)
             age = tl.where(hit != 0, 0, tl.minimum(age + 1, block_h))
-            kept = _store_keep_row(keep_ptr + unit + row_off, age, block_h, kept, ok)
-        kept = _rows_without_anchors(keep_ptr + unit, anchor_rows, height, stride_h, age, block_h, kept, ok,
-                                     INDEX_64)
+            kept = _store_keep_row(keep_ptr, unit + row_off, lane, run_offset, run_length, age, block_h, kept, ok,
+                                   BLOCK, KEEP_BITS)
+        kept = _rows_without_anchors(keep_ptr, unit, anchor_rows, height, stride_h, lane, run_offset, run_length,
+                                     age, block_h, kept, ok, BLOCK, KEEP_BITS, INDEX_64)
         tl.atomic_add(total_kept_ptr, tl.sum(kept, axis=0).to(tl.int64))
 
     @triton.jit
     def _fused_row(word, row, threshold, seeds_ok, anchor_rows, height, back, back_ok, age, block_h,
-                   keep_ptrs, stride_h, out_ok, kept, INDEX_64: tl.constexpr):
+                   keep_ptr, unit, stride_h, lane, col, width, out_ok, kept, BLOCK: tl.constexpr,
+                   KEEP_BITS: tl.constexpr, INDEX_64: tl.constexpr):
         # One row of `_mask_kernel`: this row's seeds -> hits -> age -> keep.
         seed = ((word.to(tl.int64) < threshold) & seeds_ok & (row < anchor_rows)).to(tl.int32)
         # Seeds among lanes i - bw + 1 .. i (the anchors whose block covers lane i's column):
@@ -329,12 +385,13 @@ if triton is not None:
         before = tl.where(back_ok, tl.gather(prefix, back, axis=0), 0)
         age = tl.where(prefix - before > 0, 0, tl.minimum(age + 1, block_h))
         row_ok = out_ok & (row < height)
-        return age, _store_keep_row(keep_ptrs + _row_offset(row, stride_h, INDEX_64), age, block_h, kept, row_ok)
+        return age, _store_keep_row(keep_ptr, unit + _row_offset(row, stride_h, INDEX_64), lane, col, width, age,
+                                    block_h, kept, row_ok, BLOCK, KEEP_BITS)
 
     @triton.jit
     def _mask_kernel(
         rng_seed_ptr,  # int64[1]: Philox key drawn by torch.randint on x's device
-        keep_ptr,  # uint8 keep map out
+        keep_ptr,  # keep out (`_store_keep_row`; the bit mask zeroed by the caller)
         total_kept_ptr,  # int64[1], zeroed by the caller: every program adds the units it kept
         num_lanes,  # planes * width
         planes_per_sample,
@@ -350,6 +407,7 @@ if triton is not None:
         stride_h,
         stride_w,
         BLOCK: tl.constexpr,
+        KEEP_BITS: tl.constexpr,
         INDEX_64: tl.constexpr,
     ):
         # Seeds and dilation in one pass, for masks whose rows are plane-major in memory (NCHW,
@@ -363,8 +421,9 @@ if triton is not None:
         u = _program_lanes(halo, BLOCK, INDEX_64)
         lane_ok = (u >= 0) & (u < num_lanes)
         out_ok = lane_ok & (i >= halo)
-        plane, col, base = _lane_coords(tl.maximum(u, 0), width, planes_per_sample, stride_n, stride_c, False)
-        keep_ptrs = keep_ptr + base + col * stride_w
+        # A run of memory-consecutive units is one plane's row: its offset is the column.
+        plane, col, base, _ = _lane_coords(tl.maximum(u, 0), width, planes_per_sample, stride_n, stride_c, False)
+        unit = base + col * stride_w
         seeds_ok = lane_ok & (col < anchor_cols)
         back = tl.maximum(i - block_w, 0)
         back_ok = i >= block_w
@@ -377,16 +436,20 @@ if triton is not None:
             r0, r1, r2, r3 = tl.philox(key, (group * anchor_cols + col).to(tl.uint32), counter_hi, 0, 0)
             row = group * 4
             age, kept = _fused_row(r0, row, threshold, seeds_ok, anchor_rows, height, back, back_ok, age,
-                                   block_h, keep_ptrs, stride_h, out_ok, kept, INDEX_64)
+                                   block_h, keep_ptr, unit, stride_h, i, col, width, out_ok, kept, BLOCK, KEEP_BITS,
+                                   INDEX_64)
             age, kept = _fused_row(r1, row + 1, threshold, seeds_ok, anchor_rows, height, back, back_ok, age,
-                                   block_h, keep_ptrs, stride_h, out_ok, kept, INDEX_64)
+                                   block_h, keep_ptr, unit, stride_h, i, col, width, out_ok, kept, BLOCK, KEEP_BITS,
+                                   INDEX_64)
             age, kept = _fused_row(r2, row + 2, threshold, seeds_ok, anchor_rows, height, back, back_ok, age,
-                                   block_h, keep_ptrs, stride_h, out_ok, kept, INDEX_64)
+                                   block_h, keep_ptr, unit, stride_h, i, col, width, out_ok, kept, BLOCK, KEEP_BITS,
+                                   INDEX_64)
             age, kept = _fused_row(r3, row + 3, threshold, seeds_ok, anchor_rows, height, back, back_ok, age,
-                                   block_h, keep_ptrs, stride_h, out_ok, kept, INDEX_64)
+                                   block_h, keep_ptr, unit, stride_h, i, col, width, out_ok, kept, BLOCK, KEEP_BITS,
+                                   INDEX_64)
         # The row groups cover the anchor rows rounded up to a multiple of 4.
-        kept = _rows_without_anchors(keep_ptrs, tl.cdiv(anchor_rows, 4) * 4, height, stride_h, age, block_h,
-                                     kept, out_ok, INDEX_64)
+        kept = _rows_without_anchors(keep_ptr, unit, tl.cdiv(anchor_rows, 4) * 4, height, stride_h, i, col, width,
+                                     age, block_h, kept, out_ok, BLOCK, KEEP_BITS, INDEX_64)
         tl.atomic_add(total_kept_ptr, tl.sum(kept, axis=0).to(tl.int64))
 
     @triton.jit
@@ -708,13 +771,30 @@ def check_launch_sizes(changes: Dict[str, Any]) -> None:
             raise ValueError(f"launch size {name} must be a power of two >= 1, got {value!r}")
         if name == "mask_kernels" and value > 2:
             raise ValueError(f"launch size mask_kernels must be 1 (fused) or 2 (seed + dilation), got {value!r}")
+        if name == "keep_bits" and value not in (1, 8):
+            raise ValueError(f"launch size keep_bits must be 8 (keep map, then packed) or 1 (bits), got {value!r}")
+
+
+def parse_launch_sizes(text: str) -> Dict[str, int]:
+    """'tile_units=512,mask_warps=8' -> {"tile_units": 512, "mask_warps": 8} ('defaults' ->
+    {}), checked by `check_launch_sizes`; ValueError naming the entry otherwise. For the
+    benchmarks' command lines."""
+    changes: Dict[str, int] = {}
+    if text.strip() != "defaults":
+        for pair in text.split(","):
+            key, _, value = pair.partition("=")
+            if not value.strip().isdigit():
+                raise ValueError(f"{pair!r} is not <launch size>=<int>")
+            changes[key.strip()] = int(value)
+    check_launch_sizes(changes)
+    return changes
 
 
 @contextlib.contextmanager
 def launch_sizes(device_type: str, **changes: int) -> Iterator[_LaunchSizes]:
     """Temporarily change the launch sizes used for `device_type` ("cuda", or "cpu" under
     the interpreter): the fields of `_LaunchSizes` (tile_units, mask_warps, apply_block,
-    apply_warps, pack_block_bytes).
+    apply_warps, pack_block_bytes, mask_kernels, keep_bits).
     For tuning sweeps (`bench_dropblock.py --tune`); the result does not depend on them.
     Not thread-safe: it swaps a module-level setting."""
     global _GPU_SIZES, _INTERPRETER_SIZES
@@ -807,7 +887,9 @@ def _check_args(x: Any, gamma: Any, block_size_h: Any, block_size_w: Any, shared
 
 
 def _keep_bits(x: Tensor, layout: _Layout, gamma: float, bh: int, bw: int) -> Tuple[Tensor, Tensor]:
-    """Draw one DropBlock mask for x: (bit-packed keep mask (uint8), total kept count (int64[1]))."""
+    """Draw one DropBlock mask for x: (bit-packed keep mask (uint8, bit m = keep of the mask
+    unit at offset m; with keep_bits=1 padded with zeros to whole int32 words), total kept
+    count (int64[1]))."""
     n, _, height, width = x.shape
     planes = n * layout.planes_per_sample
     anchor_rows, anchor_cols = height - bh + 1, width - bw + 1
@@ -816,8 +898,12 @@ def _keep_bits(x: Tensor, layout: _Layout, gamma: float, bh: int, bw: int) -> Tu
     # 62 random bits from torch's generator on x's device: reproducible, no host sync.
     rng_seed = torch.randint(0, 2**62, (1,), device=device, dtype=torch.int64)
     threshold = min(2**32, int(round(gamma * 2**32)))
-    keep = torch.empty(layout.mask_numel, dtype=torch.uint8, device=device)
     sizes = _launch_sizes(device)
+    num_bytes = (layout.mask_numel + 7) // 8
+    if sizes.keep_bits == 8:
+        keep = torch.empty(layout.mask_numel, dtype=torch.uint8, device=device)
+    else:  # the mask kernels OR the bits into zeroed words: whole words, read as bytes
+        keep = torch.zeros((num_bytes + 3) // 4, dtype=torch.int32, device=device)
     stride_n, stride_c, stride_h, stride_w = layout.mask_strides
     if sizes.mask_kernels == 1 and not layout.cols_outer:
         total_kept = torch.zeros(1, dtype=torch.int64, device=device)
@@ -826,12 +912,12 @@ def _keep_bits(x: Tensor, layout: _Layout, gamma: float, bh: int, bw: int) -> Tu
         _mask_kernel[(triton.cdiv(lanes, block - halo),)](
             rng_seed, keep, total_kept, lanes, layout.planes_per_sample, height, width, anchor_rows, anchor_cols,
             bh, bw, threshold, stride_n, stride_c, stride_h, stride_w,
-            BLOCK=block, INDEX_64=index_64, num_warps=sizes.mask_warps,
+            BLOCK=block, KEEP_BITS=sizes.keep_bits, INDEX_64=index_64, num_warps=sizes.mask_warps,
         )
     else:
         total_kept = torch.empty(1, dtype=torch.int64, device=device)  # zeroed by _seed_kernel
         seeds = torch.empty(layout.mask_numel, dtype=torch.uint8, device=device)
-        # One lane per (plane, anchor column) for the seeds, per (plane, column) for the keep map.
+        # One lane per (plane, anchor column) for the seeds, per (plane, column) for the mask.
         seed_lanes, dilate_lanes = planes * anchor_cols, planes * width
         seed_block, dilate_block = _lanes_per_program(seed_lanes, sizes), _lanes_per_program(dilate_lanes, sizes)
         _seed_kernel[(triton.cdiv(seed_lanes, seed_block),)](
@@ -842,11 +928,14 @@ def _keep_bits(x: Tensor, layout: _Layout, gamma: float, bh: int, bw: int) -> Tu
         _dilate_kernel[(triton.cdiv(dilate_lanes, dilate_block),)](
             seeds, keep, total_kept, dilate_lanes, layout.planes_per_sample, height, width,
             anchor_rows, anchor_cols, bh, stride_n, stride_c, stride_h, stride_w,
-            BLOCK_W_SIZE=bw, BLOCK=dilate_block, COLS_OUTER=layout.cols_outer, INDEX_64=index_64,
-            num_warps=sizes.mask_warps,
+            BLOCK_W_SIZE=bw, BLOCK=dilate_block, KEEP_BITS=sizes.keep_bits, COLS_OUTER=layout.cols_outer,
+            INDEX_64=index_64, num_warps=sizes.mask_warps,
         )
         del seeds
-    num_bytes = (layout.mask_numel + 7) // 8
+    if sizes.keep_bits == 1:
+        # Little-endian words read as bytes: bit m is bit m % 8 of byte m // 8, as packed
+        # below (torch and Triton run on little-endian machines only).
+        return keep.view(torch.uint8), total_kept
     bits = torch.empty(num_bytes, dtype=torch.uint8, device=device)
     _pack_kernel[(triton.cdiv(num_bytes, sizes.pack_block_bytes),)](
         keep, bits, layout.mask_numel, num_bytes, BLOCK_BYTES=sizes.pack_block_bytes, INDEX_64=index_64

@@ -71,9 +71,11 @@ def test_timing_windows_last_about_the_requested_time():
     assert bench.steps_per_window(0.0, 3.0) == 20
 
 
-def test_bench_train_step_names_a_bad_argument():
-    proc = _script("benchmarks/bench_train_step.py", "--quick", "--steps", "0")
-    assert proc.returncode == 2 and "--steps" in proc.stderr and "'0'" in proc.stderr
+@pytest.mark.parametrize("argument, value, named", [("--steps", "0", "'0'"), ("--launch-sizes", "keep_bits=3", "keep_bits"),
+                                                   ("--launch-sizes", "tile_units", "tile_units")])
+def test_bench_train_step_names_a_bad_argument(argument, value, named):
+    proc = _script("benchmarks/bench_train_step.py", "--quick", argument, value)
+    assert proc.returncode == 2 and argument in proc.stderr and named in proc.stderr
 
 
 # ----------------------------------------------------------------------------- --tune
@@ -94,7 +96,7 @@ def test_tune_times_each_launch_size_variant_and_marks_the_fastest_under_the_int
 
 
 @pytest.mark.parametrize("variants, named", [("tile_rows=4", "tile_rows"), ("tile_units=3", "tile_units"),
-                                              ("defaults;apply_block", "apply_block")])
+                                              ("defaults;apply_block", "apply_block"), ("keep_bits=4", "keep_bits")])
 def test_tune_names_a_bad_variant(variants, named):
     proc = _script("benchmarks/bench_dropblock.py", "--tune", "--variants", variants)
     assert proc.returncode == 2 and "--variants" in proc.stderr and named in proc.stderr

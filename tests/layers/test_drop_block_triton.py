@@ -187,6 +187,11 @@ SIZE_VARIANTS = (
     dict(tile_units=32, mask_warps=1, mask_kernels=2),  # separate seed and dilation kernels
     dict(tile_units=256, mask_warps=2, apply_block=512, apply_warps=2),
     dict(tile_units=4096, mask_warps=8, apply_block=4096, apply_warps=8, pack_block_bytes=64, mask_kernels=2),
+    # The mask kernels writing bits themselves (keep_bits=1): words split between programs,
+    # and between the 32-lane groups of a program.
+    dict(tile_units=32, mask_warps=1, keep_bits=1),
+    dict(tile_units=32, mask_warps=1, mask_kernels=2, keep_bits=1),
+    dict(tile_units=256, mask_warps=2, keep_bits=1),
 )
 
 
@@ -225,6 +230,37 @@ def check_fused_and_separate_mask_kernels_draw_the_same_mask(device: str) -> Non
             where = f"block {bh}x{bw}, shared_mask={shared}"
             assert _dropped(outputs[0]).any(), f"{where}: nothing dropped"
             assert torch.equal(outputs[0], outputs[1]), f"{where}: fused and separate kernels differ"
+
+
+def check_mask_kernels_writing_bits_give_the_packed_keep_map(device: str) -> None:
+    """keep_bits=1 (bits OR-ed in by the mask kernels) gives the bytes keep_bits=8 gives (a
+    uint8 keep map, then `_pack_kernel`) and the same count, zeros past the last unit: runs of
+    one row (H = 1: consecutive planes are one run), one column, odd widths, words split
+    between rows, planes, lane groups and programs, both mask paths, both layouts."""
+    device_type = torch.device(device).type
+    # Programs of 32 lanes (one lane group) and 64 (two); `SIZE_VARIANTS` has the big tiles.
+    shapes = ((2, 3, 1, 37), (1, 5, 6, 1), (2, 3, 13, 17), (1, 2, 11, 40))
+    for shape, shared, channels_last, mask_kernels, tile_units in itertools.product(
+        shapes, (False, True), (False, True), (1, 2), (32, 64)
+    ):
+        x = _positive_input(shape, device=device, channels_last=channels_last)
+        layout = triton_path._Layout(x, shared)
+        bh, bw = min(3, shape[2]), min(4, shape[3])
+        masks = []
+        for keep_bits in (8, 1):
+            with triton_path.launch_sizes(device_type, tile_units=tile_units, mask_warps=1,
+                                          mask_kernels=mask_kernels, keep_bits=keep_bits):
+                torch.manual_seed(sum(shape))
+                masks.append(triton_path._keep_bits(x, layout, 0.1, bh, bw))
+        (packed, packed_count), (bits, count) = masks
+        where = f"shape {shape}, shared_mask={shared}, channels_last={channels_last}, " \
+                f"mask_kernels={mask_kernels}, tile_units={tile_units}"
+        assert bits.numel() % 4 == 0 and bits.numel() - packed.numel() < 4, where
+        assert torch.equal(bits[: packed.numel()], packed), f"{where}: bits differ from the packed keep map"
+        assert not bits[packed.numel():].any() and packed[-1] >> (layout.mask_numel - 8 * (packed.numel() - 1)) == 0, \
+            f"{where}: bits set past the last unit"
+        assert torch.equal(count, packed_count), where
+        assert 0 < int(count) < layout.mask_numel or layout.mask_numel < 8, f"{where}: all kept or all dropped"
 
 
 def check_all_dropped_gives_zeros_not_nan(device: str) -> None:
@@ -476,7 +512,7 @@ KERNEL_NAMES = ("_mask_kernel", "_seed_kernel", "_dilate_kernel", "_pack_kernel"
 # 2**31 elements for the 64-bit index variants.
 COMPILE_SHAPES = ((16, 256, 100, 136), (16, 1024, 50, 68), (16, 2048, 25, 34), (16, 2048, 272, 272))
 _POINTER_TYPES = {torch.float32: "*fp32", torch.float16: "*fp16", torch.bfloat16: "*bf16",
-                  torch.float64: "*fp64", torch.uint8: "*u8", torch.int64: "*i64"}
+                  torch.float64: "*fp64", torch.uint8: "*u8", torch.int32: "*i32", torch.int64: "*i64"}
 
 
 def _record_gpu_launches() -> List[Tuple[str, Tuple[int, ...], tuple, Dict[str, object]]]:
@@ -484,7 +520,8 @@ def _record_gpu_launches() -> List[Tuple[str, Tuple[int, ...], tuple, Dict[str, 
     layouts, per-channel and shared masks, blocks 7 and 3, plain, with the ReLU fused in,
     with the residual sum fused in, and with the residual's own DropBlock too)
     on `meta` tensors, with the GPU launch sizes (with the fused mask kernel and with
-    separate seed and dilation kernels) and each kernel replaced by a recorder: (kernel,
+    separate seed and dilation kernels, each writing a keep map and writing bits) and each
+    kernel replaced by a recorder: (kernel,
     grid, args, constexprs) of every launch, exactly as the code would make them on CUDA.
     Nothing is computed."""
     calls: List[Tuple[str, Tuple[int, ...], tuple, Dict[str, object]]] = []
@@ -503,13 +540,14 @@ def _record_gpu_launches() -> List[Tuple[str, Tuple[int, ...], tuple, Dict[str, 
     try:
         for name, value in patches.items():
             setattr(triton_path, name, value)
-        for mask_kernels, shape, dtype, channels_last, (shared, block), relu in itertools.product(
-            (1, 2), COMPILE_SHAPES, DTYPES, (False, True), ((False, 7), (True, 7), (False, 3)), (False, True)
+        for (mask_kernels, keep_bits), shape, dtype, channels_last, (shared, block), relu in itertools.product(
+            ((1, 8), (2, 8), (1, 1), (2, 1)), COMPILE_SHAPES, DTYPES, (False, True),
+            ((False, 7), (True, 7), (False, 3)), (False, True)
         ):
             x = torch.empty(shape, dtype=dtype, device="meta", requires_grad=True)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with triton_path.launch_sizes("cuda", mask_kernels=mask_kernels):
+            with triton_path.launch_sizes("cuda", mask_kernels=mask_kernels, keep_bits=keep_bits):
                 out = triton_path.drop_block_2d_triton(x, 0.002, block, block, shared, relu=relu)
                 out.backward(torch.empty_like(out))
                 if relu:  # the residual variants (per-channel masks only: shared ones compose)
@@ -565,8 +603,9 @@ FULL_COMPILE_ARCH = 90
 # traffic that a bandwidth-bound kernel cannot hide), and no 32-bit-index kernel (every
 # launch on the issue's shapes) may use more than 128 registers per thread: 4-warp programs
 # then keep at least 16 warps per SM resident to hide memory latency (the fused mask
-# kernel takes 96 at 512 lanes, 215 at 1024). Its 64-bit-index variants, for tensors of
-# 2**31 elements and more, take 120 (shared masks) and 132 (per channel: 3 programs per SM).
+# kernel takes 88 at 512 lanes, 117 writing bits; 225 and 254 at 1024). Its 64-bit-index
+# variants, for tensors of 2**31 elements and more, take up to 124 (179 writing bits: 2
+# programs per SM).
 MAX_REGISTERS = 128
 
 
@@ -759,7 +798,7 @@ def test_bad_residual_arguments_raise_value_error_naming_them(monkeypatch, kwarg
     "device_type, changes, named",
     [("cuda", {"tile_rows": 4}, "tile_rows"), ("cuda", {"apply_block": 1000}, "apply_block"),
      ("cuda", {"mask_warps": 0}, "mask_warps"), ("cuda", {"tile_units": True}, "tile_units"),
-     ("cuda", {"mask_kernels": 4}, "mask_kernels"),
+     ("cuda", {"mask_kernels": 4}, "mask_kernels"), ("cuda", {"keep_bits": 2}, "keep_bits"),
      ("xpu", {"apply_block": 512}, "device_type")],
 )
 def test_launch_sizes_refuses_bad_changes_by_name(device_type: str, changes, named: str) -> None:
@@ -768,6 +807,15 @@ def test_launch_sizes_refuses_bad_changes_by_name(device_type: str, changes, nam
         with triton_path.launch_sizes(device_type, **changes):
             pass
     assert (triton_path._GPU_SIZES, triton_path._INTERPRETER_SIZES) == before
+
+
+def test_parse_launch_sizes_reads_a_benchmark_command_line_and_names_a_bad_entry() -> None:
+    assert triton_path.parse_launch_sizes("defaults") == {}
+    assert triton_path.parse_launch_sizes("keep_bits=1, tile_units=256") == {"keep_bits": 1, "tile_units": 256}
+    for text, named in (("keep_bits=2", "keep_bits"), ("tile_units", "tile_units"), ("", "''"),
+                        ("apply_block=-8", "apply_block")):
+        with pytest.raises(ValueError, match=named):
+            triton_path.parse_launch_sizes(text)
 
 
 def test_launch_sizes_applies_to_one_device_type_and_is_restored_after_an_error() -> None:
