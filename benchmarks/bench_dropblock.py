@@ -33,6 +33,7 @@ than the one-op floor, so compare runs at a given thread count and load (both pr
 """
 import argparse
 import inspect
+import math
 import os
 import platform
 import statistics
@@ -273,20 +274,62 @@ def run(device: torch.device, shapes, dtypes, warmup: int, repeats: int):
     return rows, notes
 
 
+# Launch sizes that only the mask kernels read, and those only the apply kernels read: the
+# two sides are separate launches, so their best settings combine.
+_MASK_SIDE = {"tile_units", "mask_warps", "mask_kernels", "keep_bits"}
+_APPLY_SIDE = {"apply_block", "apply_warps"}
+
+
+def _variant_name(variant: Dict[str, int]) -> str:
+    return " ".join(f"{k}={v}" for k, v in variant.items()) or "defaults"
+
+
+def suggest_launch_sizes(times: List[Dict[str, float]], variants: List[Dict[str, int]]) -> Tuple[Dict[str, int], str]:
+    """The launch sizes to make the defaults, from `--tune`'s timings: `times` holds one
+    {variant name: forward+backward time} per (shape, dtype) measured with the defaults
+    among the variants. Each variant scores the geometric mean of its time over the
+    defaults' time; the best mask-side and the best apply-side variant (each at most 1,
+    the defaults) are merged. Returns (the changes to the defaults, a one-line account)."""
+    if not times or any(_variant_name({}) not in t for t in times):
+        raise ValueError("suggest_launch_sizes needs the defaults timed for every shape and dtype")
+    scores = {}
+    for variant in variants:
+        name = _variant_name(variant)
+        if all(name in t for t in times):
+            scores[name] = math.exp(statistics.fmean(math.log(t[name] / t["defaults"]) for t in times))
+    by_name = {_variant_name(v): v for v in variants}
+    merged: Dict[str, int] = {}
+    parts = []
+    for side, keys in (("mask", _MASK_SIDE), ("apply", _APPLY_SIDE)):
+        names = [n for n in scores if n == "defaults" or set(by_name[n]) <= keys]
+        best = min(names, key=lambda n: (scores[n], n != "defaults"))
+        merged.update(by_name.get(best, {}))
+        parts.append(f"{side} side: {best} ({scores[best]:.3f}x)")
+    single = min(scores, key=lambda n: (scores[n], n != "defaults"))
+    account = (f"suggested launch sizes ({len(times)} shape x dtype timings, geometric mean of time / defaults' "
+               f"time): {'; '.join(parts)} -> {_variant_name(merged)} (best single variant: {single}, "
+               f"{scores[single]:.3f}x)")
+    return merged, account
+
+
 def tune(device: torch.device, shapes, dtypes, warmup: int, repeats: int,
          variants: List[Dict[str, int]]) -> List[List[str]]:
     """One row per (shape, dtype, launch-size variant): the Triton path's per-channel
-    forward+backward against the floor, timed round-robin like `bench_shape`."""
+    forward+backward against the floor, timed round-robin like `bench_shape`. After each
+    (shape, dtype) it prints the launch sizes the timings so far suggest
+    (`suggest_launch_sizes`; when the defaults are among the variants), so a run stopped
+    early still leaves its suggestion."""
     from dropblock_det.layers.drop_block_triton import launch_sizes
 
     rows: List[List[str]] = []
+    times: List[Dict[str, float]] = []
     ours = _ours(False, "triton")
     for shape in shapes:
         for dtype in dtypes:
             x = torch.randn(shape, device=device, dtype=dtype, requires_grad=True)
             impls: Dict[str, Impl] = {"floor: x * mask": _floor(x.detach())}
             for variant in variants:
-                name = " ".join(f"{k}={v}" for k, v in variant.items()) or "defaults"
+                name = _variant_name(variant)
 
                 def run_variant(t: torch.Tensor, variant: Dict[str, int] = variant) -> torch.Tensor:
                     with launch_sizes(device.type, **variant):
@@ -302,6 +345,9 @@ def tune(device: torch.device, shapes, dtypes, warmup: int, repeats: int,
                              name + (" (fastest)" if name == best else ""), f"{fwd_bwd:.3f}",
                              f"{floor_ms:.3f}", f"{fwd_bwd / floor_ms:.2f}x"])
                 print("  measured:", " | ".join(rows[-1]), flush=True)
+            times.append({name: fwd_bwd for name, (_, fwd_bwd, _) in results.items()})
+            if "defaults" in times[-1]:
+                print("  " + suggest_launch_sizes(times, variants)[1], flush=True)
     return rows
 
 
@@ -403,6 +449,8 @@ def main_tune(args: argparse.Namespace, warmup: int, repeats: int) -> None:
     rows = tune(device, shapes, dtypes, warmup, repeats * 2 if cuda else repeats, args.variants or TUNE_VARIANTS)
     print()
     print_table(rows, ["device", "shape", "dtype", "launch sizes", "fwd+bwd ms", "floor ms", "/ floor"])
+    print("(the last 'suggested launch sizes' line above is the whole sweep's; its merged setting was not timed "
+          "as such: time it with --variants 'defaults;<it>' before making it `_GPU_SIZES`)")
 
 
 if __name__ == "__main__":

@@ -93,6 +93,30 @@ def test_tune_times_each_launch_size_variant_and_marks_the_fastest_under_the_int
         assert sum("(fastest)" in r[3] for r in rows if r[2] == dtype) == 1
     for r in rows:
         assert float(r[4]) > 0 and float(r[5]) > 0 and re.fullmatch(r"\d+\.\d\dx", r[6])
+    # A suggestion after each (shape, dtype), the last one over both.
+    suggestions = [line for line in out.splitlines() if line.strip().startswith("suggested launch sizes (")]
+    assert len(suggestions) == 2 and "(2 shape x dtype timings" in suggestions[-1]
+
+
+def test_tune_suggests_the_best_mask_side_and_apply_side_variants_merged():
+    bench = load_tool("bench_dropblock", folder="benchmarks")
+    variants = [{}, {"keep_bits": 1}, {"tile_units": 256}, {"apply_block": 2048},
+                {"tile_units": 256, "apply_block": 2048}]
+    # Geometric means over the two timings: keep_bits=1 0.925x, tile_units=256 0.995x,
+    # apply_block=2048 0.975x; the mixed variant (on neither side alone) 0.5x is only reported.
+    times = [{"defaults": 1.0, "keep_bits=1": 0.9, "tile_units=256": 1.1, "apply_block=2048": 0.95,
+              "tile_units=256 apply_block=2048": 0.5},
+             {"defaults": 2.0, "keep_bits=1": 1.9, "tile_units=256": 1.8, "apply_block=2048": 2.0,
+              "tile_units=256 apply_block=2048": 1.0}]
+    merged, account = bench.suggest_launch_sizes(times, variants)
+    assert merged == {"keep_bits": 1, "apply_block": 2048}
+    assert "keep_bits=1 (0.925x)" in account and "apply_block=2048 (0.975x)" in account
+    assert "best single variant: tile_units=256 apply_block=2048, 0.500x" in account
+    # Nothing beats the defaults: no change. A variant timed on some shapes only is left out.
+    slower = [{"defaults": 1.0, "keep_bits=1": 1.2, "apply_block=2048": 1.0}, {"defaults": 1.0, "keep_bits=1": 1.1}]
+    assert bench.suggest_launch_sizes(slower, variants)[0] == {}
+    with pytest.raises(ValueError, match="defaults"):
+        bench.suggest_launch_sizes([{"keep_bits=1": 1.0}], variants)
 
 
 @pytest.mark.parametrize("variants, named", [("tile_rows=4", "tile_rows"), ("tile_units=3", "tile_units"),
