@@ -280,24 +280,22 @@ _MASK_SIDE = {"tile_units", "mask_warps", "mask_kernels", "keep_bits"}
 _APPLY_SIDE = {"apply_block", "apply_warps"}
 
 
-def _variant_name(variant: Dict[str, int]) -> str:
-    return " ".join(f"{k}={v}" for k, v in variant.items()) or "defaults"
-
-
 def suggest_launch_sizes(times: List[Dict[str, float]], variants: List[Dict[str, int]]) -> Tuple[Dict[str, int], str]:
     """The launch sizes to make the defaults, from `--tune`'s timings: `times` holds one
     {variant name: forward+backward time} per (shape, dtype) measured with the defaults
     among the variants. Each variant scores the geometric mean of its time over the
     defaults' time; the best mask-side and the best apply-side variant (each at most 1,
     the defaults) are merged. Returns (the changes to the defaults, a one-line account)."""
-    if not times or any(_variant_name({}) not in t for t in times):
+    from dropblock_det.layers.drop_block_triton import describe_launch_sizes
+
+    if not times or any("defaults" not in t for t in times):
         raise ValueError("suggest_launch_sizes needs the defaults timed for every shape and dtype")
     scores = {}
     for variant in variants:
-        name = _variant_name(variant)
+        name = describe_launch_sizes(variant)
         if all(name in t for t in times):
             scores[name] = math.exp(statistics.fmean(math.log(t[name] / t["defaults"]) for t in times))
-    by_name = {_variant_name(v): v for v in variants}
+    by_name = {describe_launch_sizes(v): v for v in variants}
     merged: Dict[str, int] = {}
     parts = []
     for side, keys in (("mask", _MASK_SIDE), ("apply", _APPLY_SIDE)):
@@ -307,7 +305,7 @@ def suggest_launch_sizes(times: List[Dict[str, float]], variants: List[Dict[str,
         parts.append(f"{side} side: {best} ({scores[best]:.3f}x)")
     single = min(scores, key=lambda n: (scores[n], n != "defaults"))
     account = (f"suggested launch sizes ({len(times)} shape x dtype timings, geometric mean of time / defaults' "
-               f"time): {'; '.join(parts)} -> {_variant_name(merged)} (best single variant: {single}, "
+               f"time): {'; '.join(parts)} -> {describe_launch_sizes(merged)} (best single variant: {single}, "
                f"{scores[single]:.3f}x)")
     return merged, account
 
@@ -319,7 +317,7 @@ def tune(device: torch.device, shapes, dtypes, warmup: int, repeats: int,
     (shape, dtype) it prints the launch sizes the timings so far suggest
     (`suggest_launch_sizes`; when the defaults are among the variants), so a run stopped
     early still leaves its suggestion."""
-    from dropblock_det.layers.drop_block_triton import launch_sizes
+    from dropblock_det.layers.drop_block_triton import describe_launch_sizes, launch_sizes
 
     rows: List[List[str]] = []
     times: List[Dict[str, float]] = []
@@ -329,7 +327,7 @@ def tune(device: torch.device, shapes, dtypes, warmup: int, repeats: int,
             x = torch.randn(shape, device=device, dtype=dtype, requires_grad=True)
             impls: Dict[str, Impl] = {"floor: x * mask": _floor(x.detach())}
             for variant in variants:
-                name = _variant_name(variant)
+                name = describe_launch_sizes(variant)
 
                 def run_variant(t: torch.Tensor, variant: Dict[str, int] = variant) -> torch.Tensor:
                     with launch_sizes(device.type, **variant):

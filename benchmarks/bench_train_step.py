@@ -47,7 +47,8 @@ from detectron2.utils.events import EventStorage  # noqa: E402
 import dropblock_det  # noqa: E402  (registers DropBlockRetinaNet and the backbones)
 from dropblock_det import add_dropblock_config  # noqa: E402
 from dropblock_det.layers import iter_regularizers, triton_path_chosen  # noqa: E402
-from dropblock_det.layers.drop_block_triton import launch_sizes, parse_launch_sizes  # noqa: E402
+from dropblock_det.layers.drop_block_triton import (  # noqa: E402
+    describe_launch_sizes, launch_sizes, parse_launch_sizes)
 
 DEFAULT_CONFIG = REPO / "configs" / "Base-RetinaNet-Scratch-DropBlock.yaml"
 BATCH_CANDIDATES = (64, 48, 32, 24, 16, 12, 8, 6, 4, 2, 1)
@@ -223,15 +224,11 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _launch_sizes(text: str) -> Dict[str, int]:
+def _launch_sizes_arg(text: str) -> Dict[str, int]:
     try:
         return parse_launch_sizes(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _describe(changes: Dict[str, int]) -> str:
-    return " ".join(f"{key}={value}" for key, value in changes.items()) or "defaults"
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -252,7 +249,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                         help="seconds a timing window should last when --steps is not given (default 3)")
     parser.add_argument("--rounds", type=_count(1), default=None, help="ABBA rounds of windows (default 4; 1 with --quick)")
     parser.add_argument("--warmup", type=_count(0), default=None, help="untimed steps per model (default 3; 1 with --quick)")
-    parser.add_argument("--launch-sizes", type=_launch_sizes, default="defaults",
+    parser.add_argument("--launch-sizes", type=_launch_sizes_arg, default="defaults",
                         help="the Triton path's launch sizes, as bench_dropblock.py --tune names them "
                              "(e.g. keep_bits=1,tile_units=256; default: defaults)")
     args = parser.parse_args(argv)
@@ -279,7 +276,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     print(
         f"RetinaNet R{args.depth}-FPN training step, {args.height}x{args.width}, AMP {amp}, device {device_name}; "
         f"torch {torch.__version__}; config {args.config.name}; DropBlock impl {args.impl!r} "
-        f"({'Triton kernels, launch sizes ' + _describe(args.launch_sizes) if triton_path else 'PyTorch path'}), "
+        f"({'Triton kernels, launch sizes ' + describe_launch_sizes(args.launch_sizes) if triton_path else 'PyTorch path'}), "
         f"{len(regularizers)} regularizers "
         f"(res4+res5 all positions, FPN, head) at their target keep_prob",
         flush=True,

@@ -112,6 +112,7 @@ from .drop_block import NORMALIZER_EPS
 __all__ = [
     "TRITON_BUILD_ERRORS",
     "check_launch_sizes",
+    "describe_launch_sizes",
     "drop_block_2d_triton",
     "launch_sizes",
     "parse_launch_sizes",
@@ -788,6 +789,12 @@ def parse_launch_sizes(text: str) -> Dict[str, int]:
             changes[key.strip()] = int(value)
     check_launch_sizes(changes)
     return changes
+
+
+def describe_launch_sizes(changes: Dict[str, int]) -> str:
+    """The inverse of `parse_launch_sizes`: {"keep_bits": 1, "tile_units": 256} ->
+    'keep_bits=1,tile_units=256', {} -> 'defaults'."""
+    return ",".join(f"{key}={value}" for key, value in changes.items()) or "defaults"
 
 
 @contextlib.contextmanager

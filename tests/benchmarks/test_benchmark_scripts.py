@@ -88,7 +88,7 @@ def test_tune_times_each_launch_size_variant_and_marks_the_fastest_under_the_int
             for line in out.splitlines() if line.startswith("| cpu")]
     assert [(r[2], r[3].replace(" (fastest)", "")) for r in rows] == [
         (dtype, variant) for dtype in ("bfloat16", "float32")
-        for variant in ("defaults", "tile_units=64 mask_warps=2")]
+        for variant in ("defaults", "tile_units=64,mask_warps=2")]
     for dtype in ("bfloat16", "float32"):
         assert sum("(fastest)" in r[3] for r in rows if r[2] == dtype) == 1
     for r in rows:
@@ -105,13 +105,13 @@ def test_tune_suggests_the_best_mask_side_and_apply_side_variants_merged():
     # Geometric means over the two timings: keep_bits=1 0.925x, tile_units=256 0.995x,
     # apply_block=2048 0.975x; the mixed variant (on neither side alone) 0.5x is only reported.
     times = [{"defaults": 1.0, "keep_bits=1": 0.9, "tile_units=256": 1.1, "apply_block=2048": 0.95,
-              "tile_units=256 apply_block=2048": 0.5},
+              "tile_units=256,apply_block=2048": 0.5},
              {"defaults": 2.0, "keep_bits=1": 1.9, "tile_units=256": 1.8, "apply_block=2048": 2.0,
-              "tile_units=256 apply_block=2048": 1.0}]
+              "tile_units=256,apply_block=2048": 1.0}]
     merged, account = bench.suggest_launch_sizes(times, variants)
     assert merged == {"keep_bits": 1, "apply_block": 2048}
     assert "keep_bits=1 (0.925x)" in account and "apply_block=2048 (0.975x)" in account
-    assert "best single variant: tile_units=256 apply_block=2048, 0.500x" in account
+    assert "best single variant: tile_units=256,apply_block=2048, 0.500x" in account
     # Nothing beats the defaults: no change. A variant timed on some shapes only is left out.
     slower = [{"defaults": 1.0, "keep_bits=1": 1.2, "apply_block=2048": 1.0}, {"defaults": 1.0, "keep_bits=1": 1.1}]
     assert bench.suggest_launch_sizes(slower, variants)[0] == {}

@@ -809,9 +809,11 @@ def test_launch_sizes_refuses_bad_changes_by_name(device_type: str, changes, nam
     assert (triton_path._GPU_SIZES, triton_path._INTERPRETER_SIZES) == before
 
 
-def test_parse_launch_sizes_reads_a_benchmark_command_line_and_names_a_bad_entry() -> None:
+def test_parse_launch_sizes_reads_a_benchmark_command_line_names_a_bad_entry_and_reads_its_description() -> None:
     assert triton_path.parse_launch_sizes("defaults") == {}
     assert triton_path.parse_launch_sizes("keep_bits=1, tile_units=256") == {"keep_bits": 1, "tile_units": 256}
+    for changes in ({}, {"keep_bits": 1, "tile_units": 256}):  # the description reads back
+        assert triton_path.parse_launch_sizes(triton_path.describe_launch_sizes(changes)) == changes
     for text, named in (("keep_bits=2", "keep_bits"), ("tile_units", "tile_units"), ("", "''"),
                         ("apply_block=-8", "apply_block")):
         with pytest.raises(ValueError, match=named):
