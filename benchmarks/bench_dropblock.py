@@ -47,6 +47,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dropblock_det.layers import DropBlock2d, drop_block_2d, regularize_add_relu  # noqa: E402
+from dropblock_det.layers.drop_block_triton import (  # noqa: E402  (imports without Triton too)
+    describe_launch_sizes, launch_sizes, parse_launch_sizes, triton_available)
 
 KEEP_PROB = 0.9
 BLOCK_SIZE = 7
@@ -125,14 +127,6 @@ def _dropblock_package() -> Optional[Impl]:
         return None
     module = DropBlock2D(block_size=BLOCK_SIZE, drop_prob=1.0 - KEEP_PROB).train()
     return module
-
-
-def _triton_ok(device: torch.device) -> bool:
-    try:
-        from dropblock_det.layers.drop_block_triton import triton_available
-    except ImportError:
-        return False
-    return bool(triton_available(device))
 
 
 def _load() -> str:
@@ -221,7 +215,7 @@ def run(device: torch.device, shapes, dtypes, warmup: int, repeats: int):
                 "dropblock_det torch (shared mask)": _ours(True, "torch"),
             }
             if device.type == "cuda":
-                triton_ok = _triton_ok(device)
+                triton_ok = triton_available(device)
                 candidates["dropblock_det triton (per channel)"] = _ours(False, "triton") if triton_ok else None
                 # After conv+norm+ReLU (ResNet conv1/conv2, the head towers) the ReLU runs inside
                 # DropBlock's pass: DropBlock's cost there is the fused row minus the ReLU row.
@@ -286,8 +280,6 @@ def suggest_launch_sizes(times: List[Dict[str, float]], variants: List[Dict[str,
     among the variants. Each variant scores the geometric mean of its time over the
     defaults' time; the best mask-side and the best apply-side variant (each at most 1,
     the defaults) are merged. Returns (the changes to the defaults, a one-line account)."""
-    from dropblock_det.layers.drop_block_triton import describe_launch_sizes
-
     if not times or any("defaults" not in t for t in times):
         raise ValueError("suggest_launch_sizes needs the defaults timed for every shape and dtype")
     scores = {}
@@ -317,8 +309,6 @@ def tune(device: torch.device, shapes, dtypes, warmup: int, repeats: int,
     (shape, dtype) it prints the launch sizes the timings so far suggest
     (`suggest_launch_sizes`; when the defaults are among the variants), so a run stopped
     early still leaves its suggestion."""
-    from dropblock_det.layers.drop_block_triton import describe_launch_sizes, launch_sizes
-
     rows: List[List[str]] = []
     times: List[Dict[str, float]] = []
     ours = _ours(False, "triton")
@@ -369,8 +359,6 @@ def _parse_shape(text: str) -> Tuple[int, int, int, int]:
 
 def _parse_variants(text: str) -> List[Dict[str, int]]:
     """'defaults;tile_units=512,mask_warps=8' -> [{}, {"tile_units": 512, "mask_warps": 8}]."""
-    from dropblock_det.layers.drop_block_triton import parse_launch_sizes
-
     variants: List[Dict[str, int]] = []
     for item in text.split(";"):
         try:
@@ -436,7 +424,7 @@ def main(argv=None) -> None:
 def main_tune(args: argparse.Namespace, warmup: int, repeats: int) -> None:
     cuda = torch.cuda.is_available() and args.device != "cpu"
     device = torch.device("cuda" if cuda else "cpu")
-    if not _triton_ok(device):
+    if not triton_available(device):
         raise SystemExit("--tune needs the Triton path: a CUDA device Triton supports, or TRITON_INTERPRET=1 "
                          f"on CPU (here: CUDA {'available' if torch.cuda.is_available() else 'absent'}, "
                          f"--device {args.device})")

@@ -45,7 +45,7 @@ Why this design (the target is forward+backward within 2x of a plain `x * mask`)
    Or (launch size `keep_bits=1`) the mask kernels write the bits themselves: no keep map,
    no pack pass, about 2 B per element less traffic, but a scan and a gather within 32 lanes
    more per row (`_store_keep_row`): `_mask_kernel`'s sm_90 SASS grows by about half (1600
-   -> 2440 instructions, 88 -> 117 registers at 512 lanes on 4 warps). By a rough count
+   -> 2352 instructions, 88 -> 115 registers at 512 lanes on 4 warps). By a rough count
    (instructions per SM clock against bytes per second) the two cost about the same on an
    H100-class GPU, so which is faster is for `bench_dropblock.py --tune` to measure; where
    bandwidth is scarcer than compute the bits should win. Both give the same bits.
@@ -136,12 +136,12 @@ class _LaunchSizes(NamedTuple):
     mask_kernels: int = 1
     # 8: the mask kernels write a uint8 keep map, which `_pack_kernel` packs into bits; 1:
     # they OR the bits into words themselves (no map, no pack pass: ~2 B per unit less
-    # traffic, a segmented scan more per row, ~30 more registers).
+    # traffic, a scan and a gather within 32 lanes more per row, ~30 more registers).
     keep_bits: int = 8
 
 
 # GPU: 1024-element programs give every lane of 4 warps a 16-byte vector in the apply pass;
-# 512 mask lanes on 4 warps keep `_mask_kernel` at 88 registers per thread, 117 writing bits
+# 512 mask lanes on 4 warps keep `_mask_kernel` at 88 registers per thread, 115 writing bits
 # (1024 lanes: 225 and 254, two programs per SM; cuobjdump, sm_90). Chosen without a GPU to
 # measure on:
 # `bench_dropblock.py --tune` times the alternatives.
@@ -207,7 +207,8 @@ if triton is not None:
     def _lane_coords(u, cols, planes_per_sample, stride_n, stride_c, COLS_OUTER: tl.constexpr):
         """Lane u of a flat launch over (plane, column) pairs of one mask row ->
         (plane, column, offset of the plane's row 0 in the mask map, offset of the unit in
-        its run: the units of a mask row that are consecutive in memory).
+        its run (the units of a mask row that are consecutive in memory), whether it is the
+        run's last unit).
 
         The order follows the mask's memory order, so a program's lanes are consecutive
         units of a row (coalesced) and only the last program has idle lanes: planes then
@@ -222,13 +223,15 @@ if triton is not None:
             col = pixel - n * cols
             plane = n * planes_per_sample + c
             run_offset = col * planes_per_sample + c
+            run_end = (col == cols - 1) & (c == planes_per_sample - 1)
         else:
             plane = u // cols
             col = u - plane * cols
             n = plane // planes_per_sample
             c = plane - n * planes_per_sample
             run_offset = col
-        return plane, col, n * stride_n + c * stride_c, run_offset
+            run_end = col == cols - 1
+        return plane, col, n * stride_n + c * stride_c, run_offset, run_end
 
     @triton.jit
     def _row_offset(row, stride_h, INDEX_64: tl.constexpr):
@@ -258,7 +261,7 @@ if triton is not None:
         # Zeroing the counter here saves a launch; the dilation kernel runs after this one.
         tl.store(total_kept_ptr, tl.zeros((), tl.int64), mask=pid == 0)
         u = _program_lanes(0, BLOCK, INDEX_64)
-        plane, col, base, _ = _lane_coords(u, anchor_cols, planes_per_sample, stride_n, stride_c, COLS_OUTER)
+        plane, col, base, _, _ = _lane_coords(u, anchor_cols, planes_per_sample, stride_n, stride_c, COLS_OUTER)
         ok = u < num_lanes
         ptrs = seeds_ptr + base + col * stride_w
         key = tl.load(rng_seed_ptr)
@@ -277,7 +280,7 @@ if triton is not None:
             tl.store(ptrs + row_off + 3 * stride_h, (r3.to(tl.int64) < threshold).to(tl.uint8), mask=ok & (row + 3 < anchor_rows))
 
     @triton.jit
-    def _store_keep_row(keep_ptr, unit, lane, run_offset, run_length, age, block_h, kept, ok,
+    def _store_keep_row(keep_ptr, unit, lane, run_offset, run_end, age, block_h, kept, ok,
                         BLOCK: tl.constexpr, KEEP_BITS: tl.constexpr):
         """A unit is kept iff no hit lies within the block_h - 1 rows above it (or on its row).
         Stores keep for `unit` (its offset in the mask map) and returns `kept` plus this row's
@@ -301,18 +304,18 @@ if triton is not None:
             # difference of prefix sums of `keep << bit` (distinct bits: the sum is the OR;
             # int32 sums wrap, but a part is < 2**32 and comes out exact mod 2**32). `first`:
             # the part's first lane, as an index within the group.
-            first = tl.reshape(lane - tl.minimum(tl.minimum(bit, run_offset), lane % 32), (BLOCK // 32, 32)) % 32
+            in_group = lane % 32
+            first = tl.reshape(in_group - tl.minimum(tl.minimum(bit, run_offset), in_group), (BLOCK // 32, 32))
             prefix = tl.cumsum(tl.reshape(keep.to(tl.int32) << bit, (BLOCK // 32, 32)), axis=1)
             before = tl.where(first > 0, tl.gather(prefix, tl.maximum(first - 1, 0), axis=1), 0)
-            ends = (bit == 31) | (run_offset == run_length - 1) | (lane % 32 == 31)
-            part = prefix - before
-            part = tl.reshape(part, (BLOCK,))
+            ends = (bit == 31) | run_end | (in_group == 31)
+            part = tl.reshape(prefix - before, (BLOCK,))
             # `ok`: only a unit of the map ever addresses memory.
             tl.atomic_or(keep_ptr + (unit >> 5), part, mask=ends & ok & (part != 0), sem="relaxed")
         return kept + keep.to(tl.int32)
 
     @triton.jit
-    def _rows_without_anchors(keep_ptr, unit, first_row, height, stride_h, lane, run_offset, run_length, age,
+    def _rows_without_anchors(keep_ptr, unit, first_row, height, stride_h, lane, run_offset, run_end, age,
                               block_h, kept, ok, BLOCK: tl.constexpr, KEEP_BITS: tl.constexpr,
                               INDEX_64: tl.constexpr):
         # Rows first_row .. height - 1 have no anchors (the last bh - 1 rows of the map): only
@@ -320,7 +323,7 @@ if triton is not None:
         for row in range(first_row, height):
             age = tl.minimum(age + 1, block_h)
             kept = _store_keep_row(keep_ptr, unit + _row_offset(row, stride_h, INDEX_64), lane, run_offset,
-                                   run_length, age, block_h, kept, ok, BLOCK, KEEP_BITS)
+                                   run_end, age, block_h, kept, ok, BLOCK, KEEP_BITS)
         return kept
 
     @triton.jit
@@ -346,11 +349,8 @@ if triton is not None:
         INDEX_64: tl.constexpr,
     ):
         u = _program_lanes(0, BLOCK, INDEX_64)
-        plane, col, base, run_offset = _lane_coords(u, width, planes_per_sample, stride_n, stride_c, COLS_OUTER)
-        if COLS_OUTER:
-            run_length = width * planes_per_sample
-        else:
-            run_length = width
+        plane, col, base, run_offset, run_end = _lane_coords(u, width, planes_per_sample, stride_n, stride_c,
+                                                             COLS_OUTER)
         lane = tl.arange(0, BLOCK)
         ok = u < num_lanes
         unit = base + col * stride_w  # offset of (row 0, col)
@@ -368,15 +368,15 @@ if triton is not None:
                 seed = tl.load(seeds_ptr + unit + row_off - dx * stride_w, mask=src_ok, other=0)
                 hit = hit | seed.to(tl.int32)
             age = tl.where(hit != 0, 0, tl.minimum(age + 1, block_h))
-            kept = _store_keep_row(keep_ptr, unit + row_off, lane, run_offset, run_length, age, block_h, kept, ok,
+            kept = _store_keep_row(keep_ptr, unit + row_off, lane, run_offset, run_end, age, block_h, kept, ok,
                                    BLOCK, KEEP_BITS)
-        kept = _rows_without_anchors(keep_ptr, unit, anchor_rows, height, stride_h, lane, run_offset, run_length,
+        kept = _rows_without_anchors(keep_ptr, unit, anchor_rows, height, stride_h, lane, run_offset, run_end,
                                      age, block_h, kept, ok, BLOCK, KEEP_BITS, INDEX_64)
         tl.atomic_add(total_kept_ptr, tl.sum(kept, axis=0).to(tl.int64))
 
     @triton.jit
     def _fused_row(word, row, threshold, seeds_ok, anchor_rows, height, back, back_ok, age, block_h,
-                   keep_ptr, unit, stride_h, lane, col, width, out_ok, kept, BLOCK: tl.constexpr,
+                   keep_ptr, unit, stride_h, lane, run_offset, run_end, out_ok, kept, BLOCK: tl.constexpr,
                    KEEP_BITS: tl.constexpr, INDEX_64: tl.constexpr):
         # One row of `_mask_kernel`: this row's seeds -> hits -> age -> keep.
         seed = ((word.to(tl.int64) < threshold) & seeds_ok & (row < anchor_rows)).to(tl.int32)
@@ -386,8 +386,8 @@ if triton is not None:
         before = tl.where(back_ok, tl.gather(prefix, back, axis=0), 0)
         age = tl.where(prefix - before > 0, 0, tl.minimum(age + 1, block_h))
         row_ok = out_ok & (row < height)
-        return age, _store_keep_row(keep_ptr, unit + _row_offset(row, stride_h, INDEX_64), lane, col, width, age,
-                                    block_h, kept, row_ok, BLOCK, KEEP_BITS)
+        return age, _store_keep_row(keep_ptr, unit + _row_offset(row, stride_h, INDEX_64), lane, run_offset, run_end,
+                                    age, block_h, kept, row_ok, BLOCK, KEEP_BITS)
 
     @triton.jit
     def _mask_kernel(
@@ -422,8 +422,8 @@ if triton is not None:
         u = _program_lanes(halo, BLOCK, INDEX_64)
         lane_ok = (u >= 0) & (u < num_lanes)
         out_ok = lane_ok & (i >= halo)
-        # A run of memory-consecutive units is one plane's row: its offset is the column.
-        plane, col, base, _ = _lane_coords(tl.maximum(u, 0), width, planes_per_sample, stride_n, stride_c, False)
+        plane, col, base, run_offset, run_end = _lane_coords(tl.maximum(u, 0), width, planes_per_sample, stride_n,
+                                                             stride_c, False)
         unit = base + col * stride_w
         seeds_ok = lane_ok & (col < anchor_cols)
         back = tl.maximum(i - block_w, 0)
@@ -437,20 +437,20 @@ if triton is not None:
             r0, r1, r2, r3 = tl.philox(key, (group * anchor_cols + col).to(tl.uint32), counter_hi, 0, 0)
             row = group * 4
             age, kept = _fused_row(r0, row, threshold, seeds_ok, anchor_rows, height, back, back_ok, age,
-                                   block_h, keep_ptr, unit, stride_h, i, col, width, out_ok, kept, BLOCK, KEEP_BITS,
-                                   INDEX_64)
+                                   block_h, keep_ptr, unit, stride_h, i, run_offset, run_end, out_ok, kept, BLOCK,
+                                   KEEP_BITS, INDEX_64)
             age, kept = _fused_row(r1, row + 1, threshold, seeds_ok, anchor_rows, height, back, back_ok, age,
-                                   block_h, keep_ptr, unit, stride_h, i, col, width, out_ok, kept, BLOCK, KEEP_BITS,
-                                   INDEX_64)
+                                   block_h, keep_ptr, unit, stride_h, i, run_offset, run_end, out_ok, kept, BLOCK,
+                                   KEEP_BITS, INDEX_64)
             age, kept = _fused_row(r2, row + 2, threshold, seeds_ok, anchor_rows, height, back, back_ok, age,
-                                   block_h, keep_ptr, unit, stride_h, i, col, width, out_ok, kept, BLOCK, KEEP_BITS,
-                                   INDEX_64)
+                                   block_h, keep_ptr, unit, stride_h, i, run_offset, run_end, out_ok, kept, BLOCK,
+                                   KEEP_BITS, INDEX_64)
             age, kept = _fused_row(r3, row + 3, threshold, seeds_ok, anchor_rows, height, back, back_ok, age,
-                                   block_h, keep_ptr, unit, stride_h, i, col, width, out_ok, kept, BLOCK, KEEP_BITS,
-                                   INDEX_64)
+                                   block_h, keep_ptr, unit, stride_h, i, run_offset, run_end, out_ok, kept, BLOCK,
+                                   KEEP_BITS, INDEX_64)
         # The row groups cover the anchor rows rounded up to a multiple of 4.
-        kept = _rows_without_anchors(keep_ptr, unit, tl.cdiv(anchor_rows, 4) * 4, height, stride_h, i, col, width,
-                                     age, block_h, kept, out_ok, BLOCK, KEEP_BITS, INDEX_64)
+        kept = _rows_without_anchors(keep_ptr, unit, tl.cdiv(anchor_rows, 4) * 4, height, stride_h, i, run_offset,
+                                     run_end, age, block_h, kept, out_ok, BLOCK, KEEP_BITS, INDEX_64)
         tl.atomic_add(total_kept_ptr, tl.sum(kept, axis=0).to(tl.int64))
 
     @triton.jit

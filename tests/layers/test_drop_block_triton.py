@@ -603,8 +603,8 @@ FULL_COMPILE_ARCH = 90
 # traffic that a bandwidth-bound kernel cannot hide), and no 32-bit-index kernel (every
 # launch on the shapes) may use more than 128 registers per thread: 4-warp programs
 # then keep at least 16 warps per SM resident to hide memory latency (the fused mask
-# kernel takes 88 at 512 lanes, 117 writing bits; 225 and 254 at 1024). Its 64-bit-index
-# variants, for tensors of 2**31 elements and more, take up to 124 (179 writing bits: 2
+# kernel takes 88 at 512 lanes, 115 writing bits; 225 and 254 at 1024). Its 64-bit-index
+# variants, for tensors of 2**31 elements and more, take up to 124 (167 writing bits: 2
 # programs per SM).
 MAX_REGISTERS = 128
 
