@@ -53,12 +53,20 @@ def _checkpoint_and_label(spec: str):
     return path, label
 
 
-def robustness_config(config_file, opts):
+def robustness_config(config_file, opts, output_dir=None):
     """The config with DropBlock inserted (identity until switched on) and a dropblock-det
-    backbone, so that any checkpoint of the same architecture loads."""
+    backbone, so that any checkpoint of the same architecture loads. Evaluated on the first
+    DATASETS.TEST entry. With `output_dir`, OUTPUT_DIR points into it: the evaluators write
+    their predictions under OUTPUT_DIR/inference, which must not be the training run's (the
+    config's OUTPUT_DIR usually is), whose files these would replace."""
     from dropblock_det.engine.trainer import load_config
 
     cfg = load_config(config_file, opts)
+    if not cfg.DATASETS.TEST:
+        raise ValueError(f"DATASETS.TEST is empty in {config_file} (+ opts): nothing to evaluate on")
+    cfg.DATASETS.TEST = cfg.DATASETS.TEST[:1]
+    if output_dir is not None:
+        cfg.OUTPUT_DIR = os.path.join(output_dir, "evaluation")
     db = cfg.MODEL.DROPBLOCK
     if not (db.RESNET.ENABLED or db.FPN.ENABLED or db.HEAD.ENABLED or db.SEM_SEG_HEAD.ENABLED):
         db.RESNET.ENABLED = True
@@ -97,7 +105,14 @@ def main(argv=None):
     )
 
     setup_logger(name="detectron2")
-    cfg = robustness_config(args.config_file, args.opts)
+    # Every argument is checked before the first (long) evaluation.
+    bad = [kp for kp in args.keep_probs if not 0.0 < kp <= 1.0]
+    if bad:
+        raise ValueError(f"--keep-probs: {bad} not in (0, 1]")
+    missing = [path for path, _ in map(_checkpoint_and_label, args.checkpoint) if not os.path.isfile(path)]
+    if missing:
+        raise FileNotFoundError(f"--checkpoint: no such file: {', '.join(missing)}")
+    cfg = robustness_config(args.config_file, args.opts, args.output_dir)
     check_dataset_names(cfg)
     dataset = cfg.DATASETS.TEST[0]
     from detectron2.data import MetadataCatalog

@@ -23,6 +23,8 @@ from detectron2.engine import default_argument_parser, default_setup, launch  # 
 from detectron2.evaluation import verify_results  # noqa: E402
 
 import dropblock_det  # noqa: E402,F401  (registers the components and datasets)
+from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
+from dropblock_det.config import validate_dropblock_config  # noqa: E402
 from dropblock_det.engine.trainer import (  # noqa: E402
     DropBlockTrainer,
     check_dataset_names,
@@ -43,19 +45,27 @@ def setup(args):
     """get_cfg -> add_dropblock_config -> merge file -> merge opts -> checks -> freeze ->
     default_setup. Raises before anything is built when the input is wrong."""
     cfg = load_config(args.config_file, args.opts)
+    validate_dropblock_config(cfg)  # a bad MODEL.DROPBLOCK value fails here, not after data loading
     cfg.freeze()
     check_dataset_names(cfg)
-    if not args.eval_only and not args.resume:
+    if not args.resume or not _last_checkpoint(cfg):
         check_weights_path(cfg)
     default_setup(cfg, args)
     return cfg
+
+
+def _last_checkpoint(cfg) -> str:
+    """The checkpoint OUTPUT_DIR's last_checkpoint names ('' when there is none)."""
+    checkpointer = DetectionCheckpointer(None, save_dir=cfg.OUTPUT_DIR)
+    return checkpointer.get_checkpoint_file() if checkpointer.has_checkpoint() else ""
 
 
 def main(args):
     cfg = setup(args)
     if args.eval_only:
         model = Trainer.build_model(cfg)
-        load_checkpoint_strict(model, cfg.MODEL.WEIGHTS)
+        # As detectron2's train_net: with --resume, the run's last checkpoint when it has one.
+        load_checkpoint_strict(model, (args.resume and _last_checkpoint(cfg)) or cfg.MODEL.WEIGHTS)
         res = Trainer.test(cfg, model)
         if comm.is_main_process():
             verify_results(cfg, res)

@@ -8,6 +8,7 @@ current detectron2 main.
 from __future__ import annotations
 
 import os
+import re
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -218,10 +219,52 @@ def check_weights_path(cfg: CfgNode) -> None:
 _DEFAULT_TRAINER_SAVES_OPTIMIZER = DefaultTrainer.state_dict is not TrainerBase.state_dict
 
 
+# ----------------------------------------------------------------------------- model
+# Where each MODEL.DROPBLOCK location puts its modules (qualified names in a built model):
+# ResNet blocks (under an FPN's bottom_up or as the backbone itself), the FPN's own
+# convolutions and top block, the RetinaNet head, the segmentation head.
+_LOCATION_PATTERNS = {
+    "RESNET.ENABLED": re.compile(r"(^|\.)res[2-5]\.\d+\.dropblock_"),
+    "DROP_PATH_RATE": re.compile(r"(^|\.)res[2-5]\.\d+\.drop_path$"),
+    "FPN.ENABLED": re.compile(r"^backbone\.(?!bottom_up\.)(top_block\.)?dropblock_"),
+    "HEAD.ENABLED": re.compile(r"^head\."),
+    "SEM_SEG_HEAD.ENABLED": re.compile(r"^sem_seg_head\."),
+}
+
+
+def check_dropblock_placed(cfg: CfgNode, model: torch.nn.Module) -> None:
+    """ValueError naming the key when a MODEL.DROPBLOCK location is on but the built model
+    has no regularizer there: stock detectron2 components (RetinaNet,
+    build_retinanet_resnet_fpn_backbone, ...) ignore the keys, and a run would otherwise
+    train without DropBlock while the schedule hook logs a falling keep_prob."""
+    from ..layers import iter_regularizers
+
+    db = cfg.MODEL.DROPBLOCK
+    names = [name for name, _ in iter_regularizers(model)]
+    for key, pattern in _LOCATION_PATTERNS.items():
+        node, _, leaf = key.rpartition(".")
+        value = db[node][leaf] if node else db[leaf]
+        if value and not any(pattern.search(name) for name in names):
+            raise ValueError(
+                f"MODEL.DROPBLOCK.{key}={value!r}, but the model built from MODEL.META_ARCHITECTURE="
+                f"{cfg.MODEL.META_ARCHITECTURE!r}, MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r}"
+                f" (MODEL.SEM_SEG_HEAD.NAME={cfg.MODEL.SEM_SEG_HEAD.NAME!r}) has no DropBlock there"
+                f" ({len(names)} elsewhere): use dropblock-det's components for it (e.g."
+                f" DropBlockRetinaNet, build_dropblock_retinanet_resnet_fpn_backbone; see the README),"
+                f" or check the location's STAGES / POSITIONS for this model")
+
+
 class DropBlockTrainer(DefaultTrainer):
     """DefaultTrainer + the DropBlock schedule hook, evaluator by dataset type, Cutout,
     the project's LR schedules (``dropblock_det.solver``), data loaders whose errors name
-    the broken dataset file, and (on detectron2 v0.6) the optimizer in checkpoints."""
+    the broken dataset file, and (on detectron2 v0.6) the optimizer in checkpoints. The
+    model is checked to have DropBlock wherever MODEL.DROPBLOCK turns it on."""
+
+    @classmethod
+    def build_model(cls, cfg: CfgNode) -> torch.nn.Module:
+        model = super().build_model(cfg)
+        check_dropblock_placed(cfg, model)
+        return model
 
     @classmethod
     def build_evaluator(cls, cfg: CfgNode, dataset_name: str,

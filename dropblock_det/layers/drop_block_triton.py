@@ -151,6 +151,17 @@ _GPU_SIZES = _LaunchSizes(tile_units=512, apply_block=1024, pack_block_bytes=256
 _INTERPRETER_SIZES = _LaunchSizes(tile_units=16384, apply_block=32768, pack_block_bytes=4096)
 
 
+def _gather_available() -> bool:
+    # `tl.gather` is Triton >= 3.3 (torch >= 2.7). The fused mask kernel and the bit-writing
+    # variants need it; separate seed and dilation kernels writing a keep map do not.
+    return tl is None or hasattr(tl, "gather")
+
+
+if not _gather_available():  # an older Triton: the kernels it can build, not a fallback to torch
+    _GPU_SIZES = _GPU_SIZES._replace(mask_kernels=2)
+    _INTERPRETER_SIZES = _INTERPRETER_SIZES._replace(mask_kernels=2)
+
+
 # What Triton raises when it cannot build or launch a kernel for this GPU (not a bad
 # argument, not a CUDA runtime error): `drop_block_2d(impl="auto")` then falls back to the
 # PyTorch path. PTXASError is Triton >= 3.3 only.
@@ -774,6 +785,9 @@ def check_launch_sizes(changes: Dict[str, Any]) -> None:
             raise ValueError(f"launch size mask_kernels must be 1 (fused) or 2 (seed + dilation), got {value!r}")
         if name == "keep_bits" and value not in (1, 8):
             raise ValueError(f"launch size keep_bits must be 8 (keep map, then packed) or 1 (bits), got {value!r}")
+        if (name, value) in (("mask_kernels", 1), ("keep_bits", 1)) and not _gather_available():
+            raise ValueError(f"launch size {name}={value} needs tl.gather (Triton >= 3.3); this Triton is "
+                             f"{triton.__version__}: use mask_kernels=2, keep_bits=8")
 
 
 def parse_launch_sizes(text: str) -> Dict[str, int]:
@@ -993,10 +1007,14 @@ def _launch_flat(kernel: Any, pointers: Tuple[Tensor, ...], like: Tensor, mask_n
     """Launch one of the element-wise kernels over `like`'s elements in memory order: they all
     take (pointers..., numel, mask_numel, eps) and the block, dtype and index-width constants."""
     sizes = _launch_sizes(like.device)
+    # No fused multiply-adds: by default the compiler contracts the residual kernel's
+    # `r + x * scale` (fp32 / fp64) into one FMA, rounding once where the unfused ops round
+    # twice (1 ulp off in ~15% of outputs); the interpreter cannot show it (it ignores the
+    # option), the compile checks read the PTX for it.
     kernel[(triton.cdiv(like.numel(), sizes.apply_block),)](
         *pointers, like.numel(), float(mask_numel), _EPS,
         BLOCK=sizes.apply_block, COMPUTE_F64=like.dtype == torch.float64, OUT_BF16=like.dtype == torch.bfloat16,
-        INDEX_64=like.numel() >= 2**31, num_warps=sizes.apply_warps, **constexprs,
+        INDEX_64=like.numel() >= 2**31, num_warps=sizes.apply_warps, enable_fp_fusion=False, **constexprs,
     )
 
 

@@ -20,6 +20,7 @@ import os
 import subprocess
 import sys
 import traceback
+import types
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -644,6 +645,8 @@ def compile_kernels_without_a_gpu() -> Dict[str, Optional[str]]:
             constexprs = dict(constexprs)
             # num_warps is a launch option, recorded with the keyword arguments: not a constexpr.
             options = {"num_warps": constexprs.pop("num_warps", 4)}
+            if "enable_fp_fusion" in constexprs:
+                options["enable_fp_fusion"] = constexprs.pop("enable_fp_fusion")
             signature, attrs = _launch_signature(kernel, args, constexprs)
             types = ", ".join(signature.values())
             label = f"sm_{arch} {name} {dict(sorted(constexprs.items()))} {options} ({types})"
@@ -660,6 +663,9 @@ def compile_kernels_without_a_gpu() -> Dict[str, Optional[str]]:
                 binary = triton.compile(source, target=GPUTarget("cuda", arch, 32), options=options)
                 assert binary.metadata.num_warps == options["num_warps"]
                 assert binary.asm.get("cubin") and f".target sm_{arch}" in binary.asm["ptx"], f"no sm_{arch} cubin"
+                # The element-wise kernels round each product and sum as the unfused ops do.
+                if options.get("enable_fp_fusion") is False:
+                    assert "fma.rn.f" not in binary.asm["ptx"], "a fused multiply-add in a kernel launched without"
                 if arch == FULL_COMPILE_ARCH:
                     usage = _resource_usage(binary.asm["cubin"])
                     assert usage["LOCAL"] == usage["STACK"] == 0, f"spills to local memory: {usage}"
@@ -807,6 +813,18 @@ def test_launch_sizes_refuses_bad_changes_by_name(device_type: str, changes, nam
         with triton_path.launch_sizes(device_type, **changes):
             pass
     assert (triton_path._GPU_SIZES, triton_path._INTERPRETER_SIZES) == before
+
+
+@pytest.mark.skipif(triton_path.triton is None, reason="Triton not importable (CPU-only torch build)")
+def test_a_triton_without_gather_is_refused_the_kernels_that_need_it_by_name(monkeypatch) -> None:
+    # Triton < 3.3 (torch < 2.7) has no tl.gather: only separate seed and dilation kernels
+    # writing a keep map build there (the import-time defaults switch to them).
+    assert triton_path._gather_available() and triton_path._GPU_SIZES.mask_kernels == 1
+    monkeypatch.setattr(triton_path, "tl", types.SimpleNamespace())
+    for name in ("mask_kernels", "keep_bits"):
+        with pytest.raises(ValueError, match=rf"{name}=1 needs tl.gather"):
+            triton_path.check_launch_sizes({name: 1})
+    triton_path.check_launch_sizes({"mask_kernels": 2, "keep_bits": 8})
 
 
 def test_parse_launch_sizes_reads_a_benchmark_command_line_names_a_bad_entry_and_reads_its_description() -> None:

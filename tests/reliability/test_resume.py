@@ -2,6 +2,7 @@
 with `--resume` sees exactly the keep_prob, LR and iterations of an uninterrupted run, and
 its checkpoints hold nothing specific to the plugin (they load into stock RetinaNet)."""
 import json
+import math
 
 import pytest
 import torch
@@ -150,3 +151,19 @@ def test_checkpoint_has_no_plugin_state_and_loads_strictly_into_stock_retinanet(
         stock = build_model(stock_retinanet_cfg(cfg))
         assert type(stock) is RetinaNet
         stock.load_state_dict(checkpoint["model"], strict=True)
+
+
+def test_eval_only_with_resume_evaluates_the_runs_last_checkpoint(runs, tmp_path, monkeypatch):
+    # As detectron2's train_net: --eval-only --resume loads OUTPUT_DIR's last checkpoint (these
+    # configs train from scratch: MODEL.WEIGHTS is empty, which alone would be an error).
+    train_net = load_tool("train_net")
+    loaded = []
+    load = train_net.load_checkpoint_strict
+    monkeypatch.setattr(train_net, "load_checkpoint_strict", lambda model, path: (loaded.append(path), load(model, path)))
+    out_dir = runs["resumed"]
+    with tiny_synthetic_datasets(tmp_path / "datasets"):
+        args = ["--config-file", CONFIG] + OPTS + ["OUTPUT_DIR", str(out_dir), "DATASETS.TEST", "('synthetic_det_val',)"]
+        results = train_net.main(train_net.parser().parse_args(["--eval-only", "--resume"] + args))
+        assert loaded == [str(out_dir / "model_final.pth")] and set(results) == {"bbox"}
+        with pytest.raises(FileNotFoundError, match="MODEL.WEIGHTS is empty"):
+            train_net.main(train_net.parser().parse_args(["--eval-only"] + args))

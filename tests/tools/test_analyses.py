@@ -106,12 +106,25 @@ def test_robustness_tool_compares_a_dropblock_and_a_stock_checkpoint(tiny_datase
         paths[label] = str(tmp_path / f"{label}.pth")
     tool = load_tool("analyze_robustness")
     out = tmp_path / "robustness"
-    curves = tool.main([
-        "--config-file", BASELINE_CONFIG,
-        "--checkpoint", paths["dropblock"] + ":DropBlock",
-        "--checkpoint", paths["baseline"] + ":baseline",
-        "--keep-probs", "1.0", "0.5", "--seeds", "0", "1", "--output-dir", str(out),
-    ] + TINY_OPTS)
+    # The training run's folder: its evaluation files must not be replaced by the tool's.
+    run = tmp_path / "run"
+    (run / "inference").mkdir(parents=True)
+    (run / "inference" / "coco_instances_results.json").write_text("[]")
+    argv = ["--config-file", BASELINE_CONFIG,
+            "--checkpoint", paths["dropblock"] + ":DropBlock",
+            "--checkpoint", paths["baseline"] + ":baseline",
+            "--keep-probs", "1.0", "0.5", "--seeds", "0", "1", "--output-dir", str(out),
+            ] + TINY_OPTS + ["OUTPUT_DIR", str(run)]
+    # Bad arguments are refused before any evaluation, by name.
+    for flag, bad_value, error in (("--keep-probs", "1.5", ValueError), ("--checkpoint", str(tmp_path / "no.pth"), FileNotFoundError)):
+        bad_argv = list(argv)
+        bad_argv[bad_argv.index(flag) + 1] = bad_value
+        with pytest.raises(error, match=flag):
+            tool.main(bad_argv)
+    assert not (out / "evaluation").exists()
+    curves = tool.main(argv)
+    assert sorted(p.name for p in (run / "inference").iterdir()) == ["coco_instances_results.json"]
+    assert (run / "inference" / "coco_instances_results.json").read_text() == "[]"
     assert set(curves) == {"DropBlock", "baseline"}
     for c in curves.values():
         assert len(c[1.0]) == 1 and len(c[0.5]) == 2
