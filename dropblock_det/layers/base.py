@@ -151,7 +151,8 @@ class KeepProbRegularizer(nn.Module):
 
     def __init__(self, keep_prob: float) -> None:
         super().__init__()
-        self.target_keep_prob = check_keep_prob(keep_prob, "target_keep_prob")
+        # Checked under the argument's own name: the user passed keep_prob.
+        self.target_keep_prob = check_keep_prob(keep_prob, "keep_prob")
         self.keep_prob = self.target_keep_prob
 
     @property
@@ -216,7 +217,8 @@ class KeepProbRegularizer(nn.Module):
         return self.training and self.keep_prob < 1.0
 
     def extra_repr(self) -> str:
-        return f"keep_prob={self.keep_prob:g}, target_keep_prob={self.target_keep_prob:g}"
+        # repr, not :g: a ramp's 0.9999995 must not print as 1 while the regularizer is active.
+        return f"keep_prob={self.keep_prob!r}, target_keep_prob={self.target_keep_prob!r}"
 
 
 def relu_then_regularize(regularizer: nn.Module, x: Tensor, inplace: bool = False) -> Tensor:

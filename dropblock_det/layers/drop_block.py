@@ -156,12 +156,21 @@ def _expected_fraction(k: np.ndarray, weight: np.ndarray, gamma: float) -> float
     return float(np.sum(weight * -np.expm1(k * math.log1p(-gamma))))
 
 
+def _check_map_size(height: Any, width: Any) -> None:
+    for name, value in (("height", height), ("width", width)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1 (a feature map's size), got {value!r}")
+
+
 def expected_drop_fraction(gamma: float, block_size: int, height: int, width: int) -> float:
     """Expected fraction of an (height, width) map that DropBlock drops at seed rate gamma.
 
     Closed form: mean over units of 1 - (1 - gamma)^k, k = number of valid anchors whose
     (clipped) block covers the unit. This is what the "calibrated" gamma inverts.
     """
+    _check_map_size(height, width)
+    if not 0.0 <= gamma <= 1.0:  # also NaN
+        raise ValueError(f"gamma must be in [0, 1] (a seed probability), got {gamma!r}")
     bh, bw = clip_block_size(check_block_size(block_size), height, width)
     k, weight = _coverage_table(height, width, bh, bw)
     return _expected_fraction(k, weight, float(gamma))
@@ -190,6 +199,7 @@ def drop_block_gamma(
 ) -> float:
     """Seed rate gamma of DropBlock on an (height, width) map (see the module docstring)."""
     keep_prob = check_keep_prob(keep_prob)
+    _check_map_size(height, width)
     bh, bw = clip_block_size(check_block_size(block_size), height, width)
     if check_gamma_mode(gamma_mode) == "paper":
         return _paper_gamma(keep_prob, bh, bw, height, width)

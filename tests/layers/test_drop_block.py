@@ -85,6 +85,10 @@ def test_module_is_a_keep_prob_regularizer_with_empty_state_dict_and_informative
     text = repr(module)
     for part in ("keep_prob=0.85", "block_size=5", "shared_mask=True", "'calibrated'"):
         assert part in text
+    module.keep_prob = 0.9999995  # mid-ramp: active, and shown as such
+    assert module.active and "keep_prob=0.9999995," in repr(module)
+    with pytest.raises(ValueError, match=r"^keep_prob must be in \(0, 1\], got 0\.0"):
+        DropBlock2d(keep_prob=0.0)
 
 
 def test_even_block_is_anchored_top_left_inside_the_map():
@@ -609,3 +613,14 @@ def test_seed_path_gradient_with_an_expanded_output_gradient():
     out = drop_block_2d(x, 0.9, 7)
     out.sum().backward()  # grad_output is an expanded scalar (all strides 0)
     assert torch.equal(x.grad, out.detach())
+
+
+@pytest.mark.parametrize("fn, args, named", [
+    (drop_block_gamma, (0.9, 7, 0, 5), "height"), (drop_block_gamma, (0.9, 7, 5, 5.5), "width"),
+    (drop_block_gamma, (0.9, 7, -3, 5), "height"), (expected_drop_fraction, (0.1, 3, 8, True), "width"),
+    (expected_drop_fraction, (-0.5, 3, 8, 8), "gamma"), (expected_drop_fraction, (float("nan"), 3, 8, 8), "gamma"),
+])
+def test_the_public_gamma_helpers_name_an_impossible_map_size_or_gamma(fn, args, named):
+    # Public helpers (for analyses): a wrong size must not come back as a plausible number.
+    with pytest.raises(ValueError, match=rf"^{named} must be"):
+        fn(*args)
