@@ -47,6 +47,9 @@ def main(argv=None):
     cells = sweep_cells(args.block_sizes, args.keep_probs)
     # Check the shared part of the config once, before the first cell trains.
     base = load_config(args.config_file, args.opts)
+    if not base.DATASETS.TEST:
+        raise ValueError(f"DATASETS.TEST is empty in {args.config_file} (+ opts): a cell's value is "
+                         "its evaluation on the first DATASETS.TEST entry")
     check_dataset_names(base)
     check_weights_path(base)
     sem_seg = getattr(MetadataCatalog.get(base.DATASETS.TEST[0]), "evaluator_type", "") == "sem_seg"
@@ -58,6 +61,8 @@ def main(argv=None):
             "MODEL.DROPBLOCK.BLOCK_SIZE", str(block_size),
             "MODEL.DROPBLOCK.KEEP_PROB", str(keep_prob),
             "OUTPUT_DIR", out,
+            # One dataset: DefaultTrainer.test keys results by dataset name when there are more.
+            "DATASETS.TEST", repr((base.DATASETS.TEST[0],)),
         ])
         cfg.freeze()
         os.makedirs(out, exist_ok=True)
@@ -66,7 +71,7 @@ def main(argv=None):
         results = trainer.train()
         if not results:
             raise RuntimeError(f"cell block_size={block_size} keep_prob={keep_prob}: "
-                               "no evaluation results (is DATASETS.TEST empty?)")
+                               "no evaluation results")
         task, key = metric_name.split("/")
         return float(results[task][key]), out
 

@@ -141,7 +141,9 @@ def test_sweep_writes_csv_and_heatmap_and_skips_finished_cells(tiny_datasets, tm
     out = tmp_path / "sweep"
     argv = ["--config-file", DB_CONFIG, "--block-sizes", "1", "3", "--keep-probs", "0.8",
             "--output-dir", str(out)] + TINY_OPTS + ["SOLVER.MAX_ITER", "2"]
-    values = tool.main(argv)
+    # Two TEST datasets: a cell is evaluated on the first (DefaultTrainer.test would key
+    # its results by dataset name).
+    values = tool.main(argv + ["DATASETS.TEST", "('synthetic_det_val', 'synthetic_det_train')"])
     assert set(values) == {(1, 0.8), (3, 0.8)}
     with open(out / "sweep.csv") as f:
         rows = list(csv.DictReader(f))
@@ -164,3 +166,7 @@ def test_sweep_rejects_bad_grid_values_before_training(tiny_datasets, tmp_path):
     with pytest.raises(ValueError, match="keep_prob 1.5"):
         tool.main(["--config-file", DB_CONFIG, "--block-sizes", "3", "--keep-probs", "1.5",
                    "--output-dir", str(tmp_path)])
+    with pytest.raises(ValueError, match="DATASETS.TEST is empty"):
+        tool.main(["--config-file", DB_CONFIG, "--block-sizes", "3", "--keep-probs", "0.9",
+                   "--output-dir", str(tmp_path), "DATASETS.TEST", "()"])
+    assert not list(tmp_path.iterdir())
