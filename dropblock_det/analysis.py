@@ -93,16 +93,17 @@ def evaluate_with_dropblock_at_inference(
     Returns {keep_prob: [metric per seed]}.
     """
     from .layers import iter_regularizers, set_keep_prob
+    from .layers.base import check_keep_prob
 
     regularizers = [m for _, m in iter_regularizers(model)]
     if not regularizers:
         raise ValueError("the model has no DropBlock/KeepProbRegularizer modules: build it "
                          "with MODEL.DROPBLOCK.*.ENABLED so there is something to switch on")
+    for kp in keep_probs:  # all of them before the first (long) evaluation
+        check_keep_prob(kp)
     results: Dict[float, List[float]] = {}
     try:
         for kp in keep_probs:
-            if not 0.0 < kp <= 1.0:
-                raise ValueError(f"keep_prob {kp} is not in (0, 1]")
             results[kp] = []
             for seed in (seeds[:1] if kp == 1.0 else seeds):
                 model.eval()
@@ -174,6 +175,15 @@ def plot_robustness(curves: Dict[str, Dict[float, List[float]]], out_png: os.Pat
 
 # ----------------------------------------------------------------------------- sweep
 SWEEP_FIELDS = ["block_size", "keep_prob", "metric", "value", "output_dir"]
+
+
+def first_test_dataset(cfg: Any, config_file: str) -> str:
+    """The DATASETS.TEST entry an analysis evaluates on: the first (DefaultTrainer.test keys
+    its results by dataset name when there are several); ValueError when there is none."""
+    if not cfg.DATASETS.TEST:
+        raise ValueError(f"DATASETS.TEST is empty in {config_file} (+ opts): an analysis evaluates "
+                         "on its first entry")
+    return cfg.DATASETS.TEST[0]
 
 
 def sweep_cells(block_sizes: Iterable[int], keep_probs: Iterable[float]) -> List[Tuple[int, float]]:

@@ -59,12 +59,11 @@ def robustness_config(config_file, opts, output_dir=None):
     DATASETS.TEST entry. With `output_dir`, OUTPUT_DIR points into it: the evaluators write
     their predictions under OUTPUT_DIR/inference, which must not be the training run's (the
     config's OUTPUT_DIR usually is), whose files these would replace."""
+    from dropblock_det.analysis import first_test_dataset
     from dropblock_det.engine.trainer import load_config
 
     cfg = load_config(config_file, opts)
-    if not cfg.DATASETS.TEST:
-        raise ValueError(f"DATASETS.TEST is empty in {config_file} (+ opts): nothing to evaluate on")
-    cfg.DATASETS.TEST = cfg.DATASETS.TEST[:1]
+    cfg.DATASETS.TEST = (first_test_dataset(cfg, config_file),)
     if output_dir is not None:
         cfg.OUTPUT_DIR = os.path.join(output_dir, "evaluation")
     db = cfg.MODEL.DROPBLOCK
@@ -103,12 +102,12 @@ def main(argv=None):
         check_dataset_names,
         load_checkpoint_strict,
     )
+    from dropblock_det.layers.base import check_keep_prob
 
     setup_logger(name="detectron2")
     # Every argument is checked before the first (long) evaluation.
-    bad = [kp for kp in args.keep_probs if not 0.0 < kp <= 1.0]
-    if bad:
-        raise ValueError(f"--keep-probs: {bad} not in (0, 1]")
+    for kp in args.keep_probs:
+        check_keep_prob(kp, "--keep-probs")
     missing = [path for path, _ in map(_checkpoint_and_label, args.checkpoint) if not os.path.isfile(path)]
     if missing:
         raise FileNotFoundError(f"--checkpoint: no such file: {', '.join(missing)}")

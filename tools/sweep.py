@@ -35,7 +35,7 @@ def main(argv=None):
     from detectron2.utils.logger import setup_logger
 
     import dropblock_det  # noqa: F401
-    from dropblock_det.analysis import plot_sweep_heatmap, run_sweep, sweep_cells
+    from dropblock_det.analysis import first_test_dataset, plot_sweep_heatmap, run_sweep, sweep_cells
     from dropblock_det.engine.trainer import (
         DropBlockTrainer,
         check_dataset_names,
@@ -47,12 +47,10 @@ def main(argv=None):
     cells = sweep_cells(args.block_sizes, args.keep_probs)
     # Check the shared part of the config once, before the first cell trains.
     base = load_config(args.config_file, args.opts)
-    if not base.DATASETS.TEST:
-        raise ValueError(f"DATASETS.TEST is empty in {args.config_file} (+ opts): a cell's value is "
-                         "its evaluation on the first DATASETS.TEST entry")
+    dataset = first_test_dataset(base, args.config_file)  # a cell's value: its evaluation there
     check_dataset_names(base)
     check_weights_path(base)
-    sem_seg = getattr(MetadataCatalog.get(base.DATASETS.TEST[0]), "evaluator_type", "") == "sem_seg"
+    sem_seg = getattr(MetadataCatalog.get(dataset), "evaluator_type", "") == "sem_seg"
     metric_name = "sem_seg/mIoU" if sem_seg else "bbox/AP"
 
     def train_cell(block_size, keep_prob):
@@ -61,8 +59,7 @@ def main(argv=None):
             "MODEL.DROPBLOCK.BLOCK_SIZE", str(block_size),
             "MODEL.DROPBLOCK.KEEP_PROB", str(keep_prob),
             "OUTPUT_DIR", out,
-            # One dataset: DefaultTrainer.test keys results by dataset name when there are more.
-            "DATASETS.TEST", repr((base.DATASETS.TEST[0],)),
+            "DATASETS.TEST", repr((dataset,)),
         ])
         cfg.freeze()
         os.makedirs(out, exist_ok=True)

@@ -67,6 +67,16 @@ def test_a_model_without_regularizers_is_refused():
                                              lambda r: 0.0)
 
 
+def test_a_bad_keep_prob_is_refused_before_the_first_evaluation():
+    from dropblock_det.analysis import evaluate_with_dropblock_at_inference
+
+    evaluations = []
+    with pytest.raises(ValueError, match="keep_prob must be in \\(0, 1\\], got 1.5"):
+        evaluate_with_dropblock_at_inference(_Net(), lambda m: evaluations.append(m) or {}, [0.9, 1.5], [0],
+                                             lambda r: 0.0)
+    assert evaluations == []
+
+
 def test_detectron2_evaluation_keeps_the_switched_on_regularizers_active(tiny_datasets):
     # inference_on_dataset calls model.eval() on an nn.Module, which would silently turn
     # DropBlock off again; the tool hands it a plain callable instead.
