@@ -49,6 +49,43 @@ def small_retinanet_cfg(config_file: str = "Base-RetinaNet.yaml", depth: int = 1
     return cfg
 
 
+# Every location the plugin can regularize in a ResNet-FPN RetinaNet.
+ALL_RESNET_STAGES = ["res2", "res3", "res4", "res5"]
+ALL_FPN_POSITIONS = ["lateral", "output", "top_block"]
+
+
+def dropblock_everywhere_cfg(
+    keep_prob: float = 0.9,
+    block_size: int = 3,
+    drop_path_rate: float = 0.1,
+    head_norm: str = "GN",
+    fpn_channels: int = 64,
+):
+    """A tiny R18 GN RetinaNet config (from Base-RetinaNet-Scratch.yaml) with DropBlock in
+    every ResNet stage and position, every FPN position, both head towers, and DropPath.
+
+    64 FPN channels: GN with 32 groups needs >= 2 values per group on the 1x1 P7 map of a
+    64 px image. `head_norm=""` gives a head that detectron2 v0.6's stock RetinaNet can
+    also build (for strict-loading comparisons).
+    """
+    cfg = small_retinanet_cfg("Base-RetinaNet-Scratch.yaml")
+    cfg.MODEL.FPN.OUT_CHANNELS = fpn_channels
+    cfg.MODEL.RETINANET.NORM = head_norm
+    cfg.INPUT.MIN_SIZE_TEST = 64
+    cfg.INPUT.MAX_SIZE_TEST = 64
+    db = cfg.MODEL.DROPBLOCK
+    db.KEEP_PROB = keep_prob
+    db.BLOCK_SIZE = block_size
+    db.RESNET.ENABLED = True
+    db.RESNET.STAGES = list(ALL_RESNET_STAGES)
+    db.FPN.ENABLED = True
+    db.FPN.POSITIONS = list(ALL_FPN_POSITIONS)
+    db.HEAD.ENABLED = True
+    db.HEAD.TOWERS = ["cls", "bbox"]
+    db.DROP_PATH_RATE = drop_path_rate
+    return cfg
+
+
 def stock_retinanet_cfg(plugin_cfg):
     """The same model for stock detectron2: a get_cfg() config without the plugin's keys
     (MODEL.DROPBLOCK, INPUT.CUTOUT), with RetinaNet and detectron2's own RetinaNet

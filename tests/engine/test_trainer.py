@@ -3,7 +3,7 @@ train augmentations (Cutout), LR schedule delegation, config loading errors."""
 import pytest
 import torch
 
-from conftest import REPO
+from conftest import REPO, dropblock_everywhere_cfg
 
 SYNTH = str(REPO / "configs" / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml")
 
@@ -84,21 +84,10 @@ def test_odd_number_of_opts_is_refused():
 
 
 # ----------------------------------------------------------------------------- DropBlock placed
-def _everywhere_cfg():
-    from conftest import small_retinanet_cfg
-
-    cfg = small_retinanet_cfg("Base-RetinaNet-Scratch.yaml")
-    cfg.MODEL.FPN.OUT_CHANNELS = 64
-    db = cfg.MODEL.DROPBLOCK
-    db.KEEP_PROB, db.BLOCK_SIZE, db.DROP_PATH_RATE = 0.9, 3, 0.1
-    db.RESNET.ENABLED = db.FPN.ENABLED = db.HEAD.ENABLED = True
-    return cfg
-
-
 @pytest.mark.parametrize("change, key", [
     ({}, None),
     # Stock detectron2 components ignore MODEL.DROPBLOCK: the run would train without it.
-    ({"MODEL.META_ARCHITECTURE": "RetinaNet", "MODEL.RETINANET.NORM": ""}, "HEAD.ENABLED"),
+    ({"MODEL.META_ARCHITECTURE": "RetinaNet"}, "HEAD.ENABLED"),
     ({"MODEL.BACKBONE.NAME": "build_retinanet_resnet_fpn_backbone"}, "RESNET.ENABLED"),
     # R18's basic blocks have no conv3: nothing left to place in the ResNet.
     ({"MODEL.DROPBLOCK.RESNET.POSITIONS": ["conv3"], "MODEL.DROPBLOCK.DROP_PATH_RATE": 0.0}, "RESNET.ENABLED"),
@@ -107,18 +96,11 @@ def _everywhere_cfg():
 def test_the_trainer_refuses_a_model_without_dropblock_where_the_config_turns_it_on(change, key):
     from dropblock_det.engine.trainer import DropBlockTrainer
 
-    cfg = _everywhere_cfg()
-    for name, value in change.items():
-        node, _, leaf = name.rpartition(".")
-        setattr(_node(cfg, node), leaf, value)
+    cfg = dropblock_everywhere_cfg(head_norm="")  # a head that v0.6's stock RetinaNet builds too
+    cfg.merge_from_list([item for pair in change.items() for item in pair])
     if key is None:
         DropBlockTrainer.build_model(cfg)
         return
     with pytest.raises(ValueError, match=rf"MODEL\.DROPBLOCK\.{key}=True.*has no DropBlock there"):
         DropBlockTrainer.build_model(cfg)
 
-
-def _node(cfg, dotted: str):
-    for part in dotted.split("."):
-        cfg = cfg[part]
-    return cfg
