@@ -665,7 +665,7 @@ def compile_kernels_without_a_gpu() -> Dict[str, Optional[str]]:
                 assert binary.asm.get("cubin") and f".target sm_{arch}" in binary.asm["ptx"], f"no sm_{arch} cubin"
                 # The element-wise kernels round each product and sum as the unfused ops do.
                 if options.get("enable_fp_fusion") is False:
-                    assert "fma.rn.f" not in binary.asm["ptx"], "a fused multiply-add in a kernel launched without"
+                    assert "fma.rn.f" not in binary.asm["ptx"], "a fused multiply-add in a kernel launched with enable_fp_fusion=False"
                 if arch == FULL_COMPILE_ARCH:
                     usage = _resource_usage(binary.asm["cubin"])
                     assert usage["LOCAL"] == usage["STACK"] == 0, f"spills to local memory: {usage}"

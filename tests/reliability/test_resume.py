@@ -2,7 +2,6 @@
 with `--resume` sees exactly the keep_prob, LR and iterations of an uninterrupted run, and
 its checkpoints hold nothing specific to the plugin (they load into stock RetinaNet)."""
 import json
-import math
 
 import pytest
 import torch
