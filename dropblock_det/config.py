@@ -10,7 +10,14 @@ from typing import Any, Callable, Dict, List, Sequence, Tuple
 from detectron2.config import CfgNode as CN
 from torch import nn
 
-from .layers import GAMMA_MODES, IMPLS, REGULARIZER_TYPES, build_regularizer, scaled_keep_prob
+from .layers import (
+    GAMMA_MODES,
+    IMPLS,
+    REGULARIZER_TYPES,
+    build_regularizer,
+    scaled_keep_prob,
+    triton_unavailable_reason,
+)
 
 
 def add_dropblock_config(cfg: CN) -> None:
@@ -32,7 +39,8 @@ def add_dropblock_config(cfg: CN) -> None:
                                capability >= 7.0, PyTorch elsewhere; if Triton cannot
                                build them for the GPU: one warning, then PyTorch),
                                "torch" (always the pure-PyTorch reference), "triton"
-                               (always the kernels; Triton's errors are raised).
+                               (always the kernels; Triton's errors are raised, and a
+                               MODEL.DEVICE they cannot run on is refused at build time).
       RESNET.ENABLED [False]   DropBlock inside ResNet blocks.
       RESNET.STAGES [["res4", "res5"]]   stages that get it (the paper's groups 3 and 4);
                                each must be built (MODEL.RESNETS.OUT_FEATURES decides).
@@ -224,7 +232,8 @@ def validate_dropblock_config(cfg: CN) -> None:
             position/tower/stage name, a stage the ResNet does not build (see
             :func:`built_resnet_stages`), STAGE_DROP_SCALES that do not match STAGES or
             drive a keep probability to <= 0, an enabled location with nothing listed,
-            or a schedule that ends before it starts.
+            a schedule that ends before it starts, or IMPL "triton" with a DropBlock
+            location on and a MODEL.DEVICE the Triton kernels cannot run on.
     """
     if "DROPBLOCK" not in cfg.MODEL:
         raise KeyError(
@@ -303,6 +312,20 @@ def validate_dropblock_config(cfg: CN) -> None:
             db.SEM_SEG_HEAD.POSITIONS,
             "SEM_SEG_HEAD.ENABLED but no position",
         )
+
+    if db.IMPL == "triton" and db.TYPE == "DropBlock" and (
+        resnet_enabled or fpn_enabled or head_enabled or seg_enabled
+    ):
+        # Else the first training step with DropBlock active (after data loading, and after
+        # the ramp's keep_prob 1.0 stretch) would be the first to notice.
+        reason = triton_unavailable_reason(cfg.MODEL.DEVICE)
+        if reason:
+            raise _bad(
+                p + "IMPL",
+                db.IMPL,
+                f"the Triton kernels cannot run on MODEL.DEVICE={cfg.MODEL.DEVICE!r}: {reason}; "
+                "use 'auto' (the kernels where they run, PyTorch elsewhere) or 'torch'",
+            )
 
     drop_path_rate = _check_number(p + "DROP_PATH_RATE", db.DROP_PATH_RATE)
     if not 0.0 <= drop_path_rate < 1.0:

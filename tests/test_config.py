@@ -163,3 +163,36 @@ def test_build_model_rejects_bad_value_before_building(key, value):
     _set(cfg, key, value)
     with pytest.raises(ValueError, match=key.replace(".", r"\.")):
         build_model(cfg)
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda:x"])
+def test_impl_triton_on_a_device_the_kernels_cannot_run_on_is_rejected_at_build_time(device, monkeypatch):
+    from detectron2.modeling import build_model
+
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)  # the interpreter runs CPU tensors
+    cfg = small_retinanet_cfg("Base-RetinaNet-Scratch-DropBlock.yaml")
+    cfg.MODEL.DROPBLOCK.IMPL = "triton"
+    cfg.MODEL.DEVICE = device
+    with pytest.raises(ValueError, match=rf"MODEL\.DROPBLOCK\.IMPL='triton'.*MODEL\.DEVICE='{device}'.*'torch'"):
+        build_model(cfg)
+    # Nothing on: IMPL is never used, so nothing to refuse; "auto" and "torch" run anywhere.
+    for key in ("RESNET", "FPN", "HEAD", "SEM_SEG_HEAD"):
+        cfg.MODEL.DROPBLOCK[key].ENABLED = False
+    validate_dropblock_config(cfg)
+    cfg.MODEL.DROPBLOCK.HEAD.ENABLED = True
+    cfg.MODEL.DROPBLOCK.IMPL = "auto"
+    validate_dropblock_config(cfg)
+
+
+def test_triton_unavailable_reason_names_the_cause(monkeypatch):
+    from dropblock_det.layers import drop_block_triton, triton_unavailable_reason
+
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    assert "TRITON_INTERPRET=1" in triton_unavailable_reason("cpu")
+    installed = drop_block_triton.triton is not None
+    assert ("not mps" if installed else "not installed") in triton_unavailable_reason("mps")
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    if installed:
+        assert triton_unavailable_reason("cpu") == ""
+    monkeypatch.setattr(drop_block_triton, "triton", None)
+    assert "not installed" in triton_unavailable_reason("cpu")

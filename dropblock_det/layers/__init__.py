@@ -21,6 +21,7 @@ from .drop_block import (
     drop_block_gamma,
     expected_drop_fraction,
     triton_path_chosen,
+    triton_unavailable_reason,
 )
 from .dropout import DropPath, Dropout, SpatialDropout, drop_path, dropout, spatial_dropout
 from .schedule import LinearKeepProbSchedule, iter_regularizers, scaled_keep_prob, set_keep_prob
@@ -40,6 +41,7 @@ __all__ = [
     "GAMMA_MODES",
     "IMPLS",
     "triton_path_chosen",
+    "triton_unavailable_reason",
     "dropout",
     "spatial_dropout",
     "drop_path",

@@ -368,6 +368,33 @@ def _triton_runs_on(device: torch.device) -> bool:
     return bool(triton_available(device))
 
 
+def triton_unavailable_reason(device: Any) -> str:
+    """Why impl="triton" cannot run tensors on `device` ("" when it can): Triton missing, a
+    CPU device without Triton's interpreter, no CUDA, or a GPU older than Triton supports.
+    Configs check it when the model is built, not at the first training step."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        return f"{device!r} is not a device ({error})"
+    try:
+        from . import drop_block_triton as kernels
+    except ImportError as error:  # e.g. a Triton too old to import the kernels
+        return f"the Triton kernels do not import here ({error})"
+    if kernels.triton is None:
+        return "Triton is not installed (the CUDA build of torch ships it)"
+    if kernels.triton_available(device):
+        return ""
+    if device.type == "cpu":
+        return ("the kernels run CUDA tensors, or CPU tensors only under Triton's interpreter "
+                "(TRITON_INTERPRET=1 set before Triton is imported)")
+    if device.type != "cuda":
+        return f"the kernels run CUDA tensors, not {device.type}"
+    if not torch.cuda.is_available():
+        return "torch sees no CUDA device here"
+    major, minor = torch.cuda.get_device_capability(device)
+    return f"{torch.cuda.get_device_name(device)} has compute capability {major}.{minor}; Triton needs >= 7.0"
+
+
 def triton_path_chosen(device: torch.device, impl: str) -> bool:
     """Whether DropBlock with `impl` takes the Triton path for tensors on `device`: always
     for "triton", never for "torch", and for "auto" on a CUDA device Triton supports that
