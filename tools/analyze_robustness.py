@@ -99,7 +99,7 @@ def main(argv=None):
     )
     from dropblock_det.engine.trainer import (
         DropBlockTrainer,
-        check_dataset_names,
+        check_config_before_run,
         load_checkpoint_strict,
     )
     from dropblock_det.layers.base import check_keep_prob
@@ -112,7 +112,7 @@ def main(argv=None):
     if missing:
         raise FileNotFoundError(f"--checkpoint: no such file: {', '.join(missing)}")
     cfg = robustness_config(args.config_file, args.opts, args.output_dir)
-    check_dataset_names(cfg)
+    check_config_before_run(cfg, train=False, check_weights=False)  # the checkpoints are checked above
     dataset = cfg.DATASETS.TEST[0]
     from detectron2.data import MetadataCatalog
 

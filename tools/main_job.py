@@ -97,12 +97,7 @@ def main(argv=None) -> dict:
     import dropblock_det  # noqa: F401  (registers components and datasets)
     from dropblock_det.analysis import final_metric, plot_training_curves, read_metrics
     from dropblock_det.data.synthetic import default_datasets_root, ensure_synthetic_datasets
-    from dropblock_det.engine.trainer import (
-        DropBlockTrainer,
-        check_dataset_names,
-        check_weights_path,
-        load_config,
-    )
+    from dropblock_det.engine.trainer import DropBlockTrainer, check_config_before_run, load_config
 
     opts = list(args.opts)
     if args.output_dir:
@@ -120,8 +115,7 @@ def main(argv=None) -> dict:
         ensure_synthetic_datasets(root)
         print(f"[main_job] datasets ready in {time.time() - t0:.1f} s", flush=True)
     cfg.freeze()
-    check_dataset_names(cfg)
-    check_weights_path(cfg)
+    check_config_before_run(cfg)  # before the earlier run is archived: a bad config moves nothing
 
     # A rerun into the same folder starts a fresh run (detectron2's JSONWriter would append
     # to metrics.json, and model_final.pth would be overwritten): the earlier run's files

@@ -24,11 +24,9 @@ from detectron2.evaluation import verify_results  # noqa: E402
 
 import dropblock_det  # noqa: E402,F401  (registers the components and datasets)
 from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
-from dropblock_det.config import validate_dropblock_config  # noqa: E402
 from dropblock_det.engine.trainer import (  # noqa: E402
     DropBlockTrainer,
-    check_dataset_names,
-    check_weights_path,
+    check_config_before_run,
     load_checkpoint_strict,
     load_config,
 )
@@ -42,14 +40,13 @@ class Trainer(DropBlockTrainer):
 
 
 def setup(args):
-    """get_cfg -> add_dropblock_config -> merge file -> merge opts -> checks -> freeze ->
+    """get_cfg -> add_dropblock_config -> merge file -> merge opts -> freeze -> checks ->
     default_setup. Raises before anything is built when the input is wrong."""
     cfg = load_config(args.config_file, args.opts)
-    validate_dropblock_config(cfg)  # a bad MODEL.DROPBLOCK value fails here, not after data loading
     cfg.freeze()
-    check_dataset_names(cfg)
-    if not args.resume or not _last_checkpoint(cfg):
-        check_weights_path(cfg)
+    # A bad value fails here, before default_setup writes into OUTPUT_DIR and before data loading.
+    check_config_before_run(cfg, train=not args.eval_only,
+                            check_weights=not args.resume or not _last_checkpoint(cfg))
     default_setup(cfg, args)
     return cfg
 

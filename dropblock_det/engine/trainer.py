@@ -13,6 +13,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+import detectron2.utils.comm as comm
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import CfgNode, get_cfg
@@ -34,7 +35,7 @@ from detectron2.evaluation import (
 from .. import data as _data  # noqa: F401  (registers the datasets)
 from .. import modeling as _modeling  # noqa: F401  (registers backbones, meta-archs, heads)
 from .. import solver
-from ..config import add_dropblock_config
+from ..config import add_dropblock_config, validate_dropblock_config
 from ..data.file_errors import DatasetMapperNamingFiles, naming_dataset_files
 
 
@@ -42,7 +43,11 @@ __all__ = [
     "DropBlockTrainer",
     "build_evaluator",
     "build_train_augmentation",
+    "check_config_before_run",
     "check_dataset_names",
+    "check_model_config",
+    "check_evaluator_types",
+    "check_lr_scheduler",
     "has_compiled_ops",
     "load_config",
     "load_checkpoint_strict",
@@ -129,7 +134,7 @@ def build_evaluator(cfg: CfgNode, dataset_name: str,
     Raises ValueError naming the dataset and type otherwise."""
     if output_folder is None:
         output_folder = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
-    evaluator_type = getattr(MetadataCatalog.get(dataset_name), "evaluator_type", None)
+    evaluator_type = _evaluator_type(dataset_name)
     if evaluator_type == "coco":
         return COCOEvaluator(dataset_name, tasks=("bbox",), distributed=True,
                              output_dir=output_folder, use_fast_impl=has_compiled_ops())
@@ -137,9 +142,41 @@ def build_evaluator(cfg: CfgNode, dataset_name: str,
         return PascalVOCDetectionEvaluator(dataset_name)
     if evaluator_type == "sem_seg":
         return SemSegEvaluator(dataset_name, distributed=True, output_dir=output_folder)
-    raise ValueError(
+    raise _no_evaluator(dataset_name, evaluator_type)
+
+
+EVALUATOR_TYPES = ("coco", "pascal_voc", "sem_seg")
+
+
+def _evaluator_type(dataset_name: str) -> Optional[str]:
+    return getattr(MetadataCatalog.get(dataset_name), "evaluator_type", None)
+
+
+def _no_evaluator(dataset_name: str, evaluator_type: Optional[str]) -> ValueError:
+    return ValueError(
         f"no evaluator for dataset {dataset_name!r}: its metadata evaluator_type is "
-        f"{evaluator_type!r}; supported: 'coco', 'pascal_voc', 'sem_seg'")
+        f"{evaluator_type!r}; supported: {', '.join(map(repr, EVALUATOR_TYPES))}")
+
+
+def check_evaluator_types(cfg: CfgNode) -> None:
+    """ValueError (as build_evaluator's) for a DATASETS.TEST entry with no evaluator, before
+    anything is built: detectron2 builds the evaluators only after training."""
+    for name in cfg.DATASETS.TEST:
+        if _evaluator_type(name) not in EVALUATOR_TYPES:
+            raise _no_evaluator(name, _evaluator_type(name))
+
+
+def check_lr_scheduler(cfg: CfgNode) -> None:
+    """Build SOLVER.LR_SCHEDULER_NAME's schedule on a throwaway optimizer, so an unknown name
+    or a value the schedule refuses fails before data loading (DefaultTrainer builds the
+    scheduler after the training data loader). Errors name the key."""
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.SOLVER.BASE_LR)
+    try:
+        solver.build_lr_scheduler(cfg, optimizer)
+    except (ValueError, KeyError, AssertionError) as error:
+        message = error.args[0] if error.args else type(error).__name__
+        raise type(error)(f"the LR schedule SOLVER.LR_SCHEDULER_NAME={cfg.SOLVER.LR_SCHEDULER_NAME!r} "
+                          f"cannot be built from the SOLVER values: {message}") from None
 
 
 # ----------------------------------------------------------------------------- data
@@ -254,11 +291,70 @@ def check_dropblock_placed(cfg: CfgNode, model: torch.nn.Module) -> None:
                 f" or check the location's STAGES / POSITIONS for this model")
 
 
+def check_model_config(cfg: CfgNode) -> None:
+    """Build the model described by `cfg` on PyTorch's meta device (shapes, no memory or
+    initialisation cost: ~0.1 s for R50-FPN) and check where DropBlock went
+    (:func:`check_dropblock_placed`), so a model-config error is raised before data loading
+    and before a tool writes anything. A component that cannot be built on the meta device
+    is left to the real build, which makes the same checks."""
+    from detectron2.modeling import META_ARCH_REGISTRY
+
+    try:
+        with torch.device("meta"):
+            model = META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)(cfg)
+    except NotImplementedError:  # an operator with no meta kernel in some component's __init__
+        return
+    check_dropblock_placed(cfg, model)
+
+
+def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: bool = True) -> None:
+    """Every check of `cfg` that needs no data: MODEL.DROPBLOCK values, the model (built on
+    the meta device), DATASETS names and files, an evaluator for every DATASETS.TEST entry,
+    and with `train` the LR schedule, with `check_weights` MODEL.WEIGHTS. The tools call it
+    first: each error names its key, and comes before data loading or any file is written."""
+    validate_dropblock_config(cfg)
+    check_model_config(cfg)
+    check_dataset_names(cfg)
+    check_evaluator_types(cfg)
+    if train:
+        check_lr_scheduler(cfg)
+    if check_weights:
+        check_weights_path(cfg)
+
+
 class DropBlockTrainer(DefaultTrainer):
     """DefaultTrainer + the DropBlock schedule hook, evaluator by dataset type, Cutout,
     the project's LR schedules (``dropblock_det.solver``), data loaders whose errors name
     the broken dataset file, and (on detectron2 v0.6) the optimizer in checkpoints. The
-    model is checked to have DropBlock wherever MODEL.DROPBLOCK turns it on."""
+    model is checked to have DropBlock wherever MODEL.DROPBLOCK turns it on, and
+    auto_scale_workers scales the DropBlock schedule's iterations too."""
+
+    def __init__(self, cfg: CfgNode):
+        # DefaultTrainer.__init__ calls DefaultTrainer.auto_scale_workers by name, which
+        # would leave the DropBlock schedule unscaled; scaled here first, its own call then
+        # finds REFERENCE_WORLD_SIZE equal to the world size and changes nothing.
+        super().__init__(self.auto_scale_workers(cfg, comm.get_world_size()))
+
+    @staticmethod
+    def auto_scale_workers(cfg: CfgNode, num_workers: int) -> CfgNode:
+        """DefaultTrainer.auto_scale_workers (batch, LR, iterations scaled from
+        SOLVER.REFERENCE_WORLD_SIZE to `num_workers`) plus MODEL.DROPBLOCK.SCHEDULE's
+        START_ITER and END_ITER, scaled as SOLVER.MAX_ITER is, so the ramp keeps its place
+        in training (END_ITER -1 follows MAX_ITER by itself)."""
+        reference = cfg.SOLVER.REFERENCE_WORLD_SIZE
+        scaled = DefaultTrainer.auto_scale_workers(cfg, num_workers)
+        if scaled is cfg:  # REFERENCE_WORLD_SIZE 0 or already num_workers
+            return cfg
+        frozen = scaled.is_frozen()
+        scaled.defrost()
+        factor = num_workers / reference
+        schedule = scaled.MODEL.DROPBLOCK.SCHEDULE
+        schedule.START_ITER = int(round(schedule.START_ITER / factor))
+        if schedule.END_ITER != -1:
+            schedule.END_ITER = int(round(schedule.END_ITER / factor))
+        if frozen:
+            scaled.freeze()
+        return scaled
 
     @classmethod
     def build_model(cls, cfg: CfgNode) -> torch.nn.Module:

@@ -104,3 +104,61 @@ def test_the_trainer_refuses_a_model_without_dropblock_where_the_config_turns_it
     with pytest.raises(ValueError, match=rf"MODEL\.DROPBLOCK\.{key}=True.*has no DropBlock there"):
         DropBlockTrainer.build_model(cfg)
 
+
+
+# ----------------------------------------------------------------------------- early checks
+def test_a_bad_lr_schedule_is_refused_before_anything_is_built():
+    from dropblock_det.engine.trainer import check_lr_scheduler
+
+    check_lr_scheduler(_cfg())
+    check_lr_scheduler(_cfg("SOLVER.LR_SCHEDULER_NAME", "WarmupPolyLR"))
+    with pytest.raises(ValueError, match=r"SOLVER\.LR_SCHEDULER_NAME='WarmupCosine'.*Unknown LR scheduler"):
+        check_lr_scheduler(_cfg("SOLVER.LR_SCHEDULER_NAME", "WarmupCosine"))
+    with pytest.raises(ValueError, match=r"'WarmupPolyLR'.*SOLVER\.WARMUP_METHOD.*'exp'"):
+        check_lr_scheduler(_cfg("SOLVER.LR_SCHEDULER_NAME", "WarmupPolyLR", "SOLVER.WARMUP_METHOD", "exp"))
+
+
+def test_a_test_dataset_without_an_evaluator_is_refused_before_training():
+    from detectron2.data import MetadataCatalog
+
+    from dropblock_det.engine.trainer import check_evaluator_types
+
+    check_evaluator_types(_cfg())  # synthetic_det_val: coco
+    MetadataCatalog.get("dropblock_test_unevaluable").set(evaluator_type="lvis_like")
+    cfg = _cfg()
+    cfg.DATASETS.TEST = ("synthetic_det_val", "dropblock_test_unevaluable")
+    with pytest.raises(ValueError, match="dropblock_test_unevaluable.*'lvis_like'.*supported: 'coco'"):
+        check_evaluator_types(cfg)
+
+
+# ----------------------------------------------------------------------------- REFERENCE_WORLD_SIZE
+def test_auto_scale_workers_scales_the_dropblock_ramp_as_max_iter():
+    from dropblock_det.engine.trainer import DropBlockTrainer
+
+    cfg = _cfg("SOLVER.REFERENCE_WORLD_SIZE", "8", "SOLVER.IMS_PER_BATCH", "16", "SOLVER.MAX_ITER", "1000",
+               "MODEL.DROPBLOCK.SCHEDULE.START_ITER", "100", "MODEL.DROPBLOCK.SCHEDULE.END_ITER", "801")
+    cfg.freeze()
+    scaled = DropBlockTrainer.auto_scale_workers(cfg, 16)
+    assert (scaled.SOLVER.MAX_ITER, scaled.SOLVER.IMS_PER_BATCH, scaled.SOLVER.REFERENCE_WORLD_SIZE) == (500, 32, 16)
+    assert (scaled.MODEL.DROPBLOCK.SCHEDULE.START_ITER, scaled.MODEL.DROPBLOCK.SCHEDULE.END_ITER) == (50, 400)
+    assert scaled.is_frozen() and cfg.MODEL.DROPBLOCK.SCHEDULE.END_ITER == 801  # a new config
+    quarter = DropBlockTrainer.auto_scale_workers(cfg, 2)
+    assert (quarter.MODEL.DROPBLOCK.SCHEDULE.START_ITER, quarter.MODEL.DROPBLOCK.SCHEDULE.END_ITER) == (400, 3204)
+    assert DropBlockTrainer.auto_scale_workers(cfg, 8) is cfg  # already the reference size
+    to_max_iter = _cfg("SOLVER.REFERENCE_WORLD_SIZE", "8", "SOLVER.IMS_PER_BATCH", "16")
+    assert DropBlockTrainer.auto_scale_workers(to_max_iter, 4).MODEL.DROPBLOCK.SCHEDULE.END_ITER == -1
+
+
+def test_the_trainer_ramps_over_the_scaled_iterations(monkeypatch):
+    from dropblock_det.engine.hooks import DropBlockScheduleHook
+    from dropblock_det.engine.trainer import DropBlockTrainer
+
+    # One process against a reference of 2: half the batch, twice the iterations.
+    cfg = _cfg("SOLVER.REFERENCE_WORLD_SIZE", "2", "SOLVER.IMS_PER_BATCH", "4", "SOLVER.MAX_ITER", "100",
+               "MODEL.DROPBLOCK.SCHEDULE.START_ITER", "10", "MODEL.DROPBLOCK.SCHEDULE.END_ITER", "60",
+               "DATASETS.TEST", "()", "MODEL.DEVICE", "cpu")
+    monkeypatch.setattr(DropBlockTrainer, "build_train_loader", classmethod(lambda cls, cfg: []))
+    trainer = DropBlockTrainer(cfg)
+    (hook,) = [h for h in trainer._hooks if isinstance(h, DropBlockScheduleHook)]
+    assert trainer.max_iter == 200
+    assert (hook.schedule.start_iter, hook.schedule.end_iter) == (20, 120)

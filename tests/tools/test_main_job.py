@@ -3,15 +3,18 @@ writes metrics.json + the PNG + a summary, prints the final AP."""
 import json
 import math
 
+import pytest
+
 from conftest import load_tool
 from tools_helpers import TINY_OPTS
 
 
-def test_main_job_makes_data_trains_evaluates_and_writes_its_outputs(tmp_path, monkeypatch,
-                                                                      capsys):
+@pytest.fixture
+def toy_defaults(monkeypatch, tmp_path):
+    """Toy-sized synthetic datasets instead of the real defaults (the job reads these at
+    call time)."""
     from dropblock_det.data import synthetic
 
-    # Toy-sized datasets instead of the real defaults (the job reads these at call time).
     monkeypatch.setitem(synthetic.DEFAULT_DET_PARAMS, "num_train", 6)
     monkeypatch.setitem(synthetic.DEFAULT_DET_PARAMS, "num_val", 2)
     monkeypatch.setitem(synthetic.DEFAULT_DET_PARAMS, "image_size", 64)
@@ -20,12 +23,13 @@ def test_main_job_makes_data_trains_evaluates_and_writes_its_outputs(tmp_path, m
     monkeypatch.setitem(synthetic.DEFAULT_SEM_SEG_PARAMS, "num_train", 2)
     monkeypatch.setitem(synthetic.DEFAULT_SEM_SEG_PARAMS, "num_val", 1)
     monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path / "unused"))
+    yield
+    synthetic.register_synthetic_datasets()
+
+
+def test_main_job_makes_data_trains_evaluates_and_writes_its_outputs(tmp_path, toy_defaults, capsys):
     root, out = tmp_path / "datasets", tmp_path / "out"
-    try:
-        summary = load_tool("main_job").main(
-            ["--datasets-root", str(root), "--output-dir", str(out)] + TINY_OPTS)
-    finally:
-        synthetic.register_synthetic_datasets()
+    summary = load_tool("main_job").main(["--datasets-root", str(root), "--output-dir", str(out)] + TINY_OPTS)
     assert (root / "synthetic_det" / "manifest.json").is_file()
     assert (root / "synthetic_sem_seg" / "manifest.json").is_file()
     ap = summary["final_AP"]
@@ -58,3 +62,14 @@ def test_a_rerun_moves_the_earlier_run_aside_instead_of_deleting_it(tmp_path):
     assert (Path(first) / "model_final.pth").read_bytes() == b"weights of the first run"
     assert (Path(first) / "inference" / "coco_instances_results.json").is_file()
     assert (Path(second) / "model_final.pth").read_bytes() == b"weights of the second run"
+
+
+def test_a_bad_config_is_refused_before_the_earlier_run_is_moved(tmp_path, toy_defaults):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "model_final.pth").write_bytes(b"weights of the earlier run")
+    with pytest.raises(ValueError, match=r"MODEL\.DROPBLOCK\.RESNET\.ENABLED=True.*no DropBlock"):
+        load_tool("main_job").main(["--datasets-root", str(tmp_path / "datasets"), "--output-dir", str(out),
+                                    # a backbone that ignores MODEL.DROPBLOCK
+                                    "MODEL.BACKBONE.NAME", "build_retinanet_resnet_fpn_backbone"])
+    assert sorted(p.name for p in out.iterdir()) == ["model_final.pth"]

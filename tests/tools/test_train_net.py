@@ -136,3 +136,17 @@ def test_eval_only_with_missing_or_mismatched_checkpoint_is_an_error(train_net, 
            "OUTPUT_DIR", str(tmp_path)])
     with pytest.raises(CheckpointMismatchError, match="cls_score"):
         train_net.main(mismatched)
+
+
+@pytest.mark.parametrize("opts, error, match", [
+    (["SOLVER.LR_SCHEDULER_NAME", "WarmupCosine"], ValueError, r"SOLVER\.LR_SCHEDULER_NAME='WarmupCosine'"),
+    # The stock backbone ignores MODEL.DROPBLOCK: found on the meta device, not after data loading.
+    (["MODEL.BACKBONE.NAME", "build_retinanet_resnet_fpn_backbone"], ValueError, r"MODEL\.DROPBLOCK\.RESNET\.ENABLED=True.*no DropBlock"),
+])
+def test_errors_that_used_to_come_after_data_loading_come_from_setup(train_net, tiny_datasets, tmp_path,
+                                                                    opts, error, match):
+    out = tmp_path / "run"
+    args = train_net.parser().parse_args(["--config-file", DB_CONFIG, "OUTPUT_DIR", str(out)] + opts)
+    with pytest.raises(error, match=match):
+        train_net.setup(args)
+    assert not out.exists()  # default_setup (config.yaml, log.txt) was not reached
