@@ -24,10 +24,8 @@ give a config, e.g.
 import argparse
 import json
 import os
-import shutil
 import sys
 import time
-from typing import Optional
 
 # OpenMP's wait policy is left to the user: libgomp's default (spin briefly, then sleep)
 # was ~13% faster per iteration than OMP_WAIT_POLICY=PASSIVE on an idle 2-core machine;
@@ -57,29 +55,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-PREVIOUS_RUNS = "previous_runs"
-
-
-def archive_previous_run(output_dir: str) -> Optional[str]:
-    """Move everything in ``output_dir`` (except earlier archives) into
-    ``output_dir/previous_runs/<YYYYmmdd-HHMMSS>/``; return that folder, or None when
-    there was nothing to move. Creates ``output_dir``."""
-    os.makedirs(output_dir, exist_ok=True)
-    entries = [e for e in sorted(os.listdir(output_dir)) if e != PREVIOUS_RUNS]
-    if not entries:
-        return None
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    target = os.path.join(output_dir, PREVIOUS_RUNS, stamp)
-    suffix = 1
-    while os.path.exists(target):  # two runs within a second
-        target = os.path.join(output_dir, PREVIOUS_RUNS, f"{stamp}-{suffix}")
-        suffix += 1
-    os.makedirs(target)
-    for entry in entries:
-        shutil.move(os.path.join(output_dir, entry), os.path.join(target, entry))
-    return target
-
-
 def main(argv=None) -> dict:
     t_start = time.time()
     args = parse_args(argv)
@@ -97,7 +72,12 @@ def main(argv=None) -> dict:
     import dropblock_det  # noqa: F401  (registers components and datasets)
     from dropblock_det.analysis import final_metric, plot_training_curves, read_metrics
     from dropblock_det.data.synthetic import default_datasets_root, ensure_synthetic_datasets
-    from dropblock_det.engine.trainer import DropBlockTrainer, check_config_before_run, load_config
+    from dropblock_det.engine.trainer import (
+        DropBlockTrainer,
+        archive_previous_run,
+        check_config_before_run,
+        load_config,
+    )
 
     opts = list(args.opts)
     if args.output_dir:

@@ -1,14 +1,16 @@
 #!/usr/bin/env python
 """Train or evaluate a detectron2 model with dropblock-det's components.
 
-    python tools/train_net.py --config-file configs/Synthetic/retinanet_R18_GN_dropblock.yaml
+    python tools/train_net.py --config-file configs/Synthetic/retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml
     python tools/train_net.py --config-file CFG --eval-only MODEL.WEIGHTS out/model_final.pth
     python tools/train_net.py --config-file CFG --resume          # continue from OUTPUT_DIR
     python tools/train_net.py --config-file CFG --num-gpus 8      # multi-GPU (launch)
     python tools/train_net.py --config-file CFG MODEL.DEVICE cpu SOLVER.MAX_ITER 100
 
 Real datasets are read from $DETECTRON2_DATASETS (see datasets/README.md); the config's
-datasets are checked (registered, files present) before anything is built.
+datasets are checked (registered, files present) before anything is built. Training
+without --resume into an OUTPUT_DIR that holds an earlier run moves that run's files to
+OUTPUT_DIR/previous_runs/<time>/ first (detectron2 would overwrite its checkpoints).
 The logic lives in dropblock_det/engine/trainer.py; this file is argument parsing.
 """
 import logging
@@ -26,6 +28,7 @@ import dropblock_det  # noqa: E402,F401  (registers the components and datasets)
 from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
 from dropblock_det.engine.trainer import (  # noqa: E402
     DropBlockTrainer,
+    archive_previous_run,
     check_config_before_run,
     load_checkpoint_strict,
     load_config,
@@ -47,6 +50,14 @@ def setup(args):
     # A bad value fails here, before default_setup writes into OUTPUT_DIR and before data loading.
     check_config_before_run(cfg, train=not args.eval_only,
                             check_weights=not args.resume or not _last_checkpoint(cfg))
+    if not args.eval_only and not args.resume:
+        # A fresh run: an earlier run's files in OUTPUT_DIR are moved aside, not overwritten.
+        if comm.is_main_process():
+            archived = archive_previous_run(cfg.OUTPUT_DIR)
+            if archived:
+                print(f"The earlier run in OUTPUT_DIR={cfg.OUTPUT_DIR!r} was moved to {archived} "
+                      "(--resume continues a run instead)", flush=True)
+        comm.synchronize()
     default_setup(cfg, args)
     return cfg
 

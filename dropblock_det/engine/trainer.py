@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -41,6 +43,7 @@ from ..data.file_errors import DatasetMapperNamingFiles, naming_dataset_files
 
 __all__ = [
     "DropBlockTrainer",
+    "archive_previous_run",
     "build_evaluator",
     "build_train_augmentation",
     "check_config_before_run",
@@ -247,6 +250,33 @@ def check_weights_path(cfg: CfgNode) -> None:
     path = cfg.MODEL.WEIGHTS
     if path and "://" not in path and not Path(path).is_file():
         raise FileNotFoundError(f"MODEL.WEIGHTS={path!r} does not exist")
+
+
+# ----------------------------------------------------------------------------- output folder
+PREVIOUS_RUNS = "previous_runs"
+
+
+def archive_previous_run(output_dir: str) -> Optional[str]:
+    """Move everything in ``output_dir`` (except earlier archives) into
+    ``output_dir/previous_runs/<YYYYmmdd-HHMMSS>/``; return that folder, or None when
+    there was nothing to move. Creates ``output_dir``.
+
+    A fresh run into a used folder would otherwise append to the earlier metrics.json and
+    overwrite its checkpoints (detectron2 does both); moving keeps every file."""
+    os.makedirs(output_dir, exist_ok=True)
+    entries = [e for e in sorted(os.listdir(output_dir)) if e != PREVIOUS_RUNS]
+    if not entries:
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = os.path.join(output_dir, PREVIOUS_RUNS, stamp)
+    suffix = 1
+    while os.path.exists(target):  # two runs within a second
+        target = os.path.join(output_dir, PREVIOUS_RUNS, f"{stamp}-{suffix}")
+        suffix += 1
+    os.makedirs(target)
+    for entry in entries:
+        shutil.move(os.path.join(output_dir, entry), os.path.join(target, entry))
+    return target
 
 
 # ----------------------------------------------------------------------------- trainer

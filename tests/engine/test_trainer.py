@@ -162,3 +162,25 @@ def test_the_trainer_ramps_over_the_scaled_iterations(monkeypatch):
     (hook,) = [h for h in trainer._hooks if isinstance(h, DropBlockScheduleHook)]
     assert trainer.max_iter == 200
     assert (hook.schedule.start_iter, hook.schedule.end_iter) == (20, 120)
+
+
+# ----------------------------------------------------------------------------- output folder
+def test_a_rerun_moves_the_earlier_run_aside_instead_of_deleting_it(tmp_path):
+    from dropblock_det.engine.trainer import archive_previous_run as archive
+
+    out = tmp_path / "out"
+    assert archive(str(out)) is None and out.is_dir()  # nothing there yet
+    (out / "model_final.pth").write_bytes(b"weights of the first run")
+    (out / "metrics.json").write_text('{"iteration": 0}\n')
+    (out / "inference").mkdir()
+    (out / "inference" / "coco_instances_results.json").write_text("[]")
+    first = archive(str(out))
+    assert sorted(p.name for p in out.iterdir()) == ["previous_runs"]
+    (out / "model_final.pth").write_bytes(b"weights of the second run")
+    second = archive(str(out))
+    assert first != second  # same second: a distinct folder, nothing overwritten
+    from pathlib import Path
+
+    assert (Path(first) / "model_final.pth").read_bytes() == b"weights of the first run"
+    assert (Path(first) / "inference" / "coco_instances_results.json").is_file()
+    assert (Path(second) / "model_final.pth").read_bytes() == b"weights of the second run"

@@ -44,26 +44,6 @@ def test_main_job_makes_data_trains_evaluates_and_writes_its_outputs(tmp_path, t
     assert "eta:" in printed  # detectron2's progress lines with the ETA are visible
 
 
-def test_a_rerun_moves_the_earlier_run_aside_instead_of_deleting_it(tmp_path):
-    archive = load_tool("main_job").archive_previous_run
-    out = tmp_path / "out"
-    assert archive(str(out)) is None and out.is_dir()  # nothing there yet
-    (out / "model_final.pth").write_bytes(b"weights of the first run")
-    (out / "metrics.json").write_text('{"iteration": 0}\n')
-    (out / "inference").mkdir()
-    (out / "inference" / "coco_instances_results.json").write_text("[]")
-    first = archive(str(out))
-    assert sorted(p.name for p in out.iterdir()) == ["previous_runs"]
-    (out / "model_final.pth").write_bytes(b"weights of the second run")
-    second = archive(str(out))
-    assert first != second  # same second: a distinct folder, nothing overwritten
-    from pathlib import Path
-
-    assert (Path(first) / "model_final.pth").read_bytes() == b"weights of the first run"
-    assert (Path(first) / "inference" / "coco_instances_results.json").is_file()
-    assert (Path(second) / "model_final.pth").read_bytes() == b"weights of the second run"
-
-
 def test_a_bad_config_is_refused_before_the_earlier_run_is_moved(tmp_path, toy_defaults):
     out = tmp_path / "out"
     out.mkdir()

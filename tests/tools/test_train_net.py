@@ -150,3 +150,23 @@ def test_errors_that_used_to_come_after_data_loading_come_from_setup(train_net, 
     with pytest.raises(error, match=match):
         train_net.setup(args)
     assert not out.exists()  # default_setup (config.yaml, log.txt) was not reached
+
+
+def test_a_fresh_run_into_a_used_output_dir_moves_the_earlier_run_aside(trained, train_net, tmp_path):
+    import shutil
+
+    out, _ = trained
+    used = tmp_path / "used"
+    shutil.copytree(out, used)
+    weights = (used / "model_final.pth").read_bytes()
+    train_net.setup(train_net.parser().parse_args(["--config-file", DB_CONFIG, "OUTPUT_DIR", str(used)]))
+    (archived,) = (used / "previous_runs").iterdir()
+    assert (archived / "model_final.pth").read_bytes() == weights
+    assert not (used / "model_final.pth").exists() and (used / "config.yaml").is_file()  # the new run's
+    # --resume continues the run in place; --eval-only moves nothing either.
+    shutil.copytree(out, tmp_path / "kept")
+    for flag in ("--resume", "--eval-only"):
+        train_net.setup(train_net.parser().parse_args(
+            ["--config-file", DB_CONFIG, flag, "OUTPUT_DIR", str(tmp_path / "kept"),
+             "MODEL.WEIGHTS", str(out / "model_final.pth")]))
+        assert not (tmp_path / "kept" / "previous_runs").exists()
