@@ -174,7 +174,18 @@ def plot_robustness(curves: Dict[str, Dict[float, List[float]]], out_png: os.Pat
 
 
 # ----------------------------------------------------------------------------- sweep
-SWEEP_FIELDS = ["block_size", "keep_prob", "metric", "value", "output_dir"]
+SWEEP_FIELDS = ["block_size", "keep_prob", "metric", "value", "output_dir", "fingerprint"]
+# In each cell's folder, written before it trains: what it trains (fingerprint and config),
+# so that an interrupted cell can be checked before it is resumed.
+SWEEP_CELL_FILE = "sweep_cell.json"
+# Left out of a cell's fingerprint: where it writes, not what it trains (it differs per
+# cell, and the same sweep into another --output-dir is the same experiment).
+FINGERPRINT_EXCLUDED_KEYS = ("OUTPUT_DIR",)
+
+
+class SweepMismatchError(RuntimeError):
+    """A sweep's output folder holds results (CSV rows, checkpoints) that were not made by
+    the configuration of the command now run, or that cannot be checked against it."""
 
 
 def first_test_dataset(cfg: Any, config_file: str) -> str:
@@ -199,8 +210,102 @@ def sweep_cells(block_sizes: Iterable[int], keep_probs: Iterable[float]) -> List
     return cells
 
 
+def sweep_cell_dir(output_dir: os.PathLike, block_size: int, keep_prob: float) -> str:
+    """The folder a cell trains in: ``output_dir/b<block_size>_kp<keep_prob>``."""
+    return os.path.join(output_dir, f"b{block_size}_kp{keep_prob:g}")
+
+
+def fingerprinted_config(cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """``cfg`` (a detectron2 CfgNode or nested dict) as plain JSON data, without
+    FINGERPRINT_EXCLUDED_KEYS: what a cell's fingerprint covers."""
+    def plain(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        return v
+
+    return {str(k): plain(v) for k, v in cfg.items() if k not in FINGERPRINT_EXCLUDED_KEYS}
+
+
+def config_fingerprint(cfg: Dict[str, Any]) -> str:
+    """sha256 of the resolved config (every key, defaults included: a changed default is a
+    changed experiment), OUTPUT_DIR excluded; stable across processes (sorted keys)."""
+    import hashlib
+
+    text = json.dumps(fingerprinted_config(cfg), sort_keys=True, separators=(",", ":"),
+                      default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _flatten(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _config_diff(recorded: Dict[str, Any], now: Dict[str, Any], limit: int = 6) -> str:
+    """'KEY: recorded -> now, ...' for the first ``limit`` keys that differ."""
+    old, new = _flatten(recorded), _flatten(now)
+    absent = "<absent>"
+    keys = sorted(k for k in old.keys() | new.keys() if old.get(k, absent) != new.get(k, absent))
+    parts = [f"{k}: {old.get(k, absent)!r} -> {new.get(k, absent)!r}" for k in keys[:limit]]
+    if len(keys) > limit:
+        parts.append(f"... {len(keys) - limit} more")
+    return ", ".join(parts)
+
+
+def _read_cell_record(cell_dir: str) -> Optional[Dict[str, Any]]:
+    """The cell folder's SWEEP_CELL_FILE (None if absent); SweepMismatchError naming it when
+    it cannot be read (a broken record cannot vouch for a checkpoint)."""
+    path = os.path.join(cell_dir, SWEEP_CELL_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            record = json.load(f)
+        if not isinstance(record.get("fingerprint"), str):
+            raise ValueError("no 'fingerprint' string")
+    except (OSError, ValueError, AttributeError) as e:
+        raise SweepMismatchError(f"{path}: cannot read the cell's record ({e}); move the folder "
+                                 f"{cell_dir} away or use another --output-dir") from None
+    return record
+
+
+def _write_cell_record(cell_dir: str, block_size: int, keep_prob: float, fingerprint: str,
+                       config: Dict[str, Any]) -> None:
+    os.makedirs(cell_dir, exist_ok=True)
+    path = os.path.join(cell_dir, SWEEP_CELL_FILE)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump({"block_size": block_size, "keep_prob": keep_prob, "fingerprint": fingerprint,
+                   "config": config}, f, indent=1, sort_keys=True, default=str)
+    os.replace(tmp, path)  # atomic: an interrupt never leaves half a record
+
+
+def _last_checkpoint(cell_dir: str) -> str:
+    """The checkpoint detectron2's ``last_checkpoint`` file names ('' when there is none)."""
+    path = os.path.join(cell_dir, "last_checkpoint")
+    if not os.path.isfile(path):
+        return ""
+    with open(path) as f:
+        return f.read().strip() or "last_checkpoint"
+
+
+def _sweep_csv_header(path: Path) -> Optional[List[str]]:
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    with open(path, newline="") as f:
+        return next(csv.reader(f), None)
+
+
 def read_sweep_csv(path: os.PathLike) -> Dict[Tuple[int, float], Dict[str, Any]]:
-    """{(block_size, keep_prob): row} of the finished cells recorded in ``path``."""
+    """{(block_size, keep_prob): row} of the finished cells recorded in ``path`` (the last
+    row of a cell wins). A row of a CSV without a fingerprint column has none."""
     path = Path(path)
     if not path.is_file():
         return {}
@@ -213,35 +318,118 @@ def read_sweep_csv(path: os.PathLike) -> Dict[Tuple[int, float], Dict[str, Any]]
     return done
 
 
-def run_sweep(cells: Sequence[Tuple[int, float]], train_cell: Callable[[int, float], Tuple[float, str]],
+def run_sweep(cells: Sequence[Tuple[int, float]],
+              train_cell: Callable[[int, float, Any, bool], float],
               csv_path: os.PathLike, metric_name: str = "bbox/AP",
-              log: Callable[[str], None] = print) -> Dict[Tuple[int, float], float]:
-    """Run ``train_cell(block_size, keep_prob) -> (metric value, output_dir)`` for every cell
-    not yet recorded in ``csv_path``, appending one CSV row as each finishes (so an
-    interrupted sweep resumes where it stopped). Returns {cell: value} for all cells."""
+              log: Callable[[str], None] = print, *,
+              cell_config: Callable[[int, float], Dict[str, Any]],
+              ) -> Dict[Tuple[int, float], float]:
+    """Train every cell not yet recorded in ``csv_path``, appending one CSV row as each
+    finishes (so an interrupted sweep resumes where it stopped). Returns {cell: value}.
+
+    ``cell_config(block_size, keep_prob)`` is the cell's resolved config (a CfgNode or a
+    nested dict) whose OUTPUT_DIR is the cell's folder; its fingerprint
+    (``config_fingerprint``) goes to the CSV and to the folder's SWEEP_CELL_FILE.
+    ``train_cell(block_size, keep_prob, config, resume) -> metric value`` trains exactly
+    that config, resuming from the folder's last checkpoint when ``resume``.
+
+    Before anything trains, every cell is checked: a CSV row is reused only when its
+    fingerprint is this config's, and a folder with a checkpoint but no CSV row (an
+    interrupted cell) is resumed only when its recorded fingerprint is this config's.
+    Anything else (another config's row or checkpoint, a CSV or checkpoint without a
+    fingerprint) raises SweepMismatchError listing every such cell; nothing is deleted
+    or overwritten.
+    """
     csv_path = Path(csv_path)
+    header = _sweep_csv_header(csv_path)
+    if header is not None and "fingerprint" not in header:
+        # Its rows cannot be checked, and a fingerprinted row cannot be appended under its
+        # header without rewriting the user's file: refused rather than mixed in.
+        raise SweepMismatchError(
+            f"{csv_path} has no 'fingerprint' column (it was written by an earlier "
+            "tools/sweep.py): its rows cannot be checked against this command's configuration, "
+            "so they are not reused. Nothing was trained or changed. Use another --output-dir "
+            f"for this sweep, or move {csv_path} and its cell folders away to rerun it here.")
+    if header is not None and header != SWEEP_FIELDS:
+        raise SweepMismatchError(f"{csv_path} has the columns {header}, expected {SWEEP_FIELDS}: "
+                                 "use another --output-dir")
     done = read_sweep_csv(csv_path)
-    values = {}
-    for i, (b, kp) in enumerate(cells):
+
+    # Plan every cell first, so that a conflict anywhere stops the sweep before any training.
+    plan = []  # (b, kp, config, fingerprint, cell_dir, action: reuse | train | resume)
+    problems = []
+    seen = set()
+    for b, kp in cells:
         key = (b, round(kp, 6))
-        if key in done:
-            log(f"[sweep] cell {i + 1}/{len(cells)} block_size={b} keep_prob={kp}: "
-                f"already in {csv_path}, {metric_name}={done[key]['value']:.3f}")
-            values[(b, kp)] = done[key]["value"]
+        if key in seen:  # a value given twice: one cell, trained once
             continue
-        log(f"[sweep] cell {i + 1}/{len(cells)} block_size={b} keep_prob={kp}: training")
-        value, out_dir = train_cell(b, kp)
-        new_file = not csv_path.is_file()
+        seen.add(key)
+        config = cell_config(b, kp)
+        fingerprint = config_fingerprint(config)
+        cell_dir = str(config["OUTPUT_DIR"])
+        name = f"block_size={b} keep_prob={kp:g}"
+        record = _read_cell_record(cell_dir)
+        if key in done:
+            recorded = done[key].get("fingerprint", "")
+            if recorded == fingerprint:
+                plan.append((b, kp, config, fingerprint, cell_dir, "reuse"))
+                continue
+            diff = ""
+            if record is not None and record["fingerprint"] == recorded and "config" in record:
+                diff = "; changed: " + _config_diff(record["config"], fingerprinted_config(config))
+            problems.append(
+                f"{name}: its row in {csv_path} was made by another configuration (fingerprint "
+                f"{recorded[:12] or '<empty>'}, this command's is {fingerprint[:12]}{diff})")
+            continue
+        checkpoint = _last_checkpoint(cell_dir)
+        if record is None:
+            if checkpoint:
+                problems.append(
+                    f"{name}: {cell_dir} has a checkpoint ({checkpoint}) but no {SWEEP_CELL_FILE} "
+                    "(an earlier tools/sweep.py?), so it cannot be checked against this "
+                    "configuration")
+                continue
+        elif record["fingerprint"] != fingerprint:
+            diff = _config_diff(record.get("config", {}), fingerprinted_config(config))
+            problems.append(
+                f"{name}: {os.path.join(cell_dir, SWEEP_CELL_FILE)} records another configuration"
+                f" (fingerprint {record['fingerprint'][:12]}, this command's is {fingerprint[:12]};"
+                f" changed: {diff})" + (f", and the folder has its checkpoint {checkpoint}"
+                                        if checkpoint else ""))
+            continue
+        plan.append((b, kp, config, fingerprint, cell_dir, "resume" if checkpoint else "train"))
+    if problems:
+        raise SweepMismatchError(
+            f"the sweep in {csv_path.parent} holds results of another configuration than this "
+            "command's:\n  - " + "\n  - ".join(problems) + "\nNothing was trained or changed. "
+            "Use another --output-dir for this configuration, or, to retrain these cells here, "
+            f"delete their rows (if any) from {csv_path} and their folders.")
+
+    values = {}
+    for i, (b, kp, config, fingerprint, cell_dir, action) in enumerate(plan):
+        prefix = f"[sweep] cell {i + 1}/{len(plan)} block_size={b} keep_prob={kp}:"
+        if action == "reuse":
+            value = done[(b, round(kp, 6))]["value"]
+            log(f"{prefix} already in {csv_path}, {metric_name}={value:.3f}")
+            values[(b, kp)] = value
+            continue
+        if action == "resume":
+            log(f"{prefix} resuming the interrupted training from "
+                f"{os.path.join(cell_dir, _last_checkpoint(cell_dir))} (same configuration)")
+        else:
+            log(f"{prefix} training")
+            _write_cell_record(cell_dir, b, kp, fingerprint, fingerprinted_config(config))
+        value = float(train_cell(b, kp, config, action == "resume"))
+        new_file = _sweep_csv_header(csv_path) is None
         csv_path.parent.mkdir(parents=True, exist_ok=True)
         with open(csv_path, "a", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=SWEEP_FIELDS)
             if new_file:
                 writer.writeheader()
             writer.writerow({"block_size": b, "keep_prob": kp, "metric": metric_name,
-                             "value": value, "output_dir": out_dir})
-        values[(b, kp)] = float(value)
-        log(f"[sweep] cell {i + 1}/{len(cells)} block_size={b} keep_prob={kp}: "
-            f"{metric_name}={value:.3f}")
+                             "value": value, "output_dir": cell_dir, "fingerprint": fingerprint})
+        values[(b, kp)] = value
+        log(f"{prefix} {metric_name}={value:.3f}")
     return values
 
 

@@ -1,14 +1,20 @@
 #!/usr/bin/env python
 """Short trainings over a block_size x keep_prob grid (the two DropBlock hyperparameters
 the paper searches), results to CSV and a heatmap PNG. Resumable: a cell already recorded
-in the CSV is not trained again, so rerunning the same command finishes an interrupted
-sweep.
+in the CSV is not trained again, and a cell interrupted mid-training resumes from its last
+checkpoint, so rerunning the same command finishes an interrupted sweep.
 
     python tools/sweep.py --config-file configs/Synthetic/retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml \\
         --block-sizes 1 3 5 --keep-probs 0.95 0.9 0.8 --output-dir output/sweep SOLVER.MAX_ITER 300
 
 Each cell trains in OUTPUT_DIR/b<block>_kp<keep_prob>/ and is evaluated on DATASETS.TEST
 (COCO box AP; mIoU for a semantic-segmentation dataset). Outputs: sweep.csv, sweep.png.
+
+Each cell's resolved config (OUTPUT_DIR aside) is fingerprinted (sha256) into sweep.csv and
+the cell's sweep_cell.json. A rerun with another config file or other opts into the same
+--output-dir is refused before anything trains, naming the cells and the changed keys,
+instead of mixing the two configurations' numbers; so is a sweep.csv written before the
+fingerprints existed. Nothing already there is deleted or overwritten.
 """
 import argparse
 import os
@@ -35,45 +41,51 @@ def main(argv=None):
     from detectron2.utils.logger import setup_logger
 
     import dropblock_det  # noqa: F401
-    from dropblock_det.analysis import first_test_dataset, plot_sweep_heatmap, run_sweep, sweep_cells
-    from dropblock_det.engine.trainer import (
-        DropBlockTrainer,
-        check_dataset_names,
-        check_weights_path,
-        load_config,
+    from dropblock_det.analysis import (
+        first_test_dataset,
+        plot_sweep_heatmap,
+        run_sweep,
+        sweep_cell_dir,
+        sweep_cells,
     )
+    from dropblock_det.config import validate_dropblock_config
+    from dropblock_det.engine.trainer import DropBlockTrainer, check_config_before_run, load_config
 
     setup_logger(name="detectron2")
     cells = sweep_cells(args.block_sizes, args.keep_probs)
     # Check the shared part of the config once, before the first cell trains.
     base = load_config(args.config_file, args.opts)
     dataset = first_test_dataset(base, args.config_file)  # a cell's value: its evaluation there
-    check_dataset_names(base)
-    check_weights_path(base)
+    check_config_before_run(base)
     sem_seg = getattr(MetadataCatalog.get(dataset), "evaluator_type", "") == "sem_seg"
     metric_name = "sem_seg/mIoU" if sem_seg else "bbox/AP"
 
-    def train_cell(block_size, keep_prob):
-        out = os.path.join(args.output_dir, f"b{block_size}_kp{keep_prob:g}")
+    def cell_config(block_size, keep_prob):
         cfg = load_config(args.config_file, list(args.opts) + [
             "MODEL.DROPBLOCK.BLOCK_SIZE", str(block_size),
             "MODEL.DROPBLOCK.KEEP_PROB", str(keep_prob),
-            "OUTPUT_DIR", out,
+            "OUTPUT_DIR", sweep_cell_dir(args.output_dir, block_size, keep_prob),
             "DATASETS.TEST", repr((dataset,)),
         ])
+        validate_dropblock_config(cfg)  # each cell's values, before run_sweep trains any
         cfg.freeze()
-        os.makedirs(out, exist_ok=True)
+        return cfg
+
+    def train_cell(block_size, keep_prob, cfg, resume):
+        # `cfg` is the config run_sweep fingerprinted: the one trained is the one recorded.
+        os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
         trainer = DropBlockTrainer(cfg)
-        trainer.resume_or_load(resume=False)
+        # resume: run_sweep checked the folder's checkpoint is of this very config.
+        trainer.resume_or_load(resume=resume)
         results = trainer.train()
         if not results:
             raise RuntimeError(f"cell block_size={block_size} keep_prob={keep_prob}: "
                                "no evaluation results")
         task, key = metric_name.split("/")
-        return float(results[task][key]), out
+        return float(results[task][key])
 
     values = run_sweep(cells, train_cell, os.path.join(args.output_dir, "sweep.csv"),
-                       metric_name)
+                       metric_name, cell_config=cell_config)
     png = plot_sweep_heatmap(values, os.path.join(args.output_dir, "sweep.png"), metric_name)
     print(f"csv: {os.path.join(args.output_dir, 'sweep.csv')}\nheatmap: {png}")
     return values

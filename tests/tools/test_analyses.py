@@ -1,7 +1,9 @@
 """The analyses: robustness to DropBlock at inference (tools/analyze_robustness.py) and the
 block_size x keep_prob sweep (tools/sweep.py), on tiny models and grids."""
 import csv
+import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -146,19 +148,34 @@ def test_robustness_tool_compares_a_dropblock_and_a_stock_checkpoint(tiny_datase
 
 
 # ----------------------------------------------------------------------------- sweep
+def _files(root):
+    """{relative path: (size, mtime)} of every file under root: "untouched" means equal."""
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
 def test_sweep_writes_csv_and_heatmap_and_skips_finished_cells(tiny_datasets, tmp_path):
+    from dropblock_det.analysis import SweepMismatchError
+
     tool = load_tool("sweep")
     out = tmp_path / "sweep"
     argv = ["--config-file", DB_CONFIG, "--block-sizes", "1", "3", "--keep-probs", "0.8",
             "--output-dir", str(out)] + TINY_OPTS + ["SOLVER.MAX_ITER", "2"]
     # Two TEST datasets: a cell is evaluated on the first (DefaultTrainer.test would key
     # its results by dataset name).
-    values = tool.main(argv + ["DATASETS.TEST", "('synthetic_det_val', 'synthetic_det_train')"])
+    argv += ["DATASETS.TEST", "('synthetic_det_val', 'synthetic_det_train')"]
+    values = tool.main(argv)
     assert set(values) == {(1, 0.8), (3, 0.8)}
     with open(out / "sweep.csv") as f:
         rows = list(csv.DictReader(f))
     assert [(r["block_size"], r["keep_prob"]) for r in rows] == [("1", "0.8"), ("3", "0.8")]
     assert all(math.isfinite(float(r["value"])) for r in rows)
+    # Each row's fingerprint is the one its cell folder records; the cells' differ.
+    for r in rows:
+        record = json.loads((out / f"b{r['block_size']}_kp0.8" / "sweep_cell.json").read_text())
+        assert len(r["fingerprint"]) == 64 and record["fingerprint"] == r["fingerprint"]
+        assert record["config"]["SOLVER"]["MAX_ITER"] == 2 and "OUTPUT_DIR" not in record["config"]
+    assert rows[0]["fingerprint"] != rows[1]["fingerprint"]
     assert (out / "sweep.png").stat().st_size > 0
     weights = out / "b3_kp0.8" / "model_final.pth"
     mtime = weights.stat().st_mtime_ns
@@ -169,6 +186,149 @@ def test_sweep_writes_csv_and_heatmap_and_skips_finished_cells(tiny_datasets, tm
     assert again[(3, 0.8)] == values[(3, 0.8)]
     with open(out / "sweep.csv") as f:
         assert len(list(csv.DictReader(f))) == 4
+    # Another configuration into the same folder (changed opt, another config file): refused
+    # before anything trains, naming the CSV, the cells and the changed key; nothing touched.
+    before = _files(out)
+    for changed, key in ((argv + ["SOLVER.MAX_ITER", "3"], "SOLVER.MAX_ITER: 2 -> 3"),
+                         (argv[:1] + [BASELINE_CONFIG] + argv[2:],
+                          "MODEL.DROPBLOCK.RESNET.ENABLED: True -> False")):
+        with pytest.raises(SweepMismatchError) as e:
+            # kp 0.7 first: a new cell that would train before a lazy check
+            tool.main(changed[:6] + ["0.7", "0.8", "0.9"] + changed[7:])
+        msg = str(e.value)
+        assert str(out / "sweep.csv") in msg and "--output-dir" in msg and key in msg
+        assert all(f"block_size={b} keep_prob={kp}" in msg
+                   for b in (1, 3) for kp in ("0.8", "0.9"))
+        assert _files(out) == before  # no new cell (kp 0.7) either
+
+
+@pytest.fixture(scope="module")
+def swept_cell(tiny_datasets, tmp_path_factory):
+    """One trained cell (block 3, keep_prob 0.8) with a checkpoint after each of its 2
+    iterations, and the argv that trained it (minus --output-dir); tests copy it."""
+    out = tmp_path_factory.mktemp("swept") / "sweep"
+    argv = ["--config-file", DB_CONFIG, "--block-sizes", "3", "--keep-probs", "0.8"]
+    opts = TINY_OPTS + ["SOLVER.MAX_ITER", "2", "SOLVER.CHECKPOINT_PERIOD", "1"]
+    load_tool("sweep").main(argv + ["--output-dir", str(out)] + opts)
+    assert (out / "b3_kp0.8" / "model_0000000.pth").is_file()
+    return out, argv, opts
+
+
+def _interrupted_copy(swept_cell, tmp_path):
+    """A copy of the swept cell as if killed after its first iteration: no CSV row, the
+    last checkpoint is model_0000000.pth."""
+    src, argv, opts = swept_cell
+    out = tmp_path / "sweep"
+    shutil.copytree(src, out)  # another folder: OUTPUT_DIR is not in the fingerprint
+    (out / "sweep.csv").unlink()
+    cell = out / "b3_kp0.8"
+    (cell / "model_final.pth").unlink()
+    (cell / "last_checkpoint").write_text("model_0000000.pth")
+    return out, cell, argv + ["--output-dir", str(out)], opts
+
+
+def _spy_resume_or_load(monkeypatch):
+    """[(resume, start_iter)] of every trainer the sweep builds."""
+    from dropblock_det.engine.trainer import DropBlockTrainer
+
+    calls = []
+    real = DropBlockTrainer.resume_or_load
+
+    def spy(self, resume=True):
+        real(self, resume=resume)
+        calls.append((resume, self.start_iter))
+
+    monkeypatch.setattr(DropBlockTrainer, "resume_or_load", spy)
+    return calls
+
+
+def test_sweep_resumes_an_interrupted_cell_of_the_same_config(swept_cell, tmp_path, monkeypatch):
+    out, cell, argv, opts = _interrupted_copy(swept_cell, tmp_path)
+    first = cell / "model_0000000.pth"
+    mtime = first.stat().st_mtime_ns
+    calls = _spy_resume_or_load(monkeypatch)
+    values = load_tool("sweep").main(argv + opts)
+    assert calls == [(True, 1)]  # continued after the checkpoint's iteration 0
+    assert math.isfinite(values[(3, 0.8)]) and (cell / "model_final.pth").is_file()
+    assert first.stat().st_mtime_ns == mtime
+    with open(out / "sweep.csv") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["fingerprint"] == json.loads((cell / "sweep_cell.json").read_text())["fingerprint"]
+
+
+def test_sweep_refuses_an_interrupted_cell_it_cannot_vouch_for(swept_cell, tmp_path, monkeypatch):
+    from dropblock_det.analysis import SweepMismatchError
+
+    out, cell, argv, opts = _interrupted_copy(swept_cell, tmp_path)
+    calls = _spy_resume_or_load(monkeypatch)
+    tool = load_tool("sweep")
+    before = _files(out)
+    # Its checkpoint is of another config: named with the changed key, not overwritten.
+    with pytest.raises(SweepMismatchError, match="SOLVER.MAX_ITER: 2 -> 3") as e:
+        tool.main(argv + opts + ["SOLVER.MAX_ITER", "3"])
+    assert str(cell / "sweep_cell.json") in str(e.value)
+    assert "model_0000000.pth" in str(e.value)
+    # A checkpoint without a record (an earlier tools/sweep.py): cannot be checked.
+    (cell / "sweep_cell.json").unlink()
+    del before["b3_kp0.8/sweep_cell.json"]
+    with pytest.raises(SweepMismatchError, match="no sweep_cell.json") as e:
+        tool.main(argv + opts)
+    assert str(cell) in str(e.value) and "block_size=3 keep_prob=0.8" in str(e.value)
+    assert calls == [] and _files(out) == before
+
+
+def _fake_config(tmp_path, b, kp, max_iter=2):
+    return {"OUTPUT_DIR": str(tmp_path / f"b{b}_kp{kp:g}"), "SOLVER": {"MAX_ITER": max_iter},
+            "MODEL": {"DROPBLOCK": {"BLOCK_SIZE": b, "KEEP_PROB": kp}}}
+
+
+def test_config_fingerprint_covers_all_but_the_output_dir(tmp_path):
+    from dropblock_det.analysis import config_fingerprint
+
+    cfg = _fake_config(tmp_path, 3, 0.8)
+    fp = config_fingerprint(cfg)
+    assert fp == config_fingerprint({**cfg, "OUTPUT_DIR": "elsewhere"})
+    assert fp != config_fingerprint(_fake_config(tmp_path, 3, 0.8, max_iter=3))
+    assert fp != config_fingerprint(_fake_config(tmp_path, 3, 0.9))
+
+
+def test_run_sweep_refuses_a_csv_without_fingerprints(tmp_path):
+    # Written by the earlier tools/sweep.py: its rows cannot be checked, so none is reused
+    # (nor mixed with fingerprinted rows under its header).
+    from dropblock_det.analysis import SweepMismatchError, run_sweep
+
+    csv_path = tmp_path / "sweep.csv"
+    csv_path.write_text("block_size,keep_prob,metric,value,output_dir\n"
+                        f"3,0.8,bbox/AP,12.5,{tmp_path / 'b3_kp0.8'}\n")
+    before = _files(tmp_path)
+    trained = []
+    with pytest.raises(SweepMismatchError, match="no 'fingerprint' column") as e:
+        run_sweep([(3, 0.8), (3, 0.9)], lambda *a: trained.append(a) or 1.0, csv_path,
+                  log=lambda m: None, cell_config=lambda b, kp: _fake_config(tmp_path, b, kp))
+    assert str(csv_path) in str(e.value) and "--output-dir" in str(e.value)
+    assert trained == [] and _files(tmp_path) == before
+
+
+def test_run_sweep_reuses_only_rows_of_the_same_config(tmp_path):
+    from dropblock_det.analysis import SweepMismatchError, run_sweep
+
+    trained = []
+
+    def train_cell(b, kp, cfg, resume):
+        trained.append((b, kp, resume))
+        return b * kp
+
+    def sweep(max_iter, cells=((1, 0.8), (3, 0.8))):
+        return run_sweep(list(cells), train_cell, tmp_path / "sweep.csv", log=lambda m: None,
+                         cell_config=lambda b, kp: _fake_config(tmp_path, b, kp, max_iter))
+
+    assert sweep(2) == {(1, 0.8): 0.8, (3, 0.8): pytest.approx(2.4)}
+    assert trained == [(1, 0.8, False), (3, 0.8, False)]
+    assert sweep(2) == {(1, 0.8): 0.8, (3, 0.8): pytest.approx(2.4)} and len(trained) == 2
+    before = _files(tmp_path)
+    with pytest.raises(SweepMismatchError, match="SOLVER.MAX_ITER: 2 -> 3"):
+        sweep(3, cells=((5, 0.8), (1, 0.8), (3, 0.8)))  # the new cell first
+    assert len(trained) == 2 and _files(tmp_path) == before
 
 
 def test_sweep_rejects_bad_grid_values_before_training(tiny_datasets, tmp_path):
