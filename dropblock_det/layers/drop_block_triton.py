@@ -477,21 +477,30 @@ if triton is not None:
         packed = tl.sum(keep << bit[None, :], axis=1)
         tl.store(bits_ptr + byte, packed.to(tl.uint8), mask=byte < num_bytes)
 
+    # The reference's eps as an exact fp64 constant: a float kernel argument (`eps`) is fp32.
+    _EPS_F64 = tl.constexpr(_EPS)
+
     @triton.jit
-    def _scale(total_kept_ptr, mask_numel, eps):
-        # numel / (count + eps) in IEEE fp32 (div_rn: Triton's `/` is approximate on GPU),
-        # the same operations as the reference, so both give the same scale bit for bit.
-        count = tl.load(total_kept_ptr).to(tl.float32)
-        # tl.cast: a Python float under the interpreter, an fp32 scalar when compiled.
-        return tl.math.div_rn(tl.cast(mask_numel, tl.float32), count + eps)
+    def _scale(total_kept_ptr, mask_numel, eps, COMPUTE_F64: tl.constexpr):
+        # numel / (count + eps) with the reference's operations and rounding, so both give
+        # the same scale bit for bit. fp32: IEEE division (div_rn: Triton's fp32 `/` is
+        # approximate on GPU). fp64 (`_scale_args`): mask_numel comes as an int and eps as
+        # `_EPS_F64`, both exact, and fp64 `/` is IEEE.
+        if COMPUTE_F64:
+            count = tl.load(total_kept_ptr).to(tl.float64)
+            scale = tl.cast(mask_numel, tl.float64) / (count + tl.full((), _EPS_F64, tl.float64))
+        else:
+            count = tl.load(total_kept_ptr).to(tl.float32)
+            # tl.cast: a Python float under the interpreter, an fp32 scalar when compiled.
+            scale = tl.math.div_rn(tl.cast(mask_numel, tl.float32), count + eps)
+        return scale
 
     @triton.jit
     def _kept_times_scale(x, keep, scale, COMPUTE_F64: tl.constexpr, RELU: tl.constexpr):
-        # where(keep, x, 0) * scale in fp32 (fp64 for fp64 x); with RELU, of relu(x) (as
-        # torch.relu: negatives become 0, NaN stays NaN).
+        # where(keep, x, 0) * scale in fp32 (fp64 for fp64 x: `_scale` is then fp64); with
+        # RELU, of relu(x) (as torch.relu: negatives become 0, NaN stays NaN).
         if COMPUTE_F64:
             x = x.to(tl.float64)
-            scale = scale.to(tl.float64)
         else:
             x = x.to(tl.float32)
         if RELU:
@@ -570,7 +579,7 @@ if triton is not None:
         INDEX_64: tl.constexpr,
     ):
         offs, ok, keep = _flat_keep_tile(bits_ptr, numel, BLOCK, INDEX_64)
-        scale = _scale(total_kept_ptr, mask_numel, eps)
+        scale = _scale(total_kept_ptr, mask_numel, eps, COMPUTE_F64)
         x = tl.load(x_ptr + offs, mask=ok, other=0)
         y = _kept_times_scale(x, keep, scale, COMPUTE_F64, RELU)
         _store_result(out_ptr + offs, y, ok, OUT_BF16, SATURATE)
@@ -609,7 +618,7 @@ if triton is not None:
         m_idx = (rows // rows_per_mask_row)[:, None] * row_len + cols[None, :]
         byte = tl.load(bits_ptr + (m_idx >> 3), mask=ok, other=0).to(tl.int32)
         keep = ((byte >> (m_idx & 7).to(tl.int32)) & 1) != 0
-        scale = _scale(total_kept_ptr, mask_numel, eps)
+        scale = _scale(total_kept_ptr, mask_numel, eps, COMPUTE_F64)
         x = tl.load(x_ptr + x_off, mask=ok, other=0)
         y = _kept_times_scale(x, keep, scale, COMPUTE_F64, RELU)
         _store_result(out_ptr + x_off, y, ok, OUT_BF16, SATURATE)
@@ -640,7 +649,7 @@ if triton is not None:
         ok = (pix < num_pixels)[:, None] & (ch < channels)[None, :]
         byte = tl.load(bits_ptr + (pix >> 3), mask=pix < num_pixels, other=0).to(tl.int32)
         keep = ((byte >> (pix & 7).to(tl.int32)) & 1) != 0
-        scale = _scale(total_kept_ptr, mask_numel, eps)
+        scale = _scale(total_kept_ptr, mask_numel, eps, COMPUTE_F64)
         x_off = pix[:, None] * channels + ch[None, :]
         x = tl.load(x_ptr + x_off, mask=ok, other=0)
         y = _kept_times_scale(x, keep[:, None], scale, COMPUTE_F64, RELU)
@@ -672,7 +681,7 @@ if triton is not None:
         ok = offs < numel
         out = tl.load(out_ptr + offs, mask=ok, other=0)
         grad = tl.load(grad_ptr + offs, mask=ok, other=0)
-        scale = _scale(total_kept_ptr, mask_numel, eps)
+        scale = _scale(total_kept_ptr, mask_numel, eps, COMPUTE_F64)
         y = _kept_times_scale(grad, ~(out <= 0), scale, COMPUTE_F64, False)
         _store_result(grad_in_ptr + offs, y, ok, OUT_BF16, False)
 
@@ -713,13 +722,13 @@ if triton is not None:
         # (NaN stays NaN, -0.0 stays -0.0).
         offs, ok, keep = _flat_keep_tile(bits_ptr, numel, BLOCK, INDEX_64)
         x = tl.load(x_ptr + offs, mask=ok, other=0)
-        y = _dropblock_as_stored(x, keep, _scale(total_kept_ptr, mask_numel, eps), out_ptr,
+        y = _dropblock_as_stored(x, keep, _scale(total_kept_ptr, mask_numel, eps, COMPUTE_F64), out_ptr,
                                  COMPUTE_F64, OUT_BF16, SATURATE)
         r = tl.load(residual_ptr + offs, mask=ok, other=0).to(y.dtype)
         if RESIDUAL_MASKED:
             _, _, residual_keep = _flat_keep_tile(residual_bits_ptr, numel, BLOCK, INDEX_64)
-            r = _dropblock_as_stored(r, residual_keep, _scale(residual_kept_ptr, mask_numel, eps), out_ptr,
-                                     COMPUTE_F64, OUT_BF16, SATURATE)
+            r = _dropblock_as_stored(r, residual_keep, _scale(residual_kept_ptr, mask_numel, eps, COMPUTE_F64),
+                                     out_ptr, COMPUTE_F64, OUT_BF16, SATURATE)
         total = _round_as_stored(r + y, out_ptr, OUT_BF16)
         _store_result(out_ptr + offs, tl.where(total < 0, 0.0, total), ok, OUT_BF16, False)
 
@@ -755,12 +764,12 @@ if triton is not None:
         grad = tl.where(out <= 0, 0.0, grad)
         if RESIDUAL_MASKED:
             _, _, residual_keep = _flat_keep_tile(residual_bits_ptr, numel, BLOCK, INDEX_64)
-            grad_residual = _kept_times_scale(grad, residual_keep, _scale(residual_kept_ptr, mask_numel, eps),
-                                              COMPUTE_F64, False)
+            grad_residual = _kept_times_scale(grad, residual_keep,
+                                              _scale(residual_kept_ptr, mask_numel, eps, COMPUTE_F64), COMPUTE_F64, False)
         else:
             grad_residual = grad
         _store_result(grad_residual_ptr + offs, grad_residual, ok, OUT_BF16, False)
-        grad_x = _kept_times_scale(grad, keep, _scale(total_kept_ptr, mask_numel, eps), COMPUTE_F64, False)
+        grad_x = _kept_times_scale(grad, keep, _scale(total_kept_ptr, mask_numel, eps, COMPUTE_F64), COMPUTE_F64, False)
         _store_result(grad_x_ptr + offs, grad_x, ok, OUT_BF16, False)
 
 
@@ -981,7 +990,7 @@ def _apply(t: Tensor, layout: _Layout, bits: Tensor, total_kept: Tensor, saturat
         block_p = max(1, apply_block // block_c)
         grid = (triton.cdiv(num_pixels, block_p), triton.cdiv(c, block_c))
         _apply_pixels_kernel[grid](
-            t, bits, total_kept, out, num_pixels, c, float(layout.mask_numel), _EPS,
+            t, bits, total_kept, out, num_pixels, c, *_scale_args(layout.mask_numel, t.dtype),
             BLOCK_P=block_p, BLOCK_C=block_c, COMPUTE_F64=compute_f64,
             OUT_BF16=t.dtype == torch.bfloat16, SATURATE=saturate, RELU=relu, INDEX_64=index_64, num_warps=warps,
         )
@@ -995,12 +1004,19 @@ def _apply(t: Tensor, layout: _Layout, bits: Tensor, total_kept: Tensor, saturat
     block_r = max(1, min(_next_power_of_2(num_rows), apply_block // block_b))
     col_blocks = triton.cdiv(row_len, block_b)
     _apply_rows_kernel[(triton.cdiv(num_rows, block_r) * col_blocks,)](
-        t, bits, total_kept, out, num_rows, row_len, c, col_blocks,
-        float(layout.mask_numel), _EPS,
+        t, bits, total_kept, out, num_rows, row_len, c, col_blocks, *_scale_args(layout.mask_numel, t.dtype),
         BLOCK_R=block_r, BLOCK_B=block_b, COMPUTE_F64=compute_f64,
         OUT_BF16=t.dtype == torch.bfloat16, SATURATE=saturate, RELU=relu, INDEX_64=index_64, num_warps=warps,
     )
     return out
+
+
+def _scale_args(mask_numel: int, dtype: torch.dtype) -> Tuple[Any, float]:
+    """The kernels' (mask_numel, eps) arguments for t's dtype. A float argument reaches a
+    compiled kernel as fp32, which is what the reference's fp32 scale uses too; for fp64, numel
+    goes as an int (exact to 2**53; fp32 only to 2**24) and `_scale` ignores the fp32 eps
+    for the exact `_EPS_F64`."""
+    return (mask_numel if dtype == torch.float64 else float(mask_numel)), _EPS
 
 
 def _launch_flat(kernel: Any, pointers: Tuple[Tensor, ...], like: Tensor, mask_numel: int, **constexprs: Any) -> None:
@@ -1012,7 +1028,7 @@ def _launch_flat(kernel: Any, pointers: Tuple[Tensor, ...], like: Tensor, mask_n
     # twice (1 ulp off in ~15% of outputs); the interpreter cannot show it (it ignores the
     # option), the compile checks read the PTX for it.
     kernel[(triton.cdiv(like.numel(), sizes.apply_block),)](
-        *pointers, like.numel(), float(mask_numel), _EPS,
+        *pointers, like.numel(), *_scale_args(mask_numel, like.dtype),
         BLOCK=sizes.apply_block, COMPUTE_F64=like.dtype == torch.float64, OUT_BF16=like.dtype == torch.bfloat16,
         INDEX_64=like.numel() >= 2**31, num_warps=sizes.apply_warps, enable_fp_fusion=False, **constexprs,
     )

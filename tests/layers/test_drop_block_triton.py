@@ -17,6 +17,7 @@ import itertools
 import json
 import math
 import os
+import struct
 import subprocess
 import sys
 import traceback
@@ -33,7 +34,7 @@ if str(REPO) not in sys.path:  # when run as a script in the interpreter subproc
 
 from dropblock_det.layers import drop_block_gamma, expected_drop_fraction  # noqa: E402
 from dropblock_det.layers import drop_block_triton as triton_path  # noqa: E402
-from dropblock_det.layers.drop_block import NORMALIZER_EPS, drop_block_2d  # noqa: E402
+from dropblock_det.layers.drop_block import NORMALIZER_EPS, _normalizing_scale, drop_block_2d  # noqa: E402
 
 RESULT_MARKER = "CHECK_RESULTS_JSON="
 DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
@@ -69,14 +70,26 @@ def _whole_blocks(dropped: torch.Tensor, bh: int, bw: int) -> torch.Tensor:
     return union
 
 
-def _expected_output(t: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    """where(keep, t, 0) * numel(keep) / (count(keep) + eps): the scale in fp32, the product
-    in fp32 (fp64 for fp64 t) cast to t.dtype, as the reference computes it."""
-    count = keep.sum().to(torch.float32)
-    scale = torch.tensor(float(keep.numel()), dtype=torch.float32, device=t.device) / (count + NORMALIZER_EPS)
+def _expected_output(t: torch.Tensor, keep: torch.Tensor, scale: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """where(keep, t, 0) * numel(keep) / (count(keep) + eps): the reference's own scale
+    (`_normalizing_scale`: fp32, fp64 for fp64 t), the product in that dtype cast to t.dtype."""
+    if scale is None:
+        scale = _normalizing_scale(keep, t.dtype)
     if t.dtype == torch.float64:
-        return torch.where(keep, t, 0.0) * scale.double()
+        return torch.where(keep, t, 0.0) * scale
     return (torch.where(keep, t.float(), 0.0) * scale).to(t.dtype)
+
+
+def _pack_bits(keep: torch.Tensor) -> torch.Tensor:
+    """The kernels' bit mask of a bool tensor in its memory order: bit m of the result is
+    element m (`_pack_kernel`'s layout)."""
+    flat = keep.contiguous().view(-1).to(torch.int32)
+    flat = torch.cat([flat, flat.new_zeros(-flat.numel() % 8)]).view(-1, 8)
+    return (flat << torch.arange(8, device=keep.device, dtype=torch.int32)).sum(1).to(torch.uint8)
+
+
+def _count_differing(ours: torch.Tensor, theirs: torch.Tensor) -> str:
+    return f"{int((ours != theirs).sum())} of {ours.numel()} elements differ from the reference"
 
 
 def _mean_and_standard_error(values: torch.Tensor) -> Tuple[float, float]:
@@ -165,6 +178,64 @@ def check_output_and_gradient_are_input_times_keep_times_scale(device: str) -> N
     out = triton_path.drop_block_2d_triton(x, 0.05, 3, 3, False)
     out.sum().backward()
     assert torch.equal(x.grad, _expected_output(torch.ones_like(x), ~_dropped(out)))
+
+
+def check_every_kernel_scales_by_the_references_scale_bit_for_bit(device: str) -> None:
+    """Each kernel that computes the scale (forward and backward: flat, rows, pixels, ReLU,
+    residual, pair) against the reference's `_normalizing_scale`, on a mask of 2**25 + 3
+    units with 2**24 + 5 kept (numel and count are not exact in fp32) or 7 kept (fp32's
+    1e-6 shows next to a small count): an fp64 scale computed or passed in fp32 at any step
+    is off in its last bits. fp32 is the control: its scale is fp32 in both. Only the scale
+    is big: the kernels run on a small x with random bits."""
+    numel = 2**25 + 3
+    reference_keep = torch.zeros(numel, dtype=torch.bool, device=device)
+    # (x's count, the residual's): each count through each kernel's two scales.
+    for dtype, counts in itertools.product((torch.float32, torch.float64), ((2**24 + 5, 7), (7, 2**24 + 5))):
+        scales = []
+        for count in counts:
+            reference_keep[:count], reference_keep[count:] = True, False
+            scales.append(_normalizing_scale(reference_keep, dtype))
+        kepts = [torch.tensor([count], dtype=torch.int64, device=device) for count in counts]
+        for shared, channels_last in ((False, False), (False, True), (True, False), (True, True)):
+            where = f"{dtype}, counts {counts}, shared_mask={shared}, channels_last={channels_last}"
+            torch.manual_seed(13)
+            x = torch.randn((2, 3, 5, 7), dtype=dtype, device=device)
+            x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+            keep = torch.rand((2, 1 if shared else 3, 5, 7), device=device) < 0.7
+            layout = types.SimpleNamespace(shared_mask=shared, channels_last=channels_last, mask_numel=numel)
+            # Per-channel bits follow x's memory order, shared ones (N, H, W).
+            bits = _pack_bits(keep.permute(0, 2, 3, 1) if channels_last and not shared else keep)
+            for relu in (False, True):
+                out = triton_path._apply(x, layout, bits, kepts[0], saturate=True, relu=relu)
+                expected = _expected_output(torch.relu(x) if relu else x, keep.expand_as(x), scales[0])
+                assert torch.equal(out, expected), f"{where}, relu={relu}: {_count_differing(out, expected)}"
+            grad = torch.randn_like(x)
+            out = triton_path._apply(torch.relu(x), layout, bits, kepts[0], saturate=True)
+            grad_in = triton_path._relu_grad(grad, out, kepts[0], numel)
+            expected = _expected_output(torch.where(out <= 0, 0.0, grad), keep.expand_as(x), scales[0])
+            assert torch.equal(grad_in, expected), f"{where}, ReLU backward: {_count_differing(grad_in, expected)}"
+            if shared:
+                continue
+            # Residual and pair kernels: x's mask and count, the residual's mask (x's bits
+            # reversed) and count; both scales must be the right one.
+            residual = torch.randn_like(x)
+            residual_keep = keep.flip(-1)
+            residual_bits = _pack_bits(residual_keep.permute(0, 2, 3, 1) if channels_last else residual_keep)
+            mask = triton_path._Mask(bits, kepts[0])
+            for residual_mask in (None, triton_path._Mask(residual_bits, kepts[1])):
+                masked = residual_mask is not None
+                r = _expected_output(residual, residual_keep, scales[1]) if masked else residual
+                expected = torch.relu(r + _expected_output(x, keep, scales[0]))
+                out = triton_path._apply_residual(x, layout, mask, residual, residual_mask)
+                assert torch.equal(out, expected), (
+                    f"{where}, residual masked={masked}: {_count_differing(out, expected)}")
+                grad_x, grad_residual = triton_path._residual_grad(grad, out, mask, residual_mask, numel)
+                passed = torch.where(out <= 0, 0.0, grad)
+                expected_residual = _expected_output(passed, residual_keep, scales[1]) if masked else passed
+                for name, ours, theirs in (("x", grad_x, _expected_output(passed, keep, scales[0])),
+                                           ("residual", grad_residual, expected_residual)):
+                    assert torch.equal(ours, theirs), (
+                        f"{where}, residual masked={masked}, grad of {name}: {_count_differing(ours, theirs)}")
 
 
 def check_same_seed_gives_the_same_mask_in_either_layout(device: str) -> None:
@@ -608,6 +679,8 @@ FULL_COMPILE_ARCH = 90
 # variants, for tensors of 2**31 elements and more, take up to 124 (167 writing bits: 2
 # programs per SM).
 MAX_REGISTERS = 128
+# The reference's eps as a PTX fp64 literal: what an exact fp64 scale adds to the count.
+F64_EPS_PTX = "0d" + struct.pack(">d", NORMALIZER_EPS).hex().upper()
 
 
 def _resource_usage(cubin: bytes) -> Dict[str, int]:
@@ -666,6 +739,13 @@ def compile_kernels_without_a_gpu() -> Dict[str, Optional[str]]:
                 # The element-wise kernels round each product and sum as the unfused ops do.
                 if options.get("enable_fp_fusion") is False:
                     assert "fma.rn.f" not in binary.asm["ptx"], "a fused multiply-add in a kernel launched with enable_fp_fusion=False"
+                # fp64 scales: IEEE f64 division by count + the exact fp64 eps, no fp32 value
+                # (the fp32 `eps` argument) widened into it. The interpreter cannot show this:
+                # it passes a float argument as a Python float, exact next to fp64.
+                if constexprs.get("COMPUTE_F64") and "eps" in kernel.arg_names:
+                    ptx = binary.asm["ptx"]
+                    assert "div.rn.f64" in ptx and F64_EPS_PTX in ptx and "cvt.f64.f32" not in ptx, (
+                        "the fp64 scale is not numel / (count + 1e-6) in fp64")
                 if arch == FULL_COMPILE_ARCH:
                     usage = _resource_usage(binary.asm["cubin"])
                     assert usage["LOCAL"] == usage["STACK"] == 0, f"spills to local memory: {usage}"
