@@ -7,6 +7,7 @@ current detectron2 main.
 """
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 import shutil
@@ -254,17 +255,24 @@ def check_weights_path(cfg: CfgNode) -> None:
 
 # ----------------------------------------------------------------------------- output folder
 PREVIOUS_RUNS = "previous_runs"
+# What a run writes into OUTPUT_DIR (detectron2's default_setup, trainer, checkpointer,
+# event writers and evaluators; tools/main_job.py's plot and summary). Only these move: an
+# OUTPUT_DIR may be a folder that holds other things too (".", a project folder).
+RUN_FILES = ("config.yaml", "log.txt", "log.txt.rank*", "last_checkpoint", "model_*.pth",
+             "metrics.json", "events.out.tfevents.*", "inference", "main_job.png",
+             "main_job_summary.json")
 
 
 def archive_previous_run(output_dir: str) -> Optional[str]:
-    """Move everything in ``output_dir`` (except earlier archives) into
+    """Move an earlier run's files (RUN_FILES) in ``output_dir`` into
     ``output_dir/previous_runs/<YYYYmmdd-HHMMSS>/``; return that folder, or None when
-    there was nothing to move. Creates ``output_dir``.
+    there was nothing to move. Creates ``output_dir``; other files there stay where they are.
 
     A fresh run into a used folder would otherwise append to the earlier metrics.json and
     overwrite its checkpoints (detectron2 does both); moving keeps every file."""
     os.makedirs(output_dir, exist_ok=True)
-    entries = [e for e in sorted(os.listdir(output_dir)) if e != PREVIOUS_RUNS]
+    entries = [e for e in sorted(os.listdir(output_dir))
+               if any(fnmatch.fnmatchcase(e, pattern) for pattern in RUN_FILES)]
     if not entries:
         return None
     stamp = time.strftime("%Y%m%d-%H%M%S")

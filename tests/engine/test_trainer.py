@@ -1,5 +1,7 @@
 """The trainer logic behind tools/train_net.py that needs no training: evaluator choice,
 train augmentations (Cutout), LR schedule delegation, config loading errors."""
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -179,8 +181,25 @@ def test_a_rerun_moves_the_earlier_run_aside_instead_of_deleting_it(tmp_path):
     (out / "model_final.pth").write_bytes(b"weights of the second run")
     second = archive(str(out))
     assert first != second  # same second: a distinct folder, nothing overwritten
-    from pathlib import Path
-
     assert (Path(first) / "model_final.pth").read_bytes() == b"weights of the first run"
     assert (Path(first) / "inference" / "coco_instances_results.json").is_file()
     assert (Path(second) / "model_final.pth").read_bytes() == b"weights of the second run"
+
+
+def test_only_a_runs_own_files_are_moved_from_a_shared_output_dir(tmp_path):
+    from dropblock_det.engine.trainer import archive_previous_run
+
+    # OUTPUT_DIR "." in a project folder: its code, data and other runs are not a run's files.
+    for name in ("train.py", "notes.txt", "datasets/coco.json", "other_run/model_final.pth"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(name)
+    assert archive_previous_run(str(tmp_path)) is None
+    run = ("config.yaml", "log.txt", "log.txt.rank1", "last_checkpoint", "model_0000999.pth",
+           "metrics.json", "events.out.tfevents.1.host.2.0", "inference/x.json")
+    for name in run:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(name)
+    target = archive_previous_run(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "datasets", "notes.txt", "other_run", "previous_runs", "train.py"]
+    assert all((Path(target) / name).read_text() == name for name in run)
