@@ -39,8 +39,9 @@ def add_dropblock_config(cfg: CN) -> None:
                                capability >= 7.0, PyTorch elsewhere; if Triton cannot
                                build them for the GPU: one warning, then PyTorch),
                                "torch" (always the pure-PyTorch reference), "triton"
-                               (always the kernels; Triton's errors are raised, and a
-                               MODEL.DEVICE they cannot run on is refused at build time).
+                               (always the kernels; Triton's errors are raised, and the
+                               tools refuse a MODEL.DEVICE they cannot run on before
+                               training: see check_impl_device).
       RESNET.ENABLED [False]   DropBlock inside ResNet blocks.
       RESNET.STAGES [["res4", "res5"]]   stages that get it (the paper's groups 3 and 4);
                                each must be built (MODEL.RESNETS.OUT_FEATURES decides).
@@ -232,8 +233,7 @@ def validate_dropblock_config(cfg: CN) -> None:
             position/tower/stage name, a stage the ResNet does not build (see
             :func:`built_resnet_stages`), STAGE_DROP_SCALES that do not match STAGES or
             drive a keep probability to <= 0, an enabled location with nothing listed,
-            a schedule that ends before it starts, or IMPL "triton" with a DropBlock
-            location on and a MODEL.DEVICE the Triton kernels cannot run on.
+            or a schedule that ends before it starts.
     """
     if "DROPBLOCK" not in cfg.MODEL:
         raise KeyError(
@@ -313,20 +313,6 @@ def validate_dropblock_config(cfg: CN) -> None:
             "SEM_SEG_HEAD.ENABLED but no position",
         )
 
-    if db.IMPL == "triton" and db.TYPE == "DropBlock" and (
-        resnet_enabled or fpn_enabled or head_enabled or seg_enabled
-    ):
-        # Else the first training step with DropBlock active (after data loading, and after
-        # the ramp's keep_prob 1.0 stretch) would be the first to notice.
-        reason = triton_unavailable_reason(cfg.MODEL.DEVICE)
-        if reason:
-            raise _bad(
-                p + "IMPL",
-                db.IMPL,
-                f"the Triton kernels cannot run on MODEL.DEVICE={cfg.MODEL.DEVICE!r}: {reason}; "
-                "use 'auto' (the kernels where they run, PyTorch elsewhere) or 'torch'",
-            )
-
     drop_path_rate = _check_number(p + "DROP_PATH_RATE", db.DROP_PATH_RATE)
     if not 0.0 <= drop_path_rate < 1.0:
         raise _bad(p + "DROP_PATH_RATE", db.DROP_PATH_RATE, "expected 0 <= rate < 1")
@@ -361,3 +347,25 @@ def validate_dropblock_config(cfg: CN) -> None:
             raise _bad("INPUT.CUTOUT.NUM_HOLES", cutout.NUM_HOLES, "expected >= 1 hole")
         if not 0.0 <= _check_number("INPUT.CUTOUT.PROB", cutout.PROB) <= 1.0:
             raise _bad("INPUT.CUTOUT.PROB", cutout.PROB, "expected 0 <= prob <= 1")
+
+
+def check_impl_device(cfg: CN) -> None:
+    """ValueError naming MODEL.DROPBLOCK.IMPL and MODEL.DEVICE when IMPL is "triton", a
+    DropBlock location is on, and the Triton kernels cannot run on MODEL.DEVICE (CPU without
+    Triton's interpreter, no CUDA, an old GPU). The kernels run only where DropBlock is
+    active (training, or the robustness analysis), so a model for evaluation builds on any
+    device: the tools call this before training, not the builders. Without it the first
+    step with DropBlock active (after data loading and the ramp's keep_prob 1.0 stretch)
+    would be the first to notice."""
+    db = cfg.MODEL.DROPBLOCK
+    enabled = db.RESNET.ENABLED or db.FPN.ENABLED or db.HEAD.ENABLED or db.SEM_SEG_HEAD.ENABLED
+    if db.IMPL != "triton" or db.TYPE != "DropBlock" or not enabled:
+        return
+    reason = triton_unavailable_reason(cfg.MODEL.DEVICE)
+    if reason:
+        raise _bad(
+            "MODEL.DROPBLOCK.IMPL",
+            db.IMPL,
+            f"the Triton kernels cannot run on MODEL.DEVICE={cfg.MODEL.DEVICE!r}: {reason}; "
+            "use 'auto' (the kernels where they run, PyTorch elsewhere) or 'torch'",
+        )

@@ -166,29 +166,46 @@ def test_build_model_rejects_bad_value_before_building(key, value):
 
 
 @pytest.mark.parametrize("device", ["cpu", "cuda:x"])
-def test_impl_triton_on_a_device_the_kernels_cannot_run_on_is_rejected_at_build_time(device, monkeypatch):
+def test_impl_triton_on_a_device_the_kernels_cannot_run_on_is_refused_for_training_only(device, monkeypatch):
+    import torch
     from detectron2.modeling import build_model
+
+    from dropblock_det.config import check_impl_device
+    from dropblock_det.engine.hooks import DropBlockScheduleHook
 
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)  # the interpreter runs CPU tensors
     cfg = small_retinanet_cfg("Base-RetinaNet-Scratch-DropBlock.yaml")
     cfg.MODEL.DROPBLOCK.IMPL = "triton"
     cfg.MODEL.DEVICE = device
-    with pytest.raises(ValueError, match=rf"MODEL\.DROPBLOCK\.IMPL='triton'.*MODEL\.DEVICE='{device}'.*'torch'"):
-        build_model(cfg)
+    match = rf"MODEL\.DROPBLOCK\.IMPL='triton'.*MODEL\.DEVICE='{device}'.*'torch'"
+    with pytest.raises(ValueError, match=match):
+        check_impl_device(cfg)
+    with pytest.raises(ValueError, match=match):  # the hook means training
+        DropBlockScheduleHook.from_config(cfg)
+    # A model for evaluation builds and runs: DropBlock is the identity in eval mode.
+    cfg.MODEL.DEVICE = "cpu"
+    model = build_model(cfg).eval()
+    with torch.no_grad():
+        model([{"image": torch.zeros(3, 256, 256), "height": 256, "width": 256}])
     # Nothing on: IMPL is never used, so nothing to refuse; "auto" and "torch" run anywhere.
+    cfg.MODEL.DEVICE = device
     for key in ("RESNET", "FPN", "HEAD", "SEM_SEG_HEAD"):
         cfg.MODEL.DROPBLOCK[key].ENABLED = False
-    validate_dropblock_config(cfg)
+    check_impl_device(cfg)
     cfg.MODEL.DROPBLOCK.HEAD.ENABLED = True
     cfg.MODEL.DROPBLOCK.IMPL = "auto"
-    validate_dropblock_config(cfg)
+    check_impl_device(cfg)
 
 
 def test_triton_unavailable_reason_names_the_cause(monkeypatch):
+    import torch
+
     from dropblock_det.layers import drop_block_triton, triton_unavailable_reason
 
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     assert "TRITON_INTERPRET=1" in triton_unavailable_reason("cpu")
+    if not torch.cuda.is_available():
+        assert "no cuda:5" in triton_unavailable_reason("cuda:5")
     installed = drop_block_triton.triton is not None
     assert ("not mps" if installed else "not installed") in triton_unavailable_reason("mps")
     monkeypatch.setenv("TRITON_INTERPRET", "1")

@@ -102,6 +102,7 @@ def main(argv=None):
         check_config_before_run,
         load_checkpoint_strict,
     )
+    from dropblock_det.config import check_impl_device
     from dropblock_det.layers.base import check_keep_prob
 
     setup_logger(name="detectron2")
@@ -113,6 +114,7 @@ def main(argv=None):
         raise FileNotFoundError(f"--checkpoint: no such file: {', '.join(missing)}")
     cfg = robustness_config(args.config_file, args.opts, args.output_dir)
     check_config_before_run(cfg, train=False, check_weights=False)  # the checkpoints are checked above
+    check_impl_device(cfg)  # DropBlock runs here (in the evaluations), so the kernels must run
     dataset = cfg.DATASETS.TEST[0]
     from detectron2.data import MetadataCatalog
 

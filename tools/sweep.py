@@ -56,6 +56,7 @@ def main(argv=None):
     # Check the shared part of the config once, before the first cell trains.
     base = load_config(args.config_file, args.opts)
     dataset = first_test_dataset(base, args.config_file)  # a cell's value: its evaluation there
+    base.DATASETS.TEST = (dataset,)  # the only one a cell evaluates, so the only one checked
     check_config_before_run(base)
     sem_seg = getattr(MetadataCatalog.get(dataset), "evaluator_type", "") == "sem_seg"
     metric_name = "sem_seg/mIoU" if sem_seg else "bbox/AP"

@@ -53,7 +53,7 @@ def setup(args):
     if not args.eval_only and not args.resume:
         # A fresh run: an earlier run's files in OUTPUT_DIR are moved aside, not overwritten.
         if comm.is_main_process():
-            archived = archive_previous_run(cfg.OUTPUT_DIR)
+            archived = archive_previous_run(cfg.OUTPUT_DIR, (args.config_file, cfg.MODEL.WEIGHTS))
             if archived:
                 print(f"The earlier run in OUTPUT_DIR={cfg.OUTPUT_DIR!r} was moved to {archived} "
                       "(--resume continues a run instead)", flush=True)

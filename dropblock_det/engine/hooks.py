@@ -12,7 +12,7 @@ from torch.nn.parallel import DataParallel, DistributedDataParallel
 
 from detectron2.engine import HookBase
 
-from ..config import dropblock_schedule_range, validate_dropblock_config
+from ..config import check_impl_device, dropblock_schedule_range, validate_dropblock_config
 from ..layers import LinearKeepProbSchedule
 
 __all__ = ["DropBlockScheduleHook", "unwrap_model"]
@@ -66,8 +66,10 @@ class DropBlockScheduleHook(HookBase):
     @classmethod
     def from_config(cls, cfg, model: Optional[nn.Module] = None) -> "DropBlockScheduleHook":
         """The hook for MODEL.DROPBLOCK.SCHEDULE (END_ITER -1 = SOLVER.MAX_ITER) and
-        MODEL.DROPBLOCK.KEEP_PROB; raises ValueError for impossible values."""
+        MODEL.DROPBLOCK.KEEP_PROB; raises ValueError for impossible values, and for IMPL
+        "triton" on a MODEL.DEVICE the kernels cannot run on (the hook means training)."""
         validate_dropblock_config(cfg)
+        check_impl_device(cfg)
         start, end = dropblock_schedule_range(cfg)
         return cls(start, end, cfg.MODEL.DROPBLOCK.KEEP_PROB, model=model)
 

@@ -38,7 +38,7 @@ from detectron2.evaluation import (
 from .. import data as _data  # noqa: F401  (registers the datasets)
 from .. import modeling as _modeling  # noqa: F401  (registers backbones, meta-archs, heads)
 from .. import solver
-from ..config import add_dropblock_config, validate_dropblock_config
+from ..config import add_dropblock_config, check_impl_device, validate_dropblock_config
 from ..data.file_errors import DatasetMapperNamingFiles, naming_dataset_files
 
 
@@ -174,10 +174,12 @@ def check_lr_scheduler(cfg: CfgNode) -> None:
     """Build SOLVER.LR_SCHEDULER_NAME's schedule on a throwaway optimizer, so an unknown name
     or a value the schedule refuses fails before data loading (DefaultTrainer builds the
     scheduler after the training data loader). Errors name the key."""
-    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.SOLVER.BASE_LR)
+    if cfg.SOLVER.MAX_ITER < 1:
+        raise ValueError(f"SOLVER.MAX_ITER={cfg.SOLVER.MAX_ITER!r}: expected >= 1 iteration to train")
     try:
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.SOLVER.BASE_LR)
         solver.build_lr_scheduler(cfg, optimizer)
-    except (ValueError, KeyError, AssertionError) as error:
+    except (ValueError, KeyError, AssertionError, TypeError, ZeroDivisionError) as error:
         message = error.args[0] if error.args else type(error).__name__
         raise type(error)(f"the LR schedule SOLVER.LR_SCHEDULER_NAME={cfg.SOLVER.LR_SCHEDULER_NAME!r} "
                           f"cannot be built from the SOLVER values: {message}") from None
@@ -263,10 +265,13 @@ RUN_FILES = ("config.yaml", "log.txt", "log.txt.rank*", "last_checkpoint", "mode
              "main_job_summary.json")
 
 
-def archive_previous_run(output_dir: str) -> Optional[str]:
+def archive_previous_run(output_dir: str, still_needed: Sequence[str] = ()) -> Optional[str]:
     """Move an earlier run's files (RUN_FILES) in ``output_dir`` into
     ``output_dir/previous_runs/<YYYYmmdd-HHMMSS>/``; return that folder, or None when
     there was nothing to move. Creates ``output_dir``; other files there stay where they are.
+    A file the new run still reads (``still_needed``: its config file, its MODEL.WEIGHTS,
+    e.g. ``out/config.yaml`` or ``out/model_final.pth``), or a folder holding one, is
+    copied instead of moved.
 
     A fresh run into a used folder would otherwise append to the earlier metrics.json and
     overwrite its checkpoints (detectron2 does both); moving keeps every file."""
@@ -282,8 +287,15 @@ def archive_previous_run(output_dir: str) -> Optional[str]:
         target = os.path.join(output_dir, PREVIOUS_RUNS, f"{stamp}-{suffix}")
         suffix += 1
     os.makedirs(target)
+    needed = [os.path.realpath(p) for p in still_needed if p and "://" not in p and os.path.exists(p)]
     for entry in entries:
-        shutil.move(os.path.join(output_dir, entry), os.path.join(target, entry))
+        source = os.path.join(output_dir, entry)
+        real = os.path.realpath(source)
+        if any(n == real or n.startswith(real + os.sep) for n in needed):
+            copy = shutil.copytree if os.path.isdir(source) else shutil.copy2
+            copy(source, os.path.join(target, entry))
+        else:
+            shutil.move(source, os.path.join(target, entry))
     return target
 
 
@@ -337,6 +349,8 @@ def check_model_config(cfg: CfgNode) -> None:
     is left to the real build, which makes the same checks."""
     from detectron2.modeling import META_ARCH_REGISTRY
 
+    if not hasattr(torch.device("meta"), "__enter__"):  # torch < 2.0: no device context
+        return
     try:
         with torch.device("meta"):
             model = META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)(cfg)
@@ -348,13 +362,15 @@ def check_model_config(cfg: CfgNode) -> None:
 def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: bool = True) -> None:
     """Every check of `cfg` that needs no data: MODEL.DROPBLOCK values, the model (built on
     the meta device), DATASETS names and files, an evaluator for every DATASETS.TEST entry,
-    and with `train` the LR schedule, with `check_weights` MODEL.WEIGHTS. The tools call it
+    with `train` MODEL.DEVICE for IMPL "triton" (check_impl_device) and the LR schedule,
+    with `check_weights` MODEL.WEIGHTS. The tools call it
     first: each error names its key, and comes before data loading or any file is written."""
     validate_dropblock_config(cfg)
     check_model_config(cfg)
     check_dataset_names(cfg)
     check_evaluator_types(cfg)
     if train:
+        check_impl_device(cfg)
         check_lr_scheduler(cfg)
     if check_weights:
         check_weights_path(cfg)

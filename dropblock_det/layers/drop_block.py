@@ -382,6 +382,8 @@ def triton_unavailable_reason(device: Any) -> str:
         return f"the Triton kernels do not import here ({error})"
     if kernels.triton is None:
         return "Triton is not installed (the CUDA build of torch ships it)"
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        return f"torch sees {torch.cuda.device_count()} CUDA device(s), so there is no {device}"
     if kernels.triton_available(device):
         return ""
     if device.type == "cpu":

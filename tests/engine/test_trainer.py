@@ -118,6 +118,20 @@ def test_a_bad_lr_schedule_is_refused_before_anything_is_built():
         check_lr_scheduler(_cfg("SOLVER.LR_SCHEDULER_NAME", "WarmupCosine"))
     with pytest.raises(ValueError, match=r"'WarmupPolyLR'.*SOLVER\.WARMUP_METHOD.*'exp'"):
         check_lr_scheduler(_cfg("SOLVER.LR_SCHEDULER_NAME", "WarmupPolyLR", "SOLVER.WARMUP_METHOD", "exp"))
+    with pytest.raises(ValueError, match=r"SOLVER\.LR_SCHEDULER_NAME=.*Invalid learning rate: -0\.1"):
+        check_lr_scheduler(_cfg("SOLVER.BASE_LR", "-0.1"))
+    with pytest.raises(ValueError, match=r"SOLVER\.MAX_ITER=0"):
+        check_lr_scheduler(_cfg("SOLVER.MAX_ITER", "0"))
+
+
+def test_impl_triton_is_checked_against_the_device_for_training_only(monkeypatch):
+    from dropblock_det.engine.trainer import check_config_before_run
+
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    cfg = _cfg("MODEL.DROPBLOCK.IMPL", "triton", "MODEL.DEVICE", "cpu", "DATASETS.TRAIN", "()", "DATASETS.TEST", "()")
+    with pytest.raises(ValueError, match=r"MODEL\.DROPBLOCK\.IMPL='triton'.*MODEL\.DEVICE='cpu'"):
+        check_config_before_run(cfg)
+    check_config_before_run(cfg, train=False)  # evaluation: DropBlock is the identity
 
 
 def test_a_test_dataset_without_an_evaluator_is_refused_before_training():
@@ -203,3 +217,18 @@ def test_only_a_runs_own_files_are_moved_from_a_shared_output_dir(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "datasets", "notes.txt", "other_run", "previous_runs", "train.py"]
     assert all((Path(target) / name).read_text() == name for name in run)
+
+
+def test_a_file_the_new_run_reads_is_copied_not_moved(tmp_path):
+    from dropblock_det.engine.trainer import archive_previous_run
+
+    # `--config-file out/config.yaml`, or MODEL.WEIGHTS out/model_final.pth (fine-tuning).
+    for name in ("config.yaml", "model_final.pth", "metrics.json", "inference/weights/x.pth"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(name)
+    needed = [str(tmp_path / "config.yaml"), str(tmp_path / "model_final.pth"),
+              str(tmp_path / "inference" / "weights" / "x.pth"), "https://host/w.pkl", ""]
+    target = Path(archive_previous_run(str(tmp_path), needed))
+    for name in ("config.yaml", "model_final.pth", "inference/weights/x.pth"):
+        assert (tmp_path / name).read_text() == name == (target / name).read_text()
+    assert not (tmp_path / "metrics.json").exists() and (target / "metrics.json").read_text() == "metrics.json"

@@ -24,6 +24,7 @@ def toy_defaults(monkeypatch, tmp_path):
     monkeypatch.setitem(synthetic.DEFAULT_SEM_SEG_PARAMS, "num_val", 1)
     monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path / "unused"))
     yield
+    monkeypatch.undo()  # first: re-registering reads DETECTRON2_DATASETS
     synthetic.register_synthetic_datasets()
 
 

@@ -170,3 +170,19 @@ def test_a_fresh_run_into_a_used_output_dir_moves_the_earlier_run_aside(trained,
             ["--config-file", DB_CONFIG, flag, "OUTPUT_DIR", str(tmp_path / "kept"),
              "MODEL.WEIGHTS", str(out / "model_final.pth")]))
         assert not (tmp_path / "kept" / "previous_runs").exists()
+
+
+def test_a_fresh_run_from_the_earlier_runs_config_or_weights_still_finds_them(trained, train_net, tmp_path):
+    import shutil
+
+    out, _ = trained
+    used = tmp_path / "used"
+    shutil.copytree(out, used)
+    # detectron2's habit: rerun from the dumped config; or fine-tune from the run's weights.
+    train_net.setup(train_net.parser().parse_args(
+        ["--config-file", str(used / "config.yaml"), "OUTPUT_DIR", str(used),
+         "MODEL.WEIGHTS", str(used / "model_final.pth")]))
+    (archived,) = (used / "previous_runs").iterdir()
+    assert (used / "model_final.pth").read_bytes() == (archived / "model_final.pth").read_bytes()
+    assert (archived / "config.yaml").is_file() and (used / "config.yaml").is_file()
+    assert not (used / "metrics.json").exists() and (archived / "metrics.json").is_file()
