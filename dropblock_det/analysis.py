@@ -287,15 +287,6 @@ def _write_cell_record(cell_dir: str, block_size: int, keep_prob: float, fingerp
     os.replace(tmp, path)  # atomic: an interrupt never leaves half a record
 
 
-def _last_checkpoint(cell_dir: str) -> str:
-    """The checkpoint detectron2's ``last_checkpoint`` file names ('' when there is none)."""
-    path = os.path.join(cell_dir, "last_checkpoint")
-    if not os.path.isfile(path):
-        return ""
-    with open(path) as f:
-        return f.read().strip() or "last_checkpoint"
-
-
 def _sweep_csv_header(path: Path) -> Optional[List[str]]:
     if not path.is_file() or path.stat().st_size == 0:
         return None
@@ -340,6 +331,8 @@ def run_sweep(cells: Sequence[Tuple[int, float]],
     fingerprint) raises SweepMismatchError listing every such cell; nothing is deleted
     or overwritten.
     """
+    from .engine.trainer import last_checkpoint  # detectron2's reading of `last_checkpoint`
+
     csv_path = Path(csv_path)
     header = _sweep_csv_header(csv_path)
     if header is not None and "fingerprint" not in header:
@@ -381,7 +374,7 @@ def run_sweep(cells: Sequence[Tuple[int, float]],
                 f"{name}: its row in {csv_path} was made by another configuration (fingerprint "
                 f"{recorded[:12] or '<empty>'}, this command's is {fingerprint[:12]}{diff})")
             continue
-        checkpoint = _last_checkpoint(cell_dir)
+        checkpoint = last_checkpoint(cell_dir)
         if record is None:
             if checkpoint:
                 problems.append(
@@ -414,8 +407,8 @@ def run_sweep(cells: Sequence[Tuple[int, float]],
             values[(b, kp)] = value
             continue
         if action == "resume":
-            log(f"{prefix} resuming the interrupted training from "
-                f"{os.path.join(cell_dir, _last_checkpoint(cell_dir))} (same configuration)")
+            log(f"{prefix} resuming the interrupted training from {last_checkpoint(cell_dir)} "
+                "(same configuration)")
         else:
             log(f"{prefix} training")
             _write_cell_record(cell_dir, b, kp, fingerprint, fingerprinted_config(config))

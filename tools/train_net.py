@@ -25,11 +25,11 @@ from detectron2.engine import default_argument_parser, default_setup, launch  # 
 from detectron2.evaluation import verify_results  # noqa: E402
 
 import dropblock_det  # noqa: E402,F401  (registers the components and datasets)
-from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
 from dropblock_det.engine.trainer import (  # noqa: E402
     DropBlockTrainer,
     archive_previous_run,
     check_config_before_run,
+    last_checkpoint,
     load_checkpoint_strict,
     load_config,
 )
@@ -49,7 +49,7 @@ def setup(args):
     cfg.freeze()
     # A bad value fails here, before default_setup writes into OUTPUT_DIR and before data loading.
     check_config_before_run(cfg, train=not args.eval_only,
-                            check_weights=not args.resume or not _last_checkpoint(cfg))
+                            check_weights=not args.resume or not last_checkpoint(cfg.OUTPUT_DIR))
     if not args.eval_only and not args.resume:
         # A fresh run: an earlier run's files in OUTPUT_DIR are moved aside, not overwritten.
         if comm.is_main_process():
@@ -62,18 +62,12 @@ def setup(args):
     return cfg
 
 
-def _last_checkpoint(cfg) -> str:
-    """The checkpoint OUTPUT_DIR's last_checkpoint names ('' when there is none)."""
-    checkpointer = DetectionCheckpointer(None, save_dir=cfg.OUTPUT_DIR)
-    return checkpointer.get_checkpoint_file() if checkpointer.has_checkpoint() else ""
-
-
 def main(args):
     cfg = setup(args)
     if args.eval_only:
         model = Trainer.build_model(cfg)
         # As detectron2's train_net: with --resume, the run's last checkpoint when it has one.
-        load_checkpoint_strict(model, (args.resume and _last_checkpoint(cfg)) or cfg.MODEL.WEIGHTS)
+        load_checkpoint_strict(model, (args.resume and last_checkpoint(cfg.OUTPUT_DIR)) or cfg.MODEL.WEIGHTS)
         res = Trainer.test(cfg, model)
         if comm.is_main_process():
             verify_results(cfg, res)

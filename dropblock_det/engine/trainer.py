@@ -53,6 +53,7 @@ __all__ = [
     "check_evaluator_types",
     "check_lr_scheduler",
     "has_compiled_ops",
+    "last_checkpoint",
     "load_config",
     "load_checkpoint_strict",
     "check_weights_path",
@@ -246,6 +247,13 @@ def load_checkpoint_strict(model: torch.nn.Module, path: str) -> None:
     if "://" not in path and not Path(path).is_file():
         raise FileNotFoundError(f"checkpoint MODEL.WEIGHTS={path!r} does not exist")
     _StrictCheckpointer(model).load(path)
+
+
+def last_checkpoint(output_dir: str) -> str:
+    """The checkpoint a resumed run in ``output_dir`` loads: the one its detectron2
+    ``last_checkpoint`` file names ('' when there is none)."""
+    checkpointer = DetectionCheckpointer(None, save_dir=output_dir)
+    return checkpointer.get_checkpoint_file() if checkpointer.has_checkpoint() else ""
 
 
 def check_weights_path(cfg: CfgNode) -> None:
