@@ -167,8 +167,9 @@ def check_evaluator_types(cfg: CfgNode) -> None:
     """ValueError (as build_evaluator's) for a DATASETS.TEST entry with no evaluator, before
     anything is built: detectron2 builds the evaluators only after training."""
     for name in cfg.DATASETS.TEST:
-        if _evaluator_type(name) not in EVALUATOR_TYPES:
-            raise _no_evaluator(name, _evaluator_type(name))
+        evaluator_type = _evaluator_type(name)
+        if evaluator_type not in EVALUATOR_TYPES:
+            raise _no_evaluator(name, evaluator_type)
 
 
 def check_lr_scheduler(cfg: CfgNode) -> None:
@@ -368,11 +369,11 @@ def check_model_config(cfg: CfgNode) -> None:
 
 
 def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: bool = True) -> None:
-    """Every check of `cfg` that needs no data: MODEL.DROPBLOCK values, the model (built on
+    """Every check of `cfg` that loads no data: MODEL.DROPBLOCK values, the model (built on
     the meta device), DATASETS names and files, an evaluator for every DATASETS.TEST entry,
     with `train` MODEL.DEVICE for IMPL "triton" (check_impl_device) and the LR schedule,
-    with `check_weights` MODEL.WEIGHTS. The tools call it
-    first: each error names its key, and comes before data loading or any file is written."""
+    with `check_weights` MODEL.WEIGHTS. The tools call it first: each error names its key,
+    and comes before data loading or anything is written to OUTPUT_DIR."""
     validate_dropblock_config(cfg)
     check_model_config(cfg)
     check_dataset_names(cfg)
