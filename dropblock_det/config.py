@@ -349,6 +349,12 @@ def validate_dropblock_config(cfg: CN) -> None:
             raise _bad("INPUT.CUTOUT.PROB", cutout.PROB, "expected 0 <= prob <= 1")
 
 
+def dropblock_enabled(cfg: CN) -> bool:
+    """Whether any MODEL.DROPBLOCK location (RESNET, FPN, HEAD, SEM_SEG_HEAD) is on."""
+    db = cfg.MODEL.DROPBLOCK
+    return bool(db.RESNET.ENABLED or db.FPN.ENABLED or db.HEAD.ENABLED or db.SEM_SEG_HEAD.ENABLED)
+
+
 def check_impl_device(cfg: CN) -> None:
     """ValueError naming MODEL.DROPBLOCK.IMPL and MODEL.DEVICE when IMPL is "triton", a
     DropBlock location is on, and the Triton kernels cannot run on MODEL.DEVICE (CPU without
@@ -358,8 +364,7 @@ def check_impl_device(cfg: CN) -> None:
     step with DropBlock active (after data loading and the ramp's keep_prob 1.0 stretch)
     would be the first to notice."""
     db = cfg.MODEL.DROPBLOCK
-    enabled = db.RESNET.ENABLED or db.FPN.ENABLED or db.HEAD.ENABLED or db.SEM_SEG_HEAD.ENABLED
-    if db.IMPL != "triton" or db.TYPE != "DropBlock" or not enabled:
+    if db.IMPL != "triton" or db.TYPE != "DropBlock" or not dropblock_enabled(cfg):
         return
     reason = triton_unavailable_reason(cfg.MODEL.DEVICE)
     if reason:

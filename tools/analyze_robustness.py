@@ -60,15 +60,15 @@ def robustness_config(config_file, opts, output_dir=None):
     their predictions under OUTPUT_DIR/inference, which must not be the training run's (the
     config's OUTPUT_DIR usually is), whose files these would replace."""
     from dropblock_det.analysis import first_test_dataset
+    from dropblock_det.config import dropblock_enabled
     from dropblock_det.engine.trainer import load_config
 
     cfg = load_config(config_file, opts)
     cfg.DATASETS.TEST = (first_test_dataset(cfg, config_file),)
     if output_dir is not None:
         cfg.OUTPUT_DIR = os.path.join(output_dir, "evaluation")
-    db = cfg.MODEL.DROPBLOCK
-    if not (db.RESNET.ENABLED or db.FPN.ENABLED or db.HEAD.ENABLED or db.SEM_SEG_HEAD.ENABLED):
-        db.RESNET.ENABLED = True
+    if not dropblock_enabled(cfg):
+        cfg.MODEL.DROPBLOCK.RESNET.ENABLED = True
     name = cfg.MODEL.BACKBONE.NAME
     cfg.MODEL.BACKBONE.NAME = STOCK_TO_DROPBLOCK_BACKBONE.get(name, name)
     cfg.freeze()

@@ -371,7 +371,7 @@ def _triton_runs_on(device: torch.device) -> bool:
 def triton_unavailable_reason(device: Any) -> str:
     """Why impl="triton" cannot run tensors on `device` ("" when it can): Triton missing, a
     CPU device without Triton's interpreter, no CUDA, or a GPU older than Triton supports.
-    Configs check it when the model is built, not at the first training step."""
+    The tools check it before training (config.check_impl_device), not at the first step."""
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError) as error:
