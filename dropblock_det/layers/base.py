@@ -52,6 +52,17 @@ def reject_unknown_kwargs(where: str, kwargs: Dict[str, Any]) -> None:
         raise ValueError(f"{where}: unknown argument {name!r} (value {kwargs[name]!r})")
 
 
+def check_residual(x: Tensor, residual: Any, where: str) -> None:
+    """Raise a ValueError from `where` unless `residual` is a tensor of x's shape: the sum
+    at the end of a residual block must not broadcast to a larger output."""
+    if not isinstance(residual, Tensor):
+        raise ValueError(f"{where}: residual must be a tensor, got {type(residual).__name__}")
+    if isinstance(x, Tensor) and residual.shape != x.shape:
+        raise ValueError(
+            f"{where}: residual must have x's shape {tuple(x.shape)}, got {tuple(residual.shape)}"
+        )
+
+
 class _MaskedScale(torch.autograd.Function):
     """out = where(keep, x, 0) * scale, computed in fp32 (fp64 for fp64), cast to x.dtype.
 
@@ -181,6 +192,7 @@ class KeepProbRegularizer(nn.Module):
         if residual is not None:
             if relu:
                 raise ValueError(f"{type(self).__name__}: relu=True and residual cannot be combined")
+            check_residual(x, residual, type(self).__name__)
             if residual_regularizer is not None:
                 if self.active and _active(residual_regularizer):
                     return self._regularize_pair_add_relu(x, residual, residual_regularizer)

@@ -57,10 +57,10 @@ from typing import Any, Optional, Set, Tuple
 import numpy as np
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from .base import (
     KeepProbRegularizer,
+    check_residual,
     check_keep_prob,
     masked_scale,
     reject_unknown_kwargs,
@@ -169,8 +169,9 @@ def expected_drop_fraction(gamma: float, block_size: int, height: int, width: in
     (clipped) block covers the unit. This is what the "calibrated" gamma inverts.
     """
     _check_map_size(height, width)
-    if not 0.0 <= gamma <= 1.0:  # also NaN
-        raise ValueError(f"gamma must be in [0, 1] (a seed probability), got {gamma!r}")
+    # `not 0 <= gamma <= 1` is also true for NaN; a bool or a string is not a probability.
+    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not 0.0 <= gamma <= 1.0:
+        raise ValueError(f"gamma must be a number in [0, 1] (a seed probability), got {gamma!r}")
     bh, bw = clip_block_size(check_block_size(block_size), height, width)
     k, weight = _coverage_table(height, width, bh, bw)
     return _expected_fraction(k, weight, float(gamma))
@@ -294,7 +295,7 @@ def _drop_block_keep_mask(
 
 
 class _DropBlockFromSeeds(torch.autograd.Function):
-    """out = x * scale with every block zeroed; backward does the same to the gradient.
+    """out = t * scale with every block zeroed; backward does the same to the gradient.
 
     Used for per-channel masks with sparse seeds. `torch.where` with a bool mask runs a
     scalar (not vectorised) loop on CPU, about twice a float multiply; a vectorised
@@ -302,31 +303,29 @@ class _DropBlockFromSeeds(torch.autograd.Function):
     is cheaper, and autograd keeps only the seeds' offsets (8 bytes per seed, at most
     1 byte per element since this path is only taken for gamma <= 1/8), not a mask.
     Identical values to where(keep, x, 0) * scale: an inf or NaN under a block gives 0.
+
+    `stride` is the layout of the mask the offsets index (x's own, or the contiguous one
+    where x is not dense); the output takes it whatever t's layout (a gradient can come in
+    another). The op is linear and its own adjoint, so backward applies it again through
+    `apply`: a gradient of the gradient works, as on the `masked_scale` paths.
     """
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx, x: Tensor, top_left: Tensor, block_offsets: Tensor, scale: Tensor
+        ctx, t: Tensor, top_left: Tensor, block_offsets: Tensor, scale: Tensor,
+        stride: Tuple[int, ...], saturate: bool,
     ) -> Tensor:
         ctx.save_for_backward(top_left, block_offsets)
-        ctx.scale = scale
-        # empty_like(x) has the layout of the mask, ones_like(x), that the offsets refer to.
-        out = torch.empty_like(x)
-        ctx.layout = (out.shape, out.stride())
-        return _scale_and_drop(x, out, _SeedBlocks(top_left, block_offsets), scale, saturate=True)
+        ctx.scale, ctx.stride = scale, stride
+        out = torch.empty_strided(t.shape, stride, dtype=t.dtype, device=t.device)
+        return _scale_and_drop(t, out, _SeedBlocks(top_left, block_offsets), scale, saturate)
 
     @staticmethod
-    @once_differentiable  # writes into preallocated outputs; double backward is not needed
     def backward(ctx, grad_output: Tensor):  # type: ignore[override]
         top_left, block_offsets = ctx.saved_tensors
-        shape, stride = ctx.layout
-        grad_input = torch.empty_strided(
-            shape, stride, dtype=grad_output.dtype, device=grad_output.device
-        )
-        _scale_and_drop(
-            grad_output, grad_input, _SeedBlocks(top_left, block_offsets), ctx.scale, saturate=False
-        )
-        return grad_input, None, None, None
+        # The gradient is not saturated: AMP's GradScaler must see an overflow as inf.
+        grad_input = _DropBlockFromSeeds.apply(grad_output, top_left, block_offsets, ctx.scale, ctx.stride, False)
+        return grad_input, None, None, None, None, None
 
 
 def _scale_and_drop(
@@ -482,18 +481,24 @@ def drop_block_2d(
         relu: DropBlock of relu(x), exactly `drop_block_2d(torch.relu(x), ...)` (and relu(x)
             when DropBlock is off). The Triton path fuses the ReLU into its passes and keeps
             nothing for backward but the output, which the next layer keeps anyway.
-        residual: a tensor added after DropBlock, then ReLU: relu(residual + drop_block_2d(x)),
-            exactly those ops (relu(residual + x) when DropBlock is off), the end of a
-            residual block with DropBlock on its shortcut. The Triton path does the sum
-            and the ReLU in DropBlock's own pass (per-channel masks, residual of x's
-            shape and dtype). Not with `relu`.
+        residual: a tensor of x's shape added after DropBlock, then ReLU:
+            relu(residual + drop_block_2d(x)), exactly those ops (relu(residual + x) when
+            DropBlock is off), the end of a residual block with DropBlock on its shortcut.
+            The Triton path does the sum and the ReLU in DropBlock's own pass (per-channel
+            masks, residual of x's dtype and layout). Not with `relu`.
     Returns:
         tensor of x's shape, dtype and memory layout; dropped units are 0, kept ones are
         scaled by numel(mask) / count_kept. The gradient is grad * mask * that scale.
+        Autograd: the PyTorch path's backward is itself differentiable (a gradient of the
+        gradient works). The Triton path's is once-differentiable (autograd raises on a
+        second backward), and with `relu` or `residual` it keeps the output for backward,
+        as torch.relu keeps its own: modifying that output in place makes backward raise
+        autograd's in-place error, as it would after torch.relu.
     Raises:
         ValueError: naming the argument and value for a non-4D or non-floating x, keep_prob
-            outside (0, 1], block_size < 1, an unknown gamma_mode / impl, or an unknown
-            keyword argument.
+            outside (0, 1], block_size < 1, an unknown gamma_mode / impl, a residual that is
+            not a tensor of x's shape, or an unknown keyword argument.
+        RuntimeError: under torch.jit.trace while dropping (trace in eval mode instead).
         With impl="triton", what the Triton path raises: no Triton, a CPU tensor without
         the interpreter (see `drop_block_2d_triton`), or Triton's own build errors.
     """
@@ -506,16 +511,16 @@ def drop_block_2d(
     impl = check_impl(impl)
     training = _check_bool(training, "training")
     relu = _check_bool(relu, "relu")
-    if residual is not None and (relu or not isinstance(residual, Tensor)):
-        raise ValueError(
-            f"residual must be a tensor and cannot be combined with relu=True, got {type(residual).__name__}"
-            f"{' with relu=True' if relu else ''}"
-        )
+    if residual is not None:
+        if relu:
+            raise ValueError("drop_block_2d: residual cannot be combined with relu=True")
+        check_residual(x, residual, "drop_block_2d")
 
     if not training or keep_prob == 1.0 or x.numel() == 0:
         if residual is not None:
             return torch.relu_(residual + x)
         return torch.relu(x) if relu else x
+    _refuse_tracing()
     gamma, bh, bw = _gamma_and_block(keep_prob, block_size, gamma_mode, *x.shape[2:])
     out = _drop_block_triton_or_none(
         x, impl, gamma=gamma, block_size_h=bh, block_size_w=bw, shared_mask=shared_mask, relu=relu,
@@ -527,13 +532,24 @@ def drop_block_2d(
     return out if residual is None else torch.relu_(residual + out)
 
 
+def _refuse_tracing() -> None:
+    """torch.jit.trace cannot record an active DropBlock: the number of seeds is random and
+    decided in Python, so a trace would replay one draw's sizes (or fail inside the tracer)."""
+    if torch.jit.is_tracing():
+        raise RuntimeError(
+            "DropBlock cannot be traced while it drops (training mode with keep_prob < 1): each "
+            "draw has a random number of blocks. Trace the model in eval mode (model.eval()), "
+            "where DropBlock is the identity and leaves nothing in the trace."
+        )
+
+
 def _drop_block_torch(x: Tensor, gamma: float, bh: int, bw: int, shared_mask: bool) -> Tensor:
     """The PyTorch path of `drop_block_2d` once gamma and the clipped block are known."""
     keep, blocks = _drop_block_keep_mask(x, gamma, bh, bw, shared_mask)
     scale = _normalizing_scale(keep, x.dtype)
     seed_bytes = 8 * (blocks.top_left.numel() + blocks.block_offsets.numel())
     if not shared_mask and gamma <= _SPARSE_APPLY_MAX_GAMMA and seed_bytes <= x.numel():
-        return _DropBlockFromSeeds.apply(x, blocks.top_left, blocks.block_offsets, scale)
+        return _DropBlockFromSeeds.apply(x, blocks.top_left, blocks.block_offsets, scale, keep.stride(), True)
     # Shared masks broadcast over channels (the offsets are in the mask's layout, not x's);
     # dense seeds, or a tiny tensor, would keep more than 1 byte per element as offsets.
     return masked_scale(x, keep, scale)
@@ -584,6 +600,7 @@ class DropBlock2d(KeepProbRegularizer):
             isinstance(other, DropBlock2d) and other.impl == self.impl and not other.shared_mask
             and isinstance(x, Tensor) and triton_path_chosen(x.device, self.impl)
         ):  # else (the PyTorch path) nothing is computed here: the modules run in turn
+            _refuse_tracing()
             _check_input(x)
             _check_input(residual, "residual")
             if x.numel() and residual.numel():

@@ -107,6 +107,7 @@ except ImportError:  # CPU-only torch builds ship without Triton: the module sti
     triton = None
     tl = None
 
+from .base import check_residual
 from .drop_block import NORMALIZER_EPS
 
 __all__ = [
@@ -1097,7 +1098,7 @@ class _DropBlockTriton(torch.autograd.Function):
         return out
 
     @staticmethod
-    @once_differentiable  # the kernels are not differentiable: refuse double backward loudly
+    @once_differentiable  # the kernels are not differentiable: a second backward raises
     def backward(ctx, grad_output: Tensor):  # type: ignore[override]
         mask, total_kept = ctx.saved_tensors
         grad_input = None
@@ -1174,10 +1175,10 @@ def drop_block_2d_triton(
             (sample, channel).
         relu: DropBlock of relu(x) (the same mask and result as applying torch.relu first),
             in the same passes over x as DropBlock alone.
-        residual: a tensor of x's shape: relu(residual + DropBlock(x)), the end of a
-            residual block, exactly as those three ops give it; one pass with a
-            per-channel mask and a residual of x's dtype (else the three ops). Not with
-            `relu`.
+        residual: a tensor of x's shape (else a ValueError naming both shapes):
+            relu(residual + DropBlock(x)), the end of a residual block, exactly as those
+            three ops give it; one pass with a per-channel mask and a residual of x's
+            dtype (else the three ops). Not with `relu`.
         residual_drop_block: (gamma, block_size_h, block_size_w) of a per-channel DropBlock
             applied to `residual` first, its mask drawn before x's: relu(DropBlock'(residual)
             + DropBlock(x)), exactly those ops (a block's last conv and its shortcut, both
@@ -1189,6 +1190,9 @@ def drop_block_2d_triton(
         mask element plus an 8-byte count; the gradient is grad * keep * the same scale.
         With `relu`: of relu(x); autograd keeps the output (the next layer's input, kept
         anyway) and the count, and the gradient is where(out <= 0, 0, grad) * the scale.
+        With `relu` or `residual` the output is saved for backward (as torch.relu saves
+        its own), so an in-place change to it makes backward raise autograd's error.
+        Backward is once-differentiable: a second backward through it raises.
     Raises:
         ValueError naming the argument: non-4D x, unsupported dtype, block size outside
         [1, H] / [1, W], gamma outside [0, 1], a CPU tensor without the interpreter.
@@ -1202,8 +1206,9 @@ def drop_block_2d_triton(
         if residual_drop_block is not None:
             raise ValueError("residual_drop_block needs a residual")
         return x.clone() if x.numel() == 0 else _DropBlockTriton.apply(x, gamma, bh, bw, shared_mask, relu)
-    if relu or not isinstance(residual, Tensor):
-        raise ValueError(f"residual must be a tensor, and not combined with relu=True; got {type(residual).__name__}")
+    if relu:
+        raise ValueError("drop_block_2d_triton: residual cannot be combined with relu=True")
+    check_residual(x, residual, "drop_block_2d_triton")
     if residual_drop_block is not None:
         if not (isinstance(residual_drop_block, tuple) and len(residual_drop_block) == 3):
             raise ValueError(f"residual_drop_block must be (gamma, block_size_h, block_size_w), got {residual_drop_block!r}")

@@ -405,11 +405,27 @@ def test_residual_is_exactly_relu_of_residual_plus_dropblock_output_and_gradient
 
 def test_residual_needs_a_tensor_and_excludes_relu():
     x = torch.randn(2, 3, 6, 6)
-    with pytest.raises(ValueError, match="residual must be a tensor.*relu=True"):
+    with pytest.raises(ValueError, match="residual cannot be combined with relu=True"):
         drop_block_2d(x, 0.9, 3, relu=True, residual=x)
-    with pytest.raises(ValueError, match="residual must be a tensor.*float"):
+    with pytest.raises(ValueError, match="residual must be a tensor, got float"):
         drop_block_2d(x, 0.9, 3, residual=1.0)
     assert torch.equal(drop_block_2d(x, 1.0, 3, residual=x), torch.relu(x + x))
+
+
+@pytest.mark.parametrize("residual_shape", [(4, 3, 6, 6), (2, 3, 6, 1), (2, 3, 5, 6)])
+@pytest.mark.parametrize("keep_prob", [0.9, 1.0])
+def test_residual_of_another_shape_is_refused_not_broadcast(residual_shape, keep_prob):
+    # A broadcastable residual would silently return a tensor larger than x (or, dropping
+    # or not, one that mixes samples); the error names both shapes.
+    x, residual = torch.randn(2, 3, 6, 6), torch.randn(residual_shape)
+    named = rf"residual must have x's shape \(2, 3, 6, 6\), got {re.escape(str(residual_shape))}"
+    with pytest.raises(ValueError, match="drop_block_2d: " + named):
+        drop_block_2d(x, keep_prob, 3, residual=residual)
+    module = DropBlock2d(keep_prob, 3).train()
+    with pytest.raises(ValueError, match="DropBlock2d: " + named):
+        module(x, residual=residual)
+    with pytest.raises(ValueError, match="DropBlock2d: " + named):  # eval mode too: the identity path sums
+        module.eval()(x, residual=residual)
 
 
 # ---------------------------------------------------------------- implementation dispatch
@@ -596,10 +612,10 @@ def test_seed_path_and_mask_path_give_identical_outputs_and_gradients(monkeypatc
         drop_block_module._DropBlockFromSeeds, "apply", lambda *a: used.append(1) or original(*a)
     )
     seed_out, seed_grad = run()
-    assert used, "the seed path must be taken for sparse per-channel seeds"
+    assert len(used) == 2, "the seed path must be taken for sparse per-channel seeds (forward and backward)"
     monkeypatch.setattr(drop_block_module, "_SPARSE_APPLY_MAX_GAMMA", -1.0)
     mask_out, mask_grad = run()
-    assert len(used) == 1
+    assert len(used) == 2
     assert torch.equal(seed_out, mask_out) and torch.equal(seed_grad, mask_grad)
     assert (seed_out == 0).any()
     assert seed_grad.stride() == x.detach().clone().stride()  # gradient in x's layout
@@ -619,8 +635,41 @@ def test_seed_path_gradient_with_an_expanded_output_gradient():
     (drop_block_gamma, (0.9, 7, 0, 5), "height"), (drop_block_gamma, (0.9, 7, 5, 5.5), "width"),
     (drop_block_gamma, (0.9, 7, -3, 5), "height"), (expected_drop_fraction, (0.1, 3, 8, True), "width"),
     (expected_drop_fraction, (-0.5, 3, 8, 8), "gamma"), (expected_drop_fraction, (float("nan"), 3, 8, 8), "gamma"),
+    (expected_drop_fraction, ("0.1", 3, 8, 8), "gamma"), (expected_drop_fraction, (True, 3, 8, 8), "gamma"),
 ])
 def test_the_public_gamma_helpers_name_an_impossible_map_size_or_gamma(fn, args, named):
     # Public helpers (for analyses): a wrong size must not come back as a plausible number.
     with pytest.raises(ValueError, match=rf"^{named} must be"):
         fn(*args)
+
+
+@pytest.mark.parametrize("shared_mask, sparse", [(False, True), (False, False), (True, True)])
+def test_gradient_of_the_gradient_is_the_same_mask_and_scale_on_every_torch_path(monkeypatch, shared_mask, sparse):
+    # Per-channel sparse seeds (the seed path), dense seeds and shared masks (masked_scale)
+    # must all be twice differentiable: d(grad)/d(grad_output) = keep * scale.
+    if not sparse:
+        monkeypatch.setattr(drop_block_module, "_SPARSE_APPLY_MAX_GAMMA", -1.0)
+    x = torch.randn(2, 3, 9, 9, dtype=torch.float64, requires_grad=True)
+    torch.manual_seed(1)
+    out = drop_block_2d(x, 0.8, 3, shared_mask=shared_mask)
+    v = torch.randn_like(out, requires_grad=True)
+    (grad,) = torch.autograd.grad(out, x, v, create_graph=True)
+    (grad_v,) = torch.autograd.grad(grad.sum(), v)
+
+    def with_fixed_seed(t):
+        torch.manual_seed(1)
+        return drop_block_2d(t, 0.8, 3, shared_mask=shared_mask)
+
+    keep_times_scale = with_fixed_seed(torch.ones_like(x))  # the same draw
+    assert torch.equal(grad_v, keep_times_scale) and (grad_v == 0).any()
+
+    assert torch.autograd.gradgradcheck(with_fixed_seed, (x,))
+
+
+def test_tracing_an_active_dropblock_raises_a_clear_error_and_eval_mode_traces():
+    module = DropBlock2d(0.8, 3).train()
+    x = torch.randn(2, 3, 9, 9)
+    with pytest.raises(RuntimeError, match=r"cannot be traced while it drops.*model\.eval\(\)"):
+        torch.jit.trace(module, (x,), check_trace=False)
+    traced = torch.jit.trace(module.eval(), (x,), check_trace=False)
+    assert torch.equal(traced(x), x)

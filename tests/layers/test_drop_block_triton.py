@@ -550,6 +550,33 @@ def check_modules_hand_both_dropblocks_to_one_pass(device: str) -> None:
         torch.testing.assert_close(out, expected, rtol=0, atol=0, equal_nan=True, msg=f"shared={shared}")
 
 
+def check_saved_output_and_second_backward_fail_loudly_not_silently(device: str) -> None:
+    # With relu / residual the output is what backward reads (as torch.relu's is): an
+    # in-place change to it must raise autograd's error, never give a wrong gradient; and
+    # the kernels' backward is once-differentiable: a gradient penalty must raise too.
+    x = _relu_test_input((2, 4, 9, 9), torch.float32, device, False).requires_grad_(True)
+    residual = torch.randn(x.shape, device=device, requires_grad=True)
+    for kwargs in (dict(relu=True), dict(residual=residual)):
+        out = triton_path.drop_block_2d_triton(x, 0.1, 3, 3, False, **kwargs)
+        out.add_(1.0)
+        try:
+            out.sum().backward()
+        except RuntimeError as error:
+            assert "modified by an inplace operation" in str(error), error
+        else:
+            raise AssertionError(f"backward after an in-place change to the saved output passed ({kwargs})")
+    for kwargs in (dict(), dict(relu=True)):
+        out = triton_path.drop_block_2d_triton(x, 0.1, 3, 3, False, **kwargs)
+        v = torch.randn(out.shape, device=device, requires_grad=True)
+        (grad,) = torch.autograd.grad(out, x, v, create_graph=True)  # a function of v
+        try:
+            grad.sum().backward()
+        except RuntimeError as error:
+            assert "once_differentiable" in str(error), error
+        else:
+            raise AssertionError(f"a second backward through the kernels passed ({kwargs})")
+
+
 def check_reference_dispatches_impl_triton_here(device: str) -> None:
     x = _positive_input((2, 3, 13, 17), torch.float16, device, channels_last=True)
     torch.manual_seed(5)
@@ -872,6 +899,8 @@ def test_bad_arguments_raise_value_error_naming_them(args, named: str) -> None:
         (dict(residual=torch.ones(1, 2, 8, 8), residual_drop_block=(1.5, 3, 3)), "gamma"),
         (dict(residual=torch.ones(1, 2, 8, 8), residual_drop_block=(0.1, 9, 3)), "block_size_h"),
         (dict(residual=torch.ones(1, 2, 8, 8), relu=True), "relu=True"),
+        (dict(residual=torch.ones(2, 2, 8, 8)), r"residual must have x's shape \(1, 2, 8, 8\), got \(2, 2, 8, 8\)"),
+        (dict(residual=1.0), "residual must be a tensor, got float"),
     ],
 )
 def test_bad_residual_arguments_raise_value_error_naming_them(monkeypatch, kwargs, named: str) -> None:
