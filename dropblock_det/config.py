@@ -5,6 +5,7 @@ Every default leaves the model identical to stock detectron2: nothing is inserte
 """
 import functools
 import math
+import warnings
 from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 from detectron2.config import CfgNode as CN
@@ -12,6 +13,7 @@ from torch import nn
 
 from .layers import (
     GAMMA_MODES,
+    LinearKeepProbSchedule,
     IMPLS,
     REGULARIZER_TYPES,
     build_regularizer,
@@ -321,8 +323,8 @@ def validate_dropblock_config(cfg: CN) -> None:
     end = _check_int(p + "SCHEDULE.END_ITER", db.SCHEDULE.END_ITER)
     if start < 0:
         raise _bad(p + "SCHEDULE.START_ITER", start, "expected an iteration >= 0")
+    max_iter = cfg.SOLVER.MAX_ITER
     if end == -1:
-        max_iter = cfg.SOLVER.MAX_ITER
         if max_iter < start:
             raise _bad(
                 p + "SCHEDULE.START_ITER",
@@ -337,6 +339,25 @@ def validate_dropblock_config(cfg: CN) -> None:
             f"the ramp ends before it starts ({p}SCHEDULE.START_ITER={start}); "
             "use -1 for SOLVER.MAX_ITER",
         )
+    if (dropblock_enabled(cfg) or drop_path_rate > 0) and max_iter >= 1:
+        ramp = LinearKeepProbSchedule(start, max_iter if end == -1 else end)
+        last = max_iter - 1  # detectron2 trains iterations 0 .. MAX_ITER - 1
+        if ramp.progress(last) == 0.0:
+            # keep_prob is 1.0 through START_ITER: the run would never regularize.
+            raise _bad(
+                p + "SCHEDULE.START_ITER",
+                start,
+                f"keep_prob stays 1.0 through it, and the last iteration is SOLVER.MAX_ITER - 1 = {last}: "
+                "no iteration would regularize",
+            )
+        if end > max_iter:
+            warnings.warn(
+                f"{p}SCHEDULE.END_ITER={end} is after SOLVER.MAX_ITER={max_iter}: keep_prob reaches only "
+                f"{ramp.keep_prob(keep_prob, last):.4g} instead of {p}KEEP_PROB={keep_prob:g} "
+                "(END_ITER -1 ends the ramp at SOLVER.MAX_ITER)",
+                UserWarning,
+                stacklevel=2,
+            )
 
     if "CUTOUT" in cfg.INPUT:
         cutout = cfg.INPUT.CUTOUT

@@ -100,6 +100,34 @@ def test_ramp_to_max_iter_starting_after_max_iter_is_rejected():
         validate_dropblock_config(cfg)
 
 
+@pytest.mark.parametrize("location", ["MODEL.DROPBLOCK.HEAD.ENABLED", "MODEL.DROPBLOCK.DROP_PATH_RATE"])
+@pytest.mark.parametrize("start, end, regularizes", [
+    (200, 300, False), (99, -1, False), (99, 150, False), (98, -1, True), (99, 99, True), (0, 150, True),
+])
+def test_a_ramp_that_never_regularizes_is_refused_whatever_its_end(location, start, end, regularizes):
+    # keep_prob is 1.0 through START_ITER; the last iteration is MAX_ITER - 1. An explicit
+    # END_ITER used to escape the check, so a run trained without DropBlock.
+    cfg = _cfg()
+    _set(cfg, location, True if location.endswith("ENABLED") else 0.1)
+    cfg.SOLVER.MAX_ITER = 100
+    cfg.MODEL.DROPBLOCK.SCHEDULE.START_ITER, cfg.MODEL.DROPBLOCK.SCHEDULE.END_ITER = start, end
+    if regularizes:
+        validate_dropblock_config(cfg)
+    else:
+        with pytest.raises(ValueError, match=rf"SCHEDULE\.START_ITER={start}: .*MAX_ITER - 1 = 99: no iteration"):
+            validate_dropblock_config(cfg)
+    _set(cfg, location, False if location.endswith("ENABLED") else 0.0)
+    validate_dropblock_config(cfg)  # nothing on: the ramp is moot
+
+
+def test_a_ramp_ending_after_max_iter_warns_with_the_keep_prob_it_reaches():
+    cfg = _cfg()
+    cfg.MODEL.DROPBLOCK.HEAD.ENABLED = True
+    cfg.SOLVER.MAX_ITER, cfg.MODEL.DROPBLOCK.SCHEDULE.END_ITER = 101, 200
+    with pytest.warns(UserWarning, match=r"END_ITER=200 is after SOLVER\.MAX_ITER=101: keep_prob reaches only 0\.95 "):
+        validate_dropblock_config(cfg)
+
+
 def test_schedule_end_minus_one_resolves_to_max_iter():
     cfg = _cfg()
     cfg.SOLVER.MAX_ITER = 1234

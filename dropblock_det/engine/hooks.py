@@ -35,7 +35,7 @@ class DropBlockScheduleHook(HookBase):
     """Before every step, set each regularizer's keep_prob from `trainer.iter` with
     :class:`LinearKeepProbSchedule`, and record the scheduled value of the configured
     keep_prob as the scalar "dropblock/keep_prob" in the trainer's EventStorage (so it is in
-    metrics.json and TensorBoard).
+    metrics.json and TensorBoard), when the model has any regularizer.
 
     Each regularizer ramps from 1.0 to its own `target_keep_prob` (stage-scaled targets
     differ); the recorded scalar is the ramp applied to `keep_prob`, the config's KEEP_PROB.
@@ -76,9 +76,11 @@ class DropBlockScheduleHook(HookBase):
     def before_step(self) -> None:
         iteration = self.trainer.iter
         model = self._model if self._model is not None else self.trainer.model
-        self.schedule.apply(unwrap_model(model), iteration)
-        self.trainer.storage.put_scalar(
-            "dropblock/keep_prob",
-            self.schedule.keep_prob(self.keep_prob, iteration),
-            smoothing_hint=False,
-        )
+        # A model without regularizers (a baseline config) gets no scalar: a ramp in its
+        # metrics.json would say DropBlock was on.
+        if self.schedule.apply(unwrap_model(model), iteration):
+            self.trainer.storage.put_scalar(
+                "dropblock/keep_prob",
+                self.schedule.keep_prob(self.keep_prob, iteration),
+                smoothing_hint=False,
+            )

@@ -56,11 +56,15 @@ class LinearKeepProbSchedule:
         target = check_keep_prob(target, "target")
         return 1.0 - self.progress(iteration) * (1.0 - target)
 
-    def apply(self, model: nn.Module, iteration: int) -> None:
-        """Set every regularizer's keep_prob in `model` from its own target_keep_prob."""
+    def apply(self, model: nn.Module, iteration: int) -> int:
+        """Set every regularizer's keep_prob in `model` from its own target_keep_prob.
+        Returns how many regularizers were set."""
         progress = self.progress(iteration)
+        count = 0
         for _, module in iter_regularizers(model):
             module.keep_prob = 1.0 - progress * (1.0 - module.target_keep_prob)
+            count += 1
+        return count
 
     def __repr__(self) -> str:
         return f"LinearKeepProbSchedule(start_iter={self.start_iter}, end_iter={self.end_iter})"

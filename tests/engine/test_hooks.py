@@ -81,6 +81,24 @@ def test_scheduled_keep_prob_is_recorded_in_event_storage_every_iteration():
     assert [v for v, _ in history] == pytest.approx([_expected(i)[1] for i in range(9)])
 
 
+def test_a_model_without_regularizers_gets_no_keep_prob_scalar():
+    # A baseline config trained with the hook: no ramp in metrics.json claiming DropBlock.
+    class Baseline(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+
+        def forward(self, images):
+            return {"loss": self.conv(images).pow(2).mean()}
+
+    model = Baseline()
+    trainer = SimpleTrainer(model, _data(), torch.optim.SGD(model.parameters(), lr=0.01))
+    trainer.register_hooks([DropBlockScheduleHook(start_iter=0, end_iter=4, keep_prob=0.9)])
+    trainer.train(0, 3)
+    assert "dropblock/keep_prob" not in trainer.storage.histories()
+    assert "total_loss" in trainer.storage.histories()
+
+
 def test_resumed_run_sees_exactly_the_uninterrupted_values():
     uninterrupted, _ = _run(0, 9)
     resumed, _ = _run(4, 9)  # what a trainer restarted at iteration 4 does
