@@ -44,8 +44,8 @@ def parse_args(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config-file", default=DEFAULT_CONFIG, help="detectron2 YAML config")
     p.add_argument("--output-dir", default=None,
-                   help="where to write (default: the config's OUTPUT_DIR, or "
-                        "output/main_job for the default config)")
+                   help="where to write (default: an OUTPUT_DIR opt, else the config's "
+                        "OUTPUT_DIR, or output/main_job for the default config)")
     p.add_argument("--datasets-root", default=None,
                    help="datasets folder (default: $DETECTRON2_DATASETS, else ./datasets)")
     p.add_argument("--num-threads", type=int, default=2,
@@ -83,7 +83,8 @@ def main(argv=None) -> dict:
     if args.output_dir:
         opts += ["OUTPUT_DIR", args.output_dir]
     elif os.path.abspath(args.config_file) == os.path.abspath(DEFAULT_CONFIG):
-        opts += ["OUTPUT_DIR", os.path.join("output", "main_job")]
+        # Before the user's opts: an `OUTPUT_DIR d` among them still wins.
+        opts = ["OUTPUT_DIR", os.path.join("output", "main_job")] + opts
     cfg = load_config(args.config_file, opts)
 
     names = list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST)

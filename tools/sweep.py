@@ -7,8 +7,11 @@ checkpoint, so rerunning the same command finishes an interrupted sweep.
     python tools/sweep.py --config-file configs/Synthetic/retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml \\
         --block-sizes 1 3 5 --keep-probs 0.95 0.9 0.8 --output-dir output/sweep SOLVER.MAX_ITER 300
 
-Each cell trains in OUTPUT_DIR/b<block>_kp<keep_prob>/ and is evaluated on DATASETS.TEST
-(COCO box AP; mIoU for a semantic-segmentation dataset). Outputs: sweep.csv, sweep.png.
+Each cell trains in OUTPUT_DIR/b<block>_kp<keep_prob>/ (its config.yaml there) and is
+evaluated on the first DATASETS.TEST entry (COCO box AP; mIoU for a semantic-segmentation
+dataset). Every cell seeds the RNGs from the config's SEED (>= 0; the synthetic configs set
+7), as train_net does, so cells differ only by block_size and keep_prob. Outputs: sweep.csv,
+sweep.png. A config with no MODEL.DROPBLOCK location enabled is refused.
 
 Each cell's resolved config (OUTPUT_DIR aside) is fingerprinted (sha256) into sweep.csv and
 the cell's sweep_cell.json. A rerun with another config file or other opts into the same
@@ -38,6 +41,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     from detectron2.data import MetadataCatalog
+    from detectron2.utils.env import seed_all_rng
     from detectron2.utils.logger import setup_logger
 
     import dropblock_det  # noqa: F401
@@ -48,7 +52,7 @@ def main(argv=None):
         sweep_cell_dir,
         sweep_cells,
     )
-    from dropblock_det.config import validate_dropblock_config
+    from dropblock_det.config import dropblock_enabled, validate_dropblock_config
     from dropblock_det.engine.trainer import DropBlockTrainer, check_config_before_run, load_config
 
     setup_logger(name="detectron2")
@@ -58,6 +62,12 @@ def main(argv=None):
     dataset = first_test_dataset(base, args.config_file)  # a cell's value: its evaluation there
     base.DATASETS.TEST = (dataset,)  # the only one a cell evaluates, so the only one checked
     check_config_before_run(base)
+    if not dropblock_enabled(base):
+        # The grid changes BLOCK_SIZE and KEEP_PROB only: every cell would be one baseline.
+        raise ValueError(
+            f"{args.config_file} (with the opts given) enables no MODEL.DROPBLOCK location "
+            "(RESNET/FPN/HEAD/SEM_SEG_HEAD.ENABLED), so every cell would train the same model "
+            "without DropBlock; use a DropBlock config or turn a location on in the opts")
     sem_seg = getattr(MetadataCatalog.get(dataset), "evaluator_type", "") == "sem_seg"
     metric_name = "sem_seg/mIoU" if sem_seg else "bbox/AP"
 
@@ -75,6 +85,12 @@ def main(argv=None):
     def train_cell(block_size, keep_prob, cfg, resume):
         # `cfg` is the config run_sweep fingerprinted: the one trained is the one recorded.
         os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+        # As train_net's default_setup does: every cell starts from the same weights and
+        # data order (SEED >= 0), so the cells differ by block_size and keep_prob alone,
+        # not by the random state the cells before them left.
+        seed_all_rng(None if cfg.SEED < 0 else cfg.SEED)
+        with open(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
+            f.write(cfg.dump())  # the cell's full config, as detectron2 writes it
         trainer = DropBlockTrainer(cfg)
         # resume: run_sweep checked the folder's checkpoint is of this very config.
         trainer.resume_or_load(resume=resume)

@@ -190,8 +190,8 @@ def test_sweep_writes_csv_and_heatmap_and_skips_finished_cells(tiny_datasets, tm
     # before anything trains, naming the CSV, the cells and the changed key; nothing touched.
     before = _files(out)
     for changed, key in ((argv + ["SOLVER.MAX_ITER", "3"], "SOLVER.MAX_ITER: 2 -> 3"),
-                         (argv[:1] + [BASELINE_CONFIG] + argv[2:],
-                          "MODEL.DROPBLOCK.RESNET.ENABLED: True -> False")):
+                         (argv[:1] + [BASELINE_CONFIG] + argv[2:] + ["MODEL.DROPBLOCK.RESNET.ENABLED", "True"],
+                          "MODEL.DROPBLOCK.RESNET.STAGE_DROP_SCALES: [0.25, 1.0] -> []")):
         with pytest.raises(SweepMismatchError) as e:
             # kp 0.7 first: a new cell that would train before a lazy check
             tool.main(changed[:6] + ["0.7", "0.8", "0.9"] + changed[7:])
@@ -200,6 +200,26 @@ def test_sweep_writes_csv_and_heatmap_and_skips_finished_cells(tiny_datasets, tm
         assert all(f"block_size={b} keep_prob={kp}" in msg
                    for b in (1, 3) for kp in ("0.8", "0.9"))
         assert _files(out) == before  # no new cell (kp 0.7) either
+    # A config without DropBlock: every cell would be the same baseline. Refused by name.
+    with pytest.raises(ValueError, match=r"Base-RetinaNet-Synthetic\.yaml .*enables no MODEL\.DROPBLOCK location"):
+        tool.main(argv[:1] + [BASELINE_CONFIG] + argv[2:])
+    assert _files(out) == before
+
+
+def test_sweep_cells_start_from_the_same_seed_and_record_their_config(tiny_datasets, tmp_path):
+    # keep_prob 1.0: DropBlock never drops, so block 1 and block 3 are the same training and
+    # must log the same losses; before each cell was seeded, the second one started from
+    # the random state the first left (other weights, other data order).
+    out = tmp_path / "sweep"
+    load_tool("sweep").main(["--config-file", DB_CONFIG, "--block-sizes", "1", "3", "--keep-probs", "1.0",
+                             "--output-dir", str(out)] + TINY_OPTS + ["SOLVER.MAX_ITER", "2"])
+    from dropblock_det.analysis import read_metrics
+
+    losses = [[r["total_loss"] for r in read_metrics(out / f"b{b}_kp1" / "metrics.json") if "total_loss" in r]
+              for b in (1, 3)]
+    assert losses[0] and losses[0] == losses[1]
+    config = (out / "b3_kp1" / "config.yaml").read_text()
+    assert "BLOCK_SIZE: 3" in config and "SEED: 7" in config
 
 
 @pytest.fixture(scope="module")

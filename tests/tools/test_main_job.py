@@ -54,3 +54,26 @@ def test_a_bad_config_is_refused_before_the_earlier_run_is_moved(tmp_path, toy_d
                                     # a backbone that ignores MODEL.DROPBLOCK
                                     "MODEL.BACKBONE.NAME", "build_retinanet_resnet_fpn_backbone"])
     assert sorted(p.name for p in out.iterdir()) == ["model_final.pth"]
+
+
+def test_an_output_dir_opt_is_where_the_default_config_writes(tmp_path, toy_defaults, monkeypatch):
+    # The default config's output/main_job used to be appended after the user's opts, so
+    # an `OUTPUT_DIR d` opt was ignored (and the earlier main job there archived instead).
+    from dropblock_det.engine import trainer
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def stop_at_the_check(cfg, *args, **kwargs):
+        seen.append(cfg.OUTPUT_DIR)
+        raise Stop
+
+    monkeypatch.setattr(trainer, "check_config_before_run", stop_at_the_check)
+    monkeypatch.chdir(tmp_path)
+    mine, flag = str(tmp_path / "mine"), str(tmp_path / "flag")
+    for argv in (["OUTPUT_DIR", mine], [], ["--output-dir", flag, "OUTPUT_DIR", mine]):
+        with pytest.raises(Stop):
+            load_tool("main_job").main(["--datasets-root", str(tmp_path / "datasets")] + argv)
+    assert seen == [mine, "output/main_job", flag]
