@@ -14,13 +14,18 @@ checkpoint:
 A model trained without DropBlock is evaluated with DropBlock inserted where the config
 says (MODEL.DROPBLOCK.* locations; if the config enables none, the ResNet ones are
 enabled): DropBlock adds no parameters, so its checkpoint loads as it is (strictly: any
-key or shape mismatch is an error).
+key or shape mismatch is an error). Each checkpoint's curve is labelled by LABEL, or by the
+file name without its extension; two checkpoints with one label are refused. Results of an
+earlier run in --output-dir are moved to previous_runs/<time>/ there, not overwritten.
 """
 import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# What a run of this tool writes into --output-dir (evaluation/: the evaluators' OUTPUT_DIR).
+ROBUSTNESS_FILES = ("robustness.txt", "robustness.png", "evaluation")
 
 # Stock detectron2 backbones and their dropblock-det equivalents (same parameters).
 STOCK_TO_DROPBLOCK_BACKBONE = {
@@ -99,6 +104,7 @@ def main(argv=None):
     )
     from dropblock_det.engine.trainer import (
         DropBlockTrainer,
+        archive_previous_run,
         check_config_before_run,
         load_checkpoint_strict,
     )
@@ -109,14 +115,29 @@ def main(argv=None):
     # Every argument is checked before the first (long) evaluation.
     for kp in args.keep_probs:
         check_keep_prob(kp, "--keep-probs")
-    missing = [path for path, _ in map(_checkpoint_and_label, args.checkpoint) if not os.path.isfile(path)]
+    checkpoints = [_checkpoint_and_label(spec) for spec in args.checkpoint]
+    missing = [path for path, _ in checkpoints if not os.path.isfile(path)]
     if missing:
         raise FileNotFoundError(f"--checkpoint: no such file: {', '.join(missing)}")
+    by_label = {}
+    for path, label in checkpoints:
+        by_label.setdefault(label, []).append(path)
+    repeated = {label: paths for label, paths in by_label.items() if len(paths) > 1}
+    if repeated:  # one curve per label: a second would replace the first in the table and plot
+        label, paths = next(iter(repeated.items()))
+        raise ValueError(f"--checkpoint: label {label!r} names {len(paths)} checkpoints ({', '.join(paths)}); "
+                         "give each its own as PATH:LABEL")
     cfg = robustness_config(args.config_file, args.opts, args.output_dir)
     check_config_before_run(cfg, train=False, check_weights=False)  # the checkpoints are checked above
     check_impl_device(cfg)  # DropBlock runs here (in the evaluations), so the kernels must run
     dataset = cfg.DATASETS.TEST[0]
     from detectron2.data import MetadataCatalog
+
+    # A rerun into the same --output-dir: the earlier table, plot and predictions are moved
+    # to previous_runs/<time>/, not overwritten.
+    archived = archive_previous_run(args.output_dir, patterns=ROBUSTNESS_FILES)
+    if archived:
+        print(f"the earlier results in {args.output_dir} were moved to {archived}", flush=True)
 
     sem_seg = getattr(MetadataCatalog.get(dataset), "evaluator_type", None) == "sem_seg"
     metric_name = "mIoU" if sem_seg else "AP"
@@ -128,8 +149,7 @@ def main(argv=None):
         return DropBlockTrainer.test(cfg, _ForwardOnly(model))
 
     curves = {}
-    for spec in args.checkpoint:
-        path, label = _checkpoint_and_label(spec)
+    for path, label in checkpoints:
         model = DropBlockTrainer.build_model(cfg)
         load_checkpoint_strict(model, path)
         with torch.no_grad():

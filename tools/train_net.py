@@ -10,7 +10,8 @@
 Real datasets are read from $DETECTRON2_DATASETS (see datasets/README.md); the config's
 datasets are checked (registered, files present) before anything is built. Training
 without --resume into an OUTPUT_DIR that holds an earlier run moves that run's files to
-OUTPUT_DIR/previous_runs/<time>/ first (detectron2 would overwrite its checkpoints).
+OUTPUT_DIR/previous_runs/<time>/ first (detectron2 would overwrite its checkpoints);
+--eval-only moves the config.yaml and inference/ it would overwrite there too.
 The logic lives in dropblock_det/engine/trainer.py; this file is argument parsing.
 """
 import logging
@@ -26,6 +27,8 @@ from detectron2.evaluation import verify_results  # noqa: E402
 
 import dropblock_det  # noqa: E402,F401  (registers the components and datasets)
 from dropblock_det.engine.trainer import (  # noqa: E402
+    EVAL_FILES,
+    RUN_FILES,
     DropBlockTrainer,
     archive_previous_run,
     check_config_before_run,
@@ -50,24 +53,39 @@ def setup(args):
     # A bad value fails here, before default_setup writes into OUTPUT_DIR and before data loading.
     check_config_before_run(cfg, train=not args.eval_only,
                             check_weights=not args.resume or not last_checkpoint(cfg.OUTPUT_DIR))
-    if not args.eval_only and not args.resume:
+    if args.eval_only:
+        if not eval_weights(cfg, args):
+            raise ValueError("--eval-only needs weights to evaluate: MODEL.WEIGHTS is empty"
+                             + (f" and OUTPUT_DIR={cfg.OUTPUT_DIR!r} has no checkpoint" if args.resume else ""))
+        # The run's config.yaml and predictions would be overwritten: moved aside first.
+        archive, what = EVAL_FILES, "The earlier config.yaml / inference/"
+    elif not args.resume:
         # A fresh run: an earlier run's files in OUTPUT_DIR are moved aside, not overwritten.
+        archive, what = RUN_FILES, "The earlier run"
+    else:
+        archive = None
+    if archive:
         if comm.is_main_process():
-            archived = archive_previous_run(cfg.OUTPUT_DIR, (args.config_file, cfg.MODEL.WEIGHTS))
+            archived = archive_previous_run(cfg.OUTPUT_DIR, (args.config_file, cfg.MODEL.WEIGHTS), archive)
             if archived:
-                print(f"The earlier run in OUTPUT_DIR={cfg.OUTPUT_DIR!r} was moved to {archived} "
-                      "(--resume continues a run instead)", flush=True)
+                print(f"{what} in OUTPUT_DIR={cfg.OUTPUT_DIR!r} was moved to {archived}"
+                      + ("" if args.eval_only else " (--resume continues a run instead)"), flush=True)
         comm.synchronize()
     default_setup(cfg, args)
     return cfg
+
+
+def eval_weights(cfg, args) -> str:
+    """What --eval-only evaluates, as in detectron2's train_net: with --resume the run's last
+    checkpoint when it has one, else MODEL.WEIGHTS ('' when neither)."""
+    return (args.resume and last_checkpoint(cfg.OUTPUT_DIR)) or cfg.MODEL.WEIGHTS
 
 
 def main(args):
     cfg = setup(args)
     if args.eval_only:
         model = Trainer.build_model(cfg)
-        # As detectron2's train_net: with --resume, the run's last checkpoint when it has one.
-        load_checkpoint_strict(model, (args.resume and last_checkpoint(cfg.OUTPUT_DIR)) or cfg.MODEL.WEIGHTS)
+        load_checkpoint_strict(model, eval_weights(cfg, args))
         res = Trainer.test(cfg, model)
         if comm.is_main_process():
             verify_results(cfg, res)

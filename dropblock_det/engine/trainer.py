@@ -44,6 +44,8 @@ from ..data.file_errors import DatasetMapperNamingFiles, naming_dataset_files
 
 __all__ = [
     "DropBlockTrainer",
+    "EVAL_FILES",
+    "RUN_FILES",
     "archive_previous_run",
     "build_evaluator",
     "build_train_augmentation",
@@ -272,10 +274,16 @@ PREVIOUS_RUNS = "previous_runs"
 RUN_FILES = ("config.yaml", "log.txt", "log.txt.rank*", "last_checkpoint", "model_*.pth",
              "metrics.json", "events.out.tfevents.*", "inference", "main_job.png",
              "main_job_summary.json")
+# What an evaluation (train_net --eval-only) overwrites: default_setup's config.yaml and the
+# evaluators' predictions. It appends to log.txt and leaves the checkpoints alone.
+EVAL_FILES = ("config.yaml", "inference")
 
 
-def archive_previous_run(output_dir: str, still_needed: Sequence[str] = ()) -> Optional[str]:
-    """Move an earlier run's files (RUN_FILES) in ``output_dir`` into
+def archive_previous_run(
+    output_dir: str, still_needed: Sequence[str] = (), patterns: Sequence[str] = RUN_FILES
+) -> Optional[str]:
+    """Move an earlier run's files (those matching ``patterns``: RUN_FILES for a training,
+    EVAL_FILES for an evaluation) in ``output_dir`` into
     ``output_dir/previous_runs/<YYYYmmdd-HHMMSS>/``; return that folder, or None when
     there was nothing to move. Creates ``output_dir``; other files there stay where they are.
     A file the new run still reads (``still_needed``: its config file, its MODEL.WEIGHTS,
@@ -283,10 +291,11 @@ def archive_previous_run(output_dir: str, still_needed: Sequence[str] = ()) -> O
     copied instead of moved.
 
     A fresh run into a used folder would otherwise append to the earlier metrics.json and
-    overwrite its checkpoints (detectron2 does both); moving keeps every file."""
+    overwrite its checkpoints (detectron2 does both), and an evaluation would overwrite the
+    run's config.yaml and predictions; moving keeps every file."""
     os.makedirs(output_dir, exist_ok=True)
     entries = [e for e in sorted(os.listdir(output_dir))
-               if any(fnmatch.fnmatchcase(e, pattern) for pattern in RUN_FILES)]
+               if any(fnmatch.fnmatchcase(e, pattern) for pattern in patterns)]
     if not entries:
         return None
     stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -164,5 +164,5 @@ def test_eval_only_with_resume_evaluates_the_runs_last_checkpoint(runs, tmp_path
         args = ["--config-file", CONFIG] + OPTS + ["OUTPUT_DIR", str(out_dir), "DATASETS.TEST", "('synthetic_det_val',)"]
         results = train_net.main(train_net.parser().parse_args(["--eval-only", "--resume"] + args))
         assert loaded == [str(out_dir / "model_final.pth")] and set(results) == {"bbox"}
-        with pytest.raises(FileNotFoundError, match="MODEL.WEIGHTS is empty"):
+        with pytest.raises(ValueError, match="--eval-only needs weights to evaluate: MODEL.WEIGHTS is empty"):
             train_net.main(train_net.parser().parse_args(["--eval-only"] + args))

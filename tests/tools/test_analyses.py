@@ -133,7 +133,16 @@ def test_robustness_tool_compares_a_dropblock_and_a_stock_checkpoint(tiny_datase
         bad_argv[bad_argv.index(flag) + 1] = bad_value
         with pytest.raises(error, match=flag):
             tool.main(bad_argv)
-    assert not (out / "evaluation").exists()
+    # Two checkpoints under one label (here both default to the file name): one curve would
+    # silently replace the other.
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    same_name = [str(shutil.copy(paths[k], tmp_path / d / "model_final.pth")) for k, d in (("dropblock", "a"), ("baseline", "b"))]
+    for specs in ([same_name[0], same_name[1]], [paths["dropblock"] + ":x", paths["baseline"] + ":x"]):
+        bad_argv = argv[:2] + [a for spec in specs for a in ("--checkpoint", spec)] + argv[6:]
+        with pytest.raises(ValueError, match=r"--checkpoint: label '(model_final|x)' names 2 checkpoints"):
+            tool.main(bad_argv)
+    assert not out.exists()
     curves = tool.main(argv)
     assert sorted(p.name for p in (run / "inference").iterdir()) == ["coco_instances_results.json"]
     assert (run / "inference" / "coco_instances_results.json").read_text() == "[]"
@@ -144,7 +153,13 @@ def test_robustness_tool_compares_a_dropblock_and_a_stock_checkpoint(tiny_datase
     printed = capsys.readouterr().out
     assert "keep_prob" in printed and "DropBlock AP" in printed and "baseline AP" in printed
     assert (out / "robustness.png").stat().st_size > 0
-    assert (out / "robustness.txt").read_text().startswith("keep_prob")
+    table = (out / "robustness.txt").read_text()
+    assert table.startswith("keep_prob")
+    # A rerun into the same --output-dir moves the earlier results aside.
+    tool.main(argv[:6] + ["--keep-probs", "1.0", "--seeds", "0"] + argv[12:])
+    (archived,) = (out / "previous_runs").iterdir()
+    assert sorted(p.name for p in archived.iterdir()) == ["evaluation", "robustness.png", "robustness.txt"]
+    assert (archived / "robustness.txt").read_text() == table != (out / "robustness.txt").read_text()
 
 
 # ----------------------------------------------------------------------------- sweep

@@ -163,13 +163,48 @@ def test_a_fresh_run_into_a_used_output_dir_moves_the_earlier_run_aside(trained,
     (archived,) = (used / "previous_runs").iterdir()
     assert (archived / "model_final.pth").read_bytes() == weights
     assert not (used / "model_final.pth").exists() and (used / "config.yaml").is_file()  # the new run's
-    # --resume continues the run in place; --eval-only moves nothing either.
-    shutil.copytree(out, tmp_path / "kept")
-    for flag in ("--resume", "--eval-only"):
-        train_net.setup(train_net.parser().parse_args(
-            ["--config-file", DB_CONFIG, flag, "OUTPUT_DIR", str(tmp_path / "kept"),
-             "MODEL.WEIGHTS", str(out / "model_final.pth")]))
-        assert not (tmp_path / "kept" / "previous_runs").exists()
+    # --resume continues the run in place: nothing moves.
+    kept = tmp_path / "kept"
+    shutil.copytree(out, kept)
+    train_net.setup(train_net.parser().parse_args(
+        ["--config-file", DB_CONFIG, "--resume", "OUTPUT_DIR", str(kept)]))
+    assert not (kept / "previous_runs").exists()
+
+
+def test_eval_only_into_a_run_folder_moves_aside_only_what_it_would_overwrite(trained, train_net, tmp_path):
+    # default_setup rewrites config.yaml and the evaluators rewrite inference/: the run's own
+    # record of how it was trained, and its predictions, go to previous_runs/ first.
+    import shutil
+
+    out, _ = trained
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    trained_config = (run / "config.yaml").read_text()
+    predictions = {p.relative_to(run): p.read_bytes() for p in (run / "inference").rglob("*") if p.is_file()}
+    assert predictions
+    evaluated = train_net.main(train_net.parser().parse_args(
+        ["--config-file", DB_CONFIG, "--eval-only", "--resume"] + TINY_OPTS
+        + ["MODEL.RETINANET.SCORE_THRESH_TEST", "0.3", "OUTPUT_DIR", str(run)]))
+    assert set(evaluated) == {"bbox"}
+    (archived,) = (run / "previous_runs").iterdir()
+    assert sorted(p.name for p in archived.iterdir()) == ["config.yaml", "inference"]
+    assert (archived / "config.yaml").read_text() == trained_config
+    assert {p: (archived / p).read_bytes() for p in predictions} == predictions
+    assert "SCORE_THRESH_TEST: 0.3" in (run / "config.yaml").read_text()  # the evaluation's
+    assert (run / "model_final.pth").is_file() and (run / "metrics.json").is_file()  # untouched
+
+
+def test_eval_only_without_weights_is_refused_before_anything_is_written(train_net, tiny_datasets, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("the trained run's config")
+    for flags, match in ((["--eval-only"], r"--eval-only needs weights to evaluate: MODEL\.WEIGHTS is empty$"),
+                         (["--eval-only", "--resume"], r"MODEL\.WEIGHTS is empty and OUTPUT_DIR=.* has no checkpoint")):
+        with pytest.raises(ValueError, match=match):
+            train_net.setup(train_net.parser().parse_args(
+                ["--config-file", DB_CONFIG] + flags + ["OUTPUT_DIR", str(run)]))
+        assert sorted(p.name for p in run.iterdir()) == ["config.yaml"]
+        assert (run / "config.yaml").read_text() == "the trained run's config"
 
 
 def test_a_fresh_run_from_the_earlier_runs_config_or_weights_still_finds_them(trained, train_net, tmp_path):
