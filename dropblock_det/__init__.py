@@ -24,4 +24,4 @@ from .config import validate_dropblock_config  # noqa: E402
 from .engine import DropBlockScheduleHook  # noqa: E402
 from . import data  # noqa: E402  (registers the synthetic and VOC segmentation datasets)
 
-__all__ = ["add_dropblock_config", "__version__"]
+__all__ = ["add_dropblock_config", "validate_dropblock_config", "DropBlockScheduleHook", "__version__"]

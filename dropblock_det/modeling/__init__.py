@@ -1,7 +1,9 @@
 """detectron2 components of dropblock-det; importing this package registers them.
 
 BACKBONE_REGISTRY: build_dropblock_resnet_backbone, build_dropblock_resnet_fpn_backbone,
-build_dropblock_retinanet_resnet_fpn_backbone. META_ARCH_REGISTRY: DropBlockRetinaNet.
+build_dropblock_retinanet_resnet_fpn_backbone, build_dropblock_resnet_deeplab_backbone.
+META_ARCH_REGISTRY: DropBlockRetinaNet. SEM_SEG_HEADS_REGISTRY: DropBlockDeepLabV3PlusHead,
+DropBlockFCNHead.
 """
 from .fpn import (
     DropBlockFPN,

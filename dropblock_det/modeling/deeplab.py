@@ -20,8 +20,10 @@ other way round) and, in eval mode, gives the same outputs wherever the stock mo
 
 One deliberate difference: with INPUT.CROP enabled, detectron2's ASPP pools with a fixed
 kernel of the training crop's feature size and raises a ValueError at test time on any image
-whose feature map is not a multiple of it (every other PASCAL VOC image). `DropBlockASPP`
+whose feature map is not a multiple of it (almost every PASCAL VOC image). `DropBlockASPP`
 then pools globally instead, which is exactly what the fixed kernel does on a training crop.
+Where the map is a multiple, the stock branch runs as it is (for a larger multiple that is
+detectron2's stride-1 average pool, a local average, not image pooling).
 """
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -188,8 +190,10 @@ class DropBlockASPP(ASPP):
     before the stock `dropout`). Input (N, in_channels, H, W) -> (N, out_channels, H, W).
 
     Image pooling: when `pool_kernel_size` is None, or the input is a multiple of it, the
-    stock pooling branch runs unchanged; otherwise (where the stock ASPP raises) the input is
-    pooled globally, as the fixed kernel does on the training-crop size it was set from.
+    stock pooling branch runs unchanged (on a larger multiple that is detectron2's stride-1
+    average pool, kept for identical outputs); otherwise (where the stock ASPP raises) the
+    input is pooled globally, as the fixed kernel does on the training-crop size it was set
+    from.
     """
 
     def __init__(
@@ -328,6 +332,11 @@ class DropBlockDeepLabV3PlusHead(DeepLabV3PlusHead):
         )
 
         if "decoder" in dropblock_positions:
+            if not self.in_features[:-1]:
+                raise ValueError(
+                    f"dropblock_positions={list(dropblock_positions)}: 'decoder' needs a decoder "
+                    f"stage, and in_features={list(self.in_features)} has only the ASPP's feature"
+                )
             self.dropblock_decoder = nn.ModuleDict()
             for feature in self.in_features[:-1]:
                 fuse = self.decoder[feature]["fuse_conv"]
@@ -365,8 +374,14 @@ class DropBlockDeepLabV3PlusHead(DeepLabV3PlusHead):
                 "MODEL.SEM_SEG_HEAD.ASPP_CHANNELS": [head.ASPP_CHANNELS],
             },
         )
-        ret = super().from_config(cfg, input_shape)
         db = cfg.MODEL.DROPBLOCK
+        if db.SEM_SEG_HEAD.ENABLED and "decoder" in db.SEM_SEG_HEAD.POSITIONS and len(head.IN_FEATURES) < 2:
+            raise ValueError(
+                f"MODEL.DROPBLOCK.SEM_SEG_HEAD.POSITIONS={list(db.SEM_SEG_HEAD.POSITIONS)}: 'decoder' needs "
+                f"a decoder stage, and MODEL.SEM_SEG_HEAD.IN_FEATURES={list(head.IN_FEATURES)} has only "
+                "the ASPP's feature"
+            )
+        ret = super().from_config(cfg, input_shape)
         if db.SEM_SEG_HEAD.ENABLED:
             ret["dropblock"] = regularizer_factory(cfg)
             ret["dropblock_positions"] = list(db.SEM_SEG_HEAD.POSITIONS)

@@ -181,6 +181,12 @@ def dropblock_resnet_stage_kwargs(cfg, depth: int) -> Dict[str, dict]:
     drop_path_keep_prob = 1.0 - db.DROP_PATH_RATE
     scales = resnet_stage_drop_scales(cfg) if db.RESNET.ENABLED else {}
     positions = [p for p in db.RESNET.POSITIONS if depth >= 50 or p != "conv3"]
+    if scales and not positions:
+        raise ValueError(
+            f"MODEL.DROPBLOCK.RESNET.POSITIONS={list(db.RESNET.POSITIONS)}: MODEL.RESNETS.DEPTH={depth} "
+            "has basic blocks, which have no conv3, so RESNET.ENABLED would place nothing; "
+            "use conv1, conv2 or shortcut"
+        )
     kwargs = {}
     for stage in RESNET_STAGES:
         stage_kwargs = {"drop_path_keep_prob": drop_path_keep_prob}

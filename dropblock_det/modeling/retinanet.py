@@ -66,6 +66,11 @@ class DropBlockRetinaNetHead(RetinaNetHead):
             )
         if dropblock_towers and dropblock is None:
             raise ValueError(f"dropblock_towers={list(dropblock_towers)} needs a `dropblock`")
+        if not conv_dims:  # RetinaNetHead would fail on conv_dims[-1] with a bare IndexError
+            raise ValueError(
+                "conv_dims is empty (MODEL.RETINANET.NUM_CONVS=0): detectron2's RetinaNetHead "
+                "needs at least one conv per tower"
+            )
         rebuild_towers = norm not in _NORMS_STOCK_HEAD_BUILDS
         super().__init__(
             input_shape=input_shape,
@@ -148,6 +153,11 @@ class DropBlockRetinaNet(RetinaNet):
     @classmethod
     def from_config(cls, cfg) -> dict:
         validate_dropblock_config(cfg)
+        if cfg.MODEL.RETINANET.NUM_CONVS < 1:  # else a bare IndexError inside the stock head
+            raise ValueError(
+                f"MODEL.RETINANET.NUM_CONVS={cfg.MODEL.RETINANET.NUM_CONVS!r}: detectron2's "
+                "RetinaNetHead needs at least one conv per tower"
+            )
         # RetinaNet.from_config builds the backbone and a stock head; v0.6 cannot build
         # the stock head with a GN norm, so let it build one without a norm and replace it.
         stock_cfg = cfg.clone()

@@ -92,6 +92,25 @@ def test_relu_then_regularize_gives_any_module_the_relu_of_its_input():
     assert torch.equal(out, regularizer(expected))
 
 
+@pytest.mark.parametrize("name", REGULARIZER_TYPES)
+def test_an_inactive_regularizer_keeps_the_blocks_relu_in_place(name):
+    # Eval mode (inference) or keep_prob 1: the stock block's in-place ReLU, not a copy of
+    # every conv1 / conv2 activation; an active one regularizes relu(x) as before.
+    x = torch.randn(2, 3, 7, 7)
+    for regularizer in (build_regularizer(name, 0.5, block_size=3).eval(), build_regularizer(name, 1.0).train()):
+        inplace = x.clone()
+        out = relu_then_regularize(regularizer, inplace, inplace=True)
+        assert out.data_ptr() == inplace.data_ptr() and torch.equal(out, torch.relu(x))
+        copied = x.clone()
+        out = relu_then_regularize(regularizer, copied)
+        assert out.data_ptr() != copied.data_ptr() and torch.equal(copied, x) and torch.equal(out, torch.relu(x))
+    active = build_regularizer(name, 0.5, block_size=3).train()
+    torch.manual_seed(2)
+    out = relu_then_regularize(active, x.clone(), inplace=True)
+    torch.manual_seed(2)
+    assert torch.equal(out, active(torch.relu(x))) and not torch.equal(out, torch.relu(x))
+
+
 @pytest.mark.parametrize("type", ["DropBlock", "Dropout", "SpatialDropout"])
 def test_residual_gives_relu_of_residual_plus_regularized_input(type):
     regularizer = build_regularizer(type, 0.7, block_size=3, impl="torch").train()

@@ -177,6 +177,11 @@ def test_deeplab_model_evaluates_variable_voc_like_sizes(dropblock_and_stock_mod
         (["MODEL.RESNETS.RES4_DILATION", 2], "MODEL.RESNETS.RES5_DILATION=2: must be 4"),
         (["MODEL.DROPBLOCK.SEM_SEG_HEAD.POSITIONS", ["aspp", "neck"]], "MODEL.DROPBLOCK.SEM_SEG_HEAD.POSITIONS"),
         (["MODEL.DROPBLOCK.KEEP_PROB", 0.0], "MODEL.DROPBLOCK.KEEP_PROB"),
+        # No low-level feature, so no decoder stage: "decoder" used to place nothing.
+        (["MODEL.SEM_SEG_HEAD.IN_FEATURES", ["res5"], "MODEL.SEM_SEG_HEAD.PROJECT_CHANNELS", [],
+          "MODEL.DROPBLOCK.SEM_SEG_HEAD.POSITIONS", ["aspp", "decoder"]],
+         r"SEM_SEG_HEAD\.POSITIONS=\['aspp', 'decoder'\]: 'decoder' needs a decoder stage, and "
+         r"MODEL\.SEM_SEG_HEAD\.IN_FEATURES=\['res5'\]"),
     ],
 )
 def test_impossible_deeplab_settings_raise_naming_the_key(tmp_path, opts, message):
@@ -195,6 +200,9 @@ def test_head_arguments_are_checked_without_a_config():
         DropBlockDeepLabV3PlusHead(shapes, dropblock_positions=["aspp"], **kwargs)
     with pytest.raises(ValueError, match=r"project_channels=\[48\]"):
         DropBlockDeepLabV3PlusHead(shapes, **{**kwargs, "project_channels": [48]})
+    with pytest.raises(ValueError, match=r"'decoder' needs a decoder stage, and in_features=\['res5'\]"):
+        DropBlockDeepLabV3PlusHead({"res5": shapes["res5"]}, dropblock=lambda: None, dropblock_positions=["decoder"],
+                                   **{**kwargs, "project_channels": [], "decoder_channels": [32]})
     head = DropBlockDeepLabV3PlusHead(shapes, **kwargs)
     assert not any(isinstance(m, KeepProbRegularizer) for m in head.modules())
 

@@ -264,3 +264,14 @@ def test_deformable_stages_are_rejected_naming_the_key():
     cfg.MODEL.RESNETS.DEFORM_ON_PER_STAGE = [False, False, True, True]
     with pytest.raises(ValueError, match=r"MODEL\.RESNETS\.DEFORM_ON_PER_STAGE"):
         build_dropblock_resnet_backbone(cfg, INPUT)
+
+
+@pytest.mark.parametrize("depth", [18, 34])
+def test_only_conv3_on_basic_blocks_is_refused_instead_of_placing_nothing(depth):
+    # conv3 is dropped for basic blocks (so the default POSITIONS work at every depth); a
+    # list with nothing else used to build a ResNet without any DropBlock, silently.
+    cfg = _cfg(depth=depth, RESNET__ENABLED=True, RESNET__POSITIONS=["conv3"])
+    with pytest.raises(ValueError, match=rf"RESNET\.POSITIONS=\['conv3'\]: MODEL\.RESNETS\.DEPTH={depth} has basic blocks"):
+        build_dropblock_resnet_backbone(cfg, INPUT)
+    cfg.MODEL.DROPBLOCK.RESNET.ENABLED = False  # nothing asked for: nothing to refuse
+    assert not _regularizer_names(build_dropblock_resnet_backbone(cfg, INPUT))

@@ -126,6 +126,16 @@ def test_head_rejects_unknown_tower():
         )
 
 
+def test_towers_without_convs_are_refused_naming_num_convs():
+    # Stock RetinaNetHead fails on conv_dims[-1] with a bare IndexError.
+    with pytest.raises(ValueError, match=r"conv_dims is empty \(MODEL\.RETINANET\.NUM_CONVS=0\)"):
+        DropBlockRetinaNetHead(input_shape=_input_shapes(), num_classes=3, num_anchors=9, conv_dims=[])
+    cfg = _plugin_cfg(head=True)
+    cfg.MODEL.RETINANET.NUM_CONVS = 0
+    with pytest.raises(ValueError, match=r"MODEL\.RETINANET\.NUM_CONVS=0: detectron2's RetinaNetHead"):
+        build_model(cfg)
+
+
 def test_gn_retinanet_with_dropblock_everywhere_trains_with_finite_losses():
     cfg = _plugin_cfg(resnet=True, fpn=True, head=True)
     model = build_model(cfg)
