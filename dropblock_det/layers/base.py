@@ -239,12 +239,13 @@ def relu_then_regularize(regularizer: nn.Module, x: Tensor, inplace: bool = Fals
     A `KeepProbRegularizer` gets x itself (`regularizer(x, relu=True)`) so it can fuse the
     ReLU into its own pass (DropBlock's Triton path does); any other module gets relu(x),
     computed in place on x with `inplace` (as detectron2's blocks do). So does an inactive
-    (eval mode, keep_prob 1) KeepProbRegularizer, without being called: the stock block's
-    in-place ReLU, not a copy of every activation at inference.
+    (eval mode, keep_prob 1) KeepProbRegularizer, which then returns it as it is: the stock
+    block's in-place ReLU, not a copy of every activation at inference (the module is still
+    called, so its hooks run).
     """
     if isinstance(regularizer, KeepProbRegularizer):
         if inplace and not regularizer.active:
-            return torch.relu_(x)
+            return regularizer(torch.relu_(x))
         return regularizer(x, relu=True)
     return regularizer(torch.relu_(x) if inplace else torch.relu(x))
 

@@ -91,8 +91,6 @@ def test_odd_number_of_opts_is_refused():
     # Stock detectron2 components ignore MODEL.DROPBLOCK: the run would train without it.
     ({"MODEL.META_ARCHITECTURE": "RetinaNet"}, "HEAD.ENABLED"),
     ({"MODEL.BACKBONE.NAME": "build_retinanet_resnet_fpn_backbone"}, "RESNET.ENABLED"),
-    # R18's basic blocks have no conv3: nothing left to place in the ResNet.
-    ({"MODEL.DROPBLOCK.RESNET.POSITIONS": ["conv3"], "MODEL.DROPBLOCK.DROP_PATH_RATE": 0.0}, "RESNET.ENABLED"),
     ({"MODEL.DROPBLOCK.SEM_SEG_HEAD.ENABLED": True}, "SEM_SEG_HEAD.ENABLED"),
 ])
 def test_the_trainer_refuses_a_model_without_dropblock_where_the_config_turns_it_on(change, key):

@@ -98,9 +98,12 @@ def test_an_inactive_regularizer_keeps_the_blocks_relu_in_place(name):
     # every conv1 / conv2 activation; an active one regularizes relu(x) as before.
     x = torch.randn(2, 3, 7, 7)
     for regularizer in (build_regularizer(name, 0.5, block_size=3).eval(), build_regularizer(name, 1.0).train()):
+        calls = []
+        regularizer.register_forward_hook(lambda module, inputs, output: calls.append(1))
         inplace = x.clone()
         out = relu_then_regularize(regularizer, inplace, inplace=True)
         assert out.data_ptr() == inplace.data_ptr() and torch.equal(out, torch.relu(x))
+        assert calls == [1]  # still called as a module: its hooks run
         copied = x.clone()
         out = relu_then_regularize(regularizer, copied)
         assert out.data_ptr() != copied.data_ptr() and torch.equal(copied, x) and torch.equal(out, torch.relu(x))
