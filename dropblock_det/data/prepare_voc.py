@@ -25,8 +25,10 @@ becomes 147). An "L" PNG holding the class index survives that conversion unchan
 Where an id has both, VOC's own annotation wins over SBD's (it is finer and marks object
 boundaries 255). Every input is checked as it is read; missing or malformed files raise
 `FileNotFoundError` / `ValueError` naming the file. Outputs are written atomically (temporary
-file + rename) and an output newer than its source is kept, so the preparation can be
-interrupted and re-run.
+file + rename, with the usual umask permissions), each label with its source's modification
+time, and a label whose time equals its source's is kept, so the preparation can be
+interrupted and re-run, and a changed source (even one restored with an older date) is
+converted again.
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Tuple, Union
+from typing import IO, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 import numpy as np
 from PIL import Image
@@ -186,31 +188,36 @@ def _image_size(path: Path) -> Tuple[int, int]:
     return height, width
 
 
-def _write_png_atomic(label: np.ndarray, dst: Path) -> None:
-    # Write next to the destination and rename: a crash never leaves a truncated PNG that a
-    # later run would mistake for a finished one.
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=".png.tmp", dir=dst.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            # A 2-D uint8 array becomes an "L" image (no `mode=`: deprecated in Pillow 11).
-            Image.fromarray(np.ascontiguousarray(label, dtype=np.uint8)).save(f, format="PNG")
-        os.replace(tmp, dst)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
-def _write_text_atomic(text: str, dst: Path) -> None:
+def _write_atomic(dst: Path, write: Callable[[IO], None], binary: bool, mtime_ns: Optional[int] = None) -> None:
+    """Write `dst` through `write(file)` next to it and rename: a crash never leaves a
+    truncated file that a later run would mistake for a finished one. The file gets the
+    mode a plain open() gives (mkstemp's is 0600: other users of a shared dataset folder
+    could not read it), and the modification time `mtime_ns` when given."""
     fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb" if binary else "w") as f:
+            write(f)
+        os.chmod(tmp, 0o666 & ~_umask())
+        if mtime_ns is not None:
+            os.utime(tmp, ns=(mtime_ns, mtime_ns))
         os.replace(tmp, dst)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _write_label_png(label: np.ndarray, dst: Path, source_mtime_ns: int) -> None:
+    # A 2-D uint8 array becomes an "L" image (no `mode=`: deprecated in Pillow 11). The
+    # source's mtime marks which version of the source this label was converted from.
+    image = Image.fromarray(np.ascontiguousarray(label, dtype=np.uint8))
+    _write_atomic(dst, lambda f: image.save(f, format="PNG"), binary=True, mtime_ns=source_mtime_ns)
 
 
 def _ordered_union(*id_lists: Iterable[str]) -> List[str]:
@@ -287,11 +294,10 @@ def prepare_voc_sem_seg(
     for image_id in all_ids:
         kind, src = sources[image_id]
         dst = label_dir / f"{image_id}.png"
-        if (
-            not overwrite
-            and dst.is_file()
-            and dst.stat().st_mtime_ns >= src.stat().st_mtime_ns
-        ):
+        source_mtime_ns = src.stat().st_mtime_ns
+        # Kept only when converted from this very version of the source (same mtime): a
+        # source replaced by an older-dated copy (tar x, cp -p, rsync -t) is converted again.
+        if not overwrite and dst.is_file() and dst.stat().st_mtime_ns == source_mtime_ns:
             kept += 1
             continue
         label = read_voc_label(src) if kind == "voc" else read_sbd_label(src)
@@ -303,12 +309,13 @@ def prepare_voc_sem_seg(
                     f"{src}: label is {label.shape[0]}x{label.shape[1]} (HxW) but its image "
                     f"{image_path} is {size[0]}x{size[1]}"
                 )
-        _write_png_atomic(label, dst)
+        _write_label_png(label, dst, source_mtime_ns)
         written += 1
 
     # Split files last: their presence means every label they list is in place.
-    _write_text_atomic("".join(f"{i}\n" for i in train_aug), split_dir / "train_aug.txt")
-    _write_text_atomic("".join(f"{i}\n" for i in voc_val), split_dir / "val.txt")
+    for name, ids in (("train_aug.txt", train_aug), ("val.txt", voc_val)):
+        text = "".join(f"{i}\n" for i in ids)
+        _write_atomic(split_dir / name, lambda f, text=text: f.write(text), binary=False)
 
     num_from_voc = sum(1 for kind, _ in sources.values() if kind == "voc")
     return PrepareSummary(

@@ -3,7 +3,9 @@
 Everything runs on the miniature VOC + SBD tree of `conftest.make_mini_voc_sbd`.
 """
 import importlib.util
+import os
 import shutil
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -113,12 +115,45 @@ def test_prepare_rerun_keeps_up_to_date_labels_and_rewrites_changed_ones(tree):
     edited.putpalette(img.getpalette())  # "L" -> "P", same indices
     edited.save(src)
     dst = voc / "SegmentationClassAug" / f"{MINI_VOC_VAL[0]}.png"
-    import os
-
     os.utime(dst, ns=(src.stat().st_mtime_ns - 10**9,) * 2)  # older than the edited source
     third = prepare_voc_sem_seg(voc, sbd)
     assert third.num_written == 1
     assert (np.array(Image.open(dst))[:4, :4] == 7).all()
+
+
+def test_prepare_converts_a_source_restored_with_an_older_date_again(tree):
+    # tar x, cp -p and rsync -t give a corrected file the archive's (older) date: "output
+    # newer than its source" used to keep the stale label.
+    voc, sbd, _ = tree
+    prepare_voc_sem_seg(voc, sbd)
+    src = voc / "SegmentationClass" / f"{MINI_VOC_VAL[0]}.png"
+    dst = voc / "SegmentationClassAug" / f"{MINI_VOC_VAL[0]}.png"
+    assert dst.stat().st_mtime_ns == src.stat().st_mtime_ns  # the label carries its source's time
+    img = Image.open(src)
+    arr = np.array(img)
+    arr[:4, :4] = 9
+    edited = Image.fromarray(arr)
+    edited.putpalette(img.getpalette())
+    old_time = src.stat().st_mtime_ns - 10**12
+    edited.save(src)
+    os.utime(src, ns=(old_time, old_time))
+    again = prepare_voc_sem_seg(voc, sbd)
+    assert again.num_written == 1
+    assert (np.array(Image.open(dst))[:4, :4] == 9).all()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_prepared_files_get_the_umasks_permissions_not_mkstemps_0600(tree, tmp_path):
+    # A dataset prepared once on a shared disk must be readable by the users who train.
+    voc, sbd, _ = tree
+    old = os.umask(0o022)
+    try:
+        prepare_voc_sem_seg(voc, sbd, tmp_path / "prepared")
+    finally:
+        os.umask(old)
+    files = [*(tmp_path / "prepared" / "SegmentationClassAug").iterdir(),
+             *(tmp_path / "prepared" / "ImageSets" / "SegmentationAug").iterdir()]
+    assert files and all(stat.S_IMODE(p.stat().st_mode) == 0o644 for p in files)
 
 
 def test_prepare_writes_to_out_folder_when_given(tree, tmp_path):
