@@ -4,7 +4,9 @@ DropBlock that the paper compares against.
 
 `NUM_HOLES` squares of `SIZE` pixels are filled with a constant. Each square's centre is
 uniform over the whole image (as the original: a square may hang over the border, and is
-clipped there, so edge pixels are not under-sampled). Only the image changes: boxes,
+clipped there, so edge pixels are less under-sampled than if squares had to fit inside;
+still, a corner pixel is covered about a quarter as often as a central one when SIZE is
+small against the image). Only the image changes: boxes,
 polygons, keypoints and semantic-segmentation ground truth are left as they are (Cutout
 hides pixels, it does not move or relabel anything).
 

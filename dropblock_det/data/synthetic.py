@@ -5,7 +5,8 @@ Two datasets are written under one root (``$DETECTRON2_DATASETS`` or ``./dataset
 ``synthetic_det/`` - object detection in COCO format::
 
     synthetic_det/
-      manifest.json                    generation parameters + file counts (validity check)
+      manifest.json                    generation parameters, library versions and every
+                                       file written (validity check)
       train/000000.jpg ...             RGB images, image_size x image_size
       val/000000.jpg ...
       annotations/instances_train.json
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
+import PIL
 from PIL import Image, ImageDraw
 
 SYNTHETIC_DET_CLASSES: Tuple[str, ...] = ("circle", "square", "triangle")
@@ -217,8 +219,10 @@ def _manifest_matches(folder: Path, expected: Dict[str, Any]) -> bool:
         return False
     if recorded.get("params") != expected:
         return False
-    # The manifest is written last, but files could have been deleted since.
-    return all((folder / rel).exists() for rel in recorded.get("files", []))
+    # The manifest is written last, but files could have been deleted since: every file
+    # written is listed (a few thousand stat calls, milliseconds).
+    files = recorded.get("files")
+    return isinstance(files, list) and all((folder / rel).is_file() for rel in files)
 
 
 def _check_params(params: Dict[str, Any], defaults: Dict[str, Any]) -> Dict[str, Any]:
@@ -239,6 +243,10 @@ def _check_params(params: Dict[str, Any], defaults: Dict[str, Any]) -> Dict[str,
         raise ValueError(f"max_object_size={merged['max_object_size']} does not fit in "
                          f"image_size={merged['image_size']}")
     merged["generator_version"] = GENERATOR_VERSION
+    # numpy's distributions and Pillow's polygon rasteriser and JPEG encoder have changed
+    # between versions (a triangle covers 380 pixels under Pillow 9.5, 379 under 13): a set
+    # written under other versions is not this one, so it is written again.
+    merged["libraries"] = {"numpy": np.__version__, "pillow": PIL.__version__}
     return merged
 
 
@@ -248,8 +256,9 @@ def make_synthetic_detection(root: Optional[os.PathLike] = None, force: bool = F
 
     ``params`` override :data:`DEFAULT_DET_PARAMS` (num_train, num_val, image_size,
     min_object_size, max_object_size, max_objects, seed). The output depends only on them
-    (seeded per split and image). If the folder already holds a complete set written with
-    the same parameters, nothing is rewritten unless ``force``. Returns the folder.
+    (seeded per split and image) and on the numpy and Pillow versions. If the folder already
+    holds every file of a set written with the same parameters and versions, nothing is
+    rewritten unless ``force``. Returns the folder.
     """
     p = _check_params(params, DEFAULT_DET_PARAMS)
     folder = Path(root if root is not None else default_datasets_root()) / DET_DIRNAME
@@ -271,6 +280,7 @@ def make_synthetic_detection(root: Optional[os.PathLike] = None, force: bool = F
                                          len(SYNTHETIC_DET_CLASSES))
             file_name = f"{i:06d}.jpg"
             Image.fromarray(img).save(folder / split / file_name, quality=95)
+            files.append(f"{split}/{file_name}")
             images.append({"id": i + 1, "file_name": file_name,
                            "height": p["image_size"], "width": p["image_size"]})
             for obj in objects:
@@ -284,7 +294,7 @@ def make_synthetic_detection(root: Optional[os.PathLike] = None, force: bool = F
             "info": {"description": f"dropblock-det synthetic shapes, {split}"},
             "images": images, "annotations": annotations, "categories": categories,
         }))
-        files += [ann_rel, split]
+        files.append(ann_rel)
     (folder / MANIFEST_NAME).write_text(json.dumps({"params": p, "files": files}, indent=1))
     return folder
 
@@ -304,7 +314,7 @@ def make_synthetic_sem_seg(root: Optional[os.PathLike] = None, force: bool = Fal
     (folder / MANIFEST_NAME).unlink(missing_ok=True)
     for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
-    files = ["JPEGImages", "SegmentationClass"]
+    files = []
     for split_index, split in enumerate(("train", "val")):
         ids = []
         for i in range(p[f"num_{split}"]):
@@ -322,7 +332,9 @@ def make_synthetic_sem_seg(root: Optional[os.PathLike] = None, force: bool = Fal
             label[edge] = SEM_SEG_IGNORE_LABEL
             image_id = f"{split}_{i:06d}"
             Image.fromarray(img).save(folder / "JPEGImages" / f"{image_id}.jpg", quality=95)
-            Image.fromarray(label, mode="L").save(folder / "SegmentationClass" / f"{image_id}.png")
+            # A 2-D uint8 array is an "L" image (`mode=` is deprecated since Pillow 11).
+            Image.fromarray(label).save(folder / "SegmentationClass" / f"{image_id}.png")
+            files += [f"JPEGImages/{image_id}.jpg", f"SegmentationClass/{image_id}.png"]
             ids.append(image_id)
         rel = f"ImageSets/Segmentation/{split}.txt"
         (folder / rel).write_text("\n".join(ids) + "\n")
@@ -368,11 +380,16 @@ def load_synthetic_sem_seg(folder: os.PathLike, split: str) -> List[Dict[str, An
     dicts = []
     for image_id in split_file.read_text().split():
         file_name = folder / "JPEGImages" / f"{image_id}.jpg"
+        label_name = folder / "SegmentationClass" / f"{image_id}.png"
+        if not label_name.is_file():  # else the mapper fails on it mid-training
+            raise FileNotFoundError(
+                f"{label_name} (the label of {split} image {image_id!r}) does not exist: run "
+                "`python datasets/make_synthetic.py` again to rewrite the set")
         with Image.open(file_name) as im:
             width, height = im.size
         dicts.append({
             "file_name": str(file_name),
-            "sem_seg_file_name": str(folder / "SegmentationClass" / f"{image_id}.png"),
+            "sem_seg_file_name": str(label_name),
             "height": height, "width": width, "image_id": image_id,
         })
     return dicts

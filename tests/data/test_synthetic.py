@@ -85,10 +85,44 @@ def test_existing_complete_set_is_reused_and_a_damaged_one_is_rewritten(tmp_path
     (folder / "annotations/instances_val.json").unlink()
     make_synthetic_detection(tmp_path, **TINY_DET)
     assert (folder / "annotations/instances_val.json").is_file()
+    # One image deleted: noticed (every file written is in the manifest) and written again.
+    image.unlink()
+    make_synthetic_detection(tmp_path, **TINY_DET)
+    assert image.is_file()
     # Other parameters: rewritten to match.
     make_synthetic_detection(tmp_path, **{**TINY_DET, "num_val": 2})
     coco = json.loads((folder / "annotations/instances_val.json").read_text())
     assert len(coco["images"]) == 2
+
+
+def test_a_set_written_under_other_numpy_or_pillow_versions_is_written_again(tmp_path, monkeypatch):
+    # Pillow's polygon rasteriser changed between 9.5 and 13: same parameters, other pixels
+    # and boxes. The manifest records the versions, so such a set is not reused as this one.
+    import PIL
+
+    folder = make_synthetic_sem_seg(tmp_path, **TINY_SEG)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["params"]["libraries"] == {"numpy": np.__version__, "pillow": PIL.__version__}
+    label = folder / "SegmentationClass" / "train_000000.png"
+    mtime = label.stat().st_mtime_ns
+    make_synthetic_sem_seg(tmp_path, **TINY_SEG)
+    assert label.stat().st_mtime_ns == mtime
+    monkeypatch.setattr(PIL, "__version__", "0.0-other")
+    make_synthetic_sem_seg(tmp_path, **TINY_SEG)
+    assert label.stat().st_mtime_ns != mtime
+    assert json.loads((folder / "manifest.json").read_text())["params"]["libraries"]["pillow"] == "0.0-other"
+
+
+def test_a_missing_label_is_rewritten_and_named_by_the_loader(tmp_path):
+    from dropblock_det.data.synthetic import load_synthetic_sem_seg
+
+    folder = make_synthetic_sem_seg(tmp_path, **TINY_SEG)
+    label = folder / "SegmentationClass" / "train_000001.png"
+    label.unlink()
+    with pytest.raises(FileNotFoundError, match=r"train_000001\.png \(the label of train image 'train_000001'\)"):
+        load_synthetic_sem_seg(folder, "train")
+    make_synthetic_sem_seg(tmp_path, **TINY_SEG)
+    assert label.is_file() and len(load_synthetic_sem_seg(folder, "train")) == 4
 
 
 def test_sem_seg_set_has_voc_layout_and_index_labels(tmp_path):
