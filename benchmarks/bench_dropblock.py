@@ -10,7 +10,8 @@ without a DropBlock of r's own fused into that pass),
 the `dropblock` package's `DropBlock2D`.
 
 Columns: forward ms and forward+backward ms (median of --repeats runs in training mode,
-x requiring grad, x.grad reset each run so every row pays the same allocation), bytes that
+x requiring grad, x.grad reset each run so every row pays the same allocation; on CUDA
+timed with CUDA events after an L2 flush, see `bench_shape`), bytes that
 autograd keeps for backward per element (unique storages saved by the graph, excluding x
 and the output, which the next layer keeps anyway), and forward+backward relative to the
 floor of the same shape.
@@ -165,14 +166,27 @@ def _ms(value: float) -> str:
     return f"{value:.2f}" if value >= 1 else f"{value:.3g}"
 
 
+# Bytes written between timed CUDA calls so no row starts with its input in the L2 cache
+# (60 MB on an H200; a bf16 res5 tensor is 56 MB).
+_L2_FLUSH_BYTES = 256 * 2**20
+
+
 def bench_shape(
-    impls: Dict[str, Impl], x: torch.Tensor, warmup: int, repeats: int
+    impls: Dict[str, Impl], x: torch.Tensor, warmup: int, repeats: int,
+    failures: Optional[Dict[str, str]] = None,
 ) -> Dict[str, Tuple[float, float, float]]:
     """(fwd ms, fwd+bwd ms, kept bytes/element) per implementation.
 
     The implementations are timed round-robin (one run of each per repeat) so that load
     from other processes on a shared machine hits every row alike and the ratios to the
-    floor stay meaningful even when the absolute times drift.
+    floor stay meaningful even when the absolute times drift. On CUDA each run is timed
+    with CUDA events on the GPU's own clock, after a write of `_L2_FLUSH_BYTES` that leaves
+    no row its input in cache (the host's synchronize and clock stay out of the time);
+    on CPU with the host clock between synchronizations.
+
+    An implementation that raises on its first run (a Triton build error, a package's bug)
+    is left out, with the error in `failures` (its name -> the error), and the other rows
+    are still timed.
     """
     grad = torch.randn_like(x)
 
@@ -183,16 +197,38 @@ def bench_shape(
         x.grad = None
         impl(x).backward(grad)
 
+    impls = dict(impls)
+    for name, impl in list(impls.items()):
+        try:
+            forward_backward(impl)
+        except Exception as error:  # noqa: BLE001  (any error of one row must not lose the others)
+            del impls[name]
+            if failures is not None:
+                failures[name] = f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"
+    cuda = x.device.type == "cuda"
+    flush = torch.empty(_L2_FLUSH_BYTES, dtype=torch.uint8, device=x.device) if cuda else None
+
+    def run_ms(fn: Callable[[Impl], None], impl: Impl) -> float:
+        if cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            flush.zero_()
+            start.record()
+            fn(impl)
+            end.record()
+            end.synchronize()
+            return start.elapsed_time(end)
+        start_s = time.perf_counter()
+        fn(impl)
+        return (time.perf_counter() - start_s) * 1e3
+
     times: Dict[str, Tuple[List[float], List[float]]] = {name: ([], []) for name in impls}
     for step in range(warmup + repeats):
         for name, impl in impls.items():
             for kind, fn in enumerate((forward, forward_backward)):
                 _synchronize(x.device)
-                start = time.perf_counter()
-                fn(impl)
-                _synchronize(x.device)
+                elapsed = run_ms(fn, impl)
                 if step >= warmup:
-                    times[name][kind].append((time.perf_counter() - start) * 1e3)
+                    times[name][kind].append(elapsed)
     return {
         name: (
             statistics.median(times[name][0]),
@@ -249,7 +285,12 @@ def run(device: torch.device, shapes, dtypes, warmup: int, repeats: int):
                 if impl is None and note not in notes:
                     notes.append(note)
             torch.manual_seed(0)
-            results = bench_shape(impls, x, warmup, repeats)
+            failures: Dict[str, str] = {}
+            results = bench_shape(impls, x, warmup, repeats, failures)
+            for name, error in failures.items():
+                notes.append(f"{name}, {'x'.join(map(str, shape))} {str(dtype).replace('torch.', '')}: "
+                             f"failed, row left out ({error})")
+                print(f"  failed: {name}: {error}", flush=True)
             floor_ms = results["floor: x * mask"][1]
             for name, (fwd, fwd_bwd, kept) in results.items():
                 rows.append(
@@ -325,7 +366,10 @@ def tune(device: torch.device, shapes, dtypes, warmup: int, repeats: int,
 
                 impls[name] = run_variant
             torch.manual_seed(0)
-            results = bench_shape(impls, x, warmup, repeats)
+            failures: Dict[str, str] = {}
+            results = bench_shape(impls, x, warmup, repeats, failures)
+            for name, error in failures.items():
+                print(f"  failed: {'x'.join(map(str, shape))} {dtype} {name}: {error}", flush=True)
             floor_ms = results.pop("floor: x * mask")[1]
             best = min(results, key=lambda n: results[n][1])
             for name, (_, fwd_bwd, _) in results.items():

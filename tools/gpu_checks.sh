@@ -11,8 +11,12 @@
 #   BUDGET=300 bash tools/gpu_checks.sh      # all steps together in at most 300 s
 #   bash tools/gpu_checks.sh --smoke         # CPU dry run of the script itself (tiny sizes)
 #
-# It runs $PYTHON (default python3) as it is. When .gpu-site exists (tools/prepare_gpu_site.py,
-# for a machine with PyTorch but no detectron2 and no network) it goes first on PYTHONPATH.
+# It runs $PYTHON (default python3) as it is. On a machine with PyTorch but no detectron2 and
+# no network, .gpu-site (tools/prepare_gpu_site.py; git ignores it, so the device tool must
+# carry it: carry [".gpu-site"]) goes first on PYTHONPATH; a $PYTHON that imports detectron2
+# by itself does not get it (its packages are built for the GPU machine's Python). Without
+# detectron2 and dropblock_det importable it stops at once, saying so, instead of failing
+# every step.
 # Each step's output goes to RESULTS (default $OUT, else gpu-results/) as <step>.txt; an
 # earlier run's files there move to RESULTS/previous_runs/. A step that fails or runs past
 # its time limit is reported and the next one still runs. All steps together stay within
@@ -44,7 +48,16 @@ started=$(date +%s)
 
 export PYTHONUNBUFFERED=1
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-[ -d .gpu-site ] && export PYTHONPATH="$PWD/.gpu-site:$PYTHONPATH"
+if [ -d .gpu-site ] && ! $PYTHON -c "import detectron2" >/dev/null 2>&1; then
+  export PYTHONPATH="$PWD/.gpu-site:$PYTHONPATH"
+fi
+if ! preflight=$($PYTHON -c "import detectron2, dropblock_det" 2>&1); then
+  echo "gpu_checks.sh: $PYTHON cannot import detectron2 and dropblock_det, so no step can run:" >&2
+  echo "$preflight" | tail -3 >&2
+  echo "gpu_checks.sh: on a machine without detectron2, build .gpu-site here first" \
+       "(python tools/prepare_gpu_site.py) and carry it (device tool: carry [\".gpu-site\"])" >&2
+  exit "${#steps[@]}"
+fi
 mkdir -p "$RESULTS"
 # An earlier run's results are moved aside, never overwritten.
 if [ -e "$RESULTS/environment.txt" ]; then
@@ -59,14 +72,14 @@ declare -A LIMIT=([tests]=200 [bench]=120 [train]=240 [tune]=400)
 if [ "$SMOKE" = 1 ]; then
   # CPU-sized versions of the same commands: they check the script, not the GPU.
   declare -A CMD=(
-    [tests]="$PYTHON -m pytest -q -p no:cacheprovider -m cuda tests/layers/test_drop_block_triton.py"
+    [tests]="$PYTHON -m pytest -v -rfE --durations=15 -p no:cacheprovider -m cuda tests/layers/test_drop_block_triton.py"
     [bench]="$PYTHON benchmarks/bench_dropblock.py --device cpu --shape 2,8,16,20 --repeats 1"
     [train]="$PYTHON benchmarks/bench_train_step.py --quick"
     [tune]="env TRITON_INTERPRET=1 $PYTHON benchmarks/bench_dropblock.py --tune --quick --device cpu --shape 1,2,8,12 --repeats 1 --variants defaults;tile_units=64"
   )
 else
   declare -A CMD=(
-    [tests]="$PYTHON -m pytest -q -p no:cacheprovider -m cuda tests"
+    [tests]="$PYTHON -m pytest -v -rfE --durations=15 -p no:cacheprovider -m cuda tests"
     [bench]="$PYTHON benchmarks/bench_dropblock.py --device cuda"
     [train]="$PYTHON benchmarks/bench_train_step.py"
     [tune]="$PYTHON benchmarks/bench_dropblock.py --tune"
@@ -100,7 +113,9 @@ for step in "${steps[@]}"; do
   limit=$(( left < LIMIT[$step] ? left : LIMIT[$step] ))
   echo "== $step: ${CMD[$step]} (limit $limit s)"
   start=$(date +%s)
-  timeout "$limit" ${CMD[$step]} 2>&1 | tee "$RESULTS/$step.txt"
+  # -v: one line per test as it ends, so a step stopped at its limit still names what ran.
+  # -k: a process that ignores SIGTERM is killed 15 s later.
+  timeout -k 15 "$limit" ${CMD[$step]} 2>&1 | tee "$RESULTS/$step.txt"
   rc=${PIPESTATUS[0]}
   why=""
   if [ "$rc" -eq 124 ]; then

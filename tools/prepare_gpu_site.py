@@ -2,7 +2,8 @@
 """Prepare the packages the GPU checks need, for a GPU machine with PyTorch but no network.
 
     .venv/bin/python tools/prepare_gpu_site.py --detectron2-src PATH   # where pip works
-    # copy the checkout, .gpu-site included, to the GPU machine; there:
+    # copy the checkout, .gpu-site included, to the GPU machine (git ignores .gpu-site:
+    # the device tool carries it only when asked, carry [".gpu-site"]); there:
     bash tools/gpu_checks.sh
 
 The GPU machine is assumed to have a CUDA PyTorch image's `python3`: torch, Triton,

@@ -40,6 +40,23 @@ def test_bench_dropblock_prints_a_row_per_implementation_with_its_ratio_to_the_f
     assert float([c.strip() for c in rows[1].strip("|").split("|")][6]) <= 1.0
 
 
+def test_a_row_that_raises_is_left_out_with_its_error_and_the_others_are_timed():
+    # One failing implementation (a Triton build error on the GPU, a package's bug) used to
+    # end the whole run with a traceback and no table at all.
+    bench = load_tool("bench_dropblock", folder="benchmarks")
+    x = torch.randn(2, 4, 9, 9, requires_grad=True)
+
+    def broken(t):
+        raise RuntimeError("ptxas fatal: this row cannot build")
+
+    failures = {}
+    results = bench.bench_shape({"floor: x * mask": bench._floor(x.detach()), "broken": broken,
+                                 "ours": bench._ours(False, "torch")}, x, warmup=0, repeats=1, failures=failures)
+    assert set(results) == {"floor: x * mask", "ours"}
+    assert failures == {"broken": "RuntimeError: ptxas fatal: this row cannot build"}
+    assert all(fwd > 0 and fwd_bwd > 0 for fwd, fwd_bwd, _ in results.values())
+
+
 def test_bench_train_step_quick_run_prints_both_models():
     out = _run("benchmarks/bench_train_step.py", "--quick")
     assert re.search(r"^\| baseline\s+\|", out, re.M) and re.search(r"^\| dropblock\s+\|", out, re.M)

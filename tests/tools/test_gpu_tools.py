@@ -31,10 +31,20 @@ def test_gpu_checks_smoke_bench_writes_the_environment_and_the_table(tmp_path):
     assert not (tmp_path / "tests.txt").exists() and not (tmp_path / "train.txt").exists()
 
 
+def _fake_python(folder, step_command):
+    """An "interpreter" that passes the import check (-c) and answers the environment query
+    (-) at once, and runs `step_command` for every step."""
+    fake = folder / "fake-python"
+    fake.write_text('#!/usr/bin/env bash\n[ "$1" = -c ] && exit 0\n'
+                    '[ "$1" = - ] && { cat >/dev/null; echo fake; exit 0; }\n' + step_command + "\n")
+    fake.chmod(0o755)
+    return str(fake)
+
+
 def test_gpu_checks_counts_failed_steps_and_keeps_earlier_results(tmp_path):
     (tmp_path / "environment.txt").write_text("an earlier run\n")
-    # `false` as the interpreter: every step fails, and each is still run and reported.
-    proc = _gpu_checks(tmp_path, "--smoke", "bench", "train", python="false")
+    # Every step fails, and each is still run and reported.
+    proc = _gpu_checks(tmp_path, "--smoke", "bench", "train", python=_fake_python(tmp_path, "exit 1"))
     assert proc.returncode == 2, proc.stdout + proc.stderr
     for step in ("bench", "train"):
         assert f"== {step}: exit 1" in (tmp_path / f"{step}.txt").read_text()
@@ -43,16 +53,23 @@ def test_gpu_checks_counts_failed_steps_and_keeps_earlier_results(tmp_path):
 
 
 def test_gpu_checks_keeps_all_steps_within_the_budget(tmp_path):
-    # An "interpreter" that answers the environment query at once and hangs in every step.
-    slow = tmp_path / "slow-python"
-    slow.write_text('#!/usr/bin/env bash\n[ "$1" = - ] && { cat >/dev/null; echo fake; exit 0; }\nsleep 60\n')
-    slow.chmod(0o755)
+    # Every step hangs.
     results = tmp_path / "results"
-    proc = _gpu_checks(results, "--smoke", "bench", "train", python=str(slow), BUDGET="6")
+    proc = _gpu_checks(results, "--smoke", "bench", "train", python=_fake_python(tmp_path, "sleep 60"), BUDGET="6")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     bench = (results / "bench.txt").read_text()
     assert "== bench: exit 124" in bench and "the rest of the 6 s budget" in bench, bench
     assert "== train: skipped, nothing left of the 6 s budget" in (results / "train.txt").read_text()
+
+
+def test_gpu_checks_stops_at_once_when_detectron2_does_not_import(tmp_path):
+    # .gpu-site not carried to a machine without detectron2: one message naming the fix,
+    # instead of every step failing on the same ImportError.
+    proc = _gpu_checks(tmp_path, "bench", "train", "tune", python="false")
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "cannot import detectron2 and dropblock_det" in proc.stderr
+    assert 'carry [".gpu-site"]' in proc.stderr
+    assert not any(tmp_path.iterdir())
 
 
 def test_gpu_checks_refuses_a_budget_that_is_not_seconds(tmp_path):
