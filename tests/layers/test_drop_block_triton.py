@@ -550,6 +550,16 @@ def check_modules_hand_both_dropblocks_to_one_pass(device: str) -> None:
         torch.testing.assert_close(out, expected, rtol=0, atol=0, equal_nan=True, msg=f"shared={shared}")
 
 
+def _assert_backward_raises(loss: torch.Tensor, fragment: str, case: str) -> None:
+    """loss.backward() raises a RuntimeError whose message contains `fragment`."""
+    try:
+        loss.backward()
+    except RuntimeError as error:
+        assert fragment in str(error), error
+    else:
+        raise AssertionError(f"backward passed: {case}")
+
+
 def check_saved_output_and_second_backward_fail_loudly_not_silently(device: str) -> None:
     # With relu / residual the output is what backward reads (as torch.relu's is): an
     # in-place change to it must raise autograd's error, never give a wrong gradient; and
@@ -559,22 +569,12 @@ def check_saved_output_and_second_backward_fail_loudly_not_silently(device: str)
     for kwargs in (dict(relu=True), dict(residual=residual)):
         out = triton_path.drop_block_2d_triton(x, 0.1, 3, 3, False, **kwargs)
         out.add_(1.0)
-        try:
-            out.sum().backward()
-        except RuntimeError as error:
-            assert "modified by an inplace operation" in str(error), error
-        else:
-            raise AssertionError(f"backward after an in-place change to the saved output passed ({kwargs})")
+        _assert_backward_raises(out.sum(), "modified by an inplace operation", f"in-place change to the output, {kwargs}")
     for kwargs in (dict(), dict(relu=True)):
         out = triton_path.drop_block_2d_triton(x, 0.1, 3, 3, False, **kwargs)
         v = torch.randn(out.shape, device=device, requires_grad=True)
         (grad,) = torch.autograd.grad(out, x, v, create_graph=True)  # a function of v
-        try:
-            grad.sum().backward()
-        except RuntimeError as error:
-            assert "once_differentiable" in str(error), error
-        else:
-            raise AssertionError(f"a second backward through the kernels passed ({kwargs})")
+        _assert_backward_raises(grad.sum(), "once_differentiable", f"second backward through the kernels, {kwargs}")
 
 
 def check_reference_dispatches_impl_triton_here(device: str) -> None:
