@@ -198,13 +198,18 @@ def bench_shape(
         impl(x).backward(grad)
 
     impls = dict(impls)
+
+    def drop(name: str, error: Exception) -> None:
+        del impls[name]
+        if failures is not None:
+            failures[name] = f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"
+
     for name, impl in list(impls.items()):
         try:
             forward_backward(impl)
+            _synchronize(x.device)  # an asynchronous CUDA error is this row's, not a later one's
         except Exception as error:  # noqa: BLE001  (any error of one row must not lose the others)
-            del impls[name]
-            if failures is not None:
-                failures[name] = f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"
+            drop(name, error)
     cuda = x.device.type == "cuda"
     flush = torch.empty(_L2_FLUSH_BYTES, dtype=torch.uint8, device=x.device) if cuda else None
 
@@ -223,12 +228,15 @@ def bench_shape(
 
     times: Dict[str, Tuple[List[float], List[float]]] = {name: ([], []) for name in impls}
     for step in range(warmup + repeats):
-        for name, impl in impls.items():
-            for kind, fn in enumerate((forward, forward_backward)):
-                _synchronize(x.device)
-                elapsed = run_ms(fn, impl)
-                if step >= warmup:
-                    times[name][kind].append(elapsed)
+        for name, impl in list(impls.items()):
+            try:
+                for kind, fn in enumerate((forward, forward_backward)):
+                    _synchronize(x.device)
+                    elapsed = run_ms(fn, impl)
+                    if step >= warmup:
+                        times[name][kind].append(elapsed)
+            except Exception as error:  # noqa: BLE001  (e.g. out of memory on a later run)
+                drop(name, error)
     return {
         name: (
             statistics.median(times[name][0]),
@@ -291,6 +299,8 @@ def run(device: torch.device, shapes, dtypes, warmup: int, repeats: int):
                 notes.append(f"{name}, {'x'.join(map(str, shape))} {str(dtype).replace('torch.', '')}: "
                              f"failed, row left out ({error})")
                 print(f"  failed: {name}: {error}", flush=True)
+            if "floor: x * mask" not in results:
+                continue  # no ratio without the floor: the note says why
             floor_ms = results["floor: x * mask"][1]
             for name, (fwd, fwd_bwd, kept) in results.items():
                 rows.append(
@@ -370,6 +380,8 @@ def tune(device: torch.device, shapes, dtypes, warmup: int, repeats: int,
             results = bench_shape(impls, x, warmup, repeats, failures)
             for name, error in failures.items():
                 print(f"  failed: {'x'.join(map(str, shape))} {dtype} {name}: {error}", flush=True)
+            if "floor: x * mask" not in results or len(results) == 1:
+                continue  # nothing to compare on this shape and dtype: the failures say why
             floor_ms = results.pop("floor: x * mask")[1]
             best = min(results, key=lambda n: results[n][1])
             for name, (_, fwd_bwd, _) in results.items():
@@ -378,8 +390,9 @@ def tune(device: torch.device, shapes, dtypes, warmup: int, repeats: int,
                              f"{floor_ms:.3f}", f"{fwd_bwd / floor_ms:.2f}x"])
                 print("  measured:", " | ".join(rows[-1]), flush=True)
             times.append({name: fwd_bwd for name, (_, fwd_bwd, _) in results.items()})
+            with_defaults = [t for t in times if "defaults" in t]  # a shape where they failed has none
             if "defaults" in times[-1]:
-                print("  " + suggest_launch_sizes(times, variants)[1], flush=True)
+                print("  " + suggest_launch_sizes(with_defaults, variants)[1], flush=True)
     return rows
 
 

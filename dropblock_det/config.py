@@ -356,7 +356,9 @@ def validate_dropblock_config(cfg: CN) -> None:
                 f"{ramp.keep_prob(keep_prob, last):.4g} instead of {p}KEEP_PROB={keep_prob:g} "
                 "(END_ITER -1 ends the ramp at SOLVER.MAX_ITER)",
                 UserWarning,
-                stacklevel=2,
+                # Attributed here, not to the caller: every builder validates the config,
+                # and one location makes Python show the warning once, not once per builder.
+                stacklevel=1,
             )
 
     if "CUTOUT" in cfg.INPUT:

@@ -135,7 +135,9 @@ def main(argv=None):
 
     # A rerun into the same --output-dir: the earlier table, plot and predictions are moved
     # to previous_runs/<time>/, not overwritten.
-    archived = archive_previous_run(args.output_dir, patterns=ROBUSTNESS_FILES)
+    # A checkpoint or the config file kept under the folder being moved is copied instead.
+    archived = archive_previous_run(args.output_dir, [path for path, _ in checkpoints] + [args.config_file],
+                                    patterns=ROBUSTNESS_FILES)
     if archived:
         print(f"the earlier results in {args.output_dir} were moved to {archived}", flush=True)
 

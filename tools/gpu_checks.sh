@@ -48,14 +48,22 @@ started=$(date +%s)
 
 export PYTHONUNBUFFERED=1
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-if [ -d .gpu-site ] && ! $PYTHON -c "import detectron2" >/dev/null 2>&1; then
+# The whole import, not `import detectron2` alone: a detectron2 that imports but whose
+# modules fail (v0.6 under Pillow >= 10) must give way to .gpu-site's.
+if ! preflight=$($PYTHON -c "import dropblock_det" 2>&1) && [ -d .gpu-site ]; then
   export PYTHONPATH="$PWD/.gpu-site:$PYTHONPATH"
+  preflight=$($PYTHON -c "import dropblock_det" 2>&1) && preflight=""
 fi
-if ! preflight=$($PYTHON -c "import detectron2, dropblock_det" 2>&1); then
+if [ -n "$preflight" ]; then
   echo "gpu_checks.sh: $PYTHON cannot import detectron2 and dropblock_det, so no step can run:" >&2
   echo "$preflight" | tail -3 >&2
-  echo "gpu_checks.sh: on a machine without detectron2, build .gpu-site here first" \
-       "(python tools/prepare_gpu_site.py) and carry it (device tool: carry [\".gpu-site\"])" >&2
+  if [ -d .gpu-site ]; then
+    echo "gpu_checks.sh: not even with .gpu-site on PYTHONPATH: was it built for this Python" \
+         "(tools/prepare_gpu_site.py --python-version, see .gpu-site/GPU_SITE.txt)?" >&2
+  else
+    echo "gpu_checks.sh: on a machine without detectron2, build .gpu-site here first" \
+         "(python tools/prepare_gpu_site.py) and carry it (device tool: carry [\".gpu-site\"])" >&2
+  fi
   exit "${#steps[@]}"
 fi
 mkdir -p "$RESULTS"

@@ -28,12 +28,14 @@ boundaries 255). Every input is checked as it is read; missing or malformed file
 file + rename, with the usual umask permissions), each label with its source's modification
 time, and a label whose time equals its source's is kept, so the preparation can be
 interrupted and re-run, and a changed source (even one restored with an older date) is
-converted again.
+converted again. (On a destination filesystem with coarser timestamps than the source's,
+FAT's 2 s say, the times never match and a re-run converts everything again: correct,
+only slower.)
 """
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Callable, Dict, Iterable, List, Optional, Tuple, Union
@@ -188,22 +190,17 @@ def _image_size(path: Path) -> Tuple[int, int]:
     return height, width
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _write_atomic(dst: Path, write: Callable[[IO], None], binary: bool, mtime_ns: Optional[int] = None) -> None:
     """Write `dst` through `write(file)` next to it and rename: a crash never leaves a
-    truncated file that a later run would mistake for a finished one. The file gets the
-    mode a plain open() gives (mkstemp's is 0600: other users of a shared dataset folder
-    could not read it), and the modification time `mtime_ns` when given."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    truncated file that a later run would mistake for a finished one. The temporary file is
+    opened with mode 0o666, so the kernel applies the umask as for a plain open()
+    (tempfile.mkstemp's 0600 would make a shared dataset folder unreadable to other users),
+    and gets the modification time `mtime_ns` when given."""
+    tmp = dst.parent / f".{dst.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb" if binary else "w") as f:
             write(f)
-        os.chmod(tmp, 0o666 & ~_umask())
         if mtime_ns is not None:
             os.utime(tmp, ns=(mtime_ns, mtime_ns))
         os.replace(tmp, dst)

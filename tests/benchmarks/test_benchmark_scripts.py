@@ -57,6 +57,37 @@ def test_a_row_that_raises_is_left_out_with_its_error_and_the_others_are_timed()
     assert all(fwd > 0 and fwd_bwd > 0 for fwd, fwd_bwd, _ in results.values())
 
 
+def test_tune_goes_on_past_variants_that_fail_and_suggests_from_the_shapes_it_could_time(monkeypatch, capsys):
+    # The launch-size sweep with the op replaced by the PyTorch path: the defaults fail on the
+    # first shape (as a Triton build error would) and tile_units=64 everywhere.
+    import contextlib
+
+    bench = load_tool("bench_dropblock", folder="benchmarks")
+    current = {}
+
+    @contextlib.contextmanager
+    def sizes(device_type, **variant):
+        current["variant"] = variant
+        yield
+
+    def op(t):
+        if current["variant"] == {"tile_units": 64} or (current["variant"] == {} and t.shape[0] == 2):
+            raise RuntimeError("cannot build")
+        return bench.drop_block_2d(t, 0.9, 3, impl="torch")
+
+    monkeypatch.setattr(bench, "launch_sizes", sizes)
+    monkeypatch.setattr(bench, "_ours", lambda *args, **kwargs: op)
+    variants = [{}, {"tile_units": 64}, {"mask_warps": 2}]
+    rows = bench.tune(torch.device("cpu"), [(2, 4, 9, 9), (3, 4, 9, 9)], [torch.float32], 0, 1, variants)
+    assert [(r[1], r[3].replace(" (fastest)", "")) for r in rows] == [
+        ("2x4x9x9", "mask_warps=2"), ("3x4x9x9", "defaults"), ("3x4x9x9", "mask_warps=2")]
+    printed = capsys.readouterr().out
+    assert printed.count("failed:") == 3 and "suggested launch sizes (1 shape x dtype timings" in printed
+    # Every variant failing: no rows, no crash.
+    monkeypatch.setattr(bench, "_ours", lambda *args, **kwargs: lambda t: (_ for _ in ()).throw(RuntimeError("no")))
+    assert bench.tune(torch.device("cpu"), [(2, 4, 9, 9)], [torch.float32], 0, 1, variants) == []
+
+
 def test_bench_train_step_quick_run_prints_both_models():
     out = _run("benchmarks/bench_train_step.py", "--quick")
     assert re.search(r"^\| baseline\s+\|", out, re.M) and re.search(r"^\| dropblock\s+\|", out, re.M)

@@ -155,11 +155,16 @@ def test_robustness_tool_compares_a_dropblock_and_a_stock_checkpoint(tiny_datase
     assert (out / "robustness.png").stat().st_size > 0
     table = (out / "robustness.txt").read_text()
     assert table.startswith("keep_prob")
-    # A rerun into the same --output-dir moves the earlier results aside.
-    tool.main(argv[:6] + ["--keep-probs", "1.0", "--seeds", "0"] + argv[12:])
+    # A rerun into the same --output-dir moves the earlier results aside; a checkpoint kept
+    # in the folder that moves (evaluation/) is copied, so the rerun still finds it.
+    kept = out / "evaluation" / "kept.pth"
+    shutil.copy(paths["baseline"], kept)
+    rerun = argv[:2] + ["--checkpoint", f"{kept}:baseline"] + argv[6:]
+    tool.main(rerun[:4] + ["--keep-probs", "1.0", "--seeds", "0"] + rerun[10:])
     (archived,) = (out / "previous_runs").iterdir()
     assert sorted(p.name for p in archived.iterdir()) == ["evaluation", "robustness.png", "robustness.txt"]
     assert (archived / "robustness.txt").read_text() == table != (out / "robustness.txt").read_text()
+    assert kept.is_file() and (archived / "evaluation" / "kept.pth").is_file()
 
 
 # ----------------------------------------------------------------------------- sweep
