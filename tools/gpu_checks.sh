@@ -50,11 +50,14 @@ export PYTHONUNBUFFERED=1
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 # The whole import, not `import detectron2` alone: a detectron2 that imports but whose
 # modules fail (v0.6 under Pillow >= 10) must give way to .gpu-site's.
-if ! preflight=$($PYTHON -c "import dropblock_det" 2>&1) && [ -d .gpu-site ]; then
+preflight=$($PYTHON -c "import dropblock_det" 2>&1)
+importable=$?
+if [ "$importable" -ne 0 ] && [ -d .gpu-site ]; then
   export PYTHONPATH="$PWD/.gpu-site:$PYTHONPATH"
-  preflight=$($PYTHON -c "import dropblock_det" 2>&1) && preflight=""
+  preflight=$($PYTHON -c "import dropblock_det" 2>&1)
+  importable=$?
 fi
-if [ -n "$preflight" ]; then
+if [ "$importable" -ne 0 ]; then
   echo "gpu_checks.sh: $PYTHON cannot import detectron2 and dropblock_det, so no step can run:" >&2
   echo "$preflight" | tail -3 >&2
   if [ -d .gpu-site ]; then
