@@ -13,9 +13,9 @@ from torch import nn
 
 from .layers import (
     GAMMA_MODES,
-    LinearKeepProbSchedule,
     IMPLS,
     REGULARIZER_TYPES,
+    LinearKeepProbSchedule,
     build_regularizer,
     scaled_keep_prob,
     triton_unavailable_reason,
