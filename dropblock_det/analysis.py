@@ -349,7 +349,7 @@ def run_sweep(cells: Sequence[Tuple[int, float]],
     done = read_sweep_csv(csv_path)
 
     # Plan every cell first, so that a conflict anywhere stops the sweep before any training.
-    plan = []  # (b, kp, config, fingerprint, cell_dir, action: reuse | train | resume)
+    plan = []  # (b, kp, config, fingerprint, cell_dir, action: reuse | train | resume, checkpoint)
     problems = []
     seen = set()
     for b, kp in cells:
@@ -365,7 +365,7 @@ def run_sweep(cells: Sequence[Tuple[int, float]],
         if key in done:
             recorded = done[key].get("fingerprint", "")
             if recorded == fingerprint:
-                plan.append((b, kp, config, fingerprint, cell_dir, "reuse"))
+                plan.append((b, kp, config, fingerprint, cell_dir, "reuse", ""))
                 continue
             diff = ""
             if record is not None and record["fingerprint"] == recorded and "config" in record:
@@ -390,7 +390,7 @@ def run_sweep(cells: Sequence[Tuple[int, float]],
                 f" changed: {diff})" + (f", and the folder has its checkpoint {checkpoint}"
                                         if checkpoint else ""))
             continue
-        plan.append((b, kp, config, fingerprint, cell_dir, "resume" if checkpoint else "train"))
+        plan.append((b, kp, config, fingerprint, cell_dir, "resume" if checkpoint else "train", checkpoint))
     if problems:
         raise SweepMismatchError(
             f"the sweep in {csv_path.parent} holds results of another configuration than this "
@@ -399,7 +399,7 @@ def run_sweep(cells: Sequence[Tuple[int, float]],
             f"delete their rows (if any) from {csv_path} and their folders.")
 
     values = {}
-    for i, (b, kp, config, fingerprint, cell_dir, action) in enumerate(plan):
+    for i, (b, kp, config, fingerprint, cell_dir, action, checkpoint) in enumerate(plan):
         prefix = f"[sweep] cell {i + 1}/{len(plan)} block_size={b} keep_prob={kp}:"
         if action == "reuse":
             value = done[(b, round(kp, 6))]["value"]
@@ -407,7 +407,7 @@ def run_sweep(cells: Sequence[Tuple[int, float]],
             values[(b, kp)] = value
             continue
         if action == "resume":
-            log(f"{prefix} resuming the interrupted training from {last_checkpoint(cell_dir)} "
+            log(f"{prefix} resuming the interrupted training from {checkpoint} "
                 "(same configuration)")
         else:
             log(f"{prefix} training")

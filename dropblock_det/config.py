@@ -339,7 +339,8 @@ def validate_dropblock_config(cfg: CN) -> None:
             f"the ramp ends before it starts ({p}SCHEDULE.START_ITER={start}); "
             "use -1 for SOLVER.MAX_ITER",
         )
-    if (dropblock_enabled(cfg) or drop_path_rate > 0) and max_iter >= 1:
+    regularized = resnet_enabled or fpn_enabled or head_enabled or seg_enabled or drop_path_rate > 0
+    if regularized and max_iter >= 1:
         ramp = LinearKeepProbSchedule(start, max_iter if end == -1 else end)
         last = max_iter - 1  # detectron2 trains iterations 0 .. MAX_ITER - 1
         if ramp.progress(last) == 0.0:
