@@ -76,6 +76,7 @@ def main(argv=None) -> dict:
         DropBlockTrainer,
         archive_previous_run,
         check_config_before_run,
+        check_dataset_names,
         load_config,
     )
 
@@ -87,16 +88,21 @@ def main(argv=None) -> dict:
         opts = ["OUTPUT_DIR", os.path.join("output", "main_job")] + opts
     cfg = load_config(args.config_file, opts)
 
+    cfg.freeze()
     names = list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST)
-    if any(n.startswith("synthetic_") for n in names):
+    synthetic = any(n.startswith("synthetic_") for n in names)
+    # Before the earlier run is archived (a bad config moves nothing) and before the
+    # synthetic data is made (a bad config costs no dataset making); the files of the
+    # synthetic sets are checked once they are there.
+    check_config_before_run(cfg, check_files=not synthetic)
+    if synthetic:
         root = default_datasets_root()
         print(f"[main_job] synthetic datasets under {os.path.abspath(root)} "
               "(made unless already there)", flush=True)
         t0 = time.time()
         ensure_synthetic_datasets(root)
         print(f"[main_job] datasets ready in {time.time() - t0:.1f} s", flush=True)
-    cfg.freeze()
-    check_config_before_run(cfg)  # before the earlier run is archived: a bad config moves nothing
+        check_dataset_names(cfg)
 
     # A rerun into the same folder starts a fresh run (detectron2's JSONWriter would append
     # to metrics.json, and model_final.pth would be overwritten): the earlier run's files

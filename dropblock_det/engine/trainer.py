@@ -377,15 +377,17 @@ def check_model_config(cfg: CfgNode) -> None:
     check_dropblock_placed(cfg, model)
 
 
-def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: bool = True) -> None:
+def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: bool = True,
+                            check_files: bool = True) -> None:
     """Every check of `cfg` that loads no data: MODEL.DROPBLOCK values, the model (built on
-    the meta device), DATASETS names and files, an evaluator for every DATASETS.TEST entry,
-    with `train` MODEL.DEVICE for IMPL "triton" (check_impl_device) and the LR schedule,
-    with `check_weights` MODEL.WEIGHTS. The tools call it first: each error names its key,
-    and comes before data loading or anything is written to OUTPUT_DIR."""
+    the meta device), DATASETS names (with `check_files` their files too), an evaluator for
+    every DATASETS.TEST entry, with `train` MODEL.DEVICE for IMPL "triton"
+    (check_impl_device) and the LR schedule, with `check_weights` MODEL.WEIGHTS. The tools
+    call it first: each error names its key, and comes before data loading or anything is
+    written to OUTPUT_DIR."""
     validate_dropblock_config(cfg)
     check_model_config(cfg)
-    check_dataset_names(cfg)
+    check_dataset_names(cfg, check_files=check_files)
     check_evaluator_types(cfg)
     if train:
         check_impl_device(cfg)

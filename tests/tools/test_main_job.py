@@ -45,15 +45,31 @@ def test_main_job_makes_data_trains_evaluates_and_writes_its_outputs(tmp_path, t
     assert "eta:" in printed  # detectron2's progress lines with the ETA are visible
 
 
-def test_a_bad_config_is_refused_before_the_earlier_run_is_moved(tmp_path, toy_defaults):
-    out = tmp_path / "out"
+def test_a_bad_config_is_refused_before_the_earlier_run_is_moved_or_data_is_made(tmp_path, toy_defaults):
+    out, root = tmp_path / "out", tmp_path / "datasets"
     out.mkdir()
     (out / "model_final.pth").write_bytes(b"weights of the earlier run")
     with pytest.raises(ValueError, match=r"MODEL\.DROPBLOCK\.RESNET\.ENABLED=True.*no DropBlock"):
-        load_tool("main_job").main(["--datasets-root", str(tmp_path / "datasets"), "--output-dir", str(out),
+        load_tool("main_job").main(["--datasets-root", str(root), "--output-dir", str(out),
                                     # a backbone that ignores MODEL.DROPBLOCK
                                     "MODEL.BACKBONE.NAME", "build_retinanet_resnet_fpn_backbone"])
     assert sorted(p.name for p in out.iterdir()) == ["model_final.pth"]
+    assert not root.exists()  # the synthetic sets are made only for a config that passed
+
+
+def test_the_synthetic_files_are_checked_once_made(tmp_path, toy_defaults, monkeypatch):
+    # The file check of the synthetic sets moved after their making: it must still run.
+    from dropblock_det.data import synthetic
+
+    def register_without_making(root):
+        synthetic.register_synthetic_datasets(root)
+
+    monkeypatch.setattr(synthetic, "ensure_synthetic_datasets", register_without_making)
+    out = tmp_path / "out"
+    with pytest.raises(FileNotFoundError, match="synthetic_det"):
+        load_tool("main_job").main(["--datasets-root", str(tmp_path / "datasets"), "--output-dir", str(out)]
+                                   + TINY_OPTS)
+    assert not out.exists()
 
 
 def test_an_output_dir_opt_is_where_the_default_config_writes(tmp_path, toy_defaults, monkeypatch):
