@@ -326,10 +326,11 @@ def run_sweep(cells: Sequence[Tuple[int, float]],
 
     Before anything trains, every cell is checked: a CSV row is reused only when its
     fingerprint is this config's, and a folder with a checkpoint but no CSV row (an
-    interrupted cell) is resumed only when its recorded fingerprint is this config's.
-    Anything else (another config's row or checkpoint, a CSV or checkpoint without a
-    fingerprint) raises SweepMismatchError listing every such cell; nothing is deleted
-    or overwritten.
+    interrupted cell) is resumed only when its recorded fingerprint is this config's. The
+    CSV's rows of cells outside ``cells`` must have the fingerprint ``cell_config`` gives
+    their cell too, so that every row of the CSV is one experiment's. Anything else
+    (another config's row or checkpoint, a CSV or checkpoint without a fingerprint) raises
+    SweepMismatchError listing every such cell; nothing is deleted or overwritten.
     """
     from .engine.trainer import last_checkpoint  # detectron2's reading of `last_checkpoint`
 
@@ -363,16 +364,10 @@ def run_sweep(cells: Sequence[Tuple[int, float]],
         name = f"block_size={b} keep_prob={kp:g}"
         record = _read_cell_record(cell_dir)
         if key in done:
-            recorded = done[key].get("fingerprint", "")
-            if recorded == fingerprint:
+            if done[key].get("fingerprint", "") == fingerprint:
                 plan.append((b, kp, config, fingerprint, cell_dir, "reuse", ""))
-                continue
-            diff = ""
-            if record is not None and record["fingerprint"] == recorded and "config" in record:
-                diff = "; changed: " + _config_diff(record["config"], fingerprinted_config(config))
-            problems.append(
-                f"{name}: its row in {csv_path} was made by another configuration (fingerprint "
-                f"{recorded[:12] or '<empty>'}, this command's is {fingerprint[:12]}{diff})")
+            else:
+                problems.append(_foreign_row(name, csv_path, done[key], config, fingerprint, record))
             continue
         checkpoint = last_checkpoint(cell_dir)
         if record is None:
@@ -391,6 +386,17 @@ def run_sweep(cells: Sequence[Tuple[int, float]],
                                         if checkpoint else ""))
             continue
         plan.append((b, kp, config, fingerprint, cell_dir, "resume" if checkpoint else "train", checkpoint))
+    # The rows of cells outside this command's grid must be of its configuration too: the
+    # heatmap, and anyone reading sweep.csv, take all its rows for one experiment.
+    for key, row in sorted(done.items()):
+        if key not in seen:
+            b, kp = key[0], float(row["keep_prob"])  # as written: the key's is rounded
+            config = cell_config(b, kp)
+            fingerprint = config_fingerprint(config)
+            if row.get("fingerprint", "") != fingerprint:
+                problems.append(_foreign_row(
+                    f"block_size={b} keep_prob={kp:g} (not in this command's grid)", csv_path, row,
+                    config, fingerprint, _read_cell_record(str(config["OUTPUT_DIR"]))))
     if problems:
         raise SweepMismatchError(
             f"the sweep in {csv_path.parent} holds results of another configuration than this "
@@ -424,6 +430,18 @@ def run_sweep(cells: Sequence[Tuple[int, float]],
         values[(b, kp)] = value
         log(f"{prefix} {metric_name}={value:.3f}")
     return values
+
+
+def _foreign_row(name: str, csv_path: Path, row: Dict[str, Any], config: Any, fingerprint: str,
+                 record: Optional[Dict[str, Any]]) -> str:
+    """The problem line for a CSV row whose fingerprint is not this command's for its cell,
+    with the changed keys when the cell's folder records the row's configuration."""
+    recorded = row.get("fingerprint", "")
+    diff = ""
+    if record is not None and record["fingerprint"] == recorded and "config" in record:
+        diff = "; changed: " + _config_diff(record["config"], fingerprinted_config(config))
+    return (f"{name}: its row in {csv_path} was made by another configuration (fingerprint "
+            f"{recorded[:12] or '<empty>'}, this command's is {fingerprint[:12]}{diff})")
 
 
 def plot_sweep_heatmap(values: Dict[Tuple[int, float], float], out_png: os.PathLike,

@@ -17,7 +17,10 @@ Each cell's resolved config (OUTPUT_DIR aside) is fingerprinted (sha256) into sw
 the cell's sweep_cell.json. A rerun with another config file or other opts into the same
 --output-dir is refused before anything trains, naming the cells and the changed keys,
 instead of mixing the two configurations' numbers; so is a sweep.csv written before the
-fingerprints existed. Nothing already there is deleted or overwritten.
+fingerprints existed, and so is a sweep.csv whose rows of other cells (outside this
+command's grid) are of another configuration. Nothing already there is deleted or
+overwritten, except sweep.png: it is redrawn from every row of sweep.csv, so it shows the
+whole grid trained so far in that folder.
 """
 import argparse
 import os
@@ -48,6 +51,7 @@ def main(argv=None):
     from dropblock_det.analysis import (
         first_test_dataset,
         plot_sweep_heatmap,
+        read_sweep_csv,
         run_sweep,
         sweep_cell_dir,
         sweep_cells,
@@ -101,10 +105,13 @@ def main(argv=None):
         task, key = metric_name.split("/")
         return float(results[task][key])
 
-    values = run_sweep(cells, train_cell, os.path.join(args.output_dir, "sweep.csv"),
-                       metric_name, cell_config=cell_config)
-    png = plot_sweep_heatmap(values, os.path.join(args.output_dir, "sweep.png"), metric_name)
-    print(f"csv: {os.path.join(args.output_dir, 'sweep.csv')}\nheatmap: {png}")
+    csv_path = os.path.join(args.output_dir, "sweep.csv")
+    values = run_sweep(cells, train_cell, csv_path, metric_name, cell_config=cell_config)
+    # Every row of the CSV (run_sweep checked they are all this configuration's), so a
+    # rerun with part of the grid redraws the whole heatmap, not that part.
+    everything = {key: row["value"] for key, row in read_sweep_csv(csv_path).items()}
+    png = plot_sweep_heatmap(everything, os.path.join(args.output_dir, "sweep.png"), metric_name)
+    print(f"csv: {csv_path}\nheatmap: {png} ({len(everything)} cells)")
     return values
 
 

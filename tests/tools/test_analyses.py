@@ -206,6 +206,19 @@ def test_sweep_writes_csv_and_heatmap_and_skips_finished_cells(tiny_datasets, tm
     assert again[(3, 0.8)] == values[(3, 0.8)]
     with open(out / "sweep.csv") as f:
         assert len(list(csv.DictReader(f))) == 4
+    # A rerun with part of the grid: the heatmap is redrawn from every CSV row, not from the
+    # one cell named (it used to shrink to that cell).
+    from dropblock_det import analysis
+
+    drawn = []
+    real_plot = analysis.plot_sweep_heatmap
+    try:
+        analysis.plot_sweep_heatmap = lambda values, *a, **k: drawn.append(dict(values)) or real_plot(values, *a, **k)
+        assert set(tool.main(argv[:4] + ["1"] + argv[5:])) == {(1, 0.8)}
+    finally:
+        analysis.plot_sweep_heatmap = real_plot
+    assert drawn == [{(1, 0.8): values[(1, 0.8)], (3, 0.8): values[(3, 0.8)],
+                      (1, 0.9): again[(1, 0.9)], (3, 0.9): again[(3, 0.9)]}]
     # Another configuration into the same folder (changed opt, another config file): refused
     # before anything trains, naming the CSV, the cells and the changed key; nothing touched.
     before = _files(out)
@@ -369,6 +382,16 @@ def test_run_sweep_reuses_only_rows_of_the_same_config(tmp_path):
     with pytest.raises(SweepMismatchError, match="SOLVER.MAX_ITER: 2 -> 3"):
         sweep(3, cells=((5, 0.8), (1, 0.8), (3, 0.8)))  # the new cell first
     assert len(trained) == 2 and _files(tmp_path) == before
+    # Only a new cell, under another configuration: the CSV's other rows are checked too,
+    # else the CSV (and the heatmap drawn from it) would mix the two experiments.
+    with pytest.raises(SweepMismatchError) as e:
+        sweep(3, cells=((5, 0.8),))
+    msg = str(e.value)
+    assert "block_size=1 keep_prob=0.8 (not in this command's grid)" in msg
+    assert "block_size=3 keep_prob=0.8 (not in this command's grid)" in msg
+    assert "SOLVER.MAX_ITER: 2 -> 3" in msg
+    assert len(trained) == 2 and _files(tmp_path) == before
+    assert sweep(2, cells=((5, 0.8),)) == {(5, 0.8): 4.0} and trained[-1] == (5, 0.8, False)
 
 
 def test_sweep_rejects_bad_grid_values_before_training(tiny_datasets, tmp_path):
