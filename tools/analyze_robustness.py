@@ -130,6 +130,13 @@ def main(argv=None):
     cfg = robustness_config(args.config_file, args.opts, args.output_dir)
     check_config_before_run(cfg, train=False, check_weights=False)  # the checkpoints are checked above
     check_impl_device(cfg)  # DropBlock runs here (in the evaluations), so the kernels must run
+    # Every checkpoint must fit the config's model: loaded once each here, so that a
+    # mismatch of the last one is refused before anything is moved and before the (long)
+    # evaluations of the first ones, whose results would be lost with it.
+    model = DropBlockTrainer.build_model(cfg)
+    for path, _ in checkpoints:
+        load_checkpoint_strict(model, path)
+    del model
     dataset = cfg.DATASETS.TEST[0]
     from detectron2.data import MetadataCatalog
 

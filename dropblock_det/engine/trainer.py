@@ -102,15 +102,16 @@ def load_config(config_file: str, opts: Sequence[str] = (), extra_setup=None) ->
 
 
 # ----------------------------------------------------------------------------- datasets
-def check_dataset_names(cfg: CfgNode, check_files: bool = True) -> None:
-    """Fail early for DATASETS.TRAIN/TEST names that are not registered (KeyError naming
-    the name and the key) or whose expected files are missing (FileNotFoundError listing
-    each missing file or folder)."""
+def check_dataset_names(cfg: CfgNode, check_files: bool = True,
+                        keys: Sequence[str] = ("TRAIN", "TEST")) -> None:
+    """Fail early for the DATASETS.<key> names (of ``keys``) that are not registered
+    (KeyError naming the name and the key) or whose expected files are missing
+    (FileNotFoundError listing each missing file or folder)."""
     from ..data.dataset_check import check_datasets
 
     registered = set(DatasetCatalog.list())
     names: List[str] = []
-    for key in ("TRAIN", "TEST"):
+    for key in keys:
         for name in cfg.DATASETS[key]:
             if name not in registered:
                 raise KeyError(
@@ -380,14 +381,15 @@ def check_model_config(cfg: CfgNode) -> None:
 def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: bool = True,
                             check_files: bool = True) -> None:
     """Every check of `cfg` that loads no data: MODEL.DROPBLOCK values, the model (built on
-    the meta device), DATASETS names (with `check_files` their files too), an evaluator for
-    every DATASETS.TEST entry, with `train` MODEL.DEVICE for IMPL "triton"
+    the meta device), the DATASETS.TEST names (and with `train` DATASETS.TRAIN's: an
+    evaluation needs no training data) with, if `check_files`, their files, an evaluator
+    for every DATASETS.TEST entry, with `train` MODEL.DEVICE for IMPL "triton"
     (check_impl_device) and the LR schedule, with `check_weights` MODEL.WEIGHTS. The tools
     call it first: each error names its key, and comes before data loading or anything is
     written to OUTPUT_DIR."""
     validate_dropblock_config(cfg)
     check_model_config(cfg)
-    check_dataset_names(cfg, check_files=check_files)
+    check_dataset_names(cfg, check_files=check_files, keys=("TRAIN", "TEST") if train else ("TEST",))
     check_evaluator_types(cfg)
     if train:
         check_impl_device(cfg)

@@ -100,10 +100,10 @@ def test_detectron2_evaluation_keeps_the_switched_on_regularizers_active(tiny_da
 
 
 def test_robustness_tool_compares_a_dropblock_and_a_stock_checkpoint(tiny_datasets, tmp_path,
-                                                                    capsys):
+                                                                    capsys, monkeypatch):
     from detectron2.checkpoint import DetectionCheckpointer
 
-    from dropblock_det.engine.trainer import DropBlockTrainer, load_config
+    from dropblock_det.engine.trainer import CheckpointMismatchError, DropBlockTrainer, load_config
     from dropblock_det.layers import iter_regularizers
 
     # Two checkpoints of the same architecture: one built with DropBlock, one without (its
@@ -142,8 +142,19 @@ def test_robustness_tool_compares_a_dropblock_and_a_stock_checkpoint(tiny_datase
         bad_argv = argv[:2] + [a for spec in specs for a in ("--checkpoint", spec)] + argv[6:]
         with pytest.raises(ValueError, match=r"--checkpoint: label '(model_final|x)' names 2 checkpoints"):
             tool.main(bad_argv)
-    assert not out.exists()
+    # A checkpoint of another architecture after a good one: refused before the good one's
+    # evaluations (whose results its error would lose), and before anything is written.
+    other = load_config(BASELINE_CONFIG, TINY_OPTS + ["MODEL.RETINANET.NUM_CONVS", "2"])
+    DetectionCheckpointer(DropBlockTrainer.build_model(other), save_dir=str(tmp_path)).save("other")
+    evaluations = []
+    real_test = DropBlockTrainer.test
+    monkeypatch.setattr(DropBlockTrainer, "test", classmethod(
+        lambda cls, *a, **k: evaluations.append(a) or real_test.__func__(cls, *a, **k)))
+    with pytest.raises(CheckpointMismatchError, match=r"other\.pth.*head\.cls_subnet"):
+        tool.main(argv[:4] + ["--checkpoint", str(tmp_path / "other.pth")] + argv[6:])
+    assert evaluations == [] and not out.exists()
     curves = tool.main(argv)
+    assert len(evaluations) == 2 * 3  # the table's evaluations: 2 checkpoints x (1 + 2 seeds)
     assert sorted(p.name for p in (run / "inference").iterdir()) == ["coco_instances_results.json"]
     assert (run / "inference" / "coco_instances_results.json").read_text() == "[]"
     assert set(curves) == {"DropBlock", "baseline"}

@@ -59,6 +59,24 @@ def test_eval_only_on_the_written_checkpoint_reproduces_the_final_ap(trained, tr
     assert evaluated["bbox"]["AP"] == pytest.approx(results["bbox"]["AP"], abs=1e-6)
 
 
+def test_eval_only_needs_the_test_data_not_the_training_data(trained, train_net, tmp_path):
+    # Evaluating a checkpoint with only the validation set at hand (COCO val2017 without
+    # train2017): the training set's files were required too.
+    from dropblock_det.data.dataset_check import missing_dataset_paths
+
+    out, results = trained
+    assert missing_dataset_paths(["coco_2017_train"])  # not in the test datasets folder
+    argv = ["--config-file", DB_CONFIG, "--eval-only"] + TINY_OPTS + [
+        "MODEL.WEIGHTS", str(out / "model_final.pth"), "DATASETS.TRAIN", "('coco_2017_train',)"]
+    evaluated = train_net.main(train_net.parser().parse_args(argv + ["OUTPUT_DIR", str(tmp_path / "eval")]))
+    assert evaluated["bbox"]["AP"] == pytest.approx(results["bbox"]["AP"], abs=1e-6)
+    # A training does need them: refused by name, before anything is written.
+    with pytest.raises(FileNotFoundError, match="coco_2017_train"):
+        train_net.main(train_net.parser().parse_args(
+            [a for a in argv if a != "--eval-only"] + ["OUTPUT_DIR", str(tmp_path / "train")]))
+    assert not (tmp_path / "train").exists()
+
+
 class _Messages(logging.Handler):
     def __init__(self):
         super().__init__()
