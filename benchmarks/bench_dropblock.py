@@ -441,6 +441,11 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
         parser.error(f"--repeats must be >= 1, got {args.repeats}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        # An explicit --device cuda (gpu_checks.sh's bench step) must not pass with an empty
+        # table on a machine whose CUDA does not work; "all" still skips CUDA with a note.
+        raise SystemExit(f"--device cuda: torch sees no CUDA device (torch {torch.__version__}, "
+                         "torch.cuda.is_available() is False)")
     if args.threads:
         torch.set_num_threads(args.threads)
     repeats = args.repeats or (5 if args.quick else 15)

@@ -254,6 +254,14 @@ def main(argv: Optional[List[str]] = None) -> None:
                              "(e.g. keep_bits=1,tile_units=256; default: defaults)")
     args = parser.parse_args(argv)
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as exc:
+        parser.error(f"--device {args.device!r}: {exc}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        # Said here in one line, not as a driver traceback from the first .to(device).
+        raise SystemExit(f"--device {args.device}: torch sees no CUDA device (torch "
+                         f"{torch.__version__}, torch.cuda.is_available() is False)")
     args.depth = args.depth or (18 if args.quick else 50)
     args.height = args.height or (96 if args.quick else 800)
     args.width = args.width or (128 if args.quick else 1088)

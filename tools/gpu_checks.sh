@@ -11,7 +11,8 @@
 #   BUDGET=300 bash tools/gpu_checks.sh      # all steps together in at most 300 s
 #   bash tools/gpu_checks.sh --smoke         # CPU dry run of the script itself (tiny sizes)
 #
-# It runs $PYTHON (default python3) as it is. On a machine with PyTorch but no detectron2 and
+# It runs $PYTHON as it is: by default the checkout's .venv/bin/python where `make env` made
+# one (a CPU --smoke run here), else python3 (the GPU machine's, which has PyTorch). On a machine with PyTorch but no detectron2 and
 # no network, .gpu-site (tools/prepare_gpu_site.py; git ignores it, so the device tool must
 # carry it: carry [".gpu-site"]) goes first on PYTHONPATH; a $PYTHON that imports detectron2
 # by itself does not get it (its packages are built for the GPU machine's Python). Without
@@ -27,7 +28,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-PYTHON=${PYTHON:-python3}
+if [ -z "${PYTHON:-}" ]; then
+  if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
+fi
 RESULTS=${RESULTS:-${OUT:-gpu-results}}
 SMOKE=0
 steps=()
@@ -92,8 +95,8 @@ else
   declare -A CMD=(
     [tests]="$PYTHON -m pytest -v -rfE --durations=15 -p no:cacheprovider -m cuda tests"
     [bench]="$PYTHON benchmarks/bench_dropblock.py --device cuda"
-    [train]="$PYTHON benchmarks/bench_train_step.py"
-    [tune]="$PYTHON benchmarks/bench_dropblock.py --tune"
+    [train]="$PYTHON benchmarks/bench_train_step.py --device cuda"
+    [tune]="$PYTHON benchmarks/bench_dropblock.py --tune --device cuda"
   )
 fi
 

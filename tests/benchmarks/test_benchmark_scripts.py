@@ -126,6 +126,23 @@ def test_bench_train_step_names_a_bad_argument(argument, value, named):
     assert proc.returncode == 2 and argument in proc.stderr and named in proc.stderr
 
 
+@pytest.mark.parametrize("script", ["bench_dropblock.py", "bench_train_step.py"])
+def test_an_explicit_cuda_device_without_cuda_fails_in_one_line(script):
+    # gpu_checks.sh asks for --device cuda: a GPU machine whose CUDA does not work must fail
+    # the step (bench_dropblock printed an empty table and exited 0; bench_train_step a
+    # driver traceback). CUDA_VISIBLE_DEVICES="" hides any GPU, so this runs everywhere.
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+    proc = _script(f"benchmarks/{script}", "--quick", "--device", "cuda", env=env)
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1].startswith("--device cuda: torch sees no CUDA device")
+    assert "Traceback" not in proc.stderr
+
+
+def test_bench_train_step_names_a_device_torch_does_not_know():
+    proc = _script("benchmarks/bench_train_step.py", "--quick", "--device", "gpu0")
+    assert proc.returncode == 2 and "--device 'gpu0'" in proc.stderr
+
+
 # ----------------------------------------------------------------------------- --tune
 def test_tune_times_each_launch_size_variant_and_marks_the_fastest_under_the_interpreter():
     env = dict(os.environ, TRITON_INTERPRET="1", PYTHONWARNINGS="ignore")

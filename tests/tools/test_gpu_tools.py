@@ -72,6 +72,33 @@ def test_gpu_checks_stops_at_once_when_detectron2_does_not_import(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def test_gpu_checks_runs_the_checkouts_venv_python_by_default(tmp_path):
+    # After `make env`, `bash tools/gpu_checks.sh --smoke` must use .venv/bin/python: with
+    # python3 (which has no detectron2 here) it refused with advice that did not apply.
+    import shutil
+
+    checkout = tmp_path / "checkout"
+    (checkout / "tools").mkdir(parents=True)
+    shutil.copy(GPU_CHECKS, checkout / "tools")
+    env = {k: v for k, v in os.environ.items() if k not in ("OUT", "PYTHON")}
+    env["RESULTS"] = str(tmp_path / "results")
+
+    def refusal():
+        proc = subprocess.run(["bash", str(checkout / "tools" / "gpu_checks.sh"), "--smoke", "bench"],
+                              cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        return proc.stderr.splitlines()[0]
+
+    for folder, name in ((checkout / ".venv" / "bin", "python"), (tmp_path / "bin", "python3")):
+        folder.mkdir(parents=True)
+        (folder / name).write_text("#!/usr/bin/env bash\nexit 1\n")  # imports nothing
+        (folder / name).chmod(0o755)
+    env["PATH"] = f"{tmp_path / 'bin'}{os.pathsep}{env['PATH']}"
+    assert refusal().startswith("gpu_checks.sh: .venv/bin/python cannot import")
+    shutil.rmtree(checkout / ".venv")
+    assert refusal().startswith("gpu_checks.sh: python3 cannot import")
+
+
 def test_gpu_checks_refuses_a_budget_that_is_not_seconds(tmp_path):
     proc = _gpu_checks(tmp_path, "bench", BUDGET="10m")
     assert proc.returncode == 2 and "BUDGET" in proc.stderr and "'10m'" in proc.stderr
