@@ -1,5 +1,7 @@
 """MODEL.DROPBLOCK: defaults, and impossible values rejected with the key and value named,
 at model build time (before any data is loaded)."""
+import warnings
+
 import pytest
 from detectron2.config import get_cfg
 
@@ -102,7 +104,7 @@ def test_ramp_to_max_iter_starting_after_max_iter_is_rejected():
 
 @pytest.mark.parametrize("location", ["MODEL.DROPBLOCK.HEAD.ENABLED", "MODEL.DROPBLOCK.DROP_PATH_RATE"])
 @pytest.mark.parametrize("start, end, regularizes", [
-    (200, 300, False), (99, -1, False), (99, 150, False), (98, -1, True), (99, 99, True), (0, 150, True),
+    (200, 300, False), (100, -1, False), (99, -1, False), (99, 150, False), (98, -1, True), (99, 99, True), (0, 150, True),
 ])
 def test_a_ramp_that_never_regularizes_is_refused_whatever_its_end(location, start, end, regularizes):
     # keep_prob is 1.0 through START_ITER; the last iteration is MAX_ITER - 1. An explicit
@@ -241,3 +243,55 @@ def test_triton_unavailable_reason_names_the_cause(monkeypatch):
         assert triton_unavailable_reason("cpu") == ""
     monkeypatch.setattr(drop_block_triton, "triton", None)
     assert "not installed" in triton_unavailable_reason("cpu")
+
+
+def test_a_ramp_ending_exactly_at_max_iter_does_not_warn():
+    # END_ITER == MAX_ITER is the ramp END_ITER -1 gives: nothing to warn about.
+    cfg = _cfg()
+    cfg.MODEL.DROPBLOCK.HEAD.ENABLED = True
+    cfg.SOLVER.MAX_ITER, cfg.MODEL.DROPBLOCK.SCHEDULE.END_ITER = 100, 100
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        validate_dropblock_config(cfg)
+
+
+def test_a_stage_drop_scale_giving_keep_prob_exactly_zero_is_rejected():
+    cfg = _cfg()
+    cfg.MODEL.DROPBLOCK.KEEP_PROB = 0.5
+    cfg.MODEL.DROPBLOCK.RESNET.STAGE_DROP_SCALES = [1.0, 2.0]  # res5: 1 - 2 * 0.5 == 0.0 exactly
+    with pytest.raises(ValueError, match=r"STAGE_DROP_SCALES=\[1\.0, 2\.0\]: scale 2\.0 .* keep probability <= 0"):
+        validate_dropblock_config(cfg)
+
+
+def test_a_one_iteration_run_that_never_regularizes_is_refused():
+    # SOLVER.MAX_ITER = 1 trains iteration 0 only, where the ramp's keep_prob is still 1.0.
+    cfg = _cfg()
+    cfg.MODEL.DROPBLOCK.HEAD.ENABLED = True
+    cfg.SOLVER.MAX_ITER = 1
+    with pytest.raises(ValueError, match=r"SCHEDULE\.START_ITER=0: .*MAX_ITER - 1 = 0: no iteration"):
+        validate_dropblock_config(cfg)
+    cfg.MODEL.DROPBLOCK.SCHEDULE.END_ITER = 0  # a step to the target at iteration 0 regularizes it
+    validate_dropblock_config(cfg)
+
+
+@pytest.mark.parametrize("location", ["RESNET", "FPN", "HEAD", "SEM_SEG_HEAD"])
+def test_dropblock_enabled_counts_every_location(location):
+    from dropblock_det.config import dropblock_enabled
+
+    cfg = _cfg()
+    assert not dropblock_enabled(cfg)
+    cfg.MODEL.DROPBLOCK[location].ENABLED = True
+    assert dropblock_enabled(cfg)
+
+
+def test_impl_triton_is_not_checked_when_the_regularizer_is_not_dropblock(monkeypatch):
+    # Dropout and SpatialDropout never run the Triton kernels: IMPL does not apply to them.
+    from dropblock_det.config import check_impl_device
+
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    cfg = small_retinanet_cfg("Base-RetinaNet-Scratch-DropBlock.yaml")
+    cfg.MODEL.DROPBLOCK.IMPL = "triton"
+    cfg.MODEL.DEVICE = "cuda:x"  # no such device anywhere
+    for type_name in ("Dropout", "SpatialDropout"):
+        cfg.MODEL.DROPBLOCK.TYPE = type_name
+        check_impl_device(cfg)

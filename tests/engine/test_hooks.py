@@ -218,3 +218,25 @@ def test_default_trainer_resume_or_load_continues_the_ramp_and_writes_metrics(tm
     assert resumed == {2: uninterrupted[2]}
     res5 = second.model.backbone.bottom_up.res5[0].dropblock_conv1
     assert res5.keep_prob == pytest.approx(1 - 0.2 / 3)
+
+
+@pytest.mark.parametrize("via_config", [False, True])
+def test_an_explicit_model_is_scheduled_instead_of_the_trainers(via_config):
+    # `model=` (e.g. the model inside a wrapper without `.module`) is what the hook schedules,
+    # also through from_config; the trainer's own model is left alone.
+    scheduled, trained = TinyModel(), TinyModel()
+    trainer = SimpleTrainer(trained, _data(), torch.optim.SGD(trained.parameters(), lr=0.01))
+    if via_config:
+        cfg = small_retinanet_cfg()
+        cfg.SOLVER.MAX_ITER = 6  # END_ITER -1: the ramp ends at 6
+        cfg.MODEL.DROPBLOCK.SCHEDULE.START_ITER = 2
+        hook = DropBlockScheduleHook.from_config(cfg, model=scheduled)
+    else:
+        hook = DropBlockScheduleHook(start_iter=2, end_iter=6, keep_prob=0.9, model=scheduled)
+    trainer.register_hooks([hook])
+    with EventStorage(0) as trainer.storage:
+        for trainer.iter in range(9):
+            trainer.before_step()
+            seen = (scheduled.res4_dropblock.keep_prob, scheduled.res5_dropblock.keep_prob)
+            assert seen == pytest.approx(_expected(trainer.iter))
+            assert (trained.res4_dropblock.keep_prob, trained.res5_dropblock.keep_prob) == (0.975, 0.9)

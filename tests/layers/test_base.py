@@ -202,3 +202,27 @@ def test_layers_package_does_not_import_detectron2():
     for source in Path(layers.__file__).parent.glob("*.py"):
         text = source.read_text()
         assert "import detectron2" not in text and "from detectron2" not in text, source.name
+
+
+@pytest.mark.parametrize("residual_type", ["Dropout", "DropBlock"])
+def test_an_inactive_regularizer_still_runs_an_active_residual_regularizer(residual_type):
+    # Called as a module (not through regularize_add_relu), an inactive regularizer given
+    # an active residual_regularizer must still give relu(m(r) + x), not relu(r + x).
+    x, residual = torch.randn(2, 4, 9, 9), torch.randn(2, 4, 9, 9)
+    other = build_regularizer(residual_type, 0.5, block_size=3, impl="torch").train()
+    for inactive in (DropBlock2d(0.8, 3, impl="torch").eval(), DropBlock2d(1.0, 3, impl="torch").train()):
+        torch.manual_seed(0)
+        out = inactive(x, residual=residual, residual_regularizer=other)
+        torch.manual_seed(0)
+        assert torch.equal(out, torch.relu(other(residual) + x))
+        assert not torch.equal(out, torch.relu(residual + x))  # the residual was regularized
+
+
+def test_relu_then_regularize_leaves_its_input_alone_unless_inplace():
+    # inplace=False (the default) must not ReLU the caller's tensor in place: it may be
+    # used again (a shortcut, a hook, a second head).
+    x = torch.randn(2, 3, 5, 5)
+    before = x.clone()
+    for module in (torch.nn.Identity(), build_regularizer("Dropout", 0.5).eval()):
+        assert torch.equal(relu_then_regularize(module, x), torch.relu(before))
+        assert torch.equal(x, before)

@@ -673,3 +673,21 @@ def test_tracing_an_active_dropblock_raises_a_clear_error_and_eval_mode_traces()
         torch.jit.trace(module, (x,), check_trace=False)
     traced = torch.jit.trace(module.eval(), (x,), check_trace=False)
     assert torch.equal(traced(x), x)
+@pytest.mark.parametrize("shape, block_size", [((1, 1, 3, 3), 3), ((1, 2, 4, 4), 3)])
+def test_tiny_tensor_keeps_the_bool_mask_not_more_offsets_than_elements(shape, block_size):
+    # A block's offsets alone are 8 * bh * bw bytes: on a map this small the seed path
+    # would keep more than 1 byte per element, so the bool mask must be kept instead.
+    torch.manual_seed(0)
+    for _ in range(20):  # every draw (0 or more seeds) must respect the bound
+        x = torch.randn(*shape, requires_grad=True)
+        saved = []
+
+        def pack(t):
+            saved.append(t)
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = drop_block_2d(x, 0.9, block_size)
+        assert all(not t.is_floating_point() for t in saved)
+        assert sum(t.numel() * t.element_size() for t in saved) <= x.numel()
+        out.sum().backward()

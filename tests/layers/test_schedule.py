@@ -8,6 +8,7 @@ from dropblock_det.layers import (
     DropPath,
     Dropout,
     LinearKeepProbSchedule,
+    SpatialDropout,
     iter_regularizers,
     scaled_keep_prob,
     set_keep_prob,
@@ -116,3 +117,38 @@ def test_negative_iteration_and_bad_target_are_rejected():
         schedule.progress(-1)
     with pytest.raises(ValueError, match="target"):
         schedule.keep_prob(1.2, 5)
+
+
+def test_scaled_keep_prob_refuses_a_keep_prob_of_exactly_zero_or_nan():
+    with pytest.raises(ValueError, match="drop_scale=2 with keep_prob=0.5 gives keep_prob 0.0"):
+        scaled_keep_prob(0.5, 2)  # 1 - 2 * 0.5 is exactly 0.0: nothing would survive
+    with pytest.raises(ValueError, match="drop_scale=inf"):
+        scaled_keep_prob(1.0, float("inf"))  # inf * 0 is NaN, not a keep probability
+
+
+@pytest.mark.parametrize("module", [
+    DropBlock2d(keep_prob=0.5, block_size=1, impl="torch"), Dropout(keep_prob=0.5),
+    SpatialDropout(keep_prob=0.5), DropPath(keep_prob=0.5),
+], ids=lambda m: type(m).__name__)
+def test_forward_drops_at_the_scheduled_keep_prob_not_the_target(module):
+    # Mid-ramp (progress 0.2) the keep_prob is 0.9, the target 0.5: forward must drop 10%,
+    # not 50%. 4096 samples x 8 channels x 4 x 4: the fewest independent draws (DropPath,
+    # one per sample) give a standard deviation of sqrt(0.09 / 4096) = 0.0047, so the
+    # tolerance of 0.03 is over 6 of them, and a forward at the target is 0.4 away.
+    torch.manual_seed(0)
+    model = nn.Sequential(module).train()
+    LinearKeepProbSchedule(0, 10).apply(model, 2)
+    assert module.keep_prob == pytest.approx(0.9) and module.target_keep_prob == 0.5
+    out = model(torch.ones(4096, 8, 4, 4))
+    assert (out == 0).float().mean().item() == pytest.approx(0.1, abs=0.03)
+
+
+def test_set_keep_prob_leaves_the_targets_and_apply_counts_the_regularizers():
+    # A robustness probe sets keep_prob only: the schedule afterwards still ramps every
+    # regularizer to its own configured target.
+    model = _model()
+    targets = [m.target_keep_prob for _, m in iter_regularizers(model)]
+    assert set_keep_prob(model, 0.5) == 3
+    assert [m.target_keep_prob for _, m in iter_regularizers(model)] == targets
+    assert LinearKeepProbSchedule(0, 10).apply(model, 10) == 3
+    assert [m.keep_prob for _, m in iter_regularizers(model)] == targets
