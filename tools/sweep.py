@@ -7,9 +7,9 @@ checkpoint, so rerunning the same command finishes an interrupted sweep.
     python tools/sweep.py --config-file configs/Synthetic/retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml \\
         --block-sizes 1 3 5 --keep-probs 0.95 0.9 0.8 --output-dir output/sweep SOLVER.MAX_ITER 300
 
-Each cell trains in OUTPUT_DIR/b<block>_kp<keep_prob>/ (its config.yaml there) and is
-evaluated on the first DATASETS.TEST entry (COCO box AP; mIoU for a semantic-segmentation
-dataset). Every cell seeds the RNGs from the config's SEED (>= 0; the synthetic configs set
+Each cell trains in OUTPUT_DIR/b<block>_kp<keep_prob>/ (its config.yaml and log.txt there)
+and is evaluated on the first DATASETS.TEST entry (COCO box AP; mIoU for a
+semantic-segmentation dataset). Every cell seeds the RNGs from the config's SEED (>= 0; the synthetic configs set
 7), as train_net does, so cells differ only by block_size and keep_prob. Outputs: sweep.csv,
 sweep.png. A config with no MODEL.DROPBLOCK location enabled is refused.
 
@@ -23,6 +23,7 @@ overwritten, except sweep.png: it is redrawn from every row of sweep.csv, so it 
 whole grid trained so far in that folder.
 """
 import argparse
+import logging
 import os
 import sys
 
@@ -95,10 +96,21 @@ def main(argv=None):
         seed_all_rng(None if cfg.SEED < 0 else cfg.SEED)
         with open(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
             f.write(cfg.dump())  # the cell's full config, as detectron2 writes it
-        trainer = DropBlockTrainer(cfg)
-        # resume: run_sweep checked the folder's checkpoint is of this very config.
-        trainer.resume_or_load(resume=resume)
-        results = trainer.train()
+        # The cell's log.txt, as train_net writes one into its OUTPUT_DIR (appended to by a
+        # resumed cell); only while this cell trains, so each log holds its own cell.
+        log_file = logging.FileHandler(os.path.join(cfg.OUTPUT_DIR, "log.txt"))
+        log_file.setFormatter(logging.Formatter("[%(asctime)s] %(name)s %(levelname)s: %(message)s",
+                                                datefmt="%m/%d %H:%M:%S"))
+        logger = logging.getLogger("detectron2")
+        logger.addHandler(log_file)
+        try:
+            trainer = DropBlockTrainer(cfg)
+            # resume: run_sweep checked the folder's checkpoint is of this very config.
+            trainer.resume_or_load(resume=resume)
+            results = trainer.train()
+        finally:
+            logger.removeHandler(log_file)
+            log_file.close()
         if not results:
             raise RuntimeError(f"cell block_size={block_size} keep_prob={keep_prob}: "
                                "no evaluation results")

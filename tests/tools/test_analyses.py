@@ -264,6 +264,11 @@ def test_sweep_cells_start_from_the_same_seed_and_record_their_config(tiny_datas
     assert losses[0] and losses[0] == losses[1]
     config = (out / "b3_kp1" / "config.yaml").read_text()
     assert "BLOCK_SIZE: 3" in config and "SEED: 7" in config
+    # Each cell's log.txt holds its own training only (the handler leaves with the cell).
+    logs = [(out / f"b{b}_kp1" / "log.txt").read_text() for b in (1, 3)]
+    for b, log in zip((1, 3), logs):
+        assert "Starting training from iteration 0" in log and f"b{b}_kp1" in log
+    assert "b3_kp1" not in logs[0] and "b1_kp1" not in logs[1]
 
 
 @pytest.fixture(scope="module")
