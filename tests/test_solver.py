@@ -128,3 +128,18 @@ def test_deeplab_config_setup_is_idempotent_and_keeps_merged_values():
     assert cfg.SOLVER.POLY_LR_POWER == 2.5
     assert cfg.MODEL.SEM_SEG_HEAD.PROJECT_CHANNELS == [64]
     assert cfg.MODEL.RESNETS.RES5_MULTI_GRID == [1, 2, 4]
+
+
+def test_constant_warmup_holds_the_factor_and_the_floor_waits_for_the_warmup_to_end():
+    # detectron2's WarmupPolyLR: constant_ending floors the poly decay only once warm-up is over.
+    scheduler = WarmupPolyLR(_optimizer(1.0), 10, warmup_factor=0.1, warmup_iters=7,
+                             warmup_method="constant", power=1.0, constant_ending=0.5)
+    lrs = _lrs(scheduler, 10)
+    # factor x poly during warm-up, even where poly (0.4 at iteration 6) is below the floor
+    assert lrs[:7] == pytest.approx([0.1, 0.09, 0.08, 0.07, 0.06, 0.05, 0.04])
+    assert lrs[7:] == pytest.approx([0.5, 0.5, 0.5])
+
+
+def test_power_zero_is_a_constant_lr_after_warmup():
+    scheduler = WarmupPolyLR(_optimizer(1.0), 5, warmup_iters=0, power=0.0)
+    assert _lrs(scheduler, 5) == pytest.approx([1.0] * 5)

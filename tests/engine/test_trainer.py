@@ -230,3 +230,129 @@ def test_a_file_the_new_run_reads_is_copied_not_moved(tmp_path):
     for name in ("config.yaml", "model_final.pth", "inference/weights/x.pth"):
         assert (tmp_path / name).read_text() == name == (target / name).read_text()
     assert not (tmp_path / "metrics.json").exists() and (target / "metrics.json").read_text() == "metrics.json"
+
+
+def test_three_runs_archived_within_one_second_each_get_their_own_folder(tmp_path, monkeypatch):
+    import time
+
+    from dropblock_det.engine.trainer import archive_previous_run
+
+    monkeypatch.setattr(time, "strftime", lambda fmt, *a: "20240101-000000")
+    targets = []
+    for run in range(3):
+        (tmp_path / "metrics.json").write_text(f"run {run}")
+        targets.append(archive_previous_run(str(tmp_path)))
+    assert [Path(t).name for t in targets] == ["20240101-000000", "20240101-000000-1", "20240101-000000-2"]
+    assert [(Path(t) / "metrics.json").read_text() for t in targets] == ["run 0", "run 1", "run 2"]
+
+
+def test_a_needed_file_whose_name_extends_a_run_file_does_not_keep_that_file(tmp_path):
+    # MODEL.WEIGHTS out/log.txt.bak is not inside out/log.txt: log.txt moves as usual.
+    from dropblock_det.engine.trainer import archive_previous_run
+
+    for name in ("log.txt", "log.txt.bak", "inference/x.json", "inference_old.pth"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(name)
+    target = Path(archive_previous_run(str(tmp_path), [str(tmp_path / "log.txt.bak"),
+                                                       str(tmp_path / "inference_old.pth")]))
+    assert sorted(p.name for p in target.iterdir()) == ["inference", "log.txt"]
+    assert not (tmp_path / "log.txt").exists() and not (tmp_path / "inference").exists()
+    assert (tmp_path / "log.txt.bak").is_file() and (tmp_path / "inference_old.pth").is_file()
+
+
+def test_auto_scale_workers_rounds_the_dropblock_ramp_as_detectron2_rounds_max_iter():
+    from dropblock_det.engine.trainer import DropBlockTrainer
+
+    # 8 -> 16 workers halves the iterations: 1001 -> 500.5 -> 500 (round half to even, as
+    # detectron2's int(round(...)) for MAX_ITER), 103 -> 51.5 -> 52, 807 -> 403.5 -> 404.
+    cfg = _cfg("SOLVER.REFERENCE_WORLD_SIZE", "8", "SOLVER.IMS_PER_BATCH", "16", "SOLVER.MAX_ITER", "1001",
+               "MODEL.DROPBLOCK.SCHEDULE.START_ITER", "103", "MODEL.DROPBLOCK.SCHEDULE.END_ITER", "807")
+    scaled = DropBlockTrainer.auto_scale_workers(cfg, 16)
+    assert scaled.SOLVER.MAX_ITER == 500
+    assert (scaled.MODEL.DROPBLOCK.SCHEDULE.START_ITER, scaled.MODEL.DROPBLOCK.SCHEDULE.END_ITER) == (52, 404)
+
+
+def test_weights_given_as_urls_are_left_to_the_checkpointer():
+    from dropblock_det.engine.trainer import check_weights_path
+
+    check_weights_path(_cfg("MODEL.WEIGHTS", "detectron2://ImageNetPretrained/MSRA/R-50.pkl"))
+    check_weights_path(_cfg("MODEL.WEIGHTS", ""))
+    with pytest.raises(FileNotFoundError, match=r"MODEL\.WEIGHTS='no/such/model\.pth'"):
+        check_weights_path(_cfg("MODEL.WEIGHTS", "no/such/model.pth"))
+
+
+@pytest.mark.parametrize("change, match", [
+    ("extra", r"not in model: extra\.weight"),
+    ("missing", r"missing in checkpoint: 0\.bias"),
+    ("shape", r"shape mismatch: 0\.weight \(checkpoint \(3, 2\) vs model \(2, 2\)\)"),
+])
+def test_strict_checkpoint_loading_names_every_kind_of_mismatch(tmp_path, change, match):
+    from dropblock_det.engine.trainer import CheckpointMismatchError, load_checkpoint_strict
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    state = dict(model.state_dict())
+    load_checkpoint_strict(model, _save(tmp_path / "same.pth", state))  # a matching one loads
+    if change == "extra":
+        state["extra.weight"] = torch.zeros(1)
+    elif change == "missing":
+        del state["0.bias"]
+    else:
+        state["0.weight"] = torch.zeros(3, 2)
+    with pytest.raises(CheckpointMismatchError, match=match):
+        load_checkpoint_strict(model, _save(tmp_path / "bad.pth", state))
+
+
+def _save(path, state):
+    torch.save({"model": state}, path)
+    return str(path)
+
+
+def test_the_run_check_refuses_a_test_dataset_without_an_evaluator():
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    from dropblock_det.engine.trainer import check_config_before_run
+
+    name = "dropblock_test_registered_unevaluable"
+    if name not in DatasetCatalog.list():
+        DatasetCatalog.register(name, lambda: [])
+    MetadataCatalog.get(name).set(evaluator_type="lvis_like")
+    cfg = _cfg("DATASETS.TRAIN", "()", "MODEL.DEVICE", "cpu")
+    cfg.DATASETS.TEST = (name,)
+    for train in (True, False):
+        with pytest.raises(ValueError, match=f"{name}.*'lvis_like'"):
+            check_config_before_run(cfg, train=train, check_files=False)
+
+
+def test_the_run_check_names_an_unregistered_training_dataset_only_for_training():
+    from dropblock_det.engine.trainer import check_config_before_run
+
+    cfg = _cfg("DATASETS.TRAIN", "('dropblock_no_such_train',)", "DATASETS.TEST", "()", "MODEL.DEVICE", "cpu")
+    with pytest.raises(KeyError, match=r"DATASETS\.TRAIN names 'dropblock_no_such_train'"):
+        check_config_before_run(cfg, check_files=False)
+    check_config_before_run(cfg, train=False, check_files=False)  # an evaluation needs no training data
+
+
+def test_fpn_dropblock_on_a_model_without_an_fpn_is_refused_despite_dropblock_elsewhere(tmp_path):
+    # DeepLab has no FPN: its ResNet's DropBlocks must not count for MODEL.DROPBLOCK.FPN.ENABLED.
+    from conftest import small_voc_sem_seg_cfg
+
+    from dropblock_det.engine.trainer import DropBlockTrainer
+
+    cfg = small_voc_sem_seg_cfg(
+        "deeplab_v3_plus_R_50_GN_scratch_dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.yaml", tmp_path,
+        ["MODEL.DROPBLOCK.FPN.ENABLED", True])
+    with pytest.raises(ValueError, match=r"MODEL\.DROPBLOCK\.FPN\.ENABLED=True.*has no DropBlock there \(\d+ elsewhere\)"):
+        DropBlockTrainer.build_model(cfg)
+
+
+def test_every_kind_of_file_a_run_writes_is_archived(tmp_path):
+    # main_job.py's plot and summary too: a rerun would overwrite them.
+    from dropblock_det.engine.trainer import archive_previous_run
+
+    run = ("config.yaml", "log.txt", "log.txt.rank3", "last_checkpoint", "model_final.pth", "metrics.json",
+           "events.out.tfevents.1.host", "inference", "main_job.png", "main_job_summary.json")
+    for name in run:
+        (tmp_path / name).write_text(name)
+    target = Path(archive_previous_run(str(tmp_path)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["previous_runs"]
+    assert sorted(p.name for p in target.iterdir()) == sorted(run)

@@ -175,6 +175,8 @@ def test_deeplab_model_evaluates_variable_voc_like_sizes(dropblock_and_stock_mod
         (["MODEL.RESNETS.RES5_MULTI_GRID", [1, 2]], r"MODEL.RESNETS.RES5_MULTI_GRID=\[1, 2\]"),
         (["MODEL.RESNETS.STEM_TYPE", "fancy"], "MODEL.RESNETS.STEM_TYPE='fancy'"),
         (["MODEL.RESNETS.RES4_DILATION", 2], "MODEL.RESNETS.RES5_DILATION=2: must be 4"),
+        # The ASPP pooling kernel is the crop size: a relative crop has none to give it.
+        (["INPUT.CROP.TYPE", "relative_range"], r"INPUT\.CROP\.TYPE='relative_range'.*'absolute'"),
         (["MODEL.DROPBLOCK.SEM_SEG_HEAD.POSITIONS", ["aspp", "neck"]], "MODEL.DROPBLOCK.SEM_SEG_HEAD.POSITIONS"),
         (["MODEL.DROPBLOCK.KEEP_PROB", 0.0], "MODEL.DROPBLOCK.KEEP_PROB"),
         # No low-level feature, so no decoder stage: "decoder" used to place nothing.
@@ -205,6 +207,47 @@ def test_head_arguments_are_checked_without_a_config():
                                    **{**kwargs, "project_channels": [], "decoder_channels": [32]})
     head = DropBlockDeepLabV3PlusHead(shapes, **kwargs)
     assert not any(isinstance(m, KeepProbRegularizer) for m in head.modules())
+
+
+class _Recorder(torch.nn.Module):
+    def __init__(self, log):
+        super().__init__()
+        self.log = log
+
+    def forward(self, x):
+        self.log.append(tuple(x.shape))
+        return x
+
+
+def test_head_regularizers_follow_the_output_of_their_convs():
+    # "aspp" after each conv branch (ASPP's 64 output channels, not its 128 input ones),
+    # "project" after the projection, "decoder" after each fuse conv (32 channels, not the
+    # 32 + 64 concatenated input of the first one).
+    shapes = {"res2": _shape(32, 4), "res5": _shape(128, 16)}
+    log = []
+    head = DropBlockDeepLabV3PlusHead(
+        shapes, dropblock=lambda: _Recorder(log), dropblock_positions=["aspp", "project", "decoder"],
+        project_channels=[32], aspp_dilations=[1, 2, 3], aspp_dropout=0.0, decoder_channels=[32, 64],
+        common_stride=4, norm="GN", train_size=None, num_classes=3,
+    )
+    features = {"res2": torch.rand(2, 32, 16, 16), "res5": torch.rand(2, 128, 4, 4)}
+    assert head.layers(features).shape == (2, 3, 16, 16)
+    assert log == [(2, 64, 4, 4)] * 5 + [(2, 32, 16, 16)] * 2
+
+
+def test_deeplab_backbone_freezes_as_stock(tmp_path):
+    from detectron2.layers import ShapeSpec
+    from detectron2.projects.deeplab.resnet import build_resnet_deeplab_backbone
+
+    from dropblock_det.modeling.deeplab import build_dropblock_resnet_deeplab_backbone
+
+    cfg = _cfg(tmp_path, SCRATCH, ["MODEL.BACKBONE.FREEZE_AT", 2])
+    ours = build_dropblock_resnet_deeplab_backbone(cfg, ShapeSpec(channels=3))
+    stock = build_resnet_deeplab_backbone(cfg, ShapeSpec(channels=3))
+    frozen = {n: p.requires_grad for n, p in ours.named_parameters()}
+    assert frozen == {n: p.requires_grad for n, p in stock.named_parameters()}
+    assert not any(frozen[n] for n in frozen if n.startswith(("stem.", "res2.")))
+    assert all(frozen[n] for n in frozen if n.startswith("res3."))
 
 
 def _shape(channels, stride):

@@ -177,3 +177,50 @@ def test_fpn_rejects_unknown_position():
             dropblock=nn.Identity,
             dropblock_positions=["lateral", "top"],
         )
+
+
+def test_disabled_fpn_places_nothing_even_with_top_block_in_its_positions():
+    # FPN.ENABLED False turns every FPN position off, P6/P7's included.
+    cfg = _cfg()
+    cfg.MODEL.DROPBLOCK.FPN.POSITIONS = ["lateral", "output", "top_block"]
+    backbone = build_dropblock_retinanet_resnet_fpn_backbone(cfg, INPUT)
+    assert _fpn_regularizer_names(backbone) == set()
+
+
+class _Affine(nn.Module):
+    """An affine marker, 2x + 1: it commutes neither with a conv nor with the
+    top-down sum, so the output values tell where each regularizer was applied."""
+
+    def forward(self, x):
+        return 2 * x + 1
+
+
+def test_regularized_values_feed_the_top_down_sum_the_output_convs_and_p7():
+    # Paper / official code: DropBlock on the lateral conv's output (before the top-down
+    # sum), on the output conv's output, on P6 (so P7 is computed from the regularized P6).
+    from detectron2.modeling.backbone.resnet import build_resnet_backbone
+
+    torch.manual_seed(0)
+    fpn = DropBlockFPN(
+        bottom_up=build_resnet_backbone(_cfg(), INPUT),
+        in_features=["res3", "res4", "res5"],
+        out_channels=32,
+        top_block=DropBlockLastLevelP6P7(512, 32, dropblock=_Affine),
+        dropblock=_Affine,
+        dropblock_positions=["lateral", "output"],
+    ).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        out = fpn(x)
+        reg = _Affine()
+        feats = fpn.bottom_up(x)
+        prev, expected = None, {}
+        for level, lateral_conv, output_conv in zip((5, 4, 3), fpn.lateral_convs, fpn.output_convs):
+            lateral = reg(lateral_conv(feats[f"res{level}"]))
+            prev = lateral if prev is None else lateral + nn.functional.interpolate(prev, scale_factor=2.0)
+            expected[f"p{level}"] = reg(output_conv(prev))
+        expected["p6"] = reg(fpn.top_block.p6(feats["res5"]))
+        expected["p7"] = reg(fpn.top_block.p7(torch.relu(expected["p6"])))
+    assert list(out) == ["p3", "p4", "p5", "p6", "p7"]
+    for name in out:
+        assert torch.allclose(out[name], expected[name], atol=1e-5), name

@@ -275,3 +275,61 @@ def test_only_conv3_on_basic_blocks_is_refused_instead_of_placing_nothing(depth)
         build_dropblock_resnet_backbone(cfg, INPUT)
     cfg.MODEL.DROPBLOCK.RESNET.ENABLED = False  # nothing asked for: nothing to refuse
     assert not _regularizer_names(build_dropblock_resnet_backbone(cfg, INPUT))
+
+
+@pytest.mark.parametrize("drop_path_keep_prob", [1.0, 0.5])
+def test_basic_block_with_dropblock_everywhere_is_the_separate_ops_in_order(drop_path_keep_prob):
+    # ResNet-18/34: conv1's DropBlock after conv1+norm+ReLU, conv2's on the branch before the
+    # sum (then DropPath), the shortcut's on the projection, sum, ReLU.
+    block = DropBlockBasicBlock(
+        8, 16, stride=1, norm="BN",
+        dropblock=lambda: DropBlock2d(0.7, 3, impl="torch"),
+        dropblock_positions=["conv1", "conv2", "shortcut"],
+        drop_path_keep_prob=drop_path_keep_prob,
+    ).train()
+    x = torch.randn(4, 8, 10, 10)
+    torch.manual_seed(0)
+    out = block(x)
+    torch.manual_seed(0)
+    branch = block.dropblock_conv1(torch.relu(block.conv1(x)))
+    branch = block.dropblock_conv2(block.conv2(branch))
+    if drop_path_keep_prob < 1.0:
+        branch = block.drop_path(branch)
+    expected = torch.relu(branch + block.dropblock_shortcut(block.shortcut(x)))
+    assert torch.equal(out, expected)
+
+
+def test_basic_block_applies_each_regularizer_once_at_its_own_conv():
+    log = []
+    names = iter(["conv1", "conv2", "shortcut"])
+    block = DropBlockBasicBlock(
+        8, 16, stride=2, norm="", dropblock=lambda: _Recorder(log, next(names)),
+        dropblock_positions=["conv1", "conv2", "shortcut"],
+    )
+    assert block(torch.randn(2, 8, 12, 12)).shape == (2, 16, 6, 6)
+    assert log == [("conv1", (2, 16, 6, 6)), ("conv2", (2, 16, 6, 6)), ("shortcut", (2, 16, 6, 6))]
+
+
+def test_dilated_res5_is_refused_for_basic_blocks_naming_the_key():
+    # detectron2's build_resnet_backbone asserts RES5_DILATION == 1 for ResNet-18/34.
+    cfg = _cfg(depth=18)
+    cfg.MODEL.RESNETS.RES5_DILATION = 2
+    with pytest.raises(ValueError, match=r"MODEL\.RESNETS\.RES5_DILATION=2.*ResNet-18/34"):
+        build_dropblock_resnet_backbone(cfg, INPUT)
+
+
+def test_dilated_res5_keeps_res4_resolution_as_stock():
+    # RES5_DILATION 2: res5 dilates instead of striding (output stride 16), as stock detectron2.
+    cfg = _cfg(depth=50, RESNET__ENABLED=True)
+    cfg.MODEL.RESNETS.RES5_DILATION = 2
+    torch.manual_seed(0)
+    stock = build_resnet_backbone(cfg, INPUT).eval()
+    torch.manual_seed(0)
+    ours = build_dropblock_resnet_backbone(cfg, INPUT).eval()
+    assert ours.output_shape() == stock.output_shape()
+    assert ours.output_shape()["res5"].stride == 16
+    ours.load_state_dict(stock.state_dict(), strict=True)
+    x = torch.randn(1, 3, 32, 32)
+    stock_out, our_out = stock(x), ours(x)
+    assert our_out["res5"].shape == (1, 2048, 2, 2)
+    assert torch.equal(our_out["res5"], stock_out["res5"])

@@ -188,3 +188,29 @@ def test_dropblock_adds_no_parameters_and_no_buffers():
     assert list(on.state_dict()) == list(off.state_dict())
     assert [n for n, _ in on.named_parameters()] == [n for n, _ in off.named_parameters()]
     assert [n for n, _ in on.named_buffers()] == [n for n, _ in off.named_buffers()]
+
+
+@pytest.mark.parametrize("norm", ["BN", ""])
+def test_heads_the_stock_head_builds_are_left_to_it(norm):
+    # "BN": detectron2's per-level statistics (CycleBatchNormList), not one BatchNorm2d
+    # shared by all levels; the keys must be the stock head's for strict loading.
+    from detectron2.layers import CycleBatchNormList
+
+    kwargs = dict(input_shape=_input_shapes(), num_classes=3, num_anchors=9, conv_dims=[32, 32], norm=norm)
+    stock = RetinaNetHead(**kwargs)
+    ours = DropBlockRetinaNetHead(**kwargs, dropblock=lambda: DropBlock2d(0.9, 3), dropblock_towers=["cls"])
+    assert list(ours.state_dict()) == list(stock.state_dict())
+    assert [type(m) for m in ours.cls_subnet] == [type(m) for m in stock.cls_subnet]
+    assert any(isinstance(m, CycleBatchNormList) for m in ours.bbox_subnet) == (norm == "BN")
+
+
+def test_gn_head_towers_keep_retinanet_conv_init():
+    # The rebuilt GN towers initialise their convs as RetinaNetHead does: N(0, 0.01), bias 0.
+    torch.manual_seed(0)
+    head = DropBlockRetinaNetHead(input_shape=_input_shapes(64), num_classes=3, num_anchors=9,
+                                  conv_dims=[64, 64], norm="GN")
+    convs = [m for tower in (head.cls_subnet, head.bbox_subnet) for m in tower if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 4
+    for conv in convs:
+        assert abs(conv.weight.std().item() - 0.01) < 0.001 and abs(conv.weight.mean().item()) < 0.001
+        assert torch.count_nonzero(conv.bias) == 0

@@ -419,3 +419,66 @@ def test_sweep_rejects_bad_grid_values_before_training(tiny_datasets, tmp_path):
         tool.main(["--config-file", DB_CONFIG, "--block-sizes", "3", "--keep-probs", "0.9",
                    "--output-dir", str(tmp_path), "DATASETS.TEST", "()"])
     assert not list(tmp_path.iterdir())
+
+
+# ----------------------------------------------------------------------------- small pieces
+def test_inference_evaluation_is_seeded_and_puts_a_training_model_in_eval():
+    from dropblock_det.analysis import evaluate_with_dropblock_at_inference
+
+    torch.manual_seed(0)
+    net = _Net()
+    net.bn = nn.BatchNorm2d(4)  # a child that must run on its running statistics
+    x = torch.randn(2, 1, 16, 16)
+    seen = []
+
+    def evaluate(model):
+        seen.append((model.training, model.bn.training, model.drop.training))
+        with torch.no_grad():
+            return {"v": model(x).sum().item()}
+
+    net.train()
+    first = evaluate_with_dropblock_at_inference(net, evaluate, [0.5], [3, 4], lambda r: r["v"])
+    torch.manual_seed(123)  # whatever the global RNG holds, each seed draws the same masks
+    again = evaluate_with_dropblock_at_inference(net, evaluate, [0.5], [3, 4], lambda r: r["v"])
+    assert first == again and first[0.5][0] != first[0.5][1]
+    assert seen == [(False, False, True)] * 4
+    assert not net.training and not net.drop.training
+
+
+def test_final_metric_is_the_last_value_written_and_blank_lines_are_skipped(tmp_path):
+    from dropblock_det.analysis import final_metric, read_metrics
+
+    path = tmp_path / "metrics.json"
+    path.write_text('{"iteration": 9, "bbox/AP": 10.0}\n\n{"iteration": 19, "total_loss": 1.0}\n'
+                    '{"iteration": 19, "bbox/AP": 12.5}\n{"iteration": 29, "total_loss": 0.5}\n\n')
+    records = read_metrics(path)
+    assert [r["iteration"] for r in records] == [9, 19, 19, 29]
+    assert final_metric(records) == 12.5
+    assert final_metric(records, "sem_seg/mIoU") is None
+
+
+def test_robustness_table_rows_go_from_keep_prob_1_down_with_a_dash_for_missing_cells():
+    from dropblock_det.analysis import format_robustness_table
+
+    table = format_robustness_table(
+        {"DropBlock": {0.5: [1.0, 3.0], 1.0: [4.0]}, "baseline": {1.0: [2.0]}}, "AP")
+    rows = [line.split() for line in table.splitlines()]
+    assert rows[0] == ["keep_prob", "DropBlock", "AP", "baseline", "AP"]
+    assert rows[1] == ["1.00", "4.00", "+-", "0.00", "(n=1)", "2.00", "+-", "0.00", "(n=1)"]
+    # population std of [1, 3]: 1.00
+    assert rows[2] == ["0.50", "2.00", "+-", "1.00", "(n=2)", "-"]
+
+
+def test_a_cell_given_twice_is_trained_once_and_bad_block_sizes_are_refused(tmp_path):
+    from dropblock_det.analysis import run_sweep, sweep_cells
+
+    trained = []
+    values = run_sweep(sweep_cells([3, 3], [0.8]), lambda b, kp, cfg, resume: trained.append(b) or 1.0,
+                       tmp_path / "sweep.csv", log=lambda m: None,
+                       cell_config=lambda b, kp: _fake_config(tmp_path, b, kp))
+    assert trained == [3] and values == {(3, 0.8): 1.0}
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError, match=f"block_size {bad!r} must be a positive integer"):
+            sweep_cells([bad], [0.9])
+    with pytest.raises(ValueError, match="keep_prob 0.0 must be in"):
+        sweep_cells([3], [0.0])
