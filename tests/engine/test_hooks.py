@@ -147,13 +147,20 @@ def test_hook_with_amp_trainer_sets_values_before_each_step():
     # side of the loop runs here; test_amp_trainer_trains_with_hook_on_cuda runs it fully.
     model = TinyModel()
     trainer = AMPTrainer(model, _data(), torch.optim.SGD(model.parameters(), lr=0.01))
-    hook = DropBlockScheduleHook(start_iter=2, end_iter=6, keep_prob=0.9)
+    _check_ramp_before_each_step(trainer, DropBlockScheduleHook(start_iter=2, end_iter=6, keep_prob=0.9), model)
+
+
+def _check_ramp_before_each_step(trainer, hook, model, untouched=None):
+    """Iterations 0..8 of `trainer` with `hook`: before each step `model` has the keep_probs
+    of the ramp 2 -> 6 (`_expected`), and `untouched` keeps its targets."""
     trainer.register_hooks([hook])
     with EventStorage(0) as trainer.storage:
         for trainer.iter in range(9):
             trainer.before_step()
             seen = (model.res4_dropblock.keep_prob, model.res5_dropblock.keep_prob)
             assert seen == pytest.approx(_expected(trainer.iter))
+            if untouched is not None:
+                assert (untouched.res4_dropblock.keep_prob, untouched.res5_dropblock.keep_prob) == (0.975, 0.9)
 
 
 @pytest.mark.cuda
@@ -233,10 +240,4 @@ def test_an_explicit_model_is_scheduled_instead_of_the_trainers(via_config):
         hook = DropBlockScheduleHook.from_config(cfg, model=scheduled)
     else:
         hook = DropBlockScheduleHook(start_iter=2, end_iter=6, keep_prob=0.9, model=scheduled)
-    trainer.register_hooks([hook])
-    with EventStorage(0) as trainer.storage:
-        for trainer.iter in range(9):
-            trainer.before_step()
-            seen = (scheduled.res4_dropblock.keep_prob, scheduled.res5_dropblock.keep_prob)
-            assert seen == pytest.approx(_expected(trainer.iter))
-            assert (trained.res4_dropblock.keep_prob, trained.res5_dropblock.keep_prob) == (0.975, 0.9)
+    _check_ramp_before_each_step(trainer, hook, scheduled, untouched=trained)

@@ -211,23 +211,31 @@ def test_regularizer_output_is_what_the_block_uses():
 
 
 @pytest.mark.parametrize("drop_path_keep_prob", [1.0, 0.5])
-def test_bottleneck_with_dropblock_everywhere_is_the_separate_ops_in_order(drop_path_keep_prob):
-    # The block hands conv3's and the shortcut's DropBlocks the sum and the ReLU (one pass on
-    # the Triton path); the result must be the ops of the paper's placement in their order:
-    # conv3's DropBlock, DropPath, the shortcut's DropBlock, sum, ReLU.
-    block = DropBlockBottleneckBlock(
-        8, 16, bottleneck_channels=4, stride=1, norm="BN",
-        dropblock=lambda: DropBlock2d(0.7, 3, impl="torch"),
-        dropblock_positions=["conv1", "conv2", "conv3", "shortcut"],
-        drop_path_keep_prob=drop_path_keep_prob,
-    ).train()
+@pytest.mark.parametrize("basic", [False, True], ids=["bottleneck", "basic"])
+def test_block_with_dropblock_everywhere_is_the_separate_ops_in_order(basic, drop_path_keep_prob):
+    # The block hands its last conv's and the shortcut's DropBlocks the sum and the ReLU (one
+    # pass on the Triton path); the result must be the ops of the paper's placement in their
+    # order: conv1's (and a bottleneck's conv2's) DropBlock after conv+norm+ReLU, the last
+    # conv's on the branch before the sum, DropPath, the shortcut's on the projection, sum,
+    # ReLU. ResNet-18/34 (basic blocks) have no conv3.
+    kwargs = dict(stride=1, norm="BN", dropblock=lambda: DropBlock2d(0.7, 3, impl="torch"),
+                  drop_path_keep_prob=drop_path_keep_prob)
+    if basic:
+        block = DropBlockBasicBlock(8, 16, dropblock_positions=["conv1", "conv2", "shortcut"], **kwargs)
+    else:
+        block = DropBlockBottleneckBlock(8, 16, bottleneck_channels=4,
+                                         dropblock_positions=["conv1", "conv2", "conv3", "shortcut"], **kwargs)
+    block.train()
     x = torch.randn(4, 8, 10, 10)
     torch.manual_seed(0)
     out = block(x)
     torch.manual_seed(0)
     branch = block.dropblock_conv1(torch.relu(block.conv1(x)))
-    branch = block.dropblock_conv2(torch.relu(block.conv2(branch)))
-    branch = block.dropblock_conv3(block.conv3(branch))
+    if basic:
+        branch = block.dropblock_conv2(block.conv2(branch))
+    else:
+        branch = block.dropblock_conv2(torch.relu(block.conv2(branch)))
+        branch = block.dropblock_conv3(block.conv3(branch))
     if drop_path_keep_prob < 1.0:
         branch = block.drop_path(branch)
     expected = torch.relu(branch + block.dropblock_shortcut(block.shortcut(x)))
@@ -275,28 +283,6 @@ def test_only_conv3_on_basic_blocks_is_refused_instead_of_placing_nothing(depth)
         build_dropblock_resnet_backbone(cfg, INPUT)
     cfg.MODEL.DROPBLOCK.RESNET.ENABLED = False  # nothing asked for: nothing to refuse
     assert not _regularizer_names(build_dropblock_resnet_backbone(cfg, INPUT))
-
-
-@pytest.mark.parametrize("drop_path_keep_prob", [1.0, 0.5])
-def test_basic_block_with_dropblock_everywhere_is_the_separate_ops_in_order(drop_path_keep_prob):
-    # ResNet-18/34: conv1's DropBlock after conv1+norm+ReLU, conv2's on the branch before the
-    # sum (then DropPath), the shortcut's on the projection, sum, ReLU.
-    block = DropBlockBasicBlock(
-        8, 16, stride=1, norm="BN",
-        dropblock=lambda: DropBlock2d(0.7, 3, impl="torch"),
-        dropblock_positions=["conv1", "conv2", "shortcut"],
-        drop_path_keep_prob=drop_path_keep_prob,
-    ).train()
-    x = torch.randn(4, 8, 10, 10)
-    torch.manual_seed(0)
-    out = block(x)
-    torch.manual_seed(0)
-    branch = block.dropblock_conv1(torch.relu(block.conv1(x)))
-    branch = block.dropblock_conv2(block.conv2(branch))
-    if drop_path_keep_prob < 1.0:
-        branch = block.drop_path(branch)
-    expected = torch.relu(branch + block.dropblock_shortcut(block.shortcut(x)))
-    assert torch.equal(out, expected)
 
 
 def test_basic_block_applies_each_regularizer_once_at_its_own_conv():
