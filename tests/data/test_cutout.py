@@ -30,17 +30,6 @@ def test_one_hole_fills_a_size_square_clipped_at_the_border():
     assert min(areas) < 100  # clipped at the border (centre uniform over the whole image)
 
 
-def test_hole_centres_cover_the_whole_image_including_corners():
-    np.random.seed(0)
-    hits = np.zeros((12, 16), dtype=int)
-    for _ in range(600):
-        aug_input = T.AugInput(_image(12, 16, 1))
-        Cutout(size=3)(aug_input)
-        hits += aug_input.image[..., 0] == 0
-    assert (hits > 0).all()
-    assert hits[0, 0] > 0 and hits[-1, -1] > 0
-
-
 def test_boxes_and_segmentation_are_unchanged_and_image_dtype_kept():
     np.random.seed(0)
     image = _image()
@@ -115,3 +104,40 @@ def test_build_from_config_names_the_bad_key(key, value):
     cfg.INPUT.CUTOUT[key] = value
     with pytest.raises(ValueError, match=f"INPUT.CUTOUT.{key}"):
         build_cutout_augmentation(cfg)
+
+
+def test_every_pixel_including_the_last_row_and_column_can_be_a_centre():
+    # size 1: the hole is its centre. 6 x 8 pixels, 3000 draws: each pixel is hit ~62 times,
+    # so a pixel never hit (probability (47/48)**3000 < 1e-27 each) means it cannot be drawn.
+    np.random.seed(0)
+    hits = np.zeros((6, 8), dtype=int)
+    for _ in range(3000):
+        aug_input = T.AugInput(_image(6, 8, 1))
+        Cutout(size=1)(aug_input)
+        hits += aug_input.image[..., 0] == 0
+    assert (hits > 0).all(), hits
+
+
+@pytest.mark.parametrize("size", [1, 3, 5, 10])
+def test_a_hole_inside_the_image_has_size_squared_pixels(size):
+    # Odd sizes too: the square is centre - size // 2 .. centre - size // 2 + size.
+    np.random.seed(size)
+    areas = set()
+    for _ in range(100):
+        aug_input = T.AugInput(_image(40, 50, 1))
+        Cutout(size=size, fill_value=0)(aug_input)
+        areas.add(int((aug_input.image == 0).sum()))
+    assert max(areas) == size * size
+
+
+def test_fill_values_outside_the_integer_range_are_clipped_not_wrapped():
+    transform = CutoutTransform(np.array([[0, 0, 2, 2]]), fill_value=[300.0, -5.0, 12.0])
+    out = transform.apply_image(np.full((3, 3, 3), 100, dtype=np.uint8))
+    np.testing.assert_array_equal(out[0, 0], [255, 0, 12])
+    with pytest.raises(ValueError, match="3 channels"):
+        transform.apply_image(np.zeros((3, 3, 4), dtype=np.uint8))
+
+
+def test_a_bool_prob_is_refused():
+    with pytest.raises(ValueError, match="prob"):
+        Cutout(size=8, prob=True)

@@ -95,3 +95,43 @@ def test_cli_reports_all_present_with_status_0(tmp_path, capsys):
     assert "all present" in capsys.readouterr().out
     assert cli.main(["voc_2007_test", "--root", str(tmp_path)]) == 1
     assert "VOC2007/ImageSets/Main/test.txt" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("voc_2007_test", ["VOC2007/Annotations", "VOC2007/JPEGImages", "VOC2007/ImageSets/Main/test.txt"]),
+    ("voc_2012_sem_seg_train_aug", ["VOC2012/JPEGImages", "VOC2012/SegmentationClassAug",
+                                    "VOC2012/ImageSets/SegmentationAug/train_aug.txt"]),
+    ("synthetic_det_val", ["synthetic_det/manifest.json", "synthetic_det/val",
+                           "synthetic_det/annotations/instances_val.json"]),
+    ("synthetic_sem_seg_val", ["synthetic_sem_seg/manifest.json", "synthetic_sem_seg/JPEGImages",
+                               "synthetic_sem_seg/SegmentationClass",
+                               "synthetic_sem_seg/ImageSets/Segmentation/val.txt"]),
+])
+def test_expected_paths_of_each_layout(tmp_path, name, expected):
+    # Every path each split needs, that split's own files: a path left out is never checked.
+    assert [p.relative_to(tmp_path).as_posix() for p in expected_dataset_paths(name, tmp_path)] == expected
+
+
+def test_a_synthetic_set_without_its_manifest_is_missing(tmp_path):
+    # The manifest is written last: without it the set is incomplete (an interrupted run).
+    from dropblock_det.data.synthetic import make_synthetic_detection
+
+    folder = make_synthetic_detection(tmp_path, num_train=2, num_val=1, image_size=32,
+                                      min_object_size=8, max_object_size=16)
+    (folder / "manifest.json").unlink()
+    assert missing_dataset_paths(["synthetic_det_val"], tmp_path) == {"synthetic_det_val": [folder / "manifest.json"]}
+
+
+def test_a_registered_dataset_is_checked_through_its_metadata_paths(tmp_path):
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    name = "dataset_check_test_registered"
+    DatasetCatalog.register(name, lambda: [])
+    try:
+        MetadataCatalog.get(name).set(json_file=str(tmp_path / "a.json"), image_root=str(tmp_path / "images"),
+                                      sem_seg_root=str(tmp_path / "labels"), dirname=str(tmp_path / "voc"))
+        assert expected_dataset_paths(name, tmp_path) == [tmp_path / "a.json", tmp_path / "images",
+                                                          tmp_path / "labels", tmp_path / "voc"]
+    finally:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)

@@ -172,3 +172,79 @@ def test_registration_does_not_need_files_and_loads_them_once_written(tmp_path):
         assert len(seg) == 2 and seg[0]["sem_seg_file_name"].endswith(".png")
     finally:
         register_synthetic_datasets()  # back to the default root for other tests
+
+
+def test_train_and_val_draw_different_scenes(tmp_path):
+    # Each split has its own generator stream (seed, split, image): were the split left out,
+    # val image i would be train image i, and validation would score on training images.
+    det = make_synthetic_detection(tmp_path, **TINY_DET)
+    for i in range(TINY_DET["num_val"]):
+        assert (det / "val" / f"{i:06d}.jpg").read_bytes() != (det / "train" / f"{i:06d}.jpg").read_bytes(), i
+    seg = make_synthetic_sem_seg(tmp_path, **TINY_SEG)
+    for i in range(TINY_SEG["num_val"]):
+        val, train = (seg / "SegmentationClass" / f"{split}_{i:06d}.png" for split in ("val", "train"))
+        assert val.read_bytes() != train.read_bytes(), i
+
+
+def test_sem_seg_labels_mark_every_class_border_ignore_both_ways(tmp_path):
+    # The 255 band separates any two classes, across columns and across rows: no two
+    # neighbouring pixels outside the band hold different classes.
+    folder = make_synthetic_sem_seg(tmp_path, **TINY_SEG)
+    vertical_borders = 0
+    for label_file in sorted((folder / "SegmentationClass").glob("*.png")):
+        with Image.open(label_file) as image:
+            label = np.asarray(image).astype(np.int32)
+        valid = label != SEM_SEG_IGNORE_LABEL
+        for a, b, va, vb in ((label[:, 1:], label[:, :-1], valid[:, 1:], valid[:, :-1]),
+                             (label[1:, :], label[:-1, :], valid[1:, :], valid[:-1, :])):
+            assert not ((a != b) & va & vb).any(), f"{label_file.name}: two classes touch outside the ignore band"
+        vertical_borders += int((label[1:, :] != label[:-1, :]).sum())
+    assert vertical_borders > 0
+
+
+def test_an_interrupted_rewrite_is_not_taken_for_the_set_it_replaced(tmp_path, monkeypatch):
+    # Rewriting with other parameters first invalidates the manifest: if it stops half way,
+    # the folder holds a mix of both sets, and asking for the old parameters again must
+    # write them again, not reuse the mix.
+    from dropblock_det.data import synthetic
+
+    folder = make_synthetic_detection(tmp_path, **TINY_DET)
+    original = _read_tree(folder)
+    real_draw_scene, calls = synthetic.draw_scene, []
+
+    def draw_scene_then_stop(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 2:
+            raise KeyboardInterrupt
+        return real_draw_scene(*args, **kwargs)
+
+    monkeypatch.setattr(synthetic, "draw_scene", draw_scene_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        make_synthetic_detection(tmp_path, **{**TINY_DET, "seed": 7})
+    monkeypatch.setattr(synthetic, "draw_scene", real_draw_scene)
+    assert _read_tree(folder) != original  # two images of the other set were written
+    make_synthetic_detection(tmp_path, **TINY_DET)
+    assert _read_tree(folder) == original
+
+
+def test_object_sizes_may_equal_each_other_and_the_image_size(tmp_path):
+    # The bounds are inclusive: max_object_size == min_object_size (one size) and
+    # max_object_size == image_size are valid.
+    folder = make_synthetic_detection(tmp_path, num_train=1, num_val=1, image_size=32,
+                                      min_object_size=32, max_object_size=32)
+    assert (folder / "manifest.json").is_file()
+
+
+def test_each_sem_seg_split_is_registered_with_its_own_ids_and_ignore_label(tmp_path):
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    try:
+        register_synthetic_datasets(tmp_path)
+        make_synthetic_sem_seg(tmp_path, **TINY_SEG)
+        for split, n in (("train", TINY_SEG["num_train"]), ("val", TINY_SEG["num_val"])):
+            name = f"synthetic_sem_seg_{split}"
+            assert [d["image_id"] for d in DatasetCatalog.get(name)] == [f"{split}_{i:06d}" for i in range(n)]
+            assert MetadataCatalog.get(name).ignore_label == SEM_SEG_IGNORE_LABEL
+            assert MetadataCatalog.get(name).stuff_classes == list(SYNTHETIC_SEM_SEG_CLASSES)
+    finally:
+        register_synthetic_datasets()

@@ -319,3 +319,96 @@ def test_sem_seg_evaluator_gives_voc_miou(tree):
     finally:
         DatasetCatalog.remove(name)
         MetadataCatalog.remove(name)
+
+
+# ----------------------------------------------------------------------------- prepare: more
+def test_prepare_overwrite_rewrites_up_to_date_labels(tree):
+    voc, sbd, _ = tree
+    first = prepare_voc_sem_seg(voc, sbd)
+    again = prepare_voc_sem_seg(voc, sbd, overwrite=True)
+    assert (again.num_written, again.num_kept) == (first.num_written, 0)
+
+
+def test_a_failed_write_leaves_no_temporary_file_and_the_old_file_intact(tmp_path):
+    from dropblock_det.data.prepare_voc import _write_atomic
+
+    dst = tmp_path / "train_aug.txt"
+    dst.write_text("old\n")
+
+    def write_then_fail(f):
+        f.write("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        _write_atomic(dst, write_then_fail, binary=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["train_aug.txt"]
+    assert dst.read_text() == "old\n"
+
+
+@pytest.mark.parametrize("text, named", [("2007_000032 1\n2007_000039 -1\n", r"train\.txt:1: expected one image id"),
+                                         ("\n\n", "lists no image ids")])
+def test_a_split_file_that_is_not_one_id_per_line_is_rejected_by_name(tree, text, named):
+    # "<id> <flag>" is a detection (ImageSets/Main) split file given by mistake; an empty
+    # one would silently give an empty split.
+    voc, sbd, _ = tree
+    (voc / "ImageSets" / "Segmentation" / "train.txt").write_text(text)
+    with pytest.raises(ValueError, match=named):
+        prepare_voc_sem_seg(voc, sbd)
+
+
+def test_a_missing_voc_val_label_is_reported_not_taken_from_sbd(tree):
+    # MINI_VOC_VAL[0] is in SBD's val too: its VOC label must not be silently replaced by
+    # SBD's coarser one (no 255 band) when the PNG is missing.
+    voc, sbd, _ = tree
+    assert MINI_VOC_VAL[0] in (sbd / "dataset" / "val.txt").read_text().split()
+    (voc / "SegmentationClass" / f"{MINI_VOC_VAL[0]}.png").unlink()
+    with pytest.raises(FileNotFoundError, match=rf"VOC label of '{MINI_VOC_VAL[0]}'"):
+        prepare_voc_sem_seg(voc, sbd)
+
+
+def test_a_voc_png_wins_over_sbd_for_an_id_listed_by_sbd_only(tree, pristine_tree):
+    voc, sbd, _ = tree
+    _, labels = pristine_tree
+    sbd_only = MINI_SBD_TRAIN[1]
+    voc_label = np.where(labels[sbd_only] > 0, 255, 0).astype(np.uint8)
+    Image.fromarray(voc_label).save(voc / "SegmentationClass" / f"{sbd_only}.png")
+    summary = prepare_voc_sem_seg(voc, sbd)
+    assert (summary.num_from_voc, summary.num_from_sbd) == (5, 2)
+    assert np.array_equal(np.array(Image.open(voc / "SegmentationClassAug" / f"{sbd_only}.png")), voc_label)
+
+
+@pytest.mark.parametrize("check_image_sizes", [True, False])
+def test_a_missing_image_is_reported_before_anything_is_written(tree, check_image_sizes):
+    voc, sbd, _ = tree
+    (voc / "JPEGImages" / f"{MINI_TRAIN_AUG[-1]}.jpg").unlink()
+    with pytest.raises(FileNotFoundError, match=rf"image of '{MINI_TRAIN_AUG[-1]}'"):
+        prepare_voc_sem_seg(voc, sbd, check_image_sizes=check_image_sizes)
+    assert not (voc / "SegmentationClassAug").exists()
+
+
+@pytest.mark.parametrize("value, named", [(256, "values outside 0..255"), (1.5, "non-integer")])
+def test_an_sbd_label_that_uint8_cannot_hold_is_rejected_not_wrapped(tree, value, named):
+    voc, sbd, _ = tree
+    path = sbd / "dataset" / "cls" / f"{MINI_SBD_TRAIN[2]}.mat"
+    segmentation = np.zeros((48, 64), dtype=np.float64)
+    segmentation[:4, :4] = value  # 256 would become 0 (background), 1.5 would become 1
+    savemat(path, {"GTcls": {"Segmentation": segmentation}})
+    with pytest.raises(ValueError, match=rf"{MINI_SBD_TRAIN[2]}\.mat: GTcls\.Segmentation .*{named}"):
+        prepare_voc_sem_seg(voc, sbd)
+
+
+@pytest.mark.parametrize("missing", ["label", "image"])
+def test_loading_names_a_missing_label_or_image_of_a_listed_id(tree, missing):
+    voc, sbd, _ = tree
+    prepare_voc_sem_seg(voc, sbd)
+    image_id = MINI_VOC_VAL[1]
+    if missing == "label":
+        (voc / "SegmentationClassAug" / f"{image_id}.png").unlink()
+    else:
+        (voc / "JPEGImages" / f"{image_id}.jpg").unlink()
+    with pytest.raises(FileNotFoundError, match=rf"{missing} of '{image_id}' listed in .*val\.txt is missing"):
+        load_voc_sem_seg(voc, "val")
+
+
+def test_registered_voc_metadata_has_the_palette_colours():
+    assert MetadataCatalog.get("voc_2012_sem_seg_val").stuff_colors == [list(c) for c in voc_palette()]

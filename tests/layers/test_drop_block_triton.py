@@ -180,6 +180,22 @@ def check_output_and_gradient_are_input_times_keep_times_scale(device: str) -> N
     assert torch.equal(x.grad, _expected_output(torch.ones_like(x), ~_dropped(out)))
 
 
+def check_shared_mask_on_channels_last_x_covers_every_channel_block(device: str) -> None:
+    # `_apply_pixels_kernel` tiles channels by at most 64: with 80 channels (two channel
+    # blocks; the ResNet / FPN maps have 256..2048) every channel, forward and backward, is
+    # x * keep * scale with the sample's one mask.
+    torch.manual_seed(21)
+    x = _positive_input((2, 80, 5, 6), device=device, channels_last=True).requires_grad_(True)
+    out = triton_path.drop_block_2d_triton(x, 0.1, 2, 2, True)
+    keep = ~_dropped(out[:, :1])
+    assert (~keep).any() and keep.any(), "nothing or everything dropped"
+    expected = _expected_output(x.detach(), keep)  # the (N, 1, H, W) mask's own scale
+    assert torch.equal(out, expected), _count_differing(out, expected)
+    grad = torch.randn(x.shape, device=device)
+    out.backward(grad)
+    assert torch.equal(x.grad, _expected_output(grad, keep)), "gradient != grad * keep * scale"
+
+
 def check_every_kernel_scales_by_the_references_scale_bit_for_bit(device: str) -> None:
     """Each kernel that computes the scale (forward and backward: flat, rows, pixels, ReLU,
     residual, pair) against the reference's `_normalizing_scale`, on a mask of 2**25 + 3
@@ -520,34 +536,72 @@ def check_fused_pair_keeps_two_bits_per_element_besides_the_output(device: str) 
     assert sum(t.numel() * t.element_size() for t in others) <= 2 * (x.numel() // 8 + 8), others
 
 
+def _regularize_add_relu_recording_triton_calls(on_x, x, residual, on_residual, seed: int):
+    """(regularize_add_relu(on_x, x, residual, on_residual) after torch.manual_seed(seed),
+    the `residual_drop_block` argument of each drop_block_2d_triton call it made)."""
+    from dropblock_det.layers import regularize_add_relu
+
+    calls = []
+    original = triton_path.drop_block_2d_triton
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("residual_drop_block"))
+        return original(*args, **kwargs)
+
+    triton_path.drop_block_2d_triton = spy
+    try:
+        torch.manual_seed(seed)
+        return regularize_add_relu(on_x, x, residual, on_residual), calls
+    finally:
+        triton_path.drop_block_2d_triton = original
+
+
 def check_modules_hand_both_dropblocks_to_one_pass(device: str) -> None:
     # regularize_add_relu with DropBlock on both sides (different keep_prob, block and gamma
     # mode, so a mixed-up gamma or block shows) is the two modules applied in turn,
     # residual first; with the residual's mask shared the two modules run separately.
-    from dropblock_det.layers import DropBlock2d, regularize_add_relu
+    from dropblock_det.layers import DropBlock2d
 
     x = _relu_test_input((2, 6, 13, 10), torch.float32, device, False)
     residual = torch.randn(x.shape, device=device)
     for shared in (False, True):
         on_x = DropBlock2d(0.85, 3, gamma_mode="calibrated", impl="triton").train()
         on_residual = DropBlock2d(0.7, 5, shared_mask=shared, impl="triton").train()
-        calls = []
-        original = triton_path.drop_block_2d_triton
-
-        def spy(*args, **kwargs):
-            calls.append(kwargs.get("residual_drop_block"))
-            return original(*args, **kwargs)
-
-        triton_path.drop_block_2d_triton = spy
-        try:
-            torch.manual_seed(4)
-            out = regularize_add_relu(on_x, x, residual, on_residual)
-        finally:
-            triton_path.drop_block_2d_triton = original
+        out, calls = _regularize_add_relu_recording_triton_calls(on_x, x, residual, on_residual, seed=4)
         assert calls[-1] == (None if shared else (drop_block_gamma(0.7, 5, 13, 10), 5, 5)), calls
         torch.manual_seed(4)
         expected = torch.relu(on_residual(residual) + on_x(x))
         torch.testing.assert_close(out, expected, rtol=0, atol=0, equal_nan=True, msg=f"shared={shared}")
+
+
+def check_modules_of_different_impls_run_in_turn_not_in_one_pass(device: str) -> None:
+    # A residual DropBlock with impl="torch" is the PyTorch path's draw (its own generator
+    # use, its own kernels), even next to an impl="triton" one on x: not handed to the
+    # Triton pass.
+    from dropblock_det.layers import DropBlock2d
+
+    x = _relu_test_input((2, 6, 13, 10), torch.float32, device, False)
+    residual = torch.randn(x.shape, device=device)
+    on_x = DropBlock2d(0.85, 3, impl="triton").train()
+    on_residual = DropBlock2d(0.7, 5, impl="torch").train()
+    out, calls = _regularize_add_relu_recording_triton_calls(on_x, x, residual, on_residual, seed=4)
+    assert calls and all(call is None for call in calls), calls
+    torch.manual_seed(4)
+    expected = torch.relu(on_residual(residual) + on_x(x))
+    torch.testing.assert_close(out, expected, rtol=0, atol=0, equal_nan=True)
+
+
+def check_residual_of_another_dtype_follows_type_promotion(device: str) -> None:
+    # relu(residual + DropBlock(x)) with a residual of another dtype is what the three ops
+    # give: the sum promotes (fp16 x + fp32 residual is fp32), so it is not the one pass,
+    # which writes x's dtype.
+    x = _relu_test_input((2, 8, 11, 14), torch.float16, device, False)
+    residual = _relu_test_input((2, 8, 11, 14), torch.float32, device, False).neg_()
+    for a, b in (((x, residual)), ((residual, x))):
+        fused, composed = (_residual_results(a, b, False, fused) for fused in (True, False))
+        assert fused[0].dtype == composed[0].dtype == torch.float32, (a.dtype, fused[0].dtype)
+        for ours, theirs in zip(fused, composed):
+            torch.testing.assert_close(ours, theirs, rtol=0, atol=0, equal_nan=True, msg=str(a.dtype))
 
 
 def _assert_backward_raises(loss: torch.Tensor, fragment: str, case: str) -> None:
@@ -803,6 +857,58 @@ def interpreter_results() -> Dict[str, Optional[str]]:
     return json.loads(lines[-1][len(RESULT_MARKER) :])
 
 
+def _record_launches_on_meta(shape, shared: bool) -> List[Tuple[str, Dict[str, object]]]:
+    """(kernel, constexprs) of every launch of forward and backward (plain, ReLU, residual,
+    residual pair) on a `meta` x of `shape`, GPU launch sizes, kernels replaced by recorders."""
+    calls: List[Tuple[str, Dict[str, object]]] = []
+
+    class Recorder:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def __getitem__(self, grid):
+            return lambda *args, **constexprs: calls.append((self.name, constexprs))
+
+    patches: Dict[str, object] = {name: Recorder(name) for name in KERNEL_NAMES}
+    patches["_launch_sizes"] = lambda device: triton_path._GPU_SIZES
+    patches["_interpreting"] = lambda: True
+    saved = {name: getattr(triton_path, name) for name in patches}
+    try:
+        for name, value in patches.items():
+            setattr(triton_path, name, value)
+        x = torch.empty(shape, device="meta", requires_grad=True)
+        for kwargs in (dict(), dict(relu=True), dict(residual=torch.empty_like(x)),
+                       dict(residual=torch.empty_like(x), residual_drop_block=(0.002, 7, 7))):
+            if shared and kwargs.get("residual_drop_block"):
+                continue  # the residual's own DropBlock is per-channel only
+            out = triton_path.drop_block_2d_triton(x, 0.002, 7, 7, shared, **kwargs)
+            out.backward(torch.empty_like(out))
+    finally:
+        for name, value in saved.items():
+            setattr(triton_path, name, value)
+    return calls
+
+
+@pytest.mark.skipif(triton_path.triton is None, reason="Triton not importable (CPU-only torch build)")
+@pytest.mark.parametrize("shared", [False, True])
+def test_every_kernel_indexing_x_takes_64_bit_offsets_from_2_31_elements_on(shared: bool) -> None:
+    # An int32 offset wraps past 2**31 elements: every kernel that indexes x, its gradient or
+    # a per-channel mask must get INDEX_64 there (the interpreter never sees such a tensor;
+    # here meta tensors and recorders take the launch logic through it with nothing computed).
+    # The issue's shapes, below 2**31, keep the faster 32-bit variants.
+    mask_kernels = {"_mask_kernel", "_seed_kernel", "_dilate_kernel", "_pack_kernel"}
+    big, small = (16, 2048, 272, 272), (16, 1024, 50, 68)
+    assert math.prod(big) >= 2**31 > math.prod(small)
+    for shape, index_64 in ((big, True), (small, False)):
+        calls = _record_launches_on_meta(shape, shared)
+        assert {name for name, _ in calls} >= {"_apply_flat_kernel" if not shared else "_apply_rows_kernel",
+                                                "_relu_grad_kernel"}
+        for name, constexprs in calls:
+            if shared and name in mask_kernels and index_64:
+                continue  # a shared mask is N * H * W units: 32-bit offsets may do
+            assert constexprs["INDEX_64"] is index_64, (shape, name, constexprs)
+
+
 @pytest.mark.skipif(triton_path.triton is None, reason="Triton not importable (CPU-only torch build)")
 def test_kernels_compile_to_cubins_for_every_supported_gpu_without_a_gpu() -> None:
     # The interpreter does not compile anything: this catches what only the compiler rejects
@@ -901,6 +1007,7 @@ def test_bad_arguments_raise_value_error_naming_them(args, named: str) -> None:
         (dict(residual=torch.ones(1, 2, 8, 8), relu=True), "relu=True"),
         (dict(residual=torch.ones(2, 2, 8, 8)), r"residual must have x's shape \(1, 2, 8, 8\), got \(2, 2, 8, 8\)"),
         (dict(residual=1.0), "residual must be a tensor, got float"),
+        (dict(relu="yes"), "relu must be True or False"),
     ],
 )
 def test_bad_residual_arguments_raise_value_error_naming_them(monkeypatch, kwargs, named: str) -> None:

@@ -121,3 +121,27 @@ def test_bad_image_read_in_a_worker_process_still_names_the_file(det_root):
     error = _first_batch_error(DropBlockTrainer.build_train_loader(
         _cfg("DATALOADER.NUM_WORKERS", "1")))
     assert str(bad) in str(error), f"{type(error).__name__}: {error}"
+
+
+def test_an_error_no_single_dataset_reproduces_names_every_dataset():
+    # With several datasets, the ones that fail to load again are named; when none does
+    # (the error came from combining them), all of them are, not none.
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    from dropblock_det.data.file_errors import DatasetFileError, naming_dataset_files
+
+    names = ["file_errors_test_a", "file_errors_test_b"]
+    for name in names:
+        DatasetCatalog.register(name, lambda: [])
+        MetadataCatalog.get(name).set(json_file=f"/data/{name}.json")
+    try:
+        with pytest.raises(DatasetFileError) as info:
+            with naming_dataset_files(names):
+                raise KeyError("category_id")
+    finally:
+        for name in names:
+            DatasetCatalog.remove(name)
+            MetadataCatalog.remove(name)
+    message = str(info.value)
+    assert all(f"'{name}' (/data/{name}.json)" in message for name in names), message
+    assert "KeyError" in message and isinstance(info.value.__cause__, KeyError)
