@@ -132,11 +132,12 @@ def main(argv=None):
     check_impl_device(cfg)  # DropBlock runs here (in the evaluations), so the kernels must run
     # Every checkpoint must fit the config's model: loaded once each here, so that a
     # mismatch of the last one is refused before anything is moved and before the (long)
-    # evaluations of the first ones, whose results would be lost with it.
+    # evaluations of the first ones, whose results would be lost with it. The model is
+    # built once: a strict load replaces all its state, and each evaluation leaves its
+    # regularizers at their targets.
     model = DropBlockTrainer.build_model(cfg)
     for path, _ in checkpoints:
         load_checkpoint_strict(model, path)
-    del model
     dataset = cfg.DATASETS.TEST[0]
     from detectron2.data import MetadataCatalog
 
@@ -159,7 +160,6 @@ def main(argv=None):
 
     curves = {}
     for path, label in checkpoints:
-        model = DropBlockTrainer.build_model(cfg)
         load_checkpoint_strict(model, path)
         with torch.no_grad():
             curves[label] = evaluate_with_dropblock_at_inference(

@@ -12,8 +12,8 @@
 #   bash tools/gpu_checks.sh --smoke         # CPU dry run of the script itself (tiny sizes)
 #
 # It runs $PYTHON as it is: by default the checkout's .venv/bin/python where `make env` made
-# one (a CPU --smoke run here), else python3 (the GPU machine's, which has PyTorch). On a machine with PyTorch but no detectron2 and
-# no network, .gpu-site (tools/prepare_gpu_site.py; git ignores it, so the device tool must
+# one (a CPU --smoke run here), else python3 (the GPU machine's, which has PyTorch). On a
+# machine with PyTorch but no detectron2 and no network, .gpu-site (tools/prepare_gpu_site.py; git ignores it, so the device tool must
 # carry it: carry [".gpu-site"]) goes first on PYTHONPATH; a $PYTHON that imports detectron2
 # by itself does not get it (its packages are built for the GPU machine's Python). Without
 # detectron2 and dropblock_det importable it stops at once, saying so, instead of failing

@@ -9,9 +9,10 @@ checkpoint, so rerunning the same command finishes an interrupted sweep.
 
 Each cell trains in OUTPUT_DIR/b<block>_kp<keep_prob>/ (its config.yaml and log.txt there)
 and is evaluated on the first DATASETS.TEST entry (COCO box AP; mIoU for a
-semantic-segmentation dataset). Every cell seeds the RNGs from the config's SEED (>= 0; the synthetic configs set
-7), as train_net does, so cells differ only by block_size and keep_prob. Outputs: sweep.csv,
-sweep.png. A config with no MODEL.DROPBLOCK location enabled is refused.
+semantic-segmentation dataset). Every cell seeds the RNGs from the config's SEED (>= 0; the
+synthetic configs set 7), as train_net does, so cells differ only by block_size and
+keep_prob. Outputs: sweep.csv, sweep.png. A config with no MODEL.DROPBLOCK location enabled
+is refused.
 
 Each cell's resolved config (OUTPUT_DIR aside) is fingerprinted (sha256) into sweep.csv and
 the cell's sweep_cell.json. A rerun with another config file or other opts into the same
