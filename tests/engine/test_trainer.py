@@ -313,14 +313,17 @@ def test_the_run_check_refuses_a_test_dataset_without_an_evaluator():
     from dropblock_det.engine.trainer import check_config_before_run
 
     name = "dropblock_test_registered_unevaluable"
-    if name not in DatasetCatalog.list():
-        DatasetCatalog.register(name, lambda: [])
-    MetadataCatalog.get(name).set(evaluator_type="lvis_like")
-    cfg = _cfg("DATASETS.TRAIN", "()", "MODEL.DEVICE", "cpu")
-    cfg.DATASETS.TEST = (name,)
-    for train in (True, False):
-        with pytest.raises(ValueError, match=f"{name}.*'lvis_like'"):
-            check_config_before_run(cfg, train=train, check_files=False)
+    DatasetCatalog.register(name, lambda: [])
+    try:
+        MetadataCatalog.get(name).set(evaluator_type="lvis_like")
+        cfg = _cfg("DATASETS.TRAIN", "()", "MODEL.DEVICE", "cpu")
+        cfg.DATASETS.TEST = (name,)
+        for train in (True, False):
+            with pytest.raises(ValueError, match=f"{name}.*'lvis_like'"):
+                check_config_before_run(cfg, train=train, check_files=False)
+    finally:  # the catalogs are global: later tests must not see it
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
 
 
 def test_the_run_check_names_an_unregistered_training_dataset_only_for_training():
