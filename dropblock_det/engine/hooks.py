@@ -5,7 +5,8 @@ The schedule is a pure function of the iteration, so the hook keeps no state: af
 values an uninterrupted run has there. Outside training (evaluation, export) no hook and no
 `EventStorage` are needed: regularizers are identity in eval mode.
 """
-from typing import Optional
+import warnings
+from typing import List, Optional
 
 from torch import nn
 from torch.nn.parallel import DataParallel, DistributedDataParallel
@@ -13,7 +14,8 @@ from torch.nn.parallel import DataParallel, DistributedDataParallel
 from detectron2.engine import HookBase
 
 from ..config import check_impl_device, dropblock_schedule_range, validate_dropblock_config
-from ..layers import LinearKeepProbSchedule
+from ..layers import LinearKeepProbSchedule, iter_regularizers
+from ..layers.base import check_keep_prob
 
 __all__ = ["DropBlockScheduleHook", "unwrap_model"]
 
@@ -42,7 +44,12 @@ class DropBlockScheduleHook(HookBase):
     Works with any detectron2 trainer (DefaultTrainer, SimpleTrainer, AMPTrainer, which in
     detectron2 v0.6 and main needs CUDA to run a step) whose `model` (or the `model` given
     here) is the model or a wrapper with `.module` (DDP). Register it with
-    `trainer.register_hooks([DropBlockScheduleHook.from_config(cfg)])`.
+    `trainer.register_hooks([DropBlockScheduleHook.from_config(trainer.cfg)])`: the trainer's
+    config, which DefaultTrainer rescales for SOLVER.REFERENCE_WORLD_SIZE.
+
+    Built from a config, the hook checks before training that the model has a regularizer
+    when a MODEL.DROPBLOCK location is on (stock detectron2 components ignore the keys),
+    and warns when the trainer runs to another iteration than the config's SOLVER.MAX_ITER.
     """
 
     def __init__(
@@ -60,8 +67,12 @@ class DropBlockScheduleHook(HookBase):
             model: the model to schedule; None = the trainer's `model` at every step.
         """
         self.schedule = LinearKeepProbSchedule(start_iter, end_iter)
-        self.keep_prob = keep_prob
+        # Checked here, not at the first step (after data loading), under the caller's name.
+        self.keep_prob = check_keep_prob(keep_prob, "keep_prob")
         self._model = model
+        # Set by from_config: what the config promises, checked against the trainer.
+        self._config_keys_on: List[str] = []
+        self._config_max_iter: Optional[int] = None
 
     @classmethod
     def from_config(cls, cfg, model: Optional[nn.Module] = None) -> "DropBlockScheduleHook":
@@ -71,14 +82,47 @@ class DropBlockScheduleHook(HookBase):
         validate_dropblock_config(cfg)
         check_impl_device(cfg)
         start, end = dropblock_schedule_range(cfg)
-        return cls(start, end, cfg.MODEL.DROPBLOCK.KEEP_PROB, model=model)
+        hook = cls(start, end, cfg.MODEL.DROPBLOCK.KEEP_PROB, model=model)
+        db = cfg.MODEL.DROPBLOCK
+        hook._config_keys_on = [
+            f"MODEL.DROPBLOCK.{key}.ENABLED"
+            for key in ("RESNET", "FPN", "HEAD", "SEM_SEG_HEAD")
+            if db[key].ENABLED
+        ] + (["MODEL.DROPBLOCK.DROP_PATH_RATE"] if db.DROP_PATH_RATE > 0 else [])
+        hook._config_max_iter = cfg.SOLVER.MAX_ITER
+        return hook
+
+    def _scheduled_model(self) -> nn.Module:
+        return unwrap_model(self._model if self._model is not None else self.trainer.model)
+
+    def before_train(self) -> None:
+        if self._config_keys_on and next(iter_regularizers(self._scheduled_model()), None) is None:
+            # Else the run trains without DropBlock while its config says otherwise.
+            raise ValueError(
+                f"{', '.join(self._config_keys_on)} is on, but the model "
+                f"({type(self._scheduled_model()).__name__}) has no DropBlock regularizer: stock "
+                "detectron2 components ignore MODEL.DROPBLOCK; build it with dropblock-det's "
+                "(e.g. MODEL.META_ARCHITECTURE 'DropBlockRetinaNet', MODEL.BACKBONE.NAME "
+                "'build_dropblock_retinanet_resnet_fpn_backbone'; see the README)"
+            )
+        max_iter = getattr(self.trainer, "max_iter", None)
+        if self._config_max_iter is not None and max_iter is not None and max_iter != self._config_max_iter:
+            warnings.warn(
+                f"DropBlockScheduleHook: its config has SOLVER.MAX_ITER={self._config_max_iter}, the "
+                f"trainer runs to {max_iter}, and the keep_prob ramp ends at iteration "
+                f"{self.schedule.end_iter}. DefaultTrainer rescales SOLVER.MAX_ITER for "
+                "SOLVER.REFERENCE_WORLD_SIZE: build the hook from the trainer's config "
+                "(DropBlockScheduleHook.from_config(trainer.cfg)), and scale explicit "
+                "MODEL.DROPBLOCK.SCHEDULE iterations with DropBlockTrainer.auto_scale_workers",
+                UserWarning,
+                stacklevel=2,
+            )
 
     def before_step(self) -> None:
         iteration = self.trainer.iter
-        model = self._model if self._model is not None else self.trainer.model
         # A model without regularizers (a baseline config) gets no scalar: a ramp in its
         # metrics.json would say DropBlock was on.
-        if self.schedule.apply(unwrap_model(model), iteration):
+        if self.schedule.apply(self._scheduled_model(), iteration):
             self.trainer.storage.put_scalar(
                 "dropblock/keep_prob",
                 self.schedule.keep_prob(self.keep_prob, iteration),

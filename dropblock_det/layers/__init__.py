@@ -7,6 +7,7 @@ as a pure function of the iteration.
 from .base import (
     REGULARIZER_TYPES,
     KeepProbRegularizer,
+    as_regularizer_factory,
     build_regularizer,
     masked_scale,
     regularize_add_relu,
@@ -29,6 +30,7 @@ from .schedule import LinearKeepProbSchedule, iter_regularizers, scaled_keep_pro
 __all__ = [
     "KeepProbRegularizer",
     "build_regularizer",
+    "as_regularizer_factory",
     "masked_scale",
     "regularize_add_relu",
     "relu_then_regularize",

@@ -9,8 +9,10 @@ bool mask and a scale in fp32 and keeps only the bool mask (1 byte per element, 
 it broadcasts) for backward. In fp16 / bf16 the forward output saturates at the dtype's
 largest finite value instead of overflowing to inf (`saturating_cast`).
 """
+import copy
+import functools
 import numbers
-from typing import Any, Dict, Optional, Union
+from typing import Any, Callable, Dict, Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -18,6 +20,7 @@ from torch import Tensor, nn
 __all__ = [
     "KeepProbRegularizer",
     "build_regularizer",
+    "as_regularizer_factory",
     "masked_scale",
     "regularize_add_relu",
     "relu_then_regularize",
@@ -320,3 +323,25 @@ def build_regularizer(
     if type == "SpatialDropout":
         return SpatialDropout(keep_prob)
     raise ValueError(f"unknown regularizer type {type!r}; choices: {', '.join(REGULARIZER_TYPES)}")
+
+
+def as_regularizer_factory(dropblock: Any, name: str = "dropblock") -> Optional[Callable[[], nn.Module]]:
+    """`dropblock` as a function of no arguments that builds one regularizer per call (None
+    stays None), for the model components that place one regularizer per location.
+
+    A factory (a class, functools.partial, a lambda) is returned as it is. A module is
+    accepted too and deep-copied at every call: it is what detectron2's LazyConfig
+    `instantiate` gives for `dropblock=L(DropBlock2d)(keep_prob=0.9, block_size=7)`, and
+    calling it as a factory would run its forward without an input.
+
+    Raises:
+        ValueError: naming `name`, for anything else.
+    """
+    if isinstance(dropblock, nn.Module):
+        return functools.partial(copy.deepcopy, dropblock)
+    if dropblock is None or callable(dropblock):
+        return dropblock
+    raise ValueError(
+        f"{name}={dropblock!r}: expected a function of no arguments that builds a regularizer "
+        "(e.g. functools.partial(DropBlock2d, 0.9, 7)) or a regularizer module to copy"
+    )

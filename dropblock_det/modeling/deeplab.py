@@ -51,6 +51,7 @@ from ..config import (
     regularizer_factory,
     validate_dropblock_config,
 )
+from ..layers import as_regularizer_factory
 from .resnet import DropBlockBottleneckBlock, dropblock_resnet_stage_kwargs
 
 __all__ = [
@@ -212,8 +213,11 @@ class DropBlockASPP(ASPP):
                 (norm, activation, pool_kernel_size, dropout, use_depthwise_separable_conv).
             branch_regularizer: builds one regularizer; called once per convolution branch.
             project_regularizer: builds the regularizer after the projection.
+            (A regularizer module is accepted for either and copied per use.)
         """
         super().__init__(in_channels, out_channels, dilations, **aspp_kwargs)
+        branch_regularizer = as_regularizer_factory(branch_regularizer, "branch_regularizer")
+        project_regularizer = as_regularizer_factory(project_regularizer, "project_regularizer")
         if branch_regularizer is not None:
             # convs[-1] is the image-pooling branch: left alone (its map is 1x1).
             self.dropblock_branches = nn.ModuleList(
@@ -290,9 +294,11 @@ class DropBlockDeepLabV3PlusHead(DeepLabV3PlusHead):
                 train_size, loss_weight, loss_type, ignore_value, num_classes,
                 use_depthwise_separable_conv).
             dropblock: builds one regularizer (e.g. `lambda: DropBlock2d(0.9, 7)`); called
-                once per location. Needed when `dropblock_positions` is not empty.
+                once per location (a regularizer module is copied per location instead).
+                Needed when `dropblock_positions` is not empty.
             dropblock_positions: subset of ("aspp", "project", "decoder").
         """
+        dropblock = as_regularizer_factory(dropblock)
         unknown = [p for p in dropblock_positions if p not in SEM_SEG_HEAD_POSITIONS]
         if unknown:
             raise ValueError(

@@ -22,6 +22,7 @@ from detectron2.modeling.meta_arch.semantic_seg import SemSegFPNHead
 from torch import nn
 
 from ..config import SEM_SEG_HEAD_POSITIONS, regularizer_factory, validate_dropblock_config
+from ..layers import as_regularizer_factory
 
 __all__ = ["DropBlockFCNHead"]
 
@@ -51,12 +52,14 @@ class DropBlockFCNHead(SemSegFPNHead):
         Args:
             input_shape, fpn_head_kwargs: as detectron2's `SemSegFPNHead` (num_classes,
                 conv_dims, common_stride, loss_weight, norm, ignore_value).
-            dropblock: builds one regularizer; called once per conv. Needed when
+            dropblock: builds one regularizer; called once per conv (a regularizer module
+                is copied per conv instead). Needed when
                 `dropblock_positions` contains "decoder".
             dropblock_positions: names from MODEL.DROPBLOCK.SEM_SEG_HEAD.POSITIONS. This head
                 has only "decoder" (its convs); "aspp" and "project" name DeepLab parts that
                 it does not have and are ignored, so the config's default list works here.
         """
+        dropblock = as_regularizer_factory(dropblock)
         unknown = [p for p in dropblock_positions if p not in SEM_SEG_HEAD_POSITIONS]
         if unknown:
             raise ValueError(

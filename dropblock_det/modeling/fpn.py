@@ -15,6 +15,7 @@ from detectron2.modeling import BACKBONE_REGISTRY
 from detectron2.modeling.backbone.fpn import FPN, LastLevelMaxPool, LastLevelP6P7
 
 from ..config import regularizer_factory, validate_dropblock_config
+from ..layers import as_regularizer_factory
 from .resnet import build_dropblock_resnet_backbone
 
 __all__ = [
@@ -47,8 +48,10 @@ class DropBlockLastLevelP6P7(LastLevelP6P7):
         in_feature: str = "res5",
         dropblock: Optional[RegularizerFactory] = None,
     ):
-        """`dropblock` builds one regularizer (called twice); None adds nothing."""
+        """`dropblock` builds one regularizer (called twice; a module is copied twice);
+        None adds nothing."""
         super().__init__(in_channels, out_channels, in_feature)
+        dropblock = as_regularizer_factory(dropblock)
         if dropblock is not None:
             self.dropblock_p6 = dropblock()
             self.dropblock_p7 = dropblock()
@@ -76,13 +79,15 @@ class DropBlockFPN(FPN):
     ):
         """
         Args:
-            dropblock: builds one regularizer; called once per conv that gets one.
+            dropblock: builds one regularizer; called once per conv that gets one (a
+                regularizer module is copied per conv instead).
             dropblock_positions: subset of ("lateral", "output"). A top block's own
                 regularizers are its business (see :class:`DropBlockLastLevelP6P7`).
             args, fpn_kwargs: the arguments of detectron2's `FPN` (bottom_up, in_features,
                 out_channels, norm, top_block, fuse_type, ...).
         """
         super().__init__(*args, **fpn_kwargs)
+        dropblock = as_regularizer_factory(dropblock)
         unknown = [p for p in dropblock_positions if p not in _FPN_POSITIONS]
         if unknown:
             raise ValueError(

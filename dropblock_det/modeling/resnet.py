@@ -28,7 +28,7 @@ from ..config import (
     resnet_stage_drop_scales,
     validate_dropblock_config,
 )
-from ..layers import DropPath, regularize_add_relu, relu_then_regularize
+from ..layers import DropPath, as_regularizer_factory, regularize_add_relu, relu_then_regularize
 
 __all__ = [
     "DropBlockBasicBlock",
@@ -55,6 +55,7 @@ class _ResidualRegularizers:
         dropblock_positions: Sequence[str],
         drop_path_keep_prob: float,
     ) -> None:
+        dropblock = as_regularizer_factory(dropblock)
         unknown = [p for p in dropblock_positions if p not in self._POSITIONS]
         if unknown:
             raise ValueError(
@@ -117,7 +118,8 @@ class DropBlockBottleneckBlock(_ResidualRegularizers, BottleneckBlock):
         """
         Args:
             dropblock: builds one regularizer (e.g. `lambda: DropBlock2d(0.9, 7)`); called
-                once per position. None when `dropblock_positions` is empty.
+                once per position. A regularizer module is copied per position instead
+                (LazyConfig's `L(DropBlock2d)(...)`). None when `dropblock_positions` is empty.
             dropblock_positions: subset of ("conv1", "conv2", "conv3", "shortcut"): after
                 which conv (+norm, +ReLU for conv1/conv2) a regularizer is applied, and
                 whether the shortcut gets one.

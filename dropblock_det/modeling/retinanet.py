@@ -16,7 +16,7 @@ from detectron2.modeling import META_ARCH_REGISTRY
 from detectron2.modeling.meta_arch.retinanet import RetinaNet, RetinaNetHead
 
 from ..config import regularizer_factory, validate_dropblock_config
-from ..layers import relu_then_regularize
+from ..layers import as_regularizer_factory, relu_then_regularize
 
 __all__ = ["DropBlockRetinaNet", "DropBlockRetinaNetHead"]
 
@@ -53,11 +53,13 @@ class DropBlockRetinaNetHead(RetinaNetHead):
     ):
         """
         Args:
-            dropblock: builds one regularizer (called once per conv of each chosen tower).
+            dropblock: builds one regularizer (called once per conv of each chosen tower;
+                a regularizer module is copied per conv instead).
             dropblock_towers: subset of ("cls", "bbox").
             input_shape, conv_dims, norm, head_kwargs: as `RetinaNetHead` (num_classes,
                 num_anchors, prior_prob).
         """
+        dropblock = as_regularizer_factory(dropblock)
         unknown = [t for t in dropblock_towers if t not in _TOWERS]
         if unknown:
             raise ValueError(

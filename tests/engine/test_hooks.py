@@ -2,6 +2,7 @@
 the EventStorage / metrics.json, resume, and wrapped (DDP-style) models."""
 import itertools
 import json
+import warnings
 
 import pytest
 import torch
@@ -241,3 +242,62 @@ def test_an_explicit_model_is_scheduled_instead_of_the_trainers(via_config):
     else:
         hook = DropBlockScheduleHook(start_iter=2, end_iter=6, keep_prob=0.9, model=scheduled)
     _check_ramp_before_each_step(trainer, hook, scheduled, untouched=trained)
+
+
+def test_keep_prob_out_of_range_is_refused_when_the_hook_is_built():
+    # Not at the first step (after data loading), and under the argument's own name.
+    for keep_prob in (0.0, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="keep_prob must be"):
+            DropBlockScheduleHook(start_iter=0, end_iter=4, keep_prob=keep_prob)
+
+
+def test_hook_from_a_config_with_dropblock_on_refuses_a_model_without_regularizers():
+    # A stock detectron2 model ignores MODEL.DROPBLOCK: training it would silently run
+    # without DropBlock. The error comes before the first step.
+    cfg = small_retinanet_cfg()
+    cfg.MODEL.DROPBLOCK.RESNET.ENABLED = True
+    cfg.MODEL.DROPBLOCK.DROP_PATH_RATE = 0.1
+    cfg.SOLVER.MAX_ITER = 3
+
+    class Stock(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+            self.steps = 0
+
+        def forward(self, images):
+            self.steps += 1
+            return {"loss": self.conv(images).pow(2).mean()}
+
+    model = Stock()
+    trainer = SimpleTrainer(model, _data(), torch.optim.SGD(model.parameters(), lr=0.01))
+    trainer.register_hooks([DropBlockScheduleHook.from_config(cfg)])
+    match = r"MODEL\.DROPBLOCK\.RESNET\.ENABLED, MODEL\.DROPBLOCK\.DROP_PATH_RATE is on.*no DropBlock"
+    with pytest.raises(ValueError, match=match):
+        trainer.train(0, 3)
+    assert model.steps == 0
+    # The same config with a model that has regularizers trains.
+    model = TinyModel()
+    trainer = SimpleTrainer(model, _data(), torch.optim.SGD(model.parameters(), lr=0.01))
+    trainer.register_hooks([DropBlockScheduleHook.from_config(cfg)])
+    trainer.train(0, 3)
+    assert trainer.iter == 3  # detectron2 leaves iter one past the last step
+
+
+def test_hook_warns_when_the_trainer_runs_past_its_configs_max_iter():
+    # DefaultTrainer rescales SOLVER.MAX_ITER for SOLVER.REFERENCE_WORLD_SIZE; a hook built
+    # from the unscaled config would end the ramp early.
+    cfg = small_retinanet_cfg()
+    cfg.SOLVER.MAX_ITER = 3
+    for max_iter, warns in ((3, False), (6, True)):
+        model = TinyModel()
+        trainer = SimpleTrainer(model, _data(), torch.optim.SGD(model.parameters(), lr=0.01))
+        trainer.register_hooks([DropBlockScheduleHook.from_config(cfg)])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            trainer.train(0, max_iter)
+        messages = [str(w.message) for w in caught if "DropBlockScheduleHook" in str(w.message)]
+        assert bool(messages) == warns, messages
+        if warns:
+            assert "SOLVER.MAX_ITER=3, the trainer runs to 6" in messages[0]
+            assert "from_config(trainer.cfg)" in messages[0]

@@ -226,3 +226,19 @@ def test_relu_then_regularize_leaves_its_input_alone_unless_inplace():
     for module in (torch.nn.Identity(), build_regularizer("Dropout", 0.5).eval()):
         assert torch.equal(relu_then_regularize(module, x), torch.relu(before))
         assert torch.equal(x, before)
+
+
+def test_as_regularizer_factory_copies_a_module_and_passes_factories_through():
+    # LazyConfig's instantiate turns `dropblock=L(DropBlock2d)(...)` into a module: it must
+    # give one copy per location, not be called (which would run its forward).
+    from dropblock_det.layers import as_regularizer_factory
+
+    module = DropBlock2d(0.8, 3)
+    factory = as_regularizer_factory(module)
+    first, second = factory(), factory()
+    assert first is not module and second is not first
+    assert (first.target_keep_prob, first.block_size) == (0.8, 3)
+    assert as_regularizer_factory(DropBlock2d) is DropBlock2d
+    assert as_regularizer_factory(None) is None
+    with pytest.raises(ValueError, match=r"branch_regularizer=0\.9: expected a function"):
+        as_regularizer_factory(0.9, "branch_regularizer")

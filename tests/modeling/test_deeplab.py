@@ -321,3 +321,22 @@ def test_full_size_gn_dropblock_deeplab_builds_from_its_config():
     assert head.decoder["res2"]["project_conv"].out_channels == 64  # GN-compatible, not 48
     assert model.backbone.output_shape()["res5"].channels == 2048
     assert len(list(iter_regularizers(model))) == 4 * (6 + 3) + 7
+
+
+def test_head_copies_a_regularizer_module_given_instead_of_a_factory():
+    # LazyConfig: dropblock=L(DropBlock2d)(...) is instantiated into one module. Copies:
+    # 4 ASPP conv branches (1x1 + 3 dilations), the projection, 2 decoder convs.
+    from dropblock_det.layers import DropBlock2d
+
+    given = DropBlock2d(0.8, 3)
+    head = DropBlockDeepLabV3PlusHead(
+        {"res2": _shape(32, 4), "res5": _shape(64, 16)}, dropblock=given,
+        dropblock_positions=["aspp", "project", "decoder"], project_channels=[32],
+        aspp_dilations=[1, 2, 3], aspp_dropout=0.0, decoder_channels=[32, 32], common_stride=4,
+        norm="GN", train_size=None, num_classes=3,
+    )
+    placed = [m for _, m in iter_regularizers(head)]
+    assert len(placed) == 4 + 1 + 2 and len({id(m) for m in placed + [given]}) == len(placed) + 1
+    head.train()
+    features = {"res2": torch.rand(2, 32, 16, 16), "res5": torch.rand(2, 64, 4, 4)}
+    assert head.layers(features).shape == (2, 3, 16, 16)

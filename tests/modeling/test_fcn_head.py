@@ -128,3 +128,12 @@ def test_fcn_config_trains_two_iterations_and_evaluates_miou(config_file, mini_v
     else:
         assert not regularizers
     assert Path(cfg.OUTPUT_DIR, "model_final.pth").is_file()
+
+
+def test_fcn_head_copies_a_regularizer_module_given_instead_of_a_factory():
+    shapes = {"p2": ShapeSpec(channels=32, stride=4), "p3": ShapeSpec(channels=32, stride=8)}
+    given = DropBlock2d(0.8, 3)
+    head = DropBlockFCNHead(shapes, num_classes=3, conv_dims=32, common_stride=4, norm="GN",
+                            dropblock=given, dropblock_positions=["decoder"])
+    placed = [m for _, m in iter_regularizers(head)]
+    assert len(placed) == 2 and len({id(m) for m in placed + [given]}) == 3

@@ -224,3 +224,18 @@ def test_regularized_values_feed_the_top_down_sum_the_output_convs_and_p7():
     assert list(out) == ["p3", "p4", "p5", "p6", "p7"]
     for name in out:
         assert torch.allclose(out[name], expected[name], atol=1e-5), name
+
+
+def test_fpn_and_top_block_copy_a_regularizer_module_given_instead_of_a_factory():
+    from dropblock_det.layers import DropBlock2d
+
+    given = DropBlock2d(0.8, 3)
+    bottom_up = build_dropblock_resnet_fpn_backbone(_cfg(), INPUT).bottom_up
+    fpn = DropBlockFPN(
+        bottom_up=bottom_up, in_features=["res3", "res4", "res5"], out_channels=32,
+        top_block=DropBlockLastLevelP6P7(512, 32, dropblock=given),
+        dropblock=given, dropblock_positions=["output"],
+    )
+    placed = [m for m in fpn.modules() if isinstance(m, KeepProbRegularizer)]
+    assert len(placed) == 5 and len({id(m) for m in placed + [given]}) == 6
+    assert set(fpn(torch.randn(1, 3, 64, 64))) == {"p3", "p4", "p5", "p6", "p7"}

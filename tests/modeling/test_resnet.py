@@ -319,3 +319,17 @@ def test_dilated_res5_keeps_res4_resolution_as_stock():
     stock_out, our_out = stock(x), ours(x)
     assert our_out["res5"].shape == (1, 2048, 2, 2)
     assert torch.equal(our_out["res5"], stock_out["res5"])
+
+
+@pytest.mark.parametrize("block_class", [DropBlockBasicBlock, DropBlockBottleneckBlock])
+def test_block_copies_a_regularizer_module_given_instead_of_a_factory(block_class):
+    # What LazyConfig gives for dropblock=L(DropBlock2d)(...), e.g. through
+    # ResNet.make_default_stages(block_class=..., dropblock=...): one copy per position.
+    given = DropBlock2d(0.8, 3)
+    extra = {"bottleneck_channels": 4} if block_class is DropBlockBottleneckBlock else {}
+    block = block_class(8, 16, stride=2, dropblock=given, dropblock_positions=["conv1", "shortcut"], **extra)
+    placed = [block.dropblock_conv1, block.dropblock_shortcut]
+    assert len({id(m) for m in placed + [given]}) == 3
+    assert all(m.target_keep_prob == 0.8 and m.block_size == 3 for m in placed)
+    block.train()
+    assert block(torch.randn(2, 8, 8, 8)).shape == (2, 16, 4, 4)

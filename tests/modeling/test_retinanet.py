@@ -214,3 +214,19 @@ def test_gn_head_towers_keep_retinanet_conv_init():
     for conv in convs:
         assert abs(conv.weight.std().item() - 0.01) < 0.001 and abs(conv.weight.mean().item()) < 0.001
         assert torch.count_nonzero(conv.bias) == 0
+
+
+def test_lazy_config_builds_the_head_with_a_regularizer_module():
+    # detectron2's LazyConfig style: instantiate() gives `dropblock` as one DropBlock2d
+    # module; the head places a copy after every conv of each tower.
+    from detectron2.config import LazyCall as L, instantiate
+
+    head = instantiate(L(DropBlockRetinaNetHead)(
+        input_shape=_input_shapes(), num_classes=3, num_anchors=9, conv_dims=[32, 32], norm="GN",
+        dropblock=L(DropBlock2d)(keep_prob=0.8, block_size=3), dropblock_towers=["cls", "bbox"],
+    ))
+    placed = [m for m in head.modules() if isinstance(m, KeepProbRegularizer)]
+    assert len(placed) == 4 and len({id(m) for m in placed}) == 4
+    assert all(m.target_keep_prob == 0.8 and m.block_size == 3 for m in placed)
+    logits, _ = head.train()([torch.randn(2, 32, 8, 8)] * 5)
+    assert len(logits) == 5 and logits[0].shape == (2, 27, 8, 8)
