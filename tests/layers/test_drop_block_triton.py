@@ -266,6 +266,54 @@ def check_same_seed_gives_the_same_mask_in_either_layout(device: str) -> None:
     assert not torch.equal(outputs[0], outputs[3]), "different seeds, same mask"
 
 
+def _philox_words(key: int, counter_lo: int, counter_hi: int) -> Tuple[int, int, int, int]:
+    """Philox4x32-10 of (counter_lo, counter_hi, 0, 0) under the 64-bit `key`, written out
+    from Salmon et al. (SC'11) with Triton's constants: what `tl.philox(key, lo, hi, 0, 0)`
+    returns."""
+    m = 0xFFFFFFFF
+    c0, c1, c2, c3, k0, k1 = counter_lo, counter_hi, 0, 0, key & m, (key >> 32) & m
+    for _ in range(10):
+        p0, p2 = 0xD2511F53 * c0, 0xCD9E8D57 * c2
+        c0, c1, c2, c3 = (p2 >> 32) ^ c1 ^ k0, p2 & m, (p0 >> 32) ^ c3 ^ k1, p0 & m
+        k0, k1 = (k0 + 0x9E3779B9) & m, (k1 + 0xBB67AE85) & m
+    return c0, c1, c2, c3
+
+
+def check_a_seed_is_drawn_iff_its_philox_word_is_below_round_gamma_2_32(device: str) -> None:
+    """The documented draw, from an independent Philox: anchor (plane, i, j)'s word is word
+    i % 4 of Philox(key, (i // 4) * (W - bw + 1) + j, plane), the key being the int64 that
+    torch.randint draws after the caller's seed, and the anchor seeds iff word <
+    round(gamma * 2**32). With gamma = w / 2**32 for a drawn word w, the anchor of word w
+    must not seed (strictly below); with gamma * 2**32 = w + 0.75 it must (rounded, not
+    truncated). The mask must be the blocks of the predicted seeds, from each seed
+    comparison: `_mask_kernel`'s (NCHW, shared) and `_seed_kernel`'s (NCHW with
+    mask_kernels=2, per-channel channels_last)."""
+    device_type = torch.device(device).type
+    n, c, height, width = 2, 2, 7, 9
+    for (bh, bw), shared, channels_last, mask_kernels in (((1, 1), False, False, 1), ((3, 2), True, True, 1),
+                                                          ((3, 2), False, False, 2), ((2, 3), False, True, 1)):
+        planes = n * (1 if shared else c)
+        anchor_rows, anchor_cols = height - bh + 1, width - bw + 1
+        torch.manual_seed(17)
+        key = int(torch.randint(0, 2**62, (1,), device=device, dtype=torch.int64))
+        words = torch.tensor([[[_philox_words(key, (i // 4) * anchor_cols + j, plane)[i % 4]
+                                for j in range(anchor_cols)] for i in range(anchor_rows)] for plane in range(planes)],
+                             dtype=torch.int64, device=device)
+        w = int(words.view(-1).sort().values[words.numel() // 2])  # a drawn word: about half the anchors below it
+        x = _positive_input((n, c, height, width), device=device, channels_last=channels_last)
+        for threshold, gamma in ((w, w / 2**32), (w + 1, (w + 0.75) / 2**32)):
+            seeds = (words < threshold).view(n, -1, anchor_rows, anchor_cols)
+            dropped = torch.zeros((n, seeds.shape[1], height, width), dtype=torch.bool, device=device)
+            for dy, dx in itertools.product(range(bh), range(bw)):
+                dropped[..., dy : dy + anchor_rows, dx : dx + anchor_cols] |= seeds
+            with triton_path.launch_sizes(device_type, mask_kernels=mask_kernels):
+                torch.manual_seed(17)
+                out = triton_path.drop_block_2d_triton(x, gamma, bh, bw, shared)
+            where = (f"block {bh}x{bw}, shared_mask={shared}, channels_last={channels_last}, "
+                     f"mask_kernels={mask_kernels}, gamma * 2**32 = {gamma * 2**32}")
+            assert torch.equal(_dropped(out), dropped.expand_as(out)), f"{where}: not the predicted seeds' blocks"
+
+
 # Launch sizes the mask must not depend on: the interpreter's big tiles, the GPU's, and the
 # corners of `bench_dropblock.py --tune`'s sweep (several programs per axis, partial tiles).
 SIZE_VARIANTS = (
@@ -351,6 +399,53 @@ def check_mask_kernels_writing_bits_give_the_packed_keep_map(device: str) -> Non
         assert 0 < int(count) < layout.mask_numel or layout.mask_numel < 8, f"{where}: all kept or all dropped"
 
 
+def _poisoned_empty(poison: Dict[torch.dtype, float]):
+    """(torch.empty, torch.empty_like) that fill what they return with poison[dtype] (NaN
+    for floats), and whose torch.empty has poison past the end of the tensor too."""
+    empty, empty_like = torch.empty, torch.empty_like
+
+    def fill(t: torch.Tensor) -> torch.Tensor:
+        return t.fill_(poison.get(t.dtype, float("nan")))
+
+    def poisoned_empty(*size, **kwargs):
+        shape = torch.Size(size[0] if len(size) == 1 and not isinstance(size[0], int) else size)
+        return fill(empty(shape.numel() + 64, **kwargs))[: shape.numel()].view(shape)
+
+    return poisoned_empty, lambda *args, **kwargs: fill(empty_like(*args, **kwargs))
+
+
+def check_results_do_not_depend_on_what_torch_empty_leaves_in_memory(device: str) -> None:
+    """Every buffer the path allocates uninitialised (seed map, keep map, bits, count,
+    output) is read only where written: with torch.empty / empty_like returning (and
+    followed by) garbage, the bits, count and output are those of clean memory. The seed
+    map is written at anchors only; the count is zeroed by `_seed_kernel`; the maps end in
+    a partial byte (210 and 70 units)."""
+    device_type = torch.device(device).type
+    poison = {torch.uint8: 0xA5, torch.int32: 0x5A5A5A5A, torch.int64: 0x5A5A5A5A5A5A}
+    # Seed + dilation kernels in every layout (they read the seed map); the fused kernel.
+    cases = [(2, shared, channels_last) for shared in (False, True) for channels_last in (False, True)]
+    for mask_kernels, shared, channels_last in cases + [(1, False, False), (1, True, False)]:
+        x = _positive_input((2, 3, 5, 7), device=device, channels_last=channels_last)
+        layout = triton_path._Layout(x, shared)
+        results = []
+        for poisoned in (False, True):
+            saved = torch.empty, torch.empty_like
+            with triton_path.launch_sizes(device_type, mask_kernels=mask_kernels):
+                try:
+                    if poisoned:
+                        torch.empty, torch.empty_like = _poisoned_empty(poison)
+                    torch.manual_seed(2)
+                    bits, count = triton_path._keep_bits(x, layout, 0.1, 2, 3)
+                    out = triton_path._apply(x, layout, bits, count, saturate=True)
+                finally:
+                    torch.empty, torch.empty_like = saved
+            results.append((bits.clone(), count.clone(), out))
+        where = f"mask_kernels={mask_kernels}, shared_mask={shared}, channels_last={channels_last}"
+        assert _dropped(results[0][2]).any(), f"{where}: nothing dropped"
+        for name, clean, poisoned in zip(("bits", "count", "output"), *results):
+            assert torch.equal(clean, poisoned), f"{where}: uninitialised memory changed the {name}"
+
+
 def check_all_dropped_gives_zeros_not_nan(device: str) -> None:
     for bh, bw, shared in ((3, 3, False), (13, 17, False), (5, 2, True)):
         x = _positive_input((2, 3, 13, 17), device=device).requires_grad_(True)
@@ -381,6 +476,31 @@ def check_half_precision_forward_saturates_and_backward_does_not(device: str) ->
         out.backward(torch.full_like(out, largest * 0.9))
         assert torch.isinf(x.grad[kept]).all(), f"{where}: backward saturated the gradient"
         assert (x.grad[~kept] == 0).all(), f"{where}: gradient of a dropped unit"
+
+
+def check_relu_and_residual_backward_do_not_saturate_half_precision_gradients(device: str) -> None:
+    # As plain DropBlock's backward: the fused ReLU's and the fused residual's (and pair's)
+    # gradients through a mask are grad * keep * scale unclamped, so one that overflows is
+    # inf for GradScaler to see, never the dtype's largest finite value. Positive x and
+    # residual: every kept unit's output is > 0 and passes the gradient.
+    for dtype, channels_last in ((torch.float16, False), (torch.bfloat16, True)):
+        largest = torch.finfo(dtype).max
+        x = _positive_input((2, 4, 9, 11), dtype, device, channels_last)
+        residual = _positive_input((2, 4, 9, 11), dtype, device, channels_last)
+        for fused in ("relu", "residual", "pair"):
+            where = f"{dtype}, channels_last={channels_last}, fused {fused}"
+            leaf, res = x.clone().requires_grad_(True), residual.clone().requires_grad_(True)
+            kwargs = dict(relu=True) if fused == "relu" else dict(residual=res)
+            if fused == "pair":
+                kwargs["residual_drop_block"] = (0.1, 3, 3)
+            torch.manual_seed(3)
+            out = triton_path.drop_block_2d_triton(leaf, 0.1, 3, 3, False, **kwargs)
+            out.backward(torch.full_like(out, largest * 0.9))
+            # The residual's gradient goes through a mask (and a scale) only in the pair.
+            for name, grad in [("x", leaf.grad)] + ([("residual", res.grad)] if fused == "pair" else []):
+                kept = grad != 0
+                assert kept.any() and (~kept).any(), f"{where}: grad of {name}: nothing or everything dropped"
+                assert torch.isinf(grad[kept]).all(), f"{where}: backward saturated the gradient of {name}"
 
 
 def check_gamma_zero_keeps_every_unit(device: str) -> None:
@@ -500,6 +620,38 @@ def check_fused_residual_gives_exactly_relu_of_residual_plus_dropblock(device: s
     x16 = _relu_test_input((2, 8, 11, 14), torch.float16, device, False)
     x16.view(-1)[1::17] = 6.0e4
     assert _residual_results(x16, torch.full_like(x16, 6.0e4), False, True)[0].isinf().any()  # the sum overflows
+
+
+def check_fused_relu_and_residual_keep_the_sign_of_zero_as_torch_does(device: str) -> None:
+    # torch.relu(-0.0) and relu_(-0.0 + -0.0) are -0.0 (assert_close cannot tell it from
+    # 0.0): kept -0.0s stay -0.0 through the fused ReLU (flat, rows and pixels kernels) and
+    # the fused residual sum, as through the separate ops; dropped units are +0.0.
+    x = torch.randn((2, 4, 9, 11), device=device)
+    x.view(-1)[::3] = -0.0
+    residual = torch.where(torch.rand_like(x) < 0.5, -0.0, 0.0)  # a -0.0 sum iff both are -0.0 and x kept
+    for dtype, channels_last, shared in ((torch.float32, False, False), (torch.float16, True, False),
+                                         (torch.bfloat16, False, True), (torch.float64, True, True)):
+        xd = x.to(dtype).contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        torch.manual_seed(8)
+        fused = triton_path.drop_block_2d_triton(xd, 0.1, 2, 2, shared, relu=True)
+        torch.manual_seed(8)
+        composed = triton_path.drop_block_2d_triton(torch.relu(xd), 0.1, 2, 2, shared)
+        where = f"ReLU, {dtype}, channels_last={channels_last}, shared_mask={shared}"
+        assert torch.equal(fused, composed), where
+        negative_zeros = torch.signbit(composed) & (composed == 0)
+        assert negative_zeros.any(), f"{where}: no kept -0.0"
+        assert torch.equal(torch.signbit(fused), torch.signbit(composed)), f"{where}: the sign of a zero differs"
+        if shared:
+            continue
+        rd = residual.to(dtype).contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        torch.manual_seed(8)
+        fused = triton_path.drop_block_2d_triton(xd, 0.1, 2, 2, False, residual=rd)
+        torch.manual_seed(8)
+        composed = torch.relu_(rd + triton_path.drop_block_2d_triton(xd, 0.1, 2, 2, False))
+        where = f"residual, {dtype}, channels_last={channels_last}"
+        assert torch.equal(fused, composed), where
+        assert (torch.signbit(composed) & (composed == 0)).any(), f"{where}: no -0.0 sum"
+        assert torch.equal(torch.signbit(fused), torch.signbit(composed)), f"{where}: the sign of a zero differs"
 
 
 def check_fused_residual_keeps_one_bit_per_element_besides_the_output(device: str) -> None:
@@ -827,6 +979,13 @@ def compile_kernels_without_a_gpu() -> Dict[str, Optional[str]]:
                     ptx = binary.asm["ptx"]
                     assert "div.rn.f64" in ptx and F64_EPS_PTX in ptx and "cvt.f64.f32" not in ptx, (
                         "the fp64 scale is not numel / (count + 1e-6) in fp64")
+                # fp32 scales: IEEE division (`div_rn`), not Triton's default fp32 `/` (div.full.f32,
+                # approximate: up to 2 ulp off the reference's scale). The interpreter cannot show
+                # this either: it divides numpy floats, exactly.
+                if not constexprs.get("COMPUTE_F64") and "eps" in kernel.arg_names:
+                    ptx = binary.asm["ptx"]
+                    assert "div.rn.f32" in ptx and "div.full.f32" not in ptx and "div.approx.f32" not in ptx, (
+                        "the fp32 scale is not an IEEE division")
                 if arch == FULL_COMPILE_ARCH:
                     usage = _resource_usage(binary.asm["cubin"])
                     assert usage["LOCAL"] == usage["STACK"] == 0, f"spills to local memory: {usage}"
