@@ -691,3 +691,26 @@ def test_tiny_tensor_keeps_the_bool_mask_not_more_offsets_than_elements(shape, b
         assert all(not t.is_floating_point() for t in saved)
         assert sum(t.numel() * t.element_size() for t in saved) <= x.numel()
         out.sum().backward()
+
+
+@pytest.mark.parametrize("shared_mask", [False, True])
+def test_torch_compile_draws_the_eager_mask_and_gradient_and_is_identity_in_eval(shared_mask):
+    # torch.compile (graph capture and AOT autograd; "aot_eager" needs no C compiler) must
+    # neither change the draw nor the gradient: the seed sampling runs eagerly in a graph break.
+    torch._dynamo.reset()
+    module = DropBlock2d(0.8, 3, shared_mask=shared_mask).train()
+    compiled = torch.compile(module, backend="aot_eager")
+    x = torch.randn(2, 4, 10, 10)
+    grads = []
+    outs = []
+    for fn in (module, compiled):
+        leaf = x.clone().requires_grad_(True)
+        torch.manual_seed(0)
+        out = fn(leaf)
+        out.backward(torch.arange(out.numel(), dtype=out.dtype).view_as(out))
+        outs.append(out.detach())
+        grads.append(leaf.grad)
+    assert (outs[0] == 0).any() and (outs[0] != 0).any()
+    assert torch.equal(outs[0], outs[1]) and torch.equal(grads[0], grads[1])
+    compiled.eval()
+    assert torch.equal(compiled(x), x)
