@@ -6,7 +6,7 @@ Every default leaves the model identical to stock detectron2: nothing is inserte
 import functools
 import math
 import warnings
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from detectron2.config import CfgNode as CN
 from torch import nn
@@ -177,6 +177,25 @@ def _check_names(key: str, value: Any, allowed: Sequence[str]) -> List[str]:
     if len(set(value)) != len(value):
         raise _bad(key, value, "a name is listed twice")
     return list(value)
+
+
+def check_placement(argument: str, names: Any, allowed: Sequence[str], dropblock: Optional[Callable],
+                    owner: str) -> List[str]:
+    """The plain-argument `names` of a component's regularized locations (`argument`, e.g.
+    "dropblock_positions") as a list, checked: an iterable of names from `allowed` (a list,
+    a tuple, LazyConfig's ListConfig; not a str, whose letters would be taken as names), and
+    a `dropblock` factory when any is named. ValueError naming `owner` and `argument` else."""
+    if isinstance(names, str) or not isinstance(names, Iterable):
+        raise ValueError(f"{owner}: {argument}={names!r}: expected a list of names from {list(allowed)}")
+    names = list(names)
+    unknown = [name for name in names if name not in allowed]
+    if unknown:
+        raise ValueError(
+            f"{owner}: {argument}={names}: unknown name {unknown[0]!r}; expected names from {list(allowed)}"
+        )
+    if names and dropblock is None:
+        raise ValueError(f"{owner}: {argument}={names} needs a `dropblock` factory")
+    return names
 
 
 def built_resnet_stages(cfg: CN) -> List[str]:

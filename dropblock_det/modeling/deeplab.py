@@ -48,6 +48,7 @@ except ImportError as e:  # pragma: no cover - depends on how detectron2 was ins
 
 from ..config import (
     SEM_SEG_HEAD_POSITIONS,
+    check_placement,
     regularizer_factory,
     validate_dropblock_config,
 )
@@ -299,16 +300,9 @@ class DropBlockDeepLabV3PlusHead(DeepLabV3PlusHead):
             dropblock_positions: subset of ("aspp", "project", "decoder").
         """
         dropblock = as_regularizer_factory(dropblock)
-        unknown = [p for p in dropblock_positions if p not in SEM_SEG_HEAD_POSITIONS]
-        if unknown:
-            raise ValueError(
-                f"dropblock_positions={list(dropblock_positions)}: unknown position "
-                f"{unknown[0]!r}; expected names from {list(SEM_SEG_HEAD_POSITIONS)}"
-            )
-        if dropblock_positions and dropblock is None:
-            raise ValueError(
-                f"dropblock_positions={list(dropblock_positions)} needs a `dropblock` factory"
-            )
+        dropblock_positions = check_placement(
+            "dropblock_positions", dropblock_positions, SEM_SEG_HEAD_POSITIONS, dropblock, type(self).__name__
+        )
         norm = deeplab_kwargs.get("norm")
         _check_gn_channels(
             norm,

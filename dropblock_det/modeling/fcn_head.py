@@ -21,7 +21,7 @@ from detectron2.modeling import SEM_SEG_HEADS_REGISTRY
 from detectron2.modeling.meta_arch.semantic_seg import SemSegFPNHead
 from torch import nn
 
-from ..config import SEM_SEG_HEAD_POSITIONS, regularizer_factory, validate_dropblock_config
+from ..config import SEM_SEG_HEAD_POSITIONS, check_placement, regularizer_factory, validate_dropblock_config
 from ..layers import as_regularizer_factory
 
 __all__ = ["DropBlockFCNHead"]
@@ -60,20 +60,13 @@ class DropBlockFCNHead(SemSegFPNHead):
                 it does not have and are ignored, so the config's default list works here.
         """
         dropblock = as_regularizer_factory(dropblock)
-        unknown = [p for p in dropblock_positions if p not in SEM_SEG_HEAD_POSITIONS]
-        if unknown:
-            raise ValueError(
-                f"dropblock_positions={list(dropblock_positions)}: unknown position "
-                f"{unknown[0]!r}; expected names from {list(SEM_SEG_HEAD_POSITIONS)}"
-            )
+        dropblock_positions = check_placement(
+            "dropblock_positions", dropblock_positions, SEM_SEG_HEAD_POSITIONS, dropblock, "DropBlockFCNHead"
+        )
         if dropblock_positions and "decoder" not in dropblock_positions:
             raise ValueError(
-                f"dropblock_positions={list(dropblock_positions)}: DropBlockFCNHead places "
+                f"dropblock_positions={dropblock_positions}: DropBlockFCNHead places "
                 "regularizers only at 'decoder' (after its convs); nothing would be inserted"
-            )
-        if dropblock_positions and dropblock is None:
-            raise ValueError(
-                f"dropblock_positions={list(dropblock_positions)} needs a `dropblock` factory"
             )
         norm = fpn_head_kwargs.get("norm")
         conv_dims = fpn_head_kwargs.get("conv_dims")

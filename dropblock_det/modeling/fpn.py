@@ -14,7 +14,7 @@ from detectron2.layers import ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY
 from detectron2.modeling.backbone.fpn import FPN, LastLevelMaxPool, LastLevelP6P7
 
-from ..config import regularizer_factory, validate_dropblock_config
+from ..config import check_placement, regularizer_factory, validate_dropblock_config
 from ..layers import as_regularizer_factory
 from .resnet import build_dropblock_resnet_backbone
 
@@ -88,16 +88,9 @@ class DropBlockFPN(FPN):
         """
         super().__init__(*args, **fpn_kwargs)
         dropblock = as_regularizer_factory(dropblock)
-        unknown = [p for p in dropblock_positions if p not in _FPN_POSITIONS]
-        if unknown:
-            raise ValueError(
-                f"dropblock_positions={list(dropblock_positions)}: DropBlockFPN has no "
-                f"position {unknown[0]!r}; its positions are {list(_FPN_POSITIONS)}"
-            )
-        if dropblock_positions and dropblock is None:
-            raise ValueError(
-                f"dropblock_positions={list(dropblock_positions)} needs a `dropblock` factory"
-            )
+        dropblock_positions = check_placement(
+            "dropblock_positions", dropblock_positions, _FPN_POSITIONS, dropblock, "DropBlockFPN"
+        )
         # Top-down order (coarsest level first), like self.lateral_convs / output_convs.
         levels = [int(name[1:]) for name in self._out_features[: len(self.in_features)]]
         self._dropblock_names = {

@@ -24,6 +24,7 @@ from detectron2.modeling.backbone.resnet import BasicBlock, BasicStem, Bottlenec
 
 from ..config import (
     RESNET_STAGES,
+    check_placement,
     regularizer_factory,
     resnet_stage_drop_scales,
     validate_dropblock_config,
@@ -56,16 +57,9 @@ class _ResidualRegularizers:
         drop_path_keep_prob: float,
     ) -> None:
         dropblock = as_regularizer_factory(dropblock)
-        unknown = [p for p in dropblock_positions if p not in self._POSITIONS]
-        if unknown:
-            raise ValueError(
-                f"dropblock_positions={list(dropblock_positions)}: {type(self).__name__} has "
-                f"no position {unknown[0]!r}; its positions are {list(self._POSITIONS)}"
-            )
-        if dropblock_positions and dropblock is None:
-            raise ValueError(
-                f"dropblock_positions={list(dropblock_positions)} needs a `dropblock` factory"
-            )
+        dropblock_positions = check_placement(
+            "dropblock_positions", dropblock_positions, self._POSITIONS, dropblock, type(self).__name__
+        )
         if not 0.0 < drop_path_keep_prob <= 1.0:
             raise ValueError(f"drop_path_keep_prob={drop_path_keep_prob!r}: expected 0 < p <= 1")
         for position in dropblock_positions:

@@ -15,7 +15,7 @@ from detectron2.layers import ShapeSpec, get_norm
 from detectron2.modeling import META_ARCH_REGISTRY
 from detectron2.modeling.meta_arch.retinanet import RetinaNet, RetinaNetHead
 
-from ..config import regularizer_factory, validate_dropblock_config
+from ..config import check_placement, regularizer_factory, validate_dropblock_config
 from ..layers import as_regularizer_factory, relu_then_regularize
 
 __all__ = ["DropBlockRetinaNet", "DropBlockRetinaNetHead"]
@@ -60,14 +60,8 @@ class DropBlockRetinaNetHead(RetinaNetHead):
                 num_anchors, prior_prob).
         """
         dropblock = as_regularizer_factory(dropblock)
-        unknown = [t for t in dropblock_towers if t not in _TOWERS]
-        if unknown:
-            raise ValueError(
-                f"dropblock_towers={list(dropblock_towers)}: unknown tower {unknown[0]!r}; "
-                f"expected names from {list(_TOWERS)}"
-            )
-        if dropblock_towers and dropblock is None:
-            raise ValueError(f"dropblock_towers={list(dropblock_towers)} needs a `dropblock`")
+        dropblock_towers = check_placement("dropblock_towers", dropblock_towers, _TOWERS, dropblock,
+                                           "DropBlockRetinaNetHead")
         if not conv_dims:  # RetinaNetHead would fail on conv_dims[-1] with a bare IndexError
             raise ValueError(
                 "conv_dims is empty (MODEL.RETINANET.NUM_CONVS=0): detectron2's RetinaNetHead "

@@ -196,7 +196,7 @@ def test_head_arguments_are_checked_without_a_config():
     kwargs = dict(project_channels=[32], aspp_dilations=[1, 2, 3], aspp_dropout=0.0,
                   decoder_channels=[32, 32], common_stride=4, norm="GN", train_size=None,
                   num_classes=3)
-    with pytest.raises(ValueError, match="unknown position 'neck'"):
+    with pytest.raises(ValueError, match="unknown name 'neck'"):
         DropBlockDeepLabV3PlusHead(shapes, dropblock=lambda: None, dropblock_positions=["neck"], **kwargs)
     with pytest.raises(ValueError, match="needs a `dropblock` factory"):
         DropBlockDeepLabV3PlusHead(shapes, dropblock_positions=["aspp"], **kwargs)

@@ -97,7 +97,7 @@ def test_impossible_fcn_settings_raise_naming_the_key(tmp_path, opts, message):
 def test_fcn_head_arguments_are_checked_without_a_config():
     shapes = {"p2": ShapeSpec(channels=32, stride=4), "p3": ShapeSpec(channels=32, stride=8)}
     kwargs = dict(num_classes=3, conv_dims=32, common_stride=4, norm="GN")
-    with pytest.raises(ValueError, match="unknown position 'neck'"):
+    with pytest.raises(ValueError, match="unknown name 'neck'"):
         DropBlockFCNHead(shapes, dropblock=DropBlock2d, dropblock_positions=["neck"], **kwargs)
     with pytest.raises(ValueError, match="needs a `dropblock` factory"):
         DropBlockFCNHead(shapes, dropblock_positions=["decoder"], **kwargs)

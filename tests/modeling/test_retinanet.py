@@ -230,3 +230,17 @@ def test_lazy_config_builds_the_head_with_a_regularizer_module():
     assert all(m.target_keep_prob == 0.8 and m.block_size == 3 for m in placed)
     logits, _ = head.train()([torch.randn(2, 32, 8, 8)] * 5)
     assert len(logits) == 5 and logits[0].shape == (2, 27, 8, 8)
+
+
+def test_towers_given_as_one_string_are_refused_and_a_lazy_list_config_is_taken():
+    # "cls" is iterable: unchecked, its letters would be reported as unknown towers 'c', 'l'.
+    from omegaconf import ListConfig
+
+    kwargs = dict(input_shape=_input_shapes(), num_classes=3, num_anchors=9, conv_dims=[32],
+                  dropblock=lambda: DropBlock2d(0.8, 3))
+    with pytest.raises(ValueError, match=r"^DropBlockRetinaNetHead: dropblock_towers='cls': expected a list"):
+        DropBlockRetinaNetHead(dropblock_towers="cls", **kwargs)
+    with pytest.raises(ValueError, match=r"dropblock_towers=\['cls', 'box'\]: unknown name 'box'"):
+        DropBlockRetinaNetHead(dropblock_towers=["cls", "box"], **kwargs)
+    head = DropBlockRetinaNetHead(dropblock_towers=ListConfig(["bbox"]), **kwargs)
+    assert len(head.bbox_dropblocks) == 1 and head.cls_dropblocks is None
