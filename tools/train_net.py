@@ -32,6 +32,8 @@ from dropblock_det.engine.trainer import (  # noqa: E402
     DropBlockTrainer,
     archive_previous_run,
     check_config_before_run,
+    check_resume_checkpoint,
+    claim_output_dir,
     last_checkpoint,
     load_checkpoint_strict,
     load_config,
@@ -50,26 +52,36 @@ def setup(args):
     default_setup. Raises before anything is built when the input is wrong."""
     cfg = load_config(args.config_file, args.opts)
     cfg.freeze()
+    resume_from = last_checkpoint(cfg.OUTPUT_DIR) if args.resume else ""
     # A bad value fails here, before default_setup writes into OUTPUT_DIR and before data loading.
-    check_config_before_run(cfg, train=not args.eval_only,
-                            check_weights=not args.resume or not last_checkpoint(cfg.OUTPUT_DIR))
+    check_config_before_run(cfg, train=not args.eval_only, check_weights=not resume_from)
+    if resume_from and not args.eval_only:
+        # detectron2 reads it only after the data loader is built, and loads it non-strictly.
+        check_resume_checkpoint(cfg, resume_from)
+    if comm.is_main_process():
+        # Before anything in OUTPUT_DIR is moved or written: one run per folder at a time.
+        claim_output_dir(cfg.OUTPUT_DIR)
+    hint = ""
     if args.eval_only:
         if not eval_weights(cfg, args):
             raise ValueError("--eval-only needs weights to evaluate: MODEL.WEIGHTS is empty"
                              + (f" and OUTPUT_DIR={cfg.OUTPUT_DIR!r} has no checkpoint" if args.resume else ""))
         # The run's config.yaml and predictions would be overwritten: moved aside first.
         archive, what = EVAL_FILES, "The earlier config.yaml / inference/"
-    elif not args.resume:
-        # A fresh run: an earlier run's files in OUTPUT_DIR are moved aside, not overwritten.
+    elif not resume_from:
+        # A fresh run, or a --resume with no checkpoint to continue (detectron2 then starts
+        # at iteration 0 and appends to the earlier run's metrics.json): an earlier run's
+        # files in OUTPUT_DIR are moved aside, not overwritten or mixed in.
         archive, what = RUN_FILES, "The earlier run"
+        hint = (" (--resume found no checkpoint there: training starts at iteration 0)" if args.resume
+                else " (--resume continues a run instead)")
     else:
         archive = None
     if archive:
         if comm.is_main_process():
             archived = archive_previous_run(cfg.OUTPUT_DIR, (args.config_file, cfg.MODEL.WEIGHTS), archive)
             if archived:
-                print(f"{what} in OUTPUT_DIR={cfg.OUTPUT_DIR!r} was moved to {archived}"
-                      + ("" if args.eval_only else " (--resume continues a run instead)"), flush=True)
+                print(f"{what} in OUTPUT_DIR={cfg.OUTPUT_DIR!r} was moved to {archived}{hint}", flush=True)
         comm.synchronize()
     default_setup(cfg, args)
     return cfg

@@ -7,6 +7,7 @@ current detectron2 main.
 """
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import re
@@ -14,7 +15,7 @@ import shutil
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import IO, Any, Dict, Iterator, List, Optional, Sequence
 
 import detectron2.utils.comm as comm
 import torch
@@ -43,6 +44,7 @@ from ..data.file_errors import DatasetMapperNamingFiles, naming_dataset_files
 
 
 __all__ = [
+    "AtomicCheckpointer",
     "DropBlockTrainer",
     "EVAL_FILES",
     "RUN_FILES",
@@ -54,6 +56,9 @@ __all__ = [
     "check_model_config",
     "check_evaluator_types",
     "check_lr_scheduler",
+    "check_resume_checkpoint",
+    "check_train_inputs",
+    "claim_output_dir",
     "has_compiled_ops",
     "last_checkpoint",
     "load_config",
@@ -190,6 +195,41 @@ def check_lr_scheduler(cfg: CfgNode) -> None:
                           f"cannot be built from the SOLVER values: {message}") from None
 
 
+_SAMPLING_STYLES = ("choice", "range")
+_FLIPS = ("none", "horizontal", "vertical")
+
+
+def check_train_inputs(cfg: CfgNode) -> None:
+    """ValueError naming the key for SOLVER / INPUT values that detectron2 trips over only
+    after data loading or inside the first step (SOLVER.CHECKPOINT_PERIOD 0: a
+    ZeroDivisionError in the checkpoint hook; SOLVER.IMS_PER_BATCH 0: an assertion in the
+    data loader; INPUT.MAX_SIZE_TRAIN 0: an error resizing the first image), or with a
+    message that names no key (INPUT.MIN_SIZE_TRAIN_SAMPLING: "AssertionError: rand";
+    INPUT.RANDOM_FLIP: "At least one of horiz or vert has to be True!")."""
+    period = cfg.SOLVER.CHECKPOINT_PERIOD
+    if not isinstance(period, int) or period < 1:
+        raise ValueError(f"SOLVER.CHECKPOINT_PERIOD={period!r}: expected iterations between "
+                         "checkpoints >= 1 (a period past SOLVER.MAX_ITER saves model_final.pth only)")
+    batch, world = cfg.SOLVER.IMS_PER_BATCH, comm.get_world_size()
+    if not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"SOLVER.IMS_PER_BATCH={batch!r}: expected >= 1 image per batch")
+    if not cfg.SOLVER.REFERENCE_WORLD_SIZE and batch % world:
+        raise ValueError(f"SOLVER.IMS_PER_BATCH={batch!r}: not divisible by the {world} processes")
+    sampling = cfg.INPUT.MIN_SIZE_TRAIN_SAMPLING
+    if sampling not in _SAMPLING_STYLES:
+        raise ValueError(f"INPUT.MIN_SIZE_TRAIN_SAMPLING={sampling!r}: expected one of {list(_SAMPLING_STYLES)}")
+    sizes = cfg.INPUT.MIN_SIZE_TRAIN
+    sizes = list(sizes) if isinstance(sizes, (list, tuple)) else [sizes]
+    if not sizes or any(not isinstance(v, int) or v < 1 for v in sizes) or (
+            sampling == "range" and len(sizes) != 2):
+        raise ValueError(f"INPUT.MIN_SIZE_TRAIN={cfg.INPUT.MIN_SIZE_TRAIN!r}: expected sizes >= 1 "
+                         + ("(two: the range's ends)" if sampling == "range" else "to choose from"))
+    if not isinstance(cfg.INPUT.MAX_SIZE_TRAIN, int) or cfg.INPUT.MAX_SIZE_TRAIN < 1:
+        raise ValueError(f"INPUT.MAX_SIZE_TRAIN={cfg.INPUT.MAX_SIZE_TRAIN!r}: expected a size >= 1")
+    if cfg.INPUT.RANDOM_FLIP not in _FLIPS:
+        raise ValueError(f"INPUT.RANDOM_FLIP={cfg.INPUT.RANDOM_FLIP!r}: expected one of {list(_FLIPS)}")
+
+
 # ----------------------------------------------------------------------------- data
 def build_train_augmentation(cfg: CfgNode) -> List[T.Augmentation]:
     """Training augmentations: resize (+ the semantic-segmentation crop when
@@ -220,19 +260,35 @@ class CheckpointMismatchError(RuntimeError):
     """A checkpoint's weights do not fit the model (missing/unexpected keys, shapes)."""
 
 
+def _mismatch_problems(incorrect_shapes, missing_keys, unexpected_keys) -> List[str]:
+    problems = []
+    if incorrect_shapes:
+        problems.append("shape mismatch: " + ", ".join(
+            f"{k} (checkpoint {tuple(a)} vs model {tuple(b)})" for k, a, b in incorrect_shapes))
+    if missing_keys:
+        problems.append("missing in checkpoint: " + ", ".join(missing_keys))
+    if unexpected_keys:
+        problems.append("not in model: " + ", ".join(unexpected_keys))
+    return problems
+
+
+def _read_checkpoint_file(path: str) -> Dict[str, Any]:
+    """detectron2's reading of a checkpoint file ({"model": ..., ...}); an unreadable one (a
+    truncated write, a partial copy) raises a RuntimeError naming the file: torch's own
+    message names none."""
+    try:
+        return DetectionCheckpointer(None)._load_file(path)
+    except Exception as e:  # noqa: BLE001 - torch, pickle and zip raise many kinds
+        raise RuntimeError(f"checkpoint {path!r} cannot be read, it is truncated or corrupt "
+                           f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from e
+
+
 class _StrictCheckpointer(DetectionCheckpointer):
     """DetectionCheckpointer that raises instead of logging incompatible keys."""
 
     def _log_incompatible_keys(self, incompatible) -> None:
-        problems = []
-        if incompatible.incorrect_shapes:
-            problems.append("shape mismatch: " + ", ".join(
-                f"{k} (checkpoint {tuple(a)} vs model {tuple(b)})"
-                for k, a, b in incompatible.incorrect_shapes))
-        if incompatible.missing_keys:
-            problems.append("missing in checkpoint: " + ", ".join(incompatible.missing_keys))
-        if incompatible.unexpected_keys:
-            problems.append("not in model: " + ", ".join(incompatible.unexpected_keys))
+        problems = _mismatch_problems(incompatible.incorrect_shapes, incompatible.missing_keys,
+                                      incompatible.unexpected_keys)
         if problems:
             raise CheckpointMismatchError(
                 f"checkpoint {self._loading_path!r} does not match the model built from the "
@@ -240,7 +296,56 @@ class _StrictCheckpointer(DetectionCheckpointer):
 
     def _load_file(self, f: str) -> Dict[str, Any]:
         self._loading_path = f
-        return super()._load_file(f)
+        if "://" in f:  # fetched by detectron2's path manager
+            return super()._load_file(f)
+        return _read_checkpoint_file(f)
+
+
+@contextlib.contextmanager
+def _replacing(path: str, mode: str) -> Iterator[IO]:
+    """A file opened for writing beside `path`; on a clean exit it is synced to disk and
+    os.replace-d onto `path`, else deleted: a write stopped midway (Ctrl-C, kill, a full
+    disk) leaves the earlier `path` whole."""
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+
+
+class _ReplacingWrites:
+    """A path manager (fvcore / detectron2 PathManager) whose writes of local files go
+    through `_replacing`; everything else is the wrapped one's."""
+
+    def __init__(self, path_manager: Any) -> None:
+        self._path_manager = path_manager
+
+    def open(self, path: str, mode: str = "r", **kwargs: Any):
+        if "w" in mode and "://" not in path:
+            return _replacing(path, mode)
+        return self._path_manager.open(path, mode, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._path_manager, name)
+
+
+class AtomicCheckpointer(DetectionCheckpointer):
+    """DetectionCheckpointer whose checkpoints and ``last_checkpoint`` tag replace the old
+    files atomically. fvcore truncates and rewrites in place: a finished run resumed with a
+    longer SOLVER.MAX_ITER rewrites model_final.pth, the very checkpoint ``last_checkpoint``
+    names (the only one when CHECKPOINT_PERIOD exceeds MAX_ITER, as in the synthetic
+    configs), and a run stopped during that write lost all its training."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # fvcore's save and tag_last_checkpoint write through self.path_manager.open.
+        self.path_manager = _ReplacingWrites(self.path_manager)
 
 
 def load_checkpoint_strict(model: torch.nn.Module, path: str) -> None:
@@ -267,6 +372,43 @@ def check_weights_path(cfg: CfgNode) -> None:
         raise FileNotFoundError(f"MODEL.WEIGHTS={path!r} does not exist")
 
 
+def check_resume_checkpoint(cfg: CfgNode, path: str) -> None:
+    """Before data loading, the checkpoint a --resume continues from: RuntimeError naming it
+    when it cannot be read; CheckpointMismatchError naming the keys when it does not fit the
+    model `cfg` builds (detectron2 resumes non-strictly: a changed model fails at the first
+    step with a bare torch shape error, or trains freshly initialised layers); ValueError
+    naming SOLVER.MAX_ITER when the checkpoint is past it (nothing would train, and the
+    earlier model would only be evaluated again as if it were this run's)."""
+    from detectron2.modeling import META_ARCH_REGISTRY
+
+    checkpoint = _read_checkpoint_file(path)
+    if hasattr(torch.device("meta"), "__enter__"):  # torch >= 2.0: shapes without memory
+        try:
+            with torch.device("meta"):
+                model = META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)(cfg)
+        except NotImplementedError:  # no meta kernel: the load checks for itself
+            model = None
+        if model is not None:
+            saved = {k[len("module."):] if k.startswith("module.") else k: v
+                     for k, v in checkpoint["model"].items()}
+            expected = model.state_dict()
+            problems = _mismatch_problems(
+                [(k, saved[k].shape, v.shape) for k, v in expected.items()
+                 if k in saved and tuple(getattr(saved[k], "shape", ())) != tuple(v.shape)],
+                [k for k in expected if k not in saved], [k for k in saved if k not in expected])
+            if problems:
+                raise CheckpointMismatchError(
+                    f"--resume: checkpoint {path!r} does not match the model built from the config "
+                    "(resume continues a run with its own config; start a fresh run or use another "
+                    "OUTPUT_DIR for a changed model): " + "; ".join(problems))
+    iteration = checkpoint.get("iteration")
+    max_iter = DropBlockTrainer.auto_scale_workers(cfg, comm.get_world_size()).SOLVER.MAX_ITER
+    if isinstance(iteration, int) and iteration + 1 > max_iter:
+        raise ValueError(f"--resume: checkpoint {path!r} has trained {iteration + 1} iterations, "
+                         f"more than SOLVER.MAX_ITER={max_iter}: nothing would be trained; give a "
+                         "larger SOLVER.MAX_ITER to continue the run")
+
+
 # ----------------------------------------------------------------------------- output folder
 PREVIOUS_RUNS = "previous_runs"
 # What a run writes into OUTPUT_DIR (detectron2's default_setup, trainer, checkpointer,
@@ -278,6 +420,36 @@ RUN_FILES = ("config.yaml", "log.txt", "log.txt.rank*", "last_checkpoint", "mode
 # What an evaluation (train_net --eval-only) overwrites: default_setup's config.yaml and the
 # evaluators' predictions. It appends to log.txt and leaves the checkpoints alone.
 EVAL_FILES = ("config.yaml", "inference")
+
+
+# Folders this process holds the lock of (path -> open descriptor), for its whole life.
+_CLAIMED_OUTPUT_DIRS: Dict[str, int] = {}
+
+
+def claim_output_dir(output_dir: str) -> None:
+    """Create OUTPUT_DIR and hold an exclusive lock on it for the rest of this process, or
+    raise a RuntimeError naming it when another process holds it: two runs in one folder
+    move each other's files aside and overwrite each other's checkpoints. A POSIX advisory
+    lock (flock on the folder itself: nothing is written into it), released by the OS when
+    the process ends, however it ends; where there is no flock (Windows), nothing is held."""
+    try:
+        import fcntl
+    except ImportError:
+        return
+    path = os.path.realpath(output_dir)
+    if path in _CLAIMED_OUTPUT_DIRS:
+        return
+    os.makedirs(path, exist_ok=True)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise RuntimeError(
+            f"OUTPUT_DIR={output_dir!r} is in use by another run (a process holds its lock): "
+            "two runs in one folder would overwrite each other's checkpoints. Wait for it to "
+            "end, or give this run another OUTPUT_DIR") from None
+    _CLAIMED_OUTPUT_DIRS[path] = fd
 
 
 def archive_previous_run(
@@ -394,6 +566,7 @@ def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: boo
     if train:
         check_impl_device(cfg)
         check_lr_scheduler(cfg)
+        check_train_inputs(cfg)
     if check_weights:
         check_weights_path(cfg)
 
@@ -478,6 +651,11 @@ class DropBlockTrainer(DefaultTrainer):
             self._trainer.load_state_dict(state_dict["_trainer"])
 
     def build_hooks(self) -> List[hooks.HookBase]:
+        # DefaultTrainer.__init__ makes its checkpointer just before it calls build_hooks, whose
+        # PeriodicCheckpointer keeps it: replaced here so checkpoints are written atomically.
+        old = self.checkpointer
+        self.checkpointer = AtomicCheckpointer(old.model, old.save_dir, save_to_disk=old.save_to_disk,
+                                               **old.checkpointables)
         ret = super().build_hooks()
         from .hooks import DropBlockScheduleHook
 

@@ -160,6 +160,13 @@ def test_eval_only_with_missing_or_mismatched_checkpoint_is_an_error(train_net, 
     (["SOLVER.LR_SCHEDULER_NAME", "WarmupCosine"], ValueError, r"SOLVER\.LR_SCHEDULER_NAME='WarmupCosine'"),
     # The stock backbone ignores MODEL.DROPBLOCK: found on the meta device, not after data loading.
     (["MODEL.BACKBONE.NAME", "build_retinanet_resnet_fpn_backbone"], ValueError, r"MODEL\.DROPBLOCK\.RESNET\.ENABLED=True.*no DropBlock"),
+    # detectron2: a ZeroDivisionError in the checkpoint hook after the first step, an assertion
+    # in the data loader, an error resizing the first image, messages naming no key.
+    (["SOLVER.CHECKPOINT_PERIOD", "0"], ValueError, r"SOLVER\.CHECKPOINT_PERIOD=0"),
+    (["SOLVER.IMS_PER_BATCH", "0"], ValueError, r"SOLVER\.IMS_PER_BATCH=0"),
+    (["INPUT.MAX_SIZE_TRAIN", "0"], ValueError, r"INPUT\.MAX_SIZE_TRAIN=0"),
+    (["INPUT.MIN_SIZE_TRAIN_SAMPLING", "rand"], ValueError, r"INPUT\.MIN_SIZE_TRAIN_SAMPLING='rand'"),
+    (["INPUT.RANDOM_FLIP", "sideways"], ValueError, r"INPUT\.RANDOM_FLIP='sideways'"),
 ])
 def test_errors_that_used_to_come_after_data_loading_come_from_setup(train_net, tiny_datasets, tmp_path,
                                                                     opts, error, match):
@@ -185,7 +192,7 @@ def test_a_fresh_run_into_a_used_output_dir_moves_the_earlier_run_aside(trained,
     kept = tmp_path / "kept"
     shutil.copytree(out, kept)
     train_net.setup(train_net.parser().parse_args(
-        ["--config-file", DB_CONFIG, "--resume", "OUTPUT_DIR", str(kept)]))
+        ["--config-file", DB_CONFIG, "--resume"] + TINY_OPTS + ["OUTPUT_DIR", str(kept)]))
     assert not (kept / "previous_runs").exists()
 
 
@@ -239,3 +246,104 @@ def test_a_fresh_run_from_the_earlier_runs_config_or_weights_still_finds_them(tr
     assert (used / "model_final.pth").read_bytes() == (archived / "model_final.pth").read_bytes()
     assert (archived / "config.yaml").is_file() and (used / "config.yaml").is_file()
     assert not (used / "metrics.json").exists() and (archived / "metrics.json").is_file()
+
+
+def test_a_checkpoint_write_stopped_midway_leaves_the_checkpoint_resumed_from_whole(
+        trained, train_net, tmp_path, monkeypatch):
+    # A finished run (its only checkpoint model_final.pth, as the synthetic configs save)
+    # extended with --resume rewrites model_final.pth; a full disk or Ctrl-C in that write
+    # left it truncated, with last_checkpoint still naming it: the whole training lost.
+    import shutil
+
+    out, _ = trained
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    for extra in run.glob("model_0*.pth"):
+        extra.unlink()
+    weights = (run / "model_final.pth").read_bytes()
+
+    def disk_full(obj, f, *args, **kwargs):
+        f.write(weights[:1000])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        train_net.main(train_net.parser().parse_args(
+            ["--config-file", DB_CONFIG, "--resume"] + TINY_OPTS + ["SOLVER.MAX_ITER", "4", "OUTPUT_DIR", str(run)]))
+    assert (run / "model_final.pth").read_bytes() == weights
+    assert (run / "last_checkpoint").read_text() == "model_final.pth"
+    assert not list(run.glob("*.tmp"))
+
+
+def test_resume_checks_its_checkpoint_before_anything_is_loaded_or_written(trained, train_net, tmp_path):
+    # detectron2 reads it after building the data loader and loads it non-strictly: a changed
+    # model failed in the first step with a bare torch shape error, after config.yaml was
+    # overwritten; a MAX_ITER below the checkpoint's silently trained nothing.
+    import shutil
+
+    from dropblock_det.engine.trainer import CheckpointMismatchError
+
+    out, _ = trained
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    config = (run / "config.yaml").read_text()
+
+    def resume(*opts):
+        return train_net.setup(train_net.parser().parse_args(
+            ["--config-file", DB_CONFIG, "--resume"] + TINY_OPTS + list(opts) + ["OUTPUT_DIR", str(run)]))
+
+    with pytest.raises(CheckpointMismatchError, match=r"--resume: checkpoint .*model_final\.pth.*head\.cls_score\.weight"):
+        resume("SOLVER.MAX_ITER", "6", "MODEL.RETINANET.NUM_CLASSES", "5")
+    with pytest.raises(ValueError, match=r"has trained 3 iterations, more than SOLVER\.MAX_ITER=2"):
+        resume("SOLVER.MAX_ITER", "2")
+    (run / "model_final.pth").write_bytes((out / "model_final.pth").read_bytes()[:4096])  # a partial copy
+    with pytest.raises(RuntimeError, match=r"checkpoint .*model_final\.pth' cannot be read, it is truncated"):
+        resume("SOLVER.MAX_ITER", "6")
+    assert (run / "config.yaml").read_text() == config and not (run / "previous_runs").exists()
+
+
+def test_resume_with_no_checkpoint_moves_the_earlier_runs_files_aside(trained, train_net, tmp_path):
+    # A run stopped before its first checkpoint, resumed: detectron2 starts at iteration 0 and
+    # appended to the earlier run's metrics.json, two runs' records in one file.
+    import shutil
+
+    out, _ = trained
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    for checkpoint in list(run.glob("*.pth")) + [run / "last_checkpoint"]:
+        checkpoint.unlink()
+    metrics = (run / "metrics.json").read_text()
+    train_net.setup(train_net.parser().parse_args(
+        ["--config-file", DB_CONFIG, "--resume"] + TINY_OPTS + ["OUTPUT_DIR", str(run)]))
+    (archived,) = (run / "previous_runs").iterdir()
+    assert (archived / "metrics.json").read_text() == metrics and not (run / "metrics.json").exists()
+
+
+def test_a_second_run_into_a_folder_another_run_holds_is_refused_before_moving_anything(
+        trained, train_net, tmp_path):
+    # Two runs in one OUTPUT_DIR: the second moved the first's files aside while the first
+    # kept writing, and the first then overwrote the second's model_final.pth.
+    import shutil
+    import subprocess
+    import sys
+
+    out, _ = trained
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    before = sorted(p.name for p in run.iterdir())
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDONLY); "
+         "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)", str(run)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        args = train_net.parser().parse_args(["--config-file", DB_CONFIG] + TINY_OPTS + ["OUTPUT_DIR", str(run)])
+        with pytest.raises(RuntimeError, match=r"OUTPUT_DIR=.*run' is in use by another run"):
+            train_net.setup(args)
+        assert sorted(p.name for p in run.iterdir()) == before  # nothing moved or written
+    finally:
+        holder.kill()
+        holder.wait()
+    train_net.setup(args)  # the lock ends with its process
+    assert (run / "previous_runs").is_dir()
