@@ -15,7 +15,7 @@ import shutil
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import IO, Any, Dict, Iterator, List, Optional, Sequence
+from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import detectron2.utils.comm as comm
 import torch
@@ -35,6 +35,7 @@ from detectron2.evaluation import (
     PascalVOCDetectionEvaluator,
     SemSegEvaluator,
 )
+from fvcore.common.checkpoint import Checkpointer
 
 from .. import data as _data  # noqa: F401  (registers the datasets)
 from .. import modeling as _modeling  # noqa: F401  (registers backbones, meta-archs, heads)
@@ -272,12 +273,11 @@ def _mismatch_problems(incorrect_shapes, missing_keys, unexpected_keys) -> List[
     return problems
 
 
-def _read_checkpoint_file(path: str) -> Dict[str, Any]:
-    """detectron2's reading of a checkpoint file ({"model": ..., ...}); an unreadable one (a
-    truncated write, a partial copy) raises a RuntimeError naming the file: torch's own
-    message names none."""
+def _naming_the_file(path: str, read: Callable[[str], Dict[str, Any]]) -> Dict[str, Any]:
+    """read(path) (a checkpointer's file reading); an unreadable file (a truncated write, a
+    partial copy) raises a RuntimeError naming it: torch's own message names none."""
     try:
-        return DetectionCheckpointer(None)._load_file(path)
+        return read(path)
     except Exception as e:  # noqa: BLE001 - torch, pickle and zip raise many kinds
         raise RuntimeError(f"checkpoint {path!r} cannot be read, it is truncated or corrupt "
                            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from e
@@ -296,9 +296,9 @@ class _StrictCheckpointer(DetectionCheckpointer):
 
     def _load_file(self, f: str) -> Dict[str, Any]:
         self._loading_path = f
-        if "://" in f:  # fetched by detectron2's path manager
+        if "://" in f:  # fetched by detectron2's path manager: its errors say what failed
             return super()._load_file(f)
-        return _read_checkpoint_file(f)
+        return _naming_the_file(f, super()._load_file)
 
 
 @contextlib.contextmanager
@@ -381,7 +381,11 @@ def check_resume_checkpoint(cfg: CfgNode, path: str) -> None:
     earlier model would only be evaluated again as if it were this run's)."""
     from detectron2.modeling import META_ARCH_REGISTRY
 
-    checkpoint = _read_checkpoint_file(path)
+    # fvcore's reading of a trainer's .pth (detectron2 main's own _load_file may only run
+    # inside its load()).
+    checkpoint = _naming_the_file(path, Checkpointer(None)._load_file)
+    if "model" not in checkpoint:
+        checkpoint = {"model": checkpoint}
     if hasattr(torch.device("meta"), "__enter__"):  # torch >= 2.0: shapes without memory
         try:
             with torch.device("meta"):
