@@ -379,32 +379,25 @@ def check_resume_checkpoint(cfg: CfgNode, path: str) -> None:
     step with a bare torch shape error, or trains freshly initialised layers); ValueError
     naming SOLVER.MAX_ITER when the checkpoint is past it (nothing would train, and the
     earlier model would only be evaluated again as if it were this run's)."""
-    from detectron2.modeling import META_ARCH_REGISTRY
-
     # fvcore's reading of a trainer's .pth (detectron2 main's own _load_file may only run
     # inside its load()).
     checkpoint = _naming_the_file(path, Checkpointer(None)._load_file)
     if "model" not in checkpoint:
         checkpoint = {"model": checkpoint}
-    if hasattr(torch.device("meta"), "__enter__"):  # torch >= 2.0: shapes without memory
-        try:
-            with torch.device("meta"):
-                model = META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)(cfg)
-        except NotImplementedError:  # no meta kernel: the load checks for itself
-            model = None
-        if model is not None:
-            saved = {k[len("module."):] if k.startswith("module.") else k: v
-                     for k, v in checkpoint["model"].items()}
-            expected = model.state_dict()
-            problems = _mismatch_problems(
-                [(k, saved[k].shape, v.shape) for k, v in expected.items()
-                 if k in saved and tuple(getattr(saved[k], "shape", ())) != tuple(v.shape)],
-                [k for k in expected if k not in saved], [k for k in saved if k not in expected])
-            if problems:
-                raise CheckpointMismatchError(
-                    f"--resume: checkpoint {path!r} does not match the model built from the config "
-                    "(resume continues a run with its own config; start a fresh run or use another "
-                    "OUTPUT_DIR for a changed model): " + "; ".join(problems))
+    model = _meta_model(cfg)  # None: the real load checks for itself
+    if model is not None:
+        saved = {k[len("module."):] if k.startswith("module.") else k: v
+                 for k, v in checkpoint["model"].items()}
+        expected = model.state_dict()
+        problems = _mismatch_problems(
+            [(k, saved[k].shape, v.shape) for k, v in expected.items()
+             if k in saved and tuple(getattr(saved[k], "shape", ())) != tuple(v.shape)],
+            [k for k in expected if k not in saved], [k for k in saved if k not in expected])
+        if problems:
+            raise CheckpointMismatchError(
+                f"--resume: checkpoint {path!r} does not match the model built from the config "
+                "(resume continues a run with its own config; start a fresh run or use another "
+                "OUTPUT_DIR for a changed model): " + "; ".join(problems))
     iteration = checkpoint.get("iteration")
     max_iter = DropBlockTrainer.auto_scale_workers(cfg, comm.get_world_size()).SOLVER.MAX_ITER
     if isinstance(iteration, int) and iteration + 1 > max_iter:
@@ -542,16 +535,24 @@ def check_model_config(cfg: CfgNode) -> None:
     (:func:`check_dropblock_placed`), so a model-config error is raised before data loading
     and before a tool writes anything. A component that cannot be built on the meta device
     is left to the real build, which makes the same checks."""
+    model = _meta_model(cfg)
+    if model is not None:
+        check_dropblock_placed(cfg, model)
+
+
+def _meta_model(cfg: CfgNode) -> Optional[torch.nn.Module]:
+    """The model `cfg` describes, built on PyTorch's meta device; None where it cannot be
+    (torch < 2.0 has no device context; an operator with no meta kernel in some component's
+    __init__): the real build then makes the same checks."""
     from detectron2.modeling import META_ARCH_REGISTRY
 
-    if not hasattr(torch.device("meta"), "__enter__"):  # torch < 2.0: no device context
-        return
+    if not hasattr(torch.device("meta"), "__enter__"):
+        return None
     try:
         with torch.device("meta"):
-            model = META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)(cfg)
-    except NotImplementedError:  # an operator with no meta kernel in some component's __init__
-        return
-    check_dropblock_placed(cfg, model)
+            return META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)(cfg)
+    except NotImplementedError:
+        return None
 
 
 def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: bool = True,
