@@ -332,7 +332,7 @@ def run_sweep(cells: Sequence[Tuple[int, float]],
     (another config's row or checkpoint, a CSV or checkpoint without a fingerprint) raises
     SweepMismatchError listing every such cell; nothing is deleted or overwritten.
     """
-    from .engine.trainer import last_checkpoint  # detectron2's reading of `last_checkpoint`
+    from .engine.trainer import archive_previous_run, last_checkpoint
 
     csv_path = Path(csv_path)
     header = _sweep_csv_header(csv_path)
@@ -416,7 +416,11 @@ def run_sweep(cells: Sequence[Tuple[int, float]],
             log(f"{prefix} resuming the interrupted training from {checkpoint} "
                 "(same configuration)")
         else:
-            log(f"{prefix} training")
+            # A cell stopped before its first checkpoint starts again at iteration 0: the
+            # attempt's files move aside, else detectron2 appends to its metrics.json.
+            archived = archive_previous_run(cell_dir)
+            log(f"{prefix} training" + (f" (an earlier attempt's files were moved to {archived})"
+                                        if archived else ""))
             _write_cell_record(cell_dir, b, kp, fingerprint, fingerprinted_config(config))
         value = float(train_cell(b, kp, config, action == "resume"))
         new_file = _sweep_csv_header(csv_path) is None

@@ -4,6 +4,7 @@ import csv
 import json
 import math
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -482,3 +483,32 @@ def test_a_cell_given_twice_is_trained_once_and_bad_block_sizes_are_refused(tmp_
             sweep_cells([bad], [0.9])
     with pytest.raises(ValueError, match="keep_prob 0.0 must be in"):
         sweep_cells([3], [0.0])
+
+
+def test_run_sweep_moves_a_cells_earlier_attempt_aside_before_training_it_again(tmp_path):
+    # A cell stopped before its first checkpoint is trained again from iteration 0 in its
+    # folder: detectron2 would append to the attempt's metrics.json, two runs in one file.
+    from dropblock_det.analysis import run_sweep
+
+    def sweep(train_cell):
+        return run_sweep([(3, 0.8)], train_cell, tmp_path / "sweep.csv", log=lambda m: None,
+                         cell_config=lambda b, kp: _fake_config(tmp_path, b, kp))
+
+    def stopped(b, kp, cfg, resume):
+        (Path(cfg["OUTPUT_DIR"]) / "metrics.json").write_text('{"iteration": 0}\n')
+        raise KeyboardInterrupt
+
+    def finishes(b, kp, cfg, resume):
+        assert not resume
+        with open(Path(cfg["OUTPUT_DIR"]) / "metrics.json", "a") as f:
+            f.write('{"iteration": 1}\n')
+        return 1.0
+
+    with pytest.raises(KeyboardInterrupt):
+        sweep(stopped)
+    assert sweep(finishes) == {(3, 0.8): 1.0}
+    cell = tmp_path / "b3_kp0.8"
+    assert (cell / "metrics.json").read_text() == '{"iteration": 1}\n'
+    (attempt,) = (cell / "previous_runs").iterdir()
+    assert (attempt / "metrics.json").read_text() == '{"iteration": 0}\n'
+    assert (cell / "sweep_cell.json").is_file()
