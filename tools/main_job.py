@@ -77,6 +77,7 @@ def main(argv=None) -> dict:
         archive_previous_run,
         check_config_before_run,
         check_dataset_names,
+        claim_output_dir,
         load_config,
     )
 
@@ -107,6 +108,7 @@ def main(argv=None) -> dict:
     # A rerun into the same folder starts a fresh run (detectron2's JSONWriter would append
     # to metrics.json, and model_final.pth would be overwritten): the earlier run's files
     # are moved, not deleted, to OUTPUT_DIR/previous_runs/<time>/.
+    claim_output_dir(cfg.OUTPUT_DIR)  # one run per folder at a time (see train_net.py)
     archived = archive_previous_run(cfg.OUTPUT_DIR, (args.config_file, cfg.MODEL.WEIGHTS))
     if archived:
         print(f"[main_job] the earlier run in {cfg.OUTPUT_DIR} was moved to {archived}",

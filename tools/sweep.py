@@ -59,7 +59,12 @@ def main(argv=None):
         sweep_cells,
     )
     from dropblock_det.config import dropblock_enabled, validate_dropblock_config
-    from dropblock_det.engine.trainer import DropBlockTrainer, check_config_before_run, load_config
+    from dropblock_det.engine.trainer import (
+        DropBlockTrainer,
+        check_config_before_run,
+        claim_output_dir,
+        load_config,
+    )
 
     setup_logger(name="detectron2")
     cells = sweep_cells(args.block_sizes, args.keep_probs)
@@ -119,6 +124,8 @@ def main(argv=None):
         return float(results[task][key])
 
     csv_path = os.path.join(args.output_dir, "sweep.csv")
+    # One sweep per folder at a time: two would train and append the same cells.
+    claim_output_dir(args.output_dir)
     values = run_sweep(cells, train_cell, csv_path, metric_name, cell_config=cell_config)
     # Every row of the CSV (run_sweep checked they are all this configuration's), so a
     # rerun with part of the grid redraws the whole heatmap, not that part.
