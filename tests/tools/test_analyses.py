@@ -15,6 +15,7 @@ from tools_helpers import (
     BASELINE_CONFIG,
     DB_CONFIG,
     TINY_OPTS,
+    another_process_holding,
     tiny_synthetic_datasets,
 )
 
@@ -516,22 +517,10 @@ def test_run_sweep_moves_a_cells_earlier_attempt_aside_before_training_it_again(
 
 def test_a_second_sweep_into_a_folder_another_process_holds_is_refused(tiny_datasets, tmp_path):
     # Two sweeps in one folder would train the same cells and append to one sweep.csv.
-    import subprocess
-    import sys
-
     out = tmp_path / "sweep"
     out.mkdir()
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDONLY); "
-         "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)", str(out)],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with another_process_holding(out):
         with pytest.raises(RuntimeError, match="is in use by another run"):
             load_tool("sweep").main(["--config-file", DB_CONFIG, "--block-sizes", "3", "--keep-probs", "0.9",
                                      "--output-dir", str(out)])
         assert not list(out.iterdir())
-    finally:
-        holder.kill()
-        holder.wait()

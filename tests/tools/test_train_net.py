@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import load_tool
-from tools_helpers import DB_CONFIG, TINY_OPTS, tiny_synthetic_datasets
+from tools_helpers import DB_CONFIG, TINY_OPTS, another_process_holding, tiny_synthetic_datasets
 
 
 @pytest.fixture(scope="module")
@@ -324,26 +324,15 @@ def test_a_second_run_into_a_folder_another_run_holds_is_refused_before_moving_a
     # Two runs in one OUTPUT_DIR: the second moved the first's files aside while the first
     # kept writing, and the first then overwrote the second's model_final.pth.
     import shutil
-    import subprocess
-    import sys
 
     out, _ = trained
     run = tmp_path / "run"
     shutil.copytree(out, run)
     before = sorted(p.name for p in run.iterdir())
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDONLY); "
-         "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)", str(run)],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
-        args = train_net.parser().parse_args(["--config-file", DB_CONFIG] + TINY_OPTS + ["OUTPUT_DIR", str(run)])
+    args = train_net.parser().parse_args(["--config-file", DB_CONFIG] + TINY_OPTS + ["OUTPUT_DIR", str(run)])
+    with another_process_holding(run):
         with pytest.raises(RuntimeError, match=r"OUTPUT_DIR=.*run' is in use by another run"):
             train_net.setup(args)
         assert sorted(p.name for p in run.iterdir()) == before  # nothing moved or written
-    finally:
-        holder.kill()
-        holder.wait()
     train_net.setup(args)  # the lock ends with its process
     assert (run / "previous_runs").is_dir()

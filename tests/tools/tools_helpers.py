@@ -1,4 +1,8 @@
 """Shared by the tests of tools/: tiny configs and data (`load_tool` is in conftest.py)."""
+import contextlib
+import subprocess
+import sys
+
 from conftest import REPO
 from conftest import tiny_synthetic_datasets as conftest_tiny_synthetic_datasets
 
@@ -21,3 +25,20 @@ TINY_DATA = dict(num_train=6, num_val=3, image_size=64, min_object_size=14, max_
 def tiny_synthetic_datasets(root, **params):
     """conftest's tiny synthetic set, at TINY_DATA's size unless `params` say otherwise."""
     return conftest_tiny_synthetic_datasets(root, **{**TINY_DATA, **params})
+
+
+@contextlib.contextmanager
+def another_process_holding(folder):
+    """While in the block, another process holds the folder's flock, as a running
+    train_net / main_job / sweep does (claim_output_dir)."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDONLY); "
+         "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)", str(folder)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        holder.kill()
+        holder.wait()
