@@ -392,6 +392,21 @@ def validate_dropblock_config(cfg: CN) -> None:
             raise _bad("INPUT.CUTOUT.PROB", cutout.PROB, "expected 0 <= prob <= 1")
 
 
+def locations_on(cfg: CN) -> List[str]:
+    """The MODEL.DROPBLOCK keys (under that node) that put a regularizer into the model and
+    are on: "RESNET.ENABLED", "DROP_PATH_RATE" (> 0), "FPN.ENABLED", "HEAD.ENABLED",
+    "SEM_SEG_HEAD.ENABLED"."""
+    db = cfg.MODEL.DROPBLOCK
+    on = {
+        "RESNET.ENABLED": db.RESNET.ENABLED,
+        "DROP_PATH_RATE": db.DROP_PATH_RATE > 0,
+        "FPN.ENABLED": db.FPN.ENABLED,
+        "HEAD.ENABLED": db.HEAD.ENABLED,
+        "SEM_SEG_HEAD.ENABLED": db.SEM_SEG_HEAD.ENABLED,
+    }
+    return [key for key, value in on.items() if value]
+
+
 def dropblock_enabled(cfg: CN) -> bool:
     """Whether any MODEL.DROPBLOCK location (RESNET, FPN, HEAD, SEM_SEG_HEAD) is on."""
     db = cfg.MODEL.DROPBLOCK

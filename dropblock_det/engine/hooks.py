@@ -13,7 +13,7 @@ from torch.nn.parallel import DataParallel, DistributedDataParallel
 
 from detectron2.engine import HookBase
 
-from ..config import check_impl_device, dropblock_schedule_range, validate_dropblock_config
+from ..config import check_impl_device, dropblock_schedule_range, locations_on, validate_dropblock_config
 from ..layers import LinearKeepProbSchedule, iter_regularizers
 from ..layers.base import check_keep_prob
 
@@ -83,12 +83,7 @@ class DropBlockScheduleHook(HookBase):
         check_impl_device(cfg)
         start, end = dropblock_schedule_range(cfg)
         hook = cls(start, end, cfg.MODEL.DROPBLOCK.KEEP_PROB, model=model)
-        db = cfg.MODEL.DROPBLOCK
-        hook._config_keys_on = [
-            f"MODEL.DROPBLOCK.{key}.ENABLED"
-            for key in ("RESNET", "FPN", "HEAD", "SEM_SEG_HEAD")
-            if db[key].ENABLED
-        ] + (["MODEL.DROPBLOCK.DROP_PATH_RATE"] if db.DROP_PATH_RATE > 0 else [])
+        hook._config_keys_on = [f"MODEL.DROPBLOCK.{key}" for key in locations_on(cfg)]
         hook._config_max_iter = cfg.SOLVER.MAX_ITER
         return hook
 
@@ -96,11 +91,14 @@ class DropBlockScheduleHook(HookBase):
         return unwrap_model(self._model if self._model is not None else self.trainer.model)
 
     def before_train(self) -> None:
-        if self._config_keys_on and next(iter_regularizers(self._scheduled_model()), None) is None:
+        model = self._scheduled_model()
+        # Only a model with no regularizer at all: a model of the user's own may name its
+        # modules unlike ours (check_dropblock_placed's per-location check is for ours).
+        if self._config_keys_on and next(iter_regularizers(model), None) is None:
             # Else the run trains without DropBlock while its config says otherwise.
             raise ValueError(
                 f"{', '.join(self._config_keys_on)} is on, but the model "
-                f"({type(self._scheduled_model()).__name__}) has no DropBlock regularizer: stock "
+                f"({type(model).__name__}) has no DropBlock regularizer: stock "
                 "detectron2 components ignore MODEL.DROPBLOCK; build it with dropblock-det's "
                 "(e.g. MODEL.META_ARCHITECTURE 'DropBlockRetinaNet', MODEL.BACKBONE.NAME "
                 "'build_dropblock_retinanet_resnet_fpn_backbone'; see the README)"

@@ -40,7 +40,7 @@ from fvcore.common.checkpoint import Checkpointer
 from .. import data as _data  # noqa: F401  (registers the datasets)
 from .. import modeling as _modeling  # noqa: F401  (registers backbones, meta-archs, heads)
 from .. import solver
-from ..config import add_dropblock_config, check_impl_device, validate_dropblock_config
+from ..config import add_dropblock_config, check_impl_device, locations_on, validate_dropblock_config
 from ..data.file_errors import DatasetMapperNamingFiles, naming_dataset_files
 
 
@@ -516,10 +516,10 @@ def check_dropblock_placed(cfg: CfgNode, model: torch.nn.Module) -> None:
 
     db = cfg.MODEL.DROPBLOCK
     names = [name for name, _ in iter_regularizers(model)]
-    for key, pattern in _LOCATION_PATTERNS.items():
+    for key in locations_on(cfg):
         node, _, leaf = key.rpartition(".")
         value = db[node][leaf] if node else db[leaf]
-        if value and not any(pattern.search(name) for name in names):
+        if not any(_LOCATION_PATTERNS[key].search(name) for name in names):
             raise ValueError(
                 f"MODEL.DROPBLOCK.{key}={value!r}, but the model built from MODEL.META_ARCHITECTURE="
                 f"{cfg.MODEL.META_ARCHITECTURE!r}, MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r}"
