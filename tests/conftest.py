@@ -87,24 +87,18 @@ def dropblock_everywhere_cfg(
 
 
 def stock_retinanet_cfg(plugin_cfg):
-    """The same model for stock detectron2: a get_cfg() config without the plugin's keys
-    (MODEL.DROPBLOCK, INPUT.CUTOUT), with RetinaNet and detectron2's own RetinaNet
-    ResNet-FPN backbone builder."""
+    """The same model for stock detectron2 (dropblock_det.deploy.stock_config): RetinaNet
+    with detectron2's own RetinaNet ResNet-FPN backbone builder, without the plugin's keys,
+    read into a fresh get_cfg() as stock detectron2 reads a config file."""
     from detectron2.config import get_cfg
-    from detectron2.projects.deeplab import add_deeplab_config
 
-    plugin_only = plugin_cfg.clone()
-    plugin_only.defrost()
-    del plugin_only.MODEL["DROPBLOCK"]
-    del plugin_only.INPUT["CUTOUT"]
+    from dropblock_det.deploy import stock_config
+
+    stock = stock_config(plugin_cfg)
+    assert stock.MODEL.META_ARCHITECTURE == "RetinaNet"
+    assert stock.MODEL.BACKBONE.NAME == "build_retinanet_resnet_fpn_backbone"
     cfg = get_cfg()
-    # add_dropblock_config also adds detectron2's own DeepLab-project keys: stock keys,
-    # just not in get_cfg(). Any other key would still be an error here.
-    add_deeplab_config(cfg)
-    cfg.merge_from_other_cfg(plugin_only)
-    cfg.MODEL.META_ARCHITECTURE = "RetinaNet"
-    cfg.MODEL.BACKBONE.NAME = "build_retinanet_resnet_fpn_backbone"
-    assert "DROPBLOCK" not in cfg.MODEL and "CUTOUT" not in cfg.INPUT
+    cfg.merge_from_other_cfg(stock)  # fails on any key a stock config does not have
     return cfg
 
 

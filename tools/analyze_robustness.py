@@ -27,13 +27,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # What a run of this tool writes into --output-dir (evaluation/: the evaluators' OUTPUT_DIR).
 ROBUSTNESS_FILES = ("robustness.txt", "robustness.png", "evaluation")
 
-# Stock detectron2 backbones and their dropblock-det equivalents (same parameters).
-STOCK_TO_DROPBLOCK_BACKBONE = {
-    "build_resnet_backbone": "build_dropblock_resnet_backbone",
-    "build_resnet_fpn_backbone": "build_dropblock_resnet_fpn_backbone",
-    "build_retinanet_resnet_fpn_backbone": "build_dropblock_retinanet_resnet_fpn_backbone",
-}
-
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
@@ -66,6 +59,7 @@ def robustness_config(config_file, opts, output_dir=None):
     config's OUTPUT_DIR usually is), whose files these would replace."""
     from dropblock_det.analysis import first_test_dataset
     from dropblock_det.config import dropblock_enabled
+    from dropblock_det.deploy import STOCK_COMPONENTS
     from dropblock_det.engine.trainer import load_config
 
     cfg = load_config(config_file, opts)
@@ -74,8 +68,9 @@ def robustness_config(config_file, opts, output_dir=None):
         cfg.OUTPUT_DIR = os.path.join(output_dir, "evaluation")
     if not dropblock_enabled(cfg):
         cfg.MODEL.DROPBLOCK.RESNET.ENABLED = True
-    name = cfg.MODEL.BACKBONE.NAME
-    cfg.MODEL.BACKBONE.NAME = STOCK_TO_DROPBLOCK_BACKBONE.get(name, name)
+    # A stock detectron2 backbone -> its dropblock-det equivalent (same parameters).
+    dropblock_backbones = {stock: ours for ours, stock in STOCK_COMPONENTS["MODEL.BACKBONE.NAME"].items()}
+    cfg.MODEL.BACKBONE.NAME = dropblock_backbones.get(cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.NAME)
     cfg.freeze()
     return cfg
 
@@ -106,6 +101,7 @@ def main(argv=None):
         DropBlockTrainer,
         archive_previous_run,
         check_config_before_run,
+        claim_output_dir,
         load_checkpoint_strict,
     )
     from dropblock_det.config import check_impl_device
@@ -141,6 +137,9 @@ def main(argv=None):
     dataset = cfg.DATASETS.TEST[0]
     from detectron2.data import MetadataCatalog
 
+    # One run per folder at a time (see train_net.py): a second would move the first's
+    # results aside while it writes them.
+    claim_output_dir(args.output_dir, "--output-dir")
     # A rerun into the same --output-dir: the earlier table, plot and predictions are moved
     # to previous_runs/<time>/, not overwritten.
     # A checkpoint or the config file kept under the folder being moved is copied instead.

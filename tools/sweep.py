@@ -125,7 +125,7 @@ def main(argv=None):
 
     csv_path = os.path.join(args.output_dir, "sweep.csv")
     # One sweep per folder at a time: two would train and append the same cells.
-    claim_output_dir(args.output_dir)
+    claim_output_dir(args.output_dir, "--output-dir")
     values = run_sweep(cells, train_cell, csv_path, metric_name, cell_config=cell_config)
     # Every row of the CSV (run_sweep checked they are all this configuration's), so a
     # rerun with part of the grid redraws the whole heatmap, not that part.

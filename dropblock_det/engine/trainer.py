@@ -64,6 +64,9 @@ __all__ = [
     "last_checkpoint",
     "load_config",
     "load_checkpoint_strict",
+    "meta_model",
+    "read_checkpoint",
+    "state_dict_problems",
     "check_weights_path",
     "CheckpointMismatchError",
 ]
@@ -372,6 +375,28 @@ def check_weights_path(cfg: CfgNode) -> None:
         raise FileNotFoundError(f"MODEL.WEIGHTS={path!r} does not exist")
 
 
+def read_checkpoint(path: str) -> Dict[str, Any]:
+    """The checkpoint file at local `path` as a dict with its weights under "model" (a bare
+    state_dict is put there); RuntimeError naming the file when it cannot be read."""
+    # fvcore's reading of a trainer's .pth (detectron2 main's own _load_file may only run
+    # inside its load()).
+    checkpoint = _naming_the_file(path, Checkpointer(None)._load_file)
+    return checkpoint if "model" in checkpoint else {"model": checkpoint}
+
+
+def state_dict_problems(model: torch.nn.Module, saved: Dict[str, Any]) -> List[str]:
+    """What keeps the weights `saved` (a state_dict; DistributedDataParallel's "module."
+    prefix allowed) from loading strictly into `model`: shape mismatches, missing and
+    unexpected keys, each listed by name. Empty when they fit. `model` may be on the meta
+    device."""
+    saved = {k[len("module."):] if k.startswith("module.") else k: v for k, v in saved.items()}
+    expected = model.state_dict()
+    return _mismatch_problems(
+        [(k, saved[k].shape, v.shape) for k, v in expected.items()
+         if k in saved and tuple(getattr(saved[k], "shape", ())) != tuple(v.shape)],
+        [k for k in expected if k not in saved], [k for k in saved if k not in expected])
+
+
 def check_resume_checkpoint(cfg: CfgNode, path: str) -> None:
     """Before data loading, the checkpoint a --resume continues from: RuntimeError naming it
     when it cannot be read; CheckpointMismatchError naming the keys when it does not fit the
@@ -379,25 +404,14 @@ def check_resume_checkpoint(cfg: CfgNode, path: str) -> None:
     step with a bare torch shape error, or trains freshly initialised layers); ValueError
     naming SOLVER.MAX_ITER when the checkpoint is past it (nothing would train, and the
     earlier model would only be evaluated again as if it were this run's)."""
-    # fvcore's reading of a trainer's .pth (detectron2 main's own _load_file may only run
-    # inside its load()).
-    checkpoint = _naming_the_file(path, Checkpointer(None)._load_file)
-    if "model" not in checkpoint:
-        checkpoint = {"model": checkpoint}
-    model = _meta_model(cfg)  # None: the real load checks for itself
-    if model is not None:
-        saved = {k[len("module."):] if k.startswith("module.") else k: v
-                 for k, v in checkpoint["model"].items()}
-        expected = model.state_dict()
-        problems = _mismatch_problems(
-            [(k, saved[k].shape, v.shape) for k, v in expected.items()
-             if k in saved and tuple(getattr(saved[k], "shape", ())) != tuple(v.shape)],
-            [k for k in expected if k not in saved], [k for k in saved if k not in expected])
-        if problems:
-            raise CheckpointMismatchError(
-                f"--resume: checkpoint {path!r} does not match the model built from the config "
-                "(resume continues a run with its own config; start a fresh run or use another "
-                "OUTPUT_DIR for a changed model): " + "; ".join(problems))
+    checkpoint = read_checkpoint(path)
+    model = meta_model(cfg)  # None: the real load checks for itself
+    problems = state_dict_problems(model, checkpoint["model"]) if model is not None else []
+    if problems:
+        raise CheckpointMismatchError(
+            f"--resume: checkpoint {path!r} does not match the model built from the config "
+            "(resume continues a run with its own config; start a fresh run or use another "
+            "OUTPUT_DIR for a changed model): " + "; ".join(problems))
     iteration = checkpoint.get("iteration")
     max_iter = DropBlockTrainer.auto_scale_workers(cfg, comm.get_world_size()).SOLVER.MAX_ITER
     if isinstance(iteration, int) and iteration + 1 > max_iter:
@@ -423,9 +437,10 @@ EVAL_FILES = ("config.yaml", "inference")
 _CLAIMED_OUTPUT_DIRS: Dict[str, int] = {}
 
 
-def claim_output_dir(output_dir: str) -> None:
+def claim_output_dir(output_dir: str, key: str = "OUTPUT_DIR") -> None:
     """Create OUTPUT_DIR and hold an exclusive lock on it for the rest of this process, or
-    raise a RuntimeError naming it when another process holds it: two runs in one folder
+    raise a RuntimeError naming it (as `key`: the config key or the tool's argument that
+    gave it) when another process holds it: two runs in one folder
     move each other's files aside and overwrite each other's checkpoints. A POSIX advisory
     lock (flock on the folder itself: nothing is written into it), released by the OS when
     the process ends, however it ends; where there is no flock (Windows), nothing is held."""
@@ -443,9 +458,9 @@ def claim_output_dir(output_dir: str) -> None:
     except OSError:
         os.close(fd)
         raise RuntimeError(
-            f"OUTPUT_DIR={output_dir!r} is in use by another run (a process holds its lock): "
-            "two runs in one folder would overwrite each other's checkpoints. Wait for it to "
-            "end, or give this run another OUTPUT_DIR") from None
+            f"{key}={output_dir!r} is in use by another run (a process holds its lock): "
+            "two runs in one folder would overwrite each other's files. Wait for it to "
+            f"end, or give this run another {key}") from None
     _CLAIMED_OUTPUT_DIRS[path] = fd
 
 
@@ -535,12 +550,12 @@ def check_model_config(cfg: CfgNode) -> None:
     (:func:`check_dropblock_placed`), so a model-config error is raised before data loading
     and before a tool writes anything. A component that cannot be built on the meta device
     is left to the real build, which makes the same checks."""
-    model = _meta_model(cfg)
+    model = meta_model(cfg)
     if model is not None:
         check_dropblock_placed(cfg, model)
 
 
-def _meta_model(cfg: CfgNode) -> Optional[torch.nn.Module]:
+def meta_model(cfg: CfgNode) -> Optional[torch.nn.Module]:
     """The model `cfg` describes, built on PyTorch's meta device; None where it cannot be
     (torch < 2.0 has no device context; an operator with no meta kernel in some component's
     __init__): the real build then makes the same checks."""

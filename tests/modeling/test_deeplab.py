@@ -9,6 +9,7 @@ from detectron2.layers import ASPP
 from detectron2.modeling import build_model
 
 from conftest import CONFIGS, small_voc_sem_seg_cfg
+from dropblock_det.deploy import stock_config
 from dropblock_det.layers import KeepProbRegularizer, iter_regularizers, set_keep_prob
 from dropblock_det.modeling.deeplab import DropBlockASPP, DropBlockDeepLabV3PlusHead
 
@@ -24,12 +25,11 @@ def _cfg(tmp_path, config_file=SCRATCH_DROPBLOCK, opts=()):
 
 
 def _stock_cfg(cfg):
-    """The same config with detectron2's own DeepLab backbone and head (plugin keys off)."""
-    stock = cfg.clone()
-    stock.MODEL.BACKBONE.NAME = "build_resnet_deeplab_backbone"
-    stock.MODEL.SEM_SEG_HEAD.NAME = "DeepLabV3PlusHead"
-    stock.MODEL.DROPBLOCK.RESNET.ENABLED = False
-    stock.MODEL.DROPBLOCK.SEM_SEG_HEAD.ENABLED = False
+    """The same model from detectron2's own build_resnet_deeplab_backbone and DeepLabV3PlusHead
+    (dropblock_det.deploy.stock_config: no plugin keys)."""
+    stock = stock_config(cfg)
+    assert (stock.MODEL.BACKBONE.NAME, stock.MODEL.SEM_SEG_HEAD.NAME) == ("build_resnet_deeplab_backbone", "DeepLabV3PlusHead")
+    assert "DROPBLOCK" not in stock.MODEL and "CUTOUT" not in stock.INPUT
     return stock
 
 

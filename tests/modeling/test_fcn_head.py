@@ -7,6 +7,7 @@ from detectron2.layers import ShapeSpec
 from detectron2.modeling import build_model
 
 from conftest import CONFIGS, small_voc_sem_seg_cfg
+from dropblock_det.deploy import stock_config
 from dropblock_det.layers import DropBlock2d, iter_regularizers, set_keep_prob
 from dropblock_det.modeling.fcn_head import DropBlockFCNHead
 
@@ -16,11 +17,11 @@ FCN_CONFIGS = sorted(p.name for p in (CONFIGS / "PascalVOC-SemanticSegmentation"
 
 
 def _stock_cfg(cfg):
-    stock = cfg.clone()
-    stock.MODEL.BACKBONE.NAME = "build_resnet_fpn_backbone"
-    stock.MODEL.SEM_SEG_HEAD.NAME = "SemSegFPNHead"
-    stock.MODEL.DROPBLOCK.RESNET.ENABLED = False
-    stock.MODEL.DROPBLOCK.SEM_SEG_HEAD.ENABLED = False
+    """The same model from detectron2's own build_resnet_fpn_backbone and SemSegFPNHead
+    (dropblock_det.deploy.stock_config: no plugin keys)."""
+    stock = stock_config(cfg)
+    assert (stock.MODEL.BACKBONE.NAME, stock.MODEL.SEM_SEG_HEAD.NAME) == ("build_resnet_fpn_backbone", "SemSegFPNHead")
+    assert "DROPBLOCK" not in stock.MODEL and "CUTOUT" not in stock.INPUT
     return stock
 
 

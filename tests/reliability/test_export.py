@@ -115,3 +115,61 @@ def test_tracing_adapter_output_matches_stock_retinanet(trained_and_stock):
                 (ours.pred_boxes.tensor, ours.scores, ours.pred_classes),
                 (theirs.pred_boxes.tensor, theirs.scores, theirs.pred_classes),
             )
+
+
+def test_the_stock_model_scripts_and_gives_the_dropblock_models_detections(trained_and_stock):
+    # TorchScript scripting (detectron2's scripting_with_instances) is what the stock model
+    # built from dropblock_det.deploy.stock_config is for: the plugin's modules do not script.
+    try:
+        from detectron2.export import scripting_with_instances
+    except ImportError as e:  # v0.6: detectron2.export needs caffe2
+        pytest.skip(f"detectron2.export does not import here: {e}")
+    from detectron2.structures import Boxes
+
+    plugin, stock = trained_and_stock
+    scripted = scripting_with_instances(
+        stock, {"pred_boxes": Boxes, "scores": torch.Tensor, "pred_classes": torch.Tensor})
+    with torch.no_grad():
+        for image in _images():
+            # Scripted, the model returns its detections before detector_postprocess, in the
+            # input's size: compare with the plugin model asked for that size.
+            theirs = scripted([{"image": image}])[0]
+            boxes = Boxes(theirs.pred_boxes.tensor.clone())
+            boxes.clip(image.shape[-2:])
+            keep = boxes.nonempty()
+            ours = plugin([{"image": image, "height": image.shape[1], "width": image.shape[2]}])[0]["instances"]
+            _assert_same_detections(
+                (ours.pred_boxes.tensor, ours.scores, ours.pred_classes),
+                (boxes.tensor[keep], theirs.scores[keep], theirs.pred_classes[keep]),
+            )
+
+
+class BackboneAndHead(nn.Module):
+    """A RetinaNet's dense part, image batch (N, 3, H, W) -> per-level class logits and box
+    deltas: what torch.export takes (the detectron2 structures around it it does not)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor):
+        features = self.model.backbone(images)
+        return self.model.head([features[f] for f in self.model.head_in_features])
+
+
+def test_torch_export_of_the_eval_model_has_no_random_op_and_gives_its_outputs(trained_and_stock):
+    # torch.export is what PyTorch now points to (torch.jit.script warns it is deprecated).
+    plugin, stock = trained_and_stock
+    images = torch.stack([image.float() for image in _images()])
+    exported = torch.export.export(BackboneAndHead(plugin), (images,))
+    ops = {str(node.target) for node in exported.graph.nodes if node.op == "call_function"}
+    assert any("conv2d" in op for op in ops)
+    assert not [op for op in ops if any(w in op for w in ("bernoulli", "rand", "dropout", "index_fill", "where"))]
+    with torch.no_grad():
+        theirs = BackboneAndHead(stock)(images)
+        for fresh in (images, images.flip(-1)):  # the exported input and another
+            ours, reference = exported.module()(fresh), BackboneAndHead(plugin)(fresh)
+            for a, b in zip(sum(ours, []), sum(reference, [])):
+                assert torch.equal(a, b)
+        for a, b in zip(sum(exported.module()(images), []), sum(theirs, [])):
+            assert torch.equal(a, b)

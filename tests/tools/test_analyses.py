@@ -81,6 +81,20 @@ def test_a_bad_keep_prob_is_refused_before_the_first_evaluation():
     assert evaluations == []
 
 
+@pytest.mark.parametrize("stock, ours", [
+    ("build_resnet_backbone", "build_dropblock_resnet_backbone"),
+    ("build_resnet_fpn_backbone", "build_dropblock_resnet_fpn_backbone"),
+    ("build_retinanet_resnet_fpn_backbone", "build_dropblock_retinanet_resnet_fpn_backbone"),
+    ("build_resnet_deeplab_backbone", "build_dropblock_resnet_deeplab_backbone"),
+    ("build_dropblock_resnet_backbone", "build_dropblock_resnet_backbone"),
+])
+def test_robustness_config_swaps_a_stock_backbone_for_its_dropblock_equivalent(tiny_datasets, stock, ours):
+    # A checkpoint trained with stock detectron2 is evaluated with DropBlock inserted.
+    cfg = load_tool("analyze_robustness").robustness_config(BASELINE_CONFIG, TINY_OPTS + ["MODEL.BACKBONE.NAME", stock])
+    assert cfg.MODEL.BACKBONE.NAME == ours
+    assert cfg.MODEL.DROPBLOCK.RESNET.ENABLED
+
+
 def test_detectron2_evaluation_keeps_the_switched_on_regularizers_active(tiny_datasets):
     # inference_on_dataset calls model.eval() on an nn.Module, which would silently turn
     # DropBlock off again; the tool hands it a plain callable instead.
@@ -515,12 +529,31 @@ def test_run_sweep_moves_a_cells_earlier_attempt_aside_before_training_it_again(
     assert (cell / "sweep_cell.json").is_file()
 
 
+def test_a_second_robustness_run_into_a_folder_another_process_holds_is_refused(tiny_datasets, tmp_path):
+    # It would move the first run's table and plot aside while that run writes them.
+    from detectron2.checkpoint import DetectionCheckpointer
+
+    from dropblock_det.engine.trainer import DropBlockTrainer, load_config
+
+    model = DropBlockTrainer.build_model(load_config(BASELINE_CONFIG, TINY_OPTS))
+    DetectionCheckpointer(model, save_dir=str(tmp_path)).save("baseline")
+    out = tmp_path / "robustness"
+    out.mkdir()
+    (out / "robustness.txt").write_text("the first run's table")
+    with another_process_holding(out):
+        with pytest.raises(RuntimeError, match=r"--output-dir=.*robustness' is in use by another run"):
+            load_tool("analyze_robustness").main(
+                ["--config-file", BASELINE_CONFIG, "--checkpoint", str(tmp_path / "baseline.pth"),
+                 "--keep-probs", "1.0", "--seeds", "0", "--output-dir", str(out)] + TINY_OPTS)
+    assert [p.name for p in out.iterdir()] == ["robustness.txt"]
+
+
 def test_a_second_sweep_into_a_folder_another_process_holds_is_refused(tiny_datasets, tmp_path):
     # Two sweeps in one folder would train the same cells and append to one sweep.csv.
     out = tmp_path / "sweep"
     out.mkdir()
     with another_process_holding(out):
-        with pytest.raises(RuntimeError, match="is in use by another run"):
+        with pytest.raises(RuntimeError, match=r"--output-dir=.*sweep' is in use by another run"):
             load_tool("sweep").main(["--config-file", DB_CONFIG, "--block-sizes", "3", "--keep-probs", "0.9",
                                      "--output-dir", str(out)])
         assert not list(out.iterdir())

@@ -1,0 +1,112 @@
+#!/usr/bin/env python
+"""Write the config of the stock detectron2 model that a dropblock-det model is at
+inference, to serve or export it with detectron2's own tools where dropblock-det is not
+installed (see dropblock_det/deploy.py):
+
+    python tools/export_stock_config.py --config-file output/main_job/config.yaml \\
+        --output output/main_job/stock_config.yaml MODEL.WEIGHTS output/main_job/model_final.pth
+
+then, for example, from a detectron2 checkout (no dropblock-det import):
+
+    python tools/deploy/export_model.py --config-file output/main_job/stock_config.yaml \\
+        --export-method scripting --format torchscript --output exported MODEL.DEVICE cpu
+
+Before anything is written the config is read back into a fresh detectron2 config, its
+model is built (on PyTorch's meta device) and must have the dropblock-det model's
+state_dict keys and shapes, and the checkpoint MODEL.WEIGHTS names (if any, and local)
+must load strictly into it. An existing --output file is never overwritten.
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config-file", required=True, help="the dropblock-det config the model was trained with")
+    p.add_argument("--output", required=True, help="YAML file to write (must not exist)")
+    p.add_argument("opts", nargs=argparse.REMAINDER, default=[],
+                   help="config overrides, KEY VALUE pairs (e.g. MODEL.WEIGHTS)")
+    return p.parse_args(argv)
+
+
+def read_stock_config(path: str, deeplab: bool):
+    """`path` read the way stock detectron2 reads a config: get_cfg() (plus the DeepLab
+    project's keys for a DeepLab model), then merge_from_file."""
+    from detectron2.config import get_cfg
+    from detectron2.projects.deeplab import add_deeplab_config
+
+    cfg = get_cfg()
+    if deeplab:
+        add_deeplab_config(cfg)
+    cfg.merge_from_file(path)
+    return cfg
+
+
+def check_stock_config(cfg, stock) -> None:
+    """RuntimeError unless the model of `stock` has the state_dict keys and shapes of the
+    model of `cfg`; CheckpointMismatchError unless MODEL.WEIGHTS (a local file) loads
+    strictly into it."""
+    from dropblock_det.engine.trainer import (
+        CheckpointMismatchError,
+        meta_model,
+        read_checkpoint,
+        state_dict_problems,
+    )
+
+    ours, theirs = meta_model(cfg), meta_model(stock)
+    if ours is not None and theirs is not None:
+        problems = state_dict_problems(theirs, ours.state_dict())
+        if problems:  # a component of this package whose stock counterpart differs: a bug
+            raise RuntimeError("the stock model does not have the dropblock-det model's "
+                               "parameters: " + "; ".join(problems))
+    weights = stock.MODEL.WEIGHTS
+    if weights and "://" not in weights and theirs is not None:
+        problems = state_dict_problems(theirs, read_checkpoint(weights)["model"])
+        if problems:
+            raise CheckpointMismatchError(
+                f"MODEL.WEIGHTS={weights!r} does not load strictly into the stock model of "
+                f"this config: " + "; ".join(problems))
+
+
+def main(argv=None) -> str:
+    args = parse_args(argv)
+    import tempfile
+
+    import dropblock_det  # noqa: F401  (registers the components)
+    from dropblock_det.deploy import needs_deeplab_project, stock_config
+    from dropblock_det.engine.trainer import check_weights_path, load_config
+
+    if os.path.exists(args.output):
+        raise FileExistsError(f"--output {args.output!r} exists; it is not overwritten: "
+                              "give a new file name or remove it")
+    cfg = load_config(args.config_file, args.opts)
+    check_weights_path(cfg)
+    stock = stock_config(cfg)
+    deeplab = needs_deeplab_project(stock)
+    text = stock.dump()
+    # Read back from a temporary file first: the written file must load in stock detectron2.
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "stock_config.yaml")
+        with open(path, "w") as f:
+            f.write(text)
+        check_stock_config(cfg, read_stock_config(path, deeplab))
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    with open(args.output, "x") as f:  # "x": never replaces a file created meanwhile
+        f.write(text)
+    print(f"wrote {args.output}: {stock.MODEL.META_ARCHITECTURE} with "
+          f"{stock.MODEL.BACKBONE.NAME}"
+          + (f" and {stock.MODEL.SEM_SEG_HEAD.NAME}" if stock.MODEL.META_ARCHITECTURE == "SemanticSegmentor" else "")
+          + (f", weights {stock.MODEL.WEIGHTS} (checked)" if stock.MODEL.WEIGHTS else ""))
+    if deeplab:
+        print("It uses detectron2's DeepLab project: read it with get_cfg(), "
+              "detectron2.projects.deeplab.add_deeplab_config(cfg), then merge_from_file, and "
+              "import detectron2.projects.deeplab before building the model.")
+    return args.output
+
+
+if __name__ == "__main__":
+    main()
