@@ -2,26 +2,31 @@
 
 At inference every regularizer is the identity, and no component adds a parameter or a
 buffer or renames one: a dropblock-det checkpoint is a checkpoint of the stock detectron2
-model, and gives that model's outputs. `stock_config(cfg)` is the config that builds it from
-detectron2's own components (`RetinaNet`, `build_retinanet_resnet_fpn_backbone`,
-`DeepLabV3PlusHead`, ...) with only keys stock detectron2 knows, so the stock model can be
-served or exported with detectron2's own tools (`DefaultPredictor`,
-`tools/deploy/export_model.py` with tracing or scripting, `torch.export`) where the
-dropblock-det package is not installed. The dropblock-det modules themselves trace and
-`torch.export` in eval mode, but do not TorchScript-script (detectron2's
-`scripting_with_instances`): the stock model does.
+model. `stock_config(cfg)` is the config that builds that model from detectron2's own
+components (`RetinaNet`, `build_retinanet_resnet_fpn_backbone`, `DeepLabV3PlusHead`, ...)
+with only keys stock detectron2 knows, so it can be served or exported with detectron2's
+own tools (`DefaultPredictor`, `tools/deploy/export_model.py`, `torch.export`) where
+dropblock-det is not installed. It gives the dropblock-det model's outputs in eval mode,
+with one exception: the stock DeepLabV3+ ASPP pools with a fixed kernel taken from
+INPUT.CROP and raises on a feature map that is not a multiple of it, where `DropBlockASPP`
+pools globally (dropblock_det/modeling/deeplab.py); with INPUT.CROP.ENABLED False the stock
+one always pools globally, as `DropBlockASPP` does on every map that is not a multiple.
 
-`tools/export_stock_config.py` writes this config as a YAML file and checks a checkpoint
-against the stock model.
+TorchScript: the dropblock-det modules trace and `torch.export` in eval mode but do not
+script; the stock RetinaNet scripts (detectron2's `scripting_with_instances`), the stock
+segmentation heads (`SemSegFPNHead`, `DeepLabV3PlusHead`) only trace.
+
+`tools/export_stock_config.py` writes this config as a YAML file, checked against the
+dropblock-det model and a checkpoint.
 """
 import contextlib
-from typing import Dict, Set
+from typing import Dict, Optional, Set
 
 import torch
 from detectron2.config import CfgNode, get_cfg
 from detectron2.layers import ShapeSpec
 
-__all__ = ["STOCK_COMPONENTS", "stock_config", "needs_deeplab_project"]
+__all__ = ["STOCK_COMPONENTS", "stock_config", "needs_deeplab_project", "empty_stock_config"]
 
 # Config key -> {dropblock-det component: the stock detectron2 component with the same
 # parameters, names and inference outputs}.
@@ -70,14 +75,21 @@ def _key_paths(node: CfgNode, prefix: str = "") -> Set[str]:
     return paths
 
 
-def _schema(deeplab: bool, plugin: bool) -> Set[str]:
+def empty_stock_config(deeplab: bool) -> CfgNode:
+    """What stock detectron2 reads a config file into: get_cfg(), plus the DeepLab project's
+    keys (`add_deeplab_config`) for a DeepLab model (`needs_deeplab_project`)."""
     from detectron2.projects.deeplab import add_deeplab_config
-
-    from .config import add_dropblock_config
 
     cfg = get_cfg()
     if deeplab:
         add_deeplab_config(cfg)
+    return cfg
+
+
+def _schema(deeplab: bool, plugin: bool) -> Set[str]:
+    from .config import add_dropblock_config
+
+    cfg = empty_stock_config(deeplab)
     if plugin:
         add_dropblock_config(cfg)
     return _key_paths(cfg)
@@ -102,9 +114,10 @@ def needs_deeplab_project(cfg: CfgNode) -> bool:
     )
 
 
-def _stock_retinanet_head_builds(norm: str) -> bool:
-    """Whether this detectron2's own RetinaNetHead builds `norm` (v0.6 builds GN as
-    GroupNorm(32, 1), which fails; current detectron2 builds it per conv)."""
+def _stock_retinanet_head_error(norm: str) -> Optional[Exception]:
+    """Why this detectron2's own RetinaNetHead cannot build `norm`, or None where it can
+    (v0.6 builds GN as GroupNorm(32, 1), which fails; current detectron2 builds it per
+    conv)."""
     from detectron2.modeling.meta_arch.retinanet import RetinaNetHead
 
     meta = torch.device("meta") if hasattr(torch.device("meta"), "__enter__") else contextlib.nullcontext()
@@ -112,9 +125,9 @@ def _stock_retinanet_head_builds(norm: str) -> bool:
         with meta:
             RetinaNetHead(input_shape=[ShapeSpec(channels=32)], num_classes=1, num_anchors=1,
                           conv_dims=[32], norm=norm)
-    except (ValueError, RuntimeError, KeyError):
-        return False
-    return True
+    except (ValueError, RuntimeError, KeyError) as e:
+        return e
+    return None
 
 
 def stock_config(cfg: CfgNode) -> CfgNode:
@@ -126,12 +139,14 @@ def stock_config(cfg: CfgNode) -> CfgNode:
     Keys of the user's own (neither detectron2's nor dropblock-det's) are kept.
 
     A checkpoint of the dropblock-det model loads strictly into the stock model, which gives
-    the same outputs in eval mode. The config is for building, evaluating and exporting the
-    model; training with the DropBlock schedule stays with dropblock-det's trainer.
+    the same outputs in eval mode (for DeepLabV3+ see the module docstring: INPUT.CROP). The
+    config is for building, evaluating and exporting the model; training with the DropBlock
+    schedule stays with dropblock-det's trainer.
 
     Raises:
-        ValueError: naming MODEL.RETINANET.NORM, where this detectron2 (v0.6) cannot build
-            the head's norm itself ("GN": dropblock-det's head builds it on every version).
+        ValueError: naming MODEL.RETINANET.NORM, where this detectron2's RetinaNetHead
+            cannot build the head's norm ("GN" on v0.6: dropblock-det's head builds it on
+            every version).
     """
     stock = cfg.clone()
     stock.defrost()
@@ -141,12 +156,17 @@ def stock_config(cfg: CfgNode) -> CfgNode:
     deeplab = needs_deeplab_project(stock)
     removable = _schema(deeplab=True, plugin=True) - _schema(deeplab=deeplab, plugin=False)
     _drop_keys(stock, removable)
-    if stock.MODEL.META_ARCHITECTURE == "RetinaNet" and not _stock_retinanet_head_builds(stock.MODEL.RETINANET.NORM):
+    norm = stock.MODEL.RETINANET.NORM
+    error = _stock_retinanet_head_error(norm) if stock.MODEL.META_ARCHITECTURE == "RetinaNet" else None
+    if error is not None and norm == "GN":
         raise ValueError(
-            f"MODEL.RETINANET.NORM={stock.MODEL.RETINANET.NORM!r}: this detectron2's own "
+            f"MODEL.RETINANET.NORM={norm!r}: this detectron2's own "
             "RetinaNetHead cannot build that norm (detectron2 v0.6 builds GN for 1 channel; "
             "current detectron2 builds it), so there is no stock model to deploy it as; "
             "serve the DropBlockRetinaNet model in eval mode, or use current detectron2"
         )
+    if error is not None:
+        raise ValueError(f"MODEL.RETINANET.NORM={norm!r}: RetinaNetHead cannot build it "
+                         f"({type(error).__name__}: {error})")
     return stock
 

@@ -6,10 +6,9 @@ import torch
 from detectron2.config import CfgNode, get_cfg
 from detectron2.modeling import build_model
 from detectron2.modeling.meta_arch.retinanet import RetinaNet, RetinaNetHead
-from detectron2.projects.deeplab import add_deeplab_config
 
 from conftest import CONFIGS, detection_batch, dropblock_everywhere_cfg
-from dropblock_det.deploy import needs_deeplab_project, stock_config
+from dropblock_det.deploy import empty_stock_config, needs_deeplab_project, stock_config
 from dropblock_det.engine.trainer import load_config, meta_model
 from dropblock_det.layers import iter_regularizers
 
@@ -25,9 +24,7 @@ OUR_NAMES = ("DropBlock", "dropblock")
 
 def _read_as_stock_detectron2(stock: CfgNode) -> CfgNode:
     """`stock` dumped to YAML and read back the way stock detectron2 reads a config file."""
-    cfg = get_cfg()
-    if needs_deeplab_project(stock):
-        add_deeplab_config(cfg)
+    cfg = empty_stock_config(needs_deeplab_project(stock))
     # load_cfg + merge is what merge_from_file does with the file's text.
     cfg.merge_from_other_cfg(cfg.load_cfg(stock.dump()))
     return cfg
@@ -110,3 +107,25 @@ def test_the_stock_model_gives_the_dropblock_models_eval_outputs(head_norm):
             assert len(a) > 0
             assert torch.equal(a.pred_boxes.tensor, b.pred_boxes.tensor)
             assert torch.equal(a.scores, b.scores) and torch.equal(a.pred_classes, b.pred_classes)
+
+
+def test_the_stock_deeplab_model_runs_where_the_training_crops_pooling_kernel_does_not_fit(tmp_path):
+    # DropBlockASPP pools globally on a feature map that is not a multiple of the training
+    # crop's (almost every PASCAL VOC image); the stock ASPP with that crop's kernel raises.
+    from conftest import small_voc_sem_seg_cfg
+
+    cfg = small_voc_sem_seg_cfg(
+        "deeplab_v3_plus_R_50_GN_scratch_dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.yaml", tmp_path)
+    torch.manual_seed(0)
+    ours = build_model(cfg).eval()
+    with_crop = build_model(_read_as_stock_detectron2(stock_config(cfg))).eval()
+    with_crop.load_state_dict(ours.state_dict(), strict=True)
+    image = (torch.rand((3, 64, 96), generator=torch.Generator().manual_seed(1)) * 255).to(torch.uint8)
+    with pytest.raises(ValueError, match="pool_kernel_size"), torch.no_grad():
+        with_crop([{"image": image}])
+    # What tools/export_stock_config.py advises: the same model with INPUT.CROP.ENABLED False.
+    cfg.INPUT.CROP.ENABLED = False
+    stock = build_model(_read_as_stock_detectron2(stock_config(cfg))).eval()
+    stock.load_state_dict(ours.state_dict(), strict=True)
+    with torch.no_grad():  # res5 4x6 against the 64 px crop's 4x4 kernel
+        assert torch.equal(ours([{"image": image}])[0]["sem_seg"], stock([{"image": image}])[0]["sem_seg"])

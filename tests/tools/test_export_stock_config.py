@@ -86,3 +86,57 @@ def test_a_checkpoint_that_does_not_fit_is_refused_before_writing(trained_run):
                                                "MODEL.WEIGHTS", str(run / "no.pth")])
     assert not output.exists()
 
+
+def test_relative_weights_are_written_absolute_and_load_from_another_folder(trained_run, tmp_path, monkeypatch):
+    # detectron2 reads MODEL.WEIGHTS relative to the working directory, not to the file:
+    # the README runs export_model.py from a detectron2 checkout.
+    run, _ = trained_run
+    monkeypatch.chdir(run.parent)
+    load_tool("export_stock_config").main(["--config-file", "run/config.yaml", "--output", "run/stock.yaml",
+                                           "MODEL.WEIGHTS", "run/model_final.pth"])
+    from detectron2.config import get_cfg
+
+    cfg = get_cfg()
+    cfg.merge_from_file(str(run / "stock.yaml"))
+    assert cfg.MODEL.WEIGHTS == str(run / "model_final.pth")
+
+
+@pytest.mark.parametrize("weights", ["", "detectron2://DeepLab/R-52.pkl"])
+def test_weights_that_are_not_checked_are_not_said_to_be(trained_run, capsys, weights):
+    # A run's config.yaml names the weights it started from (none, or an ImageNet URL).
+    run, _ = trained_run
+    load_tool("export_stock_config").main(["--config-file", str(run / "config.yaml"), "--output",
+                                           str(run / "stock.yaml"), "MODEL.WEIGHTS", weights])
+    out = capsys.readouterr().out
+    assert "(checked)" not in out and "MODEL.WEIGHTS" in out
+
+
+def test_a_stock_component_with_other_parameters_is_refused_before_writing(trained_run, monkeypatch):
+    # The check of the stock model against the dropblock-det model: here a (wrong) map to a
+    # backbone without the P6/P7 convs.
+    from dropblock_det import deploy
+
+    run, _ = trained_run
+    monkeypatch.setitem(deploy.STOCK_COMPONENTS["MODEL.BACKBONE.NAME"],
+                        "build_dropblock_retinanet_resnet_fpn_backbone", "build_resnet_fpn_backbone")
+    output = run / "stock.yaml"
+    with pytest.raises(RuntimeError, match=r"does not have the dropblock-det model's parameters.*top_block\.p6"):
+        load_tool("export_stock_config").main([
+            "--config-file", str(run / "config.yaml"), "--output", str(output),
+            "MODEL.RETINANET.IN_FEATURES", "['p3', 'p4', 'p5', 'p6']",
+            "MODEL.ANCHOR_GENERATOR.SIZES", "[[32], [64], [128], [256]]"])
+    assert not output.exists()
+
+
+def test_a_deeplab_model_is_written_with_the_deeplab_projects_keys(tmp_path, capsys):
+    from conftest import small_voc_sem_seg_cfg
+
+    cfg = small_voc_sem_seg_cfg(
+        "deeplab_v3_plus_R_50_GN_scratch_dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.yaml", tmp_path)
+    (tmp_path / "config.yaml").write_text(cfg.dump())
+    output = tmp_path / "stock.yaml"
+    load_tool("export_stock_config").main(["--config-file", str(tmp_path / "config.yaml"), "--output", str(output)])
+    out = capsys.readouterr().out
+    assert "export_model.py" in out and "INPUT.CROP.ENABLED False" in out
+    stock = load_tool("export_stock_config").read_stock_config(str(output), deeplab=True)
+    assert stock.MODEL.SEM_SEG_HEAD.NAME == "DeepLabV3PlusHead"
