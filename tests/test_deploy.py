@@ -129,3 +129,9 @@ def test_the_stock_deeplab_model_runs_where_the_training_crops_pooling_kernel_do
     stock.load_state_dict(ours.state_dict(), strict=True)
     with torch.no_grad():  # res5 4x6 against the 64 px crop's 4x4 kernel
         assert torch.equal(ours([{"image": image}])[0]["sem_seg"], stock([{"image": image}])[0]["sem_seg"])
+
+
+def test_a_head_norm_no_detectron2_builds_is_named_with_the_real_error():
+    cfg = dropblock_everywhere_cfg(head_norm="GNN")
+    with pytest.raises(ValueError, match=r"MODEL\.RETINANET\.NORM='GNN': RetinaNetHead cannot build it \(KeyError"):
+        stock_config(cfg)
