@@ -3,6 +3,7 @@ and a placeholder for detectron2's compiled operators that answers start-up quer
 import importlib.util
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,11 @@ def _load_setup_env():
 
 def test_second_run_in_a_ready_environment_installs_nothing():
     # The suite runs inside the environment the command made: run it again on this one.
+    # Only there: in an environment set up from another checkout (or never), the command
+    # would install this checkout into it.
+    stamp = Path(sys.prefix) / _load_setup_env().STAMP_NAME
+    if not stamp.is_file() or stamp.read_text().split("\n")[0] != _load_setup_env().fingerprint():
+        pytest.skip(f"{sys.prefix} was not set up by this checkout's tools/setup_env.py")
     r = subprocess.run(
         [sys.executable, str(REPO / "tools" / "setup_env.py"), "--python", sys.executable],
         capture_output=True, text=True, timeout=120,
@@ -62,8 +68,21 @@ def test_placeholder_compiled_ops_answer_version_queries_and_name_missing_ops(tm
 
 def test_fingerprint_changes_when_the_declared_dependencies_change(tmp_path, monkeypatch):
     mod = _load_setup_env()
+    monkeypatch.setattr(mod, "ROOT", tmp_path)
+    (tmp_path / "setup.py").write_text((REPO / "setup.py").read_text())
     before = mod.fingerprint()
-    fake_root = tmp_path
-    (fake_root / "setup.py").write_text((REPO / "setup.py").read_text() + "\n# changed\n")
-    monkeypatch.setattr(mod, "ROOT", fake_root)
+    (tmp_path / "setup.py").write_text((REPO / "setup.py").read_text() + "\n# changed\n")
     assert mod.fingerprint() != before
+
+
+def test_fingerprint_differs_between_two_checkouts_with_the_same_files(tmp_path, monkeypatch):
+    # An environment set up from one clone imports that clone's dropblock_det: the command
+    # run from another clone must install that one, not say "nothing to install".
+    mod = _load_setup_env()
+    prints = []
+    for clone in ("a", "b"):
+        (tmp_path / clone).mkdir()
+        (tmp_path / clone / "setup.py").write_text((REPO / "setup.py").read_text())
+        monkeypatch.setattr(mod, "ROOT", tmp_path / clone)
+        prints.append(mod.fingerprint())
+    assert prints[0] != prints[1]

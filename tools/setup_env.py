@@ -95,8 +95,9 @@ def works(python: Path, code: str) -> bool:
 
 
 def fingerprint() -> str:
-    """What the stamp must match: this script and the project's declared dependencies."""
-    h = hashlib.sha256()
+    """What the stamp must match: this checkout (an environment set up from another clone
+    imports that clone's dropblock_det), this script and the project's declared dependencies."""
+    h = hashlib.sha256(str(ROOT).encode())
     for f in (Path(__file__).resolve(), ROOT / "setup.py"):
         h.update(f.read_bytes())
     return h.hexdigest()

@@ -58,14 +58,15 @@ def setup(args):
     if resume_from and not args.eval_only:
         # detectron2 reads it only after the data loader is built, and loads it non-strictly.
         check_resume_checkpoint(cfg, resume_from)
+    if args.eval_only and not eval_weights(cfg, args):
+        # Before claim_output_dir, which creates OUTPUT_DIR.
+        raise ValueError("--eval-only needs weights to evaluate: MODEL.WEIGHTS is empty"
+                         + (f" and OUTPUT_DIR={cfg.OUTPUT_DIR!r} has no checkpoint" if args.resume else ""))
     if comm.is_main_process():
         # Before anything in OUTPUT_DIR is moved or written: one run per folder at a time.
         claim_output_dir(cfg.OUTPUT_DIR)
     hint = ""
     if args.eval_only:
-        if not eval_weights(cfg, args):
-            raise ValueError("--eval-only needs weights to evaluate: MODEL.WEIGHTS is empty"
-                             + (f" and OUTPUT_DIR={cfg.OUTPUT_DIR!r} has no checkpoint" if args.resume else ""))
         # The run's config.yaml and predictions would be overwritten: moved aside first.
         archive, what = EVAL_FILES, "The earlier config.yaml / inference/"
     elif not resume_from:

@@ -176,12 +176,32 @@ def _no_evaluator(dataset_name: str, evaluator_type: Optional[str]) -> ValueErro
 
 
 def check_evaluator_types(cfg: CfgNode) -> None:
-    """ValueError (as build_evaluator's) for a DATASETS.TEST entry with no evaluator, before
-    anything is built: detectron2 builds the evaluators only after training."""
+    """ValueError (as build_evaluator's) for a DATASETS.TEST entry with no evaluator, or one
+    whose evaluator cannot read the model's outputs (a segmentation set for RetinaNet, a
+    detection set for a SemanticSegmentor), before anything is built: detectron2 builds the
+    evaluators only after training, and the second kind fails only on the first batch of
+    the evaluation (KeyError: 'sem_seg'), after the whole training."""
+    from detectron2.modeling import META_ARCH_REGISTRY, SemanticSegmentor
+    from detectron2.modeling.meta_arch.retinanet import RetinaNet
+
+    try:
+        model_class = META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)
+    except KeyError:  # the model check names it
+        model_class = None
     for name in cfg.DATASETS.TEST:
         evaluator_type = _evaluator_type(name)
         if evaluator_type not in EVALUATOR_TYPES:
             raise _no_evaluator(name, evaluator_type)
+        # Only the certain mismatches: a model of the user's own (PanopticFPN-like) may
+        # give both kinds of outputs.
+        mismatch = isinstance(model_class, type) and (
+            issubclass(model_class, RetinaNet) if evaluator_type == "sem_seg"
+            else issubclass(model_class, SemanticSegmentor))
+        if mismatch:
+            raise ValueError(
+                f"DATASETS.TEST names {name!r}, a {evaluator_type!r} dataset, which "
+                f"MODEL.META_ARCHITECTURE={cfg.MODEL.META_ARCHITECTURE!r} cannot be evaluated on "
+                f"(it gives {'segmentation' if evaluator_type != 'sem_seg' else 'detection'} outputs)")
 
 
 def check_lr_scheduler(cfg: CfgNode) -> None:

@@ -145,6 +145,36 @@ def test_a_test_dataset_without_an_evaluator_is_refused_before_training():
         check_evaluator_types(cfg)
 
 
+@pytest.mark.parametrize("meta_architecture, test_set", [
+    ("DropBlockRetinaNet", "synthetic_sem_seg_val"),
+    ("RetinaNet", "voc_2012_sem_seg_val"),
+    ("SemanticSegmentor", "synthetic_det_val"),
+    ("SemanticSegmentor", "voc_2007_test"),
+])
+def test_a_test_set_the_model_cannot_be_evaluated_on_is_refused_before_training(meta_architecture, test_set):
+    # Else training runs to the end and the evaluator fails on the first batch.
+    from dropblock_det.engine.trainer import check_evaluator_types
+
+    cfg = _cfg("MODEL.META_ARCHITECTURE", meta_architecture)
+    cfg.DATASETS.TEST = (test_set,)
+    with pytest.raises(ValueError, match=rf"DATASETS\.TEST names '{test_set}'.*MODEL\.META_ARCHITECTURE='{meta_architecture}'"):
+        check_evaluator_types(cfg)
+
+
+def test_a_model_of_the_users_own_is_not_refused_a_test_set_it_may_evaluate_on():
+    # A meta-architecture that is neither (e.g. PanopticFPN-like) may give both outputs.
+    from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN
+
+    from dropblock_det.engine.trainer import check_evaluator_types
+
+    if "DropBlockTestBothOutputs" not in META_ARCH_REGISTRY:
+        META_ARCH_REGISTRY.register(type("DropBlockTestBothOutputs", (GeneralizedRCNN,), {}))
+    for test_set in ("synthetic_sem_seg_val", "synthetic_det_val"):
+        cfg = _cfg("MODEL.META_ARCHITECTURE", "DropBlockTestBothOutputs")
+        cfg.DATASETS.TEST = (test_set,)
+        check_evaluator_types(cfg)
+
+
 # ----------------------------------------------------------------------------- REFERENCE_WORLD_SIZE
 def test_auto_scale_workers_scales_the_dropblock_ramp_as_max_iter():
     from dropblock_det.engine.trainer import DropBlockTrainer

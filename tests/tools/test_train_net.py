@@ -230,6 +230,11 @@ def test_eval_only_without_weights_is_refused_before_anything_is_written(train_n
                 ["--config-file", DB_CONFIG] + flags + ["OUTPUT_DIR", str(run)]))
         assert sorted(p.name for p in run.iterdir()) == ["config.yaml"]
         assert (run / "config.yaml").read_text() == "the trained run's config"
+    # Nor is an OUTPUT_DIR that did not exist created.
+    with pytest.raises(ValueError, match="--eval-only needs weights to evaluate"):
+        train_net.setup(train_net.parser().parse_args(
+            ["--config-file", DB_CONFIG, "--eval-only", "OUTPUT_DIR", str(tmp_path / "new")]))
+    assert not (tmp_path / "new").exists()
 
 
 def test_a_fresh_run_from_the_earlier_runs_config_or_weights_still_finds_them(trained, train_net, tmp_path):
