@@ -169,4 +169,3 @@ def stock_config(cfg: CfgNode) -> CfgNode:
         raise ValueError(f"MODEL.RETINANET.NORM={norm!r}: RetinaNetHead cannot build it "
                          f"({type(error).__name__}: {error})")
     return stock
-
