@@ -54,21 +54,25 @@ class DropBlockScheduleHook(HookBase):
 
     def __init__(
         self,
-        start_iter: int,
-        end_iter: int,
-        keep_prob: float,
+        start_iter: int = 0,
+        end_iter: Optional[int] = None,
+        keep_prob: Optional[float] = None,
         model: Optional[nn.Module] = None,
     ):
         """
         Args:
             start_iter, end_iter: the ramp: keep_prob 1.0 up to start_iter, the targets at
-                and after end_iter, linear in between.
-            keep_prob: the value whose schedule is recorded (MODEL.DROPBLOCK.KEEP_PROB).
+                and after end_iter, linear in between. end_iter None = the trainer's
+                `max_iter` (the paper ramps over the whole training), read before training.
+            keep_prob: the value whose schedule is recorded (MODEL.DROPBLOCK.KEEP_PROB); None =
+                the lowest target_keep_prob of the model's regularizers, read before training.
             model: the model to schedule; None = the trainer's `model` at every step.
         """
-        self.schedule = LinearKeepProbSchedule(start_iter, end_iter)
+        # Checked now, by name, even when end_iter waits for the trainer.
+        self.schedule = LinearKeepProbSchedule(start_iter, start_iter if end_iter is None else end_iter)
+        self._end_at_max_iter = end_iter is None
         # Checked here, not at the first step (after data loading), under the caller's name.
-        self.keep_prob = check_keep_prob(keep_prob, "keep_prob")
+        self.keep_prob = None if keep_prob is None else check_keep_prob(keep_prob, "keep_prob")
         self._model = model
         # Set by from_config: what the config promises, checked against the trainer.
         self._config_keys_on: List[str] = []
@@ -91,7 +95,18 @@ class DropBlockScheduleHook(HookBase):
         return unwrap_model(self._model if self._model is not None else self.trainer.model)
 
     def before_train(self) -> None:
+        if self._end_at_max_iter:
+            max_iter = getattr(self.trainer, "max_iter", None)
+            if max_iter is None:
+                raise ValueError("DropBlockScheduleHook(end_iter=None) ends the ramp at the trainer's "
+                                 f"max_iter, which {type(self.trainer).__name__} does not have: give end_iter")
+            if max_iter < self.schedule.start_iter:
+                raise ValueError(f"DropBlockScheduleHook: start_iter={self.schedule.start_iter} is after "
+                                 f"the trainer's max_iter={max_iter}, where end_iter=None ends the ramp")
+            self.schedule = LinearKeepProbSchedule(self.schedule.start_iter, max_iter)
         model = self._scheduled_model()
+        if self.keep_prob is None:
+            self.keep_prob = min((m.target_keep_prob for _, m in iter_regularizers(model)), default=None)
         # Only a model with no regularizer at all: a model of the user's own may name its
         # modules unlike ours (check_dropblock_placed's per-location check is for ours).
         if self._config_keys_on and next(iter_regularizers(model), None) is None:
@@ -120,7 +135,7 @@ class DropBlockScheduleHook(HookBase):
         iteration = self.trainer.iter
         # A model without regularizers (a baseline config) gets no scalar: a ramp in its
         # metrics.json would say DropBlock was on.
-        if self.schedule.apply(self._scheduled_model(), iteration):
+        if self.schedule.apply(self._scheduled_model(), iteration) and self.keep_prob is not None:
             self.trainer.storage.put_scalar(
                 "dropblock/keep_prob",
                 self.schedule.keep_prob(self.keep_prob, iteration),

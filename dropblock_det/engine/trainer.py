@@ -51,6 +51,8 @@ __all__ = [
     "RUN_FILES",
     "archive_previous_run",
     "build_evaluator",
+    "dataset_evaluator",
+    "evaluator_cannot_read",
     "build_train_augmentation",
     "check_config_before_run",
     "check_dataset_names",
@@ -145,20 +147,28 @@ def has_compiled_ops() -> bool:
 
 def build_evaluator(cfg: CfgNode, dataset_name: str,
                     output_folder: Optional[str] = None) -> DatasetEvaluator:
-    """The evaluator for ``dataset_name``, chosen by its metadata ``evaluator_type``:
-    "coco" -> COCOEvaluator (bbox; fast implementation only with compiled operators),
-    "pascal_voc" -> PascalVOCDetectionEvaluator, "sem_seg" -> SemSegEvaluator.
-    Raises ValueError naming the dataset and type otherwise."""
+    """:func:`dataset_evaluator` writing into ``output_folder`` (default
+    OUTPUT_DIR/inference/<dataset>)."""
     if output_folder is None:
         output_folder = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
+    return dataset_evaluator(dataset_name, output_folder)
+
+
+def dataset_evaluator(dataset_name: str, output_dir: Optional[str] = None) -> DatasetEvaluator:
+    """The evaluator for ``dataset_name``, chosen by its metadata ``evaluator_type``:
+    "coco" -> COCOEvaluator (bbox; fast implementation only with compiled operators),
+    "pascal_voc" -> PascalVOCDetectionEvaluator, "sem_seg" -> SemSegEvaluator; predictions
+    are written into ``output_dir`` (None: not written). Raises ValueError naming the
+    dataset and type otherwise. A LazyConfig's ``dataloader.evaluator =
+    L(dataset_evaluator)(dataset_name=...)``."""
     evaluator_type = _evaluator_type(dataset_name)
     if evaluator_type == "coco":
         return COCOEvaluator(dataset_name, tasks=("bbox",), distributed=True,
-                             output_dir=output_folder, use_fast_impl=has_compiled_ops())
+                             output_dir=output_dir, use_fast_impl=has_compiled_ops())
     if evaluator_type == "pascal_voc":
         return PascalVOCDetectionEvaluator(dataset_name)
     if evaluator_type == "sem_seg":
-        return SemSegEvaluator(dataset_name, distributed=True, output_dir=output_folder)
+        return SemSegEvaluator(dataset_name, distributed=True, output_dir=output_dir)
     raise _no_evaluator(dataset_name, evaluator_type)
 
 
@@ -175,14 +185,30 @@ def _no_evaluator(dataset_name: str, evaluator_type: Optional[str]) -> ValueErro
         f"{evaluator_type!r}; supported: {', '.join(map(repr, EVALUATOR_TYPES))}")
 
 
+def evaluator_cannot_read(model_class: Any, dataset_name: str) -> str:
+    """Why `dataset_name`'s evaluator ("a 'sem_seg' dataset, which ...") cannot read the outputs of a `model_class` model ('' when
+    it can, or when that is not certain): a segmentation set for a RetinaNet, a detection
+    set for a SemanticSegmentor. A model of the user's own (PanopticFPN-like) may give both
+    kinds of outputs, so only these subclasses are judged."""
+    from detectron2.modeling import SemanticSegmentor
+    from detectron2.modeling.meta_arch.retinanet import RetinaNet
+
+    evaluator_type = _evaluator_type(dataset_name)
+    if not isinstance(model_class, type) or evaluator_type not in EVALUATOR_TYPES:
+        return ""
+    if issubclass(model_class, RetinaNet) if evaluator_type == "sem_seg" else issubclass(model_class, SemanticSegmentor):
+        return (f"a {evaluator_type!r} dataset, which a {model_class.__name__} cannot "
+                f"be evaluated on (it gives {'segmentation' if evaluator_type != 'sem_seg' else 'detection'} outputs)")
+    return ""
+
+
 def check_evaluator_types(cfg: CfgNode) -> None:
     """ValueError (as build_evaluator's) for a DATASETS.TEST entry with no evaluator, or one
-    whose evaluator cannot read the model's outputs (a segmentation set for RetinaNet, a
-    detection set for a SemanticSegmentor), before anything is built: detectron2 builds the
-    evaluators only after training, and the second kind fails only on the first batch of
-    the evaluation (KeyError: 'sem_seg'), after the whole training."""
-    from detectron2.modeling import META_ARCH_REGISTRY, SemanticSegmentor
-    from detectron2.modeling.meta_arch.retinanet import RetinaNet
+    whose evaluator cannot read the model's outputs (:func:`evaluator_cannot_read`), before
+    anything is built: detectron2 builds the evaluators only after training, and the second
+    kind fails only on the first batch of the evaluation (KeyError: 'sem_seg'), after the
+    whole training."""
+    from detectron2.modeling import META_ARCH_REGISTRY
 
     try:
         model_class = META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)
@@ -192,16 +218,10 @@ def check_evaluator_types(cfg: CfgNode) -> None:
         evaluator_type = _evaluator_type(name)
         if evaluator_type not in EVALUATOR_TYPES:
             raise _no_evaluator(name, evaluator_type)
-        # Only the certain mismatches: a model of the user's own (PanopticFPN-like) may
-        # give both kinds of outputs.
-        mismatch = isinstance(model_class, type) and (
-            issubclass(model_class, RetinaNet) if evaluator_type == "sem_seg"
-            else issubclass(model_class, SemanticSegmentor))
-        if mismatch:
-            raise ValueError(
-                f"DATASETS.TEST names {name!r}, a {evaluator_type!r} dataset, which "
-                f"MODEL.META_ARCHITECTURE={cfg.MODEL.META_ARCHITECTURE!r} cannot be evaluated on "
-                f"(it gives {'segmentation' if evaluator_type != 'sem_seg' else 'detection'} outputs)")
+        why = evaluator_cannot_read(model_class, name)
+        if why:
+            raise ValueError(f"DATASETS.TEST names {name!r}, {why} "
+                             f"(MODEL.META_ARCHITECTURE={cfg.MODEL.META_ARCHITECTURE!r})")
 
 
 def check_lr_scheduler(cfg: CfgNode) -> None:

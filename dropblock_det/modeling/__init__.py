@@ -16,6 +16,7 @@ from .resnet import (
     DropBlockBottleneckBlock,
     build_dropblock_resnet_backbone,
     dropblock_resnet_stage_kwargs,
+    make_dropblock_resnet_stages,
 )
 from .retinanet import DropBlockRetinaNet, DropBlockRetinaNetHead
 from .deeplab import (

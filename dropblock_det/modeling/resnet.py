@@ -12,7 +12,8 @@ the shortcut the residual sum and the block's final ReLU (`regularize_add_relu`)
 DropBlock's Triton path does them in its own passes (both masks in one pass at the end of
 a block); the results are those of the separate ops.
 """
-from typing import Callable, Dict, Optional, Sequence
+import numbers
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -29,13 +30,23 @@ from ..config import (
     resnet_stage_drop_scales,
     validate_dropblock_config,
 )
-from ..layers import DropPath, as_regularizer_factory, regularize_add_relu, relu_then_regularize
+from ..layers import (
+    DropPath,
+    KeepProbRegularizer,
+    as_regularizer_factory,
+    regularize_add_relu,
+    relu_then_regularize,
+    scaled_keep_prob,
+)
 
 __all__ = [
     "DropBlockBasicBlock",
     "DropBlockBottleneckBlock",
     "build_dropblock_resnet_backbone",
+    "dropblock_resnet_arguments",
     "dropblock_resnet_stage_kwargs",
+    "make_dropblock_resnet_stages",
+    "resnet_stage_regularizers",
 ]
 
 RegularizerFactory = Callable[[], nn.Module]
@@ -165,32 +176,188 @@ class DropBlockBasicBlock(_ResidualRegularizers, BasicBlock):
         return self._residual_sum(out, shortcut, "conv2")
 
 
-def dropblock_resnet_stage_kwargs(cfg, depth: int) -> Dict[str, dict]:
-    """The regularizer arguments of the blocks of each stage ("res2".."res5"), from
-    MODEL.DROPBLOCK: `dropblock` factory and `dropblock_positions` for the stages in
-    RESNET.STAGES (with their STAGE_DROP_SCALES), `drop_path_keep_prob` for all.
+def _with_drop_scale(dropblock: RegularizerFactory, drop_scale: float, stage: str) -> RegularizerFactory:
+    """A factory whose regularizers have `scaled_keep_prob(target, drop_scale)` as keep_prob."""
 
-    "conv3" is left out for basic blocks (depth < 50), which have no third conv, so the
-    default POSITIONS work for every depth.
+    def build() -> nn.Module:
+        module = dropblock()
+        if not isinstance(module, KeepProbRegularizer):
+            raise ValueError(
+                f"stage_drop_scales for {stage}: the dropblock regularizer {type(module).__name__} "
+                "has no keep_prob to scale (expected a KeepProbRegularizer)"
+            )
+        module.target_keep_prob = module.keep_prob = scaled_keep_prob(module.target_keep_prob, drop_scale)
+        return module
+
+    return build
+
+
+def resnet_stage_regularizers(
+    depth: int,
+    dropblock: Any = None,
+    dropblock_stages: Sequence[str] = ("res4", "res5"),
+    dropblock_positions: Sequence[str] = ("conv1", "conv2", "conv3", "shortcut"),
+    stage_drop_scales: Optional[Sequence[float]] = None,
+    drop_path_rate: float = 0.0,
+) -> Dict[str, dict]:
+    """The regularizer arguments of the blocks of each stage ("res2".."res5"): `dropblock`
+    and `dropblock_positions` for the stages in `dropblock_stages`, `drop_path_keep_prob`
+    (1 - drop_path_rate) for all. The arguments mean what MODEL.DROPBLOCK.RESNET.* and
+    DROP_PATH_RATE mean.
+
+    Args:
+        depth: the ResNet's depth; "conv3" is left out of `dropblock_positions` for basic
+            blocks (depth < 50), which have no third conv, so the default positions work
+            for every depth.
+        dropblock: builds one regularizer (or a regularizer module, copied per position);
+            None places no DropBlock.
+        stage_drop_scales: drop rate of each stage in `dropblock_stages` relative to the
+            regularizer's (its target keep_prob becomes `scaled_keep_prob(target, scale)`;
+            the official code's [0.25, 1.0] for res4, res5); None = unchanged.
     """
+    dropblock = as_regularizer_factory(dropblock)
+    stages = check_placement("dropblock_stages", dropblock_stages, RESNET_STAGES, dropblock, "ResNet")
+    if dropblock is None:
+        stages = []
+    if stage_drop_scales is not None and len(list(stage_drop_scales)) != len(stages):
+        raise ValueError(
+            f"stage_drop_scales={list(stage_drop_scales)}: expected one scale per stage of "
+            f"dropblock_stages={stages}"
+        )
+    if isinstance(drop_path_rate, bool) or not isinstance(drop_path_rate, numbers.Real) or not 0 <= drop_path_rate < 1:
+        raise ValueError(f"drop_path_rate={drop_path_rate!r}: expected 0 <= rate < 1")
+    positions = [p for p in dropblock_positions if depth >= 50 or p != "conv3"]
+    if stages and not positions:
+        raise ValueError(
+            f"dropblock_positions={list(dropblock_positions)}: ResNet-{depth} has basic blocks, "
+            "which have no conv3, so nothing would be placed; use conv1, conv2 or shortcut"
+        )
+    kwargs = {}
+    for stage in RESNET_STAGES:
+        kwargs[stage] = {"drop_path_keep_prob": 1.0 - drop_path_rate}
+    for index, stage in enumerate(stages):
+        kwargs[stage]["dropblock"] = (
+            dropblock if stage_drop_scales is None
+            else _with_drop_scale(dropblock, float(list(stage_drop_scales)[index]), stage)
+        )
+        kwargs[stage]["dropblock_positions"] = positions
+    return kwargs
+
+
+def dropblock_resnet_arguments(cfg, depth: int) -> Dict[str, Any]:
+    """The regularizer arguments of :func:`make_dropblock_resnet_stages` /
+    :func:`resnet_stage_regularizers` (dropblock, dropblock_stages, dropblock_positions,
+    stage_drop_scales, drop_path_rate) that MODEL.DROPBLOCK (RESNET.*, DROP_PATH_RATE) means."""
     db = cfg.MODEL.DROPBLOCK
-    drop_path_keep_prob = 1.0 - db.DROP_PATH_RATE
-    scales = resnet_stage_drop_scales(cfg) if db.RESNET.ENABLED else {}
     positions = [p for p in db.RESNET.POSITIONS if depth >= 50 or p != "conv3"]
-    if scales and not positions:
+    if db.RESNET.ENABLED and not positions:  # named by key, before the arguments' own check
         raise ValueError(
             f"MODEL.DROPBLOCK.RESNET.POSITIONS={list(db.RESNET.POSITIONS)}: MODEL.RESNETS.DEPTH={depth} "
             "has basic blocks, which have no conv3, so RESNET.ENABLED would place nothing; "
             "use conv1, conv2 or shortcut"
         )
-    kwargs = {}
-    for stage in RESNET_STAGES:
-        stage_kwargs = {"drop_path_keep_prob": drop_path_keep_prob}
-        if stage in scales:
-            stage_kwargs["dropblock"] = regularizer_factory(cfg, scales[stage])
-            stage_kwargs["dropblock_positions"] = positions
-        kwargs[stage] = stage_kwargs
-    return kwargs
+    arguments: Dict[str, Any] = {"drop_path_rate": db.DROP_PATH_RATE}
+    if db.RESNET.ENABLED:
+        scales = resnet_stage_drop_scales(cfg)
+        arguments.update(
+            dropblock=regularizer_factory(cfg),
+            dropblock_stages=list(scales),
+            dropblock_positions=list(db.RESNET.POSITIONS),
+            stage_drop_scales=list(scales.values()),
+        )
+    else:
+        arguments["dropblock_stages"] = []
+    return arguments
+
+
+def dropblock_resnet_stage_kwargs(cfg, depth: int) -> Dict[str, dict]:
+    """The blocks' regularizer arguments of each stage ("res2".."res5") that MODEL.DROPBLOCK
+    means (:func:`resnet_stage_regularizers` of :func:`dropblock_resnet_arguments`)."""
+    return resnet_stage_regularizers(depth, **dropblock_resnet_arguments(cfg, depth))
+
+
+_NUM_BLOCKS = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 6, 3], 101: [3, 4, 23, 3], 152: [3, 8, 36, 3]}
+
+
+def make_dropblock_resnet_stages(
+    depth: int = 50,
+    *,
+    in_channels: int = 64,
+    out_channels: Optional[int] = None,
+    norm: Union[str, Callable[[int], nn.Module]] = "BN",
+    stride_in_1x1: bool = True,
+    num_groups: int = 1,
+    width_per_group: int = 64,
+    res5_dilation: int = 1,
+    dropblock: Any = None,
+    dropblock_stages: Sequence[str] = ("res4", "res5"),
+    dropblock_positions: Sequence[str] = ("conv1", "conv2", "conv3", "shortcut"),
+    stage_drop_scales: Optional[Sequence[float]] = None,
+    drop_path_rate: float = 0.0,
+) -> List[List[nn.Module]]:
+    """The four stages (res2..res5) of a ResNet with DropBlock in its blocks, for
+    `ResNet(stem, stages, out_features)`: what `build_dropblock_resnet_backbone` builds from
+    MODEL.RESNETS / MODEL.DROPBLOCK, from plain arguments (LazyConfig:
+    `stages=L(make_dropblock_resnet_stages)(depth=50, dropblock=L(DropBlock2d)(...))`).
+
+    Args:
+        depth: 18, 34 (basic blocks), 50, 101, 152 (bottleneck blocks).
+        in_channels: the stem's output channels.
+        out_channels: res2's output channels (None: 64 for basic, 256 for bottleneck blocks).
+        norm, stride_in_1x1, num_groups, width_per_group, res5_dilation (1 or 2): as
+            MODEL.RESNETS.*; the last four are for bottleneck blocks.
+        dropblock, dropblock_stages, dropblock_positions, stage_drop_scales, drop_path_rate:
+            see :func:`resnet_stage_regularizers`.
+    Returns:
+        a list of four lists of blocks (ResNet drops the stages after its last out_feature).
+    """
+    num_blocks_per_stage = _NUM_BLOCKS.get(depth)
+    if num_blocks_per_stage is None:
+        raise ValueError(f"depth={depth!r}: expected one of {', '.join(map(str, _NUM_BLOCKS))}")
+    basic = depth < 50
+    if out_channels is None:
+        out_channels = 64 if basic else 256
+    if res5_dilation not in (1, 2) or (basic and res5_dilation != 1):
+        raise ValueError(f"res5_dilation={res5_dilation!r}: expected 1 or 2 (1 for ResNet-18/34)")
+    if basic and (out_channels != 64 or num_groups != 1):
+        raise ValueError(
+            f"out_channels={out_channels!r}, num_groups={num_groups!r}: ResNet-{depth} needs 64 and 1"
+        )
+    regularizer_kwargs = resnet_stage_regularizers(
+        depth, dropblock, dropblock_stages, dropblock_positions, stage_drop_scales, drop_path_rate
+    )
+    bottleneck_channels = num_groups * width_per_group
+    stages = []
+    for index, (stage, num_blocks) in enumerate(zip(RESNET_STAGES, num_blocks_per_stage)):
+        # Strides and dilation as in build_resnet_backbone: res2 keeps the stem's
+        # resolution, a dilated res5 keeps res4's.
+        dilation = res5_dilation if stage == "res5" else 1
+        first_stride = 1 if index == 0 or dilation == 2 else 2
+        stage_kwargs = dict(
+            num_blocks=num_blocks,
+            stride_per_block=[first_stride] + [1] * (num_blocks - 1),
+            in_channels=in_channels,
+            out_channels=out_channels,
+            norm=norm,
+            **regularizer_kwargs[stage],
+        )
+        if basic:
+            stages.append(ResNet.make_stage(DropBlockBasicBlock, **stage_kwargs))
+        else:
+            stages.append(
+                ResNet.make_stage(
+                    DropBlockBottleneckBlock,
+                    bottleneck_channels=bottleneck_channels,
+                    stride_in_1x1=stride_in_1x1,
+                    dilation=dilation,
+                    num_groups=num_groups,
+                    **stage_kwargs,
+                )
+            )
+        in_channels = out_channels
+        out_channels *= 2
+        bottleneck_channels *= 2
+    return stages
 
 
 @BACKBONE_REGISTRY.register()
@@ -205,14 +372,8 @@ def build_dropblock_resnet_backbone(cfg, input_shape: ShapeSpec) -> ResNet:
     validate_dropblock_config(cfg)
     resnets = cfg.MODEL.RESNETS
     depth = resnets.DEPTH
-    num_blocks_per_stage = {
-        18: [2, 2, 2, 2],
-        34: [3, 4, 6, 3],
-        50: [3, 4, 6, 3],
-        101: [3, 4, 23, 3],
-        152: [3, 8, 36, 3],
-    }.get(depth)
-    if num_blocks_per_stage is None:
+    # Checked here by key; make_dropblock_resnet_stages checks its arguments by name.
+    if depth not in _NUM_BLOCKS:
         raise ValueError(f"MODEL.RESNETS.DEPTH={depth!r}: expected one of 18, 34, 50, 101, 152")
     if any(resnets.DEFORM_ON_PER_STAGE):
         raise ValueError(
@@ -235,40 +396,17 @@ def build_dropblock_resnet_backbone(cfg, input_shape: ShapeSpec) -> ResNet:
         out_channels=resnets.STEM_OUT_CHANNELS,
         norm=resnets.NORM,
     )
-    regularizer_kwargs = dropblock_resnet_stage_kwargs(cfg, depth)
-    in_channels = resnets.STEM_OUT_CHANNELS
-    out_channels = resnets.RES2_OUT_CHANNELS
-    bottleneck_channels = resnets.NUM_GROUPS * resnets.WIDTH_PER_GROUP
-    stages = []
-    for index, (stage, num_blocks) in enumerate(zip(RESNET_STAGES, num_blocks_per_stage)):
-        # Strides and dilation as in build_resnet_backbone: res2 keeps the stem's
-        # resolution, a dilated res5 keeps res4's.
-        dilation = resnets.RES5_DILATION if stage == "res5" else 1
-        first_stride = 1 if index == 0 or dilation == 2 else 2
-        stage_kwargs = dict(
-            num_blocks=num_blocks,
-            stride_per_block=[first_stride] + [1] * (num_blocks - 1),
-            in_channels=in_channels,
-            out_channels=out_channels,
-            norm=resnets.NORM,
-            **regularizer_kwargs[stage],
-        )
-        if depth < 50:
-            stages.append(ResNet.make_stage(DropBlockBasicBlock, **stage_kwargs))
-        else:
-            stages.append(
-                ResNet.make_stage(
-                    DropBlockBottleneckBlock,
-                    bottleneck_channels=bottleneck_channels,
-                    stride_in_1x1=resnets.STRIDE_IN_1X1,
-                    dilation=dilation,
-                    num_groups=resnets.NUM_GROUPS,
-                    **stage_kwargs,
-                )
-            )
-        in_channels = out_channels
-        out_channels *= 2
-        bottleneck_channels *= 2
+    stages = make_dropblock_resnet_stages(
+        depth,
+        in_channels=resnets.STEM_OUT_CHANNELS,
+        out_channels=resnets.RES2_OUT_CHANNELS,
+        norm=resnets.NORM,
+        stride_in_1x1=resnets.STRIDE_IN_1X1,
+        num_groups=resnets.NUM_GROUPS,
+        width_per_group=resnets.WIDTH_PER_GROUP,
+        res5_dilation=resnets.RES5_DILATION,
+        **dropblock_resnet_arguments(cfg, depth),
+    )
     return ResNet(
         stem, stages, out_features=resnets.OUT_FEATURES, freeze_at=cfg.MODEL.BACKBONE.FREEZE_AT
     )

@@ -55,13 +55,14 @@ def _data(device="cpu"):
     return itertools.repeat(torch.randn(2, 3, 8, 8, device=device))
 
 
-def _run(start_iter, max_iter, wrap=lambda m: m, trainer_class=SimpleTrainer, device="cpu"):
+def _run(start_iter, max_iter, wrap=lambda m: m, trainer_class=SimpleTrainer, device="cpu",
+         schedule=dict(start_iter=2, end_iter=6, keep_prob=0.9)):
     torch.manual_seed(0)
     model = TinyModel().to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     trainer = trainer_class(wrap(model), _data(device), optimizer)
     recorder = RecordKeepProbs(model)
-    schedule_hook = DropBlockScheduleHook(start_iter=2, end_iter=6, keep_prob=0.9)
+    schedule_hook = DropBlockScheduleHook(**schedule)
     trainer.register_hooks([schedule_hook, recorder])
     trainer.train(start_iter, max_iter)
     return recorder.seen, trainer.storage
@@ -80,6 +81,24 @@ def test_scheduled_keep_prob_is_recorded_in_event_storage_every_iteration():
     history = storage.history("dropblock/keep_prob").values()
     assert [it for _, it in history] == list(range(9))
     assert [v for v, _ in history] == pytest.approx([_expected(i)[1] for i in range(9)])
+
+
+def test_by_default_the_ramp_ends_at_the_trainers_max_iter_and_records_the_lowest_target():
+    # DropBlockScheduleHook() in a LazyConfig: the paper's ramp over the whole training,
+    # whatever train.max_iter an override gives.
+    seen, storage = _run(0, 9, schedule=dict(start_iter=2))
+    for iteration, values in seen.items():
+        assert values == pytest.approx(_expected(iteration, end=9)), iteration
+    history = storage.history("dropblock/keep_prob").values()
+    assert [v for v, _ in history] == pytest.approx([_expected(i, end=9)[1] for i in range(9)])
+    # Resumed at 5 of 9: the same values (the ramp's end comes from max_iter, not start).
+    resumed, _ = _run(5, 9, schedule=dict(start_iter=2))
+    assert resumed == {i: seen[i] for i in range(5, 9)}
+
+
+def test_a_default_ramp_that_would_start_after_max_iter_is_refused_before_the_first_step():
+    with pytest.raises(ValueError, match=r"start_iter=20 is after the trainer's max_iter=9"):
+        _run(0, 9, schedule=dict(start_iter=20))
 
 
 def test_a_model_without_regularizers_gets_no_keep_prob_scalar():

@@ -333,3 +333,42 @@ def test_block_copies_a_regularizer_module_given_instead_of_a_factory(block_clas
     assert all(m.target_keep_prob == 0.8 and m.block_size == 3 for m in placed)
     block.train()
     assert block(torch.randn(2, 8, 8, 8)).shape == (2, 16, 4, 4)
+
+
+# ----------------------------------------------------------------------------- plain arguments
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(depth=42), r"depth=42: expected one of 18, 34, 50, 101, 152"),
+    (dict(depth=50, res5_dilation=3), r"res5_dilation=3"),
+    (dict(depth=18, res5_dilation=2), r"res5_dilation=2: expected 1 or 2 \(1 for ResNet-18/34\)"),
+    (dict(depth=34, out_channels=128), r"out_channels=128, num_groups=1: ResNet-34 needs 64 and 1"),
+    (dict(dropblock_stages=["res6"]), r"dropblock_stages=\['res6'\]: unknown name 'res6'"),
+    (dict(stage_drop_scales=[0.25]), r"stage_drop_scales=\[0.25\]: expected one scale per stage"),
+    (dict(drop_path_rate=1.0), r"drop_path_rate=1.0: expected 0 <= rate < 1"),
+    (dict(depth=18, dropblock_positions=["conv3"]), r"dropblock_positions=\['conv3'\]: ResNet-18 has basic blocks"),
+])
+def test_make_dropblock_resnet_stages_names_the_bad_argument(kwargs, match):
+    from dropblock_det.modeling import make_dropblock_resnet_stages
+
+    with pytest.raises(ValueError, match=match):
+        make_dropblock_resnet_stages(**{"dropblock": DropBlock2d(0.9, 3), **kwargs})
+
+
+def test_make_dropblock_resnet_stages_places_scaled_copies_per_stage():
+    from detectron2.modeling.backbone.resnet import BasicStem, ResNet
+
+    from dropblock_det.modeling import make_dropblock_resnet_stages
+
+    template = DropBlock2d(0.8, 3)
+    stages = make_dropblock_resnet_stages(
+        18, dropblock=template, dropblock_stages=["res3", "res5"], stage_drop_scales=[0.5, 1.0], drop_path_rate=0.1)
+    backbone = ResNet(BasicStem(3, 64), stages, out_features=["res5"])
+    placed = {n: m for n, m in backbone.named_modules() if "dropblock" in n}
+    # conv3 is skipped for basic blocks; the template is copied, never placed or changed.
+    assert set(placed) == {f"{s}.{b}.dropblock_{p}" for s in ("res3", "res5") for b in (0, 1)
+                           for p in ("conv1", "conv2", "shortcut")}
+    assert {round(m.target_keep_prob, 9) for n, m in placed.items() if n.startswith("res3")} == {0.9}
+    assert {m.target_keep_prob for n, m in placed.items() if n.startswith("res5")} == {0.8}
+    assert all(m is not template and m.block_size == 3 for m in placed.values()) and template.target_keep_prob == 0.8
+    assert len({id(m) for m in placed.values()}) == len(placed)
+    drop_paths = [m for n, m in backbone.named_modules() if n.endswith("drop_path")]
+    assert len(drop_paths) == 8 and all(m.target_keep_prob == pytest.approx(0.9) for m in drop_paths)

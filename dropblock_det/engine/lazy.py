@@ -1,0 +1,309 @@
+"""The training logic behind ``tools/lazyconfig_train_net.py``: detectron2's LazyConfig
+(Python config) loop, as in detectron2's own ``tools/lazyconfig_train_net.py``, plus the
+DropBlock keep_prob schedule and the checks and safeguards of ``tools/train_net.py``
+(inputs checked before data loading, one run per output folder, an earlier run's files
+moved aside, checkpoints written atomically and loaded strictly).
+
+A config is what detectron2's LazyConfig training expects (``model``, ``dataloader.train``,
+``dataloader.test``, ``dataloader.evaluator``, ``optimizer``, ``lr_multiplier``, ``train``:
+see ``configs/common/``), with one more optional key, ``train.dropblock_schedule``: the
+:class:`DropBlockScheduleHook` that ramps keep_prob (``L(DropBlockScheduleHook)(start_iter=0,
+end_iter=None)``: over the whole training); None keeps every regularizer at its target.
+A config without the key gets that default hook when its model has a regularizer.
+"""
+from __future__ import annotations
+
+import logging
+import numbers
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import detectron2.utils.comm as comm
+import torch
+from detectron2.config import LazyConfig, instantiate
+from detectron2.data import DatasetCatalog
+from detectron2.engine import AMPTrainer, SimpleTrainer, default_writers, hooks
+from detectron2.engine.defaults import create_ddp_model
+from detectron2.evaluation import inference_on_dataset, print_csv_format
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from ..layers import DropBlock2d, iter_regularizers, triton_unavailable_reason
+from .hooks import DropBlockScheduleHook
+from .trainer import (
+    AtomicCheckpointer,
+    CheckpointMismatchError,
+    evaluator_cannot_read,
+    read_checkpoint,
+    state_dict_problems,
+)
+
+__all__ = [
+    "build_lazy_model",
+    "check_lazy_model",
+    "check_lazy_checkpoint",
+    "lazy_meta_model",
+    "check_lazy_config_before_run",
+    "lazy_dataset_names",
+    "load_lazy_config",
+    "lazy_schedule_hook",
+    "do_test",
+    "do_train",
+]
+
+logger = logging.getLogger("dropblock_det.lazy")
+
+# The keys detectron2's LazyConfig loop reads (its configs/common/train.py), by use.
+_TRAIN_KEYS = ("output_dir", "max_iter", "device", "amp.enabled", "checkpointer.period",
+               "eval_period", "log_period", "init_checkpoint")
+_DATASET_NODES = {"dataloader.train": "dataloader.train.dataset.names",
+                  "dataloader.test": "dataloader.test.dataset.names"}
+
+
+def load_lazy_config(config_file: str, opts: Sequence[str] = ()) -> DictConfig:
+    """LazyConfig.load + apply_overrides ("key=value" opts, as detectron2's tool takes them),
+    with errors naming the file or the opt."""
+    if not config_file or not Path(config_file).is_file():
+        raise FileNotFoundError(f"--config-file {config_file!r} does not exist")
+    if not config_file.endswith(".py"):
+        # A yacs .yaml would load as a DictConfig without a model: say which tool reads it.
+        try:
+            LazyConfig.load(config_file).model  # noqa: B018 - a saved LazyConfig has one
+        except Exception:  # noqa: BLE001 - any failure means it is not a LazyConfig
+            raise ValueError(f"--config-file {config_file!r} is not a LazyConfig (a Python config, or the "
+                             "config.yaml a LazyConfig run saved); a yacs .yaml config is for "
+                             "tools/train_net.py") from None
+    cfg = LazyConfig.load(config_file)
+    for opt in opts:
+        if "=" not in opt:
+            raise ValueError(f"command-line opt {opt!r}: expected key=value (LazyConfig overrides)")
+        try:
+            cfg = LazyConfig.apply_overrides(cfg, [opt])
+        except (OmegaConfBaseException, KeyError, ValueError) as e:
+            raise ValueError(f"command-line opt {opt!r}: {e}") from None
+    return cfg
+
+
+def _select(cfg: DictConfig, key: str) -> Any:
+    """cfg's value at the dotted `key`; KeyError naming the key when it is missing."""
+    try:
+        value = OmegaConf.select(cfg, key, throw_on_missing=True)
+    except OmegaConfBaseException as e:
+        raise KeyError(f"{key}: {e}") from None
+    missing = object()
+    if value is None and OmegaConf.select(cfg, key, default=missing) is missing:
+        raise KeyError(f"the config has no {key} (detectron2's LazyConfig training reads it; see configs/common/)")
+    return value
+
+
+def _names(value: Any) -> List[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def lazy_dataset_names(cfg: DictConfig, train: bool = True) -> List[Tuple[str, str]]:
+    """(key, dataset name) of every dataset the config's loaders name in detectron2's way
+    (`dataloader.<split>.dataset.names`, a name or a list; the training loader's only with
+    `train`) and the evaluator's `dataset_name`. A loader built some other way is not looked
+    into."""
+    found = []
+    for node, key in _DATASET_NODES.items():
+        if node == "dataloader.train" and not train:
+            continue
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None:
+            found += [(key, name) for name in _names(value)]
+    evaluator = OmegaConf.select(cfg, "dataloader.evaluator.dataset_name", default=None)
+    if evaluator is not None:
+        found += [("dataloader.evaluator.dataset_name", name) for name in _names(evaluator)]
+    return found
+
+
+def _check_int(key: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{key}={value!r}: expected an integer >= {minimum}")
+
+
+def check_lazy_config_before_run(cfg: DictConfig, train: bool = True,
+                                 check_files: bool = True) -> Optional[torch.nn.Module]:
+    """Every check of a LazyConfig that loads no data: the keys the loop reads (KeyError
+    naming a missing one), their values (`train.max_iter` >= 1, the periods, `train.device`
+    present on this machine, AMP only on CUDA, a local `train.init_checkpoint` that exists),
+    the datasets the loaders and the evaluator name (registered; with `check_files` their
+    files present), and the model, built on the meta device (:func:`lazy_meta_model`,
+    :func:`check_lazy_model`), which is returned (None where it cannot be built there).
+    Errors name the key."""
+    from ..data.dataset_check import check_datasets
+
+    needed = ["model", "train.output_dir", "train.device", "dataloader.test"]
+    if train:
+        needed += ["dataloader.train", "optimizer", "lr_multiplier"] + [f"train.{k}" for k in _TRAIN_KEYS]
+    for key in needed:
+        _select(cfg, key)
+    output_dir = cfg.train.output_dir
+    if not isinstance(output_dir, str) or not output_dir:
+        raise ValueError(f"train.output_dir={output_dir!r}: expected a folder")
+    device = cfg.train.device
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"train.device={cfg.train.device!r}: not a device torch knows (e.g. 'cuda', 'cpu')") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"train.device={cfg.train.device!r}: torch sees no CUDA device here; use 'cpu'")
+    if train:
+        _check_int("train.max_iter", cfg.train.max_iter, 1)
+        _check_int("train.checkpointer.period", cfg.train.checkpointer.period, 1)
+        _check_int("train.eval_period", cfg.train.eval_period, 0)
+        _check_int("train.log_period", cfg.train.log_period, 1)
+        if cfg.train.amp.enabled and device.type != "cuda":
+            # detectron2's AMPTrainer asserts CUDA at its first step (v0.6 and main).
+            raise ValueError(f"train.amp.enabled=True needs a CUDA train.device, got {cfg.train.device!r}")
+        weights = cfg.train.init_checkpoint
+        if weights and "://" not in weights and not Path(weights).is_file():
+            raise FileNotFoundError(f"train.init_checkpoint={weights!r} does not exist")
+    registered = set(DatasetCatalog.list())
+    names = []
+    for key, name in lazy_dataset_names(cfg, train):
+        if name not in registered:
+            raise KeyError(f"{key} names {name!r}, which is not a registered dataset. "
+                           f"Registered: {', '.join(sorted(registered))}")
+        names.append(name)
+    model = lazy_meta_model(cfg)
+    if model is not None:
+        check_lazy_model(cfg, model, train)
+    if check_files:
+        check_datasets(dict.fromkeys(names))
+    return model
+
+
+def check_lazy_model(cfg: DictConfig, model: torch.nn.Module, train: bool = True) -> None:
+    """The checks that need the config's model (which may be on the meta device): an
+    evaluator dataset the model cannot be evaluated on, and (with `train`) a DropBlock whose
+    `impl="triton"` cannot run on `train.device`. ValueError naming the key."""
+    for key, name in lazy_dataset_names(cfg, train=False):
+        if key == "dataloader.evaluator.dataset_name":
+            why = evaluator_cannot_read(type(model), name)
+            if why:
+                raise ValueError(f"{key}={name!r}: {why}")
+    if train:
+        for qualified, module in iter_regularizers(model):
+            if isinstance(module, DropBlock2d) and module.impl == "triton":
+                reason = triton_unavailable_reason(cfg.train.device)
+                if reason:
+                    raise ValueError(f"model.{qualified}: impl='triton' cannot run on train.device="
+                                     f"{cfg.train.device!r}: {reason}; use 'auto' or 'torch'")
+
+
+def lazy_meta_model(cfg: DictConfig) -> Optional[torch.nn.Module]:
+    """`instantiate(cfg.model)` on PyTorch's meta device (shapes only, ~0.1 s for R50-FPN),
+    so a model that cannot be built fails before anything is written; None where a
+    component cannot be built there (the real build then checks)."""
+    if not hasattr(torch.device("meta"), "__enter__"):
+        return None
+    try:
+        with torch.device("meta"):
+            return instantiate(cfg.model)
+    except NotImplementedError:
+        return None
+
+
+def build_lazy_model(cfg: DictConfig, train: bool = True) -> torch.nn.Module:
+    """`instantiate(cfg.model)` on `train.device`, checked by :func:`check_lazy_model`."""
+    model = instantiate(cfg.model)
+    model.to(cfg.train.device)
+    check_lazy_model(cfg, model, train)
+    return model
+
+
+def lazy_schedule_hook(cfg: DictConfig, model: torch.nn.Module) -> Optional[DropBlockScheduleHook]:
+    """The hook `train.dropblock_schedule` gives (None: no ramp); without the key, the
+    paper's ramp over the whole training when the model has a regularizer."""
+    if "dropblock_schedule" in cfg.train:
+        spec = cfg.train.dropblock_schedule
+        if spec is None:
+            return None
+        hook = instantiate(spec)
+        if not isinstance(hook, DropBlockScheduleHook):
+            raise ValueError(f"train.dropblock_schedule gives a {type(hook).__name__}: expected "
+                             "L(DropBlockScheduleHook)(...) or None")
+        return hook
+    if next(iter_regularizers(model), None) is None:
+        return None
+    logger.info("train.dropblock_schedule is not set: keep_prob ramps from 1.0 over the whole training")
+    return DropBlockScheduleHook()
+
+
+def do_test(cfg: DictConfig, model: torch.nn.Module) -> Optional[Dict[str, Any]]:
+    """Evaluate `model` on dataloader.test with dataloader.evaluator (None without one)."""
+    if "evaluator" not in cfg.dataloader:
+        return None
+    results = inference_on_dataset(model, instantiate(cfg.dataloader.test), instantiate(cfg.dataloader.evaluator))
+    if comm.is_main_process():
+        print_csv_format(results)
+    return results
+
+
+def check_lazy_checkpoint(cfg: DictConfig, model: torch.nn.Module, path: str, resume: bool = True) -> None:
+    """Before data loading, the checkpoint a resumed run continues from (`resume`) or an
+    evaluation loads: CheckpointMismatchError naming the keys when it does not fit the
+    model (which may be on the meta device), and for a resume ValueError when it is past
+    train.max_iter (as train_net's check of --resume)."""
+    what = "--resume" if resume else "train.init_checkpoint"
+    checkpoint = read_checkpoint(path)
+    problems = state_dict_problems(model, checkpoint["model"])
+    if problems:
+        raise CheckpointMismatchError(
+            f"{what}: checkpoint {path!r} does not match the config's model"
+            + (" (start a fresh run or use another train.output_dir for a changed model)" if resume else "")
+            + ": " + "; ".join(problems))
+    iteration = checkpoint.get("iteration")
+    if resume and isinstance(iteration, int) and iteration + 1 > cfg.train.max_iter:
+        raise ValueError(f"--resume: checkpoint {path!r} has trained {iteration + 1} iterations, more "
+                         f"than train.max_iter={cfg.train.max_iter}: nothing would be trained")
+
+
+def do_train(cfg: DictConfig, resume_from: str = "") -> Optional[Dict[str, Any]]:
+    """detectron2's LazyConfig training loop with the DropBlock schedule hook first, atomic
+    checkpoints, and `resume_from` (the run's last checkpoint, checked against the model
+    before the data loader is built; '' starts from train.init_checkpoint, loaded as
+    detectron2 does: non-strictly, so ImageNet backbone weights load into a detector).
+    Returns the last evaluation's results ({} when there was none)."""
+    model = build_lazy_model(cfg)
+    logger.info("Model:\n%s", model)
+    if resume_from:
+        check_lazy_checkpoint(cfg, model, resume_from)
+    schedule = lazy_schedule_hook(cfg, model)
+    cfg.optimizer.params.model = model
+    optimizer = instantiate(cfg.optimizer)
+    train_loader = instantiate(cfg.dataloader.train)
+
+    model = create_ddp_model(model, **cfg.train.get("ddp", {}))
+    trainer = (AMPTrainer if cfg.train.amp.enabled else SimpleTrainer)(model, train_loader, optimizer)
+    checkpointer = AtomicCheckpointer(model, cfg.train.output_dir, trainer=trainer)
+    results: Dict[str, Any] = {}
+
+    def test_and_keep() -> Optional[Dict[str, Any]]:
+        outcome = do_test(cfg, model)
+        if outcome is not None:
+            results.clear()
+            results.update(outcome)
+        return outcome
+
+    trainer.register_hooks([
+        schedule,  # first: keep_prob is set before any other hook or the step reads the model
+        hooks.IterationTimer(),
+        hooks.LRScheduler(scheduler=instantiate(cfg.lr_multiplier)),
+        hooks.PeriodicCheckpointer(checkpointer, **cfg.train.checkpointer) if comm.is_main_process() else None,
+        hooks.EvalHook(cfg.train.eval_period, test_and_keep),
+        hooks.PeriodicWriter(default_writers(cfg.train.output_dir, cfg.train.max_iter), period=cfg.train.log_period)
+        if comm.is_main_process() else None,
+    ])
+    if resume_from:
+        checkpointer.resume_or_load(resume_from, resume=True)
+        # The checkpoint holds the iteration that had just finished.
+        start_iter = trainer.iter + 1
+    else:
+        checkpointer.resume_or_load(cfg.train.init_checkpoint, resume=False)
+        start_iter = 0
+    trainer.train(start_iter, cfg.train.max_iter)
+    return results

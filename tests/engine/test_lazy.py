@@ -1,0 +1,228 @@
+"""The LazyConfig configs (configs/**/*.py) and dropblock_det/engine/lazy.py: each Python
+config builds the model, data pipeline, optimizer and schedules of its yacs twin, overrides
+reach every DropBlock, and bad configs are refused by key before anything is built."""
+import pytest
+import torch
+
+from conftest import CONFIGS
+
+# (LazyConfig, its yacs twin)
+TWINS = [
+    ("Synthetic/retinanet_R18_GN_dropblock_res45_kp0.9_b3.py", "Synthetic/retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml"),
+    ("COCO-Detection/retinanet_R_50_FPN_GN_scratch_dropblock_res45_fpn_head_kp0.9_b7_3x.py",
+     "COCO-Detection/retinanet_R_50_FPN_GN_scratch_dropblock_res45_fpn_head_kp0.9_b7_3x.yaml"),
+]
+SYNTHETIC = str(CONFIGS / TWINS[0][0])
+COCO = str(CONFIGS / TWINS[1][0])
+
+
+def _lazy(path, *opts):
+    from dropblock_det.engine.lazy import load_lazy_config
+
+    return load_lazy_config(str(path), list(opts))
+
+
+def _yacs(path):
+    from dropblock_det.engine.trainer import load_config
+
+    return load_config(str(CONFIGS / path), ["MODEL.DEVICE", "cpu"])
+
+
+def _meta(build):
+    with torch.device("meta"):
+        return build()
+
+
+def _regularizers(model):
+    from dropblock_det.layers import iter_regularizers
+
+    return {name: (type(m).__name__, round(m.target_keep_prob, 12), getattr(m, "block_size", None),
+                   getattr(m, "shared_mask", None), getattr(m, "gamma_mode", None), getattr(m, "impl", None))
+            for name, m in iter_regularizers(model)}
+
+
+def _retinanet_settings(model):
+    return dict(
+        type=type(model).__name__, num_classes=model.num_classes, head_in_features=model.head_in_features,
+        alpha=model.focal_loss_alpha, gamma=model.focal_loss_gamma, beta=model.smooth_l1_beta,
+        loss=model.box_reg_loss_type, score=model.test_score_thresh, topk=model.test_topk_candidates,
+        nms=model.test_nms_thresh, max_det=model.max_detections_per_image, format=model.input_format,
+        weights=model.box2box_transform.weights, thresholds=model.anchor_matcher.thresholds,
+        labels=model.anchor_matcher.labels, low_quality=model.anchor_matcher.allow_low_quality_matches,
+        strides=model.anchor_generator.strides, offset=model.anchor_generator.offset,
+        anchors=[a.tolist() for a in model.anchor_generator.cell_anchors],
+        mean=model.pixel_mean.flatten().tolist(), std=model.pixel_std.flatten().tolist(),
+        fpn=(model.backbone.in_features, model.backbone._fuse_type, type(model.backbone.top_block).__name__),
+        frozen=[n for n, p in model.named_parameters() if not p.requires_grad],
+    )
+
+
+@pytest.mark.parametrize("lazy, yacs", TWINS)
+def test_each_lazy_config_builds_its_yaml_twins_model(lazy, yacs):
+    from detectron2.config import instantiate
+    from detectron2.modeling import build_model
+
+    lazy_model = instantiate(_lazy(CONFIGS / lazy).model)
+    yacs_model = build_model(_yacs(yacs))
+    assert {k: v.shape for k, v in lazy_model.state_dict().items()} == {
+        k: v.shape for k, v in yacs_model.state_dict().items()}
+    assert _regularizers(lazy_model) == _regularizers(yacs_model) and _regularizers(lazy_model)
+    assert _retinanet_settings(lazy_model) == _retinanet_settings(yacs_model)
+    # Module types too (GN everywhere, the same block classes), in the same order.
+    assert [type(m).__name__ for m in lazy_model.modules()] == [type(m).__name__ for m in yacs_model.modules()]
+    assert [m.num_groups for m in lazy_model.modules() if isinstance(m, torch.nn.GroupNorm)] == [
+        m.num_groups for m in yacs_model.modules() if isinstance(m, torch.nn.GroupNorm)]
+
+
+def _augmentations(augmentations):
+    """Each augmentation's class and settings (a list and a tuple of sizes alike)."""
+    return [(type(a).__name__, {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in vars(a).items()})
+            for a in augmentations]
+
+
+@pytest.mark.parametrize("lazy, yacs", TWINS)
+def test_each_lazy_config_trains_as_its_yaml_twin(lazy, yacs):
+    from detectron2.config import instantiate
+    from detectron2.solver import LRMultiplier, build_optimizer
+
+    from dropblock_det import solver
+    from dropblock_det.config import dropblock_schedule_range
+    from dropblock_det.engine.trainer import build_train_augmentation
+
+    cfg, ycfg = _lazy(CONFIGS / lazy), _yacs(yacs)
+    assert cfg.train.max_iter == ycfg.SOLVER.MAX_ITER
+    assert cfg.train.checkpointer.period == ycfg.SOLVER.CHECKPOINT_PERIOD
+    assert cfg.train.eval_period == ycfg.TEST.EVAL_PERIOD
+    assert cfg.train.seed == ycfg.SEED
+    assert cfg.train.init_checkpoint == ycfg.MODEL.WEIGHTS
+    loader = cfg.dataloader
+    assert [loader.train.dataset.names] == list(ycfg.DATASETS.TRAIN)
+    assert [loader.test.dataset.names] == list(ycfg.DATASETS.TEST)
+    assert loader.evaluator.dataset_name == loader.test.dataset.names
+    assert loader.train.total_batch_size == ycfg.SOLVER.IMS_PER_BATCH
+    assert loader.train.num_workers == loader.test.num_workers == ycfg.DATALOADER.NUM_WORKERS
+    assert loader.train.mapper.image_format == loader.test.mapper.image_format == ycfg.INPUT.FORMAT
+    assert _augmentations(instantiate(loader.train.mapper.augmentations)) == _augmentations(
+        build_train_augmentation(ycfg))
+    test_resize = instantiate(loader.test.mapper.augmentations[0])
+    assert (test_resize.short_edge_length, test_resize.max_size) == (
+        (ycfg.INPUT.MIN_SIZE_TEST, ycfg.INPUT.MIN_SIZE_TEST), ycfg.INPUT.MAX_SIZE_TEST)
+
+    # The same parameter groups (weight decay off on norms), LR and momentum ...
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.GroupNorm(2, 4))
+    cfg.optimizer.params.model = model
+    lazy_optimizer, yacs_optimizer = instantiate(cfg.optimizer), build_optimizer(ycfg, model)
+    describe = lambda o: [(g["lr"], g["weight_decay"], g["momentum"], len(g["params"])) for g in o.param_groups]  # noqa: E731
+    assert describe(lazy_optimizer) == describe(yacs_optimizer)
+    # ... and the same LR at every iteration (warm-up, steps / cosine).
+    lazy_lr = LRMultiplier(lazy_optimizer, instantiate(cfg.lr_multiplier), cfg.train.max_iter)
+    yacs_lr = solver.build_lr_scheduler(ycfg, yacs_optimizer)
+    max_iter = cfg.train.max_iter
+    probes = sorted({1, 2, 149, 150, 151, 999, 1000, 1001, max_iter // 2, max_iter - 1}
+                    | {s + d for s in ycfg.SOLVER.STEPS for d in (-1, 0, 1)})
+    lrs = {}
+    for iteration in range(max(probes) + 1):
+        if iteration in probes:
+            lrs[iteration] = (lazy_optimizer.param_groups[0]["lr"], yacs_optimizer.param_groups[0]["lr"])
+        lazy_lr.step()
+        yacs_lr.step()
+    assert all(a == pytest.approx(b, rel=1e-12, abs=1e-15) for a, b in lrs.values()), lrs
+    # The keep_prob ramp: over the whole training in both.
+    hook = instantiate(cfg.train.dropblock_schedule)
+    assert (hook.schedule.start_iter, None if hook._end_at_max_iter else hook.schedule.end_iter) == (0, None)
+    assert dropblock_schedule_range(ycfg) == (0, max_iter)
+
+
+def test_one_override_reaches_every_dropblock_and_the_baseline_is_keep_prob_one():
+    from detectron2.config import instantiate
+
+    from dropblock_det.layers import DropBlock2d, iter_regularizers
+
+    model = _meta(lambda: instantiate(_lazy(COCO, "dropblock.keep_prob=0.8", "dropblock.block_size=5").model))
+    placed = [(name, m) for name, m in iter_regularizers(model)]
+    # res4: 6 blocks x 4 positions, res5: 3 x 4, FPN: 3 lateral + 3 output + P6 + P7,
+    # head: 2 towers x 4 convs.
+    assert len(placed) == 24 + 12 + 8 + 8
+    targets = {}
+    for name, m in placed:
+        key = name.split(".")[2] if name.startswith("backbone.bottom_up") else name.split(".")[0]
+        targets.setdefault(key, set()).add(round(m.target_keep_prob, 9))
+        assert isinstance(m, DropBlock2d) and m.block_size == 5
+    # res4 at a quarter of res5's drop rate, everything else at the override.
+    assert targets == {"res4": {0.95}, "res5": {0.8}, "backbone": {0.8}, "head": {0.8}}
+
+    baseline = instantiate(_lazy(SYNTHETIC, "dropblock.keep_prob=1.0").model).train()
+    assert all(not m.active for _, m in iter_regularizers(baseline))
+
+
+def test_the_config_saved_by_a_run_loads_back_to_the_same_model(tmp_path):
+    from detectron2.config import LazyConfig, instantiate
+
+    cfg = _lazy(SYNTHETIC, "dropblock.keep_prob=0.85")
+    LazyConfig.save(cfg, str(tmp_path / "config.yaml"))
+    assert not (tmp_path / "config.yaml.pkl").exists()  # plain YAML: every node is a LazyCall
+    again = _lazy(tmp_path / "config.yaml")
+    assert _regularizers(instantiate(again.model)) == _regularizers(instantiate(cfg.model))
+    assert again.dataloader.evaluator.dataset_name == "synthetic_det_val"
+
+
+# ----------------------------------------------------------------------------- refusals
+@pytest.mark.parametrize("opts, error, match", [
+    (["train.max_iter=0"], ValueError, r"train\.max_iter=0"),
+    (["train.checkpointer.period=0"], ValueError, r"train\.checkpointer\.period=0"),
+    (["train.eval_period=-1"], ValueError, r"train\.eval_period=-1"),
+    (["train.amp.enabled=True"], ValueError, r"train\.amp\.enabled=True needs a CUDA"),
+    (["train.device=gpu0"], ValueError, r"train\.device='gpu0'"),
+    (["train.output_dir=''"], ValueError, r"train\.output_dir=''"),
+    (["train.init_checkpoint=/nonexistent/model.pth"], FileNotFoundError, r"train\.init_checkpoint="),
+    (["dataloader.train.dataset.names=no_such_set"], KeyError, r"dataloader\.train\.dataset\.names names 'no_such_set'"),
+    (["dataloader.test.dataset.names=no_such_set"], KeyError, r"dataloader\.test\.dataset\.names names 'no_such_set'"),
+])
+def test_bad_values_are_refused_by_key(opts, error, match):
+    from dropblock_det.engine.lazy import check_lazy_config_before_run
+
+    with pytest.raises(error, match=match):
+        check_lazy_config_before_run(_lazy(SYNTHETIC, *opts), check_files=False)
+
+
+def test_a_missing_key_and_a_bad_opt_are_named(tmp_path):
+    from dropblock_det.engine.lazy import check_lazy_config_before_run
+
+    cfg = _lazy(SYNTHETIC)
+    del cfg.train["log_period"]
+    with pytest.raises(KeyError, match=r"train\.log_period"):
+        check_lazy_config_before_run(cfg, check_files=False)
+    with pytest.raises(ValueError, match=r"command-line opt 'train\.max_iter'"):
+        _lazy(SYNTHETIC, "train.max_iter")
+    with pytest.raises(FileNotFoundError, match="nope.py"):
+        _lazy(tmp_path / "nope.py")
+    with pytest.raises(ValueError, match=r"is not a LazyConfig.*tools/train_net\.py"):
+        _lazy(CONFIGS / TWINS[0][1])
+
+
+def test_the_model_checks_name_the_evaluator_set_and_a_triton_impl_off_its_device():
+    from dropblock_det.engine.lazy import check_lazy_model, lazy_meta_model
+
+    cfg = _lazy(SYNTHETIC, "dataloader.test.dataset.names=synthetic_sem_seg_val")
+    with pytest.raises(ValueError, match=r"dataloader\.evaluator\.dataset_name='synthetic_sem_seg_val'.*DropBlockRetinaNet"):
+        check_lazy_model(cfg, lazy_meta_model(cfg))
+    cfg = _lazy(SYNTHETIC, "dropblock.impl=triton")
+    model = lazy_meta_model(cfg)
+    from dropblock_det.layers import triton_unavailable_reason
+
+    if triton_unavailable_reason("cpu"):
+        with pytest.raises(ValueError, match=r"model\.backbone\.bottom_up\.res4\.0\.dropblock_conv1: impl='triton'"):
+            check_lazy_model(cfg, model)
+    check_lazy_model(cfg, model, train=False)  # evaluation runs no kernel
+
+
+def test_stage_scales_need_a_regularizer_with_a_keep_prob():
+    from detectron2.config import instantiate
+
+    cfg = _lazy(SYNTHETIC, "dropblock._target_=torch.nn.Identity", "dropblock.keep_prob=null",
+                "dropblock.block_size=null", "dropblock.shared_mask=null", "dropblock.gamma_mode=null",
+                "dropblock.impl=null")
+    for key in ("keep_prob", "block_size", "shared_mask", "gamma_mode", "impl"):
+        del cfg.dropblock[key]
+    with pytest.raises(ValueError, match=r"stage_drop_scales for res4: the dropblock regularizer Identity"):
+        instantiate(cfg.model)

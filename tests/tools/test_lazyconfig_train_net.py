@@ -1,0 +1,155 @@
+"""tools/lazyconfig_train_net.py end to end on a tiny synthetic set: training with the
+keep_prob ramp + COCO evaluation, --eval-only on the written checkpoint, --resume, and the
+safeguards train_net.py has (nothing written before the checks, earlier runs kept)."""
+import json
+import math
+
+import pytest
+import torch
+
+from conftest import CONFIGS, load_tool
+from tools_helpers import another_process_holding, tiny_synthetic_datasets
+
+LAZY_CONFIG = str(CONFIGS / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3.py")
+# As tools_helpers.TINY_OPTS: 64 px images, one head conv, 3 iterations of 2 images, score
+# threshold 0 (a barely trained model still detects something).
+TINY_LAZY_OPTS = [
+    "model.head.conv_dims=[64]", "model.test_score_thresh=0.0",
+    "dataloader.train.mapper.augmentations.0.short_edge_length=[64]",
+    "dataloader.train.mapper.augmentations.0.max_size=64",
+    "dataloader.test.mapper.augmentations.0.short_edge_length=64",
+    "dataloader.test.mapper.augmentations.0.max_size=64",
+    "dataloader.train.total_batch_size=2", "train.max_iter=3", "train.log_period=1",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_datasets(tmp_path_factory):
+    with tiny_synthetic_datasets(tmp_path_factory.mktemp("datasets")) as root:
+        yield root
+
+
+@pytest.fixture(scope="module")
+def tool():
+    return load_tool("lazyconfig_train_net")
+
+
+def _parse(tool, out, flags=(), opts=()):
+    return tool.parser().parse_args(["--config-file", LAZY_CONFIG, *flags, *TINY_LAZY_OPTS,
+                                     f"train.output_dir={out}", *opts])
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_datasets, tool, tmp_path_factory):
+    """(output dir, results) of a 3-iteration training with DropBlock + evaluation."""
+    out = tmp_path_factory.mktemp("lazy_train")
+    results = tool.main(_parse(tool, out))
+    return out, results
+
+
+def _records(out):
+    return [json.loads(line) for line in (out / "metrics.json").read_text().splitlines() if line]
+
+
+def test_training_ramps_keep_prob_over_max_iter_and_reports_a_finite_coco_ap(trained):
+    out, results = trained
+    ap = results["bbox"]["AP"]
+    assert isinstance(ap, float) and math.isfinite(ap) and 0.0 <= ap <= 100.0
+    assert (out / "model_final.pth").is_file() and (out / "config.yaml").is_file()
+    ramp = [(r["iteration"], r["dropblock/keep_prob"]) for r in _records(out) if "dropblock/keep_prob" in r]
+    # end_iter None: the ramp ends at train.max_iter (3, an override), towards the lowest
+    # target (res5's 0.9; res4's is 0.975).
+    assert ramp == [(0, 1.0), (1, pytest.approx(1 - 0.1 / 3)), (2, pytest.approx(1 - 0.2 / 3))]
+    saved = (out / "config.yaml").read_text()
+    assert "max_iter: 3" in saved and "dropblock_schedule" in saved
+
+
+def test_eval_only_on_the_written_checkpoint_reproduces_the_final_ap(trained, tool, tmp_path):
+    out, results = trained
+    evaluated = tool.main(_parse(tool, tmp_path, ["--eval-only"], [f"train.init_checkpoint={out / 'model_final.pth'}"]))
+    assert evaluated["bbox"]["AP"] == pytest.approx(results["bbox"]["AP"], abs=1e-6)
+
+
+def test_eval_only_without_weights_is_refused_before_anything_is_written(tool, tiny_datasets, tmp_path):
+    out = tmp_path / "never"
+    with pytest.raises(ValueError, match=r"--eval-only needs weights.*train\.init_checkpoint is empty"):
+        tool.main(_parse(tool, out, ["--eval-only"]))
+    assert not out.exists()
+
+
+def test_eval_only_refuses_a_checkpoint_of_another_model(trained, tool, tmp_path):
+    from dropblock_det.engine.trainer import CheckpointMismatchError
+
+    out, _ = trained
+    with pytest.raises(CheckpointMismatchError, match=r"train\.init_checkpoint: .*head\.cls_subnet\.3\.weight"):
+        tool.main(_parse(tool, tmp_path / "never", ["--eval-only"], [
+            f"train.init_checkpoint={out / 'model_final.pth'}", "model.head.conv_dims=[64,64]"]))
+    assert not (tmp_path / "never").exists()
+
+
+def test_resume_continues_the_run_and_its_ramp(trained, tool, tmp_path):
+    import shutil
+
+    out, _ = trained
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    tool.main(_parse(tool, run, ["--resume"], ["train.max_iter=5"]))
+    records = _records(run)
+    ramp = {r["iteration"]: r["dropblock/keep_prob"] for r in records if "dropblock/keep_prob" in r}
+    # Iterations 3 and 4 are new, on the ramp to max_iter 5 (the earlier ones stay logged).
+    assert ramp[3] == pytest.approx(1 - 0.1 * 3 / 5) and ramp[4] == pytest.approx(1 - 0.1 * 4 / 5)
+    assert not (run / "previous_runs").exists()
+    assert torch.load(run / "model_final.pth", map_location="cpu", weights_only=False)["iteration"] == 4
+
+
+def test_resume_checks_its_checkpoint_before_anything_is_written(trained, tool, tmp_path):
+    import shutil
+
+    from dropblock_det.engine.trainer import CheckpointMismatchError
+
+    out, _ = trained
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    with pytest.raises(CheckpointMismatchError, match=r"--resume: checkpoint .*model_final\.pth"):
+        tool.main(_parse(tool, run, ["--resume"], ["model.head.conv_dims=[64,64]"]))
+    with pytest.raises(ValueError, match=r"has trained 3 iterations, more than train\.max_iter=2"):
+        tool.main(_parse(tool, run, ["--resume"], ["train.max_iter=2"]))
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before
+
+
+def test_a_fresh_run_into_a_used_folder_moves_the_earlier_run_aside(trained, tool, tmp_path):
+    import shutil
+
+    out, _ = trained
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    tool.main(_parse(tool, run, [], ["train.max_iter=1"]))
+    (archived,) = (run / "previous_runs").iterdir()
+    assert (archived / "model_final.pth").is_file() and (archived / "metrics.json").is_file()
+    assert [r["iteration"] for r in _records(run) if "total_loss" in r] == [0]
+
+
+@pytest.mark.parametrize("opts, error, match", [
+    (["train.max_iter=0"], ValueError, r"train\.max_iter=0"),
+    (["dataloader.train.dataset.names=no_such_set"], KeyError, r"'no_such_set'"),
+    (["model.backbone.bottom_up.stages.depth=42"], ValueError, r"depth=42"),
+    (["dataloader.test.dataset.names=synthetic_sem_seg_val"], ValueError, r"dataloader\.evaluator\.dataset_name"),
+])
+def test_bad_inputs_are_refused_before_the_output_folder_is_made(tool, tiny_datasets, tmp_path, opts, error, match):
+    out = tmp_path / "never"
+    with pytest.raises(error, match=match):
+        tool.main(_parse(tool, out, [], opts))
+    assert not out.exists()
+
+
+def test_a_folder_another_run_holds_is_refused_before_anything_is_moved(trained, tool, tmp_path):
+    import shutil
+
+    out, _ = trained
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    with another_process_holding(run):
+        with pytest.raises(RuntimeError, match=r"train\.output_dir=.* is in use by another run"):
+            tool.main(_parse(tool, run))
+    assert not (run / "previous_runs").exists()

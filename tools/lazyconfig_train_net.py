@@ -1,0 +1,119 @@
+#!/usr/bin/env python
+"""Train or evaluate a model described by a detectron2 LazyConfig (a Python config).
+
+    python tools/lazyconfig_train_net.py --config-file configs/Synthetic/retinanet_R18_GN_dropblock_res45_kp0.9_b3.py
+    python tools/lazyconfig_train_net.py --config-file CFG.py --eval-only train.init_checkpoint=out/model_final.pth
+    python tools/lazyconfig_train_net.py --config-file CFG.py --resume   # continue from train.output_dir
+    python tools/lazyconfig_train_net.py --config-file CFG.py --num-gpus 8 train.max_iter=1000 dropblock.keep_prob=0.8
+
+detectron2's tools/lazyconfig_train_net.py with the DropBlock keep_prob ramp
+(`train.dropblock_schedule`) and the safeguards of tools/train_net.py: the config, the model
+(built on the meta device) and the datasets are checked before anything is written; one run
+per train.output_dir at a time; a fresh run moves an earlier run's files to
+train.output_dir/previous_runs/<time>/ (an evaluation its config.yaml and inference/);
+checkpoints are written atomically; --eval-only loads its weights strictly; --resume checks
+the checkpoint against the model first. The logic lives in dropblock_det/engine/lazy.py.
+"""
+import logging
+import os
+import sys
+
+# Runs from a checkout without `pip install -e .` too.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import detectron2.utils.comm as comm  # noqa: E402
+from detectron2.engine import default_argument_parser, default_setup, launch  # noqa: E402
+from detectron2.engine.defaults import create_ddp_model  # noqa: E402
+
+import dropblock_det  # noqa: E402,F401  (registers the components and datasets)
+from dropblock_det.engine.lazy import (  # noqa: E402
+    build_lazy_model,
+    check_lazy_config_before_run,
+    check_lazy_checkpoint,
+    do_test,
+    do_train,
+    load_lazy_config,
+)
+from dropblock_det.engine.trainer import (  # noqa: E402
+    EVAL_FILES,
+    RUN_FILES,
+    archive_previous_run,
+    claim_output_dir,
+    last_checkpoint,
+    load_checkpoint_strict,
+)
+
+logger = logging.getLogger("dropblock_det.lazyconfig_train_net")
+
+
+def eval_weights(cfg, args) -> str:
+    """What --eval-only evaluates: with --resume the run's last checkpoint when it has one,
+    else train.init_checkpoint ('' when neither)."""
+    return (args.resume and last_checkpoint(cfg.train.output_dir)) or cfg.train.init_checkpoint
+
+
+def setup(args):
+    """Load the config and apply the opts, check everything that loads no data (raising
+    before anything is written), claim train.output_dir, move an earlier run aside,
+    default_setup (logger, config.yaml, train.seed). Returns (cfg, the checkpoint a --resume
+    continues from or '')."""
+    cfg = load_lazy_config(args.config_file, args.opts)
+    # The model is built on the meta device and checked there.
+    model = check_lazy_config_before_run(cfg, train=not args.eval_only)
+    output_dir = cfg.train.output_dir
+    resume_from = last_checkpoint(output_dir) if args.resume and not args.eval_only else ""
+    if resume_from and model is not None:
+        check_lazy_checkpoint(cfg, model, resume_from)
+    if args.eval_only:
+        weights = eval_weights(cfg, args)
+        if not weights:
+            raise ValueError("--eval-only needs weights to evaluate: train.init_checkpoint is empty"
+                             + (f" and train.output_dir={output_dir!r} has no checkpoint" if args.resume else ""))
+        if "://" not in weights:
+            if not os.path.isfile(weights):
+                raise FileNotFoundError(f"train.init_checkpoint={weights!r} does not exist")
+            if model is not None:  # strictly, as it will be loaded
+                check_lazy_checkpoint(cfg, model, weights, resume=False)
+    if comm.is_main_process():
+        claim_output_dir(output_dir, key="train.output_dir")
+    archive, what, hint = None, "", ""
+    if args.eval_only:
+        archive, what = EVAL_FILES, "The earlier config.yaml / inference/"
+    elif not resume_from:
+        archive, what = RUN_FILES, "The earlier run"
+        hint = (" (--resume found no checkpoint there: training starts at iteration 0)" if args.resume
+                else " (--resume continues a run instead)")
+    if archive:
+        if comm.is_main_process():
+            archived = archive_previous_run(output_dir, (args.config_file, cfg.train.init_checkpoint), archive)
+            if archived:
+                print(f"{what} in train.output_dir={output_dir!r} was moved to {archived}{hint}", flush=True)
+        comm.synchronize()
+    default_setup(cfg, args)
+    return cfg, resume_from
+
+
+def main(args):
+    cfg, resume_from = setup(args)
+    if args.eval_only:
+        model = build_lazy_model(cfg, train=False)
+        load_checkpoint_strict(model, eval_weights(cfg, args))
+        return do_test(cfg, create_ddp_model(model))
+    return do_train(cfg, resume_from)
+
+
+def parser():
+    return default_argument_parser()
+
+
+if __name__ == "__main__":
+    args = parser().parse_args()
+    print("Command Line Args:", args)
+    launch(
+        main,
+        args.num_gpus,
+        num_machines=args.num_machines,
+        machine_rank=args.machine_rank,
+        dist_url=args.dist_url,
+        args=(args,),
+    )
