@@ -21,7 +21,6 @@ import sys
 # Runs from a checkout without `pip install -e .` too.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import detectron2.utils.comm as comm  # noqa: E402
 from detectron2.engine import default_argument_parser, default_setup, launch  # noqa: E402
 from detectron2.engine.defaults import create_ddp_model  # noqa: E402
 
@@ -34,14 +33,7 @@ from dropblock_det.engine.lazy import (  # noqa: E402
     do_train,
     load_lazy_config,
 )
-from dropblock_det.engine.trainer import (  # noqa: E402
-    EVAL_FILES,
-    RUN_FILES,
-    archive_previous_run,
-    claim_output_dir,
-    last_checkpoint,
-    load_checkpoint_strict,
-)
+from dropblock_det.engine.trainer import last_checkpoint, load_checkpoint_strict, prepare_output_dir  # noqa: E402
 
 logger = logging.getLogger("dropblock_det.lazyconfig_train_net")
 
@@ -74,21 +66,8 @@ def setup(args):
                 raise FileNotFoundError(f"train.init_checkpoint={weights!r} does not exist")
             if model is not None:  # strictly, as it will be loaded
                 check_lazy_checkpoint(cfg, model, weights, resume=False)
-    if comm.is_main_process():
-        claim_output_dir(output_dir, key="train.output_dir")
-    archive, what, hint = None, "", ""
-    if args.eval_only:
-        archive, what = EVAL_FILES, "The earlier config.yaml / inference/"
-    elif not resume_from:
-        archive, what = RUN_FILES, "The earlier run"
-        hint = (" (--resume found no checkpoint there: training starts at iteration 0)" if args.resume
-                else " (--resume continues a run instead)")
-    if archive:
-        if comm.is_main_process():
-            archived = archive_previous_run(output_dir, (args.config_file, cfg.train.init_checkpoint), archive)
-            if archived:
-                print(f"{what} in train.output_dir={output_dir!r} was moved to {archived}{hint}", flush=True)
-        comm.synchronize()
+    prepare_output_dir(output_dir, "train.output_dir", args.eval_only, args.resume, bool(resume_from),
+                       (args.config_file, cfg.train.init_checkpoint))
     default_setup(cfg, args)
     return cfg, resume_from
 

@@ -27,16 +27,13 @@ from detectron2.evaluation import verify_results  # noqa: E402
 
 import dropblock_det  # noqa: E402,F401  (registers the components and datasets)
 from dropblock_det.engine.trainer import (  # noqa: E402
-    EVAL_FILES,
-    RUN_FILES,
     DropBlockTrainer,
-    archive_previous_run,
     check_config_before_run,
     check_resume_checkpoint,
-    claim_output_dir,
     last_checkpoint,
     load_checkpoint_strict,
     load_config,
+    prepare_output_dir,
 )
 
 logger = logging.getLogger("dropblock_det.train_net")
@@ -62,28 +59,8 @@ def setup(args):
         # Before claim_output_dir, which creates OUTPUT_DIR.
         raise ValueError("--eval-only needs weights to evaluate: MODEL.WEIGHTS is empty"
                          + (f" and OUTPUT_DIR={cfg.OUTPUT_DIR!r} has no checkpoint" if args.resume else ""))
-    if comm.is_main_process():
-        # Before anything in OUTPUT_DIR is moved or written: one run per folder at a time.
-        claim_output_dir(cfg.OUTPUT_DIR)
-    hint = ""
-    if args.eval_only:
-        # The run's config.yaml and predictions would be overwritten: moved aside first.
-        archive, what = EVAL_FILES, "The earlier config.yaml / inference/"
-    elif not resume_from:
-        # A fresh run, or a --resume with no checkpoint to continue (detectron2 then starts
-        # at iteration 0 and appends to the earlier run's metrics.json): an earlier run's
-        # files in OUTPUT_DIR are moved aside, not overwritten or mixed in.
-        archive, what = RUN_FILES, "The earlier run"
-        hint = (" (--resume found no checkpoint there: training starts at iteration 0)" if args.resume
-                else " (--resume continues a run instead)")
-    else:
-        archive = None
-    if archive:
-        if comm.is_main_process():
-            archived = archive_previous_run(cfg.OUTPUT_DIR, (args.config_file, cfg.MODEL.WEIGHTS), archive)
-            if archived:
-                print(f"{what} in OUTPUT_DIR={cfg.OUTPUT_DIR!r} was moved to {archived}{hint}", flush=True)
-        comm.synchronize()
+    prepare_output_dir(cfg.OUTPUT_DIR, "OUTPUT_DIR", args.eval_only, args.resume, bool(resume_from),
+                       (args.config_file, cfg.MODEL.WEIGHTS))
     default_setup(cfg, args)
     return cfg
 

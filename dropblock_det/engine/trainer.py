@@ -67,6 +67,7 @@ __all__ = [
     "load_config",
     "load_checkpoint_strict",
     "meta_model",
+    "prepare_output_dir",
     "read_checkpoint",
     "state_dict_problems",
     "check_weights_path",
@@ -502,6 +503,34 @@ def claim_output_dir(output_dir: str, key: str = "OUTPUT_DIR") -> None:
             "two runs in one folder would overwrite each other's files. Wait for it to "
             f"end, or give this run another {key}") from None
     _CLAIMED_OUTPUT_DIRS[path] = fd
+
+
+def prepare_output_dir(output_dir: str, key: str, eval_only: bool, resume: bool, resuming: bool,
+                       still_needed: Sequence[str] = ()) -> None:
+    """What the tools do to their output folder after their checks and before
+    default_setup: claim it (:func:`claim_output_dir`; `key` names it in errors), then move
+    aside what the run would overwrite (:func:`archive_previous_run`): for an evaluation
+    (`eval_only`) the earlier config.yaml and inference/; for a training that does not
+    continue a checkpoint (not `resuming`: a fresh run, or a --resume, `resume`, that found
+    none, where detectron2 starts at iteration 0 and would append to the earlier
+    metrics.json) the earlier run's files. Says what it moved; every process waits for it."""
+    if comm.is_main_process():
+        # Before anything in the folder is moved or written: one run per folder at a time.
+        claim_output_dir(output_dir, key=key)
+    hint = ""
+    if eval_only:
+        archive, what = EVAL_FILES, "The earlier config.yaml / inference/"
+    elif not resuming:
+        archive, what = RUN_FILES, "The earlier run"
+        hint = (" (--resume found no checkpoint there: training starts at iteration 0)" if resume
+                else " (--resume continues a run instead)")
+    else:
+        return
+    if comm.is_main_process():
+        archived = archive_previous_run(output_dir, still_needed, archive)
+        if archived:
+            print(f"{what} in {key}={output_dir!r} was moved to {archived}{hint}", flush=True)
+    comm.synchronize()
 
 
 def archive_previous_run(
