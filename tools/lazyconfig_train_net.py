@@ -21,7 +21,7 @@ import sys
 # Runs from a checkout without `pip install -e .` too.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from detectron2.engine import default_argument_parser, default_setup, launch  # noqa: E402
+from detectron2.engine import default_argument_parser, default_setup  # noqa: E402
 from detectron2.engine.defaults import create_ddp_model  # noqa: E402
 
 import dropblock_det  # noqa: E402,F401  (registers the components and datasets)
@@ -33,7 +33,12 @@ from dropblock_det.engine.lazy import (  # noqa: E402
     do_train,
     load_lazy_config,
 )
-from dropblock_det.engine.trainer import last_checkpoint, load_checkpoint_strict, prepare_output_dir  # noqa: E402
+from dropblock_det.engine.trainer import (  # noqa: E402
+    last_checkpoint,
+    launch_tool,
+    load_checkpoint_strict,
+    prepare_output_dir,
+)
 
 logger = logging.getLogger("dropblock_det.lazyconfig_train_net")
 
@@ -86,13 +91,4 @@ def parser():
 
 
 if __name__ == "__main__":
-    args = parser().parse_args()
-    print("Command Line Args:", args)
-    launch(
-        main,
-        args.num_gpus,
-        num_machines=args.num_machines,
-        machine_rank=args.machine_rank,
-        dist_url=args.dist_url,
-        args=(args,),
-    )
+    launch_tool(main, parser().parse_args())

@@ -22,7 +22,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import detectron2.utils.comm as comm  # noqa: E402
-from detectron2.engine import default_argument_parser, default_setup, launch  # noqa: E402
+from detectron2.engine import default_argument_parser, default_setup  # noqa: E402
 from detectron2.evaluation import verify_results  # noqa: E402
 
 import dropblock_det  # noqa: E402,F401  (registers the components and datasets)
@@ -31,6 +31,7 @@ from dropblock_det.engine.trainer import (  # noqa: E402
     check_config_before_run,
     check_resume_checkpoint,
     last_checkpoint,
+    launch_tool,
     load_checkpoint_strict,
     load_config,
     prepare_output_dir,
@@ -91,13 +92,4 @@ def parser():
 
 
 if __name__ == "__main__":
-    args = parser().parse_args()
-    print("Command Line Args:", args)
-    launch(
-        main,
-        args.num_gpus,
-        num_machines=args.num_machines,
-        machine_rank=args.machine_rank,
-        dist_url=args.dist_url,
-        args=(args,),
-    )
+    launch_tool(main, parser().parse_args())

@@ -64,6 +64,7 @@ __all__ = [
     "claim_output_dir",
     "has_compiled_ops",
     "last_checkpoint",
+    "launch_tool",
     "load_config",
     "load_checkpoint_strict",
     "meta_model",
@@ -503,6 +504,16 @@ def claim_output_dir(output_dir: str, key: str = "OUTPUT_DIR") -> None:
             "two runs in one folder would overwrite each other's files. Wait for it to "
             f"end, or give this run another {key}") from None
     _CLAIMED_OUTPUT_DIRS[path] = fd
+
+
+def launch_tool(main: Callable[[Any], Any], args: Any) -> None:
+    """Run `main(args)` in `args.num_gpus` processes per machine (detectron2's `launch`), with
+    the distributed arguments of detectron2's `default_argument_parser`: the tools' entry."""
+    from detectron2.engine import launch
+
+    print("Command Line Args:", args)
+    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+           dist_url=args.dist_url, args=(args,))
 
 
 def prepare_output_dir(output_dir: str, key: str, eval_only: bool, resume: bool, resuming: bool,

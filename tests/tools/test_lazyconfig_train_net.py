@@ -153,3 +153,28 @@ def test_a_folder_another_run_holds_is_refused_before_anything_is_moved(trained,
         with pytest.raises(RuntimeError, match=r"train\.output_dir=.* is in use by another run"):
             tool.main(_parse(tool, run))
     assert not (run / "previous_runs").exists()
+
+
+def test_the_command_line_trains_through_launch(tiny_datasets, tmp_path):
+    # As the README runs it: a process of its own, opts after the flags, detectron2's launch.
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    out = tmp_path / "cli"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "lazyconfig_train_net.py"), "--config-file", LAZY_CONFIG,
+         *TINY_LAZY_OPTS, "train.max_iter=1", f"train.output_dir={out}"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "DETECTRON2_DATASETS": str(tiny_datasets)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Command Line Args:" in result.stdout and (out / "model_final.pth").is_file()
+    assert "bbox" in (out / "metrics.json").read_text()
+    refused = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "train_net.py"), "--config-file",
+         str(REPO / "configs" / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml"), "--eval-only",
+         "OUTPUT_DIR", str(tmp_path / "never")],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "DETECTRON2_DATASETS": str(tiny_datasets)})
+    assert refused.returncode != 0 and "--eval-only needs weights" in refused.stderr
+    assert not (tmp_path / "never").exists()
