@@ -52,6 +52,7 @@ def check_stock_config(cfg, stock) -> bool:  # CfgNodes
     where the model cannot be built on the meta device)."""
     from dropblock_det.engine.trainer import (
         CheckpointMismatchError,
+        is_url,
         meta_model,
         read_checkpoint,
         state_dict_problems,
@@ -64,7 +65,7 @@ def check_stock_config(cfg, stock) -> bool:  # CfgNodes
             raise RuntimeError("the stock model does not have the dropblock-det model's "
                                "parameters: " + "; ".join(problems))
     weights = stock.MODEL.WEIGHTS
-    if not weights or "://" in weights or theirs is None:
+    if not weights or is_url(weights) or theirs is None:
         return False
     problems = state_dict_problems(theirs, read_checkpoint(weights)["model"])
     if problems:
@@ -111,7 +112,7 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
     args = parse_args(argv)
     import dropblock_det  # noqa: F401  (registers the components)
     from dropblock_det.deploy import needs_deeplab_project, stock_config
-    from dropblock_det.engine.trainer import check_weights_path, load_config
+    from dropblock_det.engine.trainer import check_weights_path, is_url, load_config
 
     if not args.output:
         raise ValueError("--output is empty: give the YAML file to write")
@@ -121,7 +122,7 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
     cfg = load_config(args.config_file, args.opts)
     check_weights_path(cfg)
     stock = stock_config(cfg)
-    if stock.MODEL.WEIGHTS and "://" not in stock.MODEL.WEIGHTS:
+    if stock.MODEL.WEIGHTS and not is_url(stock.MODEL.WEIGHTS):
         # detectron2 resolves a relative path against the reader's working directory, not
         # the file's folder: absolute, it loads from anywhere (e.g. a detectron2 checkout).
         stock.MODEL.WEIGHTS = os.path.abspath(stock.MODEL.WEIGHTS)

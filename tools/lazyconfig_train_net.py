@@ -34,6 +34,7 @@ from dropblock_det.engine.lazy import (  # noqa: E402
     load_lazy_config,
 )
 from dropblock_det.engine.trainer import (  # noqa: E402
+    is_url,
     last_checkpoint,
     launch_tool,
     load_checkpoint_strict,
@@ -66,7 +67,7 @@ def setup(args):
         if not weights:
             raise ValueError("--eval-only needs weights to evaluate: train.init_checkpoint is empty"
                              + (f" and train.output_dir={output_dir!r} has no checkpoint" if args.resume else ""))
-        if "://" not in weights:
+        if not is_url(weights):
             if not os.path.isfile(weights):
                 raise FileNotFoundError(f"train.init_checkpoint={weights!r} does not exist")
             if model is not None:  # strictly, as it will be loaded

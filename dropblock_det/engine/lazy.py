@@ -35,6 +35,7 @@ from .trainer import (
     AtomicCheckpointer,
     CheckpointMismatchError,
     evaluator_cannot_read,
+    is_url,
     read_checkpoint,
     state_dict_problems,
 )
@@ -159,7 +160,7 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True,
             # detectron2's AMPTrainer asserts CUDA at its first step (v0.6 and main).
             raise ValueError(f"train.amp.enabled=True needs a CUDA train.device, got {cfg.train.device!r}")
         weights = cfg.train.init_checkpoint
-        if weights and "://" not in weights and not Path(weights).is_file():
+        if weights and not is_url(weights) and not Path(weights).is_file():
             raise FileNotFoundError(f"train.init_checkpoint={weights!r} does not exist")
     registered = set(DatasetCatalog.list())
     names = []

@@ -63,6 +63,7 @@ __all__ = [
     "check_train_inputs",
     "claim_output_dir",
     "has_compiled_ops",
+    "is_url",
     "last_checkpoint",
     "launch_tool",
     "load_config",
@@ -341,7 +342,7 @@ class _StrictCheckpointer(DetectionCheckpointer):
 
     def _load_file(self, f: str) -> Dict[str, Any]:
         self._loading_path = f
-        if "://" in f:  # fetched by detectron2's path manager: its errors say what failed
+        if is_url(f):  # fetched by detectron2's path manager: its errors say what failed
             return super()._load_file(f)
         return _naming_the_file(f, super()._load_file)
 
@@ -372,7 +373,7 @@ class _ReplacingWrites:
         self._path_manager = path_manager
 
     def open(self, path: str, mode: str = "r", **kwargs: Any):
-        if "w" in mode and "://" not in path:
+        if "w" in mode and not is_url(path):
             return _replacing(path, mode)
         return self._path_manager.open(path, mode, **kwargs)
 
@@ -393,12 +394,18 @@ class AtomicCheckpointer(DetectionCheckpointer):
         self.path_manager = _ReplacingWrites(self.path_manager)
 
 
+def is_url(path: str) -> bool:
+    """Whether `path` is fetched by detectron2's path manager (https://, detectron2://, ...)
+    rather than read from the local disk, so it cannot be checked before it is loaded."""
+    return "://" in path
+
+
 def load_checkpoint_strict(model: torch.nn.Module, path: str) -> None:
     """Load ``path`` into ``model``; FileNotFoundError if it does not exist,
     CheckpointMismatchError naming every missing/unexpected/shape-mismatched key."""
     if not path:
         raise FileNotFoundError("MODEL.WEIGHTS is empty: give the checkpoint to evaluate")
-    if "://" not in path and not Path(path).is_file():
+    if not is_url(path) and not Path(path).is_file():
         raise FileNotFoundError(f"checkpoint MODEL.WEIGHTS={path!r} does not exist")
     _StrictCheckpointer(model).load(path)
 
@@ -413,7 +420,7 @@ def last_checkpoint(output_dir: str) -> str:
 def check_weights_path(cfg: CfgNode) -> None:
     """FileNotFoundError naming MODEL.WEIGHTS when it is a local path that does not exist."""
     path = cfg.MODEL.WEIGHTS
-    if path and "://" not in path and not Path(path).is_file():
+    if path and not is_url(path) and not Path(path).is_file():
         raise FileNotFoundError(f"MODEL.WEIGHTS={path!r} does not exist")
 
 
@@ -570,7 +577,7 @@ def archive_previous_run(
         target = os.path.join(output_dir, PREVIOUS_RUNS, f"{stamp}-{suffix}")
         suffix += 1
     os.makedirs(target)
-    needed = [os.path.realpath(p) for p in still_needed if p and "://" not in p and os.path.exists(p)]
+    needed = [os.path.realpath(p) for p in still_needed if p and not is_url(p) and os.path.exists(p)]
     for entry in entries:
         source = os.path.join(output_dir, entry)
         real = os.path.realpath(source)
