@@ -52,10 +52,10 @@ def setup(args):
     cfg.freeze()
     resume_from = last_checkpoint(cfg.OUTPUT_DIR) if args.resume else ""
     # A bad value fails here, before default_setup writes into OUTPUT_DIR and before data loading.
-    check_config_before_run(cfg, train=not args.eval_only, check_weights=not resume_from)
+    model = check_config_before_run(cfg, train=not args.eval_only, check_weights=not resume_from)
     if resume_from and not args.eval_only:
         # detectron2 reads it only after the data loader is built, and loads it non-strictly.
-        check_resume_checkpoint(cfg, resume_from)
+        check_resume_checkpoint(cfg, resume_from, model)
     if args.eval_only and not eval_weights(cfg, args):
         # Before claim_output_dir, which creates OUTPUT_DIR.
         raise ValueError("--eval-only needs weights to evaluate: MODEL.WEIGHTS is empty"

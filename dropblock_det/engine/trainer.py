@@ -446,15 +446,17 @@ def state_dict_problems(model: torch.nn.Module, saved: Dict[str, Any]) -> List[s
         [k for k in expected if k not in saved], [k for k in saved if k not in expected])
 
 
-def check_resume_checkpoint(cfg: CfgNode, path: str) -> None:
+def check_resume_checkpoint(cfg: CfgNode, path: str, model: Optional[torch.nn.Module] = None) -> None:
     """Before data loading, the checkpoint a --resume continues from: RuntimeError naming it
     when it cannot be read; CheckpointMismatchError naming the keys when it does not fit the
     model `cfg` builds (detectron2 resumes non-strictly: a changed model fails at the first
     step with a bare torch shape error, or trains freshly initialised layers); ValueError
     naming SOLVER.MAX_ITER when the checkpoint is past it (nothing would train, and the
-    earlier model would only be evaluated again as if it were this run's)."""
+    earlier model would only be evaluated again as if it were this run's). `model`: the
+    config's model if already built (e.g. on the meta device by check_config_before_run)."""
     checkpoint = read_checkpoint(path)
-    model = meta_model(cfg)  # None: the real load checks for itself
+    if model is None:
+        model = meta_model(cfg)  # None: the real load checks for itself
     problems = state_dict_problems(model, checkpoint["model"]) if model is not None else []
     if problems:
         raise CheckpointMismatchError(
@@ -631,15 +633,17 @@ def check_dropblock_placed(cfg: CfgNode, model: torch.nn.Module) -> None:
                 f" or check the location's STAGES / POSITIONS for this model")
 
 
-def check_model_config(cfg: CfgNode) -> None:
+def check_model_config(cfg: CfgNode) -> Optional[torch.nn.Module]:
     """Build the model described by `cfg` on PyTorch's meta device (shapes, no memory or
     initialisation cost: ~0.1 s for R50-FPN) and check where DropBlock went
     (:func:`check_dropblock_placed`), so a model-config error is raised before data loading
     and before a tool writes anything. A component that cannot be built on the meta device
-    is left to the real build, which makes the same checks."""
+    is left to the real build, which makes the same checks. Returns the meta model (None
+    where it could not be built)."""
     model = meta_model(cfg)
     if model is not None:
         check_dropblock_placed(cfg, model)
+    return model
 
 
 def meta_model(cfg: CfgNode) -> Optional[torch.nn.Module]:
@@ -658,16 +662,17 @@ def meta_model(cfg: CfgNode) -> Optional[torch.nn.Module]:
 
 
 def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: bool = True,
-                            check_files: bool = True) -> None:
+                            check_files: bool = True) -> Optional[torch.nn.Module]:
     """Every check of `cfg` that loads no data: MODEL.DROPBLOCK values, the model (built on
     the meta device), the DATASETS.TEST names (and with `train` DATASETS.TRAIN's: an
     evaluation needs no training data) with, if `check_files`, their files, an evaluator
     for every DATASETS.TEST entry, with `train` MODEL.DEVICE for IMPL "triton"
     (check_impl_device) and the LR schedule, with `check_weights` MODEL.WEIGHTS. The tools
     call it first: each error names its key, and comes before data loading or anything is
-    written to OUTPUT_DIR."""
+    written to OUTPUT_DIR. Returns the model it built on the meta device (None where it
+    could not)."""
     validate_dropblock_config(cfg)
-    check_model_config(cfg)
+    model = check_model_config(cfg)
     check_dataset_names(cfg, check_files=check_files, keys=("TRAIN", "TEST") if train else ("TEST",))
     check_evaluator_types(cfg)
     if train:
@@ -676,6 +681,7 @@ def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: boo
         check_train_inputs(cfg)
     if check_weights:
         check_weights_path(cfg)
+    return model
 
 
 class DropBlockTrainer(DefaultTrainer):

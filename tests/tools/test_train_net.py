@@ -307,6 +307,23 @@ def test_resume_checks_its_checkpoint_before_anything_is_loaded_or_written(train
     assert (run / "config.yaml").read_text() == config and not (run / "previous_runs").exists()
 
 
+def test_resume_builds_the_meta_model_once_for_the_config_and_checkpoint_checks(trained, train_net, tmp_path,
+                                                                              monkeypatch):
+    import shutil
+
+    from dropblock_det.engine import trainer
+
+    out, _ = trained
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    built = []
+    real = trainer.meta_model
+    monkeypatch.setattr(trainer, "meta_model", lambda cfg: built.append(cfg) or real(cfg))
+    train_net.setup(train_net.parser().parse_args(
+        ["--config-file", DB_CONFIG, "--resume"] + TINY_OPTS + ["SOLVER.MAX_ITER", "6", "OUTPUT_DIR", str(run)]))
+    assert len(built) == 1
+
+
 def test_resume_with_no_checkpoint_moves_the_earlier_runs_files_aside(trained, train_net, tmp_path):
     # A run stopped before its first checkpoint, resumed: detectron2 starts at iteration 0 and
     # appended to the earlier run's metrics.json, two runs' records in one file.
