@@ -11,6 +11,8 @@ TWINS = [
     ("Synthetic/retinanet_R18_GN_dropblock_res45_kp0.9_b3.py", "Synthetic/retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml"),
     ("COCO-Detection/retinanet_R_50_FPN_GN_scratch_dropblock_res45_fpn_head_kp0.9_b7_3x.py",
      "COCO-Detection/retinanet_R_50_FPN_GN_scratch_dropblock_res45_fpn_head_kp0.9_b7_3x.yaml"),
+    ("PascalVOC-Detection/retinanet_R_50_FPN_GN_scratch_dropblock_res45_fpn_head_kp0.9_b7_54k.py",
+     "PascalVOC-Detection/retinanet_R_50_FPN_GN_scratch_dropblock_res45_fpn_head_kp0.9_b7_54k.yaml"),
 ]
 SYNTHETIC = str(CONFIGS / TWINS[0][0])
 COCO = str(CONFIGS / TWINS[1][0])
@@ -96,8 +98,9 @@ def test_each_lazy_config_trains_as_its_yaml_twin(lazy, yacs):
     assert cfg.train.seed == ycfg.SEED
     assert cfg.train.init_checkpoint == ycfg.MODEL.WEIGHTS
     loader = cfg.dataloader
-    assert [loader.train.dataset.names] == list(ycfg.DATASETS.TRAIN)
-    assert [loader.test.dataset.names] == list(ycfg.DATASETS.TEST)
+    names = lambda value: [value] if isinstance(value, str) else list(value)  # noqa: E731
+    assert names(loader.train.dataset.names) == list(ycfg.DATASETS.TRAIN)
+    assert names(loader.test.dataset.names) == list(ycfg.DATASETS.TEST)
     assert loader.evaluator.dataset_name == loader.test.dataset.names
     assert loader.train.total_batch_size == ycfg.SOLVER.IMS_PER_BATCH
     assert loader.train.num_workers == loader.test.num_workers == ycfg.DATALOADER.NUM_WORKERS
