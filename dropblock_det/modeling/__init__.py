@@ -15,7 +15,7 @@ from .resnet import (
     DropBlockBasicBlock,
     DropBlockBottleneckBlock,
     build_dropblock_resnet_backbone,
-    dropblock_resnet_stage_kwargs,
+    dropblock_resnet_arguments,
     make_dropblock_resnet_stages,
 )
 from .retinanet import DropBlockRetinaNet, DropBlockRetinaNetHead

@@ -53,7 +53,7 @@ from ..config import (
     validate_dropblock_config,
 )
 from ..layers import as_regularizer_factory
-from .resnet import DropBlockBottleneckBlock, dropblock_resnet_stage_kwargs
+from .resnet import dropblock_resnet_arguments, make_dropblock_resnet_stages
 
 __all__ = [
     "DropBlockASPP",
@@ -144,39 +144,23 @@ def build_dropblock_resnet_deeplab_backbone(cfg: CfgNode, input_shape: ShapeSpec
         out_channels=resnets.STEM_OUT_CHANNELS,
         norm=resnets.NORM,
     )
-    regularizer_kwargs = dropblock_resnet_stage_kwargs(cfg, depth)
-    dilations = {"res2": 1, "res3": 1, "res4": resnets.RES4_DILATION, "res5": resnets.RES5_DILATION}
-    stage_index = {"res2": 2, "res3": 3, "res4": 4, "res5": 5}
-    out_stage_index = [stage_index[f] for f in resnets.OUT_FEATURES]
-    in_channels = resnets.STEM_OUT_CHANNELS
-    out_channels = resnets.RES2_OUT_CHANNELS
-    bottleneck_channels = resnets.NUM_GROUPS * resnets.WIDTH_PER_GROUP
-    stages = []
     # Stages after the last requested output are not built (no parameters without grads).
-    for index, stage in enumerate(("res2", "res3", "res4", "res5")[: max(out_stage_index) - 1]):
-        num_blocks = num_blocks_per_stage[index]
-        dilation = dilations[stage]
-        # A dilated stage keeps the previous stage's resolution instead of striding.
-        first_stride = 1 if index == 0 or dilation > 1 else 2
-        stage_kwargs = dict(
-            num_blocks=num_blocks,
-            stride_per_block=[first_stride] + [1] * (num_blocks - 1),
-            in_channels=in_channels,
-            out_channels=out_channels,
-            bottleneck_channels=bottleneck_channels,
-            norm=resnets.NORM,
-            stride_in_1x1=resnets.STRIDE_IN_1X1,
-            num_groups=resnets.NUM_GROUPS,
-            **regularizer_kwargs[stage],
-        )
-        if stage == "res5":
-            stage_kwargs["dilation_per_block"] = [dilation * m for m in multi_grid]
-        else:
-            stage_kwargs["dilation"] = dilation
-        stages.append(ResNet.make_stage(DropBlockBottleneckBlock, **stage_kwargs))
-        in_channels = out_channels
-        out_channels *= 2
-        bottleneck_channels *= 2
+    stage_index = {"res2": 2, "res3": 3, "res4": 4, "res5": 5}
+    last_stage = "res" + str(max(stage_index[f] for f in resnets.OUT_FEATURES))
+    stages = make_dropblock_resnet_stages(
+        depth,
+        in_channels=resnets.STEM_OUT_CHANNELS,
+        out_channels=resnets.RES2_OUT_CHANNELS,
+        norm=resnets.NORM,
+        stride_in_1x1=resnets.STRIDE_IN_1X1,
+        num_groups=resnets.NUM_GROUPS,
+        width_per_group=resnets.WIDTH_PER_GROUP,
+        res4_dilation=resnets.RES4_DILATION,
+        res5_dilation=resnets.RES5_DILATION,
+        res5_multi_grid=multi_grid,
+        last_stage=last_stage,
+        **dropblock_resnet_arguments(cfg, depth),
+    )
     return ResNet(stem, stages, out_features=resnets.OUT_FEATURES).freeze(
         cfg.MODEL.BACKBONE.FREEZE_AT
     )

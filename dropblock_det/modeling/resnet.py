@@ -44,7 +44,6 @@ __all__ = [
     "DropBlockBottleneckBlock",
     "build_dropblock_resnet_backbone",
     "dropblock_resnet_arguments",
-    "dropblock_resnet_stage_kwargs",
     "make_dropblock_resnet_stages",
     "resnet_stage_regularizers",
 ]
@@ -270,12 +269,6 @@ def dropblock_resnet_arguments(cfg, depth: int) -> Dict[str, Any]:
     return arguments
 
 
-def dropblock_resnet_stage_kwargs(cfg, depth: int) -> Dict[str, dict]:
-    """The blocks' regularizer arguments of each stage ("res2".."res5") that MODEL.DROPBLOCK
-    means (:func:`resnet_stage_regularizers` of :func:`dropblock_resnet_arguments`)."""
-    return resnet_stage_regularizers(depth, **dropblock_resnet_arguments(cfg, depth))
-
-
 _NUM_BLOCKS = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 6, 3], 101: [3, 4, 23, 3], 152: [3, 8, 36, 3]}
 
 
@@ -288,28 +281,37 @@ def make_dropblock_resnet_stages(
     stride_in_1x1: bool = True,
     num_groups: int = 1,
     width_per_group: int = 64,
+    res4_dilation: int = 1,
     res5_dilation: int = 1,
+    res5_multi_grid: Optional[Sequence[int]] = None,
+    last_stage: str = "res5",
     dropblock: Any = None,
     dropblock_stages: Sequence[str] = ("res4", "res5"),
     dropblock_positions: Sequence[str] = ("conv1", "conv2", "conv3", "shortcut"),
     stage_drop_scales: Optional[Sequence[float]] = None,
     drop_path_rate: float = 0.0,
 ) -> List[List[nn.Module]]:
-    """The four stages (res2..res5) of a ResNet with DropBlock in its blocks, for
-    `ResNet(stem, stages, out_features)`: what `build_dropblock_resnet_backbone` builds from
-    MODEL.RESNETS / MODEL.DROPBLOCK, from plain arguments (LazyConfig:
-    `stages=L(make_dropblock_resnet_stages)(depth=50, dropblock=L(DropBlock2d)(...))`).
+    """The stages (res2..`last_stage`) of a ResNet with DropBlock in its blocks, for
+    `ResNet(stem, stages, out_features)`: what `build_dropblock_resnet_backbone` and
+    `build_dropblock_resnet_deeplab_backbone` build from MODEL.RESNETS / MODEL.DROPBLOCK,
+    from plain arguments (LazyConfig: `stages=L(make_dropblock_resnet_stages)(depth=50,
+    dropblock=L(DropBlock2d)(...))`).
 
     Args:
         depth: 18, 34 (basic blocks), 50, 101, 152 (bottleneck blocks).
         in_channels: the stem's output channels.
         out_channels: res2's output channels (None: 64 for basic, 256 for bottleneck blocks).
-        norm, stride_in_1x1, num_groups, width_per_group, res5_dilation (1 or 2): as
-            MODEL.RESNETS.*; the last four are for bottleneck blocks.
+        norm, stride_in_1x1, num_groups, width_per_group: as MODEL.RESNETS.*; the last three
+            are for bottleneck blocks.
+        res4_dilation (1 or 2), res5_dilation (1, 2 or 4; 4 when res4's is 2),
+            res5_multi_grid (None, or one factor per res5 block): as MODEL.RESNETS.*; a
+            dilated stage keeps the previous stage's resolution. Bottleneck blocks only.
+        last_stage: the last stage built ("res2".."res5"; ResNet drops the stages after its
+            last out_feature anyway: fewer are just not built).
         dropblock, dropblock_stages, dropblock_positions, stage_drop_scales, drop_path_rate:
             see :func:`resnet_stage_regularizers`.
     Returns:
-        a list of four lists of blocks (ResNet drops the stages after its last out_feature).
+        a list of lists of blocks, one per stage.
     """
     num_blocks_per_stage = _NUM_BLOCKS.get(depth)
     if num_blocks_per_stage is None:
@@ -317,8 +319,17 @@ def make_dropblock_resnet_stages(
     basic = depth < 50
     if out_channels is None:
         out_channels = 64 if basic else 256
-    if res5_dilation not in (1, 2) or (basic and res5_dilation != 1):
-        raise ValueError(f"res5_dilation={res5_dilation!r}: expected 1 or 2 (1 for ResNet-18/34)")
+    if res4_dilation not in (1, 2) or (basic and res4_dilation != 1):
+        raise ValueError(f"res4_dilation={res4_dilation!r}: expected 1 or 2 (1 for ResNet-18/34)")
+    if res5_dilation not in (1, 2, 4) or (basic and res5_dilation != 1):
+        raise ValueError(f"res5_dilation={res5_dilation!r}: expected 1, 2 or 4 (1 for ResNet-18/34)")
+    if res4_dilation == 2 and res5_dilation != 4:
+        raise ValueError(f"res5_dilation={res5_dilation!r}: must be 4 when res4_dilation is 2 (output stride 8)")
+    if res5_multi_grid is not None and (basic or len(list(res5_multi_grid)) != num_blocks_per_stage[3]):
+        raise ValueError(f"res5_multi_grid={list(res5_multi_grid)}: expected one factor per res5 block "
+                         f"({num_blocks_per_stage[3]} for ResNet-{depth}, bottleneck blocks only)")
+    if last_stage not in RESNET_STAGES:
+        raise ValueError(f"last_stage={last_stage!r}: expected one of {list(RESNET_STAGES)}")
     if basic and (out_channels != 64 or num_groups != 1):
         raise ValueError(
             f"out_channels={out_channels!r}, num_groups={num_groups!r}: ResNet-{depth} needs 64 and 1"
@@ -328,11 +339,13 @@ def make_dropblock_resnet_stages(
     )
     bottleneck_channels = num_groups * width_per_group
     stages = []
-    for index, (stage, num_blocks) in enumerate(zip(RESNET_STAGES, num_blocks_per_stage)):
-        # Strides and dilation as in build_resnet_backbone: res2 keeps the stem's
-        # resolution, a dilated res5 keeps res4's.
-        dilation = res5_dilation if stage == "res5" else 1
-        first_stride = 1 if index == 0 or dilation == 2 else 2
+    dilations = {"res4": res4_dilation, "res5": res5_dilation}
+    built = RESNET_STAGES[: RESNET_STAGES.index(last_stage) + 1]
+    for index, (stage, num_blocks) in enumerate(zip(built, num_blocks_per_stage)):
+        # Strides and dilation as in build_resnet_backbone / build_resnet_deeplab_backbone:
+        # res2 keeps the stem's resolution, a dilated stage the previous stage's.
+        dilation = dilations.get(stage, 1)
+        first_stride = 1 if index == 0 or dilation > 1 else 2
         stage_kwargs = dict(
             num_blocks=num_blocks,
             stride_per_block=[first_stride] + [1] * (num_blocks - 1),
@@ -344,12 +357,15 @@ def make_dropblock_resnet_stages(
         if basic:
             stages.append(ResNet.make_stage(DropBlockBasicBlock, **stage_kwargs))
         else:
+            if stage == "res5" and res5_multi_grid is not None:
+                stage_kwargs["dilation_per_block"] = [dilation * m for m in res5_multi_grid]
+            else:
+                stage_kwargs["dilation"] = dilation
             stages.append(
                 ResNet.make_stage(
                     DropBlockBottleneckBlock,
                     bottleneck_channels=bottleneck_channels,
                     stride_in_1x1=stride_in_1x1,
-                    dilation=dilation,
                     num_groups=num_groups,
                     **stage_kwargs,
                 )

@@ -339,7 +339,11 @@ def test_block_copies_a_regularizer_module_given_instead_of_a_factory(block_clas
 @pytest.mark.parametrize("kwargs, match", [
     (dict(depth=42), r"depth=42: expected one of 18, 34, 50, 101, 152"),
     (dict(depth=50, res5_dilation=3), r"res5_dilation=3"),
-    (dict(depth=18, res5_dilation=2), r"res5_dilation=2: expected 1 or 2 \(1 for ResNet-18/34\)"),
+    (dict(depth=18, res5_dilation=2), r"res5_dilation=2: expected 1, 2 or 4 \(1 for ResNet-18/34\)"),
+    (dict(depth=50, res4_dilation=4), r"res4_dilation=4: expected 1 or 2"),
+    (dict(depth=50, res4_dilation=2, res5_dilation=2), r"res5_dilation=2: must be 4 when res4_dilation is 2"),
+    (dict(depth=50, res5_multi_grid=[1, 2]), r"res5_multi_grid=\[1, 2\]: expected one factor per res5 block \(3"),
+    (dict(depth=50, last_stage="res6"), r"last_stage='res6'"),
     (dict(depth=34, out_channels=128), r"out_channels=128, num_groups=1: ResNet-34 needs 64 and 1"),
     (dict(dropblock_stages=["res6"]), r"dropblock_stages=\['res6'\]: unknown name 'res6'"),
     (dict(stage_drop_scales=[0.25]), r"stage_drop_scales=\[0.25\]: expected one scale per stage"),
