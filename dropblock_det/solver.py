@@ -13,8 +13,9 @@ from typing import List
 import torch
 from detectron2.config import CfgNode
 from detectron2.solver import build_lr_scheduler as build_d2_lr_scheduler
+from fvcore.common.param_scheduler import ParamScheduler
 
-__all__ = ["WarmupPolyLR", "warmup_factor_at_iter", "build_lr_scheduler"]
+__all__ = ["WarmupPolyLR", "WarmupPolyParamScheduler", "warmup_factor_at_iter", "build_lr_scheduler"]
 
 _WARMUP_METHODS = ("constant", "linear")
 
@@ -41,6 +42,26 @@ def warmup_factor_at_iter(
     raise ValueError(f"SOLVER.WARMUP_METHOD must be one of {_WARMUP_METHODS}, got {method!r}")
 
 
+def _warmup_poly_factor(progress: float, warmup: float, power: float, constant_ending: float) -> float:
+    """warmup * (1 - progress) ** power, and constant_ending where that is lower once the
+    warm-up is over (warmup 1.0). `progress` is the fraction of training done."""
+    # Clamp at 0: iterations past the end (e.g. an extended resume) keep lr at its floor
+    # instead of raising a negative number to a fractional power.
+    poly = math.pow(max(0.0, 1.0 - progress), power)
+    if constant_ending > 0 and warmup == 1.0 and poly < constant_ending:
+        return constant_ending
+    return warmup * poly
+
+
+def _check_poly_arguments(warmup_method: str, power: float, constant_ending: float) -> None:
+    if warmup_method not in _WARMUP_METHODS:
+        raise ValueError(f"SOLVER.WARMUP_METHOD must be one of {_WARMUP_METHODS}, got {warmup_method!r}")
+    if power < 0:
+        raise ValueError(f"SOLVER.POLY_LR_POWER must be >= 0, got {power}")
+    if not 0.0 <= constant_ending <= 1.0:
+        raise ValueError(f"SOLVER.POLY_LR_CONSTANT_ENDING must be in [0, 1], got {constant_ending}")
+
+
 class WarmupPolyLR(torch.optim.lr_scheduler._LRScheduler):
     """DeepLab's "poly" schedule with a warm-up, stepped once per iteration.
 
@@ -62,16 +83,7 @@ class WarmupPolyLR(torch.optim.lr_scheduler._LRScheduler):
     ):
         if max_iters <= 0:
             raise ValueError(f"SOLVER.MAX_ITER must be positive for WarmupPolyLR, got {max_iters}")
-        if warmup_method not in _WARMUP_METHODS:
-            raise ValueError(
-                f"SOLVER.WARMUP_METHOD must be one of {_WARMUP_METHODS}, got {warmup_method!r}"
-            )
-        if power < 0:
-            raise ValueError(f"SOLVER.POLY_LR_POWER must be >= 0, got {power}")
-        if not 0.0 <= constant_ending <= 1.0:
-            raise ValueError(
-                f"SOLVER.POLY_LR_CONSTANT_ENDING must be in [0, 1], got {constant_ending}"
-            )
+        _check_poly_arguments(warmup_method, power, constant_ending)
         self.max_iters = max_iters
         self.warmup_factor = warmup_factor
         self.warmup_iters = warmup_iters
@@ -84,12 +96,7 @@ class WarmupPolyLR(torch.optim.lr_scheduler._LRScheduler):
         warmup = warmup_factor_at_iter(
             self.warmup_method, iteration, self.warmup_iters, self.warmup_factor
         )
-        # Clamp at 0: iterations past max_iters (e.g. an extended resume) keep lr at its floor
-        # instead of raising a negative number to a fractional power.
-        poly = math.pow(max(0.0, 1.0 - iteration / self.max_iters), self.power)
-        if self.constant_ending > 0 and warmup == 1.0 and poly < self.constant_ending:
-            return self.constant_ending
-        return warmup * poly
+        return _warmup_poly_factor(iteration / self.max_iters, warmup, self.power, self.constant_ending)
 
     def get_lr(self) -> List[float]:
         factor = self._factor(self.last_epoch)
@@ -98,6 +105,32 @@ class WarmupPolyLR(torch.optim.lr_scheduler._LRScheduler):
     def _compute_values(self) -> List[float]:
         # detectron2 main's LRScheduler-based classes expose this name; keep it for parity.
         return self.get_lr()
+
+
+class WarmupPolyParamScheduler(ParamScheduler):
+    """:class:`WarmupPolyLR`'s multiplier as a function of the fraction of training done,
+    `where` in [0, 1): an fvcore ParamScheduler, which a LazyConfig's `lr_multiplier` is
+    (detectron2's LRScheduler hook wraps it in an LRMultiplier over train.max_iter).
+
+    Args:
+        warmup_length: the warm-up's share of the training (SOLVER.WARMUP_ITERS / MAX_ITER).
+        warmup_factor, warmup_method, power, constant_ending: as WarmupPolyLR.
+    """
+
+    def __init__(self, warmup_length: float = 0.0, warmup_factor: float = 0.001,
+                 warmup_method: str = "linear", power: float = 0.9, constant_ending: float = 0.0):
+        _check_poly_arguments(warmup_method, power, constant_ending)
+        if not 0.0 <= warmup_length <= 1.0:
+            raise ValueError(f"warmup_length must be in [0, 1] (a share of the training), got {warmup_length}")
+        self.warmup_length = warmup_length
+        self.warmup_factor = warmup_factor
+        self.warmup_method = warmup_method
+        self.power = power
+        self.constant_ending = constant_ending
+
+    def __call__(self, where: float) -> float:
+        warmup = warmup_factor_at_iter(self.warmup_method, where, self.warmup_length, self.warmup_factor)
+        return _warmup_poly_factor(where, warmup, self.power, self.constant_ending)
 
 
 def build_lr_scheduler(

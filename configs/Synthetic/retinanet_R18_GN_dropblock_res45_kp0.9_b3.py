@@ -36,7 +36,7 @@ dataloader.train.mapper.augmentations = [
 dataloader.train.total_batch_size = 8
 dataloader.train.num_workers = 0
 dataloader.test.dataset.names = "synthetic_det_val"
-dataloader.test.mapper.augmentations = [L(T.ResizeShortestEdge)(short_edge_length=96, max_size=96)]
+dataloader.test.mapper.augmentations = [L(T.ResizeShortestEdge)(short_edge_length=96, max_size=96, sample_style="choice")]
 dataloader.test.num_workers = 0
 
 optimizer.lr = 0.02

@@ -29,7 +29,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
-from detectron2.config import CfgNode, configurable
+from detectron2.config import CfgNode, configurable, instantiate
 from detectron2.layers import ASPP, ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY, SEM_SEG_HEADS_REGISTRY
 from detectron2.modeling.backbone.resnet import BasicStem, ResNet
@@ -295,7 +295,11 @@ class DropBlockDeepLabV3PlusHead(DeepLabV3PlusHead):
                 "decoder_channels": list(deeplab_kwargs.get("decoder_channels", [])),
             },
         )
-        super().__init__(input_shape, **deeplab_kwargs)
+        # A LazyConfig's `input_shape={"res2": L(ShapeSpec)(...), ...}` arrives as a mapping of
+        # uninstantiated nodes (instantiate does not enter a mapping without _target_), and a
+        # positional mapping would make the stock head's @configurable take it for a config.
+        input_shape = {name: instantiate(shape) for name, shape in input_shape.items()}
+        super().__init__(input_shape=input_shape, **deeplab_kwargs)
 
         # Replace the stock ASPP by one with the same parameters (names and shapes) that adds
         # the regularizers and handles any test size. Its weights are freshly initialised

@@ -13,6 +13,8 @@ TWINS = [
      "COCO-Detection/retinanet_R_50_FPN_GN_scratch_dropblock_res45_fpn_head_kp0.9_b7_3x.yaml"),
     ("PascalVOC-Detection/retinanet_R_50_FPN_GN_scratch_dropblock_res45_fpn_head_kp0.9_b7_54k.py",
      "PascalVOC-Detection/retinanet_R_50_FPN_GN_scratch_dropblock_res45_fpn_head_kp0.9_b7_54k.yaml"),
+    ("PascalVOC-SemanticSegmentation/deeplab_v3_plus_R_50_GN_scratch_dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.py",
+     "PascalVOC-SemanticSegmentation/deeplab_v3_plus_R_50_GN_scratch_dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.yaml"),
 ]
 SYNTHETIC = str(CONFIGS / TWINS[0][0])
 COCO = str(CONFIGS / TWINS[1][0])
@@ -43,6 +45,23 @@ def _regularizers(model):
             for name, m in iter_regularizers(model)}
 
 
+def _model_settings(model):
+    """What a model's state_dict shapes do not show: its settings, and every conv's
+    dilation, stride and padding (a DeepLab backbone's multi-grid)."""
+    convs = [(n, m.dilation, m.stride, m.padding) for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)]
+    common = dict(type=type(model).__name__, convs=convs, mean=model.pixel_mean.flatten().tolist(),
+                  std=model.pixel_std.flatten().tolist(), frozen=[n for n, p in model.named_parameters() if not p.requires_grad],
+                  outputs={k: (v.channels, v.stride) for k, v in model.backbone.output_shape().items()})
+    if hasattr(model, "sem_seg_head"):
+        head = model.sem_seg_head
+        aspp = head.decoder[head.in_features[-1]]["project_conv"]
+        return dict(common, in_features=head.in_features, ignore_value=head.ignore_value,
+                    common_stride=head.common_stride, loss_weight=head.loss_weight, loss_type=head.loss_type,
+                    pool_kernel_size=aspp.pool_kernel_size, aspp_dropout=aspp.dropout,
+                    classes=head.predictor.out_channels)
+    return dict(common, **_retinanet_settings(model))
+
+
 def _retinanet_settings(model):
     return dict(
         type=type(model).__name__, num_classes=model.num_classes, head_in_features=model.head_in_features,
@@ -53,9 +72,7 @@ def _retinanet_settings(model):
         labels=model.anchor_matcher.labels, low_quality=model.anchor_matcher.allow_low_quality_matches,
         strides=model.anchor_generator.strides, offset=model.anchor_generator.offset,
         anchors=[a.tolist() for a in model.anchor_generator.cell_anchors],
-        mean=model.pixel_mean.flatten().tolist(), std=model.pixel_std.flatten().tolist(),
         fpn=(model.backbone.in_features, model.backbone._fuse_type, type(model.backbone.top_block).__name__),
-        frozen=[n for n, p in model.named_parameters() if not p.requires_grad],
     )
 
 
@@ -69,7 +86,7 @@ def test_each_lazy_config_builds_its_yaml_twins_model(lazy, yacs):
     assert {k: v.shape for k, v in lazy_model.state_dict().items()} == {
         k: v.shape for k, v in yacs_model.state_dict().items()}
     assert _regularizers(lazy_model) == _regularizers(yacs_model) and _regularizers(lazy_model)
-    assert _retinanet_settings(lazy_model) == _retinanet_settings(yacs_model)
+    assert _model_settings(lazy_model) == _model_settings(yacs_model)
     # Module types too (GN everywhere, the same block classes), in the same order.
     assert [type(m).__name__ for m in lazy_model.modules()] == [type(m).__name__ for m in yacs_model.modules()]
     assert [m.num_groups for m in lazy_model.modules() if isinstance(m, torch.nn.GroupNorm)] == [
@@ -77,9 +94,15 @@ def test_each_lazy_config_builds_its_yaml_twins_model(lazy, yacs):
 
 
 def _augmentations(augmentations):
-    """Each augmentation's class and settings (a list and a tuple of sizes alike)."""
-    return [(type(a).__name__, {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in vars(a).items()})
-            for a in augmentations]
+    """Each augmentation's class and settings (a list and a tuple of sizes alike, a nested
+    augmentation by its repr)."""
+    from detectron2.data import transforms as T
+
+    def value(v):
+        return list(v) if isinstance(v, (list, tuple)) else repr(v) if isinstance(v, T.Augmentation) else v
+
+    augmentations = getattr(augmentations, "augs", augmentations)  # an AugmentationList
+    return [(type(a).__name__, {k: value(v) for k, v in vars(a).items()}) for a in augmentations]
 
 
 @pytest.mark.parametrize("lazy, yacs", TWINS)
@@ -107,9 +130,10 @@ def test_each_lazy_config_trains_as_its_yaml_twin(lazy, yacs):
     assert loader.train.mapper.image_format == loader.test.mapper.image_format == ycfg.INPUT.FORMAT
     assert _augmentations(instantiate(loader.train.mapper.augmentations)) == _augmentations(
         build_train_augmentation(ycfg))
-    test_resize = instantiate(loader.test.mapper.augmentations[0])
-    assert (test_resize.short_edge_length, test_resize.max_size) == (
-        (ycfg.INPUT.MIN_SIZE_TEST, ycfg.INPUT.MIN_SIZE_TEST), ycfg.INPUT.MAX_SIZE_TEST)
+    from detectron2.data import DatasetMapper
+
+    assert _augmentations(instantiate(loader.test.mapper.augmentations)) == _augmentations(
+        DatasetMapper(ycfg, is_train=False).augmentations)
 
     # The same parameter groups (weight decay off on norms), LR and momentum ...
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.GroupNorm(2, 4))
