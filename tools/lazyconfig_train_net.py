@@ -21,8 +21,10 @@ import sys
 # Runs from a checkout without `pip install -e .` too.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import detectron2.utils.comm as comm  # noqa: E402
 from detectron2.engine import default_argument_parser, default_setup  # noqa: E402
 from detectron2.engine.defaults import create_ddp_model  # noqa: E402
+from detectron2.utils.logger import setup_logger  # noqa: E402
 
 import dropblock_det  # noqa: E402,F401  (registers the components and datasets)
 from dropblock_det.engine.lazy import (  # noqa: E402
@@ -75,6 +77,10 @@ def setup(args):
     prepare_output_dir(output_dir, "train.output_dir", args.eval_only, args.resume, bool(resume_from),
                        (args.config_file, cfg.train.init_checkpoint))
     default_setup(cfg, args)
+    # default_setup sets up detectron2's and fvcore's loggers only: without this, what
+    # dropblock_det.engine.lazy logs (the model, the default ramp) reaches neither the
+    # console nor log.txt.
+    setup_logger(output_dir, distributed_rank=comm.get_rank(), name="dropblock_det", abbrev_name="dropblock")
     return cfg, resume_from
 
 

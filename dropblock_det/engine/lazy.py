@@ -17,6 +17,7 @@ import logging
 import numbers
 import os
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import detectron2.utils.comm as comm
@@ -29,6 +30,7 @@ from detectron2.evaluation import inference_on_dataset, print_csv_format
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from ..data.file_errors import naming_dataset_files
 from ..layers import DropBlock2d, iter_regularizers, triton_unavailable_reason
 from .hooks import DropBlockScheduleHook
 from .trainer import (
@@ -46,6 +48,7 @@ __all__ = [
     "check_lazy_checkpoint",
     "lazy_meta_model",
     "check_lazy_config_before_run",
+    "check_lazy_train_parts",
     "lazy_dataset_names",
     "load_lazy_config",
     "lazy_schedule_hook",
@@ -132,8 +135,9 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True,
     present on this machine, AMP only on CUDA, a local `train.init_checkpoint` that exists),
     the datasets the loaders and the evaluator name (registered; with `check_files` their
     files present), and the model, built on the meta device (:func:`lazy_meta_model`,
-    :func:`check_lazy_model`), which is returned (None where it cannot be built there).
-    Errors name the key."""
+    :func:`check_lazy_model`), which is returned (None where it cannot be built there), and
+    with `train` what the loop instantiates later (:func:`check_lazy_train_parts`). Errors
+    name the key."""
     from ..data.dataset_check import check_datasets
 
     needed = ["model", "train.output_dir", "train.device", "dataloader.test"]
@@ -162,6 +166,13 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True,
         weights = cfg.train.init_checkpoint
         if weights and not is_url(weights) and not Path(weights).is_file():
             raise FileNotFoundError(f"train.init_checkpoint={weights!r} does not exist")
+    evaluated = OmegaConf.select(cfg, "dataloader.evaluator.dataset_name", default=None)
+    if evaluated is not None and not isinstance(evaluated, str):
+        # detectron2's evaluators (and dataset_evaluator) evaluate one dataset, by name: a
+        # list would pass every check and fail at the first evaluation, after training.
+        raise ValueError(f"dataloader.evaluator.dataset_name={_names(evaluated)!r}: expected one dataset "
+                         "name, a string (it is dataloader.test.dataset.names in configs/common: give "
+                         "that one name, not a list)")
     registered = set(DatasetCatalog.list())
     names = []
     for key, name in lazy_dataset_names(cfg, train):
@@ -172,6 +183,8 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True,
     model = lazy_meta_model(cfg)
     if model is not None:
         check_lazy_model(cfg, model, train)
+    if train:
+        check_lazy_train_parts(cfg, model)
     if check_files:
         check_datasets(dict.fromkeys(names))
     return model
@@ -193,6 +206,51 @@ def check_lazy_model(cfg: DictConfig, model: torch.nn.Module, train: bool = True
                 if reason:
                     raise ValueError(f"model.{qualified}: impl='triton' cannot run on train.device="
                                      f"{cfg.train.device!r}: {reason}; use 'auto' or 'torch'")
+
+
+def _building(key: str, build):
+    """build(); a ValueError naming `key` for what instantiating it raises (a value the
+    component refuses, an unknown argument, an assertion)."""
+    try:
+        return build()
+    except (ValueError, TypeError, AssertionError, KeyError) as e:
+        raise ValueError(f"{key}: {type(e).__name__}: {e}") from None
+
+
+def check_lazy_train_parts(cfg: DictConfig, model: Optional[torch.nn.Module]) -> None:
+    """What do_train instantiates only after train.output_dir is made, the earlier run moved
+    aside and the training data loaded, built now (all cheap; the optimizer on the meta
+    `model`'s parameters): `train.dropblock_schedule` (and its start against train.max_iter),
+    `train.seed`, `dataloader.train.total_batch_size` (for this many processes), the train
+    augmentations, `optimizer`, `lr_multiplier`, `train.checkpointer`. ValueError naming the key."""
+    seed = cfg.train.get("seed", -1)  # default_setup reads it
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ValueError(f"train.seed={seed!r}: expected an integer (< 0: a random seed per run)")
+    batch = OmegaConf.select(cfg, "dataloader.train.total_batch_size", default=None)
+    if batch is not None:
+        _check_int("dataloader.train.total_batch_size", batch, 1)
+        if batch % comm.get_world_size():
+            raise ValueError(f"dataloader.train.total_batch_size={batch}: not divisible by the "
+                             f"{comm.get_world_size()} processes")
+    if model is not None or cfg.train.get("dropblock_schedule") is not None:
+        hook = _building("train.dropblock_schedule", lambda: lazy_schedule_hook(cfg, model))
+        if hook is not None and hook._end_at_max_iter and hook.schedule.start_iter > cfg.train.max_iter:
+            raise ValueError(f"train.dropblock_schedule: start_iter={hook.schedule.start_iter} is after "
+                             f"train.max_iter={cfg.train.max_iter}, where end_iter=None ends the ramp")
+    augmentations = "dataloader.train.mapper.augmentations"
+    if OmegaConf.select(cfg, augmentations, default=None) is not None:
+        _building(augmentations, lambda: instantiate(OmegaConf.select(cfg, augmentations)))
+    params = cfg.optimizer.get("params") if isinstance(cfg.optimizer, DictConfig) else None
+    if model is not None and isinstance(params, DictConfig) and "model" not in params:
+        params.model = model  # as do_train does
+        try:
+            _building("optimizer", lambda: instantiate(cfg.optimizer))
+        finally:
+            del params["model"]  # not in the saved config.yaml
+    _building("lr_multiplier", lambda: instantiate(cfg.lr_multiplier)(0.0))
+    # (its __init__ reads only the checkpointer's path_manager)
+    _building("train.checkpointer", lambda: hooks.PeriodicCheckpointer(
+        SimpleNamespace(path_manager=None), **cfg.train.checkpointer))
 
 
 def lazy_meta_model(cfg: DictConfig) -> Optional[torch.nn.Module]:
@@ -234,11 +292,20 @@ def lazy_schedule_hook(cfg: DictConfig, model: torch.nn.Module) -> Optional[Drop
     return DropBlockScheduleHook()
 
 
+def _build_loader(cfg: DictConfig, split: str) -> Any:
+    """instantiate(dataloader.<split>), whose errors loading a dataset (a corrupt annotation
+    file) name the dataset and its files, as train_net's loaders' do."""
+    key = _DATASET_NODES[f"dataloader.{split}"]
+    names = [name for k, name in lazy_dataset_names(cfg) if k == key]
+    with naming_dataset_files(names):
+        return instantiate(cfg.dataloader[split])
+
+
 def do_test(cfg: DictConfig, model: torch.nn.Module) -> Optional[Dict[str, Any]]:
     """Evaluate `model` on dataloader.test with dataloader.evaluator (None without one)."""
     if "evaluator" not in cfg.dataloader:
         return None
-    results = inference_on_dataset(model, instantiate(cfg.dataloader.test), instantiate(cfg.dataloader.evaluator))
+    results = inference_on_dataset(model, _build_loader(cfg, "test"), instantiate(cfg.dataloader.evaluator))
     if comm.is_main_process():
         print_csv_format(results)
     return results
@@ -276,7 +343,7 @@ def do_train(cfg: DictConfig, resume_from: str = "") -> Optional[Dict[str, Any]]
     schedule = lazy_schedule_hook(cfg, model)
     cfg.optimizer.params.model = model
     optimizer = instantiate(cfg.optimizer)
-    train_loader = instantiate(cfg.dataloader.train)
+    train_loader = _build_loader(cfg, "train")
 
     model = create_ddp_model(model, **cfg.train.get("ddp", {}))
     trainer = (AMPTrainer if cfg.train.amp.enabled else SimpleTrainer)(model, train_loader, optimizer)

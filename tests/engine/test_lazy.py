@@ -182,6 +182,22 @@ def test_one_override_reaches_every_dropblock_and_the_baseline_is_keep_prob_one(
     assert all(not m.active for _, m in iter_regularizers(baseline))
 
 
+@pytest.mark.parametrize("kind", ["Dropout", "SpatialDropout"])
+def test_one_override_swaps_the_regularizer_as_the_yaml_type_does(kind):
+    # README: `dropblock.type=Dropout` swaps the regularizer at every location, as
+    # MODEL.DROPBLOCK.TYPE in the yacs twin.
+    from detectron2.config import instantiate
+    from detectron2.modeling import build_model
+
+    from dropblock_det.engine.trainer import load_config
+
+    lazy_model = instantiate(_lazy(SYNTHETIC, f"dropblock.type={kind}").model)
+    yacs_model = build_model(load_config(str(CONFIGS / TWINS[0][1]), ["MODEL.DEVICE", "cpu", "MODEL.DROPBLOCK.TYPE", kind]))
+    placed = _regularizers(lazy_model)
+    assert placed and {t for t, *_ in placed.values()} == {kind}
+    assert placed == _regularizers(yacs_model)
+
+
 def test_the_config_saved_by_a_run_loads_back_to_the_same_model(tmp_path):
     from detectron2.config import LazyConfig, instantiate
 
@@ -204,12 +220,35 @@ def test_the_config_saved_by_a_run_loads_back_to_the_same_model(tmp_path):
     (["train.init_checkpoint=/nonexistent/model.pth"], FileNotFoundError, r"train\.init_checkpoint="),
     (["dataloader.train.dataset.names=no_such_set"], KeyError, r"dataloader\.train\.dataset\.names names 'no_such_set'"),
     (["dataloader.test.dataset.names=no_such_set"], KeyError, r"dataloader\.test\.dataset\.names names 'no_such_set'"),
+    # The evaluator evaluates one dataset: a list fails only at the first evaluation.
+    (["dataloader.test.dataset.names=[synthetic_det_val]"], ValueError, r"dataloader\.evaluator\.dataset_name=\['synthetic_det_val'\]: expected one"),
+    # What the loop instantiates only after train.output_dir is made (and the data loaded).
+    (["train.dropblock_schedule.end_iter=-5"], ValueError, r"train\.dropblock_schedule: .*end_iter"),
+    (["train.dropblock_schedule.keep_prob=1.5"], ValueError, r"train\.dropblock_schedule: .*keep_prob"),
+    (["train.dropblock_schedule._target_=torch.nn.Identity"], ValueError, r"train\.dropblock_schedule"),
+    (["train.dropblock_schedule.start_iter=5000"], ValueError, r"train\.dropblock_schedule: start_iter=5000 is after train\.max_iter=1500"),
+    (["train.seed=null"], ValueError, r"train\.seed=None"),
+    (["dataloader.train.total_batch_size=0"], ValueError, r"dataloader\.train\.total_batch_size=0"),
+    (["dataloader.train.mapper.augmentations.0.sample_style=rand"], ValueError, r"dataloader\.train\.mapper\.augmentations: "),
+    (["optimizer.lr=-1"], ValueError, r"optimizer: .*learning rate"),
+    (["train.checkpointer.max_to_keep=0"], ValueError, r"train\.checkpointer: "),
 ])
 def test_bad_values_are_refused_by_key(opts, error, match):
     from dropblock_det.engine.lazy import check_lazy_config_before_run
 
     with pytest.raises(error, match=match):
         check_lazy_config_before_run(_lazy(SYNTHETIC, *opts), check_files=False)
+
+
+def test_the_checks_leave_the_config_as_it_was():
+    from omegaconf import OmegaConf
+
+    from dropblock_det.engine.lazy import check_lazy_config_before_run
+
+    cfg = _lazy(SYNTHETIC)
+    before = OmegaConf.to_yaml(cfg)
+    check_lazy_config_before_run(cfg, check_files=False)  # builds the optimizer on the meta model
+    assert "model" not in cfg.optimizer.params and OmegaConf.to_yaml(cfg) == before
 
 
 def test_a_missing_key_and_a_bad_opt_are_named(tmp_path):
@@ -253,3 +292,42 @@ def test_stage_scales_need_a_regularizer_with_a_keep_prob():
         del cfg.dropblock[key]
     with pytest.raises(ValueError, match=r"stage_drop_scales for res4: the dropblock regularizer Identity"):
         instantiate(cfg.model)
+
+
+def test_a_corrupt_annotation_file_is_named_by_the_training_loader(tmp_path):
+    # configs/common/data/coco_detection.py: "The loaders' errors name the image or
+    # annotation file that fails", as train_net's loaders (naming_dataset_files) do.
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+    from detectron2.data.datasets import register_coco_instances
+
+    from dropblock_det.data.file_errors import DatasetFileError
+    from dropblock_det.engine.lazy import do_train
+
+    broken = tmp_path / "instances_broken.json"
+    broken.write_text('{"images": [{"id": 1, "file_name": "a.jpg", "wid')
+    name = "lazy_test_broken_annotations"
+    register_coco_instances(name, {}, str(broken), str(tmp_path))
+    try:
+        cfg = _lazy(SYNTHETIC, f"dataloader.train.dataset.names={name}", "model.head.conv_dims=[64]",
+                    f"train.output_dir={tmp_path / 'out'}")
+        with pytest.raises(DatasetFileError, match=r"lazy_test_broken_annotations.*instances_broken\.json"):
+            do_train(cfg)
+    finally:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+
+
+def test_the_schedule_key_none_gives_no_ramp_and_a_config_without_it_the_whole_training_ramp():
+    # README: `None` for train.dropblock_schedule keeps the targets throughout; a config
+    # without the key gets the ramp over the whole training when its model has a regularizer.
+    from dropblock_det.engine import DropBlockScheduleHook
+    from dropblock_det.engine.lazy import lazy_meta_model, lazy_schedule_hook
+
+    cfg = _lazy(SYNTHETIC, "train.dropblock_schedule=null")
+    model = lazy_meta_model(cfg)
+    assert lazy_schedule_hook(cfg, model) is None
+    cfg = _lazy(SYNTHETIC)
+    del cfg.train["dropblock_schedule"]
+    hook = lazy_schedule_hook(cfg, model)
+    assert isinstance(hook, DropBlockScheduleHook) and hook.schedule.start_iter == 0 and hook._end_at_max_iter
+    assert lazy_schedule_hook(cfg, torch.nn.Conv2d(3, 3, 1)) is None  # no regularizer, no ramp

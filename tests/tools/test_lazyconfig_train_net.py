@@ -62,6 +62,9 @@ def test_training_ramps_keep_prob_over_max_iter_and_reports_a_finite_coco_ap(tra
     assert ramp == [(0, 1.0), (1, pytest.approx(1 - 0.1 / 3)), (2, pytest.approx(1 - 0.2 / 3))]
     saved = (out / "config.yaml").read_text()
     assert "max_iter: 3" in saved and "dropblock_schedule" in saved
+    # The model is logged (as detectron2's tool does), with its DropBlocks.
+    log = (out / "log.txt").read_text()
+    assert "Model:" in log and "dropblock_conv1): DropBlock2d(" in log
 
 
 def test_eval_only_on_the_written_checkpoint_reproduces_the_final_ap(trained, tool, tmp_path):
@@ -100,6 +103,19 @@ def test_resume_continues_the_run_and_its_ramp(trained, tool, tmp_path):
     assert ramp[3] == pytest.approx(1 - 0.1 * 3 / 5) and ramp[4] == pytest.approx(1 - 0.1 * 4 / 5)
     assert not (run / "previous_runs").exists()
     assert torch.load(run / "model_final.pth", map_location="cpu", weights_only=False)["iteration"] == 4
+    # Each iteration trained once: the resumed run starts after the checkpoint's.
+    assert [r["iteration"] for r in records if "total_loss" in r] == [0, 1, 2, 3, 4]
+
+
+def test_eval_only_with_resume_evaluates_the_runs_last_checkpoint(trained, tool, tmp_path):
+    import shutil
+
+    out, results = trained
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    # train.init_checkpoint is empty: the weights are the run's last checkpoint.
+    evaluated = tool.main(_parse(tool, run, ["--eval-only", "--resume"]))
+    assert evaluated["bbox"]["AP"] == pytest.approx(results["bbox"]["AP"], abs=1e-6)
 
 
 def test_resume_checks_its_checkpoint_before_anything_is_written(trained, tool, tmp_path):
@@ -135,6 +151,8 @@ def test_a_fresh_run_into_a_used_folder_moves_the_earlier_run_aside(trained, too
     (["dataloader.train.dataset.names=no_such_set"], KeyError, r"'no_such_set'"),
     (["model.backbone.bottom_up.stages.depth=42"], ValueError, r"depth=42"),
     (["dataloader.test.dataset.names=synthetic_sem_seg_val"], ValueError, r"dataloader\.evaluator\.dataset_name"),
+    (["train.dropblock_schedule.keep_prob=1.5"], ValueError, r"train\.dropblock_schedule"),
+    (["dataloader.train.total_batch_size=0"], ValueError, r"dataloader\.train\.total_batch_size=0"),
 ])
 def test_bad_inputs_are_refused_before_the_output_folder_is_made(tool, tiny_datasets, tmp_path, opts, error, match):
     out = tmp_path / "never"

@@ -6,7 +6,7 @@ ASPP projection and each decoder conv.
 The LazyConfig twin of the model of configs/PascalVOC-SemanticSegmentation/deeplab_v3_
 plus_R_50_GN_scratch_dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.yaml (checked by
 tests/engine/test_lazy.py). As in the RetinaNet model, every location copies the top-level
-`dropblock` node.
+`dropblock` node (`dropblock.keep_prob=...`, `dropblock.type=Dropout`, ...).
 """
 from detectron2.config import LazyCall as L
 from detectron2.layers import ShapeSpec
@@ -14,10 +14,12 @@ from detectron2.modeling import SemanticSegmentor
 from detectron2.modeling.backbone import ResNet
 from detectron2.projects.deeplab.resnet import DeepLabStem
 
-from dropblock_det.layers import DropBlock2d
+from dropblock_det.layers import build_regularizer
 from dropblock_det.modeling import DropBlockDeepLabV3PlusHead, make_dropblock_resnet_stages
 
-dropblock = L(DropBlock2d)(keep_prob=0.9, block_size=7, shared_mask=False, gamma_mode="paper", impl="auto")
+dropblock = L(build_regularizer)(
+    type="DropBlock", keep_prob=0.9, block_size=7, shared_mask=False, gamma_mode="paper", impl="auto"
+)
 
 model = L(SemanticSegmentor)(
     backbone=L(ResNet)(

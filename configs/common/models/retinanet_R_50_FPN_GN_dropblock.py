@@ -5,10 +5,12 @@ as the official code), the FPN's lateral and output convs and its P6/P7 convs, a
 head towers.
 
 The LazyConfig twin of configs/COCO-Detection/retinanet_R_50_FPN_GN_scratch_dropblock_
-res45_fpn_head_kp0.9_b7_3x.yaml's model (tests/test_lazy_configs.py checks they build the
+res45_fpn_head_kp0.9_b7_3x.yaml's model (tests/engine/test_lazy.py checks they build the
 same model). Every location copies the one top-level `dropblock` node, so
 `dropblock.keep_prob=0.8` changes them all; `dropblock.keep_prob=1.0` is the baseline (every
-regularizer is then the identity). Other regularizers: `dropblock._target_=...Dropout`.
+regularizer is then the identity). Other regularizers: `dropblock.type=Dropout` or
+`SpatialDropout` (as MODEL.DROPBLOCK.TYPE: they ignore the DropBlock-only arguments); a
+regularizer of your own: `dropblock = L(YourModule)(keep_prob=...)` in your config.
 """
 from detectron2.config import LazyCall as L
 from detectron2.layers import ShapeSpec
@@ -17,7 +19,7 @@ from detectron2.modeling.backbone import BasicStem, ResNet
 from detectron2.modeling.box_regression import Box2BoxTransform
 from detectron2.modeling.matcher import Matcher
 
-from dropblock_det.layers import DropBlock2d
+from dropblock_det.layers import build_regularizer
 from dropblock_det.modeling import (
     DropBlockFPN,
     DropBlockLastLevelP6P7,
@@ -27,7 +29,9 @@ from dropblock_det.modeling import (
 )
 
 # The paper's setting: keep_prob 0.9 (reached at the end of the ramp), block 7, one mask per channel.
-dropblock = L(DropBlock2d)(keep_prob=0.9, block_size=7, shared_mask=False, gamma_mode="paper", impl="auto")
+dropblock = L(build_regularizer)(
+    type="DropBlock", keep_prob=0.9, block_size=7, shared_mask=False, gamma_mode="paper", impl="auto"
+)
 
 model = L(DropBlockRetinaNet)(
     backbone=L(DropBlockFPN)(
