@@ -143,3 +143,42 @@ def test_constant_warmup_holds_the_factor_and_the_floor_waits_for_the_warmup_to_
 def test_power_zero_is_a_constant_lr_after_warmup():
     scheduler = WarmupPolyLR(_optimizer(1.0), 5, warmup_iters=0, power=0.0)
     assert _lrs(scheduler, 5) == pytest.approx([1.0] * 5)
+
+
+@pytest.mark.parametrize("max_iter, warmup_iters, method, factor, power, ending", [
+    (1000, 100, "linear", 0.001, 0.9, 0.0),
+    (1000, 100, "constant", 0.25, 0.9, 0.0),
+    (1000, 100, "linear", 0.1, 2.0, 0.2),  # the floor waits for the warm-up's end
+    (997, 333, "linear", 0.001, 0.9, 0.05),
+    (100, 0, "linear", 0.001, 0.9, 0.3),
+])
+def test_warmup_poly_param_scheduler_gives_warmup_poly_lr_at_every_iteration(
+        max_iter, warmup_iters, method, factor, power, ending):
+    # As detectron2's LRScheduler hook runs it (LRMultiplier over max_iter), past the end too.
+    from detectron2.solver import LRMultiplier
+
+    from dropblock_det.solver import WarmupPolyParamScheduler
+
+    ours, theirs = (torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.01) for _ in range(2))
+    lazy = LRMultiplier(ours, WarmupPolyParamScheduler(
+        warmup_length=warmup_iters / max_iter, warmup_factor=factor, warmup_method=method, power=power,
+        constant_ending=ending), max_iter)
+    yacs = WarmupPolyLR(theirs, max_iter, warmup_factor=factor, warmup_iters=warmup_iters,
+                        warmup_method=method, power=power, constant_ending=ending)
+    for iteration in range(max_iter + 20):
+        assert ours.param_groups[0]["lr"] == pytest.approx(theirs.param_groups[0]["lr"], rel=1e-12, abs=1e-15), iteration
+        lazy.step()
+        yacs.step()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(warmup_method="cosine"), "WARMUP_METHOD"),
+    (dict(power=-1.0), "POLY_LR_POWER"),
+    (dict(constant_ending=1.5), "POLY_LR_CONSTANT_ENDING"),
+    (dict(warmup_length=1.5), "warmup_length must be in"),
+])
+def test_warmup_poly_param_scheduler_refuses_what_warmup_poly_lr_refuses(kwargs, message):
+    from dropblock_det.solver import WarmupPolyParamScheduler
+
+    with pytest.raises(ValueError, match=message):
+        WarmupPolyParamScheduler(**kwargs)

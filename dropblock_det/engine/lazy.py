@@ -49,6 +49,7 @@ __all__ = [
     "lazy_meta_model",
     "check_lazy_config_before_run",
     "check_lazy_train_parts",
+    "check_lazy_head_inputs",
     "lazy_dataset_names",
     "load_lazy_config",
     "lazy_schedule_hook",
@@ -193,7 +194,9 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True,
 def check_lazy_model(cfg: DictConfig, model: torch.nn.Module, train: bool = True) -> None:
     """The checks that need the config's model (which may be on the meta device): an
     evaluator dataset the model cannot be evaluated on, and (with `train`) a DropBlock whose
-    `impl="triton"` cannot run on `train.device`. ValueError naming the key."""
+    `impl="triton"` cannot run on `train.device`, and a segmentation head's hand-given
+    inputs that no longer fit (:func:`check_lazy_head_inputs`). ValueError naming the key."""
+    check_lazy_head_inputs(cfg, model, train)
     for key, name in lazy_dataset_names(cfg, train=False):
         if key == "dataloader.evaluator.dataset_name":
             why = evaluator_cannot_read(type(model), name)
@@ -206,6 +209,37 @@ def check_lazy_model(cfg: DictConfig, model: torch.nn.Module, train: bool = True
                 if reason:
                     raise ValueError(f"model.{qualified}: impl='triton' cannot run on train.device="
                                      f"{cfg.train.device!r}: {reason}; use 'auto' or 'torch'")
+
+
+def check_lazy_head_inputs(cfg: DictConfig, model: torch.nn.Module, train: bool = True) -> None:
+    """What the yacs builder derives and a LazyConfig gives by hand, checked against what it
+    derives from: `model.sem_seg_head.input_shape` against the backbone's output_shape()
+    (build_model passes the latter), and with `train` `model.sem_seg_head.train_size`
+    against the training crop (INPUT.CROP.SIZE there). A DeepLab head sizes its ASPP
+    image-pooling kernel from both, so a `model.backbone.stages.res5_dilation=...` or crop
+    override alone would otherwise train another model than the .yaml's, silently (local
+    instead of image pooling). ValueError naming the key."""
+    shapes = OmegaConf.select(cfg, "model.sem_seg_head.input_shape", default=None)
+    backbone = getattr(model, "backbone", None)
+    if isinstance(shapes, DictConfig) and backbone is not None and hasattr(backbone, "output_shape"):
+        actual = backbone.output_shape()
+        for name in shapes:
+            given, have = instantiate(shapes[name]), actual.get(name)
+            if have is not None and (given.channels, given.stride) != (have.channels, have.stride):
+                raise ValueError(
+                    f"model.sem_seg_head.input_shape.{name}: channels={given.channels}, stride={given.stride}, "
+                    f"but the backbone's {name} has channels={have.channels}, stride={have.stride} "
+                    "(set it to match, e.g. after a res4_dilation / res5_dilation override)")
+    size = OmegaConf.select(cfg, "model.sem_seg_head.train_size", default=None)
+    augmentations = OmegaConf.select(cfg, "dataloader.train.mapper.augmentations", default=None)
+    if train and size is not None and isinstance(augmentations, ListConfig):
+        for index, aug in enumerate(augmentations):
+            if isinstance(aug, DictConfig) and aug.get("crop_type") == "absolute" and "crop_size" in aug:
+                if list(aug.crop_size) != list(size):
+                    raise ValueError(
+                        f"model.sem_seg_head.train_size={list(size)}: not the training crop "
+                        f"dataloader.train.mapper.augmentations.{index}.crop_size={list(aug.crop_size)} "
+                        "(the ASPP's image pooling is sized from it: set both)")
 
 
 def _building(key: str, build):

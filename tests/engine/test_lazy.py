@@ -331,3 +331,35 @@ def test_the_schedule_key_none_gives_no_ramp_and_a_config_without_it_the_whole_t
     hook = lazy_schedule_hook(cfg, model)
     assert isinstance(hook, DropBlockScheduleHook) and hook.schedule.start_iter == 0 and hook._end_at_max_iter
     assert lazy_schedule_hook(cfg, torch.nn.Conv2d(3, 3, 1)) is None  # no regularizer, no ramp
+
+
+DEEPLAB = str(CONFIGS / TWINS[3][0])
+
+
+@pytest.mark.parametrize("opts, match", [
+    # The head's input_shape is given by hand: stride 16 no longer fits an OS8 / OS32 backbone.
+    (["model.backbone.stages.res4_dilation=2", "model.backbone.stages.res5_dilation=4"],
+     r"model\.sem_seg_head\.input_shape\.res5: channels=2048, stride=16, but the backbone's res5 has channels=2048, stride=8"),
+    (["model.backbone.stages.res5_dilation=1"], r"input_shape\.res5: .*stride=32"),
+    # train_size is INPUT.CROP.SIZE in the yacs builder: a crop override alone would not move it.
+    (["dataloader.train.mapper.augmentations.1.crop_size=[768,768]"],
+     r"model\.sem_seg_head\.train_size=\[384, 384\]: not the training crop dataloader\.train\.mapper\.augmentations\.1\.crop_size=\[768, 768\]"),
+])
+def test_a_deeplab_head_input_that_no_longer_fits_its_backbone_or_crop_is_refused(opts, match):
+    from dropblock_det.engine.lazy import check_lazy_model, lazy_meta_model
+
+    cfg = _lazy(DEEPLAB, *opts)
+    with pytest.raises(ValueError, match=match):
+        check_lazy_model(cfg, lazy_meta_model(cfg))
+
+
+def test_a_deeplab_head_input_overridden_with_its_backbone_and_crop_is_accepted():
+    from dropblock_det.engine.lazy import check_lazy_model, lazy_meta_model
+
+    for opts in ([], ["model.backbone.stages.res4_dilation=2", "model.backbone.stages.res5_dilation=4",
+                      "model.sem_seg_head.input_shape.res5.stride=8"],
+                 ["dataloader.train.mapper.augmentations.1.crop_size=[64,64]", "model.sem_seg_head.train_size=[64,64]"]):
+        cfg = _lazy(DEEPLAB, *opts)
+        check_lazy_model(cfg, lazy_meta_model(cfg))
+    cfg = _lazy(DEEPLAB, "dataloader.train.mapper.augmentations.1.crop_size=[768,768]")
+    check_lazy_model(cfg, lazy_meta_model(cfg), train=False)  # an evaluation uses no crop

@@ -1,5 +1,6 @@
 """The trainer logic behind tools/train_net.py that needs no training: evaluator choice,
 train augmentations (Cutout), LR schedule delegation, config loading errors."""
+import re
 from pathlib import Path
 
 import pytest
@@ -389,3 +390,35 @@ def test_every_kind_of_file_a_run_writes_is_archived(tmp_path):
     target = Path(archive_previous_run(str(tmp_path)))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["previous_runs"]
     assert sorted(p.name for p in target.iterdir()) == sorted(run)
+
+
+def test_prepare_output_dir_moves_what_the_run_would_overwrite_and_says_why(tmp_path, capsys):
+    from dropblock_det.engine.trainer import prepare_output_dir
+
+    def earlier_run(name):
+        folder = tmp_path / name
+        (folder / "inference").mkdir(parents=True)
+        for f in ("config.yaml", "metrics.json", "model_final.pth"):
+            (folder / f).write_text("x")
+        return str(folder)
+
+    cases = [  # eval_only, resume, resuming -> what is moved, the message's end
+        (False, False, False, ["config.yaml", "inference", "metrics.json", "model_final.pth"],
+         r"The earlier run in OUTPUT_DIR='.*fresh' was moved to .* \(--resume continues a run instead\)"),
+        (False, True, False, ["config.yaml", "inference", "metrics.json", "model_final.pth"],
+         r"The earlier run in OUTPUT_DIR='.*empty' was moved to .* \(--resume found no checkpoint there: "
+         r"training starts at iteration 0\)"),
+        (True, True, True, ["config.yaml", "inference"],
+         r"The earlier config.yaml / inference/ in OUTPUT_DIR='.*eval' was moved to \S+\n"),
+        (False, True, True, [], None),
+    ]
+    for name, (eval_only, resume, resuming, moved, message) in zip(("fresh", "empty", "eval", "resumed"), cases):
+        folder = earlier_run(name)
+        prepare_output_dir(folder, "OUTPUT_DIR", eval_only, resume, resuming)
+        out = capsys.readouterr().out
+        left = sorted(p.name for p in (tmp_path / name).iterdir() if p.name != "previous_runs")
+        assert left == sorted({"config.yaml", "inference", "metrics.json", "model_final.pth"} - set(moved)), name
+        if message:
+            assert re.search(message, out), out
+        else:
+            assert out == ""

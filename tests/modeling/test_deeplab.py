@@ -340,3 +340,30 @@ def test_head_copies_a_regularizer_module_given_instead_of_a_factory():
     head.train()
     features = {"res2": torch.rand(2, 32, 16, 16), "res5": torch.rand(2, 64, 4, 4)}
     assert head.layers(features).shape == (2, 3, 16, 16)
+
+
+@pytest.mark.parametrize("opts", [
+    ["MODEL.RESNETS.RES4_DILATION", 2, "MODEL.RESNETS.RES5_DILATION", 4],  # output stride 8
+    ["MODEL.RESNETS.RES5_DILATION", 1],  # output stride 32
+    ["MODEL.RESNETS.OUT_FEATURES", ["res2", "res4"], "MODEL.DROPBLOCK.RESNET.STAGES", ["res4"],
+     "MODEL.DROPBLOCK.RESNET.STAGE_DROP_SCALES", []],  # res5 not built
+])
+def test_deeplab_backbone_variants_build_what_stock_detectron2_builds(tmp_path, opts):
+    # Same dilations and strides (multi-grid x RES5_DILATION), same stages, same weights
+    # drawn in the same order (and as many draws) as build_resnet_deeplab_backbone.
+    from detectron2.modeling import build_backbone
+
+    cfg = _cfg(tmp_path, SCRATCH_DROPBLOCK, opts)
+    built = []
+    for config in (cfg, _stock_cfg(cfg)):
+        torch.manual_seed(0)
+        backbone = build_backbone(config)
+        built.append((backbone, torch.rand(1)))
+    (ours, ours_next), (stock, stock_next) = built
+    convs = lambda m: [(n, c.dilation, c.stride) for n, c in m.named_modules() if isinstance(c, torch.nn.Conv2d)]  # noqa: E731
+    assert convs(ours) == convs(stock)
+    assert ours.output_shape() == stock.output_shape()
+    theirs = stock.state_dict()
+    assert list(ours.state_dict()) == list(theirs)
+    assert all(torch.equal(v, theirs[k]) for k, v in ours.state_dict().items())
+    assert torch.equal(ours_next, stock_next)
