@@ -53,7 +53,7 @@ from ..config import (
     validate_dropblock_config,
 )
 from ..layers import as_regularizer_factory
-from .resnet import dropblock_resnet_arguments, make_dropblock_resnet_stages
+from .resnet import make_dropblock_resnet_stages, resnet_stage_arguments
 
 __all__ = [
     "DropBlockASPP",
@@ -149,17 +149,10 @@ def build_dropblock_resnet_deeplab_backbone(cfg: CfgNode, input_shape: ShapeSpec
     last_stage = "res" + str(max(stage_index[f] for f in resnets.OUT_FEATURES))
     stages = make_dropblock_resnet_stages(
         depth,
-        in_channels=resnets.STEM_OUT_CHANNELS,
-        out_channels=resnets.RES2_OUT_CHANNELS,
-        norm=resnets.NORM,
-        stride_in_1x1=resnets.STRIDE_IN_1X1,
-        num_groups=resnets.NUM_GROUPS,
-        width_per_group=resnets.WIDTH_PER_GROUP,
         res4_dilation=resnets.RES4_DILATION,
-        res5_dilation=resnets.RES5_DILATION,
         res5_multi_grid=multi_grid,
         last_stage=last_stage,
-        **dropblock_resnet_arguments(cfg, depth),
+        **resnet_stage_arguments(cfg, depth),
     )
     return ResNet(stem, stages, out_features=resnets.OUT_FEATURES).freeze(
         cfg.MODEL.BACKBONE.FREEZE_AT

@@ -45,6 +45,7 @@ __all__ = [
     "build_dropblock_resnet_backbone",
     "dropblock_resnet_arguments",
     "make_dropblock_resnet_stages",
+    "resnet_stage_arguments",
     "resnet_stage_regularizers",
 ]
 
@@ -269,6 +270,23 @@ def dropblock_resnet_arguments(cfg, depth: int) -> Dict[str, Any]:
     return arguments
 
 
+def resnet_stage_arguments(cfg, depth: int) -> Dict[str, Any]:
+    """The arguments of :func:`make_dropblock_resnet_stages` that MODEL.RESNETS (channels,
+    norm, groups, RES5_DILATION) and MODEL.DROPBLOCK (:func:`dropblock_resnet_arguments`)
+    give; the DeepLab builder adds its res4 dilation, multi-grid and last stage."""
+    resnets = cfg.MODEL.RESNETS
+    return dict(
+        in_channels=resnets.STEM_OUT_CHANNELS,
+        out_channels=resnets.RES2_OUT_CHANNELS,
+        norm=resnets.NORM,
+        stride_in_1x1=resnets.STRIDE_IN_1X1,
+        num_groups=resnets.NUM_GROUPS,
+        width_per_group=resnets.WIDTH_PER_GROUP,
+        res5_dilation=resnets.RES5_DILATION,
+        **dropblock_resnet_arguments(cfg, depth),
+    )
+
+
 _NUM_BLOCKS = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 6, 3], 101: [3, 4, 23, 3], 152: [3, 8, 36, 3]}
 
 
@@ -412,17 +430,7 @@ def build_dropblock_resnet_backbone(cfg, input_shape: ShapeSpec) -> ResNet:
         out_channels=resnets.STEM_OUT_CHANNELS,
         norm=resnets.NORM,
     )
-    stages = make_dropblock_resnet_stages(
-        depth,
-        in_channels=resnets.STEM_OUT_CHANNELS,
-        out_channels=resnets.RES2_OUT_CHANNELS,
-        norm=resnets.NORM,
-        stride_in_1x1=resnets.STRIDE_IN_1X1,
-        num_groups=resnets.NUM_GROUPS,
-        width_per_group=resnets.WIDTH_PER_GROUP,
-        res5_dilation=resnets.RES5_DILATION,
-        **dropblock_resnet_arguments(cfg, depth),
-    )
+    stages = make_dropblock_resnet_stages(depth, **resnet_stage_arguments(cfg, depth))
     return ResNet(
         stem, stages, out_features=resnets.OUT_FEATURES, freeze_at=cfg.MODEL.BACKBONE.FREEZE_AT
     )
