@@ -94,16 +94,21 @@ class DropBlockScheduleHook(HookBase):
     def _scheduled_model(self) -> nn.Module:
         return unwrap_model(self._model if self._model is not None else self.trainer.model)
 
+    def schedule_for(self, max_iter: Optional[int]) -> LinearKeepProbSchedule:
+        """The ramp a trainer that runs to `max_iter` gets: end_iter None ends it there.
+        ValueError when that cannot be (no max_iter, or one before start_iter)."""
+        if not self._end_at_max_iter:
+            return self.schedule
+        if max_iter is None:
+            raise ValueError("DropBlockScheduleHook(end_iter=None) ends the ramp at the trainer's "
+                             "max_iter, which this trainer does not have: give end_iter")
+        if max_iter < self.schedule.start_iter:
+            raise ValueError(f"DropBlockScheduleHook: start_iter={self.schedule.start_iter} is after "
+                             f"the trainer's max_iter={max_iter}, where end_iter=None ends the ramp")
+        return LinearKeepProbSchedule(self.schedule.start_iter, max_iter)
+
     def before_train(self) -> None:
-        if self._end_at_max_iter:
-            max_iter = getattr(self.trainer, "max_iter", None)
-            if max_iter is None:
-                raise ValueError("DropBlockScheduleHook(end_iter=None) ends the ramp at the trainer's "
-                                 f"max_iter, which {type(self.trainer).__name__} does not have: give end_iter")
-            if max_iter < self.schedule.start_iter:
-                raise ValueError(f"DropBlockScheduleHook: start_iter={self.schedule.start_iter} is after "
-                                 f"the trainer's max_iter={max_iter}, where end_iter=None ends the ramp")
-            self.schedule = LinearKeepProbSchedule(self.schedule.start_iter, max_iter)
+        self.schedule = self.schedule_for(getattr(self.trainer, "max_iter", None))
         model = self._scheduled_model()
         if self.keep_prob is None:
             self.keep_prob = min((m.target_keep_prob for _, m in iter_regularizers(model)), default=None)

@@ -35,11 +35,9 @@ from ..layers import DropBlock2d, iter_regularizers, triton_unavailable_reason
 from .hooks import DropBlockScheduleHook
 from .trainer import (
     AtomicCheckpointer,
-    CheckpointMismatchError,
+    check_checkpoint_fits,
     evaluator_cannot_read,
     is_url,
-    read_checkpoint,
-    state_dict_problems,
 )
 
 __all__ = [
@@ -268,9 +266,9 @@ def check_lazy_train_parts(cfg: DictConfig, model: Optional[torch.nn.Module]) ->
                              f"{comm.get_world_size()} processes")
     if model is not None or cfg.train.get("dropblock_schedule") is not None:
         hook = _building("train.dropblock_schedule", lambda: lazy_schedule_hook(cfg, model))
-        if hook is not None and hook._end_at_max_iter and hook.schedule.start_iter > cfg.train.max_iter:
-            raise ValueError(f"train.dropblock_schedule: start_iter={hook.schedule.start_iter} is after "
-                             f"train.max_iter={cfg.train.max_iter}, where end_iter=None ends the ramp")
+        if hook is not None:
+            _building(f"train.dropblock_schedule with train.max_iter={cfg.train.max_iter}",
+                      lambda: hook.schedule_for(cfg.train.max_iter))
     augmentations = "dataloader.train.mapper.augmentations"
     if OmegaConf.select(cfg, augmentations, default=None) is not None:
         _building(augmentations, lambda: instantiate(OmegaConf.select(cfg, augmentations)))
@@ -350,18 +348,11 @@ def check_lazy_checkpoint(cfg: DictConfig, model: torch.nn.Module, path: str, re
     evaluation loads: CheckpointMismatchError naming the keys when it does not fit the
     model (which may be on the meta device), and for a resume ValueError when it is past
     train.max_iter (as train_net's check of --resume)."""
-    what = "--resume" if resume else "train.init_checkpoint"
-    checkpoint = read_checkpoint(path)
-    problems = state_dict_problems(model, checkpoint["model"])
-    if problems:
-        raise CheckpointMismatchError(
-            f"{what}: checkpoint {path!r} does not match the config's model"
-            + (" (start a fresh run or use another train.output_dir for a changed model)" if resume else "")
-            + ": " + "; ".join(problems))
-    iteration = checkpoint.get("iteration")
-    if resume and isinstance(iteration, int) and iteration + 1 > cfg.train.max_iter:
-        raise ValueError(f"--resume: checkpoint {path!r} has trained {iteration + 1} iterations, more "
-                         f"than train.max_iter={cfg.train.max_iter}: nothing would be trained")
+    if resume:
+        check_checkpoint_fits(model, path, "--resume", "start a fresh run or use another train.output_dir "
+                              "for a changed model", ("train.max_iter", cfg.train.max_iter))
+    else:
+        check_checkpoint_fits(model, path, "train.init_checkpoint")
 
 
 def do_train(cfg: DictConfig, resume_from: str = "") -> Optional[Dict[str, Any]]:

@@ -15,7 +15,7 @@ import shutil
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import detectron2.utils.comm as comm
 import torch
@@ -59,6 +59,7 @@ __all__ = [
     "check_model_config",
     "check_evaluator_types",
     "check_lr_scheduler",
+    "check_checkpoint_fits",
     "check_resume_checkpoint",
     "check_train_inputs",
     "claim_output_dir",
@@ -454,21 +455,32 @@ def check_resume_checkpoint(cfg: CfgNode, path: str, model: Optional[torch.nn.Mo
     naming SOLVER.MAX_ITER when the checkpoint is past it (nothing would train, and the
     earlier model would only be evaluated again as if it were this run's). `model`: the
     config's model if already built (e.g. on the meta device by check_config_before_run)."""
-    checkpoint = read_checkpoint(path)
     if model is None:
         model = meta_model(cfg)  # None: the real load checks for itself
+    max_iter = DropBlockTrainer.auto_scale_workers(cfg, comm.get_world_size()).SOLVER.MAX_ITER
+    check_checkpoint_fits(model, path, "--resume", "resume continues a run with its own config; start a fresh "
+                          "run or use another OUTPUT_DIR for a changed model", ("SOLVER.MAX_ITER", max_iter))
+
+
+def check_checkpoint_fits(model: Optional[torch.nn.Module], path: str, what: str, advice: str = "",
+                          max_iter: Optional[Tuple[str, int]] = None) -> None:
+    """The checkpoint at local `path` (`what` loads it: "--resume", a config key) against the
+    model (None: not checked): RuntimeError naming the file when it cannot be read;
+    CheckpointMismatchError naming every key that does not fit (with `advice`); with
+    `max_iter` (its key, its value) ValueError when the checkpoint has trained past it, so
+    that resuming would train nothing."""
+    checkpoint = read_checkpoint(path)
     problems = state_dict_problems(model, checkpoint["model"]) if model is not None else []
     if problems:
         raise CheckpointMismatchError(
-            f"--resume: checkpoint {path!r} does not match the model built from the config "
-            "(resume continues a run with its own config; start a fresh run or use another "
-            "OUTPUT_DIR for a changed model): " + "; ".join(problems))
+            f"{what}: checkpoint {path!r} does not match the model built from the config"
+            + (f" ({advice})" if advice else "") + ": " + "; ".join(problems))
     iteration = checkpoint.get("iteration")
-    max_iter = DropBlockTrainer.auto_scale_workers(cfg, comm.get_world_size()).SOLVER.MAX_ITER
-    if isinstance(iteration, int) and iteration + 1 > max_iter:
-        raise ValueError(f"--resume: checkpoint {path!r} has trained {iteration + 1} iterations, "
-                         f"more than SOLVER.MAX_ITER={max_iter}: nothing would be trained; give a "
-                         "larger SOLVER.MAX_ITER to continue the run")
+    if max_iter is not None and isinstance(iteration, int) and iteration + 1 > max_iter[1]:
+        key, value = max_iter
+        raise ValueError(f"{what}: checkpoint {path!r} has trained {iteration + 1} iterations, "
+                         f"more than {key}={value}: nothing would be trained; give a "
+                         f"larger {key} to continue the run")
 
 
 # ----------------------------------------------------------------------------- output folder

@@ -156,7 +156,9 @@ def test_each_lazy_config_trains_as_its_yaml_twin(lazy, yacs):
     assert all(a == pytest.approx(b, rel=1e-12, abs=1e-15) for a, b in lrs.values()), lrs
     # The keep_prob ramp: over the whole training in both.
     hook = instantiate(cfg.train.dropblock_schedule)
-    assert (hook.schedule.start_iter, None if hook._end_at_max_iter else hook.schedule.end_iter) == (0, None)
+    # end_iter None: the ramp ends at whatever max_iter the trainer runs to.
+    assert (hook.schedule.start_iter, hook.schedule_for(123).end_iter, hook.schedule_for(max_iter).end_iter) == (
+        0, 123, max_iter)
     assert dropblock_schedule_range(ycfg) == (0, max_iter)
 
 
@@ -226,7 +228,8 @@ def test_the_config_saved_by_a_run_loads_back_to_the_same_model(tmp_path):
     (["train.dropblock_schedule.end_iter=-5"], ValueError, r"train\.dropblock_schedule: .*end_iter"),
     (["train.dropblock_schedule.keep_prob=1.5"], ValueError, r"train\.dropblock_schedule: .*keep_prob"),
     (["train.dropblock_schedule._target_=torch.nn.Identity"], ValueError, r"train\.dropblock_schedule"),
-    (["train.dropblock_schedule.start_iter=5000"], ValueError, r"train\.dropblock_schedule: start_iter=5000 is after train\.max_iter=1500"),
+    (["train.dropblock_schedule.start_iter=5000"], ValueError,
+     r"train\.dropblock_schedule with train\.max_iter=1500: ValueError: .*start_iter=5000 is after"),
     (["train.seed=null"], ValueError, r"train\.seed=None"),
     (["dataloader.train.total_batch_size=0"], ValueError, r"dataloader\.train\.total_batch_size=0"),
     (["dataloader.train.mapper.augmentations.0.sample_style=rand"], ValueError, r"dataloader\.train\.mapper\.augmentations: "),
@@ -329,7 +332,7 @@ def test_the_schedule_key_none_gives_no_ramp_and_a_config_without_it_the_whole_t
     cfg = _lazy(SYNTHETIC)
     del cfg.train["dropblock_schedule"]
     hook = lazy_schedule_hook(cfg, model)
-    assert isinstance(hook, DropBlockScheduleHook) and hook.schedule.start_iter == 0 and hook._end_at_max_iter
+    assert isinstance(hook, DropBlockScheduleHook) and hook.schedule.start_iter == 0 and hook.schedule_for(77).end_iter == 77
     assert lazy_schedule_hook(cfg, torch.nn.Conv2d(3, 3, 1)) is None  # no regularizer, no ramp
 
 
