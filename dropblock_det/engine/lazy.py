@@ -35,6 +35,7 @@ from ..layers import DropBlock2d, iter_regularizers, triton_unavailable_reason
 from .hooks import DropBlockScheduleHook
 from .trainer import (
     AtomicCheckpointer,
+    build_on_meta_device,
     check_checkpoint_fits,
     evaluator_cannot_read,
     is_url,
@@ -289,13 +290,7 @@ def lazy_meta_model(cfg: DictConfig) -> Optional[torch.nn.Module]:
     """`instantiate(cfg.model)` on PyTorch's meta device (shapes only, ~0.1 s for R50-FPN),
     so a model that cannot be built fails before anything is written; None where a
     component cannot be built there (the real build then checks)."""
-    if not hasattr(torch.device("meta"), "__enter__"):
-        return None
-    try:
-        with torch.device("meta"):
-            return instantiate(cfg.model)
-    except NotImplementedError:
-        return None
+    return build_on_meta_device(lambda: instantiate(cfg.model))
 
 
 def build_lazy_model(cfg: DictConfig, train: bool = True) -> torch.nn.Module:

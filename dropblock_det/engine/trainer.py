@@ -69,6 +69,7 @@ __all__ = [
     "launch_tool",
     "load_config",
     "load_checkpoint_strict",
+    "build_on_meta_device",
     "meta_model",
     "prepare_output_dir",
     "read_checkpoint",
@@ -658,19 +659,24 @@ def check_model_config(cfg: CfgNode) -> Optional[torch.nn.Module]:
     return model
 
 
-def meta_model(cfg: CfgNode) -> Optional[torch.nn.Module]:
-    """The model `cfg` describes, built on PyTorch's meta device; None where it cannot be
-    (torch < 2.0 has no device context; an operator with no meta kernel in some component's
-    __init__): the real build then makes the same checks."""
-    from detectron2.modeling import META_ARCH_REGISTRY
-
+def build_on_meta_device(build: Callable[[], torch.nn.Module]) -> Optional[torch.nn.Module]:
+    """build() on PyTorch's meta device (shapes only, no memory or initialisation cost); None
+    where it cannot be (torch < 2.0 has no device context; an operator with no meta kernel in
+    some component's __init__): the real build then makes the same checks."""
     if not hasattr(torch.device("meta"), "__enter__"):
         return None
     try:
         with torch.device("meta"):
-            return META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)(cfg)
+            return build()
     except NotImplementedError:
         return None
+
+
+def meta_model(cfg: CfgNode) -> Optional[torch.nn.Module]:
+    """The model `cfg` describes, built on the meta device (:func:`build_on_meta_device`)."""
+    from detectron2.modeling import META_ARCH_REGISTRY
+
+    return build_on_meta_device(lambda: META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)(cfg))
 
 
 def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: bool = True,
