@@ -18,7 +18,7 @@ import numbers
 import os
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import detectron2.utils.comm as comm
 import torch
@@ -49,6 +49,7 @@ __all__ = [
     "check_lazy_config_before_run",
     "check_lazy_train_parts",
     "check_lazy_head_inputs",
+    "instantiate_naming_key",
     "lazy_dataset_names",
     "load_lazy_config",
     "lazy_schedule_hook",
@@ -286,16 +287,72 @@ def check_lazy_train_parts(cfg: DictConfig, model: Optional[torch.nn.Module]) ->
         SimpleNamespace(path_manager=None), **cfg.train.checkpointer))
 
 
+def _target_name(node: Any) -> str:
+    target = node.get("_target_") if isinstance(node, DictConfig) else None
+    return getattr(target, "__qualname__", None) or str(target)
+
+
+def _children(node: Any, key: str) -> Iterator[Tuple[str, Any]]:
+    """(dotted key, child) of a DictConfig's or ListConfig's children in the order detectron2's
+    instantiate builds them; a child that is an interpolation (`"${dropblock}"`) is named
+    with it, since that is the key an override changes."""
+    entries = enumerate(node) if isinstance(node, ListConfig) else ((k, node[k]) for k in node if k != "_target_")
+    for name, child in entries:
+        raw = node._get_node(name)
+        via = f"={raw._value()}" if raw is not None and raw._is_interpolation() else ""
+        yield f"{key}.{name}{via}", child
+
+
+def _builds_something(node: Any) -> bool:
+    if isinstance(node, DictConfig):
+        return "_target_" in node or any(_builds_something(node[k]) for k in node)
+    return isinstance(node, ListConfig) and any(_builds_something(child) for child in node)
+
+
+def _failing_key(node: Any, key: str) -> str:
+    """The dotted key of the innermost node under `node` (at `key`) whose instantiation
+    raises: detectron2's instantiate builds a node's children first, in order, so the first
+    child that fails on its own is where the error came from."""
+    for child_key, child in _children(node, key):
+        if not _builds_something(child):
+            continue
+        try:
+            instantiate(child)
+        except NotImplementedError:
+            raise
+        except Exception:  # noqa: BLE001 - any error a component raises is looked into
+            return _failing_key(child, child_key)
+    return f"{key} ({_target_name(node)})" if isinstance(node, DictConfig) and "_target_" in node else key
+
+
+def instantiate_naming_key(node: Any, key: str) -> Any:
+    """detectron2's `instantiate(node)` (the config node at the dotted `key`), where an error
+    a component raises is re-raised as a ValueError that names the config key of the node
+    that raised it and its target: `model.backbone.bottom_up.stages
+    (make_dropblock_resnet_stages): ValueError: depth=42: ...` where the component's own
+    message names only its argument. Finding the node rebuilds the failing subtrees, on
+    the error path only. NotImplementedError (a missing meta kernel) passes unchanged, for
+    :func:`build_on_meta_device`."""
+    try:
+        return instantiate(node)
+    except NotImplementedError:
+        raise
+    except Exception as error:  # noqa: BLE001 - re-raised, naming the key
+        raise ValueError(f"{_failing_key(node, key)}: {type(error).__name__}: {error}") from error
+
+
 def lazy_meta_model(cfg: DictConfig) -> Optional[torch.nn.Module]:
     """`instantiate(cfg.model)` on PyTorch's meta device (shapes only, ~0.1 s for R50-FPN),
-    so a model that cannot be built fails before anything is written; None where a
-    component cannot be built there (the real build then checks)."""
-    return build_on_meta_device(lambda: instantiate(cfg.model))
+    so a model that cannot be built fails before anything is written, naming the key
+    (:func:`instantiate_naming_key`); None where a component cannot be built there (the real
+    build then checks)."""
+    return build_on_meta_device(lambda: instantiate_naming_key(cfg.model, "model"))
 
 
 def build_lazy_model(cfg: DictConfig, train: bool = True) -> torch.nn.Module:
-    """`instantiate(cfg.model)` on `train.device`, checked by :func:`check_lazy_model`."""
-    model = instantiate(cfg.model)
+    """`instantiate(cfg.model)` on `train.device` (errors naming the key), checked by
+    :func:`check_lazy_model`."""
+    model = instantiate_naming_key(cfg.model, "model")
     model.to(cfg.train.device)
     check_lazy_model(cfg, model, train)
     return model

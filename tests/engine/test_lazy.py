@@ -243,6 +243,52 @@ def test_bad_values_are_refused_by_key(opts, error, match):
         check_lazy_config_before_run(_lazy(SYNTHETIC, *opts), check_files=False)
 
 
+@pytest.mark.parametrize("opts, match", [
+    # The innermost node that raised, by its config key and target, then the component's error.
+    (["model.backbone.bottom_up.stages.depth=42"],
+     r"^model\.backbone\.bottom_up\.stages \(make_dropblock_resnet_stages\): ValueError: depth=42"),
+    (["model.backbone.bottom_up.stem.norm=XX"], r"^model\.backbone\.bottom_up\.stem \(BasicStem\): KeyError: 'XX'"),
+    (["model.head.dropblock_towers=[cls,foo]"], r"^model\.head \(DropBlockRetinaNetHead\): ValueError: .*'foo'"),
+    # A copy of the top-level node is named with the key an override changes.
+    (["dropblock.block_size=0"],
+     r"^model\.backbone\.bottom_up\.stages\.dropblock=\$\{dropblock\} \(build_regularizer\): ValueError: block_size"),
+    # An error torch raises (not a checked value) is placed too.
+    (["model.backbone.out_channels=-3"], r"^model\.backbone\.top_block \(DropBlockLastLevelP6P7\): RuntimeError: .*negative"),
+])
+def test_a_model_that_does_not_build_is_refused_naming_the_config_key(opts, match):
+    from dropblock_det.engine.lazy import build_lazy_model, check_lazy_config_before_run
+
+    cfg = _lazy(SYNTHETIC, *opts)
+    with pytest.raises(ValueError, match=match):  # on the meta device
+        check_lazy_config_before_run(cfg, check_files=False)
+    with pytest.raises(ValueError, match=match):  # the real build
+        build_lazy_model(cfg)
+
+
+def test_naming_the_key_finds_list_items_and_leaves_a_missing_meta_kernel_to_the_fallback():
+    from detectron2.config import LazyCall as L
+    from omegaconf import OmegaConf
+
+    from dropblock_det.engine.lazy import instantiate_naming_key
+    from dropblock_det.engine.trainer import build_on_meta_device
+
+    def refuse(**kwargs):
+        raise ValueError(f"refused {sorted(kwargs)}")
+
+    def no_meta_kernel():
+        raise NotImplementedError("no meta kernel")
+
+    cfg = OmegaConf.create({"model": L(torch.nn.ModuleList)(modules=[
+        L(torch.nn.Identity)(), L(torch.nn.ModuleList)(modules=[L(torch.nn.ReLU)(), L(refuse)(a=1)])])})
+    with pytest.raises(ValueError, match=r"^model\.modules\.1\.modules\.1 \(.*refuse\): ValueError: refused \['a'\]"):
+        instantiate_naming_key(cfg.model, "model")
+    assert isinstance(instantiate_naming_key(cfg.model.modules[0], "x"), torch.nn.Identity)
+    cfg = OmegaConf.create({"model": L(torch.nn.ModuleList)(modules=[L(no_meta_kernel)()])})
+    with pytest.raises(NotImplementedError):
+        instantiate_naming_key(cfg.model, "model")
+    assert build_on_meta_device(lambda: instantiate_naming_key(cfg.model, "model")) is None
+
+
 def test_the_checks_leave_the_config_as_it_was():
     from omegaconf import OmegaConf
 

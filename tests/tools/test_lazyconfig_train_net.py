@@ -149,7 +149,7 @@ def test_a_fresh_run_into_a_used_folder_moves_the_earlier_run_aside(trained, too
 @pytest.mark.parametrize("opts, error, match", [
     (["train.max_iter=0"], ValueError, r"train\.max_iter=0"),
     (["dataloader.train.dataset.names=no_such_set"], KeyError, r"'no_such_set'"),
-    (["model.backbone.bottom_up.stages.depth=42"], ValueError, r"depth=42"),
+    (["model.backbone.bottom_up.stages.depth=42"], ValueError, r"model\.backbone\.bottom_up\.stages .*depth=42"),
     (["dataloader.test.dataset.names=synthetic_sem_seg_val"], ValueError, r"dataloader\.evaluator\.dataset_name"),
     (["train.dropblock_schedule.keep_prob=1.5"], ValueError, r"train\.dropblock_schedule"),
     (["dataloader.train.total_batch_size=0"], ValueError, r"dataloader\.train\.total_batch_size=0"),
