@@ -23,6 +23,8 @@ import tempfile
 from typing import List, Optional, Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tool_args.py, beside this file
+from tool_args import parse_tool_args  # noqa: E402
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -32,7 +34,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--output", required=True, help="YAML file to write (must not exist)")
     p.add_argument("opts", nargs=argparse.REMAINDER, default=[],
                    help="config overrides, KEY VALUE pairs (e.g. MODEL.WEIGHTS)")
-    return p.parse_args(argv)
+    return parse_tool_args(p, argv)
 
 
 def read_stock_config(path: str, deeplab: bool):

@@ -20,6 +20,8 @@ import sys
 
 # Runs from a checkout without `pip install -e .` too.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tool_args.py, beside this file
+from tool_args import parse_tool_args  # noqa: E402
 
 import detectron2.utils.comm as comm  # noqa: E402
 from detectron2.engine import default_argument_parser, default_setup  # noqa: E402
@@ -98,4 +100,4 @@ def parser():
 
 
 if __name__ == "__main__":
-    launch_tool(main, parser().parse_args())
+    launch_tool(main, parse_tool_args(parser()))

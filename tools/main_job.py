@@ -34,6 +34,8 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tool_args.py, beside this file
+from tool_args import parse_tool_args  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join(
     REPO, "configs", "Synthetic", "retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml")
@@ -52,7 +54,7 @@ def parse_args(argv=None):
                    help="torch CPU threads (0 = torch's default)")
     p.add_argument("opts", nargs=argparse.REMAINDER, default=[],
                    help="config overrides, KEY VALUE pairs")
-    return p.parse_args(argv)
+    return parse_tool_args(p, argv)
 
 
 def main(argv=None) -> dict:

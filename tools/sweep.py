@@ -29,6 +29,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tool_args.py, beside this file
+from tool_args import parse_tool_args  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -40,7 +42,7 @@ def parse_args(argv=None):
     p.add_argument("--output-dir", default="output/sweep")
     p.add_argument("opts", nargs=argparse.REMAINDER, default=[],
                    help="config overrides for every cell, KEY VALUE pairs")
-    return p.parse_args(argv)
+    return parse_tool_args(p, argv)
 
 
 def main(argv=None):

@@ -1152,6 +1152,17 @@ class _DropBlockResidualTriton(torch.autograd.Function):
         return grad_x, grad_residual, None, None, None, None
 
 
+def _run_eagerly_under_compile(fn):
+    """fn with torch.compile (Dynamo) running it eagerly, a graph break, instead of tracing
+    into it: the kernels' launch code (grids, launch options, the interpreter on CPU) is not
+    what Dynamo's Triton-kernel tracing supports, and under the interpreter tracing into it
+    crashes. The PyTorch path breaks the graph at each active DropBlock too (its number of
+    seeds is drawn). torch < 2.1 has no torch.compiler: fn unchanged."""
+    disable = getattr(getattr(torch, "compiler", None), "disable", None)
+    return fn if disable is None else disable(fn)
+
+
+@_run_eagerly_under_compile
 def drop_block_2d_triton(
     x: Tensor,
     gamma: float,

@@ -793,6 +793,36 @@ def check_reference_dispatches_impl_triton_here(device: str) -> None:
     assert out.stride() == x.stride()
 
 
+def check_torch_compile_runs_the_kernels_eagerly_with_the_eager_draws_and_gradients(device: str) -> None:
+    # Dynamo must not trace into the kernels' launch code (under the interpreter it crashed
+    # there): it runs drop_block_2d_triton eagerly, so a compiled model draws what the eager
+    # one draws, with the same gradients, through the plain, ReLU and residual passes.
+    from dropblock_det.layers import DropBlock2d
+
+    if not hasattr(torch, "compile"):
+        return
+    regularizer = DropBlock2d(0.8, 3, impl="triton").train()
+
+    def net(t: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        a = regularizer(t * 2)
+        b = regularizer(t, relu=True)
+        return regularizer(a + b, residual=r) * 3
+
+    inputs = [torch.randn(2, 4, 12, 12, device=device) for _ in range(2)]
+    for backend in ("eager", "aot_eager"):
+        torch._dynamo.reset()
+        results = []
+        for fn in (net, torch.compile(net, backend=backend)):
+            leaves = [t.clone().requires_grad_(True) for t in inputs]
+            torch.manual_seed(11)
+            out = fn(*leaves)
+            out.backward(torch.arange(out.numel(), dtype=out.dtype, device=device).view_as(out))
+            results.append([out.detach()] + [leaf.grad for leaf in leaves])
+        (eager_out, *_), _ = results
+        assert (eager_out == 0).any() and (eager_out != 0).any(), backend
+        assert all(torch.equal(a, b) for a, b in zip(*results)), backend
+
+
 CHECKS: Dict[str, Callable[[str], None]] = {
     name[len("check_") :]: fn for name, fn in sorted(globals().items()) if name.startswith("check_") and callable(fn)
 }

@@ -1,0 +1,74 @@
+"""tools/tool_args.py: the tools' command lines, flags first, then the config opts."""
+import pytest
+
+from conftest import load_tool
+
+
+@pytest.fixture(scope="module")
+def tools():
+    return {name: load_tool(name) for name in
+            ("sweep", "export_stock_config", "analyze_robustness", "main_job", "train_net", "lazyconfig_train_net")}
+
+
+def _refused(capsys, parse, argv):
+    with pytest.raises(SystemExit) as exit_info:
+        parse(argv)
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_a_list_flag_right_before_the_opts_ends_at_its_last_value(tools):
+    # argparse alone read SOLVER.MAX_ITER into --keep-probs ("invalid float value").
+    args = tools["sweep"].parse_args(["--config-file", "c.yaml", "--block-sizes", "3", "5",
+                                      "--keep-probs", "0.9", "0.8", "SOLVER.MAX_ITER", "10"])
+    assert (args.block_sizes, args.keep_probs, args.opts) == ([3, 5], [0.9, 0.8], ["SOLVER.MAX_ITER", "10"])
+    args = tools["analyze_robustness"].parse_args(["--config-file", "c.yaml", "--checkpoint", "a.pth:A",
+                                                   "--seeds", "0", "1", "MODEL.DEVICE", "cpu"])
+    assert (args.checkpoint, args.seeds, args.opts) == (["a.pth:A"], [0, 1], ["MODEL.DEVICE", "cpu"])
+    # A list flag followed by another flag, and "--" ending the flags, as in argparse.
+    args = tools["sweep"].parse_args(["--config-file", "c.yaml", "--keep-probs", "0.9", "--block-sizes", "3",
+                                      "--", "SOLVER.MAX_ITER", "10"])
+    assert (args.block_sizes, args.keep_probs, args.opts) == ([3], [0.9], ["SOLVER.MAX_ITER", "10"])
+
+
+@pytest.mark.parametrize("tool, argv, flag, before", [
+    # argparse alone: "the following arguments are required: --output" although it is there.
+    ("export_stock_config", ["--config-file", "c.yaml", "MODEL.WEIGHTS", "w.pth", "--output", "s.yaml"],
+     "--output", "MODEL.WEIGHTS w.pth"),
+    ("sweep", ["--config-file", "c.yaml", "--block-sizes", "3", "--keep-probs", "0.9", "SOLVER.MAX_ITER", "10",
+               "--output-dir=d"], "--output-dir", "SOLVER.MAX_ITER 10"),
+    ("main_job", ["SOLVER.MAX_ITER", "10", "--datasets-root", "d"], "--datasets-root", "SOLVER.MAX_ITER 10"),
+    ("analyze_robustness", ["--config-file", "c.yaml", "--checkpoint", "a.pth", "MODEL.DEVICE", "cpu", "--seed", "1"],
+     "--seed", "MODEL.DEVICE cpu"),  # an abbreviation of --seeds, as argparse takes it
+])
+def test_a_flag_after_the_opts_is_refused_naming_it(tools, capsys, tool, argv, flag, before):
+    err = _refused(capsys, tools[tool].parse_args, argv)
+    assert f"{flag} comes after the config opts '{before}'" in err
+
+
+@pytest.mark.parametrize("tool, opts", [("train_net", ["SOLVER.MAX_ITER", "1"]),
+                                         ("lazyconfig_train_net", ["train.max_iter=1"])])
+def test_detectron2s_parser_keeps_its_flags_and_refuses_one_after_the_opts(tools, capsys, tool, opts):
+    from tool_args import parse_tool_args
+
+    parser = tools[tool].parser()
+    args = parse_tool_args(parser, ["--config-file", "c", "--eval-only", "--num-gpus", "1", *opts, "X", "-1"]
+                           if tool == "train_net" else ["--config-file=c", "--eval-only", *opts])
+    assert args.eval_only and args.config_file == "c" and args.num_gpus == 1
+    assert args.opts == (opts + ["X", "-1"] if tool == "train_net" else opts)  # "-1" is a value, not a flag
+    err = _refused(capsys, lambda argv: parse_tool_args(parser, argv), ["--config-file", "c", *opts, "--resume"])
+    assert f"--resume comes after the config opts '{' '.join(opts)}'" in err
+    # What the parser itself refuses is still refused, as argparse says it.
+    assert "invalid int value" in _refused(capsys, lambda argv: parse_tool_args(parser, argv), ["--num-gpus", "x"])
+
+
+def test_a_parser_without_opts_is_parsed_as_argparse_does():
+    import argparse
+
+    from tool_args import parse_tool_args
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int)
+    parser.add_argument("rest", nargs="*")
+    args = parse_tool_args(parser, ["a", "b", "--n", "2"])
+    assert (args.n, args.rest) == (2, ["a", "b"]) and args == parser.parse_args(["a", "b", "--n", "2"])

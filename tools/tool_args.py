@@ -1,0 +1,93 @@
+"""The command lines of the tools in this folder: detectron2's convention (flags, then config
+opts that take the rest of the line, `argparse.REMAINDER`) with the two ways argparse gets
+it wrong made clear: a list flag (`--keep-probs 0.9 0.8`) directly followed by the opts,
+which argparse reads into the list (`invalid float value: 'SOLVER.MAX_ITER'`), and a flag
+written after the opts, which argparse reads as an opt (`an odd number of opts`, or a
+required flag "missing" although it is on the line).
+
+It lives beside the tools, not in the package, because it needs only argparse: a tool
+parses its arguments before it imports detectron2 or dropblock_det (main_job sets
+$DETECTRON2_DATASETS from them, which those imports read).
+"""
+import argparse
+import sys
+from typing import List, Optional, Sequence, Tuple
+
+__all__ = ["parse_tool_args"]
+
+
+def _option_action(parser: argparse.ArgumentParser, token: str) -> Optional[argparse.Action]:
+    """The action of the flag `token` (`--name`, `--name=value`, or an unambiguous prefix,
+    as argparse accepts it); None when it is not one of the parser's flags."""
+    if not token.startswith("-") or token in ("-", "--"):
+        return None
+    name = token.split("=", 1)[0]
+    actions = parser._option_string_actions  # argparse's own map: option string -> action
+    if name in actions:
+        return actions[name]
+    if parser.allow_abbrev and name.startswith("--"):
+        matches = {actions[option] for option in actions if option.startswith(name)}
+        if len(matches) == 1:
+            return matches.pop()
+    return None
+
+
+def _is_value(parser: argparse.ArgumentParser, action: argparse.Action, token: str) -> bool:
+    """Whether `token` can be one value of a list flag: not a flag, and of the flag's type."""
+    if _option_action(parser, token) is not None or token == "--":
+        return False
+    if action.type is None:
+        return True
+    try:
+        action.type(token)
+    except (TypeError, ValueError, argparse.ArgumentTypeError):
+        return False
+    return True
+
+
+def _split(parser: argparse.ArgumentParser, argv: List[str]) -> Tuple[List[str], List[str]]:
+    """(the flags and their values, the config opts): the opts begin at the first token that
+    is neither a flag nor one of its values; a list flag (nargs '+' / '*') takes the values
+    of its type that follow it."""
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "--":
+            return argv[:i], argv[i + 1:]
+        action = _option_action(parser, token)
+        if action is None:
+            break
+        i += 1
+        if "=" in token or action.nargs == 0:
+            continue
+        if action.nargs in (None, "?"):
+            if action.nargs is None or (i < len(argv) and _is_value(parser, action, argv[i])):
+                i += 1
+        elif isinstance(action.nargs, int):
+            i += action.nargs
+        else:  # "+" or "*"
+            while i < len(argv) and _is_value(parser, action, argv[i]):
+                i += 1
+    return argv[:i], argv[i:]
+
+
+def parse_tool_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """`parser.parse_args(argv)` for a parser whose last argument takes the config opts
+    (`nargs=argparse.REMAINDER`, as detectron2's `default_argument_parser`): the opts begin
+    after the last flag's values, so `--keep-probs 0.9 0.8 SOLVER.MAX_ITER 10` gives
+    keep_probs [0.9, 0.8] and those two opts; a flag after the opts is refused with an error
+    that names it (argparse would read it as an opt). `--` also ends the flags. A parser
+    without such an argument is parsed as argparse does."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    remainder = [a for a in parser._actions if not a.option_strings and a.nargs == argparse.REMAINDER]
+    if len(remainder) != 1:
+        return parser.parse_args(argv)
+    flags, opts = _split(parser, argv)
+    for index, token in enumerate(opts):
+        if _option_action(parser, token) is not None:
+            parser.error(
+                f"{token.split('=', 1)[0]} comes after the config opts {' '.join(opts[:index])!r}: "
+                "write the flags first; the opts take the rest of the command line")
+    args = parser.parse_args(flags)
+    setattr(args, remainder[0].dest, opts)
+    return args
