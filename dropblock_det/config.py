@@ -310,7 +310,12 @@ def validate_dropblock_config(cfg: CN) -> None:
                     p + "RESNET.STAGES",
                     db.RESNET.STAGES,
                     f"stage {stage!r} is not built: MODEL.RESNETS.OUT_FEATURES="
-                    f"{list(cfg.MODEL.RESNETS.OUT_FEATURES)} builds only {built}",
+                    f"{list(cfg.MODEL.RESNETS.OUT_FEATURES)} builds only {built}"
+                    + (f"; with MODEL.ROI_HEADS.NAME='Res5ROIHeads' (C4) res5 is built by the ROI "
+                       "head, where dropblock-det places no DropBlock: list only backbone stages "
+                       f"(e.g. {[s for s in stages if s in built] or ['res4']})"
+                       if stage == "res5" and cfg.MODEL.META_ARCHITECTURE == "GeneralizedRCNN"
+                       and cfg.MODEL.ROI_HEADS.NAME == "Res5ROIHeads" else ""),
                 )
 
     fpn_enabled = _check_bool(p + "FPN.ENABLED", db.FPN.ENABLED)

@@ -26,7 +26,8 @@ import torch
 from detectron2.config import CfgNode, get_cfg
 from detectron2.layers import ShapeSpec
 
-__all__ = ["STOCK_COMPONENTS", "stock_config", "needs_deeplab_project", "empty_stock_config"]
+__all__ = ["STOCK_COMPONENTS", "stock_config", "needs_deeplab_project", "empty_stock_config",
+           "dropblock_component_advice"]
 
 # Config key -> {dropblock-det component: the stock detectron2 component with the same
 # parameters, names and inference outputs}.
@@ -43,6 +44,28 @@ STOCK_COMPONENTS: Dict[str, Dict[str, str]] = {
         "DropBlockFCNHead": "SemSegFPNHead",
     },
 }
+
+# The config key whose component holds each MODEL.DROPBLOCK location (see locations_on).
+_LOCATION_COMPONENT_KEY = {
+    "HEAD.ENABLED": "MODEL.META_ARCHITECTURE",
+    "SEM_SEG_HEAD.ENABLED": "MODEL.SEM_SEG_HEAD.NAME",
+}
+
+
+def dropblock_component_advice(cfg: CfgNode, location: str) -> str:
+    """What to configure so that the MODEL.DROPBLOCK `location` ("RESNET.ENABLED",
+    "FPN.ENABLED", "HEAD.ENABLED", ...) gets a regularizer: dropblock-det's counterpart of
+    the stock component `cfg` names for it (e.g. MODEL.BACKBONE.NAME
+    'build_dropblock_resnet_fpn_backbone' for a Faster R-CNN's 'build_resnet_fpn_backbone'),
+    else the dropblock-det components of that key."""
+    key = _LOCATION_COMPONENT_KEY.get(location, "MODEL.BACKBONE.NAME")
+    value = _get(cfg, key)
+    ours = [name for name, stock in STOCK_COMPONENTS[key].items() if stock == value]
+    if ours:
+        return f"use dropblock-det's counterpart of {value!r}: {key} {ours[0]!r}"
+    return (f"use one of dropblock-det's {key} components ({', '.join(STOCK_COMPONENTS[key])})"
+            + (" - the HEAD location is RetinaNet's head" if location == "HEAD.ENABLED" else ""))
+
 
 # Stock components that live in detectron2's DeepLab project (detectron2.projects.deeplab),
 # not in detectron2 itself: a config naming them needs that project's keys and import.

@@ -60,7 +60,7 @@ def robustness_config(config_file, opts, output_dir=None):
     their predictions under OUTPUT_DIR/inference, which must not be the training run's (the
     config's OUTPUT_DIR usually is), whose files these would replace."""
     from dropblock_det.analysis import first_test_dataset
-    from dropblock_det.config import dropblock_enabled
+    from dropblock_det.config import built_resnet_stages, dropblock_enabled
     from dropblock_det.deploy import STOCK_COMPONENTS
     from dropblock_det.engine.trainer import load_config
 
@@ -70,6 +70,11 @@ def robustness_config(config_file, opts, output_dir=None):
         cfg.OUTPUT_DIR = os.path.join(output_dir, "evaluation")
     if not dropblock_enabled(cfg):
         cfg.MODEL.DROPBLOCK.RESNET.ENABLED = True
+        # Only the stages the backbone builds (a C4 R-CNN's res5 is in its ROI head).
+        stages = [s for s in cfg.MODEL.DROPBLOCK.RESNET.STAGES if s in built_resnet_stages(cfg)]
+        if stages != list(cfg.MODEL.DROPBLOCK.RESNET.STAGES):
+            # (each keep_prob is given to every regularizer alike: no stage scales here)
+            cfg.MODEL.DROPBLOCK.RESNET.STAGES, cfg.MODEL.DROPBLOCK.RESNET.STAGE_DROP_SCALES = stages, []
     # A stock detectron2 backbone -> its dropblock-det equivalent (same parameters).
     dropblock_backbones = {stock: ours for ours, stock in STOCK_COMPONENTS["MODEL.BACKBONE.NAME"].items()}
     cfg.MODEL.BACKBONE.NAME = dropblock_backbones.get(cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.NAME)

@@ -44,6 +44,7 @@ class DatasetMapperNamingFiles(DatasetMapper):
     """
 
     def __call__(self, dataset_dict: Dict[str, Any]) -> Dict[str, Any]:
+        self._check_annotations_for_model(dataset_dict)
         try:
             return super().__call__(dataset_dict)
         except Exception as e:
@@ -54,6 +55,26 @@ class DatasetMapperNamingFiles(DatasetMapper):
             else:
                 where = "error while mapping the dataset item of " + ", ".join(files)
             raise DatasetFileError(f"{where}: {type(e).__name__}: {e}") from e
+
+    # (the mapper's attribute, its config key, the annotation field, what the model learns from it)
+    _NEEDED_FIELDS = (("use_instance_mask", "MODEL.MASK_ON", "segmentation", "instance masks"),
+                      ("use_keypoint", "MODEL.KEYPOINT_ON", "keypoints", "keypoints"))
+
+    def _check_annotations_for_model(self, dataset_dict: Dict[str, Any]) -> None:
+        """ValueError naming the config key and the image when a training item's annotations
+        lack what the model trains on (masks for MODEL.MASK_ON, keypoints for
+        MODEL.KEYPOINT_ON). detectron2 maps such an item without the field and fails inside
+        the loss with "Cannot find field 'gt_masks' in the given Instances!", naming
+        neither the key nor the dataset."""
+        if not getattr(self, "is_train", False):
+            return
+        annotations = [a for a in dataset_dict.get("annotations", ()) if a.get("iscrowd", 0) == 0]
+        for attribute, key, field, what in self._NEEDED_FIELDS:
+            if getattr(self, attribute, False) and any(field not in a for a in annotations):
+                raise ValueError(
+                    f"{key}=True, but the annotations of {dataset_dict.get('file_name', 'a dataset item')} "
+                    f"have no {field!r} ({what}): the model trains on them. Give DATASETS.TRAIN a "
+                    f"dataset with {what}, or set {key} False")
 
 
 def _dataset_files(name: str) -> List[str]:

@@ -77,6 +77,9 @@ class DropBlockScheduleHook(HookBase):
         # Set by from_config: what the config promises, checked against the trainer.
         self._config_keys_on: List[str] = []
         self._config_max_iter: Optional[int] = None
+        self._config_advice = ("build it with dropblock-det's (e.g. MODEL.BACKBONE.NAME "
+                               "'build_dropblock_resnet_fpn_backbone' for an R-CNN, "
+                               "'build_dropblock_retinanet_resnet_fpn_backbone' for a RetinaNet)")
 
     @classmethod
     def from_config(cls, cfg, model: Optional[nn.Module] = None) -> "DropBlockScheduleHook":
@@ -88,6 +91,10 @@ class DropBlockScheduleHook(HookBase):
         start, end = dropblock_schedule_range(cfg)
         hook = cls(start, end, cfg.MODEL.DROPBLOCK.KEEP_PROB, model=model)
         hook._config_keys_on = [f"MODEL.DROPBLOCK.{key}" for key in locations_on(cfg)]
+        if hook._config_keys_on:
+            from ..deploy import dropblock_component_advice
+
+            hook._config_advice = dropblock_component_advice(cfg, locations_on(cfg)[0])
         hook._config_max_iter = cfg.SOLVER.MAX_ITER
         return hook
 
@@ -119,9 +126,7 @@ class DropBlockScheduleHook(HookBase):
             raise ValueError(
                 f"{', '.join(self._config_keys_on)} is on, but the model "
                 f"({type(model).__name__}) has no DropBlock regularizer: stock "
-                "detectron2 components ignore MODEL.DROPBLOCK; build it with dropblock-det's "
-                "(e.g. MODEL.META_ARCHITECTURE 'DropBlockRetinaNet', MODEL.BACKBONE.NAME "
-                "'build_dropblock_retinanet_resnet_fpn_backbone'; see the README)"
+                f"detectron2 components ignore MODEL.DROPBLOCK; {self._config_advice} (see the README)"
             )
         max_iter = getattr(self.trainer, "max_iter", None)
         if self._config_max_iter is not None and max_iter is not None and max_iter != self._config_max_iter:

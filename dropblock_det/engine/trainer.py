@@ -161,14 +161,17 @@ def build_evaluator(cfg: CfgNode, dataset_name: str,
 
 def dataset_evaluator(dataset_name: str, output_dir: Optional[str] = None) -> DatasetEvaluator:
     """The evaluator for ``dataset_name``, chosen by its metadata ``evaluator_type``:
-    "coco" -> COCOEvaluator (bbox; fast implementation only with compiled operators),
+    "coco" -> COCOEvaluator (the tasks the predictions have, as detectron2's own train_net:
+    bbox, and segm / keypoints for Mask / Keypoint R-CNN; fast implementation only with
+    compiled operators),
     "pascal_voc" -> PascalVOCDetectionEvaluator, "sem_seg" -> SemSegEvaluator; predictions
     are written into ``output_dir`` (None: not written). Raises ValueError naming the
     dataset and type otherwise. A LazyConfig's ``dataloader.evaluator =
     L(dataset_evaluator)(dataset_name=...)``."""
     evaluator_type = _evaluator_type(dataset_name)
     if evaluator_type == "coco":
-        return COCOEvaluator(dataset_name, tasks=("bbox",), distributed=True,
+        # tasks=None: inferred from the predictions, so a Mask R-CNN gets its segm AP.
+        return COCOEvaluator(dataset_name, tasks=None, distributed=True,
                              output_dir=output_dir, use_fast_impl=has_compiled_ops())
     if evaluator_type == "pascal_voc":
         return PascalVOCDetectionEvaluator(dataset_name)
@@ -192,16 +195,18 @@ def _no_evaluator(dataset_name: str, evaluator_type: Optional[str]) -> ValueErro
 
 def evaluator_cannot_read(model_class: Any, dataset_name: str) -> str:
     """Why `dataset_name`'s evaluator ("a 'sem_seg' dataset, which ...") cannot read the outputs of a `model_class` model ('' when
-    it can, or when that is not certain): a segmentation set for a RetinaNet, a detection
-    set for a SemanticSegmentor. A model of the user's own (PanopticFPN-like) may give both
-    kinds of outputs, so only these subclasses are judged."""
-    from detectron2.modeling import SemanticSegmentor
+    it can, or when that is not certain): a segmentation set for a RetinaNet or for
+    detectron2's own GeneralizedRCNN / ProposalNetwork (Faster / Mask R-CNN, RPN), a
+    detection set for a SemanticSegmentor. A model of the user's own (PanopticFPN-like, a
+    GeneralizedRCNN subclass) may give both kinds of outputs, so only these are judged."""
+    from detectron2.modeling import GeneralizedRCNN, ProposalNetwork, SemanticSegmentor
     from detectron2.modeling.meta_arch.retinanet import RetinaNet
 
     evaluator_type = _evaluator_type(dataset_name)
     if not isinstance(model_class, type) or evaluator_type not in EVALUATOR_TYPES:
         return ""
-    if issubclass(model_class, RetinaNet) if evaluator_type == "sem_seg" else issubclass(model_class, SemanticSegmentor):
+    detector_only = issubclass(model_class, RetinaNet) or model_class in (GeneralizedRCNN, ProposalNetwork)
+    if detector_only if evaluator_type == "sem_seg" else issubclass(model_class, SemanticSegmentor):
         return (f"a {evaluator_type!r} dataset, which a {model_class.__name__} cannot "
                 f"be evaluated on (it gives {'segmentation' if evaluator_type != 'sem_seg' else 'detection'} outputs)")
     return ""
@@ -629,6 +634,9 @@ def check_dropblock_placed(cfg: CfgNode, model: torch.nn.Module) -> None:
     has no regularizer there: stock detectron2 components (RetinaNet,
     build_retinanet_resnet_fpn_backbone, ...) ignore the keys, and a run would otherwise
     train without DropBlock while the schedule hook logs a falling keep_prob."""
+    from detectron2.modeling.roi_heads import Res5ROIHeads
+
+    from ..deploy import dropblock_component_advice
     from ..layers import iter_regularizers
 
     db = cfg.MODEL.DROPBLOCK
@@ -641,9 +649,19 @@ def check_dropblock_placed(cfg: CfgNode, model: torch.nn.Module) -> None:
                 f"MODEL.DROPBLOCK.{key}={value!r}, but the model built from MODEL.META_ARCHITECTURE="
                 f"{cfg.MODEL.META_ARCHITECTURE!r}, MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r}"
                 f" (MODEL.SEM_SEG_HEAD.NAME={cfg.MODEL.SEM_SEG_HEAD.NAME!r}) has no DropBlock there"
-                f" ({len(names)} elsewhere): use dropblock-det's components for it (e.g."
-                f" DropBlockRetinaNet, build_dropblock_retinanet_resnet_fpn_backbone; see the README),"
+                f" ({len(names)} elsewhere): {dropblock_component_advice(cfg, key)} (see the README),"
                 f" or check the location's STAGES / POSITIONS for this model")
+    # C4 (Res5ROIHeads): the res5 that runs is the ROI head's own, which dropblock-det does
+    # not regularize; a res5 in the backbone (OUT_FEATURES with "res5") is computed, unused.
+    roi_heads = getattr(model, "roi_heads", None)
+    if (db.RESNET.ENABLED and "res5" in db.RESNET.STAGES and isinstance(roi_heads, Res5ROIHeads)
+            and not any(name.startswith("roi_heads.res5.") for name in names)):
+        raise ValueError(
+            f"MODEL.DROPBLOCK.RESNET.STAGES={list(db.RESNET.STAGES)}: with MODEL.ROI_HEADS.NAME="
+            f"{cfg.MODEL.ROI_HEADS.NAME!r} (C4) res5 is built by the ROI head (roi_heads.res5), which "
+            "has no DropBlock; the backbone's res5 is not used by the model, so DropBlock there "
+            "would not regularize anything. List only backbone stages (e.g. ['res4']), or use an "
+            "FPN model (build_dropblock_resnet_fpn_backbone) for DropBlock in res5")
 
 
 def check_model_config(cfg: CfgNode) -> Optional[torch.nn.Module]:
