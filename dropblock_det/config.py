@@ -46,7 +46,9 @@ def add_dropblock_config(cfg: CN) -> None:
                                training: see check_impl_device).
       RESNET.ENABLED [False]   DropBlock inside ResNet blocks.
       RESNET.STAGES [["res4", "res5"]]   stages that get it (the paper's groups 3 and 4);
-                               each must be built (MODEL.RESNETS.OUT_FEATURES decides).
+                               each must be built (MODEL.RESNETS.OUT_FEATURES decides;
+                               a C4 R-CNN's res5 is its ROI head's: MODEL.ROI_HEADS.NAME
+                               "DropBlockRes5ROIHeads" places it there).
       RESNET.POSITIONS [["conv1", "conv2", "conv3", "shortcut"]]   after which conv+norm of
                                a block, and on the shortcut (as the official code). Basic
                                blocks (R18/R34) have no conv3.
@@ -199,14 +201,23 @@ def check_placement(argument: str, names: Any, allowed: Sequence[str], dropblock
 
 
 def built_resnet_stages(cfg: CN) -> List[str]:
-    """The ResNet stages a backbone built from `cfg` contains.
+    """The ResNet stages the model built from `cfg` contains, where MODEL.DROPBLOCK.RESNET
+    can place DropBlock.
 
     detectron2's `ResNet` drops every stage after the last one named in
-    MODEL.RESNETS.OUT_FEATURES (e.g. OUT_FEATURES ["res4"] builds res2..res4 only).
+    MODEL.RESNETS.OUT_FEATURES (e.g. OUT_FEATURES ["res4"] builds res2..res4 only); a C4
+    R-CNN with MODEL.ROI_HEADS.NAME "DropBlockRes5ROIHeads" has res5 in its ROI head.
     """
     depth_index = {name: i for i, name in enumerate(RESNET_STAGES, start=1)}
     last = max([depth_index.get(f, 0) for f in cfg.MODEL.RESNETS.OUT_FEATURES], default=0)
-    return list(RESNET_STAGES[:last])
+    stages = list(RESNET_STAGES[:last])
+    if _res5_in_dropblock_roi_head(cfg) and "res5" not in stages:
+        stages.append("res5")
+    return stages
+
+
+def _res5_in_dropblock_roi_head(cfg: CN) -> bool:
+    return cfg.MODEL.META_ARCHITECTURE == "GeneralizedRCNN" and cfg.MODEL.ROI_HEADS.NAME == "DropBlockRes5ROIHeads"
 
 
 def dropblock_schedule_range(cfg: CN) -> Tuple[int, int]:
@@ -311,9 +322,9 @@ def validate_dropblock_config(cfg: CN) -> None:
                     db.RESNET.STAGES,
                     f"stage {stage!r} is not built: MODEL.RESNETS.OUT_FEATURES="
                     f"{list(cfg.MODEL.RESNETS.OUT_FEATURES)} builds only {built}"
-                    + (f"; with MODEL.ROI_HEADS.NAME='Res5ROIHeads' (C4) res5 is built by the ROI "
-                       "head, where dropblock-det places no DropBlock: list only backbone stages "
-                       f"(e.g. {[s for s in stages if s in built] or ['res4']})"
+                    + ("; with MODEL.ROI_HEADS.NAME='Res5ROIHeads' (C4) res5 is built by the ROI "
+                       "head: MODEL.ROI_HEADS.NAME 'DropBlockRes5ROIHeads' puts DropBlock there, or "
+                       f"list only backbone stages (e.g. {[s for s in stages if s in built] or ['res4']})"
                        if stage == "res5" and cfg.MODEL.META_ARCHITECTURE == "GeneralizedRCNN"
                        and cfg.MODEL.ROI_HEADS.NAME == "Res5ROIHeads" else ""),
                 )

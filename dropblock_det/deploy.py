@@ -43,6 +43,7 @@ STOCK_COMPONENTS: Dict[str, Dict[str, str]] = {
         "DropBlockDeepLabV3PlusHead": "DeepLabV3PlusHead",
         "DropBlockFCNHead": "SemSegFPNHead",
     },
+    "MODEL.ROI_HEADS.NAME": {"DropBlockRes5ROIHeads": "Res5ROIHeads"},
 }
 
 # The config key whose component holds each MODEL.DROPBLOCK location (see locations_on).

@@ -283,3 +283,39 @@ def small_voc_sem_seg_cfg(config_file: str, output_dir, opts=()):
         cfg.merge_from_list(["MODEL.FPN.OUT_CHANNELS", 32])
     cfg.merge_from_list(list(opts))
     return cfg
+
+
+# ----------------------------------------------------------------------------- R-CNN
+def rcnn_cfg(*opts, c4: bool = False):
+    """A tiny R18 Faster R-CNN (detectron2's Base-RCNN-FPN.yaml / Base-RCNN-C4.yaml keys)
+    with DropBlock in res4 (and res5 for FPN) and the FPN."""
+    from dropblock_det.engine.trainer import load_config
+
+    cfg = load_config("", [])
+    cfg.MODEL.META_ARCHITECTURE = "GeneralizedRCNN"
+    cfg.MODEL.DEVICE = "cpu"
+    cfg.MODEL.WEIGHTS = ""
+    cfg.MODEL.RESNETS.DEPTH = 18
+    cfg.MODEL.RESNETS.RES2_OUT_CHANNELS = 64
+    cfg.MODEL.ROI_HEADS.NUM_CLASSES = 3
+    cfg.MODEL.DROPBLOCK.BLOCK_SIZE = 3
+    cfg.MODEL.DROPBLOCK.RESNET.ENABLED = True
+    if c4:  # Base-RCNN-C4.yaml: res5 is built by Res5ROIHeads
+        cfg.MODEL.BACKBONE.NAME = "build_dropblock_resnet_backbone"
+        cfg.MODEL.ROI_HEADS.NAME = "Res5ROIHeads"
+        cfg.MODEL.DROPBLOCK.RESNET.STAGES = ["res4"]
+    else:  # Base-RCNN-FPN.yaml
+        cfg.MODEL.BACKBONE.NAME = "build_dropblock_resnet_fpn_backbone"
+        cfg.MODEL.RESNETS.OUT_FEATURES = ["res2", "res3", "res4", "res5"]
+        cfg.MODEL.FPN.IN_FEATURES = ["res2", "res3", "res4", "res5"]
+        cfg.MODEL.FPN.OUT_CHANNELS = 32
+        cfg.MODEL.ANCHOR_GENERATOR.SIZES = [[32], [64], [128], [256], [512]]
+        cfg.MODEL.RPN.IN_FEATURES = ["p2", "p3", "p4", "p5", "p6"]
+        cfg.MODEL.ROI_HEADS.NAME = "StandardROIHeads"
+        cfg.MODEL.ROI_HEADS.IN_FEATURES = ["p2", "p3", "p4", "p5"]
+        cfg.MODEL.ROI_BOX_HEAD.NAME = "FastRCNNConvFCHead"
+        cfg.MODEL.ROI_BOX_HEAD.NUM_FC = 2
+        cfg.MODEL.ROI_MASK_HEAD.NAME = "MaskRCNNConvUpsampleHead"
+        cfg.MODEL.DROPBLOCK.FPN.ENABLED = True
+    cfg.merge_from_list(list(opts))
+    return cfg

@@ -68,16 +68,20 @@ def robustness_config(config_file, opts, output_dir=None):
     cfg.DATASETS.TEST = (first_test_dataset(cfg, config_file),)
     if output_dir is not None:
         cfg.OUTPUT_DIR = os.path.join(output_dir, "evaluation")
+    # A stock detectron2 backbone (and a C4 R-CNN's ROI head, which holds its res5) -> its
+    # dropblock-det equivalent (same parameters).
+    keys = ["MODEL.BACKBONE.NAME"] + (["MODEL.ROI_HEADS.NAME"] if cfg.MODEL.META_ARCHITECTURE == "GeneralizedRCNN" else [])
+    for key in keys:
+        dropblock_components = {stock: ours for ours, stock in STOCK_COMPONENTS[key].items()}
+        name = cfg.MODEL.BACKBONE.NAME if key == "MODEL.BACKBONE.NAME" else cfg.MODEL.ROI_HEADS.NAME
+        cfg.merge_from_list([key, dropblock_components.get(name, name)])
     if not dropblock_enabled(cfg):
         cfg.MODEL.DROPBLOCK.RESNET.ENABLED = True
-        # Only the stages the backbone builds (a C4 R-CNN's res5 is in its ROI head).
+        # Only the stages the model builds.
         stages = [s for s in cfg.MODEL.DROPBLOCK.RESNET.STAGES if s in built_resnet_stages(cfg)]
         if stages != list(cfg.MODEL.DROPBLOCK.RESNET.STAGES):
             # (each keep_prob is given to every regularizer alike: no stage scales here)
             cfg.MODEL.DROPBLOCK.RESNET.STAGES, cfg.MODEL.DROPBLOCK.RESNET.STAGE_DROP_SCALES = stages, []
-    # A stock detectron2 backbone -> its dropblock-det equivalent (same parameters).
-    dropblock_backbones = {stock: ours for ours, stock in STOCK_COMPONENTS["MODEL.BACKBONE.NAME"].items()}
-    cfg.MODEL.BACKBONE.NAME = dropblock_backbones.get(cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.NAME)
     cfg.freeze()
     return cfg
 

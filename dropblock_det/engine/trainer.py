@@ -660,8 +660,8 @@ def check_dropblock_placed(cfg: CfgNode, model: torch.nn.Module) -> None:
             f"MODEL.DROPBLOCK.RESNET.STAGES={list(db.RESNET.STAGES)}: with MODEL.ROI_HEADS.NAME="
             f"{cfg.MODEL.ROI_HEADS.NAME!r} (C4) res5 is built by the ROI head (roi_heads.res5), which "
             "has no DropBlock; the backbone's res5 is not used by the model, so DropBlock there "
-            "would not regularize anything. List only backbone stages (e.g. ['res4']), or use an "
-            "FPN model (build_dropblock_resnet_fpn_backbone) for DropBlock in res5")
+            "would not regularize anything. Use MODEL.ROI_HEADS.NAME 'DropBlockRes5ROIHeads' (DropBlock "
+            "in the ROI head's res5), or list only backbone stages (e.g. ['res4'])")
 
 
 def check_model_config(cfg: CfgNode) -> Optional[torch.nn.Module]:

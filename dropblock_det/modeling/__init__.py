@@ -3,7 +3,7 @@
 BACKBONE_REGISTRY: build_dropblock_resnet_backbone, build_dropblock_resnet_fpn_backbone,
 build_dropblock_retinanet_resnet_fpn_backbone, build_dropblock_resnet_deeplab_backbone.
 META_ARCH_REGISTRY: DropBlockRetinaNet. SEM_SEG_HEADS_REGISTRY: DropBlockDeepLabV3PlusHead,
-DropBlockFCNHead.
+DropBlockFCNHead. ROI_HEADS_REGISTRY: DropBlockRes5ROIHeads.
 """
 from .fpn import (
     DropBlockFPN,
@@ -26,3 +26,4 @@ from .deeplab import (
     build_dropblock_resnet_deeplab_backbone,
 )
 from .fcn_head import DropBlockFCNHead
+from .roi_heads import DropBlockRes5ROIHeads

@@ -6,40 +6,7 @@ import json
 import pytest
 import torch
 
-
-def rcnn_cfg(*opts, c4: bool = False):
-    """A tiny R18 Faster R-CNN (detectron2's Base-RCNN-FPN.yaml / Base-RCNN-C4.yaml keys)
-    with DropBlock in res4 (and res5 for FPN) and the FPN."""
-    from dropblock_det.engine.trainer import load_config
-
-    cfg = load_config("", [])
-    cfg.MODEL.META_ARCHITECTURE = "GeneralizedRCNN"
-    cfg.MODEL.DEVICE = "cpu"
-    cfg.MODEL.WEIGHTS = ""
-    cfg.MODEL.RESNETS.DEPTH = 18
-    cfg.MODEL.RESNETS.RES2_OUT_CHANNELS = 64
-    cfg.MODEL.ROI_HEADS.NUM_CLASSES = 3
-    cfg.MODEL.DROPBLOCK.BLOCK_SIZE = 3
-    cfg.MODEL.DROPBLOCK.RESNET.ENABLED = True
-    if c4:  # Base-RCNN-C4.yaml: res5 is built by Res5ROIHeads
-        cfg.MODEL.BACKBONE.NAME = "build_dropblock_resnet_backbone"
-        cfg.MODEL.ROI_HEADS.NAME = "Res5ROIHeads"
-        cfg.MODEL.DROPBLOCK.RESNET.STAGES = ["res4"]
-    else:  # Base-RCNN-FPN.yaml
-        cfg.MODEL.BACKBONE.NAME = "build_dropblock_resnet_fpn_backbone"
-        cfg.MODEL.RESNETS.OUT_FEATURES = ["res2", "res3", "res4", "res5"]
-        cfg.MODEL.FPN.IN_FEATURES = ["res2", "res3", "res4", "res5"]
-        cfg.MODEL.FPN.OUT_CHANNELS = 32
-        cfg.MODEL.ANCHOR_GENERATOR.SIZES = [[32], [64], [128], [256], [512]]
-        cfg.MODEL.RPN.IN_FEATURES = ["p2", "p3", "p4", "p5", "p6"]
-        cfg.MODEL.ROI_HEADS.NAME = "StandardROIHeads"
-        cfg.MODEL.ROI_HEADS.IN_FEATURES = ["p2", "p3", "p4", "p5"]
-        cfg.MODEL.ROI_BOX_HEAD.NAME = "FastRCNNConvFCHead"
-        cfg.MODEL.ROI_BOX_HEAD.NUM_FC = 2
-        cfg.MODEL.ROI_MASK_HEAD.NAME = "MaskRCNNConvUpsampleHead"
-        cfg.MODEL.DROPBLOCK.FPN.ENABLED = True
-    cfg.merge_from_list(list(opts))
-    return cfg
+from conftest import rcnn_cfg
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -177,19 +144,29 @@ def test_training_a_mask_or_keypoint_rcnn_on_boxes_only_names_the_key(key):
         mapper(dict(item))
 
 
-def test_robustness_config_of_a_c4_baseline_places_dropblock_in_the_backbone_stages_only(tmp_path):
+@pytest.mark.parametrize("roi_heads, dropblock_roi_heads, stages", [
+    ("Res5ROIHeads", "DropBlockRes5ROIHeads", ["res4", "res5"]),
+    ("StandardROIHeads", "StandardROIHeads", ["res4"]),  # on res4 features: no res5 anywhere
+])
+def test_robustness_config_of_a_c4_baseline_places_dropblock_in_the_stages_the_model_runs(
+        tmp_path, roi_heads, dropblock_roi_heads, stages):
     # The tool turns RESNET on for a baseline; with its default stages (res4, res5) a C4
-    # config was refused for a key the user never set.
+    # config was refused for a key the user never set. Its res5 is the ROI head's: that
+    # head becomes DropBlockRes5ROIHeads, as the backbone becomes dropblock-det's.
     from conftest import load_tool
 
     from dropblock_det.config import validate_dropblock_config
+    from dropblock_det.engine.trainer import check_model_config
 
     cfg = rcnn_cfg("MODEL.BACKBONE.NAME", "build_resnet_backbone", "MODEL.DROPBLOCK.RESNET.ENABLED", "False",
-                   "MODEL.DROPBLOCK.RESNET.STAGES", "['res4', 'res5']", c4=True)
+                   "MODEL.DROPBLOCK.RESNET.STAGES", "['res4', 'res5']", "MODEL.ROI_HEADS.NAME", roi_heads,
+                   "MODEL.ROI_BOX_HEAD.NAME", "FastRCNNConvFCHead", "MODEL.ROI_BOX_HEAD.NUM_FC", "1", c4=True)
     cfg.DATASETS.TEST = ("synthetic_det_val",)
     config_file = tmp_path / "c4_baseline.yaml"
     config_file.write_text(cfg.dump())
     robust = load_tool("analyze_robustness").robustness_config(str(config_file), [])
     assert robust.MODEL.BACKBONE.NAME == "build_dropblock_resnet_backbone"
-    assert list(robust.MODEL.DROPBLOCK.RESNET.STAGES) == ["res4"]
+    assert robust.MODEL.ROI_HEADS.NAME == dropblock_roi_heads
+    assert list(robust.MODEL.DROPBLOCK.RESNET.STAGES) == stages
     validate_dropblock_config(robust)
+    check_model_config(robust)
