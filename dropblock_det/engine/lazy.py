@@ -13,6 +13,7 @@ A config without the key gets that default hook when its model has a regularizer
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import numbers
 import os
@@ -32,7 +33,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from ..data.file_errors import naming_dataset_files
 from ..layers import DropBlock2d, iter_regularizers, triton_unavailable_reason
-from .hooks import DropBlockScheduleHook
+from .hooks import DropBlockScheduleHook, unwrap_model
 from .trainer import (
     AtomicCheckpointer,
     build_on_meta_device,
@@ -49,6 +50,10 @@ __all__ = [
     "check_lazy_config_before_run",
     "check_lazy_train_parts",
     "check_lazy_head_inputs",
+    "check_lazy_resnet_stages",
+    "check_lazy_rcnn_mapper",
+    "check_lazy_rcnn_training_data",
+    "build_lazy_train_loader",
     "instantiate_naming_key",
     "lazy_dataset_names",
     "load_lazy_config",
@@ -194,8 +199,11 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True,
 def check_lazy_model(cfg: DictConfig, model: torch.nn.Module, train: bool = True) -> None:
     """The checks that need the config's model (which may be on the meta device): an
     evaluator dataset the model cannot be evaluated on, and (with `train`) a DropBlock whose
-    `impl="triton"` cannot run on `train.device`, and a segmentation head's hand-given
-    inputs that no longer fit (:func:`check_lazy_head_inputs`). ValueError naming the key."""
+    `impl="triton"` cannot run on `train.device`, DropBlock stages the ResNet does not build
+    (:func:`check_lazy_resnet_stages`), an R-CNN mask / keypoint head whose training mapper
+    does not load its annotations (:func:`check_lazy_rcnn_mapper`), and a segmentation
+    head's hand-given inputs that no longer fit (:func:`check_lazy_head_inputs`).
+    ValueError naming the key."""
     check_lazy_head_inputs(cfg, model, train)
     for key, name in lazy_dataset_names(cfg, train=False):
         if key == "dataloader.evaluator.dataset_name":
@@ -203,6 +211,8 @@ def check_lazy_model(cfg: DictConfig, model: torch.nn.Module, train: bool = True
             if why:
                 raise ValueError(f"{key}={name!r}: {why}")
     if train:
+        check_lazy_resnet_stages(cfg, model)
+        check_lazy_rcnn_mapper(cfg, model)
         for qualified, module in iter_regularizers(model):
             if isinstance(module, DropBlock2d) and module.impl == "triton":
                 reason = triton_unavailable_reason(cfg.train.device)
@@ -240,6 +250,135 @@ def check_lazy_head_inputs(cfg: DictConfig, model: torch.nn.Module, train: bool 
                         f"model.sem_seg_head.train_size={list(size)}: not the training crop "
                         f"dataloader.train.mapper.augmentations.{index}.crop_size={list(aug.crop_size)} "
                         "(the ASPP's image pooling is sized from it: set both)")
+
+
+def _is_target(node: Any, name: str) -> bool:
+    """Whether the config node builds `name` (its _target_ the object, or its dotted path
+    as a saved config.yaml has it)."""
+    target = node.get("_target_") if isinstance(node, DictConfig) else None
+    if isinstance(target, str):
+        return target.rsplit(".", 1)[-1] == name
+    return getattr(target, "__name__", None) == name
+
+
+def _nodes_building(node: Any, key: str, name: str) -> Iterator[Tuple[str, DictConfig]]:
+    """(dotted key, node) of every node at or under `node` (at `key`) that builds `name`;
+    interpolations (`"${dropblock}"`) are not followed: they are copies of another key."""
+    if isinstance(node, DictConfig) and _is_target(node, name):
+        yield key, node
+    if isinstance(node, (DictConfig, ListConfig)):
+        for child_key in range(len(node)) if isinstance(node, ListConfig) else list(node.keys()):
+            raw = node._get_node(child_key)
+            if raw is None or raw._is_interpolation() or raw._is_missing():
+                continue
+            yield from _nodes_building(node[child_key], f"{key}.{child_key}", name)
+
+
+def check_lazy_resnet_stages(cfg: DictConfig, model: torch.nn.Module) -> None:
+    """Every `make_dropblock_resnet_stages` node with a `dropblock` against the ResNet the
+    model has: detectron2's ResNet drops the stages after its last out_feature, so a
+    `dropblock_stages` entry past it (res5 of a C4 R-CNN backbone, `out_features=["res4"]`,
+    where res5 is the ROI head's) would give no DropBlock there, silently (the yacs configs
+    refuse it: MODEL.DROPBLOCK.RESNET.STAGES). ValueError naming the key."""
+    from detectron2.modeling.backbone import ResNet
+
+    from ..modeling.resnet import make_dropblock_resnet_stages
+
+    default_stages = inspect.signature(make_dropblock_resnet_stages).parameters["dropblock_stages"].default
+    for key, node in _nodes_building(cfg.model, "model", "make_dropblock_resnet_stages"):
+        if node.get("dropblock") is None or "." not in key:
+            continue
+        parent_key = key.rsplit(".", 1)[0]
+        try:
+            resnet = model.get_submodule(parent_key[len("model."):] if parent_key != "model" else "")
+        except AttributeError:
+            continue
+        if not isinstance(resnet, ResNet):
+            continue
+        stages = list(node.get("dropblock_stages", default_stages))
+        built = set(resnet.stage_names)
+        missing = [stage for stage in stages if stage not in built]
+        if not missing:
+            continue
+        message = (f"{key}.dropblock_stages={stages}: {', '.join(missing)} not built: "
+                   f"{parent_key}.out_features={list(resnet._out_features)} ends at "
+                   f"{resnet.stage_names[-1]!r} (detectron2's ResNet drops the stages after its last "
+                   "out_feature), so DropBlock there would regularize nothing; list only built stages "
+                   f"(e.g. {[s for s in stages if s in built] or [resnet.stage_names[-1]]}, with one "
+                   "stage_drop_scales entry each)")
+        if hasattr(getattr(model, "roi_heads", None), "res5"):
+            message += ("; in a C4 R-CNN res5 is the ROI head's (model.roi_heads.res5): for DropBlock there "
+                        "set model.roi_heads.res5.block_class=DropBlockBottleneckBlock, "
+                        "model.roi_heads.res5.dropblock=\"${dropblock}\" and "
+                        "model.roi_heads.res5.dropblock_positions=[...]")
+        raise ValueError(message)
+
+
+# (the ROI heads' flag, the DatasetMapper argument that loads the annotations, the annotation
+# field, the head's config key, what the head trains on)
+_RCNN_HEAD_DATA = (("mask_on", "use_instance_mask", "segmentation", "mask_head", "instance masks"),
+                   ("keypoint_on", "use_keypoint", "keypoints", "keypoint_head", "keypoints"))
+
+
+def _rcnn_heads_needing_data(model: torch.nn.Module) -> List[Tuple[str, str, str, str]]:
+    """(mapper argument, annotation field, head key, what) of every R-CNN ROI head of
+    `model` that trains on more than boxes (Mask / Keypoint R-CNN)."""
+    roi_heads = getattr(unwrap_model(model), "roi_heads", None)
+    return [(argument, field, f"model.roi_heads.{head}", what)
+            for flag, argument, field, head, what in _RCNN_HEAD_DATA if getattr(roi_heads, flag, False)]
+
+
+def check_lazy_rcnn_mapper(cfg: DictConfig, model: torch.nn.Module) -> None:
+    """A Mask (Keypoint) R-CNN whose `dataloader.train.mapper` (a detectron2 DatasetMapper)
+    does not load the masks (keypoints): detectron2 fails at the first step with
+    "Cannot find field 'gt_masks' in the given Instances!", naming no key. The yacs
+    configs set the mapper's flag from MODEL.MASK_ON; a LazyConfig states it by hand
+    (detectron2's configs/common/data/coco.py does, dropblock-det's RetinaNet
+    coco_detection.py does not). ValueError naming the key."""
+    from detectron2.data import DatasetMapper
+    from detectron2.utils.registry import locate
+
+    key = "dataloader.train.mapper"
+    mapper = OmegaConf.select(cfg, key, default=None)
+    if not isinstance(mapper, DictConfig) or "_target_" not in mapper:
+        return
+    target = mapper._target_
+    if isinstance(target, str):
+        try:
+            target = locate(target)
+        except Exception:  # noqa: BLE001 - instantiating it names the problem
+            return
+    if not (isinstance(target, type) and issubclass(target, DatasetMapper)):
+        return
+    for argument, _, head, what in _rcnn_heads_needing_data(model):
+        if not mapper.get(argument, False):
+            raise ValueError(
+                f"{key}.{argument}={mapper.get(argument, False)!r}, but the model's {head} trains on "
+                f"{what}, which the mapper then does not load (detectron2 fails at the first step: "
+                f"\"Cannot find field ... in the given Instances!\"): set {key}.{argument}=True, "
+                "as detectron2's configs/common/data/coco.py does, or build the model without the head")
+
+
+def check_lazy_rcnn_training_data(dataset: Any, model: torch.nn.Module, names: Sequence[str]) -> None:
+    """The training items (dicts, as `get_detection_dataset_dicts` gives) against what the
+    model's R-CNN heads train on: ValueError naming the head's key, the dataset and the
+    first image whose (non-crowd) annotations lack the masks / keypoints. detectron2 maps
+    such an item without them and fails inside the loss ("Cannot find field 'gt_masks' in
+    the given Instances!"), naming neither."""
+    needed = _rcnn_heads_needing_data(model)
+    if not needed or not isinstance(dataset, list):
+        return
+    for item in dataset:
+        for annotation in item.get("annotations", ()):
+            if annotation.get("iscrowd", 0):
+                continue
+            for _, field, head, what in needed:
+                if field not in annotation:
+                    raise ValueError(
+                        f"{head} trains on {what}, but the annotations of "
+                        f"{item.get('file_name', 'a dataset item')} in dataloader.train.dataset.names="
+                        f"{list(names)} have no {field!r}: give the training loader a dataset with "
+                        f"{what}, or build the model without the head")
 
 
 def _building(key: str, build):
@@ -385,6 +524,26 @@ def _build_loader(cfg: DictConfig, split: str) -> Any:
         return instantiate(cfg.dataloader[split])
 
 
+def build_lazy_train_loader(cfg: DictConfig, model: torch.nn.Module) -> Any:
+    """instantiate(dataloader.train) (errors naming the dataset files); for a model with an
+    R-CNN mask or keypoint head, its dataset is built first and checked to have what the
+    head trains on (:func:`check_lazy_rcnn_training_data`), before the first step."""
+    node = cfg.dataloader.train
+    if not _rcnn_heads_needing_data(model) or not isinstance(node.get("dataset"), DictConfig):
+        return _build_loader(cfg, "train")
+    from detectron2.utils.registry import locate
+
+    names = [name for k, name in lazy_dataset_names(cfg) if k == _DATASET_NODES["dataloader.train"]]
+    with naming_dataset_files(names):
+        dataset = instantiate(node.dataset)
+    check_lazy_rcnn_training_data(dataset, model, names)
+    with naming_dataset_files(names):
+        # The rest of the node as detectron2's instantiate builds it, with that dataset.
+        kwargs = {k: instantiate(v) for k, v in node.items() if k != "dataset"}
+        target = kwargs.pop("_target_")
+        return (locate(target) if isinstance(target, str) else target)(dataset=dataset, **kwargs)
+
+
 def do_test(cfg: DictConfig, model: torch.nn.Module) -> Optional[Dict[str, Any]]:
     """Evaluate `model` on dataloader.test with dataloader.evaluator (None without one)."""
     if "evaluator" not in cfg.dataloader:
@@ -420,7 +579,7 @@ def do_train(cfg: DictConfig, resume_from: str = "") -> Optional[Dict[str, Any]]
     schedule = lazy_schedule_hook(cfg, model)
     cfg.optimizer.params.model = model
     optimizer = instantiate(cfg.optimizer)
-    train_loader = _build_loader(cfg, "train")
+    train_loader = build_lazy_train_loader(cfg, model)
 
     model = create_ddp_model(model, **cfg.train.get("ddp", {}))
     trainer = (AMPTrainer if cfg.train.amp.enabled else SimpleTrainer)(model, train_loader, optimizer)

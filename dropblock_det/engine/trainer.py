@@ -162,8 +162,8 @@ def build_evaluator(cfg: CfgNode, dataset_name: str,
 def dataset_evaluator(dataset_name: str, output_dir: Optional[str] = None) -> DatasetEvaluator:
     """The evaluator for ``dataset_name``, chosen by its metadata ``evaluator_type``:
     "coco" -> COCOEvaluator (the tasks the predictions have, as detectron2's own train_net:
-    bbox, and segm / keypoints for Mask / Keypoint R-CNN; fast implementation only with
-    compiled operators),
+    bbox, and segm / keypoints for Mask / Keypoint R-CNN, where the dataset's annotations
+    have them; fast implementation only with compiled operators),
     "pascal_voc" -> PascalVOCDetectionEvaluator, "sem_seg" -> SemSegEvaluator; predictions
     are written into ``output_dir`` (None: not written). Raises ValueError naming the
     dataset and type otherwise. A LazyConfig's ``dataloader.evaluator =
@@ -171,13 +171,34 @@ def dataset_evaluator(dataset_name: str, output_dir: Optional[str] = None) -> Da
     evaluator_type = _evaluator_type(dataset_name)
     if evaluator_type == "coco":
         # tasks=None: inferred from the predictions, so a Mask R-CNN gets its segm AP.
-        return COCOEvaluator(dataset_name, tasks=None, distributed=True,
-                             output_dir=output_dir, use_fast_impl=has_compiled_ops())
+        return _GroundTruthCOCOEvaluator(dataset_name, tasks=None, distributed=True,
+                                         output_dir=output_dir, use_fast_impl=has_compiled_ops())
     if evaluator_type == "pascal_voc":
         return PascalVOCDetectionEvaluator(dataset_name)
     if evaluator_type == "sem_seg":
         return SemSegEvaluator(dataset_name, distributed=True, output_dir=output_dir)
     raise _no_evaluator(dataset_name, evaluator_type)
+
+
+class _GroundTruthCOCOEvaluator(COCOEvaluator):
+    """COCOEvaluator whose tasks, inferred from the predictions, leave out those the
+    dataset's annotations cannot score: a Mask R-CNN evaluated on a set with boxes only
+    (the synthetic one) gets its box AP and a warning, where pycocotools raised
+    "KeyError: 'segmentation'" after the whole inference (after the whole training)."""
+
+    _GROUND_TRUTH_FIELDS = {"segm": "segmentation", "keypoints": "keypoints"}
+
+    def _tasks_from_predictions(self, predictions):
+        tasks = super()._tasks_from_predictions(predictions)
+        annotations = self._coco_api.dataset.get("annotations", [])
+        unscored = [task for task in tasks if task in self._GROUND_TRUTH_FIELDS
+                    and any(self._GROUND_TRUTH_FIELDS[task] not in a for a in annotations)]
+        if unscored:
+            self._logger.warning(
+                f"{self._metadata.name}: the model predicts {', '.join(unscored)}, but the dataset's "
+                f"annotations have no {', '.join(repr(self._GROUND_TRUTH_FIELDS[t]) for t in unscored)}: "
+                "not evaluated")
+        return [task for task in tasks if task not in unscored]
 
 
 EVALUATOR_TYPES = ("coco", "pascal_voc", "sem_seg")
@@ -494,12 +515,16 @@ PREVIOUS_RUNS = "previous_runs"
 # What a run writes into OUTPUT_DIR (detectron2's default_setup, trainer, checkpointer,
 # event writers and evaluators; tools/main_job.py's plot and summary). Only these move: an
 # OUTPUT_DIR may be a folder that holds other things too (".", a project folder).
-RUN_FILES = ("config.yaml", "log.txt", "log.txt.rank*", "last_checkpoint", "model_*.pth",
-             "metrics.json", "events.out.tfevents.*", "inference", "main_job.png",
+# config.yaml.pkl: detectron2's LazyConfig.save writes the config there too (cloudpickle)
+# when its config.yaml cannot be loaded back (a lambda or other object in the config, as
+# in detectron2's new_baselines configs): then the run's only loadable config.
+RUN_FILES = ("config.yaml", "config.yaml.pkl", "log.txt", "log.txt.rank*", "last_checkpoint",
+             "model_*.pth", "metrics.json", "events.out.tfevents.*", "inference", "main_job.png",
              "main_job_summary.json")
-# What an evaluation (train_net --eval-only) overwrites: default_setup's config.yaml and the
-# evaluators' predictions. It appends to log.txt and leaves the checkpoints alone.
-EVAL_FILES = ("config.yaml", "inference")
+# What an evaluation (train_net --eval-only) overwrites: default_setup's config.yaml (and a
+# LazyConfig's config.yaml.pkl) and the evaluators' predictions. It appends to log.txt and
+# leaves the checkpoints alone.
+EVAL_FILES = ("config.yaml", "config.yaml.pkl", "inference")
 
 
 # Folders this process holds the lock of (path -> open descriptor), for its whole life.

@@ -10,7 +10,7 @@ from conftest import rcnn_cfg
 
 
 # ----------------------------------------------------------------------------- evaluation
-def _coco_with_masks(tmp_path, name):
+def _coco_with_masks(tmp_path, name, with_masks: bool = True):
     from detectron2.data import DatasetCatalog, MetadataCatalog
     from detectron2.data.datasets import register_coco_instances
 
@@ -18,7 +18,7 @@ def _coco_with_masks(tmp_path, name):
     coco = {
         "images": [{"id": 1, "file_name": "a.jpg", "height": 32, "width": 32}],
         "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [4, 4, 16, 16],
-                         "area": 256.0, "iscrowd": 0, "segmentation": [polygon]}],
+                         "area": 256.0, "iscrowd": 0, **({"segmentation": [polygon]} if with_masks else {})}],
         "categories": [{"id": 1, "name": "square"}],
     }
     json_file = tmp_path / "instances.json"
@@ -170,3 +170,178 @@ def test_robustness_config_of_a_c4_baseline_places_dropblock_in_the_stages_the_m
     assert list(robust.MODEL.DROPBLOCK.RESNET.STAGES) == stages
     validate_dropblock_config(robust)
     check_model_config(robust)
+
+
+# ----------------------------------------------------------------------------- LazyConfig
+def lazy_rcnn_cfg(c4: bool = False, mask: bool = False, use_instance_mask: bool = False, mapper=None):
+    """A tiny R18 Faster / Mask R-CNN LazyConfig as a user writes one from detectron2's
+    configs/common/models/mask_rcnn_{fpn,c4}.py: the ResNet stages from
+    make_dropblock_resnet_stages (default dropblock_stages: res4, res5), FPN -> DropBlockFPN,
+    the synthetic training set with detectron2's DatasetMapper (or `mapper`)."""
+    from detectron2.config import LazyCall as L
+    from detectron2.data import DatasetMapper, build_detection_train_loader, get_detection_dataset_dicts
+    from detectron2.layers import ShapeSpec
+    from detectron2.modeling import GeneralizedRCNN
+    from detectron2.modeling.anchor_generator import DefaultAnchorGenerator
+    from detectron2.modeling.backbone import BasicStem, ResNet
+    from detectron2.modeling.backbone.resnet import BasicBlock
+    from detectron2.modeling.backbone.fpn import LastLevelMaxPool
+    from detectron2.modeling.box_regression import Box2BoxTransform
+    from detectron2.modeling.matcher import Matcher
+    from detectron2.modeling.poolers import ROIPooler
+    from detectron2.modeling.proposal_generator import RPN, StandardRPNHead
+    from detectron2.modeling.roi_heads import (
+        FastRCNNConvFCHead,
+        FastRCNNOutputLayers,
+        MaskRCNNConvUpsampleHead,
+        Res5ROIHeads,
+        StandardROIHeads,
+    )
+    from omegaconf import OmegaConf
+
+    from dropblock_det.layers import build_regularizer
+    from dropblock_det.modeling import DropBlockFPN, make_dropblock_resnet_stages
+
+    resnet = L(ResNet)(
+        stem=L(BasicStem)(in_channels=3, out_channels=64, norm="BN"),
+        stages=L(make_dropblock_resnet_stages)(depth=18, norm="BN", dropblock="${dropblock}"),
+        out_features=["res4"] if c4 else ["res2", "res3", "res4", "res5"],
+    )
+    features = ["res4"] if c4 else ["p2", "p3", "p4", "p5"]
+    box2box = L(Box2BoxTransform)(weights=(10, 10, 5, 5))
+    if c4:
+        roi_heads = L(Res5ROIHeads)(
+            in_features=features,
+            pooler=L(ROIPooler)(output_size=14, scales=(1.0 / 16,), sampling_ratio=0, pooler_type="ROIAlignV2"),
+            res5=L(ResNet.make_stage)(block_class=BasicBlock, num_blocks=1, stride_per_block=[2],
+                                      in_channels=256, out_channels=512),
+            box_predictor=L(FastRCNNOutputLayers)(input_shape=L(ShapeSpec)(channels=512, height=1, width=1),
+                                                  box2box_transform=box2box, num_classes=3),
+        )
+        if mask:
+            roi_heads.mask_head = L(MaskRCNNConvUpsampleHead)(
+                input_shape=L(ShapeSpec)(channels=512, width=7, height=7), num_classes=3, conv_dims=[16])
+    else:
+        scales = (1.0 / 4, 1.0 / 8, 1.0 / 16, 1.0 / 32)
+        roi_heads = L(StandardROIHeads)(
+            box_in_features=features,
+            box_pooler=L(ROIPooler)(output_size=7, scales=scales, sampling_ratio=0, pooler_type="ROIAlignV2"),
+            box_head=L(FastRCNNConvFCHead)(input_shape=L(ShapeSpec)(channels=32, height=7, width=7),
+                                           conv_dims=[], fc_dims=[32]),
+            box_predictor=L(FastRCNNOutputLayers)(input_shape=L(ShapeSpec)(channels=32),
+                                                  box2box_transform=box2box, num_classes=3),
+        )
+        if mask:
+            roi_heads.mask_in_features = features
+            roi_heads.mask_pooler = L(ROIPooler)(output_size=14, scales=scales, sampling_ratio=0,
+                                                 pooler_type="ROIAlignV2")
+            roi_heads.mask_head = L(MaskRCNNConvUpsampleHead)(
+                input_shape=L(ShapeSpec)(channels=32, width=14, height=14), num_classes=3, conv_dims=[16])
+    roi_heads.update(num_classes=3, batch_size_per_image=16, positive_fraction=0.25,
+                     proposal_matcher=L(Matcher)(thresholds=[0.5], labels=[0, 1], allow_low_quality_matches=False))
+    cfg = OmegaConf.create()
+    cfg.dropblock = L(build_regularizer)(type="DropBlock", keep_prob=0.9, block_size=3)
+    cfg.model = L(GeneralizedRCNN)(
+        backbone=resnet if c4 else L(DropBlockFPN)(
+            bottom_up=resnet, in_features=["res2", "res3", "res4", "res5"], out_channels=32,
+            top_block=L(LastLevelMaxPool)(), dropblock="${dropblock}", dropblock_positions=["output"]),
+        proposal_generator=L(RPN)(
+            in_features=features if c4 else ["p2", "p3", "p4", "p5", "p6"],
+            head=L(StandardRPNHead)(in_channels=256 if c4 else 32, num_anchors=3),
+            anchor_generator=L(DefaultAnchorGenerator)(
+                sizes=[[32, 64, 128]] if c4 else [[32], [64], [128], [256], [512]],
+                aspect_ratios=[1.0] if c4 else [0.5, 1.0, 2.0],
+                strides=[16] if c4 else [4, 8, 16, 32, 64], offset=0.0),
+            anchor_matcher=L(Matcher)(thresholds=[0.3, 0.7], labels=[0, -1, 1], allow_low_quality_matches=True),
+            box2box_transform=L(Box2BoxTransform)(weights=[1.0, 1.0, 1.0, 1.0]),
+            batch_size_per_image=32, positive_fraction=0.5, pre_nms_topk=(200, 100), post_nms_topk=(50, 50),
+            nms_thresh=0.7),
+        roi_heads=roi_heads,
+        pixel_mean=[103.530, 116.280, 123.675], pixel_std=[1.0, 1.0, 1.0], input_format="BGR",
+    )
+    cfg.dataloader = OmegaConf.create()
+    cfg.dataloader.train = L(build_detection_train_loader)(
+        dataset=L(get_detection_dataset_dicts)(names="synthetic_det_train"),
+        mapper=L(mapper or DatasetMapper)(is_train=True, augmentations=[], image_format="BGR",
+                                          use_instance_mask=use_instance_mask),
+        total_batch_size=2, num_workers=0)
+    cfg.train = dict(device="cpu")
+    return cfg
+
+
+def _lazy_check(cfg):
+    from dropblock_det.engine.lazy import check_lazy_model, lazy_meta_model
+
+    model = lazy_meta_model(cfg)
+    check_lazy_model(cfg, model, train=True)
+    return model
+
+
+def test_lazy_dropblock_in_a_resnet_stage_the_backbone_drops_is_refused_naming_the_key():
+    # A C4 backbone (out_features res4, as detectron2's mask_rcnn_c4.py) drops res5: with
+    # make_dropblock_resnet_stages' default stages (res4, res5) the run trained without
+    # DropBlock in res5, accepted by every check.
+    from dropblock_det.layers import iter_regularizers
+
+    with pytest.raises(ValueError, match=r"^model\.backbone\.stages\.dropblock_stages=\['res4', 'res5'\]: res5 not "
+                                         r"built: model\.backbone\.out_features=\['res4'\].*model\.roi_heads\.res5"):
+        _lazy_check(lazy_rcnn_cfg(c4=True))
+    cfg = lazy_rcnn_cfg()
+    cfg.model.backbone.bottom_up.out_features = ["res2", "res3", "res4"]
+    cfg.model.backbone.in_features = ["res2", "res3", "res4"]
+    with pytest.raises(ValueError, match=r"^model\.backbone\.bottom_up\.stages\.dropblock_stages=.*res5 not built"):
+        _lazy_check(cfg)
+    # Accepted: the stages that are built (C4 res4), and an FPN's res4 + res5.
+    cfg = lazy_rcnn_cfg(c4=True)
+    cfg.model.backbone.stages.dropblock_stages = ["res4"]
+    assert {name.split(".")[1] for name, _ in iter_regularizers(_lazy_check(cfg))} == {"res4"}
+    names = [name for name, _ in iter_regularizers(_lazy_check(lazy_rcnn_cfg()))]
+    assert {name.split(".")[2] for name in names if ".bottom_up." in name} == {"res4", "res5"}
+
+
+@pytest.mark.parametrize("mapper", ["detectron2", "dropblock_det"])
+def test_a_lazy_mask_rcnn_whose_mapper_loads_no_masks_is_refused_naming_the_key(mapper):
+    # Else the first step fails: "Cannot find field 'gt_masks' in the given Instances!", even
+    # on a dataset with masks (dropblock-det's coco_detection.py loader leaves the flag off).
+    from dropblock_det.data.file_errors import DatasetMapperNamingFiles
+
+    mapper = DatasetMapperNamingFiles if mapper == "dropblock_det" else None
+    for c4 in (False, True):
+        cfg = lazy_rcnn_cfg(c4=c4, mask=True, mapper=mapper)
+        cfg.model.backbone.get("bottom_up", cfg.model.backbone).stages.dropblock_stages = ["res4"]
+        with pytest.raises(ValueError, match=r"^dataloader\.train\.mapper\.use_instance_mask=False, but the "
+                                             r"model's model\.roi_heads\.mask_head trains on instance masks"):
+            _lazy_check(cfg)
+        cfg.dataloader.train.mapper.use_instance_mask = True
+        _lazy_check(cfg)
+    _lazy_check(lazy_rcnn_cfg(mapper=mapper))  # a Faster R-CNN needs no masks
+
+
+def test_a_lazy_mask_rcnn_on_a_box_only_training_set_names_the_head_and_the_dataset(tmp_path):
+    # detectron2's DatasetMapper maps the items without masks and the loss fails: "Cannot
+    # find field 'gt_masks' in the given Instances!", naming neither.
+    from conftest import tiny_synthetic_datasets
+
+    from dropblock_det.engine.lazy import build_lazy_train_loader, lazy_meta_model
+
+    with tiny_synthetic_datasets(tmp_path):
+        cfg = lazy_rcnn_cfg(mask=True, use_instance_mask=True)
+        with pytest.raises(ValueError, match=r"^model\.roi_heads\.mask_head trains on instance masks, but the "
+                                             r"annotations of .*000000\.jpg in dataloader\.train\.dataset\.names="
+                                             r"\['synthetic_det_train'\] have no 'segmentation'"):
+            build_lazy_train_loader(cfg, lazy_meta_model(cfg))
+        cfg = lazy_rcnn_cfg()
+        batch = next(iter(build_lazy_train_loader(cfg, lazy_meta_model(cfg))))
+        assert len(batch) == 2 and batch[0]["instances"].has("gt_boxes")
+
+
+def test_the_coco_evaluator_scores_a_mask_rcnn_on_a_box_only_set_by_its_boxes(tmp_path):
+    # pycocotools raised KeyError: 'segmentation' after the whole inference (after training).
+    from dropblock_det.engine.trainer import dataset_evaluator
+
+    polygon = _coco_with_masks(tmp_path, "dropblock_test_coco_boxes_only", with_masks=False)
+    evaluator = dataset_evaluator("dropblock_test_coco_boxes_only", None)
+    evaluator.reset()
+    evaluator.process(*_predictions(polygon, with_masks=True))
+    results = evaluator.evaluate()
+    assert sorted(results) == ["bbox"] and results["bbox"]["AP"] == pytest.approx(100.0)

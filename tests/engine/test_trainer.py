@@ -248,6 +248,19 @@ def test_only_a_runs_own_files_are_moved_from_a_shared_output_dir(tmp_path):
     assert all((Path(target) / name).read_text() == name for name in run)
 
 
+def test_a_lazy_runs_pickled_config_is_moved_aside_with_its_config_yaml(tmp_path):
+    # detectron2's LazyConfig.save writes config.yaml.pkl (the only loadable copy) when the
+    # config holds a lambda (its new_baselines configs); the next run overwrote it.
+    from dropblock_det.engine.trainer import EVAL_FILES, archive_previous_run
+
+    for patterns in (None, EVAL_FILES):
+        for name in ("config.yaml", "config.yaml.pkl"):
+            (tmp_path / name).write_text(name)
+        target = Path(archive_previous_run(str(tmp_path), (), *([patterns] if patterns else [])))
+        assert sorted(p.name for p in target.iterdir()) == ["config.yaml", "config.yaml.pkl"]
+        assert not (tmp_path / "config.yaml.pkl").exists()
+
+
 def test_a_file_the_new_run_reads_is_copied_not_moved(tmp_path):
     from dropblock_det.engine.trainer import archive_previous_run
 
