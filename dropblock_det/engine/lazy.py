@@ -255,23 +255,18 @@ def check_lazy_head_inputs(cfg: DictConfig, model: torch.nn.Module, train: bool 
 def _is_target(node: Any, name: str) -> bool:
     """Whether the config node builds `name` (its _target_ the object, or its dotted path
     as a saved config.yaml has it)."""
-    target = node.get("_target_") if isinstance(node, DictConfig) else None
-    if isinstance(target, str):
-        return target.rsplit(".", 1)[-1] == name
-    return getattr(target, "__name__", None) == name
+    return isinstance(node, DictConfig) and "_target_" in node and _target_name(node).rsplit(".", 1)[-1] == name
 
 
 def _nodes_building(node: Any, key: str, name: str) -> Iterator[Tuple[str, DictConfig]]:
     """(dotted key, node) of every node at or under `node` (at `key`) that builds `name`;
     interpolations (`"${dropblock}"`) are not followed: they are copies of another key."""
-    if isinstance(node, DictConfig) and _is_target(node, name):
+    if _is_target(node, name):
         yield key, node
     if isinstance(node, (DictConfig, ListConfig)):
-        for child_key in range(len(node)) if isinstance(node, ListConfig) else list(node.keys()):
-            raw = node._get_node(child_key)
-            if raw is None or raw._is_interpolation() or raw._is_missing():
-                continue
-            yield from _nodes_building(node[child_key], f"{key}.{child_key}", name)
+        for child_key, child, interpolation in _children(node, key):
+            if not interpolation:
+                yield from _nodes_building(child, child_key, name)
 
 
 def check_lazy_resnet_stages(cfg: DictConfig, model: torch.nn.Module) -> None:
@@ -431,28 +426,29 @@ def _target_name(node: Any) -> str:
     return getattr(target, "__qualname__", None) or str(target)
 
 
-def _children(node: Any, key: str) -> Iterator[Tuple[str, Any]]:
-    """(dotted key, child) of a DictConfig's or ListConfig's children in the order detectron2's
-    instantiate builds them; a child that is an interpolation (`"${dropblock}"`) is named
-    with it, since that is the key an override changes."""
-    entries = enumerate(node) if isinstance(node, ListConfig) else ((k, node[k]) for k in node if k != "_target_")
-    for name, child in entries:
+def _children(node: Any, key: str) -> Iterator[Tuple[str, Any, str]]:
+    """(dotted key, child, the interpolation the child is, e.g. `"${dropblock}"`, or "") of a
+    DictConfig's or ListConfig's children, `_target_` and missing values aside, in the order
+    detectron2's instantiate builds them."""
+    names = range(len(node)) if isinstance(node, ListConfig) else [k for k in node.keys() if k != "_target_"]
+    for name in names:
         raw = node._get_node(name)
-        via = f"={raw._value()}" if raw is not None and raw._is_interpolation() else ""
-        yield f"{key}.{name}{via}", child
+        if raw is None or raw._is_missing():
+            continue
+        yield f"{key}.{name}", node[name], (raw._value() if raw._is_interpolation() else "")
 
 
 def _builds_something(node: Any) -> bool:
-    if isinstance(node, DictConfig):
-        return "_target_" in node or any(_builds_something(node[k]) for k in node)
-    return isinstance(node, ListConfig) and any(_builds_something(child) for child in node)
+    if isinstance(node, DictConfig) and "_target_" in node:
+        return True
+    return isinstance(node, (DictConfig, ListConfig)) and any(_builds_something(c) for _, c, _ in _children(node, ""))
 
 
 def _failing_key(node: Any, key: str) -> str:
     """The dotted key of the innermost node under `node` (at `key`) whose instantiation
     raises: detectron2's instantiate builds a node's children first, in order, so the first
     child that fails on its own is where the error came from."""
-    for child_key, child in _children(node, key):
+    for child_key, child, interpolation in _children(node, key):
         if not _builds_something(child):
             continue
         try:
@@ -460,7 +456,8 @@ def _failing_key(node: Any, key: str) -> str:
         except NotImplementedError:
             raise
         except Exception:  # noqa: BLE001 - any error a component raises is looked into
-            return _failing_key(child, child_key)
+            # A copy of another node is named with it: that is the key an override changes.
+            return _failing_key(child, f"{child_key}={interpolation}" if interpolation else child_key)
     return f"{key} ({_target_name(node)})" if isinstance(node, DictConfig) and "_target_" in node else key
 
 
