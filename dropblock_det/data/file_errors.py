@@ -8,12 +8,29 @@ annotation files read when a loader is built) re-raise such errors as `DatasetFi
 with the file in the message; the original exception stays chained as the cause.
 """
 import contextlib
-from typing import Any, Dict, Iterator, List, Sequence
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence
 
 from detectron2.data import DatasetCatalog, DatasetMapper, MetadataCatalog
 from PIL import Image
 
-__all__ = ["DatasetFileError", "DatasetMapperNamingFiles", "naming_dataset_files"]
+__all__ = ["DatasetFileError", "DatasetMapperNamingFiles", "naming_dataset_files", "ANNOTATION_FIELDS",
+           "missing_annotation_field"]
+
+# What a DatasetMapper flag loads for the model: (the annotation field, what the model learns from it).
+ANNOTATION_FIELDS = {"use_instance_mask": ("segmentation", "instance masks"),
+                     "use_keypoint": ("keypoints", "keypoints")}
+
+
+def missing_annotation_field(item: Dict[str, Any], flags: Iterable[str]) -> Optional[str]:
+    """The first of `flags` (keys of ANNOTATION_FIELDS) whose field some non-crowd annotation
+    of the dataset dict `item` lacks; None when they all have it. detectron2 maps such an
+    item without the field and fails inside the loss ("Cannot find field 'gt_masks' in the
+    given Instances!"), naming neither the setting nor the dataset."""
+    annotations = [a for a in item.get("annotations", ()) if not a.get("iscrowd", 0)]
+    for flag in flags:
+        if any(ANNOTATION_FIELDS[flag][0] not in a for a in annotations):
+            return flag
+    return None
 
 # Keys of a detectron2 dataset dict that name a file the mapper reads, in reading order.
 _ITEM_FILE_KEYS = ("file_name", "sem_seg_file_name")
@@ -56,25 +73,22 @@ class DatasetMapperNamingFiles(DatasetMapper):
                 where = "error while mapping the dataset item of " + ", ".join(files)
             raise DatasetFileError(f"{where}: {type(e).__name__}: {e}") from e
 
-    # (the mapper's attribute, its config key, the annotation field, what the model learns from it)
-    _NEEDED_FIELDS = (("use_instance_mask", "MODEL.MASK_ON", "segmentation", "instance masks"),
-                      ("use_keypoint", "MODEL.KEYPOINT_ON", "keypoints", "keypoints"))
+    # The config key that sets each flag of ANNOTATION_FIELDS.
+    _FLAG_KEYS = {"use_instance_mask": "MODEL.MASK_ON", "use_keypoint": "MODEL.KEYPOINT_ON"}
 
     def _check_annotations_for_model(self, dataset_dict: Dict[str, Any]) -> None:
         """ValueError naming the config key and the image when a training item's annotations
         lack what the model trains on (masks for MODEL.MASK_ON, keypoints for
-        MODEL.KEYPOINT_ON). detectron2 maps such an item without the field and fails inside
-        the loss with "Cannot find field 'gt_masks' in the given Instances!", naming
-        neither the key nor the dataset."""
+        MODEL.KEYPOINT_ON; see `missing_annotation_field`)."""
         if not getattr(self, "is_train", False):
             return
-        annotations = [a for a in dataset_dict.get("annotations", ()) if a.get("iscrowd", 0) == 0]
-        for attribute, key, field, what in self._NEEDED_FIELDS:
-            if getattr(self, attribute, False) and any(field not in a for a in annotations):
-                raise ValueError(
-                    f"{key}=True, but the annotations of {dataset_dict.get('file_name', 'a dataset item')} "
-                    f"have no {field!r} ({what}): the model trains on them. Give DATASETS.TRAIN a "
-                    f"dataset with {what}, or set {key} False")
+        flag = missing_annotation_field(dataset_dict, [f for f in self._FLAG_KEYS if getattr(self, f, False)])
+        if flag is not None:
+            (field, what), key = ANNOTATION_FIELDS[flag], self._FLAG_KEYS[flag]
+            raise ValueError(
+                f"{key}=True, but the annotations of {dataset_dict.get('file_name', 'a dataset item')} "
+                f"have no {field!r} ({what}): the model trains on them. Give DATASETS.TRAIN a "
+                f"dataset with {what}, or set {key} False")
 
 
 def _dataset_files(name: str) -> List[str]:

@@ -31,7 +31,7 @@ from detectron2.evaluation import inference_on_dataset, print_csv_format
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ..data.file_errors import naming_dataset_files
+from ..data.file_errors import ANNOTATION_FIELDS, missing_annotation_field, naming_dataset_files
 from ..layers import DropBlock2d, iter_regularizers, triton_unavailable_reason
 from .hooks import DropBlockScheduleHook, unwrap_model
 from .trainer import (
@@ -309,18 +309,17 @@ def check_lazy_resnet_stages(cfg: DictConfig, model: torch.nn.Module) -> None:
         raise ValueError(message)
 
 
-# (the ROI heads' flag, the DatasetMapper argument that loads the annotations, the annotation
-# field, the head's config key, what the head trains on)
-_RCNN_HEAD_DATA = (("mask_on", "use_instance_mask", "segmentation", "mask_head", "instance masks"),
-                   ("keypoint_on", "use_keypoint", "keypoints", "keypoint_head", "keypoints"))
+# (the ROI heads' flag, the DatasetMapper argument that loads the head's annotations (a key
+# of ANNOTATION_FIELDS), the head)
+_RCNN_HEAD_DATA = (("mask_on", "use_instance_mask", "mask_head"), ("keypoint_on", "use_keypoint", "keypoint_head"))
 
 
-def _rcnn_heads_needing_data(model: torch.nn.Module) -> List[Tuple[str, str, str, str]]:
-    """(mapper argument, annotation field, head key, what) of every R-CNN ROI head of
-    `model` that trains on more than boxes (Mask / Keypoint R-CNN)."""
+def _rcnn_heads_needing_data(model: torch.nn.Module) -> Dict[str, str]:
+    """{mapper argument: head key} of every R-CNN ROI head of `model` that trains on more
+    than boxes (Mask / Keypoint R-CNN)."""
     roi_heads = getattr(unwrap_model(model), "roi_heads", None)
-    return [(argument, field, f"model.roi_heads.{head}", what)
-            for flag, argument, field, head, what in _RCNN_HEAD_DATA if getattr(roi_heads, flag, False)]
+    return {argument: f"model.roi_heads.{head}"
+            for flag, argument, head in _RCNN_HEAD_DATA if getattr(roi_heads, flag, False)}
 
 
 def check_lazy_rcnn_mapper(cfg: DictConfig, model: torch.nn.Module) -> None:
@@ -345,7 +344,8 @@ def check_lazy_rcnn_mapper(cfg: DictConfig, model: torch.nn.Module) -> None:
             return
     if not (isinstance(target, type) and issubclass(target, DatasetMapper)):
         return
-    for argument, _, head, what in _rcnn_heads_needing_data(model):
+    for argument, head in _rcnn_heads_needing_data(model).items():
+        what = ANNOTATION_FIELDS[argument][1]
         if not mapper.get(argument, False):
             raise ValueError(
                 f"{key}.{argument}={mapper.get(argument, False)!r}, but the model's {head} trains on "
@@ -357,23 +357,20 @@ def check_lazy_rcnn_mapper(cfg: DictConfig, model: torch.nn.Module) -> None:
 def check_lazy_rcnn_training_data(dataset: Any, model: torch.nn.Module, names: Sequence[str]) -> None:
     """The training items (dicts, as `get_detection_dataset_dicts` gives) against what the
     model's R-CNN heads train on: ValueError naming the head's key, the dataset and the
-    first image whose (non-crowd) annotations lack the masks / keypoints. detectron2 maps
-    such an item without them and fails inside the loss ("Cannot find field 'gt_masks' in
-    the given Instances!"), naming neither."""
+    first image whose (non-crowd) annotations lack the masks / keypoints
+    (`missing_annotation_field`)."""
     needed = _rcnn_heads_needing_data(model)
     if not needed or not isinstance(dataset, list):
         return
     for item in dataset:
-        for annotation in item.get("annotations", ()):
-            if annotation.get("iscrowd", 0):
-                continue
-            for _, field, head, what in needed:
-                if field not in annotation:
-                    raise ValueError(
-                        f"{head} trains on {what}, but the annotations of "
-                        f"{item.get('file_name', 'a dataset item')} in dataloader.train.dataset.names="
-                        f"{list(names)} have no {field!r}: give the training loader a dataset with "
-                        f"{what}, or build the model without the head")
+        flag = missing_annotation_field(item, needed)
+        if flag is not None:
+            field, what = ANNOTATION_FIELDS[flag]
+            raise ValueError(
+                f"{needed[flag]} trains on {what}, but the annotations of "
+                f"{item.get('file_name', 'a dataset item')} in dataloader.train.dataset.names="
+                f"{list(names)} have no {field!r}: give the training loader a dataset with "
+                f"{what}, or build the model without the head")
 
 
 def _building(key: str, build):
