@@ -16,18 +16,22 @@ TorchScript: the dropblock-det modules trace and `torch.export` in eval mode but
 script; the stock RetinaNet scripts (detectron2's `scripting_with_instances`), the stock
 segmentation heads (`SemSegFPNHead`, `DeepLabV3PlusHead`) only trace.
 
-`tools/export_stock_config.py` writes this config as a YAML file, checked against the
+`lazy_stock_config(cfg)` is the same for a LazyConfig: the model, test loader and evaluator
+nodes with detectron2's own targets, which `LazyConfig.load` + `instantiate` build without
+dropblock-det.
+
+`tools/export_stock_config.py` writes either config as a YAML file, checked against the
 dropblock-det model and a checkpoint.
 """
 import contextlib
-from typing import Dict, Optional, Set
+from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
 import torch
 from detectron2.config import CfgNode, get_cfg
 from detectron2.layers import ShapeSpec
 
 __all__ = ["STOCK_COMPONENTS", "stock_config", "needs_deeplab_project", "empty_stock_config",
-           "dropblock_component_advice"]
+           "dropblock_component_advice", "lazy_stock_config", "lazy_plugin_nodes", "LAZY_EVAL_NODES"]
 
 # Config key -> {dropblock-det component: the stock detectron2 component with the same
 # parameters, names and inference outputs}.
@@ -193,3 +197,262 @@ def stock_config(cfg: CfgNode) -> CfgNode:
         raise ValueError(f"MODEL.RETINANET.NORM={norm!r}: RetinaNetHead cannot build it "
                          f"({type(error).__name__}: {error})")
     return stock
+
+
+# --- LazyConfig (Python configs) --------------------------------------------------------
+
+# The arguments a dropblock-det component takes beyond its stock counterpart's: they only
+# place regularizers, so the stock component is built without them.
+_REGULARIZER_ARGUMENTS = ("dropblock", "dropblock_positions", "dropblock_towers", "drop_path_keep_prob")
+
+
+def _lazy_stock_targets() -> Dict[Any, Any]:
+    """dropblock-det LazyConfig target -> its stock detectron2 counterpart (same arguments
+    but `_REGULARIZER_ARGUMENTS`, same parameters, the same outputs in eval mode)."""
+    from detectron2.data import DatasetMapper
+    from detectron2.modeling.backbone.fpn import FPN, LastLevelP6P7
+    from detectron2.modeling.backbone.resnet import BasicBlock, BottleneckBlock
+    from detectron2.modeling.meta_arch.retinanet import RetinaNet, RetinaNetHead
+    from detectron2.modeling.meta_arch.semantic_seg import SemSegFPNHead
+    from detectron2.modeling.roi_heads import Res5ROIHeads
+    from detectron2.projects.deeplab import DeepLabV3PlusHead
+
+    from .data.file_errors import DatasetMapperNamingFiles
+    from .modeling import (
+        DropBlockBasicBlock,
+        DropBlockBottleneckBlock,
+        DropBlockDeepLabV3PlusHead,
+        DropBlockFCNHead,
+        DropBlockFPN,
+        DropBlockLastLevelP6P7,
+        DropBlockRes5ROIHeads,
+        DropBlockRetinaNet,
+        DropBlockRetinaNetHead,
+    )
+
+    return {
+        DropBlockRetinaNet: RetinaNet,
+        DropBlockRetinaNetHead: RetinaNetHead,
+        DropBlockFPN: FPN,
+        DropBlockLastLevelP6P7: LastLevelP6P7,
+        DropBlockBasicBlock: BasicBlock,
+        DropBlockBottleneckBlock: BottleneckBlock,
+        DropBlockRes5ROIHeads: Res5ROIHeads,
+        DropBlockDeepLabV3PlusHead: DeepLabV3PlusHead,
+        DropBlockFCNHead: SemSegFPNHead,
+        DatasetMapperNamingFiles: DatasetMapper,  # its errors name the file; same outputs
+    }
+
+
+def _target(node: Any) -> Any:
+    """The callable a LazyConfig node builds (a config read from YAML names it by string),
+    None for a node that builds nothing."""
+    from detectron2.utils.registry import locate
+    from omegaconf import DictConfig
+
+    if not isinstance(node, DictConfig) or "_target_" not in node:
+        return None
+    target = node._target_
+    if isinstance(target, str):
+        try:
+            return locate(target)
+        except Exception:  # noqa: BLE001 - a target that does not import is not ours either
+            return target
+    return target
+
+
+def _target_path(target: Any) -> str:
+    if isinstance(target, str):
+        return target
+    return f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
+
+
+def _is_plugin_target(target: Any) -> bool:
+    return _target_path(target).startswith("dropblock_det.")
+
+
+def _lazy_nodes(node: Any, key: str) -> Iterator[Tuple[str, Any, Any]]:
+    """(dotted key, parent, name in parent) of every node under `node`, children first, so
+    replacing a node does not change what is visited after it."""
+    from omegaconf import DictConfig, ListConfig
+
+    if isinstance(node, (DictConfig, ListConfig)):
+        names = range(len(node)) if isinstance(node, ListConfig) else list(node.keys())
+        for name in names:
+            child = node[name]
+            yield from _lazy_nodes(child, f"{key}.{name}")
+            yield f"{key}.{name}", node, name
+
+
+def _stock_resnet_stages(node: Any) -> Any:
+    """The stages `L(make_dropblock_resnet_stages)(...)` builds, as stock detectron2 writes
+    them: one `L(ResNet.make_stage)(block_class=BottleneckBlock, ...)` per stage."""
+    from detectron2.config import LazyCall
+    from detectron2.modeling.backbone.resnet import ResNet
+    from omegaconf import ListConfig, OmegaConf
+
+    from .modeling.resnet import stock_resnet_stage_arguments
+
+    arguments = {k: v for k, v in node.items() if k != "_target_" and k not in (
+        "dropblock", "dropblock_stages", "dropblock_positions", "stage_drop_scales", "drop_path_rate")}
+    arguments = {k: OmegaConf.to_object(v) if OmegaConf.is_config(v) else v for k, v in arguments.items()}
+    stages = [LazyCall(ResNet.make_stage)(**stage) for stage in stock_resnet_stage_arguments(**arguments).values()]
+    return ListConfig(stages, flags={"allow_objects": True})
+
+
+def _as_dict_node(mapping: Any) -> Any:
+    """A mapping argument such as a head's `input_shape={"res2": L(ShapeSpec)(...)}`, as a
+    node that instantiate builds into a dict: it does not enter a mapping without a
+    _target_, and the stock heads take a dict of ShapeSpecs (DropBlockDeepLabV3PlusHead
+    builds the nodes itself)."""
+    from omegaconf import DictConfig
+
+    if isinstance(mapping, DictConfig) and "_target_" not in mapping:
+        # by name: OmegaConf takes the type `dict` for a structured-config class
+        return DictConfig({"_target_": "builtins.dict", **{k: mapping[k] for k in mapping.keys()}},
+                          flags={"allow_objects": True})
+    return mapping
+
+
+# The top-level LazyConfig nodes that detectron2's LazyConfig tools build to evaluate and
+# export a model (tools/lazyconfig_train_net.py --eval-only): the stock config must build
+# them without dropblock-det.
+LAZY_EVAL_NODES = ("model", "dataloader.test", "dataloader.evaluator")
+
+
+def lazy_stock_config(cfg: Any) -> Any:
+    """The LazyConfig of the stock detectron2 model that the dropblock-det model of the
+    LazyConfig `cfg` is at inference (the counterpart of :func:`stock_config`): a copy with
+    the interpolations resolved, every dropblock-det component replaced by its stock
+    counterpart without the arguments that place regularizers (`make_dropblock_resnet_stages`
+    by one `ResNet.make_stage` per stage, `DropBlockRetinaNetHead` by `RetinaNetHead`,
+    `DatasetMapperNamingFiles` by `DatasetMapper`, `dataset_evaluator` by the evaluator it
+    picks for the test set, ...), and without the training-only nodes `train.dropblock_schedule`
+    and the top-level `dropblock`. `cfg` is not changed.
+
+    The model, `dataloader.test` and `dataloader.evaluator` then build without dropblock-det
+    (`LAZY_EVAL_NODES`); what else still names a dropblock-det component (a training
+    augmentation, an LR schedule) is listed by :func:`lazy_plugin_nodes`.
+
+    Raises:
+        ValueError: naming the key, for a dropblock-det component of the model with no stock
+            counterpart, and for a RetinaNet head norm this detectron2's RetinaNetHead cannot
+            build (GN on v0.6).
+    """
+    import copy
+
+    from detectron2.modeling.meta_arch.retinanet import RetinaNet, RetinaNetHead
+    from omegaconf import DictConfig, OmegaConf
+
+    from .engine.trainer import dataset_evaluator
+    from .modeling import make_dropblock_resnet_stages
+
+    stock = copy.deepcopy(cfg)
+    OmegaConf.resolve(stock)  # the nodes removed below are what `${dropblock}` points at
+    targets = _lazy_stock_targets()
+    for key, parent, name in list(_lazy_nodes(stock, "")):
+        key = key[1:]
+        node = parent[name]
+        target = _target(node)
+        if target is make_dropblock_resnet_stages:
+            parent[name] = _stock_resnet_stages(node)
+        elif target in targets:
+            for argument in _REGULARIZER_ARGUMENTS:
+                if argument in node:
+                    del node[argument]
+            node._target_ = targets[target]
+            if "input_shape" in node:
+                node.input_shape = _as_dict_node(node.input_shape)
+        elif target is dataset_evaluator:
+            evaluator = _stock_evaluator(node)
+            if evaluator is not None:
+                parent[name] = evaluator
+        if isinstance(parent[name], DictConfig):
+            _stock_block_classes(parent[name], targets)
+    if isinstance(OmegaConf.select(stock, "train", default=None), DictConfig) and "dropblock_schedule" in stock.train:
+        del stock.train["dropblock_schedule"]
+    if _is_plugin_target(_target(stock.get("dropblock"))):
+        del stock["dropblock"]  # the regularizer every location copied (configs/common/models)
+    for key, target in lazy_plugin_nodes(stock):
+        if key == "model" or key.startswith("model."):
+            raise ValueError(f"{key}: {_target_path(target)} has no stock detectron2 counterpart "
+                             "(dropblock-det's components with one: see deploy._lazy_stock_targets)")
+    for key, parent, name in _lazy_nodes(stock, ""):
+        node = parent[name]
+        if _target(node) is RetinaNet:
+            _one_head_input_shape_per_level(node)
+        if _target(node) is RetinaNetHead:
+            error = _stock_retinanet_head_error(node.get("norm", ""))
+            if error is not None:
+                raise ValueError(
+                    f"{key[1:]}.norm={node.get('norm')!r}: this detectron2's own RetinaNetHead cannot "
+                    f"build that norm ({type(error).__name__}: {error}; detectron2 v0.6 builds GN for 1 "
+                    "channel, current detectron2 builds it), so there is no stock model to deploy it "
+                    "as; serve the DropBlockRetinaNet model in eval mode, or use current detectron2")
+    return stock
+
+
+def _one_head_input_shape_per_level(retinanet: Any) -> None:
+    """A RetinaNet node whose head has one `input_shape` for all its levels (which
+    DropBlockRetinaNetHead takes) gets one per level: the stock RetinaNetHead asserts as
+    many as the features it is given (detectron2's configs write `[ShapeSpec(...)] * 5`)."""
+    import copy
+
+    head, levels = retinanet.get("head"), retinanet.get("head_in_features")
+    shapes = head.get("input_shape") if hasattr(head, "get") else None
+    if shapes is not None and levels is not None and len(shapes) == 1 < len(levels):
+        head.input_shape = [copy.deepcopy(shapes[0]) for _ in levels]
+
+
+def _stock_block_classes(node: Any, targets: Dict[Any, Any]) -> None:
+    """A node that builds blocks of a class it is given (`L(ResNet.make_stage)(block_class=
+    DropBlockBottleneckBlock, dropblock=..., ...)`, a C4 head's res5): the stock class,
+    without the blocks' regularizer arguments (also as `<argument>_per_block`)."""
+    replaced = False
+    for key in list(node.keys()):
+        value = node[key]
+        if isinstance(value, type) and value in targets:
+            node[key] = targets[value]
+            replaced = True
+    if replaced:
+        for argument in _REGULARIZER_ARGUMENTS:
+            for name in (argument, argument + "_per_block"):
+                if name in node:
+                    del node[name]
+
+
+def _stock_evaluator(node: Any) -> Any:
+    """detectron2's own evaluator node for a `L(dataset_evaluator)(dataset_name=...)` node
+    (what dataset_evaluator returns for that dataset), or None where the dataset is not
+    registered in this process (its evaluator type is then unknown)."""
+    from detectron2.config import LazyCall
+    from detectron2.data import MetadataCatalog
+    from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator, SemSegEvaluator
+
+    name = node.get("dataset_name")
+    if not isinstance(name, str) or name not in MetadataCatalog.list():
+        return None
+    evaluator_type = getattr(MetadataCatalog.get(name), "evaluator_type", None)
+    output_dir = node.get("output_dir")
+    if evaluator_type == "coco":
+        return LazyCall(COCOEvaluator)(dataset_name=name, output_dir=output_dir)
+    if evaluator_type == "pascal_voc":
+        return LazyCall(PascalVOCDetectionEvaluator)(dataset_name=name)
+    if evaluator_type == "sem_seg":
+        return LazyCall(SemSegEvaluator)(dataset_name=name, output_dir=output_dir)
+    return None
+
+
+def lazy_plugin_nodes(cfg: Any) -> List[Tuple[str, Any]]:
+    """(dotted key, target) of every node of the LazyConfig `cfg` that builds a
+    dropblock-det component, and of every dropblock-det class or function given as a
+    value (`block_class=DropBlockBottleneckBlock`)."""
+    found = []
+    for key, parent, name in _lazy_nodes(cfg, ""):
+        value = parent[name]
+        target = _target(value) if name != "_target_" else None
+        if target is None and (isinstance(value, type) or callable(value)) and name != "_target_":
+            target = value  # a class or function given as a value (`block_class=...`)
+        if target is not None and _is_plugin_target(target):
+            found.append((key[1:], target))
+    return found

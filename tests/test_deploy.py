@@ -135,3 +135,172 @@ def test_a_head_norm_no_detectron2_builds_is_named_with_the_real_error():
     cfg = dropblock_everywhere_cfg(head_norm="GNN")
     with pytest.raises(ValueError, match=r"MODEL\.RETINANET\.NORM='GNN': RetinaNetHead cannot build it \(KeyError"):
         stock_config(cfg)
+
+
+# ----------------------------------------------------------------------------- LazyConfig
+LAZY_PROJECT_CONFIGS = sorted(str(p.relative_to(CONFIGS)) for p in CONFIGS.rglob("*.py") if p.parent.name != "common"
+                              and "common" not in p.parts)
+SYNTHETIC_LAZY = "Synthetic/retinanet_R18_GN_dropblock_res45_kp0.9_b3.py"
+
+
+def _lazy(config: str, *opts: str):
+    from dropblock_det.engine.lazy import load_lazy_config
+
+    return load_lazy_config(str(CONFIGS / config), list(opts))
+
+
+def _perturbed(model: torch.nn.Module) -> torch.nn.Module:
+    with torch.no_grad():  # weights away from their initial values, norms included
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return model.eval()
+
+
+def _saved_and_loaded(cfg, tmp_path):
+    """`cfg` written with LazyConfig.save and read back, as a stock detectron2 user reads it."""
+    from detectron2.config import LazyConfig
+
+    path = tmp_path / "stock.yaml"
+    LazyConfig.save(cfg, str(path))
+    assert not (tmp_path / "stock.yaml.pkl").exists()  # YAML, not the pickle fallback
+    return LazyConfig.load(str(path))
+
+
+def test_lazy_project_configs_are_the_four_twins():
+    assert len(LAZY_PROJECT_CONFIGS) == 4 and SYNTHETIC_LAZY in LAZY_PROJECT_CONFIGS
+
+
+@pytest.mark.parametrize("config", LAZY_PROJECT_CONFIGS)
+def test_every_lazy_project_config_has_a_stock_config_with_the_same_parameters(config, tmp_path):
+    from omegaconf import OmegaConf
+
+    from dropblock_det.deploy import LAZY_EVAL_NODES, lazy_plugin_nodes, lazy_stock_config
+    from dropblock_det.engine.lazy import lazy_meta_model
+    from dropblock_det.engine.trainer import state_dict_problems
+
+    cfg = _lazy(config)
+    if "retinanet" in config and not STOCK_HEAD_BUILDS_GN:
+        with pytest.raises(ValueError, match=r"^model\.head\.norm='GN': this detectron2's own RetinaNetHead cannot"):
+            lazy_stock_config(cfg)
+        cfg = _lazy(config, "model.head.norm=''")
+    before = OmegaConf.to_container(cfg, resolve=False)
+    stock = _saved_and_loaded(lazy_stock_config(cfg), tmp_path)
+    assert OmegaConf.to_container(cfg, resolve=False) == before  # the given config is not changed
+    assert "dropblock" not in stock and "dropblock_schedule" not in stock.train
+    left = [key for key, _ in lazy_plugin_nodes(stock)]
+    assert not [key for key in left if key.split(".")[0] == "model" or key.startswith(LAZY_EVAL_NODES[1:])]
+    assert set(left) <= {"lr_multiplier"}  # the segmentation twin's poly schedule: training only
+    text = (tmp_path / "stock.yaml").read_text()
+    assert "DropBlock" not in text and all(line.startswith("lr_multiplier:")
+                                           for line in text.splitlines() if "dropblock_det" in line)
+    ours, theirs = lazy_meta_model(cfg), lazy_meta_model(stock)
+    assert not [name for name, _ in iter_regularizers(theirs)]
+    assert len(ours.state_dict()) == len(theirs.state_dict()) > 90
+    assert state_dict_problems(theirs, ours.state_dict()) == []
+
+
+@pytest.mark.parametrize("shapes_per_level", [True, False])
+def test_the_lazy_stock_model_gives_the_dropblock_models_eval_outputs(tmp_path, shapes_per_level):
+    from detectron2.config import instantiate
+
+    from dropblock_det.deploy import lazy_stock_config
+
+    head_norm = "GN" if STOCK_HEAD_BUILDS_GN else ""
+    cfg = _lazy(SYNTHETIC_LAZY, f"model.head.norm='{head_norm}'", "model.test_score_thresh=0.0",
+                "model.head.dropblock_towers=['cls','bbox']", "model.backbone.dropblock_positions=['lateral','output']",
+                "model.backbone.bottom_up.stages.drop_path_rate=0.1")
+    if not shapes_per_level:  # one shape for every level, which DropBlockRetinaNetHead takes and
+        # the stock head asserts against at its first forward
+        cfg.model.head.input_shape = cfg.model.head.input_shape[:1]
+    torch.manual_seed(0)
+    ours = instantiate(cfg.model)
+    assert len(list(iter_regularizers(ours))) > 20
+    _perturbed(ours)
+    stock = _saved_and_loaded(lazy_stock_config(cfg), tmp_path)
+    theirs = instantiate(stock.model)
+    assert type(theirs) is RetinaNet
+    theirs.load_state_dict(ours.state_dict(), strict=True)
+    theirs.eval()
+    images = detection_batch(with_instances=False)
+    with torch.no_grad():
+        for a, b in zip(ours(images), theirs(images)):
+            a, b = a["instances"], b["instances"]
+            assert len(a) > 0
+            assert torch.equal(a.pred_boxes.tensor, b.pred_boxes.tensor) and torch.equal(a.scores, b.scores)
+    # The evaluation parts build from stock detectron2 too.
+    from detectron2.data import DatasetMapper
+    from detectron2.evaluation import COCOEvaluator
+
+    assert type(instantiate(stock.dataloader.test.mapper)) is DatasetMapper
+    from detectron2.utils.registry import locate
+
+    assert locate(stock.dataloader.evaluator._target_) is COCOEvaluator
+    assert stock.dataloader.evaluator.dataset_name == "synthetic_det_val"
+
+
+def test_the_lazy_stock_deeplab_model_gives_the_dropblock_models_eval_outputs(tmp_path):
+    from detectron2.config import instantiate
+    from detectron2.modeling import SemanticSegmentor
+
+    from dropblock_det.deploy import lazy_stock_config
+
+    cfg = _lazy("PascalVOC-SemanticSegmentation/deeplab_v3_plus_R_50_GN_scratch_dropblock_res45_head_kp0.9_b7_"
+                "os16_poly_330k_bs16.py", "model.sem_seg_head.train_size=[64,64]", "model.sem_seg_head.num_classes=3")
+    torch.manual_seed(0)
+    ours = _perturbed(instantiate(cfg.model))
+    theirs = instantiate(_saved_and_loaded(lazy_stock_config(cfg), tmp_path).model)
+    assert type(theirs) is SemanticSegmentor and type(theirs.sem_seg_head).__name__ == "DeepLabV3PlusHead"
+    assert [len(stage) for stage in (theirs.backbone.res4, theirs.backbone.res5)] == [6, 3]
+    assert [block.conv2.dilation for block in theirs.backbone.res5] == [(2, 2), (4, 4), (8, 8)]  # multi-grid
+    theirs.load_state_dict(ours.state_dict(), strict=True)
+    theirs.eval()
+    image = (torch.rand((3, 64, 64), generator=torch.Generator().manual_seed(1)) * 255).to(torch.uint8)
+    with torch.no_grad():  # the stock ASPP pools with the 64 px crop's 4x4 kernel: the whole map here
+        assert torch.equal(ours([{"image": image}])[0]["sem_seg"], theirs([{"image": image}])[0]["sem_seg"])
+
+
+def test_a_lazy_c4_rcnn_with_dropblock_blocks_in_its_roi_head_gets_stock_blocks(tmp_path):
+    from detectron2.config import instantiate
+    from detectron2.modeling.backbone.resnet import BasicBlock
+
+    from conftest import lazy_rcnn_cfg
+    from dropblock_det.deploy import lazy_plugin_nodes, lazy_stock_config
+    from dropblock_det.modeling import DropBlockBasicBlock
+
+    cfg = lazy_rcnn_cfg(c4=True)
+    cfg.model.backbone.stages.dropblock_stages = ["res4"]
+    cfg.model.roi_heads.res5.update(block_class=DropBlockBasicBlock, dropblock="${dropblock}",
+                                    dropblock_positions=["conv1", "shortcut"], drop_path_keep_prob_per_block=[0.9])
+    torch.manual_seed(0)
+    ours = _perturbed(instantiate(cfg.model))
+    assert [n for n, _ in iter_regularizers(ours) if n.startswith("roi_heads.res5")]
+    stock = _saved_and_loaded(lazy_stock_config(cfg), tmp_path)
+    assert stock.model.roi_heads.res5.block_class is BasicBlock
+    assert not {"dropblock", "dropblock_positions", "drop_path_keep_prob_per_block"} & set(stock.model.roi_heads.res5)
+    assert lazy_plugin_nodes(stock) == []
+    theirs = instantiate(stock.model)
+    theirs.load_state_dict(ours.state_dict(), strict=True)
+    theirs.eval()
+    image = (torch.rand((3, 64, 64), generator=torch.Generator().manual_seed(2)) * 255).to(torch.uint8)
+    with torch.no_grad():
+        a, b = ours([{"image": image}])[0]["instances"], theirs([{"image": image}])[0]["instances"]
+    assert torch.equal(a.pred_boxes.tensor, b.pred_boxes.tensor) and torch.equal(a.scores, b.scores)
+
+
+class _StemWithDropout(torch.nn.Module):  # a user's own component taking a regularizer
+    def __init__(self, dropout=None):
+        super().__init__()
+        self.dropout = dropout
+
+
+def test_a_dropblock_component_with_no_stock_counterpart_in_the_model_is_named():
+    from detectron2.config import LazyCall as L
+
+    from dropblock_det.deploy import lazy_stock_config
+    from dropblock_det.layers import DropBlock2d
+
+    cfg = _lazy(SYNTHETIC_LAZY, "model.head.norm=''")
+    cfg.model.backbone.bottom_up.stem = L(_StemWithDropout)(dropout=L(DropBlock2d)(keep_prob=0.9, block_size=3))
+    with pytest.raises(ValueError, match=r"^model\.backbone\.bottom_up\.stem\.dropout: dropblock_det\.layers\..*"
+                                         r"DropBlock2d has no stock detectron2 counterpart"):
+        lazy_stock_config(cfg)

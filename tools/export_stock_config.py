@@ -11,16 +11,24 @@ then, for example, from a detectron2 checkout (no dropblock-det import):
     python tools/deploy/export_model.py --config-file output/main_job/stock_config.yaml \\
         --export-method scripting --format torchscript --output exported MODEL.DEVICE cpu
 
-Before anything is written the config is read back into a fresh detectron2 config, its
-model is built (on PyTorch's meta device) and must have the dropblock-det model's
-state_dict keys and shapes, and the checkpoint MODEL.WEIGHTS names (if any, and local)
-must load strictly into it. An existing --output file is never overwritten.
+A LazyConfig (a .py config, or the config.yaml a LazyConfig run saved) is written as a
+LazyConfig YAML file (dropblock_det.deploy.lazy_stock_config), the weights given as
+`train.init_checkpoint=...`:
+
+    python tools/export_stock_config.py --config-file output/lazy_run/config.yaml \
+        --output output/lazy_run/stock_config.yaml train.init_checkpoint=output/lazy_run/model_final.pth
+
+Before anything is written the config is read back into a fresh detectron2 config
+(LazyConfig.load for a LazyConfig), its model is built (on PyTorch's meta device) and must
+have the dropblock-det model's state_dict keys and shapes, and the checkpoint MODEL.WEIGHTS
+(train.init_checkpoint) names (if any, and local) must load strictly into it. An existing
+--output file is never overwritten.
 """
 import argparse
 import os
 import sys
 import tempfile
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tool_args.py, beside this file
@@ -33,7 +41,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--config-file", required=True, help="the dropblock-det config the model was trained with")
     p.add_argument("--output", required=True, help="YAML file to write (must not exist)")
     p.add_argument("opts", nargs=argparse.REMAINDER, default=[],
-                   help="config overrides, KEY VALUE pairs (e.g. MODEL.WEIGHTS)")
+                   help="config overrides: KEY VALUE pairs (e.g. MODEL.WEIGHTS w.pth), or "
+                        "key=value for a LazyConfig (e.g. train.init_checkpoint=w.pth)")
     return parse_tool_args(p, argv)
 
 
@@ -47,50 +56,53 @@ def read_stock_config(path: str, deeplab: bool):
     return cfg
 
 
-def check_stock_config(cfg, stock) -> bool:  # CfgNodes
-    """RuntimeError unless the model of `stock` has the state_dict keys and shapes of the
-    model of `cfg`; CheckpointMismatchError unless MODEL.WEIGHTS (a local file) loads
-    strictly into it. Whether MODEL.WEIGHTS was checked (not for a URL, an empty value, or
+def check_stock_model(ours, theirs, weights: str, weights_key: str) -> bool:
+    """RuntimeError unless the stock model `theirs` has the state_dict keys and shapes of the
+    dropblock-det model `ours` (both built on the meta device, None where they could not
+    be); CheckpointMismatchError naming `weights_key` unless `weights` (a local file) loads
+    strictly into it. Whether the weights were checked (not for a URL, an empty value, or
     where the model cannot be built on the meta device)."""
-    from dropblock_det.engine.trainer import (
-        CheckpointMismatchError,
-        is_url,
-        meta_model,
-        read_checkpoint,
-        state_dict_problems,
-    )
+    from dropblock_det.engine.trainer import CheckpointMismatchError, is_url, read_checkpoint, state_dict_problems
 
-    ours, theirs = meta_model(cfg), meta_model(stock)
     if ours is not None and theirs is not None:
         problems = state_dict_problems(theirs, ours.state_dict())
         if problems:  # a component of this package whose stock counterpart differs: a bug
             raise RuntimeError("the stock model does not have the dropblock-det model's "
                                "parameters: " + "; ".join(problems))
-    weights = stock.MODEL.WEIGHTS
     if not weights or is_url(weights) or theirs is None:
         return False
     problems = state_dict_problems(theirs, read_checkpoint(weights)["model"])
     if problems:
         raise CheckpointMismatchError(
-            f"MODEL.WEIGHTS={weights!r} does not load strictly into the stock model of "
+            f"{weights_key}={weights!r} does not load strictly into the stock model of "
             f"this config: " + "; ".join(problems))
     return True
+
+
+def check_stock_config(cfg, stock) -> bool:  # CfgNodes
+    """check_stock_model for yacs configs: the models of `cfg` and `stock`, MODEL.WEIGHTS."""
+    from dropblock_det.engine.trainer import meta_model
+
+    return check_stock_model(meta_model(cfg), meta_model(stock), stock.MODEL.WEIGHTS, "MODEL.WEIGHTS")
+
+
+def _weights_advice(weights: str, key: str, checked: bool) -> List[str]:
+    # A run's config names the weights training started from (empty, or an ImageNet URL),
+    # not the trained ones: say so instead of writing a config of an untrained model.
+    if not weights:
+        return [f"{key} is empty: the stock model would start from random weights; "
+                f"give the trained ones: {key}{' ' if key.isupper() else '='}<run>/model_final.pth"]
+    if not checked:
+        return [f"{key}={weights!r} was not checked (a URL is not fetched here): make sure it is "
+                "the trained model's checkpoint, not the initialisation"]
+    return []
 
 
 def advice(cfg, stock, checked: bool) -> List[str]:
     """What the user should know about the written config `stock` of `cfg` (CfgNodes)."""
     from dropblock_det.deploy import needs_deeplab_project
 
-    lines = []
-    # A run's config.yaml names the weights training started from (empty, or an ImageNet
-    # URL), not the trained ones: say so instead of writing a config of an untrained model.
-    if not stock.MODEL.WEIGHTS:
-        lines.append("MODEL.WEIGHTS is empty: the stock model would start from random weights; "
-                     "give the trained ones: MODEL.WEIGHTS <run>/model_final.pth")
-    elif not checked:
-        lines.append(f"MODEL.WEIGHTS={stock.MODEL.WEIGHTS!r} was not checked (a URL is not "
-                     "fetched here): make sure it is the trained model's checkpoint, not the "
-                     "initialisation")
+    lines = _weights_advice(stock.MODEL.WEIGHTS, "MODEL.WEIGHTS", checked)
     if cfg.MODEL.SEM_SEG_HEAD.NAME == "DropBlockDeepLabV3PlusHead" and stock.INPUT.CROP.ENABLED:
         # DropBlockASPP pools globally where the stock ASPP's fixed kernel does not fit.
         lines.append(
@@ -110,24 +122,35 @@ def advice(cfg, stock, checked: bool) -> List[str]:
     return lines
 
 
-def main(argv: Optional[Sequence[str]] = None) -> str:
-    args = parse_args(argv)
-    import dropblock_det  # noqa: F401  (registers the components)
-    from dropblock_det.deploy import needs_deeplab_project, stock_config
-    from dropblock_det.engine.trainer import check_weights_path, is_url, load_config
+def is_lazy_config_file(path: str) -> bool:
+    """Whether `path` is a LazyConfig: a Python config, or the config.yaml a LazyConfig run
+    saved (its top level has a lower-case `model` node; a yacs config's keys are upper-case)."""
+    if path.endswith(".py"):
+        return True
+    try:
+        with open(path) as f:
+            return any(line.startswith("model:") for line in f)
+    except OSError:
+        return False  # the yacs reader names the missing file
 
-    if not args.output:
-        raise ValueError("--output is empty: give the YAML file to write")
-    if os.path.exists(args.output):
-        raise FileExistsError(f"--output {args.output!r} exists; it is not overwritten: "
-                              "give a new file name or remove it")
+
+def _absolute_weights(weights: str) -> str:
+    from dropblock_det.engine.trainer import is_url
+
+    # detectron2 resolves a relative path against the reader's working directory, not the
+    # file's folder: absolute, it loads from anywhere (e.g. a detectron2 checkout).
+    return os.path.abspath(weights) if weights and not is_url(weights) else weights
+
+
+def yacs_stock_config_text(args: argparse.Namespace) -> Tuple[str, str, List[str]]:
+    """(the stock config of a yacs config as YAML, checked; what it is; advice lines)."""
+    from dropblock_det.deploy import needs_deeplab_project, stock_config
+    from dropblock_det.engine.trainer import check_weights_path, load_config
+
     cfg = load_config(args.config_file, args.opts)
     check_weights_path(cfg)
     stock = stock_config(cfg)
-    if stock.MODEL.WEIGHTS and not is_url(stock.MODEL.WEIGHTS):
-        # detectron2 resolves a relative path against the reader's working directory, not
-        # the file's folder: absolute, it loads from anywhere (e.g. a detectron2 checkout).
-        stock.MODEL.WEIGHTS = os.path.abspath(stock.MODEL.WEIGHTS)
+    stock.MODEL.WEIGHTS = _absolute_weights(stock.MODEL.WEIGHTS)
     deeplab = needs_deeplab_project(stock)
     text = stock.dump()
     # Read back from a temporary file first: the written file must load in stock detectron2.
@@ -136,15 +159,102 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
         with open(path, "w") as f:
             f.write(text)
         checked = check_stock_config(cfg, read_stock_config(path, deeplab))
+    summary = (f"{stock.MODEL.META_ARCHITECTURE} with {stock.MODEL.BACKBONE.NAME}"
+               + (f" and {stock.MODEL.SEM_SEG_HEAD.NAME}" if stock.MODEL.META_ARCHITECTURE == "SemanticSegmentor" else "")
+               + (f", weights {stock.MODEL.WEIGHTS} ({'checked' if checked else 'not checked'})"
+                  if stock.MODEL.WEIGHTS else ""))
+    return text, summary, advice(cfg, stock, checked)
+
+
+def lazy_stock_config_text(args: argparse.Namespace) -> Tuple[str, str, List[str]]:
+    """(the stock LazyConfig of a LazyConfig as YAML, read back with LazyConfig.load and
+    checked; what it is; advice lines)."""
+    from detectron2.config import LazyConfig
+    from omegaconf import OmegaConf
+
+    from dropblock_det.deploy import LAZY_EVAL_NODES, lazy_plugin_nodes, lazy_stock_config
+    from dropblock_det.engine.lazy import lazy_meta_model, load_lazy_config
+    from dropblock_det.engine.trainer import is_url
+
+    if not args.output.endswith(".yaml"):
+        raise ValueError(f"--output {args.output!r}: a LazyConfig is written as YAML (what "
+                         "detectron2's LazyConfig.load reads besides .py): give a .yaml name")
+    cfg = load_lazy_config(args.config_file, args.opts)
+    weights = OmegaConf.select(cfg, "train.init_checkpoint", default="") or ""
+    if weights and not is_url(weights) and not os.path.isfile(weights):
+        raise FileNotFoundError(f"train.init_checkpoint={weights!r} does not exist")
+    stock = lazy_stock_config(cfg)
+    if weights:
+        stock.train.init_checkpoint = _absolute_weights(weights)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "stock_config.yaml")
+        LazyConfig.save(stock, path)
+        if os.path.exists(path + ".pkl"):  # LazyConfig.save's fallback: no YAML to read back
+            raise ValueError(f"{args.config_file}: its stock config has values YAML cannot hold "
+                             "(LazyConfig.save logged which), so it cannot be written as a config file")
+        back = LazyConfig.load(path)
+        with open(path) as f:
+            text = f.read()
+    leftover = [key for key, _ in lazy_plugin_nodes(back)
+                if any(key == node or key.startswith(node + ".") for node in LAZY_EVAL_NODES)]
+    if leftover:  # lazy_stock_config replaces them all: a bug
+        raise RuntimeError(f"the stock config still builds dropblock-det components at {', '.join(leftover)}")
+    checked = check_stock_model(lazy_meta_model(cfg), lazy_meta_model(back),
+                                back.train.init_checkpoint if weights else "", "train.init_checkpoint")
+    summary = (f"{_target_name(back.model)} (LazyConfig)"
+               + (f", weights {back.train.init_checkpoint} ({'checked' if checked else 'not checked'})"
+                  if weights else ""))
+    return text, summary, lazy_advice(back, checked)
+
+
+def _target_name(node) -> str:
+    target = node._target_
+    return target.rpartition(".")[2] if isinstance(target, str) else target.__qualname__
+
+
+def lazy_advice(stock, checked: bool) -> List[str]:
+    """What the user should know about the written LazyConfig `stock`."""
+    from omegaconf import OmegaConf
+
+    from dropblock_det.deploy import lazy_plugin_nodes
+
+    lines = _weights_advice(OmegaConf.select(stock, "train.init_checkpoint", default="") or "",
+                            "train.init_checkpoint", checked)
+    head = OmegaConf.select(stock, "model.sem_seg_head", default=None)
+    if head is not None and str(head.get("_target_", "")).endswith("DeepLabV3PlusHead") and head.get("train_size"):
+        # As for yacs (advice()): DropBlockASPP pools globally where the stock ASPP's kernel does not fit.
+        lines.append(
+            f"Its ASPP pools with the fixed kernel of model.sem_seg_head.train_size={tuple(head.train_size)} "
+            "(at the backbone's output stride) and raises on any input whose feature map is not a "
+            "multiple of it (most PASCAL VOC images at their own size), where the DropBlock model pools "
+            "globally. For inputs of any size, write the config again with "
+            "model.sem_seg_head.train_size=None (global pooling everywhere; the DropBlock model keeps "
+            "the stock pooling on maps that are a multiple of the crop's).")
+    training = lazy_plugin_nodes(stock)
+    if training:
+        lines.append("Training-only nodes still build dropblock-det components (to train, use "
+                     "dropblock-det; evaluating and exporting do not build them): "
+                     + ", ".join(f"{key} ({target.__qualname__ if not isinstance(target, str) else target})"
+                                 for key, target in training))
+    return lines
+
+
+def main(argv: Optional[Sequence[str]] = None) -> str:
+    args = parse_args(argv)
+    import dropblock_det  # noqa: F401  (registers the components)
+
+    if not args.output:
+        raise ValueError("--output is empty: give the YAML file to write")
+    if os.path.exists(args.output):
+        raise FileExistsError(f"--output {args.output!r} exists; it is not overwritten: "
+                              "give a new file name or remove it")
+    write = lazy_stock_config_text if is_lazy_config_file(args.config_file) else yacs_stock_config_text
+    text, summary, lines = write(args)
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "x") as f:  # "x": never replaces a file created meanwhile
         f.write(text)
-    print(f"wrote {args.output}: {stock.MODEL.META_ARCHITECTURE} with "
-          f"{stock.MODEL.BACKBONE.NAME}"
-          + (f" and {stock.MODEL.SEM_SEG_HEAD.NAME}" if stock.MODEL.META_ARCHITECTURE == "SemanticSegmentor" else "")
-          + (f", weights {stock.MODEL.WEIGHTS} ({'checked' if checked else 'not checked'})"
-             if stock.MODEL.WEIGHTS else ""))
-    for line in advice(cfg, stock, checked):
+    print(f"wrote {args.output}: {summary}")
+    for line in lines:
         print(line)
     return args.output
 

@@ -47,6 +47,7 @@ __all__ = [
     "make_dropblock_resnet_stages",
     "resnet_stage_arguments",
     "resnet_stage_regularizers",
+    "stock_resnet_stage_arguments",
 ]
 
 RegularizerFactory = Callable[[], nn.Module]
@@ -290,7 +291,7 @@ def resnet_stage_arguments(cfg, depth: int) -> Dict[str, Any]:
 _NUM_BLOCKS = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 6, 3], 101: [3, 4, 23, 3], 152: [3, 8, 36, 3]}
 
 
-def make_dropblock_resnet_stages(
+def stock_resnet_stage_arguments(
     depth: int = 50,
     *,
     in_channels: int = 64,
@@ -303,17 +304,12 @@ def make_dropblock_resnet_stages(
     res5_dilation: int = 1,
     res5_multi_grid: Optional[Sequence[int]] = None,
     last_stage: str = "res5",
-    dropblock: Any = None,
-    dropblock_stages: Sequence[str] = ("res4", "res5"),
-    dropblock_positions: Sequence[str] = ("conv1", "conv2", "conv3", "shortcut"),
-    stage_drop_scales: Optional[Sequence[float]] = None,
-    drop_path_rate: float = 0.0,
-) -> List[List[nn.Module]]:
-    """The stages (res2..`last_stage`) of a ResNet with DropBlock in its blocks, for
-    `ResNet(stem, stages, out_features)`: what `build_dropblock_resnet_backbone` and
-    `build_dropblock_resnet_deeplab_backbone` build from MODEL.RESNETS / MODEL.DROPBLOCK,
-    from plain arguments (LazyConfig: `stages=L(make_dropblock_resnet_stages)(depth=50,
-    dropblock=L(DropBlock2d)(...))`).
+) -> Dict[str, Dict[str, Any]]:
+    """The arguments of `ResNet.make_stage` for each stage ("res2".."`last_stage`") of the
+    stock detectron2 ResNet (`BasicBlock` / `BottleneckBlock`) that
+    :func:`make_dropblock_resnet_stages` builds with the same arguments: the regularizers
+    aside, the two have the same modules, parameters and outputs (deploy.py writes these
+    into a stock LazyConfig).
 
     Args:
         depth: 18, 34 (basic blocks), 50, 101, 152 (bottleneck blocks).
@@ -326,10 +322,8 @@ def make_dropblock_resnet_stages(
             dilated stage keeps the previous stage's resolution. Bottleneck blocks only.
         last_stage: the last stage built ("res2".."res5"; ResNet drops the stages after its
             last out_feature anyway: fewer are just not built).
-        dropblock, dropblock_stages, dropblock_positions, stage_drop_scales, drop_path_rate:
-            see :func:`resnet_stage_regularizers`.
     Returns:
-        a list of lists of blocks, one per stage.
+        {stage: the keyword arguments of `ResNet.make_stage`, `block_class` included}.
     """
     num_blocks_per_stage = _NUM_BLOCKS.get(depth)
     if num_blocks_per_stage is None:
@@ -352,11 +346,8 @@ def make_dropblock_resnet_stages(
         raise ValueError(
             f"out_channels={out_channels!r}, num_groups={num_groups!r}: ResNet-{depth} needs 64 and 1"
         )
-    regularizer_kwargs = resnet_stage_regularizers(
-        depth, dropblock, dropblock_stages, dropblock_positions, stage_drop_scales, drop_path_rate
-    )
     bottleneck_channels = num_groups * width_per_group
-    stages = []
+    arguments = {}
     dilations = {"res4": res4_dilation, "res5": res5_dilation}
     built = RESNET_STAGES[: RESNET_STAGES.index(last_stage) + 1]
     for index, (stage, num_blocks) in enumerate(zip(built, num_blocks_per_stage)):
@@ -364,34 +355,68 @@ def make_dropblock_resnet_stages(
         # res2 keeps the stem's resolution, a dilated stage the previous stage's.
         dilation = dilations.get(stage, 1)
         first_stride = 1 if index == 0 or dilation > 1 else 2
-        stage_kwargs = dict(
+        stage_arguments: Dict[str, Any] = dict(
+            block_class=BasicBlock if basic else BottleneckBlock,
             num_blocks=num_blocks,
             stride_per_block=[first_stride] + [1] * (num_blocks - 1),
             in_channels=in_channels,
             out_channels=out_channels,
             norm=norm,
-            **regularizer_kwargs[stage],
         )
-        if basic:
-            stages.append(ResNet.make_stage(DropBlockBasicBlock, **stage_kwargs))
-        else:
+        if not basic:
+            stage_arguments.update(bottleneck_channels=bottleneck_channels, stride_in_1x1=stride_in_1x1,
+                                   num_groups=num_groups)
             if stage == "res5" and res5_multi_grid is not None:
-                stage_kwargs["dilation_per_block"] = [dilation * m for m in res5_multi_grid]
+                stage_arguments["dilation_per_block"] = [dilation * m for m in res5_multi_grid]
             else:
-                stage_kwargs["dilation"] = dilation
-            stages.append(
-                ResNet.make_stage(
-                    DropBlockBottleneckBlock,
-                    bottleneck_channels=bottleneck_channels,
-                    stride_in_1x1=stride_in_1x1,
-                    num_groups=num_groups,
-                    **stage_kwargs,
-                )
-            )
+                stage_arguments["dilation"] = dilation
+        arguments[stage] = stage_arguments
         in_channels = out_channels
         out_channels *= 2
         bottleneck_channels *= 2
-    return stages
+    return arguments
+
+
+# Each stock block class -> the one with regularizers (same constructor otherwise).
+_DROPBLOCK_BLOCKS = {BasicBlock: DropBlockBasicBlock, BottleneckBlock: DropBlockBottleneckBlock}
+
+
+def make_dropblock_resnet_stages(
+    depth: int = 50,
+    *,
+    dropblock: Any = None,
+    dropblock_stages: Sequence[str] = ("res4", "res5"),
+    dropblock_positions: Sequence[str] = ("conv1", "conv2", "conv3", "shortcut"),
+    stage_drop_scales: Optional[Sequence[float]] = None,
+    drop_path_rate: float = 0.0,
+    **resnet_arguments: Any,
+) -> List[List[nn.Module]]:
+    """The stages (res2..`last_stage`) of a ResNet with DropBlock in its blocks, for
+    `ResNet(stem, stages, out_features)`: what `build_dropblock_resnet_backbone` and
+    `build_dropblock_resnet_deeplab_backbone` build from MODEL.RESNETS / MODEL.DROPBLOCK,
+    from plain arguments (LazyConfig: `stages=L(make_dropblock_resnet_stages)(depth=50,
+    dropblock=L(DropBlock2d)(...))`).
+
+    Args:
+        depth: 18, 34 (basic blocks), 50, 101, 152 (bottleneck blocks).
+        resnet_arguments: the ResNet's, as :func:`stock_resnet_stage_arguments` takes them
+            (in_channels, out_channels, norm, stride_in_1x1, num_groups, width_per_group,
+            res4_dilation, res5_dilation, res5_multi_grid, last_stage).
+        dropblock, dropblock_stages, dropblock_positions, stage_drop_scales, drop_path_rate:
+            see :func:`resnet_stage_regularizers`.
+    Returns:
+        a list of lists of blocks, one per stage.
+    """
+    stages = stock_resnet_stage_arguments(depth, **resnet_arguments)
+    regularizer_kwargs = resnet_stage_regularizers(
+        depth, dropblock, dropblock_stages, dropblock_positions, stage_drop_scales, drop_path_rate
+    )
+    built = []
+    for stage, arguments in stages.items():
+        arguments = dict(arguments, **regularizer_kwargs[stage])
+        arguments["block_class"] = _DROPBLOCK_BLOCKS[arguments["block_class"]]
+        built.append(ResNet.make_stage(**arguments))
+    return built
 
 
 @BACKBONE_REGISTRY.register()

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from conftest import rcnn_cfg
+from conftest import lazy_rcnn_cfg, rcnn_cfg
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -173,102 +173,6 @@ def test_robustness_config_of_a_c4_baseline_places_dropblock_in_the_stages_the_m
 
 
 # ----------------------------------------------------------------------------- LazyConfig
-def lazy_rcnn_cfg(c4: bool = False, mask: bool = False, use_instance_mask: bool = False, mapper=None):
-    """A tiny R18 Faster / Mask R-CNN LazyConfig as a user writes one from detectron2's
-    configs/common/models/mask_rcnn_{fpn,c4}.py: the ResNet stages from
-    make_dropblock_resnet_stages (default dropblock_stages: res4, res5), FPN -> DropBlockFPN,
-    the synthetic training set with detectron2's DatasetMapper (or `mapper`)."""
-    from detectron2.config import LazyCall as L
-    from detectron2.data import DatasetMapper, build_detection_train_loader, get_detection_dataset_dicts
-    from detectron2.layers import ShapeSpec
-    from detectron2.modeling import GeneralizedRCNN
-    from detectron2.modeling.anchor_generator import DefaultAnchorGenerator
-    from detectron2.modeling.backbone import BasicStem, ResNet
-    from detectron2.modeling.backbone.resnet import BasicBlock
-    from detectron2.modeling.backbone.fpn import LastLevelMaxPool
-    from detectron2.modeling.box_regression import Box2BoxTransform
-    from detectron2.modeling.matcher import Matcher
-    from detectron2.modeling.poolers import ROIPooler
-    from detectron2.modeling.proposal_generator import RPN, StandardRPNHead
-    from detectron2.modeling.roi_heads import (
-        FastRCNNConvFCHead,
-        FastRCNNOutputLayers,
-        MaskRCNNConvUpsampleHead,
-        Res5ROIHeads,
-        StandardROIHeads,
-    )
-    from omegaconf import OmegaConf
-
-    from dropblock_det.layers import build_regularizer
-    from dropblock_det.modeling import DropBlockFPN, make_dropblock_resnet_stages
-
-    resnet = L(ResNet)(
-        stem=L(BasicStem)(in_channels=3, out_channels=64, norm="BN"),
-        stages=L(make_dropblock_resnet_stages)(depth=18, norm="BN", dropblock="${dropblock}"),
-        out_features=["res4"] if c4 else ["res2", "res3", "res4", "res5"],
-    )
-    features = ["res4"] if c4 else ["p2", "p3", "p4", "p5"]
-    box2box = L(Box2BoxTransform)(weights=(10, 10, 5, 5))
-    if c4:
-        roi_heads = L(Res5ROIHeads)(
-            in_features=features,
-            pooler=L(ROIPooler)(output_size=14, scales=(1.0 / 16,), sampling_ratio=0, pooler_type="ROIAlignV2"),
-            res5=L(ResNet.make_stage)(block_class=BasicBlock, num_blocks=1, stride_per_block=[2],
-                                      in_channels=256, out_channels=512),
-            box_predictor=L(FastRCNNOutputLayers)(input_shape=L(ShapeSpec)(channels=512, height=1, width=1),
-                                                  box2box_transform=box2box, num_classes=3),
-        )
-        if mask:
-            roi_heads.mask_head = L(MaskRCNNConvUpsampleHead)(
-                input_shape=L(ShapeSpec)(channels=512, width=7, height=7), num_classes=3, conv_dims=[16])
-    else:
-        scales = (1.0 / 4, 1.0 / 8, 1.0 / 16, 1.0 / 32)
-        roi_heads = L(StandardROIHeads)(
-            box_in_features=features,
-            box_pooler=L(ROIPooler)(output_size=7, scales=scales, sampling_ratio=0, pooler_type="ROIAlignV2"),
-            box_head=L(FastRCNNConvFCHead)(input_shape=L(ShapeSpec)(channels=32, height=7, width=7),
-                                           conv_dims=[], fc_dims=[32]),
-            box_predictor=L(FastRCNNOutputLayers)(input_shape=L(ShapeSpec)(channels=32),
-                                                  box2box_transform=box2box, num_classes=3),
-        )
-        if mask:
-            roi_heads.mask_in_features = features
-            roi_heads.mask_pooler = L(ROIPooler)(output_size=14, scales=scales, sampling_ratio=0,
-                                                 pooler_type="ROIAlignV2")
-            roi_heads.mask_head = L(MaskRCNNConvUpsampleHead)(
-                input_shape=L(ShapeSpec)(channels=32, width=14, height=14), num_classes=3, conv_dims=[16])
-    roi_heads.update(num_classes=3, batch_size_per_image=16, positive_fraction=0.25,
-                     proposal_matcher=L(Matcher)(thresholds=[0.5], labels=[0, 1], allow_low_quality_matches=False))
-    cfg = OmegaConf.create()
-    cfg.dropblock = L(build_regularizer)(type="DropBlock", keep_prob=0.9, block_size=3)
-    cfg.model = L(GeneralizedRCNN)(
-        backbone=resnet if c4 else L(DropBlockFPN)(
-            bottom_up=resnet, in_features=["res2", "res3", "res4", "res5"], out_channels=32,
-            top_block=L(LastLevelMaxPool)(), dropblock="${dropblock}", dropblock_positions=["output"]),
-        proposal_generator=L(RPN)(
-            in_features=features if c4 else ["p2", "p3", "p4", "p5", "p6"],
-            head=L(StandardRPNHead)(in_channels=256 if c4 else 32, num_anchors=3),
-            anchor_generator=L(DefaultAnchorGenerator)(
-                sizes=[[32, 64, 128]] if c4 else [[32], [64], [128], [256], [512]],
-                aspect_ratios=[1.0] if c4 else [0.5, 1.0, 2.0],
-                strides=[16] if c4 else [4, 8, 16, 32, 64], offset=0.0),
-            anchor_matcher=L(Matcher)(thresholds=[0.3, 0.7], labels=[0, -1, 1], allow_low_quality_matches=True),
-            box2box_transform=L(Box2BoxTransform)(weights=[1.0, 1.0, 1.0, 1.0]),
-            batch_size_per_image=32, positive_fraction=0.5, pre_nms_topk=(200, 100), post_nms_topk=(50, 50),
-            nms_thresh=0.7),
-        roi_heads=roi_heads,
-        pixel_mean=[103.530, 116.280, 123.675], pixel_std=[1.0, 1.0, 1.0], input_format="BGR",
-    )
-    cfg.dataloader = OmegaConf.create()
-    cfg.dataloader.train = L(build_detection_train_loader)(
-        dataset=L(get_detection_dataset_dicts)(names="synthetic_det_train"),
-        mapper=L(mapper or DatasetMapper)(is_train=True, augmentations=[], image_format="BGR",
-                                          use_instance_mask=use_instance_mask),
-        total_batch_size=2, num_workers=0)
-    cfg.train = dict(device="cpu")
-    return cfg
-
-
 def _lazy_check(cfg):
     from dropblock_det.engine.lazy import check_lazy_model, lazy_meta_model
 

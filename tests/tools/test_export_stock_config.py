@@ -8,7 +8,7 @@ import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.modeling import build_model
 
-from conftest import dropblock_everywhere_cfg, load_tool
+from conftest import CONFIGS, dropblock_everywhere_cfg, load_tool
 from dropblock_det.engine.trainer import CheckpointMismatchError
 
 
@@ -36,30 +36,39 @@ def test_the_written_config_serves_the_model_in_a_process_without_the_plugin(tra
                                            "MODEL.WEIGHTS", str(run / "model_final.pth")])
     # Stock detectron2 alone reads the file, builds the model, loads the weights strictly
     # and predicts; dropblock_det is never imported there.
-    script = textwrap.dedent(f"""
-        import sys, torch
+    out = _predicts_like_ours(run, ours, f"""
         from detectron2.config import get_cfg
         from detectron2.modeling import build_model
         cfg = get_cfg()
         cfg.merge_from_file({str(output)!r})
         model = build_model(cfg).eval()
         model.load_state_dict(torch.load(cfg.MODEL.WEIGHTS)["model"], strict=True)
+        print(type(model).__name__)
+    """)
+    assert out.strip() == "RetinaNet"
+
+
+def _predicts_like_ours(run, ours, build: str) -> str:
+    """Runs `build` (code that makes `model`, the stock model, and may print) in a process
+    with detectron2 alone, which then predicts on an image; asserts that dropblock_det was
+    never imported there and that the scores are those of `ours`. Returns what it printed."""
+    script = textwrap.dedent(build) + textwrap.dedent(f"""
+        import sys, torch
         image = (torch.rand((3, 64, 64), generator=torch.Generator().manual_seed(5)) * 255).to(torch.uint8)
         with torch.no_grad():
             instances = model([{{"image": image}}])[0]["instances"]
         torch.save(instances.scores, {str(run / "stock_scores.pt")!r})
         assert not [m for m in sys.modules if m.startswith("dropblock_det")]
-        print(type(model).__name__)
     """)
-    result = subprocess.run([sys.executable, "-c", script], cwd=str(run), capture_output=True, text=True,
-                            env={"PATH": "", "PYTHONPATH": ""}, timeout=300)
+    result = subprocess.run([sys.executable, "-c", "import torch\n" + script], cwd=str(run), capture_output=True,
+                            text=True, env={"PATH": "", "PYTHONPATH": ""}, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip() == "RetinaNet"
     image = (torch.rand((3, 64, 64), generator=torch.Generator().manual_seed(5)) * 255).to(torch.uint8)
     with torch.no_grad():
         scores = ours([{"image": image}])[0]["instances"].scores
     assert len(scores) > 0
     assert torch.equal(torch.load(run / "stock_scores.pt"), scores)
+    return result.stdout
 
 
 def test_an_existing_output_is_not_overwritten(trained_run):
@@ -140,3 +149,84 @@ def test_a_deeplab_model_is_written_with_the_deeplab_projects_keys(tmp_path, cap
     assert "export_model.py" in out and "INPUT.CROP.ENABLED False" in out
     stock = load_tool("export_stock_config").read_stock_config(str(output), deeplab=True)
     assert stock.MODEL.SEM_SEG_HEAD.NAME == "DeepLabV3PlusHead"
+
+
+# ----------------------------------------------------------------------------- LazyConfig
+SYNTHETIC_LAZY = str(CONFIGS / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3.py")
+
+
+@pytest.fixture
+def lazy_trained_run(tmp_path):
+    """A LazyConfig run folder as tools/lazyconfig_train_net.py leaves one: the config.yaml
+    LazyConfig.save wrote (targets as strings, interpolations kept) and model_final.pth,
+    weights away from their initial values. Head norm '' so that v0.6's own head builds."""
+    from detectron2.config import LazyConfig, instantiate
+
+    from dropblock_det.engine.lazy import load_lazy_config
+
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg = load_lazy_config(SYNTHETIC_LAZY, ["model.head.norm=''", "model.test_score_thresh=0.0",
+                                            f"train.output_dir={run}"])
+    torch.manual_seed(0)
+    model = instantiate(cfg.model)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    DetectionCheckpointer(model, save_dir=str(run)).save("model_final")
+    LazyConfig.save(cfg, str(run / "config.yaml"))
+    return run, model.eval()
+
+
+def test_a_lazy_runs_stock_config_serves_the_model_in_a_process_without_the_plugin(lazy_trained_run, capsys):
+    run, ours = lazy_trained_run
+    output = run / "stock_config.yaml"
+    load_tool("export_stock_config").main(["--config-file", str(run / "config.yaml"), "--output", str(output),
+                                           f"train.init_checkpoint={run / 'model_final.pth'}"])
+    assert "RetinaNet (LazyConfig), weights " in capsys.readouterr().out
+    # detectron2 alone reads the file (LazyConfig.load), builds the model and the test
+    # mapper, loads the weights strictly and predicts; dropblock_det is never imported.
+    out = _predicts_like_ours(run, ours, f"""
+        from detectron2.config import LazyConfig, instantiate
+        cfg = LazyConfig.load({str(output)!r})
+        model = instantiate(cfg.model).eval()
+        model.load_state_dict(torch.load(cfg.train.init_checkpoint)["model"], strict=True)
+        mapper = instantiate(cfg.dataloader.test.mapper)
+        print(type(model).__name__, type(mapper).__name__, cfg.dataloader.evaluator._target_)
+    """)
+    assert out.split()[:2] == ["RetinaNet", "DatasetMapper"] and out.split()[2].endswith("COCOEvaluator")
+
+
+def test_a_lazy_checkpoint_that_does_not_fit_is_refused_naming_the_key(lazy_trained_run):
+    run, _ = lazy_trained_run
+    output = run / "stock.yaml"
+    with pytest.raises(CheckpointMismatchError, match=r"^train\.init_checkpoint=.*model_final\.pth.*missing in checkpoint: head\.cls_subnet\.4\.weight"):
+        load_tool("export_stock_config").main([
+            "--config-file", str(run / "config.yaml"), "--output", str(output),
+            f"train.init_checkpoint={run / 'model_final.pth'}", "model.head.conv_dims=[64,64,64]"])
+    with pytest.raises(FileNotFoundError, match=r"train\.init_checkpoint='.*no\.pth' does not exist"):
+        load_tool("export_stock_config").main(["--config-file", str(run / "config.yaml"), "--output", str(output),
+                                               f"train.init_checkpoint={run / 'no.pth'}"])
+    assert not output.exists()
+
+
+def test_a_python_config_is_exported_with_relative_weights_made_absolute(lazy_trained_run, monkeypatch, capsys):
+    from detectron2.config import LazyConfig
+
+    run, _ = lazy_trained_run
+    monkeypatch.chdir(run.parent)
+    tool = load_tool("export_stock_config")
+    with pytest.raises(ValueError, match=r"--output 'run/stock\.yml'.*give a \.yaml name"):
+        tool.main(["--config-file", SYNTHETIC_LAZY, "--output", "run/stock.yml"])
+    tool.main(["--config-file", SYNTHETIC_LAZY, "--output", "run/stock.yaml", "model.head.norm=''",
+               "train.init_checkpoint=run/model_final.pth"])
+    out = capsys.readouterr().out
+    assert "(checked)" in out and "Training-only" not in out
+    assert LazyConfig.load(str(run / "stock.yaml")).train.init_checkpoint == str(run / "model_final.pth")
+
+
+def test_only_a_python_config_or_a_lazy_runs_yaml_is_read_as_a_lazy_config(lazy_trained_run):
+    run, _ = lazy_trained_run
+    is_lazy = load_tool("export_stock_config").is_lazy_config_file
+    assert is_lazy(SYNTHETIC_LAZY) and is_lazy(str(run / "config.yaml"))
+    assert not is_lazy(str(CONFIGS / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml"))

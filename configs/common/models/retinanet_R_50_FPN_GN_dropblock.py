@@ -59,7 +59,7 @@ model = L(DropBlockRetinaNet)(
         dropblock_positions=["lateral", "output"],
     ),
     head=L(DropBlockRetinaNetHead)(
-        input_shape=[L(ShapeSpec)(channels="${....backbone.out_channels}")],
+        input_shape=[L(ShapeSpec)(channels="${....backbone.out_channels}")] * 5,  # one per level, as detectron2's
         num_classes="${..num_classes}",
         conv_dims=[256, 256, 256, 256],
         norm="GN",
