@@ -24,7 +24,7 @@ dropblock-det.
 dropblock-det model and a checkpoint.
 """
 import contextlib
-from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import torch
 from detectron2.config import CfgNode, get_cfg
@@ -323,12 +323,13 @@ LAZY_EVAL_NODES = ("model", "dataloader.test", "dataloader.evaluator")
 def lazy_stock_config(cfg: Any) -> Any:
     """The LazyConfig of the stock detectron2 model that the dropblock-det model of the
     LazyConfig `cfg` is at inference (the counterpart of :func:`stock_config`): a copy with
-    the interpolations resolved, every dropblock-det component replaced by its stock
+    every dropblock-det component replaced by its stock
     counterpart without the arguments that place regularizers (`make_dropblock_resnet_stages`
     by one `ResNet.make_stage` per stage, `DropBlockRetinaNetHead` by `RetinaNetHead`,
     `DatasetMapperNamingFiles` by `DatasetMapper`, `dataset_evaluator` by the evaluator it
     picks for the test set, ...), and without the training-only nodes `train.dropblock_schedule`
-    and the top-level `dropblock`. `cfg` is not changed.
+    and the top-level `dropblock` (interpolations into them replaced by their values, the
+    others kept). `cfg` is not changed.
 
     The model, `dataloader.test` and `dataloader.evaluator` then build without dropblock-det
     (`LAZY_EVAL_NODES`); what else still names a dropblock-det component (a training
@@ -348,7 +349,9 @@ def lazy_stock_config(cfg: Any) -> Any:
     from .modeling import make_dropblock_resnet_stages
 
     stock = copy.deepcopy(cfg)
-    OmegaConf.resolve(stock)  # the nodes removed below are what `${dropblock}` points at
+    # Interpolations are kept (`${train.output_dir}/inference` follows the output folder),
+    # except those into the nodes removed below, which are replaced by their values.
+    _resolve_interpolations_into(stock, _PLUGIN_ONLY_NODES)
     targets = _lazy_stock_targets()
     for key, parent, name in list(_lazy_nodes(stock, "")):
         key = key[1:]
@@ -369,10 +372,11 @@ def lazy_stock_config(cfg: Any) -> Any:
                 parent[name] = evaluator
         if isinstance(parent[name], DictConfig):
             _stock_block_classes(parent[name], targets)
-    if isinstance(OmegaConf.select(stock, "train", default=None), DictConfig) and "dropblock_schedule" in stock.train:
-        del stock.train["dropblock_schedule"]
-    if _is_plugin_target(_target(stock.get("dropblock"))):
-        del stock["dropblock"]  # the regularizer every location copied (configs/common/models)
+    for key in _PLUGIN_ONLY_NODES:
+        parent_key, _, name = key.rpartition(".")
+        parent = OmegaConf.select(stock, parent_key, default=None) if parent_key else stock
+        if isinstance(parent, DictConfig) and name in parent and _is_plugin_target(_target(parent[name])):
+            del parent[name]
     for key, target in lazy_plugin_nodes(stock):
         if key == "model" or key.startswith("model."):
             raise ValueError(f"{key}: {_target_path(target)} has no stock detectron2 counterpart "
@@ -421,6 +425,31 @@ def _stock_block_classes(node: Any, targets: Dict[Any, Any]) -> None:
                     del node[name]
 
 
+# Training-only nodes of dropblock-det's LazyConfigs (configs/common): the regularizer every
+# location copies and the keep_prob ramp. The stock config goes without them.
+_PLUGIN_ONLY_NODES = ("dropblock", "train.dropblock_schedule")
+
+
+def _resolve_interpolations_into(cfg: Any, keys: Sequence[str]) -> None:
+    """Replaces every interpolation of `cfg` into one of the nodes `keys` (`${dropblock}`,
+    `${dropblock.keep_prob}`) by a copy of its value, so that the nodes can be removed."""
+    import copy
+
+    for _, parent, name in list(_lazy_nodes(cfg, "")):
+        raw = parent._get_node(name)
+        if raw is not None and raw._is_interpolation():
+            reference = raw._value()[2:].lstrip(".")
+            if any(reference == key or reference.startswith(key + ".") or reference.startswith(key + "}")
+                   for key in keys) and not raw._value().startswith("${."):
+                parent[name] = copy.deepcopy(parent[name])
+
+
+def _raw(node: Any, key: str) -> Any:
+    """node[key], an interpolation as written (`"${..test.dataset.names}"`)."""
+    raw = node._get_node(key)
+    return raw._value() if raw is not None and raw._is_interpolation() else node.get(key)
+
+
 def _stock_evaluator(node: Any) -> Any:
     """detectron2's own evaluator node for a `L(dataset_evaluator)(dataset_name=...)` node
     (what dataset_evaluator returns for that dataset), or None where the dataset is not
@@ -433,7 +462,7 @@ def _stock_evaluator(node: Any) -> Any:
     if not isinstance(name, str) or name not in MetadataCatalog.list():
         return None
     evaluator_type = getattr(MetadataCatalog.get(name), "evaluator_type", None)
-    output_dir = node.get("output_dir")
+    name, output_dir = _raw(node, "dataset_name"), _raw(node, "output_dir")
     if evaluator_type == "coco":
         return LazyCall(COCOEvaluator)(dataset_name=name, output_dir=output_dir)
     if evaluator_type == "pascal_voc":

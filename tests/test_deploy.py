@@ -304,3 +304,17 @@ def test_a_dropblock_component_with_no_stock_counterpart_in_the_model_is_named()
     with pytest.raises(ValueError, match=r"^model\.backbone\.bottom_up\.stem\.dropout: dropblock_det\.layers\..*"
                                          r"DropBlock2d has no stock detectron2 counterpart"):
         lazy_stock_config(cfg)
+
+
+def test_lazy_interpolations_are_kept_except_those_into_the_removed_nodes(tmp_path):
+    from dropblock_det.deploy import lazy_stock_config
+
+    cfg = _lazy(SYNTHETIC_LAZY, "model.head.norm=''")
+    cfg.train.note = "${dropblock.block_size}"  # a user's key reading the removed node
+    stock = _saved_and_loaded(lazy_stock_config(cfg), tmp_path)
+    assert stock.train.note == 3
+    text = (tmp_path / "stock.yaml").read_text()
+    assert "${dropblock" not in text
+    stock.train.output_dir = "elsewhere"
+    assert stock.dataloader.evaluator.output_dir == "elsewhere/inference"
+    assert stock.model.head.input_shape[0].channels == 64  # `${....backbone.out_channels}`, kept

@@ -142,6 +142,19 @@ def _absolute_weights(weights: str) -> str:
     return os.path.abspath(weights) if weights and not is_url(weights) else weights
 
 
+def stock_output_dir(output_dir: str) -> str:
+    """The output folder written into a stock config: `<the run's>/stock`. detectron2's
+    tools (train_net.py / lazyconfig_train_net.py --eval-only) write their config.yaml and
+    evaluation into it, which in the run's own folder would replace the run's config.yaml
+    (needed to resume it) and its evaluation."""
+    return os.path.join(output_dir, "stock")
+
+
+def _output_dir_advice(key: str, value: str) -> str:
+    return (f"{key} is {value}: detectron2's tools write their config.yaml and evaluation "
+            "there, not over the training run's")
+
+
 def yacs_stock_config_text(args: argparse.Namespace) -> Tuple[str, str, List[str]]:
     """(the stock config of a yacs config as YAML, checked; what it is; advice lines)."""
     from dropblock_det.deploy import needs_deeplab_project, stock_config
@@ -151,6 +164,7 @@ def yacs_stock_config_text(args: argparse.Namespace) -> Tuple[str, str, List[str
     check_weights_path(cfg)
     stock = stock_config(cfg)
     stock.MODEL.WEIGHTS = _absolute_weights(stock.MODEL.WEIGHTS)
+    stock.OUTPUT_DIR = stock_output_dir(cfg.OUTPUT_DIR)
     deeplab = needs_deeplab_project(stock)
     text = stock.dump()
     # Read back from a temporary file first: the written file must load in stock detectron2.
@@ -163,7 +177,7 @@ def yacs_stock_config_text(args: argparse.Namespace) -> Tuple[str, str, List[str
                + (f" and {stock.MODEL.SEM_SEG_HEAD.NAME}" if stock.MODEL.META_ARCHITECTURE == "SemanticSegmentor" else "")
                + (f", weights {stock.MODEL.WEIGHTS} ({'checked' if checked else 'not checked'})"
                   if stock.MODEL.WEIGHTS else ""))
-    return text, summary, advice(cfg, stock, checked)
+    return text, summary, [_output_dir_advice("OUTPUT_DIR", stock.OUTPUT_DIR)] + advice(cfg, stock, checked)
 
 
 def lazy_stock_config_text(args: argparse.Namespace) -> Tuple[str, str, List[str]]:
@@ -186,6 +200,9 @@ def lazy_stock_config_text(args: argparse.Namespace) -> Tuple[str, str, List[str
     stock = lazy_stock_config(cfg)
     if weights:
         stock.train.init_checkpoint = _absolute_weights(weights)
+    output_dir = OmegaConf.select(cfg, "train.output_dir", default=None)
+    if isinstance(output_dir, str):
+        stock.train.output_dir = stock_output_dir(output_dir)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "stock_config.yaml")
         LazyConfig.save(stock, path)
@@ -204,7 +221,8 @@ def lazy_stock_config_text(args: argparse.Namespace) -> Tuple[str, str, List[str
     summary = (f"{_target_name(back.model)} (LazyConfig)"
                + (f", weights {back.train.init_checkpoint} ({'checked' if checked else 'not checked'})"
                   if weights else ""))
-    return text, summary, lazy_advice(back, checked)
+    lines = [_output_dir_advice("train.output_dir", back.train.output_dir)] if isinstance(output_dir, str) else []
+    return text, summary, lines + lazy_advice(back, checked)
 
 
 def _target_name(node) -> str:

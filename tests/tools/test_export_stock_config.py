@@ -164,7 +164,7 @@ def lazy_trained_run(tmp_path):
 
     from dropblock_det.engine.lazy import load_lazy_config
 
-    run = tmp_path / "run"
+    run = tmp_path / "lazy_run"
     run.mkdir()
     cfg = load_lazy_config(SYNTHETIC_LAZY, ["model.head.norm=''", "model.test_score_thresh=0.0",
                                             f"train.output_dir={run}"])
@@ -216,10 +216,10 @@ def test_a_python_config_is_exported_with_relative_weights_made_absolute(lazy_tr
     run, _ = lazy_trained_run
     monkeypatch.chdir(run.parent)
     tool = load_tool("export_stock_config")
-    with pytest.raises(ValueError, match=r"--output 'run/stock\.yml'.*give a \.yaml name"):
-        tool.main(["--config-file", SYNTHETIC_LAZY, "--output", "run/stock.yml"])
-    tool.main(["--config-file", SYNTHETIC_LAZY, "--output", "run/stock.yaml", "model.head.norm=''",
-               "train.init_checkpoint=run/model_final.pth"])
+    with pytest.raises(ValueError, match=r"--output 'lazy_run/stock\.yml'.*give a \.yaml name"):
+        tool.main(["--config-file", SYNTHETIC_LAZY, "--output", "lazy_run/stock.yml"])
+    tool.main(["--config-file", SYNTHETIC_LAZY, "--output", "lazy_run/stock.yaml", "model.head.norm=''",
+               "train.init_checkpoint=lazy_run/model_final.pth"])
     out = capsys.readouterr().out
     assert "(checked)" in out and "Training-only" not in out
     assert LazyConfig.load(str(run / "stock.yaml")).train.init_checkpoint == str(run / "model_final.pth")
@@ -230,3 +230,24 @@ def test_only_a_python_config_or_a_lazy_runs_yaml_is_read_as_a_lazy_config(lazy_
     is_lazy = load_tool("export_stock_config").is_lazy_config_file
     assert is_lazy(SYNTHETIC_LAZY) and is_lazy(str(run / "config.yaml"))
     assert not is_lazy(str(CONFIGS / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml"))
+
+
+def test_the_stock_config_points_detectron2s_tools_away_from_the_runs_own_files(trained_run, lazy_trained_run, capsys):
+    # detectron2's train_net.py / lazyconfig_train_net.py --eval-only write config.yaml into
+    # the output folder: in the run's own, the stock config would replace the run's config.
+    from detectron2.config import LazyConfig, get_cfg
+
+    for run, key, opts in ((trained_run[0], "OUTPUT_DIR", ["MODEL.WEIGHTS", str(trained_run[0] / "model_final.pth")]),
+                           (lazy_trained_run[0], "train.output_dir", [])):
+        output = run / "stock.yaml"
+        load_tool("export_stock_config").main(["--config-file", str(run / "config.yaml"), "--output", str(output)] + opts)
+        if key == "OUTPUT_DIR":
+            cfg = get_cfg()
+            cfg.merge_from_file(str(output))
+            written = cfg.OUTPUT_DIR
+        else:
+            cfg = LazyConfig.load(str(output))
+            written = cfg.train.output_dir
+            assert cfg.dataloader.evaluator.output_dir == f"{written}/inference"  # follows it
+        assert written == str(run / "stock")
+        assert f"{key} is {run / 'stock'}" in capsys.readouterr().out
