@@ -135,3 +135,151 @@ def test_lazy_robustness_checks_every_checkpoint_before_the_first_evaluation(che
     with pytest.raises(CheckpointMismatchError, match=r"other\.pth.*head\.cls_subnet"):
         load_tool("analyze_robustness").main(argv + TINY_LAZY_EVAL_OPTS)
     assert evaluations == [] and not out.exists()
+
+
+# ----------------------------------------------------------------------------- sweep
+def _files(root):
+    """{relative path: (size, mtime)} of every file under root: "untouched" means equal."""
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _sweep_argv(out, block_sizes=("1", "3"), keep_probs=("0.8",), config=LAZY_CONFIG):
+    return ["--config-file", config, "--block-sizes", *block_sizes, "--keep-probs", *keep_probs,
+            "--output-dir", str(out)]
+
+
+def _spy_do_train(monkeypatch):
+    """[(block_size, keep_prob, train.output_dir, resume_from)] of every lazy training."""
+    from dropblock_det.engine import lazy
+
+    calls = []
+    real = lazy.do_train
+
+    def spy(cfg, resume_from=""):
+        calls.append((cfg.dropblock.block_size, cfg.dropblock.keep_prob, cfg.train.output_dir, resume_from))
+        return real(cfg, resume_from)
+
+    monkeypatch.setattr(lazy, "do_train", spy)
+    return calls
+
+
+def test_lazy_sweep_trains_each_cell_with_its_values_and_skips_finished_ones(tiny_datasets, tmp_path,
+                                                                           monkeypatch):
+    from dropblock_det.analysis import SweepMismatchError, read_metrics
+
+    tool = load_tool("sweep")
+    calls = _spy_do_train(monkeypatch)
+    out = tmp_path / "sweep"
+    argv = _sweep_argv(out) + TINY_LAZY_OPTS
+    values = tool.main(argv)
+    assert set(values) == {(1, 0.8), (3, 0.8)} and all(math.isfinite(v) for v in values.values())
+    assert calls == [(b, 0.8, str(out / f"b{b}_kp0.8"), "") for b in (1, 3)]
+    with open(out / "sweep.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["block_size"], r["keep_prob"]) for r in rows] == [("1", "0.8"), ("3", "0.8")]
+    for r in rows:
+        cell = out / f"b{r['block_size']}_kp0.8"
+        record = json.loads((cell / "sweep_cell.json").read_text())
+        assert len(r["fingerprint"]) == 64 and record["fingerprint"] == r["fingerprint"]
+        # The config as written: the cell's values, the copies still "${dropblock}", no folder.
+        config = record["config"]
+        assert config["dropblock"]["block_size"] == int(r["block_size"]) and config["dropblock"]["keep_prob"] == 0.8
+        assert config["model"]["backbone"]["bottom_up"]["stages"]["dropblock"] == "${dropblock}"
+        assert config["train"]["max_iter"] == 2 and "output_dir" not in config["train"]
+        assert config["dropblock"]["_target_"] == "dropblock_det.layers.base.build_regularizer"
+        # A run's files, as lazyconfig_train_net writes them.
+        assert (cell / "model_final.pth").is_file() and "block_size: " + r["block_size"] in (cell / "config.yaml").read_text()
+        assert "Starting training from iteration 0" in (cell / "log.txt").read_text()
+        assert any("dropblock/keep_prob" in m for m in read_metrics(cell / "metrics.json"))
+    assert rows[0]["fingerprint"] != rows[1]["fingerprint"]
+    assert (out / "sweep.png").stat().st_size > 0
+    # Rerun with one more keep_prob: only the new cells train.
+    again = tool.main(_sweep_argv(out, keep_probs=("0.8", "0.9")) + TINY_LAZY_OPTS)
+    assert [c[:2] for c in calls[2:]] == [(1, 0.9), (3, 0.9)]
+    assert again[(3, 0.8)] == values[(3, 0.8)] and len(again) == 4
+    # Another configuration into the folder: refused before anything trains, naming the key.
+    before = _files(out)
+    with pytest.raises(SweepMismatchError) as e:
+        tool.main(_sweep_argv(out, keep_probs=("0.7", "0.8")) + TINY_LAZY_OPTS + ["train.max_iter=3"])
+    assert "train.max_iter: 2 -> 3" in str(e.value) and str(out / "sweep.csv") in str(e.value)
+    assert "block_size=3 keep_prob=0.8" in str(e.value)
+    assert _files(out) == before and len(calls) == 4
+
+
+def test_lazy_sweep_cells_start_from_the_config_seed(tiny_datasets, tmp_path):
+    # keep_prob 1.0: DropBlock never drops, so block 1 and block 3 are the same training.
+    from dropblock_det.analysis import read_metrics
+
+    out = tmp_path / "sweep"
+    load_tool("sweep").main(_sweep_argv(out, keep_probs=("1.0",)) + TINY_LAZY_OPTS)
+    losses = [[r["total_loss"] for r in read_metrics(out / f"b{b}_kp1" / "metrics.json") if "total_loss" in r]
+              for b in (1, 3)]
+    assert losses[0] and losses[0] == losses[1]
+
+
+def test_lazy_sweep_resumes_an_interrupted_cell_and_refuses_a_changed_one(tiny_datasets, tmp_path, monkeypatch):
+    import shutil
+
+    from dropblock_det.analysis import SweepMismatchError
+
+    tool = load_tool("sweep")
+    opts = TINY_LAZY_OPTS + ["train.checkpointer.period=1"]
+    done = tmp_path / "done"
+    tool.main(_sweep_argv(done, block_sizes=("3",)) + opts)
+    # A copy (another folder: train.output_dir is not in the fingerprint) as if killed after
+    # its first iteration: no CSV row, the last checkpoint model_0000000.pth.
+    out = tmp_path / "sweep"
+    shutil.copytree(done, out)
+    (out / "sweep.csv").unlink()
+    cell = out / "b3_kp0.8"
+    (cell / "model_final.pth").unlink()
+    (cell / "last_checkpoint").write_text("model_0000000.pth")
+    calls = _spy_do_train(monkeypatch)
+    before = _files(out)
+    with pytest.raises(SweepMismatchError, match=r"dropblock\.gamma_mode: 'paper' -> 'calibrated'") as e:
+        tool.main(_sweep_argv(out, block_sizes=("3",)) + opts + ["dropblock.gamma_mode=calibrated"])
+    assert "model_0000000.pth" in str(e.value) and _files(out) == before and calls == []
+    values = tool.main(_sweep_argv(out, block_sizes=("3",)) + opts)
+    assert calls == [(3, 0.8, str(cell), str(cell / "model_0000000.pth"))]
+    assert math.isfinite(values[(3, 0.8)]) and (cell / "model_final.pth").is_file()
+    with open(out / "sweep.csv") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["fingerprint"] == json.loads((cell / "sweep_cell.json").read_text())["fingerprint"]
+
+
+NO_DROPBLOCK_NODE = '''
+from detectron2.config import LazyConfig
+
+_cfg = LazyConfig.load({path!r})
+model, dataloader, optimizer, lr_multiplier, train = (
+    _cfg.model, _cfg.dataloader, _cfg.optimizer, _cfg.lr_multiplier, _cfg.train)
+{change}
+'''
+
+
+@pytest.mark.parametrize("change, opts, match", [
+    ("", [], r"no_dropblock\.py \(with the opts given\) has no top-level `dropblock` node"),
+    # A copy of the node's value, not an interpolation: the cells' values would reach nothing.
+    ("dropblock = _cfg.dropblock\nmodel.backbone.bottom_up.stages.dropblock = _cfg.dropblock", [],
+     r"no_dropblock\.py: with dropblock\.block_size=4, model\.backbone\.bottom_up\.res4\.0\.dropblock_\w+"
+     r"\.block_size=3.*do not copy the top-level `dropblock` node"),
+    ("dropblock = _cfg.dropblock\n_cfg.model.backbone.top_block.dropblock = None\n"
+     "model.backbone.dropblock = model.head.dropblock = None\n"
+     "model.backbone.bottom_up.stages.dropblock = _cfg.dropblock", [],
+     r"copies the top-level `dropblock` node nowhere in `model`"),
+    (None, ["model.backbone.bottom_up.stages.dropblock_stages=[]", "model.backbone.bottom_up.stages.stage_drop_scales=[]"],
+     r"retinanet_R18_GN_dropblock_res45_kp0\.9_b3\.py \(with the opts given\) builds a model with no DropBlock"),
+    (None, ["dataloader.test.dataset.names=[]"], r"dataloader\.test\.dataset\.names is empty"),
+])
+def test_a_lazy_sweep_without_dropblock_is_refused_before_any_training(tiny_datasets, tmp_path, monkeypatch,
+                                                                      change, opts, match):
+    config = LAZY_CONFIG
+    if change is not None:
+        config = tmp_path / "no_dropblock.py"
+        config.write_text(NO_DROPBLOCK_NODE.format(path=LAZY_CONFIG, change=change))
+    calls = _spy_do_train(monkeypatch)
+    out = tmp_path / "sweep"
+    with pytest.raises(ValueError, match=match):
+        load_tool("sweep").main(_sweep_argv(out, config=str(config)) + TINY_LAZY_OPTS + opts)
+    assert calls == [] and not out.exists()
