@@ -108,8 +108,10 @@ def test_lazy_robustness_evaluates_the_first_test_dataset_only(checkpoints, tmp_
     (["dataloader.evaluator=null"], ("0.9",), ValueError, r"has no dataloader\.evaluator"),
     (["train.output_dir"], ("0.9",), ValueError, r"command-line opt 'train\.output_dir': expected key=value"),
     (["dataloader.test.dataset.names=nope"], ("0.9",), KeyError, r"dataloader\.test\.dataset\.names names 'nope'"),
-    # DropBlock runs in these evaluations: its kernels must run on train.device.
-    (["dropblock.impl=triton"], ("0.9",), ValueError, r"impl='triton' cannot run on train\.device='cpu'"),
+    # DropBlock runs in these evaluations: its kernels must run on train.device (the
+    # monkeypatched check says they cannot, wherever this test runs).
+    (["dropblock.impl=triton"], ("0.9",), ValueError,
+     r"model\.backbone\.bottom_up\.res4\.0\.dropblock_conv1: impl='triton' cannot run on train\.device='cpu': no Triton"),
 ])
 def test_lazy_robustness_refuses_before_any_evaluation(checkpoints, tmp_path, monkeypatch, opts, keep_probs,
                                                        error, match):
@@ -117,6 +119,7 @@ def test_lazy_robustness_refuses_before_any_evaluation(checkpoints, tmp_path, mo
 
     evaluations = []
     monkeypatch.setattr(lazy, "do_test", lambda *a: evaluations.append(a))
+    monkeypatch.setattr(lazy, "triton_unavailable_reason", lambda device: "no Triton (test)")
     argv = _robustness_argv(LAZY_CONFIG, checkpoints["dropblock"], tmp_path / "out", keep_probs=keep_probs)
     with pytest.raises(error, match=match):
         load_tool("analyze_robustness").main(argv + TINY_LAZY_EVAL_OPTS + ["train.device=cpu"] + opts)
