@@ -179,8 +179,9 @@ SWEEP_FIELDS = ["block_size", "keep_prob", "metric", "value", "output_dir", "fin
 # so that an interrupted cell can be checked before it is resumed.
 SWEEP_CELL_FILE = "sweep_cell.json"
 # Left out of a cell's fingerprint: where it writes, not what it trains (it differs per
-# cell, and the same sweep into another --output-dir is the same experiment).
-FINGERPRINT_EXCLUDED_KEYS = ("OUTPUT_DIR",)
+# cell, and the same sweep into another --output-dir is the same experiment). Dotted keys:
+# a yacs config's OUTPUT_DIR, a LazyConfig's train.output_dir (a config has one of them).
+FINGERPRINT_EXCLUDED_KEYS = ("OUTPUT_DIR", "train.output_dir")
 
 
 class SweepMismatchError(RuntimeError):
@@ -195,6 +196,30 @@ def first_test_dataset(cfg: Any, config_file: str) -> str:
         raise ValueError(f"DATASETS.TEST is empty in {config_file} (+ opts): an analysis evaluates "
                          "on its first entry")
     return cfg.DATASETS.TEST[0]
+
+
+def first_lazy_test_dataset(cfg: Any, config_file: str) -> str:
+    """The LazyConfig counterpart of :func:`first_test_dataset`: the first name of
+    `dataloader.test.dataset.names`, to which that key is set (an analysis evaluates one
+    dataset, as the yacs tools do; the evaluator's `dataset_name`, an interpolation of it in
+    configs/common, follows). ValueError naming the key when there is none, or when the
+    evaluator names another dataset than the one the test loader then loads."""
+    from omegaconf import OmegaConf
+
+    key = "dataloader.test.dataset.names"
+    names = OmegaConf.select(cfg, key, default=None)
+    names = [names] if isinstance(names, str) else list(names or [])
+    if not names:
+        raise ValueError(f"{key} is empty or missing in {config_file} (+ opts): an analysis evaluates "
+                         "on its first dataset")
+    OmegaConf.update(cfg, key, names[0], merge=False)
+    evaluated = OmegaConf.select(cfg, "dataloader.evaluator.dataset_name", default=None)
+    if evaluated is not None and evaluated != names[0]:
+        # Predictions of one dataset scored against another's annotations.
+        raise ValueError(f"dataloader.evaluator.dataset_name={evaluated!r} in {config_file} (+ opts) is not "
+                         f"the dataset the analysis evaluates, {key}'s first, {names[0]!r}: set it to "
+                         f"\"${{..test.dataset.names}}\" as configs/common/data does")
+    return names[0]
 
 
 def sweep_cells(block_sizes: Iterable[int], keep_probs: Iterable[float]) -> List[Tuple[int, float]]:
@@ -215,22 +240,59 @@ def sweep_cell_dir(output_dir: os.PathLike, block_size: int, keep_prob: float) -
     return os.path.join(output_dir, f"b{block_size}_kp{keep_prob:g}")
 
 
-def fingerprinted_config(cfg: Dict[str, Any]) -> Dict[str, Any]:
-    """``cfg`` (a detectron2 CfgNode or nested dict) as plain JSON data, without
-    FINGERPRINT_EXCLUDED_KEYS: what a cell's fingerprint covers."""
+def _plain_config(cfg: Any) -> Dict[str, Any]:
+    """``cfg`` (a detectron2 CfgNode, a LazyConfig DictConfig or a nested dict) as plain
+    JSON data. A LazyConfig is taken as written, interpolations unresolved: resolved,
+    `"${train.output_dir}/inference"` would put the cell's folder into the fingerprint; a
+    `_target_` (a class or function) by its dotted name, whose repr may hold an address
+    that differs per process."""
+    from omegaconf import DictConfig, OmegaConf
+
+    if isinstance(cfg, DictConfig):
+        cfg = OmegaConf.to_container(cfg, resolve=False)
+
     def plain(v: Any) -> Any:
         if isinstance(v, dict):
             return {str(k): plain(x) for k, x in v.items()}
         if isinstance(v, (list, tuple)):
             return [plain(x) for x in v]
+        if callable(v) and hasattr(v, "__qualname__"):
+            return f"{v.__module__}.{v.__qualname__}"
         return v
 
-    return {str(k): plain(v) for k, v in cfg.items() if k not in FINGERPRINT_EXCLUDED_KEYS}
+    return plain(cfg)
+
+
+def sweep_cell_output_dir(cfg: Any) -> str:
+    """The folder a cell's config trains in: its OUTPUT_DIR (yacs) or train.output_dir
+    (LazyConfig), the first of FINGERPRINT_EXCLUDED_KEYS it has."""
+    for key in FINGERPRINT_EXCLUDED_KEYS:
+        node = cfg
+        for part in key.split("."):
+            node = node.get(part) if hasattr(node, "get") else None
+        if node is not None:
+            return str(node)
+    raise KeyError(f"a sweep cell's config has none of {', '.join(FINGERPRINT_EXCLUDED_KEYS)}")
+
+
+def fingerprinted_config(cfg: Any) -> Dict[str, Any]:
+    """``cfg`` (a detectron2 CfgNode, a LazyConfig or nested dict) as plain JSON data
+    (:func:`_plain_config`), without FINGERPRINT_EXCLUDED_KEYS: what a cell's fingerprint
+    covers."""
+    data = _plain_config(cfg)
+    for key in FINGERPRINT_EXCLUDED_KEYS:
+        *parents, last = key.split(".")
+        node = data
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return data
 
 
 def config_fingerprint(cfg: Dict[str, Any]) -> str:
     """sha256 of the resolved config (every key, defaults included: a changed default is a
-    changed experiment), OUTPUT_DIR excluded; stable across processes (sorted keys)."""
+    changed experiment), its output folder excluded; stable across processes (sorted keys)."""
     import hashlib
 
     text = json.dumps(fingerprinted_config(cfg), sort_keys=True, separators=(",", ":"),
@@ -318,8 +380,8 @@ def run_sweep(cells: Sequence[Tuple[int, float]],
     """Train every cell not yet recorded in ``csv_path``, appending one CSV row as each
     finishes (so an interrupted sweep resumes where it stopped). Returns {cell: value}.
 
-    ``cell_config(block_size, keep_prob)`` is the cell's resolved config (a CfgNode or a
-    nested dict) whose OUTPUT_DIR is the cell's folder; its fingerprint
+    ``cell_config(block_size, keep_prob)`` is the cell's config (a CfgNode, a LazyConfig
+    or a nested dict) whose OUTPUT_DIR (LazyConfig: train.output_dir) is the cell's folder; its fingerprint
     (``config_fingerprint``) goes to the CSV and to the folder's SWEEP_CELL_FILE.
     ``train_cell(block_size, keep_prob, config, resume) -> metric value`` trains exactly
     that config, resuming from the folder's last checkpoint when ``resume``.
@@ -360,7 +422,7 @@ def run_sweep(cells: Sequence[Tuple[int, float]],
         seen.add(key)
         config = cell_config(b, kp)
         fingerprint = config_fingerprint(config)
-        cell_dir = str(config["OUTPUT_DIR"])
+        cell_dir = sweep_cell_output_dir(config)
         name = f"block_size={b} keep_prob={kp:g}"
         record = _read_cell_record(cell_dir)
         if key in done:
@@ -396,7 +458,7 @@ def run_sweep(cells: Sequence[Tuple[int, float]],
             if row.get("fingerprint", "") != fingerprint:
                 problems.append(_foreign_row(
                     f"block_size={b} keep_prob={kp:g} (not in this command's grid)", csv_path, row,
-                    config, fingerprint, _read_cell_record(str(config["OUTPUT_DIR"]))))
+                    config, fingerprint, _read_cell_record(sweep_cell_output_dir(config))))
     if problems:
         raise SweepMismatchError(
             f"the sweep in {csv_path.parent} holds results of another configuration than this "

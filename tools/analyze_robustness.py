@@ -17,10 +17,25 @@ enabled): DropBlock adds no parameters, so its checkpoint loads as it is (strict
 key or shape mismatch is an error). Each checkpoint's curve is labelled by LABEL, or by the
 file name without its extension; two checkpoints with one label are refused. Results of an
 earlier run in --output-dir are moved to previous_runs/<time>/ there, not overwritten.
+
+A Python config (`.py`) is a detectron2 LazyConfig, its opts `key=value` overrides:
+
+    python tools/analyze_robustness.py --config-file configs/Synthetic/retinanet_R18_GN_dropblock_res45_kp0.9_b3.py \\
+        --checkpoint output/lazy_run/model_final.pth:DropBlock --checkpoint output/baseline/model_final.pth:baseline \\
+        --keep-probs 1.0 0.9 0.8 --seeds 0 1 2 --output-dir output/robustness train.device=cpu
+
+Its model is built as the config says (`model`), evaluated with `dataloader.test` (its first
+dataset) and `dataloader.evaluator`, whose predictions go to --output-dir/evaluation/inference/
+<dataset>, never into the training run's train.output_dir. A LazyConfig has no switch to
+insert DropBlock, so a config whose model has no regularizer is refused: evaluate a
+baseline checkpoint with the DropBlock config of its architecture (DropBlock adds no
+parameters, so the checkpoint loads into that model strictly). Every other check is the
+yacs path's.
 """
 import argparse
 import os
 import sys
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tool_args.py, beside this file
@@ -30,7 +45,7 @@ from tool_args import parse_tool_args  # noqa: E402
 ROBUSTNESS_FILES = ("robustness.txt", "robustness.png", "evaluation")
 
 
-def parse_args(argv=None):
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config-file", required=True, help="config the checkpoints were trained with")
@@ -41,7 +56,7 @@ def parse_args(argv=None):
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--output-dir", default="output/robustness")
     p.add_argument("opts", nargs=argparse.REMAINDER, default=[],
-                   help="config overrides, KEY VALUE pairs")
+                   help="config overrides: KEY VALUE pairs (yacs), key=value (a .py LazyConfig)")
     return parse_tool_args(p, argv)
 
 
@@ -53,7 +68,7 @@ def _checkpoint_and_label(spec: str):
     return path, label
 
 
-def robustness_config(config_file, opts, output_dir=None):
+def robustness_config(config_file: str, opts: Sequence[str], output_dir: Optional[str] = None) -> Any:
     """The config with DropBlock inserted (identity until switched on) and a dropblock-det
     backbone, so that any checkpoint of the same architecture loads. Evaluated on the first
     DATASETS.TEST entry. With `output_dir`, OUTPUT_DIR points into it: the evaluators write
@@ -86,6 +101,77 @@ def robustness_config(config_file, opts, output_dir=None):
     return cfg
 
 
+def lazy_robustness_config(config_file: str, opts: Sequence[str], output_dir: Optional[str] = None) -> Any:
+    """The LazyConfig counterpart of :func:`robustness_config`: the config evaluated on the
+    first `dataloader.test.dataset.names` entry. With `output_dir`, train.output_dir is
+    output_dir/evaluation and the evaluator's `output_dir` (when it has one) its
+    inference/<dataset>, where the yacs path's evaluators write: the config's usually
+    interpolates the training run's train.output_dir, whose predictions these would
+    replace. The model is the config's as it is: DropBlock is not inserted (a LazyConfig has
+    no switch to turn on), so a config without regularizers is refused by the caller."""
+    from omegaconf import OmegaConf
+
+    from dropblock_det.analysis import first_lazy_test_dataset
+    from dropblock_det.engine.lazy import load_lazy_config
+
+    cfg = load_lazy_config(config_file, opts)
+    dataset = first_lazy_test_dataset(cfg, config_file)
+    if OmegaConf.select(cfg, "dataloader.evaluator", default=None) is None:
+        # do_test returns None without one: there would be no metric to tabulate.
+        raise ValueError(f"{config_file} (+ opts) has no dataloader.evaluator: the analysis scores each "
+                         "evaluation with it (e.g. L(dataset_evaluator)(dataset_name=..., output_dir=...))")
+    if output_dir is not None:
+        cfg.train.output_dir = os.path.join(output_dir, "evaluation")
+        if "output_dir" in cfg.dataloader.evaluator:
+            cfg.dataloader.evaluator.output_dir = os.path.join(output_dir, "evaluation", "inference", dataset)
+    return cfg
+
+
+def _no_regularizer_error(config_file: str) -> ValueError:
+    return ValueError(
+        f"{config_file} (+ opts) builds a model with no DropBlock (nor any other regularizer) to switch on at "
+        "inference. A LazyConfig model is evaluated as its config builds it: give --config-file the DropBlock "
+        "config of the same architecture instead (e.g. the .py config whose `dropblock` node the model copies, "
+        "with dropblock.keep_prob=... as trained); DropBlock adds no parameters, so a baseline checkpoint "
+        "loads into that config's model strictly")
+
+
+class _Evaluation(NamedTuple):
+    """What main() needs of a config, yacs or LazyConfig alike."""
+    model: Any  # the model built from the config, on its device
+    evaluate: Callable[[Any], Dict[str, Any]]  # evaluate(model) -> detectron2's results
+    dataset: str  # the test dataset evaluated
+
+
+def _yacs_evaluation(args: argparse.Namespace) -> _Evaluation:
+    from dropblock_det.config import check_impl_device
+    from dropblock_det.engine.trainer import DropBlockTrainer, check_config_before_run
+
+    cfg = robustness_config(args.config_file, args.opts, args.output_dir)
+    check_config_before_run(cfg, train=False, check_weights=False)  # the checkpoints are checked by main
+    check_impl_device(cfg)  # DropBlock runs here (in the evaluations), so the kernels must run
+    return _Evaluation(DropBlockTrainer.build_model(cfg),
+                       lambda model: DropBlockTrainer.test(cfg, _ForwardOnly(model)), cfg.DATASETS.TEST[0])
+
+
+def _lazy_evaluation(args: argparse.Namespace) -> _Evaluation:
+    from dropblock_det.engine.lazy import build_lazy_model, check_lazy_config_before_run, do_test
+    from dropblock_det.layers import iter_regularizers
+
+    cfg = lazy_robustness_config(args.config_file, args.opts, args.output_dir)
+    meta = check_lazy_config_before_run(cfg, train=False)
+    if meta is not None and next(iter_regularizers(meta), None) is None:
+        raise _no_regularizer_error(args.config_file)
+    # train=True: DropBlock runs in these evaluations as in training, so the checks of the
+    # regularizers that training makes apply (impl="triton" against train.device, DropBlock
+    # stages the ResNet does not build).
+    model = build_lazy_model(cfg, train=True)
+    if next(iter_regularizers(model), None) is None:  # where the meta build could not tell
+        raise _no_regularizer_error(args.config_file)
+    return _Evaluation(model, lambda model: do_test(cfg, _ForwardOnly(model)),
+                       cfg.dataloader.test.dataset.names)
+
+
 class _ForwardOnly:
     """Hides the nn.Module from detectron2's inference_on_dataset, which would otherwise
     call model.eval() and switch the regularizers off again."""
@@ -97,7 +183,8 @@ class _ForwardOnly:
         return self.model(inputs)
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[float, List[float]]]:
+    """Run the analysis; returns {label: {keep_prob: [metric per seed]}}."""
     args = parse_args(argv)
     import torch
     from detectron2.utils.logger import setup_logger
@@ -108,14 +195,7 @@ def main(argv=None):
         format_robustness_table,
         plot_robustness,
     )
-    from dropblock_det.engine.trainer import (
-        DropBlockTrainer,
-        archive_previous_run,
-        check_config_before_run,
-        claim_output_dir,
-        load_checkpoint_strict,
-    )
-    from dropblock_det.config import check_impl_device
+    from dropblock_det.engine.trainer import archive_previous_run, claim_output_dir, load_checkpoint_strict
     from dropblock_det.layers.base import check_keep_prob
 
     setup_logger(name="detectron2")
@@ -134,18 +214,15 @@ def main(argv=None):
         label, paths = next(iter(repeated.items()))
         raise ValueError(f"--checkpoint: label {label!r} names {len(paths)} checkpoints ({', '.join(paths)}); "
                          "give each its own as PATH:LABEL")
-    cfg = robustness_config(args.config_file, args.opts, args.output_dir)
-    check_config_before_run(cfg, train=False, check_weights=False)  # the checkpoints are checked above
-    check_impl_device(cfg)  # DropBlock runs here (in the evaluations), so the kernels must run
+    # The one place the config kind is chosen: a Python config is a LazyConfig.
+    model, evaluate, dataset = (_lazy_evaluation if args.config_file.endswith(".py") else _yacs_evaluation)(args)
     # Every checkpoint must fit the config's model: loaded once each here, so that a
     # mismatch of the last one is refused before anything is moved and before the (long)
     # evaluations of the first ones, whose results would be lost with it. The model is
     # built once: a strict load replaces all its state, and each evaluation leaves its
     # regularizers at their targets.
-    model = DropBlockTrainer.build_model(cfg)
     for path, _ in checkpoints:
         load_checkpoint_strict(model, path)
-    dataset = cfg.DATASETS.TEST[0]
     from detectron2.data import MetadataCatalog
 
     # One run per folder at a time (see train_net.py): a second would move the first's
@@ -164,9 +241,6 @@ def main(argv=None):
 
     def metric(results):
         return results["sem_seg"]["mIoU"] if sem_seg else results["bbox"]["AP"]
-
-    def evaluate(model):
-        return DropBlockTrainer.test(cfg, _ForwardOnly(model))
 
     curves = {}
     for path, label in checkpoints:

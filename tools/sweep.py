@@ -22,18 +22,35 @@ fingerprints existed, and so is a sweep.csv whose rows of other cells (outside t
 command's grid) are of another configuration. Nothing already there is deleted or
 overwritten, except sweep.png: it is redrawn from every row of sweep.csv, so it shows the
 whole grid trained so far in that folder.
+
+A Python config (`.py`) is a detectron2 LazyConfig, its opts `key=value` overrides:
+
+    python tools/sweep.py --config-file configs/Synthetic/retinanet_R18_GN_dropblock_res45_kp0.9_b3.py \\
+        --block-sizes 1 3 5 --keep-probs 0.95 0.9 0.8 --output-dir output/sweep train.max_iter=300
+
+Each cell sets the top-level `dropblock` node's block_size and keep_prob (every DropBlock of
+configs/common/models copies it, "${dropblock}") and train.output_dir to the cell's folder,
+and trains as tools/lazyconfig_train_net.py does (train.seed, config.yaml, log.txt,
+dropblock_det.engine.lazy.do_train), evaluated on the first dataloader.test.dataset.names
+entry. The fingerprint covers the config as written (interpolations unresolved,
+train.output_dir aside), with the same checks and resumption as above. A config without a
+top-level `dropblock` node, whose model copies it nowhere or whose regularizers do not
+all follow it, or whose model has no regularizer, is refused before anything is written.
 """
 import argparse
+import contextlib
+import json
 import logging
 import os
 import sys
+from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional, Sequence, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tool_args.py, beside this file
 from tool_args import parse_tool_args  # noqa: E402
 
 
-def parse_args(argv=None):
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config-file", required=True)
@@ -41,50 +58,43 @@ def parse_args(argv=None):
     p.add_argument("--keep-probs", type=float, nargs="+", required=True)
     p.add_argument("--output-dir", default="output/sweep")
     p.add_argument("opts", nargs=argparse.REMAINDER, default=[],
-                   help="config overrides for every cell, KEY VALUE pairs")
+                   help="config overrides for every cell: KEY VALUE pairs (yacs), key=value (a .py LazyConfig)")
     return parse_tool_args(p, argv)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    from detectron2.data import MetadataCatalog
-    from detectron2.utils.env import seed_all_rng
-    from detectron2.utils.logger import setup_logger
+class _SweepKind(NamedTuple):
+    """What main() needs of a config kind (yacs or LazyConfig) to sweep it."""
+    dataset: str  # the test dataset every cell is evaluated on
+    # cell_config(block_size, keep_prob) -> the cell's config, checked, training in its folder
+    cell_config: Callable[[int, float], Any]
+    seed: Callable[[Any], int]  # the config's seed (< 0: random)
+    save_config: Callable[[Any, str], None]  # save_config(cfg, path): as the training tool writes it
+    # train(cfg, resume) -> the last evaluation's results; resume: from the folder's last checkpoint
+    train: Callable[[Any, bool], Dict[str, Any]]
 
-    import dropblock_det  # noqa: F401
-    from dropblock_det.analysis import (
-        first_test_dataset,
-        plot_sweep_heatmap,
-        read_sweep_csv,
-        run_sweep,
-        sweep_cell_dir,
-        sweep_cells,
-    )
+
+def _no_dropblock_error(config_file: str, what: str, fix: str) -> ValueError:
+    # The grid changes block_size and keep_prob only: every cell would be one baseline.
+    return ValueError(f"{config_file} (with the opts given) {what}, so every cell would train the same "
+                      f"model without DropBlock; {fix}")
+
+
+def _yacs_sweep(args: argparse.Namespace) -> _SweepKind:
+    from dropblock_det.analysis import first_test_dataset, sweep_cell_dir
     from dropblock_det.config import dropblock_enabled, validate_dropblock_config
-    from dropblock_det.engine.trainer import (
-        DropBlockTrainer,
-        check_config_before_run,
-        claim_output_dir,
-        load_config,
-    )
+    from dropblock_det.engine.trainer import DropBlockTrainer, check_config_before_run, load_config
 
-    setup_logger(name="detectron2")
-    cells = sweep_cells(args.block_sizes, args.keep_probs)
     # Check the shared part of the config once, before the first cell trains.
     base = load_config(args.config_file, args.opts)
     dataset = first_test_dataset(base, args.config_file)  # a cell's value: its evaluation there
     base.DATASETS.TEST = (dataset,)  # the only one a cell evaluates, so the only one checked
     check_config_before_run(base)
     if not dropblock_enabled(base):
-        # The grid changes BLOCK_SIZE and KEEP_PROB only: every cell would be one baseline.
-        raise ValueError(
-            f"{args.config_file} (with the opts given) enables no MODEL.DROPBLOCK location "
-            "(RESNET/FPN/HEAD/SEM_SEG_HEAD.ENABLED), so every cell would train the same model "
-            "without DropBlock; use a DropBlock config or turn a location on in the opts")
-    sem_seg = getattr(MetadataCatalog.get(dataset), "evaluator_type", "") == "sem_seg"
-    metric_name = "sem_seg/mIoU" if sem_seg else "bbox/AP"
+        raise _no_dropblock_error(args.config_file, "enables no MODEL.DROPBLOCK location "
+                                  "(RESNET/FPN/HEAD/SEM_SEG_HEAD.ENABLED)",
+                                  "use a DropBlock config or turn a location on in the opts")
 
-    def cell_config(block_size, keep_prob):
+    def cell_config(block_size: int, keep_prob: float) -> Any:
         cfg = load_config(args.config_file, list(args.opts) + [
             "MODEL.DROPBLOCK.BLOCK_SIZE", str(block_size),
             "MODEL.DROPBLOCK.KEEP_PROB", str(keep_prob),
@@ -95,30 +105,140 @@ def main(argv=None):
         cfg.freeze()
         return cfg
 
+    def save_config(cfg: Any, path: str) -> None:
+        with open(path, "w") as f:
+            f.write(cfg.dump())  # the cell's full config, as detectron2 writes it
+
+    def train(cfg: Any, resume: bool) -> Dict[str, Any]:
+        trainer = DropBlockTrainer(cfg)
+        # resume: run_sweep checked the folder's checkpoint is of this very config.
+        trainer.resume_or_load(resume=resume)
+        return trainer.train()
+
+    return _SweepKind(dataset, cell_config, lambda cfg: cfg.SEED, save_config, train)
+
+
+def _lazy_sweep(args: argparse.Namespace) -> _SweepKind:
+    import torch
+    from detectron2.config import LazyConfig
+    from omegaconf import DictConfig, OmegaConf
+
+    from dropblock_det.analysis import first_lazy_test_dataset, sweep_cell_dir
+    from dropblock_det.engine.lazy import check_lazy_config_before_run, do_train, load_lazy_config
+    from dropblock_det.engine.trainer import last_checkpoint
+    from dropblock_det.layers import iter_regularizers
+
+    def load() -> Tuple[Any, str]:
+        cfg = load_lazy_config(args.config_file, args.opts)
+        return cfg, first_lazy_test_dataset(cfg, args.config_file)
+
+    base, dataset = load()
+    # The cells set dropblock.block_size / dropblock.keep_prob: without the node, or with a
+    # model that copies it nowhere, every cell would be the same training. Checked before the
+    # model is built: a config without it fails there on the model's "${dropblock}".
+    if not isinstance(base.get("dropblock"), DictConfig):
+        raise _no_dropblock_error(
+            args.config_file, "has no top-level `dropblock` node (the regularizer every DropBlock of "
+            "configs/common/models copies, \"${dropblock}\"), which each cell sets", "use a DropBlock config")
+    model_text = json.dumps(OmegaConf.to_container(base.model, resolve=False), default=str)
+    if "${dropblock}" not in model_text:
+        raise _no_dropblock_error(
+            args.config_file, "copies the top-level `dropblock` node nowhere in `model` (no \"${dropblock}\")",
+            "give the model's DropBlock locations dropblock=\"${dropblock}\"")
+    meta = check_lazy_config_before_run(base)
+    if meta is not None and next(iter_regularizers(meta), None) is None:
+        raise _no_dropblock_error(args.config_file, "builds a model with no DropBlock (no regularizer in `model`)",
+                                  "use a DropBlock config or turn a location on in the opts")
+
+    def cell_config(block_size: int, keep_prob: float) -> Any:
+        cfg, _ = load()
+        # Set, not given as opts: a folder name is not parsed as an override value.
+        cfg.dropblock.block_size = block_size
+        cfg.dropblock.keep_prob = keep_prob
+        cfg.train.output_dir = sweep_cell_dir(args.output_dir, block_size, keep_prob)
+        # Each cell's values (a block_size a component refuses), before run_sweep trains any;
+        # the datasets' files were checked with the base config.
+        meta = check_lazy_config_before_run(cfg, check_files=False)
+        # A DropBlock given its own node instead of the copy ("${dropblock}") keeps its own
+        # block_size: that part of the model would be the same in every cell.
+        stray = [f"model.{name}.block_size={module.block_size}" for name, module in
+                 iter_regularizers(meta if meta is not None else torch.nn.Module())
+                 if getattr(module, "block_size", block_size) != block_size]
+        if stray:
+            raise ValueError(
+                f"{args.config_file}: with dropblock.block_size={block_size}, "
+                f"{', '.join(stray[:3])}{' ...' if len(stray) > 3 else ''}: these regularizers do not copy the "
+                "top-level `dropblock` node, so the sweep's values do not reach them; give them "
+                "dropblock=\"${dropblock}\"")
+        return cfg
+
+    def train(cfg: Any, resume: bool) -> Dict[str, Any]:
+        # resume: run_sweep checked the folder's checkpoint is of this very config.
+        return do_train(cfg, last_checkpoint(cfg.train.output_dir) if resume else "")
+
+    # A block_size no regularizer has yet: a DropBlock that does not copy the node is found
+    # here, before the output folder is made, not only in the cells of other block sizes.
+    cell_config(int(base.dropblock.get("block_size") or 1) + 1, base.dropblock.get("keep_prob") or 1.0)
+    # default_setup reads train.seed and saves the config with LazyConfig.save.
+    return _SweepKind(dataset, cell_config, lambda cfg: cfg.train.get("seed", -1), LazyConfig.save, train)
+
+
+@contextlib.contextmanager
+def _cell_log(output_dir: str) -> Iterator[None]:
+    """While in the block, the detectron2 and dropblock_det loggers also write to the cell's
+    log.txt, as train_net writes one into its OUTPUT_DIR (appended to by a resumed cell);
+    only while this cell trains, so each log holds its own cell."""
+    log_file = logging.FileHandler(os.path.join(output_dir, "log.txt"))
+    log_file.setFormatter(logging.Formatter("[%(asctime)s] %(name)s %(levelname)s: %(message)s",
+                                            datefmt="%m/%d %H:%M:%S"))
+    loggers = [logging.getLogger("detectron2"), logging.getLogger("dropblock_det")]
+    for logger in loggers:
+        logger.addHandler(log_file)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeHandler(log_file)
+        log_file.close()
+
+
+def main(argv: Optional[Sequence[str]] = None) -> Dict[Tuple[int, float], float]:
+    """Run the sweep; returns {(block_size, keep_prob): metric} of this command's cells."""
+    args = parse_args(argv)
+    from detectron2.data import MetadataCatalog
+    from detectron2.utils.env import seed_all_rng
+    from detectron2.utils.logger import setup_logger
+
+    import dropblock_det  # noqa: F401
+    from dropblock_det.analysis import (
+        plot_sweep_heatmap,
+        read_sweep_csv,
+        run_sweep,
+        sweep_cell_output_dir,
+        sweep_cells,
+    )
+    from dropblock_det.engine.trainer import claim_output_dir
+
+    setup_logger(name="detectron2")
+    setup_logger(name="dropblock_det", abbrev_name="dropblock")  # what engine.lazy logs
+    cells = sweep_cells(args.block_sizes, args.keep_probs)
+    # The one place the config kind is chosen: a Python config is a LazyConfig.
+    kind = (_lazy_sweep if args.config_file.endswith(".py") else _yacs_sweep)(args)
+    sem_seg = getattr(MetadataCatalog.get(kind.dataset), "evaluator_type", "") == "sem_seg"
+    metric_name = "sem_seg/mIoU" if sem_seg else "bbox/AP"
+
     def train_cell(block_size, keep_prob, cfg, resume):
         # `cfg` is the config run_sweep fingerprinted: the one trained is the one recorded.
-        os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+        output_dir = sweep_cell_output_dir(cfg)
+        os.makedirs(output_dir, exist_ok=True)
         # As train_net's default_setup does: every cell starts from the same weights and
-        # data order (SEED >= 0), so the cells differ by block_size and keep_prob alone,
+        # data order (seed >= 0), so the cells differ by block_size and keep_prob alone,
         # not by the random state the cells before them left.
-        seed_all_rng(None if cfg.SEED < 0 else cfg.SEED)
-        with open(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
-            f.write(cfg.dump())  # the cell's full config, as detectron2 writes it
-        # The cell's log.txt, as train_net writes one into its OUTPUT_DIR (appended to by a
-        # resumed cell); only while this cell trains, so each log holds its own cell.
-        log_file = logging.FileHandler(os.path.join(cfg.OUTPUT_DIR, "log.txt"))
-        log_file.setFormatter(logging.Formatter("[%(asctime)s] %(name)s %(levelname)s: %(message)s",
-                                                datefmt="%m/%d %H:%M:%S"))
-        logger = logging.getLogger("detectron2")
-        logger.addHandler(log_file)
-        try:
-            trainer = DropBlockTrainer(cfg)
-            # resume: run_sweep checked the folder's checkpoint is of this very config.
-            trainer.resume_or_load(resume=resume)
-            results = trainer.train()
-        finally:
-            logger.removeHandler(log_file)
-            log_file.close()
+        seed = kind.seed(cfg)
+        seed_all_rng(None if seed < 0 else seed)
+        kind.save_config(cfg, os.path.join(output_dir, "config.yaml"))
+        with _cell_log(output_dir):
+            results = kind.train(cfg, resume)
         if not results:
             raise RuntimeError(f"cell block_size={block_size} keep_prob={keep_prob}: "
                                "no evaluation results")
@@ -128,7 +248,7 @@ def main(argv=None):
     csv_path = os.path.join(args.output_dir, "sweep.csv")
     # One sweep per folder at a time: two would train and append the same cells.
     claim_output_dir(args.output_dir, "--output-dir")
-    values = run_sweep(cells, train_cell, csv_path, metric_name, cell_config=cell_config)
+    values = run_sweep(cells, train_cell, csv_path, metric_name, cell_config=kind.cell_config)
     # Every row of the CSV (run_sweep checked they are all this configuration's), so a
     # rerun with part of the grid redraws the whole heatmap, not that part.
     everything = {key: row["value"] for key, row in read_sweep_csv(csv_path).items()}
