@@ -18,7 +18,7 @@ key or shape mismatch is an error). Each checkpoint's curve is labelled by LABEL
 file name without its extension; two checkpoints with one label are refused. Results of an
 earlier run in --output-dir are moved to previous_runs/<time>/ there, not overwritten.
 
-A Python config (`.py`) is a detectron2 LazyConfig, its opts `key=value` overrides:
+A LazyConfig (a Python config, or the config.yaml a LazyConfig run saved) takes `key=value` opts:
 
     python tools/analyze_robustness.py --config-file configs/Synthetic/retinanet_R18_GN_dropblock_res45_kp0.9_b3.py \\
         --checkpoint output/lazy_run/model_final.pth:DropBlock --checkpoint output/baseline/model_final.pth:baseline \\
@@ -195,6 +195,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[float, List[flo
         format_robustness_table,
         plot_robustness,
     )
+    from dropblock_det.engine.lazy import is_lazy_config_file
     from dropblock_det.engine.trainer import archive_previous_run, claim_output_dir, load_checkpoint_strict
     from dropblock_det.layers.base import check_keep_prob
 
@@ -214,8 +215,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[float, List[flo
         label, paths = next(iter(repeated.items()))
         raise ValueError(f"--checkpoint: label {label!r} names {len(paths)} checkpoints ({', '.join(paths)}); "
                          "give each its own as PATH:LABEL")
-    # The one place the config kind is chosen: a Python config is a LazyConfig.
-    model, evaluate, dataset = (_lazy_evaluation if args.config_file.endswith(".py") else _yacs_evaluation)(args)
+    # The one place the config kind is chosen: a Python config, or a LazyConfig run's config.yaml.
+    model, evaluate, dataset = (_lazy_evaluation if is_lazy_config_file(args.config_file) else _yacs_evaluation)(args)
     # Every checkpoint must fit the config's model: loaded once each here, so that a
     # mismatch of the last one is refused before anything is moved and before the (long)
     # evaluations of the first ones, whose results would be lost with it. The model is

@@ -122,18 +122,6 @@ def advice(cfg, stock, checked: bool) -> List[str]:
     return lines
 
 
-def is_lazy_config_file(path: str) -> bool:
-    """Whether `path` is a LazyConfig: a Python config, or the config.yaml a LazyConfig run
-    saved (its top level has a lower-case `model` node; a yacs config's keys are upper-case)."""
-    if path.endswith(".py"):
-        return True
-    try:
-        with open(path) as f:
-            return any(line.startswith("model:") for line in f)
-    except OSError:
-        return False  # the yacs reader names the missing file
-
-
 def _absolute_weights(weights: str) -> str:
     from dropblock_det.engine.trainer import is_url
 
@@ -266,6 +254,8 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
     if os.path.exists(args.output):
         raise FileExistsError(f"--output {args.output!r} exists; it is not overwritten: "
                               "give a new file name or remove it")
+    from dropblock_det.engine.lazy import is_lazy_config_file
+
     write = lazy_stock_config_text if is_lazy_config_file(args.config_file) else yacs_stock_config_text
     text, summary, lines = write(args)
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)

@@ -23,7 +23,7 @@ command's grid) are of another configuration. Nothing already there is deleted o
 overwritten, except sweep.png: it is redrawn from every row of sweep.csv, so it shows the
 whole grid trained so far in that folder.
 
-A Python config (`.py`) is a detectron2 LazyConfig, its opts `key=value` overrides:
+A LazyConfig (a Python config, or the config.yaml a LazyConfig run saved) takes `key=value` opts:
 
     python tools/sweep.py --config-file configs/Synthetic/retinanet_R18_GN_dropblock_res45_kp0.9_b3.py \\
         --block-sizes 1 3 5 --keep-probs 0.95 0.9 0.8 --output-dir output/sweep train.max_iter=300
@@ -217,13 +217,14 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[Tuple[int, float], float]
         sweep_cell_output_dir,
         sweep_cells,
     )
+    from dropblock_det.engine.lazy import is_lazy_config_file
     from dropblock_det.engine.trainer import claim_output_dir
 
     setup_logger(name="detectron2")
     setup_logger(name="dropblock_det", abbrev_name="dropblock")  # what engine.lazy logs
     cells = sweep_cells(args.block_sizes, args.keep_probs)
-    # The one place the config kind is chosen: a Python config is a LazyConfig.
-    kind = (_lazy_sweep if args.config_file.endswith(".py") else _yacs_sweep)(args)
+    # The one place the config kind is chosen: a Python config, or a LazyConfig run's config.yaml.
+    kind = (_lazy_sweep if is_lazy_config_file(args.config_file) else _yacs_sweep)(args)
     sem_seg = getattr(MetadataCatalog.get(kind.dataset), "evaluator_type", "") == "sem_seg"
     metric_name = "sem_seg/mIoU" if sem_seg else "bbox/AP"
 

@@ -55,6 +55,7 @@ __all__ = [
     "check_lazy_rcnn_training_data",
     "build_lazy_train_loader",
     "instantiate_naming_key",
+    "is_lazy_config_file",
     "lazy_dataset_names",
     "load_lazy_config",
     "lazy_schedule_hook",
@@ -69,6 +70,19 @@ _TRAIN_KEYS = ("output_dir", "max_iter", "device", "amp.enabled", "checkpointer.
                "eval_period", "log_period", "init_checkpoint")
 _DATASET_NODES = {"dataloader.train": "dataloader.train.dataset.names",
                   "dataloader.test": "dataloader.test.dataset.names"}
+
+
+def is_lazy_config_file(path: str) -> bool:
+    """Whether the config file `path` is a LazyConfig: a Python config, or the config.yaml a
+    LazyConfig run saved (its top level has a lower-case `model` node; a yacs config's keys
+    are upper-case). The tools that read both kinds decide with this."""
+    if path.endswith(".py"):
+        return True
+    try:
+        with open(path) as f:
+            return any(line.startswith("model:") for line in f)
+    except (OSError, UnicodeDecodeError):
+        return False  # the yacs reader names the file
 
 
 def load_lazy_config(config_file: str, opts: Sequence[str] = ()) -> DictConfig:

@@ -97,6 +97,12 @@ def load_config(config_file: str, opts: Sequence[str] = (), extra_setup=None) ->
         try:
             cfg.merge_from_file(config_file)
         except KeyError as e:
+            from .lazy import is_lazy_config_file
+
+            if is_lazy_config_file(config_file):  # e.g. a LazyConfig run's config.yaml
+                raise ValueError(f"config file {config_file!r} is a LazyConfig (its top level has "
+                                 "`model:`), not a yacs config: train it with "
+                                 "tools/lazyconfig_train_net.py") from None
             raise KeyError(f"config file {config_file!r}: {e.args[0] if e.args else e} "
                            "(add_dropblock_config and detectron2's get_cfg define the "
                            "known keys)") from None

@@ -227,7 +227,8 @@ def test_a_python_config_is_exported_with_relative_weights_made_absolute(lazy_tr
 
 def test_only_a_python_config_or_a_lazy_runs_yaml_is_read_as_a_lazy_config(lazy_trained_run):
     run, _ = lazy_trained_run
-    is_lazy = load_tool("export_stock_config").is_lazy_config_file
+    from dropblock_det.engine.lazy import is_lazy_config_file as is_lazy
+
     assert is_lazy(SYNTHETIC_LAZY) and is_lazy(str(run / "config.yaml"))
     assert not is_lazy(str(CONFIGS / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml"))
 
@@ -251,3 +252,11 @@ def test_the_stock_config_points_detectron2s_tools_away_from_the_runs_own_files(
             assert cfg.dataloader.evaluator.output_dir == f"{written}/inference"  # follows it
         assert written == str(run / "stock")
         assert f"{key} is {run / 'stock'}" in capsys.readouterr().out
+
+
+def test_a_lazy_runs_config_yaml_given_to_a_yacs_reader_names_the_lazy_tool(lazy_trained_run):
+    from dropblock_det.engine.trainer import load_config
+
+    run, _ = lazy_trained_run
+    with pytest.raises(ValueError, match=r"config\.yaml' is a LazyConfig .*tools/lazyconfig_train_net\.py"):
+        load_config(str(run / "config.yaml"))

@@ -286,3 +286,20 @@ def test_a_lazy_sweep_without_dropblock_is_refused_before_any_training(tiny_data
     with pytest.raises(ValueError, match=match):
         load_tool("sweep").main(_sweep_argv(out, config=str(config)) + TINY_LAZY_OPTS + opts)
     assert calls == [] and not out.exists()
+
+
+def test_lazy_robustness_reads_a_lazy_runs_config_yaml(checkpoints, tmp_path):
+    # What a LazyConfig run leaves in its folder (LazyConfig.save: targets by name) is a
+    # LazyConfig too, not a yacs file: the same curves as from the .py.
+    from detectron2.config import LazyConfig
+
+    from dropblock_det.engine.lazy import load_lazy_config
+
+    saved = tmp_path / "config.yaml"
+    LazyConfig.save(load_lazy_config(LAZY_CONFIG, TINY_LAZY_EVAL_OPTS), str(saved))
+    tool = load_tool("analyze_robustness")
+    argv = dict(keep_probs=("0.5",), seeds=("3",))
+    from_yaml = tool.main(_robustness_argv(str(saved), checkpoints["dropblock"], tmp_path / "yaml", **argv))
+    from_py = tool.main(_robustness_argv(LAZY_CONFIG, checkpoints["dropblock"], tmp_path / "py", **argv)
+                        + TINY_LAZY_EVAL_OPTS)
+    assert from_yaml == from_py and len(from_py["DropBlock"][0.5]) == 1
