@@ -273,14 +273,18 @@ def _is_plugin_target(target: Any) -> bool:
 
 def _lazy_nodes(node: Any, key: str) -> Iterator[Tuple[str, Any, Any]]:
     """(dotted key, parent, name in parent) of every node under `node`, children first, so
-    replacing a node does not change what is visited after it."""
+    replacing a node does not change what is visited after it; missing values aside, and an
+    interpolation (`${dropblock}`) not entered: what it points at is visited where it is."""
     from omegaconf import DictConfig, ListConfig
 
     if isinstance(node, (DictConfig, ListConfig)):
         names = range(len(node)) if isinstance(node, ListConfig) else list(node.keys())
         for name in names:
-            child = node[name]
-            yield from _lazy_nodes(child, f"{key}.{name}")
+            raw = node._get_node(name)
+            if raw is None or raw._is_missing():
+                continue
+            if not raw._is_interpolation():
+                yield from _lazy_nodes(node[name], f"{key}.{name}")
             yield f"{key}.{name}", node, name
 
 
