@@ -434,17 +434,32 @@ def _stock_block_classes(node: Any, targets: Dict[Any, Any]) -> None:
 _PLUGIN_ONLY_NODES = ("dropblock", "train.dropblock_schedule")
 
 
+def _interpolated_keys(value: str, parent_key: str) -> Iterator[str]:
+    """The absolute keys the interpolations in `value` (`${dropblock}`, `kp_${dropblock.keep_prob}`,
+    `${..dropblock}`; resolvers left out) of a node under `parent_key` read."""
+    import re
+
+    for reference in re.findall(r"\$\{([^${}:]*)\}", value):
+        relative = reference.lstrip(".")
+        up = len(reference) - len(relative) - 1  # `${.x}`: a sibling, `${..x}`: the parent's
+        parts = parent_key.split(".") if parent_key else []
+        if up < 0:
+            yield relative
+        elif up <= len(parts):
+            yield ".".join(parts[:len(parts) - up] + ([relative] if relative else []))
+
+
 def _resolve_interpolations_into(cfg: Any, keys: Sequence[str]) -> None:
     """Replaces every interpolation of `cfg` into one of the nodes `keys` (`${dropblock}`,
-    `${dropblock.keep_prob}`) by a copy of its value, so that the nodes can be removed."""
+    `${dropblock.keep_prob}`, `kp_${dropblock.keep_prob}`, `${..dropblock}`) by a copy of its
+    value, so that the nodes can be removed."""
     import copy
 
-    for _, parent, name in list(_lazy_nodes(cfg, "")):
+    for key, parent, name in list(_lazy_nodes(cfg, "")):
         raw = parent._get_node(name)
         if raw is not None and raw._is_interpolation():
-            reference = raw._value()[2:].lstrip(".")
-            if any(reference == key or reference.startswith(key + ".") or reference.startswith(key + "}")
-                   for key in keys) and not raw._value().startswith("${."):
+            read = _interpolated_keys(raw._value(), key[1:].rpartition(".")[0])
+            if any(ref == node or ref.startswith(node + ".") for ref in read for node in keys):
                 parent[name] = copy.deepcopy(parent[name])
 
 

@@ -318,3 +318,15 @@ def test_lazy_interpolations_are_kept_except_those_into_the_removed_nodes(tmp_pa
     stock.train.output_dir = "elsewhere"
     assert stock.dataloader.evaluator.output_dir == "elsewhere/inference"
     assert stock.model.head.input_shape[0].channels == 64  # `${....backbone.out_channels}`, kept
+
+
+def test_lazy_interpolations_inside_a_string_or_relative_into_the_removed_nodes_are_replaced(tmp_path):
+    from dropblock_det.deploy import lazy_stock_config
+
+    cfg = _lazy(SYNTHETIC_LAZY, "model.head.norm=''")
+    cfg.train.note = "kp${dropblock.keep_prob}_b${dropblock.block_size}"  # e.g. a run name
+    cfg.train.relative = "${..dropblock.keep_prob}"  # the top-level node, from train
+    cfg.train.kept = "${.note}"
+    stock = _saved_and_loaded(lazy_stock_config(cfg), tmp_path)
+    assert (stock.train.note, stock.train.relative, stock.train.kept) == ("kp0.9_b3", 0.9, "kp0.9_b3")
+    assert "${dropblock" not in (tmp_path / "stock.yaml").read_text()
