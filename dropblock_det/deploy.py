@@ -341,8 +341,9 @@ def lazy_stock_config(cfg: Any) -> Any:
 
     Raises:
         ValueError: naming the key, for a dropblock-det component of the model with no stock
-            counterpart, and for a RetinaNet head norm this detectron2's RetinaNetHead cannot
-            build (GN on v0.6).
+            counterpart, for a RetinaNet head norm this detectron2's RetinaNetHead cannot
+            build (GN on v0.6), and for a `dataset_evaluator` whose dataset is not one
+            name registered here with an evaluator type it picks an evaluator for.
     """
     import copy
 
@@ -371,9 +372,7 @@ def lazy_stock_config(cfg: Any) -> Any:
             if "input_shape" in node:
                 node.input_shape = _as_dict_node(node.input_shape)
         elif target is dataset_evaluator:
-            evaluator = _stock_evaluator(node)
-            if evaluator is not None:
-                parent[name] = evaluator
+            parent[name] = _stock_evaluator(node, key)
         if isinstance(parent[name], DictConfig):
             _stock_block_classes(parent[name], targets)
     for key in _PLUGIN_ONLY_NODES:
@@ -469,26 +468,36 @@ def _raw(node: Any, key: str) -> Any:
     return raw._value() if raw is not None and raw._is_interpolation() else node.get(key)
 
 
-def _stock_evaluator(node: Any) -> Any:
-    """detectron2's own evaluator node for a `L(dataset_evaluator)(dataset_name=...)` node
-    (what dataset_evaluator returns for that dataset), or None where the dataset is not
-    registered in this process (its evaluator type is then unknown)."""
+def _stock_evaluator(node: Any, key: str) -> Any:
+    """detectron2's own evaluator node for the `L(dataset_evaluator)(dataset_name=...)` node
+    `node` at `key` (what dataset_evaluator returns for that dataset). ValueError naming
+    the key where that is not known here: not one dataset name, a dataset not registered
+    in this process, or one whose evaluator_type dataset_evaluator has no evaluator for."""
     from detectron2.config import LazyCall
     from detectron2.data import MetadataCatalog
     from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator, SemSegEvaluator
+    from omegaconf import OmegaConf
+
+    from .engine.trainer import EVALUATOR_TYPES
 
     name = node.get("dataset_name")
-    if not isinstance(name, str) or name not in MetadataCatalog.list():
-        return None
-    evaluator_type = getattr(MetadataCatalog.get(name), "evaluator_type", None)
+    evaluator_type = (getattr(MetadataCatalog.get(name), "evaluator_type", None)
+                      if isinstance(name, str) and name in MetadataCatalog.list() else None)
+    if evaluator_type not in EVALUATOR_TYPES:
+        why = ("not one dataset name (detectron2's evaluators take one)" if not isinstance(name, str) else
+               "not a dataset registered in this process" if name not in MetadataCatalog.list() else
+               f"a dataset whose metadata evaluator_type is {evaluator_type!r}, which dataset_evaluator has "
+               f"no evaluator for (supported: {', '.join(map(repr, EVALUATOR_TYPES))})")
+        name = OmegaConf.to_object(name) if OmegaConf.is_config(name) else name
+        raise ValueError(f"{key}.dataset_name={name!r}: {why}, so the detectron2 evaluator dataset_evaluator "
+                         f"would pick for it is not known; give one registered dataset name, or write {key} as "
+                         "detectron2's evaluator itself (e.g. L(COCOEvaluator)(dataset_name=...)), which is kept")
     name, output_dir = _raw(node, "dataset_name"), _raw(node, "output_dir")
     if evaluator_type == "coco":
         return LazyCall(COCOEvaluator)(dataset_name=name, output_dir=output_dir)
     if evaluator_type == "pascal_voc":
         return LazyCall(PascalVOCDetectionEvaluator)(dataset_name=name)
-    if evaluator_type == "sem_seg":
-        return LazyCall(SemSegEvaluator)(dataset_name=name, output_dir=output_dir)
-    return None
+    return LazyCall(SemSegEvaluator)(dataset_name=name, output_dir=output_dir)
 
 
 def lazy_plugin_nodes(cfg: Any) -> List[Tuple[str, Any]]:

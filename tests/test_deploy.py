@@ -330,3 +330,16 @@ def test_lazy_interpolations_inside_a_string_or_relative_into_the_removed_nodes_
     stock = _saved_and_loaded(lazy_stock_config(cfg), tmp_path)
     assert (stock.train.note, stock.train.relative, stock.train.kept) == ("kp0.9_b3", 0.9, "kp0.9_b3")
     assert "${dropblock" not in (tmp_path / "stock.yaml").read_text()
+
+
+@pytest.mark.parametrize("names, why", [
+    ("my_own_val", "not a dataset registered in this process"),
+    ("[synthetic_det_val]", r"not one dataset name \(detectron2's evaluators take one\)"),
+])
+def test_a_lazy_dataset_evaluator_whose_evaluator_is_unknown_here_is_named(names, why):
+    from dropblock_det.deploy import lazy_stock_config
+
+    cfg = _lazy(SYNTHETIC_LAZY, "model.head.norm=''", f"dataloader.test.dataset.names={names}")
+    with pytest.raises(ValueError, match=rf"^dataloader\.evaluator\.dataset_name=.*{why}.*write "
+                                         r"dataloader\.evaluator as detectron2's evaluator itself"):
+        lazy_stock_config(cfg)
