@@ -478,7 +478,7 @@ def _stock_evaluator(node: Any, key: str) -> Any:
     from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator, SemSegEvaluator
     from omegaconf import OmegaConf
 
-    from .engine.trainer import EVALUATOR_TYPES
+    from .engine.trainer import EVALUATOR_TYPES, has_compiled_ops
 
     name = node.get("dataset_name")
     evaluator_type = (getattr(MetadataCatalog.get(name), "evaluator_type", None)
@@ -494,7 +494,9 @@ def _stock_evaluator(node: Any, key: str) -> Any:
                          "detectron2's evaluator itself (e.g. L(COCOEvaluator)(dataset_name=...)), which is kept")
     name, output_dir = _raw(node, "dataset_name"), _raw(node, "output_dir")
     if evaluator_type == "coco":
-        return LazyCall(COCOEvaluator)(dataset_name=name, output_dir=output_dir)
+        # As dataset_evaluator: detectron2's default, the fast implementation, raises at the
+        # end of the evaluation where detectron2 has no compiled operators.
+        return LazyCall(COCOEvaluator)(dataset_name=name, output_dir=output_dir, use_fast_impl=has_compiled_ops())
     if evaluator_type == "pascal_voc":
         return LazyCall(PascalVOCDetectionEvaluator)(dataset_name=name)
     return LazyCall(SemSegEvaluator)(dataset_name=name, output_dir=output_dir)

@@ -343,3 +343,16 @@ def test_a_lazy_dataset_evaluator_whose_evaluator_is_unknown_here_is_named(names
     with pytest.raises(ValueError, match=rf"^dataloader\.evaluator\.dataset_name=.*{why}.*write "
                                          r"dataloader\.evaluator as detectron2's evaluator itself"):
         lazy_stock_config(cfg)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_the_lazy_stock_coco_evaluator_uses_the_fast_implementation_only_with_compiled_operators(
+        monkeypatch, compiled):
+    import dropblock_det.engine.trainer as trainer
+    from dropblock_det.deploy import lazy_stock_config
+
+    # Without them detectron2's default (fast) COCOEvaluator raises ImportError at the end of
+    # the evaluation; dataset_evaluator, which the config had, does not use it there.
+    monkeypatch.setattr(trainer, "has_compiled_ops", lambda: compiled)
+    stock = lazy_stock_config(_lazy(SYNTHETIC_LAZY, "model.head.norm=''"))
+    assert stock.dataloader.evaluator.use_fast_impl is compiled
