@@ -354,10 +354,10 @@ def lazy_stock_config(cfg: Any) -> Any:
     from .modeling import make_dropblock_resnet_stages
 
     stock = copy.deepcopy(cfg)
-    # Interpolations are kept (`${train.output_dir}/inference` follows the output folder),
-    # except those into the nodes removed below, which are replaced by their values.
-    _resolve_interpolations_into(stock, _PLUGIN_ONLY_NODES)
     targets = _lazy_stock_targets()
+    # Interpolations are kept (`${train.output_dir}/inference` follows the output folder),
+    # except those into the nodes removed or rebuilt below, which are replaced by their values.
+    _resolve_interpolations_into(stock, _PLUGIN_ONLY_NODES + _rewritten_keys(stock, targets))
     for key, parent, name in list(_lazy_nodes(stock, "")):
         key = key[1:]
         node = parent[name]
@@ -446,6 +446,27 @@ def _interpolated_keys(value: str, parent_key: str) -> Iterator[str]:
             yield relative
         elif up <= len(parts):
             yield ".".join(parts[:len(parts) - up] + ([relative] if relative else []))
+
+
+def _rewritten_keys(cfg: Any, targets: Dict[Any, Any]) -> Tuple[str, ...]:
+    """The keys of `cfg` that lazy_stock_config rebuilds or removes besides _PLUGIN_ONLY_NODES:
+    each `make_dropblock_resnet_stages` node (a list of stages in the stock config, so
+    `${..stages.norm}` reads nothing there) and the regularizer arguments of the nodes built
+    from a dropblock-det component or given one (`block_class=`)."""
+    from omegaconf import DictConfig
+
+    from .modeling import make_dropblock_resnet_stages
+
+    keys: List[str] = []
+    for key, parent, name in _lazy_nodes(cfg, ""):
+        node, key = parent[name], key[1:]
+        if _target(node) is make_dropblock_resnet_stages:
+            keys.append(key)
+        elif isinstance(node, DictConfig) and (_target(node) in targets or any(
+                isinstance(value, type) and value in targets for value in node.values())):
+            keys += [f"{key}.{argument}{suffix}" for argument in _REGULARIZER_ARGUMENTS
+                     for suffix in ("", "_per_block")]
+    return tuple(keys)
 
 
 def _resolve_interpolations_into(cfg: Any, keys: Sequence[str]) -> None:

@@ -356,3 +356,19 @@ def test_the_lazy_stock_coco_evaluator_uses_the_fast_implementation_only_with_co
     monkeypatch.setattr(trainer, "has_compiled_ops", lambda: compiled)
     stock = lazy_stock_config(_lazy(SYNTHETIC_LAZY, "model.head.norm=''"))
     assert stock.dataloader.evaluator.use_fast_impl is compiled
+
+
+def test_lazy_interpolations_into_the_resnet_stages_node_or_a_removed_argument_are_replaced_by_their_values(tmp_path):
+    from dropblock_det.deploy import lazy_stock_config
+
+    # make_dropblock_resnet_stages' node becomes a list of stages: its keys are gone there.
+    cfg = _lazy(SYNTHETIC_LAZY, "model.head.norm=''")
+    cfg.model.backbone.bottom_up.stem.norm = "${..stages.norm}"  # one norm for the whole ResNet
+    cfg.model.backbone.norm = "${.bottom_up.stages.norm}"
+    cfg.train.depth = "${model.backbone.bottom_up.stages.depth}"
+    cfg.train.positions = "${model.backbone.dropblock_positions}"  # an argument the stock FPN goes without
+    stock = _saved_and_loaded(lazy_stock_config(cfg), tmp_path)
+    assert (stock.model.backbone.bottom_up.stem.norm, stock.model.backbone.norm, stock.train.depth) == ("GN", "GN", 18)
+    assert stock.train.positions == [] and "dropblock_positions" not in stock.model.backbone
+    assert stock.model.head.input_shape[0].channels == 64 and "${....backbone.out_channels}" in (
+        tmp_path / "stock.yaml").read_text()  # the others kept
