@@ -138,6 +138,15 @@ def stock_output_dir(output_dir: str) -> str:
     return os.path.join(output_dir, "stock")
 
 
+def check_output_outside_detectron2s_files(output: str, output_dir: str, key: str) -> None:
+    """ValueError naming --output where detectron2's tools, run with the written config,
+    would replace it: their config.yaml in `output_dir`."""
+    if os.path.abspath(output) == os.path.abspath(os.path.join(output_dir, "config.yaml")):
+        raise ValueError(f"--output {output!r} is the config.yaml detectron2's tools write into the "
+                         f"written config's {key}={output_dir!r} (replacing it at their first run): "
+                         "give another file name")
+
+
 def _output_dir_advice(key: str, value: str) -> str:
     return (f"{key} is {value}: detectron2's tools write their config.yaml and evaluation "
             "there, not over the training run's")
@@ -153,6 +162,7 @@ def yacs_stock_config_text(args: argparse.Namespace) -> Tuple[str, str, List[str
     stock = stock_config(cfg)
     stock.MODEL.WEIGHTS = _absolute_weights(stock.MODEL.WEIGHTS)
     stock.OUTPUT_DIR = stock_output_dir(cfg.OUTPUT_DIR)
+    check_output_outside_detectron2s_files(args.output, stock.OUTPUT_DIR, "OUTPUT_DIR")
     deeplab = needs_deeplab_project(stock)
     text = stock.dump()
     # Read back from a temporary file first: the written file must load in stock detectron2.
@@ -191,6 +201,7 @@ def lazy_stock_config_text(args: argparse.Namespace) -> Tuple[str, str, List[str
     output_dir = OmegaConf.select(cfg, "train.output_dir", default=None)
     if isinstance(output_dir, str):
         stock.train.output_dir = stock_output_dir(output_dir)
+        check_output_outside_detectron2s_files(args.output, stock.train.output_dir, "train.output_dir")
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "stock_config.yaml")
         LazyConfig.save(stock, path)

@@ -252,6 +252,11 @@ def test_the_stock_config_points_detectron2s_tools_away_from_the_runs_own_files(
             assert cfg.dataloader.evaluator.output_dir == f"{written}/inference"  # follows it
         assert written == str(run / "stock")
         assert f"{key} is {run / 'stock'}" in capsys.readouterr().out
+        # where detectron2's --eval-only would write its own config.yaml over it
+        with pytest.raises(ValueError, match=rf"--output .*stock/config\.yaml.* {key}="):
+            load_tool("export_stock_config").main(["--config-file", str(run / "config.yaml"), "--output",
+                                                   str(run / "stock" / "config.yaml")] + opts)
+        assert not (run / "stock").exists()
 
 
 def test_a_lazy_runs_config_yaml_given_to_a_yacs_reader_names_the_lazy_tool(lazy_trained_run):
