@@ -244,8 +244,8 @@ def _plain_config(cfg: Any) -> Dict[str, Any]:
     """``cfg`` (a detectron2 CfgNode, a LazyConfig DictConfig or a nested dict) as plain
     JSON data. A LazyConfig is taken as written, interpolations unresolved: resolved,
     `"${train.output_dir}/inference"` would put the cell's folder into the fingerprint; a
-    `_target_` (a class or function) by its dotted name, whose repr may hold an address
-    that differs per process."""
+    class or function (a `_target_`, `block_class=...`) by its dotted name, whose repr may
+    hold an address that differs per process."""
     from omegaconf import DictConfig, OmegaConf
 
     if isinstance(cfg, DictConfig):
@@ -290,9 +290,11 @@ def fingerprinted_config(cfg: Any) -> Dict[str, Any]:
     return data
 
 
-def config_fingerprint(cfg: Dict[str, Any]) -> str:
-    """sha256 of the resolved config (every key, defaults included: a changed default is a
-    changed experiment), its output folder excluded; stable across processes (sorted keys)."""
+def config_fingerprint(cfg: Any) -> str:
+    """sha256 of the config as :func:`fingerprinted_config` gives it (every key, defaults
+    included: a changed default is a changed experiment; a LazyConfig as written,
+    interpolations unresolved), its output folder excluded; stable across processes
+    (sorted keys)."""
     import hashlib
 
     text = json.dumps(fingerprinted_config(cfg), sort_keys=True, separators=(",", ":"),
@@ -375,7 +377,7 @@ def run_sweep(cells: Sequence[Tuple[int, float]],
               train_cell: Callable[[int, float, Any, bool], float],
               csv_path: os.PathLike, metric_name: str = "bbox/AP",
               log: Callable[[str], None] = print, *,
-              cell_config: Callable[[int, float], Dict[str, Any]],
+              cell_config: Callable[[int, float], Any],
               ) -> Dict[Tuple[int, float], float]:
     """Train every cell not yet recorded in ``csv_path``, appending one CSV row as each
     finishes (so an interrupted sweep resumes where it stopped). Returns {cell: value}.
