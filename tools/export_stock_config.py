@@ -15,7 +15,7 @@ A LazyConfig (a .py config, or the config.yaml a LazyConfig run saved) is writte
 LazyConfig YAML file (dropblock_det.deploy.lazy_stock_config), the weights given as
 `train.init_checkpoint=...`:
 
-    python tools/export_stock_config.py --config-file output/lazy_run/config.yaml \
+    python tools/export_stock_config.py --config-file output/lazy_run/config.yaml \\
         --output output/lazy_run/stock_config.yaml train.init_checkpoint=output/lazy_run/model_final.pth
 
 Before anything is written the config is read back into a fresh detectron2 config
