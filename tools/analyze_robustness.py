@@ -56,7 +56,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--output-dir", default="output/robustness")
     p.add_argument("opts", nargs=argparse.REMAINDER, default=[],
-                   help="config overrides: KEY VALUE pairs (yacs), key=value (a .py LazyConfig)")
+                   help="config overrides: KEY VALUE pairs (yacs), key=value"
+                        " (a LazyConfig: .py, or a LazyConfig run's config.yaml)")
     return parse_tool_args(p, argv)
 
 

@@ -58,7 +58,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--keep-probs", type=float, nargs="+", required=True)
     p.add_argument("--output-dir", default="output/sweep")
     p.add_argument("opts", nargs=argparse.REMAINDER, default=[],
-                   help="config overrides for every cell: KEY VALUE pairs (yacs), key=value (a .py LazyConfig)")
+                   help="config overrides for every cell: KEY VALUE pairs (yacs), key=value"
+                        " (a LazyConfig: .py, or a LazyConfig run's config.yaml)")
     return parse_tool_args(p, argv)
 
 
