@@ -16,7 +16,6 @@ from __future__ import annotations
 import inspect
 import logging
 import numbers
-import os
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
