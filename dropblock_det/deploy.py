@@ -245,8 +245,9 @@ def _lazy_stock_targets() -> Dict[Any, Any]:
 
 
 def _target(node: Any) -> Any:
-    """The callable a LazyConfig node builds (a config read from YAML names it by string),
-    None for a node that builds nothing."""
+    """The callable a LazyConfig node builds (a config read from YAML names it by string,
+    located here; the string itself where it does not import), None for a node that builds
+    nothing."""
     from detectron2.utils.registry import locate
     from omegaconf import DictConfig
 
@@ -271,10 +272,11 @@ def _is_plugin_target(target: Any) -> bool:
     return _target_path(target).startswith("dropblock_det.")
 
 
-def _lazy_nodes(node: Any, key: str) -> Iterator[Tuple[str, Any, Any]]:
-    """(dotted key, parent, name in parent) of every node under `node`, children first, so
-    replacing a node does not change what is visited after it; missing values aside, and an
-    interpolation (`${dropblock}`) not entered: what it points at is visited where it is."""
+def _lazy_nodes(node: Any, prefix: str = "") -> Iterator[Tuple[str, Any, Any]]:
+    """(dotted key, parent, name in parent) of every node under `node` (keys below `prefix`,
+    the key of `node`), children first, so replacing a node does not change what is visited
+    after it; missing values aside, and an interpolation (`${dropblock}`) not entered: what it
+    points at is visited where it is."""
     from omegaconf import DictConfig, ListConfig
 
     if isinstance(node, (DictConfig, ListConfig)):
@@ -283,14 +285,15 @@ def _lazy_nodes(node: Any, key: str) -> Iterator[Tuple[str, Any, Any]]:
             raw = node._get_node(name)
             if raw is None or raw._is_missing():
                 continue
+            key = f"{prefix}.{name}" if prefix else str(name)
             if not raw._is_interpolation():
-                yield from _lazy_nodes(node[name], f"{key}.{name}")
-            yield f"{key}.{name}", node, name
+                yield from _lazy_nodes(node[name], key)
+            yield key, node, name
 
 
 def _stock_resnet_stages(node: Any) -> Any:
     """The stages `L(make_dropblock_resnet_stages)(...)` builds, as stock detectron2 writes
-    them: one `L(ResNet.make_stage)(block_class=BottleneckBlock, ...)` per stage."""
+    them: one `L(ResNet.make_stage)(block_class=BottleneckBlock or BasicBlock, ...)` per stage."""
     from detectron2.config import LazyCall
     from detectron2.modeling.backbone.resnet import ResNet
     from omegaconf import ListConfig, OmegaConf
@@ -358,8 +361,7 @@ def lazy_stock_config(cfg: Any) -> Any:
     # Interpolations are kept (`${train.output_dir}/inference` follows the output folder),
     # except those into the nodes removed or rebuilt below, which are replaced by their values.
     _resolve_interpolations_into(stock, _PLUGIN_ONLY_NODES + _rewritten_keys(stock, targets))
-    for key, parent, name in list(_lazy_nodes(stock, "")):
-        key = key[1:]
+    for key, parent, name in list(_lazy_nodes(stock)):
         node = parent[name]
         target = _target(node)
         if target is make_dropblock_resnet_stages:
@@ -384,7 +386,7 @@ def lazy_stock_config(cfg: Any) -> Any:
         if key == "model" or key.startswith("model."):
             raise ValueError(f"{key}: {_target_path(target)} has no stock detectron2 counterpart "
                              "(dropblock-det's components with one: see deploy._lazy_stock_targets)")
-    for key, parent, name in _lazy_nodes(stock, ""):
+    for key, parent, name in _lazy_nodes(stock):
         node = parent[name]
         if _target(node) is RetinaNet:
             _one_head_input_shape_per_level(node)
@@ -392,7 +394,7 @@ def lazy_stock_config(cfg: Any) -> Any:
             error = _stock_retinanet_head_error(node.get("norm", ""))
             if error is not None:
                 raise ValueError(
-                    f"{key[1:]}.norm={node.get('norm')!r}: this detectron2's own RetinaNetHead cannot "
+                    f"{key}.norm={node.get('norm')!r}: this detectron2's own RetinaNetHead cannot "
                     f"build that norm ({type(error).__name__}: {error}; detectron2 v0.6 builds GN for 1 "
                     "channel, current detectron2 builds it), so there is no stock model to deploy it "
                     "as; serve the DropBlockRetinaNet model in eval mode, or use current detectron2")
@@ -458,8 +460,8 @@ def _rewritten_keys(cfg: Any, targets: Dict[Any, Any]) -> Tuple[str, ...]:
     from .modeling import make_dropblock_resnet_stages
 
     keys: List[str] = []
-    for key, parent, name in _lazy_nodes(cfg, ""):
-        node, key = parent[name], key[1:]
+    for key, parent, name in _lazy_nodes(cfg):
+        node = parent[name]
         if _target(node) is make_dropblock_resnet_stages:
             keys.append(key)
         elif isinstance(node, DictConfig) and (_target(node) in targets or any(
@@ -475,10 +477,10 @@ def _resolve_interpolations_into(cfg: Any, keys: Sequence[str]) -> None:
     value, so that the nodes can be removed."""
     import copy
 
-    for key, parent, name in list(_lazy_nodes(cfg, "")):
+    for key, parent, name in list(_lazy_nodes(cfg)):
         raw = parent._get_node(name)
         if raw is not None and raw._is_interpolation():
-            read = _interpolated_keys(raw._value(), key[1:].rpartition(".")[0])
+            read = _interpolated_keys(raw._value(), key.rpartition(".")[0])
             if any(ref == node or ref.startswith(node + ".") for ref in read for node in keys):
                 parent[name] = copy.deepcopy(parent[name])
 
@@ -528,11 +530,13 @@ def lazy_plugin_nodes(cfg: Any) -> List[Tuple[str, Any]]:
     dropblock-det component, and of every dropblock-det class or function given as a
     value (`block_class=DropBlockBottleneckBlock`)."""
     found = []
-    for key, parent, name in _lazy_nodes(cfg, ""):
+    for key, parent, name in _lazy_nodes(cfg):
+        if name == "_target_":  # counted as its node's
+            continue
         value = parent[name]
-        target = _target(value) if name != "_target_" else None
-        if target is None and (isinstance(value, type) or callable(value)) and name != "_target_":
+        target = _target(value)
+        if target is None and callable(value):
             target = value  # a class or function given as a value (`block_class=...`)
         if target is not None and _is_plugin_target(target):
-            found.append((key[1:], target))
+            found.append((key, target))
     return found
