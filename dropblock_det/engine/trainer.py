@@ -85,7 +85,9 @@ def load_config(config_file: str, opts: Sequence[str] = (), extra_setup=None) ->
 
     Errors name what is wrong: FileNotFoundError for a missing ``config_file``; KeyError
     naming the file (or the opt) for a key that does not exist; ValueError for an odd
-    number of opts. The returned config is not frozen.
+    number of opts, and naming the file and tools/lazyconfig_train_net.py for a LazyConfig
+    (`engine.lazy.is_lazy_config_file`, e.g. a LazyConfig run's config.yaml). The returned
+    config is not frozen.
     """
     cfg = get_cfg()
     add_dropblock_config(cfg)  # includes the DeepLab keys the segmentation configs need
