@@ -28,7 +28,7 @@ import argparse
 import os
 import sys
 import tempfile
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tool_args.py, beside this file
@@ -46,7 +46,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return parse_tool_args(p, argv)
 
 
-def read_stock_config(path: str, deeplab: bool):
+def read_stock_config(path: str, deeplab: bool) -> Any:  # a CfgNode
     """`path` read the way stock detectron2 reads a config file (`empty_stock_config`, then
     merge_from_file)."""
     from dropblock_det.deploy import empty_stock_config
@@ -56,7 +56,7 @@ def read_stock_config(path: str, deeplab: bool):
     return cfg
 
 
-def check_stock_model(ours, theirs, weights: str, weights_key: str) -> bool:
+def check_stock_model(ours: Any, theirs: Any, weights: str, weights_key: str) -> bool:
     """RuntimeError unless the stock model `theirs` has the state_dict keys and shapes of the
     dropblock-det model `ours` (both built on the meta device, None where they could not
     be); CheckpointMismatchError naming `weights_key` unless `weights` (a local file) loads
@@ -79,7 +79,7 @@ def check_stock_model(ours, theirs, weights: str, weights_key: str) -> bool:
     return True
 
 
-def check_stock_config(cfg, stock) -> bool:  # CfgNodes
+def check_stock_config(cfg: Any, stock: Any) -> bool:  # CfgNodes
     """check_stock_model for yacs configs: the models of `cfg` and `stock`, MODEL.WEIGHTS."""
     from dropblock_det.engine.trainer import meta_model
 
@@ -98,7 +98,7 @@ def _weights_advice(weights: str, key: str, checked: bool) -> List[str]:
     return []
 
 
-def advice(cfg, stock, checked: bool) -> List[str]:
+def advice(cfg: Any, stock: Any, checked: bool) -> List[str]:
     """What the user should know about the written config `stock` of `cfg` (CfgNodes)."""
     from dropblock_det.deploy import needs_deeplab_project
 
@@ -224,12 +224,12 @@ def lazy_stock_config_text(args: argparse.Namespace) -> Tuple[str, str, List[str
     return text, summary, lines + lazy_advice(back, checked)
 
 
-def _target_name(node) -> str:
+def _target_name(node: Any) -> str:
     target = node._target_
     return target.rpartition(".")[2] if isinstance(target, str) else target.__qualname__
 
 
-def lazy_advice(stock, checked: bool) -> List[str]:
+def lazy_advice(stock: Any, checked: bool) -> List[str]:
     """What the user should know about the written LazyConfig `stock`."""
     from omegaconf import OmegaConf
 
