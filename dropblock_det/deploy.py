@@ -257,7 +257,7 @@ def _target(node: Any) -> Any:
     if isinstance(target, str):
         try:
             return locate(target)
-        except Exception:  # noqa: BLE001 - a target that does not import is not ours either
+        except Exception:  # noqa: BLE001 - kept by name: _is_plugin_target still reads it
             return target
     return target
 
@@ -294,14 +294,18 @@ def _lazy_nodes(node: Any, prefix: str = "") -> Iterator[Tuple[str, Any, Any]]:
 def _stock_resnet_stages(node: Any) -> Any:
     """The stages `L(make_dropblock_resnet_stages)(...)` builds, as stock detectron2 writes
     them: one `L(ResNet.make_stage)(block_class=BottleneckBlock or BasicBlock, ...)` per stage."""
+    import inspect
+
     from detectron2.config import LazyCall
     from detectron2.modeling.backbone.resnet import ResNet
     from omegaconf import ListConfig, OmegaConf
 
-    from .modeling.resnet import stock_resnet_stage_arguments
+    from .modeling.resnet import make_dropblock_resnet_stages, stock_resnet_stage_arguments
 
-    arguments = {k: v for k, v in node.items() if k != "_target_" and k not in (
-        "dropblock", "dropblock_stages", "dropblock_positions", "stage_drop_scales", "drop_path_rate")}
+    # Its own (regularizer) arguments are the named ones besides depth; the ResNet's go on.
+    own = [name for name, parameter in inspect.signature(make_dropblock_resnet_stages).parameters.items()
+           if name != "depth" and parameter.kind is parameter.KEYWORD_ONLY]
+    arguments = {k: v for k, v in node.items() if k != "_target_" and k not in own}
     arguments = {k: OmegaConf.to_object(v) if OmegaConf.is_config(v) else v for k, v in arguments.items()}
     stages = [LazyCall(ResNet.make_stage)(**stage) for stage in stock_resnet_stage_arguments(**arguments).values()]
     return ListConfig(stages, flags={"allow_objects": True})

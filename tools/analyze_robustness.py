@@ -25,8 +25,8 @@ A LazyConfig (a Python config, or the config.yaml a LazyConfig run saved) takes 
         --keep-probs 1.0 0.9 0.8 --seeds 0 1 2 --output-dir output/robustness train.device=cpu
 
 Its model is built as the config says (`model`), evaluated with `dataloader.test` (its first
-dataset) and `dataloader.evaluator`, whose predictions go to --output-dir/evaluation/inference/
-<dataset>, never into the training run's train.output_dir. A LazyConfig has no switch to
+dataset) and `dataloader.evaluator`, whose predictions (when it takes an output_dir) go to
+--output-dir/evaluation/inference/<dataset>, never into the training run's train.output_dir. A LazyConfig has no switch to
 insert DropBlock, so a config whose model has no regularizer is refused: evaluate a
 baseline checkpoint with the DropBlock config of its architecture (DropBlock adds no
 parameters, so the checkpoint loads into that model strictly). Every other check is the

@@ -98,20 +98,23 @@ def _weights_advice(weights: str, key: str, checked: bool) -> List[str]:
     return []
 
 
+def _aspp_pooling_advice(size: str, fix: str) -> str:
+    # DropBlockASPP pools globally where the stock ASPP's fixed kernel does not fit.
+    return (f"Its ASPP pools with the fixed kernel of {size} (at the backbone's output stride) and "
+            "raises on any input whose feature map is not a multiple of it (most PASCAL VOC images "
+            "at their own size), where the DropBlock model pools globally. For inputs of any size, "
+            f"write the config again with {fix} (global pooling everywhere; the DropBlock model keeps "
+            "the stock pooling on maps that are a multiple of the crop's).")
+
+
 def advice(cfg: Any, stock: Any, checked: bool) -> List[str]:
     """What the user should know about the written config `stock` of `cfg` (CfgNodes)."""
     from dropblock_det.deploy import needs_deeplab_project
 
     lines = _weights_advice(stock.MODEL.WEIGHTS, "MODEL.WEIGHTS", checked)
     if cfg.MODEL.SEM_SEG_HEAD.NAME == "DropBlockDeepLabV3PlusHead" and stock.INPUT.CROP.ENABLED:
-        # DropBlockASPP pools globally where the stock ASPP's fixed kernel does not fit.
-        lines.append(
-            f"Its ASPP pools with the fixed kernel of INPUT.CROP.SIZE={tuple(stock.INPUT.CROP.SIZE)} "
-            "(at the backbone's output stride) and raises on any input whose feature map is "
-            "not a multiple of it (most PASCAL VOC images at their own size), where the "
-            "DropBlock model pools globally. For inputs of any size, write the config again "
-            "with INPUT.CROP.ENABLED False (global pooling everywhere; the DropBlock model keeps "
-            "the stock pooling on maps that are a multiple of the crop's).")
+        lines.append(_aspp_pooling_advice(f"INPUT.CROP.SIZE={tuple(stock.INPUT.CROP.SIZE)}",
+                                          "INPUT.CROP.ENABLED False"))
     if needs_deeplab_project(stock):
         lines.append(
             "It uses detectron2's DeepLab project: read it with get_cfg(), "
@@ -239,14 +242,8 @@ def lazy_advice(stock: Any, checked: bool) -> List[str]:
                             "train.init_checkpoint", checked)
     head = OmegaConf.select(stock, "model.sem_seg_head", default=None)
     if head is not None and str(head.get("_target_", "")).endswith("DeepLabV3PlusHead") and head.get("train_size"):
-        # As for yacs (advice()): DropBlockASPP pools globally where the stock ASPP's kernel does not fit.
-        lines.append(
-            f"Its ASPP pools with the fixed kernel of model.sem_seg_head.train_size={tuple(head.train_size)} "
-            "(at the backbone's output stride) and raises on any input whose feature map is not a "
-            "multiple of it (most PASCAL VOC images at their own size), where the DropBlock model pools "
-            "globally. For inputs of any size, write the config again with "
-            "model.sem_seg_head.train_size=None (global pooling everywhere; the DropBlock model keeps "
-            "the stock pooling on maps that are a multiple of the crop's).")
+        lines.append(_aspp_pooling_advice(f"model.sem_seg_head.train_size={tuple(head.train_size)}",
+                                          "model.sem_seg_head.train_size=None"))
     training = lazy_plugin_nodes(stock)
     if training:
         lines.append("Training-only nodes still build dropblock-det components (to train, use "

@@ -42,6 +42,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import sys
 from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional, Sequence, Tuple
 
@@ -142,7 +143,9 @@ def _lazy_sweep(args: argparse.Namespace) -> _SweepKind:
             args.config_file, "has no top-level `dropblock` node (the regularizer every DropBlock of "
             "configs/common/models copies, \"${dropblock}\"), which each cell sets", "use a DropBlock config")
     model_text = json.dumps(OmegaConf.to_container(base.model, resolve=False), default=str)
-    if "${dropblock}" not in model_text:
+    # (absolute or relative: "${dropblock}", "${.....dropblock}"; cell_config checks that the
+    # regularizers follow it)
+    if not re.search(r"\$\{\.*dropblock\}", model_text):
         raise _no_dropblock_error(
             args.config_file, "copies the top-level `dropblock` node nowhere in `model` (no \"${dropblock}\")",
             "give the model's DropBlock locations dropblock=\"${dropblock}\"")

@@ -288,6 +288,18 @@ def test_a_lazy_sweep_without_dropblock_is_refused_before_any_training(tiny_data
     assert calls == [] and not out.exists()
 
 
+def test_a_lazy_sweep_takes_a_relative_copy_of_the_dropblock_node(tiny_datasets, tmp_path, monkeypatch):
+    # `${.....dropblock}` from model.backbone.bottom_up.stages is the top-level node too.
+    config = tmp_path / "relative.py"
+    config.write_text(NO_DROPBLOCK_NODE.format(path=LAZY_CONFIG, change=(
+        "dropblock = _cfg.dropblock\n_cfg.model.backbone.top_block.dropblock = None\n"
+        "model.backbone.dropblock = model.head.dropblock = None\n"
+        "model.backbone.bottom_up.stages.dropblock = '${.....dropblock}'")))
+    calls = _spy_do_train(monkeypatch)
+    load_tool("sweep").main(_sweep_argv(tmp_path / "sweep", config=str(config)) + TINY_LAZY_OPTS)
+    assert calls  # the cells trained
+
+
 def test_lazy_robustness_reads_a_lazy_runs_config_yaml(checkpoints, tmp_path):
     # What a LazyConfig run leaves in its folder (LazyConfig.save: targets by name) is a
     # LazyConfig too, not a yacs file: the same curves as from the .py.
