@@ -370,17 +370,17 @@ def lazy_stock_config(cfg: Any) -> Any:
         target = _target(node)
         if target is make_dropblock_resnet_stages:
             parent[name] = _stock_resnet_stages(node)
-        elif target in targets:
-            for argument in _REGULARIZER_ARGUMENTS:
-                if argument in node:
-                    del node[argument]
-            node._target_ = targets[target]
-            if "input_shape" in node:
-                node.input_shape = _as_dict_node(node.input_shape)
         elif target is dataset_evaluator:
             parent[name] = _stock_evaluator(node, key)
-        if isinstance(parent[name], DictConfig):
-            _stock_block_classes(parent[name], targets)
+        else:
+            for argument in _dropped_regularizer_arguments(node, targets):
+                del node[argument]
+            if target in targets:
+                node._target_ = targets[target]
+                if "input_shape" in node:
+                    node.input_shape = _as_dict_node(node.input_shape)
+            if isinstance(node, DictConfig):
+                _stock_block_classes(node, targets)
     for key in _PLUGIN_ONLY_NODES:
         parent_key, _, name = key.rpartition(".")
         parent = OmegaConf.select(stock, parent_key, default=None) if parent_key else stock
@@ -417,21 +417,28 @@ def _one_head_input_shape_per_level(retinanet: Any) -> None:
         head.input_shape = [copy.deepcopy(shapes[0]) for _ in levels]
 
 
+def _dropped_regularizer_arguments(node: Any, targets: Dict[Any, Any]) -> List[str]:
+    """The regularizer arguments (`_REGULARIZER_ARGUMENTS`, also as `<argument>_per_block`)
+    that the stock config leaves out of `node`: those of a node built from a dropblock-det
+    component, or given one as a value (`L(ResNet.make_stage)(block_class=
+    DropBlockBottleneckBlock, dropblock=..., ...)`, a C4 head's res5); none elsewhere."""
+    from omegaconf import DictConfig
+
+    if not isinstance(node, DictConfig) or not (_target(node) in targets or any(
+            isinstance(value, type) and value in targets for value in node.values())):
+        return []
+    return [name for argument in _REGULARIZER_ARGUMENTS for name in (argument, argument + "_per_block")
+            if name in node]
+
+
 def _stock_block_classes(node: Any, targets: Dict[Any, Any]) -> None:
-    """A node that builds blocks of a class it is given (`L(ResNet.make_stage)(block_class=
-    DropBlockBottleneckBlock, dropblock=..., ...)`, a C4 head's res5): the stock class,
-    without the blocks' regularizer arguments (also as `<argument>_per_block`)."""
-    replaced = False
+    """The stock class for every dropblock-det class `node` is given as a value
+    (`block_class=DropBlockBottleneckBlock`); its regularizer arguments are left out by
+    the caller (`_dropped_regularizer_arguments`)."""
     for key in list(node.keys()):
         value = node[key]
         if isinstance(value, type) and value in targets:
             node[key] = targets[value]
-            replaced = True
-    if replaced:
-        for argument in _REGULARIZER_ARGUMENTS:
-            for name in (argument, argument + "_per_block"):
-                if name in node:
-                    del node[name]
 
 
 # Training-only nodes of dropblock-det's LazyConfigs (configs/common): the regularizer every
@@ -459,8 +466,6 @@ def _rewritten_keys(cfg: Any, targets: Dict[Any, Any]) -> Tuple[str, ...]:
     each `make_dropblock_resnet_stages` node (a list of stages in the stock config, so
     `${..stages.norm}` reads nothing there) and the regularizer arguments of the nodes built
     from a dropblock-det component or given one (`block_class=`)."""
-    from omegaconf import DictConfig
-
     from .modeling import make_dropblock_resnet_stages
 
     keys: List[str] = []
@@ -468,10 +473,8 @@ def _rewritten_keys(cfg: Any, targets: Dict[Any, Any]) -> Tuple[str, ...]:
         node = parent[name]
         if _target(node) is make_dropblock_resnet_stages:
             keys.append(key)
-        elif isinstance(node, DictConfig) and (_target(node) in targets or any(
-                isinstance(value, type) and value in targets for value in node.values())):
-            keys += [f"{key}.{argument}{suffix}" for argument in _REGULARIZER_ARGUMENTS
-                     for suffix in ("", "_per_block")]
+        else:
+            keys += [f"{key}.{argument}" for argument in _dropped_regularizer_arguments(node, targets)]
     return tuple(keys)
 
 
