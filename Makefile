@@ -13,9 +13,10 @@ env:
 main: env
 	$(PY) tools/main_job.py
 
-# The test suite (what .ci/run runs).
+# The test suite (what .ci/run runs): one pytest-xdist worker per core, at most 4, each
+# test file on one worker (its module fixtures, e.g. the Triton interpreter run, once).
 test: env
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n auto --maxprocesses 4 --dist loadfile tests
 
 bench: env
 	$(PY) benchmarks/bench_dropblock.py

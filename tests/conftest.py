@@ -22,8 +22,10 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(autouse=True)
 def _deterministic_threads():
-    # Keep CPU timing-insensitive tests lean on the 2-core CI machine.
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    # Keep CPU timing-insensitive tests lean on the 2-core CI machine, and share the cores
+    # between pytest-xdist's workers (`make test` runs one per core) instead of each taking them all.
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // workers)))
     yield
 
 

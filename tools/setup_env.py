@@ -174,7 +174,7 @@ def main() -> None:
 
     stamp = prefix / STAMP_NAME
     want = fingerprint()
-    check = "import torch, torchvision, detectron2, dropblock_det, pycocotools, fvcore, pytest"
+    check = "import torch, torchvision, detectron2, dropblock_det, pycocotools, fvcore, pytest, xdist"
     if stamp.exists() and stamp.read_text().split("\n")[0] == want and works(python, check):
         log(f"environment ready ({python}); nothing to install")
         return

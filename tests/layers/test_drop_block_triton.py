@@ -336,8 +336,10 @@ def check_tile_sizes_do_not_change_the_mask(device: str) -> None:
     indices, not program ids."""
     cases = [(False, False), (False, True), (True, False), (True, True)]  # (shared, channels_last)
     for shared, channels_last in cases:
-        # 21 planes x 70 columns: 2 dilation programs and 13 apply programs on GPU sizes.
-        x = _positive_input((3, 7, 9, 70), torch.float16, device, channels_last)
+        # 8 planes x 70 columns: on GPU sizes, 2 programs per mask kernel (the second starts mid-plane)
+        # and 5 apply programs; 18 mask programs of 32 lanes. (The interpreter's time is per
+        # program: more planes would add programs, not cases.)
+        x = _positive_input((2, 4, 9, 70), torch.float16, device, channels_last)
         outputs = []
         for sizes in SIZE_VARIANTS:
             with triton_path.launch_sizes(torch.device(device).type, **sizes):
@@ -381,6 +383,10 @@ def check_mask_kernels_writing_bits_give_the_packed_keep_map(device: str) -> Non
     ):
         x = _positive_input(shape, device=device, channels_last=channels_last)
         layout = triton_path._Layout(x, shared)
+        if shared and channels_last:
+            # A shared mask is (N, H, W) in either layout: the NCHW case ran these kernels.
+            assert layout.mask_strides == triton_path._Layout(x.contiguous(), True).mask_strides
+            continue
         bh, bw = min(3, shape[2]), min(4, shape[3])
         masks = []
         for keep_bits in (8, 1):
