@@ -23,12 +23,13 @@ dropblock-det.
 `tools/export_stock_config.py` writes either config as a YAML file, checked against the
 dropblock-det model and a checkpoint.
 """
-import contextlib
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import torch
 from detectron2.config import CfgNode, get_cfg
 from detectron2.layers import ShapeSpec
+
+from .modeling.retinanet import stock_retinanet_head_error
 
 __all__ = ["STOCK_COMPONENTS", "stock_config", "needs_deeplab_project", "empty_stock_config",
            "dropblock_component_advice", "lazy_stock_config", "lazy_plugin_nodes", "LAZY_EVAL_NODES"]
@@ -142,22 +143,6 @@ def needs_deeplab_project(cfg: CfgNode) -> bool:
     )
 
 
-def _stock_retinanet_head_error(norm: str) -> Optional[Exception]:
-    """Why this detectron2's own RetinaNetHead cannot build `norm`, or None where it can
-    (v0.6 builds GN as GroupNorm(32, 1), which fails; current detectron2 builds it per
-    conv)."""
-    from detectron2.modeling.meta_arch.retinanet import RetinaNetHead
-
-    meta = torch.device("meta") if hasattr(torch.device("meta"), "__enter__") else contextlib.nullcontext()
-    try:
-        with meta:
-            RetinaNetHead(input_shape=[ShapeSpec(channels=32)], num_classes=1, num_anchors=1,
-                          conv_dims=[32], norm=norm)
-    except (ValueError, RuntimeError, KeyError) as e:
-        return e
-    return None
-
-
 def stock_config(cfg: CfgNode) -> CfgNode:
     """The config of the stock detectron2 model that a dropblock-det model of `cfg` is at
     inference: the same config with every dropblock-det component replaced by its stock
@@ -185,7 +170,7 @@ def stock_config(cfg: CfgNode) -> CfgNode:
     removable = _schema(deeplab=True, plugin=True) - _schema(deeplab=deeplab, plugin=False)
     _drop_keys(stock, removable)
     norm = stock.MODEL.RETINANET.NORM
-    error = _stock_retinanet_head_error(norm) if stock.MODEL.META_ARCHITECTURE == "RetinaNet" else None
+    error = stock_retinanet_head_error(norm) if stock.MODEL.META_ARCHITECTURE == "RetinaNet" else None
     if error is not None and norm == "GN":
         raise ValueError(
             f"MODEL.RETINANET.NORM={norm!r}: this detectron2's own "
@@ -395,7 +380,7 @@ def lazy_stock_config(cfg: Any) -> Any:
         if _target(node) is RetinaNet:
             _one_head_input_shape_per_level(node)
         if _target(node) is RetinaNetHead:
-            error = _stock_retinanet_head_error(node.get("norm", ""))
+            error = stock_retinanet_head_error(node.get("norm", ""))
             if error is not None:
                 raise ValueError(
                     f"{key}.norm={node.get('norm')!r}: this detectron2's own RetinaNetHead cannot "

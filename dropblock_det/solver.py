@@ -8,7 +8,7 @@ schedule here subclasses `_LRScheduler` (itself a subclass of torch's public
 `LRScheduler`), so both versions' hooks save and restore its state on resume.
 """
 import math
-from typing import List
+from typing import Dict, List, Optional
 
 import torch
 from detectron2.config import CfgNode
@@ -53,13 +53,22 @@ def _warmup_poly_factor(progress: float, warmup: float, power: float, constant_e
     return warmup * poly
 
 
-def _check_poly_arguments(warmup_method: str, power: float, constant_ending: float) -> None:
+# What WarmupPolyLR's errors call its arguments: the yacs keys build_lr_scheduler reads
+# them from. WarmupPolyParamScheduler (a LazyConfig's lr_multiplier) names the arguments.
+_SOLVER_KEYS = {"warmup_method": "SOLVER.WARMUP_METHOD", "power": "SOLVER.POLY_LR_POWER",
+                "constant_ending": "SOLVER.POLY_LR_CONSTANT_ENDING"}
+
+
+def _check_poly_arguments(warmup_method: str, power: float, constant_ending: float,
+                          names: Optional[Dict[str, str]] = None) -> None:
+    name = (names or {}).get
     if warmup_method not in _WARMUP_METHODS:
-        raise ValueError(f"SOLVER.WARMUP_METHOD must be one of {_WARMUP_METHODS}, got {warmup_method!r}")
+        raise ValueError(f"{name('warmup_method', 'warmup_method')} must be one of {_WARMUP_METHODS}, "
+                         f"got {warmup_method!r}")
     if power < 0:
-        raise ValueError(f"SOLVER.POLY_LR_POWER must be >= 0, got {power}")
+        raise ValueError(f"{name('power', 'power')} must be >= 0, got {power}")
     if not 0.0 <= constant_ending <= 1.0:
-        raise ValueError(f"SOLVER.POLY_LR_CONSTANT_ENDING must be in [0, 1], got {constant_ending}")
+        raise ValueError(f"{name('constant_ending', 'constant_ending')} must be in [0, 1], got {constant_ending}")
 
 
 class WarmupPolyLR(torch.optim.lr_scheduler._LRScheduler):
@@ -83,7 +92,7 @@ class WarmupPolyLR(torch.optim.lr_scheduler._LRScheduler):
     ):
         if max_iters <= 0:
             raise ValueError(f"SOLVER.MAX_ITER must be positive for WarmupPolyLR, got {max_iters}")
-        _check_poly_arguments(warmup_method, power, constant_ending)
+        _check_poly_arguments(warmup_method, power, constant_ending, _SOLVER_KEYS)
         self.max_iters = max_iters
         self.warmup_factor = warmup_factor
         self.warmup_iters = warmup_iters

@@ -172,9 +172,10 @@ def test_warmup_poly_param_scheduler_gives_warmup_poly_lr_at_every_iteration(
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(warmup_method="cosine"), "WARMUP_METHOD"),
-    (dict(power=-1.0), "POLY_LR_POWER"),
-    (dict(constant_ending=1.5), "POLY_LR_CONSTANT_ENDING"),
+    # A LazyConfig's lr_multiplier: its errors name its arguments, not the yacs keys.
+    (dict(warmup_method="cosine"), r"^warmup_method must be one of"),
+    (dict(power=-1.0), r"^power must be >= 0, got -1\.0"),
+    (dict(constant_ending=1.5), r"^constant_ending must be in \[0, 1\]"),
     (dict(warmup_length=1.5), "warmup_length must be in"),
 ])
 def test_warmup_poly_param_scheduler_refuses_what_warmup_poly_lr_refuses(kwargs, message):

@@ -38,7 +38,7 @@ from dropblock_det.engine.lazy import (  # noqa: E402
     load_lazy_config,
 )
 from dropblock_det.engine.trainer import (  # noqa: E402
-    is_url,
+    check_eval_checkpoint,
     last_checkpoint,
     launch_tool,
     load_checkpoint_strict,
@@ -71,11 +71,9 @@ def setup(args):
         if not weights:
             raise ValueError("--eval-only needs weights to evaluate: train.init_checkpoint is empty"
                              + (f" and train.output_dir={output_dir!r} has no checkpoint" if args.resume else ""))
-        if not is_url(weights):
-            if not os.path.isfile(weights):
-                raise FileNotFoundError(f"train.init_checkpoint={weights!r} does not exist")
-            if model is not None:  # strictly, as it will be loaded
-                check_lazy_checkpoint(cfg, model, weights, resume=False)
+        # Strictly, as it will be loaded.
+        check_eval_checkpoint(model, weights, "--resume" if weights != cfg.train.init_checkpoint
+                              else "train.init_checkpoint")
     prepare_output_dir(output_dir, "train.output_dir", args.eval_only, args.resume, bool(resume_from),
                        (args.config_file, cfg.train.init_checkpoint))
     default_setup(cfg, args)

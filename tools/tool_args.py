@@ -71,6 +71,23 @@ def _split(parser: argparse.ArgumentParser, argv: List[str]) -> Tuple[List[str],
     return argv[:i], argv[i:]
 
 
+def _refuse_a_second_value_of_a_repeated_flag(parser: argparse.ArgumentParser, flags: List[str],
+                                              opts: List[str]) -> None:
+    """`--checkpoint a.pth b.pth`: a flag given once per value (action "append") followed by a
+    second value, which would begin the config opts. A config opt begins with a yacs key
+    (upper case, `MODEL.WEIGHTS`) or is a LazyConfig `key=value`; anything else there is
+    taken for the flag's next value and refused with the way to write it."""
+    if not opts or "=" in opts[0] or opts[0][:1].isupper() or not flags:
+        return
+    last = flags[-1].split("=", 1)[0] if "=" in flags[-1] else (flags[-2] if len(flags) > 1 else "")
+    action = _option_action(parser, last)
+    if action is None or not isinstance(action, argparse._AppendAction) or action.nargs is not None:
+        return
+    value = flags[-1].split("=", 1)[1] if "=" in flags[-1] else flags[-1]
+    parser.error(f"{last} takes one value, and {opts[0]!r} after {last} {value} is not a config opt: "
+                 f"give the flag once per value ({last} {value} {last} {opts[0]})")
+
+
 def parse_tool_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """`parser.parse_args(argv)` for a parser whose last argument takes the config opts
     (`nargs=argparse.REMAINDER`, as detectron2's `default_argument_parser`): the opts begin
@@ -83,6 +100,7 @@ def parse_tool_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str
     if len(remainder) != 1:
         return parser.parse_args(argv)
     flags, opts = _split(parser, argv)
+    _refuse_a_second_value_of_a_repeated_flag(parser, flags, opts)
     for index, token in enumerate(opts):
         if _option_action(parser, token) is not None:
             parser.error(

@@ -31,6 +31,7 @@ import dropblock_det  # noqa: E402,F401  (registers the components and datasets)
 from dropblock_det.engine.trainer import (  # noqa: E402
     DropBlockTrainer,
     check_config_before_run,
+    check_eval_checkpoint,
     check_resume_checkpoint,
     last_checkpoint,
     launch_tool,
@@ -58,10 +59,14 @@ def setup(args):
     if resume_from and not args.eval_only:
         # detectron2 reads it only after the data loader is built, and loads it non-strictly.
         check_resume_checkpoint(cfg, resume_from, model)
-    if args.eval_only and not eval_weights(cfg, args):
-        # Before claim_output_dir, which creates OUTPUT_DIR.
-        raise ValueError("--eval-only needs weights to evaluate: MODEL.WEIGHTS is empty"
-                         + (f" and OUTPUT_DIR={cfg.OUTPUT_DIR!r} has no checkpoint" if args.resume else ""))
+    if args.eval_only:
+        # Before prepare_output_dir, which creates OUTPUT_DIR and moves the run's config.yaml
+        # and predictions aside: weights that cannot be evaluated leave the folder as it was.
+        weights = eval_weights(cfg, args)
+        if not weights:
+            raise ValueError("--eval-only needs weights to evaluate: MODEL.WEIGHTS is empty"
+                             + (f" and OUTPUT_DIR={cfg.OUTPUT_DIR!r} has no checkpoint" if args.resume else ""))
+        check_eval_checkpoint(model, weights, "--resume" if resume_from else "MODEL.WEIGHTS")
     prepare_output_dir(cfg.OUTPUT_DIR, "OUTPUT_DIR", args.eval_only, args.resume, bool(resume_from),
                        (args.config_file, cfg.MODEL.WEIGHTS))
     default_setup(cfg, args)

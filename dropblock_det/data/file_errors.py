@@ -76,10 +76,20 @@ class DatasetMapperNamingFiles(DatasetMapper):
     # The config key that sets each flag of ANNOTATION_FIELDS.
     _FLAG_KEYS = {"use_instance_mask": "MODEL.MASK_ON", "use_keypoint": "MODEL.KEYPOINT_ON"}
 
-    def _check_annotations_for_model(self, dataset_dict: Dict[str, Any]) -> None:
-        """ValueError naming the config key and the image when a training item's annotations
-        lack what the model trains on (masks for MODEL.MASK_ON, keypoints for
-        MODEL.KEYPOINT_ON; see `missing_annotation_field`)."""
+    def check_training_items(self, items: Any, datasets: str) -> None:
+        """Every training item (`items`: the dataset dicts of `datasets`, e.g.
+        "DATASETS.TRAIN=('coco_2017_train',)"; anything but a list is left to __call__)
+        checked as __call__ checks each: run once before the first step, so a Mask R-CNN on
+        a box-only dataset is refused naming the datasets, not at the first item it maps."""
+        if isinstance(items, list):
+            for item in items:
+                self._check_annotations_for_model(item, datasets)
+
+    def _check_annotations_for_model(self, dataset_dict: Dict[str, Any], datasets: str = "") -> None:
+        """ValueError naming the config key and the image (and `datasets`, its datasets,
+        where known) when a training item's annotations lack what the model trains on
+        (masks for MODEL.MASK_ON, keypoints for MODEL.KEYPOINT_ON; see
+        `missing_annotation_field`)."""
         if not getattr(self, "is_train", False):
             return
         flag = missing_annotation_field(dataset_dict, [f for f in self._FLAG_KEYS if getattr(self, f, False)])
@@ -87,7 +97,8 @@ class DatasetMapperNamingFiles(DatasetMapper):
             (field, what), key = ANNOTATION_FIELDS[flag], self._FLAG_KEYS[flag]
             raise ValueError(
                 f"{key}=True, but the annotations of {dataset_dict.get('file_name', 'a dataset item')} "
-                f"have no {field!r} ({what}): the model trains on them. Give DATASETS.TRAIN a "
+                + (f"in {datasets} " if datasets else "")
+                + f"have no {field!r} ({what}): the model trains on them. Give DATASETS.TRAIN a "
                 f"dataset with {what}, or set {key} False")
 
 

@@ -13,6 +13,7 @@ A config without the key gets that default hook when its model has a regularizer
 """
 from __future__ import annotations
 
+import difflib
 import inspect
 import logging
 import numbers
@@ -53,6 +54,7 @@ __all__ = [
     "check_lazy_rcnn_mapper",
     "check_lazy_rcnn_training_data",
     "build_lazy_train_loader",
+    "check_override_key",
     "instantiate_naming_key",
     "is_lazy_config_file",
     "lazy_dataset_names",
@@ -101,11 +103,78 @@ def load_lazy_config(config_file: str, opts: Sequence[str] = ()) -> DictConfig:
     for opt in opts:
         if "=" not in opt:
             raise ValueError(f"command-line opt {opt!r}: expected key=value (LazyConfig overrides)")
+        check_override_key(cfg, opt)
         try:
             cfg = LazyConfig.apply_overrides(cfg, [opt])
-        except (OmegaConfBaseException, KeyError, ValueError) as e:
+        except (OmegaConfBaseException, KeyError, ValueError, NotImplementedError) as e:
             raise ValueError(f"command-line opt {opt!r}: {e}") from None
     return cfg
+
+
+# Keys the tools read that a config may leave out, so an override may add them without "+".
+_OPTIONAL_KEYS = ("train.dropblock_schedule",)
+
+
+def check_override_key(cfg: DictConfig, opt: str) -> None:
+    """KeyError naming the opt and the key when the override `opt` ("key=value") would add
+    a key the config does not have, with the config's closest keys: detectron2's
+    apply_overrides adds any key, so a misspelt `train.max_iters=3` trained with the
+    config's max_iter. A key may be added where it is an argument of its node's
+    `_target_` (an argument the L(...) call left at its default), where the tools read it
+    (train.dropblock_schedule), or on purpose with Hydra's "+key=value"."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        override = OverridesParser.create().parse_overrides([opt])[0]
+    except Exception as e:  # noqa: BLE001 - Hydra's grammar errors have several types
+        raise ValueError(f"command-line opt {opt!r}: {e}") from None
+    key = override.key_or_group
+    if override.is_add() or override.is_delete() or key in _OPTIONAL_KEYS:
+        return  # a deletion is refused by apply_overrides itself
+    node: Any = cfg
+    parts = key.split(".")
+    for depth, part in enumerate(parts):
+        if isinstance(node, ListConfig):
+            if not (part.isdigit() and int(part) < len(node)):
+                return  # apply_overrides names what is wrong with a list index
+            node = node[int(part)]
+            continue
+        if not isinstance(node, DictConfig):
+            return  # a value, not a node: apply_overrides refuses to go into it
+        if part in node.keys():
+            try:
+                node = node[part]
+            except OmegaConfBaseException:
+                return  # a "???" or a broken interpolation: the build names it
+            continue
+        arguments = _target_arguments(node)
+        if arguments is None or part in arguments:
+            return
+        where = ".".join(parts[:depth]) or "the config's top level"
+        close = difflib.get_close_matches(part, sorted({str(k) for k in node.keys()} | arguments), n=3)
+        raise KeyError(
+            f"command-line opt {opt!r}: {where} has no key {part!r}"
+            + (f" (did you mean {', '.join('.'.join(parts[:depth] + [c]) for c in close)}?)" if close else "")
+            + f"; to add it on purpose write +{opt}")
+
+
+def _target_arguments(node: DictConfig) -> Optional[set]:
+    """The argument names the node's `_target_` takes: an empty set for a node without one
+    (a plain dict, such as `train`), None when any name goes (**kwargs, or a target that
+    cannot be located or inspected: its build reports it)."""
+    if "_target_" not in node.keys():
+        return set()
+    from detectron2.utils.registry import locate
+
+    try:
+        target = node._target_
+        target = locate(target) if isinstance(target, str) else target
+        parameters = inspect.signature(target).parameters.values()
+    except Exception:  # noqa: BLE001 - any failure: leave it to the build
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    return {p.name for p in parameters if p.kind is not inspect.Parameter.VAR_POSITIONAL}
 
 
 def _select(cfg: DictConfig, key: str) -> Any:
@@ -513,8 +582,10 @@ def lazy_schedule_hook(cfg: DictConfig, model: torch.nn.Module) -> Optional[Drop
             return None
         hook = instantiate(spec)
         if not isinstance(hook, DropBlockScheduleHook):
-            raise ValueError(f"train.dropblock_schedule gives a {type(hook).__name__}: expected "
-                             "L(DropBlockScheduleHook)(...) or None")
+            raise ValueError(f"train.dropblock_schedule gives a {type(hook).__name__}"
+                             + (f" ({hook!r})" if isinstance(hook, str) else "")
+                             + ": expected L(DropBlockScheduleHook)(...) or None (written null in a "
+                             "command-line override: train.dropblock_schedule=null)")
         return hook
     if next(iter_regularizers(model), None) is None:
         return None
@@ -561,16 +632,15 @@ def do_test(cfg: DictConfig, model: torch.nn.Module) -> Optional[Dict[str, Any]]
     return results
 
 
-def check_lazy_checkpoint(cfg: DictConfig, model: torch.nn.Module, path: str, resume: bool = True) -> None:
-    """Before data loading, the checkpoint a resumed run continues from (`resume`) or an
-    evaluation loads: CheckpointMismatchError naming the keys when it does not fit the
-    model (which may be on the meta device), and for a resume ValueError when it is past
-    train.max_iter (as train_net's check of --resume)."""
-    if resume:
-        check_checkpoint_fits(model, path, "--resume", "start a fresh run or use another train.output_dir "
-                              "for a changed model", ("train.max_iter", cfg.train.max_iter))
-    else:
-        check_checkpoint_fits(model, path, "train.init_checkpoint")
+_RESUME_ADVICE = "start a fresh run or use another train.output_dir for a changed model"
+
+
+def check_lazy_checkpoint(cfg: DictConfig, model: torch.nn.Module, path: str) -> None:
+    """Before data loading, the checkpoint a --resume continues from: CheckpointMismatchError
+    naming the keys when it does not fit the model (which may be on the meta device),
+    ValueError when it has reached train.max_iter (as train_net's check of --resume). An
+    --eval-only checkpoint: trainer.check_eval_checkpoint."""
+    check_checkpoint_fits(model, path, "--resume", _RESUME_ADVICE, ("train.max_iter", cfg.train.max_iter))
 
 
 def do_train(cfg: DictConfig, resume_from: str = "") -> Optional[Dict[str, Any]]:
@@ -582,7 +652,9 @@ def do_train(cfg: DictConfig, resume_from: str = "") -> Optional[Dict[str, Any]]
     model = build_lazy_model(cfg)
     logger.info("Model:\n%s", model)
     if resume_from:
-        check_lazy_checkpoint(cfg, model, resume_from)
+        # Its fit only: a checkpoint that has reached train.max_iter is evaluated again (a
+        # sweep cell stopped after its last step); the tool refuses that for a --resume.
+        check_checkpoint_fits(model, resume_from, "--resume", _RESUME_ADVICE)
     schedule = lazy_schedule_hook(cfg, model)
     cfg.optimizer.params.model = model
     optimizer = instantiate(cfg.optimizer)

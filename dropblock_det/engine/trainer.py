@@ -60,7 +60,9 @@ __all__ = [
     "check_evaluator_types",
     "check_lr_scheduler",
     "check_checkpoint_fits",
+    "check_eval_checkpoint",
     "check_resume_checkpoint",
+    "check_stock_retinanet_norm",
     "check_train_inputs",
     "claim_output_dir",
     "has_compiled_ops",
@@ -96,6 +98,9 @@ def load_config(config_file: str, opts: Sequence[str] = (), extra_setup=None) ->
     if config_file:
         if not Path(config_file).is_file():
             raise FileNotFoundError(f"config file {config_file!r} does not exist")
+        if config_file.endswith(".py"):  # yacs would read it as YAML: a ParserError
+            raise ValueError(f"config file {config_file!r} is a LazyConfig (a Python config), not a "
+                             "yacs config: train it with tools/lazyconfig_train_net.py")
         try:
             cfg.merge_from_file(config_file)
         except KeyError as e:
@@ -487,7 +492,7 @@ def check_resume_checkpoint(cfg: CfgNode, path: str, model: Optional[torch.nn.Mo
     when it cannot be read; CheckpointMismatchError naming the keys when it does not fit the
     model `cfg` builds (detectron2 resumes non-strictly: a changed model fails at the first
     step with a bare torch shape error, or trains freshly initialised layers); ValueError
-    naming SOLVER.MAX_ITER when the checkpoint is past it (nothing would train, and the
+    naming SOLVER.MAX_ITER when the checkpoint has reached it (nothing would train, and the
     earlier model would only be evaluated again as if it were this run's). `model`: the
     config's model if already built (e.g. on the meta device by check_config_before_run)."""
     if model is None:
@@ -502,8 +507,10 @@ def check_checkpoint_fits(model: Optional[torch.nn.Module], path: str, what: str
     """The checkpoint at local `path` (`what` loads it: "--resume", a config key) against the
     model (None: not checked): RuntimeError naming the file when it cannot be read;
     CheckpointMismatchError naming every key that does not fit (with `advice`); with
-    `max_iter` (its key, its value) ValueError when the checkpoint has trained past it, so
-    that resuming would train nothing."""
+    `max_iter` (its key, its value) ValueError when the checkpoint has trained that many
+    iterations or more (a finished run's model_final is saved at iteration max_iter - 1), so
+    that resuming would train nothing and only evaluate the earlier model again, overwriting
+    the run's config.yaml and predictions."""
     checkpoint = read_checkpoint(path)
     problems = state_dict_problems(model, checkpoint["model"]) if model is not None else []
     if problems:
@@ -511,11 +518,26 @@ def check_checkpoint_fits(model: Optional[torch.nn.Module], path: str, what: str
             f"{what}: checkpoint {path!r} does not match the model built from the config"
             + (f" ({advice})" if advice else "") + ": " + "; ".join(problems))
     iteration = checkpoint.get("iteration")
-    if max_iter is not None and isinstance(iteration, int) and iteration + 1 > max_iter[1]:
+    # detectron2 resumes at the checkpoint's "iteration" + 1.
+    if max_iter is not None and isinstance(iteration, int) and iteration + 1 >= max_iter[1]:
         key, value = max_iter
         raise ValueError(f"{what}: checkpoint {path!r} has trained {iteration + 1} iterations, "
-                         f"more than {key}={value}: nothing would be trained; give a "
-                         f"larger {key} to continue the run")
+                         f"{'all' if iteration + 1 == value else 'more than'} {key}={value} asks for: "
+                         f"nothing would be trained; give a larger {key} to continue the run "
+                         "(--eval-only --resume evaluates its last checkpoint)")
+
+
+def check_eval_checkpoint(model: Optional[torch.nn.Module], path: str, what: str) -> None:
+    """Before anything is written, the checkpoint an --eval-only loads strictly (`what`: the
+    key or flag that names it, e.g. "MODEL.WEIGHTS", "--resume"): FileNotFoundError when a
+    local `path` does not exist, then check_checkpoint_fits against `model` (None, or a URL:
+    checked when it is loaded)."""
+    if is_url(path):
+        return
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{what}: checkpoint {path!r} does not exist")
+    if model is not None:
+        check_checkpoint_fits(model, path, what)
 
 
 # ----------------------------------------------------------------------------- output folder
@@ -704,10 +726,30 @@ def check_model_config(cfg: CfgNode) -> Optional[torch.nn.Module]:
     and before a tool writes anything. A component that cannot be built on the meta device
     is left to the real build, which makes the same checks. Returns the meta model (None
     where it could not be built)."""
+    check_stock_retinanet_norm(cfg)
     model = meta_model(cfg)
     if model is not None:
         check_dropblock_placed(cfg, model)
     return model
+
+
+def check_stock_retinanet_norm(cfg: CfgNode) -> None:
+    """ValueError naming MODEL.RETINANET.NORM when MODEL.META_ARCHITECTURE is detectron2's own
+    "RetinaNet" and this detectron2's RetinaNetHead cannot build that norm (GN on v0.6,
+    which builds GroupNorm(32, 1): a bare "num_channels (1) must be divisible by
+    num_groups (32)"), pointing to DropBlockRetinaNet, whose head builds it everywhere."""
+    from ..modeling.retinanet import stock_retinanet_head_error
+
+    norm = cfg.MODEL.RETINANET.NORM
+    if cfg.MODEL.META_ARCHITECTURE != "RetinaNet" or not norm:
+        return
+    error = stock_retinanet_head_error(norm)
+    if error is not None:
+        raise ValueError(
+            f"MODEL.RETINANET.NORM={norm!r}: this detectron2's own RetinaNetHead (MODEL.META_ARCHITECTURE "
+            f"'RetinaNet') cannot build it ({type(error).__name__}: {error}; detectron2 v0.6 builds GN "
+            "for 1 channel); use MODEL.META_ARCHITECTURE 'DropBlockRetinaNet', whose head builds it on "
+            "every version (with MODEL.DROPBLOCK.HEAD off it is RetinaNet's head)")
 
 
 def build_on_meta_device(build: Callable[[], torch.nn.Module]) -> Optional[torch.nn.Module]:
@@ -805,7 +847,11 @@ class DropBlockTrainer(DefaultTrainer):
         mapper = DatasetMapperNamingFiles(
             cfg, is_train=True, augmentations=build_train_augmentation(cfg))
         with naming_dataset_files(cfg.DATASETS.TRAIN):
-            return build_detection_train_loader(cfg, mapper=mapper)
+            # detectron2's own loader arguments for the config, its dataset dicts loaded once:
+            # checked against MODEL.MASK_ON / KEYPOINT_ON before the first step.
+            arguments = build_detection_train_loader.from_config(cfg, mapper=mapper)
+        mapper.check_training_items(arguments["dataset"], f"DATASETS.TRAIN={tuple(cfg.DATASETS.TRAIN)}")
+        return build_detection_train_loader(**arguments)
 
     @classmethod
     def build_test_loader(cls, cfg: CfgNode, dataset_name: str):

@@ -4,6 +4,7 @@ detectron2's RetinaNet builds its head directly (the head is not in a registry),
 plugin registers its own meta-architecture, `DropBlockRetinaNet`, which differs from
 `RetinaNet` only in the head it builds.
 """
+import contextlib
 import logging
 from typing import List, Optional, Sequence, Tuple
 
@@ -18,7 +19,7 @@ from detectron2.modeling.meta_arch.retinanet import RetinaNet, RetinaNetHead
 from ..config import check_placement, regularizer_factory, validate_dropblock_config
 from ..layers import as_regularizer_factory, relu_then_regularize
 
-__all__ = ["DropBlockRetinaNet", "DropBlockRetinaNetHead"]
+__all__ = ["DropBlockRetinaNet", "DropBlockRetinaNetHead", "stock_retinanet_head_error"]
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +28,20 @@ logger = logging.getLogger(__name__)
 # for "GN" means GroupNorm(32, 1) and crashes.
 _NORMS_STOCK_HEAD_BUILDS = ("", None, "BN", "SyncBN")
 _TOWERS = ("cls", "bbox")
+
+
+def stock_retinanet_head_error(norm: str) -> Optional[Exception]:
+    """Why this detectron2's own RetinaNetHead cannot build `norm`, or None where it can
+    (v0.6 builds GN as GroupNorm(32, 1), which fails; current detectron2 builds it per
+    conv). Built on the meta device where torch has one."""
+    meta = torch.device("meta") if hasattr(torch.device("meta"), "__enter__") else contextlib.nullcontext()
+    try:
+        with meta:
+            RetinaNetHead(input_shape=[ShapeSpec(channels=32)], num_classes=1, num_anchors=1,
+                          conv_dims=[32], norm=norm)
+    except (ValueError, RuntimeError, KeyError) as e:
+        return e
+    return None
 
 
 class DropBlockRetinaNetHead(RetinaNetHead):

@@ -315,6 +315,48 @@ def test_a_missing_key_and_a_bad_opt_are_named(tmp_path):
         _lazy(CONFIGS / TWINS[0][1])
 
 
+@pytest.mark.parametrize("opt, match", [
+    # detectron2's apply_overrides adds any key: these trained with the config's max_iter.
+    ("train.max_iters=3", r"command-line opt 'train\.max_iters=3': train has no key 'max_iters' "
+                          r"\(did you mean train\.max_iter\?\); to add it on purpose write \+train\.max_iters=3"),
+    ("TRAIN.MAX_ITER=3", r"the config's top level has no key 'TRAIN'"),
+    # Under a LazyCall node the close matches include its target's arguments.
+    ("model.pixel_meen=[1,2,3]", r"model has no key 'pixel_meen' \(did you mean model\.pixel_mean"),
+    ("dataloader.train.mapper.augmentations.0.max_sise=64",
+     r"dataloader\.train\.mapper\.augmentations\.0 has no key 'max_sise' \(did you mean .*\.0\.max_size\?\)"),
+])
+def test_an_override_that_would_add_a_misspelt_key_is_refused_naming_it(opt, match):
+    with pytest.raises(KeyError, match=match):
+        _lazy(SYNTHETIC, opt)
+
+
+def test_an_override_may_add_an_argument_of_its_nodes_target_or_any_key_with_a_plus(tmp_path):
+    from detectron2.config import LazyConfig
+
+    from dropblock_det.engine.lazy import lazy_meta_model
+
+    # Arguments the L(...) calls leave at their defaults (RetinaNet's vis_period, the
+    # training loader's aspect_ratio_grouping), and any key with Hydra's "+key=value".
+    assert "vis_period" not in _lazy(SYNTHETIC).model
+    cfg = _lazy(SYNTHETIC, "model.vis_period=7", "dataloader.train.aspect_ratio_grouping=False",
+                "+train.my_note=hello")
+    assert cfg.dataloader.train.aspect_ratio_grouping is False and cfg.train.my_note == "hello"
+    assert lazy_meta_model(cfg).vis_period == 7
+    # The optional key the tool reads, given to a config that leaves it out.
+    del cfg.train["dropblock_schedule"]
+    LazyConfig.save(cfg, str(tmp_path / "config.yaml"))
+    assert _lazy(tmp_path / "config.yaml", "train.dropblock_schedule=null").train.dropblock_schedule is None
+
+
+def test_none_for_the_schedule_on_the_command_line_is_explained():
+    # Hydra reads None as the string 'None' (null is its None).
+    from dropblock_det.engine.lazy import lazy_meta_model, lazy_schedule_hook
+
+    cfg = _lazy(SYNTHETIC, "train.dropblock_schedule=None")
+    with pytest.raises(ValueError, match=r"gives a str \('None'\): .*train\.dropblock_schedule=null"):
+        lazy_schedule_hook(cfg, lazy_meta_model(cfg))
+
+
 def test_the_model_checks_name_the_evaluator_set_and_a_triton_impl_off_its_device():
     from dropblock_det.engine.lazy import check_lazy_model, lazy_meta_model
 
@@ -400,6 +442,14 @@ def test_a_deeplab_head_input_that_no_longer_fits_its_backbone_or_crop_is_refuse
     cfg = _lazy(DEEPLAB, *opts)
     with pytest.raises(ValueError, match=match):
         check_lazy_model(cfg, lazy_meta_model(cfg))
+
+
+def test_the_deeplab_poly_schedule_is_refused_by_its_own_key():
+    # It named the yacs key SOLVER.POLY_LR_POWER, which a LazyConfig does not have.
+    from dropblock_det.engine.lazy import check_lazy_config_before_run
+
+    with pytest.raises(ValueError, match=r"^lr_multiplier: ValueError: power must be >= 0, got -1$"):
+        check_lazy_config_before_run(_lazy(DEEPLAB, "lr_multiplier.power=-1", "train.device=cpu"), check_files=False)
 
 
 def test_a_deeplab_head_input_overridden_with_its_backbone_and_crop_is_accepted():

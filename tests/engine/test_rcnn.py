@@ -239,6 +239,25 @@ def test_a_lazy_mask_rcnn_on_a_box_only_training_set_names_the_head_and_the_data
         assert len(batch) == 2 and batch[0]["instances"].has("gt_boxes")
 
 
+def test_a_yacs_mask_rcnn_on_a_box_only_training_set_is_refused_when_its_loader_is_built(tmp_path):
+    # It was refused at the first item the mapper mapped, in the first step, naming the
+    # image only; now every item is checked when the trainer builds the loader.
+    from conftest import tiny_synthetic_datasets
+
+    from dropblock_det.engine.trainer import DropBlockTrainer
+
+    with tiny_synthetic_datasets(tmp_path):
+        cfg = rcnn_cfg("MODEL.MASK_ON", "True", "DATASETS.TRAIN", "('synthetic_det_train',)",
+                       "SOLVER.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0")
+        with pytest.raises(ValueError, match=r"^MODEL\.MASK_ON=True, but the annotations of .*000000\.jpg in "
+                                             r"DATASETS\.TRAIN=\('synthetic_det_train',\) have no 'segmentation'"):
+            DropBlockTrainer.build_train_loader(cfg)
+        cfg = rcnn_cfg("DATASETS.TRAIN", "('synthetic_det_train',)", "SOLVER.IMS_PER_BATCH", "2",
+                       "DATALOADER.NUM_WORKERS", "0")
+        batch = next(iter(DropBlockTrainer.build_train_loader(cfg)))
+        assert len(batch) == 2 and batch[0]["instances"].has("gt_boxes")
+
+
 def test_the_coco_evaluator_scores_a_mask_rcnn_on_a_box_only_set_by_its_boxes(tmp_path):
     # pycocotools raised KeyError: 'segmentation' after the whole inference (after training).
     from dropblock_det.engine.trainer import dataset_evaluator

@@ -107,6 +107,26 @@ def test_the_trainer_refuses_a_model_without_dropblock_where_the_config_turns_it
 
 
 
+def test_detectron2s_own_retinanet_with_a_head_norm_it_cannot_build_is_refused_naming_the_key():
+    # v0.6's RetinaNetHead builds GN as GroupNorm(32, 1): a bare "num_channels (1) must be
+    # divisible by num_groups (32)". Current detectron2 builds it: the config is accepted.
+    from detectron2.modeling.meta_arch.retinanet import RetinaNetHead
+
+    from dropblock_det.engine.trainer import check_model_config
+
+    cfg = _cfg("MODEL.META_ARCHITECTURE", "RetinaNet", "MODEL.DROPBLOCK.RESNET.ENABLED", "False")
+    assert cfg.MODEL.RETINANET.NORM == "GN"
+    try:
+        RetinaNetHead(input_shape=[type("S", (), {"channels": 32})()], num_classes=1, num_anchors=1,
+                      conv_dims=[32], norm="GN")
+    except ValueError:
+        with pytest.raises(ValueError, match=r"^MODEL\.RETINANET\.NORM='GN': this detectron2's own RetinaNetHead "
+                                             r".*num_groups.*use MODEL\.META_ARCHITECTURE 'DropBlockRetinaNet'"):
+            check_model_config(cfg)
+    else:
+        assert type(check_model_config(cfg)).__name__ == "RetinaNet"
+
+
 # ----------------------------------------------------------------------------- early checks
 def test_a_bad_lr_schedule_is_refused_before_anything_is_built():
     from dropblock_det.engine.trainer import check_lr_scheduler

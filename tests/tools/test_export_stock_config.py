@@ -265,3 +265,6 @@ def test_a_lazy_runs_config_yaml_given_to_a_yacs_reader_names_the_lazy_tool(lazy
     run, _ = lazy_trained_run
     with pytest.raises(ValueError, match=r"config\.yaml' is a LazyConfig .*tools/lazyconfig_train_net\.py"):
         load_config(str(run / "config.yaml"))
+    # The Python config itself: yacs read it as YAML (a ParserError).
+    with pytest.raises(ValueError, match=r"b3\.py' is a LazyConfig \(a Python config\).*tools/lazyconfig_train_net\.py"):
+        load_config(str(CONFIGS / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3.py"))

@@ -129,9 +129,32 @@ def test_resume_checks_its_checkpoint_before_anything_is_written(trained, tool, 
     before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
     with pytest.raises(CheckpointMismatchError, match=r"--resume: checkpoint .*model_final\.pth"):
         tool.main(_parse(tool, run, ["--resume"], ["model.head.conv_dims=[64,64]"]))
-    with pytest.raises(ValueError, match=r"has trained 3 iterations, more than train\.max_iter=2"):
+    with pytest.raises(ValueError, match=r"has trained 3 iterations, more than train\.max_iter=2 asks for"):
         tool.main(_parse(tool, run, ["--resume"], ["train.max_iter=2"]))
+    # The finished run's own max_iter: nothing would train, the run would only be evaluated again.
+    with pytest.raises(ValueError, match=r"has trained 3 iterations, all train\.max_iter=3 asks for: nothing"):
+        tool.main(_parse(tool, run, ["--resume"]))
+    # An --eval-only --resume loads the run's last checkpoint strictly: named as --resume's.
+    with pytest.raises(CheckpointMismatchError, match=r"^--resume: checkpoint .*model_final\.pth.*cls_subnet\.3"):
+        tool.main(_parse(tool, run, ["--eval-only", "--resume"], ["model.head.conv_dims=[64,64]"]))
     assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before
+
+
+def test_do_train_from_a_finished_runs_checkpoint_evaluates_it_again(trained, tmp_path):
+    # What a lazy sweep cell stopped after its last step but before its row was written
+    # does on the next sweep: no step trained, the evaluation of the checkpoint returned.
+    import shutil
+
+    from dropblock_det.engine.lazy import do_train, load_lazy_config
+
+    out, results = trained
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    steps_before = [r["iteration"] for r in _records(run) if "total_loss" in r]
+    cfg = load_lazy_config(LAZY_CONFIG, [*TINY_LAZY_OPTS, f"train.output_dir={run}"])
+    again = do_train(cfg, str(run / "model_final.pth"))
+    assert again["bbox"]["AP"] == pytest.approx(results["bbox"]["AP"], abs=1e-6)
+    assert [r["iteration"] for r in _records(run) if "total_loss" in r] == steps_before
 
 
 def test_a_fresh_run_into_a_used_folder_moves_the_earlier_run_aside(trained, tool, tmp_path):

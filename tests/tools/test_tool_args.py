@@ -46,6 +46,18 @@ def test_a_flag_after_the_opts_is_refused_naming_it(tools, capsys, tool, argv, f
     assert f"{flag} comes after the config opts '{before}'" in err
 
 
+@pytest.mark.parametrize("argv", [["--checkpoint", "a.pth", "b.pth:B"], ["--checkpoint=a.pth", "b.pth:B", "MODEL.DEVICE", "cpu"]])
+def test_a_second_value_of_a_flag_given_once_per_value_is_refused_with_the_way_to_write_it(tools, capsys, argv):
+    # 'b.pth:B' began the config opts: an odd number of them, or a key that does not exist.
+    err = _refused(capsys, tools["analyze_robustness"].parse_args, ["--config-file", "c.yaml", *argv])
+    assert ("--checkpoint takes one value, and 'b.pth:B' after --checkpoint a.pth is not a config opt: "
+            "give the flag once per value (--checkpoint a.pth --checkpoint b.pth:B)") in err
+    # The opts after it, yacs or LazyConfig, are taken as opts.
+    for opts in (["MODEL.DEVICE", "cpu"], ["train.device=cpu"]):
+        args = tools["analyze_robustness"].parse_args(["--config-file", "c", "--checkpoint", "a.pth", *opts])
+        assert args.checkpoint == ["a.pth"] and args.opts == opts
+
+
 @pytest.mark.parametrize("tool, opts", [("train_net", ["SOLVER.MAX_ITER", "1"]),
                                          ("lazyconfig_train_net", ["train.max_iter=1"])])
 def test_detectron2s_parser_keeps_its_flags_and_refuses_one_after_the_opts(tools, capsys, tool, opts):

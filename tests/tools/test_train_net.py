@@ -188,11 +188,11 @@ def test_a_fresh_run_into_a_used_output_dir_moves_the_earlier_run_aside(trained,
     (archived,) = (used / "previous_runs").iterdir()
     assert (archived / "model_final.pth").read_bytes() == weights
     assert not (used / "model_final.pth").exists() and (used / "config.yaml").is_file()  # the new run's
-    # --resume continues the run in place: nothing moves.
+    # --resume continues the run in place (to a larger SOLVER.MAX_ITER): nothing moves.
     kept = tmp_path / "kept"
     shutil.copytree(out, kept)
     train_net.setup(train_net.parser().parse_args(
-        ["--config-file", DB_CONFIG, "--resume"] + TINY_OPTS + ["OUTPUT_DIR", str(kept)]))
+        ["--config-file", DB_CONFIG, "--resume"] + TINY_OPTS + ["SOLVER.MAX_ITER", "5", "OUTPUT_DIR", str(kept)]))
     assert not (kept / "previous_runs").exists()
 
 
@@ -235,6 +235,37 @@ def test_eval_only_without_weights_is_refused_before_anything_is_written(train_n
         train_net.setup(train_net.parser().parse_args(
             ["--config-file", DB_CONFIG, "--eval-only", "OUTPUT_DIR", str(tmp_path / "new")]))
     assert not (tmp_path / "new").exists()
+
+
+def test_eval_only_checks_its_weights_before_the_runs_files_are_moved(trained, train_net, tmp_path):
+    # Weights that are missing or of another model failed in the strict load, after the run's
+    # config.yaml and inference/ had been moved to previous_runs/ and config.yaml rewritten.
+    import shutil
+
+    from dropblock_det.engine.trainer import CheckpointMismatchError
+
+    out, _ = trained
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    config = (run / "config.yaml").read_text()
+    before = {p.name: p.stat().st_mtime_ns for p in run.iterdir() if p.name != "last_checkpoint"}
+
+    def evaluate(flags, *opts):
+        return train_net.setup(train_net.parser().parse_args(
+            ["--config-file", DB_CONFIG, "--eval-only", *flags] + TINY_OPTS + list(opts) + ["OUTPUT_DIR", str(run)]))
+
+    with pytest.raises(CheckpointMismatchError, match=r"^MODEL\.WEIGHTS: checkpoint .*model_final\.pth.*cls_score"):
+        evaluate([], "MODEL.WEIGHTS", str(out / "model_final.pth"), "MODEL.RETINANET.NUM_CLASSES", "5")
+    with pytest.raises(FileNotFoundError, match=r"MODEL\.WEIGHTS=.*no\.pth' does not exist"):
+        evaluate([], "MODEL.WEIGHTS", str(tmp_path / "no.pth"))
+    # With --resume it is the run's last checkpoint that must fit.
+    with pytest.raises(CheckpointMismatchError, match=r"^--resume: checkpoint .*model_final\.pth.*cls_score"):
+        evaluate(["--resume"], "MODEL.RETINANET.NUM_CLASSES", "5")
+    (run / "last_checkpoint").write_text("model_gone.pth")
+    with pytest.raises(FileNotFoundError, match=r"^--resume: checkpoint .*model_gone\.pth' does not exist"):
+        evaluate(["--resume"])
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir() if p.name != "last_checkpoint"} == before
+    assert (run / "config.yaml").read_text() == config and not (run / "previous_runs").exists()
 
 
 def test_a_fresh_run_from_the_earlier_runs_config_or_weights_still_finds_them(trained, train_net, tmp_path):
@@ -299,8 +330,13 @@ def test_resume_checks_its_checkpoint_before_anything_is_loaded_or_written(train
 
     with pytest.raises(CheckpointMismatchError, match=r"--resume: checkpoint .*model_final\.pth.*head\.cls_score\.weight"):
         resume("SOLVER.MAX_ITER", "6", "MODEL.RETINANET.NUM_CLASSES", "5")
-    with pytest.raises(ValueError, match=r"has trained 3 iterations, more than SOLVER\.MAX_ITER=2"):
+    with pytest.raises(ValueError, match=r"has trained 3 iterations, more than SOLVER\.MAX_ITER=2 asks for"):
         resume("SOLVER.MAX_ITER", "2")
+    # The finished run's own MAX_ITER: its model_final (iteration 2) has trained all 3, and a
+    # resume would only evaluate it again over the run's config.yaml and predictions.
+    with pytest.raises(ValueError, match=r"has trained 3 iterations, all SOLVER\.MAX_ITER=3 asks for: "
+                                         r"nothing would be trained.*--eval-only --resume"):
+        resume()
     (run / "model_final.pth").write_bytes((out / "model_final.pth").read_bytes()[:4096])  # a partial copy
     with pytest.raises(RuntimeError, match=r"checkpoint .*model_final\.pth' cannot be read, it is truncated"):
         resume("SOLVER.MAX_ITER", "6")
