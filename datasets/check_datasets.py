@@ -35,8 +35,13 @@ def main(argv=None) -> int:
     if not names:
         p.error("give dataset names or --config-file")
     names = list(dict.fromkeys(names))
+    # Without --root, the paths detectron2 registered ($DETECTRON2_DATASETS) are checked.
     root = args.root or default_datasets_root()
-    missing = missing_dataset_paths(names, root)
+    try:
+        missing = missing_dataset_paths(names, args.root)
+    except KeyError as e:  # a name neither registered nor of a known layout (a typo)
+        print(f"error: {e.args[0]}", file=sys.stderr)
+        return 1
     if missing:
         print(format_missing(missing, root))
         return 1

@@ -9,8 +9,9 @@ Downloads (not fetched by this script):
 
 Writes <out>/SegmentationClassAug/*.png (single-channel index PNGs) and
 <out>/ImageSets/SegmentationAug/{train_aug,val}.txt; <out> defaults to the --voc folder, which
-must then be (or be linked as) $DETECTRON2_DATASETS/VOC2012. Safe to re-run. The logic lives
-in dropblock_det/data/prepare_voc.py.
+must then be (or be linked as) $DETECTRON2_DATASETS/VOC2012. Safe to re-run; files of the
+same names that it did not write (another tool's SegmentationClassAug, say) are reported, not
+replaced, unless --overwrite. The logic lives in dropblock_det/data/prepare_voc.py.
 """
 import argparse
 import sys
@@ -26,11 +27,13 @@ def main(argv=None) -> int:
     parser.add_argument("--voc", required=True, help="VOCdevkit/VOC2012 folder")
     parser.add_argument("--sbd", required=True, help="SBD benchmark_RELEASE folder")
     parser.add_argument("--out", default=None, help="output folder (default: the --voc folder)")
-    parser.add_argument("--overwrite", action="store_true", help="rewrite up-to-date label PNGs")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="rewrite up-to-date label PNGs, and replace label PNGs and split "
+                             "files this script did not write (refused otherwise)")
     args = parser.parse_args(argv)
     try:
         s = prepare_voc_sem_seg(args.voc, args.sbd, args.out, overwrite=args.overwrite)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(

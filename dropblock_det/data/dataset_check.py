@@ -2,15 +2,17 @@
 
 Layouts are relative to the datasets root (``$DETECTRON2_DATASETS``, default ``./datasets``)
 and follow detectron2's builtin registration (see ``datasets/README.md``). Names that are
-not in the table below but are registered with detectron2 are checked through their
-metadata (``json_file``, ``image_root``, ``sem_seg_root``, ``dirname``).
+not in the table below but are registered with detectron2 are checked through the
+metadata keys that detectron2's own registrations name their files with (see
+``_METADATA_PATH_KEYS``).
 """
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 from .prepare_voc import AUG_LABEL_DIRNAME, AUG_SPLIT_DIRNAME
 from .synthetic import DET_DIRNAME, MANIFEST_NAME, SEM_SEG_DIRNAME, default_datasets_root
@@ -28,20 +30,38 @@ _VOC_DET = re.compile(r"^voc_(2007|2012)_(train|val|trainval|test)$")
 # Semantic segmentation on VOC 2012 + SBD (registered by dropblock_det.data.voc_sem_seg):
 # datasets/prepare_voc_sem_seg.py writes the index-PNG labels and split files.
 _VOC_SEM_SEG = VOC_SEM_SEG_SPLITS
+# Metadata keys through which detectron2's builtin registrations name a dataset's files:
+# COCO / LVIS (json_file, image_root), semantic segmentation (sem_seg_root), COCO panoptic
+# (panoptic_json, panoptic_root), Cityscapes (image_dir, gt_dir), PASCAL VOC (dirname).
+# A key left out is never checked: Cityscapes used to be "all present" with no file at all.
+_METADATA_PATH_KEYS = ("json_file", "image_root", "sem_seg_root", "panoptic_json",
+                       "panoptic_root", "image_dir", "gt_dir", "dirname")
+
+
+def _registered_metadata(name: str) -> Optional[Any]:
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    return MetadataCatalog.get(name) if name in DatasetCatalog.list() else None
 
 
 def expected_dataset_paths(name: str, root: Optional[os.PathLike] = None) -> List[Path]:
     """The files and folders dataset ``name`` needs, as paths under ``root``.
 
+    Without ``root``, detectron2's builtin COCO and VOC sets are checked where they are
+    registered, i.e. where detectron2 will read them: v0.6 takes ``$DETECTRON2_DATASETS``
+    as given, a leading "~" unexpanded, where this project's default root expands it.
     Raises KeyError naming ``name`` when it is neither a known layout nor registered.
     """
+    meta = _registered_metadata(name) if root is None else None
     root = Path(root if root is not None else default_datasets_root())
     if name in _COCO_2017:
+        if hasattr(meta, "image_root") and hasattr(meta, "json_file"):
+            return [Path(meta.image_root), Path(meta.json_file)]
         return [root / p for p in _COCO_2017[name]]
     m = _VOC_DET.match(name)
     if m:
         year, split = m.groups()
-        voc = root / f"VOC{year}"
+        voc = Path(meta.dirname) if hasattr(meta, "dirname") else root / f"VOC{year}"
         return [voc / "Annotations", voc / "JPEGImages",
                 voc / "ImageSets" / "Main" / f"{split}.txt"]
     if name in _VOC_SEM_SEG:
@@ -64,16 +84,17 @@ def expected_dataset_paths(name: str, root: Optional[os.PathLike] = None) -> Lis
 def _paths_from_metadata(name: str) -> List[Path]:
     from detectron2.data import DatasetCatalog, MetadataCatalog
 
-    if name not in DatasetCatalog.list():
-        raise KeyError(
-            f"dataset {name!r} is not registered with detectron2 and has no known layout; "
-            f"registered names include: {sorted(DatasetCatalog.list())[:20]} ...")
+    registered = DatasetCatalog.list()
+    if name not in registered:
+        # The nearest names say what a typo meant; the first names in alphabetical order
+        # (ade20k_..., cityscapes_...) say nothing.
+        close = difflib.get_close_matches(name, registered, n=5, cutoff=0.6)
+        hint = (f"did you mean {', '.join(close)}?" if close
+                else f"none of the {len(registered)} registered names is close (DatasetCatalog.list())")
+        raise KeyError(f"dataset {name!r} is not registered with detectron2 and has no known "
+                       f"layout; {hint}")
     meta = MetadataCatalog.get(name)
-    paths = [Path(getattr(meta, key)) for key in ("json_file", "image_root", "sem_seg_root")
-             if hasattr(meta, key)]
-    if hasattr(meta, "dirname"):  # VOC-style registration
-        paths.append(Path(meta.dirname))
-    return paths
+    return [Path(getattr(meta, key)) for key in _METADATA_PATH_KEYS if hasattr(meta, key)]
 
 
 def missing_dataset_paths(dataset_names: Iterable[str],
@@ -103,6 +124,10 @@ def format_missing(missing: Dict[str, List[Path]], root: Optional[os.PathLike] =
     for name, paths in missing.items():
         for p in paths:
             lines.append(f"  {name}: {p}")
+    if any(p.parts and p.parts[0].startswith("~") for paths in missing.values() for p in paths):
+        # Registered by detectron2 under the unexpanded variable (see expected_dataset_paths).
+        lines.append("detectron2 does not expand '~' in DETECTRON2_DATASETS: set it to an "
+                     "absolute path (export DETECTRON2_DATASETS=$HOME/...).")
     lines.append("See datasets/README.md for the expected layout and where each dataset "
                  "comes from (the synthetic sets: python datasets/make_synthetic.py).")
     return "\n".join(lines)

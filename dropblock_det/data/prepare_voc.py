@@ -31,9 +31,18 @@ interrupted and re-run, and a changed source (even one restored with an older da
 converted again. (On a destination filesystem with coarser timestamps than the source's,
 FAT's 2 s say, the times never match and a re-run converts everything again: correct,
 only slower.)
+
+Files it did not write are never replaced without `overwrite`: other tools use the same
+names (DrSleep's SegmentationClassAug.zip, deeplab-pytorch's
+ImageSets/SegmentationAug/train_aug.txt). Every label PNG it writes carries a PNG text
+chunk saying so, and `ImageSets/SegmentationAug/.prepare_voc_sem_seg.json` records the
+SHA-256 of the split files it wrote; any other file in the way is reported
+(`FileExistsError`, naming the files) before anything is written.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import secrets
 from dataclasses import dataclass
@@ -42,6 +51,7 @@ from typing import IO, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 import numpy as np
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 __all__ = [
     "NUM_VOC_CLASSES",
@@ -60,6 +70,10 @@ VOC_IGNORE_LABEL = 255
 AUG_LABEL_DIRNAME = "SegmentationClassAug"
 AUG_SPLIT_DIRNAME = os.path.join("ImageSets", "SegmentationAug")
 _VALID_LABELS = frozenset(range(NUM_VOC_CLASSES)) | {VOC_IGNORE_LABEL}
+# PNG text chunk of every label written here: a label PNG without it is someone else's.
+_PNG_MARK_KEY, _PNG_MARK = "Software", "dropblock-det prepare_voc_sem_seg"
+# Beside the split files: {split file name: SHA-256 of the content written here}.
+_SPLIT_RECORD_NAME = ".prepare_voc_sem_seg.json"
 
 PathLike = Union[str, os.PathLike]
 
@@ -212,9 +226,46 @@ def _write_atomic(dst: Path, write: Callable[[IO], None], binary: bool, mtime_ns
 
 def _write_label_png(label: np.ndarray, dst: Path, source_mtime_ns: int) -> None:
     # A 2-D uint8 array becomes an "L" image (no `mode=`: deprecated in Pillow 11). The
-    # source's mtime marks which version of the source this label was converted from.
+    # source's mtime marks which version of the source this label was converted from; the
+    # text chunk, that this module wrote it (readers of the pixels ignore it).
     image = Image.fromarray(np.ascontiguousarray(label, dtype=np.uint8))
-    _write_atomic(dst, lambda f: image.save(f, format="PNG"), binary=True, mtime_ns=source_mtime_ns)
+    mark = PngInfo()
+    mark.add_text(_PNG_MARK_KEY, _PNG_MARK)
+    _write_atomic(dst, lambda f: image.save(f, format="PNG", pnginfo=mark), binary=True,
+                  mtime_ns=source_mtime_ns)
+
+
+def _label_written_here(path: Path) -> bool:
+    """Whether the label PNG `path` carries this module's mark (reads the header only)."""
+    try:
+        with Image.open(path) as img:
+            return img.info.get(_PNG_MARK_KEY) == _PNG_MARK
+    except (OSError, SyntaxError):  # unreadable (or a folder): not a label written here
+        return False
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _read_split_record(split_dir: Path) -> Dict[str, str]:
+    try:
+        record = json.loads((split_dir / _SPLIT_RECORD_NAME).read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _split_file_in_the_way(path: Path, text: str, record: Dict[str, str]) -> bool:
+    """True when `path` exists with other content than `text` and is not the content this
+    module last wrote there (per `record`): someone else's file."""
+    if not path.exists():
+        return False
+    try:
+        data = path.read_bytes()
+    except OSError:  # a folder, or unreadable: not a split file written here
+        return True
+    return data != text.encode() and record.get(path.name) != _sha256(data)
 
 
 def _ordered_union(*id_lists: Iterable[str]) -> List[str]:
@@ -240,12 +291,14 @@ def prepare_voc_sem_seg(
         sbd_dir: SBD's `benchmark_RELEASE` folder, or its `dataset` subfolder.
         out_dir: where SegmentationClassAug/ and ImageSets/SegmentationAug/ are written;
             defaults to `voc_dir`, the layout `voc_2012_sem_seg_*` expects.
-        overwrite: rewrite every label PNG even if an up-to-date one exists.
+        overwrite: rewrite every label PNG even if an up-to-date one exists, and replace
+            label PNGs and split files that this function did not write (refused otherwise).
         check_image_sizes: check every label has its JPEG's size (reads JPEG headers only).
 
     Returns:
         A `PrepareSummary`. Raises FileNotFoundError / ValueError naming the missing or
-        malformed file before anything is written for it.
+        malformed file before anything is written for it, and FileExistsError naming the
+        files in the way that it did not write (unless `overwrite`) before writing anything.
     """
     voc_dir = _require_dir(Path(voc_dir), "VOC2012")
     sbd_dir = _require_dir(Path(sbd_dir), "SBD benchmark_RELEASE")
@@ -284,10 +337,11 @@ def prepare_voc_sem_seg(
 
     label_dir = out_dir / AUG_LABEL_DIRNAME
     split_dir = out_dir / AUG_SPLIT_DIRNAME
-    label_dir.mkdir(parents=True, exist_ok=True)
-    split_dir.mkdir(parents=True, exist_ok=True)
+    split_texts = {name: "".join(f"{i}\n" for i in ids)
+                   for name, ids in (("train_aug.txt", train_aug), ("val.txt", voc_val))}
 
-    written = kept = 0
+    to_convert: List[Tuple[str, str, Path, Path, int]] = []
+    kept = 0
     for image_id in all_ids:
         kind, src = sources[image_id]
         dst = label_dir / f"{image_id}.png"
@@ -296,7 +350,30 @@ def prepare_voc_sem_seg(
         # source replaced by an older-dated copy (tar x, cp -p, rsync -t) is converted again.
         if not overwrite and dst.is_file() and dst.stat().st_mtime_ns == source_mtime_ns:
             kept += 1
-            continue
+        else:
+            to_convert.append((image_id, kind, src, dst, source_mtime_ns))
+
+    if not overwrite:
+        # Another tool's files under the same names (see module doc) are the user's data:
+        # refuse before writing anything rather than replace them one by one.
+        record = _read_split_record(split_dir)
+        in_the_way = [dst for _, _, _, dst, _ in to_convert
+                      if dst.exists() and not _label_written_here(dst)]
+        in_the_way += [split_dir / name for name, text in split_texts.items()
+                       if _split_file_in_the_way(split_dir / name, text, record)]
+        if in_the_way:
+            shown = ", ".join(str(p) for p in in_the_way[:3])
+            more = f" and {len(in_the_way) - 3} more" if len(in_the_way) > 3 else ""
+            raise FileExistsError(
+                f"{len(in_the_way)} file(s) in the way were not written by "
+                f"prepare_voc_sem_seg: {shown}{more}. Move them away or choose another output "
+                "folder (--out), or pass --overwrite (overwrite=True) to replace them")
+
+    label_dir.mkdir(parents=True, exist_ok=True)
+    split_dir.mkdir(parents=True, exist_ok=True)
+
+    written = 0
+    for image_id, kind, src, dst, source_mtime_ns in to_convert:
         label = read_voc_label(src) if kind == "voc" else read_sbd_label(src)
         if check_image_sizes:
             image_path = image_dir / f"{image_id}.jpg"
@@ -309,10 +386,17 @@ def prepare_voc_sem_seg(
         _write_label_png(label, dst, source_mtime_ns)
         written += 1
 
-    # Split files last: their presence means every label they list is in place.
-    for name, ids in (("train_aug.txt", train_aug), ("val.txt", voc_val)):
-        text = "".join(f"{i}\n" for i in ids)
-        _write_atomic(split_dir / name, lambda f, text=text: f.write(text), binary=False)
+    # Split files last: their presence means every label they list is in place. Each one's
+    # hash is recorded after it is written, so that a later run with other inputs may
+    # replace it (a crash in between leaves a file this run's re-run writes identically).
+    record = _read_split_record(split_dir)
+    for name, text in split_texts.items():
+        data = text.encode()  # bytes: the recorded hash is of exactly what is on disk
+        _write_atomic(split_dir / name, lambda f, data=data: f.write(data), binary=True)
+        record[name] = _sha256(data)
+        _write_atomic(split_dir / _SPLIT_RECORD_NAME,
+                      lambda f, r=dict(record): json.dump(r, f, indent=1, sort_keys=True),
+                      binary=False)
 
     num_from_voc = sum(1 for kind, _ in sources.values() if kind == "voc")
     return PrepareSummary(

@@ -135,3 +135,73 @@ def test_a_registered_dataset_is_checked_through_its_metadata_paths(tmp_path):
     finally:
         DatasetCatalog.remove(name)
         MetadataCatalog.remove(name)
+
+
+@pytest.mark.parametrize("name, attrs", [
+    # detectron2's builtin COCO panoptic and Cityscapes registrations name their files
+    # through these: checked through json_file / image_root only, a missing panoptic PNG
+    # folder (or every Cityscapes folder) was reported as "all present".
+    ("dataset_check_test_panoptic", {"panoptic_root": "panoptic_val2017",
+                                     "panoptic_json": "panoptic_val2017.json",
+                                     "image_root": "val2017", "json_file": "instances_val2017.json"}),
+    ("dataset_check_test_cityscapes", {"image_dir": "leftImg8bit/train", "gt_dir": "gtFine/train"}),
+])
+def test_panoptic_and_cityscapes_metadata_paths_are_checked(tmp_path, name, attrs):
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    DatasetCatalog.register(name, lambda: [])
+    try:
+        MetadataCatalog.get(name).set(**{k: str(tmp_path / v) for k, v in attrs.items()})
+        missing = missing_dataset_paths([name], tmp_path)
+        assert sorted(missing[name]) == sorted(tmp_path / v for v in attrs.values())
+    finally:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+
+
+def test_cli_names_an_unknown_dataset_with_the_closest_names_and_no_traceback(tmp_path):
+    # A typo in a dataset name: one error line with the near names, not a KeyError traceback
+    # listing the first 20 registered names in alphabetical order.
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "datasets" / "check_datasets.py"), "coco_2017_trian",
+         "--root", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert "'coco_2017_trian'" in proc.stderr and "coco_2017_train" in proc.stderr.split("trian", 1)[1]
+
+
+def test_builtin_sets_are_checked_where_detectron2_registered_them(tmp_path, monkeypatch):
+    # detectron2 v0.6 registers its builtin sets under $DETECTRON2_DATASETS as given, "~"
+    # unexpanded, while this project expands it: with DETECTRON2_DATASETS="~/data" the
+    # check said "all present" and detectron2 then failed to open "~/data/VOC2007/...".
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+    from detectron2.data.datasets.builtin_meta import _get_builtin_metadata
+    from detectron2.data.datasets.coco import register_coco_instances
+    from detectron2.data.datasets.pascal_voc import register_pascal_voc
+
+    _partial_tree(tmp_path / "data")  # coco_2017_val and voc_2007_trainval are complete
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # no "~" folder under the working directory
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("DETECTRON2_DATASETS", "~/data")
+    names = ["coco_2017_val", "voc_2007_trainval"]
+    saved = {n: (DatasetCatalog[n], MetadataCatalog.get(n).as_dict()) for n in names}
+    try:
+        for n in names:  # as detectron2 v0.6's builtin.py registers them under "~/data"
+            DatasetCatalog.remove(n)
+            MetadataCatalog.remove(n)
+        register_coco_instances("coco_2017_val", _get_builtin_metadata("coco"),
+                                "~/data/coco/annotations/instances_val2017.json", "~/data/coco/val2017")
+        register_pascal_voc("voc_2007_trainval", "~/data/VOC2007", "trainval", 2007)
+        assert missing_dataset_paths(names, tmp_path / "data") == {}  # the files are there...
+        missing = missing_dataset_paths(names)  # ...but not where detectron2 will read them
+        assert set(missing) == set(names)
+        assert all(str(p).startswith("~") for paths in missing.values() for p in paths)
+        with pytest.raises(FileNotFoundError, match=r"~/data/VOC2007/ImageSets/Main/trainval\.txt(.|\n)*absolute"):
+            check_datasets(names)
+    finally:
+        for n, (load, meta) in saved.items():
+            DatasetCatalog.remove(n)
+            MetadataCatalog.remove(n)
+            DatasetCatalog.register(n, load)
+            MetadataCatalog.get(n).set(**{k: v for k, v in meta.items() if k != "name"})

@@ -412,3 +412,48 @@ def test_loading_names_a_missing_label_or_image_of_a_listed_id(tree, missing):
 
 def test_registered_voc_metadata_has_the_palette_colours():
     assert MetadataCatalog.get("voc_2012_sem_seg_val").stuff_colors == [list(c) for c in voc_palette()]
+
+
+def test_prepare_never_replaces_label_or_split_files_it_did_not_write(tree):
+    # kazuto1011/deeplab-pytorch and DrSleep's SegmentationClassAug.zip use the same names
+    # (SegmentationClassAug/<id>.png, ImageSets/SegmentationAug/train_aug.txt): a user's own
+    # copy used to be silently replaced by the first run.
+    voc, sbd, _ = tree
+    users_label = voc / "SegmentationClassAug" / f"{MINI_TRAIN_AUG[0]}.png"
+    users_split = voc / "ImageSets" / "SegmentationAug" / "train_aug.txt"
+    users_label.parent.mkdir()
+    users_split.parent.mkdir(parents=True)
+    Image.fromarray(np.full((48, 64), 7, np.uint8)).save(users_label)
+    users_split.write_text("my own list\n")
+    before = {p: p.read_bytes() for p in (users_label, users_split)}
+    with pytest.raises(FileExistsError, match=rf"not written by .*{MINI_TRAIN_AUG[0]}\.png.*train_aug\.txt.*--overwrite"):
+        prepare_voc_sem_seg(voc, sbd)
+    assert {p: p.read_bytes() for p in before} == before
+    assert sorted(p.name for p in users_label.parent.iterdir()) == [users_label.name]  # nothing written
+    # the CLI says the same, exit status 1
+    spec = importlib.util.spec_from_file_location("prepare_voc_sem_seg_cli", REPO / "datasets" / "prepare_voc_sem_seg.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    assert cli.main(["--voc", str(voc), "--sbd", str(sbd)]) == 1
+    # --overwrite is the explicit request to replace them
+    summary = prepare_voc_sem_seg(voc, sbd, overwrite=True)
+    assert summary.num_written == len(MINI_TRAIN_AUG) + len(MINI_VOC_VAL)
+    assert _split(voc, "train_aug") == list(MINI_TRAIN_AUG)
+    assert 7 not in np.unique(np.array(Image.open(users_label)))
+
+
+def test_prepare_replaces_its_own_outputs_of_earlier_inputs_without_overwrite(tree):
+    # Its own stale outputs (a split file of shorter lists, a label whose source changed)
+    # are not the user's: re-running after the inputs changed needs no --overwrite.
+    voc, sbd, _ = tree
+    val_list = voc / "ImageSets" / "Segmentation" / "val.txt"
+    val_list.write_text(MINI_VOC_VAL[0] + "\n")
+    prepare_voc_sem_seg(voc, sbd)
+    val_list.write_text("\n".join(MINI_VOC_VAL) + "\n")
+    dst = voc / "SegmentationClassAug" / f"{MINI_TRAIN_AUG[0]}.png"
+    os.utime(dst, ns=(dst.stat().st_mtime_ns - 10**9,) * 2)  # as if converted from an older source
+    summary = prepare_voc_sem_seg(voc, sbd)
+    assert summary.num_written == 2  # the changed label and the new val id's
+    assert _split(voc, "val") == list(MINI_VOC_VAL)
+    again = prepare_voc_sem_seg(voc, sbd)
+    assert (again.num_written, again.num_kept) == (0, len(MINI_TRAIN_AUG) + len(MINI_VOC_VAL))
