@@ -149,7 +149,9 @@ class KeepProbRegularizer(nn.Module):
             schedule. The constructor's `keep_prob` sets both.
 
     `forward(x)` returns its input unchanged (the same tensor object) in eval mode or when
-    keep_prob == 1; otherwise it calls `_regularize`. `forward(x, relu=True)` regularizes
+    keep_prob == 1; otherwise it calls `_regularize`. Either way it first checks x
+    (`_check_input`): an input the regularizer could not regularize is refused at once, not
+    when the schedule first lowers keep_prob. `forward(x, relu=True)` regularizes
     relu(x) instead (relu(x) when off): the ReLU of a conv+norm+ReLU block; and
     `forward(x, residual=r)` gives relu(r + regularized x) (relu(r + x) when off): the end
     of a residual block; with `residual_regularizer=m` the residual goes through m first
@@ -192,6 +194,9 @@ class KeepProbRegularizer(nn.Module):
         residual: Optional[Tensor] = None,
         residual_regularizer: Optional[nn.Module] = None,
     ) -> Tensor:
+        # In every mode: an input the regularizer cannot take must fail at the first forward,
+        # not at the first iteration where the schedule lowers keep_prob below 1.
+        self._check_input(x)
         if residual is not None:
             if relu:
                 raise ValueError(f"{type(self).__name__}: relu=True and residual cannot be combined")
@@ -208,6 +213,10 @@ class KeepProbRegularizer(nn.Module):
         if not self.active:
             return torch.relu(x) if relu else x
         return self._regularize_relu(x) if relu else self._regularize(x)
+
+    def _check_input(self, x: Any) -> None:
+        """Raise a ValueError naming x if the regularizer cannot take it (a subclass states
+        its shapes and dtypes); forward calls it in eval mode and at keep_prob 1 too."""
 
     def _regularize(self, x: Tensor) -> Tensor:
         """Apply the regularizer in training mode with keep_prob < 1 (subclasses implement)."""
@@ -300,16 +309,21 @@ def build_regularizer(
     Args:
         type: one of REGULARIZER_TYPES: "DropBlock" (uses every argument), "Dropout"
             (element-wise), "SpatialDropout" (whole channels); the last two ignore
-            block_size, shared_mask, gamma_mode and impl.
+            block_size, shared_mask, gamma_mode and impl, but refuse bad values of them too.
         keep_prob: target keep probability in (0, 1].
     Raises:
         ValueError: unknown `type` (named, with the choices), bad values, unknown arguments.
     """
     reject_unknown_kwargs("build_regularizer", kwargs)
     # Imported here: drop_block.py and dropout.py import this module for the base class.
-    from .drop_block import DropBlock2d
+    from .drop_block import DropBlock2d, _check_bool, check_block_size, check_gamma_mode, check_impl
     from .dropout import Dropout, SpatialDropout
 
+    # Checked whatever the type: a bad value must not wait for a config to switch to DropBlock.
+    check_block_size(block_size)
+    _check_bool(shared_mask, "shared_mask")
+    check_gamma_mode(gamma_mode)
+    check_impl(impl)
     if type == "DropBlock":
         return DropBlock2d(
             keep_prob=keep_prob,

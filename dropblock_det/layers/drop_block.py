@@ -122,7 +122,17 @@ def _check_bool(value: Any, name: str) -> bool:
 
 
 def clip_block_size(block_size: int, height: int, width: int) -> Tuple[int, int]:
-    """The block actually dropped on an (height, width) map: (min(b, H), min(b, W))."""
+    """The block actually dropped on an (height, width) map: (min(b, H), min(b, W)).
+
+    Raises:
+        ValueError: naming block_size (an int >= 1), height or width (ints >= 1).
+    """
+    _check_map_size(height, width)
+    return _clip_block_size(check_block_size(block_size), height, width)
+
+
+def _clip_block_size(block_size: int, height: int, width: int) -> Tuple[int, int]:
+    # Unchecked, for arguments already checked (and a forward's own map size).
     return min(block_size, height), min(block_size, width)
 
 
@@ -172,7 +182,7 @@ def expected_drop_fraction(gamma: float, block_size: int, height: int, width: in
     # `not 0 <= gamma <= 1` is also true for NaN; a bool or a string is not a probability.
     if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not 0.0 <= gamma <= 1.0:
         raise ValueError(f"gamma must be a number in [0, 1] (a seed probability), got {gamma!r}")
-    bh, bw = clip_block_size(check_block_size(block_size), height, width)
+    bh, bw = _clip_block_size(check_block_size(block_size), height, width)
     k, weight = _coverage_table(height, width, bh, bw)
     return _expected_fraction(k, weight, float(gamma))
 
@@ -201,7 +211,7 @@ def drop_block_gamma(
     """Seed rate gamma of DropBlock on an (height, width) map (see the module docstring)."""
     keep_prob = check_keep_prob(keep_prob)
     _check_map_size(height, width)
-    bh, bw = clip_block_size(check_block_size(block_size), height, width)
+    bh, bw = _clip_block_size(check_block_size(block_size), height, width)
     if check_gamma_mode(gamma_mode) == "paper":
         return _paper_gamma(keep_prob, bh, bw, height, width)
     return _calibrated_gamma(height, width, bh, bw, keep_prob)
@@ -215,7 +225,9 @@ def _sample_seed_positions(num_positions: int, gamma: float, device: torch.devic
     exactly the same distribution as one Bernoulli draw per position, with about
     gamma * num_positions random numbers instead of num_positions.
     """
-    if num_positions == 0 or gamma <= 0.0:
+    if num_positions == 0 or gamma <= 0.0 or device.type == "meta":
+        # A meta tensor has no values (shapes only: a model built on the meta device), so
+        # there is nothing to draw, and the sampler's host reads (`float`, `int`) would fail.
         return torch.empty(0, dtype=torch.long, device=device)
     if gamma >= 1.0:
         return torch.arange(num_positions, device=device)
@@ -447,7 +459,7 @@ def _gamma_and_block(
     keep_prob: float, block_size: int, gamma_mode: str, height: int, width: int
 ) -> Tuple[float, int, int]:
     """(gamma, bh, bw) of checked arguments on an (height, width) map."""
-    bh, bw = clip_block_size(block_size, height, width)
+    bh, bw = _clip_block_size(block_size, height, width)
     if gamma_mode == "paper":
         return _paper_gamma(keep_prob, bh, bw, height, width), bh, bw
     return _calibrated_gamma(height, width, bh, bw, keep_prob), bh, bw
@@ -581,6 +593,9 @@ class DropBlock2d(KeepProbRegularizer):
         self.shared_mask = _check_bool(shared_mask, "shared_mask")
         self.gamma_mode = check_gamma_mode(gamma_mode)
         self.impl = check_impl(impl)
+
+    def _check_input(self, x: Tensor) -> None:
+        _check_input(x)
 
     def _regularize(self, x: Tensor) -> Tensor:
         return self._drop_block(x)

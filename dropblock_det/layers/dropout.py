@@ -96,6 +96,9 @@ class Dropout(KeepProbRegularizer):
         reject_unknown_kwargs("Dropout", kwargs)
         super().__init__(keep_prob)
 
+    def _check_input(self, x: Tensor) -> None:
+        _check_tensor(x, "Dropout", 0)
+
     def _regularize(self, x: Tensor) -> Tensor:
         return dropout(x, self.keep_prob)
 
@@ -106,6 +109,9 @@ class SpatialDropout(KeepProbRegularizer):
     def __init__(self, keep_prob: float = 0.9, **kwargs: Any) -> None:
         reject_unknown_kwargs("SpatialDropout", kwargs)
         super().__init__(keep_prob)
+
+    def _check_input(self, x: Tensor) -> None:
+        _check_tensor(x, "SpatialDropout", 3)
 
     def _regularize(self, x: Tensor) -> Tensor:
         return spatial_dropout(x, self.keep_prob)
@@ -120,6 +126,9 @@ class DropPath(KeepProbRegularizer):
     def __init__(self, keep_prob: float = 0.9, **kwargs: Any) -> None:
         reject_unknown_kwargs("DropPath", kwargs)
         super().__init__(keep_prob)
+
+    def _check_input(self, x: Tensor) -> None:
+        _check_tensor(x, "DropPath", 1)
 
     def _regularize(self, x: Tensor) -> Tensor:
         return drop_path(x, self.keep_prob)

@@ -54,7 +54,7 @@ class LinearKeepProbSchedule:
     def keep_prob(self, target: float, iteration: int) -> float:
         """keep_prob at `iteration` for a regularizer whose final keep_prob is `target`."""
         target = check_keep_prob(target, "target")
-        return 1.0 - self.progress(iteration) * (1.0 - target)
+        return _ramp(target, self.progress(iteration))
 
     def apply(self, model: nn.Module, iteration: int) -> int:
         """Set every regularizer's keep_prob in `model` from its own target_keep_prob.
@@ -62,12 +62,18 @@ class LinearKeepProbSchedule:
         progress = self.progress(iteration)
         count = 0
         for _, module in iter_regularizers(model):
-            module.keep_prob = 1.0 - progress * (1.0 - module.target_keep_prob)
+            module.keep_prob = _ramp(module.target_keep_prob, progress)
             count += 1
         return count
 
     def __repr__(self) -> str:
         return f"LinearKeepProbSchedule(start_iter={self.start_iter}, end_iter={self.end_iter})"
+
+
+def _ramp(target: float, progress: float) -> float:
+    """1 - progress * (1 - target), and exactly `target` once the ramp is done: in floating
+    point 1 - (1 - t) is not always t (0.3 would end at 0.30000000000000004)."""
+    return target if progress >= 1.0 else 1.0 - progress * (1.0 - target)
 
 
 def iter_regularizers(model: nn.Module) -> Iterator[Tuple[str, KeepProbRegularizer]]:

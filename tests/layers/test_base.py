@@ -6,6 +6,7 @@ import torch
 from dropblock_det.layers import (
     REGULARIZER_TYPES,
     DropBlock2d,
+    DropPath,
     Dropout,
     KeepProbRegularizer,
     SpatialDropout,
@@ -45,6 +46,18 @@ def test_build_regularizer_rejects_unknown_arguments_and_bad_keep_prob():
         build_regularizer("DropBlock", 0.9, warm_iters=10)
     with pytest.raises(ValueError, match="keep_prob.*0.0"):
         build_regularizer("Dropout", 0.0)
+
+
+@pytest.mark.parametrize("type", ["Dropout", "SpatialDropout"])
+@pytest.mark.parametrize(
+    "name, value",
+    [("block_size", 0), ("block_size", 2.5), ("shared_mask", "yes"), ("gamma_mode", "exact"), ("impl", "cuda")],
+)
+def test_build_regularizer_refuses_bad_dropblock_options_for_every_type(type, name, value):
+    # Dropout ignores them, but a bad value is still bad: it must not surface only when a
+    # config switches the type to DropBlock.
+    with pytest.raises(ValueError, match=rf"{name}.*{value!r}"):
+        build_regularizer(type, 0.9, **{name: value})
 
 
 def test_keep_prob_is_separate_from_target_and_validated_on_assignment():
@@ -242,3 +255,33 @@ def test_as_regularizer_factory_copies_a_module_and_passes_factories_through():
     assert as_regularizer_factory(None) is None
     with pytest.raises(ValueError, match=r"branch_regularizer=0\.9: expected a function"):
         as_regularizer_factory(0.9, "branch_regularizer")
+
+
+@pytest.mark.parametrize(
+    "module, bad_input, named",
+    [
+        (DropBlock2d(0.9, 3), torch.ones(2, 8, 8), r"4-D.*\(2, 8, 8\)"),
+        (DropBlock2d(0.9, 3), torch.ones(1, 1, 8, 8, dtype=torch.long), "torch.int64"),
+        (SpatialDropout(0.9), torch.ones(4, 8), r"at least 3 dims.*\(4, 8\)"),
+        (DropPath(0.9), torch.tensor(1.0), r"at least 1 dims.*\(\)"),
+        (Dropout(0.9), [1.0, 2.0], "list"),
+    ],
+)
+def test_an_inactive_regularizer_refuses_what_the_active_one_would(module, bad_input, named):
+    # A wrong input must fail at the first forward, in evaluation and while the schedule
+    # still holds keep_prob at 1.0, not at the first iteration where keep_prob drops below
+    # 1 (as drop_block_2d(..., training=False) already refuses it).
+    for inactive in (module.eval(), _at_keep_prob_one(module.train())):
+        with pytest.raises(ValueError, match=named):
+            inactive(bad_input)
+        if torch.is_tensor(bad_input):  # as a block calls it after conv+norm+ReLU
+            with pytest.raises(ValueError, match=named):
+                relu_then_regularize(inactive, bad_input.clone(), inplace=True)
+    module.keep_prob = 0.9
+    with pytest.raises(ValueError, match=named):
+        module.train()(bad_input)
+
+
+def _at_keep_prob_one(module: KeepProbRegularizer) -> KeepProbRegularizer:
+    module.keep_prob = 1.0
+    return module

@@ -11,6 +11,7 @@ from dropblock_checks import assert_dropped_units_form_full_blocks
 from dropblock_det.layers import (
     DropBlock2d,
     KeepProbRegularizer,
+    clip_block_size,
     drop_block_2d,
     drop_block_gamma,
     expected_drop_fraction,
@@ -55,6 +56,20 @@ def test_empty_batch_returns_empty_output_of_same_shape():
     x = torch.ones(0, 3, 8, 8, requires_grad=True)
     out = drop_block_2d(x, 0.9, 3)
     assert out.shape == (0, 3, 8, 8)
+
+
+@pytest.mark.parametrize("shared_mask", [False, True])
+@pytest.mark.parametrize("keep_prob", [0.9, 0.1])  # sparse (geometric gaps) and dense seeds
+def test_meta_device_input_gives_a_meta_output_of_its_shape_and_layout(shared_mask, keep_prob):
+    # "any device": a model built on the meta device (shapes only) runs a training forward
+    # and backward; there are no values to draw a mask from, so nothing is read to the host.
+    x = torch.empty(2, 3, 8, 8, device="meta").to(memory_format=torch.channels_last).requires_grad_(True)
+    out = drop_block_2d(x, keep_prob, 3, shared_mask=shared_mask, impl="torch")
+    assert out.device.type == "meta" and out.shape == x.shape and out.dtype == x.dtype
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    out.sum().backward()
+    assert x.grad.shape == x.shape
+    assert DropBlock2d(keep_prob, 3, gamma_mode="calibrated")(x, relu=True).shape == x.shape
 
 
 def test_batch_of_one_drops_and_renormalises():
@@ -636,6 +651,8 @@ def test_seed_path_gradient_with_an_expanded_output_gradient():
     (drop_block_gamma, (0.9, 7, -3, 5), "height"), (expected_drop_fraction, (0.1, 3, 8, True), "width"),
     (expected_drop_fraction, (-0.5, 3, 8, 8), "gamma"), (expected_drop_fraction, (float("nan"), 3, 8, 8), "gamma"),
     (expected_drop_fraction, ("0.1", 3, 8, 8), "gamma"), (expected_drop_fraction, (True, 3, 8, 8), "gamma"),
+    (clip_block_size, (0, 3, 10), "block_size"), (clip_block_size, (7, -3, 10), "height"),
+    (clip_block_size, (7, 3, 2.5), "width"),
 ])
 def test_the_public_gamma_helpers_name_an_impossible_map_size_or_gamma(fn, args, named):
     # Public helpers (for analyses): a wrong size must not come back as a plausible number.

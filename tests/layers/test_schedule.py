@@ -38,6 +38,17 @@ def test_keep_prob_ramps_linearly_from_one_to_the_target_as_the_official_code():
         assert schedule.keep_prob(0.9, step) == pytest.approx(official, abs=1e-12)
 
 
+@pytest.mark.parametrize("target", [0.1, 0.2, 0.3, 0.9, 0.975])
+def test_keep_prob_equals_the_target_exactly_from_end_iter(target):
+    # "end_iter: first iteration at which keep_prob equals the target": exactly, not
+    # 1 - (1 - target), which is 0.30000000000000004 for 0.3.
+    schedule = LinearKeepProbSchedule(start_iter=0, end_iter=10)
+    assert schedule.keep_prob(target, 10) == target and schedule.keep_prob(target, 11) == target
+    model = nn.Sequential(DropBlock2d(target, 3), DropPath(target))
+    schedule.apply(model, 10)
+    assert [m.keep_prob for _, m in iter_regularizers(model)] == [target, target]
+
+
 def test_start_equal_to_end_is_a_step():
     schedule = LinearKeepProbSchedule(start_iter=50, end_iter=50)
     assert schedule.keep_prob(0.9, 49) == 1.0
