@@ -90,7 +90,8 @@ def main(args):
         model = build_lazy_model(cfg, train=False)
         load_checkpoint_strict(model, eval_weights(cfg, args))
         return do_test(cfg, create_ddp_model(model))
-    return do_train(cfg, resume_from)
+    # setup() checked the --resume checkpoint (a read of the whole file) against the model.
+    return do_train(cfg, resume_from, resume_checked=True)
 
 
 def parser():

@@ -183,6 +183,10 @@ def read_sbd_label(path: PathLike) -> np.ndarray:
     label = np.asarray(segmentation)
     if label.ndim != 2 or label.size == 0:
         raise ValueError(f"{path}: GTcls.Segmentation must be a 2-D map, got shape {label.shape}")
+    # A complex, string or cell-array map is not a class map; np.mod below would raise a
+    # TypeError that names no file.
+    if label.dtype.kind not in "biuf":
+        raise ValueError(f"{path}: GTcls.Segmentation must hold integer class indices, got dtype {label.dtype}")
     if not np.issubdtype(label.dtype, np.integer):
         if not np.all(np.equal(np.mod(label, 1), 0)):
             raise ValueError(f"{path}: GTcls.Segmentation holds non-integer values")

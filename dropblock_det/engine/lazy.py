@@ -643,15 +643,16 @@ def check_lazy_checkpoint(cfg: DictConfig, model: torch.nn.Module, path: str) ->
     check_checkpoint_fits(model, path, "--resume", _RESUME_ADVICE, ("train.max_iter", cfg.train.max_iter))
 
 
-def do_train(cfg: DictConfig, resume_from: str = "") -> Optional[Dict[str, Any]]:
+def do_train(cfg: DictConfig, resume_from: str = "", resume_checked: bool = False) -> Optional[Dict[str, Any]]:
     """detectron2's LazyConfig training loop with the DropBlock schedule hook first, atomic
     checkpoints, and `resume_from` (the run's last checkpoint, checked against the model
-    before the data loader is built; '' starts from train.init_checkpoint, loaded as
-    detectron2 does: non-strictly, so ImageNet backbone weights load into a detector).
+    before the data loader is built unless the caller did, `resume_checked`, as the tool's
+    `check_lazy_checkpoint` does; '' starts from train.init_checkpoint, loaded as detectron2
+    does: non-strictly, so ImageNet backbone weights load into a detector).
     Returns the last evaluation's results ({} when there was none)."""
     model = build_lazy_model(cfg)
     logger.info("Model:\n%s", model)
-    if resume_from:
+    if resume_from and not resume_checked:
         # Its fit only: a checkpoint that has reached train.max_iter is evaluated again (a
         # sweep cell stopped after its last step); the tool refuses that for a --resume.
         check_checkpoint_fits(model, resume_from, "--resume", _RESUME_ADVICE)

@@ -9,6 +9,7 @@ Per-stage scaling (the official code gives group 3 a quarter of group 4's drop r
 property of each regularizer's `target_keep_prob`, fixed when the model is built with
 `scaled_keep_prob`; the schedule then ramps every regularizer towards its own target.
 """
+import math
 import numbers
 from typing import Iterator, Tuple
 
@@ -99,8 +100,8 @@ def scaled_keep_prob(keep_prob: float, drop_scale: float) -> float:
     1 - drop_scale * (1 - keep_prob). E.g. (0.9, 0.25) -> 0.975 for the official code's
     group 3. Raises ValueError if drop_scale < 0 or the result falls outside (0, 1]."""
     keep_prob = check_keep_prob(keep_prob)
-    if isinstance(drop_scale, bool) or not isinstance(drop_scale, numbers.Real) or not drop_scale >= 0:
-        raise ValueError(f"drop_scale must be a number >= 0, got {drop_scale!r}")
+    if isinstance(drop_scale, bool) or not isinstance(drop_scale, numbers.Real) or not 0 <= drop_scale < math.inf:
+        raise ValueError(f"drop_scale must be a finite number >= 0, got {drop_scale!r}")
     scaled = 1.0 - float(drop_scale) * (1.0 - keep_prob)
     if not scaled > 0.0:
         raise ValueError(

@@ -386,11 +386,13 @@ def test_a_missing_image_is_reported_before_anything_is_written(tree, check_imag
     assert not (voc / "SegmentationClassAug").exists()
 
 
-@pytest.mark.parametrize("value, named", [(256, "values outside 0..255"), (1.5, "non-integer")])
+@pytest.mark.parametrize("value, named", [
+    (256, "values outside 0..255"), (1.5, "non-integer"), (1j, "integer class indices, got dtype complex128"),
+])
 def test_an_sbd_label_that_uint8_cannot_hold_is_rejected_not_wrapped(tree, value, named):
     voc, sbd, _ = tree
     path = sbd / "dataset" / "cls" / f"{MINI_SBD_TRAIN[2]}.mat"
-    segmentation = np.zeros((48, 64), dtype=np.float64)
+    segmentation = np.zeros((48, 64), dtype=np.complex128 if isinstance(value, complex) else np.float64)
     segmentation[:4, :4] = value  # 256 would become 0 (background), 1.5 would become 1
     savemat(path, {"GTcls": {"Segmentation": segmentation}})
     with pytest.raises(ValueError, match=rf"{MINI_SBD_TRAIN[2]}\.mat: GTcls\.Segmentation .*{named}"):

@@ -133,8 +133,9 @@ def test_negative_iteration_and_bad_target_are_rejected():
 def test_scaled_keep_prob_refuses_a_keep_prob_of_exactly_zero_or_nan():
     with pytest.raises(ValueError, match="drop_scale=2 with keep_prob=0.5 gives keep_prob 0.0"):
         scaled_keep_prob(0.5, 2)  # 1 - 2 * 0.5 is exactly 0.0: nothing would survive
-    with pytest.raises(ValueError, match="drop_scale=inf"):
-        scaled_keep_prob(1.0, float("inf"))  # inf * 0 is NaN, not a keep probability
+    for scale in (float("inf"), float("nan")):  # inf * 0 is NaN, not a keep probability
+        with pytest.raises(ValueError, match=f"drop_scale must be a finite number >= 0, got {scale}"):
+            scaled_keep_prob(1.0, scale)
 
 
 @pytest.mark.parametrize("module", [

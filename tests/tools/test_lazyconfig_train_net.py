@@ -90,13 +90,20 @@ def test_eval_only_refuses_a_checkpoint_of_another_model(trained, tool, tmp_path
     assert not (tmp_path / "never").exists()
 
 
-def test_resume_continues_the_run_and_its_ramp(trained, tool, tmp_path):
+def test_resume_continues_the_run_and_its_ramp(trained, tool, tmp_path, monkeypatch):
     import shutil
+
+    from dropblock_det.engine import trainer
 
     out, _ = trained
     run = tmp_path / "run"
     shutil.copytree(out, run)
+    reads = []
+    read_checkpoint = trainer.read_checkpoint
+    monkeypatch.setattr(trainer, "read_checkpoint", lambda path: reads.append(path) or read_checkpoint(path))
     tool.main(_parse(tool, run, ["--resume"], ["train.max_iter=5"]))
+    # Checked once, before the run's files are touched (not again by do_train).
+    assert reads == [str(run / "model_final.pth")]
     records = _records(run)
     ramp = {r["iteration"]: r["dropblock/keep_prob"] for r in records if "dropblock/keep_prob" in r}
     # Iterations 3 and 4 are new, on the ramp to max_iter 5 (the earlier ones stay logged).
