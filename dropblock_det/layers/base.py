@@ -156,6 +156,9 @@ class KeepProbRegularizer(nn.Module):
     `forward(x, residual=r)` gives relu(r + regularized x) (relu(r + x) when off): the end
     of a residual block; with `residual_regularizer=m` the residual goes through m first
     (relu(m(r) + regularized x)): a block whose branch and shortcut are both regularized.
+    Under torch.compile a training-mode forward runs eagerly (one graph break per module),
+    so that a keep_prob that changes every iteration does not compile the model again at
+    every iteration; in eval mode it is traced (the identity, no break).
     A subclass may fuse these into its own pass (`_regularize_relu`, `_regularize_add_relu`,
     `_regularize_pair_add_relu`; a fused pair does not call m as a module, so m's hooks do
     not run).
@@ -197,6 +200,16 @@ class KeepProbRegularizer(nn.Module):
         # In every mode: an input the regularizer cannot take must fail at the first forward,
         # not at the first iteration where the schedule lowers keep_prob below 1.
         self._check_input(x)
+        if self.training and _compiling():
+            # Under torch.compile a float read in traced code is specialised: each value of a
+            # ramp would compile the model again, up to Dynamo's recompile limit, after which
+            # the model runs uncompiled. Run eagerly instead (a graph break), where keep_prob
+            # is read as the number it is.
+            return _forward_eagerly(self, x, relu, residual, residual_regularizer)
+        return self._forward(x, relu, residual, residual_regularizer)
+
+    def _forward(self, x: Tensor, relu: bool, residual: Optional[Tensor],
+                 residual_regularizer: Optional[nn.Module]) -> Tensor:
         if residual is not None:
             if relu:
                 raise ValueError(f"{type(self).__name__}: relu=True and residual cannot be combined")
@@ -237,12 +250,35 @@ class KeepProbRegularizer(nn.Module):
 
     @property
     def active(self) -> bool:
-        """Whether forward changes its input: training mode and keep_prob < 1."""
+        """Whether forward changes its input: training mode and keep_prob < 1 (under
+        torch.compile, training mode: keep_prob is not read in traced code, see forward)."""
+        if _compiling():
+            return self.training
         return self.training and self.keep_prob < 1.0
 
     def extra_repr(self) -> str:
         # repr, not :g: a ramp's 0.9999995 must not print as 1 while the regularizer is active.
         return f"keep_prob={self.keep_prob!r}, target_keep_prob={self.target_keep_prob!r}"
+
+
+def _compiling() -> bool:
+    """Whether Dynamo (torch.compile) is tracing the caller; False on a torch without it."""
+    compiler = getattr(torch, "compiler", None)
+    is_compiling = getattr(compiler, "is_compiling", None)
+    return bool(is_compiling and is_compiling())
+
+
+def _run_eagerly(fn: Callable) -> Callable:
+    """fn, with torch.compile running it eagerly (a graph break) rather than tracing it;
+    fn itself on a torch without torch.compiler."""
+    disable = getattr(getattr(torch, "compiler", None), "disable", None)
+    return disable(fn) if disable is not None else fn
+
+
+@_run_eagerly
+def _forward_eagerly(module: KeepProbRegularizer, x: Tensor, relu: bool, residual: Optional[Tensor],
+                     residual_regularizer: Optional[nn.Module]) -> Tensor:
+    return module._forward(x, relu, residual, residual_regularizer)
 
 
 def relu_then_regularize(regularizer: nn.Module, x: Tensor, inplace: bool = False) -> Tensor:

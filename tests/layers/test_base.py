@@ -285,3 +285,63 @@ def test_an_inactive_regularizer_refuses_what_the_active_one_would(module, bad_i
 def _at_keep_prob_one(module: KeepProbRegularizer) -> KeepProbRegularizer:
     module.keep_prob = 1.0
     return module
+
+
+class _BlockWithRegularizers(torch.nn.Module):
+    """conv + ReLU + regularizer, then conv + regularizer + residual + ReLU: both fused
+    call forms a model uses (relu_then_regularize, regularize_add_relu)."""
+
+    def __init__(self, make_regularizer):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.conv2 = torch.nn.Conv2d(8, 8, 3, padding=1)
+        self.regularizer1, self.regularizer2 = make_regularizer(), make_regularizer()
+
+    def forward(self, x):
+        y = relu_then_regularize(self.regularizer1, self.conv1(x))
+        return regularize_add_relu(self.regularizer2, self.conv2(y), y)
+
+
+_MAKERS = {
+    "DropBlock": lambda: DropBlock2d(1.0, 3, impl="torch"),
+    "Dropout": lambda: Dropout(1.0),
+    "SpatialDropout": lambda: SpatialDropout(1.0),
+    "DropPath": lambda: DropPath(1.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_MAKERS))
+def test_torch_compile_follows_a_ramped_keep_prob_without_compiling_again(name):
+    # The schedule changes keep_prob every iteration. A float read in traced code is
+    # specialised by Dynamo: each value compiled the model again, until the recompile limit
+    # (8) left the model running uncompiled. The regularizers run eagerly instead.
+    from torch._dynamo.testing import CompileCounterWithBackend
+
+    torch._dynamo.reset()
+    net = _BlockWithRegularizers(_MAKERS[name]).train()
+    counter = CompileCounterWithBackend("aot_eager")
+    compiled = torch.compile(net, backend=counter)
+    x = torch.randn(2, 3, 12, 12)
+    frames = []
+    for step, keep_prob in enumerate([1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5]):
+        for module in (net.regularizer1, net.regularizer2):
+            module.keep_prob = keep_prob
+        torch.manual_seed(step)
+        out = compiled(x)
+        out.sum().backward()
+        torch.manual_seed(step)
+        assert torch.equal(out, net(x)), f"step {step}: the compiled net does not draw the eager net's masks"
+        frames.append(counter.frame_count)
+    assert frames[0] >= 1 and frames[-1] == frames[1], f"compiled again as keep_prob ramped: {frames}"
+    net.eval()
+    assert not torch.equal(out, net(x))  # the regularizers were active at keep_prob 0.5
+
+
+@pytest.mark.parametrize("name", sorted(_MAKERS))
+def test_torch_compile_traces_eval_mode_regularizers_in_one_graph(name):
+    torch._dynamo.reset()
+    net = _BlockWithRegularizers(_MAKERS[name]).eval()
+    for module in (net.regularizer1, net.regularizer2):
+        module.keep_prob = 0.5
+    x = torch.randn(2, 3, 12, 12)
+    assert torch.equal(torch.compile(net, backend="aot_eager", fullgraph=True)(x), net(x))
