@@ -10,6 +10,7 @@ import csv
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -74,6 +75,16 @@ def plot_training_curves(records: Sequence[Dict[str, Any]], out_png: os.PathLike
     return out_png
 
 
+def check_matplotlib() -> None:
+    """ImportError saying how to get matplotlib when it cannot be imported: the tools call it
+    before their trainings or evaluations, whose plot they draw last."""
+    try:
+        import matplotlib.pyplot  # noqa: F401
+    except ImportError as e:
+        raise ImportError(f"matplotlib cannot be imported ({e}); the tool draws its plot with it after the "
+                          "trainings / evaluations: pip install matplotlib") from None
+
+
 # ----------------------------------------------------------------------------- robustness
 def evaluate_with_dropblock_at_inference(
     model: torch.nn.Module,
@@ -90,7 +101,7 @@ def evaluate_with_dropblock_at_inference(
     the number (e.g. bbox AP) from its result. keep_prob 1.0 is evaluated once (it is
     deterministic). The model is left in eval() with regularizers off and at their targets.
 
-    Returns {keep_prob: [metric per seed]}.
+    Returns {keep_prob: [metric per seed]}; a keep_prob or seed given twice is evaluated once.
     """
     from .layers import iter_regularizers, set_keep_prob
     from .layers.base import check_keep_prob
@@ -101,6 +112,10 @@ def evaluate_with_dropblock_at_inference(
                          "with MODEL.DROPBLOCK.*.ENABLED so there is something to switch on")
     for kp in keep_probs:  # all of them before the first (long) evaluation
         check_keep_prob(kp)
+    # A value given twice is one evaluation (each is seeded): a seed counted twice would
+    # weigh its draw double in the mean and shrink the std.
+    keep_probs = list(dict.fromkeys(float(kp) for kp in keep_probs))
+    seeds = list(dict.fromkeys(seeds))
     results: Dict[float, List[float]] = {}
     try:
         for kp in keep_probs:
@@ -130,6 +145,12 @@ def summarize_runs(results: Dict[float, List[float]]) -> List[Tuple[float, float
     return rows
 
 
+def _keep_prob_label(keep_prob: float) -> str:
+    """Two decimals (0.90), more where the value has them: 0.975 is not a second 0.97 row."""
+    two = f"{keep_prob:.2f}"
+    return two if float(two) == keep_prob else repr(float(keep_prob))
+
+
 def format_robustness_table(curves: Dict[str, Dict[float, List[float]]],
                             metric_name: str = "AP") -> str:
     """Plain-text table: one row per keep_prob, one column (mean +- std) per model."""
@@ -137,7 +158,7 @@ def format_robustness_table(curves: Dict[str, Dict[float, List[float]]],
     header = ["keep_prob"] + [f"{label} {metric_name}" for label in curves]
     rows = [header]
     for kp in keep_probs:
-        row = [f"{kp:.2f}"]
+        row = [_keep_prob_label(kp)]
         for c in curves.values():
             if kp in c:
                 (_, mean, std, n), = [r for r in summarize_runs({kp: c[kp]})]
@@ -360,15 +381,30 @@ def _sweep_csv_header(path: Path) -> Optional[List[str]]:
 
 def read_sweep_csv(path: os.PathLike) -> Dict[Tuple[int, float], Dict[str, Any]]:
     """{(block_size, keep_prob): row} of the finished cells recorded in ``path`` (the last
-    row of a cell wins). A row of a CSV without a fingerprint column has none."""
+    row of a cell wins). A row of a CSV without a fingerprint column has none.
+    SweepMismatchError naming the file and line of a row that cannot be read."""
     path = Path(path)
     if not path.is_file():
         return {}
     done = {}
     with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            key = (int(row["block_size"]), round(float(row["keep_prob"]), 6))
-            row["value"] = float(row["value"])
+        reader = csv.DictReader(f)
+        for row in reader:
+            try:
+                # csv gives None for a missing field, and a None key for extra ones.
+                if None in row or None in row.values():
+                    raise ValueError(f"{len([v for v in row.values() if v is not None])} fields")
+                key = (int(row["block_size"]), round(float(row["keep_prob"]), 6))
+                row["value"] = float(row["value"])
+                # A row cut inside its fingerprint would read as another configuration's.
+                if "fingerprint" in row and not re.fullmatch(r"[0-9a-f]{64}", row["fingerprint"]):
+                    raise ValueError(f"fingerprint {row['fingerprint']!r} is not a sha256")
+            except (KeyError, ValueError) as e:
+                # A sweep stopped (or a disk filled) while it appended the row.
+                raise SweepMismatchError(
+                    f"{path}, line {reader.line_num}: cannot read this row ({e}); a row cut short when "
+                    "a sweep was stopped while writing it? Delete that line (its cell is then resumed "
+                    "from its checkpoint, or trained again) or use another --output-dir") from None
             done[key] = row
     return done
 

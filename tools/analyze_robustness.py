@@ -14,8 +14,9 @@ checkpoint:
 A model trained without DropBlock is evaluated with DropBlock inserted where the config
 says (MODEL.DROPBLOCK.* locations; if the config enables none, the ResNet ones are
 enabled): DropBlock adds no parameters, so its checkpoint loads as it is (strictly: any
-key or shape mismatch is an error). Each checkpoint's curve is labelled by LABEL, or by the
-file name without its extension; two checkpoints with one label are refused. Results of an
+key or shape mismatch is an error). PATH may also be a URL detectron2 loads weights from
+(https://, detectron2://). Each checkpoint's curve is labelled by LABEL, or by the file name
+without its extension; two checkpoints with one label are refused. Results of an
 earlier run in --output-dir are moved to previous_runs/<time>/ there, not overwritten.
 
 A LazyConfig (a Python config, or the config.yaml a LazyConfig run saved) takes `key=value` opts:
@@ -35,7 +36,7 @@ yacs path's.
 import argparse
 import os
 import sys
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tool_args.py, beside this file
@@ -61,10 +62,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return parse_tool_args(p, argv)
 
 
-def _checkpoint_and_label(spec: str):
-    # A Windows drive letter or a URL scheme is not a label separator.
+def _checkpoint_and_label(spec: str) -> Tuple[str, str]:
+    """(path, label) of a --checkpoint PATH[:LABEL]; the label defaults to the file name
+    without its extension."""
     path, sep, label = spec.rpartition(":")
-    if not sep or not label or "/" in label or len(path) <= 1:
+    # A Windows drive letter, a URL scheme, a ':' in a folder's name, or one in the name of
+    # a file that exists as written ("model_12:00.pth") is not a label separator.
+    if (not sep or not label or "/" in label or len(path) <= 1
+            or (os.path.isfile(spec) and not os.path.isfile(path))):
         return spec, os.path.splitext(os.path.basename(spec))[0]
     return path, label
 
@@ -192,20 +197,28 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[float, List[flo
 
     import dropblock_det  # noqa: F401
     from dropblock_det.analysis import (
+        check_matplotlib,
         evaluate_with_dropblock_at_inference,
         format_robustness_table,
         plot_robustness,
     )
     from dropblock_det.engine.lazy import is_lazy_config_file
-    from dropblock_det.engine.trainer import archive_previous_run, claim_output_dir, load_checkpoint_strict
+    from dropblock_det.engine.trainer import (
+        archive_previous_run,
+        claim_output_dir,
+        is_url,
+        load_checkpoint_strict,
+    )
     from dropblock_det.layers.base import check_keep_prob
 
     setup_logger(name="detectron2")
-    # Every argument is checked before the first (long) evaluation.
+    # Every argument is checked before the first (long) evaluation, and so is the plot's matplotlib.
+    check_matplotlib()
     for kp in args.keep_probs:
         check_keep_prob(kp, "--keep-probs")
     checkpoints = [_checkpoint_and_label(spec) for spec in args.checkpoint]
-    missing = [path for path, _ in checkpoints if not os.path.isfile(path)]
+    # A URL (https://, detectron2://) is fetched when loaded, as detectron2 loads weights.
+    missing = [path for path, _ in checkpoints if not is_url(path) and not os.path.isfile(path)]
     if missing:
         raise FileNotFoundError(f"--checkpoint: no such file: {', '.join(missing)}")
     by_label = {}

@@ -215,6 +215,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[Tuple[int, float], float]
 
     import dropblock_det  # noqa: F401
     from dropblock_det.analysis import (
+        check_matplotlib,
         plot_sweep_heatmap,
         read_sweep_csv,
         run_sweep,
@@ -227,6 +228,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[Tuple[int, float], float]
     setup_logger(name="detectron2")
     setup_logger(name="dropblock_det", abbrev_name="dropblock")  # what engine.lazy logs
     cells = sweep_cells(args.block_sizes, args.keep_probs)
+    check_matplotlib()  # the heatmap is drawn after every cell has trained
     # The one place the config kind is chosen: a Python config, or a LazyConfig run's config.yaml.
     kind = (_lazy_sweep if is_lazy_config_file(args.config_file) else _yacs_sweep)(args)
     sem_seg = getattr(MetadataCatalog.get(kind.dataset), "evaluator_type", "") == "sem_seg"

@@ -1,0 +1,167 @@
+"""The analysis tools (tools/analyze_robustness.py, tools/sweep.py) against a user's inputs:
+keep_probs the table must name exactly, values given twice, checkpoint paths with ':' or
+given by URL, a sweep.csv row cut short, matplotlib missing."""
+import csv
+import functools
+import http.server
+import sys
+import threading
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import load_tool
+from tools_helpers import DB_CONFIG, TINY_OPTS, tiny_synthetic_datasets
+
+
+class _Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        from dropblock_det.layers import DropBlock2d
+
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.drop = DropBlock2d(keep_prob=0.9, block_size=3)
+
+    def forward(self, x):
+        return self.drop(self.conv(x))
+
+
+# ----------------------------------------------------------------------------- robustness
+def test_the_robustness_table_names_each_keep_prob_as_evaluated():
+    # Two decimals made 0.975 a second "0.97" row and 0.925 a "0.93" one.
+    from dropblock_det.analysis import format_robustness_table
+
+    table = format_robustness_table({"DB": {1.0: [1.0], 0.975: [2.0], 0.97: [3.0], 0.925: [4.0]}})
+    assert [line.split()[0] for line in table.splitlines()[1:]] == ["1.00", "0.975", "0.97", "0.925"]
+
+
+def test_a_seed_or_keep_prob_given_twice_is_one_evaluation():
+    # `--seeds 0 0 1` counted seed 0 twice: n=3, its draw weighed double in the mean and the
+    # std shrunk by a copy; `--keep-probs 0.5 0.5` evaluated 0.5 twice for one row.
+    from dropblock_det.analysis import evaluate_with_dropblock_at_inference, summarize_runs
+
+    torch.manual_seed(0)
+    net = _Net()
+    x = torch.randn(2, 1, 16, 16)
+    evaluations = []
+
+    def evaluate(model):
+        evaluations.append(model.drop.keep_prob)
+        with torch.no_grad():
+            return {"v": model(x).sum().item()}
+
+    curves = evaluate_with_dropblock_at_inference(net, evaluate, [0.5, 1.0, 0.5], [0, 0, 1], lambda r: r["v"])
+    assert evaluations == [0.5, 0.5, 1.0]
+    assert list(curves) == [0.5, 1.0] and len(curves[0.5]) == 2 and curves[0.5][0] != curves[0.5][1]
+    assert [n for _, _, _, n in summarize_runs(curves)] == [1, 2]
+
+
+def test_a_checkpoint_path_with_a_colon_is_parsed_as_the_user_means(tmp_path):
+    tool = load_tool("analyze_robustness")
+    timed = tmp_path / "model_12:00.pth"  # a ':' in the file's own name
+    plain = tmp_path / "model.pth"
+    for path in (timed, plain):
+        path.write_bytes(b"")
+    assert tool._checkpoint_and_label(str(timed)) == (str(timed), "model_12:00")
+    assert tool._checkpoint_and_label(f"{timed}:DB") == (str(timed), "DB")
+    assert tool._checkpoint_and_label(f"{plain}:DB") == (str(plain), "DB")
+    folder = tmp_path / "run:2" / "model_final.pth"  # in a folder's name
+    assert tool._checkpoint_and_label(str(folder)) == (str(folder), "model_final")
+    # Neither the whole nor the part before the ':' exists: the missing one is the path.
+    assert tool._checkpoint_and_label(str(tmp_path / "gone.pth:DB")) == (str(tmp_path / "gone.pth"), "DB")
+
+
+@pytest.fixture
+def served(tmp_path, monkeypatch):
+    """(the URL of a folder served over HTTP on localhost, the folder); downloads are cached
+    under tmp_path, not in the user's ~/.torch."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    monkeypatch.setenv("FVCORE_CACHE", str(tmp_path / "cache"))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", folder
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_robustness_evaluates_a_checkpoint_given_by_url(served, tmp_path):
+    # detectron2 loads weights from a URL (detectron2://, https://), as train_net --eval-only
+    # does; the tool refused every URL as "no such file".
+    from detectron2.checkpoint import DetectionCheckpointer
+
+    from dropblock_det.engine.trainer import DropBlockTrainer, load_config
+
+    url, folder = served
+    with tiny_synthetic_datasets(tmp_path / "datasets", num_val=2):
+        model = DropBlockTrainer.build_model(load_config(DB_CONFIG, TINY_OPTS))
+        DetectionCheckpointer(model, save_dir=str(folder)).save("model_final")
+        tool = load_tool("analyze_robustness")
+        argv = ["--keep-probs", "1.0", "--seeds", "0", "--config-file", DB_CONFIG] + TINY_OPTS
+        by_url = tool.main(["--checkpoint", f"{url}/model_final.pth", "--output-dir", str(tmp_path / "url")] + argv)
+        by_path = tool.main(["--checkpoint", str(folder / "model_final.pth"),
+                             "--output-dir", str(tmp_path / "path")] + argv)
+    assert by_url == by_path and list(by_url) == ["model_final"] and len(by_url["model_final"][1.0]) == 1
+    assert list((tmp_path / "cache").rglob("model_final.pth"))  # downloaded, into the cache
+
+
+# ----------------------------------------------------------------------------- sweep
+def _config(tmp_path, b, kp):
+    return {"OUTPUT_DIR": str(tmp_path / f"b{b}_kp{kp:g}"), "SOLVER": {"MAX_ITER": 2},
+            "MODEL": {"DROPBLOCK": {"BLOCK_SIZE": b, "KEEP_PROB": kp}}}
+
+
+@pytest.mark.parametrize("cut", ["value", "fingerprint"])
+def test_a_sweep_csv_row_cut_short_is_named_by_file_and_line(tmp_path, cut):
+    # A sweep stopped (or a disk filled) while it appended a row: the rerun failed with
+    # "TypeError: 'NoneType' object is not subscriptable", or blamed another configuration.
+    from dropblock_det.analysis import SweepMismatchError, run_sweep
+
+    trained = []
+
+    def sweep(cells):
+        return run_sweep(cells, lambda b, kp, cfg, resume: trained.append((b, kp)) or 1.0,
+                         tmp_path / "sweep.csv", log=lambda m: None,
+                         cell_config=lambda b, kp: _config(tmp_path, b, kp))
+
+    sweep([(1, 0.8), (3, 0.8)])
+    text = (tmp_path / "sweep.csv").read_text()
+    last = text.splitlines()[-1]
+    cut_at = last.index(",bbox/AP,") + len(",bbox/AP,") + 2 if cut == "value" else len(last) - 20
+    (tmp_path / "sweep.csv").write_text(text[:text.index(last)] + last[:cut_at])
+    before = (tmp_path / "sweep.csv").read_text()
+    with pytest.raises(SweepMismatchError, match=r"sweep\.csv, line 3: .*cut short") as e:
+        sweep([(1, 0.8), (3, 0.8)])
+    assert str(tmp_path / "sweep.csv") in str(e.value)
+    assert trained == [(1, 0.8), (3, 0.8)] and (tmp_path / "sweep.csv").read_text() == before
+    # Without that line, the cell's training is found again (here: trained again).
+    (tmp_path / "sweep.csv").write_text(text[:text.index(last)])
+    assert sweep([(1, 0.8), (3, 0.8)]) == {(1, 0.8): 1.0, (3, 0.8): 1.0} and trained[-1] == (3, 0.8)
+    with open(tmp_path / "sweep.csv") as f:
+        assert len(list(csv.DictReader(f))) == 2
+
+
+# ----------------------------------------------------------------------------- matplotlib
+@pytest.mark.parametrize("tool_name, argv", [
+    ("sweep", ["--config-file", DB_CONFIG, "--block-sizes", "3", "--keep-probs", "0.9"]),
+    ("analyze_robustness", ["--config-file", DB_CONFIG, "--checkpoint", "model_final.pth", "--keep-probs", "0.9"]),
+])
+def test_a_missing_matplotlib_is_named_before_any_training_or_evaluation(tmp_path, monkeypatch, tool_name, argv):
+    # The plot is drawn last: a sweep trained every cell (an evaluation run evaluated every
+    # checkpoint) and only then failed on `import matplotlib`.
+    from dropblock_det.engine.trainer import DropBlockTrainer
+
+    tool = load_tool(tool_name)
+    started = []
+    monkeypatch.setattr(DropBlockTrainer, "build_model", classmethod(lambda cls, cfg: started.append(cfg)))
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    out = tmp_path / "out"
+    with pytest.raises(ImportError, match=r"matplotlib.*pip install matplotlib"):
+        tool.main(argv + ["--output-dir", str(out)] + TINY_OPTS)
+    assert started == [] and not out.exists()
