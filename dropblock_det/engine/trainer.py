@@ -575,7 +575,14 @@ def claim_output_dir(output_dir: str, key: str = "OUTPUT_DIR") -> None:
     path = os.path.realpath(output_dir)
     if path in _CLAIMED_OUTPUT_DIRS:
         return
-    os.makedirs(path, exist_ok=True)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # a file where a folder must go
+        in_the_way = path
+        while not os.path.lexists(in_the_way):
+            in_the_way = os.path.dirname(in_the_way)
+        raise NotADirectoryError(f"{key}={output_dir!r} is not a folder: {in_the_way} is a file; "
+                                 f"give another {key}") from None
     fd = os.open(path, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

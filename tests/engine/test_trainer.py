@@ -455,3 +455,16 @@ def test_prepare_output_dir_moves_what_the_run_would_overwrite_and_says_why(tmp_
             assert re.search(message, out), out
         else:
             assert out == ""
+
+
+@pytest.mark.parametrize("inside", [False, True])
+def test_an_output_folder_that_is_a_file_is_refused_naming_the_key(tmp_path, inside):
+    from dropblock_det.engine.trainer import claim_output_dir
+
+    a_file = tmp_path / "results.txt"
+    a_file.write_text("a user's file")
+    output_dir = a_file / "run" if inside else a_file
+    with pytest.raises(NotADirectoryError, match=rf"--output-dir='{re.escape(str(output_dir))}' is not a folder: "
+                                                 rf"{re.escape(str(a_file))} is a file"):
+        claim_output_dir(str(output_dir), "--output-dir")
+    assert a_file.read_text() == "a user's file"
