@@ -2,12 +2,13 @@
 # seconds when it is already in place).
 PYTHON ?= python3
 VENV   ?= .venv
-PY     := $(VENV)/bin/python
+# Quoted: an environment's path may hold spaces (`make main VENV="/path/my env"`).
+PY     := "$(VENV)/bin/python"
 
-.PHONY: env main test bench bench-train clean-outputs
+.PHONY: env main test bench bench-train
 
 env:
-	$(PYTHON) tools/setup_env.py --venv $(VENV)
+	$(PYTHON) tools/setup_env.py --venv "$(VENV)"
 
 # The main job: synthetic dataset -> RetinaNet + DropBlock from scratch on CPU -> COCO AP.
 main: env

@@ -86,16 +86,28 @@ def check_stock_config(cfg: Any, stock: Any) -> bool:  # CfgNodes
     return check_stock_model(meta_model(cfg), meta_model(stock), stock.MODEL.WEIGHTS, "MODEL.WEIGHTS")
 
 
-def _weights_advice(weights: str, key: str, checked: bool) -> List[str]:
-    # A run's config names the weights training started from (empty, or an ImageNet URL),
-    # not the trained ones: say so instead of writing a config of an untrained model.
+def _weights_advice(weights: str, key: str, checked: bool, given: bool = True) -> List[str]:
+    # A run's config names the weights training started from (empty, an ImageNet URL, or
+    # the checkpoint a fine-tuning started from), not the trained ones: say so instead of
+    # writing a config of an untrained model.
     if not weights:
         return [f"{key} is empty: the stock model would start from random weights; "
                 f"give the trained ones: {key}{' ' if key.isupper() else '='}<run>/model_final.pth"]
     if not checked:
         return [f"{key}={weights!r} was not checked (a URL is not fetched here): make sure it is "
                 "the trained model's checkpoint, not the initialisation"]
+    if not given:
+        return [f"{key}={weights!r} is the config file's own, which in a run's config is the checkpoint "
+                "training started from, not the trained model: to deploy the run's, give "
+                f"{key}{' ' if key.isupper() else '='}<run>/model_final.pth"]
     return []
+
+
+def _opt_given(opts: Sequence[str], key: str) -> bool:
+    """Whether the command-line opts set `key` (yacs `KEY VALUE` pairs or LazyConfig `key=value`)."""
+    if key.isupper():
+        return key in opts[0::2]
+    return any(opt.lstrip("+").split("=", 1)[0] == key for opt in opts)
 
 
 def _aspp_pooling_advice(size: str, fix: str) -> str:
@@ -107,11 +119,12 @@ def _aspp_pooling_advice(size: str, fix: str) -> str:
             "the stock pooling on maps that are a multiple of the crop's).")
 
 
-def advice(cfg: Any, stock: Any, checked: bool) -> List[str]:
-    """What the user should know about the written config `stock` of `cfg` (CfgNodes)."""
+def advice(cfg: Any, stock: Any, checked: bool, weights_given: bool = True) -> List[str]:
+    """What the user should know about the written config `stock` of `cfg` (CfgNodes);
+    `weights_given`: whether MODEL.WEIGHTS was given on the command line."""
     from dropblock_det.deploy import needs_deeplab_project
 
-    lines = _weights_advice(stock.MODEL.WEIGHTS, "MODEL.WEIGHTS", checked)
+    lines = _weights_advice(stock.MODEL.WEIGHTS, "MODEL.WEIGHTS", checked, weights_given)
     if cfg.MODEL.SEM_SEG_HEAD.NAME == "DropBlockDeepLabV3PlusHead" and stock.INPUT.CROP.ENABLED:
         lines.append(_aspp_pooling_advice(f"INPUT.CROP.SIZE={tuple(stock.INPUT.CROP.SIZE)}",
                                           "INPUT.CROP.ENABLED False"))
@@ -178,7 +191,8 @@ def yacs_stock_config_text(args: argparse.Namespace) -> Tuple[str, str, List[str
                + (f" and {stock.MODEL.SEM_SEG_HEAD.NAME}" if stock.MODEL.META_ARCHITECTURE == "SemanticSegmentor" else "")
                + (f", weights {stock.MODEL.WEIGHTS} ({'checked' if checked else 'not checked'})"
                   if stock.MODEL.WEIGHTS else ""))
-    return text, summary, [_output_dir_advice("OUTPUT_DIR", stock.OUTPUT_DIR)] + advice(cfg, stock, checked)
+    return text, summary, [_output_dir_advice("OUTPUT_DIR", stock.OUTPUT_DIR)] + advice(
+        cfg, stock, checked, _opt_given(args.opts, "MODEL.WEIGHTS"))
 
 
 def lazy_stock_config_text(args: argparse.Namespace) -> Tuple[str, str, List[str]]:
@@ -224,7 +238,7 @@ def lazy_stock_config_text(args: argparse.Namespace) -> Tuple[str, str, List[str
                + (f", weights {back.train.init_checkpoint} ({'checked' if checked else 'not checked'})"
                   if weights else ""))
     lines = [_output_dir_advice("train.output_dir", back.train.output_dir)] if isinstance(output_dir, str) else []
-    return text, summary, lines + lazy_advice(back, checked)
+    return text, summary, lines + lazy_advice(back, checked, _opt_given(args.opts, "train.init_checkpoint"))
 
 
 def _target_name(node: Any) -> str:
@@ -232,14 +246,15 @@ def _target_name(node: Any) -> str:
     return target.rpartition(".")[2] if isinstance(target, str) else target.__qualname__
 
 
-def lazy_advice(stock: Any, checked: bool) -> List[str]:
-    """What the user should know about the written LazyConfig `stock`."""
+def lazy_advice(stock: Any, checked: bool, weights_given: bool = True) -> List[str]:
+    """What the user should know about the written LazyConfig `stock`; `weights_given`:
+    whether train.init_checkpoint was given on the command line."""
     from omegaconf import OmegaConf
 
     from dropblock_det.deploy import lazy_plugin_nodes
 
     lines = _weights_advice(OmegaConf.select(stock, "train.init_checkpoint", default="") or "",
-                            "train.init_checkpoint", checked)
+                            "train.init_checkpoint", checked, weights_given)
     head = OmegaConf.select(stock, "model.sem_seg_head", default=None)
     if head is not None and str(head.get("_target_", "")).endswith("DeepLabV3PlusHead") and head.get("train_size"):
         lines.append(_aspp_pooling_advice(f"model.sem_seg_head.train_size={tuple(head.train_size)}",

@@ -26,6 +26,7 @@ import json
 import os
 import sys
 import time
+from typing import Any, Dict, List
 
 # OpenMP's wait policy is left to the user: libgomp's default (spin briefly, then sleep)
 # was ~13% faster per iteration than OMP_WAIT_POLICY=PASSIVE on an idle 2-core machine;
@@ -57,9 +58,25 @@ def parse_args(argv=None):
     return parse_tool_args(p, argv)
 
 
+def bbox_by_test_set(results: Dict[str, Any], test_sets: List[str]) -> Dict[str, Dict[str, float]]:
+    """{test set: its COCO box metrics} from DefaultTrainer.test's results, which are one
+    set's own dict, or one per set by name when there are several (as in metrics.json:
+    `bbox/AP`, or `<set>/bbox/AP`)."""
+    if len(test_sets) == 1:
+        return {test_sets[0]: dict((results or {}).get("bbox", {}))}
+    return {name: dict((results or {}).get(name, {}).get("bbox", {})) for name in test_sets}
+
+
 def main(argv=None) -> dict:
     t_start = time.time()
     args = parse_args(argv)
+    # Refused, not read as "the default": an empty --output-dir would train into (and move
+    # aside) output/main_job, a negative thread count would silently use torch's default.
+    for flag, value in (("--output-dir", args.output_dir), ("--datasets-root", args.datasets_root)):
+        if value is not None and not value.strip():
+            raise ValueError(f"{flag} {value!r} is empty: give a folder, or leave the flag out for the default")
+    if args.num_threads < 0:
+        raise ValueError(f"--num-threads {args.num_threads}: expected >= 0 (0 = torch's default)")
     if args.datasets_root:
         # detectron2 reads DETECTRON2_DATASETS when its builtin datasets are imported.
         os.environ["DETECTRON2_DATASETS"] = os.path.abspath(args.datasets_root)
@@ -128,21 +145,27 @@ def main(argv=None) -> dict:
 
     metrics_path = os.path.join(cfg.OUTPUT_DIR, "metrics.json")
     records = read_metrics(metrics_path)
-    ap = results.get("bbox", {}).get("AP") if results else None
-    if ap is None:
-        ap = final_metric(records, "bbox/AP")
+    test_sets = list(cfg.DATASETS.TEST)
+    by_set = bbox_by_test_set(results, test_sets)
+    aps = {name: by_set[name].get("AP") for name in test_sets}
+    for name in test_sets:
+        if aps[name] is None:
+            aps[name] = final_metric(records, "bbox/AP" if len(test_sets) == 1 else f"{name}/bbox/AP")
+    ap = aps[test_sets[0]] if test_sets else None
     png = plot_training_curves(
         records, os.path.join(cfg.OUTPUT_DIR, "main_job.png"),
-        title=f"{os.path.basename(args.config_file)} on {', '.join(cfg.DATASETS.TEST)}")
+        ap_key="bbox/AP" if len(test_sets) == 1 else f"{test_sets[0]}/bbox/AP",
+        title=f"{os.path.basename(args.config_file)} on {', '.join(test_sets)}")
     wall_s = time.time() - t_start
     # NaN (e.g. APl with no large objects) is not JSON: written as null.
-    bbox = {k: (None if isinstance(v, float) and v != v else v)
-            for k, v in (results.get("bbox", {}) if results else {}).items()}
+    by_set = {name: {k: (None if isinstance(v, float) and v != v else v) for k, v in bbox.items()}
+              for name, bbox in by_set.items()}
     summary = {
         "config_file": args.config_file,
-        "datasets_test": list(cfg.DATASETS.TEST),
+        "datasets_test": test_sets,
         "max_iter": cfg.SOLVER.MAX_ITER,
-        "bbox": bbox,
+        "bbox": by_set[test_sets[0]] if test_sets else {},  # the first test set's
+        "bbox_by_test_set": by_set,
         "final_AP": None if ap is None or ap != ap else ap,
         "train_and_eval_seconds": round(train_eval_s, 1),
         "wall_seconds": round(wall_s, 1),
@@ -151,8 +174,9 @@ def main(argv=None) -> dict:
         json.dump(summary, f, indent=1, allow_nan=False)
     print(f"[main_job] metrics: {metrics_path}")
     print(f"[main_job] plot:    {png}")
-    ap_text = f"{ap:.2f}" if ap is not None else "n/a"
-    print(f"[main_job] final COCO box AP on {', '.join(cfg.DATASETS.TEST)}: {ap_text}  "
+    ap_text = ", ".join(f"on {name}: " + (f"{value:.2f}" if value is not None else "n/a")
+                        for name, value in aps.items()) or "n/a (DATASETS.TEST is empty)"
+    print(f"[main_job] final COCO box AP {ap_text}  "
           f"(train+eval {train_eval_s / 60:.1f} min, total {wall_s / 60:.1f} min)", flush=True)
     return summary
 

@@ -9,7 +9,7 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.modeling import build_model
 
 from conftest import CONFIGS, dropblock_everywhere_cfg, load_tool
-from dropblock_det.engine.trainer import CheckpointMismatchError
+from dropblock_det.engine.trainer import CheckpointMismatchError, load_config
 
 
 @pytest.fixture
@@ -120,6 +120,26 @@ def test_weights_that_are_not_checked_are_not_said_to_be(trained_run, capsys, we
     assert "(checked)" not in out and "MODEL.WEIGHTS" in out
 
 
+def test_weights_taken_from_the_runs_config_are_said_to_be_where_training_started(trained_run, capsys):
+    # A fine-tuning run's config.yaml names the checkpoint it started from, which loads
+    # strictly: "(checked)" alone read as if the run's trained model were deployed.
+    run, _ = trained_run
+    finetune = run.parent / "finetune"
+    finetune.mkdir()
+    cfg = load_config(str(run / "config.yaml"))
+    cfg.defrost()
+    cfg.MODEL.WEIGHTS, cfg.OUTPUT_DIR = str(run / "model_final.pth"), str(finetune)
+    (finetune / "config.yaml").write_text(cfg.dump())
+    tool = load_tool("export_stock_config")
+    tool.main(["--config-file", str(finetune / "config.yaml"), "--output", str(finetune / "a.yaml")])
+    out = capsys.readouterr().out
+    assert "(checked)" in out and "MODEL.WEIGHTS=" in out and "the checkpoint training started from" in out
+    assert "MODEL.WEIGHTS <run>/model_final.pth" in out
+    tool.main(["--config-file", str(finetune / "config.yaml"), "--output", str(finetune / "b.yaml"),
+               "MODEL.WEIGHTS", str(run / "model_final.pth")])
+    assert "training started from" not in capsys.readouterr().out
+
+
 def test_a_stock_component_with_other_parameters_is_refused_before_writing(trained_run, monkeypatch):
     # The check of the stock model against the dropblock-det model: here a (wrong) map to a
     # backbone without the P6/P7 convs.
@@ -208,6 +228,19 @@ def test_a_lazy_checkpoint_that_does_not_fit_is_refused_naming_the_key(lazy_trai
         load_tool("export_stock_config").main(["--config-file", str(run / "config.yaml"), "--output", str(output),
                                                f"train.init_checkpoint={run / 'no.pth'}"])
     assert not output.exists()
+
+
+def test_a_lazy_runs_own_init_checkpoint_is_said_to_be_where_training_started(lazy_trained_run, capsys):
+    from detectron2.config import LazyConfig
+
+    run, _ = lazy_trained_run
+    cfg = LazyConfig.load(str(run / "config.yaml"))
+    cfg.train.init_checkpoint = str(run / "model_final.pth")  # as a fine-tuning from it saves it
+    LazyConfig.save(cfg, str(run / "finetune.yaml"))
+    load_tool("export_stock_config").main(["--config-file", str(run / "finetune.yaml"), "--output", str(run / "s.yaml")])
+    out = capsys.readouterr().out
+    assert "(checked)" in out and "the checkpoint training started from" in out
+    assert "train.init_checkpoint=<run>/model_final.pth" in out
 
 
 def test_a_python_config_is_exported_with_relative_weights_made_absolute(lazy_trained_run, monkeypatch, capsys):

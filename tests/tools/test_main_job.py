@@ -2,10 +2,13 @@
 writes metrics.json + the PNG + a summary, prints the final AP."""
 import json
 import math
+import shlex
+import shutil
+import subprocess
 
 import pytest
 
-from conftest import load_tool
+from conftest import REPO, load_tool
 from tools_helpers import TINY_OPTS
 
 
@@ -40,9 +43,28 @@ def test_main_job_makes_data_trains_evaluates_and_writes_its_outputs(tmp_path, t
     assert records[-1]["bbox/AP"] == ap
     assert (out / "main_job.png").stat().st_size > 0
     assert json.loads((out / "main_job_summary.json").read_text())["final_AP"] == ap
+    assert summary["bbox_by_test_set"] == {"synthetic_det_val": summary["bbox"]}
     printed = capsys.readouterr().out
     assert f"final COCO box AP on synthetic_det_val: {ap:.2f}" in printed
     assert "eta:" in printed  # detectron2's progress lines with the ETA are visible
+
+
+def test_with_two_test_sets_the_ap_of_each_is_printed_and_summarised_as_in_metrics(tmp_path, toy_defaults, capsys):
+    # detectron2 nests the results by test set only when there are several (and writes
+    # `<set>/bbox/AP` into metrics.json): the job printed "n/a" and summarised nothing.
+    root, out = tmp_path / "datasets", tmp_path / "out"
+    sets = ["synthetic_det_val", "synthetic_det_train"]
+    summary = load_tool("main_job").main(["--datasets-root", str(root), "--output-dir", str(out)] + TINY_OPTS
+                                         + ["DATASETS.TEST", str(tuple(sets))])
+    last = [json.loads(x) for x in (out / "metrics.json").read_text().splitlines() if x][-1]
+    aps = {name: last[f"{name}/bbox/AP"] for name in sets}
+    assert all(isinstance(ap, float) and math.isfinite(ap) for ap in aps.values())
+    assert {name: bbox["AP"] for name, bbox in summary["bbox_by_test_set"].items()} == aps
+    assert summary["final_AP"] == aps["synthetic_det_val"] == summary["bbox"]["AP"]  # the first set's
+    assert json.loads((out / "main_job_summary.json").read_text())["bbox_by_test_set"] == summary["bbox_by_test_set"]
+    printed = capsys.readouterr().out
+    assert (f"final COCO box AP on synthetic_det_val: {aps['synthetic_det_val']:.2f}, "
+            f"on synthetic_det_train: {aps['synthetic_det_train']:.2f}") in printed
 
 
 def test_a_bad_config_is_refused_before_the_earlier_run_is_moved_or_data_is_made(tmp_path, toy_defaults):
@@ -55,6 +77,23 @@ def test_a_bad_config_is_refused_before_the_earlier_run_is_moved_or_data_is_made
                                     "MODEL.BACKBONE.NAME", "build_retinanet_resnet_fpn_backbone"])
     assert sorted(p.name for p in out.iterdir()) == ["model_final.pth"]
     assert not root.exists()  # the synthetic sets are made only for a config that passed
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--output-dir", ""], r"--output-dir '' is empty"),
+    (["--datasets-root", " "], r"--datasets-root ' ' is empty"),
+    (["--num-threads", "-2"], r"--num-threads -2: expected >= 0"),
+])
+def test_an_empty_folder_or_a_negative_thread_count_is_refused_not_read_as_the_default(
+        tmp_path, toy_defaults, monkeypatch, argv, match):
+    # An empty --output-dir fell back to output/main_job, moving the earlier main job aside.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "output" / "main_job").mkdir(parents=True)
+    (tmp_path / "output" / "main_job" / "model_final.pth").write_bytes(b"the earlier main job")
+    with pytest.raises(ValueError, match=match):
+        load_tool("main_job").main(argv + TINY_OPTS)
+    assert [p.name for p in (tmp_path / "output" / "main_job").iterdir()] == ["model_final.pth"]
+    assert not (tmp_path / "datasets").exists()
 
 
 def test_the_synthetic_files_are_checked_once_made(tmp_path, toy_defaults, monkeypatch):
@@ -93,3 +132,28 @@ def test_an_output_dir_opt_is_where_the_default_config_writes(tmp_path, toy_defa
         with pytest.raises(Stop):
             load_tool("main_job").main(["--datasets-root", str(tmp_path / "datasets")] + argv)
     assert seen == [mine, "output/main_job", flag]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+@pytest.mark.parametrize("target", ["env", "main", "test"])
+def test_the_makefile_passes_a_venv_path_with_spaces_as_one_argument(tmp_path, target):
+    # `make main VENV=/path/to/your/env` (README): a path with a space split into two words
+    # ran `/path/to/your` with `env/bin/python` as its argument.
+    venv = str(tmp_path / "my env")
+    dry_run = subprocess.run(["make", "-n", "--no-print-directory", "-C", str(REPO), target, f"VENV={venv}",
+                              "PYTHON=python3"], capture_output=True, text=True, check=True).stdout
+    commands = [shlex.split(line) for line in dry_run.splitlines() if line.strip()]
+    assert commands[0] == ["python3", "tools/setup_env.py", "--venv", venv]
+    if target != "env":
+        assert [c[0] for c in commands[1:]] == [f"{venv}/bin/python"]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_every_phony_make_target_runs_something():
+    # A target listed as .PHONY without a rule ("clean-outputs") did nothing and exited 0.
+    phony = next(line for line in (REPO / "Makefile").read_text().splitlines() if line.startswith(".PHONY:"))
+    for target in phony.split(":", 1)[1].split():
+        dry_run = subprocess.run(["make", "-n", "--no-print-directory", "-C", str(REPO), target],
+                                 capture_output=True, text=True)
+        assert dry_run.returncode == 0 and "Nothing to be done" not in dry_run.stdout, target
+        assert "tools/setup_env.py" in dry_run.stdout, target  # each one sets up the environment first
