@@ -97,7 +97,8 @@ def load_config(config_file: str, opts: Sequence[str] = (), extra_setup=None) ->
         extra_setup(cfg)
     if config_file:
         if not Path(config_file).is_file():
-            raise FileNotFoundError(f"config file {config_file!r} does not exist")
+            raise FileNotFoundError(f"config file {config_file!r} " + (
+                "is a folder, not a config file" if Path(config_file).is_dir() else "does not exist"))
         if config_file.endswith(".py"):  # yacs would read it as YAML: a ParserError
             raise ValueError(f"config file {config_file!r} is a LazyConfig (a Python config), not a "
                              "yacs config: train it with tools/lazyconfig_train_net.py")
@@ -366,8 +367,18 @@ def _naming_the_file(path: str, read: Callable[[str], Dict[str, Any]]) -> Dict[s
     try:
         return read(path)
     except Exception as e:  # noqa: BLE001 - torch, pickle and zip raise many kinds
-        raise RuntimeError(f"checkpoint {path!r} cannot be read, it is truncated or corrupt "
-                           f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from e
+        reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        try:
+            with open(path, "rb") as f:
+                head = f.read(4)
+        except OSError:
+            head = b""
+        # torch.save writes a zip archive (older torch, and detectron2's .pkl, a pickle): a
+        # file that starts as neither (a config, an image) is not a damaged checkpoint.
+        if head and not head.startswith((b"PK", b"\x80")):
+            raise RuntimeError(f"{path!r} is not a checkpoint: its first bytes {head!r} are neither a "
+                               f"zip archive's (torch.save) nor a pickle's ({reason})") from e
+        raise RuntimeError(f"checkpoint {path!r} cannot be read, it is truncated or corrupt ({reason})") from e
 
 
 class _StrictCheckpointer(DetectionCheckpointer):

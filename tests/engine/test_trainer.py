@@ -468,3 +468,35 @@ def test_an_output_folder_that_is_a_file_is_refused_naming_the_key(tmp_path, ins
                                                  rf"{re.escape(str(a_file))} is a file"):
         claim_output_dir(str(output_dir), "--output-dir")
     assert a_file.read_text() == "a user's file"
+
+
+def test_a_config_file_that_is_a_folder_is_named_as_one(tmp_path):
+    from dropblock_det.engine.lazy import load_lazy_config
+    from dropblock_det.engine.trainer import load_config
+
+    with pytest.raises(FileNotFoundError, match=rf"config file '{re.escape(str(tmp_path))}' is a folder, not a config file"):
+        load_config(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"--config-file '.*' is a folder, not a config file"):
+        load_lazy_config(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"config file '.*nothing\.yaml' does not exist"):
+        load_config(str(tmp_path / "nothing.yaml"))
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"MODEL:\n  WEIGHTS: ''\n", r"'.*weights' is not a checkpoint: its first bytes b'MODE' are neither"),
+    (b"\xff\xd8\xff\xe0JFIF", r"'.*weights' is not a checkpoint: its first bytes b'\\xff\\xd8\\xff\\xe0'"),
+    (None, r"checkpoint '.*weights' cannot be read, it is truncated or corrupt"),  # a partial torch.save
+])
+def test_weights_that_are_no_checkpoint_are_told_from_a_damaged_one(tmp_path, content, match):
+    import io
+
+    from dropblock_det.engine.trainer import read_checkpoint
+
+    if content is None:
+        buffer = io.BytesIO()
+        torch.save({"model": {"w": torch.zeros(1000)}}, buffer)
+        content = buffer.getvalue()[:200]
+    path = tmp_path / "weights"
+    path.write_bytes(content)
+    with pytest.raises(RuntimeError, match=match):
+        read_checkpoint(str(path))
