@@ -16,6 +16,7 @@ from tools_helpers import (
     DB_CONFIG,
     TINY_OPTS,
     another_process_holding,
+    tiny_dropblock_net,
     tiny_synthetic_datasets,
 )
 
@@ -27,23 +28,11 @@ def tiny_datasets(tmp_path_factory):
 
 
 # ----------------------------------------------------------------------------- robustness
-class _Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        from dropblock_det.layers import DropBlock2d
-
-        self.conv = nn.Conv2d(1, 4, 3, padding=1)
-        self.drop = DropBlock2d(keep_prob=0.9, block_size=3)
-
-    def forward(self, x):
-        return self.drop(self.conv(x))
-
-
 def test_regularizers_are_on_at_inference_only_during_the_evaluation():
     from dropblock_det.analysis import evaluate_with_dropblock_at_inference
 
     torch.manual_seed(0)
-    net = _Net()
+    net = tiny_dropblock_net()
     x = torch.randn(2, 1, 16, 16)
     net.eval()
     clean = net(x).sum().item()
@@ -76,7 +65,7 @@ def test_a_bad_keep_prob_is_refused_before_the_first_evaluation():
 
     evaluations = []
     with pytest.raises(ValueError, match="keep_prob must be in \\(0, 1\\], got 1.5"):
-        evaluate_with_dropblock_at_inference(_Net(), lambda m: evaluations.append(m) or {}, [0.9, 1.5], [0],
+        evaluate_with_dropblock_at_inference(tiny_dropblock_net(), lambda m: evaluations.append(m) or {}, [0.9, 1.5], [0],
                                              lambda r: 0.0)
     assert evaluations == []
 
@@ -442,7 +431,7 @@ def test_inference_evaluation_is_seeded_and_puts_a_training_model_in_eval():
     from dropblock_det.analysis import evaluate_with_dropblock_at_inference
 
     torch.manual_seed(0)
-    net = _Net()
+    net = tiny_dropblock_net()
     net.bn = nn.BatchNorm2d(4)  # a child that must run on its running statistics
     x = torch.randn(2, 1, 16, 16)
     seen = []

@@ -9,22 +9,9 @@ import threading
 
 import pytest
 import torch
-from torch import nn
 
 from conftest import load_tool
-from tools_helpers import DB_CONFIG, TINY_OPTS, tiny_synthetic_datasets
-
-
-class _Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        from dropblock_det.layers import DropBlock2d
-
-        self.conv = nn.Conv2d(1, 4, 3, padding=1)
-        self.drop = DropBlock2d(keep_prob=0.9, block_size=3)
-
-    def forward(self, x):
-        return self.drop(self.conv(x))
+from tools_helpers import DB_CONFIG, TINY_OPTS, tiny_dropblock_net, tiny_synthetic_datasets
 
 
 # ----------------------------------------------------------------------------- robustness
@@ -42,7 +29,7 @@ def test_a_seed_or_keep_prob_given_twice_is_one_evaluation():
     from dropblock_det.analysis import evaluate_with_dropblock_at_inference, summarize_runs
 
     torch.manual_seed(0)
-    net = _Net()
+    net = tiny_dropblock_net()
     x = torch.randn(2, 1, 16, 16)
     evaluations = []
 

@@ -1,4 +1,5 @@
 """Shared by the tests of tools/: tiny configs and data (`load_tool` is in conftest.py)."""
+import collections
 import contextlib
 import subprocess
 import sys
@@ -42,3 +43,14 @@ def another_process_holding(folder):
     finally:
         holder.kill()
         holder.wait()
+
+
+def tiny_dropblock_net():
+    """Conv + DropBlock on 1-channel inputs: the smallest model the robustness evaluation
+    switches DropBlock on in (its regularizer is `.drop`)."""
+    from torch import nn
+
+    from dropblock_det.layers import DropBlock2d
+
+    return nn.Sequential(collections.OrderedDict(
+        conv=nn.Conv2d(1, 4, 3, padding=1), drop=DropBlock2d(keep_prob=0.9, block_size=3)))
