@@ -33,6 +33,8 @@ descheduled threads; implementations with more ops (mask building, counting) suf
 than the one-op floor, so compare runs at a given thread count and load (both printed).
 """
 import argparse
+import contextlib
+import functools
 import inspect
 import math
 import os
@@ -41,7 +43,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, ContextManager, Dict, List, Optional, Tuple
 
 import torch
 
@@ -174,6 +176,7 @@ _L2_FLUSH_BYTES = 256 * 2**20
 def bench_shape(
     impls: Dict[str, Impl], x: torch.Tensor, warmup: int, repeats: int,
     failures: Optional[Dict[str, str]] = None,
+    settings: Optional[Dict[str, Callable[[], ContextManager]]] = None,
 ) -> Dict[str, Tuple[float, float, float]]:
     """(fwd ms, fwd+bwd ms, kept bytes/element) per implementation.
 
@@ -187,8 +190,16 @@ def bench_shape(
     An implementation that raises on its first run (a Triton build error, a package's bug)
     is left out, with the error in `failures` (its name -> the error), and the other rows
     are still timed.
+
+    `settings` (name -> a context manager factory) is entered around each of that
+    implementation's runs, forward and backward alike (`--tune`'s launch sizes: backward
+    reads them when it runs, after the implementation has returned).
     """
     grad = torch.randn_like(x)
+    settings = settings or {}
+
+    def setting(name: str) -> ContextManager:
+        return settings.get(name, contextlib.nullcontext)()
 
     def forward(impl: Impl) -> None:
         impl(x)
@@ -206,7 +217,8 @@ def bench_shape(
 
     for name, impl in list(impls.items()):
         try:
-            forward_backward(impl)
+            with setting(name):
+                forward_backward(impl)
             _synchronize(x.device)  # an asynchronous CUDA error is this row's, not a later one's
         except Exception as error:  # noqa: BLE001  (any error of one row must not lose the others)
             drop(name, error)
@@ -232,19 +244,18 @@ def bench_shape(
             try:
                 for kind, fn in enumerate((forward, forward_backward)):
                     _synchronize(x.device)
-                    elapsed = run_ms(fn, impl)
+                    with setting(name):
+                        elapsed = run_ms(fn, impl)
                     if step >= warmup:
                         times[name][kind].append(elapsed)
             except Exception as error:  # noqa: BLE001  (e.g. out of memory on a later run)
                 drop(name, error)
-    return {
-        name: (
-            statistics.median(times[name][0]),
-            statistics.median(times[name][1]),
-            _bytes_kept_per_element(impl, x),
-        )
-        for name, impl in impls.items()
-    }
+    results: Dict[str, Tuple[float, float, float]] = {}
+    for name, impl in impls.items():
+        with setting(name):
+            kept = _bytes_kept_per_element(impl, x)
+        results[name] = (statistics.median(times[name][0]), statistics.median(times[name][1]), kept)
+    return results
 
 
 def run(device: torch.device, shapes, dtypes, warmup: int, repeats: int):
@@ -367,17 +378,16 @@ def tune(device: torch.device, shapes, dtypes, warmup: int, repeats: int,
         for dtype in dtypes:
             x = torch.randn(shape, device=device, dtype=dtype, requires_grad=True)
             impls: Dict[str, Impl] = {"floor: x * mask": _floor(x.detach())}
+            # Around forward and backward: backward's apply kernel reads the launch sizes
+            # when it runs, outside the call that drew the mask.
+            settings: Dict[str, Callable[[], ContextManager]] = {}
             for variant in variants:
                 name = describe_launch_sizes(variant)
-
-                def run_variant(t: torch.Tensor, variant: Dict[str, int] = variant) -> torch.Tensor:
-                    with launch_sizes(device.type, **variant):
-                        return ours(t)
-
-                impls[name] = run_variant
+                impls[name] = ours
+                settings[name] = functools.partial(launch_sizes, device.type, **variant)
             torch.manual_seed(0)
             failures: Dict[str, str] = {}
-            results = bench_shape(impls, x, warmup, repeats, failures)
+            results = bench_shape(impls, x, warmup, repeats, failures, settings)
             for name, error in failures.items():
                 print(f"  failed: {'x'.join(map(str, shape))} {dtype} {name}: {error}", flush=True)
             if "floor: x * mask" not in results or len(results) == 1:
@@ -408,10 +418,23 @@ def print_table(rows: List[List[str]], header: Optional[List[str]] = None) -> No
 
 
 def _parse_shape(text: str) -> Tuple[int, int, int, int]:
-    dims = tuple(int(v) for v in text.split(","))
+    try:
+        dims = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        dims = ()
     if len(dims) != 4 or min(dims) < 1:
         raise argparse.ArgumentTypeError(f"--shape must be N,C,H,W with positive ints, got {text!r}")
     return dims  # type: ignore[return-value]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
 
 
 def _parse_variants(text: str) -> List[Dict[str, int]]:
@@ -430,7 +453,7 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="one CPU shape, fewer repeats")
     parser.add_argument("--device", choices=["all", "cpu", "cuda"], default="all")
     parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
     parser.add_argument("--shape", type=_parse_shape, default=None,
                         help="N,C,H,W: time this one shape instead of the defaults")
     parser.add_argument("--tune", action="store_true",
@@ -441,12 +464,14 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
         parser.error(f"--repeats must be >= 1, got {args.repeats}")
+    if args.variants is not None and not args.tune:
+        parser.error("--variants names the launch sizes that --tune times: give --tune with it")
     if args.device == "cuda" and not torch.cuda.is_available():
         # An explicit --device cuda (gpu_checks.sh's bench step) must not pass with an empty
         # table on a machine whose CUDA does not work; "all" still skips CUDA with a note.
         raise SystemExit(f"--device cuda: torch sees no CUDA device (torch {torch.__version__}, "
                          "torch.cuda.is_available() is False)")
-    if args.threads:
+    if args.threads is not None:
         torch.set_num_threads(args.threads)
     repeats = args.repeats or (5 if args.quick else 15)
     warmup = 2 if args.quick else 3

@@ -219,9 +219,16 @@ def _seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive, finite number of seconds, got {text!r}")
     return value
+
+
+def _config_file(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no such config file: {text!r}")
+    return path
 
 
 def _launch_sizes_arg(text: str) -> Dict[str, int]:
@@ -235,7 +242,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="CPU-sized smoke run: R18, 96x128, 2 steps")
     parser.add_argument("--device", default=None, help="default: cuda when available, else cpu")
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    parser.add_argument("--config", type=_config_file, default=DEFAULT_CONFIG)
     parser.add_argument("--impl", choices=["auto", "torch"], default="auto", help="MODEL.DROPBLOCK.IMPL")
     parser.add_argument("--batch", type=_batch, default="auto", help="images per step, or 'auto' (largest that fits)")
     parser.add_argument("--depth", type=int, choices=[18, 34, 50, 101, 152], default=None, help="ResNet depth (default 50; 18 with --quick)")
@@ -262,6 +269,12 @@ def main(argv: Optional[List[str]] = None) -> None:
         # Said here in one line, not as a driver traceback from the first .to(device).
         raise SystemExit(f"--device {args.device}: torch sees no CUDA device (torch "
                          f"{torch.__version__}, torch.cuda.is_available() is False)")
+    if device.type == "cuda" and device.index is not None:
+        count = torch.cuda.device_count()
+        if device.index >= count:
+            raise SystemExit(f"--device {args.device}: torch sees {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+        # The device name, synchronisation and memory statistics below are the current device's.
+        torch.cuda.set_device(device)
     args.depth = args.depth or (18 if args.quick else 50)
     args.height = args.height or (96 if args.quick else 800)
     args.width = args.width or (128 if args.quick else 1088)

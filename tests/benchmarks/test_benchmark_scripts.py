@@ -213,3 +213,66 @@ def test_tune_without_cuda_or_the_interpreter_says_what_it_needs(monkeypatch, ca
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     code, _ = _exit_of_main("bench_dropblock", ["--tune"], capsys)
     assert isinstance(code, str) and "TRITON_INTERPRET=1" in code and "CUDA" in code
+
+
+# ----------------------------------------------------------------------------- argument checks
+@pytest.mark.parametrize("argv, named", [
+    (["--threads", "0"], "'0'"),  # was silently ignored (0 is falsy)
+    (["--threads", "-1"], "'-1'"),  # was torch's RuntimeError traceback
+    (["--shape", "a,b,c,d"], "N,C,H,W"),  # was "invalid _parse_shape value"
+])
+def test_bench_dropblock_names_a_bad_argument(argv, named, capsys):
+    code, err = _exit_of_main("bench_dropblock", ["--device", "cpu", *argv], capsys)
+    assert code == 2 and f"argument {argv[0]}" in err and named in err, err
+
+
+def test_bench_dropblock_refuses_variants_without_tune(capsys):
+    # --variants only means something to --tune: without it the run timed the usual rows
+    # and said nothing of the variants it was given.
+    code, err = _exit_of_main("bench_dropblock", ["--device", "cpu", "--variants", "defaults;keep_bits=1"], capsys)
+    assert code == 2 and "--variants" in err and "--tune" in err, err
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["--window-s", "inf"], "'inf'"),  # was an OverflowError once both models were built
+    (["--config", "configs/no-such-config.yaml"], "no-such-config.yaml"),  # was an AssertionError traceback
+])
+def test_bench_train_step_names_a_bad_argument_before_building(argv, named, capsys):
+    code, err = _exit_of_main("bench_train_step", ["--quick", *argv], capsys)
+    assert code == 2 and f"argument {argv[0]}" in err and named in err, err
+
+
+def test_bench_train_step_names_a_cuda_device_index_that_does_not_exist(monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    code, _ = _exit_of_main("bench_train_step", ["--quick", "--device", "cuda:3"], capsys)
+    assert isinstance(code, str) and code.startswith("--device cuda:3:") and "1 CUDA device" in code, code
+
+
+def test_tune_runs_backward_under_the_variants_launch_sizes_too(monkeypatch):
+    # The apply kernel of backward reads the launch sizes when backward runs: the sweep set
+    # them around the forward only, so every variant's backward ran with the defaults and
+    # apply_block / apply_warps variants were timed on half their launches.
+    from dropblock_det.layers import drop_block_triton as triton_path
+
+    bench = load_tool("bench_dropblock", folder="benchmarks")
+    seen = {"forward": set(), "backward": set()}
+
+    class Recorder(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, t):
+            seen["forward"].add(triton_path._launch_sizes(t.device).apply_block)
+            return t * 2
+
+        @staticmethod
+        def backward(ctx, grad):
+            seen["backward"].add(triton_path._launch_sizes(grad.device).apply_block)
+            return grad * 2
+
+    defaults = triton_path._launch_sizes(torch.device("cpu")).apply_block
+    other = defaults * 2
+    monkeypatch.setattr(bench, "_ours", lambda *args, **kwargs: Recorder.apply)
+    rows = bench.tune(torch.device("cpu"), [(1, 2, 4, 4)], [torch.float32], 0, 1, [{}, {"apply_block": other}])
+    assert len(rows) == 2
+    assert seen == {"forward": {defaults, other}, "backward": {defaults, other}}, seen
+    assert triton_path._launch_sizes(torch.device("cpu")).apply_block == defaults  # restored

@@ -64,12 +64,31 @@ def test_gpu_checks_keeps_all_steps_within_the_budget(tmp_path):
 
 def test_gpu_checks_stops_at_once_when_detectron2_does_not_import(tmp_path):
     # .gpu-site not carried to a machine without detectron2: one message naming the fix,
-    # instead of every step failing on the same ImportError.
-    proc = _gpu_checks(tmp_path, "bench", "train", "tune", python="false")
-    assert proc.returncode == 3, proc.stdout + proc.stderr
-    assert "cannot import detectron2 and dropblock_det" in proc.stderr
-    assert 'carry [".gpu-site"]' in proc.stderr
-    assert not any(tmp_path.iterdir())
+    # instead of every step failing on the same ImportError. In a copy of the checkout: this
+    # one may hold a .gpu-site (the recipe's first step makes it), which gives other advice.
+    import shutil
+
+    checkout = tmp_path / "checkout"
+    (checkout / "tools").mkdir(parents=True)
+    shutil.copy(GPU_CHECKS, checkout / "tools")
+    results = tmp_path / "results"
+    env = {k: v for k, v in os.environ.items() if k != "OUT"}
+    env.update(PYTHON="false", RESULTS=str(results))
+
+    def refusal():
+        proc = subprocess.run(["bash", str(checkout / "tools" / "gpu_checks.sh"), "bench", "train", "tune"],
+                              env=env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 3, proc.stdout + proc.stderr
+        assert "false cannot import detectron2 and dropblock_det" in proc.stderr
+        assert not results.exists()
+        return proc.stderr
+
+    assert 'carry [".gpu-site"]' in refusal()
+    # A .gpu-site that does not help (built for another Python): said so, not "build one".
+    (checkout / ".gpu-site").mkdir()
+    stderr = refusal()
+    assert "not even with .gpu-site" in stderr and "--python-version" in stderr
+    assert 'carry [".gpu-site"]' not in stderr
 
 
 def test_gpu_checks_runs_the_checkouts_venv_python_by_default(tmp_path):
@@ -136,3 +155,21 @@ def test_prepare_gpu_site_never_replaces_a_folder_it_did_not_make(tmp_path):
     assert proc.returncode != 0
     assert "--dest" in proc.stderr and str(work) in proc.stderr
     assert (work / "results.txt").read_text() == "a user's file\n"  # checked before any download
+
+
+def test_gpu_checks_does_not_pass_the_cuda_tests_where_torch_sees_no_cuda_device(tmp_path):
+    # Without a CUDA device every cuda-marked test is skipped and pytest exits 0: the tests
+    # step passed having tested nothing. The other steps still run.
+    for device, tests_ran in (("no CUDA device", False), ("NVIDIA H200", True)):
+        fake = tmp_path / "fake-python"
+        fake.write_text('#!/usr/bin/env bash\n[ "$1" = -c ] && exit 0\n'
+                        f'[ "$1" = - ] && {{ cat >/dev/null; echo "python 3.12.3, torch 2.11.0; {device}"; exit 0; }}\n'
+                        'echo "ran $*"\n')
+        fake.chmod(0o755)
+        results = tmp_path / device.replace(" ", "_")
+        proc = _gpu_checks(results, "tests", "bench", python=str(fake))
+        assert proc.returncode == (0 if tests_ran else 1), proc.stdout + proc.stderr
+        tests = (results / "tests.txt").read_text()
+        assert ("ran -m pytest" in tests) is tests_ran, tests
+        assert ("torch sees no CUDA device" in tests) is not tests_ran, tests
+        assert "== bench: exit 0" in (results / "bench.txt").read_text()
