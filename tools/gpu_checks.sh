@@ -53,6 +53,14 @@ started=$(date +%s)
 
 export PYTHONUNBUFFERED=1
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+# detectron2 imports OpenCV when it is installed (setup_environment) and lets any error but a
+# missing module through: an OpenCV built against another numpy (on a GPU image) would stop
+# every step, and none of them needs it.
+if [ -z "${DETECTRON2_DISABLE_CV2:-}" ] && ! cv2_error=$($PYTHON -c "import cv2" 2>&1) \
+   && ! grep -q "No module named 'cv2'" <<<"$cv2_error"; then
+  echo "gpu_checks.sh: cv2 does not import ($(tail -1 <<<"$cv2_error")): running with DETECTRON2_DISABLE_CV2=1"
+  export DETECTRON2_DISABLE_CV2=1
+fi
 # The whole import, not `import detectron2` alone: a detectron2 that imports but whose
 # modules fail (v0.6 under Pillow >= 10) must give way to .gpu-site's.
 preflight=$($PYTHON -c "import dropblock_det" 2>&1)

@@ -173,3 +173,16 @@ def test_gpu_checks_does_not_pass_the_cuda_tests_where_torch_sees_no_cuda_device
         assert ("ran -m pytest" in tests) is tests_ran, tests
         assert ("torch sees no CUDA device" in tests) is not tests_ran, tests
         assert "== bench: exit 0" in (results / "bench.txt").read_text()
+
+
+def test_gpu_checks_runs_without_an_opencv_that_does_not_import(tmp_path):
+    # detectron2 imports cv2 at import time and stops on any error but a missing module: an
+    # OpenCV built for another numpy must not cost every step of the one device call.
+    broken = tmp_path / "site" / "cv2"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text('raise ImportError("numpy.core.multiarray failed to import")\n')
+    proc = _gpu_checks(tmp_path / "results", "--smoke", "bench", PYTHONPATH=str(tmp_path / "site"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "cv2 does not import (ImportError: numpy.core.multiarray failed to import): " \
+           "running with DETECTRON2_DISABLE_CV2=1" in proc.stdout
+    assert "== bench: exit 0" in (tmp_path / "results" / "bench.txt").read_text()
