@@ -23,11 +23,9 @@ dropblock-det.
 `tools/export_stock_config.py` writes either config as a YAML file, checked against the
 dropblock-det model and a checkpoint.
 """
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterator, List, Sequence, Set, Tuple
 
-import torch
 from detectron2.config import CfgNode, get_cfg
-from detectron2.layers import ShapeSpec
 
 from .modeling.retinanet import stock_retinanet_head_error
 

@@ -22,9 +22,7 @@ imports working returns in seconds and installs nothing.
 """
 import argparse
 import hashlib
-import os
 import re
-import shutil
 import subprocess
 import sys
 import tarfile
