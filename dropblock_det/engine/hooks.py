@@ -40,7 +40,8 @@ class DropBlockScheduleHook(HookBase):
     metrics.json and TensorBoard), when the model has any regularizer.
 
     Each regularizer ramps from 1.0 to its own `target_keep_prob` (stage-scaled targets
-    differ); the recorded scalar is the ramp applied to `keep_prob`, the config's KEEP_PROB.
+    differ); the recorded scalar is the ramp applied to `keep_prob`, the config's KEEP_PROB
+    (with DROP_PATH_RATE the only location on: 1 - DROP_PATH_RATE, DropPath's target).
     Works with any detectron2 trainer (DefaultTrainer, SimpleTrainer, AMPTrainer, which in
     detectron2 v0.6 and main needs CUDA to run a step) whose `model` (or the `model` given
     here) is the model or a wrapper with `.module` (DDP). Register it with
@@ -50,6 +51,8 @@ class DropBlockScheduleHook(HookBase):
     Built from a config, the hook checks before training that the model has a regularizer
     when a MODEL.DROPBLOCK location is on (stock detectron2 components ignore the keys),
     and warns when the trainer runs to another iteration than the config's SOLVER.MAX_ITER.
+    For a model with regularizers, a ramp that starts at or after the trainer's max_iter is
+    refused before training, and an explicit end_iter after it warns with the keep_prob reached.
     """
 
     def __init__(
@@ -89,8 +92,12 @@ class DropBlockScheduleHook(HookBase):
         validate_dropblock_config(cfg)
         check_impl_device(cfg)
         start, end = dropblock_schedule_range(cfg)
-        hook = cls(start, end, cfg.MODEL.DROPBLOCK.KEEP_PROB, model=model)
-        hook._config_keys_on = [f"MODEL.DROPBLOCK.{key}" for key in locations_on(cfg)]
+        on = locations_on(cfg)
+        # KEEP_PROB is no regularizer's target when DROP_PATH_RATE alone is on: record the
+        # lowest target then (1 - DROP_PATH_RATE), not a DropBlock ramp the run does not have.
+        keep_prob = None if on == ["DROP_PATH_RATE"] else cfg.MODEL.DROPBLOCK.KEEP_PROB
+        hook = cls(start, end, keep_prob, model=model)
+        hook._config_keys_on = [f"MODEL.DROPBLOCK.{key}" for key in on]
         if hook._config_keys_on:
             from ..deploy import dropblock_component_advice
 
@@ -101,24 +108,44 @@ class DropBlockScheduleHook(HookBase):
     def _scheduled_model(self) -> nn.Module:
         return unwrap_model(self._model if self._model is not None else self.trainer.model)
 
-    def schedule_for(self, max_iter: Optional[int]) -> LinearKeepProbSchedule:
+    def schedule_for(self, max_iter: Optional[int], model: Optional[nn.Module] = None) -> LinearKeepProbSchedule:
         """The ramp a trainer that runs to `max_iter` gets: end_iter None ends it there.
-        ValueError when that cannot be (no max_iter, or one before start_iter)."""
-        if not self._end_at_max_iter:
-            return self.schedule
-        if max_iter is None:
-            raise ValueError("DropBlockScheduleHook(end_iter=None) ends the ramp at the trainer's "
-                             "max_iter, which this trainer does not have: give end_iter")
-        if max_iter < self.schedule.start_iter:
-            raise ValueError(f"DropBlockScheduleHook: start_iter={self.schedule.start_iter} is after "
-                             f"the trainer's max_iter={max_iter}, where end_iter=None ends the ramp")
-        return LinearKeepProbSchedule(self.schedule.start_iter, max_iter)
+        ValueError when that cannot be (no max_iter), and, unless `model` is given and has
+        no regularizer, when the ramp would start at or after max_iter: keep_prob would be
+        1.0 at every iteration trained."""
+        schedule = self.schedule
+        start = schedule.start_iter
+        if self._end_at_max_iter:
+            if max_iter is None:
+                raise ValueError("DropBlockScheduleHook(end_iter=None) ends the ramp at the trainer's "
+                                 "max_iter, which this trainer does not have: give end_iter")
+            schedule = LinearKeepProbSchedule(start, max(start, max_iter))
+        baseline = model is not None and next(iter_regularizers(unwrap_model(model)), None) is None
+        # As the yacs check of SCHEDULE.START_ITER: the last iteration trained, max_iter - 1,
+        # must be past the ramp's start, or no iteration would regularize.
+        if max_iter is not None and max_iter >= 1 and schedule.progress(max_iter - 1) == 0.0 and not baseline:
+            raise ValueError(f"DropBlockScheduleHook: start_iter={start} with the trainer's max_iter={max_iter}: "
+                             f"keep_prob would stay 1.0 through the last iteration, {max_iter - 1}, so no "
+                             "iteration would regularize")
+        return schedule
 
     def before_train(self) -> None:
-        self.schedule = self.schedule_for(getattr(self.trainer, "max_iter", None))
         model = self._scheduled_model()
         if self.keep_prob is None:
             self.keep_prob = min((m.target_keep_prob for _, m in iter_regularizers(model)), default=None)
+        max_iter = getattr(self.trainer, "max_iter", None)
+        self.schedule = self.schedule_for(max_iter, model)
+        if (self._config_max_iter is None and max_iter is not None and self.schedule.end_iter > max_iter
+                and self.keep_prob is not None):
+            # As for MODEL.DROPBLOCK.SCHEDULE.END_ITER (from a config, its check warns, by key).
+            reached = self.schedule.keep_prob(self.keep_prob, max_iter - 1)  # the last iteration
+            warnings.warn(
+                f"DropBlockScheduleHook: end_iter={self.schedule.end_iter} is after the trainer's "
+                f"max_iter={max_iter}: keep_prob reaches only {reached:.4g} instead of "
+                f"{self.keep_prob:g} (end_iter=None ends the ramp at max_iter)",
+                UserWarning,
+                stacklevel=2,
+            )
         # Only a model with no regularizer at all: a model of the user's own may name its
         # modules unlike ours (check_dropblock_placed's per-location check is for ours).
         if self._config_keys_on and next(iter_regularizers(model), None) is None:
@@ -128,7 +155,6 @@ class DropBlockScheduleHook(HookBase):
                 f"({type(model).__name__}) has no DropBlock regularizer: stock "
                 f"detectron2 components ignore MODEL.DROPBLOCK; {self._config_advice} (see the README)"
             )
-        max_iter = getattr(self.trainer, "max_iter", None)
         if self._config_max_iter is not None and max_iter is not None and max_iter != self._config_max_iter:
             warnings.warn(
                 f"DropBlockScheduleHook: its config has SOLVER.MAX_ITER={self._config_max_iter}, the "

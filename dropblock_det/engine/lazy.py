@@ -484,7 +484,7 @@ def check_lazy_train_parts(cfg: DictConfig, model: Optional[torch.nn.Module]) ->
         hook = _building("train.dropblock_schedule", lambda: lazy_schedule_hook(cfg, model))
         if hook is not None:
             _building(f"train.dropblock_schedule with train.max_iter={cfg.train.max_iter}",
-                      lambda: hook.schedule_for(cfg.train.max_iter))
+                      lambda: hook.schedule_for(cfg.train.max_iter, model))
     augmentations = "dataloader.train.mapper.augmentations"
     if OmegaConf.select(cfg, augmentations, default=None) is not None:
         _building(augmentations, lambda: instantiate(OmegaConf.select(cfg, augmentations)))

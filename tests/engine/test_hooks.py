@@ -97,7 +97,7 @@ def test_by_default_the_ramp_ends_at_the_trainers_max_iter_and_records_the_lowes
 
 
 def test_a_default_ramp_that_would_start_after_max_iter_is_refused_before_the_first_step():
-    with pytest.raises(ValueError, match=r"start_iter=20 is after the trainer's max_iter=9"):
+    with pytest.raises(ValueError, match=r"start_iter=20 with the trainer's max_iter=9: keep_prob would stay 1\.0"):
         _run(0, 9, schedule=dict(start_iter=20))
 
 
@@ -320,3 +320,94 @@ def test_hook_warns_when_the_trainer_runs_past_its_configs_max_iter():
         if warns:
             assert "SOLVER.MAX_ITER=3, the trainer runs to 6" in messages[0]
             assert "from_config(trainer.cfg)" in messages[0]
+
+
+@pytest.mark.parametrize("schedule", [
+    dict(start_iter=9),  # end_iter None: a step to the target at max_iter, never trained
+    dict(start_iter=8),  # the last iteration trained, 8, is the ramp's start: still 1.0
+    dict(start_iter=20, end_iter=30, keep_prob=0.9),  # an explicit end: the start was not checked
+])
+def test_a_ramp_that_starts_at_or_after_max_iter_is_refused_before_the_first_step(schedule):
+    # Iterations 0..8 would all run at keep_prob 1.0: the run would train without DropBlock
+    # (refused as the yacs check refuses such a SCHEDULE.START_ITER).
+    model = TinyModel()
+    before = model.conv.weight.detach().clone()
+    trainer = SimpleTrainer(model, _data(), torch.optim.SGD(model.parameters(), lr=0.01))
+    trainer.register_hooks([DropBlockScheduleHook(**schedule)])
+    start = schedule["start_iter"]
+    with pytest.raises(ValueError, match=rf"start_iter={start} with the trainer's max_iter=9: keep_prob would "
+                                         r"stay 1\.0 through the last iteration, 8"):
+        trainer.train(0, 9)
+    assert torch.equal(model.conv.weight, before)  # no step was taken
+
+
+def test_a_lazy_config_whose_ramp_starts_after_train_max_iter_is_refused_before_data_loading():
+    # README: the LazyConfig tool checks train.dropblock_schedule's start against train.max_iter;
+    # with an explicit end_iter it did not, and the run trained at keep_prob 1.0 throughout.
+    from conftest import CONFIGS
+    from dropblock_det.engine.lazy import check_lazy_config_before_run, load_lazy_config
+
+    for opts in (["train.dropblock_schedule.start_iter=10"],
+                 ["train.dropblock_schedule.start_iter=20", "train.dropblock_schedule.end_iter=30"]):
+        cfg = load_lazy_config(str(CONFIGS / "Synthetic/retinanet_R18_GN_dropblock_res45_kp0.9_b3.py"),
+                               ["train.max_iter=10", *opts])
+        with pytest.raises(ValueError, match=r"train\.dropblock_schedule with train\.max_iter=10: .*start_iter="):
+            check_lazy_config_before_run(cfg, check_files=False)
+
+
+def test_an_end_iter_after_max_iter_warns_with_the_keep_prob_the_run_reaches():
+    # As MODEL.DROPBLOCK.SCHEDULE.END_ITER after SOLVER.MAX_ITER does for a yacs config.
+    # keep_prob None (a LazyConfig's hook): the lowest target, 0.9, as it records.
+    for keep_prob in (0.9, None):
+        model = TinyModel()
+        trainer = SimpleTrainer(model, _data(), torch.optim.SGD(model.parameters(), lr=0.01))
+        trainer.register_hooks([DropBlockScheduleHook(start_iter=0, end_iter=30, keep_prob=keep_prob)])
+        with pytest.warns(UserWarning, match=r"end_iter=30 is after the trainer's max_iter=9: "
+                                             r"keep_prob reaches only 0\.9733 instead of 0\.9 "):
+            trainer.train(0, 9)
+        assert model.res5_dropblock.keep_prob == pytest.approx(1 - 0.1 * 8 / 30)
+    # From a config the config's own check warns (naming the key), the hook not again.
+    cfg = small_retinanet_cfg()
+    cfg.MODEL.DROPBLOCK.HEAD.ENABLED = True
+    cfg.SOLVER.MAX_ITER = 9
+    cfg.MODEL.DROPBLOCK.SCHEDULE.END_ITER = 30
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        hook = DropBlockScheduleHook.from_config(cfg)
+        model = TinyModel()
+        trainer = SimpleTrainer(model, _data(), torch.optim.SGD(model.parameters(), lr=0.01))
+        trainer.register_hooks([hook])
+        trainer.train(0, 9)
+    messages = [str(w.message) for w in caught if "after" in str(w.message) and "30" in str(w.message)]
+    assert len(messages) == 1 and "MODEL.DROPBLOCK.SCHEDULE.END_ITER=30" in messages[0], messages
+
+
+def test_a_config_with_drop_path_alone_records_the_drop_path_keep_prob_not_keep_prob():
+    # MODEL.DROPBLOCK.KEEP_PROB (0.9 by default) is no regularizer's target when only
+    # DROP_PATH_RATE is on: metrics.json showed a DropBlock ramp to 0.9 while every
+    # regularizer ramped to 0.8.
+    from detectron2.modeling import build_model
+
+    from dropblock_det.layers import iter_regularizers
+
+    cfg = small_retinanet_cfg("Base-RetinaNet-Scratch-DropBlock.yaml")
+    db = cfg.MODEL.DROPBLOCK
+    for location in (db.RESNET, db.FPN, db.HEAD, db.SEM_SEG_HEAD):
+        location.ENABLED = False
+    db.DROP_PATH_RATE = 0.2
+    cfg.SOLVER.MAX_ITER = 3
+    model = build_model(cfg)
+    assert {type(m).__name__ for _, m in iter_regularizers(model)} == {"DropPath"}
+    seen = []
+
+    class Record(HookBase):
+        def before_step(self):
+            seen.append({m.keep_prob for _, m in iter_regularizers(model)})
+
+    data = (detection_batch(seed=i) for i in itertools.count())
+    trainer = SimpleTrainer(model, data, torch.optim.SGD(model.parameters(), lr=0.0))
+    trainer.register_hooks([DropBlockScheduleHook.from_config(cfg), Record()])
+    trainer.train(0, 3)
+    recorded = [v for v, _ in trainer.storage.history("dropblock/keep_prob").values()]
+    assert [len(values) for values in seen] == [1, 1, 1]
+    assert recorded == pytest.approx([next(iter(values)) for values in seen]) == [1.0, 1 - 0.2 / 3, 1 - 0.4 / 3]

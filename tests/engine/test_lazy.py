@@ -229,7 +229,8 @@ def test_the_config_saved_by_a_run_loads_back_to_the_same_model(tmp_path):
     (["train.dropblock_schedule.keep_prob=1.5"], ValueError, r"train\.dropblock_schedule: .*keep_prob"),
     (["train.dropblock_schedule._target_=torch.nn.Identity"], ValueError, r"train\.dropblock_schedule"),
     (["train.dropblock_schedule.start_iter=5000"], ValueError,
-     r"train\.dropblock_schedule with train\.max_iter=1500: ValueError: .*start_iter=5000 is after"),
+     r"train\.dropblock_schedule with train\.max_iter=1500: ValueError: .*start_iter=5000 with the trainer's "
+     r"max_iter=1500: keep_prob would stay 1\.0"),
     (["train.seed=null"], ValueError, r"train\.seed=None"),
     (["dataloader.train.total_batch_size=0"], ValueError, r"dataloader\.train\.total_batch_size=0"),
     (["dataloader.train.mapper.augmentations.0.sample_style=rand"], ValueError, r"dataloader\.train\.mapper\.augmentations: "),

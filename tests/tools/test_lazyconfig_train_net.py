@@ -170,10 +170,10 @@ def test_a_fresh_run_into_a_used_folder_moves_the_earlier_run_aside(trained, too
     out, _ = trained
     run = tmp_path / "run"
     shutil.copytree(out, run)
-    tool.main(_parse(tool, run, [], ["train.max_iter=1"]))
+    tool.main(_parse(tool, run, [], ["train.max_iter=2"]))  # 1 would never regularize: refused
     (archived,) = (run / "previous_runs").iterdir()
     assert (archived / "model_final.pth").is_file() and (archived / "metrics.json").is_file()
-    assert [r["iteration"] for r in _records(run) if "total_loss" in r] == [0]
+    assert [r["iteration"] for r in _records(run) if "total_loss" in r] == [0, 1]
 
 
 @pytest.mark.parametrize("opts, error, match", [
@@ -214,7 +214,7 @@ def test_the_command_line_trains_through_launch(tiny_datasets, tmp_path):
     out = tmp_path / "cli"
     result = subprocess.run(
         [sys.executable, str(REPO / "tools" / "lazyconfig_train_net.py"), "--config-file", LAZY_CONFIG,
-         *TINY_LAZY_OPTS, "train.max_iter=1", f"train.output_dir={out}"],
+         *TINY_LAZY_OPTS, "train.max_iter=2", f"train.output_dir={out}"],
         capture_output=True, text=True, timeout=300, env={**os.environ, "DETECTRON2_DATASETS": str(tiny_datasets)})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Command Line Args:" in result.stdout and (out / "model_final.pth").is_file()
