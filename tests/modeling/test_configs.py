@@ -1,5 +1,9 @@
 """Every shipped detection config builds (at its real R50 size), trains two iterations
-with finite losses when shrunk, and puts DropBlock exactly where its name says."""
+with finite losses when shrunk, and puts DropBlock exactly where its name says; every
+shipped config (detection, segmentation, synthetic) passes the pre-run checks on the meta
+device and is what its name says (model, depth, GN, scratch / ImageNet, DropBlock locations,
+keep_prob, block, schedule, output stride, batch, datasets); every LazyConfig has a yacs twin
+with its device."""
 import math
 from pathlib import Path
 
@@ -149,3 +153,192 @@ def test_one_r50_training_iteration_with_dropblock_everywhere():
     assert all(math.isfinite(v.item()) for v in losses.values())
     conv3 = model.backbone.bottom_up.res5[0].dropblock_conv3
     assert isinstance(conv3, DropBlock2d) and conv3.keep_prob == pytest.approx(0.9)
+
+
+# ----------------------------------------------------------------------------- every config
+# Every config a user can train (yacs leaf configs; Base-* files are only inherited from) and
+# every LazyConfig (configs/common/ holds their pieces).
+SHIPPED_YACS = sorted(
+    str(p.relative_to(CONFIGS)) for p in CONFIGS.rglob("*.yaml") if not p.name.startswith("Base-")
+)
+SHIPPED_LAZY = sorted(
+    str(p.relative_to(CONFIGS)) for p in CONFIGS.rglob("*.py") if "common" not in p.relative_to(CONFIGS).parts
+)
+# What each folder's configs train on: datasets, classes, evaluator (by the test set's
+# metadata) and input sizes, as detectron2's configs for those datasets.
+_DATASETS = {
+    "COCO-Detection": dict(train=("coco_2017_train",), test=("coco_2017_val",), classes=80, evaluator="coco",
+                           min_train=(640, 672, 704, 736, 768, 800), min_test=800),
+    "PascalVOC-Detection": dict(train=("voc_2007_trainval", "voc_2012_trainval"), test=("voc_2007_test",),
+                                classes=20, evaluator="pascal_voc",
+                                min_train=(480, 512, 544, 576, 608, 640, 672, 704, 736, 768, 800), min_test=800),
+    "PascalVOC-SemanticSegmentation": dict(train=("voc_2012_sem_seg_train_aug",), test=("voc_2012_sem_seg_val",),
+                                           classes=21, evaluator="sem_seg"),
+    "Synthetic": dict(train=("synthetic_det_train",), test=("synthetic_det_val",), classes=3, evaluator="coco"),
+}
+_MODELS = {  # the name's first words -> (meta-architecture, segmentation head)
+    "retinanet": ("DropBlockRetinaNet", None),
+    "deeplab_v3_plus": ("SemanticSegmentor", "DropBlockDeepLabV3PlusHead"),
+    "fcn": ("SemanticSegmentor", "DropBlockFCNHead"),
+}
+
+
+def _name_tokens(name):
+    """The settings a config's file name states, parsed word by word (an unknown word fails:
+    a new config's name must be taught here, so that it is checked too)."""
+    import re
+
+    stem = Path(name).name.rsplit(".", 1)[0]
+    model = next((m for m in _MODELS if stem.startswith(m + "_")), None)
+    assert model is not None, f"{name}: unknown model in the name"
+    words = stem[len(model) + 1:].split("_")
+    said = dict(model=model, fpn_backbone=False, gn=False, scratch=False, imagenet=False, dropblock=None)
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word == "R" and i + 1 < len(words) and words[i + 1].isdigit():  # R_50
+            said["R"] = int(words[i + 1])
+            i += 1
+        elif re.fullmatch(r"R\d+", word):  # R18
+            said["R"] = int(word[1:])
+        elif word in ("FPN", "GN", "scratch", "imagenet", "poly"):
+            said[{"FPN": "fpn_backbone", "GN": "gn"}.get(word, word)] = True
+        elif word == "dropblock":
+            locations = []
+            while words[i + 1] in ("res45", "fpn", "head"):
+                locations.append(words[i + 1])
+                i += 1
+            assert locations, f"{name}: 'dropblock' names no location"
+            said["dropblock"] = locations
+        elif re.fullmatch(r"kp0\.\d+", word):
+            said["keep_prob"] = float(word[2:])
+        elif re.fullmatch(r"b\d+", word):
+            said["block_size"] = int(word[1:])
+        elif re.fullmatch(r"\d+x", word):
+            said["x"] = int(word[:-1])
+        elif re.fullmatch(r"\d+k", word):
+            said["max_iter"] = int(word[:-1]) * 1000
+        elif re.fullmatch(r"os\d+", word):
+            said["output_stride"] = int(word[2:])
+        elif re.fullmatch(r"bs\d+", word):
+            said["batch"] = int(word[2:])
+        else:
+            raise AssertionError(f"{name}: the word {word!r} of the name is not known to this test")
+        i += 1
+    return said
+
+
+def _location(name):
+    """Which of a config name's DropBlock locations a regularizer's module name is in (a
+    DeepLab head's decoder names its levels res2, res5: the head first)."""
+    if name.startswith(("head.", "sem_seg_head.")):
+        return "head"
+    for stage in ("stem", "res2", "res3", "res4", "res5"):
+        if f".{stage}." in f".{name}":
+            return stage
+    if name.startswith("backbone."):
+        return "fpn"
+    raise AssertionError(f"regularizer {name!r} in no known location")
+
+
+@pytest.mark.parametrize("name", SHIPPED_YACS, ids=SHIPPED_YACS)
+def test_every_config_name_tells_the_truth_and_the_config_passes_the_pre_run_checks(name):
+    from detectron2.data import MetadataCatalog
+
+    from dropblock_det.engine.trainer import check_config_before_run, load_config
+
+    said = _name_tokens(name)
+    cfg = load_config(str(CONFIGS / name), ["MODEL.DEVICE", "cpu"])
+    # The checks a tool runs before training (files and weights aside: no datasets here);
+    # the model they build on the meta device is the one checked below.
+    model = check_config_before_run(cfg, check_files=False, check_weights=False)
+    assert model is not None, f"{name}: no model on the meta device"
+    resnets = cfg.MODEL.RESNETS
+
+    meta_arch, seg_head = _MODELS[said["model"]]
+    assert type(model).__name__ == meta_arch
+    assert (type(model.sem_seg_head).__name__ if seg_head else None) == seg_head
+    resnet = getattr(model.backbone, "bottom_up", model.backbone)
+    # R_50 / R18: the depth; R_52: detectron2's name for a ResNet-50 with the DeepLab stem
+    # (three 3x3 convs), that of its ImageNet weights R-52.pkl.
+    assert resnets.DEPTH == (50 if said["R"] == 52 else said["R"])
+    if said["R"] == 52:
+        assert type(resnet.stem).__name__ == "DeepLabStem"
+    # (every RetinaNet is on an FPN; the synthetic one's name leaves it out)
+    assert said["fpn_backbone"] == ("fpn" in cfg.MODEL.BACKBONE.NAME) or name.startswith("Synthetic/")
+
+    # GN: in the ResNet, the FPN (where there is one) and the head.
+    head_norm = cfg.MODEL.SEM_SEG_HEAD.NORM if seg_head else cfg.MODEL.RETINANET.NORM
+    norms = [resnets.NORM, head_norm] + ([cfg.MODEL.FPN.NORM] if "fpn" in cfg.MODEL.BACKBONE.NAME else [])
+    if said["gn"]:
+        assert norms == ["GN"] * len(norms)
+    # ImageNet weights, or from random initialisation as detectron2's scratch configs
+    # (Misc/scratch_mask_rcnn_R_50_FPN_{3x,9x}_gn.yaml): no weights, nothing frozen, GN
+    # everywhere, the stride in the 3x3 conv (the 1x1 stride is MSRA's weights' layout).
+    assert not (said["scratch"] and said["imagenet"])
+    assert bool(cfg.MODEL.WEIGHTS) == said["imagenet"]
+    if not said["imagenet"]:
+        assert cfg.MODEL.BACKBONE.FREEZE_AT == 0 and norms == ["GN"] * len(norms)
+        assert resnets.STRIDE_IN_1X1 is False, f"{name}: from scratch with the stride in the 1x1 conv"
+        assert not [n for n, p in model.named_parameters() if not p.requires_grad]
+
+    # Datasets, classes, evaluator, input sizes.
+    data = _DATASETS[Path(name).parts[0]]
+    assert (cfg.DATASETS.TRAIN, cfg.DATASETS.TEST) == (data["train"], data["test"])
+    classes = cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES if seg_head else cfg.MODEL.RETINANET.NUM_CLASSES
+    assert classes == data["classes"]
+    assert all(MetadataCatalog.get(d).evaluator_type == data["evaluator"] for d in cfg.DATASETS.TEST)
+    if "min_train" in data:
+        assert (tuple(cfg.INPUT.MIN_SIZE_TRAIN), cfg.INPUT.MIN_SIZE_TEST) == (data["min_train"], data["min_test"])
+    if seg_head:
+        assert cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE == 255 and cfg.INPUT.CROP.ENABLED
+
+    # The schedule: 3x is detectron2's (270k iterations of 16 images, LR x0.1 at 210k and
+    # 250k); 54k / 330k / 30k the number of iterations; poly the LR; bs16 the batch.
+    solver = cfg.SOLVER
+    if "x" in said:
+        assert said["x"] == 3
+        assert (solver.MAX_ITER, tuple(solver.STEPS), solver.IMS_PER_BATCH) == (270000, (210000, 250000), 16)
+    if "max_iter" in said:
+        assert solver.MAX_ITER == said["max_iter"]
+    assert ("x" in said or "max_iter" in said) or name.startswith("Synthetic/")
+    assert said.get("poly", False) == (solver.LR_SCHEDULER_NAME == "WarmupPolyLR")
+    if "batch" in said:
+        assert solver.IMS_PER_BATCH == said["batch"]
+    if solver.LR_SCHEDULER_NAME == "WarmupMultiStepLR":
+        steps = list(solver.STEPS)
+        assert steps == sorted(steps) and 0 < steps[0] and steps[-1] < solver.MAX_ITER
+    if "output_stride" in said:
+        assert model.backbone.output_shape()["res5"].stride == said["output_stride"]
+
+    # DropBlock exactly where the name says, at its keep_prob (res4 at 1/4 of the drop
+    # rate, as the official code) and block size, ramped from 1.0 over the whole training.
+    regularizers = _regularizers(model)
+    if said["dropblock"] is None:
+        assert regularizers == {}
+        return
+    expected = {"res45": {"res4", "res5"}, "fpn": {"fpn"}, "head": {"head"}}
+    assert {_location(n) for n in regularizers} == set().union(*(expected[w] for w in said["dropblock"]))
+    kp = said["keep_prob"]
+    for n, m in regularizers.items():
+        assert isinstance(m, DropBlock2d) and m.block_size == said["block_size"], n
+        target = 1 - (1 - kp) / 4 if _location(n) == "res4" else kp
+        assert m.target_keep_prob == pytest.approx(target), n
+    assert dropblock_schedule_range(cfg) == (0, solver.MAX_ITER)
+
+
+@pytest.mark.parametrize("name", SHIPPED_LAZY, ids=SHIPPED_LAZY)
+def test_each_lazy_config_is_the_twin_of_a_yaml_and_runs_where_it_does(name):
+    # tests/engine/test_lazy.py compares the twins' models, data, optimizer and schedules
+    # (its yacs side on the CPU); here what it leaves out: the device, AMP, and the checks
+    # a LazyConfig run makes before training.
+    from dropblock_det.engine.lazy import check_lazy_config_before_run, load_lazy_config
+    from dropblock_det.engine.trainer import load_config
+
+    twin = CONFIGS / (name[: -len(".py")] + ".yaml")
+    assert twin.is_file(), f"{name}: no yacs twin {twin.name}"
+    cfg, ycfg = load_lazy_config(str(CONFIGS / name)), load_config(str(twin))
+    assert cfg.train.device == ycfg.MODEL.DEVICE
+    assert cfg.train.amp.enabled == ycfg.SOLVER.AMP.ENABLED
+    cpu = load_lazy_config(str(CONFIGS / name), ["train.device=cpu"])
+    assert check_lazy_config_before_run(cpu, check_files=False) is not None
