@@ -63,7 +63,7 @@ def test_a_retinanet_stock_config_reads_into_plain_get_cfg():
 
 def test_a_deeplab_stock_config_keeps_the_deeplab_projects_keys():
     cfg = load_config(str(CONFIGS / "PascalVOC-SemanticSegmentation" /
-                          "deeplab_v3_plus_R_50_GN_scratch_dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.yaml"))
+                          "deeplab_v3_plus_R_52_GN_scratch_dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.yaml"))
     stock = stock_config(cfg)
     assert needs_deeplab_project(stock)
     assert stock.MODEL.SEM_SEG_HEAD.NAME == "DeepLabV3PlusHead"
@@ -115,7 +115,7 @@ def test_the_stock_deeplab_model_runs_where_the_training_crops_pooling_kernel_do
     from conftest import small_voc_sem_seg_cfg
 
     cfg = small_voc_sem_seg_cfg(
-        "deeplab_v3_plus_R_50_GN_scratch_dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.yaml", tmp_path)
+        "deeplab_v3_plus_R_52_GN_scratch_dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.yaml", tmp_path)
     torch.manual_seed(0)
     ours = build_model(cfg).eval()
     with_crop = build_model(_read_as_stock_detectron2(stock_config(cfg))).eval()
@@ -244,7 +244,7 @@ def test_the_lazy_stock_deeplab_model_gives_the_dropblock_models_eval_outputs(tm
 
     from dropblock_det.deploy import lazy_stock_config
 
-    cfg = _lazy("PascalVOC-SemanticSegmentation/deeplab_v3_plus_R_50_GN_scratch_dropblock_res45_head_kp0.9_b7_"
+    cfg = _lazy("PascalVOC-SemanticSegmentation/deeplab_v3_plus_R_52_GN_scratch_dropblock_res45_head_kp0.9_b7_"
                 "os16_poly_330k_bs16.py", "model.sem_seg_head.train_size=[64,64]", "model.sem_seg_head.num_classes=3")
     torch.manual_seed(0)
     ours = _perturbed(instantiate(cfg.model))

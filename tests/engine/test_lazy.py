@@ -13,8 +13,8 @@ TWINS = [
      "COCO-Detection/retinanet_R_50_FPN_GN_scratch_dropblock_res45_fpn_head_kp0.9_b7_3x.yaml"),
     ("PascalVOC-Detection/retinanet_R_50_FPN_GN_scratch_dropblock_res45_fpn_head_kp0.9_b7_54k.py",
      "PascalVOC-Detection/retinanet_R_50_FPN_GN_scratch_dropblock_res45_fpn_head_kp0.9_b7_54k.yaml"),
-    ("PascalVOC-SemanticSegmentation/deeplab_v3_plus_R_50_GN_scratch_dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.py",
-     "PascalVOC-SemanticSegmentation/deeplab_v3_plus_R_50_GN_scratch_dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.yaml"),
+    ("PascalVOC-SemanticSegmentation/deeplab_v3_plus_R_52_GN_scratch_dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.py",
+     "PascalVOC-SemanticSegmentation/deeplab_v3_plus_R_52_GN_scratch_dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.yaml"),
 ]
 SYNTHETIC = str(CONFIGS / TWINS[0][0])
 COCO = str(CONFIGS / TWINS[1][0])

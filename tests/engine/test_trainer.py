@@ -406,7 +406,7 @@ def test_fpn_dropblock_on_a_model_without_an_fpn_is_refused_despite_dropblock_el
     from dropblock_det.engine.trainer import DropBlockTrainer
 
     cfg = small_voc_sem_seg_cfg(
-        "deeplab_v3_plus_R_50_GN_scratch_dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.yaml", tmp_path,
+        "deeplab_v3_plus_R_52_GN_scratch_dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.yaml", tmp_path,
         ["MODEL.DROPBLOCK.FPN.ENABLED", True])
     with pytest.raises(ValueError, match=r"MODEL\.DROPBLOCK\.FPN\.ENABLED=True.*has no DropBlock there \(\d+ elsewhere\)"):
         DropBlockTrainer.build_model(cfg)

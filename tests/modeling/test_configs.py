@@ -262,8 +262,7 @@ def test_every_config_name_tells_the_truth_and_the_config_passes_the_pre_run_che
     # R_50 / R18: the depth; R_52: detectron2's name for a ResNet-50 with the DeepLab stem
     # (three 3x3 convs), that of its ImageNet weights R-52.pkl.
     assert resnets.DEPTH == (50 if said["R"] == 52 else said["R"])
-    if said["R"] == 52:
-        assert type(resnet.stem).__name__ == "DeepLabStem"
+    assert type(resnet.stem).__name__ == ("DeepLabStem" if said["R"] == 52 else "BasicStem")
     # (every RetinaNet is on an FPN; the synthetic one's name leaves it out)
     assert said["fpn_backbone"] == ("fpn" in cfg.MODEL.BACKBONE.NAME) or name.startswith("Synthetic/")
 

@@ -13,8 +13,8 @@ from dropblock_det.deploy import stock_config
 from dropblock_det.layers import KeepProbRegularizer, iter_regularizers, set_keep_prob
 from dropblock_det.modeling.deeplab import DropBlockASPP, DropBlockDeepLabV3PlusHead
 
-SCRATCH = "deeplab_v3_plus_R_50_GN_scratch_os16_poly_330k_bs16.yaml"
-SCRATCH_DROPBLOCK = "deeplab_v3_plus_R_50_GN_scratch_dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.yaml"
+SCRATCH = "deeplab_v3_plus_R_52_GN_scratch_os16_poly_330k_bs16.yaml"
+SCRATCH_DROPBLOCK = "deeplab_v3_plus_R_52_GN_scratch_dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.yaml"
 DEEPLAB_CONFIGS = sorted(
     p.name for p in (CONFIGS / "PascalVOC-SemanticSegmentation").glob("deeplab_*.yaml")
 )

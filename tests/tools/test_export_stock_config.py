@@ -161,7 +161,7 @@ def test_a_deeplab_model_is_written_with_the_deeplab_projects_keys(tmp_path, cap
     from conftest import small_voc_sem_seg_cfg
 
     cfg = small_voc_sem_seg_cfg(
-        "deeplab_v3_plus_R_50_GN_scratch_dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.yaml", tmp_path)
+        "deeplab_v3_plus_R_52_GN_scratch_dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.yaml", tmp_path)
     (tmp_path / "config.yaml").write_text(cfg.dump())
     output = tmp_path / "stock.yaml"
     load_tool("export_stock_config").main(["--config-file", str(tmp_path / "config.yaml"), "--output", str(output)])
