@@ -62,6 +62,7 @@ __all__ = [
     "check_checkpoint_fits",
     "check_eval_checkpoint",
     "check_resume_checkpoint",
+    "check_scaled_to_world_size",
     "check_stock_retinanet_norm",
     "check_train_inputs",
     "claim_output_dir",
@@ -790,6 +791,28 @@ def meta_model(cfg: CfgNode) -> Optional[torch.nn.Module]:
     return build_on_meta_device(lambda: META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)(cfg))
 
 
+def check_scaled_to_world_size(cfg: CfgNode) -> None:
+    """With SOLVER.REFERENCE_WORLD_SIZE the trainer rescales the batch, the LR and the
+    iterations (the DropBlock ramp's too) to this run's processes: ValueError naming the key
+    when what it would train cannot be (detectron2's assertion, zero iterations, a ramp that
+    never leaves 1.0 once rounded), before the trainer is built, after the run's files move."""
+    reference, world = cfg.SOLVER.REFERENCE_WORLD_SIZE, comm.get_world_size()
+    if not reference or reference == world:
+        return
+    scaling = (f"(SOLVER.REFERENCE_WORLD_SIZE={reference} scales the batch, the LR and the iterations "
+               f"to the {world} processes of this run)")
+    if not isinstance(reference, int) or reference < 0 or cfg.SOLVER.IMS_PER_BATCH % reference:
+        raise ValueError(f"SOLVER.IMS_PER_BATCH={cfg.SOLVER.IMS_PER_BATCH!r} is not divisible by "
+                         f"SOLVER.REFERENCE_WORLD_SIZE={reference!r}, the processes it was set for {scaling}")
+    scaled = DropBlockTrainer.auto_scale_workers(cfg, world)
+    if scaled.SOLVER.MAX_ITER < 1:
+        raise ValueError(f"SOLVER.MAX_ITER={cfg.SOLVER.MAX_ITER} becomes {scaled.SOLVER.MAX_ITER} iterations {scaling}")
+    try:
+        validate_dropblock_config(scaled)
+    except ValueError as error:
+        raise ValueError(f"{error}, once scaled to SOLVER.MAX_ITER={scaled.SOLVER.MAX_ITER} {scaling}") from None
+
+
 def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: bool = True,
                             check_files: bool = True) -> Optional[torch.nn.Module]:
     """Every check of `cfg` that loads no data: MODEL.DROPBLOCK values, the model (built on
@@ -808,6 +831,7 @@ def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: boo
         check_impl_device(cfg)
         check_lr_scheduler(cfg)
         check_train_inputs(cfg)
+        check_scaled_to_world_size(cfg)
     if check_weights:
         check_weights_path(cfg)
     return model

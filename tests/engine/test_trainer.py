@@ -214,6 +214,26 @@ def test_auto_scale_workers_scales_the_dropblock_ramp_as_max_iter():
     assert DropBlockTrainer.auto_scale_workers(to_max_iter, 4).MODEL.DROPBLOCK.SCHEDULE.END_ITER == -1
 
 
+@pytest.mark.parametrize("opts, match", [
+    # 10 iterations for 1 process are 2 for 4 (round(2.5)): the ramp from 8 starts at 2 = MAX_ITER.
+    (["SOLVER.MAX_ITER", "10", "MODEL.DROPBLOCK.SCHEDULE.START_ITER", "8"],
+     r"SCHEDULE\.START_ITER.*, once scaled to SOLVER\.MAX_ITER=2 \(SOLVER\.REFERENCE_WORLD_SIZE=1 scales"),
+    (["SOLVER.MAX_ITER", "2"], r"SOLVER\.MAX_ITER=2 becomes 0 iterations"),  # round(0.5)
+    (["SOLVER.REFERENCE_WORLD_SIZE", "3"], r"SOLVER\.IMS_PER_BATCH=2 is not divisible by SOLVER\.REFERENCE_WORLD_SIZE=3"),
+])
+def test_a_config_that_cannot_be_scaled_to_this_runs_processes_is_refused_before_the_run(monkeypatch, opts, match):
+    # DropBlockTrainer scales the config to the world size when it is built, after the tool
+    # has moved an earlier run's files aside: the tools check the scaled config first.
+    from dropblock_det.engine import trainer
+
+    monkeypatch.setattr(trainer.comm, "get_world_size", lambda: 4)
+    cfg = _cfg("SOLVER.REFERENCE_WORLD_SIZE", "1", "SOLVER.IMS_PER_BATCH", "2", *opts)
+    with pytest.raises(ValueError, match=match):
+        trainer.check_config_before_run(cfg, check_files=False)
+    trainer.check_config_before_run(_cfg("SOLVER.REFERENCE_WORLD_SIZE", "1", "SOLVER.IMS_PER_BATCH", "2",
+                                         "SOLVER.MAX_ITER", "100"), check_files=False)
+
+
 def test_the_trainer_ramps_over_the_scaled_iterations(monkeypatch):
     from dropblock_det.engine.hooks import DropBlockScheduleHook
     from dropblock_det.engine.trainer import DropBlockTrainer
