@@ -51,8 +51,9 @@ class DropBlockScheduleHook(HookBase):
     Built from a config, the hook checks before training that the model has a regularizer
     when a MODEL.DROPBLOCK location is on (stock detectron2 components ignore the keys),
     and warns when the trainer runs to another iteration than the config's SOLVER.MAX_ITER.
-    For a model with regularizers, a ramp that starts at or after the trainer's max_iter is
-    refused before training, and an explicit end_iter after it warns with the keep_prob reached.
+    For a model with regularizers, a ramp that would leave keep_prob at 1.0 through the
+    trainer's last iteration (max_iter - 1) is refused before training, and an explicit
+    end_iter after max_iter warns with the keep_prob reached.
     """
 
     def __init__(
@@ -111,8 +112,8 @@ class DropBlockScheduleHook(HookBase):
     def schedule_for(self, max_iter: Optional[int], model: Optional[nn.Module] = None) -> LinearKeepProbSchedule:
         """The ramp a trainer that runs to `max_iter` gets: end_iter None ends it there.
         ValueError when that cannot be (no max_iter), and, unless `model` is given and has
-        no regularizer, when the ramp would start at or after max_iter: keep_prob would be
-        1.0 at every iteration trained."""
+        no regularizer, when keep_prob would be 1.0 at every iteration trained (the ramp
+        starts at max_iter - 1 or later)."""
         schedule = self.schedule
         start = schedule.start_iter
         if self._end_at_max_iter:
