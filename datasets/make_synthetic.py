@@ -21,6 +21,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 def main(argv=None) -> int:
     from dropblock_det.data.synthetic import (
         DEFAULT_DET_PARAMS,
+        DEFAULT_SEM_SEG_PARAMS,
+        check_synthetic_params,
         default_datasets_root,
         make_synthetic_detection,
         make_synthetic_sem_seg,
@@ -37,14 +39,29 @@ def main(argv=None) -> int:
                             "defaults unless --only sem_seg)")
     args = p.parse_args(argv)
     params = {k: getattr(args, k) for k in DEFAULT_DET_PARAMS if getattr(args, k) is not None}
-    root = args.root or default_datasets_root()
+    det_params = params if args.only in (None, "det") else {}
+    sem_seg_params = params if args.only == "sem_seg" else {}
+    # Both sets' values are checked before either is written, and errors name the flag
+    # (a default that clashes with a given flag is named as a flag too).
+    flag = lambda key: "--" + key.replace("_", "-")  # noqa: E731
+    try:
+        if args.only in (None, "det"):
+            check_synthetic_params(det_params, DEFAULT_DET_PARAMS, spell=flag)
+        if args.only in (None, "sem_seg"):
+            check_synthetic_params(sem_seg_params, DEFAULT_SEM_SEG_PARAMS, spell=flag)
+    except (KeyError, ValueError) as e:
+        p.error(e.args[0])
+    # `--root=~/x` reaches us unexpanded (the shell expands only a word-initial ~): without
+    # this a folder literally named "~" would be created here.
+    root = os.path.expanduser(args.root) if args.root else default_datasets_root()
+    if os.path.exists(root) and not os.path.isdir(root):
+        p.error(f"--root {root!r} exists and is not a folder")
     t0 = time.time()
     if args.only in (None, "det"):
-        folder = make_synthetic_detection(root, force=args.force, **params)
+        folder = make_synthetic_detection(root, force=args.force, **det_params)
         print(f"detection set: {os.path.abspath(folder)}")
     if args.only in (None, "sem_seg"):
-        folder = make_synthetic_sem_seg(root, force=args.force,
-                                        **(params if args.only == "sem_seg" else {}))
+        folder = make_synthetic_sem_seg(root, force=args.force, **sem_seg_params)
         print(f"segmentation set: {os.path.abspath(folder)}")
     print(f"done in {time.time() - t0:.1f} s")
     return 0

@@ -13,9 +13,12 @@ hides pixels, it does not move or relabel anything).
 Fill value: the original zeroes *normalised* images, i.e. fills with the dataset mean.
 detectron2 augments raw images before normalisation, so `build_cutout_augmentation` fills
 with `MODEL.PIXEL_MEAN` (in the image's channel order, `INPUT.FORMAT`), which is 0 after
-normalisation, the original's behaviour.
+normalisation, the original's behaviour. A one-value fill applies to every channel (as a
+one-value PIXEL_MEAN does in detectron2's models).
 """
+import math
 import numbers
+from collections.abc import Sequence as _SequenceABC
 from typing import Any, List, Sequence, Union
 
 import numpy as np
@@ -27,16 +30,43 @@ __all__ = ["Cutout", "CutoutTransform", "build_cutout_augmentation"]
 FillValue = Union[float, Sequence[float]]
 
 
+def _check_fill_value(value: Any) -> FillValue:
+    """A finite number (as float) or a non-empty 1-D sequence of them (as a list of floats).
+
+    Checked when the augmentation is built: a None or NaN fill would otherwise reach float
+    images as NaN (and uint8 ones as 0) silently, inside a dataloader worker.
+    """
+    def number(v: Any) -> bool:
+        return (not isinstance(v, bool) and isinstance(v, numbers.Real)
+                and math.isfinite(float(v)))
+
+    if number(value):
+        return float(value)
+    if isinstance(value, np.ndarray) and value.ndim == 1:
+        value = value.tolist()
+    # A string is a Sequence too: refused by the element check.
+    if isinstance(value, _SequenceABC) and len(value) > 0 and all(number(v) for v in value):
+        return [float(v) for v in value]
+    raise ValueError(
+        f"fill_value must be a finite number or a non-empty list of finite numbers (one per "
+        f"channel), got {value!r}")
+
+
 class CutoutTransform(Transform):
     """Fill fixed rectangles of the image with `fill_value`; geometry is unchanged.
 
     Args:
-        boxes: (K, 4) int array of [x0, y0, x1, y1) pixel rectangles, already clipped.
-        fill_value: one number, or one per channel.
+        boxes: (K, 4) integer array of [x0, y0, x1, y1) pixel rectangles, already clipped.
+        fill_value: one number (every channel), or one per channel.
     """
 
     def __init__(self, boxes: np.ndarray, fill_value: FillValue = 0.0) -> None:
         super().__init__()
+        boxes = np.asarray(boxes)
+        if boxes.ndim != 2 or boxes.shape[1] != 4 or not np.issubdtype(boxes.dtype, np.integer):
+            raise ValueError(f"boxes must be a (K, 4) integer array of [x0, y0, x1, y1) pixel "
+                             f"rectangles, got {boxes.dtype} of shape {boxes.shape}")
+        fill_value = _check_fill_value(fill_value)
         self._set_attributes(locals())
 
     def apply_image(self, img: np.ndarray) -> np.ndarray:
@@ -47,6 +77,8 @@ class CutoutTransform(Transform):
             info = np.iinfo(out.dtype)
             fill = np.clip(np.round(fill), info.min, info.max)
         fill = fill.astype(out.dtype)
+        if fill.ndim == 1 and fill.shape[0] == 1:
+            fill = fill[0]  # one value: every channel, and (H, W) images too
         if fill.ndim == 1 and (out.ndim != 3 or out.shape[2] != fill.shape[0]):
             raise ValueError(
                 f"fill_value has {fill.shape[0]} channels but the image has shape {out.shape}"
@@ -62,6 +94,11 @@ class CutoutTransform(Transform):
         # The default would call apply_image and write the fill value into label maps.
         return segmentation
 
+    def apply_rotated_box(self, rotated_boxes: np.ndarray) -> np.ndarray:
+        # detectron2 registers this only for its own geometric transforms; without it a
+        # rotated-box mapper fails on Cutout with an AttributeError.
+        return rotated_boxes
+
     def inverse(self) -> Transform:
         # The hidden pixels are gone; geometrically Cutout is the identity.
         return NoOpTransform()
@@ -74,7 +111,8 @@ def _check_positive_int(value: Any, name: str) -> int:
 
 
 def _check_probability(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0.0 <= value <= 1.0):
+    # numbers.Real: numpy scalars (np.float32 is not a float) are probabilities too.
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (0.0 <= value <= 1.0):
         raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
     return float(value)
 
@@ -87,8 +125,8 @@ class Cutout(T.Augmentation):
             after resizing if it comes after the resize augmentation).
         num_holes: squares per image (they may overlap).
         prob: probability of applying it to an image (otherwise a NoOpTransform).
-        fill_value: one number or one per channel (0 by default; see the module docstring
-            for why the config builder uses the pixel mean).
+        fill_value: one number (every channel) or one per channel (0 by default; see the
+            module docstring for why the config builder uses the pixel mean). Checked here.
     """
 
     def __init__(
@@ -98,6 +136,7 @@ class Cutout(T.Augmentation):
         size = _check_positive_int(size, "size")
         num_holes = _check_positive_int(num_holes, "num_holes")
         prob = _check_probability(prob, "prob")
+        fill_value = _check_fill_value(fill_value)
         self._init(locals())
 
     def get_transform(self, image: np.ndarray) -> Transform:
@@ -115,6 +154,10 @@ class Cutout(T.Augmentation):
         return CutoutTransform(boxes, self.fill_value)
 
 
+# Channels of the images detectron2's read_image returns for these INPUT.FORMATs.
+_FORMAT_CHANNELS = {"BGR": 3, "RGB": 3, "YUV-BT.601": 3, "L": 1, "RGBA": 4}
+
+
 def build_cutout_augmentation(cfg) -> List[T.Augmentation]:
     """[Cutout] from INPUT.CUTOUT (and MODEL.PIXEL_MEAN as fill), or [] when disabled.
 
@@ -130,4 +173,12 @@ def build_cutout_augmentation(cfg) -> List[T.Augmentation]:
     num_holes = _check_positive_int(node.NUM_HOLES, "INPUT.CUTOUT.NUM_HOLES")
     prob = _check_probability(node.PROB, "INPUT.CUTOUT.PROB")
     fill_value = [float(v) for v in cfg.MODEL.PIXEL_MEAN]
+    # DatasetMapper reads images with INPUT.FORMAT's channels; a fill that cannot match
+    # them would only fail later, in a dataloader worker.
+    channels = _FORMAT_CHANNELS.get(cfg.INPUT.FORMAT)
+    if channels is not None and len(fill_value) not in (1, channels):
+        raise ValueError(
+            f"INPUT.CUTOUT fills with MODEL.PIXEL_MEAN={list(cfg.MODEL.PIXEL_MEAN)}, which has "
+            f"{len(fill_value)} values, but INPUT.FORMAT={cfg.INPUT.FORMAT!r} images have "
+            f"{channels} channel(s): give one value, or one per channel")
     return [Cutout(size=size, num_holes=num_holes, prob=prob, fill_value=fill_value)]

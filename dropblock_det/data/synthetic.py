@@ -34,9 +34,10 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import PIL
@@ -225,23 +226,39 @@ def _manifest_matches(folder: Path, expected: Dict[str, Any]) -> bool:
     return isinstance(files, list) and all((folder / rel).is_file() for rel in files)
 
 
-def _check_params(params: Dict[str, Any], defaults: Dict[str, Any]) -> Dict[str, Any]:
+def check_synthetic_params(params: Dict[str, Any], defaults: Dict[str, Any],
+                           spell: Callable[[str], str] = str) -> Dict[str, Any]:
+    """``defaults`` updated with ``params``, every value checked; raises KeyError / ValueError
+    naming the parameter as ``spell(key)`` (the command line passes its ``--flag`` names).
+
+    Called before anything is written or the previous set's manifest is removed: a bad seed
+    used to fail in numpy half way, after the manifest of a valid set had been deleted.
+    """
     unknown = sorted(set(params) - set(defaults))
     if unknown:
-        raise KeyError(f"unknown synthetic dataset parameter(s) {unknown}; "
-                       f"known: {sorted(defaults)}")
+        raise KeyError(f"unknown synthetic dataset parameter(s) {[spell(k) for k in unknown]}; "
+                       f"known: {[spell(k) for k in sorted(defaults)]}")
     merged = {**defaults, **params}
-    for key in ("num_train", "num_val", "image_size", "min_object_size", "max_object_size",
-                "max_objects"):
-        if int(merged[key]) != merged[key] or merged[key] < 1:
-            raise ValueError(f"synthetic dataset parameter {key}={merged[key]!r} must be a "
-                             "positive integer")
+    for key in defaults:
+        value = merged[key]
+        # Integral, not bool: range(2.0) and Image.new((48.0, 48.0)) fail later, a numpy int
+        # fails json.dumps after every image is written, and True would be taken for 1.
+        minimum = 0 if key == "seed" else 1
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+            raise ValueError(f"synthetic dataset parameter {spell(key)}={value!r} must be an "
+                             f"integer >= {minimum}")
+        merged[key] = int(value)
     if merged["max_object_size"] < merged["min_object_size"]:
-        raise ValueError(f"max_object_size={merged['max_object_size']} is smaller than "
-                         f"min_object_size={merged['min_object_size']}")
+        raise ValueError(f"{spell('max_object_size')}={merged['max_object_size']} is smaller "
+                         f"than {spell('min_object_size')}={merged['min_object_size']}")
     if merged["max_object_size"] > merged["image_size"]:
-        raise ValueError(f"max_object_size={merged['max_object_size']} does not fit in "
-                         f"image_size={merged['image_size']}")
+        raise ValueError(f"{spell('max_object_size')}={merged['max_object_size']} does not fit "
+                         f"in {spell('image_size')}={merged['image_size']}")
+    return merged
+
+
+def _check_params(params: Dict[str, Any], defaults: Dict[str, Any]) -> Dict[str, Any]:
+    merged = check_synthetic_params(params, defaults)
     merged["generator_version"] = GENERATOR_VERSION
     # numpy's distributions and Pillow's polygon rasteriser and JPEG encoder have changed
     # between versions (a triangle covers 380 pixels under Pillow 9.5, 379 under 13): a set

@@ -141,3 +141,105 @@ def test_fill_values_outside_the_integer_range_are_clipped_not_wrapped():
 def test_a_bool_prob_is_refused():
     with pytest.raises(ValueError, match="prob"):
         Cutout(size=8, prob=True)
+
+
+@pytest.mark.parametrize(
+    "fill_value",
+    [None, float("nan"), float("inf"), "abc", [[1.0, 2.0, 3.0]], [], True, [1.0, None, 2.0],
+     [1.0, float("nan"), 2.0]],
+)
+def test_bad_fill_values_are_refused_when_built_naming_fill_value(fill_value):
+    # Unchecked, None and NaN became NaN pixels in float images (uint8: 0) without a word,
+    # and the rest failed later inside a dataloader worker.
+    with pytest.raises(ValueError, match="fill_value"):
+        Cutout(size=4, fill_value=fill_value)
+    with pytest.raises(ValueError, match="fill_value"):
+        CutoutTransform(np.array([[0, 0, 2, 2]]), fill_value=fill_value)
+
+
+def test_fill_sequences_of_any_kind_are_kept_as_floats():
+    from omegaconf import ListConfig
+
+    for fill in ([1, 2, 3], (1.0, 2.0, 3.0), np.array([1.0, 2.0, 3.0]), ListConfig([1, 2, 3])):
+        assert Cutout(size=4, fill_value=fill).fill_value == [1.0, 2.0, 3.0]
+    assert Cutout(size=4, fill_value=np.float32(5)).fill_value == 5.0
+
+
+@pytest.mark.parametrize("shape", [(6, 6), (6, 6, 1), (6, 6, 3)])
+def test_a_one_value_fill_applies_to_every_channel_and_to_two_dimensional_images(shape):
+    # A grayscale config's MODEL.PIXEL_MEAN has one value; a (H, W) image used to be refused.
+    out = CutoutTransform(np.array([[0, 0, 3, 2]]), fill_value=[7.0]).apply_image(
+        np.zeros(shape, dtype=np.uint8))
+    assert out.shape == shape
+    assert (out[:2, :3] == 7).all() and (out[2:] == 0).all() and (out[:, 3:] == 0).all()
+
+
+def test_numpy_scalars_are_valid_sizes_and_probabilities():
+    aug = Cutout(size=np.int64(4), num_holes=np.int32(2), prob=np.float32(0.5))
+    assert (aug.size, aug.num_holes, aug.prob) == (4, 2, 0.5)
+
+
+def test_transform_boxes_must_be_integer_rectangles():
+    with pytest.raises(ValueError, match="boxes"):
+        CutoutTransform(np.array([[0.5, 0.0, 2.0, 2.0]]))
+    with pytest.raises(ValueError, match="boxes"):
+        CutoutTransform(np.array([0, 0, 2, 2]))
+
+
+def test_rotated_boxes_keypoints_and_masks_pass_through_a_dataset_mapper(tmp_path):
+    # detectron2's DatasetMapper applies the transforms to every annotation type: Cutout
+    # must leave them all as they are, and support apply_rotated_box like the stock ones.
+    import pycocotools.mask as mask_util
+    from detectron2.data import DatasetMapper
+    from PIL import Image
+
+    Image.fromarray(_image()).save(tmp_path / "image.png")
+    bitmask = np.zeros((40, 50), dtype=np.uint8)
+    bitmask[5:30, 5:30] = 1
+    rle = mask_util.encode(np.asfortranarray(bitmask))
+    polygon = [5.0, 5.0, 30.0, 5.0, 30.0, 30.0, 5.0, 30.0]
+    for mask_format, segmentation in (("polygon", [polygon]), ("bitmask", rle)):
+        record = {"file_name": str(tmp_path / "image.png"), "height": 40, "width": 50,
+                  "annotations": [{"bbox": [5, 5, 30, 30], "bbox_mode": 0, "category_id": 0,
+                                   "segmentation": segmentation, "iscrowd": 0,
+                                   "keypoints": [10, 10, 2, 20, 20, 2]}]}
+        mapper = DatasetMapper(
+            is_train=True, augmentations=[Cutout(size=30, num_holes=3, fill_value=[1, 2, 3])],
+            image_format="BGR", use_instance_mask=True, instance_mask_format=mask_format,
+            use_keypoint=True, keypoint_hflip_indices=np.array([0, 1]))
+        np.random.seed(0)
+        instances = mapper(record)["instances"]
+        assert instances.gt_boxes.tensor.tolist() == [[5.0, 5.0, 30.0, 30.0]]
+        assert instances.gt_keypoints.tensor.tolist() == [[[10.0, 10.0, 2.0], [20.0, 20.0, 2.0]]]
+        if mask_format == "polygon":
+            np.testing.assert_array_equal(instances.gt_masks.polygons[0][0], polygon)
+        else:
+            np.testing.assert_array_equal(instances.gt_masks.tensor[0].numpy(), bitmask)
+    rotated = np.array([[10.0, 12.0, 8.0, 4.0, 30.0]])
+    transforms = T.AugmentationList([Cutout(size=5)])(T.AugInput(_image()))
+    np.testing.assert_array_equal(transforms.apply_rotated_box(rotated.copy()), rotated)
+
+
+def test_build_refuses_a_pixel_mean_that_cannot_fill_input_format_images():
+    cfg = _cfg()
+    cfg.INPUT.CUTOUT.ENABLED = True
+    cfg.INPUT.FORMAT = "L"  # (H, W, 1) images; the default PIXEL_MEAN has 3 values
+    with pytest.raises(ValueError, match=r"MODEL\.PIXEL_MEAN.*INPUT\.FORMAT='L'"):
+        build_cutout_augmentation(cfg)
+    cfg.MODEL.PIXEL_MEAN = [120.0]
+    (aug,) = build_cutout_augmentation(cfg)
+    out = aug.get_transform(_image(c=1)).apply_image(_image(c=1))
+    assert out.shape == (40, 50, 1) and (out == 120).any()
+
+
+def test_the_same_numpy_seed_draws_the_same_holes():
+    # detectron2 seeds np.random per dataloader worker (seed + worker id): Cutout draws
+    # from it alone, so a seeded worker repeats its holes.
+    def holes(seed):
+        np.random.seed(seed)
+        return [Cutout(size=8, num_holes=2, prob=0.5).get_transform(_image()) for _ in range(20)]
+
+    def boxes(ts):
+        return [t.boxes.tolist() if isinstance(t, CutoutTransform) else None for t in ts]
+
+    assert boxes(holes(3)) == boxes(holes(3)) != boxes(holes(4))

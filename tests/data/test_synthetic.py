@@ -248,3 +248,71 @@ def test_each_sem_seg_split_is_registered_with_its_own_ids_and_ignore_label(tmp_
             assert MetadataCatalog.get(name).stuff_classes == list(SYNTHETIC_SEM_SEG_CLASSES)
     finally:
         register_synthetic_datasets()
+
+
+@pytest.mark.parametrize(
+    "bad", [{"seed": -1}, {"seed": 1.5}, {"seed": None}, {"seed": "x"}, {"num_train": 2.0},
+            {"image_size": 48.0}, {"num_val": True}, {"max_objects": "3"}],
+)
+def test_a_bad_value_is_refused_by_name_before_the_existing_set_is_touched(tmp_path, bad):
+    # A bad seed used to fail inside numpy half way, after the valid set's manifest was
+    # deleted (so the next run wrote the whole set again); floats failed in range() likewise.
+    folder = make_synthetic_detection(tmp_path, **TINY_DET)
+    manifest = (folder / "manifest.json").read_bytes()
+    (key,) = bad
+    with pytest.raises(ValueError, match=rf"{key}=.* must be an integer"):
+        make_synthetic_detection(tmp_path, **{**TINY_DET, **bad})
+    assert (folder / "manifest.json").read_bytes() == manifest
+
+
+def test_numpy_integers_are_valid_parameters(tmp_path):
+    # They used to pass the check and then fail json.dumps after every image was written,
+    # so no manifest was ever written and each call wrote the whole set again.
+    a = make_synthetic_detection(tmp_path / "a", **{**TINY_DET, "seed": np.int64(3),
+                                                   "num_train": np.int32(6)})
+    b = make_synthetic_detection(tmp_path / "b", **{**TINY_DET, "seed": 3})
+    assert _read_tree(a) == _read_tree(b)
+
+
+def _make_synthetic_cli():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "datasets" / "make_synthetic.py"
+    spec = importlib.util.spec_from_file_location("make_synthetic_cli", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [(["--num-train", "0"], "--num-train=0 must be an integer >= 1"),
+     (["--seed", "-3"], "--seed=-3 must be an integer >= 0"),
+     (["--image-size", "32"], "--max-object-size=72 does not fit in --image-size=32"),
+     (["--only", "sem_seg", "--min-object-size", "80", "--max-object-size", "70"],
+      "--max-object-size=70 is smaller than --min-object-size=80")],
+)
+def test_the_command_line_names_the_bad_flag_and_writes_nothing(tmp_path, capsys, args, message):
+    root = tmp_path / "data sets"
+    with pytest.raises(SystemExit) as exit_info:
+        _make_synthetic_cli()(["--root", str(root)] + args)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not root.exists()
+
+
+def test_the_command_line_refuses_a_root_that_is_a_file_and_expands_a_tilde(tmp_path, capsys, monkeypatch):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    with pytest.raises(SystemExit):
+        _make_synthetic_cli()(["--root", str(a_file), "--num-train", "1", "--num-val", "1"])
+    assert "--root" in capsys.readouterr().err and a_file.read_text() == "mine"
+    # `--root=~/x` is not expanded by the shell: it must not create a folder named "~" here.
+    monkeypatch.setenv("HOME", str(tmp_path / "my home"))
+    monkeypatch.chdir(tmp_path)
+    tiny = ["--num-train", "1", "--num-val", "1", "--image-size", "32", "--min-object-size",
+            "8", "--max-object-size", "16", "--only", "det"]
+    assert _make_synthetic_cli()(["--root=~/data sets"] + tiny) == 0
+    assert (tmp_path / "my home" / "data sets" / "synthetic_det" / "manifest.json").is_file()
+    assert not (tmp_path / "~").exists()
