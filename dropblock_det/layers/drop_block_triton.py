@@ -92,6 +92,7 @@ that the GPU is one Triton compiles for. TRITON_INTERPRET must be set before Tri
 first imported.
 """
 import contextlib
+import functools
 import numbers
 import os
 from typing import Any, ContextManager, Dict, Iterator, NamedTuple, Optional, Tuple
@@ -499,13 +500,16 @@ if triton is not None:
     @triton.jit
     def _kept_times_scale(x, keep, scale, COMPUTE_F64: tl.constexpr, RELU: tl.constexpr):
         # where(keep, x, 0) * scale in fp32 (fp64 for fp64 x: `_scale` is then fp64); with
-        # RELU, of relu(x) (as torch.relu: negatives become 0, NaN stays NaN).
+        # RELU, of relu(x) (as torch.relu: negatives become 0, NaN stays NaN; RELU 1 keeps
+        # -0.0 as torch's CPU relu does, RELU 2 gives +0.0 as its CUDA relu does).
         if COMPUTE_F64:
             x = x.to(tl.float64)
         else:
             x = x.to(tl.float32)
-        if RELU:
+        if RELU == 1:
             x = tl.where(x < 0, 0.0, x)
+        elif RELU == 2:
+            x = tl.where(x <= 0, 0.0, x)
         return tl.where(keep, x, 0.0) * scale
 
     @triton.jit
@@ -714,6 +718,7 @@ if triton is not None:
         SATURATE: tl.constexpr,
         RESIDUAL_MASKED: tl.constexpr,
         INDEX_64: tl.constexpr,
+        RELU: tl.constexpr,
     ):
         # relu(residual + DropBlock(x)), the end of a residual block (per-channel mask), in
         # one pass; with RESIDUAL_MASKED relu(DropBlock'(residual) + DropBlock(x)), the
@@ -731,7 +736,11 @@ if triton is not None:
             r = _dropblock_as_stored(r, residual_keep, _scale(residual_kept_ptr, mask_numel, eps, COMPUTE_F64),
                                      out_ptr, COMPUTE_F64, OUT_BF16, SATURATE)
         total = _round_as_stored(r + y, out_ptr, OUT_BF16)
-        _store_result(out_ptr + offs, tl.where(total < 0, 0.0, total), ok, OUT_BF16, False)
+        if RELU == 1:  # the block's ReLU, with the sign of zero of torch's on this device
+            total = tl.where(total < 0, 0.0, total)
+        else:
+            total = tl.where(total <= 0, 0.0, total)
+        _store_result(out_ptr + offs, total, ok, OUT_BF16, False)
 
     @triton.jit
     def _residual_grad_kernel(
@@ -974,6 +983,19 @@ def _keep_bits(x: Tensor, layout: _Layout, gamma: float, bh: int, bw: int) -> Tu
     return bits, total_kept
 
 
+@functools.lru_cache(maxsize=None)
+def _relu_mode(device: torch.device, dtype: torch.dtype) -> int:
+    """The kernels' RELU constant that gives torch.relu's sign of zero on `device` for
+    `dtype`: 1 where relu(-0.0) is -0.0 (CPU), 2 where it is +0.0 (CUDA, measured on an
+    H200), so that a fused pass stays bit for bit the separate ops, signs of zeros included.
+    A meta tensor has no values: CUDA's (launches are recorded on meta tensors as they would
+    be made on CUDA)."""
+    if device.type == "meta":
+        return 2
+    negative_zero = torch.full((1,), -0.0, dtype=dtype, device=device)
+    return 1 if bool(torch.signbit(torch.relu(negative_zero))) else 2
+
+
 def _apply(t: Tensor, layout: _Layout, bits: Tensor, total_kept: Tensor, saturate: bool, relu: bool = False) -> Tensor:
     """where(keep, t, 0) * numel / (total_kept + eps) for t (N, C, H, W) in layout's memory
     order (of relu(t) with `relu`); with `saturate`, fp16 / bf16 results beyond the dtype's
@@ -985,6 +1007,7 @@ def _apply(t: Tensor, layout: _Layout, bits: Tensor, total_kept: Tensor, saturat
     apply_block, warps = sizes.apply_block, sizes.apply_warps
     compute_f64 = t.dtype == torch.float64
     saturate = saturate and t.dtype in (torch.float16, torch.bfloat16)
+    relu_mode = _relu_mode(t.device, t.dtype) if relu else 0
     if layout.shared_mask and layout.channels_last:
         num_pixels = n * height * width
         block_c = min(64, max(4, _next_power_of_2(c)))
@@ -993,11 +1016,12 @@ def _apply(t: Tensor, layout: _Layout, bits: Tensor, total_kept: Tensor, saturat
         _apply_pixels_kernel[grid](
             t, bits, total_kept, out, num_pixels, c, *_scale_args(layout.mask_numel, t.dtype),
             BLOCK_P=block_p, BLOCK_C=block_c, COMPUTE_F64=compute_f64,
-            OUT_BF16=t.dtype == torch.bfloat16, SATURATE=saturate, RELU=relu, INDEX_64=index_64, num_warps=warps,
+            OUT_BF16=t.dtype == torch.bfloat16, SATURATE=saturate, RELU=relu_mode, INDEX_64=index_64, num_warps=warps,
         )
         return out
     if not layout.shared_mask:  # the mask has t's memory order: bit index = element offset
-        _launch_flat(_apply_flat_kernel, (t, bits, total_kept, out), t, layout.mask_numel, SATURATE=saturate, RELU=relu)
+        _launch_flat(_apply_flat_kernel, (t, bits, total_kept, out), t, layout.mask_numel, SATURATE=saturate,
+                     RELU=relu_mode)
         return out
     # Shared mask, NCHW: rows are (n, c) planes; plane (n, c) uses mask plane n.
     num_rows, row_len = n * c, height * width
@@ -1007,7 +1031,7 @@ def _apply(t: Tensor, layout: _Layout, bits: Tensor, total_kept: Tensor, saturat
     _apply_rows_kernel[(triton.cdiv(num_rows, block_r) * col_blocks,)](
         t, bits, total_kept, out, num_rows, row_len, c, col_blocks, *_scale_args(layout.mask_numel, t.dtype),
         BLOCK_R=block_r, BLOCK_B=block_b, COMPUTE_F64=compute_f64,
-        OUT_BF16=t.dtype == torch.bfloat16, SATURATE=saturate, RELU=relu, INDEX_64=index_64, num_warps=warps,
+        OUT_BF16=t.dtype == torch.bfloat16, SATURATE=saturate, RELU=relu_mode, INDEX_64=index_64, num_warps=warps,
     )
     return out
 
@@ -1059,7 +1083,8 @@ def _apply_residual(x: Tensor, layout: _Layout, mask: _Mask, residual: Tensor,
     out = torch.empty_like(x)
     # Without RESIDUAL_MASKED the residual's mask pointers are not read: pass x's.
     _launch_flat(_apply_residual_kernel, (x, *mask, residual, *(residual_mask or mask), out), x, layout.mask_numel,
-                 SATURATE=x.dtype in (torch.float16, torch.bfloat16), RESIDUAL_MASKED=residual_mask is not None)
+                 SATURATE=x.dtype in (torch.float16, torch.bfloat16), RESIDUAL_MASKED=residual_mask is not None,
+                 RELU=_relu_mode(x.device, x.dtype))
     return out
 
 

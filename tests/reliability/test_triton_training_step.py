@@ -157,8 +157,11 @@ def _assert_both_ran_the_kernels_alike(results: Dict[str, Dict[str, Any]]) -> No
     for result in results.values():
         _assert_step_ran_the_kernels(result)
     packed, bits = results["keep_bits=8"], results["keep_bits=1"]
-    assert (bits["losses"], bits["grad_sum"], bits["dropped_units"]) == (
-        packed["losses"], packed["grad_sum"], packed["dropped_units"]), results
+    assert (bits["losses"], bits["dropped_units"]) == (packed["losses"], packed["dropped_units"]), results
+    # The same masks, so the same gradients, up to the order of CUDA's atomic adds (the index
+    # backward of the losses), which varies between runs even with deterministic cuDNN: an
+    # H200 gave sums 3e-15 apart in fp32 (equal in bf16 and under the interpreter).
+    assert bits["grad_sum"] == pytest.approx(packed["grad_sum"], rel=1e-12, abs=0), results
 
 
 @pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="Triton not importable (CPU-only torch build)")
