@@ -40,6 +40,7 @@ from .trainer import (
     check_checkpoint_fits,
     evaluator_cannot_read,
     is_url,
+    missing_config_file,
 )
 
 __all__ = [
@@ -90,8 +91,7 @@ def load_lazy_config(config_file: str, opts: Sequence[str] = ()) -> DictConfig:
     """LazyConfig.load + apply_overrides ("key=value" opts, as detectron2's tool takes them),
     with errors naming the file or the opt."""
     if not config_file or not Path(config_file).is_file():
-        raise FileNotFoundError(f"--config-file {config_file!r} " + (
-            "is a folder, not a config file" if config_file and Path(config_file).is_dir() else "does not exist"))
+        raise FileNotFoundError(f"--config-file {config_file!r} {missing_config_file(config_file)}")
     if not config_file.endswith(".py"):
         # A yacs .yaml would load as a DictConfig without a model: say which tool reads it.
         try:

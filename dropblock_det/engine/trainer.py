@@ -74,6 +74,7 @@ __all__ = [
     "load_checkpoint_strict",
     "build_on_meta_device",
     "meta_model",
+    "missing_config_file",
     "prepare_output_dir",
     "read_checkpoint",
     "state_dict_problems",
@@ -83,6 +84,11 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------- config
+def missing_config_file(config_file: str) -> str:
+    """How a config file path that is not a file fails: "does not exist", or is a folder."""
+    return "is a folder, not a config file" if config_file and Path(config_file).is_dir() else "does not exist"
+
+
 def load_config(config_file: str, opts: Sequence[str] = (), extra_setup=None) -> CfgNode:
     """get_cfg -> add_dropblock_config -> [extra_setup(cfg)] -> merge file -> merge opts.
 
@@ -98,8 +104,7 @@ def load_config(config_file: str, opts: Sequence[str] = (), extra_setup=None) ->
         extra_setup(cfg)
     if config_file:
         if not Path(config_file).is_file():
-            raise FileNotFoundError(f"config file {config_file!r} " + (
-                "is a folder, not a config file" if Path(config_file).is_dir() else "does not exist"))
+            raise FileNotFoundError(f"config file {config_file!r} {missing_config_file(config_file)}")
         if config_file.endswith(".py"):  # yacs would read it as YAML: a ParserError
             raise ValueError(f"config file {config_file!r} is a LazyConfig (a Python config), not a "
                              "yacs config: train it with tools/lazyconfig_train_net.py")
@@ -795,7 +800,8 @@ def check_scaled_to_world_size(cfg: CfgNode) -> None:
     """With SOLVER.REFERENCE_WORLD_SIZE the trainer rescales the batch, the LR and the
     iterations (the DropBlock ramp's too) to this run's processes: ValueError naming the key
     when what it would train cannot be (detectron2's assertion, zero iterations, a ramp that
-    never leaves 1.0 once rounded), before the trainer is built, after the run's files move."""
+    never leaves 1.0 once rounded), before the run's files move (the trainer scales the
+    config only when it is built, after they have moved)."""
     reference, world = cfg.SOLVER.REFERENCE_WORLD_SIZE, comm.get_world_size()
     if not reference or reference == world:
         return

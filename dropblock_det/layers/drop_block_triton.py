@@ -108,7 +108,7 @@ except ImportError:  # CPU-only torch builds ship without Triton: the module sti
     triton = None
     tl = None
 
-from .base import check_residual
+from .base import _run_eagerly, check_residual
 from .drop_block import NORMALIZER_EPS
 
 __all__ = [
@@ -1177,17 +1177,11 @@ class _DropBlockResidualTriton(torch.autograd.Function):
         return grad_x, grad_residual, None, None, None, None
 
 
-def _run_eagerly_under_compile(fn):
-    """fn with torch.compile (Dynamo) running it eagerly, a graph break, instead of tracing
-    into it: the kernels' launch code (grids, launch options, the interpreter on CPU) is not
-    what Dynamo's Triton-kernel tracing supports, and under the interpreter tracing into it
-    crashes. The PyTorch path breaks the graph at each active DropBlock too (its number of
-    seeds is drawn). torch < 2.1 has no torch.compiler: fn unchanged."""
-    disable = getattr(getattr(torch, "compiler", None), "disable", None)
-    return fn if disable is None else disable(fn)
-
-
-@_run_eagerly_under_compile
+# Run eagerly under torch.compile (a graph break) instead of traced: the kernels' launch code
+# (grids, launch options, the interpreter on CPU) is not what Dynamo's Triton-kernel tracing
+# supports, and under the interpreter tracing into it crashes. (A module's training forward
+# already runs eagerly; this is for a direct call in a compiled function.)
+@_run_eagerly
 def drop_block_2d_triton(
     x: Tensor,
     gamma: float,
