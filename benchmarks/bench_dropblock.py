@@ -20,6 +20,7 @@ floor of the same shape.
     python benchmarks/bench_dropblock.py --quick    # fewer repeats, one CPU shape
     python benchmarks/bench_dropblock.py --threads 1   # one torch CPU thread
     python benchmarks/bench_dropblock.py --tune        # CUDA: the Triton path's launch sizes
+    python benchmarks/bench_dropblock.py --profile     # CUDA: where one call's time goes
 
 `--tune` times the Triton path (per channel, forward+backward) under each launch-size
 variant of `TUNE_VARIANTS` (tile sizes and warps of the mask kernels, whether they write a
@@ -27,6 +28,12 @@ keep map or bits, block size and warps of the apply kernels; the result does not
 them, only the speed does), next to the
 floor, and marks the fastest per shape. On CPU it runs under Triton's interpreter
 (TRITON_INTERPRET=1), where only the script is checked, not the speed.
+
+`--profile` runs torch.profiler over forward+backward calls of our per-channel path (the
+Triton kernels on CUDA, the PyTorch path on CPU) and of the floor, per shape and dtype: the
+table of ops and kernels, the device time of one call against the floor's (on CUDA: the
+kernels' own time, which the host's launch time does not hide), and the host time of one
+call without the profiler.
 
 On a machine shared with other jobs, the OpenMP fork/join of every parallel op waits for
 descheduled threads; implementations with more ops (mask building, counting) suffer more
@@ -43,7 +50,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Callable, ContextManager, Dict, List, Optional, Tuple
+from typing import Any, Callable, ContextManager, Dict, List, Optional, Tuple
 
 import torch
 
@@ -61,18 +68,23 @@ CUDA_SHAPES = [(16, 1024, 50, 68), (16, 256, 100, 136), (16, 2048, 25, 34)]  # r
 Impl = Callable[[torch.Tensor], torch.Tensor]
 
 
-# Launch-size variants for --tune, one family at a time around the defaults (empty dict):
-# separate seed and dilation kernels instead of the fused one (also at the 1024 lanes they
-# had before), the mask kernels writing bits instead of a keep map to pack (keep_bits=1:
-# ~2 B per unit less traffic, ~50% more instructions in the mask kernel; also at fewer lanes
-# or more warps per program, for its registers), lanes and warps of the mask kernels (at most 8
-# lanes per thread: the fused kernel needs ~25 registers per lane), block size and warps of
-# the apply kernels.
+# Launch-size variants for --tune, one family at a time around the defaults (empty dict; at
+# the benchmark's keep_prob 0.9 and block 7 they draw sparse seeds): lanes and warps of the
+# sparse seed kernel (at least one lane per thread); the dense mask kernels instead
+# (sparse_seeds=0), fused and separate (also at the 1024 lanes they had before), writing bits
+# instead of a keep map to pack (keep_bits=1: ~2 B per unit less traffic, ~50% more
+# instructions; also at fewer lanes or more warps, for its registers), at other lanes and
+# warps (at most 8 lanes per thread: the fused kernel needs ~25 registers per lane); block
+# size and warps of the apply kernels.
+_DENSE = dict(sparse_seeds=0)
 TUNE_VARIANTS: List[Dict[str, int]] = (
-    [{}, dict(mask_kernels=2), dict(mask_kernels=2, tile_units=1024)]
-    + [dict(keep_bits=1), dict(keep_bits=1, tile_units=256), dict(keep_bits=1, mask_warps=8),
-       dict(keep_bits=1, mask_kernels=2)]
-    + [dict(tile_units=u, mask_warps=w) for u in (256, 512, 1024, 2048) for w in (2, 4, 8)
+    [{}]
+    + [dict(seed_block=b, mask_warps=w) for b in (32, 64, 128, 256, 512) for w in (1, 2, 4, 8)
+       if b >= 32 * w and (b, w) != (128, 4)]
+    + [dict(_DENSE), dict(_DENSE, mask_kernels=2), dict(_DENSE, mask_kernels=2, tile_units=1024)]
+    + [dict(_DENSE, keep_bits=1), dict(_DENSE, keep_bits=1, tile_units=256), dict(_DENSE, keep_bits=1, mask_warps=8),
+       dict(_DENSE, keep_bits=1, mask_kernels=2)]
+    + [dict(_DENSE, tile_units=u, mask_warps=w) for u in (256, 512, 1024) for w in (2, 4, 8)
        if u <= 256 * w and (u, w) != (512, 4)]
     + [dict(apply_block=b, apply_warps=w) for b in (512, 1024, 2048, 4096) for w in (4, 8) if (b, w) != (1024, 4)]
 )
@@ -177,8 +189,12 @@ def bench_shape(
     impls: Dict[str, Impl], x: torch.Tensor, warmup: int, repeats: int,
     failures: Optional[Dict[str, str]] = None,
     settings: Optional[Dict[str, Callable[[], ContextManager]]] = None,
-) -> Dict[str, Tuple[float, float, float]]:
-    """(fwd ms, fwd+bwd ms, kept bytes/element) per implementation.
+) -> Dict[str, Tuple[float, float, float, float]]:
+    """(fwd ms, fwd+bwd ms, kept bytes/element, host ms of fwd+bwd) per implementation.
+
+    The host time is how long the call takes to return (on CUDA: to queue its work; the same
+    as the wall time on CPU). On CUDA, an implementation whose host time exceeds its GPU
+    time keeps the GPU waiting for launches, and its CUDA-event time then measures the host.
 
     The implementations are timed round-robin (one run of each per repeat) so that load
     from other processes on a shared machine hits every row alike and the ratios to the
@@ -225,36 +241,43 @@ def bench_shape(
     cuda = x.device.type == "cuda"
     flush = torch.empty(_L2_FLUSH_BYTES, dtype=torch.uint8, device=x.device) if cuda else None
 
-    def run_ms(fn: Callable[[Impl], None], impl: Impl) -> float:
+    def run_ms(fn: Callable[[Impl], None], impl: Impl) -> Tuple[float, float]:
+        """(elapsed ms, host ms)."""
         if cuda:
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             flush.zero_()
             start.record()
+            start_s = time.perf_counter()
             fn(impl)
+            host_ms = (time.perf_counter() - start_s) * 1e3
             end.record()
             end.synchronize()
-            return start.elapsed_time(end)
+            return start.elapsed_time(end), host_ms
         start_s = time.perf_counter()
         fn(impl)
-        return (time.perf_counter() - start_s) * 1e3
+        elapsed = (time.perf_counter() - start_s) * 1e3
+        return elapsed, elapsed
 
-    times: Dict[str, Tuple[List[float], List[float]]] = {name: ([], []) for name in impls}
+    times: Dict[str, Tuple[List[float], List[float], List[float]]] = {name: ([], [], []) for name in impls}
     for step in range(warmup + repeats):
         for name, impl in list(impls.items()):
             try:
                 for kind, fn in enumerate((forward, forward_backward)):
                     _synchronize(x.device)
                     with setting(name):
-                        elapsed = run_ms(fn, impl)
+                        elapsed, host_ms = run_ms(fn, impl)
                     if step >= warmup:
                         times[name][kind].append(elapsed)
+                        if fn is forward_backward:
+                            times[name][2].append(host_ms)
             except Exception as error:  # noqa: BLE001  (e.g. out of memory on a later run)
                 drop(name, error)
     results: Dict[str, Tuple[float, float, float]] = {}
     for name, impl in impls.items():
         with setting(name):
             kept = _bytes_kept_per_element(impl, x)
-        results[name] = (statistics.median(times[name][0]), statistics.median(times[name][1]), kept)
+        results[name] = (statistics.median(times[name][0]), statistics.median(times[name][1]), kept,
+                         statistics.median(times[name][2]))
     return results
 
 
@@ -313,7 +336,7 @@ def run(device: torch.device, shapes, dtypes, warmup: int, repeats: int):
             if "floor: x * mask" not in results:
                 continue  # no ratio without the floor: the note says why
             floor_ms = results["floor: x * mask"][1]
-            for name, (fwd, fwd_bwd, kept) in results.items():
+            for name, (fwd, fwd_bwd, kept, host) in results.items():
                 rows.append(
                     [
                         device.type,
@@ -324,6 +347,7 @@ def run(device: torch.device, shapes, dtypes, warmup: int, repeats: int):
                         _ms(fwd_bwd),
                         f"{kept:.3f}",
                         f"{fwd_bwd / floor_ms:.2f}x",
+                        _ms(host),
                     ]
                 )
                 print("  measured:", " | ".join(rows[-1]), flush=True)
@@ -332,7 +356,7 @@ def run(device: torch.device, shapes, dtypes, warmup: int, repeats: int):
 
 # Launch sizes that only the mask kernels read, and those only the apply kernels read: the
 # two sides are separate launches, so their best settings combine.
-_MASK_SIDE = {"tile_units", "mask_warps", "mask_kernels", "keep_bits"}
+_MASK_SIDE = {"tile_units", "mask_warps", "mask_kernels", "keep_bits", "sparse_seeds", "seed_block"}
 _APPLY_SIDE = {"apply_block", "apply_warps"}
 
 
@@ -394,21 +418,85 @@ def tune(device: torch.device, shapes, dtypes, warmup: int, repeats: int,
                 continue  # nothing to compare on this shape and dtype: the failures say why
             floor_ms = results.pop("floor: x * mask")[1]
             best = min(results, key=lambda n: results[n][1])
-            for name, (_, fwd_bwd, _) in results.items():
+            for name, (_, fwd_bwd, _, _) in results.items():
                 rows.append([device.type, "x".join(map(str, shape)), str(dtype).replace("torch.", ""),
                              name + (" (fastest)" if name == best else ""), f"{fwd_bwd:.3f}",
                              f"{floor_ms:.3f}", f"{fwd_bwd / floor_ms:.2f}x"])
                 print("  measured:", " | ".join(rows[-1]), flush=True)
-            times.append({name: fwd_bwd for name, (_, fwd_bwd, _) in results.items()})
+            times.append({name: fwd_bwd for name, (_, fwd_bwd, _, _) in results.items()})
             with_defaults = [t for t in times if "defaults" in t]  # a shape where they failed has none
             if "defaults" in times[-1]:
                 print("  " + suggest_launch_sizes(with_defaults, variants)[1], flush=True)
     return rows
 
 
+def _device_us(prof: Any, cuda: bool) -> float:
+    """What torch.profiler's table sums as "Self CUDA time total" (kernels, memsets, copies:
+    the device's events, each once) on CUDA, as "Self CPU time total" on CPU, in us.
+    `self_device_time_total` is torch >= 2.4's name for `self_cuda_time_total`."""
+    from torch.autograd import DeviceType
+
+    total = 0.0
+    for event in prof.key_averages():
+        if not cuda:
+            total += event.self_cpu_time_total
+        elif event.device_type != DeviceType.CPU:
+            total += getattr(event, "self_device_time_total", None) or getattr(event, "self_cuda_time_total", 0.0)
+    return total
+
+
+def profile(device: torch.device, shapes, dtypes, calls: int) -> List[List[str]]:
+    """torch.profiler over `calls` forward+backward calls of our per-channel path and of the
+    floor, per shape and dtype: prints our profile's table and returns one row per (shape,
+    dtype): device us per call (ours, floor, ratio) and host us per call without the
+    profiler. On CUDA the device time is the kernels' own, the measure of the GPU work that a
+    training step's other kernels wait for."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    ours_name = "triton" if cuda else "torch"
+    rows: List[List[str]] = []
+    for shape in shapes:
+        for dtype in dtypes:
+            x = torch.randn(shape, device=device, dtype=dtype, requires_grad=True)
+            grad = torch.randn_like(x)
+            per_call: Dict[str, Tuple[float, float]] = {}
+            for name, impl in (("floor", _floor(x.detach())), ("ours", _ours(False, ours_name))):
+                def step() -> None:
+                    x.grad = None
+                    impl(x).backward(grad)
+
+                for _ in range(3):  # kernels compiled, allocator warm
+                    step()
+                _synchronize(device)
+                start_s = time.perf_counter()
+                for _ in range(calls):
+                    step()
+                host_us = (time.perf_counter() - start_s) * 1e6 / calls  # queued, not finished
+                _synchronize(device)
+                with torch_profile(activities=activities) as prof:
+                    for _ in range(calls):
+                        step()
+                    _synchronize(device)
+                per_call[name] = (_device_us(prof, cuda) / calls, host_us)
+                if name == "ours":
+                    sort_by = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+                    print(f"== {'x'.join(map(str, shape))} {str(dtype).replace('torch.', '')}: dropblock_det "
+                          f"{ours_name} (per channel), {calls} forward+backward calls")
+                    print(prof.key_averages().table(sort_by=sort_by, row_limit=15), flush=True)
+            (ours_us, ours_host), (floor_us, floor_host) = per_call["ours"], per_call["floor"]
+            rows.append([device.type, "x".join(map(str, shape)), str(dtype).replace("torch.", ""), ours_name,
+                         f"{ours_us:.1f}", f"{floor_us:.1f}", f"{ours_us / floor_us:.2f}x" if floor_us else "-",
+                         f"{ours_host:.1f}", f"{floor_host:.1f}"])
+            print("  measured:", " | ".join(rows[-1]), flush=True)
+    return rows
+
+
 def print_table(rows: List[List[str]], header: Optional[List[str]] = None) -> None:
     header = header or ["device", "implementation", "shape", "dtype", "fwd ms", "fwd+bwd ms",
-                        "kept B/elem", "fwd+bwd / floor"]
+                        "kept B/elem", "fwd+bwd / floor", "host ms (fwd+bwd)"]
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     line = "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |"
     print(line)
@@ -458,6 +546,9 @@ def main(argv=None) -> None:
                         help="N,C,H,W: time this one shape instead of the defaults")
     parser.add_argument("--tune", action="store_true",
                         help="time the Triton path's launch-size variants instead (CUDA; CPU under TRITON_INTERPRET=1)")
+    parser.add_argument("--profile", action="store_true",
+                        help="torch.profiler breakdown of our per-channel path against the floor instead")
+    parser.add_argument("--calls", type=_positive_int, default=10, help="with --profile: calls per profile")
     parser.add_argument("--variants", type=_parse_variants, default=None,
                         help="with --tune: these variants instead of TUNE_VARIANTS, e.g. "
                              "'defaults;tile_units=512,mask_warps=8;apply_block=2048'")
@@ -466,6 +557,8 @@ def main(argv=None) -> None:
         parser.error(f"--repeats must be >= 1, got {args.repeats}")
     if args.variants is not None and not args.tune:
         parser.error("--variants names the launch sizes that --tune times: give --tune with it")
+    if args.tune and args.profile:
+        parser.error("--tune and --profile are separate runs: give one of them")
     if args.device == "cuda" and not torch.cuda.is_available():
         # An explicit --device cuda (gpu_checks.sh's bench step) must not pass with an empty
         # table on a machine whose CUDA does not work; "all" still skips CUDA with a note.
@@ -483,6 +576,9 @@ def main(argv=None) -> None:
     )
     if args.tune:
         main_tune(args, warmup, repeats)
+        return
+    if args.profile:
+        main_profile(args)
         return
     all_rows, all_notes = [], []
     if args.device in ("all", "cpu"):
@@ -524,6 +620,22 @@ def main_tune(args: argparse.Namespace, warmup: int, repeats: int) -> None:
     print_table(rows, ["device", "shape", "dtype", "launch sizes", "fwd+bwd ms", "floor ms", "/ floor"])
     print("(the last 'suggested launch sizes' line above is the whole sweep's; its merged setting was not timed "
           "as such: time it with --variants 'defaults;<it>' before making it `_GPU_SIZES`)")
+
+
+def main_profile(args: argparse.Namespace) -> None:
+    cuda = torch.cuda.is_available() and args.device != "cpu"
+    device = torch.device("cuda" if cuda else "cpu")
+    if cuda:
+        print(f"CUDA device: {torch.cuda.get_device_name()}")
+        shapes = [args.shape] if args.shape else CUDA_SHAPES[:1] if args.quick else CUDA_SHAPES
+        dtypes = [torch.bfloat16, torch.float32]
+    else:
+        shapes = [args.shape] if args.shape else CPU_SHAPES[:1]
+        dtypes = [torch.float32]
+    rows = profile(device, shapes, dtypes, args.calls)
+    print()
+    print_table(rows, ["device", "shape", "dtype", "path", "device us / call", "floor device us", "/ floor",
+                       "host us / call", "floor host us"])
 
 
 if __name__ == "__main__":

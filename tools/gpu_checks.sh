@@ -3,10 +3,12 @@
 #   tests  the CUDA-marked tests (compiled kernels, statistics on CUDA, AMP training steps)
 #   bench  benchmarks/bench_dropblock.py --device cuda (op vs the x * mask floor)
 #   train  benchmarks/bench_train_step.py (RetinaNet R50-FPN step with / without DropBlock)
+#   profile benchmarks/bench_dropblock.py --profile (torch.profiler: each kernel's GPU time,
+#          the op's device time against the floor's, host time per call)
 #   tune   benchmarks/bench_dropblock.py --tune (the Triton path's launch sizes): last, in
 #          whatever time the others leave; the rows it printed before it was stopped count
 #
-#   bash tools/gpu_checks.sh                 # tests, bench, train, tune, in that order
+#   bash tools/gpu_checks.sh                 # tests, bench, train, profile, tune, in that order
 #   bash tools/gpu_checks.sh bench train     # some of them
 #   BUDGET=300 bash tools/gpu_checks.sh      # all steps together in at most 300 s
 #   bash tools/gpu_checks.sh --smoke         # CPU dry run of the script itself (tiny sizes)
@@ -39,11 +41,11 @@ steps=()
 for arg in "$@"; do
   case "$arg" in
     --smoke) SMOKE=1 ;;
-    tests|bench|train|tune) steps+=("$arg") ;;
-    *) echo "gpu_checks.sh: unknown argument '$arg' (steps: tests bench train tune; option: --smoke)" >&2; exit 2 ;;
+    tests|bench|train|profile|tune) steps+=("$arg") ;;
+    *) echo "gpu_checks.sh: unknown argument '$arg' (steps: tests bench train profile tune; option: --smoke)" >&2; exit 2 ;;
   esac
 done
-[ ${#steps[@]} -eq 0 ] && steps=(tests bench train tune)
+[ ${#steps[@]} -eq 0 ] && steps=(tests bench train profile tune)
 BUDGET=${BUDGET:-560}
 if ! [[ "$BUDGET" =~ ^[1-9][0-9]*$ ]]; then
   echo "gpu_checks.sh: BUDGET must be a whole number of seconds > 0, got '$BUDGET'" >&2
@@ -92,13 +94,14 @@ fi
 
 # Seconds per step, at most (estimated, not yet measured, on an H100/H200: about 60 + 40 +
 # 100 s for the first three); BUDGET caps them all together.
-declare -A LIMIT=([tests]=200 [bench]=120 [train]=240 [tune]=400)
+declare -A LIMIT=([tests]=200 [bench]=120 [train]=240 [profile]=90 [tune]=400)
 if [ "$SMOKE" = 1 ]; then
   # CPU-sized versions of the same commands: they check the script, not the GPU.
   declare -A CMD=(
     [tests]="$PYTHON -m pytest -v -rfE --durations=15 -p no:cacheprovider -m cuda tests/layers/test_drop_block_triton.py"
     [bench]="$PYTHON benchmarks/bench_dropblock.py --device cpu --shape 2,8,16,20 --repeats 1"
     [train]="$PYTHON benchmarks/bench_train_step.py --quick"
+    [profile]="$PYTHON benchmarks/bench_dropblock.py --profile --device cpu --shape 2,8,16,20 --calls 2"
     [tune]="env TRITON_INTERPRET=1 $PYTHON benchmarks/bench_dropblock.py --tune --quick --device cpu --shape 1,2,8,12 --repeats 1 --variants defaults;tile_units=64"
   )
 else
@@ -106,6 +109,7 @@ else
     [tests]="$PYTHON -m pytest -v -rfE --durations=15 -p no:cacheprovider -m cuda tests"
     [bench]="$PYTHON benchmarks/bench_dropblock.py --device cuda"
     [train]="$PYTHON benchmarks/bench_train_step.py --device cuda"
+    [profile]="$PYTHON benchmarks/bench_dropblock.py --profile --device cuda"
     [tune]="$PYTHON benchmarks/bench_dropblock.py --tune --device cuda"
   )
 fi

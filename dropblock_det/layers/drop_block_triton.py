@@ -12,8 +12,10 @@ Why this design (the target is forward+backward within 2x of a plain `x * mask`)
 
 1. Seeds come from Philox (`tl.philox`, keyed by one int64 that `torch.randint` draws on
    x's device, so `torch.manual_seed` / `torch.cuda.manual_seed` make a draw reproducible
-   and no host sync is needed). One Philox call yields four 32-bit words, used for four
-   consecutive anchor rows: about a quarter of a Philox round per anchor. A seed is
+   and no host sync is needed). The dense draw (above `_SPARSE_MAX_GAMMA`, or with launch
+   size `sparse_seeds=0`; sparse seeds below, at the end of 2): one Philox call yields four
+   32-bit words, used for four consecutive anchor rows: about a quarter of a Philox round
+   per anchor. A seed is
    `word < round(gamma * 2**32)`: exact to 2**-33. The Philox counter is the logical
    (plane, row group, column) index, so a draw does not depend on x's memory layout (a
    contiguous and a channels_last copy of x get the same mask), on the launch sizes, or
@@ -39,6 +41,21 @@ Why this design (the target is forward+backward within 2x of a plain `x * mask`)
    lanes idle on the issue's shapes: W = 68, 136, 34). The keep map is uint8 in x's memory
    order (per-channel masks) or (N, H, W) (shared masks); each program adds how many units
    it kept to one int64 counter (integer atomics: the sum does not depend on the order).
+   Sparse seeds (`_sparse_seed_kernel`; the default up to gamma = `_SPARSE_MAX_GAMMA`,
+   which covers the paper's settings: about 0.0025 at keep_prob 0.9 and block 7, one seed
+   per ~400 anchors). A per-anchor draw and dilation cost the same at any gamma; here the
+   work follows the seeds. Each lane walks a chunk of anchors (the power of two nearest
+   1 / gamma, so about one seed per lane; a function of gamma alone) from seed to seed by
+   geometric gaps floor(ln u / ln(1 - gamma)), two per Philox call (53-bit u; the log in
+   fp64 arithmetic, `_log_unit`): the seeds are iid Bernoulli(gamma), the gap
+   probabilities exact to ~1e-13 of themselves. Each seed ORs its block into zeroed words of dropped bits with atomics (a
+   block row is bw consecutive bits, at most two words for bw <= 33, where the unit column
+   stride is 1; bit by bit on channels_last per-channel masks), and `_keep_words_kernel`
+   turns them into keep bits and counts them (a popcount per word). No keep map, no pack
+   pass: about 1/4 B per unit of traffic (words zeroed, OR-ed, read and rewritten) against
+   the dense kernels' ~2.3 B and per-anchor Philox. The Philox counter is (draw, chunk),
+   so this draw too does not depend on x's memory layout or the launch sizes (it differs
+   from the dense kernels' draw for the same key: both are Bernoulli(gamma) per anchor).
 3. `_pack_kernel` packs the keep map into bits (bit m of the mask = keep of the element
    at memory offset m): the only thing autograd keeps is this 1-bit-per-element mask plus
    an 8-byte count, and the apply pass reads 1/8 byte of mask per element.
@@ -79,11 +96,13 @@ Why this design (the target is forward+backward within 2x of a plain `x * mask`)
    passes only, not a pass of its own over the branch and one over its gradient (per res4
    block of the issue's R50 in fp32, about 0.9 GB of traffic per step).
 
-Memory traffic per element (bf16 forward+backward, NCHW): keep map 1 B written and read,
-1/8 B of bits written and read twice, x/grad 2 B read and out 2 B written per pass: about
-10.4 B against 12 B for the `x * mask` floor with a bf16 mask (the separate seed map adds
-about 2 B: written at anchors, read back through the caches); with `keep_bits=1` about
-8.5 B (the bits zeroed, OR-ed in, read twice).
+Memory traffic per element (bf16 forward+backward, NCHW), dense draw: keep map 1 B written
+and read, 1/8 B of bits written and read twice, x/grad 2 B read and out 2 B written per
+pass: about 10.4 B against 12 B for the `x * mask` floor with a bf16 mask (the separate
+seed map adds about 2 B: written at anchors, read back through the caches); with
+`keep_bits=1` about 8.5 B (the bits zeroed, OR-ed in, read twice). Sparse seeds: about
+8.4 B (the words zeroed, read and rewritten as keep bits, read twice), and the mask's
+compute follows the seeds.
 
 `triton_available()` says whether this path can run: Triton importable and either CUDA
 available or `TRITON_INTERPRET=1` (Triton's interpreter runs the same kernels on CPU tensors
@@ -93,8 +112,10 @@ first imported.
 """
 import contextlib
 import functools
+import math
 import numbers
 import os
+import struct
 from typing import Any, ContextManager, Dict, Iterator, NamedTuple, Optional, Tuple
 
 import torch
@@ -129,7 +150,7 @@ _SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64
 
 class _LaunchSizes(NamedTuple):
     tile_units: int  # (plane, column) units per program of the seed and dilation kernels
-    apply_block: int  # elements per program of the apply kernels
+    apply_block: int  # elements per program of the apply kernels (words of `_keep_words_kernel`)
     pack_block_bytes: int  # mask bytes per program of the pack kernel
     mask_warps: int = 4  # warps per program of the seed and dilation kernels
     apply_warps: int = 4  # warps per program of the apply kernels
@@ -140,6 +161,12 @@ class _LaunchSizes(NamedTuple):
     # they OR the bits into words themselves (no map, no pack pass: ~2 B per unit less
     # traffic, a scan and a gather within 32 lanes more per row, ~30 more registers).
     keep_bits: int = 8
+    # 1: seeds drawn sparsely (`_sparse_seed_kernel`) where gamma <= _SPARSE_MAX_GAMMA, by the
+    # dense mask kernels above it; 0: always the dense mask kernels; 2: always sparse (tests).
+    sparse_seeds: int = 1
+    # Lanes (chunks of anchors) per program of `_sparse_seed_kernel`: a program loops until
+    # its busiest lane is done, so fewer lanes waste fewer steps, more hide more latency.
+    seed_block: int = 128
 
 
 # GPU: 1024-element programs give every lane of 4 warps a 16-byte vector in the apply pass;
@@ -150,7 +177,13 @@ class _LaunchSizes(NamedTuple):
 _GPU_SIZES = _LaunchSizes(tile_units=512, apply_block=1024, pack_block_bytes=256)
 # The interpreter pays per program and per op, not per element: few big programs are ~16x
 # faster. Results do not depend on the sizes (the Philox counters are logical indices).
-_INTERPRETER_SIZES = _LaunchSizes(tile_units=16384, apply_block=32768, pack_block_bytes=4096)
+_INTERPRETER_SIZES = _LaunchSizes(tile_units=16384, apply_block=32768, pack_block_bytes=4096, seed_block=4096)
+# Up to this seed rate the seeds are drawn sparsely. At keep_prob 0.9 and block 7 gamma is
+# about 0.0025 (~1 seed per 400 anchors): the sparse draw's work is ~1/400 of the dense one's
+# per-anchor Philox word and dilation, plus one word of atomic ORs per block row. Above it the
+# atomics (bh words per seed, bh * bw bits on channels_last) grow with the seeds while the
+# dense kernels' cost stays fixed; `bench_dropblock.py --tune` times both (`sparse_seeds=0`).
+_SPARSE_MAX_GAMMA = 1.0 / 64
 
 
 def _gather_available() -> bool:
@@ -465,6 +498,153 @@ if triton is not None:
         kept = _rows_without_anchors(keep_ptr, unit, tl.cdiv(anchor_rows, 4) * 4, height, stride_h, i, run_offset,
                                      run_end, age, block_h, kept, out_ok, BLOCK, KEEP_BITS, INDEX_64)
         tl.atomic_add(total_kept_ptr, tl.sum(kept, axis=0).to(tl.int64))
+
+    # ---- Sparse seeds (the default at the paper's seed rates; `_SPARSE_MAX_GAMMA`): the seeds
+    # are drawn as a Bernoulli process through its geometric gaps, and each seed ORs its block
+    # into a bit mask of dropped units. Work proportional to the seeds, not to the anchors.
+
+    @triton.jit
+    def _f64(value: tl.constexpr):
+        # An exact fp64 constant: a Python float in a kernel is an fp32 constant (1/3 would be
+        # rounded to 24 bits).
+        return tl.full((), value, tl.float64)
+
+    @triton.jit
+    def _log_unit(u):
+        """ln(u) for fp64 u in [2**-53, 1], in fp64 arithmetic only: the same code compiled
+        and under the interpreter (which has no libdevice), no libm call. u = 2**e * m with m
+        in [sqrt(1/2), sqrt(2)); ln m = 2 atanh(s) with s = (m - 1) / (m + 1), |s| <= 0.172,
+        summed to s**23 (the rest is below 1e-17 of it): within a few ulp of ln(u)."""
+        bits = u.to(tl.int64, bitcast=True)
+        exponent = ((bits >> 52) & 0x7FF) - 1023
+        m = ((bits & 0xFFFFFFFFFFFFF) | 0x3FF0000000000000).to(tl.float64, bitcast=True)  # [1, 2)
+        above = m > _f64(1.4142135623730951)
+        m = tl.where(above, m * _f64(0.5), m)
+        exponent = tl.where(above, exponent + 1, exponent)
+        s = (m - _f64(1.0)) / (m + _f64(1.0))
+        z = s * s
+        series = _f64(1.0 / 23.0)
+        for k in tl.static_range(10, -1, -1):  # Horner: sum of z**k / (2k + 1), k = 0 .. 11
+            series = series * z + _f64(1.0 / (2 * k + 1))
+        return exponent.to(tl.float64) * _f64(0.6931471805599453) + _f64(2.0) * s * series
+
+    @triton.jit
+    def _geometric_gap(word_hi, word_lo, log_q, limit):
+        # Failures before the next success of a Bernoulli(gamma) process, capped at `limit`:
+        # floor(ln u / ln(1 - gamma)) for u uniform on (0, 1] with 53 bits from two Philox
+        # words. P(gap >= k) = P(u <= (1 - gamma)**k) up to the rounding of the logs and the
+        # quotient (a few ulp: that probability is off by at most ~1e-13 of itself) and u's
+        # 2**-53 steps, where one word per anchor is exact to 2**-33 absolute.
+        m = (word_hi >> 11).to(tl.int64) * 4294967296 + word_lo.to(tl.int64)
+        u = (m + 1).to(tl.float64) * _f64(2.0**-53)
+        gap = tl.minimum(_log_unit(u) / log_q, limit.to(tl.float64))
+        return gap.to(tl.int64)  # truncation: floor of a non-negative number
+
+    @triton.jit
+    def _drop_block_bits(words_ptr, anchor, ok, anchors_per_plane, anchor_cols, planes_per_sample, block_h,
+                         block_w, run_words, stride_n, stride_c, stride_h, stride_w, RUNS: tl.constexpr,
+                         INDEX_64: tl.constexpr):
+        # OR the bh x bw block whose top-left is `anchor` (a logical (plane, row, column) index
+        # of the anchors) into the dropped-bit words (bit m = unit at offset m of the mask
+        # map). RUNS (unit column stride 1: NCHW, shared masks): each of the block's rows is
+        # bw consecutive bits, OR-ed word by word (at most run_words words); otherwise (per
+        # channel on channels_last x, units C apart) bit by bit. Below 2**31 units in 32-bit
+        # ints: the divisions are most of this function's instructions, and a 64-bit one is
+        # emulated (several times the cost).
+        anchor = tl.where(ok, anchor, 0)
+        if not INDEX_64:
+            anchor = anchor.to(tl.int32)
+        plane = anchor // anchors_per_plane
+        rest = anchor - plane * anchors_per_plane
+        row = rest // anchor_cols
+        col = rest - row * anchor_cols
+        n = plane // planes_per_sample
+        c = plane - n * planes_per_sample
+        top_left = n * stride_n + c * stride_c + row * stride_h + col * stride_w
+        one = tl.full((), 1, tl.int64)  # bit masks in 64 bits: a shift by 32 is defined there
+        for dy in range(0, block_h):
+            start = top_left + dy * stride_h
+            if RUNS:
+                for k in range(0, run_words):
+                    word = (start >> 5) + k
+                    lo = tl.maximum(start, word * 32)
+                    width = tl.maximum(tl.minimum(start + block_w, word * 32 + 32) - lo, 0)
+                    bits = ((one << width) - 1) << (lo - word * 32)  # int64: width may be 32
+                    tl.atomic_or(words_ptr + word, bits.to(tl.int32), mask=ok & (width > 0), sem="relaxed")
+            else:
+                for dx in range(0, block_w):
+                    unit = start + dx * stride_w
+                    tl.atomic_or(words_ptr + (unit >> 5), (one << (unit & 31)).to(tl.int32), mask=ok, sem="relaxed")
+
+    @triton.jit(do_not_specialize=["log_q_bits"])
+    def _sparse_seed_kernel(
+        rng_seed_ptr,  # int64[1]: Philox key drawn by torch.randint on x's device
+        words_ptr,  # int32 words of dropped bits, zeroed by the caller
+        num_anchors,  # planes * anchor_rows * anchor_cols
+        num_chunks,
+        chunk,  # anchors per lane (`_seed_chunk`: a function of gamma only)
+        log_q_bits,  # ln(1 - gamma) as the int64 bits of an fp64 (a float argument is fp32)
+        anchors_per_plane,
+        anchor_cols,
+        planes_per_sample,
+        block_h,
+        block_w,
+        run_words,
+        stride_n,
+        stride_c,
+        stride_h,
+        stride_w,
+        BLOCK: tl.constexpr,
+        RUNS: tl.constexpr,
+        INDEX_64: tl.constexpr,
+    ):
+        # Lane `chunk_id` walks anchors chunk_id * chunk .. + chunk - 1 of the logical order
+        # (plane, anchor row, anchor column) from seed to seed: each gap is geometric, so the
+        # seeds are iid Bernoulli(gamma) over the anchors (disjoint chunks are independent).
+        # Two gaps per Philox call; the counter is (draw, chunk): the mask depends on the key,
+        # gamma and the shape only, not on x's memory layout or the launch sizes. The loop
+        # runs until every lane of the program has left its chunk: 1 + the most seeds of one
+        # lane, about 2 + 2 log(BLOCK) / log log(BLOCK) halved at ~1 seed per chunk.
+        log_q = log_q_bits.to(tl.float64, bitcast=True)
+        chunk_id = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+        key = tl.load(rng_seed_ptr)
+        id_lo = chunk_id.to(tl.uint32)
+        id_hi = (chunk_id >> 32).to(tl.uint32)
+        end = tl.minimum((chunk_id + 1) * chunk, num_anchors)
+        anchor = chunk_id * chunk - 1  # the last seed so far
+        active = chunk_id < num_chunks
+        draw = 0
+        while tl.max(active.to(tl.int32), axis=0) > 0:
+            r0, r1, r2, r3 = tl.philox(key, tl.zeros((BLOCK,), tl.uint32) + draw, id_lo, id_hi, 0x5EED)
+            anchor = anchor + 1 + _geometric_gap(r0, r1, log_q, chunk)
+            active = active & (anchor < end)
+            _drop_block_bits(words_ptr, anchor, active, anchors_per_plane, anchor_cols, planes_per_sample, block_h,
+                             block_w, run_words, stride_n, stride_c, stride_h, stride_w, RUNS, INDEX_64)
+            anchor = anchor + 1 + _geometric_gap(r2, r3, log_q, chunk)
+            active = active & (anchor < end)
+            _drop_block_bits(words_ptr, anchor, active, anchors_per_plane, anchor_cols, planes_per_sample, block_h,
+                             block_w, run_words, stride_n, stride_c, stride_h, stride_w, RUNS, INDEX_64)
+            draw += 1
+
+    @triton.jit
+    def _popcount32(v):
+        # Set bits of v (int64 in [0, 2**32)): the SWAR sum, no libdevice (the interpreter has none).
+        v = v - ((v >> 1) & 0x55555555)
+        v = (v & 0x33333333) + ((v >> 2) & 0x33333333)
+        v = (v + (v >> 4)) & 0x0F0F0F0F
+        return ((v * 0x01010101) & 0xFFFFFFFF) >> 24
+
+    @triton.jit
+    def _keep_words_kernel(words_ptr, total_kept_ptr, num_words, numel, BLOCK: tl.constexpr):
+        # Dropped bits -> keep bits in place (bits past the map's numel units stay 0), and the
+        # kept count added to total_kept (zeroed by the caller).
+        word = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+        ok = word < num_words
+        dropped = tl.load(words_ptr + word, mask=ok, other=0).to(tl.int64) & 0xFFFFFFFF
+        valid = tl.minimum(tl.maximum(numel - word * 32, 0), 32)
+        keep = ~dropped & ((tl.full((), 1, tl.int64) << valid) - 1)
+        tl.store(words_ptr + word, keep.to(tl.int32), mask=ok)
+        tl.atomic_add(total_kept_ptr, tl.sum(_popcount32(keep), axis=0))
 
     @triton.jit
     def _pack_kernel(keep_ptr, bits_ptr, numel, num_bytes, BLOCK_BYTES: tl.constexpr, INDEX_64: tl.constexpr):
@@ -793,11 +973,17 @@ def _launch_sizes(device: torch.device) -> _LaunchSizes:
 
 def check_launch_sizes(changes: Dict[str, Any]) -> None:
     """ValueError naming the entry unless every key is a `_LaunchSizes` field and every value
-    a power of two (Triton block shapes are powers of two); `mask_kernels` is 1 or 2."""
+    a power of two (Triton block shapes are powers of two); `mask_kernels` is 1 or 2,
+    `keep_bits` 8 or 1, `sparse_seeds` 0, 1 or 2."""
     unknown = set(changes) - set(_LaunchSizes._fields)
     if unknown:
         raise ValueError(f"unknown launch size(s) {sorted(unknown)}; known: {list(_LaunchSizes._fields)}")
     for name, value in changes.items():
+        if name == "sparse_seeds":
+            if isinstance(value, bool) or value not in (0, 1, 2):
+                raise ValueError(f"launch size sparse_seeds must be 0 (dense mask kernels), 1 (sparse up to "
+                                 f"gamma {_SPARSE_MAX_GAMMA}) or 2 (always sparse), got {value!r}")
+            continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 1 or value & (value - 1):
             raise ValueError(f"launch size {name} must be a power of two >= 1, got {value!r}")
         if name == "mask_kernels" and value > 2:
@@ -937,8 +1123,10 @@ def _keep_bits(x: Tensor, layout: _Layout, gamma: float, bh: int, bw: int) -> Tu
     device = x.device
     # 62 random bits from torch's generator on x's device: reproducible, no host sync.
     rng_seed = torch.randint(0, 2**62, (1,), device=device, dtype=torch.int64)
-    threshold = min(2**32, int(round(gamma * 2**32)))
     sizes = _launch_sizes(device)
+    if _draws_sparsely(gamma, sizes):
+        return _sparse_keep_bits(rng_seed, layout, gamma, bh, bw, (n, height, width), sizes, index_64)
+    threshold = min(2**32, int(round(gamma * 2**32)))
     num_bytes = (layout.mask_numel + 7) // 8
     if sizes.keep_bits == 8:
         keep = torch.empty(layout.mask_numel, dtype=torch.uint8, device=device)
@@ -981,6 +1169,52 @@ def _keep_bits(x: Tensor, layout: _Layout, gamma: float, bh: int, bw: int) -> Tu
         keep, bits, layout.mask_numel, num_bytes, BLOCK_BYTES=sizes.pack_block_bytes, INDEX_64=index_64
     )
     return bits, total_kept
+
+
+def _draws_sparsely(gamma: float, sizes: _LaunchSizes) -> bool:
+    """Whether the seeds are drawn by `_sparse_seed_kernel` (0 < gamma < 1: gamma 0 draws
+    nothing and gamma 1 seeds every anchor, which the dense kernels do in one pass)."""
+    if not 0.0 < gamma < 1.0 or sizes.sparse_seeds == 0:
+        return False
+    return sizes.sparse_seeds == 2 or gamma <= _SPARSE_MAX_GAMMA
+
+
+def _seed_chunk(gamma: float) -> int:
+    """Anchors per lane of `_sparse_seed_kernel`: the power of two nearest 1 / gamma (about one
+    seed per lane), within [16, 2**20]. A function of gamma alone, so the draw does not depend
+    on the launch sizes."""
+    return 1 << min(20, max(4, round(math.log2(1.0 / gamma))))
+
+
+def _float64_bits(value: float) -> int:
+    """The int64 whose bits are fp64 `value`: how an exact fp64 reaches a kernel."""
+    return struct.unpack("<q", struct.pack("<d", value))[0]
+
+
+def _sparse_keep_bits(rng_seed: Tensor, layout: _Layout, gamma: float, bh: int, bw: int,
+                      map_shape: Tuple[int, int, int], sizes: _LaunchSizes, index_64: bool) -> Tuple[Tensor, Tensor]:
+    """`_keep_bits` through sparse seeds: zeroed words, each seed's block OR-ed in as dropped
+    bits, then one pass that turns them into keep bits and counts them."""
+    n, height, width = map_shape
+    device = rng_seed.device
+    anchors_per_plane = (height - bh + 1) * (width - bw + 1)
+    num_anchors = n * layout.planes_per_sample * anchors_per_plane
+    chunk = _seed_chunk(gamma)
+    num_chunks = -(-num_anchors // chunk)
+    num_words = -(-layout.mask_numel // 32)
+    # One zeroed allocation for the words and the count (int64 aligned: the last element).
+    buffer = torch.zeros((num_words + 1) // 2 + 1, dtype=torch.int64, device=device)
+    words, total_kept = buffer[:-1].view(torch.int32), buffer[-1:]
+    stride_n, stride_c, stride_h, stride_w = layout.mask_strides
+    _sparse_seed_kernel[(triton.cdiv(num_chunks, sizes.seed_block),)](
+        rng_seed, words, num_anchors, num_chunks, chunk, _float64_bits(math.log1p(-gamma)), anchors_per_plane,
+        width - bw + 1, layout.planes_per_sample, bh, bw, (bw + 62) // 32, stride_n, stride_c, stride_h, stride_w,
+        BLOCK=sizes.seed_block, RUNS=stride_w == 1, INDEX_64=index_64, num_warps=sizes.mask_warps,
+    )
+    _keep_words_kernel[(triton.cdiv(num_words, sizes.apply_block),)](
+        words, total_kept, num_words, layout.mask_numel, BLOCK=sizes.apply_block, num_warps=sizes.apply_warps,
+    )
+    return buffer[:-1].view(torch.uint8), total_kept
 
 
 @functools.lru_cache(maxsize=None)

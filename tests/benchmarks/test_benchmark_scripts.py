@@ -36,6 +36,7 @@ def test_bench_dropblock_prints_a_row_per_implementation_with_its_ratio_to_the_f
         assert cells[2] == "2x8x16x20" and cells[3] == "float32"
         assert float(cells[4]) > 0 and float(cells[5]) > 0
         assert re.fullmatch(r"\d+\.\d\dx", cells[7])
+        assert float(cells[8]) > 0  # host ms: on CPU the wall time of forward+backward
     # What our per-channel path keeps for backward: at most 1 byte per element.
     assert float([c.strip() for c in rows[1].strip("|").split("|")][6]) <= 1.0
 
@@ -54,7 +55,7 @@ def test_a_row_that_raises_is_left_out_with_its_error_and_the_others_are_timed()
                                  "ours": bench._ours(False, "torch")}, x, warmup=0, repeats=1, failures=failures)
     assert set(results) == {"floor: x * mask", "ours"}
     assert failures == {"broken": "RuntimeError: ptxas fatal: this row cannot build"}
-    assert all(fwd > 0 and fwd_bwd > 0 for fwd, fwd_bwd, _ in results.values())
+    assert all(fwd > 0 and fwd_bwd > 0 and host > 0 for fwd, fwd_bwd, _, host in results.values())
 
 
 def test_tune_goes_on_past_variants_that_fail_and_suggests_from_the_shapes_it_could_time(monkeypatch, capsys):
@@ -213,6 +214,24 @@ def test_tune_without_cuda_or_the_interpreter_says_what_it_needs(monkeypatch, ca
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     code, _ = _exit_of_main("bench_dropblock", ["--tune"], capsys)
     assert isinstance(code, str) and "TRITON_INTERPRET=1" in code and "CUDA" in code
+
+
+# ----------------------------------------------------------------------------- --profile
+def test_profile_prints_the_ops_table_and_our_device_time_against_the_floor():
+    out = _run("benchmarks/bench_dropblock.py", "--profile", "--device", "cpu", "--shape", "2,8,16,20",
+               "--calls", "2")
+    assert "== 2x8x16x20 float32: dropblock_det torch (per channel), 2 forward+backward calls" in out
+    assert "Self CPU" in out  # torch.profiler's table
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in out.splitlines() if line.startswith("| cpu")]
+    assert len(rows) == 1 and rows[0][:4] == ["cpu", "2x8x16x20", "float32", "torch"]
+    ours, floor, ratio, host, floor_host = rows[0][4:]
+    assert float(ours) > float(floor) > 0 and float(host) > 0 and float(floor_host) > 0
+    assert ratio.endswith("x") and float(ratio[:-1]) == pytest.approx(float(ours) / float(floor), rel=0.02)
+
+
+def test_profile_and_tune_are_separate_runs(capsys):
+    code, err = _exit_of_main("bench_dropblock", ["--profile", "--tune"], capsys)
+    assert code == 2 and "--profile" in err and "--tune" in err, err
 
 
 # ----------------------------------------------------------------------------- argument checks

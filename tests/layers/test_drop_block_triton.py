@@ -266,12 +266,12 @@ def check_same_seed_gives_the_same_mask_in_either_layout(device: str) -> None:
     assert not torch.equal(outputs[0], outputs[3]), "different seeds, same mask"
 
 
-def _philox_words(key: int, counter_lo: int, counter_hi: int) -> Tuple[int, int, int, int]:
-    """Philox4x32-10 of (counter_lo, counter_hi, 0, 0) under the 64-bit `key`, written out
-    from Salmon et al. (SC'11) with Triton's constants: what `tl.philox(key, lo, hi, 0, 0)`
+def _philox_words(key: int, c0: int, c1: int, c2: int = 0, c3: int = 0) -> Tuple[int, int, int, int]:
+    """Philox4x32-10 of the counter (c0, c1, c2, c3) under the 64-bit `key`, written out from
+    Salmon et al. (SC'11) with Triton's constants: what `tl.philox(key, c0, c1, c2, c3)`
     returns."""
     m = 0xFFFFFFFF
-    c0, c1, c2, c3, k0, k1 = counter_lo, counter_hi, 0, 0, key & m, (key >> 32) & m
+    k0, k1 = key & m, (key >> 32) & m
     for _ in range(10):
         p0, p2 = 0xD2511F53 * c0, 0xCD9E8D57 * c2
         c0, c1, c2, c3 = (p2 >> 32) ^ c1 ^ k0, p2 & m, (p0 >> 32) ^ c3 ^ k1, p0 & m
@@ -312,6 +312,123 @@ def check_a_seed_is_drawn_iff_its_philox_word_is_below_round_gamma_2_32(device: 
             where = (f"block {bh}x{bw}, shared_mask={shared}, channels_last={channels_last}, "
                      f"mask_kernels={mask_kernels}, gamma * 2**32 = {gamma * 2**32}")
             assert torch.equal(_dropped(out), dropped.expand_as(out)), f"{where}: not the predicted seeds' blocks"
+
+
+def _predicted_sparse_seeds(key: int, gamma: float, num_anchors: int) -> List[int]:
+    """The seeds `_sparse_seed_kernel` documents, from an independent Philox and math.log:
+    anchors (in logical (plane, row, column) order) are cut into chunks of the power of two
+    nearest 1 / gamma (16 .. 2**20); chunk k walks from seed to seed by gaps floor(ln u /
+    ln(1 - gamma)), u = (53 bits of Philox words (2i, 2i + 1) + 1) / 2**53, the words of
+    draw d being Philox(key, (d, k mod 2**32, k >> 32, 0x5EED)); it stops at its end."""
+    chunk = 1 << min(20, max(4, round(math.log2(1 / gamma))))
+    log_q = math.log1p(-gamma)
+    seeds = []
+    for chunk_id in range(-(-num_anchors // chunk)):
+        end = min((chunk_id + 1) * chunk, num_anchors)
+        anchor, draw = chunk_id * chunk - 1, 0
+        while anchor < end:
+            words = _philox_words(key, draw, chunk_id & 0xFFFFFFFF, chunk_id >> 32, 0x5EED)
+            for hi, lo in ((words[0], words[1]), (words[2], words[3])):
+                u = (((hi >> 11) << 32) + lo + 1) * 2.0**-53
+                anchor += 1 + int(min(math.log(u) / log_q, chunk))
+                if anchor >= end:
+                    break
+                seeds.append(anchor)
+            draw += 1
+    return seeds
+
+
+def check_a_sparse_draw_is_the_documented_geometric_gaps(device: str) -> None:
+    """`_sparse_seed_kernel` against `_predicted_sparse_seeds`: the mask is exactly the
+    predicted seeds' blocks, for blocks of one unit, of rows within a word, and of rows of
+    37 units (2 or 3 words: the word-by-word OR), per channel in both layouts (bits OR-ed
+    word by word, and one by one C apart) and shared, at gammas of chunks 32 and 256."""
+    device_type = torch.device(device).type
+    n, c, height, width = 2, 3, 9, 70
+    for (bh, bw), shared, channels_last, gamma in itertools.product(
+        ((1, 1), (3, 2), (2, 37)), (False, True), (False, True), (0.03, 0.004)
+    ):
+        if shared and channels_last:
+            continue  # a shared mask is (N, H, W) in either layout
+        planes = n * (1 if shared else c)
+        anchor_rows, anchor_cols = height - bh + 1, width - bw + 1
+        torch.manual_seed(23)
+        key = int(torch.randint(0, 2**62, (1,), device=device, dtype=torch.int64))
+        seeds = torch.zeros(planes * anchor_rows * anchor_cols, dtype=torch.bool, device=device)
+        seeds[_predicted_sparse_seeds(key, gamma, seeds.numel())] = True
+        seeds = seeds.view(n, -1, anchor_rows, anchor_cols)
+        dropped = torch.zeros((n, seeds.shape[1], height, width), dtype=torch.bool, device=device)
+        for dy, dx in itertools.product(range(bh), range(bw)):
+            dropped[..., dy : dy + anchor_rows, dx : dx + anchor_cols] |= seeds
+        x = _positive_input((n, c, height, width), device=device, channels_last=channels_last)
+        with triton_path.launch_sizes(device_type, sparse_seeds=2):
+            torch.manual_seed(23)
+            out = triton_path.drop_block_2d_triton(x, gamma, bh, bw, shared)
+        where = f"block {bh}x{bw}, shared_mask={shared}, channels_last={channels_last}, gamma {gamma}"
+        assert seeds.any(), f"{where}: the prediction has no seed (pick another torch seed)"
+        assert torch.equal(_dropped(out), dropped.expand_as(out)), f"{where}: not the predicted seeds' blocks"
+
+
+def check_sparse_seeds_are_bernoulli_gamma_at_every_anchor_chunk_edges_included(device: str) -> None:
+    """Block 1 (dropped = seeded): the seed rate is gamma overall and at the first and last
+    anchor of each chunk (an off-by-one in the walk would seed them never or twice as often),
+    and seeds of neighbouring anchors are independent (pairs at rate gamma**2)."""
+    device_type = torch.device(device).type
+    gamma, chunk = 0.01, 128  # 1 / gamma = 100: chunks of 128 anchors
+    x = _positive_input((8, 16, 64, 64), device=device)
+    with triton_path.launch_sizes(device_type, sparse_seeds=2):
+        torch.manual_seed(31)
+        seeded = torch.stack([_dropped(triton_path.drop_block_2d_triton(x, gamma, 1, 1, False)).view(-1)
+                              for _ in range(4)]).double()
+    position = torch.arange(seeded.shape[1], device=device)
+    for name, rate, expected in (
+        ("all anchors", seeded.mean(), gamma),
+        ("first anchors of chunks", seeded[:, position % chunk == 0].mean(), gamma),
+        ("last anchors of chunks", seeded[:, position % chunk == chunk - 1].mean(), gamma),
+        ("neighbour pairs", (seeded[:, 1:] * seeded[:, :-1]).mean(), gamma**2),
+    ):
+        samples = seeded.numel() if name == "all anchors" else seeded.numel() // (1 if name == "neighbour pairs" else chunk)
+        standard_error = math.sqrt(expected * (1 - expected) / samples)
+        assert abs(float(rate) - expected) < 5 * standard_error, (
+            f"{name}: seed rate {float(rate):.5f}, expected {expected:.5f} +- {standard_error:.5f}")
+
+
+def check_sparse_draw_passes_the_block_statistics_formula_layout_and_memory_checks(device: str) -> None:
+    """The checks above that draw masks, with every draw through sparse seeds (their gammas
+    are above `_SPARSE_MAX_GAMMA`, so by default they test the dense kernels)."""
+    with triton_path.launch_sizes(torch.device(device).type, sparse_seeds=2):
+        for check in (check_every_dropped_unit_is_in_a_whole_block_at_a_valid_anchor,
+                      check_dropped_fraction_matches_the_reference_expectation,
+                      check_output_and_gradient_are_input_times_keep_times_scale,
+                      check_shared_mask_on_channels_last_x_covers_every_channel_block,
+                      check_same_seed_gives_the_same_mask_in_either_layout,
+                      check_results_do_not_depend_on_what_torch_empty_leaves_in_memory):
+            check(device)
+
+
+def check_sparse_draw_does_not_depend_on_launch_sizes_and_leaves_no_bit_past_the_map(device: str) -> None:
+    device_type = torch.device(device).type
+    variants = (dict(seed_block=32, mask_warps=1, apply_block=512, apply_warps=2),
+                dict(seed_block=128, mask_warps=4, apply_block=1024),
+                dict(seed_block=4096, mask_warps=8, apply_block=32768))
+    for shared, channels_last in ((False, False), (False, True), (True, False)):
+        # 2 * 4 * 9 * 70 - 5 units (not a multiple of 32); 0.02: chunks of 64, ~80 chunks.
+        x = _positive_input((2, 4, 9, 70), device=device, channels_last=channels_last)[..., :-5]
+        x = x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
+        layout = triton_path._Layout(x, shared)
+        results = []
+        for sizes in variants:
+            with triton_path.launch_sizes(device_type, sparse_seeds=2, **sizes):
+                torch.manual_seed(5)
+                bits, count = triton_path._keep_bits(x, layout, 0.02, 3, 4)
+                results.append((bits.clone(), count.clone()))
+        where = f"shared_mask={shared}, channels_last={channels_last}"
+        for sizes, (bits, count) in zip(variants[1:], results[1:]):
+            assert torch.equal(bits, results[0][0]) and torch.equal(count, results[0][1]), f"{where}: {sizes}"
+        bits, count = results[0]
+        keep = ((bits.long()[:, None] >> torch.arange(8, device=device)) & 1).view(-1)
+        assert int(keep[layout.mask_numel:].sum()) == 0, f"{where}: bits set past the map's last unit"
+        assert int(count) == int(keep.sum()) and 0 < int(count) < layout.mask_numel, f"{where}: count {int(count)}"
 
 
 # Launch sizes the mask must not depend on: the interpreter's big tiles, the GPU's, and the
@@ -862,7 +979,7 @@ def _run_checks(device: str) -> Dict[str, Optional[str]]:
     return results
 
 
-KERNEL_NAMES = ("_mask_kernel", "_seed_kernel", "_dilate_kernel", "_pack_kernel",
+KERNEL_NAMES = ("_mask_kernel", "_seed_kernel", "_dilate_kernel", "_pack_kernel", "_sparse_seed_kernel", "_keep_words_kernel",
                 "_apply_flat_kernel", "_apply_rows_kernel", "_apply_pixels_kernel", "_relu_grad_kernel",
                 "_apply_residual_kernel", "_residual_grad_kernel")
 # The issue's shapes (FPN P3, res4, res5 of a batch-16 RetinaNet at 800x1088), and one past
@@ -897,14 +1014,15 @@ def _record_gpu_launches() -> List[Tuple[str, Tuple[int, ...], tuple, Dict[str, 
     try:
         for name, value in patches.items():
             setattr(triton_path, name, value)
-        for (mask_kernels, keep_bits), shape, dtype, channels_last, (shared, block), relu in itertools.product(
-            ((1, 8), (2, 8), (1, 1), (2, 1)), COMPILE_SHAPES, DTYPES, (False, True),
+        for (mask_kernels, keep_bits, sparse_seeds), shape, dtype, channels_last, (shared, block), relu in itertools.product(
+            ((1, 8, 0), (2, 8, 0), (1, 1, 0), (2, 1, 0), (1, 8, 1)), COMPILE_SHAPES, DTYPES, (False, True),
             ((False, 7), (True, 7), (False, 3)), (False, True)
         ):
             x = torch.empty(shape, dtype=dtype, device="meta", requires_grad=True)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with triton_path.launch_sizes("cuda", mask_kernels=mask_kernels, keep_bits=keep_bits):
+            with triton_path.launch_sizes("cuda", mask_kernels=mask_kernels, keep_bits=keep_bits,
+                                          sparse_seeds=sparse_seeds):
                 out = triton_path.drop_block_2d_triton(x, 0.002, block, block, shared, relu=relu)
                 out.backward(torch.empty_like(out))
                 if relu:  # the residual variants (per-channel masks only: shared ones compose)
@@ -943,7 +1061,8 @@ def _launch_signature(kernel, args: tuple, constexprs: Dict[str, object]) -> Tup
             signature[name] = "fp32"
         else:
             raise TypeError(f"{name}: unexpected kernel argument {value!r}")
-        if isinstance(value, torch.Tensor) or (type(value) is int and value % 16 == 0):
+        specialized = name not in getattr(kernel, "do_not_specialize", ())
+        if isinstance(value, torch.Tensor) or (type(value) is int and value % 16 == 0 and specialized):
             attrs[(i,)] = [["tt.divisibility", 16]]
     return signature, attrs
 
@@ -1068,9 +1187,10 @@ def interpreter_results() -> Dict[str, Optional[str]]:
     return json.loads(lines[-1][len(RESULT_MARKER) :])
 
 
-def _record_launches_on_meta(shape, shared: bool) -> List[Tuple[str, Dict[str, object]]]:
+def _record_launches_on_meta(shape, shared: bool, sparse_seeds: int) -> List[Tuple[str, Dict[str, object]]]:
     """(kernel, constexprs) of every launch of forward and backward (plain, ReLU, residual,
-    residual pair) on a `meta` x of `shape`, GPU launch sizes, kernels replaced by recorders."""
+    residual pair) on a `meta` x of `shape`, GPU launch sizes with `sparse_seeds`, kernels
+    replaced by recorders."""
     calls: List[Tuple[str, Dict[str, object]]] = []
 
     class Recorder:
@@ -1092,8 +1212,9 @@ def _record_launches_on_meta(shape, shared: bool) -> List[Tuple[str, Dict[str, o
                        dict(residual=torch.empty_like(x), residual_drop_block=(0.002, 7, 7))):
             if shared and kwargs.get("residual_drop_block"):
                 continue  # the residual's own DropBlock is per-channel only
-            out = triton_path.drop_block_2d_triton(x, 0.002, 7, 7, shared, **kwargs)
-            out.backward(torch.empty_like(out))
+            with triton_path.launch_sizes("cuda", sparse_seeds=sparse_seeds):
+                out = triton_path.drop_block_2d_triton(x, 0.002, 7, 7, shared, **kwargs)
+                out.backward(torch.empty_like(out))
     finally:
         for name, value in saved.items():
             setattr(triton_path, name, value)
@@ -1107,14 +1228,20 @@ def test_every_kernel_indexing_x_takes_64_bit_offsets_from_2_31_elements_on(shar
     # a per-channel mask must get INDEX_64 there (the interpreter never sees such a tensor;
     # here meta tensors and recorders take the launch logic through it with nothing computed).
     # The issue's shapes, below 2**31, keep the faster 32-bit variants.
-    mask_kernels = {"_mask_kernel", "_seed_kernel", "_dilate_kernel", "_pack_kernel"}
+    # `_keep_words_kernel` indexes with int64 always (one word per lane: the cost is small).
+    mask_kernels = {"_mask_kernel", "_seed_kernel", "_dilate_kernel", "_pack_kernel", "_sparse_seed_kernel"}
+    sparse_kernels = {"_sparse_seed_kernel", "_keep_words_kernel"}
     big, small = (16, 2048, 272, 272), (16, 1024, 50, 68)
     assert math.prod(big) >= 2**31 > math.prod(small)
-    for shape, index_64 in ((big, True), (small, False)):
-        calls = _record_launches_on_meta(shape, shared)
-        assert {name for name, _ in calls} >= {"_apply_flat_kernel" if not shared else "_apply_rows_kernel",
-                                                "_relu_grad_kernel"}
+    for (shape, index_64), sparse_seeds in itertools.product(((big, True), (small, False)), (0, 1)):
+        calls = _record_launches_on_meta(shape, shared, sparse_seeds)
+        names = {name for name, _ in calls}
+        assert names >= {"_apply_flat_kernel" if not shared else "_apply_rows_kernel", "_relu_grad_kernel"}
+        assert (names >= sparse_kernels) if sparse_seeds else not (names & sparse_kernels), (sparse_seeds, names)
         for name, constexprs in calls:
+            if name == "_keep_words_kernel":
+                assert "INDEX_64" not in constexprs, name
+                continue
             if shared and name in mask_kernels and index_64:
                 continue  # a shared mask is N * H * W units: 32-bit offsets may do
             assert constexprs["INDEX_64"] is index_64, (shape, name, constexprs)
@@ -1232,6 +1359,8 @@ def test_bad_residual_arguments_raise_value_error_naming_them(monkeypatch, kwarg
     [("cuda", {"tile_rows": 4}, "tile_rows"), ("cuda", {"apply_block": 1000}, "apply_block"),
      ("cuda", {"mask_warps": 0}, "mask_warps"), ("cuda", {"tile_units": True}, "tile_units"),
      ("cuda", {"mask_kernels": 4}, "mask_kernels"), ("cuda", {"keep_bits": 2}, "keep_bits"),
+     ("cuda", {"sparse_seeds": 4}, "sparse_seeds"), ("cuda", {"sparse_seeds": True}, "sparse_seeds"),
+     ("cuda", {"seed_block": 100}, "seed_block"),
      ("xpu", {"apply_block": 512}, "device_type")],
 )
 def test_launch_sizes_refuses_bad_changes_by_name(device_type: str, changes, named: str) -> None:
@@ -1274,6 +1403,19 @@ def test_launch_sizes_applies_to_one_device_type_and_is_restored_after_an_error(
             assert triton_path._launch_sizes(torch.device("cpu")) == before[1]
             raise RuntimeError("inside")
     assert (triton_path._GPU_SIZES, triton_path._INTERPRETER_SIZES) == before
+
+
+def test_sparse_seeds_are_drawn_below_the_max_gamma_unless_turned_off_and_chunks_follow_gamma() -> None:
+    sizes = triton_path._GPU_SIZES
+    assert sizes.sparse_seeds == 1 and 0.002 < triton_path._SPARSE_MAX_GAMMA < 0.1
+    for gamma, sparse_seeds, expected in ((0.0025, 1, True), (triton_path._SPARSE_MAX_GAMMA, 1, True),
+                                          (0.05, 1, False), (0.0025, 0, False), (0.05, 2, True), (0.9, 2, True),
+                                          (0.0, 2, False), (1.0, 2, False)):  # nothing to draw; every anchor
+        assert triton_path._draws_sparsely(gamma, sizes._replace(sparse_seeds=sparse_seeds)) is expected, (
+            gamma, sparse_seeds)
+    # About one seed per chunk: the paper's gamma at keep_prob 0.9, block 7 (~0.0025) -> 512.
+    for gamma, chunk in ((0.0025, 512), (0.01, 128), (0.9, 16), (1e-9, 2**20), (1 / 64, 64)):
+        assert triton_path._seed_chunk(gamma) == chunk, gamma
 
 
 @pytest.mark.skipif(triton_path.triton is None, reason="Triton not importable: a different error applies")

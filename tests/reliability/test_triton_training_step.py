@@ -7,9 +7,12 @@ one, and the step gives finite losses and gradients.
 Twice: on CPU under Triton's interpreter (TRITON_INTERPRET=1 must be set before Triton is
 imported, so a subprocess runs this file as a script) with IMPL "triton", and on CUDA with
 IMPL "auto", which must choose the kernels by itself (`@pytest.mark.cuda`), in fp32 and
-under bf16 autocast; each time also with the mask kernels writing the bits themselves
-(launch size keep_bits=1), which must give the same step to the last bit (the same masks). The layer tests check the kernels' statistics and formula; this one
-checks that the model's real feature maps (strided, tiny, half precision) reach them.
+under bf16 autocast; each time with the dense mask kernels writing a keep map and writing
+the bits themselves (launch sizes sparse_seeds=0 and keep_bits=8 / 1), which must give the
+same step to the last bit (the same masks), and with every mask drawn through sparse seeds
+(sparse_seeds=2; other masks, so only its own checks). The layer tests check the kernels'
+statistics and formula; this one checks that the model's real feature maps (strided, tiny,
+half precision) reach them.
 """
 import importlib.util
 import json
@@ -59,7 +62,8 @@ def training_step_through_the_kernels(device: str, impl: str, autocast_dtype: Op
     cfg.MODEL.DROPBLOCK.IMPL = impl
     model = build_model(cfg).train()
     seen = {"dropblock_forwards": 0, "triton_calls": 0, "fused_relu_forwards": 0, "fused_residual_forwards": 0,
-            "fused_pair_forwards": 0, "mask_draws": 0, "dropped_units": 0, "half_precision_forwards": 0}
+            "fused_pair_forwards": 0, "mask_draws": 0, "sparse_draws": 0, "dropped_units": 0,
+            "half_precision_forwards": 0}
 
     def count_dropped(module, inputs, output):
         seen["dropblock_forwards"] += 1
@@ -79,14 +83,19 @@ def training_step_through_the_kernels(device: str, impl: str, autocast_dtype: Op
         seen["fused_pair_forwards"] += int(kwargs.get("residual_drop_block") is not None)
         return original(x, *args, **kwargs)
 
-    original_keep_bits = drop_block_triton._keep_bits
+    original_keep_bits, original_sparse = drop_block_triton._keep_bits, drop_block_triton._sparse_keep_bits
 
     def counting_draws(*args):
         seen["mask_draws"] += 1
         return original_keep_bits(*args)
 
+    def counting_sparse_draws(*args):
+        seen["sparse_draws"] += 1
+        return original_sparse(*args)
+
     drop_block_triton.drop_block_2d_triton = counting
     drop_block_triton._keep_bits = counting_draws
+    drop_block_triton._sparse_keep_bits = counting_sparse_draws
     try:
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         with EventStorage(0), torch.autocast(device, dtype=autocast_dtype or torch.float32,
@@ -100,6 +109,7 @@ def training_step_through_the_kernels(device: str, impl: str, autocast_dtype: Op
     finally:
         drop_block_triton.drop_block_2d_triton = original
         drop_block_triton._keep_bits = original_keep_bits
+        drop_block_triton._sparse_keep_bits = original_sparse
         for hook in hooks:
             hook.remove()
     return {
@@ -135,8 +145,8 @@ def _assert_step_ran_the_kernels(result: Dict[str, Any]) -> None:
 
 
 def both_ways_of_writing_the_mask(device: str, impl: str, autocast_dtype: Optional[torch.dtype]) -> Dict[str, Any]:
-    """The step with the default launch sizes and with keep_bits=1: {"keep_bits=8": ...,
-    "keep_bits=1": ...}."""
+    """The step with the dense mask kernels writing a keep map, writing bits, and with sparse
+    seeds everywhere: {"keep_bits=8": ..., "keep_bits=1": ..., "sparse_seeds=2": ...}."""
     from dropblock_det.layers.drop_block_triton import launch_sizes
 
     # A first step in a process is not bit-reproducible by later ones (the same losses, but
@@ -147,16 +157,19 @@ def both_ways_of_writing_the_mask(device: str, impl: str, autocast_dtype: Option
     with torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True):
         training_step_through_the_kernels(device, impl, autocast_dtype)
         results = {}
-        for keep_bits in (8, 1):
-            with launch_sizes(torch.device(device).type, keep_bits=keep_bits):
-                results[f"keep_bits={keep_bits}"] = training_step_through_the_kernels(device, impl, autocast_dtype)
+        for name, sizes in (("keep_bits=8", dict(sparse_seeds=0, keep_bits=8)),
+                            ("keep_bits=1", dict(sparse_seeds=0, keep_bits=1)), ("sparse_seeds=2", dict(sparse_seeds=2))):
+            with launch_sizes(torch.device(device).type, **sizes):
+                results[name] = training_step_through_the_kernels(device, impl, autocast_dtype)
     return results
 
 
 def _assert_both_ran_the_kernels_alike(results: Dict[str, Dict[str, Any]]) -> None:
     for result in results.values():
         _assert_step_ran_the_kernels(result)
-    packed, bits = results["keep_bits=8"], results["keep_bits=1"]
+    packed, bits, sparse = results["keep_bits=8"], results["keep_bits=1"], results["sparse_seeds=2"]
+    assert packed["sparse_draws"] == bits["sparse_draws"] == 0, results
+    assert sparse["sparse_draws"] == sparse["mask_draws"], results
     assert (bits["losses"], bits["dropped_units"]) == (packed["losses"], packed["dropped_units"]), results
     # The same masks, so the same gradients, up to the order of CUDA's atomic adds (the index
     # backward of the losses), which varies between runs even with deterministic cuDNN: an

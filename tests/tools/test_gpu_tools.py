@@ -31,6 +31,13 @@ def test_gpu_checks_smoke_bench_writes_the_environment_and_the_table(tmp_path):
     assert not (tmp_path / "tests.txt").exists() and not (tmp_path / "train.txt").exists()
 
 
+def test_gpu_checks_smoke_profile_writes_the_profile_table(tmp_path):
+    proc = _gpu_checks(tmp_path, "--smoke", "profile")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    profile = (tmp_path / "profile.txt").read_text()
+    assert "device us / call" in profile and "| cpu    | 2x8x16x20 |" in profile and "== profile: exit 0" in profile
+
+
 def _fake_python(folder, step_command):
     """An "interpreter" that passes the import check (-c) and answers the environment query
     (-) at once, and runs `step_command` for every step."""
