@@ -1287,6 +1287,33 @@ def test_compiled_kernels_on_cuda(check: str) -> None:
     CHECKS[check]("cuda")
 
 
+@pytest.mark.cuda
+@pytest.mark.parametrize("sparse_seeds", [0, 1])
+def test_forward_and_backward_never_wait_for_the_gpu(sparse_seeds: int) -> None:
+    # A host sync in the op (a .item(), a device-to-host copy) would stall the launch queue on
+    # every call: the op must only queue work. torch's sync debug mode raises on any
+    # synchronising ATen call; the Triton launches and the host's gamma are no such call.
+    from dropblock_det.layers import DropBlock2d
+
+    x = torch.randn(2, 8, 20, 24, device="cuda", requires_grad=True)
+    residual = torch.randn_like(x, requires_grad=True)
+    on_x, on_residual = DropBlock2d(0.9, 3, impl="triton").train(), DropBlock2d(0.9, 3, impl="triton").train()
+    calls = (lambda: on_x(x), lambda: on_x(x, relu=True), lambda: on_x(x, residual=residual),
+             lambda: triton_path.drop_block_2d_triton(x, 0.002, 3, 3, True),
+             lambda: triton_path.drop_block_2d_triton(x, 0.002, 3, 3, False, residual=residual,
+                                                      residual_drop_block=(0.002, 3, 3)))
+    with triton_path.launch_sizes("cuda", sparse_seeds=sparse_seeds):
+        for call in calls:
+            call().sum().backward()  # compiled and warm outside the check
+            torch.cuda.synchronize()
+            torch.cuda.set_sync_debug_mode("error")
+            try:
+                call().backward(torch.ones_like(x))
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+    assert torch.isfinite(x.grad).all()
+
+
 def test_triton_available_means_triton_and_cuda_or_interpreter() -> None:
     try:
         import triton  # noqa: F401
