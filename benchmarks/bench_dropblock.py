@@ -30,10 +30,11 @@ floor, and marks the fastest per shape. On CPU it runs under Triton's interprete
 (TRITON_INTERPRET=1), where only the script is checked, not the speed.
 
 `--profile` runs torch.profiler over forward+backward calls of our per-channel path (the
-Triton kernels on CUDA, the PyTorch path on CPU) and of the floor, per shape and dtype: the
-table of ops and kernels, the device time of one call against the floor's (on CUDA: the
-kernels' own time, which the host's launch time does not hide), and the host time of one
-call without the profiler.
+Triton kernels on CUDA, and on CPU under TRITON_INTERPRET=1; else the PyTorch path) and of
+the floor, per shape and dtype: the table of ops and kernels, the device time of one call
+against the floor's (on CUDA: the kernels' own time, which the host's launch time does not
+hide), the host time of one call without the profiler, and where that host time goes
+(each kernel launch and each of the path's own allocations and RNG calls, timed apart).
 
 On a machine shared with other jobs, the OpenMP fork/join of every parallel op waits for
 descheduled threads; implementations with more ops (mask building, counting) suffer more
@@ -445,18 +446,72 @@ def _device_us(prof: Any, cuda: bool) -> float:
     return total
 
 
+# What --profile times on the host, one by one: the ATen calls our path makes itself.
+_HOST_TIMED_TORCH = ("randint", "zeros", "empty", "empty_like")
+
+
+def host_breakdown(step: Callable[[], None], calls: int) -> Tuple[Dict[str, float], float]:
+    """({part: host us per call}, host us per call in all) of `calls` runs of `step`, timing
+    each Triton kernel launch of `drop_block_triton` and each of its own ATen allocations and
+    RNG calls (`_HOST_TIMED_TORCH`) by wrapping them; "rest" is everything else (Python,
+    autograd, the other ATen ops). Where the host time of a call goes, which a profile of
+    the GPU's work does not show."""
+    from dropblock_det.layers import drop_block_triton as kernels
+
+    spent: Dict[str, float] = {}
+
+    def timed(name: str, fn: Callable) -> Callable:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            start_s = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[name] = spent.get(name, 0.0) + time.perf_counter() - start_s
+        return wrapper
+
+    class TimedKernel:
+        def __init__(self, name: str, kernel: Any) -> None:
+            self.name, self.kernel = name, kernel
+
+        def __getitem__(self, grid: Any) -> Callable:
+            return timed(f"launch {self.name}", self.kernel[grid])
+
+    saved_kernels = {name: getattr(kernels, name) for name in dir(kernels)
+                     if name.endswith("_kernel") and hasattr(getattr(kernels, name), "__getitem__")}
+    saved_torch = {name: getattr(torch, name) for name in _HOST_TIMED_TORCH}
+    try:
+        for name, kernel in saved_kernels.items():
+            setattr(kernels, name, TimedKernel(name, kernel))
+        for name, fn in saved_torch.items():
+            setattr(torch, name, timed(f"torch.{name}", fn))
+        start_s = time.perf_counter()
+        for _ in range(calls):
+            step()
+        total = time.perf_counter() - start_s
+    finally:
+        for name, kernel in saved_kernels.items():
+            setattr(kernels, name, kernel)
+        for name, fn in saved_torch.items():
+            setattr(torch, name, fn)
+    parts = {name: seconds * 1e6 / calls for name, seconds in sorted(spent.items(), key=lambda item: -item[1])}
+    parts["rest"] = total * 1e6 / calls - sum(parts.values())
+    return parts, total * 1e6 / calls
+
+
 def profile(device: torch.device, shapes, dtypes, calls: int) -> List[List[str]]:
     """torch.profiler over `calls` forward+backward calls of our per-channel path and of the
     floor, per shape and dtype: prints our profile's table and returns one row per (shape,
     dtype): device us per call (ours, floor, ratio) and host us per call without the
     profiler. On CUDA the device time is the kernels' own, the measure of the GPU work that a
-    training step's other kernels wait for."""
+    training step's other kernels wait for. Our path is the Triton one on CUDA and on CPU
+    under TRITON_INTERPRET=1 (where only the script is checked), else the PyTorch one. Also
+    prints where our host time goes (`host_breakdown`)."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
     cuda = device.type == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    ours_name = "triton" if cuda else "torch"
+    ours_name = "triton" if triton_available(device) else "torch"
     rows: List[List[str]] = []
     for shape in shapes:
         for dtype in dtypes:
@@ -482,6 +537,10 @@ def profile(device: torch.device, shapes, dtypes, calls: int) -> List[List[str]]
                     _synchronize(device)
                 per_call[name] = (_device_us(prof, cuda) / calls, host_us)
                 if name == "ours":
+                    parts, host_total = host_breakdown(step, calls)
+                    _synchronize(device)
+                    print(f"== host us per forward+backward call ({host_total:.1f} in all): " + ", ".join(
+                        f"{part} {us:.1f}" for part, us in parts.items()))
                     sort_by = "self_cuda_time_total" if cuda else "self_cpu_time_total"
                     print(f"== {'x'.join(map(str, shape))} {str(dtype).replace('torch.', '')}: dropblock_det "
                           f"{ours_name} (per channel), {calls} forward+backward calls")

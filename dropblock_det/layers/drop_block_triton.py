@@ -152,8 +152,8 @@ class _LaunchSizes(NamedTuple):
     tile_units: int  # (plane, column) units per program of the seed and dilation kernels
     apply_block: int  # elements per program of the apply kernels (words of `_keep_words_kernel`)
     pack_block_bytes: int  # mask bytes per program of the pack kernel
-    mask_warps: int = 4  # warps per program of the seed and dilation kernels
-    apply_warps: int = 4  # warps per program of the apply kernels
+    mask_warps: int = 4  # warps per program of the seed and dilation kernels (and the sparse one)
+    apply_warps: int = 4  # warps per program of the apply kernels (and `_keep_words_kernel`)
     # 1: seeds and dilation in one kernel (`_mask_kernel`) where the mask's rows are
     # plane-major (NCHW, shared masks); 2: separate seed and dilation kernels everywhere.
     mask_kernels: int = 1
@@ -505,8 +505,9 @@ if triton is not None:
 
     @triton.jit
     def _f64(value: tl.constexpr):
-        # An exact fp64 constant: a Python float in a kernel is an fp32 constant (1/3 would be
-        # rounded to 24 bits).
+        # An exact fp64 constant whatever Triton's version: a bare Python float is typed by
+        # Triton's scalar rules, which have made it an fp32 constant (1/3 rounded to 24 bits)
+        # before widening it next to an fp64 tensor.
         return tl.full((), value, tl.float64)
 
     @triton.jit
@@ -603,8 +604,8 @@ if triton is not None:
         # seeds are iid Bernoulli(gamma) over the anchors (disjoint chunks are independent).
         # Two gaps per Philox call; the counter is (draw, chunk): the mask depends on the key,
         # gamma and the shape only, not on x's memory layout or the launch sizes. The loop
-        # runs until every lane of the program has left its chunk: 1 + the most seeds of one
-        # lane, about 2 + 2 log(BLOCK) / log log(BLOCK) halved at ~1 seed per chunk.
+        # runs until every lane of the program has left its chunk: (1 + the most seeds of any
+        # of its lanes) / 2 steps, 3 or 4 for 128 lanes at ~1.3 seeds per chunk.
         log_q = log_q_bits.to(tl.float64, bitcast=True)
         chunk_id = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
         key = tl.load(rng_seed_ptr)

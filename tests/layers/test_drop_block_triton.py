@@ -1083,8 +1083,13 @@ FULL_COMPILE_ARCH = 90
 # variants, for tensors of 2**31 elements and more, take up to 124 (167 writing bits: 2
 # programs per SM).
 MAX_REGISTERS = 128
+def _ptx_f64(value: float) -> str:
+    """`value` as a PTX fp64 literal."""
+    return "0d" + struct.pack(">d", value).hex().upper()
+
+
 # The reference's eps as a PTX fp64 literal: what an exact fp64 scale adds to the count.
-F64_EPS_PTX = "0d" + struct.pack(">d", NORMALIZER_EPS).hex().upper()
+F64_EPS_PTX = _ptx_f64(NORMALIZER_EPS)
 
 
 def _resource_usage(cubin: bytes) -> Dict[str, int]:
@@ -1157,6 +1162,14 @@ def compile_kernels_without_a_gpu() -> Dict[str, Optional[str]]:
                     ptx = binary.asm["ptx"]
                     assert "div.rn.f32" in ptx and "div.full.f32" not in ptx and "div.approx.f32" not in ptx, (
                         "the fp32 scale is not an IEEE division")
+                # The geometric gaps in fp64: every constant of `_log_unit`'s series exact (an
+                # fp32-rounded constant would not show under the interpreter, which computes in
+                # numpy's fp64 whatever the constant's type; only the PTX shows it) and IEEE
+                # divisions.
+                if name == "_sparse_seed_kernel":
+                    ptx = binary.asm["ptx"]
+                    assert "cvt.f64.f32" not in ptx and "div.rn.f64" in ptx, "fp32 in the fp64 gap computation"
+                    assert all(_ptx_f64(1 / (2 * k + 1)) in ptx for k in range(12)), "a series constant is not exact"
                 if arch == FULL_COMPILE_ARCH:
                     usage = _resource_usage(binary.asm["cubin"])
                     assert usage["LOCAL"] == usage["STACK"] == 0, f"spills to local memory: {usage}"
