@@ -964,6 +964,12 @@ if triton is not None:
         _store_result(grad_x_ptr + offs, grad_x, ok, OUT_BF16, False)
 
 
+def _cdiv(a: int, b: int) -> int:
+    """ceil(a / b) for the grids. Not `triton.cdiv`: that is a jit function, and calling one
+    from Python costs ~6 us (its constexpr unwrapping), four times per forward+backward."""
+    return -(-a // b)
+
+
 def _next_power_of_2(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
 
@@ -1138,7 +1144,7 @@ def _keep_bits(x: Tensor, layout: _Layout, gamma: float, bh: int, bw: int) -> Tu
         total_kept = torch.zeros(1, dtype=torch.int64, device=device)
         lanes, halo = planes * width, bw - 1
         block = _lanes_per_program(lanes, sizes, halo)
-        _mask_kernel[(triton.cdiv(lanes, block - halo),)](
+        _mask_kernel[(_cdiv(lanes, block - halo),)](
             rng_seed, keep, total_kept, lanes, layout.planes_per_sample, height, width, anchor_rows, anchor_cols,
             bh, bw, threshold, stride_n, stride_c, stride_h, stride_w,
             BLOCK=block, KEEP_BITS=sizes.keep_bits, INDEX_64=index_64, num_warps=sizes.mask_warps,
@@ -1149,12 +1155,12 @@ def _keep_bits(x: Tensor, layout: _Layout, gamma: float, bh: int, bw: int) -> Tu
         # One lane per (plane, anchor column) for the seeds, per (plane, column) for the mask.
         seed_lanes, dilate_lanes = planes * anchor_cols, planes * width
         seed_block, dilate_block = _lanes_per_program(seed_lanes, sizes), _lanes_per_program(dilate_lanes, sizes)
-        _seed_kernel[(triton.cdiv(seed_lanes, seed_block),)](
+        _seed_kernel[(_cdiv(seed_lanes, seed_block),)](
             rng_seed, seeds, total_kept, seed_lanes, layout.planes_per_sample, anchor_rows, anchor_cols, threshold,
             stride_n, stride_c, stride_h, stride_w,
             BLOCK=seed_block, COLS_OUTER=layout.cols_outer, INDEX_64=index_64, num_warps=sizes.mask_warps,
         )
-        _dilate_kernel[(triton.cdiv(dilate_lanes, dilate_block),)](
+        _dilate_kernel[(_cdiv(dilate_lanes, dilate_block),)](
             seeds, keep, total_kept, dilate_lanes, layout.planes_per_sample, height, width,
             anchor_rows, anchor_cols, bh, stride_n, stride_c, stride_h, stride_w,
             BLOCK_W_SIZE=bw, BLOCK=dilate_block, KEEP_BITS=sizes.keep_bits, COLS_OUTER=layout.cols_outer,
@@ -1166,7 +1172,7 @@ def _keep_bits(x: Tensor, layout: _Layout, gamma: float, bh: int, bw: int) -> Tu
         # below (torch and Triton run on little-endian machines only).
         return keep.view(torch.uint8), total_kept
     bits = torch.empty(num_bytes, dtype=torch.uint8, device=device)
-    _pack_kernel[(triton.cdiv(num_bytes, sizes.pack_block_bytes),)](
+    _pack_kernel[(_cdiv(num_bytes, sizes.pack_block_bytes),)](
         keep, bits, layout.mask_numel, num_bytes, BLOCK_BYTES=sizes.pack_block_bytes, INDEX_64=index_64
     )
     return bits, total_kept
@@ -1201,18 +1207,18 @@ def _sparse_keep_bits(rng_seed: Tensor, layout: _Layout, gamma: float, bh: int, 
     anchors_per_plane = (height - bh + 1) * (width - bw + 1)
     num_anchors = n * layout.planes_per_sample * anchors_per_plane
     chunk = _seed_chunk(gamma)
-    num_chunks = -(-num_anchors // chunk)
-    num_words = -(-layout.mask_numel // 32)
+    num_chunks = _cdiv(num_anchors, chunk)
+    num_words = _cdiv(layout.mask_numel, 32)
     # One zeroed allocation for the words and the count (int64 aligned: the last element).
     buffer = torch.zeros((num_words + 1) // 2 + 1, dtype=torch.int64, device=device)
     words, total_kept = buffer[:-1].view(torch.int32), buffer[-1:]
     stride_n, stride_c, stride_h, stride_w = layout.mask_strides
-    _sparse_seed_kernel[(triton.cdiv(num_chunks, sizes.seed_block),)](
+    _sparse_seed_kernel[(_cdiv(num_chunks, sizes.seed_block),)](
         rng_seed, words, num_anchors, num_chunks, chunk, _float64_bits(math.log1p(-gamma)), anchors_per_plane,
         width - bw + 1, layout.planes_per_sample, bh, bw, (bw + 62) // 32, stride_n, stride_c, stride_h, stride_w,
         BLOCK=sizes.seed_block, RUNS=stride_w == 1, INDEX_64=index_64, num_warps=sizes.mask_warps,
     )
-    _keep_words_kernel[(triton.cdiv(num_words, sizes.apply_block),)](
+    _keep_words_kernel[(_cdiv(num_words, sizes.apply_block),)](
         words, total_kept, num_words, layout.mask_numel, BLOCK=sizes.apply_block, num_warps=sizes.apply_warps,
     )
     return buffer[:-1].view(torch.uint8), total_kept
@@ -1247,7 +1253,7 @@ def _apply(t: Tensor, layout: _Layout, bits: Tensor, total_kept: Tensor, saturat
         num_pixels = n * height * width
         block_c = min(64, max(4, _next_power_of_2(c)))
         block_p = max(1, apply_block // block_c)
-        grid = (triton.cdiv(num_pixels, block_p), triton.cdiv(c, block_c))
+        grid = (_cdiv(num_pixels, block_p), _cdiv(c, block_c))
         _apply_pixels_kernel[grid](
             t, bits, total_kept, out, num_pixels, c, *_scale_args(layout.mask_numel, t.dtype),
             BLOCK_P=block_p, BLOCK_C=block_c, COMPUTE_F64=compute_f64,
@@ -1262,8 +1268,8 @@ def _apply(t: Tensor, layout: _Layout, bits: Tensor, total_kept: Tensor, saturat
     num_rows, row_len = n * c, height * width
     block_b = min(apply_block, _next_power_of_2(row_len))
     block_r = max(1, min(_next_power_of_2(num_rows), apply_block // block_b))
-    col_blocks = triton.cdiv(row_len, block_b)
-    _apply_rows_kernel[(triton.cdiv(num_rows, block_r) * col_blocks,)](
+    col_blocks = _cdiv(row_len, block_b)
+    _apply_rows_kernel[(_cdiv(num_rows, block_r) * col_blocks,)](
         t, bits, total_kept, out, num_rows, row_len, c, col_blocks, *_scale_args(layout.mask_numel, t.dtype),
         BLOCK_R=block_r, BLOCK_B=block_b, COMPUTE_F64=compute_f64,
         OUT_BF16=t.dtype == torch.bfloat16, SATURATE=saturate, RELU=relu_mode, INDEX_64=index_64, num_warps=warps,
@@ -1287,7 +1293,7 @@ def _launch_flat(kernel: Any, pointers: Tuple[Tensor, ...], like: Tensor, mask_n
     # `r + x * scale` (fp32 / fp64) into one FMA, rounding once where the unfused ops round
     # twice (1 ulp off in ~15% of outputs); the interpreter cannot show it (it ignores the
     # option), the compile checks read the PTX for it.
-    kernel[(triton.cdiv(like.numel(), sizes.apply_block),)](
+    kernel[(_cdiv(like.numel(), sizes.apply_block),)](
         *pointers, like.numel(), *_scale_args(mask_numel, like.dtype),
         BLOCK=sizes.apply_block, COMPUTE_F64=like.dtype == torch.float64, OUT_BF16=like.dtype == torch.bfloat16,
         INDEX_64=like.numel() >= 2**31, num_warps=sizes.apply_warps, enable_fp_fusion=False, **constexprs,
