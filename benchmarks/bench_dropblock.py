@@ -273,7 +273,7 @@ def bench_shape(
                             times[name][2].append(host_ms)
             except Exception as error:  # noqa: BLE001  (e.g. out of memory on a later run)
                 drop(name, error)
-    results: Dict[str, Tuple[float, float, float]] = {}
+    results: Dict[str, Tuple[float, float, float, float]] = {}
     for name, impl in impls.items():
         with setting(name):
             kept = _bytes_kept_per_element(impl, x)
@@ -526,6 +526,8 @@ def profile(device: torch.device, shapes, dtypes, calls: int) -> List[List[str]]
                 for _ in range(3):  # kernels compiled, allocator warm
                     step()
                 _synchronize(device)
+                # Host time with nothing wrapped or recorded (the breakdown's wrappers and the
+                # profiler each add their own).
                 start_s = time.perf_counter()
                 for _ in range(calls):
                     step()

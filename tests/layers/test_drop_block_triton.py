@@ -412,7 +412,7 @@ def check_sparse_draw_does_not_depend_on_launch_sizes_and_leaves_no_bit_past_the
                 dict(seed_block=128, mask_warps=4, apply_block=1024),
                 dict(seed_block=4096, mask_warps=8, apply_block=32768))
     for shared, channels_last in ((False, False), (False, True), (True, False)):
-        # 2 * 4 * 9 * 70 - 5 units (not a multiple of 32); 0.02: chunks of 64, ~80 chunks.
+        # 2 x 4 x 9 x 65 = 4680 units (not a multiple of 32); gamma 0.02: chunks of 64, 55 per-channel.
         x = _positive_input((2, 4, 9, 70), device=device, channels_last=channels_last)[..., :-5]
         x = x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
         layout = triton_path._Layout(x, shared)
