@@ -1310,7 +1310,7 @@ def test_forward_and_backward_never_wait_for_the_gpu(sparse_seeds: int) -> None:
 
     x = torch.randn(2, 8, 20, 24, device="cuda", requires_grad=True)
     residual = torch.randn_like(x, requires_grad=True)
-    on_x, on_residual = DropBlock2d(0.9, 3, impl="triton").train(), DropBlock2d(0.9, 3, impl="triton").train()
+    on_x = DropBlock2d(0.9, 3, impl="triton").train()
     calls = (lambda: on_x(x), lambda: on_x(x, relu=True), lambda: on_x(x, residual=residual),
              lambda: triton_path.drop_block_2d_triton(x, 0.002, 3, 3, True),
              lambda: triton_path.drop_block_2d_triton(x, 0.002, 3, 3, False, residual=residual,
