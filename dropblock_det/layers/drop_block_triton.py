@@ -1216,7 +1216,9 @@ def _sparse_keep_bits(rng_seed: Tensor, layout: _Layout, gamma: float, bh: int, 
     _sparse_seed_kernel[(_cdiv(num_chunks, sizes.seed_block),)](
         rng_seed, words, num_anchors, num_chunks, chunk, _float64_bits(math.log1p(-gamma)), anchors_per_plane,
         width - bw + 1, layout.planes_per_sample, bh, bw, (bw + 62) // 32, stride_n, stride_c, stride_h, stride_w,
-        BLOCK=sizes.seed_block, RUNS=stride_w == 1, INDEX_64=index_64, num_warps=sizes.mask_warps,
+        # 64-bit offsets also within a word of 2**31 units: a word's end (32 * word + 32) must fit.
+        BLOCK=sizes.seed_block, RUNS=stride_w == 1, INDEX_64=index_64 or layout.mask_numel > 2**31 - 64,
+        num_warps=sizes.mask_warps,
     )
     _keep_words_kernel[(_cdiv(num_words, sizes.apply_block),)](
         words, total_kept, num_words, layout.mask_numel, BLOCK=sizes.apply_block, num_warps=sizes.apply_warps,

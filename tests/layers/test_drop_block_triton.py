@@ -1261,6 +1261,17 @@ def test_every_kernel_indexing_x_takes_64_bit_offsets_from_2_31_elements_on(shar
 
 
 @pytest.mark.skipif(triton_path.triton is None, reason="Triton not importable (CPU-only torch build)")
+def test_the_sparse_seed_kernel_takes_64_bit_offsets_within_a_word_of_2_31_units() -> None:
+    # It computes the end of a unit's 32-bit word (32 * word + 32), which passes 2**31 - 1 on
+    # a map whose last word does; every other kernel keeps its 32-bit variant there.
+    shape = (1, 1, 8, (2**31 - 40) // 8)  # 2**31 - 40 units
+    calls = _record_launches_on_meta(shape, False, 1)
+    index_64 = {name: constexprs.get("INDEX_64") for name, constexprs in calls}
+    assert index_64.pop("_sparse_seed_kernel") is True and index_64.pop("_keep_words_kernel") is None
+    assert set(index_64.values()) == {False}, index_64
+
+
+@pytest.mark.skipif(triton_path.triton is None, reason="Triton not importable (CPU-only torch build)")
 def test_kernels_compile_to_cubins_for_every_supported_gpu_without_a_gpu() -> None:
     # The interpreter does not compile anything: this catches what only the compiler rejects
     # (types, layouts, constexpr misuse, instructions a GPU generation lacks). The subprocess
