@@ -48,12 +48,12 @@ Why this design (the target is forward+backward within 2x of a plain `x * mask`)
    1 / gamma, so about one seed per lane; a function of gamma alone) from seed to seed by
    geometric gaps floor(ln u / ln(1 - gamma)), two per Philox call (53-bit u; the log in
    fp64 arithmetic, `_log_unit`): the seeds are iid Bernoulli(gamma), the gap
-   probabilities exact to ~1e-13 of themselves. Each seed ORs its block into zeroed words of dropped bits with atomics (a
-   block row is bw consecutive bits, at most two words for bw <= 33, where the unit column
-   stride is 1; bit by bit on channels_last per-channel masks), and `_keep_words_kernel`
-   turns them into keep bits and counts them (a popcount per word). No keep map, no pack
-   pass: about 1/4 B per unit of traffic (words zeroed, OR-ed, read and rewritten) against
-   the dense kernels' ~2.3 B and per-anchor Philox. The Philox counter is (draw, chunk),
+   probabilities exact to ~1e-13 of themselves. Each seed ORs its block into zeroed words
+   of dropped bits with atomics (a block row is bw consecutive bits, at most two words for
+   bw <= 33, where the unit column stride is 1; bit by bit on channels_last per-channel
+   masks), and `_keep_words_kernel` turns them into keep bits and counts them (a popcount
+   per word). No keep map, no pack pass: about 1/4 B per unit of traffic (words zeroed,
+   OR-ed, read and rewritten) against the dense kernels' ~2.3 B and per-anchor Philox. The Philox counter is (draw, chunk),
    so this draw too does not depend on x's memory layout or the launch sizes (it differs
    from the dense kernels' draw for the same key: both are Bernoulli(gamma) per anchor).
 3. `_pack_kernel` packs the keep map into bits (bit m of the mask = keep of the element
@@ -1132,7 +1132,7 @@ def _keep_bits(x: Tensor, layout: _Layout, gamma: float, bh: int, bw: int) -> Tu
     rng_seed = torch.randint(0, 2**62, (1,), device=device, dtype=torch.int64)
     sizes = _launch_sizes(device)
     if _draws_sparsely(gamma, sizes):
-        return _sparse_keep_bits(rng_seed, layout, gamma, bh, bw, (n, height, width), sizes, index_64)
+        return _sparse_keep_bits(x, layout, gamma, bh, bw, rng_seed, sizes, index_64)
     threshold = min(2**32, int(round(gamma * 2**32)))
     num_bytes = (layout.mask_numel + 7) // 8
     if sizes.keep_bits == 8:
@@ -1198,12 +1198,13 @@ def _float64_bits(value: float) -> int:
     return struct.unpack("<q", struct.pack("<d", value))[0]
 
 
-def _sparse_keep_bits(rng_seed: Tensor, layout: _Layout, gamma: float, bh: int, bw: int,
-                      map_shape: Tuple[int, int, int], sizes: _LaunchSizes, index_64: bool) -> Tuple[Tensor, Tensor]:
-    """`_keep_bits` through sparse seeds: zeroed words, each seed's block OR-ed in as dropped
-    bits, then one pass that turns them into keep bits and counts them."""
-    n, height, width = map_shape
-    device = rng_seed.device
+def _sparse_keep_bits(x: Tensor, layout: _Layout, gamma: float, bh: int, bw: int, rng_seed: Tensor,
+                      sizes: _LaunchSizes, index_64: bool) -> Tuple[Tensor, Tensor]:
+    """`_keep_bits` through sparse seeds (Philox key `rng_seed`): zeroed words, each seed's
+    block OR-ed in as dropped bits, then one pass that turns them into keep bits and counts
+    them."""
+    n, _, height, width = x.shape
+    device = x.device
     anchors_per_plane = (height - bh + 1) * (width - bw + 1)
     num_anchors = n * layout.planes_per_sample * anchors_per_plane
     chunk = _seed_chunk(gamma)
