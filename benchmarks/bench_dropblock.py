@@ -56,10 +56,12 @@ from typing import Any, Callable, ContextManager, Dict, List, Optional, Tuple
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))  # tool_args.py
 
 from dropblock_det.layers import DropBlock2d, drop_block_2d, regularize_add_relu  # noqa: E402
 from dropblock_det.layers.drop_block_triton import (  # noqa: E402  (imports without Triton too)
     describe_launch_sizes, launch_sizes, parse_launch_sizes, triton_available)
+from tool_args import int_at_least  # noqa: E402
 
 KEEP_PROB = 0.9
 BLOCK_SIZE = 7
@@ -576,16 +578,6 @@ def _parse_shape(text: str) -> Tuple[int, int, int, int]:
     return dims  # type: ignore[return-value]
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
-
-
 def _parse_variants(text: str) -> List[Dict[str, int]]:
     """'defaults;tile_units=512,mask_warps=8' -> [{}, {"tile_units": 512, "mask_warps": 8}]."""
     variants: List[Dict[str, int]] = []
@@ -602,14 +594,14 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="one CPU shape, fewer repeats")
     parser.add_argument("--device", choices=["all", "cpu", "cuda"], default="all")
     parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    parser.add_argument("--threads", type=int_at_least(1), default=None, help="torch CPU threads")
     parser.add_argument("--shape", type=_parse_shape, default=None,
                         help="N,C,H,W: time this one shape instead of the defaults")
     parser.add_argument("--tune", action="store_true",
                         help="time the Triton path's launch-size variants instead (CUDA; CPU under TRITON_INTERPRET=1)")
     parser.add_argument("--profile", action="store_true",
                         help="torch.profiler breakdown of our per-channel path against the floor instead")
-    parser.add_argument("--calls", type=_positive_int, default=10, help="with --profile: calls per profile")
+    parser.add_argument("--calls", type=int_at_least(1), default=10, help="with --profile: calls per profile")
     parser.add_argument("--variants", type=_parse_variants, default=None,
                         help="with --tune: these variants instead of TUNE_VARIANTS, e.g. "
                              "'defaults;tile_units=512,mask_warps=8;apply_block=2048'")

@@ -38,6 +38,7 @@ import torch
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tools"))  # tool_args.py
 
 from detectron2.config import get_cfg  # noqa: E402
 from detectron2.modeling import build_model  # noqa: E402
@@ -49,6 +50,7 @@ from dropblock_det import add_dropblock_config  # noqa: E402
 from dropblock_det.layers import iter_regularizers, triton_path_chosen  # noqa: E402
 from dropblock_det.layers.drop_block_triton import (  # noqa: E402
     describe_launch_sizes, launch_sizes, parse_launch_sizes)
+from tool_args import int_at_least  # noqa: E402
 
 DEFAULT_CONFIG = REPO / "configs" / "Base-RetinaNet-Scratch-DropBlock.yaml"
 BATCH_CANDIDATES = (64, 48, 32, 24, 16, 12, 8, 6, 4, 2, 1)
@@ -198,20 +200,8 @@ def time_window(runner: Runner, batches: List[List[Dict]], device: str) -> float
     return (time.perf_counter() - start) * 1e3 / len(batches)
 
 
-def _count(minimum: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
-        return value
-    return parse
-
-
 def _batch(text: str):
-    return text if text == "auto" else _count(1)(text)
+    return text if text == "auto" else int_at_least(1)(text)
 
 
 def _seconds(text: str) -> float:
@@ -246,16 +236,16 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--impl", choices=["auto", "torch"], default="auto", help="MODEL.DROPBLOCK.IMPL")
     parser.add_argument("--batch", type=_batch, default="auto", help="images per step, or 'auto' (largest that fits)")
     parser.add_argument("--depth", type=int, choices=[18, 34, 50, 101, 152], default=None, help="ResNet depth (default 50; 18 with --quick)")
-    parser.add_argument("--height", type=_count(32), default=None, help="default 800 (96 with --quick)")
-    parser.add_argument("--width", type=_count(32), default=None, help="default 1088 (128 with --quick)")
+    parser.add_argument("--height", type=int_at_least(32), default=None, help="default 800 (96 with --quick)")
+    parser.add_argument("--width", type=int_at_least(32), default=None, help="default 1088 (128 with --quick)")
     parser.add_argument("--amp-dtype", choices=["float16", "bfloat16"], default="float16")
     parser.add_argument("--no-amp", action="store_true", help="fp32 training (AMP is CUDA only anyway)")
-    parser.add_argument("--steps", type=_count(1), default=None,
+    parser.add_argument("--steps", type=int_at_least(1), default=None,
                         help="steps per timing window (default: enough for --window-s, 2 to 20; 2 with --quick)")
     parser.add_argument("--window-s", type=_seconds, default=3.0,
                         help="seconds a timing window should last when --steps is not given (default 3)")
-    parser.add_argument("--rounds", type=_count(1), default=None, help="ABBA rounds of windows (default 4; 1 with --quick)")
-    parser.add_argument("--warmup", type=_count(0), default=None, help="untimed steps per model (default 3; 1 with --quick)")
+    parser.add_argument("--rounds", type=int_at_least(1), default=None, help="ABBA rounds of windows (default 4; 1 with --quick)")
+    parser.add_argument("--warmup", type=int_at_least(0), default=None, help="untimed steps per model (default 3; 1 with --quick)")
     parser.add_argument("--launch-sizes", type=_launch_sizes_arg, default="defaults",
                         help="the Triton path's launch sizes, as bench_dropblock.py --tune names them "
                              "(e.g. keep_bits=1,tile_units=256; default: defaults)")

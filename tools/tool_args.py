@@ -1,4 +1,4 @@
-"""The command lines of the tools in this folder: detectron2's convention (flags, then config
+"""The command lines of the tools in this folder and in benchmarks/: detectron2's convention (flags, then config
 opts that take the rest of the line, `argparse.REMAINDER`) with the two ways argparse gets
 it wrong made clear: a list flag (`--keep-probs 0.9 0.8`) directly followed by the opts,
 which argparse reads into the list (`invalid float value: 'SOLVER.MAX_ITER'`), and a flag
@@ -11,9 +11,25 @@ $DETECTRON2_DATASETS from them, which those imports read).
 """
 import argparse
 import sys
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
-__all__ = ["parse_tool_args"]
+__all__ = ["int_at_least", "parse_tool_args"]
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse `type` that reads an integer >= `minimum` (argparse names the flag and
+    the value when it raises)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return value
+
+    return parse
 
 
 def _option_action(parser: argparse.ArgumentParser, token: str) -> Optional[argparse.Action]:

@@ -84,3 +84,19 @@ def test_a_parser_without_opts_is_parsed_as_argparse_does():
     parser.add_argument("rest", nargs="*")
     args = parse_tool_args(parser, ["a", "b", "--n", "2"])
     assert (args.n, args.rest) == (2, ["a", "b"]) and args == parser.parse_args(["a", "b", "--n", "2"])
+
+
+def test_int_at_least_reads_integers_from_the_minimum_up_and_names_the_flag_otherwise(capsys):
+    import argparse
+
+    from tool_args import int_at_least, parse_tool_args
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int_at_least(1))
+    parser.add_argument("--warmup", type=int_at_least(0))
+    args = parse_tool_args(parser, ["--steps", "1", "--warmup", "0"])
+    assert (args.steps, args.warmup) == (1, 0)
+    for argv, bad in ((["--steps", "0"], "'0'"), (["--warmup", "-1"], "'-1'"), (["--steps", "2.5"], "'2.5'"),
+                      (["--steps", "x"], "'x'")):
+        err = _refused(capsys, lambda a: parse_tool_args(parser, a), argv)
+        assert f"argument {argv[0]}: expected an integer >= {1 if argv[0] == '--steps' else 0}, got {bad}" in err
