@@ -24,7 +24,8 @@ floor of the same shape.
 
 `--tune` times the Triton path (per channel, forward+backward) under each launch-size
 variant of `TUNE_VARIANTS` (tile sizes and warps of the mask kernels, whether they write a
-keep map or bits, block size and warps of the apply kernels; the result does not depend on
+keep map or bits, sparse or dense seeds, block size and warps of the apply kernels, the
+Philox key drawn on the device or the host; the masks' distribution does not depend on
 them, only the speed does), next to the
 floor, and marks the fastest per shape. On CPU it runs under Triton's interpreter
 (TRITON_INTERPRET=1), where only the script is checked, not the speed.
@@ -34,7 +35,8 @@ Triton kernels on CUDA, and on CPU under TRITON_INTERPRET=1; else the PyTorch pa
 the floor, per shape and dtype: the table of ops and kernels, the device time of one call
 against the floor's (on CUDA: the kernels' own time, which the host's launch time does not
 hide), the host time of one call without the profiler, and where that host time goes
-(each kernel launch and each of the path's own allocations and RNG calls, timed apart).
+(each kernel launch and each of the path's own allocations and RNG calls, timed apart);
+first, the host time of one Philox key draw each way (`host_key` 0 and 1).
 
 On a machine shared with other jobs, the OpenMP fork/join of every parallel op waits for
 descheduled threads; implementations with more ops (mask building, counting) suffer more
@@ -90,6 +92,7 @@ TUNE_VARIANTS: List[Dict[str, int]] = (
     + [dict(_DENSE, tile_units=u, mask_warps=w) for u in (256, 512, 1024) for w in (2, 4, 8)
        if u <= 256 * w and (u, w) != (512, 4)]
     + [dict(apply_block=b, apply_warps=w) for b in (512, 1024, 2048, 4096) for w in (4, 8) if (b, w) != (1024, 4)]
+    + [dict(host_key=1)]
 )
 
 
@@ -357,17 +360,19 @@ def run(device: torch.device, shapes, dtypes, warmup: int, repeats: int):
     return rows, notes
 
 
-# Launch sizes that only the mask kernels read, and those only the apply kernels read: the
-# two sides are separate launches, so their best settings combine.
+# Launch sizes that only the mask kernels read, those only the apply kernels read, and where
+# the Philox key comes from (a launch before the mask kernels, or none): separate launches,
+# so the sides' best settings combine.
 _MASK_SIDE = {"tile_units", "mask_warps", "mask_kernels", "keep_bits", "sparse_seeds", "seed_block"}
 _APPLY_SIDE = {"apply_block", "apply_warps"}
+_KEY_SIDE = {"host_key"}
 
 
 def suggest_launch_sizes(times: List[Dict[str, float]], variants: List[Dict[str, int]]) -> Tuple[Dict[str, int], str]:
     """The launch sizes to make the defaults, from `--tune`'s timings: `times` holds one
     {variant name: forward+backward time} per (shape, dtype) measured with the defaults
     among the variants. Each variant scores the geometric mean of its time over the
-    defaults' time; the best mask-side and the best apply-side variant (each at most 1,
+    defaults' time; the best mask-side, apply-side and key-side variant (each at most 1,
     the defaults) are merged. Returns (the changes to the defaults, a one-line account)."""
     if not times or any("defaults" not in t for t in times):
         raise ValueError("suggest_launch_sizes needs the defaults timed for every shape and dtype")
@@ -379,7 +384,7 @@ def suggest_launch_sizes(times: List[Dict[str, float]], variants: List[Dict[str,
     by_name = {describe_launch_sizes(v): v for v in variants}
     merged: Dict[str, int] = {}
     parts = []
-    for side, keys in (("mask", _MASK_SIDE), ("apply", _APPLY_SIDE)):
+    for side, keys in (("mask", _MASK_SIDE), ("apply", _APPLY_SIDE), ("key", _KEY_SIDE)):
         names = [n for n in scores if n == "defaults" or set(by_name[n]) <= keys]
         best = min(names, key=lambda n: (scores[n], n != "defaults"))
         merged.update(by_name.get(best, {}))
@@ -498,6 +503,26 @@ def host_breakdown(step: Callable[[], None], calls: int) -> Tuple[Dict[str, floa
     parts = {name: seconds * 1e6 / calls for name, seconds in sorted(spent.items(), key=lambda item: -item[1])}
     parts["rest"] = total * 1e6 / calls - sum(parts.values())
     return parts, total * 1e6 / calls
+
+
+def key_draw_us(device: torch.device, calls: int) -> Dict[str, float]:
+    """Host us per Philox key draw of the Triton path on `device`, for each `host_key` launch
+    size: 0 (torch.randint on the device, one launch) and 1 (derived on the host). The
+    queue is drained first, so nothing waits for the GPU."""
+    from dropblock_det.layers import drop_block_triton as kernels
+
+    result = {}
+    for host_key in (0, 1):
+        with launch_sizes(device.type, host_key=host_key) as sizes:
+            for _ in range(3):
+                kernels._draw_philox_key(device, sizes)
+            _synchronize(device)
+            start_s = time.perf_counter()
+            for _ in range(calls):
+                kernels._draw_philox_key(device, sizes)
+            result[f"host_key={host_key}"] = (time.perf_counter() - start_s) * 1e6 / calls
+            _synchronize(device)
+    return result
 
 
 def profile(device: torch.device, shapes, dtypes, calls: int) -> List[List[str]]:
@@ -685,6 +710,9 @@ def main_profile(args: argparse.Namespace) -> None:
     else:
         shapes = [args.shape] if args.shape else CPU_SHAPES[:1]
         dtypes = [torch.float32]
+    if triton_available(device):
+        print("== host us per Philox key draw: " + ", ".join(
+            f"{name} {us:.1f}" for name, us in key_draw_us(device, max(args.calls, 100)).items()), flush=True)
     rows = profile(device, shapes, dtypes, args.calls)
     print()
     print_table(rows, ["device", "shape", "dtype", "path", "device us / call", "floor device us", "/ floor",

@@ -12,10 +12,11 @@ Why this design (the target is forward+backward within 2x of a plain `x * mask`)
 
 1. Seeds come from Philox (`tl.philox`, keyed by one int64 that `torch.randint` draws on
    x's device, so `torch.manual_seed` / `torch.cuda.manual_seed` make a draw reproducible
-   and no host sync is needed). The dense draw (above `_SPARSE_MAX_GAMMA`, or with launch
-   size `sparse_seeds=0`; sparse seeds below, at the end of 2): one Philox call yields four
-   32-bit words, used for four consecutive anchor rows: about a quarter of a Philox round
-   per anchor. A seed is
+   and no host sync is needed; with launch size `host_key=1` the key is derived on the host
+   from the CUDA generator's seed and offset instead, which saves that launch). The dense
+   draw (above `_SPARSE_MAX_GAMMA`, or with launch size `sparse_seeds=0`; sparse seeds
+   below, at the end of 2): one Philox call yields four 32-bit words, used for four
+   consecutive anchor rows: about a quarter of a Philox round per anchor. A seed is
    `word < round(gamma * 2**32)`: exact to 2**-33. The Philox counter is the logical
    (plane, row group, column) index, so a draw does not depend on x's memory layout (a
    contiguous and a channels_last copy of x get the same mask), on the launch sizes, or
@@ -167,6 +168,10 @@ class _LaunchSizes(NamedTuple):
     # Lanes (chunks of anchors) per program of `_sparse_seed_kernel`: a program loops until
     # its busiest lane is done, so fewer lanes waste fewer steps, more hide more latency.
     seed_block: int = 128
+    # 0: torch.randint draws each mask's Philox key on x's device (a launch; the kernels
+    # read it); 1: the key is derived on the host from the device generator's seed and
+    # offset, which it advances as that randint would (`_draw_philox_key`: no launch).
+    host_key: int = 0
 
 
 # GPU: 1024-element programs give every lane of 4 warps a 16-byte vector in the apply pass;
@@ -280,14 +285,24 @@ if triton is not None:
         return plane, col, n * stride_n + c * stride_c, run_offset, run_end
 
     @triton.jit
+    def _philox_key(rng_seed_ptr, host_key, KEY_ON_HOST: tl.constexpr):
+        """The draw's Philox key (int64): `host_key` when it was drawn on the host, else the
+        int64 that torch.randint wrote at `rng_seed_ptr`."""
+        if KEY_ON_HOST:
+            return host_key.to(tl.int64)
+        else:
+            return tl.load(rng_seed_ptr)
+
+    @triton.jit
     def _row_offset(row, stride_h, INDEX_64: tl.constexpr):
         if INDEX_64:
             row = row.to(tl.int64)
         return row * stride_h
 
-    @triton.jit
+    @triton.jit(do_not_specialize=["host_key"])
     def _seed_kernel(
-        rng_seed_ptr,  # int64[1]: Philox key drawn by torch.randint on x's device
+        rng_seed_ptr,  # int64[1]: the Philox key drawn by torch.randint on x's device
+        host_key,  # or the key itself, drawn on the host (KEY_ON_HOST; `_draw_philox_key`)
         seeds_ptr,  # uint8 map, written at anchor positions only
         total_kept_ptr,  # int64[1]: zeroed here, summed into by the dilation kernel
         num_lanes,  # planes * anchor_cols
@@ -302,6 +317,7 @@ if triton is not None:
         BLOCK: tl.constexpr,
         COLS_OUTER: tl.constexpr,
         INDEX_64: tl.constexpr,
+        KEY_ON_HOST: tl.constexpr,
     ):
         pid = tl.program_id(0)
         # Zeroing the counter here saves a launch; the dilation kernel runs after this one.
@@ -310,7 +326,7 @@ if triton is not None:
         plane, col, base, _, _ = _lane_coords(u, anchor_cols, planes_per_sample, stride_n, stride_c, COLS_OUTER)
         ok = u < num_lanes
         ptrs = seeds_ptr + base + col * stride_w
-        key = tl.load(rng_seed_ptr)
+        key = _philox_key(rng_seed_ptr, host_key, KEY_ON_HOST)
         counter_hi = plane.to(tl.uint32)
         for group in range(0, tl.cdiv(anchor_rows, 4)):
             # One Philox call -> four words -> anchor rows 4*group .. 4*group+3. The counter
@@ -435,9 +451,10 @@ if triton is not None:
         return age, _store_keep_row(keep_ptr, unit + _row_offset(row, stride_h, INDEX_64), lane, run_offset, run_end,
                                     age, block_h, kept, row_ok, BLOCK, KEEP_BITS)
 
-    @triton.jit
+    @triton.jit(do_not_specialize=["host_key"])
     def _mask_kernel(
-        rng_seed_ptr,  # int64[1]: Philox key drawn by torch.randint on x's device
+        rng_seed_ptr,  # int64[1]: the Philox key drawn by torch.randint on x's device
+        host_key,  # or the key itself, drawn on the host (KEY_ON_HOST; `_draw_philox_key`)
         keep_ptr,  # keep out (`_store_keep_row`; the bit mask zeroed by the caller)
         total_kept_ptr,  # int64[1], zeroed by the caller: every program adds the units it kept
         num_lanes,  # planes * width
@@ -456,6 +473,7 @@ if triton is not None:
         BLOCK: tl.constexpr,
         KEEP_BITS: tl.constexpr,
         INDEX_64: tl.constexpr,
+        KEY_ON_HOST: tl.constexpr,
     ):
         # Seeds and dilation in one pass, for masks whose rows are plane-major in memory (NCHW,
         # and shared masks): no seed map is written or read. Each program owns BLOCK lanes of
@@ -474,7 +492,7 @@ if triton is not None:
         seeds_ok = lane_ok & (col < anchor_cols)
         back = tl.maximum(i - block_w, 0)
         back_ok = i >= block_w
-        key = tl.load(rng_seed_ptr)
+        key = _philox_key(rng_seed_ptr, host_key, KEY_ON_HOST)
         counter_hi = plane.to(tl.uint32)
         age = tl.zeros((BLOCK,), tl.int32) + block_h
         kept = tl.zeros((BLOCK,), tl.int32)
@@ -577,9 +595,10 @@ if triton is not None:
                     unit = start + dx * stride_w
                     tl.atomic_or(words_ptr + (unit >> 5), (one << (unit & 31)).to(tl.int32), mask=ok, sem="relaxed")
 
-    @triton.jit(do_not_specialize=["log_q_bits"])
+    @triton.jit(do_not_specialize=["host_key", "log_q_bits"])
     def _sparse_seed_kernel(
-        rng_seed_ptr,  # int64[1]: Philox key drawn by torch.randint on x's device
+        rng_seed_ptr,  # int64[1]: the Philox key drawn by torch.randint on x's device
+        host_key,  # or the key itself, drawn on the host (KEY_ON_HOST; `_draw_philox_key`)
         words_ptr,  # int32 words of dropped bits, zeroed by the caller
         num_anchors,  # planes * anchor_rows * anchor_cols
         num_chunks,
@@ -598,6 +617,7 @@ if triton is not None:
         BLOCK: tl.constexpr,
         RUNS: tl.constexpr,
         INDEX_64: tl.constexpr,
+        KEY_ON_HOST: tl.constexpr,
     ):
         # Lane `chunk_id` walks anchors chunk_id * chunk .. + chunk - 1 of the logical order
         # (plane, anchor row, anchor column) from seed to seed: each gap is geometric, so the
@@ -608,7 +628,7 @@ if triton is not None:
         # of its lanes) / 2 steps, 3 or 4 for 128 lanes at ~1.3 seeds per chunk.
         log_q = log_q_bits.to(tl.float64, bitcast=True)
         chunk_id = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-        key = tl.load(rng_seed_ptr)
+        key = _philox_key(rng_seed_ptr, host_key, KEY_ON_HOST)
         id_lo = chunk_id.to(tl.uint32)
         id_hi = (chunk_id >> 32).to(tl.uint32)
         end = tl.minimum((chunk_id + 1) * chunk, num_anchors)
@@ -981,11 +1001,16 @@ def _launch_sizes(device: torch.device) -> _LaunchSizes:
 def check_launch_sizes(changes: Dict[str, Any]) -> None:
     """ValueError naming the entry unless every key is a `_LaunchSizes` field and every value
     a power of two (Triton block shapes are powers of two); `mask_kernels` is 1 or 2,
-    `keep_bits` 8 or 1, `sparse_seeds` 0, 1 or 2."""
+    `keep_bits` 8 or 1, `sparse_seeds` 0, 1 or 2, `host_key` 0 or 1."""
     unknown = set(changes) - set(_LaunchSizes._fields)
     if unknown:
         raise ValueError(f"unknown launch size(s) {sorted(unknown)}; known: {list(_LaunchSizes._fields)}")
     for name, value in changes.items():
+        if name == "host_key":
+            if isinstance(value, bool) or value not in (0, 1):
+                raise ValueError(f"launch size host_key must be 0 (torch.randint draws the key on the device) or "
+                                 f"1 (derived on the host from the generator's seed and offset), got {value!r}")
+            continue
         if name == "sparse_seeds":
             if isinstance(value, bool) or value not in (0, 1, 2):
                 raise ValueError(f"launch size sparse_seeds must be 0 (dense mask kernels), 1 (sparse up to "
@@ -1027,8 +1052,10 @@ def describe_launch_sizes(changes: Dict[str, int]) -> str:
 def launch_sizes(device_type: str, **changes: int) -> Iterator[_LaunchSizes]:
     """Temporarily change the launch sizes used for `device_type` ("cuda", or "cpu" under
     the interpreter): the fields of `_LaunchSizes` (tile_units, mask_warps, apply_block,
-    apply_warps, pack_block_bytes, mask_kernels, keep_bits).
-    For tuning sweeps (`bench_dropblock.py --tune`); the result does not depend on them.
+    apply_warps, pack_block_bytes, mask_kernels, keep_bits, sparse_seeds, seed_block,
+    host_key). For tuning sweeps (`bench_dropblock.py --tune`); the result does not depend
+    on the block and warp sizes (which mask kernels draw, and where the key comes from,
+    change the draw, not its distribution).
     Not thread-safe: it swaps a module-level setting."""
     global _GPU_SIZES, _INTERPRETER_SIZES
     saved = _GPU_SIZES, _INTERPRETER_SIZES
@@ -1119,6 +1146,64 @@ def _check_args(x: Any, gamma: Any, block_size_h: Any, block_size_w: Any, shared
     return gamma
 
 
+_MASK_64 = 2**64 - 1
+
+
+def _mix64(value: int) -> int:
+    """SplitMix64's finaliser: a bijection of 64-bit ints whose every output bit depends on
+    every input bit (neighbouring offsets give unrelated keys)."""
+    value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & _MASK_64
+    value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & _MASK_64
+    return value ^ (value >> 31)
+
+
+def host_philox_key(seed: int, offset: int) -> int:
+    """The Philox key that launch size `host_key=1` derives from a CUDA generator's seed and
+    Philox offset: 2**62 + the top 62 bits of SplitMix64's finaliser of seed * 2**64 / phi
+    + offset (mod 2**64). Bit 62 set keeps the value an int64 above 2**31, so Triton types
+    the argument int64 on every call (one compiled kernel, not an int32 one for small keys)."""
+    return 2**62 | (_mix64((seed * 0x9E3779B97F4A7C15 + offset) & _MASK_64) >> 2)
+
+
+class _PhiloxKey(NamedTuple):
+    """One mask's Philox key: in a device tensor (`tensor`, drawn by torch.randint) or an
+    int drawn on the host (`value`, `on_host`)."""
+
+    tensor: Optional[Tensor]
+    value: int
+
+    @property
+    def on_host(self) -> bool:
+        return self.tensor is None
+
+    def arguments(self, placeholder: Tensor) -> Tuple[Tensor, int]:
+        """The kernels' (rng_seed_ptr, host_key) arguments; `placeholder` (an int64 tensor
+        the kernel gets anyway) stands in for the pointer, which a host key leaves unread."""
+        return (placeholder, self.value) if self.tensor is None else (self.tensor, 0)
+
+
+def _draw_philox_key(device: torch.device, sizes: _LaunchSizes) -> _PhiloxKey:
+    """A fresh Philox key for one mask from torch's generator for `device`, reproducible
+    under torch.manual_seed, with no host sync. By default (`host_key=0`) 62 random bits
+    drawn by torch.randint on the device. With `host_key=1` on CUDA, no launch:
+    `host_philox_key` of the device generator's seed and Philox offset, the offset then
+    advanced by 4, as that randint advances it (later random ops draw the same either way);
+    while a CUDA graph is being captured, and on a torch whose generator has no offset,
+    torch.randint, which captures. On CPU (the interpreter) the CPU generator has no offset:
+    2**62 + 62 bits that torch.randint draws on the host."""
+    if sizes.host_key:
+        if device.type != "cuda":
+            return _PhiloxKey(None, 2**62 | int(torch.randint(0, 2**62, (1,), dtype=torch.int64)))
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        generator = torch.cuda.default_generators[index]
+        if hasattr(generator, "get_offset") and not torch.cuda.is_current_stream_capturing():
+            offset = generator.get_offset()
+            generator.set_offset(offset + 4)
+            return _PhiloxKey(None, host_philox_key(generator.initial_seed(), offset))
+    # 62 random bits from torch's generator on x's device: reproducible, no host sync.
+    return _PhiloxKey(torch.randint(0, 2**62, (1,), device=device, dtype=torch.int64), 0)
+
+
 def _keep_bits(x: Tensor, layout: _Layout, gamma: float, bh: int, bw: int) -> Tuple[Tensor, Tensor]:
     """Draw one DropBlock mask for x: (bit-packed keep mask (uint8, bit m = keep of the mask
     unit at offset m; with keep_bits=1 padded with zeros to whole int32 words), total kept
@@ -1128,11 +1213,10 @@ def _keep_bits(x: Tensor, layout: _Layout, gamma: float, bh: int, bw: int) -> Tu
     anchor_rows, anchor_cols = height - bh + 1, width - bw + 1
     index_64 = layout.mask_numel >= 2**31 or x.numel() >= 2**31
     device = x.device
-    # 62 random bits from torch's generator on x's device: reproducible, no host sync.
-    rng_seed = torch.randint(0, 2**62, (1,), device=device, dtype=torch.int64)
     sizes = _launch_sizes(device)
+    key = _draw_philox_key(device, sizes)
     if _draws_sparsely(gamma, sizes):
-        return _sparse_keep_bits(x, layout, gamma, bh, bw, rng_seed, sizes, index_64)
+        return _sparse_keep_bits(x, layout, gamma, bh, bw, key, sizes, index_64)
     threshold = min(2**32, int(round(gamma * 2**32)))
     num_bytes = (layout.mask_numel + 7) // 8
     if sizes.keep_bits == 8:
@@ -1145,9 +1229,10 @@ def _keep_bits(x: Tensor, layout: _Layout, gamma: float, bh: int, bw: int) -> Tu
         lanes, halo = planes * width, bw - 1
         block = _lanes_per_program(lanes, sizes, halo)
         _mask_kernel[(_cdiv(lanes, block - halo),)](
-            rng_seed, keep, total_kept, lanes, layout.planes_per_sample, height, width, anchor_rows, anchor_cols,
+            *key.arguments(total_kept), keep, total_kept, lanes, layout.planes_per_sample, height, width, anchor_rows, anchor_cols,
             bh, bw, threshold, stride_n, stride_c, stride_h, stride_w,
-            BLOCK=block, KEEP_BITS=sizes.keep_bits, INDEX_64=index_64, num_warps=sizes.mask_warps,
+            BLOCK=block, KEEP_BITS=sizes.keep_bits, INDEX_64=index_64, KEY_ON_HOST=key.on_host,
+            num_warps=sizes.mask_warps,
         )
     else:
         total_kept = torch.empty(1, dtype=torch.int64, device=device)  # zeroed by _seed_kernel
@@ -1156,9 +1241,10 @@ def _keep_bits(x: Tensor, layout: _Layout, gamma: float, bh: int, bw: int) -> Tu
         seed_lanes, dilate_lanes = planes * anchor_cols, planes * width
         seed_block, dilate_block = _lanes_per_program(seed_lanes, sizes), _lanes_per_program(dilate_lanes, sizes)
         _seed_kernel[(_cdiv(seed_lanes, seed_block),)](
-            rng_seed, seeds, total_kept, seed_lanes, layout.planes_per_sample, anchor_rows, anchor_cols, threshold,
+            *key.arguments(total_kept), seeds, total_kept, seed_lanes, layout.planes_per_sample, anchor_rows, anchor_cols, threshold,
             stride_n, stride_c, stride_h, stride_w,
-            BLOCK=seed_block, COLS_OUTER=layout.cols_outer, INDEX_64=index_64, num_warps=sizes.mask_warps,
+            BLOCK=seed_block, COLS_OUTER=layout.cols_outer, INDEX_64=index_64, KEY_ON_HOST=key.on_host,
+            num_warps=sizes.mask_warps,
         )
         _dilate_kernel[(_cdiv(dilate_lanes, dilate_block),)](
             seeds, keep, total_kept, dilate_lanes, layout.planes_per_sample, height, width,
@@ -1198,9 +1284,9 @@ def _float64_bits(value: float) -> int:
     return struct.unpack("<q", struct.pack("<d", value))[0]
 
 
-def _sparse_keep_bits(x: Tensor, layout: _Layout, gamma: float, bh: int, bw: int, rng_seed: Tensor,
+def _sparse_keep_bits(x: Tensor, layout: _Layout, gamma: float, bh: int, bw: int, key: "_PhiloxKey",
                       sizes: _LaunchSizes, index_64: bool) -> Tuple[Tensor, Tensor]:
-    """`_keep_bits` through sparse seeds (Philox key `rng_seed`): zeroed words, each seed's
+    """`_keep_bits` through sparse seeds (Philox key `key`): zeroed words, each seed's
     block OR-ed in as dropped bits, then one pass that turns them into keep bits and counts
     them."""
     n, _, height, width = x.shape
@@ -1215,11 +1301,11 @@ def _sparse_keep_bits(x: Tensor, layout: _Layout, gamma: float, bh: int, bw: int
     words, total_kept = buffer[:-1].view(torch.int32), buffer[-1:]
     stride_n, stride_c, stride_h, stride_w = layout.mask_strides
     _sparse_seed_kernel[(_cdiv(num_chunks, sizes.seed_block),)](
-        rng_seed, words, num_anchors, num_chunks, chunk, _float64_bits(math.log1p(-gamma)), anchors_per_plane,
+        *key.arguments(total_kept), words, num_anchors, num_chunks, chunk, _float64_bits(math.log1p(-gamma)), anchors_per_plane,
         width - bw + 1, layout.planes_per_sample, bh, bw, (bw + 62) // 32, stride_n, stride_c, stride_h, stride_w,
         # 64-bit offsets also within a word of 2**31 units: a word's end (32 * word + 32) must fit.
         BLOCK=sizes.seed_block, RUNS=stride_w == 1, INDEX_64=index_64 or layout.mask_numel > 2**31 - 64,
-        num_warps=sizes.mask_warps,
+        KEY_ON_HOST=key.on_host, num_warps=sizes.mask_warps,
     )
     _keep_words_kernel[(_cdiv(num_words, sizes.apply_block),)](
         words, total_kept, num_words, layout.mask_numel, BLOCK=sizes.apply_block, num_warps=sizes.apply_warps,

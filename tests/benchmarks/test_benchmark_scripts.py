@@ -244,6 +244,10 @@ def test_profile_breaks_the_triton_paths_host_time_down_by_launch_under_the_inte
     assert sum(parts.values()) == pytest.approx(total, rel=1e-3, abs=0.2), line
     (row,) = [line for line in out.splitlines() if line.startswith("| cpu")]
     assert [c.strip() for c in row.strip("|").split("|")][3] == "triton", row
+    # Each way of drawing the Philox key, timed on its own.
+    (line,) = [line for line in out.splitlines() if line.startswith("== host us per Philox key draw")]
+    draws = dict(re.findall(r"(host_key=[01]) ([\d.]+)", line))
+    assert set(draws) == {"host_key=0", "host_key=1"} and all(float(us) > 0 for us in draws.values()), line
 
 
 def test_profile_and_tune_are_separate_runs(capsys):

@@ -279,6 +279,20 @@ def _philox_words(key: int, c0: int, c1: int, c2: int = 0, c3: int = 0) -> Tuple
     return c0, c1, c2, c3
 
 
+def _next_key(device: str, host_key: int) -> int:
+    """The Philox key of the next mask draw on `device` with launch size `host_key` (it may
+    consume random numbers: callers seed again before the draw). 0: the int64 torch.randint
+    draws on the device; 1 on CPU: 2**62 + that draw on the CPU generator; 1 on CUDA:
+    `host_philox_key` of the generator's seed and offset, checked against an independent
+    SplitMix64 in `test_host_philox_key_is_splitmix64_of_seed_and_offset_with_bit_62_set`."""
+    if not host_key:
+        return int(torch.randint(0, 2**62, (1,), device=device, dtype=torch.int64))
+    if torch.device(device).type == "cpu":
+        return 2**62 | int(torch.randint(0, 2**62, (1,), dtype=torch.int64))
+    generator = torch.cuda.default_generators[torch.device(device).index or torch.cuda.current_device()]
+    return triton_path.host_philox_key(generator.initial_seed(), generator.get_offset())
+
+
 def check_a_seed_is_drawn_iff_its_philox_word_is_below_round_gamma_2_32(device: str) -> None:
     """The documented draw, from an independent Philox: anchor (plane, i, j)'s word is word
     i % 4 of Philox(key, (i // 4) * (W - bw + 1) + j, plane), the key being the int64 that
@@ -287,15 +301,18 @@ def check_a_seed_is_drawn_iff_its_philox_word_is_below_round_gamma_2_32(device: 
     must not seed (strictly below); with gamma * 2**32 = w + 0.75 it must (rounded, not
     truncated). The mask must be the blocks of the predicted seeds, from each seed
     comparison: `_mask_kernel`'s (NCHW, shared) and `_seed_kernel`'s (NCHW with
-    mask_kernels=2, per-channel channels_last)."""
+    mask_kernels=2, per-channel channels_last), with the key from the device and from the
+    host (`_next_key`)."""
     device_type = torch.device(device).type
     n, c, height, width = 2, 2, 7, 9
-    for (bh, bw), shared, channels_last, mask_kernels in (((1, 1), False, False, 1), ((3, 2), True, True, 1),
-                                                          ((3, 2), False, False, 2), ((2, 3), False, True, 1)):
+    for (bh, bw), shared, channels_last, mask_kernels, host_key in (
+        ((1, 1), False, False, 1, 0), ((3, 2), True, True, 1, 0), ((3, 2), False, False, 2, 0),
+        ((2, 3), False, True, 1, 0), ((3, 2), False, False, 1, 1), ((2, 3), False, True, 1, 1),
+    ):
         planes = n * (1 if shared else c)
         anchor_rows, anchor_cols = height - bh + 1, width - bw + 1
         torch.manual_seed(17)
-        key = int(torch.randint(0, 2**62, (1,), device=device, dtype=torch.int64))
+        key = _next_key(device, host_key)
         words = torch.tensor([[[_philox_words(key, (i // 4) * anchor_cols + j, plane)[i % 4]
                                 for j in range(anchor_cols)] for i in range(anchor_rows)] for plane in range(planes)],
                              dtype=torch.int64, device=device)
@@ -306,11 +323,11 @@ def check_a_seed_is_drawn_iff_its_philox_word_is_below_round_gamma_2_32(device: 
             dropped = torch.zeros((n, seeds.shape[1], height, width), dtype=torch.bool, device=device)
             for dy, dx in itertools.product(range(bh), range(bw)):
                 dropped[..., dy : dy + anchor_rows, dx : dx + anchor_cols] |= seeds
-            with triton_path.launch_sizes(device_type, mask_kernels=mask_kernels):
+            with triton_path.launch_sizes(device_type, mask_kernels=mask_kernels, host_key=host_key):
                 torch.manual_seed(17)
                 out = triton_path.drop_block_2d_triton(x, gamma, bh, bw, shared)
             where = (f"block {bh}x{bw}, shared_mask={shared}, channels_last={channels_last}, "
-                     f"mask_kernels={mask_kernels}, gamma * 2**32 = {gamma * 2**32}")
+                     f"mask_kernels={mask_kernels}, host_key={host_key}, gamma * 2**32 = {gamma * 2**32}")
             assert torch.equal(_dropped(out), dropped.expand_as(out)), f"{where}: not the predicted seeds' blocks"
 
 
@@ -342,18 +359,21 @@ def check_a_sparse_draw_is_the_documented_geometric_gaps(device: str) -> None:
     """`_sparse_seed_kernel` against `_predicted_sparse_seeds`: the mask is exactly the
     predicted seeds' blocks, for blocks of one unit, of rows within a word, and of rows of
     37 units (2 or 3 words: the word-by-word OR), per channel in both layouts (bits OR-ed
-    word by word, and one by one C apart) and shared, at gammas of chunks 32 and 256."""
+    word by word, and one by one C apart) and shared, at gammas of chunks 32 and 256; the
+    key from the device, and (blocks 3x2) from the host."""
     device_type = torch.device(device).type
     n, c, height, width = 2, 3, 9, 70
-    for (bh, bw), shared, channels_last, gamma in itertools.product(
-        ((1, 1), (3, 2), (2, 37)), (False, True), (False, True), (0.03, 0.004)
+    for (bh, bw), shared, channels_last, gamma, host_key in itertools.product(
+        ((1, 1), (3, 2), (2, 37)), (False, True), (False, True), (0.03, 0.004), (0, 1)
     ):
         if shared and channels_last:
             continue  # a shared mask is (N, H, W) in either layout
+        if host_key and ((bh, bw) != (3, 2) or gamma != 0.004):
+            continue  # the key's source is independent of the walk: a few cases suffice
         planes = n * (1 if shared else c)
         anchor_rows, anchor_cols = height - bh + 1, width - bw + 1
         torch.manual_seed(23)
-        key = int(torch.randint(0, 2**62, (1,), device=device, dtype=torch.int64))
+        key = _next_key(device, host_key)
         seeds = torch.zeros(planes * anchor_rows * anchor_cols, dtype=torch.bool, device=device)
         seeds[_predicted_sparse_seeds(key, gamma, seeds.numel())] = True
         seeds = seeds.view(n, -1, anchor_rows, anchor_cols)
@@ -361,10 +381,11 @@ def check_a_sparse_draw_is_the_documented_geometric_gaps(device: str) -> None:
         for dy, dx in itertools.product(range(bh), range(bw)):
             dropped[..., dy : dy + anchor_rows, dx : dx + anchor_cols] |= seeds
         x = _positive_input((n, c, height, width), device=device, channels_last=channels_last)
-        with triton_path.launch_sizes(device_type, sparse_seeds=2):
+        with triton_path.launch_sizes(device_type, sparse_seeds=2, host_key=host_key):
             torch.manual_seed(23)
             out = triton_path.drop_block_2d_triton(x, gamma, bh, bw, shared)
-        where = f"block {bh}x{bw}, shared_mask={shared}, channels_last={channels_last}, gamma {gamma}"
+        where = (f"block {bh}x{bw}, shared_mask={shared}, channels_last={channels_last}, gamma {gamma}, "
+                 f"host_key={host_key}")
         assert seeds.any(), f"{where}: the prediction has no seed (pick another torch seed)"
         assert torch.equal(_dropped(out), dropped.expand_as(out)), f"{where}: not the predicted seeds' blocks"
 
@@ -429,6 +450,34 @@ def check_sparse_draw_does_not_depend_on_launch_sizes_and_leaves_no_bit_past_the
         keep = ((bits.long()[:, None] >> torch.arange(8, device=device)) & 1).view(-1)
         assert int(keep[layout.mask_numel:].sum()) == 0, f"{where}: bits set past the map's last unit"
         assert int(count) == int(keep.sum()) and 0 < int(count) < layout.mask_numel, f"{where}: count {int(count)}"
+
+
+def check_host_key_draws_pass_the_block_statistics_and_layout_checks(device: str) -> None:
+    """The checks above that draw masks, with every key drawn on the host (`host_key=1`),
+    dense and sparse."""
+    for sparse_seeds in (0, 2):
+        with triton_path.launch_sizes(torch.device(device).type, host_key=1, sparse_seeds=sparse_seeds):
+            for check in (check_every_dropped_unit_is_in_a_whole_block_at_a_valid_anchor,
+                          check_dropped_fraction_matches_the_reference_expectation,
+                          check_same_seed_gives_the_same_mask_in_either_layout):
+                check(device)
+
+
+def check_a_host_key_leaves_the_generator_where_the_device_key_does(device: str) -> None:
+    """Whichever way the key is drawn, the random numbers drawn after the op are the same
+    (on CUDA the host key advances the Philox offset by randint's 4), and each call draws a
+    new key (two calls, two masks)."""
+    device_type = torch.device(device).type
+    x = _positive_input((2, 4, 12, 16), device=device)
+    after = []
+    for host_key in (0, 1):
+        with triton_path.launch_sizes(device_type, host_key=host_key):
+            torch.manual_seed(41)
+            first = triton_path.drop_block_2d_triton(x, 0.05, 3, 3, False)
+            second = triton_path.drop_block_2d_triton(x, 0.05, 3, 3, False)
+            after.append(torch.rand(8, device=device))
+        assert not torch.equal(_dropped(first), _dropped(second)), f"host_key={host_key}: two calls, one mask"
+    assert torch.equal(*after), "the host key left torch's generator elsewhere than the device key"
 
 
 # Launch sizes the mask must not depend on: the interpreter's big tiles, the GPU's, and the
@@ -994,7 +1043,8 @@ def _record_gpu_launches() -> List[Tuple[str, Tuple[int, ...], tuple, Dict[str, 
     layouts, per-channel and shared masks, blocks 7 and 3, plain, with the ReLU fused in,
     with the residual sum fused in, and with the residual's own DropBlock too)
     on `meta` tensors, with the GPU launch sizes (with the fused mask kernel and with
-    separate seed and dilation kernels, each writing a keep map and writing bits) and each
+    separate seed and dilation kernels, each writing a keep map and writing bits; with
+    sparse seeds; with the key drawn on the device and on the host) and each
     kernel replaced by a recorder: (kernel,
     grid, args, constexprs) of every launch, exactly as the code would make them on CUDA.
     Nothing is computed."""
@@ -1014,15 +1064,16 @@ def _record_gpu_launches() -> List[Tuple[str, Tuple[int, ...], tuple, Dict[str, 
     try:
         for name, value in patches.items():
             setattr(triton_path, name, value)
-        for (mask_kernels, keep_bits, sparse_seeds), shape, dtype, channels_last, (shared, block), relu in itertools.product(
-            ((1, 8, 0), (2, 8, 0), (1, 1, 0), (2, 1, 0), (1, 8, 1)), COMPILE_SHAPES, DTYPES, (False, True),
-            ((False, 7), (True, 7), (False, 3)), (False, True)
+        for (mask_kernels, keep_bits, sparse_seeds, host_key), shape, dtype, channels_last, (shared, block), relu in (
+            itertools.product(((1, 8, 0, 0), (2, 8, 0, 0), (1, 1, 0, 0), (2, 1, 0, 0), (1, 8, 1, 0), (1, 8, 0, 1),
+                               (2, 8, 0, 1), (1, 8, 1, 1)), COMPILE_SHAPES, DTYPES, (False, True),
+                              ((False, 7), (True, 7), (False, 3)), (False, True))
         ):
             x = torch.empty(shape, dtype=dtype, device="meta", requires_grad=True)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with triton_path.launch_sizes("cuda", mask_kernels=mask_kernels, keep_bits=keep_bits,
-                                          sparse_seeds=sparse_seeds):
+                                          sparse_seeds=sparse_seeds, host_key=host_key):
                 out = triton_path.drop_block_2d_triton(x, 0.002, block, block, shared, relu=relu)
                 out.backward(torch.empty_like(out))
                 if relu:  # the residual variants (per-channel masks only: shared ones compose)
@@ -1312,8 +1363,8 @@ def test_compiled_kernels_on_cuda(check: str) -> None:
 
 
 @pytest.mark.cuda
-@pytest.mark.parametrize("sparse_seeds", [0, 1])
-def test_forward_and_backward_never_wait_for_the_gpu(sparse_seeds: int) -> None:
+@pytest.mark.parametrize("sparse_seeds, host_key", [(0, 0), (1, 0), (0, 1), (1, 1)])
+def test_forward_and_backward_never_wait_for_the_gpu(sparse_seeds: int, host_key: int) -> None:
     # A host sync in the op (a .item(), a device-to-host copy) would stall the launch queue on
     # every call: the op must only queue work. torch's sync debug mode raises on any
     # synchronising ATen call; the Triton launches and the host's gamma are no such call.
@@ -1326,7 +1377,7 @@ def test_forward_and_backward_never_wait_for_the_gpu(sparse_seeds: int) -> None:
              lambda: triton_path.drop_block_2d_triton(x, 0.002, 3, 3, True),
              lambda: triton_path.drop_block_2d_triton(x, 0.002, 3, 3, False, residual=residual,
                                                       residual_drop_block=(0.002, 3, 3)))
-    with triton_path.launch_sizes("cuda", sparse_seeds=sparse_seeds):
+    with triton_path.launch_sizes("cuda", sparse_seeds=sparse_seeds, host_key=host_key):
         for call in calls:
             call().sum().backward()  # compiled and warm outside the check
             torch.cuda.synchronize()
@@ -1411,7 +1462,8 @@ def test_bad_residual_arguments_raise_value_error_naming_them(monkeypatch, kwarg
      ("cuda", {"mask_warps": 0}, "mask_warps"), ("cuda", {"tile_units": True}, "tile_units"),
      ("cuda", {"mask_kernels": 4}, "mask_kernels"), ("cuda", {"keep_bits": 2}, "keep_bits"),
      ("cuda", {"sparse_seeds": 4}, "sparse_seeds"), ("cuda", {"sparse_seeds": True}, "sparse_seeds"),
-     ("cuda", {"seed_block": 100}, "seed_block"),
+     ("cuda", {"seed_block": 100}, "seed_block"), ("cuda", {"host_key": 2}, "host_key"),
+     ("cuda", {"host_key": True}, "host_key"),
      ("xpu", {"apply_block": 512}, "device_type")],
 )
 def test_launch_sizes_refuses_bad_changes_by_name(device_type: str, changes, named: str) -> None:
@@ -1454,6 +1506,36 @@ def test_launch_sizes_applies_to_one_device_type_and_is_restored_after_an_error(
             assert triton_path._launch_sizes(torch.device("cpu")) == before[1]
             raise RuntimeError("inside")
     assert (triton_path._GPU_SIZES, triton_path._INTERPRETER_SIZES) == before
+
+
+def test_host_philox_key_is_splitmix64_of_seed_and_offset_with_bit_62_set() -> None:
+    # SplitMix64 (Steele, Lea, Flood, OOPSLA'14) from seed 0 outputs 0xE220A8397B1DCDAF first:
+    # the finaliser of 0x9E3779B97F4A7C15, which is host_philox_key's input for seed 1, offset 0.
+    assert triton_path.host_philox_key(1, 0) == 2**62 | (0xE220A8397B1DCDAF >> 2)
+    keys = [triton_path.host_philox_key(seed, offset) for seed in (0, 1, 2**63 + 5) for offset in range(0, 4000, 4)]
+    assert len(set(keys)) == len(keys)
+    assert all(2**62 <= key < 2**63 for key in keys)  # always an int64 above 2**31: one kernel type
+
+
+@pytest.mark.cuda
+def test_a_host_key_under_cuda_graph_capture_falls_back_to_the_device_draw_and_each_replay_draws_anew() -> None:
+    # Captured, a host key would be a constant: every replay would drop the same blocks.
+    x = _positive_input((2, 4, 16, 16), device="cuda")
+    with triton_path.launch_sizes("cuda", host_key=1) as sizes:
+        triton_path.drop_block_2d_triton(x, 0.05, 3, 3, False)  # compiled before the capture
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.stream(stream), torch.cuda.graph(graph, stream=stream):
+            key = triton_path._draw_philox_key(x.device, sizes)
+            out = triton_path.drop_block_2d_triton(x, 0.05, 3, 3, False)
+    assert not key.on_host
+    masks = []
+    for _ in range(2):
+        graph.replay()
+        torch.cuda.synchronize()
+        masks.append(_dropped(out).clone())
+    assert masks[0].any() and not torch.equal(*masks)
 
 
 def test_sparse_seeds_are_drawn_below_the_max_gamma_unless_turned_off_and_chunks_follow_gamma() -> None:
