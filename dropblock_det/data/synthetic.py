@@ -41,7 +41,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import PIL
-from PIL import Image, ImageDraw
+from PIL import Image
 
 SYNTHETIC_DET_CLASSES: Tuple[str, ...] = ("circle", "square", "triangle")
 SYNTHETIC_SEM_SEG_CLASSES: Tuple[str, ...] = ("background", "circle", "square", "triangle")
@@ -51,7 +51,9 @@ DET_DIRNAME = "synthetic_det"
 SEM_SEG_DIRNAME = "synthetic_sem_seg"
 MANIFEST_NAME = "manifest.json"
 # Bump when the drawing code changes, so old folders are regenerated instead of reused.
-GENERATOR_VERSION = 1
+# 2: shapes and clutter rasterised in numpy (1: by Pillow's ImageDraw, whose polygons moved
+# by a pixel between Pillow 9.5 and 10, so the two supported environments wrote other sets).
+GENERATOR_VERSION = 2
 
 DEFAULT_DET_PARAMS: Dict[str, Any] = {
     "num_train": 1500,
@@ -81,32 +83,66 @@ def default_datasets_root() -> Path:
 
 
 # ----------------------------------------------------------------------------- drawing
+# Rasterised in numpy, not with Pillow's ImageDraw: its polygon fill moved by a pixel between
+# Pillow 9.5 and 10 (a triangle of 380 pixels became 379, and each image's later random
+# draws followed), so `make main`'s environment and detectron2 main's wrote different sets.
+# numpy's arithmetic is IEEE and its Generator streams and Pillow's JPEG and PNG encoders
+# gave byte-identical sets under numpy 1.23 / Pillow 9.5 and numpy 2.4 / Pillow 13. Pixel
+# (row, col) is the unit square whose centre is (col + 0.5, row + 0.5): a shape covers the
+# pixels whose centre it contains.
+def _pixel_centres(hw: int) -> Tuple[np.ndarray, np.ndarray]:
+    """(x, y) of every pixel centre of an (hw, hw) image, as (1, hw) and (hw, 1) arrays."""
+    centres = np.arange(hw, dtype=np.float64) + 0.5
+    return centres[None, :], centres[:, None]
+
+
+def _disc(cx: float, cy: float, r: float, hw: int) -> np.ndarray:
+    """Boolean (hw, hw) mask of the pixels whose centre is within ``r`` of (cx, cy)."""
+    x, y = _pixel_centres(hw)
+    return (x - cx) ** 2 + (y - cy) ** 2 <= r * r
+
+
+def _convex_polygon(points: List[Tuple[float, float]], hw: int) -> np.ndarray:
+    """Boolean (hw, hw) mask of the pixels whose centre is inside the convex polygon with
+    vertices ``points`` (either orientation; edges included)."""
+    x, y = _pixel_centres(hw)
+    sides = []
+    for (x0, y0), (x1, y1) in zip(points, points[1:] + points[:1]):
+        sides.append((x1 - x0) * (y - y0) - (y1 - y0) * (x - x0))  # > 0 left of the edge
+    return np.all([side >= 0 for side in sides], axis=0) | np.all([side <= 0 for side in sides], axis=0)
+
+
+def _thick_segment(x0: float, y0: float, x1: float, y1: float, width: int, hw: int) -> np.ndarray:
+    """Boolean (hw, hw) mask of the pixels whose centre is within width / 2 of the segment
+    (x0, y0)-(x1, y1): a line ``width`` pixels wide with round caps."""
+    x, y = _pixel_centres(hw)
+    dx, dy = x1 - x0, y1 - y0
+    length2 = dx * dx + dy * dy
+    # The segment's nearest point to each centre: its projection, clamped to the ends.
+    t = np.clip(((x - x0) * dx + (y - y0) * dy) / length2, 0.0, 1.0) if length2 > 0 else np.zeros((hw, hw))
+    return (x - (x0 + t * dx)) ** 2 + (y - (y0 + t * dy)) ** 2 <= (width / 2.0) ** 2
+
+
 def _shape_mask(kind: str, cx: float, cy: float, size: float, angle: float, hw: int) -> np.ndarray:
     """Boolean (hw, hw) mask of one filled shape of side/diameter ``size`` centred at (cx, cy)."""
-    canvas = Image.new("L", (hw, hw), 0)
-    draw = ImageDraw.Draw(canvas)
     r = size / 2.0
     if kind == "circle":
-        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=1)
-    elif kind == "square":
+        return _disc(cx, cy, r, hw)
+    if kind == "square":
         # Vertices at 45 deg + angle: a square tilted by 25..65 degrees (never axis aligned,
         # so it never fills its box), of side 0.85 * size (about a circle's area).
-        pts = [
+        return _convex_polygon([
             (cx + r * math.cos(angle + k * math.pi / 2) * math.sqrt(2) * 0.85,
              cy + r * math.sin(angle + k * math.pi / 2) * math.sqrt(2) * 0.85)
             for k in range(4)
-        ]
-        draw.polygon(pts, fill=1)
-    elif kind == "triangle":
-        pts = [
+        ], hw)
+    if kind == "triangle":
+        return _convex_polygon([
             (cx + r * math.cos(angle + k * 2 * math.pi / 3 - math.pi / 2),
              cy + r * math.sin(angle + k * 2 * math.pi / 3 - math.pi / 2))
             for k in range(3)
-        ]
-        draw.polygon(pts, fill=1)
-    else:  # pragma: no cover - internal
-        raise ValueError(f"unknown shape kind {kind!r}")
-    return np.asarray(canvas, dtype=bool)
+        ], hw)
+    raise ValueError(f"unknown shape kind {kind!r}")  # pragma: no cover - internal
 
 
 def _background(rng: np.random.Generator, hw: int) -> np.ndarray:
@@ -123,20 +159,20 @@ def _background(rng: np.random.Generator, hw: int) -> np.ndarray:
 
 
 def _add_clutter(rng: np.random.Generator, img: np.ndarray) -> None:
-    """Draw distractors in place: thin lines and small specks (not annotated)."""
+    """Draw distractors in place: thin lines (1 or 2 px) and small specks (discs of radius
+    1..4 px), not annotated. The background is cut to whole numbers first, as an 8-bit
+    canvas would hold it."""
     hw = img.shape[0]
-    pil = Image.fromarray(img.astype(np.uint8))
-    draw = ImageDraw.Draw(pil)
+    img[...] = np.floor(img)
     for _ in range(int(rng.integers(2, 7))):
         x0, y0, x1, y1 = rng.uniform(0, hw, size=4)
-        draw.line([x0, y0, x1, y1], fill=tuple(int(v) for v in rng.integers(0, 256, 3)),
-                  width=int(rng.integers(1, 3)))
+        colour = rng.integers(0, 256, 3)
+        width = int(rng.integers(1, 3))
+        img[_thick_segment(x0, y0, x1, y1, width, hw)] = colour
     for _ in range(int(rng.integers(3, 10))):
         x, y = rng.uniform(0, hw, size=2)
         r = rng.uniform(1, 4)
-        draw.ellipse([x - r, y - r, x + r, y + r],
-                     fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
-    img[...] = np.asarray(pil, dtype=np.float64)
+        img[_disc(x, y, r, hw)] = rng.integers(0, 256, 3)
 
 
 def _random_colour(rng: np.random.Generator, avoid: np.ndarray) -> np.ndarray:
@@ -260,9 +296,9 @@ def check_synthetic_params(params: Dict[str, Any], defaults: Dict[str, Any],
 def _check_params(params: Dict[str, Any], defaults: Dict[str, Any]) -> Dict[str, Any]:
     merged = check_synthetic_params(params, defaults)
     merged["generator_version"] = GENERATOR_VERSION
-    # numpy's distributions and Pillow's polygon rasteriser and JPEG encoder have changed
-    # between versions (a triangle covers 380 pixels under Pillow 9.5, 379 under 13): a set
-    # written under other versions is not this one, so it is written again.
+    # numpy's distributions and Pillow's JPEG encoder could change between versions (they
+    # gave the same files under numpy 1.23 / Pillow 9.5 and numpy 2.4 / Pillow 13): a set
+    # written under other versions is written again rather than trusted to be this one.
     merged["libraries"] = {"numpy": np.__version__, "pillow": PIL.__version__}
     return merged
 
@@ -273,9 +309,9 @@ def make_synthetic_detection(root: Optional[os.PathLike] = None, force: bool = F
 
     ``params`` override :data:`DEFAULT_DET_PARAMS` (num_train, num_val, image_size,
     min_object_size, max_object_size, max_objects, seed). The output depends only on them
-    (seeded per split and image) and on the numpy and Pillow versions. If the folder already
-    holds every file of a set written with the same parameters and versions, nothing is
-    rewritten unless ``force``. Returns the folder.
+    (seeded per split and image), and could on the numpy and Pillow versions. If the folder
+    already holds every file of a set written with the same parameters and versions, nothing
+    is rewritten unless ``force``. Returns the folder.
     """
     p = _check_params(params, DEFAULT_DET_PARAMS)
     folder = Path(root if root is not None else default_datasets_root()) / DET_DIRNAME
