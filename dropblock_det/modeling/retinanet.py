@@ -13,7 +13,7 @@ from torch import nn
 
 from detectron2.config import configurable
 from detectron2.layers import ShapeSpec, get_norm
-from detectron2.modeling import META_ARCH_REGISTRY
+from detectron2.modeling import META_ARCH_REGISTRY, build_backbone
 from detectron2.modeling.meta_arch.retinanet import RetinaNet, RetinaNetHead
 
 from ..config import check_placement, regularizer_factory, validate_dropblock_config
@@ -169,12 +169,18 @@ class DropBlockRetinaNet(RetinaNet):
                 f"MODEL.RETINANET.NUM_CONVS={cfg.MODEL.RETINANET.NUM_CONVS!r}: detectron2's "
                 "RetinaNetHead needs at least one conv per tower"
             )
-        # RetinaNet.from_config builds the backbone and a stock head; v0.6 cannot build
-        # the stock head with a GN norm, so let it build one without a norm and replace it.
+        # The backbone, then our head, drawing their initial weights in the order the
+        # LazyConfig twin does (same seed, same model).
+        backbone = build_backbone(cfg)
+        feature_shapes = [backbone.output_shape()[f] for f in cfg.MODEL.RETINANET.IN_FEATURES]
+        head = DropBlockRetinaNetHead(cfg, feature_shapes)
+        # RetinaNet.from_config for the rest (anchors, matcher, losses, inference); it builds
+        # a backbone and a stock head of its own, both dropped, with their draws rolled back.
+        # v0.6 cannot build the stock head with a GN norm: it builds one without.
         stock_cfg = cfg.clone()
         stock_cfg.defrost()
         stock_cfg.MODEL.RETINANET.NORM = ""
-        ret = super().from_config(stock_cfg)
-        feature_shapes = [ret["backbone"].output_shape()[f] for f in ret["head_in_features"]]
-        ret["head"] = DropBlockRetinaNetHead(cfg, feature_shapes)
+        with torch.random.fork_rng(devices=[]):
+            ret = super().from_config(stock_cfg)
+        ret.update(backbone=backbone, head=head)
         return ret

@@ -81,10 +81,15 @@ def test_each_lazy_config_builds_its_yaml_twins_model(lazy, yacs):
     from detectron2.config import instantiate
     from detectron2.modeling import build_model
 
+    # From one seed, the same initial weights: the twins draw them in the same order.
+    torch.manual_seed(5)
     lazy_model = instantiate(_lazy(CONFIGS / lazy).model)
+    torch.manual_seed(5)
     yacs_model = build_model(_yacs(yacs))
-    assert {k: v.shape for k, v in lazy_model.state_dict().items()} == {
-        k: v.shape for k, v in yacs_model.state_dict().items()}
+    lazy_state, yacs_state = lazy_model.state_dict(), yacs_model.state_dict()
+    assert {k: v.shape for k, v in lazy_state.items()} == {k: v.shape for k, v in yacs_state.items()}
+    differ = [k for k in lazy_state if not torch.equal(lazy_state[k], yacs_state[k])]
+    assert not differ, f"from one seed, the twins start from other values of {differ}"
     assert _regularizers(lazy_model) == _regularizers(yacs_model) and _regularizers(lazy_model)
     assert _model_settings(lazy_model) == _model_settings(yacs_model)
     # Module types too (GN everywhere, the same block classes), in the same order.
