@@ -454,7 +454,7 @@ def _device_us(prof: Any, cuda: bool) -> float:
 
 
 # What --profile times on the host, one by one: the ATen calls our path makes itself.
-_HOST_TIMED_TORCH = ("randint", "zeros", "empty", "empty_like")
+_HOST_TIMED_TORCH = ("randint", "zeros", "full", "empty", "empty_like")
 
 
 def host_breakdown(step: Callable[[], None], calls: int) -> Tuple[Dict[str, float], float]:

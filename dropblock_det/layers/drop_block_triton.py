@@ -49,14 +49,17 @@ Why this design (the target is forward+backward within 2x of a plain `x * mask`)
    1 / gamma, so about one seed per lane; a function of gamma alone) from seed to seed by
    geometric gaps floor(ln u / ln(1 - gamma)), two per Philox call (53-bit u; the log in
    fp64 arithmetic, `_log_unit`): the seeds are iid Bernoulli(gamma), the gap
-   probabilities exact to ~1e-13 of themselves. Each seed ORs its block into zeroed words
-   of dropped bits with atomics (a block row is bw consecutive bits, at most two words for
-   bw <= 33, where the unit column stride is 1; bit by bit on channels_last per-channel
-   masks), and `_keep_words_kernel` turns them into keep bits and counts them (a popcount
-   per word). No keep map, no pack pass: about 1/4 B per unit of traffic (words zeroed,
-   OR-ed, read and rewritten) against the dense kernels' ~2.3 B and per-anchor Philox. The Philox counter is (draw, chunk),
-   so this draw too does not depend on x's memory layout or the launch sizes (it differs
-   from the dense kernels' draw for the same key: both are Bernoulli(gamma) per anchor).
+   probabilities exact to ~1e-13 of themselves. The keep bits start all set (one fill);
+   each seed clears its block's bits with atomic ANDs (a block row is bw consecutive bits,
+   at most two words for bw <= 33, where the unit column stride is 1; bit by bit on
+   channels_last per-channel masks) and counts the bits it cleared from the words the
+   atomics return (a bit goes from 1 to 0 once, so overlapping blocks count each dropped
+   unit once): the kept count comes out of the same kernel, with no pass over the words.
+   No keep map, no pack pass: about 1/8 B per unit of traffic (the fill) against the dense
+   kernels' ~2.3 B and per-anchor Philox, and one launch for the whole mask. The Philox
+   counter is (draw, chunk), so this draw too does not depend on x's memory layout or the
+   launch sizes (it differs from the dense kernels' draw for the same key: both are
+   Bernoulli(gamma) per anchor).
 3. `_pack_kernel` packs the keep map into bits (bit m of the mask = keep of the element
    at memory offset m): the only thing autograd keeps is this 1-bit-per-element mask plus
    an 8-byte count, and the apply pass reads 1/8 byte of mask per element.
@@ -102,8 +105,7 @@ and read, 1/8 B of bits written and read twice, x/grad 2 B read and out 2 B writ
 pass: about 10.4 B against 12 B for the `x * mask` floor with a bf16 mask (the separate
 seed map adds about 2 B: written at anchors, read back through the caches); with
 `keep_bits=1` about 8.5 B (the bits zeroed, OR-ed in, read twice). Sparse seeds: about
-8.4 B (the words zeroed, read and rewritten as keep bits, read twice), and the mask's
-compute follows the seeds.
+8.4 B (the words filled, read twice), and the mask's compute follows the seeds.
 
 `triton_available()` says whether this path can run: Triton importable and either CUDA
 available or `TRITON_INTERPRET=1` (Triton's interpreter runs the same kernels on CPU tensors
@@ -151,10 +153,10 @@ _SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64
 
 class _LaunchSizes(NamedTuple):
     tile_units: int  # (plane, column) units per program of the seed and dilation kernels
-    apply_block: int  # elements per program of the apply kernels (words of `_keep_words_kernel`)
+    apply_block: int  # elements per program of the apply kernels
     pack_block_bytes: int  # mask bytes per program of the pack kernel
     mask_warps: int = 4  # warps per program of the seed and dilation kernels (and the sparse one)
-    apply_warps: int = 4  # warps per program of the apply kernels (and `_keep_words_kernel`)
+    apply_warps: int = 4  # warps per program of the apply kernels
     # 1: seeds and dilation in one kernel (`_mask_kernel`) where the mask's rows are
     # plane-major (NCHW, shared masks); 2: separate seed and dilation kernels everywhere.
     mask_kernels: int = 1
@@ -185,7 +187,7 @@ _GPU_SIZES = _LaunchSizes(tile_units=512, apply_block=1024, pack_block_bytes=256
 _INTERPRETER_SIZES = _LaunchSizes(tile_units=16384, apply_block=32768, pack_block_bytes=4096, seed_block=4096)
 # Up to this seed rate the seeds are drawn sparsely. At keep_prob 0.9 and block 7 gamma is
 # about 0.0025 (~1 seed per 400 anchors): the sparse draw's work is ~1/400 of the dense one's
-# per-anchor Philox word and dilation, plus one word of atomic ORs per block row. Above it the
+# per-anchor Philox word and dilation, plus one word of atomic ANDs per block row. Above it the
 # atomics (bh words per seed, bh * bw bits on channels_last) grow with the seeds while the
 # dense kernels' cost stays fixed; `bench_dropblock.py --tune` times both (`sparse_seeds=0`).
 _SPARSE_MAX_GAMMA = 1.0 / 64
@@ -518,8 +520,8 @@ if triton is not None:
         tl.atomic_add(total_kept_ptr, tl.sum(kept, axis=0).to(tl.int64))
 
     # ---- Sparse seeds (the default at the paper's seed rates; `_SPARSE_MAX_GAMMA`): the seeds
-    # are drawn as a Bernoulli process through its geometric gaps, and each seed ORs its block
-    # into a bit mask of dropped units. Work proportional to the seeds, not to the anchors.
+    # are drawn as a Bernoulli process through its geometric gaps, and each seed clears its
+    # block from a bit mask of kept units. Work proportional to the seeds, not to the anchors.
 
     @triton.jit
     def _f64(value: tl.constexpr):
@@ -560,16 +562,26 @@ if triton is not None:
         return gap.to(tl.int64)  # truncation: floor of a non-negative number
 
     @triton.jit
-    def _drop_block_bits(words_ptr, anchor, ok, anchors_per_plane, anchor_cols, planes_per_sample, block_h,
-                         block_w, run_words, stride_n, stride_c, stride_h, stride_w, RUNS: tl.constexpr,
-                         INDEX_64: tl.constexpr):
-        # OR the bh x bw block whose top-left is `anchor` (a logical (plane, row, column) index
-        # of the anchors) into the dropped-bit words (bit m = unit at offset m of the mask
-        # map). RUNS (unit column stride 1: NCHW, shared masks): each of the block's rows is
-        # bw consecutive bits, OR-ed word by word (at most run_words words); otherwise (per
-        # channel on channels_last x, units C apart) bit by bit. Below 2**31 units in 32-bit
-        # ints: the divisions are most of this function's instructions, and a 64-bit one is
-        # emulated (several times the cost).
+    def _popcount32(v):
+        # Set bits of v (int64 in [0, 2**32)): the SWAR sum, no libdevice (the interpreter has none).
+        v = v - ((v >> 1) & 0x55555555)
+        v = (v & 0x33333333) + ((v >> 2) & 0x33333333)
+        v = (v + (v >> 4)) & 0x0F0F0F0F
+        return ((v * 0x01010101) & 0xFFFFFFFF) >> 24
+
+    @triton.jit
+    def _clear_block_bits(words_ptr, anchor, ok, anchors_per_plane, anchor_cols, planes_per_sample, block_h,
+                          block_w, run_words, stride_n, stride_c, stride_h, stride_w, RUNS: tl.constexpr,
+                          INDEX_64: tl.constexpr):
+        # Clear the keep bits of the bh x bw block whose top-left is `anchor` (a logical
+        # (plane, row, column) index of the anchors; bit m = unit at offset m of the mask map)
+        # with atomic ANDs, and return how many bits this call cleared: the atomics return
+        # the words as they were, and a bit goes from 1 to 0 once, so the counts of all calls
+        # add up to the dropped units however the blocks overlap. RUNS (unit column stride 1:
+        # NCHW, shared masks): each of the block's rows is bw consecutive bits, cleared word by
+        # word (at most run_words words); otherwise (per channel on channels_last x, units C
+        # apart) bit by bit. Below 2**31 units in 32-bit ints: the divisions are most of this
+        # function's instructions, and a 64-bit one is emulated (several times the cost).
         anchor = tl.where(ok, anchor, 0)
         if not INDEX_64:
             anchor = anchor.to(tl.int32)
@@ -581,6 +593,7 @@ if triton is not None:
         c = plane - n * planes_per_sample
         top_left = n * stride_n + c * stride_c + row * stride_h + col * stride_w
         one = tl.full((), 1, tl.int64)  # bit masks in 64 bits: a shift by 32 is defined there
+        cleared = tl.zeros(anchor.shape, tl.int32)
         for dy in range(0, block_h):
             start = top_left + dy * stride_h
             if RUNS:
@@ -589,17 +602,27 @@ if triton is not None:
                     lo = tl.maximum(start, word * 32)
                     width = tl.maximum(tl.minimum(start + block_w, word * 32 + 32) - lo, 0)
                     bits = ((one << width) - 1) << (lo - word * 32)  # int64: width may be 32
-                    tl.atomic_or(words_ptr + word, bits.to(tl.int32), mask=ok & (width > 0), sem="relaxed")
+                    hit = ok & (width > 0)
+                    old = tl.atomic_and(words_ptr + word, (~bits).to(tl.int32), mask=hit, sem="relaxed")
+                    was_kept = old.to(tl.int64) & 0xFFFFFFFF & bits
+                    cleared += tl.where(hit, _popcount32(was_kept), 0).to(tl.int32)
             else:
                 for dx in range(0, block_w):
                     unit = start + dx * stride_w
-                    tl.atomic_or(words_ptr + (unit >> 5), (one << (unit & 31)).to(tl.int32), mask=ok, sem="relaxed")
+                    bit = (unit & 31).to(tl.int32)
+                    old = tl.atomic_and(words_ptr + (unit >> 5), (~(one << bit)).to(tl.int32), mask=ok, sem="relaxed")
+                    cleared += tl.where(ok, (old >> bit) & 1, 0).to(tl.int32)
+        return cleared
 
     @triton.jit(do_not_specialize=["host_key", "log_q_bits"])
     def _sparse_seed_kernel(
         rng_seed_ptr,  # int64[1]: the Philox key drawn by torch.randint on x's device
         host_key,  # or the key itself, drawn on the host (KEY_ON_HOST; `_draw_philox_key`)
-        words_ptr,  # int32 words of dropped bits, zeroed by the caller
+        words_ptr,  # int32 words of keep bits, every bit set by the caller
+        total_kept_ptr,  # int64[1], -1 from the caller: becomes the kept count
+        num_words,  # words of the map, ceil(mask_numel / 32)
+        num_padded_words,  # words in the buffer (num_words, or one more)
+        mask_numel,
         num_anchors,  # planes * anchor_rows * anchor_cols
         num_chunks,
         chunk,  # anchors per lane (`_seed_chunk`: a function of gamma only)
@@ -625,7 +648,21 @@ if triton is not None:
         # Two gaps per Philox call; the counter is (draw, chunk): the mask depends on the key,
         # gamma and the shape only, not on x's memory layout or the launch sizes. The loop
         # runs until every lane of the program has left its chunk: (1 + the most seeds of any
-        # of its lanes) / 2 steps, 3 or 4 for 128 lanes at ~1.3 seeds per chunk.
+        # of its lanes) / 2 steps, 3 or 4 for 128 lanes at ~1.3 seeds per chunk. Each seed
+        # clears its block's keep bits; the count starts at -1 (the caller's fill), program 0
+        # adds mask_numel + 1 and every program subtracts the bits its lanes cleared: integer
+        # atomic adds, so the kept count is exact whatever their order.
+        if tl.program_id(0) == 0:
+            # Bits past the map's last unit (the last word's rest, a padding word) hold no
+            # unit: cleared here, not counted.
+            # In int64 (a word index times 32 passes 2**31 on the largest maps), by addition:
+            # an argument equal to 1 arrives as a constant, which has no `.to`.
+            last = tl.zeros((), tl.int64) + num_words - 1
+            valid = mask_numel - last * 32
+            tl.atomic_and(words_ptr + last, ((tl.full((), 1, tl.int64) << valid) - 1).to(tl.int32), sem="relaxed")
+            if num_padded_words > num_words:
+                tl.atomic_and(words_ptr + num_words, 0, sem="relaxed")
+            tl.atomic_add(total_kept_ptr, tl.zeros((), tl.int64) + mask_numel + 1, sem="relaxed")
         log_q = log_q_bits.to(tl.float64, bitcast=True)
         chunk_id = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
         key = _philox_key(rng_seed_ptr, host_key, KEY_ON_HOST)
@@ -634,38 +671,22 @@ if triton is not None:
         end = tl.minimum((chunk_id + 1) * chunk, num_anchors)
         anchor = chunk_id * chunk - 1  # the last seed so far
         active = chunk_id < num_chunks
+        cleared = tl.zeros((BLOCK,), tl.int32)
         draw = 0
         while tl.max(active.to(tl.int32), axis=0) > 0:
             r0, r1, r2, r3 = tl.philox(key, tl.zeros((BLOCK,), tl.uint32) + draw, id_lo, id_hi, 0x5EED)
             anchor = anchor + 1 + _geometric_gap(r0, r1, log_q, chunk)
             active = active & (anchor < end)
-            _drop_block_bits(words_ptr, anchor, active, anchors_per_plane, anchor_cols, planes_per_sample, block_h,
-                             block_w, run_words, stride_n, stride_c, stride_h, stride_w, RUNS, INDEX_64)
+            cleared += _clear_block_bits(words_ptr, anchor, active, anchors_per_plane, anchor_cols, planes_per_sample,
+                                         block_h, block_w, run_words, stride_n, stride_c, stride_h, stride_w, RUNS,
+                                         INDEX_64)
             anchor = anchor + 1 + _geometric_gap(r2, r3, log_q, chunk)
             active = active & (anchor < end)
-            _drop_block_bits(words_ptr, anchor, active, anchors_per_plane, anchor_cols, planes_per_sample, block_h,
-                             block_w, run_words, stride_n, stride_c, stride_h, stride_w, RUNS, INDEX_64)
+            cleared += _clear_block_bits(words_ptr, anchor, active, anchors_per_plane, anchor_cols, planes_per_sample,
+                                         block_h, block_w, run_words, stride_n, stride_c, stride_h, stride_w, RUNS,
+                                         INDEX_64)
             draw += 1
-
-    @triton.jit
-    def _popcount32(v):
-        # Set bits of v (int64 in [0, 2**32)): the SWAR sum, no libdevice (the interpreter has none).
-        v = v - ((v >> 1) & 0x55555555)
-        v = (v & 0x33333333) + ((v >> 2) & 0x33333333)
-        v = (v + (v >> 4)) & 0x0F0F0F0F
-        return ((v * 0x01010101) & 0xFFFFFFFF) >> 24
-
-    @triton.jit
-    def _keep_words_kernel(words_ptr, total_kept_ptr, num_words, numel, BLOCK: tl.constexpr):
-        # Dropped bits -> keep bits in place (bits past the map's numel units stay 0), and the
-        # kept count added to total_kept (zeroed by the caller).
-        word = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-        ok = word < num_words
-        dropped = tl.load(words_ptr + word, mask=ok, other=0).to(tl.int64) & 0xFFFFFFFF
-        valid = tl.minimum(tl.maximum(numel - word * 32, 0), 32)
-        keep = ~dropped & ((tl.full((), 1, tl.int64) << valid) - 1)
-        tl.store(words_ptr + word, keep.to(tl.int32), mask=ok)
-        tl.atomic_add(total_kept_ptr, tl.sum(_popcount32(keep), axis=0))
+        tl.atomic_add(total_kept_ptr, -tl.sum(cleared, axis=0).to(tl.int64), sem="relaxed")
 
     @triton.jit
     def _pack_kernel(keep_ptr, bits_ptr, numel, num_bytes, BLOCK_BYTES: tl.constexpr, INDEX_64: tl.constexpr):
@@ -1286,9 +1307,9 @@ def _float64_bits(value: float) -> int:
 
 def _sparse_keep_bits(x: Tensor, layout: _Layout, gamma: float, bh: int, bw: int, key: "_PhiloxKey",
                       sizes: _LaunchSizes, index_64: bool) -> Tuple[Tensor, Tensor]:
-    """`_keep_bits` through sparse seeds (Philox key `key`): zeroed words, each seed's
-    block OR-ed in as dropped bits, then one pass that turns them into keep bits and counts
-    them."""
+    """`_keep_bits` through sparse seeds (Philox key `key`): words of keep bits that start
+    all set, each seed's block cleared by `_sparse_seed_kernel`, which also counts what it
+    cleared: one fill and one kernel, no pass over the words."""
     n, _, height, width = x.shape
     device = x.device
     anchors_per_plane = (height - bh + 1) * (width - bw + 1)
@@ -1296,19 +1317,17 @@ def _sparse_keep_bits(x: Tensor, layout: _Layout, gamma: float, bh: int, bw: int
     chunk = _seed_chunk(gamma)
     num_chunks = _cdiv(num_anchors, chunk)
     num_words = _cdiv(layout.mask_numel, 32)
-    # One zeroed allocation for the words and the count (int64 aligned: the last element).
-    buffer = torch.zeros((num_words + 1) // 2 + 1, dtype=torch.int64, device=device)
+    # One allocation for the words and the count (int64 aligned: the last element), every
+    # bit set: the words start as "all kept", the count at -1 (see the kernel).
+    buffer = torch.full(((num_words + 1) // 2 + 1,), -1, dtype=torch.int64, device=device)
     words, total_kept = buffer[:-1].view(torch.int32), buffer[-1:]
     stride_n, stride_c, stride_h, stride_w = layout.mask_strides
     _sparse_seed_kernel[(_cdiv(num_chunks, sizes.seed_block),)](
-        *key.arguments(total_kept), words, num_anchors, num_chunks, chunk, _float64_bits(math.log1p(-gamma)), anchors_per_plane,
+        *key.arguments(total_kept), words, total_kept, num_words, words.numel(), layout.mask_numel, num_anchors, num_chunks, chunk, _float64_bits(math.log1p(-gamma)), anchors_per_plane,
         width - bw + 1, layout.planes_per_sample, bh, bw, (bw + 62) // 32, stride_n, stride_c, stride_h, stride_w,
         # 64-bit offsets also within a word of 2**31 units: a word's end (32 * word + 32) must fit.
         BLOCK=sizes.seed_block, RUNS=stride_w == 1, INDEX_64=index_64 or layout.mask_numel > 2**31 - 64,
         KEY_ON_HOST=key.on_host, num_warps=sizes.mask_warps,
-    )
-    _keep_words_kernel[(_cdiv(num_words, sizes.apply_block),)](
-        words, total_kept, num_words, layout.mask_numel, BLOCK=sizes.apply_block, num_warps=sizes.apply_warps,
     )
     return buffer[:-1].view(torch.uint8), total_kept
 

@@ -1028,7 +1028,7 @@ def _run_checks(device: str) -> Dict[str, Optional[str]]:
     return results
 
 
-KERNEL_NAMES = ("_mask_kernel", "_seed_kernel", "_dilate_kernel", "_pack_kernel", "_sparse_seed_kernel", "_keep_words_kernel",
+KERNEL_NAMES = ("_mask_kernel", "_seed_kernel", "_dilate_kernel", "_pack_kernel", "_sparse_seed_kernel",
                 "_apply_flat_kernel", "_apply_rows_kernel", "_apply_pixels_kernel", "_relu_grad_kernel",
                 "_apply_residual_kernel", "_residual_grad_kernel")
 # The shapes (FPN P3, res4, res5 of a batch-16 RetinaNet at 800x1088), and one past
@@ -1292,20 +1292,19 @@ def test_every_kernel_indexing_x_takes_64_bit_offsets_from_2_31_elements_on(shar
     # a per-channel mask must get INDEX_64 there (the interpreter never sees such a tensor;
     # here meta tensors and recorders take the launch logic through it with nothing computed).
     # The shapes, below 2**31, keep the faster 32-bit variants.
-    # `_keep_words_kernel` indexes with int64 always (one word per lane: the cost is small).
     mask_kernels = {"_mask_kernel", "_seed_kernel", "_dilate_kernel", "_pack_kernel", "_sparse_seed_kernel"}
-    sparse_kernels = {"_sparse_seed_kernel", "_keep_words_kernel"}
+    sparse_kernels = {"_sparse_seed_kernel"}
+    dense_kernels = {"_mask_kernel", "_seed_kernel", "_dilate_kernel", "_pack_kernel"}
     big, small = (16, 2048, 272, 272), (16, 1024, 50, 68)
     assert math.prod(big) >= 2**31 > math.prod(small)
     for (shape, index_64), sparse_seeds in itertools.product(((big, True), (small, False)), (0, 1)):
         calls = _record_launches_on_meta(shape, shared, sparse_seeds)
         names = {name for name, _ in calls}
         assert names >= {"_apply_flat_kernel" if not shared else "_apply_rows_kernel", "_relu_grad_kernel"}
-        assert (names >= sparse_kernels) if sparse_seeds else not (names & sparse_kernels), (sparse_seeds, names)
+        # The sparse draw is one kernel for the whole mask (the keep bits and their count).
+        assert (names >= sparse_kernels and not names & dense_kernels) if sparse_seeds else not (
+            names & sparse_kernels), (sparse_seeds, names)
         for name, constexprs in calls:
-            if name == "_keep_words_kernel":
-                assert "INDEX_64" not in constexprs, name
-                continue
             if shared and name in mask_kernels and index_64:
                 continue  # a shared mask is N * H * W units: 32-bit offsets may do
             assert constexprs["INDEX_64"] is index_64, (shape, name, constexprs)
@@ -1318,7 +1317,7 @@ def test_the_sparse_seed_kernel_takes_64_bit_offsets_within_a_word_of_2_31_units
     shape = (1, 1, 8, (2**31 - 40) // 8)  # 2**31 - 40 units
     calls = _record_launches_on_meta(shape, False, 1)
     index_64 = {name: constexprs.get("INDEX_64") for name, constexprs in calls}
-    assert index_64.pop("_sparse_seed_kernel") is True and index_64.pop("_keep_words_kernel") is None
+    assert index_64.pop("_sparse_seed_kernel") is True
     assert set(index_64.values()) == {False}, index_64
 
 
