@@ -1520,8 +1520,12 @@ def test_host_philox_key_is_splitmix64_of_seed_and_offset_with_bit_62_set() -> N
 def test_a_host_key_under_cuda_graph_capture_falls_back_to_the_device_draw_and_each_replay_draws_anew() -> None:
     # Captured, a host key would be a constant: every replay would drop the same blocks.
     x = _positive_input((2, 4, 16, 16), device="cuda")
+    with triton_path.launch_sizes("cuda", host_key=0):
+        # The device-key kernels, which the capture launches, compiled and loaded before it
+        # (a module load is not allowed while a stream is captured).
+        triton_path.drop_block_2d_triton(x, 0.05, 3, 3, False)
+    torch.cuda.synchronize()
     with triton_path.launch_sizes("cuda", host_key=1) as sizes:
-        triton_path.drop_block_2d_triton(x, 0.05, 3, 3, False)  # compiled before the capture
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         graph = torch.cuda.CUDAGraph()
