@@ -1516,6 +1516,66 @@ def test_host_philox_key_is_splitmix64_of_seed_and_offset_with_bit_62_set() -> N
     assert all(2**62 <= key < 2**63 for key in keys)  # always an int64 above 2**31: one kernel type
 
 
+def test_a_host_key_on_cuda_reads_and_advances_the_generator_and_draws_on_the_device_while_capturing(monkeypatch):
+    # `_draw_philox_key`'s CUDA branch with a stand-in generator (no GPU here): the key is
+    # host_philox_key(seed, offset), the offset moves on by 4 and nothing is launched; while
+    # a graph is captured, torch.randint draws it on the device (then a graph input).
+    class Generator:
+        offset = 8
+
+        def initial_seed(self) -> int:
+            return 1234
+
+        def get_offset(self) -> int:
+            return self.offset
+
+        def set_offset(self, offset: int) -> None:
+            self.offset = offset
+
+    generator, randint_calls, capturing = Generator(), [], [False]
+    monkeypatch.setattr(torch.cuda, "default_generators", (None, generator), raising=False)
+    monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", lambda: capturing[0])
+    monkeypatch.setattr(torch, "randint", lambda *args, **kwargs: randint_calls.append(kwargs) or torch.zeros(1))
+    sizes = triton_path._GPU_SIZES._replace(host_key=1)
+    key = triton_path._draw_philox_key(torch.device("cuda", 1), sizes)
+    assert key.on_host and key.value == triton_path.host_philox_key(1234, 8) and generator.offset == 12
+    assert key.arguments(torch.zeros(1, dtype=torch.int64))[1] == key.value and not randint_calls
+    capturing[0] = True
+    key = triton_path._draw_philox_key(torch.device("cuda", 1), sizes)
+    assert not key.on_host and generator.offset == 12 and randint_calls[-1]["device"] == torch.device("cuda", 1)
+    key = triton_path._draw_philox_key(torch.device("cuda", 1), sizes._replace(host_key=0))
+    assert not key.on_host and len(randint_calls) == 2
+
+
+@pytest.mark.skipif(triton_path.triton is None, reason="Triton not importable (CPU-only torch build)")
+def test_a_sparse_per_channel_forward_is_a_fill_and_two_kernels_and_its_backward_one(monkeypatch):
+    # The host's time per call grows with its launches: the sparse draw fills the bit words
+    # once and one kernel clears the blocks and counts what is kept (no pass over the words),
+    # then one apply pass; backward is one pass. Recorded on meta tensors, nothing computed.
+    launches: List[str] = []
+
+    class Recorder:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def __getitem__(self, grid):
+            return lambda *args, **constexprs: launches.append(self.name)
+
+    for name in KERNEL_NAMES:
+        monkeypatch.setattr(triton_path, name, Recorder(name))
+    monkeypatch.setattr(triton_path, "_launch_sizes", lambda device: triton_path._GPU_SIZES)
+    monkeypatch.setattr(triton_path, "_interpreting", lambda: True)
+    for fill in ("full", "zeros", "randint"):  # the ATen calls that launch work on a GPU
+        real = getattr(torch, fill)
+        monkeypatch.setattr(torch, fill, lambda *a, _real=real, _name=fill, **k: launches.append(_name) or _real(*a, **k))
+    x = torch.empty((2, 8, 20, 24), device="meta", requires_grad=True)
+    out = triton_path.drop_block_2d_triton(x, 0.002, 7, 7, False)
+    assert launches == ["randint", "full", "_sparse_seed_kernel", "_apply_flat_kernel"], launches
+    del launches[:]
+    out.backward(torch.empty_like(out))
+    assert launches == ["_apply_flat_kernel"], launches
+
+
 @pytest.mark.cuda
 def test_a_host_key_under_cuda_graph_capture_falls_back_to_the_device_draw_and_each_replay_draws_anew() -> None:
     # Captured, a host key would be a constant: every replay would drop the same blocks.
