@@ -1075,8 +1075,8 @@ def launch_sizes(device_type: str, **changes: int) -> Iterator[_LaunchSizes]:
     the interpreter): the fields of `_LaunchSizes` (tile_units, mask_warps, apply_block,
     apply_warps, pack_block_bytes, mask_kernels, keep_bits, sparse_seeds, seed_block,
     host_key). For tuning sweeps (`bench_dropblock.py --tune`); the result does not depend
-    on the block and warp sizes (which mask kernels draw, and where the key comes from,
-    change the draw, not its distribution).
+    on them, but for `sparse_seeds` and `host_key`, which change the draw (not its
+    distribution).
     Not thread-safe: it swaps a module-level setting."""
     global _GPU_SIZES, _INTERPRETER_SIZES
     saved = _GPU_SIZES, _INTERPRETER_SIZES
