@@ -1211,7 +1211,10 @@ def _draw_philox_key(device: torch.device, sizes: _LaunchSizes) -> _PhiloxKey:
     advanced by 4, as that randint advances it (later random ops draw the same either way);
     while a CUDA graph is being captured, and on a torch whose generator has no offset,
     torch.randint, which captures. On CPU (the interpreter) the CPU generator has no offset:
-    2**62 + 62 bits that torch.randint draws on the host."""
+    2**62 + 62 bits that torch.randint draws on the host. The offset's read and advance are
+    two calls: two threads drawing from one device's generator at once could read the same
+    offset (torch.randint takes the generator's lock); DataParallel's threads each have
+    their own device."""
     if sizes.host_key:
         if device.type != "cuda":
             return _PhiloxKey(None, 2**62 | int(torch.randint(0, 2**62, (1,), dtype=torch.int64)))
