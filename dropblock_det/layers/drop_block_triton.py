@@ -1322,17 +1322,19 @@ def _sparse_keep_bits(x: Tensor, layout: _Layout, gamma: float, bh: int, bw: int
     num_words = _cdiv(layout.mask_numel, 32)
     # One allocation for the words and the count (int64 aligned: the last element), every
     # bit set: the words start as "all kept", the count at -1 (see the kernel).
-    buffer = torch.full(((num_words + 1) // 2 + 1,), -1, dtype=torch.int64, device=device)
-    words, total_kept = buffer[:-1].view(torch.int32), buffer[-1:]
+    padded_words = 2 * _cdiv(num_words, 2)
+    buffer = torch.full((padded_words // 2 + 1,), -1, dtype=torch.int64, device=device)
+    bits, total_kept = buffer[:-1], buffer[-1:]
     stride_n, stride_c, stride_h, stride_w = layout.mask_strides
     _sparse_seed_kernel[(_cdiv(num_chunks, sizes.seed_block),)](
-        *key.arguments(total_kept), words, total_kept, num_words, words.numel(), layout.mask_numel, num_anchors, num_chunks, chunk, _float64_bits(math.log1p(-gamma)), anchors_per_plane,
-        width - bw + 1, layout.planes_per_sample, bh, bw, (bw + 62) // 32, stride_n, stride_c, stride_h, stride_w,
+        *key.arguments(total_kept), bits.view(torch.int32), total_kept, num_words, padded_words, layout.mask_numel,
+        num_anchors, num_chunks, chunk, _float64_bits(math.log1p(-gamma)), anchors_per_plane, width - bw + 1,
+        layout.planes_per_sample, bh, bw, (bw + 62) // 32, stride_n, stride_c, stride_h, stride_w,
         # 64-bit offsets also within a word of 2**31 units: a word's end (32 * word + 32) must fit.
         BLOCK=sizes.seed_block, RUNS=stride_w == 1, INDEX_64=index_64 or layout.mask_numel > 2**31 - 64,
         KEY_ON_HOST=key.on_host, num_warps=sizes.mask_warps,
     )
-    return buffer[:-1].view(torch.uint8), total_kept
+    return bits.view(torch.uint8), total_kept
 
 
 @functools.lru_cache(maxsize=None)
