@@ -13,6 +13,7 @@ expected dropped fraction (mean over units of 1 - (1 - gamma)^k), the exact outp
 gradient formula, dtype and layout, reproducibility, the all-dropped edge case, and how
 much autograd keeps for backward.
 """
+import contextlib
 import itertools
 import json
 import math
@@ -23,7 +24,7 @@ import sys
 import traceback
 import types
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 import torch
@@ -1038,7 +1039,37 @@ _POINTER_TYPES = {torch.float32: "*fp32", torch.float16: "*fp16", torch.bfloat16
                   torch.float64: "*fp64", torch.uint8: "*u8", torch.int32: "*i32", torch.int64: "*i64"}
 
 
-def _record_gpu_launches() -> List[Tuple[str, Tuple[int, ...], tuple, Dict[str, object]]]:
+Launch = Tuple[str, Tuple[int, ...], tuple, Dict[str, object]]  # (kernel, grid, args, constexprs)
+
+
+@contextlib.contextmanager
+def _recording_gpu_launches() -> Iterator[List[Launch]]:
+    """Within: every kernel of the GPU path replaced by a recorder that appends its launches
+    to the list yielded (nothing is computed), the GPU launch sizes, and meta tensors past
+    the device check, so the launch logic runs on meta tensors exactly as on CUDA."""
+    calls: List[Launch] = []
+
+    class Recorder:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def __getitem__(self, grid):
+            return lambda *args, **constexprs: calls.append((self.name, tuple(grid), args, constexprs))
+
+    patches: Dict[str, object] = {name: Recorder(name) for name in KERNEL_NAMES}
+    patches["_launch_sizes"] = lambda device: triton_path._GPU_SIZES  # read at each call
+    patches["_interpreting"] = lambda: True  # passes the device check for meta tensors
+    saved = {name: getattr(triton_path, name) for name in patches}
+    try:
+        for name, value in patches.items():
+            setattr(triton_path, name, value)
+        yield calls
+    finally:
+        for name, value in saved.items():
+            setattr(triton_path, name, value)
+
+
+def _record_gpu_launches() -> List[Launch]:
     """Run the GPU path's own launch logic (forward and backward, every dtype, both memory
     layouts, per-channel and shared masks, blocks 7 and 3, plain, with the ReLU fused in,
     with the residual sum fused in, and with the residual's own DropBlock too)
@@ -1048,22 +1079,7 @@ def _record_gpu_launches() -> List[Tuple[str, Tuple[int, ...], tuple, Dict[str, 
     kernel replaced by a recorder: (kernel,
     grid, args, constexprs) of every launch, exactly as the code would make them on CUDA.
     Nothing is computed."""
-    calls: List[Tuple[str, Tuple[int, ...], tuple, Dict[str, object]]] = []
-
-    class Recorder:
-        def __init__(self, name: str) -> None:
-            self.name = name
-
-        def __getitem__(self, grid):
-            return lambda *args, **constexprs: calls.append((self.name, tuple(grid), args, constexprs))
-
-    patches = {name: Recorder(name) for name in KERNEL_NAMES}
-    patches["_launch_sizes"] = lambda device: triton_path._GPU_SIZES  # read at each call
-    patches["_interpreting"] = lambda: True  # passes the device check for meta tensors
-    saved = {name: getattr(triton_path, name) for name in patches}
-    try:
-        for name, value in patches.items():
-            setattr(triton_path, name, value)
+    with _recording_gpu_launches() as calls:
         for (mask_kernels, keep_bits, sparse_seeds, host_key), shape, dtype, channels_last, (shared, block), relu in (
             itertools.product(((1, 8, 0, 0), (2, 8, 0, 0), (1, 1, 0, 0), (2, 1, 0, 0), (1, 8, 1, 0), (1, 8, 0, 1),
                                (2, 8, 0, 1), (1, 8, 1, 1)), COMPILE_SHAPES, DTYPES, (False, True),
@@ -1081,9 +1097,6 @@ def _record_gpu_launches() -> List[Tuple[str, Tuple[int, ...], tuple, Dict[str, 
                         out = triton_path.drop_block_2d_triton(x, 0.002, block, block, shared, residual=torch.empty_like(x),
                                                                residual_drop_block=residual_drop_block)
                         out.backward(torch.empty_like(out))
-    finally:
-        for name, value in saved.items():
-            setattr(triton_path, name, value)
     return calls
 
 
@@ -1254,23 +1267,8 @@ def interpreter_results() -> Dict[str, Optional[str]]:
 def _record_launches_on_meta(shape, shared: bool, sparse_seeds: int) -> List[Tuple[str, Dict[str, object]]]:
     """(kernel, constexprs) of every launch of forward and backward (plain, ReLU, residual,
     residual pair) on a `meta` x of `shape`, GPU launch sizes with `sparse_seeds`, kernels
-    replaced by recorders."""
-    calls: List[Tuple[str, Dict[str, object]]] = []
-
-    class Recorder:
-        def __init__(self, name: str) -> None:
-            self.name = name
-
-        def __getitem__(self, grid):
-            return lambda *args, **constexprs: calls.append((self.name, constexprs))
-
-    patches: Dict[str, object] = {name: Recorder(name) for name in KERNEL_NAMES}
-    patches["_launch_sizes"] = lambda device: triton_path._GPU_SIZES
-    patches["_interpreting"] = lambda: True
-    saved = {name: getattr(triton_path, name) for name in patches}
-    try:
-        for name, value in patches.items():
-            setattr(triton_path, name, value)
+    replaced by recorders (`_recording_gpu_launches`)."""
+    with _recording_gpu_launches() as calls:
         x = torch.empty(shape, device="meta", requires_grad=True)
         for kwargs in (dict(), dict(relu=True), dict(residual=torch.empty_like(x)),
                        dict(residual=torch.empty_like(x), residual_drop_block=(0.002, 7, 7))):
@@ -1279,10 +1277,7 @@ def _record_launches_on_meta(shape, shared: bool, sparse_seeds: int) -> List[Tup
             with triton_path.launch_sizes("cuda", sparse_seeds=sparse_seeds):
                 out = triton_path.drop_block_2d_triton(x, 0.002, 7, 7, shared, **kwargs)
                 out.backward(torch.empty_like(out))
-    finally:
-        for name, value in saved.items():
-            setattr(triton_path, name, value)
-    return calls
+    return [(name, constexprs) for name, _, _, constexprs in calls]
 
 
 @pytest.mark.skipif(triton_path.triton is None, reason="Triton not importable (CPU-only torch build)")
@@ -1552,28 +1547,19 @@ def test_a_sparse_per_channel_forward_is_a_fill_and_two_kernels_and_its_backward
     # The host's time per call grows with its launches: the sparse draw fills the bit words
     # once and one kernel clears the blocks and counts what is kept (no pass over the words),
     # then one apply pass; backward is one pass. Recorded on meta tensors, nothing computed.
-    launches: List[str] = []
-
-    class Recorder:
-        def __init__(self, name: str) -> None:
-            self.name = name
-
-        def __getitem__(self, grid):
-            return lambda *args, **constexprs: launches.append(self.name)
-
-    for name in KERNEL_NAMES:
-        monkeypatch.setattr(triton_path, name, Recorder(name))
-    monkeypatch.setattr(triton_path, "_launch_sizes", lambda device: triton_path._GPU_SIZES)
-    monkeypatch.setattr(triton_path, "_interpreting", lambda: True)
-    for fill in ("full", "zeros", "randint"):  # the ATen calls that launch work on a GPU
-        real = getattr(torch, fill)
-        monkeypatch.setattr(torch, fill, lambda *a, _real=real, _name=fill, **k: launches.append(_name) or _real(*a, **k))
-    x = torch.empty((2, 8, 20, 24), device="meta", requires_grad=True)
-    out = triton_path.drop_block_2d_triton(x, 0.002, 7, 7, False)
-    assert launches == ["randint", "full", "_sparse_seed_kernel", "_apply_flat_kernel"], launches
-    del launches[:]
-    out.backward(torch.empty_like(out))
-    assert launches == ["_apply_flat_kernel"], launches
+    with _recording_gpu_launches() as calls:
+        for fill in ("full", "zeros", "randint"):  # the ATen calls that launch work on a GPU
+            real = getattr(torch, fill)
+            monkeypatch.setattr(torch, fill, lambda *a, _real=real, _name=fill, **k: calls.append(
+                (_name, (), a, k)) or _real(*a, **k))
+        x = torch.empty((2, 8, 20, 24), device="meta", requires_grad=True)
+        out = triton_path.drop_block_2d_triton(x, 0.002, 7, 7, False)
+        forward = [name for name, *_ in calls]
+        del calls[:]
+        out.backward(torch.empty_like(out))
+        backward = [name for name, *_ in calls]
+    assert forward == ["randint", "full", "_sparse_seed_kernel", "_apply_flat_kernel"], forward
+    assert backward == ["_apply_flat_kernel"], backward
 
 
 @pytest.mark.cuda
