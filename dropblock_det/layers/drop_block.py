@@ -427,12 +427,12 @@ def _drop_block_triton_or_none(x: Tensor, impl: str, **triton_args: Any) -> Opti
     if not triton_path_chosen(x.device, impl):
         return None
     # Imported lazily: the layers must import (and run on CPU) without Triton.
-    from .drop_block_triton import TRITON_BUILD_ERRORS, drop_block_2d_triton
+    from .drop_block_triton import drop_block_2d_triton, is_triton_build_error
 
     try:
         return drop_block_2d_triton(x, **triton_args)
-    except TRITON_BUILD_ERRORS as error:
-        if impl == "triton":
+    except Exception as error:
+        if impl == "triton" or not is_triton_build_error(error):
             raise
         _TRITON_FAILED_ON.add(x.device)
         reason = " ".join(str(error).split())[:400]  # one line: compiler messages span several

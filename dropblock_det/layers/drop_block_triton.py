@@ -140,6 +140,7 @@ __all__ = [
     "check_launch_sizes",
     "describe_launch_sizes",
     "drop_block_2d_triton",
+    "is_triton_build_error",
     "launch_sizes",
     "parse_launch_sizes",
     "triton_available",
@@ -199,9 +200,20 @@ def _gather_available() -> bool:
     return tl is None or hasattr(tl, "gather")
 
 
-if not _gather_available():  # an older Triton: the kernels it can build, not a fallback to torch
-    _GPU_SIZES = _GPU_SIZES._replace(mask_kernels=2)
-    _INTERPRETER_SIZES = _INTERPRETER_SIZES._replace(mask_kernels=2)
+def _sizes_for_triton(sizes: _LaunchSizes, version: str, gather: bool, gpu: bool) -> _LaunchSizes:
+    """`sizes` with the mask kernels that Triton `version` builds well: without tl.gather
+    (Triton < 3.3) the separate seed and dilation kernels, the only ones it can build (not a
+    fallback to torch); on GPU also with Triton 3.3, which compiles the fused kernel to 255
+    registers with a stack (sm_90, 512 lanes; 3.4 to 3.8: at most 128, no stack), where the
+    separate kernels fit (`tools/check_triton_versions.py`)."""
+    if not gather or (gpu and version.startswith("3.3.")):
+        return sizes._replace(mask_kernels=2)
+    return sizes
+
+
+if triton is not None:
+    _GPU_SIZES = _sizes_for_triton(_GPU_SIZES, triton.__version__, _gather_available(), gpu=True)
+    _INTERPRETER_SIZES = _sizes_for_triton(_INTERPRETER_SIZES, triton.__version__, _gather_available(), gpu=False)
 
 
 # What Triton raises when it cannot build or launch a kernel for this GPU (not a bad
@@ -218,6 +230,18 @@ if triton is not None:
     )
 else:
     TRITON_BUILD_ERRORS = ()
+# How Triton < 3.3 reports ptxas rejecting a kernel (a RuntimeError; 3.3 made it PTXASError):
+# Triton 3.2's bf16 conversions on sm_70 / sm_75, which later Triton releases emulate.
+_OLD_PTXAS_ERROR = "Internal Triton PTX codegen error"
+
+
+def is_triton_build_error(error: BaseException) -> bool:
+    """Whether `error` is Triton failing to build or launch a kernel for this GPU (one of
+    TRITON_BUILD_ERRORS, or Triton < 3.3's ptxas failure), not a bad argument or a CUDA error."""
+    return isinstance(error, TRITON_BUILD_ERRORS) or (
+        isinstance(error, RuntimeError) and str(error).startswith(_OLD_PTXAS_ERROR))
+
+
 _MIN_CUDA_CAPABILITY = (7, 0)
 
 
@@ -246,6 +270,22 @@ def triton_available(device: Optional[torch.device] = None) -> bool:
 
 
 if triton is not None:
+
+    if _gather_available():
+
+        @triton.jit
+        def _gather(src, index, axis: tl.constexpr):
+            return tl.gather(src, index, axis)
+
+    else:
+
+        @triton.jit
+        def _gather(src, index, axis: tl.constexpr):
+            # Triton < 3.3: no kernel it builds gathers (`check_launch_sizes`), but a kernel's
+            # cache key walks the source of every helper it calls, pruned branches included,
+            # and resolves each name: `tl.gather` itself would fail `_dilate_kernel` there.
+            tl.static_assert(False, "tl.gather needs Triton >= 3.3")
+            return src
 
     @triton.jit
     def _program_lanes(halo, BLOCK: tl.constexpr, INDEX_64: tl.constexpr):
@@ -371,7 +411,7 @@ if triton is not None:
             in_group = lane % 32
             first = tl.reshape(in_group - tl.minimum(tl.minimum(bit, run_offset), in_group), (BLOCK // 32, 32))
             prefix = tl.cumsum(tl.reshape(keep.to(tl.int32) << bit, (BLOCK // 32, 32)), axis=1)
-            before = tl.where(first > 0, tl.gather(prefix, tl.maximum(first - 1, 0), axis=1), 0)
+            before = tl.where(first > 0, _gather(prefix, tl.maximum(first - 1, 0), 1), 0)
             ends = (bit == 31) | run_end | (in_group == 31)
             part = tl.reshape(prefix - before, (BLOCK,))
             # `ok`: only a unit of the map ever addresses memory.
@@ -447,7 +487,7 @@ if triton is not None:
         # Seeds among lanes i - bw + 1 .. i (the anchors whose block covers lane i's column):
         # a difference of prefix sums; lane i - bw's sum is fetched from within the tile.
         prefix = tl.cumsum(seed, axis=0)
-        before = tl.where(back_ok, tl.gather(prefix, back, axis=0), 0)
+        before = tl.where(back_ok, _gather(prefix, back, 0), 0)
         age = tl.where(prefix - before > 0, 0, tl.minimum(age + 1, block_h))
         row_ok = out_ok & (row < height)
         return age, _store_keep_row(keep_ptr, unit + _row_offset(row, stride_h, INDEX_64), lane, run_offset, run_end,
@@ -909,7 +949,9 @@ if triton is not None:
         out = tl.load(out_ptr + offs, mask=ok, other=0)
         grad = tl.load(grad_ptr + offs, mask=ok, other=0)
         scale = _scale(total_kept_ptr, mask_numel, eps, COMPUTE_F64)
-        y = _kept_times_scale(grad, ~(out <= 0), scale, COMPUTE_F64, False)
+        # Not (out <= 0), so a NaN output passes its gradient as torch.relu's backward does;
+        # `== 0`, not `~`: Triton 3.3's interpreter cannot invert a comparison's result.
+        y = _kept_times_scale(grad, (out <= 0) == 0, scale, COMPUTE_F64, False)
         _store_result(grad_in_ptr + offs, y, ok, OUT_BF16, False)
 
     @triton.jit

@@ -14,10 +14,12 @@ gradient formula, dtype and layout, reproducibility, the all-dropped edge case, 
 much autograd keeps for backward.
 """
 import contextlib
+import inspect
 import itertools
 import json
 import math
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -294,6 +296,21 @@ def _next_key(device: str, host_key: int) -> int:
     return triton_path.host_philox_key(generator.initial_seed(), generator.get_offset())
 
 
+class NotApplicable(Exception):
+    """Raised by a check whose subject this Triton cannot build (the fused mask kernel and the
+    bit-writing variants need tl.gather, Triton >= 3.3): reported and skipped, never passed."""
+
+
+def _buildable(sizes: Dict[str, int]) -> bool:
+    """Whether this Triton builds the kernels of launch sizes `sizes` (`check_launch_sizes`)."""
+    return triton_path._gather_available() or (sizes.get("mask_kernels") != 1 and sizes.get("keep_bits") != 1)
+
+
+def _require_gather(subject: str) -> None:
+    if not triton_path._gather_available():
+        raise NotApplicable(f"{subject} needs tl.gather (Triton >= 3.3); this Triton is {triton_path.triton.__version__}")
+
+
 def check_a_seed_is_drawn_iff_its_philox_word_is_below_round_gamma_2_32(device: str) -> None:
     """The documented draw, from an independent Philox: anchor (plane, i, j)'s word is word
     i % 4 of Philox(key, (i // 4) * (W - bw + 1) + j, plane), the key being the int64 that
@@ -310,6 +327,8 @@ def check_a_seed_is_drawn_iff_its_philox_word_is_below_round_gamma_2_32(device: 
         ((1, 1), False, False, 1, 0), ((3, 2), True, True, 1, 0), ((3, 2), False, False, 2, 0),
         ((2, 3), False, True, 1, 0), ((3, 2), False, False, 1, 1), ((2, 3), False, True, 1, 1),
     ):
+        if not _buildable(dict(mask_kernels=mask_kernels)):
+            continue  # Triton < 3.3: the separate kernels' cases
         planes = n * (1 if shared else c)
         anchor_rows, anchor_cols = height - bh + 1, width - bw + 1
         torch.manual_seed(17)
@@ -508,12 +527,13 @@ def check_tile_sizes_do_not_change_the_mask(device: str) -> None:
         # program: more planes would add programs, not cases.)
         x = _positive_input((2, 4, 9, 70), torch.float16, device, channels_last)
         outputs = []
-        for sizes in SIZE_VARIANTS:
+        variants = [sizes for sizes in SIZE_VARIANTS if _buildable(sizes)]
+        for sizes in variants:
             with triton_path.launch_sizes(torch.device(device).type, **sizes):
                 torch.manual_seed(11)
                 outputs.append(triton_path.drop_block_2d_triton(x, 0.05, 4, 5, shared))
         where = f"shared_mask={shared}, channels_last={channels_last}"
-        for sizes, out in zip(SIZE_VARIANTS[1:], outputs[1:]):
+        for sizes, out in zip(variants[1:], outputs[1:]):
             assert torch.equal(outputs[0], out), f"{where}: launch sizes {sizes} changed the output"
         dropped = _dropped(outputs[0])
         assert dropped.any() and torch.equal(_whole_blocks(dropped, 4, 5), dropped), where
@@ -522,6 +542,7 @@ def check_tile_sizes_do_not_change_the_mask(device: str) -> None:
 def check_fused_and_separate_mask_kernels_draw_the_same_mask(device: str) -> None:
     """`_mask_kernel` (halo of bw - 1 lanes per program) against `_seed_kernel` +
     `_dilate_kernel`, with small programs so that windows straddle programs and planes."""
+    _require_gather("the fused mask kernel")
     device_type = torch.device(device).type
     x = _positive_input((2, 5, 9, 23), device=device)
     # Block 1 (no halo), tall, wide, as wide as the map (one anchor column), the whole map.
@@ -549,6 +570,7 @@ def check_mask_kernels_writing_bits_give_the_packed_keep_map(device: str) -> Non
     uint8 keep map, then `_pack_kernel`) and the same count, zeros past the last unit: runs of
     one row (H = 1: consecutive planes are one run), one column, odd widths, words split
     between rows, planes, lane groups and programs, both mask paths, both layouts."""
+    _require_gather("keep_bits=1")
     device_type = torch.device(device).type
     # Programs of 32 lanes (one lane group) and 64 (two); `SIZE_VARIANTS` has the big tiles.
     shapes = ((2, 3, 1, 37), (1, 5, 6, 1), (2, 3, 13, 17), (1, 2, 11, 40))
@@ -611,6 +633,8 @@ def check_results_do_not_depend_on_what_torch_empty_leaves_in_memory(device: str
     # Seed + dilation kernels in every layout (they read the seed map); the fused kernel.
     cases = [(2, shared, channels_last) for shared in (False, True) for channels_last in (False, True)]
     for mask_kernels, shared, channels_last in cases + [(1, False, False), (1, True, False)]:
+        if not _buildable(dict(mask_kernels=mask_kernels)):
+            continue  # Triton < 3.3: no fused kernel
         x = _positive_input((2, 3, 5, 7), device=device, channels_last=channels_last)
         layout = triton_path._Layout(x, shared)
         results = []
@@ -1017,13 +1041,18 @@ CHECKS: Dict[str, Callable[[str], None]] = {
 }
 
 
+NOT_APPLICABLE = "not applicable: "
+
+
 def _run_checks(device: str) -> Dict[str, Optional[str]]:
-    """Run every check; name -> None (passed) or the failure's traceback."""
+    """Run every check; name -> None (passed), NOT_APPLICABLE + why, or the failure's traceback."""
     results: Dict[str, Optional[str]] = {}
     for name, check in CHECKS.items():
         try:
             check(device)
             results[name] = None
+        except NotApplicable as reason:
+            results[name] = NOT_APPLICABLE + str(reason)
         except Exception:  # report every failure, not only the first
             results[name] = traceback.format_exc()
     return results
@@ -1079,11 +1108,14 @@ def _record_gpu_launches() -> List[Launch]:
     kernel replaced by a recorder: (kernel,
     grid, args, constexprs) of every launch, exactly as the code would make them on CUDA.
     Nothing is computed."""
+    variants = [(1, 8, 0, 0), (2, 8, 0, 0), (1, 1, 0, 0), (2, 1, 0, 0), (1, 8, 1, 0), (1, 8, 0, 1), (2, 8, 0, 1),
+                (1, 8, 1, 1)]
+    if not triton_path._gather_available():  # Triton < 3.3 builds the separate kernels writing a keep map only
+        variants = sorted({(2, 8, sparse_seeds, host_key) for _, _, sparse_seeds, host_key in variants})
     with _recording_gpu_launches() as calls:
         for (mask_kernels, keep_bits, sparse_seeds, host_key), shape, dtype, channels_last, (shared, block), relu in (
-            itertools.product(((1, 8, 0, 0), (2, 8, 0, 0), (1, 1, 0, 0), (2, 1, 0, 0), (1, 8, 1, 0), (1, 8, 0, 1),
-                               (2, 8, 0, 1), (1, 8, 1, 1)), COMPILE_SHAPES, DTYPES, (False, True),
-                              ((False, 7), (True, 7), (False, 3)), (False, True))
+            itertools.product(variants, COMPILE_SHAPES, DTYPES, (False, True), ((False, 7), (True, 7), (False, 3)),
+                              (False, True))
         ):
             x = torch.empty(shape, dtype=dtype, device="meta", requires_grad=True)
             if channels_last:
@@ -1136,6 +1168,13 @@ def _launch_signature(kernel, args: tuple, constexprs: Dict[str, object]) -> Tup
 # every specialisation too, Triton 3.8, 2026-12). Below 7.0 ptxas rejects the kernels'
 # atomics (sm_61: "Feature '.acq_rel' requires .target sm_70 or higher").
 COMPILE_ARCHS = (70, 75, 80, 90, 100, 120)
+
+
+def compile_archs() -> Tuple[int, ...]:
+    """COMPILE_ARCHS that the installed Triton targets: Blackwell (sm_100, sm_120) from Triton
+    3.3 (torch 2.7), the first torch built for it too; 3.2's LLVM aborts on sm_120."""
+    version = tuple(int(part) for part in triton_path.triton.__version__.split(".")[:2])
+    return tuple(arch for arch in COMPILE_ARCHS if arch < 100 or version >= (3, 3))
 # The issue's GPU gets every specialisation; the others one per kernel and pointer types,
 # which is what a target's instruction set can reject (atomics, bf16 / fp64 arithmetic).
 FULL_COMPILE_ARCH = 90
@@ -1161,30 +1200,50 @@ def _resource_usage(cubin: bytes) -> Dict[str, int]:
     one kernel in `cubin`, as the cuobjdump that ships with Triton reports it."""
     import tempfile
 
-    from triton import knobs
+    try:
+        from triton import knobs  # Triton >= 3.4
 
+        cuobjdump = knobs.nvidia.cuobjdump.path
+    except ImportError:
+        from triton.backends.nvidia.compiler import _path_to_binary
+
+        cuobjdump = _path_to_binary("cuobjdump")[0]
     with tempfile.NamedTemporaryFile(suffix=".cubin") as cubin_file:
         cubin_file.write(cubin)
         cubin_file.flush()
-        report = subprocess.run([knobs.nvidia.cuobjdump.path, "-res-usage", cubin_file.name],
+        report = subprocess.run([cuobjdump, "-res-usage", cubin_file.name],
                                 capture_output=True, text=True, check=True).stdout
     lines = [line for line in report.splitlines() if "REG:" in line]
     assert len(lines) == 1, report
     return {key: int(value) for key, value in (field.split(":") for field in lines[0].split()) if value.isdigit()}
 
 
+def _ast_source(kernel, signature: Dict[str, str], constexprs: Dict[str, object], attrs: Dict) -> object:
+    """Triton's ASTSource of one specialisation (`_launch_signature`'s): Triton >= 3.3 takes
+    the constexprs and attributes keyed by argument index; 3.2 (torch 2.6) the constants by
+    name and the divisibility hints as an AttrsDescriptor."""
+    from triton.compiler import ASTSource
+
+    if "constexprs" in inspect.signature(ASTSource).parameters:
+        return ASTSource(fn=kernel, signature=signature,
+                         constexprs={(kernel.arg_names.index(k),): v for k, v in constexprs.items()}, attrs=attrs)
+    from triton.backends.compiler import AttrsDescriptor
+
+    return ASTSource(fn=kernel, signature=signature, constants=dict(constexprs),
+                     attrs=AttrsDescriptor.from_hints({index: 16 for (index,) in attrs}))
+
+
 def compile_kernels_without_a_gpu() -> Dict[str, Optional[str]]:
     """Compile the distinct launches of the GPU path (`_record_gpu_launches`) to cubins for
-    every arch of COMPILE_ARCHS with the ptxas that ships with Triton, and check the
+    every arch of `compile_archs()` with the ptxas that ships with Triton, and check the
     registers and spills of the FULL_COMPILE_ARCH ones; no GPU needed.
     Returns {"sm_XX kernel {constexprs} {options} (types)": None, or the error}."""
     import triton
     from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
 
     launches = _record_gpu_launches()
     results: Dict[str, Optional[str]] = {}
-    for arch in COMPILE_ARCHS:
+    for arch in compile_archs():
         compiled = set()
         for name, grid, args, constexprs in launches:
             kernel = getattr(triton_path, name)
@@ -1203,9 +1262,7 @@ def compile_kernels_without_a_gpu() -> Dict[str, Optional[str]]:
             try:
                 # CUDA caps grid axes 1 and 2 at 65535 blocks (axis 0 at 2**31 - 1).
                 assert grid[0] < 2**31 and all(g <= 65535 for g in grid[1:]), f"grid {grid} exceeds CUDA's limits"
-                source = ASTSource(fn=kernel, signature=signature,
-                                   constexprs={(kernel.arg_names.index(k),): v for k, v in constexprs.items()},
-                                   attrs=attrs)
+                source = _ast_source(kernel, signature, constexprs, attrs)
                 binary = triton.compile(source, target=GPUTarget("cuda", arch, 32), options=options)
                 assert binary.metadata.num_warps == options["num_warps"]
                 assert binary.asm.get("cubin") and f".target sm_{arch}" in binary.asm["ptx"], f"no sm_{arch} cubin"
@@ -1221,11 +1278,18 @@ def compile_kernels_without_a_gpu() -> Dict[str, Optional[str]]:
                         "the fp64 scale is not numel / (count + 1e-6) in fp64")
                 # fp32 scales: IEEE division (`div_rn`), not Triton's default fp32 `/` (div.full.f32,
                 # approximate: up to 2 ulp off the reference's scale). The interpreter cannot show
-                # this either: it divides numpy floats, exactly.
+                # this either: it divides numpy floats, exactly. Triton 3.3 to 3.5 link libdevice's
+                # flush-to-zero variant (div.rn.ftz.f32): the same quotient here, where the
+                # operands (numel >= 1, count + 1e-6) and the quotient (>= ~1) are never
+                # subnormal, the only values ftz changes.
                 if not constexprs.get("COMPUTE_F64") and "eps" in kernel.arg_names:
                     ptx = binary.asm["ptx"]
-                    assert "div.rn.f32" in ptx and "div.full.f32" not in ptx and "div.approx.f32" not in ptx, (
-                        "the fp32 scale is not an IEEE division")
+                    assert re.search(r"\bdiv\.rn(\.ftz)?\.f32\b", ptx) and "div.full.f32" not in ptx \
+                        and "div.approx" not in ptx, "the fp32 scale is not an IEEE division"
+                # Nothing else flushes subnormals to zero: a subnormal x (or gradient) stays
+                # what torch's multiply makes of it.
+                flushing = set(re.findall(r"\b[a-z]+(?:\.[a-z0-9]+)*\.ftz(?:\.[a-z0-9]+)*", binary.asm["ptx"]))
+                assert flushing <= {"div.rn.ftz.f32"}, f"flush-to-zero instructions: {sorted(flushing)}"
                 # The geometric gaps in fp64: every constant of `_log_unit`'s series exact (an
                 # fp32-rounded constant would not show under the interpreter, which computes in
                 # numpy's fp64 whatever the constant's type; only the PTX shows it) and IEEE
@@ -1335,9 +1399,10 @@ def test_kernels_compile_to_cubins_for_every_supported_gpu_without_a_gpu() -> No
     assert triton_path._MIN_CUDA_CAPABILITY == divmod(min(COMPILE_ARCHS), 10)
     # Every kernel and every dtype of the apply kernels for every GPU generation, and the
     # 64-bit index variants for the issue's GPU.
-    for arch in COMPILE_ARCHS:
+    kernels = set(KERNEL_NAMES) - (set() if triton_path._gather_available() else {"_mask_kernel"})
+    for arch in compile_archs():
         labels = [label.split(" ", 1)[1] for label in results if label.startswith(f"sm_{arch} ")]
-        assert {label.split()[0] for label in labels} == set(KERNEL_NAMES), arch
+        assert {label.split()[0] for label in labels} == kernels, arch
         assert arch != FULL_COMPILE_ARCH or any("'INDEX_64': True" in label for label in labels)
         for pointer in ("*fp32", "*fp16", "*bf16", "*fp64"):
             assert any(label.startswith("_apply_flat_kernel") and pointer in label for label in labels), (arch, pointer)
@@ -1347,13 +1412,18 @@ def test_kernels_compile_to_cubins_for_every_supported_gpu_without_a_gpu() -> No
 def test_under_triton_interpreter(interpreter_results: Dict[str, Optional[str]], check: str) -> None:
     assert check in interpreter_results, f"{check} did not run in the interpreter subprocess"
     failure = interpreter_results[check]
+    if failure is not None and failure.startswith(NOT_APPLICABLE):
+        pytest.skip(failure)
     assert failure is None, f"{check} failed under TRITON_INTERPRET=1:\n{failure}"
 
 
 @pytest.mark.cuda
 @pytest.mark.parametrize("check", sorted(CHECKS))
 def test_compiled_kernels_on_cuda(check: str) -> None:
-    CHECKS[check]("cuda")
+    try:
+        CHECKS[check]("cuda")
+    except NotApplicable as reason:
+        pytest.skip(NOT_APPLICABLE + str(reason))
 
 
 @pytest.mark.cuda
@@ -1478,6 +1548,29 @@ def test_a_triton_without_gather_is_refused_the_kernels_that_need_it_by_name(mon
         with pytest.raises(ValueError, match=rf"{name}=1 needs tl.gather"):
             triton_path.check_launch_sizes({name: 1})
     triton_path.check_launch_sizes({"mask_kernels": 2, "keep_bits": 8})
+
+
+def test_each_triton_gets_the_mask_kernels_it_builds_well() -> None:
+    # Without tl.gather (Triton < 3.3) the separate kernels everywhere; Triton 3.3 compiles the
+    # fused one to 255 registers with a stack on sm_90, so on GPU the separate ones there too.
+    sizes = triton_path._LaunchSizes(tile_units=512, apply_block=1024, pack_block_bytes=256)
+    assert sizes.mask_kernels == 1
+    for version, gather, on_gpu, interpreted in (("3.2.0", False, 2, 2), ("3.3.1", True, 2, 1), ("3.4.0", True, 1, 1),
+                                                 ("3.8.0", True, 1, 1)):
+        assert triton_path._sizes_for_triton(sizes, version, gather, gpu=True).mask_kernels == on_gpu, version
+        assert triton_path._sizes_for_triton(sizes, version, gather, gpu=False).mask_kernels == interpreted, version
+        assert triton_path._sizes_for_triton(sizes, version, gather, gpu=True)._replace(mask_kernels=1) == sizes
+
+
+@pytest.mark.skipif(triton_path.triton is None, reason="Triton not importable (CPU-only torch build)")
+def test_no_kernel_but_the_gather_helper_names_tl_gather() -> None:
+    # Triton < 3.3 has no tl.gather, and a kernel's cache key resolves every name in the source
+    # of each helper it calls, pruned branches too: one mention outside `_gather` (defined
+    # per Triton) fails kernels that never gather there (`_dilate_kernel` did, Triton 3.2).
+    naming = sorted(name for name, value in vars(triton_path).items()
+                    if isinstance(value, triton_path.triton.runtime.JITFunction)
+                    and "tl.gather" in inspect.getsource(value.fn))
+    assert naming == ["_gather"]
 
 
 def test_parse_launch_sizes_reads_a_benchmark_command_line_names_a_bad_entry_and_reads_its_description() -> None:
