@@ -1,0 +1,79 @@
+"""tools/check_triton_versions.py: the Triton path's GPU-free checks under other Triton releases."""
+
+import pytest
+
+from conftest import load_tool
+
+
+@pytest.fixture(scope="module")
+def tool():
+    return load_tool("check_triton_versions")
+
+
+def _checks_file(tmp_path, body: str):
+    script = tmp_path / "checks.py"
+    script.write_text("import json, os, sys\n" + body)
+    return script
+
+
+def test_a_version_that_is_not_a_release_is_refused_by_name(tool, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        tool.main(["3.2"])
+    assert exit_info.value.code == 2
+    assert "expected a Triton release such as 3.2.0, got '3.2'" in capsys.readouterr().err
+
+
+def test_each_run_puts_the_release_first_on_the_path_and_the_interpreter_on_for_its_checks(tool, tmp_path,
+                                                                                          monkeypatch):
+    # The checks file stands in: it reports where it ran as a check's "failure".
+    script = _checks_file(tmp_path, "print('noise')\nprint(%r + json.dumps({'where': ' '.join(\n"
+                          "    [sys.argv[1], os.environ['PYTHONPATH'], os.environ.get('TRITON_INTERPRET', '-')])}))\n"
+                          % tool.RESULT_MARKER)
+    monkeypatch.setattr(tool, "CHECKS_FILE", script)
+    site = tmp_path / "triton-9.9.9"
+    for kind, flag, interpreting in (("compile", "--compile-checks", "-"), ("interpreter", "--interpreter-checks", "1")):
+        where = tool.run_checks(site, kind, timeout_s=60)["where"].split()
+        assert where[0] == flag and where[2] == interpreting, where
+        assert where[1].split(":")[:2] == [str(site), str(tool.REPO)]
+
+
+def test_a_run_without_results_is_reported_with_its_exit_status_and_output(tool, tmp_path, monkeypatch):
+    monkeypatch.setattr(tool, "CHECKS_FILE", _checks_file(tmp_path, "print('LLVM ERROR: Cannot select')\nsys.exit(3)\n"))
+    assert tool.run_checks(tmp_path, "compile", timeout_s=60) == {"run": "exit 3: LLVM ERROR: Cannot select"}
+    monkeypatch.setattr(tool, "CHECKS_FILE", _checks_file(tmp_path, "import time\ntime.sleep(30)\n"))
+    assert tool.run_checks(tmp_path, "compile", timeout_s=1) == {"run": "stopped after 1 s"}
+
+
+def test_the_report_counts_groups_failures_and_keeps_not_applicable_apart_from_failed(tool):
+    spill = "Traceback ...\nAssertionError: spills to local memory: {'STACK': 16}\n"
+    ptxas = ("Traceback ...\nRuntimeError: Internal Triton PTX codegen error\n`ptxas` stderr:\n"
+             "ptxas /tmp/k.ptx, line 113; error   : Feature '.bf16' requires .target sm_80 or higher\n"
+             "ptxas fatal   : Ptx assembly aborted due to errors\n\nRepro command: ptxas --gpu-name=sm_70 k.ptx\n")
+    compiled = {"sm_90 _sparse_seed_kernel {'RUNS': False, 'KEY_ON_HOST': False}": spill,
+                "sm_90 _sparse_seed_kernel {'RUNS': False, 'KEY_ON_HOST': True}": spill,
+                "sm_70 _apply_flat_kernel {} (*bf16)": ptxas,
+                "sm_80 _apply_flat_kernel {}": None, "sm_90 _apply_flat_kernel {}": None}
+    interpreted = {"tile_sizes": None, "bits": "not applicable: keep_bits=1 needs tl.gather (Triton >= 3.3)",
+                   "relu": "Traceback ...\nInterpreterError: no get_int1_ty\n"}
+    lines, failed = tool.summarize("3.4.0", compiled, interpreted)
+    assert failed
+    assert lines == [
+        "Triton 3.4.0: compile checks 2 passed, 3 failed",
+        "    1 x sm_70 _apply_flat_kernel: ptxas: Feature '.bf16' requires .target sm_80 or higher",
+        "    2 x sm_90 _sparse_seed_kernel: AssertionError: spills to local memory: {'STACK': 16}",
+        "Triton 3.4.0: interpreter checks 1 passed, 1 failed, 1 not applicable",
+        "    failed relu: InterpreterError: no get_int1_ty",
+        "    bits: not applicable: keep_bits=1 needs tl.gather (Triton >= 3.3)",
+    ]
+    # Not applicable is not a failure; a run not made is left out.
+    lines, failed = tool.summarize("3.2.0", None, {"tile_sizes": None, "bits": interpreted["bits"]})
+    assert not failed and lines[0] == "Triton 3.2.0: interpreter checks 1 passed, 0 failed, 1 not applicable"
+
+
+def test_the_exit_status_counts_the_versions_with_a_failure(tool, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(tool, "install", lambda version, cache: tmp_path / version)
+    outcomes = {"3.2.0": {"a": None}, "3.3.1": {"a": "Traceback\nAssertionError: more than 128 registers"}}
+    monkeypatch.setattr(tool, "run_checks", lambda site, kind, timeout_s: outcomes[site.name])
+    assert tool.main(["3.2.0", "3.3.1", "--only", "compile"]) == 1
+    out = capsys.readouterr().out
+    assert "Triton 3.3.1: compile checks 0 passed, 1 failed" in out and "interpreter checks" not in out
