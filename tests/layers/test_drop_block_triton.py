@@ -1300,7 +1300,7 @@ def compile_kernels_without_a_gpu() -> Dict[str, Optional[str]]:
                     assert all(_ptx_f64(1 / (2 * k + 1)) in ptx for k in range(12)), "a series constant is not exact"
                 if arch == FULL_COMPILE_ARCH:
                     usage = _resource_usage(binary.asm["cubin"])
-                    assert usage["LOCAL"] == usage["STACK"] == 0, f"spills to local memory: {usage}"
+                    assert usage["LOCAL"] == usage["STACK"] == 0, f"local memory (spills) or a stack frame: {usage}"
                     assert constexprs.get("INDEX_64") or usage["REG"] <= MAX_REGISTERS, (
                         f"more than {MAX_REGISTERS} registers: {usage}")
                 results[label] = None

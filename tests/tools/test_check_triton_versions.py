@@ -45,7 +45,7 @@ def test_a_run_without_results_is_reported_with_its_exit_status_and_output(tool,
 
 
 def test_the_report_counts_groups_failures_and_keeps_not_applicable_apart_from_failed(tool):
-    spill = "Traceback ...\nAssertionError: spills to local memory: {'STACK': 16}\n"
+    spill = "Traceback ...\nAssertionError: local memory (spills) or a stack frame: {'STACK': 16}\n"
     ptxas = ("Traceback ...\nRuntimeError: Internal Triton PTX codegen error\n`ptxas` stderr:\n"
              "ptxas /tmp/k.ptx, line 113; error   : Feature '.bf16' requires .target sm_80 or higher\n"
              "ptxas fatal   : Ptx assembly aborted due to errors\n\nRepro command: ptxas --gpu-name=sm_70 k.ptx\n")
@@ -60,7 +60,7 @@ def test_the_report_counts_groups_failures_and_keeps_not_applicable_apart_from_f
     assert lines == [
         "Triton 3.4.0: compile checks 2 passed, 3 failed",
         "    1 x sm_70 _apply_flat_kernel: ptxas: Feature '.bf16' requires .target sm_80 or higher",
-        "    2 x sm_90 _sparse_seed_kernel: AssertionError: spills to local memory: {'STACK': 16}",
+        "    2 x sm_90 _sparse_seed_kernel: AssertionError: local memory (spills) or a stack frame: {'STACK': 16}",
         "Triton 3.4.0: interpreter checks 1 passed, 1 failed, 1 not applicable",
         "    failed relu: InterpreterError: no get_int1_ty",
         "    bits: not applicable: keep_bits=1 needs tl.gather (Triton >= 3.3)",
