@@ -1,5 +1,6 @@
 """The two benchmark scripts run and print their tables (at toy sizes: the numbers mean
 nothing here; the timings that count are in the README, measured with `make bench`)."""
+import importlib.util
 import os
 import re
 import subprocess
@@ -315,3 +316,18 @@ def test_tune_runs_backward_under_the_variants_launch_sizes_too(monkeypatch):
     assert len(rows) == 2
     assert seen == {"forward": {defaults, other}, "backward": {defaults, other}}, seen
     assert triton_path._launch_sizes(torch.device("cpu")).apply_block == defaults  # restored
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="Triton not importable (CPU-only torch build)")
+def test_bench_triton_launch_times_both_forward_launches_through_the_stand_in_driver():
+    # A subprocess: the script replaces Triton's active driver for its whole process. The
+    # script fails if a launch did not reach the stand-in's launcher.
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    out = _run("benchmarks/bench_triton_launch.py", "--launches", "3", "--repeats", "2", env=env)
+    assert re.search(r"^Triton \d+\.\d+\.\d+\S* launch path", out, re.M), out
+    times = dict(re.findall(r"^  (_\w+_kernel): ([\d.]+) us per launch", out, re.M))
+    assert set(times) == {"_sparse_seed_kernel", "_apply_flat_kernel"} and all(float(t) > 0 for t in times.values())
+    # The op end to end: 2 launches forward (sparse seeds, apply), 1 more backward.
+    op = re.findall(r"^  drop_block_2d_triton (forward|forward\+backward) \(.*, (\d+) Triton launches\): ([\d.]+) us", out,
+                    re.M)
+    assert [(step, launches) for step, launches, _ in op] == [("forward", "2"), ("forward+backward", "3")], out
