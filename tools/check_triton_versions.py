@@ -14,8 +14,9 @@ makes with the installed Triton (`tests/layers/test_drop_block_triton.py`):
   sm_90 for registers and spills (`compile_kernels_without_a_gpu`);
 * `--interpreter-checks`: the kernels' logic under that release's interpreter, on CPU.
 
-Printed per version: specialisations compiled and failed (grouped by arch, kernel and the
-error's last line), and the interpreter checks passed, failed (with the error's last line)
+Printed per version: specialisations compiled and failed (grouped by arch, kernel and
+reason: ptxas's first error where ptxas rejected one, else the error's last line), and the
+interpreter checks passed, failed (with the error's last line)
 and not applicable (what that release cannot build: tl.gather is Triton >= 3.3). Torch stays
 the environment's own: the kernels' code is Triton's to compile, and torch only launches
 them. The exit status is the number of versions with a failure.

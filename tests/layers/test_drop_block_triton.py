@@ -1175,6 +1175,8 @@ def compile_archs() -> Tuple[int, ...]:
     3.3 (torch 2.7), the first torch built for it too; 3.2's LLVM aborts on sm_120."""
     version = tuple(int(part) for part in triton_path.triton.__version__.split(".")[:2])
     return tuple(arch for arch in COMPILE_ARCHS if arch < 100 or version >= (3, 3))
+
+
 # The issue's GPU gets every specialisation; the others one per kernel and pointer types,
 # which is what a target's instruction set can reject (atomics, bf16 / fp64 arithmetic).
 FULL_COMPILE_ARCH = 90

@@ -77,3 +77,9 @@ def test_the_exit_status_counts_the_versions_with_a_failure(tool, tmp_path, monk
     assert tool.main(["3.2.0", "3.3.1", "--only", "compile"]) == 1
     out = capsys.readouterr().out
     assert "Triton 3.3.1: compile checks 0 passed, 1 failed" in out and "interpreter checks" not in out
+
+
+def test_the_markers_are_the_checks_files_own(tool):
+    source = tool.CHECKS_FILE.read_text()
+    assert f'\nRESULT_MARKER = "{tool.RESULT_MARKER}"\n' in source
+    assert f'\nNOT_APPLICABLE = "{tool.NOT_APPLICABLE}"\n' in source
