@@ -200,6 +200,11 @@ def _gather_available() -> bool:
     return tl is None or hasattr(tl, "gather")
 
 
+# The launch sizes whose kernels gather within a tile (`tl.gather`: Triton >= 3.3): the fused
+# mask kernel and the mask kernels writing bits.
+_GATHER_SIZES = (("mask_kernels", 1), ("keep_bits", 1))
+
+
 def _sizes_for_triton(sizes: _LaunchSizes, version: str, gather: bool, gpu: bool) -> _LaunchSizes:
     """`sizes` with the mask kernels that Triton `version` builds well: without tl.gather
     (Triton < 3.3) the separate seed and dilation kernels, the only ones it can build (not a
@@ -1085,7 +1090,7 @@ def check_launch_sizes(changes: Dict[str, Any]) -> None:
             raise ValueError(f"launch size mask_kernels must be 1 (fused) or 2 (seed + dilation), got {value!r}")
         if name == "keep_bits" and value not in (1, 8):
             raise ValueError(f"launch size keep_bits must be 8 (keep map, then packed) or 1 (bits), got {value!r}")
-        if (name, value) in (("mask_kernels", 1), ("keep_bits", 1)) and not _gather_available():
+        if (name, value) in _GATHER_SIZES and not _gather_available():
             raise ValueError(f"launch size {name}={value} needs tl.gather (Triton >= 3.3); this Triton is "
                              f"{triton.__version__}: use mask_kernels=2, keep_bits=8")
 

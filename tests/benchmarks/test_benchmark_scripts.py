@@ -319,15 +319,16 @@ def test_tune_runs_backward_under_the_variants_launch_sizes_too(monkeypatch):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="Triton not importable (CPU-only torch build)")
-def test_bench_triton_launch_times_both_forward_launches_through_the_stand_in_driver():
-    # A subprocess: the script replaces Triton's active driver for its whole process. The
-    # script fails if a launch did not reach the stand-in's launcher.
+def test_bench_triton_launch_times_the_op_and_each_launch_through_the_stand_in_driver():
+    # A subprocess: the script replaces Triton's active driver for its whole process.
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    out = _run("benchmarks/bench_triton_launch.py", "--launches", "3", "--repeats", "2", env=env)
-    assert re.search(r"^Triton \d+\.\d+\.\d+\S* launch path", out, re.M), out
-    times = dict(re.findall(r"^  (_\w+_kernel): ([\d.]+) us per launch", out, re.M))
-    assert set(times) == {"_sparse_seed_kernel", "_apply_flat_kernel"} and all(float(t) > 0 for t in times.values())
-    # The op end to end: 2 launches forward (sparse seeds, apply), 1 more backward.
-    op = re.findall(r"^  drop_block_2d_triton (forward|forward\+backward) \(.*, (\d+) Triton launches\): ([\d.]+) us", out,
-                    re.M)
-    assert [(step, launches) for step, launches, _ in op] == [("forward", "2"), ("forward+backward", "3")], out
+    out = _run("benchmarks/bench_triton_launch.py", "--calls", "3", env=env)
+    assert re.search(r"^Triton \d+\.\d+\.\d+\S*, the host side of drop_block_2d_triton", out, re.M), out
+    steps = re.findall(r"^  (forward|forward\+backward): ([\d.]+) us per call, (\d) Triton launches; .*: (.*)$", out,
+                       re.M)
+    # 2 launches forward (sparse seeds, apply), 1 more backward, each reaching the launcher.
+    assert [(step, launches) for step, _, launches, _ in steps] == [("forward", "2"), ("forward+backward", "3")], out
+    for _, us, _, parts in steps:
+        timed = dict(part.rsplit(" ", 1) for part in parts.split(", "))
+        assert float(us) > 0 and {"launch _sparse_seed_kernel", "launch _apply_flat_kernel", "torch.full",
+                                  "rest"} <= set(timed), parts

@@ -303,7 +303,7 @@ class NotApplicable(Exception):
 
 def _buildable(sizes: Dict[str, int]) -> bool:
     """Whether this Triton builds the kernels of launch sizes `sizes` (`check_launch_sizes`)."""
-    return triton_path._gather_available() or (sizes.get("mask_kernels") != 1 and sizes.get("keep_bits") != 1)
+    return triton_path._gather_available() or not set(sizes.items()) & set(triton_path._GATHER_SIZES)
 
 
 def _require_gather(subject: str) -> None:
