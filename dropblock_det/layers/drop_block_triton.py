@@ -293,6 +293,13 @@ if triton is not None:
             return src
 
     @triton.jit
+    def _mask_where(mask, cond):
+        """mask & cond for a per-program (scalar) cond, as a select. Triton 3.9's interpreter
+        broadcasts a scalar comparison to int32 data, which its loads and stores refuse as a
+        mask ("mask has unsupported dtype"); compiled, both are one predicate."""
+        return tl.where(cond, mask, False)
+
+    @triton.jit
     def _program_lanes(halo, BLOCK: tl.constexpr, INDEX_64: tl.constexpr):
         """The lane indices of this program of a flat launch whose programs overlap by `halo`
         lanes (each program's first `halo` lanes are the previous one's last)."""
@@ -383,10 +390,10 @@ if triton is not None:
             r0, r1, r2, r3 = tl.philox(key, counter_lo, counter_hi, 0, 0)
             row = group * 4
             row_off = _row_offset(row, stride_h, INDEX_64)
-            tl.store(ptrs + row_off, (r0.to(tl.int64) < threshold).to(tl.uint8), mask=ok & (row < anchor_rows))
-            tl.store(ptrs + row_off + stride_h, (r1.to(tl.int64) < threshold).to(tl.uint8), mask=ok & (row + 1 < anchor_rows))
-            tl.store(ptrs + row_off + 2 * stride_h, (r2.to(tl.int64) < threshold).to(tl.uint8), mask=ok & (row + 2 < anchor_rows))
-            tl.store(ptrs + row_off + 3 * stride_h, (r3.to(tl.int64) < threshold).to(tl.uint8), mask=ok & (row + 3 < anchor_rows))
+            tl.store(ptrs + row_off, (r0.to(tl.int64) < threshold).to(tl.uint8), mask=_mask_where(ok, row < anchor_rows))
+            tl.store(ptrs + row_off + stride_h, (r1.to(tl.int64) < threshold).to(tl.uint8), mask=_mask_where(ok, row + 1 < anchor_rows))
+            tl.store(ptrs + row_off + 2 * stride_h, (r2.to(tl.int64) < threshold).to(tl.uint8), mask=_mask_where(ok, row + 2 < anchor_rows))
+            tl.store(ptrs + row_off + 3 * stride_h, (r3.to(tl.int64) < threshold).to(tl.uint8), mask=_mask_where(ok, row + 3 < anchor_rows))
 
     @triton.jit
     def _store_keep_row(keep_ptr, unit, lane, run_offset, run_end, age, block_h, kept, ok,
@@ -494,7 +501,7 @@ if triton is not None:
         prefix = tl.cumsum(seed, axis=0)
         before = tl.where(back_ok, _gather(prefix, back, 0), 0)
         age = tl.where(prefix - before > 0, 0, tl.minimum(age + 1, block_h))
-        row_ok = out_ok & (row < height)
+        row_ok = _mask_where(out_ok, row < height)
         return age, _store_keep_row(keep_ptr, unit + _row_offset(row, stride_h, INDEX_64), lane, run_offset, run_end,
                                     age, block_h, kept, row_ok, BLOCK, KEEP_BITS)
 
@@ -765,14 +772,22 @@ if triton is not None:
         return scale
 
     @triton.jit
-    def _kept_times_scale(x, keep, scale, COMPUTE_F64: tl.constexpr, RELU: tl.constexpr):
-        # where(keep, x, 0) * scale in fp32 (fp64 for fp64 x: `_scale` is then fp64); with
-        # RELU, of relu(x) (as torch.relu: negatives become 0, NaN stays NaN; RELU 1 keeps
-        # -0.0 as torch's CPU relu does, RELU 2 gives +0.0 as its CUDA relu does).
+    def _to_compute(x, COMPUTE_F64: tl.constexpr):
+        # x in the compute dtype: fp64 for fp64 x (fp32 would round a tiny value to 0), else
+        # fp32. Comparisons are made there too: Triton 3.9's interpreter compares bf16 values
+        # as their uint16 bits (-0.0 <= 0 is false there).
         if COMPUTE_F64:
             x = x.to(tl.float64)
         else:
             x = x.to(tl.float32)
+        return x
+
+    @triton.jit
+    def _kept_times_scale(x, keep, scale, COMPUTE_F64: tl.constexpr, RELU: tl.constexpr):
+        # where(keep, x, 0) * scale in fp32 (fp64 for fp64 x: `_scale` is then fp64); with
+        # RELU, of relu(x) (as torch.relu: negatives become 0, NaN stays NaN; RELU 1 keeps
+        # -0.0 as torch's CPU relu does, RELU 2 gives +0.0 as its CUDA relu does).
+        x = _to_compute(x, COMPUTE_F64)
         if RELU == 1:
             x = tl.where(x < 0, 0.0, x)
         elif RELU == 2:
@@ -956,7 +971,7 @@ if triton is not None:
         scale = _scale(total_kept_ptr, mask_numel, eps, COMPUTE_F64)
         # Not (out <= 0), so a NaN output passes its gradient as torch.relu's backward does;
         # `== 0`, not `~`: Triton 3.3's interpreter cannot invert a comparison's result.
-        y = _kept_times_scale(grad, (out <= 0) == 0, scale, COMPUTE_F64, False)
+        y = _kept_times_scale(grad, (_to_compute(out, COMPUTE_F64) <= 0) == 0, scale, COMPUTE_F64, False)
         _store_result(grad_in_ptr + offs, y, ok, OUT_BF16, False)
 
     @triton.jit
@@ -1036,11 +1051,7 @@ if triton is not None:
         offs, ok, keep = _flat_keep_tile(bits_ptr, numel, BLOCK, INDEX_64)
         out = tl.load(out_ptr + offs, mask=ok, other=0)
         grad = tl.load(grad_ptr + offs, mask=ok, other=0)
-        if COMPUTE_F64:
-            grad = grad.to(tl.float64)
-        else:
-            grad = grad.to(tl.float32)
-        grad = tl.where(out <= 0, 0.0, grad)
+        grad = tl.where(_to_compute(out, COMPUTE_F64) <= 0, 0.0, _to_compute(grad, COMPUTE_F64))
         if RESIDUAL_MASKED:
             _, _, residual_keep = _flat_keep_tile(residual_bits_ptr, numel, BLOCK, INDEX_64)
             grad_residual = _kept_times_scale(grad, residual_keep,

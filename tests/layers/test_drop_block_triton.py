@@ -836,12 +836,14 @@ def check_fused_relu_and_residual_keep_the_sign_of_zero_as_torch_does(device: st
     # On CPU torch.relu(-0.0) and relu_(-0.0 + -0.0) are -0.0, on CUDA +0.0 (assert_close
     # cannot tell them apart): the fused ReLU (flat, rows and pixels kernels) and the fused
     # residual sum give the sign of zero the separate ops give on the device; dropped units
-    # are +0.0.
+    # are +0.0. The residual sum's backward passes no gradient through a -0.0 output (bf16
+    # included, which Triton 3.9's interpreter compares as uint16 bits).
     x = torch.randn((2, 4, 9, 11), device=device)
     x.view(-1)[::3] = -0.0
     residual = torch.where(torch.rand_like(x) < 0.5, -0.0, 0.0)  # a -0.0 sum iff both are -0.0 and x kept
     for dtype, channels_last, shared in ((torch.float32, False, False), (torch.float16, True, False),
-                                         (torch.bfloat16, False, True), (torch.float64, True, True)):
+                                         (torch.bfloat16, False, True), (torch.bfloat16, True, False),
+                                         (torch.float64, True, True)):
         xd = x.to(dtype).contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
         torch.manual_seed(8)
         fused = triton_path.drop_block_2d_triton(xd, 0.1, 2, 2, shared, relu=True)
@@ -856,15 +858,25 @@ def check_fused_relu_and_residual_keep_the_sign_of_zero_as_torch_does(device: st
         if shared:
             continue
         rd = residual.to(dtype).contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-        torch.manual_seed(8)
-        fused = triton_path.drop_block_2d_triton(xd, 0.1, 2, 2, False, residual=rd)
-        torch.manual_seed(8)
-        composed = torch.relu_(rd + triton_path.drop_block_2d_triton(xd, 0.1, 2, 2, False))
+        upstream = torch.randn(x.shape, device=device).to(dtype)
+        results = []
+        for fuse in (True, False):
+            xl, rl = xd.clone().requires_grad_(True), rd.clone().requires_grad_(True)
+            torch.manual_seed(8)
+            if fuse:
+                out = triton_path.drop_block_2d_triton(xl, 0.1, 2, 2, False, residual=rl)
+            else:
+                out = torch.relu_(rl + triton_path.drop_block_2d_triton(xl, 0.1, 2, 2, False))
+            out.backward(upstream)
+            results.append((out.detach(), xl.grad, rl.grad))
+        (fused, fused_grad_x, fused_grad_r), (composed, grad_x, grad_r) = results
         where = f"residual, {dtype}, channels_last={channels_last}"
         assert torch.equal(fused, composed), where
         assert bool((torch.signbit(composed) & (composed == 0)).any()) == relu_keeps_negative_zero, \
             f"{where}: -0.0 sums unlike torch.relu_'s"
         assert torch.equal(torch.signbit(fused), torch.signbit(composed)), f"{where}: the sign of a zero differs"
+        # A -0.0 output passes no gradient, as torch.relu_'s backward (out > 0) passes none.
+        assert torch.equal(fused_grad_x, grad_x) and torch.equal(fused_grad_r, grad_r), f"{where}: gradients"
 
 
 def check_fused_residual_keeps_one_bit_per_element_besides_the_output(device: str) -> None:
@@ -1042,6 +1054,39 @@ CHECKS: Dict[str, Callable[[str], None]] = {
 
 
 NOT_APPLICABLE = "not applicable: "
+
+
+@contextlib.contextmanager
+def _boolean_masks_only() -> Iterator[None]:
+    """Within: Triton's interpreter refuses a load, store or atomic whose mask is not boolean
+    data, as Triton 3.9's refuses it ("mask has unsupported dtype"), whatever Triton is
+    installed. Earlier interpreters take an int32 mask, the data they give a scalar
+    comparison broadcast against a vector mask (`ok & (row < height)`): a kernel that makes
+    one passes there and fails every check on 3.9 (`_mask_where`)."""
+    from triton.runtime.interpreter import InterpreterBuilder
+
+    def strict(name: str, method: Callable) -> Callable:
+        position = list(inspect.signature(method).parameters).index("mask")
+
+        def checked(*args, **kwargs):
+            mask = kwargs["mask"] if "mask" in kwargs else args[position]
+            dtype = getattr(getattr(mask, "data", None), "dtype", None)
+            if dtype is not None and str(dtype) != "bool":
+                raise TypeError(f"{name}: a mask of {dtype} data, not bool (Triton 3.9's interpreter refuses it)")
+            return method(*args, **kwargs)
+
+        return checked
+
+    originals = {name: method for name, method in vars(InterpreterBuilder).items()
+                 if name.startswith("create_") and callable(method) and "mask" in inspect.signature(method).parameters}
+    assert "create_masked_load" in originals and "create_masked_store" in originals, sorted(originals)
+    try:
+        for name, method in originals.items():
+            setattr(InterpreterBuilder, name, strict(name, method))
+        yield
+    finally:
+        for name, method in originals.items():
+            setattr(InterpreterBuilder, name, method)
 
 
 def _run_checks(device: str) -> Dict[str, Optional[str]]:
@@ -1706,7 +1751,8 @@ if __name__ == "__main__":
     interpreting = os.environ.get("TRITON_INTERPRET") == "1"
     if sys.argv[1:] == ["--interpreter-checks"] and interpreting:
         torch.set_num_threads(1)
-        print(RESULT_MARKER + json.dumps(_run_checks("cpu")), flush=True)
+        with _boolean_masks_only():
+            print(RESULT_MARKER + json.dumps(_run_checks("cpu")), flush=True)
     elif sys.argv[1:] == ["--compile-checks"] and not interpreting:
         print(RESULT_MARKER + json.dumps(compile_kernels_without_a_gpu()), flush=True)
     else:
