@@ -294,10 +294,12 @@ if triton is not None:
 
     @triton.jit
     def _mask_where(mask, cond):
-        """mask & cond for a per-program (scalar) cond, as a select. Triton 3.9's interpreter
-        broadcasts a scalar comparison to int32 data, which its loads and stores refuse as a
-        mask ("mask has unsupported dtype"); compiled, both are one predicate."""
-        return tl.where(cond, mask, False)
+        """mask & cond for a per-program (scalar) cond, as a select compared to 0. Triton
+        3.9's interpreter broadcasts a scalar comparison to int32 data, which its loads and
+        stores refuse as a mask ("mask has unsupported dtype"); a comparison's data is bool
+        on every release (a `False` constant is not: 3.2 and 3.3's interpreters cannot make
+        one). Compiled, it is the same predicate."""
+        return tl.where(cond, mask, 0) != 0
 
     @triton.jit
     def _program_lanes(halo, BLOCK: tl.constexpr, INDEX_64: tl.constexpr):
