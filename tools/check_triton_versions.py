@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The Triton path's GPU-free checks against Triton releases other than the one torch brought.
 
-    .venv/bin/python tools/check_triton_versions.py 3.2.0 3.3.1 3.4.0 3.5.1 3.6.0 3.7.0
+    .venv/bin/python tools/check_triton_versions.py 3.2.0 3.3.1 3.4.0 3.5.1 3.6.0 3.7.0 3.7.1 3.9.0
 
 Each version is installed apart (`pip install --target CACHE/triton-VERSION --no-deps`, so
 PyPI must be reachable; CACHE defaults to ~/.cache/dropblock_det, and a version found there
