@@ -301,6 +301,7 @@ def run(device: torch.device, shapes, dtypes, warmup: int, repeats: int):
             if device.type == "cuda":
                 triton_ok = triton_available(device)
                 candidates["dropblock_det triton (per channel)"] = _ours(False, "triton") if triton_ok else None
+                candidates["dropblock_det triton (shared mask)"] = _ours(True, "triton") if triton_ok else None
                 # After conv+norm+ReLU (ResNet conv1/conv2, the head towers) the ReLU runs inside
                 # DropBlock's pass: DropBlock's cost there is the fused row minus the ReLU row.
                 candidates["ReLU alone: relu(x)"] = torch.relu

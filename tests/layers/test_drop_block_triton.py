@@ -157,13 +157,16 @@ def check_dropped_fraction_matches_the_reference_expectation(device: str) -> Non
 
 def check_output_and_gradient_are_input_times_keep_times_scale(device: str) -> None:
     # Per-channel: every dtype in both layouts. Shared masks have their own apply kernels for
-    # NCHW and channels_last: each in two dtypes.
-    cases = [(dtype, channels_last, False) for dtype in DTYPES for channels_last in (False, True)]
-    cases += [(torch.float32, False, True), (torch.float16, False, True), (torch.bfloat16, True, True), (torch.float64, True, True)]
-    for dtype, channels_last, shared in cases:
-        where = f"{dtype}, channels_last={channels_last}, shared_mask={shared}"
+    # NCHW and channels_last: each in two dtypes, NCHW also on rows of 12 * 10 and 8 * 12
+    # elements (the kernel's ROW_ALIGN 8 and 16; 13 * 17 has 1).
+    cases = [(dtype, channels_last, False, (13, 17)) for dtype in DTYPES for channels_last in (False, True)]
+    cases += [(torch.float32, False, True, (13, 17)), (torch.float16, False, True, (13, 17)),
+              (torch.bfloat16, True, True, (13, 17)), (torch.float64, True, True, (13, 17)),
+              (torch.float32, False, True, (12, 10)), (torch.bfloat16, False, True, (8, 12))]
+    for dtype, channels_last, shared, (height, width) in cases:
+        where = f"{dtype}, channels_last={channels_last}, shared_mask={shared}, {height}x{width}"
         torch.manual_seed(7)
-        x = _positive_input((2, 3, 13, 17), dtype, device, channels_last).requires_grad_(True)
+        x = _positive_input((2, 3, height, width), dtype, device, channels_last).requires_grad_(True)
         out = triton_path.drop_block_2d_triton(x, 0.05, 3, 4, shared)
         assert out.dtype == dtype, f"{where}: output dtype {out.dtype}"
         assert out.stride() == x.stride(), f"{where}: output strides {out.stride()} != {x.stride()}"
@@ -1233,6 +1236,66 @@ FULL_COMPILE_ARCH = 90
 # variants, for tensors of 2**31 elements and more, take up to 124 (167 writing bits: 2
 # programs per SM).
 MAX_REGISTERS = 128
+
+
+# The element-wise kernels are bound by memory bandwidth (issue 8: at most 2x the `x * mask`
+# floor). On the issue's GPU x, the gradients and the outputs move in 16-byte vectors (a
+# narrower access issues 2 to 8 times the memory instructions for the same bytes, as a kernel
+# that fails to vectorise after a change of Triton or of its masks would) wherever x's rows
+# are aligned: the per-channel kernels (True) index x flat, which Triton's launcher marks
+# aligned when numel is divisible by 16 (every launch on the issue's shapes), and load each
+# mask byte once for its 8 elements (`_flat_keep_tile`); the shared-mask kernels index their
+# mask per pixel, and their rows are aligned to the largest power of 2 dividing H * W (NCHW,
+# 16 at most: `ROW_ALIGN`) or C (channels_last, when divisible by 16).
+ELEMENTWISE_KERNELS = {"_apply_flat_kernel": True, "_relu_grad_kernel": True, "_apply_residual_kernel": True,
+                       "_residual_grad_kernel": True, "_apply_rows_kernel": False, "_apply_pixels_kernel": False}
+_ITEMSIZE = {"*fp16": 2, "*bf16": 2, "*fp32": 4, "*fp64": 8}
+
+
+def _aligned_elements(name: str, arguments: Dict[str, object]) -> int:
+    """How many of x's elements each row of kernel `name` is aligned to, from its launch's
+    `arguments` (by name, constexprs included): what the compiler may vectorise at most."""
+    if name == "_apply_rows_kernel":
+        row_len = int(arguments["row_vectors"]) * int(arguments["ROW_ALIGN"])  # H * W
+        return min(16, row_len & -row_len)
+    size = int(arguments["channels" if name == "_apply_pixels_kernel" else "numel"])
+    return 16 if size % 16 == 0 else 1
+
+
+def _global_memory_bytes(ptx: str) -> List[Tuple[str, int]]:
+    """(op, bytes per access) of every global load, store or atomic in `ptx`, the cache
+    hints dropped: ("ld", 16) for `ld.global.L1::evict_last.v4.b32`."""
+    accesses = []
+    for op, vector, bits in re.findall(r"\b(ld|st|red|atom)\.global(?:\.[\w:]+?)*?(?:\.v(\d))?\.[a-z]+(\d+)\b", ptx):
+        accesses.append((op, int(vector or 1) * int(bits) // 8))
+    return accesses
+
+
+def assert_vectorised_memory_access(name: str, signature: Dict[str, str], arguments: Dict[str, object],
+                                    ptx: str, num_warps: int) -> None:
+    """Assert what ELEMENTWISE_KERNELS says of kernel `name`'s PTX, compiled with `signature`
+    for a launch with `arguments` (by name, constexprs included): every data access as wide as
+    x's alignment allows (`_aligned_elements`, 16 bytes at most; beside one 8-byte load per kept
+    count, `*kept_ptr`, and the mask byte loads), and in a per-channel kernel one mask byte load
+    per 8 elements per mask (`*bits_ptr`)."""
+    itemsize = next(_ITEMSIZE[t] for t in signature.values() if t in _ITEMSIZE)
+    width = min(16, _aligned_elements(name, arguments) * itemsize)
+    accesses = _global_memory_bytes(ptx)
+    data = [access for access in accesses if access != ("ld", 1)]
+    assert data, "no data access found (has the PTX syntax changed?)"
+    counts = sum(1 for arg in signature if arg.endswith("kept_ptr"))
+    narrow = [access for access in data if access[1] != width]
+    assert narrow.count(("ld", 8)) <= counts and all(access == ("ld", 8) for access in narrow), (
+        f"data accesses not {width} bytes wide: {sorted(narrow)} ({counts} kept-count loads allowed)")
+    if ELEMENTWISE_KERNELS[name]:
+        assert width == 16, "numel of a launch on the issue's shapes not divisible by 16"
+        tile = math.prod(int(v) for k, v in arguments.items() if k.startswith("BLOCK"))
+        masks = sum(1 for arg in signature if arg.endswith("bits_ptr"))
+        byte_loads = accesses.count(("ld", 1))
+        assert byte_loads <= masks * max(1, tile // (32 * num_warps) // 8), (
+            f"{byte_loads} mask byte loads for {tile // (32 * num_warps)} elements per thread and {masks} mask(s)")
+
+
 def _ptx_f64(value: float) -> str:
     """`value` as a PTX fp64 literal."""
     return "0d" + struct.pack(">d", value).hex().upper()
@@ -1299,9 +1362,14 @@ def compile_kernels_without_a_gpu() -> Dict[str, Optional[str]]:
             options = {"num_warps": constexprs.pop("num_warps", 4)}
             if "enable_fp_fusion" in constexprs:
                 options["enable_fp_fusion"] = constexprs.pop("enable_fp_fusion")
+            recorded_constexprs = set(constexprs)  # before _launch_signature adds the ints equal to 1
             signature, attrs = _launch_signature(kernel, args, constexprs)
             types = ", ".join(signature.values())
-            label = f"sm_{arch} {name} {dict(sorted(constexprs.items()))} {options} ({types})"
+            # The int arguments divisible by 16 are part of the specialisation: Triton compiles
+            # each combination apart, and it decides what the compiler may vectorise.
+            divisible = [kernel.arg_names[i] for (i,) in attrs if signature[kernel.arg_names[i]][0] != "*"]
+            label = (f"sm_{arch} {name} {dict(sorted(constexprs.items()))} {options} ({types})"
+                     + (f" 16 | {', '.join(divisible)}" if divisible else ""))
             key = label if arch == FULL_COMPILE_ARCH else (name, tuple(t for t in signature.values() if t[0] == "*"))
             if key in compiled:
                 continue
@@ -1350,6 +1418,10 @@ def compile_kernels_without_a_gpu() -> Dict[str, Optional[str]]:
                     assert usage["LOCAL"] == usage["STACK"] == 0, f"local memory (spills) or a stack frame: {usage}"
                     assert constexprs.get("INDEX_64") or usage["REG"] <= MAX_REGISTERS, (
                         f"more than {MAX_REGISTERS} registers: {usage}")
+                    if name in ELEMENTWISE_KERNELS:
+                        runtime = [arg for arg in kernel.arg_names if arg not in recorded_constexprs]
+                        assert_vectorised_memory_access(name, signature, {**dict(zip(runtime, args)), **constexprs},
+                                                        binary.asm["ptx"], options["num_warps"])
                 results[label] = None
             except Exception:  # report every failing specialisation, not only the first
                 results[label] = traceback.format_exc(limit=2)
