@@ -1180,14 +1180,19 @@ def _record_gpu_launches() -> List[Launch]:
     return calls
 
 
+def _runtime_arguments(kernel, args: tuple, constexprs: Dict[str, object]) -> Dict[str, object]:
+    """{name: value} of a recorded launch's `args`: the kernel's arguments not in `constexprs`."""
+    runtime = [n for n in kernel.arg_names if n not in constexprs]
+    assert len(runtime) == len(args), (kernel.arg_names, len(args))
+    return dict(zip(runtime, args))
+
+
 def _launch_signature(kernel, args: tuple, constexprs: Dict[str, object]) -> Tuple[Dict[str, str], Dict]:
     """The argument types and attributes Triton's launcher would specialise on: pointers and
     ints divisible by 16 get tt.divisibility 16 (torch allocations are 16-byte aligned), and
     an int argument equal to 1 becomes the constant 1 (added to `constexprs`), as Triton's
     launcher does (a stride or a count of 1: shared masks, NCHW column strides)."""
-    runtime = [n for n in kernel.arg_names if n not in constexprs]
-    assert len(runtime) == len(args), (kernel.arg_names, len(args))
-    values = dict(zip(runtime, args))
+    values = _runtime_arguments(kernel, args, constexprs)
     constexprs.update({name: 1 for name, value in values.items() if type(value) is int and value == 1})
     signature, attrs = {}, {}
     for i, name in enumerate(kernel.arg_names):
@@ -1362,7 +1367,7 @@ def compile_kernels_without_a_gpu() -> Dict[str, Optional[str]]:
             options = {"num_warps": constexprs.pop("num_warps", 4)}
             if "enable_fp_fusion" in constexprs:
                 options["enable_fp_fusion"] = constexprs.pop("enable_fp_fusion")
-            recorded_constexprs = set(constexprs)  # before _launch_signature adds the ints equal to 1
+            arguments = {**_runtime_arguments(kernel, args, constexprs), **constexprs}
             signature, attrs = _launch_signature(kernel, args, constexprs)
             types = ", ".join(signature.values())
             # The int arguments divisible by 16 are part of the specialisation: Triton compiles
@@ -1419,9 +1424,8 @@ def compile_kernels_without_a_gpu() -> Dict[str, Optional[str]]:
                     assert constexprs.get("INDEX_64") or usage["REG"] <= MAX_REGISTERS, (
                         f"more than {MAX_REGISTERS} registers: {usage}")
                     if name in ELEMENTWISE_KERNELS:
-                        runtime = [arg for arg in kernel.arg_names if arg not in recorded_constexprs]
-                        assert_vectorised_memory_access(name, signature, {**dict(zip(runtime, args)), **constexprs},
-                                                        binary.asm["ptx"], options["num_warps"])
+                        assert_vectorised_memory_access(name, signature, arguments, binary.asm["ptx"],
+                                                        options["num_warps"])
                 results[label] = None
             except Exception:  # report every failing specialisation, not only the first
                 results[label] = traceback.format_exc(limit=2)
