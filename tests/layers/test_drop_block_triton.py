@@ -1254,7 +1254,8 @@ MAX_REGISTERS = 128
 # 16 at most: `ROW_ALIGN`) or C (channels_last, when divisible by 16).
 ELEMENTWISE_KERNELS = {"_apply_flat_kernel": True, "_relu_grad_kernel": True, "_apply_residual_kernel": True,
                        "_residual_grad_kernel": True, "_apply_rows_kernel": False, "_apply_pixels_kernel": False}
-_ITEMSIZE = {"*fp16": 2, "*bf16": 2, "*fp32": 4, "*fp64": 8}
+# Bytes per element of the data pointer types (the kernels' x, gradients and outputs).
+_ITEMSIZE = {pointer: dtype.itemsize for dtype, pointer in _POINTER_TYPES.items() if dtype.is_floating_point}
 
 
 def _aligned_elements(name: str, arguments: Dict[str, object]) -> int:
@@ -1294,11 +1295,11 @@ def assert_vectorised_memory_access(name: str, signature: Dict[str, str], argume
         f"data accesses not {width} bytes wide: {sorted(narrow)} ({counts} kept-count loads allowed)")
     if ELEMENTWISE_KERNELS[name]:
         assert width == 16, "numel of a launch on the issue's shapes not divisible by 16"
-        tile = math.prod(int(v) for k, v in arguments.items() if k.startswith("BLOCK"))
+        per_thread = math.prod(int(v) for k, v in arguments.items() if k.startswith("BLOCK")) // (32 * num_warps)
         masks = sum(1 for arg in signature if arg.endswith("bits_ptr"))
         byte_loads = accesses.count(("ld", 1))
-        assert byte_loads <= masks * max(1, tile // (32 * num_warps) // 8), (
-            f"{byte_loads} mask byte loads for {tile // (32 * num_warps)} elements per thread and {masks} mask(s)")
+        assert byte_loads <= masks * max(1, per_thread // 8), (
+            f"{byte_loads} mask byte loads for {per_thread} elements per thread and {masks} mask(s)")
 
 
 def _ptx_f64(value: float) -> str:
