@@ -27,7 +27,7 @@ from typing import Any, Dict, Iterator, List, Sequence, Set, Tuple
 
 from detectron2.config import CfgNode, get_cfg
 
-from .modeling.retinanet import stock_retinanet_head_error
+from .modeling.retinanet import PER_LEVEL_NORMS, head_levels_error, stock_retinanet_head_error
 
 __all__ = ["STOCK_COMPONENTS", "stock_config", "needs_deeplab_project", "empty_stock_config",
            "dropblock_component_advice", "lazy_stock_config", "lazy_plugin_nodes", "LAZY_EVAL_NODES"]
@@ -376,7 +376,7 @@ def lazy_stock_config(cfg: Any) -> Any:
     for key, parent, name in _lazy_nodes(stock):
         node = parent[name]
         if _target(node) is RetinaNet:
-            _one_head_input_shape_per_level(node)
+            _one_head_input_shape_per_level(node, key)
         if _target(node) is RetinaNetHead:
             error = stock_retinanet_head_error(node.get("norm", ""))
             if error is not None:
@@ -388,15 +388,22 @@ def lazy_stock_config(cfg: Any) -> Any:
     return stock
 
 
-def _one_head_input_shape_per_level(retinanet: Any) -> None:
+def _one_head_input_shape_per_level(retinanet: Any, key: str) -> None:
     """A RetinaNet node whose head has one `input_shape` for all its levels (which
-    DropBlockRetinaNetHead takes) gets one per level: the stock RetinaNetHead asserts as
-    many as the features it is given (detectron2's configs write `[ShapeSpec(...)] * 5`)."""
+    DropBlockRetinaNetHead takes without per-level norms) gets one per level: the stock
+    RetinaNetHead asserts as many as the features it is given (detectron2's configs write
+    `[ShapeSpec(...)] * 5`). With per-level BN the count is part of the model (one BN per
+    entry), so a mismatch has no stock counterpart: ValueError naming the key."""
     import copy
 
     head, levels = retinanet.get("head"), retinanet.get("head_in_features")
     shapes = head.get("input_shape") if hasattr(head, "get") else None
-    if shapes is not None and levels is not None and len(shapes) == 1 < len(levels):
+    if shapes is None or levels is None:
+        return
+    error = head_levels_error(head.get("norm", "") in PER_LEVEL_NORMS, len(shapes), levels)
+    if error is not None:
+        raise ValueError(f"{key}.head.input_shape: {error}")
+    if len(shapes) == 1 < len(levels):
         head.input_shape = [copy.deepcopy(shapes[0]) for _ in levels]
 
 

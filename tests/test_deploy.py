@@ -306,6 +306,27 @@ def test_a_dropblock_component_with_no_stock_counterpart_in_the_model_is_named()
         lazy_stock_config(cfg)
 
 
+@pytest.mark.parametrize("norm", ["", "BN"])
+def test_a_lazy_head_with_one_input_shape_gets_one_per_level_or_is_refused_with_per_level_bn(norm):
+    # Without per-level norms one shape stands for all five levels, and the stock head
+    # needs five; with BN the count is part of the model (one BN per entry): no stock twin.
+    from detectron2.config import LazyCall as L, instantiate
+    from detectron2.layers import ShapeSpec
+
+    from dropblock_det.deploy import lazy_stock_config
+
+    cfg = _lazy(SYNTHETIC_LAZY, f"model.head.norm='{norm}'")
+    cfg.model.head.input_shape = [L(ShapeSpec)(channels=64)]
+    if norm == "BN":
+        with pytest.raises(ValueError, match=r"^model\.head\.input_shape: 1 ShapeSpec\(s\) for the 5 levels"):
+            lazy_stock_config(cfg)
+        return
+    stock = lazy_stock_config(cfg)
+    assert len(stock.model.head.input_shape) == 5
+    ours, theirs = instantiate(cfg.model), instantiate(stock.model)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+
+
 def test_lazy_interpolations_are_kept_except_those_into_the_removed_nodes(tmp_path):
     from dropblock_det.deploy import lazy_stock_config
 

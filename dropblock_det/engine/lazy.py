@@ -285,7 +285,7 @@ def check_lazy_model(cfg: DictConfig, model: torch.nn.Module, train: bool = True
     `impl="triton"` cannot run on `train.device`, DropBlock stages the ResNet does not build
     (:func:`check_lazy_resnet_stages`), an R-CNN mask / keypoint head whose training mapper
     does not load its annotations (:func:`check_lazy_rcnn_mapper`), and a segmentation
-    head's hand-given inputs that no longer fit (:func:`check_lazy_head_inputs`).
+    or RetinaNet head's hand-given inputs that do not fit (:func:`check_lazy_head_inputs`).
     ValueError naming the key."""
     check_lazy_head_inputs(cfg, model, train)
     for key, name in lazy_dataset_names(cfg, train=False):
@@ -306,12 +306,25 @@ def check_lazy_model(cfg: DictConfig, model: torch.nn.Module, train: bool = True
 
 def check_lazy_head_inputs(cfg: DictConfig, model: torch.nn.Module, train: bool = True) -> None:
     """What the yacs builder derives and a LazyConfig gives by hand, checked against what it
-    derives from: `model.sem_seg_head.input_shape` against the backbone's output_shape()
+    derives from: a RetinaNet head's `model.head.input_shape` against the levels it runs on
+    (`model.head_in_features`) where its BN statistics are per level (one BN per entry),
+    `model.sem_seg_head.input_shape` against the backbone's output_shape()
     (build_model passes the latter), and with `train` `model.sem_seg_head.train_size`
     against the training crop (INPUT.CROP.SIZE there). A DeepLab head sizes its ASPP
     image-pooling kernel from both, so a `model.backbone.stages.res5_dilation=...` or crop
     override alone would otherwise train another model than the .yaml's, silently (local
     instead of image pooling). ValueError naming the key."""
+    from detectron2.layers import CycleBatchNormList
+    from detectron2.modeling.meta_arch.retinanet import RetinaNetHead
+
+    from ..modeling.retinanet import head_levels_error
+
+    head, levels = getattr(model, "head", None), getattr(model, "head_in_features", None)
+    if isinstance(head, RetinaNetHead) and levels is not None:
+        per_level = any(isinstance(module, CycleBatchNormList) for module in head.modules())
+        error = head_levels_error(per_level, head._num_features, levels)
+        if error is not None:
+            raise ValueError(f"model.head.input_shape (against model.head_in_features): {error}")
     shapes = OmegaConf.select(cfg, "model.sem_seg_head.input_shape", default=None)
     backbone = getattr(model, "backbone", None)
     if isinstance(shapes, DictConfig) and backbone is not None and hasattr(backbone, "output_shape"):

@@ -19,7 +19,7 @@ from detectron2.modeling.meta_arch.retinanet import RetinaNet, RetinaNetHead
 from ..config import check_placement, regularizer_factory, validate_dropblock_config
 from ..layers import as_regularizer_factory, relu_then_regularize
 
-__all__ = ["DropBlockRetinaNet", "DropBlockRetinaNetHead", "stock_retinanet_head_error"]
+__all__ = ["DropBlockRetinaNet", "DropBlockRetinaNetHead", "head_levels_error", "stock_retinanet_head_error"]
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +27,9 @@ logger = logging.getLogger(__name__)
 # through CycleBatchNormList); for any other norm v0.6 calls get_norm(norm, 1), which
 # for "GN" means GroupNorm(32, 1) and crashes.
 _NORMS_STOCK_HEAD_BUILDS = ("", None, "BN", "SyncBN")
+# Of those, the norms whose statistics RetinaNetHead keeps per level: one BN per entry of
+# input_shape, cycled through level by level in each forward.
+PER_LEVEL_NORMS = ("BN", "SyncBN")
 _TOWERS = ("cls", "bbox")
 
 
@@ -42,6 +45,19 @@ def stock_retinanet_head_error(norm: str) -> Optional[Exception]:
     except (ValueError, RuntimeError, KeyError) as e:
         return e
     return None
+
+
+def head_levels_error(per_level_norm: bool, num_shapes: int, levels: Sequence[str]) -> Optional[str]:
+    """Why a RetinaNet head built with `num_shapes` input shapes cannot run on the feature
+    levels `levels`, or None where it can. With per-level statistics (BN, SyncBN) each
+    input_shape entry is one level's BN, so fewer entries than levels would silently share
+    one BN between levels (or cycle out of step across iterations); with any other norm the
+    count does not matter to DropBlockRetinaNetHead (detectron2's own head asserts it)."""
+    if not per_level_norm or num_shapes == len(levels):
+        return None
+    return (f"{num_shapes} ShapeSpec(s) for the {len(levels)} levels {list(levels)}, with a norm "
+            f"({'/'.join(PER_LEVEL_NORMS)}) whose statistics RetinaNetHead keeps per level, one per "
+            f"input_shape entry: give one per level, e.g. [ShapeSpec(channels=256)] * {len(levels)}")
 
 
 class DropBlockRetinaNetHead(RetinaNetHead):
@@ -89,6 +105,7 @@ class DropBlockRetinaNetHead(RetinaNetHead):
             norm="" if rebuild_towers else norm,
             **head_kwargs,
         )
+        self._per_level_norm = norm in PER_LEVEL_NORMS
         if rebuild_towers:
             in_channels = input_shape[0].channels
             self.cls_subnet = self._normed_tower(in_channels, conv_dims, norm)
@@ -145,6 +162,10 @@ class DropBlockRetinaNetHead(RetinaNetHead):
     ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
         """features: per-level (N, C, Hi, Wi) -> (logits: per level (N, A*K, Hi, Wi),
         box deltas: per level (N, A*4, Hi, Wi)), as `RetinaNetHead.forward`."""
+        if self._per_level_norm and len(features) != self._num_features:
+            levels = [f"features[{i}]" for i in range(len(features))]
+            raise ValueError(f"DropBlockRetinaNetHead(input_shape=...): "
+                             f"{head_levels_error(True, self._num_features, levels)}")
         logits = []
         bbox_reg = []
         for feature in features:

@@ -430,6 +430,27 @@ def test_the_schedule_key_none_gives_no_ramp_and_a_config_without_it_the_whole_t
     assert lazy_schedule_hook(cfg, torch.nn.Conv2d(3, 3, 1)) is None  # no regularizer, no ramp
 
 
+@pytest.mark.parametrize("norm, shapes, refused", [
+    ("BN", 1, True), ("BN", 4, True), ("SyncBN", 1, True), ("BN", 5, False), ("GN", 1, False), ("", 1, False)])
+def test_a_retinanet_head_with_per_level_bn_needs_one_input_shape_per_level(norm, shapes, refused):
+    # One BN per input_shape entry, cycled level by level: fewer entries than the five
+    # levels would share (or mix up) statistics between levels, which the model only
+    # shows at its first step; checked when the model is built.
+    from detectron2.config import LazyCall as L
+    from detectron2.layers import ShapeSpec
+
+    from dropblock_det.engine.lazy import check_lazy_model, lazy_meta_model
+
+    cfg = _lazy(SYNTHETIC, f"model.head.norm='{norm}'")
+    cfg.model.head.input_shape = [L(ShapeSpec)(channels=64)] * shapes
+    if refused:
+        with pytest.raises(ValueError, match=rf"^model\.head\.input_shape \(against model\.head_in_features\): "
+                                             rf"{shapes} ShapeSpec\(s\) for the 5 levels \['p3', 'p4', 'p5', 'p6', 'p7'\]"):
+            check_lazy_model(cfg, lazy_meta_model(cfg))
+    else:
+        check_lazy_model(cfg, lazy_meta_model(cfg))
+
+
 DEEPLAB = str(CONFIGS / TWINS[3][0])
 
 

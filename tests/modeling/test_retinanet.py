@@ -204,6 +204,24 @@ def test_heads_the_stock_head_builds_are_left_to_it(norm):
     assert any(isinstance(m, CycleBatchNormList) for m in ours.bbox_subnet) == (norm == "BN")
 
 
+@pytest.mark.parametrize("norm, refused", [("BN", True), ("GN", False), ("", False)])
+def test_a_head_with_fewer_input_shapes_than_levels_is_refused_only_with_per_level_bn(norm, refused):
+    # With BN each input_shape entry is one level's statistics: one entry for five levels
+    # would share a single BN between them, silently (detectron2's head asserts instead).
+    head = DropBlockRetinaNetHead(input_shape=_input_shapes()[:1], num_classes=3, num_anchors=9,
+                                  conv_dims=[32], norm=norm).train()
+    features = [torch.randn(2, 32, 8, 8)] * 5
+    if refused:
+        with pytest.raises(ValueError, match=r"^DropBlockRetinaNetHead\(input_shape=\.\.\.\): 1 ShapeSpec\(s\) "
+                                             r"for the 5 levels \['features\[0\]', .*\* 5$"):
+            head(features)
+    else:
+        logits, _ = head(features)
+        assert len(logits) == 5
+    DropBlockRetinaNetHead(input_shape=_input_shapes(), num_classes=3, num_anchors=9, conv_dims=[32],
+                           norm=norm).train()(features)  # one per level: runs
+
+
 def test_gn_head_towers_keep_retinanet_conv_init():
     # The rebuilt GN towers initialise their convs as RetinaNetHead does: N(0, 0.01), bias 0.
     torch.manual_seed(0)
