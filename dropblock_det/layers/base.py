@@ -311,12 +311,16 @@ def regularize_add_relu(
     The values are those of the separate ops; where regularizers are `KeepProbRegularizer`s
     they are handed the sum and the ReLU so they can do them in their own pass: DropBlock's
     Triton path does relu(r + DropBlock(x)) in one pass, and relu(DropBlock'(r) +
-    DropBlock(x)) too when both sides have a per-channel DropBlock.
+    DropBlock(x)) too when both sides have a per-channel DropBlock. Each regularizer is
+    called as a module, so its hooks run, except the residual's in such a fused pair.
     """
     if isinstance(residual_regularizer, KeepProbRegularizer) and (
         regularizer is None or (isinstance(regularizer, KeepProbRegularizer) and not regularizer.active)
     ):
         # Only the residual is regularized: it takes the sum (x + r is r + x, bit for bit).
+        # An inactive x side is still called (it returns x) so its hooks and input check run.
+        if regularizer is not None:
+            x = regularizer(x)
         return residual_regularizer(residual, residual=x)
     if isinstance(regularizer, KeepProbRegularizer):
         return regularizer(x, residual=residual, residual_regularizer=residual_regularizer)

@@ -175,8 +175,16 @@ def test_regularize_add_relu_regularizes_both_sides_residual_first(on_x, on_resi
     # side is regularized, whatever the pairing hands to which module.
     x, residual = torch.randn(2, 4, 9, 9), torch.randn(2, 4, 9, 9)
     regularizer, residual_regularizer = _side(on_x), _side(on_residual)
+    calls = []
+    hooks = [module.register_forward_hook(lambda module, inputs, output, side=side: calls.append(side))
+             for side, module in (("x", regularizer), ("residual", residual_regularizer)) if module is not None]
     torch.manual_seed(0)
     out = regularize_add_relu(regularizer, x, residual, residual_regularizer)
+    # Every regularizer is called as a module, an inactive one too (on the PyTorch path a
+    # fused pair runs the modules in turn), so its hooks run.
+    assert sorted(calls) == sorted(side for side, on in (("x", on_x), ("residual", on_residual)) if on)
+    for hook in hooks:
+        hook.remove()
     torch.manual_seed(0)
     expected_residual = residual if residual_regularizer is None else residual_regularizer(residual)
     expected = torch.relu(expected_residual + (x if regularizer is None else regularizer(x)))
