@@ -150,12 +150,15 @@ def _coverage_histogram(length: int, block: int) -> Tuple[np.ndarray, np.ndarray
     return np.unique(covering, return_counts=True)
 
 
+@functools.lru_cache(maxsize=256)
 def _coverage_table(height: int, width: int, bh: int, bw: int) -> Tuple[np.ndarray, np.ndarray]:
-    """(k values, fraction of the map's units covered by exactly k anchors), k = rows * cols."""
+    """(k values, fraction of the map's units covered by exactly k anchors), k = rows * cols.
+    Cached (a ramp's calibrated gamma asks again every iteration), so read-only."""
     row_k, row_n = _coverage_histogram(height, bh)
     col_k, col_n = _coverage_histogram(width, bw)
     k = np.outer(row_k, col_k).ravel().astype(np.float64)
     weight = np.outer(row_n, col_n).ravel().astype(np.float64) / (height * width)
+    k.flags.writeable = weight.flags.writeable = False
     return k, weight
 
 
@@ -193,7 +196,35 @@ def _calibrated_gamma(height: int, width: int, bh: int, bw: int, keep_prob: floa
     if target <= 0.0:
         return 0.0
     k, weight = _coverage_table(height, width, bh, bw)
-    low, high = 0.0, 1.0  # f(0) = 0 < target < 1 = f(1)
+    # f(gamma), the expected fraction, is increasing and concave, so Newton's steps from 0
+    # climb to the root from below: ~6 steps where halving [0, 1] takes ~60, and a ramp
+    # asks for a new keep_prob every iteration, which the cache cannot answer.
+    low, high, value = 0.0, 1.0, 0.0  # f(low) = value < target <= f(high)
+    for _ in range(64):
+        slope = float(np.sum(weight * k * np.exp((k - 1.0) * math.log1p(-low))))
+        step = low + (target - value) / slope
+        if not low < step < 1.0:
+            break
+        step_value = _expected_fraction(k, weight, step)
+        if step_value >= target:  # past the root, by rounding
+            high = step
+            break
+        low, value = step, step_value
+    # Then a bracket a few ulps wide on the other side of the root, halved to the boundary
+    # between f < target and f >= target, where halving [0, 1] ends too.
+    gap = (low if high == 1.0 else high) * 2.0 ** -50
+    from_below = high == 1.0
+    while gap and low + gap < high - gap:
+        probe = low + gap if from_below else high - gap
+        if _expected_fraction(k, weight, probe) < target:
+            low = probe
+            if not from_below:
+                break
+        else:
+            high = probe
+            if from_below:
+                break
+        gap *= 16.0
     for _ in range(200):  # bisection: the interval halves each step, float64 exhausts first
         mid = 0.5 * (low + high)
         if mid in (low, high):

@@ -1,6 +1,7 @@
 """drop_block_2d / DropBlock2d: shapes, dtypes, layouts, identity cases, reproducibility,
 gradient, memory kept for backward, gamma, bad arguments, implementation dispatch."""
 import math
+import random
 import re
 import warnings
 
@@ -288,6 +289,27 @@ def test_calibrated_gamma_makes_expected_drop_fraction_exactly_one_minus_keep_pr
     expected = expected_drop_fraction(gamma, block_size, h, w)
     assert expected == pytest.approx(1 - keep_prob, abs=1e-12)
     assert gamma >= drop_block_gamma(keep_prob, block_size, h, w)
+
+
+def test_calibrated_gamma_is_the_gamma_that_halving_the_whole_interval_finds():
+    # Newton's steps then a few ulps of bisection must land on the same double as plain
+    # bisection of [0, 1]: the boundary between an expected fraction below 1 - keep_prob and
+    # one at or above it, on every map, block and keep_prob, extreme ones included.
+    from dropblock_det.layers.drop_block import _calibrated_gamma, _coverage_table, _expected_fraction
+
+    rng = random.Random(0)
+    cases = [(7, 7, 7, 0.95), (28, 28, 7, 0.9), (1, 1, 7, 0.5), (50, 68, 7, 1 - 1.1e-16), (9, 4, 3, 5e-324)]
+    for _ in range(300):
+        keep_prob = rng.choice([rng.uniform(0.0, 1.0), 1 - 10 ** rng.uniform(-15, -1), 10 ** rng.uniform(-300, -1)])
+        cases.append((rng.randint(1, 120), rng.randint(1, 120), rng.randint(1, 9), keep_prob))
+    for height, width, block_size, keep_prob in cases:
+        bh, bw = min(block_size, height), min(block_size, width)
+        k, weight = _coverage_table(height, width, bh, bw)
+        low, high = 0.0, 1.0
+        while 0.5 * (low + high) not in (low, high):
+            mid = 0.5 * (low + high)
+            low, high = (mid, high) if _expected_fraction(k, weight, mid) < 1 - keep_prob else (low, mid)
+        assert _calibrated_gamma(height, width, bh, bw, keep_prob) == high, (height, width, block_size, keep_prob)
 
 
 def test_expected_drop_fraction_matches_brute_force_enumeration():
