@@ -8,7 +8,7 @@ schedule here subclasses `_LRScheduler` (itself a subclass of torch's public
 `LRScheduler`), so both versions' hooks save and restore its state on resume.
 """
 import math
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 from detectron2.config import CfgNode
@@ -114,6 +114,12 @@ class WarmupPolyLR(torch.optim.lr_scheduler._LRScheduler):
     def _compute_values(self) -> List[float]:
         # detectron2 main's LRScheduler-based classes expose this name; keep it for parity.
         return self.get_lr()
+
+    def state_dict(self) -> Dict[str, Any]:
+        # Only the progress, as detectron2's LRMultiplier keeps: torch's default (the whole
+        # __dict__) would put a resumed run's max_iters back, so continuing a run with a
+        # larger SOLVER.MAX_ITER would train every added iteration at lr 0.
+        return {"base_lrs": self.base_lrs, "last_epoch": self.last_epoch}
 
 
 class WarmupPolyParamScheduler(ParamScheduler):

@@ -83,6 +83,28 @@ def test_lr_scheduler_hook_checkpoints_the_schedule_and_resume_continues_it():
     assert _lrs(resumed, 5) == pytest.approx(expected)
 
 
+def test_a_run_continued_with_a_larger_max_iter_follows_the_new_schedule():
+    # The trainer asks for a larger SOLVER.MAX_ITER to continue a finished run; the saved
+    # schedule must not bring the old length back (lr 0 from the old end on).
+    optimizer = _optimizer(0.2)
+    scheduler = build_lr_scheduler(_seg_cfg(MAX_ITER=10, WARMUP_ITERS=2, BASE_LR=0.2), optimizer)
+    hook = hooks.LRScheduler(optimizer, scheduler)
+    _lrs(scheduler, 10)
+    state = hook.state_dict()
+    assert set(state) == {"base_lrs", "last_epoch"}
+
+    longer = _seg_cfg(MAX_ITER=20, WARMUP_ITERS=2, BASE_LR=0.2)
+    resumed_optimizer = _optimizer(0.2)
+    resumed = build_lr_scheduler(longer, resumed_optimizer)
+    hooks.LRScheduler(resumed_optimizer, resumed).load_state_dict(state)
+    resumed_optimizer.load_state_dict(optimizer.state_dict())  # after the hooks, as the trainer does
+    fresh = build_lr_scheduler(longer, _optimizer(0.2))
+    expected = _lrs(fresh, 15)[10:]
+    # The first iteration takes the lr the optimizer was saved with (detectron2's own
+    # schedulers do too); every later one the longer schedule's.
+    assert _lrs(resumed, 5)[1:] == pytest.approx(expected[1:]) and min(expected) > 0
+
+
 def test_build_lr_scheduler_reads_the_poly_keys():
     cfg = _seg_cfg(MAX_ITER=100, WARMUP_ITERS=0, POLY_LR_POWER=2.0, POLY_LR_CONSTANT_ENDING=0.0)
     scheduler = build_lr_scheduler(cfg, _optimizer(1.0))
