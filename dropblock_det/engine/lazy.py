@@ -38,6 +38,7 @@ from .trainer import (
     AtomicCheckpointer,
     build_on_meta_device,
     check_checkpoint_fits,
+    checked_device,
     evaluator_cannot_read,
     is_url,
     missing_config_file,
@@ -237,13 +238,7 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True,
     output_dir = cfg.train.output_dir
     if not isinstance(output_dir, str) or not output_dir:
         raise ValueError(f"train.output_dir={output_dir!r}: expected a folder")
-    device = cfg.train.device
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"train.device={cfg.train.device!r}: not a device torch knows (e.g. 'cuda', 'cpu')") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"train.device={cfg.train.device!r}: torch sees no CUDA device here; use 'cpu'")
+    device = checked_device("train.device", cfg.train.device)
     if train:
         _check_int("train.max_iter", cfg.train.max_iter, 1)
         _check_int("train.checkpointer.period", cfg.train.checkpointer.period, 1)

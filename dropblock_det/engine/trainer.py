@@ -55,6 +55,7 @@ __all__ = [
     "evaluator_cannot_read",
     "build_train_augmentation",
     "check_config_before_run",
+    "checked_device",
     "check_dataset_names",
     "check_model_config",
     "check_evaluator_types",
@@ -308,7 +309,8 @@ def check_train_inputs(cfg: CfgNode) -> None:
     batch, world = cfg.SOLVER.IMS_PER_BATCH, comm.get_world_size()
     if not isinstance(batch, int) or batch < 1:
         raise ValueError(f"SOLVER.IMS_PER_BATCH={batch!r}: expected >= 1 image per batch")
-    if not cfg.SOLVER.REFERENCE_WORLD_SIZE and batch % world:
+    if cfg.SOLVER.REFERENCE_WORLD_SIZE in (0, world) and batch % world:
+        # (Scaled from another REFERENCE_WORLD_SIZE, the batch is checked against that one.)
         raise ValueError(f"SOLVER.IMS_PER_BATCH={batch!r}: not divisible by the {world} processes")
     sampling = cfg.INPUT.MIN_SIZE_TRAIN_SAMPLING
     if sampling not in _SAMPLING_STYLES:
@@ -819,13 +821,29 @@ def check_scaled_to_world_size(cfg: CfgNode) -> None:
         raise ValueError(f"{error}, once scaled to SOLVER.MAX_ITER={scaled.SOLVER.MAX_ITER} {scaling}") from None
 
 
+def checked_device(key: str, value: Any) -> torch.device:
+    """`value` as a torch.device; ValueError naming `key` where torch does not know it or
+    sees no such CUDA device (detectron2 would fail moving the model there, with a message
+    that names no key, after the run's files are written)."""
+    try:
+        device = torch.device(value)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{key}={value!r}: not a device torch knows (e.g. 'cuda', 'cpu')") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{key}={value!r}: torch sees no CUDA device here; use 'cpu'")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"{key}={value!r}: torch sees {torch.cuda.device_count()} CUDA device(s) here")
+    return device
+
+
 def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: bool = True,
                             check_files: bool = True) -> Optional[torch.nn.Module]:
     """Every check of `cfg` that loads no data: MODEL.DROPBLOCK values, the model (built on
     the meta device), the DATASETS.TEST names (and with `train` DATASETS.TRAIN's: an
     evaluation needs no training data) with, if `check_files`, their files, an evaluator
-    for every DATASETS.TEST entry, with `train` MODEL.DEVICE for IMPL "triton"
-    (check_impl_device) and the LR schedule, with `check_weights` MODEL.WEIGHTS. The tools
+    for every DATASETS.TEST entry, MODEL.DEVICE (:func:`checked_device`), with `train`
+    MODEL.DEVICE for IMPL "triton" (check_impl_device) and for SOLVER.AMP, the LR schedule
+    and the SOLVER / INPUT values, with `check_weights` MODEL.WEIGHTS. The tools
     call it first: each error names its key, and comes before data loading or anything is
     written to OUTPUT_DIR. Returns the model it built on the meta device (None where it
     could not)."""
@@ -833,7 +851,11 @@ def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: boo
     model = check_model_config(cfg)
     check_dataset_names(cfg, check_files=check_files, keys=("TRAIN", "TEST") if train else ("TEST",))
     check_evaluator_types(cfg)
+    device = checked_device("MODEL.DEVICE", cfg.MODEL.DEVICE)
     if train:
+        if cfg.SOLVER.AMP.ENABLED and device.type != "cuda":
+            # detectron2's AMPTrainer asserts CUDA at its first step (v0.6 and main).
+            raise ValueError(f"SOLVER.AMP.ENABLED=True needs a CUDA MODEL.DEVICE, got {cfg.MODEL.DEVICE!r}")
         check_impl_device(cfg)
         check_lr_scheduler(cfg)
         check_train_inputs(cfg)

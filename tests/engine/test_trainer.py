@@ -234,6 +234,41 @@ def test_a_config_that_cannot_be_scaled_to_this_runs_processes_is_refused_before
                                          "SOLVER.MAX_ITER", "100"), check_files=False)
 
 
+def test_a_batch_indivisible_by_the_processes_it_was_set_for_is_refused(monkeypatch):
+    # REFERENCE_WORLD_SIZE equal to the world size scales nothing: the batch must still
+    # split over the processes (detectron2 asserts it only once the data loader is built).
+    from dropblock_det.engine import trainer
+
+    monkeypatch.setattr(trainer.comm, "get_world_size", lambda: 2)
+    for reference in ("0", "2"):
+        with pytest.raises(ValueError, match=r"^SOLVER\.IMS_PER_BATCH=3: not divisible by the 2 processes$"):
+            trainer.check_config_before_run(_cfg("SOLVER.REFERENCE_WORLD_SIZE", reference, "SOLVER.IMS_PER_BATCH", "3"),
+                                            check_files=False)
+        trainer.check_config_before_run(_cfg("SOLVER.REFERENCE_WORLD_SIZE", reference, "SOLVER.IMS_PER_BATCH", "4"),
+                                        check_files=False)
+
+
+@pytest.mark.parametrize("opts, match", [
+    (["MODEL.DEVICE", "gpu"], r"^MODEL\.DEVICE='gpu': not a device torch knows"),
+    (["MODEL.DEVICE", "cuda:x"], r"^MODEL\.DEVICE='cuda:x': not a device torch knows"),
+    (["MODEL.DEVICE", "cuda:64"], r"^MODEL\.DEVICE='cuda:64': torch sees (no CUDA device|\d+ CUDA device)"),
+    (["MODEL.DEVICE", "cpu", "SOLVER.AMP.ENABLED", "True"],
+     r"^SOLVER\.AMP\.ENABLED=True needs a CUDA MODEL\.DEVICE, got 'cpu'$"),
+])
+def test_a_device_the_run_cannot_use_is_refused_before_anything_is_written(opts, match):
+    # detectron2 fails moving the model (or, for AMP, at the first step) with a message
+    # naming no key, after the output folder has the run's config and log.
+    from dropblock_det.engine.trainer import check_config_before_run
+
+    with pytest.raises(ValueError, match=match):
+        check_config_before_run(_cfg(*opts), check_files=False)
+    if "SOLVER.AMP.ENABLED" in opts:  # an evaluation does not use AMP
+        check_config_before_run(_cfg(*opts), train=False, check_files=False)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match=r"^MODEL\.DEVICE='cuda': torch sees no CUDA device here; use 'cpu'$"):
+            check_config_before_run(_cfg("MODEL.DEVICE", "cuda"), train=False, check_files=False)
+
+
 def test_the_trainer_ramps_over_the_scaled_iterations(monkeypatch):
     from dropblock_det.engine.hooks import DropBlockScheduleHook
     from dropblock_det.engine.trainer import DropBlockTrainer
