@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import functools
 import os
 import re
 import shutil
@@ -60,6 +61,7 @@ __all__ = [
     "check_model_config",
     "check_evaluator_types",
     "check_lr_scheduler",
+    "check_optimizer",
     "check_checkpoint_fits",
     "check_eval_checkpoint",
     "check_resume_checkpoint",
@@ -276,14 +278,39 @@ def check_evaluator_types(cfg: CfgNode) -> None:
                              f"(MODEL.META_ARCHITECTURE={cfg.MODEL.META_ARCHITECTURE!r})")
 
 
-def check_lr_scheduler(cfg: CfgNode) -> None:
-    """Build SOLVER.LR_SCHEDULER_NAME's schedule on a throwaway optimizer, so an unknown name
-    or a value the schedule refuses fails before data loading (DefaultTrainer builds the
-    scheduler after the training data loader). Errors name the key."""
+# The words of torch's and detectron2's optimizer errors, and the key each comes from
+# (first match: "Nesterov momentum requires a momentum" is NESTEROV's).
+_OPTIMIZER_ERROR_KEYS = (("Nesterov", "SOLVER.NESTEROV"), ("learning rate", "SOLVER.BASE_LR"),
+                         ("momentum", "SOLVER.MOMENTUM"), ("weight_decay", "SOLVER.WEIGHT_DECAY"),
+                         ("GradientClipType", "SOLVER.CLIP_GRADIENTS.CLIP_TYPE"))
+
+
+def check_optimizer(cfg: CfgNode, model: Optional[torch.nn.Module] = None) -> torch.optim.Optimizer:
+    """The trainer's optimizer (detectron2's SGD, with CLIP_GRADIENTS) built from the SOLVER
+    values on `model` (built on the meta device is enough; a one-layer stand-in without one),
+    so a value it refuses (a negative MOMENTUM or BASE_LR, NESTEROV without momentum, an
+    unknown CLIP_TYPE) fails before data loading rather than after the run's files are
+    written. Errors name the key. Returns the optimizer."""
+    try:
+        return DropBlockTrainer.build_optimizer(cfg, model if model is not None else torch.nn.Linear(1, 1))
+    except (ValueError, KeyError, TypeError, AssertionError) as error:
+        message = error.args[0] if error.args else type(error).__name__
+        key = next((key for word, key in _OPTIMIZER_ERROR_KEYS if word in str(message)), None)
+        named = f"{key}={functools.reduce(getattr, key.split('.'), cfg)!r}" if key else "the SOLVER values"
+        raise type(error)(f"{named}: the optimizer (detectron2's build_optimizer) cannot be built from it: "
+                          f"{message}") from None
+
+
+def check_lr_scheduler(cfg: CfgNode, optimizer: Optional[torch.optim.Optimizer] = None) -> None:
+    """Build SOLVER.LR_SCHEDULER_NAME's schedule on `optimizer` (:func:`check_optimizer`'s) or
+    a throwaway one, so an unknown name or a value the schedule refuses fails before data
+    loading (DefaultTrainer builds the scheduler after the training data loader). Errors
+    name the key."""
     if cfg.SOLVER.MAX_ITER < 1:
         raise ValueError(f"SOLVER.MAX_ITER={cfg.SOLVER.MAX_ITER!r}: expected >= 1 iteration to train")
     try:
-        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.SOLVER.BASE_LR)
+        if optimizer is None:
+            optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.SOLVER.BASE_LR)
         solver.build_lr_scheduler(cfg, optimizer)
     except (ValueError, KeyError, AssertionError, TypeError, ZeroDivisionError) as error:
         message = error.args[0] if error.args else type(error).__name__
@@ -841,9 +868,10 @@ def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: boo
     """Every check of `cfg` that loads no data: MODEL.DROPBLOCK values, the model (built on
     the meta device), the DATASETS.TEST names (and with `train` DATASETS.TRAIN's: an
     evaluation needs no training data) with, if `check_files`, their files, an evaluator
-    for every DATASETS.TEST entry, MODEL.DEVICE (:func:`checked_device`), with `train`
-    MODEL.DEVICE for IMPL "triton" (check_impl_device) and for SOLVER.AMP, the LR schedule
-    and the SOLVER / INPUT values, with `check_weights` MODEL.WEIGHTS. The tools
+    for every DATASETS.TEST entry, MODEL.DEVICE (:func:`checked_device`) and
+    DATALOADER.NUM_WORKERS, with `train` MODEL.DEVICE for IMPL "triton" (check_impl_device)
+    and for SOLVER.AMP, the optimizer and the LR schedule, and the SOLVER / INPUT values,
+    with `check_weights` MODEL.WEIGHTS. The tools
     call it first: each error names its key, and comes before data loading or anything is
     written to OUTPUT_DIR. Returns the model it built on the meta device (None where it
     could not)."""
@@ -852,12 +880,15 @@ def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: boo
     check_dataset_names(cfg, check_files=check_files, keys=("TRAIN", "TEST") if train else ("TEST",))
     check_evaluator_types(cfg)
     device = checked_device("MODEL.DEVICE", cfg.MODEL.DEVICE)
+    workers = cfg.DATALOADER.NUM_WORKERS  # both loaders' (torch's DataLoader refuses it, late)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ValueError(f"DATALOADER.NUM_WORKERS={workers!r}: expected a number of loader processes >= 0")
     if train:
         if cfg.SOLVER.AMP.ENABLED and device.type != "cuda":
             # detectron2's AMPTrainer asserts CUDA at its first step (v0.6 and main).
             raise ValueError(f"SOLVER.AMP.ENABLED=True needs a CUDA MODEL.DEVICE, got {cfg.MODEL.DEVICE!r}")
         check_impl_device(cfg)
-        check_lr_scheduler(cfg)
+        check_lr_scheduler(cfg, check_optimizer(cfg, model))
         check_train_inputs(cfg)
         check_scaled_to_world_size(cfg)
     if check_weights:

@@ -137,10 +137,27 @@ def test_a_bad_lr_schedule_is_refused_before_anything_is_built():
         check_lr_scheduler(_cfg("SOLVER.LR_SCHEDULER_NAME", "WarmupCosine"))
     with pytest.raises(ValueError, match=r"'WarmupPolyLR'.*SOLVER\.WARMUP_METHOD.*'exp'"):
         check_lr_scheduler(_cfg("SOLVER.LR_SCHEDULER_NAME", "WarmupPolyLR", "SOLVER.WARMUP_METHOD", "exp"))
-    with pytest.raises(ValueError, match=r"SOLVER\.LR_SCHEDULER_NAME=.*Invalid learning rate: -0\.1"):
-        check_lr_scheduler(_cfg("SOLVER.BASE_LR", "-0.1"))
     with pytest.raises(ValueError, match=r"SOLVER\.MAX_ITER=0"):
         check_lr_scheduler(_cfg("SOLVER.MAX_ITER", "0"))
+
+
+@pytest.mark.parametrize("opts, match", [
+    (["SOLVER.BASE_LR", "-0.1"], r"^SOLVER\.BASE_LR=-0\.1: the optimizer .*Invalid learning rate: -0\.1$"),
+    (["SOLVER.MOMENTUM", "-1.0"], r"^SOLVER\.MOMENTUM=-1\.0: .*Invalid momentum value: -1\.0$"),
+    (["SOLVER.WEIGHT_DECAY", "-1.0"], r"^SOLVER\.WEIGHT_DECAY=-1\.0: .*Invalid weight_decay value"),
+    (["SOLVER.NESTEROV", "True", "SOLVER.MOMENTUM", "0.0"], r"^SOLVER\.NESTEROV=True: .*requires a momentum"),
+    (["SOLVER.CLIP_GRADIENTS.ENABLED", "True", "SOLVER.CLIP_GRADIENTS.CLIP_TYPE", "norms"],
+     r"^SOLVER\.CLIP_GRADIENTS\.CLIP_TYPE='norms': .*not a valid GradientClipType"),
+    (["DATALOADER.NUM_WORKERS", "-1"], r"^DATALOADER\.NUM_WORKERS=-1: expected a number of loader processes >= 0$"),
+])
+def test_solver_and_loader_values_torch_refuses_late_are_refused_before_the_run(opts, match):
+    # SGD and the DataLoader refuse them only once the trainer builds them, after the run's
+    # config and log are in OUTPUT_DIR; the optimizer is built on the meta-device model.
+    from dropblock_det.engine.trainer import check_config_before_run, check_optimizer
+
+    with pytest.raises(ValueError, match=match):
+        check_config_before_run(_cfg(*opts), check_files=False)
+    assert isinstance(check_optimizer(_cfg()), torch.optim.SGD)
 
 
 def test_impl_triton_is_checked_against_the_device_for_training_only(monkeypatch):
