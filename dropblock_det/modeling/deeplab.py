@@ -295,8 +295,9 @@ class DropBlockDeepLabV3PlusHead(DeepLabV3PlusHead):
         super().__init__(input_shape=input_shape, **deeplab_kwargs)
 
         # Replace the stock ASPP by one with the same parameters (names and shapes) that adds
-        # the regularizers and handles any test size. Its weights are freshly initialised
-        # exactly like the stock ones.
+        # the regularizers and handles any test size. Its weights are initialised by the
+        # stock ASPP's rules, in fresh draws (so not the values a stock head gets from the
+        # same seed).
         aspp_feature = self.in_features[-1]
         stock_aspp = self.decoder[aspp_feature]["project_conv"]
         self.decoder[aspp_feature]["project_conv"] = DropBlockASPP(
