@@ -32,12 +32,13 @@ created later (``datasets/make_synthetic.py`` or :func:`ensure_synthetic_dataset
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import numbers
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import PIL
@@ -245,6 +246,49 @@ def draw_scene(
     return img.astype(np.uint8), instance_map, objects
 
 # ----------------------------------------------------------------------------- writing
+@contextlib.contextmanager
+def _writing(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (created) while a set is checked and written: a
+    second process asking for the set waits, then finds it written; no lock where there is
+    no flock (Windows)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        with contextlib.suppress(OSError):  # a file system without locks: write unlocked
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _write_replacing(path: Path, write: Callable[[Path], None]) -> None:
+    """write(a path beside ``path``), then os.replace it onto ``path``: a run reading the set
+    while it is rewritten (another environment's versions) sees the old file or the new
+    one, never half of one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _save_image(array: np.ndarray, path: Path, **options: Any) -> None:
+    image = Image.fromarray(array)
+    # The format by name: the temporary file's suffix does not say it.
+    _write_replacing(path, lambda tmp: image.save(tmp, format=path.suffix[1:].replace("jpg", "jpeg"), **options))
+
+
+def _write_text(path: Path, text: str) -> None:
+    _write_replacing(path, lambda tmp: tmp.write_text(text))
+
+
 def _manifest_matches(folder: Path, expected: Dict[str, Any]) -> bool:
     """True when ``folder`` holds a complete dataset written with exactly ``expected``."""
     manifest = folder / MANIFEST_NAME
@@ -315,8 +359,13 @@ def make_synthetic_detection(root: Optional[os.PathLike] = None, force: bool = F
     """
     p = _check_params(params, DEFAULT_DET_PARAMS)
     folder = Path(root if root is not None else default_datasets_root()) / DET_DIRNAME
-    if not force and _manifest_matches(folder, p):
-        return folder
+    with _writing(folder):
+        if force or not _manifest_matches(folder, p):
+            _write_detection(folder, p)
+    return folder
+
+
+def _write_detection(folder: Path, p: Dict[str, Any]) -> None:
     (folder / MANIFEST_NAME).unlink(missing_ok=True)  # invalid until fully rewritten
     (folder / "annotations").mkdir(parents=True, exist_ok=True)
     files = []
@@ -332,7 +381,7 @@ def make_synthetic_detection(root: Optional[os.PathLike] = None, force: bool = F
                                          p["max_object_size"], p["max_objects"],
                                          len(SYNTHETIC_DET_CLASSES))
             file_name = f"{i:06d}.jpg"
-            Image.fromarray(img).save(folder / split / file_name, quality=95)
+            _save_image(img, folder / split / file_name, quality=95)
             files.append(f"{split}/{file_name}")
             images.append({"id": i + 1, "file_name": file_name,
                            "height": p["image_size"], "width": p["image_size"]})
@@ -343,13 +392,12 @@ def make_synthetic_detection(root: Optional[os.PathLike] = None, force: bool = F
                     "area": obj["area"], "iscrowd": 0,
                 })
         ann_rel = f"annotations/instances_{split}.json"
-        (folder / ann_rel).write_text(json.dumps({
+        _write_text(folder / ann_rel, json.dumps({
             "info": {"description": f"dropblock-det synthetic shapes, {split}"},
             "images": images, "annotations": annotations, "categories": categories,
         }))
         files.append(ann_rel)
-    (folder / MANIFEST_NAME).write_text(json.dumps({"params": p, "files": files}, indent=1))
-    return folder
+    _write_text(folder / MANIFEST_NAME, json.dumps({"params": p, "files": files}, indent=1))
 
 
 def make_synthetic_sem_seg(root: Optional[os.PathLike] = None, force: bool = False,
@@ -362,8 +410,13 @@ def make_synthetic_sem_seg(root: Optional[os.PathLike] = None, force: bool = Fal
     """
     p = _check_params(params, DEFAULT_SEM_SEG_PARAMS)
     folder = Path(root if root is not None else default_datasets_root()) / SEM_SEG_DIRNAME
-    if not force and _manifest_matches(folder, p):
-        return folder
+    with _writing(folder):
+        if force or not _manifest_matches(folder, p):
+            _write_sem_seg(folder, p)
+    return folder
+
+
+def _write_sem_seg(folder: Path, p: Dict[str, Any]) -> None:
     (folder / MANIFEST_NAME).unlink(missing_ok=True)
     for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
@@ -384,16 +437,15 @@ def make_synthetic_sem_seg(root: Optional[os.PathLike] = None, force: bool = Fal
             edge[1:, :] |= label[1:, :] != label[:-1, :]
             label[edge] = SEM_SEG_IGNORE_LABEL
             image_id = f"{split}_{i:06d}"
-            Image.fromarray(img).save(folder / "JPEGImages" / f"{image_id}.jpg", quality=95)
+            _save_image(img, folder / "JPEGImages" / f"{image_id}.jpg", quality=95)
             # A 2-D uint8 array is an "L" image (`mode=` is deprecated since Pillow 11).
-            Image.fromarray(label).save(folder / "SegmentationClass" / f"{image_id}.png")
+            _save_image(label, folder / "SegmentationClass" / f"{image_id}.png")
             files += [f"JPEGImages/{image_id}.jpg", f"SegmentationClass/{image_id}.png"]
             ids.append(image_id)
         rel = f"ImageSets/Segmentation/{split}.txt"
-        (folder / rel).write_text("\n".join(ids) + "\n")
+        _write_text(folder / rel, "\n".join(ids) + "\n")
         files.append(rel)
-    (folder / MANIFEST_NAME).write_text(json.dumps({"params": p, "files": files}, indent=1))
-    return folder
+    _write_text(folder / MANIFEST_NAME, json.dumps({"params": p, "files": files}, indent=1))
 
 
 def ensure_synthetic_datasets(root: Optional[os.PathLike] = None,

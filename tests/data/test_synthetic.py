@@ -266,6 +266,55 @@ def test_an_interrupted_rewrite_is_not_taken_for_the_set_it_replaced(tmp_path, m
     assert _read_tree(folder) == original
 
 
+def test_a_rewrite_replaces_whole_files_and_never_leaves_half_of_one(tmp_path, monkeypatch):
+    # A run may be reading the set while another environment's versions rewrite it: each
+    # file is written beside its place and moved onto it, so a write that stops midway
+    # leaves the earlier file whole (and no temporary file behind).
+    folder = make_synthetic_detection(tmp_path, **TINY_DET)
+    original = _read_tree(folder)
+    real_save, saves = Image.Image.save, []
+
+    def save_half_then_stop(image, fp, *args, **kwargs):
+        saves.append(fp)
+        if len(saves) == 3:
+            with open(fp, "wb") as f:
+                f.write(b"\xff\xd8 half a JPEG")
+            raise KeyboardInterrupt
+        return real_save(image, fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", save_half_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        make_synthetic_detection(tmp_path, force=True, **TINY_DET)
+    after = _read_tree(folder)
+    assert {name: data for name, data in after.items() if name != "manifest.json"} == {
+        name: data for name, data in original.items() if name != "manifest.json"}
+    assert "manifest.json" not in after  # invalid until the rewrite ends
+    monkeypatch.setattr(Image.Image, "save", real_save)
+    make_synthetic_detection(tmp_path, **TINY_DET)
+    assert _read_tree(folder) == original
+
+
+def test_a_second_process_asking_for_a_set_being_written_waits_for_it(tmp_path):
+    # Two runs starting together on one DETECTRON2_DATASETS: the second must not write the
+    # set over the first (or read it half written); it waits, then finds it complete.
+    import threading
+
+    from dropblock_det.data import synthetic
+
+    folder = tmp_path / synthetic.DET_DIRNAME
+    done = threading.Event()
+    with synthetic._writing(folder):  # the first writer, mid-write
+        waiting = threading.Thread(target=lambda: (make_synthetic_detection(tmp_path, **TINY_DET), done.set()))
+        waiting.start()
+        assert not done.wait(0.5)
+        synthetic._write_detection(folder, synthetic._check_params(TINY_DET, synthetic.DEFAULT_DET_PARAMS))
+        written = _read_tree(folder)
+        stamps = {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+    waiting.join(30)
+    assert done.is_set() and _read_tree(folder) == written
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()} == stamps  # not rewritten
+
+
 def test_object_sizes_may_equal_each_other_and_the_image_size(tmp_path):
     # The bounds are inclusive: max_object_size == min_object_size (one size) and
     # max_object_size == image_size are valid.
