@@ -26,6 +26,16 @@ def _overlap(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return np.clip(np.minimum(hi[:, None], hi[None, :]) - np.maximum(lo[:, None], lo[None, :]) + 1, 0, None)
 
 
+def drop_probability_per_position(gamma: float, block_size: int, height: int, width: int) -> np.ndarray:
+    """(height, width): the exact probability that each unit is dropped, 1 - (1 - g)^|A_u|,
+    |A_u| the anchors whose block covers it (fewer at the borders)."""
+    bh, bw = min(block_size, height), min(block_size, width)
+    row_lo, row_hi = _anchor_range(height, bh)
+    col_lo, col_hi = _anchor_range(width, bw)
+    k = np.outer(row_hi - row_lo + 1, col_hi - col_lo + 1).astype(np.float64)
+    return 1 - (1 - gamma) ** k
+
+
 def drop_fraction_mean_and_variance(
     gamma: float, block_size: int, height: int, width: int
 ) -> Tuple[float, float]:

@@ -4,6 +4,9 @@ For every (map, block 1..9, keep_prob in {0.75, 0.9, 0.95}, gamma mode):
 - the measured dropped fraction matches the exact expected fraction within 5% relative;
 - every dropped unit lies in a fully dropped (clipped) block inside the map;
 - the output mean of an all-ones input is 1.
+On three maps, every position's dropped rate matches its exact 1 - (1 - gamma)^k (k its
+covering anchors: fewer at the borders), and per-channel masks are independent across
+channels while a shared mask is one per sample.
 
 The expected fraction and its variance are computed from the definition in
 dropblock_checks.py, not with the library. The number of maps drawn is chosen from the
@@ -20,6 +23,7 @@ import torch
 from dropblock_checks import (
     assert_dropped_units_form_full_blocks,
     drop_fraction_mean_and_variance,
+    drop_probability_per_position,
     paper_gamma,
 )
 
@@ -105,3 +109,35 @@ def test_paper_gamma_realises_the_undershoot_and_calibrated_gamma_removes_it(
     target = 1 - keep_prob
     assert paper < 0.97 * target  # overlap makes the paper's gamma drop less
     assert calibrated == pytest.approx(target, rel=0.02)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("shared_mask", [False, True])
+@pytest.mark.parametrize("height, width, block_size, keep_prob", [(13, 17, 5, 0.75), (9, 9, 3, 0.9), (6, 11, 6, 0.8)])
+def test_each_position_drops_at_its_exact_rate_and_channels_draw_independently(
+        height, width, block_size, keep_prob, shared_mask, device):
+    # The overall fraction can be right while the borders are wrong (seeds outside the
+    # valid region, blocks centred instead of anchored, clipped blocks): every position's
+    # rate is checked against 1 - (1 - gamma)^k, k its covering anchors, within 5 standard
+    # errors (all positions of a correct implementation pass with probability ~0.9998).
+    # Per-channel masks are independent across channels; a shared mask is one per sample.
+    maps, channels = 32768, 2  # independent maps per position: samples x channels, or samples when shared
+    samples = maps if shared_mask else maps // channels
+    gamma = paper_gamma(keep_prob, block_size, height, width)
+    expected = torch.from_numpy(drop_probability_per_position(gamma, block_size, height, width))
+    torch.manual_seed(height * width + block_size + shared_mask)
+    dropped = torch.cat([drop_block_2d(torch.ones(4096, channels, height, width, device=device), keep_prob,
+                                       block_size, shared_mask=shared_mask) == 0
+                         for _ in range(samples // 4096)]).cpu()
+    rate = (dropped[:, 0] if shared_mask else dropped).double().reshape(-1, height, width).mean(dim=0)
+    z = (rate - expected) / (expected * (1 - expected) / maps).sqrt()
+    assert z.abs().max() < 5, f"position {divmod(int(z.abs().argmax()), width)}: z = {float(z.abs().max()):.1f}"
+    same = (dropped[:, 0] == dropped[:, 1]).double().mean().item()
+    if shared_mask:
+        assert same == 1.0
+    else:
+        # Independent channels agree at a position with probability p^2 + (1 - p)^2; the
+        # standard error from the samples' own spread (positions of a map are correlated).
+        agree = (expected ** 2 + (1 - expected) ** 2).mean().item()
+        per_sample = (dropped[:, 0] == dropped[:, 1]).double().mean(dim=(1, 2))
+        assert abs(same - agree) < 5 * per_sample.std().item() / math.sqrt(len(per_sample))
