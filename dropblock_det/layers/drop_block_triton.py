@@ -114,7 +114,6 @@ that the GPU is one Triton compiles for. TRITON_INTERPRET must be set before Tri
 first imported.
 """
 import contextlib
-import functools
 import math
 import numbers
 import os
@@ -341,13 +340,16 @@ if triton is not None:
         return plane, col, n * stride_n + c * stride_c, run_offset, run_end
 
     @triton.jit
-    def _philox_key(rng_seed_ptr, host_key, KEY_ON_HOST: tl.constexpr):
-        """The draw's Philox key (int64): `host_key` when it was drawn on the host, else the
-        int64 that torch.randint wrote at `rng_seed_ptr`."""
-        if KEY_ON_HOST:
-            return host_key.to(tl.int64)
-        else:
-            return tl.load(rng_seed_ptr)
+    def _philox_key(rng_seed_ptr, host_key):
+        """The draw's Philox key (int64): `host_key` when it was drawn on the host (>= 0),
+        else (`_DEVICE_KEY`, negative) the int64 that torch.randint wrote at `rng_seed_ptr`.
+        A runtime choice, not a constexpr: one compiled kernel for both, so that capturing a
+        CUDA graph (which draws on the device) after eager host-key calls compiles nothing
+        (a module load is not allowed while a stream is captured)."""
+        key = host_key.to(tl.int64)
+        if host_key < 0:
+            key = tl.load(rng_seed_ptr)
+        return key
 
     @triton.jit
     def _row_offset(row, stride_h, INDEX_64: tl.constexpr):
@@ -358,7 +360,7 @@ if triton is not None:
     @triton.jit(do_not_specialize=["host_key"])
     def _seed_kernel(
         rng_seed_ptr,  # int64[1]: the Philox key drawn by torch.randint on x's device
-        host_key,  # or the key itself, drawn on the host (KEY_ON_HOST; `_draw_philox_key`)
+        host_key,  # or the key itself, drawn on the host (>= 0; `_draw_philox_key`)
         seeds_ptr,  # uint8 map, written at anchor positions only
         total_kept_ptr,  # int64[1]: zeroed here, summed into by the dilation kernel
         num_lanes,  # planes * anchor_cols
@@ -373,7 +375,6 @@ if triton is not None:
         BLOCK: tl.constexpr,
         COLS_OUTER: tl.constexpr,
         INDEX_64: tl.constexpr,
-        KEY_ON_HOST: tl.constexpr,
     ):
         pid = tl.program_id(0)
         # Zeroing the counter here saves a launch; the dilation kernel runs after this one.
@@ -382,7 +383,7 @@ if triton is not None:
         plane, col, base, _, _ = _lane_coords(u, anchor_cols, planes_per_sample, stride_n, stride_c, COLS_OUTER)
         ok = u < num_lanes
         ptrs = seeds_ptr + base + col * stride_w
-        key = _philox_key(rng_seed_ptr, host_key, KEY_ON_HOST)
+        key = _philox_key(rng_seed_ptr, host_key)
         counter_hi = plane.to(tl.uint32)
         for group in range(0, tl.cdiv(anchor_rows, 4)):
             # One Philox call -> four words -> anchor rows 4*group .. 4*group+3. The counter
@@ -510,7 +511,7 @@ if triton is not None:
     @triton.jit(do_not_specialize=["host_key"])
     def _mask_kernel(
         rng_seed_ptr,  # int64[1]: the Philox key drawn by torch.randint on x's device
-        host_key,  # or the key itself, drawn on the host (KEY_ON_HOST; `_draw_philox_key`)
+        host_key,  # or the key itself, drawn on the host (>= 0; `_draw_philox_key`)
         keep_ptr,  # keep out (`_store_keep_row`; the bit mask zeroed by the caller)
         total_kept_ptr,  # int64[1], zeroed by the caller: every program adds the units it kept
         num_lanes,  # planes * width
@@ -529,7 +530,6 @@ if triton is not None:
         BLOCK: tl.constexpr,
         KEEP_BITS: tl.constexpr,
         INDEX_64: tl.constexpr,
-        KEY_ON_HOST: tl.constexpr,
     ):
         # Seeds and dilation in one pass, for masks whose rows are plane-major in memory (NCHW,
         # and shared masks): no seed map is written or read. Each program owns BLOCK lanes of
@@ -548,7 +548,7 @@ if triton is not None:
         seeds_ok = lane_ok & (col < anchor_cols)
         back = tl.maximum(i - block_w, 0)
         back_ok = i >= block_w
-        key = _philox_key(rng_seed_ptr, host_key, KEY_ON_HOST)
+        key = _philox_key(rng_seed_ptr, host_key)
         counter_hi = plane.to(tl.uint32)
         age = tl.zeros((BLOCK,), tl.int32) + block_h
         kept = tl.zeros((BLOCK,), tl.int32)
@@ -671,7 +671,7 @@ if triton is not None:
     @triton.jit(do_not_specialize=["host_key", "log_q_bits"])
     def _sparse_seed_kernel(
         rng_seed_ptr,  # int64[1]: the Philox key drawn by torch.randint on x's device
-        host_key,  # or the key itself, drawn on the host (KEY_ON_HOST; `_draw_philox_key`)
+        host_key,  # or the key itself, drawn on the host (>= 0; `_draw_philox_key`)
         words_ptr,  # int32 words of keep bits, every bit set by the caller
         total_kept_ptr,  # int64[1], -1 from the caller: becomes the kept count
         num_words,  # words of the map, ceil(mask_numel / 32)
@@ -694,7 +694,6 @@ if triton is not None:
         BLOCK: tl.constexpr,
         RUNS: tl.constexpr,
         INDEX_64: tl.constexpr,
-        KEY_ON_HOST: tl.constexpr,
     ):
         # Lane `chunk_id` walks anchors chunk_id * chunk .. + chunk - 1 of the logical order
         # (plane, anchor row, anchor column) from seed to seed: each gap is geometric, so the
@@ -719,7 +718,7 @@ if triton is not None:
             tl.atomic_add(total_kept_ptr, tl.zeros((), tl.int64) + mask_numel + 1, sem="relaxed")
         log_q = log_q_bits.to(tl.float64, bitcast=True)
         chunk_id = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-        key = _philox_key(rng_seed_ptr, host_key, KEY_ON_HOST)
+        key = _philox_key(rng_seed_ptr, host_key)
         id_lo = chunk_id.to(tl.uint32)
         id_hi = (chunk_id >> 32).to(tl.uint32)
         end = tl.minimum((chunk_id + 1) * chunk, num_anchors)
@@ -1108,6 +1107,8 @@ def check_launch_sizes(changes: Dict[str, Any]) -> None:
             raise ValueError(f"launch size {name} must be a power of two >= 1, got {value!r}")
         if name == "mask_kernels" and value > 2:
             raise ValueError(f"launch size mask_kernels must be 1 (fused) or 2 (seed + dilation), got {value!r}")
+        if name == "seed_block" and value < 32:
+            raise ValueError(f"launch size seed_block must be at least 32 (a warp's lanes), got {value!r}")
         if name == "keep_bits" and value not in (1, 8):
             raise ValueError(f"launch size keep_bits must be 8 (keep map, then packed) or 1 (bits), got {value!r}")
         if (name, value) in _GATHER_SIZES and not _gather_available():
@@ -1253,6 +1254,11 @@ def host_philox_key(seed: int, offset: int) -> int:
     return 2**62 | (_mix64((seed * 0x9E3779B97F4A7C15 + offset) & _MASK_64) >> 2)
 
 
+# The host_key argument that says "the key is in rng_seed_ptr": negative (a host key has bit
+# 62 set), and beyond int32 so that Triton types the argument int64 either way.
+_DEVICE_KEY = -(2**62)
+
+
 class _PhiloxKey(NamedTuple):
     """One mask's Philox key: in a device tensor (`tensor`, drawn by torch.randint) or an
     int drawn on the host (`value`, `on_host`)."""
@@ -1267,7 +1273,7 @@ class _PhiloxKey(NamedTuple):
     def arguments(self, placeholder: Tensor) -> Tuple[Tensor, int]:
         """The kernels' (rng_seed_ptr, host_key) arguments; `placeholder` (an int64 tensor
         the kernel gets anyway) stands in for the pointer, which a host key leaves unread."""
-        return (placeholder, self.value) if self.tensor is None else (self.tensor, 0)
+        return (placeholder, self.value) if self.tensor is None else (self.tensor, _DEVICE_KEY)
 
 
 def _draw_philox_key(device: torch.device, sizes: _LaunchSizes) -> _PhiloxKey:
@@ -1322,7 +1328,7 @@ def _keep_bits(x: Tensor, layout: _Layout, gamma: float, bh: int, bw: int) -> Tu
         _mask_kernel[(_cdiv(lanes, block - halo),)](
             *key.arguments(total_kept), keep, total_kept, lanes, layout.planes_per_sample, height, width, anchor_rows, anchor_cols,
             bh, bw, threshold, stride_n, stride_c, stride_h, stride_w,
-            BLOCK=block, KEEP_BITS=sizes.keep_bits, INDEX_64=index_64, KEY_ON_HOST=key.on_host,
+            BLOCK=block, KEEP_BITS=sizes.keep_bits, INDEX_64=index_64,
             num_warps=sizes.mask_warps,
         )
     else:
@@ -1334,7 +1340,7 @@ def _keep_bits(x: Tensor, layout: _Layout, gamma: float, bh: int, bw: int) -> Tu
         _seed_kernel[(_cdiv(seed_lanes, seed_block),)](
             *key.arguments(total_kept), seeds, total_kept, seed_lanes, layout.planes_per_sample, anchor_rows, anchor_cols, threshold,
             stride_n, stride_c, stride_h, stride_w,
-            BLOCK=seed_block, COLS_OUTER=layout.cols_outer, INDEX_64=index_64, KEY_ON_HOST=key.on_host,
+            BLOCK=seed_block, COLS_OUTER=layout.cols_outer, INDEX_64=index_64,
             num_warps=sizes.mask_warps,
         )
         _dilate_kernel[(_cdiv(dilate_lanes, dilate_block),)](
@@ -1399,22 +1405,34 @@ def _sparse_keep_bits(x: Tensor, layout: _Layout, gamma: float, bh: int, bw: int
         layout.planes_per_sample, bh, bw, (bw + 62) // 32, stride_n, stride_c, stride_h, stride_w,
         # 64-bit offsets also within a word of 2**31 units: a word's end (32 * word + 32) must fit.
         BLOCK=sizes.seed_block, RUNS=stride_w == 1, INDEX_64=index_64 or layout.mask_numel > 2**31 - 64,
-        KEY_ON_HOST=key.on_host, num_warps=sizes.mask_warps,
+        # At most a thread per lane: with copies of a lane, the count of what the atomics
+        # return would be wrong on Triton <= 3.4, which gives it only to the copy that did
+        # the atomic (the others read 0: triton-lang/triton#7402).
+        num_warps=min(sizes.mask_warps, sizes.seed_block // 32),
     )
     return bits.view(torch.uint8), total_kept
 
 
-@functools.lru_cache(maxsize=None)
+_RELU_MODES: Dict[Tuple[torch.device, torch.dtype], int] = {}
+
+
 def _relu_mode(device: torch.device, dtype: torch.dtype) -> int:
     """The kernels' RELU constant that gives torch.relu's sign of zero on `device` for
     `dtype`: 1 where relu(-0.0) is -0.0 (CPU), 2 where it is +0.0 (CUDA, measured on an
     H200), so that a fused pass stays bit for bit the separate ops, signs of zeros included.
-    A meta tensor has no values: CUDA's (launches are recorded on meta tensors as they would
-    be made on CUDA)."""
+    Measured once per (device, dtype): a host read, so while a CUDA graph is being captured
+    (where a read is not allowed, e.g. the first fused call comes after a keep_prob ramp's
+    warm-up), CUDA's measured answer, not stored. A meta tensor has no values: CUDA's
+    (launches are recorded on meta tensors as they would be made on CUDA)."""
     if device.type == "meta":
         return 2
-    negative_zero = torch.full((1,), -0.0, dtype=dtype, device=device)
-    return 1 if bool(torch.signbit(torch.relu(negative_zero))) else 2
+    mode = _RELU_MODES.get((device, dtype))
+    if mode is None:
+        if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+            return 2
+        negative_zero = torch.full((1,), -0.0, dtype=dtype, device=device)
+        mode = _RELU_MODES[(device, dtype)] = 1 if bool(torch.signbit(torch.relu(negative_zero))) else 2
+    return mode
 
 
 def _apply(t: Tensor, layout: _Layout, bits: Tensor, total_kept: Tensor, saturate: bool, relu: bool = False) -> Tensor:

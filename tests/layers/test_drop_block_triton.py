@@ -1652,6 +1652,7 @@ def test_bad_residual_arguments_raise_value_error_naming_them(monkeypatch, kwarg
      ("cuda", {"sparse_seeds": 4}, "sparse_seeds"), ("cuda", {"sparse_seeds": True}, "sparse_seeds"),
      ("cuda", {"seed_block": 100}, "seed_block"), ("cuda", {"host_key": 2}, "host_key"),
      ("cuda", {"host_key": True}, "host_key"),
+     ("cuda", {"seed_block": 16}, r"seed_block must be at least 32 \(a warp's lanes\), got 16"),
      ("xpu", {"apply_block": 512}, "device_type")],
 )
 def test_launch_sizes_refuses_bad_changes_by_name(device_type: str, changes, named: str) -> None:
@@ -1779,16 +1780,67 @@ def test_a_sparse_per_channel_forward_is_a_fill_and_two_kernels_and_its_backward
     assert backward == ["_apply_flat_kernel"], backward
 
 
+@pytest.mark.skipif(triton_path.triton is None, reason="Triton not importable (CPU-only torch build)")
+def test_a_host_key_and_a_device_key_launch_the_same_compiled_kernels() -> None:
+    # A CUDA graph captured after eager host_key=1 calls draws its key on the device: were
+    # that another specialisation (a constexpr key source, an int32 placeholder), the capture
+    # would compile and load a module, which is not allowed while a stream is captured.
+    launched = {}
+    for host_key in (0, 1):
+        with _recording_gpu_launches() as calls:
+            x = torch.empty((2, 8, 20, 24), device="meta", requires_grad=True)
+            for mask_kernels, sparse_seeds in ((1, 0), (2, 0), (1, 1)):
+                with triton_path.launch_sizes("cuda", host_key=host_key, mask_kernels=mask_kernels,
+                                              sparse_seeds=sparse_seeds):
+                    triton_path.drop_block_2d_triton(x, 0.002, 7, 7, False)
+        launched[host_key] = calls
+    kernels = {name for calls in launched.values() for name, *_ in calls}
+    assert {"_mask_kernel", "_seed_kernel", "_sparse_seed_kernel"} <= kernels
+
+    def specialisations(calls):
+        found = []
+        for name, _, args, constexprs in calls:
+            constexprs = dict(constexprs)
+            signature, attrs = _launch_signature(getattr(triton_path, name), args, constexprs)
+            found.append((name, signature, sorted(attrs), sorted(constexprs.items())))
+        return found
+
+    assert specialisations(launched[1]) == specialisations(launched[0])
+
+
+def test_the_sign_of_zero_is_measured_once_and_not_read_while_a_graph_is_captured(monkeypatch) -> None:
+    # Measuring torch.relu(-0.0) reads a value on the host, which a CUDA graph capture does
+    # not allow: the first fused call inside a capture takes CUDA's answer and stores nothing.
+    monkeypatch.setattr(triton_path, "_RELU_MODES", {})
+    monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", lambda: True)
+    assert triton_path._relu_mode(torch.device("cuda", 0), torch.float16) == 2 and not triton_path._RELU_MODES
+    assert triton_path._relu_mode(torch.device("cpu"), torch.float32) == 1  # CPU: -0.0, measured
+    assert triton_path._RELU_MODES == {(torch.device("cpu"), torch.float32): 1}
+
+
+@pytest.mark.skipif(triton_path.triton is None, reason="Triton not importable (CPU-only torch build)")
+def test_the_sparse_kernel_never_runs_more_threads_than_lanes() -> None:
+    # Threads holding copies of a lane would count the words their atomics return as 0 on
+    # Triton <= 3.4 (triton-lang/triton#7402): warps are capped at seed_block / 32.
+    for seed_block, mask_warps, expected in ((32, 8, 1), (64, 4, 2), (128, 4, 4), (256, 2, 2)):
+        with _recording_gpu_launches() as calls:
+            x = torch.empty((2, 8, 20, 24), device="meta", requires_grad=True)
+            with triton_path.launch_sizes("cuda", seed_block=seed_block, mask_warps=mask_warps, sparse_seeds=2):
+                triton_path.drop_block_2d_triton(x, 0.002, 7, 7, False)
+        (launch,) = [constexprs for name, _, _, constexprs in calls if name == "_sparse_seed_kernel"]
+        assert (launch["BLOCK"], launch["num_warps"]) == (seed_block, expected)
+
+
 @pytest.mark.cuda
 def test_a_host_key_under_cuda_graph_capture_falls_back_to_the_device_draw_and_each_replay_draws_anew() -> None:
     # Captured, a host key would be a constant: every replay would drop the same blocks.
+    # Warmed up eagerly with host keys, as a user of host_key=1 does: the capture's device
+    # key must run in the kernels those calls compiled (a module load is not allowed while
+    # a stream is captured), which a constexpr key source would not.
     x = _positive_input((2, 4, 16, 16), device="cuda")
-    with triton_path.launch_sizes("cuda", host_key=0):
-        # The device-key kernels, which the capture launches, compiled and loaded before it
-        # (a module load is not allowed while a stream is captured).
-        triton_path.drop_block_2d_triton(x, 0.05, 3, 3, False)
-    torch.cuda.synchronize()
     with triton_path.launch_sizes("cuda", host_key=1) as sizes:
+        triton_path.drop_block_2d_triton(x, 0.05, 3, 3, False)
+        torch.cuda.synchronize()
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         graph = torch.cuda.CUDAGraph()

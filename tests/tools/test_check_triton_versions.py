@@ -49,8 +49,8 @@ def test_the_report_counts_groups_failures_and_keeps_not_applicable_apart_from_f
     ptxas = ("Traceback ...\nRuntimeError: Internal Triton PTX codegen error\n`ptxas` stderr:\n"
              "ptxas /tmp/k.ptx, line 113; error   : Feature '.bf16' requires .target sm_80 or higher\n"
              "ptxas fatal   : Ptx assembly aborted due to errors\n\nRepro command: ptxas --gpu-name=sm_70 k.ptx\n")
-    compiled = {"sm_90 _sparse_seed_kernel {'RUNS': False, 'KEY_ON_HOST': False}": spill,
-                "sm_90 _sparse_seed_kernel {'RUNS': False, 'KEY_ON_HOST': True}": spill,
+    compiled = {"sm_90 _sparse_seed_kernel {'RUNS': False, 'INDEX_64': False}": spill,
+                "sm_90 _sparse_seed_kernel {'RUNS': False, 'INDEX_64': True}": spill,
                 "sm_70 _apply_flat_kernel {} (*bf16)": ptxas,
                 "sm_80 _apply_flat_kernel {}": None, "sm_90 _apply_flat_kernel {}": None}
     interpreted = {"tile_sizes": None, "bits": "not applicable: keep_bits=1 needs tl.gather (Triton >= 3.3)",
