@@ -947,10 +947,17 @@ class DropBlockTrainer(DefaultTrainer):
         # and labels while it runs (detectron2's own messages do not).
         mapper = DatasetMapperNamingFiles(
             cfg, is_train=True, augmentations=build_train_augmentation(cfg))
+        # The sampler's shuffle seed drawn from the RNG that SEED initialised, as detectron2
+        # v0.6 and the LazyConfig loaders draw it. detectron2 main seeds it with SEED itself:
+        # a yacs run and its LazyConfig twin would see the images in another order, and
+        # SEED -1 ("random") would give every run the same order.
+        loader_cfg = cfg.clone()
+        loader_cfg.defrost()
+        loader_cfg.SEED = None
         with naming_dataset_files(cfg.DATASETS.TRAIN):
             # detectron2's own loader arguments for the config, its dataset dicts loaded once:
             # checked against MODEL.MASK_ON / KEYPOINT_ON before the first step.
-            arguments = build_detection_train_loader.from_config(cfg, mapper=mapper)
+            arguments = build_detection_train_loader.from_config(loader_cfg, mapper=mapper)
         mapper.check_training_items(arguments["dataset"], f"DATASETS.TRAIN={tuple(cfg.DATASETS.TRAIN)}")
         return build_detection_train_loader(**arguments)
 

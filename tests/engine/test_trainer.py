@@ -286,6 +286,37 @@ def test_a_device_the_run_cannot_use_is_refused_before_anything_is_written(opts,
             check_config_before_run(_cfg("MODEL.DEVICE", "cuda"), train=False, check_files=False)
 
 
+@pytest.mark.parametrize("seed", [-1, 5])
+def test_the_training_order_is_drawn_from_the_seeded_rng_on_every_detectron2(tmp_path, monkeypatch, seed):
+    # As detectron2 v0.6 and the LazyConfig loaders do; detectron2 main's yacs loader would
+    # seed the sampler with SEED itself (one fixed order for SEED -1, another order than the
+    # LazyConfig twin's for any SEED).
+    from detectron2.utils import comm
+    from detectron2.utils.env import seed_all_rng
+
+    from conftest import tiny_synthetic_datasets
+    from dropblock_det.engine import trainer
+
+    built = {}
+    real = trainer.build_detection_train_loader
+
+    class Recording:
+        from_config = staticmethod(real.from_config)
+
+        def __call__(self, **arguments):
+            built.update(arguments)
+
+    monkeypatch.setattr(trainer, "build_detection_train_loader", Recording())
+    with tiny_synthetic_datasets(tmp_path):
+        cfg = _cfg("SEED", str(seed), "DATALOADER.NUM_WORKERS", "0")
+        for rng_seed in (7, 8):
+            seed_all_rng(rng_seed)
+            expected = comm.shared_random_seed()
+            seed_all_rng(rng_seed)
+            trainer.DropBlockTrainer.build_train_loader(cfg)
+            assert built["sampler"]._seed == expected != seed
+
+
 def test_the_trainer_ramps_over_the_scaled_iterations(monkeypatch):
     from dropblock_det.engine.hooks import DropBlockScheduleHook
     from dropblock_det.engine.trainer import DropBlockTrainer
