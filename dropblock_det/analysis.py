@@ -135,12 +135,14 @@ def evaluate_with_dropblock_at_inference(
 
 
 def summarize_runs(results: Dict[float, List[float]]) -> List[Tuple[float, float, float, int]]:
-    """[(keep_prob, mean, std, n)] sorted by keep_prob descending."""
+    """[(keep_prob, mean, std, n)] sorted by keep_prob descending; std is the sample standard
+    deviation over the seeds (n - 1 in the denominator: with the 2 or 3 seeds an analysis
+    runs, dividing by n would understate the spread), 0 for one seed."""
     rows = []
     for kp in sorted(results, reverse=True):
         vals = results[kp]
         mean = sum(vals) / len(vals)
-        std = math.sqrt(sum((v - mean) ** 2 for v in vals) / len(vals)) if len(vals) > 1 else 0.0
+        std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
         rows.append((kp, mean, std, len(vals)))
     return rows
 

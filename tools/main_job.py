@@ -154,8 +154,8 @@ def main(argv=None) -> dict:
     ap = aps[test_sets[0]] if test_sets else None
     png = plot_training_curves(
         records, os.path.join(cfg.OUTPUT_DIR, "main_job.png"),
-        ap_key="bbox/AP" if len(test_sets) == 1 else f"{test_sets[0]}/bbox/AP",
-        title=f"{os.path.basename(args.config_file)} on {', '.join(test_sets)}")
+        ap_key="bbox/AP" if len(test_sets) <= 1 else f"{test_sets[0]}/bbox/AP",  # none: no AP to plot
+        title=f"{os.path.basename(args.config_file)} on {', '.join(test_sets) or 'no test set'}")
     wall_s = time.time() - t_start
     # NaN (e.g. APl with no large objects) is not JSON: written as null.
     by_set = {name: {k: (None if isinstance(v, float) and v != v else v) for k, v in bbox.items()}

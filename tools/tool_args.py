@@ -13,7 +13,7 @@ import argparse
 import sys
 from typing import Callable, List, Optional, Sequence, Tuple
 
-__all__ = ["int_at_least", "parse_tool_args"]
+__all__ = ["folder", "int_at_least", "parse_tool_args"]
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:
@@ -30,6 +30,14 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def folder(text: str) -> str:
+    """An argparse `type` for an output folder: an empty one is refused (argparse names the
+    flag), since os.path treats "" as the current folder, where the tool would write."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is empty: give a folder, or leave the flag out for the default")
+    return text
 
 
 def _option_action(parser: argparse.ArgumentParser, token: str) -> Optional[argparse.Action]:

@@ -78,7 +78,20 @@ def expected_dataset_paths(name: str, root: Optional[os.PathLike] = None) -> Lis
         seg = root / SEM_SEG_DIRNAME
         return [seg / MANIFEST_NAME, seg / "JPEGImages", seg / "SegmentationClass",
                 seg / "ImageSets" / "Segmentation" / f"{split}.txt"]
-    return _paths_from_metadata(name)
+    paths = _paths_from_metadata(name)
+    return paths if meta is not None else [_moved_under(path, root) for path in paths]
+
+
+def _moved_under(path: Path, root: Path) -> Path:
+    """A registered `path` under $DETECTRON2_DATASETS (as given, or expanded), as the same
+    path under `root`; any other path as it is (registered elsewhere on purpose)."""
+    given = os.environ.get("DETECTRON2_DATASETS", "datasets")
+    for registered_root in (Path(given), Path(given).expanduser()):
+        try:
+            return root / path.relative_to(registered_root)
+        except ValueError:
+            continue
+    return path
 
 
 def _paths_from_metadata(name: str) -> List[Path]:

@@ -144,13 +144,20 @@ def load_config(config_file: str, opts: Sequence[str] = (), extra_setup=None) ->
 def check_dataset_names(cfg: CfgNode, check_files: bool = True,
                         keys: Sequence[str] = ("TRAIN", "TEST")) -> None:
     """Fail early for the DATASETS.<key> names (of ``keys``) that are not registered
-    (KeyError naming the name and the key) or whose expected files are missing
-    (FileNotFoundError listing each missing file or folder)."""
+    (KeyError naming the name and the key), a DATASETS.TEST name given twice (ValueError:
+    detectron2 keys the evaluation results by name, so one entry's would stand for both)
+    or whose expected files are missing (FileNotFoundError listing each missing file or
+    folder)."""
     from ..data.dataset_check import check_datasets
 
     registered = set(DatasetCatalog.list())
     names: List[str] = []
     for key in keys:
+        if key == "TEST":
+            repeated = sorted({name for name in cfg.DATASETS.TEST if list(cfg.DATASETS.TEST).count(name) > 1})
+            if repeated:
+                raise ValueError(f"DATASETS.TEST={tuple(cfg.DATASETS.TEST)!r} names {', '.join(map(repr, repeated))} "
+                                 "more than once: detectron2 keys the evaluation results by dataset name")
         for name in cfg.DATASETS[key]:
             if name not in registered:
                 raise KeyError(

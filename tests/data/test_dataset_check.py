@@ -159,6 +159,29 @@ def test_panoptic_and_cityscapes_metadata_paths_are_checked(tmp_path, name, attr
         MetadataCatalog.remove(name)
 
 
+def test_a_registered_dataset_under_detectron2_datasets_is_looked_for_under_the_root_given(tmp_path, monkeypatch):
+    # A set without a known layout (cityscapes, lvis, a user's) is found through the paths it
+    # was registered with, under $DETECTRON2_DATASETS: a --root must move them, else a root
+    # without the files was reported "all present" (the files were elsewhere).
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    registered, root, elsewhere = tmp_path / "registered", tmp_path / "root", tmp_path / "elsewhere"
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(registered))
+    name = "dataset_check_test_rooted"
+    DatasetCatalog.register(name, lambda: [])
+    try:
+        MetadataCatalog.get(name).set(image_dir=str(registered / "city" / "val"), gt_dir=str(elsewhere / "gt"))
+        (registered / "city" / "val").mkdir(parents=True)
+        assert missing_dataset_paths([name]) == {name: [elsewhere / "gt"]}  # where registered
+        assert missing_dataset_paths([name], root) == {name: [root / "city" / "val", elsewhere / "gt"]}
+        (root / "city" / "val").mkdir(parents=True)
+        (elsewhere / "gt").mkdir(parents=True)
+        assert missing_dataset_paths([name], root) == {}
+    finally:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+
+
 def test_cli_names_an_unknown_dataset_with_the_closest_names_and_no_traceback(tmp_path):
     # A typo in a dataset name: one error line with the near names, not a KeyError traceback
     # listing the first 20 registered names in alphabetical order.

@@ -265,6 +265,18 @@ def test_a_batch_indivisible_by_the_processes_it_was_set_for_is_refused(monkeypa
                                         check_files=False)
 
 
+def test_a_test_set_named_twice_is_refused_and_a_repeated_training_set_is_not():
+    # detectron2 keys the evaluation results by name: one entry's would stand for both (the
+    # main job then found no per-set results and printed n/a). Repeating a training set is
+    # oversampling it.
+    from dropblock_det.engine.trainer import check_config_before_run
+
+    with pytest.raises(ValueError, match=r"^DATASETS\.TEST=\('synthetic_det_val', 'synthetic_det_val'\) names "
+                                         r"'synthetic_det_val' more than once"):
+        check_config_before_run(_cfg("DATASETS.TEST", "('synthetic_det_val','synthetic_det_val')"), check_files=False)
+    check_config_before_run(_cfg("DATASETS.TRAIN", "('synthetic_det_train','synthetic_det_train')"), check_files=False)
+
+
 @pytest.mark.parametrize("opts, match", [
     (["MODEL.DEVICE", "gpu"], r"^MODEL\.DEVICE='gpu': not a device torch knows"),
     (["MODEL.DEVICE", "cuda:x"], r"^MODEL\.DEVICE='cuda:x': not a device torch knows"),

@@ -67,6 +67,16 @@ def test_with_two_test_sets_the_ap_of_each_is_printed_and_summarised_as_in_metri
             f"on synthetic_det_train: {aps['synthetic_det_train']:.2f}") in printed
 
 
+def test_without_a_test_set_the_job_trains_and_writes_its_outputs_with_no_ap(tmp_path, toy_defaults, capsys):
+    # The plot read the first test set's AP key and failed after training: no PNG, no summary.
+    root, out = tmp_path / "datasets", tmp_path / "out"
+    summary = load_tool("main_job").main(["--datasets-root", str(root), "--output-dir", str(out)] + TINY_OPTS
+                                         + ["DATASETS.TEST", "()"])
+    assert summary["final_AP"] is None and summary["bbox_by_test_set"] == {}
+    assert (out / "main_job.png").stat().st_size > 0 and (out / "main_job_summary.json").is_file()
+    assert "final COCO box AP n/a (DATASETS.TEST is empty)" in capsys.readouterr().out
+
+
 def test_a_bad_config_is_refused_before_the_earlier_run_is_moved_or_data_is_made(tmp_path, toy_defaults):
     out, root = tmp_path / "out", tmp_path / "datasets"
     out.mkdir()

@@ -86,7 +86,7 @@ def test_a_parser_without_opts_is_parsed_as_argparse_does():
     assert (args.n, args.rest) == (2, ["a", "b"]) and args == parser.parse_args(["a", "b", "--n", "2"])
 
 
-def test_int_at_least_reads_integers_from_the_minimum_up_and_names_the_flag_otherwise(capsys):
+def test_int_at_least_reads_integers_from_the_minimum_up_and_names_the_flag_otherwise(tools, capsys):
     import argparse
 
     from tool_args import int_at_least, parse_tool_args
@@ -100,3 +100,19 @@ def test_int_at_least_reads_integers_from_the_minimum_up_and_names_the_flag_othe
                       (["--steps", "x"], "'x'")):
         err = _refused(capsys, lambda a: parse_tool_args(parser, a), argv)
         assert f"argument {argv[0]}: expected an integer >= {1 if argv[0] == '--steps' else 0}, got {bad}" in err
+
+
+def test_an_empty_output_folder_is_refused_naming_the_flag(tools, capsys):
+    # os.path reads "" as the current folder: a sweep would have trained into the checkout.
+    import argparse
+
+    from tool_args import folder, parse_tool_args
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--output-dir", type=folder, default="output/x")
+    assert parse_tool_args(parser, []).output_dir == "output/x"
+    assert parse_tool_args(parser, ["--output-dir", "out"]).output_dir == "out"
+    for empty in ("", "  "):
+        with pytest.raises(SystemExit):
+            parse_tool_args(parser, ["--output-dir", empty])
+        assert f"argument --output-dir: {empty!r} is empty: give a folder" in capsys.readouterr().err
