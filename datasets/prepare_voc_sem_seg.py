@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         s = prepare_voc_sem_seg(args.voc, args.sbd, args.out, overwrite=args.overwrite)
-    except (FileNotFoundError, FileExistsError, ValueError) as e:
+    except (OSError, ValueError) as e:  # missing, in the way, unwritable (the message names the file)
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(

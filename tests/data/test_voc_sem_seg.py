@@ -241,6 +241,13 @@ def test_cli_prepares_and_reports_errors_with_exit_code(tree, capsys):
     assert cli.main(["--voc", str(voc), "--sbd", str(sbd / "nope")]) == 1
     assert "nope" in capsys.readouterr().err
 
+    def unwritable(*args, **kwargs):  # root writes anywhere: the error an ordinary user gets
+        raise PermissionError(13, "Permission denied", str(voc / "SegmentationClassAug"))
+
+    cli.prepare_voc_sem_seg = unwritable
+    assert cli.main(["--voc", str(voc), "--sbd", str(sbd)]) == 1  # a line, not a traceback
+    assert capsys.readouterr().err == f"error: [Errno 13] Permission denied: '{voc / 'SegmentationClassAug'}'\n"
+
 
 # ----------------------------------------------------------------------------- registration
 def test_voc_datasets_are_registered_with_sem_seg_metadata():
