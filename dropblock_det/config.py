@@ -195,6 +195,9 @@ def check_placement(argument: str, names: Any, allowed: Sequence[str], dropblock
         raise ValueError(
             f"{owner}: {argument}={names}: unknown name {unknown[0]!r}; expected names from {list(allowed)}"
         )
+    repeated = [name for index, name in enumerate(names) if name in names[:index]]
+    if repeated:  # as the yacs keys: a stage named twice would take its last drop scale, silently
+        raise ValueError(f"{owner}: {argument}={names}: {repeated[0]!r} is listed twice")
     if names and dropblock is None:
         raise ValueError(f"{owner}: {argument}={names} needs a `dropblock` factory")
     return names
@@ -297,8 +300,9 @@ def validate_dropblock_config(cfg: CN) -> None:
             f"expected one scale per stage of {p}RESNET.STAGES={stages} (or an empty list)",
         )
     for scale in scales:
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale != scale:
-            raise _bad(p + "RESNET.STAGE_DROP_SCALES", scales, "expected a list of numbers")
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
+            # (inf would pass the product check below at KEEP_PROB 1: inf * 0 is NaN)
+            raise _bad(p + "RESNET.STAGE_DROP_SCALES", scales, "expected a list of finite numbers")
         if scale < 0:
             raise _bad(p + "RESNET.STAGE_DROP_SCALES", scales, "scales must be >= 0")
         if 1.0 - scale * (1.0 - keep_prob) <= 0:

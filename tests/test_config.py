@@ -85,6 +85,28 @@ def test_impossible_value_raises_value_error_naming_key_and_value(key, value):
     assert repr(value) in str(info.value) or repr(value)[1:-1] in str(info.value)
 
 
+def test_an_infinite_stage_drop_scale_is_refused_at_keep_prob_1_too():
+    # At KEEP_PROB 1.0 the keep-probability check computes inf * 0 = NaN and passed it: the
+    # model build then failed with a message naming no key.
+    cfg = _cfg()
+    cfg.MODEL.DROPBLOCK.KEEP_PROB = 1.0
+    cfg.MODEL.DROPBLOCK.RESNET.STAGE_DROP_SCALES = [0.25, float("inf")]
+    with pytest.raises(ValueError, match=r"MODEL\.DROPBLOCK\.RESNET\.STAGE_DROP_SCALES=\[0\.25, inf\]: "
+                                         r"expected a list of finite numbers"):
+        validate_dropblock_config(cfg)
+
+
+def test_a_location_named_twice_in_plain_arguments_is_refused_as_in_the_yacs_keys():
+    # A LazyConfig's `dropblock_stages=["res4", "res4"]` with two drop scales: the second
+    # scale silently replaced the first.
+    from dropblock_det.config import check_placement
+
+    with pytest.raises(ValueError, match=r"^ResNet: dropblock_stages=\['res4', 'res4'\]: 'res4' is listed twice$"):
+        check_placement("dropblock_stages", ["res4", "res4"], ["res4", "res5"], lambda: None, "ResNet")
+    assert check_placement("dropblock_stages", ("res4", "res5"), ["res4", "res5"], lambda: None, "ResNet") == [
+        "res4", "res5"]
+
+
 def test_ramp_ending_before_it_starts_is_rejected_with_both_iterations():
     cfg = _cfg()
     cfg.MODEL.DROPBLOCK.SCHEDULE.START_ITER = 100
