@@ -44,6 +44,9 @@ WHEELS = [
     "hydra-core>=1.1",
     "termcolor>=1.1",
     "pycocotools>=2.0.2",
+    # Imported with detectron2 (config.lazy): the last GPU image had it, but a CUDA PyTorch
+    # image does not promise it (packaging, which detectron2 imports too, comes with pytest).
+    "cloudpickle",
     "dropblock",
 ]
 # Published as source distributions only; both are pure Python, so a wheel built here runs
