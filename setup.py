@@ -38,6 +38,6 @@ setup(
         "scipy",  # reads SBD's .mat ground truth (datasets/prepare_voc_sem_seg.py)
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6"],  # xdist: `make test` runs a worker per core
+        "test": ["pytest>=7.3", "pytest-xdist>=3", "hypothesis>=6"],  # xdist: `make test` runs a worker per core
     },
 )

@@ -2,6 +2,7 @@
 import contextlib
 import importlib.util
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,55 @@ def _deterministic_threads():
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // workers)))
     yield
+
+
+def _default_output_dir_state(folder: Path):
+    """What a test could have done to detectron2's default OUTPUT_DIR ('./output'): its files
+    and their modification times, or None where there is no such folder."""
+    if not folder.is_dir():
+        return None
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")}
+
+
+@pytest.fixture(autouse=True)
+def _default_output_dir_left_alone():
+    # A test that leaves OUTPUT_DIR at detectron2's default writes into the checkout's ./output,
+    # where a developer's own run lives (and where a fresh run moves an earlier one aside).
+    # Under pytest-xdist another worker's test may be the one that wrote; either way one did.
+    folder = Path.cwd() / "output"
+    before = _default_output_dir_state(folder)
+    yield
+    after = _default_output_dir_state(folder)
+    assert after == before, (
+        f"a test (this one, or one beside it in another pytest-xdist worker) wrote into {folder}: "
+        "give it an OUTPUT_DIR under tmp_path")
+
+
+class ModuleTempPaths:
+    """`tmp_path_factory.mktemp` for a module-scoped fixture, remembering what it made."""
+
+    def __init__(self, factory: pytest.TempPathFactory):
+        self._factory = factory
+        self.made: list = []
+
+    def mktemp(self, basename: str, numbered: bool = True) -> Path:
+        path = self._factory.mktemp(basename, numbered=numbered)
+        self.made.append(path)
+        return path
+
+
+@pytest.fixture(scope="module")
+def module_tmp_path_factory(tmp_path_factory, request):
+    """Folders for a module's shared fixtures, removed once the module's tests are done unless
+    one of them failed. pytest.ini's `tmp_path_retention_policy = failed` does the same for each
+    test's `tmp_path`; without both, the suite's checkpoints (about 94 MB each) piled up to
+    6.7 GB under /tmp before the session ended, and filled the CI machine's disk."""
+    temps = ModuleTempPaths(tmp_path_factory)
+    failed_before = request.session.testsfailed
+    yield temps
+    if request.session.testsfailed == failed_before:
+        for path in temps.made:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def small_retinanet_cfg(config_file: str = "Base-RetinaNet.yaml", depth: int = 18):

@@ -38,8 +38,8 @@ from dropblock_det.data.voc_sem_seg import (
 
 
 @pytest.fixture(scope="module")
-def pristine_tree(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mini_voc")
+def pristine_tree(module_tmp_path_factory):
+    root = module_tmp_path_factory.mktemp("mini_voc")
     voc, sbd, labels = make_mini_voc_sbd(root)
     return root, labels
 

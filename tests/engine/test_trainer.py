@@ -329,14 +329,14 @@ def test_the_training_order_is_drawn_from_the_seeded_rng_on_every_detectron2(tmp
             assert built["sampler"]._seed == expected != seed
 
 
-def test_the_trainer_ramps_over_the_scaled_iterations(monkeypatch):
+def test_the_trainer_ramps_over_the_scaled_iterations(monkeypatch, tmp_path):
     from dropblock_det.engine.hooks import DropBlockScheduleHook
     from dropblock_det.engine.trainer import DropBlockTrainer
 
     # One process against a reference of 2: half the batch, twice the iterations.
     cfg = _cfg("SOLVER.REFERENCE_WORLD_SIZE", "2", "SOLVER.IMS_PER_BATCH", "4", "SOLVER.MAX_ITER", "100",
                "MODEL.DROPBLOCK.SCHEDULE.START_ITER", "10", "MODEL.DROPBLOCK.SCHEDULE.END_ITER", "60",
-               "DATASETS.TEST", "()", "MODEL.DEVICE", "cpu")
+               "DATASETS.TEST", "()", "MODEL.DEVICE", "cpu", "OUTPUT_DIR", str(tmp_path))  # its writers
     monkeypatch.setattr(DropBlockTrainer, "build_train_loader", classmethod(lambda cls, cfg: []))
     trainer = DropBlockTrainer(cfg)
     (hook,) = [h for h in trainer._hooks if isinstance(h, DropBlockScheduleHook)]

@@ -40,11 +40,11 @@ def _images(*sizes):
 
 # ----------------------------------------------------------------------------- checkpoints
 @pytest.fixture(scope="module")
-def dropblock_and_stock_models(tmp_path_factory):
+def dropblock_and_stock_models(module_tmp_path_factory):
     """(DropBlock DeepLabV3+, stock detectron2 DeepLabV3+) built from the same shrunk config,
     the stock one holding the DropBlock one's weights (loaded strictly), both in eval mode."""
     torch.manual_seed(0)
-    cfg = _cfg(tmp_path_factory.mktemp("deeplab"))
+    cfg = _cfg(module_tmp_path_factory.mktemp("deeplab"))
     model = build_model(cfg)
     stock = build_model(_stock_cfg(cfg))
     stock.load_state_dict(model.state_dict(), strict=True)

@@ -20,9 +20,9 @@ WORLD_SIZE = 2
 
 
 @pytest.fixture(scope="module")
-def ranks(tmp_path_factory):
+def ranks(module_tmp_path_factory):
     """What every rank recorded: [rank0 dict, rank1 dict]."""
-    out = tmp_path_factory.mktemp("ddp")
+    out = module_tmp_path_factory.mktemp("ddp")
     init_file = out / "init"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     procs = [

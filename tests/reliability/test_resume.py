@@ -58,7 +58,7 @@ class _EveryStepWriter(d2_hooks.PeriodicWriter):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(module_tmp_path_factory):
     """{"uninterrupted": dir, "resumed": dir}: the same config trained MAX_ITER iterations in
     one go, and interrupted after INTERRUPT_AFTER iterations then resumed with --resume."""
     monkeypatch = pytest.MonkeyPatch()
@@ -66,13 +66,13 @@ def runs(tmp_path_factory):
     train_net = load_tool("train_net")
     out = {}
     try:
-        with tiny_synthetic_datasets(tmp_path_factory.mktemp("datasets")):
-            out["uninterrupted"] = tmp_path_factory.mktemp("uninterrupted")
+        with tiny_synthetic_datasets(module_tmp_path_factory.mktemp("datasets")):
+            out["uninterrupted"] = module_tmp_path_factory.mktemp("uninterrupted")
             args = train_net.parser().parse_args(
                 ["--config-file", CONFIG] + OPTS + ["OUTPUT_DIR", str(out["uninterrupted"])])
             train_net.main(args)
 
-            out["resumed"] = tmp_path_factory.mktemp("resumed")
+            out["resumed"] = module_tmp_path_factory.mktemp("resumed")
             opts = OPTS + ["OUTPUT_DIR", str(out["resumed"])]
             stock_build_hooks = train_net.Trainer.build_hooks
             monkeypatch.setattr(

@@ -22,8 +22,8 @@ from tools_helpers import (
 
 
 @pytest.fixture(scope="module")
-def tiny_datasets(tmp_path_factory):
-    with tiny_synthetic_datasets(tmp_path_factory.mktemp("datasets"), num_val=2) as root:
+def tiny_datasets(module_tmp_path_factory):
+    with tiny_synthetic_datasets(module_tmp_path_factory.mktemp("datasets"), num_val=2) as root:
         yield root
 
 
@@ -84,14 +84,14 @@ def test_robustness_config_swaps_a_stock_backbone_for_its_dropblock_equivalent(t
     assert cfg.MODEL.DROPBLOCK.RESNET.ENABLED
 
 
-def test_detectron2_evaluation_keeps_the_switched_on_regularizers_active(tiny_datasets):
+def test_detectron2_evaluation_keeps_the_switched_on_regularizers_active(tiny_datasets, tmp_path):
     # inference_on_dataset calls model.eval() on an nn.Module, which would silently turn
     # DropBlock off again; the tool hands it a plain callable instead.
     from dropblock_det.engine.trainer import DropBlockTrainer, load_config
     from dropblock_det.layers import iter_regularizers, set_keep_prob
 
     tool = load_tool("analyze_robustness")
-    cfg = load_config(DB_CONFIG, TINY_OPTS)
+    cfg = load_config(DB_CONFIG, TINY_OPTS + ["OUTPUT_DIR", str(tmp_path)])  # its inference/ folder
     model = DropBlockTrainer.build_model(cfg)
     model.eval()
     modes = []
@@ -277,10 +277,10 @@ def test_sweep_cells_start_from_the_same_seed_and_record_their_config(tiny_datas
 
 
 @pytest.fixture(scope="module")
-def swept_cell(tiny_datasets, tmp_path_factory):
+def swept_cell(tiny_datasets, module_tmp_path_factory):
     """One trained cell (block 3, keep_prob 0.8) with a checkpoint after each of its 2
     iterations, and the argv that trained it (minus --output-dir); tests copy it."""
-    out = tmp_path_factory.mktemp("swept") / "sweep"
+    out = module_tmp_path_factory.mktemp("swept") / "sweep"
     argv = ["--config-file", DB_CONFIG, "--block-sizes", "3", "--keep-probs", "0.8"]
     opts = TINY_OPTS + ["SOLVER.MAX_ITER", "2", "SOLVER.CHECKPOINT_PERIOD", "1"]
     load_tool("sweep").main(argv + ["--output-dir", str(out)] + opts)

@@ -29,20 +29,20 @@ TINY_LAZY_OPTS = TINY_LAZY_EVAL_OPTS + [
 
 
 @pytest.fixture(scope="module")
-def tiny_datasets(tmp_path_factory):
-    with tiny_synthetic_datasets(tmp_path_factory.mktemp("datasets"), num_val=2) as root:
+def tiny_datasets(module_tmp_path_factory):
+    with tiny_synthetic_datasets(module_tmp_path_factory.mktemp("datasets"), num_val=2) as root:
         yield root
 
 
 @pytest.fixture(scope="module")
-def checkpoints(tiny_datasets, tmp_path_factory):
+def checkpoints(tiny_datasets, module_tmp_path_factory):
     """{label: path}: a DropBlock model of the yacs twin (tiny), and one of another
     architecture (two head convs)."""
     from detectron2.checkpoint import DetectionCheckpointer
 
     from dropblock_det.engine.trainer import DropBlockTrainer, load_config
 
-    folder = tmp_path_factory.mktemp("checkpoints")
+    folder = module_tmp_path_factory.mktemp("checkpoints")
     paths = {}
     for label, opts in (("dropblock", TINY_OPTS), ("other", TINY_OPTS + ["MODEL.RETINANET.NUM_CONVS", "2"])):
         model = DropBlockTrainer.build_model(load_config(DB_CONFIG, opts))

@@ -24,8 +24,8 @@ TINY_LAZY_OPTS = [
 
 
 @pytest.fixture(scope="module")
-def tiny_datasets(tmp_path_factory):
-    with tiny_synthetic_datasets(tmp_path_factory.mktemp("datasets")) as root:
+def tiny_datasets(module_tmp_path_factory):
+    with tiny_synthetic_datasets(module_tmp_path_factory.mktemp("datasets")) as root:
         yield root
 
 
@@ -40,9 +40,9 @@ def _parse(tool, out, flags=(), opts=()):
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_datasets, tool, tmp_path_factory):
+def trained(tiny_datasets, tool, module_tmp_path_factory):
     """(output dir, results) of a 3-iteration training with DropBlock + evaluation."""
-    out = tmp_path_factory.mktemp("lazy_train")
+    out = module_tmp_path_factory.mktemp("lazy_train")
     results = tool.main(_parse(tool, out))
     return out, results
 

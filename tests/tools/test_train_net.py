@@ -12,8 +12,8 @@ from tools_helpers import DB_CONFIG, TINY_OPTS, another_process_holding, tiny_sy
 
 
 @pytest.fixture(scope="module")
-def tiny_datasets(tmp_path_factory):
-    with tiny_synthetic_datasets(tmp_path_factory.mktemp("datasets")) as root:
+def tiny_datasets(module_tmp_path_factory):
+    with tiny_synthetic_datasets(module_tmp_path_factory.mktemp("datasets")) as root:
         yield root
 
 
@@ -23,9 +23,9 @@ def train_net():
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_datasets, train_net, tmp_path_factory):
+def trained(tiny_datasets, train_net, module_tmp_path_factory):
     """(output dir, results) of a 3-iteration training with DropBlock + evaluation."""
-    out = tmp_path_factory.mktemp("train")
+    out = module_tmp_path_factory.mktemp("train")
     args = train_net.parser().parse_args(
         ["--config-file", DB_CONFIG] + TINY_OPTS + ["OUTPUT_DIR", str(out)])
     torch.manual_seed(0)
