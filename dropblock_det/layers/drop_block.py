@@ -389,10 +389,16 @@ def _scale_and_drop(
 def _normalizing_scale(keep: Tensor, dtype: torch.dtype) -> Tensor:
     """numel / (kept count + eps) as a 0-d tensor on keep's device (no host sync), in fp32,
     or fp64 for fp64 input (the count is exact in either up to 2**24 / 2**53 units)."""
+    return _scale_from_count(torch.count_nonzero(keep), keep.numel(), dtype)
+
+
+def _scale_from_count(kept: Tensor, numel: int, dtype: torch.dtype) -> Tensor:
+    """numel / (kept + eps) for an integer count tensor `kept` (any shape, on its device), in
+    fp32, or fp64 for fp64 input: the normalizing scale, with the operations (and so the
+    rounding) that the Triton kernels' scale reproduces bit for bit."""
     compute_dtype = torch.float64 if dtype == torch.float64 else torch.float32
-    kept = torch.count_nonzero(keep).to(compute_dtype)
-    numel = torch.full((), float(keep.numel()), dtype=compute_dtype, device=keep.device)
-    return numel / (kept + NORMALIZER_EPS)
+    total = torch.full((), float(numel), dtype=compute_dtype, device=kept.device)
+    return total / (kept.to(compute_dtype) + NORMALIZER_EPS)
 
 
 # Devices where impl="auto" met a Triton build error; it uses the PyTorch path there.
@@ -460,21 +466,35 @@ def _drop_block_triton_or_none(x: Tensor, impl: str, **triton_args: Any) -> Opti
     # Imported lazily: the layers must import (and run on CPU) without Triton.
     from .drop_block_triton import drop_block_2d_triton, is_triton_build_error
 
+    # The backward kernels are built at the first backward, after this returned: under "auto"
+    # a build error there gives that gradient from the saved mask with PyTorch ops.
+    on_backward_build_error = _stop_using_triton_in_backward if impl == "auto" else None
     try:
-        return drop_block_2d_triton(x, **triton_args)
+        return drop_block_2d_triton(x, **triton_args, on_backward_build_error=on_backward_build_error)
     except Exception as error:
         if impl == "triton" or not is_triton_build_error(error):
             raise
-        _TRITON_FAILED_ON.add(x.device)
-        reason = " ".join(str(error).split())[:400]  # one line: compiler messages span several
-        warnings.warn(
-            f"DropBlock: Triton could not build its kernels for {x.device} ({type(error).__name__}: {reason}); "
-            "impl='auto' uses the PyTorch path there from now on (same semantics, slower). Set "
-            "MODEL.DROPBLOCK.IMPL (or impl=) to 'torch' to silence this, or to 'triton' to raise the error.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+        _stop_using_triton(x.device, error, "", stacklevel=4)
         return None
+
+
+def _stop_using_triton(device: torch.device, error: BaseException, what_now: str, stacklevel: int) -> None:
+    """Leave `device` to the PyTorch path for the rest of the process (impl="auto"), with one
+    warning that names the build error."""
+    _TRITON_FAILED_ON.add(device)
+    reason = " ".join(str(error).split())[:400]  # one line: compiler messages span several
+    warnings.warn(
+        f"DropBlock: Triton could not build its kernels for {device} ({type(error).__name__}: {reason}); "
+        f"{what_now}impl='auto' uses the PyTorch path there from now on (same semantics, slower). Set "
+        "MODEL.DROPBLOCK.IMPL (or impl=) to 'torch' to silence this, or to 'triton' to raise the error.",
+        RuntimeWarning,
+        stacklevel=stacklevel,
+    )
+
+
+def _stop_using_triton_in_backward(device: torch.device, error: BaseException) -> None:
+    _stop_using_triton(device, error, "this gradient was computed from the saved mask with PyTorch ops, and ",
+                       stacklevel=2)
 
 
 def _check_input(x: Any, name: str = "x") -> None:

@@ -118,7 +118,7 @@ import math
 import numbers
 import os
 import struct
-from typing import Any, ContextManager, Dict, Iterator, NamedTuple, Optional, Tuple
+from typing import Any, Callable, ContextManager, Dict, Iterator, NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -132,7 +132,7 @@ except ImportError:  # CPU-only torch builds ship without Triton: the module sti
     tl = None
 
 from .base import _run_eagerly, check_residual
-from .drop_block import NORMALIZER_EPS
+from .drop_block import NORMALIZER_EPS, _scale_from_count
 
 __all__ = [
     "TRITON_BUILD_ERRORS",
@@ -1539,6 +1539,88 @@ def _residual_grad(grad: Tensor, out: Tensor, mask: _Mask, residual_mask: Option
     return grad_x, grad_residual
 
 
+def _apply_grad(grad: Tensor, layout: _Layout, bits: Tensor, total_kept: Tensor) -> Tensor:
+    """Backward of plain DropBlock: where(keep, grad, 0) * scale, unsaturated (AMP's
+    GradScaler must see an overflow as inf)."""
+    return _apply(grad, layout, bits, total_kept, saturate=False)
+
+
+# The same gradients with PyTorch ops from what forward saved, for a GPU where Triton cannot
+# build the backward kernels (under impl="auto"). Each gives the kernel's values bit for bit:
+# the same fp32 (fp64) products of the same scale, rounded once to the gradient's dtype.
+def _in_memory_order(t: Tensor) -> Tensor:
+    """A dense t's elements as a 1-D view in memory order (the order of the mask's bits)."""
+    return t.as_strided((t.numel(),), (1,), t.storage_offset())
+
+
+def _keep_from_bits(bits: Tensor, numel: int) -> Tensor:
+    """The first `numel` mask elements, bool, from bits packed as `_pack_kernel` does:
+    element m is bit m % 8 of byte m // 8."""
+    shifts = torch.arange(8, dtype=torch.uint8, device=bits.device)
+    return ((bits.unsqueeze(1) >> shifts) & 1).view(-1)[:numel].bool()
+
+
+def _masked_scaled_like(values: Tensor, keep: Tensor, scale: Tensor, like: Tensor) -> Tensor:
+    """where(keep, values, 0) * scale (in scale's dtype) as a tensor of like's dtype and
+    strides, values and keep given in like's memory order."""
+    out = torch.empty_like(like)
+    _in_memory_order(out).copy_(torch.where(keep, values.to(scale.dtype), 0.0) * scale)
+    return out
+
+
+def _apply_grad_torch(grad: Tensor, layout: _Layout, bits: Tensor, total_kept: Tensor) -> Tensor:
+    scale = _scale_from_count(total_kept, layout.mask_numel, grad.dtype)
+    if layout.shared_mask:  # mask element n * H * W + h * W + w, for every channel
+        n, _, height, width = grad.shape
+        keep = _keep_from_bits(bits, n * height * width).view(n, 1, height, width)
+        out = torch.empty_like(grad)
+        out.copy_(torch.where(keep, grad.to(scale.dtype), 0.0) * scale)
+        return out
+    return _masked_scaled_like(_in_memory_order(grad), _keep_from_bits(bits, grad.numel()), scale, grad)
+
+
+def _relu_grad_torch(grad: Tensor, out: Tensor, total_kept: Tensor, mask_numel: int) -> Tensor:
+    scale = _scale_from_count(total_kept, mask_numel, out.dtype)
+    passes = ~(_in_memory_order(out).to(scale.dtype) <= 0)  # a NaN output passes, as torch.relu's
+    return _masked_scaled_like(_in_memory_order(grad), passes, scale, out)
+
+
+def _residual_grad_torch(grad: Tensor, out: Tensor, mask: _Mask, residual_mask: Optional[_Mask],
+                         mask_numel: int) -> Tuple[Tensor, Tensor]:
+    compute_dtype = torch.float64 if out.dtype == torch.float64 else torch.float32
+    through_relu = torch.where(_in_memory_order(out).to(compute_dtype) <= 0, 0.0,
+                               _in_memory_order(grad).to(compute_dtype))
+
+    def through(m: _Mask) -> Tensor:
+        return _masked_scaled_like(through_relu, _keep_from_bits(m.bits, out.numel()),
+                                   _scale_from_count(m.total_kept, mask_numel, out.dtype), out)
+
+    if residual_mask is None:
+        grad_residual = torch.empty_like(out)
+        _in_memory_order(grad_residual).copy_(through_relu)
+    else:
+        grad_residual = through(residual_mask)
+    return through(mask), grad_residual
+
+
+# Called with (device, error) when a backward kernel fails to build; None: raise the error.
+BackwardBuildErrorHandler = Optional[Callable[[torch.device, BaseException], None]]
+
+
+def _backward(device: torch.device, on_build_error: BackwardBuildErrorHandler, kernels: Callable[[], Any],
+              torch_ops: Callable[[], Any]) -> Any:
+    """kernels() on `device`; where Triton cannot build them and `on_build_error` is given,
+    on_build_error(device, error) and then torch_ops()."""
+    try:
+        with _on_device(device):
+            return kernels()
+    except Exception as error:
+        if on_build_error is None or not is_triton_build_error(error):
+            raise
+        on_build_error(device, error)
+        return torch_ops()
+
+
 def _on_device(device: torch.device) -> ContextManager:
     """Triton launches on the *current* CUDA device: make it x's (x may live on another GPU)."""
     return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
@@ -1550,7 +1632,8 @@ class _DropBlockTriton(torch.autograd.Function):
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx, x: Tensor, gamma: float, bh: int, bw: int, shared_mask: bool, relu: bool
+        ctx, x: Tensor, gamma: float, bh: int, bw: int, shared_mask: bool, relu: bool,
+        on_backward_build_error: BackwardBuildErrorHandler,
     ) -> Tensor:
         layout = _Layout(x, shared_mask)
         x = layout.dense(x)
@@ -1560,7 +1643,7 @@ class _DropBlockTriton(torch.autograd.Function):
         # With ReLU fused the output is the mask for backward: it is the next layer's input,
         # which autograd keeps anyway, so nothing is added to the memory kept for backward.
         ctx.save_for_backward(out if relu else bits, total_kept)
-        ctx.layout, ctx.relu = layout, relu
+        ctx.layout, ctx.relu, ctx.on_backward_build_error = layout, relu, on_backward_build_error
         return out
 
     @staticmethod
@@ -1572,12 +1655,15 @@ class _DropBlockTriton(torch.autograd.Function):
             # grad_output may be non-contiguous (e.g. expanded from a sum): bring it to the
             # memory order of the bits / the output.
             grad_output = ctx.layout.dense(grad_output)
-            with _on_device(mask.device):
-                if ctx.relu:
-                    grad_input = _relu_grad(grad_output, mask, total_kept, ctx.layout.mask_numel)
-                else:
-                    grad_input = _apply(grad_output, ctx.layout, mask, total_kept, saturate=False)
-        return grad_input, None, None, None, None, None
+            if ctx.relu:
+                args: Tuple[Any, ...] = (grad_output, mask, total_kept, ctx.layout.mask_numel)
+                kernels, torch_ops = _relu_grad, _relu_grad_torch
+            else:
+                args = (grad_output, ctx.layout, mask, total_kept)
+                kernels, torch_ops = _apply_grad, _apply_grad_torch
+            grad_input = _backward(mask.device, ctx.on_backward_build_error, lambda: kernels(*args),
+                                   lambda: torch_ops(*args))
+        return grad_input, None, None, None, None, None, None
 
 
 class _DropBlockResidualTriton(torch.autograd.Function):
@@ -1591,7 +1677,7 @@ class _DropBlockResidualTriton(torch.autograd.Function):
     @staticmethod
     def forward(  # type: ignore[override]
         ctx, x: Tensor, residual: Tensor, gamma: float, bh: int, bw: int,
-        residual_drop_block: Optional[Tuple[float, int, int]],
+        residual_drop_block: Optional[Tuple[float, int, int]], on_backward_build_error: BackwardBuildErrorHandler,
     ) -> Tensor:
         layout = _Layout(x, shared_mask=False)
         x = layout.dense(x)  # the residual already is (the caller checks)
@@ -1602,7 +1688,7 @@ class _DropBlockResidualTriton(torch.autograd.Function):
             mask = _Mask(*_keep_bits(x, layout, gamma, bh, bw))
             out = _apply_residual(x, layout, mask, residual, residual_mask)
         ctx.save_for_backward(out, *mask, *(residual_mask or ()))
-        ctx.layout = layout
+        ctx.layout, ctx.on_backward_build_error = layout, on_backward_build_error
         return out
 
     @staticmethod
@@ -1611,11 +1697,10 @@ class _DropBlockResidualTriton(torch.autograd.Function):
         out, *masks = ctx.saved_tensors
         mask = _Mask(*masks[:2])
         residual_mask = _Mask(*masks[2:]) if len(masks) == 4 else None
-        with _on_device(out.device):
-            grad_x, grad_residual = _residual_grad(
-                ctx.layout.dense(grad_output), out, mask, residual_mask, ctx.layout.mask_numel
-            )
-        return grad_x, grad_residual, None, None, None, None
+        args = (ctx.layout.dense(grad_output), out, mask, residual_mask, ctx.layout.mask_numel)
+        grad_x, grad_residual = _backward(out.device, ctx.on_backward_build_error, lambda: _residual_grad(*args),
+                                          lambda: _residual_grad_torch(*args))
+        return grad_x, grad_residual, None, None, None, None, None
 
 
 # Run eagerly under torch.compile (a graph break) instead of traced: the kernels' launch code
@@ -1632,6 +1717,7 @@ def drop_block_2d_triton(
     relu: bool = False,
     residual: Optional[Tensor] = None,
     residual_drop_block: Optional[Tuple[float, int, int]] = None,
+    on_backward_build_error: BackwardBuildErrorHandler = None,
 ) -> Tensor:
     """DropBlock on x (N, C, H, W) with Triton kernels; differentiable.
 
@@ -1654,6 +1740,10 @@ def drop_block_2d_triton(
             applied to `residual` first, its mask drawn before x's: relu(DropBlock'(residual)
             + DropBlock(x)), exactly those ops (a block's last conv and its shortcut, both
             regularized), in the same one pass.
+        on_backward_build_error: called with (device, error) where Triton cannot build a
+            backward kernel (`is_triton_build_error`; they are built at the first backward);
+            the gradient then comes from the saved mask with PyTorch ops, the same values.
+            None (the default): the error is raised. `drop_block_2d(impl="auto")` passes one.
     Returns:
         tensor of x's shape, dtype and memory layout: where(keep, x, 0) * numel(mask) /
         (count_kept + 1e-6), computed in fp32 (fp64 for fp64 x; fp16 / bf16 results
@@ -1676,7 +1766,9 @@ def drop_block_2d_triton(
     if residual is None:
         if residual_drop_block is not None:
             raise ValueError("residual_drop_block needs a residual")
-        return x.clone() if x.numel() == 0 else _DropBlockTriton.apply(x, gamma, bh, bw, shared_mask, relu)
+        if x.numel() == 0:
+            return x.clone()
+        return _DropBlockTriton.apply(x, gamma, bh, bw, shared_mask, relu, on_backward_build_error)
     if relu:
         raise ValueError("drop_block_2d_triton: residual cannot be combined with relu=True")
     check_residual(x, residual, "drop_block_2d_triton")
@@ -1694,6 +1786,8 @@ def drop_block_2d_triton(
     )
     if not fusable:
         if residual_drop_block is not None:  # drawn first, as in the fused pass
-            residual = drop_block_2d_triton(residual, *residual_drop_block, False)
-        return torch.relu_(residual + drop_block_2d_triton(x, gamma, bh, bw, shared_mask))
-    return _DropBlockResidualTriton.apply(x, residual, gamma, bh, bw, residual_drop_block)
+            residual = drop_block_2d_triton(residual, *residual_drop_block, False,
+                                            on_backward_build_error=on_backward_build_error)
+        return torch.relu_(residual + drop_block_2d_triton(x, gamma, bh, bw, shared_mask,
+                                                           on_backward_build_error=on_backward_build_error))
+    return _DropBlockResidualTriton.apply(x, residual, gamma, bh, bw, residual_drop_block, on_backward_build_error)

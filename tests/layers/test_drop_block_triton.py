@@ -1051,6 +1051,138 @@ def check_torch_compile_runs_the_kernels_eagerly_with_the_eager_draws_and_gradie
         assert all(torch.equal(a, b) for a, b in zip(*results)), backend
 
 
+@contextlib.contextmanager
+def _backward_kernels_that_cannot_be_built() -> Iterator[List[str]]:
+    """The backward kernels' launchers raise what Triton raises when it cannot build a kernel
+    for the GPU; yields the list of the launchers called."""
+    from triton.runtime.errors import OutOfResources
+
+    called: List[str] = []
+    names = ("_apply_grad", "_relu_grad", "_residual_grad")
+    originals = {name: getattr(triton_path, name) for name in names}
+
+    def cannot_build(name: str):
+        def launcher(*args, **kwargs):
+            called.append(name)
+            raise OutOfResources(300_000, 232_448, "shared memory")
+        return launcher
+
+    for name in names:
+        setattr(triton_path, name, cannot_build(name))
+    try:
+        yield called
+    finally:
+        for name, original in originals.items():
+            setattr(triton_path, name, original)
+
+
+def _gradients_with_backward_kernels(x, residual, grad, shared, fused, buildable: bool, handler=None):
+    """(output, gradient of x, of the residual or None, backward launchers that failed) of
+    drop_block_2d_triton after torch.manual_seed(3), its backward kernels built or not."""
+    leaf = x.clone().requires_grad_(True)
+    res = None if residual is None else residual.clone().requires_grad_(True)
+    kwargs = {"plain": {}, "relu": dict(relu=True), "residual": dict(residual=res),
+              "pair": dict(residual=res, residual_drop_block=(0.15, 2, 4))}[fused]
+    torch.manual_seed(3)
+    out = triton_path.drop_block_2d_triton(leaf, 0.1, 3, 3, shared, on_backward_build_error=handler, **kwargs)
+    failed: List[str] = []
+    with contextlib.nullcontext(failed) if buildable else _backward_kernels_that_cannot_be_built() as failed:
+        out.backward(grad)
+    return out.detach(), leaf.grad, None if res is None else res.grad, failed
+
+
+def check_a_backward_kernel_build_error_gives_the_kernels_gradients_from_torch_ops(device: str) -> None:
+    # Triton builds the backward kernels at the first backward, after forward has returned:
+    # with a handler (impl="auto"), a build error there must give the very gradients the
+    # kernels give (bit for bit: NaN, inf, signed zeros, fp16 overflow, every dtype, layout
+    # and mask kind, plain, fused ReLU, residual and pair) from the saved mask, after one
+    # call of the handler per backward; without one (impl="triton") it is raised.
+    from triton.runtime.errors import OutOfResources
+
+    cases = [*itertools.product(("plain", "relu"), DTYPES, (False, True), (False, True)),
+             *itertools.product(("residual", "pair"), DTYPES, (False, True), (False,))]
+    for fused, dtype, channels_last, shared in cases:
+        where = f"{fused}, {dtype}, channels_last={channels_last}, shared={shared}"
+        x = _relu_test_input((2, 4, 9, 12), dtype, device, channels_last)
+        residual = None if fused in ("plain", "relu") else _relu_test_input((2, 4, 9, 12), dtype, device, channels_last)
+        grad = (torch.randn(x.shape, device=device) * 3).to(dtype)
+        grad.view(-1)[2::17] = torch.finfo(dtype).max  # * scale > 1: inf in the gradient's dtype
+        grad.view(-1)[4::19] = float("nan")
+        grad = grad.contiguous(memory_format=torch.channels_last) if channels_last else grad
+        handled: List[Tuple[torch.device, str]] = []
+        kernels = _gradients_with_backward_kernels(x, residual, grad, shared, fused, buildable=True)
+        torch_ops = _gradients_with_backward_kernels(x, residual, grad, shared, fused, buildable=False,
+                                                     handler=lambda d, e: handled.append((d, type(e).__name__)))
+        assert kernels[3] == [] and len(torch_ops[3]) == 1, (where, torch_ops[3])
+        assert handled == [(torch_ops[0].device, "OutOfResources")], (where, handled)
+        torch.testing.assert_close(torch_ops[0], kernels[0], rtol=0, atol=0, equal_nan=True, msg=where)
+        for name, ours, theirs in (("x", torch_ops[1], kernels[1]), ("residual", torch_ops[2], kernels[2])):
+            if theirs is None:
+                continue
+            assert ours.dtype == theirs.dtype and ours.stride() == theirs.stride(), f"{where}: grad of {name}"
+            torch.testing.assert_close(ours, theirs, rtol=0, atol=0, equal_nan=True, msg=f"{where}: grad of {name}")
+            numbers = ~theirs.isnan()  # a NaN's sign and payload are not compared (the kernels store 0x7FC0 in bf16)
+            assert torch.equal(torch.signbit(ours[numbers]), torch.signbit(theirs[numbers])), \
+                f"{where}: grad of {name}: signs of zeros"
+            scaled = name == "x" or fused == "pair"  # the residual's gradient is scaled only in the pair
+            assert (theirs == 0).any() and theirs.isnan().any() and (theirs.isinf().any() or not scaled), \
+                f"{where}: grad of {name}: no zeros, NaNs or overflows to compare"
+        try:
+            _gradients_with_backward_kernels(x, residual, grad, shared, fused, buildable=False)
+        except OutOfResources:
+            pass
+        else:
+            raise AssertionError(f"{where}: without a handler the build error was not raised")
+
+
+def check_impl_auto_survives_a_backward_kernel_build_error_and_leaves_the_device_to_torch(device: str) -> None:
+    # What drop_block_2d(impl="auto") hands the Triton path: one warning naming the error,
+    # the gradient from PyTorch ops (equal to impl="triton"'s, same seed), and from then on
+    # the PyTorch path on that device; impl="triton" raises the error.
+    import warnings
+
+    from dropblock_det.layers import drop_block as drop_block_module
+    from triton.runtime.errors import OutOfResources
+
+    x = _positive_input((2, 4, 12, 12), device=device)
+    grad = torch.randn(x.shape, device=device)
+
+    def gradient(impl: str, buildable: bool) -> torch.Tensor:
+        leaf = x.clone().requires_grad_(True)
+        torch.manual_seed(7)
+        out = drop_block_2d(leaf, 0.8, 3, impl=impl)
+        with contextlib.nullcontext() if buildable else _backward_kernels_that_cannot_be_built():
+            out.backward(grad)
+        return leaf.grad
+
+    runs_on, failed_on = drop_block_module._triton_runs_on, set(drop_block_module._TRITON_FAILED_ON)
+    drop_block_module._triton_runs_on = lambda d: True  # as on a GPU: the interpreter runs CPU tensors
+    drop_block_module._TRITON_FAILED_ON.clear()
+    try:
+        expected = gradient("triton", buildable=True)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            got = gradient("auto", buildable=False)
+        messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+        assert len(messages) == 1 and "OutOfResources" in messages[0], messages
+        assert "this gradient was computed from the saved mask with PyTorch ops" in messages[0], messages[0]
+        assert torch.equal(got, expected)
+        assert drop_block_module._TRITON_FAILED_ON == {x.device}
+        assert not drop_block_module.triton_path_chosen(x.device, "auto")
+        drop_block_module._TRITON_FAILED_ON.clear()
+        try:
+            gradient("triton", buildable=False)
+        except OutOfResources:
+            pass
+        else:
+            raise AssertionError("impl='triton' did not raise the backward build error")
+        assert not drop_block_module._TRITON_FAILED_ON
+    finally:
+        drop_block_module._triton_runs_on = runs_on
+        drop_block_module._TRITON_FAILED_ON.clear()
+        drop_block_module._TRITON_FAILED_ON.update(failed_on)
+
+
 CHECKS: Dict[str, Callable[[str], None]] = {
     name[len("check_") :]: fn for name, fn in sorted(globals().items()) if name.startswith("check_") and callable(fn)
 }
