@@ -200,6 +200,8 @@ class KeepProbRegularizer(nn.Module):
         # In every mode: an input the regularizer cannot take must fail at the first forward,
         # not at the first iteration where the schedule lowers keep_prob below 1.
         self._check_input(x)
+        if self.training:
+            refuse_tracing_in_training(type(self).__name__)
         if self.training and _compiling():
             # Under torch.compile a float read in traced code is specialised: each value of a
             # ramp would compile the model again, up to Dynamo's recompile limit, after which
@@ -259,6 +261,21 @@ class KeepProbRegularizer(nn.Module):
     def extra_repr(self) -> str:
         # repr, not :g: a ramp's 0.9999995 must not print as 1 while the regularizer is active.
         return f"keep_prob={self.keep_prob!r}, target_keep_prob={self.target_keep_prob!r}"
+
+
+def refuse_tracing_in_training(name: str) -> None:
+    """Raise a RuntimeError naming `name` while torch.jit.trace or torch.export records a
+    regularizer in training mode: the record would keep this call's keep_prob whatever the
+    schedule sets later (at keep_prob 1, an identity) and, for DropBlock, this draw's number
+    of blocks (or fail inside the tracer on it)."""
+    is_exporting = getattr(getattr(torch, "compiler", None), "is_exporting", None)
+    if torch.jit.is_tracing() or (is_exporting is not None and is_exporting()):
+        raise RuntimeError(
+            f"{name} cannot be traced or exported in training mode: the trace would keep this "
+            "keep_prob whatever the keep_prob schedule sets later (and, for DropBlock, one draw's "
+            "random number of blocks). Trace or export the model in eval mode (model.eval()), "
+            "where it is the identity and leaves nothing in the trace."
+        )
 
 
 def _compiling() -> bool:

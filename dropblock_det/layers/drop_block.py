@@ -63,6 +63,7 @@ from .base import (
     check_residual,
     check_keep_prob,
     masked_scale,
+    refuse_tracing_in_training,
     reject_unknown_kwargs,
     saturating_cast,
 )
@@ -561,7 +562,8 @@ def drop_block_2d(
         ValueError: naming the argument and value for a non-4D or non-floating x, keep_prob
             outside (0, 1], block_size < 1, an unknown gamma_mode / impl, a residual that is
             not a tensor of x's shape, or an unknown keyword argument.
-        RuntimeError: under torch.jit.trace while dropping (trace in eval mode instead).
+        RuntimeError: under torch.jit.trace or torch.export with training=True (trace or
+            export in eval mode instead).
         With impl="triton", what the Triton path raises: no Triton, a CPU tensor without
         the interpreter (see `drop_block_2d_triton`), or Triton's own build errors.
     """
@@ -579,11 +581,12 @@ def drop_block_2d(
             raise ValueError("drop_block_2d: residual cannot be combined with relu=True")
         check_residual(x, residual, "drop_block_2d")
 
+    if training:  # at keep_prob 1 too: a trace would keep the identity whatever keep_prob becomes
+        _refuse_tracing()
     if not training or keep_prob == 1.0 or x.numel() == 0:
         if residual is not None:
             return torch.relu_(residual + x)
         return torch.relu(x) if relu else x
-    _refuse_tracing()
     gamma, bh, bw = _gamma_and_block(keep_prob, block_size, gamma_mode, *x.shape[2:])
     out = _drop_block_triton_or_none(
         x, impl, gamma=gamma, block_size_h=bh, block_size_w=bw, shared_mask=shared_mask, relu=relu,
@@ -596,14 +599,9 @@ def drop_block_2d(
 
 
 def _refuse_tracing() -> None:
-    """torch.jit.trace cannot record an active DropBlock: the number of seeds is random and
-    decided in Python, so a trace would replay one draw's sizes (or fail inside the tracer)."""
-    if torch.jit.is_tracing():
-        raise RuntimeError(
-            "DropBlock cannot be traced while it drops (training mode with keep_prob < 1): each "
-            "draw has a random number of blocks. Trace the model in eval mode (model.eval()), "
-            "where DropBlock is the identity and leaves nothing in the trace."
-        )
+    """torch.jit.trace / torch.export cannot record DropBlock in training mode: the number of
+    seeds is random and decided in Python, so a trace would replay one draw's sizes."""
+    refuse_tracing_in_training("DropBlock")
 
 
 def _drop_block_torch(x: Tensor, gamma: float, bh: int, bw: int, shared_mask: bool) -> Tensor:

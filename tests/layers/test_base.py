@@ -353,3 +353,23 @@ def test_torch_compile_traces_eval_mode_regularizers_in_one_graph(name):
         module.keep_prob = 0.5
     x = torch.randn(2, 3, 12, 12)
     assert torch.equal(torch.compile(net, backend="aot_eager", fullgraph=True)(x), net(x))
+
+
+@pytest.mark.parametrize("name", sorted(REGULARIZER_TYPES) + ["DropPath"])
+@pytest.mark.parametrize("keep_prob", [1.0, 0.8])
+def test_a_training_mode_trace_or_export_is_refused_by_name_and_eval_mode_records_the_identity(name, keep_prob):
+    # The record would keep this keep_prob (at a ramp's start, 1: the identity) whatever the
+    # schedule sets later; DropBlock's random number of blocks made torch.export fail deep in
+    # its sampler with a data-dependent guard error instead of a message.
+    module = (DropPath(keep_prob) if name == "DropPath" else build_regularizer(name, keep_prob, block_size=3)).train()
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1), module)
+    x = torch.randn(2, 3, 9, 9)
+    named = rf"{type(module).__name__} cannot be traced or exported in training mode.*model\.eval\(\)"
+    with pytest.raises(RuntimeError, match=named):
+        torch.jit.trace(net, (x,), check_trace=False)
+    if hasattr(torch, "export"):
+        with pytest.raises(Exception, match=named):
+            torch.export.export(net, (x,))
+    net.eval()
+    traced = torch.jit.trace(net, (x,), check_trace=False)
+    assert torch.equal(traced(x), net[0](x))

@@ -717,10 +717,21 @@ def test_gradient_of_the_gradient_is_the_same_mask_and_scale_on_every_torch_path
 def test_tracing_an_active_dropblock_raises_a_clear_error_and_eval_mode_traces():
     module = DropBlock2d(0.8, 3).train()
     x = torch.randn(2, 3, 9, 9)
-    with pytest.raises(RuntimeError, match=r"cannot be traced while it drops.*model\.eval\(\)"):
+    with pytest.raises(RuntimeError, match=r"DropBlock2d cannot be traced or exported in training mode.*model\.eval\(\)"):
         torch.jit.trace(module, (x,), check_trace=False)
     traced = torch.jit.trace(module.eval(), (x,), check_trace=False)
     assert torch.equal(traced(x), x)
+
+
+def test_the_function_refuses_a_training_trace_at_keep_prob_1_too():
+    # A trace at a ramp's first iteration (keep_prob 1) would record the identity, and the
+    # ramp's later keep_prob would never reach it.
+    x = torch.randn(2, 3, 9, 9)
+    for keep_prob in (1.0, 0.8):
+        with pytest.raises(RuntimeError, match=r"DropBlock cannot be traced or exported in training mode"):
+            torch.jit.trace(lambda t: drop_block_2d(t, keep_prob, 3), (x,), check_trace=False)
+    traced = torch.jit.trace(lambda t: drop_block_2d(t, 0.8, 3, training=False) * 2, (x,), check_trace=False)
+    assert torch.equal(traced(x), x * 2)
 @pytest.mark.parametrize("shape, block_size", [((1, 1, 3, 3), 3), ((1, 2, 4, 4), 3)])
 def test_tiny_tensor_keeps_the_bool_mask_not_more_offsets_than_elements(shape, block_size):
     # A block's offsets alone are 8 * bh * bw bytes: on a map this small the seed path
