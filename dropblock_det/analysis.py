@@ -434,7 +434,7 @@ def run_sweep(cells: Sequence[Tuple[int, float]],
     (another config's row or checkpoint, a CSV or checkpoint without a fingerprint) raises
     SweepMismatchError listing every such cell; nothing is deleted or overwritten.
     """
-    from .engine.trainer import archive_previous_run, last_checkpoint
+    from .engine.trainer import archive_previous_run, claim_output_dir, last_checkpoint
 
     csv_path = Path(csv_path)
     header = _sweep_csv_header(csv_path)
@@ -505,6 +505,13 @@ def run_sweep(cells: Sequence[Tuple[int, float]],
             "command's:\n  - " + "\n  - ".join(problems) + "\nNothing was trained or changed. "
             "Use another --output-dir for this configuration, or, to retrain these cells here, "
             f"delete their rows (if any) from {csv_path} and their folders.")
+
+    # A cell's folder is its run's OUTPUT_DIR: hold its lock as a train_net run holds its own,
+    # so that no other run (a train_net or main_job given that folder) moves the cell's files
+    # aside or writes its checkpoints there while the sweep trains it. All before training.
+    for b, kp, _, _, cell_dir, action, _ in plan:
+        if action != "reuse":
+            claim_output_dir(cell_dir, f"the folder of cell block_size={b} keep_prob={kp:g}")
 
     values = {}
     for i, (b, kp, config, fingerprint, cell_dir, action, checkpoint) in enumerate(plan):

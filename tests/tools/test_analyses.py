@@ -546,3 +546,40 @@ def test_a_second_sweep_into_a_folder_another_process_holds_is_refused(tiny_data
             load_tool("sweep").main(["--config-file", DB_CONFIG, "--block-sizes", "3", "--keep-probs", "0.9",
                                      "--output-dir", str(out)])
         assert not list(out.iterdir())
+
+
+def test_run_sweep_holds_each_cells_folder_and_refuses_one_another_run_holds(tmp_path):
+    # A train_net run given a cell's folder as OUTPUT_DIR, while the sweep trained that cell,
+    # moved the cell's files aside and the two wrote one model_final.pth.
+    import fcntl
+    import os
+
+    from dropblock_det.analysis import run_sweep
+
+    held_while_training = []
+
+    def train_cell(b, kp, cfg, resume):
+        fd = os.open(cfg["OUTPUT_DIR"], os.O_RDONLY)
+        try:  # another open file description: refused while the sweep holds the folder
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held_while_training.append(False)
+        except OSError:
+            held_while_training.append(True)
+        finally:
+            os.close(fd)
+        return 1.0
+
+    def sweep(cells, train=train_cell):
+        return run_sweep(list(cells), train, tmp_path / "sweep.csv", log=lambda m: None,
+                         cell_config=lambda b, kp: _fake_config(tmp_path, b, kp, 2))
+
+    sweep([(1, 0.8)])
+    assert held_while_training == [True]
+    other = _fake_config(tmp_path, 3, 0.8, 2)["OUTPUT_DIR"]
+    os.makedirs(other)
+    before = _files(tmp_path)
+    with another_process_holding(other):
+        with pytest.raises(RuntimeError, match=r"the folder of cell block_size=3 keep_prob=0\.8=.* is in use by "
+                                               r"another run"):
+            sweep([(5, 0.8), (3, 0.8)], train=lambda *a: pytest.fail("trained a cell"))
+    assert _files(tmp_path) == before  # nothing trained, moved or recorded
