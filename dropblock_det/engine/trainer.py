@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import functools
+import math
 import os
 import re
 import shutil
@@ -18,7 +19,9 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
+import detectron2
 import detectron2.utils.comm as comm
+import numpy as np
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import CfgNode, get_cfg
@@ -36,6 +39,7 @@ from detectron2.evaluation import (
     PascalVOCDetectionEvaluator,
     SemSegEvaluator,
 )
+from detectron2.utils.file_io import PathManager
 from fvcore.common.checkpoint import Checkpointer
 
 from .. import data as _data  # noqa: F401  (registers the datasets)
@@ -206,8 +210,36 @@ def dataset_evaluator(dataset_name: str, output_dir: Optional[str] = None) -> Da
     if evaluator_type == "pascal_voc":
         return PascalVOCDetectionEvaluator(dataset_name)
     if evaluator_type == "sem_seg":
-        return SemSegEvaluator(dataset_name, distributed=True, output_dir=output_dir)
+        return _GroundTruthClassesSemSegEvaluator(dataset_name, distributed=True, output_dir=output_dir)
     raise _no_evaluator(dataset_name, evaluator_type)
+
+
+class _GroundTruthClassesSemSegEvaluator(SemSegEvaluator):
+    """SemSegEvaluator whose mIoU is the mean IoU over the classes in the ground truth on every
+    detectron2 version, as current detectron2 computes it. v0.6 divided that sum by the
+    classes in the ground truth *or* the predictions, so the same predictions scored another
+    mIoU there (2.52 on main, 1.01 on v0.6) wherever a class was predicted that the images
+    do not have: a subset, the synthetic and mini sets. Per-class IoUs, fwIoU, mACC and pACC
+    are the same on both and left as they are."""
+
+    def evaluate(self):
+        results = super().evaluate()
+        if not results:  # not the main process
+            return results
+        matrix = self._conf_matrix[:-1, :-1].astype(np.float64)  # (predicted, ground truth)
+        true_positives, in_ground_truth = matrix.diagonal(), matrix.sum(axis=0)
+        union = in_ground_truth + matrix.sum(axis=1) - true_positives
+        scored = (in_ground_truth > 0) & (union > 0)
+        miou = 100 * float(np.mean(true_positives[scored] / union[scored])) if scored.any() else math.nan
+        res = results["sem_seg"]
+        if res["mIoU"] != miou and not (math.isnan(miou) and math.isnan(res["mIoU"])):
+            self._logger.info(f"mIoU over the classes in the ground truth: {miou:.4f} (detectron2 "
+                              f"{detectron2.__version__} gave {res['mIoU']:.4f}, dividing by the predicted ones too)")
+            res["mIoU"] = miou
+            if self._output_dir:  # what super() saved, with the mIoU returned
+                with PathManager.open(os.path.join(self._output_dir, "sem_seg_evaluation.pth"), "wb") as f:
+                    torch.save(res, f)
+        return results
 
 
 class _GroundTruthCOCOEvaluator(COCOEvaluator):

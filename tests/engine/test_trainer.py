@@ -46,6 +46,39 @@ def test_evaluator_follows_the_dataset_type_and_uses_fast_coco_only_with_compile
         build_evaluator(cfg, "dropblock_test_no_evaluator")
 
 
+def test_miou_is_the_mean_over_the_ground_truth_classes_on_every_detectron2_version(tmp_path):
+    # detectron2 v0.6 divided the ground-truth classes' IoUs by the number of classes in the
+    # ground truth or the predictions: the same predictions scored 1.01 there, 2.52 on main.
+    import numpy as np
+    import torch
+
+    from dropblock_det.data.synthetic import make_synthetic_sem_seg, register_synthetic_datasets
+    from dropblock_det.engine.trainer import dataset_evaluator
+
+    make_synthetic_sem_seg(tmp_path, num_train=1, num_val=1, image_size=32, min_object_size=8, max_object_size=16)
+    register_synthetic_datasets(tmp_path)
+    try:
+        evaluator = dataset_evaluator("synthetic_sem_seg_val", output_dir=str(tmp_path / "inference"))
+    finally:
+        register_synthetic_datasets()
+    n = evaluator._num_classes
+    assert n >= 3
+    evaluator.reset()
+    # Rows: predicted class, columns: ground truth; the last row / column: ignored pixels.
+    matrix = np.zeros((n + 1, n + 1), dtype=np.int64)
+    matrix[0, 0], matrix[1, 0] = 6, 2  # class 0: 6 of its 8 pixels, nothing else called 0
+    matrix[1, 1], matrix[2, 1] = 1, 3  # class 1: 1 of 4, plus the 2 of class 0 called 1
+    # Class 2 is never in the ground truth, yet predicted (3 times); the rest neither.
+    evaluator._conf_matrix = matrix
+    result = evaluator.evaluate()["sem_seg"]
+    iou_0, iou_1 = 6 / (8 + 6 - 6), 1 / (4 + 3 - 1)
+    assert result["IoU-" + evaluator._class_names[0]] == pytest.approx(100 * iou_0)
+    assert result["IoU-" + evaluator._class_names[1]] == pytest.approx(100 * iou_1)
+    assert result["mIoU"] == pytest.approx(100 * (iou_0 + iou_1) / 2)  # v0.6: / 3 (class 2 predicted)
+    saved = torch.load(tmp_path / "inference" / "sem_seg_evaluation.pth", weights_only=False)
+    assert saved["mIoU"] == result["mIoU"]
+
+
 def test_compiled_ops_are_detected_as_absent_with_the_placeholder():
     from detectron2 import _C
 
