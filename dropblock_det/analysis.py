@@ -343,6 +343,10 @@ def _config_diff(recorded: Dict[str, Any], now: Dict[str, Any], limit: int = 6) 
     parts = [f"{k}: {old.get(k, absent)!r} -> {new.get(k, absent)!r}" for k in keys[:limit]]
     if len(keys) > limit:
         parts.append(f"... {len(keys) - limit} more")
+    if keys and all((k in old) != (k in new) for k in keys):
+        # A sweep started under another detectron2 version: its get_cfg() has other keys.
+        parts.append("each a key that one side lacks: typically a sweep begun under another detectron2 "
+                     "(or dropblock-det) version, whose default config has other keys")
     return ", ".join(parts)
 
 

@@ -583,3 +583,17 @@ def test_run_sweep_holds_each_cells_folder_and_refuses_one_another_run_holds(tmp
                                                r"another run"):
             sweep([(5, 0.8), (3, 0.8)], train=lambda *a: pytest.fail("trained a cell"))
     assert _files(tmp_path) == before  # nothing trained, moved or recorded
+
+
+def test_a_record_differing_only_by_keys_one_side_lacks_is_said_to_be_another_version(tmp_path):
+    # detectron2 main's get_cfg() has keys v0.6's lacks: a sweep begun under one was refused
+    # under the other as "another configuration", with nothing pointing at the version.
+    from dropblock_det.analysis import _config_diff
+
+    recorded = _fake_config(tmp_path, 3, 0.8)
+    now = {**recorded, "FLOAT32_PRECISION": "", "DATALOADER": {"REPEAT_SQRT": True}}
+    assert _config_diff(recorded, now).endswith("each a key that one side lacks: typically a sweep begun under "
+                                                "another detectron2 (or dropblock-det) version, whose default "
+                                                "config has other keys")
+    changed = {**now, "SOLVER": {"MAX_ITER": 3}}
+    assert "another detectron2" not in _config_diff(recorded, changed)
