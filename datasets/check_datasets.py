@@ -2,6 +2,7 @@
 """List exactly which expected file or folder is missing for some datasets.
 
     python datasets/check_datasets.py --config-file configs/COCO-Detection/X.yaml
+    python datasets/check_datasets.py --config-file configs/PascalVOC-Detection/X.py
     python datasets/check_datasets.py coco_2017_train voc_2012_sem_seg_val --root /data
 
 Datasets are read from --root (default: $DETECTRON2_DATASETS, else ./datasets); see
@@ -18,7 +19,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("names", nargs="*", help="dataset names (e.g. coco_2017_train)")
-    p.add_argument("--config-file", help="check DATASETS.TRAIN and DATASETS.TEST of this config")
+    p.add_argument("--config-file", help="check the datasets of this config: DATASETS.TRAIN and DATASETS.TEST of a "
+                                         "yacs .yaml; those a LazyConfig's (.py, or a LazyConfig run's config.yaml) "
+                                         "loaders and evaluator name")
     p.add_argument("--root", help="datasets root (default: $DETECTRON2_DATASETS or ./datasets)")
     args = p.parse_args(argv)
 
@@ -28,10 +31,14 @@ def main(argv=None) -> int:
 
     names = list(args.names)
     if args.config_file:
+        from dropblock_det.engine.lazy import is_lazy_config_file, lazy_dataset_names, load_lazy_config
         from dropblock_det.engine.trainer import load_config
 
-        cfg = load_config(args.config_file)
-        names += list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST)
+        if is_lazy_config_file(args.config_file):
+            names += [name for _, name in lazy_dataset_names(load_lazy_config(args.config_file))]
+        else:
+            cfg = load_config(args.config_file)
+            names += list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST)
     if not names:
         p.error("give dataset names or --config-file")
     names = list(dict.fromkeys(names))

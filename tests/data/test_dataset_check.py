@@ -82,6 +82,20 @@ def test_cli_lists_missing_paths_for_the_datasets_of_a_config(tmp_path):
     assert "coco_2017_val" not in proc.stdout.split("missing", 1)[1]
 
 
+def test_cli_checks_the_datasets_a_lazy_config_names(tmp_path, capsys):
+    # It told the user to train a .py config with lazyconfig_train_net.py instead.
+    import importlib.util
+
+    _partial_tree(tmp_path)
+    spec = importlib.util.spec_from_file_location("check_datasets_cli", REPO / "datasets" / "check_datasets.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    config = REPO / "configs" / "PascalVOC-Detection" / "retinanet_R_50_FPN_GN_scratch_dropblock_res45_fpn_head_kp0.9_b7_54k.py"
+    assert cli.main(["--config-file", str(config), "--root", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "voc_2007_test" in out and "VOC2007/ImageSets/Main/test.txt" in out  # the test set's missing file
+    assert "voc_2007_trainval" not in out.split("missing", 1)[1]  # _partial_tree has it
+
 
 def test_cli_reports_all_present_with_status_0(tmp_path, capsys):
     import importlib.util
