@@ -540,7 +540,18 @@ def last_checkpoint(output_dir: str) -> str:
     """The checkpoint a resumed run in ``output_dir`` loads: the one its detectron2
     ``last_checkpoint`` file names ('' when there is none)."""
     checkpointer = DetectionCheckpointer(None, save_dir=output_dir)
-    return checkpointer.get_checkpoint_file() if checkpointer.has_checkpoint() else ""
+    if not checkpointer.has_checkpoint():
+        return ""
+    path = checkpointer.get_checkpoint_file()
+    if not os.path.isfile(path):
+        # Else the resumed run's load fails on the file, blaming it as truncated or corrupt.
+        marker = os.path.join(output_dir, "last_checkpoint")
+        named = Path(marker).read_text().strip()
+        what = f"names {named!r}, which is not a file there" if named else "is empty"
+        raise FileNotFoundError(
+            f"{marker} {what}: the checkpoint a resumed run would load was moved or deleted. "
+            "Put it back to resume from it, or move the folder's files away to start anew")
+    return path
 
 
 def check_weights_path(cfg: CfgNode) -> None:

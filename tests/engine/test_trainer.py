@@ -648,3 +648,21 @@ def test_weights_that_are_no_checkpoint_are_told_from_a_damaged_one(tmp_path, co
     path.write_bytes(content)
     with pytest.raises(RuntimeError, match=match):
         read_checkpoint(str(path))
+
+
+def test_a_last_checkpoint_file_naming_a_missing_or_no_file_is_refused_naming_it(tmp_path):
+    # A resumed run failed on it with "cannot be read, it is truncated or corrupt
+    # (FileNotFoundError)", or, for an empty file, named the folder (IsADirectoryError).
+    from dropblock_det.engine.trainer import last_checkpoint
+
+    assert last_checkpoint(str(tmp_path)) == ""  # no last_checkpoint: a fresh run
+    (tmp_path / "model_0000009.pth").write_bytes(b"PK")
+    (tmp_path / "last_checkpoint").write_text("model_0000009.pth")
+    assert last_checkpoint(str(tmp_path)) == str(tmp_path / "model_0000009.pth")
+    (tmp_path / "last_checkpoint").write_text("model_final.pth")
+    with pytest.raises(FileNotFoundError, match=r"last_checkpoint names 'model_final.pth', which is not a file "
+                                                r"there: .*moved or deleted"):
+        last_checkpoint(str(tmp_path))
+    (tmp_path / "last_checkpoint").write_text("")
+    with pytest.raises(FileNotFoundError, match=r"last_checkpoint is empty"):
+        last_checkpoint(str(tmp_path))
