@@ -21,7 +21,7 @@ import sys
 # Runs from a checkout without `pip install -e .` too.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tool_args.py, beside this file
-from tool_args import parse_tool_args  # noqa: E402
+from tool_args import parse_tool_args, set_help  # noqa: E402
 
 import detectron2.utils.comm as comm  # noqa: E402
 from detectron2.engine import default_argument_parser, default_setup  # noqa: E402
@@ -94,8 +94,42 @@ def main(args):
     return do_train(cfg, resume_from, resume_checked=True)
 
 
+CONFIG = "configs/Synthetic/retinanet_R18_GN_dropblock_res45_kp0.9_b3.py"
+# detectron2's default epilog shows yacs opts (`MODEL.WEIGHTS /path/to/weight.pth`), which
+# this tool refuses: every example here is one it takes (tests/tools/test_tool_args.py
+# parses each and applies its overrides to the config).
+EPILOG = f"""
+Examples (the flags first: the config overrides take the rest of the command line):
+
+Train on one machine:
+    $ python tools/lazyconfig_train_net.py --config-file {CONFIG}
+
+Change some config values (LazyConfig overrides, key=value):
+    $ python tools/lazyconfig_train_net.py --config-file {CONFIG} train.init_checkpoint=/path/to/weight.pth optimizer.lr=0.001
+
+Evaluate a checkpoint:
+    $ python tools/lazyconfig_train_net.py --config-file {CONFIG} --eval-only train.init_checkpoint=output/model_final.pth
+
+Continue the run in train.output_dir from its last checkpoint:
+    $ python tools/lazyconfig_train_net.py --config-file {CONFIG} --resume
+
+Train on 8 GPUs:
+    $ python tools/lazyconfig_train_net.py --num-gpus 8 --config-file {CONFIG} train.device=cuda
+
+Run on multiple machines (HOST0: machine0's address, PORT: a free port there):
+    (machine0)$ python tools/lazyconfig_train_net.py --machine-rank 0 --num-machines 2 --dist-url tcp://HOST0:PORT --config-file {CONFIG}
+    (machine1)$ python tools/lazyconfig_train_net.py --machine-rank 1 --num-machines 2 --dist-url tcp://HOST0:PORT --config-file {CONFIG}
+"""
+# detectron2's help offers yacs "PATH.KEY VALUE" pairs too, which load_lazy_config refuses.
+OPTS_HELP = ('LazyConfig overrides at the end of the command line, after the flags: "key=value" '
+             '(e.g. optimizer.lr=0.001; "+key=value" adds a key the config does not have). yacs '
+             '"KEY VALUE" pairs are refused: a yacs .yaml config is trained with tools/train_net.py.')
+
+
 def parser():
-    return default_argument_parser()
+    p = default_argument_parser(epilog=EPILOG)
+    set_help(p, "opts", OPTS_HELP)
+    return p
 
 
 if __name__ == "__main__":

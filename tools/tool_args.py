@@ -13,7 +13,7 @@ import argparse
 import sys
 from typing import Callable, List, Optional, Sequence, Tuple
 
-__all__ = ["folder", "int_at_least", "parse_tool_args"]
+__all__ = ["folder", "int_at_least", "parse_tool_args", "set_help"]
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:
@@ -38,6 +38,19 @@ def folder(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError(f"{text!r} is empty: give a folder, or leave the flag out for the default")
     return text
+
+
+def set_help(parser: argparse.ArgumentParser, dest: str, text: str) -> None:
+    """Replace the help text of the parser's argument `dest`: detectron2's
+    `default_argument_parser` builds its arguments with help written for every tool, which
+    is wrong for a tool that reads only one kind of config (its `opts` help offers both
+    yacs pairs and LazyConfig overrides). KeyError naming `dest` when there is no such
+    argument, so a renamed argument cannot leave the old text in place unnoticed."""
+    for action in parser._actions:  # argparse keeps no public map from dest to action
+        if action.dest == dest:
+            action.help = text
+            return
+    raise KeyError(f"the parser has no argument {dest!r}")
 
 
 def _option_action(parser: argparse.ArgumentParser, token: str) -> Optional[argparse.Action]:

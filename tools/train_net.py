@@ -21,7 +21,7 @@ import sys
 # Runs from a checkout without `pip install -e .` too.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tool_args.py, beside this file
-from tool_args import parse_tool_args  # noqa: E402
+from tool_args import parse_tool_args, set_help  # noqa: E402
 
 import detectron2.utils.comm as comm  # noqa: E402
 from detectron2.engine import default_argument_parser, default_setup  # noqa: E402
@@ -94,8 +94,42 @@ def main(args):
     return trainer.train()
 
 
+CONFIG = "configs/Synthetic/retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml"
+# detectron2's default epilog, with this project's config (tests/tools/test_tool_args.py
+# parses each example and merges its opts into the config).
+EPILOG = f"""
+Examples (the flags first: the config opts take the rest of the command line):
+
+Train on one machine:
+    $ python tools/train_net.py --config-file {CONFIG}
+
+Change some config values (yacs KEY VALUE pairs):
+    $ python tools/train_net.py --config-file {CONFIG} MODEL.WEIGHTS /path/to/weight.pth SOLVER.BASE_LR 0.001
+
+Evaluate a checkpoint:
+    $ python tools/train_net.py --config-file {CONFIG} --eval-only MODEL.WEIGHTS output/model_final.pth
+
+Continue the run in OUTPUT_DIR from its last checkpoint:
+    $ python tools/train_net.py --config-file {CONFIG} --resume
+
+Train on 8 GPUs:
+    $ python tools/train_net.py --num-gpus 8 --config-file {CONFIG} MODEL.DEVICE cuda
+
+Run on multiple machines (HOST0: machine0's address, PORT: a free port there):
+    (machine0)$ python tools/train_net.py --machine-rank 0 --num-machines 2 --dist-url tcp://HOST0:PORT --config-file {CONFIG}
+    (machine1)$ python tools/train_net.py --machine-rank 1 --num-machines 2 --dist-url tcp://HOST0:PORT --config-file {CONFIG}
+"""
+# detectron2's help offers LazyConfig "path.key=value" overrides too, which this tool
+# refuses along with .py configs (load_config points to lazyconfig_train_net.py).
+OPTS_HELP = ('Config opts at the end of the command line, after the flags: space-separated yacs '
+             '"KEY VALUE" pairs (e.g. SOLVER.BASE_LR 0.001). A LazyConfig (.py config) and its '
+             '"key=value" overrides are for tools/lazyconfig_train_net.py.')
+
+
 def parser():
-    return default_argument_parser()
+    p = default_argument_parser(epilog=EPILOG)
+    set_help(p, "opts", OPTS_HELP)
+    return p
 
 
 if __name__ == "__main__":

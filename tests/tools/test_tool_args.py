@@ -1,7 +1,9 @@
 """tools/tool_args.py: the tools' command lines, flags first, then the config opts."""
+import shlex
+
 import pytest
 
-from conftest import load_tool
+from conftest import REPO, load_tool
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +118,51 @@ def test_an_empty_output_folder_is_refused_naming_the_flag(tools, capsys):
         with pytest.raises(SystemExit):
             parse_tool_args(parser, ["--output-dir", empty])
         assert f"argument --output-dir: {empty!r} is empty: give a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("tool", ["train_net", "lazyconfig_train_net"])
+def test_every_example_in_the_help_is_a_command_line_the_tool_takes(tools, tool):
+    # lazyconfig_train_net --help showed detectron2's yacs example (`MODEL.WEIGHTS
+    # /path/to/weight.pth SOLVER.BASE_LR 0.001`), which the tool refuses.
+    from tool_args import parse_tool_args
+
+    module = tools[tool]
+    parser = module.parser()
+    examples = [line.split("$ ", 1)[1] for line in parser.epilog.splitlines() if "$ " in line]
+    assert len(examples) >= 6
+    for example in examples:
+        argv = shlex.split(example)
+        assert argv[:2] == ["python", f"tools/{tool}.py"], example
+        args = parse_tool_args(parser, argv[2:])
+        config_file = str(REPO / args.config_file)  # the examples run from the checkout
+        # The opts are applied to the config as the tool applies them (a refused opt raises).
+        if tool == "train_net":
+            module.load_config(config_file, args.opts)
+        else:
+            assert all("=" in opt for opt in args.opts), example
+            module.load_lazy_config(config_file, args.opts)
+
+
+def test_each_tools_opts_help_names_only_the_opts_it_takes(tools):
+    def opts_help(tool):
+        return next(a.help for a in tools[tool].parser()._actions if a.dest == "opts")
+
+    # train_net said "For python-based LazyConfig, use path.key=value", and refuses .py configs.
+    assert "KEY VALUE" in opts_help("train_net") and "lazyconfig_train_net.py" in opts_help("train_net")
+    assert "path.key=value" not in tools["train_net"].parser().format_help()
+    assert "key=value" in opts_help("lazyconfig_train_net") and "refused" in opts_help("lazyconfig_train_net")
+    lazy_help = tools["lazyconfig_train_net"].parser().format_help()
+    assert "PATH.KEY VALUE" not in lazy_help and "MODEL.WEIGHTS" not in lazy_help
+
+
+def test_set_help_names_an_argument_the_parser_does_not_have():
+    import argparse
+
+    from tool_args import set_help
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="old")
+    set_help(parser, "opts", "new")
+    assert parser._actions[-1].help == "new"
+    with pytest.raises(KeyError, match="'config'"):
+        set_help(parser, "config", "text")
