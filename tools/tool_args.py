@@ -3,15 +3,18 @@ opts that take the rest of the line, `argparse.REMAINDER`) with the two ways arg
 it wrong made clear: a list flag (`--keep-probs 0.9 0.8`) directly followed by the opts,
 which argparse reads into the list (`invalid float value: 'SOLVER.MAX_ITER'`), and a flag
 written after the opts, which argparse reads as an opt (`an odd number of opts`, or a
-required flag "missing" although it is on the line).
+required flag "missing" although it is on the line). A list flag's value of the wrong type
+that does not look like an opt (`--keep-probs 1.0 0,9`) is refused as argparse would
+refuse it ("argument --keep-probs: invalid float value: '0,9'"), not taken for the opts.
 
 It lives beside the tools, not in the package, because it needs only argparse: a tool
 parses its arguments before it imports detectron2 or dropblock_det (main_job sets
 $DETECTRON2_DATASETS from them, which those imports read).
 """
 import argparse
+import re
 import sys
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, NoReturn, Optional, Sequence, Tuple
 
 __all__ = ["folder", "int_at_least", "parse_tool_args", "set_help"]
 
@@ -82,10 +85,45 @@ def _is_value(parser: argparse.ArgumentParser, action: argparse.Action, token: s
     return True
 
 
+# A yacs config key as the opts begin with one: upper-case words joined by dots (MODEL.DEVICE,
+# OUTPUT_DIR). Each word begins with a letter, so a mistyped number ("O.9") is not one.
+_YACS_KEY = re.compile(r"[A-Z][A-Z0-9_]*(\.[A-Z][A-Z0-9_]*)*")
+# A LazyConfig key without its "=value" (train.max_iter): an opt the config loading refuses
+# as such ("expected key=value"), which says more than "invalid float value" would. Its
+# top-level name in lower case (model, train, ...), so that "O.8" stays a mistyped number.
+_LAZY_KEY = re.compile(r"[a-z_]\w*(\.\w+)+")
+
+
+def _looks_like_an_opt(token: str) -> bool:
+    """Whether `token` can begin the config opts: a yacs KEY, a LazyConfig key=value, or a
+    dotted LazyConfig key."""
+    return "=" in token or _YACS_KEY.fullmatch(token) is not None or _LAZY_KEY.fullmatch(token) is not None
+
+
+def _looks_like_a_flag(token: str) -> bool:
+    """Whether argparse would read `token` as a flag (one the parser may not have), not as
+    a value: a leading "-" not followed by a number."""
+    return token.startswith("-") and not re.fullmatch(r"-\.?\d.*", token)
+
+
+def _refuse_an_invalid_value(parser: argparse.ArgumentParser, action: argparse.Action, token: str) -> NoReturn:
+    """Exit with argparse's own error for `token` as a value of `action`'s flag
+    ("argument --keep-probs: invalid float value: '0,9'")."""
+    try:
+        action.type(token)
+        message = f"invalid value: {token!r}"  # not reached: _is_value refused the token
+    except argparse.ArgumentTypeError as e:
+        message = str(e)
+    except (TypeError, ValueError):
+        message = f"invalid {getattr(action.type, '__name__', repr(action.type))} value: {token!r}"
+    parser.error(f"argument {'/'.join(action.option_strings)}: {message}")
+
+
 def _split(parser: argparse.ArgumentParser, argv: List[str]) -> Tuple[List[str], List[str]]:
     """(the flags and their values, the config opts): the opts begin at the first token that
     is neither a flag nor one of its values; a list flag (nargs '+' / '*') takes the values
-    of its type that follow it."""
+    of its type that follow it, and a token after them that is not of its type, not a flag
+    and does not look like an opt is refused as an invalid value of that flag."""
     i = 0
     while i < len(argv):
         token = argv[i]
@@ -105,6 +143,13 @@ def _split(parser: argparse.ArgumentParser, argv: List[str]) -> Tuple[List[str],
         else:  # "+" or "*"
             while i < len(argv) and _is_value(parser, action, argv[i]):
                 i += 1
+            # The values stop at a token that is not of the flag's type. The opts would begin
+            # there, but when it looks like neither an opt nor a flag it is a mistyped value
+            # (`--keep-probs 1.0 0,9`): said as such, not as "a flag after the opts" about
+            # the flags that follow it, or as a bad opt once the config is read.
+            token = argv[i] if i < len(argv) else "--"
+            if not (token == "--" or _looks_like_a_flag(token) or _looks_like_an_opt(token)):
+                _refuse_an_invalid_value(parser, action, token)
     return argv[:i], argv[i:]
 
 

@@ -48,6 +48,48 @@ def test_a_flag_after_the_opts_is_refused_naming_it(tools, capsys, tool, argv, f
     assert f"{flag} comes after the config opts '{before}'" in err
 
 
+@pytest.mark.parametrize("tool, argv, error", [
+    # Reported as "--seeds comes after the config opts '0,9'": 0,9 was taken for the first opt.
+    ("analyze_robustness", ["--keep-probs", "1.0", "0,9", "--seeds", "0"],
+     "argument --keep-probs: invalid float value: '0,9'"),
+    ("sweep", ["--block-sizes", "3", "5.5", "--keep-probs", "0.9"], "argument --block-sizes: invalid int value: '5.5'"),
+    # The opts that follow do not hide it, nor does the value being the last token.
+    ("sweep", ["--block-sizes", "3", "--keep-probs", "0.9", "O.8", "SOLVER.MAX_ITER", "10"],
+     "argument --keep-probs: invalid float value: 'O.8'"),
+    ("analyze_robustness", ["--seeds", "0", "1e3"], "argument --seeds: invalid int value: '1e3'"),
+    ("analyze_robustness", ["--seeds", "-1,2", "--keep-probs", "0.9"], "argument --seeds: invalid int value: '-1,2'"),
+    ("sweep", ["--keep-probs", "ninety", "--block-sizes", "3"], "argument --keep-probs: invalid float value: 'ninety'"),
+])
+def test_a_list_flag_value_of_the_wrong_type_is_refused_as_that_flags_invalid_value(tools, capsys, tool, argv, error):
+    err = _refused(capsys, tools[tool].parse_args, ["--config-file", "c.yaml", *argv])
+    assert error in err and "comes after the config opts" not in err
+
+
+def test_a_list_flag_refuses_its_invalid_values_with_its_types_own_error(capsys):
+    import argparse
+
+    from tool_args import int_at_least, parse_tool_args
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", type=int_at_least(1), nargs="*")
+    parser.add_argument("opts", nargs=argparse.REMAINDER)
+    err = _refused(capsys, lambda argv: parse_tool_args(parser, argv), ["--sizes", "3", "0", "--", "KEY", "1"])
+    assert "argument --sizes: expected an integer >= 1, got '0'" in err
+    # What ends the values as before: a yacs KEY, key=value, "--", the line's end.
+    # A LazyConfig key without "=value" too: the config loading says "expected key=value".
+    for rest, opts in ((["MODEL.DEVICE", "cpu"], ["MODEL.DEVICE", "cpu"]), (["OUTPUT_DIR", "o"], ["OUTPUT_DIR", "o"]),
+                       (["train.max_iter=3"], ["train.max_iter=3"]), (["train.max_iter"], ["train.max_iter"]),
+                       (["--", "x"], ["x"]), ([], [])):
+        args = parse_tool_args(parser, ["--sizes", "3", *rest])
+        assert (args.sizes, args.opts) == ([3], opts)
+
+
+def test_a_flag_after_a_list_flag_and_the_opts_is_still_refused_as_after_the_opts(tools, capsys):
+    err = _refused(capsys, tools["analyze_robustness"].parse_args,
+                   ["--config-file", "c.yaml", "--keep-probs", "1.0", "MODEL.DEVICE", "cpu", "--seeds", "0"])
+    assert "--seeds comes after the config opts 'MODEL.DEVICE cpu'" in err
+
+
 @pytest.mark.parametrize("argv", [["--checkpoint", "a.pth", "b.pth:B"], ["--checkpoint=a.pth", "b.pth:B", "MODEL.DEVICE", "cpu"]])
 def test_a_second_value_of_a_flag_given_once_per_value_is_refused_with_the_way_to_write_it(tools, capsys, argv):
     # 'b.pth:B' began the config opts: an odd number of them, or a key that does not exist.
