@@ -101,12 +101,14 @@ def main(argv=None) -> dict:
     )
 
     opts = list(args.opts)
-    if args.output_dir:
-        opts += ["OUTPUT_DIR", args.output_dir]
-    elif os.path.abspath(args.config_file) == os.path.abspath(DEFAULT_CONFIG):
+    if not args.output_dir and os.path.abspath(args.config_file) == os.path.abspath(DEFAULT_CONFIG):
         # Before the user's opts: an `OUTPUT_DIR d` among them still wins.
         opts = ["OUTPUT_DIR", os.path.join("output", "main_job")] + opts
     cfg = load_config(args.config_file, opts)
+    if args.output_dir:
+        # Set as the string it is, not merged as an opt: yacs reads an opt's value as a
+        # Python literal, so `--output-dir 42` failed with a type mismatch (int vs str).
+        cfg.OUTPUT_DIR = args.output_dir
 
     cfg.freeze()
     names = list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST)

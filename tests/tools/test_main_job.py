@@ -144,6 +144,27 @@ def test_an_output_dir_opt_is_where_the_default_config_writes(tmp_path, toy_defa
     assert seen == [mine, "output/main_job", flag]
 
 
+def test_an_output_dir_that_reads_as_a_number_is_a_folder_name(tmp_path, toy_defaults, monkeypatch):
+    # `--output-dir 42` went through yacs' literal_eval as an opt: "Type mismatch (str vs int)".
+    from dropblock_det.engine import trainer
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def stop_at_the_check(cfg, *args, **kwargs):
+        seen.append(cfg.OUTPUT_DIR)
+        raise Stop
+
+    monkeypatch.setattr(trainer, "check_config_before_run", stop_at_the_check)
+    monkeypatch.chdir(tmp_path)
+    for folder in ("42", "1e3", "None", "[1, 2]"):
+        with pytest.raises(Stop):
+            load_tool("main_job").main(["--datasets-root", str(tmp_path / "datasets"), "--output-dir", folder])
+    assert seen == ["42", "1e3", "None", "[1, 2]"]
+
+
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 @pytest.mark.parametrize("target", ["env", "main", "test"])
 def test_the_makefile_passes_a_venv_path_with_spaces_as_one_argument(tmp_path, target):
