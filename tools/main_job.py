@@ -58,6 +58,26 @@ def parse_args(argv=None):
     return parse_tool_args(p, argv)
 
 
+def check_output_dir(output_dir: str) -> None:
+    """What can be known about OUTPUT_DIR before anything is written: an existing folder is
+    claimed (claim_output_dir: it raises when another run holds it, and writes nothing
+    there); a path that is not a folder, or under a file, is refused by claim_output_dir
+    (which creates nothing then); a folder still to be created is only checked to be
+    creatable (PermissionError naming it otherwise), and claimed once the data is ready,
+    so that a run failing before then leaves no empty folder behind."""
+    from dropblock_det.engine.trainer import claim_output_dir
+
+    path = os.path.realpath(output_dir)
+    existing = path
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if existing == path or not os.path.isdir(existing):
+        claim_output_dir(output_dir)
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f"OUTPUT_DIR={output_dir!r} cannot be created: {existing} is not writable; "
+                              "give another OUTPUT_DIR (--output-dir)")
+
+
 def bbox_by_test_set(results: Dict[str, Any], test_sets: List[str]) -> Dict[str, Dict[str, float]]:
     """{test set: its COCO box metrics} from DefaultTrainer.test's results, which are one
     set's own dict, or one per set by name when there are several (as in metrics.json:
@@ -117,6 +137,9 @@ def main(argv=None) -> dict:
     # synthetic data is made (a bad config costs no dataset making); the files of the
     # synthetic sets are checked once they are there.
     check_config_before_run(cfg, check_files=not synthetic)
+    # Then the output folder, still before the data is made: a folder another run holds,
+    # or one that cannot be created, costs no dataset making either.
+    check_output_dir(cfg.OUTPUT_DIR)
     if synthetic:
         root = default_datasets_root()
         print(f"[main_job] synthetic datasets under {os.path.abspath(root)} "
@@ -128,7 +151,8 @@ def main(argv=None) -> dict:
 
     # A rerun into the same folder starts a fresh run (detectron2's JSONWriter would append
     # to metrics.json, and model_final.pth would be overwritten): the earlier run's files
-    # are moved, not deleted, to OUTPUT_DIR/previous_runs/<time>/.
+    # are moved, not deleted, to OUTPUT_DIR/previous_runs/<time>/. Only now, once the data
+    # is ready: a run that fails before training leaves the earlier one where it was.
     claim_output_dir(cfg.OUTPUT_DIR)  # one run per folder at a time (see train_net.py)
     archived = archive_previous_run(cfg.OUTPUT_DIR, (args.config_file, cfg.MODEL.WEIGHTS))
     if archived:

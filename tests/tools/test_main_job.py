@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from conftest import REPO, load_tool
-from tools_helpers import TINY_OPTS
+from tools_helpers import TINY_OPTS, another_process_holding
 
 
 @pytest.fixture
@@ -163,6 +163,43 @@ def test_an_output_dir_that_reads_as_a_number_is_a_folder_name(tmp_path, toy_def
         with pytest.raises(Stop):
             load_tool("main_job").main(["--datasets-root", str(tmp_path / "datasets"), "--output-dir", folder])
     assert seen == ["42", "1e3", "None", "[1, 2]"]
+
+
+def _files(root):
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_an_output_dir_in_use_or_under_a_file_is_refused_before_data_is_made(tmp_path, toy_defaults):
+    # The synthetic sets were made (or rewritten) first, for a run that then failed.
+    root = tmp_path / "datasets"
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "model_final.pth").write_bytes(b"weights of the run in progress")
+    with another_process_holding(out), pytest.raises(RuntimeError, match=r"OUTPUT_DIR=.*out' is in use by another run"):
+        load_tool("main_job").main(["--datasets-root", str(root), "--output-dir", str(out)] + TINY_OPTS)
+    assert not root.exists() and _files(out) == {"model_final.pth": b"weights of the run in progress"}
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(NotADirectoryError, match=r"a_file is a file"):
+        load_tool("main_job").main(["--datasets-root", str(root), "--output-dir", str(tmp_path / "a_file" / "out")]
+                                   + TINY_OPTS)
+    assert not root.exists()
+
+
+def test_an_output_dir_that_cannot_be_created_is_refused_before_data_is_made(tmp_path, toy_defaults):
+    import os
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("permissions are not enforced for this user (root)")
+        with pytest.raises(PermissionError, match=r"OUTPUT_DIR=.*locked/out' cannot be created: .*locked is not writable"):
+            load_tool("main_job").main(["--datasets-root", str(tmp_path / "datasets"),
+                                        "--output-dir", str(locked / "out")] + TINY_OPTS)
+    finally:
+        locked.chmod(0o700)
+    assert not (tmp_path / "datasets").exists()
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
