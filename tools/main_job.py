@@ -4,7 +4,9 @@ evaluated with COCO AP.
 
 With no arguments, on a CPU machine with no downloads:
   1. makes the synthetic datasets under $DETECTRON2_DATASETS (default ./datasets), unless a
-     complete copy written with the same parameters is already there;
+     complete copy written with the same parameters is already there (a set made there
+     with other parameters, e.g. by datasets/make_synthetic.py --num-train 4, is not
+     replaced: the job stops, naming it);
   2. trains configs/Synthetic/retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml (ResNet-18-FPN,
      GN, DropBlock in res4/res5 ramped over training) on CPU, printing progress with an ETA;
   3. evaluates COCO box AP on synthetic_det_val;
@@ -145,6 +147,8 @@ def main(argv=None) -> dict:
         print(f"[main_job] synthetic datasets under {os.path.abspath(root)} "
               "(made unless already there)", flush=True)
         t0 = time.time()
+        # Refuses (naming the folder and the parameters) to replace a set made there with
+        # other parameters, e.g. by datasets/make_synthetic.py --num-train 4.
         ensure_synthetic_datasets(root)
         print(f"[main_job] datasets ready in {time.time() - t0:.1f} s", flush=True)
         check_dataset_names(cfg)

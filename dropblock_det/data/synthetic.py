@@ -359,10 +359,23 @@ def make_synthetic_detection(root: Optional[os.PathLike] = None, force: bool = F
     """
     p = _check_params(params, DEFAULT_DET_PARAMS)
     folder = Path(root if root is not None else default_datasets_root()) / DET_DIRNAME
-    with _writing(folder):
-        if force or not _manifest_matches(folder, p):
-            _write_detection(folder, p)
+    _make(folder, p, _write_detection, force)
     return folder
+
+
+def _make(folder: Path, p: Dict[str, Any], write: Callable[[Path, Dict[str, Any]], None], force: bool,
+          replace_other_params: bool = True) -> None:
+    """write(folder, p) unless ``folder`` holds a complete set of ``p`` (or ``force``), under
+    the folder's lock. Without ``replace_other_params``, a set there with other generation
+    parameters raises OtherSyntheticSetError, checked under the lock: another process may
+    have written one since the caller looked."""
+    with _writing(folder):
+        if not replace_other_params:
+            differences = other_params(folder, p)
+            if differences:
+                raise OtherSyntheticSetError(folder, differences)
+        if force or not _manifest_matches(folder, p):
+            write(folder, p)
 
 
 def _write_detection(folder: Path, p: Dict[str, Any]) -> None:
@@ -410,9 +423,7 @@ def make_synthetic_sem_seg(root: Optional[os.PathLike] = None, force: bool = Fal
     """
     p = _check_params(params, DEFAULT_SEM_SEG_PARAMS)
     folder = Path(root if root is not None else default_datasets_root()) / SEM_SEG_DIRNAME
-    with _writing(folder):
-        if force or not _manifest_matches(folder, p):
-            _write_sem_seg(folder, p)
+    _make(folder, p, _write_sem_seg, force)
     return folder
 
 
@@ -448,16 +459,61 @@ def _write_sem_seg(folder: Path, p: Dict[str, Any]) -> None:
     _write_text(folder / MANIFEST_NAME, json.dumps({"params": p, "files": files}, indent=1))
 
 
+class OtherSyntheticSetError(FileExistsError):
+    """A folder holds a synthetic set made with other generation parameters than asked for
+    (``differences``: {parameter: (recorded, asked)}): a user's set, not replaced."""
+
+    def __init__(self, folder: Path, differences: Dict[str, Tuple[Any, Any]]):
+        self.folder, self.differences = folder, differences
+        said = ", ".join(f"{key}={recorded!r} (asked: {asked!r})" for key, (recorded, asked) in differences.items())
+        super().__init__(
+            f"{folder} holds a synthetic set made with other parameters: {said}. It is not replaced: "
+            "move it elsewhere, or make the sets under another datasets root (set DETECTRON2_DATASETS, "
+            "or main_job's --datasets-root, to another folder)")
+
+
+def other_params(folder: os.PathLike, params: Dict[str, Any]) -> Dict[str, Tuple[Any, Any]]:
+    """{parameter: (recorded, in ``params``)} for the generation parameters (the keys of
+    DEFAULT_*_PARAMS) in which the set ``folder``'s manifest differs from ``params``; empty
+    when they agree, or when there is no readable manifest (no set, or one whose writing
+    stopped: its manifest is removed first). The generator version and the library
+    versions are not compared: a set that differs only in them is the same set, written
+    again by today's code. A parameter the manifest does not record is not compared."""
+    try:
+        recorded = json.loads((Path(folder) / MANIFEST_NAME).read_text()).get("params")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    if not isinstance(recorded, dict):
+        return {}
+    return {key: (recorded[key], value) for key, value in params.items()
+            if key not in ("generator_version", "libraries") and key in recorded and recorded[key] != value}
+
+
 def ensure_synthetic_datasets(root: Optional[os.PathLike] = None,
                               det_params: Optional[Dict[str, Any]] = None,
                               sem_seg_params: Optional[Dict[str, Any]] = None,
                               sem_seg: bool = True) -> Path:
     """Write both synthetic sets under ``root`` unless already there and valid; register
-    them there. Returns the root."""
+    them there. Returns the root.
+
+    A set already there that was made with other generation parameters (e.g. by
+    ``datasets/make_synthetic.py --num-train 4``) is the user's: OtherSyntheticSetError
+    naming its folder and the parameters, raised before either set is written (this used
+    to replace it with the asked-for set, silently). A set of the same parameters written
+    by an older generator or under other numpy / Pillow versions is written again, as
+    :func:`make_synthetic_detection` does.
+    """
     root = Path(root if root is not None else default_datasets_root())
-    make_synthetic_detection(root, **(det_params or {}))
+    wanted = [(DET_DIRNAME, _check_params(det_params or {}, DEFAULT_DET_PARAMS), _write_detection)]
     if sem_seg:
-        make_synthetic_sem_seg(root, **(sem_seg_params or {}))
+        wanted.append((SEM_SEG_DIRNAME, _check_params(sem_seg_params or {}, DEFAULT_SEM_SEG_PARAMS), _write_sem_seg))
+    # Both checked before either is written: a refusal leaves the root as it was.
+    for dirname, p, _ in wanted:
+        differences = other_params(root / dirname, p)
+        if differences:
+            raise OtherSyntheticSetError(root / dirname, differences)
+    for dirname, p, write in wanted:
+        _make(root / dirname, p, write, force=False, replace_other_params=False)
     register_synthetic_datasets(root)
     return root
 

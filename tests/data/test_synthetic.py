@@ -404,3 +404,70 @@ def test_the_command_line_refuses_a_root_that_is_a_file_and_expands_a_tilde(tmp_
     assert _make_synthetic_cli()(["--root=~/data sets"] + tiny) == 0
     assert (tmp_path / "my home" / "data sets" / "synthetic_det" / "manifest.json").is_file()
     assert not (tmp_path / "~").exists()
+
+
+@pytest.fixture
+def ensure():
+    """ensure_synthetic_datasets at TINY_DET / TINY_SEG's size (as the defaults it asks for);
+    the default registration restored after (it registers the sets where it made them)."""
+    from dropblock_det.data.synthetic import ensure_synthetic_datasets
+
+    try:
+        yield lambda root: ensure_synthetic_datasets(root, det_params=TINY_DET, sem_seg_params=TINY_SEG)
+    finally:
+        register_synthetic_datasets()
+
+
+def test_ensure_refuses_to_replace_a_set_made_with_other_parameters_naming_it(tmp_path, ensure):
+    # `datasets/make_synthetic.py --num-train 4` then main_job: the user's set was replaced
+    # by the default one, silently.
+    from dropblock_det.data.synthetic import OtherSyntheticSetError
+
+    users = make_synthetic_detection(tmp_path, **{**TINY_DET, "num_train": 4, "seed": 3})
+    before = _read_tree(users)
+    with pytest.raises(OtherSyntheticSetError) as error:
+        ensure(tmp_path)
+    message = str(error.value)
+    assert str(users) in message and "num_train=4 (asked: 6)" in message and "seed=3 (asked: 0)" in message
+    assert "image_size" not in message  # only what differs
+    assert "DETECTRON2_DATASETS" in message and "move it" in message
+    assert isinstance(error.value, FileExistsError) and error.value.differences == {"num_train": (4, 6), "seed": (3, 0)}
+    assert _read_tree(users) == before
+    assert not (tmp_path / "synthetic_sem_seg").exists()  # both sets checked before either is written
+
+
+def test_ensure_checks_the_second_set_before_writing_the_first(tmp_path, ensure):
+    make_synthetic_sem_seg(tmp_path, **{**TINY_SEG, "num_val": 1})
+    with pytest.raises(FileExistsError, match=r"synthetic_sem_seg holds .* num_val=1 \(asked: 2\)"):
+        ensure(tmp_path)
+    assert not (tmp_path / "synthetic_det").exists()
+
+
+def test_ensure_keeps_a_set_of_the_same_parameters_and_rewrites_one_of_an_older_generator(tmp_path, ensure):
+    ensure(tmp_path)
+    det, seg = tmp_path / "synthetic_det", tmp_path / "synthetic_sem_seg"
+    det_files, seg_files = _read_tree(det), _read_tree(seg)
+    image = det / "train" / "000000.jpg"
+    mtime = image.stat().st_mtime_ns
+    ensure(tmp_path)  # complete and of the same parameters: reused
+    assert image.stat().st_mtime_ns == mtime
+    # Written by an older generator, or under other library versions, with the same
+    # parameters: written again by today's code, as before (the same bytes here).
+    manifest = json.loads((det / "manifest.json").read_text())
+    manifest["params"]["generator_version"] = 1
+    manifest["params"]["libraries"] = {"numpy": "1.0", "pillow": "1.0"}
+    (det / "manifest.json").write_text(json.dumps(manifest))
+    image.write_bytes(b"drawn by the old generator")
+    ensure(tmp_path)
+    assert _read_tree(det) == det_files and _read_tree(seg) == seg_files
+
+
+def test_ensure_writes_a_set_whose_writing_stopped_and_make_still_replaces_on_request(tmp_path, ensure):
+    # No manifest (removed first when a set is written): not a set yet, written as before.
+    make_synthetic_detection(tmp_path, **{**TINY_DET, "seed": 3})
+    (tmp_path / "synthetic_det" / "manifest.json").unlink()
+    ensure(tmp_path)
+    assert json.loads((tmp_path / "synthetic_det" / "manifest.json").read_text())["params"]["seed"] == 0
+    # make_synthetic_detection (datasets/make_synthetic.py) writes the parameters it is given.
+    make_synthetic_detection(tmp_path, **{**TINY_DET, "seed": 3})
+    assert json.loads((tmp_path / "synthetic_det" / "manifest.json").read_text())["params"]["seed"] == 3

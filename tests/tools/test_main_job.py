@@ -202,6 +202,36 @@ def test_an_output_dir_that_cannot_be_created_is_refused_before_data_is_made(tmp
     assert not (tmp_path / "datasets").exists()
 
 
+def test_a_users_synthetic_set_of_other_parameters_is_not_replaced_and_nothing_is_moved(tmp_path, toy_defaults):
+    # `datasets/make_synthetic.py --num-train 4` then main_job: the job replaced the set
+    # with its default one, silently.
+    from dropblock_det.data import synthetic
+    from dropblock_det.data.synthetic import make_synthetic_detection, make_synthetic_sem_seg
+
+    root, out = tmp_path / "datasets", tmp_path / "out"
+    make_synthetic_detection(root, **{**synthetic.DEFAULT_DET_PARAMS, "num_train": 4})
+    make_synthetic_sem_seg(root)
+    users = _files(root)
+    out.mkdir()
+    (out / "model_final.pth").write_bytes(b"weights of the earlier run")
+    with pytest.raises(FileExistsError, match=r"synthetic_det holds a synthetic set made with other parameters: "
+                                              r"num_train=4 \(asked: 6\).*DETECTRON2_DATASETS.*--datasets-root"):
+        load_tool("main_job").main(["--datasets-root", str(root), "--output-dir", str(out)] + TINY_OPTS)
+    assert _files(root) == users
+    assert _files(out) == {"model_final.pth": b"weights of the earlier run"}  # the earlier run not moved aside
+
+
+def test_a_fresh_run_makes_no_output_folder_when_the_data_step_fails(tmp_path, toy_defaults):
+    from dropblock_det.data import synthetic
+    from dropblock_det.data.synthetic import make_synthetic_detection
+
+    root, out = tmp_path / "datasets", tmp_path / "out"
+    make_synthetic_detection(root, **{**synthetic.DEFAULT_DET_PARAMS, "seed": 5})
+    with pytest.raises(FileExistsError, match=r"seed=5 \(asked: 0\)"):
+        load_tool("main_job").main(["--datasets-root", str(root), "--output-dir", str(out)] + TINY_OPTS)
+    assert not out.exists()
+
+
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 @pytest.mark.parametrize("target", ["env", "main", "test"])
 def test_the_makefile_passes_a_venv_path_with_spaces_as_one_argument(tmp_path, target):
