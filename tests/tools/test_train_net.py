@@ -147,10 +147,11 @@ def test_eval_only_with_missing_or_mismatched_checkpoint_is_an_error(train_net, 
         + ["MODEL.WEIGHTS", str(tmp_path / "nope.pth"), "OUTPUT_DIR", str(tmp_path)])
     with pytest.raises(FileNotFoundError, match="nope.pth"):
         train_net.main(missing)
-    # Same checkpoint, a model with more classes: the classifier's shape differs.
+    # Same checkpoint, a model with fewer anchors per location (the class count must stay the
+    # dataset's, checked first): the classifier's shape differs.
     mismatched = train_net.parser().parse_args(
         ["--config-file", DB_CONFIG, "--eval-only"] + TINY_OPTS
-        + ["MODEL.RETINANET.NUM_CLASSES", "5", "MODEL.WEIGHTS", str(out / "model_final.pth"),
+        + ["MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS", "[[0.5, 1.0]]", "MODEL.WEIGHTS", str(out / "model_final.pth"),
            "OUTPUT_DIR", str(tmp_path)])
     with pytest.raises(CheckpointMismatchError, match="cls_score"):
         train_net.main(mismatched)
@@ -255,12 +256,12 @@ def test_eval_only_checks_its_weights_before_the_runs_files_are_moved(trained, t
             ["--config-file", DB_CONFIG, "--eval-only", *flags] + TINY_OPTS + list(opts) + ["OUTPUT_DIR", str(run)]))
 
     with pytest.raises(CheckpointMismatchError, match=r"^MODEL\.WEIGHTS: checkpoint .*model_final\.pth.*cls_score"):
-        evaluate([], "MODEL.WEIGHTS", str(out / "model_final.pth"), "MODEL.RETINANET.NUM_CLASSES", "5")
+        evaluate([], "MODEL.WEIGHTS", str(out / "model_final.pth"), "MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS", "[[0.5, 1.0]]")
     with pytest.raises(FileNotFoundError, match=r"MODEL\.WEIGHTS=.*no\.pth' does not exist"):
         evaluate([], "MODEL.WEIGHTS", str(tmp_path / "no.pth"))
     # With --resume it is the run's last checkpoint that must fit.
     with pytest.raises(CheckpointMismatchError, match=r"^--resume: checkpoint .*model_final\.pth.*cls_score"):
-        evaluate(["--resume"], "MODEL.RETINANET.NUM_CLASSES", "5")
+        evaluate(["--resume"], "MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS", "[[0.5, 1.0]]")
     (run / "last_checkpoint").write_text("model_gone.pth")
     with pytest.raises(FileNotFoundError, match=r"last_checkpoint names 'model_gone\.pth', which is not a file there"):
         evaluate(["--resume"])
@@ -329,7 +330,7 @@ def test_resume_checks_its_checkpoint_before_anything_is_loaded_or_written(train
             ["--config-file", DB_CONFIG, "--resume"] + TINY_OPTS + list(opts) + ["OUTPUT_DIR", str(run)]))
 
     with pytest.raises(CheckpointMismatchError, match=r"--resume: checkpoint .*model_final\.pth.*head\.cls_score\.weight"):
-        resume("SOLVER.MAX_ITER", "6", "MODEL.RETINANET.NUM_CLASSES", "5")
+        resume("SOLVER.MAX_ITER", "6", "MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS", "[[0.5, 1.0]]")
     with pytest.raises(ValueError, match=r"has trained 3 iterations, more than SOLVER\.MAX_ITER=2 asks for"):
         resume("SOLVER.MAX_ITER", "2")
     # The finished run's own MAX_ITER: its model_final (iteration 2) has trained all 3, and a
