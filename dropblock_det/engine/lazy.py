@@ -17,6 +17,7 @@ import difflib
 import inspect
 import logging
 import numbers
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -38,9 +39,12 @@ from .trainer import (
     AtomicCheckpointer,
     build_on_meta_device,
     check_checkpoint_fits,
+    check_class_counts,
     checked_device,
     evaluator_cannot_read,
+    image_format_error,
     is_url,
+    resize_error,
     missing_config_file,
 )
 
@@ -48,6 +52,8 @@ __all__ = [
     "build_lazy_model",
     "check_lazy_model",
     "check_lazy_checkpoint",
+    "check_lazy_class_counts",
+    "check_lazy_inputs",
     "lazy_meta_model",
     "check_lazy_config_before_run",
     "check_lazy_train_parts",
@@ -267,6 +273,7 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True,
     model = lazy_meta_model(cfg)
     if model is not None:
         check_lazy_model(cfg, model, train)
+    check_lazy_inputs(cfg, model, train)
     if train:
         check_lazy_train_parts(cfg, model)
     if check_files:
@@ -276,13 +283,15 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True,
 
 def check_lazy_model(cfg: DictConfig, model: torch.nn.Module, train: bool = True) -> None:
     """The checks that need the config's model (which may be on the meta device): an
-    evaluator dataset the model cannot be evaluated on, and (with `train`) a DropBlock whose
+    evaluator dataset the model cannot be evaluated on, a class count the datasets do not
+    have (:func:`check_lazy_class_counts`), and (with `train`) a DropBlock whose
     `impl="triton"` cannot run on `train.device`, DropBlock stages the ResNet does not build
     (:func:`check_lazy_resnet_stages`), an R-CNN mask / keypoint head whose training mapper
     does not load its annotations (:func:`check_lazy_rcnn_mapper`), and a segmentation
     or RetinaNet head's hand-given inputs that do not fit (:func:`check_lazy_head_inputs`).
     ValueError naming the key."""
     check_lazy_head_inputs(cfg, model, train)
+    check_lazy_class_counts(cfg, model, train)
     for key, name in lazy_dataset_names(cfg, train=False):
         if key == "dataloader.evaluator.dataset_name":
             why = evaluator_cannot_read(type(model), name)
@@ -297,6 +306,82 @@ def check_lazy_model(cfg: DictConfig, model: torch.nn.Module, train: bool = True
                 if reason:
                     raise ValueError(f"model.{qualified}: impl='triton' cannot run on train.device="
                                      f"{cfg.train.device!r}: {reason}; use 'auto' or 'torch'")
+
+
+def _lazy_class_counts(model: torch.nn.Module) -> Tuple[List[Tuple[str, Any, str]], List[Tuple[str, Any]]]:
+    """(key, count, "thing" / "stuff") of the class counts the built `model` predicts, read
+    from the model (a value the config interpolates is what counts), each with the config key
+    that sets it in configs/common/models (detectron2's LazyConfigs use the same), and the
+    (key, value) of a segmentation head's ignore value: a RetinaNet's `model.num_classes`, an
+    R-CNN's `model.roi_heads.num_classes` and its box predictor's, a SemanticSegmentor's
+    `model.sem_seg_head.num_classes` (its predictor's outputs) and `.ignore_value`. A model
+    of the user's own is not judged."""
+    from detectron2.modeling import GeneralizedRCNN, SemanticSegmentor
+    from detectron2.modeling.meta_arch.retinanet import RetinaNet
+
+    model = unwrap_model(model)
+    counts: List[Tuple[str, Any, str]] = []
+    ignore: List[Tuple[str, Any]] = []
+    if isinstance(model, RetinaNet):
+        counts.append(("model.num_classes", model.num_classes, "thing"))
+    elif isinstance(model, GeneralizedRCNN):
+        roi_heads = model.roi_heads
+        if hasattr(roi_heads, "num_classes"):
+            counts.append(("model.roi_heads.num_classes", roi_heads.num_classes, "thing"))
+        predictor = getattr(roi_heads, "box_predictor", None)
+        if isinstance(getattr(predictor, "num_classes", None), int):
+            counts.append(("model.roi_heads.box_predictor.num_classes", predictor.num_classes, "thing"))
+    elif isinstance(model, SemanticSegmentor):
+        head = model.sem_seg_head
+        predictor = getattr(head, "predictor", None)
+        if isinstance(getattr(predictor, "out_channels", None), int):
+            counts.append(("model.sem_seg_head.num_classes", predictor.out_channels, "stuff"))
+        if hasattr(head, "ignore_value"):
+            ignore.append(("model.sem_seg_head.ignore_value", head.ignore_value))
+    return counts, ignore
+
+
+def check_lazy_class_counts(cfg: DictConfig, model: torch.nn.Module, train: bool = True) -> None:
+    """trainer.check_class_counts for the LazyConfig: the class counts the model predicts
+    (:func:`_lazy_class_counts`) against the metadata of every dataset the loaders and the
+    evaluator name (the training loader's only with `train`), and a segmentation head's
+    ignore_value against the training sets' ignore_label. ValueError naming the keys, the
+    value and the dataset's class count."""
+    counts, ignore = _lazy_class_counts(model)
+    datasets = list(dict.fromkeys(lazy_dataset_names(cfg, train)))
+    check_class_counts(counts, datasets, ignore,
+                       [d for d in datasets if d[0] == _DATASET_NODES["dataloader.train"]])
+
+
+def check_lazy_inputs(cfg: DictConfig, model: Optional[torch.nn.Module], train: bool = True) -> None:
+    """The loaders' inputs that fail only on the first image read, naming the image: a
+    mapper's `image_format` detectron2 cannot read images in (trainer.image_format_error,
+    against the channels of the model's pixel_mean where it was built), and a
+    ResizeShortestEdge among a mapper's augmentations that resizes every image to nothing
+    (trainer.resize_error: the test loader's fails after the whole training). The training
+    loader's only with `train`. ValueError naming the key."""
+    pixel_mean = getattr(unwrap_model(model), "pixel_mean", None) if model is not None else None
+    channels = pixel_mean.numel() if isinstance(pixel_mean, torch.Tensor) else None
+    for split in ("train", "test") if train else ("test",):
+        key = f"dataloader.{split}.mapper"
+        mapper = OmegaConf.select(cfg, key, default=None)
+        if not isinstance(mapper, DictConfig):
+            continue
+        image_format = mapper.get("image_format")
+        if isinstance(image_format, str):
+            why = image_format_error(image_format, channels)
+            if why:
+                raise ValueError(f"{key}.image_format={image_format!r}: {why} (e.g. 'BGR', 'RGB')")
+        for node_key, node in _nodes_building(mapper.get("augmentations"), f"{key}.augmentations",
+                                              "ResizeShortestEdge"):
+            short_edge, max_size = node.get("short_edge_length"), node.get("max_size", sys.maxsize)
+            why = resize_error(_plain(short_edge), max_size) if short_edge is not None else ""
+            if why:
+                raise ValueError(f"{node_key}: short_edge_length={_plain(short_edge)!r}, max_size={max_size!r}: {why}")
+
+
+def _plain(value: Any) -> Any:
+    return OmegaConf.to_container(value) if isinstance(value, (DictConfig, ListConfig)) else value
 
 
 def check_lazy_head_inputs(cfg: DictConfig, model: torch.nn.Module, train: bool = True) -> None:

@@ -11,6 +11,7 @@ import contextlib
 import fnmatch
 import functools
 import math
+import numbers
 import os
 import re
 import shutil
@@ -59,7 +60,9 @@ __all__ = [
     "dataset_evaluator",
     "evaluator_cannot_read",
     "build_train_augmentation",
+    "check_class_counts",
     "check_config_before_run",
+    "check_dataset_classes",
     "checked_device",
     "check_dataset_names",
     "check_model_config",
@@ -71,9 +74,12 @@ __all__ = [
     "check_resume_checkpoint",
     "check_scaled_to_world_size",
     "check_stock_retinanet_norm",
+    "check_test_inputs",
     "check_train_inputs",
     "claim_output_dir",
     "has_compiled_ops",
+    "image_format_error",
+    "resize_error",
     "is_url",
     "last_checkpoint",
     "launch_tool",
@@ -85,6 +91,7 @@ __all__ = [
     "prepare_output_dir",
     "read_checkpoint",
     "state_dict_problems",
+    "train_samplers",
     "check_weights_path",
     "CheckpointMismatchError",
 ]
@@ -170,6 +177,80 @@ def check_dataset_names(cfg: CfgNode, check_files: bool = True,
             names.append(name)
     if check_files:
         check_datasets(dict.fromkeys(names))
+
+
+# The metadata field that lists a dataset's classes, by the kind of class a model predicts.
+_CLASS_FIELDS = {"thing": "thing_classes", "stuff": "stuff_classes"}
+
+
+def check_class_counts(counts: Sequence[Tuple[str, Any, str]], datasets: Sequence[Tuple[str, str]],
+                       ignore: Sequence[Tuple[str, Any]] = (), ignore_datasets: Sequence[Tuple[str, str]] = ()) -> None:
+    """The model's class counts against the datasets' metadata, before anything is loaded:
+    `counts` are (config key, its value, "thing" or "stuff"), `datasets` (config key, dataset
+    name). A dataset whose metadata has no such class list (thing_classes / stuff_classes) is
+    left alone: only its loading would tell. ValueError naming both keys, the value and the
+    dataset's class count: with more classes than the dataset, a detector trains fully and the
+    evaluation fails ("A prediction has class=48, but the dataset only has 3 classes"); with
+    fewer, the classes past the count train as background, silently. `ignore` (config key,
+    value) is the segmentation loss's ignore value, checked against the metadata
+    ignore_label of `ignore_datasets` (the training sets: their labels mark the pixels to
+    leave out with it; a different value trains those pixels as a class, or fails at the
+    first step with "Target 255 is out of bounds")."""
+    from detectron2.data import MetadataCatalog
+
+    for dataset_key, name in datasets:
+        metadata = MetadataCatalog.get(name)
+        for key, value, kind in counts:
+            classes = getattr(metadata, _CLASS_FIELDS[kind], None)
+            if classes is None or value == len(classes):
+                continue
+            shown = "[" + ", ".join(map(repr, list(classes)[:10])) + (", ...]" if len(classes) > 10 else "]")
+            raise ValueError(
+                f"{key}={value!r}, but {dataset_key} names {name!r}, which has {len(classes)} classes "
+                f"(its metadata {_CLASS_FIELDS[kind]}: {shown}): set {key} to {len(classes)} "
+                + ("(a model with more classes predicts ids the dataset does not have, and its evaluation "
+                   "fails after the whole training)" if isinstance(value, int) and value > len(classes) else
+                   ("(the loss fails at the first step on the dataset's labels past the model's count)"
+                    if kind == "stuff" else "(the dataset's classes past the model's count would train as "
+                    "background, silently)")))
+    for dataset_key, name in ignore_datasets:
+        label = getattr(MetadataCatalog.get(name), "ignore_label", None)
+        for key, value in ignore:
+            if label is not None and value != label:
+                raise ValueError(
+                    f"{key}={value!r}, but {dataset_key} names {name!r}, whose labels mark the pixels to "
+                    f"ignore with {label} (its metadata ignore_label): set {key} to {label} (the loss would "
+                    "train those pixels as a class, or fail at the first step)")
+
+
+def check_dataset_classes(cfg: CfgNode, keys: Sequence[str] = ("TRAIN", "TEST")) -> None:
+    """:func:`check_class_counts` for the class count of the model MODEL.META_ARCHITECTURE
+    builds (a RetinaNet: MODEL.RETINANET.NUM_CLASSES; an R-CNN: MODEL.ROI_HEADS.NUM_CLASSES,
+    against thing_classes; a SemanticSegmentor: MODEL.SEM_SEG_HEAD.NUM_CLASSES against
+    stuff_classes, and MODEL.SEM_SEG_HEAD.IGNORE_VALUE against the training sets'
+    ignore_label) and the DATASETS.<key> sets (of `keys`). A model of the user's own that is
+    none of these is not judged (PanopticFPN, an R-CNN, has its ROI heads' count checked, not its
+    semantic head's, which counts classes otherwise)."""
+    from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN, SemanticSegmentor
+    from detectron2.modeling.meta_arch.retinanet import RetinaNet
+
+    try:
+        model_class = META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)
+    except KeyError:  # the model check names it
+        return
+    if not isinstance(model_class, type):
+        return
+    counts: List[Tuple[str, Any, str]] = []
+    ignore: List[Tuple[str, Any]] = []
+    if issubclass(model_class, RetinaNet):
+        counts.append(("MODEL.RETINANET.NUM_CLASSES", cfg.MODEL.RETINANET.NUM_CLASSES, "thing"))
+    elif issubclass(model_class, GeneralizedRCNN):
+        counts.append(("MODEL.ROI_HEADS.NUM_CLASSES", cfg.MODEL.ROI_HEADS.NUM_CLASSES, "thing"))
+    elif issubclass(model_class, SemanticSegmentor):
+        counts.append(("MODEL.SEM_SEG_HEAD.NUM_CLASSES", cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES, "stuff"))
+        ignore.append(("MODEL.SEM_SEG_HEAD.IGNORE_VALUE", cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE))
+    datasets = [(f"DATASETS.{key}", name) for key in keys for name in dict.fromkeys(cfg.DATASETS[key])]
+    check_class_counts(counts, datasets, ignore, [d for d in datasets if d[0] == "DATASETS.TRAIN"])
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -391,6 +472,81 @@ def check_train_inputs(cfg: CfgNode) -> None:
         raise ValueError(f"INPUT.MAX_SIZE_TRAIN={cfg.INPUT.MAX_SIZE_TRAIN!r}: expected a size >= 1")
     if cfg.INPUT.RANDOM_FLIP not in _FLIPS:
         raise ValueError(f"INPUT.RANDOM_FLIP={cfg.INPUT.RANDOM_FLIP!r}: expected one of {list(_FLIPS)}")
+    sampler, samplers = cfg.DATALOADER.SAMPLER_TRAIN, train_samplers()
+    if samplers is not None and sampler not in samplers:
+        # detectron2 refuses it when the trainer builds the training loader, after
+        # default_setup has written config.yaml into OUTPUT_DIR.
+        raise ValueError(f"DATALOADER.SAMPLER_TRAIN={sampler!r}: not a sampler this detectron2's "
+                         f"build_detection_train_loader knows; expected one of {list(samplers)}")
+
+
+def train_samplers() -> Optional[Tuple[str, ...]]:
+    """The DATALOADER.SAMPLER_TRAIN names the installed detectron2's training loader knows,
+    read from its source (v0.6 has 3; main adds WeightedTrainingSampler and
+    WeightedCategoryTrainingSampler); None where the source cannot be read or has none
+    (then the loader alone judges the name)."""
+    import inspect
+
+    from detectron2.data import build as d2_build
+
+    try:
+        source = inspect.getsource(d2_build._train_loader_from_config)
+    except (AttributeError, OSError, TypeError):
+        return None
+    return tuple(dict.fromkeys(re.findall(r"""sampler_name\s*==\s*["'](\w+)["']""", source))) or None
+
+
+def resize_error(short_edge_length: Any, max_size: Any) -> str:
+    """Why detectron2's ResizeShortestEdge(short_edge_length, max_size) fails on every image
+    ('' when it does not): a negative shortest edge, or a positive one with a max_size < 1
+    (a 0 x 0 or negative target: "height and width must be > 0", naming the image, at its
+    first use). A shortest edge of 0 resizes nothing, whatever max_size."""
+    sizes = list(short_edge_length) if isinstance(short_edge_length, (list, tuple)) else [short_edge_length]
+    if any(isinstance(v, bool) or not isinstance(v, numbers.Real) for v in sizes + [max_size]):
+        return "expected numbers of pixels"
+    if any(v < 0 for v in sizes):
+        return "a negative shortest edge gives an image of negative size (0: no resizing)"
+    if any(v > 0 for v in sizes) and max_size < 1:
+        return "a longest edge < 1 resizes every image to nothing (a large one keeps the shortest edge)"
+    return ""
+
+
+def image_format_error(image_format: Any, channels: Optional[int] = None) -> str:
+    """Why detectron2's read_image cannot give the model an image in `image_format` ('' when it
+    can): detectron2's convert_PIL_to_numpy refuses it for an RGB image (an unknown name:
+    "conversion from RGB to FOO not supported", naming the image, at the first step), or
+    gives an image without a channel axis ("I", "P", ...), or one whose channels neither
+    match the model's `channels` (the MODEL.PIXEL_MEAN values) nor broadcast to them."""
+    import numpy as np
+    from detectron2.data.detection_utils import convert_PIL_to_numpy
+    from PIL import Image
+
+    try:
+        image = np.asarray(convert_PIL_to_numpy(Image.new("RGB", (2, 2)), image_format))
+    except Exception as error:  # noqa: BLE001 - PIL raises ValueError, KeyError, ... by mode
+        return f"detectron2's convert_PIL_to_numpy refuses it ({type(error).__name__}: {error})"
+    if image.ndim != 3:
+        return f"detectron2 reads it as images without a channel axis (shape {image.shape})"
+    if channels is not None and image.shape[2] not in (1, channels):
+        return f"it gives {image.shape[2]}-channel images, the model normalizes {channels} channels"
+    return ""
+
+
+def check_test_inputs(cfg: CfgNode) -> None:
+    """ValueError naming the key for INPUT values an evaluation (a training's too, at its end)
+    trips over only when it reads the images, naming an image instead of the key:
+    INPUT.MIN_SIZE_TEST / INPUT.MAX_SIZE_TEST that resize every image to nothing
+    (:func:`resize_error`; MIN_SIZE_TEST 0 is detectron2's "no resizing"), and an INPUT.FORMAT
+    detectron2 cannot read images in (:func:`image_format_error`; a training fails at its
+    first step)."""
+    why = resize_error(cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)
+    if why:
+        raise ValueError(f"INPUT.MIN_SIZE_TEST={cfg.INPUT.MIN_SIZE_TEST!r} with INPUT.MAX_SIZE_TEST="
+                         f"{cfg.INPUT.MAX_SIZE_TEST!r}: {why}")
+    why = image_format_error(cfg.INPUT.FORMAT, len(cfg.MODEL.PIXEL_MEAN))
+    if why:
+        raise ValueError(f"INPUT.FORMAT={cfg.INPUT.FORMAT!r}: {why} (e.g. 'BGR', 'RGB'"
+                         + (f"; MODEL.PIXEL_MEAN has {len(cfg.MODEL.PIXEL_MEAN)} values)" if "channels" in why else ")"))
 
 
 # ----------------------------------------------------------------------------- data
@@ -929,6 +1085,12 @@ def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: boo
     model = check_model_config(cfg)
     check_dataset_names(cfg, check_files=check_files, keys=("TRAIN", "TEST") if train else ("TEST",))
     check_evaluator_types(cfg)
+    check_dataset_classes(cfg, keys=("TRAIN", "TEST") if train else ("TEST",))
+    output_dir = cfg.OUTPUT_DIR
+    if not isinstance(output_dir, str) or not output_dir:
+        # archive_previous_run would fail on it with a bare "FileNotFoundError: ''".
+        raise ValueError(f"OUTPUT_DIR={output_dir!r}: expected a folder (e.g. './output')")
+    check_test_inputs(cfg)
     device = checked_device("MODEL.DEVICE", cfg.MODEL.DEVICE)
     workers = cfg.DATALOADER.NUM_WORKERS  # both loaders' (torch's DataLoader refuses it, late)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:

@@ -241,6 +241,17 @@ def test_the_config_saved_by_a_run_loads_back_to_the_same_model(tmp_path):
     (["dataloader.train.mapper.augmentations.0.sample_style=rand"], ValueError, r"dataloader\.train\.mapper\.augmentations: "),
     (["optimizer.lr=-1"], ValueError, r"optimizer: .*learning rate"),
     (["train.checkpointer.max_to_keep=0"], ValueError, r"train\.checkpointer: "),
+    # The model's classes against the datasets' (3): 80 trained fully and failed in the evaluation.
+    (["model.num_classes=80"], ValueError, r"^model\.num_classes=80, but dataloader\.train\.dataset\.names names "
+     r"'synthetic_det_train', which has 3 classes .*set model\.num_classes to 3"),
+    (["model.num_classes=2"], ValueError, r"^model\.num_classes=2, .*which has 3 classes.*as background"),
+    # Failed on the first image read, naming the image (the test loader's after the whole training).
+    (["dataloader.test.mapper.augmentations.0.max_size=0"], ValueError,
+     r"^dataloader\.test\.mapper\.augmentations\.0: short_edge_length=96, max_size=0: a longest edge < 1"),
+    (["dataloader.train.mapper.augmentations.0.short_edge_length=[-5]"], ValueError,
+     r"^dataloader\.train\.mapper\.augmentations\.0: short_edge_length=\[-5\], max_size=96: a negative"),
+    (["dataloader.train.mapper.image_format=FOO"], ValueError,
+     r"^dataloader\.train\.mapper\.image_format='FOO': detectron2's convert_PIL_to_numpy refuses it"),
 ])
 def test_bad_values_are_refused_by_key(opts, error, match):
     from dropblock_det.engine.lazy import check_lazy_config_before_run
@@ -469,6 +480,30 @@ def test_a_deeplab_head_input_that_no_longer_fits_its_backbone_or_crop_is_refuse
     cfg = _lazy(DEEPLAB, *opts)
     with pytest.raises(ValueError, match=match):
         check_lazy_model(cfg, lazy_meta_model(cfg))
+
+
+def test_a_deeplab_class_count_or_ignore_value_the_datasets_do_not_have_is_refused():
+    # VOC: 21 stuff_classes, ignore_label 255; the real build is checked too.
+    from dropblock_det.engine.lazy import build_lazy_model, check_lazy_model, lazy_meta_model
+
+    cfg = _lazy(DEEPLAB, "model.sem_seg_head.num_classes=20", "train.device=cpu")
+    with pytest.raises(ValueError, match=r"^model\.sem_seg_head\.num_classes=20, but dataloader\.train\.dataset\.names "
+                                         r"names 'voc_2012_sem_seg_train_aug', which has 21 classes"):
+        check_lazy_model(cfg, lazy_meta_model(cfg))
+    cfg = _lazy(DEEPLAB, "model.sem_seg_head.ignore_value=0", "train.device=cpu")
+    with pytest.raises(ValueError, match=r"^model\.sem_seg_head\.ignore_value=0, but dataloader\.train\.dataset\.names "
+                                         r"names 'voc_2012_sem_seg_train_aug', whose labels mark the pixels to ignore with 255"):
+        check_lazy_model(cfg, lazy_meta_model(cfg))
+    check_lazy_model(cfg, lazy_meta_model(cfg), train=False)  # an evaluation reads no training labels
+
+
+def test_the_lazy_class_count_is_checked_on_the_real_build_too():
+    from dropblock_det.engine.lazy import build_lazy_model
+
+    with pytest.raises(ValueError, match=r"^model\.num_classes=80, but dataloader\.train\.dataset\.names"):
+        build_lazy_model(_lazy(SYNTHETIC, "model.num_classes=80"))
+    with pytest.raises(ValueError, match=r"^model\.num_classes=80, but dataloader\.test\.dataset\.names names 'synthetic_det_val'"):
+        build_lazy_model(_lazy(SYNTHETIC, "model.num_classes=80"), train=False)
 
 
 def test_the_deeplab_poly_schedule_is_refused_by_its_own_key():

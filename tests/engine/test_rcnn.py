@@ -70,6 +70,25 @@ def test_a_faster_rcnn_is_refused_a_semantic_segmentation_test_set_before_traini
     check_evaluator_types(cfg)
 
 
+def test_an_rcnn_class_count_the_datasets_do_not_have_is_refused_yacs_and_lazy():
+    # Else it trains fully and the COCO evaluation fails on class ids the dataset lacks.
+    from dropblock_det.engine.lazy import check_lazy_model, lazy_meta_model
+    from dropblock_det.engine.trainer import check_config_before_run
+
+    cfg = rcnn_cfg("DATASETS.TRAIN", "('synthetic_det_train',)", "DATASETS.TEST", "('synthetic_det_val',)")
+    check_config_before_run(cfg, check_files=False)
+    cfg.MODEL.ROI_HEADS.NUM_CLASSES = 80
+    with pytest.raises(ValueError, match=r"^MODEL\.ROI_HEADS\.NUM_CLASSES=80, but DATASETS\.TRAIN names "
+                                         r"'synthetic_det_train', which has 3 classes"):
+        check_config_before_run(cfg, check_files=False)
+    lazy = lazy_rcnn_cfg()
+    check_lazy_model(lazy, lazy_meta_model(lazy))
+    lazy.model.roi_heads.box_predictor.num_classes = 5  # the box predictor's own count, given by hand
+    with pytest.raises(ValueError, match=r"^model\.roi_heads\.box_predictor\.num_classes=5, but "
+                                         r"dataloader\.train\.dataset\.names names 'synthetic_det_train', which has 3"):
+        check_lazy_model(lazy, lazy_meta_model(lazy))
+
+
 # ----------------------------------------------------------------------------- model checks
 def test_faster_rcnn_fpn_gets_dropblock_in_the_configured_stages_and_the_fpn():
     from dropblock_det.engine.trainer import check_model_config

@@ -331,6 +331,108 @@ def test_a_device_the_run_cannot_use_is_refused_before_anything_is_written(opts,
             check_config_before_run(_cfg("MODEL.DEVICE", "cuda"), train=False, check_files=False)
 
 
+@pytest.mark.parametrize("opts, match", [
+    # The synthetic set has 3 classes: with 80 the run trained fully and its evaluation failed
+    # ("A prediction has class=48, but the dataset only has 3 classes"); with 2 class id 2
+    # trained as background, silently.
+    (["MODEL.RETINANET.NUM_CLASSES", "80"],
+     r"^MODEL\.RETINANET\.NUM_CLASSES=80, but DATASETS\.TRAIN names 'synthetic_det_train', which has 3 classes "
+     r"\(its metadata thing_classes: \['circle', 'square', 'triangle'\]\): set MODEL\.RETINANET\.NUM_CLASSES to 3 "
+     r"\(.*evaluation fails after the whole training\)$"),
+    (["MODEL.RETINANET.NUM_CLASSES", "2"], r"^MODEL\.RETINANET\.NUM_CLASSES=2, .*which has 3 classes.*as background"),
+    # An image resized to nothing: "height and width must be > 0" naming a val image, after training.
+    (["INPUT.MAX_SIZE_TEST", "0"], r"^INPUT\.MIN_SIZE_TEST=96 with INPUT\.MAX_SIZE_TEST=0: a longest edge < 1"),
+    (["INPUT.MIN_SIZE_TEST", "-5"], r"^INPUT\.MIN_SIZE_TEST=-5 with INPUT\.MAX_SIZE_TEST=96: a negative shortest edge"),
+    # At the first step, naming a train image.
+    # (PIL's words differ by version: "conversion from RGB to FOO not supported", "image has wrong mode")
+    (["INPUT.FORMAT", "FOO"], r"^INPUT\.FORMAT='FOO': detectron2's convert_PIL_to_numpy refuses it \(ValueError: .*\)"),
+    (["INPUT.FORMAT", "RGBA"], r"^INPUT\.FORMAT='RGBA': it gives 4-channel images, the model normalizes 3 channels "
+                               r".*MODEL\.PIXEL_MEAN has 3 values"),
+    (["INPUT.FORMAT", "I"], r"^INPUT\.FORMAT='I': detectron2 reads it as images without a channel axis"),
+    # After the output folder was prepared and config.yaml written.
+    (["DATALOADER.SAMPLER_TRAIN", "Foo"], r"^DATALOADER\.SAMPLER_TRAIN='Foo': not a sampler .* expected one of "
+                                          r"\['TrainingSampler', 'RepeatFactorTrainingSampler', 'RandomSubsetTrainingSampler'"),
+    # A bare "FileNotFoundError: ''" from archive_previous_run.
+    (["OUTPUT_DIR", ""], r"^OUTPUT_DIR='': expected a folder"),
+])
+def test_inputs_that_failed_late_naming_a_file_are_refused_by_key_before_the_run(opts, match):
+    from dropblock_det.engine.trainer import check_config_before_run
+
+    with pytest.raises(ValueError, match=match):
+        check_config_before_run(_cfg(*opts), check_files=False)
+    if opts[0] != "DATALOADER.SAMPLER_TRAIN":  # an evaluation uses these too (not the training sampler)
+        with pytest.raises(ValueError, match=match.replace("DATASETS\\.TRAIN names 'synthetic_det_train'",
+                                                           "DATASETS\\.TEST names 'synthetic_det_val'")):
+            check_config_before_run(_cfg(*opts), train=False, check_files=False)
+    else:
+        check_config_before_run(_cfg(*opts), train=False, check_files=False)
+
+
+@pytest.mark.parametrize("opts", [
+    ["INPUT.MIN_SIZE_TEST", "0", "INPUT.MAX_SIZE_TEST", "0"],  # detectron2's "no resizing"
+    ["INPUT.FORMAT", "RGB"], ["INPUT.FORMAT", "L"],  # one channel broadcasts to PIXEL_MEAN's three
+    ["INPUT.FORMAT", "YUV-BT.601"],
+    ["DATALOADER.SAMPLER_TRAIN", "RepeatFactorTrainingSampler"],
+])
+def test_inputs_detectron2_accepts_are_not_refused(opts):
+    from dropblock_det.engine.trainer import check_config_before_run
+
+    check_config_before_run(_cfg(*opts), check_files=False)
+
+
+def test_the_training_samplers_are_read_from_the_installed_detectron2():
+    # v0.6 knows 3; main adds the weighted ones (built by _build_weighted_sampler).
+    from detectron2.data import build
+
+    from dropblock_det.engine.trainer import train_samplers
+
+    weighted = ("WeightedTrainingSampler", "WeightedCategoryTrainingSampler")
+    expected = ("TrainingSampler", "RepeatFactorTrainingSampler", "RandomSubsetTrainingSampler")
+    assert train_samplers() == expected + (weighted if hasattr(build, "_build_weighted_sampler") else ())
+
+
+def test_a_segmentation_class_count_or_ignore_value_the_datasets_do_not_have_is_refused():
+    # VOC: 21 stuff_classes (background first), ignore_label 255. Fewer classes: cross-entropy
+    # fails on the labels past them; more: the SemSegEvaluator fails after training; another
+    # ignore value: the boundary band (255) is a label the loss cannot take.
+    from dropblock_det.engine.trainer import check_dataset_classes, load_config
+
+    def voc(*opts):
+        return load_config(str(REPO / "configs" / "PascalVOC-SemanticSegmentation" / "Base-DeepLabV3-Plus.yaml"), list(opts))
+
+    check_dataset_classes(voc())
+    with pytest.raises(ValueError, match=r"^MODEL\.SEM_SEG_HEAD\.NUM_CLASSES=20, but DATASETS\.TRAIN names "
+                                         r"'voc_2012_sem_seg_train_aug', which has 21 classes \(its metadata "
+                                         r"stuff_classes: \['background', .*'chair', \.\.\.\]\).*the loss fails at the first step"):
+        check_dataset_classes(voc("MODEL.SEM_SEG_HEAD.NUM_CLASSES", "20"))
+    with pytest.raises(ValueError, match=r"^MODEL\.SEM_SEG_HEAD\.IGNORE_VALUE=0, but DATASETS\.TRAIN names "
+                                         r"'voc_2012_sem_seg_train_aug', whose labels mark the pixels to ignore with 255"):
+        check_dataset_classes(voc("MODEL.SEM_SEG_HEAD.IGNORE_VALUE", "0"))
+    # An evaluation reads no training labels.
+    check_dataset_classes(voc("MODEL.SEM_SEG_HEAD.IGNORE_VALUE", "0"), keys=("TEST",))
+    with pytest.raises(ValueError, match=r"^MODEL\.SEM_SEG_HEAD\.NUM_CLASSES=4, but DATASETS\.TEST names "
+                                         r"'voc_2012_sem_seg_val', which has 21"):
+        check_dataset_classes(voc("MODEL.SEM_SEG_HEAD.NUM_CLASSES", "4", "DATASETS.TRAIN", "('synthetic_sem_seg_train',)"))
+
+
+def test_a_dataset_without_class_metadata_is_not_loaded_to_count_its_classes():
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    from dropblock_det.engine.trainer import check_dataset_classes
+
+    def never_loaded():
+        raise AssertionError("the class check loaded the dataset")
+
+    name = "dropblock_test_no_class_metadata"
+    DatasetCatalog.register(name, never_loaded)
+    try:
+        check_dataset_classes(_cfg("DATASETS.TRAIN", f"('{name}',)", "MODEL.RETINANET.NUM_CLASSES", "7",
+                                   "DATASETS.TEST", "()"))
+    finally:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+
+
 @pytest.mark.parametrize("seed", [-1, 5])
 def test_the_training_order_is_drawn_from_the_seeded_rng_on_every_detectron2(tmp_path, monkeypatch, seed):
     # As detectron2 v0.6 and the LazyConfig loaders do; detectron2 main's yacs loader would

@@ -183,6 +183,8 @@ def test_a_fresh_run_into_a_used_folder_moves_the_earlier_run_aside(trained, too
     (["dataloader.test.dataset.names=synthetic_sem_seg_val"], ValueError, r"dataloader\.evaluator\.dataset_name"),
     (["train.dropblock_schedule.keep_prob=1.5"], ValueError, r"train\.dropblock_schedule"),
     (["dataloader.train.total_batch_size=0"], ValueError, r"dataloader\.train\.total_batch_size=0"),
+    (["model.num_classes=80"], ValueError, r"model\.num_classes=80, .*3 classes"),  # failed in the evaluation
+    (["dataloader.test.mapper.augmentations.0.max_size=0"], ValueError, r"dataloader\.test\.mapper\.augmentations\.0: "),
 ])
 def test_bad_inputs_are_refused_before_the_output_folder_is_made(tool, tiny_datasets, tmp_path, opts, error, match):
     out = tmp_path / "never"

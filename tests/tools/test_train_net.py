@@ -168,6 +168,13 @@ def test_eval_only_with_missing_or_mismatched_checkpoint_is_an_error(train_net, 
     (["INPUT.MAX_SIZE_TRAIN", "0"], ValueError, r"INPUT\.MAX_SIZE_TRAIN=0"),
     (["INPUT.MIN_SIZE_TRAIN_SAMPLING", "rand"], ValueError, r"INPUT\.MIN_SIZE_TRAIN_SAMPLING='rand'"),
     (["INPUT.RANDOM_FLIP", "sideways"], ValueError, r"INPUT\.RANDOM_FLIP='sideways'"),
+    # Failed after the whole training (the evaluation), naming a val image or no key at all,
+    # at the first step naming a train image, or after config.yaml was written.
+    (["MODEL.RETINANET.NUM_CLASSES", "80"], ValueError, r"MODEL\.RETINANET\.NUM_CLASSES=80, .*3 classes"),
+    (["INPUT.MAX_SIZE_TEST", "0"], ValueError, r"INPUT\.MAX_SIZE_TEST=0"),
+    (["INPUT.FORMAT", "FOO"], ValueError, r"INPUT\.FORMAT='FOO'"),
+    (["DATALOADER.SAMPLER_TRAIN", "Foo"], ValueError, r"DATALOADER\.SAMPLER_TRAIN='Foo'"),
+    (["OUTPUT_DIR", ""], ValueError, r"^OUTPUT_DIR='': expected a folder"),  # was a bare FileNotFoundError: ''
 ])
 def test_errors_that_used_to_come_after_data_loading_come_from_setup(train_net, tiny_datasets, tmp_path,
                                                                     opts, error, match):
