@@ -121,48 +121,43 @@ def test_the_synthetic_files_are_checked_once_made(tmp_path, toy_defaults, monke
     assert not out.exists()
 
 
-def test_an_output_dir_opt_is_where_the_default_config_writes(tmp_path, toy_defaults, monkeypatch):
+class _StopAtTheCheck(Exception):
+    pass
+
+
+@pytest.fixture
+def output_dirs_checked(tmp_path, monkeypatch):
+    """The OUTPUT_DIR of each config main_job hands to check_config_before_run, which then
+    raises _StopAtTheCheck (nothing is trained); the working folder is tmp_path."""
+    from dropblock_det.engine import trainer
+
+    seen = []
+
+    def stop_at_the_check(cfg, *args, **kwargs):
+        seen.append(cfg.OUTPUT_DIR)
+        raise _StopAtTheCheck
+
+    monkeypatch.setattr(trainer, "check_config_before_run", stop_at_the_check)
+    monkeypatch.chdir(tmp_path)
+    return seen
+
+
+def test_an_output_dir_opt_is_where_the_default_config_writes(tmp_path, toy_defaults, output_dirs_checked):
     # The default config's output/main_job used to be appended after the user's opts, so
     # an `OUTPUT_DIR d` opt was ignored (and the earlier main job there archived instead).
-    from dropblock_det.engine import trainer
-
-    class Stop(Exception):
-        pass
-
-    seen = []
-
-    def stop_at_the_check(cfg, *args, **kwargs):
-        seen.append(cfg.OUTPUT_DIR)
-        raise Stop
-
-    monkeypatch.setattr(trainer, "check_config_before_run", stop_at_the_check)
-    monkeypatch.chdir(tmp_path)
     mine, flag = str(tmp_path / "mine"), str(tmp_path / "flag")
     for argv in (["OUTPUT_DIR", mine], [], ["--output-dir", flag, "OUTPUT_DIR", mine]):
-        with pytest.raises(Stop):
+        with pytest.raises(_StopAtTheCheck):
             load_tool("main_job").main(["--datasets-root", str(tmp_path / "datasets")] + argv)
-    assert seen == [mine, "output/main_job", flag]
+    assert output_dirs_checked == [mine, "output/main_job", flag]
 
 
-def test_an_output_dir_that_reads_as_a_number_is_a_folder_name(tmp_path, toy_defaults, monkeypatch):
+def test_an_output_dir_that_reads_as_a_number_is_a_folder_name(tmp_path, toy_defaults, output_dirs_checked):
     # `--output-dir 42` went through yacs' literal_eval as an opt: "Type mismatch (str vs int)".
-    from dropblock_det.engine import trainer
-
-    class Stop(Exception):
-        pass
-
-    seen = []
-
-    def stop_at_the_check(cfg, *args, **kwargs):
-        seen.append(cfg.OUTPUT_DIR)
-        raise Stop
-
-    monkeypatch.setattr(trainer, "check_config_before_run", stop_at_the_check)
-    monkeypatch.chdir(tmp_path)
     for folder in ("42", "1e3", "None", "[1, 2]"):
-        with pytest.raises(Stop):
+        with pytest.raises(_StopAtTheCheck):
             load_tool("main_job").main(["--datasets-root", str(tmp_path / "datasets"), "--output-dir", folder])
-    assert seen == ["42", "1e3", "None", "[1, 2]"]
+    assert output_dirs_checked == ["42", "1e3", "None", "[1, 2]"]
 
 
 def _files(root):
