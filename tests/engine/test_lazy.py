@@ -483,8 +483,8 @@ def test_a_deeplab_head_input_that_no_longer_fits_its_backbone_or_crop_is_refuse
 
 
 def test_a_deeplab_class_count_or_ignore_value_the_datasets_do_not_have_is_refused():
-    # VOC: 21 stuff_classes, ignore_label 255; the real build is checked too.
-    from dropblock_det.engine.lazy import build_lazy_model, check_lazy_model, lazy_meta_model
+    # VOC: 21 stuff_classes, ignore_label 255 (the real build: the next test).
+    from dropblock_det.engine.lazy import check_lazy_model, lazy_meta_model
 
     cfg = _lazy(DEEPLAB, "model.sem_seg_head.num_classes=20", "train.device=cpu")
     with pytest.raises(ValueError, match=r"^model\.sem_seg_head\.num_classes=20, but dataloader\.train\.dataset\.names "
