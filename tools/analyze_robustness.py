@@ -40,7 +40,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tu
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tool_args.py, beside this file
-from tool_args import folder, parse_tool_args  # noqa: E402
+from tool_args import folder, parse_tool_args, torch_seed  # noqa: E402
 
 # What a run of this tool writes into --output-dir (evaluation/: the evaluators' OUTPUT_DIR).
 ROBUSTNESS_FILES = ("robustness.txt", "robustness.png", "evaluation")
@@ -54,7 +54,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help="checkpoint to evaluate (repeat to compare several on one plot)")
     p.add_argument("--keep-probs", type=float, nargs="+",
                    default=[1.0, 0.95, 0.9, 0.85, 0.8, 0.75])
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--seeds", type=torch_seed, nargs="+", default=[0, 1, 2])
     p.add_argument("--output-dir", type=folder, default="output/robustness")
     p.add_argument("opts", nargs=argparse.REMAINDER, default=[],
                    help="config overrides: KEY VALUE pairs (yacs), key=value"

@@ -10,8 +10,10 @@ checkpoint, so rerunning the same command finishes an interrupted sweep.
 Each cell trains in OUTPUT_DIR/b<block>_kp<keep_prob>/ (its config.yaml and log.txt there)
 and is evaluated on the first DATASETS.TEST entry (COCO box AP; mIoU for a
 semantic-segmentation dataset). Every cell seeds the RNGs from the config's SEED (>= 0; the
-synthetic configs set 7), as train_net does, so cells differ only by block_size and
-keep_prob. Outputs: sweep.csv, sweep.png. A config with no MODEL.DROPBLOCK location enabled
+synthetic configs set 7), as train_net does, so the cells' random draws differ only by
+block_size and keep_prob (their floating-point results on CPU may still differ in the last
+bits with what this process ran before, which short trainings amplify: see the README).
+Outputs: sweep.csv, sweep.png. A config with no MODEL.DROPBLOCK location enabled
 is refused.
 
 Each cell's resolved config (OUTPUT_DIR aside) is fingerprinted (sha256) into sweep.csv and

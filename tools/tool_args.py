@@ -16,23 +16,35 @@ import re
 import sys
 from typing import Callable, List, NoReturn, Optional, Sequence, Tuple
 
-__all__ = ["folder", "int_at_least", "parse_tool_args", "set_help"]
+__all__ = ["folder", "int_at_least", "int_in_range", "parse_tool_args", "set_help", "torch_seed"]
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:
     """An argparse `type` that reads an integer >= `minimum` (argparse names the flag and
     the value when it raises)."""
+    return int_in_range(minimum)
+
+
+def int_in_range(minimum: int, maximum: Optional[int] = None) -> Callable[[str], int]:
+    """An argparse `type` that reads an integer from `minimum` to `maximum` (no upper bound
+    when None); argparse names the flag and the value when it raises."""
+    expected = f"an integer >= {minimum}" if maximum is None else f"an integer from {minimum} to {maximum}"
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             value = None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
         return value
 
     return parse
+
+
+# What torch.manual_seed takes (a larger one raised "Overflow when unpacking long long" at
+# its first use, after a tool had moved its earlier results aside and evaluated the first seed).
+torch_seed = int_in_range(-(2**63), 2**64 - 1)
 
 
 def folder(text: str) -> str:

@@ -152,3 +152,20 @@ def test_a_missing_matplotlib_is_named_before_any_training_or_evaluation(tmp_pat
     with pytest.raises(ImportError, match=r"matplotlib.*pip install matplotlib"):
         tool.main(argv + ["--output-dir", str(out)] + TINY_OPTS)
     assert started == [] and not out.exists()
+
+
+@pytest.mark.parametrize("seed", ["18446744073709551616", "-9223372036854775809"])
+def test_a_seed_torch_cannot_take_is_refused_naming_the_flag_before_anything_is_moved(tmp_path, capsys, seed):
+    # torch.manual_seed raised "Overflow when unpacking long long" after the tool had moved
+    # the earlier results aside and evaluated the seeds before it.
+    tool = load_tool("analyze_robustness")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "robustness.txt").write_text("earlier results\n")  # what a run moves aside
+    with pytest.raises(SystemExit):
+        tool.main(["--config-file", DB_CONFIG, "--checkpoint", str(tmp_path / "model.pth"), "--keep-probs", "0.9",
+                   "--seeds", "0", seed, "--output-dir", str(out)] + TINY_OPTS)
+    assert f"argument --seeds: expected an integer from {-2**63} to {2**64 - 1}, got '{seed}'" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["robustness.txt"]
+    assert tool.parse_args(["--config-file", "c", "--checkpoint", "m.pth", "--seeds", str(2**64 - 1),
+                            str(-2**63)]).seeds == [2**64 - 1, -2**63]

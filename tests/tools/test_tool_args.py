@@ -56,8 +56,10 @@ def test_a_flag_after_the_opts_is_refused_naming_it(tools, capsys, tool, argv, f
     # The opts that follow do not hide it, nor does the value being the last token.
     ("sweep", ["--block-sizes", "3", "--keep-probs", "0.9", "O.8", "SOLVER.MAX_ITER", "10"],
      "argument --keep-probs: invalid float value: 'O.8'"),
-    ("analyze_robustness", ["--seeds", "0", "1e3"], "argument --seeds: invalid int value: '1e3'"),
-    ("analyze_robustness", ["--seeds", "-1,2", "--keep-probs", "0.9"], "argument --seeds: invalid int value: '-1,2'"),
+    ("analyze_robustness", ["--seeds", "0", "1e3"], "argument --seeds: expected an integer from -9223372036854775808 "
+     "to 18446744073709551615, got '1e3'"),
+    ("analyze_robustness", ["--seeds", "-1,2", "--keep-probs", "0.9"], "argument --seeds: expected an integer from "
+     "-9223372036854775808 to 18446744073709551615, got '-1,2'"),
     ("sweep", ["--keep-probs", "ninety", "--block-sizes", "3"], "argument --keep-probs: invalid float value: 'ninety'"),
 ])
 def test_a_list_flag_value_of_the_wrong_type_is_refused_as_that_flags_invalid_value(tools, capsys, tool, argv, error):
