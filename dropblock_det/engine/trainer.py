@@ -536,9 +536,19 @@ def check_test_inputs(cfg: CfgNode) -> None:
     """ValueError naming the key for INPUT values an evaluation (a training's too, at its end)
     trips over only when it reads the images, naming an image instead of the key:
     INPUT.MIN_SIZE_TEST / INPUT.MAX_SIZE_TEST that resize every image to nothing
-    (:func:`resize_error`; MIN_SIZE_TEST 0 is detectron2's "no resizing"), and an INPUT.FORMAT
+    (:func:`resize_error`; MIN_SIZE_TEST 0 is detectron2's "no resizing"), an INPUT.FORMAT
     detectron2 cannot read images in (:func:`image_format_error`; a training fails at its
-    first step)."""
+    first step), and TEST.AUG.ENABLED: the trainer runs no test-time augmentation, so the
+    evaluation would run without it, unannounced."""
+    if cfg.TEST.AUG.ENABLED:
+        # DefaultTrainer never reads TEST.AUG: detectron2's own tools/train_net.py wraps an
+        # R-CNN in GeneralizedRCNNWithTTA (it has none for RetinaNet or a SemanticSegmentor).
+        raise ValueError(
+            f"TEST.AUG.ENABLED={cfg.TEST.AUG.ENABLED!r}: dropblock-det's trainer runs no test-time "
+            f"augmentation for any model (MODEL.META_ARCHITECTURE={cfg.MODEL.META_ARCHITECTURE!r}; detectron2's "
+            "GeneralizedRCNNWithTTA is for R-CNN only, added by detectron2's own tools/train_net.py), so "
+            "the evaluation would run on the plain test resize (INPUT.MIN_SIZE_TEST / MAX_SIZE_TEST), "
+            "not TEST.AUG.MIN_SIZES / MAX_SIZE / FLIP: set TEST.AUG.ENABLED False")
     why = resize_error(cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)
     if why:
         raise ValueError(f"INPUT.MIN_SIZE_TEST={cfg.INPUT.MIN_SIZE_TEST!r} with INPUT.MAX_SIZE_TEST="

@@ -380,6 +380,22 @@ def test_inputs_detectron2_accepts_are_not_refused(opts):
     check_config_before_run(_cfg(*opts), check_files=False)
 
 
+@pytest.mark.parametrize("meta_architecture", ["DropBlockRetinaNet", "GeneralizedRCNN", "SemanticSegmentor"])
+def test_test_time_augmentation_is_refused_as_no_evaluation_here_runs_it(meta_architecture):
+    # DefaultTrainer never reads TEST.AUG (detectron2's own train_net adds R-CNN TTA itself):
+    # the evaluation ran on the plain test resize, silently.
+    from dropblock_det.engine.trainer import check_config_before_run, check_test_inputs
+
+    cfg = _cfg("MODEL.META_ARCHITECTURE", meta_architecture, "TEST.AUG.ENABLED", "True")
+    with pytest.raises(ValueError, match=rf"^TEST\.AUG\.ENABLED=True: dropblock-det's trainer runs no test-time "
+                                         rf"augmentation .*'{meta_architecture}'.*set TEST\.AUG\.ENABLED False$"):
+        check_test_inputs(cfg)
+    check_test_inputs(_cfg("MODEL.META_ARCHITECTURE", meta_architecture, "TEST.AUG.MIN_SIZES", "(-1,)"))  # unread
+    if meta_architecture == "DropBlockRetinaNet":  # an --eval-only run's check too
+        with pytest.raises(ValueError, match=r"^TEST\.AUG\.ENABLED=True"):
+            check_config_before_run(cfg, train=False, check_files=False)
+
+
 def test_the_training_samplers_are_read_from_the_installed_detectron2():
     # v0.6 knows 3; main adds the weighted ones (built by _build_weighted_sampler).
     from detectron2.data import build
