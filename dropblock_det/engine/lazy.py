@@ -313,10 +313,10 @@ def _lazy_class_counts(model: torch.nn.Module) -> Tuple[List[Tuple[str, Any, str
     from the model (a value the config interpolates is what counts), each with the config key
     that sets it in configs/common/models (detectron2's LazyConfigs use the same), and the
     (key, value) of a segmentation head's ignore value: a RetinaNet's `model.num_classes`, an
-    R-CNN's `model.roi_heads.num_classes` and its box predictor's, a SemanticSegmentor's
-    `model.sem_seg_head.num_classes` (its predictor's outputs) and `.ignore_value`. A model
-    of the user's own is not judged."""
-    from detectron2.modeling import GeneralizedRCNN, SemanticSegmentor
+    R-CNN's `model.roi_heads.num_classes` and its box predictor's, a SemanticSegmentor's (and
+    a PanopticFPN's, besides its R-CNN counts) `model.sem_seg_head.num_classes` (its
+    predictor's outputs) and `.ignore_value`. A model of the user's own is not judged."""
+    from detectron2.modeling import GeneralizedRCNN, PanopticFPN, SemanticSegmentor
     from detectron2.modeling.meta_arch.retinanet import RetinaNet
 
     model = unwrap_model(model)
@@ -331,7 +331,8 @@ def _lazy_class_counts(model: torch.nn.Module) -> Tuple[List[Tuple[str, Any, str
         predictor = getattr(roi_heads, "box_predictor", None)
         if isinstance(getattr(predictor, "num_classes", None), int):
             counts.append(("model.roi_heads.box_predictor.num_classes", predictor.num_classes, "thing"))
-    elif isinstance(model, SemanticSegmentor):
+    # A PanopticFPN's semantic labels are the stuff_classes too (see trainer.check_dataset_classes).
+    if isinstance(model, (SemanticSegmentor, PanopticFPN)):
         head = model.sem_seg_head
         predictor = getattr(head, "predictor", None)
         if isinstance(getattr(predictor, "out_channels", None), int):

@@ -226,12 +226,12 @@ def check_class_counts(counts: Sequence[Tuple[str, Any, str]], datasets: Sequenc
 def check_dataset_classes(cfg: CfgNode, keys: Sequence[str] = ("TRAIN", "TEST")) -> None:
     """:func:`check_class_counts` for the class count of the model MODEL.META_ARCHITECTURE
     builds (a RetinaNet: MODEL.RETINANET.NUM_CLASSES; an R-CNN: MODEL.ROI_HEADS.NUM_CLASSES,
-    against thing_classes; a SemanticSegmentor: MODEL.SEM_SEG_HEAD.NUM_CLASSES against
-    stuff_classes, and MODEL.SEM_SEG_HEAD.IGNORE_VALUE against the training sets'
-    ignore_label) and the DATASETS.<key> sets (of `keys`). A model of the user's own that is
-    none of these is not judged (PanopticFPN, an R-CNN, has its ROI heads' count checked, not its
-    semantic head's, which counts classes otherwise)."""
-    from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN, SemanticSegmentor
+    against thing_classes; a SemanticSegmentor, and a PanopticFPN's semantic head besides its
+    ROI heads: MODEL.SEM_SEG_HEAD.NUM_CLASSES against stuff_classes, and
+    MODEL.SEM_SEG_HEAD.IGNORE_VALUE against the training sets' ignore_label) and the
+    DATASETS.<key> sets (of `keys`). A model of the user's own that is none of these is not
+    judged."""
+    from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN, PanopticFPN, SemanticSegmentor
     from detectron2.modeling.meta_arch.retinanet import RetinaNet
 
     try:
@@ -246,7 +246,9 @@ def check_dataset_classes(cfg: CfgNode, keys: Sequence[str] = ("TRAIN", "TEST"))
         counts.append(("MODEL.RETINANET.NUM_CLASSES", cfg.MODEL.RETINANET.NUM_CLASSES, "thing"))
     elif issubclass(model_class, GeneralizedRCNN):
         counts.append(("MODEL.ROI_HEADS.NUM_CLASSES", cfg.MODEL.ROI_HEADS.NUM_CLASSES, "thing"))
-    elif issubclass(model_class, SemanticSegmentor):
+    # A PanopticFPN's semantic labels are the stuff_classes too: in detectron2's
+    # *_panoptic_separated sets every thing pixel is class 0 ("things"), then 53 stuff (54).
+    if issubclass(model_class, (SemanticSegmentor, PanopticFPN)):
         counts.append(("MODEL.SEM_SEG_HEAD.NUM_CLASSES", cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES, "stuff"))
         ignore.append(("MODEL.SEM_SEG_HEAD.IGNORE_VALUE", cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE))
     datasets = [(f"DATASETS.{key}", name) for key in keys for name in dict.fromkeys(cfg.DATASETS[key])]

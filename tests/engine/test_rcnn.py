@@ -89,6 +89,50 @@ def test_an_rcnn_class_count_the_datasets_do_not_have_is_refused_yacs_and_lazy()
         check_lazy_model(lazy, lazy_meta_model(lazy))
 
 
+def test_a_panoptic_fpn_semantic_class_count_the_datasets_do_not_have_is_refused_yacs_and_lazy():
+    # detectron2's *_panoptic_separated sets label every thing pixel "things" (0), then the 53
+    # stuff classes: 54 stuff_classes, as its PanopticFPN configs have. With 53 the loss fails
+    # at the first step on label 53; another ignore value trains or fails on the 255 pixels.
+    from detectron2.config import LazyCall as L
+    from detectron2.layers import ShapeSpec
+    from detectron2.modeling import PanopticFPN
+    from detectron2.modeling.meta_arch.semantic_seg import SemSegFPNHead
+
+    from dropblock_det.engine.lazy import check_lazy_model, lazy_meta_model
+    from dropblock_det.engine.trainer import check_config_before_run
+
+    train, test = "coco_2017_train_panoptic_separated", "coco_2017_val_panoptic_stuffonly"
+    cfg = rcnn_cfg("MODEL.META_ARCHITECTURE", "PanopticFPN", "MODEL.ROI_HEADS.NUM_CLASSES", "80",
+                   "DATASETS.TRAIN", f"('{train}',)", "DATASETS.TEST", f"('{test}',)")
+    assert cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES == 54  # detectron2's default
+    check_config_before_run(cfg, check_files=False)
+    cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES = 53
+    with pytest.raises(ValueError, match=rf"^MODEL\.SEM_SEG_HEAD\.NUM_CLASSES=53, but DATASETS\.TRAIN names '{train}', "
+                                         r"which has 54 classes \(its metadata stuff_classes: \['things', .*set "
+                                         r"MODEL\.SEM_SEG_HEAD\.NUM_CLASSES to 54 \(the loss fails at the first step"):
+        check_config_before_run(cfg, check_files=False)
+    with pytest.raises(ValueError, match=rf"^MODEL\.SEM_SEG_HEAD\.NUM_CLASSES=53, but DATASETS\.TEST names '{test}'"):
+        check_config_before_run(cfg, train=False, check_files=False)
+    cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES, cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE = 54, 0
+    with pytest.raises(ValueError, match=rf"^MODEL\.SEM_SEG_HEAD\.IGNORE_VALUE=0, but DATASETS\.TRAIN names '{train}', "
+                                         r"whose labels mark the pixels to ignore with 255"):
+        check_config_before_run(cfg, check_files=False)
+
+    # As detectron2's configs/common/models/panoptic_fpn.py makes one from its Mask R-CNN.
+    lazy = lazy_rcnn_cfg()
+    lazy.model._target_ = PanopticFPN
+    lazy.model.sem_seg_head = L(SemSegFPNHead)(
+        input_shape={f: L(ShapeSpec)(stride=s, channels=32) for f, s in zip(["p2", "p3", "p4", "p5"], [4, 8, 16, 32])},
+        ignore_value=255, num_classes=54, conv_dims=32, common_stride=4, loss_weight=0.5, norm="GN")
+    lazy.model.roi_heads.num_classes = lazy.model.roi_heads.box_predictor.num_classes = 80
+    lazy.dataloader.train.dataset.names = train
+    check_lazy_model(lazy, lazy_meta_model(lazy))
+    lazy.model.sem_seg_head.num_classes = 53
+    with pytest.raises(ValueError, match=rf"^model\.sem_seg_head\.num_classes=53, but dataloader\.train\.dataset\.names "
+                                         rf"names '{train}', which has 54 classes"):
+        check_lazy_model(lazy, lazy_meta_model(lazy))
+
+
 # ----------------------------------------------------------------------------- model checks
 def test_faster_rcnn_fpn_gets_dropblock_in_the_configured_stages_and_the_fpn():
     from dropblock_det.engine.trainer import check_model_config
