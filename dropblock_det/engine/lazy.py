@@ -57,6 +57,7 @@ __all__ = [
     "lazy_meta_model",
     "check_lazy_config_before_run",
     "check_lazy_train_parts",
+    "check_lazy_train_sampler",
     "check_lazy_head_inputs",
     "check_lazy_resnet_stages",
     "check_lazy_rcnn_mapper",
@@ -559,12 +560,115 @@ def _building(key: str, build):
         raise ValueError(f"{key}: {type(e).__name__}: {e}") from None
 
 
+def _located(target: Any) -> Any:
+    """A `_target_` as the object it names (a saved config.yaml names it by a dotted path);
+    None where it cannot be found (instantiating it names the problem)."""
+    if not isinstance(target, str):
+        return target
+    from detectron2.utils.registry import locate
+
+    try:
+        return locate(target)
+    except Exception:  # noqa: BLE001 - locate raises ImportError, AttributeError, ...
+        return None
+
+
+def _arguments_error(node: DictConfig) -> str:
+    """Why the node's arguments do not fit its `_target_`'s signature ('' when they do, or
+    when the signature cannot be read): an argument it does not take, or a required one left
+    out. instantiate would raise the TypeError, naming neither the node nor the key."""
+    target = _located(node.get("_target_"))
+    try:
+        parameters = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):
+        return ""
+    given = {str(k) for k in node.keys() if k != "_target_" and not node._get_node(k)._is_missing()}
+    named = {p.name: p for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters)
+    unknown = sorted(given - set(named)) if not takes_any else []
+    missing = [name for name, p in named.items() if p.default is p.empty and name not in given
+               and p.kind is not p.POSITIONAL_ONLY]
+    problems = [f"no argument {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+                for name in unknown for close in [difflib.get_close_matches(name, list(named), n=1)]]
+    problems += [f"the required argument {name!r} is not given" for name in missing]
+    return "; ".join(problems) + (f" (it takes {', '.join(named) or 'no arguments'})" if problems else "")
+
+
+def check_lazy_train_sampler(cfg: DictConfig) -> None:
+    """`dataloader.train.sampler`, which detectron2's build_detection_train_loader gets only
+    once the training set is loaded (a failure came after train.output_dir was set up and the
+    data read, naming no key): None or absent is the loader's default TrainingSampler;
+    otherwise an `L(...)` node whose target, where it is a class, is a torch Sampler (the
+    loader asserts it: a name, as the yacs DATALOADER.SAMPLER_TRAIN takes it, reached it as a
+    string), and whose arguments fit its target, as do those of the `L(...)` nodes inside it
+    (RepeatFactorTrainingSampler.repeat_factors_from_category_frequency's). A sampler of
+    detectron2's own with nothing to build inside it (no dataset to read) is built, so a value
+    it refuses (`size=0`, `subset_ratio=2`) is named too. A training loader other than
+    detectron2's is not looked into. ValueError naming the key."""
+    from detectron2.data import build_detection_train_loader
+
+    key = "dataloader.train.sampler"
+    loader = OmegaConf.select(cfg, "dataloader.train", default=None)
+    if not isinstance(loader, DictConfig) or _located(loader.get("_target_")) is not build_detection_train_loader:
+        return
+    try:
+        sampler = OmegaConf.select(cfg, key, default=None, throw_on_missing=True)
+    except OmegaConfBaseException as e:
+        raise ValueError(f"{key}: {e}") from None
+    if sampler is None:
+        return
+    if not (isinstance(sampler, DictConfig) and "_target_" in sampler):
+        raise ValueError(
+            f"{key}={_plain(sampler)!r}: expected L(SamplerClass)(...), e.g. L(RepeatFactorTrainingSampler)("
+            "repeat_factors=...) as detectron2's LVIS configs write it, or None for the default TrainingSampler "
+            "(build_detection_train_loader asserts a torch Sampler, once the training set is loaded)")
+    target = _located(sampler._target_)
+    if target is None:
+        raise ValueError(f"{key}._target_={sampler._target_!r}: not found (expected a sampler class)")
+    if isinstance(target, type) and not issubclass(target, torch.utils.data.Sampler):
+        raise ValueError(
+            f"{key} builds a {target.__qualname__}, not a torch Sampler (build_detection_train_loader "
+            "asserts one once the training set is loaded): use TrainingSampler, RepeatFactorTrainingSampler "
+            "or RandomSubsetTrainingSampler from detectron2.data.samplers, or a Sampler of your own")
+    try:
+        _check_sampler_node(key, sampler, target)
+    except OmegaConfBaseException as e:  # a value that does not resolve fails instantiate too
+        raise ValueError(f"{key}: {type(e).__name__}: {e}") from None
+
+
+def _check_sampler_node(key: str, sampler: DictConfig, target: Any) -> None:
+    """check_lazy_train_sampler's arguments check (and build) of the sampler node."""
+    nodes = [(key, sampler)]
+    while nodes:
+        node_key, node = nodes.pop(0)
+        why = _arguments_error(node)
+        if why:
+            raise ValueError(f"{node_key} ({_target_name(node)}): {why}")
+        # Not into an interpolation (`dataset_dicts="${dataloader.train.dataset}"`): the node
+        # it copies is checked at its own key.
+        nodes += [(k, child) for k, child, interpolation in _children(node, node_key)
+                  if not interpolation and isinstance(child, DictConfig) and "_target_" in child]
+    if (isinstance(target, type) and target.__module__.startswith("detectron2.data.samplers")
+            and not any(_builds_something(child) for _, child, _ in _children(sampler, key))):
+        arguments = {k: v for k, v in OmegaConf.to_container(sampler, resolve=True).items() if k != "_target_"}
+        for name in ("seed", "seed_shuffle", "seed_subset"):
+            if name in inspect.signature(target).parameters and arguments.get(name) is None:
+                arguments[name] = 0  # else drawn by comm.shared_random_seed, a collective call
+        try:
+            target(**arguments)
+        except (ValueError, TypeError, AssertionError) as e:
+            given = ", ".join(f"{k}={v!r}" for k, v in arguments.items() if k in sampler)
+            raise ValueError(f"{key}={target.__qualname__}({given}): the sampler refuses it ({type(e).__name__}"
+                             + (f": {e})" if str(e) else ")")) from None
+
+
 def check_lazy_train_parts(cfg: DictConfig, model: Optional[torch.nn.Module]) -> None:
     """What do_train instantiates only after train.output_dir is made, the earlier run moved
     aside and the training data loaded, built now (all cheap; the optimizer on the meta
     `model`'s parameters): `train.dropblock_schedule` (and its start against train.max_iter),
     `train.seed`, `dataloader.train.total_batch_size` (for this many processes), the train
-    augmentations, `optimizer`, `lr_multiplier`, `train.checkpointer`. ValueError naming the key."""
+    sampler (:func:`check_lazy_train_sampler`) and augmentations, `optimizer`,
+    `lr_multiplier`, `train.checkpointer`. ValueError naming the key."""
     seed = cfg.train.get("seed", -1)  # default_setup reads it
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise ValueError(f"train.seed={seed!r}: expected an integer (< 0: a random seed per run)")
@@ -579,6 +683,7 @@ def check_lazy_train_parts(cfg: DictConfig, model: Optional[torch.nn.Module]) ->
         if hook is not None:
             _building(f"train.dropblock_schedule with train.max_iter={cfg.train.max_iter}",
                       lambda: hook.schedule_for(cfg.train.max_iter, model))
+    check_lazy_train_sampler(cfg)
     augmentations = "dataloader.train.mapper.augmentations"
     if OmegaConf.select(cfg, augmentations, default=None) is not None:
         _building(augmentations, lambda: instantiate(OmegaConf.select(cfg, augmentations)))

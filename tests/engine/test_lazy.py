@@ -238,6 +238,9 @@ def test_the_config_saved_by_a_run_loads_back_to_the_same_model(tmp_path):
      r"max_iter=1500: keep_prob would stay 1\.0"),
     (["train.seed=null"], ValueError, r"train\.seed=None"),
     (["dataloader.train.total_batch_size=0"], ValueError, r"dataloader\.train\.total_batch_size=0"),
+    # The yacs DATALOADER.SAMPLER_TRAIN way: "Expect a Sampler but got <class 'str'>" once the data was loaded.
+    (["dataloader.train.sampler=RepeatFactorTrainingSampler"], ValueError,
+     r"^dataloader\.train\.sampler='RepeatFactorTrainingSampler': expected L\(SamplerClass\)\(\.\.\.\)"),
     (["dataloader.train.mapper.augmentations.0.sample_style=rand"], ValueError, r"dataloader\.train\.mapper\.augmentations: "),
     (["optimizer.lr=-1"], ValueError, r"optimizer: .*learning rate"),
     (["train.checkpointer.max_to_keep=0"], ValueError, r"train\.checkpointer: "),
@@ -258,6 +261,44 @@ def test_bad_values_are_refused_by_key(opts, error, match):
 
     with pytest.raises(error, match=match):
         check_lazy_config_before_run(_lazy(SYNTHETIC, *opts), check_files=False)
+
+
+def test_a_training_sampler_that_fails_only_once_the_data_is_loaded_is_refused_naming_the_key():
+    # build_detection_train_loader gets its sampler after the training set is loaded: a
+    # TypeError or assertion then, naming no key. A sampler that reads the data is not built.
+    from detectron2.config import LazyCall as L
+    from detectron2.data import DatasetCatalog
+    from detectron2.data.samplers import RandomSubsetTrainingSampler, RepeatFactorTrainingSampler, TrainingSampler
+
+    from dropblock_det.engine.lazy import check_lazy_train_sampler
+
+    def never_loaded():
+        raise AssertionError("the sampler check loaded the training set")
+
+    repeat = RepeatFactorTrainingSampler.repeat_factors_from_category_frequency
+    cfg = _lazy(SYNTHETIC, "dataloader.train.dataset.names=dropblock_test_never_loaded")
+    DatasetCatalog.register("dropblock_test_never_loaded", never_loaded)
+    try:
+        for sampler in (None, L(TrainingSampler)(size=100, seed=3), L(RandomSubsetTrainingSampler)(size=100, subset_ratio=0.5),
+                        L(RepeatFactorTrainingSampler)(repeat_factors=L(repeat)(
+                            dataset_dicts="${dataloader.train.dataset}", repeat_thresh=0.001))):
+            cfg.dataloader.train.sampler = sampler
+            check_lazy_train_sampler(cfg)
+    finally:
+        DatasetCatalog.remove("dropblock_test_never_loaded")
+    for sampler, match in [
+        (L(list)(), r"^dataloader\.train\.sampler builds a list, not a torch Sampler"),
+        (L(RepeatFactorTrainingSampler)(repeat_factors=L(repeat)(dataset_dicts=[], repeat_threshold=0.001)),
+         r"^dataloader\.train\.sampler\.repeat_factors \(.*repeat_factors_from_category_frequency\): no argument "
+         r"'repeat_threshold' \(did you mean 'repeat_thresh'\?\); the required argument 'repeat_thresh' is not given"),
+        (L(TrainingSampler)(size=0), r"^dataloader\.train\.sampler=TrainingSampler\(size=0\): the sampler refuses it "
+                                     r"\(ValueError: .*positive"),
+        (L(RandomSubsetTrainingSampler)(size=100, subset_ratio=2.0),
+         r"^dataloader\.train\.sampler=RandomSubsetTrainingSampler\(size=100, subset_ratio=2\.0\): the sampler refuses it"),
+    ]:
+        cfg.dataloader.train.sampler = sampler
+        with pytest.raises(ValueError, match=match):
+            check_lazy_train_sampler(cfg)
 
 
 @pytest.mark.parametrize("opts, match", [
