@@ -154,7 +154,9 @@ def _yacs_evaluation(args: argparse.Namespace) -> _Evaluation:
     from dropblock_det.engine.trainer import DropBlockTrainer, check_config_before_run
 
     cfg = robustness_config(args.config_file, args.opts, args.output_dir)
-    check_config_before_run(cfg, train=False, check_weights=False)  # the checkpoints are checked by main
+    # The checkpoints are checked by main; TEST.AUG is refused: the evaluations here run
+    # DefaultTrainer.test on the model itself, with DropBlock on, never the TTA wrapper.
+    check_config_before_run(cfg, train=False, check_weights=False, test_time_augmentation=False)
     check_impl_device(cfg)  # DropBlock runs here (in the evaluations), so the kernels must run
     return _Evaluation(DropBlockTrainer.build_model(cfg),
                        lambda model: DropBlockTrainer.test(cfg, _ForwardOnly(model)), cfg.DATASETS.TEST[0])

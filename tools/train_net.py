@@ -11,7 +11,10 @@ Real datasets are read from $DETECTRON2_DATASETS (see datasets/README.md); the c
 datasets are checked (registered, files present) before anything is built. Training
 without --resume into an OUTPUT_DIR that holds an earlier run moves that run's files to
 OUTPUT_DIR/previous_runs/<time>/ first (detectron2 would overwrite its checkpoints);
---eval-only moves the config.yaml and inference/ it would overwrite there too.
+--eval-only moves the config.yaml and inference/ (inference_TTA/) it would overwrite there too. With
+TEST.AUG.ENABLED (R-CNN models) the model is also evaluated with detectron2's test-time
+augmentation, after training and with --eval-only, as detectron2's train_net does: results
+keyed `bbox_TTA` (`segm_TTA`: Mask R-CNN), predictions in OUTPUT_DIR/inference_TTA/.
 The logic lives in dropblock_det/engine/trainer.py; this file is argument parsing.
 """
 import logging
@@ -45,7 +48,8 @@ logger = logging.getLogger("dropblock_det.train_net")
 
 class Trainer(DropBlockTrainer):
     """detectron2's DefaultTrainer plus the DropBlock schedule hook, evaluator by dataset
-    type, Cutout and the project's LR schedules (see DropBlockTrainer)."""
+    type, Cutout, the project's LR schedules and R-CNN test-time augmentation (see
+    DropBlockTrainer)."""
 
 
 def setup(args):
@@ -85,6 +89,8 @@ def main(args):
         model = Trainer.build_model(cfg)
         load_checkpoint_strict(model, eval_weights(cfg, args))
         res = Trainer.test(cfg, model)
+        if cfg.TEST.AUG.ENABLED:  # an R-CNN (checked in setup): its TTA results beside the plain ones
+            res.update(Trainer.test_with_TTA(cfg, model))
         if comm.is_main_process():
             verify_results(cfg, res)
         return res

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import functools
+import logging
 import math
 import numbers
 import os
@@ -75,6 +76,7 @@ __all__ = [
     "check_scaled_to_world_size",
     "check_stock_retinanet_norm",
     "check_test_inputs",
+    "check_test_time_augmentation",
     "check_train_inputs",
     "claim_output_dir",
     "has_compiled_ops",
@@ -91,6 +93,7 @@ __all__ = [
     "prepare_output_dir",
     "read_checkpoint",
     "state_dict_problems",
+    "TTA_INFERENCE_DIR",
     "train_samplers",
     "check_weights_path",
     "CheckpointMismatchError",
@@ -534,23 +537,69 @@ def image_format_error(image_format: Any, channels: Optional[int] = None) -> str
     return ""
 
 
-def check_test_inputs(cfg: CfgNode) -> None:
+def check_test_time_augmentation(cfg: CfgNode) -> None:
+    """ValueError naming the key for a TEST.AUG.ENABLED run whose test-time augmentation
+    (detectron2's GeneralizedRCNNWithTTA, run by :meth:`DropBlockTrainer.test_with_TTA` after
+    training and with --eval-only) would fail only after the whole training: a
+    MODEL.META_ARCHITECTURE that is no GeneralizedRCNN (detectron2 has no TTA for RetinaNet, a
+    SemanticSegmentor, a PanopticFPN, an RPN alone), MODEL.KEYPOINT_ON / MODEL.LOAD_PROPOSALS
+    (the wrapper asserts against both), TEST.AUG.MIN_SIZES / MAX_SIZE that resize every image
+    to nothing (:func:`resize_error`, as for the plain test resize; an empty MIN_SIZES
+    evaluates no image), a TEST.AUG.FLIP that is not a bool. Nothing is judged when
+    TEST.AUG.ENABLED is off (the keys are then unread) or the meta-architecture is unknown
+    (the model check names it)."""
+    from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN, PanopticFPN
+
+    aug = cfg.TEST.AUG
+    if not aug.ENABLED:
+        return
+    try:
+        model_class = META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)
+    except KeyError:
+        return
+    enabled = f"TEST.AUG.ENABLED={aug.ENABLED!r}"
+    if isinstance(model_class, type) and (not issubclass(model_class, GeneralizedRCNN)
+                                          or issubclass(model_class, PanopticFPN)):
+        # GeneralizedRCNNWithTTA asserts a GeneralizedRCNN; a PanopticFPN is one, but its
+        # inference() takes no detected boxes (TypeError) and the wrapper returns only
+        # "instances", not the panoptic / semantic outputs.
+        raise ValueError(
+            f"{enabled}: detectron2 has test-time augmentation for R-CNN models only (GeneralizedRCNNWithTTA: "
+            f"MODEL.META_ARCHITECTURE 'GeneralizedRCNN'), not for MODEL.META_ARCHITECTURE="
+            f"{cfg.MODEL.META_ARCHITECTURE!r}: set TEST.AUG.ENABLED False")
+    for key, what in (("KEYPOINT_ON", "keypoints"), ("LOAD_PROPOSALS", "precomputed proposals")):
+        if cfg.MODEL[key]:
+            raise ValueError(f"{enabled} with MODEL.{key}={cfg.MODEL[key]!r}: detectron2's GeneralizedRCNNWithTTA "
+                             f"has no test-time augmentation for {what} (it asserts, after the training): "
+                             "set TEST.AUG.ENABLED False")
+    sizes = aug.MIN_SIZES
+    if not isinstance(sizes, (list, tuple)) or not sizes:
+        raise ValueError(f"TEST.AUG.MIN_SIZES={sizes!r}: expected a non-empty list of shortest edges, each "
+                         "an evaluation of every image (with TEST.AUG.ENABLED)")
+    why = resize_error(list(sizes), aug.MAX_SIZE)
+    if why:
+        raise ValueError(f"TEST.AUG.MIN_SIZES={sizes!r} with TEST.AUG.MAX_SIZE={aug.MAX_SIZE!r}: {why}")
+    if not isinstance(aug.FLIP, bool):
+        raise ValueError(f"TEST.AUG.FLIP={aug.FLIP!r}: expected True or False (each size evaluated "
+                         "flipped too, or not)")
+
+
+def check_test_inputs(cfg: CfgNode, test_time_augmentation: bool = True) -> None:
     """ValueError naming the key for INPUT values an evaluation (a training's too, at its end)
     trips over only when it reads the images, naming an image instead of the key:
     INPUT.MIN_SIZE_TEST / INPUT.MAX_SIZE_TEST that resize every image to nothing
     (:func:`resize_error`; MIN_SIZE_TEST 0 is detectron2's "no resizing"), an INPUT.FORMAT
     detectron2 cannot read images in (:func:`image_format_error`; a training fails at its
-    first step), and TEST.AUG.ENABLED: the trainer runs no test-time augmentation, so the
-    evaluation would run without it, unannounced."""
-    if cfg.TEST.AUG.ENABLED:
-        # DefaultTrainer never reads TEST.AUG: detectron2's own tools/train_net.py wraps an
-        # R-CNN in GeneralizedRCNNWithTTA (it has none for RetinaNet or a SemanticSegmentor).
+    first step), and the TEST.AUG values (:func:`check_test_time_augmentation`). A caller
+    that runs no test-time augmentation (`test_time_augmentation` False: an analysis that
+    evaluates its own way) refuses TEST.AUG.ENABLED, which it would ignore, unannounced."""
+    if cfg.TEST.AUG.ENABLED and not test_time_augmentation:
         raise ValueError(
-            f"TEST.AUG.ENABLED={cfg.TEST.AUG.ENABLED!r}: dropblock-det's trainer runs no test-time "
-            f"augmentation for any model (MODEL.META_ARCHITECTURE={cfg.MODEL.META_ARCHITECTURE!r}; detectron2's "
-            "GeneralizedRCNNWithTTA is for R-CNN only, added by detectron2's own tools/train_net.py), so "
-            "the evaluation would run on the plain test resize (INPUT.MIN_SIZE_TEST / MAX_SIZE_TEST), "
-            "not TEST.AUG.MIN_SIZES / MAX_SIZE / FLIP: set TEST.AUG.ENABLED False")
+            f"TEST.AUG.ENABLED={cfg.TEST.AUG.ENABLED!r}: this evaluation runs no test-time augmentation "
+            f"(MODEL.META_ARCHITECTURE={cfg.MODEL.META_ARCHITECTURE!r}), so it would run on the plain test "
+            "resize (INPUT.MIN_SIZE_TEST / MAX_SIZE_TEST), not TEST.AUG.MIN_SIZES / MAX_SIZE / FLIP: set "
+            "TEST.AUG.ENABLED False (tools/train_net.py runs it, for R-CNN models)")
+    check_test_time_augmentation(cfg)
     why = resize_error(cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)
     if why:
         raise ValueError(f"INPUT.MIN_SIZE_TEST={cfg.INPUT.MIN_SIZE_TEST!r} with INPUT.MAX_SIZE_TEST="
@@ -806,6 +855,9 @@ def check_eval_checkpoint(model: Optional[torch.nn.Module], path: str, what: str
 
 # ----------------------------------------------------------------------------- output folder
 PREVIOUS_RUNS = "previous_runs"
+# Where DropBlockTrainer.test_with_TTA's evaluators write, beside the plain evaluation's
+# inference/ (OUTPUT_DIR/inference_TTA/<dataset>), as detectron2's train_net names it.
+TTA_INFERENCE_DIR = "inference_TTA"
 # What a run writes into OUTPUT_DIR (detectron2's default_setup, trainer, checkpointer,
 # event writers and evaluators; tools/main_job.py's plot and summary). Only these move: an
 # OUTPUT_DIR may be a folder that holds other things too (".", a project folder).
@@ -813,12 +865,12 @@ PREVIOUS_RUNS = "previous_runs"
 # when its config.yaml cannot be loaded back (a lambda or other object in the config, as
 # in detectron2's new_baselines configs): then the run's only loadable config.
 RUN_FILES = ("config.yaml", "config.yaml.pkl", "log.txt", "log.txt.rank*", "last_checkpoint",
-             "model_*.pth", "metrics.json", "events.out.tfevents.*", "inference", "main_job.png",
-             "main_job_summary.json")
+             "model_*.pth", "metrics.json", "events.out.tfevents.*", "inference", TTA_INFERENCE_DIR,
+             "main_job.png", "main_job_summary.json")
 # What an evaluation (train_net --eval-only) overwrites: default_setup's config.yaml (and a
-# LazyConfig's config.yaml.pkl) and the evaluators' predictions. It appends to log.txt and
-# leaves the checkpoints alone.
-EVAL_FILES = ("config.yaml", "config.yaml.pkl", "inference")
+# LazyConfig's config.yaml.pkl) and the evaluators' predictions (inference_TTA: with
+# TEST.AUG.ENABLED). It appends to log.txt and leaves the checkpoints alone.
+EVAL_FILES = ("config.yaml", "config.yaml.pkl", "inference", TTA_INFERENCE_DIR)
 
 
 # Folders this process holds the lock of (path -> open descriptor), for its whole life.
@@ -874,7 +926,7 @@ def prepare_output_dir(output_dir: str, key: str, eval_only: bool, resume: bool,
     """What the tools do to their output folder after their checks and before
     default_setup: claim it (:func:`claim_output_dir`; `key` names it in errors), then move
     aside what the run would overwrite (:func:`archive_previous_run`): for an evaluation
-    (`eval_only`) the earlier config.yaml and inference/; for a training that does not
+    (`eval_only`) the earlier config.yaml and inference/ (inference_TTA/); for a training that does not
     continue a checkpoint (not `resuming`: a fresh run, or a --resume, `resume`, that found
     none, where detectron2 starts at iteration 0 and would append to the earlier
     metrics.json) the earlier run's files. Says what it moved; every process waits for it."""
@@ -1082,14 +1134,16 @@ def checked_device(key: str, value: Any) -> torch.device:
 
 
 def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: bool = True,
-                            check_files: bool = True) -> Optional[torch.nn.Module]:
+                            check_files: bool = True,
+                            test_time_augmentation: bool = True) -> Optional[torch.nn.Module]:
     """Every check of `cfg` that loads no data: MODEL.DROPBLOCK values, the model (built on
     the meta device), the DATASETS.TEST names (and with `train` DATASETS.TRAIN's: an
     evaluation needs no training data) with, if `check_files`, their files, an evaluator
     for every DATASETS.TEST entry, MODEL.DEVICE (:func:`checked_device`) and
     DATALOADER.NUM_WORKERS, with `train` MODEL.DEVICE for IMPL "triton" (check_impl_device)
     and for SOLVER.AMP, the optimizer and the LR schedule, and the SOLVER / INPUT values,
-    with `check_weights` MODEL.WEIGHTS. The tools
+    with `check_weights` MODEL.WEIGHTS, and the TEST.AUG values (refused with TEST.AUG.ENABLED
+    where the caller runs no test-time augmentation: not `test_time_augmentation`). The tools
     call it first: each error names its key, and comes before data loading or anything is
     written to OUTPUT_DIR. Returns the model it built on the meta device (None where it
     could not)."""
@@ -1102,7 +1156,7 @@ def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: boo
     if not isinstance(output_dir, str) or not output_dir:
         # archive_previous_run would fail on it with a bare "FileNotFoundError: ''".
         raise ValueError(f"OUTPUT_DIR={output_dir!r}: expected a folder (e.g. './output')")
-    check_test_inputs(cfg)
+    check_test_inputs(cfg, test_time_augmentation)
     device = checked_device("MODEL.DEVICE", cfg.MODEL.DEVICE)
     workers = cfg.DATALOADER.NUM_WORKERS  # both loaders' (torch's DataLoader refuses it, late)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
@@ -1166,6 +1220,38 @@ class DropBlockTrainer(DefaultTrainer):
         return build_evaluator(cfg, dataset_name, output_folder)
 
     @classmethod
+    def test_with_TTA(cls, cfg: CfgNode, model: torch.nn.Module) -> "OrderedDict[str, Any]":
+        """Evaluate an R-CNN `model` with detectron2's test-time augmentation, as detectron2's
+        tools/train_net.py does: DefaultTrainer.test of GeneralizedRCNNWithTTA(cfg, model) (each
+        image at every TEST.AUG.MIN_SIZES, capped at TEST.AUG.MAX_SIZE, and flipped too with
+        TEST.AUG.FLIP; the detections merged), in eval mode, so DropBlock is off. The results
+        are DefaultTrainer.test's with "_TTA" added to each top-level key (`bbox_TTA`,
+        `segm_TTA` for one DATASETS.TEST entry; `<dataset>_TTA` for several); the
+        predictions go to OUTPUT_DIR/inference_TTA/<dataset>, not over the plain ones."""
+        from detectron2.modeling import GeneralizedRCNNWithTTA
+
+        # detectron2's train_net logs it there too (log.txt has the "detectron2" loggers).
+        logging.getLogger("detectron2.trainer").info("Running inference with test-time augmentation ...")
+        # inference_on_dataset puts the wrapper, and so the model it holds, in eval mode, then
+        # back in the wrapper's mode: the model's own, not a new module's (training).
+        tta_model = GeneralizedRCNNWithTTA(cfg, model).train(model.training)
+        # One folder per dataset, as the plain evaluation's: detectron2's single inference_TTA
+        # folder had each test set's predictions overwrite the previous one's.
+        evaluators = [cls.build_evaluator(cfg, name, os.path.join(cfg.OUTPUT_DIR, TTA_INFERENCE_DIR, name))
+                      for name in cfg.DATASETS.TEST]
+        results = cls.test(cfg, tta_model, evaluators)
+        return OrderedDict((f"{key}_TTA", value) for key, value in results.items())
+
+    def _test_with_TTA_and_save_results(self) -> "OrderedDict[str, Any]":
+        results = self.test_with_TTA(self.cfg, self.model)
+        # train() returns (and DefaultTrainer checks TEST.EXPECTED_RESULTS against) the plain
+        # results and these together, as --eval-only gives them.
+        merged = OrderedDict(getattr(self, "_last_eval_results", None) or {})
+        merged.update(results)
+        self._last_eval_results = merged
+        return results
+
+    @classmethod
     def build_train_loader(cls, cfg: CfgNode):
         # Errors name the broken file: annotation files while the loader is built, images
         # and labels while it runs (detectron2's own messages do not).
@@ -1221,11 +1307,18 @@ class DropBlockTrainer(DefaultTrainer):
 
         # First, so keep_prob is set before any other hook or the step reads the model.
         ret.insert(0, DropBlockScheduleHook.from_config(self.cfg))
+        if self.cfg.TEST.AUG.ENABLED:
+            # After training only (period 0), after the plain evaluation, as detectron2's
+            # train_net adds it; before the writers (last, on the main process), so its
+            # results reach metrics.json as the plain evaluation's do.
+            writers = [i for i, hook in enumerate(ret) if isinstance(hook, hooks.PeriodicWriter)]
+            ret.insert(writers[0] if writers else len(ret), hooks.EvalHook(0, self._test_with_TTA_and_save_results))
         return ret
 
     def train(self) -> Optional["OrderedDict[str, Any]"]:
         """Train, then return the last evaluation's results ({} or None if there was
-        none). DefaultTrainer returns them only when TEST.EXPECTED_RESULTS is set."""
+        none), with TEST.AUG.ENABLED the test-time augmented ones too (:meth:`test_with_TTA`'s
+        keys). DefaultTrainer returns them only when TEST.EXPECTED_RESULTS is set."""
         results = super().train()
         if results is None:
             # Set by DefaultTrainer's EvalHook callback (v0.6 and current main).

@@ -331,3 +331,80 @@ def test_the_coco_evaluator_scores_a_mask_rcnn_on_a_box_only_set_by_its_boxes(tm
     evaluator.process(*_predictions(polygon, with_masks=True))
     results = evaluator.evaluate()
     assert sorted(results) == ["bbox"] and results["bbox"]["AP"] == pytest.approx(100.0)
+
+
+# ----------------------------------------------------------------------------- test-time augmentation
+def _tta_cfg(tmp_path, *opts):
+    """A tiny Mask R-CNN with TEST.AUG.ENABLED, tested on a one-image COCO set with masks
+    (a 32 x 32 image, resized to 40 for the plain evaluation), predictions under tmp_path."""
+    from PIL import Image
+
+    name = "dropblock_test_tta_masks"
+    _coco_with_masks(tmp_path, name)
+    image = Image.new("RGB", (32, 32))
+    image.paste((200, 120, 40), (4, 4, 20, 20))  # the annotated square
+    image.save(tmp_path / "a.jpg")
+    return rcnn_cfg("MODEL.MASK_ON", "True", "MODEL.ROI_HEADS.NUM_CLASSES", "1", "DATASETS.TEST", f"('{name}',)",
+                    "DATALOADER.NUM_WORKERS", "0", "INPUT.MIN_SIZE_TEST", "40", "INPUT.MAX_SIZE_TEST", "100",
+                    # Few boxes, a small mask head: seconds on CPU, each augmented image a mask head pass.
+                    "MODEL.RPN.POST_NMS_TOPK_TEST", "50", "TEST.DETECTIONS_PER_IMAGE", "10",
+                    "MODEL.ROI_MASK_HEAD.NUM_CONV", "1", "MODEL.ROI_MASK_HEAD.CONV_DIM", "16",
+                    "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0", "TEST.AUG.ENABLED", "True", "TEST.AUG.MAX_SIZE", "100",
+                    "OUTPUT_DIR", str(tmp_path / "out"), *opts)
+
+
+def _predictions_file(folder):
+    (dataset,) = folder.iterdir()
+    rows = json.loads((dataset / "coco_instances_results.json").read_text())
+    return sorted(rows, key=lambda r: (r["score"], r["bbox"]))
+
+
+def test_tta_of_one_unflipped_test_size_gives_the_plain_predictions_in_its_own_folder(tmp_path):
+    # The wrapper maps its detections back through the test resize (32 -> 40 px): with one
+    # augmentation, the test resize itself, it must predict what the plain evaluation does.
+    from dropblock_det.engine.trainer import DropBlockTrainer, check_config_before_run
+
+    cfg = _tta_cfg(tmp_path, "TEST.AUG.MIN_SIZES", "(40,)", "TEST.AUG.FLIP", "False")
+    check_config_before_run(cfg, train=False, check_files=False)
+    torch.manual_seed(0)
+    model = DropBlockTrainer.build_model(cfg)
+    plain = DropBlockTrainer.test(cfg, model)
+    tta = DropBlockTrainer.test_with_TTA(cfg, model)
+    assert list(plain) == ["bbox", "segm"] and list(tta) == ["bbox_TTA", "segm_TTA"]
+    for task in plain:
+        assert tta[f"{task}_TTA"] == pytest.approx(plain[task], nan_ok=True)
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["inference", "inference_TTA"]
+    ours, theirs = _predictions_file(out / "inference_TTA"), _predictions_file(out / "inference")
+    assert len(ours) == len(theirs) > 0
+    for a, b in zip(ours, theirs):
+        assert (a["category_id"], a["segmentation"]) == (b["category_id"], b["segmentation"])
+        assert a["bbox"] == pytest.approx(b["bbox"], abs=1e-3) and a["score"] == pytest.approx(b["score"], abs=1e-6)
+
+
+def test_tta_evaluates_every_size_and_its_flip_with_dropblock_off(tmp_path):
+    from dropblock_det.engine.trainer import DropBlockTrainer
+    from dropblock_det.layers import iter_regularizers
+
+    cfg = _tta_cfg(tmp_path, "TEST.AUG.MIN_SIZES", "(24, 56)", "TEST.AUG.FLIP", "True")
+    torch.manual_seed(0)
+    model = DropBlockTrainer.build_model(cfg)
+    regularizers = [m for _, m in iter_regularizers(model)]
+    assert regularizers
+    seen = []
+    inference = model.inference
+
+    def recording(inputs, *args, **kwargs):
+        seen.extend((x["image"], model.training, [m.training for m in regularizers]) for x in inputs)
+        return inference(inputs, *args, **kwargs)
+
+    model.inference = recording
+    model.eval()
+    results = DropBlockTrainer.test_with_TTA(cfg, model)
+    assert sorted(results) == ["bbox_TTA", "segm_TTA"]
+    assert not model.training  # left in the mode it was given in
+    # Boxes for each augmented image, then masks for the merged boxes on each again.
+    images = [image for image, _, _ in seen]
+    assert [tuple(image.shape[1:]) for image in images] == [(24, 24), (24, 24), (56, 56), (56, 56)] * 2
+    assert torch.equal(images[1], images[0].flip(-1)) and torch.equal(images[3], images[2].flip(-1))
+    assert not any(training or any(flags) for _, training, flags in seen)  # eval mode: DropBlock is the identity

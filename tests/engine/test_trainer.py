@@ -380,20 +380,68 @@ def test_inputs_detectron2_accepts_are_not_refused(opts):
     check_config_before_run(_cfg(*opts), check_files=False)
 
 
-@pytest.mark.parametrize("meta_architecture", ["DropBlockRetinaNet", "GeneralizedRCNN", "SemanticSegmentor"])
-def test_test_time_augmentation_is_refused_as_no_evaluation_here_runs_it(meta_architecture):
-    # DefaultTrainer never reads TEST.AUG (detectron2's own train_net adds R-CNN TTA itself):
-    # the evaluation ran on the plain test resize, silently.
+@pytest.mark.parametrize("meta_architecture", ["DropBlockRetinaNet", "RetinaNet", "SemanticSegmentor", "PanopticFPN",
+                                               "ProposalNetwork"])
+def test_test_time_augmentation_is_refused_for_models_detectron2_has_none_for(meta_architecture):
+    # DefaultTrainer never reads TEST.AUG; the trainer's TTA is detectron2's GeneralizedRCNNWithTTA,
+    # which asserts an R-CNN (a PanopticFPN is one, but its inference takes no boxes) after the training.
     from dropblock_det.engine.trainer import check_config_before_run, check_test_inputs
 
     cfg = _cfg("MODEL.META_ARCHITECTURE", meta_architecture, "TEST.AUG.ENABLED", "True")
-    with pytest.raises(ValueError, match=rf"^TEST\.AUG\.ENABLED=True: dropblock-det's trainer runs no test-time "
-                                         rf"augmentation .*'{meta_architecture}'.*set TEST\.AUG\.ENABLED False$"):
+    with pytest.raises(ValueError, match=rf"^TEST\.AUG\.ENABLED=True: detectron2 has test-time augmentation for R-CNN "
+                                         rf"models only .*MODEL\.META_ARCHITECTURE='{meta_architecture}': set "
+                                         rf"TEST\.AUG\.ENABLED False$"):
         check_test_inputs(cfg)
     check_test_inputs(_cfg("MODEL.META_ARCHITECTURE", meta_architecture, "TEST.AUG.MIN_SIZES", "(-1,)"))  # unread
     if meta_architecture == "DropBlockRetinaNet":  # an --eval-only run's check too
         with pytest.raises(ValueError, match=r"^TEST\.AUG\.ENABLED=True"):
             check_config_before_run(cfg, train=False, check_files=False)
+
+
+@pytest.mark.parametrize("opts, match", [
+    (["TEST.AUG.MIN_SIZES", "()"], r"^TEST\.AUG\.MIN_SIZES=\(\): expected a non-empty list of shortest edges"),
+    (["TEST.AUG.MIN_SIZES", "(400, -1)"], r"^TEST\.AUG\.MIN_SIZES=\(400, -1\) with TEST\.AUG\.MAX_SIZE=4000: a "
+                                          r"negative shortest edge"),
+    (["TEST.AUG.MIN_SIZES", "('400',)"], r"^TEST\.AUG\.MIN_SIZES=\('400',\) with .*: expected numbers of pixels"),
+    (["TEST.AUG.MAX_SIZE", "0"], r"^TEST\.AUG\.MIN_SIZES=\(400, .*\) with TEST\.AUG\.MAX_SIZE=0: a longest edge < 1"),
+    (["MODEL.KEYPOINT_ON", "True"], r"^TEST\.AUG\.ENABLED=True with MODEL\.KEYPOINT_ON=True: .* no test-time "
+                                    r"augmentation for keypoints"),
+    (["MODEL.LOAD_PROPOSALS", "True"], r"^TEST\.AUG\.ENABLED=True with MODEL\.LOAD_PROPOSALS=True: .*precomputed "
+                                       r"proposals"),
+])
+def test_rcnn_test_time_augmentation_values_it_would_fail_on_are_refused_naming_the_key(opts, match):
+    # GeneralizedRCNNWithTTA runs after the whole training: an empty MIN_SIZES failed there
+    # in torch.cat, a negative size on the first image, KEYPOINT_ON / LOAD_PROPOSALS on its asserts.
+    from dropblock_det.engine.trainer import check_test_inputs
+
+    cfg = _cfg("MODEL.META_ARCHITECTURE", "GeneralizedRCNN", "TEST.AUG.ENABLED", "True")
+    check_test_inputs(cfg)  # detectron2's defaults: 400..1200, MAX_SIZE 4000, FLIP
+    cfg.merge_from_list(opts)
+    with pytest.raises(ValueError, match=match):
+        check_test_inputs(cfg)
+    cfg.TEST.AUG.ENABLED = False
+    check_test_inputs(cfg)  # unread without TTA
+
+
+def test_rcnn_test_time_augmentation_accepts_what_resizes_and_refuses_a_flip_that_is_no_bool():
+    from conftest import rcnn_cfg
+
+    from dropblock_det.engine.trainer import check_config_before_run, check_test_inputs
+
+    cfg = rcnn_cfg("TEST.AUG.ENABLED", "True", "TEST.AUG.MIN_SIZES", "(0, 96)", "TEST.AUG.MAX_SIZE", "96",
+                   "TEST.AUG.FLIP", "False")
+    # 0: detectron2's "no resizing" (the image at the test resize), as for INPUT.MIN_SIZE_TEST.
+    check_config_before_run(cfg, train=False, check_files=False)
+    cfg.TEST.AUG.FLIP = 1  # yacs keeps a YAML/opts value a bool; a config built in code need not
+    with pytest.raises(ValueError, match=r"^TEST\.AUG\.FLIP=1: expected True or False"):
+        check_test_inputs(cfg)
+    # A tool that evaluates its own way (tools/analyze_robustness.py) runs no TTA: refused there.
+    cfg.TEST.AUG.FLIP = True
+    with pytest.raises(ValueError, match=r"^TEST\.AUG\.ENABLED=True: this evaluation runs no test-time augmentation "
+                                         r"\(MODEL\.META_ARCHITECTURE='GeneralizedRCNN'\).*set TEST\.AUG\.ENABLED False"):
+        check_test_inputs(cfg, test_time_augmentation=False)
+    with pytest.raises(ValueError, match=r"^TEST\.AUG\.ENABLED=True: this evaluation runs no"):
+        check_config_before_run(cfg, train=False, check_files=False, test_time_augmentation=False)
 
 
 def test_the_training_samplers_are_read_from_the_installed_detectron2():
@@ -683,7 +731,7 @@ def test_every_kind_of_file_a_run_writes_is_archived(tmp_path):
     from dropblock_det.engine.trainer import archive_previous_run
 
     run = ("config.yaml", "log.txt", "log.txt.rank3", "last_checkpoint", "model_final.pth", "metrics.json",
-           "events.out.tfevents.1.host", "inference", "main_job.png", "main_job_summary.json")
+           "events.out.tfevents.1.host", "inference", "inference_TTA", "main_job.png", "main_job_summary.json")
     for name in run:
         (tmp_path / name).write_text(name)
     target = Path(archive_previous_run(str(tmp_path)))

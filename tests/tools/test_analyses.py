@@ -104,6 +104,21 @@ def test_detectron2_evaluation_keeps_the_switched_on_regularizers_active(tiny_da
     assert not model.training
 
 
+def test_robustness_refuses_test_aug_which_its_evaluations_do_not_run(tiny_datasets, tmp_path):
+    # train_net runs an R-CNN's TTA; this tool evaluates the model itself with DropBlock on,
+    # so TEST.AUG.ENABLED would be ignored, unannounced. Refused before anything is built.
+    from conftest import rcnn_cfg
+
+    config = tmp_path / "faster_rcnn.yaml"
+    config.write_text(rcnn_cfg("DATASETS.TEST", "('synthetic_det_val',)", "TEST.AUG.ENABLED", "True").dump())
+    (tmp_path / "model.pth").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"^TEST\.AUG\.ENABLED=True: this evaluation runs no test-time augmentation "
+                                         r"\(MODEL\.META_ARCHITECTURE='GeneralizedRCNN'\)"):
+        load_tool("analyze_robustness").main(["--config-file", str(config), "--checkpoint", str(tmp_path / "model.pth"),
+                                              "--keep-probs", "0.9", "--output-dir", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+
+
 def test_robustness_tool_compares_a_dropblock_and_a_stock_checkpoint(tiny_datasets, tmp_path,
                                                                     capsys, monkeypatch):
     from detectron2.checkpoint import DetectionCheckpointer

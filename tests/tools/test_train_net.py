@@ -402,3 +402,41 @@ def test_a_second_run_into_a_folder_another_run_holds_is_refused_before_moving_a
         assert sorted(p.name for p in run.iterdir()) == before  # nothing moved or written
     train_net.setup(args)  # the lock ends with its process
     assert (run / "previous_runs").is_dir()
+
+
+def test_an_rcnn_with_test_aug_is_evaluated_with_and_without_tta_after_training_and_with_eval_only(
+        train_net, tiny_datasets, tmp_path):
+    # As detectron2's own train_net: an EvalHook(0) after the plain evaluation, and --eval-only
+    # adds the TTA results to the plain ones; the key was refused (before, silently ignored).
+    from conftest import rcnn_cfg
+
+    config = tmp_path / "faster_rcnn_tta.yaml"
+    config.write_text(rcnn_cfg(
+        "DATASETS.TRAIN", "('synthetic_det_train',)", "DATASETS.TEST", "('synthetic_det_val',)",
+        "INPUT.MIN_SIZE_TRAIN", "(64,)", "INPUT.MAX_SIZE_TRAIN", "64", "INPUT.MIN_SIZE_TEST", "64",
+        "INPUT.MAX_SIZE_TEST", "64", "SOLVER.IMS_PER_BATCH", "1", "SOLVER.MAX_ITER", "2", "SOLVER.BASE_LR", "0.001",
+        "SOLVER.WARMUP_ITERS", "1", "DATALOADER.NUM_WORKERS", "0", "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "32",
+        "MODEL.RPN.POST_NMS_TOPK_TRAIN", "100", "MODEL.RPN.POST_NMS_TOPK_TEST", "50", "TEST.DETECTIONS_PER_IMAGE", "10",
+        "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0",
+        # GN: from scratch, FrozenBN's identity lets the activations blow up, and no box survives 2 steps.
+        "MODEL.RESNETS.NORM", "GN", "MODEL.FPN.NORM", "GN",
+        "TEST.AUG.ENABLED", "True", "TEST.AUG.MIN_SIZES", "(48,)", "TEST.AUG.MAX_SIZE", "128").dump())  # + flipped
+    run = tmp_path / "run"
+    torch.manual_seed(0)
+    trained = train_net.main(train_net.parser().parse_args(["--config-file", str(config), "OUTPUT_DIR", str(run)]))
+    assert list(trained) == ["bbox", "bbox_TTA"]
+    assert _records(run)[-1]["bbox_TTA/AP"] == pytest.approx(trained["bbox_TTA"]["AP"], nan_ok=True)
+    predictions = {kind: (run / kind / "synthetic_det_val" / "coco_instances_results.json").read_text()
+                   for kind in ("inference", "inference_TTA")}
+    assert json.loads(predictions["inference_TTA"]) and predictions["inference_TTA"] != predictions["inference"]
+
+    evaluated = train_net.main(train_net.parser().parse_args(
+        ["--config-file", str(config), "--eval-only", "--resume", "OUTPUT_DIR", str(run)]))
+    assert list(evaluated) == ["bbox", "bbox_TTA"]
+    for key in evaluated:
+        assert evaluated[key] == pytest.approx(trained[key], nan_ok=True)
+    (archived,) = (run / "previous_runs").iterdir()  # the training's predictions, both kinds
+    assert sorted(p.name for p in archived.iterdir()) == ["config.yaml", "inference", "inference_TTA"]
+    for kind, text in predictions.items():
+        assert (archived / kind / "synthetic_det_val" / "coco_instances_results.json").read_text() == text
+        assert (run / kind / "synthetic_det_val" / "coco_instances_results.json").read_text() == text
