@@ -11,8 +11,10 @@ Each cell trains in OUTPUT_DIR/b<block>_kp<keep_prob>/ (its config.yaml and log.
 and is evaluated on the first DATASETS.TEST entry (COCO box AP; mIoU for a
 semantic-segmentation dataset). Every cell seeds the RNGs from the config's SEED (>= 0; the
 synthetic configs set 7), as train_net does, so the cells' random draws differ only by
-block_size and keep_prob (their floating-point results on CPU may still differ in the last
-bits with what this process ran before, which short trainings amplify: see the README).
+block_size and keep_prob, and resets the TorchScript state the cells before it left
+(dropblock_det.analysis.reset_torchscript_functions), so a cell trained after others gives
+what it gives trained alone in a fresh process, to the bit on CPU: its result is a function
+of its config, not of its place in the grid.
 Outputs: sweep.csv, sweep.png. A config with no MODEL.DROPBLOCK location enabled
 is refused.
 
@@ -220,6 +222,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[Tuple[int, float], float]
         check_matplotlib,
         plot_sweep_heatmap,
         read_sweep_csv,
+        reset_torchscript_functions,
         run_sweep,
         sweep_cell_output_dir,
         sweep_cells,
@@ -245,6 +248,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[Tuple[int, float], float]
         # not by the random state the cells before them left.
         seed = kind.seed(cfg)
         seed_all_rng(None if seed < 0 else seed)
+        # Nor by the TorchScript state they left: each cell trains as it would alone in a
+        # fresh process (the reset's docstring says what differed).
+        reset_torchscript_functions()
         kind.save_config(cfg, os.path.join(output_dir, "config.yaml"))
         with _cell_log(output_dir):
             results = kind.train(cfg, resume)

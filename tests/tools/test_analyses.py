@@ -3,14 +3,17 @@ block_size x keep_prob sweep (tools/sweep.py), on tiny models and grids."""
 import csv
 import json
 import math
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
-from conftest import load_tool
+from conftest import REPO, load_tool
 from tools_helpers import (
     BASELINE_CONFIG,
     DB_CONFIG,
@@ -289,6 +292,57 @@ def test_sweep_cells_start_from_the_same_seed_and_record_their_config(tiny_datas
     for b, log in zip((1, 3), logs):
         assert "Starting training from iteration 0" in log and f"b{b}_kp1" in log
     assert "b3_kp1" not in logs[0] and "b1_kp1" not in logs[1]
+
+
+def test_reset_torchscript_functions_makes_the_next_call_run_as_a_first_call():
+    # RetinaNet's focal loss: its first call's gradients are eager autograd's, its later
+    # calls' those of the optimized graph (other last bits on these logits).
+    from fvcore.nn import sigmoid_focal_loss, sigmoid_focal_loss_jit
+
+    from dropblock_det.analysis import reset_torchscript_functions
+
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(2000, 3, generator=generator)
+    targets = (torch.rand(2000, 3, generator=generator) > 0.9).float()
+
+    def gradient(loss):
+        x = logits.clone().requires_grad_()
+        loss(x, targets, alpha=0.25, gamma=2.0, reduction="sum").backward()
+        return x.grad
+
+    eager = gradient(sigmoid_focal_loss)
+    later = [gradient(sigmoid_focal_loss_jit) for _ in range(2)][-1]
+    assert not torch.equal(later, eager)  # else this test could not fail
+    assert reset_torchscript_functions() >= 1
+    assert torch.equal(gradient(sigmoid_focal_loss_jit), eager)
+
+
+def test_a_cell_trained_after_another_gives_what_it_gives_alone_in_a_fresh_process(tiny_datasets, tmp_path):
+    # Cell b3 trained second in this process, and alone in a fresh one: the same weights,
+    # losses and recorded AP. Before each cell reset TorchScript's state, the cell after
+    # another took the optimized focal loss's gradients from iteration 0, and the cell alone
+    # the first call's eager ones: other weights after one step, another AP at 20.
+    from dropblock_det.analysis import read_metrics, read_sweep_csv
+
+    def argv(out, *block_sizes):
+        return ["--config-file", DB_CONFIG, "--block-sizes", *block_sizes, "--keep-probs", "0.8",
+                "--output-dir", str(out)] + TINY_OPTS + ["SOLVER.MAX_ITER", "20"]
+
+    after, alone = tmp_path / "after", tmp_path / "alone"
+    load_tool("sweep").main(argv(after, "1", "3"))
+    # This process's thread count: the CPU kernels' rounding depends on it.
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    result = subprocess.run([sys.executable, str(REPO / "tools" / "sweep.py"), *argv(alone, "3")],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    weights = [torch.load(out / "b3_kp0.8" / "model_final.pth", map_location="cpu", weights_only=False)["model"]
+               for out in (alone, after)]
+    assert [k for k, w in weights[0].items() if not torch.equal(w, weights[1][k])] == []
+    losses = [[r["total_loss"] for r in read_metrics(out / "b3_kp0.8" / "metrics.json") if "total_loss" in r]
+              for out in (alone, after)]
+    assert losses[0] and losses[0] == losses[1]
+    values = [read_sweep_csv(out / "sweep.csv")[(3, 0.8)]["value"] for out in (alone, after)]
+    assert math.isfinite(values[0]) and values[0] == values[1]
 
 
 @pytest.fixture(scope="module")
