@@ -1272,7 +1272,10 @@ class _PhiloxKey(NamedTuple):
 
     def arguments(self, placeholder: Tensor) -> Tuple[Tensor, int]:
         """The kernels' (rng_seed_ptr, host_key) arguments; `placeholder` (an int64 tensor
-        the kernel gets anyway) stands in for the pointer, which a host key leaves unread."""
+        the kernel gets anyway) stands in for the pointer, which a host key leaves unread.
+        It must be 16-byte aligned, as torch.randint's fresh tensor is: Triton specialises a
+        pointer on that alignment, and a host key and a device key must launch one compiled
+        kernel (a graph captured after eager host-key calls draws on the device)."""
         return (placeholder, self.value) if self.tensor is None else (self.tensor, _DEVICE_KEY)
 
 
@@ -1393,11 +1396,14 @@ def _sparse_keep_bits(x: Tensor, layout: _Layout, gamma: float, bh: int, bw: int
     chunk = _seed_chunk(gamma)
     num_chunks = _cdiv(num_anchors, chunk)
     num_words = _cdiv(layout.mask_numel, 32)
-    # One allocation for the words and the count (int64 aligned: the last element), every
-    # bit set: the words start as "all kept", the count at -1 (see the kernel).
+    # One allocation for the count and the words, every bit set: the words start as "all
+    # kept", the count at -1 (see the kernel). The count first and the words 16 bytes on:
+    # both 16-byte aligned whatever the number of words. Triton compiles a kernel per
+    # pointer alignment, and the count is also a host key's stand-in for the key pointer
+    # (`_PhiloxKey.arguments`), which must be aligned as a device key's tensor is.
     padded_words = 2 * _cdiv(num_words, 2)
-    buffer = torch.full((padded_words // 2 + 1,), -1, dtype=torch.int64, device=device)
-    bits, total_kept = buffer[:-1], buffer[-1:]
+    buffer = torch.full((2 + padded_words // 2,), -1, dtype=torch.int64, device=device)
+    total_kept, bits = buffer[:1], buffer[2:]
     stride_n, stride_c, stride_h, stride_w = layout.mask_strides
     _sparse_seed_kernel[(_cdiv(num_chunks, sizes.seed_block),)](
         *key.arguments(total_kept), bits.view(torch.int32), total_kept, num_words, padded_words, layout.mask_numel,

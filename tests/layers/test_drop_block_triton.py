@@ -1320,10 +1320,12 @@ def _runtime_arguments(kernel, args: tuple, constexprs: Dict[str, object]) -> Di
 
 
 def _launch_signature(kernel, args: tuple, constexprs: Dict[str, object]) -> Tuple[Dict[str, str], Dict]:
-    """The argument types and attributes Triton's launcher would specialise on: pointers and
-    ints divisible by 16 get tt.divisibility 16 (torch allocations are 16-byte aligned), and
+    """The argument types and attributes Triton's launcher would specialise on: pointers
+    whose address is 16-byte aligned and ints divisible by 16 get tt.divisibility 16, and
     an int argument equal to 1 becomes the constant 1 (added to `constexprs`), as Triton's
-    launcher does (a stride or a count of 1: shared masks, NCHW column strides)."""
+    launcher does (a stride or a count of 1: shared masks, NCHW column strides). A fresh
+    allocation is aligned, a view need not be: on meta tensors data_ptr() is the view's
+    byte offset, so this holds for recorded launches too."""
     values = _runtime_arguments(kernel, args, constexprs)
     constexprs.update({name: 1 for name, value in values.items() if type(value) is int and value == 1})
     signature, attrs = {}, {}
@@ -1343,7 +1345,8 @@ def _launch_signature(kernel, args: tuple, constexprs: Dict[str, object]) -> Tup
         else:
             raise TypeError(f"{name}: unexpected kernel argument {value!r}")
         specialized = name not in getattr(kernel, "do_not_specialize", ())
-        if isinstance(value, torch.Tensor) or (type(value) is int and value % 16 == 0 and specialized):
+        if (isinstance(value, torch.Tensor) and value.data_ptr() % 16 == 0) or (
+                type(value) is int and value % 16 == 0 and specialized):
             attrs[(i,)] = [["tt.divisibility", 16]]
     return signature, attrs
 
@@ -1917,17 +1920,23 @@ def test_a_host_key_and_a_device_key_launch_the_same_compiled_kernels() -> None:
     # A CUDA graph captured after eager host_key=1 calls draws its key on the device: were
     # that another specialisation (a constexpr key source, an int32 placeholder), the capture
     # would compile and load a module, which is not allowed while a stream is captured.
+    # Pointers count by their alignment: the sparse draw's host key passes a placeholder of
+    # its own buffer, which must be as aligned as randint's fresh tensor whatever the number of
+    # words (the res5 shared mask, 16 * 25 * 34 units, has 425: an odd number of int64s).
     launched = {}
     for host_key in (0, 1):
         with _recording_gpu_launches() as calls:
-            x = torch.empty((2, 8, 20, 24), device="meta", requires_grad=True)
-            for mask_kernels, sparse_seeds in ((1, 0), (2, 0), (1, 1)):
-                with triton_path.launch_sizes("cuda", host_key=host_key, mask_kernels=mask_kernels,
-                                              sparse_seeds=sparse_seeds):
-                    triton_path.drop_block_2d_triton(x, 0.002, 7, 7, False)
+            for shape, shared in (((2, 8, 20, 24), False), ((16, 2048, 25, 34), True), ((1, 3, 5, 7), False)):
+                x = torch.empty(shape, device="meta", requires_grad=True)
+                for mask_kernels, sparse_seeds in ((1, 0), (2, 0), (1, 1)):
+                    with triton_path.launch_sizes("cuda", host_key=host_key, mask_kernels=mask_kernels,
+                                                  sparse_seeds=sparse_seeds):
+                        triton_path.drop_block_2d_triton(x, 0.002, 3, 3, shared)
         launched[host_key] = calls
     kernels = {name for calls in launched.values() for name, *_ in calls}
     assert {"_mask_kernel", "_seed_kernel", "_sparse_seed_kernel"} <= kernels
+    odd = [args for name, _, args, _ in launched[1] if name == "_sparse_seed_kernel" and -(-args[4] // 2) % 2]
+    assert odd, "no sparse draw with an odd number of int64 words of bits"
 
     def specialisations(calls):
         found = []
@@ -1963,23 +1972,40 @@ def test_the_sparse_kernel_never_runs_more_threads_than_lanes() -> None:
         assert (launch["BLOCK"], launch["num_warps"]) == (seed_block, expected)
 
 
+def _compiled_kernel_count() -> int:
+    """How many compiled kernels the GPU path's JIT functions hold (Triton keeps them
+    in `device_caches`: skipped on a Triton without them)."""
+    kernels = [getattr(triton_path, name) for name in KERNEL_NAMES]
+    if not all(hasattr(kernel, "device_caches") for kernel in kernels):
+        pytest.skip(f"Triton {triton_path.triton.__version__} keeps no device_caches to count")
+    return sum(len(caches[0]) for kernel in kernels for caches in kernel.device_caches.values())
+
+
 @pytest.mark.cuda
-def test_a_host_key_under_cuda_graph_capture_falls_back_to_the_device_draw_and_each_replay_draws_anew() -> None:
+@pytest.mark.parametrize("shape, shared, gamma", [
+    ((2, 4, 16, 16), False, 0.05),  # the dense draw
+    ((16, 8, 25, 34), True, 0.002),  # sparse, the res5 shared mask: 425 words, an odd number of int64s
+])
+def test_a_host_key_under_cuda_graph_capture_falls_back_to_the_device_draw_and_each_replay_draws_anew(
+        shape, shared: bool, gamma: float) -> None:
     # Captured, a host key would be a constant: every replay would drop the same blocks.
     # Warmed up eagerly with host keys, as a user of host_key=1 does: the capture's device
     # key must run in the kernels those calls compiled (a module load is not allowed while
-    # a stream is captured), which a constexpr key source would not.
-    x = _positive_input((2, 4, 16, 16), device="cuda")
+    # a stream is captured), which a constexpr key source, or a placeholder key pointer
+    # aligned otherwise than randint's tensor, would not.
+    x = _positive_input(shape, device="cuda")
     with triton_path.launch_sizes("cuda", host_key=1) as sizes:
-        triton_path.drop_block_2d_triton(x, 0.05, 3, 3, False)
+        triton_path.drop_block_2d_triton(x, gamma, 3, 3, shared)
         torch.cuda.synchronize()
+        compiled = _compiled_kernel_count()
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.stream(stream), torch.cuda.graph(graph, stream=stream):
             key = triton_path._draw_philox_key(x.device, sizes)
-            out = triton_path.drop_block_2d_triton(x, 0.05, 3, 3, False)
+            out = triton_path.drop_block_2d_triton(x, gamma, 3, 3, shared)
     assert not key.on_host
+    assert _compiled_kernel_count() == compiled, "a kernel was compiled while the graph was captured"
     masks = []
     for _ in range(2):
         graph.replay()
