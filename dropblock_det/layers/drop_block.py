@@ -458,9 +458,10 @@ def _drop_block_triton_or_none(x: Tensor, impl: str, **triton_args: Any) -> Opti
     """`drop_block_2d_triton(x, **triton_args)`, or None where `impl` leaves it to the
     PyTorch path (`triton_path_chosen`).
 
-    Under impl="auto", a GPU that Triton cannot build the kernels for (a compilation, ptxas
-    or resource error) warns once and is left to the PyTorch path for the rest of the
-    process, so a run does not die for want of a faster path; impl="triton" raises instead.
+    Under impl="auto", a GPU that Triton cannot build the kernels for (a compilation, ptxas,
+    compiler pass, resource or module load error: `is_triton_build_error`) warns once and is
+    left to the PyTorch path for the rest of the process, so a run does not die for want of
+    a faster path; impl="triton" raises instead.
     """
     if not triton_path_chosen(x.device, impl):
         return None

@@ -237,13 +237,39 @@ else:
 # How Triton < 3.3 reports ptxas rejecting a kernel (a RuntimeError; 3.3 made it PTXASError):
 # Triton 3.2's bf16 conversions on sm_70 / sm_75, which later Triton releases emulate.
 _OLD_PTXAS_ERROR = "Internal Triton PTX codegen error"
+# An MLIR / LLVM pass of Triton's compiler failing on a kernel: libtriton throws a C++
+# runtime_error with this text, which reaches Python as a plain RuntimeError.
+_PASS_MANAGER_ERROR = "PassManager::run failed"
+# The driver refusing the built module (cuModuleLoadData): Triton's launcher utilities raise
+# RuntimeError(_CUDA_ERROR + the driver's message). Only these messages, which reject the
+# image or its PTX, are build errors: the same prefix also reports a kernel's run failing
+# (an illegal address, a launch failure: the context is then unusable, and falling back
+# would hide it) and out of memory, which is transient and which the PyTorch path would meet
+# too: those are raised.
+_CUDA_ERROR = "Triton Error [CUDA]: "
+_MODULE_LOAD_ERRORS = (
+    "device kernel image is invalid",  # CUDA_ERROR_INVALID_IMAGE, CUDA_ERROR_INVALID_SOURCE
+    "no kernel image is available for execution on the device",  # CUDA_ERROR_NO_BINARY_FOR_GPU
+    "a PTX JIT compilation failed",  # CUDA_ERROR_INVALID_PTX
+    "the provided PTX was compiled with an unsupported toolchain",  # CUDA_ERROR_UNSUPPORTED_PTX_VERSION
+    "PTX JIT compiler library not found",  # CUDA_ERROR_JIT_COMPILER_NOT_FOUND
+    "PTX JIT compilation was disabled",  # CUDA_ERROR_JIT_COMPILATION_DISABLED
+)
 
 
 def is_triton_build_error(error: BaseException) -> bool:
-    """Whether `error` is Triton failing to build or launch a kernel for this GPU (one of
-    TRITON_BUILD_ERRORS, or Triton < 3.3's ptxas failure), not a bad argument or a CUDA error."""
-    return isinstance(error, TRITON_BUILD_ERRORS) or (
-        isinstance(error, RuntimeError) and str(error).startswith(_OLD_PTXAS_ERROR))
+    """Whether `error` is Triton failing to build or load a kernel for this GPU (one of
+    TRITON_BUILD_ERRORS; Triton < 3.3's ptxas failure; a compiler pass failing; the driver
+    refusing the module's image or PTX), not a bad argument or an error of a kernel's run
+    (an illegal address, out of memory)."""
+    if isinstance(error, TRITON_BUILD_ERRORS):
+        return True
+    if not isinstance(error, RuntimeError):
+        return False
+    message = str(error)
+    if message.startswith((_OLD_PTXAS_ERROR, _PASS_MANAGER_ERROR)):
+        return True
+    return message.startswith(_CUDA_ERROR) and message[len(_CUDA_ERROR):].startswith(_MODULE_LOAD_ERRORS)
 
 
 _MIN_CUDA_CAPABILITY = (7, 0)

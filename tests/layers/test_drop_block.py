@@ -536,8 +536,25 @@ OLD_PTXAS_ERROR = RuntimeError("Internal Triton PTX codegen error\n`ptxas` stder
                                "Feature '.bf16' requires .target sm_80 or higher\n")
 
 
-@pytest.mark.parametrize("error, named", [(None, r"OutOfResources: .*shared memory"),
-                                          (OLD_PTXAS_ERROR, r"RuntimeError: Internal Triton PTX codegen error")])
+# A compiler pass failing (libtriton's C++ error, a plain RuntimeError), and the driver
+# refusing the built module's image (Triton's launcher utilities: "Triton Error [CUDA]: "
+# and the driver's message).
+PASS_MANAGER_ERROR = RuntimeError("PassManager::run failed")
+INVALID_IMAGE_ERROR = RuntimeError("Triton Error [CUDA]: device kernel image is invalid")
+NO_IMAGE_ERROR = RuntimeError("Triton Error [CUDA]: no kernel image is available for execution on the device")
+BUILD_ERRORS = [(None, r"OutOfResources: .*shared memory"),
+                (OLD_PTXAS_ERROR, r"RuntimeError: Internal Triton PTX codegen error"),
+                (PASS_MANAGER_ERROR, r"RuntimeError: PassManager::run failed"),
+                (INVALID_IMAGE_ERROR, r"RuntimeError: Triton Error \[CUDA\]: device kernel image is invalid"),
+                (NO_IMAGE_ERROR, r"RuntimeError: Triton Error \[CUDA\]: no kernel image is available")]
+# Errors of a kernel's run, with Triton's prefix too (the launcher raises them), or torch's.
+RUN_ERRORS = [RuntimeError("CUDA error: an illegal memory access was encountered"),
+              RuntimeError("Triton Error [CUDA]: an illegal memory access was encountered"),
+              RuntimeError("Triton Error [CUDA]: unspecified launch failure"),
+              RuntimeError("Triton Error [CUDA]: out of memory")]
+
+
+@pytest.mark.parametrize("error, named", BUILD_ERRORS)
 def test_auto_falls_back_to_torch_with_one_warning_when_triton_cannot_build(failing_triton_path, error, named):
     calls, raises = failing_triton_path
     raises[0] = error or raises[0]
@@ -562,12 +579,48 @@ def test_impl_triton_raises_the_build_error(failing_triton_path):
     assert not drop_block_module._TRITON_FAILED_ON
 
 
-def test_auto_does_not_swallow_errors_other_than_build_errors(failing_triton_path):
+@pytest.mark.parametrize("error", RUN_ERRORS, ids=str)
+def test_auto_does_not_swallow_errors_other_than_build_errors(failing_triton_path, error):
     _, raises = failing_triton_path
-    raises[0] = RuntimeError("CUDA error: an illegal memory access was encountered")
-    with pytest.raises(RuntimeError, match="illegal memory access"):
+    raises[0] = error
+    with pytest.raises(RuntimeError) as raised:
         drop_block_2d(torch.ones(2, 3, 10, 10), 0.8, 3, impl="auto")
+    assert raised.value is error
     assert not drop_block_module._TRITON_FAILED_ON
+
+
+@pytest.mark.parametrize("error, named", BUILD_ERRORS)
+def test_auto_computes_the_gradient_with_torch_ops_and_one_warning_when_a_backward_kernel_cannot_build(
+        monkeypatch, error, named):
+    # The backward kernels are built at the first backward: the handler that impl="auto"
+    # passes the Triton path warns naming the error, and the gradient comes from torch ops.
+    pytest.importorskip("triton")
+    from triton.runtime.errors import OutOfResources
+
+    error = error or OutOfResources(300_000, 232_448, "shared memory")
+    monkeypatch.setattr(drop_block_module, "_TRITON_FAILED_ON", set())
+
+    def kernels():
+        raise error
+
+    with pytest.warns(RuntimeWarning, match=rf"cpu \({named}.*saved mask with PyTorch ops.*MODEL\.DROPBLOCK\.IMPL"):
+        got = triton_path._backward(torch.device("cpu"), drop_block_module._stop_using_triton_in_backward, kernels,
+                                    lambda: "torch ops")
+    assert got == "torch ops" and drop_block_module._TRITON_FAILED_ON == {torch.device("cpu")}
+
+
+@pytest.mark.parametrize("error", RUN_ERRORS, ids=str)
+def test_a_backward_kernel_error_other_than_a_build_error_is_raised(monkeypatch, error):
+    pytest.importorskip("triton")
+    monkeypatch.setattr(drop_block_module, "_TRITON_FAILED_ON", set())
+
+    def kernels():
+        raise error
+
+    with pytest.raises(RuntimeError) as raised:
+        triton_path._backward(torch.device("cpu"), drop_block_module._stop_using_triton_in_backward, kernels,
+                              lambda: pytest.fail("fell back to torch ops"))
+    assert raised.value is error and not drop_block_module._TRITON_FAILED_ON
 
 
 @pytest.mark.cuda

@@ -1712,6 +1712,18 @@ def test_forward_and_backward_never_wait_for_the_gpu(sparse_seeds: int, host_key
     assert torch.isfinite(x.grad).all()
 
 
+@pytest.mark.cuda
+def test_the_driver_refusing_a_module_is_a_build_error() -> None:
+    # impl="auto" falls back where the driver refuses a built module: the message it matches
+    # is the driver's own (cuGetErrorString), which only a GPU shows. Garbage for a cubin
+    # (read as an image, or as PTX) is what a broken build hands the driver.
+    from triton.runtime import driver
+
+    with pytest.raises(RuntimeError) as raised:
+        driver.active.utils.load_binary("_not_a_kernel", b"not a cubin", 0, torch.cuda.current_device())
+    assert triton_path.is_triton_build_error(raised.value), str(raised.value)
+
+
 def test_triton_available_means_triton_and_cuda_or_interpreter() -> None:
     try:
         import triton  # noqa: F401
