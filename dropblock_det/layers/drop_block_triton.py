@@ -861,20 +861,31 @@ if triton is not None:
             tl.store(out_ptrs, y.to(out_ptrs.dtype.element_ty), mask=ok)
 
     @triton.jit
+    def _flat_byte_tile(BLOCK: tl.constexpr, INDEX_64: tl.constexpr):
+        # (mask byte indices (BLOCK // 8,), bit in the byte (8,)) of this program's elements.
+        if INDEX_64:
+            start = tl.program_id(0).to(tl.int64) * BLOCK
+        else:
+            start = tl.program_id(0) * BLOCK
+        return start // 8 + tl.arange(0, BLOCK // 8), tl.arange(0, 8)
+
+    @triton.jit
+    def _flat_tile(numel, BLOCK: tl.constexpr, INDEX_64: tl.constexpr):
+        # `_flat_keep_tile`'s (offsets, in range), where no mask is read.
+        byte_idx, bit = _flat_byte_tile(BLOCK, INDEX_64)
+        offs = byte_idx[:, None] * 8 + bit[None, :]
+        return offs, offs < numel
+
+    @triton.jit
     def _flat_keep_tile(bits_ptr, numel, BLOCK: tl.constexpr, INDEX_64: tl.constexpr):
         """(offsets, in range, keep) of this program's BLOCK elements, for a per-channel mask
         in x's memory order (element m <-> bit m). The tile is (BLOCK // 8, 8) so each mask
         byte is loaded once for its 8 elements (a flat tile makes the compiler issue one
         byte load per element), while x is still read with contiguous 16-byte vectors."""
-        if INDEX_64:
-            start = tl.program_id(0).to(tl.int64) * BLOCK
-        else:
-            start = tl.program_id(0) * BLOCK
-        byte_idx = start // 8 + tl.arange(0, BLOCK // 8)
-        bit = tl.arange(0, 8)
-        offs = byte_idx[:, None] * 8 + bit[None, :]
+        byte_idx, bit = _flat_byte_tile(BLOCK, INDEX_64)
+        offs, ok = _flat_tile(numel, BLOCK, INDEX_64)
         byte = tl.load(bits_ptr + byte_idx, mask=byte_idx * 8 < numel, other=0).to(tl.int32)
-        return offs, offs < numel, ((byte[:, None] >> bit[None, :]) & 1) != 0
+        return offs, ok, ((byte[:, None] >> bit[None, :]) & 1) != 0
 
     @triton.jit
     def _apply_flat_kernel(
@@ -1078,23 +1089,30 @@ if triton is not None:
         OUT_BF16: tl.constexpr,
         RESIDUAL_MASKED: tl.constexpr,
         INDEX_64: tl.constexpr,
+        GRAD_X: tl.constexpr,  # whether x's gradient is wanted (else grad_x_ptr is unused)
+        GRAD_RESIDUAL: tl.constexpr,  # whether the residual's is (else grad_residual_ptr is unused)
     ):
         # Backward of relu(residual + DropBlock(x)): the ReLU's gradient (zero where
         # out <= 0, as torch's) goes through the mask to x, and to the residual as it is
-        # (RESIDUAL_MASKED: through the residual's mask).
-        offs, ok, keep = _flat_keep_tile(bits_ptr, numel, BLOCK, INDEX_64)
+        # (RESIDUAL_MASKED: through the residual's mask). A side autograd does not want
+        # costs nothing: neither its mask nor its store.
+        offs, ok = _flat_tile(numel, BLOCK, INDEX_64)
         out = tl.load(out_ptr + offs, mask=ok, other=0)
         grad = tl.load(grad_ptr + offs, mask=ok, other=0)
         grad = tl.where(_to_compute(out, COMPUTE_F64) <= 0, 0.0, _to_compute(grad, COMPUTE_F64))
-        if RESIDUAL_MASKED:
-            _, _, residual_keep = _flat_keep_tile(residual_bits_ptr, numel, BLOCK, INDEX_64)
-            grad_residual = _kept_times_scale(grad, residual_keep,
-                                              _scale(residual_kept_ptr, mask_numel, eps, COMPUTE_F64), COMPUTE_F64, False)
-        else:
-            grad_residual = grad
-        _store_result(grad_residual_ptr + offs, grad_residual, ok, OUT_BF16, False)
-        grad_x = _kept_times_scale(grad, keep, _scale(total_kept_ptr, mask_numel, eps, COMPUTE_F64), COMPUTE_F64, False)
-        _store_result(grad_x_ptr + offs, grad_x, ok, OUT_BF16, False)
+        if GRAD_RESIDUAL:
+            if RESIDUAL_MASKED:
+                _, _, residual_keep = _flat_keep_tile(residual_bits_ptr, numel, BLOCK, INDEX_64)
+                grad_residual = _kept_times_scale(grad, residual_keep, _scale(residual_kept_ptr, mask_numel, eps,
+                                                                              COMPUTE_F64), COMPUTE_F64, False)
+            else:
+                grad_residual = grad
+            _store_result(grad_residual_ptr + offs, grad_residual, ok, OUT_BF16, False)
+        if GRAD_X:
+            _, _, keep = _flat_keep_tile(bits_ptr, numel, BLOCK, INDEX_64)
+            grad_x = _kept_times_scale(grad, keep, _scale(total_kept_ptr, mask_numel, eps, COMPUTE_F64), COMPUTE_F64,
+                                       False)
+            _store_result(grad_x_ptr + offs, grad_x, ok, OUT_BF16, False)
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -1561,13 +1579,18 @@ def _apply_residual(x: Tensor, layout: _Layout, mask: _Mask, residual: Tensor,
     return out
 
 
-def _residual_grad(grad: Tensor, out: Tensor, mask: _Mask, residual_mask: Optional[_Mask],
-                   mask_numel: int) -> Tuple[Tensor, Tensor]:
+def _residual_grad(grad: Tensor, out: Tensor, mask: _Mask, residual_mask: Optional[_Mask], mask_numel: int,
+                   need_x: bool, need_residual: bool) -> Tuple[Optional[Tensor], Optional[Tensor]]:
     """(gradient of x, gradient of the residual) of relu(residual + DropBlock(x)), or of
-    relu(DropBlock'(residual) + DropBlock(x)) with `residual_mask`."""
-    grad_x, grad_residual = torch.empty_like(out), torch.empty_like(out)
-    _launch_flat(_residual_grad_kernel, (grad, out, *mask, *(residual_mask or mask), grad_x, grad_residual),
-                 out, mask_numel, RESIDUAL_MASKED=residual_mask is not None)
+    relu(DropBlock'(residual) + DropBlock(x)) with `residual_mask`; None for a side whose
+    `need_*` is False (not computed)."""
+    grad_x = torch.empty_like(out) if need_x else None
+    grad_residual = torch.empty_like(out) if need_residual else None
+    # An unwanted side's pointer is never written (its store is compiled out): pass `out`,
+    # of the same dtype and as aligned as a fresh gradient.
+    _launch_flat(_residual_grad_kernel, (grad, out, *mask, *(residual_mask or mask), out if grad_x is None else grad_x,
+                                         out if grad_residual is None else grad_residual),
+                 out, mask_numel, RESIDUAL_MASKED=residual_mask is not None, GRAD_X=need_x, GRAD_RESIDUAL=need_residual)
     return grad_x, grad_residual
 
 
@@ -1617,8 +1640,8 @@ def _relu_grad_torch(grad: Tensor, out: Tensor, total_kept: Tensor, mask_numel: 
     return _masked_scaled_like(_in_memory_order(grad), passes, scale, out)
 
 
-def _residual_grad_torch(grad: Tensor, out: Tensor, mask: _Mask, residual_mask: Optional[_Mask],
-                         mask_numel: int) -> Tuple[Tensor, Tensor]:
+def _residual_grad_torch(grad: Tensor, out: Tensor, mask: _Mask, residual_mask: Optional[_Mask], mask_numel: int,
+                         need_x: bool, need_residual: bool) -> Tuple[Optional[Tensor], Optional[Tensor]]:
     compute_dtype = torch.float64 if out.dtype == torch.float64 else torch.float32
     through_relu = torch.where(_in_memory_order(out).to(compute_dtype) <= 0, 0.0,
                                _in_memory_order(grad).to(compute_dtype))
@@ -1627,12 +1650,13 @@ def _residual_grad_torch(grad: Tensor, out: Tensor, mask: _Mask, residual_mask: 
         return _masked_scaled_like(through_relu, _keep_from_bits(m.bits, out.numel()),
                                    _scale_from_count(m.total_kept, mask_numel, out.dtype), out)
 
-    if residual_mask is None:
+    grad_residual = None
+    if need_residual and residual_mask is None:
         grad_residual = torch.empty_like(out)
         _in_memory_order(grad_residual).copy_(through_relu)
-    else:
+    elif need_residual:
         grad_residual = through(residual_mask)
-    return through(mask), grad_residual
+    return (through(mask) if need_x else None), grad_residual
 
 
 # Called with (device, error) when a backward kernel fails to build; None: raise the error.
@@ -1729,7 +1753,9 @@ class _DropBlockResidualTriton(torch.autograd.Function):
         out, *masks = ctx.saved_tensors
         mask = _Mask(*masks[:2])
         residual_mask = _Mask(*masks[2:]) if len(masks) == 4 else None
-        args = (ctx.layout.dense(grad_output), out, mask, residual_mask, ctx.layout.mask_numel)
+        # Only the gradients autograd wants (a frozen branch or shortcut wants one side).
+        args = (ctx.layout.dense(grad_output), out, mask, residual_mask, ctx.layout.mask_numel,
+                *ctx.needs_input_grad[:2])
         grad_x, grad_residual = _backward(out.device, ctx.on_backward_build_error, lambda: _residual_grad(*args),
                                           lambda: _residual_grad_torch(*args))
         return grad_x, grad_residual, None, None, None, None, None

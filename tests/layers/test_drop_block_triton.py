@@ -251,13 +251,17 @@ def check_every_kernel_scales_by_the_references_scale_bit_for_bit(device: str) -
                 out = triton_path._apply_residual(x, layout, mask, residual, residual_mask)
                 assert torch.equal(out, expected), (
                     f"{where}, residual masked={masked}: {_count_differing(out, expected)}")
-                grad_x, grad_residual = triton_path._residual_grad(grad, out, mask, residual_mask, numel)
                 passed = torch.where(out <= 0, 0.0, grad)
                 expected_residual = _expected_output(passed, residual_keep, scales[1]) if masked else passed
-                for name, ours, theirs in (("x", grad_x, _expected_output(passed, keep, scales[0])),
-                                           ("residual", grad_residual, expected_residual)):
-                    assert torch.equal(ours, theirs), (
-                        f"{where}, residual masked={masked}, grad of {name}: {_count_differing(ours, theirs)}")
+                # Both gradients, or the one autograd wants (the other None, not computed).
+                for need_x, need_residual in ((True, True), (True, False), (False, True)):
+                    grads = triton_path._residual_grad(grad, out, mask, residual_mask, numel, need_x, need_residual)
+                    for name, need, ours, theirs in (
+                            ("x", need_x, grads[0], _expected_output(passed, keep, scales[0])),
+                            ("residual", need_residual, grads[1], expected_residual)):
+                        case = f"{where}, residual masked={masked}, grad of {name} (wanted: x {need_x}, residual {need_residual})"
+                        assert (ours is None) is not need, case
+                        assert not need or torch.equal(ours, theirs), f"{case}: {_count_differing(ours, theirs)}"
 
 
 def check_same_seed_gives_the_same_mask_in_either_layout(device: str) -> None:
@@ -1135,6 +1139,34 @@ def check_a_backward_kernel_build_error_gives_the_kernels_gradients_from_torch_o
             raise AssertionError(f"{where}: without a handler the build error was not raised")
 
 
+def check_fused_residual_backward_gives_the_wanted_gradient_alone(device: str) -> None:
+    # A frozen side (x or the residual not requiring grad): the other side's gradient is the
+    # one both sides get, bit for bit, from the kernel and from the torch ops of a backward
+    # build error; the frozen side gets none.
+    x = _relu_test_input((2, 8, 11, 14), torch.float32, device, False)
+    residual = _relu_test_input((2, 8, 11, 14), torch.float32, device, False).neg_()
+    grad = torch.randn(x.shape, device=device)
+
+    def gradients(wants_x: bool, wants_residual: bool, residual_drop_block, buildable: bool):
+        leaf, res = x.clone().requires_grad_(wants_x), residual.clone().requires_grad_(wants_residual)
+        torch.manual_seed(3)
+        out = triton_path.drop_block_2d_triton(leaf, 0.1, 3, 3, False, residual=res, residual_drop_block=residual_drop_block,
+                                               on_backward_build_error=lambda device, error: None)
+        with contextlib.nullcontext() if buildable else _backward_kernels_that_cannot_be_built():
+            out.backward(grad)
+        return leaf.grad, res.grad
+
+    for residual_drop_block, buildable in itertools.product((None, (0.15, 2, 4)), (True, False)):
+        both = gradients(True, True, residual_drop_block, buildable)
+        assert all(g is not None and (g == 0).any() and (g != 0).any() for g in both)
+        for wants in ((True, False), (False, True)):
+            where = f"residual_drop_block={residual_drop_block}, kernels built={buildable}, wanted (x, residual)={wants}"
+            for name, want, ours, theirs in zip(("x", "residual"), wants, gradients(*wants, residual_drop_block, buildable),
+                                                both):
+                assert (ours is not None) is want, f"{where}: grad of {name}"
+                assert ours is None or torch.equal(ours, theirs), f"{where}: grad of {name}: {_count_differing(ours, theirs)}"
+
+
 def check_impl_auto_survives_a_backward_kernel_build_error_and_leaves_the_device_to_torch(device: str) -> None:
     # What drop_block_2d(impl="auto") hands the Triton path: one warning naming the error,
     # the gradient from PyTorch ops (equal to impl="triton"'s, same seed), and from then on
@@ -1281,7 +1313,8 @@ def _recording_gpu_launches() -> Iterator[List[Launch]]:
 def _record_gpu_launches() -> List[Launch]:
     """Run the GPU path's own launch logic (forward and backward, every dtype, both memory
     layouts, per-channel and shared masks, blocks 7 and 3, plain, with the ReLU fused in,
-    with the residual sum fused in, and with the residual's own DropBlock too)
+    with the residual sum fused in, and with the residual's own DropBlock too; the residual
+    backward for both gradients and for either alone)
     on `meta` tensors, with the GPU launch sizes (with the fused mask kernel and with
     separate seed and dilation kernels, each writing a keep map and writing bits; with
     sparse seeds; with the key drawn on the device and on the host) and each
@@ -1305,9 +1338,12 @@ def _record_gpu_launches() -> List[Launch]:
                 out = triton_path.drop_block_2d_triton(x, 0.002, block, block, shared, relu=relu)
                 out.backward(torch.empty_like(out))
                 if relu:  # the residual variants (per-channel masks only: shared ones compose)
-                    for residual_drop_block in (None, (0.002, block, block)):
-                        out = triton_path.drop_block_2d_triton(x, 0.002, block, block, shared, residual=torch.empty_like(x),
-                                                               residual_drop_block=residual_drop_block)
+                    # Backward of both gradients, or of the one autograd wants.
+                    for residual_drop_block, (wants_x, wants_residual) in itertools.product(
+                            (None, (0.002, block, block)), ((True, True), (True, False), (False, True))):
+                        residual = torch.empty_like(x).requires_grad_(wants_residual)
+                        out = triton_path.drop_block_2d_triton(x if wants_x else x.detach(), 0.002, block, block, shared,
+                                                               residual=residual, residual_drop_block=residual_drop_block)
                         out.backward(torch.empty_like(out))
     return calls
 
@@ -1484,6 +1520,15 @@ def _ast_source(kernel, signature: Dict[str, str], constexprs: Dict[str, object]
                      attrs=AttrsDescriptor.from_hints({index: 16 for (index,) in attrs}))
 
 
+def _scales(name: str, constexprs: Dict[str, object]) -> bool:
+    """Whether a launch of kernel `name` with `constexprs` computes a DropBlock scale: every
+    kernel taking `eps` but the residual backward for the residual's gradient alone, where
+    the residual has no mask of its own (the ReLU's gradient as it is)."""
+    if "eps" not in getattr(triton_path, name).arg_names:
+        return False
+    return name != "_residual_grad_kernel" or bool(constexprs["GRAD_X"] or constexprs["RESIDUAL_MASKED"])
+
+
 def compile_kernels_without_a_gpu() -> Dict[str, Optional[str]]:
     """Compile the distinct launches of the GPU path (`_record_gpu_launches`) to cubins for
     every arch of `compile_archs()` with the ptxas that ships with Triton, and check the
@@ -1528,7 +1573,7 @@ def compile_kernels_without_a_gpu() -> Dict[str, Optional[str]]:
                 # fp64 scales: IEEE f64 division by count + the exact fp64 eps, no fp32 value
                 # (the fp32 `eps` argument) widened into it. The interpreter cannot show this:
                 # it passes a float argument as a Python float, exact next to fp64.
-                if constexprs.get("COMPUTE_F64") and "eps" in kernel.arg_names:
+                if constexprs.get("COMPUTE_F64") and _scales(name, constexprs):
                     ptx = binary.asm["ptx"]
                     assert "div.rn.f64" in ptx and F64_EPS_PTX in ptx and "cvt.f64.f32" not in ptx, (
                         "the fp64 scale is not numel / (count + 1e-6) in fp64")
@@ -1538,7 +1583,7 @@ def compile_kernels_without_a_gpu() -> Dict[str, Optional[str]]:
                 # flush-to-zero variant (div.rn.ftz.f32): the same quotient here, where the
                 # operands (numel >= 1, count + 1e-6) and the quotient (>= ~1) are never
                 # subnormal, the only values ftz changes.
-                if not constexprs.get("COMPUTE_F64") and "eps" in kernel.arg_names:
+                if not constexprs.get("COMPUTE_F64") and _scales(name, constexprs):
                     ptx = binary.asm["ptx"]
                     assert re.search(r"\bdiv\.rn(\.ftz)?\.f32\b", ptx) and "div.full.f32" not in ptx \
                         and "div.approx" not in ptx, "the fp32 scale is not an IEEE division"
@@ -1925,6 +1970,35 @@ def test_a_sparse_per_channel_forward_is_a_fill_and_two_kernels_and_its_backward
         backward = [name for name, *_ in calls]
     assert forward == ["randint", "full", "_sparse_seed_kernel", "_apply_flat_kernel"], forward
     assert backward == ["_apply_flat_kernel"], backward
+
+
+@pytest.mark.skipif(triton_path.triton is None, reason="Triton not importable (CPU-only torch build)")
+@pytest.mark.parametrize("residual_drop_block", [None, (0.002, 7, 7)])
+def test_a_fused_residual_backward_computes_and_allocates_only_the_wanted_gradients(monkeypatch, residual_drop_block):
+    # One backward kernel, told which sides autograd wants; an unwanted side's gradient is
+    # neither allocated nor stored (its pointer is the output's, never written). Recorded on
+    # meta tensors, nothing computed.
+    for wants_x, wants_residual in ((True, True), (True, False), (False, True)):
+        with _recording_gpu_launches() as calls:
+            x = torch.empty((2, 8, 20, 24), device="meta", requires_grad=wants_x)
+            residual = torch.empty_like(x).requires_grad_(wants_residual)
+            out = triton_path.drop_block_2d_triton(x, 0.002, 7, 7, False, residual=residual,
+                                                   residual_drop_block=residual_drop_block)
+            grad = torch.empty_like(out)
+            del calls[:]
+            allocated = []
+            with monkeypatch.context() as patch:
+                real = torch.empty_like
+                patch.setattr(torch, "empty_like", lambda *a, **k: allocated.append(a[0].shape) or real(*a, **k))
+                out.backward(grad)
+        where = f"wanted (x, residual)=({wants_x}, {wants_residual})"
+        (name, _, args, constexprs), = calls
+        assert name == "_residual_grad_kernel", where
+        assert len(allocated) == wants_x + wants_residual, (where, allocated)
+        assert (constexprs.get("GRAD_X"), constexprs.get("GRAD_RESIDUAL")) == (wants_x, wants_residual), where
+        grad_x_ptr, grad_residual_ptr = args[6:8]
+        assert (grad_x_ptr is args[1]) is not wants_x and (grad_residual_ptr is args[1]) is not wants_residual, where
+        assert (x.grad is not None) is wants_x and (residual.grad is not None) is wants_residual, where
 
 
 @pytest.mark.skipif(triton_path.triton is None, reason="Triton not importable (CPU-only torch build)")
