@@ -77,6 +77,7 @@ __all__ = [
     "GAMMA_MODES",
     "IMPLS",
     "NORMALIZER_EPS",
+    "SUPPORTED_DTYPES",
     "triton_path_chosen",
 ]
 
@@ -84,6 +85,9 @@ GAMMA_MODES = ("paper", "calibrated")
 IMPLS = ("auto", "torch", "triton")
 # Added to the kept count before dividing; only matters when every unit is dropped.
 NORMALIZER_EPS = 1e-6
+# The dtypes both paths compute (fp16 / bf16 in fp32). is_floating_point() also admits the
+# fp8 types, which neither path can apply a mask to (torch has no index_fill for them).
+SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 # Above this seed rate, one uniform per valid anchor is cheaper than geometric gaps.
 _DENSE_SEED_RATE = 0.25
 # Per-channel masks with at most this seed rate (and at most 1 byte per element of seed
@@ -504,8 +508,8 @@ def _check_input(x: Any, name: str = "x") -> None:
         raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() != 4:
         raise ValueError(f"{name} must be 4-D (N, C, H, W), got shape {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    if x.dtype not in SUPPORTED_DTYPES:
+        raise ValueError(f"{name} must be a float32, float16, bfloat16 or float64 tensor, got dtype {x.dtype}")
 
 
 def _gamma_and_block(
@@ -560,7 +564,8 @@ def drop_block_2d(
         as torch.relu keeps its own: modifying that output in place makes backward raise
         autograd's in-place error, as it would after torch.relu.
     Raises:
-        ValueError: naming the argument and value for a non-4D or non-floating x, keep_prob
+        ValueError: naming the argument and value for a non-4D x or one of another dtype
+            than fp32, fp16, bf16 and fp64 (integers, fp8; also with training=False), keep_prob
             outside (0, 1], block_size < 1, an unknown gamma_mode / impl, a residual that is
             not a tensor of x's shape, or an unknown keyword argument.
         RuntimeError: under torch.jit.trace or torch.export with training=True (trace or

@@ -132,7 +132,7 @@ except ImportError:  # CPU-only torch builds ship without Triton: the module sti
     tl = None
 
 from .base import _run_eagerly, check_residual
-from .drop_block import NORMALIZER_EPS, _scale_from_count
+from .drop_block import NORMALIZER_EPS, SUPPORTED_DTYPES, _scale_from_count
 
 __all__ = [
     "TRITON_BUILD_ERRORS",
@@ -148,7 +148,6 @@ __all__ = [
 # The reference's normaliser guard: an all-dropped mask gives scale numel / 1e-6 (finite)
 # times 0, i.e. zeros, not NaN.
 _EPS = NORMALIZER_EPS
-_SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
 
 class _LaunchSizes(NamedTuple):
@@ -1251,7 +1250,7 @@ def _check_args(x: Any, gamma: Any, block_size_h: Any, block_size_w: Any, shared
         raise ValueError(f"x must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() != 4:
         raise ValueError(f"x must be 4-D (N, C, H, W), got shape {tuple(x.shape)}")
-    if x.dtype not in _SUPPORTED_DTYPES:
+    if x.dtype not in SUPPORTED_DTYPES:
         raise ValueError(f"x must be float32, float16, bfloat16 or float64, got dtype {x.dtype}")
     _, _, height, width = x.shape
     for name, value, limit, axis in (

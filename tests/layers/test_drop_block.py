@@ -371,6 +371,40 @@ def test_integer_input_raises_value_error_naming_the_dtype():
         drop_block_2d(torch.ones(1, 1, 4, 4, dtype=torch.long), 0.9, 3)
 
 
+# is_floating_point() holds for them, but neither path can apply a mask to them (torch's
+# index_fill has no fp8 kernel, the Triton path takes fp32 / fp16 / bf16 / fp64).
+FP8_DTYPES = [getattr(torch, name) for name in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz",
+                                                "float8_e8m0fnu") if hasattr(torch, name)]
+
+
+@pytest.mark.parametrize("dtype", FP8_DTYPES, ids=str)
+@pytest.mark.parametrize("impl", drop_block_module.IMPLS)
+def test_fp8_input_is_refused_at_once_naming_x_and_the_dtype(dtype, impl):
+    # At once: also where DropBlock is the identity (training=False, keep_prob 1), not at
+    # the first step the schedule lowers keep_prob (an unrelated error there, or with
+    # impl="auto" a crash instead of a fallback).
+    x = (torch.rand(2, 3, 9, 9) + 0.5).to(dtype)
+    named = rf"x must be a float32, float16, bfloat16 or float64 tensor, got dtype {re.escape(str(dtype))}"
+    for kwargs in (dict(), dict(training=False), dict(keep_prob=1.0), dict(relu=True), dict(residual=torch.ones(2, 3, 9, 9))):
+        with pytest.raises(ValueError, match=named):
+            drop_block_2d(x, **{"keep_prob": 0.8, "block_size": 3, "impl": impl, **kwargs})
+    module = DropBlock2d(0.8, 3, impl=impl)
+    for inactive in (module.eval(), DropBlock2d(1.0, 3, impl=impl).train()):
+        with pytest.raises(ValueError, match=named):
+            inactive(x)
+    with pytest.raises(ValueError, match=named):
+        module.train()(x)
+
+
+def test_an_fp8_residual_of_a_fused_pair_is_refused_naming_the_residual():
+    # The fused pair (Triton path) draws a DropBlock on the residual too: it must be a dtype
+    # DropBlock takes, and the error names it, not x.
+    on_x, on_residual = DropBlock2d(0.8, 3, impl="triton").train(), DropBlock2d(0.8, 3, impl="triton").train()
+    residual = torch.rand(2, 3, 9, 9).to(FP8_DTYPES[0])
+    with pytest.raises(ValueError, match=rf"residual must be a float32, .* got dtype {re.escape(str(FP8_DTYPES[0]))}"):
+        on_x(torch.rand(2, 3, 9, 9), residual=residual, residual_regularizer=on_residual)
+
+
 @pytest.mark.parametrize(
     "kwargs, fragment",
     [
