@@ -631,6 +631,12 @@ class DropBlock2d(KeepProbRegularizer):
     relu(r + DropBlock(x)) and `module(x, residual=r, residual_regularizer=other)` is
     relu(other(r) + DropBlock(x)), each one fused pass on the Triton path (the last when
     `other` is a per-channel DropBlock2d with the same impl).
+
+    A CUDA graph captured through it (Triton path only: the PyTorch path reads its seed
+    count on the host) freezes the keep_prob of the capture, and with it gamma and the
+    choice of the dense or sparse draw; at keep_prob 1 it holds no DropBlock at all. Each
+    replay draws a new mask, but a schedule's later keep_prob reaches a replay only through
+    a new capture: capture after the ramp ends, or again whenever keep_prob changes.
     """
 
     def __init__(

@@ -1811,6 +1811,12 @@ def drop_block_2d_triton(
         With `relu` or `residual` the output is saved for backward (as torch.relu saves
         its own), so an in-place change to it makes backward raise autograd's error.
         Backward is once-differentiable: a second backward through it raises.
+
+    CUDA graphs: nothing here waits for the GPU, so a call can be captured, and each replay
+    draws a new mask (the key is drawn on the device while capturing, whatever `host_key`).
+    The host's arguments are frozen in the graph: `gamma` (the caller's keep_prob), the
+    block sizes, and the dense or sparse draw that gamma chose (`_draws_sparsely`); a
+    caller that changes keep_prob (a ramp) must capture again, or capture after the ramp.
     Raises:
         ValueError naming the argument: non-4D x, unsupported dtype, block size outside
         [1, H] / [1, W], gamma outside [0, 1], a CPU tensor without the interpreter.
