@@ -615,8 +615,8 @@ def check_lazy_train_sampler(cfg: DictConfig) -> None:
         sampler = OmegaConf.select(cfg, key, default=None, throw_on_missing=True)
     except OmegaConfBaseException as e:
         raise ValueError(f"{key}: {e}") from None
-    if sampler is None:
-        return
+    if sampler is None or isinstance(sampler, torch.utils.data.Sampler):
+        return  # the default, or a sampler built in the config file: instantiate passes it on
     if not (isinstance(sampler, DictConfig) and "_target_" in sampler):
         raise ValueError(
             f"{key}={_plain(sampler)!r}: expected L(SamplerClass)(...), e.g. L(RepeatFactorTrainingSampler)("

@@ -279,7 +279,8 @@ def test_a_training_sampler_that_fails_only_once_the_data_is_loaded_is_refused_n
     cfg = _lazy(SYNTHETIC, "dataloader.train.dataset.names=dropblock_test_never_loaded")
     DatasetCatalog.register("dropblock_test_never_loaded", never_loaded)
     try:
-        for sampler in (None, L(TrainingSampler)(size=100, seed=3), L(RandomSubsetTrainingSampler)(size=100, subset_ratio=0.5),
+        # A sampler built in the config file is a value detectron2's instantiate passes on as it is.
+        for sampler in (None, TrainingSampler(100, seed=3), L(TrainingSampler)(size=100, seed=3), L(RandomSubsetTrainingSampler)(size=100, subset_ratio=0.5),
                         L(RepeatFactorTrainingSampler)(repeat_factors=L(repeat)(
                             dataset_dicts="${dataloader.train.dataset}", repeat_thresh=0.001))):
             cfg.dataloader.train.sampler = sampler
