@@ -58,6 +58,7 @@ __all__ = [
     "check_lazy_config_before_run",
     "check_lazy_train_parts",
     "check_lazy_train_sampler",
+    "lazy_evaluator_nodes",
     "check_lazy_head_inputs",
     "check_lazy_resnet_stages",
     "check_lazy_rcnn_mapper",
@@ -214,10 +215,24 @@ def lazy_dataset_names(cfg: DictConfig, train: bool = True) -> List[Tuple[str, s
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None:
             found += [(key, name) for name in _names(value)]
-    evaluator = OmegaConf.select(cfg, "dataloader.evaluator.dataset_name", default=None)
-    if evaluator is not None:
-        found += [("dataloader.evaluator.dataset_name", name) for name in _names(evaluator)]
+    for key, evaluator in lazy_evaluator_nodes(cfg):
+        value = evaluator.get("dataset_name")
+        if value is not None:
+            found += [(f"{key}.dataset_name", name) for name in _names(value)]
     return found
+
+
+def lazy_evaluator_nodes(cfg: DictConfig) -> List[Tuple[str, DictConfig]]:
+    """(key, node) of each evaluator `dataloader.evaluator` builds: the node itself, or each
+    entry of a list of them (inference_on_dataset takes a list and runs them all, as
+    detectron2's PanopticFPN LazyConfig gives COCO, semantic and panoptic evaluators)."""
+    evaluator = OmegaConf.select(cfg, "dataloader.evaluator", default=None)
+    if isinstance(evaluator, DictConfig):
+        return [("dataloader.evaluator", evaluator)]
+    if isinstance(evaluator, ListConfig):
+        return [(f"dataloader.evaluator[{i}]", node) for i, node in enumerate(evaluator)
+                if isinstance(node, DictConfig)]
+    return []
 
 
 def _check_int(key: str, value: Any, minimum: int) -> None:
@@ -257,13 +272,14 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True,
         weights = cfg.train.init_checkpoint
         if weights and not is_url(weights) and not Path(weights).is_file():
             raise FileNotFoundError(f"train.init_checkpoint={weights!r} does not exist")
-    evaluated = OmegaConf.select(cfg, "dataloader.evaluator.dataset_name", default=None)
-    if evaluated is not None and not isinstance(evaluated, str):
-        # detectron2's evaluators (and dataset_evaluator) evaluate one dataset, by name: a
-        # list would pass every check and fail at the first evaluation, after training.
-        raise ValueError(f"dataloader.evaluator.dataset_name={_names(evaluated)!r}: expected one dataset "
-                         "name, a string (it is dataloader.test.dataset.names in configs/common: give "
-                         "that one name, not a list)")
+    for key, evaluator in lazy_evaluator_nodes(cfg):
+        evaluated = evaluator.get("dataset_name")
+        if evaluated is not None and not isinstance(evaluated, str):
+            # detectron2's evaluators (and dataset_evaluator) evaluate one dataset, by name: a
+            # list would pass every check and fail at the first evaluation, after training.
+            raise ValueError(f"{key}.dataset_name={_names(evaluated)!r}: expected one dataset "
+                             "name, a string (it is dataloader.test.dataset.names in configs/common: give "
+                             "that one name, not a list)")
     registered = set(DatasetCatalog.list())
     names = []
     for key, name in lazy_dataset_names(cfg, train):
@@ -294,7 +310,7 @@ def check_lazy_model(cfg: DictConfig, model: torch.nn.Module, train: bool = True
     check_lazy_head_inputs(cfg, model, train)
     check_lazy_class_counts(cfg, model, train)
     for key, name in lazy_dataset_names(cfg, train=False):
-        if key == "dataloader.evaluator.dataset_name":
+        if key.startswith("dataloader.evaluator") and key.endswith(".dataset_name"):
             why = evaluator_cannot_read(type(model), name)
             if why:
                 raise ValueError(f"{key}={name!r}: {why}")

@@ -432,6 +432,34 @@ def test_the_model_checks_name_the_evaluator_set_and_a_triton_impl_off_its_devic
     check_lazy_model(cfg, model, train=False)  # evaluation runs no kernel
 
 
+def test_a_list_of_evaluators_is_checked_entry_by_entry():
+    # inference_on_dataset runs a list of evaluators (detectron2's PanopticFPN LazyConfig
+    # gives three): the checks read dataloader.evaluator.dataset_name and failed on a list
+    # with omegaconf's "Index 'dataset_name' (str) is not an int".
+    from detectron2.config import LazyCall as L
+    from omegaconf import OmegaConf
+
+    from dropblock_det.engine.lazy import check_lazy_config_before_run, lazy_dataset_names, lazy_evaluator_nodes
+    from dropblock_det.engine.trainer import dataset_evaluator
+
+    cfg = _lazy(SYNTHETIC)
+    cfg.dataloader.evaluator = [L(dataset_evaluator)(dataset_name="synthetic_det_val") for _ in range(2)]
+    assert [key for key, _ in lazy_evaluator_nodes(cfg)] == ["dataloader.evaluator[0]", "dataloader.evaluator[1]"]
+    assert ("dataloader.evaluator[1].dataset_name", "synthetic_det_val") in lazy_dataset_names(cfg)
+    check_lazy_config_before_run(cfg, check_files=False)
+    cfg.dataloader.evaluator[1].dataset_name = "no_such_set"
+    with pytest.raises(KeyError, match=r"dataloader\.evaluator\[1\]\.dataset_name names 'no_such_set'"):
+        check_lazy_config_before_run(cfg, check_files=False)
+    cfg.dataloader.evaluator[1].dataset_name = ["synthetic_det_val"]
+    with pytest.raises(ValueError, match=r"dataloader\.evaluator\[1\]\.dataset_name=\['synthetic_det_val'\]: expected one"):
+        check_lazy_config_before_run(cfg, check_files=False)
+    # The model check names the entry whose dataset the model's outputs do not fit.
+    cfg.dataloader.evaluator[1].dataset_name = "synthetic_sem_seg_val"
+    with pytest.raises(ValueError, match=r"dataloader\.evaluator\[1\]\.dataset_name='synthetic_sem_seg_val'.*DropBlockRetinaNet"):
+        check_lazy_config_before_run(cfg, check_files=False)
+    assert OmegaConf.is_list(cfg.dataloader.evaluator)
+
+
 def test_stage_scales_need_a_regularizer_with_a_keep_prob():
     from detectron2.config import instantiate
 
