@@ -174,12 +174,8 @@ def _target_arguments(node: DictConfig) -> Optional[set]:
     cannot be located or inspected: its build reports it)."""
     if "_target_" not in node.keys():
         return set()
-    from detectron2.utils.registry import locate
-
     try:
-        target = node._target_
-        target = locate(target) if isinstance(target, str) else target
-        parameters = inspect.signature(target).parameters.values()
+        parameters = inspect.signature(_located(node._target_)).parameters.values()
     except Exception:  # noqa: BLE001 - any failure: leave it to the build
         return None
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
@@ -524,18 +520,12 @@ def check_lazy_rcnn_mapper(cfg: DictConfig, model: torch.nn.Module) -> None:
     (detectron2's configs/common/data/coco.py does, dropblock-det's RetinaNet
     coco_detection.py does not). ValueError naming the key."""
     from detectron2.data import DatasetMapper
-    from detectron2.utils.registry import locate
 
     key = "dataloader.train.mapper"
     mapper = OmegaConf.select(cfg, key, default=None)
     if not isinstance(mapper, DictConfig) or "_target_" not in mapper:
         return
-    target = mapper._target_
-    if isinstance(target, str):
-        try:
-            target = locate(target)
-        except Exception:  # noqa: BLE001 - instantiating it names the problem
-            return
+    target = _located(mapper._target_)  # None where it cannot be found: instantiating it names that
     if not (isinstance(target, type) and issubclass(target, DatasetMapper)):
         return
     for argument, head in _rcnn_heads_needing_data(model).items():
