@@ -9,7 +9,8 @@ checkpoint, so rerunning the same command finishes an interrupted sweep.
 
 Each cell trains in OUTPUT_DIR/b<block>_kp<keep_prob>/ (its config.yaml and log.txt there)
 and is evaluated on the first DATASETS.TEST entry (COCO box AP; mIoU for a
-semantic-segmentation dataset). Every cell seeds the RNGs from the config's SEED (>= 0; the
+semantic-segmentation dataset; for an R-CNN with TEST.AUG.ENABLED, the box AP with detectron2's
+test-time augmentation, bbox_TTA/AP, as train_net evaluates it after training). Every cell seeds the RNGs from the config's SEED (>= 0; the
 synthetic configs set 7), as train_net does, so the cells' random draws differ only by
 block_size and keep_prob, and resets the TorchScript state the cells before it left
 (dropblock_det.analysis.reset_torchscript_functions), so a cell trained after others gives
@@ -77,6 +78,9 @@ class _SweepKind(NamedTuple):
     save_config: Callable[[Any, str], None]  # save_config(cfg, path): as the training tool writes it
     # train(cfg, resume) -> the last evaluation's results; resume: from the folder's last checkpoint
     train: Callable[[Any, bool], Dict[str, Any]]
+    # The results' key of the cell's value: "bbox", or "bbox_TTA" for an R-CNN whose
+    # TEST.AUG.ENABLED makes the trainer evaluate it with test-time augmentation too.
+    task: str = "bbox"
 
 
 def _no_dropblock_error(config_file: str, what: str, fix: str) -> ValueError:
@@ -121,7 +125,11 @@ def _yacs_sweep(args: argparse.Namespace) -> _SweepKind:
         trainer.resume_or_load(resume=resume)
         return trainer.train()
 
-    return _SweepKind(dataset, cell_config, lambda cfg: cfg.SEED, save_config, train)
+    # With TEST.AUG.ENABLED (an R-CNN: check_config_before_run refused it for any other model)
+    # the trainer's results hold the augmented evaluation beside the plain one: that is the
+    # one the user asked for, so it is the cell's value.
+    task = "bbox_TTA" if base.TEST.AUG.ENABLED else "bbox"
+    return _SweepKind(dataset, cell_config, lambda cfg: cfg.SEED, save_config, train, task)
 
 
 def _lazy_sweep(args: argparse.Namespace) -> _SweepKind:
@@ -237,7 +245,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[Tuple[int, float], float]
     # The one place the config kind is chosen: a Python config, or a LazyConfig run's config.yaml.
     kind = (_lazy_sweep if is_lazy_config_file(args.config_file) else _yacs_sweep)(args)
     sem_seg = getattr(MetadataCatalog.get(kind.dataset), "evaluator_type", "") == "sem_seg"
-    metric_name = "sem_seg/mIoU" if sem_seg else "bbox/AP"
+    metric_name = "sem_seg/mIoU" if sem_seg else f"{kind.task}/AP"
 
     def train_cell(block_size, keep_prob, cfg, resume):
         # `cfg` is the config run_sweep fingerprinted: the one trained is the one recorded.

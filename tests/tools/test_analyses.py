@@ -20,6 +20,7 @@ from tools_helpers import (
     TINY_OPTS,
     another_process_holding,
     tiny_dropblock_net,
+    tiny_rcnn_tta_config,
     tiny_synthetic_datasets,
 )
 
@@ -271,6 +272,28 @@ def test_sweep_writes_csv_and_heatmap_and_skips_finished_cells(tiny_datasets, tm
     with pytest.raises(ValueError, match=r"Base-RetinaNet-Synthetic\.yaml .*enables no MODEL\.DROPBLOCK location"):
         tool.main(argv[:1] + [BASELINE_CONFIG] + argv[2:])
     assert _files(out) == before
+
+
+def test_a_sweep_of_an_rcnn_with_test_aug_records_the_tta_box_ap(tiny_datasets, tmp_path, capsys):
+    # train_net evaluates such a model with and without test-time augmentation; the cell's
+    # value is the augmented one the config asks for (it was the plain bbox/AP, unannounced).
+    from dropblock_det.analysis import read_metrics
+
+    config = tmp_path / "faster_rcnn_tta.yaml"
+    config.write_text(tiny_rcnn_tta_config())
+    out = tmp_path / "sweep"
+    argv = ["--config-file", str(config), "--block-sizes", "3", "--keep-probs", "0.9", "--output-dir", str(out)]
+    values = load_tool("sweep").main(argv)
+    (record,) = [r for r in read_metrics(out / "b3_kp0.9" / "metrics.json") if "bbox_TTA/AP" in r]
+    assert record["bbox_TTA/AP"] != record["bbox/AP"]  # else this test could not tell them apart
+    assert values == {(3, 0.9): pytest.approx(record["bbox_TTA/AP"])}
+    with open(out / "sweep.csv") as f:
+        (row,) = csv.DictReader(f)
+    assert float(row["value"]) == pytest.approx(record["bbox_TTA/AP"])
+    # A rerun reuses the row and names the metric it is.
+    capsys.readouterr()
+    assert load_tool("sweep").main(argv) == values
+    assert f"bbox_TTA/AP={values[(3, 0.9)]:.3f}" in capsys.readouterr().out
 
 
 def test_sweep_cells_start_from_the_same_seed_and_record_their_config(tiny_datasets, tmp_path):

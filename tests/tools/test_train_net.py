@@ -408,19 +408,10 @@ def test_an_rcnn_with_test_aug_is_evaluated_with_and_without_tta_after_training_
         train_net, tiny_datasets, tmp_path):
     # As detectron2's own train_net: an EvalHook(0) after the plain evaluation, and --eval-only
     # adds the TTA results to the plain ones; the key was refused (before, silently ignored).
-    from conftest import rcnn_cfg
+    from tools_helpers import tiny_rcnn_tta_config
 
     config = tmp_path / "faster_rcnn_tta.yaml"
-    config.write_text(rcnn_cfg(
-        "DATASETS.TRAIN", "('synthetic_det_train',)", "DATASETS.TEST", "('synthetic_det_val',)",
-        "INPUT.MIN_SIZE_TRAIN", "(64,)", "INPUT.MAX_SIZE_TRAIN", "64", "INPUT.MIN_SIZE_TEST", "64",
-        "INPUT.MAX_SIZE_TEST", "64", "SOLVER.IMS_PER_BATCH", "1", "SOLVER.MAX_ITER", "2", "SOLVER.BASE_LR", "0.001",
-        "SOLVER.WARMUP_ITERS", "1", "DATALOADER.NUM_WORKERS", "0", "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "32",
-        "MODEL.RPN.POST_NMS_TOPK_TRAIN", "100", "MODEL.RPN.POST_NMS_TOPK_TEST", "50", "TEST.DETECTIONS_PER_IMAGE", "10",
-        "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0",
-        # GN: from scratch, FrozenBN's identity lets the activations blow up, and no box survives 2 steps.
-        "MODEL.RESNETS.NORM", "GN", "MODEL.FPN.NORM", "GN",
-        "TEST.AUG.ENABLED", "True", "TEST.AUG.MIN_SIZES", "(48,)", "TEST.AUG.MAX_SIZE", "128").dump())  # + flipped
+    config.write_text(tiny_rcnn_tta_config())
     run = tmp_path / "run"
     torch.manual_seed(0)
     trained = train_net.main(train_net.parser().parse_args(["--config-file", str(config), "OUTPUT_DIR", str(run)]))

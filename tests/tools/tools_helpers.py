@@ -23,6 +23,25 @@ TINY_OPTS = [
 TINY_DATA = dict(num_train=6, num_val=3, image_size=64, min_object_size=14, max_object_size=36)
 
 
+def tiny_rcnn_tta_config(*opts):
+    """The yaml text of a tiny GN Faster R-CNN on the synthetic sets that trains in seconds and
+    is evaluated with detectron2's test-time augmentation (TEST.AUG.ENABLED, one extra size
+    and the flip) after training; opts are appended."""
+    from conftest import rcnn_cfg
+
+    return rcnn_cfg(
+        "DATASETS.TRAIN", "('synthetic_det_train',)", "DATASETS.TEST", "('synthetic_det_val',)",
+        "INPUT.MIN_SIZE_TRAIN", "(64,)", "INPUT.MAX_SIZE_TRAIN", "64", "INPUT.MIN_SIZE_TEST", "64",
+        "INPUT.MAX_SIZE_TEST", "64", "SOLVER.IMS_PER_BATCH", "1", "SOLVER.MAX_ITER", "2", "SOLVER.BASE_LR", "0.001",
+        "SOLVER.WARMUP_ITERS", "1", "DATALOADER.NUM_WORKERS", "0", "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "32",
+        "MODEL.RPN.POST_NMS_TOPK_TRAIN", "100", "MODEL.RPN.POST_NMS_TOPK_TEST", "50", "TEST.DETECTIONS_PER_IMAGE", "10",
+        "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0",
+        # GN: from scratch, FrozenBN's identity lets the activations blow up, and no box survives 2 steps.
+        "MODEL.RESNETS.NORM", "GN", "MODEL.FPN.NORM", "GN",
+        "TEST.AUG.ENABLED", "True", "TEST.AUG.MIN_SIZES", "(48,)", "TEST.AUG.MAX_SIZE", "128",  # + flipped
+        *opts).dump()
+
+
 def tiny_synthetic_datasets(root, **params):
     """conftest's tiny synthetic set, at TINY_DATA's size unless `params` say otherwise."""
     return conftest_tiny_synthetic_datasets(root, **{**TINY_DATA, **params})
