@@ -310,6 +310,9 @@ def relu_then_regularize(regularizer: nn.Module, x: Tensor, inplace: bool = Fals
     """
     if isinstance(regularizer, KeepProbRegularizer):
         if inplace and not regularizer.active:
+            # Checked before the in-place ReLU: an input the module refuses (an fp8 DropBlock
+            # input) gets its ValueError, not torch's error of the ReLU, and is not changed.
+            regularizer._check_input(x)
             return regularizer(torch.relu_(x))
         return regularizer(x, relu=True)
     return regularizer(torch.relu_(x) if inplace else torch.relu(x))

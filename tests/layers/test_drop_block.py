@@ -396,6 +396,19 @@ def test_fp8_input_is_refused_at_once_naming_x_and_the_dtype(dtype, impl):
         module.train()(x)
 
 
+@pytest.mark.parametrize("inplace", [True, False])
+def test_fp8_input_of_an_inactive_dropblock_after_a_relu_is_refused_and_left_unchanged(inplace):
+    # An inactive module's in-place ReLU (the stock block's) ran before the module's check:
+    # torch's NotImplementedError of relu_ on fp8 instead of the ValueError naming x.
+    from dropblock_det.layers import relu_then_regularize
+
+    x = (torch.rand(2, 3, 9, 9) - 0.5).to(FP8_DTYPES[0])
+    before = x.float()
+    with pytest.raises(ValueError, match=rf"x must be a float32, .* got dtype {re.escape(str(FP8_DTYPES[0]))}"):
+        relu_then_regularize(DropBlock2d(0.8, 3).eval(), x, inplace=inplace)
+    assert torch.equal(x.float(), before)
+
+
 def test_an_fp8_residual_of_a_fused_pair_is_refused_naming_the_residual():
     # The fused pair (Triton path) draws a DropBlock on the residual too: it must be a dtype
     # DropBlock takes, and the error names it, not x.
