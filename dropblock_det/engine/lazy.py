@@ -467,9 +467,7 @@ def check_lazy_resnet_stages(cfg: DictConfig, model: torch.nn.Module) -> None:
     refuse it: MODEL.DROPBLOCK.RESNET.STAGES). ValueError naming the key."""
     from detectron2.modeling.backbone import ResNet
 
-    from ..modeling.resnet import make_dropblock_resnet_stages
-
-    default_stages = inspect.signature(make_dropblock_resnet_stages).parameters["dropblock_stages"].default
+    from ..modeling.resnet import DEFAULT_DROPBLOCK_STAGES
     for key, node in _nodes_building(cfg.model, "model", "make_dropblock_resnet_stages"):
         if node.get("dropblock") is None or "." not in key:
             continue
@@ -480,7 +478,9 @@ def check_lazy_resnet_stages(cfg: DictConfig, model: torch.nn.Module) -> None:
             continue
         if not isinstance(resnet, ResNet):
             continue
-        stages = list(node.get("dropblock_stages", default_stages))
+        stages = list(node.get("dropblock_stages") or ())
+        if node.get("dropblock_stages") is None:  # not given: the paper's, with the dropblock
+            stages = list(DEFAULT_DROPBLOCK_STAGES)
         built = set(resnet.stage_names)
         missing = [stage for stage in stages if stage not in built]
         if not missing:

@@ -193,10 +193,14 @@ def _with_drop_scale(dropblock: RegularizerFactory, drop_scale: float, stage: st
     return build
 
 
+# The paper's placement: the stages a `dropblock` goes to when dropblock_stages is not given.
+DEFAULT_DROPBLOCK_STAGES = ("res4", "res5")
+
+
 def resnet_stage_regularizers(
     depth: int,
     dropblock: Any = None,
-    dropblock_stages: Sequence[str] = ("res4", "res5"),
+    dropblock_stages: Optional[Sequence[str]] = None,
     dropblock_positions: Sequence[str] = ("conv1", "conv2", "conv3", "shortcut"),
     stage_drop_scales: Optional[Sequence[float]] = None,
     drop_path_rate: float = 0.0,
@@ -211,15 +215,17 @@ def resnet_stage_regularizers(
             blocks (depth < 50), which have no third conv, so the default positions work
             for every depth.
         dropblock: builds one regularizer (or a regularizer module, copied per position);
-            None places no DropBlock.
+            None places no DropBlock (DropPath alone, with drop_path_rate).
+        dropblock_stages: the stages with DropBlock; None: res4 and res5 (the paper's) when
+            there is a `dropblock`, none without. Stages named without a `dropblock` are refused.
         stage_drop_scales: drop rate of each stage in `dropblock_stages` relative to the
             regularizer's (its target keep_prob becomes `scaled_keep_prob(target, scale)`;
             the official code's [0.25, 1.0] for res4, res5); None = unchanged.
     """
     dropblock = as_regularizer_factory(dropblock)
+    if dropblock_stages is None:
+        dropblock_stages = DEFAULT_DROPBLOCK_STAGES if dropblock is not None else ()
     stages = check_placement("dropblock_stages", dropblock_stages, RESNET_STAGES, dropblock, "ResNet")
-    if dropblock is None:
-        stages = []
     if stage_drop_scales is not None and len(list(stage_drop_scales)) != len(stages):
         raise ValueError(
             f"stage_drop_scales={list(stage_drop_scales)}: expected one scale per stage of "
@@ -385,7 +391,7 @@ def make_dropblock_resnet_stages(
     depth: int = 50,
     *,
     dropblock: Any = None,
-    dropblock_stages: Sequence[str] = ("res4", "res5"),
+    dropblock_stages: Optional[Sequence[str]] = None,
     dropblock_positions: Sequence[str] = ("conv1", "conv2", "conv3", "shortcut"),
     stage_drop_scales: Optional[Sequence[float]] = None,
     drop_path_rate: float = 0.0,

@@ -376,3 +376,24 @@ def test_make_dropblock_resnet_stages_places_scaled_copies_per_stage():
     assert len({id(m) for m in placed.values()}) == len(placed)
     drop_paths = [m for n, m in backbone.named_modules() if n.endswith("drop_path")]
     assert len(drop_paths) == 8 and all(m.target_keep_prob == pytest.approx(0.9) for m in drop_paths)
+
+
+def test_make_dropblock_resnet_stages_default_stages_follow_the_dropblock():
+    # Stages not given: res4 and res5 (the paper's) with a dropblock, none without, so
+    # make_dropblock_resnet_stages(50) is a plain ResNet and drop_path_rate alone gives
+    # DropPath alone (both were refused: "needs a dropblock factory", against the docstring).
+    # Stages named without a dropblock are still refused.
+    from detectron2.modeling.backbone.resnet import BasicStem, ResNet
+
+    from dropblock_det.layers import iter_regularizers
+    from dropblock_det.modeling import make_dropblock_resnet_stages
+
+    def placed(**kwargs):
+        backbone = ResNet(BasicStem(3, 64), make_dropblock_resnet_stages(18, **kwargs), out_features=["res5"])
+        return sorted({(name.split(".")[0], type(m).__name__) for name, m in iter_regularizers(backbone)})
+
+    assert placed() == []
+    assert placed(drop_path_rate=0.1) == [(s, "DropPath") for s in ("res2", "res3", "res4", "res5")]
+    assert placed(dropblock=DropBlock2d(0.9, 3)) == [("res4", "DropBlock2d"), ("res5", "DropBlock2d")]
+    with pytest.raises(ValueError, match=r"^ResNet: dropblock_stages=\['res4'\] needs a `dropblock` factory$"):
+        make_dropblock_resnet_stages(18, dropblock_stages=["res4"])
