@@ -11,6 +11,7 @@ from typing import List, Optional
 from torch import nn
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 
+from detectron2.config import CfgNode
 from detectron2.engine import HookBase
 
 from ..config import check_impl_device, dropblock_schedule_range, locations_on, validate_dropblock_config
@@ -50,7 +51,9 @@ class DropBlockScheduleHook(HookBase):
 
     Built from a config, the hook checks before training that the model has a regularizer
     when a MODEL.DROPBLOCK location is on (stock detectron2 components ignore the keys),
-    and warns when the trainer runs to another iteration than the config's SOLVER.MAX_ITER.
+    warns, naming the key, when a location that is on has none (by the module names of
+    dropblock-det's components), and warns when the trainer runs to another iteration than
+    the config's SOLVER.MAX_ITER.
     For a model with regularizers, a ramp that would leave keep_prob at 1.0 through the
     trainer's last iteration (max_iter - 1) is refused before training, and an explicit
     end_iter after max_iter warns with the keep_prob reached.
@@ -81,6 +84,7 @@ class DropBlockScheduleHook(HookBase):
         # Set by from_config: what the config promises, checked against the trainer.
         self._config_keys_on: List[str] = []
         self._config_max_iter: Optional[int] = None
+        self._config: Optional[CfgNode] = None
         self._config_advice = ("build it with dropblock-det's (e.g. MODEL.BACKBONE.NAME "
                                "'build_dropblock_resnet_fpn_backbone' for an R-CNN, "
                                "'build_dropblock_retinanet_resnet_fpn_backbone' for a RetinaNet)")
@@ -90,6 +94,14 @@ class DropBlockScheduleHook(HookBase):
         """The hook for MODEL.DROPBLOCK.SCHEDULE (END_ITER -1 = SOLVER.MAX_ITER) and
         MODEL.DROPBLOCK.KEEP_PROB; raises ValueError for impossible values, and for IMPL
         "triton" on a MODEL.DEVICE the kernels cannot run on (the hook means training)."""
+        if not isinstance(cfg, CfgNode):
+            # A LazyConfig (DictConfig) has no MODEL.DROPBLOCK: omegaconf's "Missing key MODEL"
+            # would not say what to use instead.
+            raise TypeError(
+                f"DropBlockScheduleHook.from_config takes a yacs config (a CfgNode with MODEL.DROPBLOCK, "
+                f"from add_dropblock_config), got a {type(cfg).__name__}; with a LazyConfig build the hook "
+                "from its arguments: DropBlockScheduleHook(start_iter, end_iter) "
+                "(train.dropblock_schedule = L(DropBlockScheduleHook)(...))")
         validate_dropblock_config(cfg)
         check_impl_device(cfg)
         start, end = dropblock_schedule_range(cfg)
@@ -104,6 +116,7 @@ class DropBlockScheduleHook(HookBase):
 
             hook._config_advice = dropblock_component_advice(cfg, locations_on(cfg)[0])
         hook._config_max_iter = cfg.SOLVER.MAX_ITER
+        hook._config = cfg
         return hook
 
     def _scheduled_model(self) -> nn.Module:
@@ -156,6 +169,8 @@ class DropBlockScheduleHook(HookBase):
                 f"({type(model).__name__}) has no DropBlock regularizer: stock "
                 f"detectron2 components ignore MODEL.DROPBLOCK; {self._config_advice} (see the README)"
             )
+        if self._config is not None and self._config_keys_on:
+            self._warn_locations_without_dropblock(model)
         if self._config_max_iter is not None and max_iter is not None and max_iter != self._config_max_iter:
             warnings.warn(
                 f"DropBlockScheduleHook: its config has SOLVER.MAX_ITER={self._config_max_iter}, the "
@@ -166,6 +181,23 @@ class DropBlockScheduleHook(HookBase):
                 "MODEL.DROPBLOCK.SCHEDULE iterations with DropBlockTrainer.auto_scale_workers",
                 UserWarning,
                 stacklevel=2,
+            )
+
+    def _warn_locations_without_dropblock(self, model: nn.Module) -> None:
+        # The model has regularizers, but a location that is on may have none (a stock head
+        # beside a dropblock-det backbone). dropblock-det's trainers refuse that; here it
+        # warns, naming the key: the check goes by dropblock-det's module names, which a
+        # model of the user's own need not follow.
+        from .trainer import check_dropblock_placed
+
+        try:
+            check_dropblock_placed(self._config, model)
+        except ValueError as error:
+            warnings.warn(
+                f"DropBlockScheduleHook: {error}. (Found by the module names of dropblock-det's "
+                "components: a model of your own that names its modules otherwise may ignore this.)",
+                UserWarning,
+                stacklevel=3,
             )
 
     def before_step(self) -> None:

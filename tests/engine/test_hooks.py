@@ -15,7 +15,7 @@ import dropblock_det  # noqa: F401
 from dropblock_det.engine import DropBlockScheduleHook, unwrap_model
 from dropblock_det.layers import DropBlock2d
 
-from conftest import detection_batch, small_retinanet_cfg
+from conftest import CONFIGS, detection_batch, small_retinanet_cfg
 
 
 class TinyModel(nn.Module):
@@ -301,6 +301,47 @@ def test_hook_from_a_config_with_dropblock_on_refuses_a_model_without_regularize
     trainer.register_hooks([DropBlockScheduleHook.from_config(cfg)])
     trainer.train(0, 3)
     assert trainer.iter == 3  # detectron2 leaves iter one past the last step
+
+
+def test_hook_from_a_config_warns_naming_a_location_that_is_on_but_has_no_dropblock():
+    # In a trainer of the user's own, a stock RetinaNet beside dropblock-det's backbone has
+    # DropBlock in the ResNet but ignores MODEL.DROPBLOCK.HEAD: the run would train without
+    # it there, unannounced (the hook only refused a model with no regularizer at all).
+    from detectron2.modeling import build_model
+
+    cfg = small_retinanet_cfg()
+    cfg.MODEL.META_ARCHITECTURE = "RetinaNet"
+    cfg.MODEL.BACKBONE.NAME = "build_dropblock_retinanet_resnet_fpn_backbone"
+    cfg.MODEL.DROPBLOCK.RESNET.ENABLED = True
+    cfg.MODEL.DROPBLOCK.HEAD.ENABLED = True
+    cfg.SOLVER.MAX_ITER = 3
+
+    def warnings_before_train(cfg):
+        model = build_model(cfg)
+        trainer = SimpleTrainer(model, _data(), torch.optim.SGD(model.parameters(), lr=0.01))
+        hook = DropBlockScheduleHook.from_config(cfg)
+        trainer.register_hooks([hook])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            hook.before_train()
+        return [str(w.message) for w in caught if "DropBlockScheduleHook" in str(w.message)]
+
+    (message,) = warnings_before_train(cfg)
+    assert message.startswith("DropBlockScheduleHook: MODEL.DROPBLOCK.HEAD.ENABLED=True, but the model built from "
+                              "MODEL.META_ARCHITECTURE='RetinaNet'")
+    assert "'DropBlockRetinaNet'" in message  # the component that places it
+    cfg.MODEL.META_ARCHITECTURE = "DropBlockRetinaNet"
+    assert warnings_before_train(cfg) == []
+
+
+def test_hook_from_a_lazy_config_is_refused_naming_what_to_use():
+    # omegaconf's "Missing key MODEL" said neither what was wrong nor what to do.
+    from detectron2.config import LazyConfig
+
+    cfg = LazyConfig.load(str(CONFIGS / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3.py"))
+    with pytest.raises(TypeError, match=r"takes a yacs config .* got a DictConfig; .*DropBlockScheduleHook\(start_iter, "
+                                        r"end_iter\)"):
+        DropBlockScheduleHook.from_config(cfg)
 
 
 def test_hook_warns_when_the_trainer_runs_past_its_configs_max_iter():
