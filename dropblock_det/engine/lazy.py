@@ -168,6 +168,37 @@ def check_override_key(cfg: DictConfig, opt: str) -> None:
             + f"; to add it on purpose write +{opt}")
 
 
+def _forwarded_kwargs_targets(target: Any) -> List[Any]:
+    """The callables a target known to pass its **kwargs on hands them to: detectron2
+    main's build_detection_train_loader gives them to build_batch_data_loader, which gives
+    them to torch's DataLoader, so a misspelt `dataloader.train.total_batch_sizes` was taken
+    as a keyword and failed inside DataLoader, after the training set was loaded."""
+    from detectron2.data import build
+    from torch.utils.data import DataLoader
+
+    if target is getattr(build, "build_detection_train_loader", None):
+        return [getattr(build, "build_batch_data_loader", None), DataLoader]
+    return []
+
+
+def _accepted_arguments(target: Any) -> Tuple[Dict[str, inspect.Parameter], bool]:
+    """({name: parameter} of the target's named arguments, whether any other name goes too).
+    A target that passes its **kwargs on to known callables (_forwarded_kwargs_targets)
+    takes their named arguments as well, and any name only if the last of them does.
+    TypeError / ValueError when a signature cannot be read."""
+    parameters = list(inspect.signature(target).parameters.values())
+    named = {p.name: p for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters)
+    if takes_any:
+        forwarded = [f for f in _forwarded_kwargs_targets(target) if f is not None]
+        for callee in forwarded:
+            more, takes_any = _accepted_arguments(callee)
+            for name, p in more.items():
+                # the callee's required arguments are the target's to give, not the config's
+                named.setdefault(name, p.replace(default=None) if p.default is p.empty else p)
+    return named, takes_any
+
+
 def _target_arguments(node: DictConfig) -> Optional[set]:
     """The argument names the node's `_target_` takes: an empty set for a node without one
     (a plain dict, such as `train`), None when any name goes (**kwargs, or a target that
@@ -175,12 +206,10 @@ def _target_arguments(node: DictConfig) -> Optional[set]:
     if "_target_" not in node.keys():
         return set()
     try:
-        parameters = inspect.signature(_located(node._target_)).parameters.values()
+        named, takes_any = _accepted_arguments(_located(node._target_))
     except Exception:  # noqa: BLE001 - any failure: leave it to the build
         return None
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-        return None
-    return {p.name for p in parameters if p.kind is not inspect.Parameter.VAR_POSITIONAL}
+    return None if takes_any else set(named)
 
 
 def _select(cfg: DictConfig, key: str) -> Any:
@@ -236,6 +265,29 @@ def _check_int(key: str, value: Any, minimum: int) -> None:
         raise ValueError(f"{key}={value!r}: expected an integer >= {minimum}")
 
 
+def check_lazy_loaders(cfg: DictConfig, train: bool = True) -> None:
+    """`dataloader.test` (and with `train` `dataloader.train`): its arguments fit its target
+    (the test loader is built only after the whole training), `num_workers` an integer >= 0
+    (torch refused -1 only when the loader was built), and `dataset.names` not empty
+    (detectron2 asserted "No valid data found in ." once the training was set up).
+    ValueError naming the key."""
+    for split in (["train"] if train else []) + ["test"]:
+        key = f"dataloader.{split}"
+        node = OmegaConf.select(cfg, key, default=None)
+        if not isinstance(node, DictConfig):
+            continue
+        why = _arguments_error(node) if "_target_" in node else ""
+        if why:
+            raise ValueError(f"{key} ({_target_name(node)}): {why}")
+        workers = OmegaConf.select(cfg, f"{key}.num_workers", default=None)
+        if workers is not None:
+            _check_int(f"{key}.num_workers", workers, 0)
+        names = OmegaConf.select(cfg, _DATASET_NODES[key], default=None)
+        if names is not None and not _names(names):
+            raise ValueError(f"{_DATASET_NODES[key]}={list(names)!r}: no dataset to "
+                             f"{'train on' if split == 'train' else 'evaluate'}; name at least one")
+
+
 def check_lazy_config_before_run(cfg: DictConfig, train: bool = True,
                                  check_files: bool = True) -> Optional[torch.nn.Module]:
     """Every check of a LazyConfig that loads no data: the keys the loop reads (KeyError
@@ -268,6 +320,7 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True,
         weights = cfg.train.init_checkpoint
         if weights and not is_url(weights) and not Path(weights).is_file():
             raise FileNotFoundError(f"train.init_checkpoint={weights!r} does not exist")
+    check_lazy_loaders(cfg, train)
     for key, evaluator in lazy_evaluator_nodes(cfg):
         evaluated = evaluator.get("dataset_name")
         if evaluated is not None and not isinstance(evaluated, str):
@@ -585,12 +638,10 @@ def _arguments_error(node: DictConfig) -> str:
     out. instantiate would raise the TypeError, naming neither the node nor the key."""
     target = _located(node.get("_target_"))
     try:
-        parameters = inspect.signature(target).parameters.values()
+        named, takes_any = _accepted_arguments(target)
     except (TypeError, ValueError):
         return ""
     given = {str(k) for k in node.keys() if k != "_target_" and not node._get_node(k)._is_missing()}
-    named = {p.name: p for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
-    takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters)
     unknown = sorted(given - set(named)) if not takes_any else []
     missing = [name for name, p in named.items() if p.default is p.empty and name not in given
                and p.kind is not p.POSITIONAL_ONLY]

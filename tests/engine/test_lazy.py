@@ -238,6 +238,19 @@ def test_the_config_saved_by_a_run_loads_back_to_the_same_model(tmp_path):
      r"max_iter=1500: keep_prob would stay 1\.0"),
     (["train.seed=null"], ValueError, r"train\.seed=None"),
     (["dataloader.train.total_batch_size=0"], ValueError, r"dataloader\.train\.total_batch_size=0"),
+    # torch refused these once the loader was built (the test loader's after the whole training),
+    # and detectron2 asserted "No valid data found in ." for no training set, both unnamed.
+    (["dataloader.train.num_workers=-1"], ValueError, r"^dataloader\.train\.num_workers=-1: expected an integer >= 0"),
+    (["dataloader.test.num_workers=-1"], ValueError, r"^dataloader\.test\.num_workers=-1: expected an integer >= 0"),
+    (["dataloader.train.dataset.names=[]"], ValueError, r"^dataloader\.train\.dataset\.names=\[\]: no dataset to train on"),
+    (["dataloader.test.dataset.names=[]"], ValueError, r"^dataloader\.test\.dataset\.names=\[\]: no dataset to evaluate"),
+    # A misspelt argument in the config file (here added with "+"): the test loader was built,
+    # and failed, only after the training; the training loader's after the data was loaded.
+    (["+dataloader.test.num_worker=2"], ValueError,
+     r"^dataloader\.test \(build_detection_test_loader\): no argument 'num_worker' \(did you mean 'num_workers'\?\)"),
+    (["+dataloader.train.total_batch_sizes=2"], ValueError,
+     r"^dataloader\.train \(build_detection_train_loader\): no argument 'total_batch_sizes' "
+     r"\(did you mean 'total_batch_size'\?\)"),
     # The yacs DATALOADER.SAMPLER_TRAIN way: "Expect a Sampler but got <class 'str'>" once the data was loaded.
     (["dataloader.train.sampler=RepeatFactorTrainingSampler"], ValueError,
      r"^dataloader\.train\.sampler='RepeatFactorTrainingSampler': expected L\(SamplerClass\)\(\.\.\.\)"),
@@ -381,6 +394,10 @@ def test_a_missing_key_and_a_bad_opt_are_named(tmp_path):
     ("TRAIN.MAX_ITER=3", r"the config's top level has no key 'TRAIN'"),
     # Under a LazyCall node the close matches include its target's arguments.
     ("model.pixel_meen=[1,2,3]", r"model has no key 'pixel_meen' \(did you mean model\.pixel_mean"),
+    # detectron2 main's training loader passes **kwargs on to torch's DataLoader: the name is
+    # checked against that one's arguments too (it failed inside DataLoader, after data loading).
+    ("dataloader.train.total_batch_sizes=2",
+     r"dataloader\.train has no key 'total_batch_sizes' \(did you mean dataloader\.train\.total_batch_size[,?]"),
     ("dataloader.train.mapper.augmentations.0.max_sise=64",
      r"dataloader\.train\.mapper\.augmentations\.0 has no key 'max_sise' \(did you mean .*\.0\.max_size\?\)"),
 ])
@@ -401,6 +418,18 @@ def test_an_override_may_add_an_argument_of_its_nodes_target_or_any_key_with_a_p
                 "+train.my_note=hello")
     assert cfg.dataloader.train.aspect_ratio_grouping is False and cfg.train.my_note == "hello"
     assert lazy_meta_model(cfg).vis_period == 7
+    # Where the training loader passes **kwargs on to torch's DataLoader (detectron2 main), an
+    # argument of DataLoader is one of the loader's.
+    import inspect
+
+    from detectron2.data import build_detection_train_loader
+
+    if any(p.kind is p.VAR_KEYWORD for p in inspect.signature(build_detection_train_loader).parameters.values()):
+        from dropblock_det.engine.lazy import check_lazy_loaders
+
+        cfg = _lazy(SYNTHETIC, "dataloader.train.pin_memory=True")
+        assert cfg.dataloader.train.pin_memory is True
+        check_lazy_loaders(cfg)
     # The optional key the tool reads, given to a config that leaves it out.
     del cfg.train["dropblock_schedule"]
     LazyConfig.save(cfg, str(tmp_path / "config.yaml"))
