@@ -10,9 +10,10 @@ checkpoint, so rerunning the same command finishes an interrupted sweep.
 Each cell trains in OUTPUT_DIR/b<block>_kp<keep_prob>/ (its config.yaml and log.txt there)
 and is evaluated on the first DATASETS.TEST entry (COCO box AP; mIoU for a
 semantic-segmentation dataset; for an R-CNN with TEST.AUG.ENABLED, the box AP with detectron2's
-test-time augmentation, bbox_TTA/AP, as train_net evaluates it after training). Every cell seeds the RNGs from the config's SEED (>= 0; the
-synthetic configs set 7), as train_net does, so the cells' random draws differ only by
-block_size and keep_prob, and resets the TorchScript state the cells before it left
+test-time augmentation, bbox_TTA/AP, as train_net evaluates it after training). Every cell
+seeds the RNGs from the config's SEED (>= 0; the synthetic configs set 7; detectron2's default
+-1 gives each cell a random seed, which the tool warns of), as train_net does, so the cells'
+random draws differ only by block_size and keep_prob, and resets the TorchScript state the cells before it left
 (dropblock_det.analysis.reset_torchscript_functions), so a cell trained after others gives
 what it gives trained alone in a fresh process, to the bit on CPU: its result is a function
 of its config, not of its place in the grid.
@@ -49,6 +50,7 @@ import logging
 import os
 import re
 import sys
+import warnings
 from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional, Sequence, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -81,6 +83,8 @@ class _SweepKind(NamedTuple):
     # The results' key of the cell's value: "bbox", or "bbox_TTA" for an R-CNN whose
     # TEST.AUG.ENABLED makes the trainer evaluate it with test-time augmentation too.
     task: str = "bbox"
+    seed_key: str = "SEED"  # the config key of the seed
+    base_seed: int = -1  # its value in the config and opts given
 
 
 def _no_dropblock_error(config_file: str, what: str, fix: str) -> ValueError:
@@ -129,7 +133,7 @@ def _yacs_sweep(args: argparse.Namespace) -> _SweepKind:
     # the trainer's results hold the augmented evaluation beside the plain one: that is the
     # one the user asked for, so it is the cell's value.
     task = "bbox_TTA" if base.TEST.AUG.ENABLED else "bbox"
-    return _SweepKind(dataset, cell_config, lambda cfg: cfg.SEED, save_config, train, task)
+    return _SweepKind(dataset, cell_config, lambda cfg: cfg.SEED, save_config, train, task, "SEED", base.SEED)
 
 
 def _lazy_sweep(args: argparse.Namespace) -> _SweepKind:
@@ -196,7 +200,8 @@ def _lazy_sweep(args: argparse.Namespace) -> _SweepKind:
     # here, before the output folder is made, not only in the cells of other block sizes.
     cell_config(int(base.dropblock.get("block_size") or 1) + 1, base.dropblock.get("keep_prob") or 1.0)
     # default_setup reads train.seed and saves the config with LazyConfig.save.
-    return _SweepKind(dataset, cell_config, lambda cfg: cfg.train.get("seed", -1), LazyConfig.save, train)
+    seed = lambda cfg: cfg.train.get("seed", -1)  # noqa: E731
+    return _SweepKind(dataset, cell_config, seed, LazyConfig.save, train, "bbox", "train.seed", seed(base))
 
 
 @contextlib.contextmanager
@@ -244,6 +249,12 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[Tuple[int, float], float]
     check_matplotlib()  # the heatmap is drawn after every cell has trained
     # The one place the config kind is chosen: a Python config, or a LazyConfig run's config.yaml.
     kind = (_lazy_sweep if is_lazy_config_file(args.config_file) else _yacs_sweep)(args)
+    if kind.base_seed < 0:
+        # Each cell would draw its own seed: other initial weights and data order per cell.
+        warnings.warn(f"{kind.seed_key}={kind.base_seed} (a random seed per cell): the cells differ by more than "
+                      "block_size and keep_prob (initial weights, data order), and a cell trained again gives "
+                      f"another number; set {kind.seed_key} to a seed >= 0 for cells that differ by the two values "
+                      "alone", UserWarning, stacklevel=2)
     sem_seg = getattr(MetadataCatalog.get(kind.dataset), "evaluator_type", "") == "sem_seg"
     metric_name = "sem_seg/mIoU" if sem_seg else f"{kind.task}/AP"
 

@@ -12,6 +12,7 @@ parses its arguments before it imports detectron2 or dropblock_det (main_job set
 $DETECTRON2_DATASETS from them, which those imports read).
 """
 import argparse
+import difflib
 import re
 import sys
 from typing import Callable, List, NoReturn, Optional, Sequence, Tuple
@@ -182,6 +183,20 @@ def _refuse_a_second_value_of_a_repeated_flag(parser: argparse.ArgumentParser, f
                  f"give the flag once per value ({last} {value} {last} {opts[0]})")
 
 
+def _refuse_an_unknown_flag(parser: argparse.ArgumentParser, opts: List[str]) -> None:
+    """`--eval_only`: a flag the parser does not have, where the opts would begin. No config
+    opt begins with "-" (a yacs KEY, a LazyConfig key=value), so it is refused as argparse
+    refuses an unknown flag, naming it and the parser's closest flags; it was taken for the
+    first opt ("command-line opts must be KEY VALUE pairs, got an odd number")."""
+    if not opts or not _looks_like_a_flag(opts[0]):
+        return
+    name = opts[0].split("=", 1)[0]
+    close = difflib.get_close_matches(name, sorted(parser._option_string_actions), n=3)
+    flags = sorted(option for option in parser._option_string_actions if option.startswith("--"))
+    parser.error(f"unrecognized argument {name}: "
+                 + (f"did you mean {' or '.join(close)}?" if close else f"the flags are {', '.join(flags)}"))
+
+
 def parse_tool_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """`parser.parse_args(argv)` for a parser whose last argument takes the config opts
     (`nargs=argparse.REMAINDER`, as detectron2's `default_argument_parser`): the opts begin
@@ -195,6 +210,7 @@ def parse_tool_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str
         return parser.parse_args(argv)
     flags, opts = _split(parser, argv)
     _refuse_a_second_value_of_a_repeated_flag(parser, flags, opts)
+    _refuse_an_unknown_flag(parser, opts)
     for index, token in enumerate(opts):
         if _option_action(parser, token) is not None:
             parser.error(

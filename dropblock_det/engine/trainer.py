@@ -477,12 +477,41 @@ def check_train_inputs(cfg: CfgNode) -> None:
         raise ValueError(f"INPUT.MAX_SIZE_TRAIN={cfg.INPUT.MAX_SIZE_TRAIN!r}: expected a size >= 1")
     if cfg.INPUT.RANDOM_FLIP not in _FLIPS:
         raise ValueError(f"INPUT.RANDOM_FLIP={cfg.INPUT.RANDOM_FLIP!r}: expected one of {list(_FLIPS)}")
+    if cfg.INPUT.CROP.ENABLED:
+        check_crop(cfg.INPUT.CROP.TYPE, cfg.INPUT.CROP.SIZE)
+    if not cfg.DATASETS.TRAIN:
+        # detectron2 asserted "No valid data found in ." once the trainer was being built.
+        raise ValueError(f"DATASETS.TRAIN={tuple(cfg.DATASETS.TRAIN)!r}: no dataset to train on; name at least one")
     sampler, samplers = cfg.DATALOADER.SAMPLER_TRAIN, train_samplers()
     if samplers is not None and sampler not in samplers:
         # detectron2 refuses it when the trainer builds the training loader, after
         # default_setup has written config.yaml into OUTPUT_DIR.
         raise ValueError(f"DATALOADER.SAMPLER_TRAIN={sampler!r}: not a sampler this detectron2's "
                          f"build_detection_train_loader knows; expected one of {list(samplers)}")
+
+
+# detectron2's RandomCrop types (it asserts the type when the training loader is built).
+_CROP_TYPES = ("relative_range", "relative", "absolute", "absolute_range")
+
+
+def check_crop(crop_type: Any, size: Any) -> None:
+    """INPUT.CROP.TYPE / SIZE as detectron2's RandomCrop takes them: ValueError naming the key
+    (detectron2 raised a bare AssertionError building the training loader, or at the first
+    image: a relative size above 1, an absolute range whose ends are reversed)."""
+    if crop_type not in _CROP_TYPES:
+        raise ValueError(f"INPUT.CROP.TYPE={crop_type!r}: expected one of {list(_CROP_TYPES)}")
+    relative = crop_type.startswith("relative")
+    values = list(size) if isinstance(size, (list, tuple)) else None
+    if (values is None or len(values) != 2
+            or any(isinstance(v, bool) or not isinstance(v, numbers.Real) for v in values)
+            or (relative and not all(0 < v <= 1 for v in values))
+            or (not relative and not all(isinstance(v, numbers.Integral) and v >= 1 for v in values))
+            or (crop_type == "absolute_range" and values[0] > values[1])):
+        expected = {"relative": "two fractions of the image in (0, 1]: height, width",
+                    "relative_range": "two fractions in (0, 1]: the smallest height and width, up to the whole image",
+                    "absolute": "two sizes in pixels >= 1: height, width",
+                    "absolute_range": "two sizes in pixels >= 1, smallest first: the range of the crop's sides"}
+        raise ValueError(f"INPUT.CROP.SIZE={size!r} with INPUT.CROP.TYPE={crop_type!r}: expected {expected[crop_type]}")
 
 
 def train_samplers() -> Optional[Tuple[str, ...]]:
@@ -1147,6 +1176,10 @@ def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: boo
     call it first: each error names its key, and comes before data loading or anything is
     written to OUTPUT_DIR. Returns the model it built on the meta device (None where it
     could not)."""
+    max_iter = cfg.SOLVER.MAX_ITER
+    if train and (isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1):
+        # Before the DropBlock checks, whose ramp would be blamed for it.
+        raise ValueError(f"SOLVER.MAX_ITER={max_iter!r}: expected a number of iterations >= 1")
     validate_dropblock_config(cfg)
     model = check_model_config(cfg)
     check_dataset_names(cfg, check_files=check_files, keys=("TRAIN", "TEST") if train else ("TEST",))

@@ -274,6 +274,15 @@ def test_sweep_writes_csv_and_heatmap_and_skips_finished_cells(tiny_datasets, tm
     assert _files(out) == before
 
 
+def test_a_sweep_whose_seed_is_random_warns_that_its_cells_differ_by_more_than_the_grid(tiny_datasets, tmp_path):
+    # detectron2's default SEED -1 seeds each cell at random: other weights and data per cell.
+    argv = ["--config-file", DB_CONFIG, "--block-sizes", "3", "--keep-probs", "0.9", "--output-dir",
+            str(tmp_path / "sweep")] + TINY_OPTS + ["SEED", "-1", "SOLVER.MAX_ITER", "2"]
+    with pytest.warns(UserWarning, match=r"^SEED=-1 \(a random seed per cell\): the cells differ by more than "
+                                         r"block_size and keep_prob .*set SEED to a seed >= 0"):
+        load_tool("sweep").main(argv)
+
+
 def test_a_sweep_of_an_rcnn_with_test_aug_records_the_tta_box_ap(tiny_datasets, tmp_path, capsys):
     # train_net evaluates such a model with and without test-time augmentation; the cell's
     # value is the augmented one the config asks for (it was the plain bbox/AP, unannounced).

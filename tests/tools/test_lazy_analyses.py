@@ -210,6 +210,12 @@ def test_lazy_sweep_trains_each_cell_with_its_values_and_skips_finished_ones(tin
     assert _files(out) == before and len(calls) == 4
 
 
+def test_a_lazy_sweep_whose_seed_is_random_warns(tiny_datasets, tmp_path):
+    # configs/common/train.py's seed -1 seeds each cell at random, as SEED -1 does (test_analyses).
+    with pytest.warns(UserWarning, match=r"^train\.seed=-1 \(a random seed per cell\): .*set train\.seed to a seed >= 0"):
+        load_tool("sweep").main(_sweep_argv(tmp_path / "sweep") + TINY_LAZY_OPTS + ["train.seed=-1"])
+
+
 def test_lazy_sweep_cells_start_from_the_config_seed(tiny_datasets, tmp_path):
     # keep_prob 1.0: DropBlock never drops, so block 1 and block 3 are the same training.
     from dropblock_det.analysis import read_metrics

@@ -120,6 +120,22 @@ def test_detectron2s_parser_keeps_its_flags_and_refuses_one_after_the_opts(tools
     assert "invalid int value" in _refused(capsys, lambda argv: parse_tool_args(parser, argv), ["--num-gpus", "x"])
 
 
+@pytest.mark.parametrize("tool, argv, error", [
+    # Taken for the first opt: "command-line opts must be KEY VALUE pairs, got an odd number".
+    ("train_net", ["--eval_only", "MODEL.DEVICE", "cpu"], "unrecognized argument --eval_only: did you mean --eval-only?"),
+    ("train_net", ["--num-gpus", "1", "--resme"], "unrecognized argument --resme: did you mean --resume?"),
+    ("sweep", ["--keep-probs", "0.9", "--block_sizes=3"], "unrecognized argument --block_sizes: did you mean --block-sizes?"),
+    ("lazyconfig_train_net", ["-q", "train.max_iter=1"], "unrecognized argument -q: the flags are --config-file, "),
+])
+def test_a_flag_the_tool_does_not_have_is_refused_naming_it_and_the_closest_flag(tools, capsys, tool, argv, error):
+    from tool_args import parse_tool_args
+
+    module = tools[tool]
+    # train_net's and lazyconfig_train_net's parser is detectron2's; the other tools parse their own.
+    parse = (lambda a: parse_tool_args(module.parser(), a)) if hasattr(module, "parser") else module.parse_args
+    assert error in _refused(capsys, parse, ["--config-file", "c.yaml", *argv])
+
+
 def test_a_parser_without_opts_is_parsed_as_argparse_does():
     import argparse
 

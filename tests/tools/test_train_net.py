@@ -168,6 +168,19 @@ def test_eval_only_with_missing_or_mismatched_checkpoint_is_an_error(train_net, 
     (["INPUT.MAX_SIZE_TRAIN", "0"], ValueError, r"INPUT\.MAX_SIZE_TRAIN=0"),
     (["INPUT.MIN_SIZE_TRAIN_SAMPLING", "rand"], ValueError, r"INPUT\.MIN_SIZE_TRAIN_SAMPLING='rand'"),
     (["INPUT.RANDOM_FLIP", "sideways"], ValueError, r"INPUT\.RANDOM_FLIP='sideways'"),
+    # Bare AssertionErrors when the training loader was built, after config.yaml was written,
+    # or at the first image (a relative crop above 1, an absolute range smallest last).
+    (["INPUT.CROP.ENABLED", "True", "INPUT.CROP.TYPE", "bogus"], ValueError,
+     r"^INPUT\.CROP\.TYPE='bogus': expected one of \['relative_range', "),
+    (["INPUT.CROP.ENABLED", "True", "INPUT.CROP.TYPE", "relative", "INPUT.CROP.SIZE", "[1.5, 0.5]"], ValueError,
+     r"^INPUT\.CROP\.SIZE=\[1\.5, 0\.5\] with INPUT\.CROP\.TYPE='relative': expected two fractions"),
+    (["INPUT.CROP.ENABLED", "True", "INPUT.CROP.TYPE", "absolute_range", "INPUT.CROP.SIZE", "[64, 32]"], ValueError,
+     r"^INPUT\.CROP\.SIZE=\[64, 32\] with INPUT\.CROP\.TYPE='absolute_range': expected two sizes in pixels >= 1, "
+     r"smallest first"),
+    (["DATASETS.TRAIN", "()"], ValueError, r"^DATASETS\.TRAIN=\(\): no dataset to train on"),
+    # It was blamed on the DropBlock ramp ("SCHEDULE.START_ITER=0: the ramp ends at SOLVER.MAX_ITER=-1").
+    (["SOLVER.MAX_ITER", "-1"], ValueError, r"^SOLVER\.MAX_ITER=-1: expected a number of iterations >= 1$"),
+    (["SOLVER.MAX_ITER", "0"], ValueError, r"^SOLVER\.MAX_ITER=0: expected a number of iterations >= 1$"),
     # Failed after the whole training (the evaluation), naming a val image or no key at all,
     # at the first step naming a train image, or after config.yaml was written.
     (["MODEL.RETINANET.NUM_CLASSES", "80"], ValueError, r"MODEL\.RETINANET\.NUM_CLASSES=80, .*3 classes"),
