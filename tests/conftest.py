@@ -1,8 +1,11 @@
 """Shared fixtures: small CPU detectron2 configs built from the project's own base files."""
 import contextlib
+import functools
+import http.server
 import importlib.util
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -63,6 +66,24 @@ class ModuleTempPaths:
         path = self._factory.mktemp(basename, numbered=numbered)
         self.made.append(path)
         return path
+
+
+@pytest.fixture
+def served(tmp_path, monkeypatch):
+    """(the URL of a folder served over HTTP on localhost, the folder); downloads are cached
+    under tmp_path, not in the user's ~/.torch."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    monkeypatch.setenv("FVCORE_CACHE", str(tmp_path / "cache"))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", folder
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture(scope="module")

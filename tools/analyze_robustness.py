@@ -210,6 +210,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[float, List[flo
         claim_output_dir,
         is_url,
         load_checkpoint_strict,
+        local_checkpoint,
     )
     from dropblock_det.layers.base import check_keep_prob
 
@@ -219,10 +220,13 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[float, List[flo
     for kp in args.keep_probs:
         check_keep_prob(kp, "--keep-probs")
     checkpoints = [_checkpoint_and_label(spec) for spec in args.checkpoint]
-    # A URL (https://, detectron2://) is fetched when loaded, as detectron2 loads weights.
     missing = [path for path, _ in checkpoints if not is_url(path) and not os.path.isfile(path)]
     if missing:
         raise FileNotFoundError(f"--checkpoint: no such file: {', '.join(missing)}")
+    for path, _ in checkpoints:
+        # A URL (https://, detectron2://) is fetched now into detectron2's cache, where its
+        # load reads it, so one that cannot be fetched fails before the first evaluation.
+        local_checkpoint("--checkpoint", path)
     by_label = {}
     for path, label in checkpoints:
         by_label.setdefault(label, []).append(path)

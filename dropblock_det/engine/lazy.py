@@ -43,7 +43,7 @@ from .trainer import (
     checked_device,
     evaluator_cannot_read,
     image_format_error,
-    is_url,
+    local_checkpoint,
     resize_error,
     missing_config_file,
 )
@@ -292,7 +292,7 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True,
                                  check_files: bool = True) -> Optional[torch.nn.Module]:
     """Every check of a LazyConfig that loads no data: the keys the loop reads (KeyError
     naming a missing one), their values (`train.max_iter` >= 1, the periods, `train.device`
-    present on this machine, AMP only on CUDA, a local `train.init_checkpoint` that exists),
+    present on this machine, AMP only on CUDA, a `train.init_checkpoint` that exists or, a URL, is fetched),
     the datasets the loaders and the evaluator name (registered; with `check_files` their
     files present), and the model, built on the meta device (:func:`lazy_meta_model`,
     :func:`check_lazy_model`), which is returned (None where it cannot be built there), and
@@ -317,9 +317,8 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True,
         if cfg.train.amp.enabled and device.type != "cuda":
             # detectron2's AMPTrainer asserts CUDA at its first step (v0.6 and main).
             raise ValueError(f"train.amp.enabled=True needs a CUDA train.device, got {cfg.train.device!r}")
-        weights = cfg.train.init_checkpoint
-        if weights and not is_url(weights) and not Path(weights).is_file():
-            raise FileNotFoundError(f"train.init_checkpoint={weights!r} does not exist")
+        if cfg.train.init_checkpoint:  # a URL is fetched (and cached) now
+            local_checkpoint("train.init_checkpoint", cfg.train.init_checkpoint)
     check_lazy_loaders(cfg, train)
     for key, evaluator in lazy_evaluator_nodes(cfg):
         evaluated = evaluator.get("dataset_name")

@@ -77,6 +77,7 @@ __all__ = [
     "check_stock_retinanet_norm",
     "check_test_inputs",
     "check_test_time_augmentation",
+    "check_crop",
     "check_train_inputs",
     "claim_output_dir",
     "has_compiled_ops",
@@ -96,6 +97,7 @@ __all__ = [
     "TTA_INFERENCE_DIR",
     "train_samplers",
     "check_weights_path",
+    "local_checkpoint",
     "CheckpointMismatchError",
 ]
 
@@ -800,11 +802,31 @@ def last_checkpoint(output_dir: str) -> str:
     return path
 
 
+def local_checkpoint(key: str, path: str) -> str:
+    """The local file of the checkpoint `path` that `key` (a config key or a flag) names. A
+    URL (https://, detectron2://) is fetched now by detectron2's path manager, which keeps
+    it in its cache, so the load later reads that file without fetching it again: a URL
+    that cannot be fetched is a RuntimeError naming `key` before anything is written (it
+    failed when the trainer loaded the weights, after the data loader was built and
+    config.yaml written). FileNotFoundError naming `key` when the file does not exist."""
+    if is_url(path):
+        try:
+            local = PathManager.get_local_path(path)
+        except Exception as e:  # urllib's URLError / HTTPError, a handler's own error
+            raise RuntimeError(f"{key}={path!r} cannot be fetched ({type(e).__name__}: {e})") from e
+        if not os.path.isfile(local):
+            raise FileNotFoundError(f"{key}={path!r} was fetched to {local!r}, which is not a file")
+        return local
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{key}={path!r} does not exist")
+    return path
+
+
 def check_weights_path(cfg: CfgNode) -> None:
-    """FileNotFoundError naming MODEL.WEIGHTS when it is a local path that does not exist."""
-    path = cfg.MODEL.WEIGHTS
-    if path and not is_url(path) and not Path(path).is_file():
-        raise FileNotFoundError(f"MODEL.WEIGHTS={path!r} does not exist")
+    """MODEL.WEIGHTS, when given, as :func:`local_checkpoint` finds it: a local file that
+    exists, or a URL that is fetched (and cached) now."""
+    if cfg.MODEL.WEIGHTS:
+        local_checkpoint("MODEL.WEIGHTS", cfg.MODEL.WEIGHTS)
 
 
 def read_checkpoint(path: str) -> Dict[str, Any]:
@@ -872,14 +894,14 @@ def check_checkpoint_fits(model: Optional[torch.nn.Module], path: str, what: str
 def check_eval_checkpoint(model: Optional[torch.nn.Module], path: str, what: str) -> None:
     """Before anything is written, the checkpoint an --eval-only loads strictly (`what`: the
     key or flag that names it, e.g. "MODEL.WEIGHTS", "--resume"): FileNotFoundError when a
-    local `path` does not exist, then check_checkpoint_fits against `model` (None, or a URL:
-    checked when it is loaded)."""
-    if is_url(path):
-        return
-    if not Path(path).is_file():
+    local `path` does not exist, RuntimeError when a URL cannot be fetched (it is fetched
+    now, into detectron2's cache, :func:`local_checkpoint`), then check_checkpoint_fits of
+    the file against `model` (None: not checked)."""
+    if not is_url(path) and not Path(path).is_file():
         raise FileNotFoundError(f"{what}: checkpoint {path!r} does not exist")
-    if model is not None:
-        check_checkpoint_fits(model, path, what)
+    local = local_checkpoint(what, path)
+    if model is not None:  # a URL's error names it and the cached file that was read
+        check_checkpoint_fits(model, local, f"{what}={path!r}" if local != path else what)
 
 
 # ----------------------------------------------------------------------------- output folder

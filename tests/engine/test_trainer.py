@@ -650,13 +650,35 @@ def test_auto_scale_workers_rounds_the_dropblock_ramp_as_detectron2_rounds_max_i
     assert (scaled.MODEL.DROPBLOCK.SCHEDULE.START_ITER, scaled.MODEL.DROPBLOCK.SCHEDULE.END_ITER) == (52, 404)
 
 
-def test_weights_given_as_urls_are_left_to_the_checkpointer():
-    from dropblock_det.engine.trainer import check_weights_path
+def test_weights_given_as_urls_are_fetched_into_the_cache_the_checkpointer_reads(served, tmp_path):
+    from detectron2.checkpoint import DetectionCheckpointer
 
-    check_weights_path(_cfg("MODEL.WEIGHTS", "detectron2://ImageNetPretrained/MSRA/R-50.pkl"))
+    from dropblock_det.engine.trainer import (
+        CheckpointMismatchError,
+        check_eval_checkpoint,
+        check_weights_path,
+        local_checkpoint,
+    )
+
+    url, folder = served
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    DetectionCheckpointer(model, save_dir=str(folder)).save("w")
+    local = local_checkpoint("MODEL.WEIGHTS", f"{url}/w.pth")
+    assert Path(local).is_file() and Path(local).is_relative_to(tmp_path / "cache")
+    check_weights_path(_cfg("MODEL.WEIGHTS", f"{url}/w.pth"))
     check_weights_path(_cfg("MODEL.WEIGHTS", ""))
+    # A URL that cannot be fetched failed when the trainer loaded it, after the data loader
+    # was built and config.yaml written.
+    with pytest.raises(RuntimeError, match=r"^MODEL\.WEIGHTS='http://127\.0\.0\.1:\d+/gone\.pth' cannot be "
+                                           r"fetched \(HTTPError: HTTP Error 404"):
+        check_weights_path(_cfg("MODEL.WEIGHTS", f"{url}/gone.pth"))
     with pytest.raises(FileNotFoundError, match=r"MODEL\.WEIGHTS='no/such/model\.pth'"):
         check_weights_path(_cfg("MODEL.WEIGHTS", "no/such/model.pth"))
+    # An --eval-only checkpoint given by URL is checked against the model as a local one is
+    # (it was left to the load, after the evaluation's folder was claimed).
+    check_eval_checkpoint(model, f"{url}/w.pth", "MODEL.WEIGHTS")
+    with pytest.raises(CheckpointMismatchError, match=r"^MODEL\.WEIGHTS='http://127\.0\.0\.1:\d+/w\.pth': checkpoint '.*cache.*w\.pth' does not match"):
+        check_eval_checkpoint(torch.nn.Sequential(torch.nn.Linear(3, 2)), f"{url}/w.pth", "MODEL.WEIGHTS")
 
 
 @pytest.mark.parametrize("change, match", [

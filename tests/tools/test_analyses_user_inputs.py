@@ -2,10 +2,7 @@
 keep_probs the table must name exactly, values given twice, checkpoint paths with ':' or
 given by URL, a sweep.csv row cut short, matplotlib missing."""
 import csv
-import functools
-import http.server
 import sys
-import threading
 
 import pytest
 import torch
@@ -57,24 +54,6 @@ def test_a_checkpoint_path_with_a_colon_is_parsed_as_the_user_means(tmp_path):
     assert tool._checkpoint_and_label(str(folder)) == (str(folder), "model_final")
     # Neither the whole nor the part before the ':' exists: the missing one is the path.
     assert tool._checkpoint_and_label(str(tmp_path / "gone.pth:DB")) == (str(tmp_path / "gone.pth"), "DB")
-
-
-@pytest.fixture
-def served(tmp_path, monkeypatch):
-    """(the URL of a folder served over HTTP on localhost, the folder); downloads are cached
-    under tmp_path, not in the user's ~/.torch."""
-    folder = tmp_path / "served"
-    folder.mkdir()
-    monkeypatch.setenv("FVCORE_CACHE", str(tmp_path / "cache"))
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", folder
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_robustness_evaluates_a_checkpoint_given_by_url(served, tmp_path):

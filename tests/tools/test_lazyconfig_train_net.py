@@ -193,6 +193,27 @@ def test_bad_inputs_are_refused_before_the_output_folder_is_made(tool, tiny_data
     assert not out.exists()
 
 
+def test_an_init_checkpoint_at_a_url_is_fetched_before_the_output_folder_is_made(trained, tool, served, tmp_path):
+    import shutil
+
+    url, folder = served
+    out = tmp_path / "never"
+    with pytest.raises(RuntimeError, match=r"^train\.init_checkpoint='http://127\.0\.0\.1:\d+/gone\.pth' cannot be "
+                                           r"fetched \(HTTPError: HTTP Error 404"):
+        tool.main(_parse(tool, out, [], [f"train.init_checkpoint={url}/gone.pth"]))
+    assert not out.exists()
+    # One that is there: fetched into the cache, and an --eval-only of another model's is
+    # refused before anything is written, as a local one (it was left to the load).
+    from dropblock_det.engine.trainer import CheckpointMismatchError
+
+    shutil.copy(trained[0] / "model_final.pth", folder / "model_final.pth")
+    with pytest.raises(CheckpointMismatchError, match=r"^train\.init_checkpoint='http://.*/model_final\.pth': "
+                                                      r"checkpoint .* does not match.*head\.cls_subnet\.3\.weight"):
+        tool.main(_parse(tool, out, ["--eval-only"], [f"train.init_checkpoint={url}/model_final.pth",
+                                                      "model.head.conv_dims=[64,64]"]))
+    assert not out.exists() and list((tmp_path / "cache").rglob("model_final.pth"))
+
+
 def test_a_folder_another_run_holds_is_refused_before_anything_is_moved(trained, tool, tmp_path):
     import shutil
 

@@ -198,6 +198,18 @@ def test_errors_that_used_to_come_after_data_loading_come_from_setup(train_net, 
     assert not out.exists()  # default_setup (config.yaml, log.txt) was not reached
 
 
+def test_weights_at_a_url_that_cannot_be_fetched_are_refused_from_setup(train_net, tiny_datasets, served, tmp_path):
+    # The trainer fetched them when it loaded them, after building the data loader and
+    # writing config.yaml; a URL that is there is fetched now, into the cache its load reads.
+    url, _ = served
+    out = tmp_path / "run"
+    args = train_net.parser().parse_args(["--config-file", DB_CONFIG, "OUTPUT_DIR", str(out), "MODEL.WEIGHTS",
+                                          f"{url}/gone.pth"])
+    with pytest.raises(RuntimeError, match=r"^MODEL\.WEIGHTS='http://127\.0\.0\.1:\d+/gone\.pth' cannot be fetched"):
+        train_net.setup(args)
+    assert not out.exists()
+
+
 def test_a_fresh_run_into_a_used_output_dir_moves_the_earlier_run_aside(trained, train_net, tmp_path):
     import shutil
 
