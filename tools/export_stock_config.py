@@ -174,7 +174,7 @@ def yacs_stock_config_text(args: argparse.Namespace) -> Tuple[str, str, List[str
     from dropblock_det.engine.trainer import check_weights_path, load_config
 
     cfg = load_config(args.config_file, args.opts)
-    check_weights_path(cfg)
+    check_weights_path(cfg, fetch=False)  # a URL is written as it is, and not checked
     stock = stock_config(cfg)
     stock.MODEL.WEIGHTS = _absolute_weights(stock.MODEL.WEIGHTS)
     stock.OUTPUT_DIR = stock_output_dir(cfg.OUTPUT_DIR)

@@ -28,7 +28,7 @@ from detectron2.config import LazyConfig, instantiate
 from detectron2.data import DatasetCatalog
 from detectron2.engine import AMPTrainer, SimpleTrainer, default_writers, hooks
 from detectron2.engine.defaults import create_ddp_model
-from detectron2.evaluation import inference_on_dataset, print_csv_format
+from detectron2.evaluation import SemSegEvaluator, inference_on_dataset, print_csv_format
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -41,10 +41,12 @@ from .trainer import (
     check_checkpoint_fits,
     check_class_counts,
     checked_device,
+    dataset_evaluator,
     evaluator_cannot_read,
     image_format_error,
     local_checkpoint,
     resize_error,
+    sem_seg_metadata_missing,
     missing_config_file,
 )
 
@@ -362,6 +364,16 @@ def check_lazy_model(cfg: DictConfig, model: torch.nn.Module, train: bool = True
             why = evaluator_cannot_read(type(model), name)
             if why:
                 raise ValueError(f"{key}={name!r}: {why}")
+    for key, evaluator in lazy_evaluator_nodes(cfg):
+        # dataset_evaluator builds a SemSegEvaluator for a "sem_seg" set; one given by hand
+        # may pass ignore_label itself.
+        target = _located(evaluator.get("_target_"))
+        name = evaluator.get("dataset_name")
+        if isinstance(name, str) and (target is dataset_evaluator or (
+                isinstance(target, type) and issubclass(target, SemSegEvaluator))):
+            missing = sem_seg_metadata_missing(name, ignore_label_given=evaluator.get("ignore_label") is not None)
+            if missing:
+                raise ValueError(f"{key}.dataset_name={name!r}: {missing}")
     if train:
         check_lazy_resnet_stages(cfg, model)
         check_lazy_rcnn_mapper(cfg, model)

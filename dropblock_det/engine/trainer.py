@@ -68,6 +68,7 @@ __all__ = [
     "check_dataset_names",
     "check_model_config",
     "check_evaluator_types",
+    "sem_seg_metadata_missing",
     "check_lr_scheduler",
     "check_optimizer",
     "check_checkpoint_fits",
@@ -383,9 +384,28 @@ def evaluator_cannot_read(model_class: Any, dataset_name: str) -> str:
     return ""
 
 
+def sem_seg_metadata_missing(dataset_name: str, ignore_label_given: bool = False) -> str:
+    """For a "sem_seg" dataset, what detectron2's SemSegEvaluator needs from its metadata and
+    does not find there ('' when nothing, or another kind of dataset): `stuff_classes` and,
+    unless given to the evaluator (`ignore_label_given`), `ignore_label`. The evaluator is
+    built after the whole training, which then ended in "Attribute 'ignore_label' does not
+    exist in the metadata"."""
+    if _evaluator_type(dataset_name) != "sem_seg":
+        return ""
+    metadata = MetadataCatalog.get(dataset_name)
+    missing = [key for key in ("stuff_classes", "ignore_label")
+               if not hasattr(metadata, key) and not (key == "ignore_label" and ignore_label_given)]
+    if not missing:
+        return ""
+    return (f"a 'sem_seg' dataset whose metadata has no {' and no '.join(map(repr, missing))}, which detectron2's "
+            f"SemSegEvaluator reads (set MetadataCatalog.get({dataset_name!r}).{missing[0]} where the dataset is "
+            "registered; ignore_label is the label of the pixels left out of training and evaluation)")
+
+
 def check_evaluator_types(cfg: CfgNode) -> None:
-    """ValueError (as build_evaluator's) for a DATASETS.TEST entry with no evaluator, or one
-    whose evaluator cannot read the model's outputs (:func:`evaluator_cannot_read`), before
+    """ValueError (as build_evaluator's) for a DATASETS.TEST entry with no evaluator, one
+    whose evaluator cannot read the model's outputs (:func:`evaluator_cannot_read`), or a
+    segmentation set without the metadata its evaluator reads (:func:`sem_seg_metadata_missing`), before
     anything is built: detectron2 builds the evaluators only after training, and the second
     kind fails only on the first batch of the evaluation (KeyError: 'sem_seg'), after the
     whole training."""
@@ -403,6 +423,9 @@ def check_evaluator_types(cfg: CfgNode) -> None:
         if why:
             raise ValueError(f"DATASETS.TEST names {name!r}, {why} "
                              f"(MODEL.META_ARCHITECTURE={cfg.MODEL.META_ARCHITECTURE!r})")
+        missing = sem_seg_metadata_missing(name)
+        if missing:
+            raise ValueError(f"DATASETS.TEST names {name!r}, {missing}")
 
 
 # The words of torch's and detectron2's optimizer errors, and the key each comes from
@@ -822,10 +845,11 @@ def local_checkpoint(key: str, path: str) -> str:
     return path
 
 
-def check_weights_path(cfg: CfgNode) -> None:
+def check_weights_path(cfg: CfgNode, fetch: bool = True) -> None:
     """MODEL.WEIGHTS, when given, as :func:`local_checkpoint` finds it: a local file that
-    exists, or a URL that is fetched (and cached) now."""
-    if cfg.MODEL.WEIGHTS:
+    exists, or a URL that is fetched (and cached) now; with `fetch` False a URL is left
+    alone (a tool that only writes a config naming it)."""
+    if cfg.MODEL.WEIGHTS and (fetch or not is_url(cfg.MODEL.WEIGHTS)):
         local_checkpoint("MODEL.WEIGHTS", cfg.MODEL.WEIGHTS)
 
 

@@ -18,14 +18,16 @@ Same rule as the detection models: regularizers hold no parameters or buffers, s
 checkpoint of these models loads strictly into the stock detectron2 DeepLab model (and the
 other way round) and, in eval mode, gives the same outputs wherever the stock model runs.
 
-One deliberate difference: with INPUT.CROP enabled, detectron2's ASPP pools with a fixed
+Two deliberate differences. The loss crops the logits, upsampled by COMMON_STRIDE, to the
+targets (as inference crops them to the image), where the stock head fails on a batch whose
+sides are not multiples of the stride. And with INPUT.CROP enabled, detectron2's ASPP pools with a fixed
 kernel of the training crop's feature size and raises a ValueError at test time on any image
 whose feature map is not a multiple of it (almost every PASCAL VOC image). `DropBlockASPP`
 then pools globally instead, which is exactly what the fixed kernel does on a training crop.
 Where the map is a multiple, the stock branch runs as it is (for a larger multiple that is
 detectron2's stride-1 average pool, a local average, not image pooling).
 """
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -246,6 +248,43 @@ def _check_gn_channels(norm, channels: Dict[str, Sequence[int]]) -> None:
             )
 
 
+# DeepLabV3PlusHead's loss types (it raises "Unexpected loss type" naming no key).
+_LOSS_TYPES = ("cross_entropy", "hard_pixel_mining")
+# The head's arguments _check_head_values reads (None: not given, left to DeepLabV3PlusHead).
+_HEAD_CHECKED = ("common_stride", "aspp_dilations", "aspp_dropout", "loss_type", "train_size")
+
+
+def _check_head_values(keys: Dict[str, str], strides: Sequence[int], *, common_stride: Any,
+                       aspp_dilations: Optional[Sequence[Any]], aspp_dropout: Any, loss_type: Any,
+                       train_size: Optional[Sequence[int]]) -> None:
+    """ValueError naming the key (`keys` maps each argument to its config key, or to its
+    own name) for a value detectron2's DeepLabV3PlusHead takes and fails on later, or refuses
+    without naming a key: a common_stride other than the finest input's stride (a size
+    mismatch in the loss at the first step), not 3 ASPP dilations (ASPP's AssertionError), a
+    dropout outside [0, 1) (F.dropout's error at the first forward), an unknown loss type,
+    a training crop the ASPP's input stride does not divide ("Crop size need to be divisible
+    by encoder stride."). `strides`: those of the head's input features. A value that is None
+    is not checked (not given: the stock head says what it needs)."""
+    finest, coarsest = min(strides), max(strides)
+    if common_stride is not None and (isinstance(common_stride, bool) or common_stride != finest):
+        raise ValueError(
+            f"{keys['common_stride']}={common_stride!r}: the head predicts at the stride of its finest "
+            f"input feature ({keys['in_features']}: strides {sorted(set(strides))}) and upsamples "
+            f"its logits by common_stride, so it must be {finest}")
+    dilations = list(aspp_dilations) if aspp_dilations is not None else [1, 1, 1]
+    if len(dilations) != 3 or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dilations):
+        raise ValueError(f"{keys['aspp_dilations']}={dilations!r}: ASPP takes 3 dilations >= 1 (e.g. [6, 12, 18])")
+    if aspp_dropout is not None and (isinstance(aspp_dropout, bool) or not isinstance(aspp_dropout, (int, float))
+                                     or not 0 <= aspp_dropout < 1):
+        raise ValueError(f"{keys['aspp_dropout']}={aspp_dropout!r}: expected a dropout probability in [0, 1)")
+    if loss_type is not None and loss_type not in _LOSS_TYPES:
+        raise ValueError(f"{keys['loss_type']}={loss_type!r}: expected one of {list(_LOSS_TYPES)}")
+    if train_size is not None and any(side % coarsest for side in train_size):
+        raise ValueError(
+            f"{keys['train_size']}={list(train_size)}: the ASPP pools over the crop's feature map at "
+            f"stride {coarsest}, so its sides must be multiples of {coarsest}")
+
+
 @SEM_SEG_HEADS_REGISTRY.register()
 class DropBlockDeepLabV3PlusHead(DeepLabV3PlusHead):
     """detectron2's `DeepLabV3PlusHead` with regularizers in ASPP and the decoder.
@@ -292,6 +331,11 @@ class DropBlockDeepLabV3PlusHead(DeepLabV3PlusHead):
         # uninstantiated nodes (instantiate does not enter a mapping without _target_), and a
         # positional mapping would make the stock head's @configurable take it for a config.
         input_shape = {name: instantiate(shape) for name, shape in input_shape.items()}
+        _check_head_values(
+            {**{name: name for name in _HEAD_CHECKED}, "in_features": "input_shape"},
+            [shape.stride for shape in input_shape.values()],
+            **{name: deeplab_kwargs.get(name) for name in _HEAD_CHECKED},
+        )
         super().__init__(input_shape=input_shape, **deeplab_kwargs)
 
         # Replace the stock ASPP by one with the same parameters (names and shapes) that adds
@@ -356,6 +400,13 @@ class DropBlockDeepLabV3PlusHead(DeepLabV3PlusHead):
                 "MODEL.SEM_SEG_HEAD.ASPP_CHANNELS": [head.ASPP_CHANNELS],
             },
         )
+        _check_head_values(
+            {"common_stride": "MODEL.SEM_SEG_HEAD.COMMON_STRIDE", "in_features": "MODEL.SEM_SEG_HEAD.IN_FEATURES",
+             "aspp_dilations": "MODEL.SEM_SEG_HEAD.ASPP_DILATIONS", "aspp_dropout": "MODEL.SEM_SEG_HEAD.ASPP_DROPOUT",
+             "loss_type": "MODEL.SEM_SEG_HEAD.LOSS_TYPE", "train_size": "INPUT.CROP.SIZE"},
+            [input_shape[f].stride for f in head.IN_FEATURES], common_stride=head.COMMON_STRIDE,
+            aspp_dilations=head.ASPP_DILATIONS, aspp_dropout=head.ASPP_DROPOUT, loss_type=head.LOSS_TYPE,
+            train_size=cfg.INPUT.CROP.SIZE if cfg.INPUT.CROP.ENABLED else None)
         db = cfg.MODEL.DROPBLOCK
         if db.SEM_SEG_HEAD.ENABLED and "decoder" in db.SEM_SEG_HEAD.POSITIONS and len(head.IN_FEATURES) < 2:
             raise ValueError(
@@ -368,6 +419,16 @@ class DropBlockDeepLabV3PlusHead(DeepLabV3PlusHead):
             ret["dropblock"] = regularizer_factory(cfg)
             ret["dropblock_positions"] = list(db.SEM_SEG_HEAD.POSITIONS)
         return ret
+
+    def losses(self, predictions: torch.Tensor, targets: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """The stock loss on the logits upsampled by common_stride and cropped to the targets'
+        (N, H, W), as inference crops them to the image (sem_seg_postprocess): the stock head
+        compared the upsampled logits as they were, so a batch whose H or W is not a multiple
+        of common_stride (an image smaller than INPUT.CROP.SIZE, no crop) failed at its
+        first step with a size mismatch. The same loss wherever the sizes are multiples."""
+        height, width = targets.shape[-2:]
+        logits = F.interpolate(predictions, scale_factor=self.common_stride, mode="bilinear", align_corners=False)
+        return {"loss_sem_seg": self.loss(logits[..., :height, :width], targets) * self.loss_weight}
 
     def _fuse(self, feature: str, x: torch.Tensor) -> torch.Tensor:
         fuse = self.decoder[feature]["fuse_conv"]

@@ -12,8 +12,9 @@ No parameters or buffers are added, and the per-level `nn.Sequential`s keep the 
 child names ("0", "1", ...) with the regularizers named "dropblock<k>" between them, so the
 state_dict is exactly `SemSegFPNHead`'s.
 """
+import math
 from collections import OrderedDict
-from typing import Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence
 
 from detectron2.config import CfgNode, configurable
 from detectron2.layers import Conv2d, ShapeSpec
@@ -28,6 +29,23 @@ __all__ = ["DropBlockFCNHead"]
 
 RegularizerFactory = Callable[[], nn.Module]
 _GN_GROUPS = 32
+
+
+def _check_common_stride(key: str, common_stride: Any, strides: Sequence[int], features_key: str) -> None:
+    """ValueError naming `key` unless every input level reaches `common_stride` the way
+    SemSegFPNHead brings it there (max(1, log2(stride / common_stride)) convs, each followed
+    by a 2x upsampling unless the level is at common_stride already): the stock head sums
+    levels of different sizes at the first step otherwise ("The size of tensor a (32) must
+    match the size of tensor b (8)"). Powers of 2 up to the finest input's stride do."""
+    if isinstance(common_stride, bool) or not isinstance(common_stride, int) or common_stride < 1:
+        raise ValueError(f"{key}={common_stride!r}: expected a stride >= 1")
+    for stride in strides:
+        upsamplings = 0 if stride == common_stride else max(1, int(math.log2(stride) - math.log2(common_stride)))
+        if stride / 2**upsamplings != common_stride:
+            raise ValueError(
+                f"{key}={common_stride}: the level at stride {stride} ({features_key}: strides "
+                f"{sorted(set(strides))}) is upsampled to stride {stride / 2**upsamplings:g}, not to it; "
+                f"use a power of 2 up to {min(strides)}")
 
 
 @SEM_SEG_HEADS_REGISTRY.register()
@@ -74,6 +92,9 @@ class DropBlockFCNHead(SemSegFPNHead):
             raise ValueError(
                 f"conv_dims={conv_dims}: NORM 'GN' needs a multiple of {_GN_GROUPS} channels"
             )
+        if "common_stride" in fpn_head_kwargs:  # else the stock head names the missing argument
+            _check_common_stride("common_stride", fpn_head_kwargs["common_stride"],
+                                 [shape.stride for shape in input_shape.values()], "input_shape")
         super().__init__(input_shape, **fpn_head_kwargs)
         if not dropblock_positions:
             return
@@ -104,6 +125,8 @@ class DropBlockFCNHead(SemSegFPNHead):
                 f"MODEL.SEM_SEG_HEAD.CONVS_DIM={head.CONVS_DIM}: NORM 'GN' uses {_GN_GROUPS} "
                 f"groups, so it must be a multiple of {_GN_GROUPS}"
             )
+        _check_common_stride("MODEL.SEM_SEG_HEAD.COMMON_STRIDE", head.COMMON_STRIDE,
+                             [input_shape[f].stride for f in head.IN_FEATURES], "MODEL.SEM_SEG_HEAD.IN_FEATURES")
         ret = super().from_config(cfg, input_shape)
         seg = cfg.MODEL.DROPBLOCK.SEM_SEG_HEAD
         if seg.ENABLED:

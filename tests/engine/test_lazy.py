@@ -596,6 +596,26 @@ def test_a_deeplab_class_count_or_ignore_value_the_datasets_do_not_have_is_refus
     check_lazy_model(cfg, lazy_meta_model(cfg), train=False)  # an evaluation reads no training labels
 
 
+def test_a_segmentation_evaluator_set_without_the_metadata_it_reads_is_refused():
+    # Else the evaluator fails when it is built, after the whole training.
+    from detectron2.config import LazyCall as L
+    from detectron2.data import MetadataCatalog
+    from detectron2.evaluation import SemSegEvaluator
+
+    from dropblock_det.engine.lazy import check_lazy_model, lazy_meta_model
+
+    MetadataCatalog.get("dropblock_test_lazy_seg_no_ignore").set(evaluator_type="sem_seg",
+                                                                 stuff_classes=list(map(str, range(21))))
+    cfg = _lazy(DEEPLAB, "train.device=cpu", "dataloader.evaluator.dataset_name=dropblock_test_lazy_seg_no_ignore")
+    model = lazy_meta_model(cfg)
+    with pytest.raises(ValueError, match=r"^dataloader\.evaluator\.dataset_name='dropblock_test_lazy_seg_no_ignore': "
+                                         r"a 'sem_seg' dataset whose metadata has no 'ignore_label'"):
+        check_lazy_model(cfg, model, train=False)
+    # detectron2's SemSegEvaluator given by hand with its ignore_label needs only the classes.
+    cfg.dataloader.evaluator = L(SemSegEvaluator)(dataset_name="dropblock_test_lazy_seg_no_ignore", ignore_label=255)
+    check_lazy_model(cfg, model, train=False)
+
+
 def test_the_lazy_class_count_is_checked_on_the_real_build_too():
     from dropblock_det.engine.lazy import build_lazy_model
 

@@ -232,6 +232,26 @@ def test_a_test_set_the_model_cannot_be_evaluated_on_is_refused_before_training(
         check_evaluator_types(cfg)
 
 
+def test_a_segmentation_test_set_without_the_metadata_its_evaluator_reads_is_refused_before_training():
+    # SemSegEvaluator reads stuff_classes and ignore_label from the metadata when it is built,
+    # after the whole training: "Attribute 'ignore_label' does not exist in the metadata".
+    from detectron2.data import MetadataCatalog
+
+    from dropblock_det.engine.trainer import check_evaluator_types, sem_seg_metadata_missing
+
+    MetadataCatalog.get("dropblock_test_seg_no_ignore").set(evaluator_type="sem_seg", stuff_classes=["a", "b"])
+    MetadataCatalog.get("dropblock_test_seg_no_classes").set(evaluator_type="sem_seg", ignore_label=255)
+    cfg = _cfg("MODEL.META_ARCHITECTURE", "SemanticSegmentor")
+    for name, missing in (("dropblock_test_seg_no_ignore", "'ignore_label'"),
+                          ("dropblock_test_seg_no_classes", "'stuff_classes'")):
+        cfg.DATASETS.TEST = ("synthetic_sem_seg_val", name)
+        with pytest.raises(ValueError, match=rf"^DATASETS\.TEST names '{name}', a 'sem_seg' dataset whose metadata "
+                                             rf"has no {missing}, which detectron2's SemSegEvaluator reads"):
+            check_evaluator_types(cfg)
+    assert sem_seg_metadata_missing("dropblock_test_seg_no_ignore", ignore_label_given=True) == ""
+    assert sem_seg_metadata_missing("synthetic_sem_seg_val") == sem_seg_metadata_missing("synthetic_det_val") == ""
+
+
 def test_a_model_of_the_users_own_is_not_refused_a_test_set_it_may_evaluate_on():
     # A meta-architecture that is neither (e.g. PanopticFPN-like) may give both outputs.
     from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN

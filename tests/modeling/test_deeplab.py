@@ -181,9 +181,24 @@ def test_deeplab_model_evaluates_variable_voc_like_sizes(dropblock_and_stock_mod
         (["MODEL.DROPBLOCK.KEEP_PROB", 0.0], "MODEL.DROPBLOCK.KEEP_PROB"),
         # No low-level feature, so no decoder stage: "decoder" used to place nothing.
         (["MODEL.SEM_SEG_HEAD.IN_FEATURES", ["res5"], "MODEL.SEM_SEG_HEAD.PROJECT_CHANNELS", [],
-          "MODEL.DROPBLOCK.SEM_SEG_HEAD.POSITIONS", ["aspp", "decoder"]],
+          "MODEL.SEM_SEG_HEAD.COMMON_STRIDE", 16, "MODEL.DROPBLOCK.SEM_SEG_HEAD.POSITIONS", ["aspp", "decoder"]],
          r"SEM_SEG_HEAD\.POSITIONS=\['aspp', 'decoder'\]: 'decoder' needs a decoder stage, and "
          r"MODEL\.SEM_SEG_HEAD\.IN_FEATURES=\['res5'\]"),
+        # A size mismatch in the loss at the first step, after config.yaml was written.
+        (["MODEL.SEM_SEG_HEAD.COMMON_STRIDE", 8], r"^MODEL\.SEM_SEG_HEAD\.COMMON_STRIDE=8: the head predicts at the "
+         r"stride of its finest input feature \(MODEL\.SEM_SEG_HEAD\.IN_FEATURES: strides \[4, 16\]\) .* must be 4$"),
+        (["MODEL.RESNETS.OUT_FEATURES", ["res3", "res5"], "MODEL.SEM_SEG_HEAD.IN_FEATURES", ["res3", "res5"]],
+         r"^MODEL\.SEM_SEG_HEAD\.COMMON_STRIDE=4: .*strides \[8, 16\]\) .* must be 8$"),
+        # F.dropout's range error at the first forward.
+        (["MODEL.SEM_SEG_HEAD.ASPP_DROPOUT", 1.5], r"^MODEL\.SEM_SEG_HEAD\.ASPP_DROPOUT=1\.5: expected a dropout "
+         r"probability in \[0, 1\)$"),
+        # Raised naming no key: "ASPP expects 3 dilations", "Unexpected loss type",
+        # "Crop size need to be divisible by encoder stride.".
+        (["MODEL.SEM_SEG_HEAD.ASPP_DILATIONS", [6, 12]], r"^MODEL\.SEM_SEG_HEAD\.ASPP_DILATIONS=\[6, 12\]: ASPP takes 3 "),
+        (["MODEL.SEM_SEG_HEAD.LOSS_TYPE", "focal"], r"^MODEL\.SEM_SEG_HEAD\.LOSS_TYPE='focal': expected one of "
+         r"\['cross_entropy', 'hard_pixel_mining'\]$"),
+        (["INPUT.CROP.SIZE", (72, 72)], r"^INPUT\.CROP\.SIZE=\[72, 72\]: the ASPP pools over the crop's feature map "
+         r"at stride 16, so its sides must be multiples of 16$"),
     ],
 )
 def test_impossible_deeplab_settings_raise_naming_the_key(tmp_path, opts, message):
@@ -204,9 +219,50 @@ def test_head_arguments_are_checked_without_a_config():
         DropBlockDeepLabV3PlusHead(shapes, **{**kwargs, "project_channels": [48]})
     with pytest.raises(ValueError, match=r"'decoder' needs a decoder stage, and in_features=\['res5'\]"):
         DropBlockDeepLabV3PlusHead({"res5": shapes["res5"]}, dropblock=lambda: None, dropblock_positions=["decoder"],
-                                   **{**kwargs, "project_channels": [], "decoder_channels": [32]})
+                                   **{**kwargs, "project_channels": [], "decoder_channels": [32], "common_stride": 16})
+    with pytest.raises(ValueError, match=r"^common_stride=16: the head predicts at the stride of its finest input "
+                                         r"feature \(input_shape: strides \[4, 16\]\)"):
+        DropBlockDeepLabV3PlusHead(shapes, **{**kwargs, "common_stride": 16})
+    with pytest.raises(ValueError, match=r"^aspp_dropout=-0\.1: expected a dropout probability in \[0, 1\)$"):
+        DropBlockDeepLabV3PlusHead(shapes, **{**kwargs, "aspp_dropout": -0.1})
+    with pytest.raises(ValueError, match=r"^train_size=\[40, 64\]: .*multiples of 16$"):
+        DropBlockDeepLabV3PlusHead(shapes, **{**kwargs, "train_size": (40, 64)})
     head = DropBlockDeepLabV3PlusHead(shapes, **kwargs)
     assert not any(isinstance(m, KeepProbRegularizer) for m in head.modules())
+
+
+def test_the_loss_crops_the_upsampled_logits_to_targets_of_any_size():
+    # The stock head compared logits upsampled by common_stride with targets as they were: an
+    # H or W that is not a multiple of 4 (an image below the crop size, no crop) failed at
+    # the first step with "size mismatch (got input: [2, 4, 52, 52], target: [2, 50, 50])".
+    from detectron2.projects.deeplab import DeepLabV3PlusHead
+
+    torch.manual_seed(0)
+    head = DropBlockDeepLabV3PlusHead(
+        {"res2": _shape(32, 4), "res5": _shape(64, 16)}, project_channels=[32], aspp_dilations=[1, 2, 3],
+        aspp_dropout=0.0, decoder_channels=[32, 32], common_stride=4, norm="GN", train_size=None, num_classes=3,
+        ignore_value=255)
+    logits = torch.randn(2, 3, 13, 13)
+    targets = torch.randint(0, 3, (2, 50, 50))
+    targets[:, :5] = 255  # ignored pixels stay ignored
+    upsampled = F.interpolate(logits, scale_factor=4, mode="bilinear", align_corners=False)[..., :50, :50]
+    expected = F.cross_entropy(upsampled, targets, ignore_index=255)
+    assert torch.equal(head.losses(logits, targets)["loss_sem_seg"], expected)
+    # Where the sizes are multiples, the stock head's loss.
+    targets = torch.randint(0, 3, (2, 52, 52))
+    assert torch.equal(head.losses(logits, targets)["loss_sem_seg"],
+                       DeepLabV3PlusHead.losses(head, logits, targets)["loss_sem_seg"])
+
+
+def test_a_deeplab_model_trains_on_images_whose_sides_are_not_multiples_of_its_stride(tmp_path):
+    cfg = _cfg(tmp_path)
+    model = build_model(cfg).train()
+    g = torch.Generator().manual_seed(0)
+    batch = [{**image, "sem_seg": torch.randint(0, cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES, (h, w), generator=g)}
+             for image, (h, w) in zip(_images((50, 50), (47, 61)), [(50, 50), (47, 61)])]
+    losses = model(batch)
+    assert set(losses) == {"loss_sem_seg"} and torch.isfinite(losses["loss_sem_seg"])
+    losses["loss_sem_seg"].backward()
 
 
 class _Recorder(torch.nn.Module):

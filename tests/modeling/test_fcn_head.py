@@ -88,6 +88,12 @@ def test_fcn_head_accepts_the_default_positions_and_rejects_ones_without_decoder
         (["MODEL.SEM_SEG_HEAD.CONVS_DIM", 40], "MODEL.SEM_SEG_HEAD.CONVS_DIM=40"),
         (["MODEL.SEM_SEG_HEAD.IN_FEATURES", ["p2", "p9"]], "IN_FEATURES.*no output 'p9'"),
         (["MODEL.DROPBLOCK.BLOCK_SIZE", 0], "MODEL.DROPBLOCK.BLOCK_SIZE"),
+        # Summed levels of two sizes at the first step ("The size of tensor a (32) must match ...").
+        (["MODEL.SEM_SEG_HEAD.COMMON_STRIDE", 8], r"^MODEL\.SEM_SEG_HEAD\.COMMON_STRIDE=8: the level at stride 4 "
+         r"\(MODEL\.SEM_SEG_HEAD\.IN_FEATURES: strides \[4, 8, 16, 32\]\) is upsampled to stride 2, not to it; "
+         r"use a power of 2 up to 4$"),
+        (["MODEL.SEM_SEG_HEAD.COMMON_STRIDE", 3], r"^MODEL\.SEM_SEG_HEAD\.COMMON_STRIDE=3: the level at stride 4 "),
+        (["MODEL.SEM_SEG_HEAD.COMMON_STRIDE", 0], r"^MODEL\.SEM_SEG_HEAD\.COMMON_STRIDE=0: expected a stride >= 1$"),
     ],
 )
 def test_impossible_fcn_settings_raise_naming_the_key(tmp_path, opts, message):
@@ -104,8 +110,14 @@ def test_fcn_head_arguments_are_checked_without_a_config():
         DropBlockFCNHead(shapes, dropblock_positions=["decoder"], **kwargs)
     with pytest.raises(ValueError, match="conv_dims=48"):
         DropBlockFCNHead(shapes, **{**kwargs, "conv_dims": 48})
+    with pytest.raises(ValueError, match=r"^common_stride=8: the level at stride 4 \(input_shape: strides \[4, 8\]\)"):
+        DropBlockFCNHead(shapes, **{**kwargs, "common_stride": 8})
     head = DropBlockFCNHead(shapes, dropblock=lambda: DropBlock2d(0.8, 3), dropblock_positions=["decoder"], **kwargs)
     assert [n for n, _ in iter_regularizers(head)] == ["p2.dropblock0", "p3.dropblock0"]
+    # A common stride below the finest level's is one the stock head reaches: logits at stride 2.
+    finer = DropBlockFCNHead(shapes, **{**kwargs, "common_stride": 2}).eval()
+    logits, _ = finer({"p2": torch.rand(1, 32, 8, 8), "p3": torch.rand(1, 32, 4, 4)})
+    assert logits.shape == (1, 3, 32, 32)
 
 
 @pytest.mark.slow
