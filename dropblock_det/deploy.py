@@ -23,7 +23,7 @@ dropblock-det.
 `tools/export_stock_config.py` writes either config as a YAML file, checked against the
 dropblock-det model and a checkpoint.
 """
-from typing import Any, Dict, Iterator, List, Sequence, Set, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from detectron2.config import CfgNode, get_cfg
 
@@ -56,13 +56,14 @@ _LOCATION_COMPONENT_KEY = {
 }
 
 
-def dropblock_component_advice(cfg: CfgNode, location: str) -> str:
+def dropblock_component_advice(cfg: CfgNode, location: str, key: Optional[str] = None) -> str:
     """What to configure so that the MODEL.DROPBLOCK `location` ("RESNET.ENABLED",
     "FPN.ENABLED", "HEAD.ENABLED", ...) gets a regularizer: dropblock-det's counterpart of
     the stock component `cfg` names for it (e.g. MODEL.BACKBONE.NAME
     'build_dropblock_resnet_fpn_backbone' for a Faster R-CNN's 'build_resnet_fpn_backbone'),
-    else the dropblock-det components of that key."""
-    key = _LOCATION_COMPONENT_KEY.get(location, "MODEL.BACKBONE.NAME")
+    else the dropblock-det components of that key. `key`: the config key of the component
+    (default: the location's; a C4 R-CNN's res5 is MODEL.ROI_HEADS.NAME's)."""
+    key = key or _LOCATION_COMPONENT_KEY.get(location, "MODEL.BACKBONE.NAME")
     value = _get(cfg, key)
     ours = [name for name, stock in STOCK_COMPONENTS[key].items() if stock == value]
     if ours:

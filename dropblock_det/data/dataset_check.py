@@ -50,8 +50,9 @@ def expected_dataset_paths(name: str, root: Optional[os.PathLike] = None) -> Lis
     Without ``root``, detectron2's builtin COCO and VOC sets are checked where they are
     registered, i.e. where detectron2 will read them: v0.6 takes ``$DETECTRON2_DATASETS``
     as given, a leading "~" unexpanded, where this project's default root expands it.
-    Raises KeyError naming ``name`` when it is neither a known layout nor registered.
+    Raises KeyError naming ``name`` when it is not registered (known layout or not).
     """
+    _require_registered(name)
     meta = _registered_metadata(name) if root is None else None
     root = Path(root if root is not None else default_datasets_root())
     if name in _COCO_2017:
@@ -94,8 +95,11 @@ def _moved_under(path: Path, root: Path) -> Path:
     return path
 
 
-def _paths_from_metadata(name: str) -> List[Path]:
-    from detectron2.data import DatasetCatalog, MetadataCatalog
+def _require_registered(name: str) -> None:
+    """KeyError naming `name` and the closest registered names when detectron2 (or this
+    project) has not registered it: a training refuses it, so its files' being in place
+    says nothing (voc_2012_test has a VOC layout, but detectron2 registers no such set)."""
+    from detectron2.data import DatasetCatalog
 
     registered = DatasetCatalog.list()
     if name not in registered:
@@ -104,8 +108,12 @@ def _paths_from_metadata(name: str) -> List[Path]:
         close = difflib.get_close_matches(name, registered, n=5, cutoff=0.6)
         hint = (f"did you mean {', '.join(close)}?" if close
                 else f"none of the {len(registered)} registered names is close (DatasetCatalog.list())")
-        raise KeyError(f"dataset {name!r} is not registered with detectron2 and has no known "
-                       f"layout; {hint}")
+        raise KeyError(f"dataset {name!r} is not registered with detectron2; {hint}")
+
+
+def _paths_from_metadata(name: str) -> List[Path]:
+    from detectron2.data import MetadataCatalog
+
     meta = MetadataCatalog.get(name)
     return [Path(getattr(meta, key)) for key in _METADATA_PATH_KEYS if hasattr(meta, key)]
 

@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from PIL import Image
 
-from .prepare_voc import AUG_LABEL_DIRNAME, AUG_SPLIT_DIRNAME, VOC_IGNORE_LABEL
+from .prepare_voc import AUG_LABEL_DIRNAME, AUG_SPLIT_DIRNAME, VOC_IGNORE_LABEL, read_split_file
 
 __all__ = [
     "VOC_SEM_SEG_CLASSES",
@@ -88,7 +88,14 @@ def load_voc_sem_seg(voc_dir: os.PathLike, split: str) -> List[Dict[str, Any]]:
     image_dir = voc_dir / "JPEGImages"
     label_dir = voc_dir / AUG_LABEL_DIRNAME
     dicts = []
-    for image_id in split_file.read_text().split():
+    try:
+        # One id per line: a "/JPEGImages/x.jpg /SegmentationClassAug/x.png" list (another
+        # project's format) was read token by token, as images named "/JPEGImages/x.jpg".
+        image_ids = read_split_file(split_file)
+    except ValueError as e:
+        raise ValueError(f"{e} (the split files of {AUG_SPLIT_DIRNAME}/ are written by "
+                         "datasets/prepare_voc_sem_seg.py: one image id per line, e.g. 2007_000033)") from None
+    for image_id in image_ids:
         file_name = image_dir / f"{image_id}.jpg"
         label_name = label_dir / f"{image_id}.png"
         if not label_name.is_file():

@@ -504,6 +504,11 @@ def check_train_inputs(cfg: CfgNode) -> None:
         raise ValueError(f"INPUT.RANDOM_FLIP={cfg.INPUT.RANDOM_FLIP!r}: expected one of {list(_FLIPS)}")
     if cfg.INPUT.CROP.ENABLED:
         check_crop(cfg.INPUT.CROP.TYPE, cfg.INPUT.CROP.SIZE)
+    from ..data.cutout import build_cutout_augmentation
+
+    # INPUT.CUTOUT's values, and a fill (MODEL.PIXEL_MEAN) that fits INPUT.FORMAT's channels:
+    # checked when the trainer built its loader, after config.yaml was written.
+    build_cutout_augmentation(cfg)
     if not cfg.DATASETS.TRAIN:
         # detectron2 asserted "No valid data found in ." once the trainer was being built.
         raise ValueError(f"DATASETS.TRAIN={tuple(cfg.DATASETS.TRAIN)!r}: no dataset to train on; name at least one")
@@ -1082,6 +1087,42 @@ _LOCATION_PATTERNS = {
 }
 
 
+# A residual block of a ResNet stage (backbone.bottom_up.res4.0, roi_heads.res5.2), and its stage.
+_RESNET_BLOCK = re.compile(r"(^|\.)(res[2-5])\.\d+$")
+
+
+def _check_every_stage_regularized(cfg: CfgNode, model: torch.nn.Module, names: Sequence[str]) -> None:
+    """Per stage what check_dropblock_placed asks per location: a C4 R-CNN runs res2..res4 in
+    its backbone and res5 in its ROI head, so dropblock-det's part beside a stock one had
+    DropBlock somewhere while a stage in RESNET.STAGES (or every block, for DROP_PATH_RATE)
+    trained without it. ValueError naming the key, the stage and the component to switch."""
+    from ..deploy import dropblock_component_advice
+
+    db = cfg.MODEL.DROPBLOCK
+    regularized = set(names)
+    blocks = [(name, match.group(2)) for name, _ in model.named_modules()
+              for match in [_RESNET_BLOCK.search(name)] if match]
+
+    def advice(block: str) -> str:
+        key = "MODEL.ROI_HEADS.NAME" if block.startswith("roi_heads.") else "MODEL.BACKBONE.NAME"
+        return dropblock_component_advice(cfg, "RESNET.ENABLED", key)
+
+    if db.RESNET.ENABLED:
+        for stage in db.RESNET.STAGES:
+            in_stage = [block for block, of in blocks if of == stage]
+            if in_stage and not any(name.startswith(block + ".dropblock_") for block in in_stage for name in names):
+                raise ValueError(
+                    f"MODEL.DROPBLOCK.RESNET.STAGES={list(db.RESNET.STAGES)} lists {stage!r}, but the model's "
+                    f"{stage} ({in_stage[0].rsplit('.', 1)[0]}) has no DropBlock: {advice(in_stage[0])}")
+    if db.DROP_PATH_RATE > 0:
+        bare = [block for block, _ in blocks if f"{block}.drop_path" not in regularized]
+        if bare:
+            raise ValueError(
+                f"MODEL.DROPBLOCK.DROP_PATH_RATE={db.DROP_PATH_RATE!r}, but {len(bare)} of the model's {len(blocks)} "
+                f"residual blocks have no DropPath ({', '.join(bare[:3])}{', ...' if len(bare) > 3 else ''}): "
+                f"{advice(bare[0])}")
+
+
 def check_dropblock_placed(cfg: CfgNode, model: torch.nn.Module) -> None:
     """ValueError naming the key when a MODEL.DROPBLOCK location is on but the built model
     has no regularizer there: stock detectron2 components (RetinaNet,
@@ -1104,6 +1145,7 @@ def check_dropblock_placed(cfg: CfgNode, model: torch.nn.Module) -> None:
                 f" (MODEL.SEM_SEG_HEAD.NAME={cfg.MODEL.SEM_SEG_HEAD.NAME!r}) has no DropBlock there"
                 f" ({len(names)} elsewhere): {dropblock_component_advice(cfg, key)} (see the README),"
                 f" or check the location's STAGES / POSITIONS for this model")
+    _check_every_stage_regularized(cfg, model, names)
     # C4 (Res5ROIHeads): the res5 that runs is the ROI head's own, which dropblock-det does
     # not regularize; a res5 in the backbone (OUT_FEATURES with "res5") is computed, unused.
     roi_heads = getattr(model, "roi_heads", None)

@@ -34,6 +34,17 @@ class DropBlockRes5ROIHeads(Res5ROIHeads):
     """
 
     @classmethod
+    def from_config(cls, cfg, input_shape):
+        in_features = list(cfg.MODEL.ROI_HEADS.IN_FEATURES)
+        if len(in_features) != 1:
+            # detectron2 asserts it, naming no key.
+            raise ValueError(
+                f"MODEL.ROI_HEADS.IN_FEATURES={in_features}: DropBlockRes5ROIHeads is the C4 head, which "
+                "pools one feature (e.g. ['res4']); an FPN R-CNN takes StandardROIHeads, with DropBlock "
+                "in its backbone")
+        return super().from_config(cfg, input_shape)
+
+    @classmethod
     def _build_res5_block(cls, cfg) -> Tuple[nn.Sequential, int]:
         validate_dropblock_config(cfg)
         # detectron2 builds the stock res5 (its arguments, weights and random draws on every

@@ -58,6 +58,14 @@ def test_check_datasets_raises_listing_every_missing_path(tmp_path):
 def test_unknown_dataset_name_is_a_key_error_naming_it(tmp_path):
     with pytest.raises(KeyError, match="coco_2071_val"):
         expected_dataset_paths("coco_2071_val", tmp_path)
+    # A known layout is not enough: detectron2 registers no voc_2012_test, and a training
+    # refuses it, where the check said "all present" with its files in place.
+    voc = tmp_path / "VOC2012"
+    for folder in ("Annotations", "JPEGImages", "ImageSets/Main"):
+        (voc / folder).mkdir(parents=True)
+    (voc / "ImageSets" / "Main" / "test.txt").write_text("000001\n")
+    with pytest.raises(KeyError, match=r"'voc_2012_test' is not registered with detectron2; did you mean .*voc_2012_val"):
+        check_datasets(["voc_2012_test"], tmp_path)
 
 
 def test_synthetic_sets_are_checked_through_their_manifest(tmp_path):

@@ -4,6 +4,7 @@ Everything runs on the miniature VOC + SBD tree of `conftest.make_mini_voc_sbd`.
 """
 import importlib.util
 import os
+import re
 import shutil
 import stat
 from pathlib import Path
@@ -466,3 +467,16 @@ def test_prepare_replaces_its_own_outputs_of_earlier_inputs_without_overwrite(tr
     assert _split(voc, "val") == list(MINI_VOC_VAL)
     again = prepare_voc_sem_seg(voc, sbd)
     assert (again.num_written, again.num_kept) == (0, len(MINI_TRAIN_AUG) + len(MINI_VOC_VAL))
+
+
+def test_loading_a_split_file_of_another_format_names_the_file_and_line(tree):
+    # "/JPEGImages/x.jpg /SegmentationClassAug/x.png" lines were read token by token: "label of
+    # '/JPEGImages/x.jpg' ... is missing: .../JPEGImages/x.jpg.png", after training for val.
+    voc, sbd, _ = tree
+    prepare_voc_sem_seg(voc, sbd)
+    split = voc / "ImageSets" / "SegmentationAug" / "val.txt"
+    split.write_text("".join(f"/JPEGImages/{i}.jpg /SegmentationClassAug/{i}.png\n" for i in MINI_VOC_VAL))
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(split))}:1: expected one image id per line, got "
+                                         r"'/JPEGImages/.*' \(the split files of ImageSets/SegmentationAug/ are "
+                                         r"written by datasets/prepare_voc_sem_seg\.py"):
+        load_voc_sem_seg(voc, "val")

@@ -162,6 +162,45 @@ def test_c4_res5_in_the_roi_head_is_refused_naming_the_key_not_placed_in_an_unus
     assert {name.split(".")[1] for name, _ in iter_regularizers(model)} == {"res4"}
 
 
+def test_a_c4_stage_or_block_a_stock_part_builds_is_refused_where_the_other_part_has_dropblock():
+    # A stock backbone beside DropBlockRes5ROIHeads (detectron2's C4 configs name
+    # build_resnet_backbone): DropBlock in res5 only, DropPath in 3 of the blocks, accepted
+    # and trained so. And the other way round for DropPath.
+    from dropblock_det.engine.trainer import check_model_config
+    from dropblock_det.layers import iter_regularizers
+
+    stock_backbone = ("MODEL.BACKBONE.NAME", "build_resnet_backbone", "MODEL.ROI_HEADS.NAME", "DropBlockRes5ROIHeads")
+    with pytest.raises(ValueError, match=r"^MODEL\.DROPBLOCK\.RESNET\.STAGES=\['res4', 'res5'\] lists 'res4', but the "
+                                         r"model's res4 \(backbone\.res4\) has no DropBlock: use dropblock-det's "
+                                         r"counterpart of 'build_resnet_backbone': MODEL\.BACKBONE\.NAME "
+                                         r"'build_dropblock_resnet_backbone'$"):
+        check_model_config(rcnn_cfg(*stock_backbone, "MODEL.DROPBLOCK.RESNET.STAGES", "['res4', 'res5']", c4=True))
+    with pytest.raises(ValueError, match=r"^MODEL\.DROPBLOCK\.DROP_PATH_RATE=0\.2, but \d+ of the model's \d+ residual "
+                                         r"blocks have no DropPath \(backbone\.res2\.0, "):
+        check_model_config(rcnn_cfg(*stock_backbone, "MODEL.DROPBLOCK.RESNET.STAGES", "['res5']",
+                                    "MODEL.DROPBLOCK.DROP_PATH_RATE", "0.2", c4=True))
+    with pytest.raises(ValueError, match=r"^MODEL\.DROPBLOCK\.DROP_PATH_RATE=0\.2, but 3 of the model's \d+ residual blocks "
+                                         r"have no DropPath \(roi_heads\.res5\.0, roi_heads\.res5\.1, roi_heads\.res5\.2\): "
+                                         r"use dropblock-det's counterpart of 'Res5ROIHeads': MODEL\.ROI_HEADS\.NAME "
+                                         r"'DropBlockRes5ROIHeads'$"):
+        check_model_config(rcnn_cfg("MODEL.DROPBLOCK.DROP_PATH_RATE", "0.2", c4=True))
+    # Both parts dropblock-det's: every block has DropPath, res4 and res5 DropBlock.
+    model = check_model_config(rcnn_cfg("MODEL.ROI_HEADS.NAME", "DropBlockRes5ROIHeads", "MODEL.DROPBLOCK.RESNET.STAGES",
+                                        "['res4', 'res5']", "MODEL.DROPBLOCK.DROP_PATH_RATE", "0.2", c4=True))
+    names = [name for name, _ in iter_regularizers(model)]
+    assert {name.split(".")[1] for name in names if ".dropblock_" in name} == {"res4", "res5"}
+    assert sum(name.endswith(".drop_path") for name in names) == 2 + 2 + 2 + 3  # R18 res2..res4, R50-style res5
+
+
+def test_the_c4_dropblock_head_on_an_fpn_rcnn_is_refused_naming_the_key():
+    # detectron2 asserted len(in_features) == 1, naming no key.
+    from dropblock_det.engine.trainer import check_model_config
+
+    with pytest.raises(ValueError, match=r"^MODEL\.ROI_HEADS\.IN_FEATURES=\['p2', 'p3', 'p4', 'p5'\]: "
+                                         r"DropBlockRes5ROIHeads is the C4 head"):
+        check_model_config(rcnn_cfg("MODEL.ROI_HEADS.NAME", "DropBlockRes5ROIHeads"))
+
+
 @pytest.mark.parametrize("backbone, counterpart", [
     ("build_resnet_fpn_backbone", "build_dropblock_resnet_fpn_backbone"),
     ("build_resnet_backbone", "build_dropblock_resnet_backbone"),

@@ -178,6 +178,9 @@ def test_eval_only_with_missing_or_mismatched_checkpoint_is_an_error(train_net, 
      r"^INPUT\.CROP\.SIZE=\[64, 32\] with INPUT\.CROP\.TYPE='absolute_range': expected two sizes in pixels >= 1, "
      r"smallest first"),
     (["DATASETS.TRAIN", "()"], ValueError, r"^DATASETS\.TRAIN=\(\): no dataset to train on"),
+    # Raised when the trainer built its loader: one-channel images, a three-value fill.
+    (["INPUT.FORMAT", "L", "INPUT.CUTOUT.ENABLED", "True", "INPUT.CUTOUT.SIZE", "16"], ValueError,
+     r"^INPUT\.CUTOUT fills with MODEL\.PIXEL_MEAN=\[.*\], which has 3 values, but INPUT\.FORMAT='L' images have 1"),
     # It was blamed on the DropBlock ramp ("SCHEDULE.START_ITER=0: the ramp ends at SOLVER.MAX_ITER=-1").
     (["SOLVER.MAX_ITER", "-1"], ValueError, r"^SOLVER\.MAX_ITER=-1: expected a number of iterations >= 1$"),
     (["SOLVER.MAX_ITER", "0"], ValueError, r"^SOLVER\.MAX_ITER=0: expected a number of iterations >= 1$"),
