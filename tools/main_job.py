@@ -89,6 +89,28 @@ def bbox_by_test_set(results: Dict[str, Any], test_sets: List[str]) -> Dict[str,
     return {name: dict((results or {}).get(name, {}).get("bbox", {})) for name in test_sets}
 
 
+# The box AP each detection evaluator reports under "bbox" (detectron2's PascalVOCDetectionEvaluator:
+# VOC-style AP averaged over IoU 0.50:0.95, beside its AP50 and AP75).
+_BOX_AP_NAMES = {"coco": "COCO box AP", "pascal_voc": "PASCAL VOC box AP"}
+
+
+def box_ap_names(test_sets: List[str]) -> Dict[str, str]:
+    """{test set: the name of the box AP its evaluator reports}; ValueError naming
+    DATASETS.TEST for a set whose evaluator reports none (a semantic segmentation set: the
+    main job trains and reports a detector; tools/train_net.py trains any model)."""
+    from detectron2.data import MetadataCatalog
+
+    names = {}
+    for name in test_sets:
+        evaluator_type = getattr(MetadataCatalog.get(name), "evaluator_type", None)
+        if evaluator_type not in _BOX_AP_NAMES:
+            raise ValueError(f"DATASETS.TEST names {name!r}, a {evaluator_type!r} dataset: the main job reports "
+                             f"the box AP of a detector ({', '.join(_BOX_AP_NAMES.values())}); train this config "
+                             "with tools/train_net.py")
+        names[name] = _BOX_AP_NAMES[evaluator_type]
+    return names
+
+
 def main(argv=None) -> dict:
     t_start = time.time()
     args = parse_args(argv)
@@ -139,6 +161,7 @@ def main(argv=None) -> dict:
     # synthetic data is made (a bad config costs no dataset making); the files of the
     # synthetic sets are checked once they are there.
     check_config_before_run(cfg, check_files=not synthetic)
+    metric_names = box_ap_names(list(cfg.DATASETS.TEST))
     # Then the output folder, still before the data is made: a folder another run holds,
     # or one that cannot be created, costs no dataset making either.
     check_output_dir(cfg.OUTPUT_DIR)
@@ -197,6 +220,7 @@ def main(argv=None) -> dict:
         "bbox": by_set[test_sets[0]] if test_sets else {},  # the first test set's
         "bbox_by_test_set": by_set,
         "final_AP": None if ap is None or ap != ap else ap,
+        "final_AP_metric": metric_names[test_sets[0]] if test_sets else None,
         "train_and_eval_seconds": round(train_eval_s, 1),
         "wall_seconds": round(wall_s, 1),
     }
@@ -204,9 +228,12 @@ def main(argv=None) -> dict:
         json.dump(summary, f, indent=1, allow_nan=False)
     print(f"[main_job] metrics: {metrics_path}")
     print(f"[main_job] plot:    {png}")
-    ap_text = ", ".join(f"on {name}: " + (f"{value:.2f}" if value is not None else "n/a")
+    # One kind of AP: "final COCO box AP on a: .., on b: ..", else each set's named.
+    kinds = sorted(set(metric_names.values()))
+    ap_text = ", ".join(f"on {name}" + (f" ({metric_names[name]})" if len(kinds) > 1 else "") + ": "
+                        + (f"{value:.2f}" if value is not None else "n/a")
                         for name, value in aps.items()) or "n/a (DATASETS.TEST is empty)"
-    print(f"[main_job] final COCO box AP {ap_text}  "
+    print(f"[main_job] final {kinds[0] if len(kinds) == 1 else 'box AP'} {ap_text}  "
           f"(train+eval {train_eval_s / 60:.1f} min, total {wall_s / 60:.1f} min)", flush=True)
     return summary
 

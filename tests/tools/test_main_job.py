@@ -46,6 +46,7 @@ def test_main_job_makes_data_trains_evaluates_and_writes_its_outputs(tmp_path, t
     assert summary["bbox_by_test_set"] == {"synthetic_det_val": summary["bbox"]}
     printed = capsys.readouterr().out
     assert f"final COCO box AP on synthetic_det_val: {ap:.2f}" in printed
+    assert summary["final_AP_metric"] == "COCO box AP"
     assert "eta:" in printed  # detectron2's progress lines with the ETA are visible
 
 
@@ -67,6 +68,19 @@ def test_with_two_test_sets_the_ap_of_each_is_printed_and_summarised_as_in_metri
             f"on synthetic_det_train: {aps['synthetic_det_train']:.2f}") in printed
 
 
+def test_the_ap_is_named_by_the_test_sets_evaluator_and_a_segmentation_set_is_refused():
+    # A VOC test set's AP was printed as "COCO box AP", a segmentation set's mIoU as "n/a".
+    from detectron2.data import MetadataCatalog
+
+    tool = load_tool("main_job")
+    MetadataCatalog.get("dropblock_test_main_job_voc").set(evaluator_type="pascal_voc")
+    assert tool.box_ap_names(["synthetic_det_val", "dropblock_test_main_job_voc"]) == {
+        "synthetic_det_val": "COCO box AP", "dropblock_test_main_job_voc": "PASCAL VOC box AP"}
+    with pytest.raises(ValueError, match=r"^DATASETS\.TEST names 'synthetic_sem_seg_val', a 'sem_seg' dataset: the "
+                                         r"main job reports the box AP of a detector .*tools/train_net\.py$"):
+        tool.box_ap_names(["synthetic_det_val", "synthetic_sem_seg_val"])
+
+
 def test_without_a_test_set_the_job_trains_and_writes_its_outputs_with_no_ap(tmp_path, toy_defaults, capsys):
     # The plot read the first test set's AP key and failed after training: no PNG, no summary.
     root, out = tmp_path / "datasets", tmp_path / "out"
@@ -74,7 +88,7 @@ def test_without_a_test_set_the_job_trains_and_writes_its_outputs_with_no_ap(tmp
                                          + ["DATASETS.TEST", "()"])
     assert summary["final_AP"] is None and summary["bbox_by_test_set"] == {}
     assert (out / "main_job.png").stat().st_size > 0 and (out / "main_job_summary.json").is_file()
-    assert "final COCO box AP n/a (DATASETS.TEST is empty)" in capsys.readouterr().out
+    assert "final box AP n/a (DATASETS.TEST is empty)" in capsys.readouterr().out
 
 
 def test_a_bad_config_is_refused_before_the_earlier_run_is_moved_or_data_is_made(tmp_path, toy_defaults):
