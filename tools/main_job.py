@@ -134,6 +134,7 @@ def main(argv=None) -> dict:
 
     import dropblock_det  # noqa: F401  (registers components and datasets)
     from dropblock_det.analysis import final_metric, plot_training_curves, read_metrics
+    from dropblock_det.data.file_errors import check_evaluation_files
     from dropblock_det.data.synthetic import default_datasets_root, ensure_synthetic_datasets
     from dropblock_det.engine.trainer import (
         DropBlockTrainer,
@@ -175,6 +176,7 @@ def main(argv=None) -> dict:
         ensure_synthetic_datasets(root)
         print(f"[main_job] datasets ready in {time.time() - t0:.1f} s", flush=True)
         check_dataset_names(cfg)
+        check_evaluation_files(list(cfg.DATASETS.TEST))  # as check_config_before_run does
 
     # A rerun into the same folder starts a fresh run (detectron2's JSONWriter would append
     # to metrics.json, and model_final.pth would be overwritten): the earlier run's files

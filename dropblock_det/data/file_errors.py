@@ -8,13 +8,20 @@ annotation files read when a loader is built) re-raise such errors as `DatasetFi
 with the file in the message; the original exception stays chained as the cause.
 """
 import contextlib
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence
+import logging
+import os
+import time
+import xml.etree.ElementTree as ET
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
+import numpy as np
 from detectron2.data import DatasetCatalog, DatasetMapper, MetadataCatalog
 from PIL import Image
 
 __all__ = ["DatasetFileError", "DatasetMapperNamingFiles", "naming_dataset_files", "ANNOTATION_FIELDS",
-           "missing_annotation_field"]
+           "missing_annotation_field", "check_evaluation_files"]
+
+logger = logging.getLogger(__name__)
 
 # What a DatasetMapper flag loads for the model: (the annotation field, what the model learns from it).
 ANNOTATION_FIELDS = {"use_instance_mask": ("segmentation", "instance masks"),
@@ -60,10 +67,22 @@ class DatasetMapperNamingFiles(DatasetMapper):
     raised from the original exception.
     """
 
+    # (number of classes, ignore value, the keys that set them) a training label must fit;
+    # None: not checked (expect_sem_seg_labels sets it).
+    _sem_seg_labels: Optional[Tuple[int, int, str]] = None
+
+    def expect_sem_seg_labels(self, num_classes: int, ignore_value: int, keys: str) -> None:
+        """Check each segmentation label this mapper loads: values among range(num_classes)
+        and ignore_value (the model's, named by `keys`), else a DatasetFileError naming the
+        file. The loss failed on them at the first step, naming neither ("IndexError: Target
+        220 is out of bounds"; on CUDA a device-side assert): a palette or colour PNG given
+        for one of class indices."""
+        self._sem_seg_labels = (int(num_classes), int(ignore_value), keys)
+
     def __call__(self, dataset_dict: Dict[str, Any]) -> Dict[str, Any]:
         self._check_annotations_for_model(dataset_dict)
         try:
-            return super().__call__(dataset_dict)
+            mapped = super().__call__(dataset_dict)
         except Exception as e:
             files = [dataset_dict[k] for k in _ITEM_FILE_KEYS if dataset_dict.get(k)]
             broken = [f for f in files if _unreadable_image(f)]
@@ -72,6 +91,17 @@ class DatasetMapperNamingFiles(DatasetMapper):
             else:
                 where = "error while mapping the dataset item of " + ", ".join(files)
             raise DatasetFileError(f"{where}: {type(e).__name__}: {e}") from e
+        label = mapped.get("sem_seg")
+        if label is not None and self._sem_seg_labels is not None:
+            num_classes, ignore_value, keys = self._sem_seg_labels
+            bad = ((label < 0) | (label >= num_classes)) & (label != ignore_value)
+            if bool(bad.any()):
+                values = sorted(int(v) for v in label[bad].unique()[:5])
+                raise DatasetFileError(
+                    f"the label {dataset_dict.get('sem_seg_file_name')} has values {values} that are neither a class "
+                    f"0..{num_classes - 1} nor the ignore value {ignore_value} ({keys}): the loss fails on them "
+                    "(a palette or colour PNG given for one of class indices?)")
+        return mapped
 
     # The config key that sets each flag of ANNOTATION_FIELDS.
     _FLAG_KEYS = {"use_instance_mask": "MODEL.MASK_ON", "use_keypoint": "MODEL.KEYPOINT_ON"}
@@ -130,5 +160,126 @@ def naming_dataset_files(names: Sequence[str]) -> Iterator[None]:
         described = "; ".join(
             f"{name!r} ({', '.join(_dataset_files(name)) or 'no file in its metadata'})"
             for name in culprits)
-        raise DatasetFileError(
-            f"cannot load dataset {described}: {type(e).__name__}: {e}") from e
+        # A PASCAL VOC set names its folder only: the annotation that fails, among thousands.
+        broken = next(filter(None, map(_first_unloadable_voc_annotation, culprits)), None)
+        cause = f"{type(e).__name__}: {e}"
+        raise DatasetFileError(f"cannot load dataset {described}: "
+                               + (f"{broken} (the loader's {cause})" if broken else cause)) from e
+
+
+def _voc_annotation_paths(metadata: Any) -> List[str]:
+    """The annotation files of a PASCAL VOC set as detectron2 registers it (metadata dirname
+    and split): Annotations/<id>.xml of each id in ImageSets/Main/<split>.txt, in order."""
+    with open(os.path.join(metadata.dirname, "ImageSets", "Main", f"{metadata.split}.txt")) as f:
+        ids = f.read().split()
+    return [os.path.join(metadata.dirname, "Annotations", f"{i}.xml") for i in ids]
+
+
+def _first_unloadable_voc_annotation(name: str) -> Optional[str]:
+    """"<file>: <why>" for the first annotation of PASCAL VOC set `name` that detectron2's
+    load_voc_instances cannot read (missing, not XML, no size, a class the set does not
+    have, a box without its 4 numbers); None for another kind of set or when each reads."""
+    metadata = MetadataCatalog.get(name)
+    if not all(hasattr(metadata, key) for key in ("dirname", "split", "thing_classes")):
+        return None
+    try:
+        paths = _voc_annotation_paths(metadata)
+    except OSError:
+        return None  # the split file: its own error names it
+    for path in paths:
+        try:
+            tree = ET.parse(path)
+            int(tree.findall("./size/height")[0].text)
+            int(tree.findall("./size/width")[0].text)
+            for obj in tree.findall("object"):
+                cls = obj.find("name").text
+                if cls not in metadata.thing_classes:
+                    return f"{path}: an object of class {cls!r}, which is not one of the set's thing_classes"
+                box = obj.find("bndbox")
+                [float(box.find(x).text) for x in ("xmin", "ymin", "xmax", "ymax")]
+        except Exception as e:  # noqa: BLE001 - any failure to read this file is the answer
+            return f"{path}: {type(e).__name__}: {e}"
+    return None
+
+
+def _check_sem_seg_labels(name: str, items: List[Dict[str, Any]], key: str) -> None:
+    """The labels of `name` as detectron2's SemSegEvaluator reads them (np.array of the
+    PNG): one channel, the image's size, and values among range(len(stuff_classes)) and
+    ignore_label; else its confusion matrix failed after the whole training ("cannot
+    reshape array of size 661 into shape (22,22)") or its shapes did not match."""
+    metadata = MetadataCatalog.get(name)
+    num_classes, ignore = len(metadata.stuff_classes), getattr(metadata, "ignore_label", None)
+    for item in items:
+        path = item.get("sem_seg_file_name")
+        if not path:
+            continue
+        with Image.open(path) as image:
+            label = np.asarray(image)
+        problem = None
+        if label.ndim != 2:
+            problem = f"a {image.mode} image of shape {label.shape}, not one channel of class indices"
+        elif "height" in item and label.shape != (item["height"], item["width"]):
+            problem = f"{label.shape[1]}x{label.shape[0]}, but its image is {item['width']}x{item['height']}"
+        else:
+            bad = (label >= num_classes) & (label != ignore) if ignore is not None else label >= num_classes
+            if bad.any():
+                values = sorted({int(v) for v in np.unique(label[bad])[:5]})
+                problem = (f"values {values} that are neither a class 0..{num_classes - 1} (its {num_classes} "
+                           f"stuff_classes) nor its ignore_label {ignore} (a palette or colour PNG given for "
+                           "one of class indices?)")
+        if problem:
+            raise DatasetFileError(f"{key} names {name!r}, whose label {path} is {problem}; "
+                                   "its evaluator would fail on it after the training")
+
+
+def _check_voc_evaluation_annotations(name: str, key: str) -> None:
+    """The annotations of PASCAL VOC set `name` as detectron2's PascalVOCDetectionEvaluator
+    reads them (its parse_rec: name, pose, truncated, difficult and an integer bndbox per
+    object), which is stricter than its loader: an XML without <pose> trained fine and
+    failed the evaluation with "'NoneType' object has no attribute 'text'", naming no file."""
+    from detectron2.evaluation.pascal_voc_evaluation import parse_rec
+
+    # detectron2 caches parse_rec by file name (lru_cache): the file as it is now is read.
+    parse_rec = getattr(parse_rec, "__wrapped__", parse_rec)
+    metadata = MetadataCatalog.get(name)
+    if not all(hasattr(metadata, k) for k in ("dirname", "split")):
+        return
+    for path in _voc_annotation_paths(metadata):
+        try:
+            parse_rec(path)
+        except Exception as e:  # noqa: BLE001 - any failure to read it fails the evaluation
+            raise DatasetFileError(
+                f"{key} names {name!r}, whose annotation {path} detectron2's PASCAL VOC evaluator cannot "
+                f"read ({type(e).__name__}: {e}; it reads name, pose, truncated, difficult and an integer "
+                "bndbox of each object)") from e
+
+
+def check_evaluation_files(names: Sequence[str], key: str = "DATASETS.TEST") -> None:
+    """Before a training, what its evaluations will read of each dataset in `names`: detectron2
+    loads a test set only when it evaluates, after the whole training (or TEST.EVAL_PERIOD
+    iterations), where a missing image or a label the evaluator cannot read ended the run.
+    Each set's dicts are loaded (errors naming its files, :func:`naming_dataset_files`), every
+    image and label file they name must exist, a "sem_seg" set's labels must be what its
+    SemSegEvaluator can score, a "pascal_voc" set's annotations what its evaluator parses.
+    DatasetFileError naming `key`, the dataset and the file."""
+    start, count = time.perf_counter(), 0
+    for name in names:
+        with naming_dataset_files([name]):
+            items = DatasetCatalog.get(name)
+        if not isinstance(items, list):
+            continue
+        count += len(items)
+        for item in items:
+            for file_key in _ITEM_FILE_KEYS:
+                path = item.get(file_key)
+                if path and not os.path.isfile(path):
+                    raise DatasetFileError(f"{key} names {name!r}, whose {file_key} {path} does not exist: "
+                                           "its evaluation would fail on it after the training")
+        evaluator_type = getattr(MetadataCatalog.get(name), "evaluator_type", None)
+        if evaluator_type == "sem_seg" and hasattr(MetadataCatalog.get(name), "stuff_classes"):
+            _check_sem_seg_labels(name, items, key)
+        elif evaluator_type == "pascal_voc":
+            _check_voc_evaluation_annotations(name, key)
+    if names:
+        logger.info(f"{key}: the {count} items of {', '.join(names)} are there for the evaluation "
+                    f"({time.perf_counter() - start:.1f} s)")

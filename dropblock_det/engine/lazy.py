@@ -32,7 +32,13 @@ from detectron2.evaluation import SemSegEvaluator, inference_on_dataset, print_c
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ..data.file_errors import ANNOTATION_FIELDS, missing_annotation_field, naming_dataset_files
+from ..data.file_errors import (
+    ANNOTATION_FIELDS,
+    DatasetMapperNamingFiles,
+    check_evaluation_files,
+    missing_annotation_field,
+    naming_dataset_files,
+)
 from ..layers import DropBlock2d, iter_regularizers, triton_unavailable_reason
 from .hooks import DropBlockScheduleHook, unwrap_model
 from .trainer import (
@@ -345,6 +351,10 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True,
         check_lazy_train_parts(cfg, model)
     if check_files:
         check_datasets(dict.fromkeys(names))
+    if train and check_files:
+        # What the evaluations after training will read (the test loader loads them then).
+        test_key = _DATASET_NODES["dataloader.test"]
+        check_evaluation_files([name for key, name in lazy_dataset_names(cfg, train) if key == test_key], test_key)
     return model
 
 
@@ -875,7 +885,8 @@ def build_lazy_train_loader(cfg: DictConfig, model: torch.nn.Module) -> Any:
     R-CNN mask or keypoint head, its dataset is built first and checked to have what the
     head trains on (:func:`check_lazy_rcnn_training_data`), before the first step."""
     node = cfg.dataloader.train
-    if not _rcnn_heads_needing_data(model) or not isinstance(node.get("dataset"), DictConfig):
+    labels = _sem_seg_label_range(model)
+    if not (_rcnn_heads_needing_data(model) or labels) or not isinstance(node.get("dataset"), DictConfig):
         return _build_loader(cfg, "train")
     from detectron2.utils.registry import locate
 
@@ -886,8 +897,22 @@ def build_lazy_train_loader(cfg: DictConfig, model: torch.nn.Module) -> Any:
     with naming_dataset_files(names):
         # The rest of the node as detectron2's instantiate builds it, with that dataset.
         kwargs = {k: instantiate(v) for k, v in node.items() if k != "dataset"}
+        if labels and isinstance(kwargs.get("mapper"), DatasetMapperNamingFiles):
+            kwargs["mapper"].expect_sem_seg_labels(*labels)
         target = kwargs.pop("_target_")
         return (locate(target) if isinstance(target, str) else target)(dataset=dataset, **kwargs)
+
+
+def _sem_seg_label_range(model: torch.nn.Module) -> Optional[Tuple[int, int, str]]:
+    """(classes, ignore value, their keys) of the segmentation labels `model`'s head trains on
+    (detectron2's DeepLab and SemSegFPN heads: a predictor conv and ignore_value), None for a
+    model without one."""
+    head = getattr(unwrap_model(model), "sem_seg_head", None)
+    predictor, ignore = getattr(head, "predictor", None), getattr(head, "ignore_value", None)
+    if not isinstance(getattr(predictor, "out_channels", None), int) or not isinstance(ignore, int):
+        return None
+    return (predictor.out_channels, ignore,
+            f"model.sem_seg_head.num_classes={predictor.out_channels}, ignore_value={ignore}")
 
 
 def do_test(cfg: DictConfig, model: torch.nn.Module) -> Optional[Dict[str, Any]]:

@@ -48,7 +48,7 @@ from .. import data as _data  # noqa: F401  (registers the datasets)
 from .. import modeling as _modeling  # noqa: F401  (registers backbones, meta-archs, heads)
 from .. import solver
 from ..config import add_dropblock_config, check_impl_device, locations_on, validate_dropblock_config
-from ..data.file_errors import DatasetMapperNamingFiles, naming_dataset_files
+from ..data.file_errors import DatasetMapperNamingFiles, check_evaluation_files, naming_dataset_files
 
 
 __all__ = [
@@ -1292,7 +1292,22 @@ def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: boo
         check_scaled_to_world_size(cfg)
     if check_weights:
         check_weights_path(cfg)
+    if train and check_files:
+        # What the evaluations after training will read (detectron2 loads the test sets then).
+        check_evaluation_files(list(cfg.DATASETS.TEST))
     return model
+
+
+def _trains_on_sem_seg_labels(cfg: CfgNode) -> bool:
+    """Whether MODEL.META_ARCHITECTURE's loss reads segmentation labels with MODEL.SEM_SEG_HEAD's
+    classes and ignore value (a SemanticSegmentor, a PanopticFPN)."""
+    from detectron2.modeling import META_ARCH_REGISTRY, PanopticFPN, SemanticSegmentor
+
+    try:
+        model_class = META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)
+    except KeyError:
+        return False
+    return isinstance(model_class, type) and issubclass(model_class, (SemanticSegmentor, PanopticFPN))
 
 
 class DropBlockTrainer(DefaultTrainer):
@@ -1378,6 +1393,11 @@ class DropBlockTrainer(DefaultTrainer):
         # and labels while it runs (detectron2's own messages do not).
         mapper = DatasetMapperNamingFiles(
             cfg, is_train=True, augmentations=build_train_augmentation(cfg))
+        if _trains_on_sem_seg_labels(cfg):
+            head = cfg.MODEL.SEM_SEG_HEAD
+            mapper.expect_sem_seg_labels(head.NUM_CLASSES, head.IGNORE_VALUE,
+                                         f"MODEL.SEM_SEG_HEAD.NUM_CLASSES={head.NUM_CLASSES}, "
+                                         f"IGNORE_VALUE={head.IGNORE_VALUE}")
         # The sampler's shuffle seed drawn from the RNG that SEED initialised, as detectron2
         # v0.6 and the LazyConfig loaders draw it. detectron2 main seeds it with SEED itself:
         # a yacs run and its LazyConfig twin would see the images in another order, and

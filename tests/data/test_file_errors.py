@@ -1,0 +1,175 @@
+"""dropblock_det/data/file_errors.py: what the evaluations after a training will read is
+checked before it (check_evaluation_files), and a PASCAL VOC set that does not load names
+its broken annotation (naming_dataset_files). The training-side errors that name files are
+tested in tests/reliability/test_corrupt_dataset_files.py."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import CONFIGS, tiny_synthetic_datasets
+
+_VOC_OBJECT = ("<object><name>{name}</name>{pose}<truncated>0</truncated><difficult>0</difficult>"
+               "<bndbox><xmin>{x0}</xmin><ymin>4</ymin><xmax>20</xmax><ymax>30</ymax></bndbox></object>")
+
+
+def _voc_xml(name="dog", pose="<pose>Left</pose>", x0="2"):
+    return (f"<annotation><size><width>32</width><height>32</height><depth>3</depth></size>"
+            f"{_VOC_OBJECT.format(name=name, pose=pose, x0=x0)}</annotation>")
+
+
+@pytest.fixture
+def voc_test_set(tmp_path):
+    """(name, VOC2007 folder): a 2-image PASCAL VOC test split registered as detectron2
+    registers voc_2007_test, removed again afterwards."""
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+    from detectron2.data.datasets.pascal_voc import register_pascal_voc
+
+    voc = tmp_path / "VOC2007"
+    for folder in ("Annotations", "JPEGImages", "ImageSets/Main"):
+        (voc / folder).mkdir(parents=True)
+    for image_id in ("000001", "000002"):
+        Image.new("RGB", (32, 32)).save(voc / "JPEGImages" / f"{image_id}.jpg")
+        (voc / "Annotations" / f"{image_id}.xml").write_text(_voc_xml())
+    (voc / "ImageSets" / "Main" / "test.txt").write_text("000001\n000002\n")
+    name = "dropblock_test_voc_eval"
+    register_pascal_voc(name, str(voc), "test", 2007)
+    MetadataCatalog.get(name).evaluator_type = "pascal_voc"  # as detectron2's builtin registration sets it
+    yield name, voc
+    DatasetCatalog.remove(name)
+    MetadataCatalog.remove(name)
+
+
+def test_a_test_image_that_is_missing_is_named_before_the_training(tmp_path):
+    # detectron2 loads DATASETS.TEST only to evaluate, after the whole training.
+    from dropblock_det.data.file_errors import DatasetFileError, check_evaluation_files
+
+    with tiny_synthetic_datasets(tmp_path, num_train=2, num_val=2) as root:
+        check_evaluation_files(["synthetic_det_val"])
+        missing = root / "synthetic_det" / "val" / "000001.jpg"
+        missing.unlink()
+        with pytest.raises(DatasetFileError, match=rf"^DATASETS\.TEST names 'synthetic_det_val', whose file_name "
+                                                   rf"{missing} does not exist: its evaluation would fail"):
+            check_evaluation_files(["synthetic_det_val"])
+
+
+def test_the_yacs_and_lazy_run_checks_read_the_test_set_of_a_training_only(tmp_path):
+    from dropblock_det.data.file_errors import DatasetFileError
+    from dropblock_det.engine.lazy import check_lazy_config_before_run, load_lazy_config
+    from dropblock_det.engine.trainer import check_config_before_run, load_config
+
+    synthetic = CONFIGS / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3"
+    with tiny_synthetic_datasets(tmp_path, num_train=2, num_val=2) as root:
+        (root / "synthetic_det" / "val" / "000000.jpg").unlink()
+        cfg = load_config(f"{synthetic}.yaml", ["MODEL.DEVICE", "cpu", "OUTPUT_DIR", str(tmp_path / "out")])
+        with pytest.raises(DatasetFileError, match=r"^DATASETS\.TEST names 'synthetic_det_val', whose file_name"):
+            check_config_before_run(cfg)
+        check_config_before_run(cfg, train=False)  # an --eval-only reads it at once, naming it then
+        lazy = load_lazy_config(f"{synthetic}.py", ["train.device=cpu", f"train.output_dir={tmp_path / 'out'}"])
+        with pytest.raises(DatasetFileError, match=r"^dataloader\.test\.dataset\.names names 'synthetic_det_val', "
+                                                   r"whose file_name"):
+            check_lazy_config_before_run(lazy)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("label, problem", [
+    # A palette PNG's colours read as indices: the confusion matrix failed with "cannot reshape".
+    (lambda shape: np.full(shape, 220, np.uint8), r"values \[220\] that are neither a class 0\.\.3 \(its 4 "
+                                                  r"stuff_classes\) nor its ignore_label 255"),
+    (lambda shape: np.zeros(shape + (3,), np.uint8), r"a RGB image of shape \(\d+, \d+, 3\), not one channel"),
+    (lambda shape: np.zeros((shape[0] // 2, shape[1]), np.uint8), r"\d+x\d+, but its image is \d+x\d+"),
+])
+def test_a_segmentation_label_its_evaluator_cannot_score_is_named(tmp_path, label, problem):
+    from dropblock_det.data.file_errors import DatasetFileError, check_evaluation_files
+    from dropblock_det.data.synthetic import make_synthetic_sem_seg, register_synthetic_datasets
+
+    folder = make_synthetic_sem_seg(tmp_path, num_train=1, num_val=2, image_size=64, min_object_size=14,
+                                    max_object_size=36)
+    register_synthetic_datasets(tmp_path)
+    try:
+        check_evaluation_files(["synthetic_sem_seg_val"])
+        bad = sorted((folder / "SegmentationClass").glob("val_*.png"))[1]
+        with Image.open(bad) as image:
+            shape = np.asarray(image).shape
+        Image.fromarray(label(shape)).save(bad)
+        with pytest.raises(DatasetFileError, match=rf"^DATASETS\.TEST names 'synthetic_sem_seg_val', whose label "
+                                                   rf"{bad} is {problem}"):
+            check_evaluation_files(["synthetic_sem_seg_val"])
+    finally:
+        register_synthetic_datasets()
+
+
+def test_a_voc_annotation_the_evaluator_cannot_parse_is_named(voc_test_set):
+    # detectron2's loader needs no <pose> and takes a fractional box; its evaluator needs both
+    # ("'NoneType' object has no attribute 'text'" after the training, naming no file).
+    from dropblock_det.data.file_errors import DatasetFileError, check_evaluation_files
+
+    name, voc = voc_test_set
+    check_evaluation_files([name])
+    for xml in (_voc_xml(pose=""), _voc_xml(x0="2.5")):
+        (voc / "Annotations" / "000002.xml").write_text(xml)
+        with pytest.raises(DatasetFileError, match=rf"^DATASETS\.TEST names '{name}', whose annotation "
+                                                   rf".*000002\.xml detectron2's PASCAL VOC evaluator cannot read"):
+            check_evaluation_files([name])
+
+
+@pytest.mark.parametrize("xml, why", [
+    ("<annotation><size><width>32", r"ParseError: "),
+    (_voc_xml(name="Dog"), r"an object of class 'Dog', which is not one of the set's thing_classes"),
+])
+def test_a_voc_set_that_does_not_load_names_its_broken_annotation(voc_test_set, xml, why):
+    # It named the folder only ("tuple.index(x): x not in tuple" for a misspelt class).
+    from detectron2.data import DatasetCatalog
+
+    from dropblock_det.data.file_errors import DatasetFileError, naming_dataset_files
+
+    name, voc = voc_test_set
+    bad = voc / "Annotations" / "000002.xml"
+    bad.write_text(xml)
+    with pytest.raises(DatasetFileError, match=rf"^cannot load dataset '{name}' \(.*VOC2007\): {bad}: {why}.*"
+                                               r"\(the loader's \w+"):
+        with naming_dataset_files([name]):
+            DatasetCatalog.get(name)
+
+
+def test_a_training_label_the_loss_cannot_take_is_named_by_the_mapper(tmp_path):
+    # The loss failed at the first step: "IndexError: Target 220 is out of bounds".
+    from dropblock_det.data.file_errors import DatasetFileError, DatasetMapperNamingFiles
+
+    image, label = tmp_path / "a.jpg", tmp_path / "a.png"
+    Image.new("RGB", (16, 16)).save(image)
+    values = np.zeros((16, 16), np.uint8)
+    values[:2] = 255  # ignored
+    values[2:4] = 3
+    Image.fromarray(values).save(label)
+    mapper = DatasetMapperNamingFiles(is_train=True, augmentations=[], image_format="RGB")
+    item = {"file_name": str(image), "sem_seg_file_name": str(label), "height": 16, "width": 16}
+    mapper(dict(item))  # not checked until the model's classes are known
+    mapper.expect_sem_seg_labels(4, 255, "KEYS")
+    assert mapper(dict(item))["sem_seg"].max() == 255
+    values[5] = 220
+    Image.fromarray(values).save(label)
+    with pytest.raises(DatasetFileError, match=rf"^the label {label} has values \[220\] that are neither a class 0\.\.3 "
+                                               r"nor the ignore value 255 \(KEYS\): the loss fails on them"):
+        mapper(dict(item))
+
+
+def test_the_trainers_training_mapper_expects_the_models_classes_and_ignore_value(mini_voc_datasets, tmp_path,
+                                                                                  monkeypatch):
+    from dropblock_det.data.file_errors import DatasetMapperNamingFiles
+    from dropblock_det.engine.lazy import build_lazy_train_loader, lazy_meta_model, load_lazy_config
+    from dropblock_det.engine.trainer import DropBlockTrainer
+
+    from conftest import MINI_VOC_TRAIN_NAME, small_voc_sem_seg_cfg
+
+    expected = []
+    monkeypatch.setattr(DatasetMapperNamingFiles, "expect_sem_seg_labels", lambda self, *args: expected.append(args))
+    DropBlockTrainer.build_train_loader(
+        small_voc_sem_seg_cfg("fcn_R_50_FPN_GN_scratch_dropblock_head_kp0.9_b7_poly_330k_bs16.yaml", tmp_path))
+    assert expected == [(21, 255, "MODEL.SEM_SEG_HEAD.NUM_CLASSES=21, IGNORE_VALUE=255")]
+    cfg = load_lazy_config(
+        str(CONFIGS / "PascalVOC-SemanticSegmentation"
+            / "deeplab_v3_plus_R_52_GN_scratch_dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.py"),
+        ["train.device=cpu", f"dataloader.train.dataset.names={MINI_VOC_TRAIN_NAME}",
+         "dataloader.train.num_workers=0", "dataloader.train.total_batch_size=2"])
+    build_lazy_train_loader(cfg, lazy_meta_model(cfg))
+    assert expected[1:] == [(21, 255, "model.sem_seg_head.num_classes=21, ignore_value=255")]
