@@ -375,7 +375,22 @@ def _make(folder: Path, p: Dict[str, Any], write: Callable[[Path, Dict[str, Any]
             if differences:
                 raise OtherSyntheticSetError(folder, differences)
         if force or not _manifest_matches(folder, p):
+            earlier = _manifest_files(folder)
             write(folder, p)
+            # A set of fewer images left the earlier set's others behind, unlisted; only files
+            # an earlier manifest lists (written by this module) are removed.
+            for stale in sorted(earlier - _manifest_files(folder)):
+                (folder / stale).unlink(missing_ok=True)
+
+
+def _manifest_files(folder: Path) -> set:
+    """The files (relative to ``folder``) its manifest lists; empty without a readable one."""
+    try:
+        files = json.loads((folder / MANIFEST_NAME).read_text()).get("files", [])
+    except (OSError, ValueError, AttributeError):
+        return set()
+    # Only plain relative paths inside the folder.
+    return {f for f in files if isinstance(f, str) and not os.path.isabs(f) and ".." not in Path(f).parts}
 
 
 def _write_detection(folder: Path, p: Dict[str, Any]) -> None:

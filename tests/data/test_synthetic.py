@@ -89,10 +89,17 @@ def test_existing_complete_set_is_reused_and_a_damaged_one_is_rewritten(tmp_path
     image.unlink()
     make_synthetic_detection(tmp_path, **TINY_DET)
     assert image.is_file()
-    # Other parameters: rewritten to match.
+    # Other parameters: rewritten to match, and the earlier set's images it does not list
+    # removed (they stayed behind, unlisted); a file of the user's is left alone.
+    (folder / "val" / "mine.txt").write_text("kept")
     make_synthetic_detection(tmp_path, **{**TINY_DET, "num_val": 2})
     coco = json.loads((folder / "annotations/instances_val.json").read_text())
     assert len(coco["images"]) == 2
+    assert sorted(p.name for p in (folder / "val").iterdir()) == ["000000.jpg", "000001.jpg", "mine.txt"]
+    make_synthetic_sem_seg(tmp_path, **TINY_SEG)
+    make_synthetic_sem_seg(tmp_path, **{**TINY_SEG, "num_train": 1})
+    assert sorted(p.name for p in (tmp_path / "synthetic_sem_seg" / "SegmentationClass").iterdir()) == [
+        "train_000000.png", "val_000000.png", "val_000001.png"]
 
 
 def test_shapes_and_clutter_cover_exactly_the_pixels_whose_centre_they_contain(monkeypatch):
