@@ -1098,10 +1098,14 @@ def _check_every_stage_regularized(cfg: CfgNode, model: torch.nn.Module, names: 
     trained without it. ValueError naming the key, the stage and the component to switch."""
     from ..deploy import dropblock_component_advice
 
+    from detectron2.layers import CNNBlockBase
+
     db = cfg.MODEL.DROPBLOCK
     regularized = set(names)
-    blocks = [(name, match.group(2)) for name, _ in model.named_modules()
-              for match in [_RESNET_BLOCK.search(name)] if match]
+    # A block by its class too: a head keys modules by feature name (a DeepLab decoder's
+    # dropblock_decoder.res2.0, a SemSegFPN tower sem_seg_head.res3.0), which are no blocks.
+    blocks = [(name, match.group(2)) for name, module in model.named_modules()
+              for match in [_RESNET_BLOCK.search(name)] if match and isinstance(module, CNNBlockBase)]
 
     def advice(block: str) -> str:
         key = "MODEL.ROI_HEADS.NAME" if block.startswith("roi_heads.") else "MODEL.BACKBONE.NAME"

@@ -192,6 +192,26 @@ def test_a_c4_stage_or_block_a_stock_part_builds_is_refused_where_the_other_part
     assert sum(name.endswith(".drop_path") for name in names) == 2 + 2 + 2 + 3  # R18 res2..res4, R50-style res5
 
 
+def test_head_modules_keyed_by_a_resnet_feature_name_are_not_taken_for_blocks_without_droppath(tmp_path):
+    # A DeepLab decoder's dropblock_decoder.res2.0 and a SemSegFPN head's towers fed with
+    # ResNet features (sem_seg_head.res3.0) are named like blocks: DROP_PATH_RATE was refused.
+    from conftest import small_voc_sem_seg_cfg
+    from dropblock_det.engine.trainer import check_model_config
+    from dropblock_det.layers import iter_regularizers
+
+    deeplab = "deeplab_v3_plus_R_52_GN_scratch_dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.yaml"
+    model = check_model_config(small_voc_sem_seg_cfg(deeplab, tmp_path, ["MODEL.DROPBLOCK.DROP_PATH_RATE", 0.1]))
+    names = [name for name, _ in iter_regularizers(model)]
+    assert "sem_seg_head.dropblock_decoder.res2.0" in names and sum(n.endswith(".drop_path") for n in names) == 16
+    fpn_head_on_resnet = rcnn_cfg("MODEL.META_ARCHITECTURE", "SemanticSegmentor", "MODEL.BACKBONE.NAME",
+                                  "build_dropblock_resnet_backbone", "MODEL.SEM_SEG_HEAD.NAME", "SemSegFPNHead",
+                                  "MODEL.SEM_SEG_HEAD.IN_FEATURES", "['res2', 'res3', 'res4', 'res5']",
+                                  "MODEL.SEM_SEG_HEAD.NUM_CLASSES", "4", "MODEL.DROPBLOCK.FPN.ENABLED", "False",
+                                  "MODEL.DROPBLOCK.DROP_PATH_RATE", "0.1")
+    model = check_model_config(fpn_head_on_resnet)
+    assert sum(name.endswith(".drop_path") for name, _ in iter_regularizers(model)) == 8  # R18's blocks
+
+
 def test_the_c4_dropblock_head_on_an_fpn_rcnn_is_refused_naming_the_key():
     # detectron2 asserted len(in_features) == 1, naming no key.
     from dropblock_det.engine.trainer import check_model_config
