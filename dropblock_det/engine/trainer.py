@@ -1096,9 +1096,9 @@ def _check_every_stage_regularized(cfg: CfgNode, model: torch.nn.Module, names: 
     its backbone and res5 in its ROI head, so dropblock-det's part beside a stock one had
     DropBlock somewhere while a stage in RESNET.STAGES (or every block, for DROP_PATH_RATE)
     trained without it. ValueError naming the key, the stage and the component to switch."""
-    from ..deploy import dropblock_component_advice
-
     from detectron2.layers import CNNBlockBase
+
+    from ..deploy import dropblock_component_advice
 
     db = cfg.MODEL.DROPBLOCK
     regularized = set(names)
