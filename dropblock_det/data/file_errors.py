@@ -94,9 +94,8 @@ class DatasetMapperNamingFiles(DatasetMapper):
         label = mapped.get("sem_seg")
         if label is not None and self._sem_seg_labels is not None:
             num_classes, ignore_value, keys = self._sem_seg_labels
-            bad = ((label < 0) | (label >= num_classes)) & (label != ignore_value)
-            if bool(bad.any()):
-                values = sorted(int(v) for v in label[bad].unique()[:5])
+            values = _stray_label_values(np.asarray(label), num_classes, ignore_value)
+            if values:
                 raise DatasetFileError(
                     f"the label {dataset_dict.get('sem_seg_file_name')} has values {values} that are neither a class "
                     f"0..{num_classes - 1} nor the ignore value {ignore_value} ({keys}): the loss fails on them "
@@ -202,6 +201,16 @@ def _first_unloadable_voc_annotation(name: str) -> Optional[str]:
     return None
 
 
+def _stray_label_values(label: np.ndarray, num_classes: int, ignore: Optional[int]) -> List[int]:
+    """The smallest (up to 5) values of the segmentation `label` that are neither a class in
+    range(num_classes) nor `ignore` (None: no ignore value); empty when every value is one.
+    Training (the mapper) and evaluation (check_evaluation_files) labels alike."""
+    bad = (label < 0) | (label >= num_classes)
+    if ignore is not None:
+        bad &= label != ignore
+    return [int(v) for v in np.unique(label[bad])[:5]]
+
+
 def _check_sem_seg_labels(name: str, items: List[Dict[str, Any]], key: str) -> None:
     """The labels of `name` as detectron2's SemSegEvaluator reads them (np.array of the
     PNG): one channel, the image's size, and values among range(len(stuff_classes)) and
@@ -221,9 +230,8 @@ def _check_sem_seg_labels(name: str, items: List[Dict[str, Any]], key: str) -> N
         elif "height" in item and label.shape != (item["height"], item["width"]):
             problem = f"{label.shape[1]}x{label.shape[0]}, but its image is {item['width']}x{item['height']}"
         else:
-            bad = (label >= num_classes) & (label != ignore) if ignore is not None else label >= num_classes
-            if bad.any():
-                values = sorted({int(v) for v in np.unique(label[bad])[:5]})
+            values = _stray_label_values(label, num_classes, ignore)
+            if values:
                 problem = (f"values {values} that are neither a class 0..{num_classes - 1} (its {num_classes} "
                            f"stuff_classes) nor its ignore_label {ignore} (a palette or colour PNG given for "
                            "one of class indices?)")
