@@ -1254,6 +1254,21 @@ def checked_device(key: str, value: Any) -> torch.device:
     return device
 
 
+def check_training_processes_device(cfg: CfgNode, device: torch.device) -> None:
+    """ValueError naming MODEL.DEVICE when this run trains in several processes (--num-gpus,
+    --num-machines) on a device other than CUDA: detectron2's trainer puts each process's
+    model in DistributedDataParallel on that process's GPU (`create_ddp_model` gives it
+    `device_ids`), which a CPU model fails at with torch's own error, after the data loader
+    is built and default_setup has written into OUTPUT_DIR (detectron2 main launches such
+    processes; v0.6's launch asserts CUDA first). An evaluation (no DDP) runs there."""
+    world = comm.get_world_size()
+    if world > 1 and device.type != "cuda":
+        raise ValueError(f"MODEL.DEVICE={cfg.MODEL.DEVICE!r} with {world} training processes (--num-gpus x "
+                         "--num-machines): detectron2's trainer gives each process's model its GPU in "
+                         f"DistributedDataParallel, which a model on {device.type} cannot take; train in one "
+                         "process (--num-gpus 1) or on CUDA (MODEL.DEVICE cuda)")
+
+
 def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: bool = True,
                             check_files: bool = True,
                             test_time_augmentation: bool = True) -> Optional[torch.nn.Module]:
@@ -1262,7 +1277,8 @@ def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: boo
     evaluation needs no training data) with, if `check_files`, their files, an evaluator
     for every DATASETS.TEST entry, MODEL.DEVICE (:func:`checked_device`) and
     DATALOADER.NUM_WORKERS, with `train` MODEL.DEVICE for IMPL "triton" (check_impl_device)
-    and for SOLVER.AMP, the optimizer and the LR schedule, and the SOLVER / INPUT values,
+    and for SOLVER.AMP and several training processes (check_training_processes_device),
+    the optimizer and the LR schedule, and the SOLVER / INPUT values,
     with `check_weights` MODEL.WEIGHTS, and the TEST.AUG values (refused with TEST.AUG.ENABLED
     where the caller runs no test-time augmentation: not `test_time_augmentation`). The tools
     call it first: each error names its key, and comes before data loading or anything is
@@ -1294,6 +1310,7 @@ def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: boo
         check_lr_scheduler(cfg, check_optimizer(cfg, model))
         check_train_inputs(cfg)
         check_scaled_to_world_size(cfg)
+        check_training_processes_device(cfg, device)
     if check_weights:
         check_weights_path(cfg)
     if train and check_files:

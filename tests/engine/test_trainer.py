@@ -300,8 +300,10 @@ def test_a_config_that_cannot_be_scaled_to_this_runs_processes_is_refused_before
     cfg = _cfg("SOLVER.REFERENCE_WORLD_SIZE", "1", "SOLVER.IMS_PER_BATCH", "2", *opts)
     with pytest.raises(ValueError, match=match):
         trainer.check_config_before_run(cfg, check_files=False)
-    trainer.check_config_before_run(_cfg("SOLVER.REFERENCE_WORLD_SIZE", "1", "SOLVER.IMS_PER_BATCH", "2",
-                                         "SOLVER.MAX_ITER", "100"), check_files=False)
+    # Scaled fine: only the last check, 4 training processes on the config's CPU, is left.
+    with pytest.raises(ValueError, match=r"^MODEL\.DEVICE='cpu' with 4 training processes"):
+        trainer.check_config_before_run(_cfg("SOLVER.REFERENCE_WORLD_SIZE", "1", "SOLVER.IMS_PER_BATCH", "2",
+                                             "SOLVER.MAX_ITER", "100"), check_files=False)
 
 
 def test_a_batch_indivisible_by_the_processes_it_was_set_for_is_refused(monkeypatch):
@@ -314,8 +316,25 @@ def test_a_batch_indivisible_by_the_processes_it_was_set_for_is_refused(monkeypa
         with pytest.raises(ValueError, match=r"^SOLVER\.IMS_PER_BATCH=3: not divisible by the 2 processes$"):
             trainer.check_config_before_run(_cfg("SOLVER.REFERENCE_WORLD_SIZE", reference, "SOLVER.IMS_PER_BATCH", "3"),
                                             check_files=False)
-        trainer.check_config_before_run(_cfg("SOLVER.REFERENCE_WORLD_SIZE", reference, "SOLVER.IMS_PER_BATCH", "4"),
-                                        check_files=False)
+        # A batch that divides: only the last check, 2 training processes on the config's CPU, is left.
+        with pytest.raises(ValueError, match=r"^MODEL\.DEVICE='cpu' with 2 training processes"):
+            trainer.check_config_before_run(_cfg("SOLVER.REFERENCE_WORLD_SIZE", reference, "SOLVER.IMS_PER_BATCH", "4"),
+                                            check_files=False)
+
+
+def test_training_in_several_processes_on_the_cpu_is_refused_before_the_run_and_evaluating_is_not(monkeypatch):
+    # detectron2's trainer gives each process's model its GPU in DistributedDataParallel:
+    # `--num-gpus 2 MODEL.DEVICE cpu` failed there with torch's "device_ids ... only work with
+    # ... GPU modules", after data loading and after config.yaml and log.txt were written.
+    from dropblock_det.engine import trainer
+
+    monkeypatch.setattr(trainer.comm, "get_world_size", lambda: 2)
+    with pytest.raises(ValueError, match=r"^MODEL\.DEVICE='cpu' with 2 training processes \(--num-gpus x "
+                                         r"--num-machines\).*--num-gpus 1"):
+        trainer.check_config_before_run(_cfg(), check_files=False)
+    trainer.check_config_before_run(_cfg(), train=False, check_files=False)  # no DDP: runs there
+    monkeypatch.setattr(trainer.comm, "get_world_size", lambda: 1)
+    trainer.check_config_before_run(_cfg(), check_files=False)
 
 
 def test_a_test_set_named_twice_is_refused_and_a_repeated_training_set_is_not():

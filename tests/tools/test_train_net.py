@@ -213,6 +213,21 @@ def test_weights_at_a_url_that_cannot_be_fetched_are_refused_from_setup(train_ne
     assert not out.exists()
 
 
+def test_training_in_several_processes_on_the_cpu_is_refused_from_setup(train_net, tiny_datasets, tmp_path,
+                                                                         monkeypatch):
+    # `--num-gpus 2` with MODEL.DEVICE cpu (what setup sees in each launched process): detectron2
+    # main failed in DistributedDataParallel, after data loading, with config.yaml and log.txt written.
+    import detectron2.utils.comm as comm
+
+    monkeypatch.setattr(comm, "get_world_size", lambda: 2)
+    out = tmp_path / "run"
+    args = train_net.parser().parse_args(["--num-gpus", "2", "--config-file", DB_CONFIG] + TINY_OPTS
+                                         + ["OUTPUT_DIR", str(out)])
+    with pytest.raises(ValueError, match=r"^MODEL\.DEVICE='cpu' with 2 training processes"):
+        train_net.setup(args)
+    assert not out.exists()
+
+
 def test_a_fresh_run_into_a_used_output_dir_moves_the_earlier_run_aside(trained, train_net, tmp_path):
     import shutil
 
