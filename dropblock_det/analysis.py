@@ -275,16 +275,26 @@ def reset_torchscript_functions() -> int:
     return reset
 
 
-def sweep_cells(block_sizes: Iterable[int], keep_probs: Iterable[float]) -> List[Tuple[int, float]]:
-    """The grid, block_size-major; ValueError naming a bad value."""
+def sweep_cells(block_sizes: Iterable[int], keep_probs: Iterable[float],
+                names: Tuple[str, str] = ("block_size", "keep_prob")) -> List[Tuple[int, float]]:
+    """The grid, block_size-major; ValueError naming a bad value and its argument (`names`:
+    what the caller calls the two lists, e.g. the tool's flags). Two keep_probs that differ
+    but share a cell folder (:func:`sweep_cell_dir` writes 6 significant digits) are refused:
+    the second would resume the first's training as its own."""
+    block_sizes, keep_probs = list(block_sizes), list(keep_probs)
+    folders: Dict[str, float] = {}
+    for kp in keep_probs:
+        if not 0.0 < kp <= 1.0:
+            raise ValueError(f"{names[1]} {kp!r} must be in (0, 1]")
+        other = folders.setdefault(f"{kp:g}", kp)
+        if other != kp:
+            raise ValueError(f"{names[1]} {other!r} and {kp!r} are one cell (folder suffix kp{kp:g}, "
+                             "6 significant digits): give values that differ within 6 digits")
     cells = []
     for b in block_sizes:
         if int(b) != b or b < 1:
-            raise ValueError(f"block_size {b!r} must be a positive integer")
-        for kp in keep_probs:
-            if not 0.0 < kp <= 1.0:
-                raise ValueError(f"keep_prob {kp!r} must be in (0, 1]")
-            cells.append((int(b), float(kp)))
+            raise ValueError(f"{names[0]} {b!r} must be a positive integer")
+        cells.extend((int(b), float(kp)) for kp in keep_probs)
     return cells
 
 

@@ -245,7 +245,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[Tuple[int, float], float]
 
     setup_logger(name="detectron2")
     setup_logger(name="dropblock_det", abbrev_name="dropblock")  # what engine.lazy logs
-    cells = sweep_cells(args.block_sizes, args.keep_probs)
+    cells = sweep_cells(args.block_sizes, args.keep_probs, names=("--block-sizes", "--keep-probs"))
     check_matplotlib()  # the heatmap is drawn after every cell has trained
     # The one place the config kind is chosen: a Python config, or a LazyConfig run's config.yaml.
     kind = (_lazy_sweep if is_lazy_config_file(args.config_file) else _yacs_sweep)(args)

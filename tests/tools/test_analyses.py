@@ -520,8 +520,11 @@ def test_run_sweep_reuses_only_rows_of_the_same_config(tmp_path):
 
 def test_sweep_rejects_bad_grid_values_before_training(tiny_datasets, tmp_path):
     tool = load_tool("sweep")
-    with pytest.raises(ValueError, match="keep_prob 1.5"):
+    with pytest.raises(ValueError, match="--keep-probs 1.5 must be in"):
         tool.main(["--config-file", DB_CONFIG, "--block-sizes", "3", "--keep-probs", "1.5",
+                   "--output-dir", str(tmp_path)])
+    with pytest.raises(ValueError, match="--block-sizes 0 must be a positive integer"):
+        tool.main(["--config-file", DB_CONFIG, "--block-sizes", "3", "0", "--keep-probs", "0.9",
                    "--output-dir", str(tmp_path)])
     with pytest.raises(ValueError, match="DATASETS.TEST is empty"):
         tool.main(["--config-file", DB_CONFIG, "--block-sizes", "3", "--keep-probs", "0.9",
@@ -590,6 +593,18 @@ def test_a_cell_given_twice_is_trained_once_and_bad_block_sizes_are_refused(tmp_
             sweep_cells([bad], [0.9])
     with pytest.raises(ValueError, match="keep_prob 0.0 must be in"):
         sweep_cells([3], [0.0])
+
+
+def test_two_keep_probs_sharing_a_cell_folder_are_refused():
+    # The folder keeps 6 significant digits: the second value would have resumed the
+    # first's training (its checkpoint, its fingerprint aside) as a cell of its own.
+    from dropblock_det.analysis import sweep_cell_dir, sweep_cells
+
+    assert sweep_cell_dir("s", 3, 0.8000001) == sweep_cell_dir("s", 3, 0.8)
+    with pytest.raises(ValueError, match=r"--keep-probs 0.8 and 0.8000001 are one cell \(folder suffix kp0.8"):
+        sweep_cells([3], [0.8, 0.9, 0.8000001], names=("--block-sizes", "--keep-probs"))
+    assert sweep_cells([3, 5], [0.8, 0.8, 0.80001]) == [(3, 0.8), (3, 0.8), (3, 0.80001),
+                                                          (5, 0.8), (5, 0.8), (5, 0.80001)]
 
 
 def test_run_sweep_moves_a_cells_earlier_attempt_aside_before_training_it_again(tmp_path):
