@@ -2,7 +2,8 @@
 """DropBlock speed and memory, side by side in one run, against the `x * mask` floor.
 
 Rows: the floor (`x * mask` with a precomputed mask, the least any implementation must
-pay), dropblock_det's PyTorch path (per channel as the paper, and shared across channels),
+pay), dropblock_det's PyTorch path (per channel as the paper, and shared across channels;
+per channel with the preceding ReLU fused in, next to a plain ReLU),
 dropblock_det's Triton kernel (CUDA; also with the preceding ReLU fused in, next to a
 plain ReLU, and with a residual sum and ReLU after it, next to plain relu(r + x), with and
 without a DropBlock of r's own fused into that pass),
@@ -297,14 +298,16 @@ def run(device: torch.device, shapes, dtypes, warmup: int, repeats: int):
                 "floor: x * mask": _floor(x.detach()),
                 "dropblock_det torch (per channel)": _ours(False, "torch"),
                 "dropblock_det torch (shared mask)": _ours(True, "torch"),
+                # After conv+norm+ReLU (ResNet conv1/conv2, the head towers) the ReLU runs inside
+                # DropBlock's op, which then keeps only its output for backward: DropBlock's cost
+                # there is the fused row minus the ReLU row.
+                "ReLU alone: relu(x)": torch.relu,
+                "dropblock_det torch ReLU fused (per channel)": _ours(False, "torch", relu=True),
             }
             if device.type == "cuda":
                 triton_ok = triton_available(device)
                 candidates["dropblock_det triton (per channel)"] = _ours(False, "triton") if triton_ok else None
                 candidates["dropblock_det triton (shared mask)"] = _ours(True, "triton") if triton_ok else None
-                # After conv+norm+ReLU (ResNet conv1/conv2, the head towers) the ReLU runs inside
-                # DropBlock's pass: DropBlock's cost there is the fused row minus the ReLU row.
-                candidates["ReLU alone: relu(x)"] = torch.relu
                 candidates["dropblock_det triton ReLU fused (per channel)"] = (
                     _ours(False, "triton", relu=True) if triton_ok else None
                 )

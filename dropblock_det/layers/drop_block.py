@@ -43,7 +43,9 @@ about gamma * numel random numbers) and fills each seed's block into a bool mask
 `x * scale` followed by an indexed fill of the dropped blocks, in forward and backward,
 and autograd keeps only the seeds' offsets (8 bytes per seed, far below 1 byte per
 element); shared masks and dense seeds go through `masked_scale`, which keeps the bool
-mask (1 byte per element, or 1/C for a shared mask). On CUDA, `impl="auto"` uses the
+mask (1 byte per element, or 1/C for a shared mask). With `relu=True` (after conv+norm+ReLU)
+only the output is kept, which the next layer keeps anyway: the ReLU's own saved output,
+one more activation than the stock block's in-place ReLU, is not needed. On CUDA, `impl="auto"` uses the
 fused Triton kernels of `drop_block_triton.py` when Triton is available and supports the
 GPU (compute capability >= 7.0); where Triton fails to build them it warns once and falls
 back to this path.
@@ -60,6 +62,7 @@ from torch import Tensor
 
 from .base import (
     KeepProbRegularizer,
+    _apply_keep_mask,
     check_residual,
     check_keep_prob,
     masked_scale,
@@ -548,8 +551,9 @@ def drop_block_2d(
             under TRITON_INTERPRET=1).
         training: when False, x is returned unchanged (as when keep_prob == 1).
         relu: DropBlock of relu(x), exactly `drop_block_2d(torch.relu(x), ...)` (and relu(x)
-            when DropBlock is off). The Triton path fuses the ReLU into its passes and keeps
-            nothing for backward but the output, which the next layer keeps anyway.
+            when DropBlock is off), values and gradients. Both paths keep nothing for
+            backward but the output, which the next layer keeps anyway (the Triton path
+            fuses the ReLU into its passes; the PyTorch path's backward reads the output).
         residual: a tensor of x's shape added after DropBlock, then ReLU:
             relu(residual + drop_block_2d(x)), exactly those ops (relu(residual + x) when
             DropBlock is off), the end of a residual block with DropBlock on its shortcut.
@@ -560,9 +564,9 @@ def drop_block_2d(
         scaled by numel(mask) / count_kept. The gradient is grad * mask * that scale.
         Autograd: the PyTorch path's backward is itself differentiable (a gradient of the
         gradient works). The Triton path's is once-differentiable (autograd raises on a
-        second backward), and with `relu` or `residual` it keeps the output for backward,
-        as torch.relu keeps its own: modifying that output in place makes backward raise
-        autograd's in-place error, as it would after torch.relu.
+        second backward). With `relu` (either path) or `residual` (the Triton path) the
+        output is kept for backward, as torch.relu keeps its own: modifying that output in
+        place makes backward raise autograd's in-place error, as it would after torch.relu.
     Raises:
         ValueError: naming the argument and value for a non-4D x or one of another dtype
             than fp32, fp16, bf16 and fp64 (integers, fp8; also with training=False), keep_prob
@@ -600,7 +604,9 @@ def drop_block_2d(
     )
     if out is not None:
         return out
-    out = _drop_block_torch(torch.relu(x) if relu else x, gamma, bh, bw, shared_mask)
+    if relu:
+        return _ReluThenDropBlock.apply(x, gamma, bh, bw, shared_mask)
+    out, _ = _drop_block_torch(x, gamma, bh, bw, shared_mask)
     return out if residual is None else torch.relu_(residual + out)
 
 
@@ -610,16 +616,48 @@ def _refuse_tracing() -> None:
     refuse_tracing_in_training("DropBlock")
 
 
-def _drop_block_torch(x: Tensor, gamma: float, bh: int, bw: int, shared_mask: bool) -> Tensor:
-    """The PyTorch path of `drop_block_2d` once gamma and the clipped block are known."""
+def _drop_block_torch(x: Tensor, gamma: float, bh: int, bw: int, shared_mask: bool) -> Tuple[Tensor, Tensor]:
+    """The PyTorch path of `drop_block_2d` once gamma and the clipped block are known:
+    (output, normalizing scale)."""
     keep, blocks = _drop_block_keep_mask(x, gamma, bh, bw, shared_mask)
     scale = _normalizing_scale(keep, x.dtype)
     seed_bytes = 8 * (blocks.top_left.numel() + blocks.block_offsets.numel())
     if not shared_mask and gamma <= _SPARSE_APPLY_MAX_GAMMA and seed_bytes <= x.numel():
-        return _DropBlockFromSeeds.apply(x, blocks.top_left, blocks.block_offsets, scale, keep.stride(), True)
+        return _DropBlockFromSeeds.apply(x, blocks.top_left, blocks.block_offsets, scale, keep.stride(), True), scale
     # Shared masks broadcast over channels (the offsets are in the mask's layout, not x's);
     # dense seeds, or a tiny tensor, would keep more than 1 byte per element as offsets.
-    return masked_scale(x, keep, scale)
+    return masked_scale(x, keep, scale), scale
+
+
+class _ReluThenDropBlock(torch.autograd.Function):
+    """DropBlock(relu(x)) on the PyTorch path, keeping only the output for backward.
+
+    Unfused, autograd keeps relu(x) for the ReLU's backward beside DropBlock's mask or seeds,
+    and the output for the next layer: one activation more than the stock conv+norm+ReLU,
+    whose in-place ReLU output is the next layer's input. The output tells which units
+    passed both (the scale is positive, so a kept positive unit stays positive), so the
+    gradient is grad * scale where the output is not <= 0 (a NaN passes, as through
+    torch.relu's backward) and 0 elsewhere: bit for bit the unfused ops' gradient. The
+    backward is made of differentiable ops, so a gradient of the gradient works.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx, x: Tensor, gamma: float, bh: int, bw: int, shared_mask: bool
+    ) -> Tensor:
+        out, scale = _drop_block_torch(torch.relu(x), gamma, bh, bw, shared_mask)
+        ctx.save_for_backward(out)
+        ctx.scale = scale
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):  # type: ignore[override]
+        (out,) = ctx.saved_tensors
+        grad_input = None
+        if ctx.needs_input_grad[0]:
+            # The gradient is not saturated: AMP's GradScaler must see an overflow as inf.
+            grad_input = _apply_keep_mask(grad_output, out.le(0).logical_not_(), ctx.scale, saturate=False)
+        return grad_input, None, None, None, None
 
 
 class DropBlock2d(KeepProbRegularizer):

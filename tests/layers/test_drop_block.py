@@ -442,11 +442,21 @@ def test_setting_an_invalid_keep_prob_on_the_module_raises():
 # ---------------------------------------------------------------- ReLU and residual fused in
 
 
-@pytest.mark.parametrize("shared_mask", [False, True])
-def test_relu_flag_is_exactly_dropblock_of_relu_output_and_gradient(shared_mask):
-    x = torch.randn(2, 5, 12, 10)
+@pytest.mark.parametrize("shared_mask, sparse", [(False, True), (False, False), (True, True)])
+@pytest.mark.parametrize("dtype, channels_last", [(torch.float32, False), (torch.float16, True), (torch.bfloat16, False)])
+def test_relu_flag_is_exactly_dropblock_of_relu_output_and_gradient(monkeypatch, shared_mask, sparse, dtype,
+                                                                    channels_last):
+    # Per-channel sparse seeds, dense seeds and shared masks: the fused backward reads the
+    # output, so NaN, -0.0 and a positive unit under a block must give the unfused gradient.
+    if not sparse:
+        monkeypatch.setattr(drop_block_module, "_SPARSE_APPLY_MAX_GAMMA", -1.0)
+    x = torch.randn(2, 5, 12, 10).to(dtype)
     x.view(-1)[::7], x.view(-1)[3::11] = float("nan"), -0.0  # spread out: some are kept
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
     grad = torch.randn(x.shape)
+    grad.view(-1)[1::5] = 60000.0  # * scale overflows fp16: inf, not saturated
+    grad = grad.to(dtype)
     results = []
     for relu in (True, False):
         leaf = x.clone().requires_grad_(True)
@@ -458,6 +468,53 @@ def test_relu_flag_is_exactly_dropblock_of_relu_output_and_gradient(shared_mask)
     assert fused.isnan().any() and (fused == 0).sum() > (torch.relu(x) == 0).sum()
     torch.testing.assert_close(fused, reference, rtol=0, atol=0, equal_nan=True)
     torch.testing.assert_close(fused_grad, reference_grad, rtol=0, atol=0, equal_nan=True)
+    # A kept NaN passes the gradient, as torch.relu's backward does; a unit under a block does not.
+    assert (fused_grad[fused.isnan()] != 0).any() and (fused_grad == 0).sum() > (grad == 0).sum()
+    if dtype == torch.float16:
+        assert fused_grad.isinf().any()
+    # The signs of the zeros too (assert_close takes -0.0 == 0.0).
+    assert torch.equal(torch.signbit(fused_grad), torch.signbit(reference_grad))
+
+
+@pytest.mark.parametrize("shared_mask, sparse", [(False, True), (False, False), (True, True)])
+def test_relu_flag_keeps_nothing_for_backward_but_the_output(monkeypatch, shared_mask, sparse):
+    # Unfused, autograd kept relu(x) (4 bytes per element in fp32) beside the mask or seeds:
+    # one activation more than the stock conv+norm+ReLU. The output is the next layer's input.
+    if not sparse:
+        monkeypatch.setattr(drop_block_module, "_SPARSE_APPLY_MAX_GAMMA", -1.0)
+    x = torch.randn(2, 8, 20, 20, requires_grad=True)
+    saved = []
+
+    def pack(t):
+        saved.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = drop_block_2d(x, 0.8, 5, shared_mask=shared_mask, impl="torch", relu=True)
+    assert len(saved) == 1 and saved[0].untyped_storage().data_ptr() == out.untyped_storage().data_ptr()
+    out.sum().backward()
+    assert x.grad.any()
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out2 = drop_block_2d(x, 0.8, 5, shared_mask=shared_mask, impl="torch", relu=True)
+        out2.add_(1.0).sum().backward()
+
+
+def test_gradient_of_the_gradient_through_the_relu_flag_is_the_unfused_one():
+    x = torch.randn(2, 3, 9, 9, dtype=torch.float64, requires_grad=True)
+    grads = []
+    for relu in (True, False):
+        torch.manual_seed(1)
+        out = drop_block_2d(x if relu else torch.relu(x), 0.8, 3, impl="torch", relu=relu)
+        v = torch.randn_like(out, requires_grad=True)
+        (grad,) = torch.autograd.grad(out, x, v, create_graph=True)
+        grads.append(torch.autograd.grad(grad.sum(), v)[0])
+    assert torch.equal(grads[0], grads[1]) and (grads[0] == 0).any() and (grads[0] > 0).any()
+
+    def fused(t):
+        torch.manual_seed(1)
+        return drop_block_2d(t, 0.8, 3, impl="torch", relu=True)
+
+    assert torch.autograd.gradgradcheck(fused, (x,))
 
 
 def test_relu_flag_without_dropping_is_just_relu():
