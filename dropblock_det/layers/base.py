@@ -200,6 +200,8 @@ class KeepProbRegularizer(nn.Module):
         # In every mode: an input the regularizer cannot take must fail at the first forward,
         # not at the first iteration where the schedule lowers keep_prob below 1.
         self._check_input(x)
+        if not isinstance(relu, bool):  # a truthy "no" must not apply a ReLU
+            raise ValueError(f"{type(self).__name__}: relu must be True or False, got {relu!r}")
         if self.training:
             refuse_tracing_in_training(type(self).__name__)
         if self.training and _compiling():

@@ -30,7 +30,8 @@ class LinearKeepProbSchedule:
     """keep_prob = 1.0 up to `start_iter`, linear to the target at `end_iter`, then constant.
 
     Args:
-        start_iter: last iteration at which keep_prob is still 1.0 (>= 0).
+        start_iter: last iteration at which keep_prob is still 1.0 (>= 0), unless end_iter
+            equals it.
         end_iter: first iteration at which keep_prob equals the target (>= start_iter;
             equal to start_iter means a step from 1.0 to the target there).
     """

@@ -91,6 +91,15 @@ def test_relu_flag_regularizes_relu_of_the_input(type):
     assert torch.equal(regularizer(x, relu=True), torch.relu(x)) and torch.equal(x, before)
 
 
+@pytest.mark.parametrize("type", ["DropBlock", "Dropout", "SpatialDropout"])
+@pytest.mark.parametrize("training", [True, False])
+def test_relu_flag_that_is_not_a_bool_is_refused_naming_it(type, training):
+    regularizer = build_regularizer(type, 0.7, block_size=3, impl="torch").train(training)
+    for relu in ("no", 1, None):
+        with pytest.raises(ValueError, match=f"relu must be True or False, got {relu!r}"):
+            regularizer(torch.randn(2, 4, 9, 9), relu=relu)
+
+
 def test_relu_then_regularize_gives_any_module_the_relu_of_its_input():
     x = torch.randn(2, 3, 5, 5)
     expected = torch.relu(x)
