@@ -95,13 +95,32 @@ def is_lazy_config_file(path: str) -> bool:
     """Whether the config file `path` is a LazyConfig: a Python config, or the config.yaml a
     LazyConfig run saved (its top level has a lower-case `model` node; a yacs config's keys
     are upper-case). The tools that read both kinds decide with this."""
-    if path.endswith(".py"):
+    if path.endswith((".py", ".yaml.pkl")):  # .yaml.pkl: LazyConfig.save's pickled fallback
         return True
     try:
         with open(path) as f:
             return any(line.startswith("model:") for line in f)
     except (OSError, UnicodeDecodeError):
         return False  # the yacs reader names the file
+
+
+def _unreadable_lazy_file(config_file: str, error: Exception) -> str:
+    """Why the LazyConfig file `config_file` (a run's config.yaml, or the config.yaml.pkl
+    beside it) does not load, and what to give instead. detectron2's LazyConfig.save writes
+    a config holding a value YAML cannot name (a function or lambda defined in the config
+    file) as a config.yaml that does not load, plus the config pickled to config.yaml.pkl,
+    which LazyConfig.load does not read."""
+    pickled = config_file if config_file.endswith(".pkl") else config_file + ".pkl"
+    why = " ".join(str(error).split())  # yaml's errors span lines: the value and where it is
+    saved = ("it is detectron2's pickled copy of a run's config (LazyConfig.save's fallback), "
+             "which LazyConfig.load does not read" if config_file.endswith(".pkl") else
+             f"detectron2 saved it from a config holding a value YAML cannot name (e.g. a function or "
+             f"lambda defined in the config file), which its LazyConfig.save logs, and pickled the config "
+             f"to {pickled!r}, which LazyConfig.load does not read" if Path(pickled).is_file() else "")
+    return (f"--config-file {config_file!r} is a LazyConfig that does not load "
+            f"({type(error).__name__}: {why})" + (f": {saved}" if saved else "")
+            + "; give the Python config it was made from (a value defined in an importable module, "
+              "not in the config file, saves as YAML that loads)")
 
 
 def load_lazy_config(config_file: str, opts: Sequence[str] = ()) -> DictConfig:
@@ -113,7 +132,9 @@ def load_lazy_config(config_file: str, opts: Sequence[str] = ()) -> DictConfig:
         # A yacs .yaml would load as a DictConfig without a model: say which tool reads it.
         try:
             LazyConfig.load(config_file).model  # noqa: B018 - a saved LazyConfig has one
-        except Exception:  # noqa: BLE001 - any failure means it is not a LazyConfig
+        except Exception as e:  # noqa: BLE001 - any failure means it is not a LazyConfig
+            if is_lazy_config_file(config_file):  # one that does not load: say why, not "yacs"
+                raise ValueError(_unreadable_lazy_file(config_file, e)) from None
             raise ValueError(f"--config-file {config_file!r} is not a LazyConfig (a Python config, or the "
                              "config.yaml a LazyConfig run saved); a yacs .yaml config is for "
                              "tools/train_net.py") from None

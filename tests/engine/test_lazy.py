@@ -387,6 +387,28 @@ def test_a_missing_key_and_a_bad_opt_are_named(tmp_path):
         _lazy(CONFIGS / TWINS[0][1])
 
 
+def test_a_lazy_runs_config_yaml_that_does_not_load_is_named_as_such_not_as_a_yacs_config(tmp_path):
+    # detectron2's LazyConfig.save writes a config holding a function defined in the config
+    # file as a config.yaml that does not load, and pickles it to config.yaml.pkl: both were
+    # refused as "not a LazyConfig ... a yacs .yaml config is for tools/train_net.py".
+    from detectron2.config import LazyConfig
+
+    from dropblock_det.engine.lazy import is_lazy_config_file
+
+    source = tmp_path / "cfg.py"
+    source.write_text("def double(x):\n    return 2 * x\n\nmodel = dict(fn=double)\n")
+    saved = tmp_path / "config.yaml"
+    LazyConfig.save(LazyConfig.load(str(source)), str(saved))
+    assert (tmp_path / "config.yaml.pkl").is_file()
+    with pytest.raises(ValueError, match=r"config\.yaml' is a LazyConfig that does not load \(ConstructorError: "
+                                         r".*function or lambda defined in the config file.*config\.yaml\.pkl"
+                                         r".*give the Python config it was made from"):
+        _lazy(saved)
+    assert is_lazy_config_file(str(saved) + ".pkl")
+    with pytest.raises(ValueError, match=r"config\.yaml\.pkl' is a LazyConfig that does not load .*pickled copy"):
+        _lazy(str(saved) + ".pkl")
+
+
 @pytest.mark.parametrize("opt, match", [
     # detectron2's apply_overrides adds any key: these trained with the config's max_iter.
     ("train.max_iters=3", r"command-line opt 'train\.max_iters=3': train has no key 'max_iters' "
