@@ -268,6 +268,25 @@ def lazy_advice(stock: Any, checked: bool, weights_given: bool = True) -> List[s
     return lines
 
 
+def check_output_folder(output: str) -> None:
+    """OSError naming --output where its folder cannot be made or written into: a file on
+    its path, or a folder this user cannot write. Checked first: it failed only when the
+    file was written, after the config, model and checkpoint checks, naming neither
+    --output nor why (`[Errno 17] File exists: '<a file on the path>'`)."""
+    folder = os.path.dirname(os.path.abspath(output))
+    existing = folder
+    while not os.path.exists(existing):  # the deepest part of the path that exists
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise NotADirectoryError(f"--output {output!r}: {existing!r} is a file, not a folder"
+                                 + (f", so {folder!r} cannot be made" if existing != folder else "")
+                                 + ": give another path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f"--output {output!r}: the folder {existing!r} is not writable by this user"
+                              + (f", so {folder!r} cannot be made in it" if existing != folder else "")
+                              + ": give a path you can write to")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> str:
     args = parse_args(argv)
     import dropblock_det  # noqa: F401  (registers the components)
@@ -277,6 +296,7 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
     if os.path.exists(args.output):
         raise FileExistsError(f"--output {args.output!r} exists; it is not overwritten: "
                               "give a new file name or remove it")
+    check_output_folder(args.output)
     from dropblock_det.engine.lazy import is_lazy_config_file
 
     write = lazy_stock_config_text if is_lazy_config_file(args.config_file) else yacs_stock_config_text

@@ -1,4 +1,5 @@
 """tools/export_stock_config.py: the stock detectron2 config of a trained model, checked."""
+import os
 import subprocess
 import sys
 import textwrap
@@ -78,6 +79,26 @@ def test_an_existing_output_is_not_overwritten(trained_run):
     with pytest.raises(FileExistsError, match="--output .*stock_config.yaml.* exists"):
         load_tool("export_stock_config").main(["--config-file", str(run / "config.yaml"), "--output", str(output)])
     assert output.read_text() == "the user's own file"
+
+
+def test_an_output_folder_that_cannot_be_made_or_written_is_named_first(trained_run, monkeypatch):
+    # It failed when the file was written, after every check, naming neither --output nor
+    # why: "[Errno 17] File exists: '<the file on the path>'".
+    import dropblock_det.engine.trainer as trainer
+
+    run, _ = trained_run
+    (run / "notes").write_text("the user's own file")
+    monkeypatch.setattr(trainer, "load_config", lambda *a, **k: pytest.fail("checked after the config was read"))
+    tool = load_tool("export_stock_config")
+    with pytest.raises(NotADirectoryError, match=r"--output .*notes/stock/x\.yaml.*notes' is a file, not a folder, "
+                                                 r"so .*notes/stock' cannot be made"):
+        tool.main(["--config-file", str(run / "config.yaml"), "--output", str(run / "notes" / "stock" / "x.yaml")])
+    assert (run / "notes").read_text() == "the user's own file"
+    if os.geteuid() != 0:  # root writes into any folder
+        locked = run / "locked"
+        locked.mkdir(mode=0o555)
+        with pytest.raises(PermissionError, match=r"--output .*locked/x\.yaml.*locked' is not writable"):
+            tool.main(["--config-file", str(run / "config.yaml"), "--output", str(locked / "x.yaml")])
 
 
 def test_a_checkpoint_that_does_not_fit_is_refused_before_writing(trained_run):
