@@ -258,7 +258,7 @@ def lazy_advice(stock: Any, checked: bool, weights_given: bool = True) -> List[s
     head = OmegaConf.select(stock, "model.sem_seg_head", default=None)
     if head is not None and str(head.get("_target_", "")).endswith("DeepLabV3PlusHead") and head.get("train_size"):
         lines.append(_aspp_pooling_advice(f"model.sem_seg_head.train_size={tuple(head.train_size)}",
-                                          "model.sem_seg_head.train_size=None"))
+                                          "model.sem_seg_head.train_size=null"))
     training = lazy_plugin_nodes(stock)
     if training:
         lines.append("Training-only nodes still build dropblock-det components (to train, use "

@@ -160,13 +160,22 @@ def check_override_key(cfg: DictConfig, opt: str) -> None:
     apply_overrides adds any key, so a misspelt `train.max_iters=3` trained with the
     config's max_iter. A key may be added where it is an argument of its node's
     `_target_` (an argument the L(...) call left at its default), where the tools read it
-    (train.dropblock_schedule), or on purpose with Hydra's "+key=value"."""
+    (train.dropblock_schedule), or on purpose with Hydra's "+key=value". ValueError naming
+    the opt for an unquoted None in its value, which Hydra reads as the string 'None'."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     try:
         override = OverridesParser.create().parse_overrides([opt])[0]
     except Exception as e:  # noqa: BLE001 - Hydra's grammar errors have several types
         raise ValueError(f"command-line opt {opt!r}: {e}") from None
+    if _has_unquoted_none(override._value):
+        # Hydra's grammar reads None as the string 'None' (its None is null): the component
+        # then failed on the string, e.g. "TypeError: not all arguments converted during
+        # string formatting" for model.sem_seg_head.train_size=None, or
+        # "dataloader.train.sampler='None': expected ... or None".
+        raise ValueError(f"command-line opt {opt!r}: None in an override is the string 'None' (Hydra's "
+                         f"grammar): for None write null ({opt.replace('None', 'null')}); for the string, "
+                         "quote it ('None')")
     key = override.key_or_group
     if override.is_add() or override.is_delete() or key in _OPTIONAL_KEYS:
         return  # a deletion is refused by apply_overrides itself
@@ -195,6 +204,16 @@ def check_override_key(cfg: DictConfig, opt: str) -> None:
             f"command-line opt {opt!r}: {where} has no key {part!r}"
             + (f" (did you mean {', '.join('.'.join(parts[:depth] + [c]) for c in close)}?)" if close else "")
             + f"; to add it on purpose write +{opt}")
+
+
+def _has_unquoted_none(value: Any) -> bool:
+    """Whether a parsed override value is, or holds in a list or dict, an unquoted `None`
+    (a quoted one is Hydra's QuotedString, not a str)."""
+    if isinstance(value, list):
+        return any(_has_unquoted_none(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_unquoted_none(v) for v in value.values())
+    return type(value) is str and value == "None"
 
 
 def _forwarded_kwargs_targets(target: Any) -> List[Any]:

@@ -1,6 +1,8 @@
 """The LazyConfig configs (configs/**/*.py) and dropblock_det/engine/lazy.py: each Python
 config builds the model, data pipeline, optimizer and schedules of its yacs twin, overrides
 reach every DropBlock, and bad configs are refused by key before anything is built."""
+import re
+
 import pytest
 import torch
 
@@ -462,9 +464,37 @@ def test_none_for_the_schedule_on_the_command_line_is_explained():
     # Hydra reads None as the string 'None' (null is its None).
     from dropblock_det.engine.lazy import lazy_meta_model, lazy_schedule_hook
 
-    cfg = _lazy(SYNTHETIC, "train.dropblock_schedule=None")
+    cfg = _lazy(SYNTHETIC, "+train.dropblock_schedule='None'")  # the string, quoted on purpose
     with pytest.raises(ValueError, match=r"gives a str \('None'\): .*train\.dropblock_schedule=null"):
         lazy_schedule_hook(cfg, lazy_meta_model(cfg))
+
+
+@pytest.mark.parametrize("opt", [
+    "train.dropblock_schedule=None",
+    "train.dropblock_schedule.end_iter=None",  # the README's end_iter=None, on the command line
+    "model.head.norm=None",  # the head failed with "KeyError: 'None'"
+    "dataloader.train.sampler=None",  # "sampler='None': expected ... or None for the default"
+    "model.backbone.bottom_up.stages.stage_drop_scales=[None,1.0]",
+])
+def test_an_unquoted_none_in_an_override_is_refused_naming_null(opt):
+    with pytest.raises(ValueError, match=rf"command-line opt '{re.escape(opt)}': None in an override is the string "
+                                         rf"'None'.*write null \({re.escape(opt.replace('None', 'null'))}\)"):
+        _lazy(SYNTHETIC, opt)
+    _lazy(SYNTHETIC, opt.replace("None", "null"))  # what it advises loads
+
+
+def test_the_deeplab_export_advice_on_the_command_line_loads():
+    # export_stock_config.py advised model.sem_seg_head.train_size=None, which Hydra read as
+    # 'None': the head then failed with "TypeError: not all arguments converted during
+    # string formatting".
+    from dropblock_det.engine.lazy import lazy_meta_model
+
+    deeplab = str(CONFIGS / TWINS[3][0])
+    with pytest.raises(ValueError, match=r"train_size=null"):
+        _lazy(deeplab, "model.sem_seg_head.train_size=None")
+    cfg = _lazy(deeplab, "model.sem_seg_head.train_size=null")
+    assert cfg.model.sem_seg_head.train_size is None
+    assert lazy_meta_model(cfg).sem_seg_head.decoder["res5"]["project_conv"].pool_kernel_size is None
 
 
 def test_the_model_checks_name_the_evaluator_set_and_a_triton_impl_off_its_device():
