@@ -203,15 +203,15 @@ def lazy_stock_config_text(args: argparse.Namespace) -> Tuple[str, str, List[str
 
     from dropblock_det.deploy import LAZY_EVAL_NODES, lazy_plugin_nodes, lazy_stock_config
     from dropblock_det.engine.lazy import lazy_meta_model, load_lazy_config
-    from dropblock_det.engine.trainer import is_url
+    from dropblock_det.engine.trainer import is_url, local_checkpoint
 
     if not args.output.endswith(".yaml"):
         raise ValueError(f"--output {args.output!r}: a LazyConfig is written as YAML (what "
                          "detectron2's LazyConfig.load reads besides .py): give a .yaml name")
     cfg = load_lazy_config(args.config_file, args.opts)
     weights = OmegaConf.select(cfg, "train.init_checkpoint", default="") or ""
-    if weights and not is_url(weights) and not os.path.isfile(weights):
-        raise FileNotFoundError(f"train.init_checkpoint={weights!r} does not exist")
+    if weights and not is_url(weights):
+        local_checkpoint("train.init_checkpoint", weights)
     stock = lazy_stock_config(cfg)
     if weights:
         stock.train.init_checkpoint = _absolute_weights(weights)

@@ -836,7 +836,8 @@ def local_checkpoint(key: str, path: str) -> str:
     it in its cache, so the load later reads that file without fetching it again: a URL
     that cannot be fetched is a RuntimeError naming `key` before anything is written (it
     failed when the trainer loaded the weights, after the data loader was built and
-    config.yaml written). FileNotFoundError naming `key` when the file does not exist."""
+    config.yaml written). FileNotFoundError naming `key` when the file does not exist or
+    is a folder (a run's folder given for its checkpoint)."""
     if is_url(path):
         try:
             local = PathManager.get_local_path(path)
@@ -846,7 +847,9 @@ def local_checkpoint(key: str, path: str) -> str:
             raise FileNotFoundError(f"{key}={path!r} was fetched to {local!r}, which is not a file")
         return local
     if not Path(path).is_file():
-        raise FileNotFoundError(f"{key}={path!r} does not exist")
+        raise FileNotFoundError(f"{key}={path!r} " + (
+            "is a folder, not a checkpoint file: give the checkpoint in it (e.g. a run's model_final.pth)"
+            if Path(path).is_dir() else "does not exist"))
     return path
 
 

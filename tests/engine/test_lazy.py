@@ -389,6 +389,15 @@ def test_a_missing_key_and_a_bad_opt_are_named(tmp_path):
         _lazy(CONFIGS / TWINS[0][1])
 
 
+def test_a_folder_given_for_the_init_checkpoint_is_named_as_a_folder(tmp_path):
+    # (a run's folder for its model_final.pth): it was "does not exist"
+    from dropblock_det.engine.lazy import check_lazy_config_before_run
+
+    cfg = _lazy(SYNTHETIC, f"train.init_checkpoint={tmp_path}", "train.device=cpu")
+    with pytest.raises(FileNotFoundError, match=r"train\.init_checkpoint='.*' is a folder, not a checkpoint file"):
+        check_lazy_config_before_run(cfg, check_files=False)
+
+
 def test_a_lazy_runs_config_yaml_that_does_not_load_is_named_as_such_not_as_a_yacs_config(tmp_path):
     # detectron2's LazyConfig.save writes a config holding a function defined in the config
     # file as a config.yaml that does not load, and pickles it to config.yaml.pkl: both were

@@ -249,6 +249,11 @@ def test_a_lazy_checkpoint_that_does_not_fit_is_refused_naming_the_key(lazy_trai
         load_tool("export_stock_config").main(["--config-file", str(run / "config.yaml"), "--output", str(output),
                                                f"train.init_checkpoint={run / 'no.pth'}"])
     assert not output.exists()
+    # The run's folder for its checkpoint: it was said not to exist.
+    with pytest.raises(FileNotFoundError, match=r"train\.init_checkpoint='.*' is a folder, not a checkpoint file"):
+        load_tool("export_stock_config").main(["--config-file", str(run / "config.yaml"), "--output", str(output),
+                                               f"train.init_checkpoint={run}"])
+    assert not output.exists()
 
 
 def test_a_lazy_runs_own_init_checkpoint_is_said_to_be_where_training_started(lazy_trained_run, capsys):
