@@ -219,12 +219,17 @@ def lazy_stock_config_text(args: argparse.Namespace) -> Tuple[str, str, List[str
     if isinstance(output_dir, str):
         stock.train.output_dir = stock_output_dir(output_dir)
         check_output_outside_detectron2s_files(args.output, stock.train.output_dir, "train.output_dir")
+    unloadable = yaml_unloadable_values(stock)
+    if unloadable:
+        raise ValueError(f"{args.config_file}: its stock config has values YAML cannot hold, so it cannot be "
+                         f"written as a config file: {'; '.join(unloadable)} (a function or class defined in the "
+                         "config file: define it in a module the config imports)")
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "stock_config.yaml")
         LazyConfig.save(stock, path)
         if os.path.exists(path + ".pkl"):  # LazyConfig.save's fallback: no YAML to read back
             raise ValueError(f"{args.config_file}: its stock config has values YAML cannot hold "
-                             "(LazyConfig.save logged which), so it cannot be written as a config file")
+                             "(LazyConfig.save logged why), so it cannot be written as a config file")
         back = LazyConfig.load(path)
         with open(path) as f:
             text = f.read()
@@ -239,6 +244,33 @@ def lazy_stock_config_text(args: argparse.Namespace) -> Tuple[str, str, List[str
                   if weights else ""))
     lines = [_output_dir_advice("train.output_dir", back.train.output_dir)] if isinstance(output_dir, str) else []
     return text, summary, lines + lazy_advice(back, checked, _opt_given(args.opts, "train.init_checkpoint"))
+
+
+def yaml_unloadable_values(cfg: Any) -> List[str]:
+    """'key (value)' of every value of the LazyConfig `cfg` that YAML writes but cannot read
+    back (a function or lambda defined in the config file: `!!python/name:<the config's
+    module>.f`). detectron2's LazyConfig.save then pickles the config instead, logging
+    neither the key nor the value."""
+    import yaml
+    from omegaconf import OmegaConf
+
+    found: List[str] = []
+
+    def visit(value: Any, key: str) -> None:
+        if isinstance(value, dict):
+            for name, child in value.items():
+                visit(child, f"{key}.{name}" if key else str(name))
+        elif isinstance(value, (list, tuple)):
+            for index, child in enumerate(value):
+                visit(child, f"{key}.{index}")
+        elif value is not None and not isinstance(value, (str, bool, int, float)):
+            try:
+                yaml.unsafe_load(yaml.dump(value))
+            except Exception:  # noqa: BLE001 - any failure: it does not load back
+                found.append(f"{key} ({value!r})")
+
+    visit(OmegaConf.to_container(cfg, resolve=False), "")
+    return found
 
 
 def _target_name(node: Any) -> str:

@@ -256,6 +256,31 @@ def test_a_lazy_checkpoint_that_does_not_fit_is_refused_naming_the_key(lazy_trai
     assert not output.exists()
 
 
+def test_a_lazy_config_value_yaml_cannot_hold_is_named_by_key_before_writing(tmp_path):
+    # detectron2's LazyConfig.save pickles such a config and logs neither the key nor the
+    # value (and the tool said "LazyConfig.save logged which").
+    config = tmp_path / "norm_factory.py"
+    config.write_text(textwrap.dedent(f"""
+        import torch
+        from detectron2.config import LazyConfig
+
+        dropblock, model, dataloader, train = LazyConfig.load(
+            {str(CONFIGS / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3.py")!r},
+            keys=("dropblock", "model", "dataloader", "train"))
+        model.head.norm = ""  # a head stock detectron2 v0.6 builds too
+
+        def group_norm_16(channels):
+            return torch.nn.GroupNorm(16, channels)
+
+        model.backbone.bottom_up.stem.norm = group_norm_16
+    """))
+    output = tmp_path / "stock.yaml"
+    with pytest.raises(ValueError, match=r"values YAML cannot hold.*: model\.backbone\.bottom_up\.stem\.norm "
+                                         r"\(<function group_norm_16 .*define it in a module the config imports"):
+        load_tool("export_stock_config").main(["--config-file", str(config), "--output", str(output)])
+    assert not output.exists()
+
+
 def test_a_lazy_runs_own_init_checkpoint_is_said_to_be_where_training_started(lazy_trained_run, capsys):
     from detectron2.config import LazyConfig
 
