@@ -516,7 +516,8 @@ def check_lazy_head_inputs(cfg: DictConfig, model: torch.nn.Module, train: bool 
     """What the yacs builder derives and a LazyConfig gives by hand, checked against what it
     derives from: a RetinaNet head's `model.head.input_shape` against the levels it runs on
     (`model.head_in_features`) where its BN statistics are per level (one BN per entry),
-    `model.sem_seg_head.input_shape` against the backbone's output_shape()
+    an FPN top block's `model.backbone.top_block.in_channels` against the feature its P6
+    conv reads, `model.sem_seg_head.input_shape` against the backbone's output_shape()
     (build_model passes the latter), and with `train` `model.sem_seg_head.train_size`
     against the training crop (INPUT.CROP.SIZE there). A DeepLab head sizes its ASPP
     image-pooling kernel from both, so a `model.backbone.stages.res5_dilation=...` or crop
@@ -533,8 +534,9 @@ def check_lazy_head_inputs(cfg: DictConfig, model: torch.nn.Module, train: bool 
         error = head_levels_error(per_level, head._num_features, levels)
         if error is not None:
             raise ValueError(f"model.head.input_shape (against model.head_in_features): {error}")
-    shapes = OmegaConf.select(cfg, "model.sem_seg_head.input_shape", default=None)
     backbone = getattr(model, "backbone", None)
+    _check_top_block_input(backbone)
+    shapes = OmegaConf.select(cfg, "model.sem_seg_head.input_shape", default=None)
     if isinstance(shapes, DictConfig) and backbone is not None and hasattr(backbone, "output_shape"):
         actual = backbone.output_shape()
         for name in shapes:
@@ -554,6 +556,31 @@ def check_lazy_head_inputs(cfg: DictConfig, model: torch.nn.Module, train: bool 
                         f"model.sem_seg_head.train_size={list(size)}: not the training crop "
                         f"dataloader.train.mapper.augmentations.{index}.crop_size={list(aug.crop_size)} "
                         "(the ASPP's image pooling is sized from it: set both)")
+
+
+def _check_top_block_input(backbone: Any) -> None:
+    """An FPN's P6/P7 top block against the feature it reads (`in_feature`: the bottom-up
+    output of that name, else the FPN's own output): its P6 conv's `in_channels`, which the
+    yacs builder reads from the ResNet and a LazyConfig states by hand, so a
+    `model.backbone.bottom_up.stages.depth` override alone (ResNet-18/34 res5: 512 channels,
+    deeper: 2048) failed at the first step, in a conv, naming no key. ValueError naming it."""
+    top_block = getattr(backbone, "top_block", None)
+    p6, feature = getattr(top_block, "p6", None), getattr(top_block, "in_feature", None)
+    bottom_up = getattr(backbone, "bottom_up", None)
+    if not isinstance(p6, torch.nn.Conv2d) or not hasattr(bottom_up, "output_shape"):
+        return
+    bottom_up_shapes = bottom_up.output_shape()
+    if feature in bottom_up_shapes:
+        have, where = bottom_up_shapes[feature].channels, f"model.backbone.bottom_up's {feature}"
+    elif feature in backbone.output_shape():
+        have, where = backbone.output_shape()[feature].channels, f"the FPN's {feature}"
+    else:
+        return
+    if p6.in_channels != have:
+        raise ValueError(
+            f"model.backbone.top_block.in_channels={p6.in_channels}: its P6 conv reads {where} "
+            f"(in_feature={feature!r}), which has {have} channels: set it to {have} (e.g. after a "
+            "model.backbone.bottom_up.stages.depth override: res5 has 512 channels in ResNet-18/34, 2048 deeper)")
 
 
 def _is_target(node: Any, name: str) -> bool:

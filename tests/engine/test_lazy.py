@@ -625,6 +625,26 @@ def test_a_retinanet_head_with_per_level_bn_needs_one_input_shape_per_level(norm
 DEEPLAB = str(CONFIGS / TWINS[3][0])
 
 
+@pytest.mark.parametrize("config, opts, match", [
+    # The P6 conv's in_channels is given by hand (512: ResNet-18's res5): a depth override
+    # alone failed at the first step, in the conv, naming no key.
+    (SYNTHETIC, ["model.backbone.bottom_up.stages.depth=50"],
+     r"model\.backbone\.top_block\.in_channels=512: its P6 conv reads model\.backbone\.bottom_up's res5 "
+     r"\(in_feature='res5'\), which has 2048 channels"),
+    (COCO, ["model.backbone.bottom_up.stages.depth=34"], r"top_block\.in_channels=2048: .* which has 512 channels"),
+    # From the FPN's own P5 (detectron2 main's use of LastLevelP6P7 on p5): FPN channels.
+    (SYNTHETIC, ["model.backbone.top_block.in_feature=p5"], r"in_channels=512: .*the FPN's p5 .* which has 64 channels"),
+])
+def test_an_fpn_top_block_input_that_no_longer_fits_its_backbone_is_refused(config, opts, match):
+    from dropblock_det.engine.lazy import check_lazy_config_before_run
+
+    with pytest.raises(ValueError, match=match):
+        check_lazy_config_before_run(_lazy(config, "train.device=cpu", *opts), check_files=False)
+    fixed = _lazy(config, "train.device=cpu", *opts, "model.backbone.top_block.in_channels="
+                  + ("64" if "p5" in opts[0] else "2048" if opts[0].endswith("50") else "512"))
+    check_lazy_config_before_run(fixed, check_files=False)
+
+
 @pytest.mark.parametrize("opts, match", [
     # The head's input_shape is given by hand: stride 16 no longer fits an OS8 / OS32 backbone.
     (["model.backbone.stages.res4_dilation=2", "model.backbone.stages.res5_dilation=4"],
