@@ -516,7 +516,8 @@ def check_lazy_head_inputs(cfg: DictConfig, model: torch.nn.Module, train: bool 
     """What the yacs builder derives and a LazyConfig gives by hand, checked against what it
     derives from: a RetinaNet head's `model.head.input_shape` against the levels it runs on
     (`model.head_in_features`) where its BN statistics are per level (one BN per entry),
-    an FPN top block's `model.backbone.top_block.in_channels` against the feature its P6
+    its `model.head.num_anchors` against the anchor generator's anchors per location, an
+    FPN top block's `model.backbone.top_block.in_channels` against the feature its P6
     conv reads, `model.sem_seg_head.input_shape` against the backbone's output_shape()
     (build_model passes the latter), and with `train` `model.sem_seg_head.train_size`
     against the training crop (INPUT.CROP.SIZE there). A DeepLab head sizes its ASPP
@@ -534,6 +535,8 @@ def check_lazy_head_inputs(cfg: DictConfig, model: torch.nn.Module, train: bool 
         error = head_levels_error(per_level, head._num_features, levels)
         if error is not None:
             raise ValueError(f"model.head.input_shape (against model.head_in_features): {error}")
+    if isinstance(head, RetinaNetHead):
+        _check_head_anchors(head, getattr(model, "anchor_generator", None))
     backbone = getattr(model, "backbone", None)
     _check_top_block_input(backbone)
     shapes = OmegaConf.select(cfg, "model.sem_seg_head.input_shape", default=None)
@@ -556,6 +559,27 @@ def check_lazy_head_inputs(cfg: DictConfig, model: torch.nn.Module, train: bool 
                         f"model.sem_seg_head.train_size={list(size)}: not the training crop "
                         f"dataloader.train.mapper.augmentations.{index}.crop_size={list(aug.crop_size)} "
                         "(the ASPP's image pooling is sized from it: set both)")
+
+
+def _check_head_anchors(head: Any, anchor_generator: Any) -> None:
+    """A RetinaNet head's anchors per location (`model.head.num_anchors`, given by hand)
+    against the anchor generator's (sizes x aspect_ratios per level, from which the yacs
+    builder derives it): `model.anchor_generator.aspect_ratios=[1.0]` alone failed at the
+    first step ("IndexError: The shape of the mask [2, 582] ... does not match ... [2, 1746,
+    3]"), naming no key. ValueError naming it."""
+    bbox_pred = getattr(head, "bbox_pred", None)
+    per_cell = getattr(anchor_generator, "num_cell_anchors", None)
+    if not isinstance(bbox_pred, torch.nn.Conv2d) or not per_cell:
+        return
+    predicted = bbox_pred.out_channels // 4  # 4 box deltas per anchor
+    if set(per_cell) != {predicted}:
+        raise ValueError(
+            f"model.head.num_anchors={predicted}: the anchor generator (model.anchor_generator: sizes x "
+            f"aspect_ratios per level) gives "
+            + (f"{per_cell[0]}" if len(set(per_cell)) == 1 else f"{', '.join(map(str, per_cell))} (per level)")
+            + " anchors per location"
+            + (f": set model.head.num_anchors={per_cell[0]}" if len(set(per_cell)) == 1 else
+               ": the head predicts one count for every level, so give every level as many"))
 
 
 def _check_top_block_input(backbone: Any) -> None:

@@ -625,6 +625,27 @@ def test_a_retinanet_head_with_per_level_bn_needs_one_input_shape_per_level(norm
 DEEPLAB = str(CONFIGS / TWINS[3][0])
 
 
+@pytest.mark.parametrize("opts, match", [
+    # model.head.num_anchors is given by hand (9): an anchor override alone failed at the first
+    # step ("IndexError: The shape of the mask [2, 582] ... does not match ... [2, 1746, 3]").
+    (["model.anchor_generator.aspect_ratios=[1.0]"],
+     r"model\.head\.num_anchors=9: the anchor generator \(model\.anchor_generator: sizes x aspect_ratios per "
+     r"level\) gives 3 anchors per location: set model\.head\.num_anchors=3"),
+    (["model.anchor_generator.sizes=[[16],[32],[64],[128],[256]]"], r"num_anchors=9: .* gives 3 anchors"),
+    (["model.head.num_anchors=3"], r"num_anchors=3: .* gives 9 anchors per location: set model\.head\.num_anchors=9"),
+    (["model.anchor_generator.sizes=[[16],[32],[64],[128],[256,300,400]]"],
+     r"gives 3, 3, 3, 3, 9 \(per level\) anchors per location: the head predicts one count for every level"),
+])
+def test_a_retinanet_head_anchor_count_the_anchor_generator_does_not_give_is_refused(opts, match):
+    from dropblock_det.engine.lazy import check_lazy_model, lazy_meta_model
+
+    cfg = _lazy(SYNTHETIC, *opts)
+    with pytest.raises(ValueError, match=match):
+        check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
+    cfg = _lazy(SYNTHETIC, "model.anchor_generator.aspect_ratios=[1.0]", "model.head.num_anchors=3")
+    check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
+
+
 @pytest.mark.parametrize("config, opts, match", [
     # The P6 conv's in_channels is given by hand (512: ResNet-18's res5): a depth override
     # alone failed at the first step, in the conv, naming no key.
