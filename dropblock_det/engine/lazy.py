@@ -516,7 +516,8 @@ def check_lazy_head_inputs(cfg: DictConfig, model: torch.nn.Module, train: bool 
     """What the yacs builder derives and a LazyConfig gives by hand, checked against what it
     derives from: a RetinaNet head's `model.head.input_shape` against the levels it runs on
     (`model.head_in_features`) where its BN statistics are per level (one BN per entry),
-    its `model.head.num_anchors` against the anchor generator's anchors per location, an
+    its `model.head.num_anchors` against the anchor generator's anchors per location and
+    the generator's strides against those levels' (an R-CNN's RPN's alike), an
     FPN top block's `model.backbone.top_block.in_channels` against the feature its P6
     conv reads, `model.sem_seg_head.input_shape` against the backbone's output_shape()
     (build_model passes the latter), and with `train` `model.sem_seg_head.train_size`
@@ -526,6 +527,7 @@ def check_lazy_head_inputs(cfg: DictConfig, model: torch.nn.Module, train: bool 
     instead of image pooling). ValueError naming the key."""
     from detectron2.layers import CycleBatchNormList
     from detectron2.modeling.meta_arch.retinanet import RetinaNetHead
+    from detectron2.modeling.proposal_generator import RPN
 
     from ..modeling.retinanet import head_levels_error
 
@@ -535,9 +537,22 @@ def check_lazy_head_inputs(cfg: DictConfig, model: torch.nn.Module, train: bool 
         error = head_levels_error(per_level, head._num_features, levels)
         if error is not None:
             raise ValueError(f"model.head.input_shape (against model.head_in_features): {error}")
-    if isinstance(head, RetinaNetHead):
-        _check_head_anchors(head, getattr(model, "anchor_generator", None))
     backbone = getattr(model, "backbone", None)
+    shapes = backbone.output_shape() if hasattr(backbone, "output_shape") else {}
+    if isinstance(head, RetinaNetHead):
+        bbox_pred = getattr(head, "bbox_pred", None)  # 4 box deltas per anchor
+        _check_anchor_count(bbox_pred.out_channels // 4 if isinstance(bbox_pred, torch.nn.Conv2d) else None,
+                            getattr(model, "anchor_generator", None), "model.head.num_anchors", "model.anchor_generator")
+        _check_anchor_strides(getattr(model, "anchor_generator", None), levels, shapes, "model.anchor_generator",
+                              "model.head_in_features")
+    rpn = getattr(model, "proposal_generator", None)
+    if isinstance(rpn, RPN):
+        logits = getattr(rpn.rpn_head, "objectness_logits", None)  # one per anchor
+        key = "model.proposal_generator"
+        _check_anchor_count(logits.out_channels if isinstance(logits, torch.nn.Conv2d) else None,
+                            rpn.anchor_generator, f"{key}.head.num_anchors", f"{key}.anchor_generator")
+        _check_anchor_strides(rpn.anchor_generator, rpn.in_features, shapes, f"{key}.anchor_generator",
+                              f"{key}.in_features")
     _check_top_block_input(backbone)
     shapes = OmegaConf.select(cfg, "model.sem_seg_head.input_shape", default=None)
     if isinstance(shapes, DictConfig) and backbone is not None and hasattr(backbone, "output_shape"):
@@ -561,25 +576,40 @@ def check_lazy_head_inputs(cfg: DictConfig, model: torch.nn.Module, train: bool 
                         "(the ASPP's image pooling is sized from it: set both)")
 
 
-def _check_head_anchors(head: Any, anchor_generator: Any) -> None:
-    """A RetinaNet head's anchors per location (`model.head.num_anchors`, given by hand)
-    against the anchor generator's (sizes x aspect_ratios per level, from which the yacs
-    builder derives it): `model.anchor_generator.aspect_ratios=[1.0]` alone failed at the
-    first step ("IndexError: The shape of the mask [2, 582] ... does not match ... [2, 1746,
-    3]"), naming no key. ValueError naming it."""
-    bbox_pred = getattr(head, "bbox_pred", None)
+def _check_anchor_count(predicted: Optional[int], anchor_generator: Any, head_key: str, generator_key: str) -> None:
+    """A head's anchors per location (`head_key`, e.g. model.head.num_anchors, given by hand;
+    `predicted`: what its output convs predict, None where not known) against the anchor
+    generator's (sizes x aspect_ratios per level, from which the yacs builder derives it):
+    `model.anchor_generator.aspect_ratios=[1.0]` alone failed at the first step ("IndexError:
+    The shape of the mask [2, 582] ... does not match ... [2, 1746, 3]"), naming no key.
+    ValueError naming it."""
     per_cell = getattr(anchor_generator, "num_cell_anchors", None)
-    if not isinstance(bbox_pred, torch.nn.Conv2d) or not per_cell:
+    if predicted is None or not per_cell or set(per_cell) == {predicted}:
         return
-    predicted = bbox_pred.out_channels // 4  # 4 box deltas per anchor
-    if set(per_cell) != {predicted}:
+    raise ValueError(
+        f"{head_key}={predicted}: the anchor generator ({generator_key}: sizes x aspect_ratios per level) gives "
+        + (f"{per_cell[0]}" if len(set(per_cell)) == 1 else f"{', '.join(map(str, per_cell))} (per level)")
+        + " anchors per location"
+        + (f": set {head_key}={per_cell[0]}" if len(set(per_cell)) == 1 else
+           ": the head predicts one count for every level, so give every level as many"))
+
+
+def _check_anchor_strides(anchor_generator: Any, levels: Any, shapes: Dict[str, Any], generator_key: str,
+                          levels_key: str) -> None:
+    """The anchor generator's `strides` (given by hand; the yacs builder takes them from the
+    features) against the strides of the levels it is run on: detectron2 pairs them in
+    order and drops what is left over, so `model.head_in_features=[p4,p5,p6,p7]` alone placed
+    p4's anchors at stride 8 on a stride-16 map (a quarter of the image), silently.
+    ValueError naming the key."""
+    strides = getattr(anchor_generator, "strides", None)
+    if strides is None or levels is None or any(level not in shapes for level in levels):
+        return  # a level the backbone does not give is the build's to name
+    have = [shapes[level].stride for level in levels]
+    if list(strides) != have:
         raise ValueError(
-            f"model.head.num_anchors={predicted}: the anchor generator (model.anchor_generator: sizes x "
-            f"aspect_ratios per level) gives "
-            + (f"{per_cell[0]}" if len(set(per_cell)) == 1 else f"{', '.join(map(str, per_cell))} (per level)")
-            + " anchors per location"
-            + (f": set model.head.num_anchors={per_cell[0]}" if len(set(per_cell)) == 1 else
-               ": the head predicts one count for every level, so give every level as many"))
+            f"{generator_key}.strides={list(strides)}: the levels {levels_key}={list(levels)} have strides {have} "
+            "(the generator places each level's anchors at its stride, pairing them in order, and drops "
+            f"extra ones): set {generator_key}.strides={have}, with one {generator_key}.sizes entry per level")
 
 
 def _check_top_block_input(backbone: Any) -> None:

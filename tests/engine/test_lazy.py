@@ -635,6 +635,12 @@ DEEPLAB = str(CONFIGS / TWINS[3][0])
     (["model.head.num_anchors=3"], r"num_anchors=3: .* gives 9 anchors per location: set model\.head\.num_anchors=9"),
     (["model.anchor_generator.sizes=[[16],[32],[64],[128],[256,300,400]]"],
      r"gives 3, 3, 3, 3, 9 \(per level\) anchors per location: the head predicts one count for every level"),
+    # The strides are given by hand too: detectron2 pairs them with the levels in order and
+    # drops the extra ones, so p4's anchors were placed at stride 8 on its stride-16 map.
+    (["model.head_in_features=[p4,p5,p6,p7]"],
+     r"model\.anchor_generator\.strides=\[8, 16, 32, 64, 128\]: the levels model\.head_in_features=\['p4', 'p5', "
+     r"'p6', 'p7'\] have strides \[16, 32, 64, 128\] .*set model\.anchor_generator\.strides=\[16, 32, 64, 128\]"),
+    (["model.anchor_generator.strides=[8,16,32,64,64]"], r"strides=\[8, 16, 32, 64, 64\]: .* have strides \[8, 16, 32, 64, 128\]"),
 ])
 def test_a_retinanet_head_anchor_count_the_anchor_generator_does_not_give_is_refused(opts, match):
     from dropblock_det.engine.lazy import check_lazy_model, lazy_meta_model
@@ -644,6 +650,25 @@ def test_a_retinanet_head_anchor_count_the_anchor_generator_does_not_give_is_ref
         check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
     cfg = _lazy(SYNTHETIC, "model.anchor_generator.aspect_ratios=[1.0]", "model.head.num_anchors=3")
     check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda rpn: rpn.anchor_generator.update(aspect_ratios=[1.0]),
+     r"model\.proposal_generator\.head\.num_anchors=3: the anchor generator \(model\.proposal_generator\."
+     r"anchor_generator: .*\) gives 1 anchors per location: set model\.proposal_generator\.head\.num_anchors=1"),
+    (lambda rpn: rpn.update(in_features=["p3", "p4", "p5", "p6"]),
+     r"model\.proposal_generator\.anchor_generator\.strides=\[4, 8, 16, 32, 64\]: the levels "
+     r"model\.proposal_generator\.in_features=\['p3', 'p4', 'p5', 'p6'\] have strides \[8, 16, 32, 64\]"),
+])
+def test_an_rpn_whose_anchors_do_not_fit_its_head_or_levels_is_refused(change, match):
+    from conftest import lazy_rcnn_cfg
+    from dropblock_det.engine.lazy import check_lazy_model, lazy_meta_model
+
+    cfg = lazy_rcnn_cfg()
+    check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
+    change(cfg.model.proposal_generator)
+    with pytest.raises(ValueError, match=match):
+        check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
 
 
 @pytest.mark.parametrize("config, opts, match", [
