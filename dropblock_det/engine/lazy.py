@@ -599,11 +599,16 @@ def _check_anchor_strides(anchor_generator: Any, levels: Any, shapes: Dict[str, 
     """The anchor generator's `strides` (given by hand; the yacs builder takes them from the
     features) against the strides of the levels it is run on: detectron2 pairs them in
     order and drops what is left over, so `model.head_in_features=[p4,p5,p6,p7]` alone placed
-    p4's anchors at stride 8 on a stride-16 map (a quarter of the image), silently.
-    ValueError naming the key."""
+    p4's anchors at stride 8 on a stride-16 map (a quarter of the image), silently. A
+    level the backbone does not give (built without complaint, a KeyError at the first
+    forward) is refused too. ValueError naming the key."""
     strides = getattr(anchor_generator, "strides", None)
-    if strides is None or levels is None or any(level not in shapes for level in levels):
-        return  # a level the backbone does not give is the build's to name
+    if strides is None or levels is None or not shapes:
+        return
+    missing = [level for level in levels if level not in shapes]
+    if missing:  # the model is built without them, and fails at its first forward (a KeyError)
+        raise ValueError(f"{levels_key}={list(levels)}: {', '.join(map(repr, missing))} not among the "
+                         f"backbone's outputs {list(shapes)}")
     have = [shapes[level].stride for level in levels]
     if list(strides) != have:
         raise ValueError(

@@ -641,6 +641,9 @@ DEEPLAB = str(CONFIGS / TWINS[3][0])
      r"model\.anchor_generator\.strides=\[8, 16, 32, 64, 128\]: the levels model\.head_in_features=\['p4', 'p5', "
      r"'p6', 'p7'\] have strides \[16, 32, 64, 128\] .*set model\.anchor_generator\.strides=\[16, 32, 64, 128\]"),
     (["model.anchor_generator.strides=[8,16,32,64,64]"], r"strides=\[8, 16, 32, 64, 64\]: .* have strides \[8, 16, 32, 64, 128\]"),
+    # A level the backbone does not give: built, then a KeyError at the first step.
+    (["model.head_in_features=[res3,p4,p5,p6,p7]"],
+     r"model\.head_in_features=\['res3', 'p4', 'p5', 'p6', 'p7'\]: 'res3' not among the backbone's outputs \['p3', "),
 ])
 def test_a_retinanet_head_anchor_count_the_anchor_generator_does_not_give_is_refused(opts, match):
     from dropblock_det.engine.lazy import check_lazy_model, lazy_meta_model
@@ -659,6 +662,8 @@ def test_a_retinanet_head_anchor_count_the_anchor_generator_does_not_give_is_ref
     (lambda rpn: rpn.update(in_features=["p3", "p4", "p5", "p6"]),
      r"model\.proposal_generator\.anchor_generator\.strides=\[4, 8, 16, 32, 64\]: the levels "
      r"model\.proposal_generator\.in_features=\['p3', 'p4', 'p5', 'p6'\] have strides \[8, 16, 32, 64\]"),
+    (lambda rpn: rpn.update(in_features=["p2", "p3", "p4", "p5", "p7"]),
+     r"model\.proposal_generator\.in_features=\[.*\]: 'p7' not among the backbone's outputs"),
 ])
 def test_an_rpn_whose_anchors_do_not_fit_its_head_or_levels_is_refused(change, match):
     from conftest import lazy_rcnn_cfg
