@@ -205,9 +205,9 @@ def lazy_stock_config_text(args: argparse.Namespace) -> Tuple[str, str, List[str
     from dropblock_det.engine.lazy import lazy_meta_model, load_lazy_config
     from dropblock_det.engine.trainer import is_url, local_checkpoint
 
-    if not args.output.endswith(".yaml"):
+    if not args.output.endswith((".yaml", ".yml")):
         raise ValueError(f"--output {args.output!r}: a LazyConfig is written as YAML (what "
-                         "detectron2's LazyConfig.load reads besides .py): give a .yaml name")
+                         "detectron2's LazyConfig.load reads besides .py): give a .yaml or .yml name")
     cfg = load_lazy_config(args.config_file, args.opts)
     weights = OmegaConf.select(cfg, "train.init_checkpoint", default="") or ""
     if weights and not is_url(weights):

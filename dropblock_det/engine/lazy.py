@@ -986,7 +986,7 @@ def lazy_schedule_hook(cfg: DictConfig, model: torch.nn.Module) -> Optional[Drop
             return None
         hook = instantiate(spec)
         if not isinstance(hook, DropBlockScheduleHook):
-            raise ValueError(f"train.dropblock_schedule gives a {type(hook).__name__}"
+            raise ValueError(f"train.dropblock_schedule gives a value of type {type(hook).__name__}"
                              + (f" ({hook!r})" if isinstance(hook, str) else "")
                              + ": expected L(DropBlockScheduleHook)(...) or None (written null in a "
                              "command-line override: train.dropblock_schedule=null)")

@@ -300,13 +300,14 @@ def test_a_python_config_is_exported_with_relative_weights_made_absolute(lazy_tr
     run, _ = lazy_trained_run
     monkeypatch.chdir(run.parent)
     tool = load_tool("export_stock_config")
-    with pytest.raises(ValueError, match=r"--output 'lazy_run/stock\.yml'.*give a \.yaml name"):
-        tool.main(["--config-file", SYNTHETIC_LAZY, "--output", "lazy_run/stock.yml"])
-    tool.main(["--config-file", SYNTHETIC_LAZY, "--output", "lazy_run/stock.yaml", "model.head.norm=''",
+    with pytest.raises(ValueError, match=r"--output 'lazy_run/stock\.txt'.*give a \.yaml or \.yml name"):
+        tool.main(["--config-file", SYNTHETIC_LAZY, "--output", "lazy_run/stock.txt"])
+    # .yml: LazyConfig.load reads both YAML suffixes.
+    tool.main(["--config-file", SYNTHETIC_LAZY, "--output", "lazy_run/stock.yml", "model.head.norm=''",
                "train.init_checkpoint=lazy_run/model_final.pth"])
     out = capsys.readouterr().out
     assert "(checked)" in out and "Training-only" not in out
-    assert LazyConfig.load(str(run / "stock.yaml")).train.init_checkpoint == str(run / "model_final.pth")
+    assert LazyConfig.load(str(run / "stock.yml")).train.init_checkpoint == str(run / "model_final.pth")
 
 
 def test_only_a_python_config_or_a_lazy_runs_yaml_is_read_as_a_lazy_config(lazy_trained_run):
