@@ -365,6 +365,7 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True,
         if cfg.train.amp.enabled and device.type != "cuda":
             # detectron2's AMPTrainer asserts CUDA at its first step (v0.6 and main).
             raise ValueError(f"train.amp.enabled=True needs a CUDA train.device, got {cfg.train.device!r}")
+        _check_ddp_device(cfg, device)
         if cfg.train.init_checkpoint:  # a URL is fetched (and cached) now
             local_checkpoint("train.init_checkpoint", cfg.train.init_checkpoint)
     check_lazy_loaders(cfg, train)
@@ -396,6 +397,22 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True,
         test_key = _DATASET_NODES["dataloader.test"]
         check_evaluation_files([name for key, name in lazy_dataset_names(cfg, train) if key == test_key], test_key)
     return model
+
+
+def _check_ddp_device(cfg: DictConfig, device: torch.device) -> None:
+    """ValueError naming train.device when this run trains in several processes on a device
+    other than CUDA and train.ddp does not give `device_ids`: detectron2's create_ddp_model
+    then gives each process's model its GPU (device_ids=[local rank]), which a CPU model
+    fails at (torch's "device_ids ... only work with ... GPU modules"), after the data loader
+    is built and config.yaml written. `train.ddp.device_ids=null` is DDP on the CPU."""
+    world = comm.get_world_size()
+    ddp = cfg.train.get("ddp", None) or {}
+    if world > 1 and device.type != "cuda" and "device_ids" not in ddp:
+        raise ValueError(f"train.device={cfg.train.device!r} with {world} training processes (--num-gpus x "
+                         "--num-machines): detectron2's create_ddp_model gives each process's model its GPU "
+                         f"(DistributedDataParallel device_ids=[local rank]), which a model on {device.type} cannot "
+                         "take; train in one process (--num-gpus 1), on CUDA, or with train.ddp.device_ids=null "
+                         "(+train.ddp.device_ids=null where train.ddp has no such key)")
 
 
 def check_lazy_model(cfg: DictConfig, model: torch.nn.Module, train: bool = True) -> None:

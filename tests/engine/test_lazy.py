@@ -278,6 +278,21 @@ def test_bad_values_are_refused_by_key(opts, error, match):
         check_lazy_config_before_run(_lazy(SYNTHETIC, *opts), check_files=False)
 
 
+def test_training_in_several_processes_on_the_cpu_needs_ddp_device_ids_given(monkeypatch):
+    # create_ddp_model gives each process's model its GPU unless train.ddp says device_ids:
+    # `--num-gpus 2 train.device=cpu` failed with torch's "device_ids ... only work with ...
+    # GPU modules" after the data loader was built and config.yaml written.
+    from detectron2.utils import comm
+
+    from dropblock_det.engine.lazy import check_lazy_config_before_run
+
+    monkeypatch.setattr(comm, "get_world_size", lambda: 2)
+    with pytest.raises(ValueError, match=r"^train\.device='cpu' with 2 training processes .*train\.ddp\.device_ids=null"):
+        check_lazy_config_before_run(_lazy(SYNTHETIC), check_files=False)
+    check_lazy_config_before_run(_lazy(SYNTHETIC, "+train.ddp.device_ids=null"), check_files=False)  # DDP on the CPU
+    check_lazy_config_before_run(_lazy(SYNTHETIC), train=False, check_files=False)  # evaluating: no DDP
+
+
 def test_a_training_sampler_that_fails_only_once_the_data_is_loaded_is_refused_naming_the_key():
     # build_detection_train_loader gets its sampler after the training set is loaded: a
     # TypeError or assertion then, naming no key. A sampler that reads the data is not built.
