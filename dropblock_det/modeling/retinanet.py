@@ -193,7 +193,16 @@ class DropBlockRetinaNet(RetinaNet):
         # The backbone, then our head, drawing their initial weights in the order the
         # LazyConfig twin does (same seed, same model).
         backbone = build_backbone(cfg)
-        feature_shapes = [backbone.output_shape()[f] for f in cfg.MODEL.RETINANET.IN_FEATURES]
+        shapes = backbone.output_shape()
+        levels = list(cfg.MODEL.RETINANET.IN_FEATURES)
+        missing = [f for f in levels if f not in shapes]
+        if missing or not levels:  # else a bare KeyError (e.g. 'p2') from the line below
+            raise ValueError(
+                f"MODEL.RETINANET.IN_FEATURES={levels}: "
+                + (f"{', '.join(map(repr, missing))} not among" if missing else "no level; expected names from")
+                + f" the backbone's outputs {list(shapes)} (MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r})"
+            )
+        feature_shapes = [shapes[f] for f in levels]
         head = DropBlockRetinaNetHead(cfg, feature_shapes)
         # RetinaNet.from_config for the rest (anchors, matcher, losses, inference); it builds
         # a backbone and a stock head of its own, both dropped, with their draws rolled back.

@@ -136,6 +136,18 @@ def test_towers_without_convs_are_refused_naming_num_convs():
         build_model(cfg)
 
 
+@pytest.mark.parametrize("levels,match", [
+    # Stock RetinaNet.from_config: a bare KeyError: 'p2' / the anchor generator's assertion.
+    (["p2", "p3", "p4", "p5", "p6"], r"IN_FEATURES=\['p2', .*\]: 'p2' not among the backbone's outputs \['p3', "),
+    ([], r"IN_FEATURES=\[\]: no level; expected names from the backbone's outputs \['p3', "),
+])
+def test_head_levels_the_backbone_does_not_give_are_refused_naming_the_key(levels, match):
+    cfg = _plugin_cfg()
+    cfg.MODEL.RETINANET.IN_FEATURES = levels
+    with pytest.raises(ValueError, match=r"^MODEL\.RETINANET\." + match):
+        build_model(cfg)
+
+
 def test_gn_retinanet_with_dropblock_everywhere_trains_with_finite_losses():
     cfg = _plugin_cfg(resnet=True, fpn=True, head=True)
     model = build_model(cfg)
