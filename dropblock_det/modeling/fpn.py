@@ -135,6 +135,27 @@ class DropBlockFPN(FPN):
         return dict(zip(self._out_features, results))
 
 
+def _check_fpn_inputs(cfg, bottom_up: nn.Module, top_block_reads: Optional[str] = None) -> None:
+    """ValueError naming MODEL.FPN.IN_FEATURES (or MODEL.RESNETS.OUT_FEATURES) where the FPN,
+    or the top block reading `top_block_reads`, would take a feature the ResNet does not give:
+    detectron2's FPN fails on it with a bare KeyError (e.g. 'res2') or AssertionError."""
+    shapes = bottom_up.output_shape()
+    in_features = list(cfg.MODEL.FPN.IN_FEATURES)
+    out_features = list(cfg.MODEL.RESNETS.OUT_FEATURES)
+    missing = [f for f in in_features if f not in shapes]
+    if missing or not in_features:
+        raise ValueError(
+            f"MODEL.FPN.IN_FEATURES={in_features}: "
+            + (f"{', '.join(map(repr, missing))} not among" if missing else "no feature; expected names from")
+            + f" the ResNet's outputs {list(shapes)} (MODEL.RESNETS.OUT_FEATURES={out_features})"
+        )
+    if top_block_reads is not None and top_block_reads not in shapes:
+        raise ValueError(
+            f"MODEL.RESNETS.OUT_FEATURES={out_features}: no {top_block_reads!r}, from which "
+            f"MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r} computes P6/P7; add it"
+        )
+
+
 def _fpn_regularizer_kwargs(cfg) -> dict:
     db = cfg.MODEL.DROPBLOCK
     if not db.FPN.ENABLED:
@@ -156,8 +177,10 @@ def build_dropblock_resnet_fpn_backbone(cfg, input_shape: ShapeSpec) -> DropBloc
             "RetinaNet's P6/P7 convs (build_dropblock_retinanet_resnet_fpn_backbone); "
             f"MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r} max-pools P6"
         )
+    bottom_up = build_dropblock_resnet_backbone(cfg, input_shape)
+    _check_fpn_inputs(cfg, bottom_up)
     return DropBlockFPN(
-        bottom_up=build_dropblock_resnet_backbone(cfg, input_shape),
+        bottom_up=bottom_up,
         in_features=cfg.MODEL.FPN.IN_FEATURES,
         out_channels=cfg.MODEL.FPN.OUT_CHANNELS,
         norm=cfg.MODEL.FPN.NORM,
@@ -174,6 +197,7 @@ def build_dropblock_retinanet_resnet_fpn_backbone(cfg, input_shape: ShapeSpec) -
     validate_dropblock_config(cfg)
     db = cfg.MODEL.DROPBLOCK
     bottom_up = build_dropblock_resnet_backbone(cfg, input_shape)
+    _check_fpn_inputs(cfg, bottom_up, top_block_reads="res5")
     top_block_dropblock = (
         regularizer_factory(cfg) if db.FPN.ENABLED and "top_block" in db.FPN.POSITIONS else None
     )

@@ -179,6 +179,27 @@ def test_fpn_rejects_unknown_position():
         )
 
 
+_BOTH_FPN_BUILDERS = [build_dropblock_retinanet_resnet_fpn_backbone, build_dropblock_resnet_fpn_backbone]
+
+
+@pytest.mark.parametrize("builders,in_features,out_features,match", [
+    # detectron2's FPN: a bare KeyError: 'res2' / AssertionError: [] / KeyError: 'res5' (P6/P7's input).
+    (_BOTH_FPN_BUILDERS, ["res2", "res3", "res4", "res5"], ["res3", "res4", "res5"],
+     r"^MODEL\.FPN\.IN_FEATURES=\['res2', .*\]: 'res2' not among the ResNet's outputs \['res3', 'res4', 'res5'\] "
+     r"\(MODEL\.RESNETS\.OUT_FEATURES="),
+    (_BOTH_FPN_BUILDERS, [], ["res3", "res4", "res5"], r"^MODEL\.FPN\.IN_FEATURES=\[\]: no feature; expected names from"),
+    ([build_dropblock_retinanet_resnet_fpn_backbone], ["res3", "res4"], ["res3", "res4"],
+     r"^MODEL\.RESNETS\.OUT_FEATURES=\['res3', 'res4'\]: no 'res5', from which MODEL\.BACKBONE\.NAME=.* computes P6/P7"),
+])
+def test_fpn_inputs_the_resnet_does_not_give_are_refused_naming_the_key(builders, in_features, out_features, match):
+    cfg = _cfg()
+    cfg.MODEL.FPN.IN_FEATURES = in_features
+    cfg.MODEL.RESNETS.OUT_FEATURES = out_features
+    for builder in builders:
+        with pytest.raises(ValueError, match=match):
+            builder(cfg, INPUT)
+
+
 def test_disabled_fpn_places_nothing_even_with_top_block_in_its_positions():
     # FPN.ENABLED False turns every FPN position off, P6/P7's included.
     cfg = _cfg()
