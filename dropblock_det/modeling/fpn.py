@@ -4,6 +4,7 @@ and the registered ResNet-FPN backbone builders that use it with the DropBlock R
 detectron2's `FPN.forward` is one method, so `DropBlockFPN` overrides it; its
 constructor only adds regularizer children next to the stock convs.
 """
+import math
 from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
@@ -91,6 +92,15 @@ class DropBlockFPN(FPN):
         dropblock_positions = check_placement(
             "dropblock_positions", dropblock_positions, _FPN_POSITIONS, dropblock, "DropBlockFPN"
         )
+        reads = getattr(self.top_block, "in_feature", None)
+        inputs = list(self.bottom_up.output_shape()) + self._out_features[: len(self.in_features)]
+        if self.top_block is not None and reads not in inputs:
+            # FPN.forward would look it up among the levels computed so far: an IndexError
+            # at the first forward (LastLevelMaxPool reads p5; in_features up to res4 give p4).
+            raise ValueError(
+                f"DropBlockFPN: top_block {type(self.top_block).__name__} reads {reads!r}, which is neither "
+                f"a bottom_up output nor a level of in_features={list(self.in_features)} ({inputs})"
+            )
         # Top-down order (coarsest level first), like self.lateral_convs / output_convs.
         levels = [int(name[1:]) for name in self._out_features[: len(self.in_features)]]
         self._dropblock_names = {
@@ -135,10 +145,11 @@ class DropBlockFPN(FPN):
         return dict(zip(self._out_features, results))
 
 
-def _check_fpn_inputs(cfg, bottom_up: nn.Module, top_block_reads: Optional[str] = None) -> None:
+def _check_fpn_inputs(cfg, bottom_up: nn.Module, builder: str, top_block_reads: str) -> None:
     """ValueError naming MODEL.FPN.IN_FEATURES (or MODEL.RESNETS.OUT_FEATURES) where the FPN,
-    or the top block reading `top_block_reads`, would take a feature the ResNet does not give:
-    detectron2's FPN fails on it with a bare KeyError (e.g. 'res2') or AssertionError."""
+    or `builder`'s top block reading `top_block_reads` (a ResNet output or an FPN level),
+    would take a feature that is not there: detectron2's FPN fails on it with a bare KeyError
+    (e.g. 'res2') or AssertionError, or, for a level, an IndexError at the first forward."""
     shapes = bottom_up.output_shape()
     in_features = list(cfg.MODEL.FPN.IN_FEATURES)
     out_features = list(cfg.MODEL.RESNETS.OUT_FEATURES)
@@ -149,10 +160,18 @@ def _check_fpn_inputs(cfg, bottom_up: nn.Module, top_block_reads: Optional[str] 
             + (f"{', '.join(map(repr, missing))} not among" if missing else "no feature; expected names from")
             + f" the ResNet's outputs {list(shapes)} (MODEL.RESNETS.OUT_FEATURES={out_features})"
         )
-    if top_block_reads is not None and top_block_reads not in shapes:
+    if top_block_reads in shapes:
+        return
+    levels = [f"p{int(math.log2(shapes[f].stride))}" for f in in_features]
+    if not top_block_reads.startswith("p"):  # a ResNet output (RetinaNet's res5), not an FPN level
         raise ValueError(
             f"MODEL.RESNETS.OUT_FEATURES={out_features}: no {top_block_reads!r}, from which "
-            f"MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r} computes P6/P7; add it"
+            f"{builder} computes P6/P7; add it"
+        )
+    if top_block_reads not in levels:
+        raise ValueError(
+            f"MODEL.FPN.IN_FEATURES={in_features} give the levels {levels}, no {top_block_reads!r}, from "
+            f"which {builder} max-pools its top level: end them with the feature of stride 32 (res5)"
         )
 
 
@@ -178,7 +197,7 @@ def build_dropblock_resnet_fpn_backbone(cfg, input_shape: ShapeSpec) -> DropBloc
             f"MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r} max-pools P6"
         )
     bottom_up = build_dropblock_resnet_backbone(cfg, input_shape)
-    _check_fpn_inputs(cfg, bottom_up)
+    _check_fpn_inputs(cfg, bottom_up, "build_dropblock_resnet_fpn_backbone", LastLevelMaxPool().in_feature)
     return DropBlockFPN(
         bottom_up=bottom_up,
         in_features=cfg.MODEL.FPN.IN_FEATURES,
@@ -197,7 +216,7 @@ def build_dropblock_retinanet_resnet_fpn_backbone(cfg, input_shape: ShapeSpec) -
     validate_dropblock_config(cfg)
     db = cfg.MODEL.DROPBLOCK
     bottom_up = build_dropblock_resnet_backbone(cfg, input_shape)
-    _check_fpn_inputs(cfg, bottom_up, top_block_reads="res5")
+    _check_fpn_inputs(cfg, bottom_up, "build_dropblock_retinanet_resnet_fpn_backbone", "res5")
     top_block_dropblock = (
         regularizer_factory(cfg) if db.FPN.ENABLED and "top_block" in db.FPN.POSITIONS else None
     )

@@ -315,9 +315,10 @@ def test_lazy_dropblock_in_a_resnet_stage_the_backbone_drops_is_refused_naming_t
     cfg = lazy_rcnn_cfg()
     cfg.model.backbone.bottom_up.out_features = ["res2", "res3", "res4"]
     cfg.model.backbone.in_features = ["res2", "res3", "res4"]
-    # (the RPN on the levels that FPN gives: p2-p4 and the max-pooled p5)
-    cfg.model.proposal_generator.in_features = ["p2", "p3", "p4", "p5"]
-    cfg.model.proposal_generator.anchor_generator.update(sizes=[[32], [64], [128], [256]], strides=[4, 8, 16, 32])
+    # (the RPN on the levels that FPN gives, p2-p4: the max-pooled top level reads a p5 it no longer has)
+    cfg.model.backbone.top_block = None
+    cfg.model.proposal_generator.in_features = ["p2", "p3", "p4"]
+    cfg.model.proposal_generator.anchor_generator.update(sizes=[[32], [64], [128]], strides=[4, 8, 16])
     with pytest.raises(ValueError, match=r"^model\.backbone\.bottom_up\.stages\.dropblock_stages=.*res5 not built"):
         _lazy_check(cfg)
     # Accepted: the stages that are built (C4 res4), and an FPN's res4 + res5.

@@ -189,7 +189,13 @@ _BOTH_FPN_BUILDERS = [build_dropblock_retinanet_resnet_fpn_backbone, build_dropb
      r"\(MODEL\.RESNETS\.OUT_FEATURES="),
     (_BOTH_FPN_BUILDERS, [], ["res3", "res4", "res5"], r"^MODEL\.FPN\.IN_FEATURES=\[\]: no feature; expected names from"),
     ([build_dropblock_retinanet_resnet_fpn_backbone], ["res3", "res4"], ["res3", "res4"],
-     r"^MODEL\.RESNETS\.OUT_FEATURES=\['res3', 'res4'\]: no 'res5', from which MODEL\.BACKBONE\.NAME=.* computes P6/P7"),
+     r"^MODEL\.RESNETS\.OUT_FEATURES=\['res3', 'res4'\]: no 'res5', from which "
+     r"build_dropblock_retinanet_resnet_fpn_backbone computes P6/P7"),
+    # P6 max-pooled from p5, which FPN on res2..res4 does not give: built, then an IndexError at
+    # the first forward (detectron2's FPN.forward looks p5 up among the levels it computed).
+    ([build_dropblock_resnet_fpn_backbone], ["res2", "res3", "res4"], ["res2", "res3", "res4"],
+     r"^MODEL\.FPN\.IN_FEATURES=\['res2', 'res3', 'res4'\] give the levels \['p2', 'p3', 'p4'\], no 'p5', from "
+     r"which build_dropblock_resnet_fpn_backbone max-pools its top level"),
 ])
 def test_fpn_inputs_the_resnet_does_not_give_are_refused_naming_the_key(builders, in_features, out_features, match):
     cfg = _cfg()
@@ -198,6 +204,21 @@ def test_fpn_inputs_the_resnet_does_not_give_are_refused_naming_the_key(builders
     for builder in builders:
         with pytest.raises(ValueError, match=match):
             builder(cfg, INPUT)
+
+
+def test_a_top_block_reading_a_level_the_fpn_does_not_give_is_refused_at_construction():
+    from detectron2.modeling.backbone.fpn import LastLevelMaxPool
+    from detectron2.modeling.backbone.resnet import build_resnet_backbone
+
+    cfg = _cfg()
+    cfg.MODEL.RESNETS.OUT_FEATURES = ["res2", "res3", "res4"]
+    arguments = dict(bottom_up=build_resnet_backbone(cfg, INPUT), out_channels=32, top_block=LastLevelMaxPool())
+    with pytest.raises(ValueError, match=r"^DropBlockFPN: top_block LastLevelMaxPool reads 'p5', which is neither "
+                                         r"a bottom_up output nor a level of in_features=\['res2', 'res3', 'res4'\]"):
+        DropBlockFPN(in_features=["res2", "res3", "res4"], **arguments)
+    arguments["top_block"] = None
+    fpn = DropBlockFPN(in_features=["res2", "res3", "res4"], **arguments)
+    assert [out.shape[-1] for out in fpn(torch.zeros(1, 3, 32, 32)).values()] == [8, 4, 2]
 
 
 def test_disabled_fpn_places_nothing_even_with_top_block_in_its_positions():
