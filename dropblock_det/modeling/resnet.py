@@ -450,6 +450,15 @@ def build_dropblock_resnet_backbone(cfg, input_shape: ShapeSpec) -> ResNet:
             f"MODEL.RESNETS.RES5_DILATION={resnets.RES5_DILATION!r}: expected 1 or 2 "
             "(1 for ResNet-18/34)"
         )
+    out_features = list(resnets.OUT_FEATURES)
+    unknown = [f for f in out_features if f not in ("stem",) + RESNET_STAGES]
+    if unknown or not out_features:  # detectron2's ResNet: max() of an empty sequence, or an
+        # AssertionError listing the stages it kept ("Available children: stem" for ['res6'])
+        raise ValueError(
+            f"MODEL.RESNETS.OUT_FEATURES={out_features}: "
+            + (f"unknown name {unknown[0]!r}; " if unknown else "no feature; ")
+            + f"expected names from {['stem', *RESNET_STAGES]}"
+        )
     if depth < 50 and (resnets.RES2_OUT_CHANNELS != 64 or resnets.NUM_GROUPS != 1):
         raise ValueError(
             f"MODEL.RESNETS.RES2_OUT_CHANNELS={resnets.RES2_OUT_CHANNELS!r}, "

@@ -140,6 +140,19 @@ def test_enabled_backbone_adds_no_parameters_or_buffers_and_is_identity_in_eval(
     assert not torch.equal(ours(x)["res5"], stock(x)["res5"])  # DropBlock acts in training
 
 
+@pytest.mark.parametrize("out_features,match", [
+    # detectron2's ResNet: "max() arg is an empty sequence" / "AssertionError: Available children: stem"
+    ([], r"=\[\]: no feature; expected names from \['stem', 'res2', 'res3', 'res4', 'res5'\]"),
+    (["res6"], r"=\['res6'\]: unknown name 'res6'; expected names from \['stem', "),
+    (["res3", "p4"], r"=\['res3', 'p4'\]: unknown name 'p4'; expected names from \['stem', "),
+])
+def test_out_features_naming_no_or_an_unknown_stage_are_refused_naming_the_key(out_features, match):
+    cfg = _cfg()
+    cfg.MODEL.RESNETS.OUT_FEATURES = out_features
+    with pytest.raises(ValueError, match=r"^MODEL\.RESNETS\.OUT_FEATURES" + match):
+        build_dropblock_resnet_backbone(cfg, INPUT)
+
+
 def test_freeze_at_and_out_features_behave_as_stock():
     cfg = _cfg(RESNET__ENABLED=True)
     cfg.MODEL.BACKBONE.FREEZE_AT = 2
