@@ -181,6 +181,23 @@ def _check_names(key: str, value: Any, allowed: Sequence[str]) -> List[str]:
     return list(value)
 
 
+def check_norm(key: str, norm: Any) -> None:
+    """ValueError naming `key` (e.g. MODEL.RESNETS.NORM) for a norm name the installed
+    detectron2's `get_norm` does not know: it raises a bare KeyError (e.g. 'gn'), which names
+    none of the model's norm keys. "" (no norm) and callables are left to it."""
+    if not isinstance(norm, str) or not norm:
+        return
+    from detectron2.layers import get_norm
+
+    try:
+        get_norm(norm, 32)
+    except KeyError:
+        raise ValueError(
+            f"{key}={norm!r}: not a norm detectron2's get_norm knows (e.g. 'BN', 'SyncBN', 'FrozenBN', "
+            "'GN'; '' for none)"
+        ) from None
+
+
 def check_placement(argument: str, names: Any, allowed: Sequence[str], dropblock: Optional[Callable],
                     owner: str) -> List[str]:
     """The plain-argument `names` of a component's regularized locations (`argument`, e.g.

@@ -217,6 +217,17 @@ def test_build_model_rejects_bad_value_before_building(key, value):
         build_model(cfg)
 
 
+@pytest.mark.parametrize("key", ["MODEL.RESNETS.NORM", "MODEL.FPN.NORM", "MODEL.RETINANET.NORM"])
+def test_a_norm_name_detectron2_does_not_know_is_refused_naming_its_key(key):
+    # detectron2's get_norm raises a bare KeyError: 'gn', which names none of the three keys.
+    from detectron2.modeling import build_model
+
+    cfg = small_retinanet_cfg("Base-RetinaNet-Scratch.yaml")
+    _set(cfg, key, "gn")
+    with pytest.raises(ValueError, match="^" + key.replace(".", r"\.") + r"='gn': not a norm detectron2's get_norm knows"):
+        build_model(cfg)
+
+
 @pytest.mark.parametrize("device", ["cpu", "cuda:x"])
 def test_impl_triton_on_a_device_the_kernels_cannot_run_on_is_refused_for_training_only(device, monkeypatch):
     import torch

@@ -15,7 +15,7 @@ from detectron2.layers import ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY
 from detectron2.modeling.backbone.fpn import FPN, LastLevelMaxPool, LastLevelP6P7
 
-from ..config import check_placement, regularizer_factory, validate_dropblock_config
+from ..config import check_norm, check_placement, regularizer_factory, validate_dropblock_config
 from ..layers import as_regularizer_factory
 from .resnet import build_dropblock_resnet_backbone
 
@@ -146,10 +146,14 @@ class DropBlockFPN(FPN):
 
 
 def _check_fpn_inputs(cfg, bottom_up: nn.Module, builder: str, top_block_reads: str) -> None:
-    """ValueError naming MODEL.FPN.IN_FEATURES (or MODEL.RESNETS.OUT_FEATURES) where the FPN,
+    """ValueError naming MODEL.FPN.NORM or FUSE_TYPE for a value detectron2's FPN does not take,
+    and MODEL.FPN.IN_FEATURES (or MODEL.RESNETS.OUT_FEATURES) where the FPN,
     or `builder`'s top block reading `top_block_reads` (a ResNet output or an FPN level),
     would take a feature that is not there: detectron2's FPN fails on it with a bare KeyError
     (e.g. 'res2') or AssertionError, or, for a level, an IndexError at the first forward."""
+    check_norm("MODEL.FPN.NORM", cfg.MODEL.FPN.NORM)
+    if cfg.MODEL.FPN.FUSE_TYPE not in ("sum", "avg"):  # FPN asserts it, with no message
+        raise ValueError(f"MODEL.FPN.FUSE_TYPE={cfg.MODEL.FPN.FUSE_TYPE!r}: expected 'sum' or 'avg'")
     shapes = bottom_up.output_shape()
     in_features = list(cfg.MODEL.FPN.IN_FEATURES)
     out_features = list(cfg.MODEL.RESNETS.OUT_FEATURES)

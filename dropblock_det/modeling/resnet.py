@@ -25,6 +25,7 @@ from detectron2.modeling.backbone.resnet import BasicBlock, BasicStem, Bottlenec
 
 from ..config import (
     RESNET_STAGES,
+    check_norm,
     check_placement,
     regularizer_factory,
     resnet_stage_drop_scales,
@@ -450,6 +451,7 @@ def build_dropblock_resnet_backbone(cfg, input_shape: ShapeSpec) -> ResNet:
             f"MODEL.RESNETS.RES5_DILATION={resnets.RES5_DILATION!r}: expected 1 or 2 "
             "(1 for ResNet-18/34)"
         )
+    check_norm("MODEL.RESNETS.NORM", resnets.NORM)
     out_features = list(resnets.OUT_FEATURES)
     unknown = [f for f in out_features if f not in ("stem",) + RESNET_STAGES]
     if unknown or not out_features:  # detectron2's ResNet: max() of an empty sequence, or an

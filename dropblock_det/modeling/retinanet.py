@@ -16,7 +16,7 @@ from detectron2.layers import ShapeSpec, get_norm
 from detectron2.modeling import META_ARCH_REGISTRY, build_backbone
 from detectron2.modeling.meta_arch.retinanet import RetinaNet, RetinaNetHead
 
-from ..config import check_placement, regularizer_factory, validate_dropblock_config
+from ..config import check_norm, check_placement, regularizer_factory, validate_dropblock_config
 from ..layers import as_regularizer_factory, relu_then_regularize
 
 __all__ = ["DropBlockRetinaNet", "DropBlockRetinaNetHead", "head_levels_error", "stock_retinanet_head_error"]
@@ -185,6 +185,7 @@ class DropBlockRetinaNet(RetinaNet):
     @classmethod
     def from_config(cls, cfg) -> dict:
         validate_dropblock_config(cfg)
+        check_norm("MODEL.RETINANET.NORM", cfg.MODEL.RETINANET.NORM)
         if cfg.MODEL.RETINANET.NUM_CONVS < 1:  # else a bare IndexError inside the stock head
             raise ValueError(
                 f"MODEL.RETINANET.NUM_CONVS={cfg.MODEL.RETINANET.NUM_CONVS!r}: detectron2's "

@@ -206,6 +206,14 @@ def test_fpn_inputs_the_resnet_does_not_give_are_refused_naming_the_key(builders
             builder(cfg, INPUT)
 
 
+@pytest.mark.parametrize("builder", _BOTH_FPN_BUILDERS)
+def test_a_fuse_type_fpn_does_not_take_is_refused_naming_the_key(builder):
+    cfg = _cfg()
+    cfg.MODEL.FPN.FUSE_TYPE = "mean"  # detectron2's FPN: an AssertionError without a message
+    with pytest.raises(ValueError, match=r"^MODEL\.FPN\.FUSE_TYPE='mean': expected 'sum' or 'avg'"):
+        builder(cfg, INPUT)
+
+
 def test_a_top_block_reading_a_level_the_fpn_does_not_give_is_refused_at_construction():
     from detectron2.modeling.backbone.fpn import LastLevelMaxPool
     from detectron2.modeling.backbone.resnet import build_resnet_backbone
