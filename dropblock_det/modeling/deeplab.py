@@ -55,7 +55,7 @@ from ..config import (
     validate_dropblock_config,
 )
 from ..layers import as_regularizer_factory
-from .resnet import make_dropblock_resnet_stages, resnet_stage_arguments
+from .resnet import check_resnet_outputs_and_norm, make_dropblock_resnet_stages, resnet_stage_arguments
 
 __all__ = [
     "DropBlockASPP",
@@ -140,6 +140,7 @@ def build_dropblock_resnet_deeplab_backbone(cfg: CfgNode, input_shape: ShapeSpec
             f"MODEL.RESNETS.DEFORM_ON_PER_STAGE={list(resnets.DEFORM_ON_PER_STAGE)}: "
             "build_dropblock_resnet_deeplab_backbone has no deformable blocks"
         )
+    out_features = check_resnet_outputs_and_norm(cfg)
 
     stem = stem_class(
         in_channels=input_shape.channels,
@@ -148,7 +149,7 @@ def build_dropblock_resnet_deeplab_backbone(cfg: CfgNode, input_shape: ShapeSpec
     )
     # Stages after the last requested output are not built (no parameters without grads).
     stage_index = {"res2": 2, "res3": 3, "res4": 4, "res5": 5}
-    last_stage = "res" + str(max(stage_index[f] for f in resnets.OUT_FEATURES))
+    last_stage = "res" + str(max(stage_index.get(f, 2) for f in out_features))
     stages = make_dropblock_resnet_stages(
         depth,
         res4_dilation=resnets.RES4_DILATION,

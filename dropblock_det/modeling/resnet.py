@@ -44,6 +44,7 @@ __all__ = [
     "DropBlockBasicBlock",
     "DropBlockBottleneckBlock",
     "build_dropblock_resnet_backbone",
+    "check_resnet_outputs_and_norm",
     "dropblock_resnet_arguments",
     "make_dropblock_resnet_stages",
     "resnet_stage_arguments",
@@ -426,6 +427,23 @@ def make_dropblock_resnet_stages(
     return built
 
 
+def check_resnet_outputs_and_norm(cfg) -> List[str]:
+    """MODEL.RESNETS.NORM (a name detectron2's get_norm knows) and MODEL.RESNETS.OUT_FEATURES
+    (some of stem, res2..res5), ValueError naming the key; returns the outputs. detectron2's
+    ResNet failed on them with max() of an empty sequence, or an AssertionError listing the
+    stages it kept ("Available children: stem" for ['res6']); the norm with a bare KeyError."""
+    check_norm("MODEL.RESNETS.NORM", cfg.MODEL.RESNETS.NORM)
+    out_features = list(cfg.MODEL.RESNETS.OUT_FEATURES)
+    unknown = [f for f in out_features if f not in ("stem",) + RESNET_STAGES]
+    if unknown or not out_features:
+        raise ValueError(
+            f"MODEL.RESNETS.OUT_FEATURES={out_features}: "
+            + (f"unknown name {unknown[0]!r}; " if unknown else "no feature; ")
+            + f"expected names from {['stem', *RESNET_STAGES]}"
+        )
+    return out_features
+
+
 @BACKBONE_REGISTRY.register()
 def build_dropblock_resnet_backbone(cfg, input_shape: ShapeSpec) -> ResNet:
     """A detectron2 `ResNet` from MODEL.RESNETS, with the regularizers MODEL.DROPBLOCK asks
@@ -451,16 +469,7 @@ def build_dropblock_resnet_backbone(cfg, input_shape: ShapeSpec) -> ResNet:
             f"MODEL.RESNETS.RES5_DILATION={resnets.RES5_DILATION!r}: expected 1 or 2 "
             "(1 for ResNet-18/34)"
         )
-    check_norm("MODEL.RESNETS.NORM", resnets.NORM)
-    out_features = list(resnets.OUT_FEATURES)
-    unknown = [f for f in out_features if f not in ("stem",) + RESNET_STAGES]
-    if unknown or not out_features:  # detectron2's ResNet: max() of an empty sequence, or an
-        # AssertionError listing the stages it kept ("Available children: stem" for ['res6'])
-        raise ValueError(
-            f"MODEL.RESNETS.OUT_FEATURES={out_features}: "
-            + (f"unknown name {unknown[0]!r}; " if unknown else "no feature; ")
-            + f"expected names from {['stem', *RESNET_STAGES]}"
-        )
+    check_resnet_outputs_and_norm(cfg)
     if depth < 50 and (resnets.RES2_OUT_CHANNELS != 64 or resnets.NUM_GROUPS != 1):
         raise ValueError(
             f"MODEL.RESNETS.RES2_OUT_CHANNELS={resnets.RES2_OUT_CHANNELS!r}, "

@@ -398,6 +398,20 @@ def test_head_copies_a_regularizer_module_given_instead_of_a_factory():
     assert head.layers(features).shape == (2, 3, 16, 16)
 
 
+@pytest.mark.parametrize("opts, match", [
+    # KeyError: 'res6' / max() of an empty sequence / KeyError: 'gn' before, naming no key.
+    (["MODEL.RESNETS.OUT_FEATURES", ["res3", "res6"]], r"^MODEL\.RESNETS\.OUT_FEATURES=\['res3', 'res6'\]: unknown name"),
+    (["MODEL.RESNETS.OUT_FEATURES", []], r"^MODEL\.RESNETS\.OUT_FEATURES=\[\]: no feature"),
+    (["MODEL.RESNETS.NORM", "gn"], r"^MODEL\.RESNETS\.NORM='gn': not a norm detectron2's get_norm knows"),
+])
+def test_deeplab_backbone_refuses_outputs_and_norms_resnet_does_not_have_naming_the_key(tmp_path, opts, match):
+    from detectron2.modeling import build_backbone
+
+    # (With DropBlock in res4/res5 the placement check names the stages those outputs do not build.)
+    with pytest.raises(ValueError, match=match):
+        build_backbone(_cfg(tmp_path, SCRATCH_DROPBLOCK, opts + ["MODEL.DROPBLOCK.RESNET.ENABLED", False]))
+
+
 @pytest.mark.parametrize("opts", [
     ["MODEL.RESNETS.RES4_DILATION", 2, "MODEL.RESNETS.RES5_DILATION", 4],  # output stride 8
     ["MODEL.RESNETS.RES5_DILATION", 1],  # output stride 32
