@@ -489,7 +489,7 @@ def test_none_for_the_schedule_on_the_command_line_is_explained():
     from dropblock_det.engine.lazy import lazy_meta_model, lazy_schedule_hook
 
     cfg = _lazy(SYNTHETIC, "+train.dropblock_schedule='None'")  # the string, quoted on purpose
-    with pytest.raises(ValueError, match=r"gives a str \('None'\): .*train\.dropblock_schedule=null"):
+    with pytest.raises(ValueError, match=r"gives a value of type str \('None'\): .*train\.dropblock_schedule=null"):
         lazy_schedule_hook(cfg, lazy_meta_model(cfg))
 
 
