@@ -74,6 +74,7 @@ __all__ = [
     "check_checkpoint_fits",
     "check_eval_checkpoint",
     "check_resume_checkpoint",
+    "check_resume_optimizer",
     "check_scaled_to_world_size",
     "check_stock_retinanet_norm",
     "check_test_inputs",
@@ -889,24 +890,57 @@ def check_resume_checkpoint(cfg: CfgNode, path: str, model: Optional[torch.nn.Mo
     model `cfg` builds (detectron2 resumes non-strictly: a changed model fails at the first
     step with a bare torch shape error, or trains freshly initialised layers); ValueError
     naming SOLVER.MAX_ITER when the checkpoint has reached it (nothing would train, and the
-    earlier model would only be evaluated again as if it were this run's). `model`: the
-    config's model if already built (e.g. on the meta device by check_config_before_run)."""
+    earlier model would only be evaluated again as if it were this run's); ValueError when
+    its optimizer state does not fit the config's optimizer (:func:`check_resume_optimizer`).
+    `model`: the config's model if already built (e.g. on the meta device by
+    check_config_before_run)."""
     if model is None:
         model = meta_model(cfg)  # None: the real load checks for itself
     max_iter = DropBlockTrainer.auto_scale_workers(cfg, comm.get_world_size()).SOLVER.MAX_ITER
-    check_checkpoint_fits(model, path, "--resume", "resume continues a run with its own config; start a fresh "
-                          "run or use another OUTPUT_DIR for a changed model", ("SOLVER.MAX_ITER", max_iter))
+    checkpoint = check_checkpoint_fits(
+        model, path, "--resume", "resume continues a run with its own config; start a fresh "
+        "run or use another OUTPUT_DIR for a changed model", ("SOLVER.MAX_ITER", max_iter))
+    if model is not None:
+        check_resume_optimizer(checkpoint, check_optimizer(cfg, model), path)
+
+
+def _saved_trainer_state(checkpoint: Dict[str, Any]) -> Dict[str, Any]:
+    """The inner SimpleTrainer's state that DefaultTrainer saves under "trainer"/"_trainer"
+    (the optimizer, AMP's grad scaler); {} for a checkpoint without it (plain v0.6)."""
+    trainer = checkpoint.get("trainer")
+    inner = trainer.get("_trainer") if isinstance(trainer, dict) else None
+    return inner if isinstance(inner, dict) else {}
+
+
+def check_resume_optimizer(checkpoint: Dict[str, Any], optimizer: torch.optim.Optimizer, path: str) -> None:
+    """ValueError naming the file and the SOLVER keys when the optimizer state saved in
+    `checkpoint` (read from `path`) groups the parameters otherwise than `optimizer`, the
+    one the config builds: torch refuses to load it ("loaded state dict has a different
+    number of parameter groups"), which detectron2 does after the data loader is built and
+    config.yaml rewritten. A checkpoint without optimizer state is not judged."""
+    saved = _saved_trainer_state(checkpoint).get("optimizer")
+    if not isinstance(saved, dict) or not isinstance(saved.get("param_groups"), list):
+        return
+    saved_sizes = [len(group.get("params", ())) for group in saved["param_groups"]]
+    sizes = [len(group["params"]) for group in optimizer.param_groups]
+    if saved_sizes != sizes:
+        raise ValueError(
+            f"--resume: checkpoint {path!r} holds the optimizer state of {len(saved_sizes)} parameter groups "
+            f"(of {saved_sizes} parameters), and this config's optimizer has {len(sizes)} (of {sizes}): "
+            "detectron2 groups the parameters by SOLVER.WEIGHT_DECAY, WEIGHT_DECAY_NORM, WEIGHT_DECAY_BIAS "
+            "and BIAS_LR_FACTOR, and by which of them train (MODEL.BACKBONE.FREEZE_AT). Resume with the run's "
+            "values, or start a fresh run from the checkpoint (MODEL.WEIGHTS) to change them")
 
 
 def check_checkpoint_fits(model: Optional[torch.nn.Module], path: str, what: str, advice: str = "",
-                          max_iter: Optional[Tuple[str, int]] = None) -> None:
+                          max_iter: Optional[Tuple[str, int]] = None) -> Dict[str, Any]:
     """The checkpoint at local `path` (`what` loads it: "--resume", a config key) against the
     model (None: not checked): RuntimeError naming the file when it cannot be read;
     CheckpointMismatchError naming every key that does not fit (with `advice`); with
     `max_iter` (its key, its value) ValueError when the checkpoint has trained that many
     iterations or more (a finished run's model_final is saved at iteration max_iter - 1), so
     that resuming would train nothing and only evaluate the earlier model again, overwriting
-    the run's config.yaml and predictions."""
+    the run's config.yaml and predictions. Returns the checkpoint (:func:`read_checkpoint`)."""
     checkpoint = read_checkpoint(path)
     problems = state_dict_problems(model, checkpoint["model"]) if model is not None else []
     if problems:
@@ -921,6 +955,7 @@ def check_checkpoint_fits(model: Optional[torch.nn.Module], path: str, what: str
                          f"{'all' if iteration + 1 == value else 'more than'} {key}={value} asks for: "
                          f"nothing would be trained; give a larger {key} to continue the run "
                          "(--eval-only --resume evaluates its last checkpoint)")
+    return checkpoint
 
 
 def check_eval_checkpoint(model: Optional[torch.nn.Module], path: str, what: str) -> None:

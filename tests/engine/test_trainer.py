@@ -893,3 +893,26 @@ def test_a_last_checkpoint_file_naming_a_missing_or_no_file_is_refused_naming_it
     (tmp_path / "last_checkpoint").write_text("")
     with pytest.raises(FileNotFoundError, match=r"last_checkpoint is empty"):
         last_checkpoint(str(tmp_path))
+
+
+def test_a_resume_whose_optimizer_groups_the_parameters_otherwise_is_refused_naming_the_keys(tmp_path):
+    # The checkpoint fits the model, but its optimizer state does not fit the optimizer the
+    # changed SOLVER values (or frozen stages) build: detectron2 loads it after building the
+    # data loader and rewriting config.yaml, and torch refused it there, naming no key.
+    from dropblock_det.engine.trainer import DropBlockTrainer, check_resume_checkpoint, meta_model
+
+    cfg = _cfg("SOLVER.MAX_ITER", "10")
+    model = DropBlockTrainer.build_model(cfg)
+    optimizer = DropBlockTrainer.build_optimizer(cfg, model)
+    path = tmp_path / "model_0000004.pth"
+    trainer = {"iteration": 4, "_trainer": {"iteration": 4, "optimizer": optimizer.state_dict()}}
+    torch.save({"model": model.state_dict(), "trainer": trainer, "iteration": 4}, path)
+    check_resume_checkpoint(cfg, str(path))  # the run's own values resume
+    for opts in (("SOLVER.BIAS_LR_FACTOR", "2.0"), ("MODEL.BACKBONE.FREEZE_AT", "2")):
+        changed = _cfg("SOLVER.MAX_ITER", "10", *opts)
+        with pytest.raises(ValueError, match="parameter group"):  # what the resumed run hit
+            DropBlockTrainer.build_optimizer(changed, meta_model(changed)).load_state_dict(optimizer.state_dict())
+        with pytest.raises(ValueError, match=r"--resume: checkpoint '.*model_0000004\.pth' holds the optimizer "
+                                             r"state of \d+ parameter groups .*SOLVER\.WEIGHT_DECAY.*BIAS_LR_FACTOR"
+                                             r".*MODEL\.BACKBONE\.FREEZE_AT"):
+            check_resume_checkpoint(changed, str(path))
