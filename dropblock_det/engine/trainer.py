@@ -891,7 +891,8 @@ def check_resume_checkpoint(cfg: CfgNode, path: str, model: Optional[torch.nn.Mo
     step with a bare torch shape error, or trains freshly initialised layers); ValueError
     naming SOLVER.MAX_ITER when the checkpoint has reached it (nothing would train, and the
     earlier model would only be evaluated again as if it were this run's); ValueError when
-    its optimizer state does not fit the config's optimizer (:func:`check_resume_optimizer`).
+    its optimizer state does not fit the config's optimizer (:func:`check_resume_optimizer`),
+    or when SOLVER.AMP.ENABLED resumes a checkpoint saved without AMP's grad scaler.
     `model`: the config's model if already built (e.g. on the meta device by
     check_config_before_run)."""
     if model is None:
@@ -902,6 +903,14 @@ def check_resume_checkpoint(cfg: CfgNode, path: str, model: Optional[torch.nn.Mo
         "run or use another OUTPUT_DIR for a changed model", ("SOLVER.MAX_ITER", max_iter))
     if model is not None:
         check_resume_optimizer(checkpoint, check_optimizer(cfg, model), path)
+    saved = _saved_trainer_state(checkpoint)
+    if cfg.SOLVER.AMP.ENABLED and saved and "grad_scaler" not in saved:
+        # AMPTrainer.load_state_dict reads it unconditionally (v0.6 and main).
+        raise ValueError(
+            f"--resume: checkpoint {path!r} was saved by a run without mixed precision (it holds no AMP "
+            "grad scaler), and SOLVER.AMP.ENABLED=True: detectron2's AMPTrainer fails loading it "
+            "(KeyError: 'grad_scaler') after the data loader is built. Resume with SOLVER.AMP.ENABLED "
+            "False, or start a fresh run from the checkpoint (MODEL.WEIGHTS)")
 
 
 def _saved_trainer_state(checkpoint: Dict[str, Any]) -> Dict[str, Any]:

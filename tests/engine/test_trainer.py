@@ -895,6 +895,19 @@ def test_a_last_checkpoint_file_naming_a_missing_or_no_file_is_refused_naming_it
         last_checkpoint(str(tmp_path))
 
 
+def _trainer_checkpoint(tmp_path, cfg, **inner_state):
+    """(path, optimizer): a checkpoint of iteration 4 as DropBlockTrainer saves it (the inner
+    trainer's optimizer state, and `inner_state`, under trainer/_trainer) for cfg's model."""
+    from dropblock_det.engine.trainer import DropBlockTrainer
+
+    model = DropBlockTrainer.build_model(cfg)
+    optimizer = DropBlockTrainer.build_optimizer(cfg, model)
+    path = tmp_path / "model_0000004.pth"
+    trainer = {"iteration": 4, "_trainer": {"iteration": 4, "optimizer": optimizer.state_dict(), **inner_state}}
+    torch.save({"model": model.state_dict(), "trainer": trainer, "iteration": 4}, path)
+    return path, optimizer
+
+
 def test_a_resume_whose_optimizer_groups_the_parameters_otherwise_is_refused_naming_the_keys(tmp_path):
     # The checkpoint fits the model, but its optimizer state does not fit the optimizer the
     # changed SOLVER values (or frozen stages) build: detectron2 loads it after building the
@@ -902,11 +915,7 @@ def test_a_resume_whose_optimizer_groups_the_parameters_otherwise_is_refused_nam
     from dropblock_det.engine.trainer import DropBlockTrainer, check_resume_checkpoint, meta_model
 
     cfg = _cfg("SOLVER.MAX_ITER", "10")
-    model = DropBlockTrainer.build_model(cfg)
-    optimizer = DropBlockTrainer.build_optimizer(cfg, model)
-    path = tmp_path / "model_0000004.pth"
-    trainer = {"iteration": 4, "_trainer": {"iteration": 4, "optimizer": optimizer.state_dict()}}
-    torch.save({"model": model.state_dict(), "trainer": trainer, "iteration": 4}, path)
+    path, optimizer = _trainer_checkpoint(tmp_path, cfg)
     check_resume_checkpoint(cfg, str(path))  # the run's own values resume
     for opts in (("SOLVER.BIAS_LR_FACTOR", "2.0"), ("MODEL.BACKBONE.FREEZE_AT", "2")):
         changed = _cfg("SOLVER.MAX_ITER", "10", *opts)
@@ -916,3 +925,29 @@ def test_a_resume_whose_optimizer_groups_the_parameters_otherwise_is_refused_nam
                                              r"state of \d+ parameter groups .*SOLVER\.WEIGHT_DECAY.*BIAS_LR_FACTOR"
                                              r".*MODEL\.BACKBONE\.FREEZE_AT"):
             check_resume_checkpoint(changed, str(path))
+
+
+def test_a_resume_with_amp_of_a_checkpoint_saved_without_it_is_refused_naming_the_key(tmp_path):
+    # AMPTrainer.load_state_dict reads the grad scaler's state unconditionally: turning
+    # SOLVER.AMP.ENABLED on for a resume failed with "KeyError: 'grad_scaler'" after the data
+    # loader was built (the run needs CUDA; the checkpoint check does not).
+    import warnings
+
+    from detectron2.engine import AMPTrainer
+
+    from dropblock_det.engine.trainer import check_resume_checkpoint
+
+    cfg = _cfg("SOLVER.MAX_ITER", "10", "SOLVER.AMP.ENABLED", "True")
+    path, optimizer = _trainer_checkpoint(tmp_path, cfg)
+    saved = torch.load(path, weights_only=False)["trainer"]["_trainer"]
+    with warnings.catch_warnings():  # on the CPU: "GradScaler is enabled, but CUDA is not available"
+        warnings.simplefilter("ignore")
+        amp_trainer = AMPTrainer(torch.nn.Linear(1, 1), iter([]), optimizer)
+    with pytest.raises(KeyError, match="grad_scaler"):  # what the resumed run hit
+        amp_trainer.load_state_dict(saved)
+    with pytest.raises(ValueError, match=r"--resume: checkpoint '.*model_0000004\.pth' was saved by a run without "
+                                         r"mixed precision .*SOLVER\.AMP\.ENABLED=True"):
+        check_resume_checkpoint(cfg, str(path))
+    check_resume_checkpoint(_cfg("SOLVER.MAX_ITER", "10"), str(path))  # resumed without AMP, as it ran
+    path, _ = _trainer_checkpoint(tmp_path, cfg, grad_scaler={"scale": 1024.0})
+    check_resume_checkpoint(cfg, str(path))  # an AMP run's checkpoint resumes with AMP
