@@ -815,15 +815,24 @@ def load_checkpoint_strict(model: torch.nn.Module, path: str) -> None:
 
 def last_checkpoint(output_dir: str) -> str:
     """The checkpoint a resumed run in ``output_dir`` loads: the one its detectron2
-    ``last_checkpoint`` file names ('' when there is none)."""
+    ``last_checkpoint`` file names ('' when there is none). ValueError naming that file when
+    it is no text file (a checkpoint copied over it, a folder), FileNotFoundError when it is
+    empty or names no file there."""
     checkpointer = DetectionCheckpointer(None, save_dir=output_dir)
     if not checkpointer.has_checkpoint():
         return ""
+    marker = os.path.join(output_dir, "last_checkpoint")
+    try:
+        # fvcore reads it as text: a binary file (a checkpoint copied over it) failed with a
+        # bare UnicodeDecodeError, a folder there with IsADirectoryError, naming neither.
+        named = Path(marker).read_text().strip()
+    except (UnicodeDecodeError, IsADirectoryError):
+        raise ValueError(f"{marker} is not the text file detectron2 writes there, naming the checkpoint to "
+                         "resume from (e.g. 'model_final.pth'): write that name into it, or move it away "
+                         "to start anew") from None
     path = checkpointer.get_checkpoint_file()
     if not os.path.isfile(path):
         # Else the resumed run's load fails on the file, blaming it as truncated or corrupt.
-        marker = os.path.join(output_dir, "last_checkpoint")
-        named = Path(marker).read_text().strip()
         what = f"names {named!r}, which is not a file there" if named else "is empty"
         raise FileNotFoundError(
             f"{marker} {what}: the checkpoint a resumed run would load was moved or deleted. "

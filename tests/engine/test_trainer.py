@@ -951,3 +951,23 @@ def test_a_resume_with_amp_of_a_checkpoint_saved_without_it_is_refused_naming_th
     check_resume_checkpoint(_cfg("SOLVER.MAX_ITER", "10"), str(path))  # resumed without AMP, as it ran
     path, _ = _trainer_checkpoint(tmp_path, cfg, grad_scaler={"scale": 1024.0})
     check_resume_checkpoint(cfg, str(path))  # an AMP run's checkpoint resumes with AMP
+
+
+def test_a_last_checkpoint_that_is_no_text_file_is_refused_naming_it(tmp_path):
+    # fvcore reads it as text: a checkpoint copied over it (the name suggests one) failed a
+    # --resume with a bare UnicodeDecodeError, a folder of that name with IsADirectoryError.
+    import io
+
+    from dropblock_det.engine.trainer import last_checkpoint
+
+    buffer = io.BytesIO()
+    torch.save({"model": {"w": torch.zeros(3)}}, buffer)
+    marker = tmp_path / "last_checkpoint"
+    marker.write_bytes(buffer.getvalue())
+    match = r"last_checkpoint is not the text file detectron2 writes there, naming the checkpoint to resume from"
+    with pytest.raises(ValueError, match=match):
+        last_checkpoint(str(tmp_path))
+    marker.unlink()
+    marker.mkdir()
+    with pytest.raises(ValueError, match=match):
+        last_checkpoint(str(tmp_path))
