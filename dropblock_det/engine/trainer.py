@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import time
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -1510,8 +1511,16 @@ class DropBlockTrainer(DefaultTrainer):
         return ret
 
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        if "_trainer" not in state_dict:
+            # A checkpoint of detectron2 v0.6's own DefaultTrainer: the iteration and the hooks'
+            # state, no optimizer. Current detectron2 failed on it after the data loader was
+            # built (KeyError: '_trainer'); resumed here as on v0.6, with a fresh optimizer state.
+            warnings.warn("The checkpoint resumed from holds no optimizer state (saved by detectron2 v0.6's "
+                          "own DefaultTrainer?): the run resumes with zero momentum", UserWarning, stacklevel=2)
+            TrainerBase.load_state_dict(self, state_dict)
+            return
         super().load_state_dict(state_dict)
-        if not _DEFAULT_TRAINER_SAVES_OPTIMIZER and "_trainer" in state_dict:
+        if not _DEFAULT_TRAINER_SAVES_OPTIMIZER:
             self._trainer.load_state_dict(state_dict["_trainer"])
 
     def build_hooks(self) -> List[hooks.HookBase]:

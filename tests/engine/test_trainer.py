@@ -582,6 +582,26 @@ def test_the_trainer_ramps_over_the_scaled_iterations(monkeypatch, tmp_path):
     assert (hook.schedule.start_iter, hook.schedule.end_iter) == (20, 120)
 
 
+def test_a_checkpoint_without_optimizer_state_resumes_on_every_detectron2(monkeypatch, tmp_path):
+    # detectron2 v0.6's own DefaultTrainer saves no "_trainer" (optimizer) state: resumed with
+    # DropBlockTrainer, v0.6 continued from it, current detectron2 failed after the data
+    # loader was built with "KeyError: '_trainer'".
+    from dropblock_det.engine.trainer import DropBlockTrainer
+
+    cfg = _cfg("SOLVER.MAX_ITER", "10", "DATASETS.TEST", "()", "MODEL.DEVICE", "cpu", "OUTPUT_DIR", str(tmp_path))
+    monkeypatch.setattr(DropBlockTrainer, "build_train_loader", classmethod(lambda cls, cfg: []))
+    saved = DropBlockTrainer(cfg)
+    saved.iter = 4
+    saved.checkpointer.save("model_0000004", iteration=4)
+    checkpoint = torch.load(tmp_path / "model_0000004.pth", weights_only=False)
+    del checkpoint["trainer"]["_trainer"]
+    torch.save(checkpoint, tmp_path / "model_0000004.pth")
+    resumed = DropBlockTrainer(cfg)
+    with pytest.warns(UserWarning, match="holds no optimizer state"):
+        resumed.resume_or_load(resume=True)
+    assert resumed.start_iter == 5
+
+
 # ----------------------------------------------------------------------------- output folder
 def test_a_rerun_moves_the_earlier_run_aside_instead_of_deleting_it(tmp_path):
     from dropblock_det.engine.trainer import archive_previous_run as archive
