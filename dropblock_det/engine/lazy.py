@@ -45,6 +45,7 @@ from .trainer import (
     AtomicCheckpointer,
     build_on_meta_device,
     check_checkpoint_fits,
+    check_resume_optimizer,
     check_class_counts,
     checked_device,
     dataset_evaluator,
@@ -60,6 +61,7 @@ __all__ = [
     "build_lazy_model",
     "check_lazy_model",
     "check_lazy_checkpoint",
+    "lazy_optimizer",
     "check_lazy_class_counts",
     "check_lazy_inputs",
     "lazy_meta_model",
@@ -908,17 +910,25 @@ def check_lazy_train_parts(cfg: DictConfig, model: Optional[torch.nn.Module]) ->
     augmentations = "dataloader.train.mapper.augmentations"
     if OmegaConf.select(cfg, augmentations, default=None) is not None:
         _building(augmentations, lambda: instantiate(OmegaConf.select(cfg, augmentations)))
-    params = cfg.optimizer.get("params") if isinstance(cfg.optimizer, DictConfig) else None
-    if model is not None and isinstance(params, DictConfig) and "model" not in params:
-        params.model = model  # as do_train does
-        try:
-            _building("optimizer", lambda: instantiate(cfg.optimizer))
-        finally:
-            del params["model"]  # not in the saved config.yaml
+    lazy_optimizer(cfg, model)
     _building("lr_multiplier", lambda: instantiate(cfg.lr_multiplier)(0.0))
     # (its __init__ reads only the checkpointer's path_manager)
     _building("train.checkpointer", lambda: hooks.PeriodicCheckpointer(
         SimpleNamespace(path_manager=None), **cfg.train.checkpointer))
+
+
+def lazy_optimizer(cfg: DictConfig, model: Optional[torch.nn.Module]) -> Optional[torch.optim.Optimizer]:
+    """`optimizer` built on `model`'s parameters (the meta device is enough) as do_train builds
+    it, ValueError naming the key when it cannot be; None without a model, or where
+    optimizer.params is no node do_train gives the model to."""
+    params = cfg.optimizer.get("params") if isinstance(cfg.optimizer, DictConfig) else None
+    if model is None or not isinstance(params, DictConfig) or "model" in params:
+        return None
+    params.model = model  # as do_train does
+    try:
+        return _building("optimizer", lambda: instantiate(cfg.optimizer))
+    finally:
+        del params["model"]  # not in the saved config.yaml
 
 
 def _target_name(node: Any) -> str:
@@ -1076,7 +1086,13 @@ def check_lazy_checkpoint(cfg: DictConfig, model: torch.nn.Module, path: str) ->
     naming the keys when it does not fit the model (which may be on the meta device),
     ValueError when it has reached train.max_iter (as train_net's check of --resume). An
     --eval-only checkpoint: trainer.check_eval_checkpoint."""
-    check_checkpoint_fits(model, path, "--resume", _RESUME_ADVICE, ("train.max_iter", cfg.train.max_iter))
+    checkpoint = check_checkpoint_fits(model, path, "--resume", _RESUME_ADVICE, ("train.max_iter", cfg.train.max_iter))
+    optimizer = lazy_optimizer(cfg, model)
+    if optimizer is not None:
+        # Else torch refuses the saved optimizer state after the data loader is built.
+        check_resume_optimizer(checkpoint, optimizer, path, "optimizer.params (weight_decay, weight_decay_norm, "
+                               "weight_decay_bias, bias_lr_factor, overrides) and by which of them train",
+                               "train.init_checkpoint")
 
 
 def do_train(cfg: DictConfig, resume_from: str = "", resume_checked: bool = False) -> Optional[Dict[str, Any]]:

@@ -914,7 +914,7 @@ def check_resume_checkpoint(cfg: CfgNode, path: str, model: Optional[torch.nn.Mo
     if model is not None:
         check_resume_optimizer(checkpoint, check_optimizer(cfg, model), path)
     saved = _saved_trainer_state(checkpoint)
-    if cfg.SOLVER.AMP.ENABLED and saved and "grad_scaler" not in saved:
+    if cfg.SOLVER.AMP.ENABLED and "optimizer" in saved and "grad_scaler" not in saved:
         # AMPTrainer.load_state_dict reads it unconditionally (v0.6 and main).
         raise ValueError(
             f"--resume: checkpoint {path!r} was saved by a run without mixed precision (it holds no AMP "
@@ -924,19 +924,28 @@ def check_resume_checkpoint(cfg: CfgNode, path: str, model: Optional[torch.nn.Mo
 
 
 def _saved_trainer_state(checkpoint: Dict[str, Any]) -> Dict[str, Any]:
-    """The inner SimpleTrainer's state that DefaultTrainer saves under "trainer"/"_trainer"
-    (the optimizer, AMP's grad scaler); {} for a checkpoint without it (plain v0.6)."""
+    """The SimpleTrainer / AMPTrainer state a resume loads (the optimizer, AMP's grad scaler):
+    DefaultTrainer saves it under "trainer"/"_trainer", a LazyConfig loop (whose checkpointer
+    holds the SimpleTrainer itself) under "trainer"; no "optimizer" in it when there is none
+    (detectron2 v0.6's own DefaultTrainer)."""
     trainer = checkpoint.get("trainer")
-    inner = trainer.get("_trainer") if isinstance(trainer, dict) else None
+    inner = trainer.get("_trainer", trainer) if isinstance(trainer, dict) else None
     return inner if isinstance(inner, dict) else {}
 
 
-def check_resume_optimizer(checkpoint: Dict[str, Any], optimizer: torch.optim.Optimizer, path: str) -> None:
-    """ValueError naming the file and the SOLVER keys when the optimizer state saved in
-    `checkpoint` (read from `path`) groups the parameters otherwise than `optimizer`, the
-    one the config builds: torch refuses to load it ("loaded state dict has a different
-    number of parameter groups"), which detectron2 does after the data loader is built and
-    config.yaml rewritten. A checkpoint without optimizer state is not judged."""
+# What decides detectron2's optimizer parameter groups (get_default_optimizer_params), by yacs key.
+_YACS_GROUPING = ("SOLVER.WEIGHT_DECAY, WEIGHT_DECAY_NORM, WEIGHT_DECAY_BIAS and BIAS_LR_FACTOR, and "
+                  "by which of them train (MODEL.BACKBONE.FREEZE_AT)")
+
+
+def check_resume_optimizer(checkpoint: Dict[str, Any], optimizer: torch.optim.Optimizer, path: str,
+                           grouping: str = _YACS_GROUPING, weights_key: str = "MODEL.WEIGHTS") -> None:
+    """ValueError naming the file and the keys (`grouping`: what decides the groups, by the
+    config's keys; `weights_key`: the key a fresh run starts from a checkpoint with) when the optimizer state saved in `checkpoint` (read from `path`) groups
+    the parameters otherwise than `optimizer`, the one the config builds: torch refuses to
+    load it ("loaded state dict has a different number of parameter groups"), which
+    detectron2 does after the data loader is built and config.yaml rewritten. A checkpoint
+    without optimizer state is not judged."""
     saved = _saved_trainer_state(checkpoint).get("optimizer")
     if not isinstance(saved, dict) or not isinstance(saved.get("param_groups"), list):
         return
@@ -946,9 +955,8 @@ def check_resume_optimizer(checkpoint: Dict[str, Any], optimizer: torch.optim.Op
         raise ValueError(
             f"--resume: checkpoint {path!r} holds the optimizer state of {len(saved_sizes)} parameter groups "
             f"(of {saved_sizes} parameters), and this config's optimizer has {len(sizes)} (of {sizes}): "
-            "detectron2 groups the parameters by SOLVER.WEIGHT_DECAY, WEIGHT_DECAY_NORM, WEIGHT_DECAY_BIAS "
-            "and BIAS_LR_FACTOR, and by which of them train (MODEL.BACKBONE.FREEZE_AT). Resume with the run's "
-            "values, or start a fresh run from the checkpoint (MODEL.WEIGHTS) to change them")
+            f"detectron2 groups the parameters by {grouping}. Resume with the run's values, or start a "
+            f"fresh run from the checkpoint ({weights_key}) to change them")
 
 
 def check_checkpoint_fits(model: Optional[torch.nn.Module], path: str, what: str, advice: str = "",

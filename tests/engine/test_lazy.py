@@ -790,3 +790,26 @@ def test_a_deeplab_head_input_overridden_with_its_backbone_and_crop_is_accepted(
         check_lazy_model(cfg, lazy_meta_model(cfg))
     cfg = _lazy(DEEPLAB, "dataloader.train.mapper.augmentations.1.crop_size=[768,768]")
     check_lazy_model(cfg, lazy_meta_model(cfg), train=False)  # an evaluation uses no crop
+
+
+def test_a_resume_whose_optimizer_groups_the_parameters_otherwise_is_refused_naming_the_key(tmp_path):
+    # The checkpoint fits the model, but its optimizer state does not fit the optimizer the
+    # changed optimizer.params build: torch refused it when the loop loaded the checkpoint,
+    # after the data loader was built and config.yaml rewritten, naming no key.
+    from dropblock_det.engine.lazy import build_lazy_model, check_lazy_checkpoint, lazy_meta_model, lazy_optimizer
+
+    cfg = _lazy(SYNTHETIC, "train.max_iter=10")
+    model = build_lazy_model(cfg)
+    optimizer = lazy_optimizer(cfg, model)
+    path = tmp_path / "model_0000004.pth"
+    # As the loop's checkpointer saves it: the SimpleTrainer's own state under "trainer".
+    trainer = {"iteration": 4, "optimizer": optimizer.state_dict()}
+    torch.save({"model": model.state_dict(), "trainer": trainer, "iteration": 4}, path)
+    check_lazy_checkpoint(cfg, lazy_meta_model(cfg), str(path))  # the run's own values resume
+    changed = _lazy(SYNTHETIC, "train.max_iter=10", "optimizer.params.base_lr=0.02", "optimizer.params.bias_lr_factor=2.0")
+    with pytest.raises(ValueError, match="parameter group"):  # what the resumed run hit
+        lazy_optimizer(changed, lazy_meta_model(changed)).load_state_dict(optimizer.state_dict())
+    with pytest.raises(ValueError, match=r"--resume: checkpoint '.*model_0000004\.pth' holds the optimizer state "
+                                         r"of \d+ parameter groups .*optimizer\.params \(.*bias_lr_factor.*"
+                                         r"train\.init_checkpoint"):
+        check_lazy_checkpoint(changed, lazy_meta_model(changed), str(path))
