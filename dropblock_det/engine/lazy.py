@@ -45,8 +45,9 @@ from .trainer import (
     AtomicCheckpointer,
     build_on_meta_device,
     check_checkpoint_fits,
-    check_resume_optimizer,
     check_class_counts,
+    check_resume_grad_scaler,
+    check_resume_optimizer,
     checked_device,
     dataset_evaluator,
     evaluator_cannot_read,
@@ -1084,8 +1085,10 @@ _RESUME_ADVICE = "start a fresh run or use another train.output_dir for a change
 def check_lazy_checkpoint(cfg: DictConfig, model: torch.nn.Module, path: str) -> None:
     """Before data loading, the checkpoint a --resume continues from: CheckpointMismatchError
     naming the keys when it does not fit the model (which may be on the meta device),
-    ValueError when it has reached train.max_iter (as train_net's check of --resume). An
-    --eval-only checkpoint: trainer.check_eval_checkpoint."""
+    ValueError when it has reached train.max_iter (as train_net's check of --resume), when
+    its optimizer state does not fit `optimizer` built on the model, or when
+    train.amp.enabled resumes a checkpoint saved without AMP. An --eval-only checkpoint:
+    trainer.check_eval_checkpoint."""
     checkpoint = check_checkpoint_fits(model, path, "--resume", _RESUME_ADVICE, ("train.max_iter", cfg.train.max_iter))
     optimizer = lazy_optimizer(cfg, model)
     if optimizer is not None:
@@ -1093,6 +1096,8 @@ def check_lazy_checkpoint(cfg: DictConfig, model: torch.nn.Module, path: str) ->
         check_resume_optimizer(checkpoint, optimizer, path, "optimizer.params (weight_decay, weight_decay_norm, "
                                "weight_decay_bias, bias_lr_factor, overrides) and by which of them train",
                                "train.init_checkpoint")
+    if OmegaConf.select(cfg, "train.amp.enabled", default=False):
+        check_resume_grad_scaler(checkpoint, path, "train.amp.enabled", "train.init_checkpoint")
 
 
 def do_train(cfg: DictConfig, resume_from: str = "", resume_checked: bool = False) -> Optional[Dict[str, Any]]:

@@ -75,6 +75,7 @@ __all__ = [
     "check_checkpoint_fits",
     "check_eval_checkpoint",
     "check_resume_checkpoint",
+    "check_resume_grad_scaler",
     "check_resume_optimizer",
     "check_scaled_to_world_size",
     "check_stock_retinanet_norm",
@@ -913,14 +914,8 @@ def check_resume_checkpoint(cfg: CfgNode, path: str, model: Optional[torch.nn.Mo
         "run or use another OUTPUT_DIR for a changed model", ("SOLVER.MAX_ITER", max_iter))
     if model is not None:
         check_resume_optimizer(checkpoint, check_optimizer(cfg, model), path)
-    saved = _saved_trainer_state(checkpoint)
-    if cfg.SOLVER.AMP.ENABLED and "optimizer" in saved and "grad_scaler" not in saved:
-        # AMPTrainer.load_state_dict reads it unconditionally (v0.6 and main).
-        raise ValueError(
-            f"--resume: checkpoint {path!r} was saved by a run without mixed precision (it holds no AMP "
-            "grad scaler), and SOLVER.AMP.ENABLED=True: detectron2's AMPTrainer fails loading it "
-            "(KeyError: 'grad_scaler') after the data loader is built. Resume with SOLVER.AMP.ENABLED "
-            "False, or start a fresh run from the checkpoint (MODEL.WEIGHTS)")
+    if cfg.SOLVER.AMP.ENABLED:
+        check_resume_grad_scaler(checkpoint, path, "SOLVER.AMP.ENABLED")
 
 
 def _saved_trainer_state(checkpoint: Dict[str, Any]) -> Dict[str, Any]:
@@ -933,6 +928,21 @@ def _saved_trainer_state(checkpoint: Dict[str, Any]) -> Dict[str, Any]:
     return inner if isinstance(inner, dict) else {}
 
 
+def check_resume_grad_scaler(checkpoint: Dict[str, Any], path: str, amp_key: str,
+                             weights_key: str = "MODEL.WEIGHTS") -> None:
+    """For a resume with AMP on (`amp_key` names the setting): ValueError naming the file and
+    the key when `checkpoint` (read from `path`) has the trainer state of a run without AMP,
+    which has no grad scaler: AMPTrainer.load_state_dict reads it unconditionally (v0.6 and
+    main), a bare "KeyError: 'grad_scaler'" after the data loader is built."""
+    saved = _saved_trainer_state(checkpoint)
+    if "optimizer" in saved and "grad_scaler" not in saved:
+        raise ValueError(
+            f"--resume: checkpoint {path!r} was saved by a run without mixed precision (it holds no AMP "
+            f"grad scaler), and {amp_key}=True: detectron2's AMPTrainer fails loading it "
+            f"(KeyError: 'grad_scaler') after the data loader is built. Resume with {amp_key} "
+            f"False, or start a fresh run from the checkpoint ({weights_key})")
+
+
 # What decides detectron2's optimizer parameter groups (get_default_optimizer_params), by yacs key.
 _YACS_GROUPING = ("SOLVER.WEIGHT_DECAY, WEIGHT_DECAY_NORM, WEIGHT_DECAY_BIAS and BIAS_LR_FACTOR, and "
                   "by which of them train (MODEL.BACKBONE.FREEZE_AT)")
@@ -940,12 +950,13 @@ _YACS_GROUPING = ("SOLVER.WEIGHT_DECAY, WEIGHT_DECAY_NORM, WEIGHT_DECAY_BIAS and
 
 def check_resume_optimizer(checkpoint: Dict[str, Any], optimizer: torch.optim.Optimizer, path: str,
                            grouping: str = _YACS_GROUPING, weights_key: str = "MODEL.WEIGHTS") -> None:
-    """ValueError naming the file and the keys (`grouping`: what decides the groups, by the
-    config's keys; `weights_key`: the key a fresh run starts from a checkpoint with) when the optimizer state saved in `checkpoint` (read from `path`) groups
-    the parameters otherwise than `optimizer`, the one the config builds: torch refuses to
-    load it ("loaded state dict has a different number of parameter groups"), which
-    detectron2 does after the data loader is built and config.yaml rewritten. A checkpoint
-    without optimizer state is not judged."""
+    """ValueError naming the file and the keys when the optimizer state saved in `checkpoint`
+    (read from `path`) groups the parameters otherwise than `optimizer`, the one the config
+    builds: torch refuses to load it ("loaded state dict has a different number of parameter
+    groups"), which detectron2 does after the data loader is built and config.yaml
+    rewritten. `grouping`: what decides the groups, by the config's keys; `weights_key`: the
+    key a fresh run starts from a checkpoint with. A checkpoint without optimizer state is
+    not judged."""
     saved = _saved_trainer_state(checkpoint).get("optimizer")
     if not isinstance(saved, dict) or not isinstance(saved.get("param_groups"), list):
         return

@@ -813,3 +813,25 @@ def test_a_resume_whose_optimizer_groups_the_parameters_otherwise_is_refused_nam
                                          r"of \d+ parameter groups .*optimizer\.params \(.*bias_lr_factor.*"
                                          r"train\.init_checkpoint"):
         check_lazy_checkpoint(changed, lazy_meta_model(changed), str(path))
+
+
+
+def test_a_resume_with_amp_of_a_checkpoint_saved_without_it_is_refused_naming_the_key(tmp_path):
+    # AMPTrainer.load_state_dict reads the grad scaler's state unconditionally: turning
+    # train.amp.enabled on for a resume failed with "KeyError: 'grad_scaler'" once the loop
+    # loaded the checkpoint, after the data loader was built.
+    from dropblock_det.engine.lazy import build_lazy_model, check_lazy_checkpoint, lazy_meta_model, lazy_optimizer
+
+    cfg = _lazy(SYNTHETIC, "train.max_iter=10")
+    model = build_lazy_model(cfg)
+    path = tmp_path / "model_0000004.pth"
+    trainer = {"iteration": 4, "optimizer": lazy_optimizer(cfg, model).state_dict()}
+    torch.save({"model": model.state_dict(), "trainer": trainer, "iteration": 4}, path)
+    amp = _lazy(SYNTHETIC, "train.max_iter=10", "train.amp.enabled=True")
+    with pytest.raises(ValueError, match=r"--resume: checkpoint '.*model_0000004\.pth' was saved by a run without "
+                                         r"mixed precision .*train\.amp\.enabled=True.*train\.init_checkpoint"):
+        check_lazy_checkpoint(amp, lazy_meta_model(amp), str(path))
+    check_lazy_checkpoint(cfg, lazy_meta_model(cfg), str(path))  # resumed without AMP, as it ran
+    trainer["grad_scaler"] = {"scale": 1024.0}
+    torch.save({"model": model.state_dict(), "trainer": trainer, "iteration": 4}, path)
+    check_lazy_checkpoint(amp, lazy_meta_model(amp), str(path))  # an AMP run's checkpoint resumes with AMP
