@@ -3,7 +3,7 @@
 Everything here is derived from the definition: anchors (i, j) with 0 <= i <= H - bh,
 0 <= j <= W - bw; a seed drops rows i..i+bh-1, cols j..j+bw-1; seeds iid Bernoulli(gamma).
 """
-from typing import Tuple
+from typing import Any, Callable, List, Tuple
 
 import numpy as np
 import torch
@@ -75,3 +75,11 @@ def assert_dropped_units_form_full_blocks(dropped: torch.Tensor, block_size: int
         for dj in range(bw):
             covered[..., di : di + vh, dj : dj + vw] |= full
     assert torch.equal(covered, dropped), "a dropped unit is not inside a full block in the map"
+
+
+def saved_for_backward(call: Callable[[], Any]) -> Tuple[Any, List[torch.Tensor]]:
+    """(call(), the tensors autograd saved for its backward), through saved_tensors_hooks."""
+    saved: List[torch.Tensor] = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        out = call()
+    return out, saved

@@ -7,7 +7,7 @@ import warnings
 
 import pytest
 import torch
-from dropblock_checks import assert_dropped_units_form_full_blocks
+from dropblock_checks import assert_dropped_units_form_full_blocks, saved_for_backward
 
 from dropblock_det.layers import (
     DropBlock2d,
@@ -235,14 +235,7 @@ def test_gradient_matches_autograd_of_the_explicit_formula():
 @pytest.mark.parametrize("shared_mask", [False, True])
 def test_autograd_keeps_at_most_one_byte_per_element(dtype, shared_mask):
     x = torch.randn(2, 8, 20, 20, dtype=dtype, requires_grad=True)
-    saved = []
-
-    def pack(t):
-        saved.append(t)
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = drop_block_2d(x, 0.8, 5, shared_mask=shared_mask)
+    out, saved = saved_for_backward(lambda: drop_block_2d(x, 0.8, 5, shared_mask=shared_mask))
     assert saved, "the mask (or the seeds' offsets) must be saved for backward"
     assert all(not t.is_floating_point() for t in saved), "no float mask may be kept"
     assert sum(t.numel() * t.element_size() for t in saved) <= x.numel()
@@ -483,14 +476,7 @@ def test_relu_flag_keeps_nothing_for_backward_but_the_output(monkeypatch, shared
     if not sparse:
         monkeypatch.setattr(drop_block_module, "_SPARSE_APPLY_MAX_GAMMA", -1.0)
     x = torch.randn(2, 8, 20, 20, requires_grad=True)
-    saved = []
-
-    def pack(t):
-        saved.append(t)
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = drop_block_2d(x, 0.8, 5, shared_mask=shared_mask, impl="torch", relu=True)
+    out, saved = saved_for_backward(lambda: drop_block_2d(x, 0.8, 5, shared_mask=shared_mask, impl="torch", relu=True))
     assert len(saved) == 1 and saved[0].untyped_storage().data_ptr() == out.untyped_storage().data_ptr()
     out.sum().backward()
     assert x.grad.any()
