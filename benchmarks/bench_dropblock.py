@@ -3,7 +3,7 @@
 
 Rows: the floor (`x * mask` with a precomputed mask, the least any implementation must
 pay), dropblock_det's PyTorch path (per channel as the paper, and shared across channels;
-per channel with the preceding ReLU fused in, next to a plain ReLU),
+per channel with the preceding ReLU fused in, next to a plain ReLU and to the two unfused),
 dropblock_det's Triton kernel (CUDA; also with the preceding ReLU fused in, next to a
 plain ReLU, and with a residual sum and ReLU after it, next to plain relu(r + x), with and
 without a DropBlock of r's own fused into that pass),
@@ -302,6 +302,8 @@ def run(device: torch.device, shapes, dtypes, warmup: int, repeats: int):
                 # DropBlock's op, which then keeps only its output for backward: DropBlock's cost
                 # there is the fused row minus the ReLU row.
                 "ReLU alone: relu(x)": torch.relu,
+                "dropblock_det torch ReLU then DropBlock, unfused (per channel)": (
+                    lambda t, ours=_ours(False, "torch"): ours(torch.relu(t))),
                 "dropblock_det torch ReLU fused (per channel)": _ours(False, "torch", relu=True),
             }
             if device.type == "cuda":
