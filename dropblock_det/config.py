@@ -181,6 +181,23 @@ def _check_names(key: str, value: Any, allowed: Sequence[str]) -> List[str]:
     return list(value)
 
 
+def check_feature_names(key: str, names: Sequence[str], outputs: Sequence[str], whose: str,
+                        kind: str = "feature", note: str = "") -> List[str]:
+    """`names` (the features a component reads, given by `key`) against `outputs`, the names
+    `whose` (e.g. "the backbone's outputs") gives: ValueError naming the key for none, or for
+    one that is not there (detectron2 fails on it with a bare KeyError, at build or at the
+    first forward). `note` is added in parentheses. Returns the names as a list."""
+    names = list(names)
+    missing = [name for name in names if name not in outputs]
+    if missing or not names:
+        raise ValueError(
+            f"{key}={names}: "
+            + (f"{', '.join(map(repr, missing))} not among" if missing else f"no {kind}; expected names from")
+            + f" {whose} {list(outputs)}" + (f" ({note})" if note else "")
+        )
+    return names
+
+
 def check_norm(key: str, norm: Any) -> None:
     """ValueError naming `key` (e.g. MODEL.RESNETS.NORM) for a norm name the installed
     detectron2's `get_norm` does not know: it raises a bare KeyError (e.g. 'gn'), which names

@@ -32,6 +32,7 @@ from detectron2.evaluation import SemSegEvaluator, inference_on_dataset, print_c
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from ..config import check_feature_names
 from ..data.file_errors import (
     ANNOTATION_FIELDS,
     DatasetMapperNamingFiles,
@@ -625,10 +626,8 @@ def _check_anchor_strides(anchor_generator: Any, levels: Any, shapes: Dict[str, 
     strides = getattr(anchor_generator, "strides", None)
     if strides is None or levels is None or not shapes:
         return
-    missing = [level for level in levels if level not in shapes]
-    if missing:  # the model is built without them, and fails at its first forward (a KeyError)
-        raise ValueError(f"{levels_key}={list(levels)}: {', '.join(map(repr, missing))} not among the "
-                         f"backbone's outputs {list(shapes)}")
+    # The model is built without a missing one, and fails at its first forward (a KeyError).
+    levels = check_feature_names(levels_key, levels, list(shapes), "the backbone's outputs", "level")
     have = [shapes[level].stride for level in levels]
     if list(strides) != have:
         raise ValueError(

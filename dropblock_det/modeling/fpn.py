@@ -15,7 +15,13 @@ from detectron2.layers import ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY
 from detectron2.modeling.backbone.fpn import FPN, LastLevelMaxPool, LastLevelP6P7
 
-from ..config import check_norm, check_placement, regularizer_factory, validate_dropblock_config
+from ..config import (
+    check_feature_names,
+    check_norm,
+    check_placement,
+    regularizer_factory,
+    validate_dropblock_config,
+)
 from ..layers import as_regularizer_factory
 from .resnet import build_dropblock_resnet_backbone
 
@@ -155,15 +161,9 @@ def _check_fpn_inputs(cfg, bottom_up: nn.Module, builder: str, top_block_reads: 
     if cfg.MODEL.FPN.FUSE_TYPE not in ("sum", "avg"):  # FPN asserts it, with no message
         raise ValueError(f"MODEL.FPN.FUSE_TYPE={cfg.MODEL.FPN.FUSE_TYPE!r}: expected 'sum' or 'avg'")
     shapes = bottom_up.output_shape()
-    in_features = list(cfg.MODEL.FPN.IN_FEATURES)
     out_features = list(cfg.MODEL.RESNETS.OUT_FEATURES)
-    missing = [f for f in in_features if f not in shapes]
-    if missing or not in_features:
-        raise ValueError(
-            f"MODEL.FPN.IN_FEATURES={in_features}: "
-            + (f"{', '.join(map(repr, missing))} not among" if missing else "no feature; expected names from")
-            + f" the ResNet's outputs {list(shapes)} (MODEL.RESNETS.OUT_FEATURES={out_features})"
-        )
+    in_features = check_feature_names("MODEL.FPN.IN_FEATURES", cfg.MODEL.FPN.IN_FEATURES, list(shapes),
+                                      "the ResNet's outputs", note=f"MODEL.RESNETS.OUT_FEATURES={out_features}")
     if top_block_reads in shapes:
         return
     levels = [f"p{int(math.log2(shapes[f].stride))}" for f in in_features]

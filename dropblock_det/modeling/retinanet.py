@@ -16,7 +16,13 @@ from detectron2.layers import ShapeSpec, get_norm
 from detectron2.modeling import META_ARCH_REGISTRY, build_backbone
 from detectron2.modeling.meta_arch.retinanet import RetinaNet, RetinaNetHead
 
-from ..config import check_norm, check_placement, regularizer_factory, validate_dropblock_config
+from ..config import (
+    check_feature_names,
+    check_norm,
+    check_placement,
+    regularizer_factory,
+    validate_dropblock_config,
+)
 from ..layers import as_regularizer_factory, relu_then_regularize
 
 __all__ = ["DropBlockRetinaNet", "DropBlockRetinaNetHead", "head_levels_error", "stock_retinanet_head_error"]
@@ -195,14 +201,9 @@ class DropBlockRetinaNet(RetinaNet):
         # LazyConfig twin does (same seed, same model).
         backbone = build_backbone(cfg)
         shapes = backbone.output_shape()
-        levels = list(cfg.MODEL.RETINANET.IN_FEATURES)
-        missing = [f for f in levels if f not in shapes]
-        if missing or not levels:  # else a bare KeyError (e.g. 'p2') from the line below
-            raise ValueError(
-                f"MODEL.RETINANET.IN_FEATURES={levels}: "
-                + (f"{', '.join(map(repr, missing))} not among" if missing else "no level; expected names from")
-                + f" the backbone's outputs {list(shapes)} (MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r})"
-            )
+        # Else a bare KeyError (e.g. 'p2') from the line below.
+        levels = check_feature_names("MODEL.RETINANET.IN_FEATURES", cfg.MODEL.RETINANET.IN_FEATURES, list(shapes),
+                                     "the backbone's outputs", "level", f"MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r}")
         feature_shapes = [shapes[f] for f in levels]
         head = DropBlockRetinaNetHead(cfg, feature_shapes)
         # RetinaNet.from_config for the rest (anchors, matcher, losses, inference); it builds
