@@ -47,6 +47,7 @@ from .trainer import (
     build_on_meta_device,
     check_checkpoint_fits,
     check_class_counts,
+    check_ddp_device,
     check_resume_grad_scaler,
     check_resume_optimizer,
     checked_device,
@@ -404,19 +405,12 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True,
 
 
 def _check_ddp_device(cfg: DictConfig, device: torch.device) -> None:
-    """ValueError naming train.device when this run trains in several processes on a device
-    other than CUDA and train.ddp does not give `device_ids`: detectron2's create_ddp_model
-    then gives each process's model its GPU (device_ids=[local rank]), which a CPU model
-    fails at (torch's "device_ids ... only work with ... GPU modules"), after the data loader
-    is built and config.yaml written. `train.ddp.device_ids=null` is DDP on the CPU."""
-    world = comm.get_world_size()
-    ddp = cfg.train.get("ddp", None) or {}
-    if world > 1 and device.type != "cuda" and "device_ids" not in ddp:
-        raise ValueError(f"train.device={cfg.train.device!r} with {world} training processes (--num-gpus x "
-                         "--num-machines): detectron2's create_ddp_model gives each process's model its GPU "
-                         f"(DistributedDataParallel device_ids=[local rank]), which a model on {device.type} cannot "
-                         "take; train in one process (--num-gpus 1), on CUDA, or with train.ddp.device_ids=null "
-                         "(+train.ddp.device_ids=null where train.ddp has no such key)")
+    """trainer.check_ddp_device for train.device, unless train.ddp gives `device_ids`
+    (`train.ddp.device_ids=null` is DDP on the CPU), which create_ddp_model then keeps."""
+    if "device_ids" not in (cfg.train.get("ddp", None) or {}):
+        check_ddp_device("train.device", cfg.train.device, device,
+                         "on CUDA, or with train.ddp.device_ids=null (+train.ddp.device_ids=null where "
+                         "train.ddp has no such key)")
 
 
 def check_lazy_model(cfg: DictConfig, model: torch.nn.Module, train: bool = True) -> None:

@@ -73,6 +73,7 @@ __all__ = [
     "check_lr_scheduler",
     "check_optimizer",
     "check_checkpoint_fits",
+    "check_ddp_device",
     "check_eval_checkpoint",
     "check_resume_checkpoint",
     "check_resume_grad_scaler",
@@ -1333,17 +1334,25 @@ def checked_device(key: str, value: Any) -> torch.device:
 
 def check_training_processes_device(cfg: CfgNode, device: torch.device) -> None:
     """ValueError naming MODEL.DEVICE when this run trains in several processes (--num-gpus,
-    --num-machines) on a device other than CUDA: detectron2's trainer puts each process's
-    model in DistributedDataParallel on that process's GPU (`create_ddp_model` gives it
-    `device_ids`), which a CPU model fails at with torch's own error, after the data loader
-    is built and default_setup has written into OUTPUT_DIR (detectron2 main launches such
-    processes; v0.6's launch asserts CUDA first). An evaluation (no DDP) runs there."""
+    --num-machines) on a device other than CUDA (:func:`check_ddp_device`; detectron2 main
+    launches such processes, v0.6's launch asserts CUDA first). An evaluation (no DDP) runs
+    there."""
+    check_ddp_device("MODEL.DEVICE", cfg.MODEL.DEVICE, device, "on CUDA (MODEL.DEVICE cuda)")
+
+
+def check_ddp_device(key: str, value: Any, device: torch.device, other_ways: str) -> None:
+    """ValueError naming `key` (its `value`: `device`) when this run trains in several
+    processes on a device other than CUDA: detectron2's trainers put each process's model in
+    DistributedDataParallel on that process's GPU (`create_ddp_model` gives it
+    `device_ids=[local rank]`), which a CPU model fails at with torch's own error, after the
+    data loader is built and config.yaml written. `other_ways`: what else the user may do
+    besides training in one process."""
     world = comm.get_world_size()
     if world > 1 and device.type != "cuda":
-        raise ValueError(f"MODEL.DEVICE={cfg.MODEL.DEVICE!r} with {world} training processes (--num-gpus x "
-                         "--num-machines): detectron2's trainer gives each process's model its GPU in "
-                         f"DistributedDataParallel, which a model on {device.type} cannot take; train in one "
-                         "process (--num-gpus 1) or on CUDA (MODEL.DEVICE cuda)")
+        raise ValueError(f"{key}={value!r} with {world} training processes (--num-gpus x --num-machines): "
+                         "detectron2 gives each process's model its GPU in DistributedDataParallel "
+                         f"(device_ids=[local rank]), which a model on {device.type} cannot take; train in one "
+                         f"process (--num-gpus 1) or {other_ways}")
 
 
 def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: bool = True,
