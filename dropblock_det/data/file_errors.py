@@ -222,8 +222,12 @@ def _check_sem_seg_labels(name: str, items: List[Dict[str, Any]], key: str) -> N
         path = item.get("sem_seg_file_name")
         if not path:
             continue
-        with Image.open(path) as image:
-            label = np.asarray(image)
+        try:
+            with Image.open(path) as image:
+                label = np.asarray(image)
+        except (OSError, SyntaxError) as e:  # PIL: not an image, truncated ("image file is truncated")
+            raise DatasetFileError(f"{key} names {name!r}, whose label {path} cannot be read ({type(e).__name__}: "
+                                   f"{e}); its evaluator would fail on it after the training") from e
         problem = None
         if label.ndim != 2:
             problem = f"a {image.mode} image of shape {label.shape}, not one channel of class indices"

@@ -98,6 +98,26 @@ def test_a_segmentation_label_its_evaluator_cannot_score_is_named(tmp_path, labe
         register_synthetic_datasets()
 
 
+@pytest.mark.parametrize("how", ["truncated", "empty"])
+def test_a_segmentation_label_that_cannot_be_decoded_is_named_with_the_key(tmp_path, how):
+    # A truncated PNG gave PIL's bare "OSError: image file is truncated", naming no file.
+    from dropblock_det.data.file_errors import DatasetFileError, check_evaluation_files
+    from dropblock_det.data.synthetic import make_synthetic_sem_seg, register_synthetic_datasets
+
+    folder = make_synthetic_sem_seg(tmp_path, num_train=1, num_val=2, image_size=64, min_object_size=14,
+                                    max_object_size=36)
+    register_synthetic_datasets(tmp_path)
+    try:
+        bad = sorted((folder / "SegmentationClass").glob("val_*.png"))[1]
+        data = bad.read_bytes()
+        bad.write_bytes(data[: len(data) * 2 // 3] if how == "truncated" else b"")
+        with pytest.raises(DatasetFileError, match=rf"^DATASETS\.TEST names 'synthetic_sem_seg_val', whose label "
+                                                   rf"{bad} cannot be read \(\w+: "):
+            check_evaluation_files(["synthetic_sem_seg_val"])
+    finally:
+        register_synthetic_datasets()
+
+
 def test_a_voc_annotation_the_evaluator_cannot_parse_is_named(voc_test_set):
     # detectron2's loader needs no <pose> and takes a fractional box; its evaluator needs both
     # ("'NoneType' object has no attribute 'text'" after the training, naming no file).
