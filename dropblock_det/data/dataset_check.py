@@ -47,9 +47,11 @@ def _registered_metadata(name: str) -> Optional[Any]:
 def expected_dataset_paths(name: str, root: Optional[os.PathLike] = None) -> List[Path]:
     """The files and folders dataset ``name`` needs, as paths under ``root``.
 
-    Without ``root``, detectron2's builtin COCO and VOC sets are checked where they are
-    registered, i.e. where detectron2 will read them: v0.6 takes ``$DETECTRON2_DATASETS``
-    as given, a leading "~" unexpanded, where this project's default root expands it.
+    Without ``root``, every registered set is checked where it is registered, i.e. where
+    detectron2 will read it: v0.6 takes ``$DETECTRON2_DATASETS`` as given for its builtin
+    COCO and VOC sets, a leading "~" unexpanded, where this project's default root expands
+    it; this project's own sets may be registered under any root
+    (``ensure_synthetic_datasets(root)``, ``register_all_voc_sem_seg(root)``).
     Raises KeyError naming ``name`` when it is not registered (known layout or not).
     """
     _require_registered(name)
@@ -66,21 +68,27 @@ def expected_dataset_paths(name: str, root: Optional[os.PathLike] = None) -> Lis
         return [voc / "Annotations", voc / "JPEGImages",
                 voc / "ImageSets" / "Main" / f"{split}.txt"]
     if name in _VOC_SEM_SEG:
-        voc = root / VOC_DIRNAME
+        voc = _registered_folder(meta, root / VOC_DIRNAME)
         return [voc / "JPEGImages", voc / AUG_LABEL_DIRNAME,
                 voc / AUG_SPLIT_DIRNAME / f"{_VOC_SEM_SEG[name]}.txt"]
     if name.startswith("synthetic_det_"):
         split = name[len("synthetic_det_"):]
-        det = root / DET_DIRNAME
+        det = _registered_folder(meta, root / DET_DIRNAME)
         return [det / MANIFEST_NAME, det / split,
                 det / "annotations" / f"instances_{split}.json"]
     if name.startswith("synthetic_sem_seg_"):
         split = name[len("synthetic_sem_seg_"):]
-        seg = root / SEM_SEG_DIRNAME
+        seg = _registered_folder(meta, root / SEM_SEG_DIRNAME)
         return [seg / MANIFEST_NAME, seg / "JPEGImages", seg / "SegmentationClass",
                 seg / "ImageSets" / "Segmentation" / f"{split}.txt"]
     paths = _paths_from_metadata(name)
     return paths if meta is not None else [_moved_under(path, root) for path in paths]
+
+
+def _registered_folder(meta: Optional[Any], default: Path) -> Path:
+    """The folder one of this project's sets was registered in: the parent of its
+    image_root (<folder>/JPEGImages, or synthetic_det/<split>); `default` without one."""
+    return Path(meta.image_root).parent if hasattr(meta, "image_root") else default
 
 
 def _moved_under(path: Path, root: Path) -> Path:

@@ -250,3 +250,29 @@ def test_builtin_sets_are_checked_where_detectron2_registered_them(tmp_path, mon
             MetadataCatalog.remove(n)
             DatasetCatalog.register(n, load)
             MetadataCatalog.get(n).set(**{k: v for k, v in meta.items() if k != "name"})
+
+
+def test_the_projects_sets_are_checked_where_they_are_registered(tmp_path, monkeypatch):
+    # ensure_synthetic_datasets(root) and register_all_voc_sem_seg(root) register under any
+    # root; the check looked under $DETECTRON2_DATASETS (./datasets) all the same, and a
+    # training whose files were in place stopped with "missing dataset files".
+    from dropblock_det.data.synthetic import make_synthetic_detection, register_synthetic_datasets
+    from dropblock_det.data.voc_sem_seg import register_all_voc_sem_seg
+
+    monkeypatch.delenv("DETECTRON2_DATASETS", raising=False)
+    monkeypatch.chdir(tmp_path)  # no ./datasets
+    root = tmp_path / "elsewhere"
+    make_synthetic_detection(root, num_train=2, num_val=1, image_size=32, min_object_size=8, max_object_size=16)
+    _partial_tree(root)  # VOC2012 sem-seg: images and val.txt, no converted labels
+    try:
+        register_synthetic_datasets(root)
+        register_all_voc_sem_seg(root)
+        assert missing_dataset_paths(["synthetic_det_train", "synthetic_det_val"]) == {}
+        check_datasets(["synthetic_det_val"])
+        assert missing_dataset_paths(["voc_2012_sem_seg_val"]) == {
+            "voc_2012_sem_seg_val": [root / "VOC2012" / "SegmentationClassAug"]}
+        # A --root given still says where to look.
+        assert set(missing_dataset_paths(["synthetic_det_val"], tmp_path / "other")) == {"synthetic_det_val"}
+    finally:
+        register_synthetic_datasets()
+        register_all_voc_sem_seg()
