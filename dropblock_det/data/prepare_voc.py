@@ -107,13 +107,17 @@ def _require_file(path: Path, what: str) -> Path:
 def read_split_file(path: PathLike) -> List[str]:
     """Image ids listed in a VOC/SBD split file, one per line, in file order.
 
-    Raises FileNotFoundError if missing, ValueError if empty or if a line holds more than one
-    token (e.g. a detection split file "<id> <flag>" given by mistake).
+    Raises FileNotFoundError if missing, ValueError if not UTF-8 text, empty or if a line
+    holds more than one token (e.g. a detection split file "<id> <flag>" given by mistake).
     """
     path = Path(path)
     _require_file(path, "split file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:  # a UTF-16 list, a binary file: the codec's message names no file
+        raise ValueError(f"{path} is not a UTF-8 text file of image ids ({type(e).__name__}: {e})") from None
     ids = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if not line:
             continue

@@ -353,13 +353,17 @@ def test_a_failed_write_leaves_no_temporary_file_and_the_old_file_intact(tmp_pat
     assert dst.read_text() == "old\n"
 
 
-@pytest.mark.parametrize("text, named", [("2007_000032 1\n2007_000039 -1\n", r"train\.txt:1: expected one image id"),
-                                         ("\n\n", "lists no image ids")])
-def test_a_split_file_that_is_not_one_id_per_line_is_rejected_by_name(tree, text, named):
+@pytest.mark.parametrize("text, encoding, named", [
+    ("2007_000032 1\n2007_000039 -1\n", "utf-8", r"train\.txt:1: expected one image id"),
+    ("\n\n", "utf-8", "lists no image ids"),
+    # A list saved as UTF-16 (Windows Notepad): "'utf-8' codec can't decode byte 0xff", no file.
+    ("2007_000032\n", "utf-16", r"train\.txt is not a UTF-8 text file of image ids \(UnicodeDecodeError: "),
+])
+def test_a_split_file_that_is_not_one_id_per_line_is_rejected_by_name(tree, text, encoding, named):
     # "<id> <flag>" is a detection (ImageSets/Main) split file given by mistake; an empty
     # one would silently give an empty split.
     voc, sbd, _ = tree
-    (voc / "ImageSets" / "Segmentation" / "train.txt").write_text(text)
+    (voc / "ImageSets" / "Segmentation" / "train.txt").write_text(text, encoding=encoding)
     with pytest.raises(ValueError, match=named):
         prepare_voc_sem_seg(voc, sbd)
 
