@@ -76,6 +76,10 @@ DEFAULT_SEM_SEG_PARAMS: Dict[str, Any] = {
 }
 # An object may lose at most this fraction of its area to shapes drawn over it.
 MAX_OCCLUDED_FRACTION = 0.4
+# A shape of fewer pixels is not drawn (too small to be an object), and the smallest
+# max_object_size whose every shape kind has that many (a triangle of side 8 has about 20).
+MIN_OBJECT_PIXELS = 16
+MIN_DRAWABLE_OBJECT_SIZE = 8
 
 
 def default_datasets_root() -> Path:
@@ -218,7 +222,7 @@ def draw_scene(
         cat = int(rng.integers(0, len(kinds)))
         angle = float(rng.uniform(-math.pi / 9, math.pi / 9))
         mask = _shape_mask(kinds[cat], cx, cy, size, angle, hw)
-        if mask.sum() < 16:
+        if mask.sum() < MIN_OBJECT_PIXELS:
             continue
         # Occlusion is allowed but bounded: every earlier object must keep enough of itself.
         covered = instance_map[mask]
@@ -331,6 +335,10 @@ def check_synthetic_params(params: Dict[str, Any], defaults: Dict[str, Any],
     if merged["max_object_size"] < merged["min_object_size"]:
         raise ValueError(f"{spell('max_object_size')}={merged['max_object_size']} is smaller "
                          f"than {spell('min_object_size')}={merged['min_object_size']}")
+    if merged["max_object_size"] < MIN_DRAWABLE_OBJECT_SIZE:
+        # Every shape would be under MIN_OBJECT_PIXELS: a set of images without one object.
+        raise ValueError(f"{spell('max_object_size')}={merged['max_object_size']} is too small to draw an "
+                         f"object: it must be at least {MIN_DRAWABLE_OBJECT_SIZE}")
     if merged["max_object_size"] > merged["image_size"]:
         raise ValueError(f"{spell('max_object_size')}={merged['max_object_size']} does not fit "
                          f"in {spell('image_size')}={merged['image_size']}")

@@ -196,6 +196,19 @@ def test_bad_generation_parameters_are_rejected_by_name(tmp_path):
         make_synthetic_detection(tmp_path, num_train=0)
 
 
+def test_objects_too_small_to_be_drawn_are_refused_by_name(tmp_path):
+    # Shapes of under 16 pixels are not drawn: max_object_size=4 wrote a set of images with
+    # no object at all, silently, and a training on it had nothing to learn.
+    with pytest.raises(ValueError, match=r"max_object_size=4 .*at least 8"):
+        make_synthetic_detection(tmp_path, num_train=2, num_val=1, image_size=32, min_object_size=2,
+                                 max_object_size=4)
+    assert not (tmp_path / "synthetic_det").exists()
+    folder = make_synthetic_detection(tmp_path, num_train=4, num_val=1, image_size=16, min_object_size=8,
+                                      max_object_size=8)
+    with open(folder / "annotations" / "instances_train.json") as f:
+        assert {a["image_id"] for a in json.load(f)["annotations"]} == {1, 2, 3, 4}
+
+
 def test_registration_does_not_need_files_and_loads_them_once_written(tmp_path):
     from detectron2.data import DatasetCatalog, MetadataCatalog
 
