@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
 from .prepare_voc import AUG_LABEL_DIRNAME, AUG_SPLIT_DIRNAME
-from .synthetic import DET_DIRNAME, MANIFEST_NAME, SEM_SEG_DIRNAME, default_datasets_root
+from .synthetic import (
+    DET_DIRNAME,
+    MANIFEST_NAME,
+    SEM_SEG_DIRNAME,
+    SYNTHETIC_DET_SPLITS,
+    SYNTHETIC_SEM_SEG_SPLITS,
+    default_datasets_root,
+)
 from .voc_sem_seg import VOC_DIRNAME, VOC_SEM_SEG_SPLITS
 
 # COCO 2017: image folder and annotation file of each builtin split.
@@ -71,13 +78,13 @@ def expected_dataset_paths(name: str, root: Optional[os.PathLike] = None) -> Lis
         voc = _registered_folder(meta, root / VOC_DIRNAME)
         return [voc / "JPEGImages", voc / AUG_LABEL_DIRNAME,
                 voc / AUG_SPLIT_DIRNAME / f"{_VOC_SEM_SEG[name]}.txt"]
-    if name.startswith("synthetic_det_"):
-        split = name[len("synthetic_det_"):]
+    # The four registered splits only: a set of the user's named "synthetic_det_mine" has its own files.
+    if name in SYNTHETIC_DET_SPLITS:
+        split, annotations = SYNTHETIC_DET_SPLITS[name]
         det = _registered_folder(meta, root / DET_DIRNAME)
-        return [det / MANIFEST_NAME, det / split,
-                det / "annotations" / f"instances_{split}.json"]
-    if name.startswith("synthetic_sem_seg_"):
-        split = name[len("synthetic_sem_seg_"):]
+        return [det / MANIFEST_NAME, det / split, det / annotations]
+    if name in SYNTHETIC_SEM_SEG_SPLITS:
+        split = SYNTHETIC_SEM_SEG_SPLITS[name]
         seg = _registered_folder(meta, root / SEM_SEG_DIRNAME)
         return [seg / MANIFEST_NAME, seg / "JPEGImages", seg / "SegmentationClass",
                 seg / "ImageSets" / "Segmentation" / f"{split}.txt"]

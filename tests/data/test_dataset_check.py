@@ -276,3 +276,23 @@ def test_the_projects_sets_are_checked_where_they_are_registered(tmp_path, monke
     finally:
         register_synthetic_datasets()
         register_all_voc_sem_seg()
+
+
+def test_a_users_set_named_like_a_synthetic_split_is_checked_through_its_own_files(tmp_path):
+    # "synthetic_det_mine" (register_coco_instances) was looked for as the synthetic layout:
+    # "missing ... datasets/synthetic_det/manifest.json", though its json and images were there.
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+    from detectron2.data.datasets import register_coco_instances
+
+    (tmp_path / "images").mkdir()
+    _touch(tmp_path / "ann.json")
+    names = ("synthetic_det_mine", "synthetic_sem_seg_mine")
+    try:
+        register_coco_instances(names[0], {}, str(tmp_path / "ann.json"), str(tmp_path / "images"))
+        DatasetCatalog.register(names[1], lambda: [])
+        MetadataCatalog.get(names[1]).set(image_root=str(tmp_path / "images"), sem_seg_root=str(tmp_path / "labels"))
+        assert missing_dataset_paths(names) == {names[1]: [tmp_path / "labels"]}
+    finally:
+        for name in names:
+            DatasetCatalog.remove(name)
+            MetadataCatalog.remove(name)
