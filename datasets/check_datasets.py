@@ -43,9 +43,11 @@ def main(argv=None) -> int:
         p.error("give dataset names or --config-file")
     names = list(dict.fromkeys(names))
     # Without --root, the paths detectron2 registered ($DETECTRON2_DATASETS) are checked.
-    root = args.root or default_datasets_root()
+    # `--root=~/x` reaches us unexpanded (as in make_synthetic.py, which writes under ~/x).
+    given_root = os.path.expanduser(args.root) if args.root else None
+    root = given_root or default_datasets_root()
     try:
-        missing = missing_dataset_paths(names, args.root)
+        missing = missing_dataset_paths(names, given_root)
     except KeyError as e:  # a name neither registered nor of a known layout (a typo)
         print(f"error: {e.args[0]}", file=sys.stderr)
         return 1

@@ -296,3 +296,17 @@ def test_a_users_set_named_like_a_synthetic_split_is_checked_through_its_own_fil
         for name in names:
             DatasetCatalog.remove(name)
             MetadataCatalog.remove(name)
+
+
+def test_cli_expands_a_tilde_in_root_as_make_synthetic_does(tmp_path, capsys, monkeypatch):
+    # `--root=~/data` reaches the script unexpanded: make_synthetic.py wrote under $HOME/data,
+    # and this check called every file missing under "~/data", blaming DETECTRON2_DATASETS.
+    import importlib.util
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    _partial_tree(tmp_path / "data")
+    spec = importlib.util.spec_from_file_location("check_datasets_cli", REPO / "datasets" / "check_datasets.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    assert cli.main(["coco_2017_val", "--root=~/data"]) == 0
+    assert f"all present under {tmp_path / 'data'}" in capsys.readouterr().out
