@@ -12,7 +12,7 @@ largest finite value instead of overflowing to inf (`saturating_cast`).
 import copy
 import functools
 import numbers
-from typing import Any, Callable, Dict, Optional, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -88,6 +88,62 @@ class _MaskedScale(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_input = _apply_keep_mask(grad_output, keep, ctx.scale, saturate=False)
         return grad_input, None, None
+
+
+class _ReluThenMaskedScale(torch.autograd.Function):
+    """regularize(relu(x)) for a regularizer of the form where(keep, t, 0) * scale, keeping
+    only the output for backward.
+
+    Unfused, autograd keeps relu(x) for the ReLU's backward beside the regularizer's mask or
+    seeds, and the output for the next layer: one activation more than the stock
+    conv+norm+ReLU, whose in-place ReLU output is the next layer's input. The output tells
+    which units passed both: the scale is positive and about 1 / (kept fraction), so a kept
+    positive unit stays positive (an overflow saturates or is inf, never 0), and a dropped or
+    rectified unit is 0. The gradient is then grad * scale where the output is not <= 0 (a
+    NaN passes, as through torch.relu's backward) and 0 elsewhere: bit for bit the unfused
+    ops' gradient (`masked_scale`'s, then torch.relu's). The backward is made of
+    differentiable ops: a gradient of the gradient works.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx, x: Tensor, regularize: Callable[[Tensor], Tuple[Tensor, Union[Tensor, float]]]
+    ) -> Tensor:
+        out, scale = regularize(torch.relu(x))
+        ctx.save_for_backward(out)
+        ctx.scale = scale
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):  # type: ignore[override]
+        (out,) = ctx.saved_tensors
+        grad_input = None
+        if ctx.needs_input_grad[0]:
+            # Scaled as the unfused backward scales (in fp32 for fp16 / bf16), not saturated:
+            # AMP's GradScaler must see an overflow as inf. Then torch.relu's own backward
+            # with the output in place of relu(x): one vectorised pass (torch.where with a
+            # bool mask is a scalar loop on CPU), differentiable for a second backward.
+            if grad_output.dtype in (torch.float32, torch.float64):
+                scaled = grad_output * ctx.scale
+            else:
+                scaled = (grad_output.float() * ctx.scale).to(grad_output.dtype)
+            grad_input = torch.ops.aten.threshold_backward(scaled, out, 0)
+        return grad_input, None
+
+
+def relu_then_masked_scale(
+    x: Tensor, regularize: Callable[[Tensor], Tuple[Tensor, Union[Tensor, float]]]
+) -> Tensor:
+    """regularize(relu(x))[0], differentiable, keeping nothing for backward but the output.
+
+    For a regularizer's `_regularize_relu`: `regularize(t)` must return (where(keep, t, 0) *
+    scale, scale), computed as `masked_scale` computes it (the fp32 product, saturated in
+    fp16 / bf16), with a positive scale of about 1 / (kept fraction), a Python float or a 0-d
+    tensor. It runs without autograd; the gradient with respect to x is exactly that of
+    `masked_scale` after `torch.relu`. As after torch.relu, modifying the output in place
+    makes backward raise autograd's in-place error.
+    """
+    return _ReluThenMaskedScale.apply(x, regularize)
 
 
 def _apply_keep_mask(t: Tensor, keep: Tensor, scale: Union[Tensor, float], saturate: bool) -> Tensor:

@@ -67,6 +67,7 @@ from .base import (
     masked_scale,
     refuse_tracing_in_training,
     reject_unknown_kwargs,
+    relu_then_masked_scale,
     saturating_cast,
 )
 
@@ -604,7 +605,8 @@ def drop_block_2d(
     if out is not None:
         return out
     if relu:
-        return _ReluThenDropBlock.apply(x, gamma, bh, bw, shared_mask)
+        # The backward reads the output: nothing but it is kept (bench_dropblock.py's ReLU rows).
+        return relu_then_masked_scale(x, lambda t: _drop_block_torch(t, gamma, bh, bw, shared_mask))
     out, _ = _drop_block_torch(x, gamma, bh, bw, shared_mask)
     return out if residual is None else torch.relu_(residual + out)
 
@@ -626,45 +628,6 @@ def _drop_block_torch(x: Tensor, gamma: float, bh: int, bw: int, shared_mask: bo
     # Shared masks broadcast over channels (the offsets are in the mask's layout, not x's);
     # dense seeds, or a tiny tensor, would keep more than 1 byte per element as offsets.
     return masked_scale(x, keep, scale), scale
-
-
-class _ReluThenDropBlock(torch.autograd.Function):
-    """DropBlock(relu(x)) on the PyTorch path, keeping only the output for backward.
-
-    Unfused, autograd keeps relu(x) for the ReLU's backward beside DropBlock's mask or seeds,
-    and the output for the next layer: one activation more than the stock conv+norm+ReLU,
-    whose in-place ReLU output is the next layer's input. The output tells which units
-    passed both (the scale is positive, so a kept positive unit stays positive), so the
-    gradient is grad * scale where the output is not <= 0 (a NaN passes, as through
-    torch.relu's backward) and 0 elsewhere: bit for bit the unfused ops' gradient, and faster
-    on CPU (bench_dropblock.py's ReLU rows). The backward is made of differentiable ops: a
-    gradient of the gradient works.
-    """
-
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx, x: Tensor, gamma: float, bh: int, bw: int, shared_mask: bool
-    ) -> Tensor:
-        out, scale = _drop_block_torch(torch.relu(x), gamma, bh, bw, shared_mask)
-        ctx.save_for_backward(out)
-        ctx.scale = scale
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_output: Tensor):  # type: ignore[override]
-        (out,) = ctx.saved_tensors
-        grad_input = None
-        if ctx.needs_input_grad[0]:
-            # Scaled as the unfused backward scales (in fp32 for fp16 / bf16), not saturated:
-            # AMP's GradScaler must see an overflow as inf. Then torch.relu's own backward
-            # with the output in place of relu(x): one vectorised pass (torch.where with a
-            # bool mask is a scalar loop on CPU), differentiable for a second backward.
-            if grad_output.dtype in (torch.float32, torch.float64):
-                scaled = grad_output * ctx.scale
-            else:
-                scaled = (grad_output.float() * ctx.scale).to(grad_output.dtype)
-            grad_input = torch.ops.aten.threshold_backward(scaled, out, 0)
-        return grad_input, None, None, None, None
 
 
 class DropBlock2d(KeepProbRegularizer):

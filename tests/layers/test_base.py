@@ -382,3 +382,31 @@ def test_a_training_mode_trace_or_export_is_refused_by_name_and_eval_mode_record
     net.eval()
     traced = torch.jit.trace(net, (x,), check_trace=False)
     assert torch.equal(traced(x), net[0](x))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("scale", [1.25, torch.finfo(torch.float32).max])
+def test_relu_then_masked_scale_is_masked_scale_of_relu_bit_for_bit(dtype, scale):
+    # The largest scale is what Dropout uses at a tiny keep_prob (1 / keep_prob capped at
+    # fp32's largest): every kept positive unit overflows, and must still pass its gradient.
+    from dropblock_det.layers.base import relu_then_masked_scale
+
+    x = torch.randn(3, 4, 6, 6).to(dtype)
+    flat = x.view(-1)
+    flat[::7], flat[3::11], flat[5::13], flat[2::17], flat[4::19] = float("nan"), -0.0, 1e-30, float("inf"), 0.0
+    keep = torch.rand(x.shape) < 0.6
+    grad = torch.randn(x.shape).to(dtype)
+    results = []
+    for fused in (True, False):
+        leaf = x.clone().requires_grad_(True)
+        if fused:
+            out = relu_then_masked_scale(leaf, lambda t: (masked_scale(t, keep, scale), scale))
+        else:
+            out = masked_scale(torch.relu(leaf), keep, scale)
+        out.backward(grad)
+        results.append((out.detach(), leaf.grad))
+    (out, out_grad), (reference, reference_grad) = results
+    torch.testing.assert_close(out, reference, rtol=0, atol=0, equal_nan=True)
+    torch.testing.assert_close(out_grad, reference_grad, rtol=0, atol=0, equal_nan=True)
+    assert torch.equal(torch.signbit(out_grad), torch.signbit(reference_grad))
+    assert (out_grad != 0).any() and (out_grad == 0).any()
