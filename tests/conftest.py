@@ -488,3 +488,17 @@ def lazy_rcnn_cfg(c4: bool = False, mask: bool = False, use_instance_mask: bool 
         total_batch_size=2, num_workers=0)
     cfg.train = dict(device="cpu")
     return cfg
+
+
+def backward_node_names(output: torch.Tensor):
+    """The class names of the autograd nodes that `output`'s backward runs, each node once
+    (a model's regularizers appear as their Function's node, e.g. "_MaskedScaleBackward")."""
+    names, seen, stack = [], set(), [output.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.append(type(node).__name__)
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return names

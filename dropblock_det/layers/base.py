@@ -360,7 +360,9 @@ def relu_then_regularize(regularizer: nn.Module, x: Tensor, inplace: bool = Fals
     """regularizer(relu(x)) for x (N, C, H, W): a regularizer after conv+norm+ReLU.
 
     A `KeepProbRegularizer` gets x itself (`regularizer(x, relu=True)`) so it can fuse the
-    ReLU into its own pass (DropBlock's Triton path does); any other module gets relu(x),
+    ReLU into its own pass (DropBlock's Triton path does; DropBlock's PyTorch path, Dropout
+    and SpatialDropout keep only their output for backward, not relu(x) too: see
+    `relu_then_masked_scale`); any other module gets relu(x),
     computed in place on x with `inplace` (as detectron2's blocks do). So does an inactive
     (eval mode, keep_prob 1) KeepProbRegularizer, which then returns it as it is: the stock
     block's in-place ReLU, not a copy of every activation at inference (the module is still

@@ -12,14 +12,16 @@ input and evaluation needs no rescaling):
   the shortcut alone.
 
 Each keeps only a bool mask for backward (1 byte per element for Dropout, one byte per
-channel or per sample for the others).
+channel or per sample for the others). `Dropout(x, relu=True)` and `SpatialDropout(x,
+relu=True)` (after conv+norm+ReLU) keep nothing but the output, which the next layer keeps
+anyway, not relu(x) and the mask (`relu_then_masked_scale`).
 """
-from typing import Any, Tuple
+from typing import Any, Callable, Tuple
 
 import torch
 from torch import Tensor
 
-from .base import KeepProbRegularizer, check_keep_prob, masked_scale, reject_unknown_kwargs
+from .base import KeepProbRegularizer, check_keep_prob, masked_scale, reject_unknown_kwargs, relu_then_masked_scale
 
 __all__ = ["dropout", "spatial_dropout", "drop_path", "Dropout", "SpatialDropout", "DropPath"]
 
@@ -89,6 +91,12 @@ def drop_path(x: Tensor, keep_prob: float, training: bool = True, **kwargs: Any)
     return masked_scale(x, _bernoulli_keep(shape, keep_prob, x.device), _inverted_scale(keep_prob))
 
 
+def _relu_then(fn: Callable[[Tensor, float], Tensor], x: Tensor, keep_prob: float) -> Tensor:
+    """fn(relu(x), keep_prob) for dropout / spatial_dropout, keeping only the output for
+    backward: values and gradients bit for bit those of the two ops."""
+    return relu_then_masked_scale(x, lambda t: (fn(t, keep_prob), _inverted_scale(keep_prob)))
+
+
 class Dropout(KeepProbRegularizer):
     """`dropout` as a schedulable module (identity in eval mode / at keep_prob 1)."""
 
@@ -101,6 +109,9 @@ class Dropout(KeepProbRegularizer):
 
     def _regularize(self, x: Tensor) -> Tensor:
         return dropout(x, self.keep_prob)
+
+    def _regularize_relu(self, x: Tensor) -> Tensor:
+        return _relu_then(dropout, x, self.keep_prob)
 
 
 class SpatialDropout(KeepProbRegularizer):
@@ -115,6 +126,9 @@ class SpatialDropout(KeepProbRegularizer):
 
     def _regularize(self, x: Tensor) -> Tensor:
         return spatial_dropout(x, self.keep_prob)
+
+    def _regularize_relu(self, x: Tensor) -> Tensor:
+        return _relu_then(spatial_dropout, x, self.keep_prob)
 
 
 class DropPath(KeepProbRegularizer):

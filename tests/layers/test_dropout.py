@@ -143,3 +143,99 @@ def test_spatial_dropout_needs_a_channel_and_a_spatial_dim():
 def test_modules_reject_unknown_arguments(module_cls):
     with pytest.raises(ValueError, match="drop_prob"):
         module_cls(keep_prob=0.9, drop_prob=0.1)
+
+
+# ---------------------------------------------------------------- ReLU fused in (relu=True)
+
+
+def _corner_case_input(dtype, channels_last):
+    """(4, 6, 8, 8) of dtype with NaN, +-inf, +-0.0 and values whose product with the scale
+    1 / 0.4 overflows the dtype (inf in fp32, saturated in fp16 / bf16), spread out so
+    that some are kept and some dropped."""
+    x = torch.randn(4, 6, 8, 8).to(dtype)
+    flat = x.view(-1)
+    flat[::7], flat[3::11], flat[5::13] = float("nan"), -0.0, 0.0
+    flat[2::17], flat[4::19] = float("inf"), float("-inf")
+    flat[6::23] = torch.finfo(dtype).max / 2
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+@pytest.mark.parametrize("module_cls", [Dropout, SpatialDropout])
+@pytest.mark.parametrize(
+    "dtype, channels_last",
+    [(torch.float32, False), (torch.float32, True), (torch.float16, True), (torch.bfloat16, False)],
+)
+def test_relu_flag_is_exactly_the_regularizer_of_relu_output_and_gradient(module_cls, dtype, channels_last):
+    # The fused backward reads the output, not relu(x) and the mask: NaN, +-inf, -0.0,
+    # an overflowing kept unit and a positive unit that is dropped must give the unfused
+    # gradient, and an overflowing gradient must stay inf (AMP's GradScaler looks for it).
+    module = module_cls(0.4).train()
+    x = _corner_case_input(dtype, channels_last)
+    grad = torch.randn(x.shape)
+    grad.view(-1)[1::5] = torch.finfo(dtype).max / 2  # * 2.5 overflows: inf, not saturated
+    grad = grad.to(dtype)
+    results = []
+    for relu in (True, False):
+        leaf = x.clone().requires_grad_(True)
+        torch.manual_seed(4)
+        out = module(leaf, relu=True) if relu else module(torch.relu(leaf))
+        out.backward(grad)
+        results.append((out.detach(), leaf.grad))
+    (fused, fused_grad), (reference, reference_grad) = results
+    assert fused.dtype == dtype and fused_grad.dtype == dtype
+    assert fused.is_contiguous(memory_format=torch.channels_last) == channels_last
+    assert fused.isnan().any() and (fused == torch.finfo(dtype).max).any() == (dtype != torch.float32)
+    assert (fused == 0).sum() > (torch.relu(x) == 0).sum()
+    torch.testing.assert_close(fused, reference, rtol=0, atol=0, equal_nan=True)
+    torch.testing.assert_close(fused_grad, reference_grad, rtol=0, atol=0, equal_nan=True)
+    # The signs of the zeros too (assert_close takes -0.0 == 0.0).
+    assert torch.equal(torch.signbit(fused), torch.signbit(reference))
+    assert torch.equal(torch.signbit(fused_grad), torch.signbit(reference_grad))
+    # A kept NaN passes the gradient, as torch.relu's backward does; a dropped unit does not.
+    assert (fused_grad[fused.isnan()] != 0).any() and (fused_grad == 0).sum() > (grad == 0).sum()
+    assert fused_grad.isinf().any()
+
+
+@pytest.mark.parametrize("module_cls", [Dropout, SpatialDropout])
+def test_relu_flag_keeps_nothing_for_backward_but_the_output(module_cls):
+    # Unfused, autograd kept relu(x) (4 bytes per element in fp32) beside the bool mask: one
+    # activation more than the stock conv+norm+ReLU. The output is the next layer's input.
+    module = module_cls(0.7).train()
+    x = torch.randn(2, 8, 10, 10, requires_grad=True)
+    out, saved = saved_for_backward(lambda: module(x, relu=True))
+    assert len(saved) == 1 and saved[0].untyped_storage().data_ptr() == out.untyped_storage().data_ptr()
+    out.sum().backward()
+    assert x.grad.any()
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        module(x, relu=True).add_(1.0).sum().backward()
+
+
+@pytest.mark.parametrize("module_cls", [Dropout, SpatialDropout])
+def test_gradient_of_the_gradient_through_the_relu_flag_is_the_unfused_one(module_cls):
+    module = module_cls(0.6).train()
+    x = torch.randn(3, 4, 5, 5, dtype=torch.float64, requires_grad=True)
+    grads = []
+    for relu in (True, False):
+        torch.manual_seed(1)
+        out = module(x, relu=True) if relu else module(torch.relu(x))
+        v = torch.randn_like(out, requires_grad=True)
+        (grad,) = torch.autograd.grad(out, x, v, create_graph=True)
+        grads.append(torch.autograd.grad(grad.sum(), v)[0])
+    assert torch.equal(grads[0], grads[1]) and (grads[0] == 0).any() and (grads[0] > 0).any()
+
+    def fused(t):
+        torch.manual_seed(1)
+        return module(t, relu=True)
+
+    assert torch.autograd.gradgradcheck(fused, (x,))
+
+
+@pytest.mark.parametrize("module_cls", [Dropout, SpatialDropout])
+def test_relu_flag_without_dropping_is_just_relu(module_cls):
+    x = torch.randn(2, 3, 6, 6, requires_grad=True)
+    for module in (module_cls(0.5).eval(), module_cls(1.0).train()):
+        out, saved = saved_for_backward(lambda: module(x, relu=True))
+        assert torch.equal(out, torch.relu(x))
+        (grad,) = torch.autograd.grad(out.sum(), x)
+        assert torch.equal(grad, (x > 0).float())
+        assert len(saved) == 1 and saved[0].dtype == x.dtype  # torch.relu's own output

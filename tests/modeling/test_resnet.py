@@ -16,7 +16,7 @@ from dropblock_det.modeling import (
     build_dropblock_resnet_backbone,
 )
 
-from conftest import small_retinanet_cfg
+from conftest import backward_node_names, small_retinanet_cfg
 
 INPUT = ShapeSpec(channels=3)
 NUM_BLOCKS = {18: [2, 2, 2, 2], 50: [3, 4, 6, 3]}
@@ -90,6 +90,19 @@ def test_regularizer_type_from_config_is_used():
     backbone = build_dropblock_resnet_backbone(cfg, INPUT)
     modules = [m for n, m in backbone.named_modules() if "dropblock" in n]
     assert modules and all(isinstance(m, SpatialDropout) for m in modules)
+
+
+@pytest.mark.parametrize("type_name", ["Dropout", "SpatialDropout"])
+def test_dropout_types_from_config_take_the_blocks_relu_into_their_own_pass(type_name):
+    # A block hands conv1's output to its regularizer with relu=True: a Dropout or
+    # SpatialDropout chosen by TYPE must regularize it in the pass that keeps only its output
+    # for backward, not run the ReLU and then `masked_scale` (relu(x) and the mask kept).
+    cfg = _cfg(TYPE=type_name, KEEP_PROB=0.5, RESNET__ENABLED=True, RESNET__STAGES=["res5"],
+               RESNET__POSITIONS=["conv1"])
+    backbone = build_dropblock_resnet_backbone(cfg, INPUT).train()
+    names = backward_node_names(backbone(torch.randn(1, 3, 64, 64))["res5"])
+    assert names.count("_ReluThenMaskedScaleBackward") == NUM_BLOCKS[18][3]
+    assert "_MaskedScaleBackward" not in names
 
 
 def test_drop_path_rate_adds_drop_path_to_every_block():

@@ -16,7 +16,7 @@ import dropblock_det  # noqa: F401
 from dropblock_det.layers import DropBlock2d, KeepProbRegularizer
 from dropblock_det.modeling import DropBlockRetinaNet, DropBlockRetinaNetHead
 
-from conftest import detection_batch, small_retinanet_cfg, stock_retinanet_cfg
+from conftest import backward_node_names, detection_batch, small_retinanet_cfg, stock_retinanet_cfg
 
 
 def _plugin_cfg(base="Base-RetinaNet-Scratch.yaml", head_norm="GN", **enabled):
@@ -116,6 +116,21 @@ def test_head_regularizer_follows_each_relu_of_the_tower():
     assert [tuple(t.shape) for t in deltas] == [(2, 36, 8, 8), (2, 36, 4, 4)]
     # 2 convs x 2 levels, each after a ReLU: never negative
     assert len(log) == 4 and min(log) >= 0
+
+
+@pytest.mark.parametrize("type_name", ["Dropout", "SpatialDropout"])
+def test_dropout_types_from_config_take_the_towers_relu_into_their_own_pass(type_name):
+    # Each tower conv's ReLU goes to the regularizer (relu=True): a Dropout or SpatialDropout
+    # chosen by TYPE keeps only its output for backward there, not relu(x) and its mask.
+    cfg = _plugin_cfg(head=True)
+    cfg.MODEL.DROPBLOCK.TYPE = type_name
+    cfg.MODEL.DROPBLOCK.KEEP_PROB = 0.5
+    head = build_model(cfg).head.train()
+    logits, deltas = head([torch.randn(1, 32, 8, 8), torch.randn(1, 32, 4, 4)])
+    names = backward_node_names(sum(t.sum() for t in logits + deltas))
+    # 1 conv per tower (small_retinanet_cfg), 2 towers, 2 levels
+    assert names.count("_ReluThenMaskedScaleBackward") == 4
+    assert "_MaskedScaleBackward" not in names
 
 
 def test_head_rejects_unknown_tower():
