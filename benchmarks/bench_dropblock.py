@@ -3,7 +3,8 @@
 
 Rows: the floor (`x * mask` with a precomputed mask, the least any implementation must
 pay), dropblock_det's PyTorch path (per channel as the paper, and shared across channels;
-per channel with the preceding ReLU fused in, next to a plain ReLU and to the two unfused),
+per channel with the preceding ReLU fused in, next to a plain ReLU and to the two unfused;
+Dropout with the ReLU fused in and unfused),
 dropblock_det's Triton kernel (CUDA; also with the preceding ReLU fused in, next to a
 plain ReLU, and with a residual sum and ReLU after it, next to plain relu(r + x), with and
 without a DropBlock of r's own fused into that pass),
@@ -61,7 +62,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))  # tool_args.py
 
-from dropblock_det.layers import DropBlock2d, drop_block_2d, regularize_add_relu  # noqa: E402
+from dropblock_det.layers import DropBlock2d, Dropout, drop_block_2d, regularize_add_relu  # noqa: E402
 from dropblock_det.layers.drop_block_triton import (  # noqa: E402  (imports without Triton too)
     describe_launch_sizes, launch_sizes, parse_launch_sizes, triton_available)
 from tool_args import int_at_least  # noqa: E402
@@ -305,6 +306,9 @@ def run(device: torch.device, shapes, dtypes, warmup: int, repeats: int):
                 "dropblock_det torch ReLU then DropBlock, unfused (per channel)": (
                     lambda t, ours=_ours(False, "torch"): ours(torch.relu(t))),
                 "dropblock_det torch ReLU fused (per channel)": _ours(False, "torch", relu=True),
+                # The same for Dropout (MODEL.DROPBLOCK.TYPE "Dropout" at those places).
+                "Dropout: ReLU then Dropout, unfused": lambda t, m=Dropout(KEEP_PROB): m(torch.relu(t)),
+                "Dropout: ReLU fused": lambda t, m=Dropout(KEEP_PROB): m(t, relu=True),
             }
             if device.type == "cuda":
                 triton_ok = triton_available(device)
