@@ -83,3 +83,25 @@ def saved_for_backward(call: Callable[[], Any]) -> Tuple[Any, List[torch.Tensor]
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
         out = call()
     return out, saved
+
+
+def assert_second_order_matches_unfused_relu(fused: Callable[[torch.Tensor], torch.Tensor],
+                                             unfused: Callable[[torch.Tensor], torch.Tensor],
+                                             x: torch.Tensor) -> None:
+    """fused(x) is a regularizer of relu(x) and unfused(t) the same regularizer of t, both
+    drawing their mask after torch.manual_seed(1): the gradient of the gradient (x float64,
+    requiring grad) is the same bit for bit, and fused passes gradgradcheck."""
+    grads = []
+    for fn in (fused, lambda t: unfused(torch.relu(t))):
+        torch.manual_seed(1)
+        out = fn(x)
+        v = torch.randn_like(out, requires_grad=True)
+        (grad,) = torch.autograd.grad(out, x, v, create_graph=True)
+        grads.append(torch.autograd.grad(grad.sum(), v)[0])
+    assert torch.equal(grads[0], grads[1]) and (grads[0] == 0).any() and (grads[0] > 0).any()
+
+    def seeded(t: torch.Tensor) -> torch.Tensor:
+        torch.manual_seed(1)
+        return fused(t)
+
+    assert torch.autograd.gradgradcheck(seeded, (x,))
