@@ -20,7 +20,8 @@
 # by itself does not get it (its packages are built for the GPU machine's Python). Without
 # detectron2 and dropblock_det importable it stops at once, saying so, instead of failing
 # every step.
-# Each step's output goes to RESULTS (default $OUT, else gpu-results/) as <step>.txt; an
+# Each step's output goes to RESULTS (default $OUT, else gpu-results/) as <step>.txt, after
+# environment.txt (versions, GPU, commit or, in a copy without .git, a source fingerprint); an
 # earlier run's files there move to RESULTS/previous_runs/. A step that fails or runs past
 # its time limit is reported and the next one still runs. All steps together stay within
 # BUDGET seconds (default 560: one 600-second device call, which a 15-minute device lease
@@ -117,8 +118,15 @@ fi
 {
   date -u
   nvidia-smi -L 2>/dev/null || echo "nvidia-smi: not available"
+  # Which code ran: the commit where this checkout is a git work tree (a copy made without
+  # .git is not), and in any case a fingerprint of the source folders' contents.
+  if [ "$(git rev-parse --show-toplevel 2>/dev/null)" = "$PWD" ] && commit=$(git rev-parse HEAD 2>/dev/null); then
+    echo "commit $commit ($(git status --porcelain --untracked-files=no 2>/dev/null | wc -l) tracked files changed since)"
+  else
+    echo "commit: unknown (no git work tree here: match the source fingerprint below)"
+  fi
   $PYTHON - <<'EOF'
-import platform, torch
+import hashlib, pathlib, platform, torch
 try:
     import triton; tv = triton.__version__
 except ImportError:
@@ -127,6 +135,20 @@ import detectron2, numpy
 cuda = torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA device"
 print(f"python {platform.python_version()}, torch {torch.__version__}, triton {tv}, "
       f"detectron2 {detectron2.__version__} ({detectron2.__file__}), numpy {numpy.__version__}; {cuda}")
+# detectron2 main still calls itself 0.6: .gpu-site's manifest names the revision it was built from.
+manifest = pathlib.Path(detectron2.__file__).parent.parent / "GPU_SITE.txt"
+if manifest.is_file():
+    print(".gpu-site: " + " ".join(line for line in manifest.read_text().splitlines() if line.startswith("detectron2 ")))
+# git's blob id of each file by path, so that a commit's own listing gives the same digest.
+folders = ("benchmarks", "configs", "dropblock_det", "tests", "tools")
+files = sorted(p.as_posix() for f in folders for p in pathlib.Path(f).rglob("*")
+               if p.is_file() and "__pycache__" not in p.parts)
+listing = ""
+for path in files:
+    data = pathlib.Path(path).read_bytes()
+    listing += hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() + " " + path + "\n"
+print(f"source fingerprint {hashlib.sha256(listing.encode()).hexdigest()[:16]} ({len(files)} files; at a commit: "
+      f"git ls-files -s {' '.join(folders)} | awk '{{print $2, $4}}' | sha256sum | cut -c1-16)")
 EOF
 } 2>&1 | tee "$RESULTS/environment.txt"
 # Without a CUDA device pytest skips every cuda-marked test and exits 0: not a pass.

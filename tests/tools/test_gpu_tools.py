@@ -193,3 +193,43 @@ def test_gpu_checks_runs_without_an_opencv_that_does_not_import(tmp_path):
     assert "cv2 does not import (ImportError: numpy.core.multiarray failed to import): " \
            "running with DETECTRON2_DISABLE_CV2=1" in proc.stdout
     assert "== bench: exit 0" in (tmp_path / "results" / "bench.txt").read_text()
+
+
+def test_gpu_checks_records_which_code_ran_with_and_without_git(tmp_path):
+    # The device gets a copy of the checkout, perhaps without .git: environment.txt names the
+    # commit where git can, and a fingerprint of the sources that a commit's listing matches.
+    # detectron2 main calls itself 0.6: .gpu-site's manifest line says which revision it is.
+    import importlib.util
+    import shutil
+
+    checkout = tmp_path / "checkout"
+    for folder in ("configs", "dropblock_det", "tools"):
+        shutil.copytree(REPO / folder, checkout / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "detectron2").symlink_to(importlib.util.find_spec("detectron2").submodule_search_locations[0])
+    (site / "GPU_SITE.txt").write_text("Prepared by tools/prepare_gpu_site.py for CPython 3.12.\n"
+                                       "detectron2 from /src/detectron2 at 02b5c4e, without compiled operators.\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(checkout)]
+    for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "sources"]):
+        subprocess.run(git + args, check=True)
+    head = subprocess.run(git + ["rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    listed = subprocess.run("git ls-files -s benchmarks configs dropblock_det tests tools | awk '{print $2, $4}' "
+                            "| sha256sum | cut -c1-16", shell=True, cwd=str(checkout), check=True,
+                            capture_output=True, text=True).stdout.strip()
+    env = {k: v for k, v in os.environ.items() if k != "OUT"}
+    env.update(PYTHON=sys.executable, BUDGET="1", PYTHONPATH=str(site))
+
+    def environment(results):
+        env["RESULTS"] = str(results)
+        subprocess.run(["bash", str(checkout / "tools" / "gpu_checks.sh"), "--smoke", "bench"], env=env,
+                       capture_output=True, text=True, timeout=120)
+        return (results / "environment.txt").read_text()
+
+    text = environment(tmp_path / "with-git")
+    assert f"commit {head} (0 tracked files changed since)" in text, text
+    assert f"source fingerprint {listed} (" in text, text
+    assert ".gpu-site: detectron2 from /src/detectron2 at 02b5c4e" in text, text
+    shutil.rmtree(checkout / ".git")
+    text = environment(tmp_path / "without-git")
+    assert "commit: unknown (no git work tree here" in text and f"source fingerprint {listed} (" in text, text
