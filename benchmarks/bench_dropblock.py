@@ -535,16 +535,16 @@ def key_draw_us(device: torch.device, calls: int) -> Dict[str, float]:
     return result
 
 
-def profile(device: torch.device, shapes, dtypes, calls: int) -> List[List[str]]:
+def profile(device: torch.device, shapes, dtypes, calls: int, failures: Optional[List[str]] = None) -> List[List[str]]:
     """torch.profiler over `calls` forward+backward calls of our per-channel path and of the
     floor, per shape and dtype: prints our profile's table and returns one row per (shape,
     dtype): device us per call (ours, floor, ratio) and host us per call without the
     profiler. On CUDA the device time is the kernels' own, the measure of the GPU work that a
     training step's other kernels wait for. Our path is the Triton one on CUDA and on CPU
     under TRITON_INTERPRET=1 (where only the script is checked), else the PyTorch one. Also
-    prints where our host time goes (`host_breakdown`)."""
+    prints where our host time goes (`host_breakdown`). A shape and dtype that raises (a Triton
+    build error) is left out, with its error in `failures`, and the others are still profiled."""
     from torch.profiler import ProfilerActivity
-    from torch.profiler import profile as torch_profile
 
     cuda = device.type == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
@@ -552,44 +552,61 @@ def profile(device: torch.device, shapes, dtypes, calls: int) -> List[List[str]]
     rows: List[List[str]] = []
     for shape in shapes:
         for dtype in dtypes:
-            x = torch.randn(shape, device=device, dtype=dtype, requires_grad=True)
-            grad = torch.randn_like(x)
-            per_call: Dict[str, Tuple[float, float]] = {}
-            for name, impl in (("floor", _floor(x.detach())), ("ours", _ours(False, ours_name))):
-                def step() -> None:
-                    x.grad = None
-                    impl(x).backward(grad)
-
-                for _ in range(3):  # kernels compiled, allocator warm
-                    step()
-                _synchronize(device)
-                # Host time with nothing wrapped or recorded (the breakdown's wrappers and the
-                # profiler each add their own).
-                start_s = time.perf_counter()
-                for _ in range(calls):
-                    step()
-                host_us = (time.perf_counter() - start_s) * 1e6 / calls  # queued, not finished
-                _synchronize(device)
-                with torch_profile(activities=activities) as prof:
-                    for _ in range(calls):
-                        step()
-                    _synchronize(device)
-                per_call[name] = (_device_us(prof, cuda) / calls, host_us)
-                if name == "ours":
-                    parts, host_total = host_breakdown(step, calls)
-                    _synchronize(device)
-                    print(f"== host us per forward+backward call ({host_total:.1f} in all): " + ", ".join(
-                        f"{part} {us:.1f}" for part, us in parts.items()))
-                    sort_by = "self_cuda_time_total" if cuda else "self_cpu_time_total"
-                    print(f"== {'x'.join(map(str, shape))} {str(dtype).replace('torch.', '')}: dropblock_det "
-                          f"{ours_name} (per channel), {calls} forward+backward calls")
-                    print(prof.key_averages().table(sort_by=sort_by, row_limit=15), flush=True)
-            (ours_us, ours_host), (floor_us, floor_host) = per_call["ours"], per_call["floor"]
-            rows.append([device.type, "x".join(map(str, shape)), str(dtype).replace("torch.", ""), ours_name,
-                         f"{ours_us:.1f}", f"{floor_us:.1f}", f"{ours_us / floor_us:.2f}x" if floor_us else "-",
-                         f"{ours_host:.1f}", f"{floor_host:.1f}"])
-            print("  measured:", " | ".join(rows[-1]), flush=True)
+            try:
+                rows.append(_profile_one(device, shape, dtype, ours_name, activities, calls))
+            except Exception as error:  # noqa: BLE001  (a build error in one dtype must not lose the others)
+                failure = (f"{'x'.join(map(str, shape))} {str(dtype).replace('torch.', '')}: failed, row left out "
+                           f"({type(error).__name__}: {' '.join(str(error).split())[:300]})")
+                print(f"  {failure}", flush=True)
+                if failures is not None:
+                    failures.append(failure)
     return rows
+
+
+def _profile_one(device: torch.device, shape: Tuple[int, ...], dtype: torch.dtype, ours_name: str,
+                 activities: List[Any], calls: int) -> List[str]:
+    """`profile`'s work and row for one shape and dtype."""
+    from torch.profiler import profile as torch_profile
+
+    cuda = device.type == "cuda"
+    x = torch.randn(shape, device=device, dtype=dtype, requires_grad=True)
+    grad = torch.randn_like(x)
+    per_call: Dict[str, Tuple[float, float]] = {}
+    for name, impl in (("floor", _floor(x.detach())), ("ours", _ours(False, ours_name))):
+        def step() -> None:
+            x.grad = None
+            impl(x).backward(grad)
+
+        for _ in range(3):  # kernels compiled, allocator warm
+            step()
+        _synchronize(device)
+        # Host time with nothing wrapped or recorded (the breakdown's wrappers and the
+        # profiler each add their own).
+        start_s = time.perf_counter()
+        for _ in range(calls):
+            step()
+        host_us = (time.perf_counter() - start_s) * 1e6 / calls  # queued, not finished
+        _synchronize(device)
+        with torch_profile(activities=activities) as prof:
+            for _ in range(calls):
+                step()
+            _synchronize(device)
+        per_call[name] = (_device_us(prof, cuda) / calls, host_us)
+        if name == "ours":
+            parts, host_total = host_breakdown(step, calls)
+            _synchronize(device)
+            print(f"== host us per forward+backward call ({host_total:.1f} in all): " + ", ".join(
+                f"{part} {us:.1f}" for part, us in parts.items()))
+            sort_by = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+            print(f"== {'x'.join(map(str, shape))} {str(dtype).replace('torch.', '')}: dropblock_det "
+                  f"{ours_name} (per channel), {calls} forward+backward calls")
+            print(prof.key_averages().table(sort_by=sort_by, row_limit=15), flush=True)
+    (ours_us, ours_host), (floor_us, floor_host) = per_call["ours"], per_call["floor"]
+    row = [device.type, "x".join(map(str, shape)), str(dtype).replace("torch.", ""), ours_name,
+           f"{ours_us:.1f}", f"{floor_us:.1f}", f"{ours_us / floor_us:.2f}x" if floor_us else "-",
+           f"{ours_host:.1f}", f"{floor_host:.1f}"]
+    print("  measured:", " | ".join(row), flush=True)
+    return row
 
 
 def print_table(rows: List[List[str]], header: Optional[List[str]] = None) -> None:
@@ -723,10 +740,13 @@ def main_profile(args: argparse.Namespace) -> None:
     if triton_available(device):
         print("== host us per Philox key draw: " + ", ".join(
             f"{name} {us:.1f}" for name, us in key_draw_us(device, max(args.calls, 100)).items()), flush=True)
-    rows = profile(device, shapes, dtypes, args.calls)
+    failures: List[str] = []
+    rows = profile(device, shapes, dtypes, args.calls, failures)
     print()
     print_table(rows, ["device", "shape", "dtype", "path", "device us / call", "floor device us", "/ floor",
                        "host us / call", "floor host us"])
+    for failure in failures:
+        print(f"note: {failure}")
 
 
 if __name__ == "__main__":

@@ -250,6 +250,28 @@ def test_profile_breaks_the_triton_paths_host_time_down_by_launch_under_the_inte
     assert set(draws) == {"host_key=0", "host_key=1"} and all(float(us) > 0 for us in draws.values()), line
 
 
+def test_profile_goes_on_past_a_shape_and_dtype_whose_path_fails(monkeypatch, capsys):
+    # A Triton build error in one dtype (bf16 on a pre-Ampere GPU: ptxas refuses it) ended
+    # the profile step at its first (shape, dtype), bf16, so not even fp32 was profiled.
+    bench = load_tool("bench_dropblock", folder="benchmarks")
+
+    def ours(*args, **kwargs):
+        def op(t):
+            if t.dtype == torch.bfloat16:
+                raise RuntimeError("ptxas fatal: Feature '.bf16' requires .target sm_80 or higher")
+            return bench.drop_block_2d(t, 0.9, 3, impl="torch")
+        return op
+
+    monkeypatch.setattr(bench, "_ours", ours)
+    failures = []
+    rows = bench.profile(torch.device("cpu"), [(1, 2, 8, 12)], [torch.bfloat16, torch.float32], 1, failures)
+    assert [row[:3] for row in rows] == [["cpu", "1x2x8x12", "float32"]]
+    assert float(rows[0][4]) > 0
+    assert failures == ["1x2x8x12 bfloat16: failed, row left out "
+                        "(RuntimeError: ptxas fatal: Feature '.bf16' requires .target sm_80 or higher)"]
+    assert failures[0] in capsys.readouterr().out
+
+
 def test_profile_and_tune_are_separate_runs(capsys):
     code, err = _exit_of_main("bench_dropblock", ["--profile", "--tune"], capsys)
     assert code == 2 and "--profile" in err and "--tune" in err, err
