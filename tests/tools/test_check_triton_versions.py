@@ -83,3 +83,17 @@ def test_the_markers_are_the_checks_files_own(tool):
     source = tool.CHECKS_FILE.read_text()
     assert f'\nRESULT_MARKER = "{tool.RESULT_MARKER}"\n' in source
     assert f'\nNOT_APPLICABLE = "{tool.NOT_APPLICABLE}"\n' in source
+
+
+def test_a_version_pip_cannot_install_is_reported_and_the_others_still_run(tool, tmp_path, monkeypatch, capsys):
+    # A release pip cannot fetch (a typo such as 3.7.9, no network) ended the whole run with a
+    # CalledProcessError traceback, before the versions after it were checked.
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # pip fails at once, without the network
+    (tmp_path / "triton-3.3.1" / "triton").mkdir(parents=True)
+    (tmp_path / "triton-3.3.1" / "triton" / "__init__.py").write_text("")  # installed before
+    monkeypatch.setattr(tool, "run_checks", lambda site, kind, timeout_s: {"a": None})
+    assert tool.main(["3.7.9", "3.3.1", "--only", "compile", "--cache", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "Triton 3.7.9: not checked: `pip install triton==3.7.9` failed (exit 1" in out
+    assert "Triton 3.3.1: compile checks 1 passed, 0 failed" in out
+    assert not (tmp_path / "triton-3.7.9" / "triton" / "__init__.py").exists()
