@@ -99,7 +99,7 @@ declare -A LIMIT=([tests]=200 [bench]=120 [train]=240 [profile]=90 [tune]=400)
 if [ "$SMOKE" = 1 ]; then
   # CPU-sized versions of the same commands: they check the script, not the GPU.
   declare -A CMD=(
-    [tests]="$PYTHON -m pytest -v -rfE --durations=15 -p no:cacheprovider -m cuda tests/layers/test_drop_block_triton.py"
+    [tests]="$PYTHON -m pytest -v -ra --durations=15 -p no:cacheprovider -m cuda tests/layers/test_drop_block_triton.py"
     [bench]="$PYTHON benchmarks/bench_dropblock.py --device cpu --shape 2,8,16,20 --repeats 1"
     [train]="$PYTHON benchmarks/bench_train_step.py --quick"
     [profile]="$PYTHON benchmarks/bench_dropblock.py --profile --device cpu --shape 2,8,16,20 --calls 2"
@@ -107,7 +107,7 @@ if [ "$SMOKE" = 1 ]; then
   )
 else
   declare -A CMD=(
-    [tests]="$PYTHON -m pytest -v -rfE --durations=15 -p no:cacheprovider -m cuda tests"
+    [tests]="$PYTHON -m pytest -v -ra --durations=15 -p no:cacheprovider -m cuda tests"
     [bench]="$PYTHON benchmarks/bench_dropblock.py --device cuda"
     [train]="$PYTHON benchmarks/bench_train_step.py --device cuda"
     [profile]="$PYTHON benchmarks/bench_dropblock.py --profile --device cuda"
@@ -172,7 +172,8 @@ for step in "${steps[@]}"; do
   limit=$(( left < LIMIT[$step] ? left : LIMIT[$step] ))
   echo "== $step: ${CMD[$step]} (limit $limit s)"
   start=$(date +%s)
-  # -v: one line per test as it ends, so a step stopped at its limit still names what ran.
+  # -v: one line per test as it ends, so a step stopped at its limit still names what ran;
+  # -ra: why each test that did not pass was skipped or failed (-rfE left skips unexplained).
   # -k: a process that ignores SIGTERM is killed 15 s later.
   timeout -k 15 "$limit" ${CMD[$step]} 2>&1 | tee "$RESULTS/$step.txt"
   rc=${PIPESTATUS[0]}

@@ -3,6 +3,7 @@
 On CPU these check the scripts themselves (step selection, results, exit status, refusals
 of bad arguments), not the GPU: `--smoke` runs CPU-sized versions of the same commands."""
 import os
+import re
 import subprocess
 import sys
 
@@ -233,3 +234,14 @@ def test_gpu_checks_records_which_code_ran_with_and_without_git(tmp_path):
     shutil.rmtree(checkout / ".git")
     text = environment(tmp_path / "without-git")
     assert "commit: unknown (no git work tree here" in text and f"source fingerprint {listed} (" in text, text
+
+
+def test_gpu_checks_tests_step_says_why_a_test_was_skipped(tmp_path):
+    # A CUDA test can skip on the GPU too (a check that does not apply to its Triton, an
+    # AMPTrainer without `precision`): tests.txt must say why, not only "SKIPPED". Here every
+    # cuda-marked test skips, for want of a device.
+    proc = _gpu_checks(tmp_path, "--smoke", "tests")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    tests = (tmp_path / "tests.txt").read_text()
+    summary = tests.split("short test summary info", 1)[-1]
+    assert re.search(r"^SKIPPED \[\d+\] .*: needs a CUDA device$", summary, re.M), tests[-3000:]
