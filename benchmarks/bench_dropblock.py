@@ -12,7 +12,8 @@ without a DropBlock of r's own fused into that pass),
 the `dropblock` package's `DropBlock2D`.
 
 Columns: forward ms and forward+backward ms (median of --repeats runs in training mode,
-x requiring grad, x.grad reset each run so every row pays the same allocation; on CUDA
+x requiring grad, x.grad (and a residual r's) reset each run so every row pays the same
+allocation and no run adds into the last one's gradient; on CUDA
 timed with CUDA events after an L2 flush, see `bench_shape`), bytes that
 autograd keeps for backward per element (unique storages saved by the graph, excluding x
 and the output, which the next layer keeps anyway), and forward+backward relative to the
@@ -55,7 +56,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Dict, List, Optional, Tuple
+from typing import Any, Callable, ContextManager, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -197,6 +198,7 @@ def bench_shape(
     impls: Dict[str, Impl], x: torch.Tensor, warmup: int, repeats: int,
     failures: Optional[Dict[str, str]] = None,
     settings: Optional[Dict[str, Callable[[], ContextManager]]] = None,
+    leaves: Sequence[torch.Tensor] = (),
 ) -> Dict[str, Tuple[float, float, float, float]]:
     """(fwd ms, fwd+bwd ms, kept bytes/element, host ms of fwd+bwd) per implementation.
 
@@ -218,6 +220,11 @@ def bench_shape(
     `settings` (name -> a context manager factory) is entered around each of that
     implementation's runs, forward and backward alike (`--tune`'s launch sizes: backward
     reads them when it runs, after the implementation has returned).
+
+    `leaves`: other tensors the implementations take that need a gradient (a residual r):
+    their .grad is reset before each forward+backward as x's is, so that no run adds into
+    the last one's gradient (a read-modify-write of the tensor that a network, where r's
+    gradient goes on to the layer that made r, does not pay).
     """
     grad = torch.randn_like(x)
     settings = settings or {}
@@ -229,7 +236,8 @@ def bench_shape(
         impl(x)
 
     def forward_backward(impl: Impl) -> None:
-        x.grad = None
+        for leaf in (x, *leaves):
+            leaf.grad = None
         impl(x).backward(grad)
 
     impls = dict(impls)
@@ -295,6 +303,7 @@ def run(device: torch.device, shapes, dtypes, warmup: int, repeats: int):
     for shape in shapes:
         for dtype in dtypes:
             x = torch.randn(shape, device=device, dtype=dtype, requires_grad=True)
+            leaves: List[torch.Tensor] = []  # other inputs that need a gradient
             candidates: Dict[str, Optional[Impl]] = {
                 "floor: x * mask": _floor(x.detach()),
                 "dropblock_det torch (per channel)": _ours(False, "torch"),
@@ -320,6 +329,7 @@ def run(device: torch.device, shapes, dtypes, warmup: int, repeats: int):
                 # On a ResNet shortcut: the residual sum and the block's ReLU (r needs a
                 # gradient too, as the branch does).
                 residual = torch.randn_like(x).requires_grad_(True)
+                leaves.append(residual)
                 candidates["residual alone: relu(r + x)"] = lambda t, r=residual: torch.relu(r + t)
                 candidates["dropblock_det triton residual fused (per channel)"] = (
                     _ours(False, "triton", residual=residual) if triton_ok else None
@@ -344,7 +354,7 @@ def run(device: torch.device, shapes, dtypes, warmup: int, repeats: int):
                     notes.append(note)
             torch.manual_seed(0)
             failures: Dict[str, str] = {}
-            results = bench_shape(impls, x, warmup, repeats, failures)
+            results = bench_shape(impls, x, warmup, repeats, failures, leaves=leaves)
             for name, error in failures.items():
                 notes.append(f"{name}, {'x'.join(map(str, shape))} {str(dtype).replace('torch.', '')}: "
                              f"failed, row left out ({error})")

@@ -59,6 +59,25 @@ def test_a_row_that_raises_is_left_out_with_its_error_and_the_others_are_timed()
     assert all(fwd > 0 and fwd_bwd > 0 and host > 0 for fwd, fwd_bwd, _, host in results.values())
 
 
+def test_every_run_starts_without_a_gradient_on_the_residual_too():
+    # The residual rows' r is a leaf that needs a gradient: left set between runs, each
+    # backward added into r.grad, a read-modify-write of a whole tensor that the rows timed
+    # and that a network (where r's gradient goes on to the layer that made it) does not pay.
+    bench = load_tool("bench_dropblock", folder="benchmarks")
+    x = torch.randn(2, 4, 9, 9, requires_grad=True)
+    residual = torch.randn_like(x).requires_grad_(True)
+    grads = []
+
+    def op(t):
+        grads.append(residual.grad)  # what the run starts from
+        return torch.relu(residual + t)
+
+    bench.bench_shape({"residual alone": op}, x, warmup=1, repeats=2, leaves=[residual])
+    # The first run, then (forward, forward+backward) per step, then the kept bytes' forward.
+    assert len(grads) == 1 + 2 * 3 + 1
+    assert [g is None for g in grads[0:7:2]] == [True] * 4  # each forward+backward
+
+
 def test_tune_goes_on_past_variants_that_fail_and_suggests_from_the_shapes_it_could_time(monkeypatch, capsys):
     # The launch-size sweep with the op replaced by the PyTorch path: the defaults fail on the
     # first shape (as a Triton build error would) and tile_units=64 everywhere.
