@@ -1697,6 +1697,10 @@ class _DropBlockTriton(torch.autograd.Function):
             out = _apply(x, layout, bits, total_kept, saturate=True, relu=relu)
         # With ReLU fused the output is the mask for backward: it is the next layer's input,
         # which autograd keeps anyway, so nothing is added to the memory kept for backward.
+        # The sparse draw's count is a view into the words' buffer: saved as it is, it would
+        # keep the whole bit mask alive; an 8-byte copy lets the words go.
+        if relu and total_kept.untyped_storage().nbytes() > total_kept.nbytes:
+            total_kept = total_kept.clone()
         ctx.save_for_backward(out if relu else bits, total_kept)
         ctx.layout, ctx.relu, ctx.on_backward_build_error = layout, relu, on_backward_build_error
         return out
