@@ -40,7 +40,7 @@ def test_without_detectron2_and_registry_the_error_says_what_to_do(tmp_path, mon
     class Failed:
         returncode = 1
 
-    monkeypatch.setattr(mod, "pip", lambda python, *args: calls.append(args))
+    monkeypatch.setattr(mod, "pip", lambda python, *args, what: calls.append(args))
     monkeypatch.setattr(mod.subprocess, "run", lambda *a, **k: Failed())
     with pytest.raises(SystemExit) as e:
         mod.install_detectron2_v06(tmp_path / "python", tmp_path / "cache")
@@ -86,3 +86,22 @@ def test_fingerprint_differs_between_two_checkouts_with_the_same_files(tmp_path,
         monkeypatch.setattr(mod, "ROOT", tmp_path / clone)
         prints.append(mod.fingerprint())
     assert prints[0] != prints[1]
+
+
+def test_a_failing_pip_step_is_named_without_a_traceback(tmp_path):
+    # An environment whose pip cannot install (here: none at all) ended in a Python traceback,
+    # `subprocess.CalledProcessError: Command '[...]' returned non-zero exit status 1.`,
+    # saying neither which step failed nor what to do.
+    import venv
+
+    venv.EnvBuilder(with_pip=False, symlinks=True).create(tmp_path / "env")
+    r = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "setup_env.py"), "--python", str(tmp_path / "env" / "bin" / "python")],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr and "CalledProcessError" not in r.stderr
+    assert "No module named pip" in r.stderr  # pip's own output stays visible above the message
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("[setup_env] ERROR: installing torch==2.14.1 torchvision==0.29.1 failed (exit 1")
+    assert "rerun" in last and not (tmp_path / "env" / _load_setup_env().STAMP_NAME).exists()

@@ -82,9 +82,15 @@ def log(msg: str) -> None:
     print(f"[setup_env] {msg}", flush=True)
 
 
-def run(cmd, **kw) -> None:
+def run(cmd, what: str, hint: str = "", **kw) -> None:
+    """Run `cmd`; on failure exit with a message naming the step (`what`, and a `hint` at the
+    likely cause) after the command's own output, not a CalledProcessError traceback."""
     log("$ " + " ".join(str(c) for c in cmd))
-    subprocess.run([str(c) for c in cmd], check=True, **kw)
+    r = subprocess.run([str(c) for c in cmd], **kw)
+    if r.returncode != 0:
+        sys.exit(f"[setup_env] ERROR: {what} failed (exit {r.returncode}; its output is above): "
+                 f"{' '.join(str(c) for c in cmd)}. Fix the cause{f' ({hint})' if hint else ''} and rerun "
+                 "`make env` (or this command): what is already installed is kept.")
 
 
 def works(python: Path, code: str) -> bool:
@@ -101,13 +107,14 @@ def fingerprint() -> str:
     return h.hexdigest()
 
 
-def pip(python: Path, *args) -> None:
-    run([python, "-m", "pip", "--disable-pip-version-check", "install", *args])
+def pip(python: Path, *args, what: str) -> None:
+    run([python, "-m", "pip", "--disable-pip-version-check", "install", *args], what=what,
+        hint="e.g. make the package registry reachable")
 
 
 def install_detectron2_v06(python: Path, cache: Path) -> None:
     """Install detectron2 v0.6's Python code without compiled operators."""
-    pip(python, *V06_PINS, *V06_DEPS)
+    pip(python, *V06_PINS, *V06_DEPS, what="installing detectron2 v0.6's dependencies")
     cache.mkdir(parents=True, exist_ok=True)
     sdists = sorted(cache.glob("pb1-detectron2-0.6.tar.gz"))
     if not sdists:
@@ -132,7 +139,7 @@ def install_detectron2_v06(python: Path, cache: Path) -> None:
             tar.extractall(tmp)
         src = Path(tmp) / "pb1-detectron2-0.6"
         build_without_compiled_ops(src, origin=str(sdists[0]))
-        pip(python, "--no-build-isolation", "--no-deps", str(src))
+        pip(python, "--no-build-isolation", "--no-deps", str(src), what=f"installing detectron2 v0.6 from {D2_SDIST}")
 
 
 def build_without_compiled_ops(src: Path, origin: str) -> None:
@@ -180,7 +187,7 @@ def main() -> None:
     if works(python, "import torch, torchvision"):
         log("torch and torchvision already importable: left as they are")
     else:
-        pip(python, *TORCH_PINS)
+        pip(python, *TORCH_PINS, what=f"installing {' '.join(TORCH_PINS)}")
 
     ours = ("import detectron2._C as c, sys; "
             "sys.exit(0 if 'dropblock-det placeholder' in c.get_compiler_version() else 1)")
@@ -198,9 +205,9 @@ def main() -> None:
         install_detectron2_v06(python, prefix / "cache")
 
     # The pins ride along so that no dependency of the project upgrades past them.
-    pip(python, "-e", f"{ROOT}[test]", *pins)
+    pip(python, "-e", f"{ROOT}[test]", *pins, what="installing dropblock-det (editable, with its test extras)")
     if not works(python, check):
-        run([python, "-c", check])  # shows the import error
+        run([python, "-c", check], what="importing what was installed")  # shows the import error
     version = subprocess.check_output(
         [str(python), "-c", "import detectron2, torch; print(detectron2.__version__, torch.__version__)"],
         text=True).strip()
