@@ -105,3 +105,27 @@ def test_a_failing_pip_step_is_named_without_a_traceback(tmp_path):
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("[setup_env] ERROR: installing torch==2.14.1 torchvision==0.29.1 failed (exit 1")
     assert "rerun" in last and not (tmp_path / "env" / _load_setup_env().STAMP_NAME).exists()
+
+
+@pytest.mark.parametrize("given", ["env folder", "not python"])
+def test_a_python_that_is_not_an_interpreter_is_named_and_nothing_is_written(tmp_path, given):
+    # The environment's folder (not its bin/python) failed with "PermissionError: [Errno 13]
+    # Permission denied: '<folder>'"; a program that exits 0 without printing a prefix got
+    # "environment ready" and a stamp file written into the current folder.
+    (tmp_path / "env" / "bin").mkdir(parents=True)
+    (tmp_path / "env" / "bin" / "python").symlink_to(sys.executable)
+    program = tmp_path / "env"
+    if given == "not python":
+        program = tmp_path / "true.sh"
+        program.write_text("#!/bin/sh\nexit 0\n")
+        program.chmod(0o755)
+    r = subprocess.run([sys.executable, str(REPO / "tools" / "setup_env.py"), "--python", str(program)],
+                       capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"[setup_env] ERROR: --python {program}: ")
+    if given == "env folder":
+        assert f"{tmp_path / 'env' / 'bin' / 'python'}" in last  # the interpreter it holds
+    assert "$ " not in r.stdout  # no command was started
+    assert not list(tmp_path.rglob(_load_setup_env().STAMP_NAME))

@@ -155,6 +155,23 @@ def build_without_compiled_ops(src: Path, origin: str) -> None:
     (src / "detectron2" / "_C.py").write_text(PLACEHOLDER_C)
 
 
+def interpreter_prefix(python: Path) -> Path:
+    """sys.prefix of the interpreter `python` (where the stamp goes); exits naming --python
+    where `python` is not a Python interpreter, e.g. the environment's folder."""
+    try:
+        r = subprocess.run([str(python), "-c", "import sys; print(sys.prefix)"], capture_output=True, text=True)
+        out = r.stdout.strip() if r.returncode == 0 else ""
+    except OSError as e:
+        out = f"cannot run it ({e.strerror})"
+    if out and Path(out).is_dir():
+        return Path(out)
+    inside = python / "bin" / "python"
+    sys.exit(f"[setup_env] ERROR: --python {python}: not a Python interpreter"
+             + (f" ({out})" if out else " (it did not print its sys.prefix)")
+             + (f"; give the interpreter of that environment: --python {inside}" if inside.is_file()
+                else "; give the environment's bin/python"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--python", type=Path, default=None,
@@ -168,8 +185,7 @@ def main() -> None:
         python = args.python.expanduser()
         if not python.exists():
             sys.exit(f"[setup_env] ERROR: --python {python}: no such interpreter")
-        prefix = Path(subprocess.check_output(
-            [str(python), "-c", "import sys; print(sys.prefix)"], text=True).strip())
+        prefix = interpreter_prefix(python)
     else:
         prefix = args.venv.resolve()
         python = prefix / "bin" / "python"
