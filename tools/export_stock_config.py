@@ -325,6 +325,10 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
 
     if not args.output:
         raise ValueError("--output is empty: give the YAML file to write")
+    if os.path.isdir(args.output) or args.output.endswith((os.sep, "/")):
+        # The run's folder, or a folder to make ("stock/"), would fail only when writing.
+        raise IsADirectoryError(f"--output {args.output!r} names a folder: give the YAML file to write, "
+                                f"e.g. --output {os.path.join(args.output, 'stock_config.yaml')}")
     if os.path.exists(args.output):
         raise FileExistsError(f"--output {args.output!r} exists; it is not overwritten: "
                               "give a new file name or remove it")

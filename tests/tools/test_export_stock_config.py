@@ -1,5 +1,6 @@
 """tools/export_stock_config.py: the stock detectron2 config of a trained model, checked."""
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -79,6 +80,24 @@ def test_an_existing_output_is_not_overwritten(trained_run):
     with pytest.raises(FileExistsError, match="--output .*stock_config.yaml.* exists"):
         load_tool("export_stock_config").main(["--config-file", str(run / "config.yaml"), "--output", str(output)])
     assert output.read_text() == "the user's own file"
+
+
+@pytest.mark.parametrize("folder", ["the run's folder", "a new folder/"])
+def test_an_output_that_names_a_folder_is_refused_first_with_a_file_name_to_give(trained_run, monkeypatch, folder):
+    # The run's folder was refused as an existing file: "exists; it is not overwritten: give a
+    # new file name or remove it" (remove the run?); a new folder ("stock/") failed only when
+    # the file was written, after every check: "[Errno 21] Is a directory: 'stock/'".
+    import dropblock_det.engine.trainer as trainer
+
+    run, _ = trained_run
+    output = str(run) if folder == "the run's folder" else str(run / "stock") + os.sep
+    before = sorted(os.listdir(run))
+    monkeypatch.setattr(trainer, "load_config", lambda *a, **k: pytest.fail("checked after the config was read"))
+    example = os.path.join(output, "stock_config.yaml")
+    with pytest.raises(IsADirectoryError, match=rf"^--output {re.escape(repr(output))} names a folder: give the "
+                                                rf"YAML file to write, e.g. --output {re.escape(example)}$"):
+        load_tool("export_stock_config").main(["--config-file", str(run / "config.yaml"), "--output", output])
+    assert sorted(os.listdir(run)) == before  # no folder made
 
 
 def test_an_output_folder_that_cannot_be_made_or_written_is_named_first(trained_run, monkeypatch):
