@@ -129,3 +129,35 @@ def test_a_python_that_is_not_an_interpreter_is_named_and_nothing_is_written(tmp
         assert f"{tmp_path / 'env' / 'bin' / 'python'}" in last  # the interpreter it holds
     assert "$ " not in r.stdout  # no command was started
     assert not list(tmp_path.rglob(_load_setup_env().STAMP_NAME))
+
+
+@pytest.mark.parametrize("existed", [False, True])
+def test_a_venv_this_python_cannot_put_pip_into_is_named_and_not_left_half_made(tmp_path, monkeypatch, capsys, existed):
+    # Debian/Ubuntu's python3 without its venv package: venv's ensurepip step fails with
+    # "CalledProcessError: Command '[..., '-m', 'ensurepip', ...]' returned non-zero exit
+    # status 1" (its output captured, not shown), and .venv was left without pip, so the
+    # next run failed at its first pip install instead.
+    import venv
+
+    def no_ensurepip(self, context):
+        raise subprocess.CalledProcessError(1, [context.env_exec_cmd, "-m", "ensurepip"],
+                                            output=b"No module named ensurepip\n")
+
+    monkeypatch.setattr(venv.EnvBuilder, "_setup_pip", no_ensurepip)
+    mod = _load_setup_env()
+    monkeypatch.setattr(mod, "pip", lambda *a, **k: pytest.fail("pip run in a venv without pip"))
+    target = tmp_path / "my env"
+    if existed:  # a folder of the user's: kept, and named to remove
+        target.mkdir()
+        (target / "notes.txt").write_text("the user's own file")
+    monkeypatch.setattr(sys, "argv", ["setup_env.py", "--venv", str(target)])
+    with pytest.raises(SystemExit) as e:
+        mod.main()
+    msg = str(e.value)
+    assert msg.startswith(f"[setup_env] ERROR: creating the virtual environment {target} failed: ")
+    assert "No module named ensurepip" in msg  # what venv captured and did not show
+    assert f"python{sys.version_info.major}.{sys.version_info.minor}-venv" in msg and "rerun" in msg
+    if existed:
+        assert (target / "notes.txt").read_text() == "the user's own file" and f"remove {target}" in msg
+    else:
+        assert not target.exists()

@@ -23,6 +23,7 @@ imports working returns in seconds and installs nothing.
 import argparse
 import hashlib
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -155,6 +156,25 @@ def build_without_compiled_ops(src: Path, origin: str) -> None:
     (src / "detectron2" / "_C.py").write_text(PLACEHOLDER_C)
 
 
+def create_venv(prefix: Path) -> None:
+    """Create the virtual environment `prefix` with pip, or exit saying why. venv's pip step
+    (ensurepip) fails on Debian/Ubuntu's Python without its venv package, with its output
+    captured and the environment left without pip: a folder made here is removed again."""
+    existed = prefix.exists()
+    try:
+        venv.EnvBuilder(with_pip=True, clear=False).create(prefix)
+    except subprocess.CalledProcessError as e:
+        if not existed:
+            shutil.rmtree(prefix, ignore_errors=True)
+        output = (e.output or b"").decode(errors="replace").strip()
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"
+        sys.exit(f"[setup_env] ERROR: creating the virtual environment {prefix} failed: this Python ({sys.executable}) "
+                 f"could not put pip into it (venv ran {' '.join(map(str, e.cmd))}: exit {e.returncode}"
+                 + (f", {output}" if output else "") + "). On Debian/Ubuntu, install this Python's venv package "
+                 f"(apt install python{version}-venv)"
+                 + (f", remove {prefix}" if existed else "") + " and rerun `make env`.")
+
+
 def interpreter_prefix(python: Path) -> Path:
     """sys.prefix of the interpreter `python` (where the stamp goes); exits naming --python
     where `python` is not a Python interpreter, e.g. the environment's folder."""
@@ -191,7 +211,7 @@ def main() -> None:
         python = prefix / "bin" / "python"
         if not python.exists():
             log(f"creating virtual environment {prefix}")
-            venv.EnvBuilder(with_pip=True, clear=False).create(prefix)
+            create_venv(prefix)
 
     stamp = prefix / STAMP_NAME
     want = fingerprint()
