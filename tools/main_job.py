@@ -80,6 +80,19 @@ def check_output_dir(output_dir: str) -> None:
                               "give another OUTPUT_DIR (--output-dir)")
 
 
+def check_datasets_root(root: str, source: str) -> None:
+    """NotADirectoryError naming `source` (--datasets-root or DETECTRON2_DATASETS, where the
+    folder came from; "" for the default ./datasets) where a file stands on the datasets
+    folder's path: the data step failed on it naming neither ("Not a directory: '<file>/synthetic_det'")."""
+    in_the_way = os.path.abspath(root)
+    while not os.path.lexists(in_the_way):
+        in_the_way = os.path.dirname(in_the_way)
+    if not os.path.isdir(in_the_way):
+        given = f"{source}={root!r}" if source else f"the datasets folder {root!r} (DETECTRON2_DATASETS is not set)"
+        raise NotADirectoryError(f"{given} is not a folder: {in_the_way} is a file; give a folder for the datasets"
+                                 + ("" if source == "--datasets-root" else " (--datasets-root)"))
+
+
 def bbox_by_test_set(results: Dict[str, Any], test_sets: List[str]) -> Dict[str, Dict[str, float]]:
     """{test set: its COCO box metrics} from DefaultTrainer.test's results, which are one
     set's own dict, or one per set by name when there are several (as in metrics.json:
@@ -121,6 +134,9 @@ def main(argv=None) -> dict:
             raise ValueError(f"{flag} {value!r} is empty: give a folder, or leave the flag out for the default")
     if args.num_threads < 0:
         raise ValueError(f"--num-threads {args.num_threads}: expected >= 0 (0 = torch's default)")
+    # Where the datasets folder comes from, to name it in errors (before the flag sets the variable).
+    datasets_source = ("--datasets-root" if args.datasets_root else
+                       "DETECTRON2_DATASETS" if os.environ.get("DETECTRON2_DATASETS") else "")
     if args.datasets_root:
         # detectron2 reads DETECTRON2_DATASETS when its builtin datasets are imported.
         os.environ["DETECTRON2_DATASETS"] = os.path.abspath(args.datasets_root)
@@ -168,6 +184,7 @@ def main(argv=None) -> dict:
     check_output_dir(cfg.OUTPUT_DIR)
     if synthetic:
         root = default_datasets_root()
+        check_datasets_root(str(root), datasets_source)
         print(f"[main_job] synthetic datasets under {os.path.abspath(root)} "
               "(made unless already there)", flush=True)
         t0 = time.time()

@@ -2,6 +2,7 @@
 writes metrics.json + the PNG + a summary, prints the final AP."""
 import json
 import math
+import re
 import shlex
 import shutil
 import subprocess
@@ -231,6 +232,23 @@ def test_a_users_synthetic_set_of_other_parameters_is_not_replaced_and_nothing_i
         load_tool("main_job").main(["--datasets-root", str(root), "--output-dir", str(out)] + TINY_OPTS)
     assert _files(root) == users
     assert _files(out) == {"model_final.pth": b"weights of the earlier run"}  # the earlier run not moved aside
+
+
+@pytest.mark.parametrize("given", ["--datasets-root", "DETECTRON2_DATASETS"])
+def test_a_datasets_root_under_a_file_is_named_by_where_it_came_from(tmp_path, toy_defaults, monkeypatch, given):
+    # It failed making the data with "[Errno 20] Not a directory: '<file>/synthetic_det'",
+    # naming neither the flag nor the variable that gave the folder.
+    (tmp_path / "notes").write_text("the user's own file")
+    root, out = tmp_path / "notes" / "datasets", tmp_path / "out"
+    args = ["--output-dir", str(out)] + TINY_OPTS
+    if given == "--datasets-root":
+        args = ["--datasets-root", str(root)] + args
+    else:
+        monkeypatch.setenv("DETECTRON2_DATASETS", str(root))
+    with pytest.raises(NotADirectoryError, match=rf"^{given}={re.escape(repr(str(root)))} is not a folder: "
+                                                 rf"{re.escape(str(tmp_path / 'notes'))} is a file; give"):
+        load_tool("main_job").main(args)
+    assert (tmp_path / "notes").read_text() == "the user's own file" and not out.exists()
 
 
 def test_a_fresh_run_makes_no_output_folder_when_the_data_step_fails(tmp_path, toy_defaults):
