@@ -88,23 +88,55 @@ def test_fingerprint_differs_between_two_checkouts_with_the_same_files(tmp_path,
     assert prints[0] != prints[1]
 
 
+def _venv_with_pip_that_fails(folder: Path) -> Path:
+    """A venv whose `python -m pip` answers as pip does when the registry has no such
+    package (a stand-in: no registry is reached from the tests)."""
+    import venv
+
+    venv.EnvBuilder(with_pip=False, symlinks=True).create(folder)
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    stand_in = folder / "lib" / version / "site-packages" / "pip"
+    stand_in.mkdir(parents=True)
+    (stand_in / "__init__.py").write_text("")
+    (stand_in / "__main__.py").write_text(
+        "import sys\nsys.exit('ERROR: No matching distribution found for ' + sys.argv[-1])\n")
+    return folder / "bin" / "python"
+
+
 def test_a_failing_pip_step_is_named_without_a_traceback(tmp_path):
-    # An environment whose pip cannot install (here: none at all) ended in a Python traceback,
-    # `subprocess.CalledProcessError: Command '[...]' returned non-zero exit status 1.`,
-    # saying neither which step failed nor what to do.
+    # A pip install that failed (registry unreachable, no wheel for this Python) ended in a
+    # Python traceback, `subprocess.CalledProcessError: Command '[...]' returned non-zero exit
+    # status 1.`, saying neither which step failed nor what to do.
+    python = _venv_with_pip_that_fails(tmp_path / "env")
+    r = subprocess.run([sys.executable, str(REPO / "tools" / "setup_env.py"), "--python", str(python)],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr and "CalledProcessError" not in r.stderr
+    assert "No matching distribution found" in r.stderr  # pip's own output stays visible above the message
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("[setup_env] ERROR: installing torch==2.14.1 torchvision==0.29.1 failed (exit 1")
+    assert "registry" in last and "rerun" in last
+    assert not (tmp_path / "env" / _load_setup_env().STAMP_NAME).exists()
+
+
+@pytest.mark.parametrize("given", ["--venv", "--python"])
+def test_an_environment_without_pip_is_named_with_what_to_do(tmp_path, given):
+    # A .venv left without pip (make env interrupted while venv ran ensurepip) failed at the
+    # first install with "No module named pip" and advice about the package registry.
     import venv
 
     venv.EnvBuilder(with_pip=False, symlinks=True).create(tmp_path / "env")
-    r = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "setup_env.py"), "--python", str(tmp_path / "env" / "bin" / "python")],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
-    )
+    where = str(tmp_path / "env" / "bin" / "python") if given == "--python" else str(tmp_path / "env")
+    r = subprocess.run([sys.executable, str(REPO / "tools" / "setup_env.py"), given, where],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert r.returncode == 1, r.stdout + r.stderr
-    assert "Traceback" not in r.stderr and "CalledProcessError" not in r.stderr
-    assert "No module named pip" in r.stderr  # pip's own output stays visible above the message
     last = r.stderr.strip().splitlines()[-1]
-    assert last.startswith("[setup_env] ERROR: installing torch==2.14.1 torchvision==0.29.1 failed (exit 1")
-    assert "rerun" in last and not (tmp_path / "env" / _load_setup_env().STAMP_NAME).exists()
+    assert last.startswith(f"[setup_env] ERROR: {tmp_path / 'env' / 'bin' / 'python'} has no pip")
+    assert "registry" not in last and "$ " not in r.stdout  # no install was started
+    if given == "--venv":
+        assert f"remove {tmp_path / 'env'} and rerun" in last
+    else:
+        assert "-m ensurepip" in last
 
 
 @pytest.mark.parametrize("given", ["env folder", "not python"])

@@ -219,6 +219,11 @@ def main() -> None:
     if stamp.exists() and stamp.read_text().split("\n")[0] == want and works(python, check):
         log(f"environment ready ({python}); nothing to install")
         return
+    if not works(python, "import pip"):
+        # E.g. a .venv whose creation was interrupted while venv ran ensurepip.
+        sys.exit(f"[setup_env] ERROR: {python} has no pip, which installs everything here: "
+                 + (f"install it into that environment ({python} -m ensurepip) and rerun" if args.python is not None
+                    else f"remove {prefix} and rerun: it is made again, with pip"))
 
     if works(python, "import torch, torchvision"):
         log("torch and torchvision already importable: left as they are")
