@@ -118,6 +118,7 @@ import math
 import numbers
 import os
 import struct
+import subprocess
 from typing import Any, Callable, ContextManager, Dict, Iterator, NamedTuple, Optional, Tuple
 
 import torch
@@ -246,6 +247,10 @@ _PASS_MANAGER_ERROR = "PassManager::run failed"
 # would hide it) and out of memory, which is transient and which the PyTorch path would meet
 # too: those are raised.
 _CUDA_ERROR = "Triton Error [CUDA]: "
+# Triton builds its CUDA launcher with the machine's C compiler at its first kernel launch:
+# with none on PATH it raises this RuntimeError, and a compiler that fails (e.g. no Python.h
+# without the python3-dev package) a CalledProcessError. The PyTorch path needs neither.
+_NO_C_COMPILER_ERRORS = ("Failed to find C compiler", "Failed to find C++ compiler")
 _MODULE_LOAD_ERRORS = (
     "device kernel image is invalid",  # CUDA_ERROR_INVALID_IMAGE, CUDA_ERROR_INVALID_SOURCE
     "no kernel image is available for execution on the device",  # CUDA_ERROR_NO_BINARY_FOR_GPU
@@ -258,15 +263,16 @@ _MODULE_LOAD_ERRORS = (
 
 def is_triton_build_error(error: BaseException) -> bool:
     """Whether `error` is Triton failing to build or load a kernel for this GPU (one of
-    TRITON_BUILD_ERRORS; Triton < 3.3's ptxas failure; a compiler pass failing; the driver
-    refusing the module's image or PTX), not a bad argument or an error of a kernel's run
-    (an illegal address, out of memory)."""
-    if isinstance(error, TRITON_BUILD_ERRORS):
+    TRITON_BUILD_ERRORS; Triton < 3.3's ptxas failure; a compiler pass failing; no C
+    compiler for Triton's launcher, or that compiler failing; the driver refusing the
+    module's image or PTX), not a bad argument or an error of a kernel's run (an illegal
+    address, out of memory)."""
+    if isinstance(error, (*TRITON_BUILD_ERRORS, subprocess.CalledProcessError)):
         return True
     if not isinstance(error, RuntimeError):
         return False
     message = str(error)
-    if message.startswith((_OLD_PTXAS_ERROR, _PASS_MANAGER_ERROR)):
+    if message.startswith((_OLD_PTXAS_ERROR, _PASS_MANAGER_ERROR, *_NO_C_COMPILER_ERRORS)):
         return True
     return message.startswith(_CUDA_ERROR) and message[len(_CUDA_ERROR):].startswith(_MODULE_LOAD_ERRORS)
 

@@ -3,6 +3,7 @@ gradient, memory kept for backward, gamma, bad arguments, implementation dispatc
 import math
 import random
 import re
+import subprocess
 import warnings
 
 import pytest
@@ -627,7 +628,14 @@ OLD_PTXAS_ERROR = RuntimeError("Internal Triton PTX codegen error\n`ptxas` stder
 PASS_MANAGER_ERROR = RuntimeError("PassManager::run failed")
 INVALID_IMAGE_ERROR = RuntimeError("Triton Error [CUDA]: device kernel image is invalid")
 NO_IMAGE_ERROR = RuntimeError("Triton Error [CUDA]: no kernel image is available for execution on the device")
+# Triton's launcher is built with the machine's C compiler at the first launch: none on
+# PATH (Triton's own message), or one that fails (no Python.h without python3-dev).
+NO_C_COMPILER_ERROR = RuntimeError("Failed to find C compiler. Please specify via CC environment variable or set "
+                                   "triton.knobs.build.impl.")
+C_COMPILER_FAILED_ERROR = subprocess.CalledProcessError(1, ["gcc", "/tmp/cuda_utils.c", "-O3", "-shared"])
 BUILD_ERRORS = [(None, r"OutOfResources: .*shared memory"),
+                (NO_C_COMPILER_ERROR, r"RuntimeError: Failed to find C compiler"),
+                (C_COMPILER_FAILED_ERROR, r"CalledProcessError: Command '\['gcc'"),
                 (OLD_PTXAS_ERROR, r"RuntimeError: Internal Triton PTX codegen error"),
                 (PASS_MANAGER_ERROR, r"RuntimeError: PassManager::run failed"),
                 (INVALID_IMAGE_ERROR, r"RuntimeError: Triton Error \[CUDA\]: device kernel image is invalid"),
