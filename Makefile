@@ -2,13 +2,16 @@
 # seconds when it is already in place).
 PYTHON ?= python3
 VENV   ?= .venv
+# A leading ~ expanded here: zsh passes `VENV=~/envs/x` to make as it is, and the quotes
+# below would keep it literal (a folder named "~" inside the checkout).
+VENV_DIR := $(patsubst ~%,$(HOME)%,$(VENV))
 # Quoted: an environment's path may hold spaces (`make main VENV="/path/my env"`).
-PY     := "$(VENV)/bin/python"
+PY     := "$(VENV_DIR)/bin/python"
 
 .PHONY: env main test bench bench-train
 
 env:
-	$(PYTHON) tools/setup_env.py --venv "$(VENV)"
+	$(PYTHON) tools/setup_env.py --venv "$(VENV_DIR)"
 
 # The main job: synthetic dataset -> RetinaNet + DropBlock from scratch on CPU -> COCO AP.
 main: env

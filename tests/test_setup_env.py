@@ -1,6 +1,7 @@
 """The environment command: idempotent, a clear error without detectron2 and registry,
 and a placeholder for detectron2's compiled operators that answers start-up queries."""
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -137,6 +138,22 @@ def test_an_environment_without_pip_is_named_with_what_to_do(tmp_path, given):
         assert f"remove {tmp_path / 'env'} and rerun" in last
     else:
         assert "-m ensurepip" in last
+
+
+def test_a_venv_given_with_a_tilde_is_the_one_in_home(tmp_path):
+    # `--venv=~/env` (zsh passes it unexpanded) made a new environment in a folder named "~"
+    # under the current folder, where --python expanded its "~". PIP_NO_INDEX: that wrong
+    # environment's installs fail at once instead of downloading.
+    import venv
+
+    home = tmp_path / "home"
+    venv.EnvBuilder(with_pip=False, symlinks=True).create(home / "env")
+    env = dict(os.environ, HOME=str(home), PIP_NO_INDEX="1")
+    r = subprocess.run([sys.executable, str(REPO / "tools" / "setup_env.py"), "--venv=~/env"],
+                       capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith(f"[setup_env] ERROR: {home / 'env' / 'bin' / 'python'} has no pip")
+    assert not (tmp_path / "~").exists()
 
 
 @pytest.mark.parametrize("given", ["env folder", "not python"])

@@ -207,7 +207,7 @@ def main() -> None:
             sys.exit(f"[setup_env] ERROR: --python {python}: no such interpreter")
         prefix = interpreter_prefix(python)
     else:
-        prefix = args.venv.resolve()
+        prefix = args.venv.expanduser().resolve()  # as --python: `--venv=~/x` reaches us unexpanded
         python = prefix / "bin" / "python"
         if not python.exists():
             log(f"creating virtual environment {prefix}")

@@ -277,6 +277,20 @@ def test_the_makefile_passes_a_venv_path_with_spaces_as_one_argument(tmp_path, t
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+@pytest.mark.parametrize("target", ["env", "main"])
+def test_the_makefile_expands_a_leading_tilde_in_venv(target):
+    # zsh hands `make main VENV=~/envs/x` over unexpanded: quoted, "~" stayed literal and the
+    # environment was made in a folder named "~" inside the checkout.
+    home = "/home/someone"
+    dry_run = subprocess.run(["make", "-n", "--no-print-directory", "-C", str(REPO), target, "VENV=~/envs/x",
+                              "PYTHON=python3", f"HOME={home}"], capture_output=True, text=True, check=True).stdout
+    commands = [shlex.split(line) for line in dry_run.splitlines() if line.strip()]
+    assert commands[0] == ["python3", "tools/setup_env.py", "--venv", f"{home}/envs/x"]
+    if target != "env":
+        assert [c[0] for c in commands[1:]] == [f"{home}/envs/x/bin/python"]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_every_phony_make_target_runs_something():
     # A target listed as .PHONY without a rule ("clean-outputs") did nothing and exited 0.
     phony = next(line for line in (REPO / "Makefile").read_text().splitlines() if line.startswith(".PHONY:"))
