@@ -243,3 +243,18 @@ def test_the_same_numpy_seed_draws_the_same_holes():
         return [t.boxes.tolist() if isinstance(t, CutoutTransform) else None for t in ts]
 
     assert boxes(holes(3)) == boxes(holes(3)) != boxes(holes(4))
+
+
+def test_a_lazyconfig_cutout_fill_written_as_the_readme_writes_it_follows_model_pixel_mean():
+    # README: `L(Cutout)(size=64, fill_value="${model.pixel_mean}")`; the attribute
+    # `model.pixel_mean` would be a copy taken when the config file ran, blind to overrides.
+    from detectron2.config import LazyCall as L
+    from detectron2.config import LazyConfig, instantiate
+
+    from conftest import REPO
+
+    cfg = LazyConfig.load(str(REPO / "configs" / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3.py"))
+    cfg.dataloader.train.mapper.augmentations.append(L(Cutout)(size=64, fill_value="${model.pixel_mean}"))
+    cfg = LazyConfig.apply_overrides(cfg, ["model.pixel_mean=[1.0,2.0,3.0]"])
+    cutout = instantiate(cfg.dataloader.train.mapper.augmentations[-1])
+    assert isinstance(cutout, Cutout) and list(cutout.fill_value) == [1.0, 2.0, 3.0]
