@@ -14,6 +14,7 @@ same names that it did not write (another tool's SegmentationClassAug, say) are 
 replaced, unless --overwrite. The logic lives in dropblock_det/data/prepare_voc.py.
 """
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -31,8 +32,11 @@ def main(argv=None) -> int:
                         help="rewrite up-to-date label PNGs, and replace label PNGs and split "
                              "files this script did not write (refused otherwise)")
     args = parser.parse_args(argv)
+    # `--voc=~/x` reaches us unexpanded (the shell expands only a separate `~/x`).
+    voc, sbd = os.path.expanduser(args.voc), os.path.expanduser(args.sbd)
+    out = None if args.out is None else os.path.expanduser(args.out)
     try:
-        s = prepare_voc_sem_seg(args.voc, args.sbd, args.out, overwrite=args.overwrite)
+        s = prepare_voc_sem_seg(voc, sbd, out, overwrite=args.overwrite)
     except (OSError, ValueError) as e:  # missing, in the way, unwritable (the message names the file)
         print(f"error: {e}", file=sys.stderr)
         return 1

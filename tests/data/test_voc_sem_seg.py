@@ -230,6 +230,20 @@ def test_label_and_image_size_mismatch_is_reported(tree):
         prepare_voc_sem_seg(voc, sbd)
 
 
+def test_cli_expands_a_tilde_in_its_folders(tree, capsys, monkeypatch):
+    # `--voc=~/VOC2012` reaches the script unexpanded: "~/VOC2012" was looked for literally.
+    spec = importlib.util.spec_from_file_location("prepare_voc_sem_seg_cli", REPO / "datasets" / "prepare_voc_sem_seg.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    voc, sbd, _ = tree
+    home = voc.parents[1]
+    monkeypatch.setenv("HOME", str(home))
+    out = home / "prepared"
+    assert cli.main([f"--voc=~/{voc.relative_to(home)}", f"--sbd=~/{sbd.relative_to(home)}", "--out=~/prepared"]) == 0, (
+        capsys.readouterr().err)
+    assert f"labels: {out}" in capsys.readouterr().out
+
+
 def test_cli_prepares_and_reports_errors_with_exit_code(tree, capsys):
     spec = importlib.util.spec_from_file_location(
         "prepare_voc_sem_seg_cli", REPO / "datasets" / "prepare_voc_sem_seg.py"
