@@ -12,7 +12,7 @@ import difflib
 import os
 import re
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 from .prepare_voc import AUG_LABEL_DIRNAME, AUG_SPLIT_DIRNAME
 from .synthetic import (
@@ -145,21 +145,25 @@ def missing_dataset_paths(dataset_names: Iterable[str],
     return missing
 
 
-def check_datasets(dataset_names: Iterable[str], root: Optional[os.PathLike] = None) -> None:
-    """Raise FileNotFoundError listing every missing file/folder of ``dataset_names``."""
+def check_datasets(dataset_names: Iterable[str], root: Optional[os.PathLike] = None,
+                   keys: Optional[Mapping[str, str]] = None) -> None:
+    """Raise FileNotFoundError listing every missing file/folder of ``dataset_names``; with
+    ``keys`` (dataset name -> the config key that names it) each line names its key too."""
     missing = missing_dataset_paths(dataset_names, root)
     if missing:
-        raise FileNotFoundError(format_missing(missing, root))
+        raise FileNotFoundError(format_missing(missing, root, keys))
 
 
-def format_missing(missing: Dict[str, List[Path]], root: Optional[os.PathLike] = None) -> str:
+def format_missing(missing: Dict[str, List[Path]], root: Optional[os.PathLike] = None,
+                   keys: Optional[Mapping[str, str]] = None) -> str:
     """Human-readable report of :func:`missing_dataset_paths`'s result."""
     root = Path(root if root is not None else default_datasets_root())
     lines = [f"missing dataset files under {root} (DETECTRON2_DATASETS="
              f"{os.environ.get('DETECTRON2_DATASETS', '<unset>')}):"]
     for name, paths in missing.items():
+        named = f"{name} ({keys[name]})" if keys and name in keys else name
         for p in paths:
-            lines.append(f"  {name}: {p}")
+            lines.append(f"  {named}: {p}")
     if any(p.parts and p.parts[0].startswith("~") for paths in missing.values() for p in paths):
         # Registered by detectron2 under the unexpanded variable (see expected_dataset_paths).
         lines.append("detectron2 does not expand '~' in DETECTRON2_DATASETS: set it to an "

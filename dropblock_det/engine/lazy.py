@@ -383,12 +383,12 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True,
                              "name, a string (it is dataloader.test.dataset.names in configs/common: give "
                              "that one name, not a list)")
     registered = set(DatasetCatalog.list())
-    names = []
+    names: Dict[str, str] = {}  # name -> the key that names it first
     for key, name in lazy_dataset_names(cfg, train):
         if name not in registered:
             raise KeyError(f"{key} names {name!r}, which is not a registered dataset. "
                            f"Registered: {', '.join(sorted(registered))}")
-        names.append(name)
+        names.setdefault(name, key)
     model = lazy_meta_model(cfg)
     if model is not None:
         check_lazy_model(cfg, model, train)
@@ -396,7 +396,7 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True,
     if train:
         check_lazy_train_parts(cfg, model)
     if check_files:
-        check_datasets(dict.fromkeys(names))
+        check_datasets(names, keys=names)
     if train and check_files:
         # What the evaluations after training will read (the test loader loads them then).
         test_key = _DATASET_NODES["dataloader.test"]

@@ -172,7 +172,7 @@ def check_dataset_names(cfg: CfgNode, check_files: bool = True,
     from ..data.dataset_check import check_datasets
 
     registered = set(DatasetCatalog.list())
-    names: List[str] = []
+    names: Dict[str, str] = {}  # name -> the key that names it first
     for key in keys:
         if key == "TEST":
             repeated = sorted({name for name in cfg.DATASETS.TEST if list(cfg.DATASETS.TEST).count(name) > 1})
@@ -184,9 +184,9 @@ def check_dataset_names(cfg: CfgNode, check_files: bool = True,
                 raise KeyError(
                     f"DATASETS.{key} names {name!r}, which is not a registered dataset. "
                     f"Registered: {', '.join(sorted(registered))}")
-            names.append(name)
+            names.setdefault(name, f"DATASETS.{key}")
     if check_files:
-        check_datasets(dict.fromkeys(names))
+        check_datasets(names, keys=names)
 
 
 # The metadata field that lists a dataset's classes, by the kind of class a model predicts.

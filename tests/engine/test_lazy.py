@@ -835,3 +835,17 @@ def test_a_resume_with_amp_of_a_checkpoint_saved_without_it_is_refused_naming_th
     trainer["grad_scaler"] = {"scale": 1024.0}
     torch.save({"model": model.state_dict(), "trainer": trainer, "iteration": 4}, path)
     check_lazy_checkpoint(amp, lazy_meta_model(amp), str(path))  # an AMP run's checkpoint resumes with AMP
+
+
+def test_missing_dataset_files_are_named_with_the_key_that_names_the_set(tmp_path):
+    from detectron2.data import DatasetCatalog
+    from detectron2.data.datasets import register_coco_instances
+
+    from dropblock_det.engine.lazy import check_lazy_config_before_run
+
+    name = "test_lazy_set_without_files"
+    if name not in DatasetCatalog.list():
+        register_coco_instances(name, {}, str(tmp_path / "none.json"), str(tmp_path / "images"))
+    cfg = _lazy(SYNTHETIC, f"dataloader.test.dataset.names={name}", f"dataloader.evaluator.dataset_name={name}")
+    with pytest.raises(FileNotFoundError, match=rf"\n  {name} \(dataloader\.test\.dataset\.names\): .*none\.json"):
+        check_lazy_config_before_run(cfg)

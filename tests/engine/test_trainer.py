@@ -993,3 +993,18 @@ def test_a_last_checkpoint_that_is_no_text_file_is_refused_naming_it(tmp_path):
     marker.mkdir()
     with pytest.raises(ValueError, match=match):
         last_checkpoint(str(tmp_path))
+
+
+def test_missing_dataset_files_are_named_with_the_key_that_names_the_set(tmp_path):
+    # "missing dataset files under ...: <set>: <path>" said which set, not which key of the
+    # config named it (DATASETS.TRAIN or DATASETS.TEST).
+    from detectron2.data import DatasetCatalog
+    from detectron2.data.datasets import register_coco_instances
+
+    from dropblock_det.engine.trainer import check_dataset_names
+
+    name = "test_trainer_set_without_files"
+    if name not in DatasetCatalog.list():
+        register_coco_instances(name, {}, str(tmp_path / "none.json"), str(tmp_path / "images"))
+    with pytest.raises(FileNotFoundError, match=rf"\n  {name} \(DATASETS\.TEST\): .*none\.json"):
+        check_dataset_names(_cfg("DATASETS.TEST", f"('{name}',)"))
