@@ -55,6 +55,7 @@ from ..config import (
     validate_dropblock_config,
 )
 from ..layers import as_regularizer_factory
+from .conv_relu import conv_relu_then_regularize
 from .resnet import check_resnet_outputs_and_norm, make_dropblock_resnet_stages, resnet_stage_arguments
 
 __all__ = [
@@ -169,7 +170,9 @@ class DropBlockASPP(ASPP):
     Children beyond the stock module (present only when enabled, parameter-free):
     `dropblock_branches` (one regularizer per convolution branch, applied after its
     conv+norm+ReLU) and `dropblock_project` (after the 1x1 projection's conv+norm+ReLU,
-    before the stock `dropout`). Input (N, in_channels, H, W) -> (N, out_channels, H, W).
+    before the stock `dropout`); each is handed its conv's ReLU (`conv_relu_then_regularize`:
+    relu(x) is not kept for backward beside its output). Input (N, in_channels, H, W) ->
+    (N, out_channels, H, W).
 
     Image pooling: when `pool_kernel_size` is None, or the input is a multiple of it, the
     stock pooling branch runs unchanged (on a larger multiple that is detectron2's stride-1
@@ -219,16 +222,18 @@ class DropBlockASPP(ASPP):
         branch_regularizers = self._modules.get("dropblock_branches")
         outputs = []
         for index, conv in enumerate(self.convs[:-1]):
-            y = conv(x)
-            if branch_regularizers is not None:
-                y = branch_regularizers[index](y)
-            outputs.append(y)
+            if branch_regularizers is None:
+                outputs.append(conv(x))
+            else:
+                outputs.append(conv_relu_then_regularize(conv, branch_regularizers[index], x))
         pooled = self._image_pooling(x)
         outputs.append(F.interpolate(pooled, size=size, mode="bilinear", align_corners=False))
-        y = self.project(torch.cat(outputs, dim=1))
+        y = torch.cat(outputs, dim=1)
         project_regularizer = self._modules.get("dropblock_project")
-        if project_regularizer is not None:
-            y = project_regularizer(y)
+        if project_regularizer is None:
+            y = self.project(y)
+        else:
+            y = conv_relu_then_regularize(self.project, project_regularizer, y)
         if self.dropout > 0:
             y = F.dropout(y, self.dropout, training=self.training)
         return y
@@ -293,7 +298,8 @@ class DropBlockDeepLabV3PlusHead(DeepLabV3PlusHead):
     Same inputs, outputs, losses and state_dict keys as the stock head (see the module
     docstring for the positions). Children beyond it, all parameter-free and present only
     when enabled: `DropBlockASPP.dropblock_branches` / `.dropblock_project` inside the ASPP
-    stage, and `dropblock_decoder[<feature>]` (one regularizer per decoder conv).
+    stage, and `dropblock_decoder[<feature>]` (one regularizer per decoder conv, handed
+    the conv's ReLU as in the ASPP).
     """
 
     @configurable
@@ -439,7 +445,7 @@ class DropBlockDeepLabV3PlusHead(DeepLabV3PlusHead):
         regularizers = decoder_regularizers[feature]
         convs: List[nn.Module] = list(fuse) if isinstance(fuse, nn.Sequential) else [fuse]
         for conv, regularizer in zip(convs, regularizers):
-            x = regularizer(conv(x))
+            x = conv_relu_then_regularize(conv, regularizer, x)
         return x
 
     def layers(self, features: Dict[str, torch.Tensor]) -> torch.Tensor:

@@ -16,6 +16,7 @@ import math
 from collections import OrderedDict
 from typing import Any, Callable, Dict, Optional, Sequence
 
+import torch
 from detectron2.config import CfgNode, configurable
 from detectron2.layers import Conv2d, ShapeSpec
 from detectron2.modeling import SEM_SEG_HEADS_REGISTRY
@@ -24,6 +25,7 @@ from torch import nn
 
 from ..config import SEM_SEG_HEAD_POSITIONS, check_placement, regularizer_factory, validate_dropblock_config
 from ..layers import as_regularizer_factory
+from .conv_relu import conv_relu_then_regularize
 
 __all__ = ["DropBlockFCNHead"]
 
@@ -46,6 +48,20 @@ def _check_common_stride(key: str, common_stride: Any, strides: Sequence[int], f
                 f"{key}={common_stride}: the level at stride {stride} ({features_key}: strides "
                 f"{sorted(set(strides))}) is upsampled to stride {stride / 2**upsamplings:g}, not to it; "
                 f"use a power of 2 up to {min(strides)}")
+
+
+class _RegularizedTower(nn.Sequential):
+    """A level's tower of `SemSegFPNHead` (conv+norm+ReLU, upsampling, ...) with the
+    regularizer "dropblock<k>" after conv "<k>", which is handed the conv's ReLU
+    (`conv_relu_then_regularize`: relu(x) is not kept for backward beside its output)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for name, module in self.named_children():
+            if name.startswith("dropblock"):
+                continue  # run with its conv
+            regularizer = self._modules.get(f"dropblock{name}")
+            x = module(x) if regularizer is None else conv_relu_then_regularize(module, regularizer, x)
+        return x
 
 
 @SEM_SEG_HEADS_REGISTRY.register()
@@ -105,7 +121,7 @@ class DropBlockFCNHead(SemSegFPNHead):
                 children[name] = module  # stock names kept: state_dict keys do not move
                 if isinstance(module, Conv2d):
                     children[f"dropblock{name}"] = dropblock()
-            tower = nn.Sequential(children)
+            tower = _RegularizedTower(children)
             # SemSegFPNHead keeps each tower both in a plain list and as a named child.
             self.scale_heads[index] = tower
             setattr(self, feature, tower)

@@ -8,9 +8,9 @@ import torch.nn.functional as F
 from detectron2.layers import ASPP
 from detectron2.modeling import build_model
 
-from conftest import CONFIGS, small_voc_sem_seg_cfg
+from conftest import CONFIGS, assert_fused_head_matches_unfused, backward_node_names, small_voc_sem_seg_cfg
 from dropblock_det.deploy import stock_config
-from dropblock_det.layers import KeepProbRegularizer, iter_regularizers, set_keep_prob
+from dropblock_det.layers import REGULARIZER_TYPES, KeepProbRegularizer, build_regularizer, iter_regularizers, set_keep_prob
 from dropblock_det.modeling.deeplab import DropBlockASPP, DropBlockDeepLabV3PlusHead
 
 SCRATCH = "deeplab_v3_plus_R_52_GN_scratch_os16_poly_330k_bs16.yaml"
@@ -289,6 +289,61 @@ def test_head_regularizers_follow_the_output_of_their_convs():
     features = {"res2": torch.rand(2, 32, 16, 16), "res5": torch.rand(2, 128, 4, 4)}
     assert head.layers(features).shape == (2, 3, 16, 16)
     assert log == [(2, 64, 4, 4)] * 5 + [(2, 32, 16, 16)] * 2
+
+
+def _small_head(positions, regularizer_type="DropBlock", depthwise=False):
+    torch.manual_seed(0)
+    return DropBlockDeepLabV3PlusHead(
+        {"res2": _shape(32, 4), "res5": _shape(64, 16)},
+        dropblock=(lambda: build_regularizer(regularizer_type, 0.5, block_size=3)) if positions else None,
+        dropblock_positions=positions, project_channels=[32], aspp_dilations=[1, 2, 3], aspp_dropout=0.0,
+        decoder_channels=[32, 32], common_stride=4, norm="GN", train_size=None, num_classes=3,
+        use_depthwise_separable_conv=depthwise,
+    ).train()
+
+
+def _head_features():
+    g = torch.Generator().manual_seed(0)
+    return {"res2": torch.randn(2, 32, 16, 16, generator=g), "res5": torch.randn(2, 64, 4, 4, generator=g)}
+
+
+@pytest.mark.parametrize("regularizer_type", REGULARIZER_TYPES)
+@pytest.mark.parametrize("position,count", [("aspp", 4), ("project", 1), ("decoder", 2)])
+def test_head_regularizers_take_their_convs_relu_into_their_own_pass(position, count, regularizer_type):
+    # Each regularizer gets its conv+norm's output and the ReLU (relu=True): autograd keeps
+    # its output, not relu(x) beside it; in backward, one fused node per regularizer and no
+    # separate ReLU or masked-scale node for it (the image-pooling branch keeps its ReLU).
+    head = _small_head([position], regularizer_type)
+    names = backward_node_names(head.layers(_head_features()).sum())
+    stock_names = backward_node_names(_small_head([]).layers(_head_features()).sum())
+    assert names.count("_ReluThenMaskedScaleBackward") == count
+    assert "_MaskedScaleBackward" not in names
+    assert names.count("ReluBackward0") == stock_names.count("ReluBackward0") - count
+
+
+def test_regularized_head_keeps_no_more_for_backward_than_the_stock_head():
+    # The fused regularizer keeps only its output, which the next layer (or the stock ReLU's
+    # backward) keeps anyway: unfused, relu(x) and the mask were kept as well.
+    def saved_bytes(head):
+        storages = {}
+
+        def pack(t):
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            head.layers(_head_features())
+        return sum(storages.values())
+
+    assert saved_bytes(_small_head(["aspp", "project", "decoder"], "Dropout")) == saved_bytes(_small_head([]))
+
+
+@pytest.mark.parametrize("depthwise", [False, True])
+@pytest.mark.parametrize("regularizer_type", REGULARIZER_TYPES)
+def test_fused_head_gives_the_unfused_outputs_and_gradients_bit_for_bit(monkeypatch, regularizer_type, depthwise):
+    from dropblock_det.modeling import deeplab
+
+    assert_fused_head_matches_unfused(_small_head(["aspp", "project", "decoder"], regularizer_type, depthwise), _head_features, deeplab, monkeypatch)
 
 
 def test_deeplab_backbone_freezes_as_stock(tmp_path):

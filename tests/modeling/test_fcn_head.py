@@ -6,9 +6,9 @@ import torch
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import build_model
 
-from conftest import CONFIGS, small_voc_sem_seg_cfg
+from conftest import CONFIGS, assert_fused_head_matches_unfused, backward_node_names, small_voc_sem_seg_cfg
 from dropblock_det.deploy import stock_config
-from dropblock_det.layers import DropBlock2d, iter_regularizers, set_keep_prob
+from dropblock_det.layers import REGULARIZER_TYPES, DropBlock2d, build_regularizer, iter_regularizers, set_keep_prob
 from dropblock_det.modeling.fcn_head import DropBlockFCNHead
 
 FCN = "fcn_R_50_FPN_GN_scratch_poly_330k_bs16.yaml"
@@ -71,6 +71,36 @@ def test_fcn_head_regularizers_drop_in_training_and_are_identity_in_eval(tmp_pat
     assert not torch.allclose(head.layers(features), reference)
     head.eval()
     assert torch.allclose(head.layers(features), reference, atol=1e-6)
+
+
+def _small_head(regularizer_type=None):
+    torch.manual_seed(0)
+    shapes = {f"p{k}": ShapeSpec(channels=32, stride=2**k) for k in (2, 3, 4)}
+    factory = (lambda: build_regularizer(regularizer_type, 0.5, block_size=3)) if regularizer_type else None
+    return DropBlockFCNHead(shapes, num_classes=3, conv_dims=32, common_stride=4, norm="GN", dropblock=factory,
+                            dropblock_positions=["decoder"] if regularizer_type else []).train()
+
+
+def _head_features():
+    g = torch.Generator().manual_seed(0)
+    return {f"p{k}": torch.randn(2, 32, 64 // 2**k, 64 // 2**k, generator=g) for k in (2, 3, 4)}
+
+
+@pytest.mark.parametrize("regularizer_type", REGULARIZER_TYPES)
+def test_fcn_head_regularizers_take_their_convs_relu_into_their_own_pass(regularizer_type):
+    # Each regularizer gets its conv+norm's output and the ReLU (relu=True): autograd keeps
+    # its output, not relu(x) beside it: one fused backward node per conv (p2 1, p3 1, p4 2),
+    # no ReLU or masked-scale node of its own.
+    names = backward_node_names(_small_head(regularizer_type).layers(_head_features()).sum())
+    assert names.count("_ReluThenMaskedScaleBackward") == 4
+    assert "_MaskedScaleBackward" not in names and "ReluBackward0" not in names
+
+
+@pytest.mark.parametrize("regularizer_type", REGULARIZER_TYPES)
+def test_fused_fcn_head_gives_the_unfused_outputs_and_gradients_bit_for_bit(monkeypatch, regularizer_type):
+    from dropblock_det.modeling import fcn_head
+
+    assert_fused_head_matches_unfused(_small_head(regularizer_type), _head_features, fcn_head, monkeypatch)
 
 
 def test_fcn_head_accepts_the_default_positions_and_rejects_ones_without_decoder(tmp_path):
