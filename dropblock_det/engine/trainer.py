@@ -1249,10 +1249,56 @@ def check_model_config(cfg: CfgNode) -> Optional[torch.nn.Module]:
     is left to the real build, which makes the same checks. Returns the meta model (None
     where it could not be built)."""
     check_stock_retinanet_norm(cfg)
+    check_rcnn_features(cfg)
     model = meta_model(cfg)
     if model is not None:
         check_dropblock_placed(cfg, model)
     return model
+
+
+def check_rcnn_features(cfg: CfgNode) -> None:
+    """MODEL.RPN.IN_FEATURES and MODEL.ROI_HEADS.IN_FEATURES of an R-CNN (a GeneralizedRCNN or
+    ProposalNetwork MODEL.META_ARCHITECTURE, with detectron2's RPN and ROI heads) against the
+    outputs of the backbone MODEL.BACKBONE.NAME builds (on the meta device): detectron2 fails
+    on one it lacks with a bare KeyError (e.g. 'res4': a RetinaNet config given
+    GeneralizedRCNN, whose RPN and ROI heads default to the C4 model's res4). ValueError
+    naming the key and the backbone."""
+    from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN, ProposalNetwork, build_backbone
+    from detectron2.modeling.roi_heads import ROI_HEADS_REGISTRY, Res5ROIHeads, StandardROIHeads
+
+    from ..config import check_feature_names
+    from ..modeling.roi_heads import check_c4_head_features
+
+    try:
+        model_class = META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)
+    except KeyError:  # detectron2's registry names it, at the build
+        return
+    if not (isinstance(model_class, type) and issubclass(model_class, (GeneralizedRCNN, ProposalNetwork))):
+        return
+    head_class = None
+    if issubclass(model_class, GeneralizedRCNN):
+        try:
+            head_class = ROI_HEADS_REGISTRY.get(cfg.MODEL.ROI_HEADS.NAME)
+        except KeyError:
+            pass
+        if not (isinstance(head_class, type) and issubclass(head_class, (StandardROIHeads, Res5ROIHeads))):
+            head_class = None  # a head of the user's own may read other keys
+    rpn = cfg.MODEL.PROPOSAL_GENERATOR.NAME in ("RPN", "RRPN")
+    if not rpn and head_class is None:
+        return
+    backbone = build_on_meta_device(lambda: build_backbone(cfg))
+    if backbone is None:
+        return
+    outputs = list(backbone.output_shape())
+    note = f"MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r}"
+    if rpn:
+        check_feature_names("MODEL.RPN.IN_FEATURES", cfg.MODEL.RPN.IN_FEATURES, outputs, "the backbone's outputs",
+                            note=note)
+    if head_class is not None and issubclass(head_class, Res5ROIHeads):
+        check_c4_head_features(cfg, outputs)
+    elif head_class is not None:
+        check_feature_names("MODEL.ROI_HEADS.IN_FEATURES", cfg.MODEL.ROI_HEADS.IN_FEATURES, outputs,
+                            "the backbone's outputs", note=note)
 
 
 def check_stock_retinanet_norm(cfg: CfgNode) -> None:
@@ -1453,6 +1499,7 @@ class DropBlockTrainer(DefaultTrainer):
 
     @classmethod
     def build_model(cls, cfg: CfgNode) -> torch.nn.Module:
+        check_rcnn_features(cfg)
         model = super().build_model(cfg)
         check_dropblock_placed(cfg, model)
         return model

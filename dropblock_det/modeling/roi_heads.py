@@ -10,7 +10,7 @@ on a 224 px image, where the paper puts DropBlock). `DropBlockRes5ROIHeads` is
 `MODEL.ROI_HEADS.NAME: DropBlockRes5ROIHeads` (res5) is a C4 ResNet with DropBlock in
 res4 and res5.
 """
-from typing import Tuple
+from typing import List, Sequence, Tuple
 
 from torch import nn
 
@@ -18,10 +18,25 @@ from detectron2.modeling import ROI_HEADS_REGISTRY
 from detectron2.modeling.backbone.resnet import BottleneckBlock
 from detectron2.modeling.roi_heads import Res5ROIHeads
 
-from ..config import validate_dropblock_config
+from ..config import check_feature_names, validate_dropblock_config
 from .resnet import DropBlockBottleneckBlock, dropblock_resnet_arguments, resnet_stage_regularizers
 
-__all__ = ["DropBlockRes5ROIHeads"]
+__all__ = ["DropBlockRes5ROIHeads", "check_c4_head_features"]
+
+
+def check_c4_head_features(cfg, outputs: Sequence[str]) -> List[str]:
+    """MODEL.ROI_HEADS.IN_FEATURES of a C4 ROI head (MODEL.ROI_HEADS.NAME a `Res5ROIHeads`)
+    against `outputs`, the backbone's: one feature, which it gives. detectron2 asserts the
+    first naming no key, and fails on a missing one with a bare KeyError (e.g. 'res4').
+    ValueError naming the key; returns the features as a list."""
+    in_features = list(cfg.MODEL.ROI_HEADS.IN_FEATURES)
+    if len(in_features) != 1:
+        raise ValueError(
+            f"MODEL.ROI_HEADS.IN_FEATURES={in_features}: {cfg.MODEL.ROI_HEADS.NAME} is the C4 head, which "
+            "pools one feature (e.g. ['res4']); an FPN R-CNN takes StandardROIHeads, with DropBlock "
+            "in its backbone")
+    return check_feature_names("MODEL.ROI_HEADS.IN_FEATURES", in_features, outputs, "the backbone's outputs",
+                               note=f"MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r}")
 
 
 @ROI_HEADS_REGISTRY.register()
@@ -35,13 +50,7 @@ class DropBlockRes5ROIHeads(Res5ROIHeads):
 
     @classmethod
     def from_config(cls, cfg, input_shape):
-        in_features = list(cfg.MODEL.ROI_HEADS.IN_FEATURES)
-        if len(in_features) != 1:
-            # detectron2 asserts it, naming no key.
-            raise ValueError(
-                f"MODEL.ROI_HEADS.IN_FEATURES={in_features}: DropBlockRes5ROIHeads is the C4 head, which "
-                "pools one feature (e.g. ['res4']); an FPN R-CNN takes StandardROIHeads, with DropBlock "
-                "in its backbone")
+        check_c4_head_features(cfg, list(input_shape))
         return super().from_config(cfg, input_shape)
 
     @classmethod

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from conftest import lazy_rcnn_cfg, rcnn_cfg
+from conftest import CONFIGS, lazy_rcnn_cfg, rcnn_cfg
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -219,6 +219,45 @@ def test_the_c4_dropblock_head_on_an_fpn_rcnn_is_refused_naming_the_key():
     with pytest.raises(ValueError, match=r"^MODEL\.ROI_HEADS\.IN_FEATURES=\['p2', 'p3', 'p4', 'p5'\]: "
                                          r"DropBlockRes5ROIHeads is the C4 head"):
         check_model_config(rcnn_cfg("MODEL.ROI_HEADS.NAME", "DropBlockRes5ROIHeads"))
+
+
+@pytest.mark.parametrize("opts, c4, error", [
+    # A RetinaNet backbone (p3..p7) in a GeneralizedRCNN: the RPN's default reads the C4 res4.
+    (("MODEL.BACKBONE.NAME", "build_dropblock_retinanet_resnet_fpn_backbone", "MODEL.FPN.IN_FEATURES",
+      "['res3', 'res4', 'res5']", "MODEL.DROPBLOCK.FPN.ENABLED", "False", "MODEL.RPN.IN_FEATURES", "['res4']"), False,
+     r"MODEL\.RPN\.IN_FEATURES=\['res4'\]: 'res4' not among the backbone's outputs \['p3', 'p4', 'p5', 'p6', 'p7'\] "
+     r"\(MODEL\.BACKBONE\.NAME='build_dropblock_retinanet_resnet_fpn_backbone'\)"),
+    (("MODEL.RPN.IN_FEATURES", "['p2', 'p3', 'p4', 'p5', 'p7']"), False,
+     r"MODEL\.RPN\.IN_FEATURES=\['p2', 'p3', 'p4', 'p5', 'p7'\]: 'p7' not among the backbone's outputs"),
+    (("MODEL.ROI_HEADS.IN_FEATURES", "['p2', 'p3', 'p4', 'p7']"), False,
+     r"MODEL\.ROI_HEADS\.IN_FEATURES=\['p2', 'p3', 'p4', 'p7'\]: 'p7' not among the backbone's outputs"),
+    (("MODEL.ROI_HEADS.IN_FEATURES", "['res5']"), True,
+     r"MODEL\.ROI_HEADS\.IN_FEATURES=\['res5'\]: 'res5' not among the backbone's outputs \['res4'\]"),
+    (("MODEL.ROI_HEADS.IN_FEATURES", "['res4', 'res5']"), True,
+     r"MODEL\.ROI_HEADS\.IN_FEATURES=\['res4', 'res5'\]: Res5ROIHeads is the C4 head"),
+    (("MODEL.RESNETS.OUT_FEATURES", "['res3']", "MODEL.ROI_HEADS.NAME", "DropBlockRes5ROIHeads",
+      "MODEL.DROPBLOCK.RESNET.STAGES", "['res3']"), True,
+     r"MODEL\.RPN\.IN_FEATURES=\['res4'\]: 'res4' not among the backbone's outputs \['res3'\]"),
+], ids=["retinanet-backbone", "fpn-rpn", "fpn-roi-heads", "c4-roi-heads", "c4-two-features", "c4-backbone-to-res3"])
+def test_rpn_and_roi_head_features_the_backbone_lacks_are_refused_naming_the_key(opts, c4, error):
+    # detectron2 failed on them at model build with a bare KeyError (e.g. 'res4'), or an
+    # AssertionError for a C4 head given two features.
+    from dropblock_det.engine.trainer import check_model_config
+
+    with pytest.raises(ValueError, match="^" + error):
+        check_model_config(rcnn_cfg(*opts, c4=c4))
+
+
+def test_a_retinanet_config_made_a_generalized_rcnn_is_refused_naming_the_rpn_key_at_any_build():
+    from dropblock_det.engine.trainer import DropBlockTrainer, check_config_before_run, load_config
+
+    cfg = load_config(str(CONFIGS / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml"),
+                      ["MODEL.META_ARCHITECTURE", "GeneralizedRCNN", "MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", ""])
+    error = r"^MODEL\.RPN\.IN_FEATURES=\['res4'\]: 'res4' not among the backbone's outputs \['p3',"
+    with pytest.raises(ValueError, match=error):
+        check_config_before_run(cfg, check_files=False)
+    with pytest.raises(ValueError, match=error):  # the trainer's own build, for a loop without the tool's check
+        DropBlockTrainer.build_model(cfg)
 
 
 @pytest.mark.parametrize("backbone, counterpart", [

@@ -115,3 +115,14 @@ def test_a_head_without_res5_in_the_stages_adds_nothing():
     model = _build(rcnn_cfg("MODEL.ROI_HEADS.NAME", "DropBlockRes5ROIHeads", "MODEL.DROPBLOCK.DROP_PATH_RATE", "0.2",
                             c4=True))
     assert [type(block.drop_path).__name__ for block in model.roi_heads.res5] == ["DropPath"] * 3
+
+
+def test_a_feature_the_backbone_lacks_is_refused_naming_the_key_when_the_head_is_built():
+    # detectron2's Res5ROIHeads read it with a bare KeyError: 'res5'.
+    from detectron2.layers import ShapeSpec
+    from detectron2.modeling.roi_heads import build_roi_heads
+
+    cfg = rcnn_cfg(*C4_RES45, "MODEL.ROI_HEADS.IN_FEATURES", "['res5']", c4=True)
+    with pytest.raises(ValueError, match=r"^MODEL\.ROI_HEADS\.IN_FEATURES=\['res5'\]: 'res5' not among the "
+                                         r"backbone's outputs \['res4'\] \(MODEL\.BACKBONE\.NAME="):
+        build_roi_heads(cfg, {"res4": ShapeSpec(channels=256, stride=16)})
