@@ -234,16 +234,42 @@ def _forwarded_kwargs_targets(target: Any) -> List[Any]:
     return []
 
 
+def _project_kwargs_targets(target: Any) -> Optional[List[Any]]:
+    """What the **kwargs of one of this project's callables go to (None for another's): the
+    regularizers take them only to refuse any (reject_unknown_kwargs: a ValueError, not
+    Python's TypeError), make_dropblock_resnet_stages hands them to
+    stock_resnet_stage_arguments, and a model class whose own __init__ takes them to the
+    detectron2 class it extends. Without this a misspelt `model.head.prior_probb=0.01` or
+    `dropblock.blocksize=5` was not refused with the closest keys, as the override of a key
+    the config lacks is, but at the model build."""
+    from ..layers import KeepProbRegularizer, build_regularizer, drop_block_2d, drop_path, dropout, spatial_dropout
+    from ..modeling.resnet import make_dropblock_resnet_stages, stock_resnet_stage_arguments
+
+    if target in (build_regularizer, drop_block_2d, dropout, spatial_dropout, drop_path) or (
+            isinstance(target, type) and issubclass(target, KeepProbRegularizer)):
+        return []
+    if target is make_dropblock_resnet_stages:
+        return [stock_resnet_stage_arguments]
+    if isinstance(target, type) and target.__module__.startswith("dropblock_det.") and "__init__" in vars(target):
+        stock = [c for c in target.__mro__[1:] if not c.__module__.startswith("dropblock_det.")]
+        return stock[:1]
+    return None
+
+
 def _accepted_arguments(target: Any) -> Tuple[Dict[str, inspect.Parameter], bool]:
     """({name: parameter} of the target's named arguments, whether any other name goes too).
-    A target that passes its **kwargs on to known callables (_forwarded_kwargs_targets)
-    takes their named arguments as well, and any name only if the last of them does.
-    TypeError / ValueError when a signature cannot be read."""
+    A target that passes its **kwargs on to known callables (_forwarded_kwargs_targets,
+    _project_kwargs_targets) takes their named arguments as well, and any name only if the
+    last of them does (none, where they go to none). TypeError / ValueError when a
+    signature cannot be read."""
     parameters = list(inspect.signature(target).parameters.values())
     named = {p.name: p for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
     takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters)
+    project = _project_kwargs_targets(target) if takes_any else None
+    if project == []:
+        return named, False
     if takes_any:
-        forwarded = [f for f in _forwarded_kwargs_targets(target) if f is not None]
+        forwarded = [f for f in (project or _forwarded_kwargs_targets(target)) if f is not None]
         for callee in forwarded:
             more, takes_any = _accepted_arguments(callee)
             for name, p in more.items():

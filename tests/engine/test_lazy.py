@@ -448,10 +448,40 @@ def test_a_lazy_runs_config_yaml_that_does_not_load_is_named_as_such_not_as_a_ya
      r"dataloader\.train has no key 'total_batch_sizes' \(did you mean dataloader\.train\.total_batch_size[,?]"),
     ("dataloader.train.mapper.augmentations.0.max_sise=64",
      r"dataloader\.train\.mapper\.augmentations\.0 has no key 'max_sise' \(did you mean .*\.0\.max_size\?\)"),
+    # The project's components take **kwargs (passed on to the detectron2 class they extend, or
+    # refused): these were refused only at the model build, with Python's "unexpected keyword".
+    ("model.head.prior_probb=0.01", r"model\.head has no key 'prior_probb' \(did you mean model\.head\.prior_prob\?\)"),
+    ("dropblock.blocksize=5", r"dropblock has no key 'blocksize' \(did you mean dropblock\.block_size\?\)"),
+    ("model.backbone.fuse_typ=avg", r"model\.backbone has no key 'fuse_typ' \(did you mean model\.backbone\.fuse_type\?\)"),
+    ("model.backbone.bottom_up.stages.nrom=BN",
+     r"model\.backbone\.bottom_up\.stages has no key 'nrom' \(did you mean model\.backbone\.bottom_up\.stages\.norm\?\)"),
 ])
 def test_an_override_that_would_add_a_misspelt_key_is_refused_naming_it(opt, match):
     with pytest.raises(KeyError, match=match):
         _lazy(SYNTHETIC, opt)
+
+
+def test_the_arguments_of_every_project_component_taking_kwargs_are_known():
+    # A component whose **kwargs go nowhere known lets any misspelt override through to its build.
+    import inspect
+
+    import dropblock_det.layers
+    import dropblock_det.modeling
+    from dropblock_det.engine.lazy import _accepted_arguments
+
+    found = []
+    for module in (dropblock_det.layers, dropblock_det.modeling):
+        for name in dir(module):
+            target = getattr(module, name)
+            if name.startswith("_") or not callable(target) or not target.__module__.startswith("dropblock_det."):
+                continue
+            parameters = inspect.signature(target).parameters.values()
+            if any(p.kind is p.VAR_KEYWORD for p in parameters):
+                found.append(name)
+                # DropBlockRes5ROIHeads' **kwargs are Res5ROIHeads' own (it defines no __init__).
+                assert _accepted_arguments(target)[1] is (name == "DropBlockRes5ROIHeads"), name
+    assert {"build_regularizer", "DropBlock2d", "DropBlockFPN", "DropBlockRetinaNetHead",
+            "make_dropblock_resnet_stages"} <= set(found)
 
 
 def test_an_override_may_add_an_argument_of_its_nodes_target_or_any_key_with_a_plus(tmp_path):
@@ -464,6 +494,10 @@ def test_an_override_may_add_an_argument_of_its_nodes_target_or_any_key_with_a_p
     assert "vis_period" not in _lazy(SYNTHETIC).model
     cfg = _lazy(SYNTHETIC, "model.vis_period=7", "dataloader.train.aspect_ratio_grouping=False",
                 "+train.my_note=hello")
+    # An argument a project component passes on to the detectron2 one it extends (FPN's
+    # fuse_type, the ResNet stages' width_per_group).
+    cfg2 = _lazy(SYNTHETIC, "model.backbone.fuse_type=avg", "model.backbone.bottom_up.stages.width_per_group=64")
+    assert lazy_meta_model(cfg2).backbone._fuse_type == "avg"
     assert cfg.dataloader.train.aspect_ratio_grouping is False and cfg.train.my_note == "hello"
     assert lazy_meta_model(cfg).vis_period == 7
     # Where the training loader passes **kwargs on to torch's DataLoader (detectron2 main), an
