@@ -974,10 +974,10 @@ def _builds_something(node: Any) -> bool:
     return isinstance(node, (DictConfig, ListConfig)) and any(_builds_something(c) for _, c, _ in _children(node, ""))
 
 
-def _failing_key(node: Any, key: str) -> str:
-    """The dotted key of the innermost node under `node` (at `key`) whose instantiation
-    raises: detectron2's instantiate builds a node's children first, in order, so the first
-    child that fails on its own is where the error came from."""
+def _failing_node(node: Any, key: str) -> Tuple[str, Any]:
+    """The dotted key (with its target) and the node of the innermost node under `node` (at
+    `key`) whose instantiation raises: detectron2's instantiate builds a node's children
+    first, in order, so the first child that fails on its own is where the error came from."""
     for child_key, child, interpolation in _children(node, key):
         if not _builds_something(child):
             continue
@@ -987,8 +987,10 @@ def _failing_key(node: Any, key: str) -> str:
             raise
         except Exception:  # noqa: BLE001 - any error a component raises is looked into
             # A copy of another node is named with it: that is the key an override changes.
-            return _failing_key(child, f"{child_key}={interpolation}" if interpolation else child_key)
-    return f"{key} ({_target_name(node)})" if isinstance(node, DictConfig) and "_target_" in node else key
+            return _failing_node(child, f"{child_key}={interpolation}" if interpolation else child_key)
+    if isinstance(node, DictConfig) and "_target_" in node:
+        return f"{key} ({_target_name(node)})", node
+    return key, node
 
 
 def instantiate_naming_key(node: Any, key: str) -> Any:
@@ -996,7 +998,8 @@ def instantiate_naming_key(node: Any, key: str) -> Any:
     a component raises is re-raised as a ValueError that names the config key of the node
     that raised it and its target: `model.backbone.bottom_up.stages
     (make_dropblock_resnet_stages): ValueError: depth=42: ...` where the component's own
-    message names only its argument. Finding the node rebuilds the failing subtrees, on
+    message names only its argument; for arguments that do not fit the target, which
+    ones, with the closest names it takes. Finding the node rebuilds the failing subtrees, on
     the error path only. NotImplementedError (a missing meta kernel) passes unchanged, for
     :func:`build_on_meta_device`."""
     try:
@@ -1004,7 +1007,11 @@ def instantiate_naming_key(node: Any, key: str) -> Any:
     except NotImplementedError:
         raise
     except Exception as error:  # noqa: BLE001 - re-raised, naming the key
-        raise ValueError(f"{_failing_key(node, key)}: {type(error).__name__}: {error}") from error
+        where, failing = _failing_node(node, key)
+        # An argument its target does not take (misspelt in the config file): named with the
+        # closest ones, where Python's TypeError names the class a component passes it on to.
+        why = _arguments_error(failing) if isinstance(failing, DictConfig) and "_target_" in failing else ""
+        raise ValueError(f"{where}: {why or f'{type(error).__name__}: {error}'}") from error
 
 
 def lazy_meta_model(cfg: DictConfig) -> Optional[torch.nn.Module]:

@@ -343,6 +343,12 @@ def test_a_training_sampler_that_fails_only_once_the_data_is_loaded_is_refused_n
      r"^model\.backbone\.bottom_up\.stages\.dropblock=\$\{dropblock\} \(build_regularizer\): ValueError: block_size"),
     # An error torch raises (not a checked value) is placed too.
     (["model.backbone.out_channels=-3"], r"^model\.backbone\.top_block \(DropBlockLastLevelP6P7\): RuntimeError: .*negative"),
+    # An argument misspelt in the config file ("+" adds it as the file would) is named with the
+    # closest one, not as Python's "RetinaNetHead.__init__() got an unexpected keyword argument".
+    (["+model.head.prior_probb=0.01"],
+     r"^model\.head \(DropBlockRetinaNetHead\): no argument 'prior_probb' \(did you mean 'prior_prob'\?\)"),
+    (["+dropblock.blocksize=5"], r"^model\.backbone\.bottom_up\.stages\.dropblock=\$\{dropblock\} \(build_regularizer\): "
+                                 r"no argument 'blocksize' \(did you mean 'block_size'\?\)"),
 ])
 def test_a_model_that_does_not_build_is_refused_naming_the_config_key(opts, match):
     from dropblock_det.engine.lazy import build_lazy_model, check_lazy_config_before_run
