@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import logging
+import math
 import numbers
 import sys
 from pathlib import Path
@@ -594,6 +595,7 @@ def check_lazy_head_inputs(cfg: DictConfig, model: torch.nn.Module, train: bool 
                             rpn.anchor_generator, f"{key}.head.num_anchors", f"{key}.anchor_generator")
         _check_anchor_strides(rpn.anchor_generator, rpn.in_features, shapes, f"{key}.anchor_generator",
                               f"{key}.in_features")
+    _check_roi_head_features(getattr(model, "roi_heads", None), shapes)
     _check_top_block_input(backbone)
     shapes = OmegaConf.select(cfg, "model.sem_seg_head.input_shape", default=None)
     if isinstance(shapes, DictConfig) and backbone is not None and hasattr(backbone, "output_shape"):
@@ -654,6 +656,44 @@ def _check_anchor_strides(anchor_generator: Any, levels: Any, shapes: Dict[str, 
             f"{generator_key}.strides={list(strides)}: the levels {levels_key}={list(levels)} have strides {have} "
             "(the generator places each level's anchors at its stride, pairing them in order, and drops "
             f"extra ones): set {generator_key}.strides={have}, with one {generator_key}.sizes entry per level")
+
+
+# An R-CNN ROI head's features and the pooler given by hand for them (StandardROIHeads').
+_ROI_HEAD_POOLERS = (("box_in_features", "box_pooler"), ("mask_in_features", "mask_pooler"),
+                     ("keypoint_in_features", "keypoint_pooler"))
+
+
+def _check_roi_head_features(roi_heads: Any, shapes: Dict[str, Any]) -> None:
+    """An R-CNN's ROI-head features (`model.roi_heads.box_in_features`, `mask_...`,
+    `keypoint_...`; a C4 head's `in_features`) against the backbone's outputs, and the
+    `scales` of the pooler given by hand for them (the yacs builder takes them from the
+    features) against their strides: the head was built with a level the backbone lacks and
+    failed at the first step with a bare KeyError (e.g. 'p7'), after data loading, and the
+    pooler asserted one scale per feature there too; with another level's scale (p3..p6 with
+    the p2..p5 config's scales) it pooled each box from the wrong place, silently.
+    ValueError naming the key."""
+    from detectron2.modeling.roi_heads import Res5ROIHeads, ROIHeads
+
+    if not isinstance(roi_heads, ROIHeads) or not shapes:
+        return
+    # StandardROIHeads keeps box_in_features as `in_features` too: named by its own key.
+    pairs = (("in_features", "pooler"),) if isinstance(roi_heads, Res5ROIHeads) else _ROI_HEAD_POOLERS
+    for features_name, pooler_name in pairs:
+        features = getattr(roi_heads, features_name, None)
+        if features is None:
+            continue
+        key = f"model.roi_heads.{features_name}"
+        features = check_feature_names(key, features, list(shapes), "the backbone's outputs")
+        poolers = getattr(getattr(roi_heads, pooler_name, None), "level_poolers", None)
+        scales = [getattr(pooler, "spatial_scale", None) for pooler in poolers or []]
+        if poolers is None or None in scales:
+            continue  # a pooler of another kind: not looked into
+        strides = [shapes[f].stride for f in features]
+        if len(scales) != len(strides) or not all(math.isclose(a, 1.0 / b) for a, b in zip(scales, strides)):
+            raise ValueError(
+                f"model.roi_heads.{pooler_name}.scales={scales}: the features {key}={features} have strides "
+                f"{strides} (the pooler takes one scale, 1/stride, per feature, in order): set "
+                f"model.roi_heads.{pooler_name}.scales=[{', '.join(f'1.0 / {b}' for b in strides)}]")
 
 
 def _check_top_block_input(backbone: Any) -> None:

@@ -358,6 +358,8 @@ def test_lazy_dropblock_in_a_resnet_stage_the_backbone_drops_is_refused_naming_t
     cfg.model.backbone.top_block = None
     cfg.model.proposal_generator.in_features = ["p2", "p3", "p4"]
     cfg.model.proposal_generator.anchor_generator.update(sizes=[[32], [64], [128]], strides=[4, 8, 16])
+    cfg.model.roi_heads.box_in_features = ["p2", "p3", "p4"]  # and the ROI heads, with their pooler's scales
+    cfg.model.roi_heads.box_pooler.scales = [1.0 / 4, 1.0 / 8, 1.0 / 16]
     with pytest.raises(ValueError, match=r"^model\.backbone\.bottom_up\.stages\.dropblock_stages=.*res5 not built"):
         _lazy_check(cfg)
     # Accepted: the stages that are built (C4 res4), and an FPN's res4 + res5.
@@ -366,6 +368,36 @@ def test_lazy_dropblock_in_a_resnet_stage_the_backbone_drops_is_refused_naming_t
     assert {name.split(".")[1] for name, _ in iter_regularizers(_lazy_check(cfg))} == {"res4"}
     names = [name for name, _ in iter_regularizers(_lazy_check(lazy_rcnn_cfg()))]
     assert {name.split(".")[2] for name in names if ".bottom_up." in name} == {"res4", "res5"}
+
+
+@pytest.mark.parametrize("c4, mask, key, value, error", [
+    # A level the backbone lacks: built, then a bare KeyError: 'p7' at the first step.
+    (False, False, "box_in_features", ["p2", "p3", "p4", "p7"],
+     r"model\.roi_heads\.box_in_features=\['p2', 'p3', 'p4', 'p7'\]: 'p7' not among the backbone's outputs"),
+    (False, True, "mask_in_features", ["p2", "p3", "p4", "p7"],
+     r"model\.roi_heads\.mask_in_features=\['p2', 'p3', 'p4', 'p7'\]: 'p7' not among the backbone's outputs"),
+    (True, False, "in_features", ["res5"],
+     r"model\.roi_heads\.in_features=\['res5'\]: 'res5' not among the backbone's outputs \['res4'\]"),
+    # Other levels with the config's pooler scales (1/4 .. 1/32): trained, pooling every box
+    # from the wrong place.
+    (False, False, "box_in_features", ["p3", "p4", "p5", "p6"],
+     r"model\.roi_heads\.box_pooler\.scales=\[0\.25, 0\.125, 0\.0625, 0\.03125\]: the features "
+     r"model\.roi_heads\.box_in_features=\['p3', 'p4', 'p5', 'p6'\] have strides \[8, 16, 32, 64\].*"
+     r"set model\.roi_heads\.box_pooler\.scales=\[1\.0 / 8, 1\.0 / 16, 1\.0 / 32, 1\.0 / 64\]"),
+    # One scale too few: an AssertionError at the first step.
+    (False, False, "box_pooler.scales", [0.25, 0.125, 0.0625], r"model\.roi_heads\.box_pooler\.scales=\[0\.25, "),
+], ids=["box-level", "mask-level", "c4-feature", "box-scales", "scale-count"])
+def test_lazy_roi_head_features_the_backbone_lacks_or_pools_at_other_scales_are_refused_naming_the_key(
+        c4, mask, key, value, error):
+    from omegaconf import OmegaConf
+
+    cfg = lazy_rcnn_cfg(c4=c4, mask=mask, use_instance_mask=mask)
+    if c4:
+        cfg.model.backbone.stages.dropblock_stages = ["res4"]
+    _lazy_check(cfg)  # accepted as it is
+    OmegaConf.update(cfg, f"model.roi_heads.{key}", value, merge=False)
+    with pytest.raises(ValueError, match="^" + error):
+        _lazy_check(cfg)
 
 
 @pytest.mark.parametrize("mapper", ["detectron2", "dropblock_det"])
