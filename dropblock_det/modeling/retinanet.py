@@ -6,6 +6,7 @@ plugin registers its own meta-architecture, `DropBlockRetinaNet`, which differs 
 """
 import contextlib
 import logging
+import numbers
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -66,6 +67,12 @@ def head_levels_error(per_level_norm: bool, num_shapes: int, levels: Sequence[st
             f"input_shape entry: give one per level, e.g. [ShapeSpec(channels=256)] * {len(levels)}")
 
 
+def _is_open_probability(value) -> bool:
+    """A number in (0, 1): RetinaNetHead's classification bias init, -log((1 - p) / p),
+    fails on anything else with a bare "math domain error" or ZeroDivisionError."""
+    return not isinstance(value, bool) and isinstance(value, numbers.Real) and 0 < value < 1
+
+
 class DropBlockRetinaNetHead(RetinaNetHead):
     """detectron2's `RetinaNetHead` with optional regularizers after every conv(+norm)+ReLU
     of the classification and/or box towers, and norms (e.g. GN) built with their channel
@@ -104,6 +111,9 @@ class DropBlockRetinaNetHead(RetinaNetHead):
                 "conv_dims is empty (MODEL.RETINANET.NUM_CONVS=0): detectron2's RetinaNetHead "
                 "needs at least one conv per tower"
             )
+        prior_prob = head_kwargs.get("prior_prob", 0.01)
+        if not _is_open_probability(prior_prob):
+            raise ValueError(f"prior_prob={prior_prob!r}: expected a probability in (0, 1), e.g. 0.01")
         rebuild_towers = norm not in _NORMS_STOCK_HEAD_BUILDS
         super().__init__(
             input_shape=input_shape,
@@ -197,6 +207,9 @@ class DropBlockRetinaNet(RetinaNet):
                 f"MODEL.RETINANET.NUM_CONVS={cfg.MODEL.RETINANET.NUM_CONVS!r}: detectron2's "
                 "RetinaNetHead needs at least one conv per tower"
             )
+        prior_prob = cfg.MODEL.RETINANET.PRIOR_PROB  # the head refuses it too, naming its argument
+        if not _is_open_probability(prior_prob):
+            raise ValueError(f"MODEL.RETINANET.PRIOR_PROB={prior_prob!r}: expected a probability in (0, 1), e.g. 0.01")
         # The backbone, then our head, drawing their initial weights in the order the
         # LazyConfig twin does (same seed, same model).
         backbone = build_backbone(cfg)

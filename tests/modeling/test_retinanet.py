@@ -151,6 +151,18 @@ def test_towers_without_convs_are_refused_naming_num_convs():
         build_model(cfg)
 
 
+@pytest.mark.parametrize("prior_prob", [0.0, 1.0, 2.0])
+def test_a_prior_prob_outside_0_1_is_refused_naming_the_key(prior_prob):
+    # The stock head's bias init, -log((1 - p) / p): a bare "math domain error" or ZeroDivisionError.
+    with pytest.raises(ValueError, match=rf"^prior_prob={prior_prob}: expected a probability in \(0, 1\)"):
+        DropBlockRetinaNetHead(input_shape=_input_shapes(), num_classes=3, num_anchors=9, conv_dims=[8],
+                               prior_prob=prior_prob)
+    cfg = _plugin_cfg(head=True)
+    cfg.MODEL.RETINANET.PRIOR_PROB = prior_prob
+    with pytest.raises(ValueError, match=rf"^MODEL\.RETINANET\.PRIOR_PROB={prior_prob}: expected a probability"):
+        build_model(cfg)
+
+
 @pytest.mark.parametrize("levels,match", [
     # Stock RetinaNet.from_config: a bare KeyError: 'p2' / the anchor generator's assertion.
     (["p2", "p3", "p4", "p5", "p6"], r"IN_FEATURES=\['p2', .*\]: 'p2' not among the backbone's outputs \['p3', "),
