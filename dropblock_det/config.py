@@ -198,6 +198,28 @@ def check_feature_names(key: str, names: Sequence[str], outputs: Sequence[str], 
     return names
 
 
+def check_anchor_levels(cfg: CN, levels_key: str, levels: Sequence[str]) -> None:
+    """MODEL.ANCHOR_GENERATOR.SIZES and ASPECT_RATIOS against the levels the anchors are
+    made for (`levels`, given by `levels_key`, e.g. MODEL.RPN.IN_FEATURES): one entry, used
+    for every level, or one per level, as detectron2's anchor generators take them (they
+    assert it, naming no key: "Got sizes of length 2 in anchor generator, but the number of
+    input features is 5!"). ValueError naming the key; a generator of another name is not
+    looked into."""
+    anchors = cfg.MODEL.ANCHOR_GENERATOR
+    if anchors.NAME not in ("DefaultAnchorGenerator", "RotatedAnchorGenerator"):
+        return
+    levels = list(levels)
+    for name in ("SIZES", "ASPECT_RATIOS"):
+        value = anchors[name]
+        if not value:
+            raise _bad(f"MODEL.ANCHOR_GENERATOR.{name}", value, f"expected one list for every level of "
+                       f"{levels_key}={levels}, or one per level")
+        if isinstance(value[0], (list, tuple)) and len(value) not in (1, len(levels)):
+            raise _bad(f"MODEL.ANCHOR_GENERATOR.{name}", value,
+                       f"{len(value)} entries for the {len(levels)} levels of {levels_key}={levels}: give one "
+                       "per level, or one for every level")
+
+
 def check_norm(key: str, norm: Any) -> None:
     """ValueError naming `key` (e.g. MODEL.RESNETS.NORM) for a norm name the installed
     detectron2's `get_norm` does not know: it raises a bare KeyError (e.g. 'gn'), which names

@@ -1261,12 +1261,13 @@ def check_rcnn_features(cfg: CfgNode) -> None:
     ProposalNetwork MODEL.META_ARCHITECTURE, with detectron2's RPN and ROI heads) against the
     outputs of the backbone MODEL.BACKBONE.NAME builds (on the meta device): detectron2 fails
     on one it lacks with a bare KeyError (e.g. 'res4': a RetinaNet config given
-    GeneralizedRCNN, whose RPN and ROI heads default to the C4 model's res4). ValueError
+    GeneralizedRCNN, whose RPN and ROI heads default to the C4 model's res4); and the RPN's
+    anchor sizes and aspect ratios against its levels (check_anchor_levels). ValueError
     naming the key and the backbone."""
     from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN, ProposalNetwork, build_backbone
     from detectron2.modeling.roi_heads import ROI_HEADS_REGISTRY, Res5ROIHeads, StandardROIHeads
 
-    from ..config import check_feature_names
+    from ..config import check_anchor_levels, check_feature_names
     from ..modeling.roi_heads import check_c4_head_features
 
     try:
@@ -1292,8 +1293,9 @@ def check_rcnn_features(cfg: CfgNode) -> None:
     outputs = list(backbone.output_shape())
     note = f"MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r}"
     if rpn:
-        check_feature_names("MODEL.RPN.IN_FEATURES", cfg.MODEL.RPN.IN_FEATURES, outputs, "the backbone's outputs",
-                            note=note)
+        levels = check_feature_names("MODEL.RPN.IN_FEATURES", cfg.MODEL.RPN.IN_FEATURES, outputs,
+                                     "the backbone's outputs", note=note)
+        check_anchor_levels(cfg, "MODEL.RPN.IN_FEATURES", levels)
     if head_class is not None and issubclass(head_class, Res5ROIHeads):
         check_c4_head_features(cfg, outputs)
     elif head_class is not None:

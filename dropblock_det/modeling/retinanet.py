@@ -18,6 +18,7 @@ from detectron2.modeling import META_ARCH_REGISTRY, build_backbone
 from detectron2.modeling.meta_arch.retinanet import RetinaNet, RetinaNetHead
 
 from ..config import (
+    check_anchor_levels,
     check_feature_names,
     check_norm,
     check_placement,
@@ -217,6 +218,7 @@ class DropBlockRetinaNet(RetinaNet):
         # Else a bare KeyError (e.g. 'p2') from the line below.
         levels = check_feature_names("MODEL.RETINANET.IN_FEATURES", cfg.MODEL.RETINANET.IN_FEATURES, list(shapes),
                                      "the backbone's outputs", "level", f"MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r}")
+        check_anchor_levels(cfg, "MODEL.RETINANET.IN_FEATURES", levels)
         feature_shapes = [shapes[f] for f in levels]
         head = DropBlockRetinaNetHead(cfg, feature_shapes)
         # RetinaNet.from_config for the rest (anchors, matcher, losses, inference); it builds

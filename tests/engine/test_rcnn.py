@@ -238,7 +238,14 @@ def test_the_c4_dropblock_head_on_an_fpn_rcnn_is_refused_naming_the_key():
     (("MODEL.RESNETS.OUT_FEATURES", "['res3']", "MODEL.ROI_HEADS.NAME", "DropBlockRes5ROIHeads",
       "MODEL.DROPBLOCK.RESNET.STAGES", "['res3']"), True,
      r"MODEL\.RPN\.IN_FEATURES=\['res4'\]: 'res4' not among the backbone's outputs \['res3'\]"),
-], ids=["retinanet-backbone", "fpn-rpn", "fpn-roi-heads", "c4-roi-heads", "c4-two-features", "c4-backbone-to-res3"])
+    # The anchors' sizes against the RPN's levels: detectron2 asserted it naming no key.
+    (("MODEL.RPN.IN_FEATURES", "['p2', 'p3', 'p4', 'p5']"), False,
+     r"MODEL\.ANCHOR_GENERATOR\.SIZES=\[\[32\], \[64\], \[128\], \[256\], \[512\]\]: 5 entries for the 4 levels "
+     r"of MODEL\.RPN\.IN_FEATURES=\['p2', 'p3', 'p4', 'p5'\]: give one per level, or one for every level"),
+    (("MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS", "[[0.5], [1.0]]"), False,
+     r"MODEL\.ANCHOR_GENERATOR\.ASPECT_RATIOS=\[\[0\.5\], \[1\.0\]\]: 2 entries for the 5 levels"),
+], ids=["retinanet-backbone", "fpn-rpn", "fpn-roi-heads", "c4-roi-heads", "c4-two-features", "c4-backbone-to-res3",
+        "rpn-anchor-sizes", "rpn-aspect-ratios"])
 def test_rpn_and_roi_head_features_the_backbone_lacks_are_refused_naming_the_key(opts, c4, error):
     # detectron2 failed on them at model build with a bare KeyError (e.g. 'res4'), or an
     # AssertionError for a C4 head given two features.

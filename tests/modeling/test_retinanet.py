@@ -151,6 +151,17 @@ def test_towers_without_convs_are_refused_naming_num_convs():
         build_model(cfg)
 
 
+def test_anchor_sizes_for_another_number_of_levels_are_refused_naming_the_key():
+    # detectron2's anchor generator asserted it, naming no key.
+    cfg = _plugin_cfg()
+    cfg.MODEL.ANCHOR_GENERATOR.SIZES = [[32], [64]]
+    with pytest.raises(ValueError, match=r"^MODEL\.ANCHOR_GENERATOR\.SIZES=\[\[32\], \[64\]\]: 2 entries for the 5 "
+                                         r"levels of MODEL\.RETINANET\.IN_FEATURES=\['p3', "):
+        build_model(cfg)
+    cfg.MODEL.ANCHOR_GENERATOR.SIZES = [[32]]  # one for every level
+    build_model(cfg)
+
+
 @pytest.mark.parametrize("prior_prob", [0.0, 1.0, 2.0])
 def test_a_prior_prob_outside_0_1_is_refused_naming_the_key(prior_prob):
     # The stock head's bias init, -log((1 - p) / p): a bare "math domain error" or ZeroDivisionError.
