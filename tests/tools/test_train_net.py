@@ -133,7 +133,7 @@ def test_unregistered_dataset_is_named(train_net, tiny_datasets):
 def test_missing_dataset_folder_is_listed_before_training(train_net, tiny_datasets):
     args = train_net.parser().parse_args(
         ["--config-file", DB_CONFIG, "DATASETS.TRAIN", "('coco_2017_train',)"])
-    with pytest.raises(FileNotFoundError, match=r"coco_2017_train: .*coco[/\\]train2017"):
+    with pytest.raises(FileNotFoundError, match=r"coco_2017_train \(DATASETS\.TRAIN\): .*coco[/\\]train2017"):
         train_net.setup(args)
 
 
