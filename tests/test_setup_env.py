@@ -180,6 +180,39 @@ def test_a_python_that_is_not_an_interpreter_is_named_and_nothing_is_written(tmp
     assert not list(tmp_path.rglob(_load_setup_env().STAMP_NAME))
 
 
+def test_a_fresh_checkout_gets_a_venv_with_pip_and_the_installs_start_in_it(tmp_path, monkeypatch):
+    # `make env` on a fresh machine (no .venv yet): the environment is made with pip, passes
+    # the checks for a broken one (no pip, not an interpreter) and the first install (torch)
+    # runs with its interpreter. venv's pip step is a stand-in for ensurepip (an importable
+    # pip), and the install is stopped there: nothing is downloaded.
+    import venv
+
+    def stand_in_ensurepip(self, context):
+        version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+        package = Path(context.env_dir) / "lib" / version / "site-packages" / "pip"
+        package.mkdir(parents=True)
+        (package / "__init__.py").write_text("")
+
+    class Stop(Exception):
+        pass
+
+    installs = []
+
+    def pip(python, *args, what):
+        installs.append((python, args))
+        raise Stop
+
+    monkeypatch.setattr(venv.EnvBuilder, "_setup_pip", stand_in_ensurepip)
+    mod = _load_setup_env()
+    monkeypatch.setattr(mod, "pip", pip)
+    target = tmp_path / "clone" / ".venv"
+    monkeypatch.setattr(sys, "argv", ["setup_env.py", "--venv", str(target)])
+    with pytest.raises(Stop):
+        mod.main()
+    assert installs == [(target / "bin" / "python", tuple(mod.TORCH_PINS))]
+    assert (target / "bin" / "python").exists() and not (target / mod.STAMP_NAME).exists()
+
+
 @pytest.mark.parametrize("existed", [False, True])
 def test_a_venv_this_python_cannot_put_pip_into_is_named_and_not_left_half_made(tmp_path, monkeypatch, capsys, existed):
     # Debian/Ubuntu's python3 without its venv package: venv's ensurepip step fails with
