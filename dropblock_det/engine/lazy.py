@@ -46,6 +46,7 @@ from .hooks import DropBlockScheduleHook, unwrap_model
 from .trainer import (
     AtomicCheckpointer,
     build_on_meta_device,
+    is_meta_device_limit,
     check_checkpoint_fits,
     check_class_counts,
     check_ddp_device,
@@ -1023,9 +1024,9 @@ def _failing_node(node: Any, key: str) -> Tuple[str, Any]:
             continue
         try:
             instantiate(child)
-        except NotImplementedError:
-            raise
-        except Exception:  # noqa: BLE001 - any error a component raises is looked into
+        except Exception as error:  # noqa: BLE001 - any error a component raises is looked into
+            if is_meta_device_limit(error):
+                raise
             # A copy of another node is named with it: that is the key an override changes.
             return _failing_node(child, f"{child_key}={interpolation}" if interpolation else child_key)
     if isinstance(node, DictConfig) and "_target_" in node:
@@ -1040,13 +1041,13 @@ def instantiate_naming_key(node: Any, key: str) -> Any:
     (make_dropblock_resnet_stages): ValueError: depth=42: ...` where the component's own
     message names only its argument; for arguments that do not fit the target, which
     ones, with the closest names it takes. Finding the node rebuilds the failing subtrees, on
-    the error path only. NotImplementedError (a missing meta kernel) passes unchanged, for
-    :func:`build_on_meta_device`."""
+    the error path only. What the meta device cannot do (`is_meta_device_limit`: a missing
+    meta kernel, a tensor's value read) passes unchanged, for :func:`build_on_meta_device`."""
     try:
         return instantiate(node)
-    except NotImplementedError:
-        raise
     except Exception as error:  # noqa: BLE001 - re-raised, naming the key
+        if is_meta_device_limit(error):
+            raise
         where, failing = _failing_node(node, key)
         # An argument its target does not take (misspelt in the config file): named with the
         # closest ones, where Python's TypeError names the class a component passes it on to.

@@ -94,6 +94,7 @@ __all__ = [
     "load_config",
     "load_checkpoint_strict",
     "build_on_meta_device",
+    "is_meta_device_limit",
     "meta_model",
     "missing_config_file",
     "prepare_output_dir",
@@ -1322,17 +1323,29 @@ def check_stock_retinanet_norm(cfg: CfgNode) -> None:
             "every version (with MODEL.DROPBLOCK.HEAD off it is RetinaNet's head)")
 
 
+def is_meta_device_limit(error: BaseException) -> bool:
+    """Whether `error` is what the meta device cannot do, not a fault of the config: an
+    operator with no meta kernel (NotImplementedError), or a tensor's value read in a
+    component's __init__ (detectron2's ViT, MViT and Swin take their drop-path rates with
+    `.item()`: "Tensor.item() cannot be called on meta tensors")."""
+    return isinstance(error, NotImplementedError) or (
+        isinstance(error, RuntimeError) and "meta tensor" in str(error))
+
+
 def build_on_meta_device(build: Callable[[], torch.nn.Module]) -> Optional[torch.nn.Module]:
     """build() on PyTorch's meta device (shapes only, no memory or initialisation cost); None
-    where it cannot be (torch < 2.0 has no device context; an operator with no meta kernel in
-    some component's __init__): the real build then makes the same checks."""
+    where it cannot be (torch < 2.0 has no device context; a component whose __init__ the
+    meta device cannot run: `is_meta_device_limit`): the real build then makes the same
+    checks."""
     if not hasattr(torch.device("meta"), "__enter__"):
         return None
     try:
         with torch.device("meta"):
             return build()
-    except NotImplementedError:
-        return None
+    except Exception as error:  # noqa: BLE001 - only the meta device's limits are looked into
+        if is_meta_device_limit(error):
+            return None
+        raise
 
 
 def meta_model(cfg: CfgNode) -> Optional[torch.nn.Module]:

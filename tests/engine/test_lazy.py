@@ -384,6 +384,31 @@ def test_naming_the_key_finds_list_items_and_leaves_a_missing_meta_kernel_to_the
     assert build_on_meta_device(lambda: instantiate_naming_key(cfg.model, "model")) is None
 
 
+class _DropPathRates(torch.nn.Module):
+    """Reads tensor values in __init__, as detectron2's ViT, MViT and Swin backbones do
+    (`[x.item() for x in torch.linspace(0, drop_path_rate, depth)]`)."""
+
+    def __init__(self, drop_path_rate: float = 0.1, depth: int = 3):
+        super().__init__()
+        self.rates = [x.item() for x in torch.linspace(0, drop_path_rate, depth)]
+
+
+def test_a_component_reading_tensor_values_at_init_is_left_to_the_real_build():
+    # ViTDet's LazyConfigs (model.backbone.net: ViT) were refused before training with
+    # "model.backbone.net (ViT): RuntimeError: Tensor.item() cannot be called on meta
+    # tensors": the meta device cannot give a value, which the real build can.
+    from detectron2.config import LazyCall as L
+    from omegaconf import OmegaConf
+
+    from dropblock_det.engine.lazy import instantiate_naming_key
+    from dropblock_det.engine.trainer import build_on_meta_device
+
+    cfg = OmegaConf.create({"model": L(torch.nn.ModuleList)(modules=[L(_DropPathRates)()])})
+    assert build_on_meta_device(lambda: instantiate_naming_key(cfg.model, "model")) is None
+    assert instantiate_naming_key(cfg.model, "model")[0].rates == pytest.approx([0.0, 0.05, 0.1])
+    assert build_on_meta_device(_DropPathRates) is None  # a yacs builder's component too
+
+
 def test_the_checks_leave_the_config_as_it_was():
     from omegaconf import OmegaConf
 
