@@ -2,9 +2,10 @@
 # seconds when it is already in place).
 PYTHON ?= python3
 VENV   ?= .venv
-# A leading ~ expanded here: zsh passes `VENV=~/envs/x` to make as it is, and the quotes
-# below would keep it literal (a folder named "~" inside the checkout).
-VENV_DIR := $(patsubst ~%,$(HOME)%,$(VENV))
+# A leading "~" or "~/" expanded here: zsh passes `VENV=~/envs/x` to make as it is, and the
+# quotes below would keep it literal (a folder named "~" inside the checkout). Only the
+# first word is rewritten (make splits at spaces; "~bob/x" is left alone).
+VENV_DIR := $(if $(filter ~ ~/%,$(firstword $(VENV))),$(HOME)$(patsubst ~%,%,$(firstword $(VENV)))$(if $(word 2,$(VENV)), $(wordlist 2,$(words $(VENV)),$(VENV))),$(VENV))
 # Quoted: an environment's path may hold spaces (`make main VENV="/path/my env"`).
 PY     := "$(VENV_DIR)/bin/python"
 

@@ -288,6 +288,12 @@ def test_the_makefile_expands_a_leading_tilde_in_venv(target):
     assert commands[0] == ["python3", "tools/setup_env.py", "--venv", f"{home}/envs/x"]
     if target != "env":
         assert [c[0] for c in commands[1:]] == [f"{home}/envs/x/bin/python"]
+    # Only a leading "~" or "~/": another user's "~bob" and a "~" later in the path stay.
+    for venv, expected in (("~", home), ("~/my env", f"{home}/my env"), ("~bob/x", "~bob/x"),
+                           ("/a b/~x", "/a b/~x")):
+        dry_run = subprocess.run(["make", "-n", "--no-print-directory", "-C", str(REPO), "env", f"VENV={venv}",
+                                  "PYTHON=python3", f"HOME={home}"], capture_output=True, text=True, check=True).stdout
+        assert shlex.split(dry_run.splitlines()[0])[-1] == expected, venv
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
