@@ -581,9 +581,8 @@ def check_mask_kernels_writing_bits_give_the_packed_keep_map(device: str) -> Non
     device_type = torch.device(device).type
     # Programs of 32 lanes (one lane group) and 64 (two); `SIZE_VARIANTS` has the big tiles.
     shapes = ((2, 3, 1, 37), (1, 5, 6, 1), (2, 3, 13, 17), (1, 2, 11, 40))
-    for shape, shared, channels_last, mask_kernels, tile_units in itertools.product(
-        shapes, (False, True), (False, True), (1, 2), (32, 64)
-    ):
+    variants = tuple(itertools.product((1, 2), (32, 64)))  # (mask_kernels, tile_units)
+    for shape, shared, channels_last in itertools.product(shapes, (False, True), (False, True)):
         x = _positive_input(shape, device=device, channels_last=channels_last)
         layout = triton_path._Layout(x, shared)
         if shared and channels_last:
@@ -591,27 +590,33 @@ def check_mask_kernels_writing_bits_give_the_packed_keep_map(device: str) -> Non
             assert layout.mask_strides == triton_path._Layout(x.contiguous(), True).mask_strides
             continue
         bh, bw = min(3, shape[2]), min(4, shape[3])
-        where = f"shape {shape}, shared_mask={shared}, channels_last={channels_last}, " \
-                f"mask_kernels={mask_kernels}, tile_units={tile_units}"
-        # Seeds until a draw keeps some units and drops others (a small map has few anchors:
-        # (1, 5, 6, 1) has 20, none seeded with probability 0.9 ** 20).
+        # Every variant's bits are compared with one packed keep map, drawn with the default
+        # launch sizes and keep_bits=8 (`check_tile_sizes_do_not_change_the_mask`: keep_bits=8
+        # does not depend on tile_units or mask_kernels), so a variant that differs fails
+        # whichever of its two paths is wrong. Seeds until that draw keeps some units and
+        # drops others (a small map has few anchors: (1, 5, 6, 1) has 20, none seeded with
+        # probability 0.9 ** 20).
         for seed in range(20):
-            masks = []
-            for keep_bits in (8, 1):
-                with triton_path.launch_sizes(device_type, tile_units=tile_units, mask_warps=1,
-                                              mask_kernels=mask_kernels, keep_bits=keep_bits):
-                    torch.manual_seed(sum(shape) + 1000 * seed)
-                    masks.append(triton_path._keep_bits(x, layout, 0.1, bh, bw))
-            (packed, packed_count), (bits, count) = masks
+            with triton_path.launch_sizes(device_type, keep_bits=8):
+                torch.manual_seed(sum(shape) + 1000 * seed)
+                packed, packed_count = triton_path._keep_bits(x, layout, 0.1, bh, bw)
+            if 0 < int(packed_count) < layout.mask_numel or layout.mask_numel < 8:
+                break
+        else:
+            raise AssertionError(f"shape {shape}, shared_mask={shared}, channels_last={channels_last}: "
+                                 "all kept or all dropped in 20 draws")
+        for mask_kernels, tile_units in variants:
+            where = f"shape {shape}, shared_mask={shared}, channels_last={channels_last}, " \
+                    f"mask_kernels={mask_kernels}, tile_units={tile_units}"
+            with triton_path.launch_sizes(device_type, tile_units=tile_units, mask_warps=1,
+                                          mask_kernels=mask_kernels, keep_bits=1):
+                torch.manual_seed(sum(shape) + 1000 * seed)
+                bits, count = triton_path._keep_bits(x, layout, 0.1, bh, bw)
             assert bits.numel() % 4 == 0 and bits.numel() - packed.numel() < 4, where
             assert torch.equal(bits[: packed.numel()], packed), f"{where}: bits differ from the packed keep map"
             assert not bits[packed.numel():].any() and packed[-1] >> (layout.mask_numel - 8 * (packed.numel() - 1)) == 0, \
                 f"{where}: bits set past the last unit"
             assert torch.equal(count, packed_count), where
-            if 0 < int(count) < layout.mask_numel or layout.mask_numel < 8:
-                break
-        else:
-            raise AssertionError(f"{where}: all kept or all dropped in 20 draws")
 
 
 def _poisoned_empty(poison: Dict[torch.dtype, float]):
