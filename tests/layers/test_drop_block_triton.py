@@ -1116,10 +1116,14 @@ def check_a_backward_kernel_build_error_gives_the_kernels_gradients_from_torch_o
 
     cases = [*itertools.product(("plain", "relu"), DTYPES, (False, True), (False, True)),
              *itertools.product(("residual", "pair"), DTYPES, (False, True), (False,))]
+    # 6 rows: the mask draw, ~90% of the time here, is paid per row. Block 3 leaves 4 x 10
+    # anchors per plane: 8 planes per channel, 2 shared (none seeded at gamma 0.1, so no zero
+    # to compare: 0.9 ** 80 = 2e-4).
+    shape = (2, 4, 6, 12)
     for fused, dtype, channels_last, shared in cases:
         where = f"{fused}, {dtype}, channels_last={channels_last}, shared={shared}"
-        x = _relu_test_input((2, 4, 9, 12), dtype, device, channels_last)
-        residual = None if fused in ("plain", "relu") else _relu_test_input((2, 4, 9, 12), dtype, device, channels_last)
+        x = _relu_test_input(shape, dtype, device, channels_last)
+        residual = None if fused in ("plain", "relu") else _relu_test_input(shape, dtype, device, channels_last)
         grad = (torch.randn(x.shape, device=device) * 3).to(dtype)
         grad.view(-1)[2::17] = torch.finfo(dtype).max  # * scale > 1: inf in the gradient's dtype
         grad.view(-1)[4::19] = float("nan")
