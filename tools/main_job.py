@@ -67,12 +67,10 @@ def check_output_dir(output_dir: str) -> None:
     (which creates nothing then); a folder still to be created is only checked to be
     creatable (PermissionError naming it otherwise), and claimed once the data is ready,
     so that a run failing before then leaves no empty folder behind."""
-    from dropblock_det.engine.trainer import claim_output_dir
+    from dropblock_det.engine.trainer import claim_output_dir, deepest_existing_path
 
     path = os.path.realpath(output_dir)
-    existing = path
-    while not os.path.lexists(existing):
-        existing = os.path.dirname(existing)
+    existing = deepest_existing_path(path)
     if existing == path or not os.path.isdir(existing):
         claim_output_dir(output_dir)
     elif not os.access(existing, os.W_OK | os.X_OK):
@@ -84,9 +82,9 @@ def check_datasets_root(root: str, source: str) -> None:
     """NotADirectoryError naming `source` (--datasets-root or DETECTRON2_DATASETS, where the
     folder came from; "" for the default ./datasets) where a file stands on the datasets
     folder's path: the data step failed on it naming neither ("Not a directory: '<file>/synthetic_det'")."""
-    in_the_way = os.path.abspath(root)
-    while not os.path.lexists(in_the_way):
-        in_the_way = os.path.dirname(in_the_way)
+    from dropblock_det.engine.trainer import deepest_existing_path
+
+    in_the_way = deepest_existing_path(os.path.abspath(root))
     if not os.path.isdir(in_the_way):
         given = f"{source}={root!r}" if source else f"the datasets folder {root!r} (DETECTRON2_DATASETS is not set)"
         raise NotADirectoryError(f"{given} is not a folder: {in_the_way} is a file; give a folder for the datasets"

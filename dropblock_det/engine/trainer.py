@@ -94,6 +94,7 @@ __all__ = [
     "load_config",
     "load_checkpoint_strict",
     "build_on_meta_device",
+    "deepest_existing_path",
     "is_meta_device_limit",
     "meta_model",
     "missing_config_file",
@@ -1053,9 +1054,7 @@ def claim_output_dir(output_dir: str, key: str = "OUTPUT_DIR") -> None:
     try:
         os.makedirs(path, exist_ok=True)
     except (FileExistsError, NotADirectoryError):  # a file where a folder must go
-        in_the_way = path
-        while not os.path.lexists(in_the_way):
-            in_the_way = os.path.dirname(in_the_way)
+        in_the_way = deepest_existing_path(path)
         raise NotADirectoryError(f"{key}={output_dir!r} is not a folder: {in_the_way} is a file; "
                                  f"give another {key}") from None
     fd = os.open(path, os.O_RDONLY)
@@ -1068,6 +1067,15 @@ def claim_output_dir(output_dir: str, key: str = "OUTPUT_DIR") -> None:
             "two runs in one folder would overwrite each other's files. Wait for it to "
             f"end, or give this run another {key}") from None
     _CLAIMED_OUTPUT_DIRS[path] = fd
+
+
+def deepest_existing_path(path: str) -> str:
+    """`path` itself or its deepest ancestor that exists: what a folder to be made at `path`
+    meets first (a file there is in the way; a dangling link counts as there, as it is for
+    os.makedirs)."""
+    while not os.path.lexists(path):
+        path = os.path.dirname(path)
+    return path
 
 
 def launch_tool(main: Callable[[Any], Any], args: Any) -> None:
