@@ -356,6 +356,20 @@ def _forward_eagerly(module: KeepProbRegularizer, x: Tensor, relu: bool, residua
     return module._forward(x, relu, residual, residual_regularizer)
 
 
+_HOOK_DICTS = ("_forward_pre_hooks", "_forward_hooks", "_backward_pre_hooks", "_backward_hooks")
+
+
+def has_module_hooks(module: nn.Module) -> bool:
+    """Whether a call of `module` would run hooks: its own, or torch's global module hooks
+    (`register_module_forward_hook` and its kin: a profiler's, an activation logger's).
+
+    A block that would skip calling a module to fuse its op into a regularizer's pass (a
+    ReLU, a conv+norm+ReLU) calls it as a module instead where this is true.
+    """
+    return any(getattr(module, name, None) or getattr(nn.modules.module, "_global" + name, None)
+               for name in _HOOK_DICTS)
+
+
 def relu_then_regularize(regularizer: nn.Module, x: Tensor, inplace: bool = False) -> Tensor:
     """regularizer(relu(x)) for x (N, C, H, W): a regularizer after conv+norm+ReLU.
 

@@ -16,25 +16,22 @@ from detectron2.layers import Conv2d, DepthwiseSeparableConv2d
 from torch import nn
 
 from ..layers import KeepProbRegularizer, relu_then_regularize
+from ..layers.base import has_module_hooks
 
 __all__ = ["conv_relu_then_regularize"]
 
 _RELUS = (F.relu, torch.relu)
-_HOOK_DICTS = ("_forward_pre_hooks", "_forward_hooks", "_backward_pre_hooks", "_backward_hooks")
-
-
-def _has_hooks(module: nn.Module) -> bool:
-    return any(getattr(module, name, None) for name in _HOOK_DICTS)
 
 
 def _ends_in_relu(conv: nn.Module) -> bool:
     """Whether conv is a detectron2 Conv2d whose forward is torch's conv, its norm, then ReLU.
 
     Not with a padding mode other than zeros (detectron2 ignores it, torch's conv applies it),
-    nor with hooks: they must see the module's own input and output, so it runs as a module.
+    nor with hooks, its own or global ones: they must see the module's own input and output,
+    so it runs as a module.
     """
     return (type(conv) is Conv2d and conv.activation in _RELUS and conv.padding_mode == "zeros"
-            and not _has_hooks(conv))
+            and not has_module_hooks(conv))
 
 
 def _conv_norm_without_relu(conv: nn.Module, x: torch.Tensor) -> Optional[torch.Tensor]:
@@ -42,7 +39,7 @@ def _conv_norm_without_relu(conv: nn.Module, x: torch.Tensor) -> Optional[torch.
     run so, exactly as conv(x) runs it (`_ends_in_relu`)."""
     if isinstance(conv, DepthwiseSeparableConv2d):
         # Its forward is pointwise(depthwise(x)): the depthwise conv runs as it is.
-        if _has_hooks(conv) or not _ends_in_relu(conv.pointwise):
+        if has_module_hooks(conv) or not _ends_in_relu(conv.pointwise):
             return None
         x, conv = conv.depthwise(x), conv.pointwise
     elif not _ends_in_relu(conv):
@@ -63,8 +60,8 @@ def conv_relu_then_regularize(conv: nn.Module, regularizer: nn.Module, x: torch.
     conv runs without its ReLU and the regularizer gets the ReLU (`relu_then_regularize`):
     autograd keeps the regularizer's output, not relu(x) as well; `conv`'s submodules (its
     norm) are called as modules, but not `conv` itself. Otherwise, and for any other
-    `conv` or regularizer (or a conv with hooks), it is regularizer(conv(x)) as written: in
-    eval mode the stock module runs unchanged.
+    `conv` or regularizer (or a conv with hooks, its own or torch's global module hooks),
+    it is regularizer(conv(x)) as written: in eval mode the stock module runs unchanged.
     """
     if isinstance(regularizer, KeepProbRegularizer) and regularizer.active:
         y = _conv_norm_without_relu(conv, x)

@@ -26,6 +26,7 @@ from ..config import (
     validate_dropblock_config,
 )
 from ..layers import as_regularizer_factory, relu_then_regularize
+from ..layers.base import has_module_hooks
 
 __all__ = ["DropBlockRetinaNet", "DropBlockRetinaNetHead", "head_levels_error", "stock_retinanet_head_error"]
 
@@ -166,10 +167,15 @@ class DropBlockRetinaNetHead(RetinaNetHead):
         conv_index = 0
         for layer in tower:
             # Every conv block of a tower ends with its ReLU; the regularizer applies it
-            # (fused into DropBlock's own pass on the Triton path).
+            # (fused into DropBlock's own pass on the Triton path) unless the ReLU module
+            # has hooks (its own or global ones), which must see it called.
             if isinstance(layer, nn.ReLU):
-                x = relu_then_regularize(regularizers[conv_index], x, inplace=layer.inplace)
+                regularizer = regularizers[conv_index]
                 conv_index += 1
+                if has_module_hooks(layer):
+                    x = regularizer(layer(x))
+                else:
+                    x = relu_then_regularize(regularizer, x, inplace=layer.inplace)
             else:
                 x = layer(x)
         return x

@@ -40,6 +40,23 @@ def test_convs_it_cannot_run_without_their_relu_exactly_run_as_modules(case):
         assert len(seen) == 2 and torch.equal(seen[0], seen[1]) and seen[0].min() >= 0
 
 
+def test_global_module_hooks_see_the_conv_as_a_module():
+    # torch.nn.modules.module.register_module_forward_hook (a profiler's or an activation
+    # logger's): every module call must reach it, so the conv runs as a module, unfused.
+    conv, regularizer = _conv(activation=F.relu), Dropout(0.5).train()
+    seen = []
+    handle = torch.nn.modules.module.register_module_forward_hook(
+        lambda module, args, out: seen.append(out) if module is conv else None)
+    try:
+        out = _run(conv, regularizer, torch.randn(2, 4, 6, 6))
+    finally:
+        handle.remove()
+    assert len(seen) == 1 and seen[0].min() >= 0
+    assert "_ReluThenMaskedScaleBackward" not in backward_node_names(out.sum())
+    assert "_ReluThenMaskedScaleBackward" in backward_node_names(
+        _run(conv, regularizer, torch.randn(2, 4, 6, 6)).sum())  # fused again once removed
+
+
 def test_a_plain_relu_conv_is_fused_and_an_inactive_regularizer_gets_the_stock_module_output():
     conv, regularizer = _conv(activation=F.relu), Dropout(0.5).train()
     x = torch.randn(2, 4, 6, 6)

@@ -133,6 +133,33 @@ def test_dropout_types_from_config_take_the_towers_relu_into_their_own_pass(type
     assert "_MaskedScaleBackward" not in names
 
 
+@pytest.mark.parametrize("hook", ["own", "global"])
+def test_a_hooked_tower_relu_is_called_as_a_module(hook):
+    # The regularizer takes the tower's ReLU into its own pass, skipping the nn.ReLU
+    # module; a hook on it (or a global module hook) must still see it called.
+    cfg = _plugin_cfg(head=True)
+    cfg.MODEL.DROPBLOCK.TYPE = "Dropout"
+    cfg.MODEL.DROPBLOCK.KEEP_PROB = 0.5
+    head = build_model(cfg).head.train()
+    relus = {m for m in head.modules() if isinstance(m, torch.nn.ReLU)}
+    seen = []
+
+    def record(module, args, out):
+        if module in relus:
+            seen.append(out.min().item())
+
+    handles = ([torch.nn.modules.module.register_module_forward_hook(record)] if hook == "global"
+               else [m.register_forward_hook(record) for m in relus])
+    try:
+        logits, deltas = head([torch.randn(1, 32, 8, 8), torch.randn(1, 32, 4, 4)])
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert len(seen) == 4 and min(seen) >= 0  # 2 towers x 2 levels, after the ReLU
+    names = backward_node_names(sum(t.sum() for t in logits + deltas))
+    assert names.count("_MaskedScaleBackward") == 4 and "_ReluThenMaskedScaleBackward" not in names
+
+
 def test_head_rejects_unknown_tower():
     with pytest.raises(ValueError, match="'box'"):
         DropBlockRetinaNetHead(
