@@ -75,6 +75,10 @@ class DropBlockScheduleHook(HookBase):
                 the lowest target_keep_prob of the model's regularizers, read before training.
             model: the model to schedule; None = the trainer's `model` at every step.
         """
+        if end_iter is not None and not isinstance(end_iter, bool) and end_iter == -1:
+            # The yacs key's spelling of "the end of training" (END_ITER -1), here None.
+            raise ValueError("end_iter must be an integer >= 0 or None, got -1: end_iter=None ends the ramp at "
+                             "the trainer's max_iter (what MODEL.DROPBLOCK.SCHEDULE.END_ITER -1 means)")
         # Checked now, by name, even when end_iter waits for the trainer.
         self.schedule = LinearKeepProbSchedule(start_iter, start_iter if end_iter is None else end_iter)
         self._end_at_max_iter = end_iter is None

@@ -270,6 +270,15 @@ def test_keep_prob_out_of_range_is_refused_when_the_hook_is_built():
             DropBlockScheduleHook(start_iter=0, end_iter=4, keep_prob=keep_prob)
 
 
+def test_end_iter_minus_one_is_refused_pointing_to_none():
+    # MODEL.DROPBLOCK.SCHEDULE.END_ITER -1 means SOLVER.MAX_ITER; the hook's spelling is None.
+    # The error said only "must be an integer >= 0", not how to end at max_iter.
+    with pytest.raises(ValueError, match=r"got -1: end_iter=None ends the ramp at the trainer's max_iter"):
+        DropBlockScheduleHook(start_iter=0, end_iter=-1)
+    with pytest.raises(ValueError, match=r"end_iter must be an integer >= 0, got -2"):
+        DropBlockScheduleHook(start_iter=0, end_iter=-2)
+
+
 def test_hook_from_a_config_with_dropblock_on_refuses_a_model_without_regularizers():
     # A stock detectron2 model ignores MODEL.DROPBLOCK: training it would silently run
     # without DropBlock. The error comes before the first step.
