@@ -40,7 +40,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tu
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tool_args.py, beside this file
-from tool_args import folder, parse_tool_args, torch_seed  # noqa: E402
+from tool_args import folder, parse_tool_args, torch_seed, user_path  # noqa: E402
 
 # What a run of this tool writes into --output-dir (evaluation/: the evaluators' OUTPUT_DIR).
 ROBUSTNESS_FILES = ("robustness.txt", "robustness.png", "evaluation")
@@ -49,7 +49,7 @@ ROBUSTNESS_FILES = ("robustness.txt", "robustness.png", "evaluation")
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config-file", required=True, help="config the checkpoints were trained with")
+    p.add_argument("--config-file", type=user_path, required=True, help="config the checkpoints were trained with")
     p.add_argument("--checkpoint", action="append", required=True, metavar="PATH[:LABEL]",
                    help="checkpoint to evaluate (repeat to compare several on one plot)")
     p.add_argument("--keep-probs", type=float, nargs="+",
@@ -64,7 +64,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def _checkpoint_and_label(spec: str) -> Tuple[str, str]:
     """(path, label) of a --checkpoint PATH[:LABEL]; the label defaults to the file name
-    without its extension."""
+    without its extension. A leading "~" is the user's home (as --output-dir's)."""
+    spec = user_path(spec)
     path, sep, label = spec.rpartition(":")
     # A Windows drive letter, a URL scheme, a ':' in a folder's name, or one in the name of
     # a file that exists as written ("model_12:00.pth") is not a label separator.

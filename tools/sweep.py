@@ -55,13 +55,13 @@ from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional, Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tool_args.py, beside this file
-from tool_args import folder, parse_tool_args  # noqa: E402
+from tool_args import folder, parse_tool_args, user_path  # noqa: E402
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config-file", required=True)
+    p.add_argument("--config-file", type=user_path, required=True)
     p.add_argument("--block-sizes", type=int, nargs="+", required=True)
     p.add_argument("--keep-probs", type=float, nargs="+", required=True)
     p.add_argument("--output-dir", type=folder, default="output/sweep")

@@ -13,11 +13,12 @@ $DETECTRON2_DATASETS from them, which those imports read).
 """
 import argparse
 import difflib
+import os
 import re
 import sys
 from typing import Callable, List, NoReturn, Optional, Sequence, Tuple
 
-__all__ = ["folder", "int_at_least", "int_in_range", "parse_tool_args", "set_help", "torch_seed"]
+__all__ = ["folder", "int_at_least", "int_in_range", "parse_tool_args", "set_help", "torch_seed", "user_path"]
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:
@@ -50,10 +51,18 @@ torch_seed = int_in_range(-(2**63), 2**64 - 1)
 
 def folder(text: str) -> str:
     """An argparse `type` for an output folder: an empty one is refused (argparse names the
-    flag), since os.path treats "" as the current folder, where the tool would write."""
+    flag), since os.path treats "" as the current folder, where the tool would write. A
+    leading "~" is the user's home (`user_path`)."""
     if not text.strip():
         raise argparse.ArgumentTypeError(f"{text!r} is empty: give a folder, or leave the flag out for the default")
-    return text
+    return user_path(text)
+
+
+def user_path(text: str) -> str:
+    """An argparse `type` for a path: a leading "~" is the user's home, which the shell does
+    not expand after "=" (`--output-dir=~/sweep`) or in quotes; taken as written, it made a
+    folder named "~" in the current one, or a file there "did not exist"."""
+    return os.path.expanduser(text)
 
 
 def set_help(parser: argparse.ArgumentParser, dest: str, text: str) -> None:

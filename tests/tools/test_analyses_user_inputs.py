@@ -56,6 +56,16 @@ def test_a_checkpoint_path_with_a_colon_is_parsed_as_the_user_means(tmp_path):
     assert tool._checkpoint_and_label(str(tmp_path / "gone.pth:DB")) == (str(tmp_path / "gone.pth"), "DB")
 
 
+def test_a_checkpoint_path_given_with_a_tilde_is_in_the_users_home(tmp_path, monkeypatch):
+    # `--checkpoint=~/model.pth` (no shell expansion after "=") was refused as "no such file".
+    monkeypatch.setenv("HOME", str(tmp_path))
+    tool = load_tool("analyze_robustness")
+    (tmp_path / "model_12:00.pth").write_bytes(b"")
+    assert tool._checkpoint_and_label("~/model.pth:DB") == (str(tmp_path / "model.pth"), "DB")
+    assert tool._checkpoint_and_label("~/model.pth") == (str(tmp_path / "model.pth"), "model")
+    assert tool._checkpoint_and_label("~/model_12:00.pth") == (str(tmp_path / "model_12:00.pth"), "model_12:00")
+
+
 def test_robustness_evaluates_a_checkpoint_given_by_url(served, tmp_path):
     # detectron2 loads weights from a URL (detectron2://, https://), as train_net --eval-only
     # does; the tool refused every URL as "no such file".

@@ -180,6 +180,16 @@ def test_an_empty_output_folder_is_refused_naming_the_flag(tools, capsys):
         assert f"argument --output-dir: {empty!r} is empty: give a folder" in capsys.readouterr().err
 
 
+
+@pytest.mark.parametrize("tool", ["sweep", "analyze_robustness"])
+def test_a_path_flag_given_with_a_tilde_is_the_users_home(tools, tool, tmp_path, monkeypatch):
+    # `--output-dir=~/sweep` (the shell expands no "~" after "=") made a folder named "~" in
+    # the current one and wrote the results there; `--config-file=~/c.yaml` "did not exist".
+    monkeypatch.setenv("HOME", str(tmp_path))
+    grid = ["--block-sizes", "1", "--keep-probs", "0.9"] if tool == "sweep" else ["--checkpoint", "m.pth"]
+    args = tools[tool].parse_args(["--config-file=~/c.yaml", *grid, "--output-dir=~/out"])
+    assert (args.config_file, args.output_dir) == (str(tmp_path / "c.yaml"), str(tmp_path / "out"))
+
 @pytest.mark.parametrize("tool", ["train_net", "lazyconfig_train_net"])
 def test_every_example_in_the_help_is_a_command_line_the_tool_takes(tools, tool):
     # lazyconfig_train_net --help showed detectron2's yacs example (`MODEL.WEIGHTS
