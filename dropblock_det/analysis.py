@@ -7,6 +7,7 @@ arguments and call these functions.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 import os
@@ -205,6 +206,7 @@ SWEEP_CELL_FILE = "sweep_cell.json"
 # cell, and the same sweep into another --output-dir is the same experiment). Dotted keys:
 # a yacs config's OUTPUT_DIR, a LazyConfig's train.output_dir (a config has one of them).
 FINGERPRINT_EXCLUDED_KEYS = ("OUTPUT_DIR", "train.output_dir")
+_MEMORY_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
 class SweepMismatchError(RuntimeError):
@@ -308,7 +310,8 @@ def _plain_config(cfg: Any) -> Dict[str, Any]:
     JSON data. A LazyConfig is taken as written, interpolations unresolved: resolved,
     `"${train.output_dir}/inference"` would put the cell's folder into the fingerprint; a
     class or function (a `_target_`, `block_class=...`) by its dotted name, whose repr may
-    hold an address that differs per process."""
+    hold an address that differs per process; a functools.partial by its function's name
+    and its arguments; any other object by its str without the memory addresses in it."""
     from omegaconf import DictConfig, OmegaConf
 
     if isinstance(cfg, DictConfig):
@@ -319,9 +322,13 @@ def _plain_config(cfg: Any) -> Dict[str, Any]:
             return {str(k): plain(x) for k, x in v.items()}
         if isinstance(v, (list, tuple)):
             return [plain(x) for x in v]
+        if isinstance(v, functools.partial):  # callable, but no __qualname__
+            return {"functools.partial": plain(v.func), "args": plain(v.args), "keywords": plain(v.keywords)}
         if callable(v) and hasattr(v, "__qualname__"):
             return f"{v.__module__}.{v.__qualname__}"
-        return v
+        if v is None or isinstance(v, (str, int, float)):
+            return v
+        return _MEMORY_ADDRESS.sub("", str(v))  # "<x.Y object at 0x7f...>": another per process
 
     return plain(cfg)
 

@@ -469,6 +469,32 @@ def test_config_fingerprint_covers_all_but_the_output_dir(tmp_path):
     assert fp != config_fingerprint(_fake_config(tmp_path, 3, 0.9))
 
 
+def test_config_fingerprint_of_a_partial_is_the_same_in_every_process():
+    # A LazyConfig's `norm=partial(get_norm, "GN")` went into the fingerprint as its repr,
+    # "functools.partial(<function get_norm at 0x7f48...>, 'GN')": another process has another
+    # address, so rerunning the same sweep was refused as "another configuration". Here two
+    # function objects of one name at two addresses stand for one function in two processes.
+    import functools
+    import types
+
+    from omegaconf import DictConfig
+
+    from dropblock_det.analysis import config_fingerprint
+
+    def norm(kind, channels):
+        return nn.GroupNorm(32, channels) if kind == "GN" else nn.BatchNorm2d(channels)
+
+    copy = types.FunctionType(norm.__code__, norm.__globals__, norm.__name__)
+    copy.__qualname__ = norm.__qualname__
+
+    def config(function, kind="GN"):
+        return DictConfig({"model": {"norm": functools.partial(function, kind)}, "train": {"output_dir": "x"}},
+                          flags={"allow_objects": True})
+
+    assert config_fingerprint(config(norm)) == config_fingerprint(config(copy))
+    assert config_fingerprint(config(norm)) != config_fingerprint(config(norm, "BN"))
+
+
 def test_run_sweep_refuses_a_csv_without_fingerprints(tmp_path):
     # Written by the earlier tools/sweep.py: its rows cannot be checked, so none is reused
     # (nor mixed with fingerprinted rows under its header).
