@@ -21,10 +21,10 @@ import sys
 # Runs from a checkout without `pip install -e .` too.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tool_args.py, beside this file
-from tool_args import parse_tool_args, set_help  # noqa: E402
+from tool_args import parse_tool_args, training_tool_parser  # noqa: E402
 
 import detectron2.utils.comm as comm  # noqa: E402
-from detectron2.engine import default_argument_parser, default_setup  # noqa: E402
+from detectron2.engine import default_setup  # noqa: E402
 from detectron2.engine.defaults import create_ddp_model  # noqa: E402
 from detectron2.utils.logger import setup_logger  # noqa: E402
 
@@ -127,9 +127,7 @@ OPTS_HELP = ('LazyConfig overrides at the end of the command line, after the fla
 
 
 def parser():
-    p = default_argument_parser(epilog=EPILOG)
-    set_help(p, "opts", OPTS_HELP)
-    return p
+    return training_tool_parser(EPILOG, OPTS_HELP)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from typing import Any, Dict, List
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tool_args.py, beside this file
-from tool_args import parse_tool_args  # noqa: E402
+from tool_args import parse_tool_args, user_path  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join(
     REPO, "configs", "Synthetic", "retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml")
@@ -47,11 +47,11 @@ DEFAULT_CONFIG = os.path.join(
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config-file", default=DEFAULT_CONFIG, help="detectron2 YAML config")
-    p.add_argument("--output-dir", default=None,
+    p.add_argument("--config-file", type=user_path, default=DEFAULT_CONFIG, help="detectron2 YAML config")
+    p.add_argument("--output-dir", type=user_path, default=None,
                    help="where to write (default: an OUTPUT_DIR opt, else the config's "
                         "OUTPUT_DIR, or output/main_job for the default config)")
-    p.add_argument("--datasets-root", default=None,
+    p.add_argument("--datasets-root", type=user_path, default=None,
                    help="datasets folder (default: $DETECTRON2_DATASETS, else ./datasets)")
     p.add_argument("--num-threads", type=int, default=2,
                    help="torch CPU threads (0 = torch's default)")

@@ -18,7 +18,8 @@ import re
 import sys
 from typing import Callable, List, NoReturn, Optional, Sequence, Tuple
 
-__all__ = ["folder", "int_at_least", "int_in_range", "parse_tool_args", "set_help", "torch_seed", "user_path"]
+__all__ = ["folder", "int_at_least", "int_in_range", "parse_tool_args", "set_help", "torch_seed",
+           "training_tool_parser", "user_path"]
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:
@@ -65,17 +66,34 @@ def user_path(text: str) -> str:
     return os.path.expanduser(text)
 
 
+def _argument(parser: argparse.ArgumentParser, dest: str) -> argparse.Action:
+    """The parser's argument `dest`; KeyError naming `dest` when there is no such argument,
+    so a renamed argument of detectron2's parser cannot go unnoticed."""
+    for action in parser._actions:  # argparse keeps no public map from dest to action
+        if action.dest == dest:
+            return action
+    raise KeyError(f"the parser has no argument {dest!r}")
+
+
 def set_help(parser: argparse.ArgumentParser, dest: str, text: str) -> None:
     """Replace the help text of the parser's argument `dest`: detectron2's
     `default_argument_parser` builds its arguments with help written for every tool, which
     is wrong for a tool that reads only one kind of config (its `opts` help offers both
     yacs pairs and LazyConfig overrides). KeyError naming `dest` when there is no such
-    argument, so a renamed argument cannot leave the old text in place unnoticed."""
-    for action in parser._actions:  # argparse keeps no public map from dest to action
-        if action.dest == dest:
-            action.help = text
-            return
-    raise KeyError(f"the parser has no argument {dest!r}")
+    argument."""
+    _argument(parser, dest).help = text
+
+
+def training_tool_parser(epilog: str, opts_help: str) -> argparse.ArgumentParser:
+    """detectron2's `default_argument_parser` for a training tool: its `opts` help replaced
+    by `opts_help`, and its --config-file read as a `user_path` (detectron2 takes a leading
+    "~" as written, so `--config-file=~/c.yaml` "did not exist")."""
+    from detectron2.engine import default_argument_parser
+
+    parser = default_argument_parser(epilog=epilog)
+    set_help(parser, "opts", opts_help)
+    _argument(parser, "config_file").type = user_path
+    return parser
 
 
 def _option_action(parser: argparse.ArgumentParser, token: str) -> Optional[argparse.Action]:

@@ -24,10 +24,10 @@ import sys
 # Runs from a checkout without `pip install -e .` too.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tool_args.py, beside this file
-from tool_args import parse_tool_args, set_help  # noqa: E402
+from tool_args import parse_tool_args, training_tool_parser  # noqa: E402
 
 import detectron2.utils.comm as comm  # noqa: E402
-from detectron2.engine import default_argument_parser, default_setup  # noqa: E402
+from detectron2.engine import default_setup  # noqa: E402
 from detectron2.evaluation import verify_results  # noqa: E402
 
 import dropblock_det  # noqa: E402,F401  (registers the components and datasets)
@@ -133,9 +133,7 @@ OPTS_HELP = ('Config opts at the end of the command line, after the flags: space
 
 
 def parser():
-    p = default_argument_parser(epilog=EPILOG)
-    set_help(p, "opts", OPTS_HELP)
-    return p
+    return training_tool_parser(EPILOG, OPTS_HELP)
 
 
 if __name__ == "__main__":

@@ -190,6 +190,21 @@ def test_a_path_flag_given_with_a_tilde_is_the_users_home(tools, tool, tmp_path,
     args = tools[tool].parse_args(["--config-file=~/c.yaml", *grid, "--output-dir=~/out"])
     assert (args.config_file, args.output_dir) == (str(tmp_path / "c.yaml"), str(tmp_path / "out"))
 
+@pytest.mark.parametrize("tool", ["train_net", "lazyconfig_train_net", "main_job"])
+def test_the_training_tools_read_a_leading_tilde_as_the_users_home(tools, tool, tmp_path, monkeypatch):
+    # detectron2's --config-file takes "~" as written: `--config-file=~/c.yaml` "did not
+    # exist"; main_job's --output-dir=~/out made a folder named "~" in the current one.
+    from tool_args import parse_tool_args
+    monkeypatch.setenv("HOME", str(tmp_path))
+    argv = ["--config-file=~/c.yaml"]
+    if tool == "main_job":
+        args = tools[tool].parse_args(argv + ["--output-dir=~/out", "--datasets-root=~/data"])
+        assert (args.output_dir, args.datasets_root) == (str(tmp_path / "out"), str(tmp_path / "data"))
+    else:
+        args = parse_tool_args(tools[tool].parser(), argv)
+    assert args.config_file == str(tmp_path / "c.yaml")
+
+
 @pytest.mark.parametrize("tool", ["train_net", "lazyconfig_train_net"])
 def test_every_example_in_the_help_is_a_command_line_the_tool_takes(tools, tool):
     # lazyconfig_train_net --help showed detectron2's yacs example (`MODEL.WEIGHTS
