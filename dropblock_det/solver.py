@@ -8,6 +8,7 @@ schedule here subclasses `_LRScheduler` (itself a subclass of torch's public
 `LRScheduler`), so both versions' hooks save and restore its state on resume.
 """
 import math
+import numbers
 from typing import Any, Dict, List, Optional
 
 import torch
@@ -56,19 +57,28 @@ def _warmup_poly_factor(progress: float, warmup: float, power: float, constant_e
 # What WarmupPolyLR's errors call its arguments: the yacs keys build_lr_scheduler reads
 # them from. WarmupPolyParamScheduler (a LazyConfig's lr_multiplier) names the arguments.
 _SOLVER_KEYS = {"warmup_method": "SOLVER.WARMUP_METHOD", "power": "SOLVER.POLY_LR_POWER",
-                "constant_ending": "SOLVER.POLY_LR_CONSTANT_ENDING"}
+                "constant_ending": "SOLVER.POLY_LR_CONSTANT_ENDING", "warmup_factor": "SOLVER.WARMUP_FACTOR"}
 
 
-def _check_poly_arguments(warmup_method: str, power: float, constant_ending: float,
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_poly_arguments(warmup_method: str, power: float, constant_ending: float, warmup_factor: float,
                           names: Optional[Dict[str, str]] = None) -> None:
     name = (names or {}).get
     if warmup_method not in _WARMUP_METHODS:
         raise ValueError(f"{name('warmup_method', 'warmup_method')} must be one of {_WARMUP_METHODS}, "
                          f"got {warmup_method!r}")
-    if power < 0:
-        raise ValueError(f"{name('power', 'power')} must be >= 0, got {power}")
-    if not 0.0 <= constant_ending <= 1.0:
-        raise ValueError(f"{name('constant_ending', 'constant_ending')} must be in [0, 1], got {constant_ending}")
+    # A NaN power gives lr NaN, an infinite one lr 0, from the second iteration on (YAML
+    # reads .nan and .inf as floats); a negative warm-up factor a negative lr (gradient ascent).
+    for argument, value in (("power", power), ("warmup_factor", warmup_factor)):
+        if not (_is_number(value) and math.isfinite(value)):
+            raise ValueError(f"{name(argument, argument)} must be a finite number, got {value!r}")
+        if value < 0:
+            raise ValueError(f"{name(argument, argument)} must be >= 0, got {value!r}")
+    if not (_is_number(constant_ending) and 0.0 <= constant_ending <= 1.0):
+        raise ValueError(f"{name('constant_ending', 'constant_ending')} must be in [0, 1], got {constant_ending!r}")
 
 
 class WarmupPolyLR(torch.optim.lr_scheduler._LRScheduler):
@@ -92,7 +102,7 @@ class WarmupPolyLR(torch.optim.lr_scheduler._LRScheduler):
     ):
         if max_iters <= 0:
             raise ValueError(f"SOLVER.MAX_ITER must be positive for WarmupPolyLR, got {max_iters}")
-        _check_poly_arguments(warmup_method, power, constant_ending, _SOLVER_KEYS)
+        _check_poly_arguments(warmup_method, power, constant_ending, warmup_factor, _SOLVER_KEYS)
         self.max_iters = max_iters
         self.warmup_factor = warmup_factor
         self.warmup_iters = warmup_iters
@@ -134,7 +144,7 @@ class WarmupPolyParamScheduler(ParamScheduler):
 
     def __init__(self, warmup_length: float = 0.0, warmup_factor: float = 0.001,
                  warmup_method: str = "linear", power: float = 0.9, constant_ending: float = 0.0):
-        _check_poly_arguments(warmup_method, power, constant_ending)
+        _check_poly_arguments(warmup_method, power, constant_ending, warmup_factor)
         if not 0.0 <= warmup_length <= 1.0:
             raise ValueError(f"warmup_length must be in [0, 1] (a share of the training), got {warmup_length}")
         self.warmup_length = warmup_length

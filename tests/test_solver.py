@@ -1,5 +1,6 @@
 """dropblock_det.solver: the warm-up + poly LR schedule of the segmentation configs."""
 import math
+import re
 
 import pytest
 import torch
@@ -205,3 +206,35 @@ def test_warmup_poly_param_scheduler_refuses_what_warmup_poly_lr_refuses(kwargs,
 
     with pytest.raises(ValueError, match=message):
         WarmupPolyParamScheduler(**kwargs)
+
+
+@pytest.mark.parametrize("key, value", [
+    ("POLY_LR_POWER", float("nan")),  # passed `power < 0`: lr NaN from the second iteration on
+    ("POLY_LR_POWER", float("inf")),  # lr 0 from the second iteration on: a run that trains nothing
+    ("POLY_LR_POWER", "0.9"),  # was a bare TypeError naming no key
+    ("WARMUP_FACTOR", float("nan")),  # lr NaN through the warm-up
+    ("WARMUP_FACTOR", float("inf")),
+    ("WARMUP_FACTOR", -0.001),  # a negative lr: gradient ascent through the warm-up
+    ("POLY_LR_CONSTANT_ENDING", "0.1"),
+])
+def test_a_poly_setting_giving_a_nan_zero_or_negative_lr_is_refused_naming_the_key(key, value):
+    # YAML reads `.nan` and `.inf` as floats, so a config file carries them past yacs' type check.
+    from dropblock_det.solver import WarmupPolyParamScheduler
+
+    cfg = _seg_cfg(MAX_ITER=100, WARMUP_ITERS=10)
+    cfg.SOLVER[key] = value
+    with pytest.raises(ValueError, match=rf"^SOLVER\.{key} must be .*, got {re.escape(repr(value))}$"):
+        build_lr_scheduler(cfg, _optimizer())
+    argument = {"POLY_LR_POWER": "power", "WARMUP_FACTOR": "warmup_factor",
+                "POLY_LR_CONSTANT_ENDING": "constant_ending"}[key]
+    with pytest.raises(ValueError, match=rf"^{argument} must be .*, got {re.escape(repr(value))}$"):
+        WarmupPolyParamScheduler(**{argument: value})
+
+
+def test_poly_settings_at_their_limits_are_accepted():
+    # power 0 (a constant lr), warm-up factor 0 (lr 0 at iteration 0 only) and above 1, ending 0 and 1.
+    for power, factor, ending in [(0.0, 0.0, 0.0), (0, 2.0, 1.0), (0.9, 1.0, 1)]:
+        cfg = _seg_cfg(MAX_ITER=10, WARMUP_ITERS=2, POLY_LR_POWER=power, WARMUP_FACTOR=factor,
+                       POLY_LR_CONSTANT_ENDING=ending)
+        lrs = _lrs(build_lr_scheduler(cfg, _optimizer(1.0)), 10)
+        assert lrs[0] == pytest.approx(factor) and all(math.isfinite(lr) and lr >= 0 for lr in lrs)
