@@ -199,17 +199,22 @@ def check_feature_names(key: str, names: Sequence[str], outputs: Sequence[str], 
 
 
 def check_anchor_levels(cfg: CN, levels_key: str, levels: Sequence[str]) -> None:
-    """MODEL.ANCHOR_GENERATOR.SIZES and ASPECT_RATIOS against the levels the anchors are
-    made for (`levels`, given by `levels_key`, e.g. MODEL.RPN.IN_FEATURES): one entry, used
-    for every level, or one per level, as detectron2's anchor generators take them (they
-    assert it, naming no key: "Got sizes of length 2 in anchor generator, but the number of
-    input features is 5!"). ValueError naming the key; a generator of another name is not
+    """MODEL.ANCHOR_GENERATOR.SIZES and ASPECT_RATIOS (and a rotated generator's ANGLES)
+    against the levels the anchors are made for (`levels`, given by `levels_key`, e.g.
+    MODEL.RPN.IN_FEATURES): one entry, used for every level, or one per level, as
+    detectron2's anchor generators take them (they assert it, naming no key: "Got sizes of
+    length 2 in anchor generator, but the number of input features is 5!"); no entry empty
+    (no anchors: the model builds, and its head's empty conv fails at the first step); and
+    as many anchors per position at every level, which detectron2's RetinaNet and RPN heads
+    assert naming no key. ValueError naming the key; a generator of another name is not
     looked into."""
     anchors = cfg.MODEL.ANCHOR_GENERATOR
     if anchors.NAME not in ("DefaultAnchorGenerator", "RotatedAnchorGenerator"):
         return
     levels = list(levels)
-    for name in ("SIZES", "ASPECT_RATIOS"):
+    names = ("SIZES", "ASPECT_RATIOS") + (("ANGLES",) if anchors.NAME == "RotatedAnchorGenerator" else ())
+    counts = [1] * len(levels)  # anchors per position at each level
+    for name in names:
         value = anchors[name]
         if not value:
             raise _bad(f"MODEL.ANCHOR_GENERATOR.{name}", value, f"expected one list for every level of "
@@ -218,6 +223,23 @@ def check_anchor_levels(cfg: CN, levels_key: str, levels: Sequence[str]) -> None
             raise _bad(f"MODEL.ANCHOR_GENERATOR.{name}", value,
                        f"{len(value)} entries for the {len(levels)} levels of {levels_key}={levels}: give one "
                        "per level, or one for every level")
+        entries = value if isinstance(value[0], (list, tuple)) else [value]
+        if not all(isinstance(entry, (list, tuple)) for entry in entries):
+            counts = None  # lists mixed with numbers: left to detectron2
+            continue
+        for index, entry in enumerate(entries):
+            if not entry:
+                level = f"level {levels[index]!r}" if len(entries) > 1 else "any level"
+                raise _bad(f"MODEL.ANCHOR_GENERATOR.{name}", value, f"an empty list: no anchors at {level} of "
+                           f"{levels_key}={levels}")
+        if counts is not None:
+            counts = [count * len(entries[index if len(entries) > 1 else 0]) for index, count in enumerate(counts)]
+    if counts is not None and len(set(counts)) > 1:
+        given = ", ".join(f"{name}={anchors[name]}" for name in names)
+        raise ValueError(
+            f"MODEL.ANCHOR_GENERATOR: {given} give {counts} anchors per position at the levels {levels_key}={levels}: "
+            "detectron2's RetinaNet and RPN heads need the same number at every level"
+        )
 
 
 def check_norm(key: str, norm: Any) -> None:

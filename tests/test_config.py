@@ -328,3 +328,48 @@ def test_impl_triton_is_not_checked_when_the_regularizer_is_not_dropblock(monkey
     for type_name in ("Dropout", "SpatialDropout"):
         cfg.MODEL.DROPBLOCK.TYPE = type_name
         check_impl_device(cfg)
+
+
+@pytest.mark.parametrize("sizes, ratios, error", [
+    # No anchors: the model built, and its head's conv of 0 output channels failed at the
+    # first training step (after data loading) with a bare RuntimeError.
+    ([[]], [[0.5, 1.0]], r"^MODEL\.ANCHOR_GENERATOR\.SIZES=\[\[\]\]: an empty list: no anchors at any level of "),
+    ([[32], [64], [128], [], [512]], [[1.0]],
+     r"^MODEL\.ANCHOR_GENERATOR\.SIZES=\[\[32\], \[64\], \[128\], \[\], \[512\]\]: an empty list: no anchors at "
+     r"level 'p[56]' of "),
+    ([[32]], [()], r"^MODEL\.ANCHOR_GENERATOR\.ASPECT_RATIOS=\[\(\)\]: an empty list: no anchors at any level"),
+    # detectron2's heads asserted it at build, naming no key.
+    ([[32, 64], [64], [128], [256], [512]], [[1.0]],
+     r"^MODEL\.ANCHOR_GENERATOR: SIZES=\[\[32, 64\], \[64\], .*ASPECT_RATIOS=\[\[1\.0\]\] give \[2, 1, 1, 1, 1\] "
+     r"anchors per position at the levels "),
+    ([[32]], [[0.5, 1.0], [1.0], [1.0], [1.0], [1.0]], r"^MODEL\.ANCHOR_GENERATOR: .* give \[2, 1, 1, 1, 1\] anchors"),
+])
+def test_anchor_settings_giving_a_level_no_anchors_or_another_count_are_refused_naming_the_key(sizes, ratios, error):
+    from detectron2.modeling import build_model
+
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.trainer import check_model_config
+
+    retinanet, rcnn = small_retinanet_cfg("Base-RetinaNet-Scratch-DropBlock.yaml"), rcnn_cfg()
+    for cfg in (retinanet, rcnn):
+        cfg.MODEL.ANCHOR_GENERATOR.SIZES, cfg.MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS = sizes, ratios
+    with pytest.raises(ValueError, match=error + r".*MODEL\.RETINANET\.IN_FEATURES"):
+        build_model(retinanet)
+    with pytest.raises(ValueError, match=error + r".*MODEL\.RPN\.IN_FEATURES"):
+        check_model_config(rcnn)
+
+
+def test_anchor_settings_with_the_same_count_at_every_level_are_accepted():
+    from dropblock_det.config import check_anchor_levels
+
+    cfg = _cfg()
+    levels = ["p3", "p4", "p5"]
+    for sizes, ratios in [([[32, 40, 50]], [[0.5, 1.0, 2.0]]), ([[32], [64, 80], [128]], [[0.5, 1.0], [1.0], [0.5, 2.0]]),
+                          ([32, 64], [0.5, 1.0])]:  # flat lists: one setting for every level
+        cfg.MODEL.ANCHOR_GENERATOR.SIZES, cfg.MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS = sizes, ratios
+        check_anchor_levels(cfg, "MODEL.RPN.IN_FEATURES", levels)
+    cfg.MODEL.ANCHOR_GENERATOR.NAME = "RotatedAnchorGenerator"
+    cfg.MODEL.ANCHOR_GENERATOR.ANGLES = [[-90, 0, 90], [0], [-90, 0, 90]]
+    cfg.MODEL.ANCHOR_GENERATOR.SIZES, cfg.MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS = [[32]], [[1.0]]
+    with pytest.raises(ValueError, match=r"give \[3, 1, 3\] anchors per position"):
+        check_anchor_levels(cfg, "MODEL.RPN.IN_FEATURES", levels)
