@@ -184,9 +184,11 @@ def _check_names(key: str, value: Any, allowed: Sequence[str]) -> List[str]:
 def check_feature_names(key: str, names: Sequence[str], outputs: Sequence[str], whose: str,
                         kind: str = "feature", note: str = "") -> List[str]:
     """`names` (the features a component reads, given by `key`) against `outputs`, the names
-    `whose` (e.g. "the backbone's outputs") gives: ValueError naming the key for none, or for
+    `whose` (e.g. "the backbone's outputs") gives: ValueError naming the key for none, for
     one that is not there (detectron2 fails on it with a bare KeyError, at build or at the
-    first forward). `note` is added in parentheses. Returns the names as a list."""
+    first forward), or for one listed twice (the FPN and ROI poolers assert on it naming no
+    key; the RetinaNet and RPN heads ran that level twice, silently). `note` is added in
+    parentheses. Returns the names as a list."""
     names = list(names)
     missing = [name for name in names if name not in outputs]
     if missing or not names:
@@ -195,6 +197,9 @@ def check_feature_names(key: str, names: Sequence[str], outputs: Sequence[str], 
             + (f"{', '.join(map(repr, missing))} not among" if missing else f"no {kind}; expected names from")
             + f" {whose} {list(outputs)}" + (f" ({note})" if note else "")
         )
+    repeated = [name for index, name in enumerate(names) if name in names[:index]]
+    if repeated:
+        raise ValueError(f"{key}={names}: {repeated[0]!r} is listed twice" + (f" ({note})" if note else ""))
     return names
 
 

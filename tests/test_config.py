@@ -1,5 +1,6 @@
 """MODEL.DROPBLOCK: defaults, and impossible values rejected with the key and value named,
 at model build time (before any data is loaded)."""
+import re
 import warnings
 
 import pytest
@@ -373,3 +374,29 @@ def test_anchor_settings_with_the_same_count_at_every_level_are_accepted():
     cfg.MODEL.ANCHOR_GENERATOR.SIZES, cfg.MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS = [[32]], [[1.0]]
     with pytest.raises(ValueError, match=r"give \[3, 1, 3\] anchors per position"):
         check_anchor_levels(cfg, "MODEL.RPN.IN_FEATURES", levels)
+
+
+@pytest.mark.parametrize("key, value, twice, retinanet", [
+    # detectron2's ROIPooler / FPN asserted naming no key ("Sizes of input featuremaps do not
+    # form a pyramid!", "Strides 16 16 are not log2 contiguous"); the RetinaNet and RPN heads
+    # ran the level twice, silently.
+    ("MODEL.ROI_HEADS.IN_FEATURES", ["p2", "p2", "p3", "p4"], "p2", False),
+    ("MODEL.RPN.IN_FEATURES", ["p2", "p3", "p4", "p5", "p3"], "p3", False),
+    ("MODEL.FPN.IN_FEATURES", ["res2", "res3", "res4", "res4", "res5"], "res4", False),
+    ("MODEL.FPN.IN_FEATURES", ["res3", "res4", "res4", "res5"], "res4", True),
+    ("MODEL.RETINANET.IN_FEATURES", ["p3", "p3", "p5", "p6", "p7"], "p3", True),
+])
+def test_a_feature_listed_twice_is_refused_naming_the_key(key, value, twice, retinanet):
+    from detectron2.modeling import build_model
+
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.trainer import check_model_config
+
+    cfg = small_retinanet_cfg("Base-RetinaNet-Scratch-DropBlock.yaml") if retinanet else rcnn_cfg()
+    _set(cfg, key, value)
+    error = rf"^{key.replace('.', '[.]')}={re.escape(str(value))}: '{twice}' is listed twice"
+    with pytest.raises(ValueError, match=error):
+        check_model_config(cfg)
+    if retinanet or key == "MODEL.FPN.IN_FEATURES":  # R-CNN heads are detectron2's: the tools' check only
+        with pytest.raises(ValueError, match=error):
+            build_model(cfg)
