@@ -5,6 +5,7 @@ Every default leaves the model identical to stock detectron2: nothing is inserte
 """
 import functools
 import math
+import numbers
 import warnings
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -245,6 +246,33 @@ def check_anchor_levels(cfg: CN, levels_key: str, levels: Sequence[str]) -> None
             f"MODEL.ANCHOR_GENERATOR: {given} give {counts} anchors per position at the levels {levels_key}={levels}: "
             "detectron2's RetinaNet and RPN heads need the same number at every level"
         )
+
+
+GN_GROUPS = 32  # detectron2's get_norm("GN", C) is GroupNorm(32, C)
+
+
+def is_positive_int(value: Any) -> bool:
+    """Whether value is an integer >= 1 (not a bool, which Python counts as an integer)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
+
+
+def check_channels(norm: Any, channels: Dict[str, Any]) -> None:
+    """ValueError naming the first key (or argument) of `channels` (each mapped to a channel
+    count or a list of them) with a count that is not an integer >= 1 (a conv of 0 outputs
+    builds, and fails at the first forward with torch's error naming no key) or, with
+    `norm` "GN", not a multiple of `GN_GROUPS` (GroupNorm cannot split it)."""
+    for key, value in channels.items():
+        counts = list(value) if isinstance(value, (list, tuple)) else [value]
+        bad = [c for c in counts if not is_positive_int(c)]
+        if bad:
+            raise ValueError(f"{key}={value!r}: channel counts must be integers >= 1 ({bad[0]!r} is not)")
+        if norm == "GN":
+            bad = [c for c in counts if c % GN_GROUPS]
+            if bad:
+                raise ValueError(
+                    f"{key}={value!r}: NORM 'GN' uses {GN_GROUPS} groups, so channel counts must be "
+                    f"multiples of {GN_GROUPS} ({bad[0]} is not; e.g. 64 instead of 48)"
+                )
 
 
 def check_norm(key: str, norm: Any) -> None:

@@ -50,7 +50,9 @@ except ImportError as e:  # pragma: no cover - depends on how detectron2 was ins
 
 from ..config import (
     SEM_SEG_HEAD_POSITIONS,
+    check_channels,
     check_placement,
+    is_positive_int,
     regularizer_factory,
     validate_dropblock_config,
 )
@@ -66,9 +68,6 @@ __all__ = [
 ]
 
 RegularizerFactory = Callable[[], nn.Module]
-_GN_GROUPS = 32  # detectron2's get_norm("GN", C) is GroupNorm(32, C)
-
-
 def add_dropblock_deeplab_config(cfg: CfgNode) -> None:
     """Add the keys of detectron2's DeepLab project to `cfg` (in place), if not there yet.
 
@@ -131,10 +130,10 @@ def build_dropblock_resnet_deeplab_backbone(cfg: CfgNode, input_shape: ShapeSpec
             "MODEL.RESNETS.RES4_DILATION is 2 (output stride 8)"
         )
     multi_grid = list(resnets.RES5_MULTI_GRID)
-    if len(multi_grid) != num_blocks_per_stage[3]:
+    if len(multi_grid) != num_blocks_per_stage[3] or not all(is_positive_int(m) for m in multi_grid):
         raise ValueError(
             f"MODEL.RESNETS.RES5_MULTI_GRID={multi_grid}: expected one factor per res5 block "
-            f"({num_blocks_per_stage[3]} for ResNet-{depth})"
+            f"({num_blocks_per_stage[3]} for ResNet-{depth}), each an integer >= 1"
         )
     if any(resnets.DEFORM_ON_PER_STAGE):
         raise ValueError(
@@ -240,20 +239,6 @@ class DropBlockASPP(ASPP):
 
 
 # ----------------------------------------------------------------------------- head
-def _check_gn_channels(norm, channels: Dict[str, Sequence[int]]) -> None:
-    """ValueError naming the first key (or argument) whose channel counts GroupNorm(32, C)
-    cannot split; `channels` maps each key to its list of channel counts."""
-    if norm != "GN":
-        return
-    for key, values in channels.items():
-        bad = [c for c in values if c % _GN_GROUPS]
-        if bad:
-            raise ValueError(
-                f"{key}={list(values)}: NORM 'GN' uses {_GN_GROUPS} groups, so channel counts "
-                f"must be multiples of {_GN_GROUPS} ({bad[0]} is not; e.g. 64 instead of 48)"
-            )
-
-
 # DeepLabV3PlusHead's loss types (it raises "Unexpected loss type" naming no key).
 _LOSS_TYPES = ("cross_entropy", "hard_pixel_mining")
 # The head's arguments _check_head_values reads (None: not given, left to DeepLabV3PlusHead).
@@ -327,7 +312,7 @@ class DropBlockDeepLabV3PlusHead(DeepLabV3PlusHead):
             "dropblock_positions", dropblock_positions, SEM_SEG_HEAD_POSITIONS, dropblock, type(self).__name__
         )
         norm = deeplab_kwargs.get("norm")
-        _check_gn_channels(
+        check_channels(
             norm,
             {
                 "project_channels": list(deeplab_kwargs.get("project_channels", [])),
@@ -399,12 +384,12 @@ class DropBlockDeepLabV3PlusHead(DeepLabV3PlusHead):
                 f"{len(head.IN_FEATURES) - 1} value(s), one per low-level feature of "
                 f"MODEL.SEM_SEG_HEAD.IN_FEATURES={list(head.IN_FEATURES)}"
             )
-        _check_gn_channels(
+        check_channels(
             head.NORM,
             {
                 "MODEL.SEM_SEG_HEAD.PROJECT_CHANNELS": list(head.PROJECT_CHANNELS),
-                "MODEL.SEM_SEG_HEAD.CONVS_DIM": [head.CONVS_DIM],
-                "MODEL.SEM_SEG_HEAD.ASPP_CHANNELS": [head.ASPP_CHANNELS],
+                "MODEL.SEM_SEG_HEAD.CONVS_DIM": head.CONVS_DIM,
+                "MODEL.SEM_SEG_HEAD.ASPP_CHANNELS": head.ASPP_CHANNELS,
             },
         )
         _check_head_values(

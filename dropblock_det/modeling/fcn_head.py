@@ -23,14 +23,19 @@ from detectron2.modeling import SEM_SEG_HEADS_REGISTRY
 from detectron2.modeling.meta_arch.semantic_seg import SemSegFPNHead
 from torch import nn
 
-from ..config import SEM_SEG_HEAD_POSITIONS, check_placement, regularizer_factory, validate_dropblock_config
+from ..config import (
+    SEM_SEG_HEAD_POSITIONS,
+    check_channels,
+    check_placement,
+    regularizer_factory,
+    validate_dropblock_config,
+)
 from ..layers import as_regularizer_factory
 from .conv_relu import conv_relu_then_regularize
 
 __all__ = ["DropBlockFCNHead"]
 
 RegularizerFactory = Callable[[], nn.Module]
-_GN_GROUPS = 32
 
 
 def _check_common_stride(key: str, common_stride: Any, strides: Sequence[int], features_key: str) -> None:
@@ -104,10 +109,8 @@ class DropBlockFCNHead(SemSegFPNHead):
             )
         norm = fpn_head_kwargs.get("norm")
         conv_dims = fpn_head_kwargs.get("conv_dims")
-        if norm == "GN" and conv_dims is not None and conv_dims % _GN_GROUPS:
-            raise ValueError(
-                f"conv_dims={conv_dims}: NORM 'GN' needs a multiple of {_GN_GROUPS} channels"
-            )
+        if conv_dims is not None:  # else the stock head names the missing argument
+            check_channels(norm, {"conv_dims": conv_dims})
         if "common_stride" in fpn_head_kwargs:  # else the stock head names the missing argument
             _check_common_stride("common_stride", fpn_head_kwargs["common_stride"],
                                  [shape.stride for shape in input_shape.values()], "input_shape")
@@ -136,11 +139,7 @@ class DropBlockFCNHead(SemSegFPNHead):
                 f"MODEL.SEM_SEG_HEAD.IN_FEATURES={list(head.IN_FEATURES)}: the backbone has no "
                 f"output {missing[0]!r} (it has {sorted(input_shape)})"
             )
-        if head.NORM == "GN" and head.CONVS_DIM % _GN_GROUPS:
-            raise ValueError(
-                f"MODEL.SEM_SEG_HEAD.CONVS_DIM={head.CONVS_DIM}: NORM 'GN' uses {_GN_GROUPS} "
-                f"groups, so it must be a multiple of {_GN_GROUPS}"
-            )
+        check_channels(head.NORM, {"MODEL.SEM_SEG_HEAD.CONVS_DIM": head.CONVS_DIM})
         _check_common_stride("MODEL.SEM_SEG_HEAD.COMMON_STRIDE", head.COMMON_STRIDE,
                              [input_shape[f].stride for f in head.IN_FEATURES], "MODEL.SEM_SEG_HEAD.IN_FEATURES")
         ret = super().from_config(cfg, input_shape)

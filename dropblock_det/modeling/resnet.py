@@ -27,6 +27,7 @@ from ..config import (
     RESNET_STAGES,
     check_norm,
     check_placement,
+    is_positive_int,
     regularizer_factory,
     resnet_stage_drop_scales,
     validate_dropblock_config,
@@ -345,9 +346,11 @@ def stock_resnet_stage_arguments(
         raise ValueError(f"res5_dilation={res5_dilation!r}: expected 1, 2 or 4 (1 for ResNet-18/34)")
     if res4_dilation == 2 and res5_dilation != 4:
         raise ValueError(f"res5_dilation={res5_dilation!r}: must be 4 when res4_dilation is 2 (output stride 8)")
-    if res5_multi_grid is not None and (basic or len(list(res5_multi_grid)) != num_blocks_per_stage[3]):
+    if res5_multi_grid is not None and (basic or len(list(res5_multi_grid)) != num_blocks_per_stage[3]
+                                        or not all(is_positive_int(m) for m in res5_multi_grid)):
         raise ValueError(f"res5_multi_grid={list(res5_multi_grid)}: expected one factor per res5 block "
-                         f"({num_blocks_per_stage[3]} for ResNet-{depth}, bottleneck blocks only)")
+                         f"({num_blocks_per_stage[3]} for ResNet-{depth}, bottleneck blocks only), "
+                         "each an integer >= 1")
     if last_stage not in RESNET_STAGES:
         raise ValueError(f"last_stage={last_stage!r}: expected one of {list(RESNET_STAGES)}")
     if basic and (out_channels != 64 or num_groups != 1):

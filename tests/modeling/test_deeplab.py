@@ -173,6 +173,12 @@ def test_deeplab_model_evaluates_variable_voc_like_sizes(dropblock_and_stock_mod
         (["MODEL.SEM_SEG_HEAD.IN_FEATURES", ["res3", "res5"]], "IN_FEATURES.*no output 'res3'"),
         (["MODEL.RESNETS.DEPTH", 18], "MODEL.RESNETS.DEPTH=18"),
         (["MODEL.RESNETS.RES5_MULTI_GRID", [1, 2]], r"MODEL.RESNETS.RES5_MULTI_GRID=\[1, 2\]"),
+        # Built, then torch's error at the first forward ("dilation should be greater than
+        # zero", "expected weight to be at least 1 at dimension 0"), naming no key.
+        (["MODEL.RESNETS.RES5_MULTI_GRID", [1, 0, 4]], r"^MODEL.RESNETS.RES5_MULTI_GRID=\[1, 0, 4\]: .*integer >= 1"),
+        (["MODEL.SEM_SEG_HEAD.ASPP_CHANNELS", 0], r"^MODEL.SEM_SEG_HEAD.ASPP_CHANNELS=0: channel counts must be "
+         r"integers >= 1 \(0 is not\)$"),
+        (["MODEL.SEM_SEG_HEAD.PROJECT_CHANNELS", [0]], r"^MODEL.SEM_SEG_HEAD.PROJECT_CHANNELS=\[0\]: channel counts"),
         (["MODEL.RESNETS.STEM_TYPE", "fancy"], "MODEL.RESNETS.STEM_TYPE='fancy'"),
         (["MODEL.RESNETS.RES4_DILATION", 2], "MODEL.RESNETS.RES5_DILATION=2: must be 4"),
         # The ASPP pooling kernel is the crop size: a relative crop has none to give it.

@@ -116,6 +116,8 @@ def test_fcn_head_accepts_the_default_positions_and_rejects_ones_without_decoder
     "opts, message",
     [
         (["MODEL.SEM_SEG_HEAD.CONVS_DIM", 40], "MODEL.SEM_SEG_HEAD.CONVS_DIM=40"),
+        # A conv of 0 outputs builds, then fails in torch's conv at the first forward.
+        (["MODEL.SEM_SEG_HEAD.CONVS_DIM", 0], r"^MODEL.SEM_SEG_HEAD.CONVS_DIM=0: channel counts must be integers >= 1"),
         (["MODEL.SEM_SEG_HEAD.IN_FEATURES", ["p2", "p9"]], "IN_FEATURES.*no output 'p9'"),
         (["MODEL.DROPBLOCK.BLOCK_SIZE", 0], "MODEL.DROPBLOCK.BLOCK_SIZE"),
         # Summed levels of two sizes at the first step ("The size of tensor a (32) must match ...").

@@ -369,6 +369,8 @@ def test_block_copies_a_regularizer_module_given_instead_of_a_factory(block_clas
     (dict(depth=50, res4_dilation=4), r"res4_dilation=4: expected 1 or 2"),
     (dict(depth=50, res4_dilation=2, res5_dilation=2), r"res5_dilation=2: must be 4 when res4_dilation is 2"),
     (dict(depth=50, res5_multi_grid=[1, 2]), r"res5_multi_grid=\[1, 2\]: expected one factor per res5 block \(3"),
+    # A dilation of 0 or below builds, then fails in torch's conv at the first forward.
+    (dict(depth=50, res5_multi_grid=[1, 0, 4]), r"res5_multi_grid=\[1, 0, 4\]: .*each an integer >= 1"),
     (dict(depth=50, last_stage="res6"), r"last_stage='res6'"),
     (dict(depth=34, out_channels=128), r"out_channels=128, num_groups=1: ResNet-34 needs 64 and 1"),
     (dict(dropblock_stages=["res6"]), r"dropblock_stages=\['res6'\]: unknown name 'res6'"),
