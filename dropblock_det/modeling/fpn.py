@@ -155,8 +155,9 @@ def _check_fpn_inputs(cfg, bottom_up: nn.Module, builder: str, top_block_reads: 
     """ValueError naming MODEL.FPN.NORM or FUSE_TYPE for a value detectron2's FPN does not take,
     and MODEL.FPN.IN_FEATURES (or MODEL.RESNETS.OUT_FEATURES) where the FPN,
     or `builder`'s top block reading `top_block_reads` (a ResNet output or an FPN level),
-    would take a feature that is not there: detectron2's FPN fails on it with a bare KeyError
-    (e.g. 'res2') or AssertionError, or, for a level, an IndexError at the first forward."""
+    would take a feature that is not there, or features whose strides do not double one to
+    the next: detectron2's FPN fails on it with a bare KeyError (e.g. 'res2') or
+    AssertionError, or, for a level, an IndexError at the first forward."""
     check_norm("MODEL.FPN.NORM", cfg.MODEL.FPN.NORM)
     if cfg.MODEL.FPN.FUSE_TYPE not in ("sum", "avg"):  # FPN asserts it, with no message
         raise ValueError(f"MODEL.FPN.FUSE_TYPE={cfg.MODEL.FPN.FUSE_TYPE!r}: expected 'sum' or 'avg'")
@@ -164,6 +165,13 @@ def _check_fpn_inputs(cfg, bottom_up: nn.Module, builder: str, top_block_reads: 
     out_features = list(cfg.MODEL.RESNETS.OUT_FEATURES)
     in_features = check_feature_names("MODEL.FPN.IN_FEATURES", cfg.MODEL.FPN.IN_FEATURES, list(shapes),
                                       "the ResNet's outputs", note=f"MODEL.RESNETS.OUT_FEATURES={out_features}")
+    strides = [shapes[f].stride for f in in_features]
+    if any(finer * 2 != coarser for finer, coarser in zip(strides, strides[1:])):
+        # detectron2's FPN asserts it naming no key ("Strides 16 8 are not log2 contiguous").
+        raise ValueError(
+            f"MODEL.FPN.IN_FEATURES={in_features}: their strides {strides} must double from one feature to "
+            "the next (finest first, none skipped, e.g. ['res3', 'res4', 'res5'])"
+        )
     if top_block_reads in shapes:
         return
     levels = [f"p{int(math.log2(shapes[f].stride))}" for f in in_features]

@@ -188,6 +188,11 @@ _BOTH_FPN_BUILDERS = [build_dropblock_retinanet_resnet_fpn_backbone, build_dropb
      r"^MODEL\.FPN\.IN_FEATURES=\['res2', .*\]: 'res2' not among the ResNet's outputs \['res3', 'res4', 'res5'\] "
      r"\(MODEL\.RESNETS\.OUT_FEATURES="),
     (_BOTH_FPN_BUILDERS, [], ["res3", "res4", "res5"], r"^MODEL\.FPN\.IN_FEATURES=\[\]: no feature; expected names from"),
+    # Out of order or a level skipped: detectron2's FPN asserted "not log2 contiguous".
+    (_BOTH_FPN_BUILDERS, ["res5", "res4", "res3"], ["res3", "res4", "res5"],
+     r"^MODEL\.FPN\.IN_FEATURES=\['res5', 'res4', 'res3'\]: their strides \[32, 16, 8\] must double"),
+    (_BOTH_FPN_BUILDERS, ["res3", "res5"], ["res3", "res4", "res5"],
+     r"^MODEL\.FPN\.IN_FEATURES=\['res3', 'res5'\]: their strides \[8, 32\] must double"),
     ([build_dropblock_retinanet_resnet_fpn_backbone], ["res3", "res4"], ["res3", "res4"],
      r"^MODEL\.RESNETS\.OUT_FEATURES=\['res3', 'res4'\]: no 'res5', from which "
      r"build_dropblock_retinanet_resnet_fpn_backbone computes P6/P7"),
