@@ -347,19 +347,19 @@ def _check_int(key: str, value: Any, minimum: int) -> None:
 
 
 def check_lazy_loaders(cfg: DictConfig, train: bool = True) -> None:
-    """`dataloader.test` (and with `train` `dataloader.train`): its arguments fit its target
-    (the test loader is built only after the whole training), `num_workers` an integer >= 0
-    (torch refused -1 only when the loader was built), and `dataset.names` not empty
-    (detectron2 asserted "No valid data found in ." once the training was set up).
-    ValueError naming the key."""
+    """`dataloader.test` (and with `train` `dataloader.train`) and `dataloader.evaluator`: the
+    arguments of every `L(...)` node in them (the loader, its dataset, mapper and
+    augmentations, the evaluator) fit its target (the test loader and the evaluator are built
+    only after the whole training, the training mapper after its data is loaded),
+    `num_workers` an integer >= 0 (torch refused -1 only when the loader was built), and
+    `dataset.names` not empty (detectron2 asserted "No valid data found in ." once the
+    training was set up). ValueError naming the key."""
     for split in (["train"] if train else []) + ["test"]:
         key = f"dataloader.{split}"
         node = OmegaConf.select(cfg, key, default=None)
         if not isinstance(node, DictConfig):
             continue
-        why = _arguments_error(node) if "_target_" in node else ""
-        if why:
-            raise ValueError(f"{key} ({_target_name(node)}): {why}")
+        _check_arguments_under(node, key)
         workers = OmegaConf.select(cfg, f"{key}.num_workers", default=None)
         if workers is not None:
             _check_int(f"{key}.num_workers", workers, 0)
@@ -367,6 +367,8 @@ def check_lazy_loaders(cfg: DictConfig, train: bool = True) -> None:
         if names is not None and not _names(names):
             raise ValueError(f"{_DATASET_NODES[key]}={list(names)!r}: no dataset to "
                              f"{'train on' if split == 'train' else 'evaluate'}; name at least one")
+    for key, evaluator in lazy_evaluator_nodes(cfg):
+        _check_arguments_under(evaluator, key)
 
 
 def check_lazy_config_before_run(cfg: DictConfig, train: bool = True,
@@ -920,18 +922,25 @@ def check_lazy_train_sampler(cfg: DictConfig) -> None:
         raise ValueError(f"{key}: {type(e).__name__}: {e}") from None
 
 
-def _check_sampler_node(key: str, sampler: DictConfig, target: Any) -> None:
-    """check_lazy_train_sampler's arguments check (and build) of the sampler node."""
-    nodes = [(key, sampler)]
+def _check_arguments_under(node: Any, key: str) -> None:
+    """_arguments_error for `node` (at `key`) and every `L(...)` node under it, in lists too:
+    ValueError naming the key of the first whose arguments do not fit its target. Not into an
+    interpolation (`dataset_dicts="${dataloader.train.dataset}"`): the node it copies is
+    checked at its own key."""
+    nodes = [(key, node)]
     while nodes:
         node_key, node = nodes.pop(0)
-        why = _arguments_error(node)
-        if why:
-            raise ValueError(f"{node_key} ({_target_name(node)}): {why}")
-        # Not into an interpolation (`dataset_dicts="${dataloader.train.dataset}"`): the node
-        # it copies is checked at its own key.
-        nodes += [(k, child) for k, child, interpolation in _children(node, node_key)
-                  if not interpolation and isinstance(child, DictConfig) and "_target_" in child]
+        if isinstance(node, DictConfig) and "_target_" in node:
+            why = _arguments_error(node)
+            if why:
+                raise ValueError(f"{node_key} ({_target_name(node)}): {why}")
+        if isinstance(node, (DictConfig, ListConfig)):
+            nodes += [(k, child) for k, child, interpolation in _children(node, node_key) if not interpolation]
+
+
+def _check_sampler_node(key: str, sampler: DictConfig, target: Any) -> None:
+    """check_lazy_train_sampler's arguments check (and build) of the sampler node."""
+    _check_arguments_under(sampler, key)
     if (isinstance(target, type) and target.__module__.startswith("detectron2.data.samplers")
             and not any(_builds_something(child) for _, child, _ in _children(sampler, key))):
         arguments = {k: v for k, v in OmegaConf.to_container(sampler, resolve=True).items() if k != "_target_"}

@@ -253,6 +253,18 @@ def test_the_config_saved_by_a_run_loads_back_to_the_same_model(tmp_path):
     (["+dataloader.train.total_batch_sizes=2"], ValueError,
      r"^dataloader\.train \(build_detection_train_loader\): no argument 'total_batch_sizes' "
      r"\(did you mean 'total_batch_size'\?\)"),
+    # ... and inside the loaders and the evaluator: the test mapper's and the evaluator's failed
+    # only after the whole training, the training mapper's after its data was loaded.
+    (["+dataloader.test.mapper.image_fromat=BGR"], ValueError,
+     r"^dataloader\.test\.mapper \(DatasetMapperNamingFiles\): no argument 'image_fromat' \(did you mean 'image_format'\?\)"),
+    (["+dataloader.test.dataset.filter_empt=True"], ValueError,
+     r"^dataloader\.test\.dataset \(get_detection_dataset_dicts\): no argument 'filter_empt' "),
+    (["+dataloader.test.mapper.augmentations.0.max_siz=96"], ValueError,
+     r"^dataloader\.test\.mapper\.augmentations\.0 \(ResizeShortestEdge\): no argument 'max_siz' "),
+    (["+dataloader.train.mapper.use_instance_msk=True"], ValueError,
+     r"^dataloader\.train\.mapper \(DatasetMapperNamingFiles\): no argument 'use_instance_msk' "),
+    (["+dataloader.evaluator.output_dri=x"], ValueError,
+     r"^dataloader\.evaluator \(dataset_evaluator\): no argument 'output_dri' \(did you mean 'output_dir'\?\)"),
     # The yacs DATALOADER.SAMPLER_TRAIN way: "Expect a Sampler but got <class 'str'>" once the data was loaded.
     (["dataloader.train.sampler=RepeatFactorTrainingSampler"], ValueError,
      r"^dataloader\.train\.sampler='RepeatFactorTrainingSampler': expected L\(SamplerClass\)\(\.\.\.\)"),
@@ -276,6 +288,27 @@ def test_bad_values_are_refused_by_key(opts, error, match):
 
     with pytest.raises(error, match=match):
         check_lazy_config_before_run(_lazy(SYNTHETIC, *opts), check_files=False)
+
+
+def test_an_evaluation_checks_the_arguments_of_the_test_loader_and_evaluator_it_builds():
+    # --eval-only built the evaluator only after the model and its weights were loaded, and a
+    # COCOEvaluator argument misspelt in a config file failed then with a bare TypeError.
+    from detectron2.config import LazyCall as L
+    from detectron2.evaluation import COCOEvaluator
+
+    from dropblock_det.engine.lazy import check_lazy_config_before_run
+
+    cfg = _lazy(SYNTHETIC)
+    cfg.dataloader.evaluator = L(COCOEvaluator)(dataset_name="synthetic_det_val", max_dets_per_imag=100)
+    with pytest.raises(ValueError, match=r"^dataloader\.evaluator \(COCOEvaluator\): no argument 'max_dets_per_imag' "
+                       r"\(did you mean 'max_dets_per_image'\?\)"):
+        check_lazy_config_before_run(cfg, train=False, check_files=False)
+    with pytest.raises(ValueError, match=r"^dataloader\.test\.mapper \(DatasetMapperNamingFiles\): no argument 'image_fromat'"):
+        check_lazy_config_before_run(_lazy(SYNTHETIC, "+dataloader.test.mapper.image_fromat=BGR"), train=False,
+                                     check_files=False)
+    # The training loader is not built for an evaluation, so its arguments are not its concern.
+    check_lazy_config_before_run(_lazy(SYNTHETIC, "+dataloader.train.mapper.image_fromat=BGR"), train=False,
+                                 check_files=False)
 
 
 def test_training_in_several_processes_on_the_cpu_needs_ddp_device_ids_given(monkeypatch):
