@@ -4,7 +4,7 @@ res4/res5 (res4 at 1/4 of res5's drop rate) and in the head after each ASPP bran
 ASPP projection and each decoder conv.
 
 The LazyConfig twin of the model of configs/PascalVOC-SemanticSegmentation/deeplab_v3_
-plus_R_50_GN_scratch_dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.yaml (checked by
+plus_R_52_GN_scratch_dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.yaml (checked by
 tests/engine/test_lazy.py). As in the RetinaNet model, every location copies the top-level
 `dropblock` node (`dropblock.keep_prob=...`, `dropblock.type=Dropout`, ...).
 """
