@@ -391,6 +391,11 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True,
     output_dir = cfg.train.output_dir
     if not isinstance(output_dir, str) or not output_dir:
         raise ValueError(f"train.output_dir={output_dir!r}: expected a folder")
+    weights = cfg.train.get("init_checkpoint", "")
+    if weights is not None and not isinstance(weights, str):
+        # e.g. Hydra reads train.init_checkpoint=123 as an int: it failed, unnamed, in the path check.
+        raise ValueError(f"train.init_checkpoint={_plain(weights)!r}: expected a checkpoint's path or URL "
+                         "(a string; quote a name Hydra reads as another type: train.init_checkpoint=\"'123'\")")
     device = checked_device("train.device", cfg.train.device)
     if train:
         _check_int("train.max_iter", cfg.train.max_iter, 1)

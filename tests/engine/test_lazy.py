@@ -239,6 +239,8 @@ def test_the_config_saved_by_a_run_loads_back_to_the_same_model(tmp_path):
      r"train\.dropblock_schedule with train\.max_iter=1500: ValueError: .*start_iter=5000 with the trainer's "
      r"max_iter=1500: keep_prob would stay 1\.0"),
     (["train.seed=null"], ValueError, r"train\.seed=None"),
+    # Hydra reads it as an int: "TypeError: argument of type 'int' is not iterable", unnamed.
+    (["train.init_checkpoint=123"], ValueError, r"^train\.init_checkpoint=123: expected a checkpoint's path or URL"),
     (["dataloader.train.total_batch_size=0"], ValueError, r"dataloader\.train\.total_batch_size=0"),
     # torch refused these once the loader was built (the test loader's after the whole training),
     # and detectron2 asserted "No valid data found in ." for no training set, both unnamed.
@@ -309,6 +311,13 @@ def test_an_evaluation_checks_the_arguments_of_the_test_loader_and_evaluator_it_
     # The training loader is not built for an evaluation, so its arguments are not its concern.
     check_lazy_config_before_run(_lazy(SYNTHETIC, "+dataloader.train.mapper.image_fromat=BGR"), train=False,
                                  check_files=False)
+
+
+def test_an_init_checkpoint_that_is_no_string_is_named_for_an_evaluation_too():
+    from dropblock_det.engine.lazy import check_lazy_config_before_run
+
+    with pytest.raises(ValueError, match=r"^train\.init_checkpoint=\[1\]: expected a checkpoint's path"):
+        check_lazy_config_before_run(_lazy(SYNTHETIC, "train.init_checkpoint=[1]"), train=False, check_files=False)
 
 
 def test_training_in_several_processes_on_the_cpu_needs_ddp_device_ids_given(monkeypatch):
