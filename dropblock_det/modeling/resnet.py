@@ -13,6 +13,7 @@ DropBlock's Triton path does them in its own passes (both masks in one pass at t
 a block); the results are those of the separate ops.
 """
 import numbers
+from collections.abc import Iterable
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import torch
@@ -24,6 +25,7 @@ from detectron2.modeling import BACKBONE_REGISTRY
 from detectron2.modeling.backbone.resnet import BasicBlock, BasicStem, BottleneckBlock, ResNet
 
 from ..config import (
+    RESNET_POSITIONS,
     RESNET_STAGES,
     check_norm,
     check_placement,
@@ -229,6 +231,14 @@ def resnet_stage_regularizers(
     if dropblock_stages is None:
         dropblock_stages = DEFAULT_DROPBLOCK_STAGES if dropblock is not None else ()
     stages = check_placement("dropblock_stages", dropblock_stages, RESNET_STAGES, dropblock, "ResNet")
+    # A string (a LazyConfig override `...dropblock_positions=conv1`) would be taken letter by letter.
+    if isinstance(dropblock_positions, str) or not isinstance(dropblock_positions, Iterable):
+        raise ValueError(f"dropblock_positions={dropblock_positions!r}: expected a list of names from "
+                         f"{list(RESNET_POSITIONS)}")
+    if stage_drop_scales is not None and (isinstance(stage_drop_scales, str)
+                                          or not isinstance(stage_drop_scales, Iterable)):
+        raise ValueError(f"stage_drop_scales={stage_drop_scales!r}: expected a list, one scale per stage of "
+                         f"dropblock_stages={stages}")
     if stage_drop_scales is not None and len(list(stage_drop_scales)) != len(stages):
         raise ValueError(
             f"stage_drop_scales={list(stage_drop_scales)}: expected one scale per stage of "

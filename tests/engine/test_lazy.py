@@ -380,6 +380,14 @@ def test_a_training_sampler_that_fails_only_once_the_data_is_loaded_is_refused_n
      r"^model\.backbone\.bottom_up\.stages \(make_dropblock_resnet_stages\): ValueError: depth=42"),
     (["model.backbone.bottom_up.stem.norm=XX"], r"^model\.backbone\.bottom_up\.stem \(BasicStem\): KeyError: 'XX'"),
     (["model.head.dropblock_towers=[cls,foo]"], r"^model\.head \(DropBlockRetinaNetHead\): ValueError: .*'foo'"),
+    # A name where a list goes: the positions were taken letter by letter ("unknown name 'c'"),
+    # a number for the scales failed in Python ("'float' object is not iterable").
+    (["model.backbone.bottom_up.stages.dropblock_positions=conv1"],
+     r"^model\.backbone\.bottom_up\.stages \(make_dropblock_resnet_stages\): ValueError: dropblock_positions='conv1': "
+     r"expected a list of names from \['conv1', 'conv2', 'conv3', 'shortcut'\]"),
+    (["model.backbone.bottom_up.stages.stage_drop_scales=0.5"],
+     r"^model\.backbone\.bottom_up\.stages \(make_dropblock_resnet_stages\): ValueError: stage_drop_scales=0\.5: "
+     r"expected a list, one scale per stage of dropblock_stages=\['res4', 'res5'\]"),
     # A copy of the top-level node is named with the key an override changes.
     (["dropblock.block_size=0"],
      r"^model\.backbone\.bottom_up\.stages\.dropblock=\$\{dropblock\} \(build_regularizer\): ValueError: block_size"),
