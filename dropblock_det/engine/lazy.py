@@ -175,6 +175,14 @@ def check_override_key(cfg: DictConfig, opt: str) -> None:
         override = OverridesParser.create().parse_overrides([opt])[0]
     except Exception as e:  # noqa: BLE001 - Hydra's grammar errors have several types
         raise ValueError(f"command-line opt {opt!r}: {e}") from None
+    if override.is_sweep_override():
+        # detectron2's apply_overrides set the sweep's fields as a dict (`x=interval(0,1)`:
+        # {'start': 0, 'end': 1, ...}), failing where the value was used, e.g. in the
+        # evaluation after the training, or refused it naming no key (`a,b`).
+        raise ValueError(f"command-line opt {opt!r}: Hydra's grammar reads the value as a sweep "
+                         f"({type(override._value).__name__}), which one run cannot take: write a list in "
+                         "brackets ([a,b]), quote a string holding a comma ('a,b'); a grid of block sizes and "
+                         "keep_probs is tools/sweep.py's")
     if _has_unquoted_none(override._value):
         # Hydra's grammar reads None as the string 'None' (its None is null): the component
         # then failed on the string, e.g. "TypeError: not all arguments converted during

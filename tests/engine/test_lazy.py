@@ -622,6 +622,18 @@ def test_an_unquoted_none_in_an_override_is_refused_naming_null(opt):
     _lazy(SYNTHETIC, opt.replace("None", "null"))  # what it advises loads
 
 
+@pytest.mark.parametrize("opt", ["dataloader.train.dataset.names=synthetic_det_train,synthetic_det_val",
+                                 "dropblock.keep_prob=choice(0.8,0.9)", "model.test_score_thresh=interval(0.01,0.1)",
+                                 "train.max_iter=range(1,5)"])
+def test_a_hydra_sweep_in_an_override_is_refused_naming_the_opt(opt):
+    # detectron2's apply_overrides set interval(...) as a dict of its fields: the score
+    # threshold failed only in the evaluation after the training; "a,b" failed naming no key.
+    with pytest.raises(ValueError, match=rf"^command-line opt '{re.escape(opt)}': Hydra's grammar reads the value "
+                       r"as a sweep .*write a list in brackets"):
+        _lazy(SYNTHETIC, opt)
+    _lazy(SYNTHETIC, "dataloader.train.dataset.names=[synthetic_det_train,synthetic_det_val]")
+
+
 def test_the_deeplab_export_advice_on_the_command_line_loads():
     # export_stock_config.py advised model.sem_seg_head.train_size=None, which Hydra read as
     # 'None': the head then failed with "TypeError: not all arguments converted during
