@@ -449,11 +449,22 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True,
 
 def _check_ddp_device(cfg: DictConfig, device: torch.device) -> None:
     """trainer.check_ddp_device for train.device, unless train.ddp gives `device_ids`
-    (`train.ddp.device_ids=null` is DDP on the CPU), which create_ddp_model then keeps."""
+    (`train.ddp.device_ids=null` is DDP on the CPU), which create_ddp_model then keeps; and
+    DDP on the CPU only in processes that can reduce CPU tensors (not NCCL's)."""
     if "device_ids" not in (cfg.train.get("ddp", None) or {}):
         check_ddp_device("train.device", cfg.train.device, device,
                          "on CUDA, or with train.ddp.device_ids=null (+train.ddp.device_ids=null where "
                          "train.ddp has no such key)")
+        return
+    world = comm.get_world_size()
+    if (world > 1 and device.type != "cuda" and torch.distributed.is_initialized()
+            and torch.distributed.get_backend() == "nccl"):
+        # detectron2's launch picks NCCL on a machine with GPUs (v0.6: always, after asserting
+        # CUDA); DDP then fails on the CPU model, after the data loader is built.
+        raise ValueError(f"train.device={cfg.train.device!r} with {world} training processes: detectron2's "
+                         "launch started them with the NCCL backend (it does on a machine with GPUs; "
+                         "detectron2 v0.6 always), which cannot reduce CPU tensors; train on CUDA, or in "
+                         "one process (--num-gpus 1)")
 
 
 def check_lazy_model(cfg: DictConfig, model: torch.nn.Module, train: bool = True) -> None:

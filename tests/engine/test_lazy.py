@@ -335,6 +335,24 @@ def test_training_in_several_processes_on_the_cpu_needs_ddp_device_ids_given(mon
     check_lazy_config_before_run(_lazy(SYNTHETIC), train=False, check_files=False)  # evaluating: no DDP
 
 
+def test_ddp_on_the_cpu_is_refused_in_processes_launched_with_nccl(monkeypatch):
+    # detectron2's launch uses NCCL on a machine with GPUs (v0.6 always): DDP of a CPU model
+    # with train.ddp.device_ids=null then failed after the data loader was built.
+    import torch.distributed as dist
+    from detectron2.utils import comm
+
+    from dropblock_det.engine.lazy import check_lazy_config_before_run
+
+    monkeypatch.setattr(comm, "get_world_size", lambda: 2)
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_backend", lambda group=None: "nccl")
+    cfg = _lazy(SYNTHETIC, "+train.ddp.device_ids=null")
+    with pytest.raises(ValueError, match=r"^train\.device='cpu' with 2 training processes: .*NCCL backend"):
+        check_lazy_config_before_run(cfg, check_files=False)
+    monkeypatch.setattr(dist, "get_backend", lambda group=None: "gloo")
+    check_lazy_config_before_run(cfg, check_files=False)
+
+
 def test_a_training_sampler_that_fails_only_once_the_data_is_loaded_is_refused_naming_the_key():
     # build_detection_train_loader gets its sampler after the training set is loaded: a
     # TypeError or assertion then, naming no key. A sampler that reads the data is not built.
