@@ -190,6 +190,9 @@ def check_feature_names(key: str, names: Sequence[str], outputs: Sequence[str], 
     first forward), or for one listed twice (the FPN and ROI poolers assert on it naming no
     key; the RetinaNet and RPN heads ran that level twice, silently). `note` is added in
     parentheses. Returns the names as a list."""
+    if isinstance(names, str):  # its letters are not names (a LazyConfig override `...=p3`)
+        raise ValueError(f"{key}={names!r}: expected a list of names from {whose} {list(outputs)} "
+                         f"(e.g. [{names!r}])")
     names = list(names)
     missing = [name for name in names if name not in outputs]
     if missing or not names:

@@ -376,6 +376,17 @@ def test_anchor_settings_with_the_same_count_at_every_level_are_accepted():
         check_anchor_levels(cfg, "MODEL.RPN.IN_FEATURES", levels)
 
 
+def test_one_feature_name_given_as_a_string_is_refused_as_not_a_list():
+    # A LazyConfig override `model.head_in_features=p3` gives a str, whose letters were
+    # taken as names: "model.head_in_features=['p', '3']: 'p', '3' not among ...".
+    from dropblock_det.config import check_feature_names
+
+    with pytest.raises(ValueError, match=r"^model\.head_in_features='p3': expected a list of names from the "
+                                         r"backbone's outputs \['p3', 'p4'\] \(e\.g\. \['p3'\]\)$"):
+        check_feature_names("model.head_in_features", "p3", ["p3", "p4"], "the backbone's outputs")
+    assert check_feature_names("model.head_in_features", ("p4", "p3"), ["p3", "p4"], "x") == ["p4", "p3"]
+
+
 @pytest.mark.parametrize("key, value, twice, retinanet", [
     # detectron2's ROIPooler / FPN asserted naming no key ("Sizes of input featuremaps do not
     # form a pyramid!", "Strides 16 16 are not log2 contiguous"); the RetinaNet and RPN heads
