@@ -375,8 +375,11 @@ def evaluator_cannot_read(model_class: Any, dataset_name: str) -> str:
     """Why `dataset_name`'s evaluator ("a 'sem_seg' dataset, which ...") cannot read the outputs of a `model_class` model ('' when
     it can, or when that is not certain): a segmentation set for a RetinaNet or for
     detectron2's own GeneralizedRCNN / ProposalNetwork (Faster / Mask R-CNN, RPN), a
-    detection set for a SemanticSegmentor. A model of the user's own (PanopticFPN-like, a
-    GeneralizedRCNN subclass) may give both kinds of outputs, so only these are judged."""
+    detection set for a SemanticSegmentor, a PASCAL VOC set for a ProposalNetwork (its
+    evaluator reads detected "instances", an RPN gives "proposals": KeyError: 'instances'
+    on the first batch; the COCO evaluator scores proposals). A model of the user's own
+    (PanopticFPN-like, a GeneralizedRCNN subclass) may give both kinds of outputs, so only
+    these are judged."""
     from detectron2.modeling import GeneralizedRCNN, ProposalNetwork, SemanticSegmentor
     from detectron2.modeling.meta_arch.retinanet import RetinaNet
 
@@ -387,6 +390,9 @@ def evaluator_cannot_read(model_class: Any, dataset_name: str) -> str:
     if detector_only if evaluator_type == "sem_seg" else issubclass(model_class, SemanticSegmentor):
         return (f"a {evaluator_type!r} dataset, which a {model_class.__name__} cannot "
                 f"be evaluated on (it gives {'segmentation' if evaluator_type != 'sem_seg' else 'detection'} outputs)")
+    if evaluator_type == "pascal_voc" and model_class is ProposalNetwork:
+        return (f"a {evaluator_type!r} dataset, whose evaluator scores detections, which a {model_class.__name__} "
+                "cannot be evaluated on (it gives proposals only; a 'coco' dataset's evaluator scores them)")
     return ""
 
 

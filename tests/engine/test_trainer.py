@@ -221,6 +221,7 @@ def test_a_test_dataset_without_an_evaluator_is_refused_before_training():
     ("RetinaNet", "voc_2012_sem_seg_val"),
     ("SemanticSegmentor", "synthetic_det_val"),
     ("SemanticSegmentor", "voc_2007_test"),
+    ("ProposalNetwork", "voc_2007_test"),  # proposals only: the VOC evaluator read "instances" (KeyError)
 ])
 def test_a_test_set_the_model_cannot_be_evaluated_on_is_refused_before_training(meta_architecture, test_set):
     # Else training runs to the end and the evaluator fails on the first batch.
@@ -230,6 +231,12 @@ def test_a_test_set_the_model_cannot_be_evaluated_on_is_refused_before_training(
     cfg.DATASETS.TEST = (test_set,)
     with pytest.raises(ValueError, match=rf"DATASETS\.TEST names '{test_set}'.*MODEL\.META_ARCHITECTURE='{meta_architecture}'"):
         check_evaluator_types(cfg)
+
+
+def test_an_rpn_is_evaluated_on_a_coco_set_whose_evaluator_scores_proposals():
+    from dropblock_det.engine.trainer import check_evaluator_types
+
+    check_evaluator_types(_cfg("MODEL.META_ARCHITECTURE", "ProposalNetwork"))  # synthetic_det_val: coco
 
 
 def test_a_segmentation_test_set_without_the_metadata_its_evaluator_reads_is_refused_before_training():
