@@ -271,7 +271,7 @@ def check_evaluation_files(names: Sequence[str], key: str = "DATASETS.TEST") -> 
     loads a test set only when it evaluates, after the whole training (or TEST.EVAL_PERIOD
     iterations), where a missing image or a label the evaluator cannot read ended the run.
     Each set's dicts are loaded (errors naming its files, :func:`naming_dataset_files`), every
-    image and label file they name must exist, a "sem_seg" set's labels must be what its
+    image and label file they name must exist (and there must be one), a "sem_seg" set's labels must be what its
     SemSegEvaluator can score, a "pascal_voc" set's annotations what its evaluator parses.
     DatasetFileError naming `key`, the dataset and the file."""
     start, count = time.perf_counter(), 0
@@ -280,6 +280,11 @@ def check_evaluation_files(names: Sequence[str], key: str = "DATASETS.TEST") -> 
             items = DatasetCatalog.get(name)
         if not isinstance(items, list):
             continue
+        if not items:
+            # detectron2's test loader asserts "Dataset '...' is empty!", after the training.
+            files = ", ".join(_dataset_files(name)) or "no file in its metadata"
+            raise DatasetFileError(f"{key} names {name!r}, which lists no images ({files}): its evaluation "
+                                   "would fail on it after the training")
         count += len(items)
         for item in items:
             for file_key in _ITEM_FILE_KEYS:

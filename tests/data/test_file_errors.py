@@ -52,6 +52,16 @@ def test_a_test_image_that_is_missing_is_named_before_the_training(tmp_path):
             check_evaluation_files(["synthetic_det_val"])
 
 
+def test_a_test_set_with_no_images_is_named_before_the_training(voc_test_set):
+    # detectron2's test loader asserted "Dataset '...' is empty!" after the whole training.
+    from dropblock_det.data.file_errors import DatasetFileError, check_evaluation_files
+
+    name, voc = voc_test_set
+    (voc / "ImageSets" / "Main" / "test.txt").write_text("")
+    with pytest.raises(DatasetFileError, match=rf"^DATASETS\.TEST names '{name}', which lists no images \({voc}\): its evaluation"):
+        check_evaluation_files([name])
+
+
 def test_the_yacs_and_lazy_run_checks_read_the_test_set_of_a_training_only(tmp_path):
     from dropblock_det.data.file_errors import DatasetFileError
     from dropblock_det.engine.lazy import check_lazy_config_before_run, load_lazy_config
