@@ -27,6 +27,7 @@ import detectron2.utils.comm as comm  # noqa: E402
 from detectron2.engine import default_setup  # noqa: E402
 from detectron2.engine.defaults import create_ddp_model  # noqa: E402
 from detectron2.utils.logger import setup_logger  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
 
 import dropblock_det  # noqa: E402,F401  (registers the components and datasets)
 from dropblock_det.engine.lazy import (  # noqa: E402
@@ -67,6 +68,12 @@ def setup(args):
     if resume_from and model is not None:
         check_lazy_checkpoint(cfg, model, resume_from)
     if args.eval_only:
+        if not OmegaConf.select(cfg, "dataloader.evaluator", default=None):
+            # do_test would evaluate nothing (or run the inference and score it with nothing) and say nothing.
+            raise ValueError("--eval-only needs an evaluator: dataloader.evaluator is "
+                             + ("missing" if "evaluator" not in cfg.dataloader else
+                                f"{OmegaConf.select(cfg, 'dataloader.evaluator')!r}")
+                             + " (e.g. L(dataset_evaluator)(dataset_name=...) from dropblock_det.engine.trainer)")
         weights = eval_weights(cfg, args)
         if not weights:
             raise ValueError("--eval-only needs weights to evaluate: train.init_checkpoint is empty"

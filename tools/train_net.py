@@ -66,6 +66,9 @@ def setup(args):
     if args.eval_only:
         # Before prepare_output_dir, which creates OUTPUT_DIR and moves the run's config.yaml
         # and predictions aside: weights that cannot be evaluated leave the folder as it was.
+        if not cfg.DATASETS.TEST:  # DefaultTrainer.test would evaluate nothing and say nothing
+            raise ValueError(f"--eval-only with DATASETS.TEST={tuple(cfg.DATASETS.TEST)!r}: no dataset to "
+                             "evaluate on; name at least one")
         weights = eval_weights(cfg, args)
         if not weights:
             raise ValueError("--eval-only needs weights to evaluate: MODEL.WEIGHTS is empty"

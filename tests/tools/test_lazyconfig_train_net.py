@@ -80,6 +80,15 @@ def test_eval_only_without_weights_is_refused_before_anything_is_written(tool, t
     assert not out.exists()
 
 
+def test_eval_only_without_an_evaluator_is_refused_before_anything_is_written(trained, tool, tmp_path):
+    # do_test ran the inference (or not even that), scored it with nothing and said nothing.
+    out, _ = trained
+    with pytest.raises(ValueError, match=r"^--eval-only needs an evaluator: dataloader\.evaluator is None"):
+        tool.main(_parse(tool, tmp_path / "never", ["--eval-only"], [
+            f"train.init_checkpoint={out / 'model_final.pth'}", "dataloader.evaluator=null"]))
+    assert not (tmp_path / "never").exists()
+
+
 def test_eval_only_refuses_a_checkpoint_of_another_model(trained, tool, tmp_path):
     from dropblock_det.engine.trainer import CheckpointMismatchError
 

@@ -288,6 +288,20 @@ def test_eval_only_without_weights_is_refused_before_anything_is_written(train_n
     assert not (tmp_path / "new").exists()
 
 
+def test_eval_only_with_no_test_set_is_refused_before_the_runs_files_are_moved(trained, train_net, tmp_path):
+    # DefaultTrainer.test evaluated nothing, said nothing and returned {}, after moving the
+    # run's config.yaml and inference/ aside.
+    out, _ = trained
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("the trained run's config")
+    with pytest.raises(ValueError, match=r"^--eval-only with DATASETS\.TEST=\(\): no dataset to evaluate on"):
+        train_net.setup(train_net.parser().parse_args(
+            ["--config-file", DB_CONFIG, "--eval-only"] + TINY_OPTS + ["OUTPUT_DIR", str(run), "DATASETS.TEST", "()",
+             "MODEL.WEIGHTS", str(out / "model_final.pth")]))
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml"]
+
+
 def test_eval_only_checks_its_weights_before_the_runs_files_are_moved(trained, train_net, tmp_path):
     # Weights that are missing or of another model failed in the strict load, after the run's
     # config.yaml and inference/ had been moved to previous_runs/ and config.yaml rewritten.
