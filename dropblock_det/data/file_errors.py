@@ -213,7 +213,7 @@ def _stray_label_values(label: np.ndarray, num_classes: int, ignore: Optional[in
 
 def _check_sem_seg_labels(name: str, items: List[Dict[str, Any]], key: str) -> None:
     """The labels of `name` as detectron2's SemSegEvaluator reads them (np.array of the
-    PNG): one channel, the image's size, and values among range(len(stuff_classes)) and
+    PNG): one for every image, one channel, the image's size, and values among range(len(stuff_classes)) and
     ignore_label; else its confusion matrix failed after the whole training ("cannot
     reshape array of size 661 into shape (22,22)") or its shapes did not match."""
     metadata = MetadataCatalog.get(name)
@@ -221,7 +221,11 @@ def _check_sem_seg_labels(name: str, items: List[Dict[str, Any]], key: str) -> N
     for item in items:
         path = item.get("sem_seg_file_name")
         if not path:
-            continue
+            # SemSegEvaluator maps every image to its label when it is built, after the
+            # training: "KeyError: 'sem_seg_file_name'".
+            raise DatasetFileError(f"{key} names {name!r}, a 'sem_seg' dataset whose image {item.get('file_name')} "
+                                   "has no sem_seg_file_name (its label): its evaluator reads one for every image, "
+                                   "and would fail on it after the training")
         try:
             with Image.open(path) as image:
                 label = np.asarray(image)

@@ -108,6 +108,28 @@ def test_a_segmentation_label_its_evaluator_cannot_score_is_named(tmp_path, labe
         register_synthetic_datasets()
 
 
+def test_a_segmentation_test_image_without_a_label_is_named_before_the_training(tmp_path):
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+    from detectron2.evaluation import SemSegEvaluator
+
+    from dropblock_det.data.file_errors import DatasetFileError, check_evaluation_files
+
+    image = tmp_path / "unlabelled.jpg"
+    Image.new("RGB", (32, 32)).save(image)
+    name = "dropblock_test_seg_unlabelled"
+    DatasetCatalog.register(name, lambda: [{"file_name": str(image), "height": 32, "width": 32}])
+    MetadataCatalog.get(name).set(evaluator_type="sem_seg", stuff_classes=["a", "b"], ignore_label=255)
+    try:
+        with pytest.raises(KeyError, match="sem_seg_file_name"):
+            SemSegEvaluator(name)  # built after the training
+        with pytest.raises(DatasetFileError, match=rf"^DATASETS\.TEST names '{name}', a 'sem_seg' dataset whose "
+                                                   rf"image {image} has no sem_seg_file_name"):
+            check_evaluation_files([name])
+    finally:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+
+
 @pytest.mark.parametrize("how", ["truncated", "empty"])
 def test_a_segmentation_label_that_cannot_be_decoded_is_named_with_the_key(tmp_path, how):
     # A truncated PNG gave PIL's bare "OSError: image file is truncated", naming no file.
