@@ -19,7 +19,7 @@ from detectron2.data import DatasetCatalog, DatasetMapper, MetadataCatalog
 from PIL import Image
 
 __all__ = ["DatasetFileError", "DatasetMapperNamingFiles", "naming_dataset_files", "ANNOTATION_FIELDS",
-           "missing_annotation_field", "check_evaluation_files"]
+           "missing_annotation_field", "check_evaluation_files", "sem_seg_label_problem"]
 
 logger = logging.getLogger(__name__)
 
@@ -211,6 +211,26 @@ def _stray_label_values(label: np.ndarray, num_classes: int, ignore: Optional[in
     return [int(v) for v in np.unique(label[bad])[:5]]
 
 
+def sem_seg_label_problem(path: str, num_classes: int, ignore: Optional[int],
+                          size: Optional[Tuple[int, int]] = None) -> str:
+    """What makes the segmentation label at `path` one detectron2's SemSegEvaluator cannot
+    score ('' when nothing): not one channel, not `size` (height, width; None: not
+    checked), values neither a class in range(num_classes) nor `ignore`. Raises PIL's
+    OSError / SyntaxError for a file it cannot decode."""
+    with Image.open(path) as image:
+        label = np.asarray(image)
+    if label.ndim != 2:
+        return f"a {image.mode} image of shape {label.shape}, not one channel of class indices"
+    if size is not None and label.shape != tuple(size):
+        return f"{label.shape[1]}x{label.shape[0]}, but its image is {size[1]}x{size[0]}"
+    values = _stray_label_values(label, num_classes, ignore)
+    if values:
+        return (f"values {values} that are neither a class 0..{num_classes - 1} (its {num_classes} "
+                f"stuff_classes) nor its ignore_label {ignore} (a palette or colour PNG given for "
+                "one of class indices?)")
+    return ""
+
+
 def _check_sem_seg_labels(name: str, items: List[Dict[str, Any]], key: str) -> None:
     """The labels of `name` as detectron2's SemSegEvaluator reads them (np.array of the
     PNG): one for every image, one channel, the image's size, and values among range(len(stuff_classes)) and
@@ -227,22 +247,11 @@ def _check_sem_seg_labels(name: str, items: List[Dict[str, Any]], key: str) -> N
                                    "has no sem_seg_file_name (its label): its evaluator reads one for every image, "
                                    "and would fail on it after the training")
         try:
-            with Image.open(path) as image:
-                label = np.asarray(image)
+            problem = sem_seg_label_problem(path, num_classes, ignore,
+                                            (item["height"], item["width"]) if "height" in item else None)
         except (OSError, SyntaxError) as e:  # PIL: not an image, truncated ("image file is truncated")
             raise DatasetFileError(f"{key} names {name!r}, whose label {path} cannot be read ({type(e).__name__}: "
                                    f"{e}); its evaluator would fail on it after the training") from e
-        problem = None
-        if label.ndim != 2:
-            problem = f"a {image.mode} image of shape {label.shape}, not one channel of class indices"
-        elif "height" in item and label.shape != (item["height"], item["width"]):
-            problem = f"{label.shape[1]}x{label.shape[0]}, but its image is {item['width']}x{item['height']}"
-        else:
-            values = _stray_label_values(label, num_classes, ignore)
-            if values:
-                problem = (f"values {values} that are neither a class 0..{num_classes - 1} (its {num_classes} "
-                           f"stuff_classes) nor its ignore_label {ignore} (a palette or colour PNG given for "
-                           "one of class indices?)")
         if problem:
             raise DatasetFileError(f"{key} names {name!r}, whose label {path} is {problem}; "
                                    "its evaluator would fail on it after the training")

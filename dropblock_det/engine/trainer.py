@@ -315,7 +315,30 @@ class _GroundTruthClassesSemSegEvaluator(SemSegEvaluator):
     classes in the ground truth *or* the predictions, so the same predictions scored another
     mIoU there (2.52 on main, 1.01 on v0.6) wherever a class was predicted that the images
     do not have: a subset, the synthetic and mini sets. Per-class IoUs, fwIoU, mACC and pACC
-    are the same on both and left as they are."""
+    are the same on both and left as they are. A label it cannot score is named (detectron2
+    failed on it with "cannot reshape array of size 221 into shape (5,5)", naming no file:
+    an --eval-only or an analysis evaluates a test set it has not checked)."""
+
+    def process(self, inputs, outputs):
+        try:
+            super().process(inputs, outputs)
+        except Exception as error:  # noqa: BLE001 - looking for the label that fails
+            from ..data.file_errors import DatasetFileError, sem_seg_label_problem
+
+            for item, output in zip(inputs, outputs):
+                path = self.input_file_to_gt_file.get(item.get("file_name"))
+                if path is None:
+                    continue
+                try:
+                    problem = sem_seg_label_problem(path, self._num_classes, self._ignore_label,
+                                                    tuple(output["sem_seg"].shape[-2:]))
+                except (OSError, SyntaxError) as e:  # PIL: not an image, truncated
+                    problem = f"unreadable ({type(e).__name__}: {e})"
+                if problem:
+                    raise DatasetFileError(f"dataset {self._dataset_name!r}: the label {path} (of image "
+                                           f"{item['file_name']}) is {problem}; its evaluator cannot score it "
+                                           f"({type(error).__name__}: {error})") from error
+            raise
 
     def evaluate(self):
         results = super().evaluate()

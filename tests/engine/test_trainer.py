@@ -3,6 +3,7 @@ train augmentations (Cutout), LR schedule delegation, config loading errors."""
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -49,7 +50,6 @@ def test_evaluator_follows_the_dataset_type_and_uses_fast_coco_only_with_compile
 def test_miou_is_the_mean_over_the_ground_truth_classes_on_every_detectron2_version(tmp_path):
     # detectron2 v0.6 divided the ground-truth classes' IoUs by the number of classes in the
     # ground truth or the predictions: the same predictions scored 1.01 there, 2.52 on main.
-    import numpy as np
     import torch
 
     from dropblock_det.data.synthetic import make_synthetic_sem_seg, register_synthetic_datasets
@@ -77,6 +77,34 @@ def test_miou_is_the_mean_over_the_ground_truth_classes_on_every_detectron2_vers
     assert result["mIoU"] == pytest.approx(100 * (iou_0 + iou_1) / 2)  # v0.6: / 3 (class 2 predicted)
     saved = torch.load(tmp_path / "inference" / "sem_seg_evaluation.pth", weights_only=False)
     assert saved["mIoU"] == result["mIoU"]
+
+
+@pytest.mark.parametrize("label, problem", [
+    (lambda shape: np.full(shape, 220, np.uint8), r"values \[220\] that are neither a class 0\.\.3"),
+    (lambda shape: np.zeros((shape[0] // 2, shape[1]), np.uint8), r"\d+x\d+, but its image is \d+x\d+"),
+])
+def test_a_label_the_segmentation_evaluator_cannot_score_is_named(tmp_path, label, problem):
+    # An --eval-only (or an analysis) reads a test set unchecked: detectron2 failed on such a
+    # label with "cannot reshape array of size 221 into shape (5,5)", naming no file.
+    from PIL import Image
+
+    from dropblock_det.data.file_errors import DatasetFileError
+    from dropblock_det.data.synthetic import make_synthetic_sem_seg, register_synthetic_datasets
+    from dropblock_det.engine.trainer import dataset_evaluator
+
+    make_synthetic_sem_seg(tmp_path, num_train=1, num_val=2, image_size=32, min_object_size=8, max_object_size=16)
+    register_synthetic_datasets(tmp_path)
+    try:
+        evaluator = dataset_evaluator("synthetic_sem_seg_val")
+    finally:
+        register_synthetic_datasets()
+    evaluator.reset()
+    good, bad = sorted(evaluator.input_file_to_gt_file.items())
+    evaluator.process([{"file_name": good[0]}], [{"sem_seg": torch.zeros(4, 32, 32)}])
+    Image.fromarray(label((32, 32))).save(bad[1])
+    with pytest.raises(DatasetFileError, match=rf"^dataset 'synthetic_sem_seg_val': the label {bad[1]} \(of image "
+                                               rf"{bad[0]}\) is {problem}.*its evaluator cannot score it"):
+        evaluator.process([{"file_name": bad[0]}], [{"sem_seg": torch.zeros(4, 32, 32)}])
 
 
 def test_compiled_ops_are_detected_as_absent_with_the_placeholder():
