@@ -19,7 +19,8 @@ from detectron2.data import DatasetCatalog, DatasetMapper, MetadataCatalog
 from PIL import Image
 
 __all__ = ["DatasetFileError", "DatasetMapperNamingFiles", "naming_dataset_files", "ANNOTATION_FIELDS",
-           "missing_annotation_field", "check_evaluation_files", "sem_seg_label_problem"]
+           "missing_annotation_field", "check_evaluation_files", "sem_seg_label_problem",
+           "unparsable_voc_annotation"]
 
 logger = logging.getLogger(__name__)
 
@@ -257,26 +258,43 @@ def _check_sem_seg_labels(name: str, items: List[Dict[str, Any]], key: str) -> N
                                    "its evaluator would fail on it after the training")
 
 
-def _check_voc_evaluation_annotations(name: str, key: str) -> None:
-    """The annotations of PASCAL VOC set `name` as detectron2's PascalVOCDetectionEvaluator
-    reads them (its parse_rec: name, pose, truncated, difficult and an integer bndbox per
-    object), which is stricter than its loader: an XML without <pose> trained fine and
-    failed the evaluation with "'NoneType' object has no attribute 'text'", naming no file."""
+def unparsable_voc_annotation(name: str) -> Optional[Tuple[str, Exception]]:
+    """(path, error) of the first annotation of PASCAL VOC set `name` that detectron2's
+    PascalVOCDetectionEvaluator cannot read (its parse_rec: name, pose, truncated, difficult
+    and an integer bndbox per object), which is stricter than its loader; None when each
+    reads, or `name` is no VOC set."""
     from detectron2.evaluation.pascal_voc_evaluation import parse_rec
 
     # detectron2 caches parse_rec by file name (lru_cache): the file as it is now is read.
     parse_rec = getattr(parse_rec, "__wrapped__", parse_rec)
     metadata = MetadataCatalog.get(name)
     if not all(hasattr(metadata, k) for k in ("dirname", "split")):
-        return
-    for path in _voc_annotation_paths(metadata):
+        return None
+    try:
+        paths = _voc_annotation_paths(metadata)
+    except OSError:
+        return None  # the split file: the loader's error names it
+    for path in paths:
         try:
             parse_rec(path)
         except Exception as e:  # noqa: BLE001 - any failure to read it fails the evaluation
-            raise DatasetFileError(
-                f"{key} names {name!r}, whose annotation {path} detectron2's PASCAL VOC evaluator cannot "
-                f"read ({type(e).__name__}: {e}; it reads name, pose, truncated, difficult and an integer "
-                "bndbox of each object)") from e
+            return path, e
+    return None
+
+
+VOC_EVALUATION_FIELDS = "it reads name, pose, truncated, difficult and an integer bndbox of each object"
+
+
+def _check_voc_evaluation_annotations(name: str, key: str) -> None:
+    """DatasetFileError naming `key`, `name` and the file for an annotation
+    :func:`unparsable_voc_annotation` finds: an XML without <pose> trained fine and failed
+    the evaluation with "'NoneType' object has no attribute 'text'", naming no file."""
+    unparsable = unparsable_voc_annotation(name)
+    if unparsable:
+        path, e = unparsable
+        raise DatasetFileError(
+            f"{key} names {name!r}, whose annotation {path} detectron2's PASCAL VOC evaluator cannot "
+            f"read ({type(e).__name__}: {e}; {VOC_EVALUATION_FIELDS})") from e
 
 
 def check_evaluation_files(names: Sequence[str], key: str = "DATASETS.TEST") -> None:

@@ -303,7 +303,7 @@ def dataset_evaluator(dataset_name: str, output_dir: Optional[str] = None) -> Da
         return _GroundTruthCOCOEvaluator(dataset_name, tasks=None, distributed=True,
                                          output_dir=output_dir, use_fast_impl=has_compiled_ops())
     if evaluator_type == "pascal_voc":
-        return PascalVOCDetectionEvaluator(dataset_name)
+        return _NamingPascalVOCDetectionEvaluator(dataset_name)
     if evaluator_type == "sem_seg":
         return _GroundTruthClassesSemSegEvaluator(dataset_name, distributed=True, output_dir=output_dir)
     raise _no_evaluator(dataset_name, evaluator_type)
@@ -358,6 +358,26 @@ class _GroundTruthClassesSemSegEvaluator(SemSegEvaluator):
                 with PathManager.open(os.path.join(self._output_dir, "sem_seg_evaluation.pth"), "wb") as f:
                     torch.save(res, f)
         return results
+
+
+class _NamingPascalVOCDetectionEvaluator(PascalVOCDetectionEvaluator):
+    """PascalVOCDetectionEvaluator whose failure to read an annotation names the file: it
+    reads them only after the whole inference, and detectron2 failed with "'NoneType' object
+    has no attribute 'text'" (an object without <pose>), naming none (an --eval-only or an
+    analysis evaluates a test set it has not checked)."""
+
+    def evaluate(self):
+        try:
+            return super().evaluate()
+        except Exception as error:  # noqa: BLE001 - looking for the annotation that fails
+            from ..data.file_errors import VOC_EVALUATION_FIELDS, DatasetFileError, unparsable_voc_annotation
+
+            unparsable = unparsable_voc_annotation(self._dataset_name)
+            if unparsable is None:
+                raise
+            path, e = unparsable
+            raise DatasetFileError(f"dataset {self._dataset_name!r}: detectron2's PASCAL VOC evaluator cannot read "
+                                   f"its annotation {path} ({type(e).__name__}: {e}; {VOC_EVALUATION_FIELDS})") from error
 
 
 class _GroundTruthCOCOEvaluator(COCOEvaluator):

@@ -4,6 +4,7 @@ its broken annotation (naming_dataset_files). The training-side errors that name
 tested in tests/reliability/test_corrupt_dataset_files.py."""
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from conftest import CONFIGS, tiny_synthetic_datasets
@@ -162,6 +163,26 @@ def test_a_voc_annotation_the_evaluator_cannot_parse_is_named(voc_test_set):
         with pytest.raises(DatasetFileError, match=rf"^DATASETS\.TEST names '{name}', whose annotation "
                                                    rf".*000002\.xml detectron2's PASCAL VOC evaluator cannot read"):
             check_evaluation_files([name])
+
+
+def test_a_voc_annotation_an_unchecked_evaluation_cannot_parse_is_named_by_its_evaluator(voc_test_set):
+    # An --eval-only or an analysis does not check the test set: the evaluator, which reads the
+    # annotations after the whole inference, failed with "'NoneType' object has no attribute 'text'".
+    from detectron2.structures import Boxes, Instances
+
+    from dropblock_det.data.file_errors import DatasetFileError
+    from dropblock_det.engine.trainer import dataset_evaluator
+
+    name, voc = voc_test_set
+    (voc / "Annotations" / "000002.xml").write_text(_voc_xml(pose=""))
+    evaluator = dataset_evaluator(name)
+    evaluator.reset()
+    detections = Instances((32, 32), pred_boxes=Boxes(torch.tensor([[2.0, 4, 20, 30]])),
+                           scores=torch.tensor([0.9]), pred_classes=torch.tensor([11]))  # "dog"
+    evaluator.process([{"image_id": "000001"}], [{"instances": detections}])
+    with pytest.raises(DatasetFileError, match=rf"^dataset '{name}': detectron2's PASCAL VOC evaluator cannot read "
+                                               rf"its annotation .*000002\.xml \(AttributeError: "):
+        evaluator.evaluate()
 
 
 @pytest.mark.parametrize("xml, why", [
