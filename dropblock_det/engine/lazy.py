@@ -26,10 +26,10 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 import detectron2.utils.comm as comm
 import torch
 from detectron2.config import LazyConfig, instantiate
-from detectron2.data import DatasetCatalog
+from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.engine import AMPTrainer, SimpleTrainer, default_writers, hooks
 from detectron2.engine.defaults import create_ddp_model
-from detectron2.evaluation import SemSegEvaluator, inference_on_dataset, print_csv_format
+from detectron2.evaluation import COCOEvaluator, SemSegEvaluator, inference_on_dataset, print_csv_format
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -493,6 +493,14 @@ def check_lazy_model(cfg: DictConfig, model: torch.nn.Module, train: bool = True
             missing = sem_seg_metadata_missing(name, ignore_label_given=evaluator.get("ignore_label") is not None)
             if missing:
                 raise ValueError(f"{key}.dataset_name={name!r}: {missing}")
+        metadata = MetadataCatalog.get(name) if isinstance(name, str) else None
+        if (metadata is not None and evaluator.get("output_dir") is None and not hasattr(metadata, "json_file")
+                and (target is dataset_evaluator and getattr(metadata, "evaluator_type", None) == "coco"
+                     or isinstance(target, type) and issubclass(target, COCOEvaluator))):
+            # COCOEvaluator writes such a set's annotations as COCO json into output_dir, and
+            # refuses to be built without one: after the whole training.
+            raise ValueError(f"{key}.output_dir=None: {name!r} has no COCO json_file, which COCOEvaluator "
+                             "writes into its output_dir; give one (e.g. \"${train.output_dir}/inference\")")
     if train:
         check_lazy_resnet_stages(cfg, model)
         check_lazy_rcnn_mapper(cfg, model)

@@ -908,6 +908,29 @@ def test_a_segmentation_evaluator_set_without_the_metadata_it_reads_is_refused()
     check_lazy_model(cfg, model, train=False)
 
 
+def test_a_coco_evaluator_of_a_set_without_json_and_without_output_dir_is_refused():
+    # COCOEvaluator writes such a set's annotations as COCO json into output_dir and raised
+    # "output_dir must be provided" when built: after the whole training.
+    from detectron2.config import LazyCall as L
+    from detectron2.data import MetadataCatalog
+    from detectron2.evaluation import COCOEvaluator
+
+    from dropblock_det.engine.lazy import check_lazy_model, lazy_meta_model
+    from dropblock_det.engine.trainer import dataset_evaluator
+
+    name = "dropblock_test_lazy_coco_no_json"
+    MetadataCatalog.get(name).set(evaluator_type="coco", thing_classes=["a", "b", "c"])
+    cfg = _lazy(SYNTHETIC, "train.device=cpu")
+    model = lazy_meta_model(cfg)
+    for evaluator in (L(dataset_evaluator)(dataset_name=name), L(COCOEvaluator)(dataset_name=name)):
+        cfg.dataloader.evaluator = evaluator
+        with pytest.raises(ValueError, match=rf"^dataloader\.evaluator\.output_dir=None: '{name}' has no COCO "
+                                             r"json_file, which COCOEvaluator writes into its output_dir"):
+            check_lazy_model(cfg, model, train=False)
+        cfg.dataloader.evaluator.output_dir = "${train.output_dir}/inference"
+        check_lazy_model(cfg, model, train=False)
+
+
 def test_the_lazy_class_count_is_checked_on_the_real_build_too():
     from dropblock_det.engine.lazy import build_lazy_model
 
