@@ -192,7 +192,11 @@ def _with_drop_scale(dropblock: RegularizerFactory, drop_scale: float, stage: st
                 f"stage_drop_scales for {stage}: the dropblock regularizer {type(module).__name__} "
                 "has no keep_prob to scale (expected a KeepProbRegularizer)"
             )
-        module.target_keep_prob = module.keep_prob = scaled_keep_prob(module.target_keep_prob, drop_scale)
+        try:
+            scaled = scaled_keep_prob(module.target_keep_prob, drop_scale)
+        except ValueError as error:  # a scale that drives the keep_prob to <= 0
+            raise ValueError(f"stage_drop_scales for {stage}: {error}") from None
+        module.target_keep_prob = module.keep_prob = scaled
         return module
 
     return build
@@ -239,11 +243,20 @@ def resnet_stage_regularizers(
                                           or not isinstance(stage_drop_scales, Iterable)):
         raise ValueError(f"stage_drop_scales={stage_drop_scales!r}: expected a list, one scale per stage of "
                          f"dropblock_stages={stages}")
-    if stage_drop_scales is not None and len(list(stage_drop_scales)) != len(stages):
-        raise ValueError(
-            f"stage_drop_scales={list(stage_drop_scales)}: expected one scale per stage of "
-            f"dropblock_stages={stages}"
-        )
+    if stage_drop_scales is not None:
+        stage_drop_scales = list(stage_drop_scales)
+        if len(stage_drop_scales) != len(stages):
+            raise ValueError(
+                f"stage_drop_scales={stage_drop_scales}: expected one scale per stage of "
+                f"dropblock_stages={stages}"
+            )
+        # Checked here, by name: float() would take True as 1.0 and "0.5" as 0.5, and fail on
+        # None or "x" with Python's own message.
+        for stage, scale in zip(stages, stage_drop_scales):
+            if (isinstance(scale, bool) or not isinstance(scale, numbers.Real)
+                    or not 0 <= scale < float("inf")):
+                raise ValueError(f"stage_drop_scales={stage_drop_scales}: {scale!r} for {stage} is not a "
+                                 "finite number >= 0")
     if isinstance(drop_path_rate, bool) or not isinstance(drop_path_rate, numbers.Real) or not 0 <= drop_path_rate < 1:
         raise ValueError(f"drop_path_rate={drop_path_rate!r}: expected 0 <= rate < 1")
     positions = [p for p in dropblock_positions if depth >= 50 or p != "conv3"]
@@ -258,7 +271,7 @@ def resnet_stage_regularizers(
     for index, stage in enumerate(stages):
         kwargs[stage]["dropblock"] = (
             dropblock if stage_drop_scales is None
-            else _with_drop_scale(dropblock, float(list(stage_drop_scales)[index]), stage)
+            else _with_drop_scale(dropblock, float(stage_drop_scales[index]), stage)
         )
         kwargs[stage]["dropblock_positions"] = positions
     return kwargs

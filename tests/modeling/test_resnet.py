@@ -375,6 +375,12 @@ def test_block_copies_a_regularizer_module_given_instead_of_a_factory(block_clas
     (dict(depth=34, out_channels=128), r"out_channels=128, num_groups=1: ResNet-34 needs 64 and 1"),
     (dict(dropblock_stages=["res6"]), r"dropblock_stages=\['res6'\]: unknown name 'res6'"),
     (dict(stage_drop_scales=[0.25]), r"stage_drop_scales=\[0.25\]: expected one scale per stage"),
+    # float() took True as 1.0 and "1" as 1.0, and failed on None with Python's TypeError.
+    (dict(stage_drop_scales=[None, 1.0]), r"stage_drop_scales=\[None, 1.0\]: None for res4 is not a finite number"),
+    (dict(stage_drop_scales=[True, 1.0]), r"stage_drop_scales=\[True, 1.0\]: True for res4 is not a finite number"),
+    (dict(stage_drop_scales=[0.25, "1"]), r"stage_drop_scales=\[0.25, '1'\]: '1' for res5 is not a finite number"),
+    # A scale that drives keep_prob to <= 0 named only drop_scale, an argument the caller never gave.
+    (dict(stage_drop_scales=[20, 1.0]), r"stage_drop_scales for res4: .* <= 0"),
     (dict(drop_path_rate=1.0), r"drop_path_rate=1.0: expected 0 <= rate < 1"),
     (dict(depth=18, dropblock_positions=["conv3"]), r"dropblock_positions=\['conv3'\]: ResNet-18 has basic blocks"),
 ])
