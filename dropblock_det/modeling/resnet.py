@@ -437,7 +437,8 @@ def make_dropblock_resnet_stages(
             (in_channels, out_channels, norm, stride_in_1x1, num_groups, width_per_group,
             res4_dilation, res5_dilation, res5_multi_grid, last_stage).
         dropblock, dropblock_stages, dropblock_positions, stage_drop_scales, drop_path_rate:
-            see :func:`resnet_stage_regularizers`.
+            see :func:`resnet_stage_regularizers`; a DropBlock stage after `last_stage` is
+            refused (it would get no DropBlock).
     Returns:
         a list of lists of blocks, one per stage.
     """
@@ -445,6 +446,14 @@ def make_dropblock_resnet_stages(
     regularizer_kwargs = resnet_stage_regularizers(
         depth, dropblock, dropblock_stages, dropblock_positions, stage_drop_scales, drop_path_rate
     )
+    unbuilt = [stage for stage, kwargs in regularizer_kwargs.items() if "dropblock" in kwargs and stage not in stages]
+    if unbuilt:  # its regularizers would be silently left out with the stage
+        named = (f"dropblock_stages={list(dropblock_stages)}" if dropblock_stages is not None
+                 else f"dropblock_stages (not given: {list(DEFAULT_DROPBLOCK_STAGES)} with a dropblock)")
+        raise ValueError(
+            f"{named}: {', '.join(unbuilt)} not built, last_stage={list(stages)[-1]!r}; list only built "
+            "stages, with one stage_drop_scales entry each"
+        )
     built = []
     for stage, arguments in stages.items():
         arguments = dict(arguments, **regularizer_kwargs[stage])

@@ -412,6 +412,23 @@ def test_make_dropblock_resnet_stages_places_scaled_copies_per_stage():
     assert len(drop_paths) == 8 and all(m.target_keep_prob == pytest.approx(0.9) for m in drop_paths)
 
 
+def test_a_dropblock_stage_after_last_stage_is_refused_instead_of_left_out():
+    # The stages after last_stage are not built: their DropBlock was silently left out.
+    from dropblock_det.modeling import make_dropblock_resnet_stages
+
+    with pytest.raises(ValueError, match=r"^dropblock_stages=\['res4', 'res5'\]: res5 not built, last_stage='res4'"):
+        make_dropblock_resnet_stages(50, dropblock=DropBlock2d(0.9, 3), dropblock_stages=["res4", "res5"],
+                                     last_stage="res4")
+    with pytest.raises(ValueError, match=r"^dropblock_stages \(not given: \['res4', 'res5'\] with a dropblock\): "
+                                         r"res5 not built, last_stage='res4'"):
+        make_dropblock_resnet_stages(50, dropblock=DropBlock2d(0.9, 3), last_stage="res4")
+    stages = make_dropblock_resnet_stages(50, dropblock=DropBlock2d(0.9, 3), dropblock_stages=["res4"],
+                                          last_stage="res4")
+    assert len(stages) == 3 and all(hasattr(block, "dropblock_conv1") for block in stages[2])
+    # DropPath alone goes to the stages built.
+    assert len(make_dropblock_resnet_stages(50, drop_path_rate=0.1, last_stage="res3")) == 2
+
+
 def test_make_dropblock_resnet_stages_default_stages_follow_the_dropblock():
     # Stages not given: res4 and res5 (the paper's) with a dropblock, none without, so
     # make_dropblock_resnet_stages(50) is a plain ResNet and drop_path_rate alone gives
