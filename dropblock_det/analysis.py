@@ -300,6 +300,13 @@ def sweep_cells(block_sizes: Iterable[int], keep_probs: Iterable[float],
     return cells
 
 
+def _cell_key(block_size: Any, keep_prob: Any) -> Tuple[int, float]:
+    """A cell as the CSV and the plan tell cells apart: keep_prob to the 6 significant
+    digits of its folder name (:func:`sweep_cell_dir`), so two values with two folders are
+    two cells (6 decimals made 0.05 and 0.0500004 one)."""
+    return int(block_size), float(f"{float(keep_prob):g}")
+
+
 def sweep_cell_dir(output_dir: os.PathLike, block_size: int, keep_prob: float) -> str:
     """The folder a cell trains in: ``output_dir/b<block_size>_kp<keep_prob>``."""
     return os.path.join(output_dir, f"b{block_size}_kp{keep_prob:g}")
@@ -447,7 +454,7 @@ def read_sweep_csv(path: os.PathLike) -> Dict[Tuple[int, float], Dict[str, Any]]
                 # csv gives None for a missing field, and a None key for extra ones.
                 if None in row or None in row.values():
                     raise ValueError(f"{len([v for v in row.values() if v is not None])} fields")
-                key = (int(row["block_size"]), round(float(row["keep_prob"]), 6))
+                key = _cell_key(row["block_size"], row["keep_prob"])
                 row["value"] = float(row["value"])
                 # A row cut inside its fingerprint would read as another configuration's.
                 if "fingerprint" in row and not re.fullmatch(r"[0-9a-f]{64}", row["fingerprint"]):
@@ -507,7 +514,7 @@ def run_sweep(cells: Sequence[Tuple[int, float]],
     problems = []
     seen = set()
     for b, kp in cells:
-        key = (b, round(kp, 6))
+        key = _cell_key(b, kp)
         if key in seen:  # a value given twice: one cell, trained once
             continue
         seen.add(key)
@@ -568,7 +575,7 @@ def run_sweep(cells: Sequence[Tuple[int, float]],
     for i, (b, kp, config, fingerprint, cell_dir, action, checkpoint) in enumerate(plan):
         prefix = f"[sweep] cell {i + 1}/{len(plan)} block_size={b} keep_prob={kp}:"
         if action == "reuse":
-            value = done[(b, round(kp, 6))]["value"]
+            value = done[_cell_key(b, kp)]["value"]
             log(f"{prefix} already in {csv_path}, {metric_name}={value:.3f}")
             values[(b, kp)] = value
             continue

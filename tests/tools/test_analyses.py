@@ -633,6 +633,22 @@ def test_two_keep_probs_sharing_a_cell_folder_are_refused():
                                                           (5, 0.8), (5, 0.8), (5, 0.80001)]
 
 
+def test_two_keep_probs_with_two_cell_folders_are_two_cells(tmp_path):
+    # 0.05 and 0.0500004 get two folders (6 significant digits) but were one cell of the
+    # plan (6 decimals): the second was never trained, with no message.
+    from dropblock_det.analysis import run_sweep, sweep_cells
+
+    trained = []
+    values = run_sweep(sweep_cells([3], [0.05, 0.0500004]), lambda b, kp, cfg, resume: trained.append(kp) or kp,
+                       tmp_path / "sweep.csv", log=lambda m: None,
+                       cell_config=lambda b, kp: _fake_config(tmp_path, b, kp))
+    assert trained == [0.05, 0.0500004] and values == {(3, 0.05): 0.05, (3, 0.0500004): 0.0500004}
+    reran = run_sweep(sweep_cells([3], [0.0500004]), lambda *a: pytest.fail("retrained a recorded cell"),
+                      tmp_path / "sweep.csv", log=lambda m: None,
+                      cell_config=lambda b, kp: _fake_config(tmp_path, b, kp))
+    assert reran == {(3, 0.0500004): 0.0500004}
+
+
 def test_run_sweep_moves_a_cells_earlier_attempt_aside_before_training_it_again(tmp_path):
     # A cell stopped before its first checkpoint is trained again from iteration 0 in its
     # folder: detectron2 would append to the attempt's metrics.json, two runs in one file.
