@@ -56,7 +56,7 @@ from .trainer import (
     dataset_evaluator,
     evaluator_cannot_read,
     image_format_error,
-    local_checkpoint,
+    check_weights_readable,
     resize_error,
     sem_seg_metadata_missing,
     missing_config_file,
@@ -414,8 +414,8 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True,
             # detectron2's AMPTrainer asserts CUDA at its first step (v0.6 and main).
             raise ValueError(f"train.amp.enabled=True needs a CUDA train.device, got {cfg.train.device!r}")
         _check_ddp_device(cfg, device)
-        if cfg.train.init_checkpoint:  # a URL is fetched (and cached) now
-            local_checkpoint("train.init_checkpoint", cfg.train.init_checkpoint)
+        if cfg.train.init_checkpoint:  # a URL is fetched (and cached) now, and the file read
+            check_weights_readable("train.init_checkpoint", cfg.train.init_checkpoint)
     check_lazy_loaders(cfg, train)
     for key, evaluator in lazy_evaluator_nodes(cfg):
         evaluated = evaluator.get("dataset_name")

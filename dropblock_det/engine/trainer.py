@@ -104,6 +104,7 @@ __all__ = [
     "TTA_INFERENCE_DIR",
     "train_samplers",
     "check_weights_path",
+    "check_weights_readable",
     "local_checkpoint",
     "CheckpointMismatchError",
 ]
@@ -917,12 +918,36 @@ def local_checkpoint(key: str, path: str) -> str:
     return path
 
 
-def check_weights_path(cfg: CfgNode, fetch: bool = True) -> None:
+def check_weights_readable(key: str, path: str) -> None:
+    """The starting weights `path` that `key` names (MODEL.WEIGHTS, train.init_checkpoint)
+    found by :func:`local_checkpoint` and read as the trainer's checkpointer reads them (a
+    .pkl / .pyth as detectron2 does, else torch.load): RuntimeError naming `key` and the
+    file when it cannot be read. The trainer reads them only after the data loader is built,
+    the folder's earlier run moved aside and config.yaml written, where a truncated file
+    failed with torch's bare "OSError: [Errno 22] Invalid argument". Whether they fit the
+    model is not judged: detectron2 loads them non-strictly (ImageNet weights into a
+    detector)."""
+    local = local_checkpoint(key, path)
+    if local.endswith((".pkl", ".pyth")):  # detectron2's own readers (no torch.load's zip)
+        read = DetectionCheckpointer(None)._load_file
+    else:
+        read = Checkpointer(None)._load_file
+    try:
+        _naming_the_file(local, read)
+    except RuntimeError as e:
+        raise RuntimeError(f"{key}={path!r}: {e}") from e.__cause__
+
+
+def check_weights_path(cfg: CfgNode, fetch: bool = True, read: bool = False) -> None:
     """MODEL.WEIGHTS, when given, as :func:`local_checkpoint` finds it: a local file that
     exists, or a URL that is fetched (and cached) now; with `fetch` False a URL is left
-    alone (a tool that only writes a config naming it)."""
+    alone (a tool that only writes a config naming it); with `read` the file is read too
+    (:func:`check_weights_readable`: the starting weights of a training)."""
     if cfg.MODEL.WEIGHTS and (fetch or not is_url(cfg.MODEL.WEIGHTS)):
-        local_checkpoint("MODEL.WEIGHTS", cfg.MODEL.WEIGHTS)
+        if read:
+            check_weights_readable("MODEL.WEIGHTS", cfg.MODEL.WEIGHTS)
+        else:
+            local_checkpoint("MODEL.WEIGHTS", cfg.MODEL.WEIGHTS)
 
 
 def read_checkpoint(path: str) -> Dict[str, Any]:
@@ -1483,7 +1508,7 @@ def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: boo
     DATALOADER.NUM_WORKERS, with `train` MODEL.DEVICE for IMPL "triton" (check_impl_device)
     and for SOLVER.AMP and several training processes (check_training_processes_device),
     the optimizer and the LR schedule, and the SOLVER / INPUT values,
-    with `check_weights` MODEL.WEIGHTS, and the TEST.AUG values (refused with TEST.AUG.ENABLED
+    with `check_weights` MODEL.WEIGHTS (with `train` read: :func:`check_weights_readable`), and the TEST.AUG values (refused with TEST.AUG.ENABLED
     where the caller runs no test-time augmentation: not `test_time_augmentation`). The tools
     call it first: each error names its key, and comes before data loading or anything is
     written to OUTPUT_DIR. Returns the model it built on the meta device (None where it
@@ -1516,7 +1541,9 @@ def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: boo
         check_scaled_to_world_size(cfg)
         check_training_processes_device(cfg, device)
     if check_weights:
-        check_weights_path(cfg)
+        # A training's starting weights are read now (an evaluation's are read by
+        # check_eval_checkpoint, which loads them strictly).
+        check_weights_path(cfg, read=train)
     if train and check_files:
         # What the evaluations after training will read (detectron2 loads the test sets then).
         check_evaluation_files(list(cfg.DATASETS.TEST))

@@ -934,6 +934,31 @@ def test_weights_that_are_no_checkpoint_are_told_from_a_damaged_one(tmp_path, co
         read_checkpoint(str(path))
 
 
+def test_starting_weights_are_read_as_the_trainer_reads_them(tmp_path):
+    # A detectron2 model-zoo .pkl (a pickle of numpy arrays, which torch.load refuses) is
+    # read as detectron2 reads it; a damaged one, and a damaged .pth, are named with the key.
+    import pickle
+
+    import numpy as np
+
+    from dropblock_det.engine.trainer import check_weights_readable
+
+    zoo = tmp_path / "R-18.pkl"
+    zoo.write_bytes(pickle.dumps({"model": {"stem.conv1.weight": np.zeros((4, 3, 7, 7), np.float32)},
+                                  "__author__": "test"}))
+    check_weights_readable("MODEL.WEIGHTS", str(zoo))
+    (tmp_path / "partial.pkl").write_bytes(zoo.read_bytes()[:60])
+    with pytest.raises(RuntimeError, match=r"^MODEL\.WEIGHTS='.*partial\.pkl': checkpoint .* cannot be read"):
+        check_weights_readable("MODEL.WEIGHTS", str(tmp_path / "partial.pkl"))
+    torch.save({"model": {"w": torch.zeros(1000)}}, tmp_path / "whole.pth")
+    check_weights_readable("train.init_checkpoint", str(tmp_path / "whole.pth"))
+    (tmp_path / "partial.pth").write_bytes((tmp_path / "whole.pth").read_bytes()[:200])
+    with pytest.raises(RuntimeError, match=r"^train\.init_checkpoint='.*partial\.pth': checkpoint .* truncated"):
+        check_weights_readable("train.init_checkpoint", str(tmp_path / "partial.pth"))
+    with pytest.raises(FileNotFoundError, match=r"^MODEL\.WEIGHTS='.*gone\.pth' does not exist"):
+        check_weights_readable("MODEL.WEIGHTS", str(tmp_path / "gone.pth"))
+
+
 def test_a_last_checkpoint_file_naming_a_missing_or_no_file_is_refused_naming_it(tmp_path):
     # A resumed run failed on it with "cannot be read, it is truncated or corrupt
     # (FileNotFoundError)", or, for an empty file, named the folder (IsADirectoryError).

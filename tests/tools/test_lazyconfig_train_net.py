@@ -185,6 +185,23 @@ def test_a_fresh_run_into_a_used_folder_moves_the_earlier_run_aside(trained, too
     assert [r["iteration"] for r in _records(run) if "total_loss" in r] == [0, 1]
 
 
+def test_a_truncated_init_checkpoint_is_refused_before_the_earlier_run_is_moved(trained, tool, tmp_path):
+    # detectron2 reads it after building the data loader, moving the earlier run aside and
+    # writing config.yaml: a partial copy failed there with "OSError: [Errno 22] Invalid argument".
+    import shutil
+
+    out, _ = trained
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    partial = tmp_path / "partial.pth"
+    partial.write_bytes((out / "model_final.pth").read_bytes()[:4096])
+    before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    with pytest.raises(RuntimeError, match=r"^train\.init_checkpoint='.*partial\.pth': checkpoint .* cannot be read, "
+                                           r"it is truncated or corrupt"):
+        tool.main(_parse(tool, run, [], [f"train.init_checkpoint={partial}"]))
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before
+
+
 @pytest.mark.parametrize("opts, error, match", [
     (["train.max_iter=0"], ValueError, r"train\.max_iter=0"),
     (["dataloader.train.dataset.names=no_such_set"], KeyError, r"'no_such_set'"),

@@ -349,6 +349,25 @@ def test_a_fresh_run_from_the_earlier_runs_config_or_weights_still_finds_them(tr
     assert not (used / "metrics.json").exists() and (archived / "metrics.json").is_file()
 
 
+def test_a_truncated_model_weights_is_refused_before_the_earlier_run_is_moved(trained, train_net, tmp_path):
+    # detectron2 reads MODEL.WEIGHTS after building the data loader, moving the earlier run
+    # aside and writing config.yaml: a partial copy failed there with torch's bare
+    # "OSError: [Errno 22] Invalid argument".
+    import shutil
+
+    out, _ = trained
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    partial = tmp_path / "partial.pth"
+    partial.write_bytes((out / "model_final.pth").read_bytes()[:4096])
+    before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    with pytest.raises(RuntimeError, match=r"^MODEL\.WEIGHTS='.*partial\.pth': checkpoint .* cannot be read, "
+                                           r"it is truncated or corrupt"):
+        train_net.main(train_net.parser().parse_args(
+            ["--config-file", DB_CONFIG] + TINY_OPTS + ["MODEL.WEIGHTS", str(partial), "OUTPUT_DIR", str(run)]))
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before
+
+
 def test_a_checkpoint_write_stopped_midway_leaves_the_checkpoint_resumed_from_whole(
         trained, train_net, tmp_path, monkeypatch):
     # A finished run (its only checkpoint model_final.pth, as the synthetic configs save)
