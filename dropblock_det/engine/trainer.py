@@ -1217,14 +1217,26 @@ def archive_previous_run(
         suffix += 1
     os.makedirs(target)
     needed = [os.path.realpath(p) for p in still_needed if p and not is_url(p) and os.path.exists(p)]
-    for entry in entries:
-        source = os.path.join(output_dir, entry)
-        real = os.path.realpath(source)
-        if any(n == real or n.startswith(real + os.sep) for n in needed):
+
+    def is_needed(entry: str) -> bool:
+        real = os.path.realpath(os.path.join(output_dir, entry))
+        return any(n == real or n.startswith(real + os.sep) for n in needed)
+
+    copied = [e for e in entries if is_needed(e)]
+    # The copies first: they are what can fail for room (a full disk), and then the folder
+    # is left as it was, without a truncated copy of a checkpoint in previous_runs/ (the
+    # moves, renames within the folder, need none).
+    try:
+        for entry in copied:
+            source = os.path.join(output_dir, entry)
             copy = shutil.copytree if os.path.isdir(source) else shutil.copy2
             copy(source, os.path.join(target, entry))
-        else:
-            shutil.move(source, os.path.join(target, entry))
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+    for entry in entries:
+        if entry not in copied:
+            shutil.move(os.path.join(output_dir, entry), os.path.join(target, entry))
     return target
 
 

@@ -704,6 +704,30 @@ def test_a_file_the_new_run_reads_is_copied_not_moved(tmp_path):
     assert not (tmp_path / "metrics.json").exists() and (target / "metrics.json").read_text() == "metrics.json"
 
 
+def test_a_copy_that_fails_for_room_leaves_the_folder_as_it_was(tmp_path, monkeypatch):
+    # MODEL.WEIGHTS out/model_final.pth is copied aside; on a full disk the copy failed after
+    # the other files had moved, leaving in previous_runs/ a run whose last_checkpoint named a
+    # truncated model_final.pth.
+    import shutil
+
+    from dropblock_det.engine.trainer import archive_previous_run
+
+    run = {"config.yaml": "config", "last_checkpoint": "model_final.pth", "metrics.json": "{}",
+           "model_final.pth": "weights " * 1000}
+    for name, text in run.items():
+        (tmp_path / name).write_text(text)
+
+    def disk_full(source, destination, **kwargs):
+        Path(destination).write_text(Path(source).read_text()[:100])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copy2", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        archive_previous_run(str(tmp_path), [str(tmp_path / "model_final.pth")])
+    assert {p.name: p.read_text() for p in tmp_path.iterdir() if p.is_file()} == run
+    assert not list((tmp_path / "previous_runs").iterdir())
+
+
 def test_three_runs_archived_within_one_second_each_get_their_own_folder(tmp_path, monkeypatch):
     import time
 
