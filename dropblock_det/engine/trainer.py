@@ -1117,7 +1117,8 @@ def claim_output_dir(output_dir: str, key: str = "OUTPUT_DIR") -> None:
     gave it) when another process holds it: two runs in one folder
     move each other's files aside and overwrite each other's checkpoints. A POSIX advisory
     lock (flock on the folder itself: nothing is written into it), released by the OS when
-    the process ends, however it ends; where there is no flock (Windows), nothing is held."""
+    the process ends, however it ends; where there is no flock (Windows, a file system
+    without it), nothing is held (the latter is warned of)."""
     try:
         import fcntl
     except ImportError:
@@ -1134,12 +1135,17 @@ def claim_output_dir(output_dir: str, key: str = "OUTPUT_DIR") -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except BlockingIOError:  # EWOULDBLOCK: held
         os.close(fd)
         raise RuntimeError(
             f"{key}={output_dir!r} is in use by another run (a process holds its lock): "
             "two runs in one folder would overwrite each other's files. Wait for it to "
             f"end, or give this run another {key}") from None
+    except OSError as e:
+        # A file system without flock (Lustre mounted without it: ENOSYS; some NFS: ENOLCK)
+        # holds nothing for anyone: as where there is no fcntl, the run goes on, warned.
+        warnings.warn(f"{key}={output_dir!r} cannot be locked on its file system ({e.strerror}): a second run "
+                      "started into it would not be refused; make sure that none is", RuntimeWarning, stacklevel=2)
     _CLAIMED_OUTPUT_DIRS[path] = fd
 
 

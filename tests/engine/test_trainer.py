@@ -728,6 +728,24 @@ def test_a_copy_that_fails_for_room_leaves_the_folder_as_it_was(tmp_path, monkey
     assert not list((tmp_path / "previous_runs").iterdir())
 
 
+def test_a_file_system_without_flock_is_warned_of_not_called_in_use(tmp_path, monkeypatch):
+    # Lustre mounted without flock refuses every flock (ENOSYS): each run there was refused
+    # with "is in use by another run", though none was.
+    import errno
+    import fcntl
+
+    from dropblock_det.engine.trainer import claim_output_dir
+
+    def no_flock(fd, operation):
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    with pytest.warns(RuntimeWarning, match=r"OUTPUT_DIR='.*out' cannot be locked on its file system "
+                                            r"\(Function not implemented\): a second run .* would not be refused"):
+        claim_output_dir(str(tmp_path / "out"))
+    assert (tmp_path / "out").is_dir()
+
+
 def test_three_runs_archived_within_one_second_each_get_their_own_folder(tmp_path, monkeypatch):
     import time
 
