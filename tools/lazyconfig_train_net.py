@@ -65,7 +65,9 @@ def setup(args):
     model = check_lazy_config_before_run(cfg, train=not args.eval_only)
     output_dir = cfg.train.output_dir
     resume_from = last_checkpoint(output_dir) if args.resume and not args.eval_only else ""
-    if resume_from and model is not None:
+    if resume_from:
+        # Without the meta model (a component the meta device cannot build) still read, and
+        # checked against train.max_iter: do_train checks nothing the tool did not.
         check_lazy_checkpoint(cfg, model, resume_from)
     if args.eval_only:
         if not OmegaConf.select(cfg, "dataloader.evaluator", default=None):

@@ -1190,9 +1190,11 @@ def do_test(cfg: DictConfig, model: torch.nn.Module) -> Optional[Dict[str, Any]]
 _RESUME_ADVICE = "start a fresh run or use another train.output_dir for a changed model"
 
 
-def check_lazy_checkpoint(cfg: DictConfig, model: torch.nn.Module, path: str) -> None:
-    """Before data loading, the checkpoint a --resume continues from: CheckpointMismatchError
-    naming the keys when it does not fit the model (which may be on the meta device),
+def check_lazy_checkpoint(cfg: DictConfig, model: Optional[torch.nn.Module], path: str) -> None:
+    """Before data loading, the checkpoint a --resume continues from: RuntimeError naming it
+    when it cannot be read; CheckpointMismatchError
+    naming the keys when it does not fit the model (which may be on the meta device; None:
+    neither the fit nor the optimizer state is judged),
     ValueError when it has reached train.max_iter (as train_net's check of --resume), when
     its optimizer state does not fit `optimizer` built on the model, or when
     train.amp.enabled resumes a checkpoint saved without AMP. An --eval-only checkpoint:

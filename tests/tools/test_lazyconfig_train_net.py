@@ -156,6 +156,33 @@ def test_resume_checks_its_checkpoint_before_anything_is_written(trained, tool, 
     assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before
 
 
+def test_resume_checks_its_checkpoint_where_the_model_cannot_be_built_on_the_meta_device(
+        trained, tool, tmp_path, monkeypatch):
+    # (detectron2's ViT, MViT, Swin.) The tool skipped the whole check then, and told do_train
+    # it was done: a resume of a finished run trained nothing and evaluated it again over its
+    # config.yaml and predictions; a truncated checkpoint failed after the data loader was built.
+    import shutil
+
+    out, _ = trained
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    checked = tool.check_lazy_config_before_run
+
+    def without_meta_model(*args, **kwargs):
+        checked(*args, **kwargs)
+        return None
+
+    monkeypatch.setattr(tool, "check_lazy_config_before_run", without_meta_model)
+    before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    with pytest.raises(ValueError, match=r"has trained 3 iterations, all train\.max_iter=3 asks for: nothing"):
+        tool.main(_parse(tool, run, ["--resume"]))
+    (run / "model_final.pth").write_bytes((out / "model_final.pth").read_bytes()[:4096])
+    before["model_final.pth"] = (run / "model_final.pth").stat().st_mtime_ns
+    with pytest.raises(RuntimeError, match=r"checkpoint .*model_final\.pth' cannot be read, it is truncated"):
+        tool.main(_parse(tool, run, ["--resume"], ["train.max_iter=6"]))
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before
+
+
 def test_do_train_from_a_finished_runs_checkpoint_evaluates_it_again(trained, tmp_path):
     # What a lazy sweep cell stopped after its last step but before its row was written
     # does on the next sweep: no step trained, the evaluation of the checkpoint returned.
