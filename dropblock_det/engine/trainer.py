@@ -105,6 +105,7 @@ __all__ = [
     "train_samplers",
     "check_weights_path",
     "check_weights_readable",
+    "keep_resumed_final_checkpoint",
     "local_checkpoint",
     "CheckpointMismatchError",
 ]
@@ -1176,7 +1177,9 @@ def prepare_output_dir(output_dir: str, key: str, eval_only: bool, resume: bool,
     (`eval_only`) the earlier config.yaml and inference/ (inference_TTA/); for a training that does not
     continue a checkpoint (not `resuming`: a fresh run, or a --resume, `resume`, that found
     none, where detectron2 starts at iteration 0 and would append to the earlier
-    metrics.json) the earlier run's files. Says what it moved; every process waits for it."""
+    metrics.json) the earlier run's files; for a training that continues a finished run's
+    model_final.pth, that checkpoint (:func:`keep_resumed_final_checkpoint`). Says what it
+    moved or kept; every process waits for it."""
     if comm.is_main_process():
         # Before anything in the folder is moved or written: one run per folder at a time.
         claim_output_dir(output_dir, key=key)
@@ -1188,12 +1191,54 @@ def prepare_output_dir(output_dir: str, key: str, eval_only: bool, resume: bool,
         hint = (" (--resume found no checkpoint there: training starts at iteration 0)" if resume
                 else " (--resume continues a run instead)")
     else:
+        if comm.is_main_process():
+            kept = keep_resumed_final_checkpoint(output_dir)
+            if kept:
+                print(f"The finished run's model_final.pth in {key}={output_dir!r}, which this continued "
+                      f"run replaces when it ends, is kept as {kept}", flush=True)
+        comm.synchronize()
         return
     if comm.is_main_process():
         archived = archive_previous_run(output_dir, still_needed, archive)
         if archived:
             print(f"{what} in {key}={output_dir!r} was moved to {archived}{hint}", flush=True)
     comm.synchronize()
+
+
+def _new_previous_run_folder(output_dir: str) -> str:
+    """A new, empty ``output_dir/previous_runs/<YYYYmmdd-HHMMSS>[-n]/``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = os.path.join(output_dir, PREVIOUS_RUNS, stamp)
+    suffix = 1
+    while os.path.exists(target):  # two runs within a second
+        target = os.path.join(output_dir, PREVIOUS_RUNS, f"{stamp}-{suffix}")
+        suffix += 1
+    os.makedirs(target)
+    return target
+
+
+def keep_resumed_final_checkpoint(output_dir: str) -> Optional[str]:
+    """Where a run resumed from its ``model_final.pth`` (a finished run continued with a
+    larger SOLVER.MAX_ITER) keeps that checkpoint: ``previous_runs/<time>/model_final.pth``,
+    returned (None when the run resumes from another checkpoint). The continued run writes
+    its own model_final.pth when it ends, and the finished run's was lost where it was its
+    only checkpoint (CHECKPOINT_PERIOD above MAX_ITER, as in the synthetic configs). A hard
+    link where the file system has them (no copy: AtomicCheckpointer replaces the file, the
+    link keeps the old one), else a copy."""
+    checkpoint = last_checkpoint(output_dir)
+    if os.path.basename(checkpoint) != "model_final.pth":
+        return None
+    target = _new_previous_run_folder(output_dir)
+    kept = os.path.join(target, "model_final.pth")
+    try:
+        try:
+            os.link(checkpoint, kept)
+        except OSError:
+            shutil.copy2(checkpoint, kept)
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+    return kept
 
 
 def archive_previous_run(
@@ -1215,13 +1260,7 @@ def archive_previous_run(
                if any(fnmatch.fnmatchcase(e, pattern) for pattern in patterns)]
     if not entries:
         return None
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    target = os.path.join(output_dir, PREVIOUS_RUNS, stamp)
-    suffix = 1
-    while os.path.exists(target):  # two runs within a second
-        target = os.path.join(output_dir, PREVIOUS_RUNS, f"{stamp}-{suffix}")
-        suffix += 1
-    os.makedirs(target)
+    target = _new_previous_run_folder(output_dir)
     needed = [os.path.realpath(p) for p in still_needed if p and not is_url(p) and os.path.exists(p)]
 
     def is_needed(entry: str) -> bool:

@@ -117,8 +117,11 @@ def test_resume_continues_the_run_and_its_ramp(trained, tool, tmp_path, monkeypa
     ramp = {r["iteration"]: r["dropblock/keep_prob"] for r in records if "dropblock/keep_prob" in r}
     # Iterations 3 and 4 are new, on the ramp to max_iter 5 (the earlier ones stay logged).
     assert ramp[3] == pytest.approx(1 - 0.1 * 3 / 5) and ramp[4] == pytest.approx(1 - 0.1 * 4 / 5)
-    assert not (run / "previous_runs").exists()
     assert torch.load(run / "model_final.pth", map_location="cpu", weights_only=False)["iteration"] == 4
+    # Nothing moved; the finished run's model_final.pth, which the continued run replaced, is kept.
+    (kept,) = (run / "previous_runs").iterdir()
+    assert [p.name for p in kept.iterdir()] == ["model_final.pth"]
+    assert (kept / "model_final.pth").read_bytes() == (out / "model_final.pth").read_bytes()
     # Each iteration trained once: the resumed run starts after the checkpoint's.
     assert [r["iteration"] for r in records if "total_loss" in r] == [0, 1, 2, 3, 4]
 

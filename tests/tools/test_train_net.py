@@ -104,6 +104,10 @@ def test_resume_continues_from_the_saved_iteration(trained, train_net, tmp_path)
     assert any("Starting training from iteration 3" in m for m in handler.messages)
     assert torch.load(resumed / "model_final.pth", map_location="cpu",
                       weights_only=False)["iteration"] == 4
+    # The finished run's model_final.pth, its only checkpoint, was replaced: it is kept.
+    (kept,) = (resumed / "previous_runs").glob("*/model_final.pth")
+    assert torch.load(kept, map_location="cpu", weights_only=False)["iteration"] == 2
+    assert kept.read_bytes() == (out / "model_final.pth").read_bytes()
 
 
 def test_unknown_config_file_is_named(train_net, tiny_datasets):
@@ -239,12 +243,17 @@ def test_a_fresh_run_into_a_used_output_dir_moves_the_earlier_run_aside(trained,
     (archived,) = (used / "previous_runs").iterdir()
     assert (archived / "model_final.pth").read_bytes() == weights
     assert not (used / "model_final.pth").exists() and (used / "config.yaml").is_file()  # the new run's
-    # --resume continues the run in place (to a larger SOLVER.MAX_ITER): nothing moves.
+    # --resume continues the run in place (to a larger SOLVER.MAX_ITER): nothing moves; the
+    # model_final.pth it resumes from, which the continued run replaces, is kept beside.
     kept = tmp_path / "kept"
     shutil.copytree(out, kept)
+    before = sorted(p.name for p in kept.iterdir())
     train_net.setup(train_net.parser().parse_args(
         ["--config-file", DB_CONFIG, "--resume"] + TINY_OPTS + ["SOLVER.MAX_ITER", "5", "OUTPUT_DIR", str(kept)]))
-    assert not (kept / "previous_runs").exists()
+    (archived,) = (kept / "previous_runs").iterdir()
+    assert [p.name for p in archived.iterdir()] == ["model_final.pth"]
+    assert (archived / "model_final.pth").read_bytes() == (kept / "model_final.pth").read_bytes() == weights
+    assert sorted(p.name for p in kept.iterdir() if p.name != "previous_runs") == before
 
 
 def test_eval_only_into_a_run_folder_moves_aside_only_what_it_would_overwrite(trained, train_net, tmp_path):
