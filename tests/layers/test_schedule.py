@@ -115,7 +115,8 @@ def test_scaled_keep_prob_scales_the_drop_rate():
 
 @pytest.mark.parametrize(
     "start, end, fragment",
-    [(-1, 10, "start_iter"), (10, 5, "end_iter"), (0, 1.5, "end_iter"), ("0", 10, "start_iter")],
+    [(-1, 10, "start_iter"), (10, 5, "end_iter"), (0, 1.5, "end_iter"), ("0", 10, "start_iter"),
+     (True, 10, "start_iter"), (0, True, "end_iter")],  # a bool is no iteration, though an int
 )
 def test_bad_schedule_bounds_raise_value_error_naming_them(start, end, fragment):
     with pytest.raises(ValueError, match=fragment):
@@ -164,3 +165,15 @@ def test_set_keep_prob_leaves_the_targets_and_apply_counts_the_regularizers():
     assert [m.target_keep_prob for _, m in iter_regularizers(model)] == targets
     assert LinearKeepProbSchedule(0, 10).apply(model, 10) == 3
     assert [m.keep_prob for _, m in iter_regularizers(model)] == targets
+
+
+def test_scaled_keep_prob_refuses_a_bool_drop_scale():
+    # True is an int in Python: it would pass as a drop_scale of 1.0 unnoticed.
+    with pytest.raises(ValueError, match="drop_scale must be a finite number >= 0, got True"):
+        scaled_keep_prob(0.9, True)
+
+
+def test_set_keep_prob_checks_the_value_even_when_the_model_has_no_regularizer():
+    # A bad probe value is refused, naming it, not returned as "0 regularizers set".
+    with pytest.raises(ValueError, match=r"keep_prob must be in \(0, 1\], got 1\.5"):
+        set_keep_prob(nn.Linear(2, 2), 1.5)
