@@ -358,7 +358,9 @@ def test_hook_warns_when_the_trainer_runs_past_its_configs_max_iter():
     # from the unscaled config would end the ramp early.
     cfg = small_retinanet_cfg()
     cfg.SOLVER.MAX_ITER = 3
-    for max_iter, warns in ((3, False), (6, True)):
+    # Fewer iterations too: with SOLVER.REFERENCE_WORLD_SIZE below the world size
+    # DefaultTrainer shortens the run, and the ramp would never reach the target.
+    for max_iter, warns in ((3, False), (6, True), (2, True)):
         model = TinyModel()
         trainer = SimpleTrainer(model, _data(), torch.optim.SGD(model.parameters(), lr=0.01))
         trainer.register_hooks([DropBlockScheduleHook.from_config(cfg)])
@@ -368,7 +370,7 @@ def test_hook_warns_when_the_trainer_runs_past_its_configs_max_iter():
         messages = [str(w.message) for w in caught if "DropBlockScheduleHook" in str(w.message)]
         assert bool(messages) == warns, messages
         if warns:
-            assert "SOLVER.MAX_ITER=3, the trainer runs to 6" in messages[0]
+            assert f"SOLVER.MAX_ITER=3, the trainer runs to {max_iter}" in messages[0]
             assert "from_config(trainer.cfg)" in messages[0]
 
 
@@ -461,3 +463,53 @@ def test_a_config_with_drop_path_alone_records_the_drop_path_keep_prob_not_keep_
     recorded = [v for v, _ in trainer.storage.history("dropblock/keep_prob").values()]
     assert [len(values) for values in seen] == [1, 1, 1]
     assert recorded == pytest.approx([next(iter(values)) for values in seen]) == [1.0, 1 - 0.2 / 3, 1 - 0.4 / 3]
+
+
+class Baseline(nn.Module):
+    """A model without regularizers (a baseline config)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, images):
+        return {"loss": self.conv(images).pow(2).mean()}
+
+
+def test_a_model_without_regularizers_trains_whatever_the_ramps_start():
+    # The start-after-max_iter refusal is for a run that would lose its DropBlock; a baseline
+    # has none to lose (e.g. a shared hook list used for the baseline run of a comparison).
+    model = Baseline()
+    trainer = SimpleTrainer(model, _data(), torch.optim.SGD(model.parameters(), lr=0.01))
+    trainer.register_hooks([DropBlockScheduleHook(start_iter=20)])
+    trainer.train(0, 3)
+    assert trainer.iter == 3 and "dropblock/keep_prob" not in trainer.storage.histories()
+
+
+def test_a_one_iteration_run_is_refused_as_it_would_train_at_keep_prob_one():
+    # max_iter 1 trains iteration 0 only, where a ramp starting at 0 is still at 1.0.
+    hook = DropBlockScheduleHook(start_iter=0)
+    with pytest.raises(ValueError, match=r"start_iter=0 with the trainer's max_iter=1: keep_prob would stay 1\.0"):
+        hook.schedule_for(1, TinyModel())
+    assert hook.schedule_for(2, TinyModel()).end_iter == 2
+
+
+def test_an_end_iter_at_max_iter_does_not_warn():
+    # The ramp reaches its target exactly as the run ends: nothing to warn about.
+    model = TinyModel()
+    trainer = SimpleTrainer(model, _data(), torch.optim.SGD(model.parameters(), lr=0.01))
+    trainer.register_hooks([DropBlockScheduleHook(start_iter=0, end_iter=9, keep_prob=0.9)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.train(0, 9)
+    assert [str(w.message) for w in caught if "DropBlockScheduleHook" in str(w.message)] == []
+    assert model.res5_dropblock.keep_prob == pytest.approx(1 - 0.1 * 8 / 9)
+
+
+def test_a_default_end_without_a_trainer_max_iter_is_refused_naming_end_iter():
+    # A trainer of the user's own may have no max_iter: say what to give, not a TypeError.
+    with pytest.raises(ValueError, match=r"end_iter=None\) ends the ramp at the trainer's max_iter, which this "
+                                         r"trainer does not have: give end_iter"):
+        DropBlockScheduleHook(start_iter=0).schedule_for(None, TinyModel())
+    explicit = DropBlockScheduleHook(start_iter=0, end_iter=5).schedule_for(None, TinyModel())
+    assert (explicit.start_iter, explicit.end_iter) == (0, 5)
