@@ -238,3 +238,45 @@ def test_poly_settings_at_their_limits_are_accepted():
                        POLY_LR_CONSTANT_ENDING=ending)
         lrs = _lrs(build_lr_scheduler(cfg, _optimizer(1.0)), 10)
         assert lrs[0] == pytest.approx(factor) and all(math.isfinite(lr) and lr >= 0 for lr in lrs)
+
+
+def test_build_lr_scheduler_reads_the_warmup_method():
+    # A constant warm-up holds WARMUP_FACTOR; linear (the default) would climb from it.
+    cfg = _seg_cfg(MAX_ITER=10, WARMUP_ITERS=4, WARMUP_FACTOR=0.1, WARMUP_METHOD="constant", POLY_LR_POWER=1.0)
+    lrs = _lrs(build_lr_scheduler(cfg, _optimizer(1.0)), 5)
+    assert lrs == pytest.approx([0.1, 0.09, 0.08, 0.07, 0.6])
+
+
+def test_warmup_factor_at_iter_refuses_an_unknown_method():
+    from dropblock_det.solver import warmup_factor_at_iter
+
+    with pytest.raises(ValueError, match=r"WARMUP_METHOD must be one of .*got 'cosine'"):
+        warmup_factor_at_iter("cosine", 0, 10, 0.1)
+
+
+def test_defaults_are_detectron2_deeplabs_and_the_lazy_multiplier_shares_them():
+    # WarmupPolyLR stands in for detectron2's DeepLab WarmupPolyLR: a caller relying on its
+    # defaults (warm-up 1000 iterations from 0.001, linear, power 0.9, no floor) gets the
+    # same lr, and a LazyConfig's WarmupPolyParamScheduler, given only the warm-up's
+    # length, the same schedule again.
+    from detectron2.projects.deeplab.lr_scheduler import WarmupPolyLR as D2WarmupPolyLR
+    from detectron2.solver import LRMultiplier
+
+    from dropblock_det.solver import WarmupPolyParamScheduler
+
+    max_iter = 1500
+    ours, theirs, lazy = (torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.01) for _ in range(3))
+    schedulers = [WarmupPolyLR(ours, max_iter), D2WarmupPolyLR(theirs, max_iter),
+                  LRMultiplier(lazy, WarmupPolyParamScheduler(warmup_length=1000 / max_iter), max_iter)]
+    for iteration in range(max_iter):
+        lr = ours.param_groups[0]["lr"]
+        assert [theirs.param_groups[0]["lr"], lazy.param_groups[0]["lr"]] == pytest.approx([lr, lr], rel=1e-12), iteration
+        for scheduler in schedulers:
+            scheduler.step()
+
+
+def test_a_warmup_over_the_whole_training_is_accepted():
+    from dropblock_det.solver import WarmupPolyParamScheduler
+
+    # warmup_length 1.0 is in [0, 1]: halfway the linear warm-up is halfway from 0.001 to 1
+    assert WarmupPolyParamScheduler(warmup_length=1.0, power=0.0)(0.5) == pytest.approx(0.5005)
