@@ -145,8 +145,8 @@ class WarmupPolyParamScheduler(ParamScheduler):
     def __init__(self, warmup_length: float = 0.0, warmup_factor: float = 0.001,
                  warmup_method: str = "linear", power: float = 0.9, constant_ending: float = 0.0):
         _check_poly_arguments(warmup_method, power, constant_ending, warmup_factor)
-        if not 0.0 <= warmup_length <= 1.0:
-            raise ValueError(f"warmup_length must be in [0, 1] (a share of the training), got {warmup_length}")
+        if not (_is_number(warmup_length) and 0.0 <= warmup_length <= 1.0):
+            raise ValueError(f"warmup_length must be in [0, 1] (a share of the training), got {warmup_length!r}")
         self.warmup_length = warmup_length
         self.warmup_factor = warmup_factor
         self.warmup_method = warmup_method

@@ -200,6 +200,11 @@ def test_warmup_poly_param_scheduler_gives_warmup_poly_lr_at_every_iteration(
     (dict(power=-1.0), r"^power must be >= 0, got -1\.0"),
     (dict(constant_ending=1.5), r"^constant_ending must be in \[0, 1\]"),
     (dict(warmup_length=1.5), "warmup_length must be in"),
+    # A LazyConfig override "lr_multiplier.warmup_length=1000/330000" stays a string: it was
+    # "TypeError: '<=' not supported between instances of 'float' and 'str'", naming nothing.
+    (dict(warmup_length="1000/330000"), r"^warmup_length must be in \[0, 1\] .*got '1000/330000'$"),
+    (dict(warmup_length=None), r"^warmup_length must be in .*got None$"),
+    (dict(warmup_length=True), r"^warmup_length must be in .*got True$"),  # not the whole training
 ])
 def test_warmup_poly_param_scheduler_refuses_what_warmup_poly_lr_refuses(kwargs, message):
     from dropblock_det.solver import WarmupPolyParamScheduler
