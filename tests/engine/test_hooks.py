@@ -479,11 +479,16 @@ class Baseline(nn.Module):
 def test_a_model_without_regularizers_trains_whatever_the_ramps_start():
     # The start-after-max_iter refusal is for a run that would lose its DropBlock; a baseline
     # has none to lose (e.g. a shared hook list used for the baseline run of a comparison).
-    model = Baseline()
-    trainer = SimpleTrainer(model, _data(), torch.optim.SGD(model.parameters(), lr=0.01))
-    trainer.register_hooks([DropBlockScheduleHook(start_iter=20)])
-    trainer.train(0, 3)
-    assert trainer.iter == 3 and "dropblock/keep_prob" not in trainer.storage.histories()
+    for schedule in (dict(start_iter=20), dict(start_iter=20, end_iter=30)):
+        model = Baseline()
+        trainer = SimpleTrainer(model, _data(), torch.optim.SGD(model.parameters(), lr=0.01))
+        trainer.register_hooks([DropBlockScheduleHook(**schedule)])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            trainer.train(0, 3)
+        assert trainer.iter == 3 and "dropblock/keep_prob" not in trainer.storage.histories()
+        # nor an end_iter-after-max_iter warning about a keep_prob no module has
+        assert [str(w.message) for w in caught if "DropBlockScheduleHook" in str(w.message)] == [], schedule
 
 
 def test_a_one_iteration_run_is_refused_as_it_would_train_at_keep_prob_one():
