@@ -411,3 +411,21 @@ def test_a_feature_listed_twice_is_refused_naming_the_key(key, value, twice, ret
     if retinanet or key == "MODEL.FPN.IN_FEATURES":  # R-CNN heads are detectron2's: the tools' check only
         with pytest.raises(ValueError, match=error):
             build_model(cfg)
+
+
+def test_every_default_is_the_documented_one():
+    # add_dropblock_config's docstring (and the README) document these; a changed default
+    # would silently change every config that does not set the key.
+    cfg = _cfg()
+    db = cfg.MODEL.DROPBLOCK
+    assert (db.TYPE, db.KEEP_PROB, db.BLOCK_SIZE, db.SHARED_MASK, db.GAMMA, db.IMPL) == (
+        "DropBlock", 0.9, 7, False, "paper", "auto")
+    assert (db.RESNET.ENABLED, list(db.RESNET.STAGES), list(db.RESNET.STAGE_DROP_SCALES)) == (
+        False, ["res4", "res5"], [])
+    assert list(db.RESNET.POSITIONS) == ["conv1", "conv2", "conv3", "shortcut"]
+    assert (db.FPN.ENABLED, list(db.FPN.POSITIONS)) == (False, ["lateral", "output"])
+    assert (db.HEAD.ENABLED, list(db.HEAD.TOWERS)) == (False, ["cls", "bbox"])
+    assert (db.SEM_SEG_HEAD.ENABLED, list(db.SEM_SEG_HEAD.POSITIONS)) == (False, ["aspp", "project", "decoder"])
+    assert (db.DROP_PATH_RATE, db.SCHEDULE.START_ITER, db.SCHEDULE.END_ITER) == (0.0, 0, -1)
+    cutout = cfg.INPUT.CUTOUT
+    assert (cutout.ENABLED, cutout.SIZE, cutout.NUM_HOLES, cutout.PROB) == (False, 64, 1, 1.0)
