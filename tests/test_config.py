@@ -173,13 +173,13 @@ def test_enabled_stage_that_out_features_does_not_build_is_rejected():
     validate_dropblock_config(cfg)
 
 
-@pytest.mark.parametrize(
-    "key", ["MODEL.DROPBLOCK.RESNET", "MODEL.DROPBLOCK.FPN", "MODEL.DROPBLOCK.HEAD"]
-)
-def test_enabled_location_with_empty_list_is_rejected(key):
+@pytest.mark.parametrize("key, list_key", [
+    ("MODEL.DROPBLOCK.RESNET", "STAGES"), ("MODEL.DROPBLOCK.RESNET", "POSITIONS"), ("MODEL.DROPBLOCK.FPN", "POSITIONS"),
+    ("MODEL.DROPBLOCK.HEAD", "TOWERS"), ("MODEL.DROPBLOCK.SEM_SEG_HEAD", "POSITIONS"),
+])
+def test_enabled_location_with_empty_list_is_rejected(key, list_key):
     cfg = _cfg()
     _set(cfg, key + ".ENABLED", True)
-    list_key = {"RESNET": "STAGES", "FPN": "POSITIONS", "HEAD": "TOWERS"}[key.split(".")[-1]]
     _set(cfg, f"{key}.{list_key}", [])
     with pytest.raises(ValueError, match=f"{key}.{list_key}"):
         validate_dropblock_config(cfg)
@@ -429,3 +429,15 @@ def test_every_default_is_the_documented_one():
     assert (db.DROP_PATH_RATE, db.SCHEDULE.START_ITER, db.SCHEDULE.END_ITER) == (0.0, 0, -1)
     cutout = cfg.INPUT.CUTOUT
     assert (cutout.ENABLED, cutout.SIZE, cutout.NUM_HOLES, cutout.PROB) == (False, 64, 1, 1.0)
+
+
+@pytest.mark.parametrize("key, value", [
+    ("MODEL.DROPBLOCK.RESNET.STAGE_DROP_SCALES", [0.0, 1.0]),  # res4 kept whole: "scales must be >= 0"
+    ("INPUT.CUTOUT.PROB", 0.0),  # "0 <= prob <= 1"
+    ("MODEL.DROPBLOCK.KEEP_PROB", 1.0),  # "0 < keep_prob <= 1"
+    ("MODEL.DROPBLOCK.BLOCK_SIZE", 1),
+])
+def test_values_at_the_edge_of_their_documented_range_are_accepted(key, value):
+    cfg = _cfg()
+    _set(cfg, key, value)
+    validate_dropblock_config(cfg)
