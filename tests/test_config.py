@@ -8,7 +8,14 @@ from detectron2.config import get_cfg
 
 import dropblock_det  # noqa: F401  (registers the components)
 from dropblock_det import add_dropblock_config, validate_dropblock_config
-from dropblock_det.config import built_resnet_stages, dropblock_schedule_range
+from dropblock_det.config import (
+    built_resnet_stages,
+    check_channels,
+    check_feature_names,
+    dropblock_schedule_range,
+    regularizer_factory,
+    resnet_stage_drop_scales,
+)
 
 from conftest import small_retinanet_cfg
 
@@ -441,3 +448,68 @@ def test_values_at_the_edge_of_their_documented_range_are_accepted(key, value):
     cfg = _cfg()
     _set(cfg, key, value)
     validate_dropblock_config(cfg)
+
+
+def test_resnet_stage_drop_scales_pairs_each_stage_with_its_scale_and_defaults_to_one():
+    cfg = _cfg()
+    assert resnet_stage_drop_scales(cfg) == {"res4": 1.0, "res5": 1.0}
+    cfg.MODEL.DROPBLOCK.RESNET.STAGE_DROP_SCALES = [0.25, 1]
+    assert resnet_stage_drop_scales(cfg) == {"res4": 0.25, "res5": 1.0}
+
+
+def test_regularizer_factory_builds_what_model_dropblock_says_with_the_scaled_keep_prob():
+    cfg = _cfg()
+    db = cfg.MODEL.DROPBLOCK
+    db.KEEP_PROB, db.BLOCK_SIZE, db.SHARED_MASK, db.GAMMA, db.IMPL = 0.8, 3, True, "calibrated", "torch"
+    make = regularizer_factory(cfg, drop_scale=0.25)
+    first, second = make(), make()
+    assert first is not second  # one module per location
+    assert first.target_keep_prob == pytest.approx(0.95)
+    assert (first.block_size, first.shared_mask, first.gamma_mode, first.impl) == (3, True, "calibrated", "torch")
+    db.TYPE = "SpatialDropout"
+    assert type(regularizer_factory(cfg)()).__name__ == "SpatialDropout"
+
+
+def test_check_feature_names_refuses_no_feature_naming_the_key():
+    with pytest.raises(ValueError, match=r"^MODEL\.RPN\.IN_FEATURES=\[\]: no feature; expected names from "
+                                         r"the backbone's outputs \['p2', 'p3'\]$"):
+        check_feature_names("MODEL.RPN.IN_FEATURES", [], ["p2", "p3"], "the backbone's outputs")
+    assert check_feature_names("MODEL.RPN.IN_FEATURES", ("p3",), ["p2", "p3"], "the backbone's outputs") == ["p3"]
+
+
+def test_check_channels_with_gn_wants_multiples_of_32_and_other_norms_do_not():
+    with pytest.raises(ValueError, match=r"^MODEL\.FPN\.OUT_CHANNELS=48: NORM 'GN' uses 32 groups.*\(48 is not"):
+        check_channels("GN", {"MODEL.FPN.OUT_CHANNELS": 48})
+    with pytest.raises(ValueError, match=r"^convs_dims=\[64, 0\]: channel counts must be integers >= 1 \(0 is not\)"):
+        check_channels("", {"convs_dims": [64, 0]})
+    check_channels("GN", {"MODEL.FPN.OUT_CHANNELS": 32, "convs_dims": [64, 96]})
+    check_channels("BN", {"MODEL.FPN.OUT_CHANNELS": 48})
+
+
+def test_check_placement_wants_a_factory_only_when_a_location_is_named():
+    from dropblock_det.config import check_placement
+
+    with pytest.raises(ValueError, match=r"^FPN: dropblock_positions=\['lateral'\] needs a `dropblock` factory$"):
+        check_placement("dropblock_positions", ["lateral"], ["lateral", "output"], None, "FPN")
+    with pytest.raises(ValueError, match=r"^FPN: dropblock_positions='lateral': expected a list of names"):
+        check_placement("dropblock_positions", "lateral", ["lateral", "output"], lambda: None, "FPN")
+    assert check_placement("dropblock_positions", [], ["lateral", "output"], None, "FPN") == []
+
+
+def test_a_c4_rcnn_with_dropblock_res5_roi_heads_builds_res5_in_its_roi_head():
+    cfg = _cfg()
+    cfg.MODEL.RESNETS.OUT_FEATURES = ["res4"]
+    cfg.MODEL.ROI_HEADS.NAME = "DropBlockRes5ROIHeads"
+    assert built_resnet_stages(cfg) == ["res2", "res3", "res4", "res5"]
+    cfg.MODEL.DROPBLOCK.RESNET.ENABLED = True
+    validate_dropblock_config(cfg)  # res5 is there, in the ROI head
+
+
+def test_locations_on_lists_each_key_that_inserts_a_regularizer():
+    from dropblock_det.config import locations_on
+
+    cfg = _cfg()
+    assert locations_on(cfg) == []
+    cfg.MODEL.DROPBLOCK.DROP_PATH_RATE = 0.1
+    cfg.MODEL.DROPBLOCK.SEM_SEG_HEAD.ENABLED = True
+    assert locations_on(cfg) == ["DROP_PATH_RATE", "SEM_SEG_HEAD.ENABLED"]
