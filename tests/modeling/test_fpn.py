@@ -92,10 +92,14 @@ def test_plain_fpn_names_levels_p2_to_p5_and_rejects_top_block():
         ),
     ],
 )
-def test_disabled_fpn_is_stock_fpn(ours_builder, stock_builder, in_features):
+# "avg" too: DropBlockFPN.forward replaces FPN.forward, halving the top-down sum itself,
+# and both builders must pass MODEL.FPN.FUSE_TYPE on.
+@pytest.mark.parametrize("fuse_type", ["sum", "avg"])
+def test_disabled_fpn_is_stock_fpn(ours_builder, stock_builder, in_features, fuse_type):
     cfg = _cfg()
     cfg.MODEL.RESNETS.OUT_FEATURES = in_features
     cfg.MODEL.FPN.IN_FEATURES = in_features
+    cfg.MODEL.FPN.FUSE_TYPE = fuse_type
     torch.manual_seed(0)
     stock = stock_builder(cfg, INPUT)
     torch.manual_seed(0)
