@@ -99,23 +99,31 @@ def test_head_regularizers_in_separate_lists_one_per_conv_of_chosen_towers():
     assert isinstance(model, DropBlockRetinaNet)
 
 
-def test_head_regularizer_follows_each_relu_of_the_tower():
+# hooked: a hook on the tower's ReLU makes the head call it as a module, then the regularizer.
+@pytest.mark.parametrize("hooked", [False, True])
+def test_head_regularizer_follows_each_relu_of_the_tower(hooked):
     log = []
 
     class Record(torch.nn.Module):
         def forward(self, x):
-            log.append(float(x.detach().min()))
+            log.append((self, float(x.detach().min())))
             return x
 
     head = DropBlockRetinaNetHead(
         input_shape=_input_shapes(levels=2), num_classes=3, num_anchors=9, conv_dims=[32, 32],
         norm="GN", dropblock=Record, dropblock_towers=["cls"],
     )
+    if hooked:
+        for relu in head.cls_subnet:
+            if isinstance(relu, torch.nn.ReLU):
+                relu.register_forward_hook(lambda module, args, out: None)
     logits, deltas = head([torch.randn(2, 32, 8, 8), torch.randn(2, 32, 4, 4)])
     assert [tuple(t.shape) for t in logits] == [(2, 27, 8, 8), (2, 27, 4, 4)]
     assert [tuple(t.shape) for t in deltas] == [(2, 36, 8, 8), (2, 36, 4, 4)]
     # 2 convs x 2 levels, each after a ReLU: never negative
-    assert len(log) == 4 and min(log) >= 0
+    assert len(log) == 4 and min(value for _, value in log) >= 0
+    # Each conv's own regularizer, in conv order, on every level.
+    assert [module for module, _ in log] == list(head.cls_dropblocks) * 2
 
 
 @pytest.mark.parametrize("type_name", ["Dropout", "SpatialDropout"])
