@@ -762,11 +762,12 @@ def test_the_schedule_key_none_gives_no_ramp_and_a_config_without_it_the_whole_t
 
 
 @pytest.mark.parametrize("norm, shapes, refused", [
-    ("BN", 1, True), ("BN", 4, True), ("SyncBN", 1, True), ("BN", 5, False), ("GN", 1, False), ("", 1, False)])
+    ("BN", 1, True), ("BN", 4, True), ("BN", 6, True), ("SyncBN", 1, True), ("BN", 5, False), ("GN", 1, False),
+    ("", 1, False)])
 def test_a_retinanet_head_with_per_level_bn_needs_one_input_shape_per_level(norm, shapes, refused):
     # One BN per input_shape entry, cycled level by level: fewer entries than the five
-    # levels would share (or mix up) statistics between levels, which the model only
-    # shows at its first step; checked when the model is built.
+    # levels would share (or mix up) statistics between levels, and more entries than levels
+    # fail detectron2's head at its first step; checked when the model is built.
     from detectron2.config import LazyCall as L
     from detectron2.layers import ShapeSpec
 
