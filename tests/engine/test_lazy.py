@@ -86,8 +86,11 @@ def test_each_lazy_config_builds_its_yaml_twins_model(lazy, yacs):
     # From one seed, the same initial weights: the twins draw them in the same order.
     torch.manual_seed(5)
     lazy_model = instantiate(_lazy(CONFIGS / lazy).model)
+    lazy_rng = torch.get_rng_state()
     torch.manual_seed(5)
     yacs_model = build_model(_yacs(yacs))
+    # And the same draws after (masks, data order): parts built and dropped are rolled back.
+    assert torch.equal(torch.get_rng_state(), lazy_rng)
     lazy_state, yacs_state = lazy_model.state_dict(), yacs_model.state_dict()
     assert {k: v.shape for k, v in lazy_state.items()} == {k: v.shape for k, v in yacs_state.items()}
     differ = [k for k in lazy_state if not torch.equal(lazy_state[k], yacs_state[k])]
