@@ -126,3 +126,17 @@ def test_a_feature_the_backbone_lacks_is_refused_naming_the_key_when_the_head_is
     with pytest.raises(ValueError, match=r"^MODEL\.ROI_HEADS\.IN_FEATURES=\['res5'\]: 'res5' not among the "
                                          r"backbone's outputs \['res4'\] \(MODEL\.BACKBONE\.NAME="):
         build_roi_heads(cfg, {"res4": ShapeSpec(channels=256, stride=16)})
+
+
+def test_the_head_checks_the_dropblock_config_itself_with_a_stock_backbone():
+    # With detectron2's own C4 backbone only the head reads MODEL.DROPBLOCK: an unknown TYPE
+    # would otherwise build silently, and a bad KEEP_PROB fail without naming its key.
+    from detectron2.layers import ShapeSpec
+    from detectron2.modeling.roi_heads import build_roi_heads
+
+    shapes = {"res4": ShapeSpec(channels=256, stride=16)}
+    for key, value, match in [("MODEL.DROPBLOCK.TYPE", "'Nope'", r"^MODEL\.DROPBLOCK\.TYPE='Nope': expected one of"),
+                              ("MODEL.DROPBLOCK.KEEP_PROB", "1.5", r"^MODEL\.DROPBLOCK\.KEEP_PROB=1\.5: ")]:
+        cfg = rcnn_cfg(*C4_RES45, "MODEL.BACKBONE.NAME", "build_resnet_backbone", key, value, c4=True)
+        with pytest.raises(ValueError, match=match):
+            build_roi_heads(cfg, shapes)
