@@ -103,15 +103,7 @@ def test_a_default_ramp_that_would_start_after_max_iter_is_refused_before_the_fi
 
 def test_a_model_without_regularizers_gets_no_keep_prob_scalar():
     # A baseline config trained with the hook: no ramp in metrics.json claiming DropBlock.
-    class Baseline(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = nn.Conv2d(3, 4, 3)
-
-        def forward(self, images):
-            return {"loss": self.conv(images).pow(2).mean()}
-
-    model = Baseline()
+    model = Baseline()  # defined below, beside the other tests of baseline models
     trainer = SimpleTrainer(model, _data(), torch.optim.SGD(model.parameters(), lr=0.01))
     trainer.register_hooks([DropBlockScheduleHook(start_iter=0, end_iter=4, keep_prob=0.9)])
     trainer.train(0, 3)

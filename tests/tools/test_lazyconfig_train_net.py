@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import CONFIGS, load_tool
-from tools_helpers import another_process_holding, tiny_synthetic_datasets
+from tools_helpers import another_process_holding, file_mtimes, run_copy_and_truncated_weights, tiny_synthetic_datasets
 
 LAZY_CONFIG = str(CONFIGS / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3.py")
 # As tools_helpers.TINY_OPTS: 64 px images, one head conv, 3 iterations of 2 images, score
@@ -218,18 +218,11 @@ def test_a_fresh_run_into_a_used_folder_moves_the_earlier_run_aside(trained, too
 def test_a_truncated_init_checkpoint_is_refused_before_the_earlier_run_is_moved(trained, tool, tmp_path):
     # detectron2 reads it after building the data loader, moving the earlier run aside and
     # writing config.yaml: a partial copy failed there with "OSError: [Errno 22] Invalid argument".
-    import shutil
-
-    out, _ = trained
-    run = tmp_path / "run"
-    shutil.copytree(out, run)
-    partial = tmp_path / "partial.pth"
-    partial.write_bytes((out / "model_final.pth").read_bytes()[:4096])
-    before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    run, partial, before = run_copy_and_truncated_weights(trained[0], tmp_path)
     with pytest.raises(RuntimeError, match=r"^train\.init_checkpoint='.*partial\.pth': checkpoint .* cannot be read, "
                                            r"it is truncated or corrupt"):
         tool.main(_parse(tool, run, [], [f"train.init_checkpoint={partial}"]))
-    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before
+    assert file_mtimes(run) == before
 
 
 @pytest.mark.parametrize("opts, error, match", [

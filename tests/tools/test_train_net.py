@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from conftest import load_tool
-from tools_helpers import DB_CONFIG, TINY_OPTS, another_process_holding, tiny_synthetic_datasets
+from tools_helpers import (
+    DB_CONFIG,
+    TINY_OPTS,
+    another_process_holding,
+    file_mtimes,
+    run_copy_and_truncated_weights,
+    tiny_synthetic_datasets,
+)
 
 
 @pytest.fixture(scope="module")
@@ -362,19 +369,12 @@ def test_a_truncated_model_weights_is_refused_before_the_earlier_run_is_moved(tr
     # detectron2 reads MODEL.WEIGHTS after building the data loader, moving the earlier run
     # aside and writing config.yaml: a partial copy failed there with torch's bare
     # "OSError: [Errno 22] Invalid argument".
-    import shutil
-
-    out, _ = trained
-    run = tmp_path / "run"
-    shutil.copytree(out, run)
-    partial = tmp_path / "partial.pth"
-    partial.write_bytes((out / "model_final.pth").read_bytes()[:4096])
-    before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    run, partial, before = run_copy_and_truncated_weights(trained[0], tmp_path)
     with pytest.raises(RuntimeError, match=r"^MODEL\.WEIGHTS='.*partial\.pth': checkpoint .* cannot be read, "
                                            r"it is truncated or corrupt"):
         train_net.main(train_net.parser().parse_args(
             ["--config-file", DB_CONFIG] + TINY_OPTS + ["MODEL.WEIGHTS", str(partial), "OUTPUT_DIR", str(run)]))
-    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before
+    assert file_mtimes(run) == before
 
 
 def test_a_checkpoint_write_stopped_midway_leaves_the_checkpoint_resumed_from_whole(

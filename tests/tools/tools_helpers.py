@@ -73,3 +73,20 @@ def tiny_dropblock_net():
 
     return nn.Sequential(collections.OrderedDict(
         conv=nn.Conv2d(1, 4, 3, padding=1), drop=DropBlock2d(keep_prob=0.9, block_size=3)))
+
+
+def run_copy_and_truncated_weights(out, tmp_path):
+    """(run, partial, mtimes): a copy of the trained run `out` at tmp_path/run, the first
+    4 KiB of its model_final.pth at tmp_path/partial.pth (a partial copy of a checkpoint),
+    and {name: mtime} of the run's files, to check that a refused run touched none."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    partial = tmp_path / "partial.pth"
+    partial.write_bytes((out / "model_final.pth").read_bytes()[:4096])
+    return run, partial, file_mtimes(run)
+
+
+def file_mtimes(folder):
+    return {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
