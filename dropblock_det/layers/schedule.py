@@ -11,7 +11,7 @@ property of each regularizer's `target_keep_prob`, fixed when the model is built
 """
 import math
 import numbers
-from typing import Iterator, Tuple
+from typing import Any, Iterator, Tuple
 
 from torch import nn
 
@@ -96,12 +96,18 @@ def set_keep_prob(model: nn.Module, keep_prob: float) -> int:
     return count
 
 
+def is_drop_scale(value: Any) -> bool:
+    """Whether `value` can scale a drop rate (`scaled_keep_prob`): a finite number >= 0, not
+    a bool (True is no scale, though Python counts it as 1)."""
+    return not isinstance(value, bool) and isinstance(value, numbers.Real) and 0 <= value < math.inf
+
+
 def scaled_keep_prob(keep_prob: float, drop_scale: float) -> float:
     """Keep probability whose drop rate is `drop_scale` times that of `keep_prob`:
     1 - drop_scale * (1 - keep_prob). E.g. (0.9, 0.25) -> 0.975 for the official code's
     group 3. Raises ValueError if drop_scale < 0 or the result falls outside (0, 1]."""
     keep_prob = check_keep_prob(keep_prob)
-    if isinstance(drop_scale, bool) or not isinstance(drop_scale, numbers.Real) or not 0 <= drop_scale < math.inf:
+    if not is_drop_scale(drop_scale):
         raise ValueError(f"drop_scale must be a finite number >= 0, got {drop_scale!r}")
     scaled = 1.0 - float(drop_scale) * (1.0 - keep_prob)
     if not scaled > 0.0:

@@ -42,6 +42,7 @@ from ..layers import (
     relu_then_regularize,
     scaled_keep_prob,
 )
+from ..layers.schedule import is_drop_scale
 
 __all__ = [
     "DropBlockBasicBlock",
@@ -239,22 +240,21 @@ def resnet_stage_regularizers(
     if isinstance(dropblock_positions, str) or not isinstance(dropblock_positions, Iterable):
         raise ValueError(f"dropblock_positions={dropblock_positions!r}: expected a list of names from "
                          f"{list(RESNET_POSITIONS)}")
-    if stage_drop_scales is not None and (isinstance(stage_drop_scales, str)
-                                          or not isinstance(stage_drop_scales, Iterable)):
-        raise ValueError(f"stage_drop_scales={stage_drop_scales!r}: expected a list, one scale per stage of "
-                         f"dropblock_stages={stages}")
     if stage_drop_scales is not None:
+        if isinstance(stage_drop_scales, str) or not isinstance(stage_drop_scales, Iterable):
+            raise ValueError(f"stage_drop_scales={stage_drop_scales!r}: expected a list, one scale per stage of "
+                             f"dropblock_stages={stages}")
         stage_drop_scales = list(stage_drop_scales)
         if len(stage_drop_scales) != len(stages):
             raise ValueError(
                 f"stage_drop_scales={stage_drop_scales}: expected one scale per stage of "
                 f"dropblock_stages={stages}"
             )
-        # Checked here, by name: float() would take True as 1.0 and "0.5" as 0.5, and fail on
-        # None or "x" with Python's own message.
+        # Checked here, by name (scaled_keep_prob checks it too, once each regularizer is
+        # built): float() would take True as 1.0 and "0.5" as 0.5, and fail on None or "x"
+        # with Python's own message.
         for stage, scale in zip(stages, stage_drop_scales):
-            if (isinstance(scale, bool) or not isinstance(scale, numbers.Real)
-                    or not 0 <= scale < float("inf")):
+            if not is_drop_scale(scale):
                 raise ValueError(f"stage_drop_scales={stage_drop_scales}: {scale!r} for {stage} is not a "
                                  "finite number >= 0")
     if isinstance(drop_path_rate, bool) or not isinstance(drop_path_rate, numbers.Real) or not 0 <= drop_path_rate < 1:
