@@ -61,10 +61,14 @@ def setup(args):
     default_setup (logger, config.yaml, train.seed). Returns (cfg, the checkpoint a --resume
     continues from or '')."""
     cfg = load_lazy_config(args.config_file, args.opts)
+    output_dir = OmegaConf.select(cfg, "train.output_dir", default=None)
+    # A resumed run loads its checkpoint, never train.init_checkpoint: that is not read (as
+    # tools/train_net.py skips MODEL.WEIGHTS). A train.output_dir that is no folder name is
+    # refused by the config check.
+    resume_from = (last_checkpoint(output_dir) if args.resume and not args.eval_only
+                   and isinstance(output_dir, str) and output_dir else "")
     # The model is built on the meta device and checked there.
-    model = check_lazy_config_before_run(cfg, train=not args.eval_only)
-    output_dir = cfg.train.output_dir
-    resume_from = last_checkpoint(output_dir) if args.resume and not args.eval_only else ""
+    model = check_lazy_config_before_run(cfg, train=not args.eval_only, check_weights=not resume_from)
     if resume_from:
         # Without the meta model (a component the meta device cannot build) still read, and
         # checked against train.max_iter: do_train checks nothing the tool did not.

@@ -379,11 +379,13 @@ def check_lazy_loaders(cfg: DictConfig, train: bool = True) -> None:
         _check_arguments_under(evaluator, key)
 
 
-def check_lazy_config_before_run(cfg: DictConfig, train: bool = True,
-                                 check_files: bool = True) -> Optional[torch.nn.Module]:
+def check_lazy_config_before_run(cfg: DictConfig, train: bool = True, check_files: bool = True,
+                                 check_weights: bool = True) -> Optional[torch.nn.Module]:
     """Every check of a LazyConfig that loads no data: the keys the loop reads (KeyError
     naming a missing one), their values (`train.max_iter` >= 1, the periods, `train.device`
-    present on this machine, AMP only on CUDA, a `train.init_checkpoint` that exists or, a URL, is fetched),
+    present on this machine, AMP only on CUDA, with `train` and `check_weights` a
+    `train.init_checkpoint` that exists or, a URL, is fetched, and is read: False for a
+    resumed run, which loads its own checkpoint instead),
     the datasets the loaders and the evaluator name (registered; with `check_files` their
     files present), and the model, built on the meta device (:func:`lazy_meta_model`,
     :func:`check_lazy_model`), which is returned (None where it cannot be built there), and
@@ -414,7 +416,7 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True,
             # detectron2's AMPTrainer asserts CUDA at its first step (v0.6 and main).
             raise ValueError(f"train.amp.enabled=True needs a CUDA train.device, got {cfg.train.device!r}")
         _check_ddp_device(cfg, device)
-        if cfg.train.init_checkpoint:  # a URL is fetched (and cached) now, and the file read
+        if check_weights and cfg.train.init_checkpoint:  # a URL is fetched (and cached) now, and the file read
             check_weights_readable("train.init_checkpoint", cfg.train.init_checkpoint)
     check_lazy_loaders(cfg, train)
     for key, evaluator in lazy_evaluator_nodes(cfg):

@@ -110,7 +110,11 @@ def test_resume_continues_the_run_and_its_ramp(trained, tool, tmp_path, monkeypa
     reads = []
     read_checkpoint = trainer.read_checkpoint
     monkeypatch.setattr(trainer, "read_checkpoint", lambda path: reads.append(path) or read_checkpoint(path))
-    tool.main(_parse(tool, run, ["--resume"], ["train.max_iter=5"]))
+    # A resumed run never loads train.init_checkpoint, so it is not read: a partial file there
+    # (the starting weights since moved or half-copied) does not stop it, as with train_net.py.
+    partial = tmp_path / "partial.pth"
+    partial.write_bytes((out / "model_final.pth").read_bytes()[:4096])
+    tool.main(_parse(tool, run, ["--resume"], ["train.max_iter=5", f"train.init_checkpoint={partial}"]))
     # Checked once, before the run's files are touched (not again by do_train).
     assert reads == [str(run / "model_final.pth")]
     records = _records(run)
