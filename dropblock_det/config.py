@@ -339,11 +339,12 @@ def _res5_in_dropblock_roi_head(cfg: CN) -> bool:
 
 def dropblock_schedule_range(cfg: CN) -> Tuple[int, int]:
     """(start, end) iterations of the keep_prob ramp, with END_ITER -1 resolved to
-    SOLVER.MAX_ITER."""
+    SOLVER.MAX_ITER (to START_ITER where that is later: only a config with no regularizer
+    on passes validate_dropblock_config so, and its ramp is moot)."""
     schedule = cfg.MODEL.DROPBLOCK.SCHEDULE
     end = schedule.END_ITER
     if end == -1:
-        end = cfg.SOLVER.MAX_ITER
+        end = max(schedule.START_ITER, cfg.SOLVER.MAX_ITER)
     return schedule.START_ITER, end
 
 
@@ -477,8 +478,11 @@ def validate_dropblock_config(cfg: CN) -> None:
     if start < 0:
         raise _bad(p + "SCHEDULE.START_ITER", start, "expected an iteration >= 0")
     max_iter = cfg.SOLVER.MAX_ITER
+    regularized = resnet_enabled or fpn_enabled or head_enabled or seg_enabled or drop_path_rate > 0
     if end == -1:
-        if max_iter < start:
+        # Only a run with a regularizer follows the ramp: a baseline that shortens
+        # SOLVER.MAX_ITER below a START_ITER it inherits is no contradiction.
+        if max_iter < start and regularized:
             raise _bad(
                 p + "SCHEDULE.START_ITER",
                 start,
@@ -492,7 +496,6 @@ def validate_dropblock_config(cfg: CN) -> None:
             f"the ramp ends before it starts ({p}SCHEDULE.START_ITER={start}); "
             "use -1 for SOLVER.MAX_ITER",
         )
-    regularized = resnet_enabled or fpn_enabled or head_enabled or seg_enabled or drop_path_rate > 0
     if regularized and max_iter >= 1:
         ramp = LinearKeepProbSchedule(start, max_iter if end == -1 else end)
         last = max_iter - 1  # detectron2 trains iterations 0 .. MAX_ITER - 1

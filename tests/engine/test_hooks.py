@@ -481,6 +481,14 @@ def test_a_model_without_regularizers_trains_whatever_the_ramps_start():
         assert trainer.iter == 3 and "dropblock/keep_prob" not in trainer.storage.histories()
         # nor an end_iter-after-max_iter warning about a keep_prob no module has
         assert [str(w.message) for w in caught if "DropBlockScheduleHook" in str(w.message)] == [], schedule
+    # So too from a baseline yacs config shortened below the START_ITER it inherits.
+    cfg = small_retinanet_cfg()  # a stock RetinaNet config: no DropBlock location on
+    cfg.SOLVER.MAX_ITER, cfg.MODEL.DROPBLOCK.SCHEDULE.START_ITER = 3, 20
+    model = Baseline()
+    trainer = SimpleTrainer(model, _data(), torch.optim.SGD(model.parameters(), lr=0.01))
+    trainer.register_hooks([DropBlockScheduleHook.from_config(cfg)])
+    trainer.train(0, 3)
+    assert trainer.iter == 3 and "dropblock/keep_prob" not in trainer.storage.histories()
 
 
 def test_a_one_iteration_run_is_refused_as_it_would_train_at_keep_prob_one():
