@@ -277,13 +277,21 @@ def resnet_stage_regularizers(
     return kwargs
 
 
-def dropblock_resnet_arguments(cfg, depth: int) -> Dict[str, Any]:
+def dropblock_resnet_arguments(cfg, depth: int, last_stage: str = "res5") -> Dict[str, Any]:
     """The regularizer arguments of :func:`make_dropblock_resnet_stages` /
     :func:`resnet_stage_regularizers` (dropblock, dropblock_stages, dropblock_positions,
-    stage_drop_scales, drop_path_rate) that MODEL.DROPBLOCK (RESNET.*, DROP_PATH_RATE) means."""
+    stage_drop_scales, drop_path_rate) that MODEL.DROPBLOCK (RESNET.*, DROP_PATH_RATE) means,
+    for the stages up to `last_stage`: a DropBlock stage after it (validate_dropblock_config
+    allows only res5 built by a DropBlockRes5ROIHeads) is its builder's."""
     db = cfg.MODEL.DROPBLOCK
+    scales = {}
+    if db.RESNET.ENABLED:
+        last = RESNET_STAGES.index(last_stage)
+        scales = {s: v for s, v in resnet_stage_drop_scales(cfg).items() if RESNET_STAGES.index(s) <= last}
     positions = [p for p in db.RESNET.POSITIONS if depth >= 50 or p != "conv3"]
-    if db.RESNET.ENABLED and not positions:  # named by key, before the arguments' own check
+    # Only where these stages get DropBlock: a C4 ResNet-18/34 whose head's res5 (bottleneck
+    # blocks) alone has it may name conv3.
+    if scales and not positions:  # named by key, before the arguments' own check
         raise ValueError(
             f"MODEL.DROPBLOCK.RESNET.POSITIONS={list(db.RESNET.POSITIONS)}: MODEL.RESNETS.DEPTH={depth} "
             "has basic blocks, which have no conv3, so RESNET.ENABLED would place nothing; "
@@ -291,7 +299,6 @@ def dropblock_resnet_arguments(cfg, depth: int) -> Dict[str, Any]:
         )
     arguments: Dict[str, Any] = {"drop_path_rate": db.DROP_PATH_RATE}
     if db.RESNET.ENABLED:
-        scales = resnet_stage_drop_scales(cfg)
         arguments.update(
             dropblock=regularizer_factory(cfg),
             dropblock_stages=list(scales),
@@ -305,9 +312,13 @@ def dropblock_resnet_arguments(cfg, depth: int) -> Dict[str, Any]:
 
 def resnet_stage_arguments(cfg, depth: int) -> Dict[str, Any]:
     """The arguments of :func:`make_dropblock_resnet_stages` that MODEL.RESNETS (channels,
-    norm, groups, RES5_DILATION) and MODEL.DROPBLOCK (:func:`dropblock_resnet_arguments`)
-    give; the DeepLab builder adds its res4 dilation, multi-grid and last stage."""
+    norm, groups, RES5_DILATION) and MODEL.DROPBLOCK (:func:`dropblock_resnet_arguments`, for
+    the stages the ResNet keeps: those up to the last of MODEL.RESNETS.OUT_FEATURES) give;
+    the DeepLab builder adds its res4 dilation, multi-grid and last stage."""
     resnets = cfg.MODEL.RESNETS
+    # ResNet drops the stages after its last output: a C4 backbone's res5 (stock
+    # build_resnet_backbone builds it all the same; so does this, for the same draws).
+    kept = max((f for f in resnets.OUT_FEATURES if f in RESNET_STAGES), key=RESNET_STAGES.index, default="res2")
     return dict(
         in_channels=resnets.STEM_OUT_CHANNELS,
         out_channels=resnets.RES2_OUT_CHANNELS,
@@ -316,7 +327,7 @@ def resnet_stage_arguments(cfg, depth: int) -> Dict[str, Any]:
         num_groups=resnets.NUM_GROUPS,
         width_per_group=resnets.WIDTH_PER_GROUP,
         res5_dilation=resnets.RES5_DILATION,
-        **dropblock_resnet_arguments(cfg, depth),
+        **dropblock_resnet_arguments(cfg, depth, kept),
     )
 
 

@@ -136,6 +136,24 @@ def test_disabled_backbone_matches_stock_resnet_names_keys_weights_and_outputs()
     assert all(torch.equal(our_out[k], stock_out[k]) for k in stock_out)
 
 
+@pytest.mark.parametrize("out_features", [["res4"], ["stem", "res2"]])
+def test_a_backbone_keeping_fewer_stages_makes_the_stock_draws(out_features):
+    # A C4 backbone (res4): stock build_resnet_backbone builds every stage and ResNet drops
+    # the later ones; building fewer would leave the generator elsewhere than stock's, so
+    # the same seed would give the heads other weights than a stock model's.
+    cfg = _cfg(depth=50, RESNET__ENABLED=True, RESNET__STAGES=["res2"])
+    cfg.MODEL.RESNETS.OUT_FEATURES = out_features
+    torch.manual_seed(0)
+    stock = build_resnet_backbone(cfg, INPUT)
+    after_stock = torch.rand(4)
+    torch.manual_seed(0)
+    ours = build_dropblock_resnet_backbone(cfg, INPUT)
+    assert torch.equal(torch.rand(4), after_stock)
+    assert [n for n, _ in ours.named_children()] == [n for n, _ in stock.named_children()]
+    stock_state = stock.state_dict()
+    assert all(torch.equal(t, stock_state[k]) for k, t in ours.state_dict().items())
+
+
 def test_enabled_backbone_adds_no_parameters_or_buffers_and_is_identity_in_eval():
     stages = ["res2", "res3", "res4", "res5"]
     cfg = _cfg(RESNET__ENABLED=True, RESNET__STAGES=stages, DROP_PATH_RATE=0.1)

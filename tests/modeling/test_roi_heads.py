@@ -109,6 +109,20 @@ def test_the_checks_accept_res5_in_the_head_and_the_stock_config_maps_it_back(tm
     assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
 
 
+def test_conv3_may_be_named_for_the_heads_res5_alone_on_a_resnet_with_basic_blocks():
+    from dropblock_det.layers import iter_regularizers
+
+    # The head's res5 is bottleneck blocks whatever MODEL.RESNETS.DEPTH is; the R18
+    # backbone's basic blocks have no conv3, which was refused though no backbone stage
+    # had DropBlock.
+    opts = ("MODEL.ROI_HEADS.NAME", "DropBlockRes5ROIHeads", "MODEL.DROPBLOCK.RESNET.POSITIONS", "['conv3']")
+    model = _build(rcnn_cfg(*opts, "MODEL.DROPBLOCK.RESNET.STAGES", "['res5']", c4=True))
+    assert [name for name, _ in iter_regularizers(model)] == [f"roi_heads.res5.{b}.dropblock_conv3" for b in range(3)]
+    # Where a backbone stage would get it too, nothing would be placed there: still refused.
+    with pytest.raises(ValueError, match=r"POSITIONS=\['conv3'\]: MODEL\.RESNETS\.DEPTH=18 has basic blocks"):
+        _build(rcnn_cfg(*opts, "MODEL.DROPBLOCK.RESNET.STAGES", "['res4', 'res5']", c4=True))
+
+
 def test_a_head_without_res5_in_the_stages_adds_nothing():
     model = _build(rcnn_cfg("MODEL.ROI_HEADS.NAME", "DropBlockRes5ROIHeads", c4=True))  # STAGES ['res4']
     assert not [name for name, _ in model.roi_heads.named_modules() if "dropblock" in name or "drop_path" in name]
