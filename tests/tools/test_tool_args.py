@@ -148,6 +148,52 @@ def test_a_parser_without_opts_is_parsed_as_argparse_does():
     assert (args.n, args.rest) == (2, ["a", "b"]) and args == parser.parse_args(["a", "b", "--n", "2"])
 
 
+def test_flags_of_every_argparse_shape_end_where_argparse_ends_them(capsys):
+    import argparse
+
+    from tool_args import parse_tool_args
+
+    # parse_tool_args serves any parser with REMAINDER opts, not only the tools' flags.
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--level", type=int, nargs="?", const=5)
+    parser.add_argument("--pair", nargs=2)
+    parser.add_argument("--names", nargs="+")  # no type: every token is a value, up to "--"
+    parser.add_argument("--ck", action="append", nargs="+")
+    parser.add_argument("opts", nargs=argparse.REMAINDER)
+    args = parse_tool_args(parser, ["--level", "KEY", "1"])  # an optional value that is not one
+    assert (args.level, args.opts) == (5, ["KEY", "1"])
+    args = parse_tool_args(parser, ["--level", "3", "--pair", "a", "b", "KEY", "1"])
+    assert (args.level, args.pair, args.opts) == (3, ["a", "b"], ["KEY", "1"])
+    args = parse_tool_args(parser, ["--names", "a", "b", "--", "KEY", "1"])
+    assert (args.names, args.opts) == (["a", "b"], ["KEY", "1"])
+    # An appending flag that takes several values is not "given once per value".
+    args = parse_tool_args(parser, ["--ck", "a", "--", "x"])
+    assert (args.ck, args.opts) == ([["a"]], ["x"])
+
+
+def test_an_ambiguous_or_unallowed_abbreviation_is_refused_naming_the_flags_it_could_be(tools, capsys):
+    import argparse
+
+    from tool_args import parse_tool_args
+
+    err = _refused(capsys, lambda argv: parse_tool_args(tools["train_net"].parser(), argv), ["--num", "2"])
+    assert "unrecognized argument --num: did you mean" in err and "--num-gpus" in err and "--num-machines" in err
+    parser = argparse.ArgumentParser(allow_abbrev=False)
+    parser.add_argument("--seeds", type=int, nargs="+")
+    parser.add_argument("opts", nargs=argparse.REMAINDER)
+    err = _refused(capsys, lambda argv: parse_tool_args(parser, argv), ["--seed", "1"])
+    assert "unrecognized argument --seed: did you mean --seeds?" in err
+
+
+def test_int_in_range_takes_both_ends():
+    from tool_args import int_in_range, torch_seed
+
+    assert [torch_seed(str(v)) for v in (-(2**63), 2**64 - 1)] == [-(2**63), 2**64 - 1]
+    assert int_in_range(1, 3)("3") == 3
+    with pytest.raises(Exception, match=r"expected an integer from 1 to 3, got '4'"):
+        int_in_range(1, 3)("4")
+
+
 def test_int_at_least_reads_integers_from_the_minimum_up_and_names_the_flag_otherwise(tools, capsys):
     import argparse
 
