@@ -181,6 +181,12 @@ def test_deeplab_model_evaluates_variable_voc_like_sizes(dropblock_and_stock_mod
         (["MODEL.SEM_SEG_HEAD.PROJECT_CHANNELS", [0]], r"^MODEL.SEM_SEG_HEAD.PROJECT_CHANNELS=\[0\]: channel counts"),
         (["MODEL.RESNETS.STEM_TYPE", "fancy"], "MODEL.RESNETS.STEM_TYPE='fancy'"),
         (["MODEL.RESNETS.RES4_DILATION", 2], "MODEL.RESNETS.RES5_DILATION=2: must be 4"),
+        # Refused by the stage builder too, but as "res4_dilation=4", not by the config key.
+        (["MODEL.RESNETS.RES4_DILATION", 4], r"^MODEL\.RESNETS\.RES4_DILATION=4: expected 1 or 2$"),
+        (["MODEL.RESNETS.RES5_DILATION", 3], r"^MODEL\.RESNETS\.RES5_DILATION=3: expected 1, 2 or 4$"),
+        # Deformable res4/res5 would build as plain convs.
+        (["MODEL.RESNETS.DEFORM_ON_PER_STAGE", [False, False, True, True]],
+         r"^MODEL\.RESNETS\.DEFORM_ON_PER_STAGE=\[False, False, True, True\]: .* no deformable blocks$"),
         # The ASPP pooling kernel is the crop size: a relative crop has none to give it.
         (["INPUT.CROP.TYPE", "relative_range"], r"INPUT\.CROP\.TYPE='relative_range'.*'absolute'"),
         (["MODEL.DROPBLOCK.SEM_SEG_HEAD.POSITIONS", ["aspp", "neck"]], "MODEL.DROPBLOCK.SEM_SEG_HEAD.POSITIONS"),
@@ -201,6 +207,11 @@ def test_deeplab_model_evaluates_variable_voc_like_sizes(dropblock_and_stock_mod
         # Raised naming no key: "ASPP expects 3 dilations", "Unexpected loss type",
         # "Crop size need to be divisible by encoder stride.".
         (["MODEL.SEM_SEG_HEAD.ASPP_DILATIONS", [6, 12]], r"^MODEL\.SEM_SEG_HEAD\.ASPP_DILATIONS=\[6, 12\]: ASPP takes 3 "),
+        # Built, then torch's "dilation should be greater than zero" at the first forward.
+        (["MODEL.SEM_SEG_HEAD.ASPP_DILATIONS", [6, 0, 18]], r"^MODEL\.SEM_SEG_HEAD\.ASPP_DILATIONS=\[6, 0, 18\]: ASPP "
+         r"takes 3 dilations >= 1"),
+        # p=1 is one F.dropout takes: it would zero the ASPP's output in every training step.
+        (["MODEL.SEM_SEG_HEAD.ASPP_DROPOUT", 1.0], r"^MODEL\.SEM_SEG_HEAD\.ASPP_DROPOUT=1\.0: expected a dropout "),
         (["MODEL.SEM_SEG_HEAD.LOSS_TYPE", "focal"], r"^MODEL\.SEM_SEG_HEAD\.LOSS_TYPE='focal': expected one of "
          r"\['cross_entropy', 'hard_pixel_mining'\]$"),
         (["INPUT.CROP.SIZE", (72, 72)], r"^INPUT\.CROP\.SIZE=\[72, 72\]: the ASPP pools over the crop's feature map "
@@ -235,6 +246,38 @@ def test_head_arguments_are_checked_without_a_config():
         DropBlockDeepLabV3PlusHead(shapes, **{**kwargs, "train_size": (40, 64)})
     head = DropBlockDeepLabV3PlusHead(shapes, **kwargs)
     assert not any(isinstance(m, KeepProbRegularizer) for m in head.modules())
+
+
+def test_without_crops_the_crop_keys_are_not_read_and_the_aspp_pools_globally(tmp_path):
+    # INPUT.CROP.TYPE and SIZE only matter when crops are on: detectron2's default TYPE is
+    # "relative_range" with SIZE [0.9, 0.9], and its DeepLab head then has no pooling kernel.
+    cfg = _cfg(tmp_path, SCRATCH, ["INPUT.CROP.ENABLED", False, "INPUT.CROP.TYPE", "relative_range",
+                                   "INPUT.CROP.SIZE", [0.9, 0.9]])
+    aspp = build_model(cfg).sem_seg_head.decoder["res5"]["project_conv"]
+    assert isinstance(aspp, DropBlockASPP) and aspp.pool_kernel_size is None
+
+
+def test_no_head_regularizers_unless_sem_seg_head_dropblock_is_enabled(tmp_path):
+    cfg = _cfg(tmp_path, SCRATCH_DROPBLOCK, ["MODEL.DROPBLOCK.SEM_SEG_HEAD.ENABLED", False])
+    model = build_model(cfg)
+    assert not list(iter_regularizers(model.sem_seg_head)) and list(iter_regularizers(model.backbone))
+    assert "dropblock_decoder" not in dict(model.sem_seg_head.named_children())
+
+
+def test_add_dropblock_deeplab_config_adds_the_keys_a_config_lacks_any_of():
+    # A config with one of the two marker keys (e.g. SOLVER.POLY_LR_POWER set by hand) still
+    # gets all of detectron2's DeepLab keys.
+    from detectron2.config import get_cfg
+
+    from dropblock_det.modeling.deeplab import add_dropblock_deeplab_config
+
+    for section, key in (("SOLVER", "POLY_LR_POWER"), ("MODEL.SEM_SEG_HEAD", "ASPP_CHANNELS")):
+        cfg = get_cfg()
+        node = cfg.SOLVER if section == "SOLVER" else cfg.MODEL.SEM_SEG_HEAD
+        setattr(node, key, 7)
+        add_dropblock_deeplab_config(cfg)
+        assert "POLY_LR_POWER" in cfg.SOLVER and "ASPP_CHANNELS" in cfg.MODEL.SEM_SEG_HEAD
+        assert "RES5_MULTI_GRID" in cfg.MODEL.RESNETS and "SINGLE_CATEGORY_MAX_AREA" in cfg.INPUT.CROP
 
 
 def test_the_loss_crops_the_upsampled_logits_to_targets_of_any_size():
@@ -476,6 +519,7 @@ def test_deeplab_backbone_refuses_outputs_and_norms_resnet_does_not_have_naming_
 @pytest.mark.parametrize("opts", [
     ["MODEL.RESNETS.RES4_DILATION", 2, "MODEL.RESNETS.RES5_DILATION", 4],  # output stride 8
     ["MODEL.RESNETS.RES5_DILATION", 1],  # output stride 32
+    ["MODEL.RESNETS.STEM_TYPE", "basic"],  # detectron2's BasicStem, not the DeepLab stem
     ["MODEL.RESNETS.OUT_FEATURES", ["res2", "res4"], "MODEL.DROPBLOCK.RESNET.STAGES", ["res4"],
      "MODEL.DROPBLOCK.RESNET.STAGE_DROP_SCALES", []],  # res5 not built
 ])
