@@ -152,6 +152,19 @@ def test_aspp_with_a_crop_sized_pooling_kernel_handles_any_test_size():
         assert torch.allclose(ours(x), global_pool(x), atol=1e-6)
 
 
+def test_aspp_reads_a_non_square_pooling_kernel_as_height_then_width():
+    # A non-square crop (e.g. Cityscapes' 512x1024) gives a (h, w) kernel: (2, 4) fits a 2x4
+    # map and not a 4x2 one.
+    stock, ours, global_pool = _aspps((2, 4))
+    with torch.no_grad():
+        x = torch.rand(1, 32, 2, 4)
+        assert torch.equal(ours(x), stock(x))
+        x = torch.rand(1, 32, 4, 2)
+        with pytest.raises(ValueError, match="pool_kernel_size"):
+            stock(x)
+        assert torch.allclose(ours(x), global_pool(x), atol=1e-6)
+
+
 def test_deeplab_model_evaluates_variable_voc_like_sizes(dropblock_and_stock_models):
     model, stock = dropblock_and_stock_models
     inputs = _images((48, 72), (56, 64))
@@ -262,6 +275,49 @@ def test_no_head_regularizers_unless_sem_seg_head_dropblock_is_enabled(tmp_path)
     model = build_model(cfg)
     assert not list(iter_regularizers(model.sem_seg_head)) and list(iter_regularizers(model.backbone))
     assert "dropblock_decoder" not in dict(model.sem_seg_head.named_children())
+
+
+def test_the_loss_is_scaled_by_loss_weight():
+    torch.manual_seed(0)
+    kwargs = dict(project_channels=[32], aspp_dilations=[1, 2, 3], aspp_dropout=0.0, decoder_channels=[32, 32],
+                  common_stride=4, norm="GN", train_size=None, num_classes=3, ignore_value=255)
+    shapes = {"res2": _shape(32, 4), "res5": _shape(64, 16)}
+    logits, targets = torch.randn(2, 3, 13, 13), torch.randint(0, 3, (2, 52, 52))
+    unit = DropBlockDeepLabV3PlusHead(shapes, **kwargs).losses(logits, targets)["loss_sem_seg"]
+    half = DropBlockDeepLabV3PlusHead(shapes, loss_weight=0.5, **kwargs).losses(logits, targets)["loss_sem_seg"]
+    assert unit > 0 and torch.allclose(half, unit * 0.5)
+
+
+@pytest.mark.parametrize("variant", [{"aspp_dropout": 0.5}, {"use_depthwise_separable_conv": True},
+                                     {"num_classes": None}])
+def test_head_without_regularizers_matches_the_stock_head(variant):
+    # The replaced ASPP keeps the stock one's dropout (applied in training, same draws),
+    # depthwise-separable convs (same state_dict) and a head without predictor returns the
+    # decoder feature, as DeepLabV3PlusHead does.
+    from detectron2.projects.deeplab import DeepLabV3PlusHead
+
+    kwargs = {**dict(project_channels=[32], aspp_dilations=[1, 2, 3], aspp_dropout=0.0, decoder_channels=[32, 32],
+                     common_stride=4, norm="GN", train_size=None, num_classes=3), **variant}
+    shapes = {"res2": _shape(32, 4), "res5": _shape(64, 16)}
+    ours, stock = DropBlockDeepLabV3PlusHead(shapes, **kwargs), DeepLabV3PlusHead(shapes, **kwargs)
+    assert [(k, v.shape) for k, v in ours.state_dict().items()] == [(k, v.shape) for k, v in stock.state_dict().items()]
+    ours.load_state_dict(stock.state_dict(), strict=True)
+    features = _head_features()
+    for mode in (False, True):
+        outputs = []
+        for head in (ours, stock):
+            torch.manual_seed(0)
+            outputs.append(head.train(mode).layers(features))
+        assert torch.equal(*outputs)
+    if kwargs["num_classes"] is None:
+        assert outputs[0].shape == (2, 32, 16, 16)
+    if kwargs["aspp_dropout"]:  # dropout does act in training
+        torch.manual_seed(1)
+        assert not torch.equal(ours.train().layers(features), outputs[0])
+    if kwargs.get("use_depthwise_separable_conv"):
+        # one fused conv per decoder stage: one regularizer each
+        regularized = _small_head(["decoder"], depthwise=True)
+        assert [n for n, _ in iter_regularizers(regularized)] == ["dropblock_decoder.res2.0"]
 
 
 def test_add_dropblock_deeplab_config_adds_the_keys_a_config_lacks_any_of():
