@@ -103,6 +103,13 @@ def test_fused_fcn_head_gives_the_unfused_outputs_and_gradients_bit_for_bit(monk
     assert_fused_head_matches_unfused(_small_head(regularizer_type), _head_features, fcn_head, monkeypatch)
 
 
+def test_fcn_model_without_sem_seg_head_dropblock_has_no_regularizers(tmp_path):
+    cfg = small_voc_sem_seg_cfg(FCN_DROPBLOCK, tmp_path, ["MODEL.DROPBLOCK.SEM_SEG_HEAD.ENABLED", False])
+    model = build_model(cfg)
+    assert not list(iter_regularizers(model))
+    assert all(type(tower) is torch.nn.Sequential for tower in model.sem_seg_head.scale_heads)
+
+
 def test_fcn_head_accepts_the_default_positions_and_rejects_ones_without_decoder(tmp_path):
     cfg = small_voc_sem_seg_cfg(FCN, tmp_path, ["MODEL.DROPBLOCK.SEM_SEG_HEAD.ENABLED", True])
     assert list(cfg.MODEL.DROPBLOCK.SEM_SEG_HEAD.POSITIONS) == ["aspp", "project", "decoder"]
@@ -142,6 +149,12 @@ def test_fcn_head_arguments_are_checked_without_a_config():
         DropBlockFCNHead(shapes, dropblock_positions=["decoder"], **kwargs)
     with pytest.raises(ValueError, match="conv_dims=48"):
         DropBlockFCNHead(shapes, **{**kwargs, "conv_dims": 48})
+    # Without "decoder" (this head's only position) nothing would be inserted.
+    with pytest.raises(ValueError, match=r"^dropblock_positions=\['aspp'\]: DropBlockFCNHead places regularizers only "):
+        DropBlockFCNHead(shapes, dropblock=lambda: DropBlock2d(0.8, 3), dropblock_positions=["aspp"], **kwargs)
+    # e.g. a LazyConfig override model.sem_seg_head.common_stride='4': TypeError naming nothing
+    with pytest.raises(ValueError, match=r"^common_stride='4': expected a stride >= 1$"):
+        DropBlockFCNHead(shapes, **{**kwargs, "common_stride": "4"})
     with pytest.raises(ValueError, match=r"^common_stride=8: the level at stride 4 \(input_shape: strides \[4, 8\]\)"):
         DropBlockFCNHead(shapes, **{**kwargs, "common_stride": 8})
     head = DropBlockFCNHead(shapes, dropblock=lambda: DropBlock2d(0.8, 3), dropblock_positions=["decoder"], **kwargs)
