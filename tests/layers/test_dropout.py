@@ -226,3 +226,54 @@ def test_relu_flag_without_dropping_is_just_relu(module_cls):
         (grad,) = torch.autograd.grad(out.sum(), x)
         assert torch.equal(grad, (x > 0).float())
         assert len(saved) == 1 and saved[0].dtype == x.dtype  # torch.relu's own output
+
+
+# ---------------------------------------------------------------- pinned by a mutation run
+
+
+@pytest.mark.parametrize("fn", FUNCTIONS)
+def test_functions_return_their_input_when_not_training_or_at_keep_prob_one(fn):
+    # The modules skip the call in these cases; a direct call must not drop anything either.
+    x = torch.ones(4, 3, 5, 5, requires_grad=True)
+    assert fn(x, 0.5, training=False) is x
+    assert fn(x, 1.0) is x
+    assert fn(x, 1.0, training=True) is x
+
+
+@pytest.mark.parametrize("module_cls", MODULES)
+def test_default_keep_prob_is_the_papers_0_9(module_cls):
+    module = module_cls()
+    assert module.keep_prob == module.target_keep_prob == 0.9
+
+
+@pytest.mark.parametrize("fn, module_cls", list(zip(FUNCTIONS, MODULES)))
+def test_each_module_in_training_draws_its_own_functions_mask(fn, module_cls):
+    # DropPath in training is drop_path (whole samples), not another op of the family.
+    x = torch.ones(32, 6, 3, 3)
+    torch.manual_seed(3)
+    expected = fn(x, 0.5)
+    torch.manual_seed(3)
+    assert torch.equal(module_cls(0.5).train()(x), expected)
+
+
+@pytest.mark.parametrize(
+    "fn, module_cls, smallest",
+    [(dropout, Dropout, ()), (spatial_dropout, SpatialDropout, (8, 4, 5)), (drop_path, DropPath, (64,))],
+)
+def test_the_smallest_documented_shape_is_accepted(fn, module_cls, smallest):
+    # Dropout: any shape (a 0-d tensor too); SpatialDropout: (N, C, L); DropPath: (N,).
+    torch.manual_seed(0)
+    x = torch.ones(smallest) if smallest else torch.tensor(1.0)
+    for out in (fn(x, 0.5), module_cls(0.5).train()(x), module_cls(0.5).eval()(x)):
+        assert out.shape == x.shape
+    if fn is drop_path:  # one draw per sample of a (N,) input
+        assert set(drop_path(x, 0.5).tolist()) == {0.0, 2.0}
+    if fn is spatial_dropout:  # one draw per (sample, channel), shared along L
+        out = spatial_dropout(x, 0.5)
+        assert torch.equal(out.amin(dim=2), out.amax(dim=2))
+
+
+@pytest.mark.parametrize("fn", FUNCTIONS)
+def test_an_integer_tensor_is_refused_naming_the_function_and_the_dtype(fn):
+    with pytest.raises(ValueError, match=rf"^{fn.__name__}: x must be a floating-point tensor, got dtype torch.int64"):
+        fn(torch.ones(2, 2, 2, 2, dtype=torch.long), 0.5)
