@@ -258,3 +258,73 @@ def test_a_lazyconfig_cutout_fill_written_as_the_readme_writes_it_follows_model_
     cfg = LazyConfig.apply_overrides(cfg, ["model.pixel_mean=[1.0,2.0,3.0]"])
     cutout = instantiate(cfg.dataloader.train.mapper.augmentations[-1])
     assert isinstance(cutout, Cutout) and list(cutout.fill_value) == [1.0, 2.0, 3.0]
+
+
+# ---------------------------------------------------------------- pinned by a mutation run
+
+
+def test_num_holes_squares_are_drawn_each_placed_independently():
+    np.random.seed(0)
+    transform = Cutout(size=4, num_holes=5).get_transform(_image())
+    assert transform.boxes.shape == (5, 4)
+    assert len({tuple(box) for box in transform.boxes.tolist()}) == 5
+
+
+def test_holes_are_clipped_at_each_of_the_four_borders():
+    # The centre is uniform over the whole image, so a square hangs over the left and top
+    # borders as often as over the right and bottom ones.
+    np.random.seed(0)
+    height, width, size = 40, 50, 10
+    boxes = np.concatenate(
+        [Cutout(size=size, num_holes=8).get_transform(_image(height, width)).boxes for _ in range(100)])
+    x0, y0, x1, y1 = boxes.T
+    assert ((x0 == 0) & (x1 < size)).any() and ((x1 == width) & (x1 - x0 < size)).any()
+    assert ((y0 == 0) & (y1 < size)).any() and ((y1 == height) & (y1 - y0 < size)).any()
+    assert (x0 >= 0).all() and (y0 >= 0).all() and (x1 <= width).all() and (y1 <= height).all()
+
+
+@pytest.mark.parametrize("fmt, pixel_mean", [("BGR", [110.0]), ("RGBA", [1.0, 2.0, 3.0, 4.0]),
+                                             ("YCbCr", [1.0, 2.0, 3.0])])
+def test_build_accepts_a_one_value_or_per_channel_pixel_mean_of_any_format(fmt, pixel_mean):
+    # One value fills every channel; RGBA has 4 channels; a PIL mode the table does not
+    # know is left to detectron2 (not refused).
+    cfg = _cfg()
+    cfg.INPUT.CUTOUT.ENABLED = True
+    cfg.INPUT.FORMAT = fmt
+    cfg.MODEL.PIXEL_MEAN = pixel_mean
+    (aug,) = build_cutout_augmentation(cfg)
+    channels = 4 if fmt == "RGBA" else 3
+    out = aug.get_transform(_image(c=channels)).apply_image(_image(c=channels))
+    filled = out[(out != 200).any(axis=2)]
+    assert len(filled) > 0
+    np.testing.assert_array_equal(filled, np.broadcast_to(np.round(pixel_mean), filled.shape))
+
+
+def test_build_refuses_a_three_value_pixel_mean_for_rgba_images():
+    cfg = _cfg()
+    cfg.INPUT.CUTOUT.ENABLED = True
+    cfg.INPUT.FORMAT = "RGBA"
+    with pytest.raises(ValueError, match=r"MODEL\.PIXEL_MEAN.*INPUT\.FORMAT='RGBA'.*4 channel"):
+        build_cutout_augmentation(cfg)
+
+
+@pytest.mark.parametrize("kwargs, name", [({"size": True}, "size"), ({"size": 4, "num_holes": True}, "num_holes")])
+def test_a_bool_size_or_num_holes_is_refused(kwargs, name):
+    with pytest.raises(ValueError, match=rf"{name} must be an integer >= 1, got True"):
+        Cutout(**kwargs)
+
+
+def test_transform_fills_with_zero_by_default_and_refuses_boxes_of_other_widths():
+    out = CutoutTransform(np.array([[1, 1, 3, 3]])).apply_image(np.full((4, 4), 9, dtype=np.uint8))
+    assert (out[1:3, 1:3] == 0).all() and (out == 0).sum() == 4
+    with pytest.raises(ValueError, match=r"boxes.*\(1, 5\)"):
+        CutoutTransform(np.array([[0, 0, 2, 2, 1]]))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.int32, np.uint16])
+def test_integer_images_of_any_width_get_a_rounded_clipped_fill(dtype):
+    out = CutoutTransform(np.array([[0, 0, 1, 1]]), fill_value=[103.53, -5.0, 1e10]).apply_image(
+        np.zeros((2, 2, 3), dtype=dtype))
+    info = np.iinfo(dtype)
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out[0, 0], [104, max(-5, info.min), info.max])
