@@ -262,8 +262,10 @@ def resnet_stage_regularizers(
     positions = [p for p in dropblock_positions if depth >= 50 or p != "conv3"]
     if stages and not positions:
         raise ValueError(
-            f"dropblock_positions={list(dropblock_positions)}: ResNet-{depth} has basic blocks, "
-            "which have no conv3, so nothing would be placed; use conv1, conv2 or shortcut"
+            f"dropblock_positions={list(dropblock_positions)}: "
+            + (f"ResNet-{depth} has basic blocks, which have no conv3, so nothing would be placed; "
+               "use conv1, conv2 or shortcut" if list(dropblock_positions)
+               else f"no position, so nothing would be placed in dropblock_stages={stages}")
         )
     kwargs = {}
     for stage in RESNET_STAGES:
@@ -380,9 +382,12 @@ def stock_resnet_stage_arguments(
         raise ValueError(f"res5_dilation={res5_dilation!r}: expected 1, 2 or 4 (1 for ResNet-18/34)")
     if res4_dilation == 2 and res5_dilation != 4:
         raise ValueError(f"res5_dilation={res5_dilation!r}: must be 4 when res4_dilation is 2 (output stride 8)")
-    if res5_multi_grid is not None and (basic or len(list(res5_multi_grid)) != num_blocks_per_stage[3]
-                                        or not all(is_positive_int(m) for m in res5_multi_grid)):
-        raise ValueError(f"res5_multi_grid={list(res5_multi_grid)}: expected one factor per res5 block "
+    # Not a list (a LazyConfig override res5_multi_grid=2): shown as given, list() would fail on it.
+    grid = (list(res5_multi_grid) if isinstance(res5_multi_grid, Iterable) and not isinstance(res5_multi_grid, str)
+            else res5_multi_grid)
+    if grid is not None and (basic or not isinstance(grid, list) or len(grid) != num_blocks_per_stage[3]
+                             or not all(is_positive_int(m) for m in grid)):
+        raise ValueError(f"res5_multi_grid={grid!r}: expected one factor per res5 block "
                          f"({num_blocks_per_stage[3]} for ResNet-{depth}, bottleneck blocks only), "
                          "each an integer >= 1")
     if last_stage not in RESNET_STAGES:

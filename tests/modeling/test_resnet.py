@@ -401,6 +401,12 @@ def test_block_copies_a_regularizer_module_given_instead_of_a_factory(block_clas
     (dict(stage_drop_scales=[20, 1.0]), r"stage_drop_scales for res4: .* <= 0"),
     (dict(drop_path_rate=1.0), r"drop_path_rate=1.0: expected 0 <= rate < 1"),
     (dict(depth=18, dropblock_positions=["conv3"]), r"dropblock_positions=\['conv3'\]: ResNet-18 has basic blocks"),
+    # An empty list was refused as "ResNet-50 has basic blocks, which have no conv3".
+    (dict(depth=50, dropblock_positions=[]),
+     r"^dropblock_positions=\[\]: no position, so nothing would be placed in dropblock_stages=\['res4', 'res5'\]$"),
+    # A number failed with Python's "TypeError: 'int' object is not iterable", naming no argument.
+    (dict(depth=50, res5_multi_grid=2), r"^res5_multi_grid=2: expected one factor per res5 block \(3"),
+    (dict(depth=50, res5_multi_grid="124"), r"^res5_multi_grid='124': expected one factor per res5 block"),
 ])
 def test_make_dropblock_resnet_stages_names_the_bad_argument(kwargs, match):
     from dropblock_det.modeling import make_dropblock_resnet_stages
