@@ -79,6 +79,8 @@ def test_stage_drop_scales_give_per_stage_target_keep_prob():
     assert targets and all(
         v == pytest.approx(0.95 if n.startswith("res4") else 0.8) for n, v in targets.items()
     )
+    # The keep_prob used in forward too, not only the target a schedule would reach.
+    assert all(m.keep_prob == m.target_keep_prob for n, m in backbone.named_modules() if "dropblock" in n)
     block = backbone.res5[0].dropblock_conv1
     assert (block.block_size, block.shared_mask) == (7, False)
 
@@ -304,6 +306,23 @@ def test_drop_path_drops_whole_residual_branch_per_sample():
     assert isinstance(block.drop_path, DropPath)
 
 
+@pytest.mark.parametrize("drop_path_keep_prob", [0.0, 1.5])
+def test_block_rejects_a_drop_path_keep_prob_outside_0_1_naming_it(drop_path_keep_prob):
+    with pytest.raises(ValueError, match=rf"^drop_path_keep_prob={drop_path_keep_prob}: expected 0 < p <= 1"):
+        DropBlockBasicBlock(8, 8, drop_path_keep_prob=drop_path_keep_prob)
+
+
+def test_make_dropblock_resnet_stages_defaults_and_multi_grid_dilations():
+    from dropblock_det.modeling import make_dropblock_resnet_stages
+
+    # res2 out_channels: 256 for bottleneck blocks (64 for basic), doubling per stage.
+    stages = make_dropblock_resnet_stages(50, res5_dilation=2, res5_multi_grid=[1, 2, 4])
+    assert [stage[-1].out_channels for stage in stages] == [256, 512, 1024, 2048]
+    # Multi-grid factors multiply the stage's dilation (DeepLab), in the 3x3 conv of each block.
+    assert [block.conv2.dilation for block in stages[3]] == [(2, 2), (4, 4), (8, 8)]
+    assert [stage[-1].out_channels for stage in make_dropblock_resnet_stages(18)] == [64, 128, 256, 512]
+
+
 def test_block_rejects_unknown_position_and_missing_factory():
     with pytest.raises(ValueError, match="'conv3'"):
         DropBlockBasicBlock(8, 8, dropblock=lambda: nn.Identity(), dropblock_positions=["conv3"])
@@ -401,6 +420,19 @@ def test_block_copies_a_regularizer_module_given_instead_of_a_factory(block_clas
     (dict(stage_drop_scales=[20, 1.0]), r"stage_drop_scales for res4: .* <= 0"),
     (dict(drop_path_rate=1.0), r"drop_path_rate=1.0: expected 0 <= rate < 1"),
     (dict(depth=18, dropblock_positions=["conv3"]), r"dropblock_positions=\['conv3'\]: ResNet-18 has basic blocks"),
+    # Basic blocks take no dilation, groups or multi-grid: ignored silently without these checks.
+    (dict(depth=18, res4_dilation=2, res5_dilation=4), r"^res4_dilation=2: expected 1 or 2 \(1 for ResNet-18/34\)"),
+    (dict(depth=18, res5_multi_grid=[1, 2]), r"^res5_multi_grid=\[1, 2\]: .*bottleneck blocks only"),
+    (dict(depth=18, num_groups=2), r"^out_channels=64, num_groups=2: ResNet-18 needs 64 and 1"),
+    # A str would be taken letter by letter; more scales than stages are not silently cut.
+    (dict(dropblock_positions="conv1"), r"^dropblock_positions='conv1': expected a list of names"),
+    (dict(stage_drop_scales="11"), r"^stage_drop_scales='11': expected a list, one scale per stage"),
+    (dict(stage_drop_scales=[0.25, 1.0, 1.0]), r"^stage_drop_scales=\[0.25, 1.0, 1.0\]: expected one scale per stage"),
+    (dict(drop_path_rate="0.1"), r"^drop_path_rate='0.1': expected 0 <= rate < 1"),
+    (dict(drop_path_rate=False), r"^drop_path_rate=False: expected 0 <= rate < 1"),
+    # A regularizer without a keep_prob cannot be scaled (an AttributeError without the check).
+    (dict(dropblock=nn.Identity(), stage_drop_scales=[0.25, 1.0]),
+     r"^stage_drop_scales for res4: the dropblock regularizer Identity has no keep_prob to scale"),
     # An empty list was refused as "ResNet-50 has basic blocks, which have no conv3".
     (dict(depth=50, dropblock_positions=[]),
      r"^dropblock_positions=\[\]: no position, so nothing would be placed in dropblock_stages=\['res4', 'res5'\]$"),
@@ -468,6 +500,8 @@ def test_make_dropblock_resnet_stages_default_stages_follow_the_dropblock():
         return sorted({(name.split(".")[0], type(m).__name__) for name, m in iter_regularizers(backbone)})
 
     assert placed() == []
+    # Positions without a dropblock ask for nothing: even ["conv3"] on basic blocks builds.
+    assert placed(dropblock_positions=["conv3"]) == []
     assert placed(drop_path_rate=0.1) == [(s, "DropPath") for s in ("res2", "res3", "res4", "res5")]
     assert placed(dropblock=DropBlock2d(0.9, 3)) == [("res4", "DropBlock2d"), ("res5", "DropBlock2d")]
     with pytest.raises(ValueError, match=r"^ResNet: dropblock_stages=\['res4'\] needs a `dropblock` factory$"):
