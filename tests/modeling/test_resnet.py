@@ -186,6 +186,48 @@ def test_out_features_naming_no_or_an_unknown_stage_are_refused_naming_the_key(o
         build_dropblock_resnet_backbone(cfg, INPUT)
 
 
+@pytest.mark.parametrize("depth", [34, 101])
+def test_every_depth_and_resnets_key_gives_the_stock_backbone(depth):
+    # Small channels so deep ResNets build fast; every MODEL.RESNETS key that shapes the
+    # stages (blocks per stage, stem/res2 channels, groups, width, stride in the 3x3 conv).
+    cfg = _cfg(depth=depth)
+    resnets = cfg.MODEL.RESNETS
+    resnets.STEM_OUT_CHANNELS = 8
+    resnets.OUT_FEATURES = ["stem", "res3", "res5"]
+    if depth >= 50:
+        resnets.RES2_OUT_CHANNELS, resnets.NUM_GROUPS, resnets.WIDTH_PER_GROUP = 16, 2, 2
+        resnets.STRIDE_IN_1X1 = False
+    torch.manual_seed(0)
+    stock = build_resnet_backbone(cfg, INPUT).eval()
+    ours = build_dropblock_resnet_backbone(cfg, INPUT).eval()
+    assert [n for n, _ in ours.named_modules()] == [n for n, _ in stock.named_modules()]
+    ours.load_state_dict(stock.state_dict(), strict=True)
+    x = torch.randn(1, 3, 32, 32)
+    stock_out, our_out = stock(x), ours(x)
+    assert list(our_out) == ["stem", "res3", "res5"]
+    assert all(torch.equal(our_out[k], stock_out[k]) for k in stock_out)
+
+
+@pytest.mark.parametrize("depth,key,value,match", [
+    # Without the key, the plain-argument message ("depth=42", "out_channels=128") or none.
+    (50, "DEPTH", 42, r"^MODEL\.RESNETS\.DEPTH=42: expected one of 18, 34, 50, 101, 152"),
+    (18, "RES2_OUT_CHANNELS", 128, r"^MODEL\.RESNETS\.RES2_OUT_CHANNELS=128, MODEL\.RESNETS\.NUM_GROUPS=1: ResNet-18 "),
+    # build_resnet_backbone asserts RES5_DILATION in (1, 2); 4 is for the DeepLab backbone.
+    (50, "RES5_DILATION", 4, r"^MODEL\.RESNETS\.RES5_DILATION=4: expected 1 or 2"),
+])
+def test_resnets_keys_are_refused_naming_the_key(depth, key, value, match):
+    cfg = _cfg(depth=depth)
+    cfg.MODEL.RESNETS[key] = value
+    with pytest.raises(ValueError, match=match):
+        build_dropblock_resnet_backbone(cfg, INPUT)
+
+
+def test_dropblock_config_is_validated_by_key_before_building():
+    cfg = _cfg(RESNET__ENABLED=True, RESNET__STAGES=["res6"])
+    with pytest.raises(ValueError, match=r"^MODEL\.DROPBLOCK\.RESNET\.STAGES=\['res6'\]"):
+        build_dropblock_resnet_backbone(cfg, INPUT)
+
+
 def test_freeze_at_and_out_features_behave_as_stock():
     cfg = _cfg(RESNET__ENABLED=True)
     cfg.MODEL.BACKBONE.FREEZE_AT = 2
