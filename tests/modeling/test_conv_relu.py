@@ -2,7 +2,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from detectron2.layers import Conv2d
+from detectron2.layers import Conv2d, DepthwiseSeparableConv2d
 
 from conftest import backward_node_names
 from dropblock_det.layers import Dropout
@@ -68,3 +68,67 @@ def test_a_plain_relu_conv_is_fused_and_an_inactive_regularizer_gets_the_stock_m
     seen = []
     conv.register_forward_hook(lambda module, args, out: seen.append(out))
     assert _run(conv, regularizer, x) is seen[0]  # the stock module's output, not a copy
+
+
+def test_a_torch_relu_activation_is_fused_too():
+    conv, regularizer = _conv(activation=torch.relu), Dropout(0.5).train()
+    x = torch.randn(2, 4, 6, 6)
+    out = _run(conv, regularizer, x)
+    assert "_ReluThenMaskedScaleBackward" in backward_node_names(out.sum())
+    torch.manual_seed(1)
+    assert torch.equal(out, regularizer(conv(x)))
+
+
+def test_a_conv2d_subclass_runs_its_own_forward():
+    # Only detectron2's Conv2d itself is known to be conv, norm, ReLU; a subclass may do more.
+    class Shifted(Conv2d):
+        def forward(self, x):
+            return super().forward(x) + 1.0
+
+    torch.manual_seed(0)
+    conv = Shifted(4, 8, 3, padding=1, norm=torch.nn.GroupNorm(2, 8), activation=F.relu)
+    regularizer, x = Dropout(0.5).train(), torch.randn(2, 4, 6, 6)
+    out = _run(conv, regularizer, x)
+    torch.manual_seed(1)
+    assert torch.equal(out, regularizer(conv(x)))
+
+
+def _separable(activation1=F.relu, activation2=F.relu):
+    torch.manual_seed(0)
+    return DepthwiseSeparableConv2d(4, 8, norm1=lambda c: torch.nn.GroupNorm(2, c), activation1=activation1,
+                                    norm2=lambda c: torch.nn.GroupNorm(2, c), activation2=activation2)
+
+
+@pytest.mark.parametrize("case", ["fused", "no_pointwise_relu", "hooked"])
+def test_depthwise_separable_conv_is_fused_only_where_its_pointwise_conv_ends_in_relu(case):
+    # Fused: the depthwise conv runs as it is, the pointwise conv's ReLU goes to the regularizer.
+    # Not where the pointwise conv has no ReLU (only the depthwise one), nor with hooks on the module.
+    conv = _separable(activation2=None if case == "no_pointwise_relu" else F.relu)
+    seen = []
+    if case == "hooked":
+        conv.register_forward_hook(lambda module, args, out: seen.append(out))
+    regularizer, x = Dropout(0.5).train(), torch.randn(2, 4, 6, 6)
+    out = _run(conv, regularizer, x)
+    assert ("_ReluThenMaskedScaleBackward" in backward_node_names(out.sum())) == (case == "fused")
+    torch.manual_seed(1)
+    assert torch.equal(out, regularizer(conv(x)))
+    if case == "hooked":
+        assert len(seen) == 2 and torch.equal(seen[0], seen[1])
+
+
+@pytest.mark.parametrize("regularizer", [Dropout(0.5).eval(), Dropout(1.0).train(), torch.nn.Dropout(0.5).train()],
+                         ids=["eval", "keep_prob_1", "torch_dropout"])
+def test_inactive_or_other_regularizers_get_the_conv_run_as_a_module(regularizer):
+    conv, calls = _conv(activation=F.relu), []
+    stock_forward = conv.forward
+
+    def counted_forward(x):
+        calls.append(x)
+        return stock_forward(x)
+
+    conv.forward = counted_forward  # no hook: the conv would otherwise be fused
+    x = torch.randn(2, 4, 6, 6)
+    out = _run(conv, regularizer, x)
+    assert len(calls) == 1
+    torch.manual_seed(1)
+    assert torch.equal(out, regularizer(stock_forward(x)))
