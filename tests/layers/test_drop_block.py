@@ -830,11 +830,24 @@ def test_seed_path_gradient_with_an_expanded_output_gradient():
     (expected_drop_fraction, ("0.1", 3, 8, 8), "gamma"), (expected_drop_fraction, (True, 3, 8, 8), "gamma"),
     (clip_block_size, (0, 3, 10), "block_size"), (clip_block_size, (7, -3, 10), "height"),
     (clip_block_size, (7, 3, 2.5), "width"),
+    (drop_block_gamma, (0.0, 7, 5, 5), "keep_prob"), (drop_block_gamma, (0.9, 0, 5, 5), "block_size"),
+    (drop_block_gamma, (0.9, 7, 5, 5, "exact"), "gamma_mode"),
 ])
 def test_the_public_gamma_helpers_name_an_impossible_map_size_or_gamma(fn, args, named):
     # Public helpers (for analyses): a wrong size must not come back as a plausible number.
     with pytest.raises(ValueError, match=rf"^{named} must be"):
         fn(*args)
+
+
+def test_the_gamma_helpers_take_the_ends_of_their_ranges():
+    # gamma 0 and 1 are seed probabilities like any other (nothing dropped, every unit
+    # dropped: 1 - 0**k read through log1p(-1) would raise); keep_prob 1, a ramp's start,
+    # seeds nothing in either mode.
+    for block_size, height, width in ((3, 8, 8), (7, 5, 3), (4, 13, 17)):
+        assert expected_drop_fraction(0.0, block_size, height, width) == 0.0
+        assert expected_drop_fraction(1.0, block_size, height, width) == 1.0
+        for gamma_mode in ("paper", "calibrated"):
+            assert drop_block_gamma(1.0, block_size, height, width, gamma_mode=gamma_mode) == 0.0
 
 
 @pytest.mark.parametrize("shared_mask, sparse", [(False, True), (False, False), (True, True)])
