@@ -64,10 +64,16 @@ def test_keep_prob_is_separate_from_target_and_validated_on_assignment():
     module = build_regularizer("DropBlock", 0.9)
     module.keep_prob = 0.95
     assert module.target_keep_prob == 0.9
-    for bad in (0.0, 1.5, float("nan"), "0.5"):
+    for bad in (0.0, 1.5, float("nan"), "0.5", True):
         with pytest.raises(ValueError, match="keep_prob"):
             module.keep_prob = bad
     assert module.keep_prob == 0.95
+    # The target is assigned too (a stage's scaled keep_prob) and checked under its own name.
+    module.target_keep_prob = 0.8
+    for bad in (0.0, 1.5, float("nan"), "0.5", True):
+        with pytest.raises(ValueError, match=r"^target_keep_prob must be"):
+            module.target_keep_prob = bad
+    assert (module.target_keep_prob, module.keep_prob) == (0.8, 0.95)
 
 
 def test_base_class_forward_needs_a_subclass_implementation():

@@ -336,6 +336,7 @@ def test_expected_drop_fraction_matches_brute_force_enumeration():
         {"keep_prob": -0.1},
         {"keep_prob": float("nan")},
         {"keep_prob": "0.9"},
+        {"keep_prob": True},
         {"block_size": 0},
         {"block_size": -3},
         {"block_size": 2.5},
@@ -435,6 +436,43 @@ def test_setting_an_invalid_keep_prob_on_the_module_raises():
     module = DropBlock2d()
     with pytest.raises(ValueError, match="keep_prob.*1.2"):
         module.keep_prob = 1.2
+
+
+def test_module_defaults_are_the_papers_setting_on_the_paper_gamma():
+    # keep_prob 0.9 and block 7 (the paper's ResNet-50 setting), per-channel masks, the
+    # paper's gamma, the dispatch by device: the defaults a LazyConfig without arguments gets.
+    module = DropBlock2d()
+    assert (module.keep_prob, module.target_keep_prob, module.block_size) == (0.9, 0.9, 7)
+    assert (module.shared_mask, module.gamma_mode, module.impl) == (False, "paper", "auto")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"block_size": 4, "shared_mask": True}, {"block_size": 3, "gamma_mode": "calibrated"}],
+)
+def test_module_draws_the_functions_mask_with_its_options_and_scheduled_keep_prob(options):
+    # The module must hand every option, and the keep_prob the schedule set (not the
+    # target), to drop_block_2d: a module whose shared_mask or gamma_mode did nothing, or
+    # that drew at the target from the first iteration, would still drop full blocks.
+    module = DropBlock2d(0.9, **options).train()
+    module.keep_prob = 0.6  # mid-ramp
+    x = torch.rand(2, 4, 13, 11) + 0.5
+    torch.manual_seed(3)
+    out = module(x)
+    torch.manual_seed(3)
+    expected = drop_block_2d(x, 0.6, options.pop("block_size", 7), **options)
+    assert torch.equal(out, expected) and _dropped(out).any()
+
+
+@pytest.mark.parametrize("impl", ["auto", "torch", "triton"])
+def test_module_hands_its_impl_to_the_dispatch_and_shows_it(monkeypatch, impl):
+    seen = []
+    monkeypatch.setattr(drop_block_module, "_drop_block_triton_or_none",
+                        lambda x, impl, **kwargs: seen.append(impl))  # None: the PyTorch path runs
+    module = DropBlock2d(0.8, 3, impl=impl).train()
+    module(torch.ones(2, 3, 9, 9))
+    assert seen == [impl]
+    assert f"impl={impl!r}" in repr(module)
 
 
 # ---------------------------------------------------------------- ReLU and residual fused in
