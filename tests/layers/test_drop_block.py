@@ -176,6 +176,23 @@ def test_fp16_input_larger_than_fp16_max_count_keeps_a_finite_scale():
     assert out.float().mean().item() == pytest.approx(1.0, rel=2e-3)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("shared_mask", [False, True])  # applied from the seeds / the bool mask
+def test_half_precision_output_saturates_and_its_gradient_overflows(dtype, shared_mask):
+    # A kept unit at the dtype's largest value times the scale (~1 / kept fraction) does not
+    # fit: the output saturates there (an inf would turn the loss into NaN), while the
+    # gradient overflows to inf, as AMP's GradScaler needs to see it.
+    largest = torch.finfo(dtype).max
+    x = torch.full((2, 4, 12, 10), largest, dtype=dtype, requires_grad=True)
+    torch.manual_seed(0)
+    out = drop_block_2d(x, 0.8, 3, shared_mask=shared_mask, impl="torch")
+    kept = out != 0
+    assert kept.any() and not kept.all()
+    assert (out[kept] == largest).all()
+    out.backward(torch.full_like(out, largest))
+    assert x.grad[kept].isinf().all() and (x.grad[~kept] == 0).all()
+
+
 def test_channels_last_input_gives_channels_last_output_with_same_mask_semantics():
     torch.manual_seed(0)
     x = (torch.rand(2, 5, 11, 9) + 0.5).to(memory_format=torch.channels_last)
