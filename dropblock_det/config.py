@@ -5,7 +5,6 @@ Every default leaves the model identical to stock detectron2: nothing is inserte
 """
 import functools
 import math
-import numbers
 import warnings
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -21,6 +20,7 @@ from .layers import (
     scaled_keep_prob,
     triton_unavailable_reason,
 )
+from .layers.base import is_integer
 
 
 def add_dropblock_config(cfg: CN) -> None:
@@ -256,7 +256,7 @@ GN_GROUPS = 32  # detectron2's get_norm("GN", C) is GroupNorm(32, C)
 
 def is_positive_int(value: Any) -> bool:
     """Whether value is an integer >= 1 (not a bool, which Python counts as an integer)."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
+    return is_integer(value) and value >= 1
 
 
 def check_channels(norm: Any, channels: Dict[str, Any]) -> None:

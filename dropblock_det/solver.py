@@ -8,13 +8,14 @@ schedule here subclasses `_LRScheduler` (itself a subclass of torch's public
 `LRScheduler`), so both versions' hooks save and restore its state on resume.
 """
 import math
-import numbers
 from typing import Any, Dict, List, Optional
 
 import torch
 from detectron2.config import CfgNode
 from detectron2.solver import build_lr_scheduler as build_d2_lr_scheduler
 from fvcore.common.param_scheduler import ParamScheduler
+
+from .layers.base import is_real_number
 
 __all__ = ["WarmupPolyLR", "WarmupPolyParamScheduler", "warmup_factor_at_iter", "build_lr_scheduler"]
 
@@ -60,10 +61,6 @@ _SOLVER_KEYS = {"warmup_method": "SOLVER.WARMUP_METHOD", "power": "SOLVER.POLY_L
                 "constant_ending": "SOLVER.POLY_LR_CONSTANT_ENDING", "warmup_factor": "SOLVER.WARMUP_FACTOR"}
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
 def _check_poly_arguments(warmup_method: str, power: float, constant_ending: float, warmup_factor: float,
                           names: Optional[Dict[str, str]] = None) -> None:
     name = (names or {}).get
@@ -73,11 +70,11 @@ def _check_poly_arguments(warmup_method: str, power: float, constant_ending: flo
     # A NaN power gives lr NaN, an infinite one lr 0, from the second iteration on (YAML
     # reads .nan and .inf as floats); a negative warm-up factor a negative lr (gradient ascent).
     for argument, value in (("power", power), ("warmup_factor", warmup_factor)):
-        if not (_is_number(value) and math.isfinite(value)):
+        if not (is_real_number(value) and math.isfinite(value)):
             raise ValueError(f"{name(argument, argument)} must be a finite number, got {value!r}")
         if value < 0:
             raise ValueError(f"{name(argument, argument)} must be >= 0, got {value!r}")
-    if not (_is_number(constant_ending) and 0.0 <= constant_ending <= 1.0):
+    if not (is_real_number(constant_ending) and 0.0 <= constant_ending <= 1.0):
         raise ValueError(f"{name('constant_ending', 'constant_ending')} must be in [0, 1], got {constant_ending!r}")
 
 
@@ -145,7 +142,7 @@ class WarmupPolyParamScheduler(ParamScheduler):
     def __init__(self, warmup_length: float = 0.0, warmup_factor: float = 0.001,
                  warmup_method: str = "linear", power: float = 0.9, constant_ending: float = 0.0):
         _check_poly_arguments(warmup_method, power, constant_ending, warmup_factor)
-        if not (_is_number(warmup_length) and 0.0 <= warmup_length <= 1.0):
+        if not (is_real_number(warmup_length) and 0.0 <= warmup_length <= 1.0):
             raise ValueError(f"warmup_length must be in [0, 1] (a share of the training), got {warmup_length!r}")
         self.warmup_length = warmup_length
         self.warmup_factor = warmup_factor

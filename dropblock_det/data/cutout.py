@@ -17,13 +17,14 @@ normalisation, the original's behaviour. A one-value fill applies to every chann
 one-value PIXEL_MEAN does in detectron2's models).
 """
 import math
-import numbers
 from collections.abc import Sequence as _SequenceABC
 from typing import Any, List, Sequence, Union
 
 import numpy as np
 from detectron2.data import transforms as T
 from fvcore.transforms.transform import NoOpTransform, Transform
+
+from ..layers.base import is_integer, is_real_number
 
 __all__ = ["Cutout", "CutoutTransform", "build_cutout_augmentation"]
 
@@ -37,8 +38,7 @@ def _check_fill_value(value: Any) -> FillValue:
     images as NaN (and uint8 ones as 0) silently, inside a dataloader worker.
     """
     def number(v: Any) -> bool:
-        return (not isinstance(v, bool) and isinstance(v, numbers.Real)
-                and math.isfinite(float(v)))
+        return is_real_number(v) and math.isfinite(float(v))
 
     if number(value):
         return float(value)
@@ -105,14 +105,14 @@ class CutoutTransform(Transform):
 
 
 def _check_positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+    if not is_integer(value) or value < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     return int(value)
 
 
 def _check_probability(value: Any, name: str) -> float:
     # numbers.Real: numpy scalars (np.float32 is not a float) are probabilities too.
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (0.0 <= value <= 1.0):
+    if not is_real_number(value) or not (0.0 <= value <= 1.0):
         raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
     return float(value)
 

@@ -32,9 +32,21 @@ __all__ = [
 REGULARIZER_TYPES = ("DropBlock", "Dropout", "SpatialDropout")
 
 
+def is_real_number(value: Any) -> bool:
+    """Whether `value` is a real number (int, float, a numpy scalar) and not a bool: bool is
+    an int in Python, so True would pass every numeric check as 1."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def is_integer(value: Any) -> bool:
+    """Whether `value` is an integer (int, a numpy integer) and not a bool (see
+    :func:`is_real_number`)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def check_keep_prob(keep_prob: Any, name: str = "keep_prob") -> float:
     """Return `keep_prob` as a float, or raise a ValueError naming it if not in (0, 1]."""
-    if isinstance(keep_prob, bool) or not isinstance(keep_prob, numbers.Real):
+    if not is_real_number(keep_prob):
         raise ValueError(f"{name} must be a number in (0, 1], got {keep_prob!r}")
     keep_prob = float(keep_prob)
     # `not (0 < p <= 1)` is also true for NaN, which a plain `p <= 0 or p > 1` would let pass.

@@ -52,7 +52,6 @@ back to this path.
 """
 import functools
 import math
-import numbers
 import warnings
 from typing import Any, Optional, Set, Tuple
 
@@ -64,6 +63,8 @@ from .base import (
     KeepProbRegularizer,
     check_residual,
     check_keep_prob,
+    is_integer,
+    is_real_number,
     masked_scale,
     refuse_tracing_in_training,
     reject_unknown_kwargs,
@@ -106,7 +107,7 @@ _MAX_INDICES_PER_CHUNK = 1 << 17
 
 def check_block_size(block_size: Any) -> int:
     """Return block_size as an int, or raise a ValueError naming it if it is not an int >= 1."""
-    if isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral) or block_size < 1:
+    if not is_integer(block_size) or block_size < 1:
         raise ValueError(f"block_size must be an integer >= 1, got {block_size!r}")
     return int(block_size)
 
@@ -179,7 +180,7 @@ def _expected_fraction(k: np.ndarray, weight: np.ndarray, gamma: float) -> float
 
 def _check_map_size(height: Any, width: Any) -> None:
     for name, value in (("height", height), ("width", width)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        if not is_integer(value) or value < 1:
             raise ValueError(f"{name} must be an int >= 1 (a feature map's size), got {value!r}")
 
 
@@ -191,7 +192,7 @@ def expected_drop_fraction(gamma: float, block_size: int, height: int, width: in
     """
     _check_map_size(height, width)
     # `not 0 <= gamma <= 1` is also true for NaN; a bool or a string is not a probability.
-    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not 0.0 <= gamma <= 1.0:
+    if not is_real_number(gamma) or not 0.0 <= gamma <= 1.0:
         raise ValueError(f"gamma must be a number in [0, 1] (a seed probability), got {gamma!r}")
     bh, bw = _clip_block_size(check_block_size(block_size), height, width)
     k, weight = _coverage_table(height, width, bh, bw)

@@ -115,7 +115,6 @@ first imported.
 """
 import contextlib
 import math
-import numbers
 import os
 import struct
 import subprocess
@@ -132,7 +131,7 @@ except ImportError:  # CPU-only torch builds ship without Triton: the module sti
     triton = None
     tl = None
 
-from .base import _run_eagerly, check_residual
+from .base import _run_eagerly, check_residual, is_integer, is_real_number
 from .drop_block import NORMALIZER_EPS, SUPPORTED_DTYPES, _scale_from_count
 
 __all__ = [
@@ -1263,13 +1262,13 @@ def _check_args(x: Any, gamma: Any, block_size_h: Any, block_size_w: Any, shared
         ("block_size_h", block_size_h, height, "H"),
         ("block_size_w", block_size_w, width, "W"),
     ):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        if not is_integer(value):
             raise ValueError(f"{name} must be an int, got {value!r}")
         if not 1 <= value <= max(limit, 1):
             raise ValueError(f"{name} must be in [1, {axis}={limit}] (clip it to the map first), got {value}")
     if not isinstance(shared_mask, bool):
         raise ValueError(f"shared_mask must be True or False, got {shared_mask!r}")
-    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real):
+    if not is_real_number(gamma):
         raise ValueError(f"gamma must be a number in [0, 1], got {gamma!r}")
     gamma = float(gamma)
     if not (0.0 <= gamma <= 1.0):  # also rejects NaN

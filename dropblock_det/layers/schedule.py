@@ -10,18 +10,17 @@ property of each regularizer's `target_keep_prob`, fixed when the model is built
 `scaled_keep_prob`; the schedule then ramps every regularizer towards its own target.
 """
 import math
-import numbers
 from typing import Any, Iterator, Tuple
 
 from torch import nn
 
-from .base import KeepProbRegularizer, check_keep_prob
+from .base import KeepProbRegularizer, check_keep_prob, is_integer, is_real_number
 
 __all__ = ["LinearKeepProbSchedule", "set_keep_prob", "iter_regularizers", "scaled_keep_prob"]
 
 
 def _check_iteration(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+    if not is_integer(value) or value < 0:
         raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
     return int(value)
 
@@ -99,7 +98,7 @@ def set_keep_prob(model: nn.Module, keep_prob: float) -> int:
 def is_drop_scale(value: Any) -> bool:
     """Whether `value` can scale a drop rate (`scaled_keep_prob`): a finite number >= 0, not
     a bool (True is no scale, though Python counts it as 1)."""
-    return not isinstance(value, bool) and isinstance(value, numbers.Real) and 0 <= value < math.inf
+    return is_real_number(value) and 0 <= value < math.inf
 
 
 def scaled_keep_prob(keep_prob: float, drop_scale: float) -> float:

@@ -12,7 +12,6 @@ the shortcut the residual sum and the block's final ReLU (`regularize_add_relu`)
 DropBlock's Triton path does them in its own passes (both masks in one pass at the end of
 a block); the results are those of the separate ops.
 """
-import numbers
 from collections.abc import Iterable
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
@@ -42,6 +41,7 @@ from ..layers import (
     relu_then_regularize,
     scaled_keep_prob,
 )
+from ..layers.base import is_real_number
 from ..layers.schedule import is_drop_scale
 
 __all__ = [
@@ -257,7 +257,7 @@ def resnet_stage_regularizers(
             if not is_drop_scale(scale):
                 raise ValueError(f"stage_drop_scales={stage_drop_scales}: {scale!r} for {stage} is not a "
                                  "finite number >= 0")
-    if isinstance(drop_path_rate, bool) or not isinstance(drop_path_rate, numbers.Real) or not 0 <= drop_path_rate < 1:
+    if not is_real_number(drop_path_rate) or not 0 <= drop_path_rate < 1:
         raise ValueError(f"drop_path_rate={drop_path_rate!r}: expected 0 <= rate < 1")
     positions = [p for p in dropblock_positions if depth >= 50 or p != "conv3"]
     if stages and not positions:

@@ -6,7 +6,6 @@ plugin registers its own meta-architecture, `DropBlockRetinaNet`, which differs 
 """
 import contextlib
 import logging
-import numbers
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -26,7 +25,7 @@ from ..config import (
     validate_dropblock_config,
 )
 from ..layers import as_regularizer_factory, relu_then_regularize
-from ..layers.base import has_module_hooks
+from ..layers.base import has_module_hooks, is_real_number
 
 __all__ = ["DropBlockRetinaNet", "DropBlockRetinaNetHead", "head_levels_error", "stock_retinanet_head_error"]
 
@@ -72,7 +71,7 @@ def head_levels_error(per_level_norm: bool, num_shapes: int, levels: Sequence[st
 def _is_open_probability(value) -> bool:
     """A number in (0, 1): RetinaNetHead's classification bias init, -log((1 - p) / p),
     fails on anything else with a bare "math domain error" or ZeroDivisionError."""
-    return not isinstance(value, bool) and isinstance(value, numbers.Real) and 0 < value < 1
+    return is_real_number(value) and 0 < value < 1
 
 
 class DropBlockRetinaNetHead(RetinaNetHead):
