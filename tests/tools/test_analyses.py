@@ -202,6 +202,39 @@ def test_robustness_tool_compares_a_dropblock_and_a_stock_checkpoint(tiny_datase
     assert kept.is_file() and (archived / "evaluation" / "kept.pth").is_file()
 
 
+def test_each_checkpoints_curve_is_evaluated_with_its_own_weights(tiny_datasets, tmp_path, monkeypatch):
+    # Every checkpoint is loaded once before the evaluations (to refuse one that does not
+    # fit the model); each curve must then be evaluated with its own weights loaded again,
+    # not every label with the last checkpoint checked.
+    from detectron2.checkpoint import DetectionCheckpointer
+
+    from dropblock_det.engine.trainer import DropBlockTrainer, load_config
+
+    model = DropBlockTrainer.build_model(load_config(DB_CONFIG, TINY_OPTS))
+    for label, value in (("first", 1.0), ("second", 2.0)):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.fill_(value)
+        DetectionCheckpointer(model, save_dir=str(tmp_path)).save(label)
+
+    def weight_as_ap(cls, cfg, forward_only, evaluators=None):  # the weights the evaluation ran with
+        return {"bbox": {"AP": next(forward_only.model.parameters()).flatten()[0].item()}}
+
+    monkeypatch.setattr(DropBlockTrainer, "test", classmethod(weight_as_ap))
+    curves = load_tool("analyze_robustness").main(
+        ["--config-file", DB_CONFIG, "--checkpoint", f"{tmp_path / 'first.pth'}:first",
+         "--checkpoint", f"{tmp_path / 'second.pth'}:second", "--keep-probs", "1.0", "0.5", "--seeds", "0",
+         "--output-dir", str(tmp_path / "out")] + TINY_OPTS)
+    assert curves == {"first": {1.0: [1.0], 0.5: [1.0]}, "second": {1.0: [2.0], 0.5: [2.0]}}
+
+
+def test_robustness_defaults_are_the_papers_keep_probs_and_three_seeds():
+    # The table's rows and its n (the std over the seeds) when the flags are left out.
+    args = load_tool("analyze_robustness").parse_args(["--config-file", "c.yaml", "--checkpoint", "m.pth"])
+    assert args.keep_probs == [1.0, 0.95, 0.9, 0.85, 0.8, 0.75] and args.seeds == [0, 1, 2]
+    assert args.output_dir == "output/robustness"
+
+
 # ----------------------------------------------------------------------------- sweep
 def _files(root):
     """{relative path: (size, mtime)} of every file under root: "untouched" means equal."""
@@ -757,3 +790,25 @@ def test_a_record_differing_only_by_keys_one_side_lacks_is_said_to_be_another_ve
                                                 "config has other keys")
     changed = {**now, "SOLVER": {"MAX_ITER": 3}}
     assert "another detectron2" not in _config_diff(recorded, changed)
+
+
+def test_an_analysis_evaluates_the_first_test_dataset_and_refuses_none():
+    from detectron2.config import CfgNode
+
+    from dropblock_det.analysis import first_test_dataset
+
+    cfg = CfgNode({"DATASETS": CfgNode({"TEST": ("synthetic_det_val", "synthetic_det_train")})})
+    assert first_test_dataset(cfg, "c.yaml") == "synthetic_det_val"
+    cfg.DATASETS.TEST = ()
+    with pytest.raises(ValueError, match=r"^DATASETS\.TEST is empty in c\.yaml \(\+ opts\)"):
+        first_test_dataset(cfg, "c.yaml")
+
+
+def test_robustness_config_inserts_dropblock_only_in_the_stages_the_resnet_builds(tiny_datasets):
+    # A baseline whose ResNet ends at res4: the default stages res4, res5 (and a stage scale
+    # per stage) would be refused as a stage the model does not build.
+    cfg = load_tool("analyze_robustness").robustness_config(
+        BASELINE_CONFIG, TINY_OPTS + ["MODEL.RESNETS.OUT_FEATURES", "['res3', 'res4']",
+                                      "MODEL.DROPBLOCK.RESNET.STAGE_DROP_SCALES", "[0.25, 1.0]"])
+    assert cfg.MODEL.DROPBLOCK.RESNET.ENABLED and list(cfg.MODEL.DROPBLOCK.RESNET.STAGES) == ["res4"]
+    assert list(cfg.MODEL.DROPBLOCK.RESNET.STAGE_DROP_SCALES) == []
