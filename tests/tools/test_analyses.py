@@ -591,6 +591,23 @@ def test_sweep_rejects_bad_grid_values_before_training(tiny_datasets, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_a_sweep_cell_whose_values_its_config_refuses_is_refused_before_any_cell_trains(tiny_datasets, tmp_path,
+                                                                                       monkeypatch):
+    # The base config was checked at its own KEEP_PROB; with STAGE_DROP_SCALES [1, 2] the cell
+    # keep_prob 0.4 drives res5's to 1 - 2 * 0.6 < 0. Each cell's config is checked before the
+    # first trains, not when its turn comes after the cells before it trained.
+    from dropblock_det.engine.trainer import DropBlockTrainer
+
+    monkeypatch.setattr(DropBlockTrainer, "__init__", lambda self, cfg: pytest.fail("a cell trained"))
+    out = tmp_path / "sweep"
+    with pytest.raises(ValueError, match=r"MODEL\.DROPBLOCK\.RESNET\.STAGE_DROP_SCALES.*scale 2\.0 with "
+                                         r"MODEL\.DROPBLOCK\.KEEP_PROB=0\.4 gives a keep probability <= 0"):
+        load_tool("sweep").main(["--config-file", DB_CONFIG, "--block-sizes", "3", "--keep-probs", "0.9", "0.4",
+                                 "--output-dir", str(out)] + TINY_OPTS
+                                + ["MODEL.DROPBLOCK.RESNET.STAGE_DROP_SCALES", "[1.0, 2.0]"])
+    assert not list(out.glob("b3_*")) and not (out / "sweep.csv").exists()
+
+
 # ----------------------------------------------------------------------------- small pieces
 def test_inference_evaluation_is_seeded_and_puts_a_training_model_in_eval():
     from dropblock_det.analysis import evaluate_with_dropblock_at_inference
@@ -652,6 +669,7 @@ def test_a_cell_given_twice_is_trained_once_and_bad_block_sizes_are_refused(tmp_
             sweep_cells([bad], [0.9])
     with pytest.raises(ValueError, match="keep_prob 0.0 must be in"):
         sweep_cells([3], [0.0])
+    assert sweep_cells([3], [1.0]) == [(3, 1.0)]  # no drop: the grid's baseline column
 
 
 def test_two_keep_probs_sharing_a_cell_folder_are_refused():
@@ -812,3 +830,84 @@ def test_robustness_config_inserts_dropblock_only_in_the_stages_the_resnet_build
                                       "MODEL.DROPBLOCK.RESNET.STAGE_DROP_SCALES", "[0.25, 1.0]"])
     assert cfg.MODEL.DROPBLOCK.RESNET.ENABLED and list(cfg.MODEL.DROPBLOCK.RESNET.STAGES) == ["res4"]
     assert list(cfg.MODEL.DROPBLOCK.RESNET.STAGE_DROP_SCALES) == []
+
+
+def test_a_sweep_csv_row_names_the_cells_metric_and_folder_and_the_last_row_of_a_cell_wins(tmp_path):
+    # The columns a reader of sweep.csv takes the numbers by: the metric the tool computed
+    # (mIoU for a segmentation set, bbox_TTA/AP), and the folder the cell trained in.
+    from dropblock_det.analysis import read_sweep_csv, run_sweep
+
+    csv_path = tmp_path / "sweep.csv"
+    run_sweep([(3, 0.8)], lambda b, kp, cfg, resume: 41.5, csv_path, "sem_seg/mIoU", log=lambda m: None,
+              cell_config=lambda b, kp: _fake_config(tmp_path, b, kp))
+    with open(csv_path) as f:
+        (row,) = csv.DictReader(f)
+    assert row["metric"] == "sem_seg/mIoU" and row["output_dir"] == str(tmp_path / "b3_kp0.8")
+    assert (row["block_size"], row["keep_prob"], float(row["value"])) == ("3", "0.8", 41.5)
+    with open(csv_path, "a") as f:  # the same cell recorded again (e.g. two CSVs joined)
+        f.write(",".join([row["block_size"], row["keep_prob"], row["metric"], "42.5", row["output_dir"],
+                          row["fingerprint"]]) + "\n")
+    assert read_sweep_csv(csv_path)[(3, 0.8)]["value"] == 42.5
+
+
+def test_a_sweep_csv_with_its_columns_in_another_order_is_refused_untouched(tmp_path):
+    # Rows are appended in SWEEP_FIELDS order: under another header each value would land in
+    # another column (the folder read as the fingerprint on the next run).
+    from dropblock_det.analysis import SWEEP_FIELDS, SweepMismatchError, run_sweep
+
+    csv_path = tmp_path / "sweep.csv"
+    reordered = SWEEP_FIELDS[::-1]
+    csv_path.write_text(",".join(reordered) + "\n")
+    trained = []
+    with pytest.raises(SweepMismatchError, match=r"sweep\.csv has the columns \['fingerprint', .*expected "
+                                                 r"\['block_size', .*use another --output-dir"):
+        run_sweep([(3, 0.8)], lambda *a: trained.append(a) or 1.0, csv_path, log=lambda m: None,
+                  cell_config=lambda b, kp: _fake_config(tmp_path, b, kp))
+    assert trained == [] and csv_path.read_text() == ",".join(reordered) + "\n"
+
+
+@pytest.mark.parametrize("record", ['{"fingerprint": "ab', '{"block_size": 3}', '[]'])
+def test_a_cell_record_that_cannot_be_read_is_named_and_nothing_trains(tmp_path, record):
+    # A sweep_cell.json cut short, or without its fingerprint, cannot vouch for the cell's
+    # checkpoint: a bare JSONDecodeError / KeyError / AttributeError named no file.
+    from dropblock_det.analysis import SweepMismatchError, run_sweep
+
+    cell = tmp_path / "b3_kp0.8"
+    cell.mkdir()
+    (cell / "sweep_cell.json").write_text(record)
+    before = _files(tmp_path)
+    with pytest.raises(SweepMismatchError, match=r"sweep_cell\.json: cannot read the cell's record .*move the "
+                                                 r"folder .*b3_kp0\.8 away or use another --output-dir"):
+        run_sweep([(1, 0.8), (3, 0.8)], lambda *a: pytest.fail("trained a cell"), tmp_path / "sweep.csv",
+                  log=lambda m: None, cell_config=lambda b, kp: _fake_config(tmp_path, b, kp))
+    assert _files(tmp_path) == before
+
+
+def test_a_row_whose_keep_prob_has_more_digits_than_its_folder_is_checked_as_written(tmp_path):
+    # The CSV's rows outside the grid are checked with the config of their keep_prob as
+    # written (0.12345678), not as the folder rounds it (0.123457): that config's fingerprint
+    # is another, and a rerun with a new cell was refused as "another configuration".
+    from dropblock_det.analysis import run_sweep
+
+    trained = []
+
+    def sweep(cells):
+        return run_sweep(cells, lambda b, kp, cfg, resume: trained.append((b, kp)) or kp, tmp_path / "sweep.csv",
+                         log=lambda m: None, cell_config=lambda b, kp: _fake_config(tmp_path, b, kp))
+
+    sweep([(3, 0.12345678)])
+    assert sweep([(5, 0.8)]) == {(5, 0.8): 0.8}
+    assert trained == [(3, 0.12345678), (5, 0.8)]
+
+
+def test_run_sweep_writes_the_header_into_an_empty_sweep_csv(tmp_path):
+    # An empty file (a sweep stopped as it created it) has no header yet: without one, the
+    # row appended would be read as the header on the next run.
+    from dropblock_det.analysis import SWEEP_FIELDS, read_sweep_csv, run_sweep
+
+    csv_path = tmp_path / "sweep.csv"
+    csv_path.write_text("")
+    run_sweep([(3, 0.8)], lambda b, kp, cfg, resume: 1.5, csv_path, log=lambda m: None,
+              cell_config=lambda b, kp: _fake_config(tmp_path, b, kp))
+    assert csv_path.read_text().splitlines()[0] == ",".join(SWEEP_FIELDS)
+    assert read_sweep_csv(csv_path)[(3, 0.8)]["value"] == 1.5
