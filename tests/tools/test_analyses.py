@@ -526,6 +526,18 @@ def test_config_fingerprint_of_a_partial_is_the_same_in_every_process():
 
     assert config_fingerprint(config(norm)) == config_fingerprint(config(copy))
     assert config_fingerprint(config(norm)) != config_fingerprint(config(norm, "BN"))
+    # A function of that name from another module is another configuration.
+    elsewhere = types.FunctionType(norm.__code__, norm.__globals__, norm.__name__)
+    elsewhere.__qualname__, elsewhere.__module__ = norm.__qualname__, "another.module"
+    assert config_fingerprint(config(norm)) != config_fingerprint(config(elsewhere))
+
+    class Anchors:  # any other object: its str without the address ("<...Anchors object at 0x...>")
+        pass
+
+    def with_object():
+        return DictConfig({"model": {"anchors": Anchors()}, "train": {"output_dir": "x"}}, flags={"allow_objects": True})
+
+    assert config_fingerprint(with_object()) == config_fingerprint(with_object())
 
 
 def test_run_sweep_refuses_a_csv_without_fingerprints(tmp_path):
@@ -911,3 +923,24 @@ def test_run_sweep_writes_the_header_into_an_empty_sweep_csv(tmp_path):
               cell_config=lambda b, kp: _fake_config(tmp_path, b, kp))
     assert csv_path.read_text().splitlines()[0] == ",".join(SWEEP_FIELDS)
     assert read_sweep_csv(csv_path)[(3, 0.8)]["value"] == 1.5
+
+
+def test_config_fingerprint_of_a_lazy_config_is_as_written_without_its_output_dir():
+    # train.output_dir is the cell's folder, and an interpolation of it (the evaluator's
+    # output_dir) would be that folder once resolved: the same sweep into another
+    # --output-dir must have the same fingerprints (its cells resume, its rows are reused).
+    from omegaconf import DictConfig
+
+    from dropblock_det.analysis import config_fingerprint, fingerprinted_config
+
+    def lazy(output_dir, max_iter=2):
+        return DictConfig({"train": {"output_dir": output_dir, "max_iter": max_iter},
+                           "dataloader": {"evaluator": {"output_dir": "${train.output_dir}/inference"}}})
+
+    fp = config_fingerprint(lazy("sweep/b3_kp0.8"))
+    assert fp == config_fingerprint(lazy("elsewhere/b3_kp0.8"))
+    assert fp != config_fingerprint(lazy("sweep/b3_kp0.8", max_iter=3))
+    assert fingerprinted_config(lazy("sweep/b3_kp0.8")) == {
+        "train": {"max_iter": 2}, "dataloader": {"evaluator": {"output_dir": "${train.output_dir}/inference"}}}
+    # Key order is not configuration (a key set by an opt comes last).
+    assert config_fingerprint({"a": 1, "b": {"c": 2, "d": 3}}) == config_fingerprint({"b": {"d": 3, "c": 2}, "a": 1})
