@@ -16,8 +16,8 @@ def test_the_robustness_table_names_each_keep_prob_as_evaluated():
     # Two decimals made 0.975 a second "0.97" row and 0.925 a "0.93" one.
     from dropblock_det.analysis import format_robustness_table
 
-    table = format_robustness_table({"DB": {1.0: [1.0], 0.975: [2.0], 0.97: [3.0], 0.925: [4.0]}})
-    assert [line.split()[0] for line in table.splitlines()[1:]] == ["1.00", "0.975", "0.97", "0.925"]
+    table = format_robustness_table({"DB": {1.0: [1.0], 0.975: [2.0], 0.97: [3.0], 0.925: [4.0], 0.9125: [5.0]}})
+    assert [line.split()[0] for line in table.splitlines()[1:]] == ["1.00", "0.975", "0.97", "0.925", "0.9125"]
 
 
 def test_a_seed_or_keep_prob_given_twice_is_one_evaluation():
