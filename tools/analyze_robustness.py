@@ -192,6 +192,17 @@ class _ForwardOnly:
         return self.model(inputs)
 
 
+def dataset_metric(dataset: str) -> Tuple[str, Callable[[Dict[str, Any]], float]]:
+    """(the metric's name in the table and plot, how to read it from the evaluation's
+    results) for the test set `dataset`: mIoU for a semantic segmentation set, else the
+    detector's box AP."""
+    from detectron2.data import MetadataCatalog
+
+    if getattr(MetadataCatalog.get(dataset), "evaluator_type", None) == "sem_seg":
+        return "mIoU", lambda results: results["sem_seg"]["mIoU"]
+    return "AP", lambda results: results["bbox"]["AP"]
+
+
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[float, List[float]]]:
     """Run the analysis; returns {label: {keep_prob: [metric per seed]}}."""
     args = parse_args(argv)
@@ -245,8 +256,6 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[float, List[flo
     # regularizers at their targets.
     for path, _ in checkpoints:
         load_checkpoint_strict(model, path)
-    from detectron2.data import MetadataCatalog
-
     # One run per folder at a time (see train_net.py): a second would move the first's
     # results aside while it writes them.
     claim_output_dir(args.output_dir, "--output-dir")
@@ -258,12 +267,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[float, List[flo
     if archived:
         print(f"the earlier results in {args.output_dir} were moved to {archived}", flush=True)
 
-    sem_seg = getattr(MetadataCatalog.get(dataset), "evaluator_type", None) == "sem_seg"
-    metric_name = "mIoU" if sem_seg else "AP"
-
-    def metric(results):
-        return results["sem_seg"]["mIoU"] if sem_seg else results["bbox"]["AP"]
-
+    metric_name, metric = dataset_metric(dataset)
     curves = {}
     for path, label in checkpoints:
         load_checkpoint_strict(model, path)

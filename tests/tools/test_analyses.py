@@ -228,6 +228,17 @@ def test_each_checkpoints_curve_is_evaluated_with_its_own_weights(tiny_datasets,
     assert curves == {"first": {1.0: [1.0], 0.5: [1.0]}, "second": {1.0: [2.0], 0.5: [2.0]}}
 
 
+def test_a_segmentation_test_sets_curves_are_its_miou_and_a_detectors_its_box_ap():
+    import dropblock_det  # noqa: F401  (registers the synthetic sets)
+
+    tool = load_tool("analyze_robustness")
+    results = {"sem_seg": {"mIoU": 61.5}, "bbox": {"AP": 12.5}}
+    name, read = tool.dataset_metric("synthetic_sem_seg_val")
+    assert (name, read(results)) == ("mIoU", 61.5)
+    name, read = tool.dataset_metric("synthetic_det_val")
+    assert (name, read(results)) == ("AP", 12.5)
+
+
 def test_robustness_defaults_are_the_papers_keep_probs_and_three_seeds():
     # The table's rows and its n (the std over the seeds) when the flags are left out.
     args = load_tool("analyze_robustness").parse_args(["--config-file", "c.yaml", "--checkpoint", "m.pth"])
