@@ -491,3 +491,124 @@ def test_ensure_writes_a_set_whose_writing_stopped_and_make_still_replaces_on_re
     # make_synthetic_detection (datasets/make_synthetic.py) writes the parameters it is given.
     make_synthetic_detection(tmp_path, **{**TINY_DET, "seed": 3})
     assert json.loads((tmp_path / "synthetic_det" / "manifest.json").read_text())["params"]["seed"] == 3
+
+
+def test_ensure_registers_the_sets_where_it_made_them(tmp_path, ensure):
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    ensure(tmp_path)
+    assert MetadataCatalog.get("synthetic_det_train").json_file == str(
+        tmp_path / "synthetic_det" / "annotations" / "instances_train.json")
+    assert MetadataCatalog.get("synthetic_sem_seg_val").sem_seg_root == str(
+        tmp_path / "synthetic_sem_seg" / "SegmentationClass")
+    assert len(DatasetCatalog.get("synthetic_det_val")) == TINY_DET["num_val"]
+
+
+def test_ensure_refuses_a_set_another_process_wrote_after_it_looked(tmp_path, ensure, monkeypatch):
+    # ensure looks at both folders first, then writes each under its lock: a set of other
+    # parameters written in between (another job, make_synthetic.py) is still refused, under the lock.
+    from dropblock_det.data import synthetic
+
+    users = make_synthetic_detection(tmp_path, **{**TINY_DET, "seed": 3})
+    before = _read_tree(users)
+    looks = []
+    real = synthetic.other_params
+
+    def not_there_yet(folder, params):
+        looks.append(folder)
+        return {} if len(looks) <= 2 else real(folder, params)  # the two looks before writing
+
+    monkeypatch.setattr(synthetic, "other_params", not_there_yet)
+    with pytest.raises(synthetic.OtherSyntheticSetError, match=r"seed=3 \(asked: 0\)"):
+        ensure(tmp_path)
+    assert _read_tree(users) == before
+
+
+def test_a_parameter_the_manifest_does_not_record_is_not_taken_for_a_difference(tmp_path):
+    from dropblock_det.data.synthetic import DEFAULT_DET_PARAMS, other_params
+
+    folder = tmp_path / "synthetic_det"
+    folder.mkdir()
+    (folder / "manifest.json").write_text(json.dumps({"params": {"num_train": 6, "seed": 0}}))
+    assert other_params(folder, DEFAULT_DET_PARAMS) == {"num_train": (6, DEFAULT_DET_PARAMS["num_train"])}
+
+
+def test_a_rewrite_removes_only_stale_files_inside_the_set_folder(tmp_path):
+    # The stale files of a smaller rewrite are those the old manifest lists; a manifest that
+    # names a file outside the folder (absolute, or through "..") must not get it deleted.
+    folder = make_synthetic_detection(tmp_path, **TINY_DET)
+    outside, absolute = tmp_path / "outside.txt", tmp_path / "mine" / "absolute.txt"
+    absolute.parent.mkdir()
+    outside.write_text("the user's")
+    absolute.write_text("the user's")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["files"] += ["../outside.txt", str(absolute)]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    make_synthetic_detection(tmp_path, **{**TINY_DET, "num_train": 2})
+    assert outside.read_text() == "the user's" and absolute.read_text() == "the user's"
+    assert not (folder / "train" / "000002.jpg").exists()  # a stale file inside is removed
+
+
+def test_scene_boxes_are_the_tight_box_of_each_objects_visible_pixels():
+    from dropblock_det.data.synthetic import draw_scene
+
+    for seed in range(10):
+        _, instance_map, objects = draw_scene(np.random.default_rng(seed), 64, 12, 32, 4, 3)
+        for k, obj in enumerate(objects, start=1):
+            ys, xs = np.nonzero(instance_map == k)
+            x, y, w, h = obj["bbox"]
+            assert (x, y, x + w, y + h) == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+            assert obj["area"] == len(xs)
+
+
+def test_scenes_reach_max_objects_and_keep_most_of_each_object_visible(monkeypatch):
+    from dropblock_det.data import synthetic
+
+    drawn = []
+    real = synthetic._shape_mask
+    monkeypatch.setattr(synthetic, "_shape_mask", lambda *a: drawn.append(real(*a)) or drawn[-1])
+    counts = []
+    for seed in range(60):
+        drawn.clear()
+        _, instance_map, objects = synthetic.draw_scene(np.random.default_rng(seed), 64, 16, 40, 3, 3)
+        counts.append(len(objects))
+        for k in range(1, len(objects) + 1):
+            visible = instance_map == k
+            # The shape object k was drawn as: one of the masks tried that covers what is left of it.
+            full = min(int(m.sum()) for m in drawn if m[visible].all())
+            assert visible.sum() >= (1 - synthetic.MAX_OCCLUDED_FRACTION) * full, (seed, k)
+    assert max(counts) == 3 and min(counts) >= 1
+
+
+def test_tiny_object_sizes_draw_no_object_under_the_minimum_pixel_count():
+    from dropblock_det.data.synthetic import MAX_OCCLUDED_FRACTION, MIN_OBJECT_PIXELS, draw_scene
+
+    for seed in range(20):
+        _, _, objects = draw_scene(np.random.default_rng(seed), 32, 1, 8, 4, 3)
+        assert all(o["area"] >= (1 - MAX_OCCLUDED_FRACTION) * MIN_OBJECT_PIXELS for o in objects), seed
+
+
+def test_the_smallest_drawable_max_object_size_is_the_boundary():
+    from dropblock_det.data.synthetic import DEFAULT_DET_PARAMS, MIN_DRAWABLE_OBJECT_SIZE, check_synthetic_params
+
+    size = MIN_DRAWABLE_OBJECT_SIZE
+    assert check_synthetic_params({"min_object_size": size, "max_object_size": size}, DEFAULT_DET_PARAMS)
+    with pytest.raises(ValueError, match=f"max_object_size={size - 1} is too small"):
+        check_synthetic_params({"min_object_size": size - 1, "max_object_size": size - 1}, DEFAULT_DET_PARAMS)
+
+
+def test_sem_seg_labels_hold_each_objects_class_and_background_zero(tmp_path):
+    # Label k is SYNTHETIC_SEM_SEG_CLASSES[k] (0 background): each object's pixels outside the
+    # ignore band hold its class index + 1. Image i is drawn from (seed, split, i).
+    from dropblock_det.data.synthetic import draw_scene
+
+    folder = make_synthetic_sem_seg(tmp_path, **TINY_SEG)
+    for i in range(TINY_SEG["num_train"]):
+        _, instance_map, objects = draw_scene(np.random.default_rng([1, 0, i]), 48, 10, 24, 4, 3)
+        with Image.open(folder / "SegmentationClass" / f"train_{i:06d}.png") as image:
+            label = np.asarray(image)
+        inside = label != SEM_SEG_IGNORE_LABEL
+        assert (label[(instance_map == 0) & inside] == 0).all()
+        for k, obj in enumerate(objects, start=1):
+            values = label[(instance_map == k) & inside]
+            assert values.size and (values == obj["category"] + 1).all(), (i, k)
