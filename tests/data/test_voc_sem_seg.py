@@ -413,13 +413,13 @@ def test_a_missing_image_is_reported_before_anything_is_written(tree, check_imag
 
 
 @pytest.mark.parametrize("value, named", [
-    (256, "values outside 0..255"), (1.5, "non-integer"), (1j, "integer class indices, got dtype complex128"),
+    (256, "values outside 0..255"), (-1, "values outside 0..255"), (1.5, "non-integer"), (1j, "integer class indices, got dtype complex128"),
 ])
 def test_an_sbd_label_that_uint8_cannot_hold_is_rejected_not_wrapped(tree, value, named):
     voc, sbd, _ = tree
     path = sbd / "dataset" / "cls" / f"{MINI_SBD_TRAIN[2]}.mat"
     segmentation = np.zeros((48, 64), dtype=np.complex128 if isinstance(value, complex) else np.float64)
-    segmentation[:4, :4] = value  # 256 would become 0 (background), 1.5 would become 1
+    segmentation[:4, :4] = value  # 256 would become 0 (background), -1 255 (ignore), 1.5 1
     savemat(path, {"GTcls": {"Segmentation": segmentation}})
     with pytest.raises(ValueError, match=rf"{MINI_SBD_TRAIN[2]}\.mat: GTcls\.Segmentation .*{named}"):
         prepare_voc_sem_seg(voc, sbd)
@@ -498,3 +498,49 @@ def test_loading_a_split_file_of_another_format_names_the_file_and_line(tree):
                                          r"'/JPEGImages/.*' \(the split files of ImageSets/SegmentationAug/ are "
                                          r"written by datasets/prepare_voc_sem_seg\.py"):
         load_voc_sem_seg(voc, "val")
+
+
+def test_a_label_and_image_of_the_same_height_but_another_width_is_reported(tree):
+    voc, sbd, _ = tree
+    image = voc / "JPEGImages" / f"{MINI_TRAIN_AUG[3]}.jpg"
+    with Image.open(image) as im:
+        width, height = im.size
+    Image.new("RGB", (width + 8, height)).save(image)
+    with pytest.raises(ValueError, match=rf"label is {height}x{width} \(HxW\) but its image .* is {height}x{width + 8}"):
+        prepare_voc_sem_seg(voc, sbd)
+
+
+def test_a_label_png_another_tool_marked_with_its_software_chunk_is_in_the_way(tree):
+    # Only this module's own mark makes a label PNG replaceable: GIMP, ImageMagick and
+    # matplotlib write a "Software" chunk too.
+    from PIL.PngImagePlugin import PngInfo
+
+    voc, sbd, _ = tree
+    users = voc / "SegmentationClassAug" / f"{MINI_TRAIN_AUG[0]}.png"
+    users.parent.mkdir()
+    info = PngInfo()
+    info.add_text("Software", "GIMP 2.10")
+    Image.fromarray(np.full((48, 64), 7, np.uint8)).save(users, pnginfo=info)
+    before = users.read_bytes()
+    with pytest.raises(FileExistsError, match=rf"{MINI_TRAIN_AUG[0]}\.png"):
+        prepare_voc_sem_seg(voc, sbd)
+    assert users.read_bytes() == before
+
+
+def test_files_in_the_way_are_counted_and_the_first_three_named(tree):
+    voc, sbd, _ = tree
+    (voc / "SegmentationClassAug").mkdir()
+    for image_id in MINI_TRAIN_AUG[:5]:
+        Image.fromarray(np.zeros((48, 64), np.uint8)).save(voc / "SegmentationClassAug" / f"{image_id}.png")
+    with pytest.raises(FileExistsError, match=r"^5 file\(s\) in the way .*\.png, .*\.png, .*\.png and 2 more\."):
+        prepare_voc_sem_seg(voc, sbd)
+
+
+def test_a_split_file_of_exactly_the_ids_it_would_write_is_not_in_the_way(tree):
+    # deeplab-pytorch's train_aug.txt of the same ids, or a run whose record file was lost:
+    # the same content is no one's work to lose, and no reason to ask for --overwrite.
+    voc, sbd, _ = tree
+    prepare_voc_sem_seg(voc, sbd)
+    (voc / "ImageSets" / "SegmentationAug" / ".prepare_voc_sem_seg.json").unlink()
+    summary = prepare_voc_sem_seg(voc, sbd)
+    assert summary.num_written == 0 and _split(voc, "train_aug") == list(MINI_TRAIN_AUG)
