@@ -246,3 +246,44 @@ def test_the_trainers_training_mapper_expects_the_models_classes_and_ignore_valu
          "dataloader.train.num_workers=0", "dataloader.train.total_batch_size=2"])
     build_lazy_train_loader(cfg, lazy_meta_model(cfg))
     assert expected[1:] == [(21, 255, "model.sem_seg_head.num_classes=21, ignore_value=255")]
+
+
+def test_a_label_value_equal_to_the_class_count_is_a_stray_and_the_first_five_are_named(tmp_path):
+    # Classes are 0..num_classes-1: a value of num_classes failed the confusion matrix as 220 did.
+    from dropblock_det.data.file_errors import sem_seg_label_problem
+
+    path = tmp_path / "label.png"
+    values = np.zeros((8, 12), np.uint8)
+    values[0, :4] = [3, 255, 1, 2]
+    Image.fromarray(values).save(path)
+    assert sem_seg_label_problem(str(path), 4, 255, (8, 12)) == ""
+    assert "values [255]" in sem_seg_label_problem(str(path), 4, None)  # no ignore value: 255 is a stray
+    values[1, :7] = [4, 5, 6, 7, 8, 9, 10]
+    Image.fromarray(values).save(path)
+    assert sem_seg_label_problem(str(path), 4, 255).startswith("values [4, 5, 6, 7, 8] that are neither")
+
+
+def test_a_label_of_its_images_height_but_another_width_is_named(tmp_path):
+    from dropblock_det.data.file_errors import sem_seg_label_problem
+
+    path = tmp_path / "label.png"
+    Image.fromarray(np.zeros((8, 12), np.uint8)).save(path)
+    assert sem_seg_label_problem(str(path), 4, 255, (8, 13)) == "12x8, but its image is 13x8"
+
+
+def test_crowd_annotations_and_test_mappers_are_not_held_to_the_models_fields(tmp_path):
+    # A COCO crowd region is ignored in training (detectron2 drops it), and a test mapper
+    # loads no annotations: neither makes a Mask R-CNN refuse the item.
+    from dropblock_det.data.file_errors import DatasetMapperNamingFiles, missing_annotation_field
+
+    box = {"bbox": [2, 2, 10, 10], "bbox_mode": 1, "category_id": 0}
+    crowd_only = {"annotations": [{**box, "iscrowd": 1}]}
+    assert missing_annotation_field(crowd_only, ["use_instance_mask"]) is None
+    assert missing_annotation_field({"annotations": [{**box, "iscrowd": 0}]}, ["use_instance_mask"]) == "use_instance_mask"
+    image = tmp_path / "a.jpg"
+    Image.new("RGB", (16, 16)).save(image)
+    item = {"file_name": str(image), "height": 16, "width": 16, "annotations": [{**box, "iscrowd": 0}]}
+    mapper = DatasetMapperNamingFiles(is_train=False, augmentations=[], image_format="RGB", use_instance_mask=True)
+    assert mapper(dict(item))["image"].shape == (3, 16, 16)
+    with pytest.raises(ValueError, match=r"^MODEL\.MASK_ON=True, but the annotations of .*a\.jpg have no 'segmentation'"):
+        DatasetMapperNamingFiles(is_train=True, augmentations=[], image_format="RGB", use_instance_mask=True)(dict(item))
