@@ -310,3 +310,43 @@ def test_cli_expands_a_tilde_in_root_as_make_synthetic_does(tmp_path, capsys, mo
     spec.loader.exec_module(cli)
     assert cli.main(["coco_2017_val", "--root=~/data"]) == 0
     assert f"all present under {tmp_path / 'data'}" in capsys.readouterr().out
+
+
+def test_check_datasets_names_the_config_key_of_each_missing_set(tmp_path):
+    _partial_tree(tmp_path)
+    with pytest.raises(FileNotFoundError) as info:
+        check_datasets(["coco_2017_train", "voc_2007_test"], tmp_path, keys={"coco_2017_train": "DATASETS.TRAIN"})
+    message = str(info.value)
+    assert f"  coco_2017_train (DATASETS.TRAIN): {tmp_path / 'coco' / 'train2017'}" in message.splitlines()
+    assert f"  voc_2007_test: {tmp_path / 'VOC2007' / 'ImageSets' / 'Main' / 'test.txt'}" in message.splitlines()
+
+
+def test_a_set_registered_under_a_tilde_root_is_looked_for_under_the_root_given(tmp_path, monkeypatch):
+    # This project expands DETECTRON2_DATASETS=~/...: a set it registered there lies under the
+    # expanded folder, and a --root must move it there as well.
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DETECTRON2_DATASETS", "~/data")
+    name = "dataset_check_test_tilde"
+    DatasetCatalog.register(name, lambda: [])
+    try:
+        MetadataCatalog.get(name).set(image_dir=str(tmp_path / "home" / "data" / "city" / "val"))
+        assert missing_dataset_paths([name], tmp_path / "root") == {name: [tmp_path / "root" / "city" / "val"]}
+    finally:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+
+
+def test_cli_checks_the_test_sets_of_a_yacs_config_too(tmp_path, capsys):
+    import importlib.util
+
+    _partial_tree(tmp_path)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text('_BASE_: "%s"\nDATASETS:\n  TRAIN: ("coco_2017_val",)\n'
+                   '  TEST: ("voc_2007_test",)\n' % (REPO / "configs" / "Base-RetinaNet.yaml"))
+    spec = importlib.util.spec_from_file_location("check_datasets_cli", REPO / "datasets" / "check_datasets.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    assert cli.main(["--config-file", str(cfg), "--root", str(tmp_path)]) == 1
+    assert "voc_2007_test: " in capsys.readouterr().out
