@@ -612,3 +612,24 @@ def test_sem_seg_labels_hold_each_objects_class_and_background_zero(tmp_path):
         for k, obj in enumerate(objects, start=1):
             values = label[(instance_map == k) & inside]
             assert values.size and (values == obj["category"] + 1).all(), (i, k)
+
+
+def test_the_command_lines_flags_set_only_the_detection_set_without_only(tmp_path, monkeypatch):
+    # "the sem-seg set keeps its own defaults unless --only sem_seg" (--help).
+    from dropblock_det.data import synthetic
+
+    asked = {}
+
+    def recording(which):
+        def make(root, force, **params):
+            asked[which] = params
+            return tmp_path
+        return make
+
+    monkeypatch.setattr(synthetic, "make_synthetic_detection", recording("det"))
+    monkeypatch.setattr(synthetic, "make_synthetic_sem_seg", recording("seg"))
+    assert _make_synthetic_cli()(["--root", str(tmp_path), "--num-train", "3", "--image-size", "96"]) == 0
+    assert asked == {"det": {"num_train": 3, "image_size": 96}, "seg": {}}
+    asked.clear()
+    assert _make_synthetic_cli()(["--root", str(tmp_path), "--only", "sem_seg", "--num-train", "3"]) == 0
+    assert asked == {"seg": {"num_train": 3}}
