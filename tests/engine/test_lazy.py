@@ -498,7 +498,7 @@ def test_a_missing_key_and_a_bad_opt_are_named(tmp_path):
     del cfg.train["log_period"]
     with pytest.raises(KeyError, match=r"train\.log_period"):
         check_lazy_config_before_run(cfg, check_files=False)
-    with pytest.raises(ValueError, match=r"command-line opt 'train\.max_iter'"):
+    with pytest.raises(ValueError, match=r"command-line opt 'train\.max_iter': expected key=value"):
         _lazy(SYNTHETIC, "train.max_iter")
     with pytest.raises(FileNotFoundError, match="nope.py"):
         _lazy(tmp_path / "nope.py")
@@ -561,6 +561,18 @@ def test_a_lazy_runs_config_yaml_that_does_not_load_is_named_as_such_not_as_a_ya
 def test_an_override_that_would_add_a_misspelt_key_is_refused_naming_it(opt, match):
     with pytest.raises(KeyError, match=match):
         _lazy(SYNTHETIC, opt)
+
+
+def test_an_override_past_a_lists_end_is_named_and_one_of_a_missing_value_is_taken(tmp_path):
+    # An index past the end failed with omegaconf's bare ConfigIndexError, naming no opt.
+    length = len(_lazy(SYNTHETIC).dataloader.train.mapper.augmentations)
+    opt = f"dataloader.train.mapper.augmentations.{length}.max_size=64"
+    with pytest.raises(ValueError, match=rf"^command-line opt '{re.escape(opt)}': "):
+        _lazy(SYNTHETIC, opt)
+    # A "???" in the config file is a value to give on the command line.
+    config = tmp_path / "cfg.py"
+    config.write_text("model = dict(num_classes=3)\ntrain = dict(init_checkpoint='???')\n")
+    assert _lazy(config, "train.init_checkpoint=w.pth").train.init_checkpoint == "w.pth"
 
 
 def test_the_arguments_of_every_project_component_taking_kwargs_are_known():
@@ -635,6 +647,7 @@ def test_none_for_the_schedule_on_the_command_line_is_explained():
     "model.head.norm=None",  # the head failed with "KeyError: 'None'"
     "dataloader.train.sampler=None",  # "sampler='None': expected ... or None for the default"
     "model.backbone.bottom_up.stages.stage_drop_scales=[None,1.0]",
+    "+train.note={a:None}",  # in a dict too
 ])
 def test_an_unquoted_none_in_an_override_is_refused_naming_null(opt):
     with pytest.raises(ValueError, match=rf"command-line opt '{re.escape(opt)}': None in an override is the string "
