@@ -242,6 +242,13 @@ def test_the_config_saved_by_a_run_loads_back_to_the_same_model(tmp_path):
      r"train\.dropblock_schedule with train\.max_iter=1500: ValueError: .*start_iter=5000 with the trainer's "
      r"max_iter=1500: keep_prob would stay 1\.0"),
     (["train.seed=null"], ValueError, r"train\.seed=None"),
+    # A bool is no count or seed (Python's True == 1).
+    (["train.max_iter=true"], ValueError, r"^train\.max_iter=True: expected an integer >= 1"),
+    (["train.seed=true"], ValueError, r"^train\.seed=True: expected an integer"),
+    # detectron2's PeriodicWriter takes the iteration modulo the period: a ZeroDivisionError at the first step.
+    (["train.log_period=0"], ValueError, r"^train\.log_period=0: expected an integer >= 1"),
+    # The LRScheduler hook gets a value it cannot call only once the training starts.
+    (["lr_multiplier=1.0"], ValueError, r"^lr_multiplier: TypeError: 'float' object is not callable"),
     # Hydra reads it as an int: "TypeError: argument of type 'int' is not iterable", unnamed.
     (["train.init_checkpoint=123"], ValueError, r"^train\.init_checkpoint=123: expected a checkpoint's path or URL"),
     (["dataloader.train.total_batch_size=0"], ValueError, r"dataloader\.train\.total_batch_size=0"),
@@ -287,6 +294,9 @@ def test_the_config_saved_by_a_run_loads_back_to_the_same_model(tmp_path):
      r"^dataloader\.train\.mapper\.augmentations\.0: short_edge_length=\[-5\], max_size=96: a negative"),
     (["dataloader.train.mapper.image_format=FOO"], ValueError,
      r"^dataloader\.train\.mapper\.image_format='FOO': detectron2's convert_PIL_to_numpy refuses it"),
+    # Read, but with channels the model's pixel_mean does not normalize.
+    (["dataloader.train.mapper.image_format=RGBA"], ValueError,
+     r"^dataloader\.train\.mapper\.image_format='RGBA': it gives 4-channel images, the model normalizes 3 channels"),
 ])
 def test_bad_values_are_refused_by_key(opts, error, match):
     from dropblock_det.engine.lazy import check_lazy_config_before_run
@@ -314,6 +324,9 @@ def test_an_evaluation_checks_the_arguments_of_the_test_loader_and_evaluator_it_
     # The training loader is not built for an evaluation, so its arguments are not its concern.
     check_lazy_config_before_run(_lazy(SYNTHETIC, "+dataloader.train.mapper.image_fromat=BGR"), train=False,
                                  check_files=False)
+    # Nor its resize, which would refuse every image.
+    check_lazy_config_before_run(_lazy(SYNTHETIC, "dataloader.train.mapper.augmentations.0.short_edge_length=[-5]"),
+                                 train=False, check_files=False)
 
 
 def test_an_init_checkpoint_that_is_no_string_is_named_for_an_evaluation_too():
@@ -335,6 +348,10 @@ def test_training_in_several_processes_on_the_cpu_needs_ddp_device_ids_given(mon
     with pytest.raises(ValueError, match=r"^train\.device='cpu' with 2 training processes .*train\.ddp\.device_ids=null"):
         check_lazy_config_before_run(_lazy(SYNTHETIC), check_files=False)
     check_lazy_config_before_run(_lazy(SYNTHETIC, "+train.ddp.device_ids=null"), check_files=False)  # DDP on the CPU
+    # Each process loads total_batch_size / processes images.
+    with pytest.raises(ValueError, match=r"^dataloader\.train\.total_batch_size=3: not divisible by the 2 processes"):
+        check_lazy_config_before_run(_lazy(SYNTHETIC, "+train.ddp.device_ids=null", "dataloader.train.total_batch_size=3"),
+                                     check_files=False)
     check_lazy_config_before_run(_lazy(SYNTHETIC), train=False, check_files=False)  # evaluating: no DDP
 
 
@@ -382,6 +399,8 @@ def test_a_training_sampler_that_fails_only_once_the_data_is_loaded_is_refused_n
         DatasetCatalog.remove("dropblock_test_never_loaded")
     for sampler, match in [
         (L(list)(), r"^dataloader\.train\.sampler builds a list, not a torch Sampler"),
+        ({"_target_": "detectron2.data.samplers.NoSuchSampler", "size": 100},
+         r"^dataloader\.train\.sampler\._target_='detectron2\.data\.samplers\.NoSuchSampler': not found"),
         (L(RepeatFactorTrainingSampler)(repeat_factors=L(repeat)(dataset_dicts=[], repeat_threshold=0.001)),
          r"^dataloader\.train\.sampler\.repeat_factors \(.*repeat_factors_from_category_frequency\): no argument "
          r"'repeat_threshold' \(did you mean 'repeat_thresh'\?\); the required argument 'repeat_thresh' is not given"),
@@ -449,10 +468,11 @@ def test_naming_the_key_finds_list_items_and_leaves_a_missing_meta_kernel_to_the
     with pytest.raises(ValueError, match=r"^model\.modules\.1\.modules\.1 \(.*refuse\): ValueError: refused \['a'\]"):
         instantiate_naming_key(cfg.model, "model")
     assert isinstance(instantiate_naming_key(cfg.model.modules[0], "x"), torch.nn.Identity)
-    cfg = OmegaConf.create({"model": L(torch.nn.ModuleList)(modules=[L(no_meta_kernel)()])})
-    with pytest.raises(NotImplementedError):
-        instantiate_naming_key(cfg.model, "model")
-    assert build_on_meta_device(lambda: instantiate_naming_key(cfg.model, "model")) is None
+    for model in (L(torch.nn.ModuleList)(modules=[L(no_meta_kernel)()]), L(no_meta_kernel)()):  # inside, or the node itself
+        cfg = OmegaConf.create({"model": model})
+        with pytest.raises(NotImplementedError):
+            instantiate_naming_key(cfg.model, "model")
+        assert build_on_meta_device(lambda: instantiate_naming_key(cfg.model, "model")) is None
 
 
 class _DropPathRates(torch.nn.Module):
@@ -497,6 +517,10 @@ def test_a_missing_key_and_a_bad_opt_are_named(tmp_path):
     cfg = _lazy(SYNTHETIC)
     del cfg.train["log_period"]
     with pytest.raises(KeyError, match=r"train\.log_period"):
+        check_lazy_config_before_run(cfg, check_files=False)
+    cfg = _lazy(SYNTHETIC)
+    del cfg.dataloader["test"]  # read by the evaluation after the training
+    with pytest.raises(KeyError, match=r"^\"the config has no dataloader\.test "):
         check_lazy_config_before_run(cfg, check_files=False)
     with pytest.raises(ValueError, match=r"command-line opt 'train\.max_iter': expected key=value"):
         _lazy(SYNTHETIC, "train.max_iter")
@@ -736,6 +760,33 @@ def test_stage_scales_need_a_regularizer_with_a_keep_prob():
         del cfg.dropblock[key]
     with pytest.raises(ValueError, match=r"stage_drop_scales for res4: the dropblock regularizer Identity"):
         instantiate(cfg.model)
+
+
+class _OwnMapper:
+    """A training mapper of the user's own, no DatasetMapper: what it loads is its business."""
+
+    def __init__(self, is_train, augmentations, image_format, use_instance_mask=False):
+        self.is_train = is_train
+
+
+def test_a_mask_rcnn_mapper_of_the_users_own_is_not_judged_by_detectron2s_flag():
+    from conftest import lazy_rcnn_cfg
+    from dropblock_det.engine.lazy import check_lazy_rcnn_mapper, lazy_meta_model
+
+    cfg = lazy_rcnn_cfg(mask=True, mapper=_OwnMapper)
+    check_lazy_rcnn_mapper(cfg, lazy_meta_model(cfg))
+    cfg = lazy_rcnn_cfg(mask=True)  # detectron2's DatasetMapper with the same flag
+    with pytest.raises(ValueError, match=r"^dataloader\.train\.mapper\.use_instance_mask=False, but"):
+        check_lazy_rcnn_mapper(cfg, lazy_meta_model(cfg))
+
+
+def test_a_resize_without_max_size_is_accepted_as_detectron2s_unbounded_one():
+    from dropblock_det.engine.lazy import check_lazy_inputs
+
+    cfg = _lazy(SYNTHETIC)
+    for split in ("train", "test"):
+        del cfg.dataloader[split].mapper.augmentations[0]["max_size"]
+    check_lazy_inputs(cfg, None)
 
 
 def test_a_corrupt_annotation_file_is_named_by_the_training_loader(tmp_path):
