@@ -207,6 +207,28 @@ def test_do_train_from_a_finished_runs_checkpoint_evaluates_it_again(trained, tm
     assert [r["iteration"] for r in _records(run) if "total_loss" in r] == steps_before
 
 
+def test_do_train_without_resume_from_starts_from_init_checkpoint_not_the_folders_last_checkpoint(
+        trained, tmp_path, monkeypatch):
+    # '' is a fresh start: the run's own checkpoint in train.output_dir is not loaded.
+    import shutil
+
+    from detectron2.engine import SimpleTrainer
+
+    from dropblock_det.engine.lazy import do_train, load_lazy_config
+
+    out, _ = trained
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    started = []
+    monkeypatch.setattr(SimpleTrainer, "train", lambda self, start, end: started.append(
+        (start, end, self.iter, {k: v.clone() for k, v in self.model.state_dict().items()})))
+    do_train(load_lazy_config(LAZY_CONFIG, [*TINY_LAZY_OPTS, f"train.output_dir={run}"]))
+    ((start, end, iteration, weights),) = started
+    saved = torch.load(run / "model_final.pth", map_location="cpu", weights_only=False)["model"]
+    assert (start, end) == (0, 3) and iteration == 0
+    assert not torch.equal(weights["head.cls_score.weight"], saved["head.cls_score.weight"])
+
+
 def test_a_fresh_run_into_a_used_folder_moves_the_earlier_run_aside(trained, tool, tmp_path):
     import shutil
 
