@@ -17,7 +17,6 @@ import difflib
 import inspect
 import logging
 import math
-import numbers
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -42,6 +41,7 @@ from ..data.file_errors import (
     naming_dataset_files,
 )
 from ..layers import DropBlock2d, iter_regularizers, triton_unavailable_reason
+from ..layers.base import is_integer
 from .hooks import DropBlockScheduleHook, unwrap_model
 from .trainer import (
     AtomicCheckpointer,
@@ -350,7 +350,7 @@ def lazy_evaluator_nodes(cfg: DictConfig) -> List[Tuple[str, DictConfig]]:
 
 
 def _check_int(key: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+    if not is_integer(value) or value < minimum:
         raise ValueError(f"{key}={value!r}: expected an integer >= {minimum}")
 
 
@@ -997,7 +997,7 @@ def check_lazy_train_parts(cfg: DictConfig, model: Optional[torch.nn.Module]) ->
     sampler (:func:`check_lazy_train_sampler`) and augmentations, `optimizer`,
     `lr_multiplier`, `train.checkpointer`. ValueError naming the key."""
     seed = cfg.train.get("seed", -1)  # default_setup reads it
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+    if not is_integer(seed):
         raise ValueError(f"train.seed={seed!r}: expected an integer (< 0: a random seed per run)")
     batch = OmegaConf.select(cfg, "dataloader.train.total_batch_size", default=None)
     if batch is not None:
