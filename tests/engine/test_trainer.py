@@ -38,6 +38,8 @@ def test_evaluator_follows_the_dataset_type_and_uses_fast_coco_only_with_compile
         coco = build_evaluator(cfg, "synthetic_det_val")
         assert isinstance(coco, COCOEvaluator)
         assert coco._use_fast_impl is has_compiled_ops()
+        # One folder per test set: several sets' predictions would overwrite each other.
+        assert coco._output_dir == str(tmp_path / "inference" / "synthetic_det_val")
         assert isinstance(build_evaluator(cfg, "voc_2007_test"), PascalVOCDetectionEvaluator)
         assert isinstance(build_evaluator(cfg, "synthetic_sem_seg_val"), SemSegEvaluator)
     finally:
@@ -126,6 +128,26 @@ def test_cutout_is_appended_after_resize_only_when_enabled():
     assert isinstance(off[0], T.ResizeShortestEdge) and not any(isinstance(a, Cutout) for a in off)
     on = build_train_augmentation(_cfg("INPUT.CUTOUT.ENABLED", "True", "INPUT.CUTOUT.SIZE", "16"))
     assert isinstance(on[-1], Cutout) and isinstance(on[0], T.ResizeShortestEdge)
+
+
+def test_train_augmentations_follow_detectron2s_order_and_the_flip_key():
+    # detectron2's own order: a detector's crop before the resize (train_net's
+    # build_augmentation), a SemanticSegmentor's category-area crop after it.
+    from detectron2.data import transforms as T
+
+    from dropblock_det.engine.trainer import build_train_augmentation
+
+    crop = ("INPUT.CROP.ENABLED", "True", "INPUT.CROP.TYPE", "absolute", "INPUT.CROP.SIZE", "[32, 32]")
+    detector = build_train_augmentation(_cfg(*crop))
+    assert [type(a) for a in detector] == [T.RandomCrop, T.ResizeShortestEdge, T.RandomFlip]
+    segmentor = build_train_augmentation(_cfg(*crop, "MODEL.META_ARCHITECTURE", "SemanticSegmentor"))
+    assert [type(a) for a in segmentor] == [T.ResizeShortestEdge, T.RandomCrop_CategoryAreaConstraint, T.RandomFlip]
+    for flip, horizontal, vertical in (("horizontal", True, False), ("vertical", False, True)):
+        (random_flip,) = [a for a in build_train_augmentation(_cfg("INPUT.RANDOM_FLIP", flip))
+                          if isinstance(a, T.RandomFlip)]
+        assert (random_flip.horizontal, random_flip.vertical) == (horizontal, vertical)
+    # "none": no flip at all (detectron2's RandomFlip refuses one with neither direction).
+    assert [type(a) for a in build_train_augmentation(_cfg("INPUT.RANDOM_FLIP", "none"))] == [T.ResizeShortestEdge]
 
 
 def test_lr_scheduler_comes_from_the_project_solver_for_poly():
@@ -452,6 +474,76 @@ def test_inputs_detectron2_accepts_are_not_refused(opts):
     from dropblock_det.engine.trainer import check_config_before_run
 
     check_config_before_run(_cfg(*opts), check_files=False)
+
+
+@pytest.mark.parametrize("crop_type, size", [
+    ("relative", [1.0, 1.0]), ("relative_range", [0.5, 1.0]),  # up to the whole image
+    ("absolute", [32, 48]), ("absolute_range", [32, 32]),  # a range of one size
+])
+def test_crops_detectron2_takes_are_not_refused(crop_type, size):
+    from dropblock_det.engine.trainer import check_crop
+
+    check_crop(crop_type, size)
+
+
+@pytest.mark.parametrize("crop_type, size", [
+    ("relative", [0.5, 0.5, 0.5]), ("absolute", [32]),  # not (height, width): detectron2 unpacks two
+    ("absolute", [True, 32]), ("relative", [0.5, False]),  # a bool is no size
+    ("absolute", [32.5, 32]), ("relative_range", [0.0, 0.5]), ("absolute", "32"),
+])
+def test_crops_detectron2_fails_on_are_refused_naming_the_keys(crop_type, size):
+    from dropblock_det.engine.trainer import check_crop
+
+    with pytest.raises(ValueError, match=rf"^INPUT\.CROP\.SIZE={re.escape(repr(size))} with "
+                                         rf"INPUT\.CROP\.TYPE='{crop_type}': expected two"):
+        check_crop(crop_type, size)
+
+
+def test_a_sampling_range_of_one_size_is_refused_naming_the_key():
+    # detectron2's ResizeShortestEdge asserted "short_edge_length must be two values using
+    # 'range' sample style" once the training loader was built.
+    from dropblock_det.engine.trainer import check_train_inputs
+
+    check_train_inputs(_cfg("INPUT.MIN_SIZE_TRAIN_SAMPLING", "range", "INPUT.MIN_SIZE_TRAIN", "(48, 64)"))
+    for sizes in ("(64,)", "(32, 48, 64)"):
+        with pytest.raises(ValueError, match=r"^INPUT\.MIN_SIZE_TRAIN=\(.*\): expected sizes >= 1 \(two: the range's ends\)"):
+            check_train_inputs(_cfg("INPUT.MIN_SIZE_TRAIN_SAMPLING", "range", "INPUT.MIN_SIZE_TRAIN", sizes))
+    check_train_inputs(_cfg("INPUT.MIN_SIZE_TRAIN", "(32, 48, 64)"))  # "choice" picks one of any number
+
+
+@pytest.mark.parametrize("key, value", [("SOLVER.MAX_ITER", True), ("DATALOADER.NUM_WORKERS", True),
+                                        ("DATALOADER.NUM_WORKERS", 1.0)])
+def test_a_count_set_in_code_to_a_bool_or_float_is_refused_naming_the_key(key, value):
+    # yacs refuses them from a file or the command line; a config built in code need not.
+    from dropblock_det.engine.trainer import check_config_before_run
+
+    cfg = _cfg()
+    node, leaf = key.split(".")
+    cfg[node][leaf] = value
+    with pytest.raises(ValueError, match=rf"^{re.escape(key)}={value!r}: expected a number of"):
+        check_config_before_run(cfg, check_files=False)
+
+
+def test_a_training_checks_the_files_its_evaluations_will_read_and_an_evaluation_does_not(tmp_path):
+    # A test image missing: the run trained to the end and failed at its evaluation.
+    from dropblock_det.data.file_errors import DatasetFileError
+    from dropblock_det.data.synthetic import make_synthetic_detection, register_synthetic_datasets
+    from dropblock_det.engine.trainer import check_config_before_run
+
+    make_synthetic_detection(tmp_path, num_train=1, num_val=1, image_size=32, min_object_size=8, max_object_size=16)
+    register_synthetic_datasets(tmp_path)
+    try:
+        cfg = _cfg("MODEL.DEVICE", "cpu")
+        check_config_before_run(cfg)
+        (val_image,) = (tmp_path / "synthetic_det" / "val").iterdir()
+        val_image.unlink()
+        with pytest.raises(DatasetFileError, match=rf"^DATASETS\.TEST names 'synthetic_det_val', whose file_name "
+                                                   rf".*{re.escape(val_image.name)} does not exist"):
+            check_config_before_run(cfg)
+        check_config_before_run(cfg, train=False)  # an evaluation reads the set itself, naming the file
+        check_config_before_run(cfg, check_files=False)
+    finally:
+        register_synthetic_datasets()
 
 
 @pytest.mark.parametrize("meta_architecture", ["DropBlockRetinaNet", "RetinaNet", "SemanticSegmentor", "PanopticFPN",
