@@ -1169,6 +1169,55 @@ def test_a_resume_with_amp_of_a_checkpoint_saved_without_it_is_refused_naming_th
     check_resume_checkpoint(cfg, str(path))  # an AMP run's checkpoint resumes with AMP
 
 
+def test_a_resume_is_judged_against_the_max_iter_scaled_to_this_runs_processes(tmp_path, monkeypatch):
+    # REFERENCE_WORLD_SIZE 1 on 2 processes: MAX_ITER 10 trains 5 iterations, which the
+    # checkpoint of iteration 4 has done: the resumed run would train nothing.
+    from dropblock_det.engine import trainer
+
+    opts = ("SOLVER.MAX_ITER", "10", "SOLVER.REFERENCE_WORLD_SIZE", "1", "SOLVER.IMS_PER_BATCH", "2")
+    path, _ = _trainer_checkpoint(tmp_path, _cfg(*opts))
+    trainer.check_resume_checkpoint(_cfg(*opts), str(path))
+    monkeypatch.setattr(trainer.comm, "get_world_size", lambda: 2)
+    with pytest.raises(ValueError, match=r"has trained 5 iterations, all SOLVER\.MAX_ITER=5 asks for"):
+        trainer.check_resume_checkpoint(_cfg(*opts), str(path))
+
+
+def test_a_resume_with_amp_of_a_checkpoint_without_optimizer_state_is_not_refused(tmp_path):
+    # detectron2 v0.6's own DefaultTrainer saves no trainer state: the resume loads the
+    # iteration only (DropBlockTrainer.load_state_dict), no grad scaler is read.
+    from dropblock_det.engine.trainer import DropBlockTrainer, check_resume_checkpoint
+
+    cfg = _cfg("SOLVER.MAX_ITER", "10", "SOLVER.AMP.ENABLED", "True")
+    path = tmp_path / "model_0000004.pth"
+    torch.save({"model": DropBlockTrainer.build_model(cfg).state_dict(), "trainer": {"iteration": 4},
+                "iteration": 4}, path)
+    check_resume_checkpoint(cfg, str(path))
+
+
+def test_checkpoint_checks_take_a_distributed_models_prefix_and_name_a_folder_given_as_weights(tmp_path):
+    # detectron2's checkpointer strips DistributedDataParallel's "module." when it loads.
+    from dropblock_det.engine.trainer import local_checkpoint, state_dict_problems
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    assert state_dict_problems(model, {f"module.{k}": v for k, v in model.state_dict().items()}) == []
+    assert state_dict_problems(model, {"module.0.weight": torch.zeros(2, 2)}) == ["missing in checkpoint: 0.bias"]
+    # A run's folder for its checkpoint: named as a folder, not read as a damaged checkpoint.
+    with pytest.raises(FileNotFoundError, match=r"^MODEL\.WEIGHTS='.*' is a folder, not a checkpoint file: give the "
+                                                r"checkpoint in it \(e\.g\. a run's model_final\.pth\)$"):
+        local_checkpoint("MODEL.WEIGHTS", str(tmp_path))
+
+
+def test_strict_loading_names_weights_that_are_missing_or_empty(tmp_path):
+    # fvcore asserted "Checkpoint ... not found!" (AssertionError).
+    from dropblock_det.engine.trainer import load_checkpoint_strict
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    with pytest.raises(FileNotFoundError, match=r"^MODEL\.WEIGHTS is empty: give the checkpoint to evaluate$"):
+        load_checkpoint_strict(model, "")
+    with pytest.raises(FileNotFoundError, match=r"^checkpoint MODEL\.WEIGHTS='.*gone\.pth' does not exist$"):
+        load_checkpoint_strict(model, str(tmp_path / "gone.pth"))
+
+
 def test_a_last_checkpoint_that_is_no_text_file_is_refused_naming_it(tmp_path):
     # fvcore reads it as text: a checkpoint copied over it (the name suggests one) failed a
     # --resume with a bare UnicodeDecodeError, a folder of that name with IsADirectoryError.
