@@ -1023,6 +1023,97 @@ def test_prepare_output_dir_moves_what_the_run_would_overwrite_and_says_why(tmp_
             assert out == ""
 
 
+def test_a_resume_keeps_the_finished_runs_model_final_only(tmp_path, monkeypatch):
+    # model_final.pth is what the continued run replaces when it ends; a periodic checkpoint
+    # is not. Without hard links (a file system without them) it is copied; a copy that
+    # fails leaves no empty previous_runs/<time>/ behind.
+    import errno
+    import os
+    import shutil
+
+    from dropblock_det.engine.trainer import keep_resumed_final_checkpoint
+
+    (tmp_path / "model_0000004.pth").write_bytes(b"PK iteration 4")
+    (tmp_path / "model_final.pth").write_bytes(b"PK final")
+    (tmp_path / "last_checkpoint").write_text("model_0000004.pth")
+    assert keep_resumed_final_checkpoint(str(tmp_path)) is None and not (tmp_path / "previous_runs").exists()
+    (tmp_path / "last_checkpoint").write_text("model_final.pth")
+    kept = Path(keep_resumed_final_checkpoint(str(tmp_path)))
+    assert kept.parent.parent == tmp_path / "previous_runs" and kept.name == "model_final.pth"
+    os.replace(tmp_path / "model_0000004.pth", tmp_path / "model_final.pth")  # as AtomicCheckpointer writes
+    assert kept.read_bytes() == b"PK final"
+
+    def no_links(source, destination):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    copied = Path(keep_resumed_final_checkpoint(str(tmp_path)))
+    assert copied != kept and copied.read_bytes() == b"PK iteration 4"
+
+    def disk_full(source, destination, **kwargs):
+        Path(destination).write_bytes(b"PK")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copy2", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        keep_resumed_final_checkpoint(str(tmp_path))
+    assert sorted(p.parent for p in (tmp_path / "previous_runs").rglob("*.pth")) == sorted([kept.parent, copied.parent])
+    assert len(list((tmp_path / "previous_runs").iterdir())) == 2
+
+
+def test_a_file_the_new_run_reads_through_a_link_to_the_folder_is_copied_not_moved(tmp_path):
+    # MODEL.WEIGHTS alias/model_final.pth, alias a link to OUTPUT_DIR: the same file.
+    from dropblock_det.engine.trainer import archive_previous_run
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "model_final.pth").write_text("weights")
+    (tmp_path / "alias").symlink_to(out)
+    target = Path(archive_previous_run(str(out), [str(tmp_path / "alias" / "model_final.pth")]))
+    assert (out / "model_final.pth").read_text() == "weights" == (target / "model_final.pth").read_text()
+
+
+def test_a_claimed_output_dir_is_held_exclusively_for_the_process_and_claimed_again_freely(tmp_path):
+    # The lock is what refuses a second run into the folder: held until the process ends,
+    # exclusive (a shared one lets a second shared one in), and the same folder claimed
+    # again by this process (by another path too) is no other run.
+    import fcntl
+    import os
+
+    from dropblock_det.engine.trainer import claim_output_dir
+
+    out = tmp_path / "out"
+    claim_output_dir(str(out))
+    (tmp_path / "alias").symlink_to(out)
+    claim_output_dir(str(out))
+    claim_output_dir(str(tmp_path / "alias"))
+    fd = os.open(out, os.O_RDONLY)  # another open file description: as another process's
+    try:
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    finally:
+        os.close(fd)
+
+
+def test_a_checkpoint_write_interrupted_by_ctrl_c_leaves_the_earlier_checkpoint_and_no_partial_file(
+        tmp_path, monkeypatch):
+    from dropblock_det.engine.trainer import AtomicCheckpointer
+
+    checkpointer = AtomicCheckpointer(torch.nn.Linear(2, 2), save_dir=str(tmp_path))
+    checkpointer.save("model_final", iteration=2)
+    weights = (tmp_path / "model_final.pth").read_bytes()
+
+    def interrupted(obj, f, *args, **kwargs):
+        f.write(weights[:100])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        checkpointer.save("model_final", iteration=4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last_checkpoint", "model_final.pth"]
+    assert (tmp_path / "model_final.pth").read_bytes() == weights
+
+
 @pytest.mark.parametrize("inside", [False, True])
 def test_an_output_folder_that_is_a_file_is_refused_naming_the_key(tmp_path, inside):
     from dropblock_det.engine.trainer import claim_output_dir
