@@ -1505,7 +1505,11 @@ def check_scaled_to_world_size(cfg: CfgNode) -> None:
         return
     scaling = (f"(SOLVER.REFERENCE_WORLD_SIZE={reference} scales the batch, the LR and the iterations "
                f"to the {world} processes of this run)")
-    if not isinstance(reference, int) or reference < 0 or cfg.SOLVER.IMS_PER_BATCH % reference:
+    if isinstance(reference, bool) or not isinstance(reference, int) or reference < 0:
+        # Else named as a batch "not divisible" by it (4 by -2), which it is.
+        raise ValueError(f"SOLVER.REFERENCE_WORLD_SIZE={reference!r}: expected the number of processes the "
+                         "config was set for (0: no scaling)")
+    if cfg.SOLVER.IMS_PER_BATCH % reference:
         raise ValueError(f"SOLVER.IMS_PER_BATCH={cfg.SOLVER.IMS_PER_BATCH!r} is not divisible by "
                          f"SOLVER.REFERENCE_WORLD_SIZE={reference!r}, the processes it was set for {scaling}")
     scaled = DropBlockTrainer.auto_scale_workers(cfg, world)

@@ -347,6 +347,9 @@ def test_auto_scale_workers_scales_the_dropblock_ramp_as_max_iter():
      r"SCHEDULE\.START_ITER.*, once scaled to SOLVER\.MAX_ITER=2 \(SOLVER\.REFERENCE_WORLD_SIZE=1 scales"),
     (["SOLVER.MAX_ITER", "2"], r"SOLVER\.MAX_ITER=2 becomes 0 iterations"),  # round(0.5)
     (["SOLVER.REFERENCE_WORLD_SIZE", "3"], r"SOLVER\.IMS_PER_BATCH=2 is not divisible by SOLVER\.REFERENCE_WORLD_SIZE=3"),
+    # A negative one was said to be a reference the batch "is not divisible by" (2 by -2).
+    (["SOLVER.REFERENCE_WORLD_SIZE", "-2"], r"^SOLVER\.REFERENCE_WORLD_SIZE=-2: expected the number of processes the "
+                                            r"config was set for \(0: no scaling\)$"),
 ])
 def test_a_config_that_cannot_be_scaled_to_this_runs_processes_is_refused_before_the_run(monkeypatch, opts, match):
     # DropBlockTrainer scales the config to the world size when it is built, after the tool
