@@ -12,7 +12,6 @@ import fnmatch
 import functools
 import logging
 import math
-import numbers
 import os
 import re
 import shutil
@@ -50,6 +49,7 @@ from .. import modeling as _modeling  # noqa: F401  (registers backbones, meta-a
 from .. import solver
 from ..config import add_dropblock_config, check_impl_device, locations_on, validate_dropblock_config
 from ..data.file_errors import DatasetMapperNamingFiles, check_evaluation_files, naming_dataset_files
+from ..layers.base import is_integer, is_real_number
 
 
 __all__ = [
@@ -551,12 +551,16 @@ def check_train_inputs(cfg: CfgNode) -> None:
         raise ValueError(f"INPUT.MIN_SIZE_TRAIN_SAMPLING={sampling!r}: expected one of {list(_SAMPLING_STYLES)}")
     sizes = cfg.INPUT.MIN_SIZE_TRAIN
     sizes = list(sizes) if isinstance(sizes, (list, tuple)) else [sizes]
-    if not sizes or any(not isinstance(v, int) or v < 1 for v in sizes) or (
+    # 0 is a size detectron2's ResizeShortestEdge takes in training too: no resizing.
+    if not sizes or any(not is_integer(v) or v < 0 for v in sizes) or (
             sampling == "range" and len(sizes) != 2):
         raise ValueError(f"INPUT.MIN_SIZE_TRAIN={cfg.INPUT.MIN_SIZE_TRAIN!r}: expected sizes >= 1 "
-                         + ("(two: the range's ends)" if sampling == "range" else "to choose from"))
-    if not isinstance(cfg.INPUT.MAX_SIZE_TRAIN, int) or cfg.INPUT.MAX_SIZE_TRAIN < 1:
-        raise ValueError(f"INPUT.MAX_SIZE_TRAIN={cfg.INPUT.MAX_SIZE_TRAIN!r}: expected a size >= 1")
+                         + ("(two: the range's ends; 0: no resizing)" if sampling == "range"
+                            else "to choose from (0: no resizing)"))
+    max_size = cfg.INPUT.MAX_SIZE_TRAIN
+    if not is_integer(max_size) or resize_error(sizes, max_size):
+        raise ValueError(f"INPUT.MAX_SIZE_TRAIN={max_size!r}: expected a size >= 1"
+                         + (f" (INPUT.MIN_SIZE_TRAIN={cfg.INPUT.MIN_SIZE_TRAIN!r} resizes)" if is_integer(max_size) else ""))
     if cfg.INPUT.RANDOM_FLIP not in _FLIPS:
         raise ValueError(f"INPUT.RANDOM_FLIP={cfg.INPUT.RANDOM_FLIP!r}: expected one of {list(_FLIPS)}")
     if cfg.INPUT.CROP.ENABLED:
@@ -590,9 +594,9 @@ def check_crop(crop_type: Any, size: Any) -> None:
     relative = crop_type.startswith("relative")
     values = list(size) if isinstance(size, (list, tuple)) else None
     if (values is None or len(values) != 2
-            or any(isinstance(v, bool) or not isinstance(v, numbers.Real) for v in values)
+            or not all(is_real_number(v) for v in values)
             or (relative and not all(0 < v <= 1 for v in values))
-            or (not relative and not all(isinstance(v, numbers.Integral) and v >= 1 for v in values))
+            or (not relative and not all(is_integer(v) and v >= 1 for v in values))
             or (crop_type == "absolute_range" and values[0] > values[1])):
         expected = {"relative": "two fractions of the image in (0, 1]: height, width",
                     "relative_range": "two fractions in (0, 1]: the smallest height and width, up to the whole image",
@@ -623,7 +627,7 @@ def resize_error(short_edge_length: Any, max_size: Any) -> str:
     (a 0 x 0 or negative target: "height and width must be > 0", naming the image, at its
     first use). A shortest edge of 0 resizes nothing, whatever max_size."""
     sizes = list(short_edge_length) if isinstance(short_edge_length, (list, tuple)) else [short_edge_length]
-    if any(isinstance(v, bool) or not isinstance(v, numbers.Real) for v in sizes + [max_size]):
+    if not all(is_real_number(v) for v in sizes + [max_size]):
         return "expected numbers of pixels"
     if any(v < 0 for v in sizes):
         return "a negative shortest edge gives an image of negative size (0: no resizing)"

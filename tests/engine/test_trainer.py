@@ -509,9 +509,28 @@ def test_a_sampling_range_of_one_size_is_refused_naming_the_key():
 
     check_train_inputs(_cfg("INPUT.MIN_SIZE_TRAIN_SAMPLING", "range", "INPUT.MIN_SIZE_TRAIN", "(48, 64)"))
     for sizes in ("(64,)", "(32, 48, 64)"):
-        with pytest.raises(ValueError, match=r"^INPUT\.MIN_SIZE_TRAIN=\(.*\): expected sizes >= 1 \(two: the range's ends\)"):
+        with pytest.raises(ValueError, match=r"^INPUT\.MIN_SIZE_TRAIN=\(.*\): expected sizes >= 1 \(two: the range's ends; 0: "):
             check_train_inputs(_cfg("INPUT.MIN_SIZE_TRAIN_SAMPLING", "range", "INPUT.MIN_SIZE_TRAIN", sizes))
     check_train_inputs(_cfg("INPUT.MIN_SIZE_TRAIN", "(32, 48, 64)"))  # "choice" picks one of any number
+
+
+def test_a_training_shortest_edge_of_zero_is_no_resizing_as_in_detectron2():
+    # ResizeShortestEdge returns no transform for a drawn size of 0, in training too; it was
+    # refused as "expected sizes >= 1". A longest edge < 1 still fails wherever a size resizes.
+    from detectron2.data import transforms as T
+
+    from dropblock_det.engine.trainer import build_train_augmentation, check_train_inputs
+
+    cfg = _cfg("INPUT.MIN_SIZE_TRAIN", "(0,)", "INPUT.MAX_SIZE_TRAIN", "0")
+    check_train_inputs(cfg)
+    resize = build_train_augmentation(cfg)[0]
+    image = np.zeros((30, 50, 3), dtype=np.uint8)
+    assert T.AugInput(image).apply_augmentations([resize]).apply_image(image).shape == (30, 50, 3)
+    for opts, match in (((0, 64), r"^INPUT\.MAX_SIZE_TRAIN=0: expected a size >= 1 \(INPUT\.MIN_SIZE_TRAIN=\(0, 64\) resizes\)"),
+                        ((-1,), r"^INPUT\.MIN_SIZE_TRAIN=\(-1,\): expected sizes >= 1 to choose from \(0: no resizing\)"),
+                        ((True,), r"^INPUT\.MIN_SIZE_TRAIN=\(True,\): expected sizes >= 1")):
+        with pytest.raises(ValueError, match=match):
+            check_train_inputs(_cfg("INPUT.MIN_SIZE_TRAIN", repr(opts), "INPUT.MAX_SIZE_TRAIN", "0" if 0 in opts else "64"))
 
 
 @pytest.mark.parametrize("key, value", [("SOLVER.MAX_ITER", True), ("DATALOADER.NUM_WORKERS", True),
