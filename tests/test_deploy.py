@@ -71,6 +71,45 @@ def test_a_deeplab_stock_config_keeps_the_deeplab_projects_keys():
     assert stock.MODEL.RESNETS.RES5_MULTI_GRID == cfg.MODEL.RESNETS.RES5_MULTI_GRID
 
 
+def test_a_deeplab_head_on_a_plain_resnet_backbone_still_needs_the_deeplab_project():
+    # DeepLabV3PlusHead reads the DeepLab project's keys (MODEL.SEM_SEG_HEAD.PROJECT_FEATURES,
+    # ...) whatever the backbone: dropping them wrote a config stock detectron2 cannot build.
+    cfg = load_config(str(CONFIGS / "PascalVOC-SemanticSegmentation" /
+                          "deeplab_v3_plus_R_52_GN_scratch_dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.yaml"))
+    cfg.MODEL.BACKBONE.NAME = "build_dropblock_resnet_backbone"
+    assert needs_deeplab_project(cfg)
+    stock = stock_config(cfg)
+    assert stock.MODEL.BACKBONE.NAME == "build_resnet_backbone" and needs_deeplab_project(stock)
+    assert stock.MODEL.SEM_SEG_HEAD.PROJECT_FEATURES == cfg.MODEL.SEM_SEG_HEAD.PROJECT_FEATURES
+
+
+def test_a_retinanet_head_norm_is_not_checked_on_a_model_without_a_retinanet():
+    # MODEL.RETINANET.NORM is read by RetinaNet alone: an R-CNN is deployed whatever it says.
+    from conftest import rcnn_cfg
+
+    cfg = rcnn_cfg(c4=True)
+    cfg.MODEL.RETINANET.NORM = "GNN"
+    assert stock_config(cfg).MODEL.META_ARCHITECTURE == "GeneralizedRCNN"
+
+
+def test_the_component_advice_names_the_counterpart_or_the_components_of_the_key():
+    from conftest import rcnn_cfg
+    from dropblock_det.deploy import dropblock_component_advice
+
+    cfg = rcnn_cfg()
+    cfg.MODEL.BACKBONE.NAME = "build_resnet_fpn_backbone"
+    assert dropblock_component_advice(cfg, "RESNET.ENABLED") == (
+        "use dropblock-det's counterpart of 'build_resnet_fpn_backbone': MODEL.BACKBONE.NAME "
+        "'build_dropblock_resnet_fpn_backbone'")
+    # An R-CNN has no RetinaNet head: the HEAD location is said to be RetinaNet's.
+    assert dropblock_component_advice(cfg, "HEAD.ENABLED") == (
+        "use one of dropblock-det's MODEL.META_ARCHITECTURE components (DropBlockRetinaNet) - the HEAD "
+        "location is RetinaNet's head")
+    cfg.MODEL.SEM_SEG_HEAD.NAME = "PanopticFPNHead"  # not the HEAD location: no such sentence
+    assert dropblock_component_advice(cfg, "SEM_SEG_HEAD.ENABLED") == (
+        "use one of dropblock-det's MODEL.SEM_SEG_HEAD.NAME components (DropBlockDeepLabV3PlusHead, DropBlockFCNHead)")
+
+
 def test_the_users_own_keys_are_kept_and_the_given_config_is_not_changed():
     cfg = dropblock_everywhere_cfg(head_norm="")
     cfg.MODEL.MY_PROJECT = CfgNode({"WIDTH": 3})  # a key of the user's own project
