@@ -1,5 +1,6 @@
 """dropblock_det.deploy: the stock detectron2 config of a dropblock-det model."""
 import inspect
+import re
 
 import pytest
 import torch
@@ -209,6 +210,11 @@ def test_lazy_project_configs_are_the_four_twins():
     assert len(LAZY_PROJECT_CONFIGS) == 4 and SYNTHETIC_LAZY in LAZY_PROJECT_CONFIGS
 
 
+# The evaluator dataset_evaluator picks for each twin's test set (its metadata's evaluator_type).
+LAZY_STOCK_EVALUATORS = {"COCO-Detection": "COCOEvaluator", "PascalVOC-Detection": "PascalVOCDetectionEvaluator",
+                         "PascalVOC-SemanticSegmentation": "SemSegEvaluator", "Synthetic": "COCOEvaluator"}
+
+
 @pytest.mark.parametrize("config", LAZY_PROJECT_CONFIGS)
 def test_every_lazy_project_config_has_a_stock_config_with_the_same_parameters(config, tmp_path):
     from omegaconf import OmegaConf
@@ -236,6 +242,14 @@ def test_every_lazy_project_config_has_a_stock_config_with_the_same_parameters(c
     assert not [name for name, _ in iter_regularizers(theirs)]
     assert len(ours.state_dict()) == len(theirs.state_dict()) > 90
     assert state_dict_problems(theirs, ours.state_dict()) == []
+    # dataset_evaluator's pick for the test set, which the evaluator still follows.
+    from detectron2.utils.registry import locate
+
+    evaluator, name = stock.dataloader.evaluator, LAZY_STOCK_EVALUATORS[config.split("/")[0]]
+    assert locate(evaluator._target_).__name__ == name
+    assert evaluator._get_node("dataset_name")._value() == "${..test.dataset.names}"
+    if name != "PascalVOCDetectionEvaluator":  # which takes no output_dir
+        assert evaluator._get_node("output_dir")._value() == "${train.output_dir}/inference"
 
 
 @pytest.mark.parametrize("shapes_per_level", [True, False])
@@ -332,17 +346,41 @@ class _StemWithDropout(torch.nn.Module):  # a user's own component taking a regu
         self.dropout = dropout
 
 
-def test_a_dropblock_component_with_no_stock_counterpart_in_the_model_is_named():
+@pytest.mark.parametrize("given_as", ["a node", "a class", "a target that does not import", "the model"])
+def test_a_dropblock_component_with_no_stock_counterpart_in_the_model_is_named(given_as):
+    # Not refused, each was written into a "stock" config that builds only where
+    # dropblock-det is installed (or nowhere).
     from detectron2.config import LazyCall as L
 
     from dropblock_det.deploy import lazy_stock_config
     from dropblock_det.layers import DropBlock2d
 
     cfg = _lazy(SYNTHETIC_LAZY, "model.head.norm=''")
-    cfg.model.backbone.bottom_up.stem = L(_StemWithDropout)(dropout=L(DropBlock2d)(keep_prob=0.9, block_size=3))
-    with pytest.raises(ValueError, match=r"^model\.backbone\.bottom_up\.stem\.dropout: dropblock_det\.layers\..*"
-                                         r"DropBlock2d has no stock detectron2 counterpart"):
+    key, target = "model.backbone.bottom_up.stem.dropout", r"dropblock_det\.layers\..*DropBlock2d"
+    if given_as == "a node":
+        cfg.model.backbone.bottom_up.stem = L(_StemWithDropout)(dropout=L(DropBlock2d)(keep_prob=0.9, block_size=3))
+    elif given_as == "a class":  # built by the component itself
+        cfg.model.backbone.bottom_up.stem = L(_StemWithDropout)(dropout=DropBlock2d)
+    elif given_as == "a target that does not import":  # e.g. a config of another dropblock-det version
+        cfg.model.backbone.bottom_up.stem = L(_StemWithDropout)(dropout={"_target_": "dropblock_det.layers.DropBlock3d"})
+        target = r"dropblock_det\.layers\.DropBlock3d"
+    else:
+        cfg.model._target_ = "dropblock_det.modeling.DropBlockPanopticFPN"
+        key, target = "model", r"dropblock_det\.modeling\.DropBlockPanopticFPN"
+    with pytest.raises(ValueError, match=rf"^{re.escape(key)}: {target} has no stock detectron2 counterpart"):
         lazy_stock_config(cfg)
+
+
+def test_the_regularizer_arguments_of_a_users_own_component_are_kept():
+    # Only dropblock-det's components (or those given one of its classes) go without them.
+    from detectron2.config import LazyCall as L
+
+    from dropblock_det.deploy import lazy_stock_config
+
+    cfg = _lazy(SYNTHETIC_LAZY, "model.head.norm=''")
+    cfg.model.backbone.bottom_up.stem = L(_StemWithDropout)(dropout=0.1, drop_path_keep_prob=0.8)
+    stem = lazy_stock_config(cfg).model.backbone.bottom_up.stem
+    assert (stem.dropout, stem.drop_path_keep_prob) == (0.1, 0.8)
 
 
 @pytest.mark.parametrize("norm", ["", "BN"])
@@ -395,6 +433,8 @@ def test_lazy_interpolations_inside_a_string_or_relative_into_the_removed_nodes_
 @pytest.mark.parametrize("names, why", [
     ("my_own_val", "not a dataset registered in this process"),
     ("[synthetic_det_val]", r"not one dataset name \(detectron2's evaluators take one\)"),
+    ("lvis_v1_val", r"a dataset whose metadata evaluator_type is 'lvis', which dataset_evaluator has no evaluator for "
+                    r"\(supported: 'coco', 'pascal_voc', 'sem_seg'\)"),
 ])
 def test_a_lazy_dataset_evaluator_whose_evaluator_is_unknown_here_is_named(names, why):
     from dropblock_det.deploy import lazy_stock_config
