@@ -82,6 +82,35 @@ def test_an_existing_output_is_not_overwritten(trained_run):
     assert output.read_text() == "the user's own file"
 
 
+def test_an_output_made_while_the_config_was_checked_is_not_overwritten(trained_run, monkeypatch):
+    # e.g. by a second export to the same name: the file is opened to be made, not replaced.
+    run, _ = trained_run
+    output = run / "stock.yaml"
+    tool = load_tool("export_stock_config")
+    checked = tool.yacs_stock_config_text
+
+    def made_meanwhile(args):
+        result = checked(args)
+        output.write_text("the user's own file")
+        return result
+
+    monkeypatch.setattr(tool, "yacs_stock_config_text", made_meanwhile)
+    with pytest.raises(FileExistsError):
+        tool.main(["--config-file", str(run / "config.yaml"), "--output", str(output)])
+    assert output.read_text() == "the user's own file"
+
+
+def test_an_empty_output_is_refused_first(trained_run, monkeypatch):
+    # It failed only when the file was written, after every check: "[Errno 2] No such file
+    # or directory: ''".
+    import dropblock_det.engine.trainer as trainer
+
+    run, _ = trained_run
+    monkeypatch.setattr(trainer, "load_config", lambda *a, **k: pytest.fail("checked after the config was read"))
+    with pytest.raises(ValueError, match=r"^--output is empty: give the YAML file to write$"):
+        load_tool("export_stock_config").main(["--config-file", str(run / "config.yaml"), "--output", ""])
+
+
 @pytest.mark.parametrize("folder", ["the run's folder", "a new folder/"])
 def test_an_output_that_names_a_folder_is_refused_first_with_a_file_name_to_give(trained_run, monkeypatch, folder):
     # The run's folder was refused as an existing file: "exists; it is not overwritten: give a
@@ -141,12 +170,12 @@ def test_relative_weights_are_written_absolute_and_load_from_another_folder(trai
     # the README runs export_model.py from a detectron2 checkout.
     run, _ = trained_run
     monkeypatch.chdir(run.parent)
-    load_tool("export_stock_config").main(["--config-file", "run/config.yaml", "--output", "run/stock.yaml",
-                                           "MODEL.WEIGHTS", "run/model_final.pth"])
+    load_tool("export_stock_config").main(["--config-file", "run/config.yaml", "--output", "run/deploy/stock.yaml",
+                                           "MODEL.WEIGHTS", "run/model_final.pth"])  # a folder to make
     from detectron2.config import get_cfg
 
     cfg = get_cfg()
-    cfg.merge_from_file(str(run / "stock.yaml"))
+    cfg.merge_from_file(str(run / "deploy" / "stock.yaml"))
     assert cfg.MODEL.WEIGHTS == str(run / "model_final.pth")
 
 
@@ -337,7 +366,8 @@ def test_only_a_python_config_or_a_lazy_runs_yaml_is_read_as_a_lazy_config(lazy_
     assert not is_lazy(str(CONFIGS / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml"))
 
 
-def test_the_stock_config_points_detectron2s_tools_away_from_the_runs_own_files(trained_run, lazy_trained_run, capsys):
+def test_the_stock_config_points_detectron2s_tools_away_from_the_runs_own_files(trained_run, lazy_trained_run, capsys,
+                                                                                monkeypatch):
     # detectron2's train_net.py / lazyconfig_train_net.py --eval-only write config.yaml into
     # the output folder: in the run's own, the stock config would replace the run's config.
     from detectron2.config import LazyConfig, get_cfg
@@ -361,6 +391,13 @@ def test_the_stock_config_points_detectron2s_tools_away_from_the_runs_own_files(
             load_tool("export_stock_config").main(["--config-file", str(run / "config.yaml"), "--output",
                                                    str(run / "stock" / "config.yaml")] + opts)
         assert not (run / "stock").exists()
+    # The same file given relative to the working folder (the output folder is absolute).
+    run = trained_run[0]
+    monkeypatch.chdir(run.parent)
+    with pytest.raises(ValueError, match=r"--output 'run/stock/config\.yaml' is the config\.yaml .* OUTPUT_DIR="):
+        load_tool("export_stock_config").main(["--config-file", "run/config.yaml", "--output", "run/stock/config.yaml",
+                                               "MODEL.WEIGHTS", str(run / "model_final.pth")])
+    assert not (run / "stock").exists()
 
 
 def test_a_lazy_runs_config_yaml_given_to_a_yacs_reader_names_the_lazy_tool(lazy_trained_run):
