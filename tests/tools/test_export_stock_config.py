@@ -187,6 +187,7 @@ def test_weights_that_are_not_checked_are_not_said_to_be(trained_run, capsys, we
                                            str(run / "stock.yaml"), "MODEL.WEIGHTS", weights])
     out = capsys.readouterr().out
     assert "(checked)" not in out and "MODEL.WEIGHTS" in out
+    assert ("MODEL.WEIGHTS is empty: the stock model would start from random weights" in out) is (weights == "")
 
 
 def test_weights_taken_from_the_runs_config_are_said_to_be_where_training_started(trained_run, capsys):
@@ -226,16 +227,22 @@ def test_a_stock_component_with_other_parameters_is_refused_before_writing(train
     assert not output.exists()
 
 
-def test_a_deeplab_model_is_written_with_the_deeplab_projects_keys(tmp_path, capsys):
+@pytest.mark.parametrize("crop", [True, False])
+def test_a_deeplab_model_is_written_with_the_deeplab_projects_keys(tmp_path, capsys, crop):
     from conftest import small_voc_sem_seg_cfg
 
     cfg = small_voc_sem_seg_cfg(
         "deeplab_v3_plus_R_52_GN_scratch_dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.yaml", tmp_path)
+    cfg.INPUT.CROP.ENABLED = crop
     (tmp_path / "config.yaml").write_text(cfg.dump())
     output = tmp_path / "stock.yaml"
     load_tool("export_stock_config").main(["--config-file", str(tmp_path / "config.yaml"), "--output", str(output)])
     out = capsys.readouterr().out
-    assert "export_model.py" in out and "INPUT.CROP.ENABLED False" in out
+    assert "SemanticSegmentor with build_resnet_deeplab_backbone and DeepLabV3PlusHead" in out
+    assert "export_model.py" in out
+    # The pooling advice only where the stock ASPP pools with the crop's kernel.
+    assert ("pools with the fixed kernel of INPUT.CROP.SIZE" in out) is crop
+    assert ("INPUT.CROP.ENABLED False" in out) is crop
     stock = load_tool("export_stock_config").read_stock_config(str(output), deeplab=True)
     assert stock.MODEL.SEM_SEG_HEAD.NAME == "DeepLabV3PlusHead"
 
@@ -286,6 +293,31 @@ def test_a_lazy_runs_stock_config_serves_the_model_in_a_process_without_the_plug
     assert out.split()[:2] == ["RetinaNet", "DatasetMapper"] and out.split()[2].endswith("COCOEvaluator")
 
 
+@pytest.mark.parametrize("train_size", ["(384, 384)", "null"])
+def test_a_lazy_deeplab_stock_config_is_said_to_pool_with_the_crops_kernel_and_to_train_with_dropblock_det(
+        tmp_path, train_size):
+    from detectron2.config import LazyConfig
+
+    from dropblock_det.deploy import lazy_stock_config
+    from dropblock_det.engine.lazy import load_lazy_config
+
+    config = CONFIGS / "PascalVOC-SemanticSegmentation" / \
+        "deeplab_v3_plus_R_52_GN_scratch_dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.py"
+    opts = [] if train_size != "null" else ["model.sem_seg_head.train_size=null"]
+    # The advice is on the config as written and read back (targets named by strings).
+    LazyConfig.save(lazy_stock_config(load_lazy_config(str(config), opts)), str(tmp_path / "stock.yaml"))
+    lines = load_tool("export_stock_config").lazy_advice(LazyConfig.load(str(tmp_path / "stock.yaml")), False)
+    pooling = [line for line in lines if "pools with the fixed kernel" in line]
+    if train_size == "null":
+        assert pooling == []
+    else:
+        assert len(pooling) == 1 and f"model.sem_seg_head.train_size={train_size}" in pooling[0]
+        assert "write the config again with model.sem_seg_head.train_size=null" in pooling[0]
+    # Its poly LR schedule is dropblock-det's: a training-only node, listed.
+    assert [line for line in lines if line.startswith("Training-only nodes still build dropblock-det components")
+            and line.endswith(": lr_multiplier (WarmupPolyParamScheduler)")]
+
+
 def test_a_lazy_checkpoint_that_does_not_fit_is_refused_naming_the_key(lazy_trained_run):
     run, _ = lazy_trained_run
     output = run / "stock.yaml"
@@ -304,7 +336,8 @@ def test_a_lazy_checkpoint_that_does_not_fit_is_refused_naming_the_key(lazy_trai
     assert not output.exists()
 
 
-def test_a_lazy_config_value_yaml_cannot_hold_is_named_by_key_before_writing(tmp_path):
+@pytest.mark.parametrize("kind", ["function", "class"])
+def test_a_lazy_config_value_yaml_cannot_hold_is_named_by_key_before_writing(tmp_path, kind):
     # detectron2's LazyConfig.save pickles such a config and logs neither the key nor the
     # value (and the tool said "LazyConfig.save logged which").
     config = tmp_path / "norm_factory.py"
@@ -320,11 +353,16 @@ def test_a_lazy_config_value_yaml_cannot_hold_is_named_by_key_before_writing(tmp
         def group_norm_16(channels):
             return torch.nn.GroupNorm(16, channels)
 
-        model.backbone.bottom_up.stem.norm = group_norm_16
+        class GroupNorm16(torch.nn.GroupNorm):
+            def __init__(self, channels):
+                super().__init__(16, channels)
+
+        model.backbone.bottom_up.stem.norm = {"group_norm_16" if kind == "function" else "GroupNorm16"}
     """))
     output = tmp_path / "stock.yaml"
+    value = r"<function group_norm_16 " if kind == "function" else r"<class '.*GroupNorm16'>"
     with pytest.raises(ValueError, match=r"values YAML cannot hold.*: model\.backbone\.bottom_up\.stem\.norm "
-                                         r"\(<function group_norm_16 .*define it in a module the config imports"):
+                                         rf"\({value}.*define it in a module the config imports"):
         load_tool("export_stock_config").main(["--config-file", str(config), "--output", str(output)])
     assert not output.exists()
 
