@@ -7,6 +7,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
 GPU_CHECKS = REPO / "tools" / "gpu_checks.sh"
@@ -51,6 +53,7 @@ def _fake_python(folder, step_command):
 
 def test_gpu_checks_counts_failed_steps_and_keeps_earlier_results(tmp_path):
     (tmp_path / "environment.txt").write_text("an earlier run\n")
+    (tmp_path / "tune.txt").write_text("an earlier sweep\n")  # a step this run does not redo
     # Every step fails, and each is still run and reported.
     proc = _gpu_checks(tmp_path, "--smoke", "bench", "train", python=_fake_python(tmp_path, "exit 1"))
     assert proc.returncode == 2, proc.stdout + proc.stderr
@@ -58,6 +61,8 @@ def test_gpu_checks_counts_failed_steps_and_keeps_earlier_results(tmp_path):
         assert f"== {step}: exit 1" in (tmp_path / f"{step}.txt").read_text()
     (previous,) = (tmp_path / "previous_runs").iterdir()
     assert (previous / "environment.txt").read_text() == "an earlier run\n"
+    # Every file of the earlier run moves, not only those this run writes again.
+    assert (previous / "tune.txt").read_text() == "an earlier sweep\n" and not (tmp_path / "tune.txt").exists()
 
 
 def test_gpu_checks_keeps_all_steps_within_the_budget(tmp_path):
@@ -126,9 +131,10 @@ def test_gpu_checks_runs_the_checkouts_venv_python_by_default(tmp_path):
     assert refusal().startswith("gpu_checks.sh: python3 cannot import")
 
 
-def test_gpu_checks_refuses_a_budget_that_is_not_seconds(tmp_path):
-    proc = _gpu_checks(tmp_path, "bench", BUDGET="10m")
-    assert proc.returncode == 2 and "BUDGET" in proc.stderr and "'10m'" in proc.stderr
+@pytest.mark.parametrize("budget", ["10m", "0"])
+def test_gpu_checks_refuses_a_budget_that_is_not_seconds(tmp_path, budget):
+    proc = _gpu_checks(tmp_path, "bench", BUDGET=budget)
+    assert proc.returncode == 2 and "BUDGET" in proc.stderr and f"'{budget}'" in proc.stderr
     assert not any(tmp_path.iterdir())
 
 
@@ -137,6 +143,75 @@ def test_gpu_checks_rejects_an_unknown_step_by_name(tmp_path):
     assert proc.returncode == 2
     assert "unknown argument 'benchh'" in proc.stderr
     assert not any(tmp_path.iterdir())  # refused before anything ran
+
+
+def _echo_python(folder, device="NVIDIA H200"):
+    """An "interpreter" that passes the import check, answers the environment query with
+    `device` and, for a step, prints the arguments it was run with."""
+    fake = folder / "fake-python"
+    fake.write_text('#!/usr/bin/env bash\n[ "$1" = -c ] && exit 0\n'
+                    f'[ "$1" = - ] && {{ cat >/dev/null; echo "python 3.12.3, torch 2.11.0; {device}"; exit 0; }}\n'
+                    'echo "ran $*"\n')
+    fake.chmod(0o755)
+    return str(fake)
+
+
+def test_gpu_checks_runs_every_step_on_cuda_in_order_within_its_own_limit(tmp_path):
+    # The one device call: with no step named, all five in the documented order, each asking
+    # for CUDA (a step that fell back to the CPU would time the CPU, or run for its whole
+    # limit), the tests step only the cuda-marked tests (the whole suite takes 6 minutes),
+    # each within its own limit (tests 200, bench 120, train 240, profile 90, tune 400 s:
+    # with nothing spent yet, not cut by the default 560 s budget).
+    proc = _gpu_checks(tmp_path, python=_echo_python(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    started = re.findall(r"^== (\w+): (.*) \(limit (\d+) s\)$", proc.stdout, re.M)
+    assert [(step, int(limit)) for step, _, limit in started] == [
+        ("tests", 200), ("bench", 120), ("train", 240), ("profile", 90), ("tune", 400)], proc.stdout
+    ran = {step: (tmp_path / f"{step}.txt").read_text().splitlines()[0] for step, _, _ in started}
+    assert ran["tests"].startswith("ran -m pytest") and ran["tests"].split()[-3:] == ["-m", "cuda", "tests"]
+    assert ran["bench"] == "ran benchmarks/bench_dropblock.py --device cuda"
+    assert ran["train"] == "ran benchmarks/bench_train_step.py --device cuda"
+    assert ran["profile"] == "ran benchmarks/bench_dropblock.py --profile --device cuda"
+    assert ran["tune"] == "ran benchmarks/bench_dropblock.py --tune --device cuda"
+
+
+def test_gpu_checks_writes_into_the_device_tools_out_folder_unless_results_is_given(tmp_path):
+    # On the device machine only what is written under $OUT comes back.
+    env = {k: v for k, v in os.environ.items() if k not in ("RESULTS", "OUT")}
+    env.update(PYTHON=_echo_python(tmp_path), OUT=str(tmp_path / "out"))
+    for results in (None, tmp_path / "results"):
+        if results is not None:
+            env["RESULTS"] = str(results)
+        proc = subprocess.run(["bash", str(GPU_CHECKS), "bench"], cwd=str(REPO), env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "== bench: exit 0" in ((results or tmp_path / "out") / "bench.txt").read_text()
+    assert not (tmp_path / "out" / "previous_runs").exists()  # RESULTS given: $OUT left alone
+
+
+def test_gpu_checks_puts_a_carried_gpu_site_first_on_the_path(tmp_path):
+    # The image's own detectron2 may import but fail (v0.6 under Pillow >= 10): .gpu-site's
+    # must come before it, and be tried when the plain import fails. This "interpreter"
+    # imports only with .gpu-site first on PYTHONPATH.
+    import shutil
+
+    checkout = tmp_path / "checkout"
+    (checkout / "tools").mkdir(parents=True)
+    (checkout / ".gpu-site").mkdir()
+    shutil.copy(GPU_CHECKS, checkout / "tools")
+    fake = tmp_path / "fake-python"
+    fake.write_text('#!/usr/bin/env bash\n'
+                    '[ "$1" = -c ] && { [ "${PYTHONPATH%%:*}" = "$PWD/.gpu-site" ]; exit $?; }\n'
+                    '[ "$1" = - ] && { cat >/dev/null; echo "torch; NVIDIA H200"; exit 0; }\n'
+                    'echo "ran with ${PYTHONPATH%%:*}"\n')
+    fake.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "OUT"}
+    env.update(PYTHON=str(fake), RESULTS=str(tmp_path / "results"))
+    proc = subprocess.run(["bash", str(checkout / "tools" / "gpu_checks.sh"), "bench"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    bench = (tmp_path / "results" / "bench.txt").read_text()
+    assert f"ran with {checkout / '.gpu-site'}" in bench and "== bench: exit 0" in bench, bench
 
 
 def _prepare(*args):
@@ -204,7 +279,7 @@ def test_gpu_checks_records_which_code_ran_with_and_without_git(tmp_path):
     import shutil
 
     checkout = tmp_path / "checkout"
-    for folder in ("configs", "dropblock_det", "tools"):
+    for folder in ("benchmarks", "configs", "dropblock_det", "tests", "tools"):  # all the fingerprint covers
         shutil.copytree(REPO / folder, checkout / folder, ignore=shutil.ignore_patterns("__pycache__"))
     site = tmp_path / "site"
     site.mkdir()
