@@ -6,10 +6,11 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, load_tool
 
 GPU_CHECKS = REPO / "tools" / "gpu_checks.sh"
 PREPARE = REPO / "tools" / "prepare_gpu_site.py"
@@ -320,3 +321,109 @@ def test_gpu_checks_tests_step_says_why_a_test_was_skipped(tmp_path):
     tests = (tmp_path / "tests.txt").read_text()
     summary = tests.split("short test summary info", 1)[-1]
     assert re.search(r"^SKIPPED \[\d+\] .*: needs a CUDA device$", summary, re.M), tests[-3000:]
+
+
+def test_prepare_gpu_site_checks_dest_and_detectron2_src_before_any_download(tmp_path):
+    prepare = load_tool("prepare_gpu_site")
+    # New, empty, or a site this script made (it holds the manifest): may be replaced.
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "earlier").mkdir()
+    (tmp_path / "earlier" / prepare.MANIFEST).write_text("Prepared by tools/prepare_gpu_site.py\n")
+    for ok in ("new", "empty", "earlier"):
+        assert prepare.check_dest(tmp_path / ok) == tmp_path / ok
+    # A file is not a folder this script made (it was a NotADirectoryError traceback).
+    (tmp_path / "notes.txt").write_text("a user's file\n")
+    with pytest.raises(SystemExit, match="--dest .*notes.txt exists and was not made by this script"):
+        prepare.check_dest(tmp_path / "notes.txt")
+    # A checkout with a setup.py that is not detectron2's (this project's own, say).
+    with pytest.raises(SystemExit, match="--detectron2-src .*: not a detectron2 source checkout"):
+        prepare.check_detectron2_src(REPO)
+
+
+def test_prepare_gpu_site_fills_dest_with_the_manifest_gpu_checks_reads_and_no_tools_package(tmp_path, monkeypatch):
+    # main() with pip stood in for (no registry here): the site it moves into place, and a
+    # second run that replaces that site.
+    prepare = load_tool("prepare_gpu_site")
+    commands = []
+
+    def wheel(folder, requirement):
+        name = re.split(r"[<>=]", requirement)[0].replace("-", "_")
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / f"{name}-1.0-py3-none-any.whl").write_text("")
+
+    def run(cmd):
+        commands.append(cmd)
+        if "download" in cmd or "wheel" in cmd:
+            folder = cmd[cmd.index("-d" if "download" in cmd else "-w") + 1]
+            for requirement in (prepare.WHEELS if "download" in cmd else prepare.SDISTS):
+                wheel(folder, requirement)
+        elif "install" in cmd:
+            target = Path(cmd[cmd.index("--target") + 1])
+            for package in ("detectron2", "fvcore", "tools"):  # detectron2's wheel installs tools/ too
+                (target / package).mkdir(parents=True)
+                (target / package / "__init__.py").write_text("")
+
+    src = tmp_path / "d2"
+    (src / "detectron2").mkdir(parents=True)
+    (src / "setup.py").write_text("")
+    (src / "detectron2" / "__init__.py").write_text("")
+    monkeypatch.setattr(prepare, "run", run)
+    monkeypatch.setattr(prepare, "build_detectron2_wheel", lambda src, wheels: wheel(wheels, "detectron2"))
+    dest = tmp_path / "site"
+    for attempt in range(2):
+        monkeypatch.setattr(sys, "argv", ["prepare_gpu_site.py", "--detectron2-src", str(src), "--dest", str(dest),
+                                          "--python-version", "3.11"])
+        prepare.main()
+        manifest = (dest / prepare.MANIFEST).read_text().splitlines()
+        assert manifest[0].startswith("Prepared by tools/prepare_gpu_site.py for CPython 3.11 ")
+        # gpu_checks.sh writes the manifest's lines that start with "detectron2 " into environment.txt.
+        assert [line for line in manifest if line.startswith("detectron2 ")] == [
+            f"detectron2 from {src} at unknown (not a git checkout), without compiled operators."]
+        assert "detectron2-1.0-py3-none-any.whl" in manifest and "antlr4_python3_runtime-1.0-py3-none-any.whl" in manifest
+        assert (dest / "detectron2" / "__init__.py").is_file()
+        assert not (dest / "tools").exists()  # would shadow the checkout's tools/ on PYTHONPATH
+        # The second run replaces the first run's site (its manifest says this script made it).
+        assert (dest / "left by the first run").exists() is False
+        (dest / "left by the first run").write_text("")
+    install = [cmd for cmd in commands if "install" in cmd]
+    assert len(install) == 2 and all("--no-deps" in cmd and "3.11" in cmd for cmd in install)
+
+
+def test_prepare_gpu_site_prepares_every_package_that_importing_the_project_needs_beyond_the_image(tmp_path):
+    # The GPU machine has no registry: a package detectron2 or dropblock_det imports that is
+    # neither in the CUDA PyTorch image (the list in prepare_gpu_site's docstring, and what
+    # those packages require) nor prepared in .gpu-site is found missing only there.
+    prepare = load_tool("prepare_gpu_site")
+    image = ["torch", "triton", "torchvision", "numpy", "pillow", "matplotlib", "scipy", "tensorboard", "tabulate",
+             "tqdm", "pyyaml", "portalocker", "pytest", "hypothesis"]
+    code = ("import sys, dropblock_det, detectron2.modeling, detectron2.engine, detectron2.evaluation\n"
+            "import importlib.metadata as md\n"
+            "owners = md.packages_distributions()\n"
+            "print('\\n'.join(sorted({d for m in list(sys.modules) for d in owners.get(m.split('.')[0], [])})))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=str(REPO), capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import importlib.metadata as md
+
+    def canonical(name):
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    def closure(names):
+        seen, todo = set(), [canonical(n) for n in names]
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            try:
+                requires = md.requires(name) or []
+            except md.PackageNotFoundError:
+                continue
+            todo += [canonical(re.match(r"[A-Za-z0-9_.-]+", r).group()) for r in requires if "extra ==" not in r]
+        return seen
+
+    # Prepared with --no-deps: each needed package must be named itself.
+    prepared = {canonical(re.split(r"[<>=]", r)[0]) for r in prepare.WHEELS + prepare.SDISTS}
+    available = closure(image) | prepared | {"detectron2", "pb1-detectron2", "dropblock-det"}
+    imported = {canonical(name) for name in proc.stdout.split()}
+    assert imported - available == set(), proc.stdout
