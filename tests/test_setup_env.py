@@ -243,3 +243,75 @@ def test_a_venv_this_python_cannot_put_pip_into_is_named_and_not_left_half_made(
         assert (target / "notes.txt").read_text() == "the user's own file" and f"remove {target}" in msg
     else:
         assert not target.exists()
+
+
+def _main_up_to_the_first_install(mod, monkeypatch, tmp_path, imports, stamp=None):
+    """main() on an existing environment (an empty file standing in for its interpreter,
+    tmp_path its prefix) where `imports(code)` says whether `python -c code` works; the
+    arguments of the first pip install, or None when main() returned without one."""
+    class Stop(Exception):
+        pass
+
+    installs = []
+
+    def pip(python, *args, what):
+        installs.append(args)
+        raise Stop
+
+    python = tmp_path / "python"
+    python.write_text("")
+    if stamp is not None:
+        (tmp_path / mod.STAMP_NAME).write_text(stamp)
+    monkeypatch.setattr(mod, "interpreter_prefix", lambda python: tmp_path)
+    monkeypatch.setattr(mod, "works", lambda python, code: imports(code))
+    monkeypatch.setattr(mod, "pip", pip)
+    monkeypatch.setattr(sys, "argv", ["setup_env.py", "--python", str(python)])
+    try:
+        mod.main()
+    except Stop:
+        return installs[0]
+    return None
+
+
+@pytest.mark.parametrize("stamp_current, imports_work, installs", [
+    (True, True, False),  # the second run: nothing to install
+    (True, False, True),  # a package removed since: the stamp alone does not make it ready
+    (False, True, True),  # another checkout or setup.py since: this checkout is installed again
+])
+def test_the_stamp_skips_the_installs_only_when_current_and_the_imports_work(
+        tmp_path, monkeypatch, stamp_current, imports_work, installs):
+    mod = _load_setup_env()
+    stamp = (mod.fingerprint() if stamp_current else "0" * 64) + "\nroute\n"
+    args = _main_up_to_the_first_install(
+        mod, monkeypatch, tmp_path, lambda code: imports_work or code == "import pip", stamp=stamp)
+    assert (args is not None) is installs, args
+
+
+@pytest.mark.parametrize("placeholder, pinned", [(True, True), (False, False)])
+def test_the_project_is_installed_with_its_test_extras_and_the_v06_pins_only_on_that_route(
+        tmp_path, monkeypatch, placeholder, pinned):
+    # detectron2 v0.6 from an earlier run (its placeholder _C answers): numpy<1.24 etc. ride
+    # along so that no dependency upgrades past them; a user's own detectron2: no pins.
+    mod = _load_setup_env()
+    args = _main_up_to_the_first_install(
+        mod, monkeypatch, tmp_path, lambda code: placeholder or "detectron2._C" not in code)
+    assert args == ("-e", f"{mod.ROOT}[test]", *(mod.V06_PINS if pinned else []))
+
+
+def test_detectron2_is_built_without_compiled_ops_and_with_the_placeholder_or_refused(tmp_path):
+    # The route for v0.6 here and for detectron2 main in prepare_gpu_site: a setup.py that
+    # does not read as expected is refused, naming it, instead of building something else.
+    mod = _load_setup_env()
+    src = tmp_path / "d2"
+    (src / "detectron2").mkdir(parents=True)
+    line = "    ext_modules=get_extensions(),\n"
+    (src / "setup.py").write_text("setup(\n" + line + ")\n")
+    mod.build_without_compiled_ops(src, origin="the checkout")
+    assert (src / "setup.py").read_text() == "setup(\n    ext_modules=[],\n)\n"
+    assert (src / "detectron2" / "_C.py").read_text() == mod.PLACEHOLDER_C
+    for times in (0, 2):
+        (src / "detectron2" / "_C.py").unlink(missing_ok=True)
+        (src / "setup.py").write_text("setup(\n" + line * times + ")\n")
+        with pytest.raises(SystemExit, match="setup.py in the checkout: cannot find `ext_modules=get_extensions"):
+            mod.build_without_compiled_ops(src, origin="the checkout")
+        assert not (src / "detectron2" / "_C.py").exists()
