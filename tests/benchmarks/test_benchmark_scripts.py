@@ -42,6 +42,65 @@ def test_bench_dropblock_prints_a_row_per_implementation_with_its_ratio_to_the_f
     assert float([c.strip() for c in rows[1].strip("|").split("|")][6]) <= 1.0
 
 
+def test_kept_bytes_leave_out_x_and_the_output_only():
+    # ReLU keeps only its output (the next layer's input), sin only its input x: 0 B; the
+    # floor keeps its fp32 mask: 4 B per element.
+    bench = load_tool("bench_dropblock", folder="benchmarks")
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    assert bench._bytes_kept_per_element(torch.relu, x) == 0.0
+    assert bench._bytes_kept_per_element(torch.sin, x) == 0.0  # sin keeps x
+    assert bench._bytes_kept_per_element(bench._floor(x.detach()), x) == 4.0
+
+
+def test_bench_dropblock_rows_give_each_forward_backward_over_the_floors(monkeypatch):
+    # bench_shape stood in for: the table's cells from its (fwd, fwd+bwd, kept, host) times.
+    bench = load_tool("bench_dropblock", folder="benchmarks")
+    ours = "dropblock_det torch (per channel)"
+    timed = {"floor: x * mask": (1.0, 4.0, 4.0, 0.5), ours: (3.0, 10.0, 1.0, 2.0)}
+
+    def bench_shape(impls, x, warmup, repeats, failures=None, settings=None, leaves=()):
+        assert set(timed) <= set(impls)
+        return dict(timed)
+
+    monkeypatch.setattr(bench, "bench_shape", bench_shape)
+    rows, notes = bench.run(torch.device("cpu"), [(1, 2, 4, 4)], [torch.float32], 0, 1)
+    assert rows == [["cpu", "floor: x * mask", "1x2x4x4", "float32", "1.00", "4.00", "4.000", "1.00x", "0.5"],
+                    ["cpu", ours, "1x2x4x4", "float32", "3.00", "10.00", "1.000", "2.50x", "2.00"]]
+    # The floor failed: no ratios to give, no rows, and the note says why.
+
+    def floor_fails(impls, x, warmup, repeats, failures=None, settings=None, leaves=()):
+        failures["floor: x * mask"] = "RuntimeError: out of memory"
+        return {ours: timed[ours]}
+
+    monkeypatch.setattr(bench, "bench_shape", floor_fails)
+    rows, notes = bench.run(torch.device("cpu"), [(1, 2, 4, 4)], [torch.float32], 0, 1)
+    assert rows == [] and "floor: x * mask, 1x2x4x4 float32: failed, row left out (RuntimeError: out of memory)" in notes
+
+
+def test_bench_shape_times_round_robin_after_the_warmup():
+    # One run of each row per repeat (load from other processes hits every row alike), and
+    # the warm-up runs (here the slow ones) are not timed.
+    import time
+
+    bench = load_tool("bench_dropblock", folder="benchmarks")
+    calls = []
+
+    def row(name, slow_calls=0):
+        def impl(t):
+            calls.append(name)
+            if calls.count(name) <= slow_calls:
+                time.sleep(0.05)
+            return t * 2
+        return impl
+
+    x = torch.randn(1, 1, 4, 4, requires_grad=True)
+    # A: the first check, then the warm-up's forward and forward+backward are slow.
+    results = bench.bench_shape({"A": row("A", slow_calls=3), "B": row("B")}, x, warmup=1, repeats=1)
+    assert calls == ["A", "B"] + ["A", "A", "B", "B"] * 2 + ["A", "B"]  # check, 2 steps, kept bytes
+    fwd, fwd_bwd, _, host = results["A"]
+    assert max(fwd, fwd_bwd, host) < 25, results
+
+
 def test_a_row_that_raises_is_left_out_with_its_error_and_the_others_are_timed():
     # One failing implementation (a Triton build error on the GPU, a package's bug) used to
     # end the whole run with a traceback and no table at all.
@@ -69,13 +128,13 @@ def test_every_run_starts_without_a_gradient_on_the_residual_too():
     grads = []
 
     def op(t):
-        grads.append(residual.grad)  # what the run starts from
+        grads.append((residual.grad, t.grad))  # what the run starts from, r's and x's
         return torch.relu(residual + t)
 
     bench.bench_shape({"residual alone": op}, x, warmup=1, repeats=2, leaves=[residual])
     # The first run, then (forward, forward+backward) per step, then the kept bytes' forward.
     assert len(grads) == 1 + 2 * 3 + 1
-    assert [g is None for g in grads[0:7:2]] == [True] * 4  # each forward+backward
+    assert [g is None for pair in grads[0:7:2] for g in pair] == [True] * 8  # each forward+backward
 
 
 def test_tune_goes_on_past_variants_that_fail_and_suggests_from_the_shapes_it_could_time(monkeypatch, capsys):
@@ -109,9 +168,43 @@ def test_tune_goes_on_past_variants_that_fail_and_suggests_from_the_shapes_it_co
     assert bench.tune(torch.device("cpu"), [(2, 4, 9, 9)], [torch.float32], 0, 1, variants) == []
 
 
+def test_tune_marks_the_fastest_forward_backward_and_divides_by_the_floors(monkeypatch):
+    bench = load_tool("bench_dropblock", folder="benchmarks")
+    timed = {"floor: x * mask": (1.0, 2.0, 0.0, 0.1), "defaults": (0.5, 5.0, 0.0, 0.1),
+             "keep_bits=1": (3.0, 4.0, 0.0, 0.1)}  # fastest forward, slowest forward+backward: the defaults
+    monkeypatch.setattr(bench, "bench_shape", lambda impls, *args, **kwargs: dict(timed))
+    rows = bench.tune(torch.device("cpu"), [(1, 2, 4, 4)], [torch.float32], 0, 1, [{}, {"keep_bits": 1}])
+    assert rows == [["cpu", "1x2x4x4", "float32", "defaults", "5.000", "2.000", "2.50x"],
+                    ["cpu", "1x2x4x4", "float32", "keep_bits=1 (fastest)", "4.000", "2.000", "2.00x"]]
+
+
+def test_every_tune_variant_is_on_one_side_of_the_suggestion():
+    # A variant on no side (or a mixed one) is never suggested: its family's sweep wasted.
+    bench = load_tool("bench_dropblock", folder="benchmarks")
+    sides = (bench._MASK_SIDE, bench._APPLY_SIDE, bench._KEY_SIDE)
+    for variant in bench.TUNE_VARIANTS[1:]:
+        assert sum(set(variant) <= side for side in sides) == 1, variant
+
+
 def test_bench_train_step_quick_run_prints_both_models():
     out = _run("benchmarks/bench_train_step.py", "--quick")
     assert re.search(r"^\| baseline\s+\|", out, re.M) and re.search(r"^\| dropblock\s+\|", out, re.M)
+    rows = {cells[0]: cells for cells in ([c.strip() for c in line.strip("|").split("|")]
+                                          for line in out.splitlines() if line.startswith("| "))}
+    # "vs baseline": the dropblock model's median over the baseline's.
+    assert rows["baseline"][5] == "+0.0%"
+    slowdown = (float(rows["dropblock"][2]) / float(rows["baseline"][2]) - 1) * 100
+    assert float(rows["dropblock"][5].rstrip("%")) == pytest.approx(slowdown, abs=0.11)
+
+
+def test_bench_train_step_turns_every_dropblock_location_on_or_off():
+    import argparse
+
+    bench = _bench_train_step()
+    args = argparse.Namespace(config=bench.DEFAULT_CONFIG, device="cpu", depth=18, quick=True, impl="torch")
+    for on in (True, False):
+        db = bench.build_cfg(args, with_dropblock=on).MODEL.DROPBLOCK
+        assert (db.RESNET.ENABLED, db.FPN.ENABLED, db.HEAD.ENABLED) == (on, on, on)
 
 
 # ----------------------------------------------------------------------------- train step sizing
@@ -130,6 +223,8 @@ def test_batch_is_extrapolated_from_the_probe_within_90_percent_of_memory():
     # Nothing fits beyond the fixed part: the smallest candidate, not an error.
     assert bench.largest_candidate_that_may_fit(11 * gib, 10 * gib, 14 * gib, 2) == 1
     assert bench.largest_candidate_that_may_fit(1000 * gib, 0, 1, 2) == max(bench.BATCH_CANDIDATES)
+    # 90%, not more: 0.9 * 51 GiB holds 45 images of 1 GiB -> 32 (at 95%, 48 would be tried).
+    assert bench.largest_candidate_that_may_fit(51 * gib, 0, 2 * gib, 2) == 32
 
 
 def test_timing_windows_last_about_the_requested_time():
@@ -218,6 +313,12 @@ def test_tune_suggests_the_best_mask_side_and_apply_side_variants_merged():
     # Nothing beats the defaults: no change. A variant timed on some shapes only is left out.
     slower = [{"defaults": 1.0, "keep_bits=1": 1.2, "apply_block=2048": 1.0}, {"defaults": 1.0, "keep_bits=1": 1.1}]
     assert bench.suggest_launch_sizes(slower, variants)[0] == {}
+    # A tie with the defaults: no change.
+    assert bench.suggest_launch_sizes([{"defaults": 1.0, "keep_bits=1": 1.0, "apply_block=2048": 1.0}], variants)[0] == {}
+    # Geometric, not arithmetic, means: keep_bits=1 0.975x (0.5x, 1.9x) beats tile_units=256 0.98x.
+    both = [{"defaults": 1.0, "keep_bits=1": 0.5, "tile_units=256": 0.98},
+            {"defaults": 1.0, "keep_bits=1": 1.9, "tile_units=256": 0.98}]
+    assert bench.suggest_launch_sizes(both, variants)[0] == {"keep_bits": 1}
     with pytest.raises(ValueError, match="defaults"):
         bench.suggest_launch_sizes([{"keep_bits=1": 1.0}], variants)
 
@@ -301,10 +402,17 @@ def test_profile_and_tune_are_separate_runs(capsys):
     (["--threads", "0"], "'0'"),  # was silently ignored (0 is falsy)
     (["--threads", "-1"], "'-1'"),  # was torch's RuntimeError traceback
     (["--shape", "a,b,c,d"], "N,C,H,W"),  # was "invalid _parse_shape value"
+    (["--shape", "2,0,16,20"], "'2,0,16,20'"),  # an empty tensor: nothing to time
 ])
 def test_bench_dropblock_names_a_bad_argument(argv, named, capsys):
     code, err = _exit_of_main("bench_dropblock", ["--device", "cpu", *argv], capsys)
     assert code == 2 and f"argument {argv[0]}" in err and named in err, err
+
+
+def test_bench_dropblock_refuses_zero_repeats(capsys):
+    # `args.repeats or 15` read 0 as "not given": 15 repeats, not the 0 asked for.
+    code, err = _exit_of_main("bench_dropblock", ["--device", "cpu", "--repeats", "0"], capsys)
+    assert code == 2 and "--repeats must be >= 1, got 0" in err, err
 
 
 def test_bench_dropblock_refuses_variants_without_tune(capsys):
