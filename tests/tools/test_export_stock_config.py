@@ -293,9 +293,10 @@ def test_a_lazy_runs_stock_config_serves_the_model_in_a_process_without_the_plug
     assert out.split()[:2] == ["RetinaNet", "DatasetMapper"] and out.split()[2].endswith("COCOEvaluator")
 
 
+@pytest.mark.parametrize("read_back", [True, False], ids=["read-back", "in-memory"])
 @pytest.mark.parametrize("train_size", ["(384, 384)", "null"])
 def test_a_lazy_deeplab_stock_config_is_said_to_pool_with_the_crops_kernel_and_to_train_with_dropblock_det(
-        tmp_path, train_size):
+        tmp_path, train_size, read_back):
     from detectron2.config import LazyConfig
 
     from dropblock_det.deploy import lazy_stock_config
@@ -304,9 +305,13 @@ def test_a_lazy_deeplab_stock_config_is_said_to_pool_with_the_crops_kernel_and_t
     config = CONFIGS / "PascalVOC-SemanticSegmentation" / \
         "deeplab_v3_plus_R_52_GN_scratch_dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.py"
     opts = [] if train_size != "null" else ["model.sem_seg_head.train_size=null"]
-    # The advice is on the config as written and read back (targets named by strings).
-    LazyConfig.save(lazy_stock_config(load_lazy_config(str(config), opts)), str(tmp_path / "stock.yaml"))
-    lines = load_tool("export_stock_config").lazy_advice(LazyConfig.load(str(tmp_path / "stock.yaml")), False)
+    # The tool advises on the config as written and read back (targets named by strings); a
+    # direct call may pass the config in memory (targets are the classes).
+    stock = lazy_stock_config(load_lazy_config(str(config), opts))
+    if read_back:
+        LazyConfig.save(stock, str(tmp_path / "stock.yaml"))
+        stock = LazyConfig.load(str(tmp_path / "stock.yaml"))
+    lines = load_tool("export_stock_config").lazy_advice(stock, False)
     pooling = [line for line in lines if "pools with the fixed kernel" in line]
     if train_size == "null":
         assert pooling == []
