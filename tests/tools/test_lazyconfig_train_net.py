@@ -324,3 +324,77 @@ def test_the_command_line_trains_through_launch(tiny_datasets, tmp_path):
         capture_output=True, text=True, timeout=300, env={**os.environ, "DETECTRON2_DATASETS": str(tiny_datasets)})
     assert refused.returncode != 0 and "--eval-only needs weights" in refused.stderr
     assert not (tmp_path / "never").exists()
+
+
+def _evaluated_weights(tool, monkeypatch):
+    """Makes tool.main return the weights of the model it evaluates, without the inference."""
+    monkeypatch.setattr(tool, "do_test", lambda cfg, model: {k: v.clone() for k, v in model.state_dict().items()})
+
+
+def test_eval_only_evaluates_init_checkpoint_and_with_resume_the_runs_last_checkpoint_when_there_is_one(
+        trained, tool, tmp_path, monkeypatch):
+    import shutil
+
+    out, _ = trained
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    # Another checkpoint of the same model: its classifier bias moved.
+    other = tmp_path / "other.pth"
+    checkpoint = torch.load(out / "model_final.pth", map_location="cpu", weights_only=False)
+    checkpoint["model"]["head.cls_score.bias"] = checkpoint["model"]["head.cls_score.bias"] + 1.0
+    torch.save(checkpoint, other)
+    _evaluated_weights(tool, monkeypatch)
+    bias = "head.cls_score.bias"
+    run_bias = torch.load(run / "model_final.pth", map_location="cpu", weights_only=False)["model"][bias]
+    # Without --resume the run's own checkpoint in the folder is not what is evaluated.
+    weights = tool.main(_parse(tool, run, ["--eval-only"], [f"train.init_checkpoint={other}"]))
+    assert torch.equal(weights[bias], checkpoint["model"][bias])
+    # With it, the run's last checkpoint wins over train.init_checkpoint ...
+    weights = tool.main(_parse(tool, run, ["--eval-only", "--resume"], [f"train.init_checkpoint={other}"]))
+    assert torch.equal(weights[bias], run_bias)
+    # ... which is evaluated where the folder has none.
+    weights = tool.main(_parse(tool, tmp_path / "empty", ["--eval-only", "--resume"], [f"train.init_checkpoint={other}"]))
+    assert torch.equal(weights[bias], checkpoint["model"][bias])
+
+
+def test_eval_only_does_not_check_what_only_training_reads(trained, tool, tmp_path, monkeypatch):
+    # A test set on this machine, the training set not: the evaluation needs only the former.
+    # And a model trained with the Triton DropBlock (an identity in evaluation) on a CPU.
+    out, _ = trained
+    _evaluated_weights(tool, monkeypatch)
+    weights = tool.main(_parse(tool, tmp_path / "eval", ["--eval-only"], [
+        f"train.init_checkpoint={out / 'model_final.pth'}", "dataloader.train.dataset.names=no_such_set",
+        "train.max_iter=0", "dropblock.impl=triton"]))
+    assert "head.cls_score.bias" in weights
+
+
+@pytest.mark.parametrize("flags, match", [
+    (["--eval-only"], r"^--eval-only needs weights to evaluate: train\.init_checkpoint is empty$"),
+    (["--eval-only", "--resume"], r"^--eval-only needs weights to evaluate: train\.init_checkpoint is empty and "
+                                  r"train\.output_dir='.*never' has no checkpoint$"),
+])
+def test_eval_only_without_weights_says_where_it_looked(tool, tiny_datasets, tmp_path, flags, match):
+    out = tmp_path / "never"
+    with pytest.raises(ValueError, match=match):
+        tool.main(_parse(tool, out, flags))
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("evaluator, shown", [([], r"\[\]"), (None, "missing")])
+def test_eval_only_with_an_empty_or_no_evaluator_is_refused(trained, tool, tmp_path, monkeypatch, evaluator, shown):
+    # As a config file may give it: an empty list ran the inference and scored it with nothing.
+    out, _ = trained
+    load = tool.load_lazy_config
+
+    def with_evaluator(*args):
+        cfg = load(*args)
+        if evaluator is None:
+            del cfg.dataloader["evaluator"]
+        else:
+            cfg.dataloader.evaluator = evaluator
+        return cfg
+
+    monkeypatch.setattr(tool, "load_lazy_config", with_evaluator)
+    with pytest.raises(ValueError, match=rf"^--eval-only needs an evaluator: dataloader\.evaluator is {shown} "):
+        tool.main(_parse(tool, tmp_path / "never", ["--eval-only"], [f"train.init_checkpoint={out / 'model_final.pth'}"]))
+    assert not (tmp_path / "never").exists()
