@@ -317,6 +317,11 @@ def test_the_command_line_trains_through_launch(tiny_datasets, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Command Line Args:" in result.stdout and (out / "model_final.pth").is_file()
     assert "bbox" in (out / "metrics.json").read_text()
+    # The command line is parsed by tool_args: a flag after the opts is refused, not taken for one.
+    late_flag = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "lazyconfig_train_net.py"), "--config-file", LAZY_CONFIG,
+         f"train.output_dir={tmp_path / 'never'}", "--resume"], capture_output=True, text=True, timeout=300)
+    assert late_flag.returncode == 2 and "--resume comes after the config opts" in late_flag.stderr
     refused = subprocess.run(
         [sys.executable, str(REPO / "tools" / "train_net.py"), "--config-file",
          str(REPO / "configs" / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml"), "--eval-only",
@@ -397,4 +402,84 @@ def test_eval_only_with_an_empty_or_no_evaluator_is_refused(trained, tool, tmp_p
     monkeypatch.setattr(tool, "load_lazy_config", with_evaluator)
     with pytest.raises(ValueError, match=rf"^--eval-only needs an evaluator: dataloader\.evaluator is {shown} "):
         tool.main(_parse(tool, tmp_path / "never", ["--eval-only"], [f"train.init_checkpoint={out / 'model_final.pth'}"]))
+    assert not (tmp_path / "never").exists()
+
+
+def test_a_resume_into_an_output_dir_that_is_no_folder_name_is_refused_naming_it(tool, tiny_datasets, tmp_path):
+    # Hydra reads train.output_dir=123 as an int: a bare TypeError where the run's last
+    # checkpoint was looked for.
+    with pytest.raises(ValueError, match=r"^train\.output_dir=123: expected a folder"):
+        tool.main(_parse(tool, tmp_path, ["--resume"], ["train.output_dir=123"]))
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stopped_after_the_output_dir_is_prepared(tool, monkeypatch, args):
+    """Runs tool.main(args) up to default_setup (the first write after the folder is prepared)."""
+    def stop(*_):
+        raise _Stop
+
+    monkeypatch.setattr(tool, "default_setup", stop)
+    with pytest.raises(_Stop):
+        tool.main(args)
+
+
+@pytest.mark.parametrize("flags, moved, hint", [
+    ([], ["config.yaml", "last_checkpoint", "metrics.json", "model_final.pth"], "--resume continues a run instead"),
+    (["--resume"], ["config.yaml", "metrics.json"], "--resume found no checkpoint there: training starts at iteration 0"),
+    (["--eval-only"], ["config.yaml"], None),
+])
+def test_what_a_run_moves_aside_from_its_folder_and_says_so(trained, tool, tmp_path, monkeypatch, capsys, flags, moved,
+                                                            hint):
+    import shutil
+
+    out, _ = trained
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("config.yaml", "last_checkpoint", "metrics.json", "model_final.pth"):
+        shutil.copy(out / name, run / name)
+    if "--resume" in flags:  # a run that wrote no checkpoint yet
+        (run / "last_checkpoint").unlink()
+        (run / "model_final.pth").unlink()
+    weights = [f"train.init_checkpoint={out / 'model_final.pth'}"] if "--eval-only" in flags else []
+    _stopped_after_the_output_dir_is_prepared(tool, monkeypatch, _parse(tool, run, flags, weights))
+    (archived,) = (run / "previous_runs").iterdir()
+    assert sorted(p.name for p in archived.iterdir()) == moved
+    printed = capsys.readouterr().out
+    if hint:
+        assert f"The earlier run in train.output_dir={str(run)!r} was moved to {archived} ({hint})" in printed
+    else:
+        assert f"The earlier config.yaml / inference/ in train.output_dir={str(run)!r} was moved to {archived}" in printed
+        # The evaluation leaves the run's checkpoints and metrics where they are.
+        assert {"last_checkpoint", "metrics.json", "model_final.pth"} <= {p.name for p in run.iterdir()}
+
+
+def test_a_fresh_run_from_its_folders_config_and_weights_keeps_both_there(trained, tool, tmp_path, monkeypatch):
+    # Starting anew from a run's saved config.yaml and model_final.pth, into the same folder:
+    # moved aside with the rest of the run, neither could be read by the new one.
+    import shutil
+
+    out, _ = trained
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    args = tool.parser().parse_args(["--config-file", str(run / "config.yaml"), f"train.output_dir={run}",
+                                     f"train.init_checkpoint={run / 'model_final.pth'}"])
+    _stopped_after_the_output_dir_is_prepared(tool, monkeypatch, args)
+    (archived,) = (run / "previous_runs").iterdir()
+    for name in ("config.yaml", "model_final.pth"):
+        assert (run / name).read_bytes() == (archived / name).read_bytes() == (out / name).read_bytes()
+    assert not (run / "metrics.json").exists()
+
+
+def test_a_dataset_whose_files_are_not_there_is_refused_before_the_output_folder_is_made(tool, tiny_datasets, tmp_path):
+    from dropblock_det.data.synthetic import register_synthetic_datasets
+
+    register_synthetic_datasets(tmp_path / "elsewhere")  # the sets' files are not there
+    try:
+        with pytest.raises(FileNotFoundError, match=r"synthetic_det_train"):
+            tool.main(_parse(tool, tmp_path / "never"))
+    finally:
+        register_synthetic_datasets(tiny_datasets)
     assert not (tmp_path / "never").exists()
