@@ -561,11 +561,13 @@ def check_fused_and_separate_mask_kernels_draw_the_same_mask(device: str) -> Non
     `_dilate_kernel`, with small programs so that windows straddle programs and planes."""
     _require_gather("the fused mask kernel")
     device_type = torch.device(device).type
-    x = _positive_input((2, 5, 9, 23), device=device)
-    # Block 1 (no halo), tall, wide, as wide as the map (one anchor column), the whole map.
-    for bh, bw in ((1, 1), (7, 3), (2, 9), (4, 23), (9, 23)):
+    x9, x7 = _positive_input((2, 5, 9, 23), device=device), _positive_input((2, 5, 7, 23), device=device)
+    # Block 1 (no halo), tall, wide, as wide as the map (one anchor column), the whole map;
+    # and one row on 7 rows, whose last Philox group has one word too many (anchor rows
+    # 4..6): a seed stored for row 7 would be the next plane's row 0.
+    for x, bh, bw in ((x9, 1, 1), (x9, 7, 3), (x9, 2, 9), (x9, 4, 23), (x9, 9, 23), (x7, 1, 1)):
         for shared in (False, True):
-            where = f"block {bh}x{bw}, shared_mask={shared}"
+            where = f"block {bh}x{bw} on {x.shape[2]} rows, shared_mask={shared}"
             # Seeds until one drops something: the whole-map block has one anchor per sample
             # (shared), so a draw drops nothing with probability 0.3 ** 2 (CUDA's Philox keys
             # differ from the CPU's: a seed that drops on one may not on the other).
@@ -680,6 +682,31 @@ def check_results_do_not_depend_on_what_torch_empty_leaves_in_memory(device: str
         assert _dropped(results[0][2]).any(), f"{where}: nothing dropped"
         for name, clean, poisoned in zip(("bits", "count", "output"), *results):
             assert torch.equal(clean, poisoned), f"{where}: uninitialised memory changed the {name}"
+
+
+def check_a_non_dense_x_gives_what_its_dense_copy_gives(device: str) -> None:
+    # The kernels index x in NCHW or NHWC memory order: a slice (every other column) or a
+    # transposed map must be made dense first, or they read the wrong elements. Output and
+    # x's gradient, plain, shared, with ReLU and with the residual fused in.
+    base = torch.rand(2, 3, 10, 18, device=device) - 0.25  # negatives for the ReLU / residual
+    residual = torch.rand(2, 3, 10, 9, device=device)
+    for strided, kwargs in itertools.product(
+        (base[..., ::2], base[..., :9, :].transpose(2, 3)[..., :10, :]),
+        (dict(shared_mask=False), dict(shared_mask=True), dict(shared_mask=False, relu=True),
+         dict(shared_mask=False, residual=residual)),
+    ):
+        assert not strided.is_contiguous() and not strided.is_contiguous(memory_format=torch.channels_last)
+        where = f"x strides {strided.stride()}, {sorted(kwargs)}"
+        results = []
+        for x in (strided, strided.contiguous()):
+            x = x.detach().requires_grad_(True)
+            torch.manual_seed(5)
+            out = triton_path.drop_block_2d_triton(x, 0.1, 3, 2, **kwargs)
+            out.backward(torch.arange(out.numel(), dtype=out.dtype, device=device).view(out.shape) % 7)
+            results.append((out, x.grad))
+        assert _dropped(results[1][0]).any(), f"{where}: nothing dropped"
+        assert torch.equal(results[0][0], results[1][0]), f"{where}: output differs from the dense copy's"
+        assert torch.equal(results[0][1], results[1][1]), f"{where}: gradient differs from the dense copy's"
 
 
 def check_all_dropped_gives_zeros_not_nan(device: str) -> None:
