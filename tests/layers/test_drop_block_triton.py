@@ -1878,6 +1878,7 @@ def test_bad_arguments_raise_value_error_naming_them(args, named: str) -> None:
     [
         (dict(residual_drop_block=(0.1, 3, 3)), "residual_drop_block needs a residual"),
         (dict(residual=torch.ones(1, 2, 8, 8), residual_drop_block=(0.1, 3)), "residual_drop_block must be"),
+        (dict(residual=torch.ones(1, 2, 8, 8), residual_drop_block=0.1), "residual_drop_block must be"),
         (dict(residual=torch.ones(1, 2, 8, 8), residual_drop_block=(1.5, 3, 3)), "gamma"),
         (dict(residual=torch.ones(1, 2, 8, 8), residual_drop_block=(0.1, 9, 3)), "block_size_h"),
         (dict(residual=torch.ones(1, 2, 8, 8), relu=True), "relu=True"),
@@ -1890,6 +1891,17 @@ def test_bad_residual_arguments_raise_value_error_naming_them(monkeypatch, kwarg
     monkeypatch.setattr(triton_path, "_interpreting", lambda: True)  # past the device check; nothing launches
     with pytest.raises(ValueError, match=named):
         triton_path.drop_block_2d_triton(torch.ones(1, 2, 8, 8), 0.1, 3, 3, False, **kwargs)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 0, 5), (2, 3, 4, 0), (0, 3, 4, 5)])
+def test_an_empty_map_passes_with_block_size_1(monkeypatch, shape) -> None:
+    # A zero-size map has no block to clip to: block size 1 is its valid size, and the empty
+    # tensor comes back unchanged (nothing launches), with its gradient.
+    monkeypatch.setattr(triton_path, "_interpreting", lambda: True)
+    x = torch.ones(shape, requires_grad=True)
+    for kwargs in (dict(), dict(relu=True), dict(residual=torch.ones(shape))):
+        out = triton_path.drop_block_2d_triton(x, 0.1, 1, 1, False, **kwargs)
+        assert out.shape == shape and out.requires_grad, kwargs
 
 
 @pytest.mark.parametrize(
