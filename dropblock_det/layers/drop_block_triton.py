@@ -1135,8 +1135,9 @@ def _launch_sizes(device: torch.device) -> _LaunchSizes:
 
 def check_launch_sizes(changes: Dict[str, Any]) -> None:
     """ValueError naming the entry unless every key is a `_LaunchSizes` field and every value
-    a power of two (Triton block shapes are powers of two); `mask_kernels` is 1 or 2,
-    `keep_bits` 8 or 1, `sparse_seeds` 0, 1 or 2, `host_key` 0 or 1."""
+    a power of two (Triton block shapes are powers of two); `tile_units` and `seed_block` at
+    least 32, `apply_block` at least 8; `mask_kernels` is 1 or 2, `keep_bits` 8 or 1,
+    `sparse_seeds` 0, 1 or 2, `host_key` 0 or 1."""
     unknown = set(changes) - set(_LaunchSizes._fields)
     if unknown:
         raise ValueError(f"unknown launch size(s) {sorted(unknown)}; known: {list(_LaunchSizes._fields)}")
@@ -1157,6 +1158,13 @@ def check_launch_sizes(changes: Dict[str, Any]) -> None:
             raise ValueError(f"launch size mask_kernels must be 1 (fused) or 2 (seed + dilation), got {value!r}")
         if name == "seed_block" and value < 32:
             raise ValueError(f"launch size seed_block must be at least 32 (a warp's lanes), got {value!r}")
+        # Smaller ones would not build: the mask kernels writing bits work in groups of 32
+        # lanes, the per-channel apply kernels in tiles of whole mask bytes.
+        if name == "tile_units" and value < 32:
+            raise ValueError(f"launch size tile_units must be at least 32 (a warp's lanes), got {value!r}")
+        if name == "apply_block" and value < 8:
+            raise ValueError(f"launch size apply_block must be at least 8 (the elements of one mask byte), "
+                             f"got {value!r}")
         if name == "keep_bits" and value not in (1, 8):
             raise ValueError(f"launch size keep_bits must be 8 (keep map, then packed) or 1 (bits), got {value!r}")
         if (name, value) in _GATHER_SIZES and not _gather_available():

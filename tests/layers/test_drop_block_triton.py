@@ -1913,6 +1913,9 @@ def test_an_empty_map_passes_with_block_size_1(monkeypatch, shape) -> None:
      ("cuda", {"seed_block": 100}, "seed_block"), ("cuda", {"host_key": 2}, "host_key"),
      ("cuda", {"host_key": True}, "host_key"),
      ("cuda", {"seed_block": 16}, r"seed_block must be at least 32 \(a warp's lanes\), got 16"),
+     # Accepted before, then the kernels failed to build (a Triton error naming no launch size).
+     ("cuda", {"tile_units": 16, "keep_bits": 1}, r"tile_units must be at least 32 \(a warp's lanes\), got 16"),
+     ("cpu", {"apply_block": 4}, r"apply_block must be at least 8 \(the elements of one mask byte\), got 4"),
      ("xpu", {"apply_block": 512}, "device_type")],
 )
 def test_launch_sizes_refuses_bad_changes_by_name(device_type: str, changes, named: str) -> None:
