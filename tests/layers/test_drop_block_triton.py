@@ -1062,7 +1062,10 @@ def check_saved_output_and_second_backward_fail_loudly_not_silently(device: str)
         out = triton_path.drop_block_2d_triton(x, 0.1, 3, 3, False, **kwargs)
         out.add_(1.0)
         _assert_backward_raises(out.sum(), "modified by an inplace operation", f"in-place change to the output, {kwargs}")
-    for kwargs in (dict(), dict(relu=True)):
+    # (With the residual fused in too: a gradient penalty that silently lost the kernels'
+    # term would be a wrong gradient.)
+    for kwargs in (dict(), dict(relu=True), dict(residual=residual),
+                   dict(residual=residual, residual_drop_block=(0.1, 2, 2))):
         out = triton_path.drop_block_2d_triton(x, 0.1, 3, 3, False, **kwargs)
         v = torch.randn(out.shape, device=device, requires_grad=True)
         (grad,) = torch.autograd.grad(out, x, v, create_graph=True)  # a function of v
