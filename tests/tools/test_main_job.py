@@ -73,6 +73,8 @@ def test_the_ap_is_named_by_the_test_sets_evaluator_and_a_segmentation_set_is_re
     # A VOC test set's AP was printed as "COCO box AP", a segmentation set's mIoU as "n/a".
     from detectron2.data import MetadataCatalog
 
+    import dropblock_det  # noqa: F401  (registers the synthetic sets, as main() does before this check)
+
     tool = load_tool("main_job")
     MetadataCatalog.get("dropblock_test_main_job_voc").set(evaluator_type="pascal_voc")
     assert tool.box_ap_names(["synthetic_det_val", "dropblock_test_main_job_voc"]) == {
