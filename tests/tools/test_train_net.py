@@ -516,3 +516,64 @@ def test_an_rcnn_with_test_aug_is_evaluated_with_and_without_tta_after_training_
     for kind, text in predictions.items():
         assert (archived / kind / "synthetic_det_val" / "coco_instances_results.json").read_text() == text
         assert (run / kind / "synthetic_det_val" / "coco_instances_results.json").read_text() == text
+
+
+def test_resume_does_not_read_model_weights_which_only_a_fresh_run_loads(trained, train_net, tmp_path):
+    # detectron2 loads the run's last checkpoint and ignores MODEL.WEIGHTS when resuming: the
+    # starting weights since moved or half-copied must not stop the run from continuing.
+    run, partial, _ = run_copy_and_truncated_weights(trained[0], tmp_path)
+    for weights in (str(partial), str(tmp_path / "moved.pth")):
+        train_net.setup(train_net.parser().parse_args(
+            ["--config-file", DB_CONFIG, "--resume"] + TINY_OPTS
+            + ["SOLVER.MAX_ITER", "6", "MODEL.WEIGHTS", weights, "OUTPUT_DIR", str(run)]))
+
+
+def test_eval_only_with_resume_evaluates_the_runs_checkpoint_over_model_weights(trained, train_net, tmp_path):
+    # As detectron2's train_net (resume_or_load): with --resume the run's last checkpoint wins
+    # over MODEL.WEIGHTS; without it, or with no checkpoint there, MODEL.WEIGHTS is evaluated.
+    run, partial, _ = run_copy_and_truncated_weights(trained[0], tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+
+    def weights(folder, *flags):
+        args = train_net.parser().parse_args(["--config-file", DB_CONFIG, "--eval-only", *flags] + TINY_OPTS
+                                             + ["MODEL.WEIGHTS", str(partial), "OUTPUT_DIR", str(folder)])
+        return train_net.eval_weights(train_net.setup(args), args)
+
+    assert weights(run, "--resume") == str(run / "model_final.pth")  # the partial file is not even read
+    with pytest.raises(RuntimeError, match=r"partial\.pth.*truncated"):
+        weights(run)
+    with pytest.raises(RuntimeError, match=r"partial\.pth.*truncated"):
+        weights(empty, "--resume")
+
+
+def test_eval_only_exits_1_when_the_results_miss_test_expected_results(trained, train_net, tmp_path):
+    # detectron2's train_net checks TEST.EXPECTED_RESULTS after --eval-only (as after training):
+    # a CI job comparing a checkpoint's AP against its expected value must fail when it differs.
+    out, results = trained
+    argv = ["--config-file", DB_CONFIG, "--eval-only"] + TINY_OPTS + ["MODEL.WEIGHTS", str(out / "model_final.pth"),
+                                                                      "OUTPUT_DIR", str(tmp_path / "eval")]
+    ap = results["bbox"]["AP"]
+    with pytest.raises(SystemExit) as exit_info:
+        train_net.main(train_net.parser().parse_args(
+            argv + ["TEST.EXPECTED_RESULTS", f"[['bbox', 'AP', {ap + 50.0}, 1.0]]"]))
+    assert exit_info.value.code == 1
+
+
+def test_the_command_line_refuses_a_flag_after_the_opts_before_anything_is_written(tiny_datasets, tmp_path,
+                                                                                   monkeypatch, capsys):
+    # `train_net.py --config-file C OUTPUT_DIR d --resume`: argparse alone took --resume for
+    # a config opt and the run failed in yacs on an odd number of opts, or trained anew.
+    import runpy
+    import sys
+
+    from conftest import REPO
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(sys, "argv", ["train_net.py", "--config-file", DB_CONFIG, "OUTPUT_DIR", str(out), "--resume"])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(REPO / "tools" / "train_net.py"), run_name="__main__")
+    assert exit_info.value.code == 2
+    assert f"--resume comes after the config opts 'OUTPUT_DIR {out}'" in capsys.readouterr().err
+    assert not out.exists()
