@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from conftest import REPO, load_tool
-from tools_helpers import TINY_OPTS, another_process_holding
+from tools_helpers import DB_CONFIG, TINY_OPTS, another_process_holding
 
 
 @pytest.fixture
@@ -49,6 +49,14 @@ def test_main_job_makes_data_trains_evaluates_and_writes_its_outputs(tmp_path, t
     assert f"final COCO box AP on synthetic_det_val: {ap:.2f}" in printed
     assert summary["final_AP_metric"] == "COCO box AP"
     assert "eta:" in printed  # detectron2's progress lines with the ETA are visible
+    # What README says the job writes and prints: where the outputs are, the AP and the time.
+    assert (summary["config_file"], summary["datasets_test"], summary["max_iter"]) == (
+        load_tool("main_job").DEFAULT_CONFIG, ["synthetic_det_val"], 3)
+    assert 0 < summary["train_and_eval_seconds"] <= summary["wall_seconds"]
+    assert f"[main_job] metrics: {out / 'metrics.json'}\n" in printed
+    assert f"[main_job] plot:    {out / 'main_job.png'}\n" in printed
+    assert re.search(rf"final COCO box AP on synthetic_det_val: {ap:.2f}  "
+                     r"\(train\+eval \d+\.\d min, total \d+\.\d min\)\n", printed)
 
 
 def test_with_two_test_sets_the_ap_of_each_is_printed_and_summarised_as_in_metrics(tmp_path, toy_defaults, capsys):
@@ -248,8 +256,11 @@ def test_a_datasets_root_under_a_file_is_named_by_where_it_came_from(tmp_path, t
     else:
         monkeypatch.setenv("DETECTRON2_DATASETS", str(root))
     with pytest.raises(NotADirectoryError, match=rf"^{given}={re.escape(repr(str(root)))} is not a folder: "
-                                                 rf"{re.escape(str(tmp_path / 'notes'))} is a file; give"):
+                                                 rf"{re.escape(str(tmp_path / 'notes'))} is a file; give") as error:
         load_tool("main_job").main(args)
+    # The flag that sets the folder instead is named when the variable gave it.
+    assert str(error.value).endswith("give a folder for the datasets"
+                                     + ("" if given == "--datasets-root" else " (--datasets-root)"))
     assert (tmp_path / "notes").read_text() == "the user's own file" and not out.exists()
 
 
@@ -307,3 +318,118 @@ def test_every_phony_make_target_runs_something():
                                  capture_output=True, text=True)
         assert dry_run.returncode == 0 and "Nothing to be done" not in dry_run.stdout, target
         assert "tools/setup_env.py" in dry_run.stdout, target  # each one sets up the environment first
+
+
+class _StopBeforeTraining(Exception):
+    pass
+
+
+@pytest.fixture
+def stop_before_training(monkeypatch):
+    """main_job stops where it builds the trainer (after the data step, the output folder's
+    claim, the earlier run's move and default_setup); the list gets, at that point, whether
+    another process could lock OUTPUT_DIR (False: this run holds it)."""
+    import os
+    import sys
+
+    from dropblock_det.engine import trainer
+
+    lockable = []
+
+    def stop(self, cfg):
+        probe = subprocess.run(
+            [sys.executable, "-c", "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); "
+             "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)", os.path.abspath(cfg.OUTPUT_DIR)], capture_output=True)
+        lockable.append(probe.returncode == 0)
+        raise _StopBeforeTraining
+
+    monkeypatch.setattr(trainer.DropBlockTrainer, "__init__", stop)
+    return lockable
+
+
+def test_a_rerun_moves_the_earlier_run_aside_and_holds_its_folder_while_training(tmp_path, toy_defaults,
+                                                                                stop_before_training, capsys):
+    # The earlier run's metrics.json would be appended to and its model_final.pth overwritten;
+    # a rerun from its own config.yaml (detectron2's habit) must still find that file.
+    from dropblock_det.engine.trainer import load_config
+
+    root, new, out = tmp_path / "datasets", tmp_path / "new", tmp_path / "out"
+    with pytest.raises(_StopBeforeTraining):
+        load_tool("main_job").main(["--datasets-root", str(root), "--output-dir", str(new)] + TINY_OPTS)
+    assert stop_before_training == [False]  # a folder the job created is held as well
+    out.mkdir()
+    earlier_config = load_config(DB_CONFIG, TINY_OPTS).dump()
+    (out / "config.yaml").write_text(earlier_config)
+    (out / "metrics.json").write_text('{"iteration": 2}\n')
+    with pytest.raises(_StopBeforeTraining):
+        load_tool("main_job").main(["--datasets-root", str(root), "--config-file", str(out / "config.yaml"),
+                                    "--output-dir", str(out)])
+    (archived,) = (out / "previous_runs").iterdir()
+    assert (archived / "metrics.json").read_text() == '{"iteration": 2}\n' and not (out / "metrics.json").exists()
+    assert (archived / "config.yaml").read_text() == earlier_config and (out / "config.yaml").is_file()
+    assert f"[main_job] the earlier run in {out} was moved to {archived}" in capsys.readouterr().out
+    assert stop_before_training == [False, False]
+
+
+@pytest.mark.parametrize("num_threads, expected", [(None, 2), ("1", 1), ("0", "unchanged")])
+def test_num_threads_sets_torchs_threads_and_0_leaves_torchs_default(tmp_path, toy_defaults, monkeypatch,
+                                                                     num_threads, expected):
+    # README: `--num-threads 0` for torch's own default (all cores); the job's default is 2.
+    import torch
+
+    from dropblock_det.engine import trainer
+
+    before = torch.get_num_threads()
+    seen = []
+
+    def stop_at_the_check(cfg, *args, **kwargs):
+        seen.append(torch.get_num_threads())
+        raise _StopAtTheCheck
+
+    monkeypatch.setattr(trainer, "check_config_before_run", stop_at_the_check)
+    torch.set_num_threads(3)
+    try:
+        with pytest.raises(_StopAtTheCheck):
+            load_tool("main_job").main(["--datasets-root", str(tmp_path / "datasets"), "--output-dir",
+                                        str(tmp_path / "out")] + (["--num-threads", num_threads] if num_threads else []))
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [3 if expected == "unchanged" else expected]
+
+
+def test_a_test_image_missing_after_the_data_step_is_named_before_the_output_dir_is_touched(
+        tmp_path, toy_defaults, monkeypatch):
+    # The evaluation reads the test set only after the whole training: a val image gone (a
+    # synthetic folder cleaned by hand, made by another version) failed there.
+    from dropblock_det.data import synthetic
+    from dropblock_det.data.file_errors import DatasetFileError
+
+    make = synthetic.ensure_synthetic_datasets
+
+    def make_then_lose_an_image(root):
+        make(root)
+        (root / "synthetic_det" / "val" / "000001.jpg").unlink()
+
+    monkeypatch.setattr(synthetic, "ensure_synthetic_datasets", make_then_lose_an_image)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "model_final.pth").write_bytes(b"weights of the earlier run")
+    with pytest.raises(DatasetFileError, match=r"DATASETS\.TEST names 'synthetic_det_val', whose file_name .* "
+                                                r"does not exist"):
+        load_tool("main_job").main(["--datasets-root", str(tmp_path / "datasets"), "--output-dir", str(out)]
+                                   + TINY_OPTS)
+    assert _files(out) == {"model_final.pth": b"weights of the earlier run"}
+
+
+def test_a_segmentation_config_is_refused_before_data_is_made(tmp_path, toy_defaults, stop_before_training):
+    # An FCN on the synthetic segmentation set passes the config checks: the job trained it,
+    # then printed its mIoU-less results as "final COCO box AP on synthetic_sem_seg_val: n/a".
+    root, out = tmp_path / "datasets", tmp_path / "out"
+    config = REPO / "configs" / "PascalVOC-SemanticSegmentation" / "fcn_R_50_FPN_GN_scratch_poly_330k_bs16.yaml"
+    with pytest.raises(ValueError, match=r"^DATASETS\.TEST names 'synthetic_sem_seg_val', a 'sem_seg' dataset: the main "
+                                         r"job reports the box AP of a detector"):
+        load_tool("main_job").main(["--datasets-root", str(root), "--output-dir", str(out), "--config-file", str(config),
+                                    "MODEL.DEVICE", "cpu", "MODEL.SEM_SEG_HEAD.NUM_CLASSES", "4",
+                                    "DATASETS.TRAIN", "('synthetic_sem_seg_train',)",
+                                    "DATASETS.TEST", "('synthetic_sem_seg_val',)"])
+    assert not root.exists() and not out.exists()
