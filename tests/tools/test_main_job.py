@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from conftest import REPO, load_tool
-from tools_helpers import DB_CONFIG, TINY_OPTS, another_process_holding
+from tools_helpers import BASELINE_CONFIG, DB_CONFIG, TINY_OPTS, another_process_holding
 
 
 @pytest.fixture
@@ -175,6 +175,11 @@ def test_an_output_dir_opt_is_where_the_default_config_writes(tmp_path, toy_defa
         with pytest.raises(_StopAtTheCheck):
             load_tool("main_job").main(["--datasets-root", str(tmp_path / "datasets")] + argv)
     assert output_dirs_checked == [mine, "output/main_job", flag]
+    # Another config keeps its own OUTPUT_DIR (detectron2's ./output here): output/main_job,
+    # and the main job's run archived there, are the default config's alone.
+    with pytest.raises(_StopAtTheCheck):
+        load_tool("main_job").main(["--datasets-root", str(tmp_path / "datasets"), "--config-file", BASELINE_CONFIG])
+    assert output_dirs_checked[-1] == "./output"
 
 
 def test_an_output_dir_that_reads_as_a_number_is_a_folder_name(tmp_path, toy_defaults, output_dirs_checked):
