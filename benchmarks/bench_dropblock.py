@@ -20,7 +20,7 @@ and the output, which the next layer keeps anyway), and forward+backward relativ
 floor of the same shape.
 
     python benchmarks/bench_dropblock.py            # CPU, and CUDA when present
-    python benchmarks/bench_dropblock.py --quick    # fewer repeats, one CPU shape
+    python benchmarks/bench_dropblock.py --quick    # fewer repeats, one shape per device
     python benchmarks/bench_dropblock.py --threads 1   # one torch CPU thread
     python benchmarks/bench_dropblock.py --tune        # CUDA: the Triton path's launch sizes
     python benchmarks/bench_dropblock.py --profile     # CUDA: where one call's time goes
@@ -653,7 +653,7 @@ def _parse_variants(text: str) -> List[Dict[str, int]]:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one CPU shape, fewer repeats")
+    parser.add_argument("--quick", action="store_true", help="one shape per device (CPU, and CUDA when present), fewer repeats")
     parser.add_argument("--device", choices=["all", "cpu", "cuda"], default="all")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--threads", type=int_at_least(1), default=None, help="torch CPU threads")
