@@ -10,9 +10,9 @@ detectron2's tools/lazyconfig_train_net.py with the DropBlock keep_prob ramp
 (`train.dropblock_schedule`) and the safeguards of tools/train_net.py: the config, the model
 (built on the meta device) and the datasets are checked before anything is written; one run
 per train.output_dir at a time; a fresh run moves an earlier run's files to
-train.output_dir/previous_runs/<time>/ (an evaluation its config.yaml and inference/);
-checkpoints are written atomically; --eval-only loads its weights strictly; --resume checks
-the checkpoint against the model first. The logic lives in dropblock_det/engine/lazy.py.
+train.output_dir/previous_runs/<time>/ (an evaluation its config.yaml, config.yaml.pkl and
+inference/); checkpoints are written atomically; --eval-only loads its weights strictly;
+--resume checks the checkpoint against the model first. The logic lives in dropblock_det/engine/lazy.py.
 """
 import logging
 import os

@@ -1178,10 +1178,11 @@ def prepare_output_dir(output_dir: str, key: str, eval_only: bool, resume: bool,
     """What the tools do to their output folder after their checks and before
     default_setup: claim it (:func:`claim_output_dir`; `key` names it in errors), then move
     aside what the run would overwrite (:func:`archive_previous_run`): for an evaluation
-    (`eval_only`) the earlier config.yaml and inference/ (inference_TTA/); for a training that does not
-    continue a checkpoint (not `resuming`: a fresh run, or a --resume, `resume`, that found
-    none, where detectron2 starts at iteration 0 and would append to the earlier
-    metrics.json) the earlier run's files; for a training that continues a finished run's
+    (`eval_only`) the earlier config.yaml (a LazyConfig's config.yaml.pkl too) and
+    inference/ (inference_TTA/); for a training that does not continue a checkpoint (not
+    `resuming`: a fresh run, or a --resume, `resume`, that found none, where detectron2
+    starts at iteration 0 and would append to the earlier metrics.json) the earlier run's
+    files; for a training that continues a finished run's
     model_final.pth, that checkpoint (:func:`keep_resumed_final_checkpoint`). Says what it
     moved or kept; every process waits for it."""
     if comm.is_main_process():
