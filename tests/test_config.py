@@ -178,8 +178,11 @@ def test_enabled_stage_that_out_features_does_not_build_is_rejected():
     cfg.MODEL.RESNETS.OUT_FEATURES = ["res4"]  # a C4 backbone: res5 is never built
     assert built_resnet_stages(cfg) == ["res2", "res3", "res4"]
     cfg.MODEL.DROPBLOCK.RESNET.ENABLED = True
-    with pytest.raises(ValueError, match=r"MODEL\.DROPBLOCK\.RESNET\.STAGES.*'res5' is not built"):
+    with pytest.raises(ValueError, match=r"MODEL\.DROPBLOCK\.RESNET\.STAGES.*'res5' is not built") as info:
         validate_dropblock_config(cfg)
+    # get_cfg's MODEL.ROI_HEADS.NAME is 'Res5ROIHeads': a C4 R-CNN, whose res5 is its ROI head's.
+    assert str(info.value).endswith("MODEL.ROI_HEADS.NAME 'DropBlockRes5ROIHeads' puts DropBlock there, "
+                                    "or list only backbone stages (e.g. ['res4'])")
     cfg.MODEL.DROPBLOCK.RESNET.ENABLED = False  # nothing inserted, nothing to complain about
     validate_dropblock_config(cfg)
 
@@ -229,14 +232,15 @@ def test_build_model_rejects_bad_value_before_building(key, value):
         build_model(cfg)
 
 
+@pytest.mark.parametrize("norm", ["gn", "IN"])
 @pytest.mark.parametrize("key", ["MODEL.RESNETS.NORM", "MODEL.FPN.NORM", "MODEL.RETINANET.NORM"])
-def test_a_norm_name_detectron2_does_not_know_is_refused_naming_its_key(key):
+def test_a_norm_name_detectron2_does_not_know_is_refused_naming_its_key(key, norm):
     # detectron2's get_norm raises a bare KeyError: 'gn', which names none of the three keys.
     from detectron2.modeling import build_model
 
     cfg = small_retinanet_cfg("Base-RetinaNet-Scratch.yaml")
-    _set(cfg, key, "gn")
-    with pytest.raises(ValueError, match="^" + key.replace(".", r"\.") + r"='gn': not a norm detectron2's get_norm knows"):
+    _set(cfg, key, norm)
+    with pytest.raises(ValueError, match="^" + key.replace(".", r"\.") + f"='{norm}': not a norm detectron2's get_norm knows"):
         build_model(cfg)
 
 
@@ -517,3 +521,38 @@ def test_locations_on_lists_each_key_that_inserts_a_regularizer():
     cfg.MODEL.DROPBLOCK.DROP_PATH_RATE = 0.1
     cfg.MODEL.DROPBLOCK.SEM_SEG_HEAD.ENABLED = True
     assert locations_on(cfg) == ["DROP_PATH_RATE", "SEM_SEG_HEAD.ENABLED"]
+
+
+@pytest.mark.parametrize("key, value", [
+    ("MODEL.DROPBLOCK.RESNET.STAGES", "res4"), ("MODEL.DROPBLOCK.RESNET.POSITIONS", "conv1"),
+    ("MODEL.DROPBLOCK.FPN.POSITIONS", "lateral"), ("MODEL.DROPBLOCK.HEAD.TOWERS", "cls"),
+    ("MODEL.DROPBLOCK.SEM_SEG_HEAD.POSITIONS", ""),
+])
+def test_one_name_given_as_a_string_is_refused_as_not_a_list(key, value):
+    # Its letters are not names: "unknown name 'r'" would not say what is wrong, and "" would
+    # pass as an empty list.
+    cfg = _cfg()
+    _set(cfg, key, value)
+    with pytest.raises(ValueError, match=rf"^{key.replace('.', '[.]')}={value!r}: expected a list of names from \["):
+        validate_dropblock_config(cfg)
+
+
+def test_a_ramp_ending_one_iteration_before_it_starts_is_rejected_with_nothing_on_too():
+    # The trainer registers the schedule hook for every run, whose ramp refuses it naming no key.
+    cfg = _cfg()
+    cfg.MODEL.DROPBLOCK.SCHEDULE.START_ITER, cfg.MODEL.DROPBLOCK.SCHEDULE.END_ITER = 100, 99
+    with pytest.raises(ValueError, match=r"^MODEL\.DROPBLOCK\.SCHEDULE\.END_ITER=99: the ramp ends before it starts "
+                                         r"\(MODEL\.DROPBLOCK\.SCHEDULE\.START_ITER=100\)"):
+        validate_dropblock_config(cfg)
+    cfg.MODEL.DROPBLOCK.SCHEDULE.END_ITER = 100  # a step to the target at START_ITER
+    validate_dropblock_config(cfg)
+
+
+def test_a_ramp_ending_one_iteration_after_max_iter_warns():
+    cfg = _cfg()
+    cfg.MODEL.DROPBLOCK.HEAD.ENABLED = True
+    cfg.SOLVER.MAX_ITER, cfg.MODEL.DROPBLOCK.SCHEDULE.END_ITER = 100, 101
+    # the last iteration, 99, is 99/101 of the ramp: 1 - 0.1 * 99 / 101
+    with pytest.warns(UserWarning, match=r"END_ITER=101 is after SOLVER\.MAX_ITER=100: keep_prob reaches only 0\.902 "):
+        validate_dropblock_config(cfg)
+
