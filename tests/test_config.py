@@ -556,3 +556,28 @@ def test_a_ramp_ending_one_iteration_after_max_iter_warns():
     with pytest.warns(UserWarning, match=r"END_ITER=101 is after SOLVER\.MAX_ITER=100: keep_prob reaches only 0\.902 "):
         validate_dropblock_config(cfg)
 
+
+def test_a_baseline_shortened_below_an_inherited_start_iter_gets_its_schedule_hook():
+    # validate_dropblock_config accepts it (nothing on: the ramp is moot); the trainer
+    # registers the hook for every run, and a ramp from 2000 back to 1000 would refuse it.
+    from dropblock_det.engine.hooks import DropBlockScheduleHook
+
+    cfg = _cfg()
+    cfg.SOLVER.MAX_ITER, cfg.MODEL.DROPBLOCK.SCHEDULE.START_ITER = 1000, 2000
+    validate_dropblock_config(cfg)
+    assert dropblock_schedule_range(cfg) == (2000, 2000)
+    DropBlockScheduleHook.from_config(cfg)
+
+
+def test_roi_heads_name_places_res5_only_for_an_rcnn():
+    # A RetinaNet does not read MODEL.ROI_HEADS.NAME: its res5 is built by OUT_FEATURES alone,
+    # and a DropBlock stage it lacks is refused naming the yacs key, not later by the builder.
+    cfg = _cfg()
+    cfg.MODEL.META_ARCHITECTURE = "RetinaNet"
+    cfg.MODEL.RESNETS.OUT_FEATURES = ["res3", "res4"]
+    cfg.MODEL.ROI_HEADS.NAME = "DropBlockRes5ROIHeads"
+    assert built_resnet_stages(cfg) == ["res2", "res3", "res4"]
+    cfg.MODEL.DROPBLOCK.RESNET.ENABLED = True
+    with pytest.raises(ValueError, match=r"^MODEL\.DROPBLOCK\.RESNET\.STAGES=\['res4', 'res5'\]: stage 'res5' is not built: "
+                                         r"MODEL\.RESNETS\.OUT_FEATURES=\['res3', 'res4'\] builds only \['res2', 'res3', 'res4'\]$"):
+        validate_dropblock_config(cfg)
