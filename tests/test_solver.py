@@ -285,3 +285,32 @@ def test_a_warmup_over_the_whole_training_is_accepted():
 
     # warmup_length 1.0 is in [0, 1]: halfway the linear warm-up is halfway from 0.001 to 1
     assert WarmupPolyParamScheduler(warmup_length=1.0, power=0.0)(0.5) == pytest.approx(0.5005)
+
+
+def test_poly_keys_missing_from_config_name_the_first_one_missing():
+    # A setup adding SOLVER.POLY_LR_POWER alone: the schedule must not fail with a bare
+    # AttributeError on POLY_LR_CONSTANT_ENDING.
+    cfg = get_cfg()
+    cfg.SOLVER.LR_SCHEDULER_NAME = "WarmupPolyLR"
+    cfg.SOLVER.POLY_LR_POWER = 0.9
+    with pytest.raises(KeyError, match="needs SOLVER.POLY_LR_CONSTANT_ENDING.*add_dropblock_deeplab_config"):
+        build_lr_scheduler(cfg, _optimizer())
+
+
+def test_poly_lr_scales_each_param_groups_own_lr():
+    # detectron2's build_optimizer gives norm and bias parameters groups of their own lr.
+    weights, biases = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
+    optimizer = torch.optim.SGD([{"params": [weights]}, {"params": [biases], "lr": 0.02}], lr=0.1)
+    scheduler = WarmupPolyLR(optimizer, 10, warmup_iters=0, power=1.0)
+    _lrs(scheduler, 5)
+    assert [group["lr"] for group in optimizer.param_groups] == pytest.approx([0.05, 0.01])
+
+
+def test_a_cosine_schedule_is_detectron2s():
+    # The synthetic configs' SOLVER.LR_SCHEDULER_NAME: cosine from BASE_LR to 0 over MAX_ITER.
+    cfg = _seg_cfg(MAX_ITER=10, WARMUP_ITERS=0)
+    cfg.SOLVER.LR_SCHEDULER_NAME = "WarmupCosineLR"
+    scheduler = build_lr_scheduler(cfg, _optimizer(1.0))
+    assert not isinstance(scheduler, WarmupPolyLR)
+    lrs = _lrs(scheduler, 10)
+    assert lrs == pytest.approx([0.5 * (1 + math.cos(math.pi * t / 10)) for t in range(10)])
