@@ -581,3 +581,26 @@ def test_roi_heads_name_places_res5_only_for_an_rcnn():
     with pytest.raises(ValueError, match=r"^MODEL\.DROPBLOCK\.RESNET\.STAGES=\['res4', 'res5'\]: stage 'res5' is not built: "
                                          r"MODEL\.RESNETS\.OUT_FEATURES=\['res3', 'res4'\] builds only \['res2', 'res3', 'res4'\]$"):
         validate_dropblock_config(cfg)
+
+
+@pytest.mark.parametrize("name", ["SIZES", "ASPECT_RATIOS"])
+def test_an_anchor_setting_with_no_entry_is_refused_naming_the_key(name):
+    # An empty list has no first entry to look into: without the check, a bare IndexError.
+    from dropblock_det.config import check_anchor_levels
+
+    cfg = _cfg()
+    cfg.MODEL.ANCHOR_GENERATOR[name] = []
+    with pytest.raises(ValueError, match=rf"^MODEL\.ANCHOR_GENERATOR\.{name}=\[\]: expected one list for every level "
+                                         r"of MODEL\.RPN\.IN_FEATURES=\['p3', 'p4'\], or one per level$"):
+        check_anchor_levels(cfg, "MODEL.RPN.IN_FEATURES", ["p3", "p4"])
+
+
+@pytest.mark.parametrize("names", [None, 3])
+def test_check_placement_refuses_what_is_not_a_list_naming_the_argument(names):
+    # A LazyConfig's `dropblock_positions=None`: without the check, list(None) fails naming nothing:
+    # "'NoneType' object is not iterable".
+    from dropblock_det.config import check_placement
+
+    with pytest.raises(ValueError, match=rf"^DropBlockFPN: dropblock_positions={names!r}: expected a list of names from "
+                                         r"\['lateral', 'output'\]$"):
+        check_placement("dropblock_positions", names, ["lateral", "output"], lambda: None, "DropBlockFPN")
