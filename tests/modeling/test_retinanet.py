@@ -347,3 +347,44 @@ def test_towers_given_as_one_string_are_refused_and_a_lazy_list_config_is_taken(
         DropBlockRetinaNetHead(dropblock_towers=["cls", "box"], **kwargs)
     head = DropBlockRetinaNetHead(dropblock_towers=ListConfig(["bbox"]), **kwargs)
     assert len(head.bbox_dropblocks) == 1 and head.cls_dropblocks is None
+
+
+@pytest.mark.parametrize("head_norm, dropblock_on", [("", False), ("BN", True)])
+def test_from_one_seed_the_model_is_stock_retinanets_with_its_weights_draws_and_eval_outputs(head_norm, dropblock_on):
+    # The regularizers draw nothing when built and are the identity in eval mode; the stock
+    # RetinaNet.from_config the model calls for anchors and losses builds a backbone and head
+    # of its own, whose draws must not reach the model or the random state after it.
+    cfg = _plugin_cfg(head_norm=head_norm, resnet=dropblock_on, fpn=dropblock_on, head=dropblock_on)
+    cfg.MODEL.RETINANET.NUM_CONVS = 2
+    torch.manual_seed(3)
+    plugin = build_model(cfg)
+    plugin_rng = torch.get_rng_state()
+    torch.manual_seed(3)
+    stock = build_model(stock_retinanet_cfg(cfg))
+    assert torch.equal(torch.get_rng_state(), plugin_rng)
+    ours, theirs = plugin.state_dict(), stock.state_dict()
+    assert list(ours) == list(theirs) and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    plugin.eval(), stock.eval()
+    plugin.test_score_thresh = stock.test_score_thresh = 0.0
+    images = detection_batch(num_images=1, with_instances=False)
+    with torch.no_grad():
+        a, b = plugin(images)[0]["instances"], stock(images)[0]["instances"]
+    assert len(a) == len(b) > 0
+    assert torch.equal(a.pred_boxes.tensor, b.pred_boxes.tensor) and torch.equal(a.scores, b.scores)
+
+
+def test_a_gn_head_builds_each_conv_and_norm_for_its_own_channels_with_towers_of_their_own():
+    # conv_dims may differ from the input's channels and from one conv to the next (a
+    # LazyConfig's head): the rebuilt GN towers take the stock head's conv shapes.
+    kwargs = dict(input_shape=_input_shapes(channels=16, levels=2), num_classes=3, num_anchors=9,
+                  conv_dims=[64, 32])
+    head = DropBlockRetinaNetHead(norm="GN", **kwargs)
+    stock = RetinaNetHead(norm="", **kwargs)
+    for tower in ("cls_subnet", "bbox_subnet"):
+        convs = [tuple(m.weight.shape) for m in getattr(head, tower) if isinstance(m, torch.nn.Conv2d)]
+        assert convs == [tuple(m.weight.shape) for m in getattr(stock, tower) if isinstance(m, torch.nn.Conv2d)]
+        assert [m.num_channels for m in getattr(head, tower) if isinstance(m, torch.nn.GroupNorm)] == [64, 32]
+    # Two towers with their own weights: no parameter shared between them.
+    assert len(list(head.parameters())) == len(head.state_dict())
+    logits, deltas = head([torch.randn(1, 16, 8, 8), torch.randn(1, 16, 4, 4)])
+    assert [tuple(t.shape) for t in logits + deltas] == [(1, 27, 8, 8), (1, 27, 4, 4), (1, 36, 8, 8), (1, 36, 4, 4)]
