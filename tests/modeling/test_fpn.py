@@ -197,6 +197,9 @@ _BOTH_FPN_BUILDERS = [build_dropblock_retinanet_resnet_fpn_backbone, build_dropb
      r"^MODEL\.FPN\.IN_FEATURES=\['res5', 'res4', 'res3'\]: their strides \[32, 16, 8\] must double"),
     (_BOTH_FPN_BUILDERS, ["res3", "res5"], ["res3", "res4", "res5"],
      r"^MODEL\.FPN\.IN_FEATURES=\['res3', 'res5'\]: their strides \[8, 32\] must double"),
+    # One pair of neighbours doubling does not make the others right.
+    (_BOTH_FPN_BUILDERS, ["res2", "res3", "res5"], ["res2", "res3", "res4", "res5"],
+     r"^MODEL\.FPN\.IN_FEATURES=\['res2', 'res3', 'res5'\]: their strides \[4, 8, 32\] must double"),
     ([build_dropblock_retinanet_resnet_fpn_backbone], ["res3", "res4"], ["res3", "res4"],
      r"^MODEL\.RESNETS\.OUT_FEATURES=\['res3', 'res4'\]: no 'res5', from which "
      r"build_dropblock_retinanet_resnet_fpn_backbone computes P6/P7"),
@@ -298,3 +301,24 @@ def test_fpn_and_top_block_copy_a_regularizer_module_given_instead_of_a_factory(
     placed = [m for m in fpn.modules() if isinstance(m, KeepProbRegularizer)]
     assert len(placed) == 5 and len({id(m) for m in placed + [given]}) == 6
     assert set(fpn(torch.randn(1, 3, 64, 64))) == {"p3", "p4", "p5", "p6", "p7"}
+
+
+def test_a_top_block_reading_a_level_other_than_the_coarsest_gets_that_level_as_in_stock_fpn():
+    # A top block of the user's own may read any level (here P6 max-pooled from p4, not p5):
+    # FPN.forward hands it that level, which DropBlockFPN.forward must do too.
+    from detectron2.modeling.backbone.fpn import FPN, LastLevelMaxPool
+    from detectron2.modeling.backbone.resnet import build_resnet_backbone
+
+    top_block = LastLevelMaxPool()
+    top_block.in_feature = "p4"
+    arguments = dict(bottom_up=build_resnet_backbone(_cfg(), INPUT), in_features=["res3", "res4", "res5"],
+                     out_channels=32, top_block=top_block)
+    torch.manual_seed(0)
+    stock = FPN(**arguments)
+    torch.manual_seed(0)
+    ours = DropBlockFPN(**arguments)
+    x = torch.randn(1, 3, 64, 64)
+    stock_out, our_out = stock(x), ours(x)
+    assert list(our_out) == list(stock_out) == ["p3", "p4", "p5", "p6"]
+    assert our_out["p6"].shape[-1] == 2  # p4 (4 x 4) max-pooled, not p5 (2 x 2)
+    assert all(torch.equal(our_out[k], stock_out[k]) for k in stock_out)
