@@ -83,6 +83,15 @@ def test_scheduled_keep_prob_is_recorded_in_event_storage_every_iteration():
     assert [v for v, _ in history] == pytest.approx([_expected(i)[1] for i in range(9)])
 
 
+def test_an_explicit_keep_prob_is_the_one_recorded_not_the_lowest_target():
+    # The config's KEEP_PROB (here 0.95, no regularizer's target: 0.975 and 0.9) is what
+    # metrics.json shows; the regularizers still ramp to their own targets.
+    seen, storage = _run(0, 9, schedule=dict(start_iter=2, end_iter=6, keep_prob=0.95))
+    history = storage.history("dropblock/keep_prob").values()
+    assert [v for v, _ in history] == pytest.approx([1 - min(max((i - 2) / 4, 0.0), 1.0) * 0.05 for i in range(9)])
+    assert seen[8] == pytest.approx((0.975, 0.9))
+
+
 def test_by_default_the_ramp_ends_at_the_trainers_max_iter_and_records_the_lowest_target():
     # DropBlockScheduleHook() in a LazyConfig: the paper's ramp over the whole training,
     # whatever train.max_iter an override gives.

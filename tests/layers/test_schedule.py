@@ -115,7 +115,7 @@ def test_scaled_keep_prob_scales_the_drop_rate():
 
 @pytest.mark.parametrize(
     "start, end, fragment",
-    [(-1, 10, "start_iter"), (10, 5, "end_iter"), (0, 1.5, "end_iter"), ("0", 10, "start_iter"),
+    [(-1, 10, "start_iter"), (10, 5, "end_iter"), (10, 9, "end_iter must be >= start_iter"), (0, 1.5, "end_iter"), ("0", 10, "start_iter"),
      (True, 10, "start_iter"), (0, True, "end_iter")],  # a bool is no iteration, though an int
 )
 def test_bad_schedule_bounds_raise_value_error_naming_them(start, end, fragment):
