@@ -275,7 +275,7 @@ def test_dropblock_adds_no_parameters_and_no_buffers():
     assert [n for n, _ in on.named_buffers()] == [n for n, _ in off.named_buffers()]
 
 
-@pytest.mark.parametrize("norm", ["BN", ""])
+@pytest.mark.parametrize("norm", ["BN", "SyncBN", ""])
 def test_heads_the_stock_head_builds_are_left_to_it(norm):
     # "BN": detectron2's per-level statistics (CycleBatchNormList), not one BatchNorm2d
     # shared by all levels; the keys must be the stock head's for strict loading.
@@ -286,10 +286,10 @@ def test_heads_the_stock_head_builds_are_left_to_it(norm):
     ours = DropBlockRetinaNetHead(**kwargs, dropblock=lambda: DropBlock2d(0.9, 3), dropblock_towers=["cls"])
     assert list(ours.state_dict()) == list(stock.state_dict())
     assert [type(m) for m in ours.cls_subnet] == [type(m) for m in stock.cls_subnet]
-    assert any(isinstance(m, CycleBatchNormList) for m in ours.bbox_subnet) == (norm == "BN")
+    assert any(isinstance(m, CycleBatchNormList) for m in ours.bbox_subnet) == (norm in ("BN", "SyncBN"))
 
 
-@pytest.mark.parametrize("norm, refused", [("BN", True), ("GN", False), ("", False)])
+@pytest.mark.parametrize("norm, refused", [("BN", True), ("SyncBN", True), ("GN", False), ("", False)])
 def test_a_head_with_fewer_input_shapes_than_levels_is_refused_only_with_per_level_bn(norm, refused):
     # With BN each input_shape entry is one level's statistics: one entry for five levels
     # would share a single BN between them, silently (detectron2's head asserts instead).
@@ -388,3 +388,14 @@ def test_a_gn_head_builds_each_conv_and_norm_for_its_own_channels_with_towers_of
     assert len(list(head.parameters())) == len(head.state_dict())
     logits, deltas = head([torch.randn(1, 16, 8, 8), torch.randn(1, 16, 4, 4)])
     assert [tuple(t.shape) for t in logits + deltas] == [(1, 27, 8, 8), (1, 27, 4, 4), (1, 36, 8, 8), (1, 36, 4, 4)]
+
+
+def test_a_head_built_from_a_config_alone_names_the_dropblock_key_it_refuses():
+    # DropBlockRetinaNetHead(cfg, shapes) in a model of the user's own: without the meta
+    # architecture's checks, a bad value would be refused naming no MODEL.DROPBLOCK key.
+    for key, value, match in [("TYPE", "Nope", r"^MODEL\.DROPBLOCK\.TYPE='Nope': expected one of"),
+                              ("KEEP_PROB", 1.5, r"^MODEL\.DROPBLOCK\.KEEP_PROB=1\.5: ")]:
+        cfg = _plugin_cfg(head=True)
+        cfg.MODEL.DROPBLOCK[key] = value
+        with pytest.raises(ValueError, match=match):
+            DropBlockRetinaNetHead(cfg, _input_shapes())
