@@ -313,6 +313,21 @@ def test_hook_from_a_config_with_dropblock_on_refuses_a_model_without_regularize
     assert trainer.iter == 3  # detectron2 leaves iter one past the last step
 
 
+def test_the_refusal_of_a_stock_model_names_the_dropblock_counterpart_of_its_configs_component():
+    # A config naming detectron2's own backbone: the error says which of ours to name instead.
+    cfg = small_retinanet_cfg()
+    cfg.MODEL.BACKBONE.NAME = "build_retinanet_resnet_fpn_backbone"
+    cfg.MODEL.DROPBLOCK.RESNET.ENABLED = True
+    cfg.SOLVER.MAX_ITER = 3
+    model = Baseline()
+    trainer = SimpleTrainer(model, _data(), torch.optim.SGD(model.parameters(), lr=0.01))
+    trainer.register_hooks([DropBlockScheduleHook.from_config(cfg)])
+    with pytest.raises(ValueError, match=r"RESNET\.ENABLED is on, .*use dropblock-det's counterpart of "
+                                         r"'build_retinanet_resnet_fpn_backbone': MODEL\.BACKBONE\.NAME "
+                                         r"'build_dropblock_retinanet_resnet_fpn_backbone'"):
+        trainer.train(0, 3)
+
+
 def test_hook_from_a_config_warns_naming_a_location_that_is_on_but_has_no_dropblock():
     # In a trainer of the user's own, a stock RetinaNet beside dropblock-det's backbone has
     # DropBlock in the ResNet but ignores MODEL.DROPBLOCK.HEAD: the run would train without
