@@ -399,3 +399,16 @@ def test_a_head_built_from_a_config_alone_names_the_dropblock_key_it_refuses():
         cfg.MODEL.DROPBLOCK[key] = value
         with pytest.raises(ValueError, match=match):
             DropBlockRetinaNetHead(cfg, _input_shapes())
+
+
+def test_a_bn_head_on_some_of_the_levels_keeps_statistics_for_those_levels_alone():
+    # The head is built for the levels MODEL.RETINANET.IN_FEATURES names, not every backbone
+    # output: with per-level BN one set of statistics per level it runs on, as the stock head.
+    cfg = _plugin_cfg(head_norm="BN")
+    cfg.MODEL.RETINANET.IN_FEATURES = ["p3", "p4", "p5"]
+    cfg.MODEL.ANCHOR_GENERATOR.SIZES = [[32], [64], [128]]
+    plugin = build_model(cfg)
+    stock = build_model(stock_retinanet_cfg(cfg))
+    assert list(plugin.state_dict()) == list(stock.state_dict())
+    losses = _train_steps(plugin, steps=1)
+    assert all(math.isfinite(v) for v in losses[0].values())
