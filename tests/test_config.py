@@ -156,11 +156,15 @@ def test_a_ramp_that_never_regularizes_is_refused_whatever_its_end(location, sta
     validate_dropblock_config(cfg)  # nothing on: the ramp is moot
 
 
-def test_a_ramp_ending_after_max_iter_warns_with_the_keep_prob_it_reaches():
+# The last iteration is MAX_ITER - 1: 100/200 of the ramp reaches 1 - 0.1 * 100 / 200; one
+# iteration past it, 99/101 reaches 1 - 0.1 * 99 / 101.
+@pytest.mark.parametrize("max_iter, end_iter, reached", [(101, 200, "0.95"), (100, 101, "0.902")])
+def test_a_ramp_ending_after_max_iter_warns_with_the_keep_prob_it_reaches(max_iter, end_iter, reached):
     cfg = _cfg()
     cfg.MODEL.DROPBLOCK.HEAD.ENABLED = True
-    cfg.SOLVER.MAX_ITER, cfg.MODEL.DROPBLOCK.SCHEDULE.END_ITER = 101, 200
-    with pytest.warns(UserWarning, match=r"END_ITER=200 is after SOLVER\.MAX_ITER=101: keep_prob reaches only 0\.95 "):
+    cfg.SOLVER.MAX_ITER, cfg.MODEL.DROPBLOCK.SCHEDULE.END_ITER = max_iter, end_iter
+    with pytest.warns(UserWarning, match=rf"END_ITER={end_iter} is after SOLVER\.MAX_ITER={max_iter}: "
+                                         rf"keep_prob reaches only {re.escape(reached)} "):
         validate_dropblock_config(cfg)
 
 
@@ -546,15 +550,6 @@ def test_a_ramp_ending_one_iteration_before_it_starts_is_rejected_with_nothing_o
         validate_dropblock_config(cfg)
     cfg.MODEL.DROPBLOCK.SCHEDULE.END_ITER = 100  # a step to the target at START_ITER
     validate_dropblock_config(cfg)
-
-
-def test_a_ramp_ending_one_iteration_after_max_iter_warns():
-    cfg = _cfg()
-    cfg.MODEL.DROPBLOCK.HEAD.ENABLED = True
-    cfg.SOLVER.MAX_ITER, cfg.MODEL.DROPBLOCK.SCHEDULE.END_ITER = 100, 101
-    # the last iteration, 99, is 99/101 of the ramp: 1 - 0.1 * 99 / 101
-    with pytest.warns(UserWarning, match=r"END_ITER=101 is after SOLVER\.MAX_ITER=100: keep_prob reaches only 0\.902 "):
-        validate_dropblock_config(cfg)
 
 
 def test_a_baseline_shortened_below_an_inherited_start_iter_gets_its_schedule_hook():
