@@ -288,10 +288,10 @@ def lazy_advice(stock: Any, checked: bool, weights_given: bool = True) -> List[s
     lines = _weights_advice(OmegaConf.select(stock, "train.init_checkpoint", default="") or "",
                             "train.init_checkpoint", checked, weights_given)
     head = OmegaConf.select(stock, "model.sem_seg_head", default=None)
-    # A string _target_ once the config is written and read back; the class itself in memory.
-    target = head.get("_target_", "") if head is not None else ""
-    target_name = target if isinstance(target, str) else getattr(target, "__qualname__", "")
-    if target_name.endswith("DeepLabV3PlusHead") and head.get("train_size"):
+    # _target_name: the head's _target_ is a string once the config is written and read back,
+    # the class itself in memory.
+    if head is not None and "_target_" in head and _target_name(head).endswith("DeepLabV3PlusHead") \
+            and head.get("train_size"):
         lines.append(_aspp_pooling_advice(f"model.sem_seg_head.train_size={tuple(head.train_size)}",
                                           "model.sem_seg_head.train_size=null"))
     training = lazy_plugin_nodes(stock)

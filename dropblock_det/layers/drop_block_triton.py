@@ -1133,6 +1133,12 @@ def _launch_sizes(device: torch.device) -> _LaunchSizes:
     return _GPU_SIZES if device.type == "cuda" else _INTERPRETER_SIZES
 
 
+# Smaller ones would not build: the seed kernel and the mask kernels writing bits work in
+# groups of 32 lanes, the per-channel apply kernels in tiles of whole mask bytes.
+_MINIMUM_LAUNCH_SIZES = {"seed_block": (32, "a warp's lanes"), "tile_units": (32, "a warp's lanes"),
+                         "apply_block": (8, "the elements of one mask byte")}
+
+
 def check_launch_sizes(changes: Dict[str, Any]) -> None:
     """ValueError naming the entry unless every key is a `_LaunchSizes` field and every value
     a power of two (Triton block shapes are powers of two); `tile_units` and `seed_block` at
@@ -1156,15 +1162,9 @@ def check_launch_sizes(changes: Dict[str, Any]) -> None:
             raise ValueError(f"launch size {name} must be a power of two >= 1, got {value!r}")
         if name == "mask_kernels" and value > 2:
             raise ValueError(f"launch size mask_kernels must be 1 (fused) or 2 (seed + dilation), got {value!r}")
-        if name == "seed_block" and value < 32:
-            raise ValueError(f"launch size seed_block must be at least 32 (a warp's lanes), got {value!r}")
-        # Smaller ones would not build: the mask kernels writing bits work in groups of 32
-        # lanes, the per-channel apply kernels in tiles of whole mask bytes.
-        if name == "tile_units" and value < 32:
-            raise ValueError(f"launch size tile_units must be at least 32 (a warp's lanes), got {value!r}")
-        if name == "apply_block" and value < 8:
-            raise ValueError(f"launch size apply_block must be at least 8 (the elements of one mask byte), "
-                             f"got {value!r}")
+        if name in _MINIMUM_LAUNCH_SIZES and value < _MINIMUM_LAUNCH_SIZES[name][0]:
+            least, why = _MINIMUM_LAUNCH_SIZES[name]
+            raise ValueError(f"launch size {name} must be at least {least} ({why}), got {value!r}")
         if name == "keep_bits" and value not in (1, 8):
             raise ValueError(f"launch size keep_bits must be 8 (keep map, then packed) or 1 (bits), got {value!r}")
         if (name, value) in _GATHER_SIZES and not _gather_available():
