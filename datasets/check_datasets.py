@@ -30,15 +30,20 @@ def main(argv=None) -> int:
     from dropblock_det.data.synthetic import default_datasets_root
 
     names = list(args.names)
+    keys = {}  # a config's dataset name -> the keys naming it, shown beside each missing set
     if args.config_file:
         from dropblock_det.engine.lazy import is_lazy_config_file, lazy_dataset_names, load_lazy_config
         from dropblock_det.engine.trainer import load_config
 
         if is_lazy_config_file(args.config_file):
-            names += [name for _, name in lazy_dataset_names(load_lazy_config(args.config_file))]
+            named = lazy_dataset_names(load_lazy_config(args.config_file))
         else:
             cfg = load_config(args.config_file)
-            names += list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST)
+            named = ([("DATASETS.TRAIN", name) for name in cfg.DATASETS.TRAIN]
+                     + [("DATASETS.TEST", name) for name in cfg.DATASETS.TEST])
+        for key, name in named:
+            names.append(name)
+            keys.setdefault(name, {})[key] = None  # a dict: the keys in order, each once
     if not names:
         p.error("give dataset names or --config-file")
     names = list(dict.fromkeys(names))
@@ -52,7 +57,7 @@ def main(argv=None) -> int:
         print(f"error: {e.args[0]}", file=sys.stderr)
         return 1
     if missing:
-        print(format_missing(missing, root))
+        print(format_missing(missing, root, {name: ", ".join(set_keys) for name, set_keys in keys.items()}))
         return 1
     print(f"all present under {os.path.abspath(root)}: {', '.join(names)}")
     return 0

@@ -101,7 +101,9 @@ def test_cli_checks_the_datasets_a_lazy_config_names(tmp_path, capsys):
     config = REPO / "configs" / "PascalVOC-Detection" / "retinanet_R_50_FPN_GN_scratch_dropblock_res45_fpn_head_kp0.9_b7_54k.py"
     assert cli.main(["--config-file", str(config), "--root", str(tmp_path)]) == 1
     out = capsys.readouterr().out
-    assert "voc_2007_test" in out and "VOC2007/ImageSets/Main/test.txt" in out  # the test set's missing file
+    # The test set's missing file, with the keys that name the set (its loader and evaluator).
+    assert (f"  voc_2007_test (dataloader.test.dataset.names, dataloader.evaluator.dataset_name): "
+            f"{tmp_path / 'VOC2007' / 'ImageSets' / 'Main' / 'test.txt'}") in out.splitlines()
     assert "voc_2007_trainval" not in out.split("missing", 1)[1]  # _partial_tree has it
 
 
@@ -349,4 +351,11 @@ def test_cli_checks_the_test_sets_of_a_yacs_config_too(tmp_path, capsys):
     cli = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cli)
     assert cli.main(["--config-file", str(cfg), "--root", str(tmp_path)]) == 1
-    assert "voc_2007_test: " in capsys.readouterr().out
+    assert "  voc_2007_test (DATASETS.TEST): " in capsys.readouterr().out
+    # A set named by both keys, and one named on the command line too (no key of its own).
+    cfg.write_text('_BASE_: "%s"\nDATASETS:\n  TRAIN: ("voc_2007_test",)\n'
+                   '  TEST: ("voc_2007_test",)\n' % (REPO / "configs" / "Base-RetinaNet.yaml"))
+    assert cli.main(["coco_2017_train", "--config-file", str(cfg), "--root", str(tmp_path)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert f"  voc_2007_test (DATASETS.TRAIN, DATASETS.TEST): {tmp_path / 'VOC2007' / 'ImageSets' / 'Main' / 'test.txt'}" in out
+    assert f"  coco_2017_train: {tmp_path / 'coco' / 'train2017'}" in out
