@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import functools
+import importlib
 import logging
 import math
 import os
@@ -91,6 +92,7 @@ __all__ = [
     "is_url",
     "last_checkpoint",
     "launch_tool",
+    "check_launch_processes",
     "load_config",
     "load_checkpoint_strict",
     "build_on_meta_device",
@@ -1163,12 +1165,35 @@ def deepest_existing_path(path: str) -> str:
     return path
 
 
+def check_launch_processes(num_gpus: int, num_machines: int) -> None:
+    """ValueError naming --num-gpus where detectron2's `launch` would fail on it with a bare
+    AssertionError in every process it started (after each had imported everything): more
+    processes per machine than the CUDA devices torch sees (both detectron2 versions assert
+    it, with no message), or several processes on a machine without CUDA where the
+    installed launch asserts CUDA (v0.6; detectron2 main starts them with GLOO there)."""
+    # The module: `detectron2.engine.launch` as an attribute is the function of that name.
+    launch_module = importlib.import_module("detectron2.engine.launch")
+    if num_gpus * num_machines <= 1:
+        return  # launch runs `main` in this process: no process group, nothing asserted
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if gpus and num_gpus > gpus:
+        raise ValueError(f"--num-gpus {num_gpus}: torch sees {gpus} CUDA device(s) on this machine, and "
+                         "detectron2's launch starts one process per GPU; give at most that many")
+    worker = getattr(launch_module, "_distributed_worker", None)
+    asserts_cuda = worker is not None and "GLOO" not in worker.__code__.co_consts
+    if not gpus and asserts_cuda:
+        raise ValueError(f"--num-gpus {num_gpus} --num-machines {num_machines}: torch sees no CUDA device here, "
+                         "and this detectron2's launch (v0.6) needs one per process; train in one process "
+                         "(--num-gpus 1)")
+
+
 def launch_tool(main: Callable[[Any], Any], args: Any) -> None:
     """Run `main(args)` in `args.num_gpus` processes per machine (detectron2's `launch`), with
     the distributed arguments of detectron2's `default_argument_parser`: the tools' entry."""
     from detectron2.engine import launch
 
     print("Command Line Args:", args)
+    check_launch_processes(args.num_gpus, args.num_machines)
     launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
            dist_url=args.dist_url, args=(args,))
 

@@ -397,6 +397,51 @@ def test_training_in_several_processes_on_the_cpu_is_refused_before_the_run_and_
     trainer.check_config_before_run(_cfg(), check_files=False)
 
 
+def _launch_tool_with(monkeypatch, num_gpus, num_machines=1):
+    """Call launch_tool as the tools do, with detectron2's launch replaced by a recorder."""
+    import argparse
+
+    import detectron2.engine
+    from dropblock_det.engine import trainer
+
+    launched = []
+    monkeypatch.setattr(detectron2.engine, "launch", lambda main, n, **kwargs: launched.append(n))
+    args = argparse.Namespace(num_gpus=num_gpus, num_machines=num_machines, machine_rank=0, dist_url="auto")
+    trainer.launch_tool(lambda args: None, args)
+    return launched
+
+
+def test_more_processes_than_the_machines_gpus_are_refused_naming_num_gpus_before_launch(monkeypatch):
+    # detectron2's launch started the processes, each imported everything, then failed with a
+    # bare `assert num_gpus_per_machine <= torch.cuda.device_count()` (no message).
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(ValueError, match=r"^--num-gpus 4: torch sees 2 CUDA device\(s\) on this machine"):
+        _launch_tool_with(monkeypatch, 4)
+    assert _launch_tool_with(monkeypatch, 2) == [2]
+    assert _launch_tool_with(monkeypatch, 1, num_machines=2) == [1]
+
+
+def test_several_processes_without_cuda_are_refused_before_launch_only_where_launch_asserts_cuda(monkeypatch):
+    # detectron2 v0.6's launch asserted "cuda is not available" in every process it started;
+    # detectron2 main's starts them with GLOO (DDP on the CPU, LazyConfig's train.device=cpu).
+    import importlib
+    import inspect
+
+    # The module, not the function of that name that detectron2.engine exports.
+    source = inspect.getsource(importlib.import_module("detectron2.engine.launch")._distributed_worker)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert _launch_tool_with(monkeypatch, 1) == [1]  # one process: nothing distributed
+    if "cuda is not available" in source:
+        with pytest.raises(ValueError, match=r"^--num-gpus 2 --num-machines 1: torch sees no CUDA device here.*"
+                                             r"--num-gpus 1\)"):
+            _launch_tool_with(monkeypatch, 2)
+        with pytest.raises(ValueError, match=r"^--num-gpus 1 --num-machines 2: torch sees no CUDA device"):
+            _launch_tool_with(monkeypatch, 1, num_machines=2)
+    else:
+        assert _launch_tool_with(monkeypatch, 2) == [2]
+
+
 def test_a_test_set_named_twice_is_refused_and_a_repeated_training_set_is_not():
     # detectron2 keys the evaluation results by name: one entry's would stand for both (the
     # main job then found no per-set results and printed n/a). Repeating a training set is
