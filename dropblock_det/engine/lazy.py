@@ -55,6 +55,7 @@ from .trainer import (
     checked_device,
     dataset_evaluator,
     evaluator_cannot_read,
+    has_compiled_ops,
     image_format_error,
     check_weights_readable,
     resize_error,
@@ -503,6 +504,14 @@ def check_lazy_model(cfg: DictConfig, model: torch.nn.Module, train: bool = True
             # refuses to be built without one: after the whole training.
             raise ValueError(f"{key}.output_dir=None: {name!r} has no COCO json_file, which COCOEvaluator "
                              "writes into its output_dir; give one (e.g. \"${train.output_dir}/inference\")")
+        if (isinstance(target, type) and issubclass(target, COCOEvaluator)
+                and evaluator.get("use_fast_impl", True) is not False and not has_compiled_ops()):
+            # Its default: detectron2's own configs (common/data/coco.py) leave it so, and
+            # without the compiled operators it raised an ImportError in its first evaluation,
+            # after the whole training. dataset_evaluator picks for itself.
+            raise ValueError(f"{key}.use_fast_impl={evaluator.get('use_fast_impl', True)!r}: COCOEvaluator's "
+                             "fast evaluation needs detectron2's compiled operators, which this detectron2 "
+                             f"lacks; set {key}.use_fast_impl=False (pycocotools' COCOeval, the official one)")
     if train:
         check_lazy_resnet_stages(cfg, model)
         check_lazy_rcnn_mapper(cfg, model)

@@ -883,6 +883,33 @@ def test_a_retinanet_head_anchor_count_the_anchor_generator_does_not_give_is_ref
     check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
 
 
+def test_detectron2s_coco_evaluator_with_its_fast_evaluation_but_no_compiled_operators_is_refused(monkeypatch):
+    # detectron2's own LazyConfigs (common/data/coco.py) build L(COCOEvaluator)(dataset_name=...),
+    # use_fast_impl=True by default: without the compiled operators (make env's detectron2
+    # v0.6) the first evaluation raised "detectron2._C.InstanceAnnotation is a compiled
+    # operator", after the whole training.
+    from detectron2.config import LazyCall as L
+    from detectron2.evaluation import COCOEvaluator
+
+    from dropblock_det.engine import lazy
+
+    cfg = _lazy(SYNTHETIC)
+    cfg.dataloader.evaluator = L(COCOEvaluator)(dataset_name="synthetic_det_val", output_dir="out")
+    model = lazy.lazy_meta_model(cfg)
+    monkeypatch.setattr(lazy, "has_compiled_ops", lambda: False, raising=False)
+    for train in (True, False):
+        with pytest.raises(ValueError, match=r"^dataloader\.evaluator\.use_fast_impl=True: .*compiled operators.*"
+                                             r"set dataloader\.evaluator\.use_fast_impl=False"):
+            lazy.check_lazy_model(cfg, model, train=train)
+    cfg.dataloader.evaluator.use_fast_impl = False
+    lazy.check_lazy_model(cfg, model)
+    monkeypatch.setattr(lazy, "has_compiled_ops", lambda: True, raising=False)
+    cfg.dataloader.evaluator.use_fast_impl = True
+    lazy.check_lazy_model(cfg, model)
+    monkeypatch.setattr(lazy, "has_compiled_ops", lambda: False, raising=False)
+    lazy.check_lazy_model(_lazy(SYNTHETIC), model)  # dataset_evaluator picks the evaluation itself
+
+
 @pytest.mark.parametrize("change, match", [
     (lambda rpn: rpn.anchor_generator.update(aspect_ratios=[1.0]),
      r"model\.proposal_generator\.head\.num_anchors=3: the anchor generator \(model\.proposal_generator\."
@@ -990,7 +1017,8 @@ def test_a_coco_evaluator_of_a_set_without_json_and_without_output_dir_is_refuse
     MetadataCatalog.get(name).set(evaluator_type="coco", thing_classes=["a", "b", "c"])
     cfg = _lazy(SYNTHETIC, "train.device=cpu")
     model = lazy_meta_model(cfg)
-    for evaluator in (L(dataset_evaluator)(dataset_name=name), L(COCOEvaluator)(dataset_name=name)):
+    # use_fast_impl=False: this detectron2 may lack the compiled operators the fast one needs.
+    for evaluator in (L(dataset_evaluator)(dataset_name=name), L(COCOEvaluator)(dataset_name=name, use_fast_impl=False)):
         cfg.dataloader.evaluator = evaluator
         with pytest.raises(ValueError, match=rf"^dataloader\.evaluator\.output_dir=None: '{name}' has no COCO "
                                              r"json_file, which COCOEvaluator writes into its output_dir"):
