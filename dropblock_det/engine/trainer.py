@@ -122,7 +122,7 @@ def missing_config_file(config_file: str) -> str:
 def load_config(config_file: str, opts: Sequence[str] = (), extra_setup=None) -> CfgNode:
     """get_cfg -> add_dropblock_config -> [extra_setup(cfg)] -> merge file -> merge opts.
 
-    Errors name what is wrong: FileNotFoundError for a missing ``config_file``; KeyError
+    Errors name what is wrong: FileNotFoundError for a missing ``config_file`` or _BASE_; KeyError
     naming the file (or the opt) for a key that does not exist; ValueError for an odd
     number of opts, and naming the file and tools/lazyconfig_train_net.py for a LazyConfig
     (`engine.lazy.is_lazy_config_file`, e.g. a LazyConfig run's config.yaml). The returned
@@ -152,6 +152,13 @@ def load_config(config_file: str, opts: Sequence[str] = (), extra_setup=None) ->
                            "known keys)") from None
         except ValueError as e:  # type mismatch
             raise ValueError(f"config file {config_file!r}: {e}") from None
+        except FileNotFoundError as e:  # the file exists (checked above): a _BASE_ does not
+            if not e.filename:
+                raise
+            base = os.path.normpath(e.filename)  # yacs joins "<dir>/../Base.yaml" as it is
+            raise FileNotFoundError(f"config file {config_file!r}: the _BASE_ {base!r} does not exist "
+                                    "(a _BASE_ path is relative to the config file that names it: a config "
+                                    "copied elsewhere needs its bases beside it, or absolute _BASE_ paths)") from None
     opts = list(opts or [])
     if len(opts) % 2:
         raise ValueError(f"command-line opts must be KEY VALUE pairs, got an odd number: {opts}")

@@ -1206,6 +1206,25 @@ def test_a_config_file_that_is_a_folder_is_named_as_one(tmp_path):
         load_config(str(tmp_path / "nothing.yaml"))
 
 
+def test_a_config_copied_away_from_its_base_names_itself_and_the_missing_base(tmp_path):
+    # yacs reads _BASE_ relative to the file naming it: a leaf config copied into a project
+    # failed with open()'s bare "No such file or directory: '.../Base-...yaml'".
+    import shutil
+
+    from dropblock_det.engine.trainer import load_config
+
+    leaf = tmp_path / "project" / "my_retinanet.yaml"
+    leaf.parent.mkdir()
+    shutil.copy(REPO / "configs" / "COCO-Detection" / "retinanet_R_50_FPN_GN_scratch_3x.yaml", leaf)
+    with pytest.raises(FileNotFoundError, match=rf"^config file '{re.escape(str(leaf))}': the _BASE_ "
+                                                rf"'{re.escape(str(tmp_path / 'Base-RetinaNet-Scratch.yaml'))}' "
+                                                r"does not exist \(a _BASE_ path is relative to the config file"):
+        load_config(str(leaf))
+    for base in ("Base-RetinaNet-Scratch.yaml", "Base-RetinaNet.yaml"):
+        shutil.copy(REPO / "configs" / base, tmp_path / base)
+    assert load_config(str(leaf)).SOLVER.MAX_ITER == 270000
+
+
 @pytest.mark.parametrize("content, match", [
     (b"MODEL:\n  WEIGHTS: ''\n", r"'.*weights' is not a checkpoint: its first bytes b'MODE' are neither"),
     (b"\xff\xd8\xff\xe0JFIF", r"'.*weights' is not a checkpoint: its first bytes b'\\xff\\xd8\\xff\\xe0'"),
