@@ -88,6 +88,21 @@ def test_robustness_config_swaps_a_stock_backbone_for_its_dropblock_equivalent(t
     assert cfg.MODEL.DROPBLOCK.RESNET.ENABLED
 
 
+def test_robustness_config_swaps_a_stock_c4_rcnns_res5_head_so_its_res5_gets_dropblock(tmp_path):
+    # A C4 R-CNN's res5 is in its ROI head: a stock Res5ROIHeads would stay without DropBlock,
+    # and the evaluations would switch on res4's alone.
+    from conftest import rcnn_cfg
+
+    config = tmp_path / "faster_rcnn_c4.yaml"
+    config.write_text(rcnn_cfg("MODEL.BACKBONE.NAME", "build_resnet_backbone", "MODEL.DROPBLOCK.RESNET.ENABLED", "False",
+                               "MODEL.DROPBLOCK.RESNET.STAGES", "['res4', 'res5']",
+                               "DATASETS.TEST", "('synthetic_det_val',)", c4=True).dump())
+    cfg = load_tool("analyze_robustness").robustness_config(str(config), [])
+    assert (cfg.MODEL.BACKBONE.NAME, cfg.MODEL.ROI_HEADS.NAME) == ("build_dropblock_resnet_backbone",
+                                                                   "DropBlockRes5ROIHeads")
+    assert cfg.MODEL.DROPBLOCK.RESNET.ENABLED and list(cfg.MODEL.DROPBLOCK.RESNET.STAGES) == ["res4", "res5"]
+
+
 def test_detectron2_evaluation_keeps_the_switched_on_regularizers_active(tiny_datasets, tmp_path):
     # inference_on_dataset calls model.eval() on an nn.Module, which would silently turn
     # DropBlock off again; the tool hands it a plain callable instead.
