@@ -366,6 +366,47 @@ def test_a_sweep_of_an_rcnn_with_test_aug_records_the_tta_box_ap(tiny_datasets, 
     assert f"bbox_TTA/AP={values[(3, 0.9)]:.3f}" in capsys.readouterr().out
 
 
+def test_a_segmentation_sweeps_cells_are_their_miou_and_seed_0_is_not_said_to_be_random(tiny_datasets, tmp_path,
+                                                                                      monkeypatch):
+    # A cell's value is its test set's metric: sem_seg/mIoU for a segmentation set (a misnamed
+    # key failed only after the cell had trained). SEED 0 is a seed: only a negative one warns.
+    # The trainer is replaced by one that returns an evaluation's results: this pins the
+    # sweep's bookkeeping, not a training.
+    import warnings
+
+    from dropblock_det.data.synthetic import make_synthetic_sem_seg
+    from dropblock_det.engine import trainer
+
+    make_synthetic_sem_seg(tiny_datasets, num_train=1, num_val=1, image_size=32, min_object_size=8,
+                           max_object_size=16)
+    built = []
+
+    class Evaluated(trainer.DropBlockTrainer):  # its class methods build and check as the real one
+        def __init__(self, cfg):
+            built.append(cfg.OUTPUT_DIR)
+
+        def resume_or_load(self, resume):
+            pass
+
+        def train(self):
+            return {"sem_seg": {"mIoU": 42.5, "fwIoU": 50.0}}
+
+    monkeypatch.setattr(trainer, "DropBlockTrainer", Evaluated)
+    config = REPO / "configs" / "PascalVOC-SemanticSegmentation" / "fcn_R_50_FPN_GN_scratch_dropblock_head_kp0.9_b7_poly_330k_bs16.yaml"
+    out = tmp_path / "sweep"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        values = load_tool("sweep").main([
+            "--config-file", str(config), "--block-sizes", "3", "--keep-probs", "0.9", "--output-dir", str(out),
+            "MODEL.DEVICE", "cpu", "MODEL.SEM_SEG_HEAD.NUM_CLASSES", "4", "SEED", "0",
+            "DATASETS.TRAIN", "('synthetic_sem_seg_train',)", "DATASETS.TEST", "('synthetic_sem_seg_val',)"])
+    assert values == {(3, 0.9): 42.5} and built == [str(out / "b3_kp0.9")]
+    with open(out / "sweep.csv") as f:
+        (row,) = csv.DictReader(f)
+    assert (row["metric"], float(row["value"])) == ("sem_seg/mIoU", 42.5)
+    assert not [w for w in caught if "a random seed per cell" in str(w.message)]
+
+
 def test_sweep_cells_start_from_the_same_seed_and_record_their_config(tiny_datasets, tmp_path):
     # keep_prob 1.0: DropBlock never drops, so block 1 and block 3 are the same training and
     # must log the same losses; before each cell was seeded, the second one started from
@@ -886,6 +927,25 @@ def test_a_sweep_csv_row_names_the_cells_metric_and_folder_and_the_last_row_of_a
         f.write(",".join([row["block_size"], row["keep_prob"], row["metric"], "42.5", row["output_dir"],
                           row["fingerprint"]]) + "\n")
     assert read_sweep_csv(csv_path)[(3, 0.8)]["value"] == 42.5
+
+
+def test_the_sweep_heatmap_has_keep_prob_falling_left_to_right_and_block_size_growing_down(tmp_path, monkeypatch):
+    # As the paper's grid: from no drop (1.0) on the left; each value in its cell, none where a
+    # cell has no value.
+    import matplotlib.pyplot as plt
+
+    from dropblock_det.analysis import plot_sweep_heatmap
+
+    drawn = []
+    real_close = plt.close
+    monkeypatch.setattr(plt, "close", drawn.append)
+    plot_sweep_heatmap({(3, 0.8): 1.0, (1, 0.9): 2.0, (1, 0.8): 3.0}, tmp_path / "sweep.png")
+    (fig,) = drawn
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.9", "0.8"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["1", "3"]
+    assert {tuple(t.get_position()): t.get_text() for t in ax.texts} == {(0, 0): "2.0", (1, 0): "3.0", (1, 1): "1.0"}
+    real_close(fig)
 
 
 def test_a_sweep_csv_with_its_columns_in_another_order_is_refused_untouched(tmp_path):
