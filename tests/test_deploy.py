@@ -111,6 +111,17 @@ def test_the_component_advice_names_the_counterpart_or_the_components_of_the_key
         "use one of dropblock-det's MODEL.SEM_SEG_HEAD.NAME components (DropBlockDeepLabV3PlusHead, DropBlockFCNHead)")
 
 
+def test_a_c4_rcnns_dropblock_res5_head_is_deployed_as_stock_res5roiheads_with_its_parameters():
+    from conftest import rcnn_cfg
+
+    cfg = rcnn_cfg("MODEL.ROI_HEADS.NAME", "DropBlockRes5ROIHeads", "MODEL.DROPBLOCK.RESNET.STAGES", "['res4', 'res5']",
+                   c4=True)
+    stock = _read_as_stock_detectron2(stock_config(cfg))
+    assert (stock.MODEL.BACKBONE.NAME, stock.MODEL.ROI_HEADS.NAME) == ("build_resnet_backbone", "Res5ROIHeads")
+    shapes = {k: v.shape for k, v in meta_model(cfg).state_dict().items()}
+    assert {k: v.shape for k, v in meta_model(stock).state_dict().items()} == shapes
+
+
 def test_the_users_own_keys_are_kept_and_the_given_config_is_not_changed():
     cfg = dropblock_everywhere_cfg(head_norm="")
     cfg.MODEL.MY_PROJECT = CfgNode({"WIDTH": 3})  # a key of the user's own project

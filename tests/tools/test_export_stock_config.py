@@ -409,6 +409,25 @@ def test_only_a_python_config_or_a_lazy_runs_yaml_is_read_as_a_lazy_config(lazy_
     assert not is_lazy(str(CONFIGS / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml"))
 
 
+def test_a_lazy_config_to_be_written_under_a_name_lazyconfig_load_does_not_read_is_refused_first(tmp_path):
+    # LazyConfig.load reads .py, .yaml and .yml: any other name would be a file nothing reads back.
+    out = tmp_path / "stock_config.txt"
+    with pytest.raises(ValueError, match=r"^--output '.*stock_config\.txt': a LazyConfig is written as YAML"):
+        load_tool("export_stock_config").main(["--config-file", SYNTHETIC_LAZY, "--output", str(out)])
+    assert not out.exists()
+
+
+def test_weights_given_on_the_command_line_are_found_in_either_opts_form():
+    # The advice "is the config file's own (where training started)" is for weights not given;
+    # hydra's `+key=value` gives them too.
+    given = load_tool("export_stock_config")._opt_given
+    assert given(["+train.init_checkpoint=w.pth"], "train.init_checkpoint")
+    assert given(["train.max_iter=3", "train.init_checkpoint=w.pth"], "train.init_checkpoint")
+    assert not given(["train.init_checkpoint_2=w.pth"], "train.init_checkpoint")
+    assert given(["SOLVER.MAX_ITER", "3", "MODEL.WEIGHTS", "w.pth"], "MODEL.WEIGHTS")
+    assert not given(["SOLVER.MAX_ITER", "3"], "MODEL.WEIGHTS")
+
+
 def test_the_stock_config_points_detectron2s_tools_away_from_the_runs_own_files(trained_run, lazy_trained_run, capsys,
                                                                                 monkeypatch):
     # detectron2's train_net.py / lazyconfig_train_net.py --eval-only write config.yaml into
