@@ -304,6 +304,7 @@ def test_the_lazy_stock_model_gives_the_dropblock_models_eval_outputs(tmp_path, 
 
 def test_the_lazy_stock_deeplab_model_gives_the_dropblock_models_eval_outputs(tmp_path):
     from detectron2.config import instantiate
+    from detectron2.layers import ShapeSpec
     from detectron2.modeling import SemanticSegmentor
 
     from dropblock_det.deploy import lazy_stock_config
@@ -312,7 +313,12 @@ def test_the_lazy_stock_deeplab_model_gives_the_dropblock_models_eval_outputs(tm
                 "os16_poly_330k_bs16.py", "model.sem_seg_head.train_size=[64,64]", "model.sem_seg_head.num_classes=3")
     torch.manual_seed(0)
     ours = _perturbed(instantiate(cfg.model))
-    theirs = instantiate(_saved_and_loaded(lazy_stock_config(cfg), tmp_path).model)
+    stock = _saved_and_loaded(lazy_stock_config(cfg), tmp_path)
+    # The stock head gets a dict of ShapeSpecs, as its signature says (instantiate does not
+    # enter a mapping without a _target_: it would get the config nodes, which duck-type).
+    assert {k: type(v) for k, v in instantiate(stock.model.sem_seg_head.input_shape).items()} == {
+        "res2": ShapeSpec, "res5": ShapeSpec}
+    theirs = instantiate(stock.model)
     assert type(theirs) is SemanticSegmentor and type(theirs.sem_seg_head).__name__ == "DeepLabV3PlusHead"
     assert [len(stage) for stage in (theirs.backbone.res4, theirs.backbone.res5)] == [6, 3]
     assert [block.conv2.dilation for block in theirs.backbone.res5] == [(2, 2), (4, 4), (8, 8)]  # multi-grid
