@@ -165,6 +165,29 @@ def test_aspp_reads_a_non_square_pooling_kernel_as_height_then_width():
         assert torch.allclose(ours(x), global_pool(x), atol=1e-6)
 
 
+def test_aspp_image_pooling_is_global_where_the_kernel_does_not_fit_and_stock_where_it_does():
+    # Without a norm after the projection: with GN of one channel per group (the 32-channel
+    # ASPPs above) the image-pooling branch, constant over the map, is normalized away and
+    # any pooling would pass.
+    kwargs = dict(norm="", activation=F.relu, dropout=0.0)
+    torch.manual_seed(0)
+    stock = ASPP(8, 8, [1, 2, 3], pool_kernel_size=(4, 4), **kwargs).eval()
+    stock_global = ASPP(8, 8, [1, 2, 3], pool_kernel_size=None, **kwargs).eval()
+    ours = DropBlockASPP(8, 8, [1, 2, 3], pool_kernel_size=(4, 4), **kwargs).eval()
+    for aspp in (stock_global, ours):
+        aspp.load_state_dict(stock.state_dict(), strict=True)
+    without_pooling = copy.deepcopy(ours)
+    torch.nn.init.zeros_(without_pooling.convs[-1][1].weight)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        x = torch.randn(1, 8, 3, 5, generator=g)  # the kernel does not fit: global average
+        assert torch.allclose(ours(x), stock_global(x), atol=1e-6)
+        assert not torch.allclose(ours(x), without_pooling(x), atol=1e-3)  # the branch shows
+        x = torch.randn(1, 8, 8, 12, generator=g)  # a multiple: the stock stride-1 pool, resized as stock
+        assert torch.equal(ours(x), stock(x))
+        assert not torch.allclose(ours(x), stock_global(x), atol=1e-3)
+
+
 def test_deeplab_model_evaluates_variable_voc_like_sizes(dropblock_and_stock_models):
     model, stock = dropblock_and_stock_models
     inputs = _images((48, 72), (56, 64))
@@ -270,6 +293,18 @@ def test_without_crops_the_crop_keys_are_not_read_and_the_aspp_pools_globally(tm
     assert isinstance(aspp, DropBlockASPP) and aspp.pool_kernel_size is None
 
 
+def test_head_pools_its_aspp_over_the_training_crop_as_the_stock_head():
+    # The replaced ASPP keeps the stock head's pooling kernel, the crop's (H, W) at the
+    # ASPP's stride: global pooling on a training crop, a stride-1 pool on a larger multiple.
+    from detectron2.projects.deeplab import DeepLabV3PlusHead
+
+    kwargs = dict(project_channels=[32], aspp_dilations=[1, 2, 3], aspp_dropout=0.0, decoder_channels=[32, 32],
+                  common_stride=4, norm="GN", train_size=(64, 96), num_classes=3)
+    shapes = {"res2": _shape(32, 4), "res5": _shape(64, 16)}
+    ours, stock = DropBlockDeepLabV3PlusHead(shapes, **kwargs), DeepLabV3PlusHead(shapes, **kwargs)
+    kernels = [head.decoder["res5"]["project_conv"].pool_kernel_size for head in (ours, stock)]
+    assert kernels == [(4, 6), (4, 6)]
+
 def test_no_head_regularizers_unless_sem_seg_head_dropblock_is_enabled(tmp_path):
     cfg = _cfg(tmp_path, SCRATCH_DROPBLOCK, ["MODEL.DROPBLOCK.SEM_SEG_HEAD.ENABLED", False])
     model = build_model(cfg)
@@ -347,14 +382,14 @@ def test_the_loss_crops_the_upsampled_logits_to_targets_of_any_size():
         {"res2": _shape(32, 4), "res5": _shape(64, 16)}, project_channels=[32], aspp_dilations=[1, 2, 3],
         aspp_dropout=0.0, decoder_channels=[32, 32], common_stride=4, norm="GN", train_size=None, num_classes=3,
         ignore_value=255)
-    logits = torch.randn(2, 3, 13, 13)
-    targets = torch.randint(0, 3, (2, 50, 50))
+    logits = torch.randn(2, 3, 13, 12)
+    targets = torch.randint(0, 3, (2, 50, 46))  # cropped as (height, width)
     targets[:, :5] = 255  # ignored pixels stay ignored
-    upsampled = F.interpolate(logits, scale_factor=4, mode="bilinear", align_corners=False)[..., :50, :50]
+    upsampled = F.interpolate(logits, scale_factor=4, mode="bilinear", align_corners=False)[..., :50, :46]
     expected = F.cross_entropy(upsampled, targets, ignore_index=255)
     assert torch.equal(head.losses(logits, targets)["loss_sem_seg"], expected)
     # Where the sizes are multiples, the stock head's loss.
-    targets = torch.randint(0, 3, (2, 52, 52))
+    targets = torch.randint(0, 3, (2, 52, 48))
     assert torch.equal(head.losses(logits, targets)["loss_sem_seg"],
                        DeepLabV3PlusHead.losses(head, logits, targets)["loss_sem_seg"])
 
