@@ -157,6 +157,10 @@ def test_fcn_head_arguments_are_checked_without_a_config():
         DropBlockFCNHead(shapes, **{**kwargs, "common_stride": "4"})
     with pytest.raises(ValueError, match=r"^common_stride=8: the level at stride 4 \(input_shape: strides \[4, 8\]\)"):
         DropBlockFCNHead(shapes, **{**kwargs, "common_stride": 8})
+    # A stride one upsampling leaves above common_stride (16 -> 8, not 5): logits at stride 8 * 5.
+    with pytest.raises(ValueError, match=r"^common_stride=5: the level at stride 16 \(input_shape: strides \[16\]\) "
+                                         r"is upsampled to stride 8, not to it"):
+        DropBlockFCNHead({"p4": ShapeSpec(channels=32, stride=16)}, **{**kwargs, "common_stride": 5})
     head = DropBlockFCNHead(shapes, dropblock=lambda: DropBlock2d(0.8, 3), dropblock_positions=["decoder"], **kwargs)
     assert [n for n, _ in iter_regularizers(head)] == ["p2.dropblock0", "p3.dropblock0"]
     # A common stride below the finest level's is one the stock head reaches: logits at stride 2.
