@@ -275,11 +275,14 @@ def test_voc_datasets_are_registered_with_sem_seg_metadata():
         assert meta.ignore_label == 255
         assert meta.evaluator_type == "sem_seg"
         assert meta.image_root.endswith("VOC2012/JPEGImages")
+        assert meta.sem_seg_root.endswith("VOC2012/SegmentationClassAug")
 
 
 def test_voc_palette_matches_voc_colours():
     palette = voc_palette()
     assert palette[0] == (0, 0, 0) and palette[1] == (128, 0, 0) and palette[15] == (192, 128, 128)
+    # green and blue apart: bicycle, boat, dog
+    assert (palette[2], palette[4], palette[12]) == ((0, 128, 0), (0, 0, 128), (64, 0, 128))
     assert len(set(palette)) == 21
 
 
@@ -299,6 +302,20 @@ def test_registered_names_load_from_detectron2_datasets_root(tree, monkeypatch):
         monkeypatch.delenv("DETECTRON2_DATASETS")
         register_all_voc_sem_seg()
 
+
+def test_voc_datasets_are_registered_under_datasets_without_detectron2_datasets(monkeypatch):
+    # detectron2's rule: $DETECTRON2_DATASETS (a leading ~ expanded), else ./datasets.
+    try:
+        monkeypatch.delenv("DETECTRON2_DATASETS", raising=False)
+        register_all_voc_sem_seg()
+        assert MetadataCatalog.get("voc_2012_sem_seg_val").image_root == str(Path("datasets/VOC2012/JPEGImages"))
+        monkeypatch.setenv("DETECTRON2_DATASETS", "~/d2")
+        register_all_voc_sem_seg()
+        assert MetadataCatalog.get("voc_2012_sem_seg_train_aug").sem_seg_root == str(
+            Path.home() / "d2/VOC2012/SegmentationClassAug")
+    finally:
+        monkeypatch.undo()
+        register_all_voc_sem_seg()
 
 def test_loading_unprepared_folder_says_to_run_the_prepare_script(tree):
     voc, _, _ = tree
