@@ -214,6 +214,8 @@ def test_every_depth_and_resnets_key_gives_the_stock_backbone(depth):
     (18, "RES2_OUT_CHANNELS", 128, r"^MODEL\.RESNETS\.RES2_OUT_CHANNELS=128, MODEL\.RESNETS\.NUM_GROUPS=1: ResNet-18 "),
     # build_resnet_backbone asserts RES5_DILATION in (1, 2); 4 is for the DeepLab backbone.
     (50, "RES5_DILATION", 4, r"^MODEL\.RESNETS\.RES5_DILATION=4: expected 1 or 2"),
+    # get_norm's bare KeyError: 'gn'.
+    (18, "NORM", "gn", r"^MODEL\.RESNETS\.NORM='gn': not a norm detectron2's get_norm knows"),
 ])
 def test_resnets_keys_are_refused_naming_the_key(depth, key, value, match):
     cfg = _cfg(depth=depth)
