@@ -319,7 +319,9 @@ def test_voc_datasets_are_registered_under_datasets_without_detectron2_datasets(
 
 def test_loading_unprepared_folder_says_to_run_the_prepare_script(tree):
     voc, _, _ = tree
-    with pytest.raises(FileNotFoundError, match="prepare_voc_sem_seg.py"):
+    split_file = voc / "ImageSets" / "SegmentationAug" / "val.txt"
+    with pytest.raises(FileNotFoundError,
+                       match=rf"^{re.escape(str(split_file))} does not exist: run .*prepare_voc_sem_seg\.py"):
         load_voc_sem_seg(voc, "val")
 
 
@@ -447,11 +449,11 @@ def test_loading_names_a_missing_label_or_image_of_a_listed_id(tree, missing):
     voc, sbd, _ = tree
     prepare_voc_sem_seg(voc, sbd)
     image_id = MINI_VOC_VAL[1]
-    if missing == "label":
-        (voc / "SegmentationClassAug" / f"{image_id}.png").unlink()
-    else:
-        (voc / "JPEGImages" / f"{image_id}.jpg").unlink()
-    with pytest.raises(FileNotFoundError, match=rf"{missing} of '{image_id}' listed in .*val\.txt is missing"):
+    path = (voc / "SegmentationClassAug" / f"{image_id}.png" if missing == "label"
+            else voc / "JPEGImages" / f"{image_id}.jpg")
+    path.unlink()
+    with pytest.raises(FileNotFoundError, match=rf"{missing} of '{image_id}' listed in .*val\.txt is missing: "
+                                                rf"{re.escape(str(path))}$"):
         load_voc_sem_seg(voc, "val")
 
 
