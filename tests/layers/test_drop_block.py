@@ -442,6 +442,8 @@ def test_an_fp8_residual_of_a_fused_pair_is_refused_naming_the_residual():
         ({"gamma_mode": "foo"}, "gamma_mode"),
         ({"impl": "foo"}, "impl"),
         ({"warm_iters": 5}, "warm_iters"),
+        ({"shared_mask": "no"}, "shared_mask"),  # a truthy string must not share the mask
+        ({"shared_mask": 1}, "shared_mask"),
     ],
 )
 def test_module_rejects_bad_arguments_at_construction(kwargs, fragment):
@@ -883,6 +885,7 @@ def test_seed_path_gradient_with_an_expanded_output_gradient():
     (drop_block_gamma, (0.9, 7, -3, 5), "height"), (expected_drop_fraction, (0.1, 3, 8, True), "width"),
     (expected_drop_fraction, (-0.5, 3, 8, 8), "gamma"), (expected_drop_fraction, (float("nan"), 3, 8, 8), "gamma"),
     (expected_drop_fraction, ("0.1", 3, 8, 8), "gamma"), (expected_drop_fraction, (True, 3, 8, 8), "gamma"),
+    (expected_drop_fraction, (1.5, 3, 8, 8), "gamma"),
     (clip_block_size, (0, 3, 10), "block_size"), (clip_block_size, (7, -3, 10), "height"),
     (clip_block_size, (7, 3, 2.5), "width"),
     (drop_block_gamma, (0.0, 7, 5, 5), "keep_prob"), (drop_block_gamma, (0.9, 0, 5, 5), "block_size"),
