@@ -98,6 +98,18 @@ def test_eval_mode_and_keep_prob_one_return_the_input_object():
     assert module(x) is not x
 
 
+def test_the_function_off_applies_relu_and_residual_out_of_place():
+    # training=False or keep_prob 1 with relu / residual: relu(x) and relu(r + x) as new
+    # tensors; the caller's x and residual (a shortcut, a hook's copy) stay as they were.
+    x, residual = torch.randn(2, 3, 9, 9), torch.randn(2, 3, 9, 9)
+    x_before, residual_before = x.clone(), residual.clone()
+    for off in (dict(training=False), dict(keep_prob=1.0)):
+        args = {"keep_prob": 0.8, "block_size": 3, **off}
+        assert torch.equal(drop_block_2d(x, relu=True, **args), torch.relu(x_before))
+        assert torch.equal(drop_block_2d(x, residual=residual, **args), torch.relu(residual_before + x_before))
+        assert torch.equal(x, x_before) and torch.equal(residual, residual_before)
+
+
 def test_module_is_a_keep_prob_regularizer_with_empty_state_dict_and_informative_repr():
     module = DropBlock2d(keep_prob=0.85, block_size=5, shared_mask=True, gamma_mode="calibrated")
     assert isinstance(module, KeepProbRegularizer)
