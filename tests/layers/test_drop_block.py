@@ -193,14 +193,18 @@ def test_fp16_input_larger_than_fp16_max_count_keeps_a_finite_scale():
 def test_half_precision_output_saturates_and_its_gradient_overflows(dtype, shared_mask):
     # A kept unit at the dtype's largest value times the scale (~1 / kept fraction) does not
     # fit: the output saturates there (an inf would turn the loss into NaN), while the
-    # gradient overflows to inf, as AMP's GradScaler needs to see it.
+    # gradient overflows to inf, as AMP's GradScaler needs to see it. Both ends: -inf would
+    # turn the loss into NaN as well.
     largest = torch.finfo(dtype).max
-    x = torch.full((2, 4, 12, 10), largest, dtype=dtype, requires_grad=True)
+    x = torch.full((2, 4, 12, 10), largest, dtype=dtype)
+    x[:, ::2] = -largest
+    x.requires_grad_(True)
     torch.manual_seed(0)
     out = drop_block_2d(x, 0.8, 3, shared_mask=shared_mask, impl="torch")
     kept = out != 0
     assert kept.any() and not kept.all()
-    assert (out[kept] == largest).all()
+    assert torch.equal(out[kept], x.detach()[kept])
+    assert (out[kept] < 0).any() and (out[kept] > 0).any()
     out.backward(torch.full_like(out, largest))
     assert x.grad[kept].isinf().all() and (x.grad[~kept] == 0).all()
 

@@ -99,6 +99,17 @@ def test_dtype_is_preserved_and_gradient_is_grad_times_mask_times_scale(fn, dtyp
 
 
 @pytest.mark.parametrize("fn", FUNCTIONS)
+def test_a_keep_prob_whose_inverse_overflows_drops_to_zero_not_nan(fn):
+    # 1 / 1e-40 is inf in fp32: uncapped, every dropped unit would be 0 * inf = NaN, in the
+    # output and in the gradient.
+    x = torch.randn(2, 3, 4, 4, requires_grad=True)
+    torch.manual_seed(0)
+    out = fn(x, 1e-40)
+    out.backward(torch.ones_like(out))
+    assert (out == 0).all() and (x.grad == 0).all()
+
+
+@pytest.mark.parametrize("fn", FUNCTIONS)
 def test_only_a_bool_mask_is_kept_for_backward(fn):
     x = torch.randn(4, 8, 10, 10, requires_grad=True)
     _, saved = saved_for_backward(lambda: fn(x, 0.7))
