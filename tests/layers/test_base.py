@@ -2,6 +2,7 @@
 relu_then_regularize, regularize_add_relu and masked_scale."""
 import pytest
 import torch
+from dropblock_checks import saved_for_backward
 
 from dropblock_det.layers import (
     REGULARIZER_TYPES,
@@ -140,6 +141,11 @@ def test_an_inactive_regularizer_keeps_the_blocks_relu_in_place(name):
     out = relu_then_regularize(active, x.clone(), inplace=True)
     torch.manual_seed(2)
     assert torch.equal(out, active(torch.relu(x))) and not torch.equal(out, torch.relu(x))
+    # Active, inplace=True still hands it x with relu=True: it keeps only its output for
+    # backward, not also the in-place ReLU's (one activation more per block).
+    branch = x.clone().requires_grad_(True) * 1.0
+    out, saved = saved_for_backward(lambda: relu_then_regularize(active, branch, inplace=True))
+    assert len(saved) == 1 and saved[0].untyped_storage().data_ptr() == out.untyped_storage().data_ptr()
 
 
 @pytest.mark.parametrize("type", ["DropBlock", "Dropout", "SpatialDropout"])
