@@ -1012,6 +1012,23 @@ def check_modules_hand_both_dropblocks_to_one_pass(device: str) -> None:
         torch.testing.assert_close(out, expected, rtol=0, atol=0, equal_nan=True, msg=f"shared={shared}")
 
 
+def check_an_inactive_residual_dropblock_is_not_handed_to_one_pass(device: str) -> None:
+    # A residual DropBlock in eval mode or at keep_prob 1 is the identity: x's active one
+    # must sum the residual as it is, not hand it to the two-mask pass, which would drop it
+    # at its module's keep_prob (or draw at gamma 0).
+    from dropblock_det.layers import DropBlock2d
+
+    x = _relu_test_input((2, 6, 13, 10), torch.float32, device, False)
+    residual = torch.randn(x.shape, device=device)
+    on_x = DropBlock2d(0.85, 3, impl="triton").train()
+    for on_residual in (DropBlock2d(0.7, 5, impl="triton").eval(), DropBlock2d(1.0, 5, impl="triton").train()):
+        out, calls = _regularize_add_relu_recording_triton_calls(on_x, x, residual, on_residual, seed=4)
+        assert calls and all(call is None for call in calls), calls
+        torch.manual_seed(4)
+        expected = torch.relu(residual + on_x(x))
+        torch.testing.assert_close(out, expected, rtol=0, atol=0, equal_nan=True)
+
+
 def check_modules_of_different_impls_run_in_turn_not_in_one_pass(device: str) -> None:
     # A residual DropBlock with impl="torch" is the PyTorch path's draw (its own generator
     # use, its own kernels), even next to an impl="triton" one on x: not handed to the
