@@ -617,6 +617,10 @@ def test_residual_of_another_shape_is_refused_not_broadcast(residual_shape, keep
     named = rf"residual must have x's shape \(2, 3, 6, 6\), got {re.escape(str(residual_shape))}"
     with pytest.raises(ValueError, match="drop_block_2d: " + named):
         drop_block_2d(x, keep_prob, 3, residual=residual)
+    with pytest.raises(ValueError, match="drop_block_2d: " + named):  # training=False too
+        drop_block_2d(x, keep_prob, 3, training=False, residual=residual)
+    with pytest.raises(ValueError, match="drop_block_2d: residual cannot be combined with relu=True"):
+        drop_block_2d(x, keep_prob, 3, training=False, relu=True, residual=torch.randn(x.shape))
     module = DropBlock2d(keep_prob, 3).train()
     with pytest.raises(ValueError, match="DropBlock2d: " + named):
         module(x, residual=residual)

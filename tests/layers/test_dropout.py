@@ -145,6 +145,12 @@ def test_bad_arguments_raise_value_error_naming_them(fn, kwargs):
     assert name in str(info.value) and repr(value) in str(info.value)
 
 
+def test_drop_path_needs_a_batch_dim():
+    # A 0-d tensor has no sample to drop: named, not an IndexError from x.shape[0].
+    with pytest.raises(ValueError, match=r"drop_path: x must have at least 1 dims, got shape \(\)"):
+        drop_path(torch.tensor(1.0), 0.5)
+
+
 def test_spatial_dropout_needs_a_channel_and_a_spatial_dim():
     with pytest.raises(ValueError, match=r"spatial_dropout.*\(4, 3\)"):
         spatial_dropout(torch.ones(4, 3), 0.5)
