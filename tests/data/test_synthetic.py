@@ -633,3 +633,96 @@ def test_the_command_lines_flags_set_only_the_detection_set_without_only(tmp_pat
     asked.clear()
     assert _make_synthetic_cli()(["--root", str(tmp_path), "--only", "sem_seg", "--num-train", "3"]) == 0
     assert asked == {"seg": {"num_train": 3}}
+
+
+def test_the_files_a_seed_writes_are_fixed_until_generator_version_changes(tmp_path):
+    # The main job's numbers come from the files the default seed writes, and a complete set
+    # of the same parameters and GENERATOR_VERSION is reused, not rewritten: a drawing or
+    # encoding change (background, colours, clutter, JPEG quality, annotation fields) that
+    # left the version as it was would have new machines write other sets than old ones keep.
+    # Change the drawing -> bump GENERATOR_VERSION and update these digests. The same digests
+    # under numpy 1.23 / Pillow 9.5 and numpy 2.4 / Pillow 13 (datasets/README.md).
+    import hashlib
+
+    from dropblock_det.data.synthetic import GENERATOR_VERSION, draw_scene
+
+    def digest(folder):
+        h = hashlib.sha256()
+        for p in sorted(folder.rglob("*")):
+            if p.is_file() and p.name != "manifest.json":  # the manifest names the library versions
+                h.update(p.relative_to(folder).as_posix().encode() + b"\0" + hashlib.sha256(p.read_bytes()).digest())
+        return h.hexdigest()
+
+    assert GENERATOR_VERSION == 2
+    # Many small scenes, for the draws a tiny set's few images may not reach (the
+    # background's direction, a shape at exactly MIN_OBJECT_PIXELS).
+    scenes = hashlib.sha256()
+    for i in range(48):
+        image, instance_map, objects = draw_scene(np.random.default_rng([0, 0, i]), 32, 8, 16, 4, 3)
+        scenes.update(image.tobytes() + instance_map.tobytes() + json.dumps(objects).encode())
+    assert scenes.hexdigest() == "59da4ccd969006614abce85ac96c20c8d782323e899335cda857c9d192fe2448"
+    assert digest(make_synthetic_detection(tmp_path, **TINY_DET)) == (
+        "06daa2c3327fd8de21c7f1e9434efcc82902ee40c9d00d23b77ec6172af5a939")
+    assert digest(make_synthetic_sem_seg(tmp_path, **TINY_SEG)) == (
+        "cfb00eb495a8b595e0da48f5008a86e55a01c0901064cda28ad568d7155589cb")
+
+
+def test_the_default_parameters_are_the_documented_ones():
+    # datasets/README.md: 1500 train / 200 val images of 128x128, 1-4 shapes of 22-72 px; the
+    # main job's sets are these (another default would be "a set of other parameters" to
+    # every root that holds the documented one).
+    from dropblock_det.data.synthetic import DEFAULT_DET_PARAMS, DEFAULT_SEM_SEG_PARAMS
+
+    assert DEFAULT_DET_PARAMS == {"num_train": 1500, "num_val": 200, "image_size": 128, "min_object_size": 22,
+                                  "max_object_size": 72, "max_objects": 4, "seed": 0}
+    assert DEFAULT_SEM_SEG_PARAMS == {"num_train": 300, "num_val": 60, "image_size": 128, "min_object_size": 24,
+                                      "max_object_size": 72, "max_objects": 4, "seed": 1}
+
+
+def test_the_default_root_is_detectron2_datasets_with_a_leading_tilde_expanded(tmp_path, monkeypatch):
+    # DETECTRON2_DATASETS=~/data (quoted in a shell profile, so unexpanded) must not make a
+    # folder literally named "~" under the working directory.
+    from pathlib import Path
+
+    from dropblock_det.data.synthetic import default_datasets_root
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DETECTRON2_DATASETS", "~/data")
+    assert default_datasets_root() == tmp_path / "home" / "data"
+    monkeypatch.delenv("DETECTRON2_DATASETS")
+    assert default_datasets_root() == Path("datasets")
+
+
+def test_the_command_lines_force_rewrites_both_sets(tmp_path, monkeypatch):
+    # --force: "rewrite even if already complete", for the detection and the sem-seg set.
+    from dropblock_det.data import synthetic
+
+    forced = {}
+
+    def recording(which):
+        def make(root, force, **params):
+            forced[which] = force
+            return tmp_path
+        return make
+
+    monkeypatch.setattr(synthetic, "make_synthetic_detection", recording("det"))
+    monkeypatch.setattr(synthetic, "make_synthetic_sem_seg", recording("seg"))
+    assert _make_synthetic_cli()(["--root", str(tmp_path), "--force"]) == 0
+    assert forced == {"det": True, "seg": True}
+    assert _make_synthetic_cli()(["--root", str(tmp_path)]) == 0
+    assert forced == {"det": False, "seg": False}
+
+
+def test_a_shape_of_exactly_min_object_pixels_is_drawn(monkeypatch):
+    # "A shape of fewer pixels is not drawn": MIN_OBJECT_PIXELS itself is an object.
+    from dropblock_det.data import synthetic
+
+    def block(kind, cx, cy, size, angle, hw):
+        mask = np.zeros((hw, hw), dtype=bool)
+        side = int(synthetic.MIN_OBJECT_PIXELS ** 0.5)
+        mask[:side, :side] = True
+        return mask
+
+    monkeypatch.setattr(synthetic, "_shape_mask", block)
+    _, _, objects = synthetic.draw_scene(np.random.default_rng(0), 32, 8, 16, 1, 3)
+    assert [o["area"] for o in objects] == [synthetic.MIN_OBJECT_PIXELS]
