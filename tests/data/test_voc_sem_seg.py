@@ -192,7 +192,7 @@ def test_label_values_outside_voc_classes_are_rejected(tree):
     voc, sbd, _ = tree
     path = voc / "SegmentationClass" / f"{MINI_VOC_VAL[1]}.png"
     Image.fromarray(np.full((48, 64), 40, dtype=np.uint8)).save(path)
-    with pytest.raises(ValueError, match=r"label values \[40\] are not VOC classes"):
+    with pytest.raises(ValueError, match=re.escape(str(path)) + r": label values \[40\] are not VOC classes"):
         read_voc_label(path)
 
 
@@ -238,6 +238,7 @@ def test_cli_expands_a_tilde_in_its_folders(tree, capsys, monkeypatch):
     voc, sbd, _ = tree
     home = voc.parents[1]
     monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(home)  # an unexpanded "~/prepared" would land here, not in the checkout
     out = home / "prepared"
     assert cli.main([f"--voc=~/{voc.relative_to(home)}", f"--sbd=~/{sbd.relative_to(home)}", "--out=~/prepared"]) == 0, (
         capsys.readouterr().err)
@@ -487,6 +488,22 @@ def test_prepare_never_replaces_label_or_split_files_it_did_not_write(tree):
     assert summary.num_written == len(MINI_TRAIN_AUG) + len(MINI_VOC_VAL)
     assert _split(voc, "train_aug") == list(MINI_TRAIN_AUG)
     assert 7 not in np.unique(np.array(Image.open(users_label)))
+
+
+def test_cli_overwrite_replaces_files_it_did_not_write(tree, capsys):
+    # --overwrite is the command line's only way to replace another tool's label or split file.
+    voc, sbd, _ = tree
+    users_label = voc / "SegmentationClassAug" / f"{MINI_TRAIN_AUG[0]}.png"
+    users_label.parent.mkdir()
+    Image.fromarray(np.full((48, 64), 7, np.uint8)).save(users_label)
+    spec = importlib.util.spec_from_file_location("prepare_voc_sem_seg_cli", REPO / "datasets" / "prepare_voc_sem_seg.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    assert cli.main(["--voc", str(voc), "--sbd", str(sbd)]) == 1
+    assert 7 in np.unique(np.array(Image.open(users_label)))
+    assert cli.main(["--voc", str(voc), "--sbd", str(sbd), "--overwrite"]) == 0, capsys.readouterr().err
+    assert 7 not in np.unique(np.array(Image.open(users_label)))
+    assert _split(voc, "train_aug") == list(MINI_TRAIN_AUG)
 
 
 def test_prepare_replaces_its_own_outputs_of_earlier_inputs_without_overwrite(tree):
