@@ -287,3 +287,19 @@ def test_crowd_annotations_and_test_mappers_are_not_held_to_the_models_fields(tm
     assert mapper(dict(item))["image"].shape == (3, 16, 16)
     with pytest.raises(ValueError, match=r"^MODEL\.MASK_ON=True, but the annotations of .*a\.jpg have no 'segmentation'"):
         DatasetMapperNamingFiles(is_train=True, augmentations=[], image_format="RGB", use_instance_mask=True)(dict(item))
+
+
+def test_a_dataset_file_error_inside_naming_dataset_files_passes_through_as_it_is(monkeypatch):
+    # It already names its file: not wrapped again as "cannot load dataset ...", and the
+    # datasets are not each loaded once more to find a culprit.
+    from detectron2.data import DatasetCatalog
+
+    from dropblock_det.data.file_errors import DatasetFileError, naming_dataset_files
+
+    loaded = []
+    monkeypatch.setattr(DatasetCatalog, "get", lambda name: loaded.append(name))
+    original = DatasetFileError("cannot read /data/a.jpg: OSError: image file is truncated")
+    with pytest.raises(DatasetFileError) as raised:
+        with naming_dataset_files(["set_a", "set_b"]):
+            raise original
+    assert raised.value is original and loaded == []
