@@ -580,3 +580,14 @@ def test_a_split_file_of_exactly_the_ids_it_would_write_is_not_in_the_way(tree):
     (voc / "ImageSets" / "SegmentationAug" / ".prepare_voc_sem_seg.json").unlink()
     summary = prepare_voc_sem_seg(voc, sbd)
     assert summary.num_written == 0 and _split(voc, "train_aug") == list(MINI_TRAIN_AUG)
+
+
+def test_a_folder_named_like_a_split_file_is_in_the_way_before_anything_is_written(tree):
+    # Not taken for a split file of its own: the rename onto it failed only after every label
+    # had been converted.
+    voc, sbd, _ = tree
+    folder = voc / "ImageSets" / "SegmentationAug" / "train_aug.txt"
+    folder.mkdir(parents=True)
+    with pytest.raises(FileExistsError, match=re.escape(str(folder))):
+        prepare_voc_sem_seg(voc, sbd)
+    assert folder.is_dir() and not (voc / "SegmentationClassAug").exists()
