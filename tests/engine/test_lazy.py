@@ -500,6 +500,19 @@ def test_a_component_reading_tensor_values_at_init_is_left_to_the_real_build():
     assert build_on_meta_device(_DropPathRates) is None  # a yacs builder's component too
 
 
+def test_the_schedule_is_checked_where_the_meta_device_cannot_build_the_model():
+    # A ViTDet-like model is left to the real build; its train.dropblock_schedule is still
+    # checked before the output folder is made (else it failed after the data was loaded).
+    from detectron2.config import LazyCall as L
+
+    from dropblock_det.engine.lazy import check_lazy_config_before_run
+
+    cfg = _lazy(SYNTHETIC, "train.dropblock_schedule.keep_prob=1.5")
+    cfg.model = L(torch.nn.ModuleList)(modules=[L(_DropPathRates)()])
+    with pytest.raises(ValueError, match=r"^train\.dropblock_schedule: .*keep_prob"):
+        check_lazy_config_before_run(cfg, check_files=False)
+
+
 def test_the_checks_leave_the_config_as_it_was():
     from omegaconf import OmegaConf
 
@@ -528,6 +541,24 @@ def test_a_missing_key_and_a_bad_opt_are_named(tmp_path):
         _lazy(tmp_path / "nope.py")
     with pytest.raises(ValueError, match=r"is not a LazyConfig.*tools/train_net\.py"):
         _lazy(CONFIGS / TWINS[0][1])
+
+
+def test_a_required_value_left_at_question_marks_is_named_as_missing_not_as_an_absent_key(tmp_path):
+    from dropblock_det.engine.lazy import check_lazy_config_before_run
+
+    cfg = _lazy(SYNTHETIC)
+    cfg.train.max_iter = "???"  # a value the config file leaves to the command line
+    with pytest.raises(KeyError, match=r"^'train\.max_iter: Missing mandatory value"):
+        check_lazy_config_before_run(cfg, check_files=False)
+
+
+def test_no_init_checkpoint_as_null_is_accepted_as_the_empty_string_is():
+    # detectron2's checkpointer starts from scratch for either; only another type is refused.
+    from dropblock_det.engine.lazy import check_lazy_config_before_run
+
+    for train in (True, False):
+        assert check_lazy_config_before_run(_lazy(SYNTHETIC, "train.init_checkpoint=null"), train=train,
+                                            check_files=False) is not None
 
 
 def test_a_folder_given_for_the_init_checkpoint_is_named_as_a_folder(tmp_path):
