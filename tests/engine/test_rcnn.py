@@ -422,6 +422,10 @@ def test_a_lazy_mask_rcnn_whose_mapper_loads_no_masks_is_refused_naming_the_key(
             _lazy_check(cfg)
         cfg.dataloader.train.mapper.use_instance_mask = True
         _lazy_check(cfg)
+        # Left out, as dropblock-det's coco_detection.py loader does: DatasetMapper's default, False.
+        del cfg.dataloader.train.mapper["use_instance_mask"]
+        with pytest.raises(ValueError, match=r"^dataloader\.train\.mapper\.use_instance_mask=False, but"):
+            _lazy_check(cfg)
     _lazy_check(lazy_rcnn_cfg(mapper=mapper))  # a Faster R-CNN needs no masks
 
 
@@ -441,6 +445,23 @@ def test_a_lazy_mask_rcnn_on_a_box_only_training_set_names_the_head_and_the_data
         cfg = lazy_rcnn_cfg()
         batch = next(iter(build_lazy_train_loader(cfg, lazy_meta_model(cfg))))
         assert len(batch) == 2 and batch[0]["instances"].has("gt_boxes")
+
+
+def test_a_lazy_mask_rcnn_training_set_is_checked_past_its_first_image():
+    # A set whose first images have masks and a later one none failed at that image's step.
+    from dropblock_det.engine.lazy import check_lazy_rcnn_training_data, lazy_meta_model
+
+    cfg = lazy_rcnn_cfg(mask=True, use_instance_mask=True)
+    box = dict(bbox=[1, 1, 8, 8], bbox_mode=1, category_id=0, iscrowd=0)
+    items = [dict(file_name="a.jpg", annotations=[dict(box, segmentation=[[1, 1, 8, 1, 8, 8]])]),
+             dict(file_name="b.jpg", annotations=[dict(box, iscrowd=1)]),  # a crowd box needs no mask
+             dict(file_name="c.jpg", annotations=[box])]
+    model = lazy_meta_model(cfg)
+    check_lazy_rcnn_training_data(items[:2], model, ["mixed"])
+    with pytest.raises(ValueError, match=r"^model\.roi_heads\.mask_head trains on instance masks, but the "
+                                         r"annotations of c\.jpg in dataloader\.train\.dataset\.names=\['mixed'\] "
+                                         r"have no 'segmentation'"):
+        check_lazy_rcnn_training_data(items, model, ["mixed"])
 
 
 def test_a_yacs_mask_rcnn_on_a_box_only_training_set_is_refused_when_its_loader_is_built(tmp_path):
