@@ -207,6 +207,22 @@ def test_do_train_from_a_finished_runs_checkpoint_evaluates_it_again(trained, tm
     assert [r["iteration"] for r in _records(run) if "total_loss" in r] == steps_before
 
 
+def test_do_train_refuses_a_resume_from_checkpoint_of_another_model_before_loading_the_data(
+        trained, tmp_path, monkeypatch):
+    # What a lazy sweep's do_train call gets unchecked by the tool: the strict load came only
+    # after the training set was loaded.
+    from dropblock_det.engine import lazy
+    from dropblock_det.engine.trainer import CheckpointMismatchError
+
+    out, _ = trained
+    monkeypatch.setattr(lazy, "build_lazy_train_loader", lambda *args: pytest.fail("the training data was loaded"))
+    cfg = lazy.load_lazy_config(LAZY_CONFIG, [*TINY_LAZY_OPTS, f"train.output_dir={tmp_path / 'run'}",
+                                              "model.head.conv_dims=[64,64]"])
+    with pytest.raises(CheckpointMismatchError, match=r"^--resume: checkpoint '.*model_final\.pth' does not match "
+                                                      r".*missing in checkpoint: head\.cls_subnet\.3\.weight"):
+        lazy.do_train(cfg, str(out / "model_final.pth"))
+
+
 def test_do_train_without_resume_from_starts_from_init_checkpoint_not_the_folders_last_checkpoint(
         trained, tmp_path, monkeypatch):
     # '' is a fresh start: the run's own checkpoint in train.output_dir is not loaded.
