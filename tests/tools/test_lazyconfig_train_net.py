@@ -223,6 +223,19 @@ def test_do_train_refuses_a_resume_from_checkpoint_of_another_model_before_loadi
         lazy.do_train(cfg, str(out / "model_final.pth"))
 
 
+def test_do_train_returns_the_last_evaluations_results_not_an_earlier_ones(tiny_datasets, tmp_path, monkeypatch):
+    # COCOEvaluator gives {} for a model that detects nothing: the last evaluation's {} is the
+    # result (a sweep's row), not the AP of the evaluation before it.
+    from dropblock_det.engine import lazy
+
+    outcomes = iter([{"bbox": {"AP": 12.5}}, {}])
+    monkeypatch.setattr(lazy, "do_test", lambda cfg, model: next(outcomes))
+    cfg = lazy.load_lazy_config(LAZY_CONFIG, [*TINY_LAZY_OPTS, f"train.output_dir={tmp_path / 'run'}",
+                                              "train.max_iter=2", "train.eval_period=1"])
+    assert lazy.do_train(cfg) == {}
+    assert next(outcomes, None) is None  # evaluated after step 0 and at the end
+
+
 def test_do_train_without_resume_from_starts_from_init_checkpoint_not_the_folders_last_checkpoint(
         trained, tmp_path, monkeypatch):
     # '' is a fresh start: the run's own checkpoint in train.output_dir is not loaded.
