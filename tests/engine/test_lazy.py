@@ -229,6 +229,8 @@ def test_the_config_saved_by_a_run_loads_back_to_the_same_model(tmp_path):
     (["train.amp.enabled=True"], ValueError, r"train\.amp\.enabled=True needs a CUDA"),
     (["train.device=gpu0"], ValueError, r"train\.device='gpu0'"),
     (["train.output_dir=''"], ValueError, r"train\.output_dir=''"),
+    # Hydra reads it as an int, which no path joins with.
+    (["train.output_dir=123"], ValueError, r"^train\.output_dir=123: expected a folder"),
     (["train.init_checkpoint=/nonexistent/model.pth"], FileNotFoundError, r"train\.init_checkpoint="),
     (["dataloader.train.dataset.names=no_such_set"], KeyError, r"dataloader\.train\.dataset\.names names 'no_such_set'"),
     (["dataloader.test.dataset.names=no_such_set"], KeyError, r"dataloader\.test\.dataset\.names names 'no_such_set'"),
