@@ -1206,6 +1206,37 @@ def test_a_config_file_that_is_a_folder_is_named_as_one(tmp_path):
         load_config(str(tmp_path / "nothing.yaml"))
 
 
+def test_a_lazy_runs_config_yaml_is_told_from_a_yacs_config_with_an_unknown_key(tmp_path):
+    # yacs fails on a LazyConfig run's config.yaml with "Non-existent config key: model"; the
+    # user is sent to the LazyConfig tool instead. A yacs config with an unknown key is named
+    # as such, with its file.
+    from dropblock_det.engine.trainer import load_config
+
+    lazy = tmp_path / "config.yaml"
+    lazy.write_text("dataloader:\n  train:\n    total_batch_size: 2\nmodel:\n  _target_: x.Y\n")
+    with pytest.raises(ValueError, match=rf"^config file '{re.escape(str(lazy))}' is a LazyConfig \(its top level "
+                                         r"has `model:`\), not a yacs config: train it with tools/lazyconfig_train_net\.py$"):
+        load_config(str(lazy))
+    yacs = tmp_path / "typo.yaml"
+    yacs.write_text("MODEL:\n  DROPBLOK:\n    KEEP_PROB: 0.9\n")
+    with pytest.raises(KeyError, match=rf"config file '{re.escape(str(yacs))}': .*DROPBLOK"):
+        load_config(str(yacs))
+
+def test_keys_extra_setup_adds_can_be_set_by_the_config_file_and_the_opts(tmp_path):
+    # extra_setup runs before the file is merged (as detectron2 projects add their keys):
+    # after it, a file setting the key failed with "Non-existent config key".
+    from detectron2.config import CfgNode
+
+    from dropblock_det.engine.trainer import load_config
+
+    def add_my_keys(cfg):
+        cfg.MY_PROJECT = CfgNode({"SIZE": 1, "NAME": "a"})
+
+    config = tmp_path / "mine.yaml"
+    config.write_text(f"_BASE_: {SYNTH}\nMY_PROJECT:\n  SIZE: 2\n")
+    cfg = load_config(str(config), ["MY_PROJECT.NAME", "b"], extra_setup=add_my_keys)
+    assert (cfg.MY_PROJECT.SIZE, cfg.MY_PROJECT.NAME, cfg.MODEL.DROPBLOCK.KEEP_PROB) == (2, "b", 0.9)
+
 def test_a_config_copied_away_from_its_base_names_itself_and_the_missing_base(tmp_path):
     # yacs reads _BASE_ relative to the file naming it: a leaf config copied into a project
     # failed with open()'s bare "No such file or directory: '.../Base-...yaml'".
