@@ -475,6 +475,18 @@ def test_a_device_the_run_cannot_use_is_refused_before_anything_is_written(opts,
             check_config_before_run(_cfg("MODEL.DEVICE", "cuda"), train=False, check_files=False)
 
 
+def test_a_cuda_device_index_past_the_devices_torch_sees_is_refused_naming_the_key(monkeypatch):
+    # cuda:2 on a machine with 2 GPUs (cuda:0, cuda:1) failed moving the model there, after
+    # the run's files were written.
+    from dropblock_det.engine.trainer import checked_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert checked_device("MODEL.DEVICE", "cuda:1") == torch.device("cuda:1")
+    with pytest.raises(ValueError, match=r"^MODEL\.DEVICE='cuda:2': torch sees 2 CUDA device\(s\) here$"):
+        checked_device("MODEL.DEVICE", "cuda:2")
+
+
 @pytest.mark.parametrize("opts, match", [
     # The synthetic set has 3 classes: with 80 the run trained fully and its evaluation failed
     # ("A prediction has class=48, but the dataset only has 3 classes"); with 2 class id 2
@@ -1459,3 +1471,21 @@ def test_missing_dataset_files_are_named_with_the_key_that_names_the_set(tmp_pat
         register_coco_instances(name, {}, str(tmp_path / "none.json"), str(tmp_path / "images"))
     with pytest.raises(FileNotFoundError, match=rf"\n  {name} \(DATASETS\.TEST\): .*none\.json"):
         check_dataset_names(_cfg("DATASETS.TEST", f"('{name}',)"))
+
+
+def test_a_set_named_by_both_keys_is_listed_once_with_the_training_key(tmp_path):
+    # A set trained on and evaluated on is named once, with DATASETS.TRAIN (the key that
+    # names it first), not once per key nor as a test set only.
+    from detectron2.data import DatasetCatalog
+    from detectron2.data.datasets import register_coco_instances
+
+    from dropblock_det.engine.trainer import check_dataset_names
+
+    name = "test_trainer_train_and_test_set_without_files"
+    if name not in DatasetCatalog.list():
+        register_coco_instances(name, {}, str(tmp_path / "none.json"), str(tmp_path / "images"))
+    with pytest.raises(FileNotFoundError) as error:
+        check_dataset_names(_cfg("DATASETS.TRAIN", f"('{name}',)", "DATASETS.TEST", f"('{name}',)"))
+    listed = [line for line in str(error.value).splitlines() if name in line]
+    assert listed and all(line.startswith(f"  {name} (DATASETS.TRAIN): ") for line in listed), listed
+    assert len(listed) == len(set(listed))
