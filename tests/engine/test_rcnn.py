@@ -495,6 +495,33 @@ def test_the_coco_evaluator_scores_a_mask_rcnn_on_a_box_only_set_by_its_boxes(tm
     assert sorted(results) == ["bbox"] and results["bbox"]["AP"] == pytest.approx(100.0)
 
 
+
+def test_the_coco_evaluator_scores_masks_only_where_every_annotation_has_one(tmp_path):
+    # One annotation without "segmentation" is enough for pycocotools' segm evaluation to fail
+    # (KeyError: 'segmentation', after the whole inference): the boxes are scored alone.
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+    from detectron2.data.datasets import register_coco_instances
+
+    from dropblock_det.engine.trainer import dataset_evaluator
+
+    name = "dropblock_test_coco_some_masks"
+    polygon = [4.0, 4.0, 20.0, 4.0, 20.0, 20.0, 4.0, 20.0]
+    box = {"image_id": 1, "category_id": 1, "bbox": [4, 4, 16, 16], "area": 256.0, "iscrowd": 0}
+    coco = {"images": [{"id": 1, "file_name": "a.jpg", "height": 32, "width": 32}],
+            "annotations": [{"id": 1, **box, "segmentation": [polygon]},
+                            {"id": 2, **box, "bbox": [24, 24, 6, 6], "area": 36.0}],
+            "categories": [{"id": 1, "name": "square"}]}
+    (tmp_path / "instances.json").write_text(json.dumps(coco))
+    if name in DatasetCatalog.list():
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+    register_coco_instances(name, {}, str(tmp_path / "instances.json"), str(tmp_path))
+    DatasetCatalog.get(name)
+    evaluator = dataset_evaluator(name, None)
+    evaluator.reset()
+    evaluator.process(*_predictions(polygon, with_masks=True))
+    assert sorted(evaluator.evaluate()) == ["bbox"]
+
 # ----------------------------------------------------------------------------- test-time augmentation
 def _tta_cfg(tmp_path, *opts):
     """A tiny Mask R-CNN with TEST.AUG.ENABLED, tested on a one-image COCO set with masks
