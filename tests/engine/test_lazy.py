@@ -992,6 +992,10 @@ def test_an_fpn_top_block_input_that_no_longer_fits_its_backbone_is_refused(conf
     # train_size is INPUT.CROP.SIZE in the yacs builder: a crop override alone would not move it.
     (["dataloader.train.mapper.augmentations.1.crop_size=[768,768]"],
      r"model\.sem_seg_head\.train_size=\[384, 384\]: not the training crop dataloader\.train\.mapper\.augmentations\.1\.crop_size=\[768, 768\]"),
+    # ... nor a crop of a size relative to each image (the yacs head asserts an absolute one).
+    (["dataloader.train.mapper.augmentations.1.crop_type=relative_range", "dataloader.train.mapper.augmentations.1.crop_size=[0.5,0.5]"],
+     r"model\.sem_seg_head\.train_size=\[384, 384\]: the training crop dataloader\.train\.mapper\.augmentations\.1\."
+     r"crop_type='relative_range' is not of one size .*train_size=null"),
 ])
 def test_a_deeplab_head_input_that_no_longer_fits_its_backbone_or_crop_is_refused(opts, match):
     from dropblock_det.engine.lazy import check_lazy_model, lazy_meta_model
@@ -999,6 +1003,15 @@ def test_a_deeplab_head_input_that_no_longer_fits_its_backbone_or_crop_is_refuse
     cfg = _lazy(DEEPLAB, *opts)
     with pytest.raises(ValueError, match=match):
         check_lazy_model(cfg, lazy_meta_model(cfg))
+
+
+def test_a_relative_crop_is_accepted_with_global_pooling():
+    # train_size=null: the ASPP pools each crop globally, whatever its size.
+    from dropblock_det.engine.lazy import check_lazy_model, lazy_meta_model
+
+    cfg = _lazy(DEEPLAB, "dataloader.train.mapper.augmentations.1.crop_type=relative_range",
+                "dataloader.train.mapper.augmentations.1.crop_size=[0.5,0.5]", "model.sem_seg_head.train_size=null")
+    check_lazy_model(cfg, lazy_meta_model(cfg))
 
 
 def test_a_deeplab_class_count_or_ignore_value_the_datasets_do_not_have_is_refused():
