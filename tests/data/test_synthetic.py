@@ -614,25 +614,31 @@ def test_sem_seg_labels_hold_each_objects_class_and_background_zero(tmp_path):
             assert values.size and (values == obj["category"] + 1).all(), (i, k)
 
 
-def test_the_command_lines_flags_set_only_the_detection_set_without_only(tmp_path, monkeypatch):
-    # "the sem-seg set keeps its own defaults unless --only sem_seg" (--help).
+def _record_make_calls(monkeypatch, folder):
+    """Replace the two set writers by recorders: {"det"/"seg": (force, params)} per call."""
     from dropblock_det.data import synthetic
 
-    asked = {}
+    calls = {}
 
     def recording(which):
         def make(root, force, **params):
-            asked[which] = params
-            return tmp_path
+            calls[which] = (force, params)
+            return folder
         return make
 
     monkeypatch.setattr(synthetic, "make_synthetic_detection", recording("det"))
     monkeypatch.setattr(synthetic, "make_synthetic_sem_seg", recording("seg"))
+    return calls
+
+
+def test_the_command_lines_flags_set_only_the_detection_set_without_only(tmp_path, monkeypatch):
+    # "the sem-seg set keeps its own defaults unless --only sem_seg" (--help).
+    calls = _record_make_calls(monkeypatch, tmp_path)
     assert _make_synthetic_cli()(["--root", str(tmp_path), "--num-train", "3", "--image-size", "96"]) == 0
-    assert asked == {"det": {"num_train": 3, "image_size": 96}, "seg": {}}
-    asked.clear()
+    assert {k: params for k, (_, params) in calls.items()} == {"det": {"num_train": 3, "image_size": 96}, "seg": {}}
+    calls.clear()
     assert _make_synthetic_cli()(["--root", str(tmp_path), "--only", "sem_seg", "--num-train", "3"]) == 0
-    assert asked == {"seg": {"num_train": 3}}
+    assert {k: params for k, (_, params) in calls.items()} == {"seg": {"num_train": 3}}
 
 
 def test_the_files_a_seed_writes_are_fixed_until_generator_version_changes(tmp_path):
@@ -700,22 +706,11 @@ def test_the_default_root_is_detectron2_datasets_with_a_leading_tilde_expanded(t
 
 def test_the_command_lines_force_rewrites_both_sets(tmp_path, monkeypatch):
     # --force: "rewrite even if already complete", for the detection and the sem-seg set.
-    from dropblock_det.data import synthetic
-
-    forced = {}
-
-    def recording(which):
-        def make(root, force, **params):
-            forced[which] = force
-            return tmp_path
-        return make
-
-    monkeypatch.setattr(synthetic, "make_synthetic_detection", recording("det"))
-    monkeypatch.setattr(synthetic, "make_synthetic_sem_seg", recording("seg"))
+    calls = _record_make_calls(monkeypatch, tmp_path)
     assert _make_synthetic_cli()(["--root", str(tmp_path), "--force"]) == 0
-    assert forced == {"det": True, "seg": True}
+    assert {k: force for k, (force, _) in calls.items()} == {"det": True, "seg": True}
     assert _make_synthetic_cli()(["--root", str(tmp_path)]) == 0
-    assert forced == {"det": False, "seg": False}
+    assert {k: force for k, (force, _) in calls.items()} == {"det": False, "seg": False}
 
 
 def test_a_shape_of_exactly_min_object_pixels_is_drawn(monkeypatch):
