@@ -61,6 +61,9 @@ def test_a_flag_after_the_opts_is_refused_naming_it(tools, capsys, tool, argv, f
     ("analyze_robustness", ["--seeds", "-1,2", "--keep-probs", "0.9"], "argument --seeds: expected an integer from "
      "-9223372036854775808 to 18446744073709551615, got '-1,2'"),
     ("sweep", ["--keep-probs", "ninety", "--block-sizes", "3"], "argument --keep-probs: invalid float value: 'ninety'"),
+    # A "-" followed by a number is a (mistyped) value, as argparse reads it, not an unknown flag.
+    ("analyze_robustness", ["--seeds", "0", "-.5"], "argument --seeds: expected an integer from "
+     "-9223372036854775808 to 18446744073709551615, got '-.5'"),
 ])
 def test_a_list_flag_value_of_the_wrong_type_is_refused_as_that_flags_invalid_value(tools, capsys, tool, argv, error):
     err = _refused(capsys, tools[tool].parse_args, ["--config-file", "c.yaml", *argv])
