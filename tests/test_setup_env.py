@@ -315,3 +315,58 @@ def test_detectron2_is_built_without_compiled_ops_and_with_the_placeholder_or_re
         with pytest.raises(SystemExit, match="setup.py in the checkout: cannot find `ext_modules=get_extensions"):
             mod.build_without_compiled_ops(src, origin="the checkout")
         assert not (src / "detectron2" / "_C.py").exists()
+
+
+def test_a_python_given_with_a_tilde_is_the_one_in_home_and_a_missing_one_is_named(tmp_path, monkeypatch):
+    # `--python=~/env/bin/python` reaches the command unexpanded (no "~" expansion after "=").
+    mod = _load_setup_env()
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def interpreter_prefix(python):
+        seen.append(python)
+        raise Stop
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "python").write_text("")
+    monkeypatch.setattr(mod, "interpreter_prefix", interpreter_prefix)
+    monkeypatch.setattr(sys, "argv", ["setup_env.py", "--python=~/python"])
+    with pytest.raises(Stop):
+        mod.main()
+    assert seen == [tmp_path / "python"]
+    monkeypatch.setattr(sys, "argv", ["setup_env.py", "--python", str(tmp_path / "nope")])
+    with pytest.raises(SystemExit, match=f"--python {tmp_path / 'nope'}: no such interpreter"):
+        mod.main()
+    assert seen == [tmp_path / "python"]  # nothing was run
+
+
+
+def test_the_default_venv_is_the_checkouts_wherever_the_command_runs_from(tmp_path, monkeypatch):
+    # `python3 ../dropblock-det/tools/setup_env.py` must not make a .venv in the current folder.
+    mod = _load_setup_env()
+
+    class Stop(Exception):
+        pass
+
+    checkout = tmp_path / "clone"
+    checkout.mkdir()
+    (checkout / "setup.py").write_text((REPO / "setup.py").read_text())
+    made, installs = [], []
+    monkeypatch.setattr(mod, "ROOT", checkout)
+    monkeypatch.setattr(mod, "create_venv", made.append)
+    monkeypatch.setattr(mod, "works", lambda python, code: code == "import pip")
+
+    def pip(python, *args, what):
+        installs.append(python)
+        raise Stop
+
+    monkeypatch.setattr(mod, "pip", pip)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    monkeypatch.setattr(sys, "argv", ["setup_env.py"])
+    with pytest.raises(Stop):
+        mod.main()
+    assert made == [checkout / ".venv"] and installs == [checkout / ".venv" / "bin" / "python"]
