@@ -343,6 +343,12 @@ def test_a_python_given_with_a_tilde_is_the_one_in_home_and_a_missing_one_is_nam
     assert seen == [tmp_path / "python"]  # nothing was run
 
 
+def test_torchvision_missing_beside_torch_gets_the_torch_pins_installed(tmp_path, monkeypatch):
+    # Without torchvision the run ended at "importing what was installed" failed.
+    mod = _load_setup_env()
+    args = _main_up_to_the_first_install(mod, monkeypatch, tmp_path, lambda code: code in ("import pip", "import torch"))
+    assert args == tuple(mod.TORCH_PINS)
+
 
 def test_the_default_venv_is_the_checkouts_wherever_the_command_runs_from(tmp_path, monkeypatch):
     # `python3 ../dropblock-det/tools/setup_env.py` must not make a .venv in the current folder.
@@ -370,3 +376,46 @@ def test_the_default_venv_is_the_checkouts_wherever_the_command_runs_from(tmp_pa
     with pytest.raises(Stop):
         mod.main()
     assert made == [checkout / ".venv"] and installs == [checkout / ".venv" / "bin" / "python"]
+
+
+def test_the_stamp_a_run_writes_makes_the_next_run_install_nothing(tmp_path, monkeypatch):
+    mod = _load_setup_env()
+    installs = []
+    python = tmp_path / "python"
+    python.write_text("")
+    monkeypatch.setattr(mod, "interpreter_prefix", lambda python: tmp_path)
+    monkeypatch.setattr(mod, "works", lambda python, code: True)  # detectron2 v0.6 of an earlier run, no stamp
+    monkeypatch.setattr(mod, "pip", lambda python, *args, what: installs.append(args))
+    monkeypatch.setattr(mod.subprocess, "check_output", lambda *a, **k: "0.6 2.14.1\n")
+    monkeypatch.setattr(sys, "argv", ["setup_env.py", "--python", str(python)])
+    mod.main()
+    assert installs == [("-e", f"{mod.ROOT}[test]", *mod.V06_PINS)]
+    assert mod.V06_ROUTE in (tmp_path / mod.STAMP_NAME).read_text()
+    mod.main()
+    assert len(installs) == 1
+
+
+def test_a_cached_detectron2_sdist_is_installed_without_a_download_and_without_its_deps(tmp_path, monkeypatch):
+    # Its own requirements (black==21.4b2, iopath<0.1.10) are left out; a rerun needs no registry for it.
+    import tarfile
+
+    mod = _load_setup_env()
+    src = tmp_path / "sdist" / "pb1-detectron2-0.6"
+    (src / "detectron2").mkdir(parents=True)
+    (src / "setup.py").write_text("setup(\n    ext_modules=get_extensions(),\n)\n")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    with tarfile.open(cache / "pb1-detectron2-0.6.tar.gz", "w:gz") as tar:
+        tar.add(src, arcname=src.name)
+    installs = []
+
+    def pip(python, *args, what):
+        built = Path(args[-1]) / "detectron2" / "_C.py"
+        installs.append((args, built.is_file() and built.read_text() == mod.PLACEHOLDER_C))
+
+    monkeypatch.setattr(mod, "pip", pip)
+    monkeypatch.setattr(mod.subprocess, "run", lambda *a, **k: pytest.fail(f"ran {a}: the sdist is in the cache"))
+    mod.install_detectron2_v06(tmp_path / "python", cache)
+    (args, placeholder) = installs[-1]
+    assert len(installs) == 2 and args[:2] == ("--no-build-isolation", "--no-deps") and placeholder
+    assert Path(args[2]).name == "pb1-detectron2-0.6"
