@@ -77,6 +77,71 @@ def test_bench_dropblock_rows_give_each_forward_backward_over_the_floors(monkeyp
     assert rows == [] and "floor: x * mask, 1x2x4x4 float32: failed, row left out (RuntimeError: out of memory)" in notes
 
 
+def _rows_run_would_time(bench, monkeypatch, dtype):
+    """{row name: implementation} that run() hands bench_shape on CPU for one small shape."""
+    captured = {}
+
+    def bench_shape(impls, x, warmup, repeats, failures=None, settings=None, leaves=()):
+        captured.update(impls)
+        return {}
+
+    monkeypatch.setattr(bench, "bench_shape", bench_shape)
+    bench.run(torch.device("cpu"), [(1, 16, 48, 48)], [dtype], 0, 1)
+    return captured
+
+
+def test_bench_dropblock_rows_run_what_their_names_say(monkeypatch):
+    # A row timing the other variant than its name (per channel <-> shared mask, the fused
+    # ReLU unfused, torchvision at drop_prob 0.9) would print plausible but wrong numbers.
+    bench = load_tool("bench_dropblock", folder="benchmarks")
+    rows = _rows_run_would_time(bench, monkeypatch, torch.float32)
+    ones = torch.ones(1, 16, 48, 48)
+    torch.manual_seed(0)
+    for name in ("dropblock_det torch (per channel)", "dropblock_det torch (shared mask)",
+                 "torchvision.ops.drop_block2d"):
+        kept = rows[name](ones) != 0
+        assert 0.75 < kept.float().mean() < 0.97, (name, kept.float().mean())
+        same_in_every_channel = bool((kept == kept[:, :1]).all())
+        assert same_in_every_channel == (name == "dropblock_det torch (shared mask)"), name
+    # The fused rows keep less for backward than the ReLU and the op apart (what fusing is for).
+    x = torch.randn(1, 16, 48, 48, requires_grad=True)
+    for fused, unfused in (("dropblock_det torch ReLU fused (per channel)",
+                            "dropblock_det torch ReLU then DropBlock, unfused (per channel)"),
+                           ("Dropout: ReLU fused", "Dropout: ReLU then Dropout, unfused")):
+        assert bench._bytes_kept_per_element(rows[fused], x) < bench._bytes_kept_per_element(rows[unfused], x), fused
+
+
+def test_bench_dropblock_floor_multiplies_in_the_inputs_dtype(monkeypatch):
+    # A float32 mask on a bf16 x would time a promoting multiply and an fp32 output: a floor
+    # twice as slow as it should be, every "vs floor" ratio flattered.
+    bench = load_tool("bench_dropblock", folder="benchmarks")
+    floor = _rows_run_would_time(bench, monkeypatch, torch.bfloat16)["floor: x * mask"]
+    x = torch.ones(1, 16, 48, 48, dtype=torch.bfloat16, requires_grad=True)
+    out = floor(x)
+    assert out.dtype == torch.bfloat16 and 0.85 < (out != 0).float().mean() < 0.95
+    assert bench._bytes_kept_per_element(floor, x) == 2.0
+
+
+@pytest.mark.parametrize("argv, shapes, dtypes, warmup, repeats", [
+    (["--device", "cpu"], "CPU_SHAPES", [torch.float32], 3, 15),
+    (["--device", "cpu", "--quick"], "CPU_SHAPES[:1]", [torch.float32], 2, 5),
+    (["--device", "cuda"], "CUDA_SHAPES", [torch.bfloat16, torch.float32], 3, 30),
+    (["--device", "cuda", "--quick"], "CUDA_SHAPES[:1]", [torch.bfloat16, torch.float32], 2, 10),
+    (["--device", "cuda", "--quick", "--shape", "2,8,16,20", "--repeats", "4"], [(2, 8, 16, 20)],
+     [torch.bfloat16, torch.float32], 2, 8),
+])
+def test_bench_dropblock_times_the_shapes_dtypes_and_repeats_it_says(argv, shapes, dtypes, warmup, repeats,
+                                                                     monkeypatch):
+    bench = load_tool("bench_dropblock", folder="benchmarks")
+    calls = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *args: "stand-in GPU")
+    monkeypatch.setattr(bench, "run", lambda device, *args: calls.append((device.type, *args)) or ([], []))
+    bench.main(argv)
+    shapes = eval(shapes, vars(bench)) if isinstance(shapes, str) else shapes
+    assert calls == [(argv[1], shapes, dtypes, warmup, repeats)]
+
+
 def test_bench_shape_times_round_robin_after_the_warmup():
     # One run of each row per repeat (load from other processes hits every row alike), and
     # the warm-up runs (here the slow ones) are not timed.
@@ -403,6 +468,7 @@ def test_profile_and_tune_are_separate_runs(capsys):
     (["--threads", "-1"], "'-1'"),  # was torch's RuntimeError traceback
     (["--shape", "a,b,c,d"], "N,C,H,W"),  # was "invalid _parse_shape value"
     (["--shape", "2,0,16,20"], "'2,0,16,20'"),  # an empty tensor: nothing to time
+    (["--shape", "2,8,16,20,1"], "'2,8,16,20,1'"),  # five dims: not N,C,H,W
 ])
 def test_bench_dropblock_names_a_bad_argument(argv, named, capsys):
     code, err = _exit_of_main("bench_dropblock", ["--device", "cpu", *argv], capsys)
