@@ -657,7 +657,9 @@ def check_lazy_head_inputs(cfg: DictConfig, model: torch.nn.Module, train: bool 
     augmentations = OmegaConf.select(cfg, "dataloader.train.mapper.augmentations", default=None)
     if train and size is not None and isinstance(augmentations, ListConfig):
         for index, aug in enumerate(augmentations):
-            if isinstance(aug, DictConfig) and "crop_type" in aug and aug.crop_type != "absolute":
+            if not (isinstance(aug, DictConfig) and "crop_type" in aug):
+                continue  # not a crop
+            if aug.crop_type != "absolute":
                 # detectron2's yacs DeepLab head asserts it (INPUT.CROP.TYPE): crops of a size
                 # relative to each image have no one size to size the pooling from.
                 raise ValueError(
@@ -665,12 +667,11 @@ def check_lazy_head_inputs(cfg: DictConfig, model: torch.nn.Module, train: bool 
                     f"dataloader.train.mapper.augmentations.{index}.crop_type={aug.crop_type!r} is not of one "
                     "size (the ASPP's image pooling is sized from train_size): use crop_type 'absolute' with "
                     "crop_size=train_size, or train_size=null (global pooling)")
-            if isinstance(aug, DictConfig) and aug.get("crop_type") == "absolute" and "crop_size" in aug:
-                if list(aug.crop_size) != list(size):
-                    raise ValueError(
-                        f"model.sem_seg_head.train_size={list(size)}: not the training crop "
-                        f"dataloader.train.mapper.augmentations.{index}.crop_size={list(aug.crop_size)} "
-                        "(the ASPP's image pooling is sized from it: set both)")
+            if "crop_size" in aug and list(aug.crop_size) != list(size):
+                raise ValueError(
+                    f"model.sem_seg_head.train_size={list(size)}: not the training crop "
+                    f"dataloader.train.mapper.augmentations.{index}.crop_size={list(aug.crop_size)} "
+                    "(the ASPP's image pooling is sized from it: set both)")
 
 
 def _check_anchor_count(predicted: Optional[int], anchor_generator: Any, head_key: str, generator_key: str) -> None:

@@ -1178,10 +1178,10 @@ def check_launch_processes(num_gpus: int, num_machines: int) -> None:
     processes per machine than the CUDA devices torch sees (both detectron2 versions assert
     it, with no message), or several processes on a machine without CUDA where the
     installed launch asserts CUDA (v0.6; detectron2 main starts them with GLOO there)."""
-    # The module: `detectron2.engine.launch` as an attribute is the function of that name.
-    launch_module = importlib.import_module("detectron2.engine.launch")
     if num_gpus * num_machines <= 1:
         return  # launch runs `main` in this process: no process group, nothing asserted
+    # The module: `detectron2.engine.launch` as an attribute is the function of that name.
+    launch_module = importlib.import_module("detectron2.engine.launch")
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if gpus and num_gpus > gpus:
         raise ValueError(f"--num-gpus {num_gpus}: torch sees {gpus} CUDA device(s) on this machine, and "
