@@ -8,6 +8,7 @@ current detectron2 main.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import fnmatch
 import functools
 import importlib
@@ -147,7 +148,8 @@ def load_config(config_file: str, opts: Sequence[str] = (), extra_setup=None) ->
                 raise ValueError(f"config file {config_file!r} is a LazyConfig (its top level has "
                                  "`model:`), not a yacs config: train it with "
                                  "tools/lazyconfig_train_net.py") from None
-            raise KeyError(f"config file {config_file!r}: {e.args[0] if e.args else e} "
+            message = e.args[0] if e.args else str(e)
+            raise KeyError(f"config file {config_file!r}: {message}{_did_you_mean(cfg, message)} "
                            "(add_dropblock_config and detectron2's get_cfg define the "
                            "known keys)") from None
         except ValueError as e:  # type mismatch
@@ -167,11 +169,69 @@ def load_config(config_file: str, opts: Sequence[str] = (), extra_setup=None) ->
             cfg.merge_from_list([key, value])
         # yacs reports an unknown key in opts with an AssertionError ("Non-existent key").
         except (KeyError, AssertionError) as e:
-            raise KeyError(f"command-line opt {key}={value!r}: "
-                           f"{e.args[0] if e.args else e}") from None
+            message = e.args[0] if e.args else str(e)
+            raise KeyError(f"command-line opt {key}={value!r}: {message}"
+                           f"{_did_you_mean(cfg, message)}") from None
         except ValueError as e:  # type mismatch
             raise ValueError(f"command-line opt {key}={value!r}: {e}") from None
+        except TypeError:  # yacs tested `in` on a value: "argument of type 'float' is not iterable"
+            parts, node = key.split("."), cfg
+            for depth, part in enumerate(parts[:-1], 1):
+                if not isinstance(node, CfgNode) or part not in node:
+                    break
+                node = node[part]
+                if not isinstance(node, CfgNode):
+                    raise KeyError(f"command-line opt {key}={value!r}: {'.'.join(parts[:depth])} is a value "
+                                   f"({node!r}), not a group of keys") from None
+            raise
     return cfg
+
+
+def _resolve_key(node: Any, parts: Sequence[str]) -> Optional[List[str]]:
+    """The spelling in `node` of the dotted key `parts`, matching case aside (yacs keys are
+    upper case; a user may type model.dropblock.keep_prob); None when it is not there."""
+    path: List[str] = []
+    for part in parts:
+        if not isinstance(node, CfgNode):
+            return None
+        by_upper = {str(name).upper(): name for name in node.keys()}
+        if part.upper() not in by_upper:
+            return None
+        path.append(by_upper[part.upper()])
+        node = node[path[-1]]
+    return path
+
+
+def close_config_keys(cfg: CfgNode, key: str, n: int = 3) -> List[str]:
+    """The keys of `cfg` closest to the dotted `key` it does not have: the same key in the
+    config's case, or the closest spellings of the first part that is not there (with the
+    rest of the key where it exists under them). Empty when nothing is close or `key` goes
+    into a value."""
+    parts = key.split(".")
+    node: Any = cfg
+    for depth, part in enumerate(parts):
+        if not isinstance(node, CfgNode):
+            return []
+        by_upper = {str(name).upper(): name for name in node.keys()}
+        if part.upper() in by_upper:
+            node = node[by_upper[part.upper()]]
+            continue
+        prefix = _resolve_key(cfg, parts[:depth]) or []
+        keys = []
+        for name in difflib.get_close_matches(part.upper(), list(by_upper), n=n):
+            rest = _resolve_key(node[by_upper[name]], parts[depth + 1:])
+            keys.append(".".join(prefix + [by_upper[name]] + (rest or [])))
+        return keys
+    spelled = ".".join(_resolve_key(cfg, parts) or [])
+    return [spelled] if spelled != key else []
+
+
+def _did_you_mean(cfg: CfgNode, yacs_message: str) -> str:
+    """" (did you mean A, B?)" for yacs' unknown-key message, else "" (a renamed key's
+    message already says what to write)."""
+    match = re.match(r"Non-existent (?:config )?key: (\S+)$", yacs_message)
+    close = close_config_keys(cfg, match.group(1)) if match else []
+    return f" (did you mean {', '.join(close)}?)" if close else ""
 
 
 # ----------------------------------------------------------------------------- datasets

@@ -169,6 +169,40 @@ def test_odd_number_of_opts_is_refused():
         _cfg("SOLVER.MAX_ITER", "'many'")
 
 
+@pytest.mark.parametrize("opts, match", [
+    # yacs named the key only: "Non-existent key: SOLVER.MAX_ITERS".
+    (("SOLVER.MAX_ITERS", "3"), r"Non-existent key: SOLVER\.MAX_ITERS \(did you mean SOLVER\.MAX_ITER[,?]"),
+    (("MODEL.DROPBLOCK.KEEP_PROBB", "0.8"), r'\(did you mean MODEL\.DROPBLOCK\.KEEP_PROB\?\)"$'),
+    # yacs keys are upper case; the rest of the key is completed under the closest node.
+    (("model.dropblock.keep_prob", "0.8"), r'\(did you mean MODEL\.DROPBLOCK\.KEEP_PROB\?\)"$'),
+    (("MODEL.DROPBLOK.BLOCK_SIZE", "5"), r'\(did you mean MODEL\.DROPBLOCK\.BLOCK_SIZE\?\)"$'),
+    (("MODEL.DROPBLOK.BLOCK_SIZ", "5"), r'\(did you mean MODEL\.DROPBLOCK\?\)"$'),
+    (("ZZZQX", "5"), r'Non-existent key: ZZZQX"$'),
+    # yacs tested `in` on the value: a bare "TypeError: argument of type 'float' is not iterable".
+    (("SOLVER.BASE_LR.MIN", "0.1"), r"^\"command-line opt SOLVER\.BASE_LR\.MIN='0\.1': SOLVER\.BASE_LR is a value "
+                                    r"\(0\.02\), not a group of keys\"$"),
+    (("MODEL.DROPBLOCK.KEEP_PROB.A.B", "1"), r"MODEL\.DROPBLOCK\.KEEP_PROB is a value \(0\.9\), not a group"),
+])
+def test_an_unknown_opt_key_names_the_closest_keys(opts, match):
+    with pytest.raises(KeyError, match=match):
+        _cfg(*opts)
+
+
+def test_an_unknown_key_in_a_config_file_names_the_closest_keys(tmp_path):
+    from dropblock_det.engine.trainer import load_config
+
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(f"_BASE_: {SYNTH}\nMODEL:\n  RETINANET:\n    NUM_CLASS: 3\n")
+    with pytest.raises(KeyError, match=r"Non-existent config key: MODEL\.RETINANET\.NUM_CLASS \(did you mean "
+                                       r"MODEL\.RETINANET\.NUM_CLASSES[,?].*\(add_dropblock_config and "):
+        load_config(str(typo))
+    # detectron2's configs before v1 named the weights MODEL.WEIGHT.
+    old = tmp_path / "old.yaml"
+    old.write_text(f"_BASE_: {SYNTH}\nMODEL:\n  WEIGHT: x.pkl\n")
+    with pytest.raises(KeyError, match=r"Non-existent config key: MODEL\.WEIGHT \(did you mean MODEL\.WEIGHTS\?\)"):
+        load_config(str(old))
+
+
 # ----------------------------------------------------------------------------- DropBlock placed
 @pytest.mark.parametrize("change, key", [
     ({}, None),
