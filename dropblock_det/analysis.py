@@ -214,6 +214,22 @@ class SweepMismatchError(RuntimeError):
     the configuration of the command now run, or that cannot be checked against it."""
 
 
+class SweepCellsDivergedError(FloatingPointError):
+    """Cells of a sweep whose training diverged (detectron2's FloatingPointError: a loss
+    became infinite or NaN), raised by `run_sweep` after the other cells trained.
+
+    Attributes:
+        values: {(block_size, keep_prob): metric} of the cells that have a value.
+        diverged: {(block_size, keep_prob): the error's message} of those that diverged.
+    """
+
+    def __init__(self, message: str, values: Dict[Tuple[int, float], float],
+                 diverged: Dict[Tuple[int, float], str]):
+        super().__init__(message)
+        self.values = values
+        self.diverged = diverged
+
+
 def first_test_dataset(cfg: Any, config_file: str) -> str:
     """The DATASETS.TEST entry an analysis evaluates on: the first (DefaultTrainer.test keys
     its results by dataset name when there are several); ValueError when there is none."""
@@ -491,6 +507,10 @@ def run_sweep(cells: Sequence[Tuple[int, float]],
     their cell too, so that every row of the CSV is one experiment's. Anything else
     (another config's row or checkpoint, a CSV or checkpoint without a fingerprint) raises
     SweepMismatchError listing every such cell; nothing is deleted or overwritten.
+
+    A cell whose training diverges (FloatingPointError, detectron2's "Loss became infinite
+    or NaN") gets no row; the other cells train, then SweepCellsDivergedError names the
+    diverged ones and carries the others' values.
     """
     from .engine.trainer import archive_previous_run, claim_output_dir, last_checkpoint
 
@@ -572,6 +592,7 @@ def run_sweep(cells: Sequence[Tuple[int, float]],
             claim_output_dir(cell_dir, f"the folder of cell block_size={b} keep_prob={kp:g}")
 
     values = {}
+    diverged: Dict[Tuple[int, float], str] = {}
     for i, (b, kp, config, fingerprint, cell_dir, action, checkpoint) in enumerate(plan):
         prefix = f"[sweep] cell {i + 1}/{len(plan)} block_size={b} keep_prob={kp}:"
         if action == "reuse":
@@ -589,7 +610,15 @@ def run_sweep(cells: Sequence[Tuple[int, float]],
             log(f"{prefix} training" + (f" (an earlier attempt's files were moved to {archived})"
                                         if archived else ""))
             _write_cell_record(cell_dir, b, kp, fingerprint, fingerprinted_config(config))
-        value = float(train_cell(b, kp, config, action == "resume"))
+        try:
+            value = float(train_cell(b, kp, config, action == "resume"))
+        except FloatingPointError as e:
+            # Its own, as a low keep_prob may diverge where the others train: the rest of the
+            # grid goes on. No row: a rerun resumes the cell from its last checkpoint.
+            diverged[(b, kp)] = str(e)
+            log(f"{prefix} diverged ({e}); its folder {cell_dir} is kept, not recorded in {csv_path}; "
+                "going on with the other cells")
+            continue
         new_file = _sweep_csv_header(csv_path) is None
         csv_path.parent.mkdir(parents=True, exist_ok=True)
         with open(csv_path, "a", newline="") as f:
@@ -600,6 +629,13 @@ def run_sweep(cells: Sequence[Tuple[int, float]],
                              "value": value, "output_dir": cell_dir, "fingerprint": fingerprint})
         values[(b, kp)] = value
         log(f"{prefix} {metric_name}={value:.3f}")
+    if diverged:
+        raise SweepCellsDivergedError(
+            f"{len(diverged)} of {len(plan)} cells diverged and have no value in {csv_path}:\n  - "
+            + "\n  - ".join(f"block_size={b} keep_prob={kp:g}: {message}" for (b, kp), message in diverged.items())
+            + "\nThe other cells are recorded. A rerun of the same command trains these again from their "
+            "last checkpoints (the same configuration: it may diverge again); to train them otherwise (a "
+            "lower learning rate, gradient clipping), use another --output-dir.", values, diverged)
     return values
 
 

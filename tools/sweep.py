@@ -18,7 +18,10 @@ random draws differ only by block_size and keep_prob, and resets the TorchScript
 what it gives trained alone in a fresh process, to the bit on CPU: its result is a function
 of its config, not of its place in the grid.
 Outputs: sweep.csv, sweep.png. A config with no MODEL.DROPBLOCK location enabled
-is refused.
+is refused. A cell whose training diverges (detectron2's FloatingPointError, "Loss became
+infinite or NaN": a low keep_prob may) gets no row and the other cells train; then the tool
+draws the heatmap of the recorded cells and fails naming the diverged ones, which a rerun
+trains again from their last checkpoints. Any other error stops the sweep at once.
 
 Each cell's resolved config (OUTPUT_DIR aside) is fingerprinted (sha256) into sweep.csv and
 the cell's sweep_cell.json. A rerun with another config file or other opts into the same
@@ -232,6 +235,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[Tuple[int, float], float]
 
     import dropblock_det  # noqa: F401
     from dropblock_det.analysis import (
+        SweepCellsDivergedError,
         check_matplotlib,
         plot_sweep_heatmap,
         read_sweep_csv,
@@ -282,12 +286,19 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[Tuple[int, float], float]
     csv_path = os.path.join(args.output_dir, "sweep.csv")
     # One sweep per folder at a time: two would train and append the same cells.
     claim_output_dir(args.output_dir, "--output-dir")
-    values = run_sweep(cells, train_cell, csv_path, metric_name, cell_config=kind.cell_config)
+    diverged = None
+    try:
+        values = run_sweep(cells, train_cell, csv_path, metric_name, cell_config=kind.cell_config)
+    except SweepCellsDivergedError as e:  # raised after the other cells: draw theirs first
+        values, diverged = e.values, e
     # Every row of the CSV (run_sweep checked they are all this configuration's), so a
     # rerun with part of the grid redraws the whole heatmap, not that part.
     everything = {key: row["value"] for key, row in read_sweep_csv(csv_path).items()}
-    png = plot_sweep_heatmap(everything, os.path.join(args.output_dir, "sweep.png"), metric_name)
-    print(f"csv: {csv_path}\nheatmap: {png} ({len(everything)} cells)")
+    if everything:
+        png = plot_sweep_heatmap(everything, os.path.join(args.output_dir, "sweep.png"), metric_name)
+        print(f"csv: {csv_path}\nheatmap: {png} ({len(everything)} cells)")
+    if diverged is not None:
+        raise diverged
     return values
 
 

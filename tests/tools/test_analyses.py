@@ -808,6 +808,60 @@ def test_run_sweep_moves_a_cells_earlier_attempt_aside_before_training_it_again(
     assert (cell / "sweep_cell.json").is_file()
 
 
+def test_run_sweep_goes_on_after_a_diverged_cell_and_names_it_at_the_end(tmp_path):
+    # A low keep_prob may diverge (detectron2's FloatingPointError) where the other cells
+    # train: the sweep stopped at that cell and left the rest of the grid untrained.
+    from dropblock_det.analysis import SweepCellsDivergedError, read_sweep_csv, run_sweep
+
+    trained, logged = [], []
+
+    def train_cell(b, kp, cfg, resume):
+        trained.append((b, kp, resume))
+        if kp == 0.5 and b == 3:
+            raise FloatingPointError("Loss became infinite or NaN at iteration=1!")
+        return b * kp
+
+    def sweep(train_cell):
+        return run_sweep([(1, 0.5), (3, 0.5), (3, 0.9)], train_cell, tmp_path / "sweep.csv", log=logged.append,
+                         cell_config=lambda b, kp: _fake_config(tmp_path, b, kp))
+
+    with pytest.raises(SweepCellsDivergedError, match=r"^1 of 3 cells diverged and have no value in .*sweep\.csv:\n"
+                                                      r"  - block_size=3 keep_prob=0\.5: Loss became infinite") as e:
+        sweep(train_cell)
+    assert trained == [(1, 0.5, False), (3, 0.5, False), (3, 0.9, False)]
+    assert e.value.values == {(1, 0.5): 0.5, (3, 0.9): pytest.approx(2.7)} and list(e.value.diverged) == [(3, 0.5)]
+    assert isinstance(e.value, FloatingPointError)  # what detectron2's own divergence raises
+    assert set(read_sweep_csv(tmp_path / "sweep.csv")) == {(1, 0.5), (3, 0.9)}
+    assert any("block_size=3 keep_prob=0.5: diverged" in m and "going on" in m for m in logged)
+    assert (tmp_path / "b3_kp0.5" / "sweep_cell.json").is_file()  # the cell's folder is kept
+    # A rerun trains the diverged cell alone (resumed where it has a checkpoint).
+    trained.clear()
+    assert sweep(lambda b, kp, cfg, resume: trained.append((b, kp)) or 7.0) == {
+        (1, 0.5): 0.5, (3, 0.5): 7.0, (3, 0.9): pytest.approx(2.7)}
+    assert trained == [(3, 0.5)]
+    # Any other failure is not the cell's alone: it stops the sweep, as before.
+    with pytest.raises(RuntimeError, match="disk full"):
+        run_sweep([(5, 0.5), (5, 0.9)], lambda *a: (_ for _ in ()).throw(RuntimeError("disk full")),
+                  tmp_path / "sweep.csv", log=lambda m: None, cell_config=lambda b, kp: _fake_config(tmp_path, b, kp))
+
+
+def test_a_sweep_whose_cells_diverge_keeps_their_folders_and_says_which(tiny_datasets, tmp_path):
+    # A real divergence (a learning rate no model survives): every cell is tried, none is
+    # recorded, and the tool fails naming them, with no empty heatmap drawn.
+    from dropblock_det.analysis import SweepCellsDivergedError
+
+    out = tmp_path / "sweep"
+    argv = ["--config-file", DB_CONFIG, "--block-sizes", "1", "3", "--keep-probs", "0.8",
+            "--output-dir", str(out)] + TINY_OPTS + ["SOLVER.MAX_ITER", "3", "SOLVER.BASE_LR", "1e12",
+                                                     "SOLVER.WARMUP_ITERS", "0"]
+    with pytest.raises(SweepCellsDivergedError, match=r"2 of 2 cells diverged") as e:
+        load_tool("sweep").main(argv)
+    assert set(e.value.diverged) == {(1, 0.8), (3, 0.8)} and e.value.values == {}
+    assert all("infinite or NaN" in m for m in e.value.diverged.values())
+    assert not (out / "sweep.csv").exists() and not (out / "sweep.png").exists()
+    assert (out / "b1_kp0.8" / "log.txt").is_file() and (out / "b3_kp0.8" / "sweep_cell.json").is_file()
+
+
 def test_a_second_robustness_run_into_a_folder_another_process_holds_is_refused(tiny_datasets, tmp_path):
     # It would move the first run's table and plot aside while that run writes them.
     from detectron2.checkpoint import DetectionCheckpointer
