@@ -4,6 +4,7 @@ On CPU these check the scripts themselves (step selection, results, exit status,
 of bad arguments), not the GPU: `--smoke` runs CPU-sized versions of the same commands."""
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -170,6 +171,8 @@ def test_gpu_checks_runs_every_step_on_cuda_in_order_within_its_own_limit(tmp_pa
         ("tests", 200), ("bench", 120), ("train", 240), ("profile", 90), ("tune", 400)], proc.stdout
     ran = {step: (tmp_path / f"{step}.txt").read_text().splitlines()[0] for step, _, _ in started}
     assert ran["tests"].startswith("ran -m pytest") and ran["tests"].split()[-3:] == ["-m", "cuda", "tests"]
+    # -v names each test as it ends (what ran before a stop at the limit), -ra why one skipped.
+    assert {"-v", "-ra"} <= set(ran["tests"].split()), ran["tests"]
     assert ran["bench"] == "ran benchmarks/bench_dropblock.py --device cuda"
     assert ran["train"] == "ran benchmarks/bench_train_step.py --device cuda"
     assert ran["profile"] == "ran benchmarks/bench_dropblock.py --profile --device cuda"
@@ -193,7 +196,8 @@ def test_gpu_checks_writes_into_the_device_tools_out_folder_unless_results_is_gi
 def test_gpu_checks_puts_a_carried_gpu_site_first_on_the_path(tmp_path):
     # The image's own detectron2 may import but fail (v0.6 under Pillow >= 10): .gpu-site's
     # must come before it, and be tried when the plain import fails. This "interpreter"
-    # imports only with .gpu-site first on PYTHONPATH.
+    # imports detectron2 anywhere and dropblock_det (the whole import) only with .gpu-site
+    # first on PYTHONPATH.
     import shutil
 
     checkout = tmp_path / "checkout"
@@ -202,7 +206,8 @@ def test_gpu_checks_puts_a_carried_gpu_site_first_on_the_path(tmp_path):
     shutil.copy(GPU_CHECKS, checkout / "tools")
     fake = tmp_path / "fake-python"
     fake.write_text('#!/usr/bin/env bash\n'
-                    '[ "$1" = -c ] && { [ "${PYTHONPATH%%:*}" = "$PWD/.gpu-site" ]; exit $?; }\n'
+                    '[ "$1" = -c ] && { [ "$2" != "import dropblock_det" ] || [ "${PYTHONPATH%%:*}" = "$PWD/.gpu-site" ]; '
+                    'exit $?; }\n'
                     '[ "$1" = - ] && { cat >/dev/null; echo "torch; NVIDIA H200"; exit 0; }\n'
                     'echo "ran with ${PYTHONPATH%%:*}"\n')
     fake.chmod(0o755)
@@ -427,3 +432,140 @@ def test_prepare_gpu_site_prepares_every_package_that_importing_the_project_need
     available = closure(image) | prepared | {"detectron2", "pb1-detectron2", "dropblock-det"}
     imported = {canonical(name) for name in proc.stdout.split()}
     assert imported - available == set(), proc.stdout
+
+
+def _fake_clock(folder, seconds_per_call):
+    """A `date` first on PATH whose `date +%s` advances `seconds_per_call` at each call, and
+    whose run-stamp format always gives the same second; any other call is the real date's."""
+    bin_dir = folder / "clock"
+    bin_dir.mkdir()
+    fake = bin_dir / "date"
+    fake.write_text('#!/usr/bin/env bash\n'
+                    f'if [ "$*" = +%s ]; then n=$(cat "{bin_dir}/now" 2>/dev/null || echo 0)\n'
+                    f'  echo $((n + {seconds_per_call})) >"{bin_dir}/now"; echo "$n"; exit 0; fi\n'
+                    '[ "$*" = "-u +%Y%m%dT%H%M%SZ" ] && { echo 20261206T120000Z; exit 0; }\n'
+                    f'exec {shutil.which("date")} "$@"\n')
+    fake.chmod(0o755)
+    return f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+
+
+def test_gpu_checks_budget_counts_every_step_from_the_start_and_skips_a_step_with_nothing_left(tmp_path):
+    # Each step "runs past its limit" (exit 124) and the clock moves 56 s per reading (three
+    # readings a step run, one a step skipped): against the default 560 s budget, tests and bench
+    # get their own limits, train only the 168 s left, profile has 0 s left and is skipped (a
+    # `timeout 0` would have no limit at all), and so is tune.
+    fake = tmp_path / "fake-python"
+    fake.write_text('#!/usr/bin/env bash\n[ "$1" = -c ] && exit 0\n'
+                    '[ "$1" = - ] && { cat >/dev/null; echo "python 3.12.3, torch 2.11.0; NVIDIA H200"; exit 0; }\n'
+                    'echo "ran $*"; exit 124\n')
+    fake.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("OUT", "BUDGET")}
+    env.update(PYTHON=str(fake), RESULTS=str(tmp_path / "results"), PATH=_fake_clock(tmp_path, 56))
+    proc = subprocess.run(["bash", str(GPU_CHECKS)], cwd=str(REPO), env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    last = {step: (tmp_path / "results" / f"{step}.txt").read_text().splitlines()[-1]
+            for step in ("tests", "bench", "train", "profile", "tune")}
+    assert last == {
+        "tests": "== tests: exit 124 after 56 s (stopped at its 200 s limit)",
+        "bench": "== bench: exit 124 after 56 s (stopped at its 120 s limit)",
+        "train": "== train: exit 124 after 56 s (stopped at its 168 s limit: the rest of the 560 s budget)",
+        "profile": "== profile: skipped, nothing left of the 560 s budget",
+        "tune": "== tune: skipped, nothing left of the 560 s budget",
+    }, proc.stdout
+
+
+def test_gpu_checks_keeps_every_earlier_run_even_within_the_same_second(tmp_path):
+    # Three runs stamped with the same second: each earlier run gets its own folder under
+    # previous_runs/, none overwrites another.
+    env = {k: v for k, v in os.environ.items() if k != "OUT"}
+    env.update(PYTHON=_echo_python(tmp_path), RESULTS=str(tmp_path / "results"), PATH=_fake_clock(tmp_path, 1))
+    for run in range(3):
+        proc = subprocess.run(["bash", str(GPU_CHECKS), "bench"], cwd=str(REPO), env=env, capture_output=True,
+                              text=True, timeout=60)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        (tmp_path / "results" / "bench.txt").write_text(f"run {run}\n")
+    kept = sorted((folder / "bench.txt").read_text() for folder in (tmp_path / "results" / "previous_runs").iterdir())
+    assert kept == ["run 0\n", "run 1\n"]
+
+
+def test_gpu_checks_keeps_what_a_step_printed_before_it_was_stopped(tmp_path):
+    # The tune step's rows printed before its limit count: Python must not hold them in a
+    # pipe's buffer that the stop throws away.
+    fake = tmp_path / "fake-python"
+    fake.write_text('#!/usr/bin/env bash\n[ "$1" = -c ] && exit 0\n'
+                    '[ "$1" = - ] && { cat >/dev/null; echo "python 3.12.3, torch 2.11.0; NVIDIA H200"; exit 0; }\n'
+                    f'exec {sys.executable} -c "import time; print(\'a row\'); time.sleep(30)"\n')
+    fake.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("OUT", "PYTHONUNBUFFERED")}  # the script's own
+    # A clock that stands still: the step's limit is the whole 1 s budget, however slow this machine.
+    env.update(PYTHON=str(fake), RESULTS=str(tmp_path), BUDGET="1", PATH=_fake_clock(tmp_path, 0))
+    proc = subprocess.run(["bash", str(GPU_CHECKS), "tune"], cwd=str(REPO), env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    tune = (tmp_path / "tune.txt").read_text()
+    assert tune.startswith("a row\n") and "== tune: exit 124" in tune, tune
+
+
+def test_gpu_checks_leaves_gpu_site_off_the_path_of_a_python_that_imports_the_project_itself(tmp_path):
+    # .gpu-site's packages are built for the GPU machine's Python: one that imports detectron2
+    # and dropblock_det on its own (a developer's venv) must run with its own packages.
+    checkout = tmp_path / "checkout"
+    (checkout / "tools").mkdir(parents=True)
+    (checkout / ".gpu-site").mkdir()
+    shutil.copy(GPU_CHECKS, checkout / "tools")
+    fake = tmp_path / "path-python"
+    fake.write_text('#!/usr/bin/env bash\n[ "$1" = -c ] && exit 0\n'
+                    '[ "$1" = - ] && { cat >/dev/null; echo "torch; NVIDIA H200"; exit 0; }\n'
+                    'echo "PYTHONPATH=$PYTHONPATH"\n')
+    fake.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("OUT", "PYTHONPATH")}
+    env.update(PYTHON=str(fake), RESULTS=str(tmp_path / "results"))
+    proc = subprocess.run(["bash", str(checkout / "tools" / "gpu_checks.sh"), "bench"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    bench = (tmp_path / "results" / "bench.txt").read_text()
+    assert bench.splitlines()[0] == f"PYTHONPATH={checkout}", bench
+
+
+def test_gpu_checks_names_no_commit_for_a_copy_inside_another_git_work_tree(tmp_path):
+    # A copy without .git, put inside some other repository: that repository's HEAD is not the
+    # code that ran.
+    outer = tmp_path / "outer"
+    checkout = outer / "checkout"
+    (checkout / "tools").mkdir(parents=True)
+    shutil.copy(GPU_CHECKS, checkout / "tools")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(outer)]
+    for args in (["init", "-q"], ["commit", "-q", "--allow-empty", "-m", "elsewhere"]):
+        subprocess.run(git + args, check=True)
+    env = {k: v for k, v in os.environ.items() if k != "OUT"}
+    env.update(PYTHON=_echo_python(tmp_path), RESULTS=str(tmp_path / "results"))
+    proc = subprocess.run(["bash", str(checkout / "tools" / "gpu_checks.sh"), "bench"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    environment = (tmp_path / "results" / "environment.txt").read_text()
+    assert "commit: unknown (no git work tree here" in environment, environment
+
+
+def test_gpu_checks_refusal_shows_why_the_import_failed(tmp_path):
+    fake = tmp_path / "fake-python"
+    fake.write_text("#!/usr/bin/env bash\necho 'Traceback (most recent call last):' >&2\n"
+                    "echo \"ModuleNotFoundError: No module named 'fvcore'\" >&2\nexit 1\n")
+    fake.chmod(0o755)
+    proc = _gpu_checks(tmp_path / "results", "bench", python=str(fake))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "ModuleNotFoundError: No module named 'fvcore'" in proc.stderr, proc.stderr
+
+
+def test_gpu_checks_keeps_a_steps_error_output_in_its_results_file(tmp_path):
+    # Only the results folder comes back from the device machine: a step's traceback must be in it.
+    fake = tmp_path / "fake-python"
+    fake.write_text('#!/usr/bin/env bash\n[ "$1" = -c ] && exit 0\n'
+                    '[ "$1" = - ] && { cat >/dev/null; echo "torch; NVIDIA H200"; exit 0; }\n'
+                    'echo "RuntimeError: CUDA error: an illegal memory access" >&2; exit 1\n')
+    fake.chmod(0o755)
+    proc = _gpu_checks(tmp_path, "bench", python=str(fake))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = (tmp_path / "bench.txt").read_text().splitlines()
+    assert lines[0] == "RuntimeError: CUDA error: an illegal memory access", lines
+    assert len(lines) == 2 and lines[1].startswith("== bench: exit 1 after"), lines
