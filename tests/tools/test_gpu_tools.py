@@ -569,3 +569,81 @@ def test_gpu_checks_keeps_a_steps_error_output_in_its_results_file(tmp_path):
     lines = (tmp_path / "bench.txt").read_text().splitlines()
     assert lines[0] == "RuntimeError: CUDA error: an illegal memory access", lines
     assert len(lines) == 2 and lines[1].startswith("== bench: exit 1 after"), lines
+
+
+def _fake_pip(prepare, commands, detectron2_wheel="detectron2-1.0-py3-none-any.whl"):
+    """A stand-in for prepare_gpu_site.run: records each command and makes the wheels pip
+    would (detectron2's when `pip wheel` is given its source folder)."""
+    def run(cmd):
+        commands.append(cmd)
+        if "download" in cmd or "wheel" in cmd:
+            folder = Path(cmd[cmd.index("-d" if "download" in cmd else "-w") + 1])
+            folder.mkdir(parents=True, exist_ok=True)
+            names = [re.split(r"[<>=]", r)[0] for r in (prepare.WHEELS if "download" in cmd else prepare.SDISTS)]
+            for name in names if cmd[-1] in prepare.WHEELS + prepare.SDISTS else ["detectron2"]:
+                (folder / (detectron2_wheel if name == "detectron2" else f"{name}-1.0-py3-none-any.whl")).write_text("")
+        elif "install" in cmd:
+            Path(cmd[cmd.index("--target") + 1]).mkdir(parents=True)
+    return run
+
+
+def test_prepare_gpu_site_fetches_only_the_named_packages_built_for_the_gpu_machines_python(tmp_path, monkeypatch):
+    # --no-deps everywhere: a dependency pip resolved here (numpy, torch) would land in .gpu-site
+    # and shadow the GPU image's own. Downloads are binaries for the GPU machine's Python
+    # (default 3.12), not this one's.
+    prepare = load_tool("prepare_gpu_site")
+    commands = []
+    monkeypatch.setattr(prepare, "run", _fake_pip(prepare, commands))
+    monkeypatch.setattr(prepare, "build_detectron2_wheel", lambda src, wheels: None)
+    src = tmp_path / "d2"
+    (src / "detectron2").mkdir(parents=True)
+    (src / "setup.py").write_text("")
+    (src / "detectron2" / "__init__.py").write_text("")
+    monkeypatch.setattr(sys, "argv", ["prepare_gpu_site.py", "--detectron2-src", str(src), "--dest", str(tmp_path / "site")])
+    prepare.main()
+    assert [cmd[cmd.index("--disable-pip-version-check") + 1] for cmd in commands] == ["download", "wheel", "install"]
+    assert all("--no-deps" in cmd for cmd in commands), commands
+    download, _, install = commands
+    for cmd in (download, install):
+        assert cmd[cmd.index("--python-version") + 1] == "3.12" and "--only-binary=:all:" in cmd, cmd
+        assert cmd[cmd.index("--implementation") + 1] == "cp" and "manylinux2014_x86_64" in cmd, cmd
+    assert (tmp_path / "site" / prepare.MANIFEST).read_text().startswith(
+        "Prepared by tools/prepare_gpu_site.py for CPython 3.12 ")
+
+
+def test_prepare_gpu_site_refuses_dest_before_running_pip(tmp_path, monkeypatch):
+    prepare = load_tool("prepare_gpu_site")
+    commands = []
+    monkeypatch.setattr(prepare, "run", _fake_pip(prepare, commands))
+    src = tmp_path / "d2"
+    (src / "detectron2").mkdir(parents=True)
+    (src / "setup.py").write_text("")
+    (src / "detectron2" / "__init__.py").write_text("")
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "results.txt").write_text("a user's file\n")
+    monkeypatch.setattr(sys, "argv", ["prepare_gpu_site.py", "--detectron2-src", str(src),
+                                      "--dest", str(tmp_path / "work")])
+    with pytest.raises(SystemExit, match="--dest .*work exists and was not made by this script"):
+        prepare.main()
+    assert commands == [] and (tmp_path / "work" / "results.txt").read_text() == "a user's file\n"
+
+
+def test_prepare_gpu_site_refuses_a_detectron2_wheel_with_compiled_code(tmp_path, monkeypatch):
+    # The GPU machine's Python may not be this one's: only a pure-Python wheel is sure to run there.
+    prepare = load_tool("prepare_gpu_site")
+    commands = []
+    src = tmp_path / "d2"
+    (src / "detectron2").mkdir(parents=True)
+    (src / "setup.py").write_text("")
+    (src / "detectron2" / "__init__.py").write_text("")
+    monkeypatch.setattr(prepare, "build_without_compiled_ops", lambda copy, origin: None)
+    wheels = tmp_path / "wheels"
+    for name, pure in (("detectron2-0.6-py3-none-any.whl", True), ("detectron2-0.6-cp311-cp311-linux_x86_64.whl", False)):
+        shutil.rmtree(wheels, ignore_errors=True)
+        monkeypatch.setattr(prepare, "run", _fake_pip(prepare, commands, detectron2_wheel=name))
+        if pure:
+            prepare.build_detectron2_wheel(src, wheels)
+        else:
+            with pytest.raises(SystemExit, match="expected a pure-Python detectron2 wheel, got .*cp311"):
+                prepare.build_detectron2_wheel(src, wheels)
+    assert all("--no-deps" in cmd for cmd in commands) and len(commands) == 2
