@@ -567,3 +567,26 @@ def test_bench_triton_launch_times_the_op_and_each_launch_through_the_stand_in_d
         timed = dict(part.rsplit(" ", 1) for part in parts.split(", "))
         assert float(us) > 0 and {"launch _sparse_seed_kernel", "launch _apply_flat_kernel", "torch.full",
                                   "rest"} <= set(timed), parts
+
+
+def test_bench_triton_launch_refuses_zero_calls_before_importing_triton(capsys):
+    bench = load_tool("bench_triton_launch", folder="benchmarks")
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--calls", "0"])
+    assert exit_info.value.code == 2 and "--calls" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="Triton not importable (CPU-only torch build)")
+def test_bench_triton_launch_says_in_one_line_when_the_stand_in_does_not_fit_the_triton(monkeypatch):
+    # Triton's driver interface changes between releases: a release the stand-in does not fit
+    # gets one line naming it, not a traceback.
+    from triton.runtime import driver
+
+    bench = load_tool("bench_triton_launch", folder="benchmarks")
+    monkeypatch.setattr(driver, "set_active", lambda stand_in: None)  # this process keeps its driver
+    for error in (TypeError("load_binary() takes 4 arguments"), AttributeError("no attribute 'launcher_cls'")):
+        def host_us(stand_in, calls, error=error):
+            raise error
+        monkeypatch.setattr(bench, "host_us", host_us)
+        with pytest.raises(SystemExit, match=f"the stand-in driver does not fit Triton .*{type(error).__name__}"):
+            bench.main(["--calls", "1"])

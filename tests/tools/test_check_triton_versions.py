@@ -30,6 +30,7 @@ def test_each_run_puts_the_release_first_on_the_path_and_the_interpreter_on_for_
                           "    [sys.argv[1], os.environ['PYTHONPATH'], os.environ.get('TRITON_INTERPRET', '-')])}))\n"
                           % tool.RESULT_MARKER)
     monkeypatch.setattr(tool, "CHECKS_FILE", script)
+    monkeypatch.setenv("TRITON_INTERPRET", "1")  # left set by an earlier interpreter run: not for the compile checks
     site = tmp_path / "triton-9.9.9"
     for kind, flag, interpreting in (("compile", "--compile-checks", "-"), ("interpreter", "--interpreter-checks", "1")):
         where = tool.run_checks(site, kind, timeout_s=60)["where"].split()
@@ -97,3 +98,26 @@ def test_a_version_pip_cannot_install_is_reported_and_the_others_still_run(tool,
     assert "Triton 3.7.9: not checked: `pip install triton==3.7.9` failed (exit 1" in out
     assert "Triton 3.3.1: compile checks 1 passed, 0 failed" in out
     assert not (tmp_path / "triton-3.7.9" / "triton" / "__init__.py").exists()
+
+
+def test_an_interpreter_check_that_fails_alone_counts_as_a_failure(tool):
+    lines, failed = tool.summarize("3.5.1", None, {"tile_sizes": None, "relu": "Traceback\nInterpreterError: x"})
+    assert failed and lines[0] == "Triton 3.5.1: interpreter checks 1 passed, 1 failed, 0 not applicable"
+
+
+def test_both_runs_are_made_unless_only_one_is_asked_for(tool, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(tool, "install", lambda version, cache: tmp_path / version)
+    made = []
+    monkeypatch.setattr(tool, "run_checks", lambda site, kind, timeout_s: made.append((kind, timeout_s)) or {"a": None})
+    assert tool.main(["3.6.0"]) == 0
+    assert made == [("compile", 1800), ("interpreter", 1800)]
+    out = capsys.readouterr().out
+    assert "Triton 3.6.0: compile checks 1 passed" in out and "Triton 3.6.0: interpreter checks 1 passed" in out
+
+
+def test_a_timeout_below_one_second_is_refused_by_name(tool, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(tool, "install", lambda version, cache: tmp_path / version)  # never pip here
+    monkeypatch.setattr(tool, "run_checks", lambda site, kind, timeout_s: {"a": None})
+    with pytest.raises(SystemExit) as exit_info:
+        tool.main(["3.2.0", "--timeout", "0"])
+    assert exit_info.value.code == 2 and "--timeout" in capsys.readouterr().err
