@@ -178,13 +178,17 @@ for step in "${steps[@]}"; do
   # -k: a process that ignores SIGTERM is killed 15 s later.
   timeout -k 15 "$limit" ${CMD[$step]} 2>&1 | tee "$RESULTS/$step.txt"
   rc=${PIPESTATUS[0]}
+  took=$(( $(date +%s) - start ))
   why=""
-  if [ "$rc" -eq 124 ]; then
+  # 137: timeout's SIGKILL, 15 s after a SIGTERM the step did not end on (killed sooner, say
+  # for memory, it is no stop at the limit).
+  if [ "$rc" -eq 124 ] || { [ "$rc" -eq 137 ] && [ "$took" -ge "$limit" ]; }; then
     why=" (stopped at its $limit s limit"
     [ "$limit" -lt "${LIMIT[$step]}" ] && why+=": the rest of the ${BUDGET} s budget"
+    [ "$rc" -eq 137 ] && why+="; killed, as it did not end on SIGTERM"
     why+=")"
   fi
-  echo "== $step: exit $rc after $(( $(date +%s) - start )) s$why" | tee -a "$RESULTS/$step.txt"
+  echo "== $step: exit $rc after $took s$why" | tee -a "$RESULTS/$step.txt"
   [ "$rc" -ne 0 ] && failed=$((failed + 1))
 done
 exit "$failed"

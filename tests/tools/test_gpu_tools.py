@@ -475,6 +475,27 @@ def test_gpu_checks_budget_counts_every_step_from_the_start_and_skips_a_step_wit
     }, proc.stdout
 
 
+
+def test_gpu_checks_reports_a_step_killed_after_its_limit_as_stopped_there(tmp_path):
+    # A step that does not end on timeout's SIGTERM is killed 15 s later: timeout exits 137,
+    # not 124, and the report said only "exit 137". A 137 before the limit (the kernel's OOM
+    # killer) is no stop at the limit. A stand-in `timeout` exits 137 at once; the clock moves
+    # 20 s per reading.
+    (tmp_path / "timeout").write_text("#!/usr/bin/env bash\nexit 137\n")
+    (tmp_path / "timeout").chmod(0o755)
+    for budget, limit_said in (("30", " (stopped at its 10 s limit: the rest of the 30 s budget; killed, as it did "
+                                      "not end on SIGTERM)"), ("560", "")):
+        run = tmp_path / budget
+        run.mkdir()
+        env = {k: v for k, v in os.environ.items() if k != "OUT"}
+        env.update(PYTHON=_echo_python(run), RESULTS=str(run / "results"), BUDGET=budget,
+                   PATH=f"{tmp_path}{os.pathsep}{_fake_clock(run, 20)}")
+        proc = subprocess.run(["bash", str(GPU_CHECKS), "bench"], cwd=str(REPO), env=env, capture_output=True,
+                              text=True, timeout=60)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        bench = (run / "results" / "bench.txt").read_text()
+        assert bench.splitlines()[-1] == f"== bench: exit 137 after 20 s{limit_said}", bench
+
 def test_gpu_checks_keeps_every_earlier_run_even_within_the_same_second(tmp_path):
     # Three runs stamped with the same second: each earlier run gets its own folder under
     # previous_runs/, none overwrites another.
