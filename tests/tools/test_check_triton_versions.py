@@ -121,3 +121,10 @@ def test_a_timeout_below_one_second_is_refused_by_name(tool, tmp_path, monkeypat
     with pytest.raises(SystemExit) as exit_info:
         tool.main(["3.2.0", "--timeout", "0"])
     assert exit_info.value.code == 2 and "--timeout" in capsys.readouterr().err
+
+
+def test_a_ptxas_warning_before_its_error_is_not_taken_for_the_reason(tool):
+    error = ("Traceback ...\nRuntimeError: Internal Triton PTX codegen error\n`ptxas` stderr:\n"
+             "ptxas warning : Registers are spilled to local memory in function 'k'\n"
+             "ptxas /tmp/k.ptx, line 9; error   : Call has wrong number of parameters\n")
+    assert tool._reason(error) == "ptxas: Call has wrong number of parameters"
