@@ -570,12 +570,15 @@ def test_roi_heads_name_places_res5_only_for_an_rcnn():
     cfg = _cfg()
     cfg.MODEL.META_ARCHITECTURE = "RetinaNet"
     cfg.MODEL.RESNETS.OUT_FEATURES = ["res3", "res4"]
-    cfg.MODEL.ROI_HEADS.NAME = "DropBlockRes5ROIHeads"
-    assert built_resnet_stages(cfg) == ["res2", "res3", "res4"]
     cfg.MODEL.DROPBLOCK.RESNET.ENABLED = True
-    with pytest.raises(ValueError, match=r"^MODEL\.DROPBLOCK\.RESNET\.STAGES=\['res4', 'res5'\]: stage 'res5' is not built: "
-                                         r"MODEL\.RESNETS\.OUT_FEATURES=\['res3', 'res4'\] builds only \['res2', 'res3', 'res4'\]$"):
-        validate_dropblock_config(cfg)
+    # Nor does the C4 R-CNN's hint apply: not with get_cfg's ROI_HEADS.NAME 'Res5ROIHeads' either.
+    for roi_heads in ("DropBlockRes5ROIHeads", "Res5ROIHeads"):
+        cfg.MODEL.ROI_HEADS.NAME = roi_heads
+        assert built_resnet_stages(cfg) == ["res2", "res3", "res4"]
+        with pytest.raises(ValueError, match=r"^MODEL\.DROPBLOCK\.RESNET\.STAGES=\['res4', 'res5'\]: stage 'res5' is not "
+                                             r"built: MODEL\.RESNETS\.OUT_FEATURES=\['res3', 'res4'\] builds only "
+                                             r"\['res2', 'res3', 'res4'\]$"):
+            validate_dropblock_config(cfg)
 
 
 @pytest.mark.parametrize("name", ["SIZES", "ASPECT_RATIOS"])
@@ -599,3 +602,86 @@ def test_check_placement_refuses_what_is_not_a_list_naming_the_argument(names):
     with pytest.raises(ValueError, match=rf"^DropBlockFPN: dropblock_positions={names!r}: expected a list of names from "
                                          r"\['lateral', 'output'\]$"):
         check_placement("dropblock_positions", names, ["lateral", "output"], lambda: None, "DropBlockFPN")
+
+
+@pytest.mark.parametrize("location", ["RESNET.ENABLED", "FPN.ENABLED", "HEAD.ENABLED", "SEM_SEG_HEAD.ENABLED",
+                                      "DROP_PATH_RATE"])
+def test_each_location_alone_gets_the_ramp_checks(location):
+    # Every key that inserts a regularizer makes the ramp matter: alone, each must still get
+    # the refusals (a ramp that never leaves 1.0, one starting after MAX_ITER) and the warning
+    # (one ending after MAX_ITER), or a segmentation or FPN run trains without DropBlock.
+    from dropblock_det.config import locations_on
+
+    cfg = _cfg()
+    cfg.MODEL.RESNETS.OUT_FEATURES = ["res4", "res5"]  # RESNET.STAGES' res5 is built
+    _set(cfg, "MODEL.DROPBLOCK." + location, 0.1 if location == "DROP_PATH_RATE" else True)
+    assert locations_on(cfg) == [location]
+    schedule = cfg.MODEL.DROPBLOCK.SCHEDULE
+    cfg.SOLVER.MAX_ITER, schedule.START_ITER = 100, 99
+    with pytest.raises(ValueError, match=r"^MODEL\.DROPBLOCK\.SCHEDULE\.START_ITER=99: .*no iteration would regularize$"):
+        validate_dropblock_config(cfg)
+    schedule.START_ITER = 200
+    with pytest.raises(ValueError, match=r"^MODEL\.DROPBLOCK\.SCHEDULE\.START_ITER=200: the ramp ends at "
+                                         r"SOLVER\.MAX_ITER=100 "):
+        validate_dropblock_config(cfg)
+    schedule.START_ITER, schedule.END_ITER = 0, 200
+    with pytest.warns(UserWarning, match=r"END_ITER=200 is after SOLVER\.MAX_ITER=100: keep_prob reaches only "):
+        validate_dropblock_config(cfg)
+
+
+def test_a_config_for_evaluation_with_max_iter_zero_and_dropblock_on_validates():
+    # SOLVER.MAX_ITER 0 trains nothing, so there is no last iteration to check the ramp at:
+    # the model must still build (e.g. to evaluate a checkpoint), not fail on iteration -1.
+    cfg = _cfg()
+    cfg.MODEL.DROPBLOCK.HEAD.ENABLED = True
+    cfg.SOLVER.MAX_ITER = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        validate_dropblock_config(cfg)
+
+
+@pytest.mark.parametrize("location", ["RESNET", "FPN", "HEAD", "SEM_SEG_HEAD"])
+def test_impl_triton_is_refused_on_a_device_it_cannot_run_on_for_each_dropblock_location_alone(location, monkeypatch):
+    # A segmentation or FPN-only run with IMPL "triton" on CPU would otherwise first fail at
+    # the first step past the ramp's keep_prob 1.0 stretch. DropPath never runs the kernels.
+    from dropblock_det.config import check_impl_device
+
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    cfg = _cfg()
+    cfg.MODEL.DROPBLOCK.IMPL, cfg.MODEL.DEVICE = "triton", "cpu"
+    cfg.MODEL.DROPBLOCK[location].ENABLED = True
+    with pytest.raises(ValueError, match=r"^MODEL\.DROPBLOCK\.IMPL='triton': the Triton kernels cannot run on "
+                                         r"MODEL\.DEVICE='cpu'"):
+        check_impl_device(cfg)
+    cfg.MODEL.DROPBLOCK[location].ENABLED = False
+    cfg.MODEL.DROPBLOCK.DROP_PATH_RATE = 0.1
+    check_impl_device(cfg)
+
+
+def test_built_resnet_stages_go_to_the_deepest_out_feature_in_any_order():
+    # detectron2's ResNet builds up to the deepest stage OUT_FEATURES names, wherever it is listed.
+    cfg = _cfg()
+    cfg.MODEL.RESNETS.OUT_FEATURES = ["res5", "res3"]
+    assert built_resnet_stages(cfg) == ["res2", "res3", "res4", "res5"]
+    cfg.MODEL.DROPBLOCK.RESNET.ENABLED = True
+    validate_dropblock_config(cfg)
+
+
+def test_resnet_stage_drop_scales_default_to_one_for_every_listed_stage():
+    cfg = _cfg()
+    for stages in (["res5"], ["res3", "res4", "res5"]):
+        cfg.MODEL.DROPBLOCK.RESNET.STAGES = stages
+        assert resnet_stage_drop_scales(cfg) == {stage: 1.0 for stage in stages}
+
+
+def test_a_ramp_ending_after_max_iter_warns_once_per_model_build():
+    # Every builder validates the config; the warning is attributed to one place so that
+    # Python's default filter shows it once, not once per builder (four in a DropBlockRetinaNet).
+    from detectron2.modeling import build_model
+
+    cfg = small_retinanet_cfg("Base-RetinaNet-Scratch-DropBlock.yaml")
+    cfg.SOLVER.MAX_ITER, cfg.MODEL.DROPBLOCK.SCHEDULE.END_ITER = 100, 200
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        build_model(cfg)
+    assert len([w for w in caught if "END_ITER=200 is after SOLVER.MAX_ITER=100" in str(w.message)]) == 1
