@@ -542,3 +542,30 @@ def test_a_default_end_without_a_trainer_max_iter_is_refused_naming_end_iter():
         DropBlockScheduleHook(start_iter=0).schedule_for(None, TinyModel())
     explicit = DropBlockScheduleHook(start_iter=0, end_iter=5).schedule_for(None, TinyModel())
     assert (explicit.start_iter, explicit.end_iter) == (0, 5)
+
+
+def test_the_keep_prob_recorded_by_default_is_the_lowest_target_not_a_probed_keep_prob():
+    # keep_prob None (a LazyConfig's hook) records the ramp to the lowest target_keep_prob,
+    # not to the current keep_prob a robustness probe (set_keep_prob) left in the modules.
+    from dropblock_det.layers import set_keep_prob
+
+    model = TinyModel()
+    set_keep_prob(model, 0.5)
+    trainer = SimpleTrainer(model, _data(), torch.optim.SGD(model.parameters(), lr=0.01))
+    trainer.register_hooks([DropBlockScheduleHook(start_iter=2, end_iter=6)])
+    trainer.train(0, 9)
+    history = trainer.storage.history("dropblock/keep_prob").values()
+    assert [v for v, _ in history] == pytest.approx([_expected(i)[1] for i in range(9)])
+    assert (model.res4_dropblock.keep_prob, model.res5_dropblock.keep_prob) == pytest.approx((0.975, 0.9))
+
+
+def test_from_a_config_with_drop_path_beside_a_dropblock_location_records_keep_prob():
+    # Only with DROP_PATH_RATE alone is KEEP_PROB no regularizer's target; beside a DropBlock
+    # location metrics.json shows the ramp to KEEP_PROB, not to 1 - DROP_PATH_RATE.
+    cfg = small_retinanet_cfg()
+    cfg.MODEL.DROPBLOCK.KEEP_PROB, cfg.MODEL.DROPBLOCK.DROP_PATH_RATE = 0.85, 0.2
+    for location in ("RESNET", "FPN", "HEAD", "SEM_SEG_HEAD"):
+        cfg.MODEL.DROPBLOCK[location].ENABLED = True
+        assert DropBlockScheduleHook.from_config(cfg).keep_prob == 0.85, location
+        cfg.MODEL.DROPBLOCK[location].ENABLED = False
+    assert DropBlockScheduleHook.from_config(cfg).keep_prob is None
