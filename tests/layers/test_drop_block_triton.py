@@ -563,11 +563,15 @@ def check_fused_and_separate_mask_kernels_draw_the_same_mask(device: str) -> Non
     device_type = torch.device(device).type
     x9, x7 = _positive_input((2, 5, 9, 23), device=device), _positive_input((2, 5, 7, 23), device=device)
     x70 = _positive_input((1, 3, 2, 70), device=device)
+    x121 = _positive_input((11, 1, 3, 11), device=device)
     # Block 1 (no halo), tall, wide, as wide as the map (one anchor column), the whole map;
     # one row on 7 rows, whose last Philox group has one word too many (anchor rows 4..6):
-    # a seed stored for row 7 would be the next plane's row 0; and a halo (65 lanes) wider
-    # than the 64-lane tile: the fused kernel's programs must grow past it.
-    for x, bh, bw in ((x9, 1, 1), (x9, 7, 3), (x9, 2, 9), (x9, 4, 23), (x9, 9, 23), (x7, 1, 1), (x70, 1, 66)):
+    # a seed stored for row 7 would be the next plane's row 0; a halo (65 lanes) wider
+    # than the 64-lane tile: the fused kernel's programs must grow past it; and 121 lanes
+    # with a halo of 4: one past two programs' 2 * (64 - 4), so a grid counted with one
+    # halo lane too few is a program short and leaves the last lane undrawn.
+    for x, bh, bw in ((x9, 1, 1), (x9, 7, 3), (x9, 2, 9), (x9, 4, 23), (x9, 9, 23), (x7, 1, 1), (x70, 1, 66),
+                      (x121, 2, 5)):
         for shared in (False, True):
             where = f"block {bh}x{bw} on {x.shape[2]} rows, shared_mask={shared}"
             # Seeds until one drops something: the whole-map block has one anchor per sample
