@@ -450,6 +450,18 @@ def test_an_fp8_residual_of_a_fused_pair_is_refused_naming_the_residual():
         on_x(torch.rand(2, 3, 9, 9), residual=residual, residual_regularizer=on_residual)
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 0, 5), (2, 3, 4, 0), (0, 3, 4, 5)])
+def test_a_pair_on_the_triton_path_passes_an_empty_map_through(shape):
+    # The fused pair computes gamma from the map's size before any kernel: an empty map
+    # (no area to compute it from) must take the modules in turn, which pass it through,
+    # not reach the gamma (a ZeroDivisionError there before).
+    on_x, on_residual = DropBlock2d(0.8, 3, impl="triton").train(), DropBlock2d(0.8, 3, impl="triton").train()
+    x, residual = torch.ones(shape, requires_grad=True), torch.ones(shape, requires_grad=True)
+    out = on_x(x, residual=residual, residual_regularizer=on_residual)
+    out.sum().backward()
+    assert out.shape == shape and x.grad.shape == shape and residual.grad.shape == shape
+
+
 @pytest.mark.parametrize(
     "kwargs, fragment",
     [
