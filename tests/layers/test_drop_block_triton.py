@@ -1934,6 +1934,8 @@ def test_an_empty_map_passes_with_block_size_1(monkeypatch, shape) -> None:
     "device_type, changes, named",
     [("cuda", {"tile_rows": 4}, "tile_rows"), ("cuda", {"apply_block": 1000}, "apply_block"),
      ("cuda", {"mask_warps": 0}, "mask_warps"), ("cuda", {"tile_units": True}, "tile_units"),
+     # A bool is not a size, also where True (1) would pass every other rule.
+     ("cuda", {"apply_warps": True}, r"apply_warps must be a power of two >= 1, got True"),
      ("cuda", {"mask_kernels": 4}, "mask_kernels"), ("cuda", {"keep_bits": 2}, "keep_bits"),
      ("cuda", {"sparse_seeds": 4}, "sparse_seeds"), ("cuda", {"sparse_seeds": True}, "sparse_seeds"),
      ("cuda", {"seed_block": 100}, "seed_block"), ("cuda", {"host_key": 2}, "host_key"),
