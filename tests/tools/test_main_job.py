@@ -438,3 +438,121 @@ def test_a_segmentation_config_is_refused_before_data_is_made(tmp_path, toy_defa
                                     "DATASETS.TRAIN", "('synthetic_sem_seg_train',)",
                                     "DATASETS.TEST", "('synthetic_sem_seg_val',)"])
     assert not root.exists() and not out.exists()
+
+
+@pytest.fixture
+def trained_by(monkeypatch):
+    """trained_by(results, records): main_job's trainer trains nothing; it writes `records`
+    as OUTPUT_DIR/metrics.json and returns `results` (what DropBlockTrainer.train returns).
+    Returns the list of the configs it is built with."""
+    import os
+
+    from dropblock_det.engine import trainer
+
+    built = []
+
+    def replace(results, records):
+        class NoTraining(trainer.DropBlockTrainer):  # its class methods are what the checks build with
+            def __init__(self, cfg):
+                built.append(cfg)
+                self.cfg = cfg
+
+            def resume_or_load(self, resume):
+                pass
+
+            def train(self):
+                with open(os.path.join(self.cfg.OUTPUT_DIR, "metrics.json"), "w") as f:
+                    f.writelines(json.dumps(record) + "\n" for record in records)
+                return results
+
+        monkeypatch.setattr(trainer, "DropBlockTrainer", NoTraining)
+        return built
+
+    return replace
+
+
+def test_the_command_line_exits_0_and_leaves_the_runs_config_and_log_in_its_folder(
+        tmp_path, toy_defaults, monkeypatch, capsys, trained_by):
+    # `python tools/main_job.py` (make main): main() returns the summary, which as an exit
+    # status would print it and exit 1; default_setup's config.yaml is what a rerun starts from.
+    import runpy
+    import sys
+
+    from dropblock_det.engine.trainer import load_config
+
+    built = trained_by({"bbox": {"AP": 12.5}}, [{"iteration": 2, "total_loss": 1.0}, {"iteration": 2, "bbox/AP": 12.5}])
+    out = tmp_path / "out"
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(sys, "argv", ["main_job.py", "--datasets-root", str(tmp_path / "datasets"),
+                                      "--output-dir", str(out)] + TINY_OPTS)
+    try:
+        runpy.run_path(str(REPO / "tools" / "main_job.py"), run_name="__main__")
+    except SystemExit as exit_info:
+        assert exit_info.code in (None, 0)
+    assert "final COCO box AP on synthetic_det_val: 12.50" in capsys.readouterr().out
+    ((cfg,),) = [built]
+    assert cfg.is_frozen() and cfg.OUTPUT_DIR == str(out)
+    saved = load_config(str(out / "config.yaml"))
+    assert (saved.SOLVER.MAX_ITER, saved.OUTPUT_DIR, saved.MODEL.FPN.OUT_CHANNELS) == (3, str(out), 64)
+    assert (out / "log.txt").is_file()
+    assert json.loads((out / "main_job_summary.json").read_text())["final_AP"] == 12.5
+
+
+def test_a_nan_ap_is_summarised_as_null_and_each_test_sets_ap_is_named_by_its_evaluator(
+        tmp_path, toy_defaults, monkeypatch, capsys, trained_by):
+    # detectron2's COCOEvaluator reports COCOeval's -1 (no ground truth) as NaN, which is no
+    # JSON: written as null, not refused by json.dump after the whole training. The summary
+    # and the printed line name each set's AP as its evaluator reports it.
+    tool = load_tool("main_job")
+    names = {"synthetic_det_val": "PASCAL VOC box AP", "synthetic_det_train": "COCO box AP"}
+    monkeypatch.setattr(tool, "box_ap_names", lambda test_sets: {name: names[name] for name in test_sets})
+    trained_by({"synthetic_det_val": {"bbox": {"AP": math.nan, "AP50": 50.0}},
+                "synthetic_det_train": {"bbox": {"AP": 12.5, "AP50": math.nan}}},
+               [{"iteration": 2, "total_loss": 1.0}])
+    out = tmp_path / "out"
+    summary = tool.main(["--datasets-root", str(tmp_path / "datasets"), "--output-dir", str(out)] + TINY_OPTS
+                        + ["DATASETS.TEST", str(tuple(names))])
+    assert summary["final_AP"] is None and summary["final_AP_metric"] == "PASCAL VOC box AP"
+    assert summary["bbox_by_test_set"] == {"synthetic_det_val": {"AP": None, "AP50": 50.0},
+                                           "synthetic_det_train": {"AP": 12.5, "AP50": None}}
+    assert json.loads((out / "main_job_summary.json").read_text()) == summary
+    printed = capsys.readouterr().out
+    assert re.search(r"final box AP on synthetic_det_val \(PASCAL VOC box AP\): \S+, "
+                     r"on synthetic_det_train \(COCO box AP\): 12\.50  \(train\+eval", printed)
+
+
+def test_a_real_training_set_missing_beside_the_generated_test_set_is_named_and_nothing_is_moved(
+        tmp_path, toy_defaults):
+    # The synthetic test set's files are checked once it is made; the real training set's
+    # must still be checked before the earlier run is moved aside and the training starts.
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+    from detectron2.data.datasets import register_coco_instances
+
+    real = "dropblock_test_main_job_real_train"  # a COCO-format set of the synthetic classes, not on this disk
+    if real not in DatasetCatalog.list():
+        register_coco_instances(real, {}, "/nonexistent/dropblock_real/train.json", "/nonexistent/dropblock_real/images")
+        MetadataCatalog.get(real).set(thing_classes=list(MetadataCatalog.get("synthetic_det_train").thing_classes))
+    root, out = tmp_path / "datasets", tmp_path / "out"
+    out.mkdir()
+    (out / "model_final.pth").write_bytes(b"weights of the earlier run")
+    with pytest.raises(FileNotFoundError, match=rf"{real} \(DATASETS\.TRAIN\)") as error:
+        load_tool("main_job").main(["--datasets-root", str(root), "--output-dir", str(out)] + TINY_OPTS
+                                   + ["DATASETS.TRAIN", f"('{real}',)"])
+    assert "synthetic_det_val" not in str(error.value)  # made by the job, so not missing
+    assert _files(out) == {"model_final.pth": b"weights of the earlier run"}
+
+
+def test_a_rerun_fine_tuning_from_the_earlier_runs_weights_in_its_folder_still_finds_them(
+        tmp_path, toy_defaults, stop_before_training):
+    # MODEL.WEIGHTS out/model_final.pth into out: the file must stay (copied, not moved aside).
+    import torch
+
+    out = tmp_path / "out"
+    out.mkdir()
+    torch.save({"model": {}, "iteration": 2}, out / "model_final.pth")
+    weights = (out / "model_final.pth").read_bytes()
+    with pytest.raises(_StopBeforeTraining):
+        load_tool("main_job").main(["--datasets-root", str(tmp_path / "datasets"), "--output-dir", str(out)]
+                                   + TINY_OPTS + ["MODEL.WEIGHTS", str(out / "model_final.pth")])
+    (archived,) = (out / "previous_runs").iterdir()
+    assert (out / "model_final.pth").read_bytes() == (archived / "model_final.pth").read_bytes() == weights
