@@ -577,3 +577,80 @@ def test_the_command_line_refuses_a_flag_after_the_opts_before_anything_is_writt
     assert exit_info.value.code == 2
     assert f"--resume comes after the config opts 'OUTPUT_DIR {out}'" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_eval_only_evaluates_model_weights_and_with_resume_the_runs_last_checkpoint(trained, train_net, tmp_path,
+                                                                                  monkeypatch):
+    # What main loads and evaluates, not only what setup checks: with --resume the run's
+    # last checkpoint wins over MODEL.WEIGHTS, as in detectron2's train_net.
+    import shutil
+
+    out, _ = trained
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    bias = "head.cls_score.bias"
+    other = tmp_path / "other.pth"  # another checkpoint of the same model: its classifier bias moved
+    checkpoint = torch.load(out / "model_final.pth", map_location="cpu", weights_only=False)
+    checkpoint["model"][bias] = checkpoint["model"][bias] + 1.0
+    torch.save(checkpoint, other)
+    monkeypatch.setattr(train_net.Trainer, "test", classmethod(
+        lambda cls, cfg, model, evaluators=None: {k: v.clone() for k, v in model.state_dict().items()}))
+
+    def evaluated_bias(*flags):
+        return train_net.main(train_net.parser().parse_args(
+            ["--config-file", DB_CONFIG, "--eval-only", *flags] + TINY_OPTS
+            + ["MODEL.WEIGHTS", str(other), "OUTPUT_DIR", str(run)]))[bias]
+
+    assert torch.equal(evaluated_bias(), checkpoint["model"][bias])
+    run_bias = torch.load(run / "model_final.pth", map_location="cpu", weights_only=False)["model"][bias]
+    assert torch.equal(evaluated_bias("--resume"), run_bias)
+
+
+def test_eval_only_resume_without_a_checkpoint_names_model_weights_it_evaluates_instead(trained, train_net, tmp_path):
+    # Nothing to resume: the weights checked (and refused) are MODEL.WEIGHTS, named as such.
+    from dropblock_det.engine.trainer import CheckpointMismatchError
+
+    out, _ = trained
+    with pytest.raises(CheckpointMismatchError, match=r"^MODEL\.WEIGHTS: checkpoint .*model_final\.pth.*cls_score"):
+        train_net.setup(train_net.parser().parse_args(
+            ["--config-file", DB_CONFIG, "--eval-only", "--resume"] + TINY_OPTS
+            + ["MODEL.WEIGHTS", str(out / "model_final.pth"), "MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS", "[[0.5, 1.0]]",
+               "OUTPUT_DIR", str(tmp_path / "empty")]))
+    assert not (tmp_path / "empty").exists()
+
+
+def test_setup_returns_the_config_frozen(train_net, tiny_datasets, tmp_path):
+    # As detectron2's train_net: nothing after setup (the trainer, a hook) changes the config
+    # that config.yaml recorded.
+    cfg = train_net.setup(train_net.parser().parse_args(["--config-file", DB_CONFIG] + TINY_OPTS
+                                                        + ["OUTPUT_DIR", str(tmp_path / "run")]))
+    assert cfg.is_frozen()
+
+
+def test_the_command_line_runs_main_through_detectrons_launch(tiny_datasets, tmp_path, monkeypatch):
+    # --num-gpus, --num-machines, --machine-rank and --dist-url reach detectron2's launch,
+    # which starts one process per GPU (main called directly trained in one, ignoring them).
+    import runpy
+    import sys
+
+    import detectron2.engine
+
+    from conftest import REPO
+    from dropblock_det.engine import trainer
+
+    launched = []
+    monkeypatch.setattr(detectron2.engine, "launch", lambda main, num_gpus, **kwargs: launched.append(
+        (main, num_gpus, kwargs)))
+    monkeypatch.setattr(trainer, "check_launch_processes", lambda num_gpus, num_machines: None)  # no GPUs here
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    out = tmp_path / "run"
+    monkeypatch.setattr(sys, "argv", ["train_net.py", "--num-gpus", "2", "--num-machines", "2", "--machine-rank", "1",
+                                      "--dist-url", "tcp://127.0.0.1:29512", "--config-file", DB_CONFIG]
+                        + TINY_OPTS + ["OUTPUT_DIR", str(out)])
+    runpy.run_path(str(REPO / "tools" / "train_net.py"), run_name="__main__")
+    ((main, num_gpus, kwargs),) = launched
+    assert main.__name__ == "main" and main.__globals__["__file__"] == str(REPO / "tools" / "train_net.py")
+    (args,) = kwargs.pop("args")
+    assert (num_gpus, kwargs) == (2, {"num_machines": 2, "machine_rank": 1, "dist_url": "tcp://127.0.0.1:29512"})
+    assert args.config_file == DB_CONFIG and args.opts[-2:] == ["OUTPUT_DIR", str(out)]
+    assert not out.exists()  # only the launched processes set up and train
