@@ -512,3 +512,15 @@ def test_a_dataset_whose_files_are_not_there_is_refused_before_the_output_folder
     finally:
         register_synthetic_datasets(tiny_datasets)
     assert not (tmp_path / "never").exists()
+
+
+def test_eval_only_resume_without_a_checkpoint_names_init_checkpoint_it_evaluates_instead(trained, tool, tmp_path):
+    # Nothing to resume: the weights checked (and refused) are train.init_checkpoint, named as such.
+    from dropblock_det.engine.trainer import CheckpointMismatchError
+
+    out, _ = trained
+    with pytest.raises(CheckpointMismatchError, match=r"^train\.init_checkpoint: checkpoint .*model_final\.pth.*"
+                                                      r"head\.cls_subnet\.3\.weight"):
+        tool.main(_parse(tool, tmp_path / "empty", ["--eval-only", "--resume"], [
+            f"train.init_checkpoint={out / 'model_final.pth'}", "model.head.conv_dims=[64,64]"]))
+    assert not (tmp_path / "empty").exists()
