@@ -412,3 +412,53 @@ def test_a_bn_head_on_some_of_the_levels_keeps_statistics_for_those_levels_alone
     assert list(plugin.state_dict()) == list(stock.state_dict())
     losses = _train_steps(plugin, steps=1)
     assert all(math.isfinite(v) for v in losses[0].values())
+
+
+class _Zero(torch.nn.Module):
+    """A marker regularizer that zeroes what it gets: the tower it sits in then feeds its
+    predictor zeros, whose output is the predictor's bias alone."""
+
+    def forward(self, x):
+        return x * 0
+
+
+@pytest.mark.parametrize("tower", ["cls", "bbox"])
+def test_each_towers_regularizers_act_on_that_tower_alone(tower):
+    # dropblock_towers=["cls"] must regularize the classification tower, not the box tower.
+    kwargs = dict(input_shape=_input_shapes(levels=2), num_classes=3, num_anchors=9, conv_dims=[32, 32], norm="GN")
+    torch.manual_seed(0)
+    plain = DropBlockRetinaNetHead(**kwargs)
+    ours = DropBlockRetinaNetHead(**kwargs, dropblock=_Zero, dropblock_towers=[tower])
+    ours.load_state_dict(plain.state_dict())
+    features = [torch.randn(1, 32, 8, 8), torch.randn(1, 32, 4, 4)]
+    with torch.no_grad():
+        (our_logits, our_deltas), (logits, deltas) = ours(features), plain(features)
+    zeroed, kept, plain_kept = ((our_logits, our_deltas, deltas) if tower == "cls" else
+                                (our_deltas, our_logits, logits))
+    bias = (ours.cls_score if tower == "cls" else ours.bbox_pred).bias.view(1, -1, 1, 1)
+    assert all(torch.allclose(t, bias.expand_as(t)) for t in zeroed)
+    assert all(torch.equal(a, b) for a, b in zip(kept, plain_kept))
+
+
+def test_prior_prob_sets_the_classification_bias_as_in_the_stock_head():
+    # RetinaNetHead's focal-loss init: cls_score.bias = -log((1 - p) / p), from
+    # MODEL.RETINANET.PRIOR_PROB or the prior_prob argument, whichever norm the towers have.
+    expected = -math.log((1 - 0.2) / 0.2)
+    cfg = _plugin_cfg(head=True)
+    cfg.MODEL.RETINANET.PRIOR_PROB = 0.2
+    bias = build_model(cfg).head.cls_score.bias
+    assert torch.allclose(bias, torch.full_like(bias, expected))
+    for norm in ("GN", ""):
+        head = DropBlockRetinaNetHead(input_shape=_input_shapes(), num_classes=3, num_anchors=9, conv_dims=[32],
+                                      norm=norm, prior_prob=0.2)
+        assert torch.allclose(head.cls_score.bias, torch.full_like(head.cls_score.bias, expected))
+
+
+def test_a_bn_head_run_on_fewer_levels_than_its_input_shapes_is_refused():
+    # Per-level BN for five levels run on three: the stock head asserts; cycling its five
+    # BNs over three levels would put each level's statistics out of step across calls.
+    head = DropBlockRetinaNetHead(input_shape=_input_shapes(), num_classes=3, num_anchors=9, conv_dims=[32],
+                                  norm="BN").train()
+    with pytest.raises(ValueError, match=r"^DropBlockRetinaNetHead\(input_shape=\.\.\.\): 5 ShapeSpec\(s\) "
+                                         r"for the 3 levels \['features\[0\]', 'features\[1\]', 'features\[2\]'\]"):
+        head([torch.randn(2, 32, 8, 8)] * 3)
