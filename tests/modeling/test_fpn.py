@@ -322,3 +322,14 @@ def test_a_top_block_reading_a_level_other_than_the_coarsest_gets_that_level_as_
     assert list(our_out) == list(stock_out) == ["p3", "p4", "p5", "p6"]
     assert our_out["p6"].shape[-1] == 2  # p4 (4 x 4) max-pooled, not p5 (2 x 2)
     assert all(torch.equal(our_out[k], stock_out[k]) for k in stock_out)
+
+
+def test_a_disabled_fpn_with_top_block_in_its_positions_builds_the_plain_fpn_without_regularizers():
+    # 'top_block' is refused for the max-pooled P6 only where the FPN regularizers are on;
+    # with FPN.ENABLED False (a base config's POSITIONS kept, DropBlock off) the R-CNN FPN builds.
+    cfg = _cfg()
+    cfg.MODEL.RESNETS.OUT_FEATURES = cfg.MODEL.FPN.IN_FEATURES = ["res2", "res3", "res4", "res5"]
+    cfg.MODEL.DROPBLOCK.FPN.POSITIONS = ["lateral", "output", "top_block"]
+    backbone = build_dropblock_resnet_fpn_backbone(cfg, INPUT)
+    assert _fpn_regularizer_names(backbone) == set()
+    assert list(backbone.output_shape()) == ["p2", "p3", "p4", "p5", "p6"]
