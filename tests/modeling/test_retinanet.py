@@ -462,3 +462,15 @@ def test_a_bn_head_run_on_fewer_levels_than_its_input_shapes_is_refused():
     with pytest.raises(ValueError, match=r"^DropBlockRetinaNetHead\(input_shape=\.\.\.\): 5 ShapeSpec\(s\) "
                                          r"for the 3 levels \['features\[0\]', 'features\[1\]', 'features\[2\]'\]"):
         head([torch.randn(2, 32, 8, 8)] * 3)
+
+
+def test_a_frozen_config_builds_the_model_and_is_left_as_it_was():
+    # DefaultTrainer and the tools freeze the config before build_model; the stock
+    # RetinaNet.from_config gets a copy with NORM "" (v0.6 cannot build a GN head), never
+    # the user's config.
+    cfg = _plugin_cfg(head=True)
+    cfg.freeze()
+    before = cfg.dump()
+    model = build_model(cfg)
+    assert cfg.is_frozen() and cfg.dump() == before
+    assert [type(m).__name__ for m in model.head.cls_subnet][:2] == ["Conv2d", "GroupNorm"]
