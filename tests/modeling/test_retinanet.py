@@ -454,11 +454,13 @@ def test_prior_prob_sets_the_classification_bias_as_in_the_stock_head():
         assert torch.allclose(head.cls_score.bias, torch.full_like(head.cls_score.bias, expected))
 
 
-def test_a_bn_head_run_on_fewer_levels_than_its_input_shapes_is_refused():
+@pytest.mark.parametrize("training", [True, False])
+def test_a_bn_head_run_on_fewer_levels_than_its_input_shapes_is_refused(training):
     # Per-level BN for five levels run on three: the stock head asserts; cycling its five
-    # BNs over three levels would put each level's statistics out of step across calls.
+    # BNs over three levels would put each level's statistics out of step across calls,
+    # in training and in evaluation (each level's running statistics) alike.
     head = DropBlockRetinaNetHead(input_shape=_input_shapes(), num_classes=3, num_anchors=9, conv_dims=[32],
-                                  norm="BN").train()
+                                  norm="BN").train(training)
     with pytest.raises(ValueError, match=r"^DropBlockRetinaNetHead\(input_shape=\.\.\.\): 5 ShapeSpec\(s\) "
                                          r"for the 3 levels \['features\[0\]', 'features\[1\]', 'features\[2\]'\]"):
         head([torch.randn(2, 32, 8, 8)] * 3)
@@ -474,3 +476,15 @@ def test_a_frozen_config_builds_the_model_and_is_left_as_it_was():
     model = build_model(cfg)
     assert cfg.is_frozen() and cfg.dump() == before
     assert [type(m).__name__ for m in model.head.cls_subnet][:2] == ["Conv2d", "GroupNorm"]
+
+
+@pytest.mark.parametrize("prior_prob", ["0.01", None])
+def test_a_prior_prob_that_is_not_a_number_is_refused_naming_the_key(prior_prob):
+    # Compared unchecked, 0 < '0.01' fails with a bare TypeError naming no argument or key.
+    with pytest.raises(ValueError, match=rf"^prior_prob={prior_prob!r}: expected a probability in \(0, 1\)"):
+        DropBlockRetinaNetHead(input_shape=_input_shapes(), num_classes=3, num_anchors=9, conv_dims=[8],
+                               prior_prob=prior_prob)
+    cfg = _plugin_cfg(head=True)
+    cfg.MODEL.RETINANET.PRIOR_PROB = prior_prob
+    with pytest.raises(ValueError, match=rf"^MODEL\.RETINANET\.PRIOR_PROB={prior_prob!r}: expected a probability"):
+        build_model(cfg)
