@@ -210,6 +210,18 @@ def test_lazy_sweep_trains_each_cell_with_its_values_and_skips_finished_ones(tin
     assert _files(out) == before and len(calls) == 4
 
 
+def test_a_lazy_sweep_whose_cell_diverges_names_it_and_keeps_its_folder(tiny_datasets, tmp_path):
+    # detectron2's LazyConfig loop raises the same FloatingPointError as the yacs trainer.
+    from dropblock_det.analysis import SweepCellsDivergedError
+
+    out = tmp_path / "sweep"
+    argv = _sweep_argv(out, block_sizes=("3",)) + TINY_LAZY_OPTS + ["train.max_iter=3", "optimizer.lr=1e12"]
+    with pytest.raises(SweepCellsDivergedError, match=r"^1 of 1 cells diverged .*\n  - block_size=3 keep_prob=0\.8: "
+                                                      r"Loss became infinite or NaN"):
+        load_tool("sweep").main(argv)
+    assert not (out / "sweep.csv").exists() and (out / "b3_kp0.8" / "sweep_cell.json").is_file()
+
+
 def test_a_lazy_sweep_whose_seed_is_random_warns(tiny_datasets, tmp_path):
     # configs/common/train.py's seed -1 seeds each cell at random, as SEED -1 does (test_analyses).
     with pytest.warns(UserWarning, match=r"^train\.seed=-1 \(a random seed per cell\): .*set train\.seed to a seed >= 0"):
