@@ -540,6 +540,7 @@ def test_a_real_training_set_missing_beside_the_generated_test_set_is_named_and_
                                    + ["DATASETS.TRAIN", f"('{real}',)"])
     assert "synthetic_det_val" not in str(error.value)  # made by the job, so not missing
     assert _files(out) == {"model_final.pth": b"weights of the earlier run"}
+    assert not root.exists()  # refused before the synthetic sets were made (time, not files)
 
 
 def test_a_rerun_fine_tuning_from_the_earlier_runs_weights_in_its_folder_still_finds_them(
