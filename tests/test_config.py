@@ -316,7 +316,7 @@ def test_a_stage_drop_scale_giving_keep_prob_exactly_zero_is_rejected():
         validate_dropblock_config(cfg)
 
 
-def test_a_one_iteration_run_that_never_regularizes_is_refused():
+def test_a_one_iteration_run_that_never_regularizes_is_refused_and_an_evaluation_config_validates():
     # SOLVER.MAX_ITER = 1 trains iteration 0 only, where the ramp's keep_prob is still 1.0.
     cfg = _cfg()
     cfg.MODEL.DROPBLOCK.HEAD.ENABLED = True
@@ -325,6 +325,13 @@ def test_a_one_iteration_run_that_never_regularizes_is_refused():
         validate_dropblock_config(cfg)
     cfg.MODEL.DROPBLOCK.SCHEDULE.END_ITER = 0  # a step to the target at iteration 0 regularizes it
     validate_dropblock_config(cfg)
+    # SOLVER.MAX_ITER 0 trains nothing, so there is no last iteration to check the ramp at:
+    # the model must still build (e.g. to evaluate a checkpoint), not fail on iteration -1.
+    cfg.MODEL.DROPBLOCK.SCHEDULE.END_ITER = -1
+    cfg.SOLVER.MAX_ITER = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        validate_dropblock_config(cfg)
 
 
 @pytest.mark.parametrize("location", ["RESNET", "FPN", "HEAD", "SEM_SEG_HEAD"])
@@ -626,17 +633,6 @@ def test_each_location_alone_gets_the_ramp_checks(location):
         validate_dropblock_config(cfg)
     schedule.START_ITER, schedule.END_ITER = 0, 200
     with pytest.warns(UserWarning, match=r"END_ITER=200 is after SOLVER\.MAX_ITER=100: keep_prob reaches only "):
-        validate_dropblock_config(cfg)
-
-
-def test_a_config_for_evaluation_with_max_iter_zero_and_dropblock_on_validates():
-    # SOLVER.MAX_ITER 0 trains nothing, so there is no last iteration to check the ramp at:
-    # the model must still build (e.g. to evaluate a checkpoint), not fail on iteration -1.
-    cfg = _cfg()
-    cfg.MODEL.DROPBLOCK.HEAD.ENABLED = True
-    cfg.SOLVER.MAX_ITER = 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
         validate_dropblock_config(cfg)
 
 

@@ -17,6 +17,28 @@ GPU_CHECKS = REPO / "tools" / "gpu_checks.sh"
 PREPARE = REPO / "tools" / "prepare_gpu_site.py"
 
 
+def _checkout_copy(folder, gpu_site=False):
+    """folder/checkout holding only tools/gpu_checks.sh (and an empty .gpu-site), as a
+    checkout the script runs from."""
+    checkout = folder / "checkout"
+    (checkout / "tools").mkdir(parents=True)
+    if gpu_site:
+        (checkout / ".gpu-site").mkdir()
+    shutil.copy(GPU_CHECKS, checkout / "tools")
+    return checkout
+
+
+def _bench_in_copy(checkout, python, results, unset=("OUT",)):
+    """gpu_checks.sh's bench step run from the copy `checkout` with `python`, results in
+    `results`, the variables `unset` left out of the environment; it must exit 0."""
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    env.update(PYTHON=str(python), RESULTS=str(results))
+    proc = subprocess.run(["bash", str(checkout / "tools" / "gpu_checks.sh"), "bench"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
 def _gpu_checks(results, *args, python=sys.executable, **variables):
     env = dict(os.environ, PYTHON=python, RESULTS=str(results), **variables)
     env.pop("OUT", None)
@@ -43,12 +65,12 @@ def test_gpu_checks_smoke_profile_writes_the_profile_table(tmp_path):
     assert "device us / call" in profile and "| cpu    | 2x8x16x20 |" in profile and "== profile: exit 0" in profile
 
 
-def _fake_python(folder, step_command):
+def _fake_python(folder, step_command, environment="fake"):
     """An "interpreter" that passes the import check (-c) and answers the environment query
-    (-) at once, and runs `step_command` for every step."""
+    (-) at once with `environment`, and runs `step_command` for every step."""
     fake = folder / "fake-python"
     fake.write_text('#!/usr/bin/env bash\n[ "$1" = -c ] && exit 0\n'
-                    '[ "$1" = - ] && { cat >/dev/null; echo fake; exit 0; }\n' + step_command + "\n")
+                    f'[ "$1" = - ] && {{ cat >/dev/null; echo "{environment}"; exit 0; }}\n' + step_command + "\n")
     fake.chmod(0o755)
     return str(fake)
 
@@ -81,11 +103,7 @@ def test_gpu_checks_stops_at_once_when_detectron2_does_not_import(tmp_path):
     # .gpu-site not carried to a machine without detectron2: one message naming the fix,
     # instead of every step failing on the same ImportError. In a copy of the checkout: this
     # one may hold a .gpu-site (the recipe's first step makes it), which gives other advice.
-    import shutil
-
-    checkout = tmp_path / "checkout"
-    (checkout / "tools").mkdir(parents=True)
-    shutil.copy(GPU_CHECKS, checkout / "tools")
+    checkout = _checkout_copy(tmp_path)
     results = tmp_path / "results"
     env = {k: v for k, v in os.environ.items() if k != "OUT"}
     env.update(PYTHON="false", RESULTS=str(results))
@@ -109,11 +127,7 @@ def test_gpu_checks_stops_at_once_when_detectron2_does_not_import(tmp_path):
 def test_gpu_checks_runs_the_checkouts_venv_python_by_default(tmp_path):
     # After `make env`, `bash tools/gpu_checks.sh --smoke` must use .venv/bin/python: with
     # python3 (which has no detectron2 here) it refused with advice that did not apply.
-    import shutil
-
-    checkout = tmp_path / "checkout"
-    (checkout / "tools").mkdir(parents=True)
-    shutil.copy(GPU_CHECKS, checkout / "tools")
+    checkout = _checkout_copy(tmp_path)
     env = {k: v for k, v in os.environ.items() if k not in ("OUT", "PYTHON")}
     env["RESULTS"] = str(tmp_path / "results")
 
@@ -198,12 +212,7 @@ def test_gpu_checks_puts_a_carried_gpu_site_first_on_the_path(tmp_path):
     # must come before it, and be tried when the plain import fails. This "interpreter"
     # imports detectron2 anywhere and dropblock_det (the whole import) only with .gpu-site
     # first on PYTHONPATH.
-    import shutil
-
-    checkout = tmp_path / "checkout"
-    (checkout / "tools").mkdir(parents=True)
-    (checkout / ".gpu-site").mkdir()
-    shutil.copy(GPU_CHECKS, checkout / "tools")
+    checkout = _checkout_copy(tmp_path, gpu_site=True)
     fake = tmp_path / "fake-python"
     fake.write_text('#!/usr/bin/env bash\n'
                     '[ "$1" = -c ] && { [ "$2" != "import dropblock_det" ] || [ "${PYTHONPATH%%:*}" = "$PWD/.gpu-site" ]; '
@@ -211,11 +220,7 @@ def test_gpu_checks_puts_a_carried_gpu_site_first_on_the_path(tmp_path):
                     '[ "$1" = - ] && { cat >/dev/null; echo "torch; NVIDIA H200"; exit 0; }\n'
                     'echo "ran with ${PYTHONPATH%%:*}"\n')
     fake.chmod(0o755)
-    env = {k: v for k, v in os.environ.items() if k != "OUT"}
-    env.update(PYTHON=str(fake), RESULTS=str(tmp_path / "results"))
-    proc = subprocess.run(["bash", str(checkout / "tools" / "gpu_checks.sh"), "bench"], env=env,
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    _bench_in_copy(checkout, fake, tmp_path / "results")
     bench = (tmp_path / "results" / "bench.txt").read_text()
     assert f"ran with {checkout / '.gpu-site'}" in bench and "== bench: exit 0" in bench, bench
 
@@ -454,13 +459,9 @@ def test_gpu_checks_budget_counts_every_step_from_the_start_and_skips_a_step_wit
     # readings a step run, one a step skipped): against the default 560 s budget, tests and bench
     # get their own limits, train only the 168 s left, profile has 0 s left and is skipped (a
     # `timeout 0` would have no limit at all), and so is tune.
-    fake = tmp_path / "fake-python"
-    fake.write_text('#!/usr/bin/env bash\n[ "$1" = -c ] && exit 0\n'
-                    '[ "$1" = - ] && { cat >/dev/null; echo "python 3.12.3, torch 2.11.0; NVIDIA H200"; exit 0; }\n'
-                    'echo "ran $*"; exit 124\n')
-    fake.chmod(0o755)
+    fake = _fake_python(tmp_path, 'echo "ran $*"; exit 124', "python 3.12.3, torch 2.11.0; NVIDIA H200")
     env = {k: v for k, v in os.environ.items() if k not in ("OUT", "BUDGET")}
-    env.update(PYTHON=str(fake), RESULTS=str(tmp_path / "results"), PATH=_fake_clock(tmp_path, 56))
+    env.update(PYTHON=fake, RESULTS=str(tmp_path / "results"), PATH=_fake_clock(tmp_path, 56))
     proc = subprocess.run(["bash", str(GPU_CHECKS)], cwd=str(REPO), env=env, capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 5, proc.stdout + proc.stderr
@@ -531,20 +532,9 @@ def test_gpu_checks_keeps_what_a_step_printed_before_it_was_stopped(tmp_path):
 def test_gpu_checks_leaves_gpu_site_off_the_path_of_a_python_that_imports_the_project_itself(tmp_path):
     # .gpu-site's packages are built for the GPU machine's Python: one that imports detectron2
     # and dropblock_det on its own (a developer's venv) must run with its own packages.
-    checkout = tmp_path / "checkout"
-    (checkout / "tools").mkdir(parents=True)
-    (checkout / ".gpu-site").mkdir()
-    shutil.copy(GPU_CHECKS, checkout / "tools")
-    fake = tmp_path / "path-python"
-    fake.write_text('#!/usr/bin/env bash\n[ "$1" = -c ] && exit 0\n'
-                    '[ "$1" = - ] && { cat >/dev/null; echo "torch; NVIDIA H200"; exit 0; }\n'
-                    'echo "PYTHONPATH=$PYTHONPATH"\n')
-    fake.chmod(0o755)
-    env = {k: v for k, v in os.environ.items() if k not in ("OUT", "PYTHONPATH")}
-    env.update(PYTHON=str(fake), RESULTS=str(tmp_path / "results"))
-    proc = subprocess.run(["bash", str(checkout / "tools" / "gpu_checks.sh"), "bench"], env=env,
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    checkout = _checkout_copy(tmp_path, gpu_site=True)
+    fake = _fake_python(tmp_path, 'echo "PYTHONPATH=$PYTHONPATH"', "torch; NVIDIA H200")
+    _bench_in_copy(checkout, fake, tmp_path / "results", unset=("OUT", "PYTHONPATH"))
     bench = (tmp_path / "results" / "bench.txt").read_text()
     assert bench.splitlines()[0] == f"PYTHONPATH={checkout}", bench
 
@@ -553,17 +543,11 @@ def test_gpu_checks_names_no_commit_for_a_copy_inside_another_git_work_tree(tmp_
     # A copy without .git, put inside some other repository: that repository's HEAD is not the
     # code that ran.
     outer = tmp_path / "outer"
-    checkout = outer / "checkout"
-    (checkout / "tools").mkdir(parents=True)
-    shutil.copy(GPU_CHECKS, checkout / "tools")
+    checkout = _checkout_copy(outer)
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(outer)]
     for args in (["init", "-q"], ["commit", "-q", "--allow-empty", "-m", "elsewhere"]):
         subprocess.run(git + args, check=True)
-    env = {k: v for k, v in os.environ.items() if k != "OUT"}
-    env.update(PYTHON=_echo_python(tmp_path), RESULTS=str(tmp_path / "results"))
-    proc = subprocess.run(["bash", str(checkout / "tools" / "gpu_checks.sh"), "bench"], env=env,
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    _bench_in_copy(checkout, _echo_python(tmp_path), tmp_path / "results")
     environment = (tmp_path / "results" / "environment.txt").read_text()
     assert "commit: unknown (no git work tree here" in environment, environment
 
