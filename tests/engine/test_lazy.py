@@ -535,8 +535,9 @@ def test_a_missing_key_and_a_bad_opt_are_named(tmp_path):
         check_lazy_config_before_run(cfg, check_files=False)
     cfg = _lazy(SYNTHETIC)
     del cfg.dataloader["test"]  # read by the evaluation after the training
-    with pytest.raises(KeyError, match=r"^\"the config has no dataloader\.test "):
-        check_lazy_config_before_run(cfg, check_files=False)
+    for train in (True, False):  # --eval-only failed once the model and its weights were loaded
+        with pytest.raises(KeyError, match=r"^\"the config has no dataloader\.test "):
+            check_lazy_config_before_run(cfg, train=train, check_files=False)
     with pytest.raises(ValueError, match=r"command-line opt 'train\.max_iter': expected key=value"):
         _lazy(SYNTHETIC, "train.max_iter")
     with pytest.raises(FileNotFoundError, match="nope.py"):
@@ -552,6 +553,28 @@ def test_a_required_value_left_at_question_marks_is_named_as_missing_not_as_an_a
     cfg.train.max_iter = "???"  # a value the config file leaves to the command line
     with pytest.raises(KeyError, match=r"^'train\.max_iter: Missing mandatory value"):
         check_lazy_config_before_run(cfg, check_files=False)
+
+
+def test_a_loader_argument_left_at_question_marks_is_named_for_training_and_evaluation():
+    # A required argument the config file leaves to the command line: the test loader was
+    # built, and failed on it, only after the whole training (or the weights were loaded).
+    from dropblock_det.engine.lazy import check_lazy_config_before_run
+
+    cfg = _lazy(SYNTHETIC)
+    cfg.dataloader.test.mapper = "???"
+    for train in (True, False):
+        with pytest.raises(ValueError, match=r"^dataloader\.test \(build_detection_test_loader\): the required "
+                                             r"argument 'mapper' is not given"):
+            check_lazy_config_before_run(cfg, train=train, check_files=False)
+
+
+def test_a_config_without_train_seed_is_accepted_as_detectron2s_common_train_leaves_it_out():
+    # detectron2's configs/common/train.py has no seed; default_setup reads it as -1 (random).
+    from dropblock_det.engine.lazy import check_lazy_config_before_run
+
+    cfg = _lazy(SYNTHETIC)
+    del cfg.train["seed"]
+    assert check_lazy_config_before_run(cfg, check_files=False) is not None
 
 
 def test_no_init_checkpoint_as_null_is_accepted_as_the_empty_string_is():
@@ -689,6 +712,21 @@ def test_an_override_may_add_an_argument_of_its_nodes_target_or_any_key_with_a_p
     assert _lazy(tmp_path / "config.yaml", "train.dropblock_schedule=null").train.dropblock_schedule is None
 
 
+def test_an_override_under_a_target_taking_any_keyword_or_not_found_is_left_to_the_build():
+    # Res5ROIHeads (and DropBlockRes5ROIHeads) take ROIHeads' arguments as **kwargs: one the
+    # config leaves out is taken, as is any key under a target not found now.
+    from conftest import lazy_rcnn_cfg
+    from dropblock_det.engine.lazy import check_override_key
+
+    cfg = lazy_rcnn_cfg(c4=True)
+    assert "proposal_append_gt" not in cfg.model.roi_heads
+    check_override_key(cfg, "model.roi_heads.proposal_append_gt=False")
+    cfg.model.roi_heads._target_ = "no_such_module.NoSuchHeads"
+    check_override_key(cfg, "model.roi_heads.any_argument=1")
+    with pytest.raises(KeyError, match=r"model\.roi_heads\.box_predictor has no key 'num_classs'"):
+        check_override_key(cfg, "model.roi_heads.box_predictor.num_classs=3")
+
+
 def test_none_for_the_schedule_on_the_command_line_is_explained():
     # Hydra reads None as the string 'None' (null is its None).
     from dropblock_det.engine.lazy import lazy_meta_model, lazy_schedule_hook
@@ -804,13 +842,15 @@ class _OwnMapper:
 
 def test_a_mask_rcnn_mapper_of_the_users_own_is_not_judged_by_detectron2s_flag():
     from conftest import lazy_rcnn_cfg
-    from dropblock_det.engine.lazy import check_lazy_rcnn_mapper, lazy_meta_model
+    from dropblock_det.engine.lazy import check_lazy_model, check_lazy_rcnn_mapper, lazy_meta_model
 
     cfg = lazy_rcnn_cfg(mask=True, mapper=_OwnMapper)
     check_lazy_rcnn_mapper(cfg, lazy_meta_model(cfg))
     cfg = lazy_rcnn_cfg(mask=True)  # detectron2's DatasetMapper with the same flag
     with pytest.raises(ValueError, match=r"^dataloader\.train\.mapper\.use_instance_mask=False, but"):
         check_lazy_rcnn_mapper(cfg, lazy_meta_model(cfg))
+    # An evaluation builds no training loader: its mapper is not judged then.
+    check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
 
 
 def test_a_resize_without_max_size_is_accepted_as_detectron2s_unbounded_one():
@@ -1157,5 +1197,6 @@ def test_missing_dataset_files_are_named_with_the_key_that_names_the_set(tmp_pat
     if name not in DatasetCatalog.list():
         register_coco_instances(name, {}, str(tmp_path / "none.json"), str(tmp_path / "images"))
     cfg = _lazy(SYNTHETIC, f"dataloader.test.dataset.names={name}", f"dataloader.evaluator.dataset_name={name}")
-    with pytest.raises(FileNotFoundError, match=rf"\n  {name} \(dataloader\.test\.dataset\.names\): .*none\.json"):
-        check_lazy_config_before_run(cfg)
+    for train in (True, False):  # --eval-only: else the test loader failed once the weights were loaded
+        with pytest.raises(FileNotFoundError, match=rf"\n  {name} \(dataloader\.test\.dataset\.names\): .*none\.json"):
+            check_lazy_config_before_run(cfg, train=train)
