@@ -916,18 +916,24 @@ def _located(target: Any) -> Any:
 def _arguments_error(node: DictConfig) -> str:
     """Why the node's arguments do not fit its `_target_`'s signature ('' when they do, or
     when the signature cannot be read): an argument it does not take, or a required one left
-    out. instantiate would raise the TypeError, naming neither the node nor the key."""
+    out, or one left at '???' (a value the config leaves to the command line). instantiate
+    would raise the TypeError, naming neither the node nor the key, or omegaconf's
+    MissingMandatoryValue, when it builds the node (the test loader's and the evaluator's
+    after the whole training)."""
     target = _located(node.get("_target_"))
     try:
         named, takes_any = _accepted_arguments(target)
     except (TypeError, ValueError):
         return ""
-    given = {str(k) for k in node.keys() if k != "_target_" and not node._get_node(k)._is_missing()}
+    left = [str(k) for k in node.keys() if k != "_target_" and node._get_node(k)._is_missing()]
+    given = {str(k) for k in node.keys() if k != "_target_"}
     unknown = sorted(given - set(named)) if not takes_any else []
     missing = [name for name, p in named.items() if p.default is p.empty and name not in given
                and p.kind is not p.POSITIONAL_ONLY]
     problems = [f"no argument {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
                 for name in unknown for close in [difflib.get_close_matches(name, list(named), n=1)]]
+    problems += [f"the argument {name!r} is left at '???', without a value (give it, e.g. on the command line)"
+                 for name in left if name not in unknown]
     problems += [f"the required argument {name!r} is not given" for name in missing]
     return "; ".join(problems) + (f" (it takes {', '.join(named) or 'no arguments'})" if problems else "")
 

@@ -555,16 +555,24 @@ def test_a_required_value_left_at_question_marks_is_named_as_missing_not_as_an_a
         check_lazy_config_before_run(cfg, check_files=False)
 
 
-def test_a_loader_argument_left_at_question_marks_is_named_for_training_and_evaluation():
-    # A required argument the config file leaves to the command line: the test loader was
-    # built, and failed on it, only after the whole training (or the weights were loaded).
+@pytest.mark.parametrize("key, node", [
+    ("dataloader.test.mapper", r"dataloader\.test \(build_detection_test_loader\)"),
+    # An argument with a default, left at '???': it passed every check, and omegaconf's
+    # MissingMandatoryValue came when the evaluation built the loader / evaluator, after the
+    # whole training (or once the weights were loaded).
+    ("dataloader.test.num_workers", r"dataloader\.test \(build_detection_test_loader\)"),
+    ("dataloader.evaluator.output_dir", r"dataloader\.evaluator \(dataset_evaluator\)"),
+])
+def test_a_loader_argument_left_at_question_marks_is_named_for_training_and_evaluation(key, node):
+    from omegaconf import OmegaConf
+
     from dropblock_det.engine.lazy import check_lazy_config_before_run
 
     cfg = _lazy(SYNTHETIC)
-    cfg.dataloader.test.mapper = "???"
+    parent, name = key.rsplit(".", 1)
+    OmegaConf.select(cfg, parent)[name] = "???"  # a value the config file leaves to the command line
     for train in (True, False):
-        with pytest.raises(ValueError, match=r"^dataloader\.test \(build_detection_test_loader\): the required "
-                                             r"argument 'mapper' is not given"):
+        with pytest.raises(ValueError, match=rf"^{node}: the argument '{name}' is left at '\?\?\?', without a value"):
             check_lazy_config_before_run(cfg, train=train, check_files=False)
 
 
