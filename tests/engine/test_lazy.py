@@ -1210,3 +1210,19 @@ def test_missing_dataset_files_are_named_with_the_key_that_names_the_set(tmp_pat
     for train in (True, False):  # --eval-only: else the test loader failed once the weights were loaded
         with pytest.raises(FileNotFoundError, match=rf"\n  {name} \(dataloader\.test\.dataset\.names\): .*none\.json"):
             check_lazy_config_before_run(cfg, train=train)
+
+
+def test_a_missing_test_image_is_named_by_its_loader_key_before_a_lazy_training(tmp_path):
+    # The test loader reads its images only in the evaluations, after the whole training.
+    from conftest import tiny_synthetic_datasets
+    from dropblock_det.data.file_errors import DatasetFileError
+    from dropblock_det.engine.lazy import check_lazy_config_before_run
+
+    with tiny_synthetic_datasets(tmp_path, num_train=2, num_val=2) as root:
+        cfg = _lazy(SYNTHETIC, "train.device=cpu")
+        check_lazy_config_before_run(cfg)
+        missing = root / "synthetic_det" / "val" / "000001.jpg"
+        missing.unlink()
+        with pytest.raises(DatasetFileError, match=rf"^dataloader\.test\.dataset\.names names 'synthetic_det_val', "
+                                                   rf"whose file_name {re.escape(str(missing))} does not exist"):
+            check_lazy_config_before_run(cfg)
