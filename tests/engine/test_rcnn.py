@@ -375,6 +375,10 @@ def test_lazy_dropblock_in_a_resnet_stage_the_backbone_drops_is_refused_naming_t
     assert {name.split(".")[1] for name, _ in iter_regularizers(_lazy_check(cfg))} == {"res4"}
     names = [name for name, _ in iter_regularizers(_lazy_check(lazy_rcnn_cfg()))]
     assert {name.split(".")[2] for name in names if ".bottom_up." in name} == {"res4", "res5"}
+    # A baseline (dropblock=None) places nothing: its default stages are not judged.
+    cfg = lazy_rcnn_cfg(c4=True)
+    cfg.model.backbone.stages.dropblock = None
+    assert next(iter_regularizers(_lazy_check(cfg)), None) is None
 
 
 @pytest.mark.parametrize("c4, mask, key, value, error", [
