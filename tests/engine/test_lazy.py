@@ -1226,3 +1226,16 @@ def test_a_missing_test_image_is_named_by_its_loader_key_before_a_lazy_training(
         with pytest.raises(DatasetFileError, match=rf"^dataloader\.test\.dataset\.names names 'synthetic_det_val', "
                                                    rf"whose file_name {re.escape(str(missing))} does not exist"):
             check_lazy_config_before_run(cfg)
+
+
+def test_a_one_iteration_run_of_a_model_without_regularizer_passes_the_schedule_check():
+    # keep_prob 1.0 through the only iteration is refused where it leaves a DropBlock idle;
+    # a baseline (no regularizer: the schedule's start does not matter) is accepted.
+    from dropblock_det.engine.lazy import check_lazy_config_before_run
+
+    with pytest.raises(ValueError, match=r"^train\.dropblock_schedule with train\.max_iter=1: .*keep_prob would stay 1\.0"):
+        check_lazy_config_before_run(_lazy(SYNTHETIC, "train.max_iter=1"), check_files=False)
+    baseline = _lazy(SYNTHETIC, "dropblock=null", "model.backbone.bottom_up.stages.dropblock_stages=[]",
+                     "model.backbone.bottom_up.stages.stage_drop_scales=null", "train.max_iter=1")
+    assert "dropblock_schedule" in baseline.train
+    check_lazy_config_before_run(baseline, check_files=False)
