@@ -172,6 +172,11 @@ def test_odd_number_of_opts_is_refused():
 @pytest.mark.parametrize("opts, match", [
     # yacs named the key only: "Non-existent key: SOLVER.MAX_ITERS".
     (("SOLVER.MAX_ITERS", "3"), r"Non-existent key: SOLVER\.MAX_ITERS \(did you mean SOLVER\.MAX_ITER[,?]"),
+    # Every close spelling, not the closest only.
+    (("SOLVER.MAX_ITERS", "3"), r'\(did you mean SOLVER\.MAX_ITER, SOLVER\.WARMUP_ITERS\?\)"$'),
+    # A typo in a key typed in lower case: the parts before it in the config's case too.
+    (("model.dropblok.block_size", "5"), r'\(did you mean MODEL\.DROPBLOCK\.BLOCK_SIZE\?\)"$'),
+    (("model.dropblock.schedule.end_itr", "5"), r'\(did you mean MODEL\.DROPBLOCK\.SCHEDULE\.END_ITER\?\)"$'),
     (("MODEL.DROPBLOCK.KEEP_PROBB", "0.8"), r'\(did you mean MODEL\.DROPBLOCK\.KEEP_PROB\?\)"$'),
     # yacs keys are upper case; the rest of the key is completed under the closest node.
     (("model.dropblock.keep_prob", "0.8"), r'\(did you mean MODEL\.DROPBLOCK\.KEEP_PROB\?\)"$'),
@@ -201,6 +206,11 @@ def test_an_unknown_key_in_a_config_file_names_the_closest_keys(tmp_path):
     old.write_text(f"_BASE_: {SYNTH}\nMODEL:\n  WEIGHT: x.pkl\n")
     with pytest.raises(KeyError, match=r"Non-existent config key: MODEL\.WEIGHT \(did you mean MODEL\.WEIGHTS\?\)"):
         load_config(str(old))
+    # A value of the wrong type names the file too (yacs names the key only).
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text(f"_BASE_: {SYNTH}\nSOLVER:\n  MAX_ITER: many\n")
+    with pytest.raises(ValueError, match=rf"^config file '{re.escape(str(wrong))}': Type mismatch .*SOLVER\.MAX_ITER$"):
+        load_config(str(wrong))
 
 
 # ----------------------------------------------------------------------------- DropBlock placed
