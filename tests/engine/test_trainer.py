@@ -647,6 +647,17 @@ def test_a_count_set_in_code_to_a_bool_or_float_is_refused_naming_the_key(key, v
         check_config_before_run(cfg, check_files=False)
 
 
+def test_an_output_dir_set_in_code_to_no_string_is_refused_naming_the_key():
+    # yacs refuses it from a file or the command line; a config built in code need not.
+    from dropblock_det.engine.trainer import check_config_before_run
+
+    cfg = _cfg()
+    cfg.OUTPUT_DIR = ("./output",)
+    for train in (True, False):
+        with pytest.raises(ValueError, match=r"^OUTPUT_DIR=\('\./output',\): expected a folder"):
+            check_config_before_run(cfg, train=train, check_files=False)
+
+
 def test_a_training_checks_the_files_its_evaluations_will_read_and_an_evaluation_does_not(tmp_path):
     # A test image missing: the run trained to the end and failed at its evaluation.
     from dropblock_det.data.file_errors import DatasetFileError
@@ -766,6 +777,25 @@ def test_a_segmentation_class_count_or_ignore_value_the_datasets_do_not_have_is_
     with pytest.raises(ValueError, match=r"^MODEL\.SEM_SEG_HEAD\.NUM_CLASSES=4, but DATASETS\.TEST names "
                                          r"'voc_2012_sem_seg_val', which has 21"):
         check_dataset_classes(voc("MODEL.SEM_SEG_HEAD.NUM_CLASSES", "4", "DATASETS.TRAIN", "('synthetic_sem_seg_train',)"))
+
+
+def test_a_segmentation_training_set_without_an_ignore_label_is_not_judged_for_the_ignore_value():
+    # Only a set whose metadata says which label marks the pixels to leave out is checked
+    # against MODEL.SEM_SEG_HEAD.IGNORE_VALUE; one of the user's own without it is not refused.
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    from dropblock_det.engine.trainer import check_dataset_classes, load_config
+
+    name = "dropblock_test_sem_seg_without_ignore_label"
+    DatasetCatalog.register(name, lambda: [])
+    try:
+        MetadataCatalog.get(name).set(stuff_classes=[f"c{i}" for i in range(21)])
+        cfg = load_config(str(REPO / "configs" / "PascalVOC-SemanticSegmentation" / "Base-DeepLabV3-Plus.yaml"),
+                          ["DATASETS.TRAIN", f"('{name}',)", "MODEL.SEM_SEG_HEAD.IGNORE_VALUE", "0"])
+        check_dataset_classes(cfg)
+    finally:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
 
 
 def test_a_dataset_without_class_metadata_is_not_loaded_to_count_its_classes():
@@ -1218,6 +1248,25 @@ def test_a_claimed_output_dir_is_held_exclusively_for_the_process_and_claimed_ag
         os.close(fd)
 
 
+def test_a_folder_another_run_holds_is_refused_naming_the_key_that_gave_it(tmp_path):
+    import fcntl
+    import os
+
+    from dropblock_det.engine.trainer import claim_output_dir
+
+    out = tmp_path / "held"
+    out.mkdir()
+    fd = os.open(out, os.O_RDONLY)  # another open file description: as another run's lock
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(RuntimeError, match=rf"^train\.output_dir='{re.escape(str(out))}' is in use by another "
+                                               r"run .*give this run another train\.output_dir$"):
+            claim_output_dir(str(out), "train.output_dir")
+    finally:
+        os.close(fd)
+    claim_output_dir(str(out), "train.output_dir")  # released with its holder
+
+
 def test_a_checkpoint_write_interrupted_by_ctrl_c_leaves_the_earlier_checkpoint_and_no_partial_file(
         tmp_path, monkeypatch):
     from dropblock_det.engine.trainer import AtomicCheckpointer
@@ -1355,6 +1404,21 @@ def test_starting_weights_are_read_as_the_trainer_reads_them(tmp_path):
         check_weights_readable("train.init_checkpoint", str(tmp_path / "partial.pth"))
     with pytest.raises(FileNotFoundError, match=r"^MODEL\.WEIGHTS='.*gone\.pth' does not exist"):
         check_weights_readable("MODEL.WEIGHTS", str(tmp_path / "gone.pth"))
+
+
+def test_the_run_check_reads_the_starting_weights_of_a_training_and_only_finds_an_evaluations(tmp_path):
+    # An evaluation's weights are read once, strictly, by check_eval_checkpoint (or not at all:
+    # --eval-only --resume evaluates the run's checkpoint); a training's are read here.
+    from dropblock_det.engine.trainer import check_config_before_run
+
+    not_weights = tmp_path / "notes.txt"
+    not_weights.write_text("not a checkpoint")
+    cfg = _cfg("MODEL.WEIGHTS", str(not_weights), "MODEL.DEVICE", "cpu")
+    check_config_before_run(cfg, train=False, check_files=False)
+    with pytest.raises(RuntimeError, match=r"^MODEL\.WEIGHTS='.*notes\.txt': '.*notes\.txt' is not a checkpoint"):
+        check_config_before_run(cfg, check_files=False)
+    with pytest.raises(FileNotFoundError, match=r"^MODEL\.WEIGHTS='.*gone\.pth' does not exist"):
+        check_config_before_run(_cfg("MODEL.WEIGHTS", str(tmp_path / "gone.pth")), train=False, check_files=False)
 
 
 def test_a_last_checkpoint_file_naming_a_missing_or_no_file_is_refused_naming_it(tmp_path):
