@@ -1150,11 +1150,9 @@ def check_checkpoint_fits(model: Optional[torch.nn.Module], path: str, what: str
 def check_eval_checkpoint(model: Optional[torch.nn.Module], path: str, what: str) -> None:
     """Before anything is written, the checkpoint an --eval-only loads strictly (`what`: the
     key or flag that names it, e.g. "MODEL.WEIGHTS", "--resume"): FileNotFoundError when a
-    local `path` does not exist, RuntimeError when a URL cannot be fetched (it is fetched
-    now, into detectron2's cache, :func:`local_checkpoint`), then check_checkpoint_fits of
-    the file against `model` (None: not checked)."""
-    if not is_url(path) and not Path(path).is_file():
-        raise FileNotFoundError(f"{what}: checkpoint {path!r} does not exist")
+    local `path` does not exist or is a folder, RuntimeError when a URL cannot be fetched (it
+    is fetched now, into detectron2's cache), both naming `what` (:func:`local_checkpoint`),
+    then check_checkpoint_fits of the file against `model` (None: not checked)."""
     local = local_checkpoint(what, path)
     if model is not None:  # a URL's error names it and the cached file that was read
         check_checkpoint_fits(model, local, f"{what}={path!r}" if local != path else what)

@@ -1546,6 +1546,18 @@ def test_strict_loading_names_weights_that_are_missing_or_empty(tmp_path):
         load_checkpoint_strict(model, str(tmp_path / "gone.pth"))
 
 
+def test_an_evaluations_weights_given_as_a_folder_are_named_as_one(tmp_path):
+    # lazyconfig_train_net --eval-only train.init_checkpoint=<the run's folder> was told the
+    # folder "does not exist" (its run check reads no weights for an evaluation).
+    from dropblock_det.engine.trainer import check_eval_checkpoint
+
+    with pytest.raises(FileNotFoundError, match=rf"^train\.init_checkpoint='{re.escape(str(tmp_path))}' is a folder, "
+                                                r"not a checkpoint file: give the checkpoint in it"):
+        check_eval_checkpoint(None, str(tmp_path), "train.init_checkpoint")
+    with pytest.raises(FileNotFoundError, match=r"^MODEL\.WEIGHTS='.*gone\.pth' does not exist$"):
+        check_eval_checkpoint(None, str(tmp_path / "gone.pth"), "MODEL.WEIGHTS")
+
+
 def test_a_last_checkpoint_that_is_no_text_file_is_refused_naming_it(tmp_path):
     # fvcore reads it as text: a checkpoint copied over it (the name suggests one) failed a
     # --resume with a bare UnicodeDecodeError, a folder of that name with IsADirectoryError.
