@@ -1176,6 +1176,22 @@ def test_prepare_output_dir_moves_what_the_run_would_overwrite_and_says_why(tmp_
             assert out == ""
 
 
+def test_prepare_output_dir_says_nothing_where_nothing_moved_and_names_the_key_of_a_kept_checkpoint(tmp_path, capsys):
+    from dropblock_det.engine.trainer import prepare_output_dir
+
+    for eval_only, resume in ((False, False), (True, False), (False, True)):
+        prepare_output_dir(str(tmp_path / "new"), "OUTPUT_DIR", eval_only, resume, False)
+        assert capsys.readouterr().out == ""  # no "moved to None"
+    finished = tmp_path / "finished"
+    finished.mkdir()
+    (finished / "model_final.pth").write_bytes(b"PK final")
+    (finished / "last_checkpoint").write_text("model_final.pth")
+    prepare_output_dir(str(finished), "train.output_dir", False, True, True)
+    assert re.fullmatch(rf"The finished run's model_final\.pth in train\.output_dir='{re.escape(str(finished))}', "
+                        r"which this continued run replaces when it ends, is kept as \S+previous_runs/\S+/model_final\.pth\n",
+                        capsys.readouterr().out)
+
+
 def test_a_resume_keeps_the_finished_runs_model_final_only(tmp_path, monkeypatch):
     # model_final.pth is what the continued run replaces when it ends; a periodic checkpoint
     # is not. Without hard links (a file system without them) it is copied; a copy that
