@@ -209,20 +209,18 @@ def close_config_keys(cfg: CfgNode, key: str, n: int = 3) -> List[str]:
     into a value."""
     parts = key.split(".")
     node: Any = cfg
+    path: List[str] = []  # the config's spelling of the parts found so far
     for depth, part in enumerate(parts):
         if not isinstance(node, CfgNode):
             return []
         by_upper = {str(name).upper(): name for name in node.keys()}
         if part.upper() in by_upper:
-            node = node[by_upper[part.upper()]]
+            path.append(by_upper[part.upper()])
+            node = node[path[-1]]
             continue
-        prefix = _resolve_key(cfg, parts[:depth]) or []
-        keys = []
-        for name in difflib.get_close_matches(part.upper(), list(by_upper), n=n):
-            rest = _resolve_key(node[by_upper[name]], parts[depth + 1:])
-            keys.append(".".join(prefix + [by_upper[name]] + (rest or [])))
-        return keys
-    spelled = ".".join(_resolve_key(cfg, parts) or [])
+        return [".".join(path + [by_upper[name]] + (_resolve_key(node[by_upper[name]], parts[depth + 1:]) or []))
+                for name in difflib.get_close_matches(part.upper(), list(by_upper), n=n)]
+    spelled = ".".join(path)
     return [spelled] if spelled != key else []
 
 
