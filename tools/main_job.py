@@ -148,7 +148,6 @@ def main(argv=None) -> dict:
 
     import dropblock_det  # noqa: F401  (registers components and datasets)
     from dropblock_det.analysis import final_metric, plot_training_curves, read_metrics
-    from dropblock_det.data.dataset_check import check_datasets
     from dropblock_det.data.file_errors import check_evaluation_files
     from dropblock_det.data.synthetic import default_datasets_root, ensure_synthetic_datasets
     from dropblock_det.engine.trainer import (
@@ -184,12 +183,7 @@ def main(argv=None) -> dict:
     if synthetic:
         # The other sets' files first: a real set missing beside the synthetic ones costs no
         # dataset making.
-        real: Dict[str, str] = {}  # name -> the key naming it first
-        for key in ("TRAIN", "TEST"):
-            for name in cfg.DATASETS[key]:
-                if not name.startswith("synthetic_"):
-                    real.setdefault(name, f"DATASETS.{key}")
-        check_datasets(list(real), keys=real)
+        check_dataset_names(cfg, files_made_later=[n for n in names if n.startswith("synthetic_")])
         root = default_datasets_root()
         check_datasets_root(str(root), datasets_source)
         print(f"[main_job] synthetic datasets under {os.path.abspath(root)} "

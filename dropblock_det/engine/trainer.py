@@ -234,12 +234,14 @@ def _did_you_mean(cfg: CfgNode, yacs_message: str) -> str:
 
 # ----------------------------------------------------------------------------- datasets
 def check_dataset_names(cfg: CfgNode, check_files: bool = True,
-                        keys: Sequence[str] = ("TRAIN", "TEST")) -> None:
+                        keys: Sequence[str] = ("TRAIN", "TEST"),
+                        files_made_later: Sequence[str] = ()) -> None:
     """Fail early for the DATASETS.<key> names (of ``keys``) that are not registered
     (KeyError naming the name and the key), a DATASETS.TEST name given twice (ValueError:
     detectron2 keys the evaluation results by name, so one entry's would stand for both)
     or whose expected files are missing (FileNotFoundError listing each missing file or
-    folder)."""
+    folder), except the files of ``files_made_later`` (sets the caller makes afterwards:
+    main_job's synthetic ones)."""
     from ..data.dataset_check import check_datasets
 
     registered = set(DatasetCatalog.list())
@@ -257,7 +259,8 @@ def check_dataset_names(cfg: CfgNode, check_files: bool = True,
                     f"Registered: {', '.join(sorted(registered))}")
             names.setdefault(name, f"DATASETS.{key}")
     if check_files:
-        check_datasets(names, keys=names)
+        checked = {name: key for name, key in names.items() if name not in files_made_later}
+        check_datasets(checked, keys=checked)
 
 
 # The metadata field that lists a dataset's classes, by the kind of class a model predicts.
