@@ -512,7 +512,8 @@ def run_sweep(cells: Sequence[Tuple[int, float]],
     or NaN") gets no row; the other cells train, then SweepCellsDivergedError names the
     diverged ones and carries the others' values.
     """
-    from .engine.trainer import archive_previous_run, claim_output_dir, last_checkpoint
+    from .engine.checkpoint import last_checkpoint
+    from .engine.output_dir import archive_previous_run, claim_output_dir
 
     csv_path = Path(csv_path)
     header = _sweep_csv_header(csv_path)

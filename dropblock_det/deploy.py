@@ -341,7 +341,7 @@ def lazy_stock_config(cfg: Any) -> Any:
     from detectron2.modeling.meta_arch.retinanet import RetinaNet, RetinaNetHead
     from omegaconf import DictConfig, OmegaConf
 
-    from .engine.trainer import dataset_evaluator
+    from .engine.evaluation import dataset_evaluator
     from .modeling import make_dropblock_resnet_stages
 
     stock = copy.deepcopy(cfg)
@@ -499,7 +499,7 @@ def _stock_evaluator(node: Any, key: str) -> Any:
     from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator, SemSegEvaluator
     from omegaconf import OmegaConf
 
-    from .engine.trainer import EVALUATOR_TYPES, has_compiled_ops
+    from .engine.evaluation import EVALUATOR_TYPES, has_compiled_ops
 
     name = node.get("dataset_name")
     evaluator_type = (getattr(MetadataCatalog.get(name), "evaluator_type", None)

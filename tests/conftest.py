@@ -122,6 +122,17 @@ def small_retinanet_cfg(config_file: str = "Base-RetinaNet.yaml", depth: int = 1
     return cfg
 
 
+# The synthetic RetinaNet (R18 GN, DropBlock in res4 and res5) the engine tests check configs of.
+SYNTH_CONFIG = str(CONFIGS / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml")
+
+
+def synthetic_cfg(*opts):
+    """SYNTH_CONFIG loaded as the tools load it (load_config), with the key-value `opts` merged."""
+    from dropblock_det.engine.config_checks import load_config
+
+    return load_config(SYNTH_CONFIG, list(opts))
+
+
 # Every location the plugin can regularize in a ResNet-FPN RetinaNet.
 ALL_RESNET_STAGES = ["res2", "res3", "res4", "res5"]
 ALL_FPN_POSITIONS = ["lateral", "output", "top_block"]
@@ -321,7 +332,7 @@ def small_voc_sem_seg_cfg(config_file: str, output_dir, opts=()):
     """A PascalVOC-SemanticSegmentation config shrunk to run 2 iterations in seconds on CPU:
     the mini VOC datasets, 64-pixel crops, native-size evaluation, narrow channels (still
     multiples of 32 for GN), no weights, no workers. Extra `opts` are merged last."""
-    from dropblock_det.engine.trainer import load_config
+    from dropblock_det.engine.config_checks import load_config
 
     path = CONFIGS / "PascalVOC-SemanticSegmentation" / config_file
     cfg = load_config(str(path))
@@ -362,7 +373,7 @@ def small_voc_sem_seg_cfg(config_file: str, output_dir, opts=()):
 def rcnn_cfg(*opts, c4: bool = False):
     """A tiny R18 Faster R-CNN (detectron2's Base-RCNN-FPN.yaml / Base-RCNN-C4.yaml keys)
     with DropBlock in res4 (and res5 for FPN) and the FPN."""
-    from dropblock_det.engine.trainer import load_config
+    from dropblock_det.engine.config_checks import load_config
 
     cfg = load_config("", [])
     cfg.MODEL.META_ARCHITECTURE = "GeneralizedRCNN"

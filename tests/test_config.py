@@ -375,7 +375,7 @@ def test_anchor_settings_giving_a_level_no_anchors_or_another_count_are_refused_
     from detectron2.modeling import build_model
 
     from conftest import rcnn_cfg
-    from dropblock_det.engine.trainer import check_model_config
+    from dropblock_det.engine.config_checks import check_model_config
 
     retinanet, rcnn = small_retinanet_cfg("Base-RetinaNet-Scratch-DropBlock.yaml"), rcnn_cfg()
     for cfg in (retinanet, rcnn):
@@ -427,7 +427,7 @@ def test_a_feature_listed_twice_is_refused_naming_the_key(key, value, twice, ret
     from detectron2.modeling import build_model
 
     from conftest import rcnn_cfg
-    from dropblock_det.engine.trainer import check_model_config
+    from dropblock_det.engine.config_checks import check_model_config
 
     cfg = small_retinanet_cfg("Base-RetinaNet-Scratch-DropBlock.yaml") if retinanet else rcnn_cfg()
     _set(cfg, key, value)

@@ -10,7 +10,7 @@ from detectron2.modeling.meta_arch.retinanet import RetinaNet, RetinaNetHead
 
 from conftest import CONFIGS, detection_batch, dropblock_everywhere_cfg
 from dropblock_det.deploy import empty_stock_config, needs_deeplab_project, stock_config
-from dropblock_det.engine.trainer import load_config, meta_model
+from dropblock_det.engine.config_checks import load_config, meta_model
 from dropblock_det.layers import iter_regularizers
 
 # Every config of the project that builds a model (the segmentation base config has no head
@@ -232,7 +232,7 @@ def test_every_lazy_project_config_has_a_stock_config_with_the_same_parameters(c
 
     from dropblock_det.deploy import LAZY_EVAL_NODES, lazy_plugin_nodes, lazy_stock_config
     from dropblock_det.engine.lazy import lazy_meta_model
-    from dropblock_det.engine.trainer import state_dict_problems
+    from dropblock_det.engine.checkpoint import state_dict_problems
 
     cfg = _lazy(config)
     if "retinanet" in config and not STOCK_HEAD_BUILDS_GN:
@@ -465,12 +465,12 @@ def test_a_lazy_dataset_evaluator_whose_evaluator_is_unknown_here_is_named(names
 @pytest.mark.parametrize("compiled", [True, False])
 def test_the_lazy_stock_coco_evaluator_uses_the_fast_implementation_only_with_compiled_operators(
         monkeypatch, compiled):
-    import dropblock_det.engine.trainer as trainer
+    from dropblock_det.engine import evaluation
     from dropblock_det.deploy import lazy_stock_config
 
     # Without them detectron2's default (fast) COCOEvaluator raises ImportError at the end of
     # the evaluation; dataset_evaluator, which the config had, does not use it there.
-    monkeypatch.setattr(trainer, "has_compiled_ops", lambda: compiled)
+    monkeypatch.setattr(evaluation, "has_compiled_ops", lambda: compiled)
     stock = lazy_stock_config(_lazy(SYNTHETIC_LAZY, "model.head.norm=''"))
     assert stock.dataloader.evaluator.use_fast_impl is compiled
 

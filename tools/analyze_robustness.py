@@ -84,7 +84,7 @@ def robustness_config(config_file: str, opts: Sequence[str], output_dir: Optiona
     from dropblock_det.analysis import first_test_dataset
     from dropblock_det.config import built_resnet_stages, dropblock_enabled
     from dropblock_det.deploy import STOCK_COMPONENTS
-    from dropblock_det.engine.trainer import load_config
+    from dropblock_det.engine.config_checks import load_config
 
     cfg = load_config(config_file, opts)
     cfg.DATASETS.TEST = (first_test_dataset(cfg, config_file),)
@@ -152,7 +152,8 @@ class _Evaluation(NamedTuple):
 
 def _yacs_evaluation(args: argparse.Namespace) -> _Evaluation:
     from dropblock_det.config import check_impl_device
-    from dropblock_det.engine.trainer import DropBlockTrainer, check_config_before_run
+    from dropblock_det.engine.config_checks import check_config_before_run
+    from dropblock_det.engine.trainer import DropBlockTrainer
 
     cfg = robustness_config(args.config_file, args.opts, args.output_dir)
     # The checkpoints are checked by main; TEST.AUG is refused: the evaluations here run
@@ -217,13 +218,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[float, List[flo
         plot_robustness,
     )
     from dropblock_det.engine.lazy import is_lazy_config_file
-    from dropblock_det.engine.trainer import (
-        archive_previous_run,
-        claim_output_dir,
-        is_url,
-        load_checkpoint_strict,
-        local_checkpoint,
-    )
+    from dropblock_det.engine.checkpoint import is_url, load_checkpoint_strict, local_checkpoint
+    from dropblock_det.engine.output_dir import archive_previous_run, claim_output_dir
     from dropblock_det.layers.base import check_keep_prob
 
     setup_logger(name="detectron2")

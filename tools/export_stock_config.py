@@ -62,7 +62,12 @@ def check_stock_model(ours: Any, theirs: Any, weights: str, weights_key: str) ->
     be); CheckpointMismatchError naming `weights_key` unless `weights` (a local file) loads
     strictly into it. Whether the weights were checked (not for a URL, an empty value, or
     where the model cannot be built on the meta device)."""
-    from dropblock_det.engine.trainer import CheckpointMismatchError, is_url, read_checkpoint, state_dict_problems
+    from dropblock_det.engine.checkpoint import (
+        CheckpointMismatchError,
+        is_url,
+        read_checkpoint,
+        state_dict_problems,
+    )
 
     if ours is not None and theirs is not None:
         problems = state_dict_problems(theirs, ours.state_dict())
@@ -81,7 +86,7 @@ def check_stock_model(ours: Any, theirs: Any, weights: str, weights_key: str) ->
 
 def check_stock_config(cfg: Any, stock: Any) -> bool:  # CfgNodes
     """check_stock_model for yacs configs: the models of `cfg` and `stock`, MODEL.WEIGHTS."""
-    from dropblock_det.engine.trainer import meta_model
+    from dropblock_det.engine.config_checks import meta_model
 
     return check_stock_model(meta_model(cfg), meta_model(stock), stock.MODEL.WEIGHTS, "MODEL.WEIGHTS")
 
@@ -139,7 +144,7 @@ def advice(cfg: Any, stock: Any, checked: bool, weights_given: bool = True) -> L
 
 
 def _absolute_weights(weights: str) -> str:
-    from dropblock_det.engine.trainer import is_url
+    from dropblock_det.engine.checkpoint import is_url
 
     # detectron2 resolves a relative path against the reader's working directory, not the
     # file's folder: absolute, it loads from anywhere (e.g. a detectron2 checkout).
@@ -171,7 +176,8 @@ def _output_dir_advice(key: str, value: str) -> str:
 def yacs_stock_config_text(args: argparse.Namespace) -> Tuple[str, str, List[str]]:
     """(the stock config of a yacs config as YAML, checked; what it is; advice lines)."""
     from dropblock_det.deploy import needs_deeplab_project, stock_config
-    from dropblock_det.engine.trainer import check_weights_path, load_config
+    from dropblock_det.engine.checkpoint import check_weights_path
+    from dropblock_det.engine.config_checks import load_config
 
     cfg = load_config(args.config_file, args.opts)
     check_weights_path(cfg, fetch=False)  # a URL is written as it is, and not checked
@@ -203,7 +209,7 @@ def lazy_stock_config_text(args: argparse.Namespace) -> Tuple[str, str, List[str
 
     from dropblock_det.deploy import LAZY_EVAL_NODES, lazy_plugin_nodes, lazy_stock_config
     from dropblock_det.engine.lazy import lazy_meta_model, load_lazy_config
-    from dropblock_det.engine.trainer import is_url, local_checkpoint
+    from dropblock_det.engine.checkpoint import is_url, local_checkpoint
 
     if not args.output.endswith((".yaml", ".yml")):
         raise ValueError(f"--output {args.output!r}: a LazyConfig is written as YAML (what "

@@ -30,6 +30,11 @@ from detectron2.utils.logger import setup_logger  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 import dropblock_det  # noqa: E402,F401  (registers the components and datasets)
+from dropblock_det.engine.checkpoint import (  # noqa: E402
+    check_eval_checkpoint,
+    last_checkpoint,
+    load_checkpoint_strict,
+)
 from dropblock_det.engine.lazy import (  # noqa: E402
     build_lazy_model,
     check_lazy_config_before_run,
@@ -38,13 +43,8 @@ from dropblock_det.engine.lazy import (  # noqa: E402
     do_train,
     load_lazy_config,
 )
-from dropblock_det.engine.trainer import (  # noqa: E402
-    check_eval_checkpoint,
-    last_checkpoint,
-    launch_tool,
-    load_checkpoint_strict,
-    prepare_output_dir,
-)
+from dropblock_det.engine.output_dir import prepare_output_dir  # noqa: E402
+from dropblock_det.engine.trainer import launch_tool  # noqa: E402
 
 logger = logging.getLogger("dropblock_det.lazyconfig_train_net")
 
@@ -79,7 +79,7 @@ def setup(args):
             raise ValueError("--eval-only needs an evaluator: dataloader.evaluator is "
                              + ("missing" if "evaluator" not in cfg.dataloader else
                                 f"{OmegaConf.select(cfg, 'dataloader.evaluator')!r}")
-                             + " (e.g. L(dataset_evaluator)(dataset_name=...) from dropblock_det.engine.trainer)")
+                             + " (e.g. L(dataset_evaluator)(dataset_name=...) from dropblock_det.engine.evaluation)")
         weights = eval_weights(cfg, args)
         if not weights:
             raise ValueError("--eval-only needs weights to evaluate: train.init_checkpoint is empty"

@@ -67,7 +67,7 @@ def check_output_dir(output_dir: str) -> None:
     (which creates nothing then); a folder still to be created is only checked to be
     creatable (PermissionError naming it otherwise), and claimed once the data is ready,
     so that a run failing before then leaves no empty folder behind."""
-    from dropblock_det.engine.trainer import claim_output_dir, deepest_existing_path
+    from dropblock_det.engine.output_dir import claim_output_dir, deepest_existing_path
 
     path = os.path.realpath(output_dir)
     existing = deepest_existing_path(path)
@@ -82,7 +82,7 @@ def check_datasets_root(root: str, source: str) -> None:
     """NotADirectoryError naming `source` (--datasets-root or DETECTRON2_DATASETS, where the
     folder came from; "" for the default ./datasets) where a file stands on the datasets
     folder's path: the data step failed on it naming neither ("Not a directory: '<file>/synthetic_det'")."""
-    from dropblock_det.engine.trainer import deepest_existing_path
+    from dropblock_det.engine.output_dir import deepest_existing_path
 
     in_the_way = deepest_existing_path(os.path.abspath(root))
     if not os.path.isdir(in_the_way):
@@ -150,14 +150,9 @@ def main(argv=None) -> dict:
     from dropblock_det.analysis import final_metric, plot_training_curves, read_metrics
     from dropblock_det.data.file_errors import check_evaluation_files
     from dropblock_det.data.synthetic import default_datasets_root, ensure_synthetic_datasets
-    from dropblock_det.engine.trainer import (
-        DropBlockTrainer,
-        archive_previous_run,
-        check_config_before_run,
-        check_dataset_names,
-        claim_output_dir,
-        load_config,
-    )
+    from dropblock_det.engine.config_checks import check_config_before_run, check_dataset_names, load_config
+    from dropblock_det.engine.output_dir import archive_previous_run, claim_output_dir
+    from dropblock_det.engine.trainer import DropBlockTrainer
 
     opts = list(args.opts)
     if not args.output_dir and os.path.abspath(args.config_file) == os.path.abspath(DEFAULT_CONFIG):

@@ -99,7 +99,8 @@ def _no_dropblock_error(config_file: str, what: str, fix: str) -> ValueError:
 def _yacs_sweep(args: argparse.Namespace) -> _SweepKind:
     from dropblock_det.analysis import first_test_dataset, sweep_cell_dir
     from dropblock_det.config import dropblock_enabled, validate_dropblock_config
-    from dropblock_det.engine.trainer import DropBlockTrainer, check_config_before_run, load_config
+    from dropblock_det.engine.config_checks import check_config_before_run, load_config
+    from dropblock_det.engine.trainer import DropBlockTrainer
 
     # Check the shared part of the config once, before the first cell trains.
     base = load_config(args.config_file, args.opts)
@@ -146,7 +147,7 @@ def _lazy_sweep(args: argparse.Namespace) -> _SweepKind:
 
     from dropblock_det.analysis import first_lazy_test_dataset, sweep_cell_dir
     from dropblock_det.engine.lazy import check_lazy_config_before_run, do_train, load_lazy_config
-    from dropblock_det.engine.trainer import last_checkpoint
+    from dropblock_det.engine.checkpoint import last_checkpoint
     from dropblock_det.layers import iter_regularizers
 
     def load() -> Tuple[Any, str]:
@@ -245,7 +246,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[Tuple[int, float], float]
         sweep_cells,
     )
     from dropblock_det.engine.lazy import is_lazy_config_file
-    from dropblock_det.engine.trainer import claim_output_dir
+    from dropblock_det.engine.output_dir import claim_output_dir
 
     setup_logger(name="detectron2")
     setup_logger(name="dropblock_det", abbrev_name="dropblock")  # what engine.lazy logs

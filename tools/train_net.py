@@ -15,7 +15,8 @@ OUTPUT_DIR/previous_runs/<time>/ first (detectron2 would overwrite its checkpoin
 TEST.AUG.ENABLED (R-CNN models) the model is also evaluated with detectron2's test-time
 augmentation, after training and with --eval-only, as detectron2's train_net does: results
 keyed `bbox_TTA` (`segm_TTA`: Mask R-CNN), predictions in OUTPUT_DIR/inference_TTA/.
-The logic lives in dropblock_det/engine/trainer.py; this file is argument parsing.
+The logic lives in dropblock_det/engine/ (trainer.py and the checks it runs first); this file is
+argument parsing.
 """
 import logging
 import os
@@ -31,17 +32,18 @@ from detectron2.engine import default_setup  # noqa: E402
 from detectron2.evaluation import verify_results  # noqa: E402
 
 import dropblock_det  # noqa: E402,F401  (registers the components and datasets)
-from dropblock_det.engine.trainer import (  # noqa: E402
-    DropBlockTrainer,
-    check_config_before_run,
+from dropblock_det.engine.checkpoint import (  # noqa: E402
     check_eval_checkpoint,
-    check_resume_checkpoint,
     last_checkpoint,
-    launch_tool,
     load_checkpoint_strict,
-    load_config,
-    prepare_output_dir,
 )
+from dropblock_det.engine.config_checks import (  # noqa: E402
+    check_config_before_run,
+    check_resume_checkpoint,
+    load_config,
+)
+from dropblock_det.engine.output_dir import prepare_output_dir  # noqa: E402
+from dropblock_det.engine.trainer import DropBlockTrainer, launch_tool  # noqa: E402
 
 logger = logging.getLogger("dropblock_det.train_net")
 

@@ -192,7 +192,7 @@ class DropBlockScheduleHook(HookBase):
         # beside a dropblock-det backbone). dropblock-det's trainers refuse that; here it
         # warns, naming the key: the check goes by dropblock-det's module names, which a
         # model of the user's own need not follow.
-        from .trainer import check_dropblock_placed
+        from .config_checks import check_dropblock_placed
 
         try:
             check_dropblock_placed(self._config, model)

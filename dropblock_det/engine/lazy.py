@@ -43,25 +43,24 @@ from ..data.file_errors import (
 from ..layers import DropBlock2d, iter_regularizers, triton_unavailable_reason
 from ..layers.base import is_integer
 from .hooks import DropBlockScheduleHook, unwrap_model
-from .trainer import (
+from .checkpoint import (
     AtomicCheckpointer,
-    build_on_meta_device,
-    is_meta_device_limit,
     check_checkpoint_fits,
-    check_class_counts,
-    check_ddp_device,
     check_resume_grad_scaler,
     check_resume_optimizer,
-    checked_device,
-    dataset_evaluator,
-    evaluator_cannot_read,
-    has_compiled_ops,
-    image_format_error,
     check_weights_readable,
-    resize_error,
-    sem_seg_metadata_missing,
-    missing_config_file,
 )
+from .config_checks import (
+    build_on_meta_device,
+    check_class_counts,
+    check_ddp_device,
+    checked_device,
+    image_format_error,
+    is_meta_device_limit,
+    missing_config_file,
+    resize_error,
+)
+from .evaluation import dataset_evaluator, evaluator_cannot_read, has_compiled_ops, sem_seg_metadata_missing
 
 __all__ = [
     "build_lazy_model",
@@ -451,7 +450,7 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True, check_file
 
 
 def _check_ddp_device(cfg: DictConfig, device: torch.device) -> None:
-    """trainer.check_ddp_device for train.device, unless train.ddp gives `device_ids`
+    """config_checks.check_ddp_device for train.device, unless train.ddp gives `device_ids`
     (`train.ddp.device_ids=null` is DDP on the CPU), which create_ddp_model then keeps; and
     DDP on the CPU only in processes that can reduce CPU tensors (not NCCL's)."""
     if "device_ids" not in (cfg.train.get("ddp", None) or {}):
@@ -546,7 +545,7 @@ def _lazy_class_counts(model: torch.nn.Module) -> Tuple[List[Tuple[str, Any, str
         predictor = getattr(roi_heads, "box_predictor", None)
         if isinstance(getattr(predictor, "num_classes", None), int):
             counts.append(("model.roi_heads.box_predictor.num_classes", predictor.num_classes, "thing"))
-    # A PanopticFPN's semantic labels are the stuff_classes too (see trainer.check_dataset_classes).
+    # A PanopticFPN's semantic labels are the stuff_classes too (see config_checks.check_dataset_classes).
     if isinstance(model, (SemanticSegmentor, PanopticFPN)):
         head = model.sem_seg_head
         predictor = getattr(head, "predictor", None)
@@ -558,7 +557,7 @@ def _lazy_class_counts(model: torch.nn.Module) -> Tuple[List[Tuple[str, Any, str
 
 
 def check_lazy_class_counts(cfg: DictConfig, model: torch.nn.Module, train: bool = True) -> None:
-    """trainer.check_class_counts for the LazyConfig: the class counts the model predicts
+    """config_checks.check_class_counts for the LazyConfig: the class counts the model predicts
     (:func:`_lazy_class_counts`) against the metadata of every dataset the loaders and the
     evaluator name (the training loader's only with `train`), and a segmentation head's
     ignore_value against the training sets' ignore_label. ValueError naming the keys, the
@@ -1224,7 +1223,7 @@ def check_lazy_checkpoint(cfg: DictConfig, model: Optional[torch.nn.Module], pat
     ValueError when it has reached train.max_iter (as train_net's check of --resume), when
     its optimizer state does not fit `optimizer` built on the model, or when
     train.amp.enabled resumes a checkpoint saved without AMP. An --eval-only checkpoint:
-    trainer.check_eval_checkpoint."""
+    checkpoint.check_eval_checkpoint."""
     checkpoint = check_checkpoint_fits(model, path, "--resume", _RESUME_ADVICE, ("train.max_iter", cfg.train.max_iter))
     optimizer = lazy_optimizer(cfg, model)
     if optimizer is not None:

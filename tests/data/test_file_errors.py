@@ -66,7 +66,7 @@ def test_a_test_set_with_no_images_is_named_before_the_training(voc_test_set):
 def test_the_yacs_and_lazy_run_checks_read_the_test_set_of_a_training_only(tmp_path):
     from dropblock_det.data.file_errors import DatasetFileError
     from dropblock_det.engine.lazy import check_lazy_config_before_run, load_lazy_config
-    from dropblock_det.engine.trainer import check_config_before_run, load_config
+    from dropblock_det.engine.config_checks import check_config_before_run, load_config
 
     synthetic = CONFIGS / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3"
     with tiny_synthetic_datasets(tmp_path, num_train=2, num_val=2) as root:
@@ -171,7 +171,7 @@ def test_a_voc_annotation_an_unchecked_evaluation_cannot_parse_is_named_by_its_e
     from detectron2.structures import Boxes, Instances
 
     from dropblock_det.data.file_errors import DatasetFileError
-    from dropblock_det.engine.trainer import dataset_evaluator
+    from dropblock_det.engine.evaluation import dataset_evaluator
 
     name, voc = voc_test_set
     (voc / "Annotations" / "000002.xml").write_text(_voc_xml(pose=""))

@@ -29,7 +29,7 @@ def _lazy(path, *opts):
 
 
 def _yacs(path):
-    from dropblock_det.engine.trainer import load_config
+    from dropblock_det.engine.config_checks import load_config
 
     return load_config(str(CONFIGS / path), ["MODEL.DEVICE", "cpu"])
 
@@ -201,7 +201,7 @@ def test_one_override_swaps_the_regularizer_as_the_yaml_type_does(kind):
     from detectron2.config import instantiate
     from detectron2.modeling import build_model
 
-    from dropblock_det.engine.trainer import load_config
+    from dropblock_det.engine.config_checks import load_config
 
     lazy_model = instantiate(_lazy(SYNTHETIC, f"dropblock.type={kind}").model)
     yacs_model = build_model(load_config(str(CONFIGS / TWINS[0][1]), ["MODEL.DEVICE", "cpu", "MODEL.DROPBLOCK.TYPE", kind]))
@@ -457,7 +457,7 @@ def test_naming_the_key_finds_list_items_and_leaves_a_missing_meta_kernel_to_the
     from omegaconf import OmegaConf
 
     from dropblock_det.engine.lazy import instantiate_naming_key
-    from dropblock_det.engine.trainer import build_on_meta_device
+    from dropblock_det.engine.config_checks import build_on_meta_device
 
     def refuse(**kwargs):
         raise ValueError(f"refused {sorted(kwargs)}")
@@ -494,7 +494,7 @@ def test_a_component_reading_tensor_values_at_init_is_left_to_the_real_build():
     from omegaconf import OmegaConf
 
     from dropblock_det.engine.lazy import instantiate_naming_key
-    from dropblock_det.engine.trainer import build_on_meta_device
+    from dropblock_det.engine.config_checks import build_on_meta_device
 
     cfg = OmegaConf.create({"model": L(torch.nn.ModuleList)(modules=[L(_DropPathRates)()])})
     assert build_on_meta_device(lambda: instantiate_naming_key(cfg.model, "model")) is None
@@ -811,7 +811,7 @@ def test_a_list_of_evaluators_is_checked_entry_by_entry():
     from omegaconf import OmegaConf
 
     from dropblock_det.engine.lazy import check_lazy_config_before_run, lazy_dataset_names, lazy_evaluator_nodes
-    from dropblock_det.engine.trainer import dataset_evaluator
+    from dropblock_det.engine.evaluation import dataset_evaluator
 
     cfg = _lazy(SYNTHETIC)
     cfg.dataloader.evaluator = [L(dataset_evaluator)(dataset_name="synthetic_det_val") for _ in range(2)]
@@ -1107,7 +1107,7 @@ def test_a_coco_evaluator_of_a_set_without_json_and_without_output_dir_is_refuse
     from detectron2.evaluation import COCOEvaluator
 
     from dropblock_det.engine.lazy import check_lazy_model, lazy_meta_model
-    from dropblock_det.engine.trainer import dataset_evaluator
+    from dropblock_det.engine.evaluation import dataset_evaluator
 
     name = "dropblock_test_lazy_coco_no_json"
     MetadataCatalog.get(name).set(evaluator_type="coco", thing_classes=["a", "b", "c"])

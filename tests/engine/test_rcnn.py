@@ -47,7 +47,7 @@ def _predictions(polygon, with_masks: bool):
 @pytest.mark.parametrize("with_masks, tasks", [(True, ["bbox", "segm"]), (False, ["bbox"])])
 def test_the_coco_evaluator_evaluates_the_masks_of_a_mask_rcnn(tmp_path, with_masks, tasks):
     # Hard-coded tasks=("bbox",) gave a Mask R-CNN no mask AP, and said nothing.
-    from dropblock_det.engine.trainer import dataset_evaluator
+    from dropblock_det.engine.evaluation import dataset_evaluator
 
     polygon = _coco_with_masks(tmp_path, "dropblock_test_coco_masks")
     evaluator = dataset_evaluator("dropblock_test_coco_masks", None)
@@ -60,7 +60,7 @@ def test_the_coco_evaluator_evaluates_the_masks_of_a_mask_rcnn(tmp_path, with_ma
 
 def test_a_faster_rcnn_is_refused_a_semantic_segmentation_test_set_before_training():
     # Else it trains to the end and the SemSegEvaluator fails: KeyError: 'sem_seg'.
-    from dropblock_det.engine.trainer import check_evaluator_types
+    from dropblock_det.engine.evaluation import check_evaluator_types
 
     cfg = rcnn_cfg()
     cfg.DATASETS.TEST = ("synthetic_sem_seg_val",)
@@ -73,7 +73,7 @@ def test_a_faster_rcnn_is_refused_a_semantic_segmentation_test_set_before_traini
 def test_an_rcnn_class_count_the_datasets_do_not_have_is_refused_yacs_and_lazy():
     # Else it trains fully and the COCO evaluation fails on class ids the dataset lacks.
     from dropblock_det.engine.lazy import check_lazy_model, lazy_meta_model
-    from dropblock_det.engine.trainer import check_config_before_run
+    from dropblock_det.engine.config_checks import check_config_before_run
 
     cfg = rcnn_cfg("DATASETS.TRAIN", "('synthetic_det_train',)", "DATASETS.TEST", "('synthetic_det_val',)")
     check_config_before_run(cfg, check_files=False)
@@ -99,7 +99,7 @@ def test_a_panoptic_fpn_semantic_class_count_the_datasets_do_not_have_is_refused
     from detectron2.modeling.meta_arch.semantic_seg import SemSegFPNHead
 
     from dropblock_det.engine.lazy import check_lazy_model, lazy_meta_model
-    from dropblock_det.engine.trainer import check_config_before_run
+    from dropblock_det.engine.config_checks import check_config_before_run
 
     train, test = "coco_2017_train_panoptic_separated", "coco_2017_val_panoptic_stuffonly"
     cfg = rcnn_cfg("MODEL.META_ARCHITECTURE", "PanopticFPN", "MODEL.ROI_HEADS.NUM_CLASSES", "80",
@@ -135,7 +135,7 @@ def test_a_panoptic_fpn_semantic_class_count_the_datasets_do_not_have_is_refused
 
 # ----------------------------------------------------------------------------- model checks
 def test_faster_rcnn_fpn_gets_dropblock_in_the_configured_stages_and_the_fpn():
-    from dropblock_det.engine.trainer import check_model_config
+    from dropblock_det.engine.config_checks import check_model_config
     from dropblock_det.layers import iter_regularizers
 
     cfg = rcnn_cfg("MODEL.MASK_ON", "True")
@@ -149,7 +149,7 @@ def test_c4_res5_in_the_roi_head_is_refused_naming_the_key_not_placed_in_an_unus
     # Res5ROIHeads builds its own res5; a backbone res5 (OUT_FEATURES res4 + res5) is
     # computed but feeds nothing, so DropBlock there regularizes nothing.
     from dropblock_det.config import validate_dropblock_config
-    from dropblock_det.engine.trainer import check_model_config
+    from dropblock_det.engine.config_checks import check_model_config
     from dropblock_det.layers import iter_regularizers
 
     cfg = rcnn_cfg("MODEL.DROPBLOCK.RESNET.STAGES", "['res4', 'res5']", c4=True)
@@ -166,7 +166,7 @@ def test_a_c4_stage_or_block_a_stock_part_builds_is_refused_where_the_other_part
     # A stock backbone beside DropBlockRes5ROIHeads (detectron2's C4 configs name
     # build_resnet_backbone): DropBlock in res5 only, DropPath in 3 of the blocks, accepted
     # and trained so. And the other way round for DropPath.
-    from dropblock_det.engine.trainer import check_model_config
+    from dropblock_det.engine.config_checks import check_model_config
     from dropblock_det.layers import iter_regularizers
 
     stock_backbone = ("MODEL.BACKBONE.NAME", "build_resnet_backbone", "MODEL.ROI_HEADS.NAME", "DropBlockRes5ROIHeads")
@@ -196,7 +196,7 @@ def test_head_modules_keyed_by_a_resnet_feature_name_are_not_taken_for_blocks_wi
     # A DeepLab decoder's dropblock_decoder.res2.0 and a SemSegFPN head's towers fed with
     # ResNet features (sem_seg_head.res3.0) are named like blocks: DROP_PATH_RATE was refused.
     from conftest import small_voc_sem_seg_cfg
-    from dropblock_det.engine.trainer import check_model_config
+    from dropblock_det.engine.config_checks import check_model_config
     from dropblock_det.layers import iter_regularizers
 
     deeplab = "deeplab_v3_plus_R_52_GN_scratch_dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.yaml"
@@ -214,7 +214,7 @@ def test_head_modules_keyed_by_a_resnet_feature_name_are_not_taken_for_blocks_wi
 
 def test_the_c4_dropblock_head_on_an_fpn_rcnn_is_refused_naming_the_key():
     # detectron2 asserted len(in_features) == 1, naming no key.
-    from dropblock_det.engine.trainer import check_model_config
+    from dropblock_det.engine.config_checks import check_model_config
 
     with pytest.raises(ValueError, match=r"^MODEL\.ROI_HEADS\.IN_FEATURES=\['p2', 'p3', 'p4', 'p5'\]: "
                                          r"DropBlockRes5ROIHeads is the C4 head"):
@@ -249,14 +249,15 @@ def test_the_c4_dropblock_head_on_an_fpn_rcnn_is_refused_naming_the_key():
 def test_rpn_and_roi_head_features_the_backbone_lacks_are_refused_naming_the_key(opts, c4, error):
     # detectron2 failed on them at model build with a bare KeyError (e.g. 'res4'), or an
     # AssertionError for a C4 head given two features.
-    from dropblock_det.engine.trainer import check_model_config
+    from dropblock_det.engine.config_checks import check_model_config
 
     with pytest.raises(ValueError, match="^" + error):
         check_model_config(rcnn_cfg(*opts, c4=c4))
 
 
 def test_a_retinanet_config_made_a_generalized_rcnn_is_refused_naming_the_rpn_key_at_any_build():
-    from dropblock_det.engine.trainer import DropBlockTrainer, check_config_before_run, load_config
+    from dropblock_det.engine.config_checks import check_config_before_run, load_config
+    from dropblock_det.engine.trainer import DropBlockTrainer
 
     cfg = load_config(str(CONFIGS / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml"),
                       ["MODEL.META_ARCHITECTURE", "GeneralizedRCNN", "MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", ""])
@@ -274,7 +275,7 @@ def test_a_retinanet_config_made_a_generalized_rcnn_is_refused_naming_the_rpn_ke
 def test_a_stock_rcnn_backbone_is_refused_naming_its_dropblock_counterpart(backbone, counterpart):
     # Not the RetinaNet backbone: in a GeneralizedRCNN it builds another model (P6 by a conv,
     # an unused P7), and the check accepts it.
-    from dropblock_det.engine.trainer import check_model_config
+    from dropblock_det.engine.config_checks import check_model_config
 
     cfg = rcnn_cfg("MODEL.BACKBONE.NAME", backbone, "MODEL.DROPBLOCK.FPN.ENABLED", "False",
                    c4=backbone == "build_resnet_backbone")
@@ -324,7 +325,7 @@ def test_robustness_config_of_a_c4_baseline_places_dropblock_in_the_stages_the_m
     from conftest import load_tool
 
     from dropblock_det.config import validate_dropblock_config
-    from dropblock_det.engine.trainer import check_model_config
+    from dropblock_det.engine.config_checks import check_model_config
 
     cfg = rcnn_cfg("MODEL.BACKBONE.NAME", "build_resnet_backbone", "MODEL.DROPBLOCK.RESNET.ENABLED", "False",
                    "MODEL.DROPBLOCK.RESNET.STAGES", "['res4', 'res5']", "MODEL.ROI_HEADS.NAME", roi_heads,
@@ -489,7 +490,7 @@ def test_a_yacs_mask_rcnn_on_a_box_only_training_set_is_refused_when_its_loader_
 
 def test_the_coco_evaluator_scores_a_mask_rcnn_on_a_box_only_set_by_its_boxes(tmp_path):
     # pycocotools raised KeyError: 'segmentation' after the whole inference (after training).
-    from dropblock_det.engine.trainer import dataset_evaluator
+    from dropblock_det.engine.evaluation import dataset_evaluator
 
     polygon = _coco_with_masks(tmp_path, "dropblock_test_coco_boxes_only", with_masks=False)
     evaluator = dataset_evaluator("dropblock_test_coco_boxes_only", None)
@@ -506,7 +507,7 @@ def test_the_coco_evaluator_scores_masks_only_where_every_annotation_has_one(tmp
     from detectron2.data import DatasetCatalog, MetadataCatalog
     from detectron2.data.datasets import register_coco_instances
 
-    from dropblock_det.engine.trainer import dataset_evaluator
+    from dropblock_det.engine.evaluation import dataset_evaluator
 
     name = "dropblock_test_coco_some_masks"
     polygon = [4.0, 4.0, 20.0, 4.0, 20.0, 20.0, 4.0, 20.0]
@@ -555,7 +556,8 @@ def _predictions_file(folder):
 def test_tta_of_one_unflipped_test_size_gives_the_plain_predictions_in_its_own_folder(tmp_path):
     # The wrapper maps its detections back through the test resize (32 -> 40 px): with one
     # augmentation, the test resize itself, it must predict what the plain evaluation does.
-    from dropblock_det.engine.trainer import DropBlockTrainer, check_config_before_run
+    from dropblock_det.engine.config_checks import check_config_before_run
+    from dropblock_det.engine.trainer import DropBlockTrainer
 
     cfg = _tta_cfg(tmp_path, "TEST.AUG.MIN_SIZES", "(40,)", "TEST.AUG.FLIP", "False")
     check_config_before_run(cfg, train=False, check_files=False)

@@ -245,7 +245,7 @@ def _location(name):
 def test_every_config_name_tells_the_truth_and_the_config_passes_the_pre_run_checks(name):
     from detectron2.data import MetadataCatalog
 
-    from dropblock_det.engine.trainer import check_config_before_run, load_config
+    from dropblock_det.engine.config_checks import check_config_before_run, load_config
 
     said = _name_tokens(name)
     cfg = load_config(str(CONFIGS / name), ["MODEL.DEVICE", "cpu"])
@@ -332,7 +332,7 @@ def test_each_lazy_config_is_the_twin_of_a_yaml_and_runs_where_it_does(name):
     # (its yacs side on the CPU); here what it leaves out: the device, AMP, and the checks
     # a LazyConfig run makes before training.
     from dropblock_det.engine.lazy import check_lazy_config_before_run, load_lazy_config
-    from dropblock_det.engine.trainer import load_config
+    from dropblock_det.engine.config_checks import load_config
 
     twin = CONFIGS / (name[: -len(".py")] + ".yaml")
     assert twin.is_file(), f"{name}: no yacs twin {twin.name}"

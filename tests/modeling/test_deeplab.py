@@ -541,7 +541,7 @@ VOC_SEM_SEG_CONFIGS = sorted(
 
 @pytest.mark.parametrize("config_file", VOC_SEM_SEG_CONFIGS)
 def test_voc_configs_use_the_real_datasets_poly_lr_and_full_size_crops(config_file):
-    from dropblock_det.engine.trainer import load_config
+    from dropblock_det.engine.config_checks import load_config
 
     cfg = load_config(str(CONFIGS / "PascalVOC-SemanticSegmentation" / config_file))
     assert cfg.DATASETS.TRAIN == ("voc_2012_sem_seg_train_aug",)
@@ -562,7 +562,7 @@ def test_voc_configs_use_the_real_datasets_poly_lr_and_full_size_crops(config_fi
 
 
 def test_full_size_gn_dropblock_deeplab_builds_from_its_config():
-    from dropblock_det.engine.trainer import load_config
+    from dropblock_det.engine.config_checks import load_config
 
     cfg = load_config(str(CONFIGS / "PascalVOC-SemanticSegmentation" / SCRATCH_DROPBLOCK))
     cfg.MODEL.DEVICE = "cpu"

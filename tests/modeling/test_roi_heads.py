@@ -88,7 +88,7 @@ def test_the_checks_accept_res5_in_the_head_and_the_stock_config_maps_it_back(tm
 
     from dropblock_det.config import built_resnet_stages, validate_dropblock_config
     from dropblock_det.deploy import stock_config
-    from dropblock_det.engine.trainer import check_model_config
+    from dropblock_det.engine.config_checks import check_model_config
     from dropblock_det.layers import iter_regularizers
 
     cfg = rcnn_cfg(*C4_RES45, c4=True)

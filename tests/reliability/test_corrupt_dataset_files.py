@@ -41,7 +41,7 @@ def det_root(tmp_path):
 
 
 def _cfg(*extra):
-    from dropblock_det.engine.trainer import load_config
+    from dropblock_det.engine.config_checks import load_config
 
     return load_config(CONFIG, OPTS + list(extra))
 

@@ -141,7 +141,7 @@ def test_checkpoint_keeps_the_optimizer_state_for_resume(runs):
 
 
 def test_checkpoint_has_no_plugin_state_and_loads_strictly_into_stock_retinanet(runs):
-    from dropblock_det.engine.trainer import load_config
+    from dropblock_det.engine.config_checks import load_config
 
     for name in ("model_final.pth", f"model_{INTERRUPT_AFTER - 1:07d}.pth"):
         checkpoint = torch.load(runs["resumed"] / name, map_location="cpu", weights_only=False)

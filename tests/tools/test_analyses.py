@@ -106,7 +106,8 @@ def test_robustness_config_swaps_a_stock_c4_rcnns_res5_head_so_its_res5_gets_dro
 def test_detectron2_evaluation_keeps_the_switched_on_regularizers_active(tiny_datasets, tmp_path):
     # inference_on_dataset calls model.eval() on an nn.Module, which would silently turn
     # DropBlock off again; the tool hands it a plain callable instead.
-    from dropblock_det.engine.trainer import DropBlockTrainer, load_config
+    from dropblock_det.engine.config_checks import load_config
+    from dropblock_det.engine.trainer import DropBlockTrainer
     from dropblock_det.layers import iter_regularizers, set_keep_prob
 
     tool = load_tool("analyze_robustness")
@@ -142,7 +143,9 @@ def test_robustness_tool_compares_a_dropblock_and_a_stock_checkpoint(tiny_datase
                                                                     capsys, monkeypatch):
     from detectron2.checkpoint import DetectionCheckpointer
 
-    from dropblock_det.engine.trainer import CheckpointMismatchError, DropBlockTrainer, load_config
+    from dropblock_det.engine.checkpoint import CheckpointMismatchError
+    from dropblock_det.engine.config_checks import load_config
+    from dropblock_det.engine.trainer import DropBlockTrainer
     from dropblock_det.layers import iter_regularizers
 
     # Two checkpoints of the same architecture: one built with DropBlock, one without (its
@@ -223,7 +226,8 @@ def test_each_checkpoints_curve_is_evaluated_with_its_own_weights(tiny_datasets,
     # not every label with the last checkpoint checked.
     from detectron2.checkpoint import DetectionCheckpointer
 
-    from dropblock_det.engine.trainer import DropBlockTrainer, load_config
+    from dropblock_det.engine.config_checks import load_config
+    from dropblock_det.engine.trainer import DropBlockTrainer
 
     model = DropBlockTrainer.build_model(load_config(DB_CONFIG, TINY_OPTS))
     for label, value in (("first", 1.0), ("second", 2.0)):
@@ -866,7 +870,8 @@ def test_a_second_robustness_run_into_a_folder_another_process_holds_is_refused(
     # It would move the first run's table and plot aside while that run writes them.
     from detectron2.checkpoint import DetectionCheckpointer
 
-    from dropblock_det.engine.trainer import DropBlockTrainer, load_config
+    from dropblock_det.engine.config_checks import load_config
+    from dropblock_det.engine.trainer import DropBlockTrainer
 
     model = DropBlockTrainer.build_model(load_config(BASELINE_CONFIG, TINY_OPTS))
     DetectionCheckpointer(model, save_dir=str(tmp_path)).save("baseline")

@@ -71,7 +71,8 @@ def test_robustness_evaluates_a_checkpoint_given_by_url(served, tmp_path):
     # does; the tool refused every URL as "no such file".
     from detectron2.checkpoint import DetectionCheckpointer
 
-    from dropblock_det.engine.trainer import DropBlockTrainer, load_config
+    from dropblock_det.engine.config_checks import load_config
+    from dropblock_det.engine.trainer import DropBlockTrainer
 
     url, folder = served
     with tiny_synthetic_datasets(tmp_path / "datasets", num_val=2):

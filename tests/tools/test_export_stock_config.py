@@ -11,7 +11,8 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.modeling import build_model
 
 from conftest import CONFIGS, dropblock_everywhere_cfg, load_tool
-from dropblock_det.engine.trainer import CheckpointMismatchError, load_config
+from dropblock_det.engine.checkpoint import CheckpointMismatchError
+from dropblock_det.engine.config_checks import load_config
 
 
 @pytest.fixture
@@ -103,10 +104,10 @@ def test_an_output_made_while_the_config_was_checked_is_not_overwritten(trained_
 def test_an_empty_output_is_refused_first(trained_run, monkeypatch):
     # It failed only when the file was written, after every check: "[Errno 2] No such file
     # or directory: ''".
-    import dropblock_det.engine.trainer as trainer
+    from dropblock_det.engine import config_checks
 
     run, _ = trained_run
-    monkeypatch.setattr(trainer, "load_config", lambda *a, **k: pytest.fail("checked after the config was read"))
+    monkeypatch.setattr(config_checks, "load_config", lambda *a, **k: pytest.fail("checked after the config was read"))
     with pytest.raises(ValueError, match=r"^--output is empty: give the YAML file to write$"):
         load_tool("export_stock_config").main(["--config-file", str(run / "config.yaml"), "--output", ""])
 
@@ -116,12 +117,12 @@ def test_an_output_that_names_a_folder_is_refused_first_with_a_file_name_to_give
     # The run's folder was refused as an existing file: "exists; it is not overwritten: give a
     # new file name or remove it" (remove the run?); a new folder ("stock/") failed only when
     # the file was written, after every check: "[Errno 21] Is a directory: 'stock/'".
-    import dropblock_det.engine.trainer as trainer
+    from dropblock_det.engine import config_checks
 
     run, _ = trained_run
     output = str(run) if folder == "the run's folder" else str(run / "stock") + os.sep
     before = sorted(os.listdir(run))
-    monkeypatch.setattr(trainer, "load_config", lambda *a, **k: pytest.fail("checked after the config was read"))
+    monkeypatch.setattr(config_checks, "load_config", lambda *a, **k: pytest.fail("checked after the config was read"))
     example = os.path.join(output, "stock_config.yaml")
     with pytest.raises(IsADirectoryError, match=rf"^--output {re.escape(repr(output))} names a folder: give the "
                                                 rf"YAML file to write, e.g. --output {re.escape(example)}$"):
@@ -132,11 +133,11 @@ def test_an_output_that_names_a_folder_is_refused_first_with_a_file_name_to_give
 def test_an_output_folder_that_cannot_be_made_or_written_is_named_first(trained_run, monkeypatch):
     # It failed when the file was written, after every check, naming neither --output nor
     # why: "[Errno 17] File exists: '<the file on the path>'".
-    import dropblock_det.engine.trainer as trainer
+    from dropblock_det.engine import config_checks
 
     run, _ = trained_run
     (run / "notes").write_text("the user's own file")
-    monkeypatch.setattr(trainer, "load_config", lambda *a, **k: pytest.fail("checked after the config was read"))
+    monkeypatch.setattr(config_checks, "load_config", lambda *a, **k: pytest.fail("checked after the config was read"))
     tool = load_tool("export_stock_config")
     with pytest.raises(NotADirectoryError, match=r"--output .*notes/stock/x\.yaml.*notes' is a file, not a folder, "
                                                  r"so .*notes/stock' cannot be made"):
@@ -463,7 +464,7 @@ def test_the_stock_config_points_detectron2s_tools_away_from_the_runs_own_files(
 
 
 def test_a_lazy_runs_config_yaml_given_to_a_yacs_reader_names_the_lazy_tool(lazy_trained_run):
-    from dropblock_det.engine.trainer import load_config
+    from dropblock_det.engine.config_checks import load_config
 
     run, _ = lazy_trained_run
     with pytest.raises(ValueError, match=r"config\.yaml' is a LazyConfig .*tools/lazyconfig_train_net\.py"):

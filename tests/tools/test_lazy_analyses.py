@@ -40,7 +40,8 @@ def checkpoints(tiny_datasets, module_tmp_path_factory):
     architecture (two head convs)."""
     from detectron2.checkpoint import DetectionCheckpointer
 
-    from dropblock_det.engine.trainer import DropBlockTrainer, load_config
+    from dropblock_det.engine.config_checks import load_config
+    from dropblock_det.engine.trainer import DropBlockTrainer
 
     folder = module_tmp_path_factory.mktemp("checkpoints")
     paths = {}
@@ -128,7 +129,7 @@ def test_lazy_robustness_refuses_before_any_evaluation(checkpoints, tmp_path, mo
 
 def test_lazy_robustness_checks_every_checkpoint_before_the_first_evaluation(checkpoints, tmp_path, monkeypatch):
     from dropblock_det.engine import lazy
-    from dropblock_det.engine.trainer import CheckpointMismatchError
+    from dropblock_det.engine.checkpoint import CheckpointMismatchError
 
     evaluations = []
     monkeypatch.setattr(lazy, "do_test", lambda *a: evaluations.append(a))

@@ -90,7 +90,7 @@ def test_eval_only_without_an_evaluator_is_refused_before_anything_is_written(tr
 
 
 def test_eval_only_refuses_a_checkpoint_of_another_model(trained, tool, tmp_path):
-    from dropblock_det.engine.trainer import CheckpointMismatchError
+    from dropblock_det.engine.checkpoint import CheckpointMismatchError
 
     out, _ = trained
     with pytest.raises(CheckpointMismatchError, match=r"train\.init_checkpoint: .*head\.cls_subnet\.3\.weight"):
@@ -102,14 +102,14 @@ def test_eval_only_refuses_a_checkpoint_of_another_model(trained, tool, tmp_path
 def test_resume_continues_the_run_and_its_ramp(trained, tool, tmp_path, monkeypatch):
     import shutil
 
-    from dropblock_det.engine import trainer
+    from dropblock_det.engine import checkpoint
 
     out, _ = trained
     run = tmp_path / "run"
     shutil.copytree(out, run)
     reads = []
-    read_checkpoint = trainer.read_checkpoint
-    monkeypatch.setattr(trainer, "read_checkpoint", lambda path: reads.append(path) or read_checkpoint(path))
+    read_checkpoint = checkpoint.read_checkpoint
+    monkeypatch.setattr(checkpoint, "read_checkpoint", lambda path: reads.append(path) or read_checkpoint(path))
     # A resumed run never loads train.init_checkpoint, so it is not read: a partial file there
     # (the starting weights since moved or half-copied) does not stop it, as with train_net.py.
     partial = tmp_path / "partial.pth"
@@ -144,7 +144,7 @@ def test_eval_only_with_resume_evaluates_the_runs_last_checkpoint(trained, tool,
 def test_resume_checks_its_checkpoint_before_anything_is_written(trained, tool, tmp_path):
     import shutil
 
-    from dropblock_det.engine.trainer import CheckpointMismatchError
+    from dropblock_det.engine.checkpoint import CheckpointMismatchError
 
     out, _ = trained
     run = tmp_path / "run"
@@ -212,7 +212,7 @@ def test_do_train_refuses_a_resume_from_checkpoint_of_another_model_before_loadi
     # What a lazy sweep's do_train call gets unchecked by the tool: the strict load came only
     # after the training set was loaded.
     from dropblock_det.engine import lazy
-    from dropblock_det.engine.trainer import CheckpointMismatchError
+    from dropblock_det.engine.checkpoint import CheckpointMismatchError
 
     out, _ = trained
     monkeypatch.setattr(lazy, "build_lazy_train_loader", lambda *args: pytest.fail("the training data was loaded"))
@@ -308,7 +308,7 @@ def test_an_init_checkpoint_at_a_url_is_fetched_before_the_output_folder_is_made
     assert not out.exists()
     # One that is there: fetched into the cache, and an --eval-only of another model's is
     # refused before anything is written, as a local one (it was left to the load).
-    from dropblock_det.engine.trainer import CheckpointMismatchError
+    from dropblock_det.engine.checkpoint import CheckpointMismatchError
 
     shutil.copy(trained[0] / "model_final.pth", folder / "model_final.pth")
     with pytest.raises(CheckpointMismatchError, match=r"^train\.init_checkpoint='http://.*/model_final\.pth': "
@@ -516,7 +516,7 @@ def test_a_dataset_whose_files_are_not_there_is_refused_before_the_output_folder
 
 def test_eval_only_resume_without_a_checkpoint_names_init_checkpoint_it_evaluates_instead(trained, tool, tmp_path):
     # Nothing to resume: the weights checked (and refused) are train.init_checkpoint, named as such.
-    from dropblock_det.engine.trainer import CheckpointMismatchError
+    from dropblock_det.engine.checkpoint import CheckpointMismatchError
 
     out, _ = trained
     with pytest.raises(CheckpointMismatchError, match=r"^train\.init_checkpoint: checkpoint .*model_final\.pth.*"

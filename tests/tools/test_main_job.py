@@ -154,7 +154,7 @@ class _StopAtTheCheck(Exception):
 def output_dirs_checked(tmp_path, monkeypatch):
     """The OUTPUT_DIR of each config main_job hands to check_config_before_run, which then
     raises _StopAtTheCheck (nothing is trained); the working folder is tmp_path."""
-    from dropblock_det.engine import trainer
+    from dropblock_det.engine import config_checks
 
     seen = []
 
@@ -162,7 +162,7 @@ def output_dirs_checked(tmp_path, monkeypatch):
         seen.append(cfg.OUTPUT_DIR)
         raise _StopAtTheCheck
 
-    monkeypatch.setattr(trainer, "check_config_before_run", stop_at_the_check)
+    monkeypatch.setattr(config_checks, "check_config_before_run", stop_at_the_check)
     monkeypatch.chdir(tmp_path)
     return seen
 
@@ -356,7 +356,7 @@ def test_a_rerun_moves_the_earlier_run_aside_and_holds_its_folder_while_training
                                                                                 stop_before_training, capsys):
     # The earlier run's metrics.json would be appended to and its model_final.pth overwritten;
     # a rerun from its own config.yaml (detectron2's habit) must still find that file.
-    from dropblock_det.engine.trainer import load_config
+    from dropblock_det.engine.config_checks import load_config
 
     root, new, out = tmp_path / "datasets", tmp_path / "new", tmp_path / "out"
     with pytest.raises(_StopBeforeTraining):
@@ -382,7 +382,7 @@ def test_num_threads_sets_torchs_threads_and_0_leaves_torchs_default(tmp_path, t
     # README: `--num-threads 0` for torch's own default (all cores); the job's default is 2.
     import torch
 
-    from dropblock_det.engine import trainer
+    from dropblock_det.engine import config_checks
 
     before = torch.get_num_threads()
     seen = []
@@ -391,7 +391,7 @@ def test_num_threads_sets_torchs_threads_and_0_leaves_torchs_default(tmp_path, t
         seen.append(torch.get_num_threads())
         raise _StopAtTheCheck
 
-    monkeypatch.setattr(trainer, "check_config_before_run", stop_at_the_check)
+    monkeypatch.setattr(config_checks, "check_config_before_run", stop_at_the_check)
     torch.set_num_threads(3)
     try:
         with pytest.raises(_StopAtTheCheck):
@@ -478,7 +478,7 @@ def test_the_command_line_exits_0_and_leaves_the_runs_config_and_log_in_its_fold
     import runpy
     import sys
 
-    from dropblock_det.engine.trainer import load_config
+    from dropblock_det.engine.config_checks import load_config
 
     built = trained_by({"bbox": {"AP": 12.5}}, [{"iteration": 2, "total_loss": 1.0}, {"iteration": 2, "bbox/AP": 12.5}])
     out = tmp_path / "out"

@@ -150,7 +150,7 @@ def test_missing_dataset_folder_is_listed_before_training(train_net, tiny_datase
 
 def test_eval_only_with_missing_or_mismatched_checkpoint_is_an_error(train_net, trained,
                                                                      tmp_path):
-    from dropblock_det.engine.trainer import CheckpointMismatchError
+    from dropblock_det.engine.checkpoint import CheckpointMismatchError
 
     out, _ = trained
     missing = train_net.parser().parse_args(
@@ -323,7 +323,7 @@ def test_eval_only_checks_its_weights_before_the_runs_files_are_moved(trained, t
     # config.yaml and inference/ had been moved to previous_runs/ and config.yaml rewritten.
     import shutil
 
-    from dropblock_det.engine.trainer import CheckpointMismatchError
+    from dropblock_det.engine.checkpoint import CheckpointMismatchError
 
     out, _ = trained
     run = tmp_path / "run"
@@ -410,7 +410,7 @@ def test_resume_checks_its_checkpoint_before_anything_is_loaded_or_written(train
     # overwritten; a MAX_ITER below the checkpoint's silently trained nothing.
     import shutil
 
-    from dropblock_det.engine.trainer import CheckpointMismatchError
+    from dropblock_det.engine.checkpoint import CheckpointMismatchError
 
     out, _ = trained
     run = tmp_path / "run"
@@ -440,14 +440,14 @@ def test_resume_builds_the_meta_model_once_for_the_config_and_checkpoint_checks(
                                                                               monkeypatch):
     import shutil
 
-    from dropblock_det.engine import trainer
+    from dropblock_det.engine import config_checks
 
     out, _ = trained
     run = tmp_path / "run"
     shutil.copytree(out, run)
     built = []
-    real = trainer.meta_model
-    monkeypatch.setattr(trainer, "meta_model", lambda cfg: built.append(cfg) or real(cfg))
+    real = config_checks.meta_model
+    monkeypatch.setattr(config_checks, "meta_model", lambda cfg: built.append(cfg) or real(cfg))
     train_net.setup(train_net.parser().parse_args(
         ["--config-file", DB_CONFIG, "--resume"] + TINY_OPTS + ["SOLVER.MAX_ITER", "6", "OUTPUT_DIR", str(run)]))
     assert len(built) == 1
@@ -608,7 +608,7 @@ def test_eval_only_evaluates_model_weights_and_with_resume_the_runs_last_checkpo
 
 def test_eval_only_resume_without_a_checkpoint_names_model_weights_it_evaluates_instead(trained, train_net, tmp_path):
     # Nothing to resume: the weights checked (and refused) are MODEL.WEIGHTS, named as such.
-    from dropblock_det.engine.trainer import CheckpointMismatchError
+    from dropblock_det.engine.checkpoint import CheckpointMismatchError
 
     out, _ = trained
     with pytest.raises(CheckpointMismatchError, match=r"^MODEL\.WEIGHTS: checkpoint .*model_final\.pth.*cls_score"):

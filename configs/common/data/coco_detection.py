@@ -7,7 +7,7 @@ from detectron2.data import transforms as T
 from omegaconf import OmegaConf
 
 from dropblock_det.data.file_errors import DatasetMapperNamingFiles
-from dropblock_det.engine.trainer import dataset_evaluator
+from dropblock_det.engine.evaluation import dataset_evaluator
 
 dataloader = OmegaConf.create()
 

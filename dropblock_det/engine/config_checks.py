@@ -1,0 +1,880 @@
+"""Reading a yacs config and checking it before a run: every check of ``check_config_before_run``
+(MODEL.DROPBLOCK, the model built on the meta device, the datasets and their classes, the
+evaluators, the devices, the optimizer and LR schedule, the INPUT and TEST.AUG values, the
+weights) and of a ``--resume`` against the checkpoint it continues. Each error names its key
+and comes before data loading or anything is written to OUTPUT_DIR.
+"""
+from __future__ import annotations
+
+import difflib
+import functools
+import os
+import re
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import detectron2.utils.comm as comm
+import torch
+from detectron2.config import CfgNode, get_cfg
+from detectron2.data import DatasetCatalog
+
+from .. import data as _data  # noqa: F401  (registers the datasets)
+from .. import modeling as _modeling  # noqa: F401  (registers backbones, meta-archs, heads)
+from .. import solver
+from ..config import add_dropblock_config, check_impl_device, locations_on, validate_dropblock_config
+from ..data.file_errors import check_evaluation_files
+from ..layers.base import is_integer, is_real_number
+from .checkpoint import check_checkpoint_fits, check_resume_grad_scaler, check_resume_optimizer, check_weights_path
+from .evaluation import check_evaluator_types
+
+
+__all__ = [
+    "build_on_meta_device",
+    "check_class_counts",
+    "check_config_before_run",
+    "check_crop",
+    "check_dataset_classes",
+    "check_dataset_names",
+    "check_ddp_device",
+    "check_dropblock_placed",
+    "check_lr_scheduler",
+    "check_model_config",
+    "check_optimizer",
+    "check_rcnn_features",
+    "check_resume_checkpoint",
+    "check_scaled_to_world_size",
+    "check_stock_retinanet_norm",
+    "check_test_inputs",
+    "check_test_time_augmentation",
+    "check_train_inputs",
+    "check_training_processes_device",
+    "checked_device",
+    "close_config_keys",
+    "image_format_error",
+    "is_meta_device_limit",
+    "load_config",
+    "meta_model",
+    "missing_config_file",
+    "resize_error",
+    "train_samplers",
+]
+
+
+# ----------------------------------------------------------------------------- config
+def missing_config_file(config_file: str) -> str:
+    """How a config file path that is not a file fails: "does not exist", or is a folder."""
+    return "is a folder, not a config file" if config_file and Path(config_file).is_dir() else "does not exist"
+
+
+def load_config(config_file: str, opts: Sequence[str] = (), extra_setup=None) -> CfgNode:
+    """get_cfg -> add_dropblock_config -> [extra_setup(cfg)] -> merge file -> merge opts.
+
+    Errors name what is wrong: FileNotFoundError for a missing ``config_file`` or _BASE_; KeyError
+    naming the file (or the opt) for a key that does not exist; ValueError for an odd
+    number of opts, and naming the file and tools/lazyconfig_train_net.py for a LazyConfig
+    (`engine.lazy.is_lazy_config_file`, e.g. a LazyConfig run's config.yaml). The returned
+    config is not frozen.
+    """
+    cfg = get_cfg()
+    add_dropblock_config(cfg)  # includes the DeepLab keys the segmentation configs need
+    if extra_setup is not None:
+        extra_setup(cfg)
+    if config_file:
+        if not Path(config_file).is_file():
+            raise FileNotFoundError(f"config file {config_file!r} {missing_config_file(config_file)}")
+        if config_file.endswith(".py"):  # yacs would read it as YAML: a ParserError
+            raise ValueError(f"config file {config_file!r} is a LazyConfig (a Python config), not a "
+                             "yacs config: train it with tools/lazyconfig_train_net.py")
+        try:
+            cfg.merge_from_file(config_file)
+        except KeyError as e:
+            from .lazy import is_lazy_config_file
+
+            if is_lazy_config_file(config_file):  # e.g. a LazyConfig run's config.yaml
+                raise ValueError(f"config file {config_file!r} is a LazyConfig (its top level has "
+                                 "`model:`), not a yacs config: train it with "
+                                 "tools/lazyconfig_train_net.py") from None
+            message = e.args[0] if e.args else str(e)
+            raise KeyError(f"config file {config_file!r}: {message}{_did_you_mean(cfg, message)} "
+                           "(add_dropblock_config and detectron2's get_cfg define the "
+                           "known keys)") from None
+        except ValueError as e:  # type mismatch
+            raise ValueError(f"config file {config_file!r}: {e}") from None
+        except FileNotFoundError as e:  # the file exists (checked above): a _BASE_ does not
+            if not e.filename:
+                raise
+            base = os.path.normpath(e.filename)  # yacs joins "<dir>/../Base.yaml" as it is
+            raise FileNotFoundError(f"config file {config_file!r}: the _BASE_ {base!r} does not exist "
+                                    "(a _BASE_ path is relative to the config file that names it: a config "
+                                    "copied elsewhere needs its bases beside it, or absolute _BASE_ paths)") from None
+    opts = list(opts or [])
+    if len(opts) % 2:
+        raise ValueError(f"command-line opts must be KEY VALUE pairs, got an odd number: {opts}")
+    for key, value in zip(opts[0::2], opts[1::2]):
+        try:
+            cfg.merge_from_list([key, value])
+        # yacs reports an unknown key in opts with an AssertionError ("Non-existent key").
+        except (KeyError, AssertionError) as e:
+            message = e.args[0] if e.args else str(e)
+            raise KeyError(f"command-line opt {key}={value!r}: {message}"
+                           f"{_did_you_mean(cfg, message)}") from None
+        except ValueError as e:  # type mismatch
+            raise ValueError(f"command-line opt {key}={value!r}: {e}") from None
+        except TypeError:  # yacs tested `in` on a value: "argument of type 'float' is not iterable"
+            parts, node = key.split("."), cfg
+            for depth, part in enumerate(parts[:-1], 1):
+                if not isinstance(node, CfgNode) or part not in node:
+                    break
+                node = node[part]
+                if not isinstance(node, CfgNode):
+                    raise KeyError(f"command-line opt {key}={value!r}: {'.'.join(parts[:depth])} is a value "
+                                   f"({node!r}), not a group of keys") from None
+            raise
+    return cfg
+
+
+def _resolve_key(node: Any, parts: Sequence[str]) -> Optional[List[str]]:
+    """The spelling in `node` of the dotted key `parts`, matching case aside (yacs keys are
+    upper case; a user may type model.dropblock.keep_prob); None when it is not there."""
+    path: List[str] = []
+    for part in parts:
+        if not isinstance(node, CfgNode):
+            return None
+        by_upper = {str(name).upper(): name for name in node.keys()}
+        if part.upper() not in by_upper:
+            return None
+        path.append(by_upper[part.upper()])
+        node = node[path[-1]]
+    return path
+
+
+def close_config_keys(cfg: CfgNode, key: str, n: int = 3) -> List[str]:
+    """The keys of `cfg` closest to the dotted `key` it does not have: the same key in the
+    config's case, or the closest spellings of the first part that is not there (with the
+    rest of the key where it exists under them). Empty when nothing is close or `key` goes
+    into a value."""
+    parts = key.split(".")
+    node: Any = cfg
+    path: List[str] = []  # the config's spelling of the parts found so far
+    for depth, part in enumerate(parts):
+        if not isinstance(node, CfgNode):
+            return []
+        by_upper = {str(name).upper(): name for name in node.keys()}
+        if part.upper() in by_upper:
+            path.append(by_upper[part.upper()])
+            node = node[path[-1]]
+            continue
+        return [".".join(path + [by_upper[name]] + (_resolve_key(node[by_upper[name]], parts[depth + 1:]) or []))
+                for name in difflib.get_close_matches(part.upper(), list(by_upper), n=n)]
+    spelled = ".".join(path)
+    return [spelled] if spelled != key else []
+
+
+def _did_you_mean(cfg: CfgNode, yacs_message: str) -> str:
+    """" (did you mean A, B?)" for yacs' unknown-key message, else "" (a renamed key's
+    message already says what to write)."""
+    match = re.match(r"Non-existent (?:config )?key: (\S+)$", yacs_message)
+    close = close_config_keys(cfg, match.group(1)) if match else []
+    return f" (did you mean {', '.join(close)}?)" if close else ""
+
+
+# ----------------------------------------------------------------------------- datasets
+def check_dataset_names(cfg: CfgNode, check_files: bool = True,
+                        keys: Sequence[str] = ("TRAIN", "TEST"),
+                        files_made_later: Sequence[str] = ()) -> None:
+    """Fail early for the DATASETS.<key> names (of ``keys``) that are not registered
+    (KeyError naming the name and the key), a DATASETS.TEST name given twice (ValueError:
+    detectron2 keys the evaluation results by name, so one entry's would stand for both)
+    or whose expected files are missing (FileNotFoundError listing each missing file or
+    folder), except the files of ``files_made_later`` (sets the caller makes afterwards:
+    main_job's synthetic ones)."""
+    from ..data.dataset_check import check_datasets
+
+    registered = set(DatasetCatalog.list())
+    names: Dict[str, str] = {}  # name -> the key that names it first
+    for key in keys:
+        if key == "TEST":
+            repeated = sorted({name for name in cfg.DATASETS.TEST if list(cfg.DATASETS.TEST).count(name) > 1})
+            if repeated:
+                raise ValueError(f"DATASETS.TEST={tuple(cfg.DATASETS.TEST)!r} names {', '.join(map(repr, repeated))} "
+                                 "more than once: detectron2 keys the evaluation results by dataset name")
+        for name in cfg.DATASETS[key]:
+            if name not in registered:
+                raise KeyError(
+                    f"DATASETS.{key} names {name!r}, which is not a registered dataset. "
+                    f"Registered: {', '.join(sorted(registered))}")
+            names.setdefault(name, f"DATASETS.{key}")
+    if check_files:
+        checked = {name: key for name, key in names.items() if name not in files_made_later}
+        check_datasets(checked, keys=checked)
+
+
+# The metadata field that lists a dataset's classes, by the kind of class a model predicts.
+_CLASS_FIELDS = {"thing": "thing_classes", "stuff": "stuff_classes"}
+
+
+def check_class_counts(counts: Sequence[Tuple[str, Any, str]], datasets: Sequence[Tuple[str, str]],
+                       ignore: Sequence[Tuple[str, Any]] = (), ignore_datasets: Sequence[Tuple[str, str]] = ()) -> None:
+    """The model's class counts against the datasets' metadata, before anything is loaded:
+    `counts` are (config key, its value, "thing" or "stuff"), `datasets` (config key, dataset
+    name). A dataset whose metadata has no such class list (thing_classes / stuff_classes) is
+    left alone: only its loading would tell. ValueError naming both keys, the value and the
+    dataset's class count: with more classes than the dataset, a detector trains fully and the
+    evaluation fails ("A prediction has class=48, but the dataset only has 3 classes"); with
+    fewer, the classes past the count train as background, silently. `ignore` (config key,
+    value) is the segmentation loss's ignore value, checked against the metadata
+    ignore_label of `ignore_datasets` (the training sets: their labels mark the pixels to
+    leave out with it; a different value trains those pixels as a class, or fails at the
+    first step with "Target 255 is out of bounds")."""
+    from detectron2.data import MetadataCatalog
+
+    for dataset_key, name in datasets:
+        metadata = MetadataCatalog.get(name)
+        for key, value, kind in counts:
+            classes = getattr(metadata, _CLASS_FIELDS[kind], None)
+            if classes is None or value == len(classes):
+                continue
+            shown = "[" + ", ".join(map(repr, list(classes)[:10])) + (", ...]" if len(classes) > 10 else "]")
+            raise ValueError(
+                f"{key}={value!r}, but {dataset_key} names {name!r}, which has {len(classes)} classes "
+                f"(its metadata {_CLASS_FIELDS[kind]}: {shown}): set {key} to {len(classes)} "
+                + ("(a model with more classes predicts ids the dataset does not have, and its evaluation "
+                   "fails after the whole training)" if isinstance(value, int) and value > len(classes) else
+                   ("(the loss fails at the first step on the dataset's labels past the model's count)"
+                    if kind == "stuff" else "(the dataset's classes past the model's count would train as "
+                    "background, silently)")))
+    for dataset_key, name in ignore_datasets:
+        label = getattr(MetadataCatalog.get(name), "ignore_label", None)
+        for key, value in ignore:
+            if label is not None and value != label:
+                raise ValueError(
+                    f"{key}={value!r}, but {dataset_key} names {name!r}, whose labels mark the pixels to "
+                    f"ignore with {label} (its metadata ignore_label): set {key} to {label} (the loss would "
+                    "train those pixels as a class, or fail at the first step)")
+
+
+def check_dataset_classes(cfg: CfgNode, keys: Sequence[str] = ("TRAIN", "TEST")) -> None:
+    """:func:`check_class_counts` for the class count of the model MODEL.META_ARCHITECTURE
+    builds (a RetinaNet: MODEL.RETINANET.NUM_CLASSES; an R-CNN: MODEL.ROI_HEADS.NUM_CLASSES,
+    against thing_classes; a SemanticSegmentor, and a PanopticFPN's semantic head besides its
+    ROI heads: MODEL.SEM_SEG_HEAD.NUM_CLASSES against stuff_classes, and
+    MODEL.SEM_SEG_HEAD.IGNORE_VALUE against the training sets' ignore_label) and the
+    DATASETS.<key> sets (of `keys`). A model of the user's own that is none of these is not
+    judged."""
+    from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN, PanopticFPN, SemanticSegmentor
+    from detectron2.modeling.meta_arch.retinanet import RetinaNet
+
+    try:
+        model_class = META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)
+    except KeyError:  # the model check names it
+        return
+    if not isinstance(model_class, type):
+        return
+    counts: List[Tuple[str, Any, str]] = []
+    ignore: List[Tuple[str, Any]] = []
+    if issubclass(model_class, RetinaNet):
+        counts.append(("MODEL.RETINANET.NUM_CLASSES", cfg.MODEL.RETINANET.NUM_CLASSES, "thing"))
+    elif issubclass(model_class, GeneralizedRCNN):
+        counts.append(("MODEL.ROI_HEADS.NUM_CLASSES", cfg.MODEL.ROI_HEADS.NUM_CLASSES, "thing"))
+    # A PanopticFPN's semantic labels are the stuff_classes too: in detectron2's
+    # *_panoptic_separated sets every thing pixel is class 0 ("things"), then 53 stuff (54).
+    if issubclass(model_class, (SemanticSegmentor, PanopticFPN)):
+        counts.append(("MODEL.SEM_SEG_HEAD.NUM_CLASSES", cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES, "stuff"))
+        ignore.append(("MODEL.SEM_SEG_HEAD.IGNORE_VALUE", cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE))
+    datasets = [(f"DATASETS.{key}", name) for key in keys for name in dict.fromkeys(cfg.DATASETS[key])]
+    check_class_counts(counts, datasets, ignore, [d for d in datasets if d[0] == "DATASETS.TRAIN"])
+
+
+# ----------------------------------------------------------------------------- solver and inputs
+# The words of torch's and detectron2's optimizer errors, and the key each comes from
+# (first match: "Nesterov momentum requires a momentum" is NESTEROV's).
+_OPTIMIZER_ERROR_KEYS = (("Nesterov", "SOLVER.NESTEROV"), ("learning rate", "SOLVER.BASE_LR"),
+                         ("momentum", "SOLVER.MOMENTUM"), ("weight_decay", "SOLVER.WEIGHT_DECAY"),
+                         ("GradientClipType", "SOLVER.CLIP_GRADIENTS.CLIP_TYPE"))
+
+
+def check_optimizer(cfg: CfgNode, model: Optional[torch.nn.Module] = None) -> torch.optim.Optimizer:
+    """The trainer's optimizer (detectron2's SGD, with CLIP_GRADIENTS) built from the SOLVER
+    values on `model` (built on the meta device is enough; a one-layer stand-in without one),
+    so a value it refuses (a negative MOMENTUM or BASE_LR, NESTEROV without momentum, an
+    unknown CLIP_TYPE) fails before data loading rather than after the run's files are
+    written. Errors name the key. Returns the optimizer."""
+    from .trainer import DropBlockTrainer  # not at the top: trainer.py imports this module
+
+    try:
+        return DropBlockTrainer.build_optimizer(cfg, model if model is not None else torch.nn.Linear(1, 1))
+    except (ValueError, KeyError, TypeError, AssertionError) as error:
+        message = error.args[0] if error.args else type(error).__name__
+        key = next((key for word, key in _OPTIMIZER_ERROR_KEYS if word in str(message)), None)
+        named = f"{key}={functools.reduce(getattr, key.split('.'), cfg)!r}" if key else "the SOLVER values"
+        raise type(error)(f"{named}: the optimizer (detectron2's build_optimizer) cannot be built from it: "
+                          f"{message}") from None
+
+
+def check_lr_scheduler(cfg: CfgNode, optimizer: Optional[torch.optim.Optimizer] = None) -> None:
+    """Build SOLVER.LR_SCHEDULER_NAME's schedule on `optimizer` (:func:`check_optimizer`'s) or
+    a throwaway one, so an unknown name or a value the schedule refuses fails before data
+    loading (DefaultTrainer builds the scheduler after the training data loader). Errors
+    name the key."""
+    if cfg.SOLVER.MAX_ITER < 1:
+        raise ValueError(f"SOLVER.MAX_ITER={cfg.SOLVER.MAX_ITER!r}: expected >= 1 iteration to train")
+    try:
+        if optimizer is None:
+            optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.SOLVER.BASE_LR)
+        solver.build_lr_scheduler(cfg, optimizer)
+    except (ValueError, KeyError, AssertionError, TypeError, ZeroDivisionError) as error:
+        message = error.args[0] if error.args else type(error).__name__
+        raise type(error)(f"the LR schedule SOLVER.LR_SCHEDULER_NAME={cfg.SOLVER.LR_SCHEDULER_NAME!r} "
+                          f"cannot be built from the SOLVER values: {message}") from None
+
+
+_SAMPLING_STYLES = ("choice", "range")
+_FLIPS = ("none", "horizontal", "vertical")
+
+
+def check_train_inputs(cfg: CfgNode) -> None:
+    """ValueError naming the key for SOLVER / INPUT values that detectron2 trips over only
+    after data loading or inside the first step (SOLVER.CHECKPOINT_PERIOD 0: a
+    ZeroDivisionError in the checkpoint hook; SOLVER.IMS_PER_BATCH 0: an assertion in the
+    data loader; INPUT.MAX_SIZE_TRAIN 0: an error resizing the first image), or with a
+    message that names no key (INPUT.MIN_SIZE_TRAIN_SAMPLING: "AssertionError: rand";
+    INPUT.RANDOM_FLIP: "At least one of horiz or vert has to be True!")."""
+    period = cfg.SOLVER.CHECKPOINT_PERIOD
+    if not isinstance(period, int) or period < 1:
+        raise ValueError(f"SOLVER.CHECKPOINT_PERIOD={period!r}: expected iterations between "
+                         "checkpoints >= 1 (a period past SOLVER.MAX_ITER saves model_final.pth only)")
+    batch, world = cfg.SOLVER.IMS_PER_BATCH, comm.get_world_size()
+    if not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"SOLVER.IMS_PER_BATCH={batch!r}: expected >= 1 image per batch")
+    if cfg.SOLVER.REFERENCE_WORLD_SIZE in (0, world) and batch % world:
+        # (Scaled from another REFERENCE_WORLD_SIZE, the batch is checked against that one.)
+        raise ValueError(f"SOLVER.IMS_PER_BATCH={batch!r}: not divisible by the {world} processes")
+    sampling = cfg.INPUT.MIN_SIZE_TRAIN_SAMPLING
+    if sampling not in _SAMPLING_STYLES:
+        raise ValueError(f"INPUT.MIN_SIZE_TRAIN_SAMPLING={sampling!r}: expected one of {list(_SAMPLING_STYLES)}")
+    sizes = cfg.INPUT.MIN_SIZE_TRAIN
+    sizes = list(sizes) if isinstance(sizes, (list, tuple)) else [sizes]
+    # 0 is a size detectron2's ResizeShortestEdge takes in training too: no resizing.
+    if not sizes or any(not is_integer(v) or v < 0 for v in sizes) or (
+            sampling == "range" and len(sizes) != 2):
+        raise ValueError(f"INPUT.MIN_SIZE_TRAIN={cfg.INPUT.MIN_SIZE_TRAIN!r}: expected sizes >= 1 "
+                         + ("(two: the range's ends; 0: no resizing)" if sampling == "range"
+                            else "to choose from (0: no resizing)"))
+    max_size = cfg.INPUT.MAX_SIZE_TRAIN
+    if not is_integer(max_size) or resize_error(sizes, max_size):
+        raise ValueError(f"INPUT.MAX_SIZE_TRAIN={max_size!r}: expected a size >= 1"
+                         + (f" (INPUT.MIN_SIZE_TRAIN={cfg.INPUT.MIN_SIZE_TRAIN!r} resizes)" if is_integer(max_size) else ""))
+    if cfg.INPUT.RANDOM_FLIP not in _FLIPS:
+        raise ValueError(f"INPUT.RANDOM_FLIP={cfg.INPUT.RANDOM_FLIP!r}: expected one of {list(_FLIPS)}")
+    if cfg.INPUT.CROP.ENABLED:
+        check_crop(cfg.INPUT.CROP.TYPE, cfg.INPUT.CROP.SIZE)
+    from ..data.cutout import build_cutout_augmentation
+
+    # INPUT.CUTOUT's values, and a fill (MODEL.PIXEL_MEAN) that fits INPUT.FORMAT's channels:
+    # checked when the trainer built its loader, after config.yaml was written.
+    build_cutout_augmentation(cfg)
+    if not cfg.DATASETS.TRAIN:
+        # detectron2 asserted "No valid data found in ." once the trainer was being built.
+        raise ValueError(f"DATASETS.TRAIN={tuple(cfg.DATASETS.TRAIN)!r}: no dataset to train on; name at least one")
+    sampler, samplers = cfg.DATALOADER.SAMPLER_TRAIN, train_samplers()
+    if samplers is not None and sampler not in samplers:
+        # detectron2 refuses it when the trainer builds the training loader, after
+        # default_setup has written config.yaml into OUTPUT_DIR.
+        raise ValueError(f"DATALOADER.SAMPLER_TRAIN={sampler!r}: not a sampler this detectron2's "
+                         f"build_detection_train_loader knows; expected one of {list(samplers)}")
+
+
+# detectron2's RandomCrop types (it asserts the type when the training loader is built).
+_CROP_TYPES = ("relative_range", "relative", "absolute", "absolute_range")
+
+
+def check_crop(crop_type: Any, size: Any) -> None:
+    """INPUT.CROP.TYPE / SIZE as detectron2's RandomCrop takes them: ValueError naming the key
+    (detectron2 raised a bare AssertionError building the training loader, or at the first
+    image: a relative size above 1, an absolute range whose ends are reversed)."""
+    if crop_type not in _CROP_TYPES:
+        raise ValueError(f"INPUT.CROP.TYPE={crop_type!r}: expected one of {list(_CROP_TYPES)}")
+    relative = crop_type.startswith("relative")
+    values = list(size) if isinstance(size, (list, tuple)) else None
+    if (values is None or len(values) != 2
+            or not all(is_real_number(v) for v in values)
+            or (relative and not all(0 < v <= 1 for v in values))
+            or (not relative and not all(is_integer(v) and v >= 1 for v in values))
+            or (crop_type == "absolute_range" and values[0] > values[1])):
+        expected = {"relative": "two fractions of the image in (0, 1]: height, width",
+                    "relative_range": "two fractions in (0, 1]: the smallest height and width, up to the whole image",
+                    "absolute": "two sizes in pixels >= 1: height, width",
+                    "absolute_range": "two sizes in pixels >= 1, smallest first: the range of the crop's sides"}
+        raise ValueError(f"INPUT.CROP.SIZE={size!r} with INPUT.CROP.TYPE={crop_type!r}: expected {expected[crop_type]}")
+
+
+def train_samplers() -> Optional[Tuple[str, ...]]:
+    """The DATALOADER.SAMPLER_TRAIN names the installed detectron2's training loader knows,
+    read from its source (v0.6 has 3; main adds WeightedTrainingSampler and
+    WeightedCategoryTrainingSampler); None where the source cannot be read or has none
+    (then the loader alone judges the name)."""
+    import inspect
+
+    from detectron2.data import build as d2_build
+
+    try:
+        source = inspect.getsource(d2_build._train_loader_from_config)
+    except (AttributeError, OSError, TypeError):
+        return None
+    return tuple(dict.fromkeys(re.findall(r"""sampler_name\s*==\s*["'](\w+)["']""", source))) or None
+
+
+def resize_error(short_edge_length: Any, max_size: Any) -> str:
+    """Why detectron2's ResizeShortestEdge(short_edge_length, max_size) fails on every image
+    ('' when it does not): a negative shortest edge, or a positive one with a max_size < 1
+    (a 0 x 0 or negative target: "height and width must be > 0", naming the image, at its
+    first use). A shortest edge of 0 resizes nothing, whatever max_size."""
+    sizes = list(short_edge_length) if isinstance(short_edge_length, (list, tuple)) else [short_edge_length]
+    if not all(is_real_number(v) for v in sizes + [max_size]):
+        return "expected numbers of pixels"
+    if any(v < 0 for v in sizes):
+        return "a negative shortest edge gives an image of negative size (0: no resizing)"
+    if any(v > 0 for v in sizes) and max_size < 1:
+        return "a longest edge < 1 resizes every image to nothing (a large one keeps the shortest edge)"
+    return ""
+
+
+def image_format_error(image_format: Any, channels: Optional[int] = None) -> str:
+    """Why detectron2's read_image cannot give the model an image in `image_format` ('' when it
+    can): detectron2's convert_PIL_to_numpy refuses it for an RGB image (an unknown name:
+    "conversion from RGB to FOO not supported", naming the image, at the first step), or
+    gives an image without a channel axis ("I", "P", ...), or one whose channels neither
+    match the model's `channels` (the MODEL.PIXEL_MEAN values) nor broadcast to them."""
+    import numpy as np
+    from detectron2.data.detection_utils import convert_PIL_to_numpy
+    from PIL import Image
+
+    try:
+        image = np.asarray(convert_PIL_to_numpy(Image.new("RGB", (2, 2)), image_format))
+    except Exception as error:  # noqa: BLE001 - PIL raises ValueError, KeyError, ... by mode
+        return f"detectron2's convert_PIL_to_numpy refuses it ({type(error).__name__}: {error})"
+    if image.ndim != 3:
+        return f"detectron2 reads it as images without a channel axis (shape {image.shape})"
+    if channels is not None and image.shape[2] not in (1, channels):
+        return f"it gives {image.shape[2]}-channel images, the model normalizes {channels} channels"
+    return ""
+
+
+def check_test_time_augmentation(cfg: CfgNode) -> None:
+    """ValueError naming the key for a TEST.AUG.ENABLED run whose test-time augmentation
+    (detectron2's GeneralizedRCNNWithTTA, run by :meth:`DropBlockTrainer.test_with_TTA` after
+    training and with --eval-only) would fail only after the whole training: a
+    MODEL.META_ARCHITECTURE that is no GeneralizedRCNN (detectron2 has no TTA for RetinaNet, a
+    SemanticSegmentor, a PanopticFPN, an RPN alone), MODEL.KEYPOINT_ON / MODEL.LOAD_PROPOSALS
+    (the wrapper asserts against both), TEST.AUG.MIN_SIZES / MAX_SIZE that resize every image
+    to nothing (:func:`resize_error`, as for the plain test resize; an empty MIN_SIZES
+    evaluates no image), a TEST.AUG.FLIP that is not a bool. Nothing is judged when
+    TEST.AUG.ENABLED is off (the keys are then unread) or the meta-architecture is unknown
+    (the model check names it)."""
+    from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN, PanopticFPN
+
+    aug = cfg.TEST.AUG
+    if not aug.ENABLED:
+        return
+    try:
+        model_class = META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)
+    except KeyError:
+        return
+    enabled = f"TEST.AUG.ENABLED={aug.ENABLED!r}"
+    if isinstance(model_class, type) and (not issubclass(model_class, GeneralizedRCNN)
+                                          or issubclass(model_class, PanopticFPN)):
+        # GeneralizedRCNNWithTTA asserts a GeneralizedRCNN; a PanopticFPN is one, but its
+        # inference() takes no detected boxes (TypeError) and the wrapper returns only
+        # "instances", not the panoptic / semantic outputs.
+        raise ValueError(
+            f"{enabled}: detectron2 has test-time augmentation for R-CNN models only (GeneralizedRCNNWithTTA: "
+            f"MODEL.META_ARCHITECTURE 'GeneralizedRCNN'), not for MODEL.META_ARCHITECTURE="
+            f"{cfg.MODEL.META_ARCHITECTURE!r}: set TEST.AUG.ENABLED False")
+    for key, what in (("KEYPOINT_ON", "keypoints"), ("LOAD_PROPOSALS", "precomputed proposals")):
+        if cfg.MODEL[key]:
+            raise ValueError(f"{enabled} with MODEL.{key}={cfg.MODEL[key]!r}: detectron2's GeneralizedRCNNWithTTA "
+                             f"has no test-time augmentation for {what} (it asserts, after the training): "
+                             "set TEST.AUG.ENABLED False")
+    sizes = aug.MIN_SIZES
+    if not isinstance(sizes, (list, tuple)) or not sizes:
+        raise ValueError(f"TEST.AUG.MIN_SIZES={sizes!r}: expected a non-empty list of shortest edges, each "
+                         "an evaluation of every image (with TEST.AUG.ENABLED)")
+    why = resize_error(list(sizes), aug.MAX_SIZE)
+    if why:
+        raise ValueError(f"TEST.AUG.MIN_SIZES={sizes!r} with TEST.AUG.MAX_SIZE={aug.MAX_SIZE!r}: {why}")
+    if not isinstance(aug.FLIP, bool):
+        raise ValueError(f"TEST.AUG.FLIP={aug.FLIP!r}: expected True or False (each size evaluated "
+                         "flipped too, or not)")
+
+
+def check_test_inputs(cfg: CfgNode, test_time_augmentation: bool = True) -> None:
+    """ValueError naming the key for INPUT values an evaluation (a training's too, at its end)
+    trips over only when it reads the images, naming an image instead of the key:
+    INPUT.MIN_SIZE_TEST / INPUT.MAX_SIZE_TEST that resize every image to nothing
+    (:func:`resize_error`; MIN_SIZE_TEST 0 is detectron2's "no resizing"), an INPUT.FORMAT
+    detectron2 cannot read images in (:func:`image_format_error`; a training fails at its
+    first step), and the TEST.AUG values (:func:`check_test_time_augmentation`). A caller
+    that runs no test-time augmentation (`test_time_augmentation` False: an analysis that
+    evaluates its own way) refuses TEST.AUG.ENABLED, which it would ignore, unannounced."""
+    if cfg.TEST.AUG.ENABLED and not test_time_augmentation:
+        raise ValueError(
+            f"TEST.AUG.ENABLED={cfg.TEST.AUG.ENABLED!r}: this evaluation runs no test-time augmentation "
+            f"(MODEL.META_ARCHITECTURE={cfg.MODEL.META_ARCHITECTURE!r}), so it would run on the plain test "
+            "resize (INPUT.MIN_SIZE_TEST / MAX_SIZE_TEST), not TEST.AUG.MIN_SIZES / MAX_SIZE / FLIP: set "
+            "TEST.AUG.ENABLED False (tools/train_net.py runs it, for R-CNN models)")
+    check_test_time_augmentation(cfg)
+    why = resize_error(cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)
+    if why:
+        raise ValueError(f"INPUT.MIN_SIZE_TEST={cfg.INPUT.MIN_SIZE_TEST!r} with INPUT.MAX_SIZE_TEST="
+                         f"{cfg.INPUT.MAX_SIZE_TEST!r}: {why}")
+    why = image_format_error(cfg.INPUT.FORMAT, len(cfg.MODEL.PIXEL_MEAN))
+    if why:
+        raise ValueError(f"INPUT.FORMAT={cfg.INPUT.FORMAT!r}: {why} (e.g. 'BGR', 'RGB'"
+                         + (f"; MODEL.PIXEL_MEAN has {len(cfg.MODEL.PIXEL_MEAN)} values)" if "channels" in why else ")"))
+
+
+# ----------------------------------------------------------------------------- model
+# Where each MODEL.DROPBLOCK location puts its modules (qualified names in a built model):
+# ResNet blocks (under an FPN's bottom_up or as the backbone itself), the FPN's own
+# convolutions and top block, the RetinaNet head, the segmentation head.
+_LOCATION_PATTERNS = {
+    "RESNET.ENABLED": re.compile(r"(^|\.)res[2-5]\.\d+\.dropblock_"),
+    "DROP_PATH_RATE": re.compile(r"(^|\.)res[2-5]\.\d+\.drop_path$"),
+    "FPN.ENABLED": re.compile(r"^backbone\.(?!bottom_up\.)(top_block\.)?dropblock_"),
+    "HEAD.ENABLED": re.compile(r"^head\."),
+    "SEM_SEG_HEAD.ENABLED": re.compile(r"^sem_seg_head\."),
+}
+
+
+# A residual block of a ResNet stage (backbone.bottom_up.res4.0, roi_heads.res5.2), and its stage.
+_RESNET_BLOCK = re.compile(r"(^|\.)(res[2-5])\.\d+$")
+
+
+def _check_every_stage_regularized(cfg: CfgNode, model: torch.nn.Module, names: Sequence[str]) -> None:
+    """Per stage what check_dropblock_placed asks per location: a C4 R-CNN runs res2..res4 in
+    its backbone and res5 in its ROI head, so dropblock-det's part beside a stock one had
+    DropBlock somewhere while a stage in RESNET.STAGES (or every block, for DROP_PATH_RATE)
+    trained without it. ValueError naming the key, the stage and the component to switch."""
+    from detectron2.layers import CNNBlockBase
+
+    from ..deploy import dropblock_component_advice
+
+    db = cfg.MODEL.DROPBLOCK
+    regularized = set(names)
+    # A block by its class too: a head keys modules by feature name (a DeepLab decoder's
+    # dropblock_decoder.res2.0, a SemSegFPN tower sem_seg_head.res3.0), which are no blocks.
+    blocks = [(name, match.group(2)) for name, module in model.named_modules()
+              for match in [_RESNET_BLOCK.search(name)] if match and isinstance(module, CNNBlockBase)]
+
+    def advice(block: str) -> str:
+        key = "MODEL.ROI_HEADS.NAME" if block.startswith("roi_heads.") else "MODEL.BACKBONE.NAME"
+        return dropblock_component_advice(cfg, "RESNET.ENABLED", key)
+
+    if db.RESNET.ENABLED:
+        for stage in db.RESNET.STAGES:
+            in_stage = [block for block, of in blocks if of == stage]
+            if in_stage and not any(name.startswith(block + ".dropblock_") for block in in_stage for name in names):
+                raise ValueError(
+                    f"MODEL.DROPBLOCK.RESNET.STAGES={list(db.RESNET.STAGES)} lists {stage!r}, but the model's "
+                    f"{stage} ({in_stage[0].rsplit('.', 1)[0]}) has no DropBlock: {advice(in_stage[0])}")
+    if db.DROP_PATH_RATE > 0:
+        bare = [block for block, _ in blocks if f"{block}.drop_path" not in regularized]
+        if bare:
+            raise ValueError(
+                f"MODEL.DROPBLOCK.DROP_PATH_RATE={db.DROP_PATH_RATE!r}, but {len(bare)} of the model's {len(blocks)} "
+                f"residual blocks have no DropPath ({', '.join(bare[:3])}{', ...' if len(bare) > 3 else ''}): "
+                f"{advice(bare[0])}")
+
+
+def check_dropblock_placed(cfg: CfgNode, model: torch.nn.Module) -> None:
+    """ValueError naming the key when a MODEL.DROPBLOCK location is on but the built model
+    has no regularizer there: stock detectron2 components (RetinaNet,
+    build_retinanet_resnet_fpn_backbone, ...) ignore the keys, and a run would otherwise
+    train without DropBlock while the schedule hook logs a falling keep_prob."""
+    from detectron2.modeling.roi_heads import Res5ROIHeads
+
+    from ..deploy import dropblock_component_advice
+    from ..layers import iter_regularizers
+
+    db = cfg.MODEL.DROPBLOCK
+    names = [name for name, _ in iter_regularizers(model)]
+    for key in locations_on(cfg):
+        node, _, leaf = key.rpartition(".")
+        value = db[node][leaf] if node else db[leaf]
+        if not any(_LOCATION_PATTERNS[key].search(name) for name in names):
+            raise ValueError(
+                f"MODEL.DROPBLOCK.{key}={value!r}, but the model built from MODEL.META_ARCHITECTURE="
+                f"{cfg.MODEL.META_ARCHITECTURE!r}, MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r}"
+                f" (MODEL.SEM_SEG_HEAD.NAME={cfg.MODEL.SEM_SEG_HEAD.NAME!r}) has no DropBlock there"
+                f" ({len(names)} elsewhere): {dropblock_component_advice(cfg, key)} (see the README),"
+                f" or check the location's STAGES / POSITIONS for this model")
+    _check_every_stage_regularized(cfg, model, names)
+    # C4 (Res5ROIHeads): the res5 that runs is the ROI head's own, which dropblock-det does
+    # not regularize; a res5 in the backbone (OUT_FEATURES with "res5") is computed, unused.
+    roi_heads = getattr(model, "roi_heads", None)
+    if (db.RESNET.ENABLED and "res5" in db.RESNET.STAGES and isinstance(roi_heads, Res5ROIHeads)
+            and not any(name.startswith("roi_heads.res5.") for name in names)):
+        raise ValueError(
+            f"MODEL.DROPBLOCK.RESNET.STAGES={list(db.RESNET.STAGES)}: with MODEL.ROI_HEADS.NAME="
+            f"{cfg.MODEL.ROI_HEADS.NAME!r} (C4) res5 is built by the ROI head (roi_heads.res5), which "
+            "has no DropBlock; the backbone's res5 is not used by the model, so DropBlock there "
+            "would not regularize anything. Use MODEL.ROI_HEADS.NAME 'DropBlockRes5ROIHeads' (DropBlock "
+            "in the ROI head's res5), or list only backbone stages (e.g. ['res4'])")
+
+
+def check_model_config(cfg: CfgNode) -> Optional[torch.nn.Module]:
+    """Build the model described by `cfg` on PyTorch's meta device (shapes, no memory or
+    initialisation cost: ~0.1 s for R50-FPN) and check where DropBlock went
+    (:func:`check_dropblock_placed`), so a model-config error is raised before data loading
+    and before a tool writes anything. A component that cannot be built on the meta device
+    is left to the real build, which makes the same checks. Returns the meta model (None
+    where it could not be built)."""
+    check_stock_retinanet_norm(cfg)
+    check_rcnn_features(cfg)
+    model = meta_model(cfg)
+    if model is not None:
+        check_dropblock_placed(cfg, model)
+    return model
+
+
+def check_rcnn_features(cfg: CfgNode) -> None:
+    """MODEL.RPN.IN_FEATURES and MODEL.ROI_HEADS.IN_FEATURES of an R-CNN (a GeneralizedRCNN or
+    ProposalNetwork MODEL.META_ARCHITECTURE, with detectron2's RPN and ROI heads) against the
+    outputs of the backbone MODEL.BACKBONE.NAME builds (on the meta device): detectron2 fails
+    on one it lacks with a bare KeyError (e.g. 'res4': a RetinaNet config given
+    GeneralizedRCNN, whose RPN and ROI heads default to the C4 model's res4); and the RPN's
+    anchor sizes and aspect ratios against its levels (check_anchor_levels). ValueError
+    naming the key and the backbone."""
+    from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN, ProposalNetwork, build_backbone
+    from detectron2.modeling.roi_heads import ROI_HEADS_REGISTRY, Res5ROIHeads, StandardROIHeads
+
+    from ..config import check_anchor_levels, check_feature_names
+    from ..modeling.roi_heads import check_c4_head_features
+
+    try:
+        model_class = META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)
+    except KeyError:  # detectron2's registry names it, at the build
+        return
+    if not (isinstance(model_class, type) and issubclass(model_class, (GeneralizedRCNN, ProposalNetwork))):
+        return
+    head_class = None
+    if issubclass(model_class, GeneralizedRCNN):
+        try:
+            head_class = ROI_HEADS_REGISTRY.get(cfg.MODEL.ROI_HEADS.NAME)
+        except KeyError:
+            pass
+        if not (isinstance(head_class, type) and issubclass(head_class, (StandardROIHeads, Res5ROIHeads))):
+            head_class = None  # a head of the user's own may read other keys
+    rpn = cfg.MODEL.PROPOSAL_GENERATOR.NAME in ("RPN", "RRPN")
+    if not rpn and head_class is None:
+        return
+    backbone = build_on_meta_device(lambda: build_backbone(cfg))
+    if backbone is None:
+        return
+    outputs = list(backbone.output_shape())
+    note = f"MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r}"
+    if rpn:
+        levels = check_feature_names("MODEL.RPN.IN_FEATURES", cfg.MODEL.RPN.IN_FEATURES, outputs,
+                                     "the backbone's outputs", note=note)
+        check_anchor_levels(cfg, "MODEL.RPN.IN_FEATURES", levels)
+    if head_class is not None and issubclass(head_class, Res5ROIHeads):
+        check_c4_head_features(cfg, outputs)
+    elif head_class is not None:
+        check_feature_names("MODEL.ROI_HEADS.IN_FEATURES", cfg.MODEL.ROI_HEADS.IN_FEATURES, outputs,
+                            "the backbone's outputs", note=note)
+
+
+def check_stock_retinanet_norm(cfg: CfgNode) -> None:
+    """ValueError naming MODEL.RETINANET.NORM when MODEL.META_ARCHITECTURE is detectron2's own
+    "RetinaNet" and this detectron2's RetinaNetHead cannot build that norm (GN on v0.6,
+    which builds GroupNorm(32, 1): a bare "num_channels (1) must be divisible by
+    num_groups (32)"), pointing to DropBlockRetinaNet, whose head builds it everywhere."""
+    from ..modeling.retinanet import stock_retinanet_head_error
+
+    norm = cfg.MODEL.RETINANET.NORM
+    if cfg.MODEL.META_ARCHITECTURE != "RetinaNet" or not norm:
+        return
+    error = stock_retinanet_head_error(norm)
+    if error is not None:
+        raise ValueError(
+            f"MODEL.RETINANET.NORM={norm!r}: this detectron2's own RetinaNetHead (MODEL.META_ARCHITECTURE "
+            f"'RetinaNet') cannot build it ({type(error).__name__}: {error}; detectron2 v0.6 builds GN "
+            "for 1 channel); use MODEL.META_ARCHITECTURE 'DropBlockRetinaNet', whose head builds it on "
+            "every version (with MODEL.DROPBLOCK.HEAD off it is RetinaNet's head)")
+
+
+def is_meta_device_limit(error: BaseException) -> bool:
+    """Whether `error` is what the meta device cannot do, not a fault of the config: an
+    operator with no meta kernel (NotImplementedError), or a tensor's value read in a
+    component's __init__ (detectron2's ViT, MViT and Swin take their drop-path rates with
+    `.item()`: "Tensor.item() cannot be called on meta tensors")."""
+    return isinstance(error, NotImplementedError) or (
+        isinstance(error, RuntimeError) and "meta tensor" in str(error))
+
+
+def build_on_meta_device(build: Callable[[], torch.nn.Module]) -> Optional[torch.nn.Module]:
+    """build() on PyTorch's meta device (shapes only, no memory or initialisation cost); None
+    where it cannot be (torch < 2.0 has no device context; a component whose __init__ the
+    meta device cannot run: `is_meta_device_limit`): the real build then makes the same
+    checks."""
+    if not hasattr(torch.device("meta"), "__enter__"):
+        return None
+    try:
+        with torch.device("meta"):
+            return build()
+    except Exception as error:  # noqa: BLE001 - only the meta device's limits are looked into
+        if is_meta_device_limit(error):
+            return None
+        raise
+
+
+def meta_model(cfg: CfgNode) -> Optional[torch.nn.Module]:
+    """The model `cfg` describes, built on the meta device (:func:`build_on_meta_device`)."""
+    from detectron2.modeling import META_ARCH_REGISTRY
+
+    return build_on_meta_device(lambda: META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)(cfg))
+
+
+def check_scaled_to_world_size(cfg: CfgNode) -> None:
+    """With SOLVER.REFERENCE_WORLD_SIZE the trainer rescales the batch, the LR and the
+    iterations (the DropBlock ramp's too) to this run's processes: ValueError naming the key
+    when what it would train cannot be (detectron2's assertion, zero iterations, a ramp that
+    never leaves 1.0 once rounded), before the run's files move (the trainer scales the
+    config only when it is built, after they have moved)."""
+    from .trainer import DropBlockTrainer  # not at the top: trainer.py imports this module
+
+    reference, world = cfg.SOLVER.REFERENCE_WORLD_SIZE, comm.get_world_size()
+    if not reference or reference == world:
+        return
+    scaling = (f"(SOLVER.REFERENCE_WORLD_SIZE={reference} scales the batch, the LR and the iterations "
+               f"to the {world} processes of this run)")
+    if isinstance(reference, bool) or not isinstance(reference, int) or reference < 0:
+        # Else named as a batch "not divisible" by it (4 by -2), which it is.
+        raise ValueError(f"SOLVER.REFERENCE_WORLD_SIZE={reference!r}: expected the number of processes the "
+                         "config was set for (0: no scaling)")
+    if cfg.SOLVER.IMS_PER_BATCH % reference:
+        raise ValueError(f"SOLVER.IMS_PER_BATCH={cfg.SOLVER.IMS_PER_BATCH!r} is not divisible by "
+                         f"SOLVER.REFERENCE_WORLD_SIZE={reference!r}, the processes it was set for {scaling}")
+    scaled = DropBlockTrainer.auto_scale_workers(cfg, world)
+    if scaled.SOLVER.MAX_ITER < 1:
+        raise ValueError(f"SOLVER.MAX_ITER={cfg.SOLVER.MAX_ITER} becomes {scaled.SOLVER.MAX_ITER} iterations {scaling}")
+    try:
+        validate_dropblock_config(scaled)
+    except ValueError as error:
+        raise ValueError(f"{error}, once scaled to SOLVER.MAX_ITER={scaled.SOLVER.MAX_ITER} {scaling}") from None
+
+
+def checked_device(key: str, value: Any) -> torch.device:
+    """`value` as a torch.device; ValueError naming `key` where torch does not know it or
+    sees no such CUDA device (detectron2 would fail moving the model there, with a message
+    that names no key, after the run's files are written)."""
+    try:
+        device = torch.device(value)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{key}={value!r}: not a device torch knows (e.g. 'cuda', 'cpu')") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{key}={value!r}: torch sees no CUDA device here; use 'cpu'")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"{key}={value!r}: torch sees {torch.cuda.device_count()} CUDA device(s) here")
+    return device
+
+
+def check_training_processes_device(cfg: CfgNode, device: torch.device) -> None:
+    """ValueError naming MODEL.DEVICE when this run trains in several processes (--num-gpus,
+    --num-machines) on a device other than CUDA (:func:`check_ddp_device`; detectron2 main
+    launches such processes, v0.6's launch asserts CUDA first). An evaluation (no DDP) runs
+    there."""
+    check_ddp_device("MODEL.DEVICE", cfg.MODEL.DEVICE, device, "on CUDA (MODEL.DEVICE cuda)")
+
+
+def check_ddp_device(key: str, value: Any, device: torch.device, other_ways: str) -> None:
+    """ValueError naming `key` (its `value`: `device`) when this run trains in several
+    processes on a device other than CUDA: detectron2's trainers put each process's model in
+    DistributedDataParallel on that process's GPU (`create_ddp_model` gives it
+    `device_ids=[local rank]`), which a CPU model fails at with torch's own error, after the
+    data loader is built and config.yaml written. `other_ways`: what else the user may do
+    besides training in one process."""
+    world = comm.get_world_size()
+    if world > 1 and device.type != "cuda":
+        raise ValueError(f"{key}={value!r} with {world} training processes (--num-gpus x --num-machines): "
+                         "detectron2 gives each process's model its GPU in DistributedDataParallel "
+                         f"(device_ids=[local rank]), which a model on {device.type} cannot take; train in one "
+                         f"process (--num-gpus 1) or {other_ways}")
+
+
+def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: bool = True,
+                            check_files: bool = True,
+                            test_time_augmentation: bool = True) -> Optional[torch.nn.Module]:
+    """Every check of `cfg` that loads no data: MODEL.DROPBLOCK values, the model (built on
+    the meta device), the DATASETS.TEST names (and with `train` DATASETS.TRAIN's: an
+    evaluation needs no training data) with, if `check_files`, their files, an evaluator
+    for every DATASETS.TEST entry, MODEL.DEVICE (:func:`checked_device`) and
+    DATALOADER.NUM_WORKERS, with `train` MODEL.DEVICE for IMPL "triton" (check_impl_device)
+    and for SOLVER.AMP and several training processes (check_training_processes_device),
+    the optimizer and the LR schedule, and the SOLVER / INPUT values,
+    with `check_weights` MODEL.WEIGHTS (with `train` read: :func:`check_weights_readable`), and the TEST.AUG values (refused with TEST.AUG.ENABLED
+    where the caller runs no test-time augmentation: not `test_time_augmentation`). The tools
+    call it first: each error names its key, and comes before data loading or anything is
+    written to OUTPUT_DIR. Returns the model it built on the meta device (None where it
+    could not)."""
+    max_iter = cfg.SOLVER.MAX_ITER
+    if train and (isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1):
+        # Before the DropBlock checks, whose ramp would be blamed for it.
+        raise ValueError(f"SOLVER.MAX_ITER={max_iter!r}: expected a number of iterations >= 1")
+    validate_dropblock_config(cfg)
+    model = check_model_config(cfg)
+    check_dataset_names(cfg, check_files=check_files, keys=("TRAIN", "TEST") if train else ("TEST",))
+    check_evaluator_types(cfg)
+    check_dataset_classes(cfg, keys=("TRAIN", "TEST") if train else ("TEST",))
+    output_dir = cfg.OUTPUT_DIR
+    if not isinstance(output_dir, str) or not output_dir:
+        # archive_previous_run would fail on it with a bare "FileNotFoundError: ''".
+        raise ValueError(f"OUTPUT_DIR={output_dir!r}: expected a folder (e.g. './output')")
+    check_test_inputs(cfg, test_time_augmentation)
+    device = checked_device("MODEL.DEVICE", cfg.MODEL.DEVICE)
+    workers = cfg.DATALOADER.NUM_WORKERS  # both loaders' (torch's DataLoader refuses it, late)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ValueError(f"DATALOADER.NUM_WORKERS={workers!r}: expected a number of loader processes >= 0")
+    if train:
+        if cfg.SOLVER.AMP.ENABLED and device.type != "cuda":
+            # detectron2's AMPTrainer asserts CUDA at its first step (v0.6 and main).
+            raise ValueError(f"SOLVER.AMP.ENABLED=True needs a CUDA MODEL.DEVICE, got {cfg.MODEL.DEVICE!r}")
+        check_impl_device(cfg)
+        check_lr_scheduler(cfg, check_optimizer(cfg, model))
+        check_train_inputs(cfg)
+        check_scaled_to_world_size(cfg)
+        check_training_processes_device(cfg, device)
+    if check_weights:
+        # A training's starting weights are read now (an evaluation's are read by
+        # check_eval_checkpoint, which loads them strictly).
+        check_weights_path(cfg, read=train)
+    if train and check_files:
+        # What the evaluations after training will read (detectron2 loads the test sets then).
+        check_evaluation_files(list(cfg.DATASETS.TEST))
+    return model
+
+
+# ----------------------------------------------------------------------------- --resume
+def check_resume_checkpoint(cfg: CfgNode, path: str, model: Optional[torch.nn.Module] = None) -> None:
+    """Before data loading, the checkpoint a --resume continues from: RuntimeError naming it
+    when it cannot be read; CheckpointMismatchError naming the keys when it does not fit the
+    model `cfg` builds (detectron2 resumes non-strictly: a changed model fails at the first
+    step with a bare torch shape error, or trains freshly initialised layers); ValueError
+    naming SOLVER.MAX_ITER when the checkpoint has reached it (nothing would train, and the
+    earlier model would only be evaluated again as if it were this run's); ValueError when
+    its optimizer state does not fit the config's optimizer (:func:`check_resume_optimizer`),
+    or when SOLVER.AMP.ENABLED resumes a checkpoint saved without AMP's grad scaler.
+    `model`: the config's model if already built (e.g. on the meta device by
+    check_config_before_run)."""
+    from .trainer import DropBlockTrainer  # not at the top: trainer.py imports this module
+
+    if model is None:
+        model = meta_model(cfg)  # None: the real load checks for itself
+    max_iter = DropBlockTrainer.auto_scale_workers(cfg, comm.get_world_size()).SOLVER.MAX_ITER
+    checkpoint = check_checkpoint_fits(
+        model, path, "--resume", "resume continues a run with its own config; start a fresh "
+        "run or use another OUTPUT_DIR for a changed model", ("SOLVER.MAX_ITER", max_iter))
+    if model is not None:
+        check_resume_optimizer(checkpoint, check_optimizer(cfg, model), path)
+    if cfg.SOLVER.AMP.ENABLED:
+        check_resume_grad_scaler(checkpoint, path, "SOLVER.AMP.ENABLED")

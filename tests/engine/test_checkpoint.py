@@ -1,0 +1,204 @@
+"""Checkpoints (dropblock_det/engine/checkpoint.py): weights fetched and read as the trainer
+reads them, strict loading that names each mismatch, atomic writes, last_checkpoint."""
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import synthetic_cfg
+
+
+def test_weights_given_as_urls_are_fetched_into_the_cache_the_checkpointer_reads(served, tmp_path):
+    from detectron2.checkpoint import DetectionCheckpointer
+
+    from dropblock_det.engine.checkpoint import (
+        check_eval_checkpoint,
+        check_weights_path,
+        CheckpointMismatchError,
+        local_checkpoint,
+    )
+
+    url, folder = served
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    DetectionCheckpointer(model, save_dir=str(folder)).save("w")
+    local = local_checkpoint("MODEL.WEIGHTS", f"{url}/w.pth")
+    assert Path(local).is_file() and Path(local).is_relative_to(tmp_path / "cache")
+    check_weights_path(synthetic_cfg("MODEL.WEIGHTS", f"{url}/w.pth"))
+    check_weights_path(synthetic_cfg("MODEL.WEIGHTS", ""))
+    # A URL that cannot be fetched failed when the trainer loaded it, after the data loader
+    # was built and config.yaml written.
+    with pytest.raises(RuntimeError, match=r"^MODEL\.WEIGHTS='http://127\.0\.0\.1:\d+/gone\.pth' cannot be "
+                                           r"fetched \(HTTPError: HTTP Error 404"):
+        check_weights_path(synthetic_cfg("MODEL.WEIGHTS", f"{url}/gone.pth"))
+    with pytest.raises(FileNotFoundError, match=r"MODEL\.WEIGHTS='no/such/model\.pth'"):
+        check_weights_path(synthetic_cfg("MODEL.WEIGHTS", "no/such/model.pth"))
+    # An --eval-only checkpoint given by URL is checked against the model as a local one is
+    # (it was left to the load, after the evaluation's folder was claimed).
+    check_eval_checkpoint(model, f"{url}/w.pth", "MODEL.WEIGHTS")
+    with pytest.raises(CheckpointMismatchError, match=r"^MODEL\.WEIGHTS='http://127\.0\.0\.1:\d+/w\.pth': checkpoint '.*cache.*w\.pth' does not match"):
+        check_eval_checkpoint(torch.nn.Sequential(torch.nn.Linear(3, 2)), f"{url}/w.pth", "MODEL.WEIGHTS")
+
+
+@pytest.mark.parametrize("change, match", [
+    ("extra", r"not in model: extra\.weight"),
+    ("missing", r"missing in checkpoint: 0\.bias"),
+    ("shape", r"shape mismatch: 0\.weight \(checkpoint \(3, 2\) vs model \(2, 2\)\)"),
+])
+def test_strict_checkpoint_loading_names_every_kind_of_mismatch(tmp_path, change, match):
+    from dropblock_det.engine.checkpoint import CheckpointMismatchError, load_checkpoint_strict
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    state = dict(model.state_dict())
+    load_checkpoint_strict(model, _save(tmp_path / "same.pth", state))  # a matching one loads
+    if change == "extra":
+        state["extra.weight"] = torch.zeros(1)
+    elif change == "missing":
+        del state["0.bias"]
+    else:
+        state["0.weight"] = torch.zeros(3, 2)
+    with pytest.raises(CheckpointMismatchError, match=match):
+        load_checkpoint_strict(model, _save(tmp_path / "bad.pth", state))
+
+
+def _save(path, state):
+    torch.save({"model": state}, path)
+    return str(path)
+
+
+def test_a_checkpoint_write_interrupted_by_ctrl_c_leaves_the_earlier_checkpoint_and_no_partial_file(
+        tmp_path, monkeypatch):
+    from dropblock_det.engine.checkpoint import AtomicCheckpointer
+
+    checkpointer = AtomicCheckpointer(torch.nn.Linear(2, 2), save_dir=str(tmp_path))
+    checkpointer.save("model_final", iteration=2)
+    weights = (tmp_path / "model_final.pth").read_bytes()
+
+    def interrupted(obj, f, *args, **kwargs):
+        f.write(weights[:100])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        checkpointer.save("model_final", iteration=4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last_checkpoint", "model_final.pth"]
+    assert (tmp_path / "model_final.pth").read_bytes() == weights
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"MODEL:\n  WEIGHTS: ''\n", r"'.*weights' is not a checkpoint: its first bytes b'MODE' are neither"),
+    (b"\xff\xd8\xff\xe0JFIF", r"'.*weights' is not a checkpoint: its first bytes b'\\xff\\xd8\\xff\\xe0'"),
+    (None, r"checkpoint '.*weights' cannot be read, it is truncated or corrupt"),  # a partial torch.save
+])
+def test_weights_that_are_no_checkpoint_are_told_from_a_damaged_one(tmp_path, content, match):
+    import io
+
+    from dropblock_det.engine.checkpoint import read_checkpoint
+
+    if content is None:
+        buffer = io.BytesIO()
+        torch.save({"model": {"w": torch.zeros(1000)}}, buffer)
+        content = buffer.getvalue()[:200]
+    path = tmp_path / "weights"
+    path.write_bytes(content)
+    with pytest.raises(RuntimeError, match=match):
+        read_checkpoint(str(path))
+
+
+def test_starting_weights_are_read_as_the_trainer_reads_them(tmp_path):
+    # A detectron2 model-zoo .pkl (a pickle of numpy arrays, which torch.load refuses) is
+    # read as detectron2 reads it; a damaged one, and a damaged .pth, are named with the key.
+    import pickle
+
+    import numpy as np
+
+    from dropblock_det.engine.checkpoint import check_weights_readable
+
+    zoo = tmp_path / "R-18.pkl"
+    zoo.write_bytes(pickle.dumps({"model": {"stem.conv1.weight": np.zeros((4, 3, 7, 7), np.float32)},
+                                  "__author__": "test"}))
+    check_weights_readable("MODEL.WEIGHTS", str(zoo))
+    (tmp_path / "partial.pkl").write_bytes(zoo.read_bytes()[:60])
+    with pytest.raises(RuntimeError, match=r"^MODEL\.WEIGHTS='.*partial\.pkl': checkpoint .* cannot be read"):
+        check_weights_readable("MODEL.WEIGHTS", str(tmp_path / "partial.pkl"))
+    torch.save({"model": {"w": torch.zeros(1000)}}, tmp_path / "whole.pth")
+    check_weights_readable("train.init_checkpoint", str(tmp_path / "whole.pth"))
+    (tmp_path / "partial.pth").write_bytes((tmp_path / "whole.pth").read_bytes()[:200])
+    with pytest.raises(RuntimeError, match=r"^train\.init_checkpoint='.*partial\.pth': checkpoint .* truncated"):
+        check_weights_readable("train.init_checkpoint", str(tmp_path / "partial.pth"))
+    with pytest.raises(FileNotFoundError, match=r"^MODEL\.WEIGHTS='.*gone\.pth' does not exist"):
+        check_weights_readable("MODEL.WEIGHTS", str(tmp_path / "gone.pth"))
+
+
+def test_a_last_checkpoint_file_naming_a_missing_or_no_file_is_refused_naming_it(tmp_path):
+    # A resumed run failed on it with "cannot be read, it is truncated or corrupt
+    # (FileNotFoundError)", or, for an empty file, named the folder (IsADirectoryError).
+    from dropblock_det.engine.checkpoint import last_checkpoint
+
+    assert last_checkpoint(str(tmp_path)) == ""  # no last_checkpoint: a fresh run
+    (tmp_path / "model_0000009.pth").write_bytes(b"PK")
+    (tmp_path / "last_checkpoint").write_text("model_0000009.pth")
+    assert last_checkpoint(str(tmp_path)) == str(tmp_path / "model_0000009.pth")
+    (tmp_path / "last_checkpoint").write_text("model_final.pth")
+    with pytest.raises(FileNotFoundError, match=r"last_checkpoint names 'model_final.pth', which is not a file "
+                                                r"there: .*moved or deleted"):
+        last_checkpoint(str(tmp_path))
+    (tmp_path / "last_checkpoint").write_text("")
+    with pytest.raises(FileNotFoundError, match=r"last_checkpoint is empty"):
+        last_checkpoint(str(tmp_path))
+
+
+def test_checkpoint_checks_take_a_distributed_models_prefix_and_name_a_folder_given_as_weights(tmp_path):
+    # detectron2's checkpointer strips DistributedDataParallel's "module." when it loads.
+    from dropblock_det.engine.checkpoint import local_checkpoint, state_dict_problems
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    assert state_dict_problems(model, {f"module.{k}": v for k, v in model.state_dict().items()}) == []
+    assert state_dict_problems(model, {"module.0.weight": torch.zeros(2, 2)}) == ["missing in checkpoint: 0.bias"]
+    # A run's folder for its checkpoint: named as a folder, not read as a damaged checkpoint.
+    with pytest.raises(FileNotFoundError, match=r"^MODEL\.WEIGHTS='.*' is a folder, not a checkpoint file: give the "
+                                                r"checkpoint in it \(e\.g\. a run's model_final\.pth\)$"):
+        local_checkpoint("MODEL.WEIGHTS", str(tmp_path))
+
+
+def test_strict_loading_names_weights_that_are_missing_or_empty(tmp_path):
+    # fvcore asserted "Checkpoint ... not found!" (AssertionError).
+    from dropblock_det.engine.checkpoint import load_checkpoint_strict
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    with pytest.raises(FileNotFoundError, match=r"^MODEL\.WEIGHTS is empty: give the checkpoint to evaluate$"):
+        load_checkpoint_strict(model, "")
+    with pytest.raises(FileNotFoundError, match=r"^checkpoint MODEL\.WEIGHTS='.*gone\.pth' does not exist$"):
+        load_checkpoint_strict(model, str(tmp_path / "gone.pth"))
+
+
+def test_an_evaluations_weights_given_as_a_folder_are_named_as_one(tmp_path):
+    # lazyconfig_train_net --eval-only train.init_checkpoint=<the run's folder> was told the
+    # folder "does not exist" (its run check reads no weights for an evaluation).
+    from dropblock_det.engine.checkpoint import check_eval_checkpoint
+
+    with pytest.raises(FileNotFoundError, match=rf"^train\.init_checkpoint='{re.escape(str(tmp_path))}' is a folder, "
+                                                r"not a checkpoint file: give the checkpoint in it"):
+        check_eval_checkpoint(None, str(tmp_path), "train.init_checkpoint")
+    with pytest.raises(FileNotFoundError, match=r"^MODEL\.WEIGHTS='.*gone\.pth' does not exist$"):
+        check_eval_checkpoint(None, str(tmp_path / "gone.pth"), "MODEL.WEIGHTS")
+
+
+def test_a_last_checkpoint_that_is_no_text_file_is_refused_naming_it(tmp_path):
+    # fvcore reads it as text: a checkpoint copied over it (the name suggests one) failed a
+    # --resume with a bare UnicodeDecodeError, a folder of that name with IsADirectoryError.
+    import io
+
+    from dropblock_det.engine.checkpoint import last_checkpoint
+
+    buffer = io.BytesIO()
+    torch.save({"model": {"w": torch.zeros(3)}}, buffer)
+    marker = tmp_path / "last_checkpoint"
+    marker.write_bytes(buffer.getvalue())
+    match = r"last_checkpoint is not the text file detectron2 writes there, naming the checkpoint to resume from"
+    with pytest.raises(ValueError, match=match):
+        last_checkpoint(str(tmp_path))
+    marker.unlink()
+    marker.mkdir()
+    with pytest.raises(ValueError, match=match):
+        last_checkpoint(str(tmp_path))

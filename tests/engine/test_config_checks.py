@@ -1,0 +1,735 @@
+"""The checks of a yacs config before a run (dropblock_det/engine/config_checks.py): config
+loading errors, the model, the datasets and their classes, devices and processes, solver and
+input values, and a --resume against its checkpoint; each names the key."""
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO, SYNTH_CONFIG, synthetic_cfg
+
+
+def test_odd_number_of_opts_is_refused():
+    with pytest.raises(ValueError, match="odd number"):
+        synthetic_cfg("SOLVER.MAX_ITER")
+    with pytest.raises(ValueError, match="SOLVER.MAX_ITER"):
+        synthetic_cfg("SOLVER.MAX_ITER", "'many'")
+
+
+@pytest.mark.parametrize("opts, match", [
+    # yacs named the key only: "Non-existent key: SOLVER.MAX_ITERS".
+    (("SOLVER.MAX_ITERS", "3"), r"Non-existent key: SOLVER\.MAX_ITERS \(did you mean SOLVER\.MAX_ITER[,?]"),
+    # Every close spelling, not the closest only.
+    (("SOLVER.MAX_ITERS", "3"), r'\(did you mean SOLVER\.MAX_ITER, SOLVER\.WARMUP_ITERS\?\)"$'),
+    # A typo in a key typed in lower case: the parts before it in the config's case too.
+    (("model.dropblok.block_size", "5"), r'\(did you mean MODEL\.DROPBLOCK\.BLOCK_SIZE\?\)"$'),
+    (("model.dropblock.schedule.end_itr", "5"), r'\(did you mean MODEL\.DROPBLOCK\.SCHEDULE\.END_ITER\?\)"$'),
+    (("MODEL.DROPBLOCK.KEEP_PROBB", "0.8"), r'\(did you mean MODEL\.DROPBLOCK\.KEEP_PROB\?\)"$'),
+    # yacs keys are upper case; the rest of the key is completed under the closest node.
+    (("model.dropblock.keep_prob", "0.8"), r'\(did you mean MODEL\.DROPBLOCK\.KEEP_PROB\?\)"$'),
+    (("MODEL.DROPBLOK.BLOCK_SIZE", "5"), r'\(did you mean MODEL\.DROPBLOCK\.BLOCK_SIZE\?\)"$'),
+    (("MODEL.DROPBLOK.BLOCK_SIZ", "5"), r'\(did you mean MODEL\.DROPBLOCK\?\)"$'),
+    (("ZZZQX", "5"), r'Non-existent key: ZZZQX"$'),
+    # yacs tested `in` on the value: a bare "TypeError: argument of type 'float' is not iterable".
+    (("SOLVER.BASE_LR.MIN", "0.1"), r"^\"command-line opt SOLVER\.BASE_LR\.MIN='0\.1': SOLVER\.BASE_LR is a value "
+                                    r"\(0\.02\), not a group of keys\"$"),
+    (("MODEL.DROPBLOCK.KEEP_PROB.A.B", "1"), r"MODEL\.DROPBLOCK\.KEEP_PROB is a value \(0\.9\), not a group"),
+])
+def test_an_unknown_opt_key_names_the_closest_keys(opts, match):
+    with pytest.raises(KeyError, match=match):
+        synthetic_cfg(*opts)
+
+
+def test_an_unknown_key_in_a_config_file_names_the_closest_keys(tmp_path):
+    from dropblock_det.engine.config_checks import load_config
+
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(f"_BASE_: {SYNTH_CONFIG}\nMODEL:\n  RETINANET:\n    NUM_CLASS: 3\n")
+    with pytest.raises(KeyError, match=r"Non-existent config key: MODEL\.RETINANET\.NUM_CLASS \(did you mean "
+                                       r"MODEL\.RETINANET\.NUM_CLASSES[,?].*\(add_dropblock_config and "):
+        load_config(str(typo))
+    # detectron2's configs before v1 named the weights MODEL.WEIGHT.
+    old = tmp_path / "old.yaml"
+    old.write_text(f"_BASE_: {SYNTH_CONFIG}\nMODEL:\n  WEIGHT: x.pkl\n")
+    with pytest.raises(KeyError, match=r"Non-existent config key: MODEL\.WEIGHT \(did you mean MODEL\.WEIGHTS\?\)"):
+        load_config(str(old))
+    # A value of the wrong type names the file too (yacs names the key only).
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text(f"_BASE_: {SYNTH_CONFIG}\nSOLVER:\n  MAX_ITER: many\n")
+    with pytest.raises(ValueError, match=rf"^config file '{re.escape(str(wrong))}': Type mismatch .*SOLVER\.MAX_ITER$"):
+        load_config(str(wrong))
+
+
+def test_detectron2s_own_retinanet_with_a_head_norm_it_cannot_build_is_refused_naming_the_key():
+    # v0.6's RetinaNetHead builds GN as GroupNorm(32, 1): a bare "num_channels (1) must be
+    # divisible by num_groups (32)". Current detectron2 builds it: the config is accepted.
+    from detectron2.modeling.meta_arch.retinanet import RetinaNetHead
+
+    from dropblock_det.engine.config_checks import check_model_config
+
+    cfg = synthetic_cfg("MODEL.META_ARCHITECTURE", "RetinaNet", "MODEL.DROPBLOCK.RESNET.ENABLED", "False")
+    assert cfg.MODEL.RETINANET.NORM == "GN"
+    try:
+        RetinaNetHead(input_shape=[type("S", (), {"channels": 32})()], num_classes=1, num_anchors=1,
+                      conv_dims=[32], norm="GN")
+    except ValueError:
+        with pytest.raises(ValueError, match=r"^MODEL\.RETINANET\.NORM='GN': this detectron2's own RetinaNetHead "
+                                             r".*num_groups.*use MODEL\.META_ARCHITECTURE 'DropBlockRetinaNet'"):
+            check_model_config(cfg)
+    else:
+        assert type(check_model_config(cfg)).__name__ == "RetinaNet"
+
+
+def test_a_bad_lr_schedule_is_refused_before_anything_is_built():
+    from dropblock_det.engine.config_checks import check_lr_scheduler
+
+    check_lr_scheduler(synthetic_cfg())
+    check_lr_scheduler(synthetic_cfg("SOLVER.LR_SCHEDULER_NAME", "WarmupPolyLR"))
+    with pytest.raises(ValueError, match=r"SOLVER\.LR_SCHEDULER_NAME='WarmupCosine'.*Unknown LR scheduler"):
+        check_lr_scheduler(synthetic_cfg("SOLVER.LR_SCHEDULER_NAME", "WarmupCosine"))
+    with pytest.raises(ValueError, match=r"'WarmupPolyLR'.*SOLVER\.WARMUP_METHOD.*'exp'"):
+        check_lr_scheduler(synthetic_cfg("SOLVER.LR_SCHEDULER_NAME", "WarmupPolyLR", "SOLVER.WARMUP_METHOD", "exp"))
+    with pytest.raises(ValueError, match=r"SOLVER\.MAX_ITER=0"):
+        check_lr_scheduler(synthetic_cfg("SOLVER.MAX_ITER", "0"))
+
+
+@pytest.mark.parametrize("opts, match", [
+    (["SOLVER.BASE_LR", "-0.1"], r"^SOLVER\.BASE_LR=-0\.1: the optimizer .*Invalid learning rate: -0\.1$"),
+    (["SOLVER.MOMENTUM", "-1.0"], r"^SOLVER\.MOMENTUM=-1\.0: .*Invalid momentum value: -1\.0$"),
+    (["SOLVER.WEIGHT_DECAY", "-1.0"], r"^SOLVER\.WEIGHT_DECAY=-1\.0: .*Invalid weight_decay value"),
+    (["SOLVER.NESTEROV", "True", "SOLVER.MOMENTUM", "0.0"], r"^SOLVER\.NESTEROV=True: .*requires a momentum"),
+    (["SOLVER.CLIP_GRADIENTS.ENABLED", "True", "SOLVER.CLIP_GRADIENTS.CLIP_TYPE", "norms"],
+     r"^SOLVER\.CLIP_GRADIENTS\.CLIP_TYPE='norms': .*not a valid GradientClipType"),
+    (["DATALOADER.NUM_WORKERS", "-1"], r"^DATALOADER\.NUM_WORKERS=-1: expected a number of loader processes >= 0$"),
+])
+def test_solver_and_loader_values_torch_refuses_late_are_refused_before_the_run(opts, match):
+    # SGD and the DataLoader refuse them only once the trainer builds them, after the run's
+    # config and log are in OUTPUT_DIR; the optimizer is built on the meta-device model.
+    from dropblock_det.engine.config_checks import check_config_before_run, check_optimizer
+
+    with pytest.raises(ValueError, match=match):
+        check_config_before_run(synthetic_cfg(*opts), check_files=False)
+    assert isinstance(check_optimizer(synthetic_cfg()), torch.optim.SGD)
+
+
+def test_impl_triton_is_checked_against_the_device_for_training_only(monkeypatch):
+    from dropblock_det.engine.config_checks import check_config_before_run
+
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    cfg = synthetic_cfg("MODEL.DROPBLOCK.IMPL", "triton", "MODEL.DEVICE", "cpu", "DATASETS.TRAIN", "()", "DATASETS.TEST", "()")
+    with pytest.raises(ValueError, match=r"MODEL\.DROPBLOCK\.IMPL='triton'.*MODEL\.DEVICE='cpu'"):
+        check_config_before_run(cfg)
+    check_config_before_run(cfg, train=False)  # evaluation: DropBlock is the identity
+
+
+@pytest.mark.parametrize("opts, match", [
+    # 10 iterations for 1 process are 2 for 4 (round(2.5)): the ramp from 8 starts at 2 = MAX_ITER.
+    (["SOLVER.MAX_ITER", "10", "MODEL.DROPBLOCK.SCHEDULE.START_ITER", "8"],
+     r"SCHEDULE\.START_ITER.*, once scaled to SOLVER\.MAX_ITER=2 \(SOLVER\.REFERENCE_WORLD_SIZE=1 scales"),
+    (["SOLVER.MAX_ITER", "2"], r"SOLVER\.MAX_ITER=2 becomes 0 iterations"),  # round(0.5)
+    (["SOLVER.REFERENCE_WORLD_SIZE", "3"], r"SOLVER\.IMS_PER_BATCH=2 is not divisible by SOLVER\.REFERENCE_WORLD_SIZE=3"),
+    # A negative one was said to be a reference the batch "is not divisible by" (2 by -2).
+    (["SOLVER.REFERENCE_WORLD_SIZE", "-2"], r"^SOLVER\.REFERENCE_WORLD_SIZE=-2: expected the number of processes the "
+                                            r"config was set for \(0: no scaling\)$"),
+])
+def test_a_config_that_cannot_be_scaled_to_this_runs_processes_is_refused_before_the_run(monkeypatch, opts, match):
+    # DropBlockTrainer scales the config to the world size when it is built, after the tool
+    # has moved an earlier run's files aside: the tools check the scaled config first.
+    from dropblock_det.engine import config_checks
+
+    monkeypatch.setattr(config_checks.comm, "get_world_size", lambda: 4)
+    cfg = synthetic_cfg("SOLVER.REFERENCE_WORLD_SIZE", "1", "SOLVER.IMS_PER_BATCH", "2", *opts)
+    with pytest.raises(ValueError, match=match):
+        config_checks.check_config_before_run(cfg, check_files=False)
+    # Scaled fine: only the last check, 4 training processes on the config's CPU, is left.
+    with pytest.raises(ValueError, match=r"^MODEL\.DEVICE='cpu' with 4 training processes"):
+        config_checks.check_config_before_run(synthetic_cfg("SOLVER.REFERENCE_WORLD_SIZE", "1", "SOLVER.IMS_PER_BATCH", "2",
+                                             "SOLVER.MAX_ITER", "100"), check_files=False)
+
+
+def test_a_batch_indivisible_by_the_processes_it_was_set_for_is_refused(monkeypatch):
+    # REFERENCE_WORLD_SIZE equal to the world size scales nothing: the batch must still
+    # split over the processes (detectron2 asserts it only once the data loader is built).
+    from dropblock_det.engine import config_checks
+
+    monkeypatch.setattr(config_checks.comm, "get_world_size", lambda: 2)
+    for reference in ("0", "2"):
+        with pytest.raises(ValueError, match=r"^SOLVER\.IMS_PER_BATCH=3: not divisible by the 2 processes$"):
+            config_checks.check_config_before_run(synthetic_cfg("SOLVER.REFERENCE_WORLD_SIZE", reference, "SOLVER.IMS_PER_BATCH", "3"),
+                                            check_files=False)
+        # A batch that divides: only the last check, 2 training processes on the config's CPU, is left.
+        with pytest.raises(ValueError, match=r"^MODEL\.DEVICE='cpu' with 2 training processes"):
+            config_checks.check_config_before_run(synthetic_cfg("SOLVER.REFERENCE_WORLD_SIZE", reference, "SOLVER.IMS_PER_BATCH", "4"),
+                                            check_files=False)
+
+
+def test_training_in_several_processes_on_the_cpu_is_refused_before_the_run_and_evaluating_is_not(monkeypatch):
+    # detectron2's trainer gives each process's model its GPU in DistributedDataParallel:
+    # `--num-gpus 2 MODEL.DEVICE cpu` failed there with torch's "device_ids ... only work with
+    # ... GPU modules", after data loading and after config.yaml and log.txt were written.
+    from dropblock_det.engine import config_checks
+
+    monkeypatch.setattr(config_checks.comm, "get_world_size", lambda: 2)
+    with pytest.raises(ValueError, match=r"^MODEL\.DEVICE='cpu' with 2 training processes \(--num-gpus x "
+                                         r"--num-machines\).*--num-gpus 1"):
+        config_checks.check_config_before_run(synthetic_cfg(), check_files=False)
+    config_checks.check_config_before_run(synthetic_cfg(), train=False, check_files=False)  # no DDP: runs there
+    monkeypatch.setattr(config_checks.comm, "get_world_size", lambda: 1)
+    config_checks.check_config_before_run(synthetic_cfg(), check_files=False)
+
+
+def test_a_test_set_named_twice_is_refused_and_a_repeated_training_set_is_not():
+    # detectron2 keys the evaluation results by name: one entry's would stand for both (the
+    # main job then found no per-set results and printed n/a). Repeating a training set is
+    # oversampling it.
+    from dropblock_det.engine.config_checks import check_config_before_run
+
+    with pytest.raises(ValueError, match=r"^DATASETS\.TEST=\('synthetic_det_val', 'synthetic_det_val'\) names "
+                                         r"'synthetic_det_val' more than once"):
+        check_config_before_run(synthetic_cfg("DATASETS.TEST", "('synthetic_det_val','synthetic_det_val')"), check_files=False)
+    check_config_before_run(synthetic_cfg("DATASETS.TRAIN", "('synthetic_det_train','synthetic_det_train')"), check_files=False)
+
+
+@pytest.mark.parametrize("opts, match", [
+    (["MODEL.DEVICE", "gpu"], r"^MODEL\.DEVICE='gpu': not a device torch knows"),
+    (["MODEL.DEVICE", "cuda:x"], r"^MODEL\.DEVICE='cuda:x': not a device torch knows"),
+    (["MODEL.DEVICE", "cuda:64"], r"^MODEL\.DEVICE='cuda:64': torch sees (no CUDA device|\d+ CUDA device)"),
+    (["MODEL.DEVICE", "cpu", "SOLVER.AMP.ENABLED", "True"],
+     r"^SOLVER\.AMP\.ENABLED=True needs a CUDA MODEL\.DEVICE, got 'cpu'$"),
+])
+def test_a_device_the_run_cannot_use_is_refused_before_anything_is_written(opts, match):
+    # detectron2 fails moving the model (or, for AMP, at the first step) with a message
+    # naming no key, after the output folder has the run's config and log.
+    from dropblock_det.engine.config_checks import check_config_before_run
+
+    with pytest.raises(ValueError, match=match):
+        check_config_before_run(synthetic_cfg(*opts), check_files=False)
+    if "SOLVER.AMP.ENABLED" in opts:  # an evaluation does not use AMP
+        check_config_before_run(synthetic_cfg(*opts), train=False, check_files=False)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match=r"^MODEL\.DEVICE='cuda': torch sees no CUDA device here; use 'cpu'$"):
+            check_config_before_run(synthetic_cfg("MODEL.DEVICE", "cuda"), train=False, check_files=False)
+
+
+def test_a_cuda_device_index_past_the_devices_torch_sees_is_refused_naming_the_key(monkeypatch):
+    # cuda:2 on a machine with 2 GPUs (cuda:0, cuda:1) failed moving the model there, after
+    # the run's files were written.
+    from dropblock_det.engine.config_checks import checked_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert checked_device("MODEL.DEVICE", "cuda:1") == torch.device("cuda:1")
+    with pytest.raises(ValueError, match=r"^MODEL\.DEVICE='cuda:2': torch sees 2 CUDA device\(s\) here$"):
+        checked_device("MODEL.DEVICE", "cuda:2")
+
+
+@pytest.mark.parametrize("opts, match", [
+    # The synthetic set has 3 classes: with 80 the run trained fully and its evaluation failed
+    # ("A prediction has class=48, but the dataset only has 3 classes"); with 2 class id 2
+    # trained as background, silently.
+    (["MODEL.RETINANET.NUM_CLASSES", "80"],
+     r"^MODEL\.RETINANET\.NUM_CLASSES=80, but DATASETS\.TRAIN names 'synthetic_det_train', which has 3 classes "
+     r"\(its metadata thing_classes: \['circle', 'square', 'triangle'\]\): set MODEL\.RETINANET\.NUM_CLASSES to 3 "
+     r"\(.*evaluation fails after the whole training\)$"),
+    (["MODEL.RETINANET.NUM_CLASSES", "2"], r"^MODEL\.RETINANET\.NUM_CLASSES=2, .*which has 3 classes.*as background"),
+    # An image resized to nothing: "height and width must be > 0" naming a val image, after training.
+    (["INPUT.MAX_SIZE_TEST", "0"], r"^INPUT\.MIN_SIZE_TEST=96 with INPUT\.MAX_SIZE_TEST=0: a longest edge < 1"),
+    (["INPUT.MIN_SIZE_TEST", "-5"], r"^INPUT\.MIN_SIZE_TEST=-5 with INPUT\.MAX_SIZE_TEST=96: a negative shortest edge"),
+    # At the first step, naming a train image.
+    # (PIL's words differ by version: "conversion from RGB to FOO not supported", "image has wrong mode")
+    (["INPUT.FORMAT", "FOO"], r"^INPUT\.FORMAT='FOO': detectron2's convert_PIL_to_numpy refuses it \(ValueError: .*\)"),
+    (["INPUT.FORMAT", "RGBA"], r"^INPUT\.FORMAT='RGBA': it gives 4-channel images, the model normalizes 3 channels "
+                               r".*MODEL\.PIXEL_MEAN has 3 values"),
+    (["INPUT.FORMAT", "I"], r"^INPUT\.FORMAT='I': detectron2 reads it as images without a channel axis"),
+    # After the output folder was prepared and config.yaml written.
+    (["DATALOADER.SAMPLER_TRAIN", "Foo"], r"^DATALOADER\.SAMPLER_TRAIN='Foo': not a sampler .* expected one of "
+                                          r"\['TrainingSampler', 'RepeatFactorTrainingSampler', 'RandomSubsetTrainingSampler'"),
+    # A bare "FileNotFoundError: ''" from archive_previous_run.
+    (["OUTPUT_DIR", ""], r"^OUTPUT_DIR='': expected a folder"),
+])
+def test_inputs_that_failed_late_naming_a_file_are_refused_by_key_before_the_run(opts, match):
+    from dropblock_det.engine.config_checks import check_config_before_run
+
+    with pytest.raises(ValueError, match=match):
+        check_config_before_run(synthetic_cfg(*opts), check_files=False)
+    if opts[0] != "DATALOADER.SAMPLER_TRAIN":  # an evaluation uses these too (not the training sampler)
+        with pytest.raises(ValueError, match=match.replace("DATASETS\\.TRAIN names 'synthetic_det_train'",
+                                                           "DATASETS\\.TEST names 'synthetic_det_val'")):
+            check_config_before_run(synthetic_cfg(*opts), train=False, check_files=False)
+    else:
+        check_config_before_run(synthetic_cfg(*opts), train=False, check_files=False)
+
+
+@pytest.mark.parametrize("opts", [
+    ["INPUT.MIN_SIZE_TEST", "0", "INPUT.MAX_SIZE_TEST", "0"],  # detectron2's "no resizing"
+    ["INPUT.FORMAT", "RGB"], ["INPUT.FORMAT", "L"],  # one channel broadcasts to PIXEL_MEAN's three
+    ["INPUT.FORMAT", "YUV-BT.601"],
+    ["DATALOADER.SAMPLER_TRAIN", "RepeatFactorTrainingSampler"],
+])
+def test_inputs_detectron2_accepts_are_not_refused(opts):
+    from dropblock_det.engine.config_checks import check_config_before_run
+
+    check_config_before_run(synthetic_cfg(*opts), check_files=False)
+
+
+@pytest.mark.parametrize("crop_type, size", [
+    ("relative", [1.0, 1.0]), ("relative_range", [0.5, 1.0]),  # up to the whole image
+    ("absolute", [32, 48]), ("absolute_range", [32, 32]),  # a range of one size
+])
+def test_crops_detectron2_takes_are_not_refused(crop_type, size):
+    from dropblock_det.engine.config_checks import check_crop
+
+    check_crop(crop_type, size)
+
+
+@pytest.mark.parametrize("crop_type, size", [
+    ("relative", [0.5, 0.5, 0.5]), ("absolute", [32]),  # not (height, width): detectron2 unpacks two
+    ("absolute", [True, 32]), ("relative", [0.5, False]),  # a bool is no size
+    ("absolute", [32.5, 32]), ("relative_range", [0.0, 0.5]), ("absolute", "32"),
+])
+def test_crops_detectron2_fails_on_are_refused_naming_the_keys(crop_type, size):
+    from dropblock_det.engine.config_checks import check_crop
+
+    with pytest.raises(ValueError, match=rf"^INPUT\.CROP\.SIZE={re.escape(repr(size))} with "
+                                         rf"INPUT\.CROP\.TYPE='{crop_type}': expected two"):
+        check_crop(crop_type, size)
+
+
+def test_a_sampling_range_of_one_size_is_refused_naming_the_key():
+    # detectron2's ResizeShortestEdge asserted "short_edge_length must be two values using
+    # 'range' sample style" once the training loader was built.
+    from dropblock_det.engine.config_checks import check_train_inputs
+
+    check_train_inputs(synthetic_cfg("INPUT.MIN_SIZE_TRAIN_SAMPLING", "range", "INPUT.MIN_SIZE_TRAIN", "(48, 64)"))
+    for sizes in ("(64,)", "(32, 48, 64)"):
+        with pytest.raises(ValueError, match=r"^INPUT\.MIN_SIZE_TRAIN=\(.*\): expected sizes >= 1 \(two: the range's ends; 0: "):
+            check_train_inputs(synthetic_cfg("INPUT.MIN_SIZE_TRAIN_SAMPLING", "range", "INPUT.MIN_SIZE_TRAIN", sizes))
+    check_train_inputs(synthetic_cfg("INPUT.MIN_SIZE_TRAIN", "(32, 48, 64)"))  # "choice" picks one of any number
+
+
+def test_a_training_shortest_edge_of_zero_is_no_resizing_as_in_detectron2():
+    # ResizeShortestEdge returns no transform for a drawn size of 0, in training too; it was
+    # refused as "expected sizes >= 1". A longest edge < 1 still fails wherever a size resizes.
+    from detectron2.data import transforms as T
+
+    from dropblock_det.engine.config_checks import check_train_inputs
+    from dropblock_det.engine.trainer import build_train_augmentation
+
+    cfg = synthetic_cfg("INPUT.MIN_SIZE_TRAIN", "(0,)", "INPUT.MAX_SIZE_TRAIN", "0")
+    check_train_inputs(cfg)
+    resize = build_train_augmentation(cfg)[0]
+    image = np.zeros((30, 50, 3), dtype=np.uint8)
+    assert T.AugInput(image).apply_augmentations([resize]).apply_image(image).shape == (30, 50, 3)
+    for opts, match in (((0, 64), r"^INPUT\.MAX_SIZE_TRAIN=0: expected a size >= 1 \(INPUT\.MIN_SIZE_TRAIN=\(0, 64\) resizes\)"),
+                        ((-1,), r"^INPUT\.MIN_SIZE_TRAIN=\(-1,\): expected sizes >= 1 to choose from \(0: no resizing\)"),
+                        ((True,), r"^INPUT\.MIN_SIZE_TRAIN=\(True,\): expected sizes >= 1")):
+        with pytest.raises(ValueError, match=match):
+            check_train_inputs(synthetic_cfg("INPUT.MIN_SIZE_TRAIN", repr(opts), "INPUT.MAX_SIZE_TRAIN", "0" if 0 in opts else "64"))
+
+
+@pytest.mark.parametrize("key, value", [("SOLVER.MAX_ITER", True), ("DATALOADER.NUM_WORKERS", True),
+                                        ("DATALOADER.NUM_WORKERS", 1.0)])
+def test_a_count_set_in_code_to_a_bool_or_float_is_refused_naming_the_key(key, value):
+    # yacs refuses them from a file or the command line; a config built in code need not.
+    from dropblock_det.engine.config_checks import check_config_before_run
+
+    cfg = synthetic_cfg()
+    node, leaf = key.split(".")
+    cfg[node][leaf] = value
+    with pytest.raises(ValueError, match=rf"^{re.escape(key)}={value!r}: expected a number of"):
+        check_config_before_run(cfg, check_files=False)
+
+
+def test_an_output_dir_set_in_code_to_no_string_is_refused_naming_the_key():
+    # yacs refuses it from a file or the command line; a config built in code need not.
+    from dropblock_det.engine.config_checks import check_config_before_run
+
+    cfg = synthetic_cfg()
+    cfg.OUTPUT_DIR = ("./output",)
+    for train in (True, False):
+        with pytest.raises(ValueError, match=r"^OUTPUT_DIR=\('\./output',\): expected a folder"):
+            check_config_before_run(cfg, train=train, check_files=False)
+
+
+def test_a_training_checks_the_files_its_evaluations_will_read_and_an_evaluation_does_not(tmp_path):
+    # A test image missing: the run trained to the end and failed at its evaluation.
+    from dropblock_det.data.file_errors import DatasetFileError
+    from dropblock_det.data.synthetic import make_synthetic_detection, register_synthetic_datasets
+    from dropblock_det.engine.config_checks import check_config_before_run
+
+    make_synthetic_detection(tmp_path, num_train=1, num_val=1, image_size=32, min_object_size=8, max_object_size=16)
+    register_synthetic_datasets(tmp_path)
+    try:
+        cfg = synthetic_cfg("MODEL.DEVICE", "cpu")
+        check_config_before_run(cfg)
+        (val_image,) = (tmp_path / "synthetic_det" / "val").iterdir()
+        val_image.unlink()
+        with pytest.raises(DatasetFileError, match=rf"^DATASETS\.TEST names 'synthetic_det_val', whose file_name "
+                                                   rf".*{re.escape(val_image.name)} does not exist"):
+            check_config_before_run(cfg)
+        check_config_before_run(cfg, train=False)  # an evaluation reads the set itself, naming the file
+        check_config_before_run(cfg, check_files=False)
+    finally:
+        register_synthetic_datasets()
+
+
+@pytest.mark.parametrize("meta_architecture", ["DropBlockRetinaNet", "RetinaNet", "SemanticSegmentor", "PanopticFPN",
+                                               "ProposalNetwork"])
+def test_test_time_augmentation_is_refused_for_models_detectron2_has_none_for(meta_architecture):
+    # DefaultTrainer never reads TEST.AUG; the trainer's TTA is detectron2's GeneralizedRCNNWithTTA,
+    # which asserts an R-CNN (a PanopticFPN is one, but its inference takes no boxes) after the training.
+    from dropblock_det.engine.config_checks import check_config_before_run, check_test_inputs
+
+    cfg = synthetic_cfg("MODEL.META_ARCHITECTURE", meta_architecture, "TEST.AUG.ENABLED", "True")
+    with pytest.raises(ValueError, match=rf"^TEST\.AUG\.ENABLED=True: detectron2 has test-time augmentation for R-CNN "
+                                         rf"models only .*MODEL\.META_ARCHITECTURE='{meta_architecture}': set "
+                                         rf"TEST\.AUG\.ENABLED False$"):
+        check_test_inputs(cfg)
+    check_test_inputs(synthetic_cfg("MODEL.META_ARCHITECTURE", meta_architecture, "TEST.AUG.MIN_SIZES", "(-1,)"))  # unread
+    if meta_architecture == "DropBlockRetinaNet":  # an --eval-only run's check too
+        with pytest.raises(ValueError, match=r"^TEST\.AUG\.ENABLED=True"):
+            check_config_before_run(cfg, train=False, check_files=False)
+
+
+@pytest.mark.parametrize("opts, match", [
+    (["TEST.AUG.MIN_SIZES", "()"], r"^TEST\.AUG\.MIN_SIZES=\(\): expected a non-empty list of shortest edges"),
+    (["TEST.AUG.MIN_SIZES", "(400, -1)"], r"^TEST\.AUG\.MIN_SIZES=\(400, -1\) with TEST\.AUG\.MAX_SIZE=4000: a "
+                                          r"negative shortest edge"),
+    (["TEST.AUG.MIN_SIZES", "('400',)"], r"^TEST\.AUG\.MIN_SIZES=\('400',\) with .*: expected numbers of pixels"),
+    (["TEST.AUG.MAX_SIZE", "0"], r"^TEST\.AUG\.MIN_SIZES=\(400, .*\) with TEST\.AUG\.MAX_SIZE=0: a longest edge < 1"),
+    (["MODEL.KEYPOINT_ON", "True"], r"^TEST\.AUG\.ENABLED=True with MODEL\.KEYPOINT_ON=True: .* no test-time "
+                                    r"augmentation for keypoints"),
+    (["MODEL.LOAD_PROPOSALS", "True"], r"^TEST\.AUG\.ENABLED=True with MODEL\.LOAD_PROPOSALS=True: .*precomputed "
+                                       r"proposals"),
+])
+def test_rcnn_test_time_augmentation_values_it_would_fail_on_are_refused_naming_the_key(opts, match):
+    # GeneralizedRCNNWithTTA runs after the whole training: an empty MIN_SIZES failed there
+    # in torch.cat, a negative size on the first image, KEYPOINT_ON / LOAD_PROPOSALS on its asserts.
+    from dropblock_det.engine.config_checks import check_test_inputs
+
+    cfg = synthetic_cfg("MODEL.META_ARCHITECTURE", "GeneralizedRCNN", "TEST.AUG.ENABLED", "True")
+    check_test_inputs(cfg)  # detectron2's defaults: 400..1200, MAX_SIZE 4000, FLIP
+    cfg.merge_from_list(opts)
+    with pytest.raises(ValueError, match=match):
+        check_test_inputs(cfg)
+    cfg.TEST.AUG.ENABLED = False
+    check_test_inputs(cfg)  # unread without TTA
+
+
+def test_rcnn_test_time_augmentation_accepts_what_resizes_and_refuses_a_flip_that_is_no_bool():
+    from conftest import rcnn_cfg
+
+    from dropblock_det.engine.config_checks import check_config_before_run, check_test_inputs
+
+    cfg = rcnn_cfg("TEST.AUG.ENABLED", "True", "TEST.AUG.MIN_SIZES", "(0, 96)", "TEST.AUG.MAX_SIZE", "96",
+                   "TEST.AUG.FLIP", "False")
+    # 0: detectron2's "no resizing" (the image at the test resize), as for INPUT.MIN_SIZE_TEST.
+    check_config_before_run(cfg, train=False, check_files=False)
+    cfg.TEST.AUG.FLIP = 1  # yacs keeps a YAML/opts value a bool; a config built in code need not
+    with pytest.raises(ValueError, match=r"^TEST\.AUG\.FLIP=1: expected True or False"):
+        check_test_inputs(cfg)
+    # A tool that evaluates its own way (tools/analyze_robustness.py) runs no TTA: refused there.
+    cfg.TEST.AUG.FLIP = True
+    with pytest.raises(ValueError, match=r"^TEST\.AUG\.ENABLED=True: this evaluation runs no test-time augmentation "
+                                         r"\(MODEL\.META_ARCHITECTURE='GeneralizedRCNN'\).*set TEST\.AUG\.ENABLED False"):
+        check_test_inputs(cfg, test_time_augmentation=False)
+    with pytest.raises(ValueError, match=r"^TEST\.AUG\.ENABLED=True: this evaluation runs no"):
+        check_config_before_run(cfg, train=False, check_files=False, test_time_augmentation=False)
+
+
+def test_the_training_samplers_are_read_from_the_installed_detectron2():
+    # v0.6 knows 3; main adds the weighted ones (built by _build_weighted_sampler).
+    from detectron2.data import build
+
+    from dropblock_det.engine.config_checks import train_samplers
+
+    weighted = ("WeightedTrainingSampler", "WeightedCategoryTrainingSampler")
+    expected = ("TrainingSampler", "RepeatFactorTrainingSampler", "RandomSubsetTrainingSampler")
+    assert train_samplers() == expected + (weighted if hasattr(build, "_build_weighted_sampler") else ())
+
+
+def test_a_segmentation_class_count_or_ignore_value_the_datasets_do_not_have_is_refused():
+    # VOC: 21 stuff_classes (background first), ignore_label 255. Fewer classes: cross-entropy
+    # fails on the labels past them; more: the SemSegEvaluator fails after training; another
+    # ignore value: the boundary band (255) is a label the loss cannot take.
+    from dropblock_det.engine.config_checks import check_dataset_classes, load_config
+
+    def voc(*opts):
+        return load_config(str(REPO / "configs" / "PascalVOC-SemanticSegmentation" / "Base-DeepLabV3-Plus.yaml"), list(opts))
+
+    check_dataset_classes(voc())
+    with pytest.raises(ValueError, match=r"^MODEL\.SEM_SEG_HEAD\.NUM_CLASSES=20, but DATASETS\.TRAIN names "
+                                         r"'voc_2012_sem_seg_train_aug', which has 21 classes \(its metadata "
+                                         r"stuff_classes: \['background', .*'chair', \.\.\.\]\).*the loss fails at the first step"):
+        check_dataset_classes(voc("MODEL.SEM_SEG_HEAD.NUM_CLASSES", "20"))
+    with pytest.raises(ValueError, match=r"^MODEL\.SEM_SEG_HEAD\.IGNORE_VALUE=0, but DATASETS\.TRAIN names "
+                                         r"'voc_2012_sem_seg_train_aug', whose labels mark the pixels to ignore with 255"):
+        check_dataset_classes(voc("MODEL.SEM_SEG_HEAD.IGNORE_VALUE", "0"))
+    # An evaluation reads no training labels.
+    check_dataset_classes(voc("MODEL.SEM_SEG_HEAD.IGNORE_VALUE", "0"), keys=("TEST",))
+    with pytest.raises(ValueError, match=r"^MODEL\.SEM_SEG_HEAD\.NUM_CLASSES=4, but DATASETS\.TEST names "
+                                         r"'voc_2012_sem_seg_val', which has 21"):
+        check_dataset_classes(voc("MODEL.SEM_SEG_HEAD.NUM_CLASSES", "4", "DATASETS.TRAIN", "('synthetic_sem_seg_train',)"))
+
+
+def test_a_segmentation_training_set_without_an_ignore_label_is_not_judged_for_the_ignore_value():
+    # Only a set whose metadata says which label marks the pixels to leave out is checked
+    # against MODEL.SEM_SEG_HEAD.IGNORE_VALUE; one of the user's own without it is not refused.
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    from dropblock_det.engine.config_checks import check_dataset_classes, load_config
+
+    name = "dropblock_test_sem_seg_without_ignore_label"
+    DatasetCatalog.register(name, lambda: [])
+    try:
+        MetadataCatalog.get(name).set(stuff_classes=[f"c{i}" for i in range(21)])
+        cfg = load_config(str(REPO / "configs" / "PascalVOC-SemanticSegmentation" / "Base-DeepLabV3-Plus.yaml"),
+                          ["DATASETS.TRAIN", f"('{name}',)", "MODEL.SEM_SEG_HEAD.IGNORE_VALUE", "0"])
+        check_dataset_classes(cfg)
+    finally:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+
+
+def test_a_dataset_without_class_metadata_is_not_loaded_to_count_its_classes():
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    from dropblock_det.engine.config_checks import check_dataset_classes
+
+    def never_loaded():
+        raise AssertionError("the class check loaded the dataset")
+
+    name = "dropblock_test_no_class_metadata"
+    DatasetCatalog.register(name, never_loaded)
+    try:
+        check_dataset_classes(synthetic_cfg("DATASETS.TRAIN", f"('{name}',)", "MODEL.RETINANET.NUM_CLASSES", "7",
+                                   "DATASETS.TEST", "()"))
+    finally:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+
+
+def test_the_run_check_refuses_a_test_dataset_without_an_evaluator():
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    from dropblock_det.engine.config_checks import check_config_before_run
+
+    name = "dropblock_test_registered_unevaluable"
+    DatasetCatalog.register(name, lambda: [])
+    try:
+        MetadataCatalog.get(name).set(evaluator_type="lvis_like")
+        cfg = synthetic_cfg("DATASETS.TRAIN", "()", "MODEL.DEVICE", "cpu")
+        cfg.DATASETS.TEST = (name,)
+        for train in (True, False):
+            with pytest.raises(ValueError, match=f"{name}.*'lvis_like'"):
+                check_config_before_run(cfg, train=train, check_files=False)
+    finally:  # the catalogs are global: later tests must not see it
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+
+
+def test_the_run_check_names_an_unregistered_training_dataset_only_for_training():
+    from dropblock_det.engine.config_checks import check_config_before_run
+
+    cfg = synthetic_cfg("DATASETS.TRAIN", "('dropblock_no_such_train',)", "DATASETS.TEST", "()", "MODEL.DEVICE", "cpu")
+    with pytest.raises(KeyError, match=r"DATASETS\.TRAIN names 'dropblock_no_such_train'"):
+        check_config_before_run(cfg, check_files=False)
+    check_config_before_run(cfg, train=False, check_files=False)  # an evaluation needs no training data
+
+
+def test_a_config_file_that_is_a_folder_is_named_as_one(tmp_path):
+    from dropblock_det.engine.lazy import load_lazy_config
+    from dropblock_det.engine.config_checks import load_config
+
+    with pytest.raises(FileNotFoundError, match=rf"config file '{re.escape(str(tmp_path))}' is a folder, not a config file"):
+        load_config(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"--config-file '.*' is a folder, not a config file"):
+        load_lazy_config(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"config file '.*nothing\.yaml' does not exist"):
+        load_config(str(tmp_path / "nothing.yaml"))
+
+
+def test_a_lazy_runs_config_yaml_is_told_from_a_yacs_config_with_an_unknown_key(tmp_path):
+    # yacs fails on a LazyConfig run's config.yaml with "Non-existent config key: model"; the
+    # user is sent to the LazyConfig tool instead. A yacs config with an unknown key is named
+    # as such, with its file.
+    from dropblock_det.engine.config_checks import load_config
+
+    lazy = tmp_path / "config.yaml"
+    lazy.write_text("dataloader:\n  train:\n    total_batch_size: 2\nmodel:\n  _target_: x.Y\n")
+    with pytest.raises(ValueError, match=rf"^config file '{re.escape(str(lazy))}' is a LazyConfig \(its top level "
+                                         r"has `model:`\), not a yacs config: train it with tools/lazyconfig_train_net\.py$"):
+        load_config(str(lazy))
+    yacs = tmp_path / "typo.yaml"
+    yacs.write_text("MODEL:\n  DROPBLOK:\n    KEEP_PROB: 0.9\n")
+    with pytest.raises(KeyError, match=rf"config file '{re.escape(str(yacs))}': .*DROPBLOK"):
+        load_config(str(yacs))
+
+
+def test_keys_extra_setup_adds_can_be_set_by_the_config_file_and_the_opts(tmp_path):
+    # extra_setup runs before the file is merged (as detectron2 projects add their keys):
+    # after it, a file setting the key failed with "Non-existent config key".
+    from detectron2.config import CfgNode
+
+    from dropblock_det.engine.config_checks import load_config
+
+    def add_my_keys(cfg):
+        cfg.MY_PROJECT = CfgNode({"SIZE": 1, "NAME": "a"})
+
+    config = tmp_path / "mine.yaml"
+    config.write_text(f"_BASE_: {SYNTH_CONFIG}\nMY_PROJECT:\n  SIZE: 2\n")
+    cfg = load_config(str(config), ["MY_PROJECT.NAME", "b"], extra_setup=add_my_keys)
+    assert (cfg.MY_PROJECT.SIZE, cfg.MY_PROJECT.NAME, cfg.MODEL.DROPBLOCK.KEEP_PROB) == (2, "b", 0.9)
+
+
+def test_a_config_copied_away_from_its_base_names_itself_and_the_missing_base(tmp_path):
+    # yacs reads _BASE_ relative to the file naming it: a leaf config copied into a project
+    # failed with open()'s bare "No such file or directory: '.../Base-...yaml'".
+    import shutil
+
+    from dropblock_det.engine.config_checks import load_config
+
+    leaf = tmp_path / "project" / "my_retinanet.yaml"
+    leaf.parent.mkdir()
+    shutil.copy(REPO / "configs" / "COCO-Detection" / "retinanet_R_50_FPN_GN_scratch_3x.yaml", leaf)
+    with pytest.raises(FileNotFoundError, match=rf"^config file '{re.escape(str(leaf))}': the _BASE_ "
+                                                rf"'{re.escape(str(tmp_path / 'Base-RetinaNet-Scratch.yaml'))}' "
+                                                r"does not exist \(a _BASE_ path is relative to the config file"):
+        load_config(str(leaf))
+    for base in ("Base-RetinaNet-Scratch.yaml", "Base-RetinaNet.yaml"):
+        shutil.copy(REPO / "configs" / base, tmp_path / base)
+    assert load_config(str(leaf)).SOLVER.MAX_ITER == 270000
+
+
+def test_the_run_check_reads_the_starting_weights_of_a_training_and_only_finds_an_evaluations(tmp_path):
+    # An evaluation's weights are read once, strictly, by check_eval_checkpoint (or not at all:
+    # --eval-only --resume evaluates the run's checkpoint); a training's are read here.
+    from dropblock_det.engine.config_checks import check_config_before_run
+
+    not_weights = tmp_path / "notes.txt"
+    not_weights.write_text("not a checkpoint")
+    cfg = synthetic_cfg("MODEL.WEIGHTS", str(not_weights), "MODEL.DEVICE", "cpu")
+    check_config_before_run(cfg, train=False, check_files=False)
+    with pytest.raises(RuntimeError, match=r"^MODEL\.WEIGHTS='.*notes\.txt': '.*notes\.txt' is not a checkpoint"):
+        check_config_before_run(cfg, check_files=False)
+    with pytest.raises(FileNotFoundError, match=r"^MODEL\.WEIGHTS='.*gone\.pth' does not exist"):
+        check_config_before_run(synthetic_cfg("MODEL.WEIGHTS", str(tmp_path / "gone.pth")), train=False, check_files=False)
+
+
+def _trainer_checkpoint(tmp_path, cfg, **inner_state):
+    """(path, optimizer): a checkpoint of iteration 4 as DropBlockTrainer saves it (the inner
+    trainer's optimizer state, and `inner_state`, under trainer/_trainer) for cfg's model."""
+    from dropblock_det.engine.trainer import DropBlockTrainer
+
+    model = DropBlockTrainer.build_model(cfg)
+    optimizer = DropBlockTrainer.build_optimizer(cfg, model)
+    path = tmp_path / "model_0000004.pth"
+    trainer = {"iteration": 4, "_trainer": {"iteration": 4, "optimizer": optimizer.state_dict(), **inner_state}}
+    torch.save({"model": model.state_dict(), "trainer": trainer, "iteration": 4}, path)
+    return path, optimizer
+
+
+def test_a_resume_whose_optimizer_groups_the_parameters_otherwise_is_refused_naming_the_keys(tmp_path):
+    # The checkpoint fits the model, but its optimizer state does not fit the optimizer the
+    # changed SOLVER values (or frozen stages) build: detectron2 loads it after building the
+    # data loader and rewriting config.yaml, and torch refused it there, naming no key.
+    from dropblock_det.engine.config_checks import check_resume_checkpoint, meta_model
+    from dropblock_det.engine.trainer import DropBlockTrainer
+
+    cfg = synthetic_cfg("SOLVER.MAX_ITER", "10")
+    path, optimizer = _trainer_checkpoint(tmp_path, cfg)
+    check_resume_checkpoint(cfg, str(path))  # the run's own values resume
+    for opts in (("SOLVER.BIAS_LR_FACTOR", "2.0"), ("MODEL.BACKBONE.FREEZE_AT", "2")):
+        changed = synthetic_cfg("SOLVER.MAX_ITER", "10", *opts)
+        with pytest.raises(ValueError, match="parameter group"):  # what the resumed run hit
+            DropBlockTrainer.build_optimizer(changed, meta_model(changed)).load_state_dict(optimizer.state_dict())
+        with pytest.raises(ValueError, match=r"--resume: checkpoint '.*model_0000004\.pth' holds the optimizer "
+                                             r"state of \d+ parameter groups .*SOLVER\.WEIGHT_DECAY.*BIAS_LR_FACTOR"
+                                             r".*MODEL\.BACKBONE\.FREEZE_AT"):
+            check_resume_checkpoint(changed, str(path))
+
+
+def test_a_resume_with_amp_of_a_checkpoint_saved_without_it_is_refused_naming_the_key(tmp_path):
+    # AMPTrainer.load_state_dict reads the grad scaler's state unconditionally: turning
+    # SOLVER.AMP.ENABLED on for a resume failed with "KeyError: 'grad_scaler'" after the data
+    # loader was built (the run needs CUDA; the checkpoint check does not).
+    import warnings
+
+    from detectron2.engine import AMPTrainer
+
+    from dropblock_det.engine.config_checks import check_resume_checkpoint
+
+    cfg = synthetic_cfg("SOLVER.MAX_ITER", "10", "SOLVER.AMP.ENABLED", "True")
+    path, optimizer = _trainer_checkpoint(tmp_path, cfg)
+    saved = torch.load(path, weights_only=False)["trainer"]["_trainer"]
+    with warnings.catch_warnings():  # on the CPU: "GradScaler is enabled, but CUDA is not available"
+        warnings.simplefilter("ignore")
+        amp_trainer = AMPTrainer(torch.nn.Linear(1, 1), iter([]), optimizer)
+    with pytest.raises(KeyError, match="grad_scaler"):  # what the resumed run hit
+        amp_trainer.load_state_dict(saved)
+    with pytest.raises(ValueError, match=r"--resume: checkpoint '.*model_0000004\.pth' was saved by a run without "
+                                         r"mixed precision .*SOLVER\.AMP\.ENABLED=True"):
+        check_resume_checkpoint(cfg, str(path))
+    check_resume_checkpoint(synthetic_cfg("SOLVER.MAX_ITER", "10"), str(path))  # resumed without AMP, as it ran
+    path, _ = _trainer_checkpoint(tmp_path, cfg, grad_scaler={"scale": 1024.0})
+    check_resume_checkpoint(cfg, str(path))  # an AMP run's checkpoint resumes with AMP
+
+
+def test_a_resume_is_judged_against_the_max_iter_scaled_to_this_runs_processes(tmp_path, monkeypatch):
+    # REFERENCE_WORLD_SIZE 1 on 2 processes: MAX_ITER 10 trains 5 iterations, which the
+    # checkpoint of iteration 4 has done: the resumed run would train nothing.
+    from dropblock_det.engine import config_checks
+
+    opts = ("SOLVER.MAX_ITER", "10", "SOLVER.REFERENCE_WORLD_SIZE", "1", "SOLVER.IMS_PER_BATCH", "2")
+    path, _ = _trainer_checkpoint(tmp_path, synthetic_cfg(*opts))
+    config_checks.check_resume_checkpoint(synthetic_cfg(*opts), str(path))
+    monkeypatch.setattr(config_checks.comm, "get_world_size", lambda: 2)
+    with pytest.raises(ValueError, match=r"has trained 5 iterations, all SOLVER\.MAX_ITER=5 asks for"):
+        config_checks.check_resume_checkpoint(synthetic_cfg(*opts), str(path))
+
+
+def test_a_resume_with_amp_of_a_checkpoint_without_optimizer_state_is_not_refused(tmp_path):
+    # detectron2 v0.6's own DefaultTrainer saves no trainer state: the resume loads the
+    # iteration only (DropBlockTrainer.load_state_dict), no grad scaler is read.
+    from dropblock_det.engine.config_checks import check_resume_checkpoint
+    from dropblock_det.engine.trainer import DropBlockTrainer
+
+    cfg = synthetic_cfg("SOLVER.MAX_ITER", "10", "SOLVER.AMP.ENABLED", "True")
+    path = tmp_path / "model_0000004.pth"
+    torch.save({"model": DropBlockTrainer.build_model(cfg).state_dict(), "trainer": {"iteration": 4},
+                "iteration": 4}, path)
+    check_resume_checkpoint(cfg, str(path))
+
+
+def test_missing_dataset_files_are_named_with_the_key_that_names_the_set(tmp_path):
+    # "missing dataset files under ...: <set>: <path>" said which set, not which key of the
+    # config named it (DATASETS.TRAIN or DATASETS.TEST).
+    from detectron2.data import DatasetCatalog
+    from detectron2.data.datasets import register_coco_instances
+
+    from dropblock_det.engine.config_checks import check_dataset_names
+
+    name = "test_trainer_set_without_files"
+    if name not in DatasetCatalog.list():
+        register_coco_instances(name, {}, str(tmp_path / "none.json"), str(tmp_path / "images"))
+    with pytest.raises(FileNotFoundError, match=rf"\n  {name} \(DATASETS\.TEST\): .*none\.json"):
+        check_dataset_names(synthetic_cfg("DATASETS.TEST", f"('{name}',)"))
+
+
+def test_a_set_named_by_both_keys_is_listed_once_with_the_training_key(tmp_path):
+    # A set trained on and evaluated on is named once, with DATASETS.TRAIN (the key that
+    # names it first), not once per key nor as a test set only.
+    from detectron2.data import DatasetCatalog
+    from detectron2.data.datasets import register_coco_instances
+
+    from dropblock_det.engine.config_checks import check_dataset_names
+
+    name = "test_trainer_train_and_test_set_without_files"
+    if name not in DatasetCatalog.list():
+        register_coco_instances(name, {}, str(tmp_path / "none.json"), str(tmp_path / "images"))
+    with pytest.raises(FileNotFoundError) as error:
+        check_dataset_names(synthetic_cfg("DATASETS.TRAIN", f"('{name}',)", "DATASETS.TEST", f"('{name}',)"))
+    listed = [line for line in str(error.value).splitlines() if name in line]
+    assert listed and all(line.startswith(f"  {name} (DATASETS.TRAIN): ") for line in listed), listed
+    assert len(listed) == len(set(listed))

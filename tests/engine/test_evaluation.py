@@ -1,0 +1,177 @@
+"""The evaluator of a dataset (dropblock_det/engine/evaluation.py): the choice by dataset type,
+mIoU over the ground-truth classes, and the refusal of a test set no evaluator can score."""
+import numpy as np
+import pytest
+import torch
+
+from conftest import synthetic_cfg
+
+
+def test_evaluator_follows_the_dataset_type_and_uses_fast_coco_only_with_compiled_ops(tmp_path):
+    from detectron2.data import MetadataCatalog
+    from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator, SemSegEvaluator
+
+    from dropblock_det.data.synthetic import (
+        make_synthetic_detection,
+        make_synthetic_sem_seg,
+        register_synthetic_datasets,
+    )
+    from dropblock_det.engine.evaluation import build_evaluator, has_compiled_ops
+
+    tiny = dict(num_train=1, num_val=1, image_size=32, min_object_size=8, max_object_size=16)
+    make_synthetic_detection(tmp_path, **tiny)
+    make_synthetic_sem_seg(tmp_path, **tiny)  # SemSegEvaluator reads the dataset when built
+    register_synthetic_datasets(tmp_path)
+    try:
+        cfg = synthetic_cfg("OUTPUT_DIR", str(tmp_path))
+        coco = build_evaluator(cfg, "synthetic_det_val")
+        assert isinstance(coco, COCOEvaluator)
+        assert coco._use_fast_impl is has_compiled_ops()
+        # One folder per test set: several sets' predictions would overwrite each other.
+        assert coco._output_dir == str(tmp_path / "inference" / "synthetic_det_val")
+        assert isinstance(build_evaluator(cfg, "voc_2007_test"), PascalVOCDetectionEvaluator)
+        assert isinstance(build_evaluator(cfg, "synthetic_sem_seg_val"), SemSegEvaluator)
+    finally:
+        register_synthetic_datasets()
+    MetadataCatalog.get("dropblock_test_no_evaluator").set(evaluator_type="lvis_like")
+    with pytest.raises(ValueError, match="dropblock_test_no_evaluator.*lvis_like"):
+        build_evaluator(cfg, "dropblock_test_no_evaluator")
+
+
+def test_miou_is_the_mean_over_the_ground_truth_classes_on_every_detectron2_version(tmp_path):
+    # detectron2 v0.6 divided the ground-truth classes' IoUs by the number of classes in the
+    # ground truth or the predictions: the same predictions scored 1.01 there, 2.52 on main.
+    import torch
+
+    from dropblock_det.data.synthetic import make_synthetic_sem_seg, register_synthetic_datasets
+    from dropblock_det.engine.evaluation import dataset_evaluator
+
+    make_synthetic_sem_seg(tmp_path, num_train=1, num_val=1, image_size=32, min_object_size=8, max_object_size=16)
+    register_synthetic_datasets(tmp_path)
+    try:
+        evaluator = dataset_evaluator("synthetic_sem_seg_val", output_dir=str(tmp_path / "inference"))
+    finally:
+        register_synthetic_datasets()
+    n = evaluator._num_classes
+    assert n >= 3
+    evaluator.reset()
+    # Rows: predicted class, columns: ground truth; the last row / column: ignored pixels.
+    matrix = np.zeros((n + 1, n + 1), dtype=np.int64)
+    matrix[0, 0], matrix[1, 0] = 6, 2  # class 0: 6 of its 8 pixels, nothing else called 0
+    matrix[1, 1], matrix[2, 1] = 1, 3  # class 1: 1 of 4, plus the 2 of class 0 called 1
+    # Class 2 is never in the ground truth, yet predicted (3 times); the rest neither.
+    evaluator._conf_matrix = matrix
+    result = evaluator.evaluate()["sem_seg"]
+    iou_0, iou_1 = 6 / (8 + 6 - 6), 1 / (4 + 3 - 1)
+    assert result["IoU-" + evaluator._class_names[0]] == pytest.approx(100 * iou_0)
+    assert result["IoU-" + evaluator._class_names[1]] == pytest.approx(100 * iou_1)
+    assert result["mIoU"] == pytest.approx(100 * (iou_0 + iou_1) / 2)  # v0.6: / 3 (class 2 predicted)
+    saved = torch.load(tmp_path / "inference" / "sem_seg_evaluation.pth", weights_only=False)
+    assert saved["mIoU"] == result["mIoU"]
+
+
+@pytest.mark.parametrize("label, problem", [
+    (lambda shape: np.full(shape, 220, np.uint8), r"values \[220\] that are neither a class 0\.\.3"),
+    (lambda shape: np.zeros((shape[0] // 2, shape[1]), np.uint8), r"\d+x\d+, but its image is \d+x\d+"),
+])
+def test_a_label_the_segmentation_evaluator_cannot_score_is_named(tmp_path, label, problem):
+    # An --eval-only (or an analysis) reads a test set unchecked: detectron2 failed on such a
+    # label with "cannot reshape array of size 221 into shape (5,5)", naming no file.
+    from PIL import Image
+
+    from dropblock_det.data.file_errors import DatasetFileError
+    from dropblock_det.data.synthetic import make_synthetic_sem_seg, register_synthetic_datasets
+    from dropblock_det.engine.evaluation import dataset_evaluator
+
+    make_synthetic_sem_seg(tmp_path, num_train=1, num_val=2, image_size=32, min_object_size=8, max_object_size=16)
+    register_synthetic_datasets(tmp_path)
+    try:
+        evaluator = dataset_evaluator("synthetic_sem_seg_val")
+    finally:
+        register_synthetic_datasets()
+    evaluator.reset()
+    good, bad = sorted(evaluator.input_file_to_gt_file.items())
+    evaluator.process([{"file_name": good[0]}], [{"sem_seg": torch.zeros(4, 32, 32)}])
+    Image.fromarray(label((32, 32))).save(bad[1])
+    with pytest.raises(DatasetFileError, match=rf"^dataset 'synthetic_sem_seg_val': the label {bad[1]} \(of image "
+                                               rf"{bad[0]}\) is {problem}.*its evaluator cannot score it"):
+        evaluator.process([{"file_name": bad[0]}], [{"sem_seg": torch.zeros(4, 32, 32)}])
+
+
+def test_compiled_ops_are_detected_as_absent_with_the_placeholder():
+    from detectron2 import _C
+
+    from dropblock_det.engine.evaluation import has_compiled_ops
+
+    placeholder = "placeholder" in (_C.__doc__ or "").lower()
+    assert has_compiled_ops() is not placeholder
+
+
+def test_a_test_dataset_without_an_evaluator_is_refused_before_training():
+    from detectron2.data import MetadataCatalog
+
+    from dropblock_det.engine.evaluation import check_evaluator_types
+
+    check_evaluator_types(synthetic_cfg())  # synthetic_det_val: coco
+    MetadataCatalog.get("dropblock_test_unevaluable").set(evaluator_type="lvis_like")
+    cfg = synthetic_cfg()
+    cfg.DATASETS.TEST = ("synthetic_det_val", "dropblock_test_unevaluable")
+    with pytest.raises(ValueError, match="dropblock_test_unevaluable.*'lvis_like'.*supported: 'coco'"):
+        check_evaluator_types(cfg)
+
+
+@pytest.mark.parametrize("meta_architecture, test_set", [
+    ("DropBlockRetinaNet", "synthetic_sem_seg_val"),
+    ("RetinaNet", "voc_2012_sem_seg_val"),
+    ("SemanticSegmentor", "synthetic_det_val"),
+    ("SemanticSegmentor", "voc_2007_test"),
+    ("ProposalNetwork", "voc_2007_test"),  # proposals only: the VOC evaluator read "instances" (KeyError)
+])
+def test_a_test_set_the_model_cannot_be_evaluated_on_is_refused_before_training(meta_architecture, test_set):
+    # Else training runs to the end and the evaluator fails on the first batch.
+    from dropblock_det.engine.evaluation import check_evaluator_types
+
+    cfg = synthetic_cfg("MODEL.META_ARCHITECTURE", meta_architecture)
+    cfg.DATASETS.TEST = (test_set,)
+    with pytest.raises(ValueError, match=rf"DATASETS\.TEST names '{test_set}'.*MODEL\.META_ARCHITECTURE='{meta_architecture}'"):
+        check_evaluator_types(cfg)
+
+
+def test_an_rpn_is_evaluated_on_a_coco_set_whose_evaluator_scores_proposals():
+    from dropblock_det.engine.evaluation import check_evaluator_types
+
+    check_evaluator_types(synthetic_cfg("MODEL.META_ARCHITECTURE", "ProposalNetwork"))  # synthetic_det_val: coco
+
+
+def test_a_segmentation_test_set_without_the_metadata_its_evaluator_reads_is_refused_before_training():
+    # SemSegEvaluator reads stuff_classes and ignore_label from the metadata when it is built,
+    # after the whole training: "Attribute 'ignore_label' does not exist in the metadata".
+    from detectron2.data import MetadataCatalog
+
+    from dropblock_det.engine.evaluation import check_evaluator_types, sem_seg_metadata_missing
+
+    MetadataCatalog.get("dropblock_test_seg_no_ignore").set(evaluator_type="sem_seg", stuff_classes=["a", "b"])
+    MetadataCatalog.get("dropblock_test_seg_no_classes").set(evaluator_type="sem_seg", ignore_label=255)
+    cfg = synthetic_cfg("MODEL.META_ARCHITECTURE", "SemanticSegmentor")
+    for name, missing in (("dropblock_test_seg_no_ignore", "'ignore_label'"),
+                          ("dropblock_test_seg_no_classes", "'stuff_classes'")):
+        cfg.DATASETS.TEST = ("synthetic_sem_seg_val", name)
+        with pytest.raises(ValueError, match=rf"^DATASETS\.TEST names '{name}', a 'sem_seg' dataset whose metadata "
+                                             rf"has no {missing}, which detectron2's SemSegEvaluator reads"):
+            check_evaluator_types(cfg)
+    assert sem_seg_metadata_missing("dropblock_test_seg_no_ignore", ignore_label_given=True) == ""
+    assert sem_seg_metadata_missing("synthetic_sem_seg_val") == sem_seg_metadata_missing("synthetic_det_val") == ""
+
+
+def test_a_model_of_the_users_own_is_not_refused_a_test_set_it_may_evaluate_on():
+    # A meta-architecture that is neither (e.g. PanopticFPN-like) may give both outputs.
+    from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN
+
+    from dropblock_det.engine.evaluation import check_evaluator_types
+
+    if "DropBlockTestBothOutputs" not in META_ARCH_REGISTRY:
+        META_ARCH_REGISTRY.register(type("DropBlockTestBothOutputs", (GeneralizedRCNN,), {}))
+    for test_set in ("synthetic_sem_seg_val", "synthetic_det_val"):
+        cfg = synthetic_cfg("MODEL.META_ARCHITECTURE", "DropBlockTestBothOutputs")
+        cfg.DATASETS.TEST = (test_set,)
+        check_evaluator_types(cfg)

@@ -1,0 +1,309 @@
+"""A run's output folder (dropblock_det/engine/output_dir.py): an earlier run's files moved
+aside, never deleted or overwritten, and one run per folder at a time."""
+import re
+from pathlib import Path
+
+import pytest
+
+
+def test_a_rerun_moves_the_earlier_run_aside_instead_of_deleting_it(tmp_path):
+    from dropblock_det.engine.output_dir import archive_previous_run as archive
+
+    out = tmp_path / "out"
+    assert archive(str(out)) is None and out.is_dir()  # nothing there yet
+    (out / "model_final.pth").write_bytes(b"weights of the first run")
+    (out / "metrics.json").write_text('{"iteration": 0}\n')
+    (out / "inference").mkdir()
+    (out / "inference" / "coco_instances_results.json").write_text("[]")
+    first = archive(str(out))
+    assert sorted(p.name for p in out.iterdir()) == ["previous_runs"]
+    (out / "model_final.pth").write_bytes(b"weights of the second run")
+    second = archive(str(out))
+    assert first != second  # same second: a distinct folder, nothing overwritten
+    assert (Path(first) / "model_final.pth").read_bytes() == b"weights of the first run"
+    assert (Path(first) / "inference" / "coco_instances_results.json").is_file()
+    assert (Path(second) / "model_final.pth").read_bytes() == b"weights of the second run"
+
+
+def test_only_a_runs_own_files_are_moved_from_a_shared_output_dir(tmp_path):
+    from dropblock_det.engine.output_dir import archive_previous_run
+
+    # OUTPUT_DIR "." in a project folder: its code, data and other runs are not a run's files.
+    for name in ("train.py", "notes.txt", "datasets/coco.json", "other_run/model_final.pth"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(name)
+    assert archive_previous_run(str(tmp_path)) is None
+    run = ("config.yaml", "log.txt", "log.txt.rank1", "last_checkpoint", "model_0000999.pth",
+           "metrics.json", "events.out.tfevents.1.host.2.0", "inference/x.json")
+    for name in run:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(name)
+    target = archive_previous_run(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "datasets", "notes.txt", "other_run", "previous_runs", "train.py"]
+    assert all((Path(target) / name).read_text() == name for name in run)
+
+
+def test_a_lazy_runs_pickled_config_is_moved_aside_with_its_config_yaml(tmp_path):
+    # detectron2's LazyConfig.save writes config.yaml.pkl (the only loadable copy) when the
+    # config holds a lambda (its new_baselines configs); the next run overwrote it.
+    from dropblock_det.engine.output_dir import archive_previous_run, EVAL_FILES
+
+    for patterns in (None, EVAL_FILES):
+        for name in ("config.yaml", "config.yaml.pkl"):
+            (tmp_path / name).write_text(name)
+        target = Path(archive_previous_run(str(tmp_path), (), *([patterns] if patterns else [])))
+        assert sorted(p.name for p in target.iterdir()) == ["config.yaml", "config.yaml.pkl"]
+        assert not (tmp_path / "config.yaml.pkl").exists()
+
+
+def test_a_file_the_new_run_reads_is_copied_not_moved(tmp_path):
+    from dropblock_det.engine.output_dir import archive_previous_run
+
+    # `--config-file out/config.yaml`, or MODEL.WEIGHTS out/model_final.pth (fine-tuning).
+    for name in ("config.yaml", "model_final.pth", "metrics.json", "inference/weights/x.pth"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(name)
+    needed = [str(tmp_path / "config.yaml"), str(tmp_path / "model_final.pth"),
+              str(tmp_path / "inference" / "weights" / "x.pth"), "https://host/w.pkl", ""]
+    target = Path(archive_previous_run(str(tmp_path), needed))
+    for name in ("config.yaml", "model_final.pth", "inference/weights/x.pth"):
+        assert (tmp_path / name).read_text() == name == (target / name).read_text()
+    assert not (tmp_path / "metrics.json").exists() and (target / "metrics.json").read_text() == "metrics.json"
+
+
+def test_a_copy_that_fails_for_room_leaves_the_folder_as_it_was(tmp_path, monkeypatch):
+    # MODEL.WEIGHTS out/model_final.pth is copied aside; on a full disk the copy failed after
+    # the other files had moved, leaving in previous_runs/ a run whose last_checkpoint named a
+    # truncated model_final.pth.
+    import shutil
+
+    from dropblock_det.engine.output_dir import archive_previous_run
+
+    run = {"config.yaml": "config", "last_checkpoint": "model_final.pth", "metrics.json": "{}",
+           "model_final.pth": "weights " * 1000}
+    for name, text in run.items():
+        (tmp_path / name).write_text(text)
+
+    def disk_full(source, destination, **kwargs):
+        Path(destination).write_text(Path(source).read_text()[:100])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copy2", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        archive_previous_run(str(tmp_path), [str(tmp_path / "model_final.pth")])
+    assert {p.name: p.read_text() for p in tmp_path.iterdir() if p.is_file()} == run
+    assert not list((tmp_path / "previous_runs").iterdir())
+
+
+def test_a_file_system_without_flock_is_warned_of_not_called_in_use(tmp_path, monkeypatch):
+    # Lustre mounted without flock refuses every flock (ENOSYS): each run there was refused
+    # with "is in use by another run", though none was.
+    import errno
+    import fcntl
+
+    from dropblock_det.engine.output_dir import claim_output_dir
+
+    def no_flock(fd, operation):
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    with pytest.warns(RuntimeWarning, match=r"OUTPUT_DIR='.*out' cannot be locked on its file system "
+                                            r"\(Function not implemented\): a second run .* would not be refused"):
+        claim_output_dir(str(tmp_path / "out"))
+    assert (tmp_path / "out").is_dir()
+
+
+def test_three_runs_archived_within_one_second_each_get_their_own_folder(tmp_path, monkeypatch):
+    import time
+
+    from dropblock_det.engine.output_dir import archive_previous_run
+
+    monkeypatch.setattr(time, "strftime", lambda fmt, *a: "20240101-000000")
+    targets = []
+    for run in range(3):
+        (tmp_path / "metrics.json").write_text(f"run {run}")
+        targets.append(archive_previous_run(str(tmp_path)))
+    assert [Path(t).name for t in targets] == ["20240101-000000", "20240101-000000-1", "20240101-000000-2"]
+    assert [(Path(t) / "metrics.json").read_text() for t in targets] == ["run 0", "run 1", "run 2"]
+
+
+def test_a_needed_file_whose_name_extends_a_run_file_does_not_keep_that_file(tmp_path):
+    # MODEL.WEIGHTS out/log.txt.bak is not inside out/log.txt: log.txt moves as usual.
+    from dropblock_det.engine.output_dir import archive_previous_run
+
+    for name in ("log.txt", "log.txt.bak", "inference/x.json", "inference_old.pth"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(name)
+    target = Path(archive_previous_run(str(tmp_path), [str(tmp_path / "log.txt.bak"),
+                                                       str(tmp_path / "inference_old.pth")]))
+    assert sorted(p.name for p in target.iterdir()) == ["inference", "log.txt"]
+    assert not (tmp_path / "log.txt").exists() and not (tmp_path / "inference").exists()
+    assert (tmp_path / "log.txt.bak").is_file() and (tmp_path / "inference_old.pth").is_file()
+
+
+def test_every_kind_of_file_a_run_writes_is_archived(tmp_path):
+    # main_job.py's plot and summary too: a rerun would overwrite them. And the temporary file
+    # of a checkpoint write killed before its rename, which stayed behind in a fresh run's folder.
+    from dropblock_det.engine.output_dir import archive_previous_run
+
+    run = ("config.yaml", "log.txt", "log.txt.rank3", "last_checkpoint", "model_final.pth", "model_0000004.pth.tmp",
+           "metrics.json",
+           "events.out.tfevents.1.host", "inference", "inference_TTA", "main_job.png", "main_job_summary.json")
+    for name in run:
+        (tmp_path / name).write_text(name)
+    target = Path(archive_previous_run(str(tmp_path)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["previous_runs"]
+    assert sorted(p.name for p in target.iterdir()) == sorted(run)
+
+
+def test_prepare_output_dir_moves_what_the_run_would_overwrite_and_says_why(tmp_path, capsys):
+    from dropblock_det.engine.output_dir import prepare_output_dir
+
+    def earlier_run(name):
+        folder = tmp_path / name
+        (folder / "inference").mkdir(parents=True)
+        for f in ("config.yaml", "metrics.json", "model_final.pth"):
+            (folder / f).write_text("x")
+        return str(folder)
+
+    cases = [  # eval_only, resume, resuming -> what is moved, the message's end
+        (False, False, False, ["config.yaml", "inference", "metrics.json", "model_final.pth"],
+         r"The earlier run in OUTPUT_DIR='.*fresh' was moved to .* \(--resume continues a run instead\)"),
+        (False, True, False, ["config.yaml", "inference", "metrics.json", "model_final.pth"],
+         r"The earlier run in OUTPUT_DIR='.*empty' was moved to .* \(--resume found no checkpoint there: "
+         r"training starts at iteration 0\)"),
+        (True, True, True, ["config.yaml", "inference"],
+         r"The earlier config.yaml / inference/ in OUTPUT_DIR='.*eval' was moved to \S+\n"),
+        (False, True, True, [], None),
+    ]
+    for name, (eval_only, resume, resuming, moved, message) in zip(("fresh", "empty", "eval", "resumed"), cases):
+        folder = earlier_run(name)
+        prepare_output_dir(folder, "OUTPUT_DIR", eval_only, resume, resuming)
+        out = capsys.readouterr().out
+        left = sorted(p.name for p in (tmp_path / name).iterdir() if p.name != "previous_runs")
+        assert left == sorted({"config.yaml", "inference", "metrics.json", "model_final.pth"} - set(moved)), name
+        if message:
+            assert re.search(message, out), out
+        else:
+            assert out == ""
+
+
+def test_prepare_output_dir_says_nothing_where_nothing_moved_and_names_the_key_of_a_kept_checkpoint(tmp_path, capsys):
+    from dropblock_det.engine.output_dir import prepare_output_dir
+
+    for eval_only, resume in ((False, False), (True, False), (False, True)):
+        prepare_output_dir(str(tmp_path / "new"), "OUTPUT_DIR", eval_only, resume, False)
+        assert capsys.readouterr().out == ""  # no "moved to None"
+    finished = tmp_path / "finished"
+    finished.mkdir()
+    (finished / "model_final.pth").write_bytes(b"PK final")
+    (finished / "last_checkpoint").write_text("model_final.pth")
+    prepare_output_dir(str(finished), "train.output_dir", False, True, True)
+    assert re.fullmatch(rf"The finished run's model_final\.pth in train\.output_dir='{re.escape(str(finished))}', "
+                        r"which this continued run replaces when it ends, is kept as \S+previous_runs/\S+/model_final\.pth\n",
+                        capsys.readouterr().out)
+
+
+def test_a_resume_keeps_the_finished_runs_model_final_only(tmp_path, monkeypatch):
+    # model_final.pth is what the continued run replaces when it ends; a periodic checkpoint
+    # is not. Without hard links (a file system without them) it is copied; a copy that
+    # fails leaves no empty previous_runs/<time>/ behind.
+    import errno
+    import os
+    import shutil
+
+    from dropblock_det.engine.output_dir import keep_resumed_final_checkpoint
+
+    (tmp_path / "model_0000004.pth").write_bytes(b"PK iteration 4")
+    (tmp_path / "model_final.pth").write_bytes(b"PK final")
+    (tmp_path / "last_checkpoint").write_text("model_0000004.pth")
+    assert keep_resumed_final_checkpoint(str(tmp_path)) is None and not (tmp_path / "previous_runs").exists()
+    (tmp_path / "last_checkpoint").write_text("model_final.pth")
+    kept = Path(keep_resumed_final_checkpoint(str(tmp_path)))
+    assert kept.parent.parent == tmp_path / "previous_runs" and kept.name == "model_final.pth"
+    os.replace(tmp_path / "model_0000004.pth", tmp_path / "model_final.pth")  # as AtomicCheckpointer writes
+    assert kept.read_bytes() == b"PK final"
+
+    def no_links(source, destination):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    copied = Path(keep_resumed_final_checkpoint(str(tmp_path)))
+    assert copied != kept and copied.read_bytes() == b"PK iteration 4"
+
+    def disk_full(source, destination, **kwargs):
+        Path(destination).write_bytes(b"PK")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copy2", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        keep_resumed_final_checkpoint(str(tmp_path))
+    assert sorted(p.parent for p in (tmp_path / "previous_runs").rglob("*.pth")) == sorted([kept.parent, copied.parent])
+    assert len(list((tmp_path / "previous_runs").iterdir())) == 2
+
+
+def test_a_file_the_new_run_reads_through_a_link_to_the_folder_is_copied_not_moved(tmp_path):
+    # MODEL.WEIGHTS alias/model_final.pth, alias a link to OUTPUT_DIR: the same file.
+    from dropblock_det.engine.output_dir import archive_previous_run
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "model_final.pth").write_text("weights")
+    (tmp_path / "alias").symlink_to(out)
+    target = Path(archive_previous_run(str(out), [str(tmp_path / "alias" / "model_final.pth")]))
+    assert (out / "model_final.pth").read_text() == "weights" == (target / "model_final.pth").read_text()
+
+
+def test_a_claimed_output_dir_is_held_exclusively_for_the_process_and_claimed_again_freely(tmp_path):
+    # The lock is what refuses a second run into the folder: held until the process ends,
+    # exclusive (a shared one lets a second shared one in), and the same folder claimed
+    # again by this process (by another path too) is no other run.
+    import fcntl
+    import os
+
+    from dropblock_det.engine.output_dir import claim_output_dir
+
+    out = tmp_path / "out"
+    claim_output_dir(str(out))
+    (tmp_path / "alias").symlink_to(out)
+    claim_output_dir(str(out))
+    claim_output_dir(str(tmp_path / "alias"))
+    fd = os.open(out, os.O_RDONLY)  # another open file description: as another process's
+    try:
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    finally:
+        os.close(fd)
+
+
+def test_a_folder_another_run_holds_is_refused_naming_the_key_that_gave_it(tmp_path):
+    import fcntl
+    import os
+
+    from dropblock_det.engine.output_dir import claim_output_dir
+
+    out = tmp_path / "held"
+    out.mkdir()
+    fd = os.open(out, os.O_RDONLY)  # another open file description: as another run's lock
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(RuntimeError, match=rf"^train\.output_dir='{re.escape(str(out))}' is in use by another "
+                                               r"run .*give this run another train\.output_dir$"):
+            claim_output_dir(str(out), "train.output_dir")
+    finally:
+        os.close(fd)
+    claim_output_dir(str(out), "train.output_dir")  # released with its holder
+
+
+@pytest.mark.parametrize("inside", [False, True])
+def test_an_output_folder_that_is_a_file_is_refused_naming_the_key(tmp_path, inside):
+    from dropblock_det.engine.output_dir import claim_output_dir
+
+    a_file = tmp_path / "results.txt"
+    a_file.write_text("a user's file")
+    output_dir = a_file / "run" if inside else a_file
+    with pytest.raises(NotADirectoryError, match=rf"--output-dir='{re.escape(str(output_dir))}' is not a folder: "
+                                                 rf"{re.escape(str(a_file))} is a file"):
+        claim_output_dir(str(output_dir), "--output-dir")
+    assert a_file.read_text() == "a user's file"
