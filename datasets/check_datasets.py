@@ -32,7 +32,11 @@ def main(argv=None) -> int:
     names = list(args.names)
     keys = {}  # a config's dataset name -> the keys naming it, shown beside each missing set
     if args.config_file:
-        from dropblock_det.engine.lazy import is_lazy_config_file, lazy_dataset_names, load_lazy_config
+        from dropblock_det.engine.lazy_config_checks import (
+            is_lazy_config_file,
+            lazy_dataset_names,
+            load_lazy_config,
+        )
         from dropblock_det.engine.config_checks import load_config
 
         if is_lazy_config_file(args.config_file):

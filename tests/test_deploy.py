@@ -195,7 +195,7 @@ SYNTHETIC_LAZY = "Synthetic/retinanet_R18_GN_dropblock_res45_kp0.9_b3.py"
 
 
 def _lazy(config: str, *opts: str):
-    from dropblock_det.engine.lazy import load_lazy_config
+    from dropblock_det.engine.lazy_config_checks import load_lazy_config
 
     return load_lazy_config(str(CONFIGS / config), list(opts))
 
@@ -231,7 +231,7 @@ def test_every_lazy_project_config_has_a_stock_config_with_the_same_parameters(c
     from omegaconf import OmegaConf
 
     from dropblock_det.deploy import LAZY_EVAL_NODES, lazy_plugin_nodes, lazy_stock_config
-    from dropblock_det.engine.lazy import lazy_meta_model
+    from dropblock_det.engine.lazy_config_checks import lazy_meta_model
     from dropblock_det.engine.checkpoint import state_dict_problems
 
     cfg = _lazy(config)

@@ -119,7 +119,7 @@ def lazy_robustness_config(config_file: str, opts: Sequence[str], output_dir: Op
     from omegaconf import OmegaConf
 
     from dropblock_det.analysis import first_lazy_test_dataset
-    from dropblock_det.engine.lazy import load_lazy_config
+    from dropblock_det.engine.lazy_config_checks import load_lazy_config
 
     cfg = load_lazy_config(config_file, opts)
     dataset = first_lazy_test_dataset(cfg, config_file)
@@ -165,7 +165,8 @@ def _yacs_evaluation(args: argparse.Namespace) -> _Evaluation:
 
 
 def _lazy_evaluation(args: argparse.Namespace) -> _Evaluation:
-    from dropblock_det.engine.lazy import build_lazy_model, check_lazy_config_before_run, do_test
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+    from dropblock_det.engine.lazy import build_lazy_model, do_test
     from dropblock_det.layers import iter_regularizers
 
     cfg = lazy_robustness_config(args.config_file, args.opts, args.output_dir)
@@ -217,7 +218,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[float, List[flo
         format_robustness_table,
         plot_robustness,
     )
-    from dropblock_det.engine.lazy import is_lazy_config_file
+    from dropblock_det.engine.lazy_config_checks import is_lazy_config_file
     from dropblock_det.engine.checkpoint import is_url, load_checkpoint_strict, local_checkpoint
     from dropblock_det.engine.output_dir import archive_previous_run, claim_output_dir
     from dropblock_det.layers.base import check_keep_prob

@@ -208,7 +208,7 @@ def lazy_stock_config_text(args: argparse.Namespace) -> Tuple[str, str, List[str
     from omegaconf import OmegaConf
 
     from dropblock_det.deploy import LAZY_EVAL_NODES, lazy_plugin_nodes, lazy_stock_config
-    from dropblock_det.engine.lazy import lazy_meta_model, load_lazy_config
+    from dropblock_det.engine.lazy_config_checks import lazy_meta_model, load_lazy_config
     from dropblock_det.engine.checkpoint import is_url, local_checkpoint
 
     if not args.output.endswith((".yaml", ".yml")):
@@ -342,7 +342,7 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
         raise FileExistsError(f"--output {args.output!r} exists; it is not overwritten: "
                               "give a new file name or remove it")
     check_output_folder(args.output)
-    from dropblock_det.engine.lazy import is_lazy_config_file
+    from dropblock_det.engine.lazy_config_checks import is_lazy_config_file
 
     write = lazy_stock_config_text if is_lazy_config_file(args.config_file) else yacs_stock_config_text
     text, summary, lines = write(args)

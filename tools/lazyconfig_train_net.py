@@ -12,7 +12,8 @@ detectron2's tools/lazyconfig_train_net.py with the DropBlock keep_prob ramp
 per train.output_dir at a time; a fresh run moves an earlier run's files to
 train.output_dir/previous_runs/<time>/ (an evaluation its config.yaml, config.yaml.pkl and
 inference/); checkpoints are written atomically; --eval-only loads its weights strictly;
---resume checks the checkpoint against the model first. The logic lives in dropblock_det/engine/lazy.py.
+--resume checks the checkpoint against the model first. The logic lives in
+dropblock_det/engine/lazy.py and lazy_config_checks.py.
 """
 import logging
 import os
@@ -35,14 +36,12 @@ from dropblock_det.engine.checkpoint import (  # noqa: E402
     last_checkpoint,
     load_checkpoint_strict,
 )
-from dropblock_det.engine.lazy import (  # noqa: E402
-    build_lazy_model,
-    check_lazy_config_before_run,
+from dropblock_det.engine.lazy_config_checks import (
     check_lazy_checkpoint,
-    do_test,
-    do_train,
+    check_lazy_config_before_run,
     load_lazy_config,
 )
+from dropblock_det.engine.lazy import build_lazy_model, do_test, do_train
 from dropblock_det.engine.output_dir import prepare_output_dir  # noqa: E402
 from dropblock_det.engine.trainer import launch_tool  # noqa: E402
 

@@ -146,7 +146,8 @@ def _lazy_sweep(args: argparse.Namespace) -> _SweepKind:
     from omegaconf import DictConfig, OmegaConf
 
     from dropblock_det.analysis import first_lazy_test_dataset, sweep_cell_dir
-    from dropblock_det.engine.lazy import check_lazy_config_before_run, do_train, load_lazy_config
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run, load_lazy_config
+    from dropblock_det.engine.lazy import do_train
     from dropblock_det.engine.checkpoint import last_checkpoint
     from dropblock_det.layers import iter_regularizers
 
@@ -245,7 +246,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[Tuple[int, float], float]
         sweep_cell_output_dir,
         sweep_cells,
     )
-    from dropblock_det.engine.lazy import is_lazy_config_file
+    from dropblock_det.engine.lazy_config_checks import is_lazy_config_file
     from dropblock_det.engine.output_dir import claim_output_dir
 
     setup_logger(name="detectron2")

@@ -88,7 +88,7 @@ def load_config(config_file: str, opts: Sequence[str] = (), extra_setup=None) ->
         try:
             cfg.merge_from_file(config_file)
         except KeyError as e:
-            from .lazy import is_lazy_config_file
+            from .lazy_config_checks import is_lazy_config_file
 
             if is_lazy_config_file(config_file):  # e.g. a LazyConfig run's config.yaml
                 raise ValueError(f"config file {config_file!r} is a LazyConfig (its top level has "

@@ -65,7 +65,7 @@ def test_a_test_set_with_no_images_is_named_before_the_training(voc_test_set):
 
 def test_the_yacs_and_lazy_run_checks_read_the_test_set_of_a_training_only(tmp_path):
     from dropblock_det.data.file_errors import DatasetFileError
-    from dropblock_det.engine.lazy import check_lazy_config_before_run, load_lazy_config
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run, load_lazy_config
     from dropblock_det.engine.config_checks import check_config_before_run, load_config
 
     synthetic = CONFIGS / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3"
@@ -229,7 +229,8 @@ def test_a_training_label_the_loss_cannot_take_is_named_by_the_mapper(tmp_path):
 def test_the_trainers_training_mapper_expects_the_models_classes_and_ignore_value(mini_voc_datasets, tmp_path,
                                                                                   monkeypatch):
     from dropblock_det.data.file_errors import DatasetMapperNamingFiles
-    from dropblock_det.engine.lazy import build_lazy_train_loader, lazy_meta_model, load_lazy_config
+    from dropblock_det.engine.lazy_config_checks import lazy_meta_model, load_lazy_config
+    from dropblock_det.engine.lazy import build_lazy_train_loader
     from dropblock_det.engine.trainer import DropBlockTrainer
 
     from conftest import MINI_VOC_TRAIN_NAME, small_voc_sem_seg_cfg

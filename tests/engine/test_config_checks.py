@@ -539,7 +539,7 @@ def test_the_run_check_names_an_unregistered_training_dataset_only_for_training(
 
 
 def test_a_config_file_that_is_a_folder_is_named_as_one(tmp_path):
-    from dropblock_det.engine.lazy import load_lazy_config
+    from dropblock_det.engine.lazy_config_checks import load_lazy_config
     from dropblock_det.engine.config_checks import load_config
 
     with pytest.raises(FileNotFoundError, match=rf"config file '{re.escape(str(tmp_path))}' is a folder, not a config file"):

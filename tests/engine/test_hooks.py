@@ -413,7 +413,7 @@ def test_a_lazy_config_whose_ramp_starts_after_train_max_iter_is_refused_before_
     # README: the LazyConfig tool checks train.dropblock_schedule's start against train.max_iter;
     # with an explicit end_iter it did not, and the run trained at keep_prob 1.0 throughout.
     from conftest import CONFIGS
-    from dropblock_det.engine.lazy import check_lazy_config_before_run, load_lazy_config
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run, load_lazy_config
 
     for opts in (["train.dropblock_schedule.start_iter=10"],
                  ["train.dropblock_schedule.start_iter=20", "train.dropblock_schedule.end_iter=30"]):

@@ -23,7 +23,7 @@ COCO = str(CONFIGS / TWINS[1][0])
 
 
 def _lazy(path, *opts):
-    from dropblock_det.engine.lazy import load_lazy_config
+    from dropblock_det.engine.lazy_config_checks import load_lazy_config
 
     return load_lazy_config(str(path), list(opts))
 
@@ -301,7 +301,7 @@ def test_the_config_saved_by_a_run_loads_back_to_the_same_model(tmp_path):
      r"^dataloader\.train\.mapper\.image_format='RGBA': it gives 4-channel images, the model normalizes 3 channels"),
 ])
 def test_bad_values_are_refused_by_key(opts, error, match):
-    from dropblock_det.engine.lazy import check_lazy_config_before_run
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
 
     with pytest.raises(error, match=match):
         check_lazy_config_before_run(_lazy(SYNTHETIC, *opts), check_files=False)
@@ -313,7 +313,7 @@ def test_an_evaluation_checks_the_arguments_of_the_test_loader_and_evaluator_it_
     from detectron2.config import LazyCall as L
     from detectron2.evaluation import COCOEvaluator
 
-    from dropblock_det.engine.lazy import check_lazy_config_before_run
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
 
     cfg = _lazy(SYNTHETIC)
     cfg.dataloader.evaluator = L(COCOEvaluator)(dataset_name="synthetic_det_val", max_dets_per_imag=100)
@@ -332,7 +332,7 @@ def test_an_evaluation_checks_the_arguments_of_the_test_loader_and_evaluator_it_
 
 
 def test_an_init_checkpoint_that_is_no_string_is_named_for_an_evaluation_too():
-    from dropblock_det.engine.lazy import check_lazy_config_before_run
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
 
     with pytest.raises(ValueError, match=r"^train\.init_checkpoint=\[1\]: expected a checkpoint's path"):
         check_lazy_config_before_run(_lazy(SYNTHETIC, "train.init_checkpoint=[1]"), train=False, check_files=False)
@@ -344,7 +344,7 @@ def test_training_in_several_processes_on_the_cpu_needs_ddp_device_ids_given(mon
     # GPU modules" after the data loader was built and config.yaml written.
     from detectron2.utils import comm
 
-    from dropblock_det.engine.lazy import check_lazy_config_before_run
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
 
     monkeypatch.setattr(comm, "get_world_size", lambda: 2)
     with pytest.raises(ValueError, match=r"^train\.device='cpu' with 2 training processes .*train\.ddp\.device_ids=null"):
@@ -363,7 +363,7 @@ def test_ddp_on_the_cpu_is_refused_in_processes_launched_with_nccl(monkeypatch):
     import torch.distributed as dist
     from detectron2.utils import comm
 
-    from dropblock_det.engine.lazy import check_lazy_config_before_run
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
 
     monkeypatch.setattr(comm, "get_world_size", lambda: 2)
     monkeypatch.setattr(dist, "is_initialized", lambda: True)
@@ -382,7 +382,7 @@ def test_a_training_sampler_that_fails_only_once_the_data_is_loaded_is_refused_n
     from detectron2.data import DatasetCatalog
     from detectron2.data.samplers import RandomSubsetTrainingSampler, RepeatFactorTrainingSampler, TrainingSampler
 
-    from dropblock_det.engine.lazy import check_lazy_train_sampler
+    from dropblock_det.engine.lazy_config_checks import check_lazy_train_sampler
 
     def never_loaded():
         raise AssertionError("the sampler check loaded the training set")
@@ -443,7 +443,8 @@ def test_a_training_sampler_that_fails_only_once_the_data_is_loaded_is_refused_n
                                  r"no argument 'blocksize' \(did you mean 'block_size'\?\)"),
 ])
 def test_a_model_that_does_not_build_is_refused_naming_the_config_key(opts, match):
-    from dropblock_det.engine.lazy import build_lazy_model, check_lazy_config_before_run
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+    from dropblock_det.engine.lazy import build_lazy_model
 
     cfg = _lazy(SYNTHETIC, *opts)
     with pytest.raises(ValueError, match=match):  # on the meta device
@@ -456,7 +457,7 @@ def test_naming_the_key_finds_list_items_and_leaves_a_missing_meta_kernel_to_the
     from detectron2.config import LazyCall as L
     from omegaconf import OmegaConf
 
-    from dropblock_det.engine.lazy import instantiate_naming_key
+    from dropblock_det.engine.lazy_config_checks import instantiate_naming_key
     from dropblock_det.engine.config_checks import build_on_meta_device
 
     def refuse(**kwargs):
@@ -493,7 +494,7 @@ def test_a_component_reading_tensor_values_at_init_is_left_to_the_real_build():
     from detectron2.config import LazyCall as L
     from omegaconf import OmegaConf
 
-    from dropblock_det.engine.lazy import instantiate_naming_key
+    from dropblock_det.engine.lazy_config_checks import instantiate_naming_key
     from dropblock_det.engine.config_checks import build_on_meta_device
 
     cfg = OmegaConf.create({"model": L(torch.nn.ModuleList)(modules=[L(_DropPathRates)()])})
@@ -507,7 +508,7 @@ def test_the_schedule_is_checked_where_the_meta_device_cannot_build_the_model():
     # checked before the output folder is made (else it failed after the data was loaded).
     from detectron2.config import LazyCall as L
 
-    from dropblock_det.engine.lazy import check_lazy_config_before_run
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
 
     cfg = _lazy(SYNTHETIC, "train.dropblock_schedule.keep_prob=1.5")
     cfg.model = L(torch.nn.ModuleList)(modules=[L(_DropPathRates)()])
@@ -518,7 +519,7 @@ def test_the_schedule_is_checked_where_the_meta_device_cannot_build_the_model():
 def test_the_checks_leave_the_config_as_it_was():
     from omegaconf import OmegaConf
 
-    from dropblock_det.engine.lazy import check_lazy_config_before_run
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
 
     cfg = _lazy(SYNTHETIC)
     before = OmegaConf.to_yaml(cfg)
@@ -527,7 +528,7 @@ def test_the_checks_leave_the_config_as_it_was():
 
 
 def test_a_missing_key_and_a_bad_opt_are_named(tmp_path):
-    from dropblock_det.engine.lazy import check_lazy_config_before_run
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
 
     cfg = _lazy(SYNTHETIC)
     del cfg.train["log_period"]
@@ -547,7 +548,7 @@ def test_a_missing_key_and_a_bad_opt_are_named(tmp_path):
 
 
 def test_a_required_value_left_at_question_marks_is_named_as_missing_not_as_an_absent_key(tmp_path):
-    from dropblock_det.engine.lazy import check_lazy_config_before_run
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
 
     cfg = _lazy(SYNTHETIC)
     cfg.train.max_iter = "???"  # a value the config file leaves to the command line
@@ -566,7 +567,7 @@ def test_a_required_value_left_at_question_marks_is_named_as_missing_not_as_an_a
 def test_a_loader_argument_left_at_question_marks_is_named_for_training_and_evaluation(key, node):
     from omegaconf import OmegaConf
 
-    from dropblock_det.engine.lazy import check_lazy_config_before_run
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
 
     cfg = _lazy(SYNTHETIC)
     parent, name = key.rsplit(".", 1)
@@ -579,7 +580,7 @@ def test_a_loader_argument_left_at_question_marks_is_named_for_training_and_eval
 def test_a_config_without_train_seed_or_train_ddp_is_accepted():
     # detectron2's configs/common/train.py has no seed (default_setup reads it as -1: random),
     # and a train dict of the user's own may have no ddp (do_train reads it as {}).
-    from dropblock_det.engine.lazy import check_lazy_config_before_run
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
 
     cfg = _lazy(SYNTHETIC)
     del cfg.train["seed"]
@@ -589,7 +590,7 @@ def test_a_config_without_train_seed_or_train_ddp_is_accepted():
 
 def test_no_init_checkpoint_as_null_is_accepted_as_the_empty_string_is():
     # detectron2's checkpointer starts from scratch for either; only another type is refused.
-    from dropblock_det.engine.lazy import check_lazy_config_before_run
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
 
     for train in (True, False):
         assert check_lazy_config_before_run(_lazy(SYNTHETIC, "train.init_checkpoint=null"), train=train,
@@ -598,7 +599,7 @@ def test_no_init_checkpoint_as_null_is_accepted_as_the_empty_string_is():
 
 def test_a_folder_given_for_the_init_checkpoint_is_named_as_a_folder(tmp_path):
     # (a run's folder for its model_final.pth): it was "does not exist"
-    from dropblock_det.engine.lazy import check_lazy_config_before_run
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
 
     cfg = _lazy(SYNTHETIC, f"train.init_checkpoint={tmp_path}", "train.device=cpu")
     with pytest.raises(FileNotFoundError, match=r"train\.init_checkpoint='.*' is a folder, not a checkpoint file"):
@@ -611,7 +612,7 @@ def test_a_lazy_runs_config_yaml_that_does_not_load_is_named_as_such_not_as_a_ya
     # refused as "not a LazyConfig ... a yacs .yaml config is for tools/train_net.py".
     from detectron2.config import LazyConfig
 
-    from dropblock_det.engine.lazy import is_lazy_config_file
+    from dropblock_det.engine.lazy_config_checks import is_lazy_config_file
 
     source = tmp_path / "cfg.py"
     source.write_text("def double(x):\n    return 2 * x\n\nmodel = dict(fn=double)\n")
@@ -671,7 +672,7 @@ def test_the_arguments_of_every_project_component_taking_kwargs_are_known():
 
     import dropblock_det.layers
     import dropblock_det.modeling
-    from dropblock_det.engine.lazy import _accepted_arguments
+    from dropblock_det.engine.lazy_config_checks import _accepted_arguments
 
     found = []
     for module in (dropblock_det.layers, dropblock_det.modeling):
@@ -691,7 +692,7 @@ def test_the_arguments_of_every_project_component_taking_kwargs_are_known():
 def test_an_override_may_add_an_argument_of_its_nodes_target_or_any_key_with_a_plus(tmp_path):
     from detectron2.config import LazyConfig
 
-    from dropblock_det.engine.lazy import lazy_meta_model
+    from dropblock_det.engine.lazy_config_checks import lazy_meta_model
 
     # Arguments the L(...) calls leave at their defaults (RetinaNet's vis_period, the
     # training loader's aspect_ratio_grouping), and any key with Hydra's "+key=value".
@@ -711,7 +712,7 @@ def test_an_override_may_add_an_argument_of_its_nodes_target_or_any_key_with_a_p
     from detectron2.data import build_detection_train_loader
 
     if any(p.kind is p.VAR_KEYWORD for p in inspect.signature(build_detection_train_loader).parameters.values()):
-        from dropblock_det.engine.lazy import check_lazy_loaders
+        from dropblock_det.engine.lazy_config_checks import check_lazy_loaders
 
         cfg = _lazy(SYNTHETIC, "dataloader.train.pin_memory=True")
         assert cfg.dataloader.train.pin_memory is True
@@ -726,7 +727,7 @@ def test_an_override_under_a_target_taking_any_keyword_or_not_found_is_left_to_t
     # Res5ROIHeads (and DropBlockRes5ROIHeads) take ROIHeads' arguments as **kwargs: one the
     # config leaves out is taken, as is any key under a target not found now.
     from conftest import lazy_rcnn_cfg
-    from dropblock_det.engine.lazy import check_override_key
+    from dropblock_det.engine.lazy_config_checks import check_override_key
 
     cfg = lazy_rcnn_cfg(c4=True)
     assert "proposal_append_gt" not in cfg.model.roi_heads
@@ -739,7 +740,7 @@ def test_an_override_under_a_target_taking_any_keyword_or_not_found_is_left_to_t
 
 def test_none_for_the_schedule_on_the_command_line_is_explained():
     # Hydra reads None as the string 'None' (null is its None).
-    from dropblock_det.engine.lazy import lazy_meta_model, lazy_schedule_hook
+    from dropblock_det.engine.lazy_config_checks import lazy_meta_model, lazy_schedule_hook
 
     cfg = _lazy(SYNTHETIC, "+train.dropblock_schedule='None'")  # the string, quoted on purpose
     with pytest.raises(ValueError, match=r"gives a value of type str \('None'\): .*train\.dropblock_schedule=null"):
@@ -777,7 +778,7 @@ def test_the_deeplab_export_advice_on_the_command_line_loads():
     # export_stock_config.py advised model.sem_seg_head.train_size=None, which Hydra read as
     # 'None': the head then failed with "TypeError: not all arguments converted during
     # string formatting".
-    from dropblock_det.engine.lazy import lazy_meta_model
+    from dropblock_det.engine.lazy_config_checks import lazy_meta_model
 
     deeplab = str(CONFIGS / TWINS[3][0])
     with pytest.raises(ValueError, match=r"train_size=null"):
@@ -788,7 +789,7 @@ def test_the_deeplab_export_advice_on_the_command_line_loads():
 
 
 def test_the_model_checks_name_the_evaluator_set_and_a_triton_impl_off_its_device():
-    from dropblock_det.engine.lazy import check_lazy_model, lazy_meta_model
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
 
     cfg = _lazy(SYNTHETIC, "dataloader.test.dataset.names=synthetic_sem_seg_val")
     with pytest.raises(ValueError, match=r"dataloader\.evaluator\.dataset_name='synthetic_sem_seg_val'.*DropBlockRetinaNet"):
@@ -810,7 +811,11 @@ def test_a_list_of_evaluators_is_checked_entry_by_entry():
     from detectron2.config import LazyCall as L
     from omegaconf import OmegaConf
 
-    from dropblock_det.engine.lazy import check_lazy_config_before_run, lazy_dataset_names, lazy_evaluator_nodes
+    from dropblock_det.engine.lazy_config_checks import (
+        check_lazy_config_before_run,
+        lazy_dataset_names,
+        lazy_evaluator_nodes,
+    )
     from dropblock_det.engine.evaluation import dataset_evaluator
 
     cfg = _lazy(SYNTHETIC)
@@ -852,7 +857,11 @@ class _OwnMapper:
 
 def test_a_mask_rcnn_mapper_of_the_users_own_is_not_judged_by_detectron2s_flag():
     from conftest import lazy_rcnn_cfg
-    from dropblock_det.engine.lazy import check_lazy_model, check_lazy_rcnn_mapper, lazy_meta_model
+    from dropblock_det.engine.lazy_config_checks import (
+        check_lazy_model,
+        check_lazy_rcnn_mapper,
+        lazy_meta_model,
+    )
 
     cfg = lazy_rcnn_cfg(mask=True, mapper=_OwnMapper)
     check_lazy_rcnn_mapper(cfg, lazy_meta_model(cfg))
@@ -864,7 +873,7 @@ def test_a_mask_rcnn_mapper_of_the_users_own_is_not_judged_by_detectron2s_flag()
 
 
 def test_a_resize_without_max_size_is_accepted_as_detectron2s_unbounded_one():
-    from dropblock_det.engine.lazy import check_lazy_inputs
+    from dropblock_det.engine.lazy_config_checks import check_lazy_inputs
 
     cfg = _lazy(SYNTHETIC)
     for split in ("train", "test"):
@@ -899,7 +908,7 @@ def test_the_schedule_key_none_gives_no_ramp_and_a_config_without_it_the_whole_t
     # README: `None` for train.dropblock_schedule keeps the targets throughout; a config
     # without the key gets the ramp over the whole training when its model has a regularizer.
     from dropblock_det.engine import DropBlockScheduleHook
-    from dropblock_det.engine.lazy import lazy_meta_model, lazy_schedule_hook
+    from dropblock_det.engine.lazy_config_checks import lazy_meta_model, lazy_schedule_hook
 
     cfg = _lazy(SYNTHETIC, "train.dropblock_schedule=null")
     model = lazy_meta_model(cfg)
@@ -921,7 +930,7 @@ def test_a_retinanet_head_with_per_level_bn_needs_one_input_shape_per_level(norm
     from detectron2.config import LazyCall as L
     from detectron2.layers import ShapeSpec
 
-    from dropblock_det.engine.lazy import check_lazy_model, lazy_meta_model
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
 
     cfg = _lazy(SYNTHETIC, f"model.head.norm='{norm}'")
     cfg.model.head.input_shape = [L(ShapeSpec)(channels=64)] * shapes
@@ -957,7 +966,7 @@ DEEPLAB = str(CONFIGS / TWINS[3][0])
      r"model\.head_in_features=\['res3', 'p4', 'p5', 'p6', 'p7'\]: 'res3' not among the backbone's outputs \['p3', "),
 ])
 def test_a_retinanet_head_anchor_count_the_anchor_generator_does_not_give_is_refused(opts, match):
-    from dropblock_det.engine.lazy import check_lazy_model, lazy_meta_model
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
 
     cfg = _lazy(SYNTHETIC, *opts)
     with pytest.raises(ValueError, match=match):
@@ -974,23 +983,23 @@ def test_detectron2s_coco_evaluator_with_its_fast_evaluation_but_no_compiled_ope
     from detectron2.config import LazyCall as L
     from detectron2.evaluation import COCOEvaluator
 
-    from dropblock_det.engine import lazy
+    from dropblock_det.engine import lazy_config_checks
 
     cfg = _lazy(SYNTHETIC)
     cfg.dataloader.evaluator = L(COCOEvaluator)(dataset_name="synthetic_det_val", output_dir="out")
-    model = lazy.lazy_meta_model(cfg)
-    monkeypatch.setattr(lazy, "has_compiled_ops", lambda: False, raising=False)
+    model = lazy_config_checks.lazy_meta_model(cfg)
+    monkeypatch.setattr(lazy_config_checks, "has_compiled_ops", lambda: False)
     for train in (True, False):
         with pytest.raises(ValueError, match=r"^dataloader\.evaluator\.use_fast_impl=True: .*compiled operators.*"
                                              r"set dataloader\.evaluator\.use_fast_impl=False"):
-            lazy.check_lazy_model(cfg, model, train=train)
+            lazy_config_checks.check_lazy_model(cfg, model, train=train)
     cfg.dataloader.evaluator.use_fast_impl = False
-    lazy.check_lazy_model(cfg, model)
-    monkeypatch.setattr(lazy, "has_compiled_ops", lambda: True, raising=False)
+    lazy_config_checks.check_lazy_model(cfg, model)
+    monkeypatch.setattr(lazy_config_checks, "has_compiled_ops", lambda: True)
     cfg.dataloader.evaluator.use_fast_impl = True
-    lazy.check_lazy_model(cfg, model)
-    monkeypatch.setattr(lazy, "has_compiled_ops", lambda: False, raising=False)
-    lazy.check_lazy_model(_lazy(SYNTHETIC), model)  # dataset_evaluator picks the evaluation itself
+    lazy_config_checks.check_lazy_model(cfg, model)
+    monkeypatch.setattr(lazy_config_checks, "has_compiled_ops", lambda: False)
+    lazy_config_checks.check_lazy_model(_lazy(SYNTHETIC), model)  # dataset_evaluator picks the evaluation itself
 
 
 @pytest.mark.parametrize("change, match", [
@@ -1005,7 +1014,7 @@ def test_detectron2s_coco_evaluator_with_its_fast_evaluation_but_no_compiled_ope
 ])
 def test_an_rpn_whose_anchors_do_not_fit_its_head_or_levels_is_refused(change, match):
     from conftest import lazy_rcnn_cfg
-    from dropblock_det.engine.lazy import check_lazy_model, lazy_meta_model
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
 
     cfg = lazy_rcnn_cfg()
     check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
@@ -1025,7 +1034,7 @@ def test_an_rpn_whose_anchors_do_not_fit_its_head_or_levels_is_refused(change, m
     (SYNTHETIC, ["model.backbone.top_block.in_feature=p5"], r"in_channels=512: .*the FPN's p5 .* which has 64 channels"),
 ])
 def test_an_fpn_top_block_input_that_no_longer_fits_its_backbone_is_refused(config, opts, match):
-    from dropblock_det.engine.lazy import check_lazy_config_before_run
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
 
     with pytest.raises(ValueError, match=match):
         check_lazy_config_before_run(_lazy(config, "train.device=cpu", *opts), check_files=False)
@@ -1048,7 +1057,7 @@ def test_an_fpn_top_block_input_that_no_longer_fits_its_backbone_is_refused(conf
      r"crop_type='relative_range' is not of one size .*train_size=null"),
 ])
 def test_a_deeplab_head_input_that_no_longer_fits_its_backbone_or_crop_is_refused(opts, match):
-    from dropblock_det.engine.lazy import check_lazy_model, lazy_meta_model
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
 
     cfg = _lazy(DEEPLAB, *opts)
     with pytest.raises(ValueError, match=match):
@@ -1057,7 +1066,7 @@ def test_a_deeplab_head_input_that_no_longer_fits_its_backbone_or_crop_is_refuse
 
 def test_a_relative_crop_is_accepted_with_global_pooling():
     # train_size=null: the ASPP pools each crop globally, whatever its size.
-    from dropblock_det.engine.lazy import check_lazy_model, lazy_meta_model
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
 
     cfg = _lazy(DEEPLAB, "dataloader.train.mapper.augmentations.1.crop_type=relative_range",
                 "dataloader.train.mapper.augmentations.1.crop_size=[0.5,0.5]", "model.sem_seg_head.train_size=null")
@@ -1066,7 +1075,7 @@ def test_a_relative_crop_is_accepted_with_global_pooling():
 
 def test_a_deeplab_class_count_or_ignore_value_the_datasets_do_not_have_is_refused():
     # VOC: 21 stuff_classes, ignore_label 255 (the real build: the next test).
-    from dropblock_det.engine.lazy import check_lazy_model, lazy_meta_model
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
 
     cfg = _lazy(DEEPLAB, "model.sem_seg_head.num_classes=20", "train.device=cpu")
     with pytest.raises(ValueError, match=r"^model\.sem_seg_head\.num_classes=20, but dataloader\.train\.dataset\.names "
@@ -1085,7 +1094,7 @@ def test_a_segmentation_evaluator_set_without_the_metadata_it_reads_is_refused()
     from detectron2.data import MetadataCatalog
     from detectron2.evaluation import SemSegEvaluator
 
-    from dropblock_det.engine.lazy import check_lazy_model, lazy_meta_model
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
 
     MetadataCatalog.get("dropblock_test_lazy_seg_no_ignore").set(evaluator_type="sem_seg",
                                                                  stuff_classes=list(map(str, range(21))))
@@ -1106,7 +1115,7 @@ def test_a_coco_evaluator_of_a_set_without_json_and_without_output_dir_is_refuse
     from detectron2.data import MetadataCatalog
     from detectron2.evaluation import COCOEvaluator
 
-    from dropblock_det.engine.lazy import check_lazy_model, lazy_meta_model
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
     from dropblock_det.engine.evaluation import dataset_evaluator
 
     name = "dropblock_test_lazy_coco_no_json"
@@ -1134,14 +1143,14 @@ def test_the_lazy_class_count_is_checked_on_the_real_build_too():
 
 def test_the_deeplab_poly_schedule_is_refused_by_its_own_key():
     # It named the yacs key SOLVER.POLY_LR_POWER, which a LazyConfig does not have.
-    from dropblock_det.engine.lazy import check_lazy_config_before_run
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
 
     with pytest.raises(ValueError, match=r"^lr_multiplier: ValueError: power must be >= 0, got -1$"):
         check_lazy_config_before_run(_lazy(DEEPLAB, "lr_multiplier.power=-1", "train.device=cpu"), check_files=False)
 
 
 def test_a_deeplab_head_input_overridden_with_its_backbone_and_crop_is_accepted():
-    from dropblock_det.engine.lazy import check_lazy_model, lazy_meta_model
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
 
     for opts in ([], ["model.backbone.stages.res4_dilation=2", "model.backbone.stages.res5_dilation=4",
                       "model.sem_seg_head.input_shape.res5.stride=8"],
@@ -1156,7 +1165,8 @@ def test_a_resume_whose_optimizer_groups_the_parameters_otherwise_is_refused_nam
     # The checkpoint fits the model, but its optimizer state does not fit the optimizer the
     # changed optimizer.params build: torch refused it when the loop loaded the checkpoint,
     # after the data loader was built and config.yaml rewritten, naming no key.
-    from dropblock_det.engine.lazy import build_lazy_model, check_lazy_checkpoint, lazy_meta_model, lazy_optimizer
+    from dropblock_det.engine.lazy_config_checks import check_lazy_checkpoint, lazy_meta_model, lazy_optimizer
+    from dropblock_det.engine.lazy import build_lazy_model
 
     cfg = _lazy(SYNTHETIC, "train.max_iter=10")
     model = build_lazy_model(cfg)
@@ -1180,7 +1190,8 @@ def test_a_resume_with_amp_of_a_checkpoint_saved_without_it_is_refused_naming_th
     # AMPTrainer.load_state_dict reads the grad scaler's state unconditionally: turning
     # train.amp.enabled on for a resume failed with "KeyError: 'grad_scaler'" once the loop
     # loaded the checkpoint, after the data loader was built.
-    from dropblock_det.engine.lazy import build_lazy_model, check_lazy_checkpoint, lazy_meta_model, lazy_optimizer
+    from dropblock_det.engine.lazy_config_checks import check_lazy_checkpoint, lazy_meta_model, lazy_optimizer
+    from dropblock_det.engine.lazy import build_lazy_model
 
     cfg = _lazy(SYNTHETIC, "train.max_iter=10")
     model = build_lazy_model(cfg)
@@ -1201,7 +1212,7 @@ def test_missing_dataset_files_are_named_with_the_key_that_names_the_set(tmp_pat
     from detectron2.data import DatasetCatalog
     from detectron2.data.datasets import register_coco_instances
 
-    from dropblock_det.engine.lazy import check_lazy_config_before_run
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
 
     name = "test_lazy_set_without_files"
     if name not in DatasetCatalog.list():
@@ -1216,7 +1227,7 @@ def test_a_missing_test_image_is_named_by_its_loader_key_before_a_lazy_training(
     # The test loader reads its images only in the evaluations, after the whole training.
     from conftest import tiny_synthetic_datasets
     from dropblock_det.data.file_errors import DatasetFileError
-    from dropblock_det.engine.lazy import check_lazy_config_before_run
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
 
     with tiny_synthetic_datasets(tmp_path, num_train=2, num_val=2) as root:
         cfg = _lazy(SYNTHETIC, "train.device=cpu")
@@ -1231,7 +1242,7 @@ def test_a_missing_test_image_is_named_by_its_loader_key_before_a_lazy_training(
 def test_a_one_iteration_run_of_a_model_without_regularizer_passes_the_schedule_check():
     # keep_prob 1.0 through the only iteration is refused where it leaves a DropBlock idle;
     # a baseline (no regularizer: the schedule's start does not matter) is accepted.
-    from dropblock_det.engine.lazy import check_lazy_config_before_run
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
 
     with pytest.raises(ValueError, match=r"^train\.dropblock_schedule with train\.max_iter=1: .*keep_prob would stay 1\.0"):
         check_lazy_config_before_run(_lazy(SYNTHETIC, "train.max_iter=1"), check_files=False)

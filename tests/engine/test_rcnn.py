@@ -72,7 +72,7 @@ def test_a_faster_rcnn_is_refused_a_semantic_segmentation_test_set_before_traini
 
 def test_an_rcnn_class_count_the_datasets_do_not_have_is_refused_yacs_and_lazy():
     # Else it trains fully and the COCO evaluation fails on class ids the dataset lacks.
-    from dropblock_det.engine.lazy import check_lazy_model, lazy_meta_model
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
     from dropblock_det.engine.config_checks import check_config_before_run
 
     cfg = rcnn_cfg("DATASETS.TRAIN", "('synthetic_det_train',)", "DATASETS.TEST", "('synthetic_det_val',)")
@@ -98,7 +98,7 @@ def test_a_panoptic_fpn_semantic_class_count_the_datasets_do_not_have_is_refused
     from detectron2.modeling import PanopticFPN
     from detectron2.modeling.meta_arch.semantic_seg import SemSegFPNHead
 
-    from dropblock_det.engine.lazy import check_lazy_model, lazy_meta_model
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
     from dropblock_det.engine.config_checks import check_config_before_run
 
     train, test = "coco_2017_train_panoptic_separated", "coco_2017_val_panoptic_stuffonly"
@@ -343,7 +343,7 @@ def test_robustness_config_of_a_c4_baseline_places_dropblock_in_the_stages_the_m
 
 # ----------------------------------------------------------------------------- LazyConfig
 def _lazy_check(cfg):
-    from dropblock_det.engine.lazy import check_lazy_model, lazy_meta_model
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
 
     model = lazy_meta_model(cfg)
     check_lazy_model(cfg, model, train=True)
@@ -439,7 +439,8 @@ def test_a_lazy_mask_rcnn_on_a_box_only_training_set_names_the_head_and_the_data
     # find field 'gt_masks' in the given Instances!", naming neither.
     from conftest import tiny_synthetic_datasets
 
-    from dropblock_det.engine.lazy import build_lazy_train_loader, lazy_meta_model
+    from dropblock_det.engine.lazy_config_checks import lazy_meta_model
+    from dropblock_det.engine.lazy import build_lazy_train_loader
 
     with tiny_synthetic_datasets(tmp_path):
         cfg = lazy_rcnn_cfg(mask=True, use_instance_mask=True)
@@ -454,7 +455,7 @@ def test_a_lazy_mask_rcnn_on_a_box_only_training_set_names_the_head_and_the_data
 
 def test_a_lazy_mask_rcnn_training_set_is_checked_past_its_first_image():
     # A set whose first images have masks and a later one none failed at that image's step.
-    from dropblock_det.engine.lazy import check_lazy_rcnn_training_data, lazy_meta_model
+    from dropblock_det.engine.lazy_config_checks import check_lazy_rcnn_training_data, lazy_meta_model
 
     cfg = lazy_rcnn_cfg(mask=True, use_instance_mask=True)
     box = dict(bbox=[1, 1, 8, 8], bbox_mode=1, category_id=0, iscrowd=0)

@@ -331,7 +331,7 @@ def test_each_lazy_config_is_the_twin_of_a_yaml_and_runs_where_it_does(name):
     # tests/engine/test_lazy.py compares the twins' models, data, optimizer and schedules
     # (its yacs side on the CPU); here what it leaves out: the device, AMP, and the checks
     # a LazyConfig run makes before training.
-    from dropblock_det.engine.lazy import check_lazy_config_before_run, load_lazy_config
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run, load_lazy_config
     from dropblock_det.engine.config_checks import load_config
 
     twin = CONFIGS / (name[: -len(".py")] + ".yaml")

@@ -259,7 +259,7 @@ def lazy_trained_run(tmp_path):
     weights away from their initial values. Head norm '' so that v0.6's own head builds."""
     from detectron2.config import LazyConfig, instantiate
 
-    from dropblock_det.engine.lazy import load_lazy_config
+    from dropblock_det.engine.lazy_config_checks import load_lazy_config
 
     run = tmp_path / "lazy_run"
     run.mkdir()
@@ -301,7 +301,7 @@ def test_a_lazy_deeplab_stock_config_is_said_to_pool_with_the_crops_kernel_and_t
     from detectron2.config import LazyConfig
 
     from dropblock_det.deploy import lazy_stock_config
-    from dropblock_det.engine.lazy import load_lazy_config
+    from dropblock_det.engine.lazy_config_checks import load_lazy_config
 
     config = CONFIGS / "PascalVOC-SemanticSegmentation" / \
         "deeplab_v3_plus_R_52_GN_scratch_dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.py"
@@ -404,7 +404,7 @@ def test_a_python_config_is_exported_with_relative_weights_made_absolute(lazy_tr
 
 def test_only_a_python_config_or_a_lazy_runs_yaml_is_read_as_a_lazy_config(lazy_trained_run):
     run, _ = lazy_trained_run
-    from dropblock_det.engine.lazy import is_lazy_config_file as is_lazy
+    from dropblock_det.engine.lazy_config_checks import is_lazy_config_file as is_lazy
 
     assert is_lazy(SYNTHETIC_LAZY) and is_lazy(str(run / "config.yaml"))
     assert not is_lazy(str(CONFIGS / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml"))

@@ -116,11 +116,11 @@ def test_lazy_robustness_evaluates_the_first_test_dataset_only(checkpoints, tmp_
 ])
 def test_lazy_robustness_refuses_before_any_evaluation(checkpoints, tmp_path, monkeypatch, opts, keep_probs,
                                                        error, match):
-    from dropblock_det.engine import lazy
+    from dropblock_det.engine import lazy, lazy_config_checks
 
     evaluations = []
     monkeypatch.setattr(lazy, "do_test", lambda *a: evaluations.append(a))
-    monkeypatch.setattr(lazy, "triton_unavailable_reason", lambda device: "no Triton (test)")
+    monkeypatch.setattr(lazy_config_checks, "triton_unavailable_reason", lambda device: "no Triton (test)")
     argv = _robustness_argv(LAZY_CONFIG, checkpoints["dropblock"], tmp_path / "out", keep_probs=keep_probs)
     with pytest.raises(error, match=match):
         load_tool("analyze_robustness").main(argv + TINY_LAZY_EVAL_OPTS + ["train.device=cpu"] + opts)
@@ -324,7 +324,7 @@ def test_lazy_robustness_reads_a_lazy_runs_config_yaml(checkpoints, tmp_path):
     # LazyConfig too, not a yacs file: the same curves as from the .py.
     from detectron2.config import LazyConfig
 
-    from dropblock_det.engine.lazy import load_lazy_config
+    from dropblock_det.engine.lazy_config_checks import load_lazy_config
 
     saved = tmp_path / "config.yaml"
     LazyConfig.save(load_lazy_config(LAZY_CONFIG, TINY_LAZY_EVAL_OPTS), str(saved))

@@ -195,7 +195,8 @@ def test_do_train_from_a_finished_runs_checkpoint_evaluates_it_again(trained, tm
     # does on the next sweep: no step trained, the evaluation of the checkpoint returned.
     import shutil
 
-    from dropblock_det.engine.lazy import do_train, load_lazy_config
+    from dropblock_det.engine.lazy_config_checks import load_lazy_config
+    from dropblock_det.engine.lazy import do_train
 
     out, results = trained
     run = tmp_path / "run"
@@ -213,11 +214,12 @@ def test_do_train_refuses_a_resume_from_checkpoint_of_another_model_before_loadi
     # after the training set was loaded.
     from dropblock_det.engine import lazy
     from dropblock_det.engine.checkpoint import CheckpointMismatchError
+    from dropblock_det.engine.lazy_config_checks import load_lazy_config
 
     out, _ = trained
     monkeypatch.setattr(lazy, "build_lazy_train_loader", lambda *args: pytest.fail("the training data was loaded"))
-    cfg = lazy.load_lazy_config(LAZY_CONFIG, [*TINY_LAZY_OPTS, f"train.output_dir={tmp_path / 'run'}",
-                                              "model.head.conv_dims=[64,64]"])
+    cfg = load_lazy_config(LAZY_CONFIG, [*TINY_LAZY_OPTS, f"train.output_dir={tmp_path / 'run'}",
+                                         "model.head.conv_dims=[64,64]"])
     with pytest.raises(CheckpointMismatchError, match=r"^--resume: checkpoint '.*model_final\.pth' does not match "
                                                       r".*missing in checkpoint: head\.cls_subnet\.3\.weight"):
         lazy.do_train(cfg, str(out / "model_final.pth"))
@@ -227,11 +229,12 @@ def test_do_train_returns_the_last_evaluations_results_not_an_earlier_ones(tiny_
     # COCOEvaluator gives {} for a model that detects nothing: the last evaluation's {} is the
     # result (a sweep's row), not the AP of the evaluation before it.
     from dropblock_det.engine import lazy
+    from dropblock_det.engine.lazy_config_checks import load_lazy_config
 
     outcomes = iter([{"bbox": {"AP": 12.5}}, {}])
     monkeypatch.setattr(lazy, "do_test", lambda cfg, model: next(outcomes))
-    cfg = lazy.load_lazy_config(LAZY_CONFIG, [*TINY_LAZY_OPTS, f"train.output_dir={tmp_path / 'run'}",
-                                              "train.max_iter=2", "train.eval_period=1"])
+    cfg = load_lazy_config(LAZY_CONFIG, [*TINY_LAZY_OPTS, f"train.output_dir={tmp_path / 'run'}",
+                                         "train.max_iter=2", "train.eval_period=1"])
     assert lazy.do_train(cfg) == {}
     assert next(outcomes, None) is None  # evaluated after step 0 and at the end
 
@@ -243,7 +246,8 @@ def test_do_train_without_resume_from_starts_from_init_checkpoint_not_the_folder
 
     from detectron2.engine import SimpleTrainer
 
-    from dropblock_det.engine.lazy import do_train, load_lazy_config
+    from dropblock_det.engine.lazy_config_checks import load_lazy_config
+    from dropblock_det.engine.lazy import do_train
 
     out, _ = trained
     run = tmp_path / "run"

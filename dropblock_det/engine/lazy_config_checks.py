@@ -1,0 +1,1158 @@
+"""Reading a LazyConfig (Python or YAML config for detectron2's LazyConfig training) and checking
+it before a run, as ``config_checks.py`` checks a yacs config: the overrides, the datasets,
+loaders and evaluators, the model (built on the meta device) and its inputs, the sampler,
+optimizer and schedule, the devices, and a checkpoint to resume or evaluate. Each error names
+the config key (``dataloader.train.total_batch_size``, ``model.backbone...``) and comes before
+data loading or anything is written to ``train.output_dir``.
+"""
+from __future__ import annotations
+
+import difflib
+import inspect
+import logging
+import math
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import detectron2.utils.comm as comm
+import torch
+from detectron2.config import LazyConfig, instantiate
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.engine import hooks
+from detectron2.evaluation import COCOEvaluator, SemSegEvaluator
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from ..config import check_feature_names
+from ..data.file_errors import ANNOTATION_FIELDS, check_evaluation_files, missing_annotation_field
+from ..layers import DropBlock2d, iter_regularizers, triton_unavailable_reason
+from ..layers.base import is_integer
+from .checkpoint import (
+    check_checkpoint_fits,
+    check_resume_grad_scaler,
+    check_resume_optimizer,
+    check_weights_readable,
+)
+from .config_checks import (
+    build_on_meta_device,
+    check_class_counts,
+    check_ddp_device,
+    checked_device,
+    image_format_error,
+    is_meta_device_limit,
+    missing_config_file,
+    resize_error,
+)
+from .evaluation import dataset_evaluator, evaluator_cannot_read, has_compiled_ops, sem_seg_metadata_missing
+from .hooks import DropBlockScheduleHook, unwrap_model
+
+__all__ = [
+    "check_lazy_model",
+    "check_lazy_checkpoint",
+    "lazy_optimizer",
+    "check_lazy_class_counts",
+    "check_lazy_inputs",
+    "lazy_meta_model",
+    "check_lazy_config_before_run",
+    "check_lazy_loaders",
+    "check_lazy_train_parts",
+    "check_lazy_train_sampler",
+    "lazy_evaluator_nodes",
+    "check_lazy_head_inputs",
+    "check_lazy_resnet_stages",
+    "check_lazy_rcnn_mapper",
+    "check_lazy_rcnn_training_data",
+    "check_override_key",
+    "instantiate_naming_key",
+    "is_lazy_config_file",
+    "lazy_dataset_names",
+    "load_lazy_config",
+    "lazy_schedule_hook",
+    "DATASET_NAME_KEYS",
+    "RESUME_ADVICE",
+    "rcnn_heads_needing_data",
+]
+
+logger = logging.getLogger("dropblock_det.lazy")
+
+# The keys detectron2's LazyConfig loop reads (its configs/common/train.py), by use.
+_TRAIN_KEYS = ("output_dir", "max_iter", "device", "amp.enabled", "checkpointer.period",
+               "eval_period", "log_period", "init_checkpoint")
+DATASET_NAME_KEYS = {"dataloader.train": "dataloader.train.dataset.names",
+                     "dataloader.test": "dataloader.test.dataset.names"}
+
+
+def is_lazy_config_file(path: str) -> bool:
+    """Whether the config file `path` is a LazyConfig: a Python config, or the config.yaml a
+    LazyConfig run saved (its top level has a lower-case `model` node; a yacs config's keys
+    are upper-case). The tools that read both kinds decide with this."""
+    if path.endswith((".py", ".yaml.pkl")):  # .yaml.pkl: LazyConfig.save's pickled fallback
+        return True
+    try:
+        with open(path) as f:
+            return any(line.startswith("model:") for line in f)
+    except (OSError, UnicodeDecodeError):
+        return False  # the yacs reader names the file
+
+
+def _unreadable_lazy_file(config_file: str, error: Exception) -> str:
+    """Why the LazyConfig file `config_file` (a run's config.yaml, or the config.yaml.pkl
+    beside it) does not load, and what to give instead. detectron2's LazyConfig.save writes
+    a config holding a value YAML cannot name (a function or lambda defined in the config
+    file) as a config.yaml that does not load, plus the config pickled to config.yaml.pkl,
+    which LazyConfig.load does not read."""
+    pickled = config_file if config_file.endswith(".pkl") else config_file + ".pkl"
+    why = " ".join(str(error).split())  # yaml's errors span lines: the value and where it is
+    saved = ("it is detectron2's pickled copy of a run's config (LazyConfig.save's fallback), "
+             "which LazyConfig.load does not read" if config_file.endswith(".pkl") else
+             f"detectron2 saved it from a config holding a value YAML cannot name (e.g. a function or "
+             f"lambda defined in the config file), which its LazyConfig.save logs, and pickled the config "
+             f"to {pickled!r}, which LazyConfig.load does not read" if Path(pickled).is_file() else "")
+    return (f"--config-file {config_file!r} is a LazyConfig that does not load "
+            f"({type(error).__name__}: {why})" + (f": {saved}" if saved else "")
+            + "; give the Python config it was made from (a value defined in an importable module, "
+              "not in the config file, saves as YAML that loads)")
+
+
+def load_lazy_config(config_file: str, opts: Sequence[str] = ()) -> DictConfig:
+    """LazyConfig.load + apply_overrides ("key=value" opts, as detectron2's tool takes them),
+    with errors naming the file or the opt."""
+    if not config_file or not Path(config_file).is_file():
+        raise FileNotFoundError(f"--config-file {config_file!r} {missing_config_file(config_file)}")
+    if not config_file.endswith(".py"):
+        # A yacs .yaml would load as a DictConfig without a model: say which tool reads it.
+        try:
+            LazyConfig.load(config_file).model  # noqa: B018 - a saved LazyConfig has one
+        except Exception as e:  # noqa: BLE001 - any failure means it is not a LazyConfig
+            if is_lazy_config_file(config_file):  # one that does not load: say why, not "yacs"
+                raise ValueError(_unreadable_lazy_file(config_file, e)) from None
+            raise ValueError(f"--config-file {config_file!r} is not a LazyConfig (a Python config, or the "
+                             "config.yaml a LazyConfig run saved); a yacs .yaml config is for "
+                             "tools/train_net.py") from None
+    cfg = LazyConfig.load(config_file)
+    for opt in opts:
+        if "=" not in opt:
+            raise ValueError(f"command-line opt {opt!r}: expected key=value (LazyConfig overrides)")
+        check_override_key(cfg, opt)
+        try:
+            cfg = LazyConfig.apply_overrides(cfg, [opt])
+        except (OmegaConfBaseException, KeyError, ValueError, NotImplementedError) as e:
+            raise ValueError(f"command-line opt {opt!r}: {e}") from None
+    return cfg
+
+
+# Keys the tools read that a config may leave out, so an override may add them without "+".
+_OPTIONAL_KEYS = ("train.dropblock_schedule",)
+
+
+def check_override_key(cfg: DictConfig, opt: str) -> None:
+    """KeyError naming the opt and the key when the override `opt` ("key=value") would add
+    a key the config does not have, with the config's closest keys: detectron2's
+    apply_overrides adds any key, so a misspelt `train.max_iters=3` trained with the
+    config's max_iter. A key may be added where it is an argument of its node's
+    `_target_` (an argument the L(...) call left at its default), where the tools read it
+    (train.dropblock_schedule), or on purpose with Hydra's "+key=value". ValueError naming
+    the opt for an unquoted None in its value, which Hydra reads as the string 'None'."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        override = OverridesParser.create().parse_overrides([opt])[0]
+    except Exception as e:  # noqa: BLE001 - Hydra's grammar errors have several types
+        raise ValueError(f"command-line opt {opt!r}: {e}") from None
+    if override.is_sweep_override():
+        # detectron2's apply_overrides set the sweep's fields as a dict (`x=interval(0,1)`:
+        # {'start': 0, 'end': 1, ...}), failing where the value was used, e.g. in the
+        # evaluation after the training, or refused it naming no key (`a,b`).
+        raise ValueError(f"command-line opt {opt!r}: Hydra's grammar reads the value as a sweep "
+                         f"({type(override._value).__name__}), which one run cannot take: write a list in "
+                         "brackets ([a,b]), quote a string holding a comma ('a,b'); a grid of block sizes and "
+                         "keep_probs is tools/sweep.py's")
+    if _has_unquoted_none(override._value):
+        # Hydra's grammar reads None as the string 'None' (its None is null): the component
+        # then failed on the string, e.g. "TypeError: not all arguments converted during
+        # string formatting" for model.sem_seg_head.train_size=None, or
+        # "dataloader.train.sampler='None': expected ... or None".
+        raise ValueError(f"command-line opt {opt!r}: None in an override is the string 'None' (Hydra's "
+                         f"grammar): for None write null ({opt.replace('None', 'null')}); for the string, "
+                         "quote it ('None')")
+    key = override.key_or_group
+    if override.is_add() or override.is_delete() or key in _OPTIONAL_KEYS:
+        return  # a deletion is refused by apply_overrides itself
+    node: Any = cfg
+    parts = key.split(".")
+    for depth, part in enumerate(parts):
+        if isinstance(node, ListConfig):
+            if not (part.isdigit() and int(part) < len(node)):
+                return  # apply_overrides names what is wrong with a list index
+            node = node[int(part)]
+            continue
+        if not isinstance(node, DictConfig):
+            return  # a value, not a node: apply_overrides refuses to go into it
+        if part in node.keys():
+            try:
+                node = node[part]
+            except OmegaConfBaseException:
+                return  # a "???" or a broken interpolation: the build names it
+            continue
+        arguments = _target_arguments(node)
+        if arguments is None or part in arguments:
+            return
+        where = ".".join(parts[:depth]) or "the config's top level"
+        close = difflib.get_close_matches(part, sorted({str(k) for k in node.keys()} | arguments), n=3)
+        raise KeyError(
+            f"command-line opt {opt!r}: {where} has no key {part!r}"
+            + (f" (did you mean {', '.join('.'.join(parts[:depth] + [c]) for c in close)}?)" if close else "")
+            + f"; to add it on purpose write +{opt}")
+
+
+def _has_unquoted_none(value: Any) -> bool:
+    """Whether a parsed override value is, or holds in a list or dict, an unquoted `None`
+    (a quoted one is Hydra's QuotedString, not a str)."""
+    if isinstance(value, list):
+        return any(_has_unquoted_none(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_unquoted_none(v) for v in value.values())
+    return type(value) is str and value == "None"
+
+
+def _forwarded_kwargs_targets(target: Any) -> List[Any]:
+    """The callables a target known to pass its **kwargs on hands them to: detectron2
+    main's build_detection_train_loader gives them to build_batch_data_loader, which gives
+    them to torch's DataLoader, so a misspelt `dataloader.train.total_batch_sizes` was taken
+    as a keyword and failed inside DataLoader, after the training set was loaded."""
+    from detectron2.data import build
+    from torch.utils.data import DataLoader
+
+    if target is getattr(build, "build_detection_train_loader", None):
+        return [getattr(build, "build_batch_data_loader", None), DataLoader]
+    return []
+
+
+def _project_kwargs_targets(target: Any) -> Optional[List[Any]]:
+    """What the **kwargs of one of this project's callables go to (None for another's): the
+    regularizers take them only to refuse any (reject_unknown_kwargs: a ValueError, not
+    Python's TypeError), make_dropblock_resnet_stages hands them to
+    stock_resnet_stage_arguments, and a model class whose own __init__ takes them to the
+    detectron2 class it extends. Without this a misspelt `model.head.prior_probb=0.01` or
+    `dropblock.blocksize=5` was not refused with the closest keys, as the override of a key
+    the config lacks is, but at the model build."""
+    from ..layers import KeepProbRegularizer, build_regularizer, drop_block_2d, drop_path, dropout, spatial_dropout
+    from ..modeling.resnet import make_dropblock_resnet_stages, stock_resnet_stage_arguments
+
+    if target in (build_regularizer, drop_block_2d, dropout, spatial_dropout, drop_path) or (
+            isinstance(target, type) and issubclass(target, KeepProbRegularizer)):
+        return []
+    if target is make_dropblock_resnet_stages:
+        return [stock_resnet_stage_arguments]
+    if isinstance(target, type) and target.__module__.startswith("dropblock_det.") and "__init__" in vars(target):
+        stock = [c for c in target.__mro__[1:] if not c.__module__.startswith("dropblock_det.")]
+        return stock[:1]
+    return None
+
+
+def _accepted_arguments(target: Any) -> Tuple[Dict[str, inspect.Parameter], bool]:
+    """({name: parameter} of the target's named arguments, whether any other name goes too).
+    A target that passes its **kwargs on to known callables (_forwarded_kwargs_targets,
+    _project_kwargs_targets) takes their named arguments as well, and any name only if the
+    last of them does (none, where they go to none). TypeError / ValueError when a
+    signature cannot be read."""
+    parameters = list(inspect.signature(target).parameters.values())
+    named = {p.name: p for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters)
+    project = _project_kwargs_targets(target) if takes_any else None
+    if project == []:
+        return named, False
+    if takes_any:
+        forwarded = [f for f in (project or _forwarded_kwargs_targets(target)) if f is not None]
+        for callee in forwarded:
+            more, takes_any = _accepted_arguments(callee)
+            for name, p in more.items():
+                # the callee's required arguments are the target's to give, not the config's
+                named.setdefault(name, p.replace(default=None) if p.default is p.empty else p)
+    return named, takes_any
+
+
+def _target_arguments(node: DictConfig) -> Optional[set]:
+    """The argument names the node's `_target_` takes: an empty set for a node without one
+    (a plain dict, such as `train`), None when any name goes (**kwargs, or a target that
+    cannot be located or inspected: its build reports it)."""
+    if "_target_" not in node.keys():
+        return set()
+    try:
+        named, takes_any = _accepted_arguments(_located(node._target_))
+    except Exception:  # noqa: BLE001 - any failure: leave it to the build
+        return None
+    return None if takes_any else set(named)
+
+
+def _select(cfg: DictConfig, key: str) -> Any:
+    """cfg's value at the dotted `key`; KeyError naming the key when it is missing."""
+    try:
+        value = OmegaConf.select(cfg, key, throw_on_missing=True)
+    except OmegaConfBaseException as e:
+        raise KeyError(f"{key}: {e}") from None
+    missing = object()
+    if value is None and OmegaConf.select(cfg, key, default=missing) is missing:
+        raise KeyError(f"the config has no {key} (detectron2's LazyConfig training reads it; see configs/common/)")
+    return value
+
+
+def _names(value: Any) -> List[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def lazy_dataset_names(cfg: DictConfig, train: bool = True) -> List[Tuple[str, str]]:
+    """(key, dataset name) of every dataset the config's loaders name in detectron2's way
+    (`dataloader.<split>.dataset.names`, a name or a list; the training loader's only with
+    `train`) and the evaluator's `dataset_name`. A loader built some other way is not looked
+    into."""
+    found = []
+    for node, key in DATASET_NAME_KEYS.items():
+        if node == "dataloader.train" and not train:
+            continue
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None:
+            found += [(key, name) for name in _names(value)]
+    for key, evaluator in lazy_evaluator_nodes(cfg):
+        value = evaluator.get("dataset_name")
+        if value is not None:
+            found += [(f"{key}.dataset_name", name) for name in _names(value)]
+    return found
+
+
+def lazy_evaluator_nodes(cfg: DictConfig) -> List[Tuple[str, DictConfig]]:
+    """(key, node) of each evaluator `dataloader.evaluator` builds: the node itself, or each
+    entry of a list of them (inference_on_dataset takes a list and runs them all, as
+    detectron2's PanopticFPN LazyConfig gives COCO, semantic and panoptic evaluators)."""
+    evaluator = OmegaConf.select(cfg, "dataloader.evaluator", default=None)
+    if isinstance(evaluator, DictConfig):
+        return [("dataloader.evaluator", evaluator)]
+    if isinstance(evaluator, ListConfig):
+        return [(f"dataloader.evaluator[{i}]", node) for i, node in enumerate(evaluator)
+                if isinstance(node, DictConfig)]
+    return []
+
+
+def _check_int(key: str, value: Any, minimum: int) -> None:
+    if not is_integer(value) or value < minimum:
+        raise ValueError(f"{key}={value!r}: expected an integer >= {minimum}")
+
+
+def check_lazy_loaders(cfg: DictConfig, train: bool = True) -> None:
+    """`dataloader.test` (and with `train` `dataloader.train`) and `dataloader.evaluator`: the
+    arguments of every `L(...)` node in them (the loader, its dataset, mapper and
+    augmentations, the evaluator) fit its target (the test loader and the evaluator are built
+    only after the whole training, the training mapper after its data is loaded),
+    `num_workers` an integer >= 0 (torch refused -1 only when the loader was built), and
+    `dataset.names` not empty (detectron2 asserted "No valid data found in ." once the
+    training was set up). ValueError naming the key."""
+    for split in (["train"] if train else []) + ["test"]:
+        key = f"dataloader.{split}"
+        node = OmegaConf.select(cfg, key, default=None)
+        if not isinstance(node, DictConfig):
+            continue
+        _check_arguments_under(node, key)
+        workers = OmegaConf.select(cfg, f"{key}.num_workers", default=None)
+        if workers is not None:
+            _check_int(f"{key}.num_workers", workers, 0)
+        names = OmegaConf.select(cfg, DATASET_NAME_KEYS[key], default=None)
+        if names is not None and not _names(names):
+            raise ValueError(f"{DATASET_NAME_KEYS[key]}={list(names)!r}: no dataset to "
+                             f"{'train on' if split == 'train' else 'evaluate'}; name at least one")
+    for key, evaluator in lazy_evaluator_nodes(cfg):
+        _check_arguments_under(evaluator, key)
+
+
+def check_lazy_config_before_run(cfg: DictConfig, train: bool = True, check_files: bool = True,
+                                 check_weights: bool = True) -> Optional[torch.nn.Module]:
+    """Every check of a LazyConfig that loads no data: the keys the loop reads (KeyError
+    naming a missing one), their values (`train.max_iter` >= 1, the periods, `train.device`
+    present on this machine, AMP only on CUDA, with `train` and `check_weights` a
+    `train.init_checkpoint` that exists or, a URL, is fetched, and is read: False for a
+    resumed run, which loads its own checkpoint instead),
+    the datasets the loaders and the evaluator name (registered; with `check_files` their
+    files present), and the model, built on the meta device (:func:`lazy_meta_model`,
+    :func:`check_lazy_model`), which is returned (None where it cannot be built there), and
+    with `train` what the loop instantiates later (:func:`check_lazy_train_parts`). Errors
+    name the key."""
+    from ..data.dataset_check import check_datasets
+
+    needed = ["model", "train.output_dir", "train.device", "dataloader.test"]
+    if train:
+        needed += ["dataloader.train", "optimizer", "lr_multiplier"] + [f"train.{k}" for k in _TRAIN_KEYS]
+    for key in needed:
+        _select(cfg, key)
+    output_dir = cfg.train.output_dir
+    if not isinstance(output_dir, str) or not output_dir:
+        raise ValueError(f"train.output_dir={output_dir!r}: expected a folder")
+    weights = cfg.train.get("init_checkpoint", "")
+    if weights is not None and not isinstance(weights, str):
+        # e.g. Hydra reads train.init_checkpoint=123 as an int: it failed, unnamed, in the path check.
+        raise ValueError(f"train.init_checkpoint={_plain(weights)!r}: expected a checkpoint's path or URL "
+                         "(a string; quote a name Hydra reads as another type: train.init_checkpoint=\"'123'\")")
+    device = checked_device("train.device", cfg.train.device)
+    if train:
+        _check_int("train.max_iter", cfg.train.max_iter, 1)
+        _check_int("train.checkpointer.period", cfg.train.checkpointer.period, 1)
+        _check_int("train.eval_period", cfg.train.eval_period, 0)
+        _check_int("train.log_period", cfg.train.log_period, 1)
+        if cfg.train.amp.enabled and device.type != "cuda":
+            # detectron2's AMPTrainer asserts CUDA at its first step (v0.6 and main).
+            raise ValueError(f"train.amp.enabled=True needs a CUDA train.device, got {cfg.train.device!r}")
+        _check_ddp_device(cfg, device)
+        if check_weights and cfg.train.init_checkpoint:  # a URL is fetched (and cached) now, and the file read
+            check_weights_readable("train.init_checkpoint", cfg.train.init_checkpoint)
+    check_lazy_loaders(cfg, train)
+    for key, evaluator in lazy_evaluator_nodes(cfg):
+        evaluated = evaluator.get("dataset_name")
+        if evaluated is not None and not isinstance(evaluated, str):
+            # detectron2's evaluators (and dataset_evaluator) evaluate one dataset, by name: a
+            # list would pass every check and fail at the first evaluation, after training.
+            raise ValueError(f"{key}.dataset_name={_names(evaluated)!r}: expected one dataset "
+                             "name, a string (it is dataloader.test.dataset.names in configs/common: give "
+                             "that one name, not a list)")
+    registered = set(DatasetCatalog.list())
+    names: Dict[str, str] = {}  # name -> the key that names it first
+    for key, name in lazy_dataset_names(cfg, train):
+        if name not in registered:
+            raise KeyError(f"{key} names {name!r}, which is not a registered dataset. "
+                           f"Registered: {', '.join(sorted(registered))}")
+        names.setdefault(name, key)
+    model = lazy_meta_model(cfg)
+    if model is not None:
+        check_lazy_model(cfg, model, train)
+    check_lazy_inputs(cfg, model, train)
+    if train:
+        check_lazy_train_parts(cfg, model)
+    if check_files:
+        check_datasets(names, keys=names)
+    if train and check_files:
+        # What the evaluations after training will read (the test loader loads them then).
+        test_key = DATASET_NAME_KEYS["dataloader.test"]
+        check_evaluation_files([name for key, name in lazy_dataset_names(cfg, train) if key == test_key], test_key)
+    return model
+
+
+def _check_ddp_device(cfg: DictConfig, device: torch.device) -> None:
+    """config_checks.check_ddp_device for train.device, unless train.ddp gives `device_ids`
+    (`train.ddp.device_ids=null` is DDP on the CPU), which create_ddp_model then keeps; and
+    DDP on the CPU only in processes that can reduce CPU tensors (not NCCL's)."""
+    if "device_ids" not in (cfg.train.get("ddp", None) or {}):
+        check_ddp_device("train.device", cfg.train.device, device,
+                         "on CUDA, or with train.ddp.device_ids=null (+train.ddp.device_ids=null where "
+                         "train.ddp has no such key)")
+        return
+    world = comm.get_world_size()
+    if (world > 1 and device.type != "cuda" and torch.distributed.is_initialized()
+            and torch.distributed.get_backend() == "nccl"):
+        # detectron2's launch picks NCCL on a machine with GPUs (v0.6: always, after asserting
+        # CUDA); DDP then fails on the CPU model, after the data loader is built.
+        raise ValueError(f"train.device={cfg.train.device!r} with {world} training processes: detectron2's "
+                         "launch started them with the NCCL backend (it does on a machine with GPUs; "
+                         "detectron2 v0.6 always), which cannot reduce CPU tensors; train on CUDA, or in "
+                         "one process (--num-gpus 1)")
+
+
+def check_lazy_model(cfg: DictConfig, model: torch.nn.Module, train: bool = True) -> None:
+    """The checks that need the config's model (which may be on the meta device): an
+    evaluator dataset the model cannot be evaluated on, a class count the datasets do not
+    have (:func:`check_lazy_class_counts`), and (with `train`) a DropBlock whose
+    `impl="triton"` cannot run on `train.device`, DropBlock stages the ResNet does not build
+    (:func:`check_lazy_resnet_stages`), an R-CNN mask / keypoint head whose training mapper
+    does not load its annotations (:func:`check_lazy_rcnn_mapper`), and a segmentation
+    or RetinaNet head's hand-given inputs that do not fit (:func:`check_lazy_head_inputs`).
+    ValueError naming the key."""
+    check_lazy_head_inputs(cfg, model, train)
+    check_lazy_class_counts(cfg, model, train)
+    for key, name in lazy_dataset_names(cfg, train=False):
+        if key.startswith("dataloader.evaluator") and key.endswith(".dataset_name"):
+            why = evaluator_cannot_read(type(model), name)
+            if why:
+                raise ValueError(f"{key}={name!r}: {why}")
+    for key, evaluator in lazy_evaluator_nodes(cfg):
+        # dataset_evaluator builds a SemSegEvaluator for a "sem_seg" set; one given by hand
+        # may pass ignore_label itself.
+        target = _located(evaluator.get("_target_"))
+        name = evaluator.get("dataset_name")
+        if isinstance(name, str) and (target is dataset_evaluator or (
+                isinstance(target, type) and issubclass(target, SemSegEvaluator))):
+            missing = sem_seg_metadata_missing(name, ignore_label_given=evaluator.get("ignore_label") is not None)
+            if missing:
+                raise ValueError(f"{key}.dataset_name={name!r}: {missing}")
+        metadata = MetadataCatalog.get(name) if isinstance(name, str) else None
+        if (metadata is not None and evaluator.get("output_dir") is None and not hasattr(metadata, "json_file")
+                and (target is dataset_evaluator and getattr(metadata, "evaluator_type", None) == "coco"
+                     or isinstance(target, type) and issubclass(target, COCOEvaluator))):
+            # COCOEvaluator writes such a set's annotations as COCO json into output_dir, and
+            # refuses to be built without one: after the whole training.
+            raise ValueError(f"{key}.output_dir=None: {name!r} has no COCO json_file, which COCOEvaluator "
+                             "writes into its output_dir; give one (e.g. \"${train.output_dir}/inference\")")
+        if (isinstance(target, type) and issubclass(target, COCOEvaluator)
+                and evaluator.get("use_fast_impl", True) is not False and not has_compiled_ops()):
+            # Its default: detectron2's own configs (common/data/coco.py) leave it so, and
+            # without the compiled operators it raised an ImportError in its first evaluation,
+            # after the whole training. dataset_evaluator picks for itself.
+            raise ValueError(f"{key}.use_fast_impl={evaluator.get('use_fast_impl', True)!r}: COCOEvaluator's "
+                             "fast evaluation needs detectron2's compiled operators, which this detectron2 "
+                             f"lacks; set {key}.use_fast_impl=False (pycocotools' COCOeval, the official one)")
+    if train:
+        check_lazy_resnet_stages(cfg, model)
+        check_lazy_rcnn_mapper(cfg, model)
+        for qualified, module in iter_regularizers(model):
+            if isinstance(module, DropBlock2d) and module.impl == "triton":
+                reason = triton_unavailable_reason(cfg.train.device)
+                if reason:
+                    raise ValueError(f"model.{qualified}: impl='triton' cannot run on train.device="
+                                     f"{cfg.train.device!r}: {reason}; use 'auto' or 'torch'")
+
+
+def _lazy_class_counts(model: torch.nn.Module) -> Tuple[List[Tuple[str, Any, str]], List[Tuple[str, Any]]]:
+    """(key, count, "thing" / "stuff") of the class counts the built `model` predicts, read
+    from the model (a value the config interpolates is what counts), each with the config key
+    that sets it in configs/common/models (detectron2's LazyConfigs use the same), and the
+    (key, value) of a segmentation head's ignore value: a RetinaNet's `model.num_classes`, an
+    R-CNN's `model.roi_heads.num_classes` and its box predictor's, a SemanticSegmentor's (and
+    a PanopticFPN's, besides its R-CNN counts) `model.sem_seg_head.num_classes` (its
+    predictor's outputs) and `.ignore_value`. A model of the user's own is not judged."""
+    from detectron2.modeling import GeneralizedRCNN, PanopticFPN, SemanticSegmentor
+    from detectron2.modeling.meta_arch.retinanet import RetinaNet
+
+    model = unwrap_model(model)
+    counts: List[Tuple[str, Any, str]] = []
+    ignore: List[Tuple[str, Any]] = []
+    if isinstance(model, RetinaNet):
+        counts.append(("model.num_classes", model.num_classes, "thing"))
+    elif isinstance(model, GeneralizedRCNN):
+        roi_heads = model.roi_heads
+        if hasattr(roi_heads, "num_classes"):
+            counts.append(("model.roi_heads.num_classes", roi_heads.num_classes, "thing"))
+        predictor = getattr(roi_heads, "box_predictor", None)
+        if isinstance(getattr(predictor, "num_classes", None), int):
+            counts.append(("model.roi_heads.box_predictor.num_classes", predictor.num_classes, "thing"))
+    # A PanopticFPN's semantic labels are the stuff_classes too (see config_checks.check_dataset_classes).
+    if isinstance(model, (SemanticSegmentor, PanopticFPN)):
+        head = model.sem_seg_head
+        predictor = getattr(head, "predictor", None)
+        if isinstance(getattr(predictor, "out_channels", None), int):
+            counts.append(("model.sem_seg_head.num_classes", predictor.out_channels, "stuff"))
+        if hasattr(head, "ignore_value"):
+            ignore.append(("model.sem_seg_head.ignore_value", head.ignore_value))
+    return counts, ignore
+
+
+def check_lazy_class_counts(cfg: DictConfig, model: torch.nn.Module, train: bool = True) -> None:
+    """config_checks.check_class_counts for the LazyConfig: the class counts the model predicts
+    (:func:`_lazy_class_counts`) against the metadata of every dataset the loaders and the
+    evaluator name (the training loader's only with `train`), and a segmentation head's
+    ignore_value against the training sets' ignore_label. ValueError naming the keys, the
+    value and the dataset's class count."""
+    counts, ignore = _lazy_class_counts(model)
+    datasets = list(dict.fromkeys(lazy_dataset_names(cfg, train)))
+    check_class_counts(counts, datasets, ignore,
+                       [d for d in datasets if d[0] == DATASET_NAME_KEYS["dataloader.train"]])
+
+
+def check_lazy_inputs(cfg: DictConfig, model: Optional[torch.nn.Module], train: bool = True) -> None:
+    """The loaders' inputs that fail only on the first image read, naming the image: a
+    mapper's `image_format` detectron2 cannot read images in (trainer.image_format_error,
+    against the channels of the model's pixel_mean where it was built), and a
+    ResizeShortestEdge among a mapper's augmentations that resizes every image to nothing
+    (trainer.resize_error: the test loader's fails after the whole training). The training
+    loader's only with `train`. ValueError naming the key."""
+    pixel_mean = getattr(unwrap_model(model), "pixel_mean", None) if model is not None else None
+    channels = pixel_mean.numel() if isinstance(pixel_mean, torch.Tensor) else None
+    for split in ("train", "test") if train else ("test",):
+        key = f"dataloader.{split}.mapper"
+        mapper = OmegaConf.select(cfg, key, default=None)
+        if not isinstance(mapper, DictConfig):
+            continue
+        image_format = mapper.get("image_format")
+        if isinstance(image_format, str):
+            why = image_format_error(image_format, channels)
+            if why:
+                raise ValueError(f"{key}.image_format={image_format!r}: {why} (e.g. 'BGR', 'RGB')")
+        for node_key, node in _nodes_building(mapper.get("augmentations"), f"{key}.augmentations",
+                                              "ResizeShortestEdge"):
+            short_edge, max_size = node.get("short_edge_length"), node.get("max_size", sys.maxsize)
+            why = resize_error(_plain(short_edge), max_size) if short_edge is not None else ""
+            if why:
+                raise ValueError(f"{node_key}: short_edge_length={_plain(short_edge)!r}, max_size={max_size!r}: {why}")
+
+
+def _plain(value: Any) -> Any:
+    return OmegaConf.to_container(value) if isinstance(value, (DictConfig, ListConfig)) else value
+
+
+def check_lazy_head_inputs(cfg: DictConfig, model: torch.nn.Module, train: bool = True) -> None:
+    """What the yacs builder derives and a LazyConfig gives by hand, checked against what it
+    derives from: a RetinaNet head's `model.head.input_shape` against the levels it runs on
+    (`model.head_in_features`) where its BN statistics are per level (one BN per entry),
+    its `model.head.num_anchors` against the anchor generator's anchors per location and
+    the generator's strides against those levels' (an R-CNN's RPN's alike), an
+    FPN top block's `model.backbone.top_block.in_channels` against the feature its P6
+    conv reads, `model.sem_seg_head.input_shape` against the backbone's output_shape()
+    (build_model passes the latter), and with `train` `model.sem_seg_head.train_size`
+    against the training crop (INPUT.CROP.SIZE there). A DeepLab head sizes its ASPP
+    image-pooling kernel from both, so a `model.backbone.stages.res5_dilation=...` or crop
+    override alone would otherwise train another model than the .yaml's, silently (local
+    instead of image pooling). ValueError naming the key."""
+    from detectron2.layers import CycleBatchNormList
+    from detectron2.modeling.meta_arch.retinanet import RetinaNetHead
+    from detectron2.modeling.proposal_generator import RPN
+
+    from ..modeling.retinanet import head_levels_error
+
+    head, levels = getattr(model, "head", None), getattr(model, "head_in_features", None)
+    if isinstance(head, RetinaNetHead) and levels is not None:
+        per_level = any(isinstance(module, CycleBatchNormList) for module in head.modules())
+        error = head_levels_error(per_level, head._num_features, levels)
+        if error is not None:
+            raise ValueError(f"model.head.input_shape (against model.head_in_features): {error}")
+    backbone = getattr(model, "backbone", None)
+    shapes = backbone.output_shape() if hasattr(backbone, "output_shape") else {}
+    if isinstance(head, RetinaNetHead):
+        bbox_pred = getattr(head, "bbox_pred", None)  # 4 box deltas per anchor
+        _check_anchor_count(bbox_pred.out_channels // 4 if isinstance(bbox_pred, torch.nn.Conv2d) else None,
+                            getattr(model, "anchor_generator", None), "model.head.num_anchors", "model.anchor_generator")
+        _check_anchor_strides(getattr(model, "anchor_generator", None), levels, shapes, "model.anchor_generator",
+                              "model.head_in_features")
+    rpn = getattr(model, "proposal_generator", None)
+    if isinstance(rpn, RPN):
+        logits = getattr(rpn.rpn_head, "objectness_logits", None)  # one per anchor
+        key = "model.proposal_generator"
+        _check_anchor_count(logits.out_channels if isinstance(logits, torch.nn.Conv2d) else None,
+                            rpn.anchor_generator, f"{key}.head.num_anchors", f"{key}.anchor_generator")
+        _check_anchor_strides(rpn.anchor_generator, rpn.in_features, shapes, f"{key}.anchor_generator",
+                              f"{key}.in_features")
+    _check_roi_head_features(getattr(model, "roi_heads", None), shapes)
+    _check_top_block_input(backbone)
+    shapes = OmegaConf.select(cfg, "model.sem_seg_head.input_shape", default=None)
+    if isinstance(shapes, DictConfig) and backbone is not None and hasattr(backbone, "output_shape"):
+        actual = backbone.output_shape()
+        for name in shapes:
+            given, have = instantiate(shapes[name]), actual.get(name)
+            if have is not None and (given.channels, given.stride) != (have.channels, have.stride):
+                raise ValueError(
+                    f"model.sem_seg_head.input_shape.{name}: channels={given.channels}, stride={given.stride}, "
+                    f"but the backbone's {name} has channels={have.channels}, stride={have.stride} "
+                    "(set it to match, e.g. after a res4_dilation / res5_dilation override)")
+    size = OmegaConf.select(cfg, "model.sem_seg_head.train_size", default=None)
+    augmentations = OmegaConf.select(cfg, "dataloader.train.mapper.augmentations", default=None)
+    if train and size is not None and isinstance(augmentations, ListConfig):
+        for index, aug in enumerate(augmentations):
+            if not (isinstance(aug, DictConfig) and "crop_type" in aug):
+                continue  # not a crop
+            if aug.crop_type != "absolute":
+                # detectron2's yacs DeepLab head asserts it (INPUT.CROP.TYPE): crops of a size
+                # relative to each image have no one size to size the pooling from.
+                raise ValueError(
+                    f"model.sem_seg_head.train_size={list(size)}: the training crop "
+                    f"dataloader.train.mapper.augmentations.{index}.crop_type={aug.crop_type!r} is not of one "
+                    "size (the ASPP's image pooling is sized from train_size): use crop_type 'absolute' with "
+                    "crop_size=train_size, or train_size=null (global pooling)")
+            if "crop_size" in aug and list(aug.crop_size) != list(size):
+                raise ValueError(
+                    f"model.sem_seg_head.train_size={list(size)}: not the training crop "
+                    f"dataloader.train.mapper.augmentations.{index}.crop_size={list(aug.crop_size)} "
+                    "(the ASPP's image pooling is sized from it: set both)")
+
+
+def _check_anchor_count(predicted: Optional[int], anchor_generator: Any, head_key: str, generator_key: str) -> None:
+    """A head's anchors per location (`head_key`, e.g. model.head.num_anchors, given by hand;
+    `predicted`: what its output convs predict, None where not known) against the anchor
+    generator's (sizes x aspect_ratios per level, from which the yacs builder derives it):
+    `model.anchor_generator.aspect_ratios=[1.0]` alone failed at the first step ("IndexError:
+    The shape of the mask [2, 582] ... does not match ... [2, 1746, 3]"), naming no key.
+    ValueError naming it."""
+    per_cell = getattr(anchor_generator, "num_cell_anchors", None)
+    if predicted is None or not per_cell or set(per_cell) == {predicted}:
+        return
+    raise ValueError(
+        f"{head_key}={predicted}: the anchor generator ({generator_key}: sizes x aspect_ratios per level) gives "
+        + (f"{per_cell[0]}" if len(set(per_cell)) == 1 else f"{', '.join(map(str, per_cell))} (per level)")
+        + " anchors per location"
+        + (f": set {head_key}={per_cell[0]}" if len(set(per_cell)) == 1 else
+           ": the head predicts one count for every level, so give every level as many"))
+
+
+def _check_anchor_strides(anchor_generator: Any, levels: Any, shapes: Dict[str, Any], generator_key: str,
+                          levels_key: str) -> None:
+    """The anchor generator's `strides` (given by hand; the yacs builder takes them from the
+    features) against the strides of the levels it is run on: detectron2 pairs them in
+    order and drops what is left over, so `model.head_in_features=[p4,p5,p6,p7]` alone placed
+    p4's anchors at stride 8 on a stride-16 map (a quarter of the image), silently. A
+    level the backbone does not give (built without complaint, a KeyError at the first
+    forward) is refused too. ValueError naming the key."""
+    strides = getattr(anchor_generator, "strides", None)
+    if strides is None or levels is None or not shapes:
+        return
+    # The model is built without a missing one, and fails at its first forward (a KeyError).
+    levels = check_feature_names(levels_key, levels, list(shapes), "the backbone's outputs", "level")
+    have = [shapes[level].stride for level in levels]
+    if list(strides) != have:
+        raise ValueError(
+            f"{generator_key}.strides={list(strides)}: the levels {levels_key}={list(levels)} have strides {have} "
+            "(the generator places each level's anchors at its stride, pairing them in order, and drops "
+            f"extra ones): set {generator_key}.strides={have}, with one {generator_key}.sizes entry per level")
+
+
+# An R-CNN ROI head's features and the pooler given by hand for them (StandardROIHeads').
+_ROI_HEAD_POOLERS = (("box_in_features", "box_pooler"), ("mask_in_features", "mask_pooler"),
+                     ("keypoint_in_features", "keypoint_pooler"))
+
+
+def _check_roi_head_features(roi_heads: Any, shapes: Dict[str, Any]) -> None:
+    """An R-CNN's ROI-head features (`model.roi_heads.box_in_features`, `mask_...`,
+    `keypoint_...`; a C4 head's `in_features`) against the backbone's outputs, and the
+    `scales` of the pooler given by hand for them (the yacs builder takes them from the
+    features) against their strides: the head was built with a level the backbone lacks and
+    failed at the first step with a bare KeyError (e.g. 'p7'), after data loading, and the
+    pooler asserted one scale per feature there too; with another level's scale (p3..p6 with
+    the p2..p5 config's scales) it pooled each box from the wrong place, silently.
+    ValueError naming the key."""
+    from detectron2.modeling.roi_heads import Res5ROIHeads, ROIHeads
+
+    if not isinstance(roi_heads, ROIHeads) or not shapes:
+        return
+    # StandardROIHeads keeps box_in_features as `in_features` too: named by its own key.
+    pairs = (("in_features", "pooler"),) if isinstance(roi_heads, Res5ROIHeads) else _ROI_HEAD_POOLERS
+    for features_name, pooler_name in pairs:
+        features = getattr(roi_heads, features_name, None)
+        if features is None:
+            continue
+        key = f"model.roi_heads.{features_name}"
+        features = check_feature_names(key, features, list(shapes), "the backbone's outputs")
+        poolers = getattr(getattr(roi_heads, pooler_name, None), "level_poolers", None)
+        scales = [getattr(pooler, "spatial_scale", None) for pooler in poolers or []]
+        if poolers is None or None in scales:
+            continue  # a pooler of another kind: not looked into
+        strides = [shapes[f].stride for f in features]
+        if len(scales) != len(strides) or not all(math.isclose(a, 1.0 / b) for a, b in zip(scales, strides)):
+            raise ValueError(
+                f"model.roi_heads.{pooler_name}.scales={scales}: the features {key}={features} have strides "
+                f"{strides} (the pooler takes one scale, 1/stride, per feature, in order): set "
+                f"model.roi_heads.{pooler_name}.scales=[{', '.join(f'1.0 / {b}' for b in strides)}]")
+
+
+def _check_top_block_input(backbone: Any) -> None:
+    """An FPN's P6/P7 top block against the feature it reads (`in_feature`: the bottom-up
+    output of that name, else the FPN's own output): its P6 conv's `in_channels`, which the
+    yacs builder reads from the ResNet and a LazyConfig states by hand, so a
+    `model.backbone.bottom_up.stages.depth` override alone (ResNet-18/34 res5: 512 channels,
+    deeper: 2048) failed at the first step, in a conv, naming no key. ValueError naming it."""
+    top_block = getattr(backbone, "top_block", None)
+    p6, feature = getattr(top_block, "p6", None), getattr(top_block, "in_feature", None)
+    bottom_up = getattr(backbone, "bottom_up", None)
+    if not isinstance(p6, torch.nn.Conv2d) or not hasattr(bottom_up, "output_shape"):
+        return
+    bottom_up_shapes = bottom_up.output_shape()
+    if feature in bottom_up_shapes:
+        have, where = bottom_up_shapes[feature].channels, f"model.backbone.bottom_up's {feature}"
+    elif feature in backbone.output_shape():
+        have, where = backbone.output_shape()[feature].channels, f"the FPN's {feature}"
+    else:
+        return
+    if p6.in_channels != have:
+        raise ValueError(
+            f"model.backbone.top_block.in_channels={p6.in_channels}: its P6 conv reads {where} "
+            f"(in_feature={feature!r}), which has {have} channels: set it to {have} (e.g. after a "
+            "model.backbone.bottom_up.stages.depth override: res5 has 512 channels in ResNet-18/34, 2048 deeper)")
+
+
+def _is_target(node: Any, name: str) -> bool:
+    """Whether the config node builds `name` (its _target_ the object, or its dotted path
+    as a saved config.yaml has it)."""
+    return isinstance(node, DictConfig) and "_target_" in node and _target_name(node).rsplit(".", 1)[-1] == name
+
+
+def _nodes_building(node: Any, key: str, name: str) -> Iterator[Tuple[str, DictConfig]]:
+    """(dotted key, node) of every node at or under `node` (at `key`) that builds `name`;
+    interpolations (`"${dropblock}"`) are not followed: they are copies of another key."""
+    if _is_target(node, name):
+        yield key, node
+    if isinstance(node, (DictConfig, ListConfig)):
+        for child_key, child, interpolation in _children(node, key):
+            if not interpolation:
+                yield from _nodes_building(child, child_key, name)
+
+
+def check_lazy_resnet_stages(cfg: DictConfig, model: torch.nn.Module) -> None:
+    """Every `make_dropblock_resnet_stages` node with a `dropblock` against the ResNet the
+    model has: detectron2's ResNet drops the stages after its last out_feature, so a
+    `dropblock_stages` entry past it (res5 of a C4 R-CNN backbone, `out_features=["res4"]`,
+    where res5 is the ROI head's) would give no DropBlock there, silently (the yacs configs
+    refuse it: MODEL.DROPBLOCK.RESNET.STAGES). ValueError naming the key."""
+    from detectron2.modeling.backbone import ResNet
+
+    from ..modeling.resnet import DEFAULT_DROPBLOCK_STAGES
+    for key, node in _nodes_building(cfg.model, "model", "make_dropblock_resnet_stages"):
+        if node.get("dropblock") is None or "." not in key:
+            continue
+        parent_key = key.rsplit(".", 1)[0]
+        try:
+            resnet = model.get_submodule(parent_key[len("model."):] if parent_key != "model" else "")
+        except AttributeError:
+            continue
+        if not isinstance(resnet, ResNet):
+            continue
+        stages = list(node.get("dropblock_stages") or ())
+        if node.get("dropblock_stages") is None:  # not given: the paper's, with the dropblock
+            stages = list(DEFAULT_DROPBLOCK_STAGES)
+        built = set(resnet.stage_names)
+        missing = [stage for stage in stages if stage not in built]
+        if not missing:
+            continue
+        message = (f"{key}.dropblock_stages={stages}: {', '.join(missing)} not built: "
+                   f"{parent_key}.out_features={list(resnet._out_features)} ends at "
+                   f"{resnet.stage_names[-1]!r} (detectron2's ResNet drops the stages after its last "
+                   "out_feature), so DropBlock there would regularize nothing; list only built stages "
+                   f"(e.g. {[s for s in stages if s in built] or [resnet.stage_names[-1]]}, with one "
+                   "stage_drop_scales entry each)")
+        if hasattr(getattr(model, "roi_heads", None), "res5"):
+            message += ("; in a C4 R-CNN res5 is the ROI head's (model.roi_heads.res5): for DropBlock there "
+                        "set model.roi_heads.res5.block_class=DropBlockBottleneckBlock, "
+                        "model.roi_heads.res5.dropblock=\"${dropblock}\" and "
+                        "model.roi_heads.res5.dropblock_positions=[...]")
+        raise ValueError(message)
+
+
+# (the ROI heads' flag, the DatasetMapper argument that loads the head's annotations (a key
+# of ANNOTATION_FIELDS), the head)
+_RCNN_HEAD_DATA = (("mask_on", "use_instance_mask", "mask_head"), ("keypoint_on", "use_keypoint", "keypoint_head"))
+
+
+def rcnn_heads_needing_data(model: torch.nn.Module) -> Dict[str, str]:
+    """{mapper argument: head key} of every R-CNN ROI head of `model` that trains on more
+    than boxes (Mask / Keypoint R-CNN)."""
+    roi_heads = getattr(unwrap_model(model), "roi_heads", None)
+    return {argument: f"model.roi_heads.{head}"
+            for flag, argument, head in _RCNN_HEAD_DATA if getattr(roi_heads, flag, False)}
+
+
+def check_lazy_rcnn_mapper(cfg: DictConfig, model: torch.nn.Module) -> None:
+    """A Mask (Keypoint) R-CNN whose `dataloader.train.mapper` (a detectron2 DatasetMapper)
+    does not load the masks (keypoints): detectron2 fails at the first step with
+    "Cannot find field 'gt_masks' in the given Instances!", naming no key. The yacs
+    configs set the mapper's flag from MODEL.MASK_ON; a LazyConfig states it by hand
+    (detectron2's configs/common/data/coco.py does, dropblock-det's RetinaNet
+    coco_detection.py does not). ValueError naming the key."""
+    from detectron2.data import DatasetMapper
+
+    key = "dataloader.train.mapper"
+    mapper = OmegaConf.select(cfg, key, default=None)
+    if not isinstance(mapper, DictConfig) or "_target_" not in mapper:
+        return
+    target = _located(mapper._target_)  # None where it cannot be found: instantiating it names that
+    if not (isinstance(target, type) and issubclass(target, DatasetMapper)):
+        return
+    for argument, head in rcnn_heads_needing_data(model).items():
+        what = ANNOTATION_FIELDS[argument][1]
+        if not mapper.get(argument, False):
+            raise ValueError(
+                f"{key}.{argument}={mapper.get(argument, False)!r}, but the model's {head} trains on "
+                f"{what}, which the mapper then does not load (detectron2 fails at the first step: "
+                f"\"Cannot find field ... in the given Instances!\"): set {key}.{argument}=True, "
+                "as detectron2's configs/common/data/coco.py does, or build the model without the head")
+
+
+def check_lazy_rcnn_training_data(dataset: Any, model: torch.nn.Module, names: Sequence[str]) -> None:
+    """The training items (dicts, as `get_detection_dataset_dicts` gives) against what the
+    model's R-CNN heads train on: ValueError naming the head's key, the dataset and the
+    first image whose (non-crowd) annotations lack the masks / keypoints
+    (`missing_annotation_field`)."""
+    needed = rcnn_heads_needing_data(model)
+    if not needed or not isinstance(dataset, list):
+        return
+    for item in dataset:
+        flag = missing_annotation_field(item, needed)
+        if flag is not None:
+            field, what = ANNOTATION_FIELDS[flag]
+            raise ValueError(
+                f"{needed[flag]} trains on {what}, but the annotations of "
+                f"{item.get('file_name', 'a dataset item')} in dataloader.train.dataset.names="
+                f"{list(names)} have no {field!r}: give the training loader a dataset with "
+                f"{what}, or build the model without the head")
+
+
+def _building(key: str, build):
+    """build(); a ValueError naming `key` for what instantiating it raises (a value the
+    component refuses, an unknown argument, an assertion)."""
+    try:
+        return build()
+    except (ValueError, TypeError, AssertionError, KeyError) as e:
+        raise ValueError(f"{key}: {type(e).__name__}: {e}") from None
+
+
+def _located(target: Any) -> Any:
+    """A `_target_` as the object it names (a saved config.yaml names it by a dotted path);
+    None where it cannot be found (instantiating it names the problem)."""
+    if not isinstance(target, str):
+        return target
+    from detectron2.utils.registry import locate
+
+    try:
+        return locate(target)
+    except Exception:  # noqa: BLE001 - locate raises ImportError, AttributeError, ...
+        return None
+
+
+def _arguments_error(node: DictConfig) -> str:
+    """Why the node's arguments do not fit its `_target_`'s signature ('' when they do, or
+    when the signature cannot be read): an argument it does not take, or a required one left
+    out, or one left at '???' (a value the config leaves to the command line). instantiate
+    would raise the TypeError, naming neither the node nor the key, or omegaconf's
+    MissingMandatoryValue, when it builds the node (the test loader's and the evaluator's
+    after the whole training)."""
+    target = _located(node.get("_target_"))
+    try:
+        named, takes_any = _accepted_arguments(target)
+    except (TypeError, ValueError):
+        return ""
+    left = [str(k) for k in node.keys() if k != "_target_" and node._get_node(k)._is_missing()]
+    given = {str(k) for k in node.keys() if k != "_target_"}
+    unknown = sorted(given - set(named)) if not takes_any else []
+    missing = [name for name, p in named.items() if p.default is p.empty and name not in given
+               and p.kind is not p.POSITIONAL_ONLY]
+    problems = [f"no argument {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+                for name in unknown for close in [difflib.get_close_matches(name, list(named), n=1)]]
+    problems += [f"the argument {name!r} is left at '???', without a value (give it, e.g. on the command line)"
+                 for name in left if name not in unknown]
+    problems += [f"the required argument {name!r} is not given" for name in missing]
+    return "; ".join(problems) + (f" (it takes {', '.join(named) or 'no arguments'})" if problems else "")
+
+
+def check_lazy_train_sampler(cfg: DictConfig) -> None:
+    """`dataloader.train.sampler`, which detectron2's build_detection_train_loader gets only
+    once the training set is loaded (a failure came after train.output_dir was set up and the
+    data read, naming no key): None or absent is the loader's default TrainingSampler;
+    otherwise an `L(...)` node whose target, where it is a class, is a torch Sampler (the
+    loader asserts it: a name, as the yacs DATALOADER.SAMPLER_TRAIN takes it, reached it as a
+    string), and whose arguments fit its target, as do those of the `L(...)` nodes inside it
+    (RepeatFactorTrainingSampler.repeat_factors_from_category_frequency's). A sampler of
+    detectron2's own with nothing to build inside it (no dataset to read) is built, so a value
+    it refuses (`size=0`, `subset_ratio=2`) is named too. A training loader other than
+    detectron2's is not looked into. ValueError naming the key."""
+    from detectron2.data import build_detection_train_loader
+
+    key = "dataloader.train.sampler"
+    loader = OmegaConf.select(cfg, "dataloader.train", default=None)
+    if not isinstance(loader, DictConfig) or _located(loader.get("_target_")) is not build_detection_train_loader:
+        return
+    try:
+        sampler = OmegaConf.select(cfg, key, default=None, throw_on_missing=True)
+    except OmegaConfBaseException as e:
+        raise ValueError(f"{key}: {e}") from None
+    if sampler is None or isinstance(sampler, torch.utils.data.Sampler):
+        return  # the default, or a sampler built in the config file: instantiate passes it on
+    if not (isinstance(sampler, DictConfig) and "_target_" in sampler):
+        raise ValueError(
+            f"{key}={_plain(sampler)!r}: expected L(SamplerClass)(...), e.g. L(RepeatFactorTrainingSampler)("
+            "repeat_factors=...) as detectron2's LVIS configs write it, or None for the default TrainingSampler "
+            "(build_detection_train_loader asserts a torch Sampler, once the training set is loaded)")
+    target = _located(sampler._target_)
+    if target is None:
+        raise ValueError(f"{key}._target_={sampler._target_!r}: not found (expected a sampler class)")
+    if isinstance(target, type) and not issubclass(target, torch.utils.data.Sampler):
+        raise ValueError(
+            f"{key} builds a {target.__qualname__}, not a torch Sampler (build_detection_train_loader "
+            "asserts one once the training set is loaded): use TrainingSampler, RepeatFactorTrainingSampler "
+            "or RandomSubsetTrainingSampler from detectron2.data.samplers, or a Sampler of your own")
+    try:
+        _check_sampler_node(key, sampler, target)
+    except OmegaConfBaseException as e:  # a value that does not resolve fails instantiate too
+        raise ValueError(f"{key}: {type(e).__name__}: {e}") from None
+
+
+def _check_arguments_under(node: Any, key: str) -> None:
+    """_arguments_error for `node` (at `key`) and every `L(...)` node under it, in lists too:
+    ValueError naming the key of the first whose arguments do not fit its target. Not into an
+    interpolation (`dataset_dicts="${dataloader.train.dataset}"`): the node it copies is
+    checked at its own key."""
+    nodes = [(key, node)]
+    while nodes:
+        node_key, node = nodes.pop(0)
+        if isinstance(node, DictConfig) and "_target_" in node:
+            why = _arguments_error(node)
+            if why:
+                raise ValueError(f"{node_key} ({_target_name(node)}): {why}")
+        if isinstance(node, (DictConfig, ListConfig)):
+            nodes += [(k, child) for k, child, interpolation in _children(node, node_key) if not interpolation]
+
+
+def _check_sampler_node(key: str, sampler: DictConfig, target: Any) -> None:
+    """check_lazy_train_sampler's arguments check (and build) of the sampler node."""
+    _check_arguments_under(sampler, key)
+    if (isinstance(target, type) and target.__module__.startswith("detectron2.data.samplers")
+            and not any(_builds_something(child) for _, child, _ in _children(sampler, key))):
+        arguments = {k: v for k, v in OmegaConf.to_container(sampler, resolve=True).items() if k != "_target_"}
+        for name in ("seed", "seed_shuffle", "seed_subset"):
+            if name in inspect.signature(target).parameters and arguments.get(name) is None:
+                arguments[name] = 0  # else drawn by comm.shared_random_seed, a collective call
+        try:
+            target(**arguments)
+        except (ValueError, TypeError, AssertionError) as e:
+            given = ", ".join(f"{k}={v!r}" for k, v in arguments.items() if k in sampler)
+            raise ValueError(f"{key}={target.__qualname__}({given}): the sampler refuses it ({type(e).__name__}"
+                             + (f": {e})" if str(e) else ")")) from None
+
+
+def check_lazy_train_parts(cfg: DictConfig, model: Optional[torch.nn.Module]) -> None:
+    """What do_train instantiates only after train.output_dir is made, the earlier run moved
+    aside and the training data loaded, built now (all cheap; the optimizer on the meta
+    `model`'s parameters): `train.dropblock_schedule` (and its start against train.max_iter),
+    `train.seed`, `dataloader.train.total_batch_size` (for this many processes), the train
+    sampler (:func:`check_lazy_train_sampler`) and augmentations, `optimizer`,
+    `lr_multiplier`, `train.checkpointer`. ValueError naming the key."""
+    seed = cfg.train.get("seed", -1)  # default_setup reads it
+    if not is_integer(seed):
+        raise ValueError(f"train.seed={seed!r}: expected an integer (< 0: a random seed per run)")
+    batch = OmegaConf.select(cfg, "dataloader.train.total_batch_size", default=None)
+    if batch is not None:
+        _check_int("dataloader.train.total_batch_size", batch, 1)
+        if batch % comm.get_world_size():
+            raise ValueError(f"dataloader.train.total_batch_size={batch}: not divisible by the "
+                             f"{comm.get_world_size()} processes")
+    if model is not None or cfg.train.get("dropblock_schedule") is not None:
+        hook = _building("train.dropblock_schedule", lambda: lazy_schedule_hook(cfg, model))
+        if hook is not None:
+            _building(f"train.dropblock_schedule with train.max_iter={cfg.train.max_iter}",
+                      lambda: hook.schedule_for(cfg.train.max_iter, model))
+    check_lazy_train_sampler(cfg)
+    augmentations = "dataloader.train.mapper.augmentations"
+    if OmegaConf.select(cfg, augmentations, default=None) is not None:
+        _building(augmentations, lambda: instantiate(OmegaConf.select(cfg, augmentations)))
+    lazy_optimizer(cfg, model)
+    _building("lr_multiplier", lambda: instantiate(cfg.lr_multiplier)(0.0))
+    # (its __init__ reads only the checkpointer's path_manager)
+    _building("train.checkpointer", lambda: hooks.PeriodicCheckpointer(
+        SimpleNamespace(path_manager=None), **cfg.train.checkpointer))
+
+
+def lazy_optimizer(cfg: DictConfig, model: Optional[torch.nn.Module]) -> Optional[torch.optim.Optimizer]:
+    """`optimizer` built on `model`'s parameters (the meta device is enough) as do_train builds
+    it, ValueError naming the key when it cannot be; None without a model, or where
+    optimizer.params is no node do_train gives the model to."""
+    params = cfg.optimizer.get("params") if isinstance(cfg.optimizer, DictConfig) else None
+    if model is None or not isinstance(params, DictConfig) or "model" in params:
+        return None
+    params.model = model  # as do_train does
+    try:
+        return _building("optimizer", lambda: instantiate(cfg.optimizer))
+    finally:
+        del params["model"]  # not in the saved config.yaml
+
+
+def _target_name(node: Any) -> str:
+    target = node.get("_target_") if isinstance(node, DictConfig) else None
+    return getattr(target, "__qualname__", None) or str(target)
+
+
+def _children(node: Any, key: str) -> Iterator[Tuple[str, Any, str]]:
+    """(dotted key, child, the interpolation the child is, e.g. `"${dropblock}"`, or "") of a
+    DictConfig's or ListConfig's children, `_target_` and missing values aside, in the order
+    detectron2's instantiate builds them."""
+    names = range(len(node)) if isinstance(node, ListConfig) else [k for k in node.keys() if k != "_target_"]
+    for name in names:
+        raw = node._get_node(name)
+        if raw is None or raw._is_missing():
+            continue
+        yield f"{key}.{name}", node[name], (raw._value() if raw._is_interpolation() else "")
+
+
+def _builds_something(node: Any) -> bool:
+    if isinstance(node, DictConfig) and "_target_" in node:
+        return True
+    return isinstance(node, (DictConfig, ListConfig)) and any(_builds_something(c) for _, c, _ in _children(node, ""))
+
+
+def _failing_node(node: Any, key: str) -> Tuple[str, Any]:
+    """The dotted key (with its target) and the node of the innermost node under `node` (at
+    `key`) whose instantiation raises: detectron2's instantiate builds a node's children
+    first, in order, so the first child that fails on its own is where the error came from."""
+    for child_key, child, interpolation in _children(node, key):
+        if not _builds_something(child):
+            continue
+        try:
+            instantiate(child)
+        except Exception as error:  # noqa: BLE001 - any error a component raises is looked into
+            if is_meta_device_limit(error):
+                raise
+            # A copy of another node is named with it: that is the key an override changes.
+            return _failing_node(child, f"{child_key}={interpolation}" if interpolation else child_key)
+    if isinstance(node, DictConfig) and "_target_" in node:
+        return f"{key} ({_target_name(node)})", node
+    return key, node
+
+
+def instantiate_naming_key(node: Any, key: str) -> Any:
+    """detectron2's `instantiate(node)` (the config node at the dotted `key`), where an error
+    a component raises is re-raised as a ValueError that names the config key of the node
+    that raised it and its target: `model.backbone.bottom_up.stages
+    (make_dropblock_resnet_stages): ValueError: depth=42: ...` where the component's own
+    message names only its argument; for arguments that do not fit the target, which
+    ones, with the closest names it takes. Finding the node rebuilds the failing subtrees, on
+    the error path only. What the meta device cannot do (`is_meta_device_limit`: a missing
+    meta kernel, a tensor's value read) passes unchanged, for :func:`build_on_meta_device`."""
+    try:
+        return instantiate(node)
+    except Exception as error:  # noqa: BLE001 - re-raised, naming the key
+        if is_meta_device_limit(error):
+            raise
+        where, failing = _failing_node(node, key)
+        # An argument its target does not take (misspelt in the config file): named with the
+        # closest ones, where Python's TypeError names the class a component passes it on to.
+        why = _arguments_error(failing) if isinstance(failing, DictConfig) and "_target_" in failing else ""
+        raise ValueError(f"{where}: {why or f'{type(error).__name__}: {error}'}") from error
+
+
+def lazy_meta_model(cfg: DictConfig) -> Optional[torch.nn.Module]:
+    """`instantiate(cfg.model)` on PyTorch's meta device (shapes only, ~0.1 s for R50-FPN),
+    so a model that cannot be built fails before anything is written, naming the key
+    (:func:`instantiate_naming_key`); None where a component cannot be built there (the real
+    build then checks)."""
+    return build_on_meta_device(lambda: instantiate_naming_key(cfg.model, "model"))
+
+
+def lazy_schedule_hook(cfg: DictConfig, model: torch.nn.Module) -> Optional[DropBlockScheduleHook]:
+    """The hook `train.dropblock_schedule` gives (None: no ramp); without the key, the
+    paper's ramp over the whole training when the model has a regularizer."""
+    if "dropblock_schedule" in cfg.train:
+        spec = cfg.train.dropblock_schedule
+        if spec is None:
+            return None
+        hook = instantiate(spec)
+        if not isinstance(hook, DropBlockScheduleHook):
+            raise ValueError(f"train.dropblock_schedule gives a value of type {type(hook).__name__}"
+                             + (f" ({hook!r})" if isinstance(hook, str) else "")
+                             + ": expected L(DropBlockScheduleHook)(...) or None (written null in a "
+                             "command-line override: train.dropblock_schedule=null)")
+        return hook
+    if next(iter_regularizers(model), None) is None:
+        return None
+    logger.info("train.dropblock_schedule is not set: keep_prob ramps from 1.0 over the whole training")
+    return DropBlockScheduleHook()
+
+
+RESUME_ADVICE = "start a fresh run or use another train.output_dir for a changed model"
+
+
+def check_lazy_checkpoint(cfg: DictConfig, model: Optional[torch.nn.Module], path: str) -> None:
+    """Before data loading, the checkpoint a --resume continues from: RuntimeError naming it
+    when it cannot be read; CheckpointMismatchError
+    naming the keys when it does not fit the model (which may be on the meta device; None:
+    neither the fit nor the optimizer state is judged),
+    ValueError when it has reached train.max_iter (as train_net's check of --resume), when
+    its optimizer state does not fit `optimizer` built on the model, or when
+    train.amp.enabled resumes a checkpoint saved without AMP. An --eval-only checkpoint:
+    checkpoint.check_eval_checkpoint."""
+    checkpoint = check_checkpoint_fits(model, path, "--resume", RESUME_ADVICE, ("train.max_iter", cfg.train.max_iter))
+    optimizer = lazy_optimizer(cfg, model)
+    if optimizer is not None:
+        # Else torch refuses the saved optimizer state after the data loader is built.
+        check_resume_optimizer(checkpoint, optimizer, path, "optimizer.params (weight_decay, weight_decay_norm, "
+                               "weight_decay_bias, bias_lr_factor, overrides) and by which of them train",
+                               "train.init_checkpoint")
+    if OmegaConf.select(cfg, "train.amp.enabled", default=False):
+        check_resume_grad_scaler(checkpoint, path, "train.amp.enabled", "train.init_checkpoint")
