@@ -133,6 +133,26 @@ def synthetic_cfg(*opts):
     return load_config(SYNTH_CONFIG, list(opts))
 
 
+# (LazyConfig, its yacs twin): each Python config of configs/ and the YAML config it mirrors.
+LAZY_TWINS = [
+    ("Synthetic/retinanet_R18_GN_dropblock_res45_kp0.9_b3.py", "Synthetic/retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml"),
+    ("COCO-Detection/retinanet_R_50_FPN_GN_scratch_dropblock_res45_fpn_head_kp0.9_b7_3x.py",
+     "COCO-Detection/retinanet_R_50_FPN_GN_scratch_dropblock_res45_fpn_head_kp0.9_b7_3x.yaml"),
+    ("PascalVOC-Detection/retinanet_R_50_FPN_GN_scratch_dropblock_res45_fpn_head_kp0.9_b7_54k.py",
+     "PascalVOC-Detection/retinanet_R_50_FPN_GN_scratch_dropblock_res45_fpn_head_kp0.9_b7_54k.yaml"),
+    ("PascalVOC-SemanticSegmentation/deeplab_v3_plus_R_52_GN_scratch_dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.py",
+     "PascalVOC-SemanticSegmentation/deeplab_v3_plus_R_52_GN_scratch_dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.yaml"),
+]
+
+
+def lazy_cfg(path, *opts):
+    """The LazyConfig at `path` loaded as the tool loads it (load_lazy_config), with the
+    overrides `opts` ("model.x=1")."""
+    from dropblock_det.engine.lazy_config_checks import load_lazy_config
+
+    return load_lazy_config(str(path), list(opts))
+
+
 # Every location the plugin can regularize in a ResNet-FPN RetinaNet.
 ALL_RESNET_STAGES = ["res2", "res3", "res4", "res5"]
 ALL_FPN_POSITIONS = ["lateral", "output", "top_block"]

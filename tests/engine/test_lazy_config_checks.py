@@ -1,0 +1,1009 @@
+"""The checks of a LazyConfig before a run (dropblock_det/engine/lazy_config_checks.py): bad
+values, overrides, loaders, samplers, models that do not build or do not fit their inputs,
+evaluators, schedules and checkpoints are refused naming the config key, before anything is
+built or written."""
+import re
+
+import pytest
+import torch
+
+from conftest import CONFIGS, LAZY_TWINS, lazy_cfg
+
+SYNTHETIC = str(CONFIGS / LAZY_TWINS[0][0])
+COCO = str(CONFIGS / LAZY_TWINS[1][0])
+DEEPLAB = str(CONFIGS / LAZY_TWINS[3][0])
+
+
+# ----------------------------------------------------------------------------- refusals
+@pytest.mark.parametrize("opts, error, match", [
+    (["train.max_iter=0"], ValueError, r"train\.max_iter=0"),
+    (["train.checkpointer.period=0"], ValueError, r"train\.checkpointer\.period=0"),
+    (["train.eval_period=-1"], ValueError, r"train\.eval_period=-1"),
+    (["train.amp.enabled=True"], ValueError, r"train\.amp\.enabled=True needs a CUDA"),
+    (["train.device=gpu0"], ValueError, r"train\.device='gpu0'"),
+    (["train.output_dir=''"], ValueError, r"train\.output_dir=''"),
+    # Hydra reads it as an int, which no path joins with.
+    (["train.output_dir=123"], ValueError, r"^train\.output_dir=123: expected a folder"),
+    (["train.init_checkpoint=/nonexistent/model.pth"], FileNotFoundError, r"train\.init_checkpoint="),
+    (["dataloader.train.dataset.names=no_such_set"], KeyError, r"dataloader\.train\.dataset\.names names 'no_such_set'"),
+    (["dataloader.test.dataset.names=no_such_set"], KeyError, r"dataloader\.test\.dataset\.names names 'no_such_set'"),
+    # The evaluator evaluates one dataset: a list fails only at the first evaluation.
+    (["dataloader.test.dataset.names=[synthetic_det_val]"], ValueError, r"dataloader\.evaluator\.dataset_name=\['synthetic_det_val'\]: expected one"),
+    # What the loop instantiates only after train.output_dir is made (and the data loaded).
+    (["train.dropblock_schedule.end_iter=-5"], ValueError, r"train\.dropblock_schedule: .*end_iter"),
+    (["train.dropblock_schedule.keep_prob=1.5"], ValueError, r"train\.dropblock_schedule: .*keep_prob"),
+    (["train.dropblock_schedule._target_=torch.nn.Identity"], ValueError, r"train\.dropblock_schedule"),
+    (["train.dropblock_schedule.start_iter=5000"], ValueError,
+     r"train\.dropblock_schedule with train\.max_iter=1500: ValueError: .*start_iter=5000 with the trainer's "
+     r"max_iter=1500: keep_prob would stay 1\.0"),
+    (["train.seed=null"], ValueError, r"train\.seed=None"),
+    # A bool is no count or seed (Python's True == 1).
+    (["train.max_iter=true"], ValueError, r"^train\.max_iter=True: expected an integer >= 1"),
+    (["train.seed=true"], ValueError, r"^train\.seed=True: expected an integer"),
+    # detectron2's PeriodicWriter takes the iteration modulo the period: a ZeroDivisionError at the first step.
+    (["train.log_period=0"], ValueError, r"^train\.log_period=0: expected an integer >= 1"),
+    # The LRScheduler hook gets a value it cannot call only once the training starts.
+    (["lr_multiplier=1.0"], ValueError, r"^lr_multiplier: TypeError: 'float' object is not callable"),
+    # Hydra reads it as an int: "TypeError: argument of type 'int' is not iterable", unnamed.
+    (["train.init_checkpoint=123"], ValueError, r"^train\.init_checkpoint=123: expected a checkpoint's path or URL"),
+    (["dataloader.train.total_batch_size=0"], ValueError, r"dataloader\.train\.total_batch_size=0"),
+    # torch refused these once the loader was built (the test loader's after the whole training),
+    # and detectron2 asserted "No valid data found in ." for no training set, both unnamed.
+    (["dataloader.train.num_workers=-1"], ValueError, r"^dataloader\.train\.num_workers=-1: expected an integer >= 0"),
+    (["dataloader.test.num_workers=-1"], ValueError, r"^dataloader\.test\.num_workers=-1: expected an integer >= 0"),
+    (["dataloader.train.dataset.names=[]"], ValueError, r"^dataloader\.train\.dataset\.names=\[\]: no dataset to train on"),
+    (["dataloader.test.dataset.names=[]"], ValueError, r"^dataloader\.test\.dataset\.names=\[\]: no dataset to evaluate"),
+    # A misspelt argument in the config file (here added with "+"): the test loader was built,
+    # and failed, only after the training; the training loader's after the data was loaded.
+    (["+dataloader.test.num_worker=2"], ValueError,
+     r"^dataloader\.test \(build_detection_test_loader\): no argument 'num_worker' \(did you mean 'num_workers'\?\)"),
+    (["+dataloader.train.total_batch_sizes=2"], ValueError,
+     r"^dataloader\.train \(build_detection_train_loader\): no argument 'total_batch_sizes' "
+     r"\(did you mean 'total_batch_size'\?\)"),
+    # ... and inside the loaders and the evaluator: the test mapper's and the evaluator's failed
+    # only after the whole training, the training mapper's after its data was loaded.
+    (["+dataloader.test.mapper.image_fromat=BGR"], ValueError,
+     r"^dataloader\.test\.mapper \(DatasetMapperNamingFiles\): no argument 'image_fromat' \(did you mean 'image_format'\?\)"),
+    (["+dataloader.test.dataset.filter_empt=True"], ValueError,
+     r"^dataloader\.test\.dataset \(get_detection_dataset_dicts\): no argument 'filter_empt' "),
+    (["+dataloader.test.mapper.augmentations.0.max_siz=96"], ValueError,
+     r"^dataloader\.test\.mapper\.augmentations\.0 \(ResizeShortestEdge\): no argument 'max_siz' "),
+    (["+dataloader.train.mapper.use_instance_msk=True"], ValueError,
+     r"^dataloader\.train\.mapper \(DatasetMapperNamingFiles\): no argument 'use_instance_msk' "),
+    (["+dataloader.evaluator.output_dri=x"], ValueError,
+     r"^dataloader\.evaluator \(dataset_evaluator\): no argument 'output_dri' \(did you mean 'output_dir'\?\)"),
+    # The yacs DATALOADER.SAMPLER_TRAIN way: "Expect a Sampler but got <class 'str'>" once the data was loaded.
+    (["dataloader.train.sampler=RepeatFactorTrainingSampler"], ValueError,
+     r"^dataloader\.train\.sampler='RepeatFactorTrainingSampler': expected L\(SamplerClass\)\(\.\.\.\)"),
+    (["dataloader.train.mapper.augmentations.0.sample_style=rand"], ValueError, r"dataloader\.train\.mapper\.augmentations: "),
+    (["optimizer.lr=-1"], ValueError, r"optimizer: .*learning rate"),
+    (["train.checkpointer.max_to_keep=0"], ValueError, r"train\.checkpointer: "),
+    # The model's classes against the datasets' (3): 80 trained fully and failed in the evaluation.
+    (["model.num_classes=80"], ValueError, r"^model\.num_classes=80, but dataloader\.train\.dataset\.names names "
+     r"'synthetic_det_train', which has 3 classes .*set model\.num_classes to 3"),
+    (["model.num_classes=2"], ValueError, r"^model\.num_classes=2, .*which has 3 classes.*as background"),
+    # Failed on the first image read, naming the image (the test loader's after the whole training).
+    (["dataloader.test.mapper.augmentations.0.max_size=0"], ValueError,
+     r"^dataloader\.test\.mapper\.augmentations\.0: short_edge_length=96, max_size=0: a longest edge < 1"),
+    (["dataloader.train.mapper.augmentations.0.short_edge_length=[-5]"], ValueError,
+     r"^dataloader\.train\.mapper\.augmentations\.0: short_edge_length=\[-5\], max_size=96: a negative"),
+    (["dataloader.train.mapper.image_format=FOO"], ValueError,
+     r"^dataloader\.train\.mapper\.image_format='FOO': detectron2's convert_PIL_to_numpy refuses it"),
+    # Read, but with channels the model's pixel_mean does not normalize.
+    (["dataloader.train.mapper.image_format=RGBA"], ValueError,
+     r"^dataloader\.train\.mapper\.image_format='RGBA': it gives 4-channel images, the model normalizes 3 channels"),
+])
+def test_bad_values_are_refused_by_key(opts, error, match):
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    with pytest.raises(error, match=match):
+        check_lazy_config_before_run(lazy_cfg(SYNTHETIC, *opts), check_files=False)
+
+
+def test_an_evaluation_checks_the_arguments_of_the_test_loader_and_evaluator_it_builds():
+    # --eval-only built the evaluator only after the model and its weights were loaded, and a
+    # COCOEvaluator argument misspelt in a config file failed then with a bare TypeError.
+    from detectron2.config import LazyCall as L
+    from detectron2.evaluation import COCOEvaluator
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    cfg = lazy_cfg(SYNTHETIC)
+    cfg.dataloader.evaluator = L(COCOEvaluator)(dataset_name="synthetic_det_val", max_dets_per_imag=100)
+    with pytest.raises(ValueError, match=r"^dataloader\.evaluator \(COCOEvaluator\): no argument 'max_dets_per_imag' "
+                       r"\(did you mean 'max_dets_per_image'\?\)"):
+        check_lazy_config_before_run(cfg, train=False, check_files=False)
+    with pytest.raises(ValueError, match=r"^dataloader\.test\.mapper \(DatasetMapperNamingFiles\): no argument 'image_fromat'"):
+        check_lazy_config_before_run(lazy_cfg(SYNTHETIC, "+dataloader.test.mapper.image_fromat=BGR"), train=False,
+                                     check_files=False)
+    # The training loader is not built for an evaluation, so its arguments are not its concern.
+    check_lazy_config_before_run(lazy_cfg(SYNTHETIC, "+dataloader.train.mapper.image_fromat=BGR"), train=False,
+                                 check_files=False)
+    # Nor its resize, which would refuse every image.
+    check_lazy_config_before_run(lazy_cfg(SYNTHETIC, "dataloader.train.mapper.augmentations.0.short_edge_length=[-5]"),
+                                 train=False, check_files=False)
+
+
+def test_an_init_checkpoint_that_is_no_string_is_named_for_an_evaluation_too():
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    with pytest.raises(ValueError, match=r"^train\.init_checkpoint=\[1\]: expected a checkpoint's path"):
+        check_lazy_config_before_run(lazy_cfg(SYNTHETIC, "train.init_checkpoint=[1]"), train=False, check_files=False)
+
+
+def test_training_in_several_processes_on_the_cpu_needs_ddp_device_ids_given(monkeypatch):
+    # create_ddp_model gives each process's model its GPU unless train.ddp says device_ids:
+    # `--num-gpus 2 train.device=cpu` failed with torch's "device_ids ... only work with ...
+    # GPU modules" after the data loader was built and config.yaml written.
+    from detectron2.utils import comm
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    monkeypatch.setattr(comm, "get_world_size", lambda: 2)
+    with pytest.raises(ValueError, match=r"^train\.device='cpu' with 2 training processes .*train\.ddp\.device_ids=null"):
+        check_lazy_config_before_run(lazy_cfg(SYNTHETIC), check_files=False)
+    check_lazy_config_before_run(lazy_cfg(SYNTHETIC, "+train.ddp.device_ids=null"), check_files=False)  # DDP on the CPU
+    # Each process loads total_batch_size / processes images.
+    with pytest.raises(ValueError, match=r"^dataloader\.train\.total_batch_size=3: not divisible by the 2 processes"):
+        check_lazy_config_before_run(lazy_cfg(SYNTHETIC, "+train.ddp.device_ids=null", "dataloader.train.total_batch_size=3"),
+                                     check_files=False)
+    check_lazy_config_before_run(lazy_cfg(SYNTHETIC), train=False, check_files=False)  # evaluating: no DDP
+
+
+def test_ddp_on_the_cpu_is_refused_in_processes_launched_with_nccl(monkeypatch):
+    # detectron2's launch uses NCCL on a machine with GPUs (v0.6 always): DDP of a CPU model
+    # with train.ddp.device_ids=null then failed after the data loader was built.
+    import torch.distributed as dist
+    from detectron2.utils import comm
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    monkeypatch.setattr(comm, "get_world_size", lambda: 2)
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_backend", lambda group=None: "nccl")
+    cfg = lazy_cfg(SYNTHETIC, "+train.ddp.device_ids=null")
+    with pytest.raises(ValueError, match=r"^train\.device='cpu' with 2 training processes: .*NCCL backend"):
+        check_lazy_config_before_run(cfg, check_files=False)
+    monkeypatch.setattr(dist, "get_backend", lambda group=None: "gloo")
+    check_lazy_config_before_run(cfg, check_files=False)
+
+
+def test_a_training_sampler_that_fails_only_once_the_data_is_loaded_is_refused_naming_the_key():
+    # build_detection_train_loader gets its sampler after the training set is loaded: a
+    # TypeError or assertion then, naming no key. A sampler that reads the data is not built.
+    from detectron2.config import LazyCall as L
+    from detectron2.data import DatasetCatalog
+    from detectron2.data.samplers import RandomSubsetTrainingSampler, RepeatFactorTrainingSampler, TrainingSampler
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_train_sampler
+
+    def never_loaded():
+        raise AssertionError("the sampler check loaded the training set")
+
+    repeat = RepeatFactorTrainingSampler.repeat_factors_from_category_frequency
+    cfg = lazy_cfg(SYNTHETIC, "dataloader.train.dataset.names=dropblock_test_never_loaded")
+    DatasetCatalog.register("dropblock_test_never_loaded", never_loaded)
+    try:
+        # A sampler built in the config file is a value detectron2's instantiate passes on as it is.
+        for sampler in (None, TrainingSampler(100, seed=3), L(TrainingSampler)(size=100, seed=3), L(RandomSubsetTrainingSampler)(size=100, subset_ratio=0.5),
+                        L(RepeatFactorTrainingSampler)(repeat_factors=L(repeat)(
+                            dataset_dicts="${dataloader.train.dataset}", repeat_thresh=0.001))):
+            cfg.dataloader.train.sampler = sampler
+            check_lazy_train_sampler(cfg)
+    finally:
+        DatasetCatalog.remove("dropblock_test_never_loaded")
+    for sampler, match in [
+        (L(list)(), r"^dataloader\.train\.sampler builds a list, not a torch Sampler"),
+        ({"_target_": "detectron2.data.samplers.NoSuchSampler", "size": 100},
+         r"^dataloader\.train\.sampler\._target_='detectron2\.data\.samplers\.NoSuchSampler': not found"),
+        (L(RepeatFactorTrainingSampler)(repeat_factors=L(repeat)(dataset_dicts=[], repeat_threshold=0.001)),
+         r"^dataloader\.train\.sampler\.repeat_factors \(.*repeat_factors_from_category_frequency\): no argument "
+         r"'repeat_threshold' \(did you mean 'repeat_thresh'\?\); the required argument 'repeat_thresh' is not given"),
+        (L(TrainingSampler)(size=0), r"^dataloader\.train\.sampler=TrainingSampler\(size=0\): the sampler refuses it "
+                                     r"\(ValueError: .*positive"),
+        (L(RandomSubsetTrainingSampler)(size=100, subset_ratio=2.0),
+         r"^dataloader\.train\.sampler=RandomSubsetTrainingSampler\(size=100, subset_ratio=2\.0\): the sampler refuses it"),
+    ]:
+        cfg.dataloader.train.sampler = sampler
+        with pytest.raises(ValueError, match=match):
+            check_lazy_train_sampler(cfg)
+
+
+@pytest.mark.parametrize("opts, match", [
+    # The innermost node that raised, by its config key and target, then the component's error.
+    (["model.backbone.bottom_up.stages.depth=42"],
+     r"^model\.backbone\.bottom_up\.stages \(make_dropblock_resnet_stages\): ValueError: depth=42"),
+    (["model.backbone.bottom_up.stem.norm=XX"], r"^model\.backbone\.bottom_up\.stem \(BasicStem\): KeyError: 'XX'"),
+    (["model.head.dropblock_towers=[cls,foo]"], r"^model\.head \(DropBlockRetinaNetHead\): ValueError: .*'foo'"),
+    # A name where a list goes: the positions were taken letter by letter ("unknown name 'c'"),
+    # a number for the scales failed in Python ("'float' object is not iterable").
+    (["model.backbone.bottom_up.stages.dropblock_positions=conv1"],
+     r"^model\.backbone\.bottom_up\.stages \(make_dropblock_resnet_stages\): ValueError: dropblock_positions='conv1': "
+     r"expected a list of names from \['conv1', 'conv2', 'conv3', 'shortcut'\]"),
+    (["model.backbone.bottom_up.stages.stage_drop_scales=0.5"],
+     r"^model\.backbone\.bottom_up\.stages \(make_dropblock_resnet_stages\): ValueError: stage_drop_scales=0\.5: "
+     r"expected a list, one scale per stage of dropblock_stages=\['res4', 'res5'\]"),
+    # A copy of the top-level node is named with the key an override changes.
+    (["dropblock.block_size=0"],
+     r"^model\.backbone\.bottom_up\.stages\.dropblock=\$\{dropblock\} \(build_regularizer\): ValueError: block_size"),
+    # An error torch raises (not a checked value) is placed too.
+    (["model.backbone.out_channels=-3"], r"^model\.backbone\.top_block \(DropBlockLastLevelP6P7\): RuntimeError: .*negative"),
+    # An argument misspelt in the config file ("+" adds it as the file would) is named with the
+    # closest one, not as Python's "RetinaNetHead.__init__() got an unexpected keyword argument".
+    (["+model.head.prior_probb=0.01"],
+     r"^model\.head \(DropBlockRetinaNetHead\): no argument 'prior_probb' \(did you mean 'prior_prob'\?\)"),
+    (["+dropblock.blocksize=5"], r"^model\.backbone\.bottom_up\.stages\.dropblock=\$\{dropblock\} \(build_regularizer\): "
+                                 r"no argument 'blocksize' \(did you mean 'block_size'\?\)"),
+])
+def test_a_model_that_does_not_build_is_refused_naming_the_config_key(opts, match):
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+    from dropblock_det.engine.lazy import build_lazy_model
+
+    cfg = lazy_cfg(SYNTHETIC, *opts)
+    with pytest.raises(ValueError, match=match):  # on the meta device
+        check_lazy_config_before_run(cfg, check_files=False)
+    with pytest.raises(ValueError, match=match):  # the real build
+        build_lazy_model(cfg)
+
+
+def test_naming_the_key_finds_list_items_and_leaves_a_missing_meta_kernel_to_the_fallback():
+    from detectron2.config import LazyCall as L
+    from omegaconf import OmegaConf
+
+    from dropblock_det.engine.lazy_config_checks import instantiate_naming_key
+    from dropblock_det.engine.config_checks import build_on_meta_device
+
+    def refuse(**kwargs):
+        raise ValueError(f"refused {sorted(kwargs)}")
+
+    def no_meta_kernel():
+        raise NotImplementedError("no meta kernel")
+
+    cfg = OmegaConf.create({"model": L(torch.nn.ModuleList)(modules=[
+        L(torch.nn.Identity)(), L(torch.nn.ModuleList)(modules=[L(torch.nn.ReLU)(), L(refuse)(a=1)])])})
+    with pytest.raises(ValueError, match=r"^model\.modules\.1\.modules\.1 \(.*refuse\): ValueError: refused \['a'\]"):
+        instantiate_naming_key(cfg.model, "model")
+    assert isinstance(instantiate_naming_key(cfg.model.modules[0], "x"), torch.nn.Identity)
+    for model in (L(torch.nn.ModuleList)(modules=[L(no_meta_kernel)()]), L(no_meta_kernel)()):  # inside, or the node itself
+        cfg = OmegaConf.create({"model": model})
+        with pytest.raises(NotImplementedError):
+            instantiate_naming_key(cfg.model, "model")
+        assert build_on_meta_device(lambda: instantiate_naming_key(cfg.model, "model")) is None
+
+
+class _DropPathRates(torch.nn.Module):
+    """Reads tensor values in __init__, as detectron2's ViT, MViT and Swin backbones do
+    (`[x.item() for x in torch.linspace(0, drop_path_rate, depth)]`)."""
+
+    def __init__(self, drop_path_rate: float = 0.1, depth: int = 3):
+        super().__init__()
+        self.rates = [x.item() for x in torch.linspace(0, drop_path_rate, depth)]
+
+
+def test_a_component_reading_tensor_values_at_init_is_left_to_the_real_build():
+    # ViTDet's LazyConfigs (model.backbone.net: ViT) were refused before training with
+    # "model.backbone.net (ViT): RuntimeError: Tensor.item() cannot be called on meta
+    # tensors": the meta device cannot give a value, which the real build can.
+    from detectron2.config import LazyCall as L
+    from omegaconf import OmegaConf
+
+    from dropblock_det.engine.lazy_config_checks import instantiate_naming_key
+    from dropblock_det.engine.config_checks import build_on_meta_device
+
+    cfg = OmegaConf.create({"model": L(torch.nn.ModuleList)(modules=[L(_DropPathRates)()])})
+    assert build_on_meta_device(lambda: instantiate_naming_key(cfg.model, "model")) is None
+    assert instantiate_naming_key(cfg.model, "model")[0].rates == pytest.approx([0.0, 0.05, 0.1])
+    assert build_on_meta_device(_DropPathRates) is None  # a yacs builder's component too
+
+
+def test_the_schedule_is_checked_where_the_meta_device_cannot_build_the_model():
+    # A ViTDet-like model is left to the real build; its train.dropblock_schedule is still
+    # checked before the output folder is made (else it failed after the data was loaded).
+    from detectron2.config import LazyCall as L
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    cfg = lazy_cfg(SYNTHETIC, "train.dropblock_schedule.keep_prob=1.5")
+    cfg.model = L(torch.nn.ModuleList)(modules=[L(_DropPathRates)()])
+    with pytest.raises(ValueError, match=r"^train\.dropblock_schedule: .*keep_prob"):
+        check_lazy_config_before_run(cfg, check_files=False)
+
+
+def test_the_checks_leave_the_config_as_it_was():
+    from omegaconf import OmegaConf
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    cfg = lazy_cfg(SYNTHETIC)
+    before = OmegaConf.to_yaml(cfg)
+    check_lazy_config_before_run(cfg, check_files=False)  # builds the optimizer on the meta model
+    assert "model" not in cfg.optimizer.params and OmegaConf.to_yaml(cfg) == before
+
+
+def test_a_missing_key_and_a_bad_opt_are_named(tmp_path):
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    cfg = lazy_cfg(SYNTHETIC)
+    del cfg.train["log_period"]
+    with pytest.raises(KeyError, match=r"train\.log_period"):
+        check_lazy_config_before_run(cfg, check_files=False)
+    cfg = lazy_cfg(SYNTHETIC)
+    del cfg.dataloader["test"]  # read by the evaluation after the training
+    for train in (True, False):  # --eval-only failed once the model and its weights were loaded
+        with pytest.raises(KeyError, match=r"^\"the config has no dataloader\.test "):
+            check_lazy_config_before_run(cfg, train=train, check_files=False)
+    with pytest.raises(ValueError, match=r"command-line opt 'train\.max_iter': expected key=value"):
+        lazy_cfg(SYNTHETIC, "train.max_iter")
+    with pytest.raises(FileNotFoundError, match="nope.py"):
+        lazy_cfg(tmp_path / "nope.py")
+    with pytest.raises(ValueError, match=r"is not a LazyConfig.*tools/train_net\.py"):
+        lazy_cfg(CONFIGS / LAZY_TWINS[0][1])
+
+
+def test_a_required_value_left_at_question_marks_is_named_as_missing_not_as_an_absent_key(tmp_path):
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    cfg = lazy_cfg(SYNTHETIC)
+    cfg.train.max_iter = "???"  # a value the config file leaves to the command line
+    with pytest.raises(KeyError, match=r"^'train\.max_iter: Missing mandatory value"):
+        check_lazy_config_before_run(cfg, check_files=False)
+
+
+@pytest.mark.parametrize("key, node", [
+    ("dataloader.test.mapper", r"dataloader\.test \(build_detection_test_loader\)"),
+    # An argument with a default, left at '???': it passed every check, and omegaconf's
+    # MissingMandatoryValue came when the evaluation built the loader / evaluator, after the
+    # whole training (or once the weights were loaded).
+    ("dataloader.test.num_workers", r"dataloader\.test \(build_detection_test_loader\)"),
+    ("dataloader.evaluator.output_dir", r"dataloader\.evaluator \(dataset_evaluator\)"),
+])
+def test_a_loader_argument_left_at_question_marks_is_named_for_training_and_evaluation(key, node):
+    from omegaconf import OmegaConf
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    cfg = lazy_cfg(SYNTHETIC)
+    parent, name = key.rsplit(".", 1)
+    OmegaConf.select(cfg, parent)[name] = "???"  # a value the config file leaves to the command line
+    for train in (True, False):
+        with pytest.raises(ValueError, match=rf"^{node}: the argument '{name}' is left at '\?\?\?', without a value"):
+            check_lazy_config_before_run(cfg, train=train, check_files=False)
+
+
+def test_a_config_without_train_seed_or_train_ddp_is_accepted():
+    # detectron2's configs/common/train.py has no seed (default_setup reads it as -1: random),
+    # and a train dict of the user's own may have no ddp (do_train reads it as {}).
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    cfg = lazy_cfg(SYNTHETIC)
+    del cfg.train["seed"]
+    del cfg.train["ddp"]
+    assert check_lazy_config_before_run(cfg, check_files=False) is not None
+
+
+def test_no_init_checkpoint_as_null_is_accepted_as_the_empty_string_is():
+    # detectron2's checkpointer starts from scratch for either; only another type is refused.
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    for train in (True, False):
+        assert check_lazy_config_before_run(lazy_cfg(SYNTHETIC, "train.init_checkpoint=null"), train=train,
+                                            check_files=False) is not None
+
+
+def test_a_folder_given_for_the_init_checkpoint_is_named_as_a_folder(tmp_path):
+    # (a run's folder for its model_final.pth): it was "does not exist"
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    cfg = lazy_cfg(SYNTHETIC, f"train.init_checkpoint={tmp_path}", "train.device=cpu")
+    with pytest.raises(FileNotFoundError, match=r"train\.init_checkpoint='.*' is a folder, not a checkpoint file"):
+        check_lazy_config_before_run(cfg, check_files=False)
+
+
+def test_a_lazy_runs_config_yaml_that_does_not_load_is_named_as_such_not_as_a_yacs_config(tmp_path):
+    # detectron2's LazyConfig.save writes a config holding a function defined in the config
+    # file as a config.yaml that does not load, and pickles it to config.yaml.pkl: both were
+    # refused as "not a LazyConfig ... a yacs .yaml config is for tools/train_net.py".
+    from detectron2.config import LazyConfig
+
+    from dropblock_det.engine.lazy_config_checks import is_lazy_config_file
+
+    source = tmp_path / "cfg.py"
+    source.write_text("def double(x):\n    return 2 * x\n\nmodel = dict(fn=double)\n")
+    saved = tmp_path / "config.yaml"
+    LazyConfig.save(LazyConfig.load(str(source)), str(saved))
+    assert (tmp_path / "config.yaml.pkl").is_file()
+    with pytest.raises(ValueError, match=r"config\.yaml' is a LazyConfig that does not load \(ConstructorError: "
+                                         r".*function or lambda defined in the config file.*config\.yaml\.pkl"
+                                         r".*give the Python config it was made from"):
+        lazy_cfg(saved)
+    assert is_lazy_config_file(str(saved) + ".pkl")
+    with pytest.raises(ValueError, match=r"config\.yaml\.pkl' is a LazyConfig that does not load .*pickled copy"):
+        lazy_cfg(str(saved) + ".pkl")
+
+
+@pytest.mark.parametrize("opt, match", [
+    # detectron2's apply_overrides adds any key: these trained with the config's max_iter.
+    ("train.max_iters=3", r"command-line opt 'train\.max_iters=3': train has no key 'max_iters' "
+                          r"\(did you mean train\.max_iter\?\); to add it on purpose write \+train\.max_iters=3"),
+    ("TRAIN.MAX_ITER=3", r"the config's top level has no key 'TRAIN'"),
+    # Under a LazyCall node the close matches include its target's arguments.
+    ("model.pixel_meen=[1,2,3]", r"model has no key 'pixel_meen' \(did you mean model\.pixel_mean"),
+    # detectron2 main's training loader passes **kwargs on to torch's DataLoader: the name is
+    # checked against that one's arguments too (it failed inside DataLoader, after data loading).
+    ("dataloader.train.total_batch_sizes=2",
+     r"dataloader\.train has no key 'total_batch_sizes' \(did you mean dataloader\.train\.total_batch_size[,?]"),
+    ("dataloader.train.mapper.augmentations.0.max_sise=64",
+     r"dataloader\.train\.mapper\.augmentations\.0 has no key 'max_sise' \(did you mean .*\.0\.max_size\?\)"),
+    # The project's components take **kwargs (passed on to the detectron2 class they extend, or
+    # refused): these were refused only at the model build, with Python's "unexpected keyword".
+    ("model.head.prior_probb=0.01", r"model\.head has no key 'prior_probb' \(did you mean model\.head\.prior_prob\?\)"),
+    ("dropblock.blocksize=5", r"dropblock has no key 'blocksize' \(did you mean dropblock\.block_size\?\)"),
+    ("model.backbone.fuse_typ=avg", r"model\.backbone has no key 'fuse_typ' \(did you mean model\.backbone\.fuse_type\?\)"),
+    ("model.backbone.bottom_up.stages.nrom=BN",
+     r"model\.backbone\.bottom_up\.stages has no key 'nrom' \(did you mean model\.backbone\.bottom_up\.stages\.norm\?\)"),
+])
+def test_an_override_that_would_add_a_misspelt_key_is_refused_naming_it(opt, match):
+    with pytest.raises(KeyError, match=match):
+        lazy_cfg(SYNTHETIC, opt)
+
+
+def test_an_override_past_a_lists_end_is_named_and_one_of_a_missing_value_is_taken(tmp_path):
+    # An index past the end failed with omegaconf's bare ConfigIndexError, naming no opt.
+    length = len(lazy_cfg(SYNTHETIC).dataloader.train.mapper.augmentations)
+    opt = f"dataloader.train.mapper.augmentations.{length}.max_size=64"
+    with pytest.raises(ValueError, match=rf"^command-line opt '{re.escape(opt)}': "):
+        lazy_cfg(SYNTHETIC, opt)
+    # A "???" in the config file is a value to give on the command line.
+    config = tmp_path / "cfg.py"
+    config.write_text("model = dict(num_classes=3)\ntrain = dict(init_checkpoint='???')\n")
+    assert lazy_cfg(config, "train.init_checkpoint=w.pth").train.init_checkpoint == "w.pth"
+
+
+def test_the_arguments_of_every_project_component_taking_kwargs_are_known():
+    # A component whose **kwargs go nowhere known lets any misspelt override through to its build.
+    import inspect
+
+    import dropblock_det.layers
+    import dropblock_det.modeling
+    from dropblock_det.engine.lazy_config_checks import _accepted_arguments
+
+    found = []
+    for module in (dropblock_det.layers, dropblock_det.modeling):
+        for name in dir(module):
+            target = getattr(module, name)
+            if name.startswith("_") or not callable(target) or not target.__module__.startswith("dropblock_det."):
+                continue
+            parameters = inspect.signature(target).parameters.values()
+            if any(p.kind is p.VAR_KEYWORD for p in parameters):
+                found.append(name)
+                # DropBlockRes5ROIHeads' **kwargs are Res5ROIHeads' own (it defines no __init__).
+                assert _accepted_arguments(target)[1] is (name == "DropBlockRes5ROIHeads"), name
+    assert {"build_regularizer", "DropBlock2d", "DropBlockFPN", "DropBlockRetinaNetHead",
+            "make_dropblock_resnet_stages"} <= set(found)
+
+
+def test_an_override_may_add_an_argument_of_its_nodes_target_or_any_key_with_a_plus(tmp_path):
+    from detectron2.config import LazyConfig
+
+    from dropblock_det.engine.lazy_config_checks import lazy_meta_model
+
+    # Arguments the L(...) calls leave at their defaults (RetinaNet's vis_period, the
+    # training loader's aspect_ratio_grouping), and any key with Hydra's "+key=value".
+    assert "vis_period" not in lazy_cfg(SYNTHETIC).model
+    cfg = lazy_cfg(SYNTHETIC, "model.vis_period=7", "dataloader.train.aspect_ratio_grouping=False",
+                "+train.my_note=hello")
+    # An argument a project component passes on to the detectron2 one it extends (FPN's
+    # fuse_type, the ResNet stages' width_per_group).
+    cfg2 = lazy_cfg(SYNTHETIC, "model.backbone.fuse_type=avg", "model.backbone.bottom_up.stages.width_per_group=64")
+    assert lazy_meta_model(cfg2).backbone._fuse_type == "avg"
+    assert cfg.dataloader.train.aspect_ratio_grouping is False and cfg.train.my_note == "hello"
+    assert lazy_meta_model(cfg).vis_period == 7
+    # Where the training loader passes **kwargs on to torch's DataLoader (detectron2 main), an
+    # argument of DataLoader is one of the loader's.
+    import inspect
+
+    from detectron2.data import build_detection_train_loader
+
+    if any(p.kind is p.VAR_KEYWORD for p in inspect.signature(build_detection_train_loader).parameters.values()):
+        from dropblock_det.engine.lazy_config_checks import check_lazy_loaders
+
+        cfg = lazy_cfg(SYNTHETIC, "dataloader.train.pin_memory=True")
+        assert cfg.dataloader.train.pin_memory is True
+        check_lazy_loaders(cfg)
+    # The optional key the tool reads, given to a config that leaves it out.
+    del cfg.train["dropblock_schedule"]
+    LazyConfig.save(cfg, str(tmp_path / "config.yaml"))
+    assert lazy_cfg(tmp_path / "config.yaml", "train.dropblock_schedule=null").train.dropblock_schedule is None
+
+
+def test_an_override_under_a_target_taking_any_keyword_or_not_found_is_left_to_the_build():
+    # Res5ROIHeads (and DropBlockRes5ROIHeads) take ROIHeads' arguments as **kwargs: one the
+    # config leaves out is taken, as is any key under a target not found now.
+    from conftest import lazy_rcnn_cfg
+    from dropblock_det.engine.lazy_config_checks import check_override_key
+
+    cfg = lazy_rcnn_cfg(c4=True)
+    assert "proposal_append_gt" not in cfg.model.roi_heads
+    check_override_key(cfg, "model.roi_heads.proposal_append_gt=False")
+    cfg.model.roi_heads._target_ = "no_such_module.NoSuchHeads"
+    check_override_key(cfg, "model.roi_heads.any_argument=1")
+    with pytest.raises(KeyError, match=r"model\.roi_heads\.box_predictor has no key 'num_classs'"):
+        check_override_key(cfg, "model.roi_heads.box_predictor.num_classs=3")
+
+
+def test_none_for_the_schedule_on_the_command_line_is_explained():
+    # Hydra reads None as the string 'None' (null is its None).
+    from dropblock_det.engine.lazy_config_checks import lazy_meta_model, lazy_schedule_hook
+
+    cfg = lazy_cfg(SYNTHETIC, "+train.dropblock_schedule='None'")  # the string, quoted on purpose
+    with pytest.raises(ValueError, match=r"gives a value of type str \('None'\): .*train\.dropblock_schedule=null"):
+        lazy_schedule_hook(cfg, lazy_meta_model(cfg))
+
+
+@pytest.mark.parametrize("opt", [
+    "train.dropblock_schedule=None",
+    "train.dropblock_schedule.end_iter=None",  # the README's end_iter=None, on the command line
+    "model.head.norm=None",  # the head failed with "KeyError: 'None'"
+    "dataloader.train.sampler=None",  # "sampler='None': expected ... or None for the default"
+    "model.backbone.bottom_up.stages.stage_drop_scales=[None,1.0]",
+    "+train.note={a:None}",  # in a dict too
+])
+def test_an_unquoted_none_in_an_override_is_refused_naming_null(opt):
+    with pytest.raises(ValueError, match=rf"command-line opt '{re.escape(opt)}': None in an override is the string "
+                                         rf"'None'.*write null \({re.escape(opt.replace('None', 'null'))}\)"):
+        lazy_cfg(SYNTHETIC, opt)
+    lazy_cfg(SYNTHETIC, opt.replace("None", "null"))  # what it advises loads
+
+
+@pytest.mark.parametrize("opt", ["dataloader.train.dataset.names=synthetic_det_train,synthetic_det_val",
+                                 "dropblock.keep_prob=choice(0.8,0.9)", "model.test_score_thresh=interval(0.01,0.1)",
+                                 "train.max_iter=range(1,5)"])
+def test_a_hydra_sweep_in_an_override_is_refused_naming_the_opt(opt):
+    # detectron2's apply_overrides set interval(...) as a dict of its fields: the score
+    # threshold failed only in the evaluation after the training; "a,b" failed naming no key.
+    with pytest.raises(ValueError, match=rf"^command-line opt '{re.escape(opt)}': Hydra's grammar reads the value "
+                       r"as a sweep .*write a list in brackets"):
+        lazy_cfg(SYNTHETIC, opt)
+    lazy_cfg(SYNTHETIC, "dataloader.train.dataset.names=[synthetic_det_train,synthetic_det_val]")
+
+
+def test_the_deeplab_export_advice_on_the_command_line_loads():
+    # export_stock_config.py advised model.sem_seg_head.train_size=None, which Hydra read as
+    # 'None': the head then failed with "TypeError: not all arguments converted during
+    # string formatting".
+    from dropblock_det.engine.lazy_config_checks import lazy_meta_model
+
+    deeplab = str(CONFIGS / LAZY_TWINS[3][0])
+    with pytest.raises(ValueError, match=r"train_size=null"):
+        lazy_cfg(deeplab, "model.sem_seg_head.train_size=None")
+    cfg = lazy_cfg(deeplab, "model.sem_seg_head.train_size=null")
+    assert cfg.model.sem_seg_head.train_size is None
+    assert lazy_meta_model(cfg).sem_seg_head.decoder["res5"]["project_conv"].pool_kernel_size is None
+
+
+def test_the_model_checks_name_the_evaluator_set_and_a_triton_impl_off_its_device():
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
+
+    cfg = lazy_cfg(SYNTHETIC, "dataloader.test.dataset.names=synthetic_sem_seg_val")
+    with pytest.raises(ValueError, match=r"dataloader\.evaluator\.dataset_name='synthetic_sem_seg_val'.*DropBlockRetinaNet"):
+        check_lazy_model(cfg, lazy_meta_model(cfg))
+    cfg = lazy_cfg(SYNTHETIC, "dropblock.impl=triton")
+    model = lazy_meta_model(cfg)
+    from dropblock_det.layers import triton_unavailable_reason
+
+    if triton_unavailable_reason("cpu"):
+        with pytest.raises(ValueError, match=r"model\.backbone\.bottom_up\.res4\.0\.dropblock_conv1: impl='triton'"):
+            check_lazy_model(cfg, model)
+    check_lazy_model(cfg, model, train=False)  # evaluation runs no kernel
+
+
+def test_a_list_of_evaluators_is_checked_entry_by_entry():
+    # inference_on_dataset runs a list of evaluators (detectron2's PanopticFPN LazyConfig
+    # gives three): the checks read dataloader.evaluator.dataset_name and failed on a list
+    # with omegaconf's "Index 'dataset_name' (str) is not an int".
+    from detectron2.config import LazyCall as L
+    from omegaconf import OmegaConf
+
+    from dropblock_det.engine.lazy_config_checks import (
+        check_lazy_config_before_run,
+        lazy_dataset_names,
+        lazy_evaluator_nodes,
+    )
+    from dropblock_det.engine.evaluation import dataset_evaluator
+
+    cfg = lazy_cfg(SYNTHETIC)
+    cfg.dataloader.evaluator = [L(dataset_evaluator)(dataset_name="synthetic_det_val") for _ in range(2)]
+    assert [key for key, _ in lazy_evaluator_nodes(cfg)] == ["dataloader.evaluator[0]", "dataloader.evaluator[1]"]
+    assert ("dataloader.evaluator[1].dataset_name", "synthetic_det_val") in lazy_dataset_names(cfg)
+    check_lazy_config_before_run(cfg, check_files=False)
+    cfg.dataloader.evaluator[1].dataset_name = "no_such_set"
+    with pytest.raises(KeyError, match=r"dataloader\.evaluator\[1\]\.dataset_name names 'no_such_set'"):
+        check_lazy_config_before_run(cfg, check_files=False)
+    cfg.dataloader.evaluator[1].dataset_name = ["synthetic_det_val"]
+    with pytest.raises(ValueError, match=r"dataloader\.evaluator\[1\]\.dataset_name=\['synthetic_det_val'\]: expected one"):
+        check_lazy_config_before_run(cfg, check_files=False)
+    # The model check names the entry whose dataset the model's outputs do not fit.
+    cfg.dataloader.evaluator[1].dataset_name = "synthetic_sem_seg_val"
+    with pytest.raises(ValueError, match=r"dataloader\.evaluator\[1\]\.dataset_name='synthetic_sem_seg_val'.*DropBlockRetinaNet"):
+        check_lazy_config_before_run(cfg, check_files=False)
+    assert OmegaConf.is_list(cfg.dataloader.evaluator)
+
+
+def test_stage_scales_need_a_regularizer_with_a_keep_prob():
+    from detectron2.config import instantiate
+
+    cfg = lazy_cfg(SYNTHETIC, "dropblock._target_=torch.nn.Identity", "dropblock.keep_prob=null",
+                "dropblock.block_size=null", "dropblock.shared_mask=null", "dropblock.gamma_mode=null",
+                "dropblock.impl=null")
+    for key in ("keep_prob", "block_size", "shared_mask", "gamma_mode", "impl"):
+        del cfg.dropblock[key]
+    with pytest.raises(ValueError, match=r"stage_drop_scales for res4: the dropblock regularizer Identity"):
+        instantiate(cfg.model)
+
+
+class _OwnMapper:
+    """A training mapper of the user's own, no DatasetMapper: what it loads is its business."""
+
+    def __init__(self, is_train, augmentations, image_format, use_instance_mask=False):
+        self.is_train = is_train
+
+
+def test_a_mask_rcnn_mapper_of_the_users_own_is_not_judged_by_detectron2s_flag():
+    from conftest import lazy_rcnn_cfg
+    from dropblock_det.engine.lazy_config_checks import (
+        check_lazy_model,
+        check_lazy_rcnn_mapper,
+        lazy_meta_model,
+    )
+
+    cfg = lazy_rcnn_cfg(mask=True, mapper=_OwnMapper)
+    check_lazy_rcnn_mapper(cfg, lazy_meta_model(cfg))
+    cfg = lazy_rcnn_cfg(mask=True)  # detectron2's DatasetMapper with the same flag
+    with pytest.raises(ValueError, match=r"^dataloader\.train\.mapper\.use_instance_mask=False, but"):
+        check_lazy_rcnn_mapper(cfg, lazy_meta_model(cfg))
+    # An evaluation builds no training loader: its mapper is not judged then.
+    check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
+
+
+def test_a_resize_without_max_size_is_accepted_as_detectron2s_unbounded_one():
+    from dropblock_det.engine.lazy_config_checks import check_lazy_inputs
+
+    cfg = lazy_cfg(SYNTHETIC)
+    for split in ("train", "test"):
+        del cfg.dataloader[split].mapper.augmentations[0]["max_size"]
+    check_lazy_inputs(cfg, None)
+
+
+def test_the_schedule_key_none_gives_no_ramp_and_a_config_without_it_the_whole_training_ramp():
+    # README: `None` for train.dropblock_schedule keeps the targets throughout; a config
+    # without the key gets the ramp over the whole training when its model has a regularizer.
+    from dropblock_det.engine import DropBlockScheduleHook
+    from dropblock_det.engine.lazy_config_checks import lazy_meta_model, lazy_schedule_hook
+
+    cfg = lazy_cfg(SYNTHETIC, "train.dropblock_schedule=null")
+    model = lazy_meta_model(cfg)
+    assert lazy_schedule_hook(cfg, model) is None
+    cfg = lazy_cfg(SYNTHETIC)
+    del cfg.train["dropblock_schedule"]
+    hook = lazy_schedule_hook(cfg, model)
+    assert isinstance(hook, DropBlockScheduleHook) and hook.schedule.start_iter == 0 and hook.schedule_for(77).end_iter == 77
+    assert lazy_schedule_hook(cfg, torch.nn.Conv2d(3, 3, 1)) is None  # no regularizer, no ramp
+
+
+@pytest.mark.parametrize("norm, shapes, refused", [
+    ("BN", 1, True), ("BN", 4, True), ("BN", 6, True), ("SyncBN", 1, True), ("BN", 5, False), ("GN", 1, False),
+    ("", 1, False)])
+def test_a_retinanet_head_with_per_level_bn_needs_one_input_shape_per_level(norm, shapes, refused):
+    # One BN per input_shape entry, cycled level by level: fewer entries than the five
+    # levels would share (or mix up) statistics between levels, and more entries than levels
+    # fail detectron2's head at its first step; checked when the model is built.
+    from detectron2.config import LazyCall as L
+    from detectron2.layers import ShapeSpec
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
+
+    cfg = lazy_cfg(SYNTHETIC, f"model.head.norm='{norm}'")
+    cfg.model.head.input_shape = [L(ShapeSpec)(channels=64)] * shapes
+    if refused:
+        with pytest.raises(ValueError, match=rf"^model\.head\.input_shape \(against model\.head_in_features\): "
+                                             rf"{shapes} ShapeSpec\(s\) for the 5 levels \['p3', 'p4', 'p5', 'p6', 'p7'\]"):
+            check_lazy_model(cfg, lazy_meta_model(cfg))
+    else:
+        check_lazy_model(cfg, lazy_meta_model(cfg))
+
+
+@pytest.mark.parametrize("opts, match", [
+    # model.head.num_anchors is given by hand (9): an anchor override alone failed at the first
+    # step ("IndexError: The shape of the mask [2, 582] ... does not match ... [2, 1746, 3]").
+    (["model.anchor_generator.aspect_ratios=[1.0]"],
+     r"model\.head\.num_anchors=9: the anchor generator \(model\.anchor_generator: sizes x aspect_ratios per "
+     r"level\) gives 3 anchors per location: set model\.head\.num_anchors=3"),
+    (["model.anchor_generator.sizes=[[16],[32],[64],[128],[256]]"], r"num_anchors=9: .* gives 3 anchors"),
+    (["model.head.num_anchors=3"], r"num_anchors=3: .* gives 9 anchors per location: set model\.head\.num_anchors=9"),
+    (["model.anchor_generator.sizes=[[16],[32],[64],[128],[256,300,400]]"],
+     r"gives 3, 3, 3, 3, 9 \(per level\) anchors per location: the head predicts one count for every level"),
+    # The strides are given by hand too: detectron2 pairs them with the levels in order and
+    # drops the extra ones, so p4's anchors were placed at stride 8 on its stride-16 map.
+    (["model.head_in_features=[p4,p5,p6,p7]"],
+     r"model\.anchor_generator\.strides=\[8, 16, 32, 64, 128\]: the levels model\.head_in_features=\['p4', 'p5', "
+     r"'p6', 'p7'\] have strides \[16, 32, 64, 128\] .*set model\.anchor_generator\.strides=\[16, 32, 64, 128\]"),
+    (["model.anchor_generator.strides=[8,16,32,64,64]"], r"strides=\[8, 16, 32, 64, 64\]: .* have strides \[8, 16, 32, 64, 128\]"),
+    # A level the backbone does not give: built, then a KeyError at the first step.
+    (["model.head_in_features=[res3,p4,p5,p6,p7]"],
+     r"model\.head_in_features=\['res3', 'p4', 'p5', 'p6', 'p7'\]: 'res3' not among the backbone's outputs \['p3', "),
+])
+def test_a_retinanet_head_anchor_count_the_anchor_generator_does_not_give_is_refused(opts, match):
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
+
+    cfg = lazy_cfg(SYNTHETIC, *opts)
+    with pytest.raises(ValueError, match=match):
+        check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
+    cfg = lazy_cfg(SYNTHETIC, "model.anchor_generator.aspect_ratios=[1.0]", "model.head.num_anchors=3")
+    check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
+
+
+def test_detectron2s_coco_evaluator_with_its_fast_evaluation_but_no_compiled_operators_is_refused(monkeypatch):
+    # detectron2's own LazyConfigs (common/data/coco.py) build L(COCOEvaluator)(dataset_name=...),
+    # use_fast_impl=True by default: without the compiled operators (make env's detectron2
+    # v0.6) the first evaluation raised "detectron2._C.InstanceAnnotation is a compiled
+    # operator", after the whole training.
+    from detectron2.config import LazyCall as L
+    from detectron2.evaluation import COCOEvaluator
+
+    from dropblock_det.engine import lazy_config_checks
+
+    cfg = lazy_cfg(SYNTHETIC)
+    cfg.dataloader.evaluator = L(COCOEvaluator)(dataset_name="synthetic_det_val", output_dir="out")
+    model = lazy_config_checks.lazy_meta_model(cfg)
+    monkeypatch.setattr(lazy_config_checks, "has_compiled_ops", lambda: False)
+    for train in (True, False):
+        with pytest.raises(ValueError, match=r"^dataloader\.evaluator\.use_fast_impl=True: .*compiled operators.*"
+                                             r"set dataloader\.evaluator\.use_fast_impl=False"):
+            lazy_config_checks.check_lazy_model(cfg, model, train=train)
+    cfg.dataloader.evaluator.use_fast_impl = False
+    lazy_config_checks.check_lazy_model(cfg, model)
+    monkeypatch.setattr(lazy_config_checks, "has_compiled_ops", lambda: True)
+    cfg.dataloader.evaluator.use_fast_impl = True
+    lazy_config_checks.check_lazy_model(cfg, model)
+    monkeypatch.setattr(lazy_config_checks, "has_compiled_ops", lambda: False)
+    lazy_config_checks.check_lazy_model(lazy_cfg(SYNTHETIC), model)  # dataset_evaluator picks the evaluation itself
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda rpn: rpn.anchor_generator.update(aspect_ratios=[1.0]),
+     r"model\.proposal_generator\.head\.num_anchors=3: the anchor generator \(model\.proposal_generator\."
+     r"anchor_generator: .*\) gives 1 anchors per location: set model\.proposal_generator\.head\.num_anchors=1"),
+    (lambda rpn: rpn.update(in_features=["p3", "p4", "p5", "p6"]),
+     r"model\.proposal_generator\.anchor_generator\.strides=\[4, 8, 16, 32, 64\]: the levels "
+     r"model\.proposal_generator\.in_features=\['p3', 'p4', 'p5', 'p6'\] have strides \[8, 16, 32, 64\]"),
+    (lambda rpn: rpn.update(in_features=["p2", "p3", "p4", "p5", "p7"]),
+     r"model\.proposal_generator\.in_features=\[.*\]: 'p7' not among the backbone's outputs"),
+])
+def test_an_rpn_whose_anchors_do_not_fit_its_head_or_levels_is_refused(change, match):
+    from conftest import lazy_rcnn_cfg
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
+
+    cfg = lazy_rcnn_cfg()
+    check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
+    change(cfg.model.proposal_generator)
+    with pytest.raises(ValueError, match=match):
+        check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
+
+
+@pytest.mark.parametrize("config, opts, match", [
+    # The P6 conv's in_channels is given by hand (512: ResNet-18's res5): a depth override
+    # alone failed at the first step, in the conv, naming no key.
+    (SYNTHETIC, ["model.backbone.bottom_up.stages.depth=50"],
+     r"model\.backbone\.top_block\.in_channels=512: its P6 conv reads model\.backbone\.bottom_up's res5 "
+     r"\(in_feature='res5'\), which has 2048 channels"),
+    (COCO, ["model.backbone.bottom_up.stages.depth=34"], r"top_block\.in_channels=2048: .* which has 512 channels"),
+    # From the FPN's own P5 (detectron2 main's use of LastLevelP6P7 on p5): FPN channels.
+    (SYNTHETIC, ["model.backbone.top_block.in_feature=p5"], r"in_channels=512: .*the FPN's p5 .* which has 64 channels"),
+])
+def test_an_fpn_top_block_input_that_no_longer_fits_its_backbone_is_refused(config, opts, match):
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    with pytest.raises(ValueError, match=match):
+        check_lazy_config_before_run(lazy_cfg(config, "train.device=cpu", *opts), check_files=False)
+    fixed = lazy_cfg(config, "train.device=cpu", *opts, "model.backbone.top_block.in_channels="
+                  + ("64" if "p5" in opts[0] else "2048" if opts[0].endswith("50") else "512"))
+    check_lazy_config_before_run(fixed, check_files=False)
+
+
+@pytest.mark.parametrize("opts, match", [
+    # The head's input_shape is given by hand: stride 16 no longer fits an OS8 / OS32 backbone.
+    (["model.backbone.stages.res4_dilation=2", "model.backbone.stages.res5_dilation=4"],
+     r"model\.sem_seg_head\.input_shape\.res5: channels=2048, stride=16, but the backbone's res5 has channels=2048, stride=8"),
+    (["model.backbone.stages.res5_dilation=1"], r"input_shape\.res5: .*stride=32"),
+    # train_size is INPUT.CROP.SIZE in the yacs builder: a crop override alone would not move it.
+    (["dataloader.train.mapper.augmentations.1.crop_size=[768,768]"],
+     r"model\.sem_seg_head\.train_size=\[384, 384\]: not the training crop dataloader\.train\.mapper\.augmentations\.1\.crop_size=\[768, 768\]"),
+    # ... nor a crop of a size relative to each image (the yacs head asserts an absolute one).
+    (["dataloader.train.mapper.augmentations.1.crop_type=relative_range", "dataloader.train.mapper.augmentations.1.crop_size=[0.5,0.5]"],
+     r"model\.sem_seg_head\.train_size=\[384, 384\]: the training crop dataloader\.train\.mapper\.augmentations\.1\."
+     r"crop_type='relative_range' is not of one size .*train_size=null"),
+])
+def test_a_deeplab_head_input_that_no_longer_fits_its_backbone_or_crop_is_refused(opts, match):
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
+
+    cfg = lazy_cfg(DEEPLAB, *opts)
+    with pytest.raises(ValueError, match=match):
+        check_lazy_model(cfg, lazy_meta_model(cfg))
+
+
+def test_a_relative_crop_is_accepted_with_global_pooling():
+    # train_size=null: the ASPP pools each crop globally, whatever its size.
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
+
+    cfg = lazy_cfg(DEEPLAB, "dataloader.train.mapper.augmentations.1.crop_type=relative_range",
+                "dataloader.train.mapper.augmentations.1.crop_size=[0.5,0.5]", "model.sem_seg_head.train_size=null")
+    check_lazy_model(cfg, lazy_meta_model(cfg))
+
+
+def test_a_deeplab_class_count_or_ignore_value_the_datasets_do_not_have_is_refused():
+    # VOC: 21 stuff_classes, ignore_label 255 (the real build: the next test).
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
+
+    cfg = lazy_cfg(DEEPLAB, "model.sem_seg_head.num_classes=20", "train.device=cpu")
+    with pytest.raises(ValueError, match=r"^model\.sem_seg_head\.num_classes=20, but dataloader\.train\.dataset\.names "
+                                         r"names 'voc_2012_sem_seg_train_aug', which has 21 classes"):
+        check_lazy_model(cfg, lazy_meta_model(cfg))
+    cfg = lazy_cfg(DEEPLAB, "model.sem_seg_head.ignore_value=0", "train.device=cpu")
+    with pytest.raises(ValueError, match=r"^model\.sem_seg_head\.ignore_value=0, but dataloader\.train\.dataset\.names "
+                                         r"names 'voc_2012_sem_seg_train_aug', whose labels mark the pixels to ignore with 255"):
+        check_lazy_model(cfg, lazy_meta_model(cfg))
+    check_lazy_model(cfg, lazy_meta_model(cfg), train=False)  # an evaluation reads no training labels
+
+
+def test_a_segmentation_evaluator_set_without_the_metadata_it_reads_is_refused():
+    # Else the evaluator fails when it is built, after the whole training.
+    from detectron2.config import LazyCall as L
+    from detectron2.data import MetadataCatalog
+    from detectron2.evaluation import SemSegEvaluator
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
+
+    MetadataCatalog.get("dropblock_test_lazy_seg_no_ignore").set(evaluator_type="sem_seg",
+                                                                 stuff_classes=list(map(str, range(21))))
+    cfg = lazy_cfg(DEEPLAB, "train.device=cpu", "dataloader.evaluator.dataset_name=dropblock_test_lazy_seg_no_ignore")
+    model = lazy_meta_model(cfg)
+    with pytest.raises(ValueError, match=r"^dataloader\.evaluator\.dataset_name='dropblock_test_lazy_seg_no_ignore': "
+                                         r"a 'sem_seg' dataset whose metadata has no 'ignore_label'"):
+        check_lazy_model(cfg, model, train=False)
+    # detectron2's SemSegEvaluator given by hand with its ignore_label needs only the classes.
+    cfg.dataloader.evaluator = L(SemSegEvaluator)(dataset_name="dropblock_test_lazy_seg_no_ignore", ignore_label=255)
+    check_lazy_model(cfg, model, train=False)
+
+
+def test_a_coco_evaluator_of_a_set_without_json_and_without_output_dir_is_refused():
+    # COCOEvaluator writes such a set's annotations as COCO json into output_dir and raised
+    # "output_dir must be provided" when built: after the whole training.
+    from detectron2.config import LazyCall as L
+    from detectron2.data import MetadataCatalog
+    from detectron2.evaluation import COCOEvaluator
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
+    from dropblock_det.engine.evaluation import dataset_evaluator
+
+    name = "dropblock_test_lazy_coco_no_json"
+    MetadataCatalog.get(name).set(evaluator_type="coco", thing_classes=["a", "b", "c"])
+    cfg = lazy_cfg(SYNTHETIC, "train.device=cpu")
+    model = lazy_meta_model(cfg)
+    # use_fast_impl=False: this detectron2 may lack the compiled operators the fast one needs.
+    for evaluator in (L(dataset_evaluator)(dataset_name=name), L(COCOEvaluator)(dataset_name=name, use_fast_impl=False)):
+        cfg.dataloader.evaluator = evaluator
+        with pytest.raises(ValueError, match=rf"^dataloader\.evaluator\.output_dir=None: '{name}' has no COCO "
+                                             r"json_file, which COCOEvaluator writes into its output_dir"):
+            check_lazy_model(cfg, model, train=False)
+        cfg.dataloader.evaluator.output_dir = "${train.output_dir}/inference"
+        check_lazy_model(cfg, model, train=False)
+
+
+def test_the_deeplab_poly_schedule_is_refused_by_its_own_key():
+    # It named the yacs key SOLVER.POLY_LR_POWER, which a LazyConfig does not have.
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    with pytest.raises(ValueError, match=r"^lr_multiplier: ValueError: power must be >= 0, got -1$"):
+        check_lazy_config_before_run(lazy_cfg(DEEPLAB, "lr_multiplier.power=-1", "train.device=cpu"), check_files=False)
+
+
+def test_a_deeplab_head_input_overridden_with_its_backbone_and_crop_is_accepted():
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
+
+    for opts in ([], ["model.backbone.stages.res4_dilation=2", "model.backbone.stages.res5_dilation=4",
+                      "model.sem_seg_head.input_shape.res5.stride=8"],
+                 ["dataloader.train.mapper.augmentations.1.crop_size=[64,64]", "model.sem_seg_head.train_size=[64,64]"]):
+        cfg = lazy_cfg(DEEPLAB, *opts)
+        check_lazy_model(cfg, lazy_meta_model(cfg))
+    cfg = lazy_cfg(DEEPLAB, "dataloader.train.mapper.augmentations.1.crop_size=[768,768]")
+    check_lazy_model(cfg, lazy_meta_model(cfg), train=False)  # an evaluation uses no crop
+
+
+def test_a_resume_whose_optimizer_groups_the_parameters_otherwise_is_refused_naming_the_key(tmp_path):
+    # The checkpoint fits the model, but its optimizer state does not fit the optimizer the
+    # changed optimizer.params build: torch refused it when the loop loaded the checkpoint,
+    # after the data loader was built and config.yaml rewritten, naming no key.
+    from dropblock_det.engine.lazy_config_checks import check_lazy_checkpoint, lazy_meta_model, lazy_optimizer
+    from dropblock_det.engine.lazy import build_lazy_model
+
+    cfg = lazy_cfg(SYNTHETIC, "train.max_iter=10")
+    model = build_lazy_model(cfg)
+    optimizer = lazy_optimizer(cfg, model)
+    path = tmp_path / "model_0000004.pth"
+    # As the loop's checkpointer saves it: the SimpleTrainer's own state under "trainer".
+    trainer = {"iteration": 4, "optimizer": optimizer.state_dict()}
+    torch.save({"model": model.state_dict(), "trainer": trainer, "iteration": 4}, path)
+    check_lazy_checkpoint(cfg, lazy_meta_model(cfg), str(path))  # the run's own values resume
+    changed = lazy_cfg(SYNTHETIC, "train.max_iter=10", "optimizer.params.base_lr=0.02", "optimizer.params.bias_lr_factor=2.0")
+    with pytest.raises(ValueError, match="parameter group"):  # what the resumed run hit
+        lazy_optimizer(changed, lazy_meta_model(changed)).load_state_dict(optimizer.state_dict())
+    with pytest.raises(ValueError, match=r"--resume: checkpoint '.*model_0000004\.pth' holds the optimizer state "
+                                         r"of \d+ parameter groups .*optimizer\.params \(.*bias_lr_factor.*"
+                                         r"train\.init_checkpoint"):
+        check_lazy_checkpoint(changed, lazy_meta_model(changed), str(path))
+
+
+def test_a_resume_with_amp_of_a_checkpoint_saved_without_it_is_refused_naming_the_key(tmp_path):
+    # AMPTrainer.load_state_dict reads the grad scaler's state unconditionally: turning
+    # train.amp.enabled on for a resume failed with "KeyError: 'grad_scaler'" once the loop
+    # loaded the checkpoint, after the data loader was built.
+    from dropblock_det.engine.lazy_config_checks import check_lazy_checkpoint, lazy_meta_model, lazy_optimizer
+    from dropblock_det.engine.lazy import build_lazy_model
+
+    cfg = lazy_cfg(SYNTHETIC, "train.max_iter=10")
+    model = build_lazy_model(cfg)
+    path = tmp_path / "model_0000004.pth"
+    trainer = {"iteration": 4, "optimizer": lazy_optimizer(cfg, model).state_dict()}
+    torch.save({"model": model.state_dict(), "trainer": trainer, "iteration": 4}, path)
+    amp = lazy_cfg(SYNTHETIC, "train.max_iter=10", "train.amp.enabled=True")
+    with pytest.raises(ValueError, match=r"--resume: checkpoint '.*model_0000004\.pth' was saved by a run without "
+                                         r"mixed precision .*train\.amp\.enabled=True.*train\.init_checkpoint"):
+        check_lazy_checkpoint(amp, lazy_meta_model(amp), str(path))
+    check_lazy_checkpoint(cfg, lazy_meta_model(cfg), str(path))  # resumed without AMP, as it ran
+    trainer["grad_scaler"] = {"scale": 1024.0}
+    torch.save({"model": model.state_dict(), "trainer": trainer, "iteration": 4}, path)
+    check_lazy_checkpoint(amp, lazy_meta_model(amp), str(path))  # an AMP run's checkpoint resumes with AMP
+
+
+def test_missing_dataset_files_are_named_with_the_key_that_names_the_set(tmp_path):
+    from detectron2.data import DatasetCatalog
+    from detectron2.data.datasets import register_coco_instances
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    name = "test_lazy_set_without_files"
+    if name not in DatasetCatalog.list():
+        register_coco_instances(name, {}, str(tmp_path / "none.json"), str(tmp_path / "images"))
+    cfg = lazy_cfg(SYNTHETIC, f"dataloader.test.dataset.names={name}", f"dataloader.evaluator.dataset_name={name}")
+    for train in (True, False):  # --eval-only: else the test loader failed once the weights were loaded
+        with pytest.raises(FileNotFoundError, match=rf"\n  {name} \(dataloader\.test\.dataset\.names\): .*none\.json"):
+            check_lazy_config_before_run(cfg, train=train)
+
+
+def test_a_missing_test_image_is_named_by_its_loader_key_before_a_lazy_training(tmp_path):
+    # The test loader reads its images only in the evaluations, after the whole training.
+    from conftest import tiny_synthetic_datasets
+    from dropblock_det.data.file_errors import DatasetFileError
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    with tiny_synthetic_datasets(tmp_path, num_train=2, num_val=2) as root:
+        cfg = lazy_cfg(SYNTHETIC, "train.device=cpu")
+        check_lazy_config_before_run(cfg)
+        missing = root / "synthetic_det" / "val" / "000001.jpg"
+        missing.unlink()
+        with pytest.raises(DatasetFileError, match=rf"^dataloader\.test\.dataset\.names names 'synthetic_det_val', "
+                                                   rf"whose file_name {re.escape(str(missing))} does not exist"):
+            check_lazy_config_before_run(cfg)
+
+
+def test_a_one_iteration_run_of_a_model_without_regularizer_passes_the_schedule_check():
+    # keep_prob 1.0 through the only iteration is refused where it leaves a DropBlock idle;
+    # a baseline (no regularizer: the schedule's start does not matter) is accepted.
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    with pytest.raises(ValueError, match=r"^train\.dropblock_schedule with train\.max_iter=1: .*keep_prob would stay 1\.0"):
+        check_lazy_config_before_run(lazy_cfg(SYNTHETIC, "train.max_iter=1"), check_files=False)
+    baseline = lazy_cfg(SYNTHETIC, "dropblock=null", "model.backbone.bottom_up.stages.dropblock_stages=[]",
+                     "model.backbone.bottom_up.stages.stage_drop_scales=null", "train.max_iter=1")
+    assert "dropblock_schedule" in baseline.train
+    check_lazy_config_before_run(baseline, check_files=False)
