@@ -165,8 +165,8 @@ def _yacs_evaluation(args: argparse.Namespace) -> _Evaluation:
 
 
 def _lazy_evaluation(args: argparse.Namespace) -> _Evaluation:
-    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
     from dropblock_det.engine.lazy import build_lazy_model, do_test
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
     from dropblock_det.layers import iter_regularizers
 
     cfg = lazy_robustness_config(args.config_file, args.opts, args.output_dir)

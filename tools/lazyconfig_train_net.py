@@ -36,12 +36,12 @@ from dropblock_det.engine.checkpoint import (  # noqa: E402
     last_checkpoint,
     load_checkpoint_strict,
 )
-from dropblock_det.engine.lazy_config_checks import (
+from dropblock_det.engine.lazy import build_lazy_model, do_test, do_train  # noqa: E402
+from dropblock_det.engine.lazy_config_checks import (  # noqa: E402
     check_lazy_checkpoint,
     check_lazy_config_before_run,
     load_lazy_config,
 )
-from dropblock_det.engine.lazy import build_lazy_model, do_test, do_train
 from dropblock_det.engine.output_dir import prepare_output_dir  # noqa: E402
 from dropblock_det.engine.trainer import launch_tool  # noqa: E402
 

@@ -146,8 +146,8 @@ def _lazy_sweep(args: argparse.Namespace) -> _SweepKind:
     from omegaconf import DictConfig, OmegaConf
 
     from dropblock_det.analysis import first_lazy_test_dataset, sweep_cell_dir
-    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run, load_lazy_config
     from dropblock_det.engine.lazy import do_train
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run, load_lazy_config
     from dropblock_det.engine.checkpoint import last_checkpoint
     from dropblock_det.layers import iter_regularizers
 

@@ -72,7 +72,7 @@ def load_config(config_file: str, opts: Sequence[str] = (), extra_setup=None) ->
     Errors name what is wrong: FileNotFoundError for a missing ``config_file`` or _BASE_; KeyError
     naming the file (or the opt) for a key that does not exist; ValueError for an odd
     number of opts, and naming the file and tools/lazyconfig_train_net.py for a LazyConfig
-    (`engine.lazy.is_lazy_config_file`, e.g. a LazyConfig run's config.yaml). The returned
+    (`lazy_config_checks.is_lazy_config_file`, e.g. a LazyConfig run's config.yaml). The returned
     config is not frozen.
     """
     cfg = get_cfg()
