@@ -1,7 +1,8 @@
 """Reading a yacs config and checking it before a run: every check of ``check_config_before_run``
 (MODEL.DROPBLOCK, the model built on the meta device, the datasets and their classes, the
-evaluators, the devices, the optimizer and LR schedule, the INPUT and TEST.AUG values, the
-weights) and of a ``--resume`` against the checkpoint it continues. Each error names its key
+evaluators (``evaluation.check_evaluator_types``), the devices, the optimizer and LR schedule,
+the INPUT and TEST.AUG values, the weights (``checkpoint.check_weights_path``)) and of a
+``--resume`` against the checkpoint it continues. Each error names its key
 and comes before data loading or anything is written to OUTPUT_DIR.
 """
 from __future__ import annotations
@@ -462,7 +463,7 @@ def image_format_error(image_format: Any, channels: Optional[int] = None) -> str
 
 def check_test_time_augmentation(cfg: CfgNode) -> None:
     """ValueError naming the key for a TEST.AUG.ENABLED run whose test-time augmentation
-    (detectron2's GeneralizedRCNNWithTTA, run by :meth:`DropBlockTrainer.test_with_TTA` after
+    (detectron2's GeneralizedRCNNWithTTA, run by :meth:`trainer.DropBlockTrainer.test_with_TTA` after
     training and with --eval-only) would fail only after the whole training: a
     MODEL.META_ARCHITECTURE that is no GeneralizedRCNN (detectron2 has no TTA for RetinaNet, a
     SemanticSegmentor, a PanopticFPN, an RPN alone), MODEL.KEYPOINT_ON / MODEL.LOAD_PROPOSALS
@@ -812,7 +813,7 @@ def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: boo
     DATALOADER.NUM_WORKERS, with `train` MODEL.DEVICE for IMPL "triton" (check_impl_device)
     and for SOLVER.AMP and several training processes (check_training_processes_device),
     the optimizer and the LR schedule, and the SOLVER / INPUT values,
-    with `check_weights` MODEL.WEIGHTS (with `train` read: :func:`check_weights_readable`), and the TEST.AUG values (refused with TEST.AUG.ENABLED
+    with `check_weights` MODEL.WEIGHTS (with `train` read: :func:`checkpoint.check_weights_readable`), and the TEST.AUG values (refused with TEST.AUG.ENABLED
     where the caller runs no test-time augmentation: not `test_time_augmentation`). The tools
     call it first: each error names its key, and comes before data loading or anything is
     written to OUTPUT_DIR. Returns the model it built on the meta device (None where it

@@ -117,9 +117,10 @@ def do_test(cfg: DictConfig, model: torch.nn.Module) -> Optional[Dict[str, Any]]
 def do_train(cfg: DictConfig, resume_from: str = "", resume_checked: bool = False) -> Optional[Dict[str, Any]]:
     """detectron2's LazyConfig training loop with the DropBlock schedule hook first, atomic
     checkpoints, and `resume_from` (the run's last checkpoint, checked against the model
-    before the data loader is built unless the caller did, `resume_checked`, as the tool's
-    `check_lazy_checkpoint` does; '' starts from train.init_checkpoint, loaded as detectron2
-    does: non-strictly, so ImageNet backbone weights load into a detector).
+    before the data loader is built unless the caller did, `resume_checked`, as
+    tools/lazyconfig_train_net.py does with `lazy_config_checks.check_lazy_checkpoint`; ''
+    starts from train.init_checkpoint, loaded as detectron2 does: non-strictly, so ImageNet
+    backbone weights load into a detector).
     Returns the last evaluation's results ({} when there was none)."""
     model = build_lazy_model(cfg)
     logger.info("Model:\n%s", model)

@@ -1,7 +1,8 @@
 """Reading a LazyConfig (Python or YAML config for detectron2's LazyConfig training) and checking
 it before a run, as ``config_checks.py`` checks a yacs config: the overrides, the datasets,
 loaders and evaluators, the model (built on the meta device) and its inputs, the sampler,
-optimizer and schedule, the devices, and a checkpoint to resume or evaluate. Each error names
+optimizer and schedule, the devices, the starting weights, and the checkpoint a --resume
+continues (an --eval-only's is checked by ``checkpoint.check_eval_checkpoint``). Each error names
 the config key (``dataloader.train.total_batch_size``, ``model.backbone...``) and comes before
 data loading or anything is written to ``train.output_dir``.
 """
@@ -556,10 +557,10 @@ def check_lazy_class_counts(cfg: DictConfig, model: torch.nn.Module, train: bool
 
 def check_lazy_inputs(cfg: DictConfig, model: Optional[torch.nn.Module], train: bool = True) -> None:
     """The loaders' inputs that fail only on the first image read, naming the image: a
-    mapper's `image_format` detectron2 cannot read images in (trainer.image_format_error,
+    mapper's `image_format` detectron2 cannot read images in (config_checks.image_format_error,
     against the channels of the model's pixel_mean where it was built), and a
     ResizeShortestEdge among a mapper's augmentations that resizes every image to nothing
-    (trainer.resize_error: the test loader's fails after the whole training). The training
+    (config_checks.resize_error: the test loader's fails after the whole training). The training
     loader's only with `train`. ValueError naming the key."""
     pixel_mean = getattr(unwrap_model(model), "pixel_mean", None) if model is not None else None
     channels = pixel_mean.numel() if isinstance(pixel_mean, torch.Tensor) else None

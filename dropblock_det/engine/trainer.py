@@ -2,8 +2,9 @@
 adds the DropBlock keep_prob schedule, picks the evaluator from the dataset, applies Cutout
 when configured, loads data with errors that name the broken file, and writes checkpoints
 atomically; plus the tools' launch. What the tools check before a run is in
-``config_checks.py`` (the config), ``checkpoint.py`` (weights, resumed checkpoints),
-``evaluation.py`` (evaluators) and ``output_dir.py`` (the run's folder).
+``config_checks.py`` (the config, and a --resume against its checkpoint), ``checkpoint.py``
+(the weights, the checkpoint an --eval-only loads), ``evaluation.py`` (an evaluator for each
+test set) and ``output_dir.py`` (the run's folder).
 
 Everything here runs on detectron2 v0.6 (with or without its compiled operators) and on
 current detectron2 main.

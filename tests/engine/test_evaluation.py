@@ -1,5 +1,6 @@
 """The evaluator of a dataset (dropblock_det/engine/evaluation.py): the choice by dataset type,
-mIoU over the ground-truth classes, and the refusal of a test set no evaluator can score."""
+mIoU over the ground-truth classes, a label it cannot score named, the compiled operators
+detected, and the refusal of a test set no evaluator can score."""
 import numpy as np
 import pytest
 import torch

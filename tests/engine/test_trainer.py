@@ -1,6 +1,7 @@
 """DropBlockTrainer and the tools' launch (dropblock_det/engine/trainer.py): train augmentations
-(Cutout), the LR schedule, the schedule's scaling to the world size, the training order, a
-resume of a checkpoint without optimizer state, and --num-gpus checked before launch."""
+(Cutout), the LR schedule, the model it builds checked for DropBlock where the config turns it
+on, the schedule's scaling to the world size, the training order, a resume of a checkpoint
+without optimizer state, and --num-gpus checked before launch."""
 import pytest
 import torch
 
