@@ -27,6 +27,7 @@ __all__ = [
     "check_evaluator_types",
     "dataset_evaluator",
     "evaluator_cannot_read",
+    "EVALUATOR_TYPES",
     "has_compiled_ops",
     "sem_seg_metadata_missing",
 ]
@@ -165,6 +166,7 @@ class _GroundTruthCOCOEvaluator(COCOEvaluator):
         return [task for task in tasks if task not in unscored]
 
 
+# The metadata evaluator_type values dataset_evaluator builds an evaluator for.
 EVALUATOR_TYPES = ("coco", "pascal_voc", "sem_seg")
 
 
