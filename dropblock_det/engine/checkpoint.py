@@ -211,12 +211,8 @@ def check_weights_readable(key: str, path: str) -> None:
     model is not judged: detectron2 loads them non-strictly (ImageNet weights into a
     detector)."""
     local = local_checkpoint(key, path)
-    if local.endswith((".pkl", ".pyth")):  # detectron2's own readers (no torch.load's zip)
-        read = DetectionCheckpointer(None)._load_file
-    else:
-        read = Checkpointer(None)._load_file
     try:
-        _naming_the_file(local, read)
+        _naming_the_file(local, _file_reader(local))
     except RuntimeError as e:
         raise RuntimeError(f"{key}={path!r}: {e}") from e.__cause__
 
@@ -233,12 +229,21 @@ def check_weights_path(cfg: CfgNode, fetch: bool = True, read: bool = False) -> 
             local_checkpoint("MODEL.WEIGHTS", cfg.MODEL.WEIGHTS)
 
 
+def _file_reader(path: str) -> Callable[[str], Dict[str, Any]]:
+    """How detectron2's checkpointer reads the file `path`: a .pkl / .pyth (a model-zoo
+    pickle of numpy arrays, which torch.load refuses) with detectron2's own readers, else
+    fvcore's torch.load (detectron2 main's own _load_file of a .pth may only run inside its
+    load())."""
+    if path.endswith((".pkl", ".pyth")):
+        return DetectionCheckpointer(None)._load_file
+    return Checkpointer(None)._load_file
+
+
 def read_checkpoint(path: str) -> Dict[str, Any]:
-    """The checkpoint file at local `path` as a dict with its weights under "model" (a bare
-    state_dict is put there); RuntimeError naming the file when it cannot be read."""
-    # fvcore's reading of a trainer's .pth (detectron2 main's own _load_file may only run
-    # inside its load()).
-    checkpoint = _naming_the_file(path, Checkpointer(None)._load_file)
+    """The checkpoint file at local `path`, read as detectron2's checkpointer reads it, as a
+    dict with its weights under "model" (a bare state_dict is put there); RuntimeError naming
+    the file when it cannot be read."""
+    checkpoint = _naming_the_file(path, _file_reader(path))
     return checkpoint if "model" in checkpoint else {"model": checkpoint}
 
 

@@ -202,3 +202,23 @@ def test_a_last_checkpoint_that_is_no_text_file_is_refused_naming_it(tmp_path):
     marker.mkdir()
     with pytest.raises(ValueError, match=match):
         last_checkpoint(str(tmp_path))
+
+
+def test_an_evaluations_model_zoo_pkl_weights_are_checked_as_the_strict_load_reads_them(tmp_path):
+    # --eval-only MODEL.WEIGHTS <detectron2 model-zoo .pkl> (a pickle of numpy arrays, which
+    # torch.load refuses) was refused before the run as "truncated or corrupt", though the
+    # strict load that follows reads it.
+    import pickle
+
+    from dropblock_det.engine.checkpoint import CheckpointMismatchError, check_eval_checkpoint, load_checkpoint_strict
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    zoo = tmp_path / "model_final.pkl"
+    zoo.write_bytes(pickle.dumps({"model": {k: v.numpy() for k, v in model.state_dict().items()},
+                                  "__author__": "Detectron2 Model Zoo"}))
+    check_eval_checkpoint(model, str(zoo), "MODEL.WEIGHTS")
+    load_checkpoint_strict(model, str(zoo))
+    other = torch.nn.Sequential(torch.nn.Linear(3, 4))
+    with pytest.raises(CheckpointMismatchError, match=r"^MODEL\.WEIGHTS: checkpoint .*model_final\.pkl.* does not "
+                                                      r"match .*shape mismatch: 0\.weight \(checkpoint \(2, 3\) vs model \(4, 3\)\)"):
+        check_eval_checkpoint(other, str(zoo), "MODEL.WEIGHTS")
