@@ -41,6 +41,7 @@ __all__ = [
     "check_lr_scheduler",
     "check_model_config",
     "check_optimizer",
+    "check_proposal_files",
     "check_rcnn_features",
     "check_resume_checkpoint",
     "check_scaled_to_world_size",
@@ -208,6 +209,23 @@ def check_dataset_names(cfg: CfgNode, check_files: bool = True,
     if check_files:
         checked = {name: key for name, key in names.items() if name not in files_made_later}
         check_datasets(checked, keys=checked)
+
+
+def check_proposal_files(cfg: CfgNode, keys: Sequence[str] = ("TRAIN", "TEST")) -> None:
+    """With MODEL.LOAD_PROPOSALS (an R-CNN on precomputed proposals), ValueError naming the
+    keys unless DATASETS.PROPOSAL_FILES_<key> gives one file per DATASETS.<key> dataset, as
+    detectron2 requires: it reads them when it builds a loader, after config.yaml is written,
+    and failed there with a bare AssertionError (the training loader, blamed on the training
+    set's files) or an IndexError (the test loader)."""
+    if not cfg.MODEL.LOAD_PROPOSALS:
+        return
+    for key in keys:
+        names, files = tuple(cfg.DATASETS[key]), tuple(cfg.DATASETS[f"PROPOSAL_FILES_{key}"])
+        if len(files) != len(names):
+            raise ValueError(
+                f"MODEL.LOAD_PROPOSALS=True: DATASETS.PROPOSAL_FILES_{key}={files!r} gives {len(files)} proposal "
+                f"files for the {len(names)} dataset{'s' if len(names) != 1 else ''} of DATASETS.{key}={names!r}: "
+                "give one per dataset, in the same order (or MODEL.LOAD_PROPOSALS False)")
 
 
 # The metadata field that lists a dataset's classes, by the kind of class a model predicts.
@@ -808,7 +826,8 @@ def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: boo
                             test_time_augmentation: bool = True) -> Optional[torch.nn.Module]:
     """Every check of `cfg` that loads no data: MODEL.DROPBLOCK values, the model (built on
     the meta device), the DATASETS.TEST names (and with `train` DATASETS.TRAIN's: an
-    evaluation needs no training data) with, if `check_files`, their files, an evaluator
+    evaluation needs no training data) with, if `check_files`, their files, and their
+    proposal files with MODEL.LOAD_PROPOSALS (:func:`check_proposal_files`), an evaluator
     for every DATASETS.TEST entry, MODEL.DEVICE (:func:`checked_device`) and
     DATALOADER.NUM_WORKERS, with `train` MODEL.DEVICE for IMPL "triton" (check_impl_device)
     and for SOLVER.AMP and several training processes (check_training_processes_device),
@@ -825,6 +844,7 @@ def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: boo
     validate_dropblock_config(cfg)
     model = check_model_config(cfg)
     check_dataset_names(cfg, check_files=check_files, keys=("TRAIN", "TEST") if train else ("TEST",))
+    check_proposal_files(cfg, keys=("TRAIN", "TEST") if train else ("TEST",))
     check_evaluator_types(cfg)
     check_dataset_classes(cfg, keys=("TRAIN", "TEST") if train else ("TEST",))
     output_dir = cfg.OUTPUT_DIR

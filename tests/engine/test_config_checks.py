@@ -733,3 +733,25 @@ def test_a_set_named_by_both_keys_is_listed_once_with_the_training_key(tmp_path)
     listed = [line for line in str(error.value).splitlines() if name in line]
     assert listed and all(line.startswith(f"  {name} (DATASETS.TRAIN): ") for line in listed), listed
     assert len(listed) == len(set(listed))
+
+
+def test_precomputed_proposals_without_one_file_per_dataset_are_refused_naming_the_keys():
+    # detectron2 reads DATASETS.PROPOSAL_FILES_TRAIN / _TEST when it builds a loader, after
+    # config.yaml is written: the training loader failed with a bare AssertionError, blamed on
+    # the training set's files ("cannot load dataset 'synthetic_det_train' (...): AssertionError"),
+    # the test loader with an IndexError.
+    from dropblock_det.engine.config_checks import check_config_before_run
+
+    cfg = synthetic_cfg("MODEL.LOAD_PROPOSALS", "True", "MODEL.DEVICE", "cpu")
+    with pytest.raises(ValueError, match=r"^MODEL\.LOAD_PROPOSALS=True: DATASETS\.PROPOSAL_FILES_TRAIN=\(\) gives 0 "
+                                         r"proposal files for the 1 dataset of DATASETS\.TRAIN=\('synthetic_det_train',\)"):
+        check_config_before_run(cfg, check_files=False)
+    with pytest.raises(ValueError, match=r"^MODEL\.LOAD_PROPOSALS=True: DATASETS\.PROPOSAL_FILES_TEST=\(\) gives 0 "
+                                         r"proposal files for the 1 dataset of DATASETS\.TEST=\('synthetic_det_val',\)"):
+        check_config_before_run(cfg, train=False, check_files=False)
+    cfg.DATASETS.PROPOSAL_FILES_TRAIN = ("train_proposals.pkl",)
+    cfg.DATASETS.PROPOSAL_FILES_TEST = ("val_proposals.pkl",)
+    check_config_before_run(cfg, check_files=False)
+    cfg.MODEL.LOAD_PROPOSALS = False  # the files are then unread
+    cfg.DATASETS.PROPOSAL_FILES_TRAIN = ()
+    check_config_before_run(cfg, check_files=False)
