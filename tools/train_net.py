@@ -15,8 +15,8 @@ OUTPUT_DIR/previous_runs/<time>/ first (detectron2 would overwrite its checkpoin
 TEST.AUG.ENABLED (R-CNN models) the model is also evaluated with detectron2's test-time
 augmentation, after training and with --eval-only, as detectron2's train_net does: results
 keyed `bbox_TTA` (`segm_TTA`: Mask R-CNN), predictions in OUTPUT_DIR/inference_TTA/.
-The logic lives in dropblock_det/engine/ (trainer.py and the checks it runs first); this file is
-argument parsing.
+The logic lives in dropblock_det/engine/: trainer.py (DropBlockTrainer) and the checks run before
+it (config_checks.py, checkpoint.py, evaluation.py, output_dir.py); this file is argument parsing.
 """
 import logging
 import os

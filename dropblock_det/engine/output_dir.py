@@ -37,8 +37,9 @@ TTA_INFERENCE_DIR = "inference_TTA"
 # config.yaml.pkl: detectron2's LazyConfig.save writes the config there too (cloudpickle)
 # when its config.yaml cannot be loaded back (a lambda or other object in the config, as
 # in detectron2's new_baselines configs): then the run's only loadable config.
-# model_*.pth.tmp: a checkpoint write killed before its rename (AtomicCheckpointer).
-RUN_FILES = ("config.yaml", "config.yaml.pkl", "log.txt", "log.txt.rank*", "last_checkpoint",
+# model_*.pth.tmp, last_checkpoint.tmp: a checkpoint (or its tag) write killed before its
+# rename (AtomicCheckpointer).
+RUN_FILES = ("config.yaml", "config.yaml.pkl", "log.txt", "log.txt.rank*", "last_checkpoint", "last_checkpoint.tmp",
              "model_*.pth", "model_*.pth.tmp", "metrics.json", "events.out.tfevents.*", "inference", TTA_INFERENCE_DIR,
              "main_job.png", "main_job_summary.json")
 # What an evaluation (train_net --eval-only) overwrites: default_setup's config.yaml (and a

@@ -143,12 +143,13 @@ def test_a_needed_file_whose_name_extends_a_run_file_does_not_keep_that_file(tmp
 
 
 def test_every_kind_of_file_a_run_writes_is_archived(tmp_path):
-    # main_job.py's plot and summary too: a rerun would overwrite them. And the temporary file
-    # of a checkpoint write killed before its rename, which stayed behind in a fresh run's folder.
+    # main_job.py's plot and summary too: a rerun would overwrite them. And the temporary files
+    # of a checkpoint or last_checkpoint write killed before its rename, which stayed behind in
+    # a fresh run's folder.
     from dropblock_det.engine.output_dir import archive_previous_run
 
     run = ("config.yaml", "log.txt", "log.txt.rank3", "last_checkpoint", "model_final.pth", "model_0000004.pth.tmp",
-           "metrics.json",
+           "last_checkpoint.tmp", "metrics.json",
            "events.out.tfevents.1.host", "inference", "inference_TTA", "main_job.png", "main_job_summary.json")
     for name in run:
         (tmp_path / name).write_text(name)
