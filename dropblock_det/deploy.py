@@ -56,13 +56,23 @@ _LOCATION_COMPONENT_KEY = {
 }
 
 
+# Meta-architectures (detectron2's and dropblock-det's) that read no MODEL.SEM_SEG_HEAD.
+_NO_SEM_SEG_HEAD_ARCHS = ("GeneralizedRCNN", "ProposalNetwork", "RetinaNet", "DropBlockRetinaNet")
+
+
 def dropblock_component_advice(cfg: CfgNode, location: str, key: Optional[str] = None) -> str:
     """What to configure so that the MODEL.DROPBLOCK `location` ("RESNET.ENABLED",
     "FPN.ENABLED", "HEAD.ENABLED", ...) gets a regularizer: dropblock-det's counterpart of
     the stock component `cfg` names for it (e.g. MODEL.BACKBONE.NAME
     'build_dropblock_resnet_fpn_backbone' for a Faster R-CNN's 'build_resnet_fpn_backbone'),
     else the dropblock-det components of that key. `key`: the config key of the component
-    (default: the location's; a C4 R-CNN's res5 is MODEL.ROI_HEADS.NAME's)."""
+    (default: the location's; a C4 R-CNN's res5 is MODEL.ROI_HEADS.NAME's). SEM_SEG_HEAD on a
+    model that builds no semantic-segmentation head (an R-CNN, a RetinaNet): turn it off."""
+    if location == "SEM_SEG_HEAD.ENABLED" and cfg.MODEL.META_ARCHITECTURE in _NO_SEM_SEG_HEAD_ARCHS:
+        # Naming a head under MODEL.SEM_SEG_HEAD.NAME would change nothing: the model builds none.
+        return (f"MODEL.META_ARCHITECTURE={cfg.MODEL.META_ARCHITECTURE!r} builds no semantic-segmentation "
+                "head (MODEL.SEM_SEG_HEAD.NAME is unused) - the SEM_SEG_HEAD location is the head of a "
+                "SemanticSegmentor or PanopticFPN: set MODEL.DROPBLOCK.SEM_SEG_HEAD.ENABLED False for this model")
     key = key or _LOCATION_COMPONENT_KEY.get(location, "MODEL.BACKBONE.NAME")
     value = _get(cfg, key)
     ours = [name for name, stock in STOCK_COMPONENTS[key].items() if stock == value]

@@ -106,9 +106,32 @@ def test_the_component_advice_names_the_counterpart_or_the_components_of_the_key
     assert dropblock_component_advice(cfg, "HEAD.ENABLED") == (
         "use one of dropblock-det's MODEL.META_ARCHITECTURE components (DropBlockRetinaNet) - the HEAD "
         "location is RetinaNet's head")
+    cfg.MODEL.META_ARCHITECTURE = "PanopticFPN"  # builds a semantic-segmentation head
     cfg.MODEL.SEM_SEG_HEAD.NAME = "PanopticFPNHead"  # not the HEAD location: no such sentence
     assert dropblock_component_advice(cfg, "SEM_SEG_HEAD.ENABLED") == (
         "use one of dropblock-det's MODEL.SEM_SEG_HEAD.NAME components (DropBlockDeepLabV3PlusHead, DropBlockFCNHead)")
+
+
+@pytest.mark.parametrize("arch", ["GeneralizedRCNN", "DropBlockRetinaNet"])
+def test_sem_seg_head_on_a_model_without_one_is_told_to_turn_it_off_not_to_name_a_head(arch):
+    # These models build no semantic-segmentation head whatever MODEL.SEM_SEG_HEAD.NAME says:
+    # the advice was "use dropblock-det's counterpart of 'SemSegFPNHead': MODEL.SEM_SEG_HEAD.NAME
+    # 'DropBlockFCNHead'", and with that set, the same refusal again.
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.config_checks import check_dropblock_placed
+
+    synthetic = CONFIGS / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml"
+    cfg = rcnn_cfg() if arch == "GeneralizedRCNN" else load_config(str(synthetic), [])
+    cfg.MODEL.DROPBLOCK.SEM_SEG_HEAD.ENABLED = True
+    for head in ("SemSegFPNHead", "DropBlockFCNHead"):
+        cfg.MODEL.SEM_SEG_HEAD.NAME = head
+        with pytest.raises(ValueError) as error:
+            check_dropblock_placed(cfg, meta_model(cfg))
+        message = str(error.value)
+        assert message.startswith("MODEL.DROPBLOCK.SEM_SEG_HEAD.ENABLED=True, but the model")
+        assert f"MODEL.META_ARCHITECTURE={arch!r} builds no semantic-segmentation head" in message
+        assert "set MODEL.DROPBLOCK.SEM_SEG_HEAD.ENABLED False" in message
+        assert "MODEL.SEM_SEG_HEAD.NAME 'DropBlockFCNHead'" not in message and "components (" not in message
 
 
 def test_a_c4_rcnns_dropblock_res5_head_is_deployed_as_stock_res5roiheads_with_its_parameters():
