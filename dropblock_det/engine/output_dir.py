@@ -116,7 +116,7 @@ def prepare_output_dir(output_dir: str, key: str, eval_only: bool, resume: bool,
         claim_output_dir(output_dir, key=key)
     hint = ""
     if eval_only:
-        archive, what = EVAL_FILES, "The earlier config.yaml / inference/"
+        archive, what = EVAL_FILES, ""  # named below: what of EVAL_FILES was there
     elif not resuming:
         archive, what = RUN_FILES, "The earlier run"
         hint = (" (--resume found no checkpoint there: training starts at iteration 0)" if resume
@@ -131,9 +131,17 @@ def prepare_output_dir(output_dir: str, key: str, eval_only: bool, resume: bool,
         return
     if comm.is_main_process():
         archived = archive_previous_run(output_dir, still_needed, archive)
-        if archived:
+        if archived and not what:
+            print(f"The earlier {_listing(archived)} in {key}={output_dir!r} moved to {archived}", flush=True)
+        elif archived:
             print(f"{what} in {key}={output_dir!r} was moved to {archived}{hint}", flush=True)
     comm.synchronize()
+
+
+def _listing(folder: str) -> str:
+    """The entries of `folder` for a sentence: "config.yaml, config.yaml.pkl and inference/"."""
+    names = [e + ("/" if os.path.isdir(os.path.join(folder, e)) else "") for e in sorted(os.listdir(folder))]
+    return " and ".join(filter(None, [", ".join(names[:-1]), names[-1]]))
 
 
 def _new_previous_run_folder(output_dir: str) -> str:

@@ -175,7 +175,7 @@ def test_prepare_output_dir_moves_what_the_run_would_overwrite_and_says_why(tmp_
          r"The earlier run in OUTPUT_DIR='.*empty' was moved to .* \(--resume found no checkpoint there: "
          r"training starts at iteration 0\)"),
         (True, True, True, ["config.yaml", "inference"],
-         r"The earlier config.yaml / inference/ in OUTPUT_DIR='.*eval' was moved to \S+\n"),
+         r"The earlier config.yaml and inference/ in OUTPUT_DIR='.*eval' moved to \S+\n"),
         (False, True, True, [], None),
     ]
     for name, (eval_only, resume, resuming, moved, message) in zip(("fresh", "empty", "eval", "resumed"), cases):
@@ -188,6 +188,21 @@ def test_prepare_output_dir_moves_what_the_run_would_overwrite_and_says_why(tmp_
             assert re.search(message, out), out
         else:
             assert out == ""
+
+
+def test_an_evaluation_names_each_file_and_folder_it_moved(tmp_path, capsys):
+    # It said "The earlier config.yaml / inference/" whatever moved: also where only config.yaml
+    # was there, and not inference_TTA/ or a LazyConfig's config.yaml.pkl, which move too.
+    from dropblock_det.engine.output_dir import prepare_output_dir
+
+    for name in ("config.yaml", "config.yaml.pkl", "model_final.pth"):
+        (tmp_path / name).write_text(name)
+    for name in ("inference", "inference_TTA"):
+        (tmp_path / name).mkdir()
+    prepare_output_dir(str(tmp_path), "OUTPUT_DIR", eval_only=True, resume=False, resuming=False)
+    assert re.fullmatch(r"The earlier config\.yaml, config\.yaml\.pkl, inference/ and inference_TTA/ in "
+                        r"OUTPUT_DIR='.*' moved to \S+\n", capsys.readouterr().out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model_final.pth", "previous_runs"]
 
 
 def test_prepare_output_dir_says_nothing_where_nothing_moved_and_names_the_key_of_a_kept_checkpoint(tmp_path, capsys):

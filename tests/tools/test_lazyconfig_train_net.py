@@ -484,7 +484,8 @@ def test_what_a_run_moves_aside_from_its_folder_and_says_so(trained, tool, tmp_p
     if hint:
         assert f"The earlier run in train.output_dir={str(run)!r} was moved to {archived} ({hint})" in printed
     else:
-        assert f"The earlier config.yaml / inference/ in train.output_dir={str(run)!r} was moved to {archived}" in printed
+        # It names what moved: the run's config.yaml only (no inference/ there).
+        assert f"The earlier config.yaml in train.output_dir={str(run)!r} moved to {archived}\n" in printed
         # The evaluation leaves the run's checkpoints and metrics where they are.
         assert {"last_checkpoint", "metrics.json", "model_final.pth"} <= {p.name for p in run.iterdir()}
 
