@@ -110,6 +110,14 @@ def load_config(config_file: str, opts: Sequence[str] = (), extra_setup=None) ->
                                     "(a _BASE_ path is relative to the config file that names it: a config "
                                     "copied elsewhere needs its bases beside it, or absolute _BASE_ paths)") from None
     opts = list(opts or [])
+    # KEY=VALUE, a LazyConfig override's form: yacs read it as a key (or, alone, an odd count).
+    written = next((o for o in opts if isinstance(o, str) and "=" in o
+                    and _resolve_key(cfg, o.split("=", 1)[0].split("."))), None)
+    if written is not None:
+        key, value = written.split("=", 1)
+        raise ValueError(f"command-line opt {written!r}: yacs opts are KEY VALUE pairs separated by a space "
+                         f"({'.'.join(_resolve_key(cfg, key.split('.')))} {value}); key=value is the form of a "
+                         "LazyConfig's overrides")
     if len(opts) % 2:
         raise ValueError(f"command-line opts must be KEY VALUE pairs, got an odd number: {opts}")
     for key, value in zip(opts[0::2], opts[1::2]):

@@ -201,7 +201,11 @@ def check_override_key(cfg: DictConfig, opt: str) -> None:
         if arguments is None or part in arguments:
             return
         where = ".".join(parts[:depth]) or "the config's top level"
-        close = difflib.get_close_matches(part, sorted({str(k) for k in node.keys()} | arguments), n=3)
+        # Case aside (a yacs habit: TRAIN.MAX_ITER for train.max_iter).
+        by_lower: Dict[str, str] = {}
+        for name in sorted({str(k) for k in node.keys()} | arguments):
+            by_lower.setdefault(name.lower(), name)
+        close = [by_lower[c] for c in difflib.get_close_matches(part.lower(), list(by_lower), n=3)]
         raise KeyError(
             f"command-line opt {opt!r}: {where} has no key {part!r}"
             + (f" (did you mean {', '.join('.'.join(parts[:depth] + [c]) for c in close)}?)" if close else "")

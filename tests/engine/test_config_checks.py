@@ -10,6 +10,18 @@ import torch
 from conftest import REPO, SYNTH_CONFIG, synthetic_cfg
 
 
+@pytest.mark.parametrize("opts", [["MODEL.DROPBLOCK.KEEP_PROB=0.8"], ["SOLVER.MAX_ITER=5", "model.dropblock.keep_prob=0.8"]])
+def test_an_opt_written_key_equals_value_is_told_to_be_a_key_value_pair(opts):
+    # yacs read it as a key: "Non-existent key: MODEL.DROPBLOCK.KEEP_PROB=0.8 (did you mean
+    # MODEL.DROPBLOCK.KEEP_PROB?)", or alone as an odd number of opts.
+    with pytest.raises(ValueError, match=rf"^command-line opt {re.escape(repr(opts[0]))}: yacs opts are KEY VALUE "
+                                         r"pairs separated by a space \((MODEL\.DROPBLOCK\.KEEP_PROB 0\.8|SOLVER\.MAX_ITER 5)\); "
+                                         r"key=value is the form of a LazyConfig's overrides$"):
+        synthetic_cfg(*opts)
+    # A value holding "=" is a value.
+    assert synthetic_cfg("OUTPUT_DIR", "out/kp=0.9").OUTPUT_DIR == "out/kp=0.9"
+
+
 def test_odd_number_of_opts_is_refused():
     with pytest.raises(ValueError, match="odd number"):
         synthetic_cfg("SOLVER.MAX_ITER")

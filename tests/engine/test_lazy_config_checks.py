@@ -425,7 +425,9 @@ def test_a_lazy_runs_config_yaml_that_does_not_load_is_named_as_such_not_as_a_ya
     # detectron2's apply_overrides adds any key: these trained with the config's max_iter.
     ("train.max_iters=3", r"command-line opt 'train\.max_iters=3': train has no key 'max_iters' "
                           r"\(did you mean train\.max_iter\?\); to add it on purpose write \+train\.max_iters=3"),
-    ("TRAIN.MAX_ITER=3", r"the config's top level has no key 'TRAIN'"),
+    # A yacs habit: the keys' case is not the config's.
+    ("TRAIN.MAX_ITER=3", r"the config's top level has no key 'TRAIN' \(did you mean train\?\)"),
+    ("train.MAX_ITER=3", r"train has no key 'MAX_ITER' \(did you mean train\.max_iter\?\)"),
     # Under a LazyCall node the close matches include its target's arguments.
     ("model.pixel_meen=[1,2,3]", r"model has no key 'pixel_meen' \(did you mean model\.pixel_mean"),
     # detectron2 main's training loader passes **kwargs on to torch's DataLoader: the name is
