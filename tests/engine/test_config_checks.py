@@ -169,11 +169,11 @@ def test_a_batch_indivisible_by_the_processes_it_was_set_for_is_refused(monkeypa
     for reference in ("0", "2"):
         with pytest.raises(ValueError, match=r"^SOLVER\.IMS_PER_BATCH=3: not divisible by the 2 processes$"):
             config_checks.check_config_before_run(synthetic_cfg("SOLVER.REFERENCE_WORLD_SIZE", reference, "SOLVER.IMS_PER_BATCH", "3"),
-                                            check_files=False)
+                                                  check_files=False)
         # A batch that divides: only the last check, 2 training processes on the config's CPU, is left.
         with pytest.raises(ValueError, match=r"^MODEL\.DEVICE='cpu' with 2 training processes"):
             config_checks.check_config_before_run(synthetic_cfg("SOLVER.REFERENCE_WORLD_SIZE", reference, "SOLVER.IMS_PER_BATCH", "4"),
-                                            check_files=False)
+                                                  check_files=False)
 
 
 def test_training_in_several_processes_on_the_cpu_is_refused_before_the_run_and_evaluating_is_not(monkeypatch):
@@ -516,7 +516,7 @@ def test_a_dataset_without_class_metadata_is_not_loaded_to_count_its_classes():
     DatasetCatalog.register(name, never_loaded)
     try:
         check_dataset_classes(synthetic_cfg("DATASETS.TRAIN", f"('{name}',)", "MODEL.RETINANET.NUM_CLASSES", "7",
-                                   "DATASETS.TEST", "()"))
+                                            "DATASETS.TEST", "()"))
     finally:
         DatasetCatalog.remove(name)
         MetadataCatalog.remove(name)

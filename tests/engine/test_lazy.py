@@ -219,7 +219,7 @@ def test_a_corrupt_annotation_file_is_named_by_the_training_loader(tmp_path):
     register_coco_instances(name, {}, str(broken), str(tmp_path))
     try:
         cfg = lazy_cfg(SYNTHETIC, f"dataloader.train.dataset.names={name}", "model.head.conv_dims=[64]",
-                    f"train.output_dir={tmp_path / 'out'}")
+                       f"train.output_dir={tmp_path / 'out'}")
         with pytest.raises(DatasetFileError, match=r"lazy_test_broken_annotations.*instances_broken\.json"):
             do_train(cfg)
     finally:

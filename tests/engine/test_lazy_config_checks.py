@@ -493,7 +493,7 @@ def test_an_override_may_add_an_argument_of_its_nodes_target_or_any_key_with_a_p
     # training loader's aspect_ratio_grouping), and any key with Hydra's "+key=value".
     assert "vis_period" not in lazy_cfg(SYNTHETIC).model
     cfg = lazy_cfg(SYNTHETIC, "model.vis_period=7", "dataloader.train.aspect_ratio_grouping=False",
-                "+train.my_note=hello")
+                   "+train.my_note=hello")
     # An argument a project component passes on to the detectron2 one it extends (FPN's
     # fuse_type, the ResNet stages' width_per_group).
     cfg2 = lazy_cfg(SYNTHETIC, "model.backbone.fuse_type=avg", "model.backbone.bottom_up.stages.width_per_group=64")
@@ -635,8 +635,8 @@ def test_stage_scales_need_a_regularizer_with_a_keep_prob():
     from detectron2.config import instantiate
 
     cfg = lazy_cfg(SYNTHETIC, "dropblock._target_=torch.nn.Identity", "dropblock.keep_prob=null",
-                "dropblock.block_size=null", "dropblock.shared_mask=null", "dropblock.gamma_mode=null",
-                "dropblock.impl=null")
+                   "dropblock.block_size=null", "dropblock.shared_mask=null", "dropblock.gamma_mode=null",
+                   "dropblock.impl=null")
     for key in ("keep_prob", "block_size", "shared_mask", "gamma_mode", "impl"):
         del cfg.dropblock[key]
     with pytest.raises(ValueError, match=r"stage_drop_scales for res4: the dropblock regularizer Identity"):
@@ -808,7 +808,7 @@ def test_an_fpn_top_block_input_that_no_longer_fits_its_backbone_is_refused(conf
     with pytest.raises(ValueError, match=match):
         check_lazy_config_before_run(lazy_cfg(config, "train.device=cpu", *opts), check_files=False)
     fixed = lazy_cfg(config, "train.device=cpu", *opts, "model.backbone.top_block.in_channels="
-                  + ("64" if "p5" in opts[0] else "2048" if opts[0].endswith("50") else "512"))
+                     + ("64" if "p5" in opts[0] else "2048" if opts[0].endswith("50") else "512"))
     check_lazy_config_before_run(fixed, check_files=False)
 
 
@@ -838,7 +838,7 @@ def test_a_relative_crop_is_accepted_with_global_pooling():
     from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
 
     cfg = lazy_cfg(DEEPLAB, "dataloader.train.mapper.augmentations.1.crop_type=relative_range",
-                "dataloader.train.mapper.augmentations.1.crop_size=[0.5,0.5]", "model.sem_seg_head.train_size=null")
+                   "dataloader.train.mapper.augmentations.1.crop_size=[0.5,0.5]", "model.sem_seg_head.train_size=null")
     check_lazy_model(cfg, lazy_meta_model(cfg))
 
 
@@ -1006,6 +1006,6 @@ def test_a_one_iteration_run_of_a_model_without_regularizer_passes_the_schedule_
     with pytest.raises(ValueError, match=r"^train\.dropblock_schedule with train\.max_iter=1: .*keep_prob would stay 1\.0"):
         check_lazy_config_before_run(lazy_cfg(SYNTHETIC, "train.max_iter=1"), check_files=False)
     baseline = lazy_cfg(SYNTHETIC, "dropblock=null", "model.backbone.bottom_up.stages.dropblock_stages=[]",
-                     "model.backbone.bottom_up.stages.stage_drop_scales=null", "train.max_iter=1")
+                        "model.backbone.bottom_up.stages.stage_drop_scales=null", "train.max_iter=1")
     assert "dropblock_schedule" in baseline.train
     check_lazy_config_before_run(baseline, check_files=False)

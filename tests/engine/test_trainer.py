@@ -75,7 +75,7 @@ def test_auto_scale_workers_scales_the_dropblock_ramp_as_max_iter():
     from dropblock_det.engine.trainer import DropBlockTrainer
 
     cfg = synthetic_cfg("SOLVER.REFERENCE_WORLD_SIZE", "8", "SOLVER.IMS_PER_BATCH", "16", "SOLVER.MAX_ITER", "1000",
-               "MODEL.DROPBLOCK.SCHEDULE.START_ITER", "100", "MODEL.DROPBLOCK.SCHEDULE.END_ITER", "801")
+                        "MODEL.DROPBLOCK.SCHEDULE.START_ITER", "100", "MODEL.DROPBLOCK.SCHEDULE.END_ITER", "801")
     cfg.freeze()
     scaled = DropBlockTrainer.auto_scale_workers(cfg, 16)
     assert (scaled.SOLVER.MAX_ITER, scaled.SOLVER.IMS_PER_BATCH, scaled.SOLVER.REFERENCE_WORLD_SIZE) == (500, 32, 16)
@@ -170,8 +170,8 @@ def test_the_trainer_ramps_over_the_scaled_iterations(monkeypatch, tmp_path):
 
     # One process against a reference of 2: half the batch, twice the iterations.
     cfg = synthetic_cfg("SOLVER.REFERENCE_WORLD_SIZE", "2", "SOLVER.IMS_PER_BATCH", "4", "SOLVER.MAX_ITER", "100",
-               "MODEL.DROPBLOCK.SCHEDULE.START_ITER", "10", "MODEL.DROPBLOCK.SCHEDULE.END_ITER", "60",
-               "DATASETS.TEST", "()", "MODEL.DEVICE", "cpu", "OUTPUT_DIR", str(tmp_path))  # its writers
+                        "MODEL.DROPBLOCK.SCHEDULE.START_ITER", "10", "MODEL.DROPBLOCK.SCHEDULE.END_ITER", "60",
+                        "DATASETS.TEST", "()", "MODEL.DEVICE", "cpu", "OUTPUT_DIR", str(tmp_path))  # its writers
     monkeypatch.setattr(DropBlockTrainer, "build_train_loader", classmethod(lambda cls, cfg: []))
     trainer = DropBlockTrainer(cfg)
     (hook,) = [h for h in trainer._hooks if isinstance(h, DropBlockScheduleHook)]
@@ -205,7 +205,7 @@ def test_auto_scale_workers_rounds_the_dropblock_ramp_as_detectron2_rounds_max_i
     # 8 -> 16 workers halves the iterations: 1001 -> 500.5 -> 500 (round half to even, as
     # detectron2's int(round(...)) for MAX_ITER), 103 -> 51.5 -> 52, 807 -> 403.5 -> 404.
     cfg = synthetic_cfg("SOLVER.REFERENCE_WORLD_SIZE", "8", "SOLVER.IMS_PER_BATCH", "16", "SOLVER.MAX_ITER", "1001",
-               "MODEL.DROPBLOCK.SCHEDULE.START_ITER", "103", "MODEL.DROPBLOCK.SCHEDULE.END_ITER", "807")
+                        "MODEL.DROPBLOCK.SCHEDULE.START_ITER", "103", "MODEL.DROPBLOCK.SCHEDULE.END_ITER", "807")
     scaled = DropBlockTrainer.auto_scale_workers(cfg, 16)
     assert scaled.SOLVER.MAX_ITER == 500
     assert (scaled.MODEL.DROPBLOCK.SCHEDULE.START_ITER, scaled.MODEL.DROPBLOCK.SCHEDULE.END_ITER) == (52, 404)
