@@ -495,10 +495,11 @@ def check_lazy_model(cfg: DictConfig, model: torch.nn.Module, train: bool = True
             raise ValueError(f"{key}.output_dir=None: {name!r} has no COCO json_file, which COCOEvaluator "
                              "writes into its output_dir; give one (e.g. \"${train.output_dir}/inference\")")
         if (isinstance(target, type) and issubclass(target, COCOEvaluator)
-                and evaluator.get("use_fast_impl", True) is not False and not has_compiled_ops()):
+                and evaluator.get("use_fast_impl", True) and not has_compiled_ops() and _fast_coco_eval_imported()):
             # Its default: detectron2's own configs (common/data/coco.py) leave it so, and
             # without the compiled operators it raised an ImportError in its first evaluation,
-            # after the whole training. dataset_evaluator picks for itself.
+            # after the whole training. dataset_evaluator picks for itself. A false value
+            # (None too) is the official COCOeval, as COCOEvaluator reads it.
             raise ValueError(f"{key}.use_fast_impl={evaluator.get('use_fast_impl', True)!r}: COCOEvaluator's "
                              "fast evaluation needs detectron2's compiled operators, which this detectron2 "
                              f"lacks; set {key}.use_fast_impl=False (pycocotools' COCOeval, the official one)")
@@ -545,6 +546,15 @@ def _lazy_class_counts(model: torch.nn.Module) -> Tuple[List[Tuple[str, Any, str
         if hasattr(head, "ignore_value"):
             ignore.append(("model.sem_seg_head.ignore_value", head.ignore_value))
     return counts, ignore
+
+
+def _fast_coco_eval_imported() -> bool:
+    """Whether COCOEvaluator's fast evaluation would be used where asked for: detectron2 main
+    falls back to the official COCOeval by itself when its fast_eval_api did not import (no
+    compiled operators, no placeholder `_C`); v0.6 has no fallback."""
+    from detectron2.evaluation import coco_evaluation
+
+    return getattr(coco_evaluation, "COCOeval_opt", None) is not getattr(coco_evaluation, "COCOeval", None)
 
 
 def check_lazy_class_counts(cfg: DictConfig, model: torch.nn.Module, train: bool = True) -> None:

@@ -771,6 +771,27 @@ def test_detectron2s_coco_evaluator_with_its_fast_evaluation_but_no_compiled_ope
     lazy_config_checks.check_lazy_model(lazy_cfg(SYNTHETIC), model)  # dataset_evaluator picks the evaluation itself
 
 
+def test_a_coco_evaluator_that_would_not_use_the_fast_evaluation_is_not_refused(monkeypatch):
+    # use_fast_impl=None is false to COCOEvaluator (the official COCOeval), and detectron2 main
+    # falls back to it by itself where its fast_eval_api did not import: both were refused as
+    # needing the compiled operators.
+    from detectron2.config import LazyCall as L
+    from detectron2.evaluation import COCOEvaluator, coco_evaluation
+
+    from dropblock_det.engine import lazy_config_checks
+
+    cfg = lazy_cfg(SYNTHETIC)
+    cfg.dataloader.evaluator = L(COCOEvaluator)(dataset_name="synthetic_det_val", output_dir="out", use_fast_impl=None)
+    model = lazy_config_checks.lazy_meta_model(cfg)
+    monkeypatch.setattr(lazy_config_checks, "has_compiled_ops", lambda: False)
+    lazy_config_checks.check_lazy_model(cfg, model)
+    cfg.dataloader.evaluator.use_fast_impl = True
+    with pytest.raises(ValueError, match=r"^dataloader\.evaluator\.use_fast_impl=True: "):
+        lazy_config_checks.check_lazy_model(cfg, model)
+    monkeypatch.setattr(coco_evaluation, "COCOeval_opt", coco_evaluation.COCOeval)  # main's fallback
+    lazy_config_checks.check_lazy_model(cfg, model)
+
+
 @pytest.mark.parametrize("change, match", [
     (lambda rpn: rpn.anchor_generator.update(aspect_ratios=[1.0]),
      r"model\.proposal_generator\.head\.num_anchors=3: the anchor generator \(model\.proposal_generator\."
