@@ -11,6 +11,7 @@ import difflib
 import functools
 import os
 import re
+import traceback
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -649,6 +650,16 @@ def check_dropblock_placed(cfg: CfgNode, model: torch.nn.Module) -> None:
             "in the ROI head's res5), or list only backbone stages (e.g. ['res4'])")
 
 
+def _failed_assertion(error: AssertionError) -> str:
+    """The assertion `error` came from, as "AssertionError[: message] (at file:line: source)",
+    the file relative to its package's folder (detectron2/modeling/...)."""
+    frame = traceback.extract_tb(error.__traceback__)[-1]
+    parts = Path(frame.filename).parts
+    where = "/".join(parts[parts.index("detectron2"):]) if "detectron2" in parts else frame.filename
+    return (f"AssertionError{': ' + str(error) if str(error) else ''} (at {where}:{frame.lineno}: "
+            f"{(frame.line or '').strip()})")
+
+
 def check_model_config(cfg: CfgNode) -> Optional[torch.nn.Module]:
     """Build the model described by `cfg` on PyTorch's meta device (shapes, no memory or
     initialisation cost: ~0.1 s for R50-FPN) and check where DropBlock went
@@ -658,7 +669,13 @@ def check_model_config(cfg: CfgNode) -> Optional[torch.nn.Module]:
     where it could not be built)."""
     check_stock_retinanet_norm(cfg)
     check_rcnn_features(cfg)
-    model = meta_model(cfg)
+    try:
+        model = meta_model(cfg)
+    except AssertionError as error:
+        # detectron2's components assert on their config values, most without a message
+        # (FastRCNNConvFCHead: `assert num_conv + num_fc > 0`): the failing line says which.
+        raise ValueError(f"the model of this config (MODEL.META_ARCHITECTURE={cfg.MODEL.META_ARCHITECTURE!r}) "
+                         f"does not build: {_failed_assertion(error)}") from error
     if model is not None:
         check_dropblock_placed(cfg, model)
     return model

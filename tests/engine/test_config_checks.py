@@ -767,3 +767,16 @@ def test_precomputed_proposals_without_one_file_per_dataset_are_refused_naming_t
     cfg.MODEL.LOAD_PROPOSALS = False  # the files are then unread
     cfg.DATASETS.PROPOSAL_FILES_TRAIN = ()
     check_config_before_run(cfg, check_files=False)
+
+
+def test_a_detectron2_assertion_on_the_model_config_is_named_by_its_source_line_before_the_run():
+    # detectron2's box head asserts it has a layer with no message: the tools failed before the
+    # run with a bare AssertionError, naming neither key nor line.
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.config_checks import check_config_before_run
+
+    cfg = rcnn_cfg("MODEL.ROI_BOX_HEAD.NUM_FC", "0", "MODEL.ROI_BOX_HEAD.NUM_CONV", "0")
+    with pytest.raises(ValueError, match=r"^the model of this config \(MODEL\.META_ARCHITECTURE='GeneralizedRCNN'\) "
+                                         r"does not build: AssertionError \(at detectron2/modeling/roi_heads/"
+                                         r"box_head\.py:\d+: assert .*fc_dims.*\)$"):
+        check_config_before_run(cfg, check_files=False)
