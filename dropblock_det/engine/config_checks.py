@@ -53,6 +53,7 @@ __all__ = [
     "check_training_processes_device",
     "checked_device",
     "close_config_keys",
+    "error_description",
     "image_format_error",
     "is_meta_device_limit",
     "load_config",
@@ -650,14 +651,19 @@ def check_dropblock_placed(cfg: CfgNode, model: torch.nn.Module) -> None:
             "in the ROI head's res5), or list only backbone stages (e.g. ['res4'])")
 
 
-def _failed_assertion(error: AssertionError) -> str:
-    """The assertion `error` came from, as "AssertionError[: message] (at file:line: source)",
-    the file relative to its package's folder (detectron2/modeling/...)."""
+def error_description(error: BaseException) -> str:
+    """"<type>: <message>" of an error a component raised building a model; for an assertion,
+    most of which have no message in detectron2 (FastRCNNConvFCHead's `assert num_conv +
+    num_fc > 0`), also the line that failed: "AssertionError (at detectron2/modeling/...:47:
+    assert ...)", its file from its package's folder."""
+    described = f"{type(error).__name__}{': ' + str(error) if str(error) else ''}"
+    if not isinstance(error, AssertionError) or error.__traceback__ is None:
+        return described
     frame = traceback.extract_tb(error.__traceback__)[-1]
     parts = Path(frame.filename).parts
-    where = "/".join(parts[parts.index("detectron2"):]) if "detectron2" in parts else frame.filename
-    return (f"AssertionError{': ' + str(error) if str(error) else ''} (at {where}:{frame.lineno}: "
-            f"{(frame.line or '').strip()})")
+    installed = [i for i, part in enumerate(parts) if part in ("site-packages", "dist-packages")]
+    start = installed[-1] + 1 if installed else parts.index("detectron2") if "detectron2" in parts else 0
+    return f"{described} (at {'/'.join(parts[start:])}:{frame.lineno}: {(frame.line or '').strip()})"
 
 
 def check_model_config(cfg: CfgNode) -> Optional[torch.nn.Module]:
@@ -672,10 +678,10 @@ def check_model_config(cfg: CfgNode) -> Optional[torch.nn.Module]:
     try:
         model = meta_model(cfg)
     except AssertionError as error:
-        # detectron2's components assert on their config values, most without a message
-        # (FastRCNNConvFCHead: `assert num_conv + num_fc > 0`): the failing line says which.
+        # detectron2's components assert on their config values, most without a message: the
+        # failing line says which (error_description).
         raise ValueError(f"the model of this config (MODEL.META_ARCHITECTURE={cfg.MODEL.META_ARCHITECTURE!r}) "
-                         f"does not build: {_failed_assertion(error)}") from error
+                         f"does not build: {error_description(error)}") from error
     if model is not None:
         check_dropblock_placed(cfg, model)
     return model

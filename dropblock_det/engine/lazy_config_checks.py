@@ -41,6 +41,7 @@ from .config_checks import (
     check_class_counts,
     check_ddp_device,
     checked_device,
+    error_description,
     image_format_error,
     is_meta_device_limit,
     missing_config_file,
@@ -897,7 +898,7 @@ def _building(key: str, build):
     try:
         return build()
     except (ValueError, TypeError, AssertionError, KeyError) as e:
-        raise ValueError(f"{key}: {type(e).__name__}: {e}") from None
+        raise ValueError(f"{key}: {error_description(e)}") from None
 
 
 def _located(target: Any) -> Any:
@@ -1119,7 +1120,7 @@ def instantiate_naming_key(node: Any, key: str) -> Any:
         # An argument its target does not take (misspelt in the config file): named with the
         # closest ones, where Python's TypeError names the class a component passes it on to.
         why = _arguments_error(failing) if isinstance(failing, DictConfig) and "_target_" in failing else ""
-        raise ValueError(f"{where}: {why or f'{type(error).__name__}: {error}'}") from error
+        raise ValueError(f"{where}: {why or error_description(error)}") from error
 
 
 def lazy_meta_model(cfg: DictConfig) -> Optional[torch.nn.Module]:

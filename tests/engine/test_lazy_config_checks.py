@@ -1030,3 +1030,14 @@ def test_a_one_iteration_run_of_a_model_without_regularizer_passes_the_schedule_
                         "model.backbone.bottom_up.stages.stage_drop_scales=null", "train.max_iter=1")
     assert "dropblock_schedule" in baseline.train
     check_lazy_config_before_run(baseline, check_files=False)
+
+
+def test_an_assertion_without_a_message_is_named_by_its_source_line():
+    # fvcore's PeriodicCheckpointer asserts max_to_keep > 0 with no message: the check said
+    # only "train.checkpointer: AssertionError: ".
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    cfg = lazy_cfg(SYNTHETIC, "train.checkpointer.max_to_keep=-1")
+    with pytest.raises(ValueError, match=r"^train\.checkpointer: AssertionError \(at fvcore/common/checkpoint\.py:\d+: "
+                                         r"assert max_to_keep > 0\)$"):
+        check_lazy_config_before_run(cfg, check_files=False)
