@@ -113,7 +113,9 @@ def load_config(config_file: str, opts: Sequence[str] = (), extra_setup=None) ->
                                     "copied elsewhere needs its bases beside it, or absolute _BASE_ paths)") from None
     opts = list(opts or [])
     # KEY=VALUE, a LazyConfig override's form: yacs read it as a key (or, alone, an odd count).
-    written = next((o for o in opts if isinstance(o, str) and "=" in o
+    # Only where a key goes (the first one written so is there): a value may hold "=" and
+    # start with a key's name (OUTPUT_DIR seed=3).
+    written = next((o for o in opts[0::2] if isinstance(o, str) and "=" in o
                     and _resolve_key(cfg, o.split("=", 1)[0].split("."))), None)
     if written is not None:
         key, value = written.split("=", 1)

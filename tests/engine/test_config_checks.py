@@ -18,8 +18,11 @@ def test_an_opt_written_key_equals_value_is_told_to_be_a_key_value_pair(opts):
                                          r"pairs separated by a space \((MODEL\.DROPBLOCK\.KEEP_PROB 0\.8|SOLVER\.MAX_ITER 5)\); "
                                          r"key=value is the form of a LazyConfig's overrides$"):
         synthetic_cfg(*opts)
-    # A value holding "=" is a value.
+    # A value holding "=" is a value, also where its text before "=" is a key's name (it was
+    # refused as the opt 'seed=3', "(SEED 3)").
     assert synthetic_cfg("OUTPUT_DIR", "out/kp=0.9").OUTPUT_DIR == "out/kp=0.9"
+    for value in ("seed=3", "solver.base_lr=0.02"):
+        assert synthetic_cfg("OUTPUT_DIR", value, "SOLVER.MAX_ITER", 5).OUTPUT_DIR == value
 
 
 def test_odd_number_of_opts_is_refused():
