@@ -665,7 +665,7 @@ def error_description(error: BaseException) -> str:
     parts = Path(frame.filename).parts
     installed = [i for i, part in enumerate(parts) if part in ("site-packages", "dist-packages")]
     start = installed[-1] + 1 if installed else parts.index("detectron2") if "detectron2" in parts else 0
-    return f"{described} (at {'/'.join(parts[start:])}:{frame.lineno}: {(frame.line or '').strip()})"
+    return f"{described} (at {Path(*parts[start:]).as_posix()}:{frame.lineno}: {(frame.line or '').strip()})"
 
 
 def check_model_config(cfg: CfgNode) -> Optional[torch.nn.Module]:

@@ -783,3 +783,17 @@ def test_a_detectron2_assertion_on_the_model_config_is_named_by_its_source_line_
                                          r"does not build: AssertionError \(at detectron2/modeling/roi_heads/"
                                          r"box_head\.py:\d+: assert .*fc_dims.*\)$"):
         check_config_before_run(cfg, check_files=False)
+
+
+def test_an_assertion_in_a_file_of_no_installed_package_is_named_by_its_path(tmp_path):
+    # A component of the user's own (or this project run from its clone): the path was written
+    # with a doubled root, "(at //home/.../my_head.py:2: ...)".
+    from dropblock_det.engine.config_checks import error_description
+
+    source = tmp_path / "my_head.py"
+    source.write_text("def build():\n    assert 1 > 2\n")
+    namespace = {}
+    exec(compile(source.read_text(), str(source), "exec"), namespace)
+    with pytest.raises(AssertionError) as error:
+        namespace["build"]()
+    assert error_description(error.value) == f"AssertionError (at {source.as_posix()}:2: assert 1 > 2)"
