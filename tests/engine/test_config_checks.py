@@ -25,6 +25,18 @@ def test_an_opt_written_key_equals_value_is_told_to_be_a_key_value_pair(opts):
         assert synthetic_cfg("OUTPUT_DIR", value, "SOLVER.MAX_ITER", 5).OUTPUT_DIR == value
 
 
+@pytest.mark.parametrize("opts, shown", [
+    # The key as yacs needs it (upper case), not as typed.
+    (["model.dropblock.keep_prob=0.8", "SOLVER.MAX_ITER", "5"], "MODEL.DROPBLOCK.KEEP_PROB 0.8"),
+    # The value is all after the first "=".
+    (["SOLVER.MAX_ITER", "5", "OUTPUT_DIR=out/kp=0.9"], "OUTPUT_DIR out/kp=0.9"),
+])
+def test_an_opt_written_key_equals_value_is_shown_as_the_pair_to_write(opts, shown):
+    with pytest.raises(ValueError, match=rf"^command-line opt {re.escape(repr(opts[-1] if '=' in opts[-1] else opts[0]))}: "
+                                         rf".*separated by a space \({re.escape(shown)}\); "):
+        synthetic_cfg(*opts)
+
+
 def test_odd_number_of_opts_is_refused():
     with pytest.raises(ValueError, match="odd number"):
         synthetic_cfg("SOLVER.MAX_ITER")
@@ -764,6 +776,11 @@ def test_precomputed_proposals_without_one_file_per_dataset_are_refused_naming_t
     with pytest.raises(ValueError, match=r"^MODEL\.LOAD_PROPOSALS=True: DATASETS\.PROPOSAL_FILES_TEST=\(\) gives 0 "
                                          r"proposal files for the 1 dataset of DATASETS\.TEST=\('synthetic_det_val',\)"):
         check_config_before_run(cfg, train=False, check_files=False)
+    # More files than datasets: detectron2's training loader asserts the counts are equal.
+    cfg.DATASETS.PROPOSAL_FILES_TRAIN = ("train_proposals.pkl", "more_proposals.pkl")
+    with pytest.raises(ValueError, match=r"^MODEL\.LOAD_PROPOSALS=True: DATASETS\.PROPOSAL_FILES_TRAIN=\(.*\) gives 2 "
+                                         r"proposal files for the 1 dataset of DATASETS\.TRAIN="):
+        check_config_before_run(cfg, check_files=False)
     cfg.DATASETS.PROPOSAL_FILES_TRAIN = ("train_proposals.pkl",)
     cfg.DATASETS.PROPOSAL_FILES_TEST = ("val_proposals.pkl",)
     check_config_before_run(cfg, check_files=False)
@@ -797,3 +814,18 @@ def test_an_assertion_in_a_file_of_no_installed_package_is_named_by_its_path(tmp
     with pytest.raises(AssertionError) as error:
         namespace["build"]()
     assert error_description(error.value) == f"AssertionError (at {source.as_posix()}:2: assert 1 > 2)"
+
+
+def test_an_assertion_in_an_installed_package_is_named_from_its_package_folder(tmp_path):
+    # Debian's Python installs packages into dist-packages, as others into site-packages.
+    from dropblock_det.engine.config_checks import error_description
+
+    for folder in ("site-packages", "dist-packages"):
+        source = tmp_path / "lib" / folder / "vendor" / "heads.py"
+        source.parent.mkdir(parents=True)
+        source.write_text("def build():\n    assert 1 > 2\n")
+        namespace = {}
+        exec(compile(source.read_text(), str(source), "exec"), namespace)
+        with pytest.raises(AssertionError) as error:
+            namespace["build"]()
+        assert error_description(error.value) == "AssertionError (at vendor/heads.py:2: assert 1 > 2)"
