@@ -428,6 +428,8 @@ def test_a_lazy_runs_config_yaml_that_does_not_load_is_named_as_such_not_as_a_ya
     # A yacs habit: the keys' case is not the config's.
     ("TRAIN.MAX_ITER=3", r"the config's top level has no key 'TRAIN' \(did you mean train\?\)"),
     ("train.MAX_ITER=3", r"train has no key 'MAX_ITER' \(did you mean train\.max_iter\?\)"),
+    # Every close spelling (up to three), the closest first.
+    ("train.EVAL_PERIOD=5", r"train has no key 'EVAL_PERIOD' \(did you mean train\.eval_period, train\.log_period\?\)"),
     # Under a LazyCall node the close matches include its target's arguments.
     ("model.pixel_meen=[1,2,3]", r"model has no key 'pixel_meen' \(did you mean model\.pixel_mean"),
     # detectron2 main's training loader passes **kwargs on to torch's DataLoader: the name is
@@ -447,6 +449,18 @@ def test_a_lazy_runs_config_yaml_that_does_not_load_is_named_as_such_not_as_a_ya
 def test_an_override_that_would_add_a_misspelt_key_is_refused_naming_it(opt, match):
     with pytest.raises(KeyError, match=match):
         lazy_cfg(SYNTHETIC, opt)
+
+
+def test_an_override_key_close_to_one_of_the_configs_is_told_that_key_in_the_configs_case():
+    # Matched case aside, and named as the config spells it: written as typed, the suggested
+    # key would be refused in turn.
+    from omegaconf import OmegaConf
+
+    from dropblock_det.engine.lazy_config_checks import check_override_key
+
+    cfg = OmegaConf.create({"train": {"evalPeriod": 5}})
+    with pytest.raises(KeyError, match=r"train has no key 'evalperiod' \(did you mean train\.evalPeriod\?\)"):
+        check_override_key(cfg, "train.evalperiod=3")
 
 
 def test_an_override_past_a_lists_end_is_named_and_one_of_a_missing_value_is_taken(tmp_path):
@@ -1041,3 +1055,18 @@ def test_an_assertion_without_a_message_is_named_by_its_source_line():
     with pytest.raises(ValueError, match=r"^train\.checkpointer: AssertionError \(at fvcore/common/checkpoint\.py:\d+: "
                                          r"assert max_to_keep > 0\)$"):
         check_lazy_config_before_run(cfg, check_files=False)
+
+
+def test_an_assertion_a_model_component_raises_is_named_by_its_key_and_source_line():
+    # detectron2's box head asserts it has a layer with no message: the model build said only
+    # "model.roi_heads.box_head (FastRCNNConvFCHead): AssertionError: ".
+    from detectron2.config import LazyCall as L
+    from detectron2.layers import ShapeSpec
+    from detectron2.modeling.roi_heads import FastRCNNConvFCHead
+
+    from dropblock_det.engine.lazy_config_checks import instantiate_naming_key
+
+    node = L(FastRCNNConvFCHead)(input_shape=ShapeSpec(channels=4, height=7, width=7), conv_dims=[], fc_dims=[])
+    with pytest.raises(ValueError, match=r"^model\.roi_heads\.box_head \(FastRCNNConvFCHead\): AssertionError "
+                                         r"\(at detectron2/modeling/roi_heads/box_head\.py:\d+: assert .*fc_dims.*\)$"):
+        instantiate_naming_key(node, "model.roi_heads.box_head")
