@@ -112,6 +112,18 @@ def test_the_component_advice_names_the_counterpart_or_the_components_of_the_key
         "use one of dropblock-det's MODEL.SEM_SEG_HEAD.NAME components (DropBlockDeepLabV3PlusHead, DropBlockFCNHead)")
 
 
+@pytest.mark.parametrize("arch", ["GeneralizedRCNN", "ProposalNetwork", "RetinaNet", "DropBlockRetinaNet"])
+def test_the_sem_seg_head_advice_for_each_model_without_one_is_to_turn_it_off(arch):
+    from conftest import rcnn_cfg
+    from dropblock_det.deploy import dropblock_component_advice
+
+    cfg = rcnn_cfg()
+    cfg.MODEL.META_ARCHITECTURE = arch
+    cfg.MODEL.SEM_SEG_HEAD.NAME = "SemSegFPNHead"
+    assert dropblock_component_advice(cfg, "SEM_SEG_HEAD.ENABLED").startswith(
+        f"MODEL.META_ARCHITECTURE={arch!r} builds no semantic-segmentation head (MODEL.SEM_SEG_HEAD.NAME is unused)")
+
+
 @pytest.mark.parametrize("arch", ["GeneralizedRCNN", "DropBlockRetinaNet"])
 def test_sem_seg_head_on_a_model_without_one_is_told_to_turn_it_off_not_to_name_a_head(arch):
     # These models build no semantic-segmentation head whatever MODEL.SEM_SEG_HEAD.NAME says:

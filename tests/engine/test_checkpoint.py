@@ -222,3 +222,16 @@ def test_an_evaluations_model_zoo_pkl_weights_are_checked_as_the_strict_load_rea
     with pytest.raises(CheckpointMismatchError, match=r"^MODEL\.WEIGHTS: checkpoint .*model_final\.pkl.* does not "
                                                       r"match .*shape mismatch: 0\.weight \(checkpoint \(2, 3\) vs model \(4, 3\)\)"):
         check_eval_checkpoint(other, str(zoo), "MODEL.WEIGHTS")
+
+
+def test_pycls_pyth_weights_are_read_as_detectron2_reads_them(tmp_path):
+    # A pycls .pyth keeps its weights under "model_state", which detectron2's checkpointer
+    # takes out (torch.load would leave them there: every key missing from the model).
+    from dropblock_det.engine.checkpoint import check_eval_checkpoint, check_weights_readable, read_checkpoint
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    pyth = tmp_path / "RegNetX-400MF.pyth"
+    torch.save({"model_state": model.state_dict(), "epoch": 100}, pyth)
+    assert sorted(read_checkpoint(str(pyth))["model"]) == ["0.bias", "0.weight"]
+    check_weights_readable("MODEL.WEIGHTS", str(pyth))
+    check_eval_checkpoint(model, str(pyth), "MODEL.WEIGHTS")

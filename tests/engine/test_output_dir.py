@@ -203,6 +203,14 @@ def test_an_evaluation_names_each_file_and_folder_it_moved(tmp_path, capsys):
     assert re.fullmatch(r"The earlier config\.yaml, config\.yaml\.pkl, inference/ and inference_TTA/ in "
                         r"OUTPUT_DIR='.*' moved to \S+\n", capsys.readouterr().out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model_final.pth", "previous_runs"]
+    # One thing moved: named alone, and two: joined by "and".
+    for moved, listed in ((["config.yaml"], "config.yaml"), (["config.yaml", "inference"], "config.yaml and inference/")):
+        folder = tmp_path / f"{len(moved)}_moved"
+        folder.mkdir()
+        for name in moved:
+            (folder / name).mkdir() if name == "inference" else (folder / name).write_text(name)
+        prepare_output_dir(str(folder), "OUTPUT_DIR", eval_only=True, resume=False, resuming=False)
+        assert re.fullmatch(rf"The earlier {re.escape(listed)} in OUTPUT_DIR='.*' moved to \S+\n", capsys.readouterr().out)
 
 
 def test_prepare_output_dir_says_nothing_where_nothing_moved_and_names_the_key_of_a_kept_checkpoint(tmp_path, capsys):
