@@ -5,6 +5,7 @@ model and its optimizer before data loading.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Tuple
@@ -290,15 +291,50 @@ _YACS_GROUPING = ("SOLVER.WEIGHT_DECAY, WEIGHT_DECAY_NORM, WEIGHT_DECAY_BIAS and
                   "by which of them train (MODEL.BACKBONE.FREEZE_AT)")
 
 
+# The optimizer hyperparameters a resume restores from the checkpoint (torch's SGD, Adam(W),
+# RMSprop); lr as the LR scheduler's base (initial_lr), what the config sets.
+_OPTIMIZER_SETTINGS = ("lr", "momentum", "dampening", "nesterov", "weight_decay", "betas", "eps", "amsgrad",
+                       "alpha", "centered")
+_YACS_SETTINGS = "SOLVER.BASE_LR, BIAS_LR_FACTOR, MOMENTUM, NESTEROV, WEIGHT_DECAY, WEIGHT_DECAY_NORM and WEIGHT_DECAY_BIAS"
+
+
+def _same_setting(saved: Any, now: Any) -> bool:
+    if isinstance(saved, float) and isinstance(now, (int, float)) and not isinstance(now, bool):
+        return math.isclose(saved, now, rel_tol=1e-9)
+    try:
+        return bool(saved == now)
+    except (RuntimeError, TypeError, ValueError):  # e.g. a tensor lr: not judged
+        return True
+
+
+def _changed_settings(saved_groups: List[Dict[str, Any]], groups: List[Dict[str, Any]]) -> List[str]:
+    """"momentum 0.9 (this config: 0.5)" for each hyperparameter the config's optimizer
+    `groups` set otherwise than the saved `saved_groups` (first differing group each)."""
+    changed: Dict[str, Tuple[Any, Any]] = {}
+    for old, new in zip(saved_groups, groups):
+        for name in _OPTIMIZER_SETTINGS:
+            # A group's lr is the scheduler's schedule at that step: its base is initial_lr.
+            was = old.get("initial_lr") if name == "lr" else old.get(name)
+            now = new.get("initial_lr", new.get("lr")) if name == "lr" else new.get(name)
+            if was is not None and now is not None and not _same_setting(was, now):
+                changed.setdefault(name, (was, now))
+    return [f"{name} {was!r} (this config: {now!r})" for name, (was, now) in changed.items()]
+
+
 def check_resume_optimizer(checkpoint: Dict[str, Any], optimizer: torch.optim.Optimizer, path: str,
-                           grouping: str = _YACS_GROUPING, weights_key: str = "MODEL.WEIGHTS") -> None:
+                           grouping: str = _YACS_GROUPING, weights_key: str = "MODEL.WEIGHTS",
+                           settings: str = _YACS_SETTINGS) -> None:
     """ValueError naming the file and the keys when the optimizer state saved in `checkpoint`
     (read from `path`) groups the parameters otherwise than `optimizer`, the one the config
     builds: torch refuses to load it ("loaded state dict has a different number of parameter
     groups"), which detectron2 does after the data loader is built and config.yaml
-    rewritten. `grouping`: what decides the groups, by the config's keys; `weights_key`: the
-    key a fresh run starts from a checkpoint with. A checkpoint without optimizer state is
-    not judged."""
+    rewritten. ValueError too when its hyperparameters (base lr, momentum, weight decay, ...)
+    differ from `optimizer`'s: the resume would restore the saved ones (torch's
+    load_state_dict keeps a checkpoint's, and the LR scheduler's state its base LRs), and the
+    config's change would silently not take effect. `grouping`: what decides the groups, by
+    the config's keys; `settings`: the keys of the hyperparameters; `weights_key`: the key a
+    fresh run starts from a checkpoint with. A checkpoint without optimizer state is not
+    judged."""
     saved = _saved_trainer_state(checkpoint).get("optimizer")
     if not isinstance(saved, dict) or not isinstance(saved.get("param_groups"), list):
         return
@@ -310,6 +346,13 @@ def check_resume_optimizer(checkpoint: Dict[str, Any], optimizer: torch.optim.Op
             f"(of {saved_sizes} parameters), and this config's optimizer has {len(sizes)} (of {sizes}): "
             f"detectron2 groups the parameters by {grouping}. Resume with the run's values, or start a "
             f"fresh run from the checkpoint ({weights_key}) to change them")
+    changed = _changed_settings(saved["param_groups"], optimizer.param_groups)
+    if changed:
+        raise ValueError(
+            f"--resume: checkpoint {path!r} holds an optimizer with {', '.join(changed)}: a resume restores "
+            f"the saved values (torch's load_state_dict, and the LR scheduler's base LRs), so the change of "
+            f"{settings} would not take effect. Resume with the run's values, or start a fresh run from the "
+            f"checkpoint ({weights_key}) to change them")
 
 
 def check_checkpoint_fits(model: Optional[torch.nn.Module], path: str, what: str, advice: str = "",

@@ -1169,6 +1169,6 @@ def check_lazy_checkpoint(cfg: DictConfig, model: Optional[torch.nn.Module], pat
         # Else torch refuses the saved optimizer state after the data loader is built.
         check_resume_optimizer(checkpoint, optimizer, path, "optimizer.params (weight_decay, weight_decay_norm, "
                                "weight_decay_bias, bias_lr_factor, overrides) and by which of them train",
-                               "train.init_checkpoint")
+                               "train.init_checkpoint", "optimizer (lr, momentum, weight_decay, ...) and optimizer.params")
     if OmegaConf.select(cfg, "train.amp.enabled", default=False):
         check_resume_grad_scaler(checkpoint, path, "train.amp.enabled", "train.init_checkpoint")

@@ -677,6 +677,32 @@ def test_a_resume_whose_optimizer_groups_the_parameters_otherwise_is_refused_nam
             check_resume_checkpoint(changed, str(path))
 
 
+def test_a_resume_with_changed_optimizer_settings_is_refused_as_they_would_not_take_effect(tmp_path):
+    # detectron2 restores the checkpoint's optimizer hyperparameters and its LR scheduler's base
+    # LRs: a --resume with another SOLVER.BASE_LR or MOMENTUM trained on with the saved ones,
+    # silently (checked on both detectron2 versions: base_lrs 0.02 and momentum 0.9 after a
+    # resume configured with 0.001 and 0.5).
+    from dropblock_det.engine.config_checks import check_resume_checkpoint
+    from dropblock_det.engine.trainer import DropBlockTrainer
+
+    cfg = synthetic_cfg("SOLVER.MAX_ITER", "10")
+    model = DropBlockTrainer.build_model(cfg)
+    optimizer = DropBlockTrainer.build_optimizer(cfg, model)
+    DropBlockTrainer.build_lr_scheduler(cfg, optimizer)  # as the trainer's: the groups' initial_lr
+    path = tmp_path / "model_0000004.pth"
+    torch.save({"model": model.state_dict(), "iteration": 4,
+                "trainer": {"iteration": 4, "_trainer": {"iteration": 4, "optimizer": optimizer.state_dict()}}}, path)
+    check_resume_checkpoint(cfg, str(path))  # the run's own values resume
+    check_resume_checkpoint(synthetic_cfg("SOLVER.MAX_ITER", "20"), str(path))  # a longer run too
+    for opts, named in ((("SOLVER.BASE_LR", "0.001"), r"lr 0\.02 \(this config: 0\.001\)"),
+                        (("SOLVER.MOMENTUM", "0.5"), r"momentum 0\.9 \(this config: 0\.5\)"),
+                        (("SOLVER.WEIGHT_DECAY", "0.001"), r"weight_decay 0\.0001 \(this config: 0\.001\)")):
+        with pytest.raises(ValueError, match=rf"^--resume: checkpoint '.*model_0000004\.pth' holds an optimizer with "
+                                             rf"{named}: a resume restores the saved values .*SOLVER\.BASE_LR, "
+                                             r".*MODEL\.WEIGHTS"):
+            check_resume_checkpoint(synthetic_cfg("SOLVER.MAX_ITER", "10", *opts), str(path))
+
+
 def test_a_resume_with_amp_of_a_checkpoint_saved_without_it_is_refused_naming_the_key(tmp_path):
     # AMPTrainer.load_state_dict reads the grad scaler's state unconditionally: turning
     # SOLVER.AMP.ENABLED on for a resume failed with "KeyError: 'grad_scaler'" after the data

@@ -980,6 +980,30 @@ def test_a_resume_whose_optimizer_groups_the_parameters_otherwise_is_refused_nam
         check_lazy_checkpoint(changed, lazy_meta_model(changed), str(path))
 
 
+def test_a_resume_with_changed_optimizer_settings_is_refused_as_they_would_not_take_effect(tmp_path):
+    # The loop's checkpoint restores the optimizer's hyperparameters and the LR multiplier's base
+    # LRs: optimizer.lr=0.001 on a --resume trained on with the saved lr, silently.
+    from detectron2.solver import LRMultiplier
+    from fvcore.common.param_scheduler import ConstantParamScheduler
+
+    from dropblock_det.engine.lazy import build_lazy_model
+    from dropblock_det.engine.lazy_config_checks import check_lazy_checkpoint, lazy_meta_model, lazy_optimizer
+
+    cfg = lazy_cfg(SYNTHETIC, "train.max_iter=10")
+    model = build_lazy_model(cfg)
+    optimizer = lazy_optimizer(cfg, model)
+    LRMultiplier(optimizer, ConstantParamScheduler(1.0), 10)  # as the loop's LRScheduler hook: initial_lr
+    path = tmp_path / "model_0000004.pth"
+    torch.save({"model": model.state_dict(), "trainer": {"iteration": 4, "optimizer": optimizer.state_dict()},
+                "iteration": 4}, path)
+    check_lazy_checkpoint(cfg, lazy_meta_model(cfg), str(path))  # the run's own values resume
+    changed = lazy_cfg(SYNTHETIC, "train.max_iter=10", "optimizer.lr=0.001", "optimizer.momentum=0.5")
+    with pytest.raises(ValueError, match=r"^--resume: checkpoint '.*model_0000004\.pth' holds an optimizer with "
+                                         rf"lr {cfg.optimizer.lr} \(this config: 0\.001\), momentum 0\.9 \(this config: 0\.5\): "
+                                         r".*optimizer \(lr, momentum.*train\.init_checkpoint"):
+        check_lazy_checkpoint(changed, lazy_meta_model(changed), str(path))
+
+
 def test_a_resume_with_amp_of_a_checkpoint_saved_without_it_is_refused_naming_the_key(tmp_path):
     # AMPTrainer.load_state_dict reads the grad scaler's state unconditionally: turning
     # train.amp.enabled on for a resume failed with "KeyError: 'grad_scaler'" once the loop
