@@ -924,11 +924,13 @@ def check_resume_checkpoint(cfg: CfgNode, path: str, model: Optional[torch.nn.Mo
 
     if model is None:
         model = meta_model(cfg)  # None: the real load checks for itself
-    max_iter = DropBlockTrainer.auto_scale_workers(cfg, comm.get_world_size()).SOLVER.MAX_ITER
+    # As the trainer will run it: REFERENCE_WORLD_SIZE scales MAX_ITER and BASE_LR.
+    scaled = DropBlockTrainer.auto_scale_workers(cfg, comm.get_world_size())
+    max_iter = scaled.SOLVER.MAX_ITER
     checkpoint = check_checkpoint_fits(
         model, path, "--resume", "resume continues a run with its own config; start a fresh "
         "run or use another OUTPUT_DIR for a changed model", ("SOLVER.MAX_ITER", max_iter))
     if model is not None:
-        check_resume_optimizer(checkpoint, check_optimizer(cfg, model), path)
+        check_resume_optimizer(checkpoint, check_optimizer(scaled, model), path)
     if cfg.SOLVER.AMP.ENABLED:
         check_resume_grad_scaler(checkpoint, path, "SOLVER.AMP.ENABLED")

@@ -703,6 +703,28 @@ def test_a_resume_with_changed_optimizer_settings_is_refused_as_they_would_not_t
             check_resume_checkpoint(synthetic_cfg("SOLVER.MAX_ITER", "10", *opts), str(path))
 
 
+def test_a_resume_is_judged_against_the_optimizer_scaled_to_this_runs_processes(tmp_path, monkeypatch):
+    # REFERENCE_WORLD_SIZE 1 on 2 processes: the trainer doubles BASE_LR, and so did the run
+    # that saved the checkpoint; the config's own BASE_LR is not what resumes.
+    from dropblock_det.engine import config_checks
+    from dropblock_det.engine.trainer import DropBlockTrainer
+
+    monkeypatch.setattr(config_checks.comm, "get_world_size", lambda: 2)
+    cfg = synthetic_cfg("SOLVER.MAX_ITER", "20", "SOLVER.REFERENCE_WORLD_SIZE", "1", "SOLVER.IMS_PER_BATCH", "2")
+    scaled = DropBlockTrainer.auto_scale_workers(cfg, 2)
+    assert scaled.SOLVER.BASE_LR == 2 * cfg.SOLVER.BASE_LR
+    model = DropBlockTrainer.build_model(scaled)
+    optimizer = DropBlockTrainer.build_optimizer(scaled, model)
+    DropBlockTrainer.build_lr_scheduler(scaled, optimizer)
+    path = tmp_path / "model_0000004.pth"
+    torch.save({"model": model.state_dict(), "iteration": 4,
+                "trainer": {"iteration": 4, "_trainer": {"iteration": 4, "optimizer": optimizer.state_dict()}}}, path)
+    config_checks.check_resume_checkpoint(cfg, str(path))
+    monkeypatch.setattr(config_checks.comm, "get_world_size", lambda: 1)  # resumed on 1: another LR
+    with pytest.raises(ValueError, match=r"holds an optimizer with lr 0\.04 \(this config: 0\.02\)"):
+        config_checks.check_resume_checkpoint(cfg, str(path))
+
+
 def test_a_resume_with_amp_of_a_checkpoint_saved_without_it_is_refused_naming_the_key(tmp_path):
     # AMPTrainer.load_state_dict reads the grad scaler's state unconditionally: turning
     # SOLVER.AMP.ENABLED on for a resume failed with "KeyError: 'grad_scaler'" after the data
