@@ -646,11 +646,13 @@ def test_the_run_check_reads_the_starting_weights_of_a_training_and_only_finds_a
 
 def _trainer_checkpoint(tmp_path, cfg, **inner_state):
     """(path, optimizer): a checkpoint of iteration 4 as DropBlockTrainer saves it (the inner
-    trainer's optimizer state, and `inner_state`, under trainer/_trainer) for cfg's model."""
+    trainer's optimizer state, and `inner_state`, under trainer/_trainer) for cfg's model; the
+    optimizer has the trainer's LR scheduler on it (its groups' initial_lr, the base LRs)."""
     from dropblock_det.engine.trainer import DropBlockTrainer
 
     model = DropBlockTrainer.build_model(cfg)
     optimizer = DropBlockTrainer.build_optimizer(cfg, model)
+    DropBlockTrainer.build_lr_scheduler(cfg, optimizer)
     path = tmp_path / "model_0000004.pth"
     trainer = {"iteration": 4, "_trainer": {"iteration": 4, "optimizer": optimizer.state_dict(), **inner_state}}
     torch.save({"model": model.state_dict(), "trainer": trainer, "iteration": 4}, path)
@@ -683,15 +685,9 @@ def test_a_resume_with_changed_optimizer_settings_is_refused_as_they_would_not_t
     # silently (checked on both detectron2 versions: base_lrs 0.02 and momentum 0.9 after a
     # resume configured with 0.001 and 0.5).
     from dropblock_det.engine.config_checks import check_resume_checkpoint
-    from dropblock_det.engine.trainer import DropBlockTrainer
 
     cfg = synthetic_cfg("SOLVER.MAX_ITER", "10")
-    model = DropBlockTrainer.build_model(cfg)
-    optimizer = DropBlockTrainer.build_optimizer(cfg, model)
-    DropBlockTrainer.build_lr_scheduler(cfg, optimizer)  # as the trainer's: the groups' initial_lr
-    path = tmp_path / "model_0000004.pth"
-    torch.save({"model": model.state_dict(), "iteration": 4,
-                "trainer": {"iteration": 4, "_trainer": {"iteration": 4, "optimizer": optimizer.state_dict()}}}, path)
+    path, _ = _trainer_checkpoint(tmp_path, cfg)
     check_resume_checkpoint(cfg, str(path))  # the run's own values resume
     check_resume_checkpoint(synthetic_cfg("SOLVER.MAX_ITER", "20"), str(path))  # a longer run too
     for opts, named in ((("SOLVER.BASE_LR", "0.001"), r"lr 0\.02 \(this config: 0\.001\)"),
@@ -713,12 +709,7 @@ def test_a_resume_is_judged_against_the_optimizer_scaled_to_this_runs_processes(
     cfg = synthetic_cfg("SOLVER.MAX_ITER", "20", "SOLVER.REFERENCE_WORLD_SIZE", "1", "SOLVER.IMS_PER_BATCH", "2")
     scaled = DropBlockTrainer.auto_scale_workers(cfg, 2)
     assert scaled.SOLVER.BASE_LR == 2 * cfg.SOLVER.BASE_LR
-    model = DropBlockTrainer.build_model(scaled)
-    optimizer = DropBlockTrainer.build_optimizer(scaled, model)
-    DropBlockTrainer.build_lr_scheduler(scaled, optimizer)
-    path = tmp_path / "model_0000004.pth"
-    torch.save({"model": model.state_dict(), "iteration": 4,
-                "trainer": {"iteration": 4, "_trainer": {"iteration": 4, "optimizer": optimizer.state_dict()}}}, path)
+    path, _ = _trainer_checkpoint(tmp_path, scaled)
     config_checks.check_resume_checkpoint(cfg, str(path))
     monkeypatch.setattr(config_checks.comm, "get_world_size", lambda: 1)  # resumed on 1: another LR
     with pytest.raises(ValueError, match=r"holds an optimizer with lr 0\.04 \(this config: 0\.02\)"):

@@ -956,20 +956,33 @@ def test_a_deeplab_head_input_overridden_with_its_backbone_and_crop_is_accepted(
     check_lazy_model(cfg, lazy_meta_model(cfg), train=False)  # an evaluation uses no crop
 
 
+def _loop_checkpoint(tmp_path, cfg, **inner_state):
+    """(path, optimizer): a checkpoint of iteration 4 as the LazyConfig loop's checkpointer saves
+    it (the SimpleTrainer's own state, and `inner_state`, under "trainer") for cfg's model; the
+    optimizer has an LR multiplier on it, as the loop's LRScheduler hook puts (initial_lr)."""
+    from detectron2.solver import LRMultiplier
+    from fvcore.common.param_scheduler import ConstantParamScheduler
+
+    from dropblock_det.engine.lazy import build_lazy_model
+    from dropblock_det.engine.lazy_config_checks import lazy_optimizer
+
+    model = build_lazy_model(cfg)
+    optimizer = lazy_optimizer(cfg, model)
+    LRMultiplier(optimizer, ConstantParamScheduler(1.0), cfg.train.max_iter)
+    path = tmp_path / "model_0000004.pth"
+    trainer = {"iteration": 4, "optimizer": optimizer.state_dict(), **inner_state}
+    torch.save({"model": model.state_dict(), "trainer": trainer, "iteration": 4}, path)
+    return path, optimizer
+
+
 def test_a_resume_whose_optimizer_groups_the_parameters_otherwise_is_refused_naming_the_key(tmp_path):
     # The checkpoint fits the model, but its optimizer state does not fit the optimizer the
     # changed optimizer.params build: torch refused it when the loop loaded the checkpoint,
     # after the data loader was built and config.yaml rewritten, naming no key.
     from dropblock_det.engine.lazy_config_checks import check_lazy_checkpoint, lazy_meta_model, lazy_optimizer
-    from dropblock_det.engine.lazy import build_lazy_model
 
     cfg = lazy_cfg(SYNTHETIC, "train.max_iter=10")
-    model = build_lazy_model(cfg)
-    optimizer = lazy_optimizer(cfg, model)
-    path = tmp_path / "model_0000004.pth"
-    # As the loop's checkpointer saves it: the SimpleTrainer's own state under "trainer".
-    trainer = {"iteration": 4, "optimizer": optimizer.state_dict()}
-    torch.save({"model": model.state_dict(), "trainer": trainer, "iteration": 4}, path)
+    path, optimizer = _loop_checkpoint(tmp_path, cfg)
     check_lazy_checkpoint(cfg, lazy_meta_model(cfg), str(path))  # the run's own values resume
     changed = lazy_cfg(SYNTHETIC, "train.max_iter=10", "optimizer.params.base_lr=0.02", "optimizer.params.bias_lr_factor=2.0")
     with pytest.raises(ValueError, match="parameter group"):  # what the resumed run hit
@@ -983,19 +996,10 @@ def test_a_resume_whose_optimizer_groups_the_parameters_otherwise_is_refused_nam
 def test_a_resume_with_changed_optimizer_settings_is_refused_as_they_would_not_take_effect(tmp_path):
     # The loop's checkpoint restores the optimizer's hyperparameters and the LR multiplier's base
     # LRs: optimizer.lr=0.001 on a --resume trained on with the saved lr, silently.
-    from detectron2.solver import LRMultiplier
-    from fvcore.common.param_scheduler import ConstantParamScheduler
-
-    from dropblock_det.engine.lazy import build_lazy_model
-    from dropblock_det.engine.lazy_config_checks import check_lazy_checkpoint, lazy_meta_model, lazy_optimizer
+    from dropblock_det.engine.lazy_config_checks import check_lazy_checkpoint, lazy_meta_model
 
     cfg = lazy_cfg(SYNTHETIC, "train.max_iter=10")
-    model = build_lazy_model(cfg)
-    optimizer = lazy_optimizer(cfg, model)
-    LRMultiplier(optimizer, ConstantParamScheduler(1.0), 10)  # as the loop's LRScheduler hook: initial_lr
-    path = tmp_path / "model_0000004.pth"
-    torch.save({"model": model.state_dict(), "trainer": {"iteration": 4, "optimizer": optimizer.state_dict()},
-                "iteration": 4}, path)
+    path, _ = _loop_checkpoint(tmp_path, cfg)
     check_lazy_checkpoint(cfg, lazy_meta_model(cfg), str(path))  # the run's own values resume
     changed = lazy_cfg(SYNTHETIC, "train.max_iter=10", "optimizer.lr=0.001", "optimizer.momentum=0.5")
     with pytest.raises(ValueError, match=r"^--resume: checkpoint '.*model_0000004\.pth' holds an optimizer with "
@@ -1008,21 +1012,16 @@ def test_a_resume_with_amp_of_a_checkpoint_saved_without_it_is_refused_naming_th
     # AMPTrainer.load_state_dict reads the grad scaler's state unconditionally: turning
     # train.amp.enabled on for a resume failed with "KeyError: 'grad_scaler'" once the loop
     # loaded the checkpoint, after the data loader was built.
-    from dropblock_det.engine.lazy_config_checks import check_lazy_checkpoint, lazy_meta_model, lazy_optimizer
-    from dropblock_det.engine.lazy import build_lazy_model
+    from dropblock_det.engine.lazy_config_checks import check_lazy_checkpoint, lazy_meta_model
 
     cfg = lazy_cfg(SYNTHETIC, "train.max_iter=10")
-    model = build_lazy_model(cfg)
-    path = tmp_path / "model_0000004.pth"
-    trainer = {"iteration": 4, "optimizer": lazy_optimizer(cfg, model).state_dict()}
-    torch.save({"model": model.state_dict(), "trainer": trainer, "iteration": 4}, path)
+    path, _ = _loop_checkpoint(tmp_path, cfg)
     amp = lazy_cfg(SYNTHETIC, "train.max_iter=10", "train.amp.enabled=True")
     with pytest.raises(ValueError, match=r"--resume: checkpoint '.*model_0000004\.pth' was saved by a run without "
                                          r"mixed precision .*train\.amp\.enabled=True.*train\.init_checkpoint"):
         check_lazy_checkpoint(amp, lazy_meta_model(amp), str(path))
     check_lazy_checkpoint(cfg, lazy_meta_model(cfg), str(path))  # resumed without AMP, as it ran
-    trainer["grad_scaler"] = {"scale": 1024.0}
-    torch.save({"model": model.state_dict(), "trainer": trainer, "iteration": 4}, path)
+    path, _ = _loop_checkpoint(tmp_path, cfg, grad_scaler={"scale": 1024.0})
     check_lazy_checkpoint(amp, lazy_meta_model(amp), str(path))  # an AMP run's checkpoint resumes with AMP
 
 
