@@ -58,6 +58,20 @@ def _naming_the_file(path: str, read: Callable[[str], Dict[str, Any]]) -> Dict[s
         return read(path)
     except Exception as e:  # noqa: BLE001 - torch, pickle and zip raise many kinds
         reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        refused_global = [line.strip().split(" by default.")[0] + " by default."
+                          for line in str(e).splitlines() if "Unsupported global" in line]
+        if refused_global:
+            # A whole file that torch.load refuses with weights_only=True (its default since
+            # torch 2.6, and how fvcore's checkpointer calls it): numpy arrays or other objects.
+            raise RuntimeError(
+                f"checkpoint {path!r} holds objects other than tensors, which torch.load refuses with "
+                f"weights_only=True (its default since torch 2.6, as detectron2's checkpointer calls it): "
+                f"{refused_global[0]} Save its weights as tensors (torch.save of a dict with the state_dict "
+                f"under 'model'), or as a detectron2 .pkl of numpy arrays") from e
+        if isinstance(e, (AssertionError, AttributeError, KeyError, TypeError)):
+            # The bytes were read: detectron2's reader refused what they hold (a .pyth without
+            # 'model_state', a .pkl of a list), which is no damage to the file.
+            raise RuntimeError(f"{path!r} was read but is not a checkpoint detectron2 takes ({reason})") from e
         try:
             with open(path, "rb") as f:
                 head = f.read(4)
@@ -213,7 +227,7 @@ def check_weights_readable(key: str, path: str) -> None:
     detector)."""
     local = local_checkpoint(key, path)
     try:
-        _naming_the_file(local, _file_reader(local))
+        read_checkpoint(local)
     except RuntimeError as e:
         raise RuntimeError(f"{key}={path!r}: {e}") from e.__cause__
 
@@ -245,6 +259,11 @@ def read_checkpoint(path: str) -> Dict[str, Any]:
     dict with its weights under "model" (a bare state_dict is put there); RuntimeError naming
     the file when it cannot be read."""
     checkpoint = _naming_the_file(path, _file_reader(path))
+    weights = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else checkpoint
+    if not isinstance(weights, dict):
+        # torch.save of a list or a module object: detectron2's load fails on it much later.
+        raise RuntimeError(f"{path!r} is not a checkpoint: it holds a {type(weights).__name__}, where a "
+                           f"dict of weights (a state_dict, or one under 'model') was expected")
     return checkpoint if "model" in checkpoint else {"model": checkpoint}
 
 

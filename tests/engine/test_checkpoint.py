@@ -235,3 +235,32 @@ def test_pycls_pyth_weights_are_read_as_detectron2_reads_them(tmp_path):
     assert sorted(read_checkpoint(str(pyth))["model"]) == ["0.bias", "0.weight"]
     check_weights_readable("MODEL.WEIGHTS", str(pyth))
     check_eval_checkpoint(model, str(pyth), "MODEL.WEIGHTS")
+
+
+def test_whole_files_detectron2_refuses_are_not_called_truncated_or_corrupt(tmp_path):
+    # A readable file whose content detectron2's checkpointer refuses was blamed as
+    # "truncated or corrupt": a .pth of numpy arrays (torch.load's weights_only refusal), a
+    # .pyth without pycls' "model_state", a .pkl of a list; a .pth of a list was even taken
+    # as weights and failed later, in detectron2's load.
+    import pickle
+
+    import numpy as np
+
+    from dropblock_det.engine.checkpoint import check_weights_readable, read_checkpoint
+
+    torch.save({"model": {"w": np.zeros(3)}}, tmp_path / "numpy.pth")
+    with pytest.raises(RuntimeError, match=r"^MODEL\.WEIGHTS='.*numpy\.pth': checkpoint .* holds objects other "
+                                           r"than tensors, which torch\.load refuses with weights_only=True .*"
+                                           r"Unsupported global: GLOBAL numpy.*Save its weights as tensors"):
+        check_weights_readable("MODEL.WEIGHTS", str(tmp_path / "numpy.pth"))
+    torch.save({"epoch": 3}, tmp_path / "no_state.pyth")
+    pickle.dump([1, 2], open(tmp_path / "list.pkl", "wb"))
+    for name, reason in [("no_state.pyth", "AssertionError: .*must contain 'model_state'"),
+                         ("list.pkl", "AttributeError: 'list' object")]:
+        with pytest.raises(RuntimeError, match=rf"^'.*{name}' was read but is not a checkpoint detectron2 takes "
+                                               rf"\({reason}"):
+            read_checkpoint(str(tmp_path / name))
+    torch.save([1, 2], tmp_path / "list.pth")
+    with pytest.raises(RuntimeError, match=r"^MODEL\.WEIGHTS='.*list\.pth': '.*list\.pth' is not a checkpoint: "
+                                           r"it holds a list, where a dict of weights"):
+        check_weights_readable("MODEL.WEIGHTS", str(tmp_path / "list.pth"))
