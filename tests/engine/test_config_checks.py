@@ -776,7 +776,7 @@ def test_missing_dataset_files_are_named_with_the_key_that_names_the_set(tmp_pat
 
     from dropblock_det.engine.config_checks import check_dataset_names
 
-    name = "test_trainer_set_without_files"
+    name = "test_config_checks_set_without_files"
     if name not in DatasetCatalog.list():
         register_coco_instances(name, {}, str(tmp_path / "none.json"), str(tmp_path / "images"))
     with pytest.raises(FileNotFoundError, match=rf"\n  {name} \(DATASETS\.TEST\): .*none\.json"):
@@ -791,7 +791,7 @@ def test_a_set_named_by_both_keys_is_listed_once_with_the_training_key(tmp_path)
 
     from dropblock_det.engine.config_checks import check_dataset_names
 
-    name = "test_trainer_train_and_test_set_without_files"
+    name = "test_config_checks_train_and_test_set_without_files"
     if name not in DatasetCatalog.list():
         register_coco_instances(name, {}, str(tmp_path / "none.json"), str(tmp_path / "images"))
     with pytest.raises(FileNotFoundError) as error:
