@@ -84,7 +84,13 @@ def add_dropblock_config(cfg: CN) -> None:
     It also adds the keys of detectron2's DeepLab project (`add_deeplab_config`: SOLVER.
     POLY_LR_*, MODEL.SEM_SEG_HEAD.ASPP_* / PROJECT_*, MODEL.RESNETS.RES5_MULTI_GRID,
     STEM_TYPE, ...), which the segmentation configs use; they change no other default.
+
+    Idempotent, as `add_dropblock_deeplab_config` is: a config that has the keys already
+    (a project's setup and a library both calling it) keeps its values.
     """
+    if "DROPBLOCK" in cfg.MODEL and "CUTOUT" in cfg.INPUT:
+        # A second call reset every MODEL.DROPBLOCK and INPUT.CUTOUT value merged since the first.
+        return
     cfg.MODEL.DROPBLOCK = CN()
     db = cfg.MODEL.DROPBLOCK
     db.TYPE = "DropBlock"

@@ -208,6 +208,18 @@ def test_config_without_dropblock_node_raises_key_error_with_fix():
         validate_dropblock_config(get_cfg())
 
 
+def test_a_second_add_dropblock_config_keeps_the_values_set_since_the_first():
+    # A project's setup and a library each calling it: the second call reset every value.
+    cfg = _cfg()
+    cfg.merge_from_list(["MODEL.DROPBLOCK.KEEP_PROB", 0.8, "MODEL.DROPBLOCK.FPN.ENABLED", True,
+                         "INPUT.CUTOUT.SIZE", 32, "SOLVER.POLY_LR_POWER", 0.5])
+    add_dropblock_config(cfg)
+    assert (cfg.MODEL.DROPBLOCK.KEEP_PROB, cfg.MODEL.DROPBLOCK.FPN.ENABLED) == (0.8, True)
+    assert (cfg.INPUT.CUTOUT.SIZE, cfg.SOLVER.POLY_LR_POWER) == (32, 0.5)
+    cfg.freeze()
+    add_dropblock_config(cfg)  # a frozen config that has the keys is not written to
+
+
 def test_yaml_with_unknown_dropblock_key_is_rejected_by_merge(tmp_path):
     config = tmp_path / "typo.yaml"
     config.write_text("MODEL:\n  DROPBLOCK:\n    KEEP_PROBABILITY: 0.8\n")
