@@ -16,6 +16,7 @@ def test_weights_given_as_urls_are_fetched_into_the_cache_the_checkpointer_reads
         check_eval_checkpoint,
         check_weights_path,
         CheckpointMismatchError,
+        load_checkpoint_strict,
         local_checkpoint,
     )
 
@@ -38,6 +39,8 @@ def test_weights_given_as_urls_are_fetched_into_the_cache_the_checkpointer_reads
     check_eval_checkpoint(model, f"{url}/w.pth", "MODEL.WEIGHTS")
     with pytest.raises(CheckpointMismatchError, match=r"^MODEL\.WEIGHTS='http://127\.0\.0\.1:\d+/w\.pth': checkpoint '.*cache.*w\.pth' does not match"):
         check_eval_checkpoint(torch.nn.Sequential(torch.nn.Linear(3, 2)), f"{url}/w.pth", "MODEL.WEIGHTS")
+    # The evaluation's strict load reads a URL too (it is fetched, not refused as a missing file).
+    load_checkpoint_strict(model, f"{url}/w.pth")
 
 
 @pytest.mark.parametrize("change, match", [
@@ -89,6 +92,7 @@ def test_a_checkpoint_write_interrupted_by_ctrl_c_leaves_the_earlier_checkpoint_
     (b"MODEL:\n  WEIGHTS: ''\n", r"'.*weights' is not a checkpoint: its first bytes b'MODE' are neither"),
     (b"\xff\xd8\xff\xe0JFIF", r"'.*weights' is not a checkpoint: its first bytes b'\\xff\\xd8\\xff\\xe0'"),
     (None, r"checkpoint '.*weights' cannot be read, it is truncated or corrupt"),  # a partial torch.save
+    (b"", r"checkpoint '.*weights' cannot be read, it is truncated or corrupt"),  # a copy that wrote nothing
 ])
 def test_weights_that_are_no_checkpoint_are_told_from_a_damaged_one(tmp_path, content, match):
     import io
@@ -264,3 +268,78 @@ def test_whole_files_detectron2_refuses_are_not_called_truncated_or_corrupt(tmp_
     with pytest.raises(RuntimeError, match=r"^MODEL\.WEIGHTS='.*list\.pth': '.*list\.pth' is not a checkpoint: "
                                            r"it holds a list, where a dict of weights"):
         check_weights_readable("MODEL.WEIGHTS", str(tmp_path / "list.pth"))
+
+
+def test_model_zoo_weights_are_left_to_detectron2s_path_manager_not_refused_as_missing_files():
+    # detectron2:// is how the stock configs name the ImageNet weights: a tool that only
+    # writes a config (fetch=False) leaves it alone, as it does an https:// URL.
+    from dropblock_det.engine.checkpoint import check_weights_path, is_url
+
+    for url in ("detectron2://ImageNetPretrained/MSRA/R-50.pkl", "https://example.com/model_final.pth"):
+        assert is_url(url)
+        check_weights_path(synthetic_cfg("MODEL.WEIGHTS", url), fetch=False)
+    assert not is_url("output/model_final.pth")
+
+
+def test_a_url_fetched_to_something_that_is_no_file_is_refused_naming_the_key(tmp_path):
+    # A path handler of the user's own may give a folder for a URL: the load failed on it later.
+    from detectron2.utils.file_io import PathManager
+    from iopath.common.file_io import PathHandler
+
+    from dropblock_det.engine.checkpoint import local_checkpoint
+
+    class FolderHandler(PathHandler):
+        def _get_supported_prefixes(self):
+            return ["dropblock-test-folder://"]
+
+        def _get_local_path(self, path, **kwargs):
+            return str(tmp_path)
+
+    if "dropblock-test-folder://" not in PathManager._path_handlers:
+        PathManager.register_handler(FolderHandler())
+    with pytest.raises(FileNotFoundError, match=r"^MODEL\.WEIGHTS='dropblock-test-folder://w\.pth' was fetched to "
+                                                r"'.*', which is not a file$"):
+        local_checkpoint("MODEL.WEIGHTS", "dropblock-test-folder://w.pth")
+
+
+def test_a_bare_state_dict_is_checked_as_the_checkpointer_loads_it_and_extra_keys_are_named(tmp_path):
+    # torch.save(model.state_dict()) (no "model" key): detectron2's checkpointer loads it as
+    # the weights, so an evaluation's check reads it so too; a key the model lacks is named
+    # before anything is written (the strict load refused it after the folder was claimed).
+    from dropblock_det.engine.checkpoint import (
+        CheckpointMismatchError,
+        check_eval_checkpoint,
+        read_checkpoint,
+        state_dict_problems,
+    )
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    torch.save(model.state_dict(), tmp_path / "bare.pth")
+    assert sorted(read_checkpoint(str(tmp_path / "bare.pth"))["model"]) == ["0.bias", "0.weight"]
+    check_eval_checkpoint(model, str(tmp_path / "bare.pth"), "MODEL.WEIGHTS")
+    extra = {**model.state_dict(), "head.weight": torch.zeros(1)}
+    assert state_dict_problems(model, extra) == ["not in model: head.weight"]
+    torch.save(extra, tmp_path / "extra.pth")
+    with pytest.raises(CheckpointMismatchError, match=r"^MODEL\.WEIGHTS: checkpoint '.*extra\.pth' does not match "
+                                                      r"the model built from the config: not in model: head\.weight$"):
+        check_eval_checkpoint(model, str(tmp_path / "extra.pth"), "MODEL.WEIGHTS")
+
+
+def test_a_resume_judges_the_optimizers_base_lr_not_the_lr_its_warm_up_has_reached(tmp_path):
+    # Both the saved optimizer and the config's carry an LR scheduler: a group's "lr" is the
+    # schedule's value at that step (0.001 x during the warm-up), its "initial_lr" the base
+    # the config sets. A plain resume in the warm-up must not be refused.
+    from dropblock_det.engine.checkpoint import check_resume_optimizer
+    from dropblock_det.solver import WarmupPolyLR
+
+    def optimizer(lr):
+        sgd = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=lr, momentum=0.9)
+        WarmupPolyLR(sgd, max_iters=100, warmup_factor=0.001, warmup_iters=10)
+        return sgd
+
+    saved = {"trainer": {"optimizer": optimizer(0.02).state_dict()}}
+    assert saved["trainer"]["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.02 * 0.001)
+    check_resume_optimizer(saved, optimizer(0.02), "model_0000004.pth")
+    with pytest.raises(ValueError, match=r"^--resume: checkpoint 'model_0000004\.pth' holds an optimizer with "
+                                         r"lr 0\.02 \(this config: 0\.01\)"):
+        check_resume_optimizer(saved, optimizer(0.01), "model_0000004.pth")
