@@ -195,14 +195,16 @@ def test_an_evaluation_names_each_file_and_folder_it_moved(tmp_path, capsys):
     # was there, and not inference_TTA/ or a LazyConfig's config.yaml.pkl, which move too.
     from dropblock_det.engine.output_dir import prepare_output_dir
 
-    for name in ("config.yaml", "config.yaml.pkl", "model_final.pth"):
+    # The training's log, metrics and checkpoints stay: the evaluation appends to log.txt.
+    stay = ["last_checkpoint", "log.txt", "metrics.json", "model_final.pth"]
+    for name in ["config.yaml", "config.yaml.pkl", *stay]:
         (tmp_path / name).write_text(name)
     for name in ("inference", "inference_TTA"):
         (tmp_path / name).mkdir()
     prepare_output_dir(str(tmp_path), "OUTPUT_DIR", eval_only=True, resume=False, resuming=False)
     assert re.fullmatch(r"The earlier config\.yaml, config\.yaml\.pkl, inference/ and inference_TTA/ in "
                         r"OUTPUT_DIR='.*' moved to \S+\n", capsys.readouterr().out)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model_final.pth", "previous_runs"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*stay, "previous_runs"])
     # One thing moved: named alone, and two: joined by "and".
     for moved, listed in ((["config.yaml"], "config.yaml"), (["config.yaml", "inference"], "config.yaml and inference/")):
         folder = tmp_path / f"{len(moved)}_moved"
@@ -331,3 +333,31 @@ def test_an_output_folder_that_is_a_file_is_refused_naming_the_key(tmp_path, ins
                                                  rf"{re.escape(str(a_file))} is a file"):
         claim_output_dir(str(output_dir), "--output-dir")
     assert a_file.read_text() == "a user's file"
+
+
+def test_prepare_output_dir_claims_the_folder_before_moving_anything(tmp_path):
+    # The lock is what refuses a second run started into the folder; prepare_output_dir is
+    # where the tools take it.
+    import fcntl
+    import os
+
+    from dropblock_det.engine.output_dir import prepare_output_dir
+
+    out = tmp_path / "out"
+    prepare_output_dir(str(out), "OUTPUT_DIR", eval_only=False, resume=False, resuming=False)
+    fd = os.open(out, os.O_RDONLY)  # another open file description: as another run's
+    try:
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(fd)
+
+
+def test_a_dangling_link_on_the_path_is_what_a_folder_made_there_meets(tmp_path):
+    # os.makedirs fails on a dangling link (it exists as a name): the error names the link,
+    # not the folder above it.
+    from dropblock_det.engine.output_dir import deepest_existing_path
+
+    (tmp_path / "datasets").symlink_to(tmp_path / "gone")
+    assert deepest_existing_path(str(tmp_path / "datasets" / "synthetic_det")) == str(tmp_path / "datasets")
+    assert deepest_existing_path(str(tmp_path / "new" / "run")) == str(tmp_path)
