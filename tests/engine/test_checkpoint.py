@@ -77,7 +77,10 @@ def test_a_checkpoint_write_interrupted_by_ctrl_c_leaves_the_earlier_checkpoint_
     checkpointer.save("model_final", iteration=2)
     weights = (tmp_path / "model_final.pth").read_bytes()
 
+    written = []
+
     def interrupted(obj, f, *args, **kwargs):
+        written.append(Path(f.name).name)
         f.write(weights[:100])
         raise KeyboardInterrupt
 
@@ -86,6 +89,14 @@ def test_a_checkpoint_write_interrupted_by_ctrl_c_leaves_the_earlier_checkpoint_
         checkpointer.save("model_final", iteration=4)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last_checkpoint", "model_final.pth"]
     assert (tmp_path / "model_final.pth").read_bytes() == weights
+    # A write killed outright (no cleanup) leaves its file under a name the next fresh run
+    # moves aside with the run (output_dir.RUN_FILES), not one left behind in the folder.
+    import fnmatch
+
+    from dropblock_det.engine.output_dir import RUN_FILES
+
+    assert written == ["model_final.pth.tmp"]
+    assert any(fnmatch.fnmatchcase(written[0], pattern) for pattern in RUN_FILES)
 
 
 @pytest.mark.parametrize("content, match", [
@@ -332,8 +343,8 @@ def test_a_resume_judges_the_optimizers_base_lr_not_the_lr_its_warm_up_has_reach
     from dropblock_det.engine.checkpoint import check_resume_optimizer
     from dropblock_det.solver import WarmupPolyLR
 
-    def optimizer(lr):
-        sgd = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=lr, momentum=0.9)
+    def optimizer(lr, nesterov=False):
+        sgd = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=lr, momentum=0.9, nesterov=nesterov)
         WarmupPolyLR(sgd, max_iters=100, warmup_factor=0.001, warmup_iters=10)
         return sgd
 
@@ -343,3 +354,23 @@ def test_a_resume_judges_the_optimizers_base_lr_not_the_lr_its_warm_up_has_reach
     with pytest.raises(ValueError, match=r"^--resume: checkpoint 'model_0000004\.pth' holds an optimizer with "
                                          r"lr 0\.02 \(this config: 0\.01\)"):
         check_resume_optimizer(saved, optimizer(0.01), "model_0000004.pth")
+    # SOLVER.NESTEROV too is restored from the checkpoint: a change would not take effect.
+    with pytest.raises(ValueError, match=r"holds an optimizer with nesterov False \(this config: True\)"):
+        check_resume_optimizer(saved, optimizer(0.02, nesterov=True), "model_0000004.pth")
+
+
+def test_a_resume_check_names_its_advice_and_takes_a_checkpoint_without_an_iteration(tmp_path):
+    # A checkpoint put in place by hand (a bare state_dict) has no "iteration": nothing to
+    # compare with the max_iter, and no TypeError from comparing it.
+    from dropblock_det.engine.checkpoint import CheckpointMismatchError, check_checkpoint_fits
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    torch.save(model.state_dict(), tmp_path / "model_final.pth")
+    checkpoint = check_checkpoint_fits(model, str(tmp_path / "model_final.pth"), "--resume",
+                                       max_iter=("SOLVER.MAX_ITER", 10))
+    assert sorted(checkpoint["model"]) == ["0.bias", "0.weight"]
+    with pytest.raises(CheckpointMismatchError, match=r"^--resume: checkpoint '.*model_final\.pth' does not match the "
+                                                      r"model built from the config \(resume with the run's config\): "
+                                                      r"shape mismatch: 0\.weight"):
+        check_checkpoint_fits(torch.nn.Sequential(torch.nn.Linear(3, 2)), str(tmp_path / "model_final.pth"),
+                              "--resume", "resume with the run's config")
