@@ -255,7 +255,7 @@ def test_build_lr_scheduler_reads_the_warmup_method():
 def test_warmup_factor_at_iter_refuses_an_unknown_method():
     from dropblock_det.solver import warmup_factor_at_iter
 
-    with pytest.raises(ValueError, match=r"WARMUP_METHOD must be one of .*got 'cosine'"):
+    with pytest.raises(ValueError, match=r"^SOLVER\.WARMUP_METHOD must be one of .*got 'cosine'"):
         warmup_factor_at_iter("cosine", 0, 10, 0.1)
 
 

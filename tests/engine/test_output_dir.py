@@ -17,6 +17,7 @@ def test_a_rerun_moves_the_earlier_run_aside_instead_of_deleting_it(tmp_path):
     (out / "inference" / "coco_instances_results.json").write_text("[]")
     first = archive(str(out))
     assert sorted(p.name for p in out.iterdir()) == ["previous_runs"]
+    assert re.fullmatch(r"\d{8}-\d{6}", Path(first).name)  # previous_runs/<YYYYmmdd-HHMMSS>/
     (out / "model_final.pth").write_bytes(b"weights of the second run")
     second = archive(str(out))
     assert first != second  # same second: a distinct folder, nothing overwritten
@@ -361,3 +362,20 @@ def test_a_dangling_link_on_the_path_is_what_a_folder_made_there_meets(tmp_path)
     (tmp_path / "datasets").symlink_to(tmp_path / "gone")
     assert deepest_existing_path(str(tmp_path / "datasets" / "synthetic_det")) == str(tmp_path / "datasets")
     assert deepest_existing_path(str(tmp_path / "new" / "run")) == str(tmp_path)
+
+
+def test_prepare_output_dir_copies_the_weights_a_fresh_run_starts_from_instead_of_moving_them(tmp_path, capsys):
+    # MODEL.WEIGHTS out/model_final.pth for a fresh run into out/: moved aside, the run
+    # would not find the weights it was checked to start from.
+    from dropblock_det.engine.output_dir import prepare_output_dir
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "model_final.pth").write_bytes(b"PK weights")
+    (out / "metrics.json").write_text("{}")
+    prepare_output_dir(str(out), "OUTPUT_DIR", eval_only=False, resume=False, resuming=False,
+                       still_needed=[str(out / "model_final.pth")])
+    (archived,) = (out / "previous_runs").iterdir()
+    assert sorted(p.name for p in archived.iterdir()) == ["metrics.json", "model_final.pth"]
+    assert (out / "model_final.pth").read_bytes() == b"PK weights" == (archived / "model_final.pth").read_bytes()
+    assert "The earlier run in OUTPUT_DIR=" in capsys.readouterr().out
