@@ -84,6 +84,24 @@ def test_a_deeplab_head_on_a_plain_resnet_backbone_still_needs_the_deeplab_proje
     assert stock.MODEL.SEM_SEG_HEAD.PROJECT_FEATURES == cfg.MODEL.SEM_SEG_HEAD.PROJECT_FEATURES
 
 
+@pytest.mark.parametrize("backbone, head", [
+    ("build_dropblock_resnet_deeplab_backbone", "DropBlockFCNHead"),  # the DeepLab project's backbone alone
+    ("build_dropblock_resnet_backbone", "DeepLabV3Head"),  # the DeepLab project's stock V3 head
+])
+def test_either_a_deeplab_backbone_or_a_deeplab_v3_head_keeps_the_deeplab_projects_keys(backbone, head):
+    # The stock model reads the DeepLab project's keys (MODEL.RESNETS.RES5_MULTI_GRID for its
+    # backbone, MODEL.SEM_SEG_HEAD.ASPP_* for its heads): dropped, the written config could not
+    # be read or built by stock detectron2.
+    cfg = load_config(str(CONFIGS / "PascalVOC-SemanticSegmentation" /
+                          "deeplab_v3_plus_R_52_GN_scratch_dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.yaml"))
+    cfg.MODEL.BACKBONE.NAME, cfg.MODEL.SEM_SEG_HEAD.NAME = backbone, head
+    stock = stock_config(cfg)
+    assert needs_deeplab_project(stock)
+    assert stock.MODEL.RESNETS.RES5_MULTI_GRID == cfg.MODEL.RESNETS.RES5_MULTI_GRID
+    assert stock.MODEL.SEM_SEG_HEAD.ASPP_CHANNELS == cfg.MODEL.SEM_SEG_HEAD.ASPP_CHANNELS
+    assert _read_as_stock_detectron2(stock).MODEL.BACKBONE.NAME == backbone.replace("dropblock_", "")
+
+
 def test_a_retinanet_head_norm_is_not_checked_on_a_model_without_a_retinanet():
     # MODEL.RETINANET.NORM is read by RetinaNet alone: an R-CNN is deployed whatever it says.
     from conftest import rcnn_cfg
