@@ -415,6 +415,22 @@ def test_only_a_python_config_or_a_lazy_runs_yaml_is_read_as_a_lazy_config(lazy_
     assert not is_lazy(str(CONFIGS / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml"))
 
 
+def test_a_lazy_stock_config_whose_test_loader_still_builds_a_dropblock_det_component_is_refused_before_writing(
+        lazy_trained_run, monkeypatch):
+    # The check of the written config against lazy_stock_config: here a (wrong) map that
+    # leaves dropblock-det's test mapper in place, which stock detectron2 could not build.
+    from dropblock_det import deploy
+
+    run, _ = lazy_trained_run
+    targets = deploy._lazy_stock_targets
+    monkeypatch.setattr(deploy, "_lazy_stock_targets", lambda: {
+        ours: theirs for ours, theirs in targets().items() if ours.__name__ != "DatasetMapperNamingFiles"})
+    output = run / "stock.yaml"
+    with pytest.raises(RuntimeError, match=r"still builds dropblock-det components at dataloader\.test\.mapper$"):
+        load_tool("export_stock_config").main(["--config-file", str(run / "config.yaml"), "--output", str(output)])
+    assert not output.exists()
+
+
 def test_a_lazy_config_to_be_written_under_a_name_lazyconfig_load_does_not_read_is_refused_first(tmp_path):
     # LazyConfig.load reads .py, .yaml and .yml: any other name would be a file nothing reads back.
     out = tmp_path / "stock_config.txt"
