@@ -557,3 +557,41 @@ def test_a_rerun_fine_tuning_from_the_earlier_runs_weights_in_its_folder_still_f
                                    + TINY_OPTS + ["MODEL.WEIGHTS", str(out / "model_final.pth")])
     (archived,) = (out / "previous_runs").iterdir()
     assert (out / "model_final.pth").read_bytes() == (archived / "model_final.pth").read_bytes() == weights
+
+
+def test_a_config_of_real_sets_only_has_their_files_checked_before_the_earlier_run_is_moved(
+        tmp_path, toy_defaults, stop_before_training):
+    # With no synthetic set, check_config_before_run is the only check of the sets' files
+    # before the earlier run is moved aside (the data loader would fail only after that).
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+    from detectron2.data.datasets import register_coco_instances
+
+    real = "dropblock_test_main_job_real_only"  # a COCO-format set of the synthetic classes, not on this disk
+    if real not in DatasetCatalog.list():
+        register_coco_instances(real, {}, "/nonexistent/dropblock_real/all.json", "/nonexistent/dropblock_real/images")
+        MetadataCatalog.get(real).set(thing_classes=list(MetadataCatalog.get("synthetic_det_train").thing_classes))
+    root, out = tmp_path / "datasets", tmp_path / "out"
+    out.mkdir()
+    (out / "model_final.pth").write_bytes(b"weights of the earlier run")
+    with pytest.raises(FileNotFoundError, match=rf"{real} \(DATASETS\.TRAIN\)"):
+        load_tool("main_job").main(["--datasets-root", str(root), "--output-dir", str(out)] + TINY_OPTS
+                                   + ["DATASETS.TRAIN", f"('{real}',)", "DATASETS.TEST", f"('{real}',)"])
+    assert _files(out) == {"model_final.pth": b"weights of the earlier run"}
+    assert not root.exists() and stop_before_training == []
+
+
+def test_the_summary_holds_the_evaluations_box_metrics_and_falls_back_to_metrics_json_for_the_ap(
+        tmp_path, toy_defaults, trained_by):
+    # One test set: DefaultTrainer.test's results are that set's own dict ({"bbox": {...}}),
+    # not one per set by name. Without results, the AP is the one the last record of
+    # metrics.json holds (`bbox/AP` for one test set).
+    tool = load_tool("main_job")
+    trained_by({"bbox": {"AP": 12.5, "AP50": 30.0}}, [{"iteration": 2, "bbox/AP": 12.5}])
+    summary = tool.main(["--datasets-root", str(tmp_path / "datasets"), "--output-dir", str(tmp_path / "a")]
+                        + TINY_OPTS)
+    assert summary["bbox"] == {"AP": 12.5, "AP50": 30.0} and summary["final_AP"] == 12.5
+    assert summary["bbox_by_test_set"] == {"synthetic_det_val": {"AP": 12.5, "AP50": 30.0}}
+    trained_by({}, [{"iteration": 2, "total_loss": 1.0}, {"iteration": 2, "bbox/AP": 7.0}])
+    summary = tool.main(["--datasets-root", str(tmp_path / "datasets"), "--output-dir", str(tmp_path / "b")]
+                        + TINY_OPTS)
+    assert summary["final_AP"] == 7.0 and summary["bbox"] == {}
