@@ -193,7 +193,8 @@ def test_weights_that_are_not_checked_are_not_said_to_be(trained_run, capsys, we
                                            str(run / "stock.yaml"), "MODEL.WEIGHTS", weights])
     out = capsys.readouterr().out
     assert "(checked)" not in out and "MODEL.WEIGHTS" in out
-    assert ("MODEL.WEIGHTS is empty: the stock model would start from random weights" in out) is (weights == "")
+    assert ("MODEL.WEIGHTS is empty: the stock model would start from random weights; give the trained ones: "
+            "MODEL.WEIGHTS <run>/model_final.pth" in out) is (weights == "")  # the yacs opts' form
 
 
 def test_weights_taken_from_the_runs_config_are_said_to_be_where_training_started(trained_run, capsys):
@@ -389,6 +390,13 @@ def test_a_lazy_runs_own_init_checkpoint_is_said_to_be_where_training_started(la
     out = capsys.readouterr().out
     assert "(checked)" in out and "the checkpoint training started from" in out
     assert "train.init_checkpoint=<run>/model_final.pth" in out
+
+
+def test_a_lazy_runs_empty_init_checkpoint_is_said_to_be_empty_with_the_lazy_opts_form(lazy_trained_run, capsys):
+    run, _ = lazy_trained_run
+    load_tool("export_stock_config").main(["--config-file", str(run / "config.yaml"), "--output", str(run / "s.yaml")])
+    assert ("train.init_checkpoint is empty: the stock model would start from random weights; give the trained "
+            "ones: train.init_checkpoint=<run>/model_final.pth") in capsys.readouterr().out
 
 
 def test_a_python_config_is_exported_with_relative_weights_made_absolute(lazy_trained_run, monkeypatch, capsys):
