@@ -121,20 +121,23 @@ def test_a_test_dataset_without_an_evaluator_is_refused_before_training():
         check_evaluator_types(cfg)
 
 
-@pytest.mark.parametrize("meta_architecture, test_set", [
-    ("DropBlockRetinaNet", "synthetic_sem_seg_val"),
-    ("RetinaNet", "voc_2012_sem_seg_val"),
-    ("SemanticSegmentor", "synthetic_det_val"),
-    ("SemanticSegmentor", "voc_2007_test"),
-    ("ProposalNetwork", "voc_2007_test"),  # proposals only: the VOC evaluator read "instances" (KeyError)
+@pytest.mark.parametrize("meta_architecture, test_set, gives", [
+    ("DropBlockRetinaNet", "synthetic_sem_seg_val", "it gives detection outputs"),
+    ("RetinaNet", "voc_2012_sem_seg_val", "it gives detection outputs"),
+    ("GeneralizedRCNN", "synthetic_sem_seg_val", "it gives detection outputs"),
+    ("ProposalNetwork", "synthetic_sem_seg_val", "it gives detection outputs"),
+    ("SemanticSegmentor", "synthetic_det_val", "it gives segmentation outputs"),
+    ("SemanticSegmentor", "voc_2007_test", "it gives segmentation outputs"),
+    ("ProposalNetwork", "voc_2007_test", "it gives proposals only"),  # the VOC evaluator read "instances" (KeyError)
 ])
-def test_a_test_set_the_model_cannot_be_evaluated_on_is_refused_before_training(meta_architecture, test_set):
+def test_a_test_set_the_model_cannot_be_evaluated_on_is_refused_before_training(meta_architecture, test_set, gives):
     # Else training runs to the end and the evaluator fails on the first batch.
     from dropblock_det.engine.evaluation import check_evaluator_types
 
     cfg = synthetic_cfg("MODEL.META_ARCHITECTURE", meta_architecture)
     cfg.DATASETS.TEST = (test_set,)
-    with pytest.raises(ValueError, match=rf"DATASETS\.TEST names '{test_set}'.*MODEL\.META_ARCHITECTURE='{meta_architecture}'"):
+    with pytest.raises(ValueError, match=rf"DATASETS\.TEST names '{test_set}'.*{gives}.*"
+                                         rf"MODEL\.META_ARCHITECTURE='{meta_architecture}'"):
         check_evaluator_types(cfg)
 
 
@@ -176,3 +179,65 @@ def test_a_model_of_the_users_own_is_not_refused_a_test_set_it_may_evaluate_on()
         cfg = synthetic_cfg("MODEL.META_ARCHITECTURE", "DropBlockTestBothOutputs")
         cfg.DATASETS.TEST = (test_set,)
         check_evaluator_types(cfg)
+
+
+def test_a_test_dataset_whose_metadata_has_no_evaluator_type_is_refused_before_training():
+    # dataset_evaluator fails on it after the whole training ("evaluator_type is None").
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    from dropblock_det.engine.evaluation import check_evaluator_types
+
+    name = "dropblock_test_no_evaluator_type"
+    DatasetCatalog.register(name, lambda: [])
+    try:
+        MetadataCatalog.get(name).set(thing_classes=["a", "b", "c"])
+        cfg = synthetic_cfg()
+        cfg.DATASETS.TEST = (name,)
+        with pytest.raises(ValueError, match=rf"^no evaluator for dataset '{name}': its metadata evaluator_type is None"):
+            check_evaluator_types(cfg)
+    finally:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+
+
+def test_the_evaluator_check_judges_the_datasets_of_a_meta_architecture_it_cannot_judge_the_model_of():
+    # A MODEL.META_ARCHITECTURE registered as a builder function (detectron2 calls whatever the
+    # registry holds) or not registered (the model check names it): the test sets are still
+    # judged, with no TypeError from issubclass nor a KeyError from the registry.
+    from detectron2.data import MetadataCatalog
+    from detectron2.modeling import META_ARCH_REGISTRY
+    from detectron2.modeling.meta_arch.retinanet import RetinaNet
+
+    from dropblock_det.engine.evaluation import check_evaluator_types
+
+    MetadataCatalog.get("dropblock_test_unevaluable").set(evaluator_type="lvis_like")
+    if "dropblock_test_built_by_a_function" not in META_ARCH_REGISTRY:
+        def dropblock_test_built_by_a_function(cfg):
+            return RetinaNet(cfg)
+
+        META_ARCH_REGISTRY.register(dropblock_test_built_by_a_function)
+    for meta_architecture in ("dropblock_test_built_by_a_function", "DropBlockTestNoSuchArch"):
+        for test_set in ("synthetic_det_val", "synthetic_sem_seg_val"):
+            cfg = synthetic_cfg("MODEL.META_ARCHITECTURE", meta_architecture)
+            cfg.DATASETS.TEST = (test_set,)
+            check_evaluator_types(cfg)
+        cfg.DATASETS.TEST = ("dropblock_test_unevaluable",)
+        with pytest.raises(ValueError, match="dropblock_test_unevaluable.*'lvis_like'"):
+            check_evaluator_types(cfg)
+
+
+def test_a_voc_evaluation_failing_for_another_reason_than_an_annotation_keeps_its_own_error(monkeypatch):
+    # The annotation search finds none it cannot read: the evaluator's own error is raised, not
+    # a "cannot unpack non-iterable NoneType object" from the search's answer.
+    from detectron2.evaluation import PascalVOCDetectionEvaluator
+
+    from dropblock_det.data import file_errors
+    from dropblock_det.engine.evaluation import dataset_evaluator
+
+    def fails(self):
+        raise RuntimeError("the evaluator's own failure")
+
+    monkeypatch.setattr(PascalVOCDetectionEvaluator, "evaluate", fails)
+    monkeypatch.setattr(file_errors, "unparsable_voc_annotation", lambda name: None)
+    with pytest.raises(RuntimeError, match="^the evaluator's own failure$"):
+        dataset_evaluator("voc_2007_test").evaluate()
