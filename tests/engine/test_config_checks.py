@@ -113,6 +113,7 @@ def test_a_bad_lr_schedule_is_refused_before_anything_is_built():
 
     check_lr_scheduler(synthetic_cfg())
     check_lr_scheduler(synthetic_cfg("SOLVER.LR_SCHEDULER_NAME", "WarmupPolyLR"))
+    check_lr_scheduler(synthetic_cfg("SOLVER.MAX_ITER", "1"))  # one iteration is a schedule
     with pytest.raises(ValueError, match=r"SOLVER\.LR_SCHEDULER_NAME='WarmupCosine'.*Unknown LR scheduler"):
         check_lr_scheduler(synthetic_cfg("SOLVER.LR_SCHEDULER_NAME", "WarmupCosine"))
     with pytest.raises(ValueError, match=r"'WarmupPolyLR'.*SOLVER\.WARMUP_METHOD.*'exp'"):
@@ -314,6 +315,7 @@ def test_crops_detectron2_takes_are_not_refused(crop_type, size):
     ("relative", [0.5, 0.5, 0.5]), ("absolute", [32]),  # not (height, width): detectron2 unpacks two
     ("absolute", [True, 32]), ("relative", [0.5, False]),  # a bool is no size
     ("absolute", [32.5, 32]), ("relative_range", [0.0, 0.5]), ("absolute", "32"),
+    ("absolute", [0, 32]), ("absolute_range", [0, 32]),  # a crop 0 pixels high: an empty image
 ])
 def test_crops_detectron2_fails_on_are_refused_naming_the_keys(crop_type, size):
     from dropblock_det.engine.config_checks import check_crop
@@ -868,3 +870,13 @@ def test_an_assertion_in_an_installed_package_is_named_from_its_package_folder(t
         with pytest.raises(AssertionError) as error:
             namespace["build"]()
         assert error_description(error.value) == "AssertionError (at vendor/heads.py:2: assert 1 > 2)"
+
+
+def test_rotated_rpn_features_the_backbone_lacks_are_refused_naming_the_key():
+    # detectron2's RRPN reads MODEL.RPN.IN_FEATURES as its RPN does: a bare KeyError at the build.
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.config_checks import check_rcnn_features
+
+    with pytest.raises(ValueError, match=r"^MODEL\.RPN\.IN_FEATURES=\['res4'\]: 'res4' not among the backbone's outputs "
+                                         r"\['p2', 'p3', 'p4', 'p5', 'p6'\]"):
+        check_rcnn_features(rcnn_cfg("MODEL.PROPOSAL_GENERATOR.NAME", "RRPN", "MODEL.RPN.IN_FEATURES", "['res4']"))
