@@ -241,3 +241,30 @@ def test_a_voc_evaluation_failing_for_another_reason_than_an_annotation_keeps_it
     monkeypatch.setattr(file_errors, "unparsable_voc_annotation", lambda name: None)
     with pytest.raises(RuntimeError, match="^the evaluator's own failure$"):
         dataset_evaluator("voc_2007_test").evaluate()
+
+
+def test_the_coco_evaluator_leaves_out_keypoints_a_box_only_set_cannot_score(tmp_path):
+    # A Keypoint R-CNN evaluated on a set without "keypoints" in its annotations: pycocotools
+    # failed after the whole inference; the boxes are scored alone, as for masks.
+    import json
+
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+    from detectron2.data.datasets import register_coco_instances
+
+    from dropblock_det.engine.evaluation import dataset_evaluator
+
+    name = "dropblock_test_coco_boxes_for_keypoints"
+    coco = {"images": [{"id": 1, "file_name": "a.jpg", "height": 32, "width": 32}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [4, 4, 16, 16], "area": 256.0,
+                             "iscrowd": 0}],
+            "categories": [{"id": 1, "name": "square"}]}
+    (tmp_path / "instances.json").write_text(json.dumps(coco))
+    if name in DatasetCatalog.list():
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+    register_coco_instances(name, {}, str(tmp_path / "instances.json"), str(tmp_path))
+    DatasetCatalog.get(name)
+    evaluator = dataset_evaluator(name, None)
+    prediction = {"image_id": 1, "category_id": 1, "bbox": [4, 4, 16, 16], "score": 0.9,
+                  "keypoints": [8.0, 8.0, 2.0] * 17}
+    assert evaluator._tasks_from_predictions([prediction]) == ["bbox"]
