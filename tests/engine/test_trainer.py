@@ -222,3 +222,71 @@ def test_fpn_dropblock_on_a_model_without_an_fpn_is_refused_despite_dropblock_el
         ["MODEL.DROPBLOCK.FPN.ENABLED", True])
     with pytest.raises(ValueError, match=r"MODEL\.DROPBLOCK\.FPN\.ENABLED=True.*has no DropBlock there \(\d+ elsewhere\)"):
         DropBlockTrainer.build_model(cfg)
+
+
+def _trainer_without_data(monkeypatch, cfg):
+    from dropblock_det.engine.trainer import DropBlockTrainer
+
+    monkeypatch.setattr(DropBlockTrainer, "build_train_loader", classmethod(lambda cls, cfg: []))
+    return DropBlockTrainer(cfg)
+
+
+@pytest.mark.parametrize("tta", [False, True])
+def test_the_trainers_hooks_schedule_first_checkpoint_atomically_and_evaluate_with_tta_before_the_writers(
+        monkeypatch, tmp_path, tta):
+    # The slip each guards against showed only in a whole training: keep_prob set after the
+    # other hooks, a checkpoint write killed midway leaving a truncated model_final.pth, the TTA
+    # results missing from metrics.json (evaluated after the writers' last write), and
+    # GeneralizedRCNNWithTTA run on a model that is no R-CNN at the end of every training.
+    from detectron2.engine import hooks
+
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.checkpoint import AtomicCheckpointer
+    from dropblock_det.engine.hooks import DropBlockScheduleHook
+
+    opts = ["SOLVER.MAX_ITER", "10", "MODEL.DEVICE", "cpu", "OUTPUT_DIR", str(tmp_path)]
+    cfg = (rcnn_cfg(*opts, "DATASETS.TEST", "('synthetic_det_val',)", "TEST.AUG.ENABLED", "True") if tta
+           else synthetic_cfg(*opts))
+    trainer = _trainer_without_data(monkeypatch, cfg)
+    assert isinstance(trainer._hooks[0], DropBlockScheduleHook)
+    (checkpointing,) = [h for h in trainer._hooks if isinstance(h, hooks.PeriodicCheckpointer)]
+    assert isinstance(trainer.checkpointer, AtomicCheckpointer) and checkpointing.checkpointer is trainer.checkpointer
+    evaluations = [i for i, h in enumerate(trainer._hooks) if isinstance(h, hooks.EvalHook)]
+    (writer,) = [i for i, h in enumerate(trainer._hooks) if isinstance(h, hooks.PeriodicWriter)]
+    if not tta:
+        assert len(evaluations) == 1
+        return
+    plain, with_tta = evaluations
+    assert trainer._hooks[with_tta]._func == trainer._test_with_TTA_and_save_results
+    assert trainer._hooks[with_tta]._period == 0 and plain < with_tta < writer
+
+
+def test_a_resumed_trainer_gets_the_optimizer_state_of_its_checkpoint_back(monkeypatch, tmp_path):
+    # detectron2 v0.6's DefaultTrainer saves no optimizer: SGD's momentum restarted at zero.
+    cfg = synthetic_cfg("SOLVER.MAX_ITER", "10", "DATASETS.TEST", "()", "MODEL.DEVICE", "cpu",
+                        "OUTPUT_DIR", str(tmp_path))
+    saved = _trainer_without_data(monkeypatch, cfg)
+    for p in saved.model.parameters():
+        p.grad = torch.ones_like(p)
+    saved.optimizer.step()
+    momentum = {k: s["momentum_buffer"].clone() for k, s in saved.optimizer.state_dict()["state"].items()}
+    assert momentum
+    saved.iter = 4
+    saved.checkpointer.save("model_0000004", iteration=4)
+    resumed = _trainer_without_data(monkeypatch, cfg)
+    resumed.resume_or_load(resume=True)
+    state = resumed.optimizer.state_dict()["state"]
+    assert resumed.start_iter == 5 and sorted(state) == sorted(momentum)
+    assert all(torch.equal(state[k]["momentum_buffer"], v) for k, v in momentum.items())
+
+
+@pytest.mark.parametrize("architecture, reads_labels", [
+    ("SemanticSegmentor", True), ("PanopticFPN", True), ("GeneralizedRCNN", False), ("DropBlockRetinaNet", False),
+    ("NoSuchArchitecture", False)])
+def test_the_training_labels_are_checked_against_the_sem_seg_head_of_the_models_that_train_on_them(
+        architecture, reads_labels):
+    # A PanopticFPN trains its semantic branch on MODEL.SEM_SEG_HEAD's classes as well: a
+    # colour label PNG failed in the loss naming no file.
+    from dropblock_det.engine.trainer import _trains_on_sem_seg_labels
+
+    assert _trains_on_sem_seg_labels(synthetic_cfg("MODEL.META_ARCHITECTURE", architecture)) is reads_labels
