@@ -234,3 +234,54 @@ def test_the_lazy_class_count_is_checked_on_the_real_build_too():
         build_lazy_model(lazy_cfg(SYNTHETIC, "model.num_classes=80"))
     with pytest.raises(ValueError, match=r"^model\.num_classes=80, but dataloader\.test\.dataset\.names names 'synthetic_det_val'"):
         build_lazy_model(lazy_cfg(SYNTHETIC, "model.num_classes=80"), train=False)
+
+
+def test_a_corrupt_annotation_file_is_named_by_the_evaluations_loader(tmp_path):
+    # do_test's loader names the test set's files, not the training set's.
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+    from detectron2.data.datasets import register_coco_instances
+
+    from dropblock_det.data.file_errors import DatasetFileError
+    from dropblock_det.engine.lazy import do_test
+
+    broken = tmp_path / "instances_broken_val.json"
+    broken.write_text('{"images": [{"id": 1, "file_name": "a.jpg", "wid')
+    name = "lazy_test_broken_val_annotations"
+    register_coco_instances(name, {}, str(broken), str(tmp_path))
+    try:
+        cfg = lazy_cfg(SYNTHETIC, f"dataloader.test.dataset.names={name}", f"dataloader.evaluator.dataset_name={name}")
+        with pytest.raises(DatasetFileError, match=r"lazy_test_broken_val_annotations.*instances_broken_val\.json"):
+            do_test(cfg, torch.nn.Identity())
+        del cfg.dataloader.evaluator
+        assert do_test(cfg, torch.nn.Identity()) is None  # nothing to evaluate with: nothing loaded
+    finally:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+
+
+@pytest.mark.filterwarnings("ignore:.*GradScaler")  # AMP on the CPU: the scaler disables itself
+def test_do_train_runs_the_trainer_and_hooks_that_train_asks_for(tmp_path, monkeypatch):
+    # train.amp.enabled, train.checkpointer (period, max_to_keep), train.eval_period and
+    # train.log_period each reach the loop, and the DropBlock schedule hook runs first.
+    from detectron2.engine import AMPTrainer, SimpleTrainer, hooks
+
+    from conftest import tiny_synthetic_datasets
+    from dropblock_det.engine.hooks import DropBlockScheduleHook
+    from dropblock_det.engine.lazy import do_train
+
+    started = []
+    monkeypatch.setattr(SimpleTrainer, "train", lambda self, start, end: started.append((self, start, end)))
+    with tiny_synthetic_datasets(tmp_path / "datasets"):
+        for amp in (False, True):
+            cfg = lazy_cfg(SYNTHETIC, "model.head.conv_dims=[64]", "dataloader.train.total_batch_size=2",
+                           "dataloader.train.num_workers=0", f"train.output_dir={tmp_path / 'run'}",
+                           f"train.amp.enabled={amp}", "train.max_iter=30", "train.checkpointer.period=7",
+                           "train.checkpointer.max_to_keep=3", "train.eval_period=11", "train.log_period=5")
+            assert do_train(cfg) == {}
+            trainer, start, end = started.pop()
+            assert isinstance(trainer, AMPTrainer) is amp and (start, end) == (0, 30)
+            assert isinstance(trainer._hooks[0], DropBlockScheduleHook)
+            (checkpointing,) = [h for h in trainer._hooks if isinstance(h, hooks.PeriodicCheckpointer)]
+            assert (checkpointing.period, checkpointing.max_to_keep) == (7, 3)
+            assert [h._period for h in trainer._hooks if isinstance(h, hooks.EvalHook)] == [11]
+            assert [h._period for h in trainer._hooks if isinstance(h, hooks.PeriodicWriter)] == [5]
