@@ -83,6 +83,18 @@ def test_bad_annotation_file_error_names_the_file(det_root, how):
     assert str(bad) in str(info.value), f"{type(info.value).__name__}: {info.value}"
 
 
+@pytest.mark.parametrize("how", ["truncated", "not_json"])
+def test_bad_evaluation_annotation_file_error_names_the_file(det_root, how):
+    # The evaluation after a whole training failed with json's "Expecting value", no file named.
+    from dropblock_det.engine.trainer import DropBlockTrainer
+
+    bad = det_root / "annotations" / "instances_val.json"
+    _corrupt(bad, how)
+    with pytest.raises(Exception) as info:
+        DropBlockTrainer.build_test_loader(_cfg(), "synthetic_det_val")
+    assert "synthetic_det_val" in str(info.value) and str(bad) in str(info.value), info.value
+
+
 @pytest.mark.parametrize("how", ["empty", "truncated"])
 def test_bad_segmentation_label_error_names_the_file(tmp_path, how):
     from dropblock_det.data.synthetic import make_synthetic_sem_seg, register_synthetic_datasets
