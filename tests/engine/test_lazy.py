@@ -285,3 +285,13 @@ def test_do_train_runs_the_trainer_and_hooks_that_train_asks_for(tmp_path, monke
             assert (checkpointing.period, checkpointing.max_to_keep) == (7, 3)
             assert [h._period for h in trainer._hooks if isinstance(h, hooks.EvalHook)] == [11]
             assert [h._period for h in trainer._hooks if isinstance(h, hooks.PeriodicWriter)] == [5]
+
+
+def test_the_lazy_model_is_built_on_train_device():
+    # Left where instantiate built it, a train.device=cuda run trained on the CPU, saying
+    # nothing (detectron2's models move their inputs to their own device). The meta device
+    # stands in for a GPU here.
+    from dropblock_det.engine.lazy import build_lazy_model
+
+    model = build_lazy_model(lazy_cfg(SYNTHETIC, "train.device=meta"))
+    assert {p.device.type for p in model.parameters()} == {"meta"}
