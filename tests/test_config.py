@@ -165,7 +165,8 @@ def test_a_ramp_ending_after_max_iter_warns_with_the_keep_prob_it_reaches(max_it
     cfg.MODEL.DROPBLOCK.HEAD.ENABLED = True
     cfg.SOLVER.MAX_ITER, cfg.MODEL.DROPBLOCK.SCHEDULE.END_ITER = max_iter, end_iter
     with pytest.warns(UserWarning, match=rf"END_ITER={end_iter} is after SOLVER\.MAX_ITER={max_iter}: "
-                                         rf"keep_prob reaches only {re.escape(reached)} "):
+                                         rf"keep_prob reaches only {re.escape(reached)} instead of "
+                                         r"MODEL\.DROPBLOCK\.KEEP_PROB=0\.9 "):
         validate_dropblock_config(cfg)
 
 
@@ -694,3 +695,44 @@ def test_a_ramp_ending_after_max_iter_warns_once_per_model_build():
         warnings.simplefilter("default")
         build_model(cfg)
     assert len([w for w in caught if "END_ITER=200 is after SOLVER.MAX_ITER=100" in str(w.message)]) == 1
+
+
+@pytest.mark.parametrize("roi_heads, out_features, stages, built", [
+    ("StandardROIHeads", ["res4"], ["res4", "res5"], ["res2", "res3", "res4"]),  # an FPN-less R-CNN: no res5 anywhere
+    ("Res5ROIHeads", ["res3"], ["res4"], ["res2", "res3"]),  # a C4 R-CNN, but res4 is the backbone's
+])
+def test_the_c4_roi_head_hint_is_given_only_for_res5_of_a_res5_roi_heads_rcnn(roi_heads, out_features, stages, built):
+    # "with MODEL.ROI_HEADS.NAME='Res5ROIHeads' (C4) res5 is built by the ROI head" would send
+    # these users to the wrong fix.
+    cfg = _cfg()
+    cfg.MODEL.ROI_HEADS.NAME, cfg.MODEL.RESNETS.OUT_FEATURES = roi_heads, out_features
+    cfg.MODEL.DROPBLOCK.RESNET.ENABLED, cfg.MODEL.DROPBLOCK.RESNET.STAGES = True, stages
+    missing = [stage for stage in stages if stage not in built][0]
+    with pytest.raises(ValueError, match=rf"^MODEL\.DROPBLOCK\.RESNET\.STAGES={re.escape(str(stages))}: stage "
+                                         rf"'{missing}' is not built: MODEL\.RESNETS\.OUT_FEATURES="
+                                         rf"{re.escape(str(out_features))} builds only {re.escape(str(built))}$"):
+        validate_dropblock_config(cfg)
+
+
+def test_check_feature_names_names_only_the_missing_features_and_adds_the_note():
+    with pytest.raises(ValueError, match=r"^MODEL\.RPN\.IN_FEATURES=\['p3', 'p9'\]: 'p9' not among the backbone's "
+                                         r"outputs \['p2', 'p3'\] \(MODEL\.BACKBONE\.NAME='x'\)$"):
+        check_feature_names("MODEL.RPN.IN_FEATURES", ["p3", "p9"], ["p2", "p3"], "the backbone's outputs",
+                            note="MODEL.BACKBONE.NAME='x'")
+
+
+def test_check_impl_device_asks_about_model_device(monkeypatch):
+    # Whether the kernels run is a property of MODEL.DEVICE (e.g. "cpu" with Triton's
+    # interpreter): a run on a device they can run on must not be refused.
+    import dropblock_det.config as config
+
+    asked = []
+    monkeypatch.setattr(config, "triton_unavailable_reason",
+                        lambda device: asked.append(device) or ("" if device == "cuda:1" else f"no {device}"))
+    cfg = _cfg()
+    cfg.MODEL.DROPBLOCK.IMPL, cfg.MODEL.DROPBLOCK.HEAD.ENABLED, cfg.MODEL.DEVICE = "triton", True, "cuda:1"
+    config.check_impl_device(cfg)
+    cfg.MODEL.DEVICE = "cpu"
+    with pytest.raises(ValueError, match=r"MODEL\.DEVICE='cpu': no cpu; "):
+        config.check_impl_device(cfg)
+    assert asked == ["cuda:1", "cpu"]
