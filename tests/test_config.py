@@ -476,6 +476,8 @@ def test_every_default_is_the_documented_one():
     ("INPUT.CUTOUT.PROB", 0.0),  # "0 <= prob <= 1"
     ("MODEL.DROPBLOCK.KEEP_PROB", 1.0),  # "0 < keep_prob <= 1"
     ("MODEL.DROPBLOCK.BLOCK_SIZE", 1),
+    # res5 drops 5x as much: keep_prob 1 - 5 * (1 - 0.9) = 0.5, still > 0
+    ("MODEL.DROPBLOCK.RESNET.STAGE_DROP_SCALES", [1.0, 5.0]),
 ])
 def test_values_at_the_edge_of_their_documented_range_are_accepted(key, value):
     cfg = _cfg()
@@ -536,6 +538,8 @@ def test_a_c4_rcnn_with_dropblock_res5_roi_heads_builds_res5_in_its_roi_head():
     assert built_resnet_stages(cfg) == ["res2", "res3", "res4", "res5"]
     cfg.MODEL.DROPBLOCK.RESNET.ENABLED = True
     validate_dropblock_config(cfg)  # res5 is there, in the ROI head
+    cfg.MODEL.RESNETS.OUT_FEATURES = ["res5"]  # the backbone builds res5 too: still one stage res5
+    assert built_resnet_stages(cfg) == ["res2", "res3", "res4", "res5"]
 
 
 def test_locations_on_lists_each_key_that_inserts_a_regularizer():
