@@ -177,3 +177,16 @@ def test_set_keep_prob_checks_the_value_even_when_the_model_has_no_regularizer()
     # A bad probe value is refused, naming it, not returned as "0 regularizers set".
     with pytest.raises(ValueError, match=r"keep_prob must be in \(0, 1\], got 1\.5"):
         set_keep_prob(nn.Linear(2, 2), 1.5)
+
+
+@pytest.mark.parametrize("keep_prob", [0.0, 1.5, float("nan")])
+def test_scaled_keep_prob_refuses_a_keep_prob_out_of_range_whatever_the_scale(keep_prob):
+    # A scale of 0 would turn keep_prob 0.0 into 1.0, and 1.5 at scale 1 would come back as
+    # 1.5, to be refused later naming a value the user never gave.
+    for drop_scale in (0.0, 1.0):
+        with pytest.raises(ValueError, match=rf"^keep_prob must be in \(0, 1\], got {keep_prob}$"):
+            scaled_keep_prob(keep_prob, drop_scale)
+
+
+def test_schedule_repr_names_start_and_end():
+    assert repr(LinearKeepProbSchedule(10, 90)) == "LinearKeepProbSchedule(start_iter=10, end_iter=90)"
