@@ -518,7 +518,8 @@ def test_check_channels_with_gn_wants_multiples_of_32_and_other_norms_do_not():
     with pytest.raises(ValueError, match=r"^convs_dims=\[64, 0\]: channel counts must be integers >= 1 \(0 is not\)"):
         check_channels("", {"convs_dims": [64, 0]})
     check_channels("GN", {"MODEL.FPN.OUT_CHANNELS": 32, "convs_dims": [64, 96]})
-    check_channels("BN", {"MODEL.FPN.OUT_CHANNELS": 48})
+    for norm in ("BN", "SyncBN", "FrozenBN"):  # only GroupNorm splits the channels into groups
+        check_channels(norm, {"MODEL.FPN.OUT_CHANNELS": 48})
 
 
 def test_check_placement_wants_a_factory_only_when_a_location_is_named():
@@ -740,3 +741,11 @@ def test_check_impl_device_asks_about_model_device(monkeypatch):
     with pytest.raises(ValueError, match=r"MODEL\.DEVICE='cpu': no cpu; "):
         config.check_impl_device(cfg)
     assert asked == ["cuda:1", "cpu"]
+
+
+def test_stage_drop_scales_of_another_length_are_refused_naming_the_stages_they_must_match():
+    cfg = _cfg()
+    cfg.MODEL.DROPBLOCK.RESNET.STAGE_DROP_SCALES = [1.0]
+    with pytest.raises(ValueError, match=r"^MODEL\.DROPBLOCK\.RESNET\.STAGE_DROP_SCALES=\[1\.0\]: expected one scale per "
+                                         r"stage of MODEL\.DROPBLOCK\.RESNET\.STAGES=\['res4', 'res5'\] \(or an empty list\)$"):
+        validate_dropblock_config(cfg)
