@@ -514,10 +514,15 @@ def validate_dropblock_config(cfg: CN) -> None:
                 "no iteration would regularize",
             )
         if end > max_iter:
+            # Each ramped target: KEEP_PROB for the DropBlock locations, 1 - DROP_PATH_RATE for DropPath.
+            targets = ([(keep_prob, f"{p}KEEP_PROB={keep_prob:g}")]
+                       if resnet_enabled or fpn_enabled or head_enabled or seg_enabled else [])
+            if drop_path_rate > 0:
+                targets.append((1.0 - drop_path_rate, f"1 - {p}DROP_PATH_RATE={1.0 - drop_path_rate:g}"))
+            reached = ", ".join(f"{ramp.keep_prob(target, last):.4g} instead of {name}" for target, name in targets)
             warnings.warn(
                 f"{p}SCHEDULE.END_ITER={end} is after SOLVER.MAX_ITER={max_iter}: keep_prob reaches only "
-                f"{ramp.keep_prob(keep_prob, last):.4g} instead of {p}KEEP_PROB={keep_prob:g} "
-                "(END_ITER -1 ends the ramp at SOLVER.MAX_ITER)",
+                f"{reached} (END_ITER -1 ends the ramp at SOLVER.MAX_ITER)",
                 UserWarning,
                 # Attributed here, not to the caller: every builder validates the config,
                 # and one location makes Python show the warning once, not once per builder.

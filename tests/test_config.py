@@ -170,6 +170,21 @@ def test_a_ramp_ending_after_max_iter_warns_with_the_keep_prob_it_reaches(max_it
         validate_dropblock_config(cfg)
 
 
+def test_a_ramp_ending_after_max_iter_names_what_drop_path_reaches():
+    # DropPath ramps to 1 - DROP_PATH_RATE, not to KEEP_PROB: with only DropPath on, the
+    # warning named KEEP_PROB and the keep_prob the DropBlock ramp would reach.
+    cfg = _cfg()
+    cfg.MODEL.DROPBLOCK.DROP_PATH_RATE = 0.2
+    cfg.SOLVER.MAX_ITER, cfg.MODEL.DROPBLOCK.SCHEDULE.END_ITER = 101, 200
+    with pytest.warns(UserWarning, match=r"keep_prob reaches only 0\.9 instead of 1 - MODEL\.DROPBLOCK\."
+                                         r"DROP_PATH_RATE=0\.8 \(END_ITER -1"):
+        validate_dropblock_config(cfg)
+    cfg.MODEL.DROPBLOCK.HEAD.ENABLED = True  # both ramps, each named
+    with pytest.warns(UserWarning, match=r"reaches only 0\.95 instead of MODEL\.DROPBLOCK\.KEEP_PROB=0\.9, "
+                                         r"0\.9 instead of 1 - MODEL\.DROPBLOCK\.DROP_PATH_RATE=0\.8 "):
+        validate_dropblock_config(cfg)
+
+
 def test_schedule_end_minus_one_resolves_to_max_iter():
     cfg = _cfg()
     cfg.SOLVER.MAX_ITER = 1234
