@@ -230,6 +230,24 @@ def tiny_synthetic_datasets(root, **params):
         register_synthetic_datasets()
 
 
+def register_coco_json(name: str, coco: dict, folder) -> None:
+    """The COCO annotations `coco` written to `folder`/instances.json and registered as the
+    dataset `name` (an earlier registration of the name replaced), its dicts loaded once, which
+    sets the category id mapping as building a loader does."""
+    import json
+
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+    from detectron2.data.datasets import register_coco_instances
+
+    json_file = Path(folder) / "instances.json"
+    json_file.write_text(json.dumps(coco))
+    if name in DatasetCatalog.list():
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+    register_coco_instances(name, {}, str(json_file), str(folder))
+    DatasetCatalog.get(name)
+
+
 def load_tool(name: str, folder: str = "tools"):
     """<folder>/<name>.py imported as a module (tools/ and benchmarks/ are not packages)."""
     spec = importlib.util.spec_from_file_location(f"{folder}_{name}", REPO / folder / f"{name}.py")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import synthetic_cfg
+from conftest import register_coco_json, synthetic_cfg
 
 
 def test_evaluator_follows_the_dataset_type_and_uses_fast_coco_only_with_compiled_ops(tmp_path):
@@ -246,11 +246,6 @@ def test_a_voc_evaluation_failing_for_another_reason_than_an_annotation_keeps_it
 def test_the_coco_evaluator_leaves_out_keypoints_a_box_only_set_cannot_score(tmp_path):
     # A Keypoint R-CNN evaluated on a set without "keypoints" in its annotations: pycocotools
     # failed after the whole inference; the boxes are scored alone, as for masks.
-    import json
-
-    from detectron2.data import DatasetCatalog, MetadataCatalog
-    from detectron2.data.datasets import register_coco_instances
-
     from dropblock_det.engine.evaluation import dataset_evaluator
 
     name = "dropblock_test_coco_boxes_for_keypoints"
@@ -258,12 +253,7 @@ def test_the_coco_evaluator_leaves_out_keypoints_a_box_only_set_cannot_score(tmp
             "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [4, 4, 16, 16], "area": 256.0,
                              "iscrowd": 0}],
             "categories": [{"id": 1, "name": "square"}]}
-    (tmp_path / "instances.json").write_text(json.dumps(coco))
-    if name in DatasetCatalog.list():
-        DatasetCatalog.remove(name)
-        MetadataCatalog.remove(name)
-    register_coco_instances(name, {}, str(tmp_path / "instances.json"), str(tmp_path))
-    DatasetCatalog.get(name)
+    register_coco_json(name, coco, tmp_path)
     evaluator = dataset_evaluator(name, None)
     prediction = {"image_id": 1, "category_id": 1, "bbox": [4, 4, 16, 16], "score": 0.9,
                   "keypoints": [8.0, 8.0, 2.0] * 17}

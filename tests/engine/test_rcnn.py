@@ -6,14 +6,11 @@ import json
 import pytest
 import torch
 
-from conftest import CONFIGS, lazy_rcnn_cfg, rcnn_cfg
+from conftest import CONFIGS, lazy_rcnn_cfg, rcnn_cfg, register_coco_json
 
 
 # ----------------------------------------------------------------------------- evaluation
 def _coco_with_masks(tmp_path, name, with_masks: bool = True):
-    from detectron2.data import DatasetCatalog, MetadataCatalog
-    from detectron2.data.datasets import register_coco_instances
-
     polygon = [4.0, 4.0, 20.0, 4.0, 20.0, 20.0, 4.0, 20.0]
     coco = {
         "images": [{"id": 1, "file_name": "a.jpg", "height": 32, "width": 32}],
@@ -21,13 +18,7 @@ def _coco_with_masks(tmp_path, name, with_masks: bool = True):
                          "area": 256.0, "iscrowd": 0, **({"segmentation": [polygon]} if with_masks else {})}],
         "categories": [{"id": 1, "name": "square"}],
     }
-    json_file = tmp_path / "instances.json"
-    json_file.write_text(json.dumps(coco))
-    if name in DatasetCatalog.list():
-        DatasetCatalog.remove(name)
-        MetadataCatalog.remove(name)
-    register_coco_instances(name, {}, str(json_file), str(tmp_path))
-    DatasetCatalog.get(name)  # sets the category id mapping, as building a loader does
+    register_coco_json(name, coco, tmp_path)
     return polygon
 
 
@@ -505,9 +496,6 @@ def test_the_coco_evaluator_scores_a_mask_rcnn_on_a_box_only_set_by_its_boxes(tm
 def test_the_coco_evaluator_scores_masks_only_where_every_annotation_has_one(tmp_path):
     # One annotation without "segmentation" is enough for pycocotools' segm evaluation to fail
     # (KeyError: 'segmentation', after the whole inference): the boxes are scored alone.
-    from detectron2.data import DatasetCatalog, MetadataCatalog
-    from detectron2.data.datasets import register_coco_instances
-
     from dropblock_det.engine.evaluation import dataset_evaluator
 
     name = "dropblock_test_coco_some_masks"
@@ -517,12 +505,7 @@ def test_the_coco_evaluator_scores_masks_only_where_every_annotation_has_one(tmp
             "annotations": [{"id": 1, **box, "segmentation": [polygon]},
                             {"id": 2, **box, "bbox": [24, 24, 6, 6], "area": 36.0}],
             "categories": [{"id": 1, "name": "square"}]}
-    (tmp_path / "instances.json").write_text(json.dumps(coco))
-    if name in DatasetCatalog.list():
-        DatasetCatalog.remove(name)
-        MetadataCatalog.remove(name)
-    register_coco_instances(name, {}, str(tmp_path / "instances.json"), str(tmp_path))
-    DatasetCatalog.get(name)
+    register_coco_json(name, coco, tmp_path)
     evaluator = dataset_evaluator(name, None)
     evaluator.reset()
     evaluator.process(*_predictions(polygon, with_masks=True))
