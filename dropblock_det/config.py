@@ -484,7 +484,8 @@ def validate_dropblock_config(cfg: CN) -> None:
     if start < 0:
         raise _bad(p + "SCHEDULE.START_ITER", start, "expected an iteration >= 0")
     max_iter = cfg.SOLVER.MAX_ITER
-    regularized = resnet_enabled or fpn_enabled or head_enabled or seg_enabled or drop_path_rate > 0
+    dropblock_on = resnet_enabled or fpn_enabled or head_enabled or seg_enabled
+    regularized = dropblock_on or drop_path_rate > 0
     if end == -1:
         # Only a run with a regularizer follows the ramp: a baseline that shortens
         # SOLVER.MAX_ITER below a START_ITER it inherits is no contradiction.
@@ -515,8 +516,7 @@ def validate_dropblock_config(cfg: CN) -> None:
             )
         if end > max_iter:
             # Each ramped target: KEEP_PROB for the DropBlock locations, 1 - DROP_PATH_RATE for DropPath.
-            targets = ([(keep_prob, f"{p}KEEP_PROB={keep_prob:g}")]
-                       if resnet_enabled or fpn_enabled or head_enabled or seg_enabled else [])
+            targets = [(keep_prob, f"{p}KEEP_PROB={keep_prob:g}")] if dropblock_on else []
             if drop_path_rate > 0:
                 targets.append((1.0 - drop_path_rate, f"1 - {p}DROP_PATH_RATE={1.0 - drop_path_rate:g}"))
             reached = ", ".join(f"{ramp.keep_prob(target, last):.4g} instead of {name}" for target, name in targets)
