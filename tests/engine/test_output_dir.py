@@ -6,6 +6,20 @@ from pathlib import Path
 import pytest
 
 
+def _assert_held_against_another_open(folder, operation: str = "LOCK_EX") -> None:
+    """`folder`'s lock refuses fcntl.`operation` through another open file description, as
+    another process's (another run's) attempt would be refused."""
+    import fcntl
+    import os
+
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(fd, getattr(fcntl, operation) | fcntl.LOCK_NB)
+    finally:
+        os.close(fd)
+
+
 def test_a_rerun_moves_the_earlier_run_aside_instead_of_deleting_it(tmp_path):
     from dropblock_det.engine.output_dir import archive_previous_run as archive
 
@@ -286,9 +300,6 @@ def test_a_claimed_output_dir_is_held_exclusively_for_the_process_and_claimed_ag
     # The lock is what refuses a second run into the folder: held until the process ends,
     # exclusive (a shared one lets a second shared one in), and the same folder claimed
     # again by this process (by another path too) is no other run.
-    import fcntl
-    import os
-
     from dropblock_det.engine.output_dir import claim_output_dir
 
     out = tmp_path / "out"
@@ -296,12 +307,7 @@ def test_a_claimed_output_dir_is_held_exclusively_for_the_process_and_claimed_ag
     (tmp_path / "alias").symlink_to(out)
     claim_output_dir(str(out))
     claim_output_dir(str(tmp_path / "alias"))
-    fd = os.open(out, os.O_RDONLY)  # another open file description: as another process's
-    try:
-        with pytest.raises(BlockingIOError):
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    finally:
-        os.close(fd)
+    _assert_held_against_another_open(out, "LOCK_SH")
 
 
 def test_a_folder_another_run_holds_is_refused_naming_the_key_that_gave_it(tmp_path):
@@ -339,19 +345,11 @@ def test_an_output_folder_that_is_a_file_is_refused_naming_the_key(tmp_path, ins
 def test_prepare_output_dir_claims_the_folder_before_moving_anything(tmp_path):
     # The lock is what refuses a second run started into the folder; prepare_output_dir is
     # where the tools take it.
-    import fcntl
-    import os
-
     from dropblock_det.engine.output_dir import prepare_output_dir
 
     out = tmp_path / "out"
     prepare_output_dir(str(out), "OUTPUT_DIR", eval_only=False, resume=False, resuming=False)
-    fd = os.open(out, os.O_RDONLY)  # another open file description: as another run's
-    try:
-        with pytest.raises(BlockingIOError):
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    finally:
-        os.close(fd)
+    _assert_held_against_another_open(out)
 
 
 def test_a_dangling_link_on_the_path_is_what_a_folder_made_there_meets(tmp_path):
