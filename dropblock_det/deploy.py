@@ -341,9 +341,10 @@ def lazy_stock_config(cfg: Any) -> Any:
     augmentation, an LR schedule) is listed by :func:`lazy_plugin_nodes`.
 
     Raises:
-        ValueError: naming the key, for a dropblock-det component of the model with no stock
-            counterpart, for a RetinaNet head norm this detectron2's RetinaNetHead cannot
-            build (GN on v0.6), and for a `dataset_evaluator` whose dataset is not one
+        ValueError: naming the key, for a dropblock-det component with no stock counterpart
+            in the model, the test loader or the evaluator (a Cutout in the test mapper,
+            written there or read through an interpolation), for a RetinaNet head norm this
+            detectron2's RetinaNetHead cannot build (GN on v0.6), and for a `dataset_evaluator` whose dataset is not one
             name registered here with an evaluator type it picks an evaluator for.
     """
     import copy
@@ -356,6 +357,7 @@ def lazy_stock_config(cfg: Any) -> Any:
 
     stock = copy.deepcopy(cfg)
     targets = _lazy_stock_targets()
+    _copy_plugin_interpolations_into_eval_nodes(stock)
     # Interpolations are kept (`${train.output_dir}/inference` follows the output folder),
     # except those into the nodes removed or rebuilt below, which are replaced by their values.
     _resolve_interpolations_into(stock, _PLUGIN_ONLY_NODES + _rewritten_keys(stock, targets))
@@ -381,9 +383,11 @@ def lazy_stock_config(cfg: Any) -> Any:
         if isinstance(parent, DictConfig) and name in parent and _is_plugin_target(_target(parent[name])):
             del parent[name]
     for key, target in lazy_plugin_nodes(stock):
-        if key == "model" or key.startswith("model."):
+        if _in_eval_nodes(key):
             raise ValueError(f"{key}: {_target_path(target)} has no stock detectron2 counterpart "
-                             "(dropblock-det's components with one: see deploy._lazy_stock_targets)")
+                             "(dropblock-det's components with one: see deploy._lazy_stock_targets)"
+                             + ("" if key == "model" or key.startswith("model.") else
+                                "; evaluating builds this node: leave the component out of it"))
     for key, parent, name in _lazy_nodes(stock):
         node = parent[name]
         if _target(node) is RetinaNet:
@@ -445,6 +449,39 @@ def _stock_block_classes(node: Any, targets: Dict[Any, Any]) -> None:
 # Training-only nodes of dropblock-det's LazyConfigs (configs/common): the regularizer every
 # location copies and the keep_prob ramp. The stock config goes without them.
 _PLUGIN_ONLY_NODES = ("dropblock", "train.dropblock_schedule")
+
+
+def _in_eval_nodes(key: str) -> bool:
+    return any(key == node or key.startswith(node + ".") for node in LAZY_EVAL_NODES)
+
+
+def _copy_plugin_interpolations_into_eval_nodes(cfg: Any) -> None:
+    """Replaces every interpolation inside `LAZY_EVAL_NODES` whose value builds a dropblock-det
+    component (`dataloader.test.mapper.augmentations = "${dataloader.train.mapper.augmentations}"`,
+    `model.backbone = "${my_backbone}"`) by a copy of its value, so that the rewrite (or the
+    refusal) of lazy_stock_config reaches the component: through the interpolation the
+    stock config would build it from the node it reads. Repeated until none is left, for an
+    interpolation inside a copied value."""
+    import copy
+
+    from omegaconf import DictConfig, ListConfig
+    from omegaconf.errors import OmegaConfBaseException
+
+    copied = True
+    while copied:
+        copied = False
+        for key, parent, name in list(_lazy_nodes(cfg)):
+            raw = parent._get_node(name)
+            if not (_in_eval_nodes(key) and raw._is_interpolation()):
+                continue
+            try:
+                value = parent[name]
+            except OmegaConfBaseException:  # kept as written: LazyConfig.load names it
+                continue
+            if isinstance(value, (DictConfig, ListConfig)) and (_is_plugin_target(_target(value))
+                                                                 or lazy_plugin_nodes(value)):
+                parent[name] = copy.deepcopy(value)
+                copied = True
 
 
 def _interpolated_keys(value: str, parent_key: str) -> Iterator[str]:

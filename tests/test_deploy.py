@@ -542,3 +542,45 @@ def test_lazy_interpolations_into_the_resnet_stages_node_or_a_removed_argument_a
     assert stock.train.positions == [] and "dropblock_positions" not in stock.model.backbone
     assert stock.model.head.input_shape[0].channels == 64 and "${....backbone.out_channels}" in (
         tmp_path / "stock.yaml").read_text()  # the others kept
+
+
+@pytest.mark.parametrize("given_as", ["written in the test mapper", "read from the train mapper"])
+def test_a_training_augmentation_in_the_lazy_test_loader_is_named_even_through_an_interpolation(given_as):
+    # The stock test loader would build Cutout, which only dropblock-det has; through an
+    # interpolation it used to stay unseen (the interpolation was kept, its node not visited).
+    from detectron2.config import LazyCall as L
+
+    from dropblock_det.data.cutout import Cutout
+    from dropblock_det.deploy import lazy_stock_config
+
+    cfg = _lazy(SYNTHETIC_LAZY, "model.head.norm=''")
+    cutout = L(Cutout)(size=8)
+    if given_as == "written in the test mapper":
+        cfg.dataloader.test.mapper.augmentations.append(cutout)
+        key = "dataloader.test.mapper.augmentations.1"
+    else:
+        cfg.dataloader.train.mapper.augmentations.append(cutout)
+        cfg.dataloader.test.mapper.augmentations = "${dataloader.train.mapper.augmentations}"
+        key = "dataloader.test.mapper.augmentations.2"
+    with pytest.raises(ValueError, match=rf"^{re.escape(key)}: dropblock_det\.data\.cutout\.Cutout has no stock "
+                                         r"detectron2 counterpart .*evaluating builds this node"):
+        lazy_stock_config(cfg)
+
+
+def test_a_component_with_no_stock_counterpart_read_into_the_model_through_an_interpolation_is_named():
+    # `model.backbone.bottom_up.stem = "${my_stem}"`: the stock model would build the user's
+    # node, DropBlock2d and all; it used to be taken as a training-only node.
+    from detectron2.config import LazyCall as L
+
+    from dropblock_det.deploy import lazy_stock_config
+    from dropblock_det.layers import DropBlock2d
+
+    cfg = _lazy(SYNTHETIC_LAZY, "model.head.norm=''")
+    cfg.my_stem = L(_StemWithDropout)(dropout=L(DropBlock2d)(keep_prob=0.9, block_size=3))
+    cfg.model.backbone.bottom_up.stem = "${my_stem}"
+    with pytest.raises(ValueError, match=r"^model\.backbone\.bottom_up\.stem\.dropout: dropblock_det\.layers\..*"
+                                         r"DropBlock2d has no stock detectron2 counterpart \(dropblock-det's [^;]*$"):
+        lazy_stock_config(cfg)
+    del cfg.my_stem.dropout  # the user's own stem then stays read through the interpolation
+    stock = lazy_stock_config(cfg)
+    assert stock.model.backbone.bottom_up._get_node("stem")._value() == "${my_stem}"

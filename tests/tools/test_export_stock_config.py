@@ -425,14 +425,20 @@ def test_only_a_python_config_or_a_lazy_runs_yaml_is_read_as_a_lazy_config(lazy_
 
 def test_a_lazy_stock_config_whose_test_loader_still_builds_a_dropblock_det_component_is_refused_before_writing(
         lazy_trained_run, monkeypatch):
-    # The check of the written config against lazy_stock_config: here a (wrong) map that
+    # The check of the written config against lazy_stock_config: here a (wrong) rewrite that
     # leaves dropblock-det's test mapper in place, which stock detectron2 could not build.
     from dropblock_det import deploy
+    from dropblock_det.data.file_errors import DatasetMapperNamingFiles
 
     run, _ = lazy_trained_run
-    targets = deploy._lazy_stock_targets
-    monkeypatch.setattr(deploy, "_lazy_stock_targets", lambda: {
-        ours: theirs for ours, theirs in targets().items() if ours.__name__ != "DatasetMapperNamingFiles"})
+    rewrite = deploy.lazy_stock_config
+
+    def leaving_the_test_mapper(cfg):
+        stock = rewrite(cfg)
+        stock.dataloader.test.mapper._target_ = DatasetMapperNamingFiles
+        return stock
+
+    monkeypatch.setattr(deploy, "lazy_stock_config", leaving_the_test_mapper)
     output = run / "stock.yaml"
     with pytest.raises(RuntimeError, match=r"still builds dropblock-det components at dataloader\.test\.mapper$"):
         load_tool("export_stock_config").main(["--config-file", str(run / "config.yaml"), "--output", str(output)])
