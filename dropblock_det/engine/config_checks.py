@@ -58,6 +58,7 @@ __all__ = [
     "is_meta_device_limit",
     "load_config",
     "meta_model",
+    "pixel_normalization_error",
     "missing_config_file",
     "resize_error",
     "train_samplers",
@@ -491,6 +492,20 @@ def image_format_error(image_format: Any, channels: Optional[int] = None) -> str
     return ""
 
 
+def pixel_normalization_error(pixel_mean: Any, pixel_std: Any) -> str:
+    """Why a detectron2 model cannot normalize its images with these values ('' when it can):
+    it subtracts `pixel_mean` and divides by `pixel_std`, one value per channel each, so the
+    two need as many values (GeneralizedRCNN asserts it when built; RetinaNet and the
+    segmentor fail at their first image with a bare broadcast error), and a std of 0 makes
+    every input of that channel infinite (the losses NaN from the first step)."""
+    mean, std = list(pixel_mean), list(pixel_std)
+    if len(std) != len(mean):
+        return f"{len(std)} value(s) for the {len(mean)} channels of the pixel mean (one per channel)"
+    if any(value == 0 for value in std):
+        return "a std of 0 divides that channel of every image by zero"
+    return ""
+
+
 def check_test_time_augmentation(cfg: CfgNode) -> None:
     """ValueError naming the key for a TEST.AUG.ENABLED run whose test-time augmentation
     (detectron2's GeneralizedRCNNWithTTA, run by :meth:`trainer.DropBlockTrainer.test_with_TTA` after
@@ -672,11 +687,16 @@ def check_model_config(cfg: CfgNode) -> Optional[torch.nn.Module]:
     """Build the model described by `cfg` on PyTorch's meta device (shapes, no memory or
     initialisation cost: ~0.1 s for R50-FPN) and check where DropBlock went
     (:func:`check_dropblock_placed`), so a model-config error is raised before data loading
-    and before a tool writes anything. A component that cannot be built on the meta device
+    and before a tool writes anything; MODEL.PIXEL_STD against MODEL.PIXEL_MEAN first
+    (:func:`pixel_normalization_error`). A component that cannot be built on the meta device
     is left to the real build, which makes the same checks. Returns the meta model (None
     where it could not be built)."""
     check_stock_retinanet_norm(cfg)
     check_rcnn_features(cfg)
+    why = pixel_normalization_error(cfg.MODEL.PIXEL_MEAN, cfg.MODEL.PIXEL_STD)
+    if why:
+        raise ValueError(f"MODEL.PIXEL_STD={list(cfg.MODEL.PIXEL_STD)!r}: {why} "
+                         f"(MODEL.PIXEL_MEAN={list(cfg.MODEL.PIXEL_MEAN)!r})")
     try:
         model = meta_model(cfg)
     except AssertionError as error:

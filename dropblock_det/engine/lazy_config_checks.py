@@ -45,6 +45,7 @@ from .config_checks import (
     image_format_error,
     is_meta_device_limit,
     missing_config_file,
+    pixel_normalization_error,
     resize_error,
 )
 from .evaluation import dataset_evaluator, evaluator_cannot_read, has_compiled_ops, sem_seg_metadata_missing
@@ -575,8 +576,14 @@ def check_lazy_inputs(cfg: DictConfig, model: Optional[torch.nn.Module], train: 
     mapper's `image_format` detectron2 cannot read images in (config_checks.image_format_error,
     against the channels of the model's pixel_mean where it was built), and a
     ResizeShortestEdge among a mapper's augmentations that resizes every image to nothing
-    (config_checks.resize_error: the test loader's fails after the whole training). The training
-    loader's only with `train`. ValueError naming the key."""
+    (config_checks.resize_error: the test loader's fails after the whole training), and the
+    model's pixel_std against its pixel_mean (config_checks.pixel_normalization_error). The
+    training loader's only with `train`. ValueError naming the key."""
+    mean, std = (OmegaConf.select(cfg, f"model.{key}", default=None) for key in ("pixel_mean", "pixel_std"))
+    if all(isinstance(values, ListConfig) for values in (mean, std)):
+        why = pixel_normalization_error(mean, std)
+        if why:
+            raise ValueError(f"model.pixel_std={list(std)!r}: {why} (model.pixel_mean={list(mean)!r})")
     pixel_mean = getattr(unwrap_model(model), "pixel_mean", None) if model is not None else None
     channels = pixel_mean.numel() if isinstance(pixel_mean, torch.Tensor) else None
     for split in ("train", "test") if train else ("test",):

@@ -270,6 +270,11 @@ def test_a_cuda_device_index_past_the_devices_torch_sees_is_refused_naming_the_k
     (["INPUT.FORMAT", "RGBA"], r"^INPUT\.FORMAT='RGBA': it gives 4-channel images, the model normalizes 3 channels "
                                r".*MODEL\.PIXEL_MEAN has 3 values"),
     (["INPUT.FORMAT", "I"], r"^INPUT\.FORMAT='I': detectron2 reads it as images without a channel axis"),
+    # At the first step, "The size of tensor a (3) must match the size of tensor b (2)"; a std
+    # of 0 made the inputs infinite and the losses NaN.
+    (["MODEL.PIXEL_STD", "[57.0, 57.0]"], r"^MODEL\.PIXEL_STD=\[57\.0, 57\.0\]: 2 value\(s\) for the 3 channels of the "
+                                          r"pixel mean \(one per channel\) \(MODEL\.PIXEL_MEAN=\[103\.53, 116\.28, 123\.675\]\)$"),
+    (["MODEL.PIXEL_STD", "[57.0, 0.0, 57.0]"], r"^MODEL\.PIXEL_STD=\[57\.0, 0\.0, 57\.0\]: a std of 0 divides"),
     # After the output folder was prepared and config.yaml written.
     (["DATALOADER.SAMPLER_TRAIN", "Foo"], r"^DATALOADER\.SAMPLER_TRAIN='Foo': not a sampler .* expected one of "
                                           r"\['TrainingSampler', 'RepeatFactorTrainingSampler', 'RandomSubsetTrainingSampler'"),
@@ -294,6 +299,7 @@ def test_inputs_that_failed_late_naming_a_file_are_refused_by_key_before_the_run
     ["INPUT.FORMAT", "RGB"], ["INPUT.FORMAT", "L"],  # one channel broadcasts to PIXEL_MEAN's three
     ["INPUT.FORMAT", "YUV-BT.601"],
     ["DATALOADER.SAMPLER_TRAIN", "RepeatFactorTrainingSampler"],
+    ["MODEL.PIXEL_MEAN", "[0.0, 0.0, 0.0]", "MODEL.PIXEL_STD", "[-1.0, 2.0, 3.0]"],  # odd, but it normalizes
 ])
 def test_inputs_detectron2_accepts_are_not_refused(opts):
     from dropblock_det.engine.config_checks import check_config_before_run

@@ -92,6 +92,10 @@ DEEPLAB = str(CONFIGS / LAZY_TWINS[3][0])
     # Read, but with channels the model's pixel_mean does not normalize.
     (["dataloader.train.mapper.image_format=RGBA"], ValueError,
      r"^dataloader\.train\.mapper\.image_format='RGBA': it gives 4-channel images, the model normalizes 3 channels"),
+    # A bare broadcast error at the first step; NaN losses from it.
+    (["model.pixel_std=[57.0,57.0]"], ValueError,
+     r"^model\.pixel_std=\[57\.0, 57\.0\]: 2 value\(s\) for the 3 channels of the pixel mean .*\(model\.pixel_mean="),
+    (["model.pixel_std=[57.0,0.0,57.0]"], ValueError, r"^model\.pixel_std=\[57\.0, 0\.0, 57\.0\]: a std of 0 divides"),
 ])
 def test_bad_values_are_refused_by_key(opts, error, match):
     from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
