@@ -261,6 +261,28 @@ def test_the_trainers_hooks_schedule_first_checkpoint_atomically_and_evaluate_wi
     assert trainer._hooks[with_tta]._period == 0 and plain < with_tta < writer
 
 
+def test_train_returns_the_plain_and_the_tta_results_together(monkeypatch, tmp_path):
+    # The TTA hook runs after the plain evaluation; train() used to be checked on this only by
+    # a whole R-CNN training with TEST.AUG (the train_net tool test), ~10 s.
+    from detectron2.engine.train_loop import TrainerBase
+
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.trainer import DropBlockTrainer
+
+    cfg = rcnn_cfg("SOLVER.MAX_ITER", "10", "MODEL.DEVICE", "cpu", "OUTPUT_DIR", str(tmp_path),
+                   "DATASETS.TEST", "('synthetic_det_val',)", "TEST.AUG.ENABLED", "True")
+    trainer = _trainer_without_data(monkeypatch, cfg)
+    plain, tta = {"bbox": {"AP": 1.0}}, {"bbox_TTA": {"AP": 2.0}}
+    monkeypatch.setattr(DropBlockTrainer, "test_with_TTA", classmethod(lambda cls, cfg, model: dict(tta)))
+
+    def evaluations_only(self, start_iter, max_iter):  # what the two EvalHooks leave at the end
+        self._last_eval_results = dict(plain)
+        assert self._test_with_TTA_and_save_results() == tta  # the hook's own: the TTA ones
+
+    monkeypatch.setattr(TrainerBase, "train", evaluations_only)
+    assert trainer.train() == {**plain, **tta}
+
+
 def test_a_resumed_trainer_gets_the_optimizer_state_of_its_checkpoint_back(monkeypatch, tmp_path):
     # detectron2 v0.6's DefaultTrainer saves no optimizer: SGD's momentum restarted at zero.
     cfg = synthetic_cfg("SOLVER.MAX_ITER", "10", "DATASETS.TEST", "()", "MODEL.DEVICE", "cpu",
