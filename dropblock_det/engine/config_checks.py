@@ -23,7 +23,8 @@ from detectron2.data import DatasetCatalog
 from .. import data as _data  # noqa: F401  (registers the datasets)
 from .. import modeling as _modeling  # noqa: F401  (registers backbones, meta-archs, heads)
 from .. import solver
-from ..config import add_dropblock_config, check_impl_device, locations_on, validate_dropblock_config
+from ..config import (add_dropblock_config, check_impl_device, check_norm, is_positive_int, locations_on,
+                      validate_dropblock_config)
 from ..data.file_errors import check_evaluation_files
 from ..layers.base import is_integer, is_real_number
 from .checkpoint import check_checkpoint_fits, check_resume_grad_scaler, check_resume_optimizer, check_weights_path
@@ -41,6 +42,7 @@ __all__ = [
     "check_dropblock_placed",
     "check_lr_scheduler",
     "check_model_config",
+    "check_model_values",
     "check_optimizer",
     "check_proposal_files",
     "check_rcnn_features",
@@ -687,11 +689,13 @@ def check_model_config(cfg: CfgNode) -> Optional[torch.nn.Module]:
     """Build the model described by `cfg` on PyTorch's meta device (shapes, no memory or
     initialisation cost: ~0.1 s for R50-FPN) and check where DropBlock went
     (:func:`check_dropblock_placed`), so a model-config error is raised before data loading
-    and before a tool writes anything; MODEL.PIXEL_STD against MODEL.PIXEL_MEAN first
-    (:func:`pixel_normalization_error`). A component that cannot be built on the meta device
-    is left to the real build, which makes the same checks. Returns the meta model (None
+    and before a tool writes anything; the heads' values (:func:`check_model_values`) and
+    MODEL.PIXEL_STD against MODEL.PIXEL_MEAN (:func:`pixel_normalization_error`) first. A
+    component that cannot be built on the meta device is left to the real build, which
+    makes the same checks. Returns the meta model (None
     where it could not be built)."""
     check_stock_retinanet_norm(cfg)
+    check_model_values(cfg)
     check_rcnn_features(cfg)
     why = pixel_normalization_error(cfg.MODEL.PIXEL_MEAN, cfg.MODEL.PIXEL_STD)
     if why:
@@ -707,6 +711,289 @@ def check_model_config(cfg: CfgNode) -> Optional[torch.nn.Module]:
     if model is not None:
         check_dropblock_placed(cfg, model)
     return model
+
+
+# ----------------------------------------------------------------------------- head values
+def _reads_heads(cfg: CfgNode) -> Dict[str, bool]:
+    """Which of detectron2's heads the model of `cfg` builds, and so which keys it reads:
+    "retinanet" (a RetinaNet meta-architecture), "rpn" (detectron2's RPN or RRPN in an R-CNN
+    or a ProposalNetwork), "roi" (its StandardROIHeads / Res5ROIHeads family in a
+    GeneralizedRCNN), "sem_seg" (a SemanticSegmentor or PanopticFPN). A class of the user's
+    own may read the keys otherwise: none of its keys are judged."""
+    from detectron2.modeling import (META_ARCH_REGISTRY, GeneralizedRCNN, PanopticFPN, ProposalNetwork, RetinaNet,
+                                     SemanticSegmentor)
+    from detectron2.modeling.roi_heads import ROI_HEADS_REGISTRY, Res5ROIHeads, StandardROIHeads
+
+    def registered(registry: Any, name: str) -> Optional[type]:
+        try:
+            found = registry.get(name)
+        except KeyError:  # the build names it
+            return None
+        return found if isinstance(found, type) else None
+
+    model_class = registered(META_ARCH_REGISTRY, cfg.MODEL.META_ARCHITECTURE) or type(None)
+    rcnn = issubclass(model_class, GeneralizedRCNN)
+    head_class = registered(ROI_HEADS_REGISTRY, cfg.MODEL.ROI_HEADS.NAME) if rcnn else None
+    return {
+        "retinanet": issubclass(model_class, RetinaNet),
+        "rpn": ((rcnn or issubclass(model_class, ProposalNetwork))
+                and cfg.MODEL.PROPOSAL_GENERATOR.NAME in ("RPN", "RRPN")),
+        "roi": head_class is not None and issubclass(head_class, (StandardROIHeads, Res5ROIHeads)),
+        "sem_seg": issubclass(model_class, (SemanticSegmentor, PanopticFPN)),
+        "c4": head_class is not None and issubclass(head_class, Res5ROIHeads),
+    }
+
+
+def check_model_values(cfg: CfgNode) -> None:
+    """ValueError naming the key for values of the heads the model reads (:func:`_reads_heads`)
+    that detectron2 builds and then fails on at the first step or the first image with an
+    error naming no key, or trains on silently wrong (NaN or no loss, nothing sampled,
+    nothing detected): its matchers (:func:`_check_matcher`), samplers
+    (:func:`_check_sampler`), box regression (:func:`_check_box_regression`), anchors
+    (:func:`_check_anchor_values`), inference (:func:`_check_inference`), the R-CNN box head
+    and its pooler (:func:`_check_roi_box_head`), the focal loss, the backbone's and the
+    segmentation head's channels and norm (:func:`_check_channel_values`)."""
+    reads = _reads_heads(cfg)
+    model = cfg.MODEL
+    if reads["retinanet"]:
+        _check_matcher("MODEL.RETINANET", model.RETINANET)
+        _check_box_regression("MODEL.RETINANET", model.RETINANET.BBOX_REG_WEIGHTS,
+                              model.RETINANET.BBOX_REG_LOSS_TYPE, "retinanet")
+        _check_focal_loss(model.RETINANET)
+        _check_inference(cfg, "MODEL.RETINANET.SCORE_THRESH_TEST", "MODEL.RETINANET.NMS_THRESH_TEST",
+                         "MODEL.RETINANET.TOPK_CANDIDATES_TEST")
+    if reads["rpn"]:
+        _check_matcher("MODEL.RPN", model.RPN)
+        _check_sampler("MODEL.RPN", model.RPN)
+        _check_box_regression("MODEL.RPN", model.RPN.BBOX_REG_WEIGHTS, model.RPN.BBOX_REG_LOSS_TYPE, "rpn",
+                              count=5 if model.PROPOSAL_GENERATOR.NAME == "RRPN" else 4)
+        _check_rpn_topk(model.RPN)
+        _check_nms_threshold("MODEL.RPN.NMS_THRESH", model.RPN.NMS_THRESH)
+    if reads["roi"]:
+        _check_matcher("MODEL.ROI_HEADS", model.ROI_HEADS)
+        _check_sampler("MODEL.ROI_HEADS", model.ROI_HEADS)
+        _check_roi_box_head(cfg)
+        _check_inference(cfg, "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "MODEL.ROI_HEADS.NMS_THRESH_TEST")
+    if reads["sem_seg"] and model.SEM_SEG_HEAD.NAME not in ("", None):
+        check_norm("MODEL.SEM_SEG_HEAD.NORM", model.SEM_SEG_HEAD.NORM)
+        weight = model.SEM_SEG_HEAD.LOSS_WEIGHT
+        if is_real_number(weight) and weight < 0:
+            # The loss falls as the predictions get worse: the model unlearns.
+            raise ValueError(f"MODEL.SEM_SEG_HEAD.LOSS_WEIGHT={weight!r}: a negative weight trains the model away "
+                             "from the labels; expected a weight >= 0 (e.g. 1.0)")
+    _check_channel_values(cfg, bottleneck_res5=reads["c4"])
+
+
+def _config_value(cfg: CfgNode, key: str) -> Any:
+    node = cfg
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def _check_matcher(prefix: str, node: CfgNode) -> None:
+    """IOU_THRESHOLDS / IOU_LABELS of a detectron2 Matcher (the RetinaNet's, RPN's or ROI
+    heads'): detectron2 asserts on a mismatch naming no key (an empty list: a bare
+    IndexError), and builds thresholds above 1 (or below 0), past any IoU: nothing is
+    matched as foreground (the ROI heads train no box regression) or everything is."""
+    thresholds, labels = list(node.IOU_THRESHOLDS), list(node.IOU_LABELS)
+    if not thresholds or any(not is_real_number(t) or not 0 <= t <= 1 for t in thresholds):
+        raise ValueError(f"{prefix}.IOU_THRESHOLDS={thresholds!r}: expected IoU values in [0, 1], lowest first "
+                         "(e.g. [0.4, 0.5])")
+    if thresholds != sorted(thresholds):
+        raise ValueError(f"{prefix}.IOU_THRESHOLDS={thresholds!r}: expected the IoU values lowest first")
+    if len(labels) != len(thresholds) + 1 or any(label not in (-1, 0, 1) for label in labels):
+        raise ValueError(f"{prefix}.IOU_LABELS={labels!r}: expected {len(thresholds) + 1} labels, one per IoU "
+                         f"interval of {prefix}.IOU_THRESHOLDS={thresholds!r}, each 0 (background), 1 "
+                         "(foreground) or -1 (ignored)")
+
+
+def _check_sampler(prefix: str, node: CfgNode) -> None:
+    """BATCH_SIZE_PER_IMAGE / POSITIVE_FRACTION of the RPN's or the ROI heads' sampler: a batch
+    < 1 samples nothing (the RPN's losses are NaN from the first step, the ROI heads' 0), a
+    fraction <= 0 samples no foreground (no box regression is trained), and one above 1 is
+    no fraction (detectron2 takes it as 1, silently)."""
+    batch, fraction = node.BATCH_SIZE_PER_IMAGE, node.POSITIVE_FRACTION
+    if not is_integer(batch) or batch < 1:
+        raise ValueError(f"{prefix}.BATCH_SIZE_PER_IMAGE={batch!r}: expected a number of samples >= 1 per image "
+                         "(nothing would be trained on)")
+    if not is_real_number(fraction) or not 0 < fraction <= 1:
+        raise ValueError(f"{prefix}.POSITIVE_FRACTION={fraction!r}: expected a fraction in (0, 1] of "
+                         f"{prefix}.BATCH_SIZE_PER_IMAGE for foreground (e.g. 0.25)")
+
+
+def _box_loss_types(component: str) -> Optional[Tuple[str, ...]]:
+    """The BBOX_REG_LOSS_TYPE names the installed detectron2 knows for `component` ("retinanet",
+    "rpn", "roi"), read from the source of the losses (v0.6 releases branch in each head,
+    later versions in box_regression._dense_box_regression_loss); None where the source
+    cannot be read or names none (then detectron2 alone judges the name)."""
+    import inspect
+
+    from detectron2.modeling import box_regression
+    from detectron2.modeling.meta_arch.retinanet import RetinaNet
+    from detectron2.modeling.proposal_generator.rpn import RPN
+    from detectron2.modeling.roi_heads.fast_rcnn import FastRCNNOutputLayers
+
+    functions = [getattr(box_regression, "_dense_box_regression_loss", None),
+                 {"retinanet": getattr(RetinaNet, "losses", None), "rpn": getattr(RPN, "losses", None),
+                  "roi": getattr(FastRCNNOutputLayers, "box_reg_loss", None)}[component]]
+    names: List[str] = []
+    for function in functions:
+        try:
+            names += re.findall(r"""loss_type\s*==\s*["'](\w+)["']""", inspect.getsource(function))
+        except (OSError, TypeError):
+            continue
+    return tuple(dict.fromkeys(names)) or None
+
+
+def _check_box_regression(prefix: str, weights: Any, loss_type: Any, component: str, count: int = 4) -> None:
+    """BBOX_REG_WEIGHTS and BBOX_REG_LOSS_TYPE of a head's Box2BoxTransform and box loss: the
+    first step failed on a weight list of another length than `count` (4; 5 for rotated boxes: a bare "not enough values
+    to unpack" or IndexError) or an unknown loss name ("Invalid ... loss type 'foo'"), and a
+    weight of 0 divides the box deltas by zero (the RPN's proposals infinite: "Training has
+    diverged", or no R-CNN detection)."""
+    weights = list(weights)
+    if len(weights) != count or any(not is_real_number(w) or w == 0 for w in weights):
+        raise ValueError(f"{prefix}.BBOX_REG_WEIGHTS={weights!r}: expected {count} weights, none 0 (x, y, width, "
+                         f"height{', angle' if count == 5 else ''}; e.g. {[1.0] * count})")
+    names = _box_loss_types(component)
+    if names is not None and loss_type not in names:
+        raise ValueError(f"{prefix}.BBOX_REG_LOSS_TYPE={loss_type!r}: not a box loss this detectron2 knows; "
+                         f"expected one of {list(names)}")
+
+
+def _check_roi_box_head(cfg: CfgNode) -> None:
+    """The R-CNN box head's pooler and, for detectron2's FastRCNNConvFCHead, its layers:
+    POOLER_RESOLUTION < 1 built and failed at the first step (C4, or -1: a bare torch error)
+    or trained the FPN model's box head on 0 features, silently; an unknown POOLER_TYPE was
+    refused naming no key, and ROIAlignRotated failed at the first step on the axis-aligned
+    boxes of a non-rotated head; NUM_CONV / NUM_FC below 0, and CONV_DIM / FC_DIM < 1, failed
+    with a bare assertion or torch error, or trained on 0 features (both counts 0: the
+    head's assertion, named by its line in check_model_config). Also
+    BBOX_REG_WEIGHTS / BBOX_REG_LOSS_TYPE (:func:`_check_box_regression`)."""
+    from detectron2.modeling.roi_heads import ROI_HEADS_REGISTRY, Res5ROIHeads, RROIHeads
+
+    head = cfg.MODEL.ROI_BOX_HEAD
+    heads_class = ROI_HEADS_REGISTRY.get(cfg.MODEL.ROI_HEADS.NAME)
+    resolution = head.POOLER_RESOLUTION
+    sides = list(resolution) if isinstance(resolution, (list, tuple)) else [resolution]
+    if len(sides) not in (1, 2) or not all(is_integer(side) and side >= 1 for side in sides):
+        raise ValueError(f"MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION={resolution!r}: expected the side >= 1 of the "
+                         "features pooled for each box (e.g. 7; 14 for C4)")
+    rotated = issubclass(heads_class, RROIHeads)
+    types = ("ROIAlignRotated",) if rotated else ("ROIAlign", "ROIAlignV2", "ROIPool")
+    if head.POOLER_TYPE not in types:
+        raise ValueError(f"MODEL.ROI_BOX_HEAD.POOLER_TYPE={head.POOLER_TYPE!r}: expected one of {list(types)} "
+                         f"for MODEL.ROI_HEADS.NAME={cfg.MODEL.ROI_HEADS.NAME!r}")
+    _check_box_regression("MODEL.ROI_BOX_HEAD", head.BBOX_REG_WEIGHTS, head.BBOX_REG_LOSS_TYPE, "roi",
+                          count=5 if rotated else 4)
+    if head.NAME != "FastRCNNConvFCHead" or issubclass(heads_class, Res5ROIHeads):
+        return  # another head reads its own keys; C4's ROI head has no box head
+    counts = {"NUM_CONV": head.NUM_CONV, "NUM_FC": head.NUM_FC}
+    for key, count in counts.items():
+        if not is_integer(count) or count < 0:
+            raise ValueError(f"MODEL.ROI_BOX_HEAD.{key}={count!r}: expected a number of layers >= 0")
+    for count_key, dim_key in (("NUM_CONV", "CONV_DIM"), ("NUM_FC", "FC_DIM")):
+        if counts[count_key] and not is_positive_int(head[dim_key]):
+            raise ValueError(f"MODEL.ROI_BOX_HEAD.{dim_key}={head[dim_key]!r}: expected a number of channels >= 1 "
+                             f"for the MODEL.ROI_BOX_HEAD.{count_key}={counts[count_key]} layer(s)")
+
+
+def _check_rpn_topk(rpn: CfgNode) -> None:
+    """MODEL.RPN.PRE_NMS_TOPK_* / POST_NMS_TOPK_*: a negative PRE_NMS_TOPK failed in
+    find_top_rpn_proposals with a bare "narrow(): length must be non-negative" (the TEST one
+    in the evaluation after training), and 0 keeps no proposal: nothing detected (TEST), or
+    ROI heads trained on the ground truth boxes alone (TRAIN)."""
+    for key in ("PRE_NMS_TOPK_TRAIN", "PRE_NMS_TOPK_TEST", "POST_NMS_TOPK_TRAIN", "POST_NMS_TOPK_TEST"):
+        if not is_positive_int(rpn[key]):
+            raise ValueError(f"MODEL.RPN.{key}={rpn[key]!r}: expected a number of proposals >= 1 per image")
+
+
+def _check_nms_threshold(key: str, value: Any) -> None:
+    """A negative NMS IoU threshold suppresses every box that overlaps the best one at all:
+    one box per class (or per RPN level) is left, silently. Above 1 nothing is suppressed,
+    which detectron2 takes as it takes 1."""
+    if not is_real_number(value) or value < 0:
+        raise ValueError(f"{key}={value!r}: expected an IoU threshold in [0, 1] (1: no suppression)")
+
+
+def _check_inference(cfg: CfgNode, score_key: str, nms_key: str, topk_key: Optional[str] = None) -> None:
+    """The test-time keys that leave every image without a detection, silently (every
+    evaluation then scores 0 AP): a score threshold >= 1 (scores are probabilities; detectron2
+    keeps those above it), TEST.DETECTIONS_PER_IMAGE 0 and, for RetinaNet,
+    TOPK_CANDIDATES_TEST 0; and the NMS threshold (:func:`_check_nms_threshold`). Negative
+    limits are left: detectron2 reads them as "all" (or nearly)."""
+    score = _config_value(cfg, score_key)
+    if not is_real_number(score) or score >= 1:
+        raise ValueError(f"{score_key}={score!r}: scores are probabilities below 1, so no box is kept; expected a "
+                         "threshold below 1 (e.g. 0.05)")
+    _check_nms_threshold(nms_key, _config_value(cfg, nms_key))
+    for key in ("TEST.DETECTIONS_PER_IMAGE",) + ((topk_key,) if topk_key else ()):
+        if _config_value(cfg, key) == 0:
+            raise ValueError(f"{key}=0: no detection is kept, every evaluation scores 0 AP; expected a number "
+                             "of boxes >= 1 (e.g. 100)")
+
+
+def _check_focal_loss(retinanet: CfgNode) -> None:
+    """MODEL.RETINANET.FOCAL_LOSS_GAMMA / ALPHA: a negative gamma weights each anchor by
+    (1 - p)^gamma, infinite for a well-classified one; an alpha above 1 gives the negatives
+    a negative weight (detectron2's focal loss takes alpha in [0, 1], a negative one for no
+    weighting), so the loss falls as they are misclassified."""
+    gamma, alpha = retinanet.FOCAL_LOSS_GAMMA, retinanet.FOCAL_LOSS_ALPHA
+    if not is_real_number(gamma) or gamma < 0:
+        raise ValueError(f"MODEL.RETINANET.FOCAL_LOSS_GAMMA={gamma!r}: expected a focusing exponent >= 0 "
+                         "(e.g. 2.0; 0: plain cross-entropy)")
+    if not is_real_number(alpha) or alpha > 1:
+        raise ValueError(f"MODEL.RETINANET.FOCAL_LOSS_ALPHA={alpha!r}: expected the foreground weight in [0, 1] "
+                         "(e.g. 0.25; negative: no weighting)")
+
+
+def _check_anchor_values(cfg: CfgNode) -> None:
+    """MODEL.ANCHOR_GENERATOR values detectron2's DefaultAnchorGenerator builds with a bare
+    error (an aspect ratio of 0: ZeroDivisionError; a negative one: "math domain error") or
+    builds and fails on at the first step (a size of 0: empty anchors, "Input boxes to
+    Box2BoxTransform are not valid!"), and an OFFSET outside [0, 1), which it asserts naming
+    no key. A negative size is left: it makes the anchors of its absolute value."""
+    anchors = cfg.MODEL.ANCHOR_GENERATOR
+    if anchors.NAME != "DefaultAnchorGenerator":
+        return
+
+    def flat(value: Any) -> List[Any]:
+        return [v for entry in value for v in (entry if isinstance(entry, (list, tuple)) else [entry])]
+
+    if any(not is_real_number(v) or v == 0 for v in flat(anchors.SIZES)):
+        raise ValueError(f"MODEL.ANCHOR_GENERATOR.SIZES={anchors.SIZES!r}: expected anchor sizes in pixels, "
+                         "none 0 (e.g. [[32], [64], [128], [256], [512]])")
+    if any(not is_real_number(v) or v <= 0 for v in flat(anchors.ASPECT_RATIOS)):
+        raise ValueError(f"MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS={anchors.ASPECT_RATIOS!r}: expected height / width "
+                         "ratios > 0 (e.g. [[0.5, 1.0, 2.0]])")
+    if not is_real_number(anchors.OFFSET) or not 0 <= anchors.OFFSET < 1:
+        raise ValueError(f"MODEL.ANCHOR_GENERATOR.OFFSET={anchors.OFFSET!r}: expected the anchors' offset in [0, 1) "
+                         "of a feature cell (0.0: its corner, 0.5: its centre)")
+
+
+def _check_channel_values(cfg: CfgNode, bottleneck_res5: bool = False) -> None:
+    """The channel counts of a ResNet or FPN backbone (by MODEL.BACKBONE.NAME) and the ResNet's
+    groups: 0 built a conv of no output that failed at the first step, a negative count
+    failed the build with a bare torch error ("Trying to create tensor with negative
+    dimension", "groups must be a positive integer"). WIDTH_PER_GROUP is read by bottleneck
+    blocks only: ResNet-50 and deeper, or the C4 ROI head's res5 (`bottleneck_res5`).
+    Anchors: :func:`_check_anchor_values`."""
+    _check_anchor_values(cfg)
+    name = str(cfg.MODEL.BACKBONE.NAME).lower()
+    resnets = cfg.MODEL.RESNETS
+    keys: Dict[str, Any] = {}
+    if "resnet" in name:
+        keys.update({"MODEL.RESNETS.STEM_OUT_CHANNELS": resnets.STEM_OUT_CHANNELS,
+                     "MODEL.RESNETS.RES2_OUT_CHANNELS": resnets.RES2_OUT_CHANNELS,
+                     "MODEL.RESNETS.NUM_GROUPS": resnets.NUM_GROUPS})
+        if resnets.DEPTH not in (18, 34) or bottleneck_res5:  # basic blocks have no bottleneck width
+            keys["MODEL.RESNETS.WIDTH_PER_GROUP"] = resnets.WIDTH_PER_GROUP
+    if "fpn" in name:
+        keys["MODEL.FPN.OUT_CHANNELS"] = cfg.MODEL.FPN.OUT_CHANNELS
+    for key, value in keys.items():
+        if not is_positive_int(value):
+            raise ValueError(f"{key}={value!r}: expected an integer >= 1")
 
 
 def check_rcnn_features(cfg: CfgNode) -> None:

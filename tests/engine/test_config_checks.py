@@ -886,3 +886,81 @@ def test_rotated_rpn_features_the_backbone_lacks_are_refused_naming_the_key():
     with pytest.raises(ValueError, match=r"^MODEL\.RPN\.IN_FEATURES=\['res4'\]: 'res4' not among the backbone's outputs "
                                          r"\['p2', 'p3', 'p4', 'p5', 'p6'\]"):
         check_rcnn_features(rcnn_cfg("MODEL.PROPOSAL_GENERATOR.NAME", "RRPN", "MODEL.RPN.IN_FEATURES", "['res4']"))
+
+
+# ----------------------------------------------------------------------------- head values
+@pytest.mark.parametrize("opts, match", [
+    # Each built, then failed at the first step with an error naming no key ...
+    (["MODEL.RETINANET.BBOX_REG_LOSS_TYPE", "smoothl1"],
+     r"^MODEL\.RETINANET\.BBOX_REG_LOSS_TYPE='smoothl1': not a box loss this detectron2 knows; expected one of "
+     r"\['smooth_l1', 'giou'"),
+    (["MODEL.RETINANET.BBOX_REG_WEIGHTS", "[1.0, 1.0]"],
+     r"^MODEL\.RETINANET\.BBOX_REG_WEIGHTS=\[1\.0, 1\.0\]: expected 4 weights, none 0"),
+    (["MODEL.ANCHOR_GENERATOR.SIZES", "[[0]]"], r"^MODEL\.ANCHOR_GENERATOR\.SIZES=\[\[0\]\]: expected anchor sizes"),
+    (["MODEL.FPN.OUT_CHANNELS", "0"], r"^MODEL\.FPN\.OUT_CHANNELS=0: expected an integer >= 1$"),
+    (["MODEL.RESNETS.STEM_OUT_CHANNELS", "0"], r"^MODEL\.RESNETS\.STEM_OUT_CHANNELS=0: expected an integer >= 1$"),
+    # ... or refused at the build naming none (a bare IndexError, ZeroDivisionError, assertion) ...
+    (["MODEL.RETINANET.IOU_THRESHOLDS", "[]"], r"^MODEL\.RETINANET\.IOU_THRESHOLDS=\[\]: expected IoU values in \[0, 1\]"),
+    (["MODEL.RETINANET.IOU_LABELS", "[0, 1]"],
+     r"^MODEL\.RETINANET\.IOU_LABELS=\[0, 1\]: expected 3 labels, one per IoU interval of "
+     r"MODEL\.RETINANET\.IOU_THRESHOLDS=\[0\.4, 0\.5\]"),
+    (["MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS", "[[0.0]]"],
+     r"^MODEL\.ANCHOR_GENERATOR\.ASPECT_RATIOS=\[\[0\.0\]\]: expected height / width ratios > 0"),
+    (["MODEL.ANCHOR_GENERATOR.OFFSET", "1.0"], r"^MODEL\.ANCHOR_GENERATOR\.OFFSET=1\.0: expected the anchors' offset"),
+    # ... or trained or evaluated silently wrong: nothing matched, an infinite loss, no detection.
+    (["MODEL.RETINANET.IOU_THRESHOLDS", "[1.5, 2.0]"], r"^MODEL\.RETINANET\.IOU_THRESHOLDS=\[1\.5, 2\.0\]: "),
+    (["MODEL.RETINANET.FOCAL_LOSS_GAMMA", "-1.0"], r"^MODEL\.RETINANET\.FOCAL_LOSS_GAMMA=-1\.0: expected a focusing"),
+    (["MODEL.RETINANET.FOCAL_LOSS_ALPHA", "1.5"], r"^MODEL\.RETINANET\.FOCAL_LOSS_ALPHA=1\.5: expected the foreground"),
+    (["MODEL.RETINANET.SCORE_THRESH_TEST", "1.0"], r"^MODEL\.RETINANET\.SCORE_THRESH_TEST=1\.0: scores are probabilities"),
+    (["MODEL.RETINANET.NMS_THRESH_TEST", "-1.0"], r"^MODEL\.RETINANET\.NMS_THRESH_TEST=-1\.0: expected an IoU threshold"),
+    (["MODEL.RETINANET.TOPK_CANDIDATES_TEST", "0"], r"^MODEL\.RETINANET\.TOPK_CANDIDATES_TEST=0: no detection is kept"),
+    (["TEST.DETECTIONS_PER_IMAGE", "0"], r"^TEST\.DETECTIONS_PER_IMAGE=0: no detection is kept"),
+])
+def test_retinanet_values_detectron2_fails_on_late_are_refused_naming_the_key(opts, match):
+    from dropblock_det.engine.config_checks import check_config_before_run
+
+    with pytest.raises(ValueError, match=match):
+        check_config_before_run(synthetic_cfg(*opts), check_files=False)
+
+
+@pytest.mark.parametrize("opts", [
+    ["MODEL.RETINANET.BBOX_REG_LOSS_TYPE", "giou"],
+    ["MODEL.RETINANET.FOCAL_LOSS_ALPHA", "-1.0"],  # detectron2's "no weighting"
+    ["MODEL.RETINANET.FOCAL_LOSS_GAMMA", "0.0"],
+    ["MODEL.RETINANET.SCORE_THRESH_TEST", "0.0"],
+    ["MODEL.RETINANET.NMS_THRESH_TEST", "1.5"],  # no suppression, as 1.0
+    ["MODEL.RETINANET.IOU_THRESHOLDS", "[0.5, 0.5]", "MODEL.RETINANET.IOU_LABELS", "[0, -1, 1]"],
+    ["TEST.DETECTIONS_PER_IMAGE", "-1"],
+    ["MODEL.ANCHOR_GENERATOR.OFFSET", "0.5"],
+    ["MODEL.RESNETS.WIDTH_PER_GROUP", "0"],  # unread by ResNet-18's basic blocks
+])
+def test_retinanet_values_detectron2_takes_are_not_refused(opts):
+    from dropblock_det.engine.config_checks import check_model_config
+
+    check_model_config(synthetic_cfg(*opts))
+
+
+@pytest.mark.parametrize("config_file, opts, match", [
+    # A bare KeyError: 'gn' at the build; the loss falling as the model unlearns.
+    ("fcn_R_50_FPN_GN_scratch_poly_330k_bs16.yaml", ["MODEL.SEM_SEG_HEAD.NORM", "gn"],
+     r"^MODEL\.SEM_SEG_HEAD\.NORM='gn': not a norm detectron2's get_norm knows"),
+    ("deeplab_v3_plus_R_52_GN_scratch_os16_poly_330k_bs16.yaml", ["MODEL.SEM_SEG_HEAD.LOSS_WEIGHT", "-1.0"],
+     r"^MODEL\.SEM_SEG_HEAD\.LOSS_WEIGHT=-1\.0: a negative weight"),
+    # "groups must be a positive integer" at the build; a conv of 0 outputs at the first step.
+    ("deeplab_v3_plus_R_52_GN_scratch_os16_poly_330k_bs16.yaml", ["MODEL.RESNETS.NUM_GROUPS", "0"],
+     r"^MODEL\.RESNETS\.NUM_GROUPS=0: expected an integer >= 1$"),
+    ("deeplab_v3_plus_R_52_GN_scratch_os16_poly_330k_bs16.yaml", ["MODEL.RESNETS.RES2_OUT_CHANNELS", "0"],
+     r"^MODEL\.RESNETS\.RES2_OUT_CHANNELS=0: expected an integer >= 1$"),
+    ("deeplab_v3_plus_R_52_GN_scratch_os16_poly_330k_bs16.yaml", ["MODEL.SEM_SEG_HEAD.LOSS_WEIGHT", "0.0"], None),
+])
+def test_segmentation_values_detectron2_fails_on_are_refused_naming_the_key(tmp_path, config_file, opts, match):
+    from conftest import small_voc_sem_seg_cfg
+
+    from dropblock_det.engine.config_checks import check_model_config
+
+    cfg = small_voc_sem_seg_cfg(config_file, tmp_path, opts)
+    if match is None:
+        check_model_config(cfg)
+        return
+    with pytest.raises(ValueError, match=match):
+        check_model_config(cfg)

@@ -587,3 +587,63 @@ def test_tta_evaluates_every_size_and_its_flip_with_dropblock_off(tmp_path):
     assert [tuple(image.shape[1:]) for image in images] == [(24, 24), (24, 24), (56, 56), (56, 56)] * 2
     assert torch.equal(images[1], images[0].flip(-1)) and torch.equal(images[3], images[2].flip(-1))
     assert not any(training or any(flags) for _, training, flags in seen)  # eval mode: DropBlock is the identity
+
+
+@pytest.mark.parametrize("opts, c4, error", [
+    # The carried item: built, then the FPN box head trained on 0 features (C4: failed at the
+    # first step with torch's "Kernel size can't be greater than actual input size").
+    (("MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION", "0"), False, r"MODEL\.ROI_BOX_HEAD\.POOLER_RESOLUTION=0: expected the side >= 1"),
+    (("MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION", "0"), True, r"MODEL\.ROI_BOX_HEAD\.POOLER_RESOLUTION=0: expected the side >= 1"),
+    # "Unknown pooler type: foo" at the build; a bare AssertionError at the first step.
+    (("MODEL.ROI_BOX_HEAD.POOLER_TYPE", "ROIAlignRotated"), False,
+     r"MODEL\.ROI_BOX_HEAD\.POOLER_TYPE='ROIAlignRotated': expected one of \['ROIAlign', 'ROIAlignV2', 'ROIPool'\] "
+     r"for MODEL\.ROI_HEADS\.NAME='StandardROIHeads'"),
+    (("MODEL.ROI_BOX_HEAD.POOLER_TYPE", "foo"), True, r"MODEL\.ROI_BOX_HEAD\.POOLER_TYPE='foo': expected one of"),
+    (("MODEL.ROI_BOX_HEAD.FC_DIM", "0"), False,
+     r"MODEL\.ROI_BOX_HEAD\.FC_DIM=0: expected a number of channels >= 1 for the MODEL\.ROI_BOX_HEAD\.NUM_FC=2 layer"),
+    (("MODEL.ROI_BOX_HEAD.NUM_FC", "-1"), False, r"MODEL\.ROI_BOX_HEAD\.NUM_FC=-1: expected a number of layers >= 0"),
+    # A bare IndexError, "not enough values to unpack", "Invalid bbox reg loss type" at the
+    # first step; a weight of 0: infinite proposals ("Training has diverged").
+    (("MODEL.ROI_BOX_HEAD.BBOX_REG_WEIGHTS", "[10.0, 10.0]"), True,
+     r"MODEL\.ROI_BOX_HEAD\.BBOX_REG_WEIGHTS=\[10\.0, 10\.0\]: expected 4 weights, none 0"),
+    (("MODEL.RPN.BBOX_REG_WEIGHTS", "[0.0, 0.0, 0.0, 0.0]"), False, r"MODEL\.RPN\.BBOX_REG_WEIGHTS=\[0\.0, 0\.0, 0\.0, 0\.0\]: "),
+    (("MODEL.ROI_BOX_HEAD.BBOX_REG_LOSS_TYPE", "foo"), False, r"MODEL\.ROI_BOX_HEAD\.BBOX_REG_LOSS_TYPE='foo': not a box loss"),
+    (("MODEL.RPN.BBOX_REG_LOSS_TYPE", "foo"), False, r"MODEL\.RPN\.BBOX_REG_LOSS_TYPE='foo': not a box loss"),
+    # NaN RPN losses from the first step; ROI losses 0; no foreground sampled.
+    (("MODEL.RPN.BATCH_SIZE_PER_IMAGE", "0"), False, r"MODEL\.RPN\.BATCH_SIZE_PER_IMAGE=0: expected a number of samples"),
+    (("MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "0"), True, r"MODEL\.ROI_HEADS\.BATCH_SIZE_PER_IMAGE=0: expected"),
+    (("MODEL.ROI_HEADS.POSITIVE_FRACTION", "0.0"), False, r"MODEL\.ROI_HEADS\.POSITIVE_FRACTION=0\.0: expected a fraction in \(0, 1\]"),
+    (("MODEL.RPN.POSITIVE_FRACTION", "1.5"), False, r"MODEL\.RPN\.POSITIVE_FRACTION=1\.5: expected a fraction"),
+    (("MODEL.ROI_HEADS.IOU_THRESHOLDS", "[1.5]"), False, r"MODEL\.ROI_HEADS\.IOU_THRESHOLDS=\[1\.5\]: expected IoU values"),
+    (("MODEL.RPN.IOU_THRESHOLDS", "[0.7, 0.3]"), True, r"MODEL\.RPN\.IOU_THRESHOLDS=\[0\.7, 0\.3\]: expected the IoU values lowest first"),
+    # "narrow(): length must be non-negative" in the evaluation after training; no proposal.
+    (("MODEL.RPN.PRE_NMS_TOPK_TEST", "-1"), False, r"MODEL\.RPN\.PRE_NMS_TOPK_TEST=-1: expected a number of proposals >= 1"),
+    (("MODEL.RPN.POST_NMS_TOPK_TRAIN", "0"), False, r"MODEL\.RPN\.POST_NMS_TOPK_TRAIN=0: expected"),
+    (("MODEL.RPN.NMS_THRESH", "-1.0"), False, r"MODEL\.RPN\.NMS_THRESH=-1\.0: expected an IoU threshold"),
+    (("MODEL.ROI_HEADS.SCORE_THRESH_TEST", "1.5"), False, r"MODEL\.ROI_HEADS\.SCORE_THRESH_TEST=1\.5: scores are"),
+    (("MODEL.ROI_HEADS.NMS_THRESH_TEST", "-1.0"), True, r"MODEL\.ROI_HEADS\.NMS_THRESH_TEST=-1\.0: expected"),
+    # C4's res5 (the ROI head's bottleneck blocks) reads the width: a conv of 0 outputs.
+    (("MODEL.RESNETS.WIDTH_PER_GROUP", "0"), True, r"MODEL\.RESNETS\.WIDTH_PER_GROUP=0: expected an integer >= 1"),
+])
+def test_rcnn_head_values_detectron2_fails_on_late_are_refused_naming_the_key(opts, c4, error):
+    from dropblock_det.engine.config_checks import check_model_config
+
+    with pytest.raises(ValueError, match="^" + error):
+        check_model_config(rcnn_cfg(*opts, c4=c4))
+
+
+@pytest.mark.parametrize("opts, c4", [
+    (("MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION", "1"), False),
+    (("MODEL.ROI_BOX_HEAD.POOLER_TYPE", "ROIPool"), True),
+    (("MODEL.ROI_BOX_HEAD.POOLER_SAMPLING_RATIO", "-1"), False),  # adaptive, as 0
+    (("MODEL.ROI_BOX_HEAD.NUM_FC", "0", "MODEL.ROI_BOX_HEAD.NUM_CONV", "1"), False),
+    (("MODEL.ROI_BOX_HEAD.FC_DIM", "0"), True),  # C4 has no FastRCNNConvFCHead
+    (("MODEL.ROI_BOX_HEAD.BBOX_REG_LOSS_TYPE", "giou", "MODEL.RPN.BBOX_REG_LOSS_TYPE", "giou"), False),
+    (("MODEL.ROI_HEADS.POSITIVE_FRACTION", "1.0", "MODEL.RPN.NMS_THRESH", "1.0"), False),
+    (("MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0", "TEST.DETECTIONS_PER_IMAGE", "-1"), True),  # no limit
+    (("MODEL.RESNETS.WIDTH_PER_GROUP", "0"), False),  # unread by ResNet-18-FPN
+])
+def test_rcnn_head_values_detectron2_takes_are_not_refused(opts, c4):
+    from dropblock_det.engine.config_checks import check_model_config
+
+    check_model_config(rcnn_cfg(*opts, c4=c4))
