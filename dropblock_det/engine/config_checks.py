@@ -19,6 +19,7 @@ import detectron2.utils.comm as comm
 import torch
 from detectron2.config import CfgNode, get_cfg
 from detectron2.data import DatasetCatalog
+from omegaconf import ListConfig, OmegaConf
 
 from .. import data as _data  # noqa: F401  (registers the datasets)
 from .. import modeling as _modeling  # noqa: F401  (registers backbones, meta-archs, heads)
@@ -33,21 +34,37 @@ from .evaluation import check_evaluator_types
 
 __all__ = [
     "build_on_meta_device",
+    "check_anchor_aspect_ratios",
+    "check_anchor_offset",
+    "check_anchor_sizes",
+    "check_box_loss_type",
+    "check_box_weights",
     "check_class_counts",
     "check_config_before_run",
     "check_crop",
     "check_dataset_classes",
     "check_dataset_names",
     "check_ddp_device",
+    "check_detections_kept",
     "check_dropblock_placed",
+    "check_focal_loss_alpha",
+    "check_focal_loss_gamma",
+    "check_loss_weight",
     "check_lr_scheduler",
+    "check_matcher_values",
     "check_model_config",
     "check_model_values",
+    "check_nms_threshold",
     "check_optimizer",
+    "check_pooler_resolution",
+    "check_positive_fraction",
+    "check_proposal_count",
     "check_proposal_files",
     "check_rcnn_features",
     "check_resume_checkpoint",
+    "check_sample_count",
     "check_scaled_to_world_size",
+    "check_score_threshold",
     "check_stock_retinanet_norm",
     "check_test_inputs",
     "check_test_time_augmentation",
@@ -60,8 +77,8 @@ __all__ = [
     "is_meta_device_limit",
     "load_config",
     "meta_model",
-    "pixel_normalization_error",
     "missing_config_file",
+    "pixel_normalization_error",
     "resize_error",
     "train_samplers",
 ]
@@ -748,78 +765,89 @@ def check_model_values(cfg: CfgNode) -> None:
     """ValueError naming the key for values of the heads the model reads (:func:`_reads_heads`)
     that detectron2 builds and then fails on at the first step or the first image with an
     error naming no key, or trains on silently wrong (NaN or no loss, nothing sampled,
-    nothing detected): its matchers (:func:`_check_matcher`), samplers
-    (:func:`_check_sampler`), box regression (:func:`_check_box_regression`), anchors
-    (:func:`_check_anchor_values`), inference (:func:`_check_inference`), the R-CNN box head
-    and its pooler (:func:`_check_roi_box_head`), the focal loss, the backbone's and the
-    segmentation head's channels and norm (:func:`_check_channel_values`)."""
+    nothing detected): the matchers, samplers, box regression, anchors, test-time
+    thresholds and limits, the R-CNN box head and its pooler, the focal loss, the
+    backbone's and the segmentation head's channels and norm. Each value is judged by a
+    function that a LazyConfig's model node is checked with too
+    (lazy_config_checks.check_lazy_model_values)."""
     reads = _reads_heads(cfg)
     model = cfg.MODEL
     if reads["retinanet"]:
-        _check_matcher("MODEL.RETINANET", model.RETINANET)
-        _check_box_regression("MODEL.RETINANET", model.RETINANET.BBOX_REG_WEIGHTS,
-                              model.RETINANET.BBOX_REG_LOSS_TYPE, "retinanet")
-        _check_focal_loss(model.RETINANET)
-        _check_inference(cfg, "MODEL.RETINANET.SCORE_THRESH_TEST", "MODEL.RETINANET.NMS_THRESH_TEST",
-                         "MODEL.RETINANET.TOPK_CANDIDATES_TEST")
+        retinanet = model.RETINANET
+        check_matcher_values("MODEL.RETINANET.IOU_THRESHOLDS", retinanet.IOU_THRESHOLDS,
+                             "MODEL.RETINANET.IOU_LABELS", retinanet.IOU_LABELS)
+        check_box_weights("MODEL.RETINANET.BBOX_REG_WEIGHTS", retinanet.BBOX_REG_WEIGHTS)
+        check_box_loss_type("MODEL.RETINANET.BBOX_REG_LOSS_TYPE", retinanet.BBOX_REG_LOSS_TYPE, "retinanet")
+        check_focal_loss_gamma("MODEL.RETINANET.FOCAL_LOSS_GAMMA", retinanet.FOCAL_LOSS_GAMMA)
+        check_focal_loss_alpha("MODEL.RETINANET.FOCAL_LOSS_ALPHA", retinanet.FOCAL_LOSS_ALPHA)
+        check_score_threshold("MODEL.RETINANET.SCORE_THRESH_TEST", retinanet.SCORE_THRESH_TEST)
+        check_nms_threshold("MODEL.RETINANET.NMS_THRESH_TEST", retinanet.NMS_THRESH_TEST)
+        check_detections_kept("MODEL.RETINANET.TOPK_CANDIDATES_TEST", retinanet.TOPK_CANDIDATES_TEST)
+        check_detections_kept("TEST.DETECTIONS_PER_IMAGE", cfg.TEST.DETECTIONS_PER_IMAGE)
     if reads["rpn"]:
-        _check_matcher("MODEL.RPN", model.RPN)
-        _check_sampler("MODEL.RPN", model.RPN)
-        _check_box_regression("MODEL.RPN", model.RPN.BBOX_REG_WEIGHTS, model.RPN.BBOX_REG_LOSS_TYPE, "rpn",
-                              count=5 if model.PROPOSAL_GENERATOR.NAME == "RRPN" else 4)
-        _check_rpn_topk(model.RPN)
-        _check_nms_threshold("MODEL.RPN.NMS_THRESH", model.RPN.NMS_THRESH)
+        rpn = model.RPN
+        check_matcher_values("MODEL.RPN.IOU_THRESHOLDS", rpn.IOU_THRESHOLDS, "MODEL.RPN.IOU_LABELS", rpn.IOU_LABELS)
+        check_sample_count("MODEL.RPN.BATCH_SIZE_PER_IMAGE", rpn.BATCH_SIZE_PER_IMAGE)
+        check_positive_fraction("MODEL.RPN.POSITIVE_FRACTION", rpn.POSITIVE_FRACTION)
+        check_box_weights("MODEL.RPN.BBOX_REG_WEIGHTS", rpn.BBOX_REG_WEIGHTS,
+                          count=5 if model.PROPOSAL_GENERATOR.NAME == "RRPN" else 4)
+        check_box_loss_type("MODEL.RPN.BBOX_REG_LOSS_TYPE", rpn.BBOX_REG_LOSS_TYPE, "rpn")
+        for key in ("PRE_NMS_TOPK_TRAIN", "PRE_NMS_TOPK_TEST", "POST_NMS_TOPK_TRAIN", "POST_NMS_TOPK_TEST"):
+            check_proposal_count(f"MODEL.RPN.{key}", rpn[key])
+        check_nms_threshold("MODEL.RPN.NMS_THRESH", rpn.NMS_THRESH)
     if reads["roi"]:
-        _check_matcher("MODEL.ROI_HEADS", model.ROI_HEADS)
-        _check_sampler("MODEL.ROI_HEADS", model.ROI_HEADS)
+        heads = model.ROI_HEADS
+        check_matcher_values("MODEL.ROI_HEADS.IOU_THRESHOLDS", heads.IOU_THRESHOLDS,
+                             "MODEL.ROI_HEADS.IOU_LABELS", heads.IOU_LABELS)
+        check_sample_count("MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", heads.BATCH_SIZE_PER_IMAGE)
+        check_positive_fraction("MODEL.ROI_HEADS.POSITIVE_FRACTION", heads.POSITIVE_FRACTION)
         _check_roi_box_head(cfg)
-        _check_inference(cfg, "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "MODEL.ROI_HEADS.NMS_THRESH_TEST")
+        check_score_threshold("MODEL.ROI_HEADS.SCORE_THRESH_TEST", heads.SCORE_THRESH_TEST)
+        check_nms_threshold("MODEL.ROI_HEADS.NMS_THRESH_TEST", heads.NMS_THRESH_TEST)
+        check_detections_kept("TEST.DETECTIONS_PER_IMAGE", cfg.TEST.DETECTIONS_PER_IMAGE)
     if reads["sem_seg"] and model.SEM_SEG_HEAD.NAME not in ("", None):
         check_norm("MODEL.SEM_SEG_HEAD.NORM", model.SEM_SEG_HEAD.NORM)
-        weight = model.SEM_SEG_HEAD.LOSS_WEIGHT
-        if is_real_number(weight) and weight < 0:
-            # The loss falls as the predictions get worse: the model unlearns.
-            raise ValueError(f"MODEL.SEM_SEG_HEAD.LOSS_WEIGHT={weight!r}: a negative weight trains the model away "
-                             "from the labels; expected a weight >= 0 (e.g. 1.0)")
+        check_loss_weight("MODEL.SEM_SEG_HEAD.LOSS_WEIGHT", model.SEM_SEG_HEAD.LOSS_WEIGHT)
+    anchors = model.ANCHOR_GENERATOR
+    if anchors.NAME == "DefaultAnchorGenerator":
+        check_anchor_sizes("MODEL.ANCHOR_GENERATOR.SIZES", anchors.SIZES)
+        check_anchor_aspect_ratios("MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS", anchors.ASPECT_RATIOS)
+        check_anchor_offset("MODEL.ANCHOR_GENERATOR.OFFSET", anchors.OFFSET)
     _check_channel_values(cfg, bottleneck_res5=reads["c4"])
 
 
-def _config_value(cfg: CfgNode, key: str) -> Any:
-    node = cfg
-    for part in key.split("."):
-        node = node[part]
-    return node
-
-
-def _check_matcher(prefix: str, node: CfgNode) -> None:
-    """IOU_THRESHOLDS / IOU_LABELS of a detectron2 Matcher (the RetinaNet's, RPN's or ROI
+def check_matcher_values(thresholds_key: str, thresholds: Any, labels_key: str, labels: Any) -> None:
+    """The IoU thresholds and labels of a detectron2 Matcher (a RetinaNet's, an RPN's, the ROI
     heads'): detectron2 asserts on a mismatch naming no key (an empty list: a bare
     IndexError), and builds thresholds above 1 (or below 0), past any IoU: nothing is
     matched as foreground (the ROI heads train no box regression) or everything is."""
-    thresholds, labels = list(node.IOU_THRESHOLDS), list(node.IOU_LABELS)
+    thresholds, labels = list(thresholds), list(labels)
     if not thresholds or any(not is_real_number(t) or not 0 <= t <= 1 for t in thresholds):
-        raise ValueError(f"{prefix}.IOU_THRESHOLDS={thresholds!r}: expected IoU values in [0, 1], lowest first "
+        raise ValueError(f"{thresholds_key}={thresholds!r}: expected IoU values in [0, 1], lowest first "
                          "(e.g. [0.4, 0.5])")
     if thresholds != sorted(thresholds):
-        raise ValueError(f"{prefix}.IOU_THRESHOLDS={thresholds!r}: expected the IoU values lowest first")
+        raise ValueError(f"{thresholds_key}={thresholds!r}: expected the IoU values lowest first")
     if len(labels) != len(thresholds) + 1 or any(label not in (-1, 0, 1) for label in labels):
-        raise ValueError(f"{prefix}.IOU_LABELS={labels!r}: expected {len(thresholds) + 1} labels, one per IoU "
-                         f"interval of {prefix}.IOU_THRESHOLDS={thresholds!r}, each 0 (background), 1 "
+        raise ValueError(f"{labels_key}={labels!r}: expected {len(thresholds) + 1} labels, one per IoU "
+                         f"interval of {thresholds_key}={thresholds!r}, each 0 (background), 1 "
                          "(foreground) or -1 (ignored)")
 
 
-def _check_sampler(prefix: str, node: CfgNode) -> None:
-    """BATCH_SIZE_PER_IMAGE / POSITIVE_FRACTION of the RPN's or the ROI heads' sampler: a batch
-    < 1 samples nothing (the RPN's losses are NaN from the first step, the ROI heads' 0), a
-    fraction <= 0 samples no foreground (no box regression is trained), and one above 1 is
-    no fraction (detectron2 takes it as 1, silently)."""
-    batch, fraction = node.BATCH_SIZE_PER_IMAGE, node.POSITIVE_FRACTION
+def check_sample_count(key: str, batch: Any) -> None:
+    """The RPN's or the ROI heads' samples per image: < 1 samples nothing (the RPN's losses
+    are NaN from the first step, the ROI heads' 0)."""
     if not is_integer(batch) or batch < 1:
-        raise ValueError(f"{prefix}.BATCH_SIZE_PER_IMAGE={batch!r}: expected a number of samples >= 1 per image "
-                         "(nothing would be trained on)")
+        raise ValueError(f"{key}={batch!r}: expected a number of samples >= 1 per image (nothing would be "
+                         "trained on)")
+
+
+def check_positive_fraction(key: str, fraction: Any) -> None:
+    """The foreground fraction of the RPN's or the ROI heads' samples: <= 0 samples no
+    foreground (no box regression is trained), and above 1 is no fraction (detectron2 takes
+    it as 1, silently)."""
     if not is_real_number(fraction) or not 0 < fraction <= 1:
-        raise ValueError(f"{prefix}.POSITIVE_FRACTION={fraction!r}: expected a fraction in (0, 1] of "
-                         f"{prefix}.BATCH_SIZE_PER_IMAGE for foreground (e.g. 0.25)")
+        raise ValueError(f"{key}={fraction!r}: expected a fraction in (0, 1] of the samples for foreground "
+                         "(e.g. 0.25)")
 
 
 def _box_loss_types(component: str) -> Optional[Tuple[str, ...]]:
@@ -846,47 +874,55 @@ def _box_loss_types(component: str) -> Optional[Tuple[str, ...]]:
     return tuple(dict.fromkeys(names)) or None
 
 
-def _check_box_regression(prefix: str, weights: Any, loss_type: Any, component: str, count: int = 4) -> None:
-    """BBOX_REG_WEIGHTS and BBOX_REG_LOSS_TYPE of a head's Box2BoxTransform and box loss: the
-    first step failed on a weight list of another length than `count` (4; 5 for rotated boxes: a bare "not enough values
-    to unpack" or IndexError) or an unknown loss name ("Invalid ... loss type 'foo'"), and a
-    weight of 0 divides the box deltas by zero (the RPN's proposals infinite: "Training has
-    diverged", or no R-CNN detection)."""
+def check_box_weights(key: str, weights: Any, count: int = 4) -> None:
+    """The weights of a head's Box2BoxTransform: the first step failed on a list of another
+    length than `count` (4; 5 for rotated boxes: a bare "not enough values to unpack" or
+    IndexError), and a weight of 0 divides the box deltas by zero (the RPN's proposals
+    infinite: "Training has diverged", or no R-CNN detection)."""
     weights = list(weights)
     if len(weights) != count or any(not is_real_number(w) or w == 0 for w in weights):
-        raise ValueError(f"{prefix}.BBOX_REG_WEIGHTS={weights!r}: expected {count} weights, none 0 (x, y, width, "
+        raise ValueError(f"{key}={weights!r}: expected {count} weights, none 0 (x, y, width, "
                          f"height{', angle' if count == 5 else ''}; e.g. {[1.0] * count})")
+
+
+def check_box_loss_type(key: str, loss_type: Any, component: str) -> None:
+    """A head's box regression loss: an unknown name failed at the first step ("Invalid ...
+    loss type 'foo'"). The names are the installed detectron2's (:func:`_box_loss_types`)."""
     names = _box_loss_types(component)
     if names is not None and loss_type not in names:
-        raise ValueError(f"{prefix}.BBOX_REG_LOSS_TYPE={loss_type!r}: not a box loss this detectron2 knows; "
-                         f"expected one of {list(names)}")
+        raise ValueError(f"{key}={loss_type!r}: not a box loss this detectron2 knows; expected one of {list(names)}")
+
+
+def check_pooler_resolution(key: str, resolution: Any) -> None:
+    """The side of the features an R-CNN head pools per box: < 1 built and failed at the
+    first step (C4, or -1: a bare torch error) or trained the FPN model's box head on 0
+    features, silently."""
+    sides = list(resolution) if isinstance(resolution, (list, tuple)) else [resolution]
+    if len(sides) not in (1, 2) or not all(is_integer(side) and side >= 1 for side in sides):
+        raise ValueError(f"{key}={resolution!r}: expected the side >= 1 of the features pooled for each box "
+                         "(e.g. 7; 14 for C4)")
 
 
 def _check_roi_box_head(cfg: CfgNode) -> None:
     """The R-CNN box head's pooler and, for detectron2's FastRCNNConvFCHead, its layers:
-    POOLER_RESOLUTION < 1 built and failed at the first step (C4, or -1: a bare torch error)
-    or trained the FPN model's box head on 0 features, silently; an unknown POOLER_TYPE was
-    refused naming no key, and ROIAlignRotated failed at the first step on the axis-aligned
-    boxes of a non-rotated head; NUM_CONV / NUM_FC below 0, and CONV_DIM / FC_DIM < 1, failed
-    with a bare assertion or torch error, or trained on 0 features (both counts 0: the
-    head's assertion, named by its line in check_model_config). Also
-    BBOX_REG_WEIGHTS / BBOX_REG_LOSS_TYPE (:func:`_check_box_regression`)."""
+    POOLER_RESOLUTION (:func:`check_pooler_resolution`); an unknown POOLER_TYPE was refused
+    naming no key, and ROIAlignRotated failed at the first step on the axis-aligned boxes
+    of a non-rotated head; NUM_CONV / NUM_FC below 0, and CONV_DIM / FC_DIM < 1, failed with
+    a bare assertion or torch error, or trained on 0 features (both counts 0: the head's
+    assertion, named by its line in check_model_config). Also BBOX_REG_WEIGHTS /
+    BBOX_REG_LOSS_TYPE."""
     from detectron2.modeling.roi_heads import ROI_HEADS_REGISTRY, Res5ROIHeads, RROIHeads
 
     head = cfg.MODEL.ROI_BOX_HEAD
     heads_class = ROI_HEADS_REGISTRY.get(cfg.MODEL.ROI_HEADS.NAME)
-    resolution = head.POOLER_RESOLUTION
-    sides = list(resolution) if isinstance(resolution, (list, tuple)) else [resolution]
-    if len(sides) not in (1, 2) or not all(is_integer(side) and side >= 1 for side in sides):
-        raise ValueError(f"MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION={resolution!r}: expected the side >= 1 of the "
-                         "features pooled for each box (e.g. 7; 14 for C4)")
+    check_pooler_resolution("MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION", head.POOLER_RESOLUTION)
     rotated = issubclass(heads_class, RROIHeads)
     types = ("ROIAlignRotated",) if rotated else ("ROIAlign", "ROIAlignV2", "ROIPool")
     if head.POOLER_TYPE not in types:
         raise ValueError(f"MODEL.ROI_BOX_HEAD.POOLER_TYPE={head.POOLER_TYPE!r}: expected one of {list(types)} "
                          f"for MODEL.ROI_HEADS.NAME={cfg.MODEL.ROI_HEADS.NAME!r}")
-    _check_box_regression("MODEL.ROI_BOX_HEAD", head.BBOX_REG_WEIGHTS, head.BBOX_REG_LOSS_TYPE, "roi",
-                          count=5 if rotated else 4)
+    check_box_weights("MODEL.ROI_BOX_HEAD.BBOX_REG_WEIGHTS", head.BBOX_REG_WEIGHTS, count=5 if rotated else 4)
+    check_box_loss_type("MODEL.ROI_BOX_HEAD.BBOX_REG_LOSS_TYPE", head.BBOX_REG_LOSS_TYPE, "roi")
     if head.NAME != "FastRCNNConvFCHead" or issubclass(heads_class, Res5ROIHeads):
         return  # another head reads its own keys; C4's ROI head has no box head
     counts = {"NUM_CONV": head.NUM_CONV, "NUM_FC": head.NUM_FC}
@@ -899,17 +935,16 @@ def _check_roi_box_head(cfg: CfgNode) -> None:
                              f"for the MODEL.ROI_BOX_HEAD.{count_key}={counts[count_key]} layer(s)")
 
 
-def _check_rpn_topk(rpn: CfgNode) -> None:
-    """MODEL.RPN.PRE_NMS_TOPK_* / POST_NMS_TOPK_*: a negative PRE_NMS_TOPK failed in
-    find_top_rpn_proposals with a bare "narrow(): length must be non-negative" (the TEST one
-    in the evaluation after training), and 0 keeps no proposal: nothing detected (TEST), or
-    ROI heads trained on the ground truth boxes alone (TRAIN)."""
-    for key in ("PRE_NMS_TOPK_TRAIN", "PRE_NMS_TOPK_TEST", "POST_NMS_TOPK_TRAIN", "POST_NMS_TOPK_TEST"):
-        if not is_positive_int(rpn[key]):
-            raise ValueError(f"MODEL.RPN.{key}={rpn[key]!r}: expected a number of proposals >= 1 per image")
+def check_proposal_count(key: str, value: Any) -> None:
+    """The RPN's proposals kept before / after its NMS: a negative count before it failed in
+    find_top_rpn_proposals with a bare "narrow(): length must be non-negative" (the test
+    one in the evaluation after training), and 0 keeps no proposal: nothing detected
+    (test), or ROI heads trained on the ground truth boxes alone (training)."""
+    if not is_positive_int(value):
+        raise ValueError(f"{key}={value!r}: expected a number of proposals >= 1 per image")
 
 
-def _check_nms_threshold(key: str, value: Any) -> None:
+def check_nms_threshold(key: str, value: Any) -> None:
     """A negative NMS IoU threshold suppresses every box that overlaps the best one at all:
     one box per class (or per RPN level) is left, silently. Above 1 nothing is suppressed,
     which detectron2 takes as it takes 1."""
@@ -917,59 +952,78 @@ def _check_nms_threshold(key: str, value: Any) -> None:
         raise ValueError(f"{key}={value!r}: expected an IoU threshold in [0, 1] (1: no suppression)")
 
 
-def _check_inference(cfg: CfgNode, score_key: str, nms_key: str, topk_key: Optional[str] = None) -> None:
-    """The test-time keys that leave every image without a detection, silently (every
-    evaluation then scores 0 AP): a score threshold >= 1 (scores are probabilities; detectron2
-    keeps those above it), TEST.DETECTIONS_PER_IMAGE 0 and, for RetinaNet,
-    TOPK_CANDIDATES_TEST 0; and the NMS threshold (:func:`_check_nms_threshold`). Negative
-    limits are left: detectron2 reads them as "all" (or nearly)."""
-    score = _config_value(cfg, score_key)
-    if not is_real_number(score) or score >= 1:
-        raise ValueError(f"{score_key}={score!r}: scores are probabilities below 1, so no box is kept; expected a "
+def check_score_threshold(key: str, value: Any) -> None:
+    """A test score threshold >= 1 keeps no box (scores are probabilities; detectron2 keeps
+    those above it): every evaluation scores 0 AP, silently."""
+    if not is_real_number(value) or value >= 1:
+        raise ValueError(f"{key}={value!r}: scores are probabilities below 1, so no box is kept; expected a "
                          "threshold below 1 (e.g. 0.05)")
-    _check_nms_threshold(nms_key, _config_value(cfg, nms_key))
-    for key in ("TEST.DETECTIONS_PER_IMAGE",) + ((topk_key,) if topk_key else ()):
-        if _config_value(cfg, key) == 0:
-            raise ValueError(f"{key}=0: no detection is kept, every evaluation scores 0 AP; expected a number "
-                             "of boxes >= 1 (e.g. 100)")
 
 
-def _check_focal_loss(retinanet: CfgNode) -> None:
-    """MODEL.RETINANET.FOCAL_LOSS_GAMMA / ALPHA: a negative gamma weights each anchor by
-    (1 - p)^gamma, infinite for a well-classified one; an alpha above 1 gives the negatives
-    a negative weight (detectron2's focal loss takes alpha in [0, 1], a negative one for no
-    weighting), so the loss falls as they are misclassified."""
-    gamma, alpha = retinanet.FOCAL_LOSS_GAMMA, retinanet.FOCAL_LOSS_ALPHA
+def check_detections_kept(key: str, value: Any) -> None:
+    """A limit of 0 boxes per image (detections, a RetinaNet's top-k candidates) keeps none:
+    every evaluation scores 0 AP, silently. Negative limits are left: detectron2 reads them
+    as "all" (or nearly)."""
+    if value == 0:
+        raise ValueError(f"{key}=0: no detection is kept, every evaluation scores 0 AP; expected a number "
+                         "of boxes >= 1 (e.g. 100)")
+
+
+def check_focal_loss_gamma(key: str, gamma: Any) -> None:
+    """A negative focal-loss gamma weights each anchor by (1 - p)^gamma, infinite for a
+    well-classified one."""
     if not is_real_number(gamma) or gamma < 0:
-        raise ValueError(f"MODEL.RETINANET.FOCAL_LOSS_GAMMA={gamma!r}: expected a focusing exponent >= 0 "
-                         "(e.g. 2.0; 0: plain cross-entropy)")
+        raise ValueError(f"{key}={gamma!r}: expected a focusing exponent >= 0 (e.g. 2.0; 0: plain cross-entropy)")
+
+
+def check_focal_loss_alpha(key: str, alpha: Any) -> None:
+    """A focal-loss alpha above 1 gives the negatives a negative weight (detectron2's focal
+    loss takes alpha in [0, 1], a negative one for no weighting), so the loss falls as they
+    are misclassified."""
     if not is_real_number(alpha) or alpha > 1:
-        raise ValueError(f"MODEL.RETINANET.FOCAL_LOSS_ALPHA={alpha!r}: expected the foreground weight in [0, 1] "
-                         "(e.g. 0.25; negative: no weighting)")
+        raise ValueError(f"{key}={alpha!r}: expected the foreground weight in [0, 1] (e.g. 0.25; negative: no "
+                         "weighting)")
 
 
-def _check_anchor_values(cfg: CfgNode) -> None:
-    """MODEL.ANCHOR_GENERATOR values detectron2's DefaultAnchorGenerator builds with a bare
-    error (an aspect ratio of 0: ZeroDivisionError; a negative one: "math domain error") or
-    builds and fails on at the first step (a size of 0: empty anchors, "Input boxes to
-    Box2BoxTransform are not valid!"), and an OFFSET outside [0, 1), which it asserts naming
-    no key. A negative size is left: it makes the anchors of its absolute value."""
-    anchors = cfg.MODEL.ANCHOR_GENERATOR
-    if anchors.NAME != "DefaultAnchorGenerator":
-        return
+def check_loss_weight(key: str, weight: Any) -> None:
+    """A negative loss weight makes the loss fall as the predictions get worse: the model
+    unlearns. 0 is left (a head switched off on purpose)."""
+    if is_real_number(weight) and weight < 0:
+        raise ValueError(f"{key}={weight!r}: a negative weight trains the model away from the labels; expected a "
+                         "weight >= 0 (e.g. 1.0)")
 
-    def flat(value: Any) -> List[Any]:
-        return [v for entry in value for v in (entry if isinstance(entry, (list, tuple)) else [entry])]
 
-    if any(not is_real_number(v) or v == 0 for v in flat(anchors.SIZES)):
-        raise ValueError(f"MODEL.ANCHOR_GENERATOR.SIZES={anchors.SIZES!r}: expected anchor sizes in pixels, "
-                         "none 0 (e.g. [[32], [64], [128], [256], [512]])")
-    if any(not is_real_number(v) or v <= 0 for v in flat(anchors.ASPECT_RATIOS)):
-        raise ValueError(f"MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS={anchors.ASPECT_RATIOS!r}: expected height / width "
-                         "ratios > 0 (e.g. [[0.5, 1.0, 2.0]])")
-    if not is_real_number(anchors.OFFSET) or not 0 <= anchors.OFFSET < 1:
-        raise ValueError(f"MODEL.ANCHOR_GENERATOR.OFFSET={anchors.OFFSET!r}: expected the anchors' offset in [0, 1) "
-                         "of a feature cell (0.0: its corner, 0.5: its centre)")
+def _anchor_values(value: Any) -> List[Any]:
+    """The values of DefaultAnchorGenerator's sizes / aspect ratios, given per level or once."""
+    return [v for entry in value for v in (entry if isinstance(entry, (list, tuple, ListConfig)) else [entry])]
+
+
+def check_anchor_sizes(key: str, sizes: Any) -> None:
+    """DefaultAnchorGenerator's sizes: one of 0 built empty anchors, and the first step failed
+    with "Input boxes to Box2BoxTransform are not valid!". A negative size is left: it makes
+    the anchors of its absolute value."""
+    if any(not is_real_number(v) or v == 0 for v in _anchor_values(sizes)):
+        raise ValueError(f"{key}={_plain_list(sizes)!r}: expected anchor sizes in pixels, none 0 "
+                         "(e.g. [[32], [64], [128], [256], [512]])")
+
+
+def check_anchor_aspect_ratios(key: str, ratios: Any) -> None:
+    """DefaultAnchorGenerator's aspect ratios: 0 failed its build with a bare ZeroDivisionError,
+    a negative one with "math domain error"."""
+    if any(not is_real_number(v) or v <= 0 for v in _anchor_values(ratios)):
+        raise ValueError(f"{key}={_plain_list(ratios)!r}: expected height / width ratios > 0 (e.g. [[0.5, 1.0, 2.0]])")
+
+
+def check_anchor_offset(key: str, offset: Any) -> None:
+    """DefaultAnchorGenerator's offset, which it asserts in [0, 1) naming no key."""
+    if not is_real_number(offset) or not 0 <= offset < 1:
+        raise ValueError(f"{key}={offset!r}: expected the anchors' offset in [0, 1) of a feature cell (0.0: its "
+                         "corner, 0.5: its centre)")
+
+
+def _plain_list(value: Any) -> Any:
+    """A LazyConfig list as the plain list the config file writes (yacs values are plain)."""
+    return OmegaConf.to_object(value) if OmegaConf.is_config(value) else value
 
 
 def _check_channel_values(cfg: CfgNode, bottleneck_res5: bool = False) -> None:
@@ -977,9 +1031,7 @@ def _check_channel_values(cfg: CfgNode, bottleneck_res5: bool = False) -> None:
     groups: 0 built a conv of no output that failed at the first step, a negative count
     failed the build with a bare torch error ("Trying to create tensor with negative
     dimension", "groups must be a positive integer"). WIDTH_PER_GROUP is read by bottleneck
-    blocks only: ResNet-50 and deeper, or the C4 ROI head's res5 (`bottleneck_res5`).
-    Anchors: :func:`_check_anchor_values`."""
-    _check_anchor_values(cfg)
+    blocks only: ResNet-50 and deeper, or the C4 ROI head's res5 (`bottleneck_res5`)."""
     name = str(cfg.MODEL.BACKBONE.NAME).lower()
     resnets = cfg.MODEL.RESNETS
     keys: Dict[str, Any] = {}

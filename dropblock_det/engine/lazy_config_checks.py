@@ -15,7 +15,7 @@ import math
 import sys
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import detectron2.utils.comm as comm
 import torch
@@ -26,7 +26,7 @@ from detectron2.evaluation import COCOEvaluator, SemSegEvaluator
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ..config import check_feature_names
+from ..config import check_feature_names, check_norm
 from ..data.file_errors import ANNOTATION_FIELDS, check_evaluation_files, missing_annotation_field
 from ..layers import DropBlock2d, iter_regularizers, triton_unavailable_reason
 from ..layers.base import is_integer
@@ -38,8 +38,24 @@ from .checkpoint import (
 )
 from .config_checks import (
     build_on_meta_device,
+    check_anchor_aspect_ratios,
+    check_anchor_offset,
+    check_anchor_sizes,
+    check_box_loss_type,
+    check_box_weights,
     check_class_counts,
     check_ddp_device,
+    check_detections_kept,
+    check_focal_loss_alpha,
+    check_focal_loss_gamma,
+    check_loss_weight,
+    check_matcher_values,
+    check_nms_threshold,
+    check_pooler_resolution,
+    check_positive_fraction,
+    check_proposal_count,
+    check_sample_count,
+    check_score_threshold,
     checked_device,
     error_description,
     image_format_error,
@@ -53,6 +69,7 @@ from .hooks import DropBlockScheduleHook, unwrap_model
 
 __all__ = [
     "check_lazy_model",
+    "check_lazy_model_values",
     "check_lazy_checkpoint",
     "lazy_optimizer",
     "check_lazy_class_counts",
@@ -427,6 +444,7 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True, check_file
             raise KeyError(f"{key} names {name!r}, which is not a registered dataset. "
                            f"Registered: {', '.join(sorted(registered))}")
         names.setdefault(name, key)
+    check_lazy_model_values(cfg)
     model = lazy_meta_model(cfg)
     if model is not None:
         check_lazy_model(cfg, model, train)
@@ -793,12 +811,107 @@ def _is_target(node: Any, name: str) -> bool:
 def _nodes_building(node: Any, key: str, name: str) -> Iterator[Tuple[str, DictConfig]]:
     """(dotted key, node) of every node at or under `node` (at `key`) that builds `name`;
     interpolations (`"${dropblock}"`) are not followed: they are copies of another key."""
-    if _is_target(node, name):
+    return ((k, n) for k, n in _target_nodes(node, key) if _is_target(n, name))
+
+
+def _target_nodes(node: Any, key: str) -> Iterator[Tuple[str, DictConfig]]:
+    """(dotted key, node) of every node with a `_target_` at or under `node` (at `key`),
+    parents first; interpolations are not followed (copies of another key)."""
+    if isinstance(node, DictConfig) and "_target_" in node:
         yield key, node
     if isinstance(node, (DictConfig, ListConfig)):
         for child_key, child, interpolation in _children(node, key):
             if not interpolation:
-                yield from _nodes_building(child, child_key, name)
+                yield from _target_nodes(child, child_key)
+
+
+def check_lazy_model_values(cfg: DictConfig) -> None:
+    """The values given to detectron2's heads and their parts in `model` that it builds and
+    then fails on at the first step or trains or evaluates on silently wrong, judged as the
+    yacs MODEL keys are (config_checks.check_model_values): a Matcher's thresholds and
+    labels, a Box2BoxTransform's weights, DefaultAnchorGenerator's sizes, aspect ratios and
+    offset, an ROIPooler's output size and type, a RetinaNet's focal loss, box loss and
+    test-time thresholds and limits, an RPN's sampler, top-k, NMS threshold and box loss,
+    the ROI heads' sampler, FastRCNNOutputLayers' test-time values and box loss,
+    FastRCNNConvFCHead's layer widths, and a semantic segmentation head's loss weight and
+    norm. Only arguments the config gives (the defaults are detectron2's own). Runs before
+    the meta build, where some of them are asserted naming no key. ValueError naming the key."""
+    from detectron2.modeling import RetinaNet
+    from detectron2.modeling.anchor_generator import DefaultAnchorGenerator
+    from detectron2.modeling.proposal_generator import RPN
+    from detectron2.modeling.box_regression import Box2BoxTransform, Box2BoxTransformRotated
+    from detectron2.modeling.matcher import Matcher
+    from detectron2.modeling.poolers import ROIPooler
+    from detectron2.modeling.roi_heads import FastRCNNConvFCHead, FastRCNNOutputLayers, ROIHeads
+
+    model = cfg.get("model")
+    for key, node in _target_nodes(model, "model") if model is not None else ():
+        target = _located(node.get("_target_"))
+        if not isinstance(target, type):
+            continue
+        given = {name: node[name] for name in node.keys() if name != "_target_" and not node._get_node(name)._is_missing()}
+
+        def check(name: str, judge: Callable[..., None], *args: Any) -> None:
+            if name in given:
+                judge(f"{key}.{name}", given[name], *args)
+
+        if issubclass(target, Matcher) and {"thresholds", "labels"} <= set(given):
+            check_matcher_values(f"{key}.thresholds", given["thresholds"], f"{key}.labels", given["labels"])
+        elif issubclass(target, Box2BoxTransform):
+            check("weights", check_box_weights)
+        elif issubclass(target, Box2BoxTransformRotated):
+            check("weights", check_box_weights, 5)
+        elif issubclass(target, DefaultAnchorGenerator):
+            check("sizes", check_anchor_sizes)
+            check("aspect_ratios", check_anchor_aspect_ratios)
+            check("offset", check_anchor_offset)
+        elif issubclass(target, ROIPooler):
+            check("output_size", check_pooler_resolution)
+            if "pooler_type" in given and given["pooler_type"] not in _POOLER_TYPES:
+                raise ValueError(f"{key}.pooler_type={given['pooler_type']!r}: expected one of {list(_POOLER_TYPES)}")
+        elif issubclass(target, RetinaNet):
+            check("focal_loss_gamma", check_focal_loss_gamma)
+            check("focal_loss_alpha", check_focal_loss_alpha)
+            check("box_reg_loss_type", check_box_loss_type, "retinanet")
+            check("test_score_thresh", check_score_threshold)
+            check("test_nms_thresh", check_nms_threshold)
+            check("test_topk_candidates", check_detections_kept)
+            check("max_detections_per_image", check_detections_kept)
+        elif issubclass(target, RPN):
+            check("batch_size_per_image", check_sample_count)
+            check("positive_fraction", check_positive_fraction)
+            check("box_reg_loss_type", check_box_loss_type, "rpn")
+            check("nms_thresh", check_nms_threshold)
+            for name in ("pre_nms_topk", "post_nms_topk"):  # (training, test)
+                for i, count in enumerate(given.get(name, ())):
+                    check_proposal_count(f"{key}.{name}.{i}", count)
+        elif issubclass(target, ROIHeads):
+            check("batch_size_per_image", check_sample_count)
+            check("positive_fraction", check_positive_fraction)
+        elif issubclass(target, FastRCNNOutputLayers):
+            check("box_reg_loss_type", check_box_loss_type, "roi")
+            check("test_score_thresh", check_score_threshold)
+            check("test_nms_thresh", check_nms_threshold)
+            check("test_topk_per_image", check_detections_kept)
+        elif issubclass(target, FastRCNNConvFCHead):
+            for name in ("conv_dims", "fc_dims"):
+                for i, width in enumerate(given.get(name, ())):
+                    if not is_integer(width) or width < 1:
+                        raise ValueError(f"{key}.{name}.{i}={width!r}: expected a number of channels >= 1")
+        elif issubclass(target, _semantic_segmentation_heads()):
+            check("loss_weight", check_loss_weight)
+            check("norm", check_norm)
+
+
+# detectron2's ROIPooler types (ROIAlignRotated for rotated boxes).
+_POOLER_TYPES = ("ROIAlign", "ROIAlignV2", "ROIPool", "ROIAlignRotated")
+
+
+def _semantic_segmentation_heads() -> Tuple[type, ...]:
+    from detectron2.modeling.meta_arch.semantic_seg import SemSegFPNHead
+    from detectron2.projects.deeplab import DeepLabV3Head, DeepLabV3PlusHead
+
+    return (SemSegFPNHead, DeepLabV3Head, DeepLabV3PlusHead)
 
 
 def check_lazy_resnet_stages(cfg: DictConfig, model: torch.nn.Module) -> None:

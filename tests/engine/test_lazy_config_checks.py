@@ -96,6 +96,22 @@ DEEPLAB = str(CONFIGS / LAZY_TWINS[3][0])
     (["model.pixel_std=[57.0,57.0]"], ValueError,
      r"^model\.pixel_std=\[57\.0, 57\.0\]: 2 value\(s\) for the 3 channels of the pixel mean .*\(model\.pixel_mean="),
     (["model.pixel_std=[57.0,0.0,57.0]"], ValueError, r"^model\.pixel_std=\[57\.0, 0\.0, 57\.0\]: a std of 0 divides"),
+    # The heads' values, as the yacs MODEL keys: built, then failed at the first step naming no
+    # key (or asserted at the build, a bare IndexError), or nothing detected, silently.
+    (["model.anchor_matcher.thresholds=[]"], ValueError,
+     r"^model\.anchor_matcher\.thresholds=\[\]: expected IoU values in \[0, 1\]"),
+    (["model.anchor_matcher.labels=[0,1]"], ValueError,
+     r"^model\.anchor_matcher\.labels=\[0, 1\]: expected 3 labels, one per IoU interval of "
+     r"model\.anchor_matcher\.thresholds=\[0\.4, 0\.5\]"),
+    (["model.box2box_transform.weights=[1.0,1.0]"], ValueError,
+     r"^model\.box2box_transform\.weights=\[1\.0, 1\.0\]: expected 4 weights, none 0"),
+    (["model.anchor_generator.offset=1.0"], ValueError, r"^model\.anchor_generator\.offset=1\.0: expected the anchors' offset"),
+    (["model.anchor_generator.aspect_ratios=[0.0]"], ValueError,
+     r"^model\.anchor_generator\.aspect_ratios=\[0\.0\]: expected height / width ratios > 0"),
+    (["model.focal_loss_alpha=1.5"], ValueError, r"^model\.focal_loss_alpha=1\.5: expected the foreground weight"),
+    (["+model.test_score_thresh=1.0"], ValueError, r"^model\.test_score_thresh=1\.0: scores are probabilities"),
+    (["+model.max_detections_per_image=0"], ValueError, r"^model\.max_detections_per_image=0: no detection is kept"),
+    (["+model.box_reg_loss_type=smoothl1"], ValueError, r"^model\.box_reg_loss_type='smoothl1': not a box loss"),
 ])
 def test_bad_values_are_refused_by_key(opts, error, match):
     from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
@@ -1097,3 +1113,15 @@ def test_an_assertion_a_model_component_raises_is_named_by_its_key_and_source_li
     with pytest.raises(ValueError, match=r"^model\.roi_heads\.box_head \(FastRCNNConvFCHead\): AssertionError "
                                          r"\(at detectron2/modeling/roi_heads/box_head\.py:\d+: assert .*fc_dims.*\)$"):
         instantiate_naming_key(node, "model.roi_heads.box_head")
+
+
+@pytest.mark.parametrize("opts", [
+    ["+model.test_nms_thresh=1.5"],  # no suppression, as 1.0
+    ["+model.box_reg_loss_type=giou", "model.focal_loss_alpha=-1.0"],  # detectron2's "no weighting"
+    ["+model.max_detections_per_image=-1"],
+    ["model.anchor_matcher.thresholds=[0.5,0.5]"],
+])
+def test_head_values_detectron2_takes_are_not_refused(opts):
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    check_lazy_config_before_run(lazy_cfg(SYNTHETIC, *opts), check_files=False)

@@ -647,3 +647,31 @@ def test_rcnn_head_values_detectron2_takes_are_not_refused(opts, c4):
     from dropblock_det.engine.config_checks import check_model_config
 
     check_model_config(rcnn_cfg(*opts, c4=c4))
+
+
+@pytest.mark.parametrize("node, name, value, error", [
+    # As the yacs keys: the box head on 0 features, a bare torch error or "Unknown pooler type".
+    ("roi_heads.box_pooler", "output_size", 0, r"model\.roi_heads\.box_pooler\.output_size=0: expected the side >= 1"),
+    ("roi_heads.box_pooler", "pooler_type", "ROIAlignV3",
+     r"model\.roi_heads\.box_pooler\.pooler_type='ROIAlignV3': expected one of \['ROIAlign', "),
+    ("roi_heads.box_head", "fc_dims", [0], r"model\.roi_heads\.box_head\.fc_dims\.0=0: expected a number of channels >= 1"),
+    # "narrow(): length must be non-negative" in the evaluation after training; no foreground.
+    ("proposal_generator", "pre_nms_topk", [200, -1],
+     r"model\.proposal_generator\.pre_nms_topk\.1=-1: expected a number of proposals >= 1"),
+    ("proposal_generator", "positive_fraction", 1.5, r"model\.proposal_generator\.positive_fraction=1\.5: expected a fraction"),
+    ("roi_heads", "batch_size_per_image", 0, r"model\.roi_heads\.batch_size_per_image=0: expected a number of samples"),
+    ("roi_heads.proposal_matcher", "labels", [0], r"model\.roi_heads\.proposal_matcher\.labels=\[0\]: expected 2 labels"),
+    ("roi_heads.box_predictor", "test_score_thresh", 1.0, r"model\.roi_heads\.box_predictor\.test_score_thresh=1\.0: "),
+    ("roi_heads.box_predictor.box2box_transform", "weights", [10, 10, 0, 5],
+     r"model\.roi_heads\.box_predictor\.box2box_transform\.weights=\[10, 10, 0, 5\]: expected 4 weights, none 0"),
+])
+def test_lazy_rcnn_head_values_detectron2_fails_on_late_are_refused_naming_the_key(node, name, value, error):
+    from omegaconf import OmegaConf
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model_values
+
+    cfg = lazy_rcnn_cfg()
+    check_lazy_model_values(cfg)  # the config as written passes
+    OmegaConf.select(cfg.model, node)[name] = value
+    with pytest.raises(ValueError, match="^" + error):
+        check_lazy_model_values(cfg)
