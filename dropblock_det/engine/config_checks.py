@@ -57,6 +57,7 @@ __all__ = [
     "check_nms_threshold",
     "check_optimizer",
     "check_pooler_resolution",
+    "check_pooler_type",
     "check_positive_fraction",
     "check_proposal_count",
     "check_proposal_files",
@@ -903,14 +904,22 @@ def check_pooler_resolution(key: str, resolution: Any) -> None:
                          "(e.g. 7; 14 for C4)")
 
 
+def check_pooler_type(key: str, pooler_type: Any, types: Sequence[str], context: str = "") -> None:
+    """An R-CNN head's ROIPooler type: an unknown one was refused by detectron2 naming no key
+    ("Unknown pooler type: foo"), and ROIAlignRotated failed at the first step on the
+    axis-aligned boxes of a non-rotated head (a bare AssertionError)."""
+    if pooler_type not in types:
+        raise ValueError(f"{key}={pooler_type!r}: expected one of {list(types)}{context}")
+
+
 def _check_roi_box_head(cfg: CfgNode) -> None:
     """The R-CNN box head's pooler and, for detectron2's FastRCNNConvFCHead, its layers:
-    POOLER_RESOLUTION (:func:`check_pooler_resolution`); an unknown POOLER_TYPE was refused
-    naming no key, and ROIAlignRotated failed at the first step on the axis-aligned boxes
-    of a non-rotated head; NUM_CONV / NUM_FC below 0, and CONV_DIM / FC_DIM < 1, failed with
-    a bare assertion or torch error, or trained on 0 features (both counts 0: the head's
-    assertion, named by its line in check_model_config). Also BBOX_REG_WEIGHTS /
-    BBOX_REG_LOSS_TYPE."""
+    POOLER_RESOLUTION (:func:`check_pooler_resolution`) and POOLER_TYPE
+    (:func:`check_pooler_type`); NUM_CONV / NUM_FC below 0, and CONV_DIM / FC_DIM < 1, failed
+    with a bare assertion or torch error, or trained on 0 features (both counts 0: the
+    head's assertion, named by its line in check_model_config). Also BBOX_REG_WEIGHTS /
+    BBOX_REG_LOSS_TYPE, and the mask and keypoint heads
+    (:func:`_check_roi_mask_and_keypoint_heads`)."""
     from detectron2.modeling.roi_heads import ROI_HEADS_REGISTRY, Res5ROIHeads, RROIHeads
 
     head = cfg.MODEL.ROI_BOX_HEAD
@@ -918,9 +927,10 @@ def _check_roi_box_head(cfg: CfgNode) -> None:
     check_pooler_resolution("MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION", head.POOLER_RESOLUTION)
     rotated = issubclass(heads_class, RROIHeads)
     types = ("ROIAlignRotated",) if rotated else ("ROIAlign", "ROIAlignV2", "ROIPool")
-    if head.POOLER_TYPE not in types:
-        raise ValueError(f"MODEL.ROI_BOX_HEAD.POOLER_TYPE={head.POOLER_TYPE!r}: expected one of {list(types)} "
-                         f"for MODEL.ROI_HEADS.NAME={cfg.MODEL.ROI_HEADS.NAME!r}")
+    context = f" for MODEL.ROI_HEADS.NAME={cfg.MODEL.ROI_HEADS.NAME!r}"
+    check_pooler_type("MODEL.ROI_BOX_HEAD.POOLER_TYPE", head.POOLER_TYPE, types, context)
+    _check_roi_mask_and_keypoint_heads(cfg, own_poolers=not issubclass(heads_class, Res5ROIHeads),
+                                       pooler_types=types, context=context)
     check_box_weights("MODEL.ROI_BOX_HEAD.BBOX_REG_WEIGHTS", head.BBOX_REG_WEIGHTS, count=5 if rotated else 4)
     check_box_loss_type("MODEL.ROI_BOX_HEAD.BBOX_REG_LOSS_TYPE", head.BBOX_REG_LOSS_TYPE, "roi")
     if head.NAME != "FastRCNNConvFCHead" or issubclass(heads_class, Res5ROIHeads):
@@ -933,6 +943,31 @@ def _check_roi_box_head(cfg: CfgNode) -> None:
         if counts[count_key] and not is_positive_int(head[dim_key]):
             raise ValueError(f"MODEL.ROI_BOX_HEAD.{dim_key}={head[dim_key]!r}: expected a number of channels >= 1 "
                              f"for the MODEL.ROI_BOX_HEAD.{count_key}={counts[count_key]} layer(s)")
+
+
+def _check_roi_mask_and_keypoint_heads(cfg: CfgNode, own_poolers: bool, pooler_types: Sequence[str],
+                                       context: str) -> None:
+    """With MODEL.MASK_ON / KEYPOINT_ON, the pooler of detectron2's mask and keypoint heads where
+    they pool their own features (`own_poolers`: not C4's, whose mask head takes the box
+    pooler's), as the box head's; and the channels of detectron2's own heads: a
+    MaskRCNNConvUpsampleHead CONV_DIM < 1 (every conv and its deconv have that width) or a
+    keypoint head CONV_DIMS entry < 1 built a conv of 0 outputs, which failed at the first
+    step."""
+    model = cfg.MODEL
+    for on, head_key in (("MASK_ON", "ROI_MASK_HEAD"), ("KEYPOINT_ON", "ROI_KEYPOINT_HEAD")):
+        if not model[on]:
+            continue
+        head = model[head_key]
+        if own_poolers:
+            check_pooler_resolution(f"MODEL.{head_key}.POOLER_RESOLUTION", head.POOLER_RESOLUTION)
+            check_pooler_type(f"MODEL.{head_key}.POOLER_TYPE", head.POOLER_TYPE, pooler_types, context)
+        if head_key == "ROI_MASK_HEAD" and head.NAME == "MaskRCNNConvUpsampleHead" and not is_positive_int(
+                head.CONV_DIM):
+            raise ValueError(f"MODEL.ROI_MASK_HEAD.CONV_DIM={head.CONV_DIM!r}: expected a number of channels >= 1")
+        if head_key == "ROI_KEYPOINT_HEAD" and head.NAME == "KRCNNConvDeconvUpsampleHead" and not all(
+                is_positive_int(width) for width in head.CONV_DIMS):
+            raise ValueError(f"MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS={list(head.CONV_DIMS)!r}: expected numbers of "
+                             "channels >= 1")
 
 
 def check_proposal_count(key: str, value: Any) -> None:

@@ -52,6 +52,7 @@ from .config_checks import (
     check_matcher_values,
     check_nms_threshold,
     check_pooler_resolution,
+    check_pooler_type,
     check_positive_fraction,
     check_proposal_count,
     check_sample_count,
@@ -832,8 +833,8 @@ def check_lazy_model_values(cfg: DictConfig) -> None:
     labels, a Box2BoxTransform's weights, DefaultAnchorGenerator's sizes, aspect ratios and
     offset, an ROIPooler's output size and type, a RetinaNet's focal loss, box loss and
     test-time thresholds and limits, an RPN's sampler, top-k, NMS threshold and box loss,
-    the ROI heads' sampler, FastRCNNOutputLayers' test-time values and box loss,
-    FastRCNNConvFCHead's layer widths, and a semantic segmentation head's loss weight and
+    the ROI heads' sampler, FastRCNNOutputLayers' test-time values and box loss, the layer
+    widths of the box, mask and keypoint heads, and a semantic segmentation head's loss weight and
     norm. Only arguments the config gives (the defaults are detectron2's own). Runs before
     the meta build, where some of them are asserted naming no key. ValueError naming the key."""
     from detectron2.modeling import RetinaNet
@@ -842,7 +843,13 @@ def check_lazy_model_values(cfg: DictConfig) -> None:
     from detectron2.modeling.box_regression import Box2BoxTransform, Box2BoxTransformRotated
     from detectron2.modeling.matcher import Matcher
     from detectron2.modeling.poolers import ROIPooler
-    from detectron2.modeling.roi_heads import FastRCNNConvFCHead, FastRCNNOutputLayers, ROIHeads
+    from detectron2.modeling.roi_heads import (
+        FastRCNNConvFCHead,
+        FastRCNNOutputLayers,
+        KRCNNConvDeconvUpsampleHead,
+        MaskRCNNConvUpsampleHead,
+        ROIHeads,
+    )
 
     model = cfg.get("model")
     for key, node in _target_nodes(model, "model") if model is not None else ():
@@ -867,8 +874,7 @@ def check_lazy_model_values(cfg: DictConfig) -> None:
             check("offset", check_anchor_offset)
         elif issubclass(target, ROIPooler):
             check("output_size", check_pooler_resolution)
-            if "pooler_type" in given and given["pooler_type"] not in _POOLER_TYPES:
-                raise ValueError(f"{key}.pooler_type={given['pooler_type']!r}: expected one of {list(_POOLER_TYPES)}")
+            check("pooler_type", check_pooler_type, _POOLER_TYPES)
         elif issubclass(target, RetinaNet):
             check("focal_loss_gamma", check_focal_loss_gamma)
             check("focal_loss_alpha", check_focal_loss_alpha)
@@ -893,7 +899,7 @@ def check_lazy_model_values(cfg: DictConfig) -> None:
             check("test_score_thresh", check_score_threshold)
             check("test_nms_thresh", check_nms_threshold)
             check("test_topk_per_image", check_detections_kept)
-        elif issubclass(target, FastRCNNConvFCHead):
+        elif issubclass(target, (FastRCNNConvFCHead, MaskRCNNConvUpsampleHead, KRCNNConvDeconvUpsampleHead)):
             for name in ("conv_dims", "fc_dims"):
                 for i, width in enumerate(given.get(name, ())):
                     if not is_integer(width) or width < 1:

@@ -624,6 +624,15 @@ def test_tta_evaluates_every_size_and_its_flip_with_dropblock_off(tmp_path):
     (("MODEL.ROI_HEADS.NMS_THRESH_TEST", "-1.0"), True, r"MODEL\.ROI_HEADS\.NMS_THRESH_TEST=-1\.0: expected"),
     # C4's res5 (the ROI head's bottleneck blocks) reads the width: a conv of 0 outputs.
     (("MODEL.RESNETS.WIDTH_PER_GROUP", "0"), True, r"MODEL\.RESNETS\.WIDTH_PER_GROUP=0: expected an integer >= 1"),
+    # The mask and keypoint heads' own poolers and widths, as the box head's.
+    (("MODEL.MASK_ON", "True", "MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION", "0"), False,
+     r"MODEL\.ROI_MASK_HEAD\.POOLER_RESOLUTION=0: expected the side >= 1"),
+    (("MODEL.KEYPOINT_ON", "True", "MODEL.ROI_KEYPOINT_HEAD.POOLER_TYPE", "ROIAlignV3"), False,
+     r"MODEL\.ROI_KEYPOINT_HEAD\.POOLER_TYPE='ROIAlignV3': expected one of"),
+    (("MODEL.MASK_ON", "True", "MODEL.ROI_MASK_HEAD.CONV_DIM", "0"), True,
+     r"MODEL\.ROI_MASK_HEAD\.CONV_DIM=0: expected a number of channels >= 1$"),
+    (("MODEL.KEYPOINT_ON", "True", "MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS", "[64, 0]"), False,
+     r"MODEL\.ROI_KEYPOINT_HEAD\.CONV_DIMS=\[64, 0\]: expected numbers of channels >= 1$"),
 ])
 def test_rcnn_head_values_detectron2_fails_on_late_are_refused_naming_the_key(opts, c4, error):
     from dropblock_det.engine.config_checks import check_model_config
@@ -642,6 +651,7 @@ def test_rcnn_head_values_detectron2_fails_on_late_are_refused_naming_the_key(op
     (("MODEL.ROI_HEADS.POSITIVE_FRACTION", "1.0", "MODEL.RPN.NMS_THRESH", "1.0"), False),
     (("MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0", "TEST.DETECTIONS_PER_IMAGE", "-1"), True),  # no limit
     (("MODEL.RESNETS.WIDTH_PER_GROUP", "0"), False),  # unread by ResNet-18-FPN
+    (("MODEL.MASK_ON", "True", "MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION", "0"), True),  # C4 pools once, for both
 ])
 def test_rcnn_head_values_detectron2_takes_are_not_refused(opts, c4):
     from dropblock_det.engine.config_checks import check_model_config
@@ -655,6 +665,8 @@ def test_rcnn_head_values_detectron2_takes_are_not_refused(opts, c4):
     ("roi_heads.box_pooler", "pooler_type", "ROIAlignV3",
      r"model\.roi_heads\.box_pooler\.pooler_type='ROIAlignV3': expected one of \['ROIAlign', "),
     ("roi_heads.box_head", "fc_dims", [0], r"model\.roi_heads\.box_head\.fc_dims\.0=0: expected a number of channels >= 1"),
+    ("roi_heads.mask_head", "conv_dims", [16, 0], r"model\.roi_heads\.mask_head\.conv_dims\.1=0: expected a number of "),
+    ("roi_heads.mask_pooler", "output_size", -1, r"model\.roi_heads\.mask_pooler\.output_size=-1: expected the side"),
     # "narrow(): length must be non-negative" in the evaluation after training; no foreground.
     ("proposal_generator", "pre_nms_topk", [200, -1],
      r"model\.proposal_generator\.pre_nms_topk\.1=-1: expected a number of proposals >= 1"),
@@ -670,7 +682,7 @@ def test_lazy_rcnn_head_values_detectron2_fails_on_late_are_refused_naming_the_k
 
     from dropblock_det.engine.lazy_config_checks import check_lazy_model_values
 
-    cfg = lazy_rcnn_cfg()
+    cfg = lazy_rcnn_cfg(mask=True)
     check_lazy_model_values(cfg)  # the config as written passes
     OmegaConf.select(cfg.model, node)[name] = value
     with pytest.raises(ValueError, match="^" + error):
