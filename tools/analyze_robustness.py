@@ -40,7 +40,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tu
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tool_args.py, beside this file
-from tool_args import folder, parse_tool_args, torch_seed, user_path  # noqa: E402
+from tool_args import checks_passed, folder, parse_tool_args, run_tool, torch_seed, user_path  # noqa: E402
 
 # What a run of this tool writes into --output-dir (evaluation/: the evaluators' OUTPUT_DIR).
 ROBUSTNESS_FILES = ("robustness.txt", "robustness.png", "evaluation")
@@ -255,6 +255,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[float, List[flo
         load_checkpoint_strict(model, path)
     # One run per folder at a time (see train_net.py): a second would move the first's
     # results aside while it writes them.
+    checks_passed()  # what fails from here on is no refusal of the input: its traceback shows
     claim_output_dir(args.output_dir, "--output-dir")
     # A rerun into the same --output-dir: the earlier table, plot and predictions are moved
     # to previous_runs/<time>/, not overwritten.
@@ -282,4 +283,4 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[float, List[flo
 
 
 if __name__ == "__main__":
-    main()
+    run_tool("analyze_robustness.py", main)

@@ -32,7 +32,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tool_args.py, beside this file
-from tool_args import parse_tool_args  # noqa: E402
+from tool_args import checks_passed, parse_tool_args, run_tool  # noqa: E402
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -346,6 +346,7 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
 
     write = lazy_stock_config_text if is_lazy_config_file(args.config_file) else yacs_stock_config_text
     text, summary, lines = write(args)
+    checks_passed()  # an error in writing the file is no refusal of the input: its traceback shows
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "x") as f:  # "x": never replaces a file created meanwhile
         f.write(text)
@@ -356,4 +357,4 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool("export_stock_config.py", main)

@@ -22,7 +22,7 @@ import sys
 # Runs from a checkout without `pip install -e .` too.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tool_args.py, beside this file
-from tool_args import parse_tool_args, training_tool_parser  # noqa: E402
+from tool_args import checks_passed, parse_tool_args, run_tool, training_tool_parser  # noqa: E402
 
 import detectron2.utils.comm as comm  # noqa: E402
 from detectron2.engine import default_setup  # noqa: E402
@@ -86,6 +86,7 @@ def setup(args):
         # Strictly, as it will be loaded.
         check_eval_checkpoint(model, weights, "--resume" if weights != cfg.train.init_checkpoint
                               else "train.init_checkpoint")
+    checks_passed()  # what fails from here on is no refusal of the input: its traceback shows
     prepare_output_dir(output_dir, "train.output_dir", args.eval_only, args.resume, bool(resume_from),
                        (args.config_file, cfg.train.init_checkpoint))
     default_setup(cfg, args)
@@ -143,4 +144,4 @@ def parser():
 
 
 if __name__ == "__main__":
-    launch_tool(main, parse_tool_args(parser()))
+    run_tool("lazyconfig_train_net.py", lambda: launch_tool(main, parse_tool_args(parser())))

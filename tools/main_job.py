@@ -38,7 +38,7 @@ from typing import Any, Dict, List
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tool_args.py, beside this file
-from tool_args import parse_tool_args, user_path  # noqa: E402
+from tool_args import checks_passed, parse_tool_args, run_tool, user_path  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join(
     REPO, "configs", "Synthetic", "retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml")
@@ -195,6 +195,7 @@ def main(argv=None) -> dict:
     # to metrics.json, and model_final.pth would be overwritten): the earlier run's files
     # are moved, not deleted, to OUTPUT_DIR/previous_runs/<time>/. Only now, once the data
     # is ready: a run that fails before training leaves the earlier one where it was.
+    checks_passed()  # what fails from here on is no refusal of the input: its traceback shows
     claim_output_dir(cfg.OUTPUT_DIR)  # one run per folder at a time (see train_net.py)
     archived = archive_previous_run(cfg.OUTPUT_DIR, (args.config_file, cfg.MODEL.WEIGHTS))
     if archived:
@@ -254,4 +255,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool("main_job.py", main)

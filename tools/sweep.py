@@ -58,7 +58,7 @@ from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional, Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tool_args.py, beside this file
-from tool_args import folder, parse_tool_args, user_path  # noqa: E402
+from tool_args import checks_passed, folder, parse_tool_args, run_tool, user_path  # noqa: E402
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -265,6 +265,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[Tuple[int, float], float]
     metric_name = "sem_seg/mIoU" if sem_seg else f"{kind.task}/AP"
 
     def train_cell(block_size, keep_prob, cfg, resume):
+        checks_passed()  # run_sweep checked the grid and the folder: a failing cell is no refusal
         # `cfg` is the config run_sweep fingerprinted: the one trained is the one recorded.
         output_dir = sweep_cell_output_dir(cfg)
         os.makedirs(output_dir, exist_ok=True)
@@ -305,4 +306,4 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[Tuple[int, float], float]
 
 
 if __name__ == "__main__":
-    main()
+    run_tool("sweep.py", main)

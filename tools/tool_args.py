@@ -16,10 +16,10 @@ import difflib
 import os
 import re
 import sys
-from typing import Callable, List, NoReturn, Optional, Sequence, Tuple
+from typing import Any, Callable, List, NoReturn, Optional, Sequence, Tuple
 
-__all__ = ["folder", "int_at_least", "int_in_range", "parse_tool_args", "set_help", "torch_seed",
-           "training_tool_parser", "user_path"]
+__all__ = ["checks_passed", "folder", "int_at_least", "int_in_range", "parse_tool_args", "run_tool", "set_help",
+           "torch_seed", "training_tool_parser", "user_path", "TRACEBACK_ENV"]
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:
@@ -246,3 +246,39 @@ def parse_tool_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str
     args = parser.parse_args(flags)
     setattr(args, remainder[0].dest, opts)
     return args
+
+
+# ----------------------------------------------------------------------------- refusals
+# Set with a non-empty value, a refusal shows its traceback too (to report a bug in a check).
+TRACEBACK_ENV = "DROPBLOCK_DET_TRACEBACK"
+# What the checks before a run raise for a wrong input (a key, a value, a file, a folder in
+# use); anything else (AttributeError, ...) is a bug and keeps its traceback.
+_REFUSAL_TYPES = (ValueError, KeyError, OSError, RuntimeError)
+_checks_passed = False
+
+
+def checks_passed() -> None:
+    """Called by a tool once its input is checked, before it writes or trains anything: an
+    error after this point is not a refusal of the input, and `run_tool` lets its traceback
+    through."""
+    global _checks_passed
+    _checks_passed = True
+
+
+def run_tool(prog: str, main: Callable[[], Any]) -> Any:
+    """Run a tool's `main()` from its command line. An error its checks raise for a wrong
+    input before `checks_passed()` is printed as one line naming the tool (as argparse
+    prints a bad flag) and exits with status 1; the 15-line traceback through the checks
+    said nothing more than its last line. After `checks_passed()`, and with $TRACEBACK_ENV
+    set, errors propagate as they are."""
+    try:
+        return main()
+    except _REFUSAL_TYPES as e:
+        if _checks_passed or os.environ.get(TRACEBACK_ENV):
+            raise
+        # KeyError's str() is the repr of its message: print the message itself.
+        message = e.args[0] if isinstance(e, KeyError) and len(e.args) == 1 else str(e)
+        sys.stderr.write(f"{prog}: error: {type(e).__name__}: {message}\n"
+                         f"(refused by the checks before the run; {TRACEBACK_ENV}=1 shows the traceback)\n")
+        sys.stderr.flush()
+        sys.exit(1)

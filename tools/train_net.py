@@ -25,7 +25,7 @@ import sys
 # Runs from a checkout without `pip install -e .` too.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tool_args.py, beside this file
-from tool_args import parse_tool_args, training_tool_parser  # noqa: E402
+from tool_args import checks_passed, parse_tool_args, run_tool, training_tool_parser  # noqa: E402
 
 import detectron2.utils.comm as comm  # noqa: E402
 from detectron2.engine import default_setup  # noqa: E402
@@ -76,6 +76,7 @@ def setup(args):
             raise ValueError("--eval-only needs weights to evaluate: MODEL.WEIGHTS is empty"
                              + (f" and OUTPUT_DIR={cfg.OUTPUT_DIR!r} has no checkpoint" if args.resume else ""))
         check_eval_checkpoint(model, weights, "--resume" if resume_from else "MODEL.WEIGHTS")
+    checks_passed()  # what fails from here on is no refusal of the input: its traceback shows
     prepare_output_dir(cfg.OUTPUT_DIR, "OUTPUT_DIR", args.eval_only, args.resume, bool(resume_from),
                        (args.config_file, cfg.MODEL.WEIGHTS))
     default_setup(cfg, args)
@@ -142,4 +143,4 @@ def parser():
 
 
 if __name__ == "__main__":
-    launch_tool(main, parse_tool_args(parser()))
+    run_tool("train_net.py", lambda: launch_tool(main, parse_tool_args(parser())))

@@ -300,3 +300,66 @@ def test_set_help_names_an_argument_the_parser_does_not_have():
     assert parser._actions[-1].help == "new"
     with pytest.raises(KeyError, match="'config'"):
         set_help(parser, "config", "text")
+
+
+# ----------------------------------------------------------------------------- refusals
+@pytest.fixture
+def tool_args(tools, monkeypatch):
+    """tools/tool_args.py as the tools import it, with no tool's checks passed yet."""
+    import tool_args as module  # on sys.path once a tool is loaded
+
+    monkeypatch.setattr(module, "_checks_passed", False)
+    monkeypatch.delenv(module.TRACEBACK_ENV, raising=False)
+    return module
+
+
+def test_a_refusal_before_the_checks_pass_is_one_line_naming_the_tool(tool_args, capsys):
+    def refuse():
+        raise KeyError("MODEL.DROPBLOCK.KEEPPROB: did you mean MODEL.DROPBLOCK.KEEP_PROB?")
+
+    with pytest.raises(SystemExit) as exit_info:
+        tool_args.run_tool("train_net.py", refuse)
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    # The message itself, not KeyError's repr of it (quoted).
+    assert err.startswith("train_net.py: error: KeyError: MODEL.DROPBLOCK.KEEPPROB: did you mean ")
+    assert "Traceback" not in err and tool_args.TRACEBACK_ENV in err
+    assert tool_args.run_tool("train_net.py", lambda: 3) == 3
+
+
+def test_errors_after_the_checks_bugs_and_the_env_variable_keep_the_traceback(tool_args, monkeypatch):
+    def fail(exc):
+        def main():
+            raise exc
+        return main
+
+    with pytest.raises(AttributeError):  # a bug, not a refusal of the input
+        tool_args.run_tool("t.py", fail(AttributeError("x")))
+    monkeypatch.setenv(tool_args.TRACEBACK_ENV, "1")
+    with pytest.raises(ValueError, match="bad"):
+        tool_args.run_tool("t.py", fail(ValueError("bad")))
+    monkeypatch.delenv(tool_args.TRACEBACK_ENV)
+    tool_args.checks_passed()  # training started: a ValueError there is no refusal
+    with pytest.raises(ValueError, match="late"):
+        tool_args.run_tool("t.py", fail(ValueError("late")))
+
+
+@pytest.mark.parametrize("tool, config, opt, named", [
+    ("train_net.py", "retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml", ["MODEL.DROPBLOCK.KEEPPROB", "0.8"],
+     "did you mean MODEL.DROPBLOCK.KEEP_PROB?"),
+    ("lazyconfig_train_net.py", "retinanet_R18_GN_dropblock_res45_kp0.9_b3.py", ["train.max_iters=3"],
+     "did you mean train.max_iter?"),
+])
+def test_a_misspelt_key_on_the_command_line_is_refused_without_a_traceback(tmp_path, tool, config, opt, named):
+    # The tools printed the checks' whole traceback (15 lines through load_config) above the
+    # one line that said what was wrong.
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, str(REPO / "tools" / tool), "--config-file", str(REPO / "configs" / "Synthetic" / config),
+         *opt], cwd=str(tmp_path), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert f"{tool}: error: KeyError: " in result.stderr and named in result.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written
