@@ -225,11 +225,41 @@ def check_override_key(cfg: DictConfig, opt: str) -> None:
         by_lower: Dict[str, str] = {}
         for name in sorted({str(k) for k in node.keys()} | arguments):
             by_lower.setdefault(name.lower(), name)
-        close = [by_lower[c] for c in difflib.get_close_matches(part.lower(), list(by_lower), n=3)]
+        close = ['.'.join(parts[:depth] + [by_lower[c]])
+                 for c in difflib.get_close_matches(part.lower(), list(by_lower), n=3)]
+        # The yacs spelling of a node kept at another level (model.dropblock.keep_prob or
+        # MODEL.DROPBLOCK.KEEP_PROB for the top-level dropblock.keep_prob): named first, since
+        # the near name here ("model") leads only to model.dropblock, which is not there either.
+        # (At the top level the whole key from there is this very place, case aside: the near
+        # names above cover it.)
+        elsewhere = _key_from_the_top(cfg, parts[depth:] if depth else parts[1:])
+        if elsewhere:
+            close = [elsewhere] + [c for c in close if c != elsewhere]
         raise KeyError(
             f"command-line opt {opt!r}: {where} has no key {part!r}"
-            + (f" (did you mean {', '.join('.'.join(parts[:depth] + [c]) for c in close)}?)" if close else "")
+            + (f" (did you mean {', '.join(close)}?)" if close else "")
             + f"; to add it on purpose write +{opt}")
+
+
+def _key_from_the_top(cfg: DictConfig, parts: Sequence[str]) -> str:
+    """The first tail of `parts` (the whole first) that names a key from the config's top
+    level, case aside, as it is spelt there; '' when none does."""
+    for start in range(len(parts)):
+        node: Any = cfg
+        found: List[str] = []
+        for part in parts[start:]:
+            keys = {str(k).lower(): str(k) for k in node.keys()} if isinstance(node, DictConfig) else {}
+            if part.lower() not in keys:
+                break
+            found.append(keys[part.lower()])
+            try:
+                node = node[found[-1]]
+            except OmegaConfBaseException:
+                node = None  # "???" or a broken interpolation: the key is there, its value is not read
+        else:
+            if found:
+                return ".".join(found)
+    return ""
 
 
 def _has_unquoted_none(value: Any) -> bool:

@@ -471,6 +471,19 @@ def test_an_override_that_would_add_a_misspelt_key_is_refused_naming_it(opt, mat
         lazy_cfg(SYNTHETIC, opt)
 
 
+@pytest.mark.parametrize("opt, match", [
+    # The yacs node MODEL.DROPBLOCK is the twins' top-level `dropblock`: "model has no key
+    # 'dropblock'" named nothing to write instead, and "did you mean model?" led there.
+    ("model.dropblock.keep_prob=0.8",
+     r"model has no key 'dropblock' \(did you mean dropblock\.keep_prob\?\)"),
+    ("MODEL.DROPBLOCK.KEEP_PROB=0.8",
+     r"top level has no key 'MODEL' \(did you mean dropblock\.keep_prob, model\?\)"),
+])
+def test_an_override_of_a_yacs_path_is_told_the_key_where_the_config_has_it(opt, match):
+    with pytest.raises(KeyError, match=match):
+        lazy_cfg(SYNTHETIC, opt)
+
+
 def test_an_override_key_close_to_one_of_the_configs_is_told_that_key_in_the_configs_case():
     # Matched case aside, and named as the config spells it: written as typed, the suggested
     # key would be refused in turn.
