@@ -255,8 +255,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[float, List[flo
         load_checkpoint_strict(model, path)
     # One run per folder at a time (see train_net.py): a second would move the first's
     # results aside while it writes them.
-    checks_passed()  # what fails from here on is no refusal of the input: its traceback shows
     claim_output_dir(args.output_dir, "--output-dir")
+    # Past the folder's claim (another run holding it is refused in one line): what fails
+    # from here on is no refusal of the input, and its traceback shows.
+    checks_passed()
     # A rerun into the same --output-dir: the earlier table, plot and predictions are moved
     # to previous_runs/<time>/, not overwritten.
     # A checkpoint or the config file kept under the folder being moved is copied instead.

@@ -86,9 +86,11 @@ def setup(args):
         # Strictly, as it will be loaded.
         check_eval_checkpoint(model, weights, "--resume" if weights != cfg.train.init_checkpoint
                               else "train.init_checkpoint")
-    checks_passed()  # what fails from here on is no refusal of the input: its traceback shows
     prepare_output_dir(output_dir, "train.output_dir", args.eval_only, args.resume, bool(resume_from),
                        (args.config_file, cfg.train.init_checkpoint))
+    # Past the folder's claim (another run holding it is refused in one line): what fails
+    # from here on is no refusal of the input, and its traceback shows.
+    checks_passed()
     default_setup(cfg, args)
     # default_setup sets up detectron2's and fvcore's loggers only: without this, what
     # dropblock_det.engine.lazy logs (the model, the default ramp) reaches neither the

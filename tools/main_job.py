@@ -195,8 +195,10 @@ def main(argv=None) -> dict:
     # to metrics.json, and model_final.pth would be overwritten): the earlier run's files
     # are moved, not deleted, to OUTPUT_DIR/previous_runs/<time>/. Only now, once the data
     # is ready: a run that fails before training leaves the earlier one where it was.
-    checks_passed()  # what fails from here on is no refusal of the input: its traceback shows
     claim_output_dir(cfg.OUTPUT_DIR)  # one run per folder at a time (see train_net.py)
+    # Past the folder's claim (another run holding it is refused in one line): what fails
+    # from here on is no refusal of the input, and its traceback shows.
+    checks_passed()
     archived = archive_previous_run(cfg.OUTPUT_DIR, (args.config_file, cfg.MODEL.WEIGHTS))
     if archived:
         print(f"[main_job] the earlier run in {cfg.OUTPUT_DIR} was moved to {archived}",

@@ -76,9 +76,11 @@ def setup(args):
             raise ValueError("--eval-only needs weights to evaluate: MODEL.WEIGHTS is empty"
                              + (f" and OUTPUT_DIR={cfg.OUTPUT_DIR!r} has no checkpoint" if args.resume else ""))
         check_eval_checkpoint(model, weights, "--resume" if resume_from else "MODEL.WEIGHTS")
-    checks_passed()  # what fails from here on is no refusal of the input: its traceback shows
     prepare_output_dir(cfg.OUTPUT_DIR, "OUTPUT_DIR", args.eval_only, args.resume, bool(resume_from),
                        (args.config_file, cfg.MODEL.WEIGHTS))
+    # Past the folder's claim (another run holding it is refused in one line): what fails
+    # from here on is no refusal of the input, and its traceback shows.
+    checks_passed()
     default_setup(cfg, args)
     return cfg
 

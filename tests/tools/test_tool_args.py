@@ -363,3 +363,33 @@ def test_a_misspelt_key_on_the_command_line_is_refused_without_a_traceback(tmp_p
     assert "Traceback" not in result.stderr
     assert f"{tool}: error: KeyError: " in result.stderr and named in result.stderr
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_a_folder_another_run_holds_is_refused_in_one_line_and_left_as_it_was(tmp_path):
+    # The claim is the last refusal before a tool writes: past it, errors keep their traceback.
+    import fcntl
+    import os
+    import subprocess
+    import sys
+
+    from conftest import tiny_synthetic_datasets
+
+    output = tmp_path / "run"
+    output.mkdir()
+    (output / "log.txt").write_text("the other run's")
+    fd = os.open(output, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as the other run's claim_output_dir holds it
+    try:
+        with tiny_synthetic_datasets(tmp_path / "datasets", num_val=2) as datasets:
+            result = subprocess.run(
+                [sys.executable, str(REPO / "tools" / "train_net.py"), "--config-file",
+                 str(REPO / "configs" / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml"),
+                 "OUTPUT_DIR", str(output), "MODEL.DEVICE", "cpu"],
+                cwd=str(tmp_path), capture_output=True, text=True, timeout=300,
+                env={**os.environ, "DETECTRON2_DATASETS": str(datasets)})
+    finally:
+        os.close(fd)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert f"train_net.py: error: RuntimeError: OUTPUT_DIR='{output}' is in use by another run" in result.stderr
+    assert sorted(p.name for p in output.iterdir()) == ["log.txt"]
