@@ -124,7 +124,7 @@ def load_config(config_file: str, opts: Sequence[str] = (), extra_setup=None) ->
                            "(add_dropblock_config and detectron2's get_cfg define the "
                            "known keys)") from None
         except ValueError as e:  # type mismatch
-            raise ValueError(f"config file {config_file!r}: {e}") from None
+            raise ValueError(f"config file {config_file!r}: {e}{_type_mismatch_advice(str(e))}") from None
         except FileNotFoundError as e:  # the file exists (checked above): a _BASE_ does not
             if not e.filename:
                 raise
@@ -154,7 +154,7 @@ def load_config(config_file: str, opts: Sequence[str] = (), extra_setup=None) ->
             raise KeyError(f"command-line opt {key}={value!r}: {message}"
                            f"{_did_you_mean(cfg, message)}") from None
         except ValueError as e:  # type mismatch
-            raise ValueError(f"command-line opt {key}={value!r}: {e}") from None
+            raise ValueError(f"command-line opt {key}={value!r}: {e}{_type_mismatch_advice(str(e))}") from None
         except TypeError:  # yacs tested `in` on a value: "argument of type 'float' is not iterable"
             parts, node = key.split("."), cfg
             for depth, part in enumerate(parts[:-1], 1):
@@ -203,6 +203,25 @@ def close_config_keys(cfg: CfgNode, key: str, n: int = 3) -> List[str]:
                 for name in difflib.get_close_matches(part.upper(), list(by_upper), n=n)]
     spelled = ".".join(path)
     return [spelled] if spelled != key else []
+
+
+def _type_mismatch_advice(yacs_message: str) -> str:
+    """How to write the value yacs refused with "Type mismatch (<class 'float'> vs. <class
+    'int'>) with values (0.9 vs. 1) ...": yacs takes a value of the default's type only, so
+    `1` for a float key (or `3.0` for an int key, `res4` for a list) is refused; '' for
+    another mismatch."""
+    found = re.match(r"Type mismatch \(<class '(\w+)'> vs\. <class '(\w+)'>\) with values \(.* vs\. (.*)\) for",
+                     yacs_message)
+    if not found:
+        return ""
+    expected, given, value = found.groups()
+    if (expected, given) == ("float", "int"):
+        return f" (write {value}.0: a float key's value needs a decimal point)"
+    if (expected, given) == ("int", "float") and value.endswith(".0"):
+        return f" (write {value[:-2]}: an integer key)"
+    if expected in ("list", "tuple") and given == "str":
+        return f" (write a list: \"['{value}']\")"
+    return ""
 
 
 def _did_you_mean(cfg: CfgNode, yacs_message: str) -> str:

@@ -88,6 +88,22 @@ def test_an_unknown_key_in_a_config_file_names_the_closest_keys(tmp_path):
         load_config(str(wrong))
 
 
+@pytest.mark.parametrize("opts, advice", [
+    # yacs takes a value of the default's type only: "1" for a float key was "Type mismatch
+    # (<class 'float'> vs. <class 'int'>)" and nothing on how to write it.
+    (["MODEL.DROPBLOCK.KEEP_PROB", "1"], r"\(write 1\.0: a float key's value needs a decimal point\)$"),
+    (["MODEL.DROPBLOCK.BLOCK_SIZE", "3.0"], r"\(write 3: an integer key\)$"),
+    (["MODEL.DROPBLOCK.RESNET.STAGES", "res4"], r"\(write a list: \"\['res4'\]\"\)$"),
+    (["MODEL.DROPBLOCK.BLOCK_SIZE", "3.5"], r"for config key: MODEL\.DROPBLOCK\.BLOCK_SIZE$"),  # no rewrite keeps it
+])
+def test_a_value_of_another_type_than_the_keys_is_shown_how_to_write_it(opts, advice):
+    from dropblock_det.engine.config_checks import load_config
+
+    with pytest.raises(ValueError, match=rf"^command-line opt {re.escape(opts[0])}='{re.escape(opts[1])}': Type mismatch "
+                                         rf".*{advice}"):
+        load_config(SYNTH_CONFIG, opts)
+
+
 def test_detectron2s_own_retinanet_with_a_head_norm_it_cannot_build_is_refused_naming_the_key():
     # v0.6's RetinaNetHead builds GN as GroupNorm(32, 1): a bare "num_channels (1) must be
     # divisible by num_groups (32)". Current detectron2 builds it: the config is accepted.
