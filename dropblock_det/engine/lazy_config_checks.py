@@ -153,15 +153,26 @@ def load_lazy_config(config_file: str, opts: Sequence[str] = ()) -> DictConfig:
                              "config.yaml a LazyConfig run saved); a yacs .yaml config is for "
                              "tools/train_net.py") from None
     cfg = LazyConfig.load(config_file)
-    for opt in opts:
+    for i, opt in enumerate(opts):
         if "=" not in opt:
-            raise ValueError(f"command-line opt {opt!r}: expected key=value (LazyConfig overrides)")
+            raise ValueError(f"command-line opt {opt!r}: expected key=value (LazyConfig overrides)"
+                             + _as_override(cfg, opts[i:i + 2]))
         check_override_key(cfg, opt)
         try:
             cfg = LazyConfig.apply_overrides(cfg, [opt])
         except (OmegaConfBaseException, KeyError, ValueError, NotImplementedError) as e:
             raise ValueError(f"command-line opt {opt!r}: {e}") from None
     return cfg
+
+
+def _as_override(cfg: DictConfig, pair: Sequence[str]) -> str:
+    """For opts written as a yacs KEY VALUE pair (`MODEL.DROPBLOCK.KEEP_PROB 0.8`, `train.max_iter
+    100`): the override to write, with the config's own spelling of the key where it has it
+    (`dropblock.keep_prob=0.8`); '' for anything else."""
+    if len(pair) != 2 or "=" in pair[1]:
+        return ""
+    key = _key_from_the_top(cfg, pair[0].split("."))
+    return f": write {key or pair[0]}={pair[1]}" if key or pair[0][:1].islower() else ""
 
 
 # Keys the tools read that a config may leave out, so an override may add them without "+".

@@ -352,8 +352,14 @@ def test_a_missing_key_and_a_bad_opt_are_named(tmp_path):
     for train in (True, False):  # --eval-only failed once the model and its weights were loaded
         with pytest.raises(KeyError, match=r"^\"the config has no dataloader\.test "):
             check_lazy_config_before_run(cfg, train=train, check_files=False)
-    with pytest.raises(ValueError, match=r"command-line opt 'train\.max_iter': expected key=value"):
+    with pytest.raises(ValueError, match=r"command-line opt 'train\.max_iter': expected key=value \(LazyConfig overrides\)$"):
         lazy_cfg(SYNTHETIC, "train.max_iter")
+    # A yacs KEY VALUE pair is shown as the override to write, with the config's own key.
+    with pytest.raises(ValueError, match=r"command-line opt 'MODEL\.DROPBLOCK\.KEEP_PROB': expected key=value "
+                                         r"\(LazyConfig overrides\): write dropblock\.keep_prob=0\.8$"):
+        lazy_cfg(SYNTHETIC, "MODEL.DROPBLOCK.KEEP_PROB", "0.8")
+    with pytest.raises(ValueError, match=r"'train\.max_iter': expected key=value .*: write train\.max_iter=100$"):
+        lazy_cfg(SYNTHETIC, "train.max_iter", "100")
     with pytest.raises(FileNotFoundError, match="nope.py"):
         lazy_cfg(tmp_path / "nope.py")
     with pytest.raises(ValueError, match=r"is not a LazyConfig.*tools/train_net\.py"):
