@@ -82,7 +82,9 @@ def setup(args):
         weights = eval_weights(cfg, args)
         if not weights:
             raise ValueError("--eval-only needs weights to evaluate: train.init_checkpoint is empty"
-                             + (f" and train.output_dir={output_dir!r} has no checkpoint" if args.resume else ""))
+                             + (f" and train.output_dir={output_dir!r} has no checkpoint" if args.resume else "")
+                             + "; give train.init_checkpoint=<checkpoint>, or --resume with the "
+                             "train.output_dir of a run")
         # Strictly, as it will be loaded.
         check_eval_checkpoint(model, weights, "--resume" if weights != cfg.train.init_checkpoint
                               else "train.init_checkpoint")

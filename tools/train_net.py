@@ -74,7 +74,8 @@ def setup(args):
         weights = eval_weights(cfg, args)
         if not weights:
             raise ValueError("--eval-only needs weights to evaluate: MODEL.WEIGHTS is empty"
-                             + (f" and OUTPUT_DIR={cfg.OUTPUT_DIR!r} has no checkpoint" if args.resume else ""))
+                             + (f" and OUTPUT_DIR={cfg.OUTPUT_DIR!r} has no checkpoint" if args.resume else "")
+                             + "; give MODEL.WEIGHTS <checkpoint>, or --resume with the OUTPUT_DIR of a run")
         check_eval_checkpoint(model, weights, "--resume" if resume_from else "MODEL.WEIGHTS")
     prepare_output_dir(cfg.OUTPUT_DIR, "OUTPUT_DIR", args.eval_only, args.resume, bool(resume_from),
                        (args.config_file, cfg.MODEL.WEIGHTS))

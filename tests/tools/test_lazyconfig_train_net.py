@@ -407,9 +407,10 @@ def test_eval_only_does_not_check_what_only_training_reads(trained, tool, tmp_pa
 
 
 @pytest.mark.parametrize("flags, match", [
-    (["--eval-only"], r"^--eval-only needs weights to evaluate: train\.init_checkpoint is empty$"),
+    (["--eval-only"], r"^--eval-only needs weights to evaluate: train\.init_checkpoint is empty; give "
+                      r"train\.init_checkpoint=<checkpoint>, or --resume with the train\.output_dir of a run$"),
     (["--eval-only", "--resume"], r"^--eval-only needs weights to evaluate: train\.init_checkpoint is empty and "
-                                  r"train\.output_dir='.*never' has no checkpoint$"),
+                                  r"train\.output_dir='.*never' has no checkpoint; give "),
 ])
 def test_eval_only_without_weights_says_where_it_looked(tool, tiny_datasets, tmp_path, flags, match):
     out = tmp_path / "never"

@@ -290,8 +290,9 @@ def test_eval_only_without_weights_is_refused_before_anything_is_written(train_n
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.yaml").write_text("the trained run's config")
-    for flags, match in ((["--eval-only"], r"--eval-only needs weights to evaluate: MODEL\.WEIGHTS is empty$"),
-                         (["--eval-only", "--resume"], r"MODEL\.WEIGHTS is empty and OUTPUT_DIR=.* has no checkpoint")):
+    for flags, match in ((["--eval-only"], r"--eval-only needs weights to evaluate: MODEL\.WEIGHTS is empty; give "
+                                           r"MODEL\.WEIGHTS <checkpoint>, or --resume with the OUTPUT_DIR of a run$"),
+                         (["--eval-only", "--resume"], r"MODEL\.WEIGHTS is empty and OUTPUT_DIR=.* has no checkpoint; ")):
         with pytest.raises(ValueError, match=match):
             train_net.setup(train_net.parser().parse_args(
                 ["--config-file", DB_CONFIG] + flags + ["OUTPUT_DIR", str(run)]))
