@@ -30,7 +30,8 @@ from detectron2.config import CfgNode, get_cfg
 from .modeling.retinanet import PER_LEVEL_NORMS, head_levels_error, stock_retinanet_head_error
 
 __all__ = ["STOCK_COMPONENTS", "stock_config", "needs_deeplab_project", "empty_stock_config",
-           "dropblock_component_advice", "lazy_stock_config", "lazy_plugin_nodes", "LAZY_EVAL_NODES"]
+           "dropblock_component_advice", "lazy_stock_config", "lazy_plugin_nodes", "LAZY_EVAL_NODES",
+           "in_lazy_eval_nodes"]
 
 # Config key -> {dropblock-det component: the stock detectron2 component with the same
 # parameters, names and inference outputs}.
@@ -383,7 +384,7 @@ def lazy_stock_config(cfg: Any) -> Any:
         if isinstance(parent, DictConfig) and name in parent and _is_plugin_target(_target(parent[name])):
             del parent[name]
     for key, target in lazy_plugin_nodes(stock):
-        if _in_eval_nodes(key):
+        if in_lazy_eval_nodes(key):
             raise ValueError(f"{key}: {_target_path(target)} has no stock detectron2 counterpart "
                              "(dropblock-det's components with one: see deploy._lazy_stock_targets)"
                              + ("" if key == "model" or key.startswith("model.") else
@@ -451,7 +452,8 @@ def _stock_block_classes(node: Any, targets: Dict[Any, Any]) -> None:
 _PLUGIN_ONLY_NODES = ("dropblock", "train.dropblock_schedule")
 
 
-def _in_eval_nodes(key: str) -> bool:
+def in_lazy_eval_nodes(key: str) -> bool:
+    """Whether the dotted LazyConfig `key` is one of LAZY_EVAL_NODES or under one."""
     return any(key == node or key.startswith(node + ".") for node in LAZY_EVAL_NODES)
 
 
@@ -472,7 +474,7 @@ def _copy_plugin_interpolations_into_eval_nodes(cfg: Any) -> None:
         copied = False
         for key, parent, name in list(_lazy_nodes(cfg)):
             raw = parent._get_node(name)
-            if not (_in_eval_nodes(key) and raw._is_interpolation()):
+            if not (in_lazy_eval_nodes(key) and raw._is_interpolation()):
                 continue
             try:
                 value = parent[name]

@@ -207,7 +207,7 @@ def lazy_stock_config_text(args: argparse.Namespace) -> Tuple[str, str, List[str
     from detectron2.config import LazyConfig
     from omegaconf import OmegaConf
 
-    from dropblock_det.deploy import LAZY_EVAL_NODES, lazy_plugin_nodes, lazy_stock_config
+    from dropblock_det.deploy import in_lazy_eval_nodes, lazy_plugin_nodes, lazy_stock_config
     from dropblock_det.engine.lazy_config_checks import lazy_meta_model, load_lazy_config
     from dropblock_det.engine.checkpoint import is_url, local_checkpoint
 
@@ -239,8 +239,7 @@ def lazy_stock_config_text(args: argparse.Namespace) -> Tuple[str, str, List[str
         back = LazyConfig.load(path)
         with open(path) as f:
             text = f.read()
-    leftover = [key for key, _ in lazy_plugin_nodes(back)
-                if any(key == node or key.startswith(node + ".") for node in LAZY_EVAL_NODES)]
+    leftover = [key for key, _ in lazy_plugin_nodes(back) if in_lazy_eval_nodes(key)]
     if leftover:  # lazy_stock_config replaces them all: a bug
         raise RuntimeError(f"the stock config still builds dropblock-det components at {', '.join(leftover)}")
     checked = check_stock_model(lazy_meta_model(cfg), lazy_meta_model(back),

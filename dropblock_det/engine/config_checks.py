@@ -24,8 +24,8 @@ from omegaconf import ListConfig, OmegaConf
 from .. import data as _data  # noqa: F401  (registers the datasets)
 from .. import modeling as _modeling  # noqa: F401  (registers backbones, meta-archs, heads)
 from .. import solver
-from ..config import (add_dropblock_config, check_impl_device, check_norm, is_positive_int, locations_on,
-                      validate_dropblock_config)
+from ..config import (add_dropblock_config, check_channels, check_impl_device, check_norm, is_positive_int,
+                      locations_on, validate_dropblock_config)
 from ..data.file_errors import check_evaluation_files
 from ..layers.base import is_integer, is_real_number
 from .checkpoint import check_checkpoint_fits, check_resume_grad_scaler, check_resume_optimizer, check_weights_path
@@ -980,13 +980,10 @@ def _check_roi_mask_and_keypoint_heads(cfg: CfgNode, own_poolers: bool, pooler_t
         if own_poolers:
             check_pooler_resolution(f"MODEL.{head_key}.POOLER_RESOLUTION", head.POOLER_RESOLUTION)
             check_pooler_type(f"MODEL.{head_key}.POOLER_TYPE", head.POOLER_TYPE, pooler_types, context)
-        if head_key == "ROI_MASK_HEAD" and head.NAME == "MaskRCNNConvUpsampleHead" and not is_positive_int(
-                head.CONV_DIM):
-            raise ValueError(f"MODEL.ROI_MASK_HEAD.CONV_DIM={head.CONV_DIM!r}: expected a number of channels >= 1")
-        if head_key == "ROI_KEYPOINT_HEAD" and head.NAME == "KRCNNConvDeconvUpsampleHead" and not all(
-                is_positive_int(width) for width in head.CONV_DIMS):
-            raise ValueError(f"MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS={list(head.CONV_DIMS)!r}: expected numbers of "
-                             "channels >= 1")
+        if head_key == "ROI_MASK_HEAD" and head.NAME == "MaskRCNNConvUpsampleHead":
+            check_channels("", {"MODEL.ROI_MASK_HEAD.CONV_DIM": head.CONV_DIM})
+        if head_key == "ROI_KEYPOINT_HEAD" and head.NAME == "KRCNNConvDeconvUpsampleHead":
+            check_channels("", {"MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS": list(head.CONV_DIMS)})
 
 
 def check_proposal_count(key: str, value: Any) -> None:

@@ -26,7 +26,7 @@ from detectron2.evaluation import COCOEvaluator, SemSegEvaluator
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ..config import check_feature_names, check_norm
+from ..config import check_channels, check_feature_names, check_norm
 from ..data.file_errors import ANNOTATION_FIELDS, check_evaluation_files, missing_annotation_field
 from ..layers import DropBlock2d, iter_regularizers, triton_unavailable_reason
 from ..layers.base import is_integer
@@ -880,10 +880,10 @@ def check_lazy_model_values(cfg: DictConfig) -> None:
     the meta build, where some of them are asserted naming no key. ValueError naming the key."""
     from detectron2.modeling import RetinaNet
     from detectron2.modeling.anchor_generator import DefaultAnchorGenerator
-    from detectron2.modeling.proposal_generator import RPN
     from detectron2.modeling.box_regression import Box2BoxTransform, Box2BoxTransformRotated
     from detectron2.modeling.matcher import Matcher
     from detectron2.modeling.poolers import ROIPooler
+    from detectron2.modeling.proposal_generator import RPN
     from detectron2.modeling.roi_heads import (
         FastRCNNConvFCHead,
         FastRCNNOutputLayers,
@@ -897,7 +897,8 @@ def check_lazy_model_values(cfg: DictConfig) -> None:
         target = _located(node.get("_target_"))
         if not isinstance(target, type):
             continue
-        given = {name: node[name] for name in node.keys() if name != "_target_" and not node._get_node(name)._is_missing()}
+        given = {name: node[name] for name in node.keys()
+                 if name != "_target_" and not node._get_node(name)._is_missing()}
 
         def check(name: str, judge: Callable[..., None], *args: Any) -> None:
             if name in given:
@@ -941,10 +942,8 @@ def check_lazy_model_values(cfg: DictConfig) -> None:
             check("test_nms_thresh", check_nms_threshold)
             check("test_topk_per_image", check_detections_kept)
         elif issubclass(target, (FastRCNNConvFCHead, MaskRCNNConvUpsampleHead, KRCNNConvDeconvUpsampleHead)):
-            for name in ("conv_dims", "fc_dims"):
-                for i, width in enumerate(given.get(name, ())):
-                    if not is_integer(width) or width < 1:
-                        raise ValueError(f"{key}.{name}.{i}={width!r}: expected a number of channels >= 1")
+            check_channels("", {f"{key}.{name}": _plain(given[name]) for name in ("conv_dims", "fc_dims")
+                                if name in given})
         elif issubclass(target, _semantic_segmentation_heads()):
             check("loss_weight", check_loss_weight)
             check("norm", check_norm)

@@ -630,9 +630,9 @@ def test_tta_evaluates_every_size_and_its_flip_with_dropblock_off(tmp_path):
     (("MODEL.KEYPOINT_ON", "True", "MODEL.ROI_KEYPOINT_HEAD.POOLER_TYPE", "ROIAlignV3"), False,
      r"MODEL\.ROI_KEYPOINT_HEAD\.POOLER_TYPE='ROIAlignV3': expected one of"),
     (("MODEL.MASK_ON", "True", "MODEL.ROI_MASK_HEAD.CONV_DIM", "0"), True,
-     r"MODEL\.ROI_MASK_HEAD\.CONV_DIM=0: expected a number of channels >= 1$"),
+     r"MODEL\.ROI_MASK_HEAD\.CONV_DIM=0: channel counts must be integers >= 1 \(0 is not\)$"),
     (("MODEL.KEYPOINT_ON", "True", "MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS", "[64, 0]"), False,
-     r"MODEL\.ROI_KEYPOINT_HEAD\.CONV_DIMS=\[64, 0\]: expected numbers of channels >= 1$"),
+     r"MODEL\.ROI_KEYPOINT_HEAD\.CONV_DIMS=\[64, 0\]: channel counts must be integers >= 1 \(0 is not\)$"),
 ])
 def test_rcnn_head_values_detectron2_fails_on_late_are_refused_naming_the_key(opts, c4, error):
     from dropblock_det.engine.config_checks import check_model_config
@@ -664,8 +664,10 @@ def test_rcnn_head_values_detectron2_takes_are_not_refused(opts, c4):
     ("roi_heads.box_pooler", "output_size", 0, r"model\.roi_heads\.box_pooler\.output_size=0: expected the side >= 1"),
     ("roi_heads.box_pooler", "pooler_type", "ROIAlignV3",
      r"model\.roi_heads\.box_pooler\.pooler_type='ROIAlignV3': expected one of \['ROIAlign', "),
-    ("roi_heads.box_head", "fc_dims", [0], r"model\.roi_heads\.box_head\.fc_dims\.0=0: expected a number of channels >= 1"),
-    ("roi_heads.mask_head", "conv_dims", [16, 0], r"model\.roi_heads\.mask_head\.conv_dims\.1=0: expected a number of "),
+    ("roi_heads.box_head", "fc_dims", [0],
+     r"model\.roi_heads\.box_head\.fc_dims=\[0\]: channel counts must be integers >= 1 \(0 is not\)$"),
+    ("roi_heads.mask_head", "conv_dims", [16, 0],
+     r"model\.roi_heads\.mask_head\.conv_dims=\[16, 0\]: channel counts must be integers >= 1 \(0 is not\)$"),
     ("roi_heads.mask_pooler", "output_size", -1, r"model\.roi_heads\.mask_pooler\.output_size=-1: expected the side"),
     # "narrow(): length must be non-negative" in the evaluation after training; no foreground.
     ("proposal_generator", "pre_nms_topk", [200, -1],
