@@ -62,6 +62,7 @@ __all__ = [
     "check_proposal_count",
     "check_proposal_files",
     "check_rcnn_features",
+    "check_registered_names",
     "check_resume_checkpoint",
     "check_sample_count",
     "check_scaled_to_world_size",
@@ -731,6 +732,7 @@ def check_model_config(cfg: CfgNode) -> Optional[torch.nn.Module]:
     component that cannot be built on the meta device is left to the real build, which
     makes the same checks. Returns the meta model (None
     where it could not be built)."""
+    check_registered_names(cfg)
     check_stock_retinanet_norm(cfg)
     check_model_values(cfg)
     check_rcnn_features(cfg)
@@ -751,6 +753,61 @@ def check_model_config(cfg: CfgNode) -> Optional[torch.nn.Module]:
 
 
 # ----------------------------------------------------------------------------- head values
+def check_registered_names(cfg: CfgNode) -> None:
+    """KeyError naming the key, with the closest registered names, for a component name the
+    model reads that is not in its detectron2 registry: MODEL.META_ARCHITECTURE,
+    MODEL.BACKBONE.NAME and, where the meta-architecture reads them, the anchor generator,
+    proposal generator, ROI heads and segmentation head names. detectron2's registry said
+    only "No object named 'DropBlockRetinaNett' found in 'META_ARCH' registry!", no key and
+    no near name. A user's own component is found once the module registering it is
+    imported (as for detectron2's build)."""
+    from detectron2.modeling import (
+        BACKBONE_REGISTRY,
+        META_ARCH_REGISTRY,
+        ROI_HEADS_REGISTRY,
+        SEM_SEG_HEADS_REGISTRY,
+        GeneralizedRCNN,
+        PanopticFPN,
+        ProposalNetwork,
+        RetinaNet,
+        SemanticSegmentor,
+    )
+    from detectron2.modeling.anchor_generator import ANCHOR_GENERATOR_REGISTRY
+    from detectron2.modeling.proposal_generator import PROPOSAL_GENERATOR_REGISTRY
+
+    def check(key: str, registry: Any) -> Any:
+        name = _config_value(cfg, key)
+        if name in registry:
+            return registry.get(name)
+        names = sorted(str(k) for k, _ in registry)
+        close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.6)
+        raise KeyError(f"{key}={name!r}: not in detectron2's {getattr(registry, '_name', key)} registry"
+                       + (f" (did you mean {', '.join(map(repr, close))}?)" if close else "")
+                       + f"; registered: {', '.join(names)} (a component of your own: import the module "
+                       "that registers it before the config is checked)")
+
+    model_class = check("MODEL.META_ARCHITECTURE", META_ARCH_REGISTRY)
+    check("MODEL.BACKBONE.NAME", BACKBONE_REGISTRY)
+    if not isinstance(model_class, type):
+        return
+    rcnn = issubclass(model_class, (GeneralizedRCNN, ProposalNetwork))
+    if issubclass(model_class, RetinaNet) or rcnn:
+        check("MODEL.ANCHOR_GENERATOR.NAME", ANCHOR_GENERATOR_REGISTRY)
+    if rcnn:
+        check("MODEL.PROPOSAL_GENERATOR.NAME", PROPOSAL_GENERATOR_REGISTRY)
+    if issubclass(model_class, GeneralizedRCNN):
+        check("MODEL.ROI_HEADS.NAME", ROI_HEADS_REGISTRY)
+    if issubclass(model_class, (SemanticSegmentor, PanopticFPN)):
+        check("MODEL.SEM_SEG_HEAD.NAME", SEM_SEG_HEADS_REGISTRY)
+
+
+def _config_value(cfg: CfgNode, key: str) -> Any:
+    node = cfg
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
 def _reads_heads(cfg: CfgNode) -> Dict[str, bool]:
     """Which of detectron2's heads the model of `cfg` builds, and so which keys it reads:
     "retinanet" (a RetinaNet meta-architecture), "rpn" (detectron2's RPN or RRPN in an R-CNN

@@ -980,3 +980,30 @@ def test_segmentation_values_detectron2_fails_on_are_refused_naming_the_key(tmp_
         return
     with pytest.raises(ValueError, match=match):
         check_model_config(cfg)
+
+
+@pytest.mark.parametrize("opts, match", [
+    # detectron2's registry said only "No object named 'DropBlockRetinaNett' found in 'META_ARCH'
+    # registry!": no key, no near name.
+    (["MODEL.META_ARCHITECTURE", "DropBlockRetinaNett"],
+     r"^\"MODEL\.META_ARCHITECTURE='DropBlockRetinaNett': not in detectron2's META_ARCH registry \(did you mean "
+     r"'DropBlockRetinaNet', 'RetinaNet'\?\); registered: .*GeneralizedRCNN"),
+    (["MODEL.BACKBONE.NAME", "build_dropblock_retinanet_resnet_fpn_backbon"],
+     r"^\"MODEL\.BACKBONE\.NAME='build_dropblock_retinanet_resnet_fpn_backbon': not in detectron2's BACKBONE "
+     r"registry \(did you mean 'build_dropblock_retinanet_resnet_fpn_backbone'"),
+    (["MODEL.ANCHOR_GENERATOR.NAME", "Default"], r"^\"MODEL\.ANCHOR_GENERATOR\.NAME='Default': not in detectron2's "),
+    (["MODEL.META_ARCHITECTURE", "GeneralizedRCNN", "MODEL.ROI_HEADS.NAME", "StandardROIHead"],
+     r"^\"MODEL\.ROI_HEADS\.NAME='StandardROIHead': .*\(did you mean 'StandardROIHeads'"),
+])
+def test_a_component_name_not_registered_is_named_by_key_with_the_closest_names(opts, match):
+    from dropblock_det.engine.config_checks import check_model_config
+
+    with pytest.raises(KeyError, match=match):
+        check_model_config(synthetic_cfg(*opts))
+
+
+def test_names_a_meta_architecture_does_not_read_are_not_judged():
+    # RetinaNet builds no ROI heads: a stale name there is detectron2's business, not an error.
+    from dropblock_det.engine.config_checks import check_model_config
+
+    check_model_config(synthetic_cfg("MODEL.ROI_HEADS.NAME", "MyOwnROIHeads", "MODEL.SEM_SEG_HEAD.NAME", "Mine"))
