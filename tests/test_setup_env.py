@@ -378,7 +378,7 @@ def test_the_default_venv_is_the_checkouts_wherever_the_command_runs_from(tmp_pa
     assert made == [checkout / ".venv"] and installs == [checkout / ".venv" / "bin" / "python"]
 
 
-def test_the_stamp_a_run_writes_makes_the_next_run_install_nothing(tmp_path, monkeypatch):
+def test_the_stamp_a_run_writes_makes_the_next_run_install_nothing(tmp_path, monkeypatch, capsys):
     mod = _load_setup_env()
     installs = []
     python = tmp_path / "python"
@@ -391,6 +391,9 @@ def test_the_stamp_a_run_writes_makes_the_next_run_install_nothing(tmp_path, mon
     mod.main()
     assert installs == [("-e", f"{mod.ROOT}[test]", *mod.V06_PINS)]
     assert mod.V06_ROUTE in (tmp_path / mod.STAMP_NAME).read_text()
+    # Said as names and versions (it read "detectron2 torch = 0.6 2.14.1").
+    out = capsys.readouterr()
+    assert "environment ready" in out.out + out.err and "; detectron2 0.6, torch 2.14.1" in out.out + out.err
     mod.main()
     assert len(installs) == 1
 

@@ -249,11 +249,12 @@ def main() -> None:
     pip(python, "-e", f"{ROOT}[test]", *pins, what="installing dropblock-det (editable, with its test extras)")
     if not works(python, check):
         run([python, "-c", check], what="importing what was installed")  # shows the import error
-    version = subprocess.check_output(
+    detectron2_version, torch_version = subprocess.check_output(
         [str(python), "-c", "import detectron2, torch; print(detectron2.__version__, torch.__version__)"],
-        text=True).strip()
-    stamp.write_text(f"{want}\n{route}\ndetectron2 torch: {version}\n")
-    log(f"environment ready ({python}): {route}; detectron2 torch = {version}")
+        text=True).split()
+    versions = f"detectron2 {detectron2_version}, torch {torch_version}"
+    stamp.write_text(f"{want}\n{route}\n{versions}\n")
+    log(f"environment ready ({python}): {route}; {versions}")
 
 
 if __name__ == "__main__":
