@@ -775,8 +775,7 @@ def check_registered_names(cfg: CfgNode) -> None:
     from detectron2.modeling.anchor_generator import ANCHOR_GENERATOR_REGISTRY
     from detectron2.modeling.proposal_generator import PROPOSAL_GENERATOR_REGISTRY
 
-    def check(key: str, registry: Any) -> Any:
-        name = _config_value(cfg, key)
+    def check(key: str, name: Any, registry: Any) -> Any:
         if name in registry:
             return registry.get(name)
         names = sorted(str(k) for k, _ in registry)
@@ -786,26 +785,20 @@ def check_registered_names(cfg: CfgNode) -> None:
                        + f"; registered: {', '.join(names)} (a component of your own: import the module "
                        "that registers it before the config is checked)")
 
-    model_class = check("MODEL.META_ARCHITECTURE", META_ARCH_REGISTRY)
-    check("MODEL.BACKBONE.NAME", BACKBONE_REGISTRY)
+    model = cfg.MODEL
+    model_class = check("MODEL.META_ARCHITECTURE", model.META_ARCHITECTURE, META_ARCH_REGISTRY)
+    check("MODEL.BACKBONE.NAME", model.BACKBONE.NAME, BACKBONE_REGISTRY)
     if not isinstance(model_class, type):
         return
     rcnn = issubclass(model_class, (GeneralizedRCNN, ProposalNetwork))
     if issubclass(model_class, RetinaNet) or rcnn:
-        check("MODEL.ANCHOR_GENERATOR.NAME", ANCHOR_GENERATOR_REGISTRY)
+        check("MODEL.ANCHOR_GENERATOR.NAME", model.ANCHOR_GENERATOR.NAME, ANCHOR_GENERATOR_REGISTRY)
     if rcnn:
-        check("MODEL.PROPOSAL_GENERATOR.NAME", PROPOSAL_GENERATOR_REGISTRY)
+        check("MODEL.PROPOSAL_GENERATOR.NAME", model.PROPOSAL_GENERATOR.NAME, PROPOSAL_GENERATOR_REGISTRY)
     if issubclass(model_class, GeneralizedRCNN):
-        check("MODEL.ROI_HEADS.NAME", ROI_HEADS_REGISTRY)
+        check("MODEL.ROI_HEADS.NAME", model.ROI_HEADS.NAME, ROI_HEADS_REGISTRY)
     if issubclass(model_class, (SemanticSegmentor, PanopticFPN)):
-        check("MODEL.SEM_SEG_HEAD.NAME", SEM_SEG_HEADS_REGISTRY)
-
-
-def _config_value(cfg: CfgNode, key: str) -> Any:
-    node = cfg
-    for part in key.split("."):
-        node = node[part]
-    return node
+        check("MODEL.SEM_SEG_HEAD.NAME", model.SEM_SEG_HEAD.NAME, SEM_SEG_HEADS_REGISTRY)
 
 
 def _reads_heads(cfg: CfgNode) -> Dict[str, bool]:
