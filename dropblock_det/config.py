@@ -340,7 +340,21 @@ def built_resnet_stages(cfg: CN) -> List[str]:
 
 
 def _res5_in_dropblock_roi_head(cfg: CN) -> bool:
-    return cfg.MODEL.META_ARCHITECTURE == "GeneralizedRCNN" and cfg.MODEL.ROI_HEADS.NAME == "DropBlockRes5ROIHeads"
+    """Whether the model has a res5 in its ROI head: a GeneralizedRCNN (or a meta-architecture
+    subclassing it, which builds MODEL.ROI_HEADS.NAME as it does) with DropBlockRes5ROIHeads
+    (or a subclass) as its ROI heads. Looked up in the registries, where a comparison of the
+    names refused a registered subclass's res5 as "not built"."""
+    from detectron2.modeling import META_ARCH_REGISTRY, ROI_HEADS_REGISTRY, GeneralizedRCNN
+
+    from .modeling.roi_heads import DropBlockRes5ROIHeads  # here: that module imports this one
+
+    try:
+        meta_arch = META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)
+        roi_heads = ROI_HEADS_REGISTRY.get(cfg.MODEL.ROI_HEADS.NAME)
+    except KeyError:  # not registered: check_registered_names refuses it, naming the key
+        return False
+    return (isinstance(meta_arch, type) and issubclass(meta_arch, GeneralizedRCNN)
+            and isinstance(roi_heads, type) and issubclass(roi_heads, DropBlockRes5ROIHeads))
 
 
 def dropblock_schedule_range(cfg: CN) -> Tuple[int, int]:
