@@ -2,6 +2,9 @@
 config builds the model, data pipeline, optimizer and schedules of its yacs twin, overrides
 reach every DropBlock, a saved config loads back, and the loop names a corrupt dataset file
 and checks the model it builds. The checks before a run: test_lazy_config_checks.py."""
+import contextlib
+from typing import Iterator
+
 import pytest
 import torch
 
@@ -204,27 +207,34 @@ def test_the_config_saved_by_a_run_loads_back_to_the_same_model(tmp_path):
     assert again.dataloader.evaluator.dataset_name == "synthetic_det_val"
 
 
-def test_a_corrupt_annotation_file_is_named_by_the_training_loader(tmp_path):
-    # configs/common/data/coco_detection.py: "The loaders' errors name the image or
-    # annotation file that fails", as train_net's loaders (naming_dataset_files) do.
+@contextlib.contextmanager
+def _coco_set_with_a_truncated_json(folder, name: str) -> Iterator[str]:
+    """`name` registered as a COCO-format set whose annotation file, `folder`/<name>.json, is
+    cut off mid-way; removed from the catalogs on exit."""
     from detectron2.data import DatasetCatalog, MetadataCatalog
     from detectron2.data.datasets import register_coco_instances
 
-    from dropblock_det.data.file_errors import DatasetFileError
-    from dropblock_det.engine.lazy import do_train
-
-    broken = tmp_path / "instances_broken.json"
+    broken = folder / f"{name}.json"
     broken.write_text('{"images": [{"id": 1, "file_name": "a.jpg", "wid')
-    name = "lazy_test_broken_annotations"
-    register_coco_instances(name, {}, str(broken), str(tmp_path))
+    register_coco_instances(name, {}, str(broken), str(folder))
     try:
-        cfg = lazy_cfg(SYNTHETIC, f"dataloader.train.dataset.names={name}", "model.head.conv_dims=[64]",
-                       f"train.output_dir={tmp_path / 'out'}")
-        with pytest.raises(DatasetFileError, match=r"lazy_test_broken_annotations.*instances_broken\.json"):
-            do_train(cfg)
+        yield name
     finally:
         DatasetCatalog.remove(name)
         MetadataCatalog.remove(name)
+
+
+def test_a_corrupt_annotation_file_is_named_by_the_training_loader(tmp_path):
+    # configs/common/data/coco_detection.py: "The loaders' errors name the image or
+    # annotation file that fails", as train_net's loaders (naming_dataset_files) do.
+    from dropblock_det.data.file_errors import DatasetFileError
+    from dropblock_det.engine.lazy import do_train
+
+    with _coco_set_with_a_truncated_json(tmp_path, "lazy_test_broken_annotations") as name:
+        cfg = lazy_cfg(SYNTHETIC, f"dataloader.train.dataset.names={name}", "model.head.conv_dims=[64]",
+                       f"train.output_dir={tmp_path / 'out'}")
+        with pytest.raises(DatasetFileError, match=r"lazy_test_broken_annotations.*lazy_test_broken_annotations\.json"):
+            do_train(cfg)
 
 
 def test_the_lazy_class_count_is_checked_on_the_real_build_too():
@@ -238,25 +248,16 @@ def test_the_lazy_class_count_is_checked_on_the_real_build_too():
 
 def test_a_corrupt_annotation_file_is_named_by_the_evaluations_loader(tmp_path):
     # do_test's loader names the test set's files, not the training set's.
-    from detectron2.data import DatasetCatalog, MetadataCatalog
-    from detectron2.data.datasets import register_coco_instances
-
     from dropblock_det.data.file_errors import DatasetFileError
     from dropblock_det.engine.lazy import do_test
 
-    broken = tmp_path / "instances_broken_val.json"
-    broken.write_text('{"images": [{"id": 1, "file_name": "a.jpg", "wid')
-    name = "lazy_test_broken_val_annotations"
-    register_coco_instances(name, {}, str(broken), str(tmp_path))
-    try:
+    with _coco_set_with_a_truncated_json(tmp_path, "lazy_test_broken_val_annotations") as name:
         cfg = lazy_cfg(SYNTHETIC, f"dataloader.test.dataset.names={name}", f"dataloader.evaluator.dataset_name={name}")
-        with pytest.raises(DatasetFileError, match=r"lazy_test_broken_val_annotations.*instances_broken_val\.json"):
+        with pytest.raises(DatasetFileError,
+                           match=r"lazy_test_broken_val_annotations.*lazy_test_broken_val_annotations\.json"):
             do_test(cfg, torch.nn.Identity())
         del cfg.dataloader.evaluator
         assert do_test(cfg, torch.nn.Identity()) is None  # nothing to evaluate with: nothing loaded
-    finally:
-        DatasetCatalog.remove(name)
-        MetadataCatalog.remove(name)
 
 
 @pytest.mark.filterwarnings("ignore:.*GradScaler")  # AMP on the CPU: the scaler disables itself

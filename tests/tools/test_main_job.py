@@ -521,17 +521,23 @@ def test_a_nan_ap_is_summarised_as_null_and_each_test_sets_ap_is_named_by_its_ev
                      r"on synthetic_det_train \(COCO box AP\): 12\.50  \(train\+eval", printed)
 
 
+def _real_set_not_on_disk(name: str) -> str:
+    """`name` registered (once) as a COCO-format set of the synthetic classes whose files are
+    not on this disk; returns `name`."""
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+    from detectron2.data.datasets import register_coco_instances
+
+    if name not in DatasetCatalog.list():
+        register_coco_instances(name, {}, f"/nonexistent/{name}/annotations.json", f"/nonexistent/{name}/images")
+        MetadataCatalog.get(name).set(thing_classes=list(MetadataCatalog.get("synthetic_det_train").thing_classes))
+    return name
+
+
 def test_a_real_training_set_missing_beside_the_generated_test_set_is_named_and_nothing_is_moved(
         tmp_path, toy_defaults):
     # The synthetic test set's files are checked once it is made; the real training set's
     # must still be checked before the earlier run is moved aside and the training starts.
-    from detectron2.data import DatasetCatalog, MetadataCatalog
-    from detectron2.data.datasets import register_coco_instances
-
-    real = "dropblock_test_main_job_real_train"  # a COCO-format set of the synthetic classes, not on this disk
-    if real not in DatasetCatalog.list():
-        register_coco_instances(real, {}, "/nonexistent/dropblock_real/train.json", "/nonexistent/dropblock_real/images")
-        MetadataCatalog.get(real).set(thing_classes=list(MetadataCatalog.get("synthetic_det_train").thing_classes))
+    real = _real_set_not_on_disk("dropblock_test_main_job_real_train")
     root, out = tmp_path / "datasets", tmp_path / "out"
     out.mkdir()
     (out / "model_final.pth").write_bytes(b"weights of the earlier run")
@@ -563,13 +569,7 @@ def test_a_config_of_real_sets_only_has_their_files_checked_before_the_earlier_r
         tmp_path, toy_defaults, stop_before_training):
     # With no synthetic set, check_config_before_run is the only check of the sets' files
     # before the earlier run is moved aside (the data loader would fail only after that).
-    from detectron2.data import DatasetCatalog, MetadataCatalog
-    from detectron2.data.datasets import register_coco_instances
-
-    real = "dropblock_test_main_job_real_only"  # a COCO-format set of the synthetic classes, not on this disk
-    if real not in DatasetCatalog.list():
-        register_coco_instances(real, {}, "/nonexistent/dropblock_real/all.json", "/nonexistent/dropblock_real/images")
-        MetadataCatalog.get(real).set(thing_classes=list(MetadataCatalog.get("synthetic_det_train").thing_classes))
+    real = _real_set_not_on_disk("dropblock_test_main_job_real_only")
     root, out = tmp_path / "datasets", tmp_path / "out"
     out.mkdir()
     (out / "model_final.pth").write_bytes(b"weights of the earlier run")
