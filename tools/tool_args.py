@@ -13,13 +13,14 @@ $DETECTRON2_DATASETS from them, which those imports read).
 """
 import argparse
 import difflib
+import json
 import os
 import re
 import sys
 from typing import Any, Callable, List, NoReturn, Optional, Sequence, Tuple
 
-__all__ = ["checks_passed", "folder", "int_at_least", "int_in_range", "parse_tool_args", "run_tool", "set_help",
-           "torch_seed", "training_tool_parser", "user_path", "TRACEBACK_ENV"]
+__all__ = ["checks_passed", "folder", "in_a_launched_process", "int_at_least", "int_in_range", "parse_tool_args",
+           "run_tool", "set_help", "torch_seed", "training_tool_parser", "user_path", "TRACEBACK_ENV"]
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:
@@ -265,20 +266,73 @@ def checks_passed() -> None:
     _checks_passed = True
 
 
+def _refusal(e: BaseException) -> Optional[str]:
+    """'ValueError: <message>' when `e` is this process's checks refusing the input (one of
+    the refusal types, raised before `checks_passed()`, with $TRACEBACK_ENV unset); None when
+    it is anything else."""
+    if not isinstance(e, _REFUSAL_TYPES) or _checks_passed or os.environ.get(TRACEBACK_ENV):
+        return None
+    # KeyError's str() is the repr of its message: the message itself.
+    message = e.args[0] if isinstance(e, KeyError) and len(e.args) == 1 else str(e)
+    return f"{type(e).__name__}: {message}"
+
+
+# Begins the message of the error a launched process ends with when its checks refuse the
+# input; the refusal follows as a JSON string (one line, whatever the message holds).
+_LAUNCHED_REFUSAL = "refused by the checks before the run: "
+
+
+class _RefusedInALaunchedProcess(Exception):
+    """The error a process started by a multi-process launch ends with when its checks refuse
+    the input: its message is the refusal's line, for `run_tool` in the parent."""
+
+
+def in_a_launched_process(main: Callable[..., Any], *args: Any) -> Any:
+    """Run `main(*args)` in one of the processes a multi-process launch starts (detectron2's,
+    through torch.multiprocessing), each of which runs the checks. A refusal by them ends the
+    process with an error that carries the refusal's line to `run_tool` in the parent, which
+    prints it once, as an in-process refusal (the launch printed the process's traceback
+    under its own). Anything else (an error after `checks_passed()`, a bug, $TRACEBACK_ENV
+    set) propagates as it is. Module-level, so that `functools.partial(in_a_launched_process,
+    main)` can be sent to the processes."""
+    try:
+        return main(*args)
+    except Exception as e:
+        line = _refusal(e)
+        if line is None:
+            raise
+        # torch's spawn passes the parent only this process's traceback as text: the last
+        # line of it, this error's, is what the parent reads.
+        raise _RefusedInALaunchedProcess(_LAUNCHED_REFUSAL + json.dumps(line)) from None
+
+
+def _launched_process_refusal(e: BaseException) -> Optional[str]:
+    """The refusal's line when `e` is torch's ProcessRaisedException for a process that ended
+    through `in_a_launched_process`'s refusal (its text: that process's traceback, whose
+    last line is the refusal); None when it is anything else."""
+    # Not imported here (this module is imported before torch): when a launch raised `e`,
+    # torch.multiprocessing.spawn is loaded.
+    spawn = sys.modules.get("torch.multiprocessing.spawn")
+    if spawn is None or not isinstance(e, spawn.ProcessRaisedException):
+        return None
+    _, found, line = e.msg.rstrip("\n").rpartition("\n")[2].partition(_LAUNCHED_REFUSAL)
+    return json.loads(line) if found else None
+
+
 def run_tool(prog: str, main: Callable[[], Any]) -> Any:
     """Run a tool's `main()` from its command line. An error its checks raise for a wrong
     input before `checks_passed()` is printed as one line naming the tool (as argparse
     prints a bad flag) and exits with status 1; the 15-line traceback through the checks
-    said nothing more than its last line. After `checks_passed()`, and with $TRACEBACK_ENV
-    set, errors propagate as they are."""
+    said nothing more than its last line. So is a refusal by the checks in the processes
+    of a multi-process launch (`in_a_launched_process`), once: the first process's to end.
+    After `checks_passed()`, and with $TRACEBACK_ENV set, errors propagate as they are."""
     try:
         return main()
-    except _REFUSAL_TYPES as e:
-        if _checks_passed or os.environ.get(TRACEBACK_ENV):
+    except Exception as e:
+        line = _refusal(e) or _launched_process_refusal(e)
+        if line is None:
             raise
-        # KeyError's str() is the repr of its message: print the message itself.
-        message = e.args[0] if isinstance(e, KeyError) and len(e.args) == 1 else str(e)
-        sys.stderr.write(f"{prog}: error: {type(e).__name__}: {message}\n"
+        sys.stderr.write(f"{prog}: error: {line}\n"
                          f"(refused by the checks before the run; {TRACEBACK_ENV}=1 shows the traceback)\n")
         sys.stderr.flush()
         sys.exit(1)

@@ -344,6 +344,70 @@ def test_errors_after_the_checks_bugs_and_the_env_variable_keep_the_traceback(to
         tool_args.run_tool("t.py", fail(ValueError("late")))
 
 
+def _ended_by(wrapped, main, index=1):
+    """What the parent of a multi-process launch receives when process `index` runs
+    `wrapped(main)` and it raises, as torch's spawn sends it: the process's
+    traceback.format_exc() in a ProcessRaisedException (spawn._wrap and ProcessContext.join)."""
+    import traceback
+
+    from torch.multiprocessing import ProcessRaisedException
+
+    try:
+        wrapped(main)
+    except Exception:
+        trace = traceback.format_exc()
+    return ProcessRaisedException(f"\n\n-- Process {index:d} terminated with the following error:\n" + trace,
+                                  index, 4321)
+
+
+def _raising(exc):
+    def main(*args):
+        raise exc
+    return main
+
+
+def test_a_refusal_in_a_launched_process_is_the_one_line_of_an_in_process_refusal(tool_args, capsys):
+    # Each process of `--num-gpus 2` runs the checks: a refusal reached the parent as torch's
+    # ProcessRaisedException, printed with the process's whole traceback under the launch's.
+    message = 'MODEL.DROPBLOCK.KEEPPROB: did you mean MODEL.DROPBLOCK.KEEP_PROB? ("quoted": 0.9)'
+    raised = _ended_by(tool_args.in_a_launched_process, _raising(KeyError(message)))
+    with pytest.raises(SystemExit) as exit_info:
+        tool_args.run_tool("train_net.py", _raising(raised))
+    assert exit_info.value.code == 1
+    launched = capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        tool_args.run_tool("train_net.py", _raising(KeyError(message)))
+    assert launched == capsys.readouterr().err  # as one process refuses it
+    assert launched.splitlines()[0] == f"train_net.py: error: KeyError: {message}"
+    assert "Traceback" not in launched and len(launched.splitlines()) == 2
+
+
+def test_a_launched_process_passes_on_what_is_no_refusal_as_it_is(tool_args, monkeypatch):
+    # A process's failure after its checks passed (training), a bug, or any error with the
+    # traceback asked for: the parent's launch error, with the process's traceback, as before.
+    from torch.multiprocessing import ProcessExitedException
+
+    assert tool_args.in_a_launched_process(lambda *args: args, "a", 2) == ("a", 2)
+    with pytest.raises(AttributeError, match="^x$"):
+        tool_args.in_a_launched_process(_raising(AttributeError("x")))
+    monkeypatch.setenv(tool_args.TRACEBACK_ENV, "1")
+    with pytest.raises(ValueError, match="^bad$"):
+        tool_args.in_a_launched_process(_raising(ValueError("bad")))
+    monkeypatch.delenv(tool_args.TRACEBACK_ENV)
+    tool_args.checks_passed()  # in this process: training started
+    with pytest.raises(ValueError, match="^late$"):
+        tool_args.in_a_launched_process(_raising(ValueError("late")))
+    failed = _ended_by(tool_args.in_a_launched_process, _raising(ValueError("late")))
+    with pytest.raises(type(failed)) as raised:
+        tool_args.run_tool("train_net.py", _raising(failed))
+    assert raised.value is failed and failed.msg.endswith("\nValueError: late\n")
+    # Nor is a process that ended by a signal or with an exit status: it sent no refusal.
+    exited = ProcessExitedException("process 1 terminated with exit code 1", 1, 4321, exit_code=1)
+    with pytest.raises(ProcessExitedException) as raised:
+        tool_args.run_tool("train_net.py", _raising(exited))
+    assert raised.value is exited
+
+
 @pytest.mark.parametrize("tool, config, opt, named", [
     ("train_net.py", "retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml", ["MODEL.DROPBLOCK.KEEPPROB", "0.8"],
      "did you mean MODEL.DROPBLOCK.KEEP_PROB?"),
