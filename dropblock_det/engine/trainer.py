@@ -11,6 +11,7 @@ current detectron2 main.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import os
@@ -92,11 +93,19 @@ def check_launch_processes(num_gpus: int, num_machines: int) -> None:
 
 def launch_tool(main: Callable[[Any], Any], args: Any) -> None:
     """Run `main(args)` in `args.num_gpus` processes per machine (detectron2's `launch`), with
-    the distributed arguments of detectron2's `default_argument_parser`: the tools' entry."""
+    the distributed arguments of detectron2's `default_argument_parser`: the tools' entry.
+    In several processes, each runs `main` through the tools' `in_a_launched_process`, so
+    that a refusal by the checks in them is the one line `run_tool` prints in this one."""
     from detectron2.engine import launch
 
     print("Command Line Args:", args)
     check_launch_processes(args.num_gpus, args.num_machines)
+    if args.num_gpus * args.num_machines > 1:  # launch starts the processes (else it calls `main` here)
+        # tools/tool_args.py, which each tool puts on sys.path before it imports dropblock_det
+        # (the processes torch starts have the same sys.path).
+        from tool_args import in_a_launched_process
+
+        main = functools.partial(in_a_launched_process, main)
     launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
            dist_url=args.dist_url, args=(args,))
 

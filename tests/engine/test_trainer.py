@@ -88,18 +88,26 @@ def test_auto_scale_workers_scales_the_dropblock_ramp_as_max_iter():
     assert DropBlockTrainer.auto_scale_workers(to_max_iter, 4).MODEL.DROPBLOCK.SCHEDULE.END_ITER == -1
 
 
-def _launch_tool_with(monkeypatch, num_gpus, num_machines=1):
-    """Call launch_tool as the tools do, with detectron2's launch replaced by a recorder."""
+def _launched(monkeypatch, num_gpus, num_machines=1, main=lambda args: None):
+    """[(process count, main)] that launch_tool, called as the tools call it (tools/ on
+    sys.path), gave detectron2's launch, which is replaced by a recorder."""
     import argparse
 
     import detectron2.engine
+    from conftest import REPO
     from dropblock_det.engine import trainer
 
+    monkeypatch.syspath_prepend(str(REPO / "tools"))
     launched = []
-    monkeypatch.setattr(detectron2.engine, "launch", lambda main, n, **kwargs: launched.append(n))
+    monkeypatch.setattr(detectron2.engine, "launch", lambda main, n, **kwargs: launched.append((n, main)))
     args = argparse.Namespace(num_gpus=num_gpus, num_machines=num_machines, machine_rank=0, dist_url="auto")
-    trainer.launch_tool(lambda args: None, args)
+    trainer.launch_tool(main, args)
     return launched
+
+
+def _launch_tool_with(monkeypatch, num_gpus, num_machines=1):
+    """The process counts launch_tool gave detectron2's launch (`_launched`)."""
+    return [n for n, _ in _launched(monkeypatch, num_gpus, num_machines)]
 
 
 def test_more_processes_than_the_machines_gpus_are_refused_naming_num_gpus_before_launch(monkeypatch):
@@ -131,6 +139,26 @@ def test_several_processes_without_cuda_are_refused_before_launch_only_where_lau
             _launch_tool_with(monkeypatch, 1, num_machines=2)
     else:
         assert _launch_tool_with(monkeypatch, 2) == [2]
+
+
+def test_the_processes_launch_starts_run_main_through_the_tools_refusal_in_one_line(monkeypatch):
+    # Each process runs the checks: their refusal reached the tool as detectron2's launch
+    # error, with the process's traceback. In one process launch calls main in the tool's.
+    import functools
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+
+    def main(args):
+        return args
+
+    assert _launched(monkeypatch, 1, main=main) == [(1, main)]
+    import tool_args  # on sys.path in _launched, as in the tools
+
+    for num_gpus, num_machines in ((2, 1), (1, 2)):
+        ((n, launched),) = _launched(monkeypatch, num_gpus, num_machines, main=main)
+        assert n == num_gpus and isinstance(launched, functools.partial) and launched.args == (main,)
+        assert launched.func is tool_args.in_a_launched_process
 
 
 @pytest.mark.parametrize("seed", [-1, 5])
