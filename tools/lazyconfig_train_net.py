@@ -22,7 +22,7 @@ import sys
 # Runs from a checkout without `pip install -e .` too.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tool_args.py, beside this file
-from tool_args import checks_passed, parse_tool_args, run_tool, training_tool_parser  # noqa: E402
+from tool_args import checks_passed, launch_tool, parse_tool_args, run_tool, training_tool_parser  # noqa: E402
 
 import detectron2.utils.comm as comm  # noqa: E402
 from detectron2.engine import default_setup  # noqa: E402
@@ -43,7 +43,6 @@ from dropblock_det.engine.lazy_config_checks import (  # noqa: E402
     load_lazy_config,
 )
 from dropblock_det.engine.output_dir import prepare_output_dir  # noqa: E402
-from dropblock_det.engine.trainer import launch_tool  # noqa: E402
 
 logger = logging.getLogger("dropblock_det.lazyconfig_train_net")
 

@@ -7,20 +7,26 @@ required flag "missing" although it is on the line). A list flag's value of the 
 that does not look like an opt (`--keep-probs 1.0 0,9`) is refused as argparse would
 refuse it ("argument --keep-probs: invalid float value: '0,9'"), not taken for the opts.
 
-It lives beside the tools, not in the package, because it needs only argparse: a tool
-parses its arguments before it imports detectron2 or dropblock_det (main_job sets
-$DETECTRON2_DATASETS from them, which those imports read).
+Also the tools' entry: `run_tool` prints a refusal by the checks as one line, and
+`launch_tool` starts detectron2's launch, whose processes refuse in that one line too.
+
+It lives beside the tools, not in the package, because it imports only the standard library
+(`launch_tool` imports detectron2 when called): a tool parses its arguments before it
+imports detectron2 or dropblock_det (main_job sets $DETECTRON2_DATASETS from them, which
+those imports read).
 """
 import argparse
 import difflib
+import functools
 import json
 import os
 import re
 import sys
 from typing import Any, Callable, List, NoReturn, Optional, Sequence, Tuple
 
-__all__ = ["checks_passed", "folder", "in_a_launched_process", "int_at_least", "int_in_range", "parse_tool_args",
-           "run_tool", "set_help", "torch_seed", "training_tool_parser", "user_path", "TRACEBACK_ENV"]
+__all__ = ["checks_passed", "folder", "in_a_launched_process", "int_at_least", "int_in_range", "launch_tool",
+           "parse_tool_args", "run_tool", "set_help", "torch_seed", "training_tool_parser", "user_path",
+           "TRACEBACK_ENV"]
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:
@@ -304,6 +310,24 @@ def in_a_launched_process(main: Callable[..., Any], *args: Any) -> Any:
         # torch's spawn passes the parent only this process's traceback as text: the last
         # line of it, this error's, is what the parent reads.
         raise _RefusedInALaunchedProcess(_LAUNCHED_REFUSAL + json.dumps(line)) from None
+
+
+def launch_tool(main: Callable[[Any], Any], args: argparse.Namespace) -> None:
+    """Run `main(args)` in `args.num_gpus` processes per machine (detectron2's `launch`), with
+    the distributed arguments of detectron2's `default_argument_parser`: the training tools'
+    entry. Several processes are checked first (`check_launch_processes`), and each runs
+    `main` through `in_a_launched_process`, so that a refusal by the checks in them is the
+    one line `run_tool` prints."""
+    from detectron2.engine import launch
+
+    from dropblock_det.engine.trainer import check_launch_processes
+
+    print("Command Line Args:", args)
+    check_launch_processes(args.num_gpus, args.num_machines)
+    if args.num_gpus * args.num_machines > 1:  # launch starts the processes (else it calls `main` here)
+        main = functools.partial(in_a_launched_process, main)
+    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+           dist_url=args.dist_url, args=(args,))
 
 
 def _launched_process_refusal(e: BaseException) -> Optional[str]:

@@ -1,7 +1,7 @@
 """The training logic behind ``tools/train_net.py``: a detectron2 ``DefaultTrainer`` that
 adds the DropBlock keep_prob schedule, picks the evaluator from the dataset, applies Cutout
 when configured, loads data with errors that name the broken file, and writes checkpoints
-atomically; plus the tools' launch. What the tools check before a run is in
+atomically; plus the check of the tools' launch (tools/tool_args.py launches). What the tools check before a run is in
 ``config_checks.py`` (the config, and a --resume against its checkpoint), ``checkpoint.py``
 (the weights, the checkpoint an --eval-only loads), ``evaluation.py`` (an evaluator for each
 test set) and ``output_dir.py`` (the run's folder).
@@ -11,7 +11,6 @@ current detectron2 main.
 """
 from __future__ import annotations
 
-import functools
 import importlib
 import logging
 import os
@@ -39,7 +38,6 @@ __all__ = [
     "build_train_augmentation",
     "check_launch_processes",
     "DropBlockTrainer",
-    "launch_tool",
 ]
 
 
@@ -89,25 +87,6 @@ def check_launch_processes(num_gpus: int, num_machines: int) -> None:
         raise ValueError(f"--num-gpus {num_gpus} --num-machines {num_machines}: torch sees no CUDA device here, "
                          "and this detectron2's launch (v0.6) needs one per process; train in one process "
                          "(--num-gpus 1)")
-
-
-def launch_tool(main: Callable[[Any], Any], args: Any) -> None:
-    """Run `main(args)` in `args.num_gpus` processes per machine (detectron2's `launch`), with
-    the distributed arguments of detectron2's `default_argument_parser`: the tools' entry.
-    In several processes, each runs `main` through the tools' `in_a_launched_process`, so
-    that a refusal by the checks in them is the one line `run_tool` prints in this one."""
-    from detectron2.engine import launch
-
-    print("Command Line Args:", args)
-    check_launch_processes(args.num_gpus, args.num_machines)
-    if args.num_gpus * args.num_machines > 1:  # launch starts the processes (else it calls `main` here)
-        # tools/tool_args.py, which each tool puts on sys.path before it imports dropblock_det
-        # (the processes torch starts have the same sys.path).
-        from tool_args import in_a_launched_process
-
-        main = functools.partial(in_a_launched_process, main)
-    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-           dist_url=args.dist_url, args=(args,))
 
 
 # ----------------------------------------------------------------------------- trainer

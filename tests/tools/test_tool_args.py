@@ -408,6 +408,76 @@ def test_a_launched_process_passes_on_what_is_no_refusal_as_it_is(tool_args, mon
     assert raised.value is exited
 
 
+# ----------------------------------------------------------------------------- launch
+def _launched(tool_args, monkeypatch, num_gpus, num_machines=1, main=lambda args: None):
+    """[(process count, main)] that launch_tool gave detectron2's launch, which is replaced by
+    a recorder."""
+    import argparse
+
+    import detectron2.engine
+
+    launched = []
+    monkeypatch.setattr(detectron2.engine, "launch", lambda main, n, **kwargs: launched.append((n, main)))
+    args = argparse.Namespace(num_gpus=num_gpus, num_machines=num_machines, machine_rank=0, dist_url="auto")
+    tool_args.launch_tool(main, args)
+    return launched
+
+
+def _launch_tool_with(tool_args, monkeypatch, num_gpus, num_machines=1):
+    """The process counts launch_tool gave detectron2's launch (`_launched`)."""
+    return [n for n, _ in _launched(tool_args, monkeypatch, num_gpus, num_machines)]
+
+
+def test_more_processes_than_the_machines_gpus_are_refused_naming_num_gpus_before_launch(tool_args, monkeypatch):
+    # detectron2's launch started the processes, each imported everything, then failed with a
+    # bare `assert num_gpus_per_machine <= torch.cuda.device_count()` (no message).
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 2)
+    with pytest.raises(ValueError, match=r"^--num-gpus 4: torch sees 2 CUDA device\(s\) on this machine"):
+        _launch_tool_with(tool_args, monkeypatch, 4)
+    assert _launch_tool_with(tool_args, monkeypatch, 2) == [2]
+    assert _launch_tool_with(tool_args, monkeypatch, 1, num_machines=2) == [1]
+
+
+def test_several_processes_without_cuda_are_refused_before_launch_only_where_launch_asserts_cuda(
+        tool_args, monkeypatch):
+    # detectron2 v0.6's launch asserted "cuda is not available" in every process it started;
+    # detectron2 main's starts them with GLOO (DDP on the CPU, LazyConfig's train.device=cpu).
+    import importlib
+    import inspect
+
+    # The module, not the function of that name that detectron2.engine exports.
+    source = inspect.getsource(importlib.import_module("detectron2.engine.launch")._distributed_worker)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert _launch_tool_with(tool_args, monkeypatch, 1) == [1]  # one process: nothing distributed
+    if "cuda is not available" in source:
+        with pytest.raises(ValueError, match=r"^--num-gpus 2 --num-machines 1: torch sees no CUDA device here.*"
+                                             r"--num-gpus 1\)"):
+            _launch_tool_with(tool_args, monkeypatch, 2)
+        with pytest.raises(ValueError, match=r"^--num-gpus 1 --num-machines 2: torch sees no CUDA device"):
+            _launch_tool_with(tool_args, monkeypatch, 1, num_machines=2)
+    else:
+        assert _launch_tool_with(tool_args, monkeypatch, 2) == [2]
+
+
+def test_the_processes_launch_starts_run_main_through_the_tools_refusal_in_one_line(tool_args, monkeypatch):
+    # Each process runs the checks: their refusal reached the tool as detectron2's launch
+    # error, with the process's traceback. In one process launch calls main in the tool's.
+    import functools
+
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 2)
+
+    def main(args):
+        return args
+
+    assert _launched(tool_args, monkeypatch, 1, main=main) == [(1, main)]
+    for num_gpus, num_machines in ((2, 1), (1, 2)):
+        ((n, launched),) = _launched(tool_args, monkeypatch, num_gpus, num_machines, main=main)
+        assert n == num_gpus and isinstance(launched, functools.partial) and launched.args == (main,)
+        assert launched.func is tool_args.in_a_launched_process
+
+
 @pytest.mark.parametrize("tool, config, opt, named", [
     ("train_net.py", "retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml", ["MODEL.DROPBLOCK.KEEPPROB", "0.8"],
      "did you mean MODEL.DROPBLOCK.KEEP_PROB?"),
