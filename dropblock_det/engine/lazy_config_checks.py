@@ -168,11 +168,50 @@ def load_lazy_config(config_file: str, opts: Sequence[str] = ()) -> DictConfig:
 def _as_override(cfg: DictConfig, pair: Sequence[str]) -> str:
     """For opts written as a yacs KEY VALUE pair (`MODEL.DROPBLOCK.KEEP_PROB 0.8`, `train.max_iter
     100`): the override to write, with the config's own spelling of the key where it has it
-    (`dropblock.keep_prob=0.8`); '' for anything else."""
+    (`dropblock.keep_prob=0.8`), or the config's key of a yacs key named otherwise
+    (`SOLVER.MAX_ITER 100`: `train.max_iter=100`); '' for anything else."""
     if len(pair) != 2 or "=" in pair[1]:
         return ""
-    key = _key_from_the_top(cfg, pair[0].split("."))
-    return f": write {key or pair[0]}={pair[1]}" if key or pair[0][:1].islower() else ""
+    keys = _yacs_key_equivalents(cfg, pair[0]) or [_key_from_the_top(cfg, pair[0].split("."))]
+    if not keys[0] and not pair[0][:1].islower():
+        return ""
+    return ": write " + " ".join(f"{key or pair[0]}={pair[1]}" for key in keys)
+
+
+# The LazyConfig keys of the yacs keys users most often give a LazyConfig tool where the
+# LazyConfig key has another name, so neither the case-blind match (_key_from_the_top) nor
+# the near names find it: detectron2's own configs/common (train.py, optim.py,
+# data/coco.py, models/) and its default_setup (OUTPUT_DIR / train.output_dir, SEED /
+# train.seed) spell them so, and the tools read them there. DATALOADER.NUM_WORKERS is both
+# loaders'. (SOLVER.CLIP_GRADIENTS has no LazyConfig key: detectron2's LazyConfig loop does
+# not clip.) Named only where the config has the key.
+_YACS_TO_LAZY_KEYS = {
+    "OUTPUT_DIR": ("train.output_dir",),
+    "SEED": ("train.seed",),
+    "MODEL.WEIGHTS": ("train.init_checkpoint",),
+    "MODEL.DEVICE": ("train.device",),
+    "SOLVER.MAX_ITER": ("train.max_iter",),
+    "SOLVER.CHECKPOINT_PERIOD": ("train.checkpointer.period",),
+    "SOLVER.AMP.ENABLED": ("train.amp.enabled",),
+    "TEST.EVAL_PERIOD": ("train.eval_period",),
+    "SOLVER.BASE_LR": ("optimizer.lr",),
+    "SOLVER.MOMENTUM": ("optimizer.momentum",),
+    "SOLVER.WEIGHT_DECAY": ("optimizer.weight_decay",),
+    "SOLVER.IMS_PER_BATCH": ("dataloader.train.total_batch_size",),
+    "DATALOADER.NUM_WORKERS": ("dataloader.train.num_workers", "dataloader.test.num_workers"),
+    "MODEL.RETINANET.NUM_CLASSES": ("model.num_classes",),
+    "MODEL.ROI_HEADS.NUM_CLASSES": ("model.roi_heads.num_classes",),
+    "MODEL.SEM_SEG_HEAD.NUM_CLASSES": ("model.sem_seg_head.num_classes",),
+}
+
+
+def _yacs_key_equivalents(cfg: DictConfig, key: str) -> List[str]:
+    """The keys of `cfg` that stand for the yacs `key` (any case) in _YACS_TO_LAZY_KEYS, as
+    the config spells them; [] where it has none of them."""
+    lazy_keys = _YACS_TO_LAZY_KEYS.get(key.upper(), ())
+    spelt = [_key_from_the_top(cfg, lazy.split(".")) for lazy in lazy_keys]
+    # (_key_from_the_top may name a tail of the key instead, at the top level: not this key)
+    return [found for found, lazy in zip(spelt, lazy_keys) if found.lower() == lazy]
 
 
 # Keys the tools read that a config may leave out, so an override may add them without "+".
@@ -246,6 +285,9 @@ def check_override_key(cfg: DictConfig, opt: str) -> None:
         elsewhere = _key_from_the_top(cfg, parts[depth:] if depth else parts[1:])
         if elsewhere:
             close = [elsewhere] + [c for c in close if c != elsewhere]
+        # A yacs key whose LazyConfig key has another name (SOLVER.MAX_ITER: train.max_iter).
+        equivalents = _yacs_key_equivalents(cfg, key)
+        close = equivalents + [c for c in close if c not in equivalents]
         raise KeyError(
             f"command-line opt {opt!r}: {where} has no key {part!r}"
             + (f" (did you mean {', '.join(close)}?)" if close else "")

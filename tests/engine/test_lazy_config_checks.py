@@ -7,7 +7,7 @@ import re
 import pytest
 import torch
 
-from conftest import CONFIGS, LAZY_TWINS, lazy_cfg
+from conftest import CONFIGS, LAZY_TWINS, lazy_cfg, lazy_rcnn_cfg
 
 SYNTHETIC = str(CONFIGS / LAZY_TWINS[0][0])
 COCO = str(CONFIGS / LAZY_TWINS[1][0])
@@ -488,6 +488,56 @@ def test_an_override_that_would_add_a_misspelt_key_is_refused_naming_it(opt, mat
 def test_an_override_of_a_yacs_path_is_told_the_key_where_the_config_has_it(opt, match):
     with pytest.raises(KeyError, match=match):
         lazy_cfg(SYNTHETIC, opt)
+
+
+@pytest.mark.parametrize("opts, match", [
+    # yacs keys whose LazyConfig key has another name: "expected key=value" alone, or "did you
+    # mean model?" (or nothing), led nowhere; the keys are detectron2's configs/common ones.
+    (["SOLVER.MAX_ITER", "100"], r"'SOLVER\.MAX_ITER': expected key=value \(LazyConfig overrides\): write train\.max_iter=100$"),
+    (["SOLVER.BASE_LR", "0.01"], r": write optimizer\.lr=0\.01$"),
+    (["SOLVER.MOMENTUM", "0.8"], r": write optimizer\.momentum=0\.8$"),
+    (["OUTPUT_DIR", "out"], r": write train\.output_dir=out$"),
+    (["MODEL.DEVICE", "cpu"], r": write train\.device=cpu$"),
+    (["TEST.EVAL_PERIOD", "50"], r": write train\.eval_period=50$"),
+    (["SOLVER.AMP.ENABLED", "True"], r": write train\.amp\.enabled=True$"),
+    (["MODEL.RETINANET.NUM_CLASSES", "3"], r": write model\.num_classes=3$"),
+    # one yacs key, both loaders
+    (["DATALOADER.NUM_WORKERS", "2"], r": write dataloader\.train\.num_workers=2 dataloader\.test\.num_workers=2$"),
+    (["SOLVER.MAX_ITER=100"], r"top level has no key 'SOLVER' \(did you mean train\.max_iter\?\)"),
+    (["SOLVER.IMS_PER_BATCH=4"], r"top level has no key 'SOLVER' \(did you mean dataloader\.train\.total_batch_size\?\)"),
+    (["SOLVER.WEIGHT_DECAY=0.0"], r"top level has no key 'SOLVER' \(did you mean optimizer\.weight_decay\?\)"),
+    (["SOLVER.CHECKPOINT_PERIOD=500"], r"top level has no key 'SOLVER' \(did you mean train\.checkpointer\.period\?\)"),
+    (["SEED=3"], r"top level has no key 'SEED' \(did you mean train\.seed\?\)"),
+    (["MODEL.WEIGHTS=w.pth"], r"top level has no key 'MODEL' \(did you mean train\.init_checkpoint, model\?\)"),
+    (["model.weights=w.pth"], r"model has no key 'weights' \(did you mean train\.init_checkpoint\?\)"),
+    (["MODEL.RETINANET.NUM_CLASSES=3"], r"top level has no key 'MODEL' \(did you mean model\.num_classes, model\?\)"),
+    (["DATALOADER.NUM_WORKERS=2"], r"top level has no key 'DATALOADER' \(did you mean dataloader\.train\.num_workers, "
+                                   r"dataloader\.test\.num_workers, dataloader\?\)"),
+])
+def test_a_yacs_key_given_to_a_lazy_config_is_told_the_lazy_config_key_of_that_name(opts, match):
+    with pytest.raises((KeyError, ValueError), match=match):
+        lazy_cfg(SYNTHETIC, *opts)
+
+
+def test_a_yacs_keys_lazy_config_key_is_named_only_where_the_config_has_it(tmp_path):
+    from dropblock_det.engine.lazy_config_checks import check_override_key
+
+    config = tmp_path / "cfg.py"
+    config.write_text("model = dict(num_classes=3)\ntrain = dict(max_iter=5)\noptimizer = dict(lr=0.1)\n")
+    with pytest.raises(ValueError, match=r"'SOLVER\.MAX_ITER': expected key=value .*: write train\.max_iter=100$"):
+        lazy_cfg(config, "SOLVER.MAX_ITER", "100")
+    # no train.seed, no optimizer.momentum (e.g. AdamW's), no R-CNN heads: nothing to write
+    for opts in (["SEED", "3"], ["SOLVER.MOMENTUM", "0.8"], ["MODEL.ROI_HEADS.NUM_CLASSES", "3"]):
+        with pytest.raises(ValueError, match=rf"'{re.escape(opts[0])}': expected key=value \(LazyConfig overrides\)$"):
+            lazy_cfg(config, *opts)
+    with pytest.raises(KeyError, match=r"top level has no key 'SEED'; to add it on purpose"):
+        lazy_cfg(config, "SEED=3")
+    # An R-CNN's class count is its ROI heads'.
+    cfg = lazy_rcnn_cfg()
+    with pytest.raises(KeyError, match=r"top level has no key 'MODEL' \(did you mean model\.roi_heads\.num_classes, model\?\)"):
+        check_override_key(cfg, "MODEL.ROI_HEADS.NUM_CLASSES=3")
+    with pytest.raises(KeyError, match=r"top level has no key 'MODEL' \(did you mean model\?\)"):
+        check_override_key(cfg, "MODEL.RETINANET.NUM_CLASSES=3")
 
 
 def test_an_override_key_close_to_one_of_the_configs_is_told_that_key_in_the_configs_case():
