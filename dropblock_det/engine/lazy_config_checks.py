@@ -706,8 +706,8 @@ def check_lazy_inputs(cfg: DictConfig, model: Optional[torch.nn.Module], train: 
                 raise ValueError(f"{node_key}: short_edge_length={_plain(short_edge)!r}, max_size={max_size!r}: {why}")
 
 
-def _plain(value: Any) -> Any:
-    return OmegaConf.to_container(value) if isinstance(value, (DictConfig, ListConfig)) else value
+def _plain(value: Any, resolve: bool = False) -> Any:
+    return OmegaConf.to_container(value, resolve=resolve) if isinstance(value, (DictConfig, ListConfig)) else value
 
 
 def check_lazy_head_inputs(cfg: DictConfig, model: torch.nn.Module, train: bool = True) -> None:
@@ -939,7 +939,8 @@ def check_lazy_model_values(cfg: DictConfig) -> None:
         target = _located(node.get("_target_"))
         if not isinstance(target, type):
             continue
-        given = {name: node[name] for name in node.keys()
+        # Plain values, as the build passes them: output_size=[7, 7] is a list, not a ListConfig.
+        given = {name: _plain(node[name], resolve=True) for name in node.keys()
                  if name != "_target_" and not node._get_node(name)._is_missing()}
 
         def check(name: str, judge: Callable[..., None], *args: Any) -> None:
@@ -984,8 +985,7 @@ def check_lazy_model_values(cfg: DictConfig) -> None:
             check("test_nms_thresh", check_nms_threshold)
             check("test_topk_per_image", check_detections_kept)
         elif issubclass(target, (FastRCNNConvFCHead, MaskRCNNConvUpsampleHead, KRCNNConvDeconvUpsampleHead)):
-            check_channels("", {f"{key}.{name}": _plain(given[name]) for name in ("conv_dims", "fc_dims")
-                                if name in given})
+            check_channels("", {f"{key}.{name}": given[name] for name in ("conv_dims", "fc_dims") if name in given})
         elif issubclass(target, _semantic_segmentation_heads()):
             check("loss_weight", check_loss_weight)
             check("norm", check_norm)

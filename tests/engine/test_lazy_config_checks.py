@@ -1194,3 +1194,15 @@ def test_head_values_detectron2_takes_are_not_refused(opts):
     from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
 
     check_lazy_config_before_run(lazy_cfg(SYNTHETIC, *opts), check_files=False)
+
+
+def test_a_pooler_output_size_given_as_height_and_width_is_accepted():
+    # ROIPooler takes (height, width): the check got OmegaConf's ListConfig and refused [7, 7].
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model_values
+
+    cfg = lazy_rcnn_cfg(mask=True)
+    cfg.model.roi_heads.box_pooler.output_size = [7, 7]
+    check_lazy_model_values(cfg)
+    cfg.model.roi_heads.box_pooler.output_size = [7, 0]
+    with pytest.raises(ValueError, match=r"^model\.roi_heads\.box_pooler\.output_size=\[7, 0\]: expected the side >= 1"):
+        check_lazy_model_values(cfg)
