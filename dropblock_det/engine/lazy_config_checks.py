@@ -12,6 +12,7 @@ import difflib
 import inspect
 import logging
 import math
+import re
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -918,8 +919,75 @@ def check_lazy_model_values(cfg: DictConfig) -> None:
     test-time thresholds and limits, an RPN's sampler, top-k, NMS threshold and box loss,
     the ROI heads' sampler, FastRCNNOutputLayers' test-time values and box loss, the layer
     widths of the box, mask and keypoint heads, and a semantic segmentation head's loss weight and
-    norm. Only arguments the config gives (the defaults are detectron2's own). Runs before
-    the meta build, where some of them are asserted naming no key. ValueError naming the key."""
+    norm. Only arguments the config gives (the defaults are detectron2's own), read as the
+    build reads them: through interpolations (`thresholds="${...}"`, a whole node
+    `proposal_matcher="${matcher}"`), named by the model's key and the key the value is
+    written at. Runs before the meta build, where some of them are asserted naming no key.
+    ValueError naming the key; for an interpolation in the model that does not resolve
+    too (:func:`_model_value_nodes`)."""
+    raw = cfg._get_node("model")
+    if raw is None:
+        return
+    via = f"model={raw._value()}" if raw._is_interpolation() else ""
+    for key, node, _, node_via in _model_value_nodes(cfg.model, "model", [], via, True):
+        try:
+            _check_model_node_values(key, node)
+        except ValueError as error:
+            raise ValueError(f"{error}{_written_at(str(error), key, node, node_via)}") from None
+
+
+def _model_value_nodes(node: Any, key: str, ancestors: List[Tuple[str, DictConfig]], via: str, built: bool
+                       ) -> Iterator[Tuple[str, DictConfig, List[Tuple[str, DictConfig]], str]]:
+    """(key, node, its ancestors' (key, node), the interpolation it is read through, e.g.
+    `model.roi_heads.proposal_matcher=${matcher}`, or '') of every node with a `_target_` at
+    or under `node` (at `key`), parents first, into interpolations: the model builds the
+    node an interpolation reads, which may be outside the model. `built`: whether
+    detectron2's instantiate resolves `node`'s children (those of a `_target_` node or a
+    list, all the way from the model; a plain dict goes to its component as it is). There
+    an interpolation that does not resolve is refused naming the key (ValueError):
+    OmegaConf's error at the build named it only on a line of its own."""
+    if isinstance(node, DictConfig) and "_target_" in node:
+        yield key, node, ancestors, via
+    if not isinstance(node, (DictConfig, ListConfig)):
+        return
+    built = built and (isinstance(node, ListConfig) or "_target_" in node)
+
+    def unresolved(child_key: str, interpolation: str, error: Exception) -> None:
+        if built:
+            raise ValueError(f"{child_key}={interpolation}: {type(error).__name__}: {str(error).splitlines()[0]} "
+                             "(the model's build reads it: point it to a key that has a value)")
+
+    inner = ancestors + [(key, node)]
+    for child_key, child, interpolation in _children(node, key, unresolved):
+        if any(child is parent for _, parent in inner):
+            continue  # a node that reads itself: instantiate's own recursion error names it
+        yield from _model_value_nodes(child, child_key, inner,
+                                      via or (f"{child_key}={interpolation}" if interpolation else ""), built)
+
+
+def _written_at(message: str, key: str, node: DictConfig, via: str) -> str:
+    """For an error naming an argument of the node at `key` (`{key}.{name}=...`) whose value
+    the config writes elsewhere, read through an interpolation (the argument's own, or
+    `via`, the node's): where it is written, '; it is matcher.labels, read through
+    model.roi_heads.proposal_matcher=${matcher}'; '' otherwise."""
+    named = message.split("=", 1)[0]
+    if not named.startswith(key + "."):
+        return ""
+    name = named[len(key) + 1:].split(".")[0]
+    raw = node._get_node(name)
+    if raw is None:
+        return ""
+    through = via or (f"{key}.{name}={raw._value()}" if raw._is_interpolation() else "")
+    try:
+        written = (raw._dereference_node() if raw._is_interpolation() else raw)._get_full_key(None)
+    except OmegaConfBaseException:
+        return ""
+    written = re.sub(r"\[(\d+)\]", r".\1", str(written))  # OmegaConf's a[0].b as the project's a.0.b
+    return f"; it is {written}, read through {through}" if through and written != f"{key}.{name}" else ""
+
+
+def _check_model_node_values(key: str, node: DictConfig) -> None:
+    """check_lazy_model_values' judgement of the node at `key`, by its target."""
     from detectron2.modeling import RetinaNet
     from detectron2.modeling.anchor_generator import DefaultAnchorGenerator
     from detectron2.modeling.box_regression import Box2BoxTransform, Box2BoxTransformRotated
@@ -934,61 +1002,68 @@ def check_lazy_model_values(cfg: DictConfig) -> None:
         ROIHeads,
     )
 
-    model = cfg.get("model")
-    for key, node in _target_nodes(model, "model") if model is not None else ():
+    try:
         target = _located(node.get("_target_"))
-        if not isinstance(target, type):
+    except OmegaConfBaseException:
+        return  # an interpolated _target_ that does not resolve: the build names it
+    if not isinstance(target, type):
+        return
+    given: Dict[str, Any] = {}
+    for name in node.keys():
+        if name == "_target_" or node._get_node(name)._is_missing():
             continue
-        # Plain values, as the build passes them: output_size=[7, 7] is a list, not a ListConfig.
-        given = {name: _plain(node[name], resolve=True) for name in node.keys()
-                 if name != "_target_" and not node._get_node(name)._is_missing()}
+        try:
+            # Plain values, as the build passes them: output_size=[7, 7] is a list, not a ListConfig.
+            given[name] = _plain(node[name], resolve=True)
+        except OmegaConfBaseException:
+            continue  # an interpolation that does not resolve: refused at its own key by the walk
 
-        def check(name: str, judge: Callable[..., None], *args: Any) -> None:
-            if name in given:
-                judge(f"{key}.{name}", given[name], *args)
+    def check(name: str, judge: Callable[..., None], *args: Any) -> None:
+        if name in given:
+            judge(f"{key}.{name}", given[name], *args)
 
-        if issubclass(target, Matcher) and {"thresholds", "labels"} <= set(given):
-            check_matcher_values(f"{key}.thresholds", given["thresholds"], f"{key}.labels", given["labels"])
-        elif issubclass(target, Box2BoxTransform):
-            check("weights", check_box_weights)
-        elif issubclass(target, Box2BoxTransformRotated):
-            check("weights", check_box_weights, 5)
-        elif issubclass(target, DefaultAnchorGenerator):
-            check("sizes", check_anchor_sizes)
-            check("aspect_ratios", check_anchor_aspect_ratios)
-            check("offset", check_anchor_offset)
-        elif issubclass(target, ROIPooler):
-            check("output_size", check_pooler_resolution)
-            check("pooler_type", check_pooler_type, _POOLER_TYPES)
-        elif issubclass(target, RetinaNet):
-            check("focal_loss_gamma", check_focal_loss_gamma)
-            check("focal_loss_alpha", check_focal_loss_alpha)
-            check("box_reg_loss_type", check_box_loss_type, "retinanet")
-            check("test_score_thresh", check_score_threshold)
-            check("test_nms_thresh", check_nms_threshold)
-            check("test_topk_candidates", check_detections_kept)
-            check("max_detections_per_image", check_detections_kept)
-        elif issubclass(target, RPN):
-            check("batch_size_per_image", check_sample_count)
-            check("positive_fraction", check_positive_fraction)
-            check("box_reg_loss_type", check_box_loss_type, "rpn")
-            check("nms_thresh", check_nms_threshold)
-            for name in ("pre_nms_topk", "post_nms_topk"):  # (training, test)
-                for i, count in enumerate(given.get(name, ())):
-                    check_proposal_count(f"{key}.{name}.{i}", count)
-        elif issubclass(target, ROIHeads):
-            check("batch_size_per_image", check_sample_count)
-            check("positive_fraction", check_positive_fraction)
-        elif issubclass(target, FastRCNNOutputLayers):
-            check("box_reg_loss_type", check_box_loss_type, "roi")
-            check("test_score_thresh", check_score_threshold)
-            check("test_nms_thresh", check_nms_threshold)
-            check("test_topk_per_image", check_detections_kept)
-        elif issubclass(target, (FastRCNNConvFCHead, MaskRCNNConvUpsampleHead, KRCNNConvDeconvUpsampleHead)):
-            check_channels("", {f"{key}.{name}": given[name] for name in ("conv_dims", "fc_dims") if name in given})
-        elif issubclass(target, _semantic_segmentation_heads()):
-            check("loss_weight", check_loss_weight)
-            check("norm", check_norm)
+    if issubclass(target, Matcher) and {"thresholds", "labels"} <= set(given):
+        check_matcher_values(f"{key}.thresholds", given["thresholds"], f"{key}.labels", given["labels"])
+    elif issubclass(target, Box2BoxTransform):
+        check("weights", check_box_weights)
+    elif issubclass(target, Box2BoxTransformRotated):
+        check("weights", check_box_weights, 5)
+    elif issubclass(target, DefaultAnchorGenerator):
+        check("sizes", check_anchor_sizes)
+        check("aspect_ratios", check_anchor_aspect_ratios)
+        check("offset", check_anchor_offset)
+    elif issubclass(target, ROIPooler):
+        check("output_size", check_pooler_resolution)
+        check("pooler_type", check_pooler_type, _POOLER_TYPES)
+    elif issubclass(target, RetinaNet):
+        check("focal_loss_gamma", check_focal_loss_gamma)
+        check("focal_loss_alpha", check_focal_loss_alpha)
+        check("box_reg_loss_type", check_box_loss_type, "retinanet")
+        check("test_score_thresh", check_score_threshold)
+        check("test_nms_thresh", check_nms_threshold)
+        check("test_topk_candidates", check_detections_kept)
+        check("max_detections_per_image", check_detections_kept)
+    elif issubclass(target, RPN):
+        check("batch_size_per_image", check_sample_count)
+        check("positive_fraction", check_positive_fraction)
+        check("box_reg_loss_type", check_box_loss_type, "rpn")
+        check("nms_thresh", check_nms_threshold)
+        for name in ("pre_nms_topk", "post_nms_topk"):  # (training, test)
+            for i, count in enumerate(given.get(name, ())):
+                check_proposal_count(f"{key}.{name}.{i}", count)
+    elif issubclass(target, ROIHeads):
+        check("batch_size_per_image", check_sample_count)
+        check("positive_fraction", check_positive_fraction)
+    elif issubclass(target, FastRCNNOutputLayers):
+        check("box_reg_loss_type", check_box_loss_type, "roi")
+        check("test_score_thresh", check_score_threshold)
+        check("test_nms_thresh", check_nms_threshold)
+        check("test_topk_per_image", check_detections_kept)
+    elif issubclass(target, (FastRCNNConvFCHead, MaskRCNNConvUpsampleHead, KRCNNConvDeconvUpsampleHead)):
+        check_channels("", {f"{key}.{name}": given[name] for name in ("conv_dims", "fc_dims") if name in given})
+    elif issubclass(target, _semantic_segmentation_heads()):
+        check("loss_weight", check_loss_weight)
+        check("norm", check_norm)
 
 
 # detectron2's ROIPooler types (ROIAlignRotated for rotated boxes).
@@ -1273,16 +1348,27 @@ def _target_name(node: Any) -> str:
     return getattr(target, "__qualname__", None) or str(target)
 
 
-def _children(node: Any, key: str) -> Iterator[Tuple[str, Any, str]]:
+def _children(node: Any, key: str, unresolved: Optional[Callable[[str, str, Exception], None]] = None
+              ) -> Iterator[Tuple[str, Any, str]]:
     """(dotted key, child, the interpolation the child is, e.g. `"${dropblock}"`, or "") of a
     DictConfig's or ListConfig's children, `_target_` and missing values aside, in the order
-    detectron2's instantiate builds them."""
+    detectron2's instantiate builds them. A child that does not resolve (an interpolation of
+    a key the config lacks) raises OmegaConf's error, or, given `unresolved`, is handed to it
+    (key, interpolation, error) and left out."""
     names = range(len(node)) if isinstance(node, ListConfig) else [k for k in node.keys() if k != "_target_"]
     for name in names:
         raw = node._get_node(name)
         if raw is None or raw._is_missing():
             continue
-        yield f"{key}.{name}", node[name], (raw._value() if raw._is_interpolation() else "")
+        interpolation = raw._value() if raw._is_interpolation() else ""
+        try:
+            child = node[name]
+        except OmegaConfBaseException as error:
+            if unresolved is None:
+                raise
+            unresolved(f"{key}.{name}", interpolation, error)
+            continue
+        yield f"{key}.{name}", child, interpolation
 
 
 def _builds_something(node: Any) -> bool:

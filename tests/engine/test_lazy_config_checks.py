@@ -1196,6 +1196,87 @@ def test_head_values_detectron2_takes_are_not_refused(opts):
     check_lazy_config_before_run(lazy_cfg(SYNTHETIC, *opts), check_files=False)
 
 
+def _rcnn_reading(node_key, name, value, **elsewhere):
+    """lazy_rcnn_cfg(mask=True) whose `model.<node_key>.<name>` is `value` (an interpolation),
+    with the top-level nodes `elsewhere` (name: a node of the model, copied, or a plain value)."""
+    from omegaconf import OmegaConf
+
+    cfg = lazy_rcnn_cfg(mask=True)
+    for top, node in elsewhere.items():
+        cfg[top] = OmegaConf.select(cfg, node) if isinstance(node, str) and node.startswith("model.") else node
+    OmegaConf.select(cfg.model, node_key)[name] = value
+    return cfg
+
+
+@pytest.mark.parametrize("node_key, name, value, elsewhere, change, match", [
+    # A value read through an interpolation was judged, named by the model's key only.
+    ("roi_heads.proposal_matcher", "thresholds", "${bad.iou}", {"bad": {"iou": [1.5]}}, None,
+     r"^model\.roi_heads\.proposal_matcher\.thresholds=\[1\.5\]: expected IoU values in \[0, 1\].*; it is bad\.iou, "
+     r"read through model\.roi_heads\.proposal_matcher\.thresholds=\$\{bad\.iou\}$"),
+    ("roi_heads.box_pooler", "output_size", "${..mask_pooler.output_size}", {}, ("roi_heads.mask_pooler.output_size", 0),
+     r"^model\.roi_heads\.box_pooler\.output_size=0: expected the side >= 1 .*; it is model\.roi_heads\.mask_pooler\."
+     r"output_size, read through model\.roi_heads\.box_pooler\.output_size=\$\{\.\.mask_pooler\.output_size\}$"),
+    ("proposal_generator", "pre_nms_topk", "${topk}", {"topk": [200, -1]}, None,
+     r"^model\.proposal_generator\.pre_nms_topk\.1=-1: expected a number of proposals >= 1.*; it is topk, read through "
+     r"model\.proposal_generator\.pre_nms_topk=\$\{topk\}$"),
+    # A whole node read through an interpolation (from outside the model) was not looked into.
+    ("roi_heads", "proposal_matcher", "${matcher}", {"matcher": "model.roi_heads.proposal_matcher"},
+     ("roi_heads.proposal_matcher.labels", [0]),
+     r"^model\.roi_heads\.proposal_matcher\.labels=\[0\]: expected 2 labels.*; it is matcher\.labels, read through "
+     r"model\.roi_heads\.proposal_matcher=\$\{matcher\}$"),
+    ("", "roi_heads", "${heads}", {"heads": "model.roi_heads"}, ("roi_heads.box_predictor.test_score_thresh", 1.0),
+     r"^model\.roi_heads\.box_predictor\.test_score_thresh=1\.0: .*; it is heads\.box_predictor\.test_score_thresh, "
+     r"read through model\.roi_heads=\$\{heads\}$"),
+])
+def test_a_head_value_read_through_an_interpolation_is_judged_naming_the_key_it_is_written_at(
+        node_key, name, value, elsewhere, change, match):
+    from omegaconf import OmegaConf
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model_values
+
+    cfg = _rcnn_reading(node_key, name, value, **elsewhere)
+    check_lazy_model_values(lazy_rcnn_cfg(mask=True))  # the config as written passes
+    if change:  # (through the interpolation, set where it is written)
+        parent, _, last = change[0].rpartition(".")
+        OmegaConf.select(cfg.model, parent)[last] = change[1]
+    with pytest.raises(ValueError, match=match):
+        check_lazy_model_values(cfg)
+
+
+@pytest.mark.parametrize("node_key, name, value, elsewhere, match", [
+    # OmegaConf's InterpolationKeyError came out of the check (and the meta build), naming the
+    # key only on a line of its own.
+    ("roi_heads.box_pooler", "output_size", "${nowhere.side}", {},
+     r"^model\.roi_heads\.box_pooler\.output_size=\$\{nowhere\.side\}: InterpolationKeyError: Interpolation key "
+     r"'nowhere\.side' not found \(the model's build reads it"),
+    ("roi_heads", "proposal_matcher", "${nowhere}", {},
+     r"^model\.roi_heads\.proposal_matcher=\$\{nowhere\}: InterpolationKeyError: "),
+    ("roi_heads.box_pooler", "output_size", "${side}", {"side": "???"},
+     r"^model\.roi_heads\.box_pooler\.output_size=\$\{side\}: InterpolationToMissingValueError: .*Missing mandatory "
+     r"value: side"),
+])
+def test_an_interpolation_in_the_model_that_does_not_resolve_is_refused_naming_the_key(
+        node_key, name, value, elsewhere, match):
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model_values
+
+    with pytest.raises(ValueError, match=match):
+        check_lazy_model_values(_rcnn_reading(node_key, name, value, **elsewhere))
+
+
+def test_an_unresolved_interpolation_is_refused_before_the_model_build_and_one_nothing_builds_is_left():
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run, check_lazy_model_values
+
+    cfg = lazy_cfg(SYNTHETIC)
+    cfg.model.anchor_matcher.thresholds = "${nowhere}"
+    with pytest.raises(ValueError, match=r"^model\.anchor_matcher\.thresholds=\$\{nowhere\}: InterpolationKeyError: "):
+        check_lazy_config_before_run(cfg, check_files=False)
+    # A plain dict goes to its component unresolved (detectron2's instantiate resolves only
+    # the arguments of L(...) nodes and list entries): whether it is read is the component's.
+    cfg = lazy_rcnn_cfg()
+    cfg.model.roi_heads.box_head.input_shape = {"channels": 32, "height": 7, "width": 7, "note": "${nowhere}"}
+    check_lazy_model_values(cfg)
+
+
 def test_a_pooler_output_size_given_as_height_and_width_is_accepted():
     # ROIPooler takes (height, width): the check got OmegaConf's ListConfig and refused [7, 7].
     from dropblock_det.engine.lazy_config_checks import check_lazy_model_values
