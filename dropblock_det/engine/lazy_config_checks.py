@@ -915,7 +915,8 @@ def check_lazy_model_values(cfg: DictConfig) -> None:
     then fails on at the first step or trains or evaluates on silently wrong, judged as the
     yacs MODEL keys are (config_checks.check_model_values): a Matcher's thresholds and
     labels, a Box2BoxTransform's weights, DefaultAnchorGenerator's sizes, aspect ratios and
-    offset, an ROIPooler's output size and type, a RetinaNet's focal loss, box loss and
+    offset, an ROIPooler's output size and type (ROIAlignRotated only under RROIHeads, as
+    the yacs ROI_HEADS.NAME), a RetinaNet's focal loss, box loss and
     test-time thresholds and limits, an RPN's sampler, top-k, NMS threshold and box loss,
     the ROI heads' sampler, FastRCNNOutputLayers' test-time values and box loss, the layer
     widths of the box, mask and keypoint heads, and a semantic segmentation head's loss weight and
@@ -929,9 +930,9 @@ def check_lazy_model_values(cfg: DictConfig) -> None:
     if raw is None:
         return
     via = f"model={raw._value()}" if raw._is_interpolation() else ""
-    for key, node, _, node_via in _model_value_nodes(cfg.model, "model", [], via, True):
+    for key, node, ancestors, node_via in _model_value_nodes(cfg.model, "model", [], via, True):
         try:
-            _check_model_node_values(key, node)
+            _check_model_node_values(key, node, ancestors)
         except ValueError as error:
             raise ValueError(f"{error}{_written_at(str(error), key, node, node_via)}") from None
 
@@ -986,8 +987,9 @@ def _written_at(message: str, key: str, node: DictConfig, via: str) -> str:
     return f"; it is {written}, read through {through}" if through and written != f"{key}.{name}" else ""
 
 
-def _check_model_node_values(key: str, node: DictConfig) -> None:
-    """check_lazy_model_values' judgement of the node at `key`, by its target."""
+def _check_model_node_values(key: str, node: DictConfig, ancestors: List[Tuple[str, DictConfig]]) -> None:
+    """check_lazy_model_values' judgement of the node at `key` (with its `ancestors`, by
+    key), by its target."""
     from detectron2.modeling import RetinaNet
     from detectron2.modeling.anchor_generator import DefaultAnchorGenerator
     from detectron2.modeling.box_regression import Box2BoxTransform, Box2BoxTransformRotated
@@ -1034,7 +1036,7 @@ def _check_model_node_values(key: str, node: DictConfig) -> None:
         check("offset", check_anchor_offset)
     elif issubclass(target, ROIPooler):
         check("output_size", check_pooler_resolution)
-        check("pooler_type", check_pooler_type, _POOLER_TYPES)
+        check("pooler_type", check_pooler_type, *_pooler_types(ancestors, given.get("pooler_type")))
     elif issubclass(target, RetinaNet):
         check("focal_loss_gamma", check_focal_loss_gamma)
         check("focal_loss_alpha", check_focal_loss_alpha)
@@ -1064,6 +1066,30 @@ def _check_model_node_values(key: str, node: DictConfig) -> None:
     elif issubclass(target, _semantic_segmentation_heads()):
         check("loss_weight", check_loss_weight)
         check("norm", check_norm)
+
+
+def _pooler_types(ancestors: List[Tuple[str, DictConfig]], pooler_type: Any) -> Tuple[Tuple[str, ...], str]:
+    """(the pooler types, the context for check_pooler_type's message) for an ROIPooler under
+    the `ancestors` (by key): under an ROI heads node, those of its boxes, as the yacs check
+    of ROI_HEADS.NAME (config_checks._check_roi_box_head): detectron2 builds either kind and
+    fails at the first step, asserting in the pooler's layer that the boxes have 6 columns
+    (ROIAlignRotated: batch index, centre, size, angle) or 5 (the others: batch index,
+    corners); elsewhere any of detectron2's."""
+    from detectron2.modeling.roi_heads import ROIHeads, RROIHeads
+
+    for heads_key, heads in reversed(ancestors):
+        target = _located(heads.get("_target_"))
+        if isinstance(target, type) and issubclass(target, ROIHeads):
+            rotated = issubclass(target, RROIHeads)
+            types = ("ROIAlignRotated",) if rotated else tuple(t for t in _POOLER_TYPES if t != "ROIAlignRotated")
+            context = f" for {heads_key} ({target.__qualname__})"
+            if pooler_type in _POOLER_TYPES and pooler_type not in types:
+                context += (", whose proposals are rotated boxes: the others pool axis-aligned ones (detectron2 "
+                            "failed at the first step, asserting boxes of 5 columns)" if rotated else
+                            ", whose proposals are axis-aligned boxes: ROIAlignRotated pools rotated ones, RROIHeads' "
+                            "(detectron2 failed at the first step, asserting boxes of 6 columns)")
+            return types, context
+    return _POOLER_TYPES, ""
 
 
 # detectron2's ROIPooler types (ROIAlignRotated for rotated boxes).

@@ -1287,3 +1287,45 @@ def test_a_pooler_output_size_given_as_height_and_width_is_accepted():
     cfg.model.roi_heads.box_pooler.output_size = [7, 0]
     with pytest.raises(ValueError, match=r"^model\.roi_heads\.box_pooler\.output_size=\[7, 0\]: expected the side >= 1"):
         check_lazy_model_values(cfg)
+
+
+@pytest.mark.parametrize("c4, rotated_heads, node_key, pooler_type, match", [
+    # detectron2 built these and failed at the first step, in ROIAlignRotated's forward: a bare
+    # "assert rois.dim() == 2 and rois.size(1) == 6" (an axis-aligned box is 5 columns).
+    (False, False, "roi_heads.box_pooler", "ROIAlignRotated",
+     r"^model\.roi_heads\.box_pooler\.pooler_type='ROIAlignRotated': expected one of \['ROIAlign', 'ROIAlignV2', "
+     r"'ROIPool'\] for model\.roi_heads \(StandardROIHeads\), whose proposals are axis-aligned boxes: ROIAlignRotated "
+     r"pools rotated ones, RROIHeads' \(detectron2 failed at the first step, asserting boxes of 6 columns\)$"),
+    (False, False, "roi_heads.mask_pooler", "ROIAlignRotated",
+     r"^model\.roi_heads\.mask_pooler\.pooler_type='ROIAlignRotated': expected one of .* for model\.roi_heads "
+     r"\(StandardROIHeads\)"),
+    (True, False, "roi_heads.pooler", "ROIAlignRotated",
+     r"^model\.roi_heads\.pooler\.pooler_type='ROIAlignRotated': expected .* for model\.roi_heads \(Res5ROIHeads\)"),
+    # ... and RROIHeads' rotated boxes (6 columns) in ROIAlign's "rois.size(1) == 5".
+    (False, True, "roi_heads.box_pooler", "ROIAlign",
+     r"^model\.roi_heads\.box_pooler\.pooler_type='ROIAlign': expected one of \['ROIAlignRotated'\] for "
+     r"model\.roi_heads \(RROIHeads\), whose proposals are rotated boxes"),
+    (False, True, "roi_heads.box_pooler", "ROIAlignRotated", None),
+    # An unknown type is told the kind's types only.
+    (False, False, "roi_heads.box_pooler", "ROIAlignV3",
+     r"^model\.roi_heads\.box_pooler\.pooler_type='ROIAlignV3': expected one of \['ROIAlign', 'ROIAlignV2', "
+     r"'ROIPool'\] for model\.roi_heads \(StandardROIHeads\)$"),
+])
+def test_a_rotated_pooler_is_accepted_only_under_rotated_roi_heads_as_in_the_yacs_check(
+        c4, rotated_heads, node_key, pooler_type, match):
+    from detectron2.modeling.roi_heads import RROIHeads
+    from omegaconf import OmegaConf
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model_values
+
+    cfg = lazy_rcnn_cfg(c4=c4, mask=not c4)
+    if rotated_heads:  # (RROIHeads has no mask head)
+        cfg.model.roi_heads._target_ = RROIHeads
+        for name in ("mask_in_features", "mask_pooler", "mask_head"):
+            cfg.model.roi_heads.pop(name, None)
+    OmegaConf.select(cfg.model, node_key).pooler_type = pooler_type
+    if match is None:
+        check_lazy_model_values(cfg)
+    else:
+        with pytest.raises(ValueError, match=match):
+            check_lazy_model_values(cfg)
