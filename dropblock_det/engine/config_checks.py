@@ -13,7 +13,7 @@ import os
 import re
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import detectron2.utils.comm as comm
 import torch
@@ -34,6 +34,8 @@ from .evaluation import check_evaluator_types
 
 __all__ = [
     "build_on_meta_device",
+    "YACS_TO_LAZY_KEYS",
+    "yacs_keys_for_lazy_key",
     "check_anchor_aspect_ratios",
     "check_anchor_offset",
     "check_anchor_sizes",
@@ -135,15 +137,19 @@ def load_config(config_file: str, opts: Sequence[str] = (), extra_setup=None) ->
                                     "copied elsewhere needs its bases beside it, or absolute _BASE_ paths)") from None
     opts = list(opts or [])
     # KEY=VALUE, a LazyConfig override's form: yacs read it as a key (or, alone, an odd count).
-    # Only where a key goes (the first one written so is there): a value may hold "=" and
-    # start with a key's name (OUTPUT_DIR seed=3).
-    written = next((o for o in opts[0::2] if isinstance(o, str) and "=" in o
-                    and _resolve_key(cfg, o.split("=", 1)[0].split("."))), None)
+    # Only where a key goes: a value may hold "=" and start with a key's name (OUTPUT_DIR seed=3).
+    written = next((o for o in opts[0::2] if isinstance(o, str) and _DOTTED_KEY.fullmatch(o.split("=", 1)[0])
+                    and "=" in o), None)
     if written is not None:
         key, value = written.split("=", 1)
+        resolved = _resolve_key(cfg, key.split("."))
+        # A LazyConfig's key (train.max_iter=100, dropblock.keep_prob=0.8): the yacs key it stands for.
+        keys = [".".join(resolved)] if resolved else (yacs_keys_for_lazy_key(cfg, key) or close_config_keys(cfg, key))
         raise ValueError(f"command-line opt {written!r}: yacs opts are KEY VALUE pairs separated by a space "
-                         f"({'.'.join(_resolve_key(cfg, key.split('.')))} {value}); key=value is the form of a "
-                         "LazyConfig's overrides")
+                         + (f"({' or '.join(f'{k} {value}' for k in keys)})" if keys
+                            else f"(this config has no key {key!r})")
+                         + "; key=value is the form of a LazyConfig's overrides"
+                         + ("" if resolved else " (tools/lazyconfig_train_net.py trains a LazyConfig)"))
     if len(opts) % 2:
         raise ValueError(f"command-line opts must be KEY VALUE pairs, got an odd number: {opts}")
     for key, value in zip(opts[0::2], opts[1::2]):
@@ -167,6 +173,61 @@ def load_config(config_file: str, opts: Sequence[str] = (), extra_setup=None) ->
                                    f"({node!r}), not a group of keys") from None
             raise
     return cfg
+
+
+# The LazyConfig keys of the yacs keys users most often give a LazyConfig tool (and the other
+# way round) where the LazyConfig key has another name, so neither a case-blind match nor
+# the near names find it: detectron2's own configs/common (train.py, optim.py,
+# data/coco.py, models/) and its default_setup (OUTPUT_DIR / train.output_dir, SEED /
+# train.seed) spell them so, and the tools read them there. DATALOADER.NUM_WORKERS is both
+# loaders'. (SOLVER.CLIP_GRADIENTS has no LazyConfig key: detectron2's LazyConfig loop does
+# not clip.) Each tool names one only where its config has the key.
+YACS_TO_LAZY_KEYS = {
+    "OUTPUT_DIR": ("train.output_dir",),
+    "SEED": ("train.seed",),
+    "MODEL.WEIGHTS": ("train.init_checkpoint",),
+    "MODEL.DEVICE": ("train.device",),
+    "SOLVER.MAX_ITER": ("train.max_iter",),
+    "SOLVER.CHECKPOINT_PERIOD": ("train.checkpointer.period",),
+    "SOLVER.AMP.ENABLED": ("train.amp.enabled",),
+    "TEST.EVAL_PERIOD": ("train.eval_period",),
+    "SOLVER.BASE_LR": ("optimizer.lr",),
+    "SOLVER.MOMENTUM": ("optimizer.momentum",),
+    "SOLVER.WEIGHT_DECAY": ("optimizer.weight_decay",),
+    "SOLVER.IMS_PER_BATCH": ("dataloader.train.total_batch_size",),
+    "DATALOADER.NUM_WORKERS": ("dataloader.train.num_workers", "dataloader.test.num_workers"),
+    "MODEL.RETINANET.NUM_CLASSES": ("model.num_classes",),
+    "MODEL.ROI_HEADS.NUM_CLASSES": ("model.roi_heads.num_classes",),
+    "MODEL.SEM_SEG_HEAD.NUM_CLASSES": ("model.sem_seg_head.num_classes",),
+}
+
+
+# A dotted config key as an opt writes it, in either spelling (SOLVER.MAX_ITER, train.max_iter).
+_DOTTED_KEY = re.compile(r"[A-Za-z_]\w*(\.\w+)*")
+
+
+def yacs_keys_for_lazy_key(cfg: CfgNode, key: str, n: int = 3) -> List[str]:
+    """The keys of the yacs `cfg` that a key written in a LazyConfig's spelling stands for:
+    YACS_TO_LAZY_KEYS' (train.max_iter: SOLVER.MAX_ITER), then those ending with it, case
+    aside (dropblock.keep_prob: MODEL.DROPBLOCK.KEEP_PROB; end_iter:
+    MODEL.DROPBLOCK.SCHEDULE.END_ITER), at most `n`; [] when none."""
+    lowered = key.lower()
+    found = [yacs for yacs, lazy_keys in YACS_TO_LAZY_KEYS.items() if lowered in lazy_keys
+             and _resolve_key(cfg, yacs.split("."))]
+    parts = [part.upper() for part in key.split(".")]
+    for path in sorted(_leaf_keys(cfg), key=len):
+        if len(path) > len(parts) and [p.upper() for p in path[-len(parts):]] == parts:
+            found.append(".".join(path))
+    return list(dict.fromkeys(found))[:n]
+
+
+def _leaf_keys(node: CfgNode, prefix: Tuple[str, ...] = ()) -> Iterator[Tuple[str, ...]]:
+    """The dotted keys (as tuples) of `node`'s values, groups of keys left out."""
+    for name, value in node.items():
+        if isinstance(value, CfgNode):
+            yield from _leaf_keys(value, prefix + (name,))
+        else:
+            yield prefix + (name,)
 
 
 def _resolve_key(node: Any, parts: Sequence[str]) -> Optional[List[str]]:
@@ -227,9 +288,13 @@ def _type_mismatch_advice(yacs_message: str) -> str:
 
 def _did_you_mean(cfg: CfgNode, yacs_message: str) -> str:
     """" (did you mean A, B?)" for yacs' unknown-key message, else "" (a renamed key's
-    message already says what to write)."""
+    message already says what to write). A key in a LazyConfig's spelling (optimizer.lr,
+    dropblock.keep_prob) names the yacs key it stands for first."""
     match = re.match(r"Non-existent (?:config )?key: (\S+)$", yacs_message)
-    close = close_config_keys(cfg, match.group(1)) if match else []
+    if not match:
+        return ""
+    close = yacs_keys_for_lazy_key(cfg, match.group(1))
+    close += [key for key in close_config_keys(cfg, match.group(1)) if key not in close]
     return f" (did you mean {', '.join(close)}?)" if close else ""
 
 

@@ -60,6 +60,7 @@ from .config_checks import (
     check_score_threshold,
     checked_device,
     error_description,
+    YACS_TO_LAZY_KEYS,
     image_format_error,
     is_meta_device_limit,
     missing_config_file,
@@ -179,37 +180,10 @@ def _as_override(cfg: DictConfig, pair: Sequence[str]) -> str:
     return ": write " + " ".join(f"{key or pair[0]}={pair[1]}" for key in keys)
 
 
-# The LazyConfig keys of the yacs keys users most often give a LazyConfig tool where the
-# LazyConfig key has another name, so neither the case-blind match (_key_from_the_top) nor
-# the near names find it: detectron2's own configs/common (train.py, optim.py,
-# data/coco.py, models/) and its default_setup (OUTPUT_DIR / train.output_dir, SEED /
-# train.seed) spell them so, and the tools read them there. DATALOADER.NUM_WORKERS is both
-# loaders'. (SOLVER.CLIP_GRADIENTS has no LazyConfig key: detectron2's LazyConfig loop does
-# not clip.) Named only where the config has the key.
-_YACS_TO_LAZY_KEYS = {
-    "OUTPUT_DIR": ("train.output_dir",),
-    "SEED": ("train.seed",),
-    "MODEL.WEIGHTS": ("train.init_checkpoint",),
-    "MODEL.DEVICE": ("train.device",),
-    "SOLVER.MAX_ITER": ("train.max_iter",),
-    "SOLVER.CHECKPOINT_PERIOD": ("train.checkpointer.period",),
-    "SOLVER.AMP.ENABLED": ("train.amp.enabled",),
-    "TEST.EVAL_PERIOD": ("train.eval_period",),
-    "SOLVER.BASE_LR": ("optimizer.lr",),
-    "SOLVER.MOMENTUM": ("optimizer.momentum",),
-    "SOLVER.WEIGHT_DECAY": ("optimizer.weight_decay",),
-    "SOLVER.IMS_PER_BATCH": ("dataloader.train.total_batch_size",),
-    "DATALOADER.NUM_WORKERS": ("dataloader.train.num_workers", "dataloader.test.num_workers"),
-    "MODEL.RETINANET.NUM_CLASSES": ("model.num_classes",),
-    "MODEL.ROI_HEADS.NUM_CLASSES": ("model.roi_heads.num_classes",),
-    "MODEL.SEM_SEG_HEAD.NUM_CLASSES": ("model.sem_seg_head.num_classes",),
-}
-
-
 def _yacs_key_equivalents(cfg: DictConfig, key: str) -> List[str]:
-    """The keys of `cfg` that stand for the yacs `key` (any case) in _YACS_TO_LAZY_KEYS, as
+    """The keys of `cfg` that stand for the yacs `key` (any case) in YACS_TO_LAZY_KEYS, as
     the config spells them; [] where it has none of them."""
-    lazy_keys = _YACS_TO_LAZY_KEYS.get(key.upper(), ())
+    lazy_keys = YACS_TO_LAZY_KEYS.get(key.upper(), ())
     spelt = [_key_from_the_top(cfg, lazy.split(".")) for lazy in lazy_keys]
     # (_key_from_the_top may name a tail of the key instead, at the top level: not this key)
     return [found for found, lazy in zip(spelt, lazy_keys) if found.lower() == lazy]

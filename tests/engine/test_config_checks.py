@@ -37,6 +37,34 @@ def test_an_opt_written_key_equals_value_is_shown_as_the_pair_to_write(opts, sho
         synthetic_cfg(*opts)
 
 
+@pytest.mark.parametrize("opt, shown", [
+    # A LazyConfig override given to the yacs tool: "got an odd number" of opts, naming no key.
+    ("train.max_iter=100", r"\(SOLVER\.MAX_ITER 100\)"),
+    ("dropblock.keep_prob=0.8", r"\(MODEL\.DROPBLOCK\.KEEP_PROB 0\.8\)"),
+    ("dataloader.train.total_batch_size=4", r"\(SOLVER\.IMS_PER_BATCH 4\)"),
+    ("foo.bar=1", r"\(this config has no key 'foo\.bar'\)"),
+])
+def test_a_lazy_config_override_is_told_the_yacs_pair_to_write(opt, shown):
+    with pytest.raises(ValueError, match=rf"^command-line opt {re.escape(repr(opt))}: yacs opts are KEY VALUE pairs "
+                                         rf"separated by a space {shown}; key=value is the form of a LazyConfig's "
+                                         r"overrides \(tools/lazyconfig_train_net\.py trains a LazyConfig\)$"):
+        synthetic_cfg(opt)
+
+
+@pytest.mark.parametrize("key, named", [
+    # A LazyConfig's key as a yacs KEY VALUE pair: yacs said only "Non-existent key: optimizer.lr".
+    ("optimizer.lr", "SOLVER.BASE_LR"),
+    ("train.init_checkpoint", "MODEL.WEIGHTS"),
+    ("dataloader.train.num_workers", "DATALOADER.NUM_WORKERS"),
+    # A key's tail, case aside, where the config has it under another node.
+    ("dropblock.block_size", "MODEL.DROPBLOCK.BLOCK_SIZE"),
+    ("end_iter", "MODEL.DROPBLOCK.SCHEDULE.END_ITER"),
+])
+def test_a_lazy_config_key_given_to_the_yacs_tool_names_the_yacs_key(key, named):
+    with pytest.raises(KeyError, match=rf"Non-existent key: {re.escape(key)} \(did you mean {re.escape(named)}[,?]"):
+        synthetic_cfg(key, "2")
+
+
 def test_odd_number_of_opts_is_refused():
     with pytest.raises(ValueError, match="odd number"):
         synthetic_cfg("SOLVER.MAX_ITER")
