@@ -382,6 +382,43 @@ def test_a_refusal_in_a_launched_process_is_the_one_line_of_an_in_process_refusa
     assert "Traceback" not in launched and len(launched.splitlines()) == 2
 
 
+@pytest.mark.parametrize("refusal", [
+    FileNotFoundError("--config-file 'x.yaml' does not exist"),
+    RuntimeError("OUTPUT_DIR='out' is in use by another run"),
+    KeyError("MODEL.A", "MODEL.B"),  # several arguments: KeyError's str() of them all, as one process prints it
+])
+def test_each_kind_of_refusal_in_a_launched_process_is_the_line_one_process_prints(tool_args, capsys, refusal):
+    # The checks refuse with OSError and RuntimeError too (a missing file, a folder in use),
+    # not only ValueError and KeyError.
+    raised = _ended_by(tool_args.in_a_launched_process, _raising(refusal))
+    with pytest.raises(SystemExit) as exit_info:
+        tool_args.run_tool("train_net.py", _raising(raised))
+    assert exit_info.value.code == 1
+    launched = capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        tool_args.run_tool("train_net.py", _raising(refusal))
+    assert launched == capsys.readouterr().err
+    shown = "('MODEL.A', 'MODEL.B')" if isinstance(refusal, KeyError) else str(refusal)
+    assert launched.splitlines()[0] == f"train_net.py: error: {type(refusal).__name__}: {shown}"
+
+
+def test_a_launched_process_whose_refusal_is_followed_by_another_error_is_that_error_as_it_is(tool_args):
+    # The refusal's line is the traceback's last line only when the refusal ended the
+    # process; an error raised while handling it (a cleanup failing) is no refusal, and its
+    # traceback holds the refusal's line above its own.
+    def main():
+        try:
+            tool_args.in_a_launched_process(_raising(ValueError("refused")))
+        except Exception:
+            raise AttributeError("cleanup")
+
+    failed = _ended_by(lambda m: m(), main)
+    assert "refused" in failed.msg and failed.msg.endswith("\nAttributeError: cleanup\n")
+    with pytest.raises(type(failed)) as raised:
+        tool_args.run_tool("train_net.py", _raising(failed))
+    assert raised.value is failed
+
+
 def test_a_launched_process_passes_on_what_is_no_refusal_as_it_is(tool_args, monkeypatch):
     # A process's failure after its checks passed (training), a bug, or any error with the
     # traceback asked for: the parent's launch error, with the process's traceback, as before.
