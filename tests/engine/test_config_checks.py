@@ -30,6 +30,9 @@ def test_an_opt_written_key_equals_value_is_told_to_be_a_key_value_pair(opts):
     (["model.dropblock.keep_prob=0.8", "SOLVER.MAX_ITER", "5"], "MODEL.DROPBLOCK.KEEP_PROB 0.8"),
     # The value is all after the first "=".
     (["SOLVER.MAX_ITER", "5", "OUTPUT_DIR=out/kp=0.9"], "OUTPUT_DIR out/kp=0.9"),
+    # A key that is no yacs key: each of its closest keys, in order.
+    (["SOLVER.MAX_ITERS=100"], "SOLVER.MAX_ITER 100 or SOLVER.WARMUP_ITERS 100"),
+    (["num_classes=3"], "MODEL.ROI_HEADS.NUM_CLASSES 3 or MODEL.SEM_SEG_HEAD.NUM_CLASSES 3 or MODEL.RETINANET.NUM_CLASSES 3"),
 ])
 def test_an_opt_written_key_equals_value_is_shown_as_the_pair_to_write(opts, shown):
     with pytest.raises(ValueError, match=rf"^command-line opt {re.escape(repr(opts[-1] if '=' in opts[-1] else opts[0]))}: "
@@ -43,6 +46,14 @@ def test_an_opt_written_key_equals_value_is_shown_as_the_pair_to_write(opts, sho
     ("dropblock.keep_prob=0.8", r"\(MODEL\.DROPBLOCK\.KEEP_PROB 0\.8\)"),
     ("dataloader.train.total_batch_size=4", r"\(SOLVER\.IMS_PER_BATCH 4\)"),
     ("foo.bar=1", r"\(this config has no key 'foo\.bar'\)"),
+    # The LazyConfig key in upper case (a yacs habit), and one with a list index.
+    ("TRAIN.MAX_ITER=100", r"\(SOLVER\.MAX_ITER 100\)"),
+    ("dataloader.train.mapper.augmentations.0.max_size=64",
+     r"\(this config has no key 'dataloader\.train\.mapper\.augmentations\.0\.max_size'\)"),
+    # The whole tail is matched, not its last key (ENABLED ends INPUT.CUTOUT's too); a group of
+    # keys takes no value.
+    ("crop.enabled=True", r"\(INPUT\.CROP\.ENABLED True\)"),
+    ("dropblock.schedule=3", r"\(this config has no key 'dropblock\.schedule'\)"),
 ])
 def test_a_lazy_config_override_is_told_the_yacs_pair_to_write(opt, shown):
     with pytest.raises(ValueError, match=rf"^command-line opt {re.escape(repr(opt))}: yacs opts are KEY VALUE pairs "
@@ -65,6 +76,32 @@ def test_a_lazy_config_key_given_to_the_yacs_tool_names_the_yacs_key(key, named)
         synthetic_cfg(key, "2")
 
 
+def test_a_value_holding_an_equals_sign_where_a_key_goes_is_not_taken_for_an_override():
+    # A value left out before it puts "out/kp=0.9" where a key goes: not a key's spelling,
+    # so the opts are counted, not shown as the pair 'out/kp 0.9' of a LazyConfig override.
+    with pytest.raises(ValueError, match=r"^command-line opts must be KEY VALUE pairs, got an odd number: "
+                                         r"\['MODEL\.WEIGHTS', 'OUTPUT_DIR', 'out/kp=0\.9'\]$"):
+        synthetic_cfg("MODEL.WEIGHTS", "OUTPUT_DIR", "out/kp=0.9")
+
+
+def test_yacs_keys_for_a_lazy_key_are_the_configs_own_shortest_first_and_at_most_n():
+    from detectron2.config import CfgNode
+
+    from dropblock_det.engine.config_checks import yacs_keys_for_lazy_key
+
+    cfg = CfgNode({"MODEL": {"HEAD": {"DEEP": {"ENABLED": True}}}, "INPUT": {"CROP": {"ENABLED": True}},
+                   "TEST": {"ENABLED": True}, "SOLVER": {"MAX_ITER": 5}})
+    # YACS_TO_LAZY_KEYS' yacs key only where this config has it (no SOLVER.BASE_LR here).
+    assert yacs_keys_for_lazy_key(cfg, "train.max_iter") == ["SOLVER.MAX_ITER"]
+    assert yacs_keys_for_lazy_key(cfg, "optimizer.lr") == []
+    # The keys ending with it, case aside: the shortest first, at most n.
+    assert yacs_keys_for_lazy_key(cfg, "enabled") == ["TEST.ENABLED", "INPUT.CROP.ENABLED", "MODEL.HEAD.DEEP.ENABLED"]
+    assert yacs_keys_for_lazy_key(cfg, "Enabled", n=2) == ["TEST.ENABLED", "INPUT.CROP.ENABLED"]
+    assert yacs_keys_for_lazy_key(cfg, "deep.enabled") == ["MODEL.HEAD.DEEP.ENABLED"]
+    # A group of keys is not a key.
+    assert yacs_keys_for_lazy_key(cfg, "head.deep") == []
+
+
 def test_odd_number_of_opts_is_refused():
     with pytest.raises(ValueError, match="odd number"):
         synthetic_cfg("SOLVER.MAX_ITER")
@@ -85,6 +122,9 @@ def test_odd_number_of_opts_is_refused():
     (("model.dropblock.keep_prob", "0.8"), r'\(did you mean MODEL\.DROPBLOCK\.KEEP_PROB\?\)"$'),
     (("MODEL.DROPBLOK.BLOCK_SIZE", "5"), r'\(did you mean MODEL\.DROPBLOCK\.BLOCK_SIZE\?\)"$'),
     (("MODEL.DROPBLOK.BLOCK_SIZ", "5"), r'\(did you mean MODEL\.DROPBLOCK\?\)"$'),
+    # A LazyConfig key's yacs key first, then the near names; each named once.
+    (("eval_period", "5"), r'\(did you mean TEST\.EVAL_PERIOD, VIS_PERIOD\?\)"$'),
+    (("model.roi_heads.num_classes", "3"), r'\(did you mean MODEL\.ROI_HEADS\.NUM_CLASSES\?\)"$'),
     (("ZZZQX", "5"), r'Non-existent key: ZZZQX"$'),
     # yacs tested `in` on the value: a bare "TypeError: argument of type 'float' is not iterable".
     (("SOLVER.BASE_LR.MIN", "0.1"), r"^\"command-line opt SOLVER\.BASE_LR\.MIN='0\.1': SOLVER\.BASE_LR is a value "
@@ -94,6 +134,18 @@ def test_odd_number_of_opts_is_refused():
 def test_an_unknown_opt_key_names_the_closest_keys(opts, match):
     with pytest.raises(KeyError, match=match):
         synthetic_cfg(*opts)
+
+
+def test_a_renamed_key_is_told_its_new_name_by_yacs_alone():
+    # yacs' own message for a key registered as renamed says what to write: no near names.
+    from dropblock_det.engine.config_checks import load_config
+
+    def renamed(cfg):
+        cfg.register_renamed_key("MODEL.DROPBLOCK.PROB", "MODEL.DROPBLOCK.KEEP_PROB")
+
+    with pytest.raises(KeyError, match=r"^\"command-line opt MODEL\.DROPBLOCK\.PROB='0\.8': Key MODEL\.DROPBLOCK\.PROB was "
+                                       r"renamed to MODEL\.DROPBLOCK\.KEEP_PROB; please update your config\.\"$"):
+        load_config(str(SYNTH_CONFIG), ["MODEL.DROPBLOCK.PROB", "0.8"], extra_setup=renamed)
 
 
 def test_an_unknown_key_in_a_config_file_names_the_closest_keys(tmp_path):
