@@ -538,6 +538,23 @@ def test_a_yacs_keys_lazy_config_key_is_named_only_where_the_config_has_it(tmp_p
         check_override_key(cfg, "MODEL.ROI_HEADS.NUM_CLASSES=3")
     with pytest.raises(KeyError, match=r"top level has no key 'MODEL' \(did you mean model\?\)"):
         check_override_key(cfg, "MODEL.RETINANET.NUM_CLASSES=3")
+    # A semantic segmentation head's, where the config has one.
+    with pytest.raises(KeyError, match=r"top level has no key 'MODEL' \(did you mean model\.sem_seg_head\.num_classes, "
+                                       r"model\?\)"):
+        check_override_key(lazy_cfg(DEEPLAB), "MODEL.SEM_SEG_HEAD.NUM_CLASSES=3")
+    # A top-level key named as the LazyConfig key's last part is another key (a YAML config's
+    # `lr: 0.01`): no optimizer.lr here, and `lr` is not what the optimizer reads.
+    from omegaconf import OmegaConf
+
+    with pytest.raises(KeyError, match=r"top level has no key 'SOLVER'; to add it on purpose"):
+        check_override_key(OmegaConf.create({"lr": 0.01, "optimizer": {"momentum": 0.9}}), "SOLVER.BASE_LR=0.1")
+
+
+def test_a_key_followed_by_an_override_is_not_told_to_take_the_override_as_its_value():
+    # 'dropblock.keep_prob' with its "=0.8" left out: the next opt is an override, not its value.
+    with pytest.raises(ValueError, match=r"^command-line opt 'dropblock\.keep_prob': expected key=value "
+                                         r"\(LazyConfig overrides\)$"):
+        lazy_cfg(SYNTHETIC, "dropblock.keep_prob", "train.max_iter=5")
 
 
 def test_an_override_key_close_to_one_of_the_configs_is_told_that_key_in_the_configs_case():
@@ -550,6 +567,10 @@ def test_an_override_key_close_to_one_of_the_configs_is_told_that_key_in_the_con
     cfg = OmegaConf.create({"train": {"evalPeriod": 5}})
     with pytest.raises(KeyError, match=r"train has no key 'evalperiod' \(did you mean train\.evalPeriod\?\)"):
         check_override_key(cfg, "train.evalperiod=3")
+    # So is a yacs key's LazyConfig key.
+    cfg = OmegaConf.create({"train": {"MAX_ITER": 5}})
+    with pytest.raises(KeyError, match=r"top level has no key 'SOLVER' \(did you mean train\.MAX_ITER\?\)"):
+        check_override_key(cfg, "SOLVER.MAX_ITER=3")
 
 
 def test_an_override_past_a_lists_end_is_named_and_one_of_a_missing_value_is_taken(tmp_path):
