@@ -1275,6 +1275,9 @@ def test_a_head_value_read_through_an_interpolation_is_judged_naming_the_key_it_
     ("roi_heads.box_pooler", "output_size", "${side}", {"side": "???"},
      r"^model\.roi_heads\.box_pooler\.output_size=\$\{side\}: InterpolationToMissingValueError: .*Missing mandatory "
      r"value: side"),
+    # in a list: instantiate resolves a list's entries too
+    ("proposal_generator", "pre_nms_topk", [2000, "${nowhere}"], {},
+     r"^model\.proposal_generator\.pre_nms_topk\.1=\$\{nowhere\}: InterpolationKeyError: "),
 ])
 def test_an_interpolation_in_the_model_that_does_not_resolve_is_refused_naming_the_key(
         node_key, name, value, elsewhere, match):
@@ -1296,6 +1299,80 @@ def test_an_unresolved_interpolation_is_refused_before_the_model_build_and_one_n
     cfg = lazy_rcnn_cfg()
     cfg.model.roi_heads.box_head.input_shape = {"channels": 32, "height": 7, "width": 7, "note": "${nowhere}"}
     check_lazy_model_values(cfg)
+    # An interpolated _target_ that does not resolve is the build's to name (OmegaConf's error
+    # came out of the check).
+    cfg = lazy_rcnn_cfg()
+    cfg.model.roi_heads.box_head._target_ = "${nowhere}"
+    check_lazy_model_values(cfg)
+
+
+def test_an_unresolved_interpolation_outside_the_model_fails_with_omegaconfs_error_naming_its_key():
+    # The walks of the loaders' nodes let OmegaConf's error through as it is (its full_key
+    # line names the key), not an error of the walk.
+    from omegaconf.errors import InterpolationKeyError
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    cfg = lazy_cfg(SYNTHETIC)
+    cfg.dataloader.train.mapper.augmentations[0].short_edge_length = "${nowhere}"
+    with pytest.raises(InterpolationKeyError, match=r"(?s)'nowhere' not found.*full_key: "
+                                                    r"dataloader\.train\.mapper\.augmentations\[0\]\.short_edge_length"):
+        check_lazy_config_before_run(cfg, check_files=False)
+
+
+def test_nodes_that_read_each_other_are_left_to_the_builds_recursion_error():
+    # The walk into interpolations does not go round a cycle (it recursed until Python's
+    # limit, then refused the key with a 400-part name).
+    from types import SimpleNamespace
+
+    from detectron2.config import LazyCall as L
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model_values
+
+    cfg = lazy_rcnn_cfg()
+    cfg.a = L(SimpleNamespace)(other="${b}")
+    cfg.b = L(SimpleNamespace)(other="${a}")
+    cfg.model.roi_heads.box_head.extra = "${a}"
+    check_lazy_model_values(cfg)
+
+
+def test_a_config_without_a_model_has_no_head_values_to_judge():
+    # lazy_meta_model builds nothing for it; the check has nothing to look into.
+    from omegaconf import OmegaConf
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model_values
+
+    check_lazy_model_values(OmegaConf.create({"train": {"max_iter": 1}}))
+
+
+def test_the_values_of_a_model_read_through_interpolations_are_told_the_first_the_model_writes():
+    from omegaconf import OmegaConf
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model_values
+
+    cfg = lazy_rcnn_cfg()
+    cfg.rcnn = cfg.model
+    cfg.model = "${rcnn}"
+    cfg.rcnn.roi_heads.box_predictor.test_score_thresh = 1.0
+    with pytest.raises(ValueError, match=r"^model\.roi_heads\.box_predictor\.test_score_thresh=1\.0: .*; it is "
+                                         r"rcnn\.roi_heads\.box_predictor\.test_score_thresh, read through model=\$\{rcnn\}$"):
+        check_lazy_model_values(cfg)
+    # Through two: the one at the model's key (written so in the config), not the one inside.
+    cfg = lazy_rcnn_cfg()
+    cfg.heads = cfg.model.roi_heads
+    cfg.matcher = cfg.model.roi_heads.proposal_matcher
+    cfg.heads.proposal_matcher = "${matcher}"
+    cfg.model.roi_heads = "${heads}"
+    cfg.matcher.labels = [0]
+    with pytest.raises(ValueError, match=r"^model\.roi_heads\.proposal_matcher\.labels=\[0\]: .*; it is matcher\.labels, "
+                                         r"read through model\.roi_heads=\$\{heads\}$"):
+        check_lazy_model_values(cfg)
+    cfg.matcher.labels = [0, 1]
+    cfg.bad = OmegaConf.create({"iou": [1.5]})
+    cfg.matcher.thresholds = "${bad.iou}"
+    with pytest.raises(ValueError, match=r"^model\.roi_heads\.proposal_matcher\.thresholds=\[1\.5\]: .*; it is bad\.iou, "
+                                         r"read through model\.roi_heads=\$\{heads\}$"):
+        check_lazy_model_values(cfg)
 
 
 def test_a_pooler_output_size_given_as_height_and_width_is_accepted():
@@ -1307,6 +1384,13 @@ def test_a_pooler_output_size_given_as_height_and_width_is_accepted():
     check_lazy_model_values(cfg)
     cfg.model.roi_heads.box_pooler.output_size = [7, 0]
     with pytest.raises(ValueError, match=r"^model\.roi_heads\.box_pooler\.output_size=\[7, 0\]: expected the side >= 1"):
+        check_lazy_model_values(cfg)
+    # A list's interpolations are judged by the values the build resolves them to.
+    cfg.side = 7
+    cfg.model.roi_heads.box_pooler.output_size = ["${side}", "${side}"]
+    check_lazy_model_values(cfg)
+    cfg.side = 0
+    with pytest.raises(ValueError, match=r"^model\.roi_heads\.box_pooler\.output_size=\[0, 0\]: expected the side >= 1"):
         check_lazy_model_values(cfg)
 
 
@@ -1350,3 +1434,22 @@ def test_a_rotated_pooler_is_accepted_only_under_rotated_roi_heads_as_in_the_yac
     else:
         with pytest.raises(ValueError, match=match):
             check_lazy_model_values(cfg)
+
+
+def _built_by_a_function(**kwargs):
+    return kwargs
+
+
+def test_a_pooler_in_a_node_a_function_builds_is_judged_against_the_roi_heads_above_it():
+    # A node between them whose _target_ is a function (L(f)(...)), not a class, is passed over.
+    from detectron2.config import LazyCall as L
+    from detectron2.modeling.poolers import ROIPooler
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model_values
+
+    cfg = lazy_rcnn_cfg()
+    cfg.model.roi_heads.extra = L(_built_by_a_function)(
+        pooler=L(ROIPooler)(output_size=7, scales=[0.25], sampling_ratio=0, pooler_type="ROIAlignRotated"))
+    with pytest.raises(ValueError, match=r"^model\.roi_heads\.extra\.pooler\.pooler_type='ROIAlignRotated': expected one "
+                                         r"of \['ROIAlign', 'ROIAlignV2', 'ROIPool'\] for model\.roi_heads \(StandardROIHeads\)"):
+        check_lazy_model_values(cfg)
