@@ -954,11 +954,15 @@ def _written_at(message: str, key: str, node: DictConfig, via: str) -> str:
         return ""
     through = via or (f"{key}.{name}={raw._value()}" if raw._is_interpolation() else "")
     try:
-        written = (raw._dereference_node() if raw._is_interpolation() else raw)._get_full_key(None)
+        target = raw._dereference_node() if raw._is_interpolation() else raw
+        # Its parent's name for it: a list entry's own _get_full_key(None) is 'topks0' for
+        # topks[0]; a resolver's value (${oc.create:...}) is at no key.
+        parent, at = target._get_parent(), target._key()
+        written = parent._get_full_key(at) if parent is not None and at is not None else ""
     except OmegaConfBaseException:
         return ""
     written = re.sub(r"\[(\d+)\]", r".\1", str(written))  # OmegaConf's a[0].b as the project's a.0.b
-    return f"; it is {written}, read through {through}" if through and written != f"{key}.{name}" else ""
+    return f"; it is {written}, read through {through}" if through and written and written != f"{key}.{name}" else ""
 
 
 def _check_model_node_values(key: str, node: DictConfig, ancestors: List[Tuple[str, DictConfig]]) -> None:

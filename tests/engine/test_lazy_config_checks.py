@@ -1248,6 +1248,18 @@ def _rcnn_reading(node_key, name, value, **elsewhere):
     ("", "roi_heads", "${heads}", {"heads": "model.roi_heads"}, ("roi_heads.box_predictor.test_score_thresh", 1.0),
      r"^model\.roi_heads\.box_predictor\.test_score_thresh=1\.0: .*; it is heads\.box_predictor\.test_score_thresh, "
      r"read through model\.roi_heads=\$\{heads\}$"),
+    # A list's entry is named as the overrides write it (OmegaConf named it 'topks0').
+    ("proposal_generator", "pre_nms_topk", "${topks.0}", {"topks": [[200, -1]]}, None,
+     r"^model\.proposal_generator\.pre_nms_topk\.1=-1: .*; it is topks\.0, read through "
+     r"model\.proposal_generator\.pre_nms_topk=\$\{topks\.0\}$"),
+    # A resolver's value is written at no key (it was told "; it is , read through ..."), and
+    # oc.decode's at the model's own.
+    ("roi_heads.proposal_matcher", "thresholds", "${oc.create:[1.5]}", {}, None,
+     r"^model\.roi_heads\.proposal_matcher\.thresholds=\[1\.5\]: expected IoU values in \[0, 1\], lowest first "
+     r"\(e\.g\. \[0\.4, 0\.5\]\)$"),
+    ("roi_heads.proposal_matcher", "thresholds", '${oc.decode:"[1.5]"}', {}, None,
+     r"^model\.roi_heads\.proposal_matcher\.thresholds=\[1\.5\]: expected IoU values in \[0, 1\], lowest first "
+     r"\(e\.g\. \[0\.4, 0\.5\]\)$"),
 ])
 def test_a_head_value_read_through_an_interpolation_is_judged_naming_the_key_it_is_written_at(
         node_key, name, value, elsewhere, change, match):
