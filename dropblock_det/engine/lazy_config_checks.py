@@ -676,9 +676,10 @@ def check_lazy_inputs(cfg: DictConfig, model: Optional[torch.nn.Module], train: 
         for node_key, node in _nodes_building(mapper.get("augmentations"), f"{key}.augmentations",
                                               "ResizeShortestEdge"):
             short_edge, max_size = node.get("short_edge_length"), node.get("max_size", sys.maxsize)
-            why = resize_error(_plain(short_edge), max_size) if short_edge is not None else ""
+            short_edge = _plain(short_edge, resolve=True)  # a list's interpolations, as the build resolves them
+            why = resize_error(short_edge, max_size) if short_edge is not None else ""
             if why:
-                raise ValueError(f"{node_key}: short_edge_length={_plain(short_edge)!r}, max_size={max_size!r}: {why}")
+                raise ValueError(f"{node_key}: short_edge_length={short_edge!r}, max_size={max_size!r}: {why}")
 
 
 def _plain(value: Any, resolve: bool = False) -> Any:

@@ -1387,6 +1387,21 @@ def test_the_values_of_a_model_read_through_interpolations_are_told_the_first_th
         check_lazy_model_values(cfg)
 
 
+def test_a_short_edge_list_holding_an_interpolation_is_judged_by_the_values_it_resolves_to():
+    # ResizeShortestEdge gets them resolved: [64, "${side}"] was refused as "expected numbers
+    # of pixels" (the check read the interpolation's text).
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    cfg = lazy_cfg(SYNTHETIC)
+    cfg.side = 80
+    cfg.dataloader.train.mapper.augmentations[0].short_edge_length = [64, "${side}"]
+    check_lazy_config_before_run(cfg, check_files=False)
+    cfg.side = -5
+    with pytest.raises(ValueError, match=r"^dataloader\.train\.mapper\.augmentations\.0: short_edge_length=\[64, -5\], "
+                                         r"max_size=96: a negative shortest edge"):
+        check_lazy_config_before_run(cfg, check_files=False)
+
+
 def test_a_pooler_output_size_given_as_height_and_width_is_accepted():
     # ROIPooler takes (height, width): the check got OmegaConf's ListConfig and refused [7, 7].
     from dropblock_det.engine.lazy_config_checks import check_lazy_model_values
