@@ -558,17 +558,18 @@ def test_a_c4_rcnn_with_dropblock_res5_roi_heads_builds_res5_in_its_roi_head():
     assert built_resnet_stages(cfg) == ["res2", "res3", "res4", "res5"]
 
 
-def test_res5_is_in_the_roi_head_of_registered_subclasses_of_the_rcnn_and_of_its_c4_head():
+def test_res5_is_in_the_roi_head_of_registered_subclasses_of_the_rcnn_and_of_its_c4_head(monkeypatch):
     # A project's own R-CNN or C4 head subclassing them builds res5 in the head as they do:
     # its STAGES ["res5"] was refused as "not built" when the names were compared.
     from detectron2.modeling import META_ARCH_REGISTRY, ROI_HEADS_REGISTRY, GeneralizedRCNN
 
     from dropblock_det.modeling.roi_heads import DropBlockRes5ROIHeads
 
-    if "DropBlockTestRCNN" not in META_ARCH_REGISTRY:
-        META_ARCH_REGISTRY.register(type("DropBlockTestRCNN", (GeneralizedRCNN,), {}))
-    if "DropBlockTestRes5ROIHeads" not in ROI_HEADS_REGISTRY:
-        ROI_HEADS_REGISTRY.register(type("DropBlockTestRes5ROIHeads", (DropBlockRes5ROIHeads,), {}))
+    # Registered for this test only: left in detectron2's registries, they were near names in
+    # the registry checks' messages of the tests after it (test_config_checks run after this file).
+    monkeypatch.setitem(META_ARCH_REGISTRY._obj_map, "DropBlockTestRCNN", type("DropBlockTestRCNN", (GeneralizedRCNN,), {}))
+    monkeypatch.setitem(ROI_HEADS_REGISTRY._obj_map, "DropBlockTestRes5ROIHeads",
+                        type("DropBlockTestRes5ROIHeads", (DropBlockRes5ROIHeads,), {}))
     cfg = _cfg()
     cfg.MODEL.RESNETS.OUT_FEATURES = ["res4"]
     cfg.MODEL.META_ARCHITECTURE = "DropBlockTestRCNN"
