@@ -395,19 +395,11 @@ def config_fingerprint(cfg: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _flatten(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def _config_diff(recorded: Dict[str, Any], now: Dict[str, Any], limit: int = 6) -> str:
     """'KEY: recorded -> now, ...' for the first ``limit`` keys that differ."""
-    old, new = _flatten(recorded), _flatten(now)
+    from .config import flatten_config  # here: this module imports no detectron2 at import
+
+    old, new = flatten_config(recorded), flatten_config(now)
     absent = "<absent>"
     keys = sorted(k for k in old.keys() | new.keys() if old.get(k, absent) != new.get(k, absent))
     parts = [f"{k}: {old.get(k, absent)!r} -> {new.get(k, absent)!r}" for k in keys[:limit]]

@@ -357,6 +357,18 @@ def _res5_in_dropblock_roi_head(cfg: CN) -> bool:
             and isinstance(roi_heads, type) and issubclass(roi_heads, DropBlockRes5ROIHeads))
 
 
+def flatten_config(node: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
+    """{dotted key: value} of the values of a config (a yacs CfgNode, or the dict a JSON file
+    recorded of one), groups of keys left out."""
+    flat: Dict[str, Any] = {}
+    for key, value in node.items():
+        if isinstance(value, dict):  # a CfgNode is a dict
+            flat.update(flatten_config(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def dropblock_schedule_range(cfg: CN) -> Tuple[int, int]:
     """(start, end) iterations of the keep_prob ramp, with END_ITER -1 resolved to
     SOLVER.MAX_ITER (to START_ITER where that is later: only a config with no regularizer

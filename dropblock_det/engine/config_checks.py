@@ -13,7 +13,7 @@ import os
 import re
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import detectron2.utils.comm as comm
 import torch
@@ -24,8 +24,8 @@ from omegaconf import ListConfig, OmegaConf
 from .. import data as _data  # noqa: F401  (registers the datasets)
 from .. import modeling as _modeling  # noqa: F401  (registers backbones, meta-archs, heads)
 from .. import solver
-from ..config import (add_dropblock_config, check_channels, check_impl_device, check_norm, is_positive_int,
-                      locations_on, validate_dropblock_config)
+from ..config import (add_dropblock_config, check_channels, check_impl_device, check_norm, flatten_config,
+                      is_positive_int, locations_on, validate_dropblock_config)
 from ..data.file_errors import check_evaluation_files
 from ..layers.base import is_integer, is_real_number
 from .checkpoint import check_checkpoint_fits, check_resume_grad_scaler, check_resume_optimizer, check_weights_path
@@ -215,19 +215,10 @@ def yacs_keys_for_lazy_key(cfg: CfgNode, key: str, n: int = 3) -> List[str]:
     found = [yacs for yacs, lazy_keys in YACS_TO_LAZY_KEYS.items() if lowered in lazy_keys
              and _resolve_key(cfg, yacs.split("."))]
     parts = [part.upper() for part in key.split(".")]
-    for path in sorted(_leaf_keys(cfg), key=len):
+    for path in sorted((key.split(".") for key in flatten_config(cfg)), key=len):
         if len(path) > len(parts) and [p.upper() for p in path[-len(parts):]] == parts:
             found.append(".".join(path))
     return list(dict.fromkeys(found))[:n]
-
-
-def _leaf_keys(node: CfgNode, prefix: Tuple[str, ...] = ()) -> Iterator[Tuple[str, ...]]:
-    """The dotted keys (as tuples) of `node`'s values, groups of keys left out."""
-    for name, value in node.items():
-        if isinstance(value, CfgNode):
-            yield from _leaf_keys(value, prefix + (name,))
-        else:
-            yield prefix + (name,)
 
 
 def _resolve_key(node: Any, parts: Sequence[str]) -> Optional[List[str]]:
