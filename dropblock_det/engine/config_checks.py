@@ -215,7 +215,7 @@ def yacs_keys_for_lazy_key(cfg: CfgNode, key: str, n: int = 3) -> List[str]:
     found = [yacs for yacs, lazy_keys in YACS_TO_LAZY_KEYS.items() if lowered in lazy_keys
              and _resolve_key(cfg, yacs.split("."))]
     parts = [part.upper() for part in key.split(".")]
-    for path in sorted((key.split(".") for key in flatten_config(cfg)), key=len):
+    for path in sorted((name.split(".") for name in flatten_config(cfg)), key=len):
         if len(path) > len(parts) and [p.upper() for p in path[-len(parts):]] == parts:
             found.append(".".join(path))
     return list(dict.fromkeys(found))[:n]

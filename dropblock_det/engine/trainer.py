@@ -1,10 +1,10 @@
 """The training logic behind ``tools/train_net.py``: a detectron2 ``DefaultTrainer`` that
 adds the DropBlock keep_prob schedule, picks the evaluator from the dataset, applies Cutout
 when configured, loads data with errors that name the broken file, and writes checkpoints
-atomically; plus the check of the tools' launch (tools/tool_args.py launches). What the tools check before a run is in
-``config_checks.py`` (the config, and a --resume against its checkpoint), ``checkpoint.py``
-(the weights, the checkpoint an --eval-only loads), ``evaluation.py`` (an evaluator for each
-test set) and ``output_dir.py`` (the run's folder).
+atomically; plus the check of the tools' launch (tools/tool_args.py launches). What the
+tools check before a run is in ``config_checks.py`` (the config, and a --resume against its
+checkpoint), ``checkpoint.py`` (the weights, the checkpoint an --eval-only loads),
+``evaluation.py`` (an evaluator for each test set) and ``output_dir.py`` (the run's folder).
 
 Everything here runs on detectron2 v0.6 (with or without its compiled operators) and on
 current detectron2 main.
@@ -16,7 +16,7 @@ import logging
 import os
 import warnings
 from collections import OrderedDict
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import detectron2.utils.comm as comm
 import torch
