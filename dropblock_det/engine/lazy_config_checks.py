@@ -246,18 +246,18 @@ def check_override_key(cfg: DictConfig, opt: str) -> None:
         if arguments is None or part in arguments:
             return
         where = ".".join(parts[:depth]) or "the config's top level"
-        # Case aside (a yacs habit: TRAIN.MAX_ITER for train.max_iter).
+        # Near names here, case aside.
         by_lower: Dict[str, str] = {}
         for name in sorted({str(k) for k in node.keys()} | arguments):
             by_lower.setdefault(name.lower(), name)
         close = ['.'.join(parts[:depth] + [by_lower[c]])
                  for c in difflib.get_close_matches(part.lower(), list(by_lower), n=3)]
-        # The yacs spelling of a node kept at another level (model.dropblock.keep_prob or
-        # MODEL.DROPBLOCK.KEEP_PROB for the top-level dropblock.keep_prob): named first, since
-        # the near name here ("model") leads only to model.dropblock, which is not there either.
-        # (At the top level the whole key from there is this very place, case aside: the near
-        # names above cover it.)
-        elsewhere = _key_from_the_top(cfg, parts[depth:] if depth else parts[1:])
+        # The whole key case aside (a yacs habit: TRAIN.MAX_ITER for train.max_iter, where the
+        # near names here reach only "train"), or the yacs spelling of a node kept at another
+        # level (model.dropblock.keep_prob or MODEL.DROPBLOCK.KEEP_PROB for the top-level
+        # dropblock.keep_prob, where the near name "model" leads only to model.dropblock, which
+        # is not there either): named first.
+        elsewhere = _key_from_the_top(cfg, parts[depth:])
         if elsewhere:
             close = [elsewhere] + [c for c in close if c != elsewhere]
         # A yacs key whose LazyConfig key has another name (SOLVER.MAX_ITER: train.max_iter).

@@ -452,7 +452,8 @@ def test_a_lazy_runs_config_yaml_that_does_not_load_is_named_as_such_not_as_a_ya
     ("train.max_iters=3", r"command-line opt 'train\.max_iters=3': train has no key 'max_iters' "
                           r"\(did you mean train\.max_iter\?\); to add it on purpose write \+train\.max_iters=3"),
     # A yacs habit: the keys' case is not the config's.
-    ("TRAIN.MAX_ITER=3", r"the config's top level has no key 'TRAIN' \(did you mean train\?\)"),
+    # The whole key, case aside, first (the near names at the top level reach only "train").
+    ("TRAIN.MAX_ITER=3", r"the config's top level has no key 'TRAIN' \(did you mean train\.max_iter, train\?\)"),
     ("train.MAX_ITER=3", r"train has no key 'MAX_ITER' \(did you mean train\.max_iter\?\)"),
     # Every close spelling (up to three), the closest first.
     ("train.EVAL_PERIOD=5", r"train has no key 'EVAL_PERIOD' \(did you mean train\.eval_period, train\.log_period\?\)"),
