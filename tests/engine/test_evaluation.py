@@ -167,14 +167,16 @@ def test_a_segmentation_test_set_without_the_metadata_its_evaluator_reads_is_ref
     assert sem_seg_metadata_missing("synthetic_sem_seg_val") == sem_seg_metadata_missing("synthetic_det_val") == ""
 
 
-def test_a_model_of_the_users_own_is_not_refused_a_test_set_it_may_evaluate_on():
+def test_a_model_of_the_users_own_is_not_refused_a_test_set_it_may_evaluate_on(monkeypatch):
     # A meta-architecture that is neither (e.g. PanopticFPN-like) may give both outputs.
     from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN
 
     from dropblock_det.engine.evaluation import check_evaluator_types
 
-    if "DropBlockTestBothOutputs" not in META_ARCH_REGISTRY:
-        META_ARCH_REGISTRY.register(type("DropBlockTestBothOutputs", (GeneralizedRCNN,), {}))
+    # Registered for this test only: left in the registry it is a near name in other tests'
+    # registry messages.
+    monkeypatch.setitem(META_ARCH_REGISTRY._obj_map, "DropBlockTestBothOutputs",
+                        type("DropBlockTestBothOutputs", (GeneralizedRCNN,), {}))
     for test_set in ("synthetic_sem_seg_val", "synthetic_det_val"):
         cfg = synthetic_cfg("MODEL.META_ARCHITECTURE", "DropBlockTestBothOutputs")
         cfg.DATASETS.TEST = (test_set,)
@@ -200,7 +202,7 @@ def test_a_test_dataset_whose_metadata_has_no_evaluator_type_is_refused_before_t
         MetadataCatalog.remove(name)
 
 
-def test_the_evaluator_check_judges_the_datasets_of_a_meta_architecture_it_cannot_judge_the_model_of():
+def test_the_evaluator_check_judges_the_datasets_of_a_meta_architecture_it_cannot_judge_the_model_of(monkeypatch):
     # A MODEL.META_ARCHITECTURE registered as a builder function (detectron2 calls whatever the
     # registry holds) or not registered (the model check names it): the test sets are still
     # judged, with no TypeError from issubclass nor a KeyError from the registry.
@@ -210,20 +212,23 @@ def test_the_evaluator_check_judges_the_datasets_of_a_meta_architecture_it_canno
 
     from dropblock_det.engine.evaluation import check_evaluator_types
 
-    MetadataCatalog.get("dropblock_test_unevaluable").set(evaluator_type="lvis_like")
-    if "dropblock_test_built_by_a_function" not in META_ARCH_REGISTRY:
-        def dropblock_test_built_by_a_function(cfg):
-            return RetinaNet(cfg)
+    def dropblock_test_built_by_a_function(cfg):
+        return RetinaNet(cfg)
 
-        META_ARCH_REGISTRY.register(dropblock_test_built_by_a_function)
-    for meta_architecture in ("dropblock_test_built_by_a_function", "DropBlockTestNoSuchArch"):
-        for test_set in ("synthetic_det_val", "synthetic_sem_seg_val"):
-            cfg = synthetic_cfg("MODEL.META_ARCHITECTURE", meta_architecture)
-            cfg.DATASETS.TEST = (test_set,)
-            check_evaluator_types(cfg)
-        cfg.DATASETS.TEST = ("dropblock_test_unevaluable",)
-        with pytest.raises(ValueError, match="dropblock_test_unevaluable.*'lvis_like'"):
-            check_evaluator_types(cfg)
+    monkeypatch.setitem(META_ARCH_REGISTRY._obj_map, "dropblock_test_built_by_a_function",
+                        dropblock_test_built_by_a_function)
+    MetadataCatalog.get("dropblock_test_unevaluable").set(evaluator_type="lvis_like")
+    try:
+        for meta_architecture in ("dropblock_test_built_by_a_function", "DropBlockTestNoSuchArch"):
+            for test_set in ("synthetic_det_val", "synthetic_sem_seg_val"):
+                cfg = synthetic_cfg("MODEL.META_ARCHITECTURE", meta_architecture)
+                cfg.DATASETS.TEST = (test_set,)
+                check_evaluator_types(cfg)
+            cfg.DATASETS.TEST = ("dropblock_test_unevaluable",)
+            with pytest.raises(ValueError, match="dropblock_test_unevaluable.*'lvis_like'"):
+                check_evaluator_types(cfg)
+    finally:
+        MetadataCatalog.remove("dropblock_test_unevaluable")
 
 
 def test_a_voc_evaluation_failing_for_another_reason_than_an_annotation_keeps_its_own_error(monkeypatch):
