@@ -147,4 +147,5 @@ def parser():
 
 
 if __name__ == "__main__":
-    run_tool("lazyconfig_train_net.py", lambda: launch_tool(main, parse_tool_args(parser())))
+    run_tool("lazyconfig_train_net.py", lambda: launch_tool(
+        main, parse_tool_args(parser()), check_first=lambda args: load_lazy_config(args.config_file, args.opts)))

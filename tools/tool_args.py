@@ -16,13 +16,14 @@ imports detectron2 or dropblock_det (main_job sets $DETECTRON2_DATASETS from the
 those imports read).
 """
 import argparse
+import contextlib
 import difflib
 import functools
 import json
 import os
 import re
 import sys
-from typing import Any, Callable, List, NoReturn, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterator, List, NoReturn, Optional, Sequence, Tuple
 
 __all__ = ["checks_passed", "folder", "in_a_launched_process", "int_at_least", "int_in_range", "launch_tool",
            "parse_tool_args", "run_tool", "set_help", "torch_seed", "training_tool_parser", "user_path",
@@ -312,12 +313,19 @@ def in_a_launched_process(main: Callable[..., Any], *args: Any) -> Any:
         raise _RefusedInALaunchedProcess(_LAUNCHED_REFUSAL + json.dumps(line)) from None
 
 
-def launch_tool(main: Callable[[Any], Any], args: argparse.Namespace) -> None:
+def launch_tool(main: Callable[[Any], Any], args: argparse.Namespace,
+                check_first: Optional[Callable[[argparse.Namespace], Any]] = None) -> None:
     """Run `main(args)` in `args.num_gpus` processes per machine (detectron2's `launch`), with
     the distributed arguments of detectron2's `default_argument_parser`: the training tools'
     entry. Several processes are checked first (`check_launch_processes`), and each runs
     `main` through `in_a_launched_process`, so that a refusal by the checks in them is the
-    one line `run_tool` prints."""
+    one line `run_tool` prints, with none of torch's "Terminating process" lines for the
+    other processes above it.
+
+    `check_first(args)`: what every process's checks begin with and what depends on nothing
+    of a process's (loading the config file and its opts), run in this process before
+    several are started, so that a config that does not load is refused at once, not after
+    each process has imported torch and detectron2 to read the same file."""
     from detectron2.engine import launch
 
     from dropblock_det.engine.trainer import check_launch_processes
@@ -325,9 +333,42 @@ def launch_tool(main: Callable[[Any], Any], args: argparse.Namespace) -> None:
     print("Command Line Args:", args)
     check_launch_processes(args.num_gpus, args.num_machines)
     if args.num_gpus * args.num_machines > 1:  # launch starts the processes (else it calls `main` here)
+        if check_first is not None:
+            check_first(args)
         main = functools.partial(in_a_launched_process, main)
-    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-           dist_url=args.dist_url, args=(args,))
+    with _terminations_unlogged_for_a_refusal():
+        launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+               dist_url=args.dist_url, args=(args,))
+
+
+@contextlib.contextmanager
+def _terminations_unlogged_for_a_refusal() -> Iterator[None]:
+    """Hold torch's spawn warnings "Terminating process N via signal SIGTERM" (logged for
+    each other process when one ends with an error) until the launch ends: dropped when
+    that error is a refusal (`_launched_process_refusal`), whose one line says what was
+    wrong, logged as they were otherwise."""
+    import logging
+
+    spawn_log = logging.getLogger("torch.multiprocessing.spawn")
+    held: List[logging.LogRecord] = []
+
+    def hold(record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith("Terminating process"):
+            held.append(record)
+            return False
+        return True
+
+    spawn_log.addFilter(hold)
+    refused = False
+    try:
+        yield
+    except Exception as e:
+        refused = _launched_process_refusal(e) is not None
+        raise
+    finally:
+        spawn_log.removeFilter(hold)
+        for record in [] if refused else held:
+            spawn_log.handle(record)
 
 
 def _launched_process_refusal(e: BaseException) -> Optional[str]:

@@ -146,4 +146,5 @@ def parser():
 
 
 if __name__ == "__main__":
-    run_tool("train_net.py", lambda: launch_tool(main, parse_tool_args(parser())))
+    run_tool("train_net.py", lambda: launch_tool(main, parse_tool_args(parser()),
+                                                 check_first=lambda args: load_config(args.config_file, args.opts)))

@@ -446,7 +446,7 @@ def test_a_launched_process_passes_on_what_is_no_refusal_as_it_is(tool_args, mon
 
 
 # ----------------------------------------------------------------------------- launch
-def _launched(tool_args, monkeypatch, num_gpus, num_machines=1, main=lambda args: None):
+def _launched(tool_args, monkeypatch, num_gpus, num_machines=1, main=lambda args: None, check_first=None):
     """[(process count, main)] that launch_tool gave detectron2's launch, which is replaced by
     a recorder."""
     import argparse
@@ -456,7 +456,7 @@ def _launched(tool_args, monkeypatch, num_gpus, num_machines=1, main=lambda args
     launched = []
     monkeypatch.setattr(detectron2.engine, "launch", lambda main, n, **kwargs: launched.append((n, main)))
     args = argparse.Namespace(num_gpus=num_gpus, num_machines=num_machines, machine_rank=0, dist_url="auto")
-    tool_args.launch_tool(main, args)
+    tool_args.launch_tool(main, args, check_first=check_first)
     return launched
 
 
@@ -513,6 +513,74 @@ def test_the_processes_launch_starts_run_main_through_the_tools_refusal_in_one_l
         ((n, launched),) = _launched(tool_args, monkeypatch, num_gpus, num_machines, main=main)
         assert n == num_gpus and isinstance(launched, functools.partial) and launched.args == (main,)
         assert launched.func is tool_args.in_a_launched_process
+
+
+def test_a_config_that_does_not_load_is_refused_before_several_processes_start(tool_args, monkeypatch):
+    # Each process loaded the config itself: a missing file or a misspelt key was refused only
+    # after every process had imported torch and detectron2, by each of them.
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 2)
+    checked = []
+
+    def refuse(args):
+        checked.append(args.num_gpus)
+        raise FileNotFoundError("config file 'x.yaml' does not exist")
+
+    for num_gpus, num_machines in ((2, 1), (1, 2)):
+        with pytest.raises(FileNotFoundError, match="x.yaml"):
+            _launched(tool_args, monkeypatch, num_gpus, num_machines, check_first=refuse)
+    assert checked == [2, 1]
+    # Passed, the processes start; one process is launch's call of main here, which checks.
+    assert [n for n, _ in _launched(tool_args, monkeypatch, 2, check_first=checked.append)] == [2]
+    assert [n for n, _ in _launched(tool_args, monkeypatch, 1, check_first=checked.append)] == [1]
+    assert len(checked) == 3
+
+
+def _launch_ending_with(tool_args, monkeypatch, error):
+    """Run launch_tool with 2 processes through a launch that logs torch's spawn warning for
+    the other process, as ProcessContext.join does when one fails, then raises `error`
+    (None: returns)."""
+    import argparse
+    import logging
+
+    import detectron2.engine
+
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 2)
+
+    def launch(main, n, **kwargs):
+        logging.getLogger("torch.multiprocessing.spawn").warning("Terminating process %s via signal SIGTERM", 4322)
+        if error is not None:
+            raise error
+
+    monkeypatch.setattr(detectron2.engine, "launch", launch)
+    args = argparse.Namespace(num_gpus=2, num_machines=1, machine_rank=0, dist_url="auto")
+    tool_args.launch_tool(lambda args: None, args)
+
+
+def test_torchs_terminating_process_lines_are_left_out_above_a_refusal_only(tool_args, monkeypatch, caplog):
+    # torch's spawn logged "Terminating process N via signal SIGTERM" for each other process
+    # above the one-line refusal of the first.
+    import logging
+
+    caplog.set_level(logging.WARNING)
+
+    def terminations():
+        return [r.getMessage() for r in caplog.records if r.getMessage().startswith("Terminating process")]
+
+    refused = _ended_by(tool_args.in_a_launched_process, _raising(ValueError("MODEL.DROPBLOCK.KEEP_PROB=1.5")))
+    with pytest.raises(type(refused)):
+        _launch_ending_with(tool_args, monkeypatch, refused)
+    assert terminations() == []
+    # What is no refusal (training failed, a bug) keeps them, after the launch ends.
+    failed = _ended_by(tool_args.in_a_launched_process, _raising(AttributeError("bug")))
+    with pytest.raises(type(failed)):
+        _launch_ending_with(tool_args, monkeypatch, failed)
+    assert terminations() == ["Terminating process 4322 via signal SIGTERM"]
+    caplog.clear()
+    _launch_ending_with(tool_args, monkeypatch, None)
+    assert terminations() == ["Terminating process 4322 via signal SIGTERM"]
+    assert not logging.getLogger("torch.multiprocessing.spawn").filters  # the hold is removed
 
 
 @pytest.mark.parametrize("tool, config, opt, named", [
