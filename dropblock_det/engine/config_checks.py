@@ -151,7 +151,9 @@ def load_config(config_file: str, opts: Sequence[str] = (), extra_setup=None) ->
                          + "; key=value is the form of a LazyConfig's overrides"
                          + ("" if resolved else " (tools/lazyconfig_train_net.py trains a LazyConfig)"))
     if len(opts) % 2:
-        raise ValueError(f"command-line opts must be KEY VALUE pairs, got an odd number: {opts}")
+        raise ValueError(f"command-line opts must be KEY VALUE pairs, got an odd number: {opts}"
+                         + next(filter(None, (_opt_as_a_value(cfg, k, v) for k, v in zip(opts[0::2], opts[1::2]))),
+                                ""))
     for key, value in zip(opts[0::2], opts[1::2]):
         try:
             cfg.merge_from_list([key, value])
@@ -161,7 +163,8 @@ def load_config(config_file: str, opts: Sequence[str] = (), extra_setup=None) ->
             raise KeyError(f"command-line opt {key}={value!r}: {message}"
                            f"{_did_you_mean(cfg, message)}") from None
         except ValueError as e:  # type mismatch
-            raise ValueError(f"command-line opt {key}={value!r}: {e}{_type_mismatch_advice(str(e))}") from None
+            advice = _opt_as_a_value(cfg, key, value) or _type_mismatch_advice(str(e))
+            raise ValueError(f"command-line opt {key}={value!r}: {e}{advice}") from None
         except TypeError:  # yacs tested `in` on a value: "argument of type 'float' is not iterable"
             parts, node = key.split("."), cfg
             for depth, part in enumerate(parts[:-1], 1):
@@ -256,6 +259,18 @@ def close_config_keys(cfg: CfgNode, key: str, n: int = 3) -> List[str]:
                 for name in difflib.get_close_matches(part.upper(), list(by_upper), n=n)]
     spelled = ".".join(path)
     return [spelled] if spelled != key else []
+
+
+def _opt_as_a_value(cfg: CfgNode, key: str, value: Any) -> str:
+    """" (... is an opt of its own ...)" where the value given to `key` is a key of `cfg`
+    (SOLVER.BASE_LR) or one with its value (MODEL.DEVICE=cpu): `key`'s value was left out
+    and the opts after it shifted by one; else "". (A str key takes such a value as it is:
+    an OUTPUT_DIR may be named "SOLVER.BASE_LR=0.1"; this is said only where the opts are
+    refused anyway.)"""
+    name = value.split("=", 1)[0] if isinstance(value, str) else ""
+    if not (name and _DOTTED_KEY.fullmatch(name) and name in flatten_config(cfg)):
+        return ""
+    return f" ({value!r} is an opt of its own: {key} was given no value before it)"
 
 
 def _type_mismatch_advice(yacs_message: str) -> str:

@@ -80,8 +80,32 @@ def test_a_value_holding_an_equals_sign_where_a_key_goes_is_not_taken_for_an_ove
     # A value left out before it puts "out/kp=0.9" where a key goes: not a key's spelling,
     # so the opts are counted, not shown as the pair 'out/kp 0.9' of a LazyConfig override.
     with pytest.raises(ValueError, match=r"^command-line opts must be KEY VALUE pairs, got an odd number: "
-                                         r"\['MODEL\.WEIGHTS', 'OUTPUT_DIR', 'out/kp=0\.9'\]$"):
+                                         r"\['MODEL\.WEIGHTS', 'OUTPUT_DIR', 'out/kp=0\.9'\] \('OUTPUT_DIR' is an "
+                                         r"opt of its own: MODEL\.WEIGHTS was given no value before it\)$"):
         synthetic_cfg("MODEL.WEIGHTS", "OUTPUT_DIR", "out/kp=0.9")
+
+
+@pytest.mark.parametrize("opts, named", [
+    # Typed keys refuse the next opt as their value: yacs said only "Type mismatch", and a list
+    # key was told to write "['MODEL.DEVICE=cpu']".
+    (["SOLVER.MAX_ITER", "MODEL.DEVICE=cpu"], "'MODEL.DEVICE=cpu' is an opt of its own: SOLVER.MAX_ITER was given"),
+    (["DATASETS.TRAIN", "SOLVER.MAX_ITER=3"], "'SOLVER.MAX_ITER=3' is an opt of its own: DATASETS.TRAIN was given"),
+    (["SOLVER.BASE_LR", "SOLVER.MAX_ITER", "3", "4"], "'SOLVER.MAX_ITER' is an opt of its own: SOLVER.BASE_LR"),
+    # An odd count names the first key whose value is a key.
+    (["SOLVER.MAX_ITER", "3", "SOLVER.BASE_LR", "SOLVER.IMS_PER_BATCH", "2"],
+     r"odd number: .* \('SOLVER\.IMS_PER_BATCH' is an opt of its own: SOLVER\.BASE_LR was given no value before it\)$"),
+])
+def test_an_opt_given_as_the_value_of_the_key_before_it_is_named(opts, named):
+    with pytest.raises(ValueError, match=named):
+        synthetic_cfg(*opts)
+
+
+def test_a_str_keys_value_spelt_as_an_opt_is_taken_as_it_is():
+    # A run folder named after its override is a valid OUTPUT_DIR; yacs gives it no type to refuse.
+    assert synthetic_cfg("OUTPUT_DIR", "SOLVER.BASE_LR=0.1").OUTPUT_DIR == "SOLVER.BASE_LR=0.1"
+    # Nor is a value's near miss of a key an opt: only the config's own keys are.
+    with pytest.raises(ValueError, match=r"Type mismatch .*for config key: SOLVER\.MAX_ITER$"):
+        synthetic_cfg("SOLVER.MAX_ITER", "SOLVER.MAX_ITERS=3")
 
 
 def test_yacs_keys_for_a_lazy_key_are_the_configs_own_shortest_first_and_at_most_n():
