@@ -26,7 +26,8 @@
 # its time limit is reported and the next one still runs. All steps together stay within
 # BUDGET seconds (default 560: one 600-second device call, which a 15-minute device lease
 # allows only once): each step runs for at most its own limit or what is left of BUDGET,
-# and a step with nothing left is skipped. Where torch sees no CUDA device, `tests` is not
+# and a step with nothing left is skipped (one that ignores the SIGTERM at its limit is killed
+# KILL_AFTER seconds later, default 15). Where torch sees no CUDA device, `tests` is not
 # run (every test it selects would be skipped: a pass that tested nothing) and the other
 # steps fail in one line each. The exit status is the number of steps that did not finish
 # (failed, stopped at a limit, or skipped).
@@ -50,6 +51,12 @@ done
 BUDGET=${BUDGET:-560}
 if ! [[ "$BUDGET" =~ ^[1-9][0-9]*$ ]]; then
   echo "gpu_checks.sh: BUDGET must be a whole number of seconds > 0, got '$BUDGET'" >&2
+  exit 2
+fi
+# Seconds a step that does not end on timeout's SIGTERM gets before SIGKILL.
+KILL_AFTER=${KILL_AFTER:-15}
+if ! [[ "$KILL_AFTER" =~ ^[1-9][0-9]*$ ]]; then
+  echo "gpu_checks.sh: KILL_AFTER must be a whole number of seconds > 0, got '$KILL_AFTER'" >&2
   exit 2
 fi
 started=$(date +%s)
@@ -175,12 +182,12 @@ for step in "${steps[@]}"; do
   start=$(date +%s)
   # -v: one line per test as it ends, so a step stopped at its limit still names what ran;
   # -ra: why each test that did not pass was skipped or failed (-rfE left skips unexplained).
-  # -k: a process that ignores SIGTERM is killed 15 s later.
-  timeout -k 15 "$limit" ${CMD[$step]} 2>&1 | tee "$RESULTS/$step.txt"
+  # -k: a process that ignores SIGTERM is killed KILL_AFTER s later.
+  timeout -k "$KILL_AFTER" "$limit" ${CMD[$step]} 2>&1 | tee "$RESULTS/$step.txt"
   rc=${PIPESTATUS[0]}
   took=$(( $(date +%s) - start ))
   why=""
-  # 137: timeout's SIGKILL, 15 s after a SIGTERM the step did not end on (killed sooner, say
+  # 137: timeout's SIGKILL, KILL_AFTER s after a SIGTERM the step did not end on (killed sooner, say
   # for memory, it is no stop at the limit).
   if [ "$rc" -eq 124 ] || { [ "$rc" -eq 137 ] && [ "$took" -ge "$limit" ]; }; then
     why=" (stopped at its $limit s limit"

@@ -99,6 +99,21 @@ def test_gpu_checks_keeps_all_steps_within_the_budget(tmp_path):
     assert "== train: skipped, nothing left of the 6 s budget" in (results / "train.txt").read_text()
 
 
+def test_gpu_checks_kills_a_step_that_ignores_the_sigterm_at_its_limit(tmp_path):
+    # timeout -k: a step that does not end on SIGTERM is killed KILL_AFTER s later, reported
+    # as stopped at its limit, and the next step still runs.
+    results = tmp_path / "results"
+    proc = _gpu_checks(results, "--smoke", "bench", "train", python=_fake_python(tmp_path, "trap '' TERM; sleep 30"),
+                       BUDGET="2", KILL_AFTER="1")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    bench = (results / "bench.txt").read_text()
+    assert re.search(r"== bench: exit 137 after [23] s \(stopped at its 2 s limit: the rest of the 2 s budget; "
+                     r"killed, as it did not end on SIGTERM\)", bench), bench
+    assert "== train: skipped" in (results / "train.txt").read_text()
+    refused = _gpu_checks(results, "--smoke", "bench", KILL_AFTER="0")
+    assert refused.returncode == 2 and "KILL_AFTER must be a whole number of seconds > 0, got '0'" in refused.stderr
+
+
 def test_gpu_checks_stops_at_once_when_detectron2_does_not_import(tmp_path):
     # .gpu-site not carried to a machine without detectron2: one message naming the fix,
     # instead of every step failing on the same ImportError. In a copy of the checkout: this
