@@ -40,6 +40,7 @@ from dropblock_det.engine.lazy import build_lazy_model, do_test, do_train  # noq
 from dropblock_det.engine.lazy_config_checks import (  # noqa: E402
     check_lazy_checkpoint,
     check_lazy_config_before_run,
+    lazy_config_value,
     load_lazy_config,
 )
 from dropblock_det.engine.output_dir import prepare_output_dir  # noqa: E402
@@ -59,7 +60,8 @@ def setup(args):
     default_setup (logger, config.yaml, train.seed). Returns (cfg, the checkpoint a --resume
     continues from or '')."""
     cfg = load_lazy_config(args.config_file, args.opts)
-    output_dir = OmegaConf.select(cfg, "train.output_dir", default=None)
+    # (an interpolation that does not resolve refused in one line, as the checks refuse it)
+    output_dir = lazy_config_value(cfg, "train.output_dir")
     # A resumed run loads its checkpoint, never train.init_checkpoint: that is not read (as
     # tools/train_net.py skips MODEL.WEIGHTS). A train.output_dir that is no folder name is
     # refused by the config check.

@@ -90,6 +90,7 @@ __all__ = [
     "check_override_key",
     "instantiate_naming_key",
     "is_lazy_config_file",
+    "lazy_config_value",
     "lazy_dataset_names",
     "load_lazy_config",
     "lazy_schedule_hook",
@@ -371,7 +372,9 @@ def _target_arguments(node: DictConfig) -> Optional[set]:
 
 
 def _select(cfg: DictConfig, key: str) -> Any:
-    """cfg's value at the dotted `key`; KeyError naming the key when it is missing."""
+    """cfg's value at the dotted `key`; KeyError naming the key when it is missing, ValueError
+    naming an interpolation on the way that does not resolve (:func:`lazy_config_value`)."""
+    lazy_config_value(cfg, key)
     try:
         value = OmegaConf.select(cfg, key, throw_on_missing=True)
     except OmegaConfBaseException as e:
@@ -395,7 +398,7 @@ def lazy_dataset_names(cfg: DictConfig, train: bool = True) -> List[Tuple[str, s
     for node, key in DATASET_NAME_KEYS.items():
         if node == "dataloader.train" and not train:
             continue
-        value = OmegaConf.select(cfg, key, default=None)
+        value = lazy_config_value(cfg, key)
         if value is not None:
             found += [(key, name) for name in _names(value)]
     for key, evaluator in lazy_evaluator_nodes(cfg):
@@ -409,11 +412,13 @@ def lazy_evaluator_nodes(cfg: DictConfig) -> List[Tuple[str, DictConfig]]:
     """(key, node) of each evaluator `dataloader.evaluator` builds: the node itself, or each
     entry of a list of them (inference_on_dataset takes a list and runs them all, as
     detectron2's PanopticFPN LazyConfig gives COCO, semantic and panoptic evaluators)."""
-    evaluator = OmegaConf.select(cfg, "dataloader.evaluator", default=None)
+    evaluator = lazy_config_value(cfg, "dataloader.evaluator")
     if isinstance(evaluator, DictConfig):
         return [("dataloader.evaluator", evaluator)]
     if isinstance(evaluator, ListConfig):
-        return [(f"dataloader.evaluator[{i}]", node) for i, node in enumerate(evaluator)
+        # (an entry that does not resolve refused naming it, as inference_on_dataset reads it)
+        return [(f"dataloader.evaluator[{i}]", node)
+                for i, (_, node, _) in enumerate(_children(evaluator, "dataloader.evaluator", _refuse_unresolved))
                 if isinstance(node, DictConfig)]
     return []
 
@@ -426,21 +431,21 @@ def _check_int(key: str, value: Any, minimum: int) -> None:
 def check_lazy_loaders(cfg: DictConfig, train: bool = True) -> None:
     """`dataloader.test` (and with `train` `dataloader.train`) and `dataloader.evaluator`: the
     arguments of every `L(...)` node in them (the loader, its dataset, mapper and
-    augmentations, the evaluator) fit its target (the test loader and the evaluator are built
-    only after the whole training, the training mapper after its data is loaded),
-    `num_workers` an integer >= 0 (torch refused -1 only when the loader was built), and
-    `dataset.names` not empty (detectron2 asserted "No valid data found in ." once the
-    training was set up). ValueError naming the key."""
+    augmentations, the evaluator) fit its target and the interpolations the build resolves
+    resolve (the test loader and the evaluator are built only after the whole training, the
+    training mapper after its data is loaded), `num_workers` an integer >= 0 (torch refused
+    -1 only when the loader was built), and `dataset.names` not empty (detectron2 asserted
+    "No valid data found in ." once the training was set up). ValueError naming the key."""
     for split in (["train"] if train else []) + ["test"]:
         key = f"dataloader.{split}"
-        node = OmegaConf.select(cfg, key, default=None)
+        node = lazy_config_value(cfg, key)
         if not isinstance(node, DictConfig):
             continue
         _check_arguments_under(node, key)
-        workers = OmegaConf.select(cfg, f"{key}.num_workers", default=None)
+        workers = lazy_config_value(cfg, f"{key}.num_workers")
         if workers is not None:
             _check_int(f"{key}.num_workers", workers, 0)
-        names = OmegaConf.select(cfg, DATASET_NAME_KEYS[key], default=None)
+        names = lazy_config_value(cfg, DATASET_NAME_KEYS[key])
         if names is not None and not _names(names):
             raise ValueError(f"{DATASET_NAME_KEYS[key]}={list(names)!r}: no dataset to "
                              f"{'train on' if split == 'train' else 'evaluate'}; name at least one")
@@ -470,7 +475,7 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True, check_file
     output_dir = cfg.train.output_dir
     if not isinstance(output_dir, str) or not output_dir:
         raise ValueError(f"train.output_dir={output_dir!r}: expected a folder")
-    weights = cfg.train.get("init_checkpoint", "")
+    weights = lazy_config_value(cfg, "train.init_checkpoint", "")
     if weights is not None and not isinstance(weights, str):
         # e.g. Hydra reads train.init_checkpoint=123 as an int: it failed, unnamed, in the path check.
         raise ValueError(f"train.init_checkpoint={_plain(weights)!r}: expected a checkpoint's path or URL "
@@ -522,8 +527,11 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True, check_file
 def _check_ddp_device(cfg: DictConfig, device: torch.device) -> None:
     """config_checks.check_ddp_device for train.device, unless train.ddp gives `device_ids`
     (`train.ddp.device_ids=null` is DDP on the CPU), which create_ddp_model then keeps; and
-    DDP on the CPU only in processes that can reduce CPU tensors (not NCCL's)."""
-    if "device_ids" not in (cfg.train.get("ddp", None) or {}):
+    DDP on the CPU only in processes that can reduce CPU tensors (not NCCL's). train.ddp's
+    values are read (`**cfg.train.ddp`) once the training data is loaded: one that does not
+    resolve is refused now."""
+    _check_resolves(cfg, "train.ddp", unpacked=True)
+    if "device_ids" not in (lazy_config_value(cfg, "train.ddp") or {}):
         check_ddp_device("train.device", cfg.train.device, device,
                          "on CUDA, or with train.ddp.device_ids=null (+train.ddp.device_ids=null where "
                          "train.ddp has no such key)")
@@ -665,7 +673,7 @@ def check_lazy_inputs(cfg: DictConfig, model: Optional[torch.nn.Module], train: 
     channels = pixel_mean.numel() if isinstance(pixel_mean, torch.Tensor) else None
     for split in ("train", "test") if train else ("test",):
         key = f"dataloader.{split}.mapper"
-        mapper = OmegaConf.select(cfg, key, default=None)
+        mapper = lazy_config_value(cfg, key)
         if not isinstance(mapper, DictConfig):
             continue
         image_format = mapper.get("image_format")
@@ -740,7 +748,8 @@ def check_lazy_head_inputs(cfg: DictConfig, model: torch.nn.Module, train: bool 
                     f"but the backbone's {name} has channels={have.channels}, stride={have.stride} "
                     "(set it to match, e.g. after a res4_dilation / res5_dilation override)")
     size = OmegaConf.select(cfg, "model.sem_seg_head.train_size", default=None)
-    augmentations = OmegaConf.select(cfg, "dataloader.train.mapper.augmentations", default=None)
+    # (the training mapper's: an evaluation does not read it)
+    augmentations = lazy_config_value(cfg, "dataloader.train.mapper.augmentations") if train else None
     if train and size is not None and isinstance(augmentations, ListConfig):
         for index, aug in enumerate(augmentations):
             if not (isinstance(aug, DictConfig) and "crop_type" in aug):
@@ -900,45 +909,46 @@ def check_lazy_model_values(cfg: DictConfig) -> None:
     `proposal_matcher="${matcher}"`), named by the model's key and the key the value is
     written at. Runs before the meta build, where some of them are asserted naming no key.
     ValueError naming the key; for an interpolation in the model that does not resolve
-    too (:func:`_model_value_nodes`)."""
+    too (:func:`_built_nodes`)."""
     raw = cfg._get_node("model")
     if raw is None:
         return
     via = f"model={raw._value()}" if raw._is_interpolation() else ""
-    for key, node, ancestors, node_via in _model_value_nodes(cfg.model, "model", [], via, True):
+    for key, node, ancestors, node_via in _built_nodes(lazy_config_value(cfg, "model"), "model", [], via, True):
         try:
             _check_model_node_values(key, node, ancestors)
         except ValueError as error:
             raise ValueError(f"{error}{_written_at(str(error), key, node, node_via)}") from None
 
 
-def _model_value_nodes(node: Any, key: str, ancestors: List[Tuple[str, DictConfig]], via: str, built: bool
-                       ) -> Iterator[Tuple[str, DictConfig, List[Tuple[str, DictConfig]], str]]:
+def _built_nodes(node: Any, key: str, ancestors: List[Tuple[str, DictConfig]], via: str, built: bool
+                 ) -> Iterator[Tuple[str, DictConfig, List[Tuple[str, DictConfig]], str]]:
     """(key, node, its ancestors' (key, node), the interpolation it is read through, e.g.
     `model.roi_heads.proposal_matcher=${matcher}`, or '') of every node with a `_target_` at
-    or under `node` (at `key`), parents first, into interpolations: the model builds the
-    node an interpolation reads, which may be outside the model. `built`: whether
-    detectron2's instantiate resolves `node`'s children (those of a `_target_` node or a
-    list, all the way from the model; a plain dict goes to its component as it is). There
-    an interpolation that does not resolve is refused naming the key (ValueError):
-    OmegaConf's error at the build named it only on a line of its own."""
+    or under `node` (at `key`), parents first, into interpolations: the build of `node` (the
+    model, a loader, the evaluator, the optimizer, ...) builds the node an interpolation
+    reads, which may be elsewhere in the config. `built`: whether detectron2's instantiate
+    resolves `node`'s children (those of a `_target_` node or a list, all the way from the
+    top; a plain dict goes to its component as it is). There an interpolation that does not
+    resolve is refused naming the key (ValueError,
+    :func:`_unresolved_message`): OmegaConf's error at the build named it only on
+    a line of its own."""
     if isinstance(node, DictConfig) and "_target_" in node:
         yield key, node, ancestors, via
     if not isinstance(node, (DictConfig, ListConfig)):
         return
     built = built and (isinstance(node, ListConfig) or "_target_" in node)
-
-    def unresolved(child_key: str, interpolation: str, error: Exception) -> None:
-        if built:
-            raise ValueError(f"{child_key}={interpolation}: {type(error).__name__}: {str(error).splitlines()[0]} "
-                             "(the model's build reads it: point it to a key that has a value)")
-
     inner = ancestors + [(key, node)]
-    for child_key, child, interpolation in _children(node, key, unresolved):
+    for child_key, child, interpolation in _children(node, key, _refuse_unresolved if built else _left_out):
         if any(child is parent for _, parent in inner):
             continue  # a node that reads itself: instantiate's own recursion error names it
-        yield from _model_value_nodes(child, child_key, inner,
-                                      via or (f"{child_key}={interpolation}" if interpolation else ""), built)
+        yield from _built_nodes(child, child_key, inner,
+                                via or (f"{child_key}={interpolation}" if interpolation else ""), built)
+
+
+def _left_out(key: str, interpolation: str, error: Exception) -> None:
+    """_children's `unresolved` callback where nothing resolves the child (a plain dict's
+    entry, passed on as it is): not looked into; whether it is read is its component's."""
 
 
 def _written_at(message: str, key: str, node: DictConfig, via: str) -> str:
@@ -1145,7 +1155,7 @@ def check_lazy_rcnn_mapper(cfg: DictConfig, model: torch.nn.Module) -> None:
     from detectron2.data import DatasetMapper
 
     key = "dataloader.train.mapper"
-    mapper = OmegaConf.select(cfg, key, default=None)
+    mapper = lazy_config_value(cfg, key)
     if not isinstance(mapper, DictConfig) or "_target_" not in mapper:
         return
     target = _located(mapper._target_)  # None where it cannot be found: instantiating it names that
@@ -1241,12 +1251,13 @@ def check_lazy_train_sampler(cfg: DictConfig) -> None:
     from detectron2.data import build_detection_train_loader
 
     key = "dataloader.train.sampler"
-    loader = OmegaConf.select(cfg, "dataloader.train", default=None)
+    loader = lazy_config_value(cfg, "dataloader.train")
     if not isinstance(loader, DictConfig) or _located(loader.get("_target_")) is not build_detection_train_loader:
         return
     try:
-        sampler = OmegaConf.select(cfg, key, default=None, throw_on_missing=True)
-    except OmegaConfBaseException as e:
+        sampler = lazy_config_value(cfg, key)
+        OmegaConf.select(cfg, key, default=None, throw_on_missing=True)
+    except OmegaConfBaseException as e:  # left at '???'
         raise ValueError(f"{key}: {e}") from None
     if sampler is None or isinstance(sampler, torch.utils.data.Sampler):
         return  # the default, or a sampler built in the config file: instantiate passes it on
@@ -1270,19 +1281,20 @@ def check_lazy_train_sampler(cfg: DictConfig) -> None:
 
 
 def _check_arguments_under(node: Any, key: str) -> None:
-    """_arguments_error for `node` (at `key`) and every `L(...)` node under it, in lists too:
-    ValueError naming the key of the first whose arguments do not fit its target. Not into an
-    interpolation (`dataset_dicts="${dataloader.train.dataset}"`): the node it copies is
-    checked at its own key."""
-    nodes = [(key, node)]
-    while nodes:
-        node_key, node = nodes.pop(0)
-        if isinstance(node, DictConfig) and "_target_" in node:
-            why = _arguments_error(node)
-            if why:
-                raise ValueError(f"{node_key} ({_target_name(node)}): {why}")
-        if isinstance(node, (DictConfig, ListConfig)):
-            nodes += [(k, child) for k, child, interpolation in _children(node, node_key) if not interpolation]
+    """_arguments_error for `node` (at `key`) and every `L(...)` node under it, in lists too,
+    in the order instantiate builds them: ValueError naming the key of the first whose
+    arguments do not fit its target. A node read through an interpolation
+    (`dataset_dicts="${dataloader.train.dataset}"`) is not judged (the node it copies is, at
+    its own key), but is walked: an interpolation that does not resolve where the build
+    resolves it is refused naming the key (:func:`_built_nodes`), where OmegaConf's error
+    came out of the check (the build of the test loader and the evaluator came only after
+    the whole training)."""
+    for node_key, target_node, _, via in _built_nodes(node, key, [], "", True):
+        if via:
+            continue
+        why = _arguments_error(target_node)
+        if why:
+            raise ValueError(f"{node_key} ({_target_name(target_node)}): {why}")
 
 
 def _check_sampler_node(key: str, sampler: DictConfig, target: Any) -> None:
@@ -1309,15 +1321,20 @@ def check_lazy_train_parts(cfg: DictConfig, model: Optional[torch.nn.Module]) ->
     `train.seed`, `dataloader.train.total_batch_size` (for this many processes), the train
     sampler (:func:`check_lazy_train_sampler`) and augmentations, `optimizer`,
     `lr_multiplier`, `train.checkpointer`. ValueError naming the key."""
-    seed = cfg.train.get("seed", -1)  # default_setup reads it
+    seed = lazy_config_value(cfg, "train.seed", -1)  # default_setup reads it
     if not is_integer(seed):
         raise ValueError(f"train.seed={seed!r}: expected an integer (< 0: a random seed per run)")
-    batch = OmegaConf.select(cfg, "dataloader.train.total_batch_size", default=None)
+    batch = lazy_config_value(cfg, "dataloader.train.total_batch_size")
     if batch is not None:
         _check_int("dataloader.train.total_batch_size", batch, 1)
         if batch % comm.get_world_size():
             raise ValueError(f"dataloader.train.total_batch_size={batch}: not divisible by the "
                              f"{comm.get_world_size()} processes")
+    # Each built below, where OmegaConf's error named an interpolation that does not resolve
+    # only on a line of its own: refused naming its key first.
+    for key, unpacked in (("train.dropblock_schedule", False), ("optimizer", False), ("lr_multiplier", False),
+                          ("train.checkpointer", True)):
+        _check_resolves(cfg, key, unpacked)
     if model is not None or cfg.train.get("dropblock_schedule") is not None:
         hook = _building("train.dropblock_schedule", lambda: lazy_schedule_hook(cfg, model))
         if hook is not None:
@@ -1362,18 +1379,89 @@ def _children(node: Any, key: str, unresolved: Optional[Callable[[str, str, Exce
     (key, interpolation, error) and left out."""
     names = range(len(node)) if isinstance(node, ListConfig) else [k for k in node.keys() if k != "_target_"]
     for name in names:
-        raw = node._get_node(name)
-        if raw is None or raw._is_missing():
-            continue
-        interpolation = raw._value() if raw._is_interpolation() else ""
-        try:
-            child = node[name]
-        except OmegaConfBaseException as error:
-            if unresolved is None:
-                raise
-            unresolved(f"{key}.{name}", interpolation, error)
-            continue
-        yield f"{key}.{name}", child, interpolation
+        found = _child(node, key, name, unresolved)
+        if found is not None:
+            yield found
+
+
+def _child(node: Any, key: str, name: Any, unresolved: Optional[Callable[[str, str, Exception], None]] = None
+           ) -> Optional[Tuple[str, Any, str]]:
+    """_children's (dotted key, child, interpolation) of the child `name` of `node` (at `key`;
+    '' at the top); None where it is absent or missing, or does not resolve and `unresolved`
+    took it."""
+    raw = node._get_node(name)
+    if raw is None or raw._is_missing():
+        return None
+    child_key = f"{key}.{name}" if key else str(name)
+    interpolation = raw._value() if raw._is_interpolation() else ""
+    try:
+        child = node[name]
+    except OmegaConfBaseException as error:
+        if unresolved is None:
+            raise
+        unresolved(child_key, interpolation, error)
+        return None
+    return child_key, child, interpolation
+
+
+# Who reads an interpolation that does not resolve, by the dotted key it is at (the first
+# that matches): the one-line refusal says so.
+_READERS = (("model", "the model's build"), ("dataloader.train", "the training loader's build"),
+            ("dataloader.test", "the test loader's build"), ("dataloader.evaluator", "the evaluator's build"),
+            ("optimizer", "the optimizer's build"), ("lr_multiplier", "the LR schedule's build"),
+            ("train.dropblock_schedule", "the DropBlock schedule's build"),
+            ("train.checkpointer", "the checkpointer's build"), ("train.ddp", "the DDP wrapper's build"))
+
+
+def _unresolved_message(key: str, interpolation: str, error: Exception) -> str:
+    """The one-line refusal of the interpolation at the dotted `key` that does not resolve
+    (OmegaConf's `error`), naming the key, the interpolation, the first line of the error and
+    what reads it: 'dataloader.test.mapper.image_format=${nope}: InterpolationKeyError:
+    Interpolation key 'nope' not found (the test loader's build reads it: point it to a key
+    that has a value)', where OmegaConf's message named the key only on a line of its own."""
+    reader = next((who for prefix, who in _READERS if key == prefix or key.startswith((prefix + ".", prefix + "["))),
+                  "the run")
+    return (f"{key}={interpolation}: {type(error).__name__}: {str(error).splitlines()[0]} "
+            f"({reader} reads it: point it to a key that has a value)")
+
+
+def _refuse_unresolved(key: str, interpolation: str, error: Exception) -> None:
+    """_children's `unresolved` callback where the interpolation is read: refused, in one line."""
+    raise ValueError(_unresolved_message(key, interpolation, error)) from None
+
+
+def lazy_config_value(cfg: DictConfig, key: str, default: Any = None) -> Any:
+    """cfg's value at the dotted `key` (`default` where a part of it is absent or missing),
+    each interpolation on the way resolved: one that does not is refused naming its own key
+    (`dataloader.train=${nope}` for dataloader.train.total_batch_size), in the one line of
+    :func:`_unresolved_message`. For the keys the checks and the run read (a tool reading
+    one before the checks too: OmegaConf.select let OmegaConf's error through)."""
+    node: Any = cfg
+    at = ""
+    for name in key.split("."):
+        if isinstance(node, ListConfig) and name.isdigit() and int(name) < len(node):
+            name = int(name)
+        elif not isinstance(node, DictConfig) or name not in node.keys():
+            return default
+        found = _child(node, at, name, _refuse_unresolved)
+        if found is None:
+            return default
+        at, node, _ = found
+    return node
+
+
+def _check_resolves(cfg: DictConfig, key: str, unpacked: bool = False) -> None:
+    """Refuse (ValueError, one line, naming the key) an interpolation that does not resolve
+    at `key`, on the way to it, or where detectron2's instantiate of the node there resolves
+    one (:func:`_built_nodes`), with `unpacked` in each entry of a plain dict the run passes
+    as keyword arguments (`**cfg.train.checkpointer`): the run read it only after the data
+    was loaded (the test loader's after the whole training), with OmegaConf's error."""
+    node = lazy_config_value(cfg, key)
+    parts = (list(_children(node, key, _refuse_unresolved)) if unpacked and isinstance(node, DictConfig)
+             else [(key, node, "")])
+    for part_key, part, _ in parts:
+        for _ in _built_nodes(part, part_key, [], "", True):
+            pass
 
 
 def _builds_something(node: Any) -> bool:

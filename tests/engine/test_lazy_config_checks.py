@@ -1319,17 +1319,154 @@ def test_an_unresolved_interpolation_is_refused_before_the_model_build_and_one_n
     check_lazy_model_values(cfg)
 
 
-def test_an_unresolved_interpolation_outside_the_model_fails_with_omegaconfs_error_naming_its_key():
-    # The walks of the loaders' nodes let OmegaConf's error through as it is (its full_key
-    # line names the key), not an error of the walk.
-    from omegaconf.errors import InterpolationKeyError
+# (key, who reads it, whether an evaluation (train=False) reads it too): every key the
+# checks read or the run builds outside the model.
+_READ_KEYS = [
+    ("dataloader.test.mapper.image_format", "the test loader's build", True),
+    # (which the config's test mapper reads too: ${...train.mapper.image_format})
+    ("dataloader.train.mapper.image_format", "the training loader's build", False),
+    ("dataloader.train.total_batch_size", "the training loader's build", False),
+    ("dataloader.train.num_workers", "the training loader's build", False),
+    ("dataloader.test.num_workers", "the test loader's build", True),
+    ("dataloader.train.dataset.names", "the training loader's build", False),
+    ("dataloader.test.dataset.names", "the test loader's build", True),
+    ("dataloader.train.mapper.augmentations.0", "the training loader's build", False),  # a list's entry
+    ("dataloader.train.mapper.augmentations.0.short_edge_length", "the training loader's build", False),
+    ("dataloader.test.mapper.augmentations.0.max_size", "the test loader's build", True),
+    ("dataloader.train.mapper", "the training loader's build", False),
+    ("dataloader.train", "the training loader's build", False),
+    ("dataloader.test", "the test loader's build", True),
+    ("dataloader.evaluator.output_dir", "the evaluator's build", True),
+    ("dataloader.evaluator.dataset_name", "the evaluator's build", True),
+    ("dataloader.evaluator", "the evaluator's build", True),
+    ("train.max_iter", "the run", False),
+    ("train.output_dir", "the run", True),
+    ("train.init_checkpoint", "the run", True),
+    ("train.device", "the run", True),
+    ("train.seed", "the run", False),
+    ("train.amp.enabled", "the run", False),
+    ("train", "the run", True),
+    ("train.checkpointer.max_to_keep", "the checkpointer's build", False),
+    ("train.ddp.broadcast_buffers", "the DDP wrapper's build", False),
+    ("train.dropblock_schedule.end_iter", "the DropBlock schedule's build", False),
+    ("optimizer.lr", "the optimizer's build", False),
+    ("optimizer.params.weight_decay_norm", "the optimizer's build", False),
+    ("lr_multiplier.warmup_length", "the LR schedule's build", False),
+    ("lr_multiplier.scheduler.start_value", "the LR schedule's build", False),
+]
+
+
+def _set(cfg, key, value):
+    from omegaconf import OmegaConf
+
+    parent, _, last = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    node[int(last) if last.isdigit() else last] = value
+
+
+@pytest.mark.parametrize("key, reader, evaluated", _READ_KEYS)
+def test_an_interpolation_the_run_reads_that_does_not_resolve_is_refused_naming_the_key(key, reader, evaluated):
+    # As the model's: OmegaConf's error came out of the checks (or, for what they did not
+    # read, out of the run: the test loader's and the evaluator's after the whole training),
+    # naming the key only on a line of its own ("full_key: dataloader.test.mapper.image_format").
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    refusal = (rf"^{re.escape(key)}=\$\{{nope\}}: InterpolationKeyError: Interpolation key 'nope' not found "
+               rf"\({re.escape(reader)} reads it: point it to a key that has a value\)$")
+    for train in (True, False) if evaluated else (True,):
+        cfg = lazy_cfg(SYNTHETIC)
+        _set(cfg, key, "${nope}")
+        with pytest.raises(ValueError, match=refusal):
+            check_lazy_config_before_run(cfg, train=train, check_files=False)
+
+
+def test_the_training_parts_interpolations_are_not_refused_for_an_evaluation():
+    # An evaluation reads neither the training loader nor the optimizer, schedule or checkpointer.
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    cfg = lazy_cfg(SYNTHETIC)
+    for key, _, evaluated in _READ_KEYS:
+        if not evaluated and not key.startswith(("dataloader.train.mapper", "dataloader.train")):
+            _set(cfg, key, "${nope}")
+    cfg.dataloader.train.total_batch_size = "${nope}"
+    cfg.dataloader.train.mapper.augmentations = "${nope}"
+    check_lazy_config_before_run(cfg, train=False, check_files=False)
+    # ... but the test mapper reads the training mapper's image format in this config:
+    # refused at the key the test loader reads it through.
+    cfg.dataloader.train.mapper.image_format = "${nope}"
+    with pytest.raises(ValueError, match=r"^dataloader\.test\.mapper\.image_format=\$\{\.\.\.train\.mapper\.image_format\}: "
+                                         r"InterpolationKeyError: Interpolation key 'nope' not found \(the test loader's"):
+        check_lazy_config_before_run(cfg, train=False, check_files=False)
+
+
+def test_an_unresolved_interpolation_outside_the_model_is_refused_as_the_models_other_ways():
+    from detectron2.config import LazyCall as L
+    from omegaconf import OmegaConf
+
+    from dropblock_det.engine.evaluation import dataset_evaluator
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    # To a value left at '???' (to be given on the command line).
+    cfg = lazy_cfg(SYNTHETIC)
+    cfg.side = "???"
+    cfg.dataloader.test.mapper.augmentations[0].short_edge_length = "${side}"
+    with pytest.raises(ValueError, match=r"^dataloader\.test\.mapper\.augmentations\.0\.short_edge_length=\$\{side\}: "
+                                         r"InterpolationToMissingValueError: .*Missing mandatory value: side "
+                                         r"\(the test loader's build reads it"):
+        check_lazy_config_before_run(cfg, train=False, check_files=False)
+    # In a node the loader reads through an interpolation: named at the key the loader reads.
+    cfg = lazy_cfg(SYNTHETIC)
+    cfg.mapper = OmegaConf.to_container(cfg.dataloader.test.mapper)
+    cfg.mapper["image_format"] = "${nope}"
+    cfg.dataloader.test.mapper = "${mapper}"
+    with pytest.raises(ValueError, match=r"^dataloader\.test\.mapper\.image_format=\$\{nope\}: InterpolationKeyError: "):
+        check_lazy_config_before_run(cfg, train=False, check_files=False)
+    # An entry of a list of evaluators.
+    cfg = lazy_cfg(SYNTHETIC)
+    cfg.dataloader.evaluator = [L(dataset_evaluator)(dataset_name="synthetic_det_val"), "${nope}"]
+    with pytest.raises(ValueError, match=r"^dataloader\.evaluator\.1=\$\{nope\}: InterpolationKeyError: .*"
+                                         r"\(the evaluator's build reads it"):
+        check_lazy_config_before_run(cfg, train=False, check_files=False)
+
+
+@pytest.mark.parametrize("key, reader, evaluated", _READ_KEYS)
+def test_an_interpolation_the_run_reads_that_resolves_is_accepted_and_judged_by_its_value(key, reader, evaluated):
+    # The same keys read through an interpolation that resolves (to the value the config
+    # has, written elsewhere): accepted as before, for training and evaluation.
+    from omegaconf import OmegaConf
 
     from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
 
     cfg = lazy_cfg(SYNTHETIC)
-    cfg.dataloader.train.mapper.augmentations[0].short_edge_length = "${nowhere}"
-    with pytest.raises(InterpolationKeyError, match=r"(?s)'nowhere' not found.*full_key: "
-                                                    r"dataloader\.train\.mapper\.augmentations\[0\]\.short_edge_length"):
+    value = OmegaConf.select(cfg, key)
+    if key in ("dataloader.test", "dataloader.evaluator"):
+        # Beside it: its own relative interpolations (${...train.mapper.image_format}) read from there.
+        cfg.dataloader[key.split(".")[1] + "_elsewhere"] = value
+        _set(cfg, key, f"${{{key}_elsewhere}}")
+    else:
+        cfg.elsewhere = {"value": value}
+        _set(cfg, key, "${elsewhere.value}")
+    for train in (True, False):
+        check_lazy_config_before_run(cfg, train=train, check_files=False)
+
+
+def test_values_read_through_interpolations_that_resolve_are_judged_and_keys_nothing_reads_are_left():
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    cfg = lazy_cfg(SYNTHETIC)
+    # configs/common's way of giving the evaluator a folder, a string with an interpolation.
+    cfg.dataloader.evaluator.output_dir = "${train.output_dir}/inference"
+    cfg.sets = {"train": "synthetic_det_train"}
+    cfg.dataloader.train.dataset.names = "${sets.train}"
+    cfg.batch = 8
+    cfg.dataloader.train.total_batch_size = "${batch}"
+    # Read by nothing (not the run, not the build): not looked into.
+    cfg.notes = "${nope}"
+    cfg.train.notes = "${nope}"
+    check_lazy_config_before_run(cfg, check_files=False)
+    # The value an interpolation resolves to is what is judged.
+    cfg.batch = 0
+    with pytest.raises(ValueError, match=r"^dataloader\.train\.total_batch_size=0: expected an integer >= 1"):
         check_lazy_config_before_run(cfg, check_files=False)
 
 

@@ -80,6 +80,15 @@ def test_eval_only_without_weights_is_refused_before_anything_is_written(tool, t
     assert not out.exists()
 
 
+def test_an_output_dir_interpolation_that_does_not_resolve_is_refused_in_one_line(tool, tmp_path):
+    # The tool reads train.output_dir before the checks (for --resume): OmegaConf's 3-line
+    # InterpolationKeyError came out of it, where the checks refuse such a key in one line.
+    for flags in ([], ["--eval-only"], ["--resume"]):
+        with pytest.raises(ValueError, match=r"^train\.output_dir=\$\{nope\}: InterpolationKeyError: Interpolation key "
+                                             r"'nope' not found \(the run reads it: point it to a key that has a value\)$"):
+            tool.main(_parse(tool, tmp_path / "never", flags, ["train.output_dir=${nope}"]))
+
+
 def test_eval_only_without_an_evaluator_is_refused_before_anything_is_written(trained, tool, tmp_path):
     # do_test ran the inference (or not even that), scored it with nothing and said nothing.
     out, _ = trained
