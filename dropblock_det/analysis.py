@@ -247,14 +247,17 @@ def first_lazy_test_dataset(cfg: Any, config_file: str) -> str:
     evaluator names another dataset than the one the test loader then loads."""
     from omegaconf import OmegaConf
 
+    from .engine.lazy_config_checks import lazy_config_value
+
+    # (an interpolation that does not resolve is refused in one line naming its key)
     key = "dataloader.test.dataset.names"
-    names = OmegaConf.select(cfg, key, default=None)
+    names = lazy_config_value(cfg, key)
     names = [names] if isinstance(names, str) else list(names or [])
     if not names:
         raise ValueError(f"{key} is empty or missing in {config_file} (+ opts): an analysis evaluates "
                          "on its first dataset")
     OmegaConf.update(cfg, key, names[0], merge=False)
-    evaluated = OmegaConf.select(cfg, "dataloader.evaluator.dataset_name", default=None)
+    evaluated = lazy_config_value(cfg, "dataloader.evaluator.dataset_name")
     if evaluated is not None and evaluated != names[0]:
         # Predictions of one dataset scored against another's annotations.
         raise ValueError(f"dataloader.evaluator.dataset_name={evaluated!r} in {config_file} (+ opts) is not "

@@ -116,14 +116,13 @@ def lazy_robustness_config(config_file: str, opts: Sequence[str], output_dir: Op
     interpolates the training run's train.output_dir, whose predictions these would
     replace. The model is the config's as it is: DropBlock is not inserted (a LazyConfig has
     no switch to turn on), so a config without regularizers is refused by the caller."""
-    from omegaconf import OmegaConf
-
     from dropblock_det.analysis import first_lazy_test_dataset
-    from dropblock_det.engine.lazy_config_checks import load_lazy_config
+    from dropblock_det.engine.lazy_config_checks import lazy_config_value, load_lazy_config
 
     cfg = load_lazy_config(config_file, opts)
     dataset = first_lazy_test_dataset(cfg, config_file)
-    if OmegaConf.select(cfg, "dataloader.evaluator", default=None) is None:
+    # (an interpolation that does not resolve is refused in one line naming its key)
+    if lazy_config_value(cfg, "dataloader.evaluator") is None:
         # do_test returns None without one: there would be no metric to tabulate.
         raise ValueError(f"{config_file} (+ opts) has no dataloader.evaluator: the analysis scores each "
                          "evaluation with it (e.g. L(dataset_evaluator)(dataset_name=..., output_dir=...))")

@@ -208,13 +208,20 @@ def lazy_stock_config_text(args: argparse.Namespace) -> Tuple[str, str, List[str
     from omegaconf import OmegaConf
 
     from dropblock_det.deploy import in_lazy_eval_nodes, lazy_plugin_nodes, lazy_stock_config
-    from dropblock_det.engine.lazy_config_checks import lazy_meta_model, load_lazy_config
+    from dropblock_det.engine.lazy_config_checks import (
+        check_lazy_interpolations_resolve,
+        lazy_meta_model,
+        load_lazy_config,
+    )
     from dropblock_det.engine.checkpoint import is_url, local_checkpoint
 
     if not args.output.endswith((".yaml", ".yml")):
         raise ValueError(f"--output {args.output!r}: a LazyConfig is written as YAML (what "
                          "detectron2's LazyConfig.load reads besides .py): give a .yaml or .yml name")
     cfg = load_lazy_config(args.config_file, args.opts)
+    # The stock config is made from every key: one that does not resolve is named in one line,
+    # where OmegaConf's 3-line error came out of the rewrite.
+    check_lazy_interpolations_resolve(cfg)
     weights = OmegaConf.select(cfg, "train.init_checkpoint", default="") or ""
     if weights and not is_url(weights):
         local_checkpoint("train.init_checkpoint", weights)

@@ -25,7 +25,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.engine import hooks
 from detectron2.evaluation import COCOEvaluator, SemSegEvaluator
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
 
 from ..config import check_channels, check_feature_names, check_norm
 from ..data.file_errors import ANNOTATION_FIELDS, check_evaluation_files, missing_annotation_field
@@ -87,6 +87,7 @@ __all__ = [
     "check_lazy_resnet_stages",
     "check_lazy_rcnn_mapper",
     "check_lazy_rcnn_training_data",
+    "check_lazy_interpolations_resolve",
     "check_override_key",
     "instantiate_naming_key",
     "is_lazy_config_file",
@@ -1195,6 +1196,14 @@ def _building(key: str, build):
     component refuses, an unknown argument, an assertion)."""
     try:
         return build()
+    except InterpolationResolutionError as e:
+        # One in a plain dict its component resolves while it builds (optimizer.params.overrides):
+        # the walk before the build does not look into those. OmegaConf's message named the
+        # key only on a line of its own.
+        node = getattr(e, "child_node", None)
+        if not (getattr(e, "full_key", None) and node is not None and node._is_interpolation()):
+            raise ValueError(f"{key}: {error_description(e)}") from None
+        raise ValueError(_unresolved_message(e.full_key, node._value(), e)) from None
     except (ValueError, TypeError, AssertionError, KeyError) as e:
         raise ValueError(f"{key}: {error_description(e)}") from None
 
@@ -1448,6 +1457,18 @@ def lazy_config_value(cfg: DictConfig, key: str, default: Any = None) -> Any:
             return default
         at, node, _ = found
     return node
+
+
+def check_lazy_interpolations_resolve(node: Any, key: str = "") -> None:
+    """Refuse (ValueError, the one line of :func:`_unresolved_message`, naming the key) an
+    interpolation anywhere under `node` (at `key`; the whole config by default) that does not
+    resolve: for a tool that reads every key, as exporting the stock config does, where the
+    run reads only what it builds (:func:`check_lazy_config_before_run`). A node read
+    through an interpolation is looked into where it is written."""
+    if isinstance(node, (DictConfig, ListConfig)):
+        for child_key, child, interpolation in _children(node, key, _refuse_unresolved):
+            if not interpolation:
+                check_lazy_interpolations_resolve(child, child_key)
 
 
 def _check_resolves(cfg: DictConfig, key: str, unpacked: bool = False) -> None:

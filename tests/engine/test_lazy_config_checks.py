@@ -1380,6 +1380,25 @@ def test_an_interpolation_the_run_reads_that_does_not_resolve_is_refused_naming_
             check_lazy_config_before_run(cfg, train=train, check_files=False)
 
 
+def test_an_interpolation_in_a_plain_dict_its_component_resolves_is_refused_in_one_line():
+    # get_default_optimizer_params resolves overrides={"bias": {"lr": ...}} while the optimizer
+    # builds (the walk before leaves a plain dict to its component): OmegaConf's 3-line error,
+    # "optimizer: InterpolationKeyError: ...\n    full_key: optimizer.params.overrides.bias.lr".
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run, load_lazy_config
+
+    opt = '+optimizer.params.overrides={bias: {lr: "${nope}"}}'
+    with pytest.raises(ValueError, match=r"^optimizer\.params\.overrides\.bias\.lr=\$\{nope\}: InterpolationKeyError: "
+                                         r"Interpolation key 'nope' not found \(the optimizer's build reads it: "
+                                         r"point it to a key that has a value\)$"):
+        check_lazy_config_before_run(load_lazy_config(SYNTHETIC, [opt]), check_files=False)
+    # Resolving, it is accepted; another error of the build keeps the node's key.
+    check_lazy_config_before_run(load_lazy_config(SYNTHETIC, [opt.replace("${nope}", "${optimizer.lr}")]),
+                                 check_files=False)
+    with pytest.raises(ValueError, match=r"^optimizer: "):
+        check_lazy_config_before_run(load_lazy_config(SYNTHETIC, ["+optimizer.params.overrides={bias: 3}"]),
+                                     check_files=False)
+
+
 def test_the_training_parts_interpolations_are_not_refused_for_an_evaluation():
     # An evaluation reads neither the training loader nor the optimizer, schedule or checkpointer.
     from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run

@@ -453,6 +453,23 @@ def test_a_lazy_config_to_be_written_under_a_name_lazyconfig_load_does_not_read_
     assert not out.exists()
 
 
+@pytest.mark.parametrize("opt, named", [
+    ("train.init_checkpoint=${nope}", r"train\.init_checkpoint=\$\{nope\}"),
+    # Read through the evaluator's output_dir: named where the reading starts, its text leading on.
+    ("train.output_dir=${nope}", r"dataloader\.evaluator\.output_dir=\$\{train\.output_dir\}/inference"),
+    ("optimizer.lr=${nope}", r"optimizer\.lr=\$\{nope\}"),
+    ("+notes={a: [1, '${nope}']}", r"notes\.a\.1=\$\{nope\}"),  # a key of the user's own: exported too
+])
+def test_a_lazy_interpolation_that_does_not_resolve_is_refused_in_one_line_before_writing(tmp_path, opt, named):
+    # The export reads every key (the tool itself read train.init_checkpoint first): OmegaConf's
+    # 3-line error, "full_key: ..." on a line of its own.
+    out = tmp_path / "stock_config.yaml"
+    with pytest.raises(ValueError, match=rf"^{named}: InterpolationKeyError: Interpolation key 'nope' not found "
+                                         r"\(.* reads it: point it to a key that has a value\)$"):
+        load_tool("export_stock_config").main(["--config-file", SYNTHETIC_LAZY, "--output", str(out), opt])
+    assert not out.exists()
+
+
 def test_weights_given_on_the_command_line_are_found_in_either_opts_form():
     # The advice "is the config file's own (where training started)" is for weights not given;
     # hydra's `+key=value` gives them too.

@@ -99,6 +99,14 @@ def test_lazy_robustness_evaluates_the_first_test_dataset_only(checkpoints, tmp_
         tool.lazy_robustness_config(LAZY_CONFIG, ["dataloader.test.dataset.names=[]"])
 
 
+def test_lazy_robustness_refuses_an_evaluator_interpolation_that_does_not_resolve_in_one_line():
+    # It read dataloader.evaluator before any check: OmegaConf's 3-line error.
+    tool = load_tool("analyze_robustness")
+    with pytest.raises(ValueError, match=r"^dataloader\.evaluator=\$\{nope\}: InterpolationKeyError: "
+                                         r"Interpolation key 'nope' not found \(the evaluator's build reads it"):
+        tool.lazy_robustness_config(LAZY_CONFIG, ["dataloader.evaluator=${nope}"])
+
+
 @pytest.mark.parametrize("opts, keep_probs, error, match", [
     # No regularizer anywhere (the res4/res5 ones are the only ones the synthetic twin has).
     (["model.backbone.bottom_up.stages.dropblock_stages=[]", "model.backbone.bottom_up.stages.stage_drop_scales=[]"],
