@@ -147,7 +147,11 @@ def _lazy_sweep(args: argparse.Namespace) -> _SweepKind:
 
     from dropblock_det.analysis import first_lazy_test_dataset, sweep_cell_dir
     from dropblock_det.engine.lazy import do_train
-    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run, load_lazy_config
+    from dropblock_det.engine.lazy_config_checks import (
+        check_lazy_config_before_run,
+        lazy_config_value,
+        load_lazy_config,
+    )
     from dropblock_det.engine.checkpoint import last_checkpoint
     from dropblock_det.layers import iter_regularizers
 
@@ -159,11 +163,14 @@ def _lazy_sweep(args: argparse.Namespace) -> _SweepKind:
     # The cells set dropblock.block_size / dropblock.keep_prob: without the node, or with a
     # model that copies it nowhere, every cell would be the same training. Checked before the
     # model is built: a config without it fails there on the model's "${dropblock}".
-    if not isinstance(base.get("dropblock"), DictConfig):
+    # (read through lazy_config_value: an interpolation there that does not resolve is named in one line)
+    if not isinstance(lazy_config_value(base, "dropblock"), DictConfig):
         raise _no_dropblock_error(
             args.config_file, "has no top-level `dropblock` node (the regularizer every DropBlock of "
             "configs/common/models copies, \"${dropblock}\"), which each cell sets", "use a DropBlock config")
-    model_text = json.dumps(OmegaConf.to_container(base.model, resolve=False), default=str)
+    model = lazy_config_value(base, "model")
+    model_text = json.dumps(OmegaConf.to_container(model, resolve=False) if isinstance(model, DictConfig) else model,
+                            default=str)
     # (absolute or relative: "${dropblock}", "${.....dropblock}"; cell_config checks that the
     # regularizers follow it)
     if not re.search(r"\$\{\.*dropblock\}", model_text):

@@ -301,6 +301,11 @@ model, dataloader, optimizer, lr_multiplier, train = (
     (None, ["model.backbone.bottom_up.stages.dropblock_stages=[]", "model.backbone.bottom_up.stages.stage_drop_scales=[]"],
      r"retinanet_R18_GN_dropblock_res45_kp0\.9_b3\.py \(with the opts given\) builds a model with no DropBlock"),
     (None, ["dataloader.test.dataset.names=[]"], r"dataloader\.test\.dataset\.names is empty"),
+    # An interpolation the sweep reads first that does not resolve: one line, not OmegaConf's three.
+    (None, ["dropblock=${nope}"], r"^dropblock=\$\{nope\}: InterpolationKeyError: .*\(the run reads it"),
+    (None, ["model=${nope}"], r"^model=\$\{nope\}: InterpolationKeyError: .*\(the model's build reads it"),
+    (None, ["dataloader.test.dataset.names=${nope}"],
+     r"^dataloader\.test\.dataset\.names=\$\{nope\}: InterpolationKeyError: .*\(the test loader's build"),
 ])
 def test_a_lazy_sweep_without_dropblock_is_refused_before_any_training(tiny_datasets, tmp_path, monkeypatch,
                                                                       change, opts, match):
