@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import detectron2.utils.comm as comm
 import torch
+import yaml
 from detectron2.config import CfgNode, get_cfg
 from detectron2.data import DatasetCatalog
 from omegaconf import ListConfig, OmegaConf
@@ -94,6 +95,28 @@ def missing_config_file(config_file: str) -> str:
     return "is a folder, not a config file" if config_file and Path(config_file).is_dir() else "does not exist"
 
 
+def _config_file_not_a_mapping(config_file: str) -> Optional[Tuple[str, Any]]:
+    """(path, document) of the first file in `config_file`'s _BASE_ chain whose YAML document
+    is not a mapping, which yacs fails on with a bare TypeError / AttributeError; None when
+    there is none (that error is then something else)."""
+    path, seen = config_file, set()
+    while path not in seen:
+        seen.add(path)
+        try:
+            with open(path) as f:
+                doc = yaml.unsafe_load(f)  # as detectron2 reads it: configs may hold python tags
+        except Exception:
+            return None
+        if not isinstance(doc, dict):
+            return path, doc
+        base = doc.get("_BASE_")
+        if not isinstance(base, str):
+            return None
+        base = os.path.expanduser(base)  # detectron2's CfgNode.load_yaml_with_base's resolution
+        path = base if base.startswith(("/", "https://", "http://")) else os.path.join(os.path.dirname(path), base)
+    return None
+
+
 def load_config(config_file: str, opts: Sequence[str] = (), extra_setup=None) -> CfgNode:
     """get_cfg -> add_dropblock_config -> [extra_setup(cfg)] -> merge file -> merge opts.
 
@@ -128,6 +151,16 @@ def load_config(config_file: str, opts: Sequence[str] = (), extra_setup=None) ->
                            "known keys)") from None
         except ValueError as e:  # type mismatch
             raise ValueError(f"config file {config_file!r}: {e}{_type_mismatch_advice(str(e))}") from None
+        except yaml.YAMLError as e:  # PyYAML's message spans lines; its mark names the file (or a _BASE_)
+            raise ValueError(f"config file {config_file!r} is not valid YAML: {' '.join(str(e).split())}") from None
+        except (TypeError, AttributeError):  # yacs on a document that is no mapping (empty: None)
+            not_a_mapping = _config_file_not_a_mapping(config_file)
+            if not_a_mapping is None:
+                raise
+            path, doc = not_a_mapping
+            holds = "nothing" if doc is None else f"a {type(doc).__name__}"
+            where = f"config file {config_file!r}" + (f": its _BASE_ {path!r}" if path != config_file else "")
+            raise ValueError(f"{where} holds {holds}, not a mapping of config keys (KEY: value lines)") from None
         except FileNotFoundError as e:  # the file exists (checked above): a _BASE_ does not
             if not e.filename:
                 raise

@@ -722,6 +722,32 @@ def test_a_lazy_runs_config_yaml_is_told_from_a_yacs_config_with_an_unknown_key(
         load_config(str(yacs))
 
 
+def test_a_config_file_that_is_not_a_yaml_mapping_is_named_in_one_line(tmp_path):
+    # A YAML syntax error, or a file that holds no KEY: value mapping (empty, a list, a
+    # string), failed with a traceback from PyYAML or yacs (TypeError "argument of type
+    # 'NoneType' is not iterable", AttributeError "'list' object has no attribute 'items'"):
+    # no refusal type, so train_net.py printed the whole traceback.
+    from dropblock_det.engine.config_checks import load_config
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("MODEL:\n  DROPBLOCK:\n    STAGES: [res4\n")
+    with pytest.raises(ValueError, match=rf"^config file '{re.escape(str(broken))}' is not valid YAML: .*line \d+, "
+                                         r"column \d+$"):
+        load_config(str(broken))
+    for name, text, holds in (("empty.yaml", "", "nothing"), ("list.yaml", "- a\n", "a list"),
+                              ("text.yaml", "just a sentence\n", "a str")):
+        config = tmp_path / name
+        config.write_text(text)
+        with pytest.raises(ValueError, match=rf"^config file '{re.escape(str(config))}' holds {holds}, not a "
+                                             r"mapping of config keys"):
+            load_config(str(config))
+    leaf = tmp_path / "leaf.yaml"  # the empty file is a _BASE_: named beside the file given
+    leaf.write_text("_BASE_: empty.yaml\nSOLVER:\n  MAX_ITER: 3\n")
+    with pytest.raises(ValueError, match=rf"^config file '{re.escape(str(leaf))}': its _BASE_ "
+                                         rf"'{re.escape(str(tmp_path / 'empty.yaml'))}' holds nothing"):
+        load_config(str(leaf))
+
+
 def test_keys_extra_setup_adds_can_be_set_by_the_config_file_and_the_opts(tmp_path):
     # extra_setup runs before the file is merged (as detectron2 projects add their keys):
     # after it, a file setting the key failed with "Non-existent config key".
