@@ -377,13 +377,16 @@ def check_resume_optimizer(checkpoint: Dict[str, Any], optimizer: torch.optim.Op
 def check_checkpoint_fits(model: Optional[torch.nn.Module], path: str, what: str, advice: str = "",
                           max_iter: Optional[Tuple[str, int]] = None) -> Dict[str, Any]:
     """The checkpoint at local `path` (`what` loads it: "--resume", a config key) against the
-    model (None: not checked): RuntimeError naming the file when it cannot be read;
+    model (None: not checked): RuntimeError naming `what` and the file when it cannot be read;
     CheckpointMismatchError naming every key that does not fit (with `advice`); with
     `max_iter` (its key, its value) ValueError when the checkpoint has trained that many
     iterations or more (a finished run's model_final is saved at iteration max_iter - 1), so
     that resuming would train nothing and only evaluate the earlier model again, overwriting
     the run's config.yaml and predictions. Returns the checkpoint (:func:`read_checkpoint`)."""
-    checkpoint = read_checkpoint(path)
+    try:
+        checkpoint = read_checkpoint(path)
+    except RuntimeError as e:  # it names the file, not the key or flag that gave it
+        raise RuntimeError(f"{what}: {e}") from e.__cause__
     problems = state_dict_problems(model, checkpoint["model"]) if model is not None else []
     if problems:
         raise CheckpointMismatchError(

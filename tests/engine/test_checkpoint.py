@@ -120,6 +120,20 @@ def test_weights_that_are_no_checkpoint_are_told_from_a_damaged_one(tmp_path, co
         read_checkpoint(str(path))
 
 
+def test_an_unreadable_checkpoint_to_load_is_named_with_the_key_or_flag_that_gives_it(tmp_path):
+    # --eval-only's MODEL.WEIGHTS and --resume's checkpoint were refused naming the file alone,
+    # where a training's unreadable MODEL.WEIGHTS names the key too.
+    from dropblock_det.engine.checkpoint import check_checkpoint_fits, check_eval_checkpoint
+
+    path = tmp_path / "model.pth"
+    path.write_bytes(b"garbage")
+    with pytest.raises(RuntimeError, match=r"^MODEL\.WEIGHTS: '.*model\.pth' is not a checkpoint: its first bytes"):
+        check_eval_checkpoint(torch.nn.Linear(1, 1), str(path), "MODEL.WEIGHTS")
+    path.write_bytes(b"")
+    with pytest.raises(RuntimeError, match=r"^--resume: checkpoint '.*model\.pth' cannot be read, it is truncated"):
+        check_checkpoint_fits(torch.nn.Linear(1, 1), str(path), "--resume")
+
+
 def test_starting_weights_are_read_as_the_trainer_reads_them(tmp_path):
     # A detectron2 model-zoo .pkl (a pickle of numpy arrays, which torch.load refuses) is
     # read as detectron2 reads it; a damaged one, and a damaged .pth, are named with the key.

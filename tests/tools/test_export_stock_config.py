@@ -171,6 +171,19 @@ def test_a_checkpoint_that_does_not_fit_is_refused_before_writing(trained_run):
     assert not output.exists()
 
 
+def test_a_damaged_checkpoint_is_refused_naming_the_key(trained_run):
+    # The weights were read with the file's name alone: "'.../damaged.pth' cannot be read",
+    # where train_net.py's refusal of the same file names MODEL.WEIGHTS.
+    run, _ = trained_run
+    output = run / "stock_config.yaml"
+    (run / "damaged.pth").write_bytes((run / "model_final.pth").read_bytes()[:200])
+    with pytest.raises(RuntimeError, match=r"^MODEL\.WEIGHTS='.*damaged\.pth': checkpoint '.*damaged\.pth' cannot "
+                                           r"be read, it is truncated or corrupt"):
+        load_tool("export_stock_config").main(["--config-file", str(run / "config.yaml"), "--output", str(output),
+                                               "MODEL.WEIGHTS", str(run / "damaged.pth")])
+    assert not output.exists()
+
+
 def test_relative_weights_are_written_absolute_and_load_from_another_folder(trained_run, tmp_path, monkeypatch):
     # detectron2 reads MODEL.WEIGHTS relative to the working directory, not to the file:
     # the README runs export_model.py from a detectron2 checkout.
