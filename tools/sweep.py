@@ -90,6 +90,24 @@ class _SweepKind(NamedTuple):
     base_seed: int = -1  # its value in the config and opts given
 
 
+# The values each cell sets itself (yacs keys, a LazyConfig's), and the flag that gives them:
+# given as opts, they were overwritten in every cell without a word (OUTPUT_DIR sw: the cells
+# trained in the default output/sweep).
+_CELL_SET_KEYS = {"OUTPUT_DIR": "--output-dir", "MODEL.DROPBLOCK.BLOCK_SIZE": "--block-sizes",
+                  "MODEL.DROPBLOCK.KEEP_PROB": "--keep-probs", "train.output_dir": "--output-dir",
+                  "dropblock.block_size": "--block-sizes", "dropblock.keep_prob": "--keep-probs"}
+
+
+def _refuse_opts_the_cells_set(opts: Sequence[str], lazy: bool) -> None:
+    """ValueError naming the opt and the flag to give instead for an opt that every cell sets."""
+    pairs = ([tuple(o.split("=", 1)) for o in opts if "=" in o] if lazy
+             else list(zip(opts[0::2], opts[1::2])))
+    for key, value in pairs:
+        flag = _CELL_SET_KEYS.get(key.lstrip("+~") if lazy else key)
+        if flag is not None:
+            raise ValueError(f"{key} {value!r} is set by each cell from {flag}: give {flag} {value} instead")
+
+
 def _no_dropblock_error(config_file: str, what: str, fix: str) -> ValueError:
     # The grid changes block_size and keep_prob only: every cell would be one baseline.
     return ValueError(f"{config_file} (with the opts given) {what}, so every cell would train the same "
@@ -261,7 +279,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[Tuple[int, float], float]
     cells = sweep_cells(args.block_sizes, args.keep_probs, names=("--block-sizes", "--keep-probs"))
     check_matplotlib()  # the heatmap is drawn after every cell has trained
     # The one place the config kind is chosen: a Python config, or a LazyConfig run's config.yaml.
-    kind = (_lazy_sweep if is_lazy_config_file(args.config_file) else _yacs_sweep)(args)
+    lazy = is_lazy_config_file(args.config_file)
+    _refuse_opts_the_cells_set(args.opts, lazy)
+    kind = (_lazy_sweep if lazy else _yacs_sweep)(args)
     if kind.base_seed < 0:
         # Each cell would draw its own seed: other initial weights and data order per cell.
         warnings.warn(f"{kind.seed_key}={kind.base_seed} (a random seed per cell): the cells differ by more than "

@@ -755,6 +755,24 @@ def test_a_cell_given_twice_is_trained_once_and_bad_block_sizes_are_refused(tmp_
     assert sweep_cells([3], [1.0]) == [(3, 1.0)]  # no drop: the grid's baseline column
 
 
+@pytest.mark.parametrize("config, opts, match", [
+    (DB_CONFIG, ["OUTPUT_DIR", "sw"], r"OUTPUT_DIR 'sw' is set by each cell from --output-dir: give --output-dir sw"),
+    (DB_CONFIG, ["MODEL.DROPBLOCK.KEEP_PROB", "0.8"],
+     r"MODEL\.DROPBLOCK\.KEEP_PROB '0\.8' is set by each cell from --keep-probs: give --keep-probs 0\.8"),
+    (str(REPO / "configs" / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3.py"), ["train.output_dir=sw"],
+     r"train\.output_dir 'sw' is set by each cell from --output-dir: give --output-dir sw"),
+    (str(REPO / "configs" / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3.py"), ["dropblock.block_size=5"],
+     r"dropblock\.block_size '5' is set by each cell from --block-sizes: give --block-sizes 5"),
+])
+def test_an_opt_that_each_sweep_cell_sets_is_refused_naming_its_flag(tmp_path, config, opts, match):
+    # Each cell sets these itself: given as opts they were overwritten without a word
+    # (OUTPUT_DIR sw: the cells trained in the default output/sweep).
+    with pytest.raises(ValueError, match=rf"^{match}"):
+        load_tool("sweep").main(["--config-file", config, "--block-sizes", "3", "--keep-probs", "0.9",
+                                 "--output-dir", str(tmp_path / "sweep")] + opts)
+    assert not (tmp_path / "sweep").exists()
+
+
 def test_two_keep_probs_sharing_a_cell_folder_are_refused():
     # The folder keeps 6 significant digits: the second value would have resumed the
     # first's training (its checkpoint, its fingerprint aside) as a cell of its own.
