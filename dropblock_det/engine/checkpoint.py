@@ -57,7 +57,12 @@ def _naming_the_file(path: str, read: Callable[[str], Dict[str, Any]]) -> Dict[s
     try:
         return read(path)
     except Exception as e:  # noqa: BLE001 - torch, pickle and zip raise many kinds
-        reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        # torch's weights_only refusal opens with "Re-running torch.load with weights_only set to
+        # False will likely succeed", untrue of a damaged or foreign file: its own error follows.
+        detail = next((lines[i + 1] for i, line in enumerate(lines[:-1])
+                       if line.endswith("WeightsUnpickler error:")), None)
+        reason = f"{type(e).__name__}: {detail or (lines[0] if lines else '')}"
         refused_global = [line.strip().split(" by default.")[0] + " by default."
                           for line in str(e).splitlines() if "Unsupported global" in line]
         if refused_global:

@@ -134,6 +134,20 @@ def test_an_unreadable_checkpoint_to_load_is_named_with_the_key_or_flag_that_giv
         check_checkpoint_fits(torch.nn.Linear(1, 1), str(path), "--resume")
 
 
+def test_a_file_that_is_no_checkpoint_is_not_said_to_load_with_weights_only_false(tmp_path):
+    # torch's weights_only refusal opens with "Re-running torch.load with weights_only set to
+    # False will likely succeed", which the refusal quoted for a file of any bytes, where it
+    # fails too: its own error ("Unsupported operand ...") is what is wrong with the file.
+    from dropblock_det.engine.checkpoint import read_checkpoint
+
+    path = tmp_path / "weights.pth"
+    path.write_bytes(b"garbage")
+    with pytest.raises(RuntimeError, match=r"is not a checkpoint: its first bytes b'garb' .*\(UnpicklingError: "
+                                           r"Unsupported operand") as refused:
+        read_checkpoint(str(path))
+    assert "will likely succeed" not in str(refused.value)
+
+
 def test_starting_weights_are_read_as_the_trainer_reads_them(tmp_path):
     # A detectron2 model-zoo .pkl (a pickle of numpy arrays, which torch.load refuses) is
     # read as detectron2 reads it; a damaged one, and a damaged .pth, are named with the key.
