@@ -118,12 +118,21 @@ def _require_registered(name: str) -> None:
 
     registered = DatasetCatalog.list()
     if name not in registered:
-        # The nearest names say what a typo meant; the first names in alphabetical order
-        # (ade20k_..., cityscapes_...) say nothing.
-        close = difflib.get_close_matches(name, registered, n=5, cutoff=0.6)
-        hint = (f"did you mean {', '.join(close)}?" if close
-                else f"none of the {len(registered)} registered names is close (DatasetCatalog.list())")
-        raise KeyError(f"dataset {name!r} is not registered with detectron2; {hint}")
+        raise KeyError(f"dataset {name!r} is not registered with detectron2; {closest_registered_names(name)}")
+
+
+def closest_registered_names(name: str, list_all: bool = False) -> str:
+    """"did you mean a, b?" with the registered dataset names closest to `name` (a typo's
+    meaning; the first names in alphabetical order, ade20k_..., cityscapes_..., say
+    nothing); where none is close, that, and with `list_all` every registered name."""
+    from detectron2.data import DatasetCatalog
+
+    registered = sorted(DatasetCatalog.list())
+    close = difflib.get_close_matches(name, registered, n=5, cutoff=0.6)
+    if close:
+        return f"did you mean {', '.join(close)}?"
+    return (f"none of the {len(registered)} registered names is close"
+            + (f": {', '.join(registered)}" if list_all else " (DatasetCatalog.list())"))
 
 
 def _paths_from_metadata(name: str) -> List[Path]:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, SYNTH_CONFIG, synthetic_cfg
+from conftest import CONFIGS, LAZY_TWINS, REPO, SYNTH_CONFIG, lazy_cfg, synthetic_cfg
 
 
 @pytest.mark.parametrize("opts", [["MODEL.DROPBLOCK.KEEP_PROB=0.8"], ["SOLVER.MAX_ITER=5", "model.dropblock.keep_prob=0.8"]])
@@ -691,6 +691,29 @@ def test_the_run_check_names_an_unregistered_training_dataset_only_for_training(
     with pytest.raises(KeyError, match=r"DATASETS\.TRAIN names 'dropblock_no_such_train'"):
         check_config_before_run(cfg, check_files=False)
     check_config_before_run(cfg, train=False, check_files=False)  # an evaluation needs no training data
+
+
+def test_a_misspelt_dataset_name_is_told_the_closest_registered_ones_and_no_close_one_all_of_them():
+    # Every registered name (about 60) followed the key, and the one meant was not said.
+    from detectron2.data import DatasetCatalog
+
+    from dropblock_det.engine.config_checks import check_dataset_names
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    cfg = synthetic_cfg("DATASETS.TRAIN", "('synthetic_det_trian',)")
+    with pytest.raises(KeyError, match=r"DATASETS\.TRAIN names 'synthetic_det_trian', which is not a registered "
+                                       r"dataset; did you mean synthetic_det_train(, [\w]+)*\?\"$"):
+        check_dataset_names(cfg, check_files=False)
+    cfg = synthetic_cfg("DATASETS.TEST", "('zzqx',)")
+    with pytest.raises(KeyError) as refused:
+        check_dataset_names(cfg, check_files=False)
+    registered = sorted(DatasetCatalog.list())
+    assert f"; none of the {len(registered)} registered names is close: {', '.join(registered)}" in str(refused.value)
+    lazy = lazy_cfg(str(CONFIGS / LAZY_TWINS[0][0]))
+    lazy.dataloader.test.dataset.names = "synthetic_det_vla"
+    with pytest.raises(KeyError, match=r"dataloader\.test\.dataset\.names names 'synthetic_det_vla', which is not a "
+                                       r"registered dataset; did you mean synthetic_det_val"):
+        check_lazy_config_before_run(lazy, check_files=False)
 
 
 def test_a_config_file_that_is_a_folder_is_named_as_one(tmp_path):
