@@ -251,7 +251,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[float, List[flo
     # built once: a strict load replaces all its state, and each evaluation leaves its
     # regularizers at their targets.
     for path, _ in checkpoints:
-        load_checkpoint_strict(model, path)
+        try:
+            load_checkpoint_strict(model, path)
+        except RuntimeError as e:  # one that does not read or fit: named with the flag that gave it
+            raise type(e)(f"--checkpoint: {e}") from e.__cause__
     # One run per folder at a time (see train_net.py): a second would move the first's
     # results aside while it writes them.
     claim_output_dir(args.output_dir, "--output-dir")

@@ -326,7 +326,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[Tuple[int, float], float]
     everything = {key: row["value"] for key, row in read_sweep_csv(csv_path).items()}
     if everything:
         png = plot_sweep_heatmap(everything, os.path.join(args.output_dir, "sweep.png"), metric_name)
-        print(f"csv: {csv_path}\nheatmap: {png} ({len(everything)} cells)")
+        print(f"csv: {csv_path}\nheatmap: {png} ({len(everything)} cell{'s' if len(everything) != 1 else ''})")
     if diverged is not None:
         raise diverged
     return values

@@ -192,8 +192,12 @@ def test_robustness_tool_compares_a_dropblock_and_a_stock_checkpoint(tiny_datase
     real_test = DropBlockTrainer.test
     monkeypatch.setattr(DropBlockTrainer, "test", classmethod(
         lambda cls, *a, **k: evaluations.append(a) or real_test.__func__(cls, *a, **k)))
-    with pytest.raises(CheckpointMismatchError, match=r"other\.pth.*head\.cls_subnet"):
+    with pytest.raises(CheckpointMismatchError, match=r"^--checkpoint: .*other\.pth.*head\.cls_subnet"):
         tool.main(argv[:4] + ["--checkpoint", str(tmp_path / "other.pth")] + argv[6:])
+    # A file that is no checkpoint: named with the flag too (the file alone before).
+    (tmp_path / "notes.pth").write_text("not a checkpoint\n")
+    with pytest.raises(RuntimeError, match=r"^--checkpoint: .*notes\.pth"):
+        tool.main(argv[:4] + ["--checkpoint", str(tmp_path / "notes.pth")] + argv[6:])
     assert evaluations == [] and not out.exists()
     curves = tool.main(argv)
     assert len(evaluations) == 2 * 3  # the table's evaluations: 2 checkpoints x (1 + 2 seeds)
