@@ -671,6 +671,9 @@ def plot_sweep_heatmap(values: Dict[Tuple[int, float], float], out_png: os.PathL
                 # dark text on the bright (high) end of viridis, white on the dark end
                 ax.text(j, i, f"{v:.1f}", ha="center", va="center",
                         color="k" if v > middle else "w")
+            elif (blocks[i], kps[j]) in values:
+                # A cell with no AP (no detection scored, say): said, where it was left blank.
+                ax.text(j, i, "nan", ha="center", va="center", color="k")
     fig.colorbar(im, ax=ax, label=metric_name)
     fig.tight_layout()
     out_png = Path(out_png)

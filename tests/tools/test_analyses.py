@@ -1027,6 +1027,14 @@ def test_the_sweep_heatmap_has_keep_prob_falling_left_to_right_and_block_size_gr
     assert [t.get_text() for t in ax.get_yticklabels()] == ["1", "3"]
     assert {tuple(t.get_position()): t.get_text() for t in ax.texts} == {(0, 0): "2.0", (1, 0): "3.0", (1, 1): "1.0"}
     real_close(fig)
+    # A cell whose AP is NaN (nothing scored) is said to be; one not trained stays blank.
+    plot_sweep_heatmap({(3, 0.8): math.nan, (1, 0.9): math.nan, (1, 0.8): 3.0}, tmp_path / "sweep.png")
+    ax = drawn[-1].axes[0]
+    assert {tuple(t.get_position()): t.get_text() for t in ax.texts} == {(0, 0): "nan", (1, 0): "3.0", (1, 1): "nan"}
+    plot_sweep_heatmap({(3, 0.8): math.nan}, tmp_path / "sweep.png")  # every cell NaN: no colour scale to draw
+    assert [t.get_text() for t in drawn[-1].axes[0].texts] == ["nan"]
+    for fig in drawn[1:]:
+        real_close(fig)
 
 
 def test_a_sweep_csv_with_its_columns_in_another_order_is_refused_untouched(tmp_path):
