@@ -377,3 +377,121 @@ def test_prepare_output_dir_copies_the_weights_a_fresh_run_starts_from_instead_o
     assert sorted(p.name for p in archived.iterdir()) == ["metrics.json", "model_final.pth"]
     assert (out / "model_final.pth").read_bytes() == b"PK weights" == (archived / "model_final.pth").read_bytes()
     assert "The earlier run in OUTPUT_DIR=" in capsys.readouterr().out
+
+
+def test_prepare_output_dir_into_a_held_folder_is_refused_naming_its_key_before_anything_moves(tmp_path):
+    # The lock is taken before the earlier run is moved: a second run started into the
+    # folder moved the first run's files from under it before it was refused.
+    import fcntl
+    import os
+
+    from dropblock_det.engine.output_dir import prepare_output_dir
+
+    run = {"config.yaml": "config", "metrics.json": "{}", "model_final.pth": "weights"}
+    for name, text in run.items():
+        (tmp_path / name).write_text(text)
+    fd = os.open(tmp_path, os.O_RDONLY)  # another open file description: as another run's lock
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        for eval_only in (False, True):
+            with pytest.raises(RuntimeError, match=r"^train\.output_dir='.*' is in use by another run"):
+                prepare_output_dir(str(tmp_path), "train.output_dir", eval_only, resume=False, resuming=False)
+    finally:
+        os.close(fd)
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == run
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts this process's descriptors in /proc")
+def test_a_refused_claim_leaves_no_descriptor_of_the_folder_open(tmp_path):
+    # A tool that tries again (or a sweep that claims folder after folder) must not pile up
+    # open descriptors of folders it did not get.
+    import fcntl
+    import os
+
+    from dropblock_det.engine.output_dir import claim_output_dir
+
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        before = len(os.listdir("/proc/self/fd"))
+        for _ in range(3):
+            with pytest.raises(RuntimeError, match="is in use by another run"):
+                claim_output_dir(str(tmp_path))
+        assert len(os.listdir("/proc/self/fd")) == before
+    finally:
+        os.close(fd)
+
+
+def test_only_the_main_process_claims_and_moves_and_every_process_waits_for_it(tmp_path, monkeypatch):
+    # Under --num-gpus N each process calls prepare_output_dir: the others must neither move
+    # the files (twice: the main process's previous_runs/ moved again) nor go on to write
+    # their log.txt.rank<i> before the main process has moved the earlier run's aside.
+    import fcntl
+    import os
+
+    import detectron2.utils.comm as comm
+
+    from dropblock_det.engine.output_dir import prepare_output_dir
+
+    waits = []
+    monkeypatch.setattr(comm, "synchronize", lambda: waits.append(1))
+    cases = [(False, False, False), (True, False, False), (False, True, False), (False, True, True)]
+    for main in (False, True):
+        monkeypatch.setattr(comm, "is_main_process", lambda: main)
+        for i, (eval_only, resume, resuming) in enumerate(cases):
+            out = tmp_path / f"{main}-{i}"
+            out.mkdir()
+            for name in ("config.yaml", "metrics.json", "model_final.pth"):
+                (out / name).write_text(name)
+            (out / "last_checkpoint").write_text("model_final.pth")
+            waits.clear()
+            prepare_output_dir(str(out), "OUTPUT_DIR", eval_only, resume, resuming)
+            assert waits == [1], (main, eval_only, resume, resuming)
+            assert (out / "previous_runs").exists() == main, (main, eval_only, resume, resuming)
+            if not main:  # nor locked: the main process holds it
+                fd = os.open(out, os.O_RDONLY)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                finally:
+                    os.close(fd)
+
+
+def test_a_resumed_final_checkpoint_is_kept_as_a_hard_link_and_left_in_place(tmp_path):
+    # A link costs no room (a copy of a detector's checkpoint is hundreds of MB), and the
+    # resumed run still loads model_final.pth from where last_checkpoint names it.
+    import os
+
+    from dropblock_det.engine.output_dir import keep_resumed_final_checkpoint
+
+    final = tmp_path / "model_final.pth"
+    final.write_bytes(b"PK final")
+    (tmp_path / "last_checkpoint").write_text("model_final.pth")
+    kept = keep_resumed_final_checkpoint(str(tmp_path))
+    assert final.read_bytes() == b"PK final"
+    assert os.path.samefile(kept, final) and final.stat().st_nlink == 2
+
+
+def test_an_output_dir_given_through_a_link_still_copies_the_file_the_new_run_reads(tmp_path):
+    # OUTPUT_DIR alias (a link to out), MODEL.WEIGHTS out/model_final.pth: the same file,
+    # which was moved aside, from under the run about to load it.
+    from dropblock_det.engine.output_dir import archive_previous_run
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "model_final.pth").write_text("weights")
+    (out / "metrics.json").write_text("{}")
+    (tmp_path / "alias").symlink_to(out)
+    target = Path(archive_previous_run(str(tmp_path / "alias"), [str(out / "model_final.pth")]))
+    assert (out / "model_final.pth").read_text() == "weights" == (target / "model_final.pth").read_text()
+    assert not (out / "metrics.json").exists()
+
+
+def test_a_needed_path_that_does_not_exist_keeps_nothing_of_the_earlier_run_in_place(tmp_path):
+    # Only what the new run reads is copied: a path that is not there is read by no one, and
+    # the folder it would be in moves as usual.
+    from dropblock_det.engine.output_dir import archive_previous_run
+
+    (tmp_path / "inference").mkdir()
+    (tmp_path / "inference" / "x.json").write_text("[]")
+    target = Path(archive_previous_run(str(tmp_path), [str(tmp_path / "inference" / "gone.pth")]))
+    assert not (tmp_path / "inference").exists() and (target / "inference" / "x.json").read_text() == "[]"
