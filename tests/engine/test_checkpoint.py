@@ -482,3 +482,38 @@ def test_a_pickle_detectron2_reads_but_cannot_take_is_not_called_damaged(tmp_pat
     with pytest.raises(RuntimeError, match=r"^'.*number\.pkl' was read but is not a checkpoint detectron2 takes "
                                            r"\(TypeError: "):
         read_checkpoint(str(tmp_path / "number.pkl"))
+
+
+def test_a_resume_takes_an_lr_equal_up_to_rounding_and_names_the_first_group_that_differs():
+    # BASE_LR 0.1 scaled 3x by the run is 0.30000000000000004: the config's 0.3 is no change.
+    # Where several groups differ, the first (the weights, before the biases) is named.
+    from dropblock_det.engine.checkpoint import check_resume_optimizer
+
+    def optimizer(*lrs):
+        layers = [torch.nn.Linear(2, 2) for _ in lrs]
+        sgd = torch.optim.SGD([{"params": layer.parameters(), "lr": lr} for layer, lr in zip(layers, lrs)],
+                              lr=lrs[0], momentum=0.9)
+        torch.optim.lr_scheduler.LambdaLR(sgd, lambda step: 1.0)  # sets each group's initial_lr, as detectron2's
+        return sgd
+
+    saved = {"trainer": {"optimizer": optimizer(0.1 * 3, 0.2).state_dict()}}
+    check_resume_optimizer(saved, optimizer(0.3, 0.2), "model_0000004.pth")
+    with pytest.raises(ValueError, match=r"holds an optimizer with lr 0\.30+4 \(this config: 0\.25\): "):
+        check_resume_optimizer(saved, optimizer(0.25, 0.5), "model_0000004.pth")
+
+
+def test_a_resume_is_refused_from_the_checkpoint_of_the_last_iteration_and_taken_before_it(tmp_path):
+    # A finished run's model_final is saved at iteration max_iter - 1: detectron2 resumes at
+    # the checkpoint's iteration + 1, so it trains nothing; one iteration earlier trains one.
+    from dropblock_det.engine.checkpoint import check_checkpoint_fits
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    for iteration, told in ((3, None), (4, "all"), (9, "more than")):
+        path = tmp_path / f"model_{iteration}.pth"
+        torch.save({"model": model.state_dict(), "iteration": iteration}, path)
+        if told is None:
+            check_checkpoint_fits(model, str(path), "--resume", max_iter=("SOLVER.MAX_ITER", 5))
+            continue
+        with pytest.raises(ValueError, match=rf"^--resume: checkpoint '.*' has trained {iteration + 1} iterations, "
+                                             rf"{told} SOLVER\.MAX_ITER=5 asks for: nothing would be trained"):
+            check_checkpoint_fits(model, str(path), "--resume", max_iter=("SOLVER.MAX_ITER", 5))
