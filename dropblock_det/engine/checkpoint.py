@@ -322,6 +322,17 @@ _OPTIMIZER_SETTINGS = ("lr", "momentum", "dampening", "nesterov", "weight_decay"
 _YACS_SETTINGS = "SOLVER.BASE_LR, BIAS_LR_FACTOR, MOMENTUM, NESTEROV, WEIGHT_DECAY, WEIGHT_DECAY_NORM and WEIGHT_DECAY_BIAS"
 
 
+# Hyperparameters that only some of torch's optimizers have, which tell them apart across
+# torch versions (those each version adds to all, maximize, foreach, ..., do not).
+_OPTIMIZER_KIND_SETTINGS = ("momentum", "dampening", "nesterov", "betas", "amsgrad", "alpha", "centered", "lr_decay")
+
+
+def _optimizer_kind(group: Dict[str, Any]) -> List[str]:
+    """The names of _OPTIMIZER_KIND_SETTINGS a parameter group has: SGD's momentum,
+    dampening and nesterov, Adam(W)'s betas and amsgrad, ..."""
+    return [name for name in _OPTIMIZER_KIND_SETTINGS if name in group]
+
+
 def _same_setting(saved: Any, now: Any) -> bool:
     if isinstance(saved, float) and isinstance(now, (int, float)) and not isinstance(now, bool):
         return math.isclose(saved, now, rel_tol=1e-9)
@@ -370,6 +381,17 @@ def check_resume_optimizer(checkpoint: Dict[str, Any], optimizer: torch.optim.Op
             f"(of {saved_sizes} parameters), and this config's optimizer has {len(sizes)} (of {sizes}): "
             f"detectron2 groups the parameters by {grouping}. Resume with the run's values, or start a "
             f"fresh run from the checkpoint ({weights_key}) to change them")
+    if saved["param_groups"] and optimizer.param_groups:
+        was, now = _optimizer_kind(saved["param_groups"][0]), _optimizer_kind(optimizer.param_groups[0])
+        if was != now:
+            # torch loads another optimizer's state into this one's groups without a word and
+            # fails at the first step (AdamW's KeyError 'step' on SGD's momentum buffers),
+            # after the data loader was built.
+            raise ValueError(
+                f"--resume: checkpoint {path!r} holds the state of another optimizer than this config's "
+                f"{type(optimizer).__name__} (its settings: {', '.join(was) or 'none of ' + ', '.join(now)}; "
+                f"{type(optimizer).__name__}'s: {', '.join(now) or 'none of ' + ', '.join(was)}). Resume with the "
+                f"run's optimizer, or start a fresh run from the checkpoint ({weights_key}) to change it")
     changed = _changed_settings(saved["param_groups"], optimizer.param_groups)
     if changed:
         raise ValueError(

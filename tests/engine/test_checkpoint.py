@@ -502,6 +502,29 @@ def test_a_resume_takes_an_lr_equal_up_to_rounding_and_names_the_first_group_tha
         check_resume_optimizer(saved, optimizer(0.25, 0.5), "model_0000004.pth")
 
 
+def test_a_resume_with_another_optimizer_is_refused_naming_both(tmp_path):
+    # Groups, lr and weight decay alike, SGD's state passed the check; AdamW's load_state_dict
+    # of it failed (KeyError: 'step') after the data loader was built.
+    from dropblock_det.engine.checkpoint import check_resume_optimizer
+
+    layer = torch.nn.Linear(2, 2)
+    sgd = torch.optim.SGD(layer.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    layer(torch.ones(1, 2)).sum().backward()
+    sgd.step()
+    saved = {"trainer": {"optimizer": sgd.state_dict()}}
+    adamw = torch.optim.AdamW(layer.parameters(), lr=0.1, weight_decay=1e-4)
+    with pytest.raises(ValueError, match=r"^--resume: checkpoint 'model_0000004\.pth' holds the state of another "
+                                         r"optimizer than this config's AdamW \(its settings: momentum, dampening, "
+                                         r"nesterov; AdamW's: betas, amsgrad\)\. Resume with the run's optimizer"):
+        check_resume_optimizer(saved, adamw, "model_0000004.pth")
+    # The same kind, torch's own settings aside, is judged by its values as before.
+    check_resume_optimizer(saved, torch.optim.SGD(layer.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4),
+                           "model_0000004.pth")
+    with pytest.raises(KeyError, match="step"):  # what the resume would do, once the data loader is built
+        adamw.load_state_dict(sgd.state_dict())
+        adamw.step()
+
+
 def test_a_resume_is_refused_from_the_checkpoint_of_the_last_iteration_and_taken_before_it(tmp_path):
     # A finished run's model_final is saved at iteration max_iter - 1: detectron2 resumes at
     # the checkpoint's iteration + 1, so it trains nothing; one iteration earlier trains one.
