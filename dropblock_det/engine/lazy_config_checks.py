@@ -386,10 +386,6 @@ def _select(cfg: DictConfig, key: str) -> Any:
     return value
 
 
-def _names(value: Any) -> List[str]:
-    return [value] if isinstance(value, str) else list(value)
-
-
 def lazy_dataset_names(cfg: DictConfig, train: bool = True) -> List[Tuple[str, str]]:
     """(key, dataset name) of every dataset the config's loaders name in detectron2's way
     (`dataloader.<split>.dataset.names`, a name or a list; the training loader's only with
@@ -401,12 +397,23 @@ def lazy_dataset_names(cfg: DictConfig, train: bool = True) -> List[Tuple[str, s
             continue
         value = lazy_config_value(cfg, key)
         if value is not None:
-            found += [(key, name) for name in _names(value)]
+            found += [(key, name) for name in _dataset_names(key, value)]
     for key, evaluator in lazy_evaluator_nodes(cfg):
         value = evaluator.get("dataset_name")
         if value is not None:
-            found += [(f"{key}.dataset_name", name) for name in _names(value)]
+            found += [(f"{key}.dataset_name", name) for name in _dataset_names(f"{key}.dataset_name", value)]
     return found
+
+
+def _dataset_names(key: str, value: Any) -> List[str]:
+    """The names of a loader's `names` (a name or a list of names), refused naming the key
+    where one is no string: Hydra reads an unquoted number as an int, and names=[1, 2] failed
+    in the closest names' search with a bare "TypeError: 'int' object is not iterable"."""
+    names = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple, ListConfig)) else None
+    if names is None or not all(isinstance(name, str) for name in names):
+        raise ValueError(f"{key}={_plain(value)!r}: expected a dataset name or a list of names (strings; "
+                         f"quote a name Hydra reads as another type: {key}=\"'123'\")")
+    return names
 
 
 def lazy_evaluator_nodes(cfg: DictConfig) -> List[Tuple[str, DictConfig]]:
@@ -447,7 +454,7 @@ def check_lazy_loaders(cfg: DictConfig, train: bool = True) -> None:
         if workers is not None:
             _check_int(f"{key}.num_workers", workers, 0)
         names = lazy_config_value(cfg, DATASET_NAME_KEYS[key])
-        if names is not None and not _names(names):
+        if names is not None and not _dataset_names(DATASET_NAME_KEYS[key], names):
             raise ValueError(f"{DATASET_NAME_KEYS[key]}={list(names)!r}: no dataset to "
                              f"{'train on' if split == 'train' else 'evaluate'}; name at least one")
     for key, evaluator in lazy_evaluator_nodes(cfg):
@@ -499,7 +506,7 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True, check_file
         if evaluated is not None and not isinstance(evaluated, str):
             # detectron2's evaluators (and dataset_evaluator) evaluate one dataset, by name: a
             # list would pass every check and fail at the first evaluation, after training.
-            raise ValueError(f"{key}.dataset_name={_names(evaluated)!r}: expected one dataset "
+            raise ValueError(f"{key}.dataset_name={_plain(evaluated)!r}: expected one dataset "
                              "name, a string (it is dataloader.test.dataset.names in configs/common: give "
                              "that one name, not a list)")
     registered = set(DatasetCatalog.list())

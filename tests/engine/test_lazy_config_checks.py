@@ -51,6 +51,12 @@ DEEPLAB = str(CONFIGS / LAZY_TWINS[3][0])
     # and detectron2 asserted "No valid data found in ." for no training set, both unnamed.
     (["dataloader.train.num_workers=-1"], ValueError, r"^dataloader\.train\.num_workers=-1: expected an integer >= 0"),
     (["dataloader.test.num_workers=-1"], ValueError, r"^dataloader\.test\.num_workers=-1: expected an integer >= 0"),
+    # Hydra reads an unquoted number as an int: a bare "TypeError: 'int' object is not iterable".
+    (["dataloader.train.dataset.names=[1,2]"], ValueError,
+     r"^dataloader\.train\.dataset\.names=\[1, 2\]: expected a dataset name or a list of names"),
+    (["dataloader.train.dataset.names=5"], ValueError, r"^dataloader\.train\.dataset\.names=5: expected a dataset name"),
+    (["dataloader.test.dataset.names=5"], ValueError, r"^dataloader\.test\.dataset\.names=5: expected a dataset name"),
+    (["dataloader.evaluator.dataset_name=5"], ValueError, r"^dataloader\.evaluator\.dataset_name=5: expected one dataset name"),
     (["dataloader.train.dataset.names=[]"], ValueError, r"^dataloader\.train\.dataset\.names=\[\]: no dataset to train on"),
     (["dataloader.test.dataset.names=[]"], ValueError, r"^dataloader\.test\.dataset\.names=\[\]: no dataset to evaluate"),
     # A misspelt argument in the config file (here added with "+"): the test loader was built,
