@@ -141,6 +141,24 @@ def _unreadable_lazy_file(config_file: str, error: Exception) -> str:
               "not in the config file, saves as YAML that loads)")
 
 
+def _config_code_error(config_file: str, error: Exception) -> str:
+    """One line naming `config_file` and the line of its code (or of a config it imports)
+    that raised `error` while LazyConfig.load ran it. An ImportError, NameError or
+    SyntaxError of a user's config printed detectron2's whole traceback, a RuntimeError
+    its message alone, naming no file."""
+    why = " ".join(str(error).split())  # detectron2's ImportError of a missing module spans lines
+    cause = error.__cause__
+    if isinstance(cause, SyntaxError) and cause.lineno:  # detectron2's "Config file X has syntax error!"
+        why += f" ({cause.msg}, line {cause.lineno})"
+    where = ""
+    tb = error.__traceback__
+    while tb is not None:  # the innermost frame of a config file (detectron2 loads each in its package)
+        if str(tb.tb_frame.f_globals.get("__package__") or "").startswith("detectron2._cfg_loader"):
+            where = f" at {tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return f"--config-file {config_file!r} does not load: {type(error).__name__}: {why}{where}"
+
+
 def load_lazy_config(config_file: str, opts: Sequence[str] = ()) -> DictConfig:
     """LazyConfig.load + apply_overrides ("key=value" opts, as detectron2's tool takes them),
     with errors naming the file or the opt."""
@@ -156,7 +174,10 @@ def load_lazy_config(config_file: str, opts: Sequence[str] = ()) -> DictConfig:
             raise ValueError(f"--config-file {config_file!r} is not a LazyConfig (a Python config, or the "
                              "config.yaml a LazyConfig run saved); a yacs .yaml config is for "
                              "tools/train_net.py") from None
-    cfg = LazyConfig.load(config_file)
+    try:
+        cfg = LazyConfig.load(config_file)
+    except Exception as e:  # noqa: BLE001 - the config's own code ran: any error is the input's
+        raise ValueError(_config_code_error(config_file, e)) from e
     for i, opt in enumerate(opts):
         if "=" not in opt:
             raise ValueError(f"command-line opt {opt!r}: expected key=value (LazyConfig overrides)"

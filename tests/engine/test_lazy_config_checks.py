@@ -372,6 +372,26 @@ def test_a_missing_key_and_a_bad_opt_are_named(tmp_path):
         lazy_cfg(CONFIGS / LAZY_TWINS[0][1])
 
 
+@pytest.mark.parametrize("code, imported, match", [
+    # ImportError, NameError and SyntaxError printed detectron2's whole traceback, a RuntimeError its
+    # message alone: none named the file.
+    ("x = 1\nraise RuntimeError('boom')\n", None, r"RuntimeError: boom at .*cfg\.py:2$"),
+    ("from dropblock_det.modelling import DropBlockFPN\n", None,
+     r"ModuleNotFoundError: No module named 'dropblock_det\.modelling' at .*cfg\.py:1$"),
+    ("x = undefined_name\n", None, r"NameError: name 'undefined_name' is not defined at .*cfg\.py:1$"),
+    ("x = (\n", None, r"SyntaxError: Config file .*cfg\.py has syntax error! \('\(' was never closed, line 1\)$"),
+    ("from .base import x\n", "y = 1\nx = 1 / 0\n", r"ZeroDivisionError: division by zero at .*base\.py:2$"),
+])
+def test_a_config_file_whose_code_fails_is_named_with_the_line(tmp_path, code, imported, match):
+    from dropblock_det.engine.lazy_config_checks import load_lazy_config
+
+    (tmp_path / "cfg.py").write_text(code)
+    if imported:
+        (tmp_path / "base.py").write_text(imported)
+    with pytest.raises(ValueError, match=r"^--config-file '.*cfg\.py' does not load: " + match):
+        load_lazy_config(str(tmp_path / "cfg.py"))
+
+
 def test_a_required_value_left_at_question_marks_is_named_as_missing_not_as_an_absent_key(tmp_path):
     from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
 
