@@ -8,7 +8,9 @@ data loading or anything is written to ``train.output_dir``.
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
+import importlib
 import inspect
 import logging
 import math
@@ -1329,7 +1331,18 @@ def _check_arguments_under(node: Any, key: str) -> None:
     for node_key, target_node, _, via in _built_nodes(node, key, [], "", True):
         if via:
             continue
-        why = _arguments_error(target_node)
+        why = _unimportable_target(target_node.get("_target_")) or _arguments_error(target_node)
+        if why:
+            raise ValueError(f"{node_key} ({_target_name(target_node)}): {why}")
+
+
+def _check_targets_under(node: Any, key: str) -> None:
+    """ValueError naming the key of the first `L(...)` node under `node` (at `key`) whose
+    `_target_` does not import: detectron2's ImportError took three lines and passed the
+    checks' refusal (an optimizer's, a schedule's), where the arguments are the build's to
+    judge (optimizer.params gets the model only then)."""
+    for node_key, target_node, _, via in _built_nodes(node, key, [], "", True):
+        why = "" if via else _unimportable_target(target_node.get("_target_"))
         if why:
             raise ValueError(f"{node_key} ({_target_name(target_node)}): {why}")
 
@@ -1372,6 +1385,8 @@ def check_lazy_train_parts(cfg: DictConfig, model: Optional[torch.nn.Module]) ->
     for key, unpacked in (("train.dropblock_schedule", False), ("optimizer", False), ("lr_multiplier", False),
                           ("train.checkpointer", True)):
         _check_resolves(cfg, key, unpacked)
+        if not unpacked and OmegaConf.select(cfg, key, default=None) is not None:
+            _check_targets_under(OmegaConf.select(cfg, key), key)
     if model is not None or cfg.train.get("dropblock_schedule") is not None:
         hook = _building("train.dropblock_schedule", lambda: lazy_schedule_hook(cfg, model))
         if hook is not None:
@@ -1547,16 +1562,58 @@ def instantiate_naming_key(node: Any, key: str) -> Any:
     ones, with the closest names it takes. Finding the node rebuilds the failing subtrees, on
     the error path only. What the meta device cannot do (`is_meta_device_limit`: a missing
     meta kernel, a tensor's value read) passes unchanged, for :func:`build_on_meta_device`."""
+    with _instantiate_errors_unlogged():
+        try:
+            return instantiate(node)
+        except Exception as error:  # noqa: BLE001 - re-raised, naming the key
+            if is_meta_device_limit(error):
+                raise
+            where, failing = _failing_node(node, key)
+            # A target that does not import (misspelt in the config file): the closest names its
+            # module has, where detectron2's ImportError took three lines. An argument its target
+            # does not take: named with the closest ones, where Python's TypeError names the
+            # class a component passes it on to.
+            targeted = isinstance(failing, DictConfig) and "_target_" in failing
+            why = (_unimportable_target(failing.get("_target_")) or _arguments_error(failing)) if targeted else ""
+            raise ValueError(f"{where}: {why or error_description(error)}") from error
+
+
+@contextlib.contextmanager
+def _instantiate_errors_unlogged() -> Iterator[None]:
+    """detectron2's instantiate logs "Error when instantiating X!" for each node an error
+    passes through (twice and more while _failing_node rebuilds the subtrees) above the
+    refusal, which names the node itself."""
+    instantiate_logger = logging.getLogger("detectron2.config.instantiate")
+    drop = logging.Filter("not a logger name")  # filters out every record
+    instantiate_logger.addFilter(drop)
     try:
-        return instantiate(node)
-    except Exception as error:  # noqa: BLE001 - re-raised, naming the key
-        if is_meta_device_limit(error):
-            raise
-        where, failing = _failing_node(node, key)
-        # An argument its target does not take (misspelt in the config file): named with the
-        # closest ones, where Python's TypeError names the class a component passes it on to.
-        why = _arguments_error(failing) if isinstance(failing, DictConfig) and "_target_" in failing else ""
-        raise ValueError(f"{where}: {why or error_description(error)}") from error
+        yield
+    finally:
+        instantiate_logger.removeFilter(drop)
+
+
+def _unimportable_target(target: Any) -> str:
+    """Why a `_target_` written as a dotted path names nothing: the first part that its
+    module (or class) does not have, with the closest names it has; '' where it imports."""
+    if not isinstance(target, str) or _located(target) is not None:
+        return ""
+    parts = target.split(".")
+    found, i = None, len(parts)
+    while found is None and i > 0:
+        try:
+            found = importlib.import_module(".".join(parts[:i]))
+        except Exception:  # noqa: BLE001 - an ImportError, or the module's own error: try its package
+            i -= 1
+    if found is None:
+        return f"_target_={target!r} does not import: no module {parts[0]!r}"
+    for j in range(i, len(parts)):
+        if not hasattr(found, parts[j]):
+            owner = ".".join(parts[:j])
+            close = difflib.get_close_matches(parts[j], [n for n in dir(found) if not n.startswith("_")], n=3)
+            return (f"_target_={target!r} does not import: {owner} has no {parts[j]!r}"
+                    + (f" (did you mean {', '.join(f'{owner}.{name}' for name in close)}?)" if close else ""))
+        found = getattr(found, parts[j])
+    return ""
 
 
 def lazy_meta_model(cfg: DictConfig) -> Optional[torch.nn.Module]:

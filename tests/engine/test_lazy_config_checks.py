@@ -260,8 +260,18 @@ def test_a_training_sampler_that_fails_only_once_the_data_is_loaded_is_refused_n
      r"^model\.head \(DropBlockRetinaNetHead\): no argument 'prior_probb' \(did you mean 'prior_prob'\?\)"),
     (["+dropblock.blocksize=5"], r"^model\.backbone\.bottom_up\.stages\.dropblock=\$\{dropblock\} \(build_regularizer\): "
                                  r"no argument 'blocksize' \(did you mean 'block_size'\?\)"),
+    # A target that does not import: the closest names its module has, where detectron2's
+    # ImportError took three lines.
+    (["model.head._target_=dropblock_det.modeling.DropBlockRetinaNetHed"],
+     r"^model\.head \(dropblock_det\.modeling\.DropBlockRetinaNetHed\): _target_='dropblock_det\.modeling\."
+     r"DropBlockRetinaNetHed' does not import: dropblock_det\.modeling has no 'DropBlockRetinaNetHed' \(did you mean "
+     r"dropblock_det\.modeling\.DropBlockRetinaNetHead"),
+    (["model.backbone._target_=dropblock_det.modelling.DropBlockFPN"],
+     r"^model\.backbone \(.*\): .*: dropblock_det has no 'modelling' \(did you mean dropblock_det\.modeling\?\)$"),
+    (["model.backbone.bottom_up._target_=nosuchpkg.X"],
+     r"^model\.backbone\.bottom_up \(nosuchpkg\.X\): _target_='nosuchpkg\.X' does not import: no module 'nosuchpkg'$"),
 ])
-def test_a_model_that_does_not_build_is_refused_naming_the_config_key(opts, match):
+def test_a_model_that_does_not_build_is_refused_naming_the_config_key(opts, match, caplog):
     from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
     from dropblock_det.engine.lazy import build_lazy_model
 
@@ -270,6 +280,33 @@ def test_a_model_that_does_not_build_is_refused_naming_the_config_key(opts, matc
         check_lazy_config_before_run(cfg, check_files=False)
     with pytest.raises(ValueError, match=match):  # the real build
         build_lazy_model(cfg)
+    # detectron2's "Error when instantiating X!" per node, logged above the refusal, is not.
+    assert "Error when instantiating" not in caplog.text
+
+
+@pytest.mark.parametrize("opt, match", [
+    # The test mapper's and the evaluator's failed after the whole training, the others'
+    # with detectron2's three-line ImportError, not refused as the checks' one line.
+    ("dataloader.test.mapper._target_=dropblock_det.data.file_errors.DatasetMapperNamingFile",
+     r"^dataloader\.test\.mapper \(.*\): .* dropblock_det\.data\.file_errors has no 'DatasetMapperNamingFile' "
+     r"\(did you mean dropblock_det\.data\.file_errors\.DatasetMapperNamingFiles"),
+    ("dataloader.evaluator._target_=dropblock_det.engine.evaluation.dataset_evaluatr",
+     r"^dataloader\.evaluator \(.*\): .* has no 'dataset_evaluatr' \(did you mean dropblock_det\.engine\.evaluation\.dataset_evaluator"),
+    ("dataloader.train.sampler._target_=detectron2.data.samplers.TrainingSamplr",
+     r"^dataloader\.train\.sampler \(.*\): .* has no 'TrainingSamplr' \(did you mean detectron2\.data\.samplers\.TrainingSampler"),
+    ("optimizer._target_=torch.optim.SDG", r"^optimizer \(torch\.optim\.SDG\): .* torch\.optim has no 'SDG' \(did you mean torch\.optim\.SGD\?\)$"),
+    ("optimizer.params._target_=detectron2.solver.build.get_default_optimizer_param",
+     r"^optimizer\.params \(.*\): .* has no 'get_default_optimizer_param' \(did you mean .*get_default_optimizer_params\?\)$"),
+    ("lr_multiplier.scheduler._target_=fvcore.common.param_scheduler.CosineParamSchedulr",
+     r"^lr_multiplier\.scheduler \(.*\): .* has no 'CosineParamSchedulr' \(did you mean .*CosineParamScheduler"),
+    ("train.dropblock_schedule._target_=dropblock_det.engine.DropBlockScheduleHok",
+     r"^train\.dropblock_schedule \(.*\): .* has no 'DropBlockScheduleHok' \(did you mean dropblock_det\.engine\.DropBlockScheduleHook\?\)$"),
+])
+def test_a_target_that_does_not_import_outside_the_model_is_refused_naming_the_key(opt, match):
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    with pytest.raises(ValueError, match=match):
+        check_lazy_config_before_run(lazy_cfg(SYNTHETIC, opt), check_files=False)
 
 
 def test_naming_the_key_finds_list_items_and_leaves_a_missing_meta_kernel_to_the_fallback():
