@@ -767,6 +767,7 @@ def check_lazy_head_inputs(cfg: DictConfig, model: torch.nn.Module, train: bool 
         _check_anchor_strides(rpn.anchor_generator, rpn.in_features, shapes, f"{key}.anchor_generator",
                               f"{key}.in_features")
     _check_roi_head_features(getattr(model, "roi_heads", None), shapes)
+    _check_head_input_channels(model, shapes)
     _check_top_block_input(backbone)
     shapes = OmegaConf.select(cfg, "model.sem_seg_head.input_shape", default=None)
     if isinstance(shapes, DictConfig) and backbone is not None and hasattr(backbone, "output_shape"):
@@ -875,6 +876,51 @@ def _check_roi_head_features(roi_heads: Any, shapes: Dict[str, Any]) -> None:
                 f"model.roi_heads.{pooler_name}.scales={scales}: the features {key}={features} have strides "
                 f"{strides} (the pooler takes one scale, 1/stride, per feature, in order): set "
                 f"model.roi_heads.{pooler_name}.scales=[{', '.join(f'1.0 / {b}' for b in strides)}]")
+
+
+def _check_head_input_channels(model: torch.nn.Module, shapes: Dict[str, Any]) -> None:
+    """The channels a head's first layer takes, which a LazyConfig states by hand
+    (`model.head.input_shape`, `model.proposal_generator.head.in_channels`,
+    `model.roi_heads.box_head.input_shape`, ...; the yacs builder reads them from the
+    backbone), against those of the features it runs on: a `model.backbone.out_channels`
+    override alone, or a backbone's channels not copied to the R-CNN's heads, failed at the
+    first step in a conv or matmul ("expected input[2, 128, 8, 8] to have 64 channels"),
+    after the earlier run was moved aside, naming no key. ValueError naming it."""
+    from detectron2.modeling.proposal_generator import RPN
+    from detectron2.modeling.roi_heads import Res5ROIHeads, ROIHeads
+
+    heads = [(getattr(model, "head", None), getattr(model, "head_in_features", None), "model.head.input_shape", None)]
+    rpn = getattr(model, "proposal_generator", None)
+    if isinstance(rpn, RPN):
+        heads.append((rpn.rpn_head, rpn.in_features, "model.proposal_generator.head.in_channels", None))
+    roi_heads = getattr(model, "roi_heads", None)
+    if isinstance(roi_heads, ROIHeads) and not isinstance(roi_heads, Res5ROIHeads):
+        for (features_name, pooler_name), head_name in zip(_ROI_HEAD_POOLERS, ("box_head", "mask_head", "keypoint_head")):
+            pooler = getattr(roi_heads, pooler_name, None)
+            heads.append((getattr(roi_heads, head_name, None), getattr(roi_heads, features_name, None),
+                          f"model.roi_heads.{head_name}.input_shape", getattr(pooler, "output_size", None)))
+    for head, features, key, pooled in heads:
+        if not isinstance(head, torch.nn.Module) or not features or any(f not in shapes for f in features):
+            continue
+        channels = {shapes[f].channels for f in features}
+        # (a mask head without convs starts at its deconv)
+        convs = (torch.nn.Conv2d, torch.nn.ConvTranspose2d)
+        layer = next((m for m in head.modules() if isinstance(m, convs + (torch.nn.Linear,))), None)
+        if len(channels) != 1 or layer is None:
+            continue  # features of several widths: detectron2's own assertion names them
+        (have,) = channels
+        if isinstance(layer, convs) and layer.in_channels != have:
+            raise ValueError(
+                f"{key}: the head's first conv takes {layer.in_channels} channels, but the features it runs on, "
+                f"{list(features)}, have {have}: set its channels to {have} (the backbone's, which the yacs "
+                "builder copies)")
+        if isinstance(layer, torch.nn.Linear) and pooled is not None and layer.in_features != have * pooled[0] * pooled[1]:
+            # a head of FC layers only: it takes the pooled features flattened
+            raise ValueError(
+                f"{key}: the head's first layer takes {layer.in_features} values, but the features it runs on, "
+                f"{list(features)}, pooled to {pooled[0]}x{pooled[1]}, give {have * pooled[0] * pooled[1]}: set it "
+                f"to channels={have}, height={pooled[0]}, width={pooled[1]} (the backbone's channels and the "
+                "pooler's output_size, which the yacs builder copies)")
 
 
 def _check_top_block_input(backbone: Any) -> None:

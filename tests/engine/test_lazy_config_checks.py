@@ -1001,6 +1001,44 @@ def test_an_rpn_whose_anchors_do_not_fit_its_head_or_levels_is_refused(change, m
         check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
 
 
+@pytest.mark.parametrize("change, match", [
+    # Each failed at the first step, in a conv or matmul, after the earlier run was moved aside.
+    (lambda model: model.proposal_generator.head.update(in_channels=16),
+     r"^model\.proposal_generator\.head\.in_channels: the head's first conv takes 16 channels, but the features "
+     r"it runs on, \['p2', .*\], have 32: set its channels to 32"),
+    (lambda model: model.roi_heads.box_head.input_shape.update(channels=256),
+     r"^model\.roi_heads\.box_head\.input_shape: the head's first layer takes 12544 values, but the features it runs "
+     r"on, \[.*\], pooled to 7x7, give 1568: set it to channels=32, height=7, width=7"),
+    (lambda model: model.roi_heads.box_head.input_shape.update(height=14),
+     r"^model\.roi_heads\.box_head\.input_shape: .* takes 3136 values, .* give 1568"),
+    (lambda model: model.roi_heads.mask_head.input_shape.update(channels=64),
+     r"^model\.roi_heads\.mask_head\.input_shape: the head's first conv takes 64 channels, .* have 32"),
+])
+def test_an_rcnn_head_whose_input_channels_do_not_fit_the_backbone_is_refused(change, match):
+    from conftest import lazy_rcnn_cfg
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
+
+    cfg = lazy_rcnn_cfg(mask=True)
+    check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
+    change(cfg.model)
+    with pytest.raises(ValueError, match=match):
+        check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
+
+
+def test_a_retinanet_head_whose_input_channels_do_not_fit_the_backbone_is_refused():
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    # The twin's head copies model.backbone.out_channels; a head stating them by hand did not
+    # follow an out_channels override, and failed at the first step.
+    cfg = lazy_cfg(SYNTHETIC, "model.head.input_shape.0.channels=64")
+    cfg.model.head.input_shape = [cfg.model.head.input_shape[0]] * 5
+    check_lazy_config_before_run(cfg, check_files=False)
+    cfg.model.backbone.out_channels = 128
+    with pytest.raises(ValueError, match=r"^model\.head\.input_shape: the head's first conv takes 64 channels, but the "
+                                         r"features it runs on, \['p3', 'p4', 'p5', 'p6', 'p7'\], have 128: set its channels to 128"):
+        check_lazy_config_before_run(cfg, check_files=False)
+
+
 @pytest.mark.parametrize("config, opts, match", [
     # The P6 conv's in_channels is given by hand (512: ResNet-18's res5): a depth override
     # alone failed at the first step, in the conv, naming no key.
