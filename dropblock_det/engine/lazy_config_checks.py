@@ -886,8 +886,21 @@ def _check_head_input_channels(model: torch.nn.Module, shapes: Dict[str, Any]) -
     override alone, or a backbone's channels not copied to the R-CNN's heads, failed at the
     first step in a conv or matmul ("expected input[2, 128, 8, 8] to have 64 channels"),
     after the earlier run was moved aside, naming no key. ValueError naming it."""
+    from detectron2.modeling.meta_arch.retinanet import RetinaNetHead
     from detectron2.modeling.proposal_generator import RPN
-    from detectron2.modeling.roi_heads import Res5ROIHeads, ROIHeads
+    from detectron2.modeling.proposal_generator.rpn import StandardRPNHead
+    from detectron2.modeling.roi_heads import (
+        FastRCNNConvFCHead,
+        KRCNNConvDeconvUpsampleHead,
+        MaskRCNNConvUpsampleHead,
+        Res5ROIHeads,
+        ROIHeads,
+    )
+
+    # detectron2's heads (and subclasses, the project's among them), whose first registered
+    # conv or linear layer is the one the features enter; a head of the user's own may
+    # register its layers in another order.
+    known = (RetinaNetHead, StandardRPNHead, FastRCNNConvFCHead, MaskRCNNConvUpsampleHead, KRCNNConvDeconvUpsampleHead)
 
     heads = [(getattr(model, "head", None), getattr(model, "head_in_features", None), "model.head.input_shape", None)]
     rpn = getattr(model, "proposal_generator", None)
@@ -900,7 +913,7 @@ def _check_head_input_channels(model: torch.nn.Module, shapes: Dict[str, Any]) -
             heads.append((getattr(roi_heads, head_name, None), getattr(roi_heads, features_name, None),
                           f"model.roi_heads.{head_name}.input_shape", getattr(pooler, "output_size", None)))
     for head, features, key, pooled in heads:
-        if not isinstance(head, torch.nn.Module) or not features or any(f not in shapes for f in features):
+        if not isinstance(head, known) or not features or any(f not in shapes for f in features):
             continue
         channels = {shapes[f].channels for f in features}
         # (a mask head without convs starts at its deconv)

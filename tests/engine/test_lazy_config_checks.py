@@ -1025,6 +1025,38 @@ def test_an_rcnn_head_whose_input_channels_do_not_fit_the_backbone_is_refused(ch
         check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
 
 
+class _HeadOfTheUsersOwn(torch.nn.Module):
+    """A box head whose first registered layer is not the one the features enter."""
+
+    def __init__(self, input_shape):
+        super().__init__()
+        self.extra = torch.nn.Linear(1024, 1024)  # applied after `fc`
+        self.fc = torch.nn.Linear(input_shape.channels * input_shape.height * input_shape.width, 1024)
+        self._output_size = 1024
+
+    @property
+    def output_shape(self):
+        from detectron2.layers import ShapeSpec
+
+        return ShapeSpec(channels=self._output_size)
+
+    def forward(self, x):
+        return self.extra(self.fc(x.flatten(1)))
+
+
+def test_a_head_of_the_users_own_is_not_judged_by_its_first_registered_layer():
+    # Only detectron2's heads (and their subclasses) register the layer the features enter first.
+    from conftest import lazy_rcnn_cfg
+    from detectron2.config import LazyCall as L
+    from detectron2.layers import ShapeSpec
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
+
+    cfg = lazy_rcnn_cfg()
+    cfg.model.roi_heads.box_head = L(_HeadOfTheUsersOwn)(input_shape=ShapeSpec(channels=32, height=7, width=7))
+    check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
+
+
 def test_a_retinanet_head_whose_input_channels_do_not_fit_the_backbone_is_refused():
     from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
 
