@@ -16,6 +16,7 @@ import logging
 import math
 import re
 import sys
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -503,6 +504,10 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True, check_file
         needed += ["dataloader.train", "optimizer", "lr_multiplier"] + [f"train.{k}" for k in _TRAIN_KEYS]
     for key in needed:
         _select(cfg, key)
+    if train and lazy_config_value(cfg, "dataloader.evaluator") is None:
+        # detectron2's loop (do_test) then evaluates nothing, at eval_period and at the end, unsaid.
+        warnings.warn("dataloader.evaluator is missing (or null): the run trains and evaluates nothing; give "
+                      "one (e.g. L(dataset_evaluator)(dataset_name=..., output_dir=...)) to have AP", stacklevel=2)
     output_dir = cfg.train.output_dir
     if not isinstance(output_dir, str) or not output_dir:
         raise ValueError(f"train.output_dir={output_dir!r}: expected a folder")
@@ -529,9 +534,11 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True, check_file
         if evaluated is not None and not isinstance(evaluated, str):
             # detectron2's evaluators (and dataset_evaluator) evaluate one dataset, by name: a
             # list would pass every check and fail at the first evaluation, after training.
+            listed = isinstance(evaluated, (list, tuple, ListConfig))
             raise ValueError(f"{key}.dataset_name={_plain(evaluated)!r}: expected one dataset "
                              "name, a string (it is dataloader.test.dataset.names in configs/common: give "
-                             "that one name, not a list)")
+                             + ("that one name, not a list)" if listed else
+                                f"it quoted where Hydra reads another type: {key}.dataset_name=\"'name'\")"))
     registered = set(DatasetCatalog.list())
     names: Dict[str, str] = {}  # name -> the key that names it first
     for key, name in lazy_dataset_names(cfg, train):

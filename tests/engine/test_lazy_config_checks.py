@@ -56,7 +56,12 @@ DEEPLAB = str(CONFIGS / LAZY_TWINS[3][0])
      r"^dataloader\.train\.dataset\.names=\[1, 2\]: expected a dataset name or a list of names"),
     (["dataloader.train.dataset.names=5"], ValueError, r"^dataloader\.train\.dataset\.names=5: expected a dataset name"),
     (["dataloader.test.dataset.names=5"], ValueError, r"^dataloader\.test\.dataset\.names=5: expected a dataset name"),
-    (["dataloader.evaluator.dataset_name=5"], ValueError, r"^dataloader\.evaluator\.dataset_name=5: expected one dataset name"),
+    (["dataloader.evaluator.dataset_name=[synthetic_det_val]"], ValueError,
+     r"^dataloader\.evaluator\.dataset_name=\['synthetic_det_val'\]: expected one dataset name, .*give that one "
+     r"name, not a list\)$"),
+    (["dataloader.evaluator.dataset_name=5"], ValueError,
+     r"^dataloader\.evaluator\.dataset_name=5: expected one dataset name, a string .*give it quoted where Hydra "
+     r"reads another type: dataloader\.evaluator\.dataset_name=\"'name'\"\)$"),
     (["dataloader.train.dataset.names=[]"], ValueError, r"^dataloader\.train\.dataset\.names=\[\]: no dataset to train on"),
     (["dataloader.test.dataset.names=[]"], ValueError, r"^dataloader\.test\.dataset\.names=\[\]: no dataset to evaluate"),
     # A misspelt argument in the config file (here added with "+"): the test loader was built,
@@ -785,6 +790,23 @@ def test_the_model_checks_name_the_evaluator_set_and_a_triton_impl_off_its_devic
         with pytest.raises(ValueError, match=r"model\.backbone\.bottom_up\.res4\.0\.dropblock_conv1: impl='triton'"):
             check_lazy_model(cfg, model)
     check_lazy_model(cfg, model, train=False)  # evaluation runs no kernel
+
+
+def test_a_training_without_an_evaluator_is_warned_of_and_an_evaluation_refused():
+    # do_test evaluated nothing at eval_period and at the end, and said nothing.
+    import warnings
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    null, deleted = lazy_cfg(SYNTHETIC, "dataloader.evaluator=null"), lazy_cfg(SYNTHETIC)
+    del deleted.dataloader.evaluator
+    for cfg in (null, deleted):
+        with pytest.warns(UserWarning, match=r"^dataloader\.evaluator is missing \(or null\): the run trains and "
+                                             r"evaluates nothing"):
+            check_lazy_config_before_run(cfg, check_files=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the config's own evaluator: no warning
+        check_lazy_config_before_run(lazy_cfg(SYNTHETIC), check_files=False)
 
 
 def test_a_list_of_evaluators_is_checked_entry_by_entry():
