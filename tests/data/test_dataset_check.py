@@ -359,3 +359,19 @@ def test_cli_checks_the_test_sets_of_a_yacs_config_too(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert f"  voc_2007_test (DATASETS.TRAIN, DATASETS.TEST): {tmp_path / 'VOC2007' / 'ImageSets' / 'Main' / 'test.txt'}" in out
     assert f"  coco_2017_train: {tmp_path / 'coco' / 'train2017'}" in out
+
+
+def test_an_unknown_dataset_no_registered_name_is_close_to_is_told_so_without_the_whole_list(tmp_path):
+    # The ~60 registered names in one line said nothing about a name none is close to: the
+    # dataset checker points to DatasetCatalog.list() (the config checks list them, list_all).
+    from detectron2.data import DatasetCatalog
+
+    from dropblock_det.data.dataset_check import closest_registered_names
+
+    with pytest.raises(KeyError) as refused:
+        expected_dataset_paths("zzzzqqqq", tmp_path)
+    message = refused.value.args[0]
+    assert message.endswith(f"none of the {len(DatasetCatalog.list())} registered names is close "
+                            "(DatasetCatalog.list())")
+    assert "coco_2017_train" not in message
+    assert closest_registered_names("zzzzqqqq", list_all=True).endswith(", ".join(sorted(DatasetCatalog.list())))

@@ -1160,3 +1160,34 @@ def test_names_a_meta_architecture_does_not_read_are_not_judged():
     from dropblock_det.engine.config_checks import check_model_config
 
     check_model_config(synthetic_cfg("MODEL.ROI_HEADS.NAME", "MyOwnROIHeads", "MODEL.SEM_SEG_HEAD.NAME", "Mine"))
+
+
+def test_a_base_under_a_tilde_that_holds_no_mapping_is_named_where_it_resolves(tmp_path, monkeypatch):
+    # detectron2 reads a _BASE_ of ~/... in the user's home: the one-line refusal follows it there.
+    from dropblock_det.engine.config_checks import load_config
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "base.yaml").write_text("- a\n")
+    leaf = tmp_path / "leaf.yaml"
+    leaf.write_text("_BASE_: ~/base.yaml\n")
+    with pytest.raises(ValueError, match=rf"^config file '{re.escape(str(leaf))}': its _BASE_ "
+                                         rf"'{re.escape(str(tmp_path / 'home' / 'base.yaml'))}' holds a list"):
+        load_config(str(leaf))
+
+
+def test_a_type_error_of_a_config_file_that_is_a_mapping_passes_unchanged(tmp_path, monkeypatch):
+    # Only a document that is no mapping is refused as one: yacs' other TypeErrors are not hidden.
+    from detectron2.config import CfgNode
+
+    from dropblock_det.engine.config_checks import load_config
+
+    config = tmp_path / "config.yaml"
+    config.write_text("SOLVER:\n  MAX_ITER: 3\n")
+
+    def fails(self, *args, **kwargs):
+        raise TypeError("not from the document")
+
+    monkeypatch.setattr(CfgNode, "merge_from_file", fails)
+    with pytest.raises(TypeError, match="^not from the document$"):
+        load_config(str(config))
