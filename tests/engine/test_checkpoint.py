@@ -540,3 +540,35 @@ def test_a_resume_is_refused_from_the_checkpoint_of_the_last_iteration_and_taken
         with pytest.raises(ValueError, match=rf"^--resume: checkpoint '.*' has trained {iteration + 1} iterations, "
                                              rf"{told} SOLVER\.MAX_ITER=5 asks for: nothing would be trained"):
             check_checkpoint_fits(model, str(path), "--resume", max_iter=("SOLVER.MAX_ITER", 5))
+
+
+def test_a_resume_with_an_optimizer_of_as_many_kind_settings_is_refused_naming_both():
+    # SGD's momentum, dampening, nesterov against RMSprop's momentum, alpha, centered: as many
+    # settings, of another optimizer; the kind is told by the names, not their count.
+    from dropblock_det.engine.checkpoint import check_resume_optimizer
+
+    layer = torch.nn.Linear(2, 2)
+    sgd = torch.optim.SGD(layer.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    saved = {"trainer": {"optimizer": sgd.state_dict()}}
+    rmsprop = torch.optim.RMSprop(layer.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    with pytest.raises(ValueError, match=r"another optimizer than this config's RMSprop \(its settings: momentum, "
+                                         r"dampening, nesterov; RMSprop's: momentum, alpha, centered\)"):
+        check_resume_optimizer(saved, rmsprop, "model_0000004.pth")
+
+
+def test_a_checkpoint_refusal_keeps_torchs_error_as_its_cause_and_a_detail_line_may_be_missing(tmp_path):
+    # The refusal naming --resume still chains torch's own error (shown with the traceback a
+    # bug report asks for); a message ending at "WeightsUnpickler error:" names its first line.
+    from dropblock_det.engine.checkpoint import _naming_the_file, check_checkpoint_fits
+
+    path = tmp_path / "model.pth"
+    path.write_bytes(b"garbage")
+    with pytest.raises(RuntimeError, match=r"^--resume: ") as refused:
+        check_checkpoint_fits(torch.nn.Linear(1, 1), str(path), "--resume")
+    assert refused.value.__cause__ is not None and not str(refused.value.__cause__).startswith("--resume")
+
+    def read(_):
+        raise TypeError("Weights only load failed.\nWeightsUnpickler error:")
+
+    with pytest.raises(RuntimeError, match=r"\(TypeError: Weights only load failed\.\)$"):
+        _naming_the_file(str(path), read)
