@@ -421,6 +421,8 @@ def test_a_missing_key_and_a_bad_opt_are_named(tmp_path):
     ("from dropblock_det.modelling import DropBlockFPN\n", None,
      r"ModuleNotFoundError: No module named 'dropblock_det\.modelling' at .*cfg\.py:1$"),
     ("x = undefined_name\n", None, r"NameError: name 'undefined_name' is not defined at .*cfg\.py:1$"),
+    # (a message of several lines in one)
+    ("raise RuntimeError('two\\nlines')\n", None, r"RuntimeError: two lines at .*cfg\.py:1$"),
     ("x = (\n", None, r"SyntaxError: Config file .*cfg\.py has syntax error! \('\(' was never closed, line 1\)$"),
     ("from .base import x\n", "y = 1\nx = 1 / 0\n", r"ZeroDivisionError: division by zero at .*base\.py:2$"),
 ])
@@ -807,6 +809,8 @@ def test_a_training_without_an_evaluator_is_warned_of_and_an_evaluation_refused(
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the config's own evaluator: no warning
         check_lazy_config_before_run(lazy_cfg(SYNTHETIC), check_files=False)
+        # An evaluation's checks say nothing of it: the evaluation tools refuse it themselves.
+        check_lazy_config_before_run(null, train=False, check_files=False)
 
 
 def test_a_list_of_evaluators_is_checked_entry_by_entry():
@@ -1792,3 +1796,175 @@ def test_a_pooler_in_a_node_a_function_builds_is_judged_against_the_roi_heads_ab
     with pytest.raises(ValueError, match=r"^model\.roi_heads\.extra\.pooler\.pooler_type='ROIAlignRotated': expected one "
                                          r"of \['ROIAlign', 'ROIAlignV2', 'ROIPool'\] for model\.roi_heads \(StandardROIHeads\)"):
         check_lazy_model_values(cfg)
+
+
+def test_lazy_config_value_reads_keys_and_list_entries_and_gives_the_default_past_them():
+    # A list entry by its index; one past the list's end, an absent key or one left at '???'
+    # is the default; an interpolation on the way that does not resolve is refused naming its
+    # own key (at the top level too) and "the run" where no component's build reads it.
+    from omegaconf import OmegaConf
+
+    from dropblock_det.engine.lazy_config_checks import lazy_config_value
+
+    cfg = OmegaConf.create({"a": [1, {"b": 2}], "c": "???", "d": {"e": "${nope}"}, "f": "${nope}"})
+    assert lazy_config_value(cfg, "a.1.b") == 2 and lazy_config_value(cfg, "a.0") == 1
+    for key in ("a.2", "a.5", "a.x", "c", "c.y", "z", "a.0.b"):
+        assert lazy_config_value(cfg, key, "default") == "default", key
+    with pytest.raises(ValueError, match=r"^d\.e=\$\{nope\}: InterpolationKeyError: Interpolation key 'nope' not "
+                                         r"found \(the run reads it: point it to a key that has a value\)$"):
+        lazy_config_value(cfg, "d.e")
+    with pytest.raises(ValueError, match=r"^f=\$\{nope\}: InterpolationKeyError: "):
+        lazy_config_value(cfg, "f.g")
+
+
+def test_an_interpolation_in_an_entry_of_a_list_of_evaluators_is_named_as_the_evaluators_build_reads_it():
+    # The entries' keys are dataloader.evaluator[i]: the reader is the evaluator's build, not "the run".
+    from detectron2.config import LazyCall as L
+
+    from dropblock_det.engine.evaluation import dataset_evaluator
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    cfg = lazy_cfg(SYNTHETIC)
+    cfg.dataloader.evaluator = [L(dataset_evaluator)(dataset_name="synthetic_det_val"),
+                                L(dataset_evaluator)(dataset_name="synthetic_det_val", output_dir="${nope}")]
+    with pytest.raises(ValueError, match=r"^dataloader\.evaluator\[1\]\.output_dir=\$\{nope\}: InterpolationKeyError: "
+                                         r".* \(the evaluator's build reads it: point it to a key that has a value\)$"):
+        check_lazy_config_before_run(cfg, train=False, check_files=False)
+
+
+def test_an_interpolation_in_a_list_the_ddp_wrapper_takes_is_refused_naming_the_entry():
+    # create_ddp_model(model, **cfg.train.ddp) hands DDP device_ids as it is, which reads each entry.
+    from omegaconf import OmegaConf
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    cfg = lazy_cfg(SYNTHETIC)
+    OmegaConf.update(cfg, "train.ddp", {"device_ids": ["${nope}"]}, force_add=True)
+    with pytest.raises(ValueError, match=r"^train\.ddp\.device_ids\.0=\$\{nope\}: InterpolationKeyError: .* \(the "
+                                         r"DDP wrapper's build reads it: point it to a key that has a value\)$"):
+        check_lazy_config_before_run(cfg, check_files=False)
+
+
+def test_the_whole_configs_interpolation_check_names_a_copied_node_where_it_is_written():
+    # A node read through an interpolation is looked into at its own key: an interpolation in it
+    # that does not resolve is named there, not at the copy read first.
+    from omegaconf import OmegaConf
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_interpolations_resolve
+
+    cfg = OmegaConf.create({"a": "${b}", "b": {"c": "${nope}"}})
+    with pytest.raises(ValueError, match=r"^b\.c=\$\{nope\}: InterpolationKeyError: "):
+        check_lazy_interpolations_resolve(cfg)
+
+
+def test_a_loader_node_copied_from_another_is_judged_at_the_key_it_is_written_at():
+    # dataloader.train.mapper="${dataloader.test.mapper}": an argument its target does not take
+    # is named at dataloader.test.mapper, where it is written, not at the copy built first.
+    from omegaconf import OmegaConf
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_loaders
+
+    cfg = lazy_cfg(SYNTHETIC)
+    cfg.dataloader.test.mapper.image_format = "BGR"  # (not read from the training mapper: no loop)
+    OmegaConf.update(cfg, "dataloader.test.mapper.not_an_argument", 1, force_add=True)
+    cfg.dataloader.train.mapper = "${dataloader.test.mapper}"
+    with pytest.raises(ValueError, match=r"^dataloader\.test\.mapper \(.*not_an_argument"):
+        check_lazy_loaders(cfg)
+
+
+def test_a_training_part_copied_from_another_with_a_target_that_does_not_import_is_named_where_it_is_written():
+    from omegaconf import OmegaConf
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_train_parts
+
+    cfg = lazy_cfg(SYNTHETIC)
+    target = "fvcore.common.param_scheduler.MultiStepParamSchedulr"
+    OmegaConf.update(cfg, "lr_multiplier.scheduler._target_", target)
+    OmegaConf.update(cfg, "optimizer.params.copied", "${lr_multiplier.scheduler}", force_add=True)
+    with pytest.raises(ValueError, match=r"^lr_multiplier\.scheduler \(.*MultiStepParamSchedulr.*\): _target_="):
+        check_lazy_train_parts(cfg, None)
+
+
+def test_a_target_that_does_not_import_is_told_the_public_names_of_the_object_that_lacks_the_part():
+    # The owner is the object that lacks the part (a class's attribute: the class), and the
+    # closest names are its public ones; detectron2's instantiate log is left as it was.
+    import logging
+
+    from omegaconf import OmegaConf
+
+    from dropblock_det.engine.lazy_config_checks import _unimportable_target, instantiate_naming_key
+
+    assert _unimportable_target("torch.optim.SGD.stepp") == (
+        "_target_='torch.optim.SGD.stepp' does not import: torch.optim.SGD has no 'stepp' "
+        "(did you mean torch.optim.SGD.step?)")
+    assert "_default_decoder" not in _unimportable_target("json._default_decodr")
+    assert _unimportable_target("torch.optim.SGD") == ""
+    instantiate_logger = logging.getLogger("detectron2.config.instantiate")
+    filters = list(instantiate_logger.filters)
+    with pytest.raises(ValueError, match=r"^optimizer.*: _target_='torch\.optim\.SDG' does not import"):
+        instantiate_naming_key(OmegaConf.create({"_target_": "torch.optim.SDG"}), "optimizer")
+    assert instantiate_logger.filters == filters
+
+
+def test_an_fc_box_heads_input_is_judged_by_the_poolers_height_and_width_and_a_c4_mask_head_is_left():
+    # ROIPooler(output_size=(7, 5)) gives 7 x 5 values per channel; Res5ROIHeads' mask head runs
+    # on res5's output, not on the in_features it pools (res4): not judged against them.
+    from conftest import lazy_rcnn_cfg
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
+
+    cfg = lazy_rcnn_cfg(mask=True)
+    cfg.model.roi_heads.box_pooler.output_size = [7, 5]
+    cfg.model.roi_heads.box_head.input_shape.update(height=7, width=5)
+    check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
+    cfg.model.roi_heads.box_head.input_shape.update(width=7)
+    with pytest.raises(ValueError, match=r"^model\.roi_heads\.box_head\.input_shape: .* takes 1568 values, .* pooled "
+                                         r"to 7x5, give 1120: set it to channels=32, height=7, width=5"):
+        check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
+    cfg = lazy_rcnn_cfg(c4=True, mask=True)
+    check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
+
+
+def test_the_dataset_names_read_directly_refuse_an_interpolation_that_does_not_resolve_in_one_line():
+    # lazy_dataset_names serves the run too (lazy.py reads the loaders' names through it).
+    from dropblock_det.engine.lazy_config_checks import lazy_dataset_names
+
+    cfg = lazy_cfg(SYNTHETIC)
+    cfg.dataloader.test.dataset.names = "${nope}"
+    with pytest.raises(ValueError, match=r"^dataloader\.test\.dataset\.names=\$\{nope\}: InterpolationKeyError: .* "
+                                         r"\(the test loader's build reads it"):
+        lazy_dataset_names(cfg)
+
+
+def test_the_model_values_check_alone_refuses_a_model_interpolation_that_does_not_resolve_in_one_line():
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model_values
+
+    cfg = lazy_cfg(SYNTHETIC)
+    cfg.model = "${nope}"
+    with pytest.raises(ValueError, match=r"^model=\$\{nope\}: InterpolationKeyError: .* \(the model's build reads it"):
+        check_lazy_model_values(cfg)
+
+
+@pytest.mark.parametrize("check, key", [("check_lazy_train_sampler", "dataloader.train.sampler"),
+                                        ("check_lazy_loaders", "dataloader.test")])
+def test_a_loader_check_alone_refuses_an_interpolation_that_does_not_resolve_in_one_line(check, key):
+    from omegaconf import OmegaConf
+
+    from dropblock_det.engine import lazy_config_checks
+
+    cfg = lazy_cfg(SYNTHETIC)
+    OmegaConf.update(cfg, key, "${nope}", force_add=True)
+    with pytest.raises(ValueError, match=rf"^{re.escape(key)}=\$\{{nope\}}: InterpolationKeyError: [^\n]*$"):
+        getattr(lazy_config_checks, check)(cfg)
+
+
+def test_a_target_in_a_module_whose_import_fails_is_refused_in_one_line(tmp_path, monkeypatch):
+    # The module's own error (not an ImportError): the walk goes on from its package, not a traceback.
+    from dropblock_det.engine.lazy_config_checks import _unimportable_target
+
+    package = tmp_path / "mut49b_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "broken.py").write_text("raise RuntimeError('the module fails')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert _unimportable_target("mut49b_pkg.broken.Thing").startswith(
+        "_target_='mut49b_pkg.broken.Thing' does not import: mut49b_pkg has no 'broken'")
