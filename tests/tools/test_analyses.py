@@ -4,6 +4,7 @@ import csv
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -767,6 +768,9 @@ def test_a_cell_given_twice_is_trained_once_and_bad_block_sizes_are_refused(tmp_
      r"train\.output_dir 'sw' is set by each cell from --output-dir: give --output-dir sw"),
     (str(REPO / "configs" / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3.py"), ["dropblock.block_size=5"],
      r"dropblock\.block_size '5' is set by each cell from --block-sizes: give --block-sizes 5"),
+    # (an override adding the key: the same key)
+    (str(REPO / "configs" / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3.py"), ["+dropblock.keep_prob=0.5"],
+     r"\+dropblock\.keep_prob '0\.5' is set by each cell from --keep-probs: give --keep-probs 0\.5"),
 ])
 def test_an_opt_that_each_sweep_cell_sets_is_refused_naming_its_flag(tmp_path, config, opts, match):
     # Each cell sets these itself: given as opts they were overwritten without a word
@@ -1119,3 +1123,18 @@ def test_config_fingerprint_of_a_lazy_config_is_as_written_without_its_output_di
         "train": {"max_iter": 2}, "dataloader": {"evaluator": {"output_dir": "${train.output_dir}/inference"}}}
     # Key order is not configuration (a key set by an opt comes last).
     assert config_fingerprint({"a": 1, "b": {"c": 2, "d": 3}}) == config_fingerprint({"b": {"d": 3, "c": 2}, "a": 1})
+
+
+@pytest.mark.parametrize("key", ["dataloader.test.dataset.names", "dataloader.evaluator.dataset_name"])
+def test_the_first_lazy_test_dataset_refuses_an_interpolation_that_does_not_resolve_in_one_line(key):
+    # OmegaConf's 3-line error (full_key on a line of its own) came out of the analyses' read.
+    from omegaconf import OmegaConf
+
+    from dropblock_det.analysis import first_lazy_test_dataset
+
+    cfg = OmegaConf.create({"dataloader": {"test": {"dataset": {"names": ["synthetic_det_val"]}},
+                                           "evaluator": {"dataset_name": "synthetic_det_val"}}})
+    assert first_lazy_test_dataset(cfg, "c.py") == "synthetic_det_val"
+    OmegaConf.update(cfg, key, "${nope}")
+    with pytest.raises(ValueError, match=rf"^{re.escape(key)}=\$\{{nope\}}: InterpolationKeyError: [^\n]*$"):
+        first_lazy_test_dataset(cfg, "c.py")

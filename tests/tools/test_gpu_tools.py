@@ -667,3 +667,16 @@ def test_prepare_gpu_site_refuses_a_detectron2_wheel_with_compiled_code(tmp_path
             with pytest.raises(SystemExit, match="expected a pure-Python detectron2 wheel, got .*cp311"):
                 prepare.build_detectron2_wheel(src, wheels)
     assert all("--no-deps" in cmd for cmd in commands) and len(commands) == 2
+
+
+def test_gpu_checks_gives_a_step_15_s_after_the_sigterm_by_default(tmp_path):
+    # KILL_AFTER's default: a stand-in `timeout` records the arguments it is given.
+    (tmp_path / "timeout").write_text(f"#!/usr/bin/env bash\necho \"$*\" >> {tmp_path / 'args'}\nexit 0\n")
+    (tmp_path / "timeout").chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("OUT", "KILL_AFTER")}
+    env.update(PYTHON=_echo_python(tmp_path), RESULTS=str(tmp_path / "results"),
+               PATH=f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    proc = subprocess.run(["bash", str(GPU_CHECKS), "bench"], cwd=str(REPO), env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / "args").read_text().startswith("-k 15 "), (tmp_path / "args").read_text()
