@@ -95,10 +95,10 @@ def missing_config_file(config_file: str) -> str:
     return "is a folder, not a config file" if config_file and Path(config_file).is_dir() else "does not exist"
 
 
-def _config_file_not_a_mapping(config_file: str) -> Optional[Tuple[str, Any]]:
-    """(path, document) of the first file in `config_file`'s _BASE_ chain whose YAML document
-    is not a mapping, which yacs fails on with a bare TypeError / AttributeError; None when
-    there is none (that error is then something else)."""
+def _config_file_shape_error(config_file: str) -> Optional[str]:
+    """Why yacs failed on `config_file` with a bare TypeError / AttributeError: the first file
+    in its _BASE_ chain whose YAML document is not a mapping, or whose _BASE_ is no path
+    (`_BASE_: 5`); None when neither (that error is then something else)."""
     path, seen = config_file, set()
     while path not in seen:
         seen.add(path)
@@ -107,11 +107,16 @@ def _config_file_not_a_mapping(config_file: str) -> Optional[Tuple[str, Any]]:
                 doc = yaml.unsafe_load(f)  # as detectron2 reads it: configs may hold python tags
         except Exception:
             return None
+        where = f"config file {config_file!r}" + (f": its _BASE_ {path!r}" if path != config_file else "")
         if not isinstance(doc, dict):
-            return path, doc
+            holds = "nothing" if doc is None else f"a {type(doc).__name__}"
+            return f"{where} holds {holds}, not a mapping of config keys (KEY: value lines)"
         base = doc.get("_BASE_")
-        if not isinstance(base, str):
+        if base is None:
             return None
+        if not isinstance(base, str):
+            return (f"{where} has _BASE_={base!r}: expected the path of the config file it extends "
+                    "(relative to the file that names it)")
         base = os.path.expanduser(base)  # detectron2's CfgNode.load_yaml_with_base's resolution
         path = base if base.startswith(("/", "https://", "http://")) else os.path.join(os.path.dirname(path), base)
     return None
@@ -154,13 +159,10 @@ def load_config(config_file: str, opts: Sequence[str] = (), extra_setup=None) ->
         except yaml.YAMLError as e:  # PyYAML's message spans lines; its mark names the file (or a _BASE_)
             raise ValueError(f"config file {config_file!r} is not valid YAML: {' '.join(str(e).split())}") from None
         except (TypeError, AttributeError):  # yacs on a document that is no mapping (empty: None)
-            not_a_mapping = _config_file_not_a_mapping(config_file)
-            if not_a_mapping is None:
+            why = _config_file_shape_error(config_file)
+            if why is None:
                 raise
-            path, doc = not_a_mapping
-            holds = "nothing" if doc is None else f"a {type(doc).__name__}"
-            where = f"config file {config_file!r}" + (f": its _BASE_ {path!r}" if path != config_file else "")
-            raise ValueError(f"{where} holds {holds}, not a mapping of config keys (KEY: value lines)") from None
+            raise ValueError(why) from None
         except FileNotFoundError as e:  # the file exists (checked above): a _BASE_ does not
             if not e.filename:
                 raise

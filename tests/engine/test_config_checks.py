@@ -769,6 +769,16 @@ def test_a_config_file_that_is_not_a_yaml_mapping_is_named_in_one_line(tmp_path)
     with pytest.raises(ValueError, match=rf"^config file '{re.escape(str(leaf))}': its _BASE_ "
                                          rf"'{re.escape(str(tmp_path / 'empty.yaml'))}' holds nothing"):
         load_config(str(leaf))
+    # A _BASE_ that is no path: detectron2's AttributeError "'int' object has no attribute 'startswith'".
+    numbered = tmp_path / "numbered.yaml"
+    numbered.write_text("_BASE_: 5\n")
+    with pytest.raises(ValueError, match=rf"^config file '{re.escape(str(numbered))}' has _BASE_=5: expected the "
+                                         r"path of the config file it extends"):
+        load_config(str(numbered))
+    leaf.write_text("_BASE_: numbered.yaml\n")
+    with pytest.raises(ValueError, match=rf"^config file '{re.escape(str(leaf))}': its _BASE_ '.*numbered\.yaml' "
+                                         r"has _BASE_=5"):
+        load_config(str(leaf))
 
 
 def test_keys_extra_setup_adds_can_be_set_by_the_config_file_and_the_opts(tmp_path):
