@@ -1665,14 +1665,23 @@ def _unimportable_target(target: Any) -> str:
         return ""
     parts = target.split(".")
     found, i = None, len(parts)
+    failed: Dict[str, Exception] = {}  # a module that is there and raised its own error on import
     while found is None and i > 0:
+        module = ".".join(parts[:i])
         try:
-            found = importlib.import_module(".".join(parts[:i]))
-        except Exception:  # noqa: BLE001 - an ImportError, or the module's own error: try its package
+            found = importlib.import_module(module)
+        except Exception as e:  # noqa: BLE001 - an ImportError, or the module's own error: try its package
+            missing = e.name if isinstance(e, ModuleNotFoundError) else None
+            if not (missing and (module == missing or module.startswith(missing + "."))):
+                failed[module] = e  # not this module's absence (or its package's): its own error
             i -= 1
     if found is None:
         return f"_target_={target!r} does not import: no module {parts[0]!r}"
     for j in range(i, len(parts)):
+        error = failed.get(".".join(parts[:j + 1]))
+        if error is not None:  # its own error, where "has no 'broken'" hid that the module is there
+            why = " ".join(str(error).split())
+            return f"_target_={target!r} does not import: importing {'.'.join(parts[:j + 1])} raised {type(error).__name__}: {why}"
         if not hasattr(found, parts[j]):
             owner = ".".join(parts[:j])
             close = difflib.get_close_matches(parts[j], [n for n in dir(found) if not n.startswith("_")], n=3)

@@ -1966,5 +1966,15 @@ def test_a_target_in_a_module_whose_import_fails_is_refused_in_one_line(tmp_path
     (package / "__init__.py").write_text("")
     (package / "broken.py").write_text("raise RuntimeError('the module fails')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    assert _unimportable_target("mut49b_pkg.broken.Thing").startswith(
-        "_target_='mut49b_pkg.broken.Thing' does not import: mut49b_pkg has no 'broken'")
+    # Its own error is named: "mut49b_pkg has no 'broken'" hid that the module is there.
+    assert _unimportable_target("mut49b_pkg.broken.Thing") == (
+        "_target_='mut49b_pkg.broken.Thing' does not import: importing mut49b_pkg.broken raised RuntimeError: "
+        "the module fails")
+    # A module that imports a missing one: the import's own error, naming the missing module.
+    (package / "needs.py").write_text("import mut49b_not_installed\n")
+    assert _unimportable_target("mut49b_pkg.needs.Thing") == (
+        "_target_='mut49b_pkg.needs.Thing' does not import: importing mut49b_pkg.needs raised "
+        "ModuleNotFoundError: No module named 'mut49b_not_installed'")
+    # A module that is not there: the closest names its package has.
+    assert _unimportable_target("mut49b_pkg.brokn.Thing").startswith(
+        "_target_='mut49b_pkg.brokn.Thing' does not import: mut49b_pkg has no 'brokn'")
