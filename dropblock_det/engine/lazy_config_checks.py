@@ -449,7 +449,7 @@ def lazy_evaluator_nodes(cfg: DictConfig) -> List[Tuple[str, DictConfig]]:
         return [("dataloader.evaluator", evaluator)]
     if isinstance(evaluator, ListConfig):
         # (an entry that does not resolve refused naming it, as inference_on_dataset reads it)
-        return [(f"dataloader.evaluator[{i}]", node)
+        return [(f"dataloader.evaluator.{i}", node)  # the overrides' spelling of an entry
                 for i, (_, node, _) in enumerate(_children(evaluator, "dataloader.evaluator", _refuse_unresolved))
                 if isinstance(node, DictConfig)]
     return []
@@ -1537,7 +1537,7 @@ def _unresolved_message(key: str, interpolation: str, error: Exception) -> str:
     what reads it: 'dataloader.test.mapper.image_format=${nope}: InterpolationKeyError:
     Interpolation key 'nope' not found (the test loader's build reads it: point it to a key
     that has a value)', where OmegaConf's message named the key only on a line of its own."""
-    reader = next((who for prefix, who in _READERS if key == prefix or key.startswith((prefix + ".", prefix + "["))),
+    reader = next((who for prefix, who in _READERS if key == prefix or key.startswith(prefix + ".")),
                   "the run")
     return (f"{key}={interpolation}: {type(error).__name__}: {str(error).splitlines()[0]} "
             f"({reader} reads it: point it to a key that has a value)")

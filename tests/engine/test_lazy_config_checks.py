@@ -829,18 +829,18 @@ def test_a_list_of_evaluators_is_checked_entry_by_entry():
 
     cfg = lazy_cfg(SYNTHETIC)
     cfg.dataloader.evaluator = [L(dataset_evaluator)(dataset_name="synthetic_det_val") for _ in range(2)]
-    assert [key for key, _ in lazy_evaluator_nodes(cfg)] == ["dataloader.evaluator[0]", "dataloader.evaluator[1]"]
-    assert ("dataloader.evaluator[1].dataset_name", "synthetic_det_val") in lazy_dataset_names(cfg)
+    assert [key for key, _ in lazy_evaluator_nodes(cfg)] == ["dataloader.evaluator.0", "dataloader.evaluator.1"]
+    assert ("dataloader.evaluator.1.dataset_name", "synthetic_det_val") in lazy_dataset_names(cfg)
     check_lazy_config_before_run(cfg, check_files=False)
     cfg.dataloader.evaluator[1].dataset_name = "no_such_set"
-    with pytest.raises(KeyError, match=r"dataloader\.evaluator\[1\]\.dataset_name names 'no_such_set'"):
+    with pytest.raises(KeyError, match=r"dataloader\.evaluator\.1\.dataset_name names 'no_such_set'"):
         check_lazy_config_before_run(cfg, check_files=False)
     cfg.dataloader.evaluator[1].dataset_name = ["synthetic_det_val"]
-    with pytest.raises(ValueError, match=r"dataloader\.evaluator\[1\]\.dataset_name=\['synthetic_det_val'\]: expected one"):
+    with pytest.raises(ValueError, match=r"dataloader\.evaluator\.1\.dataset_name=\['synthetic_det_val'\]: expected one"):
         check_lazy_config_before_run(cfg, check_files=False)
     # The model check names the entry whose dataset the model's outputs do not fit.
     cfg.dataloader.evaluator[1].dataset_name = "synthetic_sem_seg_val"
-    with pytest.raises(ValueError, match=r"dataloader\.evaluator\[1\]\.dataset_name='synthetic_sem_seg_val'.*DropBlockRetinaNet"):
+    with pytest.raises(ValueError, match=r"dataloader\.evaluator\.1\.dataset_name='synthetic_sem_seg_val'.*DropBlockRetinaNet"):
         check_lazy_config_before_run(cfg, check_files=False)
     assert OmegaConf.is_list(cfg.dataloader.evaluator)
 
@@ -1818,7 +1818,8 @@ def test_lazy_config_value_reads_keys_and_list_entries_and_gives_the_default_pas
 
 
 def test_an_interpolation_in_an_entry_of_a_list_of_evaluators_is_named_as_the_evaluators_build_reads_it():
-    # The entries' keys are dataloader.evaluator[i]: the reader is the evaluator's build, not "the run".
+    # The entries' keys are dataloader.evaluator.i (as an override writes them): the reader is the
+    # evaluator's build, not "the run".
     from detectron2.config import LazyCall as L
 
     from dropblock_det.engine.evaluation import dataset_evaluator
@@ -1827,7 +1828,7 @@ def test_an_interpolation_in_an_entry_of_a_list_of_evaluators_is_named_as_the_ev
     cfg = lazy_cfg(SYNTHETIC)
     cfg.dataloader.evaluator = [L(dataset_evaluator)(dataset_name="synthetic_det_val"),
                                 L(dataset_evaluator)(dataset_name="synthetic_det_val", output_dir="${nope}")]
-    with pytest.raises(ValueError, match=r"^dataloader\.evaluator\[1\]\.output_dir=\$\{nope\}: InterpolationKeyError: "
+    with pytest.raises(ValueError, match=r"^dataloader\.evaluator\.1\.output_dir=\$\{nope\}: InterpolationKeyError: "
                                          r".* \(the evaluator's build reads it: point it to a key that has a value\)$"):
         check_lazy_config_before_run(cfg, train=False, check_files=False)
 
