@@ -1385,30 +1385,21 @@ def check_lazy_train_sampler(cfg: DictConfig) -> None:
         raise ValueError(f"{key}: {type(e).__name__}: {e}") from None
 
 
-def _check_arguments_under(node: Any, key: str) -> None:
+def _check_arguments_under(node: Any, key: str, arguments: bool = True) -> None:
     """_arguments_error for `node` (at `key`) and every `L(...)` node under it, in lists too,
     in the order instantiate builds them: ValueError naming the key of the first whose
-    arguments do not fit its target. A node read through an interpolation
-    (`dataset_dicts="${dataloader.train.dataset}"`) is not judged (the node it copies is, at
-    its own key), but is walked: an interpolation that does not resolve where the build
-    resolves it is refused naming the key (:func:`_built_nodes`), where OmegaConf's error
-    came out of the check (the build of the test loader and the evaluator came only after
-    the whole training)."""
+    `_target_` does not import or (with `arguments`) whose arguments do not fit it. Without
+    `arguments` the targets alone, where the arguments are the build's to judge
+    (optimizer.params gets the model only then): detectron2's ImportError took three lines.
+    A node read through an interpolation (`dataset_dicts="${dataloader.train.dataset}"`) is
+    not judged (the node it copies is, at its own key), but is walked: an interpolation that
+    does not resolve where the build resolves it is refused naming the key
+    (:func:`_built_nodes`), where OmegaConf's error came out of the check (the build of the
+    test loader and the evaluator came only after the whole training)."""
     for node_key, target_node, _, via in _built_nodes(node, key, [], "", True):
         if via:
             continue
-        why = _unimportable_target(target_node.get("_target_")) or _arguments_error(target_node)
-        if why:
-            raise ValueError(f"{node_key} ({_target_name(target_node)}): {why}")
-
-
-def _check_targets_under(node: Any, key: str) -> None:
-    """ValueError naming the key of the first `L(...)` node under `node` (at `key`) whose
-    `_target_` does not import: detectron2's ImportError took three lines and passed the
-    checks' refusal (an optimizer's, a schedule's), where the arguments are the build's to
-    judge (optimizer.params gets the model only then)."""
-    for node_key, target_node, _, via in _built_nodes(node, key, [], "", True):
-        why = "" if via else _unimportable_target(target_node.get("_target_"))
+        why = _unimportable_target(target_node.get("_target_")) or (_arguments_error(target_node) if arguments else "")
         if why:
             raise ValueError(f"{node_key} ({_target_name(target_node)}): {why}")
 
@@ -1452,7 +1443,7 @@ def check_lazy_train_parts(cfg: DictConfig, model: Optional[torch.nn.Module]) ->
                           ("train.checkpointer", True)):
         _check_resolves(cfg, key, unpacked)
         if not unpacked and OmegaConf.select(cfg, key, default=None) is not None:
-            _check_targets_under(OmegaConf.select(cfg, key), key)
+            _check_arguments_under(OmegaConf.select(cfg, key), key, arguments=False)
     if model is not None or cfg.train.get("dropblock_schedule") is not None:
         hook = _building("train.dropblock_schedule", lambda: lazy_schedule_hook(cfg, model))
         if hook is not None:
