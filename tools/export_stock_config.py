@@ -76,11 +76,7 @@ def check_stock_model(ours: Any, theirs: Any, weights: str, weights_key: str) ->
                                "parameters: " + "; ".join(problems))
     if not weights or is_url(weights) or theirs is None:
         return False
-    try:
-        saved = read_checkpoint(weights)["model"]
-    except RuntimeError as e:  # it names the file, not the key that gave it
-        raise RuntimeError(f"{weights_key}={weights!r}: {e}") from e.__cause__
-    problems = state_dict_problems(theirs, saved)
+    problems = state_dict_problems(theirs, read_checkpoint(weights, given_by=f"{weights_key}={weights!r}")["model"])
     if problems:
         raise CheckpointMismatchError(
             f"{weights_key}={weights!r} does not load strictly into the stock model of "

@@ -230,11 +230,7 @@ def check_weights_readable(key: str, path: str) -> None:
     failed with torch's bare "OSError: [Errno 22] Invalid argument". Whether they fit the
     model is not judged: detectron2 loads them non-strictly (ImageNet weights into a
     detector)."""
-    local = local_checkpoint(key, path)
-    try:
-        read_checkpoint(local)
-    except RuntimeError as e:
-        raise RuntimeError(f"{key}={path!r}: {e}") from e.__cause__
+    read_checkpoint(local_checkpoint(key, path), given_by=f"{key}={path!r}")
 
 
 def check_weights_path(cfg: CfgNode, fetch: bool = True, read: bool = False) -> None:
@@ -259,10 +255,16 @@ def _file_reader(path: str) -> Callable[[str], Dict[str, Any]]:
     return Checkpointer(None)._load_file
 
 
-def read_checkpoint(path: str) -> Dict[str, Any]:
+def read_checkpoint(path: str, given_by: str = "") -> Dict[str, Any]:
     """The checkpoint file at local `path`, read as detectron2's checkpointer reads it, as a
     dict with its weights under "model" (a bare state_dict is put there); RuntimeError naming
-    the file when it cannot be read."""
+    the file when it cannot be read, after `given_by` (the key or flag that gives it, e.g.
+    "MODEL.WEIGHTS='w.pth'", "--resume") where one is given."""
+    if given_by:
+        try:
+            return read_checkpoint(path)
+        except RuntimeError as e:  # it names the file, not the key or flag that gave it
+            raise RuntimeError(f"{given_by}: {e}") from e.__cause__
     checkpoint = _naming_the_file(path, _file_reader(path))
     weights = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else checkpoint
     if not isinstance(weights, dict):
@@ -410,10 +412,7 @@ def check_checkpoint_fits(model: Optional[torch.nn.Module], path: str, what: str
     iterations or more (a finished run's model_final is saved at iteration max_iter - 1), so
     that resuming would train nothing and only evaluate the earlier model again, overwriting
     the run's config.yaml and predictions. Returns the checkpoint (:func:`read_checkpoint`)."""
-    try:
-        checkpoint = read_checkpoint(path)
-    except RuntimeError as e:  # it names the file, not the key or flag that gave it
-        raise RuntimeError(f"{what}: {e}") from e.__cause__
+    checkpoint = read_checkpoint(path, given_by=what)
     problems = state_dict_problems(model, checkpoint["model"]) if model is not None else []
     if problems:
         raise CheckpointMismatchError(
