@@ -260,11 +260,15 @@ def read_checkpoint(path: str, given_by: str = "") -> Dict[str, Any]:
     dict with its weights under "model" (a bare state_dict is put there); RuntimeError naming
     the file when it cannot be read, after `given_by` (the key or flag that gives it, e.g.
     "MODEL.WEIGHTS='w.pth'", "--resume") where one is given."""
-    if given_by:
-        try:
-            return read_checkpoint(path)
-        except RuntimeError as e:  # it names the file, not the key or flag that gave it
-            raise RuntimeError(f"{given_by}: {e}") from e.__cause__
+    try:
+        return _read_checkpoint(path)
+    except RuntimeError as e:  # it names the file, not the key or flag that gave it
+        if not given_by:
+            raise
+        raise RuntimeError(f"{given_by}: {e}") from e.__cause__
+
+
+def _read_checkpoint(path: str) -> Dict[str, Any]:
     checkpoint = _naming_the_file(path, _file_reader(path))
     weights = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else checkpoint
     if not isinstance(weights, dict):

@@ -118,7 +118,7 @@ def test_resume_continues_the_run_and_its_ramp(trained, tool, tmp_path, monkeypa
     shutil.copytree(out, run)
     reads = []
     read_checkpoint = checkpoint.read_checkpoint
-    monkeypatch.setattr(checkpoint, "read_checkpoint", lambda path: reads.append(path) or read_checkpoint(path))
+    monkeypatch.setattr(checkpoint, "read_checkpoint", lambda path, **kwargs: reads.append(path) or read_checkpoint(path, **kwargs))
     # A resumed run never loads train.init_checkpoint, so it is not read: a partial file there
     # (the starting weights since moved or half-copied) does not stop it, as with train_net.py.
     partial = tmp_path / "partial.pth"
