@@ -286,5 +286,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[float, List[flo
     return curves
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The command line: `python tools/analyze_robustness.py ...`, or a script of your own that
+    registers datasets, then calls `analyze_robustness.cli()` (README: "Your own dataset")."""
     run_tool("analyze_robustness.py", main)
+
+
+if __name__ == "__main__":
+    cli()

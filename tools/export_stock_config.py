@@ -362,5 +362,11 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
     return args.output
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The command line: `python tools/export_stock_config.py ...`, or a script of your own that
+    registers datasets, then calls `export_stock_config.cli()` (README: "Your own dataset")."""
     run_tool("export_stock_config.py", main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -148,6 +148,12 @@ def parser():
     return training_tool_parser(EPILOG, OPTS_HELP)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The command line: `python tools/lazyconfig_train_net.py ...`, or a script of your own
+    that registers datasets, then calls `lazyconfig_train_net.cli()` (README: "Your own dataset")."""
     run_tool("lazyconfig_train_net.py", lambda: launch_tool(
         main, parse_tool_args(parser()), check_first=lambda args: load_lazy_config(args.config_file, args.opts)))
+
+
+if __name__ == "__main__":
+    cli()

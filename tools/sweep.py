@@ -332,5 +332,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[Tuple[int, float], float]
     return values
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The command line: `python tools/sweep.py ...`, or a script of your own that
+    registers datasets, then calls `sweep.cli()` (README: "Your own dataset")."""
     run_tool("sweep.py", main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -27,6 +27,7 @@ from .. import modeling as _modeling  # noqa: F401  (registers backbones, meta-a
 from .. import solver
 from ..config import (add_dropblock_config, check_channels, check_impl_device, check_norm, flatten_config,
                       is_positive_int, locations_on, validate_dropblock_config)
+from ..data.coco_json import coco_category_names
 from ..data.file_errors import check_evaluation_files
 from ..layers.base import is_integer, is_real_number
 from .checkpoint import check_checkpoint_fits, check_resume_grad_scaler, check_resume_optimizer, check_weights_path
@@ -390,6 +391,21 @@ def check_proposal_files(cfg: CfgNode, keys: Sequence[str] = ("TRAIN", "TEST")) 
 _CLASS_FIELDS = {"thing": "thing_classes", "stuff": "stuff_classes"}
 
 
+def _dataset_classes(metadata: Any, kind: str) -> Tuple[Optional[Sequence[str]], str]:
+    """The class names of a dataset's metadata for `kind` ("thing" / "stuff"), or of its
+    json_file's categories for things, and where they were read; (None, "") when neither."""
+    field = _CLASS_FIELDS[kind]
+    classes = getattr(metadata, field, None)
+    if classes is not None:
+        return classes, f"its metadata {field}"
+    json_file = getattr(metadata, "json_file", None)
+    if kind == "thing" and isinstance(json_file, str):
+        classes = coco_category_names(json_file)
+        if classes is not None:
+            return classes, f"the categories of its json_file {json_file!r}"
+    return None, ""
+
+
 def check_class_counts(counts: Sequence[Tuple[str, Any, str]], datasets: Sequence[Tuple[str, str]],
                        ignore: Sequence[Tuple[str, Any]] = (), ignore_datasets: Sequence[Tuple[str, str]] = ()) -> None:
     """The model's class counts against the datasets' metadata, before anything is loaded:
@@ -398,7 +414,9 @@ def check_class_counts(counts: Sequence[Tuple[str, Any, str]], datasets: Sequenc
     left alone: only its loading would tell. ValueError naming both keys, the value and the
     dataset's class count: with more classes than the dataset, a detector trains fully and the
     evaluation fails ("A prediction has class=48, but the dataset only has 3 classes"); with
-    fewer, the classes past the count train as background, silently. `ignore` (config key,
+    fewer, the classes past the count train as background, silently. A dataset registered
+    with `register_coco_instances` has no thing_classes until it is loaded: its json_file's
+    categories are read instead (as load_coco_json will set them). `ignore` (config key,
     value) is the segmentation loss's ignore value, checked against the metadata
     ignore_label of `ignore_datasets` (the training sets: their labels mark the pixels to
     leave out with it; a different value trains those pixels as a class, or fails at the
@@ -408,13 +426,13 @@ def check_class_counts(counts: Sequence[Tuple[str, Any, str]], datasets: Sequenc
     for dataset_key, name in datasets:
         metadata = MetadataCatalog.get(name)
         for key, value, kind in counts:
-            classes = getattr(metadata, _CLASS_FIELDS[kind], None)
+            classes, source = _dataset_classes(metadata, kind)
             if classes is None or value == len(classes):
                 continue
             shown = "[" + ", ".join(map(repr, list(classes)[:10])) + (", ...]" if len(classes) > 10 else "]")
             raise ValueError(
                 f"{key}={value!r}, but {dataset_key} names {name!r}, which has {len(classes)} classes "
-                f"(its metadata {_CLASS_FIELDS[kind]}: {shown}): set {key} to {len(classes)} "
+                f"({source}: {shown}): set {key} to {len(classes)} "
                 + ("(a model with more classes predicts ids the dataset does not have, and its evaluation "
                    "fails after the whole training)" if isinstance(value, int) and value > len(classes) else
                    ("(the loss fails at the first step on the dataset's labels past the model's count)"

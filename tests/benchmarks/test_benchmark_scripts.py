@@ -590,3 +590,12 @@ def test_bench_triton_launch_says_in_one_line_when_the_stand_in_does_not_fit_the
         monkeypatch.setattr(bench, "host_us", host_us)
         with pytest.raises(SystemExit, match=f"the stand-in driver does not fit Triton .*{type(error).__name__}"):
             bench.main(["--calls", "1"])
+
+
+def test_bench_coco_categories_prints_a_row_per_reader_on_the_file_it_writes():
+    out = _run("benchmarks/bench_coco_categories.py", "--images", "20", "--annotations-per-image", "2")
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "MiB" in line]
+    assert [row.split("|")[2].strip() for row in rows] == [
+        "dropblock_det coco_category_names (scan)", "json.load (whole file)",
+        "pycocotools COCO (detectron2's load_coco_json)"]
+    assert all(float(row.split("|")[3]) >= 0 for row in rows)

@@ -1,7 +1,10 @@
 """The checks of a yacs config before a run (dropblock_det/engine/config_checks.py): config
 loading errors, the model, the datasets and their classes, devices and processes, solver and
 input values, and a --resume against its checkpoint; each names the key."""
+import contextlib
+import json
 import re
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -986,6 +989,59 @@ def test_a_set_named_by_both_keys_is_listed_once_with_the_training_key(tmp_path)
     listed = [line for line in str(error.value).splitlines() if name in line]
     assert listed and all(line.startswith(f"  {name} (DATASETS.TRAIN): ") for line in listed), listed
     assert len(listed) == len(set(listed))
+
+
+@contextlib.contextmanager
+def _own_coco_set(folder, name: str, thing_classes=None) -> Iterator[str]:
+    """`name` registered as a user registers a COCO-format set of their own
+    (register_coco_instances: no thing_classes until it is loaded), its json giving the
+    categories cat (id 1) and dog (id 2); removed from the catalogs on exit."""
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+    from detectron2.data.datasets import register_coco_instances
+
+    from PIL import Image
+
+    (folder / "images").mkdir()
+    Image.new("RGB", (32, 32)).save(folder / "images" / "a.jpg")
+    (folder / "train.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 32, "height": 32}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 2, "bbox": [4, 4, 16, 16], "area": 256, "iscrowd": 0}],
+        "categories": [{"id": 2, "name": "dog"}, {"id": 1, "name": "cat"}]}))
+    metadata = {} if thing_classes is None else {"thing_classes": thing_classes}
+    register_coco_instances(name, metadata, str(folder / "train.json"), str(folder / "images"))
+    try:
+        yield name
+    finally:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+
+
+def test_the_class_count_of_a_coco_set_of_ones_own_is_read_from_its_json_before_the_run(tmp_path):
+    # register_coco_instances sets thing_classes only when the loader reads the json: a
+    # RetinaNet of 3 classes trained fully on the 2 of the set and its evaluation failed
+    # ("A prediction has class=2, but the dataset only has 2 classes"); of 1, dog trained as
+    # background, silently.
+    from dropblock_det.engine.config_checks import check_config_before_run
+
+    with _own_coco_set(tmp_path, "test_config_checks_own_coco_set") as name:
+        opts = ["DATASETS.TRAIN", f"('{name}',)", "DATASETS.TEST", f"('{name}',)", "MODEL.DEVICE", "cpu"]
+        for count, consequence in (("3", "its evaluation fails"), ("1", "as background")):
+            with pytest.raises(ValueError, match=(
+                    rf"^MODEL\.RETINANET\.NUM_CLASSES={count}, but DATASETS\.TRAIN names '{name}', which has 2 "
+                    rf"classes \(the categories of its json_file '{re.escape(str(tmp_path / 'train.json'))}': "
+                    rf"\['cat', 'dog'\]\): set MODEL\.RETINANET\.NUM_CLASSES to 2 .*{consequence}")):
+                check_config_before_run(synthetic_cfg(*opts, "MODEL.RETINANET.NUM_CLASSES", count))
+        check_config_before_run(synthetic_cfg(*opts, "MODEL.RETINANET.NUM_CLASSES", "2"))
+
+
+def test_thing_classes_given_to_register_coco_instances_are_named_as_the_metadata(tmp_path):
+    # (detectron2 refuses to load a json whose categories differ from them.)
+    from dropblock_det.engine.config_checks import check_config_before_run
+
+    with _own_coco_set(tmp_path, "test_config_checks_own_coco_set_with_classes", ["cat", "dog"]) as name:
+        opts = ["DATASETS.TRAIN", f"('{name}',)", "DATASETS.TEST", f"('{name}',)", "MODEL.DEVICE", "cpu"]
+        with pytest.raises(ValueError, match=r"which has 2 classes \(its metadata thing_classes: \['cat', 'dog'\]\)"):
+            check_config_before_run(synthetic_cfg(*opts))
 
 
 def test_precomputed_proposals_without_one_file_per_dataset_are_refused_naming_the_keys():

@@ -1,0 +1,74 @@
+"""The class names of a COCO-format annotation file, read without loading the dataset.
+
+``register_coco_instances`` (the usual way to use one's own dataset in detectron2) names the
+file in the metadata (``json_file``) but sets no ``thing_classes``: ``load_coco_json`` sets
+them from the file's "categories" when the data loader is built. The config checks compare
+the model's class count with them before that, so they read the categories here. Only the
+categories are parsed: the file is searched for the "categories" key and the list after it
+decoded, so a COCO-sized file (~450 MB, categories last) takes a scan, not a second full parse
+before detectron2's own.
+"""
+import json
+import mmap
+import os
+import re
+from typing import List, Optional
+
+__all__ = ["coco_category_names"]
+
+# Inside a JSON string every '"' is escaped, so this can only match an object's key.
+_CATEGORIES_KEY = re.compile(rb'"categories"\s*:\s*(?=\[)')
+_FIRST_READ = 1 << 16
+
+
+def _is_category_list(value) -> bool:
+    return isinstance(value, list) and all(isinstance(c, dict) and "id" in c and "name" in c for c in value)
+
+
+def _list_at(data, start: int):
+    """The JSON list starting at byte `start`, decoded from a slice that grows until it
+    holds the whole list; None when no slice up to the end of the file decodes."""
+    size = _FIRST_READ
+    while True:
+        end = min(len(data), start + size)
+        text = bytes(data[start:end]).decode("utf-8", errors="replace")
+        try:
+            return json.JSONDecoder().raw_decode(text)[0]
+        except ValueError:  # cut short by the slice, or not JSON at all
+            if end == len(data):
+                return None
+            size *= 4
+
+
+def coco_category_names(json_file: str) -> Optional[List[str]]:
+    """The names of the categories of the COCO-format file `json_file`, as
+    detectron2's ``load_coco_json`` gives them for ``thing_classes``: ordered by category id,
+    one per entry of the "categories" list.
+
+    Returns None when there is no such list to read: `json_file` is not a local file, is empty
+    or unreadable, or has no "categories" key followed by a list of objects with "id" and
+    "name" (a nested "categories" key whose value is not such a list is passed over). The
+    dataset's loading then reports what it finds.
+    """
+    if not os.path.isfile(json_file):
+        return None
+    try:
+        with open(json_file, "rb") as f:
+            if os.fstat(f.fileno()).st_size == 0:
+                return None
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                for match in _CATEGORIES_KEY.finditer(data):
+                    categories = _list_at(data, match.end())
+                    if _is_category_list(categories):
+                        break
+                else:
+                    return None
+    except OSError:
+        return None
+    # pycocotools keys categories by id (the last entry of an id wins) and lists one per entry.
+    name_of = {c["id"]: c["name"] for c in categories}
+    try:
+        ids = sorted(c["id"] for c in categories)
+    except TypeError:  # ids of mixed types: detectron2's sort fails the same way at loading
+        return None
+    return [name_of[i] for i in ids]

@@ -1,0 +1,76 @@
+import json
+
+import pytest
+
+from dropblock_det.data.coco_json import coco_category_names
+
+
+def _coco(categories, images=(), **extra):
+    return {"info": {"description": "test"}, "images": list(images), "annotations": [],
+            "categories": categories, **extra}
+
+
+def _write(path, content, **dump):
+    path.write_text(content if isinstance(content, str) else json.dumps(content, **dump))
+    return str(path)
+
+
+def test_names_are_detectrons_thing_classes_ordered_by_id_not_by_file_order(tmp_path):
+    # The reference is detectron2's own reading, which sets thing_classes when the loader is
+    # built: unsorted and non-contiguous ids (a custom file's) come out sorted by id.
+    from detectron2.data import MetadataCatalog
+    from detectron2.data.datasets import load_coco_json
+
+    path = _write(tmp_path / "a.json", _coco([{"id": 7, "name": "dog"}, {"id": 2, "name": "cat"},
+                                              {"id": 3, "name": "bird"}]))
+    name = "test_coco_json_reference"
+    try:
+        load_coco_json(path, str(tmp_path), name)
+        expected = MetadataCatalog.get(name).thing_classes
+    finally:
+        MetadataCatalog.remove(name)
+    assert expected == ["cat", "bird", "dog"]
+    assert coco_category_names(path) == expected
+
+
+def test_a_pretty_printed_file_with_the_categories_after_a_large_block_is_read(tmp_path):
+    # The categories of COCO's own files come last, after ~450 MB of images and annotations;
+    # here after more than the first read (64 KiB) of the file, and longer than it themselves.
+    images = [{"id": i, "file_name": f"{i:012d}.jpg", "width": 640, "height": 480} for i in range(3000)]
+    categories = [{"id": i + 1, "name": f"class_{i}_" + "x" * 100, "supercategory": "thing"} for i in range(1000)]
+    path = _write(tmp_path / "big.json", {"images": images, "annotations": [], "categories": categories}, indent=2)
+    assert coco_category_names(path) == [c["name"] for c in categories]
+
+
+def test_a_categories_key_that_is_no_category_list_is_passed_over(tmp_path):
+    # A nested "categories" of another shape (a tool's own field), and the text of the key
+    # inside a string, are not the file's categories.
+    content = _coco([{"id": 1, "name": "cat"}],
+                    info={"categories": ["not", "these"], "note": '"categories": [{"id": 5, "name": "no"}]'})
+    content = {"info": content.pop("info"), **content}  # the nested key before the real one
+    path = _write(tmp_path / "a.json", content)
+    assert coco_category_names(path) == ["cat"]
+
+
+def test_one_name_per_entry_as_pycocotools_lists_them(tmp_path):
+    # pycocotools keys categories by id (the last entry of an id wins) but lists one per entry.
+    path = _write(tmp_path / "a.json", _coco([{"id": 2, "name": "a"}, {"id": 1, "name": "b"},
+                                              {"id": 2, "name": "c"}]))
+    assert coco_category_names(path) == ["b", "c", "c"]
+
+
+@pytest.mark.parametrize("content", [
+    "",  # empty: no mapping to read
+    '{"images": [], "annotations": []}',  # no categories at all
+    '{"images": [], "categories": [{"id": 1, "name": "cat"}, {"id": 2, "na',  # cut off in them
+    '{"categories": "cat, dog"}',  # not a list
+    '{"categories": [{"id": 1}, {"id": 2, "name": "dog"}]}',  # an entry without a name
+    '{"categories": [{"id": 1, "name": "cat"}, {"id": "2", "name": "dog"}]}',  # ids of two types
+])
+def test_a_file_without_a_readable_category_list_gives_none(tmp_path, content):
+    assert coco_category_names(_write(tmp_path / "a.json", content)) is None
+
+
+def test_a_file_that_is_not_there_or_not_a_file_gives_none(tmp_path):
+    assert coco_category_names(str(tmp_path / "missing.json")) is None
+    assert coco_category_names(str(tmp_path)) is None
