@@ -77,7 +77,7 @@ def main(argv=None) -> None:
             with open(path) as f:
                 json.load(f)
 
-        print(f"| file | reader | s |\n|---|---|---:|")
+        print("| file | reader | s |\n|---|---|---:|")
         for name, fn in (("dropblock_det coco_category_names (scan)", lambda: coco_category_names(path)),
                          ("json.load (whole file)", load_whole_file),
                          ("pycocotools COCO (detectron2's load_coco_json)", pycocotools_index)):
