@@ -48,6 +48,7 @@ all follow it, or whose model has no regularizer, is refused before anything is 
 """
 import argparse
 import contextlib
+import copy
 import json
 import logging
 import os
@@ -173,11 +174,12 @@ def _lazy_sweep(args: argparse.Namespace) -> _SweepKind:
     from dropblock_det.engine.checkpoint import last_checkpoint
     from dropblock_det.layers import iter_regularizers
 
-    def load() -> Tuple[Any, str]:
-        cfg = load_lazy_config(args.config_file, args.opts)
-        return cfg, first_lazy_test_dataset(cfg, args.config_file)
-
-    base, dataset = load()
+    base = load_lazy_config(args.config_file, args.opts)
+    dataset = first_lazy_test_dataset(base, args.config_file)
+    # Each cell starts from a copy of this one load: the config file's code runs once, as under
+    # lazyconfig_train_net. A file that registers its datasets failed its second load
+    # ("Dataset 'mine_train' is already registered!").
+    loaded = copy.deepcopy(base)
     # The cells set dropblock.block_size / dropblock.keep_prob: without the node, or with a
     # model that copies it nowhere, every cell would be the same training. Checked before the
     # model is built: a config without it fails there on the model's "${dropblock}".
@@ -201,7 +203,7 @@ def _lazy_sweep(args: argparse.Namespace) -> _SweepKind:
                                   "use a DropBlock config or turn a location on in the opts")
 
     def cell_config(block_size: int, keep_prob: float) -> Any:
-        cfg, _ = load()
+        cfg = copy.deepcopy(loaded)
         # Set, not given as opts: a folder name is not parsed as an override value.
         cfg.dropblock.block_size = block_size
         cfg.dropblock.keep_prob = keep_prob

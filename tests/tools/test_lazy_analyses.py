@@ -332,6 +332,39 @@ def test_a_lazy_sweep_takes_a_relative_copy_of_the_dropblock_node(tiny_datasets,
     assert calls  # the cells trained
 
 
+class _BeforeTraining(Exception):
+    """Raised in place of a cell's training."""
+
+
+def test_a_lazy_sweep_runs_the_config_files_code_once(tiny_datasets, tmp_path, monkeypatch):
+    # A config file that registers its datasets (a common LazyConfig pattern) failed the
+    # sweep's second load, before any cell: "Dataset '...' is already registered!".
+    from detectron2.data import DatasetCatalog
+
+    from dropblock_det.engine import lazy
+
+    name = "test_lazy_analyses_set_the_config_registers"
+    config = tmp_path / "registering.py"
+    config.write_text(NO_DROPBLOCK_NODE.format(path=LAZY_CONFIG, change=(
+        "dropblock = _cfg.dropblock\n"
+        "from detectron2.data import DatasetCatalog\n"
+        f"DatasetCatalog.register({name!r}, list)")))
+    trained = []
+
+    def first_cell(cfg, resume_from=""):
+        trained.append((cfg.dropblock.block_size, cfg.dropblock.keep_prob))
+        raise _BeforeTraining  # every load is done by then
+
+    monkeypatch.setattr(lazy, "do_train", first_cell)
+    try:
+        with pytest.raises(_BeforeTraining):
+            load_tool("sweep").main(_sweep_argv(tmp_path / "sweep", config=str(config)) + TINY_LAZY_OPTS)
+    finally:
+        if name in DatasetCatalog.list():
+            DatasetCatalog.remove(name)
+    assert trained == [(1, 0.8)]
+
+
 def test_lazy_robustness_reads_a_lazy_runs_config_yaml(checkpoints, tmp_path):
     # What a LazyConfig run leaves in its folder (LazyConfig.save: targets by name) is a
     # LazyConfig too, not a yacs file: the same curves as from the .py.
