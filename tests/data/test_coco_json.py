@@ -65,6 +65,7 @@ def test_one_name_per_entry_as_pycocotools_lists_them(tmp_path):
     '{"images": [], "categories": [{"id": 1, "name": "cat"}, {"id": 2, "na',  # cut off in them
     '{"categories": "cat, dog"}',  # not a list
     '{"categories": [{"id": 1}, {"id": 2, "name": "dog"}]}',  # an entry without a name
+    '{"categories": [{"name": "cat"}]}',  # without an id
     '{"categories": [{"id": 1, "name": "cat"}, {"id": "2", "name": "dog"}]}',  # ids of two types
 ])
 def test_a_file_without_a_readable_category_list_gives_none(tmp_path, content):
