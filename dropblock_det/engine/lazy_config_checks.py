@@ -831,16 +831,18 @@ def _check_anchor_strides(anchor_generator: Any, levels: Any, shapes: Dict[str, 
     """The anchor generator's `strides` (given by hand; the yacs builder takes them from the
     features) against the strides of the levels it is run on: detectron2 pairs them in
     order and drops what is left over, so `model.head_in_features=[p4,p5,p6,p7]` alone placed
-    p4's anchors at stride 8 on a stride-16 map (a quarter of the image), silently. A
-    level the backbone does not give (built without complaint, a KeyError at the first
-    forward) is refused too. ValueError naming the key."""
+    p4's anchors at stride 8 on a stride-16 map (a quarter of the image), silently. Strides
+    left over after the levels' own, in order, are accepted: detectron2 drops them
+    (`head_in_features=[p3,p4,p5]` with the five strides of P3-P7). A level the backbone does
+    not give (built without complaint, a KeyError at the first forward) is refused too.
+    ValueError naming the key."""
     strides = getattr(anchor_generator, "strides", None)
     if strides is None or levels is None or not shapes:
         return
     # The model is built without a missing one, and fails at its first forward (a KeyError).
     levels = check_feature_names(levels_key, levels, list(shapes), "the backbone's outputs", "level")
     have = [shapes[level].stride for level in levels]
-    if list(strides) != have:
+    if list(strides)[:len(have)] != have:
         raise ValueError(
             f"{generator_key}.strides={list(strides)}: the levels {levels_key}={list(levels)} have strides {have} "
             "(the generator places each level's anchors at its stride, pairing them in order, and drops "

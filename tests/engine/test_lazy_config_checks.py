@@ -958,6 +958,28 @@ def test_a_retinanet_head_anchor_count_the_anchor_generator_does_not_give_is_ref
     check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
 
 
+def test_a_retinanet_on_fewer_levels_keeps_the_anchor_strides_left_over(tmp_path):
+    # detectron2 pairs the strides with the levels in order and drops those left over: a
+    # RetinaNet on P3-P5 only, with the five strides of P3-P7, is a valid model (it was
+    # refused: "set model.anchor_generator.strides=[8, 16, 32]").
+    from detectron2.config import instantiate
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
+
+    opts = ["model.head_in_features=[p3,p4,p5]"]
+    cfg = lazy_cfg(SYNTHETIC, *opts)
+    check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
+    model = instantiate(lazy_cfg(SYNTHETIC, *opts).model).eval()
+    with torch.no_grad():
+        detections = model([{"image": torch.rand(3, 64, 64) * 255, "height": 64, "width": 64}])
+    assert len(detections) == 1 and "instances" in detections[0]
+    features = model.backbone(torch.zeros(1, 3, 64, 64))
+    anchors = model.anchor_generator([features[f] for f in model.head_in_features])
+    assert [len(a) for a in anchors] == [9 * features[f].shape[-2] * features[f].shape[-1] for f in ("p3", "p4", "p5")]
+    # the next location's anchors lie one stride to the right: each level at its own stride
+    assert [float(a.tensor[9, 0] - a.tensor[0, 0]) for a in anchors] == pytest.approx([8.0, 16.0, 32.0])
+
+
 def test_detectron2s_coco_evaluator_with_its_fast_evaluation_but_no_compiled_operators_is_refused(monkeypatch):
     # detectron2's own LazyConfigs (common/data/coco.py) build L(COCOEvaluator)(dataset_name=...),
     # use_fast_impl=True by default: without the compiled operators (make env's detectron2
