@@ -407,6 +407,37 @@ def small_voc_sem_seg_cfg(config_file: str, output_dir, opts=()):
     return cfg
 
 
+# ----------------------------------------------------------------------------- own COCO-format sets
+@contextlib.contextmanager
+def own_coco_set(folder, name: str, thing_classes=None, segmentation: bool = False):
+    """`name` registered as a user registers a COCO-format set of their own
+    (register_coco_instances: no thing_classes until it is loaded, unless `thing_classes`),
+    its json `folder`/train.json giving the categories cat (id 1) and dog (id 2) and one
+    image, `folder`/images/a.jpg, with a dog box (and its polygon with `segmentation`);
+    removed from the catalogs on exit."""
+    import json
+
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+    from detectron2.data.datasets import register_coco_instances
+    from PIL import Image
+
+    (folder / "images").mkdir(parents=True)
+    Image.new("RGB", (32, 32)).save(folder / "images" / "a.jpg")
+    annotation = {"id": 1, "image_id": 1, "category_id": 2, "bbox": [4, 4, 16, 16], "area": 256, "iscrowd": 0}
+    if segmentation:
+        annotation["segmentation"] = [[4, 4, 20, 4, 20, 20, 4, 20]]
+    (folder / "train.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 32, "height": 32}], "annotations": [annotation],
+        "categories": [{"id": 2, "name": "dog"}, {"id": 1, "name": "cat"}]}))
+    metadata = {} if thing_classes is None else {"thing_classes": thing_classes}
+    register_coco_instances(name, metadata, str(folder / "train.json"), str(folder / "images"))
+    try:
+        yield name
+    finally:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+
+
 # ----------------------------------------------------------------------------- R-CNN
 def rcnn_cfg(*opts, c4: bool = False):
     """A tiny R18 Faster R-CNN (detectron2's Base-RCNN-FPN.yaml / Base-RCNN-C4.yaml keys)

@@ -1,4 +1,5 @@
-"""The class names of a COCO-format annotation file, read without loading the dataset.
+"""The class names of a COCO-format annotation file, and whether its annotations have masks
+or keypoints, read without loading the dataset.
 
 ``register_coco_instances`` (the usual way to use one's own dataset in detectron2) names the
 file in the metadata (``json_file``) but sets no ``thing_classes``: ``load_coco_json`` sets
@@ -6,19 +7,40 @@ them from the file's "categories" when the data loader is built. The config chec
 the model's class count with them before that, so they read the categories here. Only the
 categories are parsed: the file is searched for the "categories" key and the list after it
 decoded, so a COCO-sized file (~450 MB, categories last) takes a scan, not a second full parse
-before detectron2's own.
+before detectron2's own. A Mask (Keypoint) R-CNN's training set is likewise scanned for the
+"segmentation" ("keypoints") key.
 """
+import contextlib
 import json
 import mmap
 import os
 import re
-from typing import List, Optional
+from typing import Iterator, List, Optional
 
-__all__ = ["coco_category_names"]
+__all__ = ["coco_category_names", "coco_json_has_key"]
 
 # Inside a JSON string every '"' is escaped, so this can only match an object's key.
 _CATEGORIES_KEY = re.compile(rb'"categories"\s*:\s*(?=\[)')
 _FIRST_READ = 1 << 16
+
+
+@contextlib.contextmanager
+def _mapped(json_file: str) -> Iterator[Optional[mmap.mmap]]:
+    """The bytes of `json_file`, memory-mapped (read in pages as a search reaches them); None
+    when it is not a local, non-empty, readable file."""
+    try:
+        f = open(json_file, "rb") if os.path.isfile(json_file) else None
+    except OSError:
+        f = None
+    if f is None:
+        yield None
+        return
+    with f:
+        if os.fstat(f.fileno()).st_size == 0:
+            yield None
+            return
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            yield data
 
 
 def _is_category_list(value) -> bool:
@@ -50,21 +72,15 @@ def coco_category_names(json_file: str) -> Optional[List[str]]:
     "name" (a nested "categories" key whose value is not such a list is passed over). The
     dataset's loading then reports what it finds.
     """
-    if not os.path.isfile(json_file):
-        return None
-    try:
-        with open(json_file, "rb") as f:
-            if os.fstat(f.fileno()).st_size == 0:
-                return None
-            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                for match in _CATEGORIES_KEY.finditer(data):
-                    categories = _list_at(data, match.end())
-                    if _is_category_list(categories):
-                        break
-                else:
-                    return None
-    except OSError:
-        return None
+    with _mapped(json_file) as data:
+        if data is None:
+            return None
+        for match in _CATEGORIES_KEY.finditer(data):
+            categories = _list_at(data, match.end())
+            if _is_category_list(categories):
+                break
+        else:
+            return None
     # pycocotools keys categories by id (the last entry of an id wins) and lists one per entry.
     name_of = {c["id"]: c["name"] for c in categories}
     try:
@@ -72,3 +88,12 @@ def coco_category_names(json_file: str) -> Optional[List[str]]:
     except TypeError:  # ids of mixed types: detectron2's sort fails the same way at loading
         return None
     return [name_of[i] for i in ids]
+
+
+def coco_json_has_key(json_file: str, key: str) -> Optional[bool]:
+    """Whether some object of the JSON file `json_file` has the key `key` (e.g. "segmentation"
+    in a COCO-format file's annotations), by a scan of the file as for the categories; None
+    when it is not a local, non-empty, readable file."""
+    pattern = re.compile(b'"' + re.escape(key.encode("utf-8")) + rb'"\s*:')
+    with _mapped(json_file) as data:
+        return None if data is None else pattern.search(data) is not None

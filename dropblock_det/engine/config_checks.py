@@ -13,7 +13,7 @@ import os
 import re
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import detectron2.utils.comm as comm
 import torch
@@ -27,8 +27,8 @@ from .. import modeling as _modeling  # noqa: F401  (registers backbones, meta-a
 from .. import solver
 from ..config import (add_dropblock_config, check_channels, check_impl_device, check_norm, flatten_config,
                       is_positive_int, locations_on, validate_dropblock_config)
-from ..data.coco_json import coco_category_names
-from ..data.file_errors import check_evaluation_files
+from ..data.coco_json import coco_category_names, coco_json_has_key
+from ..data.file_errors import ANNOTATION_FIELDS, check_evaluation_files
 from ..layers.base import is_integer, is_real_number
 from .checkpoint import check_checkpoint_fits, check_resume_grad_scaler, check_resume_optimizer, check_weights_path
 from .evaluation import check_evaluator_types
@@ -44,6 +44,7 @@ __all__ = [
     "check_box_loss_type",
     "check_box_weights",
     "check_class_counts",
+    "check_json_training_annotations",
     "check_config_before_run",
     "check_crop",
     "check_dataset_classes",
@@ -404,6 +405,28 @@ def _dataset_classes(metadata: Any, kind: str) -> Tuple[Optional[Sequence[str]],
         if classes is not None:
             return classes, f"the categories of its json_file {json_file!r}"
     return None, ""
+
+
+def check_json_training_annotations(needed: Mapping[str, Tuple[str, str]],
+                                    datasets: Sequence[Tuple[str, str]]) -> None:
+    """The training sets registered with a COCO-format json_file (register_coco_instances)
+    against what the model trains on. `needed`: {DatasetMapper flag of ANNOTATION_FIELDS
+    ("use_instance_mask", "use_keypoint"): (what needs it, how to do without)}; `datasets`:
+    (config key, name). A file with no "segmentation" ("keypoints") key at all, found by a
+    scan of it, is refused before anything is built: the loader's check of every item
+    (DatasetMapperNamingFiles.check_training_items, check_lazy_rcnn_training_data) finds it
+    only once the loader is built, after the run's folder was prepared. A file that has the
+    key in some annotations is left to that check. ValueError naming both."""
+    from detectron2.data import MetadataCatalog
+
+    for flag, (needs, fix) in needed.items():
+        field, what = ANNOTATION_FIELDS[flag]
+        for dataset_key, name in datasets:
+            json_file = getattr(MetadataCatalog.get(name), "json_file", None)
+            if isinstance(json_file, str) and coco_json_has_key(json_file, field) is False:
+                raise ValueError(
+                    f"{needs}, but {dataset_key} names {name!r}, whose json_file {json_file!r} has no {field!r} "
+                    f"({what}) in any annotation: give {dataset_key} a dataset with {what}, or {fix}")
 
 
 def check_class_counts(counts: Sequence[Tuple[str, Any, str]], datasets: Sequence[Tuple[str, str]],
@@ -1486,6 +1509,12 @@ def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: boo
         # check_eval_checkpoint, which loads them strictly).
         check_weights_path(cfg, read=train)
     if train and check_files:
+        # DatasetMapper.from_config sets its flags from these keys, whatever the model.
+        check_json_training_annotations(
+            {flag: (f"{key}=True", f"set {key} False") for flag, key in
+             (("use_instance_mask", "MODEL.MASK_ON"), ("use_keypoint", "MODEL.KEYPOINT_ON"))
+             if cfg.MODEL[key.split(".")[1]]},
+            [("DATASETS.TRAIN", name) for name in cfg.DATASETS.TRAIN])
         # What the evaluations after training will read (detectron2 loads the test sets then).
         check_evaluation_files(list(cfg.DATASETS.TEST))
     return model

@@ -52,6 +52,7 @@ from .config_checks import (
     check_detections_kept,
     check_focal_loss_alpha,
     check_focal_loss_gamma,
+    check_json_training_annotations,
     check_loss_weight,
     check_matcher_values,
     check_nms_threshold,
@@ -556,6 +557,12 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True, check_file
     if check_files:
         check_datasets(names, keys=names)
     if train and check_files:
+        if model is not None:
+            train_key = DATASET_NAME_KEYS["dataloader.train"]
+            check_json_training_annotations(
+                {flag: (f"{head} trains on {ANNOTATION_FIELDS[flag][1]}", "build the model without the head")
+                 for flag, head in rcnn_heads_needing_data(model).items()},
+                [(key, name) for key, name in lazy_dataset_names(cfg, train) if key == train_key])
         # What the evaluations after training will read (the test loader loads them then).
         test_key = DATASET_NAME_KEYS["dataloader.test"]
         check_evaluation_files([name for key, name in lazy_dataset_names(cfg, train) if key == test_key], test_key)

@@ -75,3 +75,17 @@ def test_a_file_without_a_readable_category_list_gives_none(tmp_path, content):
 def test_a_file_that_is_not_there_or_not_a_file_gives_none(tmp_path):
     assert coco_category_names(str(tmp_path / "missing.json")) is None
     assert coco_category_names(str(tmp_path)) is None
+
+
+def test_a_key_is_found_only_as_an_objects_key(tmp_path):
+    from dropblock_det.data.coco_json import coco_json_has_key
+
+    boxes = _coco([{"id": 1, "name": "cat"}], info={"note": '"segmentation": [[1, 2]]'},
+                  annotations=[{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4]}])
+    path = _write(tmp_path / "boxes.json", boxes, indent=1)
+    assert coco_json_has_key(path, "segmentation") is False  # only in a string's text
+    assert coco_json_has_key(path, "bbox") is True
+    boxes["annotations"][0]["segmentation"] = [[1, 1, 4, 1, 4, 4]]
+    assert coco_json_has_key(_write(tmp_path / "masks.json", boxes, indent=1), "segmentation") is True
+    assert coco_json_has_key(str(tmp_path / "missing.json"), "bbox") is None
+    assert coco_json_has_key(_write(tmp_path / "empty.json", ""), "bbox") is None

@@ -1,16 +1,13 @@
 """The checks of a yacs config before a run (dropblock_det/engine/config_checks.py): config
 loading errors, the model, the datasets and their classes, devices and processes, solver and
 input values, and a --resume against its checkpoint; each names the key."""
-import contextlib
-import json
 import re
-from typing import Iterator
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import CONFIGS, LAZY_TWINS, REPO, SYNTH_CONFIG, lazy_cfg, synthetic_cfg
+from conftest import CONFIGS, LAZY_TWINS, REPO, SYNTH_CONFIG, lazy_cfg, own_coco_set, synthetic_cfg
 
 
 @pytest.mark.parametrize("opts", [["MODEL.DROPBLOCK.KEEP_PROB=0.8"], ["SOLVER.MAX_ITER=5", "model.dropblock.keep_prob=0.8"]])
@@ -991,31 +988,6 @@ def test_a_set_named_by_both_keys_is_listed_once_with_the_training_key(tmp_path)
     assert len(listed) == len(set(listed))
 
 
-@contextlib.contextmanager
-def _own_coco_set(folder, name: str, thing_classes=None) -> Iterator[str]:
-    """`name` registered as a user registers a COCO-format set of their own
-    (register_coco_instances: no thing_classes until it is loaded), its json giving the
-    categories cat (id 1) and dog (id 2); removed from the catalogs on exit."""
-    from detectron2.data import DatasetCatalog, MetadataCatalog
-    from detectron2.data.datasets import register_coco_instances
-
-    from PIL import Image
-
-    (folder / "images").mkdir()
-    Image.new("RGB", (32, 32)).save(folder / "images" / "a.jpg")
-    (folder / "train.json").write_text(json.dumps({
-        "images": [{"id": 1, "file_name": "a.jpg", "width": 32, "height": 32}],
-        "annotations": [{"id": 1, "image_id": 1, "category_id": 2, "bbox": [4, 4, 16, 16], "area": 256, "iscrowd": 0}],
-        "categories": [{"id": 2, "name": "dog"}, {"id": 1, "name": "cat"}]}))
-    metadata = {} if thing_classes is None else {"thing_classes": thing_classes}
-    register_coco_instances(name, metadata, str(folder / "train.json"), str(folder / "images"))
-    try:
-        yield name
-    finally:
-        DatasetCatalog.remove(name)
-        MetadataCatalog.remove(name)
-
-
 def test_the_class_count_of_a_coco_set_of_ones_own_is_read_from_its_json_before_the_run(tmp_path):
     # register_coco_instances sets thing_classes only when the loader reads the json: a
     # RetinaNet of 3 classes trained fully on the 2 of the set and its evaluation failed
@@ -1023,7 +995,7 @@ def test_the_class_count_of_a_coco_set_of_ones_own_is_read_from_its_json_before_
     # background, silently.
     from dropblock_det.engine.config_checks import check_config_before_run
 
-    with _own_coco_set(tmp_path, "test_config_checks_own_coco_set") as name:
+    with own_coco_set(tmp_path, "test_config_checks_own_coco_set") as name:
         opts = ["DATASETS.TRAIN", f"('{name}',)", "DATASETS.TEST", f"('{name}',)", "MODEL.DEVICE", "cpu"]
         for count, consequence in (("3", "its evaluation fails"), ("1", "as background")):
             with pytest.raises(ValueError, match=(
@@ -1038,7 +1010,7 @@ def test_thing_classes_given_to_register_coco_instances_are_named_as_the_metadat
     # (detectron2 refuses to load a json whose categories differ from them.)
     from dropblock_det.engine.config_checks import check_config_before_run
 
-    with _own_coco_set(tmp_path, "test_config_checks_own_coco_set_with_classes", ["cat", "dog"]) as name:
+    with own_coco_set(tmp_path, "test_config_checks_own_coco_set_with_classes", ["cat", "dog"]) as name:
         opts = ["DATASETS.TRAIN", f"('{name}',)", "DATASETS.TEST", f"('{name}',)", "MODEL.DEVICE", "cpu"]
         with pytest.raises(ValueError, match=r"which has 2 classes \(its metadata thing_classes: \['cat', 'dog'\]\)"):
             check_config_before_run(synthetic_cfg(*opts))

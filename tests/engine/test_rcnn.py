@@ -2,11 +2,12 @@
 and C4), as a detectron2 user configures it: detectron2's Base-RCNN-* keys with
 MODEL.BACKBONE.NAME switched to a dropblock-det builder."""
 import json
+import re
 
 import pytest
 import torch
 
-from conftest import CONFIGS, lazy_rcnn_cfg, rcnn_cfg, register_coco_json
+from conftest import CONFIGS, lazy_cfg, lazy_rcnn_cfg, own_coco_set, rcnn_cfg, register_coco_json
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -478,6 +479,52 @@ def test_a_yacs_mask_rcnn_on_a_box_only_training_set_is_refused_when_its_loader_
                        "DATALOADER.NUM_WORKERS", "0")
         batch = next(iter(DropBlockTrainer.build_train_loader(cfg)))
         assert len(batch) == 2 and batch[0]["instances"].has("gt_boxes")
+
+
+def test_a_mask_rcnn_on_a_coco_json_without_masks_is_refused_before_the_run(tmp_path):
+    # A set of one's own in a json without "segmentation": refused when the loader was built,
+    # after the run's folder was prepared; the file is scanned before the run now.
+    from dropblock_det.engine.config_checks import check_config_before_run
+
+    with own_coco_set(tmp_path / "boxes", "test_rcnn_own_boxes") as boxes, \
+            own_coco_set(tmp_path / "masks", "test_rcnn_own_masks", segmentation=True) as masks:
+        cfg = rcnn_cfg("MODEL.MASK_ON", "True", "MODEL.ROI_HEADS.NUM_CLASSES", "2", "DATASETS.TRAIN", f"('{boxes}',)")
+        with pytest.raises(ValueError, match=(
+                rf"^MODEL\.MASK_ON=True, but DATASETS\.TRAIN names '{boxes}', whose json_file "
+                rf"'{re.escape(str(tmp_path / 'boxes' / 'train.json'))}' has no 'segmentation' \(instance masks\) in "
+                r"any annotation: give DATASETS\.TRAIN a dataset with instance masks, or set MODEL\.MASK_ON False$")):
+            check_config_before_run(cfg)
+        check_config_before_run(cfg, train=False)  # an evaluation loads no training set
+        check_config_before_run(rcnn_cfg("MODEL.ROI_HEADS.NUM_CLASSES", "2", "DATASETS.TRAIN", f"('{boxes}',)"))
+        check_config_before_run(rcnn_cfg("MODEL.MASK_ON", "True", "MODEL.ROI_HEADS.NUM_CLASSES", "2",
+                                         "DATASETS.TRAIN", f"('{masks}',)"))
+        with pytest.raises(ValueError, match=r"^MODEL\.KEYPOINT_ON=True, but DATASETS\.TRAIN names .*has no "
+                                             r"'keypoints' \(keypoints\) in any annotation"):
+            check_config_before_run(rcnn_cfg("MODEL.KEYPOINT_ON", "True", "MODEL.ROI_HEADS.NUM_CLASSES", "2",
+                                             "DATASETS.TRAIN", f"('{masks}',)"))
+
+
+def test_a_lazy_mask_rcnn_on_a_coco_json_without_masks_is_refused_before_the_run(tmp_path):
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    with own_coco_set(tmp_path / "boxes", "test_rcnn_lazy_own_boxes") as boxes, \
+            own_coco_set(tmp_path / "masks", "test_rcnn_lazy_own_masks", segmentation=True) as masks:
+        # The synthetic twin's training, test loader and evaluator around the Mask R-CNN, on 2 classes.
+        cfg = lazy_cfg(CONFIGS / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3.py")
+        rcnn = lazy_rcnn_cfg(mask=True, use_instance_mask=True)
+        cfg.model, cfg.dropblock, cfg.dataloader.train = rcnn.model, rcnn.dropblock, rcnn.dataloader.train
+        heads = cfg.model.roi_heads
+        heads.num_classes = heads.box_predictor.num_classes = heads.mask_head.num_classes = 2
+        cfg.dataloader.test.dataset.names = cfg.dataloader.evaluator.dataset_name = masks
+        cfg.dataloader.train.dataset.names = boxes
+        with pytest.raises(ValueError, match=(
+                rf"^model\.roi_heads\.mask_head trains on instance masks, but dataloader\.train\.dataset\.names "
+                rf"names '{boxes}', whose json_file .*boxes/train\.json' has no 'segmentation' \(instance masks\) in "
+                r"any annotation: give dataloader\.train\.dataset\.names a dataset with instance masks, or build "
+                r"the model without the head$")):
+            check_lazy_config_before_run(cfg)
+        cfg.dataloader.train.dataset.names = masks
+        check_lazy_config_before_run(cfg)
 
 
 def test_the_coco_evaluator_scores_a_mask_rcnn_on_a_box_only_set_by_its_boxes(tmp_path):
