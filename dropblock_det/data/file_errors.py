@@ -90,9 +90,18 @@ class DatasetMapperNamingFiles(DatasetMapper):
             if broken:
                 where = f"cannot read {broken[0]}"
             else:
+                # A resize asserts the label's size bare ("AssertionError: "), naming neither file.
+                mismatch = _label_size_mismatch(dataset_dict)
+                if mismatch:
+                    raise DatasetFileError(mismatch) from e
                 where = "error while mapping the dataset item of " + ", ".join(files)
             raise DatasetFileError(f"{where}: {type(e).__name__}: {e}") from e
         label = mapped.get("sem_seg")
+        image = mapped.get("image")
+        if label is not None and image is not None and tuple(label.shape[-2:]) != tuple(image.shape[-2:]):
+            # No resize to assert it (a flip alone): the label would reach the loss misaligned.
+            raise DatasetFileError(_label_size_mismatch(dataset_dict)
+                                   or f"the label {dataset_dict.get('sem_seg_file_name')} does not have its image's size")
         if label is not None and self._sem_seg_labels is not None:
             num_classes, ignore_value, keys = self._sem_seg_labels
             values = _stray_label_values(np.asarray(label), num_classes, ignore_value)
@@ -165,6 +174,25 @@ def naming_dataset_files(names: Sequence[str]) -> Iterator[None]:
         cause = f"{type(e).__name__}: {e}"
         raise DatasetFileError(f"cannot load dataset {described}: "
                                + (f"{broken} (the loader's {cause})" if broken else cause)) from e
+
+
+def _label_size_mismatch(dataset_dict: Dict[str, Any]) -> Optional[str]:
+    """"the label ... is WxH, but its image ... is WxH" when the segmentation label of the
+    dataset dict has another size than its image, both as detectron2's mapper reads them
+    (read_image, EXIF orientation applied); None when they match, or either cannot be read."""
+    from detectron2.data.detection_utils import read_image
+
+    image_path, label_path = dataset_dict.get("file_name"), dataset_dict.get("sem_seg_file_name")
+    if not image_path or not label_path:
+        return None
+    try:
+        (ih, iw), (lh, lw) = read_image(image_path).shape[:2], read_image(label_path).shape[:2]
+    except Exception:  # noqa: BLE001 - an unreadable file is reported by the caller
+        return None
+    if (ih, iw) == (lh, lw):
+        return None
+    return (f"the label {label_path} is {lw}x{lh}, but its image {image_path} is {iw}x{ih} "
+            "(width x height): a segmentation label must have its image's size")
 
 
 def _voc_annotation_paths(metadata: Any) -> List[str]:

@@ -304,3 +304,23 @@ def test_a_dataset_file_error_inside_naming_dataset_files_passes_through_as_it_i
         with naming_dataset_files(["set_a", "set_b"]):
             raise original
     assert raised.value is original and loaded == []
+
+
+@pytest.mark.parametrize("resize", [True, False])
+def test_a_training_label_of_another_size_than_its_image_is_named_by_the_mapper(tmp_path, resize):
+    # A resize asserted it bare ("AssertionError: "); with a flip alone the label reached the loss.
+    from detectron2.data import transforms as T
+
+    from dropblock_det.data.file_errors import DatasetFileError, DatasetMapperNamingFiles
+
+    image, label = tmp_path / "a.jpg", tmp_path / "a.png"
+    Image.new("RGB", (24, 16)).save(image)
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(label)
+    augmentations = [T.ResizeShortestEdge(32, 64)] if resize else [T.RandomFlip(prob=1.0)]
+    mapper = DatasetMapperNamingFiles(is_train=True, augmentations=augmentations, image_format="RGB")
+    item = {"file_name": str(image), "sem_seg_file_name": str(label), "height": 16, "width": 24}
+    with pytest.raises(DatasetFileError, match=rf"^the label {label} is 10x10, but its image {image} is 24x16 "
+                                               r"\(width x height\)"):
+        mapper(dict(item))
+    Image.fromarray(np.zeros((16, 24), np.uint8)).save(label)
+    assert mapper(dict(item))["sem_seg"].shape == ((32, 48) if resize else (16, 24))
