@@ -33,6 +33,7 @@ _COCO_2017 = {
     "coco_2017_test-dev": ("coco/test2017", "coco/annotations/image_info_test-dev2017.json"),
     "coco_2017_val_100": ("coco/val2017", "coco/annotations/instances_val2017_100.json"),
 }
+_VOC_FOLDER = re.compile(r"^VOC\d{4}$")
 _VOC_DET = re.compile(r"^voc_(2007|2012)_(train|val|trainval|test)$")
 # Semantic segmentation on VOC 2012 + SBD (registered by dropblock_det.data.voc_sem_seg):
 # datasets/prepare_voc_sem_seg.py writes the index-PNG labels and split files.
@@ -163,6 +164,19 @@ def check_datasets(dataset_names: Iterable[str], root: Optional[os.PathLike] = N
         raise FileNotFoundError(format_missing(missing, root, keys))
 
 
+def _voc_devkit_hints(paths: Iterable[Path]) -> List[str]:
+    """One line per missing VOC<year> folder that is found one level down, in a VOCdevkit/
+    folder beside it, where VOC's tars unpack: the listing alone says "missing" for data
+    that is there."""
+    hints = []
+    for voc in dict.fromkeys(q for p in paths for q in (p, *p.parents) if _VOC_FOLDER.match(q.name)):
+        devkit_voc = voc.parent / "VOCdevkit" / voc.name
+        if not voc.exists() and devkit_voc.is_dir():
+            hints.append(f"{devkit_voc} exists: move {voc.name} out of VOCdevkit/ to {voc} "
+                         "(the layout datasets/README.md gives)")
+    return hints
+
+
 def format_missing(missing: Dict[str, List[Path]], root: Optional[os.PathLike] = None,
                    keys: Optional[Mapping[str, str]] = None) -> str:
     """Human-readable report of :func:`missing_dataset_paths`'s result."""
@@ -173,6 +187,7 @@ def format_missing(missing: Dict[str, List[Path]], root: Optional[os.PathLike] =
         named = f"{name} ({keys[name]})" if keys and name in keys else name
         for p in paths:
             lines.append(f"  {named}: {p}")
+    lines += _voc_devkit_hints(p for paths in missing.values() for p in paths)
     if any(p.parts and p.parts[0].startswith("~") for paths in missing.values() for p in paths):
         # Registered by detectron2 under the unexpanded variable (see expected_dataset_paths).
         lines.append("detectron2 does not expand '~' in DETECTRON2_DATASETS: set it to an "

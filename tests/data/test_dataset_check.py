@@ -375,3 +375,14 @@ def test_an_unknown_dataset_no_registered_name_is_close_to_is_told_so_without_th
                             "(DatasetCatalog.list())")
     assert "coco_2017_train" not in message
     assert closest_registered_names("zzzzqqqq", list_all=True).endswith(", ".join(sorted(DatasetCatalog.list())))
+
+
+def test_voc_folders_left_in_vocdevkit_are_pointed_to(tmp_path):
+    # VOC's tars unpack to VOCdevkit/VOC2007: the listing said "missing" for data one level down.
+    for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
+        (tmp_path / "VOCdevkit" / "VOC2007" / sub).mkdir(parents=True)
+    with pytest.raises(FileNotFoundError) as info:
+        check_datasets(["voc_2007_trainval", "voc_2007_test", "voc_2012_trainval"], tmp_path)
+    hints = [line for line in str(info.value).splitlines() if "VOCdevkit" in line]
+    assert hints == [f"{tmp_path / 'VOCdevkit' / 'VOC2007'} exists: move VOC2007 out of VOCdevkit/ to "
+                     f"{tmp_path / 'VOC2007'} (the layout datasets/README.md gives)"]
