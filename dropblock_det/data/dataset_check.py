@@ -188,6 +188,14 @@ def format_missing(missing: Dict[str, List[Path]], root: Optional[os.PathLike] =
         for p in paths:
             lines.append(f"  {named}: {p}")
     lines += _voc_devkit_hints(p for paths in missing.values() for p in paths)
+    split_dir = Path(AUG_SPLIT_DIRNAME).parts  # ("ImageSets", "SegmentationAug")
+    unprepared = dict.fromkeys(p.parent if p.name == AUG_LABEL_DIRNAME else p.parents[len(split_dir)]
+                               for paths in missing.values() for p in paths
+                               if p.name == AUG_LABEL_DIRNAME or p.parent.parts[-len(split_dir):] == split_dir)
+    for voc in unprepared:
+        # Not in VOC's or SBD's downloads: this project's preparation step writes them.
+        lines.append(f"{voc / AUG_LABEL_DIRNAME} and {voc / AUG_SPLIT_DIRNAME} are written by "
+                     f"python datasets/prepare_voc_sem_seg.py --voc {voc} --sbd <SBD's benchmark_RELEASE folder>")
     if any(p.parts and p.parts[0].startswith("~") for paths in missing.values() for p in paths):
         # Registered by detectron2 under the unexpanded variable (see expected_dataset_paths).
         lines.append("detectron2 does not expand '~' in DETECTRON2_DATASETS: set it to an "

@@ -386,3 +386,18 @@ def test_voc_folders_left_in_vocdevkit_are_pointed_to(tmp_path):
     hints = [line for line in str(info.value).splitlines() if "VOCdevkit" in line]
     assert hints == [f"{tmp_path / 'VOCdevkit' / 'VOC2007'} exists: move VOC2007 out of VOCdevkit/ to "
                      f"{tmp_path / 'VOC2007'} (the layout datasets/README.md gives)"]
+
+
+def test_unprepared_voc_segmentation_labels_name_the_preparation_step(tmp_path):
+    # SegmentationClassAug/ and ImageSets/SegmentationAug/ come from no download.
+    _partial_tree(tmp_path)
+    with pytest.raises(FileNotFoundError) as info:
+        check_datasets(["voc_2012_sem_seg_train_aug", "voc_2012_sem_seg_val"], tmp_path)
+    voc = tmp_path / "VOC2012"
+    hints = [line for line in str(info.value).splitlines() if "prepare_voc_sem_seg" in line]
+    assert hints == [f"{voc / 'SegmentationClassAug'} and {voc / 'ImageSets' / 'SegmentationAug'} are written by "
+                     f"python datasets/prepare_voc_sem_seg.py --voc {voc} --sbd <SBD's benchmark_RELEASE folder>"]
+    (voc / "SegmentationClassAug").mkdir()  # the labels, without the train_aug split
+    with pytest.raises(FileNotFoundError) as info:
+        check_datasets(["voc_2012_sem_seg_train_aug"], tmp_path)
+    assert [line for line in str(info.value).splitlines() if "prepare_voc_sem_seg" in line] == hints
