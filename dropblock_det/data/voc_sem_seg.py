@@ -109,6 +109,10 @@ def load_voc_sem_seg(voc_dir: os.PathLike, split: str) -> List[Dict[str, Any]]:
             raise FileNotFoundError(
                 f"image of {image_id!r} listed in {split_file} is missing: {file_name}"
             ) from None
+        except (OSError, SyntaxError) as e:  # PIL: a truncated header says "Truncated File Read", naming no file
+            raise ValueError(
+                f"image of {image_id!r} listed in {split_file} cannot be read: {file_name} ({type(e).__name__}: {e})"
+            ) from None
         dicts.append(
             {
                 "file_name": str(file_name),

@@ -458,6 +458,18 @@ def test_loading_names_a_missing_label_or_image_of_a_listed_id(tree, missing):
         load_voc_sem_seg(voc, "val")
 
 
+def test_loading_names_an_image_whose_header_cannot_be_read(tree):
+    # PIL said "OSError: Truncated File Read", naming no file among the 10,582.
+    voc, sbd, _ = tree
+    prepare_voc_sem_seg(voc, sbd)
+    image_id = MINI_VOC_VAL[1]
+    path = voc / "JPEGImages" / f"{image_id}.jpg"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ValueError, match=rf"^image of '{image_id}' listed in .*val\.txt cannot be read: "
+                                         rf"{re.escape(str(path))} \(OSError: "):
+        load_voc_sem_seg(voc, "val")
+
+
 def test_registered_voc_metadata_has_the_palette_colours():
     assert MetadataCatalog.get("voc_2012_sem_seg_val").stuff_colors == [list(c) for c in voc_palette()]
 
