@@ -10,6 +10,7 @@ datasets/README.md for the layouts. Exit status 0 when everything is present, 1 
 """
 import argparse
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -30,6 +31,13 @@ def main(argv=None) -> int:
     from dropblock_det.data.synthetic import default_datasets_root
 
     names = list(args.names)
+    # A training command's opts given here read as dataset names: "dataset 'DATASETS.TEST' is
+    # not registered". Its own datasets are checked by the tool before anything else.
+    opts = [n for n in names if "=" in n or re.match(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+$", n)]
+    if opts:
+        p.error(f"{opts[0]!r} is a config opt, not a dataset name: this tool takes no opts. Name the "
+                "datasets the opts give (e.g. voc_2012_val), or run the training command itself: "
+                "it checks them before anything else")
     keys = {}  # a config's dataset name -> the keys naming it, shown beside each missing set
     if args.config_file:
         from dropblock_det.engine.lazy_config_checks import (

@@ -401,3 +401,18 @@ def test_unprepared_voc_segmentation_labels_name_the_preparation_step(tmp_path):
     with pytest.raises(FileNotFoundError) as info:
         check_datasets(["voc_2012_sem_seg_train_aug"], tmp_path)
     assert [line for line in str(info.value).splitlines() if "prepare_voc_sem_seg" in line] == hints
+
+
+@pytest.mark.parametrize("opt", ["DATASETS.TEST", "dataloader.test.dataset.names=voc_2012_val"])
+def test_cli_refuses_a_config_opt_given_as_a_dataset_name(tmp_path, capsys, opt):
+    # It said "dataset 'DATASETS.TEST' is not registered with detectron2".
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("check_datasets_cli", REPO / "datasets" / "check_datasets.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--config-file", str(REPO / "configs" / "PascalVOC-Detection" / "retinanet_R_50_FPN_GN_scratch_54k.yaml"),
+                  "--root", str(tmp_path), opt, "('voc_2012_val',)"])
+    assert info.value.code == 2
+    assert f"error: {opt!r} is a config opt, not a dataset name: this tool takes no opts" in capsys.readouterr().err
