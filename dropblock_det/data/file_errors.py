@@ -325,6 +325,27 @@ def _check_voc_evaluation_annotations(name: str, key: str) -> None:
             f"read ({type(e).__name__}: {e}; {VOC_EVALUATION_FIELDS})") from e
 
 
+def _image_size_mismatch(item: Dict[str, Any]) -> Optional[str]:
+    """"<file> is WxH, but ..." when the dataset dict `item` gives its image another width or
+    height than the file's (as detectron2's read_image sees it: EXIF orientation applied),
+    which detectron2's mapper refuses (check_image_size); None when they match or the dict
+    gives neither. Reads the image's header only."""
+    if "width" not in item and "height" not in item:
+        return None
+    path = item["file_name"]
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if image.getexif().get(0x0112) in (5, 6, 7, 8):  # a quarter turn: read_image swaps the sides
+                width, height = height, width
+    except (OSError, SyntaxError):
+        return None  # undecodable: named when it is read (the mapper's error names the file)
+    if (width, height) == (item.get("width"), item.get("height")):
+        return None
+    return (f"{path} is {width}x{height}, but the dataset gives it {item.get('width')}x{item.get('height')} "
+            "(width x height, from its annotation)")
+
+
 def check_evaluation_files(names: Sequence[str], key: str = "DATASETS.TEST") -> None:
     """Before a training, what its evaluations will read of each dataset in `names`: detectron2
     loads a test set only when it evaluates, after the whole training (or TEST.EVAL_PERIOD
@@ -351,6 +372,10 @@ def check_evaluation_files(names: Sequence[str], key: str = "DATASETS.TEST") -> 
                 if path and not os.path.isfile(path):
                     raise DatasetFileError(f"{key} names {name!r}, whose {file_key} {path} does not exist: "
                                            "its evaluation would fail on it after the training")
+            mismatch = _image_size_mismatch(item)
+            if mismatch:
+                raise DatasetFileError(f"{key} names {name!r}, whose image {mismatch}: its evaluation would fail "
+                                       "on it after the training (detectron2's SizeMismatchError)")
         evaluator_type = getattr(MetadataCatalog.get(name), "evaluator_type", None)
         if evaluator_type == "sem_seg" and hasattr(MetadataCatalog.get(name), "stuff_classes"):
             _check_sem_seg_labels(name, items, key)

@@ -324,3 +324,23 @@ def test_a_training_label_of_another_size_than_its_image_is_named_by_the_mapper(
         mapper(dict(item))
     Image.fromarray(np.zeros((16, 24), np.uint8)).save(label)
     assert mapper(dict(item))["sem_seg"].shape == ((32, 48) if resize else (16, 24))
+
+
+def test_a_test_image_of_another_size_than_its_annotation_gives_is_named_before_the_training(voc_test_set):
+    # detectron2's mapper raised SizeMismatchError in the evaluation, after the whole training.
+    from dropblock_det.data.file_errors import DatasetFileError, check_evaluation_files
+
+    name, voc = voc_test_set
+    check_evaluation_files([name])
+    image = voc / "JPEGImages" / "000002.jpg"
+    Image.new("RGB", (40, 32)).save(image)
+    with pytest.raises(DatasetFileError, match=rf"^KEY names '{name}', whose image {image} is 40x32, but the dataset "
+                                               r"gives it 32x32 \(width x height, from its annotation\): its "
+                                               r"evaluation would fail on it after the training"):
+        check_evaluation_files([name], "KEY")
+    # Turned a quarter by its EXIF orientation, as detectron2's read_image turns it: 32x40 is 40x32.
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (32, 40)).save(image, exif=exif)
+    with pytest.raises(DatasetFileError, match=rf"whose image {image} is 40x32, but"):
+        check_evaluation_files([name], "KEY")
