@@ -31,7 +31,7 @@ from ..data.coco_json import coco_category_names, coco_json_has_key
 from ..data.file_errors import ANNOTATION_FIELDS, check_evaluation_files
 from ..layers.base import is_integer, is_real_number
 from .checkpoint import check_checkpoint_fits, check_resume_grad_scaler, check_resume_optimizer, check_weights_path
-from .evaluation import check_evaluator_types
+from .evaluation import check_evaluator_types, check_training_sets
 
 
 __all__ = [
@@ -1467,7 +1467,7 @@ def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: boo
     the meta device), the DATASETS.TEST names (and with `train` DATASETS.TRAIN's: an
     evaluation needs no training data) with, if `check_files`, their files, and their
     proposal files with MODEL.LOAD_PROPOSALS (:func:`check_proposal_files`), an evaluator
-    for every DATASETS.TEST entry, MODEL.DEVICE (:func:`checked_device`) and
+    for every DATASETS.TEST entry, with `train` DATASETS.TRAIN sets the model can train on, MODEL.DEVICE (:func:`checked_device`) and
     DATALOADER.NUM_WORKERS, with `train` MODEL.DEVICE for IMPL "triton" (check_impl_device)
     and for SOLVER.AMP and several training processes (check_training_processes_device),
     the optimizer and the LR schedule, and the SOLVER / INPUT values,
@@ -1485,6 +1485,8 @@ def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: boo
     check_dataset_names(cfg, check_files=check_files, keys=("TRAIN", "TEST") if train else ("TEST",))
     check_proposal_files(cfg, keys=("TRAIN", "TEST") if train else ("TEST",))
     check_evaluator_types(cfg)
+    if train:
+        check_training_sets(cfg)
     check_dataset_classes(cfg, keys=("TRAIN", "TEST") if train else ("TEST",))
     output_dir = cfg.OUTPUT_DIR
     if not isinstance(output_dir, str) or not output_dir:

@@ -25,10 +25,12 @@ from detectron2.utils.file_io import PathManager
 __all__ = [
     "build_evaluator",
     "check_evaluator_types",
+    "check_training_sets",
     "dataset_evaluator",
     "evaluator_cannot_read",
     "EVALUATOR_TYPES",
     "has_compiled_ops",
+    "model_cannot_train_on",
     "sem_seg_metadata_missing",
 ]
 
@@ -205,6 +207,30 @@ def evaluator_cannot_read(model_class: Any, dataset_name: str) -> str:
     return ""
 
 
+def model_cannot_train_on(model_class: Any, dataset_name: str) -> str:
+    """Why a `model_class` model cannot train on `dataset_name` ("a 'pascal_voc' dataset ...";
+    '' when it can, or when that is not certain), told by the set's evaluator_type as
+    :func:`evaluator_cannot_read` tells it: a 'sem_seg' set (labels per pixel, no boxes) for a
+    detector-only model, a 'coco' / 'pascal_voc' set (boxes, no labels per pixel) for a
+    SemanticSegmentor. detectron2 failed at the first step, after the output folder was
+    prepared: "Instance annotations are missing in training!", "cross_entropy_loss():
+    argument 'target' ... must be Tensor, not NoneType"."""
+    from detectron2.modeling import GeneralizedRCNN, ProposalNetwork, SemanticSegmentor
+    from detectron2.modeling.meta_arch.retinanet import RetinaNet
+
+    evaluator_type = _evaluator_type(dataset_name)
+    if not isinstance(model_class, type) or evaluator_type not in EVALUATOR_TYPES:
+        return ""
+    if evaluator_type == "sem_seg":
+        if issubclass(model_class, RetinaNet) or model_class in (GeneralizedRCNN, ProposalNetwork):
+            return (f"a 'sem_seg' dataset (labels per pixel, no boxes), which a {model_class.__name__} cannot "
+                    "train on (it trains on boxes)")
+    elif issubclass(model_class, SemanticSegmentor):
+        return (f"a {evaluator_type!r} dataset (boxes, no labels per pixel), which a {model_class.__name__} cannot "
+                "train on (it trains on labels per pixel)")
+    return ""
+
+
 def sem_seg_metadata_missing(dataset_name: str, ignore_label_given: bool = False) -> str:
     """For a "sem_seg" dataset, what detectron2's SemSegEvaluator needs from its metadata and
     does not find there ('' when nothing, or another kind of dataset): `stuff_classes` and,
@@ -221,6 +247,22 @@ def sem_seg_metadata_missing(dataset_name: str, ignore_label_given: bool = False
     return (f"a 'sem_seg' dataset whose metadata has no {' and no '.join(map(repr, missing))}, which detectron2's "
             f"SemSegEvaluator reads (set MetadataCatalog.get({dataset_name!r}).{missing[0]} where the dataset is "
             "registered; ignore_label is the label of the pixels left out of training and evaluation)")
+
+
+def check_training_sets(cfg: CfgNode) -> None:
+    """ValueError naming the DATASETS.TRAIN entry that the model cannot train on
+    (:func:`model_cannot_train_on`), before anything is built."""
+    from detectron2.modeling import META_ARCH_REGISTRY
+
+    try:
+        model_class = META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)
+    except KeyError:  # the model check names it
+        return
+    for name in cfg.DATASETS.TRAIN:
+        why = model_cannot_train_on(model_class, name)
+        if why:
+            raise ValueError(f"DATASETS.TRAIN names {name!r}, {why} "
+                             f"(MODEL.META_ARCHITECTURE={cfg.MODEL.META_ARCHITECTURE!r})")
 
 
 def check_evaluator_types(cfg: CfgNode) -> None:

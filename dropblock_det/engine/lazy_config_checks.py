@@ -71,7 +71,8 @@ from .config_checks import (
     pixel_normalization_error,
     resize_error,
 )
-from .evaluation import dataset_evaluator, evaluator_cannot_read, has_compiled_ops, sem_seg_metadata_missing
+from .evaluation import (dataset_evaluator, evaluator_cannot_read, has_compiled_ops, model_cannot_train_on,
+                         sem_seg_metadata_missing)
 from .hooks import DropBlockScheduleHook, unwrap_model
 
 __all__ = [
@@ -594,7 +595,8 @@ def _check_ddp_device(cfg: DictConfig, device: torch.device) -> None:
 
 def check_lazy_model(cfg: DictConfig, model: torch.nn.Module, train: bool = True) -> None:
     """The checks that need the config's model (which may be on the meta device): an
-    evaluator dataset the model cannot be evaluated on, a class count the datasets do not
+    evaluator dataset the model cannot be evaluated on, (with `train`) a training set it cannot
+    train on (:func:`evaluation.model_cannot_train_on`), a class count the datasets do not
     have (:func:`check_lazy_class_counts`), and (with `train`) a DropBlock whose
     `impl="triton"` cannot run on `train.device`, DropBlock stages the ResNet does not build
     (:func:`check_lazy_resnet_stages`), an R-CNN mask / keypoint head whose training mapper
@@ -602,6 +604,10 @@ def check_lazy_model(cfg: DictConfig, model: torch.nn.Module, train: bool = True
     or RetinaNet head's hand-given inputs that do not fit (:func:`check_lazy_head_inputs`).
     ValueError naming the key."""
     check_lazy_head_inputs(cfg, model, train)
+    for key, name in lazy_dataset_names(cfg, train) if train else ():
+        why = model_cannot_train_on(type(model), name) if key == DATASET_NAME_KEYS["dataloader.train"] else ""
+        if why:
+            raise ValueError(f"{key}={name!r}: {why}")
     check_lazy_class_counts(cfg, model, train)
     for key, name in lazy_dataset_names(cfg, train=False):
         if key.startswith("dataloader.evaluator") and key.endswith(".dataset_name"):

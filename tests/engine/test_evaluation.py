@@ -263,3 +263,29 @@ def test_the_coco_evaluator_leaves_out_keypoints_a_box_only_set_cannot_score(tmp
     prediction = {"image_id": 1, "category_id": 1, "bbox": [4, 4, 16, 16], "score": 0.9,
                   "keypoints": [8.0, 8.0, 2.0] * 17}
     assert evaluator._tasks_from_predictions([prediction]) == ["bbox"]
+
+
+def test_a_training_set_of_another_kind_than_the_model_trains_on_is_refused_naming_it():
+    # detectron2 failed at the first step: "AssertionError: Instance annotations are missing in
+    # training!" (a RetinaNet on a 'sem_seg' set); "cross_entropy_loss(): argument 'target' ...
+    # must be Tensor, not NoneType" (a SemanticSegmentor on a detection set).
+    from dropblock_det.engine.config_checks import check_config_before_run
+    from dropblock_det.engine.evaluation import check_training_sets
+
+    cfg = synthetic_cfg()
+    check_training_sets(cfg)  # synthetic_det_train: coco
+    cfg.DATASETS.TRAIN = ("synthetic_det_train", "synthetic_sem_seg_train")
+    with pytest.raises(ValueError, match=r"^DATASETS.TRAIN names 'synthetic_sem_seg_train', a 'sem_seg' dataset "
+                                         r"\(labels per pixel, no boxes\), which a DropBlockRetinaNet cannot train "
+                                         r"on \(it trains on boxes\) \(MODEL.META_ARCHITECTURE='DropBlockRetinaNet'\)$"):
+        check_config_before_run(cfg, check_files=False)
+    check_config_before_run(cfg, train=False, check_files=False)  # an evaluation reads no training set
+    cfg = synthetic_cfg("MODEL.META_ARCHITECTURE", "SemanticSegmentor")
+    with pytest.raises(ValueError, match=r"^DATASETS.TRAIN names 'synthetic_det_train', a 'coco' dataset \(boxes, "
+                                         r"no labels per pixel\), which a SemanticSegmentor cannot train on"):
+        check_training_sets(cfg)
+    cfg.DATASETS.TRAIN = ("voc_2007_trainval",)
+    with pytest.raises(ValueError, match=r"'voc_2007_trainval', a 'pascal_voc' dataset"):
+        check_training_sets(cfg)
+    cfg.DATASETS.TRAIN = ("synthetic_sem_seg_train",)
+    check_training_sets(cfg)

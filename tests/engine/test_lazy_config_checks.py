@@ -2001,3 +2001,16 @@ def test_a_target_in_a_module_whose_import_fails_is_refused_in_one_line(tmp_path
     # A module that is not there: the closest names its package has.
     assert _unimportable_target("mut49b_pkg.brokn.Thing").startswith(
         "_target_='mut49b_pkg.brokn.Thing' does not import: mut49b_pkg has no 'brokn'")
+
+
+def test_a_training_set_the_lazy_model_cannot_train_on_is_refused_naming_the_key():
+    # A RetinaNet on a 'sem_seg' set failed at the first step: "Instance annotations are missing in training!".
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
+
+    cfg = lazy_cfg(SYNTHETIC, "dataloader.train.dataset.names=[synthetic_det_train,synthetic_sem_seg_train]")
+    model = lazy_meta_model(cfg)
+    with pytest.raises(ValueError, match=r"^dataloader.train.dataset.names='synthetic_sem_seg_train': a 'sem_seg' "
+                                         r"dataset \(labels per pixel, no boxes\), which a DropBlockRetinaNet cannot "
+                                         r"train on \(it trains on boxes\)$"):
+        check_lazy_model(cfg, model)
+    check_lazy_model(cfg, model, train=False)  # an evaluation reads no training set
