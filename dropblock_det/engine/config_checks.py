@@ -93,8 +93,14 @@ __all__ = [
 
 # ----------------------------------------------------------------------------- config
 def missing_config_file(config_file: str) -> str:
-    """How a config file path that is not a file fails: "does not exist", or is a folder."""
-    return "is a folder, not a config file" if config_file and Path(config_file).is_dir() else "does not exist"
+    """How a config file path that is not a file fails: "does not exist" (with the closest
+    names of the files in its folder: `..._54k.yml` for `..._54k.yaml`), or is a folder."""
+    if config_file and Path(config_file).is_dir():
+        return "is a folder, not a config file"
+    folder = Path(config_file).parent
+    files = sorted(p.name for p in folder.iterdir() if p.is_file()) if config_file and folder.is_dir() else []
+    close = difflib.get_close_matches(Path(config_file).name, files, n=3, cutoff=0.8)
+    return "does not exist" + (f" (did you mean {', '.join(str(folder / name) for name in close)}?)" if close else "")
 
 
 def _config_file_shape_error(config_file: str) -> Optional[str]:

@@ -728,6 +728,23 @@ def test_a_config_file_that_is_a_folder_is_named_as_one(tmp_path):
         load_config(str(tmp_path / "nothing.yaml"))
 
 
+def test_a_config_file_that_does_not_exist_is_told_the_closest_files_in_its_folder():
+    # `..._54k.yml` for `..._54k.yaml` was "does not exist" alone (journey helper).
+    from dropblock_det.engine.config_checks import load_config
+    from dropblock_det.engine.lazy_config_checks import load_lazy_config
+
+    folder = CONFIGS / "PascalVOC-Detection"
+    with pytest.raises(FileNotFoundError, match=(
+            rf"^config file '.*_54k\.yml' does not exist \(did you mean "
+            rf"{re.escape(str(folder / 'retinanet_R_50_FPN_GN_scratch_54k.yaml'))}\?\)$")):
+        load_config(str(folder / "retinanet_R_50_FPN_GN_scratch_54k.yml"))
+    with pytest.raises(FileNotFoundError, match=r"^--config-file '.*_54k\.pyy' does not exist \(did you mean "
+                                                r"[^,]*_b7_54k\.py, "):  # the closest first
+        load_lazy_config(str(folder / "retinanet_R_50_FPN_GN_scratch_dropblock_res45_fpn_head_kp0.9_b7_54k.pyy"))
+    with pytest.raises(FileNotFoundError, match=r"'no/such/folder/a\.yaml' does not exist$"):
+        load_config("no/such/folder/a.yaml")
+
+
 def test_a_lazy_runs_config_yaml_is_told_from_a_yacs_config_with_an_unknown_key(tmp_path):
     # yacs fails on a LazyConfig run's config.yaml with "Non-existent config key: model"; the
     # user is sent to the LazyConfig tool instead. A yacs config with an unknown key is named
