@@ -344,3 +344,273 @@ def test_a_test_image_of_another_size_than_its_annotation_gives_is_named_before_
     Image.new("RGB", (32, 40)).save(image, exif=exif)
     with pytest.raises(DatasetFileError, match=rf"whose image {image} is 40x32, but"):
         check_evaluation_files([name], "KEY")
+
+
+def _label_item(tmp_path):
+    """(mapper, item, image, label): a 16x16 image and a 64x64-pixel noisy label PNG,
+    large enough that cutting it leaves PIL a readable header and a truncated pixel stream."""
+    from dropblock_det.data.file_errors import DatasetMapperNamingFiles
+
+    image, label = tmp_path / "a.jpg", tmp_path / "a.png"
+    Image.new("RGB", (16, 16)).save(image)
+    Image.fromarray(np.random.default_rng(0).integers(0, 4, (64, 64), dtype=np.uint8)).save(label)
+    mapper = DatasetMapperNamingFiles(is_train=True, augmentations=[], image_format="RGB")
+    return mapper, {"file_name": str(image), "sem_seg_file_name": str(label)}, image, label
+
+
+def test_the_mapper_names_the_file_it_cannot_decode_with_the_error_chained(tmp_path):
+    # A truncated PNG opens (its header reads) and fails only when its pixels are decoded:
+    # detectron2's "image file is truncated" named neither file; the label is named, not the image.
+    from dropblock_det.data.file_errors import DatasetFileError
+
+    mapper, item, image, label = _label_item(tmp_path)
+    assert mapper(dict(item))["sem_seg"].shape == (64, 64)
+    data = label.read_bytes()
+    label.write_bytes(data[: len(data) * 2 // 3])
+    with Image.open(label):  # the header still reads: only decoding the pixels finds it
+        pass
+    with pytest.raises(DatasetFileError, match=rf"^cannot read {label}: OSError: image file is truncated") as raised:
+        mapper(dict(item))
+    assert isinstance(raised.value.__cause__, OSError) and str(raised.value.__cause__) in str(raised.value)
+    image.write_bytes(b"")  # both broken: the first the mapper reads, the image, is named
+    with pytest.raises(DatasetFileError, match=rf"^cannot read {image}: \w+: "):
+        mapper(dict(item))
+
+
+def test_a_mapping_error_no_file_causes_names_every_file_of_the_item(tmp_path):
+    # Both files decode: the item (an annotation without its box here) is what fails, and
+    # the message names the item by all of its files.
+    from dropblock_det.data.file_errors import DatasetFileError
+
+    mapper, item, image, label = _label_item(tmp_path)
+    item["annotations"] = [{"bbox_mode": 1, "category_id": 0, "iscrowd": 0}]
+    with pytest.raises(DatasetFileError, match=rf"^error while mapping the dataset item of {image}, {label}: "
+                                               r"KeyError: 'bbox'$") as raised:
+        mapper(dict(item))
+    assert isinstance(raised.value.__cause__, KeyError)
+
+
+@pytest.mark.parametrize("flag, key, field, what", [
+    ("use_instance_mask", "MODEL.MASK_ON", "segmentation", "instance masks"),
+    ("use_keypoint", "MODEL.KEYPOINT_ON", "keypoints", "keypoints"),
+])
+def test_the_training_items_are_refused_naming_the_key_the_datasets_and_the_advice(flag, key, field, what):
+    # check_training_items runs once before the first step over every item; an item with
+    # no "iscrowd" is not a crowd (detectron2 reads a missing iscrowd as 0).
+    from dropblock_det.data.file_errors import DatasetMapperNamingFiles
+
+    mapper = DatasetMapperNamingFiles(is_train=True, augmentations=[], image_format="RGB", **{flag: True})
+    box = {"bbox": [2, 2, 10, 10], "bbox_mode": 1, "category_id": 0}
+    good = {"file_name": "a.jpg", "annotations": [{**box, field: [[2, 2, 10, 2, 10, 10]]}]}
+    bad = {"file_name": "b.jpg", "annotations": [box]}
+    mapper.check_training_items([good, good], "DATASETS.TRAIN=('mine',)")
+    with pytest.raises(ValueError, match=rf"^{key}=True, but the annotations of b\.jpg in DATASETS\.TRAIN=\('mine',\) "
+                                         rf"have no '{field}' \({what}\): the model trains on them\. Give "
+                                         rf"DATASETS\.TRAIN a dataset with {what}, or set {key} False$"):
+        mapper.check_training_items([good, bad], "DATASETS.TRAIN=('mine',)")
+    mapper.check_training_items((bad,), "DATASETS.TRAIN=('mine',)")  # not a list: left to __call__
+
+
+def test_the_first_voc_annotation_that_does_not_load_is_named(voc_test_set):
+    # Ids are read in the split file's order, the first included: 000001 (no <height>, the
+    # loader's IndexError) is named, not 000002 (a misspelt class) after it.
+    from detectron2.data import DatasetCatalog
+
+    from dropblock_det.data.file_errors import DatasetFileError, naming_dataset_files
+
+    name, voc = voc_test_set
+    (voc / "Annotations" / "000001.xml").write_text(_voc_xml().replace("<height>32</height>", ""))
+    (voc / "Annotations" / "000002.xml").write_text(_voc_xml(name="Dog"))
+    with pytest.raises(DatasetFileError, match=rf"^cannot load dataset '{name}' \(.*VOC2007\): "
+                                               rf"{voc / 'Annotations' / '000001.xml'}: IndexError: "):
+        with naming_dataset_files([name]):
+            DatasetCatalog.get(name)
+
+
+def test_a_voc_set_without_its_split_file_is_named_with_the_loaders_error(voc_test_set):
+    # No annotation to blame: the loader's own error (which names the split file) is given,
+    # still as a DatasetFileError naming the set.
+    from detectron2.data import DatasetCatalog
+
+    from dropblock_det.data.file_errors import DatasetFileError, naming_dataset_files
+
+    name, voc = voc_test_set
+    split = voc / "ImageSets" / "Main" / "test.txt"
+    split.unlink()
+    with pytest.raises(DatasetFileError, match=rf"^cannot load dataset '{name}' \(.*VOC2007\): "
+                                               rf"FileNotFoundError: .*{split}") as raised:
+        with naming_dataset_files([name]):
+            DatasetCatalog.get(name)
+    assert isinstance(raised.value.__cause__, FileNotFoundError)
+
+
+def test_of_several_datasets_only_the_one_that_fails_again_is_named(monkeypatch):
+    # Each set named once: "'a' (its files); 'b' (...)"; a set whose metadata names no file says so.
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    from dropblock_det.data.file_errors import DatasetFileError, naming_dataset_files
+
+    def load_b():
+        raise ValueError("broken b")
+
+    names = ["file_errors_test_ok", "file_errors_test_bad", "file_errors_test_bad_too"]
+    DatasetCatalog.register(names[0], lambda: [])
+    DatasetCatalog.register(names[1], load_b)
+    DatasetCatalog.register(names[2], load_b)
+    MetadataCatalog.get(names[1]).set(json_file="/data/b.json", image_root="/data/b")
+    try:
+        with pytest.raises(DatasetFileError, match=r"^cannot load dataset 'file_errors_test_bad' \(/data/b\.json, "
+                                                   r"/data/b\); 'file_errors_test_bad_too' \(no file in its "
+                                                   r"metadata\): ValueError: broken b$"):
+            with naming_dataset_files(names):
+                DatasetCatalog.get(names[1])
+    finally:
+        for name in names:
+            DatasetCatalog.remove(name)
+            MetadataCatalog.pop(name, None)
+
+
+def test_a_voc_object_without_one_of_its_four_box_numbers_is_named(voc_test_set):
+    from detectron2.data import DatasetCatalog
+
+    from dropblock_det.data.file_errors import DatasetFileError, naming_dataset_files
+
+    name, voc = voc_test_set
+    bad = voc / "Annotations" / "000002.xml"
+    bad.write_text(_voc_xml().replace("<ymax>30</ymax>", ""))
+    with pytest.raises(DatasetFileError, match=rf"^cannot load dataset '{name}' \(.*VOC2007\): {bad}: AttributeError: "):
+        with naming_dataset_files([name]):
+            DatasetCatalog.get(name)
+
+
+def test_a_test_set_that_does_not_load_is_named_with_its_broken_file_before_the_training(voc_test_set):
+    from dropblock_det.data.file_errors import DatasetFileError, check_evaluation_files
+
+    name, voc = voc_test_set
+    bad = voc / "Annotations" / "000001.xml"
+    bad.write_text(_voc_xml(name="Dog"))
+    with pytest.raises(DatasetFileError, match=rf"^cannot load dataset '{name}' \(.*VOC2007\): {bad}: an object of "
+                                               r"class 'Dog'"):
+        check_evaluation_files([name])
+
+
+def test_the_voc_evaluation_refusal_gives_the_parsers_error_and_what_it_reads(voc_test_set):
+    from dropblock_det.data.file_errors import DatasetFileError, check_evaluation_files
+
+    name, voc = voc_test_set
+    (voc / "Annotations" / "000002.xml").write_text(_voc_xml(pose=""))
+    with pytest.raises(DatasetFileError, match=r"evaluator cannot read \(AttributeError: 'NoneType' object has no "
+                                               r"attribute 'text'; it reads name, pose, truncated, difficult and an "
+                                               r"integer bndbox of each object\)$") as raised:
+        check_evaluation_files([name], key="KEY")
+    assert str(raised.value).startswith(f"KEY names '{name}'") and isinstance(raised.value.__cause__, AttributeError)
+
+
+def test_the_evaluators_voc_parse_skips_a_set_it_cannot_list(voc_test_set):
+    # No split file (the loader's own error names it), or no VOC set at all: nothing to blame.
+    from detectron2.data import MetadataCatalog
+
+    from dropblock_det.data.file_errors import unparsable_voc_annotation
+
+    name, voc = voc_test_set
+    (voc / "Annotations" / "000002.xml").write_text(_voc_xml(pose=""))
+    assert unparsable_voc_annotation(name)[0] == str(voc / "Annotations" / "000002.xml")
+    (voc / "ImageSets" / "Main" / "test.txt").unlink()
+    assert unparsable_voc_annotation(name) is None
+    other = "file_errors_test_dirname_only"
+    MetadataCatalog.get(other).set(dirname=str(voc))  # a folder, but no split
+    try:
+        assert unparsable_voc_annotation(other) is None
+    finally:
+        MetadataCatalog.remove(other)
+
+
+def test_without_an_ignore_label_every_value_outside_the_classes_is_a_stray(tmp_path):
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    from dropblock_det.data.file_errors import DatasetFileError, _stray_label_values, check_evaluation_files
+
+    image, label = tmp_path / "a.jpg", tmp_path / "a.png"
+    Image.new("RGB", (8, 8)).save(image)
+    values = np.zeros((8, 8), np.uint8)
+    values[0, 0] = 255
+    Image.fromarray(values).save(label)
+    name = "dropblock_test_seg_no_ignore"
+    DatasetCatalog.register(name, lambda: [{"file_name": str(image), "sem_seg_file_name": str(label)}])
+    MetadataCatalog.get(name).set(evaluator_type="sem_seg", stuff_classes=["a", "b"])
+    try:
+        with pytest.raises(DatasetFileError, match=r"is values \[255\] that are neither a class 0\.\.1 \(its 2 "
+                                                   r"stuff_classes\) nor its ignore_label None"):
+            check_evaluation_files([name])
+    finally:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+    # A negative value (an int32 label) is no class either.
+    assert _stray_label_values(np.array([[-1, 0, 1, 2, 255]]), 2, 255) == [-1, 2]
+
+
+def test_a_label_png_pil_finds_broken_while_decoding_is_named(tmp_path):
+    # PIL raises SyntaxError, not OSError, for a chunk of garbage among a PNG's pixel data
+    # (a corrupted copy): "broken PNG file (chunk ...)", found only when the pixels are read.
+    import struct
+    import zlib
+
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    from dropblock_det.data.file_errors import DatasetFileError, check_evaluation_files
+
+    image, label = tmp_path / "a.jpg", tmp_path / "a.png"
+    Image.new("RGB", (64, 64)).save(image)
+    Image.fromarray(np.random.default_rng(0).integers(0, 2, (64, 64), dtype=np.uint8)).save(label)
+    data = label.read_bytes()
+    start = data.find(b"IDAT") - 4
+    length = int.from_bytes(data[start:start + 4], "big")
+    pixels = data[start + 8:start + 8 + length]
+
+    def chunk(kind, payload):
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    label.write_bytes(data[:start] + chunk(b"IDAT", pixels[:length // 2]) + chunk(b"\x01\x02\x03\x04", pixels[length // 2:])
+                      + data[start + 12 + length:])
+    name = "dropblock_test_seg_broken_png"
+    DatasetCatalog.register(name, lambda: [{"file_name": str(image), "sem_seg_file_name": str(label)}])
+    MetadataCatalog.get(name).set(evaluator_type="sem_seg", stuff_classes=["a", "b"], ignore_label=255)
+    try:
+        with pytest.raises(DatasetFileError, match=rf"^DATASETS\.TEST names '{name}', whose label {label} cannot be "
+                                                   r"read \(SyntaxError: broken PNG file"):
+            check_evaluation_files([name])
+    finally:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+
+
+def test_the_evaluation_files_check_counts_the_items_skips_what_it_cannot_read_and_wants_files_not_folders(tmp_path, caplog):
+    import logging
+
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    from dropblock_det.data.file_errors import DatasetFileError, check_evaluation_files
+
+    images = [tmp_path / "a.jpg", tmp_path / "b.jpg"]
+    for image in images:
+        Image.new("RGB", (8, 8)).save(image)
+    items = [{"file_name": str(image)} for image in images]
+    names = ["dropblock_test_eval_list", "dropblock_test_eval_iterator"]
+    DatasetCatalog.register(names[0], lambda: items)
+    # A "sem_seg" set without stuff_classes: its evaluator's metadata check names that; no labels read here.
+    MetadataCatalog.get(names[0]).set(evaluator_type="sem_seg")
+    # Not a list (a lazily read set): left to its loader, not read here.
+    DatasetCatalog.register(names[1], lambda: iter([{"file_name": str(tmp_path / "missing.jpg")}]))
+    try:
+        with caplog.at_level(logging.INFO, logger="dropblock_det.data.file_errors"):
+            check_evaluation_files(names, key="KEY")
+        assert f"KEY: the 2 items of {names[0]}, {names[1]} are there for the evaluation" in caplog.text
+        folder = tmp_path / "c.jpg"
+        folder.mkdir()  # a folder where an image should be: the evaluation fails on it as on a missing one
+        items.append({"file_name": str(folder)})
+        with pytest.raises(DatasetFileError, match=rf"^KEY names '{names[0]}', whose file_name {folder} does not exist"):
+            check_evaluation_files(names[:1], key="KEY")
+    finally:
+        for name in names:
+            DatasetCatalog.remove(name)
+            MetadataCatalog.pop(name, None)
