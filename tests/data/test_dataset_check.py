@@ -1,6 +1,7 @@
 """The dataset checker names exactly the expected files that are missing."""
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -416,3 +417,38 @@ def test_cli_refuses_a_config_opt_given_as_a_dataset_name(tmp_path, capsys, opt)
                   "--root", str(tmp_path), opt, "('voc_2012_val',)"])
     assert info.value.code == 2
     assert f"error: {opt!r} is a config opt, not a dataset name: this tool takes no opts" in capsys.readouterr().err
+
+
+def test_a_coco_split_registered_without_its_json_file_is_checked_in_its_layout(tmp_path, monkeypatch):
+    # Both registered paths are needed to use them; with one missing, the split's own
+    # layout under the datasets root (coco_2017_val_100: its 100-image json) is checked.
+    from detectron2.data import MetadataCatalog
+
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path))
+    meta = MetadataCatalog.get("coco_2017_val_100")
+    assert expected_dataset_paths("coco_2017_val_100") == [Path(meta.image_root), Path(meta.json_file)]
+    monkeypatch.delattr(meta, "json_file")
+    assert expected_dataset_paths("coco_2017_val_100") == [tmp_path / "coco" / "val2017",
+                                                           tmp_path / "coco" / "annotations" / "instances_val2017_100.json"]
+
+
+def test_a_set_registered_under_the_default_datasets_folder_is_looked_for_under_the_root_given(tmp_path, monkeypatch):
+    # $DETECTRON2_DATASETS unset: detectron2's and a user's sets are registered under "datasets".
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    monkeypatch.delenv("DETECTRON2_DATASETS", raising=False)
+    name = "dataset_check_test_default_root"
+    DatasetCatalog.register(name, lambda: [])
+    try:
+        MetadataCatalog.get(name).set(image_dir="datasets/city/val", gt_dir="elsewhere/gt")
+        assert expected_dataset_paths(name, tmp_path) == [tmp_path / "city" / "val", Path("elsewhere/gt")]
+    finally:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+
+
+def test_the_report_names_the_root_and_an_unset_detectron2_datasets(tmp_path, monkeypatch):
+    monkeypatch.delenv("DETECTRON2_DATASETS", raising=False)
+    with pytest.raises(FileNotFoundError) as info:
+        check_datasets(["voc_2007_test"], tmp_path)
+    assert str(info.value).splitlines()[0] == f"missing dataset files under {tmp_path} (DETECTRON2_DATASETS=<unset>):"

@@ -603,3 +603,14 @@ def test_a_folder_named_like_a_split_file_is_in_the_way_before_anything_is_writt
     with pytest.raises(FileExistsError, match=re.escape(str(folder))):
         prepare_voc_sem_seg(voc, sbd)
     assert folder.is_dir() and not (voc / "SegmentationClassAug").exists()
+
+
+def test_voc_datasets_are_registered_under_the_root_given_over_detectron2_datasets(tmp_path, monkeypatch):
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path / "env"))
+    try:
+        register_all_voc_sem_seg(tmp_path / "given")
+        for name in ("voc_2012_sem_seg_train_aug", "voc_2012_sem_seg_val"):
+            assert MetadataCatalog.get(name).image_root == str(tmp_path / "given" / "VOC2012" / "JPEGImages")
+    finally:
+        monkeypatch.undo()
+        register_all_voc_sem_seg()
