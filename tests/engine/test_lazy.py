@@ -296,3 +296,61 @@ def test_the_lazy_model_is_built_on_train_device():
 
     model = build_lazy_model(lazy_cfg(SYNTHETIC, "train.device=meta"))
     assert {p.device.type for p in model.parameters()} == {"meta"}
+
+
+def _sem_seg_model(ignore_value=255):
+    """A model with what build_lazy_train_loader reads of a DeepLab / SemSegFPN head: a
+    3-class predictor conv and (unless None) its ignore_value."""
+    head = torch.nn.Module()
+    head.predictor = torch.nn.Conv2d(4, 3, 1)
+    if ignore_value is not None:
+        head.ignore_value = ignore_value
+    model = torch.nn.Module()
+    model.sem_seg_head = head
+    return model
+
+
+def test_the_label_range_comes_from_the_heads_predictor_and_ignore_value():
+    from dropblock_det.engine.lazy import _sem_seg_label_range
+
+    assert _sem_seg_label_range(_sem_seg_model()) == (3, 255, "model.sem_seg_head.num_classes=3, ignore_value=255")
+    assert _sem_seg_label_range(_sem_seg_model(ignore_value=None)) is None  # nothing to check the labels against
+    assert _sem_seg_label_range(torch.nn.Linear(1, 1)) is None
+
+
+def _arguments(**kwargs):
+    return kwargs
+
+
+def test_a_sem_seg_training_loader_without_a_dataset_node_is_instantiated_as_it_is():
+    # Labels are checked through dataloader.train.dataset and .mapper; a loader built some
+    # other way is instantiated whole, as detectron2 does, not given a dataset=None.
+    from detectron2.config import LazyCall as L
+    from omegaconf import OmegaConf
+
+    from dropblock_det.engine.lazy import build_lazy_train_loader
+
+    cfg = OmegaConf.create({"dataloader": {"train": L(_arguments)(batches=2)}}, flags={"allow_objects": True})
+    assert build_lazy_train_loader(cfg, _sem_seg_model()) == {"batches": 2}
+
+
+def test_an_evaluation_without_an_evaluator_leaves_the_results_empty(tmp_path, monkeypatch):
+    # do_test gives None without dataloader.evaluator: the loop's evaluations (each
+    # train.eval_period and the last) keep no results, and do_train returns {}.
+    from detectron2.engine import SimpleTrainer, hooks
+
+    from conftest import tiny_synthetic_datasets
+    from dropblock_det.engine.lazy import do_train
+
+    evaluated = []
+
+    def train(self, start, end):
+        (evaluation,) = [h for h in self._hooks if isinstance(h, hooks.EvalHook)]
+        evaluated.append(evaluation._func())
+
+    monkeypatch.setattr(SimpleTrainer, "train", train)
+    with tiny_synthetic_datasets(tmp_path / "datasets"):
+        cfg = lazy_cfg(SYNTHETIC, "model.head.conv_dims=[64]", "dataloader.train.total_batch_size=2",
+                       "dataloader.train.num_workers=0", f"train.output_dir={tmp_path / 'run'}", "train.max_iter=1")
+        del cfg.dataloader.evaluator
+        assert do_train(cfg) == {} and evaluated == [None]
