@@ -347,12 +347,12 @@ def test_a_test_image_of_another_size_than_its_annotation_gives_is_named_before_
 
 
 def _label_item(tmp_path):
-    """(mapper, item, image, label): a 16x16 image and a 64x64-pixel noisy label PNG,
-    large enough that cutting it leaves PIL a readable header and a truncated pixel stream."""
+    """(mapper, item, image, label): a 64x64 image and its noisy label PNG, large enough that
+    cutting it leaves PIL a readable header and a truncated pixel stream."""
     from dropblock_det.data.file_errors import DatasetMapperNamingFiles
 
     image, label = tmp_path / "a.jpg", tmp_path / "a.png"
-    Image.new("RGB", (16, 16)).save(image)
+    Image.new("RGB", (64, 64)).save(image)
     Image.fromarray(np.random.default_rng(0).integers(0, 4, (64, 64), dtype=np.uint8)).save(label)
     mapper = DatasetMapperNamingFiles(is_train=True, augmentations=[], image_format="RGB")
     return mapper, {"file_name": str(image), "sem_seg_file_name": str(label)}, image, label
