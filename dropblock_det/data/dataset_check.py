@@ -136,6 +136,17 @@ def closest_registered_names(name: str, list_all: bool = False) -> str:
             + (f": {', '.join(registered)}" if list_all else " (DatasetCatalog.list())"))
 
 
+def unregistered_dataset_error(key: str, name: str) -> KeyError:
+    """The refusal of `name`, given by the config key `key`, as no registered dataset: the
+    closest registered names (a typo's meaning), or, where none is close, how a set of one's
+    own is registered and every registered name."""
+    close = closest_registered_names(name, list_all=True)
+    if not close.startswith("did you mean"):
+        close = ("a set of your own is registered before the tool runs (README: 'Your own dataset'); "
+                 + close)
+    return KeyError(f"{key} names {name!r}, which is not a registered dataset; {close}")
+
+
 def _paths_from_metadata(name: str) -> List[Path]:
     from detectron2.data import MetadataCatalog
 

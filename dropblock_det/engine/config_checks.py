@@ -357,7 +357,7 @@ def check_dataset_names(cfg: CfgNode, check_files: bool = True,
     or whose expected files are missing (FileNotFoundError listing each missing file or
     folder), except the files of ``files_made_later`` (sets the caller makes afterwards:
     main_job's synthetic ones)."""
-    from ..data.dataset_check import check_datasets, closest_registered_names
+    from ..data.dataset_check import check_datasets, unregistered_dataset_error
 
     registered = set(DatasetCatalog.list())
     names: Dict[str, str] = {}  # name -> the key that names it first
@@ -369,8 +369,7 @@ def check_dataset_names(cfg: CfgNode, check_files: bool = True,
                                  "more than once: detectron2 keys the evaluation results by dataset name")
         for name in cfg.DATASETS[key]:
             if name not in registered:
-                raise KeyError(f"DATASETS.{key} names {name!r}, which is not a registered dataset; "
-                               f"{closest_registered_names(name, list_all=True)}")
+                raise unregistered_dataset_error(f"DATASETS.{key}", name)
             names.setdefault(name, f"DATASETS.{key}")
     if check_files:
         checked = {name: key for name, key in names.items() if name not in files_made_later}

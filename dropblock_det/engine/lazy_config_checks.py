@@ -499,7 +499,7 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True, check_file
     :func:`check_lazy_model`), which is returned (None where it cannot be built there), and
     with `train` what the loop instantiates later (:func:`check_lazy_train_parts`). Errors
     name the key."""
-    from ..data.dataset_check import check_datasets, closest_registered_names
+    from ..data.dataset_check import check_datasets, unregistered_dataset_error
 
     needed = ["model", "train.output_dir", "train.device", "dataloader.test"]
     if train:
@@ -545,8 +545,7 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True, check_file
     names: Dict[str, str] = {}  # name -> the key that names it first
     for key, name in lazy_dataset_names(cfg, train):
         if name not in registered:
-            raise KeyError(f"{key} names {name!r}, which is not a registered dataset; "
-                           f"{closest_registered_names(name, list_all=True)}")
+            raise unregistered_dataset_error(key, name)
         names.setdefault(name, key)
     check_lazy_model_values(cfg)
     model = lazy_meta_model(cfg)

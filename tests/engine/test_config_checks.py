@@ -708,11 +708,18 @@ def test_a_misspelt_dataset_name_is_told_the_closest_registered_ones_and_no_clos
     with pytest.raises(KeyError) as refused:
         check_dataset_names(cfg, check_files=False)
     registered = sorted(DatasetCatalog.list())
+    assert str(refused.value).startswith(
+        "\"DATASETS.TEST names 'zzqx', which is not a registered dataset; a set of your own is registered before the "
+        "tool runs (README: 'Your own dataset'); none of ")
     assert f"; none of the {len(registered)} registered names is close: {', '.join(registered)}" in str(refused.value)
     lazy = lazy_cfg(str(CONFIGS / LAZY_TWINS[0][0]))
     lazy.dataloader.test.dataset.names = "synthetic_det_vla"
     with pytest.raises(KeyError, match=r"dataloader\.test\.dataset\.names names 'synthetic_det_vla', which is not a "
                                        r"registered dataset; did you mean synthetic_det_val"):
+        check_lazy_config_before_run(lazy, check_files=False)
+    lazy.dataloader.test.dataset.names = "zzqx"
+    with pytest.raises(KeyError, match=r"names 'zzqx', which is not a registered dataset; a set of your own is "
+                                       r"registered before the tool runs \(README: 'Your own dataset'\); none of"):
         check_lazy_config_before_run(lazy, check_files=False)
 
 
