@@ -19,6 +19,7 @@ from detectron2.data import DatasetCatalog, DatasetMapper, MetadataCatalog
 from PIL import Image
 
 __all__ = ["DatasetFileError", "DatasetMapperNamingFiles", "naming_dataset_files", "ANNOTATION_FIELDS",
+           "ANNOTATION_FLAG_KEYS",
            "missing_annotation_field", "check_evaluation_files", "sem_seg_label_problem",
            "unparsable_voc_annotation"]
 
@@ -27,6 +28,8 @@ logger = logging.getLogger(__name__)
 # What a DatasetMapper flag loads for the model: (the annotation field, what the model learns from it).
 ANNOTATION_FIELDS = {"use_instance_mask": ("segmentation", "instance masks"),
                      "use_keypoint": ("keypoints", "keypoints")}
+# The yacs key that sets each of those flags (detectron2's DatasetMapper.from_config, whatever the model).
+ANNOTATION_FLAG_KEYS = {"use_instance_mask": "MODEL.MASK_ON", "use_keypoint": "MODEL.KEYPOINT_ON"}
 
 
 def missing_annotation_field(item: Dict[str, Any], flags: Iterable[str]) -> Optional[str]:
@@ -112,8 +115,6 @@ class DatasetMapperNamingFiles(DatasetMapper):
                     "(a palette or colour PNG given for one of class indices?)")
         return mapped
 
-    # The config key that sets each flag of ANNOTATION_FIELDS.
-    _FLAG_KEYS = {"use_instance_mask": "MODEL.MASK_ON", "use_keypoint": "MODEL.KEYPOINT_ON"}
 
     def check_training_items(self, items: Any, datasets: str) -> None:
         """Every training item (`items`: the dataset dicts of `datasets`, e.g.
@@ -131,9 +132,9 @@ class DatasetMapperNamingFiles(DatasetMapper):
         `missing_annotation_field`)."""
         if not getattr(self, "is_train", False):
             return
-        flag = missing_annotation_field(dataset_dict, [f for f in self._FLAG_KEYS if getattr(self, f, False)])
+        flag = missing_annotation_field(dataset_dict, [f for f in ANNOTATION_FLAG_KEYS if getattr(self, f, False)])
         if flag is not None:
-            (field, what), key = ANNOTATION_FIELDS[flag], self._FLAG_KEYS[flag]
+            (field, what), key = ANNOTATION_FIELDS[flag], ANNOTATION_FLAG_KEYS[flag]
             raise ValueError(
                 f"{key}=True, but the annotations of {dataset_dict.get('file_name', 'a dataset item')} "
                 + (f"in {datasets} " if datasets else "")

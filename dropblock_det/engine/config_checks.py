@@ -28,7 +28,7 @@ from .. import solver
 from ..config import (add_dropblock_config, check_channels, check_impl_device, check_norm, flatten_config,
                       is_positive_int, locations_on, validate_dropblock_config)
 from ..data.coco_json import coco_category_names, coco_json_has_key
-from ..data.file_errors import ANNOTATION_FIELDS, check_evaluation_files
+from ..data.file_errors import ANNOTATION_FIELDS, ANNOTATION_FLAG_KEYS, check_evaluation_files
 from ..layers.base import is_integer, is_real_number
 from .checkpoint import check_checkpoint_fits, check_resume_grad_scaler, check_resume_optimizer, check_weights_path
 from .evaluation import check_evaluator_types, check_training_sets
@@ -1516,10 +1516,8 @@ def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: boo
         # check_eval_checkpoint, which loads them strictly).
         check_weights_path(cfg, read=train)
     if train and check_files:
-        # DatasetMapper.from_config sets its flags from these keys, whatever the model.
         check_json_training_annotations(
-            {flag: (f"{key}=True", f"set {key} False") for flag, key in
-             (("use_instance_mask", "MODEL.MASK_ON"), ("use_keypoint", "MODEL.KEYPOINT_ON"))
+            {flag: (f"{key}=True", f"set {key} False") for flag, key in ANNOTATION_FLAG_KEYS.items()
              if cfg.MODEL[key.split(".")[1]]},
             [("DATASETS.TRAIN", name) for name in cfg.DATASETS.TRAIN])
         # What the evaluations after training will read (detectron2 loads the test sets then).
