@@ -67,6 +67,7 @@ def test_one_name_per_entry_as_pycocotools_lists_them(tmp_path):
     '{"categories": [{"id": 1}, {"id": 2, "name": "dog"}]}',  # an entry without a name
     '{"categories": [{"name": "cat"}]}',  # without an id
     '{"categories": [{"id": 1, "name": "cat"}, {"id": "2", "name": "dog"}]}',  # ids of two types
+    '{"categories": ["id and name"]}',  # entries that are no objects (their text has "id" and "name")
 ])
 def test_a_file_without_a_readable_category_list_gives_none(tmp_path, content):
     assert coco_category_names(_write(tmp_path / "a.json", content)) is None
@@ -89,3 +90,39 @@ def test_a_key_is_found_only_as_an_objects_key(tmp_path):
     assert coco_json_has_key(_write(tmp_path / "masks.json", boxes, indent=1), "segmentation") is True
     assert coco_json_has_key(str(tmp_path / "missing.json"), "bbox") is None
     assert coco_json_has_key(_write(tmp_path / "empty.json", ""), "bbox") is None
+
+
+def test_a_key_that_ends_in_categories_is_not_the_categories(tmp_path):
+    # Only the key "categories" itself: a "subcategories" list of the same shape before it is
+    # a field of the file's own.
+    path = _write(tmp_path / "a.json", '{"subcategories": [{"id": 9, "name": "sub"}], '
+                                      '"categories": [{"id": 1, "name": "cat"}]}')
+    assert coco_category_names(path) == ["cat"]
+
+
+def test_a_file_that_cannot_be_opened_gives_none(tmp_path, monkeypatch):
+    # A file without read permission (chmod cannot refuse root, so open refuses here).
+    from dropblock_det.data import coco_json
+    from dropblock_det.data.coco_json import coco_json_has_key
+
+    path = _write(tmp_path / "a.json", _coco([{"id": 1, "name": "cat"}]))
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(coco_json, "open", refused, raising=False)
+    assert coco_category_names(path) is None
+    assert coco_json_has_key(path, "categories") is None
+
+
+def test_a_key_is_not_found_in_a_value_or_in_a_longer_key(tmp_path):
+    # A category named "segmentation" is a value, and "has_segmentation" another key: a
+    # box-only file has no "segmentation" key for all that.
+    from dropblock_det.data.coco_json import coco_json_has_key
+
+    boxes = _coco([{"id": 1, "name": "segmentation"}],
+                  annotations=[{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4],
+                                "has_segmentation": False}])
+    path = _write(tmp_path / "boxes.json", boxes)
+    assert coco_json_has_key(path, "segmentation") is False
+    assert coco_json_has_key(path, "has_segmentation") is True

@@ -389,6 +389,22 @@ def test_voc_folders_left_in_vocdevkit_are_pointed_to(tmp_path):
                      f"{tmp_path / 'VOC2007'} (the layout datasets/README.md gives)"]
 
 
+def test_the_vocdevkit_hint_is_given_for_a_missing_voc_year_folder_only(tmp_path):
+    # A set of one's own registered with its VOC folder (metadata dirname) lists that very
+    # folder as missing; a VOC folder that exists (one of its subfolders missing) is not to be
+    # moved out of VOCdevkit/; "VOC2007_old" is no VOC year folder.
+    from dropblock_det.data.dataset_check import format_missing
+
+    for name in ("VOC2007", "VOC2012", "VOC2007_old"):
+        (tmp_path / "VOCdevkit" / name).mkdir(parents=True)
+    (tmp_path / "VOC2012").mkdir()
+    report = format_missing({"mine": [tmp_path / "VOC2007"], "theirs": [tmp_path / "VOC2012" / "Annotations"],
+                             "old": [tmp_path / "VOC2007_old" / "Annotations"]})
+    assert [line for line in report.splitlines() if "VOCdevkit" in line] == [
+        f"{tmp_path / 'VOCdevkit' / 'VOC2007'} exists: move VOC2007 out of VOCdevkit/ to {tmp_path / 'VOC2007'} "
+        "(the layout datasets/README.md gives)"]
+
+
 def test_unprepared_voc_segmentation_labels_name_the_preparation_step(tmp_path):
     # SegmentationClassAug/ and ImageSets/SegmentationAug/ come from no download.
     _partial_tree(tmp_path)
@@ -399,6 +415,11 @@ def test_unprepared_voc_segmentation_labels_name_the_preparation_step(tmp_path):
     assert hints == [f"{voc / 'SegmentationClassAug'} and {voc / 'ImageSets' / 'SegmentationAug'} are written by "
                      f"python datasets/prepare_voc_sem_seg.py --voc {voc} --sbd <SBD's benchmark_RELEASE folder>"]
     (voc / "SegmentationClassAug").mkdir()  # the labels, without the train_aug split
+    with pytest.raises(FileNotFoundError) as info:
+        check_datasets(["voc_2012_sem_seg_train_aug"], tmp_path)
+    assert [line for line in str(info.value).splitlines() if "prepare_voc_sem_seg" in line] == hints
+    (voc / "SegmentationClassAug").rmdir()  # the split files, without the labels
+    _touch(voc / "ImageSets" / "SegmentationAug" / "train_aug.txt")
     with pytest.raises(FileNotFoundError) as info:
         check_datasets(["voc_2012_sem_seg_train_aug"], tmp_path)
     assert [line for line in str(info.value).splitlines() if "prepare_voc_sem_seg" in line] == hints

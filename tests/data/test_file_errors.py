@@ -346,6 +346,55 @@ def test_a_test_image_of_another_size_than_its_annotation_gives_is_named_before_
         check_evaluation_files([name], "KEY")
 
 
+@pytest.mark.parametrize("orientation, size", [(3, (40, 32)), (5, (32, 40)), (7, (32, 40)), (8, (32, 40))])
+def test_an_images_size_is_read_as_detectron2_reads_it_with_its_exif_orientation(tmp_path, orientation, size):
+    # Orientations 5-8 turn the image a quarter (read_image swaps its sides), 2-4 do not.
+    from detectron2.data.detection_utils import read_image
+
+    from dropblock_det.data.file_errors import _image_size_mismatch
+
+    path = tmp_path / "a.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.new("RGB", size).save(path, exif=exif)
+    height, width = read_image(str(path)).shape[:2]
+    assert (width, height) == (40, 32)
+    assert _image_size_mismatch({"file_name": str(path), "width": 40, "height": 32}) is None
+    assert _image_size_mismatch({"file_name": str(path), "width": 32, "height": 40}) == (
+        f"{path} is 40x32, but the dataset gives it 32x40 (width x height, from its annotation)")
+
+
+def test_an_images_size_is_compared_only_with_what_the_dataset_gives(tmp_path):
+    # No width and height: nothing to compare (detectron2 checks none). One of them alone:
+    # detectron2's check_image_size fails on the other (a KeyError), so it is named. An
+    # undecodable file is left to the mapper's error, which names it.
+    from dropblock_det.data.file_errors import _image_size_mismatch
+
+    path = tmp_path / "a.jpg"
+    Image.new("RGB", (40, 32)).save(path)
+    assert _image_size_mismatch({"file_name": str(path)}) is None
+    assert _image_size_mismatch({"file_name": str(path), "width": 40}) == (
+        f"{path} is 40x32, but the dataset gives it 40xNone (width x height, from its annotation)")
+    path.write_bytes(b"not an image")
+    assert _image_size_mismatch({"file_name": str(path), "width": 40, "height": 32}) is None
+
+
+def test_a_label_of_its_images_size_is_no_size_mismatch(tmp_path):
+    # The mapper's failure of another cause is not blamed on the sizes.
+    from dropblock_det.data.file_errors import _label_size_mismatch
+
+    image, label = tmp_path / "a.jpg", tmp_path / "a.png"
+    Image.new("RGB", (24, 16)).save(image)
+    Image.fromarray(np.zeros((16, 24), np.uint8)).save(label)
+    item = {"file_name": str(image), "sem_seg_file_name": str(label)}
+    assert _label_size_mismatch(item) is None
+    Image.fromarray(np.zeros((24, 16), np.uint8)).save(label)
+    assert _label_size_mismatch(item) == (f"the label {label} is 16x24, but its image {image} is 24x16 "
+                                          "(width x height): a segmentation label must have its image's size")
+    label.write_bytes(b"not an image")
+    assert _label_size_mismatch(item) is None
+
+
 def _label_item(tmp_path):
     """(mapper, item, image, label): a 64x64 image and its noisy label PNG, large enough that
     cutting it leaves PIL a readable header and a truncated pixel stream."""
