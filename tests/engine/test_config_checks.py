@@ -752,6 +752,16 @@ def test_a_config_file_that_does_not_exist_is_told_the_closest_files_in_its_fold
         load_config("no/such/folder/a.yaml")
 
 
+def test_a_missing_config_file_is_told_the_close_files_only_not_folders(tmp_path):
+    # A folder is no config file to suggest: `a_54k.yaml/` beside the missing `a_54k.yml`.
+    from dropblock_det.engine.config_checks import missing_config_file
+
+    (tmp_path / "a_54k.yaml").mkdir()
+    assert missing_config_file(str(tmp_path / "a_54k.yml")) == "does not exist"
+    (tmp_path / "b_54k.yaml").write_text("")
+    assert missing_config_file(str(tmp_path / "b_54k.yml")) == f"does not exist (did you mean {tmp_path / 'b_54k.yaml'}?)"
+
+
 def test_a_lazy_runs_config_yaml_is_told_from_a_yacs_config_with_an_unknown_key(tmp_path):
     # yacs fails on a LazyConfig run's config.yaml with "Non-existent config key: model"; the
     # user is sent to the LazyConfig tool instead. A yacs config with an unknown key is named
@@ -1038,6 +1048,49 @@ def test_thing_classes_given_to_register_coco_instances_are_named_as_the_metadat
         opts = ["DATASETS.TRAIN", f"('{name}',)", "DATASETS.TEST", f"('{name}',)", "MODEL.DEVICE", "cpu"]
         with pytest.raises(ValueError, match=r"which has 2 classes \(its metadata thing_classes: \['cat', 'dog'\]\)"):
             check_config_before_run(synthetic_cfg(*opts))
+
+
+def test_a_json_files_categories_are_read_for_thing_classes_only(tmp_path):
+    # The categories of a COCO json are things: a stuff count is checked against stuff_classes
+    # (and left alone without them), never against the json's categories or thing_classes.
+    from detectron2.data import MetadataCatalog
+
+    from dropblock_det.engine.config_checks import _dataset_classes, check_class_counts
+
+    with own_coco_set(tmp_path, "test_config_checks_own_coco_set_kinds") as name:
+        metadata = MetadataCatalog.get(name)
+        assert _dataset_classes(metadata, "stuff") == (None, "")
+        assert _dataset_classes(metadata, "thing") == (
+            ["cat", "dog"], f"the categories of its json_file {str(tmp_path / 'train.json')!r}")
+        check_class_counts([("MODEL.SEM_SEG_HEAD.NUM_CLASSES", 5, "stuff")], [("DATASETS.TRAIN", name)])
+        metadata.set(stuff_classes=["sky", "road"])
+        with pytest.raises(ValueError, match=r"^MODEL\.SEM_SEG_HEAD\.NUM_CLASSES=5, but DATASETS\.TRAIN names .*which "
+                                             r"has 2 classes \(its metadata stuff_classes: \['sky', 'road'\]\)"):
+            check_class_counts([("MODEL.SEM_SEG_HEAD.NUM_CLASSES", 5, "stuff")], [("DATASETS.TRAIN", name)])
+
+
+def test_the_json_annotation_scan_leaves_sets_it_cannot_read_to_their_loading(tmp_path):
+    # A set without json_file (a loader function of one's own), and a json_file that is not
+    # there (the dataset check names it), are no "file without masks".
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    from dropblock_det.engine.config_checks import check_json_training_annotations
+
+    needed = {"use_instance_mask": ("MODEL.MASK_ON=True", "set MODEL.MASK_ON False")}
+    names = ["test_config_checks_scan_no_json", "test_config_checks_scan_missing_json"]
+    for name in names:
+        DatasetCatalog.register(name, list)
+    MetadataCatalog.get(names[1]).set(json_file=str(tmp_path / "missing.json"))
+    try:
+        check_json_training_annotations(needed, [("DATASETS.TRAIN", name) for name in names])
+    finally:
+        for name in names:
+            DatasetCatalog.remove(name)
+            MetadataCatalog.remove(name)
+    with own_coco_set(tmp_path / "boxes", "test_config_checks_scan_boxes") as boxes:
+        with pytest.raises(ValueError, match=r"^MODEL\.MASK_ON=True, but DATASETS\.TRAIN names "
+                                             r"'test_config_checks_scan_boxes', whose json_file"):
+            check_json_training_annotations(needed, [("DATASETS.TRAIN", boxes)])
 
 
 def test_precomputed_proposals_without_one_file_per_dataset_are_refused_naming_the_keys():

@@ -289,3 +289,39 @@ def test_a_training_set_of_another_kind_than_the_model_trains_on_is_refused_nami
         check_training_sets(cfg)
     cfg.DATASETS.TRAIN = ("synthetic_sem_seg_train",)
     check_training_sets(cfg)
+
+
+def test_which_models_cannot_train_on_a_set_is_told_only_where_certain():
+    # An R-CNN / proposal network trains on boxes; a subclass of its own (PanopticFPN also
+    # trains on labels per pixel) is left alone. Any SemanticSegmentor, a subclass of one's
+    # own included, trains on labels per pixel. A set without an evaluator type, or a model
+    # given as no class, says nothing certain.
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+    from detectron2.modeling import GeneralizedRCNN, PanopticFPN, ProposalNetwork, SemanticSegmentor
+
+    from dropblock_det.engine.evaluation import check_training_sets, model_cannot_train_on
+
+    for model_class in (GeneralizedRCNN, ProposalNetwork):
+        assert model_cannot_train_on(model_class, "synthetic_sem_seg_train") == (
+            f"a 'sem_seg' dataset (labels per pixel, no boxes), which a {model_class.__name__} cannot train on "
+            "(it trains on boxes)")
+    assert model_cannot_train_on(PanopticFPN, "synthetic_sem_seg_train") == ""
+
+    class MySegmentor(SemanticSegmentor):
+        pass
+
+    assert model_cannot_train_on(MySegmentor, "synthetic_det_train") == (
+        "a 'coco' dataset (boxes, no labels per pixel), which a MySegmentor cannot train on "
+        "(it trains on labels per pixel)")
+    assert model_cannot_train_on(MySegmentor, "synthetic_sem_seg_train") == ""
+    assert model_cannot_train_on(lambda cfg: None, "synthetic_det_train") == ""
+    name = "test_evaluation_set_without_evaluator_type"
+    DatasetCatalog.register(name, list)
+    try:
+        assert model_cannot_train_on(SemanticSegmentor, name) == ""
+    finally:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+    cfg = synthetic_cfg("MODEL.META_ARCHITECTURE", "NoSuchArchitecture")
+    cfg.DATASETS.TRAIN = ("synthetic_sem_seg_train",)
+    assert check_training_sets(cfg) is None  # the model check names the architecture

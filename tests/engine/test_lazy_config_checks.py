@@ -2014,3 +2014,9 @@ def test_a_training_set_the_lazy_model_cannot_train_on_is_refused_naming_the_key
                                          r"train on \(it trains on boxes\)$"):
         check_lazy_model(cfg, model)
     check_lazy_model(cfg, model, train=False)  # an evaluation reads no training set
+    # Only the training loader's sets are trained on: a test set of another kind is the
+    # evaluator check's (it is not refused as "cannot train on").
+    cfg = lazy_cfg(SYNTHETIC, "dataloader.test.dataset.names=synthetic_sem_seg_val")
+    with pytest.raises(ValueError, match=r"^dataloader.evaluator.dataset_name='synthetic_sem_seg_val': a 'sem_seg' "
+                                         r"dataset, which a DropBlockRetinaNet cannot be evaluated on"):
+        check_lazy_model(cfg, lazy_meta_model(cfg))
