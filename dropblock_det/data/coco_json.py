@@ -82,10 +82,10 @@ def coco_category_names(json_file: str) -> Optional[List[str]]:
         else:
             return None
     # pycocotools keys categories by id (the last entry of an id wins) and lists one per entry.
-    name_of = {c["id"]: c["name"] for c in categories}
     try:
+        name_of = {c["id"]: c["name"] for c in categories}
         ids = sorted(c["id"] for c in categories)
-    except TypeError:  # ids of mixed types: detectron2's sort fails the same way at loading
+    except TypeError:  # ids of mixed types, or unhashable ones (a list): detectron2's loading fails the same way
         return None
     return [name_of[i] for i in ids]
 

@@ -68,6 +68,7 @@ def test_one_name_per_entry_as_pycocotools_lists_them(tmp_path):
     '{"categories": [{"name": "cat"}]}',  # without an id
     '{"categories": [{"id": 1, "name": "cat"}, {"id": "2", "name": "dog"}]}',  # ids of two types
     '{"categories": ["id and name"]}',  # entries that are no objects (their text has "id" and "name")
+    '{"categories": [{"id": [1], "name": "cat"}]}',  # an id pycocotools cannot key by (a TypeError, not None)
 ])
 def test_a_file_without_a_readable_category_list_gives_none(tmp_path, content):
     assert coco_category_names(_write(tmp_path / "a.json", content)) is None
