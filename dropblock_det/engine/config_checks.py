@@ -98,7 +98,10 @@ def missing_config_file(config_file: str) -> str:
     if config_file and Path(config_file).is_dir():
         return "is a folder, not a config file"
     folder = Path(config_file).parent
-    files = sorted(p.name for p in folder.iterdir() if p.is_file()) if config_file and folder.is_dir() else []
+    try:
+        files = sorted(p.name for p in folder.iterdir() if p.is_file()) if config_file and folder.is_dir() else []
+    except OSError:  # a folder that cannot be listed (no read permission): the file is still missing
+        files = []
     close = difflib.get_close_matches(Path(config_file).name, files, n=3, cutoff=0.8)
     return "does not exist" + (f" (did you mean {', '.join(str(folder / name) for name in close)}?)" if close else "")
 

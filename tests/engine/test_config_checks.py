@@ -762,6 +762,20 @@ def test_a_missing_config_file_is_told_the_close_files_only_not_folders(tmp_path
     assert missing_config_file(str(tmp_path / "b_54k.yml")) == f"does not exist (did you mean {tmp_path / 'b_54k.yaml'}?)"
 
 
+def test_a_missing_config_file_in_a_folder_that_cannot_be_listed_is_said_not_to_exist(tmp_path, monkeypatch):
+    # The listing for the close names raised PermissionError, in place of "does not exist"
+    # (chmod cannot refuse root, so the listing refuses here).
+    from pathlib import Path
+
+    from dropblock_det.engine.config_checks import missing_config_file
+
+    def refused(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "iterdir", refused)
+    assert missing_config_file(str(tmp_path / "a.yaml")) == "does not exist"
+
+
 def test_a_lazy_runs_config_yaml_is_told_from_a_yacs_config_with_an_unknown_key(tmp_path):
     # yacs fails on a LazyConfig run's config.yaml with "Non-existent config key: model"; the
     # user is sent to the LazyConfig tool instead. A yacs config with an unknown key is named
