@@ -322,6 +322,9 @@ def test_a_training_label_of_another_size_than_its_image_is_named_by_the_mapper(
     with pytest.raises(DatasetFileError, match=rf"^the label {label} is 10x10, but its image {image} is 24x16 "
                                                r"\(width x height\)"):
         mapper(dict(item))
+    Image.fromarray(np.zeros((10, 24), np.uint8)).save(label)  # of its image's width, not its height
+    with pytest.raises(DatasetFileError, match=rf"^the label {label} is 24x10, but its image {image} is 24x16"):
+        mapper(dict(item))
     Image.fromarray(np.zeros((16, 24), np.uint8)).save(label)
     assert mapper(dict(item))["sem_seg"].shape == ((32, 48) if resize else (16, 24))
 

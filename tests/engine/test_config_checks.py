@@ -1105,6 +1105,12 @@ def test_the_json_annotation_scan_leaves_sets_it_cannot_read_to_their_loading(tm
         with pytest.raises(ValueError, match=r"^MODEL\.MASK_ON=True, but DATASETS\.TRAIN names "
                                              r"'test_config_checks_scan_boxes', whose json_file"):
             check_json_training_annotations(needed, [("DATASETS.TRAIN", boxes)])
+    # Every flag the model sets is checked: the masks of a set do not stand for its keypoints.
+    needed["use_keypoint"] = ("MODEL.KEYPOINT_ON=True", "set MODEL.KEYPOINT_ON False")
+    with own_coco_set(tmp_path / "masks", "test_config_checks_scan_masks", segmentation=True) as masks:
+        with pytest.raises(ValueError, match=r"^MODEL\.KEYPOINT_ON=True, but DATASETS\.TRAIN names "
+                                             r"'test_config_checks_scan_masks', whose json_file .* has no 'keypoints'"):
+            check_json_training_annotations(needed, [("DATASETS.TRAIN", masks)])
 
 
 def test_precomputed_proposals_without_one_file_per_dataset_are_refused_naming_the_keys():
