@@ -130,6 +130,10 @@ def closest_registered_names(name: str, list_all: bool = False) -> str:
 
     registered = sorted(DatasetCatalog.list())
     close = difflib.get_close_matches(name, registered, n=5, cutoff=0.6)
+    if close and difflib.SequenceMatcher(None, name, close[0]).ratio() < 0.75:
+        # No typo: an unregistered set of one's own, "mine_train", was told "did you mean
+        # lvis_v1_train?" (0.61) in place of how to register it; typos score 0.8 and more.
+        close = []
     if close:
         return f"did you mean {', '.join(close)}?"
     return (f"none of the {len(registered)} registered names is close"

@@ -473,3 +473,18 @@ def test_the_report_names_the_root_and_an_unset_detectron2_datasets(tmp_path, mo
     with pytest.raises(FileNotFoundError) as info:
         check_datasets(["voc_2007_test"], tmp_path)
     assert str(info.value).splitlines()[0] == f"missing dataset files under {tmp_path} (DETECTRON2_DATASETS=<unset>):"
+
+
+@pytest.mark.parametrize("name", ["mine_train", "foo_train"])
+def test_an_unregistered_set_of_ones_own_is_told_how_to_register_it_not_a_loosely_similar_builtin(name):
+    # "mine_train" (the README's own set, run without its registration) was told "did you
+    # mean lvis_v1_train?" (difflib's 0.6 cutoff), "foo_train" coco_2017_train, voc_2012_train.
+    from dropblock_det.data.dataset_check import unregistered_dataset_error
+
+    message = unregistered_dataset_error("DATASETS.TRAIN", name).args[0]
+    assert message.startswith(f"DATASETS.TRAIN names {name!r}, which is not a registered dataset; a set of your "
+                              "own is registered before the tool runs (README: 'Your own dataset'); none of ")
+    assert "did you mean" not in message
+    # A typo of a registered name is still told it.
+    assert "; did you mean coco_2017_train, coco_2014_train, " in unregistered_dataset_error(
+        "DATASETS.TRAIN", "coco_2017_trian").args[0]
