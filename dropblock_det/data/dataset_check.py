@@ -151,6 +151,22 @@ def unregistered_dataset_error(key: str, name: str) -> KeyError:
     return KeyError(f"{key} names {name!r}, which is not a registered dataset; {close}")
 
 
+def _own_registration_keys(name: str) -> Dict[Path, str]:
+    """{path: the metadata key that names it} for a set of the user's own (registered, of no
+    layout this module knows, and outside $DETECTRON2_DATASETS as given or expanded, where
+    detectron2's builtin sets are); {} for any other."""
+    if (name in _COCO_2017 or _VOC_DET.match(name) or name in _VOC_SEM_SEG or name in SYNTHETIC_DET_SPLITS
+            or name in SYNTHETIC_SEM_SEG_SPLITS or _registered_metadata(name) is None):
+        return {}
+    from detectron2.data import MetadataCatalog
+
+    meta = MetadataCatalog.get(name)
+    keys = {Path(getattr(meta, key)): key for key in _METADATA_PATH_KEYS if hasattr(meta, key)}
+    given = os.environ.get("DETECTRON2_DATASETS", "datasets")
+    roots = (Path(given), Path(given).expanduser())
+    return {} if any(root in (path, *path.parents) for path in keys for root in roots) else keys
+
+
 def _paths_from_metadata(name: str) -> List[Path]:
     from detectron2.data import MetadataCatalog
 
@@ -196,12 +212,25 @@ def format_missing(missing: Dict[str, List[Path]], root: Optional[os.PathLike] =
                    keys: Optional[Mapping[str, str]] = None) -> str:
     """Human-readable report of :func:`missing_dataset_paths`'s result."""
     root = Path(root if root is not None else default_datasets_root())
-    lines = [f"missing dataset files under {root} (DETECTRON2_DATASETS="
+    # A set of one's own (register_coco_instances(name, {}, json_file, image_root) in one's
+    # script) is read where its registration puts it: its paths are named by their metadata
+    # key, and neither the datasets root nor datasets/README.md is the place to fix them.
+    own = {name: _own_registration_keys(name) for name in missing}
+    only_own = all(own[name] for name in missing)
+    lines = ["missing dataset files (where their registrations put them):" if only_own else
+             f"missing dataset files under {root} (DETECTRON2_DATASETS="
              f"{os.environ.get('DETECTRON2_DATASETS', '<unset>')}):"]
     for name, paths in missing.items():
         named = f"{name} ({keys[name]})" if keys and name in keys else name
         for p in paths:
-            lines.append(f"  {named}: {p}")
+            key = own[name].get(p)
+            lines.append(f"  {named}: {p}" + (f" (its registration's {key})" if key else ""))
+    if any(own.values()):
+        lines.append(f"{', '.join(name for name in missing if own[name])}: a set of your own is read where its "
+                     "registration puts it (register_coco_instances(name, metadata, json_file, image_root)): correct "
+                     "the path in the script that registers it (README: 'Your own dataset'), or put the file there.")
+    if only_own:
+        return "\n".join(lines)
     lines += _voc_devkit_hints(p for paths in missing.values() for p in paths)
     split_dir = Path(AUG_SPLIT_DIRNAME).parts  # ("ImageSets", "SegmentationAug")
     unprepared = dict.fromkeys(p.parent if p.name == AUG_LABEL_DIRNAME else p.parents[len(split_dir)]

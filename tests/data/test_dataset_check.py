@@ -488,3 +488,36 @@ def test_an_unregistered_set_of_ones_own_is_told_how_to_register_it_not_a_loosel
     # A typo of a registered name is still told it.
     assert "; did you mean coco_2017_train, coco_2014_train, " in unregistered_dataset_error(
         "DATASETS.TRAIN", "coco_2017_trian").args[0]
+
+
+def test_a_set_of_ones_own_with_a_wrong_path_is_told_its_registrations_key_not_the_datasets_root(tmp_path, monkeypatch):
+    # register_coco_instances("mine_train", {}, <a misspelt json>, <images>) was reported as
+    # "missing dataset files under datasets (DETECTRON2_DATASETS=<unset>)", then "See
+    # datasets/README.md ... (the synthetic sets: python datasets/make_synthetic.py)": neither
+    # where the path comes from nor which of the two it is.
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+    from detectron2.data.datasets import register_coco_instances
+
+    monkeypatch.delenv("DETECTRON2_DATASETS", raising=False)
+    (tmp_path / "images").mkdir()
+    name = "dataset_check_test_own_set"
+    register_coco_instances(name, {}, str(tmp_path / "trian.json"), str(tmp_path / "images"))
+    try:
+        with pytest.raises(FileNotFoundError) as info:
+            check_datasets([name], keys={name: "DATASETS.TRAIN"})
+        assert str(info.value).splitlines() == [
+            "missing dataset files (where their registrations put them):",
+            f"  {name} (DATASETS.TRAIN): {tmp_path / 'trian.json'} (its registration's json_file)",
+            f"{name}: a set of your own is read where its registration puts it (register_coco_instances(name, "
+            "metadata, json_file, image_root)): correct the path in the script that registers it (README: 'Your "
+            "own dataset'), or put the file there."]
+        # Beside a builtin set, the root and datasets/README.md are still named for that one.
+        with pytest.raises(FileNotFoundError) as info:
+            check_datasets([name, "voc_2007_test"])
+        lines = str(info.value).splitlines()
+        assert lines[0].startswith("missing dataset files under ")
+        assert f"  {name}: {tmp_path / 'trian.json'} (its registration's json_file)" in lines
+        assert lines[-1].startswith("See datasets/README.md")
+    finally:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
