@@ -20,7 +20,7 @@ from PIL import Image
 
 __all__ = ["DatasetFileError", "DatasetMapperNamingFiles", "naming_dataset_files", "ANNOTATION_FIELDS",
            "ANNOTATION_FLAG_KEYS",
-           "missing_annotation_field", "check_evaluation_files", "sem_seg_label_problem",
+           "missing_annotation_field", "check_evaluation_files", "check_training_files", "sem_seg_label_problem",
            "unparsable_voc_annotation"]
 
 logger = logging.getLogger(__name__)
@@ -347,6 +347,36 @@ def _image_size_mismatch(item: Dict[str, Any]) -> Optional[str]:
             "(width x height, from its annotation)")
 
 
+def _item_file_problem(item: Dict[str, Any]) -> Optional[Tuple[str, str]]:
+    """("whose <file key> <path> does not exist" or "whose image <path> is WxH, but ...", the
+    error detectron2's mapper fails on it with) for a dataset dict `item` it cannot map; None
+    for one it reads."""
+    for file_key in _ITEM_FILE_KEYS:
+        path = item.get(file_key)
+        if path and not os.path.isfile(path):
+            return f"whose {file_key} {path} does not exist", "FileNotFoundError"
+    mismatch = _image_size_mismatch(item)
+    return (f"whose image {mismatch}", "SizeMismatchError") if mismatch else None
+
+
+def check_training_files(items: Any, datasets: str) -> None:
+    """Every training item (`items`: the dataset dicts of `datasets`, e.g.
+    "DATASETS.TRAIN=('mine_train',)"; anything but a list is left to the mapper): its image
+    and label files there, the image of the size the dataset gives it. Run when the loader is
+    built, before the first step: the mapper failed on such an item only when the sampler
+    reached it, anywhere in the first epoch (hours into a run on a large set)."""
+    if not isinstance(items, list):
+        return
+    start = time.perf_counter()
+    for item in items:
+        problem = _item_file_problem(item)
+        if problem:
+            raise DatasetFileError(f"{datasets} lists an item {problem[0]}: the training would fail on it when its sampler reached it "
+                                   f"(detectron2's {problem[1]})")
+    logger.info(f"{datasets}: the files of the {len(items)} training items are there "
+                f"({time.perf_counter() - start:.1f} s)")
+
+
 def check_evaluation_files(names: Sequence[str], key: str = "DATASETS.TEST") -> None:
     """Before a training, what its evaluations will read of each dataset in `names`: detectron2
     loads a test set only when it evaluates, after the whole training (or TEST.EVAL_PERIOD
@@ -368,15 +398,11 @@ def check_evaluation_files(names: Sequence[str], key: str = "DATASETS.TEST") -> 
                                    "would fail on it after the training")
         count += len(items)
         for item in items:
-            for file_key in _ITEM_FILE_KEYS:
-                path = item.get(file_key)
-                if path and not os.path.isfile(path):
-                    raise DatasetFileError(f"{key} names {name!r}, whose {file_key} {path} does not exist: "
-                                           "its evaluation would fail on it after the training")
-            mismatch = _image_size_mismatch(item)
-            if mismatch:
-                raise DatasetFileError(f"{key} names {name!r}, whose image {mismatch}: its evaluation would fail "
-                                       "on it after the training (detectron2's SizeMismatchError)")
+            problem = _item_file_problem(item)
+            if problem:
+                raise DatasetFileError(f"{key} names {name!r}, {problem[0]}: its evaluation would fail on it after "
+                                       "the training" + (" (detectron2's SizeMismatchError)"
+                                                         if problem[1] == "SizeMismatchError" else ""))
         evaluator_type = getattr(MetadataCatalog.get(name), "evaluator_type", None)
         if evaluator_type == "sem_seg" and hasattr(MetadataCatalog.get(name), "stuff_classes"):
             _check_sem_seg_labels(name, items, key)

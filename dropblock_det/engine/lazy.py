@@ -27,7 +27,7 @@ from detectron2.engine.defaults import create_ddp_model
 from detectron2.evaluation import inference_on_dataset, print_csv_format
 from omegaconf import DictConfig
 
-from ..data.file_errors import DatasetMapperNamingFiles, naming_dataset_files
+from ..data.file_errors import DatasetMapperNamingFiles, check_training_files, naming_dataset_files
 from .checkpoint import AtomicCheckpointer, check_checkpoint_fits
 from .hooks import unwrap_model
 from .lazy_config_checks import (
@@ -70,19 +70,22 @@ def _build_loader(cfg: DictConfig, split: str) -> Any:
 
 
 def build_lazy_train_loader(cfg: DictConfig, model: torch.nn.Module) -> Any:
-    """instantiate(dataloader.train) (errors naming the dataset files); for a model with an
-    R-CNN mask or keypoint head, its dataset is built first and checked to have what the
-    head trains on (:func:`check_lazy_rcnn_training_data`), before the first step."""
+    """instantiate(dataloader.train) (errors naming the dataset files); its dataset is built
+    first and checked, before the first step: every item's files there
+    (:func:`check_training_files`), and, for a model with an R-CNN mask or keypoint head, what
+    the head trains on (:func:`check_lazy_rcnn_training_data`)."""
     node = cfg.dataloader.train
     labels = _sem_seg_label_range(model)
-    if not (rcnn_heads_needing_data(model) or labels) or not isinstance(node.get("dataset"), DictConfig):
+    if not isinstance(node.get("dataset"), DictConfig):
         return _build_loader(cfg, "train")
     from detectron2.utils.registry import locate
 
-    names = [name for k, name in lazy_dataset_names(cfg) if k == DATASET_NAME_KEYS["dataloader.train"]]
+    key = DATASET_NAME_KEYS["dataloader.train"]
+    names = [name for k, name in lazy_dataset_names(cfg) if k == key]
     with naming_dataset_files(names):
         dataset = instantiate(node.dataset)
     check_lazy_rcnn_training_data(dataset, model, names)
+    check_training_files(dataset, f"{key}={names}")
     with naming_dataset_files(names):
         # The rest of the node as detectron2's instantiate builds it, with that dataset.
         kwargs = {k: instantiate(v) for k, v in node.items() if k != "dataset"}

@@ -27,7 +27,7 @@ from detectron2.engine import DefaultTrainer, TrainerBase, hooks
 from detectron2.evaluation import DatasetEvaluator
 
 from .. import solver
-from ..data.file_errors import DatasetMapperNamingFiles, naming_dataset_files
+from ..data.file_errors import DatasetMapperNamingFiles, check_training_files, naming_dataset_files
 from .checkpoint import AtomicCheckpointer
 from .config_checks import check_dropblock_placed, check_rcnn_features
 from .evaluation import build_evaluator
@@ -209,6 +209,7 @@ class DropBlockTrainer(DefaultTrainer):
             # checked against MODEL.MASK_ON / KEYPOINT_ON before the first step.
             arguments = build_detection_train_loader.from_config(loader_cfg, mapper=mapper)
         mapper.check_training_items(arguments["dataset"], f"DATASETS.TRAIN={tuple(cfg.DATASETS.TRAIN)}")
+        check_training_files(arguments["dataset"], f"DATASETS.TRAIN={tuple(cfg.DATASETS.TRAIN)}")
         return build_detection_train_loader(**arguments)
 
     @classmethod

@@ -666,3 +666,25 @@ def test_the_evaluation_files_check_counts_the_items_skips_what_it_cannot_read_a
         for name in names:
             DatasetCatalog.remove(name)
             MetadataCatalog.pop(name, None)
+
+
+def test_a_training_item_whose_image_is_missing_or_of_another_size_is_named(tmp_path):
+    # Before the first step: detectron2's mapper failed on such an item only when the sampler
+    # reached it, anywhere in the first epoch.
+    from dropblock_det.data.file_errors import DatasetFileError, check_training_files
+
+    image = tmp_path / "a.png"
+    Image.new("RGB", (24, 16)).save(image)
+    good = {"file_name": str(image), "width": 24, "height": 16}
+    check_training_files([good, {"file_name": str(image)}], "DATASETS.TRAIN=('mine',)")
+    missing = {"file_name": str(tmp_path / "nope.png"), "width": 24, "height": 16}
+    with pytest.raises(DatasetFileError, match=rf"^DATASETS\.TRAIN=\('mine',\) lists an item whose file_name "
+                                               rf"{tmp_path / 'nope.png'} does not exist: the training would fail on "
+                                               r"it when its sampler reached it \(detectron2's FileNotFoundError\)$"):
+        check_training_files([good, missing], "DATASETS.TRAIN=('mine',)")
+    with pytest.raises(DatasetFileError, match=rf"^KEY lists an item whose image {image} is 24x16, but the dataset "
+                                               r"gives it 200x16 \(width x height, from its annotation\): the training "
+                                               r"would fail on it when its sampler reached it \(detectron2's "
+                                               r"SizeMismatchError\)$"):
+        check_training_files([good, {**good, "width": 200}], "KEY")
+    check_training_files((missing,), "KEY")  # not a list (an iterable dataset): left to the mapper

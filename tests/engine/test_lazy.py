@@ -354,3 +354,18 @@ def test_an_evaluation_without_an_evaluator_leaves_the_results_empty(tmp_path, m
                        "dataloader.train.num_workers=0", f"train.output_dir={tmp_path / 'run'}", "train.max_iter=1")
         del cfg.dataloader.evaluator
         assert do_train(cfg) == {} and evaluated == [None]
+
+
+def test_the_lazy_training_loader_names_a_training_image_that_is_missing_before_the_first_step(tmp_path):
+    # A RetinaNet's loader was instantiated whole, its dataset unchecked: the mapper failed on
+    # the item only when the sampler reached it, anywhere in the first epoch.
+    from conftest import tiny_synthetic_datasets
+    from dropblock_det.data.file_errors import DatasetFileError
+    from dropblock_det.engine.lazy import build_lazy_train_loader
+
+    with tiny_synthetic_datasets(tmp_path, num_train=3, num_val=1) as root:
+        missing = root / "synthetic_det" / "train" / "000001.jpg"
+        missing.unlink()
+        with pytest.raises(DatasetFileError, match=r"^dataloader\.train\.dataset\.names=\['synthetic_det_train'\] lists "
+                                                   rf"an item whose file_name {missing} does not exist"):
+            build_lazy_train_loader(lazy_cfg(SYNTHETIC), torch.nn.Identity())

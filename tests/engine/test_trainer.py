@@ -267,3 +267,17 @@ def test_the_training_labels_are_checked_against_the_sem_seg_head_of_the_models_
     from dropblock_det.engine.trainer import _trains_on_sem_seg_labels
 
     assert _trains_on_sem_seg_labels(synthetic_cfg("MODEL.META_ARCHITECTURE", architecture)) is reads_labels
+
+
+def test_the_training_loader_names_a_training_image_that_is_missing_before_the_first_step(tmp_path):
+    # The mapper failed on it only when the sampler reached it, anywhere in the first epoch.
+    from conftest import tiny_synthetic_datasets
+    from dropblock_det.data.file_errors import DatasetFileError
+    from dropblock_det.engine.trainer import DropBlockTrainer
+
+    with tiny_synthetic_datasets(tmp_path, num_train=3, num_val=1) as root:
+        missing = root / "synthetic_det" / "train" / "000001.jpg"
+        missing.unlink()
+        with pytest.raises(DatasetFileError, match=rf"^DATASETS\.TRAIN=\('synthetic_det_train',\) lists an item whose "
+                                                   rf"file_name {missing} does not exist"):
+            DropBlockTrainer.build_train_loader(synthetic_cfg("DATALOADER.NUM_WORKERS", "0"))
