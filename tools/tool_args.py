@@ -390,7 +390,19 @@ def run_tool(prog: str, main: Callable[[], Any]) -> Any:
     prints a bad flag) and exits with status 1; the 15-line traceback through the checks
     said nothing more than its last line. So is a refusal by the checks in the processes
     of a multi-process launch (`in_a_launched_process`), once: the first process's to end.
-    After `checks_passed()`, and with $TRACEBACK_ENV set, errors propagate as they are."""
+    After `checks_passed()`, and with $TRACEBACK_ENV set, errors propagate as they are.
+
+    Called while a process that a launch (or a DataLoader worker) spawned imports the script
+    that started it, it does nothing: that import is for the script's registrations, and the
+    process then runs what it was started for. A script of one's own that calls `cli()` at
+    import, outside `if __name__ == "__main__":`, ran the whole tool again in each process,
+    whose launch failed with Python's "An attempt has been made to start a new process before
+    the current process has finished its bootstrapping phase", shown as a refusal by the checks.
+    """
+    import multiprocessing
+
+    if getattr(multiprocessing.current_process(), "_inheriting", False):  # what that error is raised on
+        return None
     try:
         return main()
     except Exception as e:

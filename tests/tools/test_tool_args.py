@@ -632,3 +632,18 @@ def test_a_folder_another_run_holds_is_refused_in_one_line_and_left_as_it_was(tm
     assert "Traceback" not in result.stderr
     assert f"train_net.py: error: RuntimeError: OUTPUT_DIR='{output}' is in use by another run" in result.stderr
     assert sorted(p.name for p in output.iterdir()) == ["log.txt"]
+
+
+def test_a_cli_called_while_a_spawned_process_imports_its_script_does_nothing(tool_args, monkeypatch):
+    # A script of one's own calling cli() outside `if __name__ == "__main__":` ran the whole
+    # tool again in each process --num-gpus spawned, whose launch then failed with Python's
+    # "An attempt has been made to start a new process before the current process has finished
+    # its bootstrapping phase", printed as a refusal by the checks.
+    import multiprocessing
+
+    ran = []
+    monkeypatch.setattr(multiprocessing.current_process(), "_inheriting", True, raising=False)
+    assert tool_args.run_tool("train_net.py", lambda: ran.append(1)) is None
+    assert ran == []
+    monkeypatch.setattr(multiprocessing.current_process(), "_inheriting", False)
+    assert tool_args.run_tool("train_net.py", lambda: ran.append(1) or 3) == 3 and ran == [1]

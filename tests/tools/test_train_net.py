@@ -3,6 +3,7 @@
 import json
 import logging
 import math
+import re
 
 import pytest
 import torch
@@ -794,3 +795,23 @@ def test_the_readmes_own_dataset_script_registers_the_set_in_each_process_of_num
                                      "MODEL.RETINANET.NUM_CLASSES", "3", "OUTPUT_DIR", "refused")
     assert result.returncode == 1, result.stderr[-3000:]
     assert result.stderr.count(OWN_SET_REFUSAL) == 1, result.stderr[-3000:]
+
+
+def test_the_readmes_own_dataset_script_without_its_main_guard_under_num_gpus_2_gets_the_runs_own_outcome(tmp_path):
+    # Each process --num-gpus 2 spawns imports the script: without the guard its cli() ran the
+    # tool again there, and the launch failed with Python's "bootstrapping phase" error, printed
+    # as a refusal by the checks in each process, then the parent's traceback. Now the processes
+    # run what they were started for: on CPU, the refusal of MODEL.DEVICE cpu for 2 processes
+    # (detectron2 v0.6: the refusal of --num-gpus 2 without CUDA, before the launch), once.
+    _own_dataset_script(tmp_path)
+    script = tmp_path / "train_mine.py"
+    text = script.read_text()
+    assert 'if __name__ == "__main__":\n    train_net.cli()' in text
+    script.write_text(text.replace('if __name__ == "__main__":\n    train_net.cli()', "train_net.cli()"))
+    ran = _run_own_dataset_script(tmp_path, "--num-gpus", "2", "--config-file", DB_CONFIG, *OWN_SETS, *TINY_OPTS,
+                                  "MODEL.RETINANET.NUM_CLASSES", "2", "MODEL.DEVICE", "cpu", "OUTPUT_DIR", "run")
+    assert ran.returncode == 1, ran.stderr[-3000:]
+    assert "bootstrapping phase" not in ran.stderr and "Traceback" not in ran.stderr, ran.stderr[-3000:]
+    assert ran.stderr.count("train_net.py: error: ValueError: ") == 1, ran.stderr[-3000:]
+    assert re.search(r"train_net\.py: error: ValueError: (MODEL\.DEVICE='cpu' with 2 training processes|"
+                     r"--num-gpus 2 --num-machines 1: torch sees no CUDA device)", ran.stderr), ran.stderr[-3000:]
