@@ -224,7 +224,9 @@ def format_missing(missing: Dict[str, List[Path]], root: Optional[os.PathLike] =
         named = f"{name} ({keys[name]})" if keys and name in keys else name
         for p in paths:
             key = own[name].get(p)
-            lines.append(f"  {named}: {p}" + (f" (its registration's {key})" if key else ""))
+            # A relative path (the README's "mine/images") is read from the folder the tool runs in.
+            where = "" if p.is_absolute() else f", relative to the current folder {os.getcwd()}"
+            lines.append(f"  {named}: {p}" + (f" (its registration's {key}{where})" if key else ""))
     if any(own.values()):
         lines.append(f"{', '.join(name for name in missing if own[name])}: a set of your own is read where its "
                      "registration puts it (register_coco_instances(name, metadata, json_file, image_root)): correct "

@@ -521,3 +521,25 @@ def test_a_set_of_ones_own_with_a_wrong_path_is_told_its_registrations_key_not_t
     finally:
         DatasetCatalog.remove(name)
         MetadataCatalog.remove(name)
+
+
+def test_a_relative_path_of_a_set_of_ones_own_is_named_with_the_folder_it_is_read_from(tmp_path, monkeypatch):
+    # The README's register_coco_instances("mine_train", {}, "mine/annotations/train.json",
+    # "mine/images") run from another folder was told "mine/images" alone.
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+    from detectron2.data.datasets import register_coco_instances
+
+    monkeypatch.delenv("DETECTRON2_DATASETS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine" / "annotations").mkdir(parents=True)
+    (tmp_path / "mine" / "annotations" / "train.json").write_text("{}")
+    name = "dataset_check_test_relative_own_set"
+    register_coco_instances(name, {}, "mine/annotations/train.json", "mine/images")
+    try:
+        with pytest.raises(FileNotFoundError) as info:
+            check_datasets([name])
+        assert str(info.value).splitlines()[1] == (
+            f"  {name}: mine/images (its registration's image_root, relative to the current folder {tmp_path})")
+    finally:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
