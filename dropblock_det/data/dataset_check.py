@@ -228,7 +228,7 @@ def format_missing(missing: Dict[str, List[Path]], root: Optional[os.PathLike] =
             where = "" if p.is_absolute() else f", relative to the current folder {os.getcwd()}"
             lines.append(f"  {named}: {p}" + (f" (its registration's {key}{where})" if key else ""))
     if any(own.values()):
-        lines.append(f"{', '.join(name for name in missing if own[name])}: a set of your own is read where its "
+        lines.append("A set of your own is read where its "
                      "registration puts it (register_coco_instances(name, metadata, json_file, image_root)): correct "
                      "the path in the script that registers it (README: 'Your own dataset'), or put the file there.")
     if only_own:

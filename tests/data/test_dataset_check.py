@@ -508,7 +508,7 @@ def test_a_set_of_ones_own_with_a_wrong_path_is_told_its_registrations_key_not_t
         assert str(info.value).splitlines() == [
             "missing dataset files (where their registrations put them):",
             f"  {name} (DATASETS.TRAIN): {tmp_path / 'trian.json'} (its registration's json_file)",
-            f"{name}: a set of your own is read where its registration puts it (register_coco_instances(name, "
+            "A set of your own is read where its registration puts it (register_coco_instances(name, "
             "metadata, json_file, image_root)): correct the path in the script that registers it (README: 'Your "
             "own dataset'), or put the file there."]
         # Beside a builtin set, the root and datasets/README.md are still named for that one.
