@@ -437,6 +437,31 @@ def check_json_training_annotations(needed: Mapping[str, Tuple[str, str]],
                     f"({what}) in any annotation: give {dataset_key} a dataset with {what}, or {fix}")
 
 
+def _shown_classes(classes: Sequence[str]) -> str:
+    return "[" + ", ".join(map(repr, list(classes)[:10])) + (", ...]" if len(classes) > 10 else "]")
+
+
+def _refuse_other_class_counts(key: str, value: Any, kind: str, dataset: Tuple[str, str],
+                               datasets: Sequence[Tuple[str, str]]) -> None:
+    """ValueError naming `key`, `dataset` (config key, name), which has not `value` classes (of
+    `kind`), and the first of `datasets` with another number of classes than it: no count fits
+    both. A test json of 2 of the training json's 3 categories was told to set the count to 2,
+    which the training set then refused."""
+    from detectron2.data import MetadataCatalog
+
+    dataset_key, name = dataset
+    classes, source = _dataset_classes(MetadataCatalog.get(name), kind)
+    for other_key, other in datasets:
+        other_classes, other_source = _dataset_classes(MetadataCatalog.get(other), kind)
+        if other_classes is not None and len(other_classes) != len(classes):
+            raise ValueError(
+                f"{key}={value!r}, but {dataset_key} names {name!r}, which has {len(classes)} classes ({source}: "
+                f"{_shown_classes(classes)}), and {other_key} names {other!r}, which has {len(other_classes)} "
+                f"({other_source}: {_shown_classes(other_classes)}): no {key} fits both; every set the model "
+                "trains and is evaluated on needs the same classes, in the same order (in a COCO json: the same "
+                "categories)")
+
+
 def check_class_counts(counts: Sequence[Tuple[str, Any, str]], datasets: Sequence[Tuple[str, str]],
                        ignore: Sequence[Tuple[str, Any]] = (), ignore_datasets: Sequence[Tuple[str, str]] = ()) -> None:
     """The model's class counts against the datasets' metadata, before anything is loaded:
@@ -460,7 +485,9 @@ def check_class_counts(counts: Sequence[Tuple[str, Any, str]], datasets: Sequenc
             classes, source = _dataset_classes(metadata, kind)
             if classes is None or value == len(classes):
                 continue
-            shown = "[" + ", ".join(map(repr, list(classes)[:10])) + (", ...]" if len(classes) > 10 else "]")
+            shown = _shown_classes(classes)
+            # Where another set has other classes, setting the count to this set's refuses that one.
+            _refuse_other_class_counts(key, value, kind, (dataset_key, name), datasets)
             raise ValueError(
                 f"{key}={value!r}, but {dataset_key} names {name!r}, which has {len(classes)} classes "
                 f"({source}: {shown}): set {key} to {len(classes)} "

@@ -1326,3 +1326,24 @@ def test_a_type_error_of_a_config_file_that_is_a_mapping_passes_unchanged(tmp_pa
     monkeypatch.setattr(CfgNode, "merge_from_file", fails)
     with pytest.raises(TypeError, match="^not from the document$"):
         load_config(str(config))
+
+
+def test_a_test_set_of_other_classes_than_the_training_sets_is_refused_naming_both(tmp_path):
+    # NUM_CLASSES 2 for a training json of 2 categories and a test set of 1 was told "set
+    # MODEL.RETINANET.NUM_CLASSES to 1", which the training set then refused.
+    from dropblock_det.engine.config_checks import check_config_before_run
+
+    with own_coco_set(tmp_path / "train", "test_config_checks_own_train_set") as train, \
+            own_coco_set(tmp_path / "val", "test_config_checks_own_val_set_of_one_class", ["cat"]) as val:
+        opts = ["DATASETS.TRAIN", f"('{train}',)", "DATASETS.TEST", f"('{val}',)", "MODEL.DEVICE", "cpu"]
+        for count in ("2", "1"):
+            with pytest.raises(ValueError) as refused:
+                check_config_before_run(synthetic_cfg(*opts, "MODEL.RETINANET.NUM_CLASSES", count))
+            assert str(refused.value).startswith(f"MODEL.RETINANET.NUM_CLASSES={count}, but ")
+            assert re.search(rf"DATASETS\.TEST names '{val}', which has 1 (classes )?\(its metadata thing_classes: "
+                             r"\['cat'\]\)", str(refused.value))
+            assert re.search(rf"DATASETS\.TRAIN names '{train}', which has 2 (classes )?\(the categories of its "
+                             r"json_file ", str(refused.value))
+            assert str(refused.value).endswith(
+                "no MODEL.RETINANET.NUM_CLASSES fits both; every set the model trains and is evaluated on needs "
+                "the same classes, in the same order (in a COCO json: the same categories)")
