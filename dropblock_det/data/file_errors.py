@@ -371,8 +371,8 @@ def check_training_files(items: Any, datasets: str) -> None:
     for item in items:
         problem = _item_file_problem(item)
         if problem:
-            raise DatasetFileError(f"{datasets} lists an item {problem[0]}: the training would fail on it when its sampler reached it "
-                                   f"(detectron2's {problem[1]})")
+            raise DatasetFileError(f"{datasets} lists an item {problem[0]}: the training would fail on it when its "
+                                   f"sampler reached it (detectron2's {problem[1]})")
     logger.info(f"{datasets}: the files of the {len(items)} training items are there "
                 f"({time.perf_counter() - start:.1f} s)")
 
