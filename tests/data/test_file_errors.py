@@ -688,3 +688,17 @@ def test_a_training_item_whose_image_is_missing_or_of_another_size_is_named(tmp_
                                                r"SizeMismatchError\)$"):
         check_training_files([good, {**good, "width": 200}], "KEY")
     check_training_files((missing,), "KEY")  # not a list (an iterable dataset): left to the mapper
+
+
+def test_the_training_files_are_read_by_the_main_process_only(tmp_path, monkeypatch):
+    # Every process of a launch loads the same items; one reads their files.
+    import detectron2.utils.comm as comm
+
+    from dropblock_det.data.file_errors import DatasetFileError, check_training_files
+
+    missing = [{"file_name": str(tmp_path / "gone.jpg")}]
+    monkeypatch.setattr(comm, "get_rank", lambda: 1)
+    check_training_files(missing, "KEY")
+    monkeypatch.setattr(comm, "get_rank", lambda: 0)
+    with pytest.raises(DatasetFileError, match="gone.jpg does not exist"):
+        check_training_files(missing, "KEY")
