@@ -409,10 +409,10 @@ def small_voc_sem_seg_cfg(config_file: str, output_dir, opts=()):
 
 # ----------------------------------------------------------------------------- own COCO-format sets
 @contextlib.contextmanager
-def own_coco_set(folder, name: str, thing_classes=None, segmentation: bool = False):
+def own_coco_set(folder, name: str, thing_classes=None, segmentation: bool = False, dog: str = "dog"):
     """`name` registered as a user registers a COCO-format set of their own
     (register_coco_instances: no thing_classes until it is loaded, unless `thing_classes`),
-    its json `folder`/train.json giving the categories cat (id 1) and dog (id 2) and one
+    its json `folder`/train.json giving the categories cat (id 1) and `dog` (id 2) and one
     image, `folder`/images/a.jpg, with a dog box (and its polygon with `segmentation`);
     removed from the catalogs on exit."""
     import json
@@ -428,7 +428,7 @@ def own_coco_set(folder, name: str, thing_classes=None, segmentation: bool = Fal
         annotation["segmentation"] = [[4, 4, 20, 4, 20, 20, 4, 20]]
     (folder / "train.json").write_text(json.dumps({
         "images": [{"id": 1, "file_name": "a.jpg", "width": 32, "height": 32}], "annotations": [annotation],
-        "categories": [{"id": 2, "name": "dog"}, {"id": 1, "name": "cat"}]}))
+        "categories": [{"id": 2, "name": dog}, {"id": 1, "name": "cat"}]}))
     metadata = {} if thing_classes is None else {"thing_classes": thing_classes}
     register_coco_instances(name, metadata, str(folder / "train.json"), str(folder / "images"))
     try:

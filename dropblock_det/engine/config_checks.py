@@ -12,6 +12,7 @@ import functools
 import os
 import re
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -462,6 +463,17 @@ def _refuse_other_class_counts(key: str, value: Any, kind: str, dataset: Tuple[s
                 "categories)")
 
 
+def _warn_other_class_names(first: Tuple[str, str, Sequence[str]], other: Tuple[str, str, Sequence[str]]) -> None:
+    """Warn where two sets (config key, name, class names) of as many classes name them
+    otherwise: the model's class i is each set's class i, so a test json whose categories are
+    renamed or in another order is scored against other classes, without an error."""
+    if list(first[2]) != list(other[2]):
+        warnings.warn(
+            f"{other[0]} names {other[1]!r}, whose classes {_shown_classes(other[2])} are not those of {first[1]!r} "
+            f"({first[0]}: {_shown_classes(first[2])}): the model's class i is each set's class i, by position; "
+            "check that they are the same classes in the same order", stacklevel=3)
+
+
 def check_class_counts(counts: Sequence[Tuple[str, Any, str]], datasets: Sequence[Tuple[str, str]],
                        ignore: Sequence[Tuple[str, Any]] = (), ignore_datasets: Sequence[Tuple[str, str]] = ()) -> None:
     """The model's class counts against the datasets' metadata, before anything is loaded:
@@ -479,11 +491,15 @@ def check_class_counts(counts: Sequence[Tuple[str, Any, str]], datasets: Sequenc
     first step with "Target 255 is out of bounds")."""
     from detectron2.data import MetadataCatalog
 
+    first_named: Dict[str, Tuple[str, str, Sequence[str]]] = {}  # kind -> the first set's (key, name, classes)
     for dataset_key, name in datasets:
         metadata = MetadataCatalog.get(name)
         for key, value, kind in counts:
             classes, source = _dataset_classes(metadata, kind)
             if classes is None or value == len(classes):
+                if classes is not None:
+                    _warn_other_class_names(first_named.setdefault(kind, (dataset_key, name, classes)),
+                                            (dataset_key, name, classes))
                 continue
             shown = _shown_classes(classes)
             # Where another set has other classes, setting the count to this set's refuses that one.

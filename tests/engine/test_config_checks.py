@@ -1054,6 +1054,26 @@ def test_the_class_count_of_a_coco_set_of_ones_own_is_read_from_its_json_before_
         check_config_before_run(synthetic_cfg(*opts, "MODEL.RETINANET.NUM_CLASSES", "2"))
 
 
+def test_a_test_json_whose_categories_are_named_otherwise_is_warned_of(tmp_path):
+    # As many categories, another name for the second: the evaluation scored the model's
+    # "dog" against "rouge", by position, without a word (own-dataset journey helper).
+    import warnings
+
+    from dropblock_det.engine.config_checks import check_config_before_run
+
+    with own_coco_set(tmp_path / "train", "test_config_checks_own_train") as train, \
+            own_coco_set(tmp_path / "same", "test_config_checks_own_same") as same, \
+            own_coco_set(tmp_path / "renamed", "test_config_checks_own_renamed", dog="rouge") as renamed:
+        opts = ["DATASETS.TRAIN", f"('{train}',)", "MODEL.RETINANET.NUM_CLASSES", "2", "MODEL.DEVICE", "cpu"]
+        with pytest.warns(UserWarning, match=(
+                rf"^DATASETS\.TEST names '{renamed}', whose classes \['cat', 'rouge'\] are not those of '{train}' "
+                r"\(DATASETS\.TRAIN: \['cat', 'dog'\]\): the model's class i is each set's class i, by position")):
+            check_config_before_run(synthetic_cfg(*opts, "DATASETS.TEST", f"('{renamed}',)"))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message=".*by position")
+            check_config_before_run(synthetic_cfg(*opts, "DATASETS.TEST", f"('{same}',)"))
+
+
 def test_thing_classes_given_to_register_coco_instances_are_named_as_the_metadata(tmp_path):
     # (detectron2 refuses to load a json whose categories differ from them.)
     from dropblock_det.engine.config_checks import check_config_before_run
