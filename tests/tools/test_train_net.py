@@ -57,6 +57,13 @@ def test_training_then_evaluation_reports_a_finite_coco_ap(trained):
     assert records[-1]["bbox/AP"] == pytest.approx(ap)
 
 
+def test_the_packages_log_lines_reach_the_runs_log(trained):
+    # default_setup sets up detectron2's loggers only: the training files' check (dropblock_det's
+    # logger) logged into nothing, where lazyconfig_train_net set its logger up.
+    out, _ = trained
+    assert "the files of the 6 training items are there" in (out / "log.txt").read_text()
+
+
 def test_eval_only_on_the_written_checkpoint_reproduces_the_final_ap(trained, train_net,
                                                                      tmp_path):
     out, results = trained
