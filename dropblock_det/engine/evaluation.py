@@ -182,6 +182,20 @@ def _no_evaluator(dataset_name: str, evaluator_type: Optional[str]) -> ValueErro
         f"{evaluator_type!r}; supported: {', '.join(map(repr, EVALUATOR_TYPES))}")
 
 
+def _other_kind(model_class: type, evaluator_type: str) -> bool:
+    """Whether a `model_class` model and a set of `evaluator_type` are of two kinds: a
+    'sem_seg' set (labels per pixel) and a detector-only model (a RetinaNet, detectron2's own
+    GeneralizedRCNN / ProposalNetwork), or a detection set and a SemanticSegmentor. A model of
+    the user's own (PanopticFPN-like, a GeneralizedRCNN subclass) may take both, so only these
+    are judged."""
+    from detectron2.modeling import GeneralizedRCNN, ProposalNetwork, SemanticSegmentor
+    from detectron2.modeling.meta_arch.retinanet import RetinaNet
+
+    if evaluator_type == "sem_seg":
+        return issubclass(model_class, RetinaNet) or model_class in (GeneralizedRCNN, ProposalNetwork)
+    return issubclass(model_class, SemanticSegmentor)
+
+
 def evaluator_cannot_read(model_class: Any, dataset_name: str) -> str:
     """Why `dataset_name`'s evaluator ("a 'sem_seg' dataset, which ...") cannot read the outputs of a `model_class` model ('' when
     it can, or when that is not certain): a segmentation set for a RetinaNet or for
@@ -191,14 +205,12 @@ def evaluator_cannot_read(model_class: Any, dataset_name: str) -> str:
     on the first batch; the COCO evaluator scores proposals). A model of the user's own
     (PanopticFPN-like, a GeneralizedRCNN subclass) may give both kinds of outputs, so only
     these are judged."""
-    from detectron2.modeling import GeneralizedRCNN, ProposalNetwork, SemanticSegmentor
-    from detectron2.modeling.meta_arch.retinanet import RetinaNet
+    from detectron2.modeling import ProposalNetwork
 
     evaluator_type = _evaluator_type(dataset_name)
     if not isinstance(model_class, type) or evaluator_type not in EVALUATOR_TYPES:
         return ""
-    detector_only = issubclass(model_class, RetinaNet) or model_class in (GeneralizedRCNN, ProposalNetwork)
-    if detector_only if evaluator_type == "sem_seg" else issubclass(model_class, SemanticSegmentor):
+    if _other_kind(model_class, evaluator_type):
         return (f"a {evaluator_type!r} dataset, which a {model_class.__name__} cannot "
                 f"be evaluated on (it gives {'segmentation' if evaluator_type != 'sem_seg' else 'detection'} outputs)")
     if evaluator_type == "pascal_voc" and model_class is ProposalNetwork:
@@ -215,20 +227,16 @@ def model_cannot_train_on(model_class: Any, dataset_name: str) -> str:
     SemanticSegmentor. detectron2 failed at the first step, after the output folder was
     prepared: "Instance annotations are missing in training!", "cross_entropy_loss():
     argument 'target' ... must be Tensor, not NoneType"."""
-    from detectron2.modeling import GeneralizedRCNN, ProposalNetwork, SemanticSegmentor
-    from detectron2.modeling.meta_arch.retinanet import RetinaNet
-
     evaluator_type = _evaluator_type(dataset_name)
     if not isinstance(model_class, type) or evaluator_type not in EVALUATOR_TYPES:
         return ""
+    if not _other_kind(model_class, evaluator_type):
+        return ""
     if evaluator_type == "sem_seg":
-        if issubclass(model_class, RetinaNet) or model_class in (GeneralizedRCNN, ProposalNetwork):
-            return (f"a 'sem_seg' dataset (labels per pixel, no boxes), which a {model_class.__name__} cannot "
-                    "train on (it trains on boxes)")
-    elif issubclass(model_class, SemanticSegmentor):
-        return (f"a {evaluator_type!r} dataset (boxes, no labels per pixel), which a {model_class.__name__} cannot "
-                "train on (it trains on labels per pixel)")
-    return ""
+        return (f"a 'sem_seg' dataset (labels per pixel, no boxes), which a {model_class.__name__} cannot "
+                "train on (it trains on boxes)")
+    return (f"a {evaluator_type!r} dataset (boxes, no labels per pixel), which a {model_class.__name__} cannot "
+            "train on (it trains on labels per pixel)")
 
 
 def sem_seg_metadata_missing(dataset_name: str, ignore_label_given: bool = False) -> str:
