@@ -22,12 +22,10 @@ import sys
 # Runs from a checkout without `pip install -e .` too.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tool_args.py, beside this file
-from tool_args import checks_passed, launch_tool, parse_tool_args, run_tool, training_tool_parser  # noqa: E402
+from tool_args import (checks_passed, launch_tool, parse_tool_args, run_tool, setup_run,  # noqa: E402
+                       training_tool_parser)
 
-import detectron2.utils.comm as comm  # noqa: E402
-from detectron2.engine import default_setup  # noqa: E402
 from detectron2.engine.defaults import create_ddp_model  # noqa: E402
-from detectron2.utils.logger import setup_logger  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 import dropblock_det  # noqa: E402,F401  (registers the components and datasets)
@@ -94,11 +92,7 @@ def setup(args):
     # Past the folder's claim (another run holding it is refused in one line): what fails
     # from here on is no refusal of the input, and its traceback shows.
     checks_passed()
-    default_setup(cfg, args)
-    # default_setup sets up detectron2's and fvcore's loggers only: without this, what
-    # dropblock_det.engine.lazy logs (the model, the default ramp) reaches neither the
-    # console nor log.txt.
-    setup_logger(output_dir, distributed_rank=comm.get_rank(), name="dropblock_det", abbrev_name="dropblock")
+    setup_run(cfg, args, output_dir)
     return cfg, resume_from
 
 

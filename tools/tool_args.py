@@ -273,6 +273,19 @@ def checks_passed() -> None:
     _checks_passed = True
 
 
+def setup_run(cfg: Any, args: argparse.Namespace, output_dir: str) -> None:
+    """detectron2's `default_setup` (its and fvcore's loggers, config.yaml, the seed), plus
+    dropblock_det's logger into the same `output_dir`: without it, what the package logs (the
+    model, the default ramp, the training files' check) reaches neither the console nor
+    log.txt."""
+    import detectron2.utils.comm as comm
+    from detectron2.engine import default_setup
+    from detectron2.utils.logger import setup_logger
+
+    default_setup(cfg, args)
+    setup_logger(output_dir, distributed_rank=comm.get_rank(), name="dropblock_det", abbrev_name="dropblock")
+
+
 def _refusal(e: BaseException) -> Optional[str]:
     """'ValueError: <message>' when `e` is this process's checks refusing the input (one of
     the refusal types, raised before `checks_passed()`, with $TRACEBACK_ENV unset); None when

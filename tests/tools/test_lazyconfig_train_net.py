@@ -460,11 +460,12 @@ class _Stop(Exception):
 
 
 def _stopped_after_the_output_dir_is_prepared(tool, monkeypatch, args):
-    """Runs tool.main(args) up to default_setup (the first write after the folder is prepared)."""
+    """Runs tool.main(args) up to setup_run's default_setup (the first write after the folder
+    is prepared)."""
     def stop(*_):
         raise _Stop
 
-    monkeypatch.setattr(tool, "default_setup", stop)
+    monkeypatch.setattr(tool, "setup_run", stop)
     with pytest.raises(_Stop):
         tool.main(args)
 
