@@ -31,14 +31,12 @@ from ..data.file_errors import DatasetMapperNamingFiles, check_training_files, n
 from .checkpoint import AtomicCheckpointer, check_checkpoint_fits
 from .hooks import unwrap_model
 from .lazy_config_checks import (
-    DATASET_NAME_KEYS,
     RESUME_ADVICE,
     check_lazy_model,
     check_lazy_rcnn_training_data,
     instantiate_naming_key,
-    lazy_dataset_names,
     lazy_schedule_hook,
-    rcnn_heads_needing_data,
+    lazy_split_names,
 )
 
 __all__ = [
@@ -63,8 +61,7 @@ def build_lazy_model(cfg: DictConfig, train: bool = True) -> torch.nn.Module:
 def _build_loader(cfg: DictConfig, split: str) -> Any:
     """instantiate(dataloader.<split>), whose errors loading a dataset (a corrupt annotation
     file) name the dataset and its files, as train_net's loaders' do."""
-    key = DATASET_NAME_KEYS[f"dataloader.{split}"]
-    names = [name for k, name in lazy_dataset_names(cfg) if k == key]
+    key, names = lazy_split_names(cfg, split)
     with naming_dataset_files(names):
         return instantiate(cfg.dataloader[split])
 
@@ -80,8 +77,7 @@ def build_lazy_train_loader(cfg: DictConfig, model: torch.nn.Module) -> Any:
         return _build_loader(cfg, "train")
     from detectron2.utils.registry import locate
 
-    key = DATASET_NAME_KEYS["dataloader.train"]
-    names = [name for k, name in lazy_dataset_names(cfg) if k == key]
+    key, names = lazy_split_names(cfg, "train")
     with naming_dataset_files(names):
         dataset = instantiate(node.dataset)
     check_lazy_rcnn_training_data(dataset, model, names)

@@ -98,6 +98,7 @@ __all__ = [
     "is_lazy_config_file",
     "lazy_config_value",
     "lazy_dataset_names",
+    "lazy_split_names",
     "load_lazy_config",
     "lazy_schedule_hook",
     "DATASET_NAME_KEYS",
@@ -431,6 +432,15 @@ def lazy_dataset_names(cfg: DictConfig, train: bool = True) -> List[Tuple[str, s
     return found
 
 
+def lazy_split_names(cfg: DictConfig, split: str) -> Tuple[str, List[str]]:
+    """The key `dataloader.<split>.dataset.names` ("train" or "test") and the dataset names
+    it gives: :func:`lazy_dataset_names`' of that loader alone ([] for a loader built some
+    other way)."""
+    key = DATASET_NAME_KEYS[f"dataloader.{split}"]
+    value = lazy_config_value(cfg, key)
+    return key, [] if value is None else _dataset_names(key, value)
+
+
 def _dataset_names(key: str, value: Any) -> List[str]:
     """The names of a loader's `names` (a name or a list of names), refused naming the key
     where one is no string: Hydra reads an unquoted number as an int, and names=[1, 2] failed
@@ -558,14 +568,14 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True, check_file
         check_datasets(names, keys=names)
     if train and check_files:
         if model is not None:
-            train_key = DATASET_NAME_KEYS["dataloader.train"]
+            train_key, train_names = lazy_split_names(cfg, "train")
             check_json_training_annotations(
                 {flag: (f"{head} trains on {ANNOTATION_FIELDS[flag][1]}", "build the model without the head")
                  for flag, head in rcnn_heads_needing_data(model).items()},
-                [(key, name) for key, name in lazy_dataset_names(cfg, train) if key == train_key])
+                [(train_key, name) for name in train_names])
         # What the evaluations after training will read (the test loader loads them then).
-        test_key = DATASET_NAME_KEYS["dataloader.test"]
-        check_evaluation_files([name for key, name in lazy_dataset_names(cfg, train) if key == test_key], test_key)
+        test_key, test_names = lazy_split_names(cfg, "test")
+        check_evaluation_files(test_names, test_key)
     return model
 
 

@@ -1948,14 +1948,30 @@ def test_an_fc_box_heads_input_is_judged_by_the_poolers_height_and_width_and_a_c
 
 
 def test_the_dataset_names_read_directly_refuse_an_interpolation_that_does_not_resolve_in_one_line():
-    # lazy_dataset_names serves the run too (lazy.py reads the loaders' names through it).
-    from dropblock_det.engine.lazy_config_checks import lazy_dataset_names
+    # lazy_split_names serves the run too (lazy.py reads a loader's names through it).
+    from dropblock_det.engine.lazy_config_checks import lazy_dataset_names, lazy_split_names
 
     cfg = lazy_cfg(SYNTHETIC)
     cfg.dataloader.test.dataset.names = "${nope}"
-    with pytest.raises(ValueError, match=r"^dataloader\.test\.dataset\.names=\$\{nope\}: InterpolationKeyError: .* "
-                                         r"\(the test loader's build reads it"):
-        lazy_dataset_names(cfg)
+    for names in (lambda: lazy_dataset_names(cfg), lambda: lazy_split_names(cfg, "test")):
+        with pytest.raises(ValueError, match=r"^dataloader\.test\.dataset\.names=\$\{nope\}: InterpolationKeyError: "
+                                             r".* \(the test loader's build reads it"):
+            names()
+    assert lazy_split_names(cfg, "train") == ("dataloader.train.dataset.names", ["synthetic_det_train"])
+
+
+def test_the_names_of_one_split_are_its_loaders_alone_not_the_evaluators():
+    from dropblock_det.engine.lazy_config_checks import lazy_split_names
+
+    cfg = lazy_cfg(SYNTHETIC)
+    cfg.dataloader.test.dataset.names = ["synthetic_det_val", "synthetic_det_train"]
+    cfg.dataloader.evaluator.dataset_name = "synthetic_det_val"
+    assert lazy_split_names(cfg, "test") == ("dataloader.test.dataset.names", ["synthetic_det_val", "synthetic_det_train"])
+    cfg.dataloader.test.dataset = {"_target_": "builtins.list"}  # a loader built some other way
+    assert lazy_split_names(cfg, "test") == ("dataloader.test.dataset.names", [])
+    cfg.dataloader.train.dataset.names = 3
+    with pytest.raises(ValueError, match=r"^dataloader\.train\.dataset\.names=3: expected a dataset name"):
+        lazy_split_names(cfg, "train")
 
 
 def test_the_model_values_check_alone_refuses_a_model_interpolation_that_does_not_resolve_in_one_line():
