@@ -38,7 +38,7 @@ from typing import Any, Dict, List
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tool_args.py, beside this file
-from tool_args import checks_passed, parse_tool_args, run_tool, user_path  # noqa: E402
+from tool_args import checks_passed, parse_tool_args, run_tool, setup_run, user_path  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join(
     REPO, "configs", "Synthetic", "retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml")
@@ -144,8 +144,6 @@ def main(argv=None) -> dict:
     if args.num_threads > 0:
         torch.set_num_threads(args.num_threads)
 
-    from detectron2.engine import default_setup
-
     import dropblock_det  # noqa: F401  (registers components and datasets)
     from dropblock_det.analysis import final_metric, plot_training_curves, read_metrics
     from dropblock_det.data.file_errors import check_evaluation_files
@@ -204,8 +202,10 @@ def main(argv=None) -> dict:
         print(f"[main_job] the earlier run in {cfg.OUTPUT_DIR} was moved to {archived}",
               flush=True)
 
-    default_setup(cfg, argparse.Namespace(config_file=args.config_file, eval_only=False,
-                                          opts=opts, resume=False, num_gpus=1))
+    # default_setup plus dropblock_det's logger: the package's lines (the training files'
+    # check) reach the console and log.txt, as in train_net.
+    setup_run(cfg, argparse.Namespace(config_file=args.config_file, eval_only=False,
+                                      opts=opts, resume=False, num_gpus=1), cfg.OUTPUT_DIR)
     print(f"[main_job] training {cfg.MODEL.META_ARCHITECTURE} for {cfg.SOLVER.MAX_ITER} "
           f"iterations on {cfg.MODEL.DEVICE}; progress lines below show the ETA", flush=True)
     t_train = time.time()

@@ -49,6 +49,8 @@ def test_main_job_makes_data_trains_evaluates_and_writes_its_outputs(tmp_path, t
     assert f"final COCO box AP on synthetic_det_val: {ap:.2f}" in printed
     assert summary["final_AP_metric"] == "COCO box AP"
     assert "eta:" in printed  # detectron2's progress lines with the ETA are visible
+    # dropblock_det's own lines too (its logger set up as train_net sets it up).
+    assert re.search(r"the files of the \d+ training items are there", (out / "log.txt").read_text())
     # What README says the job writes and prints: where the outputs are, the AP and the time.
     assert (summary["config_file"], summary["datasets_test"], summary["max_iter"]) == (
         load_tool("main_job").DEFAULT_CONFIG, ["synthetic_det_val"], 3)
