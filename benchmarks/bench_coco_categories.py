@@ -6,8 +6,10 @@ against parsing the whole file as detectron2's loader then does.
 
 The file is written (streamed, with random boxes and polygons) into a temporary folder, its
 80 categories last as in COCO's own files, and removed afterwards. Rows: the project's
-`coco_category_names` (a scan for the "categories" key), `json.load` of the whole file, and
-pycocotools' `COCO` (what detectron2's load_coco_json runs: the parse plus its index).
+`coco_category_names` (a scan for the "categories" key), its `coco_json_has_key` scans of a
+Mask R-CNN's training set ("segmentation", in the first annotation) and a Keypoint R-CNN's
+("keypoints", in none: the whole file), `json.load` of the whole file, and pycocotools' `COCO`
+(what detectron2's load_coco_json runs: the parse plus its index).
 """
 import argparse
 import contextlib
@@ -20,7 +22,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from dropblock_det.data.coco_json import coco_category_names  # noqa: E402
+from dropblock_det.data.coco_json import coco_category_names, coco_json_has_key  # noqa: E402
 
 
 def write_coco_file(path: str, images: int, annotations_per_image: float, seed: int = 0) -> None:
@@ -66,6 +68,7 @@ def main(argv=None) -> None:
         size = os.path.getsize(path) / 2 ** 20
         names = coco_category_names(path)
         assert names == [f"class_{i}" for i in range(80)], names
+        assert (coco_json_has_key(path, "segmentation"), coco_json_has_key(path, "keypoints")) == (True, False)
 
         def pycocotools_index():
             from pycocotools.coco import COCO
@@ -79,6 +82,10 @@ def main(argv=None) -> None:
 
         print("| file | reader | s |\n|---|---|---:|")
         for name, fn in (("dropblock_det coco_category_names (scan)", lambda: coco_category_names(path)),
+                         ('dropblock_det coco_json_has_key "segmentation" (scan)',
+                          lambda: coco_json_has_key(path, "segmentation")),
+                         ('dropblock_det coco_json_has_key "keypoints" (scan)',
+                          lambda: coco_json_has_key(path, "keypoints")),
                          ("json.load (whole file)", load_whole_file),
                          ("pycocotools COCO (detectron2's load_coco_json)", pycocotools_index)):
             print(f"| {size:.1f} MiB | {name} | {_seconds(fn, args.repeats):.3f} |")

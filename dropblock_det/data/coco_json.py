@@ -8,14 +8,14 @@ the model's class count with them before that, so they read the categories here.
 categories are parsed: the file is searched for the "categories" key and the list after it
 decoded, so a COCO-sized file (~450 MB, categories last) takes a scan, not a second full parse
 before detectron2's own. A Mask (Keypoint) R-CNN's training set is likewise scanned for the
-"segmentation" ("keypoints") key.
+"segmentation" ("keypoints") key outside the category list.
 """
 import contextlib
 import json
 import mmap
 import os
 import re
-from typing import Iterator, List, Optional
+from typing import Any, Iterator, List, Optional, Tuple
 
 __all__ = ["coco_category_names", "coco_json_has_key"]
 
@@ -47,19 +47,30 @@ def _is_category_list(value) -> bool:
     return isinstance(value, list) and all(isinstance(c, dict) and "id" in c and "name" in c for c in value)
 
 
-def _list_at(data, start: int):
-    """The JSON list starting at byte `start`, decoded from a slice that grows until it
-    holds the whole list; None when no slice up to the end of the file decodes."""
+def _list_at(data, start: int) -> Tuple[Any, int]:
+    """The JSON list starting at byte `start` and the byte after it, decoded from a slice that
+    grows until it holds the whole list; (None, start) when no slice up to the end of the file
+    decodes."""
     size = _FIRST_READ
     while True:
         end = min(len(data), start + size)
         text = bytes(data[start:end]).decode("utf-8", errors="replace")
         try:
-            return json.JSONDecoder().raw_decode(text)[0]
+            value, length = json.JSONDecoder().raw_decode(text)
+            return value, start + len(text[:length].encode("utf-8"))
         except ValueError:  # cut short by the slice, or not JSON at all
             if end == len(data):
-                return None
+                return None, start
             size *= 4
+
+
+def _category_lists(data) -> Iterator[Tuple[List[dict], int, int]]:
+    """Each "categories" key's list of category objects (with "id" and "name"), with its
+    first byte and the byte after it; a nested "categories" of another shape is passed over."""
+    for match in _CATEGORIES_KEY.finditer(data):
+        categories, end = _list_at(data, match.end())
+        if _is_category_list(categories):
+            yield categories, match.end(), end
 
 
 def coco_category_names(json_file: str) -> Optional[List[str]]:
@@ -75,11 +86,8 @@ def coco_category_names(json_file: str) -> Optional[List[str]]:
     with _mapped(json_file) as data:
         if data is None:
             return None
-        for match in _CATEGORIES_KEY.finditer(data):
-            categories = _list_at(data, match.end())
-            if _is_category_list(categories):
-                break
-        else:
+        categories = next((found for found, _, _ in _category_lists(data)), None)
+        if categories is None:
             return None
     # pycocotools keys categories by id (the last entry of an id wins) and lists one per entry.
     try:
@@ -91,9 +99,20 @@ def coco_category_names(json_file: str) -> Optional[List[str]]:
 
 
 def coco_json_has_key(json_file: str, key: str) -> Optional[bool]:
-    """Whether some object of the JSON file `json_file` has the key `key` (e.g. "segmentation"
-    in a COCO-format file's annotations), by a scan of the file as for the categories; None
-    when it is not a local, non-empty, readable file."""
+    """Whether some object of the JSON file `json_file` outside its category list has the key
+    `key` (e.g. "segmentation" or "keypoints" in a COCO-format file's annotations), by a scan
+    of the file as for the categories; None when it is not a local, non-empty, readable file.
+
+    The category list is left out because COCO's "person" category has a "keypoints" key of
+    its own (the keypoints' names): a box-only file that copied it has no keypoints."""
     pattern = re.compile(b'"' + re.escape(key.encode("utf-8")) + rb'"\s*:')
     with _mapped(json_file) as data:
-        return None if data is None else pattern.search(data) is not None
+        if data is None:
+            return None
+        spans = None  # the category lists' bytes, found once a match needs them
+        for match in pattern.finditer(data):
+            if spans is None:
+                spans = [(start, end) for _, start, end in _category_lists(data)]
+            if not any(start <= match.start() < end for start, end in spans):
+                return True
+        return False

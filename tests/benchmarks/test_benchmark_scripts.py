@@ -596,6 +596,7 @@ def test_bench_coco_categories_prints_a_row_per_reader_on_the_file_it_writes():
     out = _run("benchmarks/bench_coco_categories.py", "--images", "20", "--annotations-per-image", "2")
     rows = [line for line in out.splitlines() if line.startswith("| ") and "MiB" in line]
     assert [row.split("|")[2].strip() for row in rows] == [
-        "dropblock_det coco_category_names (scan)", "json.load (whole file)",
+        "dropblock_det coco_category_names (scan)", 'dropblock_det coco_json_has_key "segmentation" (scan)',
+        'dropblock_det coco_json_has_key "keypoints" (scan)', "json.load (whole file)",
         "pycocotools COCO (detectron2's load_coco_json)"]
     assert all(float(row.split("|")[3]) >= 0 for row in rows)

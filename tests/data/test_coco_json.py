@@ -127,3 +127,30 @@ def test_a_key_is_not_found_in_a_value_or_in_a_longer_key(tmp_path):
     path = _write(tmp_path / "boxes.json", boxes)
     assert coco_json_has_key(path, "segmentation") is False
     assert coco_json_has_key(path, "has_segmentation") is True
+
+
+@pytest.mark.parametrize("categories_first", [True, False])
+def test_the_keypoint_names_of_cocos_person_category_are_no_keypoints(tmp_path, categories_first):
+    # COCO's person category names its keypoints under a "keypoints" key: a box-only file that
+    # copied it has no keypoints for a Keypoint R-CNN, and was taken to have them.
+    from dropblock_det.data.coco_json import coco_json_has_key
+
+    person = {"id": 1, "name": "person", "supercategory": "person", "keypoints": ["nose", "left_eye"],
+              "skeleton": [[1, 2]]}
+    boxes = [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4]}]
+    content = _coco([person], annotations=boxes)
+    if categories_first:
+        content = {"categories": content.pop("categories"), **content}
+    path = _write(tmp_path / "boxes.json", content, indent=2)
+    assert coco_json_has_key(path, "keypoints") is False
+    assert coco_json_has_key(path, "skeleton") is False
+    assert coco_category_names(path) == ["person"]
+    boxes[0].update(keypoints=[2, 3, 2, 0, 0, 0], num_keypoints=1)
+    assert coco_json_has_key(_write(tmp_path / "keypoints.json", content, indent=2), "keypoints") is True
+    # The bytes of the category list are counted as bytes: a name of several bytes per
+    # character before the annotations' key does not shift it into the list.
+    person["name"] = "人" * 50
+    boxes[0].pop("keypoints")
+    assert coco_json_has_key(_write(tmp_path / "utf8.json", content, ensure_ascii=False), "keypoints") is False
+    boxes[0]["keypoints"] = [2, 3, 2]
+    assert coco_json_has_key(_write(tmp_path / "utf8_kp.json", content, ensure_ascii=False), "keypoints") is True
