@@ -42,6 +42,7 @@ def test_without_detectron2_and_registry_the_error_says_what_to_do(tmp_path, mon
         returncode = 1
 
     monkeypatch.setattr(mod, "pip", lambda python, *args, what: calls.append(args))
+    monkeypatch.setattr(mod, "python_version", lambda python: (3, 11))
     monkeypatch.setattr(mod.subprocess, "run", lambda *a, **k: Failed())
     with pytest.raises(SystemExit) as e:
         mod.install_detectron2_v06(tmp_path / "python", tmp_path / "cache")
@@ -245,10 +246,10 @@ def test_a_venv_this_python_cannot_put_pip_into_is_named_and_not_left_half_made(
         assert not target.exists()
 
 
-def _main_up_to_the_first_install(mod, monkeypatch, tmp_path, imports, stamp=None):
-    """main() on an existing environment (an empty file standing in for its interpreter,
-    tmp_path its prefix) where `imports(code)` says whether `python -c code` works; the
-    arguments of the first pip install, or None when main() returned without one."""
+def _main_up_to_the_first_install(mod, monkeypatch, tmp_path, imports, stamp=None, version=(3, 11)):
+    """main() on an existing environment (an empty file standing in for its interpreter of
+    Python `version`, tmp_path its prefix) where `imports(code)` says whether `python -c code`
+    works; the arguments of the first pip install, or None when main() returned without one."""
     class Stop(Exception):
         pass
 
@@ -260,6 +261,7 @@ def _main_up_to_the_first_install(mod, monkeypatch, tmp_path, imports, stamp=Non
 
     python = tmp_path / "python"
     python.write_text("")
+    monkeypatch.setattr(mod, "python_version", lambda python: version)
     if stamp is not None:
         (tmp_path / mod.STAMP_NAME).write_text(stamp)
     monkeypatch.setattr(mod, "interpreter_prefix", lambda python: tmp_path)
@@ -288,14 +290,135 @@ def test_the_stamp_skips_the_installs_only_when_current_and_the_imports_work(
 
 
 @pytest.mark.parametrize("placeholder, pinned", [(True, True), (False, False)])
+@pytest.mark.parametrize("version", [(3, 11), (3, 12)])
 def test_the_project_is_installed_with_its_test_extras_and_the_v06_pins_only_on_that_route(
-        tmp_path, monkeypatch, placeholder, pinned):
+        tmp_path, monkeypatch, placeholder, pinned, version):
     # detectron2 v0.6 from an earlier run (its placeholder _C answers): numpy<1.24 etc. ride
-    # along so that no dependency upgrades past them; a user's own detectron2: no pins.
+    # along so that no dependency upgrades past them (with Python 3.12 and later, which they
+    # do not install on, setuptools<81 alone); a user's own detectron2: no pins.
     mod = _load_setup_env()
     args = _main_up_to_the_first_install(
-        mod, monkeypatch, tmp_path, lambda code: placeholder or "detectron2._C" not in code)
-    assert args == ("-e", f"{mod.ROOT}[test]", *(mod.V06_PINS if pinned else []))
+        mod, monkeypatch, tmp_path, lambda code: placeholder or "detectron2._C" not in code, version=version)
+    v06_pins = mod.V06_PINS if version < (3, 12) else mod.V06_PINS_NEW_PYTHON
+    assert args == ("-e", f"{mod.ROOT}[test]", *(v06_pins if pinned else []))
+    assert "numpy<1.24" in mod.V06_PINS and mod.V06_PINS_NEW_PYTHON == ["setuptools<81"]
+
+
+@pytest.mark.parametrize("version", [(3, 11), (3, 12), (3, 13)])
+def test_v06_is_installed_with_its_pins_or_with_the_newer_pythons_source_fixes(tmp_path, monkeypatch, version):
+    # Python 3.12 and later have no wheels of numpy<1.24 or Pillow<10: there the sdist's source
+    # is rewritten for the numpy and Pillow that install, and only setuptools is pinned.
+    import tarfile
+
+    mod = _load_setup_env()
+    src = tmp_path / "sdist" / "pb1-detectron2-0.6"
+    (src / "detectron2").mkdir(parents=True)
+    (src / "setup.py").write_text("setup(\n    ext_modules=get_extensions(),\n)\n")
+    (src / "detectron2" / "build.py").write_text("x = np.zeros(3, dtype=np.int)\n")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    with tarfile.open(cache / "pb1-detectron2-0.6.tar.gz", "w:gz") as tar:
+        tar.add(src, arcname=src.name)
+    installs = []
+
+    def pip(python, *args, what):
+        built = Path(args[-1]) / "detectron2" / "build.py"
+        installs.append((args, built.read_text() if built.is_file() else None))
+
+    monkeypatch.setattr(mod, "pip", pip)
+    monkeypatch.setattr(mod, "python_version", lambda python: version)
+    monkeypatch.setattr(mod, "V06_SOURCE_FIXES", [(r"\bnp\.(int)\b", r"\1", 1)])
+    mod.install_detectron2_v06(tmp_path / "python", cache)
+    (deps, _), (_, built) = installs
+    if version < (3, 12):
+        assert deps[:3] == ("numpy<1.24", "Pillow<10", "setuptools<81") and built == "x = np.zeros(3, dtype=np.int)\n"
+    else:
+        assert deps[0] == "setuptools<81" and not any(d.startswith(("numpy", "Pillow")) for d in deps)
+        assert built == "x = np.zeros(3, dtype=int)\n"
+
+
+def test_a_source_that_is_not_v06s_is_refused_by_the_fixes_naming_it(tmp_path):
+    mod = _load_setup_env()
+    (tmp_path / "detectron2").mkdir()
+    (tmp_path / "detectron2" / "a.py").write_text("x = np.int\n")
+    with pytest.raises(SystemExit, match=r"unexpected detectron2 source in the sdist: .*np.* occurs 1 times, not v0\.6's "
+                                         r"19; use Python 3\.11 or earlier"):
+        mod.fix_for_new_numpy_and_pillow(tmp_path, origin="the sdist")
+    assert (tmp_path / "detectron2" / "a.py").read_text() == "x = np.int\n"  # nothing half-rewritten
+
+
+# Runs code of each file the fixes rewrite that the project runs (not the visualizers, which
+# need OpenCV), with the deprecation warnings of numpy 1.23's aliases and Pillow 9's LINEAR
+# (both removed since) as errors.
+_V06_PROBE = r"""
+import os, sys, tempfile, warnings
+warnings.filterwarnings("error", message=r"`np\.\w+` is a deprecated alias")
+warnings.filterwarnings("error", message=r"LINEAR is deprecated")
+import numpy as np, torch
+from PIL import Image
+import detectron2
+assert detectron2.__file__.startswith(sys.argv[1]), detectron2.__file__
+import detectron2.data.transforms.transform  # ExtentTransform's default interp
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data.build import print_instances_class_histogram
+from detectron2.data.datasets.pascal_voc import load_voc_instances
+from detectron2.evaluation import SemSegEvaluator
+from detectron2.evaluation.pascal_voc_evaluation import voc_eval
+from detectron2.structures.masks import PolygonMasks, polygons_to_bitmask
+
+assert polygons_to_bitmask([np.array([0, 0, 4, 0, 4, 4, 0, 4.0])], 6, 6).dtype == bool
+assert PolygonMasks([[np.array([0, 0, 4, 0, 4, 4.0])]]).nonempty().dtype == torch.bool
+print_instances_class_histogram([{"annotations": [{"category_id": 0}]}], ["cat"])
+tmp = tempfile.mkdtemp()
+for d in ("ImageSets/Main", "Annotations"):
+    os.makedirs(os.path.join(tmp, d))
+with open(os.path.join(tmp, "ImageSets/Main/train.txt"), "w") as f:
+    f.write("a\nb\n")  # two: np.loadtxt reads one line as a 0-d array
+for name in "ab":
+    with open(os.path.join(tmp, f"Annotations/{name}.xml"), "w") as f:
+        f.write("<annotation><size><width>8</width><height>8</height></size><object><name>cat</name>"
+                "<pose>Left</pose><truncated>0</truncated><difficult>0</difficult><bndbox><xmin>1</xmin>"
+                "<ymin>1</ymin><xmax>4</xmax><ymax>4</ymax></bndbox></object></annotation>")
+assert len(load_voc_instances(tmp, "train", ["cat"])) == 2
+with open(os.path.join(tmp, "det.txt"), "w") as f:
+    f.write("a 0.9 1 1 4 4\nb 0.8 1 1 4 4\n")
+assert voc_eval(os.path.join(tmp, "det.txt"), os.path.join(tmp, "Annotations", "{}.xml"),
+                os.path.join(tmp, "ImageSets/Main/train.txt"), "cat")[2] > 0.99
+Image.fromarray(np.zeros((4, 4), np.uint8)).save(os.path.join(tmp, "gt.png"))
+gt = os.path.join(tmp, "gt.png")
+DatasetCatalog.register("probe_sem_seg", lambda: [{"file_name": "a.jpg", "sem_seg_file_name": gt}])
+MetadataCatalog.get("probe_sem_seg").set(stuff_classes=["bg", "fg"], ignore_label=255)
+evaluator = SemSegEvaluator("probe_sem_seg", distributed=False)
+evaluator.reset()
+evaluator.process([{"file_name": "a.jpg"}], [{"sem_seg": torch.tensor([1.0, 0.0])[:, None, None].expand(2, 4, 4)}])
+assert evaluator.evaluate()["sem_seg"]["mIoU"] == 100.0
+print("probe passed")
+"""
+
+
+def test_the_v06_source_fixes_run_where_numpy_and_pillow_deprecated_what_they_rewrite(tmp_path):
+    # detectron2 v0.6's own source (CI's environment), copied: the probe fails on it with
+    # numpy 1.23's and Pillow 9's deprecations as errors, and passes once rewritten.
+    import shutil
+
+    import detectron2
+
+    installed = Path(detectron2.__file__).parent
+    if "dtype=np.int)" not in (installed / "evaluation" / "sem_seg_evaluation.py").read_text():
+        pytest.skip("needs detectron2 v0.6's source as the registry's sdist has it (this is another detectron2)")
+    mod = _load_setup_env()
+    shutil.copytree(installed, tmp_path / "detectron2", ignore=shutil.ignore_patterns("__pycache__"))
+
+    def probe():
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+        return subprocess.run([sys.executable, "-c", _V06_PROBE, str(tmp_path)], capture_output=True, text=True,
+                              env=env, cwd=tmp_path)
+
+    before = probe()
+    assert before.returncode != 0 and "DeprecationWarning" in before.stderr, before.stderr[-2000:]
+    mod.fix_for_new_numpy_and_pillow(tmp_path, origin="the installed detectron2")
+    after = probe()
+    assert after.returncode == 0 and "probe passed" in after.stdout, after.stderr[-3000:]
 
 
 def test_detectron2_is_built_without_compiled_ops_and_with_the_placeholder_or_refused(tmp_path):
@@ -387,6 +510,7 @@ def test_the_stamp_a_run_writes_makes_the_next_run_install_nothing(tmp_path, mon
     monkeypatch.setattr(mod, "works", lambda python, code: True)  # detectron2 v0.6 of an earlier run, no stamp
     monkeypatch.setattr(mod, "pip", lambda python, *args, what: installs.append(args))
     monkeypatch.setattr(mod.subprocess, "check_output", lambda *a, **k: "0.6 2.14.1\n")
+    monkeypatch.setattr(mod, "python_version", lambda python: (3, 11))
     monkeypatch.setattr(sys, "argv", ["setup_env.py", "--python", str(python)])
     mod.main()
     assert installs == [("-e", f"{mod.ROOT}[test]", *mod.V06_PINS)]
@@ -417,6 +541,7 @@ def test_a_cached_detectron2_sdist_is_installed_without_a_download_and_without_i
         installs.append((args, built.is_file() and built.read_text() == mod.PLACEHOLDER_C))
 
     monkeypatch.setattr(mod, "pip", pip)
+    monkeypatch.setattr(mod, "python_version", lambda python: (3, 11))
     monkeypatch.setattr(mod.subprocess, "run", lambda *a, **k: pytest.fail(f"ran {a}: the sdist is in the cache"))
     mod.install_detectron2_v06(tmp_path / "python", cache)
     (args, placeholder) = installs[-1]

@@ -14,7 +14,9 @@ What it does, in order, each step skipped when already in place:
    C++/CUDA sources: it is installed without compiled operators and with a placeholder
    `detectron2._C` (see PLACEHOLDER_C). Only on this route are numpy<1.24, Pillow<10 and
    setuptools<81 pinned, because v0.6 uses `np.float`/`np.int`, `Image.LINEAR` and
-   `pkg_resources`;
+   `pkg_resources`. numpy<1.24 and Pillow<10 have no wheels for Python 3.12 and later: with
+   such a Python, v0.6's source is rewritten where it uses what they removed
+   (V06_SOURCE_FIXES) and only setuptools<81 is pinned;
 4. installs this project in editable mode with its test extras.
 
 A stamp file records what was installed; a second run that finds the stamp current and the
@@ -30,12 +32,27 @@ import tarfile
 import tempfile
 import venv
 from pathlib import Path
+from typing import List, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 TORCH_PINS = ["torch==2.14.1", "torchvision==0.29.1"]
 D2_SDIST = "pb1-detectron2==0.6"
 # Only for the v0.6 route; see the module docstring for why each is needed.
 V06_PINS = ["numpy<1.24", "Pillow<10", "setuptools<81"]
+# Python 3.12 and later have no wheels of numpy<1.24 or Pillow<10 (pip then builds numpy 1.23
+# from source, which fails there). With such a Python, v0.6's uses of what numpy 1.24 / 2 and
+# Pillow 10 removed are rewritten to what they always meant (V06_SOURCE_FIXES), and only
+# setuptools is pinned.
+V06_PINS_NEW_PYTHON = ["setuptools<81"]
+V06_NEW_PYTHON = (3, 12)
+# (pattern, replacement, how many times v0.6's detectron2/ has it): numpy's aliases of the
+# builtins (np.bool etc.; np.bool_, np.int64 are other names), Pillow's alias LINEAR of
+# BILINEAR, and numpy 2's refusal of copy=False where a copy is needed (a PIL image).
+V06_SOURCE_FIXES = [
+    (r"\bnp\.(bool|int|float|str)\b", r"\1", 19),
+    (r"\bImage\.LINEAR\b", "Image.BILINEAR", 1),
+    (r"\bnp\.array\(mask, copy=False\)", "np.asarray(mask)", 1),
+]
 # detectron2 v0.6's runtime requirements, without its `black==21.4b2` and `iopath<0.1.10`
 # pins, which nothing here needs.
 V06_DEPS = [
@@ -113,9 +130,22 @@ def pip(python: Path, *args, what: str) -> None:
         hint="e.g. make the package registry reachable")
 
 
+def python_version(python: Path) -> Tuple[int, int]:
+    """(major, minor) of the interpreter `python`."""
+    out = subprocess.check_output([str(python), "-c", "import sys; print(*sys.version_info[:2])"], text=True)
+    major, minor = out.split()
+    return int(major), int(minor)
+
+
+def v06_pins(python: Path) -> List[str]:
+    """The pins of the v0.6 route for the interpreter `python`."""
+    return V06_PINS_NEW_PYTHON if python_version(python) >= V06_NEW_PYTHON else V06_PINS
+
+
 def install_detectron2_v06(python: Path, cache: Path) -> None:
-    """Install detectron2 v0.6's Python code without compiled operators."""
-    pip(python, *V06_PINS, *V06_DEPS, what="installing detectron2 v0.6's dependencies")
+    """Install detectron2 v0.6's Python code without compiled operators (with a Python that
+    numpy<1.24 and Pillow<10 do not run on, rewritten for the numpy and Pillow it gets)."""
+    pip(python, *v06_pins(python), *V06_DEPS, what="installing detectron2 v0.6's dependencies")
     cache.mkdir(parents=True, exist_ok=True)
     sdists = sorted(cache.glob("pb1-detectron2-0.6.tar.gz"))
     if not sdists:
@@ -140,6 +170,8 @@ def install_detectron2_v06(python: Path, cache: Path) -> None:
             tar.extractall(tmp)
         src = Path(tmp) / "pb1-detectron2-0.6"
         build_without_compiled_ops(src, origin=str(sdists[0]))
+        if python_version(python) >= V06_NEW_PYTHON:
+            fix_for_new_numpy_and_pillow(src, origin=str(sdists[0]))
         pip(python, "--no-build-isolation", "--no-deps", str(src), what=f"installing detectron2 v0.6 from {D2_SDIST}")
 
 
@@ -154,6 +186,25 @@ def build_without_compiled_ops(src: Path, origin: str) -> None:
                  "cannot find `ext_modules=get_extensions(),` to patch")
     setup_py.write_text(text)
     (src / "detectron2" / "_C.py").write_text(PLACEHOLDER_C)
+
+
+def fix_for_new_numpy_and_pillow(src: Path, origin: str) -> None:
+    """Rewrite the detectron2 v0.6 source tree `src` (a copy: changed in place) by
+    V06_SOURCE_FIXES, so that it runs on numpy 2 and Pillow 10 and later; exits naming
+    `origin` where the tree does not have each pattern as often as v0.6 does."""
+    files = sorted((src / "detectron2").rglob("*.py"))
+    texts = {f: f.read_text() for f in files}
+    for pattern, replacement, expected in V06_SOURCE_FIXES:
+        found = 0
+        for f in files:
+            texts[f], n = re.subn(pattern, replacement, texts[f])
+            found += n
+        if found != expected:
+            sys.exit(f"[setup_env] ERROR: unexpected detectron2 source in {origin}: {pattern!r} occurs {found} "
+                     f"times, not v0.6's {expected}; use Python 3.11 or earlier (numpy<1.24 and Pillow<10 "
+                     "install there), or build detectron2 from source and pass --python")
+    for f in files:
+        f.write_text(texts[f])
 
 
 def create_venv(prefix: Path) -> None:
@@ -235,14 +286,14 @@ def main() -> None:
     pins = []
     if works(python, ours):
         route = V06_ROUTE
-        pins = V06_PINS
+        pins = v06_pins(python)
         log("detectron2 v0.6 installed by an earlier run: kept, with its pins")
     elif works(python, "import detectron2"):
         route = "existing detectron2 (left alone)"
         log("detectron2 already importable: left as it is")
     else:
         route = V06_ROUTE
-        pins = V06_PINS
+        pins = v06_pins(python)
         install_detectron2_v06(python, prefix / "cache")
 
     # The pins ride along so that no dependency of the project upgrades past them.
