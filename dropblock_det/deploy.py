@@ -31,7 +31,7 @@ from .modeling.retinanet import PER_LEVEL_NORMS, head_levels_error, stock_retina
 
 __all__ = ["STOCK_COMPONENTS", "stock_config", "needs_deeplab_project", "empty_stock_config",
            "dropblock_component_advice", "lazy_stock_config", "lazy_plugin_nodes", "LAZY_EVAL_NODES",
-           "in_lazy_eval_nodes"]
+           "in_lazy_eval_nodes", "datasets_not_registered_by_detectron2"]
 
 # Config key -> {dropblock-det component: the stock detectron2 component with the same
 # parameters, names and inference outputs}.
@@ -586,4 +586,25 @@ def lazy_plugin_nodes(cfg: Any) -> List[Tuple[str, Any]]:
             target = value  # a class or function given as a value (`block_class=...`)
         if target is not None and _is_plugin_target(target):
             found.append((key, target))
+    return found
+
+
+def datasets_not_registered_by_detectron2(names: Sequence[str]) -> List[Tuple[str, str]]:
+    """(name, the module that registered it) of each dataset of `names` that another package
+    than detectron2 registered in this process: dropblock-det's synthetic and VOC
+    segmentation sets, or a user's own. A process with detectron2 alone lacks them, and
+    detectron2's `train_net.py --eval-only` with the stock config stops there with
+    "Dataset '...' is not registered". Names not registered here are left out."""
+    from detectron2.data import DatasetCatalog
+
+    found = []
+    for name in names:
+        if name not in DatasetCatalog.list():
+            continue
+        func = DatasetCatalog[name]  # the loader registered, not called
+        # detectron2's own loaders (builtin COCO, VOC, LVIS, ...) are defined in its modules;
+        # a partial's module is its function's.
+        module = getattr(getattr(func, "func", func), "__module__", None) or "?"
+        if module.split(".")[0] != "detectron2":
+            found.append((name, module))
     return found

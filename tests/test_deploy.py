@@ -584,3 +584,17 @@ def test_a_component_with_no_stock_counterpart_read_into_the_model_through_an_in
     del cfg.my_stem.dropout  # the user's own stem then stays read through the interpolation
     stock = lazy_stock_config(cfg)
     assert stock.model.backbone.bottom_up._get_node("stem")._value() == "${my_stem}"
+
+
+def test_a_set_registered_by_detectron2_is_told_apart_from_the_plugins_and_a_users_own():
+    from detectron2.data import DatasetCatalog
+
+    from dropblock_det.deploy import datasets_not_registered_by_detectron2
+
+    DatasetCatalog.register("my_own_set_for_deploy_test", lambda: [])
+    try:
+        assert datasets_not_registered_by_detectron2(
+            ["coco_2017_val", "voc_2007_test", "voc_2012_sem_seg_val", "my_own_set_for_deploy_test", "unregistered"]
+        ) == [("voc_2012_sem_seg_val", "dropblock_det.data.voc_sem_seg"), ("my_own_set_for_deploy_test", __name__)]
+    finally:
+        DatasetCatalog.remove("my_own_set_for_deploy_test")

@@ -124,12 +124,30 @@ def _aspp_pooling_advice(size: str, fix: str) -> str:
             "the stock pooling on maps that are a multiple of the crop's).")
 
 
+def _dataset_advice(key: str, names: Sequence[str], tool: str = "train_net.py") -> List[str]:
+    # detectron2's --eval-only with the written config stopped at a set the plugin registers
+    # with a bare "Dataset '...' is not registered" traceback, where the config was said to
+    # evaluate with detectron2's tools.
+    from dropblock_det.deploy import datasets_not_registered_by_detectron2
+
+    found = datasets_not_registered_by_detectron2(names)
+    if not found:
+        return []
+    return [f"{key} names sets detectron2 alone does not register: "
+            + ", ".join(f"{name!r} (registered by {module})" for name, module in found)
+            + f". detectron2's {tool} --eval-only stops at them with \"Dataset ... is not "
+            "registered\": register them in the process that evaluates first (e.g. detectron2's "
+            "register_coco_instances), or give a set detectron2 registers. Serving (DefaultPredictor) "
+            "needs no dataset; export_model.py does with --sample-image."]
+
+
 def advice(cfg: Any, stock: Any, checked: bool, weights_given: bool = True) -> List[str]:
     """What the user should know about the written config `stock` of `cfg` (CfgNodes);
     `weights_given`: whether MODEL.WEIGHTS was given on the command line."""
     from dropblock_det.deploy import needs_deeplab_project
 
     lines = _weights_advice(stock.MODEL.WEIGHTS, "MODEL.WEIGHTS", checked, weights_given)
+    lines += _dataset_advice("DATASETS.TEST", stock.DATASETS.TEST)
     if cfg.MODEL.SEM_SEG_HEAD.NAME == "DropBlockDeepLabV3PlusHead" and stock.INPUT.CROP.ENABLED:
         lines.append(_aspp_pooling_advice(f"INPUT.CROP.SIZE={tuple(stock.INPUT.CROP.SIZE)}",
                                           "INPUT.CROP.ENABLED False"))
@@ -299,6 +317,12 @@ def lazy_advice(stock: Any, checked: bool, weights_given: bool = True) -> List[s
 
     lines = _weights_advice(OmegaConf.select(stock, "train.init_checkpoint", default="") or "",
                             "train.init_checkpoint", checked, weights_given)
+    named: List[str] = []  # the evaluator's set is most often the test loader's: named once
+    for key in ("dataloader.test.dataset.names", "dataloader.evaluator.dataset_name"):
+        names = OmegaConf.select(stock, key, default=None)
+        names = [names] if isinstance(names, str) else list(names) if OmegaConf.is_list(names) else []
+        lines += _dataset_advice(key, [n for n in names if n not in named], "lazyconfig_train_net.py")
+        named += names
     head = OmegaConf.select(stock, "model.sem_seg_head", default=None)
     # _target_name: the head's _target_ is a string once the config is written and read back,
     # the class itself in memory.

@@ -537,3 +537,31 @@ def test_a_lazy_runs_config_yaml_given_to_a_yacs_reader_names_the_lazy_tool(lazy
     # The Python config itself: yacs read it as YAML (a ParserError).
     with pytest.raises(ValueError, match=r"b3\.py' is a LazyConfig \(a Python config\).*tools/lazyconfig_train_net\.py"):
         load_config(str(CONFIGS / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3.py"))
+
+
+@pytest.mark.parametrize("test_set, named", [("synthetic_det_val", True), ("coco_2017_val", False)])
+def test_a_test_set_detectron2_alone_does_not_register_is_named_with_what_to_do(trained_run, capsys, test_set,
+                                                                                 named):
+    # detectron2's train_net.py --eval-only with the written config stopped there with a bare
+    # "Dataset 'synthetic_det_val' is not registered!" KeyError, where the tool said it
+    # evaluates with detectron2's tools.
+    run = trained_run[0]
+    load_tool("export_stock_config").main(["--config-file", str(run / "config.yaml"), "--output",
+                                           str(run / "stock.yaml"), "MODEL.WEIGHTS", str(run / "model_final.pth"),
+                                           "DATASETS.TEST", f"('{test_set}',)"])
+    out = capsys.readouterr().out
+    line = ("DATASETS.TEST names sets detectron2 alone does not register: 'synthetic_det_val' (registered by "
+            "dropblock_det.data.synthetic). detectron2's train_net.py --eval-only stops at them")
+    assert (line in out) is named
+    assert ("not register" in out) is named
+
+
+def test_a_lazy_test_set_detectron2_alone_does_not_register_is_named_once(lazy_trained_run, capsys):
+    run = lazy_trained_run[0]
+    load_tool("export_stock_config").main(["--config-file", str(run / "config.yaml"), "--output",
+                                           str(run / "stock.yaml")])
+    out = capsys.readouterr().out
+    assert ("dataloader.test.dataset.names names sets detectron2 alone does not register: 'synthetic_det_val' "
+            "(registered by dropblock_det.data.synthetic). detectron2's lazyconfig_train_net.py --eval-only") in out
+    assert out.count("does not register") == 1  # the evaluator's set is the same one
+
