@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 __all__ = [
     "KeepProbRegularizer",
+    "NotScriptable",
     "build_regularizer",
     "as_regularizer_factory",
     "masked_scale",
@@ -207,7 +208,25 @@ def masked_scale(x: Tensor, keep: Tensor, scale: Union[Tensor, float]) -> Tensor
     return _MaskedScale.apply(x, keep, scale)
 
 
-class KeepProbRegularizer(nn.Module):
+class NotScriptable:
+    """Mixin of every dropblock-det module: `torch.jit.script` of it, or of a model holding
+    it, raises naming the class and what to do instead. TorchScript failed deep in its
+    compiler otherwise ("Unsupported annotation typing.Optional[...]" in fpn.py, "Don't
+    support conversion in JoinedStr"), which read as a bug of the module. TorchScript calls
+    `__prepare_scriptable__` of every submodule before compiling any; tracing and
+    torch.export do not call it."""
+
+    def __prepare_scriptable__(self) -> "NotScriptable":
+        raise RuntimeError(
+            f"{type(self).__name__} (dropblock-det) does not TorchScript-script (torch.jit.script, "
+            "detectron2's scripting_with_instances, export_model.py --export-method scripting): "
+            "script the stock detectron2 model it is at inference instead, whose config "
+            "tools/export_stock_config.py writes and into which its checkpoint loads (README: "
+            "'Deploying without the plugin'), or trace this one in eval mode (torch.jit.trace, "
+            "detectron2's TracingAdapter)")
+
+
+class KeepProbRegularizer(NotScriptable, nn.Module):
     """Base class of every regularizer: a module with a schedulable `keep_prob`.
 
     Attributes:

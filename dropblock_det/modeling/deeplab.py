@@ -57,6 +57,7 @@ from ..config import (
     validate_dropblock_config,
 )
 from ..layers import as_regularizer_factory
+from ..layers.base import NotScriptable
 from .conv_relu import conv_relu_then_regularize
 from .resnet import check_resnet_outputs_and_norm, make_dropblock_resnet_stages, resnet_stage_arguments
 
@@ -163,7 +164,7 @@ def build_dropblock_resnet_deeplab_backbone(cfg: CfgNode, input_shape: ShapeSpec
 
 
 # ----------------------------------------------------------------------------- ASPP
-class DropBlockASPP(ASPP):
+class DropBlockASPP(NotScriptable, ASPP):
     """detectron2's ASPP with optional regularizers and image pooling for any input size.
 
     Children beyond the stock module (present only when enabled, parameter-free):
@@ -277,7 +278,7 @@ def _check_head_values(keys: Dict[str, str], strides: Sequence[int], *, common_s
 
 
 @SEM_SEG_HEADS_REGISTRY.register()
-class DropBlockDeepLabV3PlusHead(DeepLabV3PlusHead):
+class DropBlockDeepLabV3PlusHead(NotScriptable, DeepLabV3PlusHead):
     """detectron2's `DeepLabV3PlusHead` with regularizers in ASPP and the decoder.
 
     Same inputs, outputs, losses and state_dict keys as the stock head (see the module

@@ -31,6 +31,7 @@ from ..config import (
     validate_dropblock_config,
 )
 from ..layers import as_regularizer_factory
+from ..layers.base import NotScriptable
 from .conv_relu import conv_relu_then_regularize
 
 __all__ = ["DropBlockFCNHead"]
@@ -55,7 +56,7 @@ def _check_common_stride(key: str, common_stride: Any, strides: Sequence[int], f
                 f"use a power of 2 up to {min(strides)}")
 
 
-class _RegularizedTower(nn.Sequential):
+class _RegularizedTower(NotScriptable, nn.Sequential):
     """A level's tower of `SemSegFPNHead` (conv+norm+ReLU, upsampling, ...) with the
     regularizer "dropblock<k>" after conv "<k>", which is handed the conv's ReLU
     (`conv_relu_then_regularize`: relu(x) is not kept for backward beside its output)."""
@@ -70,7 +71,7 @@ class _RegularizedTower(nn.Sequential):
 
 
 @SEM_SEG_HEADS_REGISTRY.register()
-class DropBlockFCNHead(SemSegFPNHead):
+class DropBlockFCNHead(NotScriptable, SemSegFPNHead):
     """`SemSegFPNHead` with a regularizer after each conv of its per-level towers.
 
     Input: FPN features {name: (N, C, H/stride, W/stride)}; output as `SemSegFPNHead`

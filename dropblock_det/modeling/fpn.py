@@ -23,6 +23,7 @@ from ..config import (
     validate_dropblock_config,
 )
 from ..layers import as_regularizer_factory
+from ..layers.base import NotScriptable
 from .resnet import build_dropblock_resnet_backbone
 
 __all__ = [
@@ -40,7 +41,7 @@ def _identity_or(module: Optional[nn.Module], x: torch.Tensor) -> torch.Tensor:
     return x if module is None else module(x)
 
 
-class DropBlockLastLevelP6P7(LastLevelP6P7):
+class DropBlockLastLevelP6P7(NotScriptable, LastLevelP6P7):
     """RetinaNet's P6/P7 block with optional regularizers `dropblock_p6` (after the P6
     conv, so P7 sees the regularized P6) and `dropblock_p7` (after the P7 conv).
 
@@ -69,7 +70,7 @@ class DropBlockLastLevelP6P7(LastLevelP6P7):
         return [p6, p7]
 
 
-class DropBlockFPN(FPN):
+class DropBlockFPN(NotScriptable, FPN):
     """detectron2's `FPN` with optional regularizers after the lateral and/or output convs.
 
     Children beyond the stock FPN (present only when enabled): `dropblock_lateral{s}` and

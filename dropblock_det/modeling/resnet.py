@@ -41,7 +41,7 @@ from ..layers import (
     relu_then_regularize,
     scaled_keep_prob,
 )
-from ..layers.base import is_real_number
+from ..layers.base import NotScriptable, is_real_number
 from ..layers.schedule import is_drop_scale
 
 __all__ = [
@@ -59,7 +59,7 @@ __all__ = [
 RegularizerFactory = Callable[[], nn.Module]
 
 
-class _ResidualRegularizers:
+class _ResidualRegularizers(NotScriptable):
     """Adds the optional regularizer children of a residual block and applies them.
 
     A mixin for subclasses of detectron2's blocks: children exist only where enabled, so a

@@ -25,7 +25,7 @@ from ..config import (
     validate_dropblock_config,
 )
 from ..layers import as_regularizer_factory, relu_then_regularize
-from ..layers.base import has_module_hooks, is_real_number
+from ..layers.base import NotScriptable, has_module_hooks, is_real_number
 
 __all__ = ["DropBlockRetinaNet", "DropBlockRetinaNetHead", "head_levels_error", "stock_retinanet_head_error"]
 
@@ -74,7 +74,7 @@ def _is_open_probability(value) -> bool:
     return is_real_number(value) and 0 < value < 1
 
 
-class DropBlockRetinaNetHead(RetinaNetHead):
+class DropBlockRetinaNetHead(NotScriptable, RetinaNetHead):
     """detectron2's `RetinaNetHead` with optional regularizers after every conv(+norm)+ReLU
     of the classification and/or box towers, and norms (e.g. GN) built with their channel
     count on every detectron2 version.
@@ -199,7 +199,7 @@ class DropBlockRetinaNetHead(RetinaNetHead):
 
 
 @META_ARCH_REGISTRY.register()
-class DropBlockRetinaNet(RetinaNet):
+class DropBlockRetinaNet(NotScriptable, RetinaNet):
     """detectron2's `RetinaNet` with :class:`DropBlockRetinaNetHead` as its head
     (MODEL.DROPBLOCK.HEAD, and MODEL.RETINANET.NORM "GN" on detectron2 v0.6). Backbone,
     losses, inference and state_dict keys are RetinaNet's."""

@@ -19,6 +19,7 @@ from detectron2.modeling.backbone.resnet import BottleneckBlock
 from detectron2.modeling.roi_heads import Res5ROIHeads
 
 from ..config import check_feature_names, validate_dropblock_config
+from ..layers.base import NotScriptable
 from .resnet import DropBlockBottleneckBlock, dropblock_resnet_arguments, resnet_stage_regularizers
 
 __all__ = ["DropBlockRes5ROIHeads", "check_c4_head_features"]
@@ -40,7 +41,7 @@ def check_c4_head_features(cfg, outputs: Sequence[str]) -> List[str]:
 
 
 @ROI_HEADS_REGISTRY.register()
-class DropBlockRes5ROIHeads(Res5ROIHeads):
+class DropBlockRes5ROIHeads(NotScriptable, Res5ROIHeads):
     """detectron2's `Res5ROIHeads` with DropBlock (and DropPath) in the blocks of its res5.
 
     Same inputs, outputs, losses and state_dict keys as the stock head; children beyond
