@@ -191,6 +191,67 @@ def _output_dir_advice(key: str, value: str) -> str:
             "there, not over the training run's")
 
 
+# What changes the model's outputs at inference without changing its parameters, so that the
+# strict load of the checkpoint cannot see it.
+_INFERENCE_KEYS = ("MODEL.", "INPUT.MIN_SIZE_TEST", "INPUT.MAX_SIZE_TEST", "INPUT.FORMAT", "INPUT.CROP.", "TEST.")
+_NOT_INFERENCE_KEYS = ("MODEL.WEIGHTS", "MODEL.DEVICE", "MODEL.DROPBLOCK.", "TEST.EVAL_PERIOD",
+                       "TEST.EXPECTED_RESULTS", "TEST.PRECISE_BN.")
+
+
+def _as_lists(value: Any) -> Any:
+    # A config file's tuples are lists once dumped and read back (a run's config.yaml).
+    return [_as_lists(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+def _leaves(node: Any, prefix: str = "") -> dict:
+    """{dotted key: value, tuples as lists} of every leaf of the CfgNode `node`."""
+    leaves = {}
+    for key, value in node.items():
+        if isinstance(value, dict):
+            leaves.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            leaves[prefix + key] = _as_lists(value)
+    return leaves
+
+
+def run_config_advice(cfg: Any, args: argparse.Namespace) -> List[str]:
+    """A line naming every inference key (INPUT.MIN_SIZE_TEST, MODEL.RETINANET.SCORE_THRESH_TEST,
+    ...) where `cfg` differs from the run's config.yaml beside MODEL.WEIGHTS, if that is
+    another yacs config, leaving out the keys the command line sets. With the project's
+    config given instead of the run's, a run trained with opts (e.g. INPUT.MIN_SIZE_TEST 64)
+    was written with other values and reported checked: its weights load all the same."""
+    from dropblock_det.deploy import STOCK_COMPONENTS
+    from dropblock_det.engine.checkpoint import is_url
+    from dropblock_det.engine.config_checks import load_config
+    from dropblock_det.engine.lazy_config_checks import is_lazy_config_file
+
+    weights = cfg.MODEL.WEIGHTS
+    if not weights or is_url(weights):
+        return []
+    beside = os.path.join(os.path.dirname(os.path.abspath(weights)), "config.yaml")
+    if not os.path.isfile(beside) or os.path.samefile(beside, args.config_file) or is_lazy_config_file(beside):
+        return []
+    try:
+        run = load_config(beside)
+    except Exception:  # noqa: BLE001 - not a config of this model: nothing to compare with
+        return []
+    ours, theirs = _leaves(cfg), _leaves(run)
+    for leaves in (ours, theirs):  # a component and its stock counterpart are the same at inference
+        for key, names in STOCK_COMPONENTS.items():
+            leaves[key] = names.get(leaves[key], leaves[key])
+    given = set(args.opts[0::2])
+    differ = [key for key in sorted(ours) if key.startswith(_INFERENCE_KEYS)
+              and not key.startswith(_NOT_INFERENCE_KEYS) and key not in given
+              and key in theirs and ours[key] != theirs[key]]
+    if not differ:
+        return []
+    return [f"{beside}, the config beside MODEL.WEIGHTS (the run's?), differs from --config-file "
+            f"{args.config_file} in what the model does at inference: "
+            + ", ".join(f"{key} {theirs[key]!r} there, {ours[key]!r} here" for key in differ)
+            + f". The written config has this file's values: to serve the model as the run evaluated it, "
+            f"give --config-file {beside} (or set these keys on the command line)."]
+
+
 def yacs_stock_config_text(args: argparse.Namespace) -> Tuple[str, str, List[str]]:
     """(the stock config of a yacs config as YAML, checked; what it is; advice lines)."""
     from dropblock_det.deploy import needs_deeplab_project, stock_config
@@ -216,7 +277,7 @@ def yacs_stock_config_text(args: argparse.Namespace) -> Tuple[str, str, List[str
                + (f", weights {stock.MODEL.WEIGHTS} ({'checked' if checked else 'not checked'})"
                   if stock.MODEL.WEIGHTS else ""))
     return text, summary, [_output_dir_advice("OUTPUT_DIR", stock.OUTPUT_DIR)] + advice(
-        cfg, stock, checked, _opt_given(args.opts, "MODEL.WEIGHTS"))
+        cfg, stock, checked, _opt_given(args.opts, "MODEL.WEIGHTS")) + run_config_advice(cfg, args)
 
 
 def lazy_stock_config_text(args: argparse.Namespace) -> Tuple[str, str, List[str]]:

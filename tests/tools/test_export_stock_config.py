@@ -565,3 +565,39 @@ def test_a_lazy_test_set_detectron2_alone_does_not_register_is_named_once(lazy_t
             "(registered by dropblock_det.data.synthetic). detectron2's lazyconfig_train_net.py --eval-only") in out
     assert out.count("does not register") == 1  # the evaluator's set is the same one
 
+
+
+def test_a_config_that_differs_from_the_runs_beside_the_weights_at_inference_is_named(trained_run, tmp_path,
+                                                                                      capsys):
+    # The project's config given with a run's weights: the run trained (and evaluated) at
+    # INPUT.MIN_SIZE_TEST 64 and score threshold 0.3; the written config had the file's 800
+    # and 0.05, reported "(checked)" without a word (the weights load all the same).
+    from detectron2.config import get_cfg
+
+    run = trained_run[0]
+    cfg = load_config(str(run / "config.yaml"))
+    cfg.INPUT.MIN_SIZE_TEST, cfg.MODEL.RETINANET.SCORE_THRESH_TEST = 64, 0.3
+    (run / "config.yaml").write_text(cfg.dump())
+    cfg.INPUT.MIN_SIZE_TEST, cfg.MODEL.RETINANET.SCORE_THRESH_TEST = 800, 0.05
+    cfg.SOLVER.MAX_ITER, cfg.OUTPUT_DIR = 99, str(tmp_path / "elsewhere")  # training keys: not named
+    cfg.MODEL.META_ARCHITECTURE = "RetinaNet"  # the stock counterpart: the same at inference
+    (tmp_path / "project.yaml").write_text(cfg.dump())
+    tool = load_tool("export_stock_config")
+    weights = ["MODEL.WEIGHTS", str(run / "model_final.pth")]
+
+    def export(config_file, output, *opts):
+        tool.main(["--config-file", str(config_file), "--output", str(tmp_path / output)] + weights + list(opts))
+        return capsys.readouterr().out
+
+    out = export(tmp_path / "project.yaml", "a.yaml")
+    assert (f"{run / 'config.yaml'}, the config beside MODEL.WEIGHTS (the run's?), differs from --config-file "
+            f"{tmp_path / 'project.yaml'} in what the model does at inference: INPUT.MIN_SIZE_TEST 64 there, 800 "
+            f"here, MODEL.RETINANET.SCORE_THRESH_TEST 0.3 there, 0.05 here.") in out
+    assert f"give --config-file {run / 'config.yaml'}" in out
+    written = get_cfg()
+    written.merge_from_file(str(tmp_path / "a.yaml"))
+    assert written.INPUT.MIN_SIZE_TEST == 800  # a warning: the file's values are written
+    # Keys set on the command line are meant; the run's own config has nothing to compare.
+    assert "beside MODEL.WEIGHTS" not in export(tmp_path / "project.yaml", "b.yaml", "INPUT.MIN_SIZE_TEST", "64",
+                                                "MODEL.RETINANET.SCORE_THRESH_TEST", "0.3")
+    assert "beside MODEL.WEIGHTS" not in export(run / "config.yaml", "c.yaml")
