@@ -173,8 +173,10 @@ def stock_output_dir(output_dir: str) -> str:
     """The output folder written into a stock config: `<the run's>/stock`. detectron2's
     tools (train_net.py / lazyconfig_train_net.py --eval-only) write their config.yaml and
     evaluation into it, which in the run's own folder would replace the run's config.yaml
-    (needed to resume it) and its evaluation."""
-    return os.path.join(output_dir, "stock")
+    (needed to resume it) and its evaluation. Absolute, as MODEL.WEIGHTS: detectron2 resolves
+    a relative one against the reader's working folder (e.g. a detectron2 checkout, where
+    the evaluation then landed instead of beside the run)."""
+    return os.path.join(os.path.abspath(output_dir), "stock")
 
 
 def check_output_outside_detectron2s_files(output: str, output_dir: str, key: str) -> None:

@@ -601,3 +601,26 @@ def test_a_config_that_differs_from_the_runs_beside_the_weights_at_inference_is_
     assert "beside MODEL.WEIGHTS" not in export(tmp_path / "project.yaml", "b.yaml", "INPUT.MIN_SIZE_TEST", "64",
                                                 "MODEL.RETINANET.SCORE_THRESH_TEST", "0.3")
     assert "beside MODEL.WEIGHTS" not in export(run / "config.yaml", "c.yaml")
+
+
+def test_a_relative_output_folder_is_written_absolute_as_the_weights_are(trained_run, lazy_trained_run, tmp_path,
+                                                                        monkeypatch, capsys):
+    # A run's relative OUTPUT_DIR was written relative: detectron2's tools run from another
+    # folder (a detectron2 checkout) wrote their evaluation there, not beside the run.
+    from detectron2.config import LazyConfig, get_cfg
+
+    monkeypatch.chdir(tmp_path)
+    run = trained_run[0]
+    cfg = load_config(str(run / "config.yaml"))
+    cfg.OUTPUT_DIR = "run"
+    (run / "config.yaml").write_text(cfg.dump())
+    load_tool("export_stock_config").main(["--config-file", str(run / "config.yaml"), "--output", "stock.yaml",
+                                           "MODEL.WEIGHTS", str(run / "model_final.pth")])
+    written = get_cfg()
+    written.merge_from_file("stock.yaml")
+    assert written.OUTPUT_DIR == str(tmp_path / "run" / "stock")
+    assert f"OUTPUT_DIR is {tmp_path / 'run' / 'stock'}:" in capsys.readouterr().out
+    lazy = lazy_trained_run[0]
+    load_tool("export_stock_config").main(["--config-file", str(lazy / "config.yaml"), "--output", "lazy.yaml",
+                                           "train.output_dir=lazy_run"])
+    assert LazyConfig.load("lazy.yaml").train.output_dir == str(tmp_path / "lazy_run" / "stock")
