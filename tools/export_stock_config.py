@@ -137,7 +137,7 @@ def _dataset_advice(key: str, names: Sequence[str], tool: str = "train_net.py") 
             + ", ".join(f"{name!r} (registered by {module})" for name, module in found)
             + f". detectron2's {tool} --eval-only stops at them with \"Dataset ... is not "
             "registered\": register them in the process that evaluates first (e.g. detectron2's "
-            "register_coco_instances), or give a set detectron2 registers. Serving (DefaultPredictor) "
+            "register_coco_instances), or give a set detectron2 registers. Serving the model "
             "needs no dataset; export_model.py does with --sample-image."]
 
 
