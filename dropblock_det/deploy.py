@@ -590,11 +590,14 @@ def lazy_plugin_nodes(cfg: Any) -> List[Tuple[str, Any]]:
 
 
 def datasets_not_registered_by_detectron2(names: Sequence[str]) -> List[Tuple[str, str]]:
-    """(name, the module that registered it) of each dataset of `names` that another package
-    than detectron2 registered in this process: dropblock-det's synthetic and VOC
-    segmentation sets, or a user's own. A process with detectron2 alone lacks them, and
+    """(name, the module of its loader) of each dataset of `names` registered in this process
+    with a loader defined outside detectron2: dropblock-det's synthetic and VOC segmentation
+    sets, or a user's own loader. A process with detectron2 alone lacks them, and
     detectron2's `train_net.py --eval-only` with the stock config stops there with
-    "Dataset '...' is not registered". Names not registered here are left out."""
+    "Dataset '...' is not registered". Names not registered here are left out, and so are
+    sets registered through detectron2's helpers (`register_coco_instances`): their loader is
+    detectron2's, like its builtin sets' (telling them apart would mean importing
+    detectron2 afresh in another process)."""
     from detectron2.data import DatasetCatalog
 
     found = []
