@@ -3,12 +3,13 @@ earlier run moved aside into ``previous_runs/`` instead of overwritten.
 """
 from __future__ import annotations
 
+import errno
 import fnmatch
 import os
 import shutil
 import time
 import warnings
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import detectron2.utils.comm as comm
 
@@ -218,7 +219,49 @@ def archive_previous_run(
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
         raise
-    for entry in entries:
-        if entry not in copied:
-            shutil.move(os.path.join(output_dir, entry), os.path.join(target, entry))
+    _move_all(output_dir, [e for e in entries if e not in copied], target)
     return target
+
+
+def _move(source: str, destination: str) -> None:
+    """A rename; shutil.move's copy and delete only where the two are on other file systems
+    (previous_runs/ a link to another disk): a rename moves all or nothing."""
+    try:
+        os.rename(source, destination)
+    except OSError as e:
+        if e.errno != errno.EXDEV:
+            raise
+        shutil.move(source, destination)
+
+
+def _move_all(output_dir: str, entries: Sequence[str], target: str) -> None:
+    """Move `entries` of `output_dir` into `target`, or none: one that cannot be moved (an
+    immutable or locked file, a folder without write permission, a full disk for a copy
+    across file systems) puts the ones moved before it back and removes `target`, then raises
+    an OSError naming it. The moves stopped there before, half the run in previous_runs/
+    (its last_checkpoint, say) and half in the folder (its checkpoints), where a --resume
+    then found no checkpoint and started anew."""
+    moved: List[str] = []
+    for entry in entries:
+        try:
+            _move(os.path.join(output_dir, entry), os.path.join(target, entry))
+        except OSError as e:
+            stranded = []
+            for done in reversed(moved):
+                try:
+                    _move(os.path.join(target, done), os.path.join(output_dir, done))
+                except OSError:
+                    stranded.append(done)
+            # A failed copy across file systems may have deleted part of its source after
+            # copying it whole: then the copy in `target` is kept.
+            partly_deleted = not os.path.lexists(os.path.join(output_dir, entry))
+            if not stranded and not partly_deleted:
+                shutil.rmtree(target, ignore_errors=True)
+            where = (f"{', '.join(sorted(stranded + [entry] * partly_deleted))} stayed in {target}"
+                     if stranded or partly_deleted else "nothing was moved")
+            raise type(e)(
+                f"the earlier run in {output_dir!r} cannot be moved aside: {os.path.join(output_dir, entry)!r} "
+                f"cannot be moved into {target!r} ({e.strerror or e}); {where}. Make it movable (its "
+                "permissions, chattr -i) or move it away yourself, or give this run another output "
+                "folder") from e
+        moved.append(entry)

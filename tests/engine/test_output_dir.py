@@ -111,6 +111,42 @@ def test_a_copy_that_fails_for_room_leaves_the_folder_as_it_was(tmp_path, monkey
     assert not list((tmp_path / "previous_runs").iterdir())
 
 
+def test_a_file_that_cannot_be_moved_leaves_the_earlier_run_whole_in_its_folder(tmp_path, monkeypatch):
+    # An immutable metrics.json (chattr +i; a folder without write permission alike): the
+    # files sorted before it had moved into previous_runs/ (last_checkpoint with them), the
+    # checkpoints stayed, and a --resume then found no checkpoint and started anew.
+    import errno
+    import os
+
+    from dropblock_det.engine.output_dir import archive_previous_run
+
+    run = {"config.yaml": "config", "last_checkpoint": "model_final.pth", "metrics.json": "{}",
+           "model_final.pth": "PK weights", "inference/results.json": "[]"}
+    for name, text in run.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    stuck = str(tmp_path / "metrics.json")
+    rename, unlink = os.rename, os.unlink
+
+    def refused(operation):
+        def call(path, *args, **kwargs):
+            if os.fspath(path) == stuck:
+                raise PermissionError(errno.EPERM, "Operation not permitted", os.fspath(path))
+            return operation(path, *args, **kwargs)
+        return call
+
+    monkeypatch.setattr(os, "rename", refused(rename))
+    monkeypatch.setattr(os, "unlink", refused(unlink))
+    with pytest.raises(PermissionError, match=r"cannot be moved aside: '.*metrics\.json' .*Operation not "
+                                              r"permitted.*nothing was moved"):
+        archive_previous_run(str(tmp_path))
+    assert {str(p.relative_to(tmp_path)): p.read_text() for p in tmp_path.rglob("*") if p.is_file()} == run
+    assert not list((tmp_path / "previous_runs").iterdir())
+    monkeypatch.undo()
+    target = Path(archive_previous_run(str(tmp_path)))  # once movable, all of it moves
+    assert {str(p.relative_to(target)): p.read_text() for p in target.rglob("*") if p.is_file()} == run
+
+
 def test_a_file_system_without_flock_is_warned_of_not_called_in_use(tmp_path, monkeypatch):
     # Lustre mounted without flock refuses every flock (ENOSYS): each run there was refused
     # with "is in use by another run", though none was.
