@@ -41,7 +41,7 @@ from dropblock_det.engine.lazy_config_checks import (  # noqa: E402
     lazy_config_value,
     load_lazy_config,
 )
-from dropblock_det.engine.output_dir import prepare_output_dir  # noqa: E402
+from dropblock_det.engine.output_dir import prepare_output_dir, report_resumed_config  # noqa: E402
 
 logger = logging.getLogger("dropblock_det.lazyconfig_train_net")
 
@@ -87,12 +87,13 @@ def setup(args):
         # Strictly, as it will be loaded.
         check_eval_checkpoint(model, weights, "--resume" if weights != cfg.train.init_checkpoint
                               else "train.init_checkpoint")
-    prepare_output_dir(output_dir, "train.output_dir", args.eval_only, args.resume, bool(resume_from),
-                       (args.config_file, cfg.train.init_checkpoint))
+    kept_config = prepare_output_dir(output_dir, "train.output_dir", args.eval_only, args.resume, bool(resume_from),
+                                     (args.config_file, cfg.train.init_checkpoint))
     # Past the folder's claim (another run holding it is refused in one line): what fails
     # from here on is no refusal of the input, and its traceback shows.
     checks_passed()
     setup_run(cfg, args, output_dir)
+    report_resumed_config(output_dir, kept_config, "train.output_dir")
     return cfg, resume_from
 
 

@@ -42,7 +42,7 @@ from dropblock_det.engine.config_checks import (  # noqa: E402
     check_resume_checkpoint,
     load_config,
 )
-from dropblock_det.engine.output_dir import prepare_output_dir  # noqa: E402
+from dropblock_det.engine.output_dir import prepare_output_dir, report_resumed_config  # noqa: E402
 from dropblock_det.engine.trainer import DropBlockTrainer  # noqa: E402
 
 logger = logging.getLogger("dropblock_det.train_net")
@@ -77,12 +77,13 @@ def setup(args):
                              + (f" and OUTPUT_DIR={cfg.OUTPUT_DIR!r} has no checkpoint" if args.resume else "")
                              + "; give MODEL.WEIGHTS <checkpoint>, or --resume with the OUTPUT_DIR of a run")
         check_eval_checkpoint(model, weights, "--resume" if resume_from else "MODEL.WEIGHTS")
-    prepare_output_dir(cfg.OUTPUT_DIR, "OUTPUT_DIR", args.eval_only, args.resume, bool(resume_from),
-                       (args.config_file, cfg.MODEL.WEIGHTS))
+    kept_config = prepare_output_dir(cfg.OUTPUT_DIR, "OUTPUT_DIR", args.eval_only, args.resume, bool(resume_from),
+                                     (args.config_file, cfg.MODEL.WEIGHTS))
     # Past the folder's claim (another run holding it is refused in one line): what fails
     # from here on is no refusal of the input, and its traceback shows.
     checks_passed()
     setup_run(cfg, args, cfg.OUTPUT_DIR)
+    report_resumed_config(cfg.OUTPUT_DIR, kept_config, "OUTPUT_DIR")
     return cfg
 
 

@@ -3,7 +3,9 @@ earlier run moved aside into ``previous_runs/`` instead of overwritten.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
+import filecmp
 import fnmatch
 import os
 import shutil
@@ -23,6 +25,7 @@ __all__ = [
     "EVAL_FILES",
     "keep_resumed_final_checkpoint",
     "prepare_output_dir",
+    "report_resumed_config",
     "RUN_FILES",
     "TTA_INFERENCE_DIR",
 ]
@@ -101,7 +104,7 @@ def deepest_existing_path(path: str) -> str:
 
 
 def prepare_output_dir(output_dir: str, key: str, eval_only: bool, resume: bool, resuming: bool,
-                       still_needed: Sequence[str] = ()) -> None:
+                       still_needed: Sequence[str] = ()) -> Optional[str]:
     """What the tools do to their output folder after their checks and before
     default_setup: claim it (:func:`claim_output_dir`; `key` names it in errors), then move
     aside what the run would overwrite (:func:`archive_previous_run`): for an evaluation
@@ -111,7 +114,10 @@ def prepare_output_dir(output_dir: str, key: str, eval_only: bool, resume: bool,
     starts at iteration 0 and would append to the earlier metrics.json) the earlier run's
     files; for a training that continues a finished run's
     model_final.pth, that checkpoint (:func:`keep_resumed_final_checkpoint`). Says what it
-    moved or kept; every process waits for it."""
+    moved or kept; every process waits for it. For a training that continues a checkpoint,
+    returns where it copied the run's config.yaml, which default_setup rewrites: give it to
+    :func:`report_resumed_config` after default_setup (None otherwise, and on other
+    processes than the main one)."""
     if comm.is_main_process():
         # Before anything in the folder is moved or written: one run per folder at a time.
         claim_output_dir(output_dir, key=key)
@@ -123,13 +129,15 @@ def prepare_output_dir(output_dir: str, key: str, eval_only: bool, resume: bool,
         hint = (" (--resume found no checkpoint there: training starts at iteration 0)" if resume
                 else " (--resume continues a run instead)")
     else:
+        kept_config = None
         if comm.is_main_process():
             kept = keep_resumed_final_checkpoint(output_dir)
             if kept:
                 print(f"The finished run's model_final.pth in {key}={output_dir!r}, which this continued "
                       f"run replaces when it ends, is kept as {kept}", flush=True)
+            kept_config = _copy_config_before_resume(output_dir, os.path.dirname(kept) if kept else None)
         comm.synchronize()
-        return
+        return kept_config
     if comm.is_main_process():
         archived = archive_previous_run(output_dir, still_needed, archive)
         if archived and not what:
@@ -179,6 +187,87 @@ def keep_resumed_final_checkpoint(output_dir: str) -> Optional[str]:
         shutil.rmtree(target, ignore_errors=True)
         raise
     return kept
+
+
+# What default_setup writes a run's config to (a LazyConfig's .pkl where its yaml does not
+# load back): a resume rewrites them.
+CONFIG_FILES = ("config.yaml", "config.yaml.pkl")
+
+
+def _copy_config_before_resume(output_dir: str, folder: Optional[str]) -> Optional[str]:
+    """Copy the run's config files into `folder` (None: a new previous_runs/<time>/), which
+    is returned; None where the run has none."""
+    names = [n for n in CONFIG_FILES if os.path.isfile(os.path.join(output_dir, n))]
+    if "config.yaml" not in names:
+        return None
+    target = folder or _new_previous_run_folder(output_dir)
+    try:
+        for name in names:
+            shutil.copy2(os.path.join(output_dir, name), os.path.join(target, name))
+    except BaseException:
+        for name in names:
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(target, name))
+        if folder is None:
+            shutil.rmtree(target, ignore_errors=True)
+        raise
+    return target
+
+
+def report_resumed_config(output_dir: str, kept: Optional[str], key: str = "OUTPUT_DIR") -> None:
+    """After default_setup wrote a resumed run's config.yaml into `output_dir` (`key` names
+    it): where it differs from the run's earlier one, which :func:`prepare_output_dir`
+    copied into `kept`, that copy stays, and the keys that changed are said; else the copy
+    is removed (with `kept` when nothing else is in it). default_setup overwrote it without
+    a word: a run resumed with another KEEP_PROB, schedule or MAX_ITER (which a resume takes)
+    no longer said what its first iterations were trained with. `kept` None: nothing to do."""
+    if kept is None or not comm.is_main_process():
+        return
+    earlier, now = os.path.join(kept, "config.yaml"), os.path.join(output_dir, "config.yaml")
+    changes = _config_changes(earlier, now) if os.path.isfile(now) else None
+    if changes is not None:
+        # A run's folder moved and resumed where it now is: its old path is no change.
+        changes = [c for c in changes if c.split(":", 1)[0] not in _OUTPUT_DIR_KEYS]
+    if os.path.isfile(now) and (filecmp.cmp(earlier, now, shallow=False) or changes == []):
+        for name in CONFIG_FILES:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(kept, name))
+        with contextlib.suppress(OSError):  # not empty: the kept model_final.pth, earlier runs
+            os.rmdir(kept)
+            os.rmdir(os.path.dirname(kept))
+        return
+    changes = changes or []
+    shown = "; ".join(changes[:8]) + (f"; and {len(changes) - 8} more" if len(changes) > 8 else "")
+    print(f"This resumed run's config differs from the one the run in {key}={output_dir!r} was trained "
+          f"with so far" + (f" ({shown})" if shown else "") + f": that config.yaml is kept as {earlier}",
+          flush=True)
+
+
+# Where a run's folder is (yacs, LazyConfig).
+_OUTPUT_DIR_KEYS = ("OUTPUT_DIR", "train.output_dir")
+
+
+def _config_changes(earlier: str, now: str) -> Optional[List[str]]:
+    """"MODEL.DROPBLOCK.KEEP_PROB: 0.9 -> 0.8" for each key whose value differs between two
+    config.yaml files (yacs or LazyConfig: both plain YAML); None when one cannot be read."""
+    import yaml
+
+    def flat(node: object, prefix: str = "") -> Dict[str, object]:
+        if not isinstance(node, dict):
+            return {prefix: node}
+        out: Dict[str, object] = {}
+        for k, v in node.items():
+            out.update(flat(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+
+    try:
+        with open(earlier) as a, open(now) as b:
+            old, new = flat(yaml.safe_load(a)), flat(yaml.safe_load(b))
+    except Exception:  # noqa: BLE001 - a yaml that safe_load refuses: no keys, still kept
+        return None
+    missing = "(not set)"
+    return [f"{k}: {old.get(k, missing)!r} -> {new.get(k, missing)!r}" for k in sorted(set(old) | set(new))
+            if old.get(k, missing) != new.get(k, missing)]
 
 
 def archive_previous_run(

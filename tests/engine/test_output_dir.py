@@ -531,3 +531,31 @@ def test_a_needed_path_that_does_not_exist_keeps_nothing_of_the_earlier_run_in_p
     (tmp_path / "inference" / "x.json").write_text("[]")
     target = Path(archive_previous_run(str(tmp_path), [str(tmp_path / "inference" / "gone.pth")]))
     assert not (tmp_path / "inference").exists() and (target / "inference" / "x.json").read_text() == "[]"
+
+
+def test_a_resumed_runs_earlier_config_is_kept_beside_its_final_checkpoint_only_when_it_changed(tmp_path, capsys):
+    # A LazyConfig's config.yaml (and .pkl) as default_setup writes it again on a resume.
+    from dropblock_det.engine.output_dir import prepare_output_dir, report_resumed_config
+
+    (tmp_path / "model_final.pth").write_bytes(b"PK final")
+    (tmp_path / "last_checkpoint").write_text("model_final.pth")
+    for config in ("train:\n  max_iter: 20\n  output_dir: old\n", "train:\n  max_iter: 40\n  output_dir: old\n"):
+        (tmp_path / "config.yaml").write_text("train:\n  max_iter: 20\n  output_dir: old\n")
+        (tmp_path / "config.yaml.pkl").write_bytes(b"pickled")
+        kept = prepare_output_dir(str(tmp_path), "train.output_dir", False, True, True)
+        (tmp_path / "config.yaml").write_text(config.replace("old", str(tmp_path)))  # default_setup
+        report_resumed_config(str(tmp_path), kept, "train.output_dir")
+    first, second = sorted((tmp_path / "previous_runs").iterdir())
+    # The same config but for its folder: only the finished run's checkpoint is kept.
+    assert sorted(p.name for p in first.iterdir()) == ["model_final.pth"]
+    assert sorted(p.name for p in second.iterdir()) == ["config.yaml", "config.yaml.pkl", "model_final.pth"]
+    assert "max_iter: 20" in (second / "config.yaml").read_text()
+    assert capsys.readouterr().out.endswith(
+        f"(train.max_iter: 20 -> 40): that config.yaml is kept as {second / 'config.yaml'}\n")
+    # One that is no YAML is kept all the same, without the keys.
+    (tmp_path / "config.yaml").write_text("a: [")
+    kept = prepare_output_dir(str(tmp_path), "OUTPUT_DIR", False, True, True)
+    (tmp_path / "config.yaml").write_text("a: 1\n")
+    report_resumed_config(str(tmp_path), kept, "OUTPUT_DIR")
+    assert (Path(kept) / "config.yaml").read_text() == "a: ["
+    assert capsys.readouterr().out.endswith(f"was trained with so far: that config.yaml is kept as {kept}/config.yaml\n")

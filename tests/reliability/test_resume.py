@@ -166,3 +166,31 @@ def test_eval_only_with_resume_evaluates_the_runs_last_checkpoint(runs, tmp_path
         assert loaded == [str(out_dir / "model_final.pth")] and set(results) == {"bbox"}
         with pytest.raises(ValueError, match="--eval-only needs weights to evaluate: MODEL.WEIGHTS is empty"):
             train_net.main(train_net.parser().parse_args(["--eval-only"] + args))
+
+
+def test_a_resume_with_changed_opts_keeps_the_config_the_run_was_trained_with_so_far(runs, tmp_path, capsys):
+    # default_setup rewrote config.yaml without a word: a run resumed with another KEEP_PROB
+    # (which a resume takes) no longer said what its first iterations were trained with.
+    import shutil
+
+    train_net = load_tool("train_net")
+    out_dir = tmp_path / "run"
+    shutil.copytree(runs["resumed"], out_dir)
+    (out_dir / "last_checkpoint").write_text(f"model_{INTERRUPT_AFTER - 1:07d}.pth")
+    args = ["--resume", "--config-file", CONFIG] + OPTS + ["OUTPUT_DIR", str(out_dir)]
+    with tiny_synthetic_datasets(tmp_path / "datasets"):
+        # The run's config.yaml names its old OUTPUT_DIR, or is an --eval-only test's.
+        train_net.setup(train_net.parser().parse_args(args))
+        shutil.rmtree(out_dir / "previous_runs", ignore_errors=True)
+        capsys.readouterr()
+        train_net.setup(train_net.parser().parse_args(args))
+        # The same config: nothing kept, no empty previous_runs/ left.
+        printed = capsys.readouterr().out
+        assert not (out_dir / "previous_runs").exists() and "differs" not in printed, printed
+        earlier = (out_dir / "config.yaml").read_text()
+        train_net.setup(train_net.parser().parse_args(args + ["MODEL.DROPBLOCK.KEEP_PROB", "0.8"]))
+    (kept,) = (out_dir / "previous_runs").glob("*/config.yaml")
+    assert kept.read_text() == earlier and "KEEP_PROB: 0.8" in (out_dir / "config.yaml").read_text()
+    assert (f"This resumed run's config differs from the one the run in OUTPUT_DIR='{out_dir}' was trained with so "
+            f"far (MODEL.DROPBLOCK.KEEP_PROB: 0.9 -> 0.8): that config.yaml is kept as {kept}") in capsys.readouterr().out
+    assert sorted(p.name for p in kept.parent.iterdir()) == ["config.yaml"]  # the checkpoints stay

@@ -131,9 +131,11 @@ def test_resume_continues_the_run_and_its_ramp(trained, tool, tmp_path, monkeypa
     # Iterations 3 and 4 are new, on the ramp to max_iter 5 (the earlier ones stay logged).
     assert ramp[3] == pytest.approx(1 - 0.1 * 3 / 5) and ramp[4] == pytest.approx(1 - 0.1 * 4 / 5)
     assert torch.load(run / "model_final.pth", map_location="cpu", weights_only=False)["iteration"] == 4
-    # Nothing moved; the finished run's model_final.pth, which the continued run replaced, is kept.
+    # Nothing moved; the finished run's model_final.pth, which the continued run replaced, is
+    # kept, with the config.yaml that train.max_iter=5 rewrote.
     (kept,) = (run / "previous_runs").iterdir()
-    assert [p.name for p in kept.iterdir()] == ["model_final.pth"]
+    assert sorted(p.name for p in kept.iterdir()) == ["config.yaml", "model_final.pth"]
+    assert "max_iter: 3" in (kept / "config.yaml").read_text()
     assert (kept / "model_final.pth").read_bytes() == (out / "model_final.pth").read_bytes()
     # Each iteration trained once: the resumed run starts after the checkpoint's.
     assert [r["iteration"] for r in records if "total_loss" in r] == [0, 1, 2, 3, 4]

@@ -266,7 +266,9 @@ def test_a_fresh_run_into_a_used_output_dir_moves_the_earlier_run_aside(trained,
     train_net.setup(train_net.parser().parse_args(
         ["--config-file", DB_CONFIG, "--resume"] + TINY_OPTS + ["SOLVER.MAX_ITER", "5", "OUTPUT_DIR", str(kept)]))
     (archived,) = (kept / "previous_runs").iterdir()
-    assert [p.name for p in archived.iterdir()] == ["model_final.pth"]
+    # With it the config.yaml that the larger SOLVER.MAX_ITER rewrote (report_resumed_config).
+    assert sorted(p.name for p in archived.iterdir()) == ["config.yaml", "model_final.pth"]
+    assert (archived / "config.yaml").read_text() == (out / "config.yaml").read_text()
     assert (archived / "model_final.pth").read_bytes() == (kept / "model_final.pth").read_bytes() == weights
     assert sorted(p.name for p in kept.iterdir() if p.name != "previous_runs") == before
 
