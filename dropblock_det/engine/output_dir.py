@@ -144,6 +144,11 @@ def prepare_output_dir(output_dir: str, key: str, eval_only: bool, resume: bool,
             print(f"The earlier {_listing(archived)} in {key}={output_dir!r} moved to {archived}", flush=True)
         elif archived:
             print(f"{what} in {key}={output_dir!r} was moved to {archived}{hint}", flush=True)
+        elif resume and not eval_only:
+            # Else a --resume into a mistyped or new folder trained from scratch with only
+            # detectron2's "No checkpoint found" among the log's lines to say so.
+            print(f"--resume found no checkpoint in {key}={output_dir!r}: training starts at iteration 0",
+                  flush=True)
     comm.synchronize()
 
 

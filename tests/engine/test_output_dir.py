@@ -269,9 +269,13 @@ def test_an_evaluation_names_each_file_and_folder_it_moved(tmp_path, capsys):
 def test_prepare_output_dir_says_nothing_where_nothing_moved_and_names_the_key_of_a_kept_checkpoint(tmp_path, capsys):
     from dropblock_det.engine.output_dir import prepare_output_dir
 
-    for eval_only, resume in ((False, False), (True, False), (False, True)):
+    for eval_only, resume in ((False, False), (True, False), (True, True)):
         prepare_output_dir(str(tmp_path / "new"), "OUTPUT_DIR", eval_only, resume, False)
         assert capsys.readouterr().out == ""  # no "moved to None"
+    # A --resume (into a mistyped folder) that trains from scratch says so, moving nothing.
+    prepare_output_dir(str(tmp_path / "new"), "OUTPUT_DIR", False, True, False)
+    assert capsys.readouterr().out == (f"--resume found no checkpoint in OUTPUT_DIR='{tmp_path / 'new'}': "
+                                       "training starts at iteration 0\n")
     finished = tmp_path / "finished"
     finished.mkdir()
     (finished / "model_final.pth").write_bytes(b"PK final")
