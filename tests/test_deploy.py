@@ -598,3 +598,84 @@ def test_a_set_registered_by_detectron2_is_told_apart_from_the_plugins_and_a_use
         ) == [("voc_2012_sem_seg_val", "dropblock_det.data.voc_sem_seg"), ("my_own_set_for_deploy_test", __name__)]
     finally:
         DatasetCatalog.remove("my_own_set_for_deploy_test")
+
+
+# --- mutation run 51: behaviour the tests above left unpinned --------------------------------
+
+
+@pytest.mark.skipif(STOCK_HEAD_BUILDS_GN, reason="this detectron2's RetinaNetHead builds GN: nothing to refuse")
+def test_a_gn_retinanet_head_this_detectron2_cannot_build_is_refused_with_what_to_do_instead():
+    # detectron2 v0.6's RetinaNetHead cannot build GN: the refusal says how to serve the model
+    # anyway, not only which error the stock head raised.
+    with pytest.raises(ValueError, match=r"^MODEL\.RETINANET\.NORM='GN': this detectron2's own RetinaNetHead "
+                                         r".*serve the DropBlockRetinaNet model in eval mode, or use current detectron2$"):
+        stock_config(dropblock_everywhere_cfg(head_norm="GN"))
+
+
+def test_a_lazy_node_reading_the_model_through_an_interpolation_reads_the_stock_model():
+    # `train.ema_model = "${model}"`: the interpolation is kept, and reads the rewritten model;
+    # the model's components are not counted a second time under the reading key.
+    from dropblock_det.deploy import lazy_plugin_nodes, lazy_stock_config
+
+    cfg = _lazy(SYNTHETIC_LAZY, "model.head.norm=''")
+    cfg.train.ema_model = "${model}"
+    stock = lazy_stock_config(cfg)
+    assert stock.train._get_node("ema_model")._value() == "${model}"
+    assert lazy_plugin_nodes(stock) == []
+    assert stock.train.ema_model._target_ is RetinaNet
+
+
+def test_a_dropblock_component_with_no_stock_counterpart_in_the_lazy_evaluator_is_named():
+    # detectron2's --eval-only builds dataloader.evaluator too: a dropblock-det function there
+    # (the yacs tools' build_evaluator) is refused, not listed as a training-only node.
+    from detectron2.config import LazyCall as L
+
+    from dropblock_det.deploy import lazy_stock_config
+    from dropblock_det.engine.evaluation import build_evaluator
+
+    cfg = _lazy(SYNTHETIC_LAZY, "model.head.norm=''")
+    cfg.dataloader.evaluator = L(build_evaluator)(cfg=None, dataset_name="${..test.dataset.names}")
+    with pytest.raises(ValueError, match=r"^dataloader\.evaluator: dropblock_det\.engine\.evaluation\.build_evaluator "
+                                         r"has no stock detectron2 counterpart .*evaluating builds this node"):
+        lazy_stock_config(cfg)
+
+
+def test_a_users_own_top_level_dropblock_node_that_builds_nothing_of_dropblock_det_is_kept():
+    # Only dropblock-det's training-only nodes are left out: a user's node of the same name
+    # that builds no dropblock-det component stays, as every other key of the user's own.
+    from dropblock_det.deploy import lazy_stock_config
+
+    cfg = _lazy(SYNTHETIC_LAZY, "model.head.norm=''")
+    cfg.dropblock = {"note": "the user's own"}
+    cfg.train.dropblock_schedule = {"note": "the user's own too"}
+    stock = lazy_stock_config(cfg)
+    assert stock.dropblock.note == "the user's own"
+    assert stock.train.dropblock_schedule.note == "the user's own too"
+
+
+def test_the_lazy_eval_nodes_are_the_three_and_what_is_under_them_only():
+    from dropblock_det.deploy import in_lazy_eval_nodes
+
+    for key in ("model", "model.backbone.bottom_up", "dataloader.test", "dataloader.test.mapper.augmentations.0",
+                "dataloader.evaluator", "dataloader.evaluator.dataset_name"):
+        assert in_lazy_eval_nodes(key), key
+    # Keys that only begin like one: a teacher model, a second test loader the user's own code builds.
+    for key in ("model_teacher", "model_teacher.backbone", "dataloader.test_hard", "dataloader.evaluators",
+                "dataloader.train", "dataloader", "train.model"):
+        assert not in_lazy_eval_nodes(key), key
+
+
+def test_a_lazy_training_node_reading_a_dropblock_det_component_through_an_interpolation_keeps_it():
+    # Only interpolations inside the eval nodes are replaced by their values: the training
+    # loader's stays as the user wrote it, and still reads the (training-only) Cutout.
+    from detectron2.config import LazyCall as L
+
+    from dropblock_det.data.cutout import Cutout
+    from dropblock_det.deploy import lazy_plugin_nodes, lazy_stock_config
+
+    cfg = _lazy(SYNTHETIC_LAZY, "model.head.norm=''")
+    cfg.train_augmentations = list(cfg.dataloader.train.mapper.augmentations) + [L(Cutout)(size=8)]
+    cfg.dataloader.train.mapper.augmentations = "${train_augmentations}"
+    stock = lazy_stock_config(cfg)
+    assert stock.dataloader.train.mapper._get_node("augmentations")._value() == "${train_augmentations}"
+    assert [key for key, _ in lazy_plugin_nodes(stock)] == [f"train_augmentations.{len(cfg.train_augmentations) - 1}"]
