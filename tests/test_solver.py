@@ -314,3 +314,17 @@ def test_a_cosine_schedule_is_detectron2s():
     assert not isinstance(scheduler, WarmupPolyLR)
     lrs = _lrs(scheduler, 10)
     assert lrs == pytest.approx([0.5 * (1 + math.cos(math.pi * t / 10)) for t in range(10)])
+
+
+# --- mutation run 51: behaviour the tests above left unpinned --------------------------------
+
+
+def test_a_negative_constant_ending_is_refused_not_taken_for_no_floor():
+    # A floor below 0 is no floor: a typo (-0.01 for 0.01) was trained without one, silently.
+    from dropblock_det.solver import WarmupPolyParamScheduler
+
+    cfg = _seg_cfg(MAX_ITER=100, WARMUP_ITERS=10, POLY_LR_CONSTANT_ENDING=-0.01)
+    with pytest.raises(ValueError, match=r"^SOLVER\.POLY_LR_CONSTANT_ENDING must be in \[0, 1\], got -0\.01$"):
+        build_lr_scheduler(cfg, _optimizer())
+    with pytest.raises(ValueError, match=r"^constant_ending must be in \[0, 1\], got -0\.01$"):
+        WarmupPolyParamScheduler(constant_ending=-0.01)
