@@ -325,3 +325,91 @@ def test_which_models_cannot_train_on_a_set_is_told_only_where_certain():
     cfg = synthetic_cfg("MODEL.META_ARCHITECTURE", "NoSuchArchitecture")
     cfg.DATASETS.TRAIN = ("synthetic_sem_seg_train",)
     assert check_training_sets(cfg) is None  # the model check names the architecture
+
+
+# --- mutation run 51: behaviour the tests above left unpinned --------------------------------
+
+
+def test_build_evaluator_writes_into_the_output_folder_it_is_given(tmp_path):
+    # A trainer's build_evaluator(cfg, name, output_folder): the folder given is the one written.
+    from dropblock_det.engine.evaluation import build_evaluator
+
+    name = "dropblock_test_coco_output_folder"
+    coco = {"images": [{"id": 1, "file_name": "a.jpg", "height": 32, "width": 32}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [4, 4, 16, 16], "area": 256.0,
+                             "iscrowd": 0}],
+            "categories": [{"id": 1, "name": "square"}]}
+    register_coco_json(name, coco, tmp_path)
+    cfg = synthetic_cfg("OUTPUT_DIR", str(tmp_path / "run"))
+    evaluator = build_evaluator(cfg, name, str(tmp_path / "elsewhere"))
+    assert evaluator._output_dir == str(tmp_path / "elsewhere")
+
+
+def test_a_coco_set_with_masks_scores_a_mask_models_masks_too(tmp_path):
+    # The tasks come from the predictions: a Mask R-CNN's segm AP beside its box AP.
+    import pycocotools.mask as mask_util
+
+    from dropblock_det.engine.evaluation import dataset_evaluator
+
+    name = "dropblock_test_coco_with_masks"
+    square = [4.0, 4.0, 20.0, 4.0, 20.0, 20.0, 4.0, 20.0]
+    coco = {"images": [{"id": 1, "file_name": "a.jpg", "height": 32, "width": 32}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [4, 4, 16, 16], "area": 256.0,
+                             "iscrowd": 0, "segmentation": [square]}],
+            "categories": [{"id": 1, "name": "square"}]}
+    register_coco_json(name, coco, tmp_path)
+    mask = np.zeros((32, 32), dtype=np.uint8, order="F")
+    mask[4:20, 4:20] = 1
+    rle = mask_util.encode(mask)
+    rle["counts"] = rle["counts"].decode("utf-8")
+    evaluator = dataset_evaluator(name, None)
+    evaluator.reset()
+    evaluator._predictions = [{"image_id": 1, "instances": [
+        {"image_id": 1, "category_id": 0, "bbox": [4.0, 4.0, 16.0, 16.0], "score": 0.9, "segmentation": rle}]}]
+    results = evaluator.evaluate()
+    assert sorted(results) == ["bbox", "segm"]
+    assert results["bbox"]["AP"] > 50 and results["segm"]["AP"] > 50
+
+
+def test_the_miou_leaves_out_the_pixels_the_ground_truth_ignores_as_detectron2s_per_class_ious_do(tmp_path):
+    # Predictions on ignore_label pixels (the matrix's last column) score nothing either way.
+    from dropblock_det.data.synthetic import make_synthetic_sem_seg, register_synthetic_datasets
+    from dropblock_det.engine.evaluation import dataset_evaluator
+
+    make_synthetic_sem_seg(tmp_path, num_train=1, num_val=1, image_size=32, min_object_size=8, max_object_size=16)
+    register_synthetic_datasets(tmp_path)
+    try:
+        evaluator = dataset_evaluator("synthetic_sem_seg_val", output_dir=None)
+    finally:
+        register_synthetic_datasets()
+    n = evaluator._num_classes
+    evaluator.reset()
+    matrix = np.zeros((n + 1, n + 1), dtype=np.int64)
+    matrix[0, 0], matrix[1, 0] = 6, 2
+    matrix[1, 1], matrix[2, 1] = 1, 3
+    matrix[0, n], matrix[1, n] = 5, 7  # ignored pixels, predicted as class 0 and 1
+    evaluator._conf_matrix = matrix
+    result = evaluator.evaluate()["sem_seg"]
+    iou_0, iou_1 = 6 / (8 + 6 - 6), 1 / (4 + 3 - 1)
+    assert result["IoU-" + evaluator._class_names[0]] == pytest.approx(100 * iou_0)
+    assert result["mIoU"] == pytest.approx(100 * (iou_0 + iou_1) / 2)
+
+
+def test_the_coco_evaluator_leaves_out_masks_when_any_annotation_of_the_set_has_none(tmp_path):
+    # pycocotools reads the segmentation of every annotation: one without fails the whole
+    # evaluation (KeyError: 'segmentation'), so a set where only some have masks scores boxes.
+    from dropblock_det.engine.evaluation import dataset_evaluator
+
+    name = "dropblock_test_coco_some_masks"
+    square = [4.0, 4.0, 20.0, 4.0, 20.0, 20.0, 4.0, 20.0]
+    coco = {"images": [{"id": 1, "file_name": "a.jpg", "height": 32, "width": 32}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [4, 4, 16, 16], "area": 256.0,
+                             "iscrowd": 0, "segmentation": [square]},
+                            {"id": 2, "image_id": 1, "category_id": 1, "bbox": [20, 20, 8, 8], "area": 64.0,
+                             "iscrowd": 0}],
+            "categories": [{"id": 1, "name": "square"}]}
+    register_coco_json(name, coco, tmp_path)
+    evaluator = dataset_evaluator(name, None)
+    prediction = {"image_id": 1, "category_id": 1, "bbox": [4, 4, 16, 16], "score": 0.9,
+                  "segmentation": {"size": [32, 32], "counts": "abc"}}
+    assert evaluator._tasks_from_predictions([prediction]) == ["bbox"]
