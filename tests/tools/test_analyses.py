@@ -1138,3 +1138,42 @@ def test_the_first_lazy_test_dataset_refuses_an_interpolation_that_does_not_reso
     OmegaConf.update(cfg, key, "${nope}")
     with pytest.raises(ValueError, match=rf"^{re.escape(key)}=\$\{{nope\}}: InterpolationKeyError: [^\n]*$"):
         first_lazy_test_dataset(cfg, "c.py")
+
+
+# --- mutation run 51: behaviour the tests above left unpinned --------------------------------
+
+
+def test_a_foreign_row_is_said_what_changed_only_when_its_folder_records_that_rows_configuration(tmp_path):
+    # The cell folder's record of a third configuration says nothing of the row's: no
+    # "changed:" list is drawn from it (it would name keys the row never had).
+    from dropblock_det.analysis import SWEEP_CELL_FILE, SweepMismatchError, run_sweep
+
+    def sweep(max_iter):
+        return run_sweep([(1, 0.8)], lambda b, kp, cfg, resume: b * kp, tmp_path / "sweep.csv", log=lambda m: None,
+                         cell_config=lambda b, kp: _fake_config(tmp_path, b, kp, max_iter))
+
+    sweep(2)
+    record_path = tmp_path / "b1_kp0.8" / SWEEP_CELL_FILE
+    record = json.loads(record_path.read_text())
+    record["fingerprint"], record["config"]["SOLVER"]["MAX_ITER"] = "0" * 64, 7
+    record_path.write_text(json.dumps(record))
+    with pytest.raises(SweepMismatchError) as e:
+        sweep(3)
+    row_line = [line for line in str(e.value).splitlines() if "its row in" in line]
+    assert len(row_line) == 1 and "changed:" not in row_line[0] and "7 ->" not in row_line[0]
+
+
+def test_the_first_lazy_test_dataset_refuses_an_evaluator_of_another_dataset():
+    # Predictions of the first test set would be scored against another set's annotations.
+    from omegaconf import OmegaConf
+
+    from dropblock_det.analysis import first_lazy_test_dataset
+
+    cfg = OmegaConf.create({"dataloader": {"test": {"dataset": {"names": ["set_a", "set_b"]}},
+                                           "evaluator": {"dataset_name": "set_b"}}})
+    with pytest.raises(ValueError, match=r"^dataloader\.evaluator\.dataset_name='set_b' in c\.py \(\+ opts\) is not "
+                                         r"the dataset the analysis evaluates, .* 'set_a'"):
+        first_lazy_test_dataset(cfg, "c.py")
+    cfg.dataloader.evaluator.dataset_name = "${..test.dataset.names}"
+    assert first_lazy_test_dataset(cfg, "c.py") == "set_a"
+    assert cfg.dataloader.evaluator.dataset_name == "set_a"
