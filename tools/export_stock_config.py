@@ -260,6 +260,11 @@ def yacs_stock_config_text(args: argparse.Namespace) -> Tuple[str, str, List[str
     from dropblock_det.engine.checkpoint import check_weights_path
     from dropblock_det.engine.config_checks import load_config
 
+    if args.output.endswith(".py"):
+        # Which kind a config file is, detectron2's tools and this project's tell by its name:
+        # a .py is read as a LazyConfig, and the written YAML failed there as Python.
+        raise ValueError(f"--output {args.output!r}: a yacs config is written as YAML, and a .py file is read "
+                         "as a LazyConfig (Python) by detectron2's tools: give a .yaml or .yml name")
     cfg = load_config(args.config_file, args.opts)
     check_weights_path(cfg, fetch=False)  # a URL is written as it is, and not checked
     stock = stock_config(cfg)

@@ -269,6 +269,7 @@ def test_a_deeplab_model_is_written_with_the_deeplab_projects_keys(tmp_path, cap
 
 # ----------------------------------------------------------------------------- LazyConfig
 SYNTHETIC_LAZY = str(CONFIGS / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3.py")
+SYNTHETIC = SYNTHETIC_LAZY[:-len(".py")] + ".yaml"
 
 
 @pytest.fixture
@@ -463,6 +464,16 @@ def test_a_lazy_config_to_be_written_under_a_name_lazyconfig_load_does_not_read_
     out = tmp_path / "stock_config.txt"
     with pytest.raises(ValueError, match=r"^--output '.*stock_config\.txt': a LazyConfig is written as YAML"):
         load_tool("export_stock_config").main(["--config-file", SYNTHETIC_LAZY, "--output", str(out)])
+    assert not out.exists()
+
+
+def test_a_yacs_config_to_be_written_under_a_python_name_is_refused_first(tmp_path):
+    # A .py --config-file is a LazyConfig to detectron2's tools and this project's: the YAML
+    # written under that name was then run as Python.
+    out = tmp_path / "stock_config.py"
+    with pytest.raises(ValueError, match=r"^--output '.*stock_config\.py': a yacs config is written as YAML, "
+                                         r"and a \.py file is read as a LazyConfig"):
+        load_tool("export_stock_config").main(["--config-file", SYNTHETIC, "--output", str(out)])
     assert not out.exists()
 
 
