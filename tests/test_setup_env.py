@@ -246,6 +246,23 @@ def test_a_venv_this_python_cannot_put_pip_into_is_named_and_not_left_half_made(
         assert not target.exists()
 
 
+def _cached_sdist(tmp_path, files):
+    """A cache folder holding a stand-in pb1-detectron2-0.6.tar.gz: the setup.py the build
+    patches and `files` ({name: text}) in its detectron2/."""
+    import tarfile
+
+    src = tmp_path / "sdist" / "pb1-detectron2-0.6"
+    (src / "detectron2").mkdir(parents=True)
+    (src / "setup.py").write_text("setup(\n    ext_modules=get_extensions(),\n)\n")
+    for name, text in files.items():
+        (src / "detectron2" / name).write_text(text)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    with tarfile.open(cache / "pb1-detectron2-0.6.tar.gz", "w:gz") as tar:
+        tar.add(src, arcname=src.name)
+    return cache
+
+
 def _main_up_to_the_first_install(mod, monkeypatch, tmp_path, imports, stamp=None, version=(3, 11)):
     """main() on an existing environment (an empty file standing in for its interpreter of
     Python `version`, tmp_path its prefix) where `imports(code)` says whether `python -c code`
@@ -308,17 +325,8 @@ def test_the_project_is_installed_with_its_test_extras_and_the_v06_pins_only_on_
 def test_v06_is_installed_with_its_pins_or_with_the_newer_pythons_source_fixes(tmp_path, monkeypatch, version):
     # Python 3.12 and later have no wheels of numpy<1.24 or Pillow<10: there the sdist's source
     # is rewritten for the numpy and Pillow that install, and only setuptools is pinned.
-    import tarfile
-
     mod = _load_setup_env()
-    src = tmp_path / "sdist" / "pb1-detectron2-0.6"
-    (src / "detectron2").mkdir(parents=True)
-    (src / "setup.py").write_text("setup(\n    ext_modules=get_extensions(),\n)\n")
-    (src / "detectron2" / "build.py").write_text("x = np.zeros(3, dtype=np.int)\n")
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    with tarfile.open(cache / "pb1-detectron2-0.6.tar.gz", "w:gz") as tar:
-        tar.add(src, arcname=src.name)
+    cache = _cached_sdist(tmp_path, {"build.py": "x = np.zeros(3, dtype=np.int)\n"})
     installs = []
 
     def pip(python, *args, what):
@@ -524,16 +532,8 @@ def test_the_stamp_a_run_writes_makes_the_next_run_install_nothing(tmp_path, mon
 
 def test_a_cached_detectron2_sdist_is_installed_without_a_download_and_without_its_deps(tmp_path, monkeypatch):
     # Its own requirements (black==21.4b2, iopath<0.1.10) are left out; a rerun needs no registry for it.
-    import tarfile
-
     mod = _load_setup_env()
-    src = tmp_path / "sdist" / "pb1-detectron2-0.6"
-    (src / "detectron2").mkdir(parents=True)
-    (src / "setup.py").write_text("setup(\n    ext_modules=get_extensions(),\n)\n")
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    with tarfile.open(cache / "pb1-detectron2-0.6.tar.gz", "w:gz") as tar:
-        tar.add(src, arcname=src.name)
+    cache = _cached_sdist(tmp_path, {})
     installs = []
 
     def pip(python, *args, what):
