@@ -1177,3 +1177,68 @@ def test_the_first_lazy_test_dataset_refuses_an_evaluator_of_another_dataset():
     cfg.dataloader.evaluator.dataset_name = "${..test.dataset.names}"
     assert first_lazy_test_dataset(cfg, "c.py") == "set_a"
     assert cfg.dataloader.evaluator.dataset_name == "set_a"
+
+
+# --- mutation run 51b: behaviour the tests above left unpinned -------------------------------
+
+
+def test_robustness_config_keeps_the_dropblock_locations_the_config_enables(tiny_datasets):
+    # DropBlock is inserted in the ResNet only where the config enables no location: a model
+    # whose DropBlock is in its head is evaluated with that DropBlock alone, not the ResNet's too.
+    cfg = load_tool("analyze_robustness").robustness_config(
+        DB_CONFIG, TINY_OPTS + ["MODEL.DROPBLOCK.RESNET.ENABLED", "False", "MODEL.DROPBLOCK.HEAD.ENABLED", "True"])
+    assert cfg.MODEL.DROPBLOCK.HEAD.ENABLED and not cfg.MODEL.DROPBLOCK.RESNET.ENABLED
+
+
+def test_a_robustness_run_whose_kernels_cannot_run_on_its_device_is_refused_before_any_checkpoint_loads(
+        tiny_datasets, tmp_path, monkeypatch):
+    # DropBlock runs in these evaluations: MODEL.DROPBLOCK.IMPL triton where the kernels cannot
+    # run is named first, not found by the checkpoint's load or the first evaluation.
+    from dropblock_det import config
+
+    monkeypatch.setattr(config, "triton_unavailable_reason", lambda device: "no Triton (test)")
+    (tmp_path / "model.pth").write_bytes(b"")  # never read: the refusal comes first
+    with pytest.raises(ValueError, match=r"MODEL\.DROPBLOCK\.IMPL.*'triton'.*cannot run on MODEL\.DEVICE='cpu': "
+                                         r"no Triton \(test\)"):
+        load_tool("analyze_robustness").main(
+            ["--config-file", DB_CONFIG, "--checkpoint", str(tmp_path / "model.pth"), "--keep-probs", "0.9",
+             "--seeds", "0", "--output-dir", str(tmp_path / "out")]
+            + TINY_OPTS + ["MODEL.DEVICE", "cpu", "MODEL.DROPBLOCK.IMPL", "triton"])
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_sweep_whose_training_set_is_not_registered_is_refused_before_its_folder_is_made(tiny_datasets, tmp_path):
+    # The shared config is checked once before the first cell: the unregistered training set
+    # is named with its key, not found by the first cell's training inside the new folder.
+    out = tmp_path / "sweep"
+    with pytest.raises(KeyError, match=r"DATASETS\.TRAIN names 'not_registered_here', which is not a registered dataset"):
+        load_tool("sweep").main(["--config-file", DB_CONFIG, "--block-sizes", "3", "--keep-probs", "0.9",
+                                 "--output-dir", str(out)] + TINY_OPTS
+                                + ["SOLVER.MAX_ITER", "2", "DATASETS.TRAIN", "('not_registered_here',)"])
+    assert not out.exists()
+
+
+# --- mutation run 51b: behaviour the tests above left unpinned -------------------------------
+
+
+def test_a_sweep_checks_and_evaluates_only_the_first_test_dataset(tiny_datasets, tmp_path):
+    # The cells are evaluated on DATASETS.TEST[0] alone: a later entry (here one not registered
+    # in this process) is neither checked nor evaluated, so it does not refuse the sweep.
+    out = tmp_path / "sweep"
+    values = load_tool("sweep").main(
+        ["--config-file", DB_CONFIG, "--block-sizes", "3", "--keep-probs", "0.9", "--output-dir", str(out)]
+        + TINY_OPTS + ["SOLVER.MAX_ITER", "2", "DATASETS.TEST", "('synthetic_det_val', 'not_registered_here')"])
+    assert set(values) == {(3, 0.9)} and math.isfinite(values[(3, 0.9)])
+    assert "- synthetic_det_val\n" in (out / "b3_kp0.9" / "config.yaml").read_text()
+    assert "not_registered_here" not in (out / "b3_kp0.9" / "config.yaml").read_text()
+
+
+def test_a_yacs_block_size_opt_is_refused_naming_block_sizes(tmp_path):
+    # Every cell sets MODEL.DROPBLOCK.BLOCK_SIZE from --block-sizes: the opt would be
+    # overwritten without a word.
+    with pytest.raises(ValueError, match=r"^MODEL\.DROPBLOCK\.BLOCK_SIZE '5' is set by each cell from "
+                                         r"--block-sizes: give --block-sizes 5"):
+        load_tool("sweep").main(["--config-file", DB_CONFIG, "--block-sizes", "3", "--keep-probs", "0.9",
+                                 "--output-dir", str(tmp_path / "sweep")] + TINY_OPTS
+                                + ["SOLVER.MAX_ITER", "2", "MODEL.DROPBLOCK.BLOCK_SIZE", "5"])
+    assert not (tmp_path / "sweep").exists()

@@ -159,3 +159,13 @@ def test_a_seed_torch_cannot_take_is_refused_naming_the_flag_before_anything_is_
     assert sorted(p.name for p in out.iterdir()) == ["robustness.txt"]
     assert tool.parse_args(["--config-file", "c", "--checkpoint", "m.pth", "--seeds", str(2**64 - 1),
                             str(-2**63)]).seeds == [2**64 - 1, -2**63]
+
+
+# --- mutation run 51b: behaviour the tests above left unpinned -------------------------------
+
+
+def test_a_windows_checkpoint_path_is_not_split_at_its_drive_letter():
+    # "C:\runs\model.pth": the ':' after a one-letter drive is no label separator.
+    tool = load_tool("analyze_robustness")
+    assert tool._checkpoint_and_label("C:\\runs\\model.pth")[0] == "C:\\runs\\model.pth"
+    assert tool._checkpoint_and_label("C:\\runs\\model.pth:DB") == ("C:\\runs\\model.pth", "DB")

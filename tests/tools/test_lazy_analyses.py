@@ -380,3 +380,19 @@ def test_lazy_robustness_reads_a_lazy_runs_config_yaml(checkpoints, tmp_path):
     from_py = tool.main(_robustness_argv(LAZY_CONFIG, checkpoints["dropblock"], tmp_path / "py", **argv)
                         + TINY_LAZY_EVAL_OPTS)
     assert from_yaml == from_py and len(from_py["DropBlock"][0.5]) == 1
+
+
+# --- mutation run 51b: behaviour the tests above left unpinned -------------------------------
+
+
+def test_a_lazy_sweep_without_train_seed_warns_and_each_cells_log_holds_the_model_it_trained(tiny_datasets, tmp_path):
+    # No train.seed: detectron2's default_setup seeds each cell at random (seed -1), which the
+    # sweep says, as for train.seed=-1; it was not taken for seed 0.
+    config = tmp_path / "no_seed.py"
+    config.write_text(NO_DROPBLOCK_NODE.format(path=LAZY_CONFIG, change='dropblock = _cfg.dropblock\ndel train["seed"]'))
+    with pytest.warns(UserWarning, match=r"^train\.seed=-1 \(a random seed per cell\)"):
+        load_tool("sweep").main(_sweep_argv(tmp_path / "sweep", block_sizes=("3",), config=str(config))
+                                + TINY_LAZY_OPTS)
+    # The cell's log.txt holds dropblock_det's lines (the model do_train logs) beside detectron2's.
+    log = (tmp_path / "sweep" / "b3_kp0.8" / "log.txt").read_text()
+    assert "dropblock.lazy INFO: Model:" in log and "] d2." in log
