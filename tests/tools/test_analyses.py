@@ -1242,3 +1242,20 @@ def test_a_yacs_block_size_opt_is_refused_naming_block_sizes(tmp_path):
                                  "--output-dir", str(tmp_path / "sweep")] + TINY_OPTS
                                 + ["SOLVER.MAX_ITER", "2", "MODEL.DROPBLOCK.BLOCK_SIZE", "5"])
     assert not (tmp_path / "sweep").exists()
+
+
+def test_a_changed_configuration_names_six_keys_and_counts_the_others():
+    # A sweep refused for another configuration says the first six changed keys and how many
+    # more there are, not every one of them (nor only six as if they were all).
+    from dropblock_det.analysis import _config_diff
+
+    diff = _config_diff({"SOLVER": {f"K{i}": i for i in range(8)}}, {"SOLVER": {f"K{i}": i + 1 for i in range(8)}})
+    assert diff.count(" -> ") == 6 and "SOLVER.K0: 0 -> 1" in diff and diff.endswith("... 2 more")
+
+
+def test_robustness_config_evaluates_only_the_first_test_dataset(tiny_datasets):
+    # detectron2's test keys its results by dataset name when there are several: the curves
+    # read one set's box AP, so the config keeps the first set alone.
+    cfg = load_tool("analyze_robustness").robustness_config(
+        DB_CONFIG, TINY_OPTS + ["DATASETS.TEST", "('synthetic_det_val', 'synthetic_det_train')"])
+    assert tuple(cfg.DATASETS.TEST) == ("synthetic_det_val",)

@@ -635,3 +635,38 @@ def test_a_relative_output_folder_is_written_absolute_as_the_weights_are(trained
     load_tool("export_stock_config").main(["--config-file", str(lazy / "config.yaml"), "--output", "lazy.yaml",
                                            "train.output_dir=lazy_run"])
     assert LazyConfig.load("lazy.yaml").train.output_dir == str(tmp_path / "lazy_run" / "stock")
+
+
+# --- mutation run 51b: behaviour the tests above left unpinned -------------------------------
+
+
+def test_a_lazy_config_value_yaml_cannot_hold_inside_a_list_is_named_by_key_and_index(tmp_path):
+    # A function among a list's items: named by its key and index, as one outside a list is.
+    config = tmp_path / "listed.py"
+    config.write_text(textwrap.dedent(f"""
+        import torch
+        from detectron2.config import LazyConfig
+
+        dropblock, model, dataloader, train = LazyConfig.load(
+            {str(CONFIGS / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3.py")!r},
+            keys=("dropblock", "model", "dataloader", "train"))
+        model.head.norm = ""  # a head stock detectron2 v0.6 builds too
+
+        def group_norm_16(channels):
+            return torch.nn.GroupNorm(16, channels)
+
+        dataloader.test.mapper.augmentations = [dataloader.test.mapper.augmentations[0], group_norm_16]
+    """))
+    output = tmp_path / "stock.yaml"
+    with pytest.raises(ValueError, match=r"values YAML cannot hold.*: dataloader\.test\.mapper\.augmentations\.1 "
+                                         r"\(<function group_norm_16 .*define it in a module the config imports"):
+        load_tool("export_stock_config").main(["--config-file", str(config), "--output", str(output)])
+    assert not output.exists()
+
+
+def test_weights_are_said_not_checked_where_the_stock_model_cannot_be_built_on_the_meta_device(tmp_path):
+    # theirs=None: the stock model could not be built on the meta device, so there is nothing
+    # to load the weights into; they are not read, and reported as not checked.
+    weights = tmp_path / "model_final.pth"
+    weights.write_bytes(b"")  # never read
+    assert load_tool("export_stock_config").check_stock_model(None, None, str(weights), "MODEL.WEIGHTS") is False
