@@ -400,15 +400,13 @@ def config_fingerprint(cfg: Any) -> str:
 
 def _config_diff(recorded: Dict[str, Any], now: Dict[str, Any], limit: int = 6) -> str:
     """'KEY: recorded -> now, ...' for the first ``limit`` keys that differ."""
-    from .config import flatten_config  # here: this module imports no detectron2 at import
+    from .config import ABSENT, config_changes  # here: this module imports no detectron2 at import
 
-    old, new = flatten_config(recorded), flatten_config(now)
-    absent = "<absent>"
-    keys = sorted(k for k in old.keys() | new.keys() if old.get(k, absent) != new.get(k, absent))
-    parts = [f"{k}: {old.get(k, absent)!r} -> {new.get(k, absent)!r}" for k in keys[:limit]]
-    if len(keys) > limit:
-        parts.append(f"... {len(keys) - limit} more")
-    if keys and all((k in old) != (k in new) for k in keys):
+    changes = config_changes(recorded, now)
+    parts = [f"{key}: {old!r} -> {new!r}" for key, old, new in changes[:limit]]
+    if len(changes) > limit:
+        parts.append(f"... {len(changes) - limit} more")
+    if changes and all(ABSENT in (old, new) for _, old, new in changes):
         # A sweep started under another detectron2 version: its get_cfg() has other keys.
         parts.append("each a key that one side lacks: typically a sweep begun under another detectron2 "
                      "(or dropblock-det) version, whose default config has other keys")

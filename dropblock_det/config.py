@@ -369,6 +369,18 @@ def flatten_config(node: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
     return flat
 
 
+# What config_changes gives for a key one config lacks.
+ABSENT = "<absent>"
+
+
+def config_changes(old: Dict[str, Any], new: Dict[str, Any]) -> List[Tuple[str, Any, Any]]:
+    """(dotted key, old value, new value) of each value that differs between two configs (as
+    :func:`flatten_config` takes them), sorted by key; ABSENT for a key one of them lacks."""
+    before, after = flatten_config(old), flatten_config(new)
+    return [(key, before.get(key, ABSENT), after.get(key, ABSENT)) for key in sorted(before.keys() | after.keys())
+            if before.get(key, ABSENT) != after.get(key, ABSENT)]
+
+
 def dropblock_schedule_range(cfg: CN) -> Tuple[int, int]:
     """(start, end) iterations of the keep_prob ramp, with END_ITER -1 resolved to
     SOLVER.MAX_ITER (to START_ITER where that is later: only a config with no regularizer

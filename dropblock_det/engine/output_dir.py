@@ -230,9 +230,6 @@ def report_resumed_config(output_dir: str, kept: Optional[str], key: str = "OUTP
         return
     earlier, now = os.path.join(kept, "config.yaml"), os.path.join(output_dir, "config.yaml")
     changes = _config_changes(earlier, now) if os.path.isfile(now) else None
-    if changes is not None:
-        # A run's folder moved and resumed where it now is: its old path is no change.
-        changes = [c for c in changes if c.split(":", 1)[0] not in _OUTPUT_DIR_KEYS]
     if os.path.isfile(now) and (filecmp.cmp(earlier, now, shallow=False) or changes == []):
         for name in CONFIG_FILES:
             with contextlib.suppress(FileNotFoundError):
@@ -254,25 +251,19 @@ _OUTPUT_DIR_KEYS = ("OUTPUT_DIR", "train.output_dir")
 
 def _config_changes(earlier: str, now: str) -> Optional[List[str]]:
     """"MODEL.DROPBLOCK.KEEP_PROB: 0.9 -> 0.8" for each key whose value differs between two
-    config.yaml files (yacs or LazyConfig: both plain YAML); None when one cannot be read."""
+    config.yaml files (yacs or LazyConfig: both plain YAML), but where the run is
+    (_OUTPUT_DIR_KEYS: a run's folder moved and resumed where it now is changes only that);
+    None when one cannot be read."""
     import yaml
 
-    def flat(node: object, prefix: str = "") -> Dict[str, object]:
-        if not isinstance(node, dict):
-            return {prefix: node}
-        out: Dict[str, object] = {}
-        for k, v in node.items():
-            out.update(flat(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
+    from ..config import config_changes
 
     try:
         with open(earlier) as a, open(now) as b:
-            old, new = flat(yaml.safe_load(a)), flat(yaml.safe_load(b))
-    except Exception:  # noqa: BLE001 - a yaml that safe_load refuses: no keys, still kept
+            changes = config_changes(yaml.safe_load(a), yaml.safe_load(b))
+    except Exception:  # noqa: BLE001 - a yaml that safe_load refuses (or no mapping): no keys, still kept
         return None
-    missing = "(not set)"
-    return [f"{k}: {old.get(k, missing)!r} -> {new.get(k, missing)!r}" for k in sorted(set(old) | set(new))
-            if old.get(k, missing) != new.get(k, missing)]
+    return [f"{key}: {old!r} -> {new!r}" for key, old, new in changes if key not in _OUTPUT_DIR_KEYS]
 
 
 def archive_previous_run(
