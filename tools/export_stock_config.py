@@ -205,15 +205,11 @@ def _as_lists(value: Any) -> Any:
     return [_as_lists(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
-def _leaves(node: Any, prefix: str = "") -> dict:
+def _leaves(node: Any) -> dict:
     """{dotted key: value, tuples as lists} of every leaf of the CfgNode `node`."""
-    leaves = {}
-    for key, value in node.items():
-        if isinstance(value, dict):
-            leaves.update(_leaves(value, f"{prefix}{key}."))
-        else:
-            leaves[prefix + key] = _as_lists(value)
-    return leaves
+    from dropblock_det.config import flatten_config
+
+    return {key: _as_lists(value) for key, value in flatten_config(node).items()}
 
 
 def run_config_advice(cfg: Any, args: argparse.Namespace) -> List[str]:
