@@ -248,16 +248,22 @@ def test_a_voc_evaluation_failing_for_another_reason_than_an_annotation_keeps_it
         dataset_evaluator("voc_2007_test").evaluate()
 
 
+def _one_square_coco(*more_annotations: dict, **fields) -> dict:
+    """COCO annotations of one 32x32 image with one 16x16 square of category 1 ("square"), its
+    annotation given `fields` (a segmentation), `more_annotations` after it."""
+    return {"images": [{"id": 1, "file_name": "a.jpg", "height": 32, "width": 32}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [4, 4, 16, 16], "area": 256.0,
+                             "iscrowd": 0, **fields}, *more_annotations],
+            "categories": [{"id": 1, "name": "square"}]}
+
+
 def test_the_coco_evaluator_leaves_out_keypoints_a_box_only_set_cannot_score(tmp_path):
     # A Keypoint R-CNN evaluated on a set without "keypoints" in its annotations: pycocotools
     # failed after the whole inference; the boxes are scored alone, as for masks.
     from dropblock_det.engine.evaluation import dataset_evaluator
 
     name = "dropblock_test_coco_boxes_for_keypoints"
-    coco = {"images": [{"id": 1, "file_name": "a.jpg", "height": 32, "width": 32}],
-            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [4, 4, 16, 16], "area": 256.0,
-                             "iscrowd": 0}],
-            "categories": [{"id": 1, "name": "square"}]}
+    coco = _one_square_coco()
     register_coco_json(name, coco, tmp_path)
     evaluator = dataset_evaluator(name, None)
     prediction = {"image_id": 1, "category_id": 1, "bbox": [4, 4, 16, 16], "score": 0.9,
@@ -335,10 +341,7 @@ def test_build_evaluator_writes_into_the_output_folder_it_is_given(tmp_path):
     from dropblock_det.engine.evaluation import build_evaluator
 
     name = "dropblock_test_coco_output_folder"
-    coco = {"images": [{"id": 1, "file_name": "a.jpg", "height": 32, "width": 32}],
-            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [4, 4, 16, 16], "area": 256.0,
-                             "iscrowd": 0}],
-            "categories": [{"id": 1, "name": "square"}]}
+    coco = _one_square_coco()
     register_coco_json(name, coco, tmp_path)
     cfg = synthetic_cfg("OUTPUT_DIR", str(tmp_path / "run"))
     evaluator = build_evaluator(cfg, name, str(tmp_path / "elsewhere"))
@@ -353,10 +356,7 @@ def test_a_coco_set_with_masks_scores_a_mask_models_masks_too(tmp_path):
 
     name = "dropblock_test_coco_with_masks"
     square = [4.0, 4.0, 20.0, 4.0, 20.0, 20.0, 4.0, 20.0]
-    coco = {"images": [{"id": 1, "file_name": "a.jpg", "height": 32, "width": 32}],
-            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [4, 4, 16, 16], "area": 256.0,
-                             "iscrowd": 0, "segmentation": [square]}],
-            "categories": [{"id": 1, "name": "square"}]}
+    coco = _one_square_coco(segmentation=[square])
     register_coco_json(name, coco, tmp_path)
     mask = np.zeros((32, 32), dtype=np.uint8, order="F")
     mask[4:20, 4:20] = 1
@@ -402,12 +402,8 @@ def test_the_coco_evaluator_leaves_out_masks_when_any_annotation_of_the_set_has_
 
     name = "dropblock_test_coco_some_masks"
     square = [4.0, 4.0, 20.0, 4.0, 20.0, 20.0, 4.0, 20.0]
-    coco = {"images": [{"id": 1, "file_name": "a.jpg", "height": 32, "width": 32}],
-            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [4, 4, 16, 16], "area": 256.0,
-                             "iscrowd": 0, "segmentation": [square]},
-                            {"id": 2, "image_id": 1, "category_id": 1, "bbox": [20, 20, 8, 8], "area": 64.0,
-                             "iscrowd": 0}],
-            "categories": [{"id": 1, "name": "square"}]}
+    coco = _one_square_coco({"id": 2, "image_id": 1, "category_id": 1, "bbox": [20, 20, 8, 8], "area": 64.0,
+                             "iscrowd": 0}, segmentation=[square])
     register_coco_json(name, coco, tmp_path)
     evaluator = dataset_evaluator(name, None)
     prediction = {"image_id": 1, "category_id": 1, "bbox": [4, 4, 16, 16], "score": 0.9,
