@@ -32,7 +32,7 @@ from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseExceptio
 
 from ..config import check_channels, check_feature_names, check_norm
 from ..data.file_errors import ANNOTATION_FIELDS, check_evaluation_files, missing_annotation_field
-from ..layers import DropBlock2d, iter_regularizers, triton_unavailable_reason
+from ..layers import DropBlock2d, LinearKeepProbSchedule, iter_regularizers, triton_unavailable_reason
 from ..layers.base import is_integer
 from .checkpoint import (
     check_checkpoint_fits,
@@ -1720,6 +1720,9 @@ def lazy_schedule_hook(cfg: DictConfig, model: torch.nn.Module) -> Optional[Drop
     if "dropblock_schedule" in cfg.train:
         spec = cfg.train.dropblock_schedule
         if spec is None:
+            # The targets throughout, as asked: set, so that the regularizers do not warn of a
+            # training with no ramp.
+            LinearKeepProbSchedule(0, 0).apply(model, 0)
             return None
         hook = instantiate(spec)
         if not isinstance(hook, DropBlockScheduleHook):

@@ -11,6 +11,7 @@ largest finite value instead of overflowing to inf (`saturating_cast`).
 """
 import copy
 import functools
+import logging
 import numbers
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
@@ -253,13 +254,27 @@ class KeepProbRegularizer(NotScriptable, nn.Module):
     No parameters and no buffers: the state_dict of a model does not change when a
     regularizer is inserted, so checkpoints load either way; keep_prob is not state because
     the schedule recomputes it from the iteration.
+
+    The first regularizer in a process to regularize a training batch while nothing has set
+    its keep_prob since it was built (no schedule, no `set_keep_prob`) logs a warning once:
+    it trains at its target from the first step, with no ramp (detectron2's own
+    lazyconfig_train_net.py, or a loop of one's own without `DropBlockScheduleHook`).
     """
+
+    # A module pickled whole before this attribute existed has not been built here: no warning.
+    _keep_prob_set = True
 
     def __init__(self, keep_prob: float) -> None:
         super().__init__()
         # Checked under the argument's own name: the user passed keep_prob.
-        self.target_keep_prob = check_keep_prob(keep_prob, "keep_prob")
-        self.keep_prob = self.target_keep_prob
+        self.set_target(check_keep_prob(keep_prob, "keep_prob"))
+
+    def set_target(self, keep_prob: float) -> None:
+        """Set target_keep_prob and keep_prob to `keep_prob`, as the constructor does: a value
+        of the model as built (a stage's scaled target), which no schedule has set yet."""
+        self.target_keep_prob = keep_prob
+        self.keep_prob = keep_prob
+        self._keep_prob_set = False  # True once a schedule, set_keep_prob or the user sets keep_prob
 
     @property
     def keep_prob(self) -> float:
@@ -268,6 +283,7 @@ class KeepProbRegularizer(NotScriptable, nn.Module):
     @keep_prob.setter
     def keep_prob(self, value: float) -> None:
         self._keep_prob = check_keep_prob(value, "keep_prob")
+        self._keep_prob_set = True
 
     @property
     def target_keep_prob(self) -> float:
@@ -301,6 +317,8 @@ class KeepProbRegularizer(NotScriptable, nn.Module):
 
     def _forward(self, x: Tensor, relu: bool, residual: Optional[Tensor],
                  residual_regularizer: Optional[nn.Module]) -> Tensor:
+        if not self._keep_prob_set and self.active:
+            warn_unscheduled(self)
         if residual is not None:
             if relu:
                 raise ValueError(f"{type(self).__name__}: relu=True and residual cannot be combined")
@@ -350,6 +368,29 @@ class KeepProbRegularizer(NotScriptable, nn.Module):
     def extra_repr(self) -> str:
         # repr, not :g: a ramp's 0.9999995 must not print as 1 while the regularizer is active.
         return f"keep_prob={self.keep_prob!r}, target_keep_prob={self.target_keep_prob!r}"
+
+
+_unscheduled_warned = False  # once per process: every regularizer of a model shares the cause
+
+
+def warn_unscheduled(module: "KeepProbRegularizer") -> None:
+    """Log, once per process, that `module` regularizes a training batch at its target
+    keep_prob with nothing having set keep_prob since the model was built: training runs
+    with no keep_prob ramp, the paper's schedule, and says nothing otherwise. Where it comes
+    from: detectron2's own tools/lazyconfig_train_net.py (which runs no
+    train.dropblock_schedule), or a training loop of one's own without DropBlockScheduleHook."""
+    global _unscheduled_warned
+    if _unscheduled_warned:
+        return
+    _unscheduled_warned = True
+    logging.getLogger(__name__).warning(
+        "%s trains at keep_prob %r from its first step: nothing has set its keep_prob since the model "
+        "was built, so there is no keep_prob ramp (the paper ramps it from 1.0 to the target over "
+        "training). dropblock-det's train_net.py and lazyconfig_train_net.py ramp it with "
+        "DropBlockScheduleHook; detectron2's own tools/lazyconfig_train_net.py does not. In a loop of your "
+        "own, register dropblock_det.engine.DropBlockScheduleHook (README: 'In a trainer of your own'); to "
+        "train at the targets throughout, set them once: LinearKeepProbSchedule(0, 0).apply(model, 0).",
+        type(module).__name__, module.keep_prob)
 
 
 def refuse_tracing_in_training(name: str) -> None:

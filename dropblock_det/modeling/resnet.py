@@ -197,7 +197,7 @@ def _with_drop_scale(dropblock: RegularizerFactory, drop_scale: float, stage: st
             scaled = scaled_keep_prob(module.target_keep_prob, drop_scale)
         except ValueError as error:  # a scale that drives the keep_prob to <= 0
             raise ValueError(f"stage_drop_scales for {stage}: {error}") from None
-        module.target_keep_prob = module.keep_prob = scaled
+        module.set_target(scaled)
         return module
 
     return build
