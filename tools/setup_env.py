@@ -16,7 +16,8 @@ What it does, in order, each step skipped when already in place:
    setuptools<81 pinned, because v0.6 uses `np.float`/`np.int`, `Image.LINEAR` and
    `pkg_resources`. numpy<1.24 and Pillow<10 have no wheels for Python 3.12 and later: with
    such a Python, v0.6's source is rewritten where it uses what they removed
-   (V06_SOURCE_FIXES) and only setuptools<81 is pinned;
+   (V06_SOURCE_FIXES), and numpy<3, Pillow<14 (the majors it was checked with) and
+   setuptools<81 are pinned;
 4. installs this project in editable mode with its test extras.
 
 A stamp file records what was installed; a second run that finds the stamp current and the
@@ -41,9 +42,10 @@ D2_SDIST = "pb1-detectron2==0.6"
 V06_PINS = ["numpy<1.24", "Pillow<10", "setuptools<81"]
 # Python 3.12 and later have no wheels of numpy<1.24 or Pillow<10 (pip then builds numpy 1.23
 # from source, which fails there). With such a Python, v0.6's uses of what numpy 1.24 / 2 and
-# Pillow 10 removed are rewritten to what they always meant (V06_SOURCE_FIXES), and only
-# setuptools is pinned.
-V06_PINS_NEW_PYTHON = ["setuptools<81"]
+# Pillow 10 removed are rewritten to what they always meant (V06_SOURCE_FIXES). numpy and
+# Pillow are held below the next majors, which may remove more that v0.6 uses: the fixes and
+# the suite were checked with numpy 2.5.5 and Pillow 13.
+V06_PINS_NEW_PYTHON = ["numpy<3", "Pillow<14", "setuptools<81"]
 V06_NEW_PYTHON = (3, 12)
 # (pattern, replacement, how many times v0.6's detectron2/ has it): numpy's aliases of the
 # builtins (np.bool etc.; np.bool_, np.int64 are other names), Pillow's alias LINEAR of
