@@ -200,16 +200,76 @@ _NOT_INFERENCE_KEYS = ("MODEL.WEIGHTS", "MODEL.DEVICE", "MODEL.DROPBLOCK.", "TES
                        "TEST.EXPECTED_RESULTS", "TEST.PRECISE_BN.")
 
 
-def _as_lists(value: Any) -> Any:
-    # A config file's tuples are lists once dumped and read back (a run's config.yaml).
-    return [_as_lists(v) for v in value] if isinstance(value, (list, tuple)) else value
+# The LazyConfig nodes whose values change the model's outputs at inference (the test loader's
+# mapper: resizing, input format); the regularizer arguments and the top-level dropblock node
+# are left out by comparing the stock configs (lazy_stock_config drops them).
+_LAZY_INFERENCE_NODES = ("model", "dataloader.test.mapper")
+
+
+def _comparable(value: Any) -> Any:
+    # A run's config.yaml holds what its config held, written and read back: tuples are lists
+    # there, and a LazyConfig's targets are strings (detectron2 shortens their module path)
+    # where the .py in memory has the class or function. Both sides get the full import path;
+    # a list of nodes (augmentations, ResNet stages) is entered by index, so that a key names
+    # the value that differs.
+    from dropblock_det.engine.lazy_config_checks import _located
+
+    if isinstance(value, dict):
+        return {key: _comparable((_located(child) or child) if key == "_target_" else child)
+                for key, child in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [_comparable(child) for child in value]
+        return {str(i): item for i, item in enumerate(items)} if any(isinstance(i, dict) for i in items) else items
+    if hasattr(value, "__module__") and hasattr(value, "__qualname__"):  # a class or function
+        return f"{value.__module__}.{value.__qualname__}"
+    return value
 
 
 def _leaves(node: Any) -> dict:
-    """{dotted key: value, tuples as lists} of every leaf of the CfgNode `node`."""
+    """{dotted key: value} of every leaf of the config `node` (a CfgNode, or LazyConfig nodes
+    as plain containers), as :func:`_comparable` makes them."""
     from dropblock_det.config import flatten_config
 
-    return {key: _as_lists(value) for key, value in flatten_config(node).items()}
+    return flatten_config(_comparable(node))
+
+
+def _config_beside_weights(weights: str, config_file: str, lazy: bool) -> Optional[str]:
+    """The config.yaml beside the local checkpoint `weights` (where detectron2's tools leave a
+    run's config), if it is a config of the kind `lazy` (LazyConfig or yacs) other than
+    `config_file`: the config the weights were trained and evaluated with."""
+    from dropblock_det.engine.checkpoint import is_url
+    from dropblock_det.engine.lazy_config_checks import is_lazy_config_file
+
+    if not weights or is_url(weights):
+        return None
+    beside = os.path.join(os.path.dirname(os.path.abspath(weights)), "config.yaml")
+    if not os.path.isfile(beside) or os.path.samefile(beside, config_file) or is_lazy_config_file(beside) != lazy:
+        return None
+    return beside
+
+
+def _set_by_opts(opts: Sequence[str], key: str) -> bool:
+    # A LazyConfig opt may set a whole node (dataloader.test.mapper.augmentations=[...]).
+    parts = key.split(".")
+    return any(_opt_given(opts, ".".join(parts[:n])) for n in range(1, len(parts) + 1))
+
+
+def _differences_advice(args: argparse.Namespace, beside: str, weights_key: str, ours: dict, theirs: dict,
+                        inference_keys: Tuple[str, ...], not_inference_keys: Tuple[str, ...]) -> List[str]:
+    """A line naming every key of `inference_keys` (prefixes), but not of `not_inference_keys`,
+    whose value in `ours` (the leaves of --config-file's config) differs from `theirs` (those of
+    the config `beside` the weights `weights_key` names), leaving out the keys the command line
+    sets; none where they agree."""
+    differ = [key for key in sorted(ours) if key.startswith(inference_keys)
+              and not key.startswith(not_inference_keys) and not _set_by_opts(args.opts, key)
+              and key in theirs and ours[key] != theirs[key]]
+    if not differ:
+        return []
+    return [f"{beside}, the config beside {weights_key} (the run's?), differs from --config-file "
+            f"{args.config_file} in what the model does at inference: "
+            + ", ".join(f"{key} {theirs[key]!r} there, {ours[key]!r} here" for key in differ)
+            + f". The written config has this file's values: to serve the model as the run evaluated it, "
+            f"give --config-file {beside} (or set these keys on the command line)."]
 
 
 def run_config_advice(cfg: Any, args: argparse.Namespace) -> List[str]:
@@ -219,15 +279,10 @@ def run_config_advice(cfg: Any, args: argparse.Namespace) -> List[str]:
     config given instead of the run's, a run trained with opts (e.g. INPUT.MIN_SIZE_TEST 64)
     was written with other values and reported checked: its weights load all the same."""
     from dropblock_det.deploy import STOCK_COMPONENTS
-    from dropblock_det.engine.checkpoint import is_url
     from dropblock_det.engine.config_checks import load_config
-    from dropblock_det.engine.lazy_config_checks import is_lazy_config_file
 
-    weights = cfg.MODEL.WEIGHTS
-    if not weights or is_url(weights):
-        return []
-    beside = os.path.join(os.path.dirname(os.path.abspath(weights)), "config.yaml")
-    if not os.path.isfile(beside) or os.path.samefile(beside, args.config_file) or is_lazy_config_file(beside):
+    beside = _config_beside_weights(cfg.MODEL.WEIGHTS, args.config_file, lazy=False)
+    if beside is None:
         return []
     try:
         run = load_config(beside)
@@ -237,17 +292,43 @@ def run_config_advice(cfg: Any, args: argparse.Namespace) -> List[str]:
     for leaves in (ours, theirs):  # a component and its stock counterpart are the same at inference
         for key, names in STOCK_COMPONENTS.items():
             leaves[key] = names.get(leaves[key], leaves[key])
-    given = set(args.opts[0::2])
-    differ = [key for key in sorted(ours) if key.startswith(_INFERENCE_KEYS)
-              and not key.startswith(_NOT_INFERENCE_KEYS) and key not in given
-              and key in theirs and ours[key] != theirs[key]]
-    if not differ:
+    return _differences_advice(args, beside, "MODEL.WEIGHTS", ours, theirs, _INFERENCE_KEYS, _NOT_INFERENCE_KEYS)
+
+
+def _lazy_inference_leaves(cfg: Any) -> dict:
+    """The leaves of `_LAZY_INFERENCE_NODES` of the stock config of the LazyConfig `cfg`,
+    interpolations resolved (what the model and mapper are built with)."""
+    from omegaconf import OmegaConf
+
+    from dropblock_det.deploy import lazy_stock_config
+
+    stock = lazy_stock_config(cfg)  # a dropblock-det component and its stock counterpart read the same
+    nodes = {key: OmegaConf.select(stock, key, default=None) for key in _LAZY_INFERENCE_NODES}
+    # flatten_config joins the keys with dots: a dotted node key gives the keys from the top.
+    return _leaves({key: OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+                    for key, node in nodes.items() if node is not None})
+
+
+def lazy_run_config_advice(cfg: Any, args: argparse.Namespace) -> List[str]:
+    """run_config_advice for a LazyConfig `cfg`: a line naming every key of the model and the
+    test mapper (`_LAZY_INFERENCE_NODES`) where its stock config differs from that of the run's
+    config.yaml beside train.init_checkpoint, if that is another LazyConfig, leaving out the
+    keys the command line sets. Training keys (train.*, optimizer.*, dataloader.train.*, the
+    DropBlock regularizers) change nothing at inference and are not compared."""
+    from omegaconf import OmegaConf
+
+    from dropblock_det.engine.lazy_config_checks import load_lazy_config
+
+    weights = OmegaConf.select(cfg, "train.init_checkpoint", default="") or ""
+    beside = _config_beside_weights(weights, args.config_file, lazy=True)
+    if beside is None:
         return []
-    return [f"{beside}, the config beside MODEL.WEIGHTS (the run's?), differs from --config-file "
-            f"{args.config_file} in what the model does at inference: "
-            + ", ".join(f"{key} {theirs[key]!r} there, {ours[key]!r} here" for key in differ)
-            + f". The written config has this file's values: to serve the model as the run evaluated it, "
-            f"give --config-file {beside} (or set these keys on the command line)."]
+    try:
+        ours, theirs = _lazy_inference_leaves(cfg), _lazy_inference_leaves(load_lazy_config(beside))
+    except Exception:  # noqa: BLE001 - not a config of this model (or no stock one): nothing to compare with
+        return []
+    inference_keys = tuple(node + "." for node in _LAZY_INFERENCE_NODES)
+    return _differences_advice(args, beside, "train.init_checkpoint", ours, theirs, inference_keys, ())
 
 
 def yacs_stock_config_text(args: argparse.Namespace) -> Tuple[str, str, List[str]]:
@@ -337,7 +418,8 @@ def lazy_stock_config_text(args: argparse.Namespace) -> Tuple[str, str, List[str
                + (f", weights {back.train.init_checkpoint} ({'checked' if checked else 'not checked'})"
                   if weights else ""))
     lines = [_output_dir_advice("train.output_dir", back.train.output_dir)] if isinstance(output_dir, str) else []
-    return text, summary, lines + lazy_advice(back, checked, _opt_given(args.opts, "train.init_checkpoint"))
+    return text, summary, lines + lazy_advice(back, checked, _opt_given(args.opts, "train.init_checkpoint")) \
+        + lazy_run_config_advice(cfg, args)
 
 
 def yaml_unloadable_values(cfg: Any) -> List[str]:

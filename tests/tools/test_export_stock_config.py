@@ -653,3 +653,63 @@ def test_weights_are_said_not_checked_where_the_stock_model_cannot_be_built_on_t
     weights = tmp_path / "model_final.pth"
     weights.write_bytes(b"")  # never read
     assert load_tool("export_stock_config").check_stock_model(None, None, str(weights), "MODEL.WEIGHTS") is False
+
+
+# --- LazyConfig run config beside train.init_checkpoint (stop 52) ---
+
+
+def _lazy_export(run, tmp_path, capsys, config_file, output, *opts):
+    """export_stock_config's output for `config_file` with the weights of the LazyConfig `run`."""
+    load_tool("export_stock_config").main(["--config-file", str(config_file), "--output", str(tmp_path / output),
+                                           f"train.init_checkpoint={run / 'model_final.pth'}"] + list(opts))
+    return capsys.readouterr().out
+
+
+def test_a_lazy_config_that_differs_from_the_runs_beside_the_weights_at_inference_is_named(lazy_trained_run, tmp_path,
+                                                                                           capsys):
+    # The run evaluated at short edge 64 and score threshold 0.0, trained with other training
+    # keys and DropBlock: with the project's .py given, the written config had its 96 and 0.05
+    # without a word (the weights load all the same).
+    from detectron2.config import LazyConfig
+
+    run = lazy_trained_run[0]
+    saved = LazyConfig.load(str(run / "config.yaml"))
+    saved.dataloader.test.mapper.augmentations[0].short_edge_length = 64
+    saved.train.max_iter, saved.optimizer.lr, saved.dropblock.keep_prob = 7, 0.5, 0.5  # training keys: not named
+    LazyConfig.save(saved, str(run / "config.yaml"))
+    out = _lazy_export(run, tmp_path, capsys, SYNTHETIC_LAZY, "a.yaml", "model.head.norm=''")
+    assert (f"{run / 'config.yaml'}, the config beside train.init_checkpoint (the run's?), differs from --config-file "
+            f"{SYNTHETIC_LAZY} in what the model does at inference: "
+            "dataloader.test.mapper.augmentations.0.short_edge_length 64 there, 96 here, "
+            "model.test_score_thresh 0.0 there, 0.05 here. The written config has this file's values: to serve the "
+            f"model as the run evaluated it, give --config-file {run / 'config.yaml'} (or set these keys on the "
+            "command line).") in out
+    assert LazyConfig.load(str(tmp_path / "a.yaml")).model.test_score_thresh == 0.05  # a warning: the file's values
+    # Keys set on the command line are meant, a whole node's too.
+    assert "beside train.init_checkpoint" not in _lazy_export(
+        run, tmp_path, capsys, SYNTHETIC_LAZY, "b.yaml", "model.head.norm=''", "model.test_score_thresh=0.3",
+        "dataloader.test.mapper.augmentations=[]")
+
+
+def test_a_lazy_config_with_the_runs_values_at_inference_names_nothing(lazy_trained_run, tmp_path, capsys):
+    # The .py has the classes as targets and `${...}` interpolations (num_classes, the input
+    # format, the FPN's channels, DropBlock's node) where the run's config.yaml has strings
+    # and the same interpolations: the same values, nothing to name.
+    from detectron2.config import LazyConfig
+
+    run = lazy_trained_run[0]
+    assert "beside train.init_checkpoint" not in _lazy_export(
+        run, tmp_path, capsys, SYNTHETIC_LAZY, "a.yaml", "model.head.norm=''", "model.test_score_thresh=0.0")
+    # The run's own config has nothing to compare with; the stock config written from it
+    # (detectron2's components for dropblock-det's) is the same model.
+    assert "beside train.init_checkpoint" not in _lazy_export(run, tmp_path, capsys, run / "config.yaml", "b.yaml")
+    assert "beside train.init_checkpoint" not in _lazy_export(run, tmp_path, capsys, tmp_path / "b.yaml", "c.yaml")
+    # Compared all the same: a value of the run's that differs is named, and it alone.
+    saved = LazyConfig.load(str(run / "config.yaml"))
+    saved.dataloader.test.mapper.augmentations[0].max_size = 64
+    LazyConfig.save(saved, str(run / "config.yaml"))
+    for config_file, output in ((tmp_path / "b.yaml", "d.yaml"), (SYNTHETIC_LAZY, "e.yaml")):
+        out = _lazy_export(run, tmp_path, capsys, config_file, output, "model.head.norm=''",
+                           "model.test_score_thresh=0.0")
+        assert (f"differs from --config-file {config_file} in what the model does at inference: "
+                "dataloader.test.mapper.augmentations.0.max_size 64 there, 96 here. The written config") in out
