@@ -113,6 +113,8 @@ def _both_sides(residual: torch.Tensor, fused: bool) -> Impl:
     """relu(DropBlock(r) + DropBlock(x)) on the Triton path: one pass for both masks, the sum
     and the ReLU (`regularize_add_relu`), or r's DropBlock as a pass of its own first."""
     on_x, on_residual = (DropBlock2d(KEEP_PROB, BLOCK_SIZE, impl="triton").train() for _ in range(2))
+    for module in (on_x, on_residual):
+        module.keep_prob = KEEP_PROB  # at the target on purpose: set, so no missing ramp is warned of
     if fused:
         return lambda t: regularize_add_relu(on_x, t, residual, on_residual)
     return lambda t: on_x(t, residual=on_residual(residual))

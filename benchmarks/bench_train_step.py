@@ -47,7 +47,7 @@ from detectron2.utils.events import EventStorage  # noqa: E402
 
 import dropblock_det  # noqa: E402  (registers DropBlockRetinaNet and the backbones)
 from dropblock_det import add_dropblock_config  # noqa: E402
-from dropblock_det.layers import iter_regularizers, triton_path_chosen  # noqa: E402
+from dropblock_det.layers import LinearKeepProbSchedule, iter_regularizers, triton_path_chosen  # noqa: E402
 from dropblock_det.layers.drop_block_triton import (  # noqa: E402
     describe_launch_sizes, launch_sizes, parse_launch_sizes)
 from tool_args import int_at_least  # noqa: E402
@@ -105,6 +105,8 @@ class Runner:
             # Regularizers have no parameters: both models share every key.
             self.model.load_state_dict(state_dict)
         self.model.train()
+        # The targets throughout, on purpose: set, so the regularizers do not warn of a missing ramp.
+        LinearKeepProbSchedule(0, 0).apply(self.model, 0)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=1e-4, momentum=0.9)
         self.device_type = torch.device(args.device).type
         self.amp = self.device_type == "cuda" and not args.no_amp
