@@ -86,6 +86,34 @@ def served(tmp_path, monkeypatch):
         server.server_close()
 
 
+@pytest.fixture
+def unscheduled_warnings(monkeypatch):
+    """A function returning the messages `dropblock_det.layers.base.warn_unscheduled` logged
+    in this test, its once-per-process flag cleared. Recorded by a handler on its own logger:
+    caplog's root handler misses them once detectron2's setup_logger (run by an earlier tool
+    test in the process) has made the 'dropblock_det' logger stop propagating."""
+    import logging
+
+    from dropblock_det.layers import base
+
+    class Recorder(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.WARNING)
+            self.messages = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.messages.append(record.getMessage())
+
+    monkeypatch.setattr(base, "_unscheduled_warned", False)
+    logger, recorder = logging.getLogger(base.__name__), Recorder()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    logger.addHandler(recorder)
+    yield lambda: list(recorder.messages)
+    logger.removeHandler(recorder)
+    logger.setLevel(level)
+
+
 @pytest.fixture(scope="module")
 def module_tmp_path_factory(tmp_path_factory, request):
     """Folders for a module's shared fixtures, removed once the module's tests are done unless

@@ -574,19 +574,8 @@ def test_from_a_config_with_drop_path_beside_a_dropblock_location_records_keep_p
 # --- a training with no keep_prob ramp is said once (stop 52) --------------------------------
 
 
-@pytest.fixture
-def unscheduled_log(monkeypatch, caplog):
-    import logging
-
-    from dropblock_det.layers import base
-
-    monkeypatch.setattr(base, "_unscheduled_warned", False)
-    caplog.set_level(logging.WARNING, logger=base.__name__)
-    return lambda: [r.getMessage() for r in caplog.records if r.name == base.__name__]
-
-
 @pytest.mark.parametrize("with_hook", [False, True])
-def test_detectron2s_loop_without_the_schedule_hook_warns_that_nothing_ramps_keep_prob(with_hook, unscheduled_log):
+def test_detectron2s_loop_without_the_schedule_hook_warns_that_nothing_ramps_keep_prob(with_hook, unscheduled_warnings):
     # detectron2's own tools/lazyconfig_train_net.py builds this loop (SimpleTrainer and its
     # own hooks) and runs no train.dropblock_schedule: the model trained at its targets from
     # the first step, and nothing said so. With the hook, the ramp sets keep_prob first.
@@ -595,13 +584,13 @@ def test_detectron2s_loop_without_the_schedule_hook_warns_that_nothing_ramps_kee
     if with_hook:
         trainer.register_hooks([DropBlockScheduleHook(0, 4)])
     trainer.train(0, 4)
-    messages = unscheduled_log()
+    messages = unscheduled_warnings()
     assert len(messages) == (0 if with_hook else 1)
     if not with_hook:  # the first regularizer to run, res4's at its scaled target
         assert messages[0].startswith("DropBlock2d trains at keep_prob 0.975 from its first step")
 
 
-def test_a_lazy_config_without_a_ramp_asked_for_trains_at_the_targets_without_the_warning(unscheduled_log):
+def test_a_lazy_config_without_a_ramp_asked_for_trains_at_the_targets_without_the_warning(unscheduled_warnings):
     # train.dropblock_schedule=null asks for the targets throughout: no ramp is missing.
     from conftest import lazy_cfg
     from dropblock_det.engine.lazy_config_checks import lazy_schedule_hook
@@ -611,5 +600,5 @@ def test_a_lazy_config_without_a_ramp_asked_for_trains_at_the_targets_without_th
                    "train.dropblock_schedule=null")
     assert lazy_schedule_hook(cfg, model) is None
     model(torch.randn(2, 3, 8, 8))
-    assert unscheduled_log() == []
+    assert unscheduled_warnings() == []
     assert (model.res4_dropblock.keep_prob, model.res5_dropblock.keep_prob) == (0.975, 0.9)

@@ -429,20 +429,8 @@ def test_relu_then_masked_scale_is_masked_scale_of_relu_bit_for_bit(dtype, scale
 # --- a training with no keep_prob ramp is said once (stop 52) --------------------------------
 
 
-@pytest.fixture
-def unscheduled_log(monkeypatch, caplog):
-    """The records of base.warn_unscheduled, its once-per-process flag cleared for this test."""
-    import logging
-
-    from dropblock_det.layers import base
-
-    monkeypatch.setattr(base, "_unscheduled_warned", False)
-    caplog.set_level(logging.WARNING, logger=base.__name__)
-    return lambda: [r.getMessage() for r in caplog.records if r.name == base.__name__]
-
-
 @pytest.mark.parametrize("name", ["DropBlock", "Dropout", "SpatialDropout"])
-def test_a_regularizer_trained_at_its_target_with_nothing_setting_keep_prob_warns_once(name, unscheduled_log):
+def test_a_regularizer_trained_at_its_target_with_nothing_setting_keep_prob_warns_once(name, unscheduled_warnings):
     # detectron2's own lazyconfig_train_net.py runs no train.dropblock_schedule: the model
     # trained at keep_prob 0.9 from its first step, the paper's ramp silently gone.
     x = torch.randn(2, 4, 8, 8)
@@ -450,16 +438,16 @@ def test_a_regularizer_trained_at_its_target_with_nothing_setting_keep_prob_warn
     first(x)
     first(x, relu=True)
     second(x, residual=torch.randn_like(x))
-    (message,) = unscheduled_log()
+    (message,) = unscheduled_warnings()
     assert message.startswith(f"{type(first).__name__} trains at keep_prob 0.9 from its first step: nothing has "
                               "set its keep_prob since the model was built, so there is no keep_prob ramp")
     assert "register dropblock_det.engine.DropBlockScheduleHook" in message
     assert "LinearKeepProbSchedule(0, 0).apply(model, 0)" in message
 
 
-def test_the_residual_path_warns_too(unscheduled_log):
+def test_the_residual_path_warns_too(unscheduled_warnings):
     DropBlock2d(0.9, 3).train()(torch.randn(2, 4, 8, 8), residual=torch.randn(2, 4, 8, 8))
-    assert len(unscheduled_log()) == 1
+    assert len(unscheduled_warnings()) == 1
 
 
 @pytest.mark.parametrize("set_keep_prob", [
@@ -468,14 +456,14 @@ def test_the_residual_path_warns_too(unscheduled_log):
     lambda m: set_keep_prob(m, 0.8),
     lambda m: setattr(m[0], "keep_prob", 0.9),
 ], ids=["ramp", "targets", "set_keep_prob", "assigned"])
-def test_a_regularizer_whose_keep_prob_was_set_does_not_warn(set_keep_prob, unscheduled_log):
+def test_a_regularizer_whose_keep_prob_was_set_does_not_warn(set_keep_prob, unscheduled_warnings):
     module = torch.nn.Sequential(DropBlock2d(0.9, 3)).train()
     set_keep_prob(module)
     module(torch.randn(2, 4, 8, 8))
-    assert unscheduled_log() == []
+    assert unscheduled_warnings() == []
 
 
-def test_eval_mode_keep_prob_one_and_a_copy_of_a_set_module_do_not_warn(unscheduled_log):
+def test_eval_mode_keep_prob_one_and_a_copy_of_a_set_module_do_not_warn(unscheduled_warnings):
     import copy
 
     x = torch.randn(2, 4, 8, 8)
@@ -484,16 +472,16 @@ def test_eval_mode_keep_prob_one_and_a_copy_of_a_set_module_do_not_warn(unschedu
     scheduled = DropBlock2d(0.9, 3)
     LinearKeepProbSchedule(0, 0).apply(scheduled, 0)
     copy.deepcopy(scheduled).train()(x)
-    assert unscheduled_log() == []
+    assert unscheduled_warnings() == []
     copy.deepcopy(DropBlock2d(0.9, 3)).train()(x)  # a template copied per location, never set
-    assert len(unscheduled_log()) == 1
+    assert len(unscheduled_warnings()) == 1
 
 
-def test_set_target_is_the_model_as_built_not_a_schedule(unscheduled_log):
+def test_set_target_is_the_model_as_built_not_a_schedule(unscheduled_warnings):
     # A ResNet stage's scaled target is set at build time: it must still warn when nothing
     # ramps it, where setting keep_prob and target by assignment counted as a schedule.
     module = DropBlock2d(0.9, 3)
     module.set_target(0.975)
     assert module.keep_prob == module.target_keep_prob == 0.975
     module.train()(torch.randn(2, 4, 8, 8))
-    assert unscheduled_log()[0].startswith("DropBlock2d trains at keep_prob 0.975 from its first step")
+    assert unscheduled_warnings()[0].startswith("DropBlock2d trains at keep_prob 0.975 from its first step")

@@ -555,17 +555,11 @@ def test_make_dropblock_resnet_stages_default_stages_follow_the_dropblock():
 # --- a training with no keep_prob ramp is said once (stop 52) --------------------------------
 
 
-def test_a_stages_scaled_target_is_the_model_as_built_so_an_unramped_training_still_warns(monkeypatch, caplog):
+def test_a_stages_scaled_target_is_the_model_as_built_so_an_unramped_training_still_warns(unscheduled_warnings):
     # Scaling res4's target set keep_prob by assignment, which counted as a schedule having
     # set it: a model with stage_drop_scales trained unramped without a word.
-    import logging
-
-    from dropblock_det.layers import base
-
-    monkeypatch.setattr(base, "_unscheduled_warned", False)
-    caplog.set_level(logging.WARNING, logger=base.__name__)
     cfg = _cfg(KEEP_PROB=0.8, RESNET__ENABLED=True, RESNET__STAGES=["res4"], RESNET__STAGE_DROP_SCALES=[0.25])
     backbone = build_dropblock_resnet_backbone(cfg, INPUT).train()
     backbone(torch.randn(2, 3, 64, 64))
-    (message,) = [r.getMessage() for r in caplog.records if r.name == base.__name__]
+    (message,) = unscheduled_warnings()
     assert message.startswith("DropBlock2d trains at keep_prob 0.95 from its first step")
