@@ -5,6 +5,7 @@ The schedule is a pure function of the iteration, so the hook keeps no state: af
 values an uninterrupted run has there. Outside training (evaluation, export) no hook and no
 `EventStorage` are needed: regularizers are identity in eval mode.
 """
+import math
 import warnings
 from typing import List, Optional
 
@@ -73,6 +74,8 @@ class DropBlockScheduleHook(HookBase):
                 `max_iter` (the paper ramps over the whole training), read before training.
             keep_prob: the value whose schedule is recorded (MODEL.DROPBLOCK.KEEP_PROB); None =
                 the lowest target_keep_prob of the model's regularizers, read before training.
+                It sets no regularizer's keep_prob: given here and none of the model's targets,
+                it warns before training.
             model: the model to schedule; None = the trainer's `model` at every step.
         """
         if end_iter is not None and not isinstance(end_iter, bool) and end_iter == -1:
@@ -84,6 +87,7 @@ class DropBlockScheduleHook(HookBase):
         self._end_at_max_iter = end_iter is None
         # Checked here, not at the first step (after data loading), under the caller's name.
         self.keep_prob = None if keep_prob is None else check_keep_prob(keep_prob, "keep_prob")
+        self._keep_prob_given = keep_prob is not None
         self._model = model
         # Set by from_config: what the config promises, checked against the trainer.
         self._config_keys_on: List[str] = []
@@ -149,8 +153,22 @@ class DropBlockScheduleHook(HookBase):
 
     def before_train(self) -> None:
         model = self._scheduled_model()
+        targets = sorted({m.target_keep_prob for _, m in iter_regularizers(model)})
         if self.keep_prob is None:
-            self.keep_prob = min((m.target_keep_prob for _, m in iter_regularizers(model)), default=None)
+            self.keep_prob = targets[0] if targets else None
+        elif self._keep_prob_given and self._config is None and targets and not any(
+                math.isclose(self.keep_prob, t) for t in targets):
+            # keep_prob only names the recorded scalar: read as the target, the run logged a
+            # ramp to it while every regularizer ramped to the target it was built with.
+            warnings.warn(
+                f"DropBlockScheduleHook: keep_prob={self.keep_prob:g} is only the value recorded as "
+                f"dropblock/keep_prob; the model's regularizers ramp to the targets they were built with, "
+                f"{', '.join(f'{t:g}' for t in targets)}, none of them {self.keep_prob:g}. Set the target "
+                "where the model is built (its dropblock's keep_prob; a LazyConfig's dropblock.keep_prob), "
+                "or leave keep_prob out to record the ramp of the lowest target",
+                UserWarning,
+                stacklevel=2,
+            )
         max_iter = getattr(self.trainer, "max_iter", None)
         self.schedule = self.schedule_for(max_iter, model)
         if (self._config_max_iter is None and max_iter is not None and self.schedule.end_iter > max_iter

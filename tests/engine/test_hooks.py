@@ -602,3 +602,41 @@ def test_a_lazy_config_without_a_ramp_asked_for_trains_at_the_targets_without_th
     model(torch.randn(2, 3, 8, 8))
     assert unscheduled_warnings() == []
     assert (model.res4_dropblock.keep_prob, model.res5_dropblock.keep_prob) == (0.975, 0.9)
+
+
+# --- own-trainer journey (stop 52) ---
+
+
+@pytest.mark.parametrize("keep_prob, warns", [(0.5, True), (0.9, False), (0.975, False), (None, False)])
+def test_a_keep_prob_none_of_the_targets_is_said_to_be_only_the_recorded_value(keep_prob, warns):
+    # DropBlockScheduleHook(start_iter, end_iter, keep_prob), as the README's "without a
+    # config": keep_prob=0.5 logged a ramp to 0.5 in metrics.json while every regularizer
+    # ramped to its own target (0.9, 0.975), without a word.
+    model = TinyModel()
+    trainer = SimpleTrainer(model, _data(), torch.optim.SGD(model.parameters(), lr=0.01))
+    trainer.register_hooks([DropBlockScheduleHook(0, 4, keep_prob)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.train(0, 4)
+    said = [str(w.message) for w in caught if "only the value recorded" in str(w.message)]
+    assert len(said) == (1 if warns else 0)
+    if warns:
+        assert "keep_prob=0.5" in said[0] and "0.9, 0.975" in said[0]
+    # The targets, as built, are what the regularizers reach in any case.
+    assert (model.res4_dropblock.keep_prob, model.res5_dropblock.keep_prob) == pytest.approx((0.98125, 0.925))
+
+
+def test_from_a_config_whose_stages_all_scale_keep_prob_does_not_warn_of_the_recorded_value():
+    # From a config KEEP_PROB is the recorded value even where every stage scales it.
+    model = TinyModel()
+    cfg = small_retinanet_cfg()
+    cfg.MODEL.DROPBLOCK.RESNET.ENABLED = True
+    cfg.MODEL.DROPBLOCK.KEEP_PROB = 0.8
+    hook = DropBlockScheduleHook.from_config(cfg, model=model)
+    trainer = SimpleTrainer(model, _data(), torch.optim.SGD(model.parameters(), lr=0.01))
+    trainer.max_iter = cfg.SOLVER.MAX_ITER
+    hook.trainer = trainer
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        hook.before_train()
+    assert not [w for w in caught if "only the value recorded" in str(w.message)]
