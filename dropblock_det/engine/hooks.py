@@ -182,6 +182,7 @@ class DropBlockScheduleHook(HookBase):
                 UserWarning,
                 stacklevel=2,
             )
+        self._warn_an_earlier_schedule_hook(model)
         # Only a model with no regularizer at all: a model of the user's own may name its
         # modules unlike ours (check_dropblock_placed's per-location check is for ours).
         if self._config_keys_on and next(iter_regularizers(model), None) is None:
@@ -204,6 +205,23 @@ class DropBlockScheduleHook(HookBase):
                 UserWarning,
                 stacklevel=2,
             )
+
+    def _warn_an_earlier_schedule_hook(self, model: nn.Module) -> None:
+        # A second hook on the same model (registered in a trainer that has one already, such
+        # as DropBlockTrainer) sets keep_prob after the first at every step: its ramp is the
+        # one trained, whatever the first's (its config's MODEL.DROPBLOCK.SCHEDULE) says.
+        hooks = list(getattr(self.trainer, "_hooks", ()))
+        for earlier in hooks[:hooks.index(self)] if self in hooks else ():
+            if isinstance(earlier, DropBlockScheduleHook) and earlier._scheduled_model() is model:
+                warnings.warn(
+                    f"DropBlockScheduleHook: the trainer has another DropBlockScheduleHook on this model "
+                    f"({earlier.schedule}), registered before this one ({self.schedule}): both set "
+                    "keep_prob before every step and this one's ramp is the one trained. Register one "
+                    "(dropblock-det's DropBlockTrainer registers its own from the config)",
+                    UserWarning,
+                    stacklevel=3,
+                )
+                return
 
     def _warn_locations_without_dropblock(self, model: nn.Module) -> None:
         # The model has regularizers, but a location that is on may have none (a stock head

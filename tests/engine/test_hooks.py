@@ -640,3 +640,32 @@ def test_from_a_config_whose_stages_all_scale_keep_prob_does_not_warn_of_the_rec
         warnings.simplefilter("always")
         hook.before_train()
     assert not [w for w in caught if "only the value recorded" in str(w.message)]
+
+
+@pytest.mark.parametrize("second", [None, (0, 3), (0, 6)])
+def test_a_second_schedule_hook_on_the_same_model_is_said_to_override_the_first(second):
+    # A DropBlockTrainer (which registers its own hook from the config) given the README's
+    # DropBlockScheduleHook as well: the later hook's ramp was trained, the config's
+    # MODEL.DROPBLOCK.SCHEDULE ignored, without a word.
+    model = TinyModel()
+    trainer = SimpleTrainer(model, _data(), torch.optim.SGD(model.parameters(), lr=0.01))
+    trainer.register_hooks([DropBlockScheduleHook(0, 6)] + ([DropBlockScheduleHook(*second)] if second else []))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.train(0, 4)
+    said = [str(w.message) for w in caught if "another DropBlockScheduleHook" in str(w.message)]
+    assert len(said) == (1 if second else 0)
+    if second:
+        assert f"end_iter=6)), registered before this one (LinearKeepProbSchedule(start_iter=0, end_iter={second[1]})" \
+            in said[0]
+
+
+def test_schedule_hooks_on_two_models_do_not_warn_of_each_other():
+    first, other = TinyModel(), TinyModel()
+    trainer = SimpleTrainer(first, _data(), torch.optim.SGD(first.parameters(), lr=0.01))
+    trainer.register_hooks([DropBlockScheduleHook(0, 4), DropBlockScheduleHook(0, 2, model=other)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.train(0, 4)
+    assert not [w for w in caught if "another DropBlockScheduleHook" in str(w.message)]
+    assert other.res5_dropblock.keep_prob == 0.9 and first.res5_dropblock.keep_prob == pytest.approx(0.925)
