@@ -63,7 +63,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))  # tool_args.py
 
-from dropblock_det.layers import DropBlock2d, Dropout, drop_block_2d, regularize_add_relu  # noqa: E402
+from dropblock_det.layers import (  # noqa: E402
+    DropBlock2d, Dropout, LinearKeepProbSchedule, drop_block_2d, regularize_add_relu)
 from dropblock_det.layers.drop_block_triton import (  # noqa: E402  (imports without Triton too)
     describe_launch_sizes, launch_sizes, parse_launch_sizes, triton_available)
 from tool_args import int_at_least  # noqa: E402
@@ -104,6 +105,13 @@ def _floor(x: torch.Tensor) -> Impl:
     return lambda t: t * mask
 
 
+def _at_target(module: torch.nn.Module) -> torch.nn.Module:
+    """`module` with its keep_prob set to its target: timed there on purpose, so its first
+    call does not log that nothing ramps keep_prob (advice for a training run)."""
+    LinearKeepProbSchedule(0, 0).apply(module, 0)
+    return module
+
+
 def _ours(shared: bool, impl: str, relu: bool = False, residual: Optional[torch.Tensor] = None) -> Impl:
     return lambda t: drop_block_2d(
         t, KEEP_PROB, BLOCK_SIZE, shared_mask=shared, impl=impl, relu=relu, residual=residual)
@@ -112,9 +120,7 @@ def _ours(shared: bool, impl: str, relu: bool = False, residual: Optional[torch.
 def _both_sides(residual: torch.Tensor, fused: bool) -> Impl:
     """relu(DropBlock(r) + DropBlock(x)) on the Triton path: one pass for both masks, the sum
     and the ReLU (`regularize_add_relu`), or r's DropBlock as a pass of its own first."""
-    on_x, on_residual = (DropBlock2d(KEEP_PROB, BLOCK_SIZE, impl="triton").train() for _ in range(2))
-    for module in (on_x, on_residual):
-        module.keep_prob = KEEP_PROB  # at the target on purpose: set, so no missing ramp is warned of
+    on_x, on_residual = (_at_target(DropBlock2d(KEEP_PROB, BLOCK_SIZE, impl="triton").train()) for _ in range(2))
     if fused:
         return lambda t: regularize_add_relu(on_x, t, residual, on_residual)
     return lambda t: on_x(t, residual=on_residual(residual))
@@ -318,8 +324,8 @@ def run(device: torch.device, shapes, dtypes, warmup: int, repeats: int):
                     lambda t, ours=_ours(False, "torch"): ours(torch.relu(t))),
                 "dropblock_det torch ReLU fused (per channel)": _ours(False, "torch", relu=True),
                 # The same for Dropout (MODEL.DROPBLOCK.TYPE "Dropout" at those places).
-                "Dropout: ReLU then Dropout, unfused": lambda t, m=Dropout(KEEP_PROB): m(torch.relu(t)),
-                "Dropout: ReLU fused": lambda t, m=Dropout(KEEP_PROB): m(t, relu=True),
+                "Dropout: ReLU then Dropout, unfused": lambda t, m=_at_target(Dropout(KEEP_PROB)): m(torch.relu(t)),
+                "Dropout: ReLU fused": lambda t, m=_at_target(Dropout(KEEP_PROB)): m(t, relu=True),
             }
             if device.type == "cuda":
                 triton_ok = triton_available(device)

@@ -604,3 +604,14 @@ def test_bench_coco_categories_prints_a_row_per_reader_on_the_file_it_writes():
         'dropblock_det coco_json_has_key "keypoints" (scan)', "json.load (whole file)",
         "pycocotools COCO (detectron2's load_coco_json)"]
     assert all(float(row.split("|")[3]) >= 0 for row in rows)
+
+
+# --- own-trainer journey (stop 52) ---
+
+
+def test_bench_dropblock_times_its_modules_at_the_targets_without_the_no_ramp_warning(unscheduled_warnings):
+    # Its Dropout rows ran a module nothing had set: the run logged "Dropout trains at
+    # keep_prob 0.9 from its first step: nothing has set its keep_prob ...".
+    bench = load_tool("bench_dropblock", folder="benchmarks")
+    bench.run(torch.device("cpu"), [(1, 2, 4, 4)], [torch.float32], 0, 1)
+    assert unscheduled_warnings() == []
