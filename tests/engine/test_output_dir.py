@@ -563,3 +563,197 @@ def test_a_resumed_runs_earlier_config_is_kept_beside_its_final_checkpoint_only_
     report_resumed_config(str(tmp_path), kept, "OUTPUT_DIR")
     assert (Path(kept) / "config.yaml").read_text() == "a: ["
     assert capsys.readouterr().out.endswith(f"was trained with so far: that config.yaml is kept as {kept}/config.yaml\n")
+
+
+# --- mutation run 52: behaviour the tests above left unpinned ---
+
+
+def _write_files(folder, files) -> None:
+    """`files` ({relative path: text}) written under `folder`."""
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+
+
+def _tree(folder) -> dict:
+    return {str(p.relative_to(folder)): p.read_text() for p in folder.rglob("*") if p.is_file()}
+
+
+def _resume_with(folder, earlier: str, now: str, checkpoint: str = "model_0000004.pth"):
+    """A --resume of the run in `folder` (last checkpoint `checkpoint`) whose config.yaml was
+    `earlier` and which default_setup rewrites as `now`; returns where the earlier was copied."""
+    from dropblock_det.engine.output_dir import prepare_output_dir, report_resumed_config
+
+    _write_files(folder, {checkpoint: "PK", "last_checkpoint": checkpoint, "config.yaml": earlier})
+    kept = prepare_output_dir(str(folder), "OUTPUT_DIR", False, True, True)
+    if now is not None:
+        (folder / "config.yaml").write_text(now)
+    else:
+        (folder / "config.yaml").unlink()
+    report_resumed_config(str(folder), kept, "OUTPUT_DIR")
+    return kept
+
+
+def test_a_rename_refused_for_another_reason_than_another_file_system_is_not_copied(tmp_path, monkeypatch):
+    # Only a rename across file systems (EXDEV) falls back to copy and delete: a file whose
+    # rename is refused (EPERM) while it can still be copied and deleted stays, and so do the
+    # ones before it. The reason is the error's own words, not its repr.
+    import errno
+    import os
+
+    from dropblock_det.engine.output_dir import archive_previous_run
+
+    run = {"config.yaml": "config", "last_checkpoint": "model_final.pth", "metrics.json": "{}"}
+    _write_files(tmp_path, run)
+    rename = os.rename
+
+    def refused(source, destination):
+        if os.fspath(source).endswith("metrics.json"):
+            raise PermissionError(errno.EPERM, "Operation not permitted", os.fspath(source))
+        return rename(source, destination)
+
+    monkeypatch.setattr(os, "rename", refused)
+    with pytest.raises(PermissionError, match=r"\(Operation not permitted\); nothing was moved\."):
+        archive_previous_run(str(tmp_path))
+    assert _tree(tmp_path) == run
+
+
+def test_a_move_across_file_systems_copies_and_deletes_each_file(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from dropblock_det.engine.output_dir import archive_previous_run
+
+    run = {"config.yaml": "config", "metrics.json": "{}", "inference/results.json": "[]"}
+    _write_files(tmp_path, run)
+    rename = os.rename
+
+    def other_disk(source, destination):
+        if "previous_runs" in os.fspath(destination):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return rename(source, destination)
+
+    monkeypatch.setattr(os, "rename", other_disk)
+    target = Path(archive_previous_run(str(tmp_path)))
+    assert _tree(target) == run and sorted(p.name for p in tmp_path.iterdir()) == ["previous_runs"]
+
+
+def test_a_file_that_cannot_be_put_back_is_named_and_kept_in_previous_runs(tmp_path, monkeypatch):
+    # config.yaml moved, metrics.json refused, and config.yaml's way back refused too: it is
+    # named as staying in previous_runs/<time>/, which is not removed with it inside.
+    import errno
+    import os
+
+    from dropblock_det.engine.output_dir import archive_previous_run
+
+    _write_files(tmp_path, {"config.yaml": "config", "metrics.json": "{}"})
+    rename = os.rename
+
+    def refused(source, destination):
+        if os.fspath(source).endswith("metrics.json") or os.fspath(destination) == str(tmp_path / "config.yaml"):
+            raise PermissionError(errno.EPERM, "Operation not permitted")
+        return rename(source, destination)
+
+    monkeypatch.setattr(os, "rename", refused)
+    with pytest.raises(PermissionError, match=r"; config\.yaml stayed in (\S+previous_runs/\S+)\. ") as raised:
+        archive_previous_run(str(tmp_path))
+    (stayed,) = (tmp_path / "previous_runs").iterdir()
+    assert str(stayed) in str(raised.value) and (stayed / "config.yaml").read_text() == "config"
+    assert (tmp_path / "metrics.json").read_text() == "{}"
+
+
+def test_a_copy_across_file_systems_that_deleted_part_of_its_source_keeps_the_copy(tmp_path, monkeypatch):
+    # shutil.move copies a folder whole, then deletes it: a deletion that fails midway leaves
+    # the source partly gone, and the whole copy in previous_runs/ is then what is left.
+    import errno
+    import os
+    import shutil
+
+    from dropblock_det.engine.output_dir import archive_previous_run
+
+    _write_files(tmp_path, {"inference/a.json": "[1]", "inference/b.json": "[2]"})
+
+    def cross_device(source, destination):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    def copied_then_deletion_failed(source, destination):
+        shutil.copytree(source, destination)
+        shutil.rmtree(source)
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "rename", cross_device)
+    monkeypatch.setattr(shutil, "move", copied_then_deletion_failed)
+    with pytest.raises(OSError, match=r"\(Input/output error\); inference stayed in \S+previous_runs/"):
+        archive_previous_run(str(tmp_path))
+    (stayed,) = (tmp_path / "previous_runs").iterdir()
+    assert _tree(stayed) == {"inference/a.json": "[1]", "inference/b.json": "[2]"}
+
+
+def test_a_resume_with_an_unchanged_config_leaves_no_previous_runs_folder(tmp_path, capsys):
+    # Resumed from a periodic checkpoint: the earlier config.yaml was copied into a new
+    # previous_runs/<time>/, and nothing of it (nor of previous_runs/) is left where it did not
+    # change, also where it is no YAML that safe_load reads (a LazyConfig's with a python tag).
+    for config in ("a: 1\n", "a: !!python/name:os.getcwd ''\n"):
+        folder = tmp_path / str(len(config))
+        assert _resume_with(folder, config, config)
+        assert not (folder / "previous_runs").exists() and capsys.readouterr().out == ""
+
+
+def test_a_resumed_run_whose_folder_alone_changed_keeps_no_config_for_yacs_too(tmp_path, capsys):
+    _resume_with(tmp_path, "OUTPUT_DIR: /old/place\nSOLVER:\n  MAX_ITER: 20\n",
+                 f"OUTPUT_DIR: {tmp_path}\nSOLVER:\n  MAX_ITER: 20\n")
+    assert not (tmp_path / "previous_runs").exists() and capsys.readouterr().out == ""
+
+
+def test_a_resumed_runs_changed_keys_are_named_with_their_values_eight_at_most(tmp_path, capsys):
+    earlier = "".join(f"K{i}: a{i}\n" for i in range(9))
+    kept = _resume_with(tmp_path / "nine", earlier, earlier.replace(": a", ": b"))
+    listed = "; ".join(f"K{i}: 'a{i}' -> 'b{i}'" for i in range(8))
+    assert capsys.readouterr().out.endswith(f"so far ({listed}; and 1 more): that config.yaml is kept as {kept}/config.yaml\n")
+    eight = earlier.replace("K8: a8\n", "")
+    _resume_with(tmp_path / "eight", eight, eight.replace(": a", ": b"))
+    assert f"so far ({listed}): that" in capsys.readouterr().out
+
+
+def test_a_resumed_run_without_a_rewritten_config_keeps_the_earlier_one(tmp_path, capsys):
+    kept = _resume_with(tmp_path, "a: 1\n", None)
+    assert (Path(kept) / "config.yaml").read_text() == "a: 1\n"
+    assert capsys.readouterr().out.endswith(f"so far: that config.yaml is kept as {kept}/config.yaml\n")
+
+
+def test_a_resume_copies_no_config_from_a_run_without_its_config_yaml(tmp_path):
+    from dropblock_det.engine.output_dir import prepare_output_dir
+
+    _write_files(tmp_path, {"model_0000004.pth": "PK", "last_checkpoint": "model_0000004.pth",
+                            "config.yaml.pkl": "pickled"})
+    assert prepare_output_dir(str(tmp_path), "OUTPUT_DIR", False, True, True) is None
+    assert not (tmp_path / "previous_runs").exists()
+
+
+def test_a_config_copy_that_fails_beside_a_kept_final_checkpoint_keeps_that_checkpoint(tmp_path, monkeypatch):
+    import shutil
+
+    from dropblock_det.engine.output_dir import prepare_output_dir
+
+    _write_files(tmp_path, {"model_final.pth": "PK final", "last_checkpoint": "model_final.pth", "config.yaml": "a: 1\n"})
+
+    def disk_full(source, destination, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copy2", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        prepare_output_dir(str(tmp_path), "OUTPUT_DIR", False, True, True)
+    (kept,) = (tmp_path / "previous_runs").iterdir()
+    assert _tree(kept) == {"model_final.pth": "PK final"}
+
+
+def test_report_resumed_config_does_nothing_on_the_other_processes(tmp_path, monkeypatch, capsys):
+    import detectron2.utils.comm as comm
+
+    from dropblock_det.engine.output_dir import report_resumed_config
+
+    kept = tmp_path / "previous_runs" / "t"
+    _write_files(tmp_path, {"config.yaml": "a: 1\n", "previous_runs/t/config.yaml": "a: 1\n"})
+    monkeypatch.setattr(comm, "is_main_process", lambda: False)
+    report_resumed_config(str(tmp_path), str(kept))
+    assert (kept / "config.yaml").is_file() and capsys.readouterr().out == ""
