@@ -548,3 +548,43 @@ def test_a_cached_detectron2_sdist_is_installed_without_a_download_and_without_i
     (args, placeholder) = installs[-1]
     assert len(installs) == 2 and args[:2] == ("--no-build-isolation", "--no-deps") and placeholder
     assert Path(args[2]).name == "pb1-detectron2-0.6"
+
+
+# --- mutation run 52: behaviour the tests above left unpinned ---
+
+
+def test_python_version_is_the_given_interpreters_major_and_minor():
+    mod = _load_setup_env()
+    assert mod.python_version(Path(sys.executable)) == tuple(sys.version_info[:2])
+
+
+def _v06_like_source(root: Path, aliases: int = 19, linear: int = 1, masks: int = 1) -> str:
+    """A detectron2/ under `root` with each pattern of V06_SOURCE_FIXES `aliases`, `linear`,
+    `masks` times (v0.6's counts by default), and a tools/ beside it with one alias more;
+    returns detectron2/a.py's text."""
+    text = ("x = np.int\n" * aliases + "i = Image.LINEAR\n" * linear + "m = np.array(mask, copy=False)\n" * masks)
+    for folder in ("detectron2", "tools"):
+        (root / folder).mkdir()
+    (root / "detectron2" / "a.py").write_text(text)
+    (root / "tools" / "b.py").write_text("x = np.int\n")
+    return text
+
+
+def test_the_v06_source_fixes_rewrite_only_detectron2s_code_to_what_it_meant(tmp_path):
+    mod = _load_setup_env()
+    _v06_like_source(tmp_path)
+    mod.fix_for_new_numpy_and_pillow(tmp_path, origin="the sdist")
+    assert (tmp_path / "detectron2" / "a.py").read_text() == ("x = int\n" * 19 + "i = Image.BILINEAR\n"
+                                                              + "m = np.asarray(mask)\n")
+    assert (tmp_path / "tools" / "b.py").read_text() == "x = np.int\n"  # not counted, not rewritten
+
+
+@pytest.mark.parametrize("counts, refused", [({"aliases": 20}, r"occurs 20 times, not v0\.6's 19"),
+                                             ({"masks": 0}, r"copy=False.* occurs 0 times, not v0\.6's 1")])
+def test_a_source_with_more_or_a_later_pattern_missing_is_refused_with_nothing_rewritten(tmp_path, counts, refused):
+    # The last pattern missing: the first two, found as often as in v0.6, are not written either.
+    mod = _load_setup_env()
+    text = _v06_like_source(tmp_path, **counts)
+    with pytest.raises(SystemExit, match=refused):
+        mod.fix_for_new_numpy_and_pillow(tmp_path, origin="the sdist")
+    assert (tmp_path / "detectron2" / "a.py").read_text() == text
