@@ -154,3 +154,19 @@ def test_the_keypoint_names_of_cocos_person_category_are_no_keypoints(tmp_path, 
     assert coco_json_has_key(_write(tmp_path / "utf8.json", content, ensure_ascii=False), "keypoints") is False
     boxes[0]["keypoints"] = [2, 3, 2]
     assert coco_json_has_key(_write(tmp_path / "utf8_kp.json", content, ensure_ascii=False), "keypoints") is True
+
+
+# --- mutation run 52: behaviour the tests above left unpinned ---
+
+
+def test_every_category_list_is_left_out_and_a_value_outside_them_is_no_key(tmp_path):
+    # A second copy of COCO's person category (a tool's own field, after the file's list) is
+    # a category list too: its "keypoints" are names, not keypoints. An image's file name
+    # "keypoints" is a value; the "categories" key itself is outside its list.
+    from dropblock_det.data.coco_json import coco_json_has_key
+
+    person = {"id": 1, "name": "person", "keypoints": ["nose"]}
+    path = _write(tmp_path / "a.json", {"images": [{"id": 1, "file_name": "keypoints"}], "categories": [person],
+                                        "annotations": [], "info": {"categories": [person]}})
+    assert coco_json_has_key(path, "keypoints") is False
+    assert coco_json_has_key(path, "categories") is True
