@@ -713,3 +713,67 @@ def test_a_lazy_config_with_the_runs_values_at_inference_names_nothing(lazy_trai
                            "model.test_score_thresh=0.0")
         assert (f"differs from --config-file {config_file} in what the model does at inference: "
                 "dataloader.test.mapper.augmentations.0.max_size 64 there, 96 here. The written config") in out
+
+
+# --- mutation run 52: behaviour the tests above left unpinned ---
+
+
+def test_the_regularizers_and_evaluation_schedule_are_not_compared_and_the_test_keys_are(trained_run, tmp_path,
+                                                                                         capsys):
+    # MODEL.DROPBLOCK.* (no regularizer runs at inference) and TEST.EVAL_PERIOD differ from the
+    # run's without a word; TEST.DETECTIONS_PER_IMAGE changes what the model outputs.
+    run = trained_run[0]
+    cfg = load_config(str(run / "config.yaml"))
+    cfg.MODEL.DROPBLOCK.KEEP_PROB, cfg.TEST.EVAL_PERIOD, cfg.TEST.DETECTIONS_PER_IMAGE = 0.5, 7, 3
+    (tmp_path / "project.yaml").write_text(cfg.dump())
+    load_tool("export_stock_config").main(["--config-file", str(tmp_path / "project.yaml"), "--output",
+                                           str(tmp_path / "a.yaml"), "MODEL.WEIGHTS", str(run / "model_final.pth")])
+    assert ("in what the model does at inference: TEST.DETECTIONS_PER_IMAGE 100 there, 3 here. The written "
+            "config") in capsys.readouterr().out
+
+
+def test_a_lazy_value_given_by_an_interpolation_is_compared_as_it_resolves(lazy_trained_run, tmp_path, capsys):
+    # The test mapper's image_format is "${...train.mapper.image_format}" on both sides: the
+    # run's train mapper read RGB, so its test mapper did too.
+    from detectron2.config import LazyConfig
+
+    run = lazy_trained_run[0]
+    saved = LazyConfig.load(str(run / "config.yaml"))
+    saved.dataloader.train.mapper.image_format = "RGB"
+    LazyConfig.save(saved, str(run / "config.yaml"))
+    out = _lazy_export(run, tmp_path, capsys, SYNTHETIC_LAZY, "a.yaml", "model.head.norm=''",
+                       "model.test_score_thresh=0.0")
+    assert "in what the model does at inference: dataloader.test.mapper.image_format 'RGB' there, 'BGR' here." in out
+
+
+def test_an_opt_that_sets_a_whole_node_sets_each_key_under_it_and_no_longer_key():
+    tool = load_tool("export_stock_config")
+    assert tool._set_by_opts(["dataloader.test.mapper.augmentations=[]"],
+                             "dataloader.test.mapper.augmentations.0.short_edge_length")
+    assert tool._set_by_opts(["INPUT.MIN_SIZE_TEST", "64"], "INPUT.MIN_SIZE_TEST")
+    assert not tool._set_by_opts(["model.test_score_thresh=0.3"], "model.test_score_threshold")
+
+
+def test_an_output_folder_this_user_cannot_enter_is_named_first(tmp_path, monkeypatch):
+    # Writing a file needs the folder's search (x) permission as well as its write permission.
+    folder = tmp_path / "no_search"
+    folder.mkdir()
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: (
+        not mode & os.X_OK and access(path, mode, **kw)) if os.path.realpath(path) == str(folder.resolve())
+        else access(path, mode, **kw))
+    tool = load_tool("export_stock_config")
+    with pytest.raises(PermissionError, match=rf"the folder '{re.escape(str(folder))}' is not writable by this user: "):
+        tool.check_output_folder(str(folder / "x.yaml"))
+    with pytest.raises(PermissionError, match=rf"not writable by this user, so '{re.escape(str(folder))}/new' "
+                                              r"cannot be made in it: give a path"):
+        tool.check_output_folder(str(folder / "new" / "x.yaml"))
+
+
+def test_the_runs_own_config_given_with_an_opt_that_changes_an_interpolated_value_is_not_compared_with_itself(
+        lazy_trained_run, tmp_path, capsys):
+    # The test mapper's image_format follows the train mapper's: the opt changes it, and the
+    # config beside the weights is the --config-file itself, meant with its opts.
+    run = lazy_trained_run[0]
+    out = _lazy_export(run, tmp_path, capsys, run / "config.yaml", "a.yaml", "dataloader.train.mapper.image_format=RGB")
+    assert "beside train.init_checkpoint" not in out
