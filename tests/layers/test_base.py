@@ -485,3 +485,27 @@ def test_set_target_is_the_model_as_built_not_a_schedule(unscheduled_warnings):
     assert module.keep_prob == module.target_keep_prob == 0.975
     module.train()(torch.randn(2, 4, 8, 8))
     assert unscheduled_warnings()[0].startswith("DropBlock2d trains at keep_prob 0.975 from its first step")
+
+
+# --- mutation run 52: behaviour the tests above left unpinned ---
+
+
+def test_a_module_saved_before_keep_prob_was_tracked_does_not_warn(unscheduled_warnings):
+    # Unpickled whole from before the flag existed: no instance attribute, and it was not
+    # built in this process, so nothing says that no ramp runs.
+    module = DropBlock2d(0.9, 3)
+    del module._keep_prob_set
+    module.train()(torch.randn(2, 4, 8, 8))
+    assert unscheduled_warnings() == []
+
+
+def test_the_warning_names_the_keep_prob_trained_at_not_a_target_assigned_alone(unscheduled_warnings):
+    module = DropBlock2d(0.9, 3)
+    module.target_keep_prob = 0.5  # a ramp's end that nothing applied: it trains at 0.9
+    module.train()(torch.randn(2, 4, 8, 8))
+    assert unscheduled_warnings()[0].startswith("DropBlock2d trains at keep_prob 0.9 from its first step")
+
+
+def test_a_keep_prob_out_of_range_is_named_as_the_argument_the_user_passed():
+    with pytest.raises(ValueError, match=r"^keep_prob must be in \(0, 1\], got 1\.5$"):
+        DropBlock2d(1.5, 3)
