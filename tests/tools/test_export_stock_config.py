@@ -145,11 +145,7 @@ def test_an_output_folder_that_cannot_be_made_or_written_is_named_first(trained_
     assert (run / "notes").read_text() == "the user's own file"
     locked = run / "locked"
     locked.mkdir(mode=0o555)
-    # As the OS answers a user without write access (root, as on CI, may write anyway).
-    access = os.access
-    monkeypatch.setattr(os, "access", lambda path, mode, **kw: (
-        not mode & os.W_OK and access(path, mode, **kw)) if os.path.realpath(path) == str(locked.resolve())
-        else access(path, mode, **kw))
+    _refuse_access(monkeypatch, locked, os.W_OK)
     with pytest.raises(PermissionError, match=r"--output .*locked/x\.yaml.*locked' is not writable"):
         tool.main(["--config-file", str(run / "config.yaml"), "--output", str(locked / "x.yaml")])
     assert not (locked / "x.yaml").exists()
@@ -718,6 +714,15 @@ def test_a_lazy_config_with_the_runs_values_at_inference_names_nothing(lazy_trai
 # --- mutation run 52: behaviour the tests above left unpinned ---
 
 
+def _refuse_access(monkeypatch, folder, bit: int) -> None:
+    """os.access answers for `folder` as the OS answers a user without the permission `bit`
+    (root, as on CI, may write anyway)."""
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: (
+        not mode & bit and access(path, mode, **kw)) if os.path.realpath(path) == str(folder.resolve())
+        else access(path, mode, **kw))
+
+
 def test_the_regularizers_and_evaluation_schedule_are_not_compared_and_the_test_keys_are(trained_run, tmp_path,
                                                                                          capsys):
     # MODEL.DROPBLOCK.* (no regularizer runs at inference) and TEST.EVAL_PERIOD differ from the
@@ -758,10 +763,7 @@ def test_an_output_folder_this_user_cannot_enter_is_named_first(tmp_path, monkey
     # Writing a file needs the folder's search (x) permission as well as its write permission.
     folder = tmp_path / "no_search"
     folder.mkdir()
-    access = os.access
-    monkeypatch.setattr(os, "access", lambda path, mode, **kw: (
-        not mode & os.X_OK and access(path, mode, **kw)) if os.path.realpath(path) == str(folder.resolve())
-        else access(path, mode, **kw))
+    _refuse_access(monkeypatch, folder, os.X_OK)
     tool = load_tool("export_stock_config")
     with pytest.raises(PermissionError, match=rf"the folder '{re.escape(str(folder))}' is not writable by this user: "):
         tool.check_output_folder(str(folder / "x.yaml"))
