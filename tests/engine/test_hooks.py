@@ -607,18 +607,24 @@ def test_a_lazy_config_without_a_ramp_asked_for_trains_at_the_targets_without_th
 # --- own-trainer journey (stop 52) ---
 
 
+def _warnings_of_training(model, hooks, phrase):
+    """The messages holding `phrase` of the warnings 4 steps of detectron2's SimpleTrainer with
+    `hooks` give on `model`."""
+    trainer = SimpleTrainer(model, _data(), torch.optim.SGD(model.parameters(), lr=0.01))
+    trainer.register_hooks(hooks)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.train(0, 4)
+    return [str(w.message) for w in caught if phrase in str(w.message)]
+
+
 @pytest.mark.parametrize("keep_prob, warns", [(0.5, True), (0.9, False), (0.975, False), (None, False)])
 def test_a_keep_prob_none_of_the_targets_is_said_to_be_only_the_recorded_value(keep_prob, warns):
     # DropBlockScheduleHook(start_iter, end_iter, keep_prob), as the README's "without a
     # config": keep_prob=0.5 logged a ramp to 0.5 in metrics.json while every regularizer
     # ramped to its own target (0.9, 0.975), without a word.
     model = TinyModel()
-    trainer = SimpleTrainer(model, _data(), torch.optim.SGD(model.parameters(), lr=0.01))
-    trainer.register_hooks([DropBlockScheduleHook(0, 4, keep_prob)])
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        trainer.train(0, 4)
-    said = [str(w.message) for w in caught if "only the value recorded" in str(w.message)]
+    said = _warnings_of_training(model, [DropBlockScheduleHook(0, 4, keep_prob)], "only the value recorded")
     assert len(said) == (1 if warns else 0)
     if warns:
         assert "keep_prob=0.5" in said[0] and "0.9, 0.975" in said[0]
@@ -647,13 +653,8 @@ def test_a_second_schedule_hook_on_the_same_model_is_said_to_override_the_first(
     # A DropBlockTrainer (which registers its own hook from the config) given the README's
     # DropBlockScheduleHook as well: the later hook's ramp was trained, the config's
     # MODEL.DROPBLOCK.SCHEDULE ignored, without a word.
-    model = TinyModel()
-    trainer = SimpleTrainer(model, _data(), torch.optim.SGD(model.parameters(), lr=0.01))
-    trainer.register_hooks([DropBlockScheduleHook(0, 6)] + ([DropBlockScheduleHook(*second)] if second else []))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        trainer.train(0, 4)
-    said = [str(w.message) for w in caught if "another DropBlockScheduleHook" in str(w.message)]
+    hooks = [DropBlockScheduleHook(0, 6)] + ([DropBlockScheduleHook(*second)] if second else [])
+    said = _warnings_of_training(TinyModel(), hooks, "another DropBlockScheduleHook")
     assert len(said) == (1 if second else 0)
     if second:
         assert f"end_iter=6)), registered before this one (LinearKeepProbSchedule(start_iter=0, end_iter={second[1]})" \
@@ -662,10 +663,6 @@ def test_a_second_schedule_hook_on_the_same_model_is_said_to_override_the_first(
 
 def test_schedule_hooks_on_two_models_do_not_warn_of_each_other():
     first, other = TinyModel(), TinyModel()
-    trainer = SimpleTrainer(first, _data(), torch.optim.SGD(first.parameters(), lr=0.01))
-    trainer.register_hooks([DropBlockScheduleHook(0, 4), DropBlockScheduleHook(0, 2, model=other)])
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        trainer.train(0, 4)
-    assert not [w for w in caught if "another DropBlockScheduleHook" in str(w.message)]
+    hooks = [DropBlockScheduleHook(0, 4), DropBlockScheduleHook(0, 2, model=other)]
+    assert _warnings_of_training(first, hooks, "another DropBlockScheduleHook") == []
     assert other.res5_dropblock.keep_prob == 0.9 and first.res5_dropblock.keep_prob == pytest.approx(0.925)
