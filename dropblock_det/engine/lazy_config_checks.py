@@ -90,6 +90,7 @@ __all__ = [
     "lazy_evaluator_nodes",
     "check_lazy_head_inputs",
     "check_lazy_resnet_stages",
+    "check_lazy_dropblock_positions",
     "check_lazy_rcnn_mapper",
     "check_lazy_rcnn_training_data",
     "check_lazy_interpolations_resolve",
@@ -652,6 +653,7 @@ def check_lazy_model(cfg: DictConfig, model: torch.nn.Module, train: bool = True
                              f"lacks; set {key}.use_fast_impl=False (pycocotools' COCOeval, the official one)")
     if train:
         check_lazy_resnet_stages(cfg, model)
+        check_lazy_dropblock_positions(cfg)
         check_lazy_rcnn_mapper(cfg, model)
         for qualified, module in iter_regularizers(model):
             if isinstance(module, DropBlock2d) and module.impl == "triton":
@@ -1251,6 +1253,38 @@ def check_lazy_resnet_stages(cfg: DictConfig, model: torch.nn.Module) -> None:
                         "model.roi_heads.res5.dropblock=\"${dropblock}\" and "
                         "model.roi_heads.res5.dropblock_positions=[...]")
         raise ValueError(message)
+
+
+def check_lazy_dropblock_positions(cfg: DictConfig) -> None:
+    """Every model node that gives a `dropblock` to a component whose `dropblock_positions`
+    default to none (DropBlockFPN; a res5 `ResNet.make_stage` with `block_class=
+    DropBlockBottleneckBlock`, as a C4 R-CNN's ROI head; the segmentation heads) and leaves
+    those positions out: the component then places no regularizer, and the run trained
+    without DropBlock there, silently. An explicit `dropblock_positions=[]` turns the
+    location off and is accepted. ValueError naming the key."""
+    for key, node in _target_nodes(cfg.model, "model"):
+        if "dropblock_positions" in node or "dropblock" not in node:
+            continue
+        try:
+            if node.get("dropblock") is None:
+                continue
+        except OmegaConfBaseException:  # an unresolvable interpolation is named by other checks
+            continue
+        # ResNet.make_stage passes its other arguments to every block_class(...)
+        target = _located(node.get("block_class") if _target_name(node).endswith("make_stage")
+                          else node.get("_target_"))
+        try:
+            default = inspect.signature(target).parameters["dropblock_positions"].default
+        except (TypeError, ValueError, KeyError):
+            continue
+        if default is inspect.Parameter.empty or len(default):
+            continue
+        name = getattr(target, "__name__", str(target))
+        example = list(getattr(target, "_POSITIONS", ())) or "[...]"  # the blocks' positions
+        raise ValueError(f"{key}.dropblock_positions is not given, so {name} places {key}.dropblock "
+                         "nowhere and the run would train without DropBlock there: list the positions "
+                         f"({key}.dropblock_positions={example}), or set {key}.dropblock=None (or "
+                         f"{key}.dropblock_positions=[]) for none")
 
 
 # (the ROI heads' flag, the DatasetMapper argument that loads the head's annotations (a key

@@ -2036,3 +2036,32 @@ def test_a_training_set_the_lazy_model_cannot_train_on_is_refused_naming_the_key
     with pytest.raises(ValueError, match=r"^dataloader.evaluator.dataset_name='synthetic_sem_seg_val': a 'sem_seg' "
                                          r"dataset, which a DropBlockRetinaNet cannot be evaluated on"):
         check_lazy_model(cfg, lazy_meta_model(cfg))
+
+
+# --- R-CNN journey (stop 52) ---
+def test_a_dropblock_given_without_its_positions_is_refused_naming_the_key():
+    # README "With a LazyConfig": DropBlockFPN and a C4 head's res5 blocks take `dropblock=`
+    # and `dropblock_positions=`, whose default is none. A config that gave the dropblock and
+    # left the positions out trained without DropBlock there, without a word.
+    from dropblock_det.engine.lazy_config_checks import (check_lazy_dropblock_positions, check_lazy_model,
+                                                         lazy_meta_model)
+    from dropblock_det.modeling.resnet import DropBlockBasicBlock
+
+    cfg = lazy_rcnn_cfg()
+    del cfg.model.backbone.dropblock_positions
+    with pytest.raises(ValueError, match=r"^model\.backbone\.dropblock_positions is not given, so DropBlockFPN "
+                                         r"places model\.backbone\.dropblock nowhere"):
+        check_lazy_model(cfg, lazy_meta_model(cfg))
+    cfg.model.backbone.dropblock_positions = []  # the location turned off on purpose
+    check_lazy_dropblock_positions(cfg)
+    cfg = lazy_rcnn_cfg(c4=True)
+    cfg.model.roi_heads.res5.update(block_class=DropBlockBasicBlock, dropblock="${dropblock}")
+    with pytest.raises(ValueError, match=r"^model\.roi_heads\.res5\.dropblock_positions is not given, so "
+                                         r"DropBlockBasicBlock places .*model\.roi_heads\.res5\.dropblock_positions="
+                                         r"\['conv1', 'conv2', 'shortcut'\]"):
+        check_lazy_dropblock_positions(cfg)
+    cfg.model.roi_heads.res5.dropblock_positions = ["conv1"]
+    check_lazy_dropblock_positions(cfg)
+    del cfg.model.roi_heads.res5.dropblock_positions
+    cfg.model.roi_heads.res5.dropblock = None  # no dropblock: nothing to place
+    check_lazy_dropblock_positions(cfg)
