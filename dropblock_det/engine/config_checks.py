@@ -881,14 +881,20 @@ def check_dropblock_placed(cfg: CfgNode, model: torch.nn.Module) -> None:
 
     db = cfg.MODEL.DROPBLOCK
     names = [name for name, _ in iter_regularizers(model)]
+    # The component names the model was built from: the heads' only where the model has them
+    # (an R-CNN's SEM_SEG_HEAD.NAME, set by detectron2's defaults, builds nothing).
+    built_from = ", ".join(f"MODEL.{key}={value!r}" for key, value, built in (
+        ("META_ARCHITECTURE", cfg.MODEL.META_ARCHITECTURE, True),
+        ("BACKBONE.NAME", cfg.MODEL.BACKBONE.NAME, True),
+        ("ROI_HEADS.NAME", cfg.MODEL.ROI_HEADS.NAME, getattr(model, "roi_heads", None) is not None),
+        ("SEM_SEG_HEAD.NAME", cfg.MODEL.SEM_SEG_HEAD.NAME, getattr(model, "sem_seg_head", None) is not None),
+    ) if built)
     for key in locations_on(cfg):
         node, _, leaf = key.rpartition(".")
         value = db[node][leaf] if node else db[leaf]
         if not any(_LOCATION_PATTERNS[key].search(name) for name in names):
             raise ValueError(
-                f"MODEL.DROPBLOCK.{key}={value!r}, but the model built from MODEL.META_ARCHITECTURE="
-                f"{cfg.MODEL.META_ARCHITECTURE!r}, MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r}"
-                f" (MODEL.SEM_SEG_HEAD.NAME={cfg.MODEL.SEM_SEG_HEAD.NAME!r}) has no DropBlock there"
+                f"MODEL.DROPBLOCK.{key}={value!r}, but the model built from {built_from} has no DropBlock there"
                 f" ({len(names)} elsewhere): {dropblock_component_advice(cfg, key)} (see the README),"
                 f" or check the location's STAGES / POSITIONS for this model")
     _check_every_stage_regularized(cfg, model, names)

@@ -1367,3 +1367,28 @@ def test_a_test_set_of_other_classes_than_the_training_sets_is_refused_naming_bo
             assert str(refused.value).endswith(
                 "no MODEL.RETINANET.NUM_CLASSES fits both; every set the model trains and is evaluated on needs "
                 "the same classes, in the same order (in a COCO json: the same categories)")
+
+
+# --- R-CNN journey (stop 52) ---
+@pytest.mark.parametrize("c4, roi_heads", [(False, "StandardROIHeads"), (True, "Res5ROIHeads")])
+def test_a_stock_rcnn_is_refused_naming_its_roi_heads_not_an_unbuilt_segmentation_head(c4, roi_heads):
+    # The error named MODEL.SEM_SEG_HEAD.NAME='SemSegFPNHead', detectron2's default, which an
+    # R-CNN does not build, and not the ROI heads it builds.
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.config_checks import check_model_config
+
+    backbone = "build_resnet_backbone" if c4 else "build_resnet_fpn_backbone"
+    cfg = rcnn_cfg("MODEL.BACKBONE.NAME", backbone, "MODEL.DROPBLOCK.FPN.ENABLED", "False", c4=c4)
+    with pytest.raises(ValueError, match=rf"^MODEL\.DROPBLOCK\.RESNET\.ENABLED=True, but the model built from "
+                                         rf"MODEL\.META_ARCHITECTURE='GeneralizedRCNN', MODEL\.BACKBONE\.NAME="
+                                         rf"'{backbone}', MODEL\.ROI_HEADS\.NAME='{roi_heads}' has no DropBlock there"
+                                         ) as error:
+        check_model_config(cfg)
+    assert "SEM_SEG_HEAD" not in str(error.value)
+    # A segmentor's head is named: it builds one.
+    cfg = synthetic_cfg("MODEL.META_ARCHITECTURE", "SemanticSegmentor", "MODEL.BACKBONE.NAME",
+                        "build_resnet_fpn_backbone", "MODEL.DROPBLOCK.HEAD.ENABLED", "False",
+                        "MODEL.DROPBLOCK.FPN.ENABLED", "False")
+    with pytest.raises(ValueError, match=r"MODEL\.BACKBONE\.NAME='build_resnet_fpn_backbone', "
+                                         r"MODEL\.SEM_SEG_HEAD\.NAME='SemSegFPNHead' has no DropBlock there"):
+        check_model_config(cfg)
