@@ -254,16 +254,37 @@ def _config_changes(earlier: str, now: str) -> Optional[List[str]]:
     config.yaml files (yacs or LazyConfig: both plain YAML), but where the run is
     (_OUTPUT_DIR_KEYS: a run's folder moved and resumed where it now is changes only that);
     None when one cannot be read."""
-    import yaml
-
     from ..config import config_changes
 
     try:
         with open(earlier) as a, open(now) as b:
-            changes = config_changes(yaml.safe_load(a), yaml.safe_load(b))
+            changes = config_changes(_load_config_yaml(a), _load_config_yaml(b))
     except Exception:  # noqa: BLE001 - a yaml that safe_load refuses (or no mapping): no keys, still kept
         return None
     return [f"{key}: {old!r} -> {new!r}" for key, old, new in changes if key not in _OUTPUT_DIR_KEYS]
+
+
+def _load_config_yaml(stream) -> object:
+    """A config.yaml as plain values, as safe_load reads it, with the python tags a LazyConfig
+    run's has (detectron2's R-CNN configs' `ShapeSpec`, a `block_class`) read as plain values
+    too, nothing imported: `!!python/name:X ''` as "X", a `!!python/object:X {...}` mapping as
+    its fields and "__class__": "X". safe_load refused such a file, and a resume then named no
+    changed key."""
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    def python_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> object:
+        kind, _, name = suffix.partition(":")
+        if isinstance(node, yaml.MappingNode):
+            return {**loader.construct_mapping(node, deep=True), "__class__": name or kind}
+        if isinstance(node, yaml.SequenceNode):
+            return loader.construct_sequence(node, deep=True)
+        return name if kind == "name" else loader.construct_scalar(node)
+
+    _Loader.add_multi_constructor("tag:yaml.org,2002:python/", python_tag)
+    return yaml.load(stream, Loader=_Loader)  # noqa: S506 - a SafeLoader: constructs no object
 
 
 def archive_previous_run(

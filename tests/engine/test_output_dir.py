@@ -757,3 +757,20 @@ def test_report_resumed_config_does_nothing_on_the_other_processes(tmp_path, mon
     monkeypatch.setattr(comm, "is_main_process", lambda: False)
     report_resumed_config(str(tmp_path), str(kept))
     assert (kept / "config.yaml").is_file() and capsys.readouterr().out == ""
+
+
+# --- R-CNN journey (stop 52) ---
+def test_a_resumed_lazyconfig_run_with_python_tags_names_its_changed_keys(tmp_path, capsys):
+    # detectron2's R-CNN LazyConfigs save `ShapeSpec` objects (and a `block_class`) with python
+    # tags, which safe_load refuses: a resume with train.max_iter=5 named no changed key.
+    earlier = ("model:\n  roi_heads:\n    box_head:\n      input_shape: !!python/object:detectron2.layers."
+               "shape_spec.ShapeSpec {channels: 64, height: 7, stride: null, width: 7}\n"
+               "    res5: {block_class: !!python/name:detectron2.modeling.backbone.resnet.BottleneckBlock ''}\n"
+               "train: {max_iter: 3}\n")
+    now = (earlier.replace("max_iter: 3", "max_iter: 5").replace("channels: 64", "channels: 32")
+           .replace("resnet.BottleneckBlock", "resnet.BasicBlock"))
+    kept = _resume_with(tmp_path, earlier, now)
+    assert capsys.readouterr().out.endswith(
+        "so far (model.roi_heads.box_head.input_shape.channels: 64 -> 32; model.roi_heads.res5.block_class: "
+        "'detectron2.modeling.backbone.resnet.BottleneckBlock' -> 'detectron2.modeling.backbone.resnet.BasicBlock'; "
+        f"train.max_iter: 3 -> 5): that config.yaml is kept as {kept}/config.yaml\n")
