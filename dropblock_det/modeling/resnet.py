@@ -294,10 +294,15 @@ def dropblock_resnet_arguments(cfg, depth: int, last_stage: str = "res5") -> Dic
     # Only where these stages get DropBlock: a C4 ResNet-18/34 whose head's res5 (bottleneck
     # blocks) alone has it may name conv3.
     if scales and not positions:  # named by key, before the arguments' own check
+        # A res5 in STAGES past `last_stage` is a C4 head's, of bottleneck blocks: conv3 lands
+        # there, so "nothing" is said of the backbone's stages only, and that res5 alone is offered.
+        head_res5 = "res5" in db.RESNET.STAGES and "res5" not in scales
         raise ValueError(
             f"MODEL.DROPBLOCK.RESNET.POSITIONS={list(db.RESNET.POSITIONS)}: MODEL.RESNETS.DEPTH={depth} "
-            "has basic blocks, which have no conv3, so RESNET.ENABLED would place nothing; "
-            "use conv1, conv2 or shortcut"
+            "has basic blocks, which have no conv3, so RESNET.ENABLED would place nothing in "
+            f"{', '.join(scales)}; use conv1, conv2 or shortcut"
+            + (" (the ROI head's res5 is bottleneck blocks, with a conv3: MODEL.DROPBLOCK.RESNET.STAGES "
+               "['res5'] places it there alone)" if head_res5 else "")
         )
     arguments: Dict[str, Any] = {"drop_path_rate": db.DROP_PATH_RATE}
     if db.RESNET.ENABLED:

@@ -563,3 +563,20 @@ def test_a_stages_scaled_target_is_the_model_as_built_so_an_unramped_training_st
     backbone(torch.randn(2, 3, 64, 64))
     (message,) = unscheduled_warnings()
     assert message.startswith("DropBlock2d trains at keep_prob 0.95 from its first step")
+
+
+# --- R-CNN journey (stop 52) ---
+def test_conv3_on_basic_blocks_is_refused_naming_the_stages_and_a_c4_heads_res5_alone():
+    # A C4 R18 with DropBlockRes5ROIHeads and STAGES res4, res5: the head's res5 (bottleneck
+    # blocks) would get conv3, and the error said RESNET.ENABLED "would place nothing".
+    from conftest import rcnn_cfg
+    from dropblock_det.modeling.resnet import dropblock_resnet_arguments
+
+    opts = ("MODEL.DROPBLOCK.RESNET.POSITIONS", "['conv3']", "MODEL.DROPBLOCK.RESNET.STAGES", "['res4', 'res5']")
+    cfg = rcnn_cfg(*opts, "MODEL.ROI_HEADS.NAME", "DropBlockRes5ROIHeads", c4=True)
+    with pytest.raises(ValueError, match=r"would place nothing in res4; use conv1, conv2 or shortcut \(the ROI "
+                                         r"head's res5 is bottleneck blocks, with a conv3: MODEL\.DROPBLOCK\.RESNET\."
+                                         r"STAGES \['res5'\] places it there alone\)$"):
+        dropblock_resnet_arguments(cfg, 18, last_stage="res4")
+    with pytest.raises(ValueError, match=r"would place nothing in res4, res5; use conv1, conv2 or shortcut$"):
+        dropblock_resnet_arguments(rcnn_cfg(*opts), 18)
