@@ -197,7 +197,21 @@ def _output_dir_advice(key: str, value: str) -> str:
 # strict load of the checkpoint cannot see it.
 _INFERENCE_KEYS = ("MODEL.", "INPUT.MIN_SIZE_TEST", "INPUT.MAX_SIZE_TEST", "INPUT.FORMAT", "INPUT.CROP.", "TEST.")
 _NOT_INFERENCE_KEYS = ("MODEL.WEIGHTS", "MODEL.DEVICE", "MODEL.DROPBLOCK.", "TEST.EVAL_PERIOD",
-                       "TEST.EXPECTED_RESULTS", "TEST.PRECISE_BN.")
+                       "TEST.EXPECTED_RESULTS", "TEST.PRECISE_BN.") + tuple(
+    # The heads' training-only keys: sampling, matching to the ground truth, the losses and
+    # the training top-k. detectron2 reads them in its training branches alone, so an R-CNN
+    # run's POST_NMS_TOPK_TRAIN was named as changing what the model does at inference.
+    f"MODEL.{head}.{key}" for head, keys in (
+        ("RPN", ("BATCH_SIZE_PER_IMAGE", "POSITIVE_FRACTION", "PRE_NMS_TOPK_TRAIN", "POST_NMS_TOPK_TRAIN",
+                 "LOSS_WEIGHT", "BBOX_REG_LOSS_TYPE", "BBOX_REG_LOSS_WEIGHT", "SMOOTH_L1_BETA", "IOU_THRESHOLDS",
+                 "IOU_LABELS", "BOUNDARY_THRESH")),
+        ("ROI_HEADS", ("BATCH_SIZE_PER_IMAGE", "POSITIVE_FRACTION", "IOU_THRESHOLDS", "IOU_LABELS",
+                       "PROPOSAL_APPEND_GT")),
+        ("ROI_BOX_HEAD", ("BBOX_REG_LOSS_TYPE", "BBOX_REG_LOSS_WEIGHT", "SMOOTH_L1_BETA", "USE_FED_LOSS",
+                          "FED_LOSS_NUM_CLASSES", "FED_LOSS_FREQ_WEIGHT_POWER")),
+        ("RETINANET", ("IOU_THRESHOLDS", "IOU_LABELS", "FOCAL_LOSS_GAMMA", "FOCAL_LOSS_ALPHA", "SMOOTH_L1_LOSS_BETA",
+                       "BBOX_REG_LOSS_TYPE")),
+    ) for key in keys)
 
 
 # The LazyConfig nodes whose values change the model's outputs at inference (the test loader's

@@ -779,3 +779,19 @@ def test_the_runs_own_config_given_with_an_opt_that_changes_an_interpolated_valu
     run = lazy_trained_run[0]
     out = _lazy_export(run, tmp_path, capsys, run / "config.yaml", "a.yaml", "dataloader.train.mapper.image_format=RGB")
     assert "beside train.init_checkpoint" not in out
+
+
+# --- R-CNN journey (stop 52) ---
+def test_the_heads_training_only_keys_are_not_named_as_changing_inference(trained_run, tmp_path, capsys):
+    # An R-CNN run trained with MODEL.RPN.POST_NMS_TOPK_TRAIN 64 and ROI_HEADS.BATCH_SIZE_PER_IMAGE 32,
+    # exported from detectron2's own config file, was told they change what the model does at inference.
+    run = trained_run[0]
+    cfg = load_config(str(run / "config.yaml"))
+    cfg.MODEL.RPN.POST_NMS_TOPK_TRAIN, cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = 64, 32
+    cfg.MODEL.RETINANET.FOCAL_LOSS_GAMMA, cfg.MODEL.ROI_BOX_HEAD.SMOOTH_L1_BETA = 1.5, 0.5
+    cfg.MODEL.RPN.POST_NMS_TOPK_TEST, cfg.TEST.DETECTIONS_PER_IMAGE = 32, 3  # these do
+    (tmp_path / "project.yaml").write_text(cfg.dump())
+    load_tool("export_stock_config").main(["--config-file", str(tmp_path / "project.yaml"), "--output",
+                                           str(tmp_path / "a.yaml"), "MODEL.WEIGHTS", str(run / "model_final.pth")])
+    assert ("in what the model does at inference: MODEL.RPN.POST_NMS_TOPK_TEST 1000 there, 32 here, "
+            "TEST.DETECTIONS_PER_IMAGE 100 there, 3 here. The written config") in capsys.readouterr().out
