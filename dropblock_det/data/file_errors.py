@@ -54,6 +54,18 @@ class DatasetFileError(RuntimeError):
     """A dataset file could not be read or parsed; the message names the file."""
 
 
+def _missing_module_error(error: ModuleNotFoundError, files: List[str]) -> ModuleNotFoundError:
+    """A module the mapping imports is missing: no fault of the item's files, which the
+    DatasetFileError it was raised as blamed. detectron2 crops polygon masks (INPUT.CROP with
+    MODEL.MASK_ON, new_baselines' FixedSizeCrop) with shapely, its "all" extra, which a
+    detectron2 built from source does not install: the first step failed naming an image."""
+    top = error.name.split(".")[0]
+    hint = (f": pip install {top} (detectron2 crops polygon masks with it: INPUT.CROP, FixedSizeCrop)"
+            if top == "shapely" else "")
+    return ModuleNotFoundError(f"mapping the dataset item of {', '.join(files)} imports the module {top!r}, "
+                               f"which is not installed (no fault of the item){hint}", name=error.name)
+
+
 def _unreadable_image(path: str) -> bool:
     try:
         with Image.open(path) as image:
@@ -90,6 +102,8 @@ class DatasetMapperNamingFiles(DatasetMapper):
             mapped = super().__call__(dataset_dict)
         except Exception as e:
             files = [dataset_dict[k] for k in _ITEM_FILE_KEYS if dataset_dict.get(k)]
+            if isinstance(e, ModuleNotFoundError) and e.name:
+                raise _missing_module_error(e, files) from e
             broken = [f for f in files if _unreadable_image(f)]
             if broken:
                 where = f"cannot read {broken[0]}"

@@ -702,3 +702,30 @@ def test_the_training_files_are_read_by_the_main_process_only(tmp_path, monkeypa
     monkeypatch.setattr(comm, "get_rank", lambda: 0)
     with pytest.raises(DatasetFileError, match="gone.jpg does not exist"):
         check_training_files(missing, "KEY")
+
+
+# --- R-CNN journey (stop 52) ---
+def test_a_module_the_mapping_imports_is_named_with_its_install_not_blamed_on_the_item(tmp_path, monkeypatch):
+    # A Mask R-CNN with INPUT.CROP (detectron2's RandomCrop) crops the polygons with shapely,
+    # which a detectron2 built from source does not install: the first step failed with a
+    # DatasetFileError "error while mapping the dataset item of <image>".
+    import re
+    import sys
+
+    import detectron2.data.transforms as T
+
+    from dropblock_det.data.file_errors import DatasetMapperNamingFiles
+
+    monkeypatch.setitem(sys.modules, "shapely", None)  # not installed, also where it is
+    monkeypatch.setitem(sys.modules, "shapely.geometry", None)
+    image = tmp_path / "a.jpg"
+    Image.new("RGB", (16, 16)).save(image)
+    annotation = {"bbox": [2, 2, 10, 10], "bbox_mode": 1, "category_id": 0, "iscrowd": 0,
+                  "segmentation": [[2, 2, 12, 2, 12, 12, 2, 12]]}
+    item = {"file_name": str(image), "height": 16, "width": 16, "annotations": [annotation]}
+    mapper = DatasetMapperNamingFiles(is_train=True, augmentations=[T.RandomCrop("absolute", (8, 8))],
+                                      image_format="RGB", use_instance_mask=True)
+    with pytest.raises(ModuleNotFoundError, match=rf"^mapping the dataset item of {re.escape(str(image))} imports "
+                                                  r"the module 'shapely', which is not installed \(no fault of the "
+                                                  r"item\): pip install shapely \(detectron2 crops polygon masks"):
+        mapper(dict(item))
