@@ -309,6 +309,21 @@ def run_config_advice(cfg: Any, args: argparse.Namespace) -> List[str]:
     return _differences_advice(args, beside, "MODEL.WEIGHTS", ours, theirs, _INFERENCE_KEYS, _NOT_INFERENCE_KEYS)
 
 
+# The LazyConfig counterparts of the heads' training-only keys above: an argument of these
+# names anywhere in the model (detectron2's RPN, ROI heads, box predictor, RetinaNet) is read
+# in training alone; of the RPN's (train, test) top-k pairs, the first.
+_LAZY_TRAINING_ONLY_ARGUMENTS = frozenset((
+    "batch_size_per_image", "positive_fraction", "anchor_matcher", "proposal_matcher", "proposal_append_gt",
+    "loss_weight", "box_reg_loss_type", "smooth_l1_beta", "focal_loss_alpha", "focal_loss_gamma",
+    "use_fed_loss", "fed_loss_num_classes", "fed_loss_freq_weight_power", "boundary_threshold"))
+
+
+def _lazy_training_only(key: str) -> bool:
+    parts = key.split(".")
+    return bool(_LAZY_TRAINING_ONLY_ARGUMENTS.intersection(parts)) or (
+        len(parts) > 1 and parts[-2] in ("pre_nms_topk", "post_nms_topk") and parts[-1] == "0")
+
+
 def _lazy_inference_leaves(cfg: Any) -> dict:
     """The leaves of `_LAZY_INFERENCE_NODES` of the stock config of the LazyConfig `cfg`,
     interpolations resolved (what the model and mapper are built with)."""
@@ -319,8 +334,9 @@ def _lazy_inference_leaves(cfg: Any) -> dict:
     stock = lazy_stock_config(cfg)  # a dropblock-det component and its stock counterpart read the same
     nodes = {key: OmegaConf.select(stock, key, default=None) for key in _LAZY_INFERENCE_NODES}
     # flatten_config joins the keys with dots: a dotted node key gives the keys from the top.
-    return _leaves({key: OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
-                    for key, node in nodes.items() if node is not None})
+    leaves = _leaves({key: OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+                      for key, node in nodes.items() if node is not None})
+    return {key: value for key, value in leaves.items() if not _lazy_training_only(key)}
 
 
 def lazy_run_config_advice(cfg: Any, args: argparse.Namespace) -> List[str]:
@@ -328,7 +344,8 @@ def lazy_run_config_advice(cfg: Any, args: argparse.Namespace) -> List[str]:
     test mapper (`_LAZY_INFERENCE_NODES`) where its stock config differs from that of the run's
     config.yaml beside train.init_checkpoint, if that is another LazyConfig, leaving out the
     keys the command line sets. Training keys (train.*, optimizer.*, dataloader.train.*, the
-    DropBlock regularizers) change nothing at inference and are not compared."""
+    DropBlock regularizers, the heads' sampling, matching and losses) change nothing at
+    inference and are not compared."""
     from omegaconf import OmegaConf
 
     from dropblock_det.engine.lazy_config_checks import load_lazy_config

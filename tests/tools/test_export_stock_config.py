@@ -795,3 +795,25 @@ def test_the_heads_training_only_keys_are_not_named_as_changing_inference(traine
                                            str(tmp_path / "a.yaml"), "MODEL.WEIGHTS", str(run / "model_final.pth")])
     assert ("in what the model does at inference: MODEL.RPN.POST_NMS_TOPK_TEST 1000 there, 32 here, "
             "TEST.DETECTIONS_PER_IMAGE 100 there, 3 here. The written config") in capsys.readouterr().out
+
+
+def test_the_lazy_heads_training_only_arguments_are_not_named_as_changing_inference(lazy_trained_run, tmp_path,
+                                                                                 capsys):
+    # The LazyConfig counterpart of the yacs heads' training-only keys: a run trained with
+    # another anchor matching and focal loss was told they change what the model does at
+    # inference (the R-CNN journey found it for batch_size_per_image).
+    from detectron2.config import LazyConfig
+
+    run = lazy_trained_run[0]
+    saved = LazyConfig.load(str(run / "config.yaml"))
+    saved.model.anchor_matcher.thresholds, saved.model.focal_loss_gamma = [0.3, 0.6], 1.5
+    saved.model.smooth_l1_beta, saved.model.test_nms_thresh = 0.2, 0.4  # the NMS threshold does
+    LazyConfig.save(saved, str(run / "config.yaml"))
+    out = _lazy_export(run, tmp_path, capsys, SYNTHETIC_LAZY, "a.yaml", "model.head.norm=''",
+                       "model.test_score_thresh=0.0")
+    assert "in what the model does at inference: model.test_nms_thresh 0.4 there, 0.5 here. The written" in out
+    module = load_tool("export_stock_config")
+    assert [key for key in ("model.roi_heads.batch_size_per_image", "model.proposal_generator.post_nms_topk.0",
+                            "model.proposal_generator.post_nms_topk.1", "model.roi_heads.box_predictor.test_topk")
+            if module._lazy_training_only(key)] == ["model.roi_heads.batch_size_per_image",
+                                                    "model.proposal_generator.post_nms_topk.0"]
