@@ -28,7 +28,7 @@ import argparse
 import os
 import sys
 import tempfile
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tool_args.py, beside this file
@@ -269,13 +269,12 @@ def _set_by_opts(opts: Sequence[str], key: str) -> bool:
 
 
 def _differences_advice(args: argparse.Namespace, beside: str, weights_key: str, ours: dict, theirs: dict,
-                        inference_keys: Tuple[str, ...], not_inference_keys: Tuple[str, ...]) -> List[str]:
-    """A line naming every key of `inference_keys` (prefixes), but not of `not_inference_keys`,
-    whose value in `ours` (the leaves of --config-file's config) differs from `theirs` (those of
-    the config `beside` the weights `weights_key` names), leaving out the keys the command line
-    sets; none where they agree."""
-    differ = [key for key in sorted(ours) if key.startswith(inference_keys)
-              and not key.startswith(not_inference_keys) and not _set_by_opts(args.opts, key)
+                        at_inference: Callable[[str], bool]) -> List[str]:
+    """A line naming every key that changes the model at inference (`at_inference`) whose value
+    in `ours` (the leaves of --config-file's config) differs from `theirs` (those of the config
+    `beside` the weights `weights_key` names), leaving out the keys the command line sets; none
+    where they agree."""
+    differ = [key for key in sorted(ours) if at_inference(key) and not _set_by_opts(args.opts, key)
               and key in theirs and ours[key] != theirs[key]]
     if not differ:
         return []
@@ -306,7 +305,8 @@ def run_config_advice(cfg: Any, args: argparse.Namespace) -> List[str]:
     for leaves in (ours, theirs):  # a component and its stock counterpart are the same at inference
         for key, names in STOCK_COMPONENTS.items():
             leaves[key] = names.get(leaves[key], leaves[key])
-    return _differences_advice(args, beside, "MODEL.WEIGHTS", ours, theirs, _INFERENCE_KEYS, _NOT_INFERENCE_KEYS)
+    return _differences_advice(args, beside, "MODEL.WEIGHTS", ours, theirs, lambda key: key.startswith(
+        _INFERENCE_KEYS) and not key.startswith(_NOT_INFERENCE_KEYS))
 
 
 # The LazyConfig counterparts of the heads' training-only keys above: an argument of these
@@ -324,30 +324,28 @@ def _lazy_training_only(key: str) -> bool:
         len(parts) > 1 and parts[-2] in ("pre_nms_topk", "post_nms_topk") and parts[-1] == "0")
 
 
-def _lazy_inference_leaves(cfg: Any) -> dict:
-    """The leaves of `_LAZY_INFERENCE_NODES` of the stock config of the LazyConfig `cfg`,
-    interpolations resolved (what the model and mapper are built with)."""
+def _lazy_inference_leaves(stock: Any) -> dict:
+    """The leaves of `_LAZY_INFERENCE_NODES` of the stock LazyConfig `stock` (lazy_stock_config's:
+    a dropblock-det component and its stock counterpart read the same), interpolations
+    resolved (what the model and mapper are built with)."""
     from omegaconf import OmegaConf
 
-    from dropblock_det.deploy import lazy_stock_config
-
-    stock = lazy_stock_config(cfg)  # a dropblock-det component and its stock counterpart read the same
     nodes = {key: OmegaConf.select(stock, key, default=None) for key in _LAZY_INFERENCE_NODES}
     # flatten_config joins the keys with dots: a dotted node key gives the keys from the top.
-    leaves = _leaves({key: OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
-                      for key, node in nodes.items() if node is not None})
-    return {key: value for key, value in leaves.items() if not _lazy_training_only(key)}
+    return _leaves({key: OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+                    for key, node in nodes.items() if node is not None})
 
 
-def lazy_run_config_advice(cfg: Any, args: argparse.Namespace) -> List[str]:
-    """run_config_advice for a LazyConfig `cfg`: a line naming every key of the model and the
-    test mapper (`_LAZY_INFERENCE_NODES`) where its stock config differs from that of the run's
-    config.yaml beside train.init_checkpoint, if that is another LazyConfig, leaving out the
-    keys the command line sets. Training keys (train.*, optimizer.*, dataloader.train.*, the
+def lazy_run_config_advice(cfg: Any, stock: Any, args: argparse.Namespace) -> List[str]:
+    """run_config_advice for a LazyConfig `cfg` whose stock config is `stock`: a line naming
+    every key of the model and the test mapper (`_LAZY_INFERENCE_NODES`) where `stock` differs
+    from the stock config of the run's config.yaml beside train.init_checkpoint, if that is
+    another LazyConfig, leaving out the keys the command line sets. Training keys (train.*, optimizer.*, dataloader.train.*, the
     DropBlock regularizers, the heads' sampling, matching and losses) change nothing at
     inference and are not compared."""
     from omegaconf import OmegaConf
 
+    from dropblock_det.deploy import lazy_stock_config
     from dropblock_det.engine.lazy_config_checks import load_lazy_config
 
     weights = OmegaConf.select(cfg, "train.init_checkpoint", default="") or ""
@@ -355,11 +353,12 @@ def lazy_run_config_advice(cfg: Any, args: argparse.Namespace) -> List[str]:
     if beside is None:
         return []
     try:
-        ours, theirs = _lazy_inference_leaves(cfg), _lazy_inference_leaves(load_lazy_config(beside))
+        run = lazy_stock_config(load_lazy_config(beside))
+        ours, theirs = _lazy_inference_leaves(stock), _lazy_inference_leaves(run)
     except Exception:  # noqa: BLE001 - not a config of this model (or no stock one): nothing to compare with
         return []
-    inference_keys = tuple(node + "." for node in _LAZY_INFERENCE_NODES)
-    return _differences_advice(args, beside, "train.init_checkpoint", ours, theirs, inference_keys, ())
+    return _differences_advice(args, beside, "train.init_checkpoint", ours, theirs,
+                               lambda key: not _lazy_training_only(key))
 
 
 def yacs_stock_config_text(args: argparse.Namespace) -> Tuple[str, str, List[str]]:
@@ -450,7 +449,7 @@ def lazy_stock_config_text(args: argparse.Namespace) -> Tuple[str, str, List[str
                   if weights else ""))
     lines = [_output_dir_advice("train.output_dir", back.train.output_dir)] if isinstance(output_dir, str) else []
     return text, summary, lines + lazy_advice(back, checked, _opt_given(args.opts, "train.init_checkpoint")) \
-        + lazy_run_config_advice(cfg, args)
+        + lazy_run_config_advice(cfg, stock, args)
 
 
 def yaml_unloadable_values(cfg: Any) -> List[str]:
