@@ -59,6 +59,8 @@ _LOCATION_COMPONENT_KEY = {
 
 # Meta-architectures (detectron2's and dropblock-det's) that read no MODEL.SEM_SEG_HEAD.
 _NO_SEM_SEG_HEAD_ARCHS = ("GeneralizedRCNN", "ProposalNetwork", "RetinaNet", "DropBlockRetinaNet")
+# Meta-architectures (detectron2's) that build no RetinaNet head, the HEAD location's towers.
+_NO_RETINANET_HEAD_ARCHS = ("GeneralizedRCNN", "ProposalNetwork", "SemanticSegmentor", "PanopticFPN")
 
 
 def dropblock_component_advice(cfg: CfgNode, location: str, key: Optional[str] = None) -> str:
@@ -68,7 +70,15 @@ def dropblock_component_advice(cfg: CfgNode, location: str, key: Optional[str] =
     'build_dropblock_resnet_fpn_backbone' for a Faster R-CNN's 'build_resnet_fpn_backbone'),
     else the dropblock-det components of that key. `key`: the config key of the component
     (default: the location's; a C4 R-CNN's res5 is MODEL.ROI_HEADS.NAME's). SEM_SEG_HEAD on a
-    model that builds no semantic-segmentation head (an R-CNN, a RetinaNet): turn it off."""
+    model that builds no semantic-segmentation head (an R-CNN, a RetinaNet), and HEAD on one
+    that builds no RetinaNet head (an R-CNN, a segmenter): turn it off."""
+    if location == "HEAD.ENABLED" and cfg.MODEL.META_ARCHITECTURE in _NO_RETINANET_HEAD_ARCHS:
+        # Switching MODEL.META_ARCHITECTURE to DropBlockRetinaNet would make another detector.
+        segments = cfg.MODEL.META_ARCHITECTURE in ("SemanticSegmentor", "PanopticFPN")
+        return (f"MODEL.META_ARCHITECTURE={cfg.MODEL.META_ARCHITECTURE!r} builds no RetinaNet head - the HEAD "
+                "location is the class and box towers of a RetinaNet"
+                + (" (this model's segmentation head is the SEM_SEG_HEAD location)" if segments else "")
+                + ": set MODEL.DROPBLOCK.HEAD.ENABLED False for this model")
     if location == "SEM_SEG_HEAD.ENABLED" and cfg.MODEL.META_ARCHITECTURE in _NO_SEM_SEG_HEAD_ARCHS:
         # Naming a head under MODEL.SEM_SEG_HEAD.NAME would change nothing: the model builds none.
         return (f"MODEL.META_ARCHITECTURE={cfg.MODEL.META_ARCHITECTURE!r} builds no semantic-segmentation "

@@ -120,7 +120,11 @@ def test_the_component_advice_names_the_counterpart_or_the_components_of_the_key
     assert dropblock_component_advice(cfg, "RESNET.ENABLED") == (
         "use dropblock-det's counterpart of 'build_resnet_fpn_backbone': MODEL.BACKBONE.NAME "
         "'build_dropblock_resnet_fpn_backbone'")
-    # An R-CNN has no RetinaNet head: the HEAD location is said to be RetinaNet's.
+    # An R-CNN has no RetinaNet head: it is told to turn the location off, not to become a RetinaNet.
+    assert dropblock_component_advice(cfg, "HEAD.ENABLED") == (
+        "MODEL.META_ARCHITECTURE='GeneralizedRCNN' builds no RetinaNet head - the HEAD location is the class "
+        "and box towers of a RetinaNet: set MODEL.DROPBLOCK.HEAD.ENABLED False for this model")
+    cfg.MODEL.META_ARCHITECTURE = "MyDetector"  # not known to build none: the components, as before
     assert dropblock_component_advice(cfg, "HEAD.ENABLED") == (
         "use one of dropblock-det's MODEL.META_ARCHITECTURE components (DropBlockRetinaNet) - the HEAD "
         "location is RetinaNet's head")
@@ -162,6 +166,26 @@ def test_sem_seg_head_on_a_model_without_one_is_told_to_turn_it_off_not_to_name_
         assert f"MODEL.META_ARCHITECTURE={arch!r} builds no semantic-segmentation head" in message
         assert "set MODEL.DROPBLOCK.SEM_SEG_HEAD.ENABLED False" in message
         assert "MODEL.SEM_SEG_HEAD.NAME 'DropBlockFCNHead'" not in message and "components (" not in message
+
+
+@pytest.mark.parametrize("arch", ["GeneralizedRCNN", "SemanticSegmentor"])
+def test_head_on_a_model_without_a_retinanet_head_is_told_to_turn_it_off_not_to_become_a_retinanet(arch):
+    # The advice was "use one of dropblock-det's MODEL.META_ARCHITECTURE components
+    # (DropBlockRetinaNet)": another detector, where an R-CNN or a segmenter user meant their own.
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.config_checks import check_dropblock_placed
+
+    fcn = CONFIGS / "PascalVOC-SemanticSegmentation" / "fcn_R_50_FPN_GN_scratch_dropblock_head_kp0.9_b7_poly_330k_bs16.yaml"
+    cfg = rcnn_cfg() if arch == "GeneralizedRCNN" else load_config(str(fcn), [])
+    cfg.MODEL.DROPBLOCK.HEAD.ENABLED = True
+    with pytest.raises(ValueError) as error:
+        check_dropblock_placed(cfg, meta_model(cfg))
+    message = str(error.value)
+    assert message.startswith("MODEL.DROPBLOCK.HEAD.ENABLED=True, but the model")
+    assert f"MODEL.META_ARCHITECTURE={arch!r} builds no RetinaNet head" in message
+    assert "set MODEL.DROPBLOCK.HEAD.ENABLED False for this model" in message
+    assert "DropBlockRetinaNet" not in message
+    assert ("segmentation head is the SEM_SEG_HEAD location" in message) == (arch == "SemanticSegmentor")
 
 
 def test_a_c4_rcnns_dropblock_res5_head_is_deployed_as_stock_res5roiheads_with_its_parameters():
