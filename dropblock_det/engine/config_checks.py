@@ -294,16 +294,32 @@ def close_config_keys(cfg: CfgNode, key: str, n: int = 3) -> List[str]:
     parts = key.split(".")
     node: Any = cfg
     path: List[str] = []  # the config's spelling of the parts found so far
+    nodes: List[CfgNode] = []  # the node each part of `path` was found in
     for depth, part in enumerate(parts):
         if not isinstance(node, CfgNode):
             return []
         by_upper = {str(name).upper(): name for name in node.keys()}
         if part.upper() in by_upper:
+            nodes.append(node)
             path.append(by_upper[part.upper()])
             node = node[path[-1]]
             continue
-        return [".".join(path + [by_upper[name]] + (_resolve_key(node[by_upper[name]], parts[depth + 1:]) or []))
-                for name in difflib.get_close_matches(part.upper(), list(by_upper), n=n)]
+        close = [".".join(path + [by_upper[name]] + (_resolve_key(node[by_upper[name]], parts[depth + 1:]) or []))
+                 for name in difflib.get_close_matches(part.upper(), list(by_upper), n=n)]
+        # A key one node too deep, as a per-location value the config keeps once
+        # (MODEL.DROPBLOCK.SEM_SEG_HEAD.KEEP_PROB for MODEL.DROPBLOCK.KEEP_PROB): the nearest
+        # node above that has the rest of the key.
+        for above in range(len(path) - 1, -1, -1):
+            if close:
+                break
+            rest = _resolve_key(nodes[above], parts[depth:])
+            if rest:
+                close = [".".join(path[:above] + rest)]
+        if not close and depth > 0:  # else in another node (MODEL.SEM_SEG_HEAD.KEEP_PROB)
+            tail = [p.upper() for p in parts[depth:]]
+            close = [name for name in flatten_config(cfg)
+                     if [p.upper() for p in name.split(".")[-len(tail):]] == tail][:n]
+        return close
     spelled = ".".join(path)
     return [spelled] if spelled != key else []
 

@@ -1392,3 +1392,20 @@ def test_a_stock_rcnn_is_refused_naming_its_roi_heads_not_an_unbuilt_segmentatio
     with pytest.raises(ValueError, match=r"MODEL\.BACKBONE\.NAME='build_resnet_fpn_backbone', "
                                          r"MODEL\.SEM_SEG_HEAD\.NAME='SemSegFPNHead' has no DropBlock there"):
         check_model_config(cfg)
+
+
+# Segmentation journey (stop 53)
+@pytest.mark.parametrize("key, named", [
+    # A per-location keep_prob / block size, which the config keeps once for every location:
+    # yacs named the key alone, with no close key.
+    ("MODEL.DROPBLOCK.SEM_SEG_HEAD.KEEP_PROB", "MODEL.DROPBLOCK.KEEP_PROB"),
+    ("MODEL.DROPBLOCK.RESNET.BLOCK_SIZE", "MODEL.DROPBLOCK.BLOCK_SIZE"),
+    # In the head's own node rather than MODEL.DROPBLOCK's.
+    ("MODEL.SEM_SEG_HEAD.KEEP_PROB", "MODEL.DROPBLOCK.KEEP_PROB"),
+])
+def test_a_per_location_dropblock_value_is_told_the_config_s_one_key(key, named):
+    with pytest.raises(KeyError, match=rf"Non-existent key: {re.escape(key)} \(did you mean {re.escape(named)}\?\)\"$"):
+        synthetic_cfg(key, "0.8")
+    # A name the config has nowhere is still named alone.
+    with pytest.raises(KeyError, match=r"Non-existent key: MODEL\.DROPBLOCK\.SEM_SEG_HEAD\.ZZZQX\"$"):
+        synthetic_cfg("MODEL.DROPBLOCK.SEM_SEG_HEAD.ZZZQX", "0.8")
