@@ -56,6 +56,20 @@ def _check_common_stride(key: str, common_stride: Any, strides: Sequence[int], f
                 f"use a power of 2 up to {min(strides)}")
 
 
+def _refuse_deeplab_positions(key: str, positions: Sequence[str]) -> None:
+    """ValueError naming `key` where `positions` names the DeepLab parts "aspp" / "project",
+    which this head does not have, in a list other than all of SEM_SEG_HEAD_POSITIONS (the
+    yacs default, kept so that a config that turns the head on alone works here): the run
+    trained without DropBlock there, and without a word."""
+    positions = list(positions)
+    named = [p for p in positions if p in ("aspp", "project")]
+    if named and sorted(positions) != sorted(SEM_SEG_HEAD_POSITIONS):
+        raise ValueError(
+            f"{key}={positions}: DropBlockFCNHead has no {' or '.join(map(repr, named))} (DeepLabV3+ "
+            "parts) and places DropBlock only at 'decoder' (after its convs): write ['decoder']"
+        )
+
+
 class _RegularizedTower(NotScriptable, nn.Sequential):
     """A level's tower of `SemSegFPNHead` (conv+norm+ReLU, upsampling, ...) with the
     regularizer "dropblock<k>" after conv "<k>", which is handed the conv's ReLU
@@ -97,7 +111,8 @@ class DropBlockFCNHead(NotScriptable, SemSegFPNHead):
                 `dropblock_positions` contains "decoder".
             dropblock_positions: names from MODEL.DROPBLOCK.SEM_SEG_HEAD.POSITIONS. This head
                 has only "decoder" (its convs); "aspp" and "project" name DeepLab parts that
-                it does not have and are ignored, so the config's default list works here.
+                it does not have: they are ignored in the list of all three (the config's
+                default), and refused in any other.
         """
         dropblock = as_regularizer_factory(dropblock)
         dropblock_positions = check_placement(
@@ -108,6 +123,7 @@ class DropBlockFCNHead(NotScriptable, SemSegFPNHead):
                 f"dropblock_positions={dropblock_positions}: DropBlockFCNHead places "
                 "regularizers only at 'decoder' (after its convs); nothing would be inserted"
             )
+        _refuse_deeplab_positions("dropblock_positions", dropblock_positions)
         norm = fpn_head_kwargs.get("norm")
         conv_dims = fpn_head_kwargs.get("conv_dims")
         if conv_dims is not None:  # else the stock head names the missing argument
@@ -151,6 +167,7 @@ class DropBlockFCNHead(NotScriptable, SemSegFPNHead):
                     f"MODEL.DROPBLOCK.SEM_SEG_HEAD.POSITIONS={list(seg.POSITIONS)}: "
                     "DropBlockFCNHead places DropBlock only at 'decoder' (after its convs)"
                 )
+            _refuse_deeplab_positions("MODEL.DROPBLOCK.SEM_SEG_HEAD.POSITIONS", seg.POSITIONS)
             ret["dropblock"] = regularizer_factory(cfg)
             ret["dropblock_positions"] = ["decoder"]
         return ret

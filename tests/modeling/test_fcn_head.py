@@ -199,3 +199,21 @@ def test_fcn_head_copies_a_regularizer_module_given_instead_of_a_factory():
                             dropblock=given, dropblock_positions=["decoder"])
     placed = [m for _, m in iter_regularizers(head)]
     assert len(placed) == 2 and len({id(m) for m in placed + [given]}) == 3
+
+
+# Segmentation journey (stop 53)
+@pytest.mark.parametrize("positions", [["aspp", "decoder"], ["project", "decoder"]])
+def test_fcn_head_refuses_deeplab_positions_beside_decoder(tmp_path, positions):
+    # The FCN trained with DropBlock after its convs alone, 'aspp' / 'project' dropped unsaid.
+    cfg = small_voc_sem_seg_cfg(FCN_DROPBLOCK, tmp_path, ["MODEL.DROPBLOCK.SEM_SEG_HEAD.POSITIONS", positions])
+    with pytest.raises(ValueError, match=rf"^MODEL\.DROPBLOCK\.SEM_SEG_HEAD\.POSITIONS=\['{positions[0]}', 'decoder'\]: "
+                                         rf"DropBlockFCNHead has no '{positions[0]}' \(DeepLabV3\+ parts\) .*"
+                                         r"write \['decoder'\]$"):
+        build_model(cfg)
+    shapes = {"p2": ShapeSpec(channels=32, stride=4)}
+    kwargs = dict(num_classes=3, conv_dims=32, common_stride=4, norm="GN", dropblock=lambda: DropBlock2d(0.8, 3))
+    with pytest.raises(ValueError, match=rf"^dropblock_positions=\['{positions[0]}', 'decoder'\]: DropBlockFCNHead "):
+        DropBlockFCNHead(shapes, dropblock_positions=positions, **kwargs)
+    # All three, the config's default, still place DropBlock after the convs.
+    head = DropBlockFCNHead(shapes, dropblock_positions=["aspp", "project", "decoder"], **kwargs)
+    assert [n for n, _ in iter_regularizers(head)] == ["p2.dropblock0"]
