@@ -130,15 +130,25 @@ def _dataset_advice(key: str, names: Sequence[str], tool: str = "train_net.py") 
     # evaluate with detectron2's tools.
     from dropblock_det.deploy import datasets_not_registered_by_detectron2
 
+    from detectron2.data import MetadataCatalog
+
     found = datasets_not_registered_by_detectron2(names)
     if not found:
         return []
+    # A segmentation set is no COCO json: register_coco_instances would give a detection set,
+    # and SemSegEvaluator reads stuff_classes and ignore_label from the metadata.
+    if any(MetadataCatalog.get(name).get("evaluator_type") == "sem_seg" for name, _ in found):
+        how = ("DatasetCatalog.register with a loader of dicts with file_name and "
+               "sem_seg_file_name, such as detectron2's load_sem_seg, and MetadataCatalog's "
+               "stuff_classes, ignore_label and evaluator_type='sem_seg'")
+    else:
+        how = "detectron2's register_coco_instances"
     return [f"{key} names sets detectron2 alone does not register: "
             + ", ".join(f"{name!r} (registered by {module})" for name, module in found)
             + f". detectron2's {tool} --eval-only stops at them with \"Dataset ... is not "
-            "registered\": register them in the process that evaluates first (e.g. detectron2's "
-            "register_coco_instances), or give a set detectron2 registers. Serving the model "
-            "needs no dataset; export_model.py does with --sample-image."]
+            f"registered\": register them in the process that evaluates first (e.g. {how}), or "
+            "give a set detectron2 registers. Serving the model needs no dataset; export_model.py "
+            "does with --sample-image."]
 
 
 def advice(cfg: Any, stock: Any, checked: bool, weights_given: bool = True) -> List[str]:

@@ -817,3 +817,23 @@ def test_the_lazy_heads_training_only_arguments_are_not_named_as_changing_infere
                             "model.proposal_generator.post_nms_topk.1", "model.roi_heads.box_predictor.test_topk")
             if module._lazy_training_only(key)] == ["model.roi_heads.batch_size_per_image",
                                                     "model.proposal_generator.post_nms_topk.0"]
+
+
+# Segmentation journey (stop 53)
+def test_a_segmentation_test_set_detectron2_alone_does_not_register_is_told_how_a_sem_seg_set_registers(
+        tmp_path, capsys, mini_voc_datasets):
+    # The advice named register_coco_instances, which registers a detection set: detectron2's
+    # SemSegEvaluator needs the set's stuff_classes and ignore_label.
+    from conftest import small_voc_sem_seg_cfg
+
+    cfg = small_voc_sem_seg_cfg(
+        "deeplab_v3_plus_R_52_GN_scratch_dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.yaml", tmp_path)
+    (tmp_path / "config.yaml").write_text(cfg.dump())
+    load_tool("export_stock_config").main(["--config-file", str(tmp_path / "config.yaml"), "--output",
+                                           str(tmp_path / "stock.yaml")])
+    out = capsys.readouterr().out
+    assert "DATASETS.TEST names sets detectron2 alone does not register: 'voc_mini_sem_seg_val'" in out
+    assert ("register them in the process that evaluates first (e.g. DatasetCatalog.register with a loader of "
+            "dicts with file_name and sem_seg_file_name, such as detectron2's load_sem_seg, and MetadataCatalog's "
+            "stuff_classes, ignore_label and evaluator_type='sem_seg')") in out
+    assert "register_coco_instances" not in out
