@@ -70,6 +70,33 @@ def _refuse_deeplab_positions(key: str, positions: Sequence[str]) -> None:
         )
 
 
+# The DeepLab project's head keys that only DeepLabV3+ reads (LOSS_TYPE aside: its default,
+# hard_pixel_mining, is in every config that does not set it).
+_DEEPLAB_HEAD_KEYS = ("PROJECT_FEATURES", "PROJECT_CHANNELS", "ASPP_CHANNELS", "ASPP_DILATIONS", "ASPP_DROPOUT",
+                      "USE_DEPTHWISE_SEPARABLE_CONV")
+
+
+def _refuse_deeplab_head_keys(cfg: CfgNode) -> None:
+    """ValueError naming the first MODEL.SEM_SEG_HEAD key of DeepLabV3+ (ASPP_*, PROJECT_*)
+    set away from detectron2's default: this head has no ASPP nor projection and reads none
+    of them, so an FCN config given ASPP_DILATIONS trained as if it had not been."""
+    from detectron2.config import get_cfg
+    from detectron2.projects.deeplab import add_deeplab_config
+
+    defaults = get_cfg()
+    add_deeplab_config(defaults)
+    head = cfg.MODEL.SEM_SEG_HEAD
+    for key in _DEEPLAB_HEAD_KEYS:
+        if key in head and head[key] != defaults.MODEL.SEM_SEG_HEAD[key]:
+            value = list(head[key]) if isinstance(head[key], (list, tuple)) else head[key]
+            default = defaults.MODEL.SEM_SEG_HEAD[key]
+            raise ValueError(
+                f"MODEL.SEM_SEG_HEAD.{key}={value!r}: MODEL.SEM_SEG_HEAD.NAME 'DropBlockFCNHead' has no ASPP "
+                f"nor decoder projection and does not read it (DeepLabV3+ does, DropBlockDeepLabV3PlusHead): "
+                f"leave it at detectron2's default {list(default) if isinstance(default, (list, tuple)) else default!r}"
+                ", or build the DeepLab head")
+
+
 class _RegularizedTower(NotScriptable, nn.Sequential):
     """A level's tower of `SemSegFPNHead` (conv+norm+ReLU, upsampling, ...) with the
     regularizer "dropblock<k>" after conv "<k>", which is handed the conv's ReLU
@@ -149,6 +176,7 @@ class DropBlockFCNHead(NotScriptable, SemSegFPNHead):
     @classmethod
     def from_config(cls, cfg: CfgNode, input_shape: Dict[str, ShapeSpec]) -> dict:
         validate_dropblock_config(cfg)
+        _refuse_deeplab_head_keys(cfg)
         head = cfg.MODEL.SEM_SEG_HEAD
         missing = [f for f in head.IN_FEATURES if f not in input_shape]
         if missing:

@@ -1,4 +1,5 @@
 """The paper's segmentation model: ResNet-FPN + FCN head (SemSegFPNHead) with DropBlock."""
+import re
 from pathlib import Path
 
 import pytest
@@ -217,3 +218,20 @@ def test_fcn_head_refuses_deeplab_positions_beside_decoder(tmp_path, positions):
     # All three, the config's default, still place DropBlock after the convs.
     head = DropBlockFCNHead(shapes, dropblock_positions=["aspp", "project", "decoder"], **kwargs)
     assert [n for n, _ in iter_regularizers(head)] == ["p2.dropblock0"]
+
+
+@pytest.mark.parametrize("key, value, default", [
+    ("MODEL.SEM_SEG_HEAD.ASPP_DILATIONS", [3, 6, 9], "[6, 12, 18]"),
+    ("MODEL.SEM_SEG_HEAD.PROJECT_CHANNELS", [64], "[48]"),
+    ("MODEL.SEM_SEG_HEAD.USE_DEPTHWISE_SEPARABLE_CONV", True, "False"),
+])
+def test_fcn_head_refuses_deeplab_head_keys_it_does_not_read(tmp_path, key, value, default):
+    # An FCN config given DeepLabV3+'s ASPP / projection keys trained as if they were not set.
+    cfg = small_voc_sem_seg_cfg(FCN_DROPBLOCK, tmp_path, [key, value])
+    with pytest.raises(ValueError, match=rf"^{re.escape(key)}={re.escape(repr(value))}: MODEL\.SEM_SEG_HEAD\.NAME "
+                                         r"'DropBlockFCNHead' has no ASPP nor decoder projection and does not read it "
+                                         rf".*leave it at detectron2's default {re.escape(default)}, or build the "
+                                         r"DeepLab head$"):
+        build_model(cfg)
+    # At detectron2's defaults (the FCN configs set none of them) it builds.
+    build_model(small_voc_sem_seg_cfg(FCN_DROPBLOCK, tmp_path))
