@@ -161,6 +161,15 @@ def advice(cfg: Any, stock: Any, checked: bool, weights_given: bool = True) -> L
     if cfg.MODEL.SEM_SEG_HEAD.NAME == "DropBlockDeepLabV3PlusHead" and stock.INPUT.CROP.ENABLED:
         lines.append(_aspp_pooling_advice(f"INPUT.CROP.SIZE={tuple(stock.INPUT.CROP.SIZE)}",
                                           "INPUT.CROP.ENABLED False"))
+    if stock.SOLVER.LR_SCHEDULER_NAME == "WarmupPolyLR" and "POLY_LR_POWER" not in stock.SOLVER:
+        # Left out with the DeepLab project's keys: detectron2's own train_net.py refused the
+        # file's schedule ("Unknown LR scheduler"), and the DeepLab project's read its defaults.
+        lines.append(
+            f"SOLVER.LR_SCHEDULER_NAME 'WarmupPolyLR' is not detectron2's (evaluating and serving do not "
+            f"read it): its train_net.py cannot train from this file, and detectron2's projects/DeepLab "
+            f"train_net.py trains it with its defaults SOLVER.POLY_LR_POWER 0.9 and POLY_LR_CONSTANT_ENDING "
+            f"0.0 (this file has no DeepLab keys; the run's: {cfg.SOLVER.get('POLY_LR_POWER')} and "
+            f"{cfg.SOLVER.get('POLY_LR_CONSTANT_ENDING')}); to train on, use dropblock-det")
     if needs_deeplab_project(stock):
         lines.append(
             "It uses detectron2's DeepLab project: read it with get_cfg(), "

@@ -837,3 +837,26 @@ def test_a_segmentation_test_set_detectron2_alone_does_not_register_is_told_how_
             "dicts with file_name and sem_seg_file_name, such as detectron2's load_sem_seg, and MetadataCatalog's "
             "stuff_classes, ignore_label and evaluator_type='sem_seg')") in out
     assert "register_coco_instances" not in out
+
+
+@pytest.mark.parametrize("config, named", [
+    ("fcn_R_50_FPN_GN_scratch_dropblock_head_kp0.9_b7_poly_330k_bs16.yaml", True),
+    # The DeepLab project's keys are kept for a DeepLab model: its train_net.py reads them.
+    ("deeplab_v3_plus_R_52_GN_scratch_dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.yaml", False),
+])
+def test_an_fcns_poly_lr_schedule_is_said_to_be_no_stock_detectron2_one(tmp_path, capsys, config, named):
+    # The FCN's stock config kept WarmupPolyLR without SOLVER.POLY_LR_*: detectron2's
+    # train_net.py refused it ("Unknown LR scheduler"), the DeepLab project's used its defaults.
+    from conftest import small_voc_sem_seg_cfg
+
+    cfg = small_voc_sem_seg_cfg(config, tmp_path, ["SOLVER.POLY_LR_POWER", 1.0])
+    (tmp_path / "config.yaml").write_text(cfg.dump())
+    load_tool("export_stock_config").main(["--config-file", str(tmp_path / "config.yaml"), "--output",
+                                           str(tmp_path / "stock.yaml")])
+    out = capsys.readouterr().out
+    line = ("SOLVER.LR_SCHEDULER_NAME 'WarmupPolyLR' is not detectron2's (evaluating and serving do not read it): "
+            "its train_net.py cannot train from this file, and detectron2's projects/DeepLab train_net.py trains it "
+            "with its defaults SOLVER.POLY_LR_POWER 0.9 and POLY_LR_CONSTANT_ENDING 0.0 (this file has no DeepLab "
+            "keys; the run's: 1.0 and 0.0); to train on, use dropblock-det")
+    assert (line in out) is named
+    assert ("WarmupPolyLR" in out) is named
