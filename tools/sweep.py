@@ -18,7 +18,8 @@ random draws differ only by block_size and keep_prob, and resets the TorchScript
 what it gives trained alone in a fresh process, to the bit on CPU: its result is a function
 of its config, not of its place in the grid.
 Outputs: sweep.csv, sweep.png. A config with no MODEL.DROPBLOCK location enabled
-is refused. A cell whose training diverges (detectron2's FloatingPointError, "Loss became
+is refused, and so are several --block-sizes for a TYPE without a block (Dropout,
+SpatialDropout: one --block-sizes value sweeps their keep_prob). A cell whose training diverges (detectron2's FloatingPointError, "Loss became
 infinite or NaN": a low keep_prob may) gets no row and the other cells train; then the tool
 draws the heatmap of the recorded cells and fails naming the diverged ones, which a rerun
 trains again from their last checkpoints. Any other error stops the sweep at once.
@@ -89,6 +90,9 @@ class _SweepKind(NamedTuple):
     task: str = "bbox"
     seed_key: str = "SEED"  # the config key of the seed
     base_seed: int = -1  # its value in the config and opts given
+    # What makes block_size moot ("MODEL.DROPBLOCK.TYPE='Dropout'"), "" where a regularizer
+    # of the model has a block size: several --block-sizes would then train the same model.
+    no_block_size: str = ""
 
 
 # The values each cell sets itself (yacs keys, a LazyConfig's), and the flag that gives them:
@@ -156,7 +160,10 @@ def _yacs_sweep(args: argparse.Namespace) -> _SweepKind:
     # the trainer's results hold the augmented evaluation beside the plain one: that is the
     # one the user asked for, so it is the cell's value.
     task = "bbox_TTA" if base.TEST.AUG.ENABLED else "bbox"
-    return _SweepKind(dataset, cell_config, lambda cfg: cfg.SEED, save_config, train, task, "SEED", base.SEED)
+    regularizer = base.MODEL.DROPBLOCK.TYPE
+    no_block_size = "" if regularizer == "DropBlock" else f"MODEL.DROPBLOCK.TYPE={regularizer!r}"
+    return _SweepKind(dataset, cell_config, lambda cfg: cfg.SEED, save_config, train, task, "SEED", base.SEED,
+                      no_block_size)
 
 
 def _lazy_sweep(args: argparse.Namespace) -> _SweepKind:
@@ -198,9 +205,15 @@ def _lazy_sweep(args: argparse.Namespace) -> _SweepKind:
             args.config_file, "copies the top-level `dropblock` node nowhere in `model` (no \"${dropblock}\")",
             "give the model's DropBlock locations dropblock=\"${dropblock}\"")
     meta = check_lazy_config_before_run(base)
-    if meta is not None and next(iter_regularizers(meta), None) is None:
+    regularizers = [module for _, module in iter_regularizers(meta if meta is not None else torch.nn.Module())]
+    if meta is not None and not regularizers:
         raise _no_dropblock_error(args.config_file, "builds a model with no DropBlock (no regularizer in `model`)",
                                   "use a DropBlock config or turn a location on in the opts")
+    no_block_size = ""
+    if regularizers and not any(hasattr(module, "block_size") for module in regularizers):
+        given = base.dropblock.get("type") if "_target_" in base.dropblock else None
+        no_block_size = (f"dropblock.type={given!r}" if isinstance(given, str) else
+                         f"the model's regularizers ({', '.join(sorted({type(m).__name__ for m in regularizers}))})")
 
     def cell_config(block_size: int, keep_prob: float) -> Any:
         cfg = copy.deepcopy(loaded)
@@ -233,7 +246,8 @@ def _lazy_sweep(args: argparse.Namespace) -> _SweepKind:
     cell_config(int(base.dropblock.get("block_size") or 1) + 1, base.dropblock.get("keep_prob") or 1.0)
     # default_setup reads train.seed and saves the config with LazyConfig.save.
     seed = lambda cfg: cfg.train.get("seed", -1)  # noqa: E731
-    return _SweepKind(dataset, cell_config, seed, LazyConfig.save, train, "bbox", "train.seed", seed(base))
+    return _SweepKind(dataset, cell_config, seed, LazyConfig.save, train, "bbox", "train.seed", seed(base),
+                      no_block_size)
 
 
 @contextlib.contextmanager
@@ -284,6 +298,13 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[Tuple[int, float], float]
     lazy = is_lazy_config_file(args.config_file)
     _refuse_opts_the_cells_set(args.opts, lazy)
     kind = (_lazy_sweep if lazy else _yacs_sweep)(args)
+    if kind.no_block_size and len(set(args.block_sizes)) > 1:
+        # Dropout and SpatialDropout have no block: the cells of one keep_prob would train the
+        # same model, and the heatmap would show seed noise (or nothing) along block_size.
+        raise ValueError(
+            f"--block-sizes {' '.join(map(str, args.block_sizes))}: {kind.no_block_size} has no block size (only "
+            "DropBlock does), so the cells of one keep_prob would train the same model; give one --block-sizes "
+            "value for a keep_prob sweep of it")
     if kind.base_seed < 0:
         # Each cell would draw its own seed: other initial weights and data order per cell.
         warnings.warn(f"{kind.seed_key}={kind.base_seed} (a random seed per cell): the cells differ by more than "

@@ -1259,3 +1259,17 @@ def test_robustness_config_evaluates_only_the_first_test_dataset(tiny_datasets):
     cfg = load_tool("analyze_robustness").robustness_config(
         DB_CONFIG, TINY_OPTS + ["DATASETS.TEST", "('synthetic_det_val', 'synthetic_det_train')"])
     assert tuple(cfg.DATASETS.TEST) == ("synthetic_det_val",)
+
+
+# Regularizer-comparison journey (stop 53)
+@pytest.mark.parametrize("regularizer", ["Dropout", "SpatialDropout"])
+def test_a_sweep_of_a_regularizer_without_a_block_refuses_several_block_sizes(regularizer, tiny_datasets, tmp_path):
+    # Dropout and SpatialDropout ignore MODEL.DROPBLOCK.BLOCK_SIZE: the cells of one keep_prob
+    # trained the same model, and the heatmap showed noise along block_size.
+    out = tmp_path / "sweep"
+    argv = ["--config-file", DB_CONFIG, "--block-sizes", "1", "3", "--keep-probs", "0.9", "--output-dir",
+            str(out)] + TINY_OPTS + ["SOLVER.MAX_ITER", "2", "MODEL.DROPBLOCK.TYPE", regularizer]
+    with pytest.raises(ValueError, match=rf"^--block-sizes 1 3: MODEL\.DROPBLOCK\.TYPE='{regularizer}' has no "
+                                         r"block size .*give one --block-sizes value"):
+        load_tool("sweep").main(argv)
+    assert not out.exists()

@@ -396,3 +396,14 @@ def test_a_lazy_sweep_without_train_seed_warns_and_each_cells_log_holds_the_mode
     # The cell's log.txt holds dropblock_det's lines (the model do_train logs) beside detectron2's.
     log = (tmp_path / "sweep" / "b3_kp0.8" / "log.txt").read_text()
     assert "dropblock.lazy INFO: Model:" in log and "] d2." in log
+
+
+# Regularizer-comparison journey (stop 53)
+def test_a_lazy_sweep_of_dropout_refuses_several_block_sizes(tiny_datasets, tmp_path):
+    # dropblock.type=Dropout has no block: the cells of one keep_prob trained the same model.
+    out = tmp_path / "sweep"
+    argv = _sweep_argv(out, block_sizes=("1", "3")) + TINY_LAZY_OPTS + ["dropblock.type=Dropout"]
+    with pytest.raises(ValueError, match=r"^--block-sizes 1 3: dropblock\.type='Dropout' has no block size "
+                                         r".*give one --block-sizes value"):
+        load_tool("sweep").main(argv)
+    assert not out.exists()
