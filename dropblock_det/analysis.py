@@ -135,6 +135,28 @@ def evaluate_with_dropblock_at_inference(
     return results
 
 
+def describe_regularizers(model: torch.nn.Module) -> str:
+    """What `evaluate_with_dropblock_at_inference` switches on in `model`, for the tools' log:
+    each regularizer type with its count, block size (DropBlock's) and the parts of the model
+    it is in (a module's name up to its block index, e.g. "backbone.bottom_up.res4"), e.g.
+    "12 DropBlock2d (block_size 3) in backbone.bottom_up.res4, backbone.bottom_up.res5;
+    8 DropPath in backbone.bottom_up.res2, ...". "" for a model without regularizers."""
+    from .layers import iter_regularizers
+
+    kinds: Dict[str, Dict[str, Any]] = {}
+    for name, module in iter_regularizers(model):
+        size = getattr(module, "block_size", None)
+        kind = type(module).__name__ + (f" (block_size {size})" if size is not None else "")
+        entry = kinds.setdefault(kind, {"count": 0, "parts": {}})
+        entry["count"] += 1
+        # The part of the model: the name before its first index ("res4.0.conv1" -> "res4"),
+        # or before the module's own name where there is no index (an FPN's output convs).
+        parts = name.split(".")
+        index = next((i for i, part in enumerate(parts) if part.isdigit()), len(parts) - 1)
+        entry["parts"][".".join(parts[:index]) or name] = None
+    return "; ".join(f"{entry['count']} {kind} in {', '.join(entry['parts'])}" for kind, entry in kinds.items())
+
+
 def summarize_runs(results: Dict[float, List[float]]) -> List[Tuple[float, float, float, int]]:
     """[(keep_prob, mean, std, n)] sorted by keep_prob descending; std is the sample standard
     deviation over the seeds (n - 1 in the denominator: with the 2 or 3 seeds an analysis

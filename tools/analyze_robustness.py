@@ -213,6 +213,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[float, List[flo
     import dropblock_det  # noqa: F401
     from dropblock_det.analysis import (
         check_matplotlib,
+        describe_regularizers,
         evaluate_with_dropblock_at_inference,
         format_robustness_table,
         plot_robustness,
@@ -269,6 +270,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[float, List[flo
     if archived:
         print(f"the earlier results in {args.output_dir} were moved to {archived}", flush=True)
 
+    # Which regularizers each keep_prob reaches: a config with DropPath alone (or a baseline's)
+    # gets DropBlock inserted in the ResNet too (robustness_config), and a Dropout config's
+    # curve is of Dropout at inference; the table and plot do not say so.
+    print(f"switched on at inference, each at every --keep-probs value: {describe_regularizers(model)}", flush=True)
     metric_name, metric = dataset_metric(dataset)
     curves = {}
     for path, label in checkpoints:

@@ -1273,3 +1273,23 @@ def test_a_sweep_of_a_regularizer_without_a_block_refuses_several_block_sizes(re
                                          r"block size .*give one --block-sizes value"):
         load_tool("sweep").main(argv)
     assert not out.exists()
+
+
+def test_robustness_names_the_regularizers_it_switches_on_for_a_droppath_run(tiny_datasets, tmp_path, capsys):
+    # A config with DropPath alone enables no DropBlock location, so the tool inserts DropBlock
+    # in the ResNet beside it, and both take every keep_prob: the table said neither.
+    from detectron2.checkpoint import DetectionCheckpointer
+
+    from dropblock_det.engine.config_checks import load_config
+    from dropblock_det.engine.trainer import DropBlockTrainer
+
+    opts = TINY_OPTS + ["MODEL.DROPBLOCK.RESNET.ENABLED", "False", "MODEL.DROPBLOCK.DROP_PATH_RATE", "0.2"]
+    DetectionCheckpointer(DropBlockTrainer.build_model(load_config(DB_CONFIG, opts)),
+                          save_dir=str(tmp_path)).save("droppath")
+    load_tool("analyze_robustness").main(
+        ["--config-file", DB_CONFIG, "--checkpoint", str(tmp_path / "droppath.pth"), "--keep-probs", "1.0",
+         "--seeds", "0", "--output-dir", str(tmp_path / "out")] + opts)
+    printed = capsys.readouterr().out
+    assert ("switched on at inference, each at every --keep-probs value: 8 DropPath in backbone.bottom_up.res2, "
+            "backbone.bottom_up.res3, backbone.bottom_up.res4, backbone.bottom_up.res5; 12 DropBlock2d (block_size 3) "
+            "in backbone.bottom_up.res4, backbone.bottom_up.res5\n") in printed
