@@ -223,6 +223,24 @@ def _yacs_key_equivalents(cfg: DictConfig, key: str) -> List[str]:
 _OPTIONAL_KEYS = ("train.dropblock_schedule",)
 
 
+def _yacs_only_key_advice(cfg: DictConfig, key: str) -> str:
+    """For a yacs key of dropblock-det's that a LazyConfig has in another form, not as a key
+    (INPUT.CUTOUT.*, MODEL.DROPBLOCK.DROP_PATH_RATE, any case): where that form is; '' for
+    any other key. Added with "+" as the refusal of a missing key offered, such a key was
+    read by nothing: the run trained without Cutout or DropPath, silently."""
+    upper = key.upper()
+    if upper == "INPUT.CUTOUT" or upper.startswith("INPUT.CUTOUT."):
+        return ("a LazyConfig has no INPUT.CUTOUT: append L(Cutout)(size=..., num_holes=..., prob=..., "
+                "fill_value=\"${model.pixel_mean}\") (dropblock_det.data.cutout) to "
+                "dataloader.train.mapper.augmentations, after the resize, in a config file")
+    if upper == "MODEL.DROPBLOCK.DROP_PATH_RATE":
+        stages = [k for k, _ in _nodes_building(cfg, "", "make_dropblock_resnet_stages")]
+        where = ", ".join(f"{k.lstrip('.')}.drop_path_rate=..." for k in stages)
+        return ("in a LazyConfig DropPath is the drop_path_rate argument of make_dropblock_resnet_stages"
+                + (f": {where}" if where else " (the config builds none)"))
+    return ""
+
+
 def check_override_key(cfg: DictConfig, opt: str) -> None:
     """KeyError naming the opt and the key when the override `opt` ("key=value") would add
     a key the config does not have, with the config's closest keys: detectron2's
@@ -254,6 +272,9 @@ def check_override_key(cfg: DictConfig, opt: str) -> None:
                          f"grammar): for None write null ({opt.replace('None', 'null')}); for the string, "
                          "quote it ('None')")
     key = override.key_or_group
+    advice = _yacs_only_key_advice(cfg, key)
+    if advice and key.split(".")[0] not in cfg.keys():  # (a config of one's own may have such a node)
+        raise KeyError(f"command-line opt {opt!r}: {advice}")
     if override.is_add() or override.is_delete() or key in _OPTIONAL_KEYS:
         return  # a deletion is refused by apply_overrides itself
     node: Any = cfg

@@ -2065,3 +2065,28 @@ def test_a_dropblock_given_without_its_positions_is_refused_naming_the_key():
     del cfg.model.roi_heads.res5.dropblock_positions
     cfg.model.roi_heads.res5.dropblock = None  # no dropblock: nothing to place
     check_lazy_dropblock_positions(cfg)
+
+
+# Regularizer-comparison journey (stop 53)
+@pytest.mark.parametrize("opt, advice", [
+    # The refusal offered "+INPUT.CUTOUT.ENABLED=True", a key nothing reads: no Cutout, silently.
+    ("INPUT.CUTOUT.ENABLED=True", r"a LazyConfig has no INPUT\.CUTOUT: append L\(Cutout\)\(size=\.\.\., .*"
+                                  r"to dataloader\.train\.mapper\.augmentations"),
+    ("+INPUT.CUTOUT.ENABLED=True", r"a LazyConfig has no INPUT\.CUTOUT: append L\(Cutout\)"),
+    ("MODEL.DROPBLOCK.DROP_PATH_RATE=0.2", r"in a LazyConfig DropPath is the drop_path_rate argument of "
+                                           r"make_dropblock_resnet_stages: model\.backbone\.bottom_up\.stages\.drop_path_rate=\.\.\.$"),
+])
+def test_a_yacs_cutout_or_drop_path_opt_names_its_lazyconfig_form(opt, advice):
+    with pytest.raises(KeyError) as e:
+        lazy_cfg(SYNTHETIC, opt)
+    assert re.match(rf"command-line opt '{re.escape(opt)}': {advice}", e.value.args[0]), e.value.args[0]
+
+
+def test_the_named_drop_path_argument_puts_drop_path_in_every_block():
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+    from dropblock_det.layers import DropPath, iter_regularizers
+
+    meta = check_lazy_config_before_run(lazy_cfg(SYNTHETIC, "model.backbone.bottom_up.stages.drop_path_rate=0.2"),
+                                        check_files=False)
+    paths = [m for _, m in iter_regularizers(meta) if isinstance(m, DropPath)]
+    assert len(paths) == 8 and all(m.target_keep_prob == pytest.approx(0.8) for m in paths)
