@@ -17,6 +17,7 @@ normalisation, the original's behaviour. A one-value fill applies to every chann
 one-value PIXEL_MEAN does in detectron2's models).
 """
 import math
+import warnings
 from collections.abc import Sequence as _SequenceABC
 from typing import Any, List, Sequence, Union
 
@@ -181,4 +182,33 @@ def build_cutout_augmentation(cfg) -> List[T.Augmentation]:
             f"INPUT.CUTOUT fills with MODEL.PIXEL_MEAN={list(cfg.MODEL.PIXEL_MEAN)}, which has "
             f"{len(fill_value)} values, but INPUT.FORMAT={cfg.INPUT.FORMAT!r} images have "
             f"{channels} channel(s): give one value, or one per channel")
+    _check_size_against_resize(cfg, size)
     return [Cutout(size=size, num_holes=num_holes, prob=prob, fill_value=fill_value)]
+
+
+def _check_size_against_resize(cfg, size: int) -> None:
+    """INPUT.CUTOUT.SIZE against the images Cutout gets: those detectron2's training resize
+    (ResizeShortestEdge of INPUT.MIN_SIZE_TRAIN, INPUT.MAX_SIZE_TRAIN) makes, at most
+    MAX_SIZE_TRAIN px a side and min(max(MIN_SIZE_TRAIN), MAX_SIZE_TRAIN) on the shorter.
+    A square of SIZE centred anywhere in an image covers all of it when SIZE - SIZE // 2 and
+    SIZE // 2 + 1 both reach its longer side: ValueError naming the keys, as every image
+    would be trained on blank. A SIZE above the shorter side warns: each hole spans it (a band
+    across the image wherever it lands). Nothing is checked when a size may be left unresized
+    (a MIN_SIZE_TRAIN of 0) or the keys are not numbers (refused elsewhere)."""
+    shorts, longest = cfg.INPUT.MIN_SIZE_TRAIN, cfg.INPUT.MAX_SIZE_TRAIN
+    shorts = list(shorts) if isinstance(shorts, (list, tuple)) else [shorts]
+    if not shorts or not all(is_integer(v) and v > 0 for v in shorts) or not (is_integer(longest) and longest > 0):
+        return
+    shortest_side = min(max(shorts), longest)
+    keys = f"INPUT.MIN_SIZE_TRAIN={cfg.INPUT.MIN_SIZE_TRAIN!r}, INPUT.MAX_SIZE_TRAIN={longest}"
+    if size - size // 2 >= longest and size // 2 + 1 >= longest:
+        raise ValueError(
+            f"INPUT.CUTOUT.SIZE={size}: every hole covers the whole image wherever it lands (the training "
+            f"images are at most {longest} px a side after the resize, {keys}), so every image would be trained "
+            f"on blank; give a SIZE below {2 * longest - 1} (the Cutout paper's are about half the image's side)")
+    if size > shortest_side:
+        warnings.warn(
+            f"INPUT.CUTOUT.SIZE={size} is larger than the training images' shorter side (at most {shortest_side} px "
+            f"after the resize, {keys}): each hole spans the image across it, and covers all of an image whose "
+            "longer side it also spans; the Cutout paper's holes are about half the image's side",
+            UserWarning, stacklevel=2)

@@ -328,3 +328,38 @@ def test_integer_images_of_any_width_get_a_rounded_clipped_fill(dtype):
     info = np.iinfo(dtype)
     assert out.dtype == dtype
     np.testing.assert_array_equal(out[0, 0], [104, max(-5, info.min), info.max])
+
+
+# Regularizer-comparison journey (stop 53)
+def _resized_cfg(size, min_size=(96,), max_size=96):
+    cfg = _cfg()
+    cfg.INPUT.CUTOUT.ENABLED = True
+    cfg.INPUT.CUTOUT.SIZE = size
+    cfg.INPUT.MIN_SIZE_TRAIN, cfg.INPUT.MAX_SIZE_TRAIN = min_size, max_size
+    return cfg
+
+
+def test_a_size_whose_hole_blanks_every_resized_image_is_refused():
+    # 96 px images: a square of 191 covers all of one wherever its centre is, and 190 does not
+    # (its centre in the last row leaves row 0); the build accepted both.
+    np.random.seed(0)
+    image = _image(h=96, w=96)
+    with pytest.raises(ValueError, match=r"^INPUT\.CUTOUT\.SIZE=191: every hole covers the whole image .*at most 96 px "
+                                         r"a side .*INPUT\.MIN_SIZE_TRAIN=\(96,\), INPUT\.MAX_SIZE_TRAIN=96\).*below 191"):
+        build_cutout_augmentation(_resized_cfg(191))
+    whole = Cutout(191, fill_value=0.0)
+    assert all((whole.get_transform(image).apply_image(image) == 0).all() for _ in range(50))
+    with pytest.warns(UserWarning, match=r"^INPUT\.CUTOUT\.SIZE=190 is larger than the training images' shorter side "
+                                         r"\(at most 96 px after the resize"):
+        (aug,) = build_cutout_augmentation(_resized_cfg(190))
+    assert any((aug.get_transform(image).apply_image(image) == 200).any() for _ in range(200))
+
+
+def test_a_size_within_the_resized_images_neither_warns_nor_is_refused():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(build_cutout_augmentation(_resized_cfg(96))) == 1
+        # A MIN_SIZE_TRAIN of 0 leaves images unresized: their size is unknown, nothing is checked.
+        assert len(build_cutout_augmentation(_resized_cfg(500, min_size=(0,)))) == 1
