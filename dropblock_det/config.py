@@ -30,7 +30,9 @@ def add_dropblock_config(cfg: CN) -> None:
 
     MODEL.DROPBLOCK
       TYPE ["DropBlock"]       regularizer inserted at every enabled location: "DropBlock"
-                               (the paper), or for ablations "Dropout", "SpatialDropout".
+                               (the paper), or for ablations "Dropout", "SpatialDropout"
+                               (which ignore BLOCK_SIZE, and warn naming SHARED_MASK,
+                               GAMMA or IMPL set away from their defaults).
       KEEP_PROB [0.9]          target keep probability, reached at the end of the ramp.
       BLOCK_SIZE [7]           side of the dropped square (odd or even; clipped to the map).
       SHARED_MASK [False]      one mask shared by all channels (timm's default) instead of

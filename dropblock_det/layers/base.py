@@ -13,6 +13,7 @@ import copy
 import functools
 import logging
 import numbers
+import warnings
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import torch
@@ -515,7 +516,9 @@ def build_regularizer(
     Args:
         type: one of REGULARIZER_TYPES: "DropBlock" (uses every argument), "Dropout"
             (element-wise), "SpatialDropout" (whole channels); the last two ignore
-            block_size, shared_mask, gamma_mode and impl, but refuse bad values of them too.
+            block_size, shared_mask, gamma_mode and impl, but refuse bad values of them too,
+            and warn (UserWarning) naming shared_mask, gamma_mode or impl set away from its
+            default.
         keep_prob: target keep probability in (0, 1].
     Raises:
         ValueError: unknown `type` (named, with the choices), bad values, unknown arguments.
@@ -538,10 +541,18 @@ def build_regularizer(
             gamma_mode=gamma_mode,
             impl=impl,
         )
-    if type == "Dropout":
-        return Dropout(keep_prob)
-    if type == "SpatialDropout":
-        return SpatialDropout(keep_prob)
+    if type in ("Dropout", "SpatialDropout"):
+        # DropBlock's own arguments away from their defaults: asked for, and ignored. Not
+        # block_size: a DropBlock config switched to Dropout keeps its value, and it has no
+        # default that would tell "not asked for".
+        ignored = [f"{name}={value!r} (MODEL.DROPBLOCK.{key})" for name, value, default, key in (
+            ("shared_mask", shared_mask, False, "SHARED_MASK"), ("gamma_mode", gamma_mode, "paper", "GAMMA"),
+            ("impl", impl, "auto", "IMPL")) if value != default]
+        if ignored:
+            warnings.warn(f"{type} ignores DropBlock's {', '.join(ignored)}: it has no blocks, seeds or kernels; "
+                          f"the run trains {type} at keep_prob as if they were left at their defaults",
+                          UserWarning, stacklevel=2)
+        return Dropout(keep_prob) if type == "Dropout" else SpatialDropout(keep_prob)
     raise ValueError(f"unknown regularizer type {type!r}; choices: {', '.join(REGULARIZER_TYPES)}")
 
 
