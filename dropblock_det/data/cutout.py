@@ -27,7 +27,7 @@ from fvcore.transforms.transform import NoOpTransform, Transform
 
 from ..layers.base import is_integer, is_real_number
 
-__all__ = ["Cutout", "CutoutTransform", "build_cutout_augmentation"]
+__all__ = ["Cutout", "CutoutTransform", "build_cutout_augmentation", "check_cutout_size"]
 
 FillValue = Union[float, Sequence[float]]
 
@@ -187,28 +187,34 @@ def build_cutout_augmentation(cfg) -> List[T.Augmentation]:
 
 
 def _check_size_against_resize(cfg, size: int) -> None:
-    """INPUT.CUTOUT.SIZE against the images Cutout gets: those detectron2's training resize
-    (ResizeShortestEdge of INPUT.MIN_SIZE_TRAIN, INPUT.MAX_SIZE_TRAIN) makes, at most
-    MAX_SIZE_TRAIN px a side and min(max(MIN_SIZE_TRAIN), MAX_SIZE_TRAIN) on the shorter.
-    A square of SIZE centred anywhere in an image covers all of it when SIZE - SIZE // 2 and
-    SIZE // 2 + 1 both reach its longer side: ValueError naming the keys, as every image
-    would be trained on blank. A SIZE above the shorter side warns: each hole spans it (a band
-    across the image wherever it lands). Nothing is checked when a size may be left unresized
-    (a MIN_SIZE_TRAIN of 0) or the keys are not numbers (refused elsewhere)."""
-    shorts, longest = cfg.INPUT.MIN_SIZE_TRAIN, cfg.INPUT.MAX_SIZE_TRAIN
-    shorts = list(shorts) if isinstance(shorts, (list, tuple)) else [shorts]
-    if not shorts or not all(is_integer(v) and v > 0 for v in shorts) or not (is_integer(longest) and longest > 0):
+    """INPUT.CUTOUT.SIZE against the images detectron2's training resize (ResizeShortestEdge
+    of INPUT.MIN_SIZE_TRAIN, INPUT.MAX_SIZE_TRAIN) gives Cutout: :func:`check_cutout_size`."""
+    check_cutout_size(size, cfg.INPUT.MIN_SIZE_TRAIN, cfg.INPUT.MAX_SIZE_TRAIN, "INPUT.CUTOUT.SIZE",
+                      f"INPUT.MIN_SIZE_TRAIN={cfg.INPUT.MIN_SIZE_TRAIN!r}, INPUT.MAX_SIZE_TRAIN={cfg.INPUT.MAX_SIZE_TRAIN}")
+
+
+def check_cutout_size(size: int, short_edge_lengths: Any, max_size: Any, key: str, resize: str) -> None:
+    """A Cutout of side `size` (given by `key`) after a ResizeShortestEdge(short_edge_lengths,
+    max_size) (described by `resize`, its keys and values), whose images are at most max_size
+    px a side and min(max(short_edge_lengths), max_size) on the shorter one.
+
+    A square of `size` centred anywhere in an image covers all of it when size - size // 2
+    and size // 2 + 1 both reach its longer side: ValueError naming `key` and `resize`, as
+    every image would be trained on blank. A size above the shorter side warns (UserWarning):
+    each hole spans the image across it. Nothing is checked when a length of 0 may leave an
+    image unresized, or a value is not a number (refused elsewhere)."""
+    shorts = list(short_edge_lengths) if isinstance(short_edge_lengths, Sequence) else [short_edge_lengths]
+    if not shorts or not all(is_integer(v) and v > 0 for v in shorts) or not (is_integer(max_size) and max_size > 0):
         return
-    shortest_side = min(max(shorts), longest)
-    keys = f"INPUT.MIN_SIZE_TRAIN={cfg.INPUT.MIN_SIZE_TRAIN!r}, INPUT.MAX_SIZE_TRAIN={longest}"
-    if size - size // 2 >= longest and size // 2 + 1 >= longest:
+    shortest_side = min(max(shorts), max_size)
+    if size - size // 2 >= max_size and size // 2 + 1 >= max_size:
         raise ValueError(
-            f"INPUT.CUTOUT.SIZE={size}: every hole covers the whole image wherever it lands (the training "
-            f"images are at most {longest} px a side after the resize, {keys}), so every image would be trained "
-            f"on blank; give a SIZE below {2 * longest - 1} (the Cutout paper's are about half the image's side)")
+            f"{key}={size}: every hole covers the whole image wherever it lands (the training images are at most "
+            f"{max_size} px a side after the resize, {resize}), so every image would be trained on blank; give a "
+            f"size below {2 * max_size - 1} (the Cutout paper's are about half the image's side)")
     if size > shortest_side:
         warnings.warn(
-            f"INPUT.CUTOUT.SIZE={size} is larger than the training images' shorter side (at most {shortest_side} px "
-            f"after the resize, {keys}): each hole spans the image across it, and covers all of an image whose "
-            "longer side it also spans; the Cutout paper's holes are about half the image's side",
-            UserWarning, stacklevel=2)
+            f"{key}={size} is larger than the training images' shorter side (at most {shortest_side} px after the "
+            f"resize, {resize}): each hole spans the image across it, and covers all of an image whose longer side "
+            "it also spans; the Cutout paper's holes are about half the image's side",
+            UserWarning, stacklevel=3)

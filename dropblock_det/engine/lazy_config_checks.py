@@ -517,6 +517,44 @@ def check_lazy_loaders(cfg: DictConfig, train: bool = True) -> None:
                              f"{'train on' if split == 'train' else 'evaluate'}; name at least one")
     for key, evaluator in lazy_evaluator_nodes(cfg):
         _check_arguments_under(evaluator, key)
+    if train:
+        check_lazy_cutout(cfg)
+
+
+def check_lazy_cutout(cfg: DictConfig) -> None:
+    """An `L(Cutout)` in `dataloader.train.mapper.augmentations` as the yacs INPUT.CUTOUT is
+    checked against the resize before it (`check_cutout_size`: ValueError for a size whose
+    hole covers every resized image whole, a warning above their shorter side), and a
+    warning, naming both keys, where it comes before the first ResizeShortestEdge: its size
+    is then in pixels of the image as read, and the resize scales its holes (the README's
+    "after the resize"). Values that are not plain numbers are left to the build."""
+    from ..data.cutout import check_cutout_size
+
+    key = "dataloader.train.mapper.augmentations"
+    augmentations = OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
+    if not isinstance(augmentations, ListConfig):
+        return
+    resize = None  # (index, node) of the last ResizeShortestEdge so far
+    for index, aug in enumerate(augmentations):
+        if _is_target(aug, "ResizeShortestEdge"):
+            resize = (index, aug)
+        if not _is_target(aug, "Cutout"):
+            continue
+        size = aug.get("size")
+        if resize is None:
+            if any(_is_target(later, "ResizeShortestEdge") for later in augmentations[index + 1:]):
+                warnings.warn(
+                    f"{key}.{index} (Cutout, size={size!r}) comes before the resize: its size is in pixels of the "
+                    "image as read, and the resize scales its holes; INPUT.CUTOUT's Cutout comes after it "
+                    "(append it to the list)", UserWarning, stacklevel=2)
+            continue
+        at, node = resize
+        lengths, max_size = node.get("short_edge_length"), node.get("max_size", sys.maxsize)
+        if isinstance(lengths, ListConfig):
+            lengths = OmegaConf.to_container(lengths)
+        if is_integer(size):
+            check_cutout_size(size, lengths, max_size, f"{key}.{index}.size",
+                              f"{key}.{at}: ResizeShortestEdge(short_edge_length={lengths!r}, max_size={max_size!r})")
 
 
 def check_lazy_config_before_run(cfg: DictConfig, train: bool = True, check_files: bool = True,

@@ -2090,3 +2090,37 @@ def test_the_named_drop_path_argument_puts_drop_path_in_every_block():
                                         check_files=False)
     paths = [m for _, m in iter_regularizers(meta) if isinstance(m, DropPath)]
     assert len(paths) == 8 and all(m.target_keep_prob == pytest.approx(0.8) for m in paths)
+
+
+def _with_cutout(size, index=None):
+    from detectron2.config import LazyCall as L
+
+    from dropblock_det.data.cutout import Cutout
+
+    cfg = lazy_cfg(SYNTHETIC)  # its resize: ResizeShortestEdge((96,), max_size=96), then a flip
+    augmentations = list(cfg.dataloader.train.mapper.augmentations)
+    cutout = L(Cutout)(size=size, fill_value="${model.pixel_mean}")
+    augmentations.insert(len(augmentations) if index is None else index, cutout)
+    cfg.dataloader.train.mapper.augmentations = augmentations
+    return cfg
+
+
+def test_a_lazy_cutout_is_checked_against_the_resize_before_it():
+    # As INPUT.CUTOUT.SIZE: L(Cutout)(size=191) after a resize to 96 px blanked every image,
+    # and one before the resize had its size in pixels of the image as read; both trained.
+    import warnings
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    with pytest.raises(ValueError, match=r"^dataloader\.train\.mapper\.augmentations\.2\.size=191: every hole covers "
+                                         r"the whole image .*augmentations\.0: ResizeShortestEdge\("):
+        check_lazy_config_before_run(_with_cutout(191), check_files=False)
+    with pytest.warns(UserWarning, match=r"^dataloader\.train\.mapper\.augmentations\.2\.size=100 is larger than the "
+                                         r"training images' shorter side \(at most 96 px"):
+        check_lazy_config_before_run(_with_cutout(100), check_files=False)
+    with pytest.warns(UserWarning, match=r"^dataloader\.train\.mapper\.augmentations\.0 \(Cutout, size=16\) comes "
+                                         r"before the resize"):
+        check_lazy_config_before_run(_with_cutout(16, index=0), check_files=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        check_lazy_config_before_run(_with_cutout(16), check_files=False)  # README's form: nothing to say
