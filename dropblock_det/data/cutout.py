@@ -203,7 +203,7 @@ def check_cutout_size(size: int, short_edge_lengths: Any, max_size: Any, key: st
     every image would be trained on blank. A size above the shorter side warns (UserWarning):
     each hole spans the image across it. Nothing is checked when a length of 0 may leave an
     image unresized, or a value is not a number (refused elsewhere)."""
-    shorts = list(short_edge_lengths) if isinstance(short_edge_lengths, Sequence) else [short_edge_lengths]
+    shorts = list(short_edge_lengths) if isinstance(short_edge_lengths, _SequenceABC) else [short_edge_lengths]
     if not shorts or not all(is_integer(v) and v > 0 for v in shorts) or not (is_integer(max_size) and max_size > 0):
         return
     shortest_side = min(max(shorts), max_size)
