@@ -241,6 +241,24 @@ def _yacs_only_key_advice(cfg: DictConfig, key: str) -> str:
     return ""
 
 
+def _lazy_form_of_yacs_key(cfg: DictConfig, key: str) -> List[str]:
+    """The keys of `cfg` that a yacs-style `key` (its first part upper case and no key of the
+    config's top level) stands for: YACS_TO_LAZY_KEYS' (SOLVER.MAX_ITER: train.max_iter), else
+    the config's spelling of a tail of two parts or more (MODEL.DROPBLOCK.TYPE: dropblock.type);
+    [] for any other key. A tail of one part is left out: a top-level `lr` is no optimizer.lr."""
+    parts = key.split(".")
+    if not parts[0].isupper() or parts[0] in cfg.keys():
+        return []
+    found = _yacs_key_equivalents(cfg, key)
+    if found:
+        return found
+    for start in range(1, len(parts) - 1):
+        spelt = _key_from_the_top(cfg, parts[start:])
+        if spelt and spelt.count(".") == len(parts) - start - 1:
+            return [spelt]
+    return []
+
+
 def check_override_key(cfg: DictConfig, opt: str) -> None:
     """KeyError naming the opt and the key when the override `opt` ("key=value") would add
     a key the config does not have, with the config's closest keys: detectron2's
@@ -275,6 +293,14 @@ def check_override_key(cfg: DictConfig, opt: str) -> None:
     advice = _yacs_only_key_advice(cfg, key)
     if advice and key.split(".")[0] not in cfg.keys():  # (a config of one's own may have such a node)
         raise KeyError(f"command-line opt {opt!r}: {advice}")
+    lazy_form = _lazy_form_of_yacs_key(cfg, key)
+    if lazy_form and (override.is_add() or getattr(override, "is_force_add", lambda: False)()):
+        # The refusal below offered "+": added so, the yacs key is stored and read by nothing
+        # (+MODEL.DROPBLOCK.TYPE=Dropout trained DropBlock), silently.
+        value = opt.split("=", 1)[1]
+        raise KeyError(f"command-line opt {opt!r}: {key} is a yacs key, which nothing reads in this "
+                       f"LazyConfig (added with +, it is only stored): write "
+                       + " ".join(f"{found}={value}" for found in lazy_form))
     if override.is_add() or override.is_delete() or key in _OPTIONAL_KEYS:
         return  # a deletion is refused by apply_overrides itself
     node: Any = cfg
@@ -317,7 +343,7 @@ def check_override_key(cfg: DictConfig, opt: str) -> None:
         raise KeyError(
             f"command-line opt {opt!r}: {where} has no key {part!r}"
             + (f" (did you mean {', '.join(close)}?)" if close else "")
-            + f"; to add it on purpose write +{opt}")
+            + ("" if lazy_form else f"; to add it on purpose write +{opt}"))
 
 
 def _key_from_the_top(cfg: DictConfig, parts: Sequence[str]) -> str:

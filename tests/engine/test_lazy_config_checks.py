@@ -2124,3 +2124,34 @@ def test_a_lazy_cutout_is_checked_against_the_resize_before_it():
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         check_lazy_config_before_run(_with_cutout(16), check_files=False)  # README's form: nothing to say
+
+
+# Yacs keys added with "+" (stop 53)
+@pytest.mark.parametrize("opt, written", [
+    ("+MODEL.DROPBLOCK.TYPE=Dropout", "dropblock.type=Dropout"),
+    ("++MODEL.DROPBLOCK.KEEP_PROB=0.8", "dropblock.keep_prob=0.8"),
+    ("+SOLVER.MAX_ITER=3", "train.max_iter=3"),
+])
+def test_a_yacs_key_added_with_plus_to_a_lazyconfig_is_refused_naming_its_lazyconfig_form(opt, written):
+    # The refusal of MODEL.DROPBLOCK.TYPE=Dropout offered "+": so added, the key was stored and
+    # read by nothing, and the run trained DropBlock.
+    from dropblock_det.engine.lazy_config_checks import check_override_key
+
+    cfg = lazy_cfg(SYNTHETIC)
+    with pytest.raises(KeyError, match=rf"'{re.escape(opt)}': {re.escape(opt.lstrip('+').split('=')[0])} is a yacs "
+                                       rf"key, which nothing reads .*: write {re.escape(written)}"):
+        check_override_key(cfg, opt)
+    # Without "+", the key the config reads is named and "+" is no longer offered.
+    with pytest.raises(KeyError) as error:
+        check_override_key(cfg, opt.lstrip("+"))
+    assert written.split("=")[0] in str(error.value) and "to add it on purpose" not in str(error.value)
+
+
+def test_a_key_of_ones_own_is_still_added_with_plus():
+    from dropblock_det.engine.lazy_config_checks import check_override_key
+
+    cfg = lazy_cfg(SYNTHETIC)
+    for opt in ("+my_note=1", "+NOTES.RUN=a", "+train.my_flag=1"):
+        check_override_key(cfg, opt)  # no yacs key stands for them: added on purpose
+    with pytest.raises(KeyError, match=r"to add it on purpose write \+NOTES\.RUN=a"):
+        check_override_key(cfg, "NOTES.RUN=a")
