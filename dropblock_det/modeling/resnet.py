@@ -249,6 +249,9 @@ def resnet_stage_regularizers(
             raise ValueError(
                 f"stage_drop_scales={stage_drop_scales}: expected one scale per stage of "
                 f"dropblock_stages={stages}"
+                # dropblock_stages=[] (DropPath alone) with a config's scales: what to write.
+                + (", which has none: give stage_drop_scales=None (null in an override) or []" if not stages else
+                   ", or None (null in an override) for the full rate in every stage")
             )
         # Checked here, by name (scaled_keep_prob checks it too, once each regularizer is
         # built): float() would take True as 1.0 and "0.5" as 0.5, and fail on None or "x"

@@ -580,3 +580,23 @@ def test_conv3_on_basic_blocks_is_refused_naming_the_stages_and_a_c4_heads_res5_
         dropblock_resnet_arguments(cfg, 18, last_stage="res4")
     with pytest.raises(ValueError, match=r"would place nothing in res4, res5; use conv1, conv2 or shortcut$"):
         dropblock_resnet_arguments(rcnn_cfg(*opts), 18)
+
+
+# --- Regularizer-comparison journey (stop 53) ---
+def test_dropblock_stages_none_with_a_configs_stage_scales_is_told_to_give_no_scales():
+    # DropPath alone in a LazyConfig twin: dropblock_stages=[] beside the twin's [0.25, 1.0] was
+    # told "expected one scale per stage", with nothing on what to write.
+    from dropblock_det.modeling import make_dropblock_resnet_stages
+
+    with pytest.raises(ValueError, match=r"^stage_drop_scales=\[0.25, 1.0\]: expected one scale per stage of "
+                                         r"dropblock_stages=\[\], which has none: give stage_drop_scales=None "
+                                         r"\(null in an override\) or \[\]$"):
+        make_dropblock_resnet_stages(depth=18, dropblock=DropBlock2d(0.9, 3), dropblock_stages=[],
+                                     stage_drop_scales=[0.25, 1.0], drop_path_rate=0.1)
+    with pytest.raises(ValueError, match=r"dropblock_stages=\['res4', 'res5'\], or None \(null in an override\) for "
+                                         r"the full rate in every stage$"):
+        make_dropblock_resnet_stages(depth=18, dropblock=DropBlock2d(0.9, 3), stage_drop_scales=[0.25])
+    stages = make_dropblock_resnet_stages(depth=18, dropblock=DropBlock2d(0.9, 3), dropblock_stages=[],
+                                          stage_drop_scales=None, drop_path_rate=0.1)
+    blocks = [block for stage in stages for block in stage]
+    assert sum(type(m).__name__ == "DropPath" for block in blocks for m in block.modules()) == len(blocks) == 8
