@@ -31,8 +31,8 @@ def add_dropblock_config(cfg: CN) -> None:
     MODEL.DROPBLOCK
       TYPE ["DropBlock"]       regularizer inserted at every enabled location: "DropBlock"
                                (the paper), or for ablations "Dropout", "SpatialDropout"
-                               (which ignore BLOCK_SIZE, and warn naming SHARED_MASK,
-                               GAMMA or IMPL set away from their defaults).
+                               (which ignore BLOCK_SIZE, and warn naming SHARED_MASK or
+                               GAMMA set away from their defaults, or IMPL "triton").
       KEEP_PROB [0.9]          target keep probability, reached at the end of the ramp.
       BLOCK_SIZE [7]           side of the dropped square (odd or even; clipped to the map).
       SHARED_MASK [False]      one mask shared by all channels (timm's default) instead of

@@ -516,8 +516,10 @@ def test_regularizer_factory_builds_what_model_dropblock_says_with_the_scaled_ke
     assert first is not second  # one module per location
     assert first.target_keep_prob == pytest.approx(0.95)
     assert (first.block_size, first.shared_mask, first.gamma_mode, first.impl) == (3, True, "calibrated", "torch")
-    db.TYPE = "SpatialDropout"
-    assert type(regularizer_factory(cfg)()).__name__ == "SpatialDropout"
+    db.TYPE = "SpatialDropout"  # DropBlock's SHARED_MASK and GAMMA named as ignored; IMPL torch is its path
+    with pytest.warns(UserWarning, match=r"^SpatialDropout ignores DropBlock's shared_mask=True \(MODEL\.DROPBLOCK\."
+                                         r"SHARED_MASK\), gamma_mode='calibrated' \(MODEL\.DROPBLOCK\.GAMMA\): "):
+        assert type(regularizer_factory(cfg)()).__name__ == "SpatialDropout"
 
 
 def test_check_feature_names_refuses_no_feature_naming_the_key():

@@ -517,8 +517,8 @@ def build_regularizer(
         type: one of REGULARIZER_TYPES: "DropBlock" (uses every argument), "Dropout"
             (element-wise), "SpatialDropout" (whole channels); the last two ignore
             block_size, shared_mask, gamma_mode and impl, but refuse bad values of them too,
-            and warn (UserWarning) naming shared_mask, gamma_mode or impl set away from its
-            default.
+            and warn (UserWarning) naming shared_mask or gamma_mode set away from its
+            default, or impl "triton" (they have no kernel).
         keep_prob: target keep probability in (0, 1].
     Raises:
         ValueError: unknown `type` (named, with the choices), bad values, unknown arguments.
@@ -544,10 +544,12 @@ def build_regularizer(
     if type in ("Dropout", "SpatialDropout"):
         # DropBlock's own arguments away from their defaults: asked for, and ignored. Not
         # block_size: a DropBlock config switched to Dropout keeps its value, and it has no
-        # default that would tell "not asked for".
-        ignored = [f"{name}={value!r} (MODEL.DROPBLOCK.{key})" for name, value, default, key in (
-            ("shared_mask", shared_mask, False, "SHARED_MASK"), ("gamma_mode", gamma_mode, "paper", "GAMMA"),
-            ("impl", impl, "auto", "IMPL")) if value != default]
+        # default that would tell "not asked for". Of impl only "triton": these are PyTorch
+        # ops, so "torch" (a config forcing DropBlock's PyTorch path) is what they do anyway.
+        ignored = [f"{name}={value!r} (MODEL.DROPBLOCK.{key})" for name, value, ignores, key in (
+            ("shared_mask", shared_mask, shared_mask is not False, "SHARED_MASK"),
+            ("gamma_mode", gamma_mode, gamma_mode != "paper", "GAMMA"),
+            ("impl", impl, impl == "triton", "IMPL")) if ignores]
         if ignored:
             warnings.warn(f"{type} ignores DropBlock's {', '.join(ignored)}: it has no blocks, seeds or kernels; "
                           f"the run trains {type} at keep_prob as if they were left at their defaults",

@@ -514,17 +514,18 @@ def test_a_keep_prob_out_of_range_is_named_as_the_argument_the_user_passed():
 # Regularizer-comparison journey (stop 53)
 @pytest.mark.parametrize("regularizer", ["Dropout", "SpatialDropout"])
 def test_dropblocks_own_arguments_set_for_another_type_warn_naming_them(regularizer):
-    # MODEL.DROPBLOCK.SHARED_MASK / GAMMA / IMPL (dropblock.shared_mask, ...) asked for with
-    # TYPE Dropout were ignored without a word: the run trained plain Dropout.
+    # MODEL.DROPBLOCK.SHARED_MASK / GAMMA / IMPL triton (dropblock.shared_mask, ...) asked for
+    # with TYPE Dropout were ignored without a word: the run trained plain Dropout.
     import warnings
 
     from dropblock_det.layers import build_regularizer
 
     with pytest.warns(UserWarning, match=rf"^{regularizer} ignores DropBlock's shared_mask=True "
                                          r"\(MODEL\.DROPBLOCK\.SHARED_MASK\), gamma_mode='calibrated' "
-                                         r"\(MODEL\.DROPBLOCK\.GAMMA\), impl='torch' \(MODEL\.DROPBLOCK\.IMPL\)"):
-        module = build_regularizer(regularizer, 0.9, shared_mask=True, gamma_mode="calibrated", impl="torch")
+                                         r"\(MODEL\.DROPBLOCK\.GAMMA\), impl='triton' \(MODEL\.DROPBLOCK\.IMPL\)"):
+        module = build_regularizer(regularizer, 0.9, shared_mask=True, gamma_mode="calibrated", impl="triton")
     assert type(module).__name__ == regularizer
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the defaults, and any block_size (a DropBlock config's), say nothing
-        build_regularizer(regularizer, 0.9, block_size=3)
+        warnings.simplefilter("error")  # the defaults, any block_size (a DropBlock config's) and the
+        build_regularizer(regularizer, 0.9, block_size=3)  # PyTorch path, which these are, say nothing
+        build_regularizer(regularizer, 0.9, block_size=3, impl="torch")

@@ -107,7 +107,9 @@ def test_gpu_checks_kills_a_step_that_ignores_the_sigterm_at_its_limit(tmp_path)
                        BUDGET="2", KILL_AFTER="1")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     bench = (results / "bench.txt").read_text()
-    assert re.search(r"== bench: exit 137 after [23] s \(stopped at its 2 s limit: the rest of the 2 s budget; "
+    # 2-3 s alone; a loaded machine (a Python 3.13 suite beside three trainings) reported 4 s.
+    # Either way well before the step's own 30 s.
+    assert re.search(r"== bench: exit 137 after (?:[2-9]|1\d) s \(stopped at its 2 s limit: the rest of the 2 s budget; "
                      r"killed, as it did not end on SIGTERM\)", bench), bench
     assert "== train: skipped" in (results / "train.txt").read_text()
     refused = _gpu_checks(results, "--smoke", "bench", KILL_AFTER="0")
