@@ -25,7 +25,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tool_args.py, 
 from tool_args import (checks_passed, launch_tool, parse_tool_args, run_tool, setup_run,  # noqa: E402
                        training_tool_parser)
 
-from detectron2.engine.defaults import create_ddp_model  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 import dropblock_det  # noqa: E402,F401  (registers the components and datasets)
@@ -102,7 +101,10 @@ def main(args):
     if args.eval_only:
         model = build_lazy_model(cfg, train=False)
         load_checkpoint_strict(model, eval_weights(cfg, args))
-        return do_test(cfg, create_ddp_model(model))
+        # No DistributedDataParallel, as tools/train_net.py's evaluation: the inference computes
+        # no gradient, every process loaded the same weights, and detectron2's
+        # create_ddp_model(model) gives a CPU model device_ids=[local rank], which it refuses.
+        return do_test(cfg, model)
     # setup() checked the --resume checkpoint (a read of the whole file) against the model.
     return do_train(cfg, resume_from, resume_checked=True)
 

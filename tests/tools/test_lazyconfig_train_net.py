@@ -3,6 +3,7 @@ keep_prob ramp + COCO evaluation, --eval-only on the written checkpoint, --resum
 safeguards train_net.py has (nothing written before the checks, earlier runs kept)."""
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -542,3 +543,37 @@ def test_eval_only_resume_without_a_checkpoint_names_init_checkpoint_it_evaluate
         tool.main(_parse(tool, tmp_path / "empty", ["--eval-only", "--resume"], [
             f"train.init_checkpoint={out / 'model_final.pth'}", "model.head.conv_dims=[64,64]"]))
     assert not (tmp_path / "empty").exists()
+
+
+# Multi-process journey (stop 53)
+def _run_in_two_processes(tiny_datasets, tmp_path, *args):
+    """lazyconfig_train_net.py --num-gpus 2 ARGS in a process of its own (the README's "Several
+    processes on the CPU"), or a skip where detectron2's launch starts no 2 processes here."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    from dropblock_det.engine.trainer import check_launch_processes
+
+    try:
+        check_launch_processes(2, 1)
+    except ValueError as e:  # detectron2 v0.6 without 2 CUDA devices, detectron2 main with 1
+        pytest.skip(f"detectron2's launch starts no 2 processes here: {e}")
+    return subprocess.run(
+        [sys.executable, str(REPO / "tools" / "lazyconfig_train_net.py"), "--num-gpus", "2", *args],
+        cwd=str(tmp_path), capture_output=True, text=True, timeout=300,
+        env={**os.environ, "DETECTRON2_DATASETS": str(tiny_datasets), "OMP_NUM_THREADS": "1"})
+
+
+def test_eval_only_in_two_processes_on_the_cpu_gives_the_one_process_ap(trained, tiny_datasets, tmp_path):
+    # The evaluation wrapped the model in detectron2's create_ddp_model(model), device_ids=[local
+    # rank]: a CPU model failed in each process with DistributedDataParallel's ValueError.
+    out, results = trained
+    result = _run_in_two_processes(tiny_datasets, tmp_path, "--eval-only", "--config-file", LAZY_CONFIG,
+                                   *TINY_LAZY_OPTS, f"train.init_checkpoint={out / 'model_final.pth'}",
+                                   f"train.output_dir={tmp_path / 'eval'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (ap,) = re.findall(r"copypaste: ([-\d.na]+),[-\d.na]+,[-\d.na]+,[-\d.na]+,[-\d.na]+,[-\d.na]+\n",
+                       result.stdout + result.stderr)
+    assert float(ap) == pytest.approx(results["bbox"]["AP"], abs=1e-3)
