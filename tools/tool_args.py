@@ -284,6 +284,8 @@ def setup_run(cfg: Any, args: argparse.Namespace, output_dir: str) -> None:
 
     default_setup(cfg, args)
     setup_logger(output_dir, distributed_rank=comm.get_rank(), name="dropblock_det", abbrev_name="dropblock")
+    if comm.get_rank() > 0:  # its warnings are logged (_warnings_logged_in_other_processes): into its log file
+        setup_logger(output_dir, distributed_rank=comm.get_rank(), name="py.warnings", abbrev_name="warnings")
 
 
 def _refusal(e: BaseException) -> Optional[str]:
@@ -315,6 +317,7 @@ def in_a_launched_process(main: Callable[..., Any], *args: Any) -> Any:
     under its own). Anything else (an error after `checks_passed()`, a bug, $TRACEBACK_ENV
     set) propagates as it is. Module-level, so that `functools.partial(in_a_launched_process,
     main)` can be sent to the processes."""
+    _warnings_logged_in_other_processes()
     try:
         return main(*args)
     except Exception as e:
@@ -324,6 +327,24 @@ def in_a_launched_process(main: Callable[..., Any], *args: Any) -> Any:
         # torch's spawn passes the parent only this process's traceback as text: the last
         # line of it, this error's, is what the parent reads.
         raise _RefusedInALaunchedProcess(_LAUNCHED_REFUSAL + json.dumps(line)) from None
+
+
+def _warnings_logged_in_other_processes() -> None:
+    """In a launched process other than the main one, send Python's warnings to the
+    "py.warnings" logger, which reaches no console there and which `setup_run` writes into
+    the process's log file (log.txt.rank1, ...), as detectron2's loggers do: every process
+    runs the same checks and hooks on the same config, and each printed the same warning (a
+    ramp's end_iter after max_iter) on the console."""
+    import logging
+
+    import detectron2.utils.comm as comm
+
+    if comm.get_rank() == 0:
+        return
+    logging.captureWarnings(True)
+    py_warnings = logging.getLogger("py.warnings")
+    py_warnings.propagate = False  # until setup_run's file, nowhere (the main process shows the same)
+    py_warnings.addHandler(logging.NullHandler())
 
 
 def launch_tool(main: Callable[[Any], Any], args: argparse.Namespace,

@@ -577,3 +577,34 @@ def test_eval_only_in_two_processes_on_the_cpu_gives_the_one_process_ap(trained,
     (ap,) = re.findall(r"copypaste: ([-\d.na]+),[-\d.na]+,[-\d.na]+,[-\d.na]+,[-\d.na]+,[-\d.na]+\n",
                        result.stdout + result.stderr)
     assert float(ap) == pytest.approx(results["bbox"]["AP"], abs=1e-3)
+
+
+@pytest.fixture(scope="module")
+def two_processes(tiny_datasets, module_tmp_path_factory):
+    """(output dir, the command's result) of a 3-iteration training in 2 processes on the CPU
+    (+train.ddp.device_ids=null, as the README says) of 4 images a step, whose ramp ends after
+    train.max_iter (a warning)."""
+    tmp_path = module_tmp_path_factory.mktemp("two_processes")
+    out = tmp_path / "run"
+    result = _run_in_two_processes(tiny_datasets, tmp_path, "--config-file", LAZY_CONFIG, *TINY_LAZY_OPTS,
+                                   "dataloader.train.total_batch_size=4", "+train.ddp.device_ids=null",
+                                   "train.dropblock_schedule.end_iter=10", f"train.output_dir={out}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, result
+
+
+def test_two_processes_warn_of_the_ramp_once_on_the_console_and_in_each_processs_log(two_processes):
+    # Each process printed the hook's warning on the console: the same line twice.
+    out, result = two_processes
+    warning = "DropBlockScheduleHook: end_iter=10 is after the trainer's max_iter=3"
+    assert (result.stdout + result.stderr).count(warning) == 1, result.stderr[-3000:]
+    assert warning in (out / "log.txt.rank1").read_text()
+
+
+def test_two_processes_log_the_ramp_once_and_split_the_batch(two_processes):
+    out, _ = two_processes
+    ramp = [(r["iteration"], r["dropblock/keep_prob"]) for r in _records(out) if "dropblock/keep_prob" in r]
+    assert ramp == [(0, 1.0), (1, pytest.approx(0.99)), (2, pytest.approx(0.98))]  # rank 0's metrics.json only
+    # detectron2 splits dataloader.train.total_batch_size across the processes.
+    assert "Making batched data loader with batch_size=2" in (out / "log.txt").read_text()
+    assert sorted(p.name for p in out.iterdir() if p.suffix in (".pth", ".yaml")) == ["config.yaml", "model_final.pth"]
