@@ -228,8 +228,16 @@ def _refuse_an_unknown_flag(parser: argparse.ArgumentParser, opts: List[str]) ->
     name = opts[0].split("=", 1)[0]
     close = difflib.get_close_matches(name, sorted(parser._option_string_actions), n=3)
     flags = sorted(option for option in parser._option_string_actions if option.startswith("--"))
+    # detectron2's launch flags, which a user moving to several GPUs tries on every tool.
+    one_process = (f"; {parser.prog} runs in one process (train_net.py and lazyconfig_train_net.py take "
+                   "detectron2's launch flags)" if name in _LAUNCH_FLAGS and not close else "")
     parser.error(f"unrecognized argument {name}: "
-                 + (f"did you mean {' or '.join(close)}?" if close else f"the flags are {', '.join(flags)}"))
+                 + (f"did you mean {' or '.join(close)}?" if close else f"the flags are {', '.join(flags)}")
+                 + one_process)
+
+
+# The flags of detectron2's default_argument_parser that start several processes.
+_LAUNCH_FLAGS = ("--num-gpus", "--num-machines", "--machine-rank", "--dist-url")
 
 
 def parse_tool_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

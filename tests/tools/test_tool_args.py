@@ -647,3 +647,19 @@ def test_a_cli_called_while_a_spawned_process_imports_its_script_does_nothing(to
     assert ran == []
     monkeypatch.setattr(multiprocessing.current_process(), "_inheriting", False)
     assert tool_args.run_tool("train_net.py", lambda: ran.append(1) or 3) == 3 and ran == [1]
+
+
+# Multi-process journey (stop 53)
+@pytest.mark.parametrize("tool, argv, flag", [
+    ("sweep", ["--block-sizes", "3", "--keep-probs", "0.9", "--num-gpus", "2"], "--num-gpus"),
+    ("analyze_robustness", ["--num-gpus", "2", "--checkpoint", "a.pth"], "--num-gpus"),
+    ("export_stock_config", ["--num-machines=2"], "--num-machines"),
+])
+def test_detectrons_launch_flags_on_a_one_process_tool_are_refused_saying_it_runs_in_one_process(tools, capsys,
+                                                                                                 tool, argv, flag):
+    # The refusal listed the tool's flags only, as for a misspelt flag: no word of why the
+    # flag every detectron2 tool has is not there.
+    err = _refused(capsys, tools[tool].parse_args, ["--config-file", "c.yaml", *argv])
+    assert f"unrecognized argument {flag}: the flags are --" in err
+    # (the tool's name is argparse's prog: its script's name, __main__.py under pytest)
+    assert " runs in one process (train_net.py and lazyconfig_train_net.py take detectron2's launch flags)" in err
