@@ -1,6 +1,7 @@
 """tools/lazyconfig_train_net.py end to end on a tiny synthetic set: training with the
 keep_prob ramp + COCO evaluation, --eval-only on the written checkpoint, --resume, and the
 safeguards train_net.py has (nothing written before the checks, earlier runs kept)."""
+import contextlib
 import json
 import math
 import re
@@ -584,11 +585,23 @@ def two_processes(tiny_datasets, module_tmp_path_factory):
     """(output dir, the command's result) of a 3-iteration training in 2 processes on the CPU
     (+train.ddp.device_ids=null, as the README says) of 4 images a step, whose ramp ends after
     train.max_iter (a warning)."""
+    import socket
+
+    from detectron2.engine import default_argument_parser
+
     tmp_path = module_tmp_path_factory.mktemp("two_processes")
     out = tmp_path / "run"
-    result = _run_in_two_processes(tiny_datasets, tmp_path, "--config-file", LAZY_CONFIG, *TINY_LAZY_OPTS,
-                                   "dataloader.train.total_batch_size=4", "+train.ddp.device_ids=null",
-                                   "train.dropblock_schedule.end_iter=10", f"train.output_dir={out}")
+    # As another run in several processes on this machine would: it held detectron2's default
+    # --dist-url port, and this launch failed with torch's EADDRINUSE traceback.
+    port = int(default_argument_parser().get_default("dist_url").rsplit(":", 1)[1])
+    held = socket.socket()
+    with contextlib.suppress(OSError):  # (held by something else already: as good)
+        held.bind(("127.0.0.1", port))
+        held.listen()
+    with held:
+        result = _run_in_two_processes(tiny_datasets, tmp_path, "--config-file", LAZY_CONFIG, *TINY_LAZY_OPTS,
+                                       "dataloader.train.total_batch_size=4", "+train.ddp.device_ids=null",
+                                       "train.dropblock_schedule.end_iter=10", f"train.output_dir={out}")
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result
 

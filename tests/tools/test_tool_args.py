@@ -663,3 +663,25 @@ def test_detectrons_launch_flags_on_a_one_process_tool_are_refused_saying_it_run
     assert f"unrecognized argument {flag}: the flags are --" in err
     # (the tool's name is argparse's prog: its script's name, __main__.py under pytest)
     assert " runs in one process (train_net.py and lazyconfig_train_net.py take detectron2's launch flags)" in err
+
+
+@pytest.mark.parametrize("flags, dist_url", [
+    ([], "auto"),  # detectron2's default port: a free one instead
+    (["--dist-url", "tcp://127.0.0.1:29512"], "tcp://127.0.0.1:29512"),  # the user's
+    (["--num-machines", "2"], None),  # the default, which every machine must share
+])
+def test_several_processes_on_one_machine_take_a_free_port_unless_the_dist_url_is_given(tools, tool_args, monkeypatch,
+                                                                                        flags, dist_url):
+    # detectron2's default --dist-url is one fixed port per user: a second run in several
+    # processes on the machine failed in its launch with torch's EADDRINUSE traceback.
+    import detectron2.engine
+    from detectron2.engine import default_argument_parser
+
+    from dropblock_det.engine import trainer
+
+    launched = []
+    monkeypatch.setattr(detectron2.engine, "launch", lambda main, num_gpus, **kwargs: launched.append(kwargs))
+    monkeypatch.setattr(trainer, "check_launch_processes", lambda num_gpus, num_machines: None)  # no GPUs here
+    args = tools["train_net"].parser().parse_args(["--num-gpus", "2", *flags, "--config-file", "c.yaml"])
+    tool_args.launch_tool(print, args)
+    assert launched[0]["dist_url"] == (dist_url or default_argument_parser().get_default("dist_url"))
