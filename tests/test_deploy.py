@@ -703,3 +703,18 @@ def test_a_lazy_training_node_reading_a_dropblock_det_component_through_an_inter
     stock = lazy_stock_config(cfg)
     assert stock.dataloader.train.mapper._get_node("augmentations")._value() == "${train_augmentations}"
     assert [key for key, _ in lazy_plugin_nodes(stock)] == [f"train_augmentations.{len(cfg.train_augmentations) - 1}"]
+
+
+# Mutation run 53
+@pytest.mark.parametrize("arch, segments", [("GeneralizedRCNN", False), ("ProposalNetwork", False),
+                                            ("SemanticSegmentor", True), ("PanopticFPN", True)])
+def test_the_head_advice_for_each_model_without_a_retinanet_head_is_to_turn_it_off(arch, segments):
+    from conftest import rcnn_cfg
+    from dropblock_det.deploy import dropblock_component_advice
+
+    cfg = rcnn_cfg()
+    cfg.MODEL.META_ARCHITECTURE = arch
+    assert dropblock_component_advice(cfg, "HEAD.ENABLED") == (
+        f"MODEL.META_ARCHITECTURE={arch!r} builds no RetinaNet head - the HEAD location is the class and box towers "
+        "of a RetinaNet" + (" (this model's segmentation head is the SEM_SEG_HEAD location)" if segments else "")
+        + ": set MODEL.DROPBLOCK.HEAD.ENABLED False for this model")

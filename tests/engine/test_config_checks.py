@@ -1409,3 +1409,27 @@ def test_a_per_location_dropblock_value_is_told_the_config_s_one_key(key, named)
     # A name the config has nowhere is still named alone.
     with pytest.raises(KeyError, match=r"Non-existent key: MODEL\.DROPBLOCK\.SEM_SEG_HEAD\.ZZZQX\"$"):
         synthetic_cfg("MODEL.DROPBLOCK.SEM_SEG_HEAD.ZZZQX", "0.8")
+
+
+# Mutation run 53
+def test_a_key_one_node_too_deep_is_told_the_nearest_node_above_that_has_the_rest_first():
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.config_checks import close_config_keys
+
+    cfg = rcnn_cfg()
+    # The node above (MODEL.DROPBLOCK), not the keys ending with TYPE elsewhere (INPUT.CROP.TYPE).
+    assert close_config_keys(cfg, "MODEL.DROPBLOCK.RESNET.TYPE") == ["MODEL.DROPBLOCK.TYPE"]
+    # The top level is a node above too: its TEST, not DATASETS.TEST found elsewhere.
+    assert close_config_keys(cfg, "MODEL.DROPBLOCK.RESNET.TEST") == ["TEST"]
+    # Elsewhere, every key ending with it (up to n).
+    assert close_config_keys(cfg, "INPUT.CUTOUT.GAMMA") == ["MODEL.DROPBLOCK.GAMMA", "SOLVER.GAMMA"]
+    assert close_config_keys(cfg, "INPUT.CUTOUT.GAMMA", n=1) == ["MODEL.DROPBLOCK.GAMMA"]
+
+
+def test_a_one_part_unknown_key_is_told_at_most_three_keys():
+    # A key of the top level that is nowhere (ENABLED) is left to the LazyConfig-spelling
+    # search, which names three: close_config_keys' search elsewhere is for deeper keys.
+    with pytest.raises(KeyError) as error:
+        synthetic_cfg("ENABLED", "True")
+    named = re.search(r"\(did you mean (.*)\?\)", str(error.value)).group(1).split(", ")
+    assert len(named) == 3 and all(key.endswith(".ENABLED") for key in named), named
