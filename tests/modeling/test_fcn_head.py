@@ -235,3 +235,16 @@ def test_fcn_head_refuses_deeplab_head_keys_it_does_not_read(tmp_path, key, valu
         build_model(cfg)
     # At detectron2's defaults (the FCN configs set none of them) it builds.
     build_model(small_voc_sem_seg_cfg(FCN_DROPBLOCK, tmp_path))
+
+
+# Mutation run 53
+@pytest.mark.parametrize("key, value", [
+    ("MODEL.SEM_SEG_HEAD.PROJECT_FEATURES", ["res3"]),
+    ("MODEL.SEM_SEG_HEAD.ASPP_CHANNELS", 128),
+    ("MODEL.SEM_SEG_HEAD.ASPP_DROPOUT", 0.5),
+])
+def test_fcn_head_refuses_each_deeplab_head_key_it_does_not_read(tmp_path, key, value):
+    cfg = small_voc_sem_seg_cfg(FCN_DROPBLOCK, tmp_path, [key, value])
+    with pytest.raises(ValueError, match=rf"^{re.escape(key)}={re.escape(repr(value))}: MODEL\.SEM_SEG_HEAD\.NAME "
+                                         r"'DropBlockFCNHead' has no ASPP nor decoder projection"):
+        build_model(cfg)

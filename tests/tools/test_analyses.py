@@ -1293,3 +1293,32 @@ def test_robustness_names_the_regularizers_it_switches_on_for_a_droppath_run(tin
     assert ("switched on at inference, each at every --keep-probs value: 8 DropPath in backbone.bottom_up.res2, "
             "backbone.bottom_up.res3, backbone.bottom_up.res4, backbone.bottom_up.res5; 12 DropBlock2d (block_size 3) "
             "in backbone.bottom_up.res4, backbone.bottom_up.res5\n") in printed
+
+
+# Mutation run 53
+def test_describe_regularizers_names_an_unindexed_module_by_its_parent_and_a_top_level_one_by_its_own_name():
+    # An FPN's output conv has no block index: its part is the module above the regularizer.
+    from dropblock_det.analysis import describe_regularizers
+    from dropblock_det.layers import DropBlock2d, Dropout
+
+    model = nn.Module()
+    model.fpn_output2 = nn.Module()
+    model.fpn_output2.dropblock = DropBlock2d(0.9, 3)
+    model.dropout = Dropout(0.9)  # at the top: no module above, its own name
+    assert describe_regularizers(model) == "1 DropBlock2d (block_size 3) in fpn_output2; 1 Dropout in dropout"
+    assert describe_regularizers(nn.Module()) == ""
+
+
+@pytest.mark.parametrize("block_sizes", [["3"], ["3", "3"]])
+def test_a_sweep_of_dropout_at_one_block_size_is_not_refused(block_sizes, tiny_datasets, tmp_path):
+    # One block size (given twice, one cell) sweeps Dropout's keep_prob: the tool goes on to
+    # its warning for the random seed, made an error here so that nothing trains.
+    import warnings
+
+    argv = ["--config-file", DB_CONFIG, "--block-sizes", *block_sizes, "--keep-probs", "0.9", "--output-dir",
+            str(tmp_path / "sweep")] + TINY_OPTS + ["SOLVER.MAX_ITER", "2", "MODEL.DROPBLOCK.TYPE", "Dropout",
+                                                    "SEED", "-1"]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=r"SEED=-1 \(a random seed per cell\)")
+        with pytest.raises(UserWarning, match=r"^SEED=-1 \(a random seed per cell\)"):
+            load_tool("sweep").main(argv)

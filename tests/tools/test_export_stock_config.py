@@ -860,3 +860,35 @@ def test_an_fcns_poly_lr_schedule_is_said_to_be_no_stock_detectron2_one(tmp_path
             "keys; the run's: 1.0 and 0.0); to train on, use dropblock-det")
     assert (line in out) is named
     assert ("WarmupPolyLR" in out) is named
+
+
+# Mutation run 53
+def test_a_segmentation_set_among_the_unregistered_ones_is_told_how_a_sem_seg_set_registers():
+    # One sem_seg set among detection ones is enough: the advice covers the one it needs.
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    det, seg = "mut53_own_det_set", "mut53_own_sem_seg_set"
+    DatasetCatalog.register(det, lambda: [])
+    DatasetCatalog.register(seg, lambda: [])
+    MetadataCatalog.get(seg).set(evaluator_type="sem_seg")
+    try:
+        (line,) = load_tool("export_stock_config")._dataset_advice("DATASETS.TEST", [det, seg])
+        assert f"'{det}' (registered by " in line and f"'{seg}' (registered by " in line
+        assert "(e.g. DatasetCatalog.register with a loader of dicts with file_name and sem_seg_file_name" in line
+        (line,) = load_tool("export_stock_config")._dataset_advice("DATASETS.TEST", [det])
+        assert "(e.g. detectron2's register_coco_instances)" in line
+    finally:
+        for name in (det, seg):
+            DatasetCatalog.remove(name)
+            MetadataCatalog.remove(name)
+
+
+def test_a_schedule_other_than_poly_gets_no_poly_lr_advice():
+    from conftest import rcnn_cfg
+    from dropblock_det.deploy import stock_config
+
+    cfg = rcnn_cfg()  # WarmupMultiStepLR, and no SOLVER.POLY_LR_POWER in its stock config
+    stock = stock_config(cfg)
+    assert "POLY_LR_POWER" not in stock.SOLVER
+    assert not [line for line in load_tool("export_stock_config").advice(cfg, stock, checked=True)
+                if "WarmupPolyLR" in line]

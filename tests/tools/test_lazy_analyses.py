@@ -407,3 +407,32 @@ def test_a_lazy_sweep_of_dropout_refuses_several_block_sizes(tiny_datasets, tmp_
                                          r".*give one --block-sizes value"):
         load_tool("sweep").main(argv)
     assert not out.exists()
+
+
+# Mutation run 53
+def test_a_lazy_sweep_of_dropblock_beside_droppath_is_not_refused_several_block_sizes(tiny_datasets, tmp_path):
+    # DropPath has no block, but the model's DropBlock has: block_size is swept. The tool goes
+    # on to its warning for the random seed, made an error here so that nothing trains.
+    import warnings
+
+    argv = _sweep_argv(tmp_path / "sweep", block_sizes=("1", "3")) + TINY_LAZY_OPTS + [
+        "model.backbone.bottom_up.stages.drop_path_rate=0.2", "train.seed=-1"]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=r"train\.seed=-1 \(a random seed per cell\)")
+        with pytest.raises(UserWarning, match=r"^train\.seed=-1 \(a random seed per cell\)"):
+            load_tool("sweep").main(argv)
+
+
+def test_a_lazy_sweep_whose_model_cannot_be_built_on_meta_is_not_refused_several_block_sizes(
+        tiny_datasets, tmp_path, monkeypatch):
+    # No model to look into (check_lazy_config_before_run gives None): nothing says block_size is moot.
+    import warnings
+
+    import dropblock_det.engine.lazy_config_checks as checks
+
+    monkeypatch.setattr(checks, "check_lazy_config_before_run", lambda *args, **kwargs: None)
+    argv = _sweep_argv(tmp_path / "sweep", block_sizes=("1", "3")) + TINY_LAZY_OPTS + ["train.seed=-1"]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=r"train\.seed=-1 \(a random seed per cell\)")
+        with pytest.raises(UserWarning, match=r"^train\.seed=-1 \(a random seed per cell\)"):
+            load_tool("sweep").main(argv)
