@@ -363,3 +363,22 @@ def test_a_size_within_the_resized_images_neither_warns_nor_is_refused():
         assert len(build_cutout_augmentation(_resized_cfg(96))) == 1
         # A MIN_SIZE_TRAIN of 0 leaves images unresized: their size is unknown, nothing is checked.
         assert len(build_cutout_augmentation(_resized_cfg(500, min_size=(0,)))) == 1
+
+
+# Mutation run 53
+def test_check_cutout_size_reads_the_largest_short_edge_the_max_size_and_skips_what_it_cannot_size():
+    import warnings
+
+    from dropblock_det.data.cutout import check_cutout_size
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_cutout_size(80, [64, 96], 96, "k", "r")  # images of 64 or 96 px: 80 fits the larger ones
+        check_cutout_size(80, 96, 1333, "k", "r")  # one length, not a list
+        # No lengths, or no max_size above 0: nothing known about the images, nothing checked.
+        check_cutout_size(500, [], 96, "k", "r")
+        check_cutout_size(500, [96], 0, "k", "r")
+    # A max_size below the short edge bounds the shorter side too.
+    with pytest.warns(UserWarning, match=r"^k=100 is larger than the training images' shorter side \(at most 96 px "
+                                         r"after the resize, r\)"):
+        check_cutout_size(100, [800], 96, "k", "r")

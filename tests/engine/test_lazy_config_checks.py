@@ -2155,3 +2155,76 @@ def test_a_key_of_ones_own_is_still_added_with_plus():
         check_override_key(cfg, opt)  # no yacs key stands for them: added on purpose
     with pytest.raises(KeyError, match=r"to add it on purpose write \+NOTES\.RUN=a"):
         check_override_key(cfg, "NOTES.RUN=a")
+
+
+# Mutation run 53
+def test_keys_of_ones_own_ending_in_a_config_key_are_still_added_with_plus():
+    from dropblock_det.engine.lazy_config_checks import check_override_key
+
+    cfg = lazy_cfg(SYNTHETIC)
+    # A tail of one part (TRAIN: the config's train), a tail found in part (X.TRAIN), and a
+    # first part in lower case (notes): no yacs key stands for them.
+    for opt in ("+NOTES.TRAIN=a", "+NOTES.X.TRAIN=a", "+notes.train.max_iter=1"):
+        check_override_key(cfg, opt)
+    # A config of one's own with upper-case nodes: their keys are its, not yacs ones.
+    cfg.NOTES = {"RUN": "a"}
+    cfg.INPUT = {"SIZE": 1}
+    for opt in ("+NOTES.DROPBLOCK.TYPE=Dropout", "+INPUT.CUTOUT.ENABLED=True"):
+        check_override_key(cfg, opt)
+
+
+@pytest.mark.parametrize("opt", ["INPUT.CUTOUT=1", "input.cutout.enabled=True", "+Input.Cutout.Size=8"])
+def test_the_cutout_advice_takes_the_node_itself_and_any_case(opt):
+    from dropblock_det.engine.lazy_config_checks import check_override_key
+
+    with pytest.raises(KeyError) as e:
+        check_override_key(lazy_cfg(SYNTHETIC), opt)
+    assert e.value.args[0].startswith(f"command-line opt {opt!r}: a LazyConfig has no INPUT.CUTOUT: "), e.value.args[0]
+
+
+def test_the_drop_path_advice_for_a_config_without_dropblock_stages_says_it_builds_none():
+    from omegaconf import OmegaConf
+
+    from dropblock_det.engine.lazy_config_checks import _yacs_only_key_advice
+
+    assert _yacs_only_key_advice(OmegaConf.create({"model": {}}), "MODEL.DROPBLOCK.DROP_PATH_RATE") == (
+        "in a LazyConfig DropPath is the drop_path_rate argument of make_dropblock_resnet_stages (the config "
+        "builds none)")
+    assert _yacs_only_key_advice(OmegaConf.create({"model": {}}), "MODEL.DROPBLOCK.KEEP_PROB") == ""
+
+
+def test_a_lazy_cutout_is_checked_against_the_last_resize_before_it_and_only_for_training():
+    import warnings
+
+    from detectron2.config import LazyCall as L
+    from detectron2.data.transforms import ResizeShortestEdge
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    def checked(cfg, train=True):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)
+            check_lazy_config_before_run(cfg, train=train, check_files=False)
+
+    checked(_with_cutout(191), train=False)  # evaluation reads no training augmentation
+    # No resize at all: the size is in pixels of the image as read, as the user gave it.
+    cfg = _with_cutout(16, index=0)
+    del cfg.dataloader.train.mapper.augmentations[1]
+    checked(cfg)
+    # The last resize before it gives the images' size (200 px here, not the first's 96).
+    cfg = _with_cutout(150)
+    cfg.dataloader.train.mapper.augmentations.insert(
+        2, L(ResizeShortestEdge)(short_edge_length=(200,), max_size=200, sample_style="choice"))
+    checked(cfg)
+    # A resize without max_size (detectron2's default sys.maxsize) bounds no side: a warning, no refusal.
+    cfg = _with_cutout(2700)
+    del cfg.dataloader.train.mapper.augmentations[0].max_size
+    with pytest.warns(UserWarning, match=r"size=2700 is larger than the training images' shorter side \(at most 96 px"):
+        check_lazy_config_before_run(cfg, check_files=False)
+    # A size that is no plain number, and a mapper without augmentations, are left to the build.
+    with pytest.raises(ValueError, match=r"size must be an integer >= 1, got \[103\.53, "):
+        check_lazy_config_before_run(_with_cutout("${model.pixel_mean}"), check_files=False)
+    cfg = lazy_cfg(SYNTHETIC)
+    del cfg.dataloader.train.mapper.augmentations
+    with pytest.raises(ValueError, match=r"the required argument 'augmentations' is not given"):
+        check_lazy_config_before_run(cfg, check_files=False)
