@@ -244,15 +244,16 @@ def _yacs_only_key_advice(cfg: DictConfig, key: str) -> str:
 def _lazy_form_of_yacs_key(cfg: DictConfig, key: str) -> List[str]:
     """The keys of `cfg` that a yacs-style `key` (its first part upper case and no key of the
     config's top level) stands for: YACS_TO_LAZY_KEYS' (SOLVER.MAX_ITER: train.max_iter), else
-    the config's spelling of a tail of two parts or more (MODEL.DROPBLOCK.TYPE: dropblock.type);
-    [] for any other key. A tail of one part is left out: a top-level `lr` is no optimizer.lr."""
+    the config's spelling of the key or of a tail of two parts or more (DROPBLOCK.TYPE and
+    MODEL.DROPBLOCK.TYPE: dropblock.type); [] for any other key. A tail of one part is left
+    out: a top-level `lr` is no optimizer.lr."""
     parts = key.split(".")
     if not parts[0].isupper() or parts[0] in cfg.keys():
         return []
     found = _yacs_key_equivalents(cfg, key)
     if found:
         return found
-    for start in range(1, len(parts) - 1):
+    for start in range(len(parts) - 1):  # the whole key too: DROPBLOCK.TYPE is dropblock.type in yacs' case
         spelt = _key_from_the_top(cfg, parts[start:])
         if spelt and spelt.count(".") == len(parts) - start - 1:
             return [spelt]

@@ -2228,3 +2228,21 @@ def test_a_lazy_cutout_is_checked_against_the_last_resize_before_it_and_only_for
     del cfg.dataloader.train.mapper.augmentations
     with pytest.raises(ValueError, match=r"the required argument 'augmentations' is not given"):
         check_lazy_config_before_run(cfg, check_files=False)
+
+
+@pytest.mark.parametrize("opt, written", [
+    # The config's own key in yacs' upper case, as the refusal without "+" offered to add it:
+    # stored, read by nothing, and the run trained DropBlock / 1500 iterations.
+    ("+DROPBLOCK.TYPE=Dropout", "dropblock.type=Dropout"),
+    ("+TRAIN.MAX_ITER=3", "train.max_iter=3"),
+])
+def test_a_lazy_key_written_upper_case_and_added_with_plus_is_refused_naming_the_key(opt, written):
+    from dropblock_det.engine.lazy_config_checks import check_override_key
+
+    cfg = lazy_cfg(SYNTHETIC)
+    with pytest.raises(KeyError, match=rf"'{re.escape(opt)}': {re.escape(opt.lstrip('+').split('=')[0])} is a yacs "
+                                       rf"key, which nothing reads .*: write {re.escape(written)}\"$"):
+        check_override_key(cfg, opt)
+    with pytest.raises(KeyError) as error:
+        check_override_key(cfg, opt.lstrip("+"))
+    assert written.split("=")[0] in str(error.value) and "to add it on purpose" not in str(error.value)
