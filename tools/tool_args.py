@@ -372,14 +372,13 @@ def launch_tool(main: Callable[[Any], Any], args: argparse.Namespace,
 
     from dropblock_det.engine.trainer import check_launch_processes
 
-    print("Command Line Args:", args)
-    dist_url = args.dist_url
-    if args.num_machines == 1 and dist_url == default_argument_parser().get_default("dist_url"):
+    if args.num_machines == 1 and args.dist_url == default_argument_parser().get_default("dist_url"):
         # detectron2's default is one fixed port per user: a second run with several processes
         # on this machine (into another folder, or one that the folder's lock would refuse)
         # failed in the launch with torch's EADDRINUSE traceback. A free port, as
-        # --dist-url auto picks.
-        dist_url = "auto"
+        # --dist-url auto picks; set in args, so that the arguments printed and logged say so.
+        args.dist_url = "auto"
+    print("Command Line Args:", args)
     check_launch_processes(args.num_gpus, args.num_machines)
     if args.num_gpus * args.num_machines > 1:  # launch starts the processes (else it calls `main` here)
         if check_first is not None:
@@ -387,7 +386,7 @@ def launch_tool(main: Callable[[Any], Any], args: argparse.Namespace,
         main = functools.partial(in_a_launched_process, main)
     with _terminations_unlogged_for_a_refusal():
         launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-               dist_url=dist_url, args=(args,))
+               dist_url=args.dist_url, args=(args,))
 
 
 @contextlib.contextmanager

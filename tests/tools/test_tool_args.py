@@ -555,7 +555,7 @@ def _launch_ending_with(tool_args, monkeypatch, error):
 
     monkeypatch.setattr(detectron2.engine, "launch", launch)
     args = argparse.Namespace(num_gpus=2, num_machines=1, machine_rank=0, dist_url="auto")
-    tool_args.launch_tool(lambda args: None, args)
+    tool_args.launch_tool(print, args)
 
 
 def test_torchs_terminating_process_lines_are_left_out_above_a_refusal_only(tool_args, monkeypatch, caplog):
@@ -685,3 +685,5 @@ def test_several_processes_on_one_machine_take_a_free_port_unless_the_dist_url_i
     args = tools["train_net"].parser().parse_args(["--num-gpus", "2", *flags, "--config-file", "c.yaml"])
     tool_args.launch_tool(print, args)
     assert launched[0]["dist_url"] == (dist_url or default_argument_parser().get_default("dist_url"))
+    # "Command Line Args:" and default_setup's log print the URL the launch is given.
+    assert args.dist_url == launched[0]["dist_url"]
