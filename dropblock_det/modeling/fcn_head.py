@@ -80,21 +80,19 @@ def _refuse_deeplab_head_keys(cfg: CfgNode) -> None:
     """ValueError naming the first MODEL.SEM_SEG_HEAD key of DeepLabV3+ (ASPP_*, PROJECT_*)
     set away from detectron2's default: this head has no ASPP nor projection and reads none
     of them, so an FCN config given ASPP_DILATIONS trained as if it had not been."""
-    from detectron2.config import get_cfg
-    from detectron2.projects.deeplab import add_deeplab_config
+    from ..deploy import empty_stock_config  # (deploy imports this package)
 
-    defaults = get_cfg()
-    add_deeplab_config(defaults)
+    def shown(value: Any) -> Any:  # a yacs tuple as the list a config file writes
+        return list(value) if isinstance(value, (list, tuple)) else value
+
+    defaults = empty_stock_config(deeplab=True).MODEL.SEM_SEG_HEAD
     head = cfg.MODEL.SEM_SEG_HEAD
     for key in _DEEPLAB_HEAD_KEYS:
-        if key in head and head[key] != defaults.MODEL.SEM_SEG_HEAD[key]:
-            value = list(head[key]) if isinstance(head[key], (list, tuple)) else head[key]
-            default = defaults.MODEL.SEM_SEG_HEAD[key]
+        if key in head and head[key] != defaults[key]:
             raise ValueError(
-                f"MODEL.SEM_SEG_HEAD.{key}={value!r}: MODEL.SEM_SEG_HEAD.NAME 'DropBlockFCNHead' has no ASPP "
-                f"nor decoder projection and does not read it (DeepLabV3+ does, DropBlockDeepLabV3PlusHead): "
-                f"leave it at detectron2's default {list(default) if isinstance(default, (list, tuple)) else default!r}"
-                ", or build the DeepLab head")
+                f"MODEL.SEM_SEG_HEAD.{key}={shown(head[key])!r}: MODEL.SEM_SEG_HEAD.NAME 'DropBlockFCNHead' has no "
+                f"ASPP nor decoder projection and does not read it (DeepLabV3+ does, DropBlockDeepLabV3PlusHead): "
+                f"leave it at detectron2's default {shown(defaults[key])!r}, or build the DeepLab head")
 
 
 class _RegularizedTower(NotScriptable, nn.Sequential):
