@@ -138,9 +138,11 @@ def evaluate_with_dropblock_at_inference(
 def describe_regularizers(model: torch.nn.Module) -> str:
     """What `evaluate_with_dropblock_at_inference` switches on in `model`, for the tools' log:
     each regularizer type with its count, block size (DropBlock's) and the parts of the model
-    it is in (a module's name up to its block index, e.g. "backbone.bottom_up.res4"), e.g.
-    "12 DropBlock2d (block_size 3) in backbone.bottom_up.res4, backbone.bottom_up.res5;
-    8 DropPath in backbone.bottom_up.res2, ...". "" for a model without regularizers."""
+    it is in (a module's name up to its block index, e.g. "backbone.bottom_up.res4"; an
+    unindexed one's whole name, its number starred: "backbone.dropblock_lateral*" for an
+    FPN's lateral convs), e.g. "12 DropBlock2d (block_size 3) in backbone.bottom_up.res4,
+    backbone.bottom_up.res5; 8 DropPath in backbone.bottom_up.res2, ...". "" for a model
+    without regularizers."""
     from .layers import iter_regularizers
 
     kinds: Dict[str, Dict[str, Any]] = {}
@@ -149,11 +151,14 @@ def describe_regularizers(model: torch.nn.Module) -> str:
         kind = type(module).__name__ + (f" (block_size {size})" if size is not None else "")
         entry = kinds.setdefault(kind, {"count": 0, "parts": {}})
         entry["count"] += 1
-        # The part of the model: the name before its first index ("res4.0.conv1" -> "res4"),
-        # or before the module's own name where there is no index (an FPN's output convs).
+        # The part of the model: the name before its first index ("res4.0.conv1" -> "res4").
+        # An unindexed one (an FPN's, a DeepLab projection's) sits beside other parts in the
+        # module above it ("backbone" also holds the ResNet), so it is named whole, the level
+        # of an FPN's lateral / output / top-block convs starred to keep one entry per kind.
         parts = name.split(".")
-        index = next((i for i, part in enumerate(parts) if part.isdigit()), len(parts) - 1)
-        entry["parts"][".".join(parts[:index]) or name] = None
+        index = next((i for i, part in enumerate(parts) if part.isdigit()), None)
+        part = ".".join(parts[:index]) if index else re.sub(r"\d+$", "*", name)
+        entry["parts"][part] = None
     return "; ".join(f"{entry['count']} {kind} in {', '.join(entry['parts'])}" for kind, entry in kinds.items())
 
 

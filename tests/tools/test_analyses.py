@@ -1296,16 +1296,25 @@ def test_robustness_names_the_regularizers_it_switches_on_for_a_droppath_run(tin
 
 
 # Mutation run 53
-def test_describe_regularizers_names_an_unindexed_module_by_its_parent_and_a_top_level_one_by_its_own_name():
-    # An FPN's output conv has no block index: its part is the module above the regularizer.
+def test_describe_regularizers_names_an_unindexed_module_whole_with_its_level_starred():
+    # An FPN's lateral / output convs have no block index and sit in "backbone" beside the
+    # ResNet: each kind is named whole, its levels in one starred entry, not as "backbone".
     from dropblock_det.analysis import describe_regularizers
     from dropblock_det.layers import DropBlock2d, Dropout
 
     model = nn.Module()
+    model.backbone = nn.Module()
+    model.backbone.res4 = nn.Sequential(nn.Module(), nn.Module())
+    for block in model.backbone.res4:
+        block.dropblock = DropBlock2d(0.9, 3)
+    for level in (3, 4, 5):
+        setattr(model.backbone, f"dropblock_lateral{level}", DropBlock2d(0.9, 3))
     model.fpn_output2 = nn.Module()
     model.fpn_output2.dropblock = DropBlock2d(0.9, 3)
-    model.dropout = Dropout(0.9)  # at the top: no module above, its own name
-    assert describe_regularizers(model) == "1 DropBlock2d (block_size 3) in fpn_output2; 1 Dropout in dropout"
+    model.dropout = Dropout(0.9)  # at the top: its own name
+    assert describe_regularizers(model) == (
+        "6 DropBlock2d (block_size 3) in backbone.res4, backbone.dropblock_lateral*, fpn_output2.dropblock; "
+        "1 Dropout in dropout")
     assert describe_regularizers(nn.Module()) == ""
 
 
