@@ -151,6 +151,8 @@ class DropBlockScheduleHook(HookBase):
                              "iteration would regularize")
         return schedule
 
+    # Its warnings name this file (the default stacklevel): the frames above it are
+    # detectron2's training loop, whose line read as a warning of detectron2's own.
     def before_train(self) -> None:
         model = self._scheduled_model()
         targets = sorted({m.target_keep_prob for _, m in iter_regularizers(model)})
@@ -167,7 +169,6 @@ class DropBlockScheduleHook(HookBase):
                 "where the model is built (its dropblock's keep_prob; a LazyConfig's dropblock.keep_prob), "
                 "or leave keep_prob out to record the ramp of the lowest target",
                 UserWarning,
-                stacklevel=2,
             )
         max_iter = getattr(self.trainer, "max_iter", None)
         self.schedule = self.schedule_for(max_iter, model)
@@ -180,7 +181,6 @@ class DropBlockScheduleHook(HookBase):
                 f"max_iter={max_iter}: keep_prob reaches only {reached:.4g} instead of "
                 f"{self.keep_prob:g} (end_iter=None ends the ramp at max_iter)",
                 UserWarning,
-                stacklevel=2,
             )
         self._warn_an_earlier_schedule_hook(model)
         # Only a model with no regularizer at all: a model of the user's own may name its
@@ -203,7 +203,6 @@ class DropBlockScheduleHook(HookBase):
                 "(DropBlockScheduleHook.from_config(trainer.cfg)), and scale explicit "
                 "MODEL.DROPBLOCK.SCHEDULE iterations with DropBlockTrainer.auto_scale_workers",
                 UserWarning,
-                stacklevel=2,
             )
 
     def _warn_an_earlier_schedule_hook(self, model: nn.Module) -> None:
@@ -219,7 +218,6 @@ class DropBlockScheduleHook(HookBase):
                     "keep_prob before every step and this one's ramp is the one trained. Register one "
                     "(dropblock-det's DropBlockTrainer registers its own from the config)",
                     UserWarning,
-                    stacklevel=3,
                 )
                 return
 
@@ -237,7 +235,6 @@ class DropBlockScheduleHook(HookBase):
                 f"DropBlockScheduleHook: {error}. (Found by the module names of dropblock-det's "
                 "components: a model of your own that names its modules otherwise may ignore this.)",
                 UserWarning,
-                stacklevel=3,
             )
 
     def before_step(self) -> None:
