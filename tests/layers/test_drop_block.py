@@ -1022,3 +1022,28 @@ def test_torch_compile_draws_the_eager_mask_and_gradient_and_is_identity_in_eval
     assert torch.equal(outs[0], outs[1]) and torch.equal(grads[0], grads[1])
     compiled.eval()
     assert torch.equal(compiled(x), x)
+
+
+# --- mutation run 54 ---
+
+
+def test_sparse_seeds_are_drawn_through_gaps_not_one_uniform_per_position(monkeypatch):
+    # The module's speed claim: at the paper's setting (block 7, keep_prob 0.9: gamma ~0.002)
+    # the sampler draws about gamma * positions geometric gaps, not one uniform per position
+    # (the obvious implementation, most of DropBlock's cost); above _DENSE_SEED_RATE it does.
+    uniforms = []
+    real_rand = torch.rand
+
+    def counting_rand(*args, **kwargs):
+        out = real_rand(*args, **kwargs)
+        uniforms.append(out.numel())
+        return out
+
+    monkeypatch.setattr(torch, "rand", counting_rand)
+    torch.manual_seed(0)
+    out = drop_block_2d(torch.ones(2, 64, 28, 28), 0.9, 7, impl="torch")
+    assert (out == 0).any()
+    assert uniforms == []
+    positions = 10_000
+    drop_block_module._sample_seed_positions(positions, 0.5, torch.device("cpu"))
+    assert uniforms == [positions]
