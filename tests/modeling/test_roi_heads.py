@@ -154,3 +154,36 @@ def test_the_head_checks_the_dropblock_config_itself_with_a_stock_backbone():
         cfg = rcnn_cfg(*C4_RES45, "MODEL.BACKBONE.NAME", "build_resnet_backbone", key, value, c4=True)
         with pytest.raises(ValueError, match=match):
             build_roi_heads(cfg, shapes)
+
+
+# --- mutation run 54 ---
+
+
+@pytest.mark.parametrize("in_features", ["[]", "['res4', 'res4']"])
+def test_the_head_refuses_other_than_one_in_feature_naming_the_key(in_features):
+    # detectron2's Res5ROIHeads asserts one feature naming no key; none at all must be
+    # refused as well as two (the stock assert and check_feature_names accept an empty list).
+    from detectron2.layers import ShapeSpec
+    from detectron2.modeling.roi_heads import build_roi_heads
+
+    cfg = rcnn_cfg(*C4_RES45, "MODEL.ROI_HEADS.IN_FEATURES", in_features, c4=True)
+    with pytest.raises(ValueError, match=r"^MODEL\.ROI_HEADS\.IN_FEATURES=\[.*\]: DropBlockRes5ROIHeads is the C4 "
+                                         r"head, which pools one feature"):
+        build_roi_heads(cfg, {"res4": ShapeSpec(channels=256, stride=16)})
+
+
+def test_a_res5_of_other_blocks_than_bottleneck_blocks_is_refused_naming_the_type(monkeypatch):
+    # Turning another block into DropBlockBottleneckBlock would give it a forward it was not
+    # built for: a detectron2 whose Res5ROIHeads builds other blocks must be told so.
+    from detectron2.layers import ShapeSpec
+    from detectron2.modeling.backbone.resnet import BasicBlock
+    from detectron2.modeling.roi_heads import Res5ROIHeads, build_roi_heads
+
+    def basic_res5(cls, cfg):
+        return torch.nn.Sequential(BasicBlock(1024, 1024)), 1024
+
+    monkeypatch.setattr(Res5ROIHeads, "_build_res5_block", classmethod(basic_res5))
+    cfg = rcnn_cfg(*C4_RES45, c4=True)
+    with pytest.raises(TypeError, match=r"^DropBlockRes5ROIHeads: expected detectron2's res5 of BottleneckBlock, "
+                                        r"got a BasicBlock$"):
+        build_roi_heads(cfg, {"res4": ShapeSpec(channels=1024, stride=16)})
