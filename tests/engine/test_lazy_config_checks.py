@@ -2231,3 +2231,25 @@ def test_a_lazy_cutout_is_checked_against_the_last_resize_before_it_and_only_for
     del cfg.dataloader.train.mapper.augmentations
     with pytest.raises(ValueError, match=r"the required argument 'augmentations' is not given"):
         check_lazy_config_before_run(cfg, check_files=False)
+
+
+# --- bad-input journey 54 ---
+def test_a_lazy_cutouts_fill_value_that_cannot_fill_the_images_channels_is_refused_naming_it():
+    # L(Cutout)(fill_value=[1.0, 2.0]) on BGR images trained: the data loader failed at the
+    # first step ("fill_value has 2 channels but the image has shape (96, 96, 3)"), after the
+    # earlier run in train.output_dir had been moved aside. The yacs INPUT.CUTOUT refuses it.
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    cfg = _with_cutout(16)
+    cfg.dataloader.train.mapper.augmentations[2].fill_value = [1.0, 2.0]
+    with pytest.raises(ValueError, match=r"^dataloader\.train\.mapper\.augmentations\.2\.fill_value=\[1\.0, 2\.0\] "
+                       r"\(Cutout\): 2 values, but dataloader\.train\.mapper\.image_format='BGR' images have 3 "):
+        check_lazy_config_before_run(cfg, check_files=False)
+    for fill in (0.0, [0.0], [1.0, 2.0, 3.0], "${model.pixel_mean}"):  # one value, or one per channel
+        cfg.dataloader.train.mapper.augmentations[2].fill_value = fill
+        check_lazy_config_before_run(cfg, check_files=False)
+    cfg.dataloader.train.mapper.image_format = "L"  # one channel: one value only
+    cfg.dataloader.train.mapper.augmentations[2].fill_value = [1.0, 2.0, 3.0]
+    with pytest.raises(ValueError, match=r"image_format='L' images have 1 channel\(s\)"):
+        check_lazy_config_before_run(cfg, train=True, check_files=False)
+    check_lazy_config_before_run(cfg, train=False, check_files=False)  # an evaluation reads no training augmentation
