@@ -1610,8 +1610,17 @@ def check_lazy_train_parts(cfg: DictConfig, model: Optional[torch.nn.Module]) ->
                       lambda: hook.schedule_for(cfg.train.max_iter, model))
     check_lazy_train_sampler(cfg)
     augmentations = "dataloader.train.mapper.augmentations"
-    if OmegaConf.select(cfg, augmentations, default=None) is not None:
-        _building(augmentations, lambda: instantiate(OmegaConf.select(cfg, augmentations)))
+    items = OmegaConf.select(cfg, augmentations, default=None)
+    if isinstance(items, ListConfig):
+        # Each built on its own: a value one of them refuses is named with its index and target
+        # (augmentations.2 (Cutout)), where the list's key alone left which one to guess.
+        for index in range(len(items)):
+            raw = items._get_node(index)  # not resolved: an interpolation's error is _building's
+            targeted = isinstance(raw, DictConfig) and "_target_" in raw
+            where = f"{augmentations}.{index}" + (f" ({_target_name(raw)})" if targeted else "")
+            _building(where, lambda index=index: instantiate(items[index]))
+    elif items is not None:
+        _building(augmentations, lambda: instantiate(items))
     lazy_optimizer(cfg, model)
     _building("lr_multiplier", lambda: instantiate(cfg.lr_multiplier)(0.0))
     # (its __init__ reads only the checkpointer's path_manager)

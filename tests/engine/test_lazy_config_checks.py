@@ -86,7 +86,8 @@ DEEPLAB = str(CONFIGS / LAZY_TWINS[3][0])
     # The yacs DATALOADER.SAMPLER_TRAIN way: "Expect a Sampler but got <class 'str'>" once the data was loaded.
     (["dataloader.train.sampler=RepeatFactorTrainingSampler"], ValueError,
      r"^dataloader\.train\.sampler='RepeatFactorTrainingSampler': expected L\(SamplerClass\)\(\.\.\.\)"),
-    (["dataloader.train.mapper.augmentations.0.sample_style=rand"], ValueError, r"dataloader\.train\.mapper\.augmentations: "),
+    (["dataloader.train.mapper.augmentations.0.sample_style=rand"], ValueError,
+     r"^dataloader\.train\.mapper\.augmentations\.0 \(ResizeShortestEdge\): "),
     (["optimizer.lr=-1"], ValueError, r"optimizer: .*learning rate"),
     (["train.checkpointer.max_to_keep=0"], ValueError, r"train\.checkpointer: "),
     # The model's classes against the datasets' (3): 80 trained fully and failed in the evaluation.
@@ -2253,3 +2254,20 @@ def test_a_lazy_cutouts_fill_value_that_cannot_fill_the_images_channels_is_refus
     with pytest.raises(ValueError, match=r"image_format='L' images have 1 channel\(s\)"):
         check_lazy_config_before_run(cfg, train=True, check_files=False)
     check_lazy_config_before_run(cfg, train=False, check_files=False)  # an evaluation reads no training augmentation
+
+
+@pytest.mark.parametrize("argument, match", [
+    ("size=0", r"size must be an integer >= 1, got 0"),
+    ("num_holes=0", r"num_holes must be an integer >= 1, got 0"),
+    ("prob=1.5", r"prob must be a number in \[0, 1\], got 1\.5"),
+])
+def test_an_augmentation_that_refuses_its_value_is_named_with_its_index_and_target(argument, match):
+    # Named "dataloader.train.mapper.augmentations: ValueError: size must be ...": which of
+    # the augmentations was left to guess.
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    cfg = _with_cutout(16)
+    name, value = argument.split("=")
+    cfg.dataloader.train.mapper.augmentations[2][name] = float(value) if "." in value else int(value)
+    with pytest.raises(ValueError, match=r"^dataloader\.train\.mapper\.augmentations\.2 \(Cutout\): ValueError: " + match):
+        check_lazy_config_before_run(cfg, check_files=False)
