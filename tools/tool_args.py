@@ -60,11 +60,19 @@ torch_seed = int_in_range(-(2**63), 2**64 - 1)
 
 def folder(text: str) -> str:
     """An argparse `type` for an output folder: an empty one is refused (argparse names the
-    flag), since os.path treats "" as the current folder, where the tool would write. A
-    leading "~" is the user's home (`user_path`)."""
+    flag), since os.path treats "" as the current folder, where the tool would write, and so
+    is a path that is, or lies under, a file (refused only after the config's checks had read
+    its datasets). A leading "~" is the user's home (`user_path`)."""
     if not text.strip():
         raise argparse.ArgumentTypeError(f"{text!r} is empty: give a folder, or leave the flag out for the default")
-    return user_path(text)
+    path = user_path(text)
+    existing = path
+    while existing and not os.path.lexists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)  # the closest part of the path that is there
+    if existing and os.path.lexists(existing) and not os.path.isdir(existing):
+        where = "is a file" if existing == path else f"lies under {existing!r}, which is a file"
+        raise argparse.ArgumentTypeError(f"{text!r} {where}, not a folder: give a folder")
+    return path
 
 
 def user_path(text: str) -> str:

@@ -687,3 +687,21 @@ def test_several_processes_on_one_machine_take_a_free_port_unless_the_dist_url_i
     assert launched[0]["dist_url"] == (dist_url or default_argument_parser().get_default("dist_url"))
     # "Command Line Args:" and default_setup's log print the URL the launch is given.
     assert args.dist_url == launched[0]["dist_url"]
+
+
+# --- bad-input journey 54 ---
+@pytest.mark.parametrize("tool", ["sweep", "analyze_robustness"])
+def test_an_output_folder_that_is_a_file_or_under_one_is_refused_by_the_parser_naming_the_flag(
+        tools, tool, tmp_path, capsys):
+    # `--output-dir results.csv` was refused only by the output folder's claim, after the
+    # config's checks had read the datasets' annotation files.
+    (tmp_path / "results.csv").write_text("")
+    grid = ["--block-sizes", "1", "--keep-probs", "0.9"] if tool == "sweep" else ["--checkpoint", "m.pth"]
+    for given, why in ((tmp_path / "results.csv", "is a file"),
+                       (tmp_path / "results.csv" / "sub", f"lies under {str(tmp_path / 'results.csv')!r}, which is a file")):
+        with pytest.raises(SystemExit):
+            tools[tool].parse_args(["--config-file", "c.yaml", *grid, "--output-dir", str(given)])
+        assert f"argument --output-dir: {str(given)!r} {why}, not a folder" in capsys.readouterr().err
+    for fine in (tmp_path, tmp_path / "new" / "sub"):  # a folder that is there, or one to make
+        args = tools[tool].parse_args(["--config-file", "c.yaml", *grid, "--output-dir", str(fine)])
+        assert args.output_dir == str(fine)
