@@ -387,6 +387,14 @@ def launch_tool(main: Callable[[Any], Any], args: argparse.Namespace,
         # --dist-url auto picks; set in args, so that the arguments printed and logged say so.
         args.dist_url = "auto"
     print("Command Line Args:", args)
+    # detectron2's launch takes these as given: a rank past the machines (`--machine-rank 1`
+    # on one machine) waited forever for the processes of ranks that never come, and no
+    # machines trained in this process as if one.
+    if args.num_machines < 1:
+        raise ValueError(f"--num-machines {args.num_machines}: expected 1 or more machines")
+    if not 0 <= args.machine_rank < args.num_machines:
+        raise ValueError(f"--machine-rank {args.machine_rank}: expected a rank from 0 to {args.num_machines - 1} "
+                         f"for --num-machines {args.num_machines} (the first machine is rank 0)")
     check_launch_processes(args.num_gpus, args.num_machines)
     if args.num_gpus * args.num_machines > 1:  # launch starts the processes (else it calls `main` here)
         if check_first is not None:

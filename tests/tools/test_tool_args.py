@@ -705,3 +705,30 @@ def test_an_output_folder_that_is_a_file_or_under_one_is_refused_by_the_parser_n
     for fine in (tmp_path, tmp_path / "new" / "sub"):  # a folder that is there, or one to make
         args = tools[tool].parse_args(["--config-file", "c.yaml", *grid, "--output-dir", str(fine)])
         assert args.output_dir == str(fine)
+
+
+@pytest.mark.parametrize("num_machines, machine_rank, match", [
+    (1, 1, r"^--machine-rank 1: expected a rank from 0 to 0 for --num-machines 1 \(the first machine is rank 0\)"),
+    (2, 2, r"^--machine-rank 2: expected a rank from 0 to 1 for --num-machines 2 "),
+    (2, -1, r"^--machine-rank -1: expected a rank from 0 to 1 "),
+    (0, 0, r"^--num-machines 0: expected 1 or more machines"),
+])
+def test_a_machine_rank_outside_the_machines_is_refused_before_launch(tool_args, monkeypatch,
+                                                                     num_machines, machine_rank, match):
+    # `--num-gpus 2 --machine-rank 1` on one machine waited forever in the launch for the
+    # processes of ranks 0 and 1; `--num-machines 0` trained in this process as if one.
+    import argparse
+
+    import detectron2.engine
+
+    launched = []
+    monkeypatch.setattr(detectron2.engine, "launch", lambda main, n, **kwargs: launched.append(n))
+    args = argparse.Namespace(num_gpus=2, num_machines=num_machines, machine_rank=machine_rank, dist_url="auto")
+    with pytest.raises(ValueError, match=match):
+        tool_args.launch_tool(lambda args: None, args)
+    assert launched == []
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 2)
+    tool_args.launch_tool(lambda args: None, argparse.Namespace(num_gpus=2, num_machines=2, machine_rank=1,
+                                                                dist_url="tcp://127.0.0.1:1"))
+    assert launched == [2]
