@@ -231,7 +231,13 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[float, List[flo
     checkpoints = [_checkpoint_and_label(spec) for spec in args.checkpoint]
     missing = [path for path, _ in checkpoints if not is_url(path) and not os.path.isfile(path)]
     if missing:
-        raise FileNotFoundError(f"--checkpoint: no such file: {', '.join(missing)}")
+        # A run's folder given for its checkpoint was "no such file", as if it were not there.
+        folders = [path for path in missing if os.path.isdir(path)]
+        gone = [path for path in missing if path not in folders]
+        parts = ([f"no such file: {', '.join(gone)}"] if gone else []) + (
+            [f"a folder, not a checkpoint file: {', '.join(folders)} (give the checkpoint in it, e.g. a run's "
+             "model_final.pth)"] if folders else [])
+        raise FileNotFoundError("--checkpoint: " + "; ".join(parts))
     for path, _ in checkpoints:
         # A URL (https://, detectron2://) is fetched now into detectron2's cache, where its
         # load reads it, so one that cannot be fetched fails before the first evaluation.

@@ -169,3 +169,21 @@ def test_a_windows_checkpoint_path_is_not_split_at_its_drive_letter():
     tool = load_tool("analyze_robustness")
     assert tool._checkpoint_and_label("C:\\runs\\model.pth")[0] == "C:\\runs\\model.pth"
     assert tool._checkpoint_and_label("C:\\runs\\model.pth:DB") == ("C:\\runs\\model.pth", "DB")
+
+
+# --- bad-input journey 54 ---
+def test_a_folder_given_for_a_checkpoint_is_named_as_a_folder_not_as_missing(tmp_path):
+    # `--checkpoint output/run` (the run's folder for its model_final.pth) was refused as
+    # "no such file: output/run", though it is there.
+    tool = load_tool("analyze_robustness")
+    run = tmp_path / "run"
+    run.mkdir()
+    argv = ["--config-file", DB_CONFIG, "--keep-probs", "0.9", "--seeds", "0", "--output-dir", str(tmp_path / "out")]
+    with pytest.raises(FileNotFoundError, match=rf"^--checkpoint: a folder, not a checkpoint file: {run} \(give the "
+                                                r"checkpoint in it, e.g. a run's model_final\.pth\)$"):
+        tool.main(["--checkpoint", str(run)] + argv + TINY_OPTS)
+    gone = tmp_path / "gone.pth"
+    with pytest.raises(FileNotFoundError, match=rf"^--checkpoint: no such file: {gone}; a folder, not a checkpoint "
+                                                rf"file: {run} "):
+        tool.main(["--checkpoint", str(gone), "--checkpoint", f"{run}:R"] + argv + TINY_OPTS)
+    assert not (tmp_path / "out").exists()
