@@ -520,6 +520,9 @@ def validate_dropblock_config(cfg: CN) -> None:
         raise _bad(p + "DROP_PATH_RATE", db.DROP_PATH_RATE, "expected 0 <= rate < 1")
 
     start = _check_int(p + "SCHEDULE.START_ITER", db.SCHEDULE.START_ITER)
+    if db.SCHEDULE.END_ITER is None:  # a LazyConfig's end_iter=None, written in a yacs config (yacs takes None for any key)
+        raise _bad(p + "SCHEDULE.END_ITER", None, "expected an integer; -1 ends the ramp at SOLVER.MAX_ITER "
+                   "(what end_iter=None means in a LazyConfig)")
     end = _check_int(p + "SCHEDULE.END_ITER", db.SCHEDULE.END_ITER)
     if start < 0:
         raise _bad(p + "SCHEDULE.START_ITER", start, "expected an iteration >= 0")

@@ -790,3 +790,16 @@ def test_stage_drop_scales_of_another_length_are_refused_naming_the_stages_they_
     with pytest.raises(ValueError, match=r"^MODEL\.DROPBLOCK\.RESNET\.STAGE_DROP_SCALES=\[1\.0\]: expected one scale per "
                                          r"stage of MODEL\.DROPBLOCK\.RESNET\.STAGES=\['res4', 'res5'\] \(or an empty list\)$"):
         validate_dropblock_config(cfg)
+
+
+# --- bad-input journey 54 ---
+def test_an_end_iter_of_none_is_told_that_minus_one_ends_the_ramp_at_max_iter():
+    # `MODEL.DROPBLOCK.SCHEDULE.END_ITER None` (yacs takes None for any key), as a LazyConfig's
+    # end_iter=None is written, was refused as "expected an integer, got NoneType" only.
+    cfg = _cfg()
+    cfg.MODEL.DROPBLOCK.SCHEDULE.END_ITER = None
+    with pytest.raises(ValueError, match=r"^MODEL\.DROPBLOCK\.SCHEDULE\.END_ITER=None: expected an integer; -1 ends "
+                                         r"the ramp at SOLVER\.MAX_ITER \(what end_iter=None means in a LazyConfig\)$"):
+        validate_dropblock_config(cfg)
+    cfg.MODEL.DROPBLOCK.SCHEDULE.END_ITER = -1
+    validate_dropblock_config(cfg)
