@@ -174,16 +174,21 @@ def build_cutout_augmentation(cfg) -> List[T.Augmentation]:
     num_holes = _check_positive_int(node.NUM_HOLES, "INPUT.CUTOUT.NUM_HOLES")
     prob = _check_probability(node.PROB, "INPUT.CUTOUT.PROB")
     fill_value = [float(v) for v in cfg.MODEL.PIXEL_MEAN]
-    # DatasetMapper reads images with INPUT.FORMAT's channels; a fill that cannot match
-    # them would only fail later, in a dataloader worker.
-    channels = _FORMAT_CHANNELS.get(cfg.INPUT.FORMAT)
-    if channels is not None and len(fill_value) not in (1, channels):
-        raise ValueError(
-            f"INPUT.CUTOUT fills with MODEL.PIXEL_MEAN={list(cfg.MODEL.PIXEL_MEAN)}, which has "
-            f"{len(fill_value)} values, but INPUT.FORMAT={cfg.INPUT.FORMAT!r} images have "
-            f"{channels} channel(s): give one value, or one per channel")
+    check_fill_channels(fill_value, cfg.INPUT.FORMAT,
+                        f"INPUT.CUTOUT fills with MODEL.PIXEL_MEAN={list(cfg.MODEL.PIXEL_MEAN)}", "INPUT.FORMAT")
     _check_size_against_resize(cfg, size)
     return [Cutout(size=size, num_holes=num_holes, prob=prob, fill_value=fill_value)]
+
+
+def check_fill_channels(fill_value: Sequence[float], image_format: Any, fill: str, format_key: str) -> None:
+    """Refuse a Cutout `fill_value` (described by `fill`: its key and value) that has neither
+    one value nor one per channel of the images read in `image_format` (given by
+    `format_key`): the mapper reads them so, and such a fill failed only later, in a data
+    loader worker, after the run had begun. A format detectron2 does not list is left alone."""
+    channels = _FORMAT_CHANNELS.get(image_format) if isinstance(image_format, str) else None
+    if channels is not None and len(fill_value) not in (1, channels):
+        raise ValueError(f"{fill}, which has {len(fill_value)} values, but {format_key}={image_format!r} images "
+                         f"have {channels} channel(s): give one value, or one per channel")
 
 
 def _check_size_against_resize(cfg, size: int) -> None:

@@ -558,7 +558,7 @@ def check_lazy_cutout(cfg: DictConfig) -> None:
     `image_format`, as the yacs INPUT.CUTOUT's MODEL.PIXEL_MEAN is: one that cannot fill them
     failed only in the data loader, after the earlier run was moved aside. Values that are
     not plain numbers are left to the build."""
-    from ..data.cutout import _FORMAT_CHANNELS, check_cutout_size
+    from ..data.cutout import check_cutout_size, check_fill_channels
 
     key = "dataloader.train.mapper.augmentations"
     augmentations = OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
@@ -566,7 +566,6 @@ def check_lazy_cutout(cfg: DictConfig) -> None:
         return
     image_format = OmegaConf.select(cfg, "dataloader.train.mapper.image_format", default=None,
                                     throw_on_resolution_failure=False)
-    channels = _FORMAT_CHANNELS.get(image_format) if isinstance(image_format, str) else None
     resize = None  # (index, node) of the last ResizeShortestEdge so far
     for index, aug in enumerate(augmentations):
         if _is_target(aug, "ResizeShortestEdge"):
@@ -577,11 +576,9 @@ def check_lazy_cutout(cfg: DictConfig) -> None:
             fill = _plain(aug.get("fill_value"), resolve=True)  # "${model.pixel_mean}" as the build resolves it
         except OmegaConfBaseException:  # an interpolation that does not resolve: refused naming its key later
             fill = None
-        if channels is not None and isinstance(fill, (list, tuple)) and len(fill) not in (1, channels):
-            raise ValueError(
-                f"{key}.{index}.fill_value={fill!r} (Cutout): {len(fill)} values, but "
-                f"dataloader.train.mapper.image_format={image_format!r} images have {channels} channel(s): "
-                "give one value, or one per channel")
+        if isinstance(fill, (list, tuple)):
+            check_fill_channels(fill, image_format, f"{key}.{index}.fill_value={fill!r} (Cutout)",
+                                "dataloader.train.mapper.image_format")
         size = aug.get("size")
         if resize is None:
             if any(_is_target(later, "ResizeShortestEdge") for later in augmentations[index + 1:]):

@@ -2244,7 +2244,7 @@ def test_a_lazy_cutouts_fill_value_that_cannot_fill_the_images_channels_is_refus
     cfg = _with_cutout(16)
     cfg.dataloader.train.mapper.augmentations[2].fill_value = [1.0, 2.0]
     with pytest.raises(ValueError, match=r"^dataloader\.train\.mapper\.augmentations\.2\.fill_value=\[1\.0, 2\.0\] "
-                       r"\(Cutout\): 2 values, but dataloader\.train\.mapper\.image_format='BGR' images have 3 "):
+                       r"\(Cutout\), which has 2 values, but dataloader\.train\.mapper\.image_format='BGR' images have 3 "):
         check_lazy_config_before_run(cfg, check_files=False)
     for fill in (0.0, [0.0], [1.0, 2.0, 3.0], "${model.pixel_mean}"):  # one value, or one per channel
         cfg.dataloader.train.mapper.augmentations[2].fill_value = fill
