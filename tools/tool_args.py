@@ -20,9 +20,11 @@ import contextlib
 import difflib
 import functools
 import json
+import logging
 import os
 import re
 import sys
+import warnings
 from typing import Any, Callable, Iterator, List, NoReturn, Optional, Sequence, Tuple
 
 __all__ = ["checks_passed", "folder", "in_a_launched_process", "int_at_least", "int_in_range", "launch_tool",
@@ -299,9 +301,66 @@ def setup_run(cfg: Any, args: argparse.Namespace, output_dir: str) -> None:
     from detectron2.utils.logger import setup_logger
 
     default_setup(cfg, args)
-    setup_logger(output_dir, distributed_rank=comm.get_rank(), name="dropblock_det", abbrev_name="dropblock")
+    package_logger = setup_logger(output_dir, distributed_rank=comm.get_rank(), name="dropblock_det",
+                                  abbrev_name="dropblock")
     if comm.get_rank() > 0:  # its warnings are logged (_warnings_logged_in_other_processes): into its log file
         setup_logger(output_dir, distributed_rank=comm.get_rank(), name="py.warnings", abbrev_name="warnings")
+    else:
+        _warnings_into_log_file(package_logger, output_dir)
+
+
+# The warnings the main process shows on the console, also written into its log.txt: a run's
+# warnings (a ramp's end_iter after max_iter, a location without DropBlock) reached only the
+# console, and log.txt read later, or by a cluster's job log, did not say them.
+_WARNINGS_LOGGER = "dropblock_det.warnings"
+_shown_before_log_file: List[str] = []  # shown before setup_run's log.txt existed (the checks')
+_console_showwarning: Optional[Callable[..., None]] = None
+
+
+def _show_and_log_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
+                          line: Optional[str] = None) -> None:
+    """`warnings.showwarning` while `keep_shown_warnings` is on: shown as before, then logged
+    into the run's log.txt (kept until setup_run has made it)."""
+    _console_showwarning(message, category, filename, lineno, file, line)
+    text = warnings.formatwarning(message, category, filename, lineno, line).rstrip()
+    logger = logging.getLogger(_WARNINGS_LOGGER)
+    if logger.handlers:
+        logger.warning(text)
+    else:
+        _shown_before_log_file.append(text)
+
+
+def keep_shown_warnings(new_tool_run: bool = False) -> None:
+    """From now on, each warning shown on the console is also written into the log.txt of
+    the run `setup_run` sets up next (those shown before it, by the checks, when it does).
+    Called by `run_tool` (`new_tool_run`: the log.txt of a run an earlier tool call in this
+    process set up, and what it kept, are left behind) and in the main process of a launch."""
+    global _console_showwarning
+    if new_tool_run:
+        logging.getLogger(_WARNINGS_LOGGER).handlers.clear()
+        _shown_before_log_file.clear()
+    if warnings.showwarning is not _show_and_log_warning:
+        _console_showwarning = warnings.showwarning
+        warnings.showwarning = _show_and_log_warning
+
+
+def _warnings_into_log_file(package_logger: logging.Logger, output_dir: str) -> None:
+    """Point the shown warnings' logger at the log.txt handler detectron2's `setup_logger`
+    gave `package_logger` for `output_dir` (an earlier run's, in the same process, no more),
+    and write into it those shown before it existed."""
+    keep_shown_warnings()
+    log_file = os.path.abspath(os.path.join(output_dir, "log.txt"))
+    logger = logging.getLogger(_WARNINGS_LOGGER)
+    logger.propagate = False  # the console has shown them already
+    logger.handlers.clear()
+    for handler in package_logger.handlers:
+        stream = getattr(handler, "stream", None)
+        if isinstance(getattr(stream, "name", None), str) and os.path.abspath(stream.name) == log_file:
+            logger.addHandler(handler)
+    if logger.handlers:
+        for text in _shown_before_log_file:
+            logger.warning(text)
+        _shown_before_log_file.clear()
 
 
 def _refusal(e: BaseException) -> Optional[str]:
@@ -334,6 +393,10 @@ def in_a_launched_process(main: Callable[..., Any], *args: Any) -> Any:
     set) propagates as it is. Module-level, so that `functools.partial(in_a_launched_process,
     main)` can be sent to the processes."""
     _warnings_logged_in_other_processes()
+    import detectron2.utils.comm as comm
+
+    if comm.get_rank() == 0:
+        keep_shown_warnings()
     try:
         return main(*args)
     except Exception as e:
@@ -351,8 +414,6 @@ def _warnings_logged_in_other_processes() -> None:
     the process's log file (log.txt.rank1, ...), as detectron2's loggers do: every process
     runs the same checks and hooks on the same config, and each printed the same warning (a
     ramp's end_iter after max_iter) on the console."""
-    import logging
-
     import detectron2.utils.comm as comm
 
     if comm.get_rank() == 0:
@@ -411,8 +472,6 @@ def _terminations_unlogged_for_a_refusal() -> Iterator[None]:
     each other process when one ends with an error) until the launch ends: dropped when
     that error is a refusal (`_launched_process_refusal`), whose one line says what was
     wrong, logged as they were otherwise."""
-    import logging
-
     spawn_log = logging.getLogger("torch.multiprocessing.spawn")
     held: List[logging.LogRecord] = []
 
@@ -467,6 +526,7 @@ def run_tool(prog: str, main: Callable[[], Any]) -> Any:
 
     if getattr(multiprocessing.current_process(), "_inheriting", False):  # what that error is raised on
         return None
+    keep_shown_warnings(new_tool_run=True)
     try:
         return main()
     except Exception as e:

@@ -612,6 +612,7 @@ def test_two_processes_warn_of_the_ramp_once_on_the_console_and_in_each_processs
     warning = "DropBlockScheduleHook: end_iter=10 is after the trainer's max_iter=3"
     assert (result.stdout + result.stderr).count(warning) == 1, result.stderr[-3000:]
     assert warning in (out / "log.txt.rank1").read_text()
+    assert warning in (out / "log.txt").read_text()  # the main process's: on the console and in its log
 
 
 def test_two_processes_log_the_ramp_once_and_split_the_batch(two_processes):

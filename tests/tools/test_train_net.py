@@ -824,3 +824,28 @@ def test_the_readmes_own_dataset_script_without_its_main_guard_under_num_gpus_2_
     assert ran.stderr.count("train_net.py: error: ValueError: ") == 1, ran.stderr[-3000:]
     assert re.search(r"train_net\.py: error: ValueError: (MODEL\.DEVICE='cpu' with 2 training processes|"
                      r"--num-gpus 2 --num-machines 1: torch sees no CUDA device)", ran.stderr), ran.stderr[-3000:]
+
+
+# --- stop 54 ---
+def test_the_warnings_a_run_shows_are_written_into_its_log_txt_too(tiny_datasets, train_net, tmp_path):
+    # A ramp's END_ITER after MAX_ITER warned on the console only: log.txt, read after the
+    # run (or a cluster job's log of stdout), did not say it. The checks warn before log.txt
+    # exists (kept until setup_run makes it); a warning shown during the run is logged at once.
+    import sys
+    import warnings
+
+    tool_args = sys.modules["tool_args"]
+    out = tmp_path / "run"
+    args = train_net.parser().parse_args(["--config-file", DB_CONFIG] + TINY_OPTS + [
+        "SOLVER.MAX_ITER", "2", "MODEL.DROPBLOCK.SCHEDULE.END_ITER", "50", "OUTPUT_DIR", str(out)])
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("default")  # as on the command line: each shown once
+        tool_args.run_tool("train_net.py", lambda: train_net.main(args))
+        warnings.warn("a warning shown after the run's setup")
+    assert [w for w in shown if "SCHEDULE.END_ITER=50 is after" in str(w.message)]  # still shown
+    log = (out / "log.txt").read_text()
+    assert re.search(r"dropblock_det\.warnings WARNING: .*config\.py:\d+: UserWarning: "
+                     r"MODEL\.DROPBLOCK\.SCHEDULE\.END_ITER=50 is after SOLVER\.MAX_ITER=2", log), log[-3000:]
+    assert log.index("SCHEDULE.END_ITER=50") > log.index("Full config saved")  # written once log.txt was there
+    assert "a warning shown after the run's setup" in log
+    assert log.count("SCHEDULE.END_ITER=50 is after") == 1
