@@ -60,7 +60,14 @@ from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional, Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tool_args.py, beside this file
-from tool_args import checks_passed, folder, parse_tool_args, run_tool, user_path  # noqa: E402
+from tool_args import (  # noqa: E402
+    checks_passed,
+    folder,
+    parse_tool_args,
+    run_tool,
+    shown_warnings_logged_by,
+    user_path,
+)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -253,8 +260,9 @@ def _lazy_sweep(args: argparse.Namespace) -> _SweepKind:
 @contextlib.contextmanager
 def _cell_log(output_dir: str) -> Iterator[None]:
     """While in the block, the detectron2 and dropblock_det loggers also write to the cell's
-    log.txt, as train_net writes one into its OUTPUT_DIR (appended to by a resumed cell);
-    only while this cell trains, so each log holds its own cell."""
+    log.txt, as train_net writes one into its OUTPUT_DIR (appended to by a resumed cell),
+    and so do the warnings shown on the console; only while this cell trains, so each log
+    holds its own cell."""
     log_file = logging.FileHandler(os.path.join(output_dir, "log.txt"))
     log_file.setFormatter(logging.Formatter("[%(asctime)s] %(name)s %(levelname)s: %(message)s",
                                             datefmt="%m/%d %H:%M:%S"))
@@ -262,7 +270,8 @@ def _cell_log(output_dir: str) -> Iterator[None]:
     for logger in loggers:
         logger.addHandler(log_file)
     try:
-        yield
+        with shown_warnings_logged_by(log_file):
+            yield
     finally:
         for logger in loggers:
             logger.removeHandler(log_file)

@@ -27,9 +27,9 @@ import sys
 import warnings
 from typing import Any, Callable, Iterator, List, NoReturn, Optional, Sequence, Tuple
 
-__all__ = ["checks_passed", "folder", "in_a_launched_process", "int_at_least", "int_in_range", "launch_tool",
-           "parse_tool_args", "run_tool", "set_help", "torch_seed", "training_tool_parser", "user_path",
-           "TRACEBACK_ENV"]
+__all__ = ["checks_passed", "folder", "in_a_launched_process", "int_at_least", "int_in_range", "keep_shown_warnings",
+           "launch_tool", "parse_tool_args", "run_tool", "set_help", "shown_warnings_logged_by", "torch_seed",
+           "training_tool_parser", "user_path", "TRACEBACK_ENV"]
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:
@@ -342,6 +342,19 @@ def keep_shown_warnings(new_tool_run: bool = False) -> None:
     if warnings.showwarning is not _show_and_log_warning:
         _console_showwarning = warnings.showwarning
         warnings.showwarning = _show_and_log_warning
+
+
+@contextlib.contextmanager
+def shown_warnings_logged_by(handler: logging.Handler) -> Iterator[None]:
+    """While in the block, the warnings shown on the console (once `keep_shown_warnings` is
+    on) are also written by `handler`: a sweep cell's log.txt, for what its training warns."""
+    logger = logging.getLogger(_WARNINGS_LOGGER)
+    logger.propagate = False  # the console has shown them already
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 def _warnings_into_log_file(package_logger: logging.Logger, output_dir: str) -> None:

@@ -1331,3 +1331,32 @@ def test_a_sweep_of_dropout_at_one_block_size_is_not_refused(block_sizes, tiny_d
         warnings.filterwarnings("error", message=r"SEED=-1 \(a random seed per cell\)")
         with pytest.raises(UserWarning, match=r"^SEED=-1 \(a random seed per cell\)"):
             load_tool("sweep").main(argv)
+
+
+# --- stop 54 ---
+def test_each_sweep_cells_log_txt_holds_the_warnings_its_training_showed(tiny_datasets, tmp_path, monkeypatch):
+    # The warnings a cell's training shows reached only the console, as in train_net's runs.
+    import warnings
+
+    from dropblock_det.engine.trainer import DropBlockTrainer
+
+    train = DropBlockTrainer.train
+
+    def train_and_warn(self):
+        warnings.warn(f"shown while training {Path(self.cfg.OUTPUT_DIR).name}")
+        return train(self)
+
+    monkeypatch.setattr(DropBlockTrainer, "train", train_and_warn)
+    sweep = load_tool("sweep")
+    out = tmp_path / "sweep"
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        sweep.run_tool("sweep.py", lambda: sweep.main([
+            "--config-file", DB_CONFIG, "--block-sizes", "1", "3", "--keep-probs", "1.0", "--output-dir", str(out)]
+            + TINY_OPTS + ["SOLVER.MAX_ITER", "2"]))
+    assert [str(w.message) for w in shown if "shown while" in str(w.message)] == [
+        "shown while training b1_kp1", "shown while training b3_kp1"]  # on the console as before
+    for cell, other in (("b1_kp1", "b3_kp1"), ("b3_kp1", "b1_kp1")):
+        log = (out / cell / "log.txt").read_text()
+        assert "dropblock_det.warnings WARNING: " in log and f"UserWarning: shown while training {cell}" in log
+        assert f"shown while training {other}" not in log
