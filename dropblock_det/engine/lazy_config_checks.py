@@ -1756,10 +1756,12 @@ def _builds_something(node: Any) -> bool:
     return isinstance(node, (DictConfig, ListConfig)) and any(_builds_something(c) for _, c, _ in _children(node, ""))
 
 
-def _failing_node(node: Any, key: str) -> Tuple[str, Any]:
+def _failing_node(node: Any, key: str, copied_from: Optional[str] = None) -> Tuple[str, Any, Optional[str]]:
     """The dotted key (with its target) and the node of the innermost node under `node` (at
     `key`) whose instantiation raises: detectron2's instantiate builds a node's children
-    first, in order, so the first child that fails on its own is where the error came from."""
+    first, in order, so the first child that fails on its own is where the error came from.
+    Third: where the failing node is a copy of another (`${dropblock}`, or a node inside
+    one), the key of that other node (`dropblock`), else None."""
     for child_key, child, interpolation in _children(node, key):
         if not _builds_something(child):
             continue
@@ -1769,10 +1771,30 @@ def _failing_node(node: Any, key: str) -> Tuple[str, Any]:
             if is_meta_device_limit(error):
                 raise
             # A copy of another node is named with it: that is the key an override changes.
-            return _failing_node(child, f"{child_key}={interpolation}" if interpolation else child_key)
+            if interpolation:
+                source = interpolation[2:-1] if re.fullmatch(r"\$\{[A-Za-z_][\w.]*\}", interpolation) else None
+                return _failing_node(child, f"{child_key}={interpolation}", source)
+            inner = f"{copied_from}.{child_key[len(key) + 1:]}" if copied_from is not None else None
+            return _failing_node(child, child_key, inner)
     if isinstance(node, DictConfig) and "_target_" in node:
-        return f"{key} ({_target_name(node)})", node
-    return key, node
+        return f"{key} ({_target_name(node)})", node, copied_from
+    return key, node, copied_from
+
+
+def _copied_argument(failing: Any, copied_from: Optional[str], error: BaseException) -> str:
+    """'dropblock.keep_prob=1.5: ' where the failing node is a copy of the node `copied_from`
+    and the component's message begins with one of its arguments ("keep_prob must be in
+    (0, 1], got 1.5"): the key the user writes, which the copy's key does not say; else ''."""
+    if copied_from is None or not isinstance(failing, DictConfig):
+        return ""
+    first = re.match(r"[A-Za-z_]\w*", str(error))
+    if first is None or first.group() == "_target_" or first.group() not in failing:
+        return ""
+    try:
+        value = _plain(failing.get(first.group()), resolve=True)
+    except OmegaConfBaseException:
+        return ""
+    return f"{copied_from}.{first.group()}={value!r}: "
 
 
 def instantiate_naming_key(node: Any, key: str) -> Any:
@@ -1790,14 +1812,15 @@ def instantiate_naming_key(node: Any, key: str) -> Any:
         except Exception as error:  # noqa: BLE001 - re-raised, naming the key
             if is_meta_device_limit(error):
                 raise
-            where, failing = _failing_node(node, key)
+            where, failing, copied_from = _failing_node(node, key)
             # A target that does not import (misspelt in the config file): the closest names its
             # module has, where detectron2's ImportError took three lines. An argument its target
             # does not take: named with the closest ones, where Python's TypeError names the
             # class a component passes it on to.
             targeted = isinstance(failing, DictConfig) and "_target_" in failing
             why = (_unimportable_target(failing.get("_target_")) or _arguments_error(failing)) if targeted else ""
-            raise ValueError(f"{where}: {why or error_description(error)}") from error
+            named = "" if why else _copied_argument(failing, copied_from, error)
+            raise ValueError(f"{named}{where}: {why or error_description(error)}") from error
 
 
 @contextlib.contextmanager

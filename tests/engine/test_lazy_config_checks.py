@@ -255,9 +255,18 @@ def test_a_training_sampler_that_fails_only_once_the_data_is_loaded_is_refused_n
     (["model.backbone.bottom_up.stages.stage_drop_scales=0.5"],
      r"^model\.backbone\.bottom_up\.stages \(make_dropblock_resnet_stages\): ValueError: stage_drop_scales=0\.5: "
      r"expected a list, one scale per stage of dropblock_stages=\['res4', 'res5'\]"),
-    # A copy of the top-level node is named with the key an override changes.
+    # A copy of the top-level node is named with the key an override changes, and, where the
+    # component's message begins with an argument of it, with that argument's key (the error
+    # named only the copy's key, model.backbone.bottom_up.stages.dropblock).
     (["dropblock.block_size=0"],
-     r"^model\.backbone\.bottom_up\.stages\.dropblock=\$\{dropblock\} \(build_regularizer\): ValueError: block_size"),
+     r"^dropblock\.block_size=0: model\.backbone\.bottom_up\.stages\.dropblock=\$\{dropblock\} "
+     r"\(build_regularizer\): ValueError: block_size"),
+    (["dropblock.keep_prob=1.5"],
+     r"^dropblock\.keep_prob=1\.5: model\.backbone\.bottom_up\.stages\.dropblock=\$\{dropblock\} "
+     r"\(build_regularizer\): ValueError: keep_prob must be in \(0, 1\], got 1\.5$"),
+    (["dropblock.type=Foo"],  # a message that begins with no argument: the copy's key alone
+     r"^model\.backbone\.bottom_up\.stages\.dropblock=\$\{dropblock\} \(build_regularizer\): ValueError: "
+     r"unknown regularizer type 'Foo'"),
     # An error torch raises (not a checked value) is placed too.
     (["model.backbone.out_channels=-3"], r"^model\.backbone\.top_block \(DropBlockLastLevelP6P7\): RuntimeError: .*negative"),
     # An argument misspelt in the config file ("+" adds it as the file would) is named with the
