@@ -454,6 +454,8 @@ def validate_dropblock_config(cfg: CN) -> None:
     scales = db.RESNET.STAGE_DROP_SCALES
     if isinstance(scales, str) or not isinstance(scales, (list, tuple)):
         raise _bad(p + "RESNET.STAGE_DROP_SCALES", scales, "expected a list of numbers")
+    if resnet_enabled and not stages:  # before the scales, whose count it would be told to match
+        raise _bad(p + "RESNET.STAGES", db.RESNET.STAGES, "RESNET.ENABLED but no stage")
     if scales and len(scales) != len(stages):
         raise _bad(
             p + "RESNET.STAGE_DROP_SCALES",
@@ -473,8 +475,6 @@ def validate_dropblock_config(cfg: CN) -> None:
                 f"scale {scale} with {p}KEEP_PROB={keep_prob} gives a keep probability <= 0",
             )
     if resnet_enabled:
-        if not stages:
-            raise _bad(p + "RESNET.STAGES", db.RESNET.STAGES, "RESNET.ENABLED but no stage")
         if not positions:
             raise _bad(
                 p + "RESNET.POSITIONS", db.RESNET.POSITIONS, "RESNET.ENABLED but no position"

@@ -803,3 +803,18 @@ def test_an_end_iter_of_none_is_told_that_minus_one_ends_the_ramp_at_max_iter():
         validate_dropblock_config(cfg)
     cfg.MODEL.DROPBLOCK.SCHEDULE.END_ITER = -1
     validate_dropblock_config(cfg)
+
+
+# --- stop 54 ---
+def test_resnet_enabled_with_no_stage_is_told_so_before_the_scales_are_counted():
+    # With STAGE_DROP_SCALES set (the synthetic config's [0.25, 1.0]) the refusal was that
+    # the scales do not match STAGES=[]: true, but not what is wrong.
+    cfg = _cfg()
+    cfg.MODEL.DROPBLOCK.RESNET.ENABLED = True
+    cfg.MODEL.DROPBLOCK.RESNET.STAGES = []
+    cfg.MODEL.DROPBLOCK.RESNET.STAGE_DROP_SCALES = [0.25, 1.0]
+    with pytest.raises(ValueError, match=r"^MODEL\.DROPBLOCK\.RESNET\.STAGES=\[\]: RESNET\.ENABLED but no stage$"):
+        validate_dropblock_config(cfg)
+    cfg.MODEL.DROPBLOCK.RESNET.ENABLED = False  # off: the scales' count is what is wrong
+    with pytest.raises(ValueError, match=r"^MODEL\.DROPBLOCK\.RESNET\.STAGE_DROP_SCALES=\[0\.25, 1\.0\]: expected one "):
+        validate_dropblock_config(cfg)
