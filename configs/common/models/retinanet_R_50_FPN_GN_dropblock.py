@@ -1,8 +1,8 @@
 """RetinaNet R50-FPN trained from random initialisation (GN in backbone, FPN and head,
 nothing frozen), with DropBlock at every location dropblock-det has for it: the paper's
-RetinaNet setting, ResNet res4 and res5 after every conv+norm and on the shortcut (res4 at
-1/4 of res5's drop rate, as the official code), and beyond the paper the FPN's lateral and
-output convs, its P6/P7 convs and both head towers (the paper's setting alone:
+ResNet-50 setting in the ResNet (where its COCO RetinaNet has DropBlock), res4 and res5 after
+every conv+norm and on the shortcut (res4 at 1/4 of res5's drop rate, as the official code),
+and beyond the paper the FPN's lateral and output convs, its P6/P7 convs and both head towers (the paper's setting alone:
 `model.backbone.dropblock_positions = []`, `model.backbone.top_block.dropblock = None`,
 `model.head.dropblock_towers = []`, as configs/Synthetic/retinanet_R18_GN_dropblock_res45_kp0.9_b3.py).
 
