@@ -614,3 +614,110 @@ def test_voc_datasets_are_registered_under_the_root_given_over_detectron2_datase
     finally:
         monkeypatch.undo()
         register_all_voc_sem_seg()
+
+
+# --- mutation run 54b ---
+def test_the_last_class_tvmonitor_is_kept_in_voc_and_sbd_labels(tree):
+    # Class 20 (tvmonitor) is a VOC class: a class count one short refused every label with a TV.
+    voc, sbd, _ = tree
+    src = voc / "SegmentationClass" / f"{MINI_VOC_TRAIN[0]}.png"
+    img = Image.open(src)
+    arr = np.array(img)
+    arr[:4, :4] = 20
+    edited = Image.fromarray(arr)
+    edited.putpalette(img.getpalette())
+    edited.save(src)
+    sbd_only = MINI_SBD_TRAIN[2]
+    with Image.open(voc / "JPEGImages" / f"{sbd_only}.jpg") as im:
+        width, height = im.size
+    segmentation = np.zeros((height, width), dtype=np.uint8)
+    segmentation[:4, :4] = 20
+    savemat(sbd / "dataset" / "cls" / f"{sbd_only}.mat", {"GTcls": {"Segmentation": segmentation}})
+    prepare_voc_sem_seg(voc, sbd)
+    for image_id in (MINI_VOC_TRAIN[0], sbd_only):
+        assert (np.array(Image.open(voc / "SegmentationClassAug" / f"{image_id}.png"))[:4, :4] == 20).all(), image_id
+
+
+def test_an_sbd_label_with_a_value_no_voc_class_has_is_rejected_by_name(tree):
+    # 40 fits in uint8, so only the class check stops it from becoming a label of no class.
+    voc, sbd, _ = tree
+    path = sbd / "dataset" / "cls" / f"{MINI_SBD_TRAIN[2]}.mat"
+    with Image.open(voc / "JPEGImages" / f"{MINI_SBD_TRAIN[2]}.jpg") as im:
+        width, height = im.size
+    segmentation = np.zeros((height, width), dtype=np.uint8)
+    segmentation[:4, :4] = 40
+    savemat(path, {"GTcls": {"Segmentation": segmentation}})
+    with pytest.raises(ValueError, match=re.escape(str(path)) + r": label values \[40\] are not VOC classes"):
+        prepare_voc_sem_seg(voc, sbd)
+    assert not (voc / "SegmentationClassAug" / f"{MINI_SBD_TRAIN[2]}.png").exists()
+
+
+def test_split_file_ids_are_read_without_the_spaces_around_them(tree):
+    # A list edited by hand (indented, trailing spaces, a line of spaces, Windows line ends)
+    # names the same ids: "2007_000032 " is no image.
+    voc, sbd, _ = tree
+    (voc / "ImageSets" / "Segmentation" / "train.txt").write_bytes(
+        "".join(f"  {i} \r\n   \r\n" for i in MINI_VOC_TRAIN).encode())
+    prepare_voc_sem_seg(voc, sbd)
+    assert _split(voc, "train_aug") == list(MINI_TRAIN_AUG)
+
+
+@pytest.mark.parametrize("content", [b"version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize 9\n", b""])
+def test_a_file_named_like_a_label_that_is_no_image_is_in_the_way_not_replaced(tree, content):
+    # A Git LFS pointer or an empty download under SegmentationClassAug/ is someone's file,
+    # not a label of this module's (it has no mark because it cannot be read at all).
+    voc, sbd, _ = tree
+    users = voc / "SegmentationClassAug" / f"{MINI_TRAIN_AUG[1]}.png"
+    users.parent.mkdir()
+    users.write_bytes(content)
+    with pytest.raises(FileExistsError, match=re.escape(str(users))):
+        prepare_voc_sem_seg(voc, sbd)
+    assert users.read_bytes() == content
+    assert [p.name for p in users.parent.iterdir()] == [users.name]
+
+
+@pytest.mark.parametrize("record", ["[]", "{not json", "\"train_aug.txt\""])
+def test_a_split_record_that_is_not_a_json_object_is_read_as_no_record(tree, record):
+    # The record of the split files' hashes is only a hint: an unreadable one means "not
+    # written here" (a changed split file is in the way), not a TypeError or JSONDecodeError.
+    voc, sbd, _ = tree
+    split_dir = voc / "ImageSets" / "SegmentationAug"
+    split_dir.mkdir(parents=True)
+    (split_dir / ".prepare_voc_sem_seg.json").write_text(record)
+    prepare_voc_sem_seg(voc, sbd)
+    assert _split(voc, "train_aug") == list(MINI_TRAIN_AUG)
+    (split_dir / ".prepare_voc_sem_seg.json").write_text(record)
+    (split_dir / "val.txt").write_text("my own list\n")
+    with pytest.raises(FileExistsError, match=r"val\.txt"):
+        prepare_voc_sem_seg(voc, sbd)
+    assert (split_dir / "val.txt").read_text() == "my own list\n"
+
+
+def test_a_split_file_it_wrote_and_the_user_then_edited_is_in_the_way(tree):
+    # The recorded hash is of what it wrote: a list the user edited since (ids taken out by
+    # hand) is the user's work, not a stale output of its own.
+    voc, sbd, _ = tree
+    prepare_voc_sem_seg(voc, sbd)
+    split = voc / "ImageSets" / "SegmentationAug" / "train_aug.txt"
+    edited = "".join(f"{i}\n" for i in MINI_TRAIN_AUG[:-1])
+    split.write_text(edited)
+    with pytest.raises(FileExistsError, match=re.escape(str(split))):
+        prepare_voc_sem_seg(voc, sbd)
+    assert split.read_text() == edited
+
+
+def test_a_folder_named_like_a_label_is_in_the_way_before_anything_is_written(tree):
+    # The rename onto it would fail only after the other labels had been converted.
+    voc, sbd, _ = tree
+    folder = voc / "SegmentationClassAug" / f"{MINI_TRAIN_AUG[-1]}.png"
+    folder.mkdir(parents=True)
+    with pytest.raises(FileExistsError, match=re.escape(str(folder))):
+        prepare_voc_sem_seg(voc, sbd)
+    assert [p.name for p in folder.parent.iterdir()] == [folder.name]
+
+
+def test_the_class_names_are_detectron2s_voc_classes_in_index_order_after_background():
+    # The index in a label PNG is the class: a name out of place mislabels its IoU in every report.
+    from detectron2.data.datasets.pascal_voc import CLASS_NAMES
+
+    assert VOC_SEM_SEG_CLASSES == ("background", *CLASS_NAMES)
