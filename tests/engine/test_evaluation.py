@@ -409,3 +409,92 @@ def test_the_coco_evaluator_leaves_out_masks_when_any_annotation_of_the_set_has_
     prediction = {"image_id": 1, "category_id": 1, "bbox": [4, 4, 16, 16], "score": 0.9,
                   "segmentation": {"size": [32, 32], "counts": "abc"}}
     assert evaluator._tasks_from_predictions([prediction]) == ["bbox"]
+
+
+# --- mutation run 54b ---
+def test_on_a_process_other_than_the_main_one_the_evaluators_gather_and_score_nothing(tmp_path, monkeypatch):
+    # With several GPUs each process sees a part of the test set: the main process scores what
+    # all of them gathered, the others return nothing. Not distributed, each would score (and
+    # log) its own part as if it were the whole set.
+    import detectron2.evaluation.sem_seg_evaluation as sem_seg_evaluation
+    import detectron2.utils.comm as comm
+
+    from dropblock_det.data.synthetic import make_synthetic_sem_seg, register_synthetic_datasets
+    from dropblock_det.engine.evaluation import dataset_evaluator
+
+    name = "dropblock_test_coco_other_process"
+    register_coco_json(name, _one_square_coco(), tmp_path)
+    make_synthetic_sem_seg(tmp_path, num_train=1, num_val=1, image_size=32, min_object_size=8, max_object_size=16)
+    register_synthetic_datasets(tmp_path)
+    try:
+        sem_seg = dataset_evaluator("synthetic_sem_seg_val", output_dir=None)
+    finally:
+        register_synthetic_datasets()
+    coco = dataset_evaluator(name, None)
+    sem_seg.reset()
+    coco.reset()
+    sem_seg._conf_matrix[0, 0] = 4
+    coco._predictions = [{"image_id": 1, "instances": [
+        {"image_id": 1, "category_id": 0, "bbox": [4.0, 4.0, 16.0, 16.0], "score": 0.9}]}]
+    monkeypatch.setattr(comm, "is_main_process", lambda: False)
+    monkeypatch.setattr(sem_seg_evaluation, "is_main_process", lambda: False)
+    assert not sem_seg.evaluate()
+    assert not coco.evaluate()
+    monkeypatch.undo()
+    assert sem_seg.evaluate()["sem_seg"]["mIoU"] == pytest.approx(100.0)
+    assert coco.evaluate()["bbox"]["AP"] > 50
+
+
+def test_the_miou_of_a_ground_truth_with_every_pixel_ignored_is_nan_as_detectron2s_not_zero(tmp_path):
+    # No class to average over: 0 would read as a model that got every pixel wrong.
+    import math
+
+    from dropblock_det.data.synthetic import make_synthetic_sem_seg, register_synthetic_datasets
+    from dropblock_det.engine.evaluation import dataset_evaluator
+
+    make_synthetic_sem_seg(tmp_path, num_train=1, num_val=1, image_size=32, min_object_size=8, max_object_size=16)
+    register_synthetic_datasets(tmp_path)
+    try:
+        evaluator = dataset_evaluator("synthetic_sem_seg_val", output_dir=None)
+    finally:
+        register_synthetic_datasets()
+    n = evaluator._num_classes
+    evaluator.reset()
+    evaluator._conf_matrix[0, n], evaluator._conf_matrix[1, n] = 5, 7  # ignored pixels only
+    with np.errstate(divide="ignore", invalid="ignore"):  # detectron2's own 0 / 0
+        assert math.isnan(evaluator.evaluate()["sem_seg"]["mIoU"])
+
+
+def test_a_segmentation_batch_failing_with_good_labels_keeps_its_own_error(tmp_path, monkeypatch):
+    # The label check only adds the file to blame: with no bad label the batch's own error
+    # must still stop the evaluation, not be dropped with the batch's pixels left unscored.
+    from detectron2.evaluation import SemSegEvaluator
+
+    from dropblock_det.data.synthetic import make_synthetic_sem_seg, register_synthetic_datasets
+    from dropblock_det.engine.evaluation import dataset_evaluator
+
+    make_synthetic_sem_seg(tmp_path, num_train=1, num_val=1, image_size=32, min_object_size=8, max_object_size=16)
+    register_synthetic_datasets(tmp_path)
+    try:
+        evaluator = dataset_evaluator("synthetic_sem_seg_val", output_dir=None)
+    finally:
+        register_synthetic_datasets()
+    evaluator.reset()
+    (image, _), = evaluator.input_file_to_gt_file.items()
+
+    def fails(self, inputs, outputs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(SemSegEvaluator, "process", fails)
+    for file_name in (image, "not/in/the/dataset.jpg"):
+        with pytest.raises(RuntimeError, match="out of memory"):
+            evaluator.process([{"file_name": file_name}], [{"sem_seg": torch.zeros(evaluator._num_classes, 32, 32)}])
+
+
+def test_a_detection_test_set_needs_no_segmentation_metadata():
+    # stuff_classes / ignore_label are what SemSegEvaluator reads: a COCO or VOC detection
+    # set has neither and must not be refused for it.
+    from dropblock_det.engine.evaluation import sem_seg_metadata_missing
+
+    for name in ("voc_2007_test", "coco_2017_val"):
+        assert sem_seg_metadata_missing(name) == "", name
