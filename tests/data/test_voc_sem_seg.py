@@ -721,3 +721,23 @@ def test_the_class_names_are_detectron2s_voc_classes_in_index_order_after_backgr
     from detectron2.data.datasets.pascal_voc import CLASS_NAMES
 
     assert VOC_SEM_SEG_CLASSES == ("background", *CLASS_NAMES)
+
+
+def test_an_archive_given_for_the_voc_or_sbd_folder_is_named_as_not_a_folder(tree):
+    # The downloads are VOCtrainval_11-May-2012.tar and benchmark.tgz: given unpacked by
+    # mistake, the archive itself is named, not a "JPEGImages" or "cls" folder under it.
+    voc, sbd, _ = tree
+    archive = voc.parents[1] / "VOCtrainval_11-May-2012.tar"
+    archive.write_bytes(b"\0" * 512)
+    with pytest.raises(FileNotFoundError, match=rf"^VOC2012 folder not found: {re.escape(str(archive))}$"):
+        prepare_voc_sem_seg(archive, sbd)
+    with pytest.raises(FileNotFoundError, match=rf"^SBD benchmark_RELEASE folder not found: {re.escape(str(archive))}$"):
+        prepare_voc_sem_seg(voc, archive)
+
+
+def test_train_aug_lists_the_ids_in_the_order_of_the_split_files(tree):
+    # VOC train, then SBD train, then SBD val (each in its file's order), less VOC val.
+    voc, sbd, _ = tree
+    (voc / "ImageSets" / "Segmentation" / "train.txt").write_text("".join(f"{i}\n" for i in MINI_VOC_TRAIN[::-1]))
+    prepare_voc_sem_seg(voc, sbd)
+    assert _split(voc, "train_aug") == [*MINI_VOC_TRAIN[::-1], *MINI_TRAIN_AUG[2:]]
