@@ -44,15 +44,7 @@ def test_miou_is_the_mean_over_the_ground_truth_classes_on_every_detectron2_vers
     # ground truth or the predictions: the same predictions scored 1.01 there, 2.52 on main.
     import torch
 
-    from dropblock_det.data.synthetic import make_synthetic_sem_seg, register_synthetic_datasets
-    from dropblock_det.engine.evaluation import dataset_evaluator
-
-    make_synthetic_sem_seg(tmp_path, num_train=1, num_val=1, image_size=32, min_object_size=8, max_object_size=16)
-    register_synthetic_datasets(tmp_path)
-    try:
-        evaluator = dataset_evaluator("synthetic_sem_seg_val", output_dir=str(tmp_path / "inference"))
-    finally:
-        register_synthetic_datasets()
+    evaluator = _synthetic_sem_seg_evaluator(tmp_path, output_dir=str(tmp_path / "inference"))
     n = evaluator._num_classes
     assert n >= 3
     evaluator.reset()
@@ -248,6 +240,20 @@ def test_a_voc_evaluation_failing_for_another_reason_than_an_annotation_keeps_it
         dataset_evaluator("voc_2007_test").evaluate()
 
 
+def _synthetic_sem_seg_evaluator(tmp_path, output_dir=None):
+    """dataset_evaluator of a one-image synthetic sem_seg val set written under tmp_path (the
+    registration put back to the default root after)."""
+    from dropblock_det.data.synthetic import make_synthetic_sem_seg, register_synthetic_datasets
+    from dropblock_det.engine.evaluation import dataset_evaluator
+
+    make_synthetic_sem_seg(tmp_path, num_train=1, num_val=1, image_size=32, min_object_size=8, max_object_size=16)
+    register_synthetic_datasets(tmp_path)
+    try:
+        return dataset_evaluator("synthetic_sem_seg_val", output_dir=output_dir)
+    finally:
+        register_synthetic_datasets()
+
+
 def _one_square_coco(*more_annotations: dict, **fields) -> dict:
     """COCO annotations of one 32x32 image with one 16x16 square of category 1 ("square"), its
     annotation given `fields` (a segmentation), `more_annotations` after it."""
@@ -373,15 +379,7 @@ def test_a_coco_set_with_masks_scores_a_mask_models_masks_too(tmp_path):
 
 def test_the_miou_leaves_out_the_pixels_the_ground_truth_ignores_as_detectron2s_per_class_ious_do(tmp_path):
     # Predictions on ignore_label pixels (the matrix's last column) score nothing either way.
-    from dropblock_det.data.synthetic import make_synthetic_sem_seg, register_synthetic_datasets
-    from dropblock_det.engine.evaluation import dataset_evaluator
-
-    make_synthetic_sem_seg(tmp_path, num_train=1, num_val=1, image_size=32, min_object_size=8, max_object_size=16)
-    register_synthetic_datasets(tmp_path)
-    try:
-        evaluator = dataset_evaluator("synthetic_sem_seg_val", output_dir=None)
-    finally:
-        register_synthetic_datasets()
+    evaluator = _synthetic_sem_seg_evaluator(tmp_path)
     n = evaluator._num_classes
     evaluator.reset()
     matrix = np.zeros((n + 1, n + 1), dtype=np.int64)
@@ -419,17 +417,11 @@ def test_on_a_process_other_than_the_main_one_the_evaluators_gather_and_score_no
     import detectron2.evaluation.sem_seg_evaluation as sem_seg_evaluation
     import detectron2.utils.comm as comm
 
-    from dropblock_det.data.synthetic import make_synthetic_sem_seg, register_synthetic_datasets
     from dropblock_det.engine.evaluation import dataset_evaluator
 
     name = "dropblock_test_coco_other_process"
     register_coco_json(name, _one_square_coco(), tmp_path)
-    make_synthetic_sem_seg(tmp_path, num_train=1, num_val=1, image_size=32, min_object_size=8, max_object_size=16)
-    register_synthetic_datasets(tmp_path)
-    try:
-        sem_seg = dataset_evaluator("synthetic_sem_seg_val", output_dir=None)
-    finally:
-        register_synthetic_datasets()
+    sem_seg = _synthetic_sem_seg_evaluator(tmp_path)
     coco = dataset_evaluator(name, None)
     sem_seg.reset()
     coco.reset()
@@ -449,15 +441,7 @@ def test_the_miou_of_a_ground_truth_with_every_pixel_ignored_is_nan_as_detectron
     # No class to average over: 0 would read as a model that got every pixel wrong.
     import math
 
-    from dropblock_det.data.synthetic import make_synthetic_sem_seg, register_synthetic_datasets
-    from dropblock_det.engine.evaluation import dataset_evaluator
-
-    make_synthetic_sem_seg(tmp_path, num_train=1, num_val=1, image_size=32, min_object_size=8, max_object_size=16)
-    register_synthetic_datasets(tmp_path)
-    try:
-        evaluator = dataset_evaluator("synthetic_sem_seg_val", output_dir=None)
-    finally:
-        register_synthetic_datasets()
+    evaluator = _synthetic_sem_seg_evaluator(tmp_path)
     n = evaluator._num_classes
     evaluator.reset()
     evaluator._conf_matrix[0, n], evaluator._conf_matrix[1, n] = 5, 7  # ignored pixels only
@@ -470,15 +454,7 @@ def test_a_segmentation_batch_failing_with_good_labels_keeps_its_own_error(tmp_p
     # must still stop the evaluation, not be dropped with the batch's pixels left unscored.
     from detectron2.evaluation import SemSegEvaluator
 
-    from dropblock_det.data.synthetic import make_synthetic_sem_seg, register_synthetic_datasets
-    from dropblock_det.engine.evaluation import dataset_evaluator
-
-    make_synthetic_sem_seg(tmp_path, num_train=1, num_val=1, image_size=32, min_object_size=8, max_object_size=16)
-    register_synthetic_datasets(tmp_path)
-    try:
-        evaluator = dataset_evaluator("synthetic_sem_seg_val", output_dir=None)
-    finally:
-        register_synthetic_datasets()
+    evaluator = _synthetic_sem_seg_evaluator(tmp_path)
     evaluator.reset()
     (image, _), = evaluator.input_file_to_gt_file.items()
 
