@@ -78,7 +78,19 @@ def _ramp(target: float, progress: float) -> float:
 
 
 def iter_regularizers(model: nn.Module) -> Iterator[Tuple[str, KeepProbRegularizer]]:
-    """(qualified name, module) of every KeepProbRegularizer inside `model`, in module order."""
+    """(qualified name, module) of every KeepProbRegularizer inside `model`, in module order.
+
+    Raises:
+        ValueError: naming `model` if it is not an nn.Module (at the call, not at the first
+            `next`: e.g. a trainer passed for its `.model`).
+    """
+    if not isinstance(model, nn.Module):
+        # Else "'DefaultTrainer' object has no attribute 'named_modules'" from inside here.
+        raise ValueError(f"model must be an nn.Module (e.g. trainer.model), got {type(model).__name__}: {model!r}"[:300])
+    return _iter_regularizers(model)
+
+
+def _iter_regularizers(model: nn.Module) -> Iterator[Tuple[str, KeepProbRegularizer]]:
     for name, module in model.named_modules():
         if isinstance(module, KeepProbRegularizer):
             yield name, module

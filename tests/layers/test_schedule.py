@@ -190,3 +190,25 @@ def test_scaled_keep_prob_refuses_a_keep_prob_out_of_range_whatever_the_scale(ke
 
 def test_schedule_repr_names_start_and_end():
     assert repr(LinearKeepProbSchedule(10, 90)) == "LinearKeepProbSchedule(start_iter=10, end_iter=90)"
+
+
+# --- API bad-input 54 ---
+
+
+class _TrainerLike:
+    """What a user may pass for the model: a trainer, which holds it as `.model`."""
+
+    model = nn.Sequential(DropBlock2d(0.9, 3))
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: iter_regularizers(m),
+    lambda m: set_keep_prob(m, 0.9),
+    lambda m: LinearKeepProbSchedule(0, 10).apply(m, 5),
+], ids=["iter_regularizers", "set_keep_prob", "schedule_apply"])
+@pytest.mark.parametrize("model", [None, _TrainerLike()], ids=["None", "trainer"])
+def test_schedule_functions_name_a_model_that_is_not_a_module(call, model):
+    # Was AttributeError "... has no attribute 'named_modules'" (iter_regularizers: only at
+    # the first next()), naming neither the argument nor what it should be.
+    with pytest.raises(ValueError, match=rf"model must be an nn.Module \(e.g. trainer.model\), got {type(model).__name__}"):
+        call(model)
