@@ -88,6 +88,13 @@ class DropBlockScheduleHook(HookBase):
         # Checked here, not at the first step (after data loading), under the caller's name.
         self.keep_prob = None if keep_prob is None else check_keep_prob(keep_prob, "keep_prob")
         self._keep_prob_given = keep_prob is not None
+        if model is not None:
+            # Checked now, by name: else unwrap_model's TypeError comes at before_train.
+            try:
+                unwrap_model(model)
+            except TypeError:
+                raise ValueError(f"model must be an nn.Module, a wrapper of one with `.module`, or None "
+                                 f"(the trainer's model), got {type(model).__name__}: {model!r}"[:300]) from None
         self._model = model
         # Set by from_config: what the config promises, checked against the trainer.
         self._config_keys_on: List[str] = []

@@ -671,3 +671,20 @@ def test_schedule_hooks_on_two_models_do_not_warn_of_each_other():
     hooks = [DropBlockScheduleHook(0, 4), DropBlockScheduleHook(0, 2, model=other)]
     assert _warnings_of_training(first, hooks, "another DropBlockScheduleHook") == []
     assert other.res5_dropblock.keep_prob == 0.9 and first.res5_dropblock.keep_prob == pytest.approx(0.925)
+
+
+# --- API bad-input 54 ---
+
+
+@pytest.mark.parametrize("model", ["model", 3, nn.Sequential], ids=["str", "int", "a class"])
+def test_hook_names_a_model_that_is_not_a_module_when_built(model):
+    # Was accepted, and unwrap_model's TypeError came only at before_train.
+    with pytest.raises(ValueError, match=r"model must be an nn.Module, a wrapper of one with `.module`, or None"):
+        DropBlockScheduleHook(0, 10, 0.9, model=model)
+
+
+def test_hook_still_takes_a_wrapper_with_module_as_its_model():
+    class Wrapper:
+        module = nn.Sequential(DropBlock2d(0.9, 3))
+
+    assert DropBlockScheduleHook(0, 10, 0.9, model=Wrapper())._model is not None
