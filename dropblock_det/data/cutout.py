@@ -67,6 +67,12 @@ class CutoutTransform(Transform):
         if boxes.ndim != 2 or boxes.shape[1] != 4 or not np.issubdtype(boxes.dtype, np.integer):
             raise ValueError(f"boxes must be a (K, 4) integer array of [x0, y0, x1, y1) pixel "
                              f"rectangles, got {boxes.dtype} of shape {boxes.shape}")
+        # A negative coordinate would index from the far edge (numpy slicing), filling a
+        # rectangle the caller never asked for; x1 < x0 would fill nothing.
+        bad = (boxes[:, :2] < 0).any(axis=1) | (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
+        if bad.any():
+            raise ValueError(f"boxes must be clipped [x0, y0, x1, y1) rectangles with 0 <= x0 <= x1 and "
+                             f"0 <= y0 <= y1, got {boxes[bad][0].tolist()}")
         fill_value = _check_fill_value(fill_value)
         self._set_attributes(locals())
 

@@ -382,3 +382,21 @@ def test_check_cutout_size_reads_the_largest_short_edge_the_max_size_and_skips_w
     with pytest.warns(UserWarning, match=r"^k=100 is larger than the training images' shorter side \(at most 96 px "
                                          r"after the resize, r\)"):
         check_cutout_size(100, [800], 96, "k", "r")
+
+
+# --- API bad-input 54 ---
+
+
+@pytest.mark.parametrize("box", [[-4, 0, 16, 8], [0, -4, 8, 16], [8, 0, 2, 8], [0, 8, 8, 2]],
+                         ids=["x0<0", "y0<0", "x1<x0", "y1<y0"])
+def test_cutout_transform_refuses_boxes_that_are_not_clipped(box):
+    # A negative x0 indexed from the right edge: [-4, 0, 16, 8) filled columns 12..15 of a
+    # 16-pixel image, not 0..15; x1 < x0 filled nothing. Both were silent.
+    with pytest.raises(ValueError, match=r"boxes must be clipped .* got \[" + ", ".join(map(str, box)) + r"\]"):
+        CutoutTransform(np.array([box]), 0.0)
+
+
+def test_cutout_transform_takes_empty_and_edge_boxes():
+    image = np.ones((16, 16, 3), np.uint8)
+    out = CutoutTransform(np.array([[0, 0, 0, 0], [12, 12, 16, 16]]), 0.0).apply_image(image)
+    assert out[12:, 12:].max() == 0 and out[:12].min() == 1
