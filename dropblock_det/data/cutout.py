@@ -150,7 +150,13 @@ class Cutout(T.Augmentation):
         # np.random, like detectron2's own augmentations, so worker seeding applies.
         if self.prob < 1.0 and np.random.uniform() >= self.prob:
             return NoOpTransform()
+        if np.ndim(image) not in (2, 3):
+            # Else numpy's "not enough values to unpack", or a 4-D batch cut as if (H, W, ...).
+            raise ValueError(f"Cutout: image must be (H, W) or (H, W, C), got shape {np.shape(image)}")
         height, width = image.shape[:2]
+        if height == 0 or width == 0:
+            # Nothing to hide; np.random.randint(0, 0) would raise "high <= 0".
+            return NoOpTransform()
         centre_y = np.random.randint(0, height, size=self.num_holes)
         centre_x = np.random.randint(0, width, size=self.num_holes)
         y0 = np.clip(centre_y - self.size // 2, 0, height)

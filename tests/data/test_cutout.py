@@ -1,4 +1,6 @@
 """Cutout as a detectron2 augmentation: only the image changes, squares uniformly placed."""
+import re
+
 import numpy as np
 import pytest
 from detectron2.config import get_cfg
@@ -400,3 +402,20 @@ def test_cutout_transform_takes_empty_and_edge_boxes():
     image = np.ones((16, 16, 3), np.uint8)
     out = CutoutTransform(np.array([[0, 0, 0, 0], [12, 12, 16, 16]]), 0.0).apply_image(image)
     assert out[12:, 12:].max() == 0 and out[:12].min() == 1
+
+
+@pytest.mark.parametrize("shape", [(0, 0, 3), (0, 16, 3), (16, 0)])
+def test_cutout_leaves_an_empty_image_as_it_is(shape):
+    # Was numpy's "ValueError: high <= 0" from the hole's random centre.
+    image = np.zeros(shape, np.uint8)
+    transform = Cutout(4).get_transform(image)
+    assert isinstance(transform, NoOpTransform)
+    assert transform.apply_image(image).shape == shape
+
+
+@pytest.mark.parametrize("shape", [(16,), (1, 16, 16, 3)])
+def test_cutout_names_an_image_that_is_not_hw_or_hwc(shape):
+    # A 1-D array failed with "not enough values to unpack"; a 4-D batch was cut as if its
+    # batch axis were the height.
+    with pytest.raises(ValueError, match=r"Cutout: image must be \(H, W\) or \(H, W, C\), got shape " + re.escape(str(shape))):
+        Cutout(4).get_transform(np.zeros(shape, np.uint8))
