@@ -70,6 +70,16 @@ def reject_unknown_kwargs(where: str, kwargs: Dict[str, Any]) -> None:
         raise ValueError(f"{where}: unknown argument {name!r} (value {kwargs[name]!r})")
 
 
+def check_relu_dtype(x: Any, where: str, what: str) -> None:
+    """Raise a ValueError from `where` if x is an fp8 tensor: torch has no ReLU (clamp_min)
+    nor sum for the fp8 types, so `what` (a ReLU, or a residual's sum and ReLU) would fail
+    inside torch with a NotImplementedError that names neither the argument nor the layer.
+    A dtype check, no pass over the values."""
+    if isinstance(x, Tensor) and x.is_floating_point() and torch.finfo(x.dtype).bits == 8:
+        raise ValueError(f"{where}: {what} needs x of a dtype torch computes a ReLU in (float32, float16, "
+                         f"bfloat16, float64), got dtype {x.dtype}")
+
+
 def check_residual(x: Tensor, residual: Any, where: str) -> None:
     """Raise a ValueError from `where` unless `residual` is a tensor of x's shape: the sum
     at the end of a residual block must not broadcast to a larger output."""
@@ -306,6 +316,8 @@ class KeepProbRegularizer(NotScriptable, nn.Module):
         self._check_input(x)
         if not isinstance(relu, bool):  # a truthy "no" must not apply a ReLU
             raise ValueError(f"{type(self).__name__}: relu must be True or False, got {relu!r}")
+        if relu or residual is not None:
+            check_relu_dtype(x, type(self).__name__, "relu=True" if relu else "residual")
         if self.training:
             refuse_tracing_in_training(type(self).__name__)
         if self.training and _compiling():
@@ -460,6 +472,7 @@ def relu_then_regularize(regularizer: nn.Module, x: Tensor, inplace: bool = Fals
             # Checked before the in-place ReLU: an input the module refuses (an fp8 DropBlock
             # input) gets its ValueError, not torch's error of the ReLU, and is not changed.
             regularizer._check_input(x)
+            check_relu_dtype(x, type(regularizer).__name__, "relu=True")
             return regularizer(torch.relu_(x))
         return regularizer(x, relu=True)
     return regularizer(torch.relu_(x) if inplace else torch.relu(x))

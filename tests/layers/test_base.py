@@ -1,5 +1,7 @@
 """KeepProbRegularizer (and its relu / residual arguments), build_regularizer,
 relu_then_regularize, regularize_add_relu and masked_scale."""
+import re
+
 import pytest
 import torch
 from dropblock_checks import saved_for_backward
@@ -529,3 +531,25 @@ def test_dropblocks_own_arguments_set_for_another_type_warn_naming_them(regulari
         warnings.simplefilter("error")  # the defaults, any block_size (a DropBlock config's) and the
         build_regularizer(regularizer, 0.9, block_size=3)  # PyTorch path, which these are, say nothing
         build_regularizer(regularizer, 0.9, block_size=3, impl="torch")
+
+
+# --- API bad-input 54 ---
+
+
+@pytest.mark.skipif(not hasattr(torch, "float8_e4m3fn"), reason="this torch has no fp8 dtypes")
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("make", [Dropout, SpatialDropout, DropPath], ids=lambda m: m.__name__)
+def test_a_relu_or_residual_of_an_fp8_input_is_refused_naming_the_dtype(make, training):
+    # Dropout and its kin take fp8 inputs, but torch has no ReLU nor sum for them: these
+    # failed inside torch with NotImplementedError "clamp_min_scalar_cpu" / "add_stub".
+    module = make(0.5).train(training)
+    module.keep_prob = 0.5
+    x = torch.randn(1, 2, 4, 4).to(torch.float8_e4m3fn)
+    dtype = re.escape(str(x.dtype))
+    with pytest.raises(ValueError, match=rf"^{make.__name__}: relu=True needs x of a dtype .* got dtype {dtype}$"):
+        module(x, relu=True)
+    with pytest.raises(ValueError, match=rf"^{make.__name__}: residual needs x of a dtype .* got dtype {dtype}$"):
+        module(x, residual=x)
+    with pytest.raises(ValueError, match=rf"^{make.__name__}: relu=True needs x .* got dtype {dtype}$"):
+        relu_then_regularize(module, x.clone(), inplace=True)
+    assert module(x).shape == x.shape  # without a ReLU, fp8 is still taken
