@@ -70,12 +70,18 @@ def reject_unknown_kwargs(where: str, kwargs: Dict[str, Any]) -> None:
         raise ValueError(f"{where}: unknown argument {name!r} (value {kwargs[name]!r})")
 
 
+# The 1-byte float dtypes this torch has, fp8 and packed fp4 (a set lookup: the check runs
+# at every forward).
+_ONE_BYTE_FLOATS = frozenset(dtype for dtype in vars(torch).values()
+                             if isinstance(dtype, torch.dtype) and dtype.is_floating_point and dtype.itemsize == 1)
+
+
 def check_relu_dtype(x: Any, where: str, what: str) -> None:
-    """Raise a ValueError from `where` if x is an fp8 tensor: torch has no ReLU (clamp_min)
-    nor sum for the fp8 types, so `what` (a ReLU, or a residual's sum and ReLU) would fail
-    inside torch with a NotImplementedError that names neither the argument nor the layer.
-    A dtype check, no pass over the values."""
-    if isinstance(x, Tensor) and x.is_floating_point() and torch.finfo(x.dtype).bits == 8:
+    """Raise a ValueError from `where` if x is a 1-byte float tensor (fp8, packed fp4): torch
+    has no ReLU (clamp_min) nor sum for them, so `what` (a ReLU, or a residual's sum and ReLU)
+    would fail inside torch with a NotImplementedError that names neither the argument nor
+    the layer. A dtype check, no pass over the values."""
+    if isinstance(x, Tensor) and x.dtype in _ONE_BYTE_FLOATS:
         raise ValueError(f"{where}: {what} needs x of a dtype torch computes a ReLU in (float32, float16, "
                          f"bfloat16, float64), got dtype {x.dtype}")
 
