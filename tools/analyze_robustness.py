@@ -2,9 +2,9 @@
 """Robustness to DropBlock applied at inference (paper section 4.2).
 
 Evaluates one or more checkpoints with their DropBlock modules switched on at test time,
-for a list of keep_prob values and several seeds each; prints a table and writes a PNG of
-the metric (COCO box AP, or mIoU for segmentation) against keep_prob, one curve per
-checkpoint:
+for a list of keep_prob values and several seeds each; prints a table and writes it
+(robustness.txt), a PNG of the metric (COCO box AP, or mIoU for segmentation) against
+keep_prob, one curve per checkpoint, and a log.txt into --output-dir:
 
     python tools/analyze_robustness.py --config-file configs/Synthetic/retinanet_R18_GN_dropblock_res45_kp0.9_b3.yaml \\
         --checkpoint output/main_job/model_final.pth:DropBlock \\
@@ -40,10 +40,19 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tu
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tool_args.py, beside this file
-from tool_args import checks_passed, folder, parse_tool_args, run_tool, torch_seed, user_path  # noqa: E402
+from tool_args import (  # noqa: E402
+    checks_passed,
+    folder,
+    log_file_in,
+    parse_tool_args,
+    print_and_log,
+    run_tool,
+    torch_seed,
+    user_path,
+)
 
 # What a run of this tool writes into --output-dir (evaluation/: the evaluators' OUTPUT_DIR).
-ROBUSTNESS_FILES = ("robustness.txt", "robustness.png", "evaluation")
+ROBUSTNESS_FILES = ("robustness.txt", "robustness.png", "evaluation", "log.txt")
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -273,27 +282,28 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[float, List[flo
     # A checkpoint or the config file kept under the folder being moved is copied instead.
     archived = archive_previous_run(args.output_dir, [path for path, _ in checkpoints] + [args.config_file],
                                     patterns=ROBUSTNESS_FILES)
-    if archived:
-        print(f"the earlier results in {args.output_dir} were moved to {archived}", flush=True)
-
-    # Which regularizers each keep_prob reaches: a config with DropPath alone (or a baseline's)
-    # gets DropBlock inserted in the ResNet too (robustness_config), and a Dropout config's
-    # curve is of Dropout at inference; the table and plot do not say so.
-    print(f"switched on at inference, each at every --keep-probs value: {describe_regularizers(model)}", flush=True)
-    metric_name, metric = dataset_metric(dataset)
-    curves = {}
-    for path, label in checkpoints:
-        load_checkpoint_strict(model, path)
-        with torch.no_grad():
-            curves[label] = evaluate_with_dropblock_at_inference(
-                model, evaluate, args.keep_probs, args.seeds, metric)
-    os.makedirs(args.output_dir, exist_ok=True)
-    table = format_robustness_table(curves, metric_name)
-    print(table)
-    with open(os.path.join(args.output_dir, "robustness.txt"), "w") as f:
-        f.write(table + "\n")
-    png = plot_robustness(curves, os.path.join(args.output_dir, "robustness.png"), metric_name)
-    print(f"plot: {png}")
+    # Its log.txt beside the table (the evaluations' lines, its warnings, what it prints), as
+    # a training's in its OUTPUT_DIR; an earlier run's moved aside above with its results.
+    with log_file_in(args.output_dir, earlier_warnings=True):
+        if archived:
+            print_and_log(f"the earlier results in {args.output_dir} were moved to {archived}")
+        # Which regularizers each keep_prob reaches: a config with DropPath alone (or a baseline's)
+        # gets DropBlock inserted in the ResNet too (robustness_config), and a Dropout config's
+        # curve is of Dropout at inference; the table and plot do not say so.
+        print_and_log(f"switched on at inference, each at every --keep-probs value: {describe_regularizers(model)}")
+        metric_name, metric = dataset_metric(dataset)
+        curves = {}
+        for path, label in checkpoints:
+            load_checkpoint_strict(model, path)
+            with torch.no_grad():
+                curves[label] = evaluate_with_dropblock_at_inference(
+                    model, evaluate, args.keep_probs, args.seeds, metric)
+        table = format_robustness_table(curves, metric_name)
+        print_and_log(table)
+        with open(os.path.join(args.output_dir, "robustness.txt"), "w") as f:
+            f.write(table + "\n")
+        png = plot_robustness(curves, os.path.join(args.output_dir, "robustness.png"), metric_name)
+        print_and_log(f"plot: {png}")
     return curves
 
 

@@ -17,8 +17,8 @@ random draws differ only by block_size and keep_prob, and resets the TorchScript
 (dropblock_det.analysis.reset_torchscript_functions), so a cell trained after others gives
 what it gives trained alone in a fresh process, to the bit on CPU: its result is a function
 of its config, not of its place in the grid.
-Outputs: sweep.csv, sweep.png. A config with no MODEL.DROPBLOCK location enabled
-is refused, and so are several --block-sizes for a TYPE without a block (Dropout,
+Outputs: sweep.csv, sweep.png, log.txt (every cell's lines, and the warnings shown before
+the first). A config with no MODEL.DROPBLOCK location enabled is refused, and so are several --block-sizes for a TYPE without a block (Dropout,
 SpatialDropout: one --block-sizes value sweeps their keep_prob). A cell whose training diverges (detectron2's FloatingPointError, "Loss became
 infinite or NaN": a low keep_prob may) gets no row and the other cells train; then the tool
 draws the heatmap of the recorded cells and fails naming the diverged ones, which a rerun
@@ -51,21 +51,21 @@ import argparse
 import contextlib
 import copy
 import json
-import logging
 import os
 import re
 import sys
 import warnings
-from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tool_args.py, beside this file
 from tool_args import (  # noqa: E402
     checks_passed,
     folder,
+    log_file_in,
     parse_tool_args,
+    print_and_log,
     run_tool,
-    shown_warnings_logged_by,
     user_path,
 )
 
@@ -257,27 +257,6 @@ def _lazy_sweep(args: argparse.Namespace) -> _SweepKind:
                       no_block_size)
 
 
-@contextlib.contextmanager
-def _cell_log(output_dir: str) -> Iterator[None]:
-    """While in the block, the detectron2 and dropblock_det loggers also write to the cell's
-    log.txt, as train_net writes one into its OUTPUT_DIR (appended to by a resumed cell),
-    and so do the warnings shown on the console; only while this cell trains, so each log
-    holds its own cell."""
-    log_file = logging.FileHandler(os.path.join(output_dir, "log.txt"))
-    log_file.setFormatter(logging.Formatter("[%(asctime)s] %(name)s %(levelname)s: %(message)s",
-                                            datefmt="%m/%d %H:%M:%S"))
-    loggers = [logging.getLogger("detectron2"), logging.getLogger("dropblock_det")]
-    for logger in loggers:
-        logger.addHandler(log_file)
-    try:
-        with shown_warnings_logged_by(log_file):
-            yield
-    finally:
-        for logger in loggers:
-            logger.removeHandler(log_file)
-        log_file.close()
-
-
 def main(argv: Optional[Sequence[str]] = None) -> Dict[Tuple[int, float], float]:
     """Run the sweep; returns {(block_size, keep_prob): metric} of this command's cells."""
     args = parse_args(argv)
@@ -337,7 +316,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[Tuple[int, float], float]
         # fresh process (the reset's docstring says what differed).
         reset_torchscript_functions()
         kind.save_config(cfg, os.path.join(output_dir, "config.yaml"))
-        with _cell_log(output_dir):
+        # Its log.txt, as train_net writes one into its OUTPUT_DIR (appended to by a resumed
+        # cell), holds this cell alone.
+        with log_file_in(output_dir):
             results = kind.train(cfg, resume)
         if not results:
             raise RuntimeError(f"cell block_size={block_size} keep_prob={keep_prob}: "
@@ -349,16 +330,29 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[Tuple[int, float], float]
     # One sweep per folder at a time: two would train and append the same cells.
     claim_output_dir(args.output_dir, "--output-dir")
     diverged = None
-    try:
-        values = run_sweep(cells, train_cell, csv_path, metric_name, cell_config=kind.cell_config)
-    except SweepCellsDivergedError as e:  # raised after the other cells: draw theirs first
-        values, diverged = e.values, e
-    # Every row of the CSV (run_sweep checked they are all this configuration's), so a
-    # rerun with part of the grid redraws the whole heatmap, not that part.
-    everything = {key: row["value"] for key, row in read_sweep_csv(csv_path).items()}
-    if everything:
-        png = plot_sweep_heatmap(everything, os.path.join(args.output_dir, "sweep.png"), metric_name)
-        print(f"csv: {csv_path}\nheatmap: {png} ({len(everything)} cell{'s' if len(everything) != 1 else ''})")
+    # The sweep's own log.txt holds every cell's, and the warnings shown before the first
+    # (a random seed per cell, the checks'), which no cell's log holds. Opened at run_sweep's
+    # first line, once it has checked the folder: a refused sweep writes nothing there.
+    sweep_log = contextlib.ExitStack()
+
+    def log(text: str) -> None:
+        if not log.opened:
+            sweep_log.enter_context(log_file_in(args.output_dir, earlier_warnings=True))
+            log.opened = True
+        print_and_log(text)
+    log.opened = False
+
+    with sweep_log:
+        try:
+            values = run_sweep(cells, train_cell, csv_path, metric_name, log, cell_config=kind.cell_config)
+        except SweepCellsDivergedError as e:  # raised after the other cells: draw theirs first
+            values, diverged = e.values, e
+        # Every row of the CSV (run_sweep checked they are all this configuration's), so a
+        # rerun with part of the grid redraws the whole heatmap, not that part.
+        everything = {key: row["value"] for key, row in read_sweep_csv(csv_path).items()}
+        if everything:
+            png = plot_sweep_heatmap(everything, os.path.join(args.output_dir, "sweep.png"), metric_name)
+            print_and_log(f"csv: {csv_path}\nheatmap: {png} ({len(everything)} cell{'s' if len(everything) != 1 else ''})")
     if diverged is not None:
         raise diverged
     return values

@@ -28,8 +28,8 @@ import warnings
 from typing import Any, Callable, Iterator, List, NoReturn, Optional, Sequence, Tuple
 
 __all__ = ["checks_passed", "folder", "in_a_launched_process", "int_at_least", "int_in_range", "keep_shown_warnings",
-           "launch_tool", "parse_tool_args", "run_tool", "set_help", "shown_warnings_logged_by", "torch_seed",
-           "training_tool_parser", "user_path", "TRACEBACK_ENV"]
+           "launch_tool", "log_file_in", "parse_tool_args", "print_and_log", "run_tool", "set_help",
+           "shown_warnings_logged_by", "torch_seed", "training_tool_parser", "user_path", "TRACEBACK_ENV"]
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:
@@ -355,6 +355,49 @@ def shown_warnings_logged_by(handler: logging.Handler) -> Iterator[None]:
         yield
     finally:
         logger.removeHandler(handler)
+
+
+# What a tool prints (its table, which regularizers it switched on) is also written into the
+# log.txt of `log_file_in`, through this logger: the console has shown it already.
+_PRINTED_LOGGER = "dropblock_det.printed"
+
+
+def print_and_log(text: str) -> None:
+    """print(text), and write it into the log.txt a `log_file_in` block has open (if any)."""
+    print(text, flush=True)
+    logger = logging.getLogger(_PRINTED_LOGGER)
+    if logger.handlers:
+        logger.info(text)
+
+
+@contextlib.contextmanager
+def log_file_in(output_dir: str, earlier_warnings: bool = False) -> Iterator[None]:
+    """While in the block, detectron2's and dropblock_det's loggers, the warnings shown on the
+    console (once `keep_shown_warnings` is on) and `print_and_log` also write to
+    output_dir/log.txt (appended to, as detectron2's is), in detectron2's log.txt format: a
+    tool without a training's `setup_run` (a sweep, its cells, analyze_robustness) keeps its
+    log beside its results too. `earlier_warnings`: the warnings shown before the block (the
+    checks') are written first."""
+    log_file = logging.FileHandler(os.path.join(output_dir, "log.txt"))
+    log_file.setFormatter(logging.Formatter("[%(asctime)s] %(name)s %(levelname)s: %(message)s",
+                                            datefmt="%m/%d %H:%M:%S"))
+    printed = logging.getLogger(_PRINTED_LOGGER)
+    printed.propagate = False  # printed already
+    printed.setLevel(logging.INFO)
+    loggers = [logging.getLogger("detectron2"), logging.getLogger("dropblock_det"), printed]
+    for logger in loggers:
+        logger.addHandler(log_file)
+    try:
+        with shown_warnings_logged_by(log_file):
+            if earlier_warnings:
+                for text in _shown_before_log_file:
+                    logging.getLogger(_WARNINGS_LOGGER).warning(text)
+                _shown_before_log_file.clear()
+            yield
+    finally:
+        for logger in loggers:
+            logger.removeHandler(log_file)
+        log_file.close()
 
 
 def _warnings_into_log_file(package_logger: logging.Logger, output_dir: str) -> None:

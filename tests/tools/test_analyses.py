@@ -213,6 +213,10 @@ def test_robustness_tool_compares_a_dropblock_and_a_stock_checkpoint(tiny_datase
     assert (out / "robustness.png").stat().st_size > 0
     table = (out / "robustness.txt").read_text()
     assert table.startswith("keep_prob")
+    # Its log.txt beside them (stop 55; none before): the evaluations' lines and what it printed.
+    log = (out / "log.txt").read_text()
+    assert "dropblock_det.printed INFO: switched on at inference, each at every --keep-probs value: " in log
+    assert log.count("Start inference on") == len(evaluations) and table in log and "robustness.png" in log
     # A rerun into the same --output-dir moves the earlier results aside; a checkpoint kept
     # in the folder that moves (evaluation/) is copied, so the rerun still finds it.
     kept = out / "evaluation" / "kept.pth"
@@ -220,8 +224,10 @@ def test_robustness_tool_compares_a_dropblock_and_a_stock_checkpoint(tiny_datase
     rerun = argv[:2] + ["--checkpoint", f"{kept}:baseline"] + argv[6:]
     tool.main(rerun[:4] + ["--keep-probs", "1.0", "--seeds", "0"] + rerun[10:])
     (archived,) = (out / "previous_runs").iterdir()
-    assert sorted(p.name for p in archived.iterdir()) == ["evaluation", "robustness.png", "robustness.txt"]
+    assert sorted(p.name for p in archived.iterdir()) == ["evaluation", "log.txt", "robustness.png", "robustness.txt"]
     assert (archived / "robustness.txt").read_text() == table != (out / "robustness.txt").read_text()
+    assert (archived / "log.txt").read_text() == log and table not in (out / "log.txt").read_text()
+    assert f"the earlier results in {out} were moved to {archived}" in (out / "log.txt").read_text()
     assert kept.is_file() and (archived / "evaluation" / "kept.pth").is_file()
 
 
@@ -1335,7 +1341,8 @@ def test_a_sweep_of_dropout_at_one_block_size_is_not_refused(block_sizes, tiny_d
 
 # --- stop 54 ---
 def test_each_sweep_cells_log_txt_holds_the_warnings_its_training_showed(tiny_datasets, tmp_path, monkeypatch):
-    # The warnings a cell's training shows reached only the console, as in train_net's runs.
+    # The warnings a cell's training shows reached only the console, as in train_net's runs;
+    # those shown before the first cell (SEED=-1's) reach the sweep's own log.txt (stop 55).
     import warnings
 
     from dropblock_det.engine.trainer import DropBlockTrainer
@@ -1353,10 +1360,18 @@ def test_each_sweep_cells_log_txt_holds_the_warnings_its_training_showed(tiny_da
         warnings.simplefilter("always")
         sweep.run_tool("sweep.py", lambda: sweep.main([
             "--config-file", DB_CONFIG, "--block-sizes", "1", "3", "--keep-probs", "1.0", "--output-dir", str(out)]
-            + TINY_OPTS + ["SOLVER.MAX_ITER", "2"]))
+            + TINY_OPTS + ["SOLVER.MAX_ITER", "2", "SEED", "-1"]))
     assert [str(w.message) for w in shown if "shown while" in str(w.message)] == [
         "shown while training b1_kp1", "shown while training b3_kp1"]  # on the console as before
     for cell, other in (("b1_kp1", "b3_kp1"), ("b3_kp1", "b1_kp1")):
         log = (out / cell / "log.txt").read_text()
         assert "dropblock_det.warnings WARNING: " in log and f"UserWarning: shown while training {cell}" in log
-        assert f"shown while training {other}" not in log
+        assert f"shown while training {other}" not in log and "SEED=-1" not in log
+    # The sweep's log.txt: the warning before the first cell, first; then each cell's lines, its
+    # progress and where its results went.
+    log = (out / "log.txt").read_text()
+    assert log.index("UserWarning: SEED=-1 (a random seed per cell)") < log.index(
+        "dropblock_det.printed INFO: [sweep] cell 1/2 block_size=1 keep_prob=1.0: training") < log.index(
+        "UserWarning: shown while training b1_kp1") < log.index("[sweep] cell 2/2 block_size=3") < log.index(
+        "UserWarning: shown while training b3_kp1") < log.index(f"heatmap: {out / 'sweep.png'} (2 cells)")
+    assert log.count("SEED=-1") == 1 and "Starting training from iteration 0" in log
