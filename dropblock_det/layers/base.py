@@ -574,7 +574,8 @@ def build_regularizer(
                           f"the run trains {type} at keep_prob as if they were left at their defaults",
                           UserWarning, stacklevel=2)
         return Dropout(keep_prob) if type == "Dropout" else SpatialDropout(keep_prob)
-    raise ValueError(f"unknown regularizer type {type!r}; choices: {', '.join(REGULARIZER_TYPES)}")
+    # Begins with the argument, as the other checks' messages: a LazyConfig error names its key.
+    raise ValueError(f"type must be one of {REGULARIZER_TYPES}, got {type!r}")
 
 
 def as_regularizer_factory(dropblock: Any, name: str = "dropblock") -> Optional[Callable[[], nn.Module]]:

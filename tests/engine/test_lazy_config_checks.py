@@ -264,9 +264,9 @@ def test_a_training_sampler_that_fails_only_once_the_data_is_loaded_is_refused_n
     (["dropblock.keep_prob=1.5"],
      r"^dropblock\.keep_prob=1\.5: model\.backbone\.bottom_up\.stages\.dropblock=\$\{dropblock\} "
      r"\(build_regularizer\): ValueError: keep_prob must be in \(0, 1\], got 1\.5$"),
-    (["dropblock.type=Foo"],  # a message that begins with no argument: the copy's key alone
-     r"^model\.backbone\.bottom_up\.stages\.dropblock=\$\{dropblock\} \(build_regularizer\): ValueError: "
-     r"unknown regularizer type 'Foo'"),
+    (["dropblock.type=Foo"],  # named only as the copy (stop 55: its message began "unknown regularizer type")
+     r"^dropblock\.type='Foo': model\.backbone\.bottom_up\.stages\.dropblock=\$\{dropblock\} \(build_regularizer\): "
+     r"ValueError: type must be one of \('DropBlock', 'Dropout', 'SpatialDropout'\), got 'Foo'$"),
     # An error torch raises (not a checked value) is placed too.
     (["model.backbone.out_channels=-3"], r"^model\.backbone\.top_block \(DropBlockLastLevelP6P7\): RuntimeError: .*negative"),
     # An argument misspelt in the config file ("+" adds it as the file would) is named with the
@@ -2280,3 +2280,20 @@ def test_an_augmentation_that_refuses_its_value_is_named_with_its_index_and_targ
     cfg.dataloader.train.mapper.augmentations[2][name] = float(value) if "." in value else int(value)
     with pytest.raises(ValueError, match=r"^dataloader\.train\.mapper\.augmentations\.2 \(Cutout\): ValueError: " + match):
         check_lazy_config_before_run(cfg, check_files=False)
+
+
+# --- stop 55 ---
+def test_a_copied_nodes_error_that_begins_with_no_argument_of_it_is_named_by_the_copys_key_alone():
+    # Only a message that begins with an argument of the copied node gets the key the user
+    # writes; any other (a word that is no argument, _target_, a value that does not resolve)
+    # is left to the copy's key, rather than named by a key that did not fail.
+    from omegaconf import OmegaConf
+
+    from dropblock_det.engine.lazy_config_checks import _copied_argument
+
+    node = OmegaConf.create({"_target_": "x", "keep_prob": 0.5, "block_size": "${missing}"})
+    assert _copied_argument(node, "dropblock", ValueError("keep_prob must be in (0, 1]")) == "dropblock.keep_prob=0.5: "
+    for message in ("unknown regularizer", "_target_ cannot be imported", "block_size must be an integer",
+                    "(keep_prob) ..."):
+        assert _copied_argument(node, "dropblock", ValueError(message)) == ""
+    assert _copied_argument(node, None, ValueError("keep_prob must be in (0, 1]")) == ""

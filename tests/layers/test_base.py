@@ -42,7 +42,8 @@ def test_build_regularizer_passes_dropblock_options_through():
 
 
 def test_unknown_regularizer_type_is_named_with_the_choices():
-    with pytest.raises(ValueError, match=r"'DropConnect'.*DropBlock, Dropout, SpatialDropout"):
+    with pytest.raises(ValueError, match=r"^type must be one of \('DropBlock', 'Dropout', 'SpatialDropout'\), "
+                                         r"got 'DropConnect'$"):
         build_regularizer("DropConnect", 0.9)
 
 
