@@ -153,7 +153,7 @@ class Cutout(T.Augmentation):
         if np.ndim(image) not in (2, 3):
             # Else numpy's "not enough values to unpack", or a 4-D batch cut as if (H, W, ...).
             raise ValueError(f"Cutout: image must be (H, W) or (H, W, C), got shape {np.shape(image)}")
-        height, width = image.shape[:2]
+        height, width = np.shape(image)[:2]  # a PIL image or nested lists too, as apply_image takes them
         if height == 0 or width == 0:
             # Nothing to hide; np.random.randint(0, 0) would raise "high <= 0".
             return NoOpTransform()

@@ -419,3 +419,18 @@ def test_cutout_names_an_image_that_is_not_hw_or_hwc(shape):
     # batch axis were the height.
     with pytest.raises(ValueError, match=r"Cutout: image must be \(H, W\) or \(H, W, C\), got shape " + re.escape(str(shape))):
         Cutout(4).get_transform(np.zeros(shape, np.uint8))
+
+
+# --- stop 55 ---
+def test_cutout_takes_a_pil_image_or_nested_lists_as_its_transform_does():
+    # np.ndim took them, then image.shape raised AttributeError; apply_image always took them.
+    from PIL import Image
+
+    array = np.full((8, 12, 3), 200, np.uint8)
+    for image in (Image.fromarray(array), array.tolist()):
+        np.random.seed(0)
+        transform = Cutout(4, fill_value=0.0).get_transform(image)
+        np.random.seed(0)
+        expected = Cutout(4, fill_value=0.0).get_transform(array)
+        assert transform.boxes.tolist() == expected.boxes.tolist()
+        assert np.array_equal(transform.apply_image(image), expected.apply_image(array))
