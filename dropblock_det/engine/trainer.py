@@ -25,6 +25,7 @@ from detectron2.data import build_detection_test_loader, build_detection_train_l
 from detectron2.data import transforms as T
 from detectron2.engine import DefaultTrainer, TrainerBase, hooks
 from detectron2.evaluation import DatasetEvaluator
+from detectron2.solver.lr_scheduler import LRMultiplier
 
 from .. import solver
 from ..data.file_errors import DatasetMapperNamingFiles, check_training_files, naming_dataset_files
@@ -240,10 +241,25 @@ class DropBlockTrainer(DefaultTrainer):
             warnings.warn("The checkpoint resumed from holds no optimizer state (saved by detectron2 v0.6's "
                           "own DefaultTrainer?): the run resumes with zero momentum", UserWarning, stacklevel=2)
             TrainerBase.load_state_dict(self, state_dict)
+            self._set_the_resumed_iterations_lr()
             return
         super().load_state_dict(state_dict)
         if not _DEFAULT_TRAINER_SAVES_OPTIMIZER:
             self._trainer.load_state_dict(state_dict["_trainer"])
+        self._set_the_resumed_iterations_lr()
+
+    def _set_the_resumed_iterations_lr(self) -> None:
+        """The optimizer state holds the LR the run's schedule gave its next iteration; this
+        config's scheduler, restored to the run's progress, gives that iteration its own. They
+        differ when the resume changes the schedule (a larger SOLVER.MAX_ITER, other STEPS), and
+        the first resumed iteration trained at the old one (0 after a finished poly run), the
+        next at the new; now every resumed iteration has this config's. Only for detectron2's
+        LRMultiplier and WarmupPolyLR, whose get_lr is a function of the progress alone (torch's
+        chainable schedulers compute from the optimizer's current LR). After a checkpoint
+        without optimizer state too, whose fresh optimizer held the LR of iteration 0."""
+        if isinstance(self.scheduler, (LRMultiplier, solver.WarmupPolyLR)):
+            for group, lr in zip(self.optimizer.param_groups, self.scheduler.get_lr()):
+                group["lr"] = lr
 
     def build_hooks(self) -> List[hooks.HookBase]:
         # DefaultTrainer.__init__ makes its checkpointer just before it calls build_hooks, whose

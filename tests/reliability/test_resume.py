@@ -194,3 +194,34 @@ def test_a_resume_with_changed_opts_keeps_the_config_the_run_was_trained_with_so
     assert (f"This resumed run's config differs from the one the run in OUTPUT_DIR='{out_dir}' was trained with so "
             f"far (MODEL.DROPBLOCK.KEEP_PROB: 0.9 -> 0.8): that config.yaml is kept as {kept}") in capsys.readouterr().out
     assert sorted(p.name for p in kept.parent.iterdir()) == ["config.yaml"]  # the checkpoints stay
+
+
+# --- stop 55 ---
+def test_a_resume_that_lengthens_the_schedule_trains_its_first_iteration_at_the_new_schedules_lr(runs, tmp_path):
+    # The optimizer state holds the LR the run's schedule (MAX_ITER 5) gave iteration 2; the
+    # continued run's (MAX_ITER 10) gives another, which its first iteration did not train at.
+    import shutil
+
+    train_net = load_tool("train_net")
+    out_dir = tmp_path / "run"
+    shutil.copytree(runs["resumed"], out_dir)
+    (out_dir / "last_checkpoint").write_text(f"model_{INTERRUPT_AFTER - 1:07d}.pth")
+    opts = OPTS + ["OUTPUT_DIR", str(out_dir), "SOLVER.MAX_ITER", "10"]
+    with tiny_synthetic_datasets(tmp_path / "datasets"):
+        cfg = train_net.setup(train_net.parser().parse_args(["--resume", "--config-file", CONFIG] + opts))
+        trainer = train_net.Trainer(cfg)
+        trainer.resume_or_load(resume=True)
+    assert trainer.start_iter == INTERRUPT_AFTER
+    # The new schedule's LR at that iteration, from a scheduler stepped there from scratch.
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.SOLVER.BASE_LR)
+    scheduler = train_net.Trainer.build_lr_scheduler(cfg, optimizer)
+    for _ in range(INTERRUPT_AFTER):
+        optimizer.step()
+        scheduler.step()
+    saved = torch.load(out_dir / f"model_{INTERRUPT_AFTER - 1:07d}.pth", weights_only=False)
+    saved_groups = saved["trainer"]["_trainer"]["optimizer"]["param_groups"]
+    factor = optimizer.param_groups[0]["lr"] / cfg.SOLVER.BASE_LR
+    expected = [group["initial_lr"] * factor for group in saved_groups]
+    # The two schedules differ there, so the test can fail: the checkpoint holds the old one's.
+    assert [group["lr"] for group in saved_groups] != pytest.approx(expected, rel=1e-3)
+    assert [group["lr"] for group in trainer.optimizer.param_groups] == pytest.approx(expected, rel=1e-6)
