@@ -141,6 +141,16 @@ def test_resume_continues_the_run_and_its_ramp(trained, tool, tmp_path, monkeypa
     assert (kept / "model_final.pth").read_bytes() == (out / "model_final.pth").read_bytes()
     # Each iteration trained once: the resumed run starts after the checkpoint's.
     assert [r["iteration"] for r in records if "total_loss" in r] == [0, 1, 2, 3, 4]
+    # Its first iteration trains at the LR of the schedule to max_iter 5, not at the one the
+    # checkpoint's optimizer holds (the schedule to 3's, which differs), as the yacs trainer does.
+    from detectron2.config import LazyConfig, instantiate
+
+    config = LazyConfig.load(LAZY_CONFIG)
+    multiplier = instantiate(config.lr_multiplier)
+    lrs = {r["iteration"]: r["lr"] for r in records if "lr" in r}
+    assert multiplier(3 / 5) != pytest.approx(multiplier(3 / 3))
+    assert lrs[3] == pytest.approx(config.optimizer.lr * multiplier(3 / 5))
+    assert lrs[4] == pytest.approx(config.optimizer.lr * multiplier(4 / 5))
 
 
 def test_eval_only_with_resume_evaluates_the_runs_last_checkpoint(trained, tool, tmp_path):
