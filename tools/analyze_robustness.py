@@ -40,16 +40,8 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tu
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tool_args.py, beside this file
-from tool_args import (  # noqa: E402
-    checks_passed,
-    folder,
-    log_file_in,
-    parse_tool_args,
-    print_and_log,
-    run_tool,
-    torch_seed,
-    user_path,
-)
+from tool_args import (checks_passed, folder, log_file_in, parse_tool_args, print_and_log, run_tool,  # noqa: E402
+                       torch_seed, user_path)
 
 # What a run of this tool writes into --output-dir (evaluation/: the evaluators' OUTPUT_DIR).
 ROBUSTNESS_FILES = ("robustness.txt", "robustness.png", "evaluation", "log.txt")
