@@ -474,3 +474,19 @@ def test_a_detection_test_set_needs_no_segmentation_metadata():
 
     for name in ("voc_2007_test", "coco_2017_val"):
         assert sem_seg_metadata_missing(name) == "", name
+
+
+# --- coverage audit 55 ---
+@pytest.mark.parametrize("content", [b"not an image", b"\x89PNG\r\n\x1a\n" + b"\x00" * 20])
+def test_a_segmentation_label_that_is_not_an_image_is_named_as_unreadable(tmp_path, content):
+    # PIL's own error named no file; an --eval-only reads the test set unchecked.
+    from dropblock_det.data.file_errors import DatasetFileError
+
+    evaluator = _synthetic_sem_seg_evaluator(tmp_path)
+    evaluator.reset()
+    (image, label), = evaluator.input_file_to_gt_file.items()
+    with open(label, "wb") as f:
+        f.write(content)
+    with pytest.raises(DatasetFileError, match=rf"^dataset 'synthetic_sem_seg_val': the label {label} \(of image "
+                                               rf"{image}\) is unreadable \((UnidentifiedImageError|SyntaxError|OSError)"):
+        evaluator.process([{"file_name": image}], [{"sem_seg": torch.zeros(evaluator._num_classes, 32, 32)}])
