@@ -774,3 +774,26 @@ def test_a_resumed_lazyconfig_run_with_python_tags_names_its_changed_keys(tmp_pa
         "so far (model.roi_heads.box_head.input_shape.channels: 64 -> 32; model.roi_heads.res5.block_class: "
         "'detectron2.modeling.backbone.resnet.BottleneckBlock' -> 'detectron2.modeling.backbone.resnet.BasicBlock'; "
         f"train.max_iter: 3 -> 5): that config.yaml is kept as {kept}/config.yaml\n")
+
+
+# --- coverage audit 55 ---
+def test_a_config_copy_that_fails_on_a_resume_from_a_periodic_checkpoint_leaves_no_empty_earlier_run(
+        tmp_path, monkeypatch):
+    # No model_final.pth to keep: the config's copy makes previous_runs/<time>/ itself, and a
+    # failed copy must not leave it behind, empty, to be read as an earlier run.
+    import shutil
+
+    from dropblock_det.engine.output_dir import prepare_output_dir
+
+    _write_files(tmp_path, {"model_0000004.pth": "PK", "last_checkpoint": "model_0000004.pth",
+                            "config.yaml": "a: 1\n", "config.yaml.pkl": "pickled"})
+
+    def disk_full(source, destination, **kwargs):
+        Path(destination).write_text("half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copy2", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        prepare_output_dir(str(tmp_path), "OUTPUT_DIR", False, True, True)
+    assert list((tmp_path / "previous_runs").iterdir()) == []
+    assert (tmp_path / "config.yaml").read_text() == "a: 1\n"
