@@ -1047,3 +1047,23 @@ def test_sparse_seeds_are_drawn_through_gaps_not_one_uniform_per_position(monkey
     positions = 10_000
     drop_block_module._sample_seed_positions(positions, 0.5, torch.device("cpu"))
     assert uniforms == [positions]
+
+
+# --- coverage audit 55 ---
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the message for a machine without CUDA")
+def test_impl_triton_on_cuda_without_a_cuda_device_says_torch_sees_none():
+    from dropblock_det.layers import triton_unavailable_reason
+
+    assert triton_unavailable_reason("cuda") == "torch sees no CUDA device here"
+
+
+def test_triton_kernels_that_do_not_import_are_named_and_leave_impl_auto_on_pytorch(monkeypatch):
+    # A Triton too old for the kernels: impl="triton" names it, impl="auto" uses PyTorch.
+    import sys
+
+    import dropblock_det.layers as layers
+
+    monkeypatch.delattr(layers, "drop_block_triton", raising=False)
+    monkeypatch.setitem(sys.modules, "dropblock_det.layers.drop_block_triton", None)
+    assert drop_block_module.triton_unavailable_reason("cuda").startswith("the Triton kernels do not import here (")
+    assert drop_block_module._triton_runs_on(torch.device("cuda")) is False
