@@ -741,3 +741,23 @@ def test_train_aug_lists_the_ids_in_the_order_of_the_split_files(tree):
     (voc / "ImageSets" / "Segmentation" / "train.txt").write_text("".join(f"{i}\n" for i in MINI_VOC_TRAIN[::-1]))
     prepare_voc_sem_seg(voc, sbd)
     assert _split(voc, "train_aug") == [*MINI_VOC_TRAIN[::-1], *MINI_TRAIN_AUG[2:]]
+
+
+# --- coverage audit 55 ---
+def test_an_sbd_mat_file_that_cannot_be_read_or_has_no_segmentation_is_named(tree):
+    voc, sbd, _ = tree
+    mat = sbd / "dataset" / "cls" / f"{MINI_SBD_TRAIN[1]}.mat"
+    mat.write_bytes(b"not a MATLAB file at all")
+    with pytest.raises(ValueError, match=rf"corrupt or unreadable SBD \.mat file .*{MINI_SBD_TRAIN[1]}\.mat"):
+        prepare_voc_sem_seg(voc, sbd)
+    savemat(mat, {"GTcls": {"Boundaries": np.zeros((4, 4), np.uint8)}})
+    with pytest.raises(ValueError, match=rf"{MINI_SBD_TRAIN[1]}\.mat: 'GTcls' has no 'Segmentation' field"):
+        prepare_voc_sem_seg(voc, sbd)
+
+
+def test_a_jpeg_that_cannot_be_read_is_named_when_label_sizes_are_checked(tree):
+    voc, sbd, _ = tree
+    image = voc / "JPEGImages" / f"{MINI_VOC_TRAIN[0]}.jpg"
+    image.write_bytes(b"not a jpeg")
+    with pytest.raises(ValueError, match=rf"corrupt or unreadable image .*{MINI_VOC_TRAIN[0]}\.jpg"):
+        prepare_voc_sem_seg(voc, sbd)
