@@ -1433,3 +1433,25 @@ def test_a_one_part_unknown_key_is_told_at_most_three_keys():
         synthetic_cfg("ENABLED", "True")
     named = re.search(r"\(did you mean (.*)\?\)", str(error.value)).group(1).split(", ")
     assert len(named) == 3 and all(key.endswith(".ENABLED") for key in named), named
+
+
+# --- coverage audit 55 ---
+def test_rcnn_feature_check_leaves_a_users_own_or_unregistered_roi_heads_to_their_build():
+    # A head of the user's own may read other keys than ROI_HEADS.IN_FEATURES: not refused
+    # for them; an unregistered name is detectron2's registry's to name. The RPN's features
+    # are still checked beside such a head.
+    from detectron2.modeling.roi_heads import ROI_HEADS_REGISTRY, ROIHeads
+
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.config_checks import check_rcnn_features
+
+    name = "CoverageAudit55OwnROIHeads"
+    if name not in ROI_HEADS_REGISTRY:
+        ROI_HEADS_REGISTRY.register(type(name, (ROIHeads,), {}))
+    for head in (name, "NoSuchROIHeads"):
+        check_rcnn_features(rcnn_cfg("MODEL.ROI_HEADS.NAME", head, "MODEL.ROI_HEADS.IN_FEATURES", "['q9']"))
+        check_rcnn_features(rcnn_cfg("MODEL.ROI_HEADS.NAME", head, "MODEL.ROI_HEADS.IN_FEATURES", "['q9']",
+                                     "MODEL.PROPOSAL_GENERATOR.NAME", "PrecomputedProposals",
+                                     "MODEL.RPN.IN_FEATURES", "['q9']"))
+        with pytest.raises(ValueError, match=r"MODEL\.RPN\.IN_FEATURES.*q9"):
+            check_rcnn_features(rcnn_cfg("MODEL.ROI_HEADS.NAME", head, "MODEL.RPN.IN_FEATURES", "['q9']"))
