@@ -2232,3 +2232,16 @@ if __name__ == "__main__":
             "usage: TRITON_INTERPRET=1 python tests/layers/test_drop_block_triton.py --interpreter-checks\n"
             "       python tests/layers/test_drop_block_triton.py --compile-checks  (TRITON_INTERPRET unset)"
         )
+
+
+# --- coverage audit 55 ---
+def test_drop_block_2d_triton_names_a_non_tensor_a_non_numeric_gamma_and_a_missing_triton(monkeypatch):
+    # Checked before any launch: Triton's own errors for these name no argument.
+    x = torch.zeros(1, 1, 4, 4)
+    with pytest.raises(ValueError, match=r"^x must be a torch\.Tensor, got list$"):
+        triton_path.drop_block_2d_triton([[0.0]], 0.1, 1, 1, True)
+    with pytest.raises(ValueError, match=r"^gamma must be a number in \[0, 1\], got '0\.1'$"):
+        triton_path.drop_block_2d_triton(x, "0.1", 1, 1, True)
+    monkeypatch.setattr(triton_path, "triton", None)
+    with pytest.raises(RuntimeError, match=r"needs Triton, which is not importable here; use impl='torch'"):
+        triton_path.drop_block_2d_triton(x, 0.1, 1, 1, True)
