@@ -110,7 +110,8 @@ def missing_config_file(config_file: str) -> str:
 def _config_file_shape_error(config_file: str) -> Optional[str]:
     """Why yacs failed on `config_file` with a bare TypeError / AttributeError: the first file
     in its _BASE_ chain whose YAML document is not a mapping, or whose _BASE_ is no path
-    (`_BASE_: 5`); None when neither (that error is then something else)."""
+    (`_BASE_: 5`), or a _BASE_ chain that comes back to a file in it (yacs' RecursionError);
+    None when none of these (that error is then something else)."""
     path, seen = config_file, set()
     while path not in seen:
         seen.add(path)
@@ -131,7 +132,10 @@ def _config_file_shape_error(config_file: str) -> Optional[str]:
                     "(relative to the file that names it)")
         base = os.path.expanduser(base)  # detectron2's CfgNode.load_yaml_with_base's resolution
         path = base if base.startswith(("/", "https://", "http://")) else os.path.join(os.path.dirname(path), base)
-    return None
+        path = path if path.startswith(("https://", "http://")) else os.path.normpath(path)
+    # yacs follows a _BASE_ cycle until Python's recursion limit: a RecursionError naming no file.
+    return (f"config file {config_file!r}: its _BASE_ chain comes back to {path!r}, a cycle "
+            "(a config file cannot extend itself, directly or through another)")
 
 
 def load_config(config_file: str, opts: Sequence[str] = (), extra_setup=None) -> CfgNode:
@@ -170,7 +174,7 @@ def load_config(config_file: str, opts: Sequence[str] = (), extra_setup=None) ->
             raise ValueError(f"config file {config_file!r}: {e}{_type_mismatch_advice(str(e))}") from None
         except yaml.YAMLError as e:  # PyYAML's message spans lines; its mark names the file (or a _BASE_)
             raise ValueError(f"config file {config_file!r} is not valid YAML: {' '.join(str(e).split())}") from None
-        except (TypeError, AttributeError):  # yacs on a document that is no mapping (empty: None)
+        except (TypeError, AttributeError, RecursionError):  # yacs on a document that is no mapping (empty: None)
             why = _config_file_shape_error(config_file)
             if why is None:
                 raise

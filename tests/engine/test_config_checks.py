@@ -1455,3 +1455,17 @@ def test_rcnn_feature_check_leaves_a_users_own_or_unregistered_roi_heads_to_thei
                                      "MODEL.RPN.IN_FEATURES", "['q9']"))
         with pytest.raises(ValueError, match=r"MODEL\.RPN\.IN_FEATURES.*q9"):
             check_rcnn_features(rcnn_cfg("MODEL.ROI_HEADS.NAME", head, "MODEL.RPN.IN_FEATURES", "['q9']"))
+
+
+def test_a_base_cycle_is_named_not_a_recursion_error(tmp_path):
+    # yacs followed a.yaml -> b.yaml -> a.yaml until Python's recursion limit, naming no file.
+    from dropblock_det.engine.config_checks import load_config
+
+    (tmp_path / "a.yaml").write_text("_BASE_: sub/../b.yaml\nSOLVER:\n  MAX_ITER: 3\n")
+    (tmp_path / "b.yaml").write_text("_BASE_: a.yaml\n")
+    with pytest.raises(ValueError, match=rf"^config file '{tmp_path}/a\.yaml': its _BASE_ chain comes back to "
+                                         rf"'{tmp_path}/a\.yaml', a cycle"):
+        load_config(str(tmp_path / "a.yaml"), [])
+    (tmp_path / "self.yaml").write_text("_BASE_: self.yaml\n")
+    with pytest.raises(ValueError, match=r"self\.yaml': its _BASE_ chain comes back to .*self\.yaml', a cycle"):
+        load_config(str(tmp_path / "self.yaml"), [])
