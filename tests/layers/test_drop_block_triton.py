@@ -944,6 +944,52 @@ def check_fused_relu_and_residual_keep_the_sign_of_zero_as_torch_does(device: st
         assert torch.equal(fused_grad_x, grad_x) and torch.equal(fused_grad_r, grad_r), f"{where}: gradients"
 
 
+def check_the_cuda_relu_mode_gives_positive_zeros_on_any_device(device: str) -> None:
+    # The kernels' RELU 2 branches (fused ReLU, fused residual sum) give +0.0 for -0.0, as
+    # torch.relu on CUDA does; on CPU (RELU 1) they never ran, under the interpreter included.
+    # Forced here: the outputs are the separate ops' with every zero +0.0, the gradients theirs
+    # (a zero output, of either sign, passes none). Stop 55.
+    x = torch.randn((2, 4, 9, 11), device=device)
+    x.view(-1)[::3] = -0.0
+    residual = torch.where(torch.rand_like(x) < 0.5, -0.0, 0.0)
+    saved_modes = dict(triton_path._RELU_MODES)
+
+    def positive_zeros(t: torch.Tensor) -> torch.Tensor:
+        return torch.where(t == 0, torch.zeros_like(t), t)
+
+    try:
+        for dtype, channels_last in ((torch.float32, False), (torch.float16, True), (torch.bfloat16, False),
+                                     (torch.float64, True)):
+            xd = x.to(dtype).contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+            rd = residual.to(dtype).contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+            triton_path._RELU_MODES[(xd.device, dtype)] = 2
+            where = f"{dtype}, channels_last={channels_last}"
+            torch.manual_seed(8)
+            fused = triton_path.drop_block_2d_triton(xd, 0.1, 2, 2, False, relu=True)
+            torch.manual_seed(8)
+            composed = positive_zeros(triton_path.drop_block_2d_triton(torch.relu(xd), 0.1, 2, 2, False))
+            assert (fused == 0).any() and not torch.signbit(fused[fused == 0]).any(), f"ReLU, {where}: a -0.0"
+            assert torch.equal(fused, composed), f"ReLU, {where}"
+            upstream = torch.randn(x.shape, device=device).to(dtype)
+            results = []
+            for fuse in (True, False):
+                xl, rl = xd.clone().requires_grad_(True), rd.clone().requires_grad_(True)
+                torch.manual_seed(8)
+                if fuse:
+                    out = triton_path.drop_block_2d_triton(xl, 0.1, 2, 2, False, residual=rl)
+                else:
+                    out = positive_zeros(torch.relu(rl + triton_path.drop_block_2d_triton(xl, 0.1, 2, 2, False)))
+                out.backward(upstream)
+                results.append((out.detach(), xl.grad, rl.grad))
+            (fused, fused_grad_x, fused_grad_r), (composed, grad_x, grad_r) = results
+            assert (fused == 0).any() and not torch.signbit(fused[fused == 0]).any(), f"residual, {where}: a -0.0"
+            assert torch.equal(fused, composed), f"residual, {where}"
+            assert torch.equal(fused_grad_x, grad_x) and torch.equal(fused_grad_r, grad_r), f"residual, {where}: gradients"
+    finally:
+        triton_path._RELU_MODES.clear()
+        triton_path._RELU_MODES.update(saved_modes)
+
+
 def check_fused_residual_keeps_one_bit_per_element_besides_the_output(device: str) -> None:
     saved: List[torch.Tensor] = []
     x = _relu_test_input((4, 8, 16, 16), torch.bfloat16, device, False).requires_grad_(True)
