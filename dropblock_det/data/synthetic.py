@@ -302,7 +302,8 @@ def _manifest_matches(folder: Path, expected: Dict[str, Any]) -> bool:
         recorded = json.loads(manifest.read_text())
     except (OSError, ValueError):
         return False
-    if recorded.get("params") != expected:
+    # Valid JSON that is no object (a list, null): no set, as other_params reads it.
+    if not isinstance(recorded, dict) or recorded.get("params") != expected:
         return False
     # The manifest is written last, but files could have been deleted since: every file
     # written is listed (a few thousand stat calls, milliseconds).

@@ -726,3 +726,19 @@ def test_a_shape_of_exactly_min_object_pixels_is_drawn(monkeypatch):
     monkeypatch.setattr(synthetic, "_shape_mask", block)
     _, _, objects = synthetic.draw_scene(np.random.default_rng(0), 32, 8, 16, 1, 3)
     assert [o["area"] for o in objects] == [synthetic.MIN_OBJECT_PIXELS]
+
+
+# --- mutation run 55 ---
+@pytest.mark.parametrize("manifest", ['{"params": null}', "params-without-files", '{"params": {"see', "[]"])
+def test_a_damaged_manifest_is_no_set_and_the_set_is_written_again(tmp_path, ensure, manifest):
+    # No params, no file list, cut short, not an object: no complete set, so ensure writes
+    # the set (no TypeError or JSONDecodeError from the manifest, no reuse).
+    folder = make_synthetic_detection(tmp_path, **TINY_DET)
+    recorded = json.loads((folder / "manifest.json").read_text())
+    if manifest == "params-without-files":
+        manifest = json.dumps({"params": recorded["params"]})
+    (folder / "manifest.json").write_text(manifest)
+    (folder / "train" / "000000.jpg").unlink()
+    ensure(tmp_path)
+    assert (folder / "train" / "000000.jpg").is_file()
+    assert json.loads((folder / "manifest.json").read_text()) == recorded
