@@ -729,6 +729,60 @@ def test_a_shape_of_exactly_min_object_pixels_is_drawn(monkeypatch):
 
 
 # --- mutation run 55 ---
+def test_an_interrupted_sem_seg_rewrite_is_not_taken_for_the_set_it_replaced(tmp_path, monkeypatch):
+    # As for the detection set: the segmentation set's manifest goes first, so a rewrite
+    # with other parameters that stops half way is not reused as the old set.
+    from dropblock_det.data import synthetic
+
+    folder = make_synthetic_sem_seg(tmp_path, **TINY_SEG)
+    original = _read_tree(folder)
+    real_draw_scene, calls = synthetic.draw_scene, []
+
+    def draw_scene_then_stop(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 2:
+            raise KeyboardInterrupt
+        return real_draw_scene(*args, **kwargs)
+
+    monkeypatch.setattr(synthetic, "draw_scene", draw_scene_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        make_synthetic_sem_seg(tmp_path, **{**TINY_SEG, "seed": 7})
+    monkeypatch.setattr(synthetic, "draw_scene", real_draw_scene)
+    assert _read_tree(folder) != original  # two images of the other set were written
+    make_synthetic_sem_seg(tmp_path, **TINY_SEG)
+    assert _read_tree(folder) == original
+
+
+def test_a_deleted_split_file_of_the_sem_seg_set_is_written_again(tmp_path):
+    # The loader's error says to run make_synthetic.py again: that must rewrite the split file.
+    from dropblock_det.data.synthetic import load_synthetic_sem_seg
+
+    folder = make_synthetic_sem_seg(tmp_path, **TINY_SEG)
+    split = folder / "ImageSets" / "Segmentation" / "val.txt"
+    split.unlink()
+    with pytest.raises(FileNotFoundError, match=r"val\.txt does not exist"):
+        load_synthetic_sem_seg(folder, "val")
+    make_synthetic_sem_seg(tmp_path, **TINY_SEG)
+    assert [d["image_id"] for d in load_synthetic_sem_seg(folder, "val")] == ["val_000000", "val_000001"]
+
+
+def test_a_set_of_an_older_generator_version_is_written_again(tmp_path, monkeypatch):
+    # "Bump when the drawing code changes, so old folders are regenerated": the manifest
+    # records the version and a set of another one is not reused.
+    from dropblock_det.data import synthetic
+
+    folder = make_synthetic_detection(tmp_path, **TINY_DET)
+    assert json.loads((folder / "manifest.json").read_text())["params"]["generator_version"] == \
+        synthetic.GENERATOR_VERSION
+    image = folder / "train" / "000000.jpg"
+    image.write_bytes(b"drawn by the old generator")
+    monkeypatch.setattr(synthetic, "GENERATOR_VERSION", synthetic.GENERATOR_VERSION + 1)
+    make_synthetic_detection(tmp_path, **TINY_DET)
+    assert image.read_bytes() != b"drawn by the old generator"
+    assert json.loads((folder / "manifest.json").read_text())["params"]["generator_version"] == \
+        synthetic.GENERATOR_VERSION
+
+
 @pytest.mark.parametrize("manifest", ['{"params": null}', "params-without-files", '{"params": {"see', "[]"])
 def test_a_damaged_manifest_is_no_set_and_the_set_is_written_again(tmp_path, ensure, manifest):
     # No params, no file list, cut short, not an object: no complete set, so ensure writes
