@@ -369,3 +369,13 @@ def test_the_lazy_training_loader_names_a_training_image_that_is_missing_before_
         with pytest.raises(DatasetFileError, match=r"^dataloader\.train\.dataset\.names=\['synthetic_det_train'\] lists "
                                                    rf"an item whose file_name {missing} does not exist"):
             build_lazy_train_loader(lazy_cfg(SYNTHETIC), torch.nn.Identity())
+
+
+# --- mutation run 55 ---
+def test_the_label_range_keeps_a_heads_ignore_value_other_than_255():
+    # A head ignoring another value (e.g. 0 for a set whose 0 is void) has its labels
+    # checked against that value, not VOC's 255.
+    from dropblock_det.engine.lazy import _sem_seg_label_range
+
+    assert _sem_seg_label_range(_sem_seg_model(ignore_value=0)) == (
+        3, 0, "model.sem_seg_head.num_classes=3, ignore_value=0")
