@@ -597,3 +597,33 @@ def test_the_summary_holds_the_evaluations_box_metrics_and_falls_back_to_metrics
     summary = tool.main(["--datasets-root", str(tmp_path / "datasets"), "--output-dir", str(tmp_path / "b")]
                         + TINY_OPTS)
     assert summary["final_AP"] == 7.0 and summary["bbox"] == {}
+
+
+# --- mutation run 55 ---
+def test_a_thread_count_of_minus_one_is_refused_before_anything_is_made(tmp_path, toy_defaults, monkeypatch):
+    # -1 (a common "all cores" spelling) was not to be read as torch's default either.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"--num-threads -1: expected >= 0 \(0 = torch's default\)"):
+        load_tool("main_job").main(["--num-threads", "-1", "--datasets-root", str(tmp_path / "datasets"),
+                                    "--output-dir", str(tmp_path / "out")] + TINY_OPTS)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_the_plot_shows_the_ap_metrics_json_holds_for_one_test_set_or_the_first_of_several(
+        tmp_path, toy_defaults, trained_by, monkeypatch):
+    # main_job.png's AP is the one metrics.json records: `bbox/AP` for one test set,
+    # `<first set>/bbox/AP` for several.
+    from dropblock_det import analysis
+
+    asked, real_plot = [], analysis.plot_training_curves
+    monkeypatch.setattr(analysis, "plot_training_curves",
+                        lambda records, out_png, ap_key, title: asked.append(ap_key) or real_plot(
+                            records, out_png, ap_key=ap_key, title=title))
+    trained_by({}, [{"iteration": 2, "total_loss": 1.0, "bbox/AP": 7.0}])
+    tool = load_tool("main_job")
+    tool.main(["--datasets-root", str(tmp_path / "datasets"), "--output-dir", str(tmp_path / "a")] + TINY_OPTS)
+    sets = ["synthetic_det_val", "synthetic_det_train"]
+    tool.main(["--datasets-root", str(tmp_path / "datasets"), "--output-dir", str(tmp_path / "b")] + TINY_OPTS
+              + ["DATASETS.TEST", str(tuple(sets))])
+    assert asked == ["bbox/AP", "synthetic_det_val/bbox/AP"]
+    assert (tmp_path / "a" / "main_job.png").is_file()
