@@ -379,3 +379,22 @@ def test_the_label_range_keeps_a_heads_ignore_value_other_than_255():
 
     assert _sem_seg_label_range(_sem_seg_model(ignore_value=0)) == (
         3, 0, "model.sem_seg_head.num_classes=3, ignore_value=0")
+
+
+def test_do_train_steps_the_lr_by_the_configs_lr_multiplier(tmp_path, monkeypatch):
+    # Without the LRScheduler hook the run trained at the base lr throughout (no warm-up,
+    # no decay), saying nothing.
+    from detectron2.config import instantiate
+    from detectron2.engine import SimpleTrainer, hooks
+
+    from conftest import tiny_synthetic_datasets
+    from dropblock_det.engine.lazy import do_train
+
+    started = []
+    monkeypatch.setattr(SimpleTrainer, "train", lambda self, start, end: started.append(self))
+    with tiny_synthetic_datasets(tmp_path / "datasets"):
+        cfg = lazy_cfg(SYNTHETIC, "model.head.conv_dims=[64]", "dataloader.train.total_batch_size=2",
+                       "dataloader.train.num_workers=0", f"train.output_dir={tmp_path / 'run'}", "train.max_iter=30")
+        do_train(cfg)
+    (stepping,) = [h for h in started.pop()._hooks if isinstance(h, hooks.LRScheduler)]
+    assert type(stepping._scheduler) is type(instantiate(cfg.lr_multiplier))
