@@ -398,3 +398,12 @@ def test_do_train_steps_the_lr_by_the_configs_lr_multiplier(tmp_path, monkeypatc
         do_train(cfg)
     (stepping,) = [h for h in started.pop()._hooks if isinstance(h, hooks.LRScheduler)]
     assert type(stepping._scheduler) is type(instantiate(cfg.lr_multiplier))
+
+
+def test_the_label_range_is_read_through_a_data_parallel_wrapper():
+    # A caller passing its wrapped model (DataParallel here; DistributedDataParallel alike)
+    # still has the labels checked.
+    from dropblock_det.engine.lazy import _sem_seg_label_range
+
+    assert _sem_seg_label_range(torch.nn.DataParallel(_sem_seg_model())) == (
+        3, 255, "model.sem_seg_head.num_classes=3, ignore_value=255")
