@@ -241,17 +241,19 @@ def check_anchor_levels(cfg: CN, levels_key: str, levels: Sequence[str]) -> None
                        f"{len(value)} entries for the {len(levels)} levels of {levels_key}={levels}: give one "
                        "per level, or one for every level")
         entries = value if isinstance(value[0], (list, tuple)) else [value]
-        if not all(isinstance(entry, (list, tuple)) for entry in entries):
-            counts = None  # lists mixed with numbers: left to detectron2
-            continue
+        if not all(isinstance(entry, (list, tuple)) and not any(isinstance(v, (list, tuple)) for v in entry)
+                   for entry in entries):
+            # detectron2 fails on these at the build with a bare TypeError ("'int' object is
+            # not iterable", "unsupported operand type(s) for ** or pow()").
+            raise _bad(f"MODEL.ANCHOR_GENERATOR.{name}", value, "lists mixed with numbers: give one list of numbers "
+                       f"for every level of {levels_key}={levels}, or one list per level")
         for index, entry in enumerate(entries):
             if not entry:
                 level = f"level {levels[index]!r}" if len(entries) > 1 else "any level"
                 raise _bad(f"MODEL.ANCHOR_GENERATOR.{name}", value, f"an empty list: no anchors at {level} of "
                            f"{levels_key}={levels}")
-        if counts is not None:
-            counts = [count * len(entries[index if len(entries) > 1 else 0]) for index, count in enumerate(counts)]
-    if counts is not None and len(set(counts)) > 1:
+        counts = [count * len(entries[index if len(entries) > 1 else 0]) for index, count in enumerate(counts)]
+    if len(set(counts)) > 1:
         given = ", ".join(f"{name}={anchors[name]}" for name in names)
         raise ValueError(
             f"MODEL.ANCHOR_GENERATOR: {given} give {counts} anchors per position at the levels {levels_key}={levels}: "

@@ -818,3 +818,30 @@ def test_resnet_enabled_with_no_stage_is_told_so_before_the_scales_are_counted()
     cfg.MODEL.DROPBLOCK.RESNET.ENABLED = False  # off: the scales' count is what is wrong
     with pytest.raises(ValueError, match=r"^MODEL\.DROPBLOCK\.RESNET\.STAGE_DROP_SCALES=\[0\.25, 1\.0\]: expected one "):
         validate_dropblock_config(cfg)
+
+
+# --- coverage audit 55b ---
+@pytest.mark.parametrize("opts", [["MODEL.ANCHOR_GENERATOR.SIZES", "[32, [64]]"],
+                                  ["MODEL.ANCHOR_GENERATOR.SIZES", "[[32], 64, [128], [256], [512]]"],
+                                  ["MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS", "[1.0, [2.0]]"]])
+def test_anchor_settings_mixing_lists_and_numbers_are_refused_naming_the_key(opts):
+    # detectron2's anchor generator failed at the build with a bare TypeError ("'int' object
+    # is not iterable", "unsupported operand type(s) for ** or pow(): 'list' and 'float'").
+    from conftest import synthetic_cfg
+    from dropblock_det.engine.config_checks import check_config_before_run
+
+    key, value = opts
+    with pytest.raises(ValueError, match=rf"^{re.escape(key)}=.*: lists mixed with numbers: give one list of numbers "
+                                         r"for every level of MODEL\.RETINANET\.IN_FEATURES=\['p3', .*or one list per "
+                                         r"level$"):
+        check_config_before_run(synthetic_cfg(*opts), check_files=False)
+
+
+def test_anchor_settings_of_another_anchor_generator_are_left_to_it():
+    # A generator of the user's own may read MODEL.ANCHOR_GENERATOR.SIZES otherwise.
+    from dropblock_det.config import check_anchor_levels
+
+    cfg = _cfg()
+    cfg.MODEL.ANCHOR_GENERATOR.SIZES = []
+    cfg.MODEL.ANCHOR_GENERATOR.NAME = "MyAnchorGenerator"
+    check_anchor_levels(cfg, "MODEL.RPN.IN_FEATURES", ["p3", "p4"])
