@@ -162,8 +162,7 @@ def read_voc_label(path: PathLike) -> np.ndarray:
         raise
     except (OSError, SyntaxError) as e:  # PIL: UnidentifiedImageError, truncated/broken chunks
         raise ValueError(f"corrupt or unreadable label PNG {path}: {e}") from None
-    if label.ndim != 2:
-        raise ValueError(f"{path}: expected a 2-D label map, got shape {label.shape}")
+    # "P" and "L" are single-band modes: np.array gives a 2-D (H, W) map.
     _check_label_values(label, path)
     return label
 
