@@ -356,7 +356,8 @@ def lazy_stock_config(cfg: Any) -> Any:
             in the model, the test loader or the evaluator (a Cutout in the test mapper,
             written there or read through an interpolation), for a RetinaNet head norm this
             detectron2's RetinaNetHead cannot build (GN on v0.6), and for a `dataset_evaluator` whose dataset is not one
-            name registered here with an evaluator type it picks an evaluator for.
+            name registered here with an evaluator type it picks an evaluator for, and for
+            an interpolation that does not resolve (check_lazy_interpolations_resolve).
     """
     import copy
 
@@ -364,8 +365,12 @@ def lazy_stock_config(cfg: Any) -> Any:
     from omegaconf import DictConfig, OmegaConf
 
     from .engine.evaluation import dataset_evaluator
+    from .engine.lazy_config_checks import check_lazy_interpolations_resolve
     from .modeling import make_dropblock_resnet_stages
 
+    # Every node is read below: one that does not resolve is named in one line, where
+    # OmegaConf's 3-line error came out of the rewrite.
+    check_lazy_interpolations_resolve(cfg)
     stock = copy.deepcopy(cfg)
     targets = _lazy_stock_targets()
     _copy_plugin_interpolations_into_eval_nodes(stock)
@@ -441,17 +446,23 @@ def _dropped_regularizer_arguments(node: Any, targets: Dict[Any, Any]) -> List[s
     from omegaconf import DictConfig
 
     if not isinstance(node, DictConfig) or not (_target(node) in targets or any(
-            isinstance(value, type) and value in targets for value in node.values())):
+            isinstance(node[name], type) and node[name] in targets for name in _given(node))):
         return []
     return [name for argument in _REGULARIZER_ARGUMENTS for name in (argument, argument + "_per_block")
             if name in node]
+
+
+def _given(node: Any) -> Iterator[Any]:
+    """The keys of the DictConfig `node` whose values are given: a missing one (`???`) is
+    kept as written, for LazyConfig.load or the build to name."""
+    return (name for name in node.keys() if not node._get_node(name)._is_missing())
 
 
 def _stock_block_classes(node: Any, targets: Dict[Any, Any]) -> None:
     """The stock class for every dropblock-det class `node` is given as a value
     (`block_class=DropBlockBottleneckBlock`); its regularizer arguments are left out by
     the caller (`_dropped_regularizer_arguments`)."""
-    for key in list(node.keys()):
+    for key in list(_given(node)):
         value = node[key]
         if isinstance(value, type) and value in targets:
             node[key] = targets[value]
@@ -477,7 +488,6 @@ def _copy_plugin_interpolations_into_eval_nodes(cfg: Any) -> None:
     import copy
 
     from omegaconf import DictConfig, ListConfig
-    from omegaconf.errors import OmegaConfBaseException
 
     copied = True
     while copied:
@@ -486,10 +496,7 @@ def _copy_plugin_interpolations_into_eval_nodes(cfg: Any) -> None:
             raw = parent._get_node(name)
             if not (in_lazy_eval_nodes(key) and raw._is_interpolation()):
                 continue
-            try:
-                value = parent[name]
-            except OmegaConfBaseException:  # kept as written: LazyConfig.load names it
-                continue
+            value = parent[name]  # it resolves: lazy_stock_config checked it
             if isinstance(value, (DictConfig, ListConfig)) and (_is_plugin_target(_target(value))
                                                                  or lazy_plugin_nodes(value)):
                 parent[name] = copy.deepcopy(value)

@@ -718,3 +718,30 @@ def test_the_head_advice_for_each_model_without_a_retinanet_head_is_to_turn_it_o
         f"MODEL.META_ARCHITECTURE={arch!r} builds no RetinaNet head - the HEAD location is the class and box towers "
         "of a RetinaNet" + (" (this model's segmentation head is the SEM_SEG_HEAD location)" if segments else "")
         + ": set MODEL.DROPBLOCK.HEAD.ENABLED False for this model")
+
+
+# --- coverage audit 55b ---
+def test_lazy_stock_config_names_an_interpolation_that_does_not_resolve_in_one_line():
+    # The rewrite read every node: OmegaConf's 3-line InterpolationKeyError came out of it.
+    from dropblock_det.deploy import lazy_stock_config
+
+    cfg = _lazy("Synthetic/retinanet_R18_GN_dropblock_res45_kp0.9_b3.py", "model.head.norm=''")
+    cfg.dataloader.test.num_workers = "${nope}"
+    with pytest.raises(ValueError, match=r"^dataloader\.test\.num_workers=\$\{nope\}: InterpolationKeyError: "
+                                         r"Interpolation key 'nope' not found[^\n]*$"):
+        lazy_stock_config(cfg)
+
+
+def test_lazy_stock_config_keeps_missing_values_and_a_head_without_shapes():
+    # What the stock config cannot know is kept as written for LazyConfig.load / the build to
+    # name: a missing value (???), a head whose input_shape the RetinaNet is left to give (no
+    # per-level copies made of nothing).
+    from dropblock_det.deploy import lazy_stock_config
+
+    cfg = _lazy("Synthetic/retinanet_R18_GN_dropblock_res45_kp0.9_b3.py", "model.head.norm=''")
+    cfg.train.coverage_audit_missing = "???"
+    del cfg.model.head.input_shape
+    stock = lazy_stock_config(cfg)
+    assert stock.train._get_node("coverage_audit_missing")._is_missing()
+    assert "input_shape" not in stock.model.head
+    assert stock.model.head._target_.__name__ == "RetinaNetHead"
