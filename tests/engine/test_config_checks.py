@@ -1469,3 +1469,38 @@ def test_a_base_cycle_is_named_not_a_recursion_error(tmp_path):
     (tmp_path / "self.yaml").write_text("_BASE_: self.yaml\n")
     with pytest.raises(ValueError, match=r"self\.yaml': its _BASE_ chain comes back to .*self\.yaml', a cycle"):
         load_config(str(tmp_path / "self.yaml"), [])
+
+
+# --- coverage audit 55b ---
+def test_rcnn_feature_check_of_a_proposal_network_checks_its_rpn_not_the_roi_heads_it_lacks():
+    # A ProposalNetwork builds no ROI heads: ROI_HEADS.IN_FEATURES (left at another model's
+    # value) is not read and must not be refused; its RPN's features are checked.
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.config_checks import check_rcnn_features
+
+    check_rcnn_features(rcnn_cfg("MODEL.META_ARCHITECTURE", "ProposalNetwork", "MODEL.ROI_HEADS.IN_FEATURES", "['q9']"))
+    with pytest.raises(ValueError, match=r"MODEL\.RPN\.IN_FEATURES.*q9"):
+        check_rcnn_features(rcnn_cfg("MODEL.META_ARCHITECTURE", "ProposalNetwork", "MODEL.RPN.IN_FEATURES", "['q9']"))
+
+
+def test_stock_retinanet_norm_this_detectron2_builds_is_not_refused():
+    # BN builds in the stock RetinaNetHead on every detectron2: only a norm it cannot build
+    # is sent to DropBlockRetinaNet.
+    from dropblock_det.engine.config_checks import check_stock_retinanet_norm
+
+    check_stock_retinanet_norm(synthetic_cfg("MODEL.META_ARCHITECTURE", "RetinaNet", "MODEL.RETINANET.NORM", "BN"))
+    with pytest.raises(ValueError, match=r"^MODEL\.RETINANET\.NORM='GNN': this detectron2's own RetinaNetHead"):
+        check_stock_retinanet_norm(synthetic_cfg("MODEL.META_ARCHITECTURE", "RetinaNet", "MODEL.RETINANET.NORM", "GNN"))
+
+
+def test_channel_counts_are_checked_for_resnet_and_fpn_backbones_only():
+    # A backbone of the user's own (no 'resnet' or 'fpn' in its name) does not read
+    # MODEL.RESNETS / MODEL.FPN: their values are not refused for it.
+    from dropblock_det.engine.config_checks import _check_channel_values
+
+    for key in ("MODEL.RESNETS.STEM_OUT_CHANNELS", "MODEL.FPN.OUT_CHANNELS"):
+        cfg = synthetic_cfg(key, "0")
+        with pytest.raises(ValueError, match=rf"^{re.escape(key)}=0: expected an integer >= 1$"):
+            _check_channel_values(cfg)
+        cfg.MODEL.BACKBONE.NAME = "build_my_own_backbone"
+        _check_channel_values(cfg)
