@@ -2297,3 +2297,35 @@ def test_a_copied_nodes_error_that_begins_with_no_argument_of_it_is_named_by_the
                     "(keep_prob) ..."):
         assert _copied_argument(node, "dropblock", ValueError(message)) == ""
     assert _copied_argument(node, None, ValueError("keep_prob must be in (0, 1]")) == ""
+
+
+# --- coverage audit 55b ---
+def test_a_train_sampler_left_missing_or_not_resolving_is_refused_naming_the_key():
+    # instantiate failed on it after the datasets were loaded, with OmegaConf's error.
+    from dropblock_det.engine.lazy_config_checks import check_lazy_train_sampler
+
+    cfg = lazy_cfg(SYNTHETIC)
+    cfg.dataloader.train.sampler = "???"
+    with pytest.raises(ValueError, match=r"^dataloader\.train\.sampler: Missing mandatory value"):
+        check_lazy_train_sampler(cfg)
+    cfg.dataloader.train.sampler = {"_target_": "detectron2.data.samplers.TrainingSampler", "size": "${nope}"}
+    with pytest.raises(ValueError, match=r"^dataloader\.train\.sampler\.size=\$\{nope\}: InterpolationKeyError: "
+                                         r"Interpolation key 'nope' not found \(the training loader's build reads it"):
+        check_lazy_train_sampler(cfg)
+
+
+def test_an_override_hydra_cannot_parse_is_refused_naming_the_opt():
+    from dropblock_det.engine.lazy_config_checks import check_override_key
+
+    with pytest.raises(ValueError, match=r"^command-line opt 'train\.max_iter=\[1,': "):
+        check_override_key(lazy_cfg(SYNTHETIC), "train.max_iter=[1,")
+
+
+def test_a_config_file_that_is_not_text_is_not_taken_for_a_lazy_config(tmp_path):
+    # The yacs reader then names the file; the check must not fail with a UnicodeDecodeError.
+    from dropblock_det.engine.lazy_config_checks import is_lazy_config_file
+
+    path = tmp_path / "utf16.yaml"
+    path.write_text("model:\n  x: 1\n", encoding="utf-16")
+    assert not is_lazy_config_file(str(path))
+    assert not is_lazy_config_file(str(tmp_path / "gone.yaml"))
