@@ -892,3 +892,24 @@ def test_a_schedule_other_than_poly_gets_no_poly_lr_advice():
     assert "POLY_LR_POWER" not in stock.SOLVER
     assert not [line for line in load_tool("export_stock_config").advice(cfg, stock, checked=True)
                 if "WarmupPolyLR" in line]
+
+
+# --- coverage audit 55b ---
+def test_a_config_beside_the_weights_that_does_not_load_is_not_compared_and_fails_nothing(tmp_path):
+    # Another model's (or another version's) config.yaml beside the weights: no advice, and
+    # the export goes on (its error is not the user's config's).
+    import argparse
+
+    from conftest import SYNTH_CONFIG, synthetic_cfg
+    from dropblock_det.engine.lazy_config_checks import load_lazy_config
+
+    tool = load_tool("export_stock_config")
+    weights = tmp_path / "model_final.pth"
+    weights.write_bytes(b"")  # not read
+    (tmp_path / "config.yaml").write_text("MODEL:\n  NO_SUCH_KEY: 1\n")
+    args = argparse.Namespace(config_file=SYNTH_CONFIG, opts=[])
+    assert tool.run_config_advice(synthetic_cfg("MODEL.WEIGHTS", str(weights)), args) == []
+    (tmp_path / "config.yaml").write_text("model:\n  _target_: no.such.Model\n")
+    lazy = load_lazy_config(SYNTHETIC_LAZY, [f"train.init_checkpoint={weights}"])
+    args = argparse.Namespace(config_file=SYNTHETIC_LAZY, opts=[])
+    assert tool.lazy_run_config_advice(lazy, None, args) == []
