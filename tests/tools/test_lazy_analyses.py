@@ -436,3 +436,21 @@ def test_a_lazy_sweep_whose_model_cannot_be_built_on_meta_is_not_refused_several
         warnings.filterwarnings("error", message=r"train\.seed=-1 \(a random seed per cell\)")
         with pytest.raises(UserWarning, match=r"^train\.seed=-1 \(a random seed per cell\)"):
             load_tool("sweep").main(argv)
+
+
+# --- coverage audit 55b ---
+def test_lazy_robustness_refuses_a_model_without_regularizers_where_the_meta_build_could_not_tell(
+        checkpoints, tmp_path, monkeypatch):
+    # A model the meta device cannot build (check_lazy_config_before_run returns None) is
+    # looked at once really built: still refused before any evaluation or output.
+    from dropblock_det.engine import lazy, lazy_config_checks
+
+    evaluations = []
+    monkeypatch.setattr(lazy, "do_test", lambda *a: evaluations.append(a))
+    monkeypatch.setattr(lazy_config_checks, "check_lazy_config_before_run", lambda cfg, train=True: None)
+    argv = _robustness_argv(LAZY_CONFIG, checkpoints["dropblock"], tmp_path / "out", keep_probs=("0.9",))
+    opts = ["model.backbone.bottom_up.stages.dropblock_stages=[]", "model.backbone.bottom_up.stages.stage_drop_scales=[]"]
+    with pytest.raises(ValueError, match=r"retinanet_R18_GN_dropblock_res45_kp0\.9_b3\.py \(\+ opts\) builds a model "
+                                         r"with no DropBlock"):
+        load_tool("analyze_robustness").main(argv + TINY_LAZY_EVAL_OPTS + ["train.device=cpu"] + opts)
+    assert evaluations == [] and not (tmp_path / "out").exists()
