@@ -572,3 +572,23 @@ def test_a_checkpoint_refusal_keeps_torchs_error_as_its_cause_and_a_detail_line_
 
     with pytest.raises(RuntimeError, match=r"\(TypeError: Weights only load failed\.\)$"):
         _naming_the_file(str(path), read)
+
+
+# --- coverage audit 55b ---
+def test_optimizer_settings_that_cannot_be_compared_are_not_called_changed():
+    # A tensor setting (a tensor lr, betas kept as a tensor): == gives no single bool; a
+    # resume is not refused for it.
+    from dropblock_det.engine.checkpoint import _changed_settings
+
+    saved = [{"initial_lr": torch.tensor([0.1, 0.1]), "momentum": 0.9}]
+    assert _changed_settings(saved, [{"lr": 0.1, "momentum": 0.9}]) == []
+    assert _changed_settings(saved, [{"lr": 0.1, "momentum": 0.5}]) == ["momentum 0.9 (this config: 0.5)"]
+
+
+def test_an_eval_checkpoint_without_a_model_is_only_looked_for(tmp_path):
+    # model=None (a model the meta device cannot build): the file is found, not loaded.
+    from dropblock_det.engine.checkpoint import check_eval_checkpoint
+
+    path = tmp_path / "model.pth"
+    path.write_bytes(b"not a checkpoint")  # never read
+    check_eval_checkpoint(None, str(path), "MODEL.WEIGHTS")
