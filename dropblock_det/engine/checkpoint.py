@@ -102,9 +102,8 @@ class _StrictCheckpointer(DetectionCheckpointer):
                 "config: " + "; ".join(problems))
 
     def _load_file(self, f: str) -> Dict[str, Any]:
+        # fvcore's load hands a URL's local copy (fetched by the path manager), never the URL.
         self._loading_path = f
-        if is_url(f):  # fetched by detectron2's path manager: its errors say what failed
-            return super()._load_file(f)
         return _naming_the_file(f, super()._load_file)
 
 
