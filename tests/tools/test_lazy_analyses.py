@@ -454,3 +454,14 @@ def test_lazy_robustness_refuses_a_model_without_regularizers_where_the_meta_bui
                                          r"with no DropBlock"):
         load_tool("analyze_robustness").main(argv + TINY_LAZY_EVAL_OPTS + ["train.device=cpu"] + opts)
     assert evaluations == [] and not (tmp_path / "out").exists()
+
+
+def test_lazy_robustness_config_without_an_output_dir_keeps_the_configs_folders():
+    from dropblock_det.engine.lazy_config_checks import load_lazy_config
+
+    tool = load_tool("analyze_robustness")
+    given = load_lazy_config(LAZY_CONFIG, [])
+    cfg = tool.lazy_robustness_config(LAZY_CONFIG, [])
+    assert cfg.train.output_dir == given.train.output_dir
+    assert cfg.dataloader.evaluator._get_node("output_dir")._value() == given.dataloader.evaluator._get_node(
+        "output_dir")._value()
