@@ -1102,7 +1102,9 @@ def check_model_values(cfg: CfgNode) -> None:
         check_norm("MODEL.SEM_SEG_HEAD.NORM", model.SEM_SEG_HEAD.NORM)
         check_loss_weight("MODEL.SEM_SEG_HEAD.LOSS_WEIGHT", model.SEM_SEG_HEAD.LOSS_WEIGHT)
     anchors = model.ANCHOR_GENERATOR
-    if anchors.NAME == "DefaultAnchorGenerator":
+    # The rotated generator takes the same sizes, ratios and offset (an aspect ratio of 0 was
+    # a bare ZeroDivisionError at its build).
+    if anchors.NAME in ("DefaultAnchorGenerator", "RotatedAnchorGenerator"):
         check_anchor_sizes("MODEL.ANCHOR_GENERATOR.SIZES", anchors.SIZES)
         check_anchor_aspect_ratios("MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS", anchors.ASPECT_RATIOS)
         check_anchor_offset("MODEL.ANCHOR_GENERATOR.OFFSET", anchors.OFFSET)

@@ -1504,3 +1504,24 @@ def test_channel_counts_are_checked_for_resnet_and_fpn_backbones_only():
             _check_channel_values(cfg)
         cfg.MODEL.BACKBONE.NAME = "build_my_own_backbone"
         _check_channel_values(cfg)
+
+
+@pytest.mark.parametrize("key, value, match", [
+    ("MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS", "[[0.0]]", r"expected height / width ratios > 0"),
+    ("MODEL.ANCHOR_GENERATOR.SIZES", "[[0]]", r"expected anchor sizes in pixels, none 0"),
+    ("MODEL.ANCHOR_GENERATOR.OFFSET", "1.0", r"expected the anchors' offset in \[0, 1\)"),
+])
+def test_rotated_anchor_values_are_checked_as_the_default_generators_are(key, value, match):
+    # RotatedAnchorGenerator's were not looked at: a ratio of 0 failed its build with a bare
+    # ZeroDivisionError, a size of 0 passed every check, an offset of 1 named no key.
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.config_checks import check_model_config
+
+    cfg = rcnn_cfg("MODEL.ANCHOR_GENERATOR.NAME", "RotatedAnchorGenerator", "MODEL.PROPOSAL_GENERATOR.NAME", "RRPN",
+                   "MODEL.ROI_HEADS.NAME", "RROIHeads", "MODEL.ROI_BOX_HEAD.POOLER_TYPE", "ROIAlignRotated",
+                   "MODEL.RPN.BBOX_REG_WEIGHTS", "(1, 1, 1, 1, 1)",
+                   "MODEL.ROI_BOX_HEAD.BBOX_REG_WEIGHTS", "(10, 10, 5, 5, 1)")
+    check_model_config(cfg)  # the rotated R-CNN builds
+    cfg.merge_from_list([key, value])
+    with pytest.raises(ValueError, match=rf"^{re.escape(key)}={re.escape(value)}: {match}"):
+        check_model_config(cfg)
