@@ -1119,8 +1119,8 @@ def check_lazy_model_values(cfg: DictConfig) -> None:
     """The values given to detectron2's heads and their parts in `model` that it builds and
     then fails on at the first step or trains or evaluates on silently wrong, judged as the
     yacs MODEL keys are (config_checks.check_model_values): a Matcher's thresholds and
-    labels, a Box2BoxTransform's weights, DefaultAnchorGenerator's sizes, aspect ratios and
-    offset, an ROIPooler's output size and type (ROIAlignRotated only under RROIHeads, as
+    labels, a Box2BoxTransform's weights, DefaultAnchorGenerator's (and RotatedAnchorGenerator's)
+    sizes, aspect ratios and offset, an ROIPooler's output size and type (ROIAlignRotated only under RROIHeads, as
     the yacs ROI_HEADS.NAME), a RetinaNet's focal loss, box loss and
     test-time thresholds and limits, an RPN's sampler, top-k, NMS threshold and box loss,
     the ROI heads' sampler, FastRCNNOutputLayers' test-time values and box loss, the layer
@@ -1201,7 +1201,7 @@ def _check_model_node_values(key: str, node: DictConfig, ancestors: List[Tuple[s
     """check_lazy_model_values' judgement of the node at `key` (with its `ancestors`, by
     key), by its target."""
     from detectron2.modeling import RetinaNet
-    from detectron2.modeling.anchor_generator import DefaultAnchorGenerator
+    from detectron2.modeling.anchor_generator import DefaultAnchorGenerator, RotatedAnchorGenerator
     from detectron2.modeling.box_regression import Box2BoxTransform, Box2BoxTransformRotated
     from detectron2.modeling.matcher import Matcher
     from detectron2.modeling.poolers import ROIPooler
@@ -1240,7 +1240,7 @@ def _check_model_node_values(key: str, node: DictConfig, ancestors: List[Tuple[s
         check("weights", check_box_weights)
     elif issubclass(target, Box2BoxTransformRotated):
         check("weights", check_box_weights, 5)
-    elif issubclass(target, DefaultAnchorGenerator):
+    elif issubclass(target, (DefaultAnchorGenerator, RotatedAnchorGenerator)):  # the same sizes, ratios, offset
         check("sizes", check_anchor_sizes)
         check("aspect_ratios", check_anchor_aspect_ratios)
         check("offset", check_anchor_offset)

@@ -2329,3 +2329,31 @@ def test_a_config_file_that_is_not_text_is_not_taken_for_a_lazy_config(tmp_path)
     path.write_text("model:\n  x: 1\n", encoding="utf-16")
     assert not is_lazy_config_file(str(path))
     assert not is_lazy_config_file(str(tmp_path / "gone.yaml"))
+
+
+@pytest.mark.parametrize("argument, value, match", [
+    ("aspect_ratios", [0.0], r"^model\.anchor_generator\.aspect_ratios=\[0\.0\]: expected height / width ratios > 0"),
+    ("sizes", [[0]], r"^model\.anchor_generator\.sizes=\[\[0\]\]: expected anchor sizes in pixels, none 0"),
+    ("offset", 1.0, r"^model\.anchor_generator\.offset=1\.0: expected the anchors' offset"),
+])
+def test_rotated_anchor_generator_values_are_refused_by_key(argument, value, match):
+    # Checked for DefaultAnchorGenerator only: a ratio of 0 failed the rotated one's build
+    # with a bare ZeroDivisionError; the rotated box transform's 5 weights are checked too.
+    from detectron2.config import LazyCall as L
+    from detectron2.modeling.anchor_generator import RotatedAnchorGenerator
+    from detectron2.modeling.box_regression import Box2BoxTransformRotated
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model_values
+
+    cfg = lazy_cfg(SYNTHETIC)
+    generator = dict(sizes=[[32]], aspect_ratios=[1.0], angles=[0.0], strides=[8, 16, 32, 64, 128], offset=0.0)
+    cfg.model.anchor_generator = L(RotatedAnchorGenerator)(**generator)
+    check_lazy_model_values(cfg)
+    cfg.model.anchor_generator = L(RotatedAnchorGenerator)(**dict(generator, **{argument: value}))
+    with pytest.raises(ValueError, match=match):
+        check_lazy_model_values(cfg)
+    cfg.model.anchor_generator = L(RotatedAnchorGenerator)(**generator)
+    cfg.model.box2box_transform = L(Box2BoxTransformRotated)(weights=[1.0, 1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match=r"^model\.box2box_transform\.weights=\[1\.0, 1\.0, 1\.0, 1\.0\]: expected 5 "
+                                         r"weights"):
+        check_lazy_model_values(cfg)
