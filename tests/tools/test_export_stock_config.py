@@ -913,3 +913,12 @@ def test_a_config_beside_the_weights_that_does_not_load_is_not_compared_and_fail
     lazy = load_lazy_config(SYNTHETIC_LAZY, [f"train.init_checkpoint={weights}"])
     args = argparse.Namespace(config_file=SYNTHETIC_LAZY, opts=[])
     assert tool.lazy_run_config_advice(lazy, None, args) == []
+
+
+def test_a_lazy_config_without_an_output_folder_is_exported_without_one(tmp_path):
+    # No train.output_dir (null): nothing to write absolute or to place beside the run.
+    from detectron2.config import LazyConfig
+
+    load_tool("export_stock_config").main(["--config-file", SYNTHETIC_LAZY, "--output", str(tmp_path / "stock.yaml"),
+                                           "model.head.norm=''", "train.output_dir=null"])
+    assert LazyConfig.load(str(tmp_path / "stock.yaml")).train.output_dir is None
