@@ -261,13 +261,15 @@ def test_sem_seg_labels_mark_every_class_border_ignore_both_ways(tmp_path):
     assert vertical_borders > 0
 
 
-def test_an_interrupted_rewrite_is_not_taken_for_the_set_it_replaced(tmp_path, monkeypatch):
+@pytest.mark.parametrize("kind", ["detection", "sem_seg"])  # sem_seg: mutation run 55
+def test_an_interrupted_rewrite_is_not_taken_for_the_set_it_replaced(tmp_path, monkeypatch, kind):
     # Rewriting with other parameters first invalidates the manifest: if it stops half way,
     # the folder holds a mix of both sets, and asking for the old parameters again must
     # write them again, not reuse the mix.
     from dropblock_det.data import synthetic
 
-    folder = make_synthetic_detection(tmp_path, **TINY_DET)
+    make, params = (make_synthetic_detection, TINY_DET) if kind == "detection" else (make_synthetic_sem_seg, TINY_SEG)
+    folder = make(tmp_path, **params)
     original = _read_tree(folder)
     real_draw_scene, calls = synthetic.draw_scene, []
 
@@ -279,10 +281,10 @@ def test_an_interrupted_rewrite_is_not_taken_for_the_set_it_replaced(tmp_path, m
 
     monkeypatch.setattr(synthetic, "draw_scene", draw_scene_then_stop)
     with pytest.raises(KeyboardInterrupt):
-        make_synthetic_detection(tmp_path, **{**TINY_DET, "seed": 7})
+        make(tmp_path, **{**params, "seed": 7})
     monkeypatch.setattr(synthetic, "draw_scene", real_draw_scene)
     assert _read_tree(folder) != original  # two images of the other set were written
-    make_synthetic_detection(tmp_path, **TINY_DET)
+    make(tmp_path, **params)
     assert _read_tree(folder) == original
 
 
@@ -729,30 +731,6 @@ def test_a_shape_of_exactly_min_object_pixels_is_drawn(monkeypatch):
 
 
 # --- mutation run 55 ---
-def test_an_interrupted_sem_seg_rewrite_is_not_taken_for_the_set_it_replaced(tmp_path, monkeypatch):
-    # As for the detection set: the segmentation set's manifest goes first, so a rewrite
-    # with other parameters that stops half way is not reused as the old set.
-    from dropblock_det.data import synthetic
-
-    folder = make_synthetic_sem_seg(tmp_path, **TINY_SEG)
-    original = _read_tree(folder)
-    real_draw_scene, calls = synthetic.draw_scene, []
-
-    def draw_scene_then_stop(*args, **kwargs):
-        calls.append(1)
-        if len(calls) > 2:
-            raise KeyboardInterrupt
-        return real_draw_scene(*args, **kwargs)
-
-    monkeypatch.setattr(synthetic, "draw_scene", draw_scene_then_stop)
-    with pytest.raises(KeyboardInterrupt):
-        make_synthetic_sem_seg(tmp_path, **{**TINY_SEG, "seed": 7})
-    monkeypatch.setattr(synthetic, "draw_scene", real_draw_scene)
-    assert _read_tree(folder) != original  # two images of the other set were written
-    make_synthetic_sem_seg(tmp_path, **TINY_SEG)
-    assert _read_tree(folder) == original
-
-
 def test_a_deleted_split_file_of_the_sem_seg_set_is_written_again(tmp_path):
     # The loader's error says to run make_synthetic.py again: that must rewrite the split file.
     from dropblock_det.data.synthetic import load_synthetic_sem_seg

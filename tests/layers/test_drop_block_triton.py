@@ -897,6 +897,23 @@ def check_fused_residual_gives_exactly_relu_of_residual_plus_dropblock(device: s
     assert _residual_results(x16, torch.full_like(x16, 6.0e4), False, True)[0].isinf().any()  # the sum overflows
 
 
+def _fused_and_composed_residual(x: torch.Tensor, residual: torch.Tensor, upstream: torch.Tensor,
+                                 relu_of_sum: Callable[[torch.Tensor], torch.Tensor]) -> List[Tuple[torch.Tensor, ...]]:
+    """[(out, grad of x, grad of residual)] of the fused residual sum, then of
+    relu_of_sum(residual + DropBlock(x)), at one seed (block 2, gamma 0.1, a mask per channel)."""
+    results = []
+    for fuse in (True, False):
+        xl, rl = x.clone().requires_grad_(True), residual.clone().requires_grad_(True)
+        torch.manual_seed(8)
+        if fuse:
+            out = triton_path.drop_block_2d_triton(xl, 0.1, 2, 2, False, residual=rl)
+        else:
+            out = relu_of_sum(rl + triton_path.drop_block_2d_triton(xl, 0.1, 2, 2, False))
+        out.backward(upstream)
+        results.append((out.detach(), xl.grad, rl.grad))
+    return results
+
+
 def check_fused_relu_and_residual_keep_the_sign_of_zero_as_torch_does(device: str) -> None:
     # On CPU torch.relu(-0.0) and relu_(-0.0 + -0.0) are -0.0, on CUDA +0.0 (assert_close
     # cannot tell them apart): the fused ReLU (flat, rows and pixels kernels) and the fused
@@ -924,17 +941,8 @@ def check_fused_relu_and_residual_keep_the_sign_of_zero_as_torch_does(device: st
             continue
         rd = residual.to(dtype).contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
         upstream = torch.randn(x.shape, device=device).to(dtype)
-        results = []
-        for fuse in (True, False):
-            xl, rl = xd.clone().requires_grad_(True), rd.clone().requires_grad_(True)
-            torch.manual_seed(8)
-            if fuse:
-                out = triton_path.drop_block_2d_triton(xl, 0.1, 2, 2, False, residual=rl)
-            else:
-                out = torch.relu_(rl + triton_path.drop_block_2d_triton(xl, 0.1, 2, 2, False))
-            out.backward(upstream)
-            results.append((out.detach(), xl.grad, rl.grad))
-        (fused, fused_grad_x, fused_grad_r), (composed, grad_x, grad_r) = results
+        (fused, fused_grad_x, fused_grad_r), (composed, grad_x, grad_r) = _fused_and_composed_residual(
+            xd, rd, upstream, torch.relu_)
         where = f"residual, {dtype}, channels_last={channels_last}"
         assert torch.equal(fused, composed), where
         assert bool((torch.signbit(composed) & (composed == 0)).any()) == relu_keeps_negative_zero, \
@@ -971,17 +979,8 @@ def check_the_cuda_relu_mode_gives_positive_zeros_on_any_device(device: str) -> 
             assert (fused == 0).any() and not torch.signbit(fused[fused == 0]).any(), f"ReLU, {where}: a -0.0"
             assert torch.equal(fused, composed), f"ReLU, {where}"
             upstream = torch.randn(x.shape, device=device).to(dtype)
-            results = []
-            for fuse in (True, False):
-                xl, rl = xd.clone().requires_grad_(True), rd.clone().requires_grad_(True)
-                torch.manual_seed(8)
-                if fuse:
-                    out = triton_path.drop_block_2d_triton(xl, 0.1, 2, 2, False, residual=rl)
-                else:
-                    out = positive_zeros(torch.relu(rl + triton_path.drop_block_2d_triton(xl, 0.1, 2, 2, False)))
-                out.backward(upstream)
-                results.append((out.detach(), xl.grad, rl.grad))
-            (fused, fused_grad_x, fused_grad_r), (composed, grad_x, grad_r) = results
+            (fused, fused_grad_x, fused_grad_r), (composed, grad_x, grad_r) = _fused_and_composed_residual(
+                xd, rd, upstream, lambda total: positive_zeros(torch.relu(total)))
             assert (fused == 0).any() and not torch.signbit(fused[fused == 0]).any(), f"residual, {where}: a -0.0"
             assert torch.equal(fused, composed), f"residual, {where}"
             assert torch.equal(fused_grad_x, grad_x) and torch.equal(fused_grad_r, grad_r), f"residual, {where}: gradients"
