@@ -18,8 +18,9 @@ random draws differ only by block_size and keep_prob, and resets the TorchScript
 what it gives trained alone in a fresh process, to the bit on CPU: its result is a function
 of its config, not of its place in the grid.
 Outputs: sweep.csv, sweep.png, log.txt (every cell's lines, and the warnings shown before
-the first). A config with no MODEL.DROPBLOCK location enabled is refused, and so are several --block-sizes for a TYPE without a block (Dropout,
-SpatialDropout: one --block-sizes value sweeps their keep_prob). A cell whose training diverges (detectron2's FloatingPointError, "Loss became
+the first). A config with no MODEL.DROPBLOCK location enabled is refused, and so are
+several --block-sizes for a TYPE without a block (Dropout, SpatialDropout: one
+--block-sizes value sweeps their keep_prob). A cell whose training diverges (detectron2's FloatingPointError, "Loss became
 infinite or NaN": a low keep_prob may) gets no row and the other cells train; then the tool
 draws the heatmap of the recorded cells and fails naming the diverged ones, which a rerun
 trains again from their last checkpoints. Any other error stops the sweep at once.
