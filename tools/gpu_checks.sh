@@ -101,7 +101,7 @@ if [ -e "$RESULTS/environment.txt" ]; then
 fi
 
 # Seconds per step, at most; BUDGET caps them all together. Measured on the H200 (2026-12-04,
-# benchmarks/results/2026-12-04-H200): tests 103-115 s (57 CUDA tests then, 81 now), bench
+# benchmarks/results/2026-12-04-H200): tests 103-115 s (57 CUDA tests then, 82 now), bench
 # 27 s, train 53 s, tune 41 s (22 variants then, 36 now); profile not yet run there.
 declare -A LIMIT=([tests]=200 [bench]=120 [train]=240 [profile]=90 [tune]=400)
 if [ "$SMOKE" = 1 ]; then
