@@ -390,9 +390,7 @@ def log_file_in(output_dir: str, earlier_warnings: bool = False) -> Iterator[Non
     try:
         with shown_warnings_logged_by(log_file):
             if earlier_warnings:
-                for text in _shown_before_log_file:
-                    logging.getLogger(_WARNINGS_LOGGER).warning(text)
-                _shown_before_log_file.clear()
+                _log_the_warnings_shown_before()
             yield
     finally:
         for logger in loggers:
@@ -414,9 +412,14 @@ def _warnings_into_log_file(package_logger: logging.Logger, output_dir: str) -> 
         if isinstance(getattr(stream, "name", None), str) and os.path.abspath(stream.name) == log_file:
             logger.addHandler(handler)
     if logger.handlers:
-        for text in _shown_before_log_file:
-            logger.warning(text)
-        _shown_before_log_file.clear()
+        _log_the_warnings_shown_before()
+
+
+def _log_the_warnings_shown_before() -> None:
+    """Write the warnings kept while no log.txt was open into the one now open, once."""
+    for text in _shown_before_log_file:
+        logging.getLogger(_WARNINGS_LOGGER).warning(text)
+    _shown_before_log_file.clear()
 
 
 def _refusal(e: BaseException) -> Optional[str]:
