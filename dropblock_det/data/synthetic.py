@@ -398,6 +398,10 @@ def _manifest_files(folder: Path) -> set:
         files = json.loads((folder / MANIFEST_NAME).read_text()).get("files", [])
     except (OSError, ValueError, AttributeError):
         return set()
+    if not isinstance(files, list):
+        # null or a number failed with TypeError, a string was read as its characters ('.'
+        # failed unlinking the folder, a one-letter file of the user's was removed): none.
+        return set()
     # Only plain relative paths inside the folder.
     return {f for f in files if isinstance(f, str) and not os.path.isabs(f) and ".." not in Path(f).parts}
 

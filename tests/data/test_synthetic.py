@@ -774,3 +774,19 @@ def test_a_damaged_manifest_is_no_set_and_the_set_is_written_again(tmp_path, ens
     ensure(tmp_path)
     assert (folder / "train" / "000000.jpg").is_file()
     assert json.loads((folder / "manifest.json").read_text()) == recorded
+
+
+# --- mutation 56 ---
+@pytest.mark.parametrize("files", [None, 5, "train/000000.jpg"])
+def test_a_manifest_whose_file_list_is_no_list_lists_no_file_to_remove(tmp_path, files):
+    # Its "files" null or a number failed the rewrite with TypeError; a string was read as
+    # its characters: '.' failed unlinking the folder, a one-letter file of the user's went.
+    from dropblock_det.data.synthetic import make_synthetic_detection
+
+    folder = make_synthetic_detection(tmp_path, **TINY_DET)
+    recorded = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**recorded, "files": files}))
+    (folder / "t").write_text("the user's")
+    make_synthetic_detection(tmp_path, **TINY_DET)
+    assert json.loads((folder / "manifest.json").read_text()) == recorded
+    assert (folder / "t").read_text() == "the user's"
