@@ -1525,3 +1525,45 @@ def test_rotated_anchor_values_are_checked_as_the_default_generators_are(key, va
     cfg.merge_from_list([key, value])
     with pytest.raises(ValueError, match=rf"^{re.escape(key)}={re.escape(value)}: {match}"):
         check_model_config(cfg)
+
+
+# --- mutation 56 ---
+def test_a_base_chain_is_followed_by_path_so_only_a_real_cycle_is_named_one(tmp_path):
+    # Two files of one name in a chain (a project's base.yaml extending another base.yaml) are
+    # no cycle: the empty one is named. A cycle entered from outside it is named where the
+    # chain comes back. Two configs extending one base (a diamond of two chains) both load.
+    from dropblock_det.engine.config_checks import load_config
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "base.yaml").write_text("_BASE_: ../b/base.yaml\n")
+    (tmp_path / "b" / "base.yaml").write_text("")
+    with pytest.raises(ValueError, match=rf"^config file '{re.escape(str(tmp_path / 'a' / 'base.yaml'))}': its _BASE_ "
+                                         rf"'{re.escape(str(tmp_path / 'b' / 'base.yaml'))}' holds nothing"):
+        load_config(str(tmp_path / "a" / "base.yaml"))
+    (tmp_path / "x.yaml").write_text("_BASE_: y.yaml\n")
+    (tmp_path / "y.yaml").write_text("_BASE_: z.yaml\n")
+    (tmp_path / "z.yaml").write_text("_BASE_: y.yaml\n")
+    with pytest.raises(ValueError, match=rf"^config file '{re.escape(str(tmp_path / 'x.yaml'))}': its _BASE_ chain comes "
+                                         rf"back to '{re.escape(str(tmp_path / 'y.yaml'))}', a cycle"):
+        load_config(str(tmp_path / "x.yaml"))
+    (tmp_path / "c.yaml").write_text(f"_BASE_: {SYNTH_CONFIG}\nSOLVER:\n  MAX_ITER: 7\n")
+    for leaf, base in (("d1.yaml", "c.yaml"), ("d2.yaml", "a/../c.yaml")):
+        (tmp_path / leaf).write_text(f"_BASE_: {base}\n")
+        assert load_config(str(tmp_path / leaf)).SOLVER.MAX_ITER == 7
+
+
+def test_anchor_values_given_as_opts_tuples_pass_and_a_size_that_is_no_number_is_named():
+    # Opts give a level's values as a tuple: its numbers are checked, it is no value itself.
+    # A negative size is left (detectron2 makes its absolute value's anchors); a size that is
+    # no number ("16") failed detectron2's build with a bare TypeError.
+    from dropblock_det.engine.config_checks import check_model_values
+
+    cfg = synthetic_cfg("MODEL.ANCHOR_GENERATOR.SIZES", "((16, 20), (32, 40), (64, 80), (128, 161), (256, 322))",
+                        "MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS", "((0.5, 1.0, 2.0),)")
+    check_model_values(cfg)
+    cfg.MODEL.ANCHOR_GENERATOR.SIZES = [[-16]]
+    check_model_values(cfg)
+    cfg.MODEL.ANCHOR_GENERATOR.SIZES = [["16"]]
+    with pytest.raises(ValueError, match=r"^MODEL\.ANCHOR_GENERATOR\.SIZES=\[\['16'\]\]: expected anchor sizes in pixels"):
+        check_model_values(cfg)
