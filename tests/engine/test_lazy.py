@@ -407,3 +407,22 @@ def test_the_label_range_is_read_through_a_data_parallel_wrapper():
 
     assert _sem_seg_label_range(torch.nn.DataParallel(_sem_seg_model())) == (
         3, 255, "model.sem_seg_head.num_classes=3, ignore_value=255")
+
+
+# --- mutation 56 ---
+def test_do_test_logs_the_results_in_detectron2s_copypaste_format(monkeypatch):
+    # As detectron2's own LazyConfig loop: the log's "copypaste:" lines of each evaluation
+    # (dropping them passed every test).
+    from detectron2.config import LazyCall as L
+    from detectron2.evaluation import DatasetEvaluator
+
+    from dropblock_det.engine import lazy
+
+    results = {"bbox": {"AP": 12.5}}
+    printed = []
+    monkeypatch.setattr(lazy, "_build_loader", lambda cfg, split: [])
+    monkeypatch.setattr(lazy, "inference_on_dataset", lambda model, loader, evaluator: results)
+    monkeypatch.setattr(lazy, "print_csv_format", printed.append)
+    cfg = lazy_cfg(SYNTHETIC)
+    cfg.dataloader.evaluator = L(DatasetEvaluator)()
+    assert lazy.do_test(cfg, torch.nn.Identity()) == results and printed == [results]
