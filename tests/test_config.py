@@ -845,3 +845,28 @@ def test_anchor_settings_of_another_anchor_generator_are_left_to_it():
     cfg.MODEL.ANCHOR_GENERATOR.SIZES = []
     cfg.MODEL.ANCHOR_GENERATOR.NAME = "MyAnchorGenerator"
     check_anchor_levels(cfg, "MODEL.RPN.IN_FEATURES", ["p3", "p4"])
+
+
+# --- mutation 56 ---
+def test_anchor_levels_given_as_opts_tuples_are_counted_against_the_levels():
+    # Opts give a level's values as a tuple: two of them for five levels are named (a count
+    # left unchecked for tuples failed the anchor count with a bare IndexError).
+    from dropblock_det.config import check_anchor_levels
+
+    cfg = _cfg()
+    levels = ["p3", "p4", "p5", "p6", "p7"]
+    cfg.merge_from_list(["MODEL.ANCHOR_GENERATOR.SIZES", "((32,), (64,))"])
+    with pytest.raises(ValueError, match=r"^MODEL\.ANCHOR_GENERATOR\.SIZES=.*: 2 entries for the 5 levels of "
+                                         r"MODEL\.RPN\.IN_FEATURES="):
+        check_anchor_levels(cfg, "MODEL.RPN.IN_FEATURES", levels)
+    cfg.merge_from_list(["MODEL.ANCHOR_GENERATOR.SIZES", "((32,), (64,), (128,), (256,), (512,))",
+                         "MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS", "((0.5, 1.0, 2.0),)"])
+    check_anchor_levels(cfg, "MODEL.RPN.IN_FEATURES", levels)
+
+
+def test_a_config_without_input_cutout_is_validated_without_it():
+    # INPUT.CUTOUT is checked only where the config has it: one given MODEL.DROPBLOCK alone
+    # (by hand, or by an older version of the plugin) is validated, not an AttributeError.
+    cfg = _cfg()
+    del cfg.INPUT["CUTOUT"]
+    validate_dropblock_config(cfg)
