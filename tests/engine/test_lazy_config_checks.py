@@ -2357,3 +2357,156 @@ def test_rotated_anchor_generator_values_are_refused_by_key(argument, value, mat
     with pytest.raises(ValueError, match=r"^model\.box2box_transform\.weights=\[1\.0, 1\.0, 1\.0, 1\.0\]: expected 5 "
                                          r"weights"):
         check_lazy_model_values(cfg)
+
+
+# --- coverage audit 56 ---
+def test_an_override_into_a_value_or_through_a_missing_value_is_refused_naming_the_opt():
+    # train.max_iter is a value: the key check stops there and detectron2's apply_overrides
+    # refuses going into it. A yacs-cased key whose path passes a `???` value (train.init_checkpoint):
+    # the near-key search stops at it, where reading it raised MissingMandatoryValue.
+    with pytest.raises(ValueError, match=r"^command-line opt 'train\.max_iter\.foo=3': .*train\.max_iter is not a "
+                                         r"config"):
+        lazy_cfg(SYNTHETIC, "train.max_iter.foo=3")
+    with pytest.raises(KeyError, match=r"command-line opt 'TRAIN\.INIT_CHECKPOINT\.x=1': the config's top level has "
+                                       r"no key 'TRAIN' \(did you mean train\?\)"):
+        lazy_cfg(SYNTHETIC, "train.init_checkpoint=???", "TRAIN.INIT_CHECKPOINT.x=1")
+
+
+def test_loader_parts_a_config_leaves_out_are_not_looked_into():
+    # A user's loaders and evaluators need not give every argument detectron2's do: an
+    # evaluator without dataset_name, a loader without num_workers or total_batch_size, a
+    # mapper without augmentations or image_format, a training loader of one's own (its
+    # sampler is its own business). Each is passed over; the same checks still refuse a bad value.
+    from dropblock_det.engine.lazy_config_checks import (
+        check_lazy_cutout,
+        check_lazy_inputs,
+        check_lazy_loaders,
+        check_lazy_train_parts,
+        check_lazy_train_sampler,
+        lazy_dataset_names,
+    )
+
+    cfg = lazy_cfg(SYNTHETIC)
+    del cfg.dataloader.evaluator["dataset_name"]
+    assert lazy_dataset_names(cfg) == [("dataloader.train.dataset.names", "synthetic_det_train"),
+                                       ("dataloader.test.dataset.names", "synthetic_det_val")]
+    cfg = lazy_cfg(SYNTHETIC)
+    del cfg.dataloader.train["num_workers"]
+    check_lazy_loaders(cfg)
+    cfg.dataloader.test.num_workers = -1
+    with pytest.raises(ValueError, match=r"^dataloader\.test\.num_workers=-1"):
+        check_lazy_loaders(cfg)
+    cfg = lazy_cfg(SYNTHETIC)
+    del cfg.dataloader.train["total_batch_size"]
+    check_lazy_train_parts(cfg, None)
+    for split in ("train", "test"):
+        cfg.dataloader[split].mapper.image_format = "BGR"  # the test mapper's read the train mapper's
+    del cfg.dataloader.train.mapper["image_format"]
+    check_lazy_inputs(cfg, None)
+    cfg.dataloader.test.mapper.image_format = "XYZ"
+    with pytest.raises(ValueError, match=r"^dataloader\.test\.mapper\.image_format='XYZ'"):
+        check_lazy_inputs(cfg, None)
+    cfg.dataloader.test.mapper.image_format = "BGR"
+    del cfg.dataloader.train.mapper["augmentations"]
+    check_lazy_cutout(cfg)
+    cfg.dataloader.train.mapper = None
+    check_lazy_inputs(cfg, None)
+    cfg.dataloader.train._target_ = "torch.utils.data.DataLoader"
+    cfg.dataloader.train.sampler = "???"  # refused under build_detection_train_loader (coverage audit 55b)
+    check_lazy_train_sampler(cfg)
+
+
+def test_a_cutout_after_a_resize_of_one_length_is_judged_against_it():
+    # short_edge_length=64 (one number, not a list): the hole's size is still compared with it.
+    from detectron2.config import LazyCall as L
+    from detectron2.data.transforms import ResizeShortestEdge
+
+    from dropblock_det.data.cutout import Cutout
+    from dropblock_det.engine.lazy_config_checks import check_lazy_cutout
+
+    cfg = lazy_cfg(SYNTHETIC)
+    cfg.dataloader.train.mapper.augmentations = [L(ResizeShortestEdge)(short_edge_length=64, max_size=64),
+                                                 L(Cutout)(size=100)]
+    with pytest.warns(UserWarning, match=r"augmentations\.1\.size=100 is larger than the training images' shorter "
+                                         r"side .*ResizeShortestEdge\(short_edge_length=64, max_size=64\)"):
+        check_lazy_cutout(cfg)
+
+
+def test_augmentations_given_as_one_node_are_built_before_the_run_naming_the_key():
+    # Not a list (an AugmentationList node of one's own, or one augmentation): built as a whole.
+    from detectron2.config import LazyCall as L
+    from detectron2.data.transforms import ResizeShortestEdge
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_train_parts
+
+    cfg = lazy_cfg(SYNTHETIC)
+    cfg.dataloader.train.mapper.augmentations = L(ResizeShortestEdge)(short_edge_length=64, max_size=64)
+    check_lazy_train_parts(cfg, None)
+    cfg.dataloader.train.mapper.augmentations.sample_style = "sometimes"
+    with pytest.raises(ValueError, match=r"^dataloader\.train\.mapper\.augmentations: "):
+        check_lazy_train_parts(cfg, None)
+
+
+def test_an_optimizer_without_a_params_node_is_not_built_before_the_run():
+    # do_train gives the model to optimizer.params only where it is a node: without one, the
+    # config's own optimizer is not built on the model here.
+    from dropblock_det.engine.lazy_config_checks import lazy_meta_model, lazy_optimizer
+
+    cfg = lazy_cfg(SYNTHETIC)
+    model = lazy_meta_model(cfg)
+    assert lazy_optimizer(cfg, model) is not None
+    cfg.optimizer.params = None
+    assert lazy_optimizer(cfg, model) is None
+
+
+def test_a_pooler_outside_roi_heads_takes_any_of_detectron2s_pooler_types():
+    from detectron2.config import LazyCall as L
+    from detectron2.modeling.poolers import ROIPooler
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model_values
+
+    cfg = lazy_cfg(SYNTHETIC)
+    cfg.model.extra = L(ROIPooler)(output_size=7, scales=[0.25], sampling_ratio=0, pooler_type="ROIAlignRotated")
+    check_lazy_model_values(cfg)
+    cfg.model.extra.pooler_type = "ROIAlignV3"
+    with pytest.raises(ValueError, match=r"^model\.extra\.pooler_type='ROIAlignV3': expected one of \['ROIAlign', "
+                                         r"'ROIAlignV2', 'ROIPool', 'ROIAlignRotated'\]$"):
+        check_lazy_model_values(cfg)
+
+
+def test_a_component_named_by_a_string_target_that_imports_is_named_with_its_own_message():
+    # A run's config.yaml writes targets as strings: one that imports but raises keeps the
+    # component's message, where _unimportable_target has nothing to say.
+    from omegaconf import OmegaConf
+
+    from dropblock_det.engine.lazy_config_checks import instantiate_naming_key
+
+    node = OmegaConf.create({"_target_": "dropblock_det.layers.base.build_regularizer", "type": "Foo",
+                             "keep_prob": 0.9})
+    with pytest.raises(ValueError, match=r"^reg \(dropblock_det\.layers\.base\.build_regularizer\): ValueError: "
+                                         r"type must be one of \('DropBlock', 'Dropout', 'SpatialDropout'\), "
+                                         r"got 'Foo'$"):
+        instantiate_naming_key(node, "reg")
+
+
+def test_class_counts_of_heads_without_a_class_count_are_left_out():
+    # A Cascade R-CNN's box_predictor is a ModuleList (one per stage, no num_classes of its
+    # own), a user's ROI heads or semantic head may have no num_classes / predictor /
+    # ignore_value: only the counts the model has are compared with the dataset's classes.
+    from detectron2.modeling import GeneralizedRCNN, SemanticSegmentor
+
+    from dropblock_det.engine.lazy_config_checks import _lazy_class_counts
+
+    rcnn = GeneralizedRCNN.__new__(GeneralizedRCNN)
+    torch.nn.Module.__init__(rcnn)
+    rcnn.roi_heads = torch.nn.Module()
+    assert _lazy_class_counts(rcnn) == ([], [])
+    rcnn.roi_heads.num_classes = 3
+    rcnn.roi_heads.box_predictor = torch.nn.ModuleList([torch.nn.Linear(2, 4)])
+    assert _lazy_class_counts(rcnn) == ([("model.roi_heads.num_classes", 3, "thing")], [])
+    segmentor = SemanticSegmentor.__new__(SemanticSegmentor)
+    torch.nn.Module.__init__(segmentor)
+    segmentor.sem_seg_head = torch.nn.Module()
+    assert _lazy_class_counts(segmentor) == ([], [])
+    segmentor.sem_seg_head.ignore_value = 255
+    assert _lazy_class_counts(segmentor) == ([], [("model.sem_seg_head.ignore_value", 255)])
