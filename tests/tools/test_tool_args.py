@@ -732,3 +732,44 @@ def test_a_machine_rank_outside_the_machines_is_refused_before_launch(tool_args,
     tool_args.launch_tool(lambda args: None, argparse.Namespace(num_gpus=2, num_machines=2, machine_rank=1,
                                                                 dist_url="tcp://127.0.0.1:1"))
     assert launched == [2]
+
+
+# --- coverage audit 56 ---
+def test_log_file_in_appends_each_printed_line_once_and_only_inside_the_block(tool_args, tmp_path, capsys):
+    # A sweep rerun into its folder, or a resumed cell, appends to the log.txt there: an earlier
+    # run's lines are kept. What print_and_log prints is written once (not again through the
+    # dropblock_det logger it is a child of), at INFO even where dropblock_det's level is
+    # WARNING (no setup_logger in this process), and not after the block.
+    import logging
+
+    package = logging.getLogger("dropblock_det")
+    level = package.level
+    package.setLevel(logging.WARNING)
+    try:
+        with tool_args.log_file_in(str(tmp_path)):
+            tool_args.print_and_log("the first run's table")
+        with tool_args.log_file_in(str(tmp_path)):
+            tool_args.print_and_log("the rerun's table")
+        tool_args.print_and_log("printed after the block")
+    finally:
+        package.setLevel(level)
+    log = (tmp_path / "log.txt").read_text().splitlines()
+    assert [line.split(": ", 1)[1] for line in log] == ["the first run's table", "the rerun's table"]
+    assert all(" dropblock_det.printed INFO: " in line for line in log)
+    assert capsys.readouterr().out.splitlines() == ["the first run's table", "the rerun's table",
+                                                    "printed after the block"]
+
+
+def test_the_warnings_shown_before_a_log_go_into_the_first_log_that_asks_for_them_once(tool_args, tmp_path,
+                                                                                      monkeypatch):
+    # A sweep cell's log (earlier_warnings off) does not take the checks' warnings; the sweep's
+    # own log does, and a later log in the same process does not get them again.
+    monkeypatch.setattr(tool_args, "_shown_before_log_file", ["UserWarning: shown by the checks"])
+    for name, earlier in (("cell", False), ("sweep", True), ("later", True)):
+        (tmp_path / name).mkdir()
+        with tool_args.log_file_in(str(tmp_path / name), earlier_warnings=earlier):
+            pass
+    assert (tmp_path / "cell" / "log.txt").read_text() == "" == (tmp_path / "later" / "log.txt").read_text()
+    assert (tmp_path / "sweep" / "log.txt").read_text().endswith(
+        " dropblock_det.warnings WARNING: UserWarning: shown by the checks\n")
+    assert tool_args._shown_before_log_file == []
