@@ -1375,3 +1375,66 @@ def test_each_sweep_cells_log_txt_holds_the_warnings_its_training_showed(tiny_da
         "UserWarning: shown while training b1_kp1") < log.index("[sweep] cell 2/2 block_size=3") < log.index(
         "UserWarning: shown while training b3_kp1") < log.index(f"heatmap: {out / 'sweep.png'} (2 cells)")
     assert log.count("SEED=-1") == 1 and "Starting training from iteration 0" in log
+
+
+# --- coverage audit 56 ---
+def test_a_rerun_appends_to_the_folders_log_and_a_refused_one_writes_no_log(tiny_datasets, tmp_path):
+    # The sweep's log.txt is appended to by a rerun (the first run's lines stay), and opened
+    # only at run_sweep's first line: a sweep its CSV refuses leaves the folder as it was.
+    from dropblock_det.analysis import SWEEP_FIELDS, SweepMismatchError
+
+    tool = load_tool("sweep")
+    out = tmp_path / "sweep"
+    argv = ["--config-file", DB_CONFIG, "--block-sizes", "3", "--keep-probs", "1.0", "--output-dir", str(out)]
+    tool.main(argv + TINY_OPTS + ["SOLVER.MAX_ITER", "2"])
+    first = (out / "log.txt").read_text()
+    assert "[sweep] cell 1/1 block_size=3 keep_prob=1.0: training" in first
+    # The rerun adds a cell: each of its lines is written once (one log.txt handler, not one per line).
+    tool.main(argv[:2] + ["--block-sizes", "3", "1"] + argv[4:] + TINY_OPTS + ["SOLVER.MAX_ITER", "2"])
+    log = (out / "log.txt").read_text()
+    rerun = log[len(first):]
+    assert log.startswith(first) and "[sweep] cell 1/2 block_size=3 keep_prob=1.0: already in" in rerun
+    assert rerun.count("[sweep] cell 2/2 block_size=1 keep_prob=1.0: training") == 1 == rerun.count("heatmap: ")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "sweep.csv").write_text(",".join(SWEEP_FIELDS[::-1]) + "\n")
+    with pytest.raises(SweepMismatchError, match=r"sweep\.csv has the columns"):
+        tool.main(argv[:-1] + [str(other)] + TINY_OPTS + ["SOLVER.MAX_ITER", "2"])
+    assert [p.name for p in other.iterdir()] == ["sweep.csv"]
+
+
+def test_the_warnings_robustness_shows_before_its_log_exists_are_written_into_it(tiny_datasets, tmp_path,
+                                                                                  monkeypatch):
+    # Those of the checks before the folder is claimed (here the checkpoint's first load)
+    # reached the console only; those shown later go into log.txt as they are shown.
+    import warnings
+
+    from detectron2.checkpoint import DetectionCheckpointer
+
+    from dropblock_det.engine import checkpoint
+    from dropblock_det.engine.config_checks import load_config
+    from dropblock_det.engine.trainer import DropBlockTrainer
+
+    DetectionCheckpointer(DropBlockTrainer.build_model(load_config(DB_CONFIG, TINY_OPTS)),
+                          save_dir=str(tmp_path)).save("dropblock")
+    real_load, loads = checkpoint.load_checkpoint_strict, []
+
+    def load_and_warn(model, path):
+        loads.append(path)
+        warnings.warn(f"shown at load {len(loads)}")
+        return real_load(model, path)
+
+    monkeypatch.setattr(checkpoint, "load_checkpoint_strict", load_and_warn)
+    tool = load_tool("analyze_robustness")
+    out = tmp_path / "robustness"
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        tool.run_tool("analyze_robustness.py", lambda: tool.main([
+            "--config-file", DB_CONFIG, "--checkpoint", str(tmp_path / "dropblock.pth") + ":DropBlock",
+            "--keep-probs", "1.0", "--seeds", "0", "--output-dir", str(out)] + TINY_OPTS))
+    assert [str(w.message) for w in shown if "shown at load" in str(w.message)] == ["shown at load 1",
+                                                                                 "shown at load 2"]
+    log = (out / "log.txt").read_text()
+    assert log.index("UserWarning: shown at load 1") < log.index("switched on at inference") < log.index(
+        "UserWarning: shown at load 2")
+    assert log.count("UserWarning: shown at load") == 2
