@@ -465,3 +465,24 @@ def test_lazy_robustness_config_without_an_output_dir_keeps_the_configs_folders(
     assert cfg.train.output_dir == given.train.output_dir
     assert cfg.dataloader.evaluator._get_node("output_dir")._value() == given.dataloader.evaluator._get_node(
         "output_dir")._value()
+
+
+# --- coverage audit 56 ---
+def test_lazy_robustness_config_leaves_an_evaluator_without_an_output_dir_without_one(tmp_path, monkeypatch):
+    # An evaluator that takes no output_dir (PascalVOCDetectionEvaluator(dataset_name) alone):
+    # --output-dir moves train.output_dir only; an output_dir added to the evaluator would
+    # fail its build (an argument it does not take).
+    from dropblock_det.engine import lazy_config_checks
+
+    load = lazy_config_checks.load_lazy_config
+
+    def without_output_dir(config_file, opts):
+        cfg = load(config_file, opts)
+        cfg.dataloader.evaluator._target_ = "detectron2.evaluation.PascalVOCDetectionEvaluator"
+        del cfg.dataloader.evaluator["output_dir"]
+        return cfg
+
+    monkeypatch.setattr(lazy_config_checks, "load_lazy_config", without_output_dir)
+    cfg = load_tool("analyze_robustness").lazy_robustness_config(LAZY_CONFIG, [], str(tmp_path / "out"))
+    assert cfg.train.output_dir == str(tmp_path / "out" / "evaluation")
+    assert "output_dir" not in cfg.dataloader.evaluator
