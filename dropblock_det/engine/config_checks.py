@@ -59,6 +59,7 @@ __all__ = [
     "check_lr_scheduler",
     "check_matcher_values",
     "check_model_config",
+    "check_fpn_top_block",
     "check_model_values",
     "check_nms_threshold",
     "check_optimizer",
@@ -971,8 +972,29 @@ def check_model_config(cfg: CfgNode) -> Optional[torch.nn.Module]:
         raise ValueError(f"the model of this config (MODEL.META_ARCHITECTURE={cfg.MODEL.META_ARCHITECTURE!r}) "
                          f"does not build: {error_description(error)}") from error
     if model is not None:
+        check_fpn_top_block(cfg, getattr(model, "backbone", None))
         check_dropblock_placed(cfg, model)
     return model
+
+
+def check_fpn_top_block(cfg: CfgNode, backbone: Any) -> None:
+    """A detectron2 FPN backbone (from detectron2's own builders; dropblock-det's builders
+    check these keys as they build) whose top block reads a feature the FPN does not have: detectron2 builds
+    it and fails at the first forward with a bare IndexError (MODEL.FPN.IN_FEATURES up to res4
+    under build_resnet_fpn_backbone's max-pooled P6, which reads p5). ValueError naming
+    MODEL.FPN.IN_FEATURES, or MODEL.RESNETS.OUT_FEATURES where the block reads a ResNet
+    output (build_retinanet_resnet_fpn_backbone's P6/P7, from res5)."""
+    from detectron2.modeling import FPN
+
+    from ..modeling.fpn import top_block_input_error
+
+    error = top_block_input_error(backbone) if isinstance(backbone, FPN) else None
+    if error is None:
+        return
+    key = "MODEL.FPN.IN_FEATURES" if backbone.top_block.in_feature.startswith("p") else "MODEL.RESNETS.OUT_FEATURES"
+    value = cfg.MODEL.FPN.IN_FEATURES if key == "MODEL.FPN.IN_FEATURES" else cfg.MODEL.RESNETS.OUT_FEATURES
+    raise ValueError(f"{key}={list(value)} (MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r}): the FPN's "
+                     f"{error}; detectron2's FPN would fail at the first forward")
 
 
 # ----------------------------------------------------------------------------- head values
@@ -1408,6 +1430,7 @@ def check_rcnn_features(cfg: CfgNode) -> None:
     backbone = build_on_meta_device(lambda: build_backbone(cfg))
     if backbone is None:
         return
+    check_fpn_top_block(cfg, backbone)
     outputs = list(backbone.output_shape())
     note = f"MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r}"
     if rpn:

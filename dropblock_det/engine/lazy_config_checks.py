@@ -1068,11 +1068,21 @@ def _check_head_input_channels(model: torch.nn.Module, shapes: Dict[str, Any]) -
 
 
 def _check_top_block_input(backbone: Any) -> None:
-    """An FPN's P6/P7 top block against the feature it reads (`in_feature`: the bottom-up
-    output of that name, else the FPN's own output): its P6 conv's `in_channels`, which the
-    yacs builder reads from the ResNet and a LazyConfig states by hand, so a
-    `model.backbone.bottom_up.stages.depth` override alone (ResNet-18/34 res5: 512 channels,
-    deeper: 2048) failed at the first step, in a conv, naming no key. ValueError naming it."""
+    """An FPN's top block that reads a feature the FPN does not have (detectron2's FPN
+    builds it and fails at the first forward), and a P6/P7 top block against the feature it
+    reads (`in_feature`: the bottom-up output of that name, else the FPN's own output): its
+    P6 conv's `in_channels`, which the yacs builder reads from the ResNet and a LazyConfig
+    states by hand, so a `model.backbone.bottom_up.stages.depth` override alone
+    (ResNet-18/34 res5: 512 channels, deeper: 2048) failed at the first step, in a conv,
+    naming no key. ValueError naming the keys."""
+    from detectron2.modeling import FPN
+
+    from ..modeling.fpn import top_block_input_error
+
+    error = top_block_input_error(backbone) if isinstance(backbone, FPN) else None
+    if error is not None:
+        raise ValueError(f"model.backbone.in_features={list(backbone.in_features)}, model.backbone.top_block: "
+                         f"the FPN's {error}; detectron2's FPN would fail at the first forward")
     top_block = getattr(backbone, "top_block", None)
     p6, feature = getattr(top_block, "p6", None), getattr(top_block, "in_feature", None)
     bottom_up = getattr(backbone, "bottom_up", None)

@@ -31,6 +31,7 @@ __all__ = [
     "DropBlockLastLevelP6P7",
     "build_dropblock_resnet_fpn_backbone",
     "build_dropblock_retinanet_resnet_fpn_backbone",
+    "top_block_input_error",
 ]
 
 RegularizerFactory = Callable[[], nn.Module]
@@ -99,15 +100,9 @@ class DropBlockFPN(NotScriptable, FPN):
         dropblock_positions = check_placement(
             "dropblock_positions", dropblock_positions, _FPN_POSITIONS, dropblock, "DropBlockFPN"
         )
-        reads = getattr(self.top_block, "in_feature", None)
-        inputs = list(self.bottom_up.output_shape()) + self._out_features[: len(self.in_features)]
-        if self.top_block is not None and reads not in inputs:
-            # FPN.forward would look it up among the levels computed so far: an IndexError
-            # at the first forward (LastLevelMaxPool reads p5; in_features up to res4 give p4).
-            raise ValueError(
-                f"DropBlockFPN: top_block {type(self.top_block).__name__} reads {reads!r}, which is neither "
-                f"a bottom_up output nor a level of in_features={list(self.in_features)} ({inputs})"
-            )
+        error = top_block_input_error(self)
+        if error is not None:
+            raise ValueError(f"DropBlockFPN: {error}")
         # Top-down order (coarsest level first), like self.lateral_convs / output_convs.
         levels = [int(name[1:]) for name in self._out_features[: len(self.in_features)]]
         self._dropblock_names = {
@@ -150,6 +145,23 @@ class DropBlockFPN(NotScriptable, FPN):
             results.extend(self.top_block(top_block_input))
         assert len(self._out_features) == len(results)
         return dict(zip(self._out_features, results))
+
+
+def top_block_input_error(fpn: FPN) -> Optional[str]:
+    """Why the top block of a built detectron2 `FPN` (or subclass) cannot find its input at
+    the first forward, or None. `FPN.forward` looks `top_block.in_feature` up among the
+    bottom-up outputs, else among the levels computed from `in_features` so far: an
+    IndexError or ValueError there, naming no key (LastLevelMaxPool reads p5, which
+    in_features up to res4 do not give; LastLevelP6P7 reads res5, which a ResNet without it
+    in its out_features does not give)."""
+    if fpn.top_block is None:
+        return None
+    reads = getattr(fpn.top_block, "in_feature", None)
+    inputs = list(fpn.bottom_up.output_shape()) + fpn._out_features[: len(fpn.in_features)]
+    if reads in inputs:
+        return None
+    return (f"top_block {type(fpn.top_block).__name__} reads {reads!r}, which is neither a bottom_up output "
+            f"nor a level of in_features={list(fpn.in_features)} ({inputs})")
 
 
 def _check_fpn_inputs(cfg, bottom_up: nn.Module, builder: str, top_block_reads: str) -> None:

@@ -1567,3 +1567,34 @@ def test_anchor_values_given_as_opts_tuples_pass_and_a_size_that_is_no_number_is
     cfg.MODEL.ANCHOR_GENERATOR.SIZES = [["16"]]
     with pytest.raises(ValueError, match=r"^MODEL\.ANCHOR_GENERATOR\.SIZES=\[\['16'\]\]: expected anchor sizes in pixels"):
         check_model_values(cfg)
+
+
+# --- stop 56 ---
+@pytest.mark.parametrize("rpn_levels", [None, "['p2','p3','p4','p5']"])
+def test_a_stock_fpn_whose_top_block_reads_a_level_it_does_not_give_is_refused_naming_its_in_features(rpn_levels):
+    # detectron2's build_resnet_fpn_backbone on res2-res4: its max-pooled top block reads p5,
+    # which those give no more. It built, and failed at the first forward with a bare
+    # IndexError; with the RPN's default levels the refusal named MODEL.RPN.IN_FEATURES's p6.
+    from detectron2.modeling import build_backbone
+
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.config_checks import check_model_config
+
+    opts = ["MODEL.BACKBONE.NAME", "build_resnet_fpn_backbone", "MODEL.DROPBLOCK.RESNET.ENABLED", "False",
+            "MODEL.DROPBLOCK.FPN.ENABLED", "False", "MODEL.FPN.IN_FEATURES", "['res2','res3','res4']"]
+    if rpn_levels:
+        opts += ["MODEL.RPN.IN_FEATURES", rpn_levels, "MODEL.ANCHOR_GENERATOR.SIZES", "[[32],[64],[128],[256]]"]
+    cfg = rcnn_cfg(*opts)
+    with pytest.raises(IndexError):  # what detectron2 does with it
+        build_backbone(cfg)(torch.zeros(1, 3, 64, 64))
+    with pytest.raises(ValueError, match=re.escape(
+            "MODEL.FPN.IN_FEATURES=['res2', 'res3', 'res4'] (MODEL.BACKBONE.NAME='build_resnet_fpn_backbone'): the FPN's "
+            "top_block LastLevelMaxPool reads 'p5', which is neither a bottom_up output nor a level of in_features="
+            "['res2', 'res3', 'res4'] (['res2', 'res3', 'res4', 'res5', 'p2', 'p3', 'p4']); detectron2's FPN would "
+            "fail at the first forward")):
+        check_model_config(cfg)
+    cfg.MODEL.FPN.IN_FEATURES = ["res3", "res4", "res5"]  # P3-P5, and P6 from P5
+    cfg.MODEL.RPN.IN_FEATURES = ["p3", "p4", "p5", "p6"]
+    cfg.MODEL.ROI_HEADS.IN_FEATURES = ["p3", "p4", "p5"]
+    cfg.MODEL.ANCHOR_GENERATOR.SIZES = [[32], [64], [128], [256]]
+    assert type(check_model_config(cfg).backbone).__name__ == "FPN"

@@ -2510,3 +2510,43 @@ def test_class_counts_of_heads_without_a_class_count_are_left_out():
     assert _lazy_class_counts(segmentor) == ([], [])
     segmentor.sem_seg_head.ignore_value = 255
     assert _lazy_class_counts(segmentor) == ([], [("model.sem_seg_head.ignore_value", 255)])
+
+
+# --- stop 56 ---
+@pytest.mark.parametrize("in_features, top_block, reads", [
+    # detectron2's max-pooled P6 reads p5, which res2-res4 give no more.
+    (["res2", "res3", "res4"], "max_pool", "LastLevelMaxPool reads 'p5'"),
+    # A P6/P7 block told to read a level the FPN makes only after it.
+    (["res2", "res3", "res4", "res5"], "p7", "LastLevelP6P7 reads 'p7'"),
+])
+def test_a_stock_fpn_whose_top_block_reads_a_feature_it_does_not_have_is_refused_before_the_run(
+        in_features, top_block, reads):
+    # detectron2's own FPN builds it and failed at the first forward with a bare IndexError.
+    from detectron2.config import LazyCall as L
+    from detectron2.config import instantiate
+    from detectron2.modeling import FPN
+    from detectron2.modeling.backbone.fpn import LastLevelMaxPool, LastLevelP6P7
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
+
+    cfg = lazy_rcnn_cfg()
+    backbone = cfg.model.backbone
+    del backbone["dropblock"], backbone["dropblock_positions"]
+    backbone._target_ = FPN
+    backbone.in_features = in_features
+    backbone.top_block = (L(LastLevelMaxPool)() if top_block == "max_pool"
+                          else L(LastLevelP6P7)(in_channels=32, out_channels=32, in_feature=top_block))
+    cfg.model.proposal_generator.in_features = ["p2", "p3", "p4", "p5"]
+    cfg.model.proposal_generator.anchor_generator.sizes = [[32], [64], [128], [256]]
+    cfg.model.proposal_generator.anchor_generator.strides = [4, 8, 16, 32]
+    cfg.model.roi_heads.box_in_features = ["p2", "p3", "p4"]
+    cfg.model.roi_heads.box_pooler.scales = [1.0 / 4, 1.0 / 8, 1.0 / 16]
+    with pytest.raises(IndexError):  # what detectron2 does with it
+        instantiate(cfg.model.backbone)(torch.zeros(1, 3, 64, 64))
+    with pytest.raises(ValueError, match=rf"^model\.backbone\.in_features={re.escape(str(in_features))}, "
+                                         rf"model\.backbone\.top_block: the FPN's top_block {reads}, which is neither "
+                                         r"a bottom_up output nor a level of in_features=.*would fail at the first forward"):
+        check_lazy_model(cfg, lazy_meta_model(cfg))
+    backbone.in_features = ["res2", "res3", "res4", "res5"]
+    backbone.top_block = L(LastLevelMaxPool)()
+    check_lazy_model(cfg, lazy_meta_model(cfg))
