@@ -284,7 +284,8 @@ def check_channels(norm: Any, channels: Dict[str, Any]) -> None:
             if bad:
                 raise ValueError(
                     f"{key}={value!r}: NORM 'GN' uses {GN_GROUPS} groups, so channel counts must be "
-                    f"multiples of {GN_GROUPS} ({bad[0]} is not; e.g. 64 instead of 48)"
+                    f"multiples of {GN_GROUPS} ({bad[0]} is not; e.g. {-(-bad[0] // GN_GROUPS) * GN_GROUPS} "
+                    f"instead of {bad[0]})"
                 )
 
 

@@ -1002,7 +1002,9 @@ def check_registered_names(cfg: CfgNode) -> None:
     """KeyError naming the key, with the closest registered names, for a component name the
     model reads that is not in its detectron2 registry: MODEL.META_ARCHITECTURE,
     MODEL.BACKBONE.NAME and, where the meta-architecture reads them, the anchor generator,
-    proposal generator, ROI heads and segmentation head names. detectron2's registry said
+    proposal generator, ROI heads and segmentation head names, and those of the RPN head and
+    of the box, mask (MODEL.MASK_ON) and keypoint (MODEL.KEYPOINT_ON) heads detectron2's ROI
+    heads build. detectron2's registry said
     only "No object named 'DropBlockRetinaNett' found in 'META_ARCH' registry!", no key and
     no near name. A user's own component is found once the module registering it is
     imported (as for detectron2's build)."""
@@ -1019,6 +1021,9 @@ def check_registered_names(cfg: CfgNode) -> None:
     )
     from detectron2.modeling.anchor_generator import ANCHOR_GENERATOR_REGISTRY
     from detectron2.modeling.proposal_generator import PROPOSAL_GENERATOR_REGISTRY
+    from detectron2.modeling.proposal_generator.rpn import RPN_HEAD_REGISTRY
+    from detectron2.modeling.roi_heads import (ROI_BOX_HEAD_REGISTRY, ROI_KEYPOINT_HEAD_REGISTRY,
+                                               ROI_MASK_HEAD_REGISTRY, Res5ROIHeads, StandardROIHeads)
 
     def check(key: str, name: Any, registry: Any) -> Any:
         if name in registry:
@@ -1040,8 +1045,19 @@ def check_registered_names(cfg: CfgNode) -> None:
         check("MODEL.ANCHOR_GENERATOR.NAME", model.ANCHOR_GENERATOR.NAME, ANCHOR_GENERATOR_REGISTRY)
     if rcnn:
         check("MODEL.PROPOSAL_GENERATOR.NAME", model.PROPOSAL_GENERATOR.NAME, PROPOSAL_GENERATOR_REGISTRY)
+    if rcnn and model.PROPOSAL_GENERATOR.NAME in ("RPN", "RRPN"):
+        check("MODEL.RPN.HEAD_NAME", model.RPN.HEAD_NAME, RPN_HEAD_REGISTRY)
     if issubclass(model_class, GeneralizedRCNN):
-        check("MODEL.ROI_HEADS.NAME", model.ROI_HEADS.NAME, ROI_HEADS_REGISTRY)
+        heads = check("MODEL.ROI_HEADS.NAME", model.ROI_HEADS.NAME, ROI_HEADS_REGISTRY)
+        # The heads detectron2's own ROI heads build by name (C4's Res5ROIHeads has no box or
+        # keypoint head); their registries named neither the key nor a near name.
+        standard = isinstance(heads, type) and issubclass(heads, StandardROIHeads)
+        if standard:
+            check("MODEL.ROI_BOX_HEAD.NAME", model.ROI_BOX_HEAD.NAME, ROI_BOX_HEAD_REGISTRY)
+        if model.MASK_ON and (standard or isinstance(heads, type) and issubclass(heads, Res5ROIHeads)):
+            check("MODEL.ROI_MASK_HEAD.NAME", model.ROI_MASK_HEAD.NAME, ROI_MASK_HEAD_REGISTRY)
+        if model.KEYPOINT_ON and standard:
+            check("MODEL.ROI_KEYPOINT_HEAD.NAME", model.ROI_KEYPOINT_HEAD.NAME, ROI_KEYPOINT_HEAD_REGISTRY)
     if issubclass(model_class, (SemanticSegmentor, PanopticFPN)):
         check("MODEL.SEM_SEG_HEAD.NAME", model.SEM_SEG_HEAD.NAME, SEM_SEG_HEADS_REGISTRY)
 
@@ -1131,6 +1147,8 @@ def check_model_values(cfg: CfgNode) -> None:
         check_anchor_aspect_ratios("MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS", anchors.ASPECT_RATIOS)
         check_anchor_offset("MODEL.ANCHOR_GENERATOR.OFFSET", anchors.OFFSET)
     _check_channel_values(cfg, bottleneck_res5=reads["c4"])
+    if reads["retinanet"] and "fpn" in str(model.BACKBONE.NAME).lower():  # its convs have the FPN's width
+        check_norm_channels("MODEL.RETINANET.NORM", model.RETINANET.NORM, {"MODEL.FPN.OUT_CHANNELS": model.FPN.OUT_CHANNELS})
 
 
 def check_matcher_values(thresholds_key: str, thresholds: Any, labels_key: str, labels: Any) -> None:
@@ -1259,6 +1277,8 @@ def _check_roi_box_head(cfg: CfgNode) -> None:
         if counts[count_key] and not is_positive_int(head[dim_key]):
             raise ValueError(f"MODEL.ROI_BOX_HEAD.{dim_key}={head[dim_key]!r}: expected a number of channels >= 1 "
                              f"for the MODEL.ROI_BOX_HEAD.{count_key}={counts[count_key]} layer(s)")
+    if counts["NUM_CONV"]:  # the norm follows the convs only
+        check_norm_channels("MODEL.ROI_BOX_HEAD.NORM", head.NORM, {"MODEL.ROI_BOX_HEAD.CONV_DIM": head.CONV_DIM})
 
 
 def _check_roi_mask_and_keypoint_heads(cfg: CfgNode, own_poolers: bool, pooler_types: Sequence[str],
@@ -1278,7 +1298,7 @@ def _check_roi_mask_and_keypoint_heads(cfg: CfgNode, own_poolers: bool, pooler_t
             check_pooler_resolution(f"MODEL.{head_key}.POOLER_RESOLUTION", head.POOLER_RESOLUTION)
             check_pooler_type(f"MODEL.{head_key}.POOLER_TYPE", head.POOLER_TYPE, pooler_types, context)
         if head_key == "ROI_MASK_HEAD" and head.NAME == "MaskRCNNConvUpsampleHead":
-            check_channels("", {"MODEL.ROI_MASK_HEAD.CONV_DIM": head.CONV_DIM})
+            check_norm_channels("MODEL.ROI_MASK_HEAD.NORM", head.NORM, {"MODEL.ROI_MASK_HEAD.CONV_DIM": head.CONV_DIM})
         if head_key == "ROI_KEYPOINT_HEAD" and head.NAME == "KRCNNConvDeconvUpsampleHead":
             check_channels("", {"MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS": list(head.CONV_DIMS)})
 
@@ -1394,6 +1414,29 @@ def _check_channel_values(cfg: CfgNode, bottleneck_res5: bool = False) -> None:
     for key, value in keys.items():
         if not is_positive_int(value):
             raise ValueError(f"{key}={value!r}: expected an integer >= 1")
+    # GN (32 groups) needs every width a multiple of 32: the stages double the stem's, res2's
+    # and the bottleneck's (NUM_GROUPS x WIDTH_PER_GROUP) widths, the FPN has one.
+    if "resnet" in name:
+        widths = {key: value for key, value in keys.items() if not key.endswith(("NUM_GROUPS", "WIDTH_PER_GROUP"))}
+        if "MODEL.RESNETS.WIDTH_PER_GROUP" in keys:
+            widths["MODEL.RESNETS.NUM_GROUPS x WIDTH_PER_GROUP"] = resnets.NUM_GROUPS * resnets.WIDTH_PER_GROUP
+        widths.pop("MODEL.FPN.OUT_CHANNELS", None)
+        check_norm_channels("MODEL.RESNETS.NORM", resnets.NORM, widths)
+    if "fpn" in name:
+        check_norm_channels("MODEL.FPN.NORM", cfg.MODEL.FPN.NORM, {"MODEL.FPN.OUT_CHANNELS": cfg.MODEL.FPN.OUT_CHANNELS})
+
+
+def check_norm_channels(norm_key: str, norm: Any, channels: Dict[str, Any]) -> None:
+    """A norm name detectron2's get_norm knows (:func:`check_norm`) and, for "GN", channel
+    counts its 32 groups divide: GroupNorm refused another at the build with a bare
+    "num_channels (48) must be divisible by num_groups (32)", and a bad name was a bare
+    KeyError ('GNN'). ValueError naming the channel key, its value and the norm's key."""
+    check_norm(norm_key, norm)
+    check_channels("", channels)
+    try:
+        check_channels(norm, channels)
+    except ValueError as error:
+        raise ValueError(f"{error} ({norm_key}={norm!r})") from None
 
 
 def check_rcnn_features(cfg: CfgNode) -> None:

@@ -1598,3 +1598,86 @@ def test_a_stock_fpn_whose_top_block_reads_a_level_it_does_not_give_is_refused_n
     cfg.MODEL.ROI_HEADS.IN_FEATURES = ["p3", "p4", "p5"]
     cfg.MODEL.ANCHOR_GENERATOR.SIZES = [[32], [64], [128], [256]]
     assert type(check_model_config(cfg).backbone).__name__ == "FPN"
+
+
+# --- zoo journey yacs 56 ---
+@pytest.mark.parametrize("c4, opts, key, close", [
+    (False, ["MODEL.RPN.HEAD_NAME", "StandardRPNHeadd"], "MODEL.RPN.HEAD_NAME", "StandardRPNHead"),
+    (False, ["MODEL.ROI_BOX_HEAD.NAME", "FastRCNNConvFCHeadd"], "MODEL.ROI_BOX_HEAD.NAME", "FastRCNNConvFCHead"),
+    (False, ["MODEL.MASK_ON", "True", "MODEL.ROI_MASK_HEAD.NAME", "MaskRCNNConvUpsampleHeadd"],
+     "MODEL.ROI_MASK_HEAD.NAME", "MaskRCNNConvUpsampleHead"),
+    (True, ["MODEL.MASK_ON", "True", "MODEL.ROI_MASK_HEAD.NAME", "MaskRCNNConvUpsampleHeadd"],
+     "MODEL.ROI_MASK_HEAD.NAME", "MaskRCNNConvUpsampleHead"),
+    (False, ["MODEL.KEYPOINT_ON", "True", "MODEL.ROI_KEYPOINT_HEAD.NAME", "KRCNNConvDeconvUpsampleHeadd"],
+     "MODEL.ROI_KEYPOINT_HEAD.NAME", "KRCNNConvDeconvUpsampleHead"),
+])
+def test_an_rcnn_head_name_not_registered_is_named_by_key_with_the_closest_name(c4, opts, key, close):
+    # detectron2's build said only "No object named '...Headd' found in 'RPN_HEAD' registry!".
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.config_checks import check_model_config
+
+    value = opts[-1]
+    with pytest.raises(KeyError, match=re.escape(f"{key}={value!r}: not in detectron2's ") + r".*"
+                       + re.escape(f"(did you mean {close!r}?)")):
+        check_model_config(rcnn_cfg(*opts, c4=c4))
+
+
+def test_rcnn_head_names_the_model_does_not_build_are_not_judged():
+    # C4's Res5ROIHeads builds no box head, and no mask / keypoint head is built while off.
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.config_checks import check_model_config
+
+    check_model_config(rcnn_cfg("MODEL.ROI_BOX_HEAD.NAME", "Mine", c4=True))
+    check_model_config(rcnn_cfg("MODEL.ROI_MASK_HEAD.NAME", "Mine", "MODEL.ROI_KEYPOINT_HEAD.NAME", "Mine"))
+
+
+@pytest.mark.parametrize("opts, message", [
+    (["MODEL.FPN.NORM", "GN", "MODEL.FPN.OUT_CHANNELS", "48"],
+     "MODEL.FPN.OUT_CHANNELS=48: NORM 'GN' uses 32 groups, so channel counts must be multiples of 32 (48 is not; "
+     "e.g. 64 instead of 48) (MODEL.FPN.NORM='GN')"),
+    (["MODEL.ROI_BOX_HEAD.NORM", "GN", "MODEL.ROI_BOX_HEAD.NUM_CONV", "2", "MODEL.ROI_BOX_HEAD.CONV_DIM", "100"],
+     "MODEL.ROI_BOX_HEAD.CONV_DIM=100: NORM 'GN' uses 32 groups, so channel counts must be multiples of 32 (100 is "
+     "not; e.g. 128 instead of 100) (MODEL.ROI_BOX_HEAD.NORM='GN')"),
+    (["MODEL.ROI_BOX_HEAD.NORM", "GNN", "MODEL.ROI_BOX_HEAD.NUM_CONV", "2"],
+     "MODEL.ROI_BOX_HEAD.NORM='GNN': not a norm detectron2's get_norm knows"),
+    (["MODEL.MASK_ON", "True", "MODEL.ROI_MASK_HEAD.NORM", "GN", "MODEL.ROI_MASK_HEAD.CONV_DIM", "100"],
+     "MODEL.ROI_MASK_HEAD.CONV_DIM=100: NORM 'GN' uses 32 groups"),
+    (["MODEL.RESNETS.NORM", "GN", "MODEL.RESNETS.STEM_OUT_CHANNELS", "48"],
+     "MODEL.RESNETS.STEM_OUT_CHANNELS=48: NORM 'GN' uses 32 groups"),
+])
+def test_an_rcnn_norm_its_channels_cannot_take_is_refused_naming_the_channel_and_norm_keys(opts, message):
+    # GroupNorm refused them at the build with a bare "num_channels (48) must be divisible by
+    # num_groups (32)", and an unknown norm was a bare KeyError: 'GNN'; none named a key.
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.config_checks import check_model_config
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        check_model_config(rcnn_cfg(*opts))
+
+
+def test_a_retinanet_head_norm_the_fpn_width_cannot_take_is_refused_naming_both_keys():
+    from conftest import small_retinanet_cfg
+    from dropblock_det.engine.config_checks import check_model_config
+
+    cfg = small_retinanet_cfg()
+    cfg.MODEL.META_ARCHITECTURE = "DropBlockRetinaNet"
+    cfg.MODEL.RETINANET.NORM = "GN"
+    cfg.MODEL.FPN.OUT_CHANNELS = 48
+    with pytest.raises(ValueError, match=re.escape(
+            "MODEL.FPN.OUT_CHANNELS=48: NORM 'GN' uses 32 groups, so channel counts must be multiples of 32 (48 is "
+            "not; e.g. 64 instead of 48) (MODEL.RETINANET.NORM='GN')")):
+        check_model_config(cfg)
+
+
+def test_gn_everywhere_in_an_rcnn_with_widths_of_32_groups_is_not_refused():
+    # Misc/mask_rcnn_R_50_FPN_3x_gn.yaml's norms, at this test's widths (X-101 32x8d: 256 wide).
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.config_checks import check_model_config
+
+    for depth, opts in ((18, []), (50, ["MODEL.RESNETS.NUM_GROUPS", "32", "MODEL.RESNETS.WIDTH_PER_GROUP", "8",
+                                        "MODEL.RESNETS.RES2_OUT_CHANNELS", "256"])):
+        check_model_config(rcnn_cfg(
+            "MODEL.RESNETS.DEPTH", str(depth), "MODEL.RESNETS.NORM", "GN", "MODEL.FPN.NORM", "GN", "MODEL.MASK_ON",
+            "True", "MODEL.ROI_BOX_HEAD.NORM", "GN", "MODEL.ROI_BOX_HEAD.NUM_CONV", "4", "MODEL.ROI_BOX_HEAD.NUM_FC",
+            "1", "MODEL.ROI_MASK_HEAD.NORM", "GN", *opts))
+
