@@ -1254,7 +1254,7 @@ def _check_roi_box_head(cfg: CfgNode) -> None:
     head's assertion, named by its line in check_model_config). Also BBOX_REG_WEIGHTS /
     BBOX_REG_LOSS_TYPE, and the mask and keypoint heads
     (:func:`_check_roi_mask_and_keypoint_heads`)."""
-    from detectron2.modeling.roi_heads import ROI_HEADS_REGISTRY, Res5ROIHeads, RROIHeads
+    from detectron2.modeling.roi_heads import ROI_HEADS_REGISTRY, CascadeROIHeads, Res5ROIHeads, RROIHeads
 
     head = cfg.MODEL.ROI_BOX_HEAD
     heads_class = ROI_HEADS_REGISTRY.get(cfg.MODEL.ROI_HEADS.NAME)
@@ -1266,6 +1266,8 @@ def _check_roi_box_head(cfg: CfgNode) -> None:
     _check_roi_mask_and_keypoint_heads(cfg, own_poolers=not issubclass(heads_class, Res5ROIHeads),
                                        pooler_types=types, context=context)
     check_box_weights("MODEL.ROI_BOX_HEAD.BBOX_REG_WEIGHTS", head.BBOX_REG_WEIGHTS, count=5 if rotated else 4)
+    if issubclass(heads_class, CascadeROIHeads):
+        _check_cascade_stages(cfg.MODEL.ROI_BOX_CASCADE_HEAD)
     check_box_loss_type("MODEL.ROI_BOX_HEAD.BBOX_REG_LOSS_TYPE", head.BBOX_REG_LOSS_TYPE, "roi")
     if head.NAME != "FastRCNNConvFCHead" or issubclass(heads_class, Res5ROIHeads):
         return  # another head reads its own keys; C4's ROI head has no box head
@@ -1279,6 +1281,21 @@ def _check_roi_box_head(cfg: CfgNode) -> None:
                              f"for the MODEL.ROI_BOX_HEAD.{count_key}={counts[count_key]} layer(s)")
     if counts["NUM_CONV"]:  # the norm follows the convs only
         check_norm_channels("MODEL.ROI_BOX_HEAD.NORM", head.NORM, {"MODEL.ROI_BOX_HEAD.CONV_DIM": head.CONV_DIM})
+
+
+def _check_cascade_stages(cascade: CfgNode) -> None:
+    """CascadeROIHeads' stages (MODEL.ROI_BOX_CASCADE_HEAD), each a matcher at its IOUS value and a
+    box transform of its BBOX_REG_WEIGHTS entry, which replace the box head's: detectron2 builds
+    an IoU above 1 (that stage matches no proposal as foreground: it trains no box regression
+    and scores every box as background) and a weight of 0 (that stage divides its box deltas by
+    zero: infinite boxes at inference), and trains on both without an error. Their counts are
+    asserted by detectron2 (named by its line in check_model_config)."""
+    ious = list(cascade.IOUS)
+    if any(not is_real_number(iou) or not 0 < iou <= 1 for iou in ious):
+        raise ValueError(f"MODEL.ROI_BOX_CASCADE_HEAD.IOUS={ious!r}: expected each stage's foreground IoU in (0, 1] "
+                         "(e.g. [0.5, 0.6, 0.7]); a stage above 1 matches no proposal as foreground")
+    for stage, weights in enumerate(cascade.BBOX_REG_WEIGHTS):
+        check_box_weights(f"MODEL.ROI_BOX_CASCADE_HEAD.BBOX_REG_WEIGHTS[{stage}]", weights)
 
 
 def _check_roi_mask_and_keypoint_heads(cfg: CfgNode, own_poolers: bool, pooler_types: Sequence[str],

@@ -1681,3 +1681,46 @@ def test_gn_everywhere_in_an_rcnn_with_widths_of_32_groups_is_not_refused():
             "True", "MODEL.ROI_BOX_HEAD.NORM", "GN", "MODEL.ROI_BOX_HEAD.NUM_CONV", "4", "MODEL.ROI_BOX_HEAD.NUM_FC",
             "1", "MODEL.ROI_MASK_HEAD.NORM", "GN", *opts))
 
+
+def _cascade_cfg(*opts):
+    from conftest import rcnn_cfg
+
+    # Misc/cascade_mask_rcnn_R_50_FPN_1x.yaml's ROI heads.
+    return rcnn_cfg("MODEL.ROI_HEADS.NAME", "CascadeROIHeads", "MODEL.ROI_BOX_HEAD.CLS_AGNOSTIC_BBOX_REG", "True",
+                    *opts)
+
+
+def test_a_cascade_stage_iou_above_one_is_refused_naming_the_key():
+    # detectron2 builds that stage's Matcher, which labels every proposal background (no box
+    # regression trained there, the last stage's boxes are the detections), and trains on.
+    from detectron2.modeling.matcher import Matcher
+
+    from dropblock_det.engine.config_checks import check_model_config
+
+    _, labels = Matcher([1.5], [0, 1], allow_low_quality_matches=False)(torch.ones(2, 3))
+    assert labels.eq(0).all()
+    with pytest.raises(ValueError, match=re.escape(
+            "MODEL.ROI_BOX_CASCADE_HEAD.IOUS=[0.5, 0.6, 1.5]: expected each stage's foreground IoU in (0, 1]")):
+        check_model_config(_cascade_cfg("MODEL.ROI_BOX_CASCADE_HEAD.IOUS", "[0.5, 0.6, 1.5]"))
+
+
+def test_a_cascade_stage_box_weight_of_zero_is_refused_naming_the_stage():
+    # That stage's Box2BoxTransform divides its deltas by 0: no finite box at inference.
+    from detectron2.modeling.box_regression import Box2BoxTransform
+
+    from dropblock_det.engine.config_checks import check_model_config
+
+    boxes = Box2BoxTransform((30.0, 30.0, 15.0, 0.0)).apply_deltas(torch.zeros(1, 4), torch.tensor([[0., 0., 8., 8.]]))
+    assert not torch.isfinite(boxes).all()
+    weights = "((10.0, 10.0, 5.0, 5.0), (20.0, 20.0, 10.0, 10.0), (30.0, 30.0, 15.0, 0.0))"
+    with pytest.raises(ValueError, match=re.escape(
+            "MODEL.ROI_BOX_CASCADE_HEAD.BBOX_REG_WEIGHTS[2]=[30.0, 30.0, 15.0, 0.0]: expected 4 weights, none 0")):
+        check_model_config(_cascade_cfg("MODEL.ROI_BOX_CASCADE_HEAD.BBOX_REG_WEIGHTS", weights))
+
+
+def test_the_stock_cascade_stages_are_not_refused():
+    from dropblock_det.engine.config_checks import check_model_config
+
+    cfg = _cascade_cfg()
+    assert list(cfg.MODEL.ROI_BOX_CASCADE_HEAD.IOUS) == [0.5, 0.6, 0.7]
+    assert type(check_model_config(cfg).roi_heads).__name__ == "CascadeROIHeads"
