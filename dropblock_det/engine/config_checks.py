@@ -959,7 +959,9 @@ def check_model_config(cfg: CfgNode) -> Optional[torch.nn.Module]:
     check_registered_names(cfg)
     check_stock_retinanet_norm(cfg)
     check_model_values(cfg)
+    check_stock_fpn_inputs(cfg)
     check_rcnn_features(cfg)
+    check_retinanet_features(cfg)
     why = pixel_normalization_error(cfg.MODEL.PIXEL_MEAN, cfg.MODEL.PIXEL_STD)
     if why:
         raise ValueError(f"MODEL.PIXEL_STD={list(cfg.MODEL.PIXEL_STD)!r}: {why} "
@@ -975,6 +977,47 @@ def check_model_config(cfg: CfgNode) -> Optional[torch.nn.Module]:
         check_fpn_top_block(cfg, getattr(model, "backbone", None))
         check_dropblock_placed(cfg, model)
     return model
+
+
+def check_stock_fpn_inputs(cfg: CfgNode) -> None:
+    """For detectron2's own ResNet-FPN builders (MODEL.BACKBONE.NAME build_resnet_fpn_backbone,
+    build_retinanet_resnet_fpn_backbone; dropblock-det's check these keys as they build): the
+    FPN's MODEL.FPN.IN_FEATURES against the ResNet's outputs, their strides, and the feature
+    the top block reads (fpn.check_fpn_inputs). detectron2's build failed with a bare KeyError
+    (e.g. 'res2', or 'res5' for RetinaNet's P6/P7) or an AssertionError naming no key."""
+    from detectron2.layers import ShapeSpec
+    from detectron2.modeling.backbone.resnet import build_resnet_backbone
+
+    from ..modeling.fpn import STOCK_FPN_TOP_BLOCK_INPUTS, check_fpn_inputs
+
+    name = cfg.MODEL.BACKBONE.NAME
+    if name not in STOCK_FPN_TOP_BLOCK_INPUTS:
+        return
+    bottom_up = build_on_meta_device(lambda: build_resnet_backbone(cfg, ShapeSpec(channels=len(cfg.MODEL.PIXEL_MEAN))))
+    if bottom_up is not None:
+        check_fpn_inputs(cfg, bottom_up, name, STOCK_FPN_TOP_BLOCK_INPUTS[name])
+
+
+def check_retinanet_features(cfg: CfgNode) -> None:
+    """MODEL.RETINANET.IN_FEATURES of a RetinaNet MODEL.META_ARCHITECTURE against the outputs
+    of the backbone MODEL.BACKBONE.NAME builds (on the meta device), and the anchor sizes and
+    aspect ratios against those levels (check_anchor_levels), as DropBlockRetinaNet checks
+    them at its build: detectron2's own RetinaNet failed with a bare KeyError (e.g. 'p2') or
+    an assertion naming no key. ValueError naming the key and the backbone."""
+    from detectron2.modeling import build_backbone
+
+    from ..config import check_anchor_levels, check_feature_names
+
+    if not _reads_heads(cfg)["retinanet"]:
+        return
+    backbone = build_on_meta_device(lambda: build_backbone(cfg))
+    if backbone is None:
+        return
+    check_fpn_top_block(cfg, backbone)
+    levels = check_feature_names("MODEL.RETINANET.IN_FEATURES", cfg.MODEL.RETINANET.IN_FEATURES,
+                                 list(backbone.output_shape()), "the backbone's outputs", "level",
+                                 f"MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r}")
+    check_anchor_levels(cfg, "MODEL.RETINANET.IN_FEATURES", levels)
 
 
 def check_fpn_top_block(cfg: CfgNode, backbone: Any) -> None:
@@ -1111,6 +1154,14 @@ def check_model_values(cfg: CfgNode) -> None:
         check_box_loss_type("MODEL.RETINANET.BBOX_REG_LOSS_TYPE", retinanet.BBOX_REG_LOSS_TYPE, "retinanet")
         check_focal_loss_gamma("MODEL.RETINANET.FOCAL_LOSS_GAMMA", retinanet.FOCAL_LOSS_GAMMA)
         check_focal_loss_alpha("MODEL.RETINANET.FOCAL_LOSS_ALPHA", retinanet.FOCAL_LOSS_ALPHA)
+        # detectron2's RetinaNetHead (DropBlockRetinaNet's too) fails on these with a bare
+        # IndexError, ZeroDivisionError or "math domain error".
+        if not is_positive_int(retinanet.NUM_CONVS):
+            raise ValueError(f"MODEL.RETINANET.NUM_CONVS={retinanet.NUM_CONVS!r}: detectron2's RetinaNetHead needs "
+                             "at least one conv per tower (e.g. 4)")
+        if not is_real_number(retinanet.PRIOR_PROB) or not 0 < retinanet.PRIOR_PROB < 1:
+            raise ValueError(f"MODEL.RETINANET.PRIOR_PROB={retinanet.PRIOR_PROB!r}: expected a probability in (0, 1), "
+                             "e.g. 0.01")
         check_score_threshold("MODEL.RETINANET.SCORE_THRESH_TEST", retinanet.SCORE_THRESH_TEST)
         check_nms_threshold("MODEL.RETINANET.NMS_THRESH_TEST", retinanet.NMS_THRESH_TEST)
         check_detections_kept("MODEL.RETINANET.TOPK_CANDIDATES_TEST", retinanet.TOPK_CANDIDATES_TEST)

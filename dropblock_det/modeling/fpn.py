@@ -31,6 +31,8 @@ __all__ = [
     "DropBlockLastLevelP6P7",
     "build_dropblock_resnet_fpn_backbone",
     "build_dropblock_retinanet_resnet_fpn_backbone",
+    "STOCK_FPN_TOP_BLOCK_INPUTS",
+    "check_fpn_inputs",
     "top_block_input_error",
 ]
 
@@ -164,10 +166,18 @@ def top_block_input_error(fpn: FPN) -> Optional[str]:
             f"nor a level of in_features={list(fpn.in_features)} ({inputs})")
 
 
-def _check_fpn_inputs(cfg, bottom_up: nn.Module, builder: str, top_block_reads: str) -> None:
+# detectron2's own ResNet-FPN builders, with the feature their build looks up for the top block:
+# RetinaNet's P6/P7 take res5's channels; the max-pooled P6 reads p5 only at the forward
+# (engine.config_checks.check_fpn_top_block judges the built FPN).
+STOCK_FPN_TOP_BLOCK_INPUTS: Dict[str, Optional[str]] = {"build_resnet_fpn_backbone": None,
+                                                        "build_retinanet_resnet_fpn_backbone": "res5"}
+
+
+def check_fpn_inputs(cfg, bottom_up: nn.Module, builder: str, top_block_reads: Optional[str]) -> None:
     """ValueError naming MODEL.FPN.NORM or FUSE_TYPE for a value detectron2's FPN does not take,
     and MODEL.FPN.IN_FEATURES (or MODEL.RESNETS.OUT_FEATURES) where the FPN,
-    or `builder`'s top block reading `top_block_reads` (a ResNet output or an FPN level),
+    or `builder`'s top block reading `top_block_reads` (a ResNet output or an FPN level; None:
+    not judged),
     would take a feature that is not there, or features whose strides do not double one to
     the next: detectron2's FPN fails on it with a bare KeyError (e.g. 'res2') or
     AssertionError, or, for a level, an IndexError at the first forward."""
@@ -185,7 +195,7 @@ def _check_fpn_inputs(cfg, bottom_up: nn.Module, builder: str, top_block_reads: 
             f"MODEL.FPN.IN_FEATURES={in_features}: their strides {strides} must double from one feature to "
             "the next (finest first, none skipped, e.g. ['res3', 'res4', 'res5'])"
         )
-    if top_block_reads in shapes:
+    if top_block_reads is None or top_block_reads in shapes:
         return
     levels = [f"p{int(math.log2(shapes[f].stride))}" for f in in_features]
     if not top_block_reads.startswith("p"):  # a ResNet output (RetinaNet's res5), not an FPN level
@@ -222,7 +232,7 @@ def build_dropblock_resnet_fpn_backbone(cfg, input_shape: ShapeSpec) -> DropBloc
             f"MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r} max-pools P6"
         )
     bottom_up = build_dropblock_resnet_backbone(cfg, input_shape)
-    _check_fpn_inputs(cfg, bottom_up, "build_dropblock_resnet_fpn_backbone", LastLevelMaxPool().in_feature)
+    check_fpn_inputs(cfg, bottom_up, "build_dropblock_resnet_fpn_backbone", LastLevelMaxPool().in_feature)
     return DropBlockFPN(
         bottom_up=bottom_up,
         in_features=cfg.MODEL.FPN.IN_FEATURES,
@@ -241,7 +251,7 @@ def build_dropblock_retinanet_resnet_fpn_backbone(cfg, input_shape: ShapeSpec) -
     validate_dropblock_config(cfg)
     db = cfg.MODEL.DROPBLOCK
     bottom_up = build_dropblock_resnet_backbone(cfg, input_shape)
-    _check_fpn_inputs(cfg, bottom_up, "build_dropblock_retinanet_resnet_fpn_backbone", "res5")
+    check_fpn_inputs(cfg, bottom_up, "build_dropblock_retinanet_resnet_fpn_backbone", "res5")
     top_block_dropblock = (
         regularizer_factory(cfg) if db.FPN.ENABLED and "top_block" in db.FPN.POSITIONS else None
     )

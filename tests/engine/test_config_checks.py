@@ -1724,3 +1724,70 @@ def test_the_stock_cascade_stages_are_not_refused():
     cfg = _cascade_cfg()
     assert list(cfg.MODEL.ROI_BOX_CASCADE_HEAD.IOUS) == [0.5, 0.6, 0.7]
     assert type(check_model_config(cfg).roi_heads).__name__ == "CascadeROIHeads"
+
+
+def _stock_retinanet_cfg(*opts):
+    from conftest import small_retinanet_cfg
+
+    # configs/Base-RetinaNet.yaml is detectron2's: its own RetinaNet and backbone builder.
+    cfg = small_retinanet_cfg()
+    cfg.merge_from_list(list(opts))
+    assert (cfg.MODEL.META_ARCHITECTURE, cfg.MODEL.BACKBONE.NAME) == ("RetinaNet", "build_retinanet_resnet_fpn_backbone")
+    return cfg
+
+
+@pytest.mark.parametrize("opts, bare, message", [
+    (["MODEL.RETINANET.PRIOR_PROB", "0.0"], ZeroDivisionError,
+     "MODEL.RETINANET.PRIOR_PROB=0.0: expected a probability in (0, 1), e.g. 0.01"),
+    (["MODEL.RETINANET.PRIOR_PROB", "1.0"], ValueError, "MODEL.RETINANET.PRIOR_PROB=1.0: expected a probability in (0, 1)"),
+    (["MODEL.RETINANET.NUM_CONVS", "0"], IndexError,
+     "MODEL.RETINANET.NUM_CONVS=0: detectron2's RetinaNetHead needs at least one conv per tower (e.g. 4)"),
+    (["MODEL.RETINANET.IN_FEATURES", "['p2', 'p3', 'p4', 'p5', 'p6']"], KeyError,
+     "MODEL.RETINANET.IN_FEATURES=['p2', 'p3', 'p4', 'p5', 'p6']: 'p2' not among the backbone's outputs "
+     "['p3', 'p4', 'p5', 'p6', 'p7'] (MODEL.BACKBONE.NAME='build_retinanet_resnet_fpn_backbone')"),
+    (["MODEL.RETINANET.IN_FEATURES", "['p3', 'p4', 'p5', 'p6']"], AssertionError,
+     "entries for the 4 levels of MODEL.RETINANET.IN_FEATURES=['p3', 'p4', 'p5', 'p6']"),
+    (["MODEL.FPN.IN_FEATURES", "['res2', 'res3', 'res4', 'res5']"], KeyError,
+     "MODEL.FPN.IN_FEATURES=['res2', 'res3', 'res4', 'res5']: 'res2' not among the ResNet's outputs"),
+    (["MODEL.RESNETS.OUT_FEATURES", "['res3', 'res4']", "MODEL.FPN.IN_FEATURES", "['res3', 'res4']"], KeyError,
+     "MODEL.RESNETS.OUT_FEATURES=['res3', 'res4']: no 'res5', from which build_retinanet_resnet_fpn_backbone "
+     "computes P6/P7; add it"),
+])
+def test_detectron2s_own_retinanet_values_its_build_fails_on_are_named_by_key(opts, bare, message):
+    # detectron2's RetinaNet and build_retinanet_resnet_fpn_backbone failed their build with a
+    # bare error naming no key (DropBlockRetinaNet and its backbone builder named them).
+    from detectron2.modeling import build_model
+
+    from dropblock_det.engine.config_checks import check_model_config
+
+    cfg = _stock_retinanet_cfg(*opts)
+    with pytest.raises(bare):
+        build_model(cfg)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        check_model_config(cfg)
+
+
+def test_detectron2s_own_retinanet_on_fewer_levels_with_as_many_anchor_sizes_is_not_refused():
+    from dropblock_det.engine.config_checks import check_model_config
+
+    check_model_config(_stock_retinanet_cfg())
+    model = check_model_config(_stock_retinanet_cfg(
+        "MODEL.RETINANET.IN_FEATURES", "['p3', 'p4', 'p5', 'p6']", "MODEL.ANCHOR_GENERATOR.SIZES", "[[32], [64], [128], [256]]"))
+    assert type(model).__name__ == "RetinaNet"
+
+
+def test_detectron2s_own_rcnn_fpn_builder_on_features_the_resnet_lacks_is_named_by_key():
+    # build_resnet_fpn_backbone failed with a bare KeyError: 'res2'.
+    from detectron2.modeling import build_backbone
+
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.config_checks import check_model_config
+
+    cfg = rcnn_cfg("MODEL.BACKBONE.NAME", "build_resnet_fpn_backbone", "MODEL.DROPBLOCK.RESNET.ENABLED", "False",
+                   "MODEL.DROPBLOCK.FPN.ENABLED", "False", "MODEL.RESNETS.OUT_FEATURES", "['res3', 'res4', 'res5']")
+    with pytest.raises(KeyError):
+        build_backbone(cfg)
+    with pytest.raises(ValueError, match=re.escape(
+            "MODEL.FPN.IN_FEATURES=['res2', 'res3', 'res4', 'res5']: 'res2' not among the ResNet's outputs "
+            "['res3', 'res4', 'res5'] (MODEL.RESNETS.OUT_FEATURES=['res3', 'res4', 'res5'])")):
+        check_model_config(cfg)
