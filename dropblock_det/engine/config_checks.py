@@ -583,6 +583,26 @@ _OPTIMIZER_ERROR_KEYS = (("Nesterov", "SOLVER.NESTEROV"), ("learning rate", "SOL
                          ("GradientClipType", "SOLVER.CLIP_GRADIENTS.CLIP_TYPE"))
 
 
+def check_keypoint_counts(cfg: CfgNode, keys: Sequence[str] = ("TRAIN", "TEST")) -> None:
+    """With MODEL.KEYPOINT_ON, MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS against the keypoint_names
+    in the metadata of the DATASETS.<key> sets that have them (detectron2's keypoint sets, and
+    a user's, whose flip augmentation needs them): another count failed at the first step
+    with a bare IndexError, or trained each keypoint on another's heatmap where the indices
+    fit, and an evaluation failed on it after the whole inference. ValueError naming the key,
+    the set and its count."""
+    from detectron2.data import MetadataCatalog
+
+    if not cfg.MODEL.KEYPOINT_ON or not _reads_heads(cfg)["roi"]:
+        return
+    count = cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS
+    for key in keys:
+        for name in cfg.DATASETS[key]:
+            names = MetadataCatalog.get(name).get("keypoint_names", None)
+            if names is not None and len(names) != count:
+                raise ValueError(f"MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS={count!r}: DATASETS.{key} set {name!r} has "
+                                 f"{len(names)} keypoints (its metadata keypoint_names); set it to {len(names)}")
+
+
 def check_optimizer(cfg: CfgNode, model: Optional[torch.nn.Module] = None) -> torch.optim.Optimizer:
     """The trainer's optimizer (detectron2's SGD, with CLIP_GRADIENTS) built from the SOLVER
     values on `model` (built on the meta device is enough; a one-layer stand-in without one),
@@ -1701,6 +1721,7 @@ def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: boo
     if train:
         check_training_sets(cfg)
     check_dataset_classes(cfg, keys=("TRAIN", "TEST") if train else ("TEST",))
+    check_keypoint_counts(cfg, keys=("TRAIN", "TEST") if train else ("TEST",))
     output_dir = cfg.OUTPUT_DIR
     if not isinstance(output_dir, str) or not output_dir:
         # archive_previous_run would fail on it with a bare "FileNotFoundError: ''".

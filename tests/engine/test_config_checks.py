@@ -1791,3 +1791,34 @@ def test_detectron2s_own_rcnn_fpn_builder_on_features_the_resnet_lacks_is_named_
             "MODEL.FPN.IN_FEATURES=['res2', 'res3', 'res4', 'res5']: 'res2' not among the ResNet's outputs "
             "['res3', 'res4', 'res5'] (MODEL.RESNETS.OUT_FEATURES=['res3', 'res4', 'res5'])")):
         check_model_config(cfg)
+
+
+@pytest.fixture
+def keypoint_set():
+    """A set registered as detectron2's keypoint sets are: its metadata names its 17 keypoints."""
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+    from detectron2.data.datasets.builtin_meta import COCO_PERSON_KEYPOINT_NAMES
+
+    name = "zoo56_keypoints"
+    DatasetCatalog.register(name, lambda: [])
+    MetadataCatalog.get(name).set(keypoint_names=list(COCO_PERSON_KEYPOINT_NAMES), evaluator_type="coco",
+                                  thing_classes=["person", "b", "c"])
+    yield name
+    DatasetCatalog.remove(name)
+    MetadataCatalog.remove(name)
+
+
+def test_a_keypoint_head_of_another_count_than_the_training_sets_keypoints_is_refused_before_the_run(keypoint_set):
+    # detectron2's keypoint loss on 17 ground-truth keypoints per instance against a 5-map head
+    # failed at the first step with "IndexError: index 34 is out of bounds for dimension 0".
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.config_checks import check_config_before_run
+
+    opts = ["MODEL.KEYPOINT_ON", "True", "DATASETS.TRAIN", f"('{keypoint_set}',)", "DATASETS.TEST", "()",
+            "SOLVER.MAX_ITER", "2"]
+    with pytest.raises(ValueError, match=re.escape(
+            f"MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS=5: DATASETS.TRAIN set '{keypoint_set}' has 17 keypoints (its "
+            "metadata keypoint_names); set it to 17")):
+        check_config_before_run(rcnn_cfg(*opts, "MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS", "5"), check_weights=False,
+                                check_files=False)
+    check_config_before_run(rcnn_cfg(*opts), check_weights=False, check_files=False)  # 17: the default
