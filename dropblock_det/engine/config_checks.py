@@ -1389,6 +1389,11 @@ def _check_roi_mask_and_keypoint_heads(cfg: CfgNode, own_poolers: bool, pooler_t
             check_norm_channels("MODEL.ROI_MASK_HEAD.NORM", head.NORM, {"MODEL.ROI_MASK_HEAD.CONV_DIM": head.CONV_DIM})
         if head_key == "ROI_KEYPOINT_HEAD" and head.NAME == "KRCNNConvDeconvUpsampleHead":
             check_channels("", {"MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS": list(head.CONV_DIMS)})
+        if head_key == "ROI_KEYPOINT_HEAD" and not is_positive_int(head.NUM_KEYPOINTS):
+            # 0 built a deconv of no output, which failed at the first forward ("select(): index 0
+            # out of range"); every keypoint head predicts one heatmap per keypoint.
+            raise ValueError(f"MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS={head.NUM_KEYPOINTS!r}: expected the number of "
+                             "keypoints per instance, >= 1 (17 for COCO's person keypoints)")
 
 
 def check_proposal_count(key: str, value: Any) -> None:

@@ -1822,3 +1822,15 @@ def test_a_keypoint_head_of_another_count_than_the_training_sets_keypoints_is_re
         check_config_before_run(rcnn_cfg(*opts, "MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS", "5"), check_weights=False,
                                 check_files=False)
     check_config_before_run(rcnn_cfg(*opts), check_weights=False, check_files=False)  # 17: the default
+
+
+def test_a_keypoint_head_of_no_keypoints_is_refused_naming_the_key():
+    # It built a deconv of 0 outputs, which failed at the first forward with a bare
+    # "IndexError: select(): index 0 out of range for tensor of size [0]".
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.config_checks import check_model_config
+
+    with pytest.raises(ValueError, match=re.escape(
+            "MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS=0: expected the number of keypoints per instance, >= 1")):
+        check_model_config(rcnn_cfg("MODEL.KEYPOINT_ON", "True", "MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS", "0"))
+    check_model_config(rcnn_cfg("MODEL.KEYPOINT_ON", "True"))
