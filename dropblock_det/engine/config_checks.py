@@ -583,13 +583,18 @@ _OPTIMIZER_ERROR_KEYS = (("Nesterov", "SOLVER.NESTEROV"), ("learning rate", "SOL
                          ("GradientClipType", "SOLVER.CLIP_GRADIENTS.CLIP_TYPE"))
 
 
+# How many keypoints COCO's default OKS sigmas (pycocotools' Params) score.
+_COCO_PERSON_KEYPOINTS = 17
+
+
 def check_keypoint_counts(cfg: CfgNode, keys: Sequence[str] = ("TRAIN", "TEST")) -> None:
     """With MODEL.KEYPOINT_ON, MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS against the keypoint_names
-    in the metadata of the DATASETS.<key> sets that have them (detectron2's keypoint sets, and
-    a user's, whose flip augmentation needs them): another count failed at the first step
-    with a bare IndexError, or trained each keypoint on another's heatmap where the indices
-    fit, and an evaluation failed on it after the whole inference. ValueError naming the key,
-    the set and its count."""
+    in the metadata of the DATASETS.<key> sets that have them (detectron2's keypoint sets,
+    and a user's, whose flip augmentation needs them): another count failed at the first
+    step with a bare IndexError, or trained each keypoint on another's heatmap where the
+    indices fit, and an evaluation failed on it after the whole inference. And, where a
+    DATASETS.TEST set is evaluated by COCO's evaluator, TEST.KEYPOINT_OKS_SIGMAS against
+    that count. ValueError naming the key, the set and its count."""
     from detectron2.data import MetadataCatalog
 
     if not cfg.MODEL.KEYPOINT_ON or not _reads_heads(cfg)["roi"]:
@@ -601,6 +606,20 @@ def check_keypoint_counts(cfg: CfgNode, keys: Sequence[str] = ("TRAIN", "TEST"))
             if names is not None and len(names) != count:
                 raise ValueError(f"MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS={count!r}: DATASETS.{key} set {name!r} has "
                                  f"{len(names)} keypoints (its metadata keypoint_names); set it to {len(names)}")
+    # The COCO evaluator scores each keypoint with its own OKS sigma (build_evaluator passes
+    # these; none: COCO's 17 person sigmas). Another count failed its assertion after the
+    # whole inference, and pycocotools took a sigma <= 0 without a word.
+    coco_sets = [name for name in cfg.DATASETS.TEST
+                 if MetadataCatalog.get(name).get("evaluator_type", None) == "coco"]
+    sigmas = list(cfg.TEST.KEYPOINT_OKS_SIGMAS)
+    if coco_sets and any(not is_real_number(sigma) or not sigma > 0 for sigma in sigmas):
+        raise ValueError(f"TEST.KEYPOINT_OKS_SIGMAS={sigmas!r}: expected one positive number per keypoint "
+                         "(COCO's person keypoints: 0.026 to 0.107)")
+    if coco_sets and (len(sigmas) or _COCO_PERSON_KEYPOINTS) != count:
+        given = f"{len(sigmas)} sigmas" if sigmas else f"none, so COCO's {_COCO_PERSON_KEYPOINTS} person sigmas"
+        raise ValueError(f"TEST.KEYPOINT_OKS_SIGMAS={sigmas!r}: {given} for MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS="
+                         f"{count!r}, which the COCO evaluation of DATASETS.TEST {coco_sets[0]!r} scores one sigma "
+                         f"each: give {count}")
 
 
 def check_optimizer(cfg: CfgNode, model: Optional[torch.nn.Module] = None) -> torch.optim.Optimizer:

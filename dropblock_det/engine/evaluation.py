@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import detectron2
 import numpy as np
@@ -49,26 +49,29 @@ def has_compiled_ops() -> bool:
 def build_evaluator(cfg: CfgNode, dataset_name: str,
                     output_folder: Optional[str] = None) -> DatasetEvaluator:
     """:func:`dataset_evaluator` writing into ``output_folder`` (default
-    OUTPUT_DIR/inference/<dataset>)."""
+    OUTPUT_DIR/inference/<dataset>), with the config's TEST.KEYPOINT_OKS_SIGMAS (detectron2's
+    own train_net leaves them out, so COCO's 17 were used whatever the config said)."""
     if output_folder is None:
         output_folder = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
-    return dataset_evaluator(dataset_name, output_folder)
+    return dataset_evaluator(dataset_name, output_folder, kpt_oks_sigmas=tuple(cfg.TEST.KEYPOINT_OKS_SIGMAS))
 
 
-def dataset_evaluator(dataset_name: str, output_dir: Optional[str] = None) -> DatasetEvaluator:
+def dataset_evaluator(dataset_name: str, output_dir: Optional[str] = None,
+                      kpt_oks_sigmas: Sequence[float] = ()) -> DatasetEvaluator:
     """The evaluator for ``dataset_name``, chosen by its metadata ``evaluator_type``:
     "coco" -> COCOEvaluator (the tasks the predictions have, as detectron2's own train_net:
     bbox, and segm / keypoints for Mask / Keypoint R-CNN, where the dataset's annotations
     have them; fast implementation only with compiled operators),
     "pascal_voc" -> PascalVOCDetectionEvaluator, "sem_seg" -> SemSegEvaluator; predictions
-    are written into ``output_dir`` (None: not written). Raises ValueError naming the
-    dataset and type otherwise. A LazyConfig's ``dataloader.evaluator =
+    are written into ``output_dir`` (None: not written); ``kpt_oks_sigmas``, one per
+    keypoint, score a COCO keypoint AP (empty: COCO's 17 person sigmas). Raises ValueError
+    naming the dataset and type otherwise. A LazyConfig's ``dataloader.evaluator =
     L(dataset_evaluator)(dataset_name=...)``."""
     evaluator_type = _evaluator_type(dataset_name)
     if evaluator_type == "coco":
         # tasks=None: inferred from the predictions, so a Mask R-CNN gets its segm AP.
-        return _GroundTruthCOCOEvaluator(dataset_name, tasks=None, distributed=True,
-                                         output_dir=output_dir, use_fast_impl=has_compiled_ops())
+        return _GroundTruthCOCOEvaluator(dataset_name, tasks=None, distributed=True, output_dir=output_dir,
+                                         use_fast_impl=has_compiled_ops(), kpt_oks_sigmas=tuple(kpt_oks_sigmas))
     if evaluator_type == "pascal_voc":
         return _NamingPascalVOCDetectionEvaluator(dataset_name)
     if evaluator_type == "sem_seg":

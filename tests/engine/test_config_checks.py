@@ -1834,3 +1834,34 @@ def test_a_keypoint_head_of_no_keypoints_is_refused_naming_the_key():
             "MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS=0: expected the number of keypoints per instance, >= 1")):
         check_model_config(rcnn_cfg("MODEL.KEYPOINT_ON", "True", "MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS", "0"))
     check_model_config(rcnn_cfg("MODEL.KEYPOINT_ON", "True"))
+
+
+# --- stop 56 ---
+def test_oks_sigmas_that_do_not_fit_the_keypoint_head_are_refused_before_the_run(keypoint_set, tmp_path):
+    # The COCO evaluation scores each keypoint with its sigma (build_evaluator passes
+    # TEST.KEYPOINT_OKS_SIGMAS; none: COCO's 17): another count failed detectron2's assertion
+    # after the whole inference, and a sigma <= 0 was taken without a word.
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.config_checks import check_config_before_run
+
+    def check(*opts):
+        cfg = rcnn_cfg("MODEL.KEYPOINT_ON", "True", "DATASETS.TRAIN", f"('{keypoint_set}',)",
+                       "DATASETS.TEST", f"('{keypoint_set}',)", "SOLVER.MAX_ITER", "2", "OUTPUT_DIR", str(tmp_path), *opts)
+        check_config_before_run(cfg, check_weights=False, check_files=False)
+
+    check()  # 17 keypoints, COCO's 17 sigmas
+    check("TEST.KEYPOINT_OKS_SIGMAS", str([0.05] * 17))
+    with pytest.raises(ValueError, match=re.escape(
+            f"TEST.KEYPOINT_OKS_SIGMAS=[0.05, 0.05]: 2 sigmas for MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS=17, which "
+            f"the COCO evaluation of DATASETS.TEST '{keypoint_set}' scores one sigma each: give 17")):
+        check("TEST.KEYPOINT_OKS_SIGMAS", "[0.05, 0.05]")
+    with pytest.raises(ValueError, match=re.escape("TEST.KEYPOINT_OKS_SIGMAS=[0.05, 0.0, 0.05]: expected one positive")):
+        check("TEST.KEYPOINT_OKS_SIGMAS", "[0.05, 0.0, 0.05]")
+    check("TEST.KEYPOINT_OKS_SIGMAS", "[0.05, 0.05]", "DATASETS.TEST", "()")  # nothing evaluated by them
+    # A set of 5 keypoints of one's own, whose metadata names none: COCO's 17 sigmas do not fit.
+    with pytest.raises(ValueError, match=re.escape(
+            "TEST.KEYPOINT_OKS_SIGMAS=[]: none, so COCO's 17 person sigmas for MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS=5")):
+        check("MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS", "5", "DATASETS.TRAIN", "('synthetic_det_train',)",
+              "DATASETS.TEST", "('synthetic_det_val',)")
+    check("MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS", "5", "DATASETS.TRAIN", "('synthetic_det_train',)",
+          "DATASETS.TEST", "('synthetic_det_val',)", "TEST.KEYPOINT_OKS_SIGMAS", str([0.05] * 5))

@@ -490,3 +490,32 @@ def test_a_segmentation_label_that_is_not_an_image_is_named_as_unreadable(tmp_pa
     with pytest.raises(DatasetFileError, match=rf"^dataset 'synthetic_sem_seg_val': the label {label} \(of image "
                                                rf"{image}\) is unreadable \((UnidentifiedImageError|SyntaxError|OSError)"):
         evaluator.process([{"file_name": image}], [{"sem_seg": torch.zeros(evaluator._num_classes, 32, 32)}])
+
+
+# --- stop 56 ---
+def test_a_keypoint_evaluation_scores_the_configs_oks_sigmas(tmp_path):
+    # build_evaluator passes TEST.KEYPOINT_OKS_SIGMAS, as detectron2's own train_net does not:
+    # a 5-keypoint set was scored with COCO's 17 person sigmas, and failed detectron2's count
+    # assertion after the whole inference.
+    from detectron2.structures import Boxes, Instances
+
+    from dropblock_det.engine.evaluation import build_evaluator
+
+    name = "stop56_coco_five_keypoints"
+    keypoints = [6.0, 6.0, 2, 10.0, 6.0, 2, 14.0, 6.0, 2, 8.0, 14.0, 2, 12.0, 14.0, 2]
+    register_coco_json(name, _one_square_coco(keypoints=keypoints, num_keypoints=5), tmp_path)
+
+    def evaluate(*opts):
+        # The exact keypoints (detectron2 takes 0.5 off the predicted ones, in place: new each time).
+        instances = Instances((32, 32), pred_boxes=Boxes(torch.tensor([[4.0, 4.0, 20.0, 20.0]])),
+                              scores=torch.tensor([0.9]), pred_classes=torch.tensor([0]),
+                              pred_keypoints=torch.tensor(keypoints).view(1, 5, 3) + torch.tensor([0.5, 0.5, 0.0]))
+        evaluator = build_evaluator(synthetic_cfg("OUTPUT_DIR", str(tmp_path), *opts), name)
+        evaluator.reset()
+        evaluator.process([{"image_id": 1}], [{"instances": instances}])
+        return evaluator.evaluate()
+
+    with pytest.raises(AssertionError, match="The length of cfg.TEST.KEYPOINT_OKS_SIGMAS is 17"):
+        evaluate()  # COCO's 17 sigmas: what detectron2's own evaluator builder gives
+    results = evaluate("TEST.KEYPOINT_OKS_SIGMAS", "[0.05, 0.05, 0.05, 0.08, 0.08]")
+    assert results["keypoints"]["AP"] == pytest.approx(100.0)
