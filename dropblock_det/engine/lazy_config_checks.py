@@ -775,8 +775,17 @@ def _lazy_class_counts(model: torch.nn.Module) -> Tuple[List[Tuple[str, Any, str
     model = unwrap_model(model)
     counts: List[Tuple[str, Any, str]] = []
     ignore: List[Tuple[str, Any]] = []
-    if isinstance(model, RetinaNet):
+    if isinstance(model, RetinaNet) or (
+            type(model).__name__ == "FCOS" and isinstance(getattr(model, "num_classes", None), int)):
         counts.append(("model.num_classes", model.num_classes, "thing"))
+        # The head's classes, given apart (configs/common/models: "${..num_classes}"): a
+        # `model.head.num_classes` of its own failed at the first step with a bare IndexError.
+        head = getattr(model, "head", None)
+        cls_score, bbox_pred = getattr(head, "cls_score", None), getattr(head, "bbox_pred", None)
+        if isinstance(cls_score, torch.nn.Conv2d) and isinstance(bbox_pred, torch.nn.Conv2d):
+            anchors = bbox_pred.out_channels // 4  # 4 box deltas per anchor
+            if anchors and cls_score.out_channels % anchors == 0:
+                counts.append(("model.head.num_classes", cls_score.out_channels // anchors, "thing"))
     elif isinstance(model, GeneralizedRCNN):
         roi_heads = model.roi_heads
         if hasattr(roi_heads, "num_classes"):
@@ -879,6 +888,13 @@ def check_lazy_head_inputs(cfg: DictConfig, model: torch.nn.Module, train: bool 
         error = head_levels_error(per_level, head._num_features, levels)
         if error is not None:
             raise ValueError(f"model.head.input_shape (against model.head_in_features): {error}")
+        if head._num_features != len(levels) and type(head).forward.__module__.startswith("detectron2."):
+            # detectron2's own RetinaNetHead / FCOSHead forward asserts one entry per level, bare,
+            # at the first step (DropBlockRetinaNetHead runs on any count but with per-level BN).
+            raise ValueError(
+                f"model.head.input_shape: {head._num_features} ShapeSpec(s) for the {len(levels)} levels "
+                f"model.head_in_features={list(levels)}: detectron2's {type(head).__name__} asserts one per "
+                f"level at the first step; give one per level, e.g. [ShapeSpec(channels=256)] * {len(levels)}")
     backbone = getattr(model, "backbone", None)
     shapes = backbone.output_shape() if hasattr(backbone, "output_shape") else {}
     if isinstance(head, RetinaNetHead):

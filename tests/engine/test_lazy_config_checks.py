@@ -2550,3 +2550,91 @@ def test_a_stock_fpn_whose_top_block_reads_a_feature_it_does_not_have_is_refused
     backbone.in_features = ["res2", "res3", "res4", "res5"]
     backbone.top_block = L(LastLevelMaxPool)()
     check_lazy_model(cfg, lazy_meta_model(cfg))
+
+
+# --- zoo journey lazy 56 ---
+def _stock_retinanet_cfg():
+    """A tiny R18 RetinaNet as detectron2's configs/common/models/retinanet.py writes it (its
+    own RetinaNetHead, the head's classes "${..num_classes}"), on the synthetic set."""
+    from detectron2.config import LazyCall as L
+    from detectron2.data import DatasetMapper, build_detection_train_loader, get_detection_dataset_dicts
+    from detectron2.layers import ShapeSpec
+    from detectron2.modeling import FPN, ResNet, RetinaNet
+    from detectron2.modeling.anchor_generator import DefaultAnchorGenerator
+    from detectron2.modeling.backbone import BasicStem
+    from detectron2.modeling.backbone.fpn import LastLevelP6P7
+    from detectron2.modeling.box_regression import Box2BoxTransform
+    from detectron2.modeling.matcher import Matcher
+    from detectron2.modeling.meta_arch.retinanet import RetinaNetHead
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create()
+    cfg.model = L(RetinaNet)(
+        backbone=L(FPN)(
+            bottom_up=L(ResNet)(stem=L(BasicStem)(in_channels=3, out_channels=64, norm="FrozenBN"),
+                                stages=L(ResNet.make_default_stages)(depth=18, norm="FrozenBN"),
+                                out_features=["res3", "res4", "res5"]),
+            in_features=["res3", "res4", "res5"], out_channels=32,
+            top_block=L(LastLevelP6P7)(in_channels=512, out_channels="${..out_channels}")),
+        head=L(RetinaNetHead)(input_shape=[ShapeSpec(channels=32)] * 5, num_classes="${..num_classes}",
+                              conv_dims=[32], prior_prob=0.01, num_anchors=9),
+        anchor_generator=L(DefaultAnchorGenerator)(
+            sizes=[[x, x * 2 ** (1.0 / 3), x * 2 ** (2.0 / 3)] for x in [32, 64, 128, 256, 512]],
+            aspect_ratios=[0.5, 1.0, 2.0], strides=[8, 16, 32, 64, 128], offset=0.0),
+        box2box_transform=L(Box2BoxTransform)(weights=[1.0, 1.0, 1.0, 1.0]),
+        anchor_matcher=L(Matcher)(thresholds=[0.4, 0.5], labels=[0, -1, 1], allow_low_quality_matches=True),
+        num_classes=3, head_in_features=["p3", "p4", "p5", "p6", "p7"],
+        pixel_mean=[103.530, 116.280, 123.675], pixel_std=[1.0, 1.0, 1.0], input_format="BGR")
+    cfg.dataloader = OmegaConf.create()
+    cfg.dataloader.train = L(build_detection_train_loader)(
+        dataset=L(get_detection_dataset_dicts)(names="synthetic_det_train"),
+        mapper=L(DatasetMapper)(is_train=True, augmentations=[], image_format="BGR"),
+        total_batch_size=2, num_workers=0)
+    cfg.train = dict(device="cpu")
+    return cfg
+
+
+def _first_training_step(cfg):
+    """detectron2's training forward of cfg.model on a two-image batch (CPU)."""
+    from detectron2.config import instantiate
+    from detectron2.utils.events import EventStorage
+
+    from conftest import detection_batch
+
+    model = instantiate(cfg.model).train()
+    with EventStorage(0):
+        return model(detection_batch(size=(3, 64, 64)))
+
+
+def test_a_stock_retinanet_heads_shapes_not_one_per_level_are_refused_before_the_run():
+    # detectron2's RetinaNetHead asserts len(features) == len(input_shape), bare, at the first
+    # step: head_in_features=[p3,p4,p5] alone, on detectron2's config, failed there.
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
+
+    cfg = _stock_retinanet_cfg()
+    check_lazy_model(cfg, lazy_meta_model(cfg))  # detectron2's own config passes
+    cfg.model.head_in_features = ["p3", "p4", "p5"]
+    with pytest.raises(AssertionError):  # what detectron2 does with it
+        _first_training_step(cfg)
+    with pytest.raises(ValueError, match=r"^model\.head\.input_shape: 5 ShapeSpec\(s\) for the 3 levels "
+                                         r"model\.head_in_features=\['p3', 'p4', 'p5'\]: detectron2's RetinaNetHead "
+                                         r"asserts one per level.*\* 3$"):
+        check_lazy_model(cfg, lazy_meta_model(cfg))
+    from detectron2.layers import ShapeSpec
+    cfg.model.head.input_shape = [ShapeSpec(channels=32)] * 3
+    check_lazy_model(cfg, lazy_meta_model(cfg))
+
+
+def test_a_stock_retinanet_heads_own_class_count_is_checked_against_the_datasets():
+    # configs/common/models/retinanet.py gives the head "${..num_classes}"; a head count of its
+    # own failed at the first step with a bare IndexError ("The shape of the mask ...").
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
+
+    cfg = _stock_retinanet_cfg()
+    cfg.model.head.num_classes = 5
+    with pytest.raises(IndexError):  # what detectron2 does with it
+        _first_training_step(cfg)
+    with pytest.raises(ValueError, match=r"^model\.head\.num_classes=5, but dataloader\.train\.dataset\.names "
+                                         r"names 'synthetic_det_train', which has 3 classes.*set "
+                                         r"model\.head\.num_classes to 3"):
+        check_lazy_model(cfg, lazy_meta_model(cfg))
