@@ -913,6 +913,7 @@ def check_lazy_head_inputs(cfg: DictConfig, model: torch.nn.Module, train: bool 
                               f"{key}.in_features")
     _check_roi_head_features(getattr(model, "roi_heads", None), shapes)
     _check_head_input_channels(model, shapes)
+    _check_roi_predictor_inputs(getattr(model, "roi_heads", None), shapes)
     _check_top_block_input(backbone)
     shapes = OmegaConf.select(cfg, "model.sem_seg_head.input_shape", default=None)
     if isinstance(shapes, DictConfig) and backbone is not None and hasattr(backbone, "output_shape"):
@@ -1081,6 +1082,65 @@ def _check_head_input_channels(model: torch.nn.Module, shapes: Dict[str, Any]) -
                 f"{list(features)}, pooled to {pooled[0]}x{pooled[1]}, give {have * pooled[0] * pooled[1]}: set it "
                 f"to channels={have}, height={pooled[0]}, width={pooled[1]} (the backbone's channels and the "
                 "pooler's output_size, which the yacs builder copies)")
+
+
+def _check_roi_predictor_inputs(roi_heads: Any, shapes: Dict[str, Any]) -> None:
+    """What an R-CNN's ROI heads hand on inside themselves, which a LazyConfig states by hand
+    (the yacs builder reads each from the part before it), against what that part gives: a
+    box predictor's `input_shape` against its box head's output (`box_head.fc_dims=[512]`
+    alone), a C4 head's `res5.in_channels` against the backbone's feature and the box
+    predictor's and mask head's `input_shape` against res5's `out_channels`. Each failed at
+    the first step in a matmul or conv ("mat1 and mat2 shapes cannot be multiplied"), naming
+    no key. ValueError naming it."""
+    from detectron2.modeling.roi_heads import FastRCNNConvFCHead, Res5ROIHeads, ROIHeads
+
+    if not isinstance(roi_heads, ROIHeads):
+        return
+    key = "model.roi_heads"
+    checks = []  # (key, channels the layer takes, channels it is given, what gives them)
+    if isinstance(roi_heads, Res5ROIHeads):
+        blocks = list(getattr(roi_heads, "res5", None) or [])
+        first, last = (blocks[0], blocks[-1]) if blocks else (None, None)
+        feature = (roi_heads.in_features or [None])[0]
+        if isinstance(getattr(first, "in_channels", None), int) and feature in shapes:
+            checks.append((f"{key}.res5.in_channels", first.in_channels, shapes[feature].channels,
+                           f"the backbone's {feature} ({key}.in_features)"))
+        out = getattr(last, "out_channels", None)
+        if isinstance(out, int):
+            predictor = getattr(getattr(roi_heads, "box_predictor", None), "cls_score", None)
+            if isinstance(predictor, torch.nn.Linear):  # on res5's output, averaged to 1x1
+                checks.append((f"{key}.box_predictor.input_shape", predictor.in_features, out,
+                               f"{key}.res5 (its out_channels)"))
+            mask_head = getattr(roi_heads, "mask_head", None)
+            layer = next((m for m in mask_head.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))),
+                         None) if isinstance(mask_head, torch.nn.Module) else None
+            if layer is not None:
+                checks.append((f"{key}.mask_head.input_shape", layer.in_channels, out, f"{key}.res5 (its out_channels)"))
+    else:
+        box_heads, predictors = getattr(roi_heads, "box_head", None), getattr(roi_heads, "box_predictor", None)
+        if isinstance(box_heads, torch.nn.ModuleList) and isinstance(predictors, torch.nn.ModuleList):
+            pairs = [(f"{key}.box_heads.{i}", h, f"{key}.box_predictors.{i}", p)  # CascadeROIHeads' stages
+                     for i, (h, p) in enumerate(zip(box_heads, predictors))]
+        else:
+            pairs = [(f"{key}.box_head", box_heads, f"{key}.box_predictor", predictors)]
+        for head_key, head, predictor_key, predictor in pairs:
+            if not isinstance(head, FastRCNNConvFCHead):
+                continue  # a head of the user's own is left to its own output_shape
+            shape = getattr(head, "output_shape", None)  # a property of detectron2's box heads
+            shape = shape() if callable(shape) else shape
+            cls_score = getattr(predictor, "cls_score", None)
+            if shape is None or not isinstance(cls_score, torch.nn.Linear) or shape.channels is None:
+                continue
+            given = shape.channels * (shape.height or 1) * (shape.width or 1)  # flattened
+            checks.append((f"{predictor_key}.input_shape", cls_score.in_features, given,
+                           f"{head_key} (its output_shape)",
+                           f"channels={shape.channels}, height={shape.height}, width={shape.width}"
+                           if shape.height or shape.width else None))
+    for name, takes, given, source, *written in checks:
+        if takes != given:
+            to = written[0] if written and written[0] else f"channels={given}"
+            raise ValueError(f"{name}: the layer it builds takes {takes} values, but {source} gives {given}: "
+                             f"set it to {to} (the yacs builder reads them from there)")
 
 
 def _check_top_block_input(backbone: Any) -> None:

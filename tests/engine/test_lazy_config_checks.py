@@ -2638,3 +2638,49 @@ def test_a_stock_retinanet_heads_own_class_count_is_checked_against_the_datasets
                                          r"names 'synthetic_det_train', which has 3 classes.*set "
                                          r"model\.head\.num_classes to 3"):
         check_lazy_model(cfg, lazy_meta_model(cfg))
+
+
+@pytest.mark.parametrize("c4, override, match", [
+    # a box head's layers changed alone: the predictor, given its input by hand, kept 32
+    (False, {"roi_heads.box_head.fc_dims": [16]},
+     r"^model\.roi_heads\.box_predictor\.input_shape: the layer it builds takes 32 values, but "
+     r"model\.roi_heads\.box_head \(its output_shape\) gives 16: set it to channels=16"),
+    # no FC layers: the predictor takes the pooled features flattened
+    (False, {"roi_heads.box_head.fc_dims": [], "roi_heads.box_head.conv_dims": [8]},
+     r"gives 392: set it to channels=8, height=7, width=7"),
+    # a C4 res5 that does not start from the backbone's res4 (R18: 256 channels)
+    (True, {"roi_heads.res5.in_channels": 128},
+     r"^model\.roi_heads\.res5\.in_channels: the layer it builds takes 128 values, but the backbone's res4 "
+     r"\(model\.roi_heads\.in_features\) gives 256: set it to channels=256"),
+    (True, {"roi_heads.box_predictor.input_shape.channels": 256},
+     r"^model\.roi_heads\.box_predictor\.input_shape: .* takes 256 values, but model\.roi_heads\.res5 "
+     r"\(its out_channels\) gives 512"),
+])
+def test_what_an_rcnns_roi_heads_hand_on_inside_themselves_is_checked_before_the_run(c4, override, match):
+    # Each is stated by hand in detectron2's LazyConfigs; a mismatch built and failed at the
+    # first step in a matmul or conv, naming no key.
+    from omegaconf import OmegaConf
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
+
+    cfg = lazy_rcnn_cfg(c4=c4)
+    if c4:  # the README's change for a C4 model: its backbone ends at res4
+        cfg.model.backbone.stages.dropblock_stages = ["res4"]
+    check_lazy_model(cfg, lazy_meta_model(cfg))  # as detectron2's configs have it
+    for key, value in override.items():
+        OmegaConf.update(cfg.model, key, value, merge=False)
+    with pytest.raises(RuntimeError):  # what detectron2 does with it
+        _first_training_step(cfg)
+    with pytest.raises(ValueError, match=match):
+        check_lazy_model(cfg, lazy_meta_model(cfg))
+
+
+def test_a_c4_mask_heads_input_is_checked_against_res5s_output():
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
+
+    cfg = lazy_rcnn_cfg(c4=True, mask=True, use_instance_mask=True)
+    check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
+    cfg.model.roi_heads.mask_head.input_shape.channels = 256
+    with pytest.raises(ValueError, match=r"^model\.roi_heads\.mask_head\.input_shape: .* takes 256 values, but "
+                                         r"model\.roi_heads\.res5 \(its out_channels\) gives 512"):
+        check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
