@@ -914,6 +914,7 @@ def check_lazy_head_inputs(cfg: DictConfig, model: torch.nn.Module, train: bool 
     _check_roi_head_features(getattr(model, "roi_heads", None), shapes)
     _check_head_input_channels(model, shapes)
     _check_roi_predictor_inputs(getattr(model, "roi_heads", None), shapes)
+    _check_resnet_stem(model)
     _check_top_block_input(backbone)
     shapes = OmegaConf.select(cfg, "model.sem_seg_head.input_shape", default=None)
     if isinstance(shapes, DictConfig) and backbone is not None and hasattr(backbone, "output_shape"):
@@ -1141,6 +1142,34 @@ def _check_roi_predictor_inputs(roi_heads: Any, shapes: Dict[str, Any]) -> None:
             to = written[0] if written and written[0] else f"channels={given}"
             raise ValueError(f"{name}: the layer it builds takes {takes} values, but {source} gives {given}: "
                              f"set it to {to} (the yacs builder reads them from there)")
+
+
+def _check_resnet_stem(model: torch.nn.Module) -> None:
+    """A detectron2 ResNet's stem (`model.backbone.stem`, or `.bottom_up.stem` under an FPN)
+    against what is around it, both stated by hand in a LazyConfig: its `in_channels` against
+    the image channels (one per `model.pixel_mean` value) and its `out_channels` against its
+    first stage's input (`ResNet.make_default_stages` starts res2 at 64 channels). A stem
+    override alone failed at the first step in a conv, naming no key. ValueError naming it."""
+    from detectron2.modeling.backbone import ResNet
+
+    backbone = getattr(model, "backbone", None)
+    for key, resnet in (("model.backbone", backbone), ("model.backbone.bottom_up", getattr(backbone, "bottom_up", None))):
+        if not isinstance(resnet, ResNet):
+            continue
+        stem, stages = getattr(resnet, "stem", None), getattr(resnet, "stages", None)
+        takes = getattr(stem, "in_channels", None)
+        mean = getattr(model, "pixel_mean", None)
+        if isinstance(takes, int) and isinstance(mean, torch.Tensor) and mean.dim() and mean.shape[0] not in (1, takes):
+            raise ValueError(f"{key}.stem.in_channels={takes}: the images have {mean.shape[0]} channels "
+                             f"(one per model.pixel_mean value): set it to {mean.shape[0]}")
+        gives = getattr(stem, "out_channels", None)
+        first = next(iter(stages[0]), None) if stages else None
+        if isinstance(gives, int) and isinstance(getattr(first, "in_channels", None), int) and first.in_channels != gives:
+            raise ValueError(f"{key}.stem.out_channels={gives}: its first stage ({key}.stages, "
+                             f"{resnet.stage_names[0] if getattr(resnet, 'stage_names', None) else 'res2'}) takes "
+                             f"{first.in_channels} channels: set it to {first.in_channels}, or {key}.stages.in_channels="
+                             f"{gives} with make_dropblock_resnet_stages (detectron2's ResNet.make_default_stages "
+                             "starts at 64)")
 
 
 def _check_top_block_input(backbone: Any) -> None:

@@ -2684,3 +2684,30 @@ def test_a_c4_mask_heads_input_is_checked_against_res5s_output():
     with pytest.raises(ValueError, match=r"^model\.roi_heads\.mask_head\.input_shape: .* takes 256 values, but "
                                          r"model\.roi_heads\.res5 \(its out_channels\) gives 512"):
         check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
+
+
+@pytest.mark.parametrize("key, value, match", [
+    ("stem.out_channels", 32, r"^model\.backbone\.bottom_up\.stem\.out_channels=32: its first stage "
+                              r"\(model\.backbone\.bottom_up\.stages, res2\) takes 64 channels: set it to 64, or "
+                              r"model\.backbone\.bottom_up\.stages\.in_channels=32"),
+    ("stem.in_channels", 1, r"^model\.backbone\.bottom_up\.stem\.in_channels=1: the images have 3 channels "
+                            r"\(one per model\.pixel_mean value\): set it to 3"),
+])
+def test_a_resnet_stem_that_does_not_fit_the_images_or_its_first_stage_is_refused_before_the_run(key, value, match):
+    # Both are stated by hand in detectron2's LazyConfigs (BasicStem(in_channels=3,
+    # out_channels=64)); one changed alone failed at the first step in a conv.
+    from omegaconf import OmegaConf
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
+
+    cfg = lazy_rcnn_cfg()
+    check_lazy_model(cfg, lazy_meta_model(cfg))
+    OmegaConf.update(cfg.model.backbone.bottom_up, key, value, merge=False)
+    with pytest.raises(RuntimeError):  # what detectron2 does with it
+        _first_training_step(cfg)
+    with pytest.raises(ValueError, match=match):
+        check_lazy_model(cfg, lazy_meta_model(cfg))
+    if key == "stem.out_channels":  # stages built for that stem are a valid model
+        cfg.model.backbone.bottom_up.stages.in_channels = value
+        check_lazy_model(cfg, lazy_meta_model(cfg))
+        _first_training_step(cfg)
