@@ -668,14 +668,34 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True, check_file
     if train and check_files:
         if model is not None:
             train_key, train_names = lazy_split_names(cfg, "train")
-            check_json_training_annotations(
-                {flag: (f"{head} trains on {ANNOTATION_FIELDS[flag][1]}", "build the model without the head")
-                 for flag, head in rcnn_heads_needing_data(model).items()},
-                [(train_key, name) for name in train_names])
+            needed = {flag: (f"{head} trains on {ANNOTATION_FIELDS[flag][1]}", "build the model without the head")
+                      for flag, head in rcnn_heads_needing_data(model).items()}
+            needed.setdefault("use_instance_mask", _recompute_boxes_need(cfg))
+            check_json_training_annotations({flag: need for flag, need in needed.items() if need},
+                                            [(train_key, name) for name in train_names])
         # What the evaluations after training will read (the test loader loads them then).
         test_key, test_names = lazy_split_names(cfg, "test")
         check_evaluation_files(test_names, test_key)
     return model
+
+
+def _recompute_boxes_need(cfg: DictConfig) -> Optional[Tuple[str, str]]:
+    """(what needs masks, how to do without) for a training DatasetMapper with
+    `recompute_boxes=True` (detectron2's new_baselines set it, for their crop), which reads
+    every box from its instance mask, whatever the model: on a set without masks (a Faster
+    R-CNN made from those configs as the README says) it failed at the first step with
+    "Cannot find field 'gt_masks' in the given Instances!". None where it is not set."""
+    from detectron2.data import DatasetMapper
+
+    key = "dataloader.train.mapper"
+    mapper = lazy_config_value(cfg, key)
+    if not isinstance(mapper, DictConfig) or not mapper.get("recompute_boxes", False):
+        return None
+    target = _located(mapper.get("_target_"))
+    if not (isinstance(target, type) and issubclass(target, DatasetMapper)):
+        return None
+    return (f"{key}.recompute_boxes=True reads every training box from its instance mask",
+            f"set {key}.recompute_boxes=False (boxes as annotated)")
 
 
 def _check_ddp_device(cfg: DictConfig, device: torch.device) -> None:

@@ -2711,3 +2711,34 @@ def test_a_resnet_stem_that_does_not_fit_the_images_or_its_first_stage_is_refuse
         cfg.model.backbone.bottom_up.stages.in_channels = value
         check_lazy_model(cfg, lazy_meta_model(cfg))
         _first_training_step(cfg)
+
+
+def test_a_mapper_recomputing_boxes_from_masks_on_a_set_without_masks_is_refused_before_the_run(tmp_path):
+    # detectron2's new_baselines set recompute_boxes=True; made a Faster R-CNN as the README
+    # says (no mask head) on a box-only set, it failed at the first step: "Cannot find field
+    # 'gt_masks' in the given Instances!".
+    from detectron2.config import instantiate
+
+    from conftest import own_coco_set
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    with own_coco_set(tmp_path / "boxes", "test_lazy_recompute_boxes") as boxes, \
+            own_coco_set(tmp_path / "masks", "test_lazy_recompute_masks", segmentation=True) as masks:
+        cfg = lazy_cfg(CONFIGS / "Synthetic" / "retinanet_R18_GN_dropblock_res45_kp0.9_b3.py")
+        rcnn = lazy_rcnn_cfg(use_instance_mask=True)
+        cfg.model, cfg.dropblock, cfg.dataloader.train = rcnn.model, rcnn.dropblock, rcnn.dataloader.train
+        cfg.model.roi_heads.num_classes = cfg.model.roi_heads.box_predictor.num_classes = 2
+        cfg.dataloader.test.dataset.names = cfg.dataloader.evaluator.dataset_name = masks
+        cfg.dataloader.train.dataset.names = boxes
+        check_lazy_config_before_run(cfg)  # boxes as annotated
+        cfg.dataloader.train.mapper.recompute_boxes = True
+        with pytest.raises(AttributeError, match="gt_masks"):  # what detectron2 does with it
+            next(iter(instantiate(cfg.dataloader.train)))
+        with pytest.raises(ValueError, match=(
+                r"^dataloader\.train\.mapper\.recompute_boxes=True reads every training box from its instance mask, "
+                rf"but dataloader\.train\.dataset\.names names '{boxes}', whose json_file .*boxes/train\.json' has no "
+                r"'segmentation' \(instance masks\) in any annotation: give dataloader\.train\.dataset\.names a "
+                r"dataset with instance masks, or set dataloader\.train\.mapper\.recompute_boxes=False")):
+            check_lazy_config_before_run(cfg)
+        cfg.dataloader.train.dataset.names = masks
+        check_lazy_config_before_run(cfg)
