@@ -813,6 +813,9 @@ def _lazy_class_counts(model: torch.nn.Module) -> Tuple[List[Tuple[str, Any, str
         predictor = getattr(roi_heads, "box_predictor", None)
         if isinstance(getattr(predictor, "num_classes", None), int):
             counts.append(("model.roi_heads.box_predictor.num_classes", predictor.num_classes, "thing"))
+        elif isinstance(predictor, torch.nn.ModuleList):  # CascadeROIHeads: one per stage, each its own count
+            counts.extend((f"model.roi_heads.box_predictors.{i}.num_classes", stage.num_classes, "thing")
+                          for i, stage in enumerate(predictor) if isinstance(getattr(stage, "num_classes", None), int))
     # A PanopticFPN's semantic labels are the stuff_classes too (see config_checks.check_dataset_classes).
     if isinstance(model, (SemanticSegmentor, PanopticFPN)):
         head = model.sem_seg_head

@@ -2742,3 +2742,58 @@ def test_a_mapper_recomputing_boxes_from_masks_on_a_set_without_masks_is_refused
             check_lazy_config_before_run(cfg)
         cfg.dataloader.train.dataset.names = masks
         check_lazy_config_before_run(cfg)
+
+
+def _cascade_cfg():
+    """lazy_rcnn_cfg's Faster R-CNN made a Cascade R-CNN as detectron2's
+    configs/common/models/cascade_rcnn.py makes one (three stages, "${...num_classes}")."""
+    from detectron2.config import LazyCall as L
+    from detectron2.layers import ShapeSpec
+    from detectron2.modeling.box_regression import Box2BoxTransform
+    from detectron2.modeling.matcher import Matcher
+    from detectron2.modeling.roi_heads import CascadeROIHeads, FastRCNNConvFCHead, FastRCNNOutputLayers
+
+    cfg = lazy_rcnn_cfg()
+    heads = cfg.model.roi_heads
+    for key in ("box_head", "box_predictor", "proposal_matcher"):
+        heads.pop(key)
+    heads.update(
+        _target_=CascadeROIHeads,
+        box_heads=[L(FastRCNNConvFCHead)(input_shape=ShapeSpec(channels=32, height=7, width=7), conv_dims=[],
+                                         fc_dims=[32]) for _ in range(3)],
+        box_predictors=[L(FastRCNNOutputLayers)(input_shape=ShapeSpec(channels=32), cls_agnostic_bbox_reg=True,
+                                                box2box_transform=L(Box2BoxTransform)(weights=(w1, w1, w2, w2)),
+                                                num_classes="${...num_classes}")
+                        for w1, w2 in [(10, 5), (20, 10), (30, 15)]],
+        proposal_matchers=[L(Matcher)(thresholds=[th], labels=[0, 1], allow_low_quality_matches=False)
+                           for th in [0.5, 0.6, 0.7]])
+    return cfg
+
+
+def test_a_cascade_stages_own_class_count_and_input_are_checked_before_the_run():
+    # Each stage's predictor is a node of its own: a count changed in one trained, and failed
+    # in the evaluation after the whole training, averaging the stages' scores ("The size of
+    # tensor a (6) must match ... (4)"); an input failed at the first step in a matmul.
+    from detectron2.config import instantiate
+
+    from conftest import detection_batch
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
+
+    cfg = _cascade_cfg()
+    check_lazy_model(cfg, lazy_meta_model(cfg))  # as detectron2's config has it
+    cfg.model.roi_heads.box_predictors[0].num_classes = 5
+    _first_training_step(cfg)
+    model = instantiate(cfg.model).eval()
+    model.proposal_generator.post_nms_topk = (50, 50)
+    with pytest.raises(RuntimeError, match="must match"), torch.no_grad():  # what detectron2 does with it
+        model(detection_batch(size=(3, 64, 64), with_instances=False))
+    with pytest.raises(ValueError, match=r"^model\.roi_heads\.box_predictors\.0\.num_classes=5, but "
+                                         r"dataloader\.train\.dataset\.names names 'synthetic_det_train', which has "
+                                         r"3 classes"):
+        check_lazy_model(cfg, lazy_meta_model(cfg))
+    cfg = _cascade_cfg()
+    cfg.model.roi_heads.box_heads[2].fc_dims = [16]
+    with pytest.raises(ValueError, match=r"^model\.roi_heads\.box_predictors\.2\.input_shape: the layer it builds "
+                                         r"takes 32 values, but model\.roi_heads\.box_heads\.2 \(its output_shape\) "
+                                         r"gives 16: set it to channels=16"):
+        check_lazy_model(cfg, lazy_meta_model(cfg))
