@@ -769,6 +769,7 @@ def check_lazy_model(cfg: DictConfig, model: torch.nn.Module, train: bool = True
             raise ValueError(f"{key}.use_fast_impl={evaluator.get('use_fast_impl', True)!r}: COCOEvaluator's "
                              "fast evaluation needs detectron2's compiled operators, which this detectron2 "
                              f"lacks; set {key}.use_fast_impl=False (pycocotools' COCOeval, the official one)")
+    _check_keypoint_count(cfg, model, train)
     if train:
         check_lazy_resnet_stages(cfg, model)
         check_lazy_dropblock_positions(cfg)
@@ -779,6 +780,26 @@ def check_lazy_model(cfg: DictConfig, model: torch.nn.Module, train: bool = True
                 if reason:
                     raise ValueError(f"model.{qualified}: impl='triton' cannot run on train.device="
                                      f"{cfg.train.device!r}: {reason}; use 'auto' or 'torch'")
+
+
+def _check_keypoint_count(cfg: DictConfig, model: torch.nn.Module, train: bool = True) -> None:
+    """A Keypoint R-CNN head's keypoints (`model.roi_heads.keypoint_head.num_keypoints`, its
+    heatmaps) against the `keypoint_names` of the datasets the loaders and the evaluator name,
+    where their metadata has them (detectron2's COCO person sets: 17): a count changed alone
+    failed at the first step with a bare IndexError in the heatmap loss. ValueError naming it."""
+    from detectron2.modeling.roi_heads.keypoint_head import BaseKeypointRCNNHead
+
+    head = getattr(getattr(unwrap_model(model), "roi_heads", None), "keypoint_head", None)
+    count = getattr(head, "num_keypoints", None)
+    if not isinstance(head, BaseKeypointRCNNHead) or not isinstance(count, int):
+        return
+    for key, name in dict.fromkeys(lazy_dataset_names(cfg, train)):
+        names = MetadataCatalog.get(name).get("keypoint_names") if isinstance(name, str) else None
+        if names is not None and len(names) != count:
+            raise ValueError(
+                f"model.roi_heads.keypoint_head.num_keypoints={count}, but {key} names {name!r}, whose metadata "
+                f"keypoint_names has {len(names)} keypoints: set it to {len(names)} (the head predicts one "
+                "heatmap per keypoint of the annotations)")
 
 
 def _lazy_class_counts(model: torch.nn.Module) -> Tuple[List[Tuple[str, Any, str]], List[Tuple[str, Any]]]:

@@ -2797,3 +2797,37 @@ def test_a_cascade_stages_own_class_count_and_input_are_checked_before_the_run()
                                          r"takes 32 values, but model\.roi_heads\.box_heads\.2 \(its output_shape\) "
                                          r"gives 16: set it to channels=16"):
         check_lazy_model(cfg, lazy_meta_model(cfg))
+
+
+def test_a_keypoint_heads_count_is_checked_against_the_datasets_keypoint_names(tmp_path):
+    # configs/common/models/keypoint_rcnn_fpn.py states num_keypoints=17 by hand; another count
+    # on COCO's person keypoints failed at the first step with a bare IndexError in the loss.
+    from detectron2.config import LazyCall as L
+    from detectron2.data import MetadataCatalog
+    from detectron2.layers import ShapeSpec
+    from detectron2.modeling.poolers import ROIPooler
+    from detectron2.modeling.roi_heads import KRCNNConvDeconvUpsampleHead
+
+    from conftest import own_coco_set
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
+
+    cfg = lazy_rcnn_cfg()
+    heads = cfg.model.roi_heads
+    heads.update(num_classes=2, keypoint_in_features=["p2", "p3", "p4", "p5"],
+                 keypoint_pooler=L(ROIPooler)(output_size=14, scales=(1.0 / 4, 1.0 / 8, 1.0 / 16, 1.0 / 32),
+                                              sampling_ratio=0, pooler_type="ROIAlignV2"),
+                 keypoint_head=L(KRCNNConvDeconvUpsampleHead)(input_shape=ShapeSpec(channels=32, width=14, height=14),
+                                                              num_keypoints=17, conv_dims=[16]))
+    heads.box_predictor.num_classes = 2
+    cfg.dataloader.train.mapper.use_keypoint = True
+    with own_coco_set(tmp_path / "people", "test_lazy_keypoint_count") as people:
+        MetadataCatalog.get(people).keypoint_names = [f"k{i}" for i in range(17)]
+        cfg.dataloader.train.dataset.names = people
+        check_lazy_model(cfg, lazy_meta_model(cfg))  # 17, as detectron2's config has it
+        heads.keypoint_head.num_keypoints = 5
+        with pytest.raises(ValueError, match=r"^model\.roi_heads\.keypoint_head\.num_keypoints=5, but "
+                                             rf"dataloader\.train\.dataset\.names names '{people}', whose metadata "
+                                             r"keypoint_names has 17 keypoints: set it to 17"):
+            check_lazy_model(cfg, lazy_meta_model(cfg))
+    cfg.dataloader.train.dataset.names = "synthetic_det_train"  # no keypoint_names: not judged
+    check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
