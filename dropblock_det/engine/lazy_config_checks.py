@@ -33,7 +33,7 @@ from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseExceptio
 from ..config import check_channels, check_feature_names, check_norm
 from ..data.file_errors import ANNOTATION_FIELDS, check_evaluation_files, missing_annotation_field
 from ..layers import DropBlock2d, LinearKeepProbSchedule, iter_regularizers, triton_unavailable_reason
-from ..layers.base import is_integer
+from ..layers.base import is_integer, is_real_number
 from .checkpoint import (
     check_checkpoint_fits,
     check_resume_grad_scaler,
@@ -1430,6 +1430,13 @@ def _check_model_node_values(key: str, node: DictConfig, ancestors: List[Tuple[s
         check("test_score_thresh", check_score_threshold)
         check("test_nms_thresh", check_nms_threshold)
         check("test_topk_per_image", check_detections_kept)
+        weight = given.get("loss_weight")
+        if weight is not None and not isinstance(weight, (float, dict)):
+            # detectron2 makes a float a weight per loss and reads anything else as a dict:
+            # loss_weight=2 built and failed at the first step ("'int' object has no attribute 'get'").
+            raise ValueError(f"{key}.loss_weight={weight!r}: expected a float (one weight for both losses) or a "
+                             "dict {'loss_cls': ..., 'loss_box_reg': ...}"
+                             + (f"; write {float(weight)}" if is_real_number(weight) else ""))
     elif issubclass(target, (FastRCNNConvFCHead, MaskRCNNConvUpsampleHead, KRCNNConvDeconvUpsampleHead)):
         check_channels("", {f"{key}.{name}": given[name] for name in ("conv_dims", "fc_dims") if name in given})
     elif issubclass(target, _semantic_segmentation_heads()):

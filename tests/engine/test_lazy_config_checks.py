@@ -2831,3 +2831,24 @@ def test_a_keypoint_heads_count_is_checked_against_the_datasets_keypoint_names(t
             check_lazy_model(cfg, lazy_meta_model(cfg))
     cfg.dataloader.train.dataset.names = "synthetic_det_train"  # no keypoint_names: not judged
     check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
+
+
+@pytest.mark.parametrize("weight, match", [
+    (2, r"^model\.roi_heads\.box_predictor\.loss_weight=2: expected a float .*; write 2\.0$"),
+    ("2", r"^model\.roi_heads\.box_predictor\.loss_weight='2': expected a float"),
+])
+def test_a_box_predictor_loss_weight_that_is_no_float_nor_dict_is_refused_by_key(weight, match):
+    # FastRCNNOutputLayers makes a float one weight per loss and reads anything else as a dict:
+    # loss_weight=2 built and failed at the first step ("'int' object has no attribute 'get'").
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model_values
+
+    cfg = lazy_rcnn_cfg()
+    for valid in (2.0, {"loss_cls": 1.0, "loss_box_reg": 2.0}):
+        cfg.model.roi_heads.box_predictor.loss_weight = valid
+        check_lazy_model_values(cfg)
+    cfg.model.roi_heads.box_predictor.loss_weight = weight
+    if weight == 2:
+        with pytest.raises(AttributeError, match="'int' object has no attribute 'get'"):  # what detectron2 does
+            _first_training_step(cfg)
+    with pytest.raises(ValueError, match=match):
+        check_lazy_model_values(cfg)
