@@ -1594,6 +1594,13 @@ def check_rcnn_features(cfg: CfgNode) -> None:
         check_anchor_levels(cfg, "MODEL.RPN.IN_FEATURES", levels)
     if head_class is not None and issubclass(head_class, Res5ROIHeads):
         check_c4_head_features(cfg, outputs)
+        if cfg.MODEL.RESNETS.RES5_DILATION != 1:
+            # The C4 head builds res5 itself and reads no dilation: it trained undilated, silently.
+            raise ValueError(
+                f"MODEL.RESNETS.RES5_DILATION={cfg.MODEL.RESNETS.RES5_DILATION!r}: MODEL.ROI_HEADS.NAME="
+                f"{cfg.MODEL.ROI_HEADS.NAME!r} builds res5 itself, undilated (it reads no RES5_DILATION); a "
+                "dilated res5 is detectron2's DC5 model (Base-RCNN-DilatedC5.yaml: the backbone to res5, "
+                "StandardROIHeads), else set it to 1")
     elif head_class is not None:
         check_feature_names("MODEL.ROI_HEADS.IN_FEATURES", cfg.MODEL.ROI_HEADS.IN_FEATURES, outputs,
                             "the backbone's outputs", note=note)

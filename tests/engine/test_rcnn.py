@@ -736,3 +736,24 @@ def test_lazy_rcnn_head_values_detectron2_fails_on_late_are_refused_naming_the_k
     OmegaConf.select(cfg.model, node)[name] = value
     with pytest.raises(ValueError, match="^" + error):
         check_lazy_model_values(cfg)
+
+
+# --- stop 56 ---
+@pytest.mark.parametrize("heads", ["Res5ROIHeads", "DropBlockRes5ROIHeads"])
+def test_a_dilated_res5_under_a_c4_head_that_builds_it_undilated_is_refused(heads):
+    # The C4 head builds res5 itself and reads no MODEL.RESNETS.RES5_DILATION: a C4 config
+    # given 2 trained undilated, silently (detectron2's DC5 model dilates the backbone's res5).
+    from detectron2.modeling.roi_heads import build_roi_heads
+    from detectron2.layers import ShapeSpec
+
+    from dropblock_det.engine.config_checks import check_model_config
+
+    opts = ["MODEL.ROI_HEADS.NAME", heads, "MODEL.DROPBLOCK.RESNET.STAGES", "['res4']", "MODEL.RESNETS.DEPTH", "50",
+            "MODEL.RESNETS.RES2_OUT_CHANNELS", "256"]  # ResNet-18/34 take no dilation at all
+    cfg = rcnn_cfg(*opts, "MODEL.RESNETS.RES5_DILATION", "2", c4=True)
+    res5 = build_roi_heads(cfg, {"res4": ShapeSpec(channels=1024, stride=16)}).res5
+    assert {block.conv2.dilation for block in res5} == {(1, 1)}  # what the run trained with
+    with pytest.raises(ValueError, match=re.escape(
+            f"MODEL.RESNETS.RES5_DILATION=2: MODEL.ROI_HEADS.NAME='{heads}' builds res5 itself, undilated")):
+        check_model_config(cfg)
+    check_model_config(rcnn_cfg(*opts, c4=True))
