@@ -1071,6 +1071,16 @@ def _check_roi_head_features(roi_heads: Any, shapes: Dict[str, Any]) -> None:
                 f"model.roi_heads.{pooler_name}.scales=[{', '.join(f'1.0 / {b}' for b in strides)}]")
 
 
+# The layers a head's features can enter first (a mask head without convs starts at its deconv).
+_CONVS = (torch.nn.Conv2d, torch.nn.ConvTranspose2d)
+
+
+def _first_layer(head: torch.nn.Module, kinds: Tuple[type, ...]) -> Optional[torch.nn.Module]:
+    """The first registered submodule of `head` of one of `kinds`: for detectron2's heads, the
+    layer their features enter."""
+    return next((module for module in head.modules() if isinstance(module, kinds)), None)
+
+
 def _check_head_input_channels(model: torch.nn.Module, shapes: Dict[str, Any]) -> None:
     """The channels a head's first layer takes, which a LazyConfig states by hand
     (`model.head.input_shape`, `model.proposal_generator.head.in_channels`,
@@ -1109,13 +1119,11 @@ def _check_head_input_channels(model: torch.nn.Module, shapes: Dict[str, Any]) -
         if not isinstance(head, known) or not features or any(f not in shapes for f in features):
             continue
         channels = {shapes[f].channels for f in features}
-        # (a mask head without convs starts at its deconv)
-        convs = (torch.nn.Conv2d, torch.nn.ConvTranspose2d)
-        layer = next((m for m in head.modules() if isinstance(m, convs + (torch.nn.Linear,))), None)
+        layer = _first_layer(head, _CONVS + (torch.nn.Linear,))
         if len(channels) != 1 or layer is None:
             continue  # features of several widths: detectron2's own assertion names them
         (have,) = channels
-        if isinstance(layer, convs) and layer.in_channels != have:
+        if isinstance(layer, _CONVS) and layer.in_channels != have:
             raise ValueError(
                 f"{key}: the head's first conv takes {layer.in_channels} channels, but the features it runs on, "
                 f"{list(features)}, have {have}: set its channels to {have} (the backbone's, which the yacs "
@@ -1157,8 +1165,7 @@ def _check_roi_predictor_inputs(roi_heads: Any, shapes: Dict[str, Any]) -> None:
                 checks.append((f"{key}.box_predictor.input_shape", predictor.in_features, out,
                                f"{key}.res5 (its out_channels)"))
             mask_head = getattr(roi_heads, "mask_head", None)
-            layer = next((m for m in mask_head.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))),
-                         None) if isinstance(mask_head, torch.nn.Module) else None
+            layer = _first_layer(mask_head, _CONVS) if isinstance(mask_head, torch.nn.Module) else None
             if layer is not None:
                 checks.append((f"{key}.mask_head.input_shape", layer.in_channels, out, f"{key}.res5 (its out_channels)"))
     else:
