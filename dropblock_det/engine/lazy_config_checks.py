@@ -1154,6 +1154,18 @@ def _check_roi_predictor_inputs(roi_heads: Any, shapes: Dict[str, Any]) -> None:
     if isinstance(roi_heads, Res5ROIHeads):
         blocks = list(getattr(roi_heads, "res5", None) or [])
         first, last = (blocks[0], blocks[-1]) if blocks else (None, None)
+        for i, block in enumerate(blocks):
+            # detectron2's BottleneckBlock / BasicBlock build their shortcut conv (which strides
+            # with the block) only where in_channels != out_channels: a block that strides
+            # without one adds its strided output to its unstrided input, a size mismatch at
+            # the first step ("The size of tensor a (7) must match the size of tensor b (14)").
+            if getattr(block, "stride", 1) != 1 and getattr(block, "shortcut", 0) is None:
+                raise ValueError(
+                    f"{key}.res5.out_channels={block.out_channels}: equal to its in_channels, so detectron2's "
+                    f"{type(block).__name__} builds no shortcut conv for block {i}, which strides by {block.stride} "
+                    f"({key}.res5.stride_per_block): the residual sum fails at the first step; give res5 other "
+                    f"out_channels than in_channels (configs/common/models/mask_rcnn_c4.py: 1024 -> 2048), "
+                    "with the box predictor's and mask head's input_shape channels to match")
         feature = (roi_heads.in_features or [None])[0]
         if isinstance(getattr(first, "in_channels", None), int) and feature in shapes:
             checks.append((f"{key}.res5.in_channels", first.in_channels, shapes[feature].channels,

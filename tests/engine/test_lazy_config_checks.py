@@ -2852,3 +2852,28 @@ def test_a_box_predictor_loss_weight_that_is_no_float_nor_dict_is_refused_by_key
             _first_training_step(cfg)
     with pytest.raises(ValueError, match=match):
         check_lazy_model_values(cfg)
+
+
+# --- mutation 57L ---
+
+
+def test_a_c4_res5_whose_out_channels_equal_its_in_channels_is_refused_naming_the_key():
+    # detectron2's blocks build their (strided) shortcut conv only where in_channels !=
+    # out_channels: res5.out_channels=in_channels, with the box predictor and mask head fitted
+    # to it, passed every other check and failed at the first step in the residual sum.
+    from omegaconf import OmegaConf
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
+
+    cfg = lazy_rcnn_cfg(c4=True, mask=True, use_instance_mask=True)
+    check_lazy_model(cfg, lazy_meta_model(cfg), train=False)  # res5 256 -> 512: a shortcut conv
+    for key in ("res5.out_channels", "box_predictor.input_shape.channels", "mask_head.input_shape.channels"):
+        OmegaConf.update(cfg.model.roi_heads, key, 256, merge=False)
+    with pytest.raises(RuntimeError, match="must match the size"):  # what detectron2 does with it
+        _first_training_step(cfg)
+    with pytest.raises(ValueError, match=r"^model\.roi_heads\.res5\.out_channels=256: equal to its in_channels, "
+                                         r"so detectron2's BasicBlock builds no shortcut conv for block 0, which "
+                                         r"strides by 2 \(model\.roi_heads\.res5\.stride_per_block\)"):
+        check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
+    cfg.model.roi_heads.res5.stride_per_block = [1]  # no stride: no shortcut needed
+    check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
