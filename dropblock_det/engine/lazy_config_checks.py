@@ -1450,9 +1450,10 @@ def _check_model_node_values(key: str, node: DictConfig, ancestors: List[Tuple[s
         check("test_nms_thresh", check_nms_threshold)
         check("test_topk_per_image", check_detections_kept)
         weight = given.get("loss_weight")
-        if weight is not None and not isinstance(weight, (float, dict)):
+        if "loss_weight" in given and not isinstance(weight, (float, dict)):
             # detectron2 makes a float a weight per loss and reads anything else as a dict:
-            # loss_weight=2 built and failed at the first step ("'int' object has no attribute 'get'").
+            # loss_weight=2 (or null) built and failed at the first step ("'int' object has no
+            # attribute 'get'").
             raise ValueError(f"{key}.loss_weight={weight!r}: expected a float (one weight for both losses) or a "
                              "dict {'loss_cls': ..., 'loss_box_reg': ...}"
                              + (f"; write {float(weight)}" if is_real_number(weight) else ""))

@@ -2877,3 +2877,18 @@ def test_a_c4_res5_whose_out_channels_equal_its_in_channels_is_refused_naming_th
         check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
     cfg.model.roi_heads.res5.stride_per_block = [1]  # no stride: no shortcut needed
     check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
+
+
+def test_a_box_predictor_loss_weight_given_as_null_is_refused_by_key():
+    # `model.roi_heads.box_predictor.loss_weight=null` built and failed at the first step with
+    # "'NoneType' object has no attribute 'get'"; left out, detectron2's 1.0 is kept.
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model_values
+
+    cfg = lazy_rcnn_cfg()
+    cfg.model.roi_heads.box_predictor.loss_weight = None
+    with pytest.raises(AttributeError, match="'NoneType' object has no attribute 'get'"):  # what detectron2 does
+        _first_training_step(cfg)
+    with pytest.raises(ValueError, match=r"^model\.roi_heads\.box_predictor\.loss_weight=None: expected a float"):
+        check_lazy_model_values(cfg)
+    del cfg.model.roi_heads.box_predictor.loss_weight
+    check_lazy_model_values(cfg)
