@@ -2879,6 +2879,57 @@ def test_a_c4_res5_whose_out_channels_equal_its_in_channels_is_refused_naming_th
     check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
 
 
+def test_a_copied_nodes_string_argument_is_named_with_its_quotes():
+    # As the user writes it (`dropblock.type='dropblok'`), told apart from a number or a key.
+    from omegaconf import OmegaConf
+
+    from dropblock_det.engine.lazy_config_checks import _copied_argument
+
+    node = OmegaConf.create({"_target_": "x", "type": "dropblok"})
+    assert _copied_argument(node, "dropblock", ValueError("type must be one of ...")) == "dropblock.type='dropblok': "
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_each_cascade_stages_class_count_is_checked_not_only_the_first(stage):
+    # Every stage's predictor is a node of its own (configs/common/models/cascade_rcnn.py):
+    # a later stage's count changed alone failed in the evaluation after the whole training.
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
+
+    cfg = _cascade_cfg()
+    cfg.model.roi_heads.box_predictors[stage].num_classes = 5
+    with pytest.raises(ValueError, match=rf"^model\.roi_heads\.box_predictors\.{stage}\.num_classes=5, but "):
+        check_lazy_model(cfg, lazy_meta_model(cfg))
+
+
+def test_a_keypoint_head_predicting_more_keypoints_than_the_datasets_names_is_refused_too(tmp_path):
+    # The heatmap loss pairs heatmaps with annotated keypoints by position (fewer failed at the
+    # first step): more than the datasets name is refused as well.
+    from detectron2.config import LazyCall as L
+    from detectron2.data import MetadataCatalog
+    from detectron2.layers import ShapeSpec
+    from detectron2.modeling.poolers import ROIPooler
+    from detectron2.modeling.roi_heads import KRCNNConvDeconvUpsampleHead
+
+    from conftest import own_coco_set
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
+
+    cfg = lazy_rcnn_cfg()
+    heads = cfg.model.roi_heads
+    heads.update(num_classes=2, keypoint_in_features=["p2", "p3", "p4", "p5"],
+                 keypoint_pooler=L(ROIPooler)(output_size=14, scales=(1.0 / 4, 1.0 / 8, 1.0 / 16, 1.0 / 32),
+                                              sampling_ratio=0, pooler_type="ROIAlignV2"),
+                 keypoint_head=L(KRCNNConvDeconvUpsampleHead)(input_shape=ShapeSpec(channels=32, width=14, height=14),
+                                                              num_keypoints=20, conv_dims=[16]))
+    heads.box_predictor.num_classes = 2
+    cfg.dataloader.train.mapper.use_keypoint = True
+    with own_coco_set(tmp_path / "people", "test_lazy_keypoint_count_more") as people:
+        MetadataCatalog.get(people).keypoint_names = [f"k{i}" for i in range(17)]
+        cfg.dataloader.train.dataset.names = people
+        with pytest.raises(ValueError, match=r"^model\.roi_heads\.keypoint_head\.num_keypoints=20, but .* "
+                                             r"keypoint_names has 17 keypoints: set it to 17"):
+            check_lazy_model(cfg, lazy_meta_model(cfg))
+
+
 def test_a_box_predictor_loss_weight_given_as_null_is_refused_by_key():
     # `model.roi_heads.box_predictor.loss_weight=null` built and failed at the first step with
     # "'NoneType' object has no attribute 'get'"; left out, detectron2's 1.0 is kept.
@@ -2892,3 +2943,96 @@ def test_a_box_predictor_loss_weight_given_as_null_is_refused_by_key():
         check_lazy_model_values(cfg)
     del cfg.model.roi_heads.box_predictor.loss_weight
     check_lazy_model_values(cfg)
+
+
+@pytest.mark.parametrize("key", ["num_classes", "head.num_classes"])
+def test_an_fcos_class_count_is_checked_against_the_datasets_as_a_retinanets(key):
+    # detectron2's configs/common/models/fcos.py makes its FCOS from retinanet.py's model (the
+    # head's classes "${..num_classes}"); FCOS is no RetinaNet, so it is found by its name.
+    from detectron2.modeling.meta_arch.fcos import FCOS, FCOSHead
+    from omegaconf import OmegaConf
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
+
+    cfg = _stock_retinanet_cfg()
+    model = cfg.model
+    model._target_ = FCOS
+    for name in ("anchor_generator", "box2box_transform", "anchor_matcher", "input_format"):
+        del model[name]
+    model.backbone.top_block.update(in_feature="p5", in_channels=32)
+    model.head._target_ = FCOSHead
+    del model.head.num_anchors
+    check_lazy_model(cfg, lazy_meta_model(cfg))  # as detectron2's config has it
+    OmegaConf.update(model, key, 5, merge=False)
+    with pytest.raises(ValueError, match=rf"^model\.{re.escape(key)}=5, but dataloader\.train\.dataset\.names "
+                                         r"names 'synthetic_det_train', which has 3 classes"):
+        check_lazy_model(cfg, lazy_meta_model(cfg))
+
+
+def test_a_stock_retinanet_head_with_fewer_shapes_than_levels_is_refused_too():
+    # detectron2's RetinaNetHead asserts one entry per level either way: three ShapeSpecs for
+    # detectron2's five levels failed at the first step as five for three did.
+    from detectron2.layers import ShapeSpec
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
+
+    cfg = _stock_retinanet_cfg()
+    cfg.model.head.input_shape = [ShapeSpec(channels=32)] * 3
+    with pytest.raises(AssertionError):  # what detectron2 does with it
+        _first_training_step(cfg)
+    with pytest.raises(ValueError, match=r"^model\.head\.input_shape: 3 ShapeSpec\(s\) for the 5 levels "):
+        check_lazy_model(cfg, lazy_meta_model(cfg))
+
+
+def test_a_c4_res5_of_several_blocks_is_judged_by_its_first_blocks_input_and_last_blocks_output():
+    # detectron2's mask_rcnn_c4.py: res5 of 3 blocks, the first taking res4's 1024 channels;
+    # the later blocks take res5's own out_channels, which the backbone's feature need not have.
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
+
+    cfg = lazy_rcnn_cfg(c4=True, mask=True, use_instance_mask=True)
+    cfg.model.roi_heads.res5.update(num_blocks=2, stride_per_block=[2, 1])
+    check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
+    cfg.model.roi_heads.res5.in_channels = 128
+    with pytest.raises(ValueError, match=r"^model\.roi_heads\.res5\.in_channels: the layer it builds takes 128 "):
+        check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
+
+
+def test_a_single_pixel_mean_value_for_every_channel_is_not_taken_for_one_channel_images():
+    # detectron2 broadcasts a one-value pixel_mean / pixel_std over the image's channels: the
+    # stem still takes the images' 3.
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
+
+    cfg = lazy_rcnn_cfg()
+    cfg.model.update(pixel_mean=[115.0], pixel_std=[58.0])
+    check_lazy_model(cfg, lazy_meta_model(cfg))
+
+
+def _own_mapper(recompute_boxes=False):
+    """A training mapper of the user's own that takes a recompute_boxes of its own meaning."""
+    return lambda dataset_dict: dataset_dict
+
+
+def test_recompute_boxes_of_a_mapper_of_the_users_own_is_left_to_it():
+    # Only detectron2's DatasetMapper (and subclasses) reads every box from its mask for it.
+    from detectron2.config import LazyCall as L
+    from detectron2.data import DatasetMapper
+
+    from dropblock_det.engine.lazy_config_checks import _recompute_boxes_need
+
+    cfg = lazy_rcnn_cfg()
+    cfg.dataloader.train.mapper = L(_own_mapper)(recompute_boxes=True)
+    assert _recompute_boxes_need(cfg) is None
+    cfg.dataloader.train.mapper = L(DatasetMapper)(is_train=True, augmentations=[], image_format="BGR",
+                                                   recompute_boxes=True)
+    assert _recompute_boxes_need(cfg)[0].startswith("dataloader.train.mapper.recompute_boxes=True reads")
+
+
+def test_a_box_predictor_loss_weight_that_is_no_number_is_given_no_float_form():
+    # Only a number is told its float form (loss_weight=2: "write 2.0").
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model_values
+
+    cfg = lazy_rcnn_cfg()
+    cfg.model.roi_heads.box_predictor.loss_weight = "heavy"
+    with pytest.raises(ValueError, match=r"^model\.roi_heads\.box_predictor\.loss_weight='heavy': expected a float "
+                                         r"[^;]*\}$"):
+        check_lazy_model_values(cfg)
