@@ -1125,7 +1125,10 @@ def check_registered_names(cfg: CfgNode) -> None:
     rcnn = issubclass(model_class, (GeneralizedRCNN, ProposalNetwork))
     if issubclass(model_class, RetinaNet) or rcnn:
         check("MODEL.ANCHOR_GENERATOR.NAME", model.ANCHOR_GENERATOR.NAME, ANCHOR_GENERATOR_REGISTRY)
-    if rcnn:
+    # detectron2's build_proposal_generator takes "PrecomputedProposals" (Fast R-CNN, proposals
+    # from DATASETS.PROPOSAL_FILES_*) for no generator: a name outside the registry.
+    if rcnn and not (issubclass(model_class, GeneralizedRCNN)
+                     and model.PROPOSAL_GENERATOR.NAME == "PrecomputedProposals"):
         check("MODEL.PROPOSAL_GENERATOR.NAME", model.PROPOSAL_GENERATOR.NAME, PROPOSAL_GENERATOR_REGISTRY)
     if rcnn and model.PROPOSAL_GENERATOR.NAME in ("RPN", "RRPN"):
         check("MODEL.RPN.HEAD_NAME", model.RPN.HEAD_NAME, RPN_HEAD_REGISTRY)

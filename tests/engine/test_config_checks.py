@@ -1865,3 +1865,22 @@ def test_oks_sigmas_that_do_not_fit_the_keypoint_head_are_refused_before_the_run
               "DATASETS.TEST", "('synthetic_det_val',)")
     check("MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS", "5", "DATASETS.TRAIN", "('synthetic_det_train',)",
           "DATASETS.TEST", "('synthetic_det_val',)", "TEST.KEYPOINT_OKS_SIGMAS", str([0.05] * 5))
+
+
+# --- mutation 57 ---
+@pytest.mark.parametrize("backbone", ["build_dropblock_resnet_fpn_backbone", "build_resnet_fpn_backbone"])
+def test_a_fast_rcnn_on_precomputed_proposals_is_not_refused_as_an_unregistered_proposal_generator(backbone):
+    # detectron2's Fast R-CNN (COCO-Detection/fast_rcnn_R_50_FPN_1x.yaml) names no registered
+    # generator: build_proposal_generator returns None for "PrecomputedProposals". It was refused
+    # as a name missing from the PROPOSAL_GENERATOR registry. A ProposalNetwork needs a generator.
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.config_checks import check_model_config
+
+    cfg = rcnn_cfg("MODEL.BACKBONE.NAME", backbone, "MODEL.PROPOSAL_GENERATOR.NAME", "PrecomputedProposals",
+                   "MODEL.LOAD_PROPOSALS", "True", "MODEL.DROPBLOCK.RESNET.ENABLED", "False",
+                   "MODEL.DROPBLOCK.FPN.ENABLED", "False")
+    model = check_model_config(cfg)
+    assert type(model).__name__ == "GeneralizedRCNN" and model.proposal_generator is None
+    cfg.MODEL.META_ARCHITECTURE = "ProposalNetwork"
+    with pytest.raises(KeyError, match=r"MODEL\.PROPOSAL_GENERATOR\.NAME='PrecomputedProposals': not in"):
+        check_model_config(cfg)
