@@ -1884,3 +1884,45 @@ def test_a_fast_rcnn_on_precomputed_proposals_is_not_refused_as_an_unregistered_
     cfg.MODEL.META_ARCHITECTURE = "ProposalNetwork"
     with pytest.raises(KeyError, match=r"MODEL\.PROPOSAL_GENERATOR\.NAME='PrecomputedProposals': not in"):
         check_model_config(cfg)
+
+
+def test_a_stock_segmentor_fpn_whose_max_pooled_top_block_has_no_p5_is_refused_when_the_model_is_checked():
+    # A SemanticSegmentor has no RPN / RetinaNet head whose feature check looks at the FPN first:
+    # only the check of the built model sees that build_resnet_fpn_backbone on res2-res4 max-pools
+    # a p5 it does not give (detectron2's FPN: a bare IndexError at the first forward).
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.config_checks import check_model_config
+
+    cfg = rcnn_cfg("MODEL.META_ARCHITECTURE", "SemanticSegmentor", "MODEL.BACKBONE.NAME", "build_resnet_fpn_backbone",
+                   "MODEL.DROPBLOCK.RESNET.ENABLED", "False", "MODEL.DROPBLOCK.FPN.ENABLED", "False",
+                   "MODEL.SEM_SEG_HEAD.IN_FEATURES", "['p2','p3','p4']")
+    assert type(check_model_config(cfg)).__name__ == "SemanticSegmentor"
+    cfg.MODEL.FPN.IN_FEATURES = ["res2", "res3", "res4"]
+    with pytest.raises(ValueError, match=r"^MODEL\.FPN\.IN_FEATURES=\['res2', 'res3', 'res4'\] \(MODEL\.BACKBONE\.NAME="
+                                         r"'build_resnet_fpn_backbone'\): the FPN's top_block LastLevelMaxPool reads 'p5'"):
+        check_model_config(cfg)
+
+
+def test_an_fpn_whose_top_block_reads_a_resnet_output_the_resnet_does_not_give_names_its_out_features():
+    # A backbone of the user's own, FPN P6/P7 from res5 (as RetinaNet's) over a ResNet whose
+    # MODEL.RESNETS.OUT_FEATURES end at res4: the key named is RESNETS.OUT_FEATURES, with its value.
+    from detectron2.modeling import BACKBONE_REGISTRY, FPN
+    from detectron2.modeling.backbone.fpn import LastLevelP6P7
+    from detectron2.modeling.backbone.resnet import build_resnet_backbone
+
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.config_checks import check_rcnn_features
+
+    def Mutation57P6P7FromRes5(cfg, input_shape):  # noqa: N802 - the registered name
+        return FPN(bottom_up=build_resnet_backbone(cfg, input_shape), in_features=cfg.MODEL.FPN.IN_FEATURES,
+                   out_channels=cfg.MODEL.FPN.OUT_CHANNELS, top_block=LastLevelP6P7(512, cfg.MODEL.FPN.OUT_CHANNELS))
+
+    name = Mutation57P6P7FromRes5.__name__
+    if name not in BACKBONE_REGISTRY:
+        BACKBONE_REGISTRY.register(Mutation57P6P7FromRes5)
+    cfg = rcnn_cfg("MODEL.BACKBONE.NAME", name, "MODEL.RESNETS.OUT_FEATURES", "['res2','res3','res4']",
+                   "MODEL.FPN.IN_FEATURES", "['res3','res4']", "MODEL.DROPBLOCK.RESNET.ENABLED", "False",
+                   "MODEL.DROPBLOCK.FPN.ENABLED", "False")
+    with pytest.raises(ValueError, match=r"^MODEL\.RESNETS\.OUT_FEATURES=\['res2', 'res3', 'res4'\] \(MODEL\.BACKBONE\.NAME="
+                                         r"'Mutation57P6P7FromRes5'\): the FPN's top_block LastLevelP6P7 reads 'res5'"):
+        check_rcnn_features(cfg)
