@@ -1926,3 +1926,32 @@ def test_an_fpn_whose_top_block_reads_a_resnet_output_the_resnet_does_not_give_n
     with pytest.raises(ValueError, match=r"^MODEL\.RESNETS\.OUT_FEATURES=\['res2', 'res3', 'res4'\] \(MODEL\.BACKBONE\.NAME="
                                          r"'Mutation57P6P7FromRes5'\): the FPN's top_block LastLevelP6P7 reads 'res5'"):
         check_rcnn_features(cfg)
+
+
+@pytest.mark.parametrize("opts", [["MODEL.RETINANET.PRIOR_PROB", "1e-6"], ["MODEL.RETINANET.PRIOR_PROB", "0.5"],
+                                  ["MODEL.RETINANET.PRIOR_PROB", "0.999"], ["MODEL.RETINANET.NUM_CONVS", "1"]])
+def test_detectron2s_own_retinanet_takes_any_prior_probability_inside_0_1_and_one_conv_per_tower(opts):
+    # Only 0 and 1 (and below / above) fail RetinaNetHead's bias init: the values just inside build.
+    from dropblock_det.engine.config_checks import check_model_config
+
+    assert type(check_model_config(_stock_retinanet_cfg(*opts))).__name__ == "RetinaNet"
+
+
+def test_a_retinanet_prior_probability_of_none_is_named_by_key_not_a_bare_type_error():
+    # yacs merges None into any key: the comparison with 0 was a bare TypeError.
+    from dropblock_det.engine.config_checks import check_model_config
+
+    with pytest.raises(ValueError, match=re.escape("MODEL.RETINANET.PRIOR_PROB=None: expected a probability in (0, 1)")):
+        check_model_config(_stock_retinanet_cfg("MODEL.RETINANET.PRIOR_PROB", "None"))
+
+
+def test_a_box_head_norm_with_no_conv_to_follow_is_not_judged_against_conv_dim():
+    # FastRCNNConvFCHead puts its norm after its convs only: with NUM_CONV 0 a GN that 48
+    # channels could not take is never built.
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.config_checks import check_model_config
+
+    opts = ["MODEL.ROI_BOX_HEAD.NORM", "GN", "MODEL.ROI_BOX_HEAD.CONV_DIM", "48"]
+    check_model_config(rcnn_cfg("MODEL.ROI_BOX_HEAD.NUM_CONV", "0", *opts))
+    with pytest.raises(ValueError, match=r"MODEL\.ROI_BOX_HEAD\.CONV_DIM.*\(MODEL\.ROI_BOX_HEAD\.NORM='GN'\)"):
+        check_model_config(rcnn_cfg("MODEL.ROI_BOX_HEAD.NUM_CONV", "1", *opts))
