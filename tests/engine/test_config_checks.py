@@ -1955,3 +1955,51 @@ def test_a_box_head_norm_with_no_conv_to_follow_is_not_judged_against_conv_dim()
     check_model_config(rcnn_cfg("MODEL.ROI_BOX_HEAD.NUM_CONV", "0", *opts))
     with pytest.raises(ValueError, match=r"MODEL\.ROI_BOX_HEAD\.CONV_DIM.*\(MODEL\.ROI_BOX_HEAD\.NORM='GN'\)"):
         check_model_config(rcnn_cfg("MODEL.ROI_BOX_HEAD.NUM_CONV", "1", *opts))
+
+
+@pytest.fixture
+def metadata_only_sets():
+    """Three sets known by their metadata alone (what check_keypoint_counts reads): one of 5
+    keypoints evaluated by COCO's evaluator, one by Pascal VOC's, one with no evaluator."""
+    from detectron2.data import MetadataCatalog
+
+    names = {"mutation57_coco5": dict(evaluator_type="coco", keypoint_names=list("abcde")),
+             "mutation57_voc": dict(evaluator_type="pascal_voc"), "mutation57_none": {}}
+    for name, metadata in names.items():
+        MetadataCatalog.get(name).set(**metadata)
+    yield list(names)
+    for name in names:
+        MetadataCatalog.remove(name)
+
+
+def test_oks_sigmas_are_judged_for_the_coco_evaluated_test_set_among_several_and_named_by_it(metadata_only_sets):
+    # Only a DATASETS.TEST set COCO's evaluator scores reads TEST.KEYPOINT_OKS_SIGMAS: the sets of
+    # other evaluators (or none) leave them unjudged, and the refusal names the COCO one.
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.config_checks import check_keypoint_counts
+
+    coco, voc, none = metadata_only_sets
+    kp = ["MODEL.KEYPOINT_ON", "True", "MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS", "5", "DATASETS.TRAIN", "()"]
+    for sigmas in ("[0.05, 0.05]", "[]", "[0.05, 0.0, 0.05, 0.05, 0.05]"):
+        check_keypoint_counts(rcnn_cfg(*kp, "DATASETS.TEST", f"('{voc}', '{none}')", "TEST.KEYPOINT_OKS_SIGMAS", sigmas))
+    check_keypoint_counts(rcnn_cfg(*kp, "DATASETS.TEST", f"('{voc}', '{coco}')", "TEST.KEYPOINT_OKS_SIGMAS",
+                                   str([0.05] * 5)))
+    with pytest.raises(ValueError, match=re.escape(f"which the COCO evaluation of DATASETS.TEST '{coco}' scores")):
+        check_keypoint_counts(rcnn_cfg(*kp, "DATASETS.TEST", f"('{voc}', '{none}', '{coco}')"))
+    # Its keypoint_names are judged as a TEST set; a TRAIN set only where one trains.
+    with pytest.raises(ValueError, match=re.escape(f"DATASETS.TEST set '{coco}' has 5 keypoints")):
+        check_keypoint_counts(rcnn_cfg(*kp[:2], "DATASETS.TEST", f"('{coco}',)"))
+    check_keypoint_counts(rcnn_cfg(*kp[:2], "DATASETS.TRAIN", f"('{coco}',)", "DATASETS.TEST", "()"), keys=("TEST",))
+    with pytest.raises(ValueError, match=re.escape(f"DATASETS.TRAIN set '{coco}' has 5 keypoints")):
+        check_keypoint_counts(rcnn_cfg(*kp[:2], "DATASETS.TRAIN", f"('{coco}',)", "DATASETS.TEST", "()"))
+
+
+def test_a_model_without_keypoints_is_not_judged_by_a_keypoint_sets_count_or_the_oks_sigmas(metadata_only_sets):
+    # MODEL.KEYPOINT_ON False (a Faster / Mask R-CNN on a person set with keypoints): the head
+    # of 17 it does not build, and the sigmas no evaluation of it reads, are left alone.
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.config_checks import check_keypoint_counts
+
+    coco = metadata_only_sets[0]
+    check_keypoint_counts(rcnn_cfg("DATASETS.TRAIN", f"('{coco}',)", "DATASETS.TEST", f"('{coco}',)",
+                                   "TEST.KEYPOINT_OKS_SIGMAS", "[0.05, 0.0]"))

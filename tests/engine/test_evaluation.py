@@ -519,3 +519,23 @@ def test_a_keypoint_evaluation_scores_the_configs_oks_sigmas(tmp_path):
         evaluate()  # COCO's 17 sigmas: what detectron2's own evaluator builder gives
     results = evaluate("TEST.KEYPOINT_OKS_SIGMAS", "[0.05, 0.05, 0.05, 0.08, 0.08]")
     assert results["keypoints"]["AP"] == pytest.approx(100.0)
+
+
+# --- mutation 57 ---
+def test_the_trainers_evaluator_of_every_test_set_scores_the_configs_oks_sigmas(tmp_path):
+    # DefaultTrainer.test (training's evaluations and --eval-only) builds each DATASETS.TEST
+    # set's evaluator with the trainer's build_evaluator: each must get TEST.KEYPOINT_OKS_SIGMAS,
+    # not COCO's 17 (detectron2's own train_net passes none).
+    from dropblock_det.engine.trainer import DropBlockTrainer
+
+    names = ["mutation57_keypoints_a", "mutation57_keypoints_b"]
+    for name in names:
+        (tmp_path / name).mkdir()
+        register_coco_json(name, _one_square_coco(keypoints=[6.0, 6.0, 2, 10.0, 6.0, 2], num_keypoints=2),
+                           tmp_path / name)
+    sigmas = [0.05, 0.08]
+    cfg = synthetic_cfg("OUTPUT_DIR", str(tmp_path), "DATASETS.TEST", str(tuple(names)), "TEST.KEYPOINT_OKS_SIGMAS",
+                        str(sigmas))
+    for name in cfg.DATASETS.TEST:
+        evaluator = DropBlockTrainer.build_evaluator(cfg, name)
+        assert list(evaluator._kpt_oks_sigmas) == sigmas
