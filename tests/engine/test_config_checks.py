@@ -2003,3 +2003,29 @@ def test_a_model_without_keypoints_is_not_judged_by_a_keypoint_sets_count_or_the
     coco = metadata_only_sets[0]
     check_keypoint_counts(rcnn_cfg("DATASETS.TRAIN", f"('{coco}',)", "DATASETS.TEST", f"('{coco}',)",
                                    "TEST.KEYPOINT_OKS_SIGMAS", "[0.05, 0.0]"))
+
+
+def test_a_cascade_stage_iou_of_exactly_one_is_taken_and_of_zero_or_no_number_is_named_by_key():
+    # IoU 1.0 matches identical boxes (a strict but valid stage); detectron2's Matcher asserts a
+    # threshold of 0 naming no key, and None failed the range test with a bare TypeError.
+    from detectron2.modeling.matcher import Matcher
+
+    from dropblock_det.engine.config_checks import check_model_config
+
+    check_model_config(_cascade_cfg("MODEL.ROI_BOX_CASCADE_HEAD.IOUS", "[0.5, 0.6, 1.0]"))
+    with pytest.raises(AssertionError):
+        Matcher([0.0], [0, 1])
+    for ious in ("[0.0, 0.6, 0.7]", "[0.5, None, 0.7]"):
+        with pytest.raises(ValueError, match=re.escape(f"MODEL.ROI_BOX_CASCADE_HEAD.IOUS={ious}: expected each stage's")):
+            check_model_config(_cascade_cfg("MODEL.ROI_BOX_CASCADE_HEAD.IOUS", ious))
+
+
+def test_a_keypoint_head_of_more_keypoints_than_a_sets_names_is_refused_too(metadata_only_sets):
+    # More heatmaps than the set's keypoints trained the extra ones on nothing.
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.config_checks import check_keypoint_counts
+
+    coco = metadata_only_sets[0]
+    with pytest.raises(ValueError, match=re.escape(f"NUM_KEYPOINTS=6: DATASETS.TRAIN set '{coco}' has 5 keypoints")):
+        check_keypoint_counts(rcnn_cfg("MODEL.KEYPOINT_ON", "True", "MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS", "6",
+                                       "DATASETS.TRAIN", f"('{coco}',)", "DATASETS.TEST", "()"))
