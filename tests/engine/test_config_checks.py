@@ -2029,3 +2029,17 @@ def test_a_keypoint_head_of_more_keypoints_than_a_sets_names_is_refused_too(meta
     with pytest.raises(ValueError, match=re.escape(f"NUM_KEYPOINTS=6: DATASETS.TRAIN set '{coco}' has 5 keypoints")):
         check_keypoint_counts(rcnn_cfg("MODEL.KEYPOINT_ON", "True", "MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS", "6",
                                        "DATASETS.TRAIN", f"('{coco}',)", "DATASETS.TEST", "()"))
+
+
+def test_a_dc5_rcnn_dilates_res5_in_its_backbone_and_is_not_refused_as_a_c4_head():
+    # Base-RCNN-DilatedC5.yaml: the backbone builds res5 with RES5_DILATION 2 and StandardROIHeads
+    # read it; only the C4 Res5ROIHeads, which builds res5 itself, ignores the dilation.
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.config_checks import check_model_config
+
+    cfg = rcnn_cfg("MODEL.BACKBONE.NAME", "build_resnet_backbone", "MODEL.RESNETS.DEPTH", "50",
+                   "MODEL.RESNETS.RES2_OUT_CHANNELS", "256", "MODEL.RESNETS.OUT_FEATURES", "['res5']",
+                   "MODEL.RESNETS.RES5_DILATION", "2", "MODEL.RPN.IN_FEATURES", "['res5']",
+                   "MODEL.ROI_HEADS.IN_FEATURES", "['res5']", "MODEL.ANCHOR_GENERATOR.SIZES", "[[32, 64, 128, 256, 512]]",
+                   "MODEL.DROPBLOCK.RESNET.ENABLED", "False", "MODEL.DROPBLOCK.FPN.ENABLED", "False")
+    assert type(check_model_config(cfg).roi_heads).__name__ == "StandardROIHeads"
