@@ -1057,6 +1057,48 @@ def check_retinanet_features(cfg: CfgNode) -> None:
                                  list(backbone.output_shape()), "the backbone's outputs", "level",
                                  f"MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r}")
     check_anchor_levels(cfg, "MODEL.RETINANET.IN_FEATURES", levels)
+    warn_anchor_sizes_against_strides(cfg, "MODEL.RETINANET.IN_FEATURES", levels, backbone.output_shape())
+
+
+def warn_anchor_sizes_against_strides(cfg: CfgNode, levels_key: str, levels: Sequence[str],
+                                      shapes: Mapping[str, Any]) -> None:
+    """Warn where MODEL.ANCHOR_GENERATOR.SIZES, one entry per level, give a coarser level of
+    `levels` (given by `levels_key`; `shapes`: the backbone's output shapes, with strides)
+    smaller anchors than a finer one. detectron2 pairs the entries with the levels in order,
+    so levels listed coarsest first (p6 ... p2) under detectron2's sizes (32 ... 512) put
+    32 px anchors on the stride-64 map and 512 px ones on the stride-4 map, and train without
+    a word. A warning, not an error: such a pairing may be meant."""
+    sizes = cfg.MODEL.ANCHOR_GENERATOR.SIZES
+    if (cfg.MODEL.ANCHOR_GENERATOR.NAME not in ("DefaultAnchorGenerator", "RotatedAnchorGenerator")
+            or len(levels) < 2 or len(sizes) != len(levels)):
+        return
+    by_stride = sorted(zip(levels, sizes), key=lambda level_sizes: shapes[level_sizes[0]].stride)
+    if any(shapes[finer].stride < shapes[coarser].stride and min(coarser_sizes) < min(finer_sizes)
+           for (finer, finer_sizes), (coarser, coarser_sizes) in zip(by_stride, by_stride[1:])):
+        paired = ", ".join(f"{level!r} (stride {shapes[level].stride}): {list(level_sizes)}"
+                           for level, level_sizes in zip(levels, sizes))
+        warnings.warn(
+            f"{levels_key}={list(levels)} with MODEL.ANCHOR_GENERATOR.SIZES={[list(s) for s in sizes]}: detectron2 "
+            f"pairs the sizes with the levels in order, so a coarser level gets smaller anchors than a finer one "
+            f"({paired} px); list the levels finest first, or the sizes in the levels' order",
+            UserWarning, stacklevel=3)
+
+
+def check_pooler_levels(key: str, levels: Sequence[str], shapes: Mapping[str, Any], note: str) -> None:
+    """The levels an ROI pooler reads (`levels`, given by `key`), against their strides in
+    `shapes`: detectron2's ROIPooler takes them as a pyramid, finest first, with each stride
+    twice the last, and assigns a box to level i by its size. It asserts only on the first
+    and last stride, naming no key ("Sizes of input featuremaps do not form a pyramid!", e.g.
+    for p5 ... p2), and pooled [p2, p4, p3, p5] silently, mid-sized boxes from the wrong
+    map. ValueError naming the key."""
+    strides = [shapes[level].stride for level in levels]
+    if strides == [strides[0] * 2 ** index for index in range(len(levels))] and not strides[0] & (strides[0] - 1):
+        return
+    finest_first = sorted(levels, key=lambda level: shapes[level].stride)
+    hint = (f"list them finest first, {finest_first}" if finest_first != list(levels)
+            else "no level between the first and the last may be left out")
+    raise ValueError(f"{key}={list(levels)}: strides {strides}, where detectron2's ROIPooler takes a pyramid, "
+                     f"finest first, each stride twice the last (a power of 2): {hint} ({note})")
 
 
 def check_fpn_top_block(cfg: CfgNode, backbone: Any) -> None:
@@ -1595,6 +1637,7 @@ def check_rcnn_features(cfg: CfgNode) -> None:
         levels = check_feature_names("MODEL.RPN.IN_FEATURES", cfg.MODEL.RPN.IN_FEATURES, outputs,
                                      "the backbone's outputs", note=note)
         check_anchor_levels(cfg, "MODEL.RPN.IN_FEATURES", levels)
+        warn_anchor_sizes_against_strides(cfg, "MODEL.RPN.IN_FEATURES", levels, backbone.output_shape())
     if head_class is not None and issubclass(head_class, Res5ROIHeads):
         check_c4_head_features(cfg, outputs)
         if cfg.MODEL.RESNETS.RES5_DILATION != 1:
@@ -1605,8 +1648,9 @@ def check_rcnn_features(cfg: CfgNode) -> None:
                 "dilated res5 is detectron2's DC5 model (Base-RCNN-DilatedC5.yaml: the backbone to res5, "
                 "StandardROIHeads), else set it to 1")
     elif head_class is not None:
-        check_feature_names("MODEL.ROI_HEADS.IN_FEATURES", cfg.MODEL.ROI_HEADS.IN_FEATURES, outputs,
-                            "the backbone's outputs", note=note)
+        levels = check_feature_names("MODEL.ROI_HEADS.IN_FEATURES", cfg.MODEL.ROI_HEADS.IN_FEATURES, outputs,
+                                     "the backbone's outputs", note=note)
+        check_pooler_levels("MODEL.ROI_HEADS.IN_FEATURES", levels, backbone.output_shape(), note)
 
 
 def check_stock_retinanet_norm(cfg: CfgNode) -> None:

@@ -2,6 +2,7 @@
 loading errors, the model, the datasets and their classes, devices and processes, solver and
 input values, and a --resume against its checkpoint; each names the key."""
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -2043,3 +2044,62 @@ def test_a_dc5_rcnn_dilates_res5_in_its_backbone_and_is_not_refused_as_a_c4_head
                    "MODEL.ROI_HEADS.IN_FEATURES", "['res5']", "MODEL.ANCHOR_GENERATOR.SIZES", "[[32, 64, 128, 256, 512]]",
                    "MODEL.DROPBLOCK.RESNET.ENABLED", "False", "MODEL.DROPBLOCK.FPN.ENABLED", "False")
     assert type(check_model_config(cfg).roi_heads).__name__ == "StandardROIHeads"
+
+
+# --- ROI pooler levels and anchor sizes against the levels' strides (session 57) ---
+
+@pytest.mark.parametrize("levels, detectron2_builds, hint", [
+    (["p5", "p4", "p3", "p2"], False, "list them finest first, ['p2', 'p3', 'p4', 'p5']"),
+    (["p2", "p4"], False, "no level between the first and the last may be left out"),
+    # detectron2 asserts on the first and last stride only: this one pooled mid-sized boxes
+    # from the wrong map, silently.
+    (["p2", "p4", "p3", "p5"], True, "list them finest first, ['p2', 'p3', 'p4', 'p5']"),
+])
+def test_roi_heads_levels_that_are_no_pyramid_finest_first_are_refused_naming_the_key(levels, detectron2_builds, hint):
+    from conftest import rcnn_cfg
+    from detectron2.modeling.poolers import ROIPooler
+
+    from dropblock_det.engine.config_checks import check_model_config
+
+    strides = {"p2": 4, "p3": 8, "p4": 16, "p5": 32}
+    scales = [1.0 / strides[level] for level in levels]
+    if detectron2_builds:
+        ROIPooler((7, 7), scales, 0, "ROIAlignV2")
+    else:
+        with pytest.raises(AssertionError, match="do not form a pyramid"):
+            ROIPooler((7, 7), scales, 0, "ROIAlignV2")
+    with pytest.raises(ValueError, match=re.escape(f"MODEL.ROI_HEADS.IN_FEATURES={levels}: strides "
+                                                   f"{[strides[level] for level in levels]}, where detectron2's "
+                                                   "ROIPooler takes a pyramid") + ".*" + re.escape(hint)):
+        check_model_config(rcnn_cfg("MODEL.ROI_HEADS.IN_FEATURES", str(levels)))
+    check_model_config(rcnn_cfg("MODEL.ROI_HEADS.IN_FEATURES", "['p3', 'p4', 'p5']"))  # a pyramid from p3
+
+
+def _anchor_order_warnings(cfg):
+    from dropblock_det.engine.config_checks import check_model_config
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_model_config(cfg)
+    return [str(w.message) for w in caught if "pairs the sizes with the levels in order" in str(w.message)]
+
+
+def test_anchor_sizes_paired_with_levels_listed_coarsest_first_warn_naming_both_keys():
+    # detectron2 pairs MODEL.ANCHOR_GENERATOR.SIZES with the levels in order: p6 ... p2 under
+    # its sizes put 32 px anchors on the stride-64 map and 512 px ones on the stride-4 map.
+    from conftest import rcnn_cfg
+
+    reversed_levels = "['p6', 'p5', 'p4', 'p3', 'p2']"
+    (message,) = _anchor_order_warnings(rcnn_cfg("MODEL.RPN.IN_FEATURES", reversed_levels))
+    assert message.startswith(f"MODEL.RPN.IN_FEATURES={reversed_levels} with MODEL.ANCHOR_GENERATOR.SIZES="
+                              "[[32], [64], [128], [256], [512]]")
+    assert "'p6' (stride 64): [32]" in message and "'p2' (stride 4): [512] px" in message
+    (message,) = _anchor_order_warnings(_stock_retinanet_cfg("MODEL.RETINANET.IN_FEATURES", "['p7', 'p6', 'p5', 'p4', 'p3']"))
+    assert message.startswith("MODEL.RETINANET.IN_FEATURES=['p7', 'p6', 'p5', 'p4', 'p3']")
+    # Sizes in the levels' order, one entry for every level, and the stock order: no warning.
+    assert not _anchor_order_warnings(rcnn_cfg("MODEL.RPN.IN_FEATURES", reversed_levels,
+                                               "MODEL.ANCHOR_GENERATOR.SIZES", "[[512], [256], [128], [64], [32]]"))
+    assert not _anchor_order_warnings(rcnn_cfg("MODEL.RPN.IN_FEATURES", reversed_levels,
+                                               "MODEL.ANCHOR_GENERATOR.SIZES", "[[32, 64]]"))
+    assert not _anchor_order_warnings(rcnn_cfg())
+    assert not _anchor_order_warnings(_stock_retinanet_cfg())
