@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import math
 import os
 import re
 import traceback
@@ -647,6 +648,7 @@ def check_lr_scheduler(cfg: CfgNode, optimizer: Optional[torch.optim.Optimizer] 
     name the key."""
     if cfg.SOLVER.MAX_ITER < 1:
         raise ValueError(f"SOLVER.MAX_ITER={cfg.SOLVER.MAX_ITER!r}: expected >= 1 iteration to train")
+    check_lr_schedule_values(cfg)
     try:
         if optimizer is None:
             optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.SOLVER.BASE_LR)
@@ -655,6 +657,51 @@ def check_lr_scheduler(cfg: CfgNode, optimizer: Optional[torch.optim.Optimizer] 
         message = error.args[0] if error.args else type(error).__name__
         raise type(error)(f"the LR schedule SOLVER.LR_SCHEDULER_NAME={cfg.SOLVER.LR_SCHEDULER_NAME!r} "
                           f"cannot be built from the SOLVER values: {message}") from None
+
+
+# detectron2's own yacs schedules (solver.build_lr_scheduler); WarmupPolyLR checks its values itself.
+_D2_SCHEDULES = ("WarmupMultiStepLR", "WarmupCosineLR", "WarmupStepWithFixedGammaLR")
+
+
+def _finite_at_least_zero(value: Any) -> bool:
+    return is_real_number(value) and math.isfinite(value) and value >= 0
+
+
+def check_lr_schedule_values(cfg: CfgNode) -> None:
+    """ValueError naming the SOLVER key for values detectron2's schedules take without a word
+    and train on wrong: a negative WARMUP_FACTOR (with WARMUP_ITERS) or GAMMA gives a negative
+    LR, gradient ascent, through the warm-up or after a step. And for those it refuses with a
+    message that names no key: SOLVER.STEPS out of order or at MAX_ITER (fvcore's "Milestone
+    must be smaller than ..."), and on detectron2 main WarmupCosineLR's BASE_LR_END outside
+    [0, BASE_LR] (a bare AssertionError of the ratio) or a BASE_LR of 0 it divides by."""
+    s, name = cfg.SOLVER, cfg.SOLVER.LR_SCHEDULER_NAME
+    if name not in _D2_SCHEDULES:
+        return  # WarmupPolyLR's own checks; an unknown name is refused by the build
+    if s.WARMUP_ITERS > 0 and not _finite_at_least_zero(s.WARMUP_FACTOR):
+        raise ValueError(f"SOLVER.WARMUP_FACTOR={s.WARMUP_FACTOR!r}: expected a number >= 0, the LR's multiplier "
+                         f"at the start of the warm-up (SOLVER.WARMUP_ITERS={s.WARMUP_ITERS}), e.g. 0.001; a "
+                         "negative one trains at a negative LR")
+    # detectron2 keeps the STEPS up to MAX_ITER (it warns about the others) as fvcore milestones.
+    steps = ([step for step in s.STEPS if not is_real_number(step) or step <= s.MAX_ITER]
+             if name == "WarmupMultiStepLR" else [])
+    if steps and (any(not is_real_number(step) or not 1 <= step < s.MAX_ITER for step in steps)
+                  or any(a >= b for a, b in zip(steps, steps[1:]))):
+        raise ValueError(f"SOLVER.STEPS={tuple(s.STEPS)!r} with SOLVER.MAX_ITER={s.MAX_ITER}: expected the "
+                         "iterations at which the LR drops in increasing order, each from 1 to MAX_ITER - 1 (a "
+                         "step at MAX_ITER drops the LR for no iteration: leave it out)")
+    if (steps or name == "WarmupStepWithFixedGammaLR") and not _finite_at_least_zero(s.GAMMA):
+        raise ValueError(f"SOLVER.GAMMA={s.GAMMA!r}: expected a number >= 0, the LR's multiplier at each step "
+                         "(e.g. 0.1); a negative one trains at a negative LR")
+    if name == "WarmupStepWithFixedGammaLR" and "NUM_DECAYS" in s and (not is_integer(s.NUM_DECAYS) or s.NUM_DECAYS < 1):
+        raise ValueError(f"SOLVER.NUM_DECAYS={s.NUM_DECAYS!r}: expected a number of LR drops >= 1 "
+                         "(WarmupStepWithFixedGammaLR spaces them evenly over SOLVER.MAX_ITER)")
+    if name == "WarmupCosineLR" and "BASE_LR_END" in s:  # detectron2 main: the LR the cosine ends at
+        if s.BASE_LR == 0:
+            raise ValueError(f"SOLVER.BASE_LR={s.BASE_LR!r} with SOLVER.LR_SCHEDULER_NAME='WarmupCosineLR': "
+                             "detectron2 divides SOLVER.BASE_LR_END by it; expected a learning rate > 0")
+        if not (is_real_number(s.BASE_LR_END) and 0 <= s.BASE_LR_END <= s.BASE_LR):
+            raise ValueError(f"SOLVER.BASE_LR_END={s.BASE_LR_END!r}: expected the LR the cosine schedule ends at, "
+                             f"from 0 to SOLVER.BASE_LR={s.BASE_LR!r}")
 
 
 _SAMPLING_STYLES = ("choice", "range")

@@ -2103,3 +2103,87 @@ def test_anchor_sizes_paired_with_levels_listed_coarsest_first_warn_naming_both_
                                                "MODEL.ANCHOR_GENERATOR.SIZES", "[[32, 64]]"))
     assert not _anchor_order_warnings(rcnn_cfg())
     assert not _anchor_order_warnings(_stock_retinanet_cfg())
+
+
+# --- zoo journey yacs 57 ---
+# The synthetic configs' schedule is WarmupCosineLR; detectron2's stock ones step.
+_MULTISTEP = ("SOLVER.LR_SCHEDULER_NAME", "WarmupMultiStepLR")
+
+
+def _lr_after_steps(cfg, steps):
+    # The LR of the trainer's own optimizer and schedule after `steps` iterations.
+    from dropblock_det.engine.trainer import DropBlockTrainer
+
+    optimizer = DropBlockTrainer.build_optimizer(cfg, torch.nn.Linear(1, 1))
+    schedule = DropBlockTrainer.build_lr_scheduler(cfg, optimizer)
+    for _ in range(steps):
+        optimizer.step()
+        schedule.step()
+    return optimizer.param_groups[0]["lr"]
+
+
+@pytest.mark.parametrize("opts, lr_at, match", [
+    # detectron2 trains the warm-up (iteration 0) or every iteration after the step at a negative LR.
+    (["SOLVER.WARMUP_FACTOR", "-0.1"], 0, r"^SOLVER\.WARMUP_FACTOR=-0\.1: expected a number >= 0, the LR's multiplier"),
+    (["SOLVER.GAMMA", "-0.1"], 4, r"^SOLVER\.GAMMA=-0\.1: expected a number >= 0, the LR's multiplier at each step"),
+])
+def test_a_negative_warmup_factor_or_gamma_which_detectron2_trains_at_a_negative_lr_is_refused(opts, lr_at, match):
+    from dropblock_det.engine.config_checks import check_config_before_run, check_lr_scheduler
+
+    cfg = synthetic_cfg(*_MULTISTEP, "SOLVER.MAX_ITER", "10", "SOLVER.STEPS", "(3,)", "SOLVER.WARMUP_ITERS", "2", *opts)
+    assert _lr_after_steps(cfg, lr_at) < 0
+    with pytest.raises(ValueError, match=match):
+        check_lr_scheduler(cfg)
+    with pytest.raises(ValueError, match=match):
+        check_config_before_run(cfg, check_files=False)
+    # Without a warm-up the factor is read by nothing; a GAMMA of 0 or above 1 may be meant.
+    check_lr_scheduler(synthetic_cfg("SOLVER.WARMUP_ITERS", "0", "SOLVER.WARMUP_FACTOR", "-0.1"))
+    for gamma in ("0.0", "2.0"):
+        check_lr_scheduler(synthetic_cfg(*_MULTISTEP, "SOLVER.MAX_ITER", "10", "SOLVER.STEPS", "(3,)", "SOLVER.GAMMA", gamma))
+
+
+@pytest.mark.parametrize("steps", ["(6, 3)", "(3, 3)", "(0, 3)", "(3, 10)"])
+def test_steps_out_of_order_or_at_max_iter_are_named_by_key_not_as_the_schedule_name(steps):
+    # fvcore refused them with "Milestone must be smaller than ...", blamed on LR_SCHEDULER_NAME.
+    from dropblock_det.engine.config_checks import check_lr_scheduler
+
+    with pytest.raises(ValueError, match=re.escape(f"SOLVER.STEPS={steps} with SOLVER.MAX_ITER=10: expected the "
+                                                   "iterations at which the LR drops in increasing order")):
+        check_lr_scheduler(synthetic_cfg(*_MULTISTEP, "SOLVER.MAX_ITER", "10", "SOLVER.STEPS", steps))
+    # Steps past MAX_ITER are dropped by detectron2 with a warning (a short run of a stock config).
+    check_lr_scheduler(synthetic_cfg(*_MULTISTEP, "SOLVER.MAX_ITER", "10", "SOLVER.STEPS", "(60000, 80000)"))
+    check_lr_scheduler(synthetic_cfg(*_MULTISTEP, "SOLVER.MAX_ITER", "10", "SOLVER.STEPS", "(80000, 5)"))
+
+
+def test_a_cosine_schedules_end_lr_is_named_by_key_on_detectron2_main():
+    # detectron2 main asserted BASE_LR_END / BASE_LR in [0, 1] with the ratio alone as message,
+    # and divided by a BASE_LR of 0; v0.6 has no BASE_LR_END (its cosine ends at 0).
+    from dropblock_det.engine.config_checks import check_lr_scheduler
+
+    cosine = ("SOLVER.LR_SCHEDULER_NAME", "WarmupCosineLR")
+    check_lr_scheduler(synthetic_cfg(*cosine))
+    if "BASE_LR_END" not in synthetic_cfg().SOLVER:
+        return
+    check_lr_scheduler(synthetic_cfg(*cosine, "SOLVER.BASE_LR", "0.01", "SOLVER.BASE_LR_END", "0.01"))
+    for end in ("0.1", "-0.001"):
+        with pytest.raises(ValueError, match=re.escape(f"SOLVER.BASE_LR_END={end}: expected the LR the cosine schedule "
+                                                       "ends at, from 0 to SOLVER.BASE_LR=0.01")):
+            check_lr_scheduler(synthetic_cfg(*cosine, "SOLVER.BASE_LR", "0.01", "SOLVER.BASE_LR_END", end))
+    with pytest.raises(ValueError, match=r"^SOLVER\.BASE_LR=0\.0 with SOLVER\.LR_SCHEDULER_NAME='WarmupCosineLR'"):
+        check_lr_scheduler(synthetic_cfg(*cosine, "SOLVER.BASE_LR", "0.0"))
+    with pytest.raises(ValueError, match=r"^SOLVER\.NUM_DECAYS=0: expected a number of LR drops >= 1"):
+        check_lr_scheduler(synthetic_cfg("SOLVER.LR_SCHEDULER_NAME", "WarmupStepWithFixedGammaLR", "SOLVER.NUM_DECAYS", "0"))
+
+
+def test_detectron2s_stock_solver_and_input_values_pass_the_new_checks():
+    # Base-RetinaNet.yaml (detectron2's, in configs/) and Base-RCNN-FPN's keys at detectron2's
+    # defaults, as written and shortened to a few iterations as the README's runs do.
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.config_checks import check_lr_scheduler, check_optimizer, check_train_inputs
+
+    train = ("DATASETS.TRAIN", "('synthetic_det_train',)")
+    for cfg in (_stock_retinanet_cfg(*train), rcnn_cfg(*train), _stock_retinanet_cfg(*train, "SOLVER.MAX_ITER", "2"),
+                rcnn_cfg(*train, "SOLVER.MAX_ITER", "2", "SOLVER.WARMUP_ITERS", "1")):
+        assert cfg.SOLVER.LR_SCHEDULER_NAME == "WarmupMultiStepLR"
+        check_lr_scheduler(cfg, check_optimizer(cfg))
+        check_train_inputs(cfg)
