@@ -631,6 +631,7 @@ def check_optimizer(cfg: CfgNode, model: Optional[torch.nn.Module] = None) -> to
     written. Errors name the key. Returns the optimizer."""
     from .trainer import DropBlockTrainer  # not at the top: trainer.py imports this module
 
+    check_optimizer_values(cfg)
     try:
         return DropBlockTrainer.build_optimizer(cfg, model if model is not None else torch.nn.Linear(1, 1))
     except (ValueError, KeyError, TypeError, AssertionError) as error:
@@ -639,6 +640,34 @@ def check_optimizer(cfg: CfgNode, model: Optional[torch.nn.Module] = None) -> to
         named = f"{key}={functools.reduce(getattr, key.split('.'), cfg)!r}" if key else "the SOLVER values"
         raise type(error)(f"{named}: the optimizer (detectron2's build_optimizer) cannot be built from it: "
                           f"{message}") from None
+
+
+def check_optimizer_values(cfg: CfgNode) -> None:
+    """ValueError naming the SOLVER key for values detectron2's optimizer takes without a word
+    and trains on wrong (torch's SGD judges only the values every parameter shares, not a
+    group's): a negative BIAS_LR_FACTOR (the biases at a negative LR, gradient ascent), a
+    negative WEIGHT_DECAY_NORM / WEIGHT_DECAY_BIAS (which torch refuses for WEIGHT_DECAY), and
+    with CLIP_GRADIENTS.ENABLED a CLIP_VALUE <= 0 (every gradient clipped to 0, or to its
+    opposite) or a "norm" clip's NORM_TYPE <= 0, which is no norm."""
+    s = cfg.SOLVER
+    if not _finite_at_least_zero(s.BIAS_LR_FACTOR):
+        raise ValueError(f"SOLVER.BIAS_LR_FACTOR={s.BIAS_LR_FACTOR!r}: expected a number >= 0, the biases' LR as a "
+                         "multiple of SOLVER.BASE_LR (e.g. 1.0); a negative one trains them at a negative LR")
+    for key in ("WEIGHT_DECAY_NORM", "WEIGHT_DECAY_BIAS"):
+        value = s[key]
+        if value is not None and not _finite_at_least_zero(value):  # WEIGHT_DECAY_BIAS None: WEIGHT_DECAY's
+            raise ValueError(f"SOLVER.{key}={value!r}: expected a weight decay >= 0 (torch refuses a negative "
+                             "SOLVER.WEIGHT_DECAY, but not a parameter group's)")
+    clip = s.CLIP_GRADIENTS
+    if not clip.ENABLED:
+        return
+    if not (is_real_number(clip.CLIP_VALUE) and clip.CLIP_VALUE > 0):
+        raise ValueError(f"SOLVER.CLIP_GRADIENTS.CLIP_VALUE={clip.CLIP_VALUE!r}: expected a bound > 0 (e.g. 1.0) with "
+                         "SOLVER.CLIP_GRADIENTS.ENABLED; at 0 every gradient is clipped to 0, below it to its opposite "
+                         "(or set ENABLED False)")
+    if clip.CLIP_TYPE == "norm" and not (is_real_number(clip.NORM_TYPE) and clip.NORM_TYPE > 0):
+        raise ValueError(f"SOLVER.CLIP_GRADIENTS.NORM_TYPE={clip.NORM_TYPE!r}: expected the p of the p-norm clipped, "
+                         "> 0 (e.g. 2.0, or .inf for the largest value)")
 
 
 def check_lr_scheduler(cfg: CfgNode, optimizer: Optional[torch.optim.Optimizer] = None) -> None:

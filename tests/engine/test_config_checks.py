@@ -2187,3 +2187,56 @@ def test_detectron2s_stock_solver_and_input_values_pass_the_new_checks():
         assert cfg.SOLVER.LR_SCHEDULER_NAME == "WarmupMultiStepLR"
         check_lr_scheduler(cfg, check_optimizer(cfg))
         check_train_inputs(cfg)
+
+
+def _first_step_update(cfg):
+    # What one step of the trainer's optimizer does to a weight and a bias of 1.0 whose
+    # gradients are 1.0 (LR 1.0).
+    from dropblock_det.engine.trainer import DropBlockTrainer
+
+    layer = torch.nn.Linear(1, 1)
+    torch.nn.init.ones_(layer.weight)
+    torch.nn.init.ones_(layer.bias)
+    optimizer = DropBlockTrainer.build_optimizer(cfg, layer)
+    layer(torch.ones(1, 1)).sum().backward()
+    optimizer.step()
+    return layer.weight.item() - 1.0, layer.bias.item() - 1.0
+
+
+@pytest.mark.parametrize("opts, bad_update, match", [
+    # The bias steps up its gradient (gradient ascent), or away from 0 by its decay.
+    (["SOLVER.BIAS_LR_FACTOR", "-1.0"], lambda w, b: b > 0, r"^SOLVER\.BIAS_LR_FACTOR=-1\.0: expected a number >= 0"),
+    (["SOLVER.WEIGHT_DECAY_BIAS", "-5.0"], lambda w, b: b > 0, r"^SOLVER\.WEIGHT_DECAY_BIAS=-5\.0: expected a weight decay >= 0"),
+    # Every gradient clipped to nothing, or to its opposite.
+    (["SOLVER.CLIP_GRADIENTS.ENABLED", "True", "SOLVER.CLIP_GRADIENTS.CLIP_VALUE", "0.0"], lambda w, b: w == 0 == b,
+     r"^SOLVER\.CLIP_GRADIENTS\.CLIP_VALUE=0\.0: expected a bound > 0"),
+    (["SOLVER.CLIP_GRADIENTS.ENABLED", "True", "SOLVER.CLIP_GRADIENTS.CLIP_TYPE", "norm",
+      "SOLVER.CLIP_GRADIENTS.CLIP_VALUE", "-1.0"], lambda w, b: w > 0, r"^SOLVER\.CLIP_GRADIENTS\.CLIP_VALUE=-1\.0"),
+])
+def test_optimizer_values_torch_takes_per_parameter_group_and_trains_wrong_on_are_refused(opts, bad_update, match):
+    from dropblock_det.engine.config_checks import check_config_before_run, check_optimizer
+
+    cfg = synthetic_cfg("SOLVER.BASE_LR", "1.0", "SOLVER.WEIGHT_DECAY", "0.0", "SOLVER.MOMENTUM", "0.0", *opts)
+    assert bad_update(*_first_step_update(cfg))
+    with pytest.raises(ValueError, match=match):
+        check_optimizer(cfg)
+    with pytest.raises(ValueError, match=match):
+        check_config_before_run(synthetic_cfg(*opts), check_files=False)
+
+
+def test_optimizer_values_that_may_be_meant_pass():
+    from dropblock_det.engine.config_checks import check_optimizer
+
+    for opts in (["SOLVER.BIAS_LR_FACTOR", "0.0"], ["SOLVER.BIAS_LR_FACTOR", "2.0"], ["SOLVER.WEIGHT_DECAY_NORM", "0.0"],
+                 ["SOLVER.WEIGHT_DECAY_BIAS", "0.0"],
+                 ["SOLVER.CLIP_GRADIENTS.CLIP_VALUE", "-1.0", "SOLVER.CLIP_GRADIENTS.NORM_TYPE", "0.0"],  # not ENABLED
+                 ["SOLVER.CLIP_GRADIENTS.ENABLED", "True", "SOLVER.CLIP_GRADIENTS.CLIP_TYPE", "value",
+                  "SOLVER.CLIP_GRADIENTS.NORM_TYPE", "0.0"],  # a value clip reads no norm
+                 ["SOLVER.CLIP_GRADIENTS.ENABLED", "True", "SOLVER.CLIP_GRADIENTS.CLIP_TYPE", "norm",
+                  "SOLVER.CLIP_GRADIENTS.NORM_TYPE", "1e999"]):  # inf
+        check_optimizer(synthetic_cfg(*opts))
+    with pytest.raises(ValueError, match=r"^SOLVER\.CLIP_GRADIENTS\.NORM_TYPE=0\.0: expected the p of the p-norm"):
+        check_optimizer(synthetic_cfg("SOLVER.CLIP_GRADIENTS.ENABLED", "True", "SOLVER.CLIP_GRADIENTS.CLIP_TYPE", "norm",
+                                      "SOLVER.CLIP_GRADIENTS.NORM_TYPE", "0.0"))
+    with pytest.raises(ValueError, match=r"^SOLVER\.WEIGHT_DECAY_NORM=-0\.1: expected a weight decay >= 0"):
+        check_optimizer(synthetic_cfg("SOLVER.WEIGHT_DECAY_NORM", "-0.1"))
