@@ -734,6 +734,9 @@ def check_lr_schedule_values(cfg: CfgNode) -> None:
 
 
 _SAMPLING_STYLES = ("choice", "range")
+_MASK_FORMATS = ("polygon", "bitmask")
+# The samplers that repeat images by category frequency (DATALOADER.REPEAT_THRESHOLD).
+_REPEAT_SAMPLERS = ("RepeatFactorTrainingSampler", "WeightedCategoryTrainingSampler")
 _FLIPS = ("none", "horizontal", "vertical")
 
 
@@ -765,10 +768,20 @@ def check_train_inputs(cfg: CfgNode) -> None:
         raise ValueError(f"INPUT.MIN_SIZE_TRAIN={cfg.INPUT.MIN_SIZE_TRAIN!r}: expected sizes >= 1 "
                          + ("(two: the range's ends; 0: no resizing)" if sampling == "range"
                             else "to choose from (0: no resizing)"))
+    if sampling == "range" and sizes[0] > sizes[1]:
+        # detectron2 draws from them with numpy's randint, which refused it at the first
+        # image ("low >= high"), blamed on that image's file.
+        raise ValueError(f"INPUT.MIN_SIZE_TRAIN={cfg.INPUT.MIN_SIZE_TRAIN!r} with INPUT.MIN_SIZE_TRAIN_SAMPLING='range': "
+                         f"expected the range's ends smallest first: ({sizes[1]}, {sizes[0]})")
     max_size = cfg.INPUT.MAX_SIZE_TRAIN
     if not is_integer(max_size) or resize_error(sizes, max_size):
         raise ValueError(f"INPUT.MAX_SIZE_TRAIN={max_size!r}: expected a size >= 1"
                          + (f" (INPUT.MIN_SIZE_TRAIN={cfg.INPUT.MIN_SIZE_TRAIN!r} resizes)" if is_integer(max_size) else ""))
+    if cfg.MODEL.MASK_ON and cfg.INPUT.MASK_FORMAT not in _MASK_FORMATS:
+        # detectron2's annotations_to_instances asserted it (the value as the whole message) at
+        # the first image with a mask, blamed on that image's file.
+        raise ValueError(f"INPUT.MASK_FORMAT={cfg.INPUT.MASK_FORMAT!r}: expected one of {list(_MASK_FORMATS)}, how "
+                         "the mask head's instance masks are loaded (with MODEL.MASK_ON)")
     if cfg.INPUT.RANDOM_FLIP not in _FLIPS:
         raise ValueError(f"INPUT.RANDOM_FLIP={cfg.INPUT.RANDOM_FLIP!r}: expected one of {list(_FLIPS)}")
     if cfg.INPUT.CROP.ENABLED:
@@ -787,6 +800,12 @@ def check_train_inputs(cfg: CfgNode) -> None:
         # default_setup has written config.yaml into OUTPUT_DIR.
         raise ValueError(f"DATALOADER.SAMPLER_TRAIN={sampler!r}: not a sampler this detectron2's "
                          f"build_detection_train_loader knows; expected one of {list(samplers)}")
+    threshold = cfg.DATALOADER.REPEAT_THRESHOLD
+    if sampler in _REPEAT_SAMPLERS and not _finite_at_least_zero(threshold):
+        # Its repeat factors are sqrt(threshold / a category's frequency): "math domain error"
+        # building the training loader, blamed on the dataset.
+        raise ValueError(f"DATALOADER.REPEAT_THRESHOLD={threshold!r}: expected a category frequency >= 0 below "
+                         f"which DATALOADER.SAMPLER_TRAIN={sampler!r} repeats images (e.g. 0.001 as in LVIS)")
 
 
 # detectron2's RandomCrop types (it asserts the type when the training loader is built).

@@ -2240,3 +2240,55 @@ def test_optimizer_values_that_may_be_meant_pass():
                                       "SOLVER.CLIP_GRADIENTS.NORM_TYPE", "0.0"))
     with pytest.raises(ValueError, match=r"^SOLVER\.WEIGHT_DECAY_NORM=-0\.1: expected a weight decay >= 0"):
         check_optimizer(synthetic_cfg("SOLVER.WEIGHT_DECAY_NORM", "-0.1"))
+
+
+def test_a_training_size_range_given_largest_first_is_refused_naming_the_key():
+    # detectron2's ResizeShortestEdge draws with numpy's randint: "low >= high" at the first image.
+    from detectron2.data import transforms as T
+
+    from dropblock_det.engine.config_checks import check_train_inputs
+
+    opts = ("INPUT.MIN_SIZE_TRAIN_SAMPLING", "range", "INPUT.MIN_SIZE_TRAIN", "(80, 64)")
+    with pytest.raises(ValueError, match="low >= high"):
+        T.ResizeShortestEdge((80, 64), 1333, "range").get_transform(np.zeros((30, 50, 3), dtype=np.uint8))
+    with pytest.raises(ValueError, match=re.escape("INPUT.MIN_SIZE_TRAIN=(80, 64) with INPUT.MIN_SIZE_TRAIN_SAMPLING="
+                                                   "'range': expected the range's ends smallest first: (64, 80)")):
+        check_train_inputs(synthetic_cfg(*opts))
+    check_train_inputs(synthetic_cfg("INPUT.MIN_SIZE_TRAIN_SAMPLING", "range", "INPUT.MIN_SIZE_TRAIN", "(64, 64)"))
+    check_train_inputs(synthetic_cfg("INPUT.MIN_SIZE_TRAIN", "(80, 64)"))  # "choice": any order
+
+
+def test_an_unknown_mask_format_is_refused_with_a_mask_head_only(tmp_path):
+    # detectron2 asserted it at the first image with a mask, the value alone as the message.
+    from conftest import rcnn_cfg
+    from detectron2.data import DatasetCatalog, DatasetMapper
+
+    from dropblock_det.engine.config_checks import check_train_inputs
+
+    with own_coco_set(tmp_path, "zoo57_masks", segmentation=True) as name:
+        mapper = DatasetMapper(rcnn_cfg("MODEL.MASK_ON", "True", "INPUT.MASK_FORMAT", "polygons"), is_train=True)
+        with pytest.raises(AssertionError, match="polygons"):
+            mapper(DatasetCatalog.get(name)[0])
+    train = ("DATASETS.TRAIN", "('synthetic_det_train',)")
+    with pytest.raises(ValueError, match=re.escape("INPUT.MASK_FORMAT='polygons': expected one of ['polygon', 'bitmask']")):
+        check_train_inputs(rcnn_cfg(*train, "MODEL.MASK_ON", "True", "INPUT.MASK_FORMAT", "polygons"))
+    check_train_inputs(rcnn_cfg(*train, "MODEL.MASK_ON", "True", "INPUT.MASK_FORMAT", "bitmask"))
+    check_train_inputs(rcnn_cfg(*train, "INPUT.MASK_FORMAT", "polygons"))  # no mask head: unread
+
+
+def test_a_negative_repeat_threshold_is_refused_for_a_repeating_sampler_only():
+    # RepeatFactorTrainingSampler's sqrt(threshold / frequency): "math domain error" building
+    # the training loader, blamed on the dataset.
+    from detectron2.data.samplers import RepeatFactorTrainingSampler
+
+    from dropblock_det.engine.config_checks import check_train_inputs
+
+    dicts = [{"annotations": [{"category_id": 0}]}]
+    with pytest.raises(ValueError, match="math domain error"):
+        RepeatFactorTrainingSampler.repeat_factors_from_category_frequency(dicts, -0.1)
+    repeat = ("DATALOADER.SAMPLER_TRAIN", "RepeatFactorTrainingSampler")
+    with pytest.raises(ValueError, match=r"^DATALOADER\.REPEAT_THRESHOLD=-0\.1: expected a category frequency >= 0"):
+        check_train_inputs(synthetic_cfg(*repeat, "DATALOADER.REPEAT_THRESHOLD", "-0.1"))
+    for threshold in ("0.0", "0.001"):
+        check_train_inputs(synthetic_cfg(*repeat, "DATALOADER.REPEAT_THRESHOLD", threshold))
+    check_train_inputs(synthetic_cfg("DATALOADER.REPEAT_THRESHOLD", "-0.1"))  # TrainingSampler: unread
