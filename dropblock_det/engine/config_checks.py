@@ -1866,6 +1866,21 @@ def check_ddp_device(key: str, value: Any, device: torch.device, other_ways: str
                          f"process (--num-gpus 1) or {other_ways}")
 
 
+# numpy's largest seed: detectron2's default_setup seeds numpy with SEED + the process's rank.
+_MAX_SEED = 2**32 - 1
+
+
+def check_seed(key: str, seed: Any) -> None:
+    """ValueError naming `key` for a seed that detectron2's default_setup cannot seed numpy
+    with in every process (SEED + rank above 2**32 - 1): numpy refused it there, after
+    config.yaml was written into the output folder. A negative seed is detectron2's "random"."""
+    world = comm.get_world_size()
+    if is_integer(seed) and seed + world - 1 > _MAX_SEED:
+        raise ValueError(f"{key}={seed!r}: expected a seed from 0 to {_MAX_SEED - world + 1} (numpy's largest, "
+                         f"{_MAX_SEED}, less the {world} process(es) whose rank detectron2 adds to it), or -1 for a "
+                         "random one")
+
+
 def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: bool = True,
                             check_files: bool = True,
                             test_time_augmentation: bool = True) -> Optional[torch.nn.Module]:
@@ -1900,6 +1915,7 @@ def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: boo
         # archive_previous_run would fail on it with a bare "FileNotFoundError: ''".
         raise ValueError(f"OUTPUT_DIR={output_dir!r}: expected a folder (e.g. './output')")
     check_test_inputs(cfg, test_time_augmentation)
+    check_seed("SEED", cfg.SEED)
     device = checked_device("MODEL.DEVICE", cfg.MODEL.DEVICE)
     workers = cfg.DATALOADER.NUM_WORKERS  # both loaders' (torch's DataLoader refuses it, late)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:

@@ -2292,3 +2292,20 @@ def test_a_negative_repeat_threshold_is_refused_for_a_repeating_sampler_only():
     for threshold in ("0.0", "0.001"):
         check_train_inputs(synthetic_cfg(*repeat, "DATALOADER.REPEAT_THRESHOLD", threshold))
     check_train_inputs(synthetic_cfg("DATALOADER.REPEAT_THRESHOLD", "-0.1"))  # TrainingSampler: unread
+
+
+def test_a_seed_numpy_cannot_take_is_refused_before_the_run_writes_its_config(monkeypatch):
+    # detectron2's default_setup seeds numpy with SEED + rank after writing config.yaml.
+    from detectron2.utils import comm
+
+    from dropblock_det.engine.config_checks import check_config_before_run
+
+    with pytest.raises(ValueError, match="2\\*\\*32 - 1"):
+        np.random.seed(2**32)
+    for seed in ("-1", "0", str(2**32 - 1)):
+        check_config_before_run(synthetic_cfg("SEED", seed), check_files=False)
+    with pytest.raises(ValueError, match=re.escape(f"SEED={2**32}: expected a seed from 0 to {2**32 - 1} (numpy's largest")):
+        check_config_before_run(synthetic_cfg("SEED", str(2**32)), check_files=False)
+    monkeypatch.setattr(comm, "get_world_size", lambda: 2)  # rank 1 would seed 2**32
+    with pytest.raises(ValueError, match=re.escape(f"SEED={2**32 - 1}: expected a seed from 0 to {2**32 - 2}")):
+        check_config_before_run(synthetic_cfg("SEED", str(2**32 - 1)), check_files=False, train=False)
