@@ -1866,6 +1866,29 @@ def check_ddp_device(key: str, value: Any, device: torch.device, other_ways: str
                          f"process (--num-gpus 1) or {other_ways}")
 
 
+def check_training_visualization(cfg: CfgNode) -> None:
+    """ValueError naming VIS_PERIOD when an R-CNN (a GeneralizedRCNN, which alone of detectron2's
+    models draws its proposals every VIS_PERIOD iterations) would visualize with
+    detectron2.utils.visualizer and that cannot be imported here (OpenCV, cv2, is no dependency
+    of detectron2's wheel or source build): the first step failed with ModuleNotFoundError."""
+    import importlib
+
+    from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN
+
+    if not is_integer(cfg.VIS_PERIOD) or cfg.VIS_PERIOD <= 0 or cfg.MODEL.META_ARCHITECTURE not in META_ARCH_REGISTRY:
+        return
+    if not issubclass(META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE), GeneralizedRCNN):
+        return
+    try:
+        importlib.import_module("detectron2.utils.visualizer")
+    except ImportError as error:
+        missing = error.name or str(error)
+        package = {"cv2": "opencv-python"}.get(missing, missing)
+        raise ValueError(f"VIS_PERIOD={cfg.VIS_PERIOD!r}: the R-CNN draws its training proposals with "
+                         f"detectron2.utils.visualizer, which needs the module {missing!r}, not installed here: "
+                         f"pip install {package}, or set VIS_PERIOD 0") from None
+
+
 # numpy's largest seed: detectron2's default_setup seeds numpy with SEED + the process's rank.
 _MAX_SEED = 2**32 - 1
 
@@ -1925,6 +1948,7 @@ def check_config_before_run(cfg: CfgNode, train: bool = True, check_weights: boo
             # detectron2's AMPTrainer asserts CUDA at its first step (v0.6 and main).
             raise ValueError(f"SOLVER.AMP.ENABLED=True needs a CUDA MODEL.DEVICE, got {cfg.MODEL.DEVICE!r}")
         check_impl_device(cfg)
+        check_training_visualization(cfg)
         check_lr_scheduler(cfg, check_optimizer(cfg, model))
         check_train_inputs(cfg)
         check_scaled_to_world_size(cfg)

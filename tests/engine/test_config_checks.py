@@ -2309,3 +2309,26 @@ def test_a_seed_numpy_cannot_take_is_refused_before_the_run_writes_its_config(mo
     monkeypatch.setattr(comm, "get_world_size", lambda: 2)  # rank 1 would seed 2**32
     with pytest.raises(ValueError, match=re.escape(f"SEED={2**32 - 1}: expected a seed from 0 to {2**32 - 2}")):
         check_config_before_run(synthetic_cfg("SEED", str(2**32 - 1)), check_files=False, train=False)
+
+
+def test_vis_period_on_an_rcnn_without_the_visualizers_modules_is_refused_naming_the_key():
+    # GeneralizedRCNN draws its proposals every VIS_PERIOD iterations, importing
+    # detectron2.utils.visualizer (cv2) at the first step; RetinaNet reads the key and draws nothing.
+    import importlib.util
+
+    from conftest import rcnn_cfg
+    from detectron2.modeling.meta_arch import GeneralizedRCNN
+
+    from dropblock_det.engine.config_checks import check_config_before_run
+
+    train = ("DATASETS.TRAIN", "('synthetic_det_train',)", "DATASETS.TEST", "('synthetic_det_val',)")
+    check_config_before_run(rcnn_cfg(*train), check_files=False)
+    check_config_before_run(_stock_retinanet_cfg(*train, "VIS_PERIOD", "1"), check_files=False)
+    if importlib.util.find_spec("cv2") is not None:
+        check_config_before_run(rcnn_cfg(*train, "VIS_PERIOD", "1"), check_files=False)
+        pytest.skip("OpenCV is installed here: the R-CNN can draw")
+    with pytest.raises(ModuleNotFoundError, match="cv2"):
+        GeneralizedRCNN.visualize_training(None, [], [])
+    with pytest.raises(ValueError, match=r"^VIS_PERIOD=1: the R-CNN draws .*'cv2'.*pip install opencv-python, or set VIS_PERIOD 0"):
+        check_config_before_run(rcnn_cfg(*train, "VIS_PERIOD", "1"), check_files=False)
+    check_config_before_run(rcnn_cfg(*train, "VIS_PERIOD", "1"), check_files=False, train=False)  # no training step
