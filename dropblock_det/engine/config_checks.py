@@ -800,12 +800,45 @@ def check_train_inputs(cfg: CfgNode) -> None:
         # default_setup has written config.yaml into OUTPUT_DIR.
         raise ValueError(f"DATALOADER.SAMPLER_TRAIN={sampler!r}: not a sampler this detectron2's "
                          f"build_detection_train_loader knows; expected one of {list(samplers)}")
+    check_sampler_keys(cfg)
     threshold = cfg.DATALOADER.REPEAT_THRESHOLD
     if sampler in _REPEAT_SAMPLERS and not _finite_at_least_zero(threshold):
         # Its repeat factors are sqrt(threshold / a category's frequency): "math domain error"
         # building the training loader, blamed on the dataset.
         raise ValueError(f"DATALOADER.REPEAT_THRESHOLD={threshold!r}: expected a category frequency >= 0 below "
                          f"which DATALOADER.SAMPLER_TRAIN={sampler!r} repeats images (e.g. 0.001 as in LVIS)")
+
+
+# The key each of detectron2's samplers reads that its get_cfg() does not define (neither v0.6
+# nor main): build_detection_train_loader failed on the missing attribute, blamed on the dataset.
+_SAMPLER_KEYS = {"RandomSubsetTrainingSampler": ("DATALOADER", "RANDOM_SUBSET_RATIO"),
+                 "WeightedTrainingSampler": ("DATASETS", "TRAIN_REPEAT_FACTOR"),
+                 "WeightedCategoryTrainingSampler": ("DATASETS", "TRAIN_REPEAT_FACTOR")}
+
+
+def check_sampler_keys(cfg: CfgNode) -> None:
+    """ValueError naming DATALOADER.SAMPLER_TRAIN when it reads a key the config lacks
+    (_SAMPLER_KEYS), and naming that key when detectron2 asserts its value as the loader is
+    built: a RANDOM_SUBSET_RATIO outside (0, 1], a TRAIN_REPEAT_FACTOR entry that is no
+    [DATASETS.TRAIN name, factor > 0] pair."""
+    sampler = cfg.DATALOADER.SAMPLER_TRAIN
+    if sampler not in _SAMPLER_KEYS:
+        return
+    node, leaf = _SAMPLER_KEYS[sampler]
+    if leaf not in cfg[node]:
+        raise ValueError(f"DATALOADER.SAMPLER_TRAIN={sampler!r} reads {node}.{leaf}, which detectron2's config does "
+                         f"not define: set cfg.{node}.{leaf} in code before merging the config file (a script of "
+                         "your own that calls train_net.cli()), or use another sampler")
+    value = cfg[node][leaf]
+    if leaf == "RANDOM_SUBSET_RATIO" and not (is_real_number(value) and 0 < value <= 1):
+        raise ValueError(f"DATALOADER.RANDOM_SUBSET_RATIO={value!r}: expected the share of the training set "
+                         "sampled, in (0, 1]")
+    if leaf == "TRAIN_REPEAT_FACTOR":
+        for entry in value:
+            if (not isinstance(entry, (list, tuple)) or len(entry) != 2 or entry[0] not in cfg.DATASETS.TRAIN
+                    or not (is_real_number(entry[1]) and math.isfinite(entry[1]) and entry[1] > 0)):
+                raise ValueError(f"DATASETS.TRAIN_REPEAT_FACTOR={value!r}: entry {entry!r} is not a [name, factor] "
+                                 f"pair of a DATASETS.TRAIN set {tuple(cfg.DATASETS.TRAIN)!r} and a factor > 0")
 
 
 # detectron2's RandomCrop types (it asserts the type when the training loader is built).

@@ -2332,3 +2332,37 @@ def test_vis_period_on_an_rcnn_without_the_visualizers_modules_is_refused_naming
     with pytest.raises(ValueError, match=r"^VIS_PERIOD=1: the R-CNN draws .*'cv2'.*pip install opencv-python, or set VIS_PERIOD 0"):
         check_config_before_run(rcnn_cfg(*train, "VIS_PERIOD", "1"), check_files=False)
     check_config_before_run(rcnn_cfg(*train, "VIS_PERIOD", "1"), check_files=False, train=False)  # no training step
+
+
+def test_a_sampler_reading_a_key_detectron2s_config_lacks_is_refused_naming_both():
+    # build_detection_train_loader read DATALOADER.RANDOM_SUBSET_RATIO / DATASETS.TRAIN_REPEAT_FACTOR
+    # (main's weighted samplers), which neither version's get_cfg() defines: an AttributeError
+    # building the loader, blamed on the dataset.
+    from dropblock_det.engine.config_checks import check_train_inputs, train_samplers
+
+    subset = ("DATALOADER.SAMPLER_TRAIN", "RandomSubsetTrainingSampler")
+    cfg = synthetic_cfg(*subset)
+    assert "RandomSubsetTrainingSampler" in train_samplers() and "RANDOM_SUBSET_RATIO" not in cfg.DATALOADER
+    with pytest.raises(ValueError, match=r"^DATALOADER\.SAMPLER_TRAIN='RandomSubsetTrainingSampler' reads "
+                                         r"DATALOADER\.RANDOM_SUBSET_RATIO, which detectron2's config does not define"):
+        check_train_inputs(cfg)
+    for ratio, ok in ((0.5, True), (1.0, True), (0.0, False), (1.5, False)):
+        cfg = synthetic_cfg(*subset)
+        cfg.defrost()
+        cfg.DATALOADER.RANDOM_SUBSET_RATIO = ratio
+        if ok:
+            check_train_inputs(cfg)
+        else:
+            with pytest.raises(ValueError, match=rf"^DATALOADER\.RANDOM_SUBSET_RATIO={ratio}: expected the share"):
+                check_train_inputs(cfg)
+    if "WeightedTrainingSampler" not in train_samplers():
+        return  # v0.6
+    cfg = synthetic_cfg("DATALOADER.SAMPLER_TRAIN", "WeightedTrainingSampler")
+    with pytest.raises(ValueError, match=r"reads DATASETS\.TRAIN_REPEAT_FACTOR, which detectron2's config"):
+        check_train_inputs(cfg)
+    cfg.defrost()
+    cfg.DATASETS.TRAIN_REPEAT_FACTOR = [["synthetic_det_train", 2.0]]
+    check_train_inputs(cfg)
+    cfg.DATASETS.TRAIN_REPEAT_FACTOR = [["synthetic_det_val", 2.0]]
+    with pytest.raises(ValueError, match=r"^DATASETS\.TRAIN_REPEAT_FACTOR=.*entry \['synthetic_det_val', 2\.0\] is not"):
+        check_train_inputs(cfg)
