@@ -1836,8 +1836,9 @@ def check_scaled_to_world_size(cfg: CfgNode) -> None:
     """With SOLVER.REFERENCE_WORLD_SIZE the trainer rescales the batch, the LR and the
     iterations (the DropBlock ramp's too) to this run's processes: ValueError naming the key
     when what it would train cannot be (detectron2's assertion, zero iterations, a ramp that
-    never leaves 1.0 once rounded), before the run's files move (the trainer scales the
-    config only when it is built, after they have moved)."""
+    never leaves 1.0 once rounded, SOLVER.STEPS that round onto each other or MAX_ITER), before
+    the run's files move (the trainer scales the config only when it is built, after they
+    have moved)."""
     from .trainer import DropBlockTrainer  # not at the top: trainer.py imports this module
 
     reference, world = cfg.SOLVER.REFERENCE_WORLD_SIZE, comm.get_world_size()
@@ -1857,6 +1858,7 @@ def check_scaled_to_world_size(cfg: CfgNode) -> None:
         raise ValueError(f"SOLVER.MAX_ITER={cfg.SOLVER.MAX_ITER} becomes {scaled.SOLVER.MAX_ITER} iterations {scaling}")
     try:
         validate_dropblock_config(scaled)
+        check_lr_scheduler(scaled)  # STEPS and WARMUP_ITERS are scaled too, and rounded
     except ValueError as error:
         raise ValueError(f"{error}, once scaled to SOLVER.MAX_ITER={scaled.SOLVER.MAX_ITER} {scaling}") from None
 

@@ -2366,3 +2366,25 @@ def test_a_sampler_reading_a_key_detectron2s_config_lacks_is_refused_naming_both
     cfg.DATASETS.TRAIN_REPEAT_FACTOR = [["synthetic_det_val", 2.0]]
     with pytest.raises(ValueError, match=r"^DATASETS\.TRAIN_REPEAT_FACTOR=.*entry \['synthetic_det_val', 2\.0\] is not"):
         check_train_inputs(cfg)
+
+
+def test_steps_that_the_world_size_scaling_rounds_onto_each_other_are_refused_before_the_run(monkeypatch):
+    # REFERENCE_WORLD_SIZE 1 on 4 processes: MAX_ITER 10 -> 2, STEPS (3, 4) -> (1, 1), which
+    # fvcore refused when the trainer built its schedule, after the run's files had moved.
+    from dropblock_det import solver
+    from dropblock_det.engine import config_checks
+    from dropblock_det.engine.trainer import DropBlockTrainer
+
+    monkeypatch.setattr(config_checks.comm, "get_world_size", lambda: 4)
+    opts = ("SOLVER.REFERENCE_WORLD_SIZE", "1", "SOLVER.IMS_PER_BATCH", "2", *_MULTISTEP, "SOLVER.MAX_ITER", "10",
+            "SOLVER.WARMUP_ITERS", "0")
+    cfg = synthetic_cfg(*opts, "SOLVER.STEPS", "(3, 4)")
+    config_checks.check_lr_scheduler(cfg)  # as written, a schedule
+    with pytest.raises(ValueError, match="Total num_updates must be greater|Milestone must be smaller"):
+        solver.build_lr_scheduler(DropBlockTrainer.auto_scale_workers(cfg, 4), torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1))
+    with pytest.raises(ValueError, match=re.escape("SOLVER.STEPS=(1, 1) with SOLVER.MAX_ITER=2: expected the iterations")
+                       + r".*once scaled to SOLVER\.MAX_ITER=2 \(SOLVER\.REFERENCE_WORLD_SIZE=1 scales"):
+        config_checks.check_config_before_run(cfg, check_files=False)
+    with pytest.raises(ValueError, match=r"^MODEL\.DEVICE='cpu' with 4 training processes"):  # scaled fine: (2,) of 5
+        config_checks.check_config_before_run(synthetic_cfg(*opts, "SOLVER.MAX_ITER", "20", "SOLVER.STEPS", "(8,)"),
+                                              check_files=False)
