@@ -827,8 +827,9 @@ def check_sampler_keys(cfg: CfgNode) -> None:
     node, leaf = _SAMPLER_KEYS[sampler]
     if leaf not in cfg[node]:
         raise ValueError(f"DATALOADER.SAMPLER_TRAIN={sampler!r} reads {node}.{leaf}, which detectron2's config does "
-                         f"not define: set cfg.{node}.{leaf} in code before merging the config file (a script of "
-                         "your own that calls train_net.cli()), or use another sampler")
+                         "not define, so no config file or opt can set it (a config built in Python may add it "
+                         f"before merging: cfg.{node}.{leaf} = ...): use another sampler (e.g. "
+                         "'TrainingSampler', or 'RepeatFactorTrainingSampler' with DATALOADER.REPEAT_THRESHOLD)")
     value = cfg[node][leaf]
     if leaf == "RANDOM_SUBSET_RATIO" and not (is_real_number(value) and 0 < value <= 1):
         raise ValueError(f"DATALOADER.RANDOM_SUBSET_RATIO={value!r}: expected the share of the training set "
