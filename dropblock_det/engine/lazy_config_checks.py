@@ -87,6 +87,8 @@ __all__ = [
     "check_lazy_loaders",
     "check_lazy_train_parts",
     "check_lazy_train_sampler",
+    "check_lazy_lr_multiplier_values",
+    "check_lazy_optimizer_values",
     "lazy_evaluator_nodes",
     "check_lazy_head_inputs",
     "check_lazy_resnet_stages",
@@ -1804,11 +1806,87 @@ def check_lazy_train_parts(cfg: DictConfig, model: Optional[torch.nn.Module]) ->
             _building(where, lambda index=index: instantiate(items[index]))
     elif items is not None:
         _building(augmentations, lambda: instantiate(items))
-    lazy_optimizer(cfg, model)
+    check_lazy_optimizer_values(cfg, lazy_optimizer(cfg, model))
+    check_lazy_lr_multiplier_values(cfg)
     _building("lr_multiplier", lambda: instantiate(cfg.lr_multiplier)(0.0))
     # (its __init__ reads only the checkpointer's path_manager)
     _building("train.checkpointer", lambda: hooks.PeriodicCheckpointer(
         SimpleNamespace(path_manager=None), **cfg.train.checkpointer))
+
+
+def _plain_number(node: DictConfig, name: str) -> Any:
+    """`node.name` resolved (None where absent or not resolving: the build names that)."""
+    try:
+        return _plain(node.get(name), resolve=True)
+    except OmegaConfBaseException:
+        return None
+
+
+# fvcore's ParamSchedulers' arguments that are values of the schedule (in lr_multiplier: a
+# multiple of optimizer.lr).
+_SCHEDULE_VALUE_ARGUMENTS = ("value", "values", "start_value", "end_value", "base_value")
+
+
+def check_lazy_lr_multiplier_values(cfg: DictConfig) -> None:
+    """`lr_multiplier`'s values that detectron2 and fvcore take without a word and train on:
+    a WarmupParamScheduler's `warmup_length` outside [0, 1] (a share of train.max_iter: 1000
+    meant as iterations failed with fvcore's "where in ParamScheduler must be in [0, 1]: got
+    1000", naming no key, or, with main's rescale_interval and below 0, trained on a broken
+    schedule, NaN losses from the first step) and a negative `warmup_factor`, and a
+    schedule's value (`values`, `start_value`, ...) below 0: a negative or NaN learning rate
+    (gradient ascent) at those iterations. ValueError naming the key."""
+    for key, node in _target_nodes(lazy_config_value(cfg, "lr_multiplier"), "lr_multiplier"):
+        if _is_target(node, "WarmupParamScheduler"):
+            length = _plain_number(node, "warmup_length")
+            if length is not None and not (is_real_number(length) and 0.0 <= length <= 1.0):
+                raise ValueError(f"{key}.warmup_length={length!r}: expected the warm-up's share of train.max_iter, in "
+                                 "[0, 1] (1000 iterations of 90000: 1000 / 90000, as detectron2's coco_schedule.py "
+                                 "writes it)")
+            factor = _plain_number(node, "warmup_factor")
+            if factor is not None and not (is_real_number(factor) and math.isfinite(factor) and factor >= 0):
+                raise ValueError(f"{key}.warmup_factor={factor!r}: expected a finite number >= 0 (the multiple "
+                                 "of the schedule's first value the warm-up starts at, e.g. 0.001): a negative "
+                                 "one gives a negative learning rate")
+        for name in _SCHEDULE_VALUE_ARGUMENTS:
+            value = _plain_number(node, name)
+            values = value if isinstance(value, list) else [value]
+            if value is not None and any(is_real_number(v) and not (math.isfinite(v) and v >= 0) for v in values):
+                raise ValueError(f"{key}.{name}={value!r}: expected multiples of optimizer.lr that are finite and "
+                                 ">= 0: a negative one gives a negative learning rate (the loss ascended)")
+
+
+def check_lazy_optimizer_values(cfg: DictConfig, optimizer: Optional[torch.optim.Optimizer]) -> None:
+    """The optimizer's values torch checks only for its defaults, and detectron2's
+    get_default_optimizer_params passes on to its parameter groups, where they trained
+    without a word: a negative `optimizer.params.weight_decay`, `weight_decay_norm`,
+    `weight_decay_bias`, `base_lr` or `bias_lr_factor` (a negative decay grows the weights, a
+    negative rate ascends the loss), and `optimizer.momentum` above 1 (the velocity grows
+    without bound: torch refuses only < 0). With `optimizer` (built on the meta model), its
+    groups' lr, weight_decay and momentum too (from optimizer.params.overrides or
+    lr_factor_func). ValueError naming the key."""
+    node = lazy_config_value(cfg, "optimizer")
+    if not isinstance(node, DictConfig):
+        return
+    params = node.get("params")
+    if isinstance(params, DictConfig):
+        for name in ("weight_decay", "weight_decay_norm", "weight_decay_bias", "base_lr", "bias_lr_factor"):
+            value = _plain_number(params, name)
+            if is_real_number(value) and not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"optimizer.params.{name}={value!r}: expected a finite number >= 0 (torch refuses "
+                                 "a negative one for the optimizer's own value, not for the parameter groups "
+                                 "detectron2's get_default_optimizer_params gives it to)")
+    momentum = _plain_number(node, "momentum")
+    if is_real_number(momentum) and momentum > 1:
+        raise ValueError(f"optimizer.momentum={momentum!r}: expected a value in [0, 1] (e.g. 0.9): above 1 the "
+                         "momentum buffer grows without bound")
+    for index, group in enumerate(optimizer.param_groups if optimizer is not None else ()):
+        for name, high in (("lr", None), ("weight_decay", None), ("momentum", 1.0)):
+            value = group.get(name)
+            if is_real_number(value) and not (math.isfinite(value) and value >= 0 and (high is None or value <= high)):
+                raise ValueError(f"optimizer.params gives parameter group {index} ({len(group['params'])} "
+                                 f"parameters) {name}={value!r}: expected a finite number >= 0"
+                                 + (f" and <= {high}" if high is not None else "")
+                                 + " (see optimizer.params.overrides, and lr_factor_func on detectron2 main)")
 
 
 def lazy_optimizer(cfg: DictConfig, model: Optional[torch.nn.Module]) -> Optional[torch.optim.Optimizer]:

@@ -3036,3 +3036,111 @@ def test_a_box_predictor_loss_weight_that_is_no_number_is_given_no_float_form():
     with pytest.raises(ValueError, match=r"^model\.roi_heads\.box_predictor\.loss_weight='heavy': expected a float "
                                          r"[^;]*\}$"):
         check_lazy_model_values(cfg)
+
+
+# --- zoo journey lazy 57 ---
+def _stock_parts_cfg(*opts):
+    """The synthetic twin with detectron2's own configs/common parts as its files write them
+    (coco_schedule.py's 1x lr_multiplier, optim.py's SGD, coco.py's COCOEvaluator; the
+    mapper's masks on), then the overrides `opts`."""
+    from detectron2.config import LazyCall as L
+    from detectron2.config import LazyConfig
+    from detectron2.evaluation import COCOEvaluator
+    from detectron2.solver import WarmupParamScheduler
+    from detectron2.solver.build import get_default_optimizer_params
+    from fvcore.common.param_scheduler import MultiStepParamScheduler
+
+    cfg = lazy_cfg(SYNTHETIC)
+    cfg.lr_multiplier = L(WarmupParamScheduler)(
+        scheduler=L(MultiStepParamScheduler)(values=[1.0, 0.1, 0.01], milestones=[60000, 80000, 90000]),
+        warmup_length=1000 / 90000, warmup_method="linear", warmup_factor=0.001)
+    cfg.optimizer = L(torch.optim.SGD)(params=L(get_default_optimizer_params)(weight_decay_norm=0.0),
+                                       lr=0.02, momentum=0.9, weight_decay=1e-4)
+    cfg.dataloader.evaluator = L(COCOEvaluator)(dataset_name="${..test.dataset.names}", use_fast_impl=False)
+    cfg.dataloader.train.mapper.use_instance_mask = True
+    cfg.dataloader.train.mapper.instance_mask_format = "polygon"
+    return LazyConfig.apply_overrides(cfg, list(opts))  # as the tool parses them (Hydra)
+
+
+@pytest.mark.parametrize("opt, error, match", [
+    # fvcore's "where in ParamScheduler must be in [0, 1]: got 1000", naming no key (iterations
+    # meant); below 0 it trained, NaN losses at the first step on v0.6.
+    ("lr_multiplier.warmup_length=1000", ValueError,
+     r"^lr_multiplier\.warmup_length=1000: expected the warm-up's share of train\.max_iter, in \[0, 1\] "
+     r"\(1000 iterations of 90000: 1000 / 90000"),
+    ("lr_multiplier.warmup_length=-0.1", ValueError, r"^lr_multiplier\.warmup_length=-0\.1: expected"),
+    # Trained, silently, with a negative learning rate (the loss ascended).
+    ("lr_multiplier.warmup_factor=-1", ValueError,
+     r"^lr_multiplier\.warmup_factor=-1: expected a finite number >= 0 .*a negative learning rate$"),
+    ("lr_multiplier.scheduler.values=[1.0,-0.1,0.01]", ValueError,
+     r"^lr_multiplier\.scheduler\.values=\[1\.0, -0\.1, 0\.01\]: expected multiples of optimizer\.lr that are "
+     r"finite and >= 0"),
+    # torch refuses these for the optimizer's defaults only, not for the groups they go to.
+    ("optimizer.params.weight_decay_norm=-1", ValueError,
+     r"^optimizer\.params\.weight_decay_norm=-1: expected a finite number >= 0 \(torch refuses"),
+    ("optimizer.params.weight_decay_bias=-0.0001", ValueError, r"^optimizer\.params\.weight_decay_bias=-0\.0001: "),
+    ("optimizer.params.overrides={bias: {weight_decay: -1.0}}", ValueError,
+     r"^optimizer\.params gives parameter group \d+ \(\d+ parameters\) weight_decay=-1\.0: expected a finite "
+     r"number >= 0 \(see optimizer\.params\.overrides"),
+    ("optimizer.momentum=1.5", ValueError,
+     r"^optimizer\.momentum=1\.5: expected a value in \[0, 1\] \(e\.g\. 0\.9\): above 1 the momentum buffer grows"),
+])
+def test_the_non_model_values_detectron2_takes_and_fails_on_later_are_refused_by_key(opt, error, match):
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    with pytest.raises(error, match=match):
+        check_lazy_config_before_run(_stock_parts_cfg(opt), check_files=False)
+
+
+def test_detectron2s_own_schedule_optimizers_and_evaluator_pass_the_value_checks():
+    # coco_schedule.py's every schedule, optim.py's SGD and (main's) AdamW with its
+    # base_lr="${..lr}", a COCOEvaluator with its tasks written out.
+    from detectron2.config import LazyCall as L
+    from detectron2.evaluation import COCOEvaluator
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    check_lazy_config_before_run(_stock_parts_cfg(), check_files=False)
+    for num_x in (1, 3, 9):
+        steps = num_x * 90000
+        check_lazy_config_before_run(_stock_parts_cfg(
+            f"lr_multiplier.warmup_length={1000 / steps}", "lr_multiplier.warmup_factor=0.0",
+            f"lr_multiplier.scheduler.milestones=[{steps - 60000},{steps - 20000},{steps}]"), check_files=False)
+    adamw = _stock_parts_cfg()
+    adamw.optimizer = L(torch.optim.AdamW)(params=adamw.optimizer.params, lr=1e-4, betas=(0.9, 0.999),
+                                           weight_decay=0.1)
+    adamw.optimizer.params.base_lr = "${..lr}"
+    adamw.dataloader.evaluator = L(COCOEvaluator)(dataset_name="synthetic_det_val", tasks=("bbox", "segm"),
+                                                  use_fast_impl=False)
+    check_lazy_config_before_run(adamw, check_files=False)
+
+
+def test_detectron2_mains_own_configs_common_parts_pass_the_value_checks():
+    # Their files themselves, where the installed detectron2 ships them (main's model_zoo).
+    from pathlib import Path
+
+    import detectron2
+    from detectron2.config import LazyConfig
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    common = Path(detectron2.__file__).parent / "model_zoo" / "configs" / "common"
+    if not common.is_dir():
+        pytest.skip("this detectron2 ships no configs/common (v0.6: the journey ran them from its git tree)")
+    schedule, optim = LazyConfig.load(str(common / "coco_schedule.py")), LazyConfig.load(str(common / "optim.py"))
+    data = LazyConfig.load(str(common / "data" / "coco.py"))
+    for name in ("lr_multiplier_1x", "lr_multiplier_2x", "lr_multiplier_3x", "lr_multiplier_6x", "lr_multiplier_9x"):
+        cfg = _stock_parts_cfg()
+        cfg.lr_multiplier = schedule[name]
+        check_lazy_config_before_run(cfg, check_files=False)
+    for name in ("SGD", "AdamW"):
+        cfg = _stock_parts_cfg()
+        cfg.optimizer = optim[name]
+        check_lazy_config_before_run(cfg, check_files=False)
+    cfg = _stock_parts_cfg()
+    cfg.dataloader.train.mapper.instance_mask_format = data.dataloader.train.mapper.get("instance_mask_format",
+                                                                                        "polygon")
+    cfg.dataloader.evaluator = data.dataloader.evaluator
+    cfg.dataloader.evaluator.use_fast_impl = False
+    check_lazy_config_before_run(cfg, check_files=False)
+
