@@ -85,6 +85,7 @@ __all__ = [
     "lazy_meta_model",
     "check_lazy_config_before_run",
     "check_lazy_loaders",
+    "check_lazy_loader_values",
     "check_lazy_train_parts",
     "check_lazy_train_sampler",
     "check_lazy_lr_multiplier_values",
@@ -540,14 +541,66 @@ def check_lazy_loaders(cfg: DictConfig, train: bool = True) -> None:
         workers = lazy_config_value(cfg, f"{key}.num_workers")
         if workers is not None:
             _check_int(f"{key}.num_workers", workers, 0)
+        if split == "test" and lazy_config_value(cfg, f"{key}.batch_size") is not None:
+            # (detectron2 main's argument) torch refused 0 when the loader was built, after the training.
+            _check_int(f"{key}.batch_size", lazy_config_value(cfg, f"{key}.batch_size"), 1)
         names = lazy_config_value(cfg, DATASET_NAME_KEYS[key])
         if names is not None and not _dataset_names(DATASET_NAME_KEYS[key], names):
             raise ValueError(f"{DATASET_NAME_KEYS[key]}={list(names)!r}: no dataset to "
                              f"{'train on' if split == 'train' else 'evaluate'}; name at least one")
     for key, evaluator in lazy_evaluator_nodes(cfg):
         _check_arguments_under(evaluator, key)
+    check_lazy_loader_values(cfg, train)
     if train:
         check_lazy_cutout(cfg)
+
+
+# The tasks detectron2's COCOEvaluator evaluates (it asserts each, after the inference).
+_COCO_TASKS = ("bbox", "segm", "keypoints")
+
+
+def check_lazy_loader_values(cfg: DictConfig, train: bool = True) -> None:
+    """Values in the loaders and the evaluator that detectron2 reads only once the data is
+    loaded, at the first step or at an evaluation, failing there: a training DatasetMapper's
+    `instance_mask_format` other than 'polygon' / 'bitmask' with `use_instance_mask`
+    ("AssertionError: rle" in the loader, at the first step), a dataset's
+    `proposal_files` that is not one file per name (get_detection_dataset_dicts asserted it
+    bare, once the output folder was set up), a COCOEvaluator's `tasks` other than a list
+    of 'bbox', 'segm', 'keypoints' ("Got unknown task" at the first evaluation, after the
+    training). The test loader's (and the evaluator's) always, the training loader's with
+    `train`. ValueError naming the key."""
+    from detectron2.data import DatasetMapper, get_detection_dataset_dicts
+
+    for split in (["train"] if train else []) + ["test"]:
+        key = f"dataloader.{split}"
+        mapper = lazy_config_value(cfg, f"{key}.mapper")
+        target = _located(mapper.get("_target_")) if isinstance(mapper, DictConfig) else None
+        if split == "train" and isinstance(target, type) and issubclass(target, DatasetMapper):
+            mask_format = _plain_number(mapper, "instance_mask_format")
+            if _plain_number(mapper, "use_instance_mask") and mask_format not in (None, "polygon", "bitmask"):
+                raise ValueError(f"{key}.mapper.instance_mask_format={mask_format!r}: expected 'polygon' or "
+                                 "'bitmask' (detectron2's DatasetMapper asserts it on the first image with masks)")
+        dataset = lazy_config_value(cfg, f"{key}.dataset")
+        if not (isinstance(dataset, DictConfig) and _located(dataset.get("_target_")) is get_detection_dataset_dicts):
+            continue
+        files, names = _plain_number(dataset, "proposal_files"), _plain_number(dataset, "names")
+        if files is None or names is None:
+            continue
+        names = [names] if isinstance(names, str) else names
+        if not isinstance(files, list) or len(files) != len(names):
+            raise ValueError(f"{key}.dataset.proposal_files={files!r}: expected a list of one proposal file per "
+                             f"name in {key}.dataset.names={names!r}, in the same order (get_detection_dataset_dicts "
+                             "asserts it once the data is loaded)")
+    for key, evaluator in lazy_evaluator_nodes(cfg):
+        target = _located(evaluator.get("_target_"))
+        if not (isinstance(target, type) and issubclass(target, COCOEvaluator)):
+            continue
+        tasks = _plain_number(evaluator, "tasks")
+        if tasks is not None and (not isinstance(tasks, (list, tuple))
+                                  or any(task not in _COCO_TASKS for task in tasks)):
+            raise ValueError(f"{key}.tasks={tasks!r}: expected a list of {', '.join(map(repr, _COCO_TASKS))}, or None "
+                             "(the tasks the predictions have); COCOEvaluator asserts each at the first "
+                             "evaluation, after the training")
 
 
 def check_lazy_cutout(cfg: DictConfig) -> None:
@@ -667,6 +720,7 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True, check_file
         check_lazy_train_parts(cfg, model)
     if check_files:
         check_datasets(names, keys=names)
+        _check_proposal_files(cfg, train)
     if train and check_files:
         if model is not None:
             train_key, train_names = lazy_split_names(cfg, "train")
@@ -679,6 +733,19 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True, check_file
         test_key, test_names = lazy_split_names(cfg, "test")
         check_evaluation_files(test_names, test_key)
     return model
+
+
+def _check_proposal_files(cfg: DictConfig, train: bool) -> None:
+    """FileNotFoundError naming the key for a local `dataloader.<split>.dataset.proposal_files`
+    file that is not there: get_detection_dataset_dicts opened it only when the loader was
+    built (the test loader's after the whole training). A URL is left to detectron2."""
+    for split in (["train"] if train else []) + ["test"]:
+        key = f"dataloader.{split}.dataset.proposal_files"
+        files = lazy_config_value(cfg, key)
+        for index, path in enumerate(files if isinstance(files, ListConfig) else []):
+            if isinstance(path, str) and "://" not in path and not Path(path).is_file():
+                raise FileNotFoundError(f"{key}.{index}={path!r}: no such file (the proposals of "
+                                        f"dataloader.{split}.dataset.names, in order)")
 
 
 def _recompute_boxes_need(cfg: DictConfig) -> Optional[Tuple[str, str]]:

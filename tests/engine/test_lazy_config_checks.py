@@ -3084,6 +3084,19 @@ def _stock_parts_cfg(*opts):
      r"number >= 0 \(see optimizer\.params\.overrides"),
     ("optimizer.momentum=1.5", ValueError,
      r"^optimizer\.momentum=1\.5: expected a value in \[0, 1\] \(e\.g\. 0\.9\): above 1 the momentum buffer grows"),
+    # "AssertionError: rle" in the loader at the first step.
+    ("dataloader.train.mapper.instance_mask_format=rle", ValueError,
+     r"^dataloader\.train\.mapper\.instance_mask_format='rle': expected 'polygon' or 'bitmask'"),
+    # "Got unknown task: box!" at the first evaluation, after the training.
+    ("dataloader.evaluator.tasks=[box]", ValueError,
+     r"^dataloader\.evaluator\.tasks=\['box'\]: expected a list of 'bbox', 'segm', 'keypoints', or None"),
+    ("dataloader.evaluator.tasks=bbox", ValueError, r"^dataloader\.evaluator\.tasks='bbox': expected a list"),
+    # A bare AssertionError once the training set was loaded.
+    ("dataloader.train.dataset.proposal_files=[a.pkl,b.pkl]", ValueError,
+     r"^dataloader\.train\.dataset\.proposal_files=\['a\.pkl', 'b\.pkl'\]: expected a list of one proposal file "
+     r"per name in dataloader\.train\.dataset\.names=\['synthetic_det_train'\]"),
+    ("dataloader.test.dataset.proposal_files=a.pkl", ValueError,
+     r"^dataloader\.test\.dataset\.proposal_files='a\.pkl': expected a list of one proposal file per name"),
 ])
 def test_the_non_model_values_detectron2_takes_and_fails_on_later_are_refused_by_key(opt, error, match):
     from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
@@ -3143,4 +3156,35 @@ def test_detectron2_mains_own_configs_common_parts_pass_the_value_checks():
     cfg.dataloader.evaluator = data.dataloader.evaluator
     cfg.dataloader.evaluator.use_fast_impl = False
     check_lazy_config_before_run(cfg, check_files=False)
+
+
+def test_a_test_batch_size_below_one_is_refused_before_the_training(tmp_path):
+    # detectron2 main's build_detection_test_loader(batch_size=0): torch refused it when the
+    # test loader was built, after the whole training. v0.6 has no such argument (refused).
+    import inspect
+
+    from detectron2.data import build_detection_test_loader
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    if "batch_size" not in inspect.signature(build_detection_test_loader).parameters:
+        pytest.skip("detectron2 v0.6's test loader takes no batch_size")
+    with pytest.raises(ValueError, match=r"^dataloader\.test\.batch_size=0: expected an integer >= 1$"):
+        check_lazy_config_before_run(_stock_parts_cfg("+dataloader.test.batch_size=0"), check_files=False)
+    check_lazy_config_before_run(_stock_parts_cfg("+dataloader.test.batch_size=2"), check_files=False)
+
+
+def test_a_missing_proposal_file_is_named_by_its_key_before_the_loader_is_built(tmp_path):
+    # get_detection_dataset_dicts opened it when the loader was built, after the output folder
+    # was set up (the test loader's after the whole training).
+    from conftest import tiny_synthetic_datasets
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    with tiny_synthetic_datasets(tmp_path, num_train=2, num_val=2):
+        missing = tmp_path / "none.pkl"
+        cfg = _stock_parts_cfg("train.device=cpu", f"dataloader.test.dataset.proposal_files=[{missing}]")
+        cfg.dataloader.train.mapper.use_instance_mask = False
+        with pytest.raises(FileNotFoundError, match=rf"^dataloader\.test\.dataset\.proposal_files\.0="
+                                                    rf"'{re.escape(str(missing))}': no such file"):
+            check_lazy_config_before_run(cfg)
 
