@@ -953,6 +953,7 @@ def check_lazy_inputs(cfg: DictConfig, model: Optional[torch.nn.Module], train: 
             raise ValueError(f"model.pixel_std={list(std)!r}: {why} (model.pixel_mean={list(mean)!r})")
     pixel_mean = getattr(unwrap_model(model), "pixel_mean", None) if model is not None else None
     channels = pixel_mean.numel() if isinstance(pixel_mean, torch.Tensor) else None
+    input_format = lazy_config_value(cfg, "model.input_format")
     for split in ("train", "test") if train else ("test",):
         key = f"dataloader.{split}.mapper"
         mapper = lazy_config_value(cfg, key)
@@ -963,6 +964,14 @@ def check_lazy_inputs(cfg: DictConfig, model: Optional[torch.nn.Module], train: 
             why = image_format_error(image_format, channels)
             if why:
                 raise ValueError(f"{key}.image_format={image_format!r}: {why} (e.g. 'BGR', 'RGB')")
+            if {image_format, input_format} == {"RGB", "BGR"}:
+                # The yacs INPUT.FORMAT sets both; here one changed alone trains on channels in the
+                # other order than model.pixel_mean / pixel_std (and a checkpoint's first conv) expect.
+                warnings.warn(f"{key}.image_format={image_format!r} is not model.input_format={input_format!r}: "
+                              "the images reach the model in the other channel order than its pixel_mean, "
+                              "pixel_std and starting weights are written for; change both (and pixel_mean, "
+                              "pixel_std), as detectron2's RGB configs do", UserWarning, stacklevel=2)
+                break  # (the test mapper's copies the training mapper's)
         for node_key, node in _nodes_building(mapper.get("augmentations"), f"{key}.augmentations",
                                               "ResizeShortestEdge"):
             short_edge, max_size = node.get("short_edge_length"), node.get("max_size", sys.maxsize)

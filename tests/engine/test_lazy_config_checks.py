@@ -3188,3 +3188,21 @@ def test_a_missing_proposal_file_is_named_by_its_key_before_the_loader_is_built(
                                                     rf"'{re.escape(str(missing))}': no such file"):
             check_lazy_config_before_run(cfg)
 
+
+def test_a_mapper_reading_rgb_for_a_bgr_model_is_warned_of_naming_both_keys():
+    # It trained without a word, the channels in the other order than pixel_mean's; detectron2's
+    # RGB configs (MViTv2, ViTDet) change both, and pass.
+    import warnings
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    with pytest.warns(UserWarning, match=r"^dataloader\.train\.mapper\.image_format='RGB' is not "
+                                         r"model\.input_format='BGR': the images reach the model in the other "
+                                         r"channel order") as caught:
+        check_lazy_config_before_run(_stock_parts_cfg("dataloader.train.mapper.image_format=RGB"), check_files=False)
+    assert sum("is not model.input_format" in str(w.message) for w in caught) == 1  # once, not per mapper
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*is not model.input_format")
+        check_lazy_config_before_run(_stock_parts_cfg("dataloader.train.mapper.image_format=RGB",
+                                                       "model.input_format=RGB"), check_files=False)
+        check_lazy_config_before_run(_stock_parts_cfg(), check_files=False)
