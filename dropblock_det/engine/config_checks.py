@@ -650,6 +650,10 @@ def check_optimizer_values(cfg: CfgNode) -> None:
     with CLIP_GRADIENTS.ENABLED a CLIP_VALUE <= 0 (every gradient clipped to 0, or to its
     opposite) or a "norm" clip's NORM_TYPE <= 0, which is no norm."""
     s = cfg.SOLVER
+    if is_real_number(s.MOMENTUM) and s.MOMENTUM > 1:
+        # torch refuses only a negative one; above 1 each step adds more than all the past
+        # ones, and the run diverges (the LazyConfig checks refuse optimizer.momentum alike).
+        raise ValueError(f"SOLVER.MOMENTUM={s.MOMENTUM!r}: expected a momentum from 0 to 1 (e.g. 0.9)")
     if not _finite_at_least_zero(s.BIAS_LR_FACTOR):
         raise ValueError(f"SOLVER.BIAS_LR_FACTOR={s.BIAS_LR_FACTOR!r}: expected a number >= 0, the biases' LR as a "
                          "multiple of SOLVER.BASE_LR (e.g. 1.0); a negative one trains them at a negative LR")

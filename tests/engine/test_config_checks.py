@@ -2388,3 +2388,15 @@ def test_steps_that_the_world_size_scaling_rounds_onto_each_other_are_refused_be
     with pytest.raises(ValueError, match=r"^MODEL\.DEVICE='cpu' with 4 training processes"):  # scaled fine: (2,) of 5
         config_checks.check_config_before_run(synthetic_cfg(*opts, "SOLVER.MAX_ITER", "20", "SOLVER.STEPS", "(8,)"),
                                               check_files=False)
+
+
+def test_a_momentum_above_one_is_refused_and_one_is_not():
+    # torch refuses only a negative momentum; above 1 the velocity grows each step and the run
+    # diverges. The LazyConfig checks refuse optimizer.momentum above 1 alike.
+    from dropblock_det.engine.config_checks import check_optimizer
+
+    torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1, momentum=1.5)  # taken
+    with pytest.raises(ValueError, match=r"^SOLVER\.MOMENTUM=1\.5: expected a momentum from 0 to 1"):
+        check_optimizer(synthetic_cfg("SOLVER.MOMENTUM", "1.5"))
+    for momentum in ("0.0", "0.9", "1.0"):
+        check_optimizer(synthetic_cfg("SOLVER.MOMENTUM", momentum))
