@@ -56,6 +56,7 @@ from .config_checks import (
     check_loss_weight,
     check_matcher_values,
     check_nms_threshold,
+    check_pooler_levels,
     check_pooler_resolution,
     check_pooler_type,
     check_positive_fraction,
@@ -1147,6 +1148,8 @@ def _check_roi_head_features(roi_heads: Any, shapes: Dict[str, Any]) -> None:
                 f"model.roi_heads.{pooler_name}.scales={scales}: the features {key}={features} have strides "
                 f"{strides} (the pooler takes one scale, 1/stride, per feature, in order): set "
                 f"model.roi_heads.{pooler_name}.scales=[{', '.join(f'1.0 / {b}' for b in strides)}]")
+        # The scales fit the features, so the pooler built; its pyramid, as the yacs check.
+        check_pooler_levels(key, features, shapes, f"with model.roi_heads.{pooler_name}.scales in their order")
 
 
 # The layers a head's features can enter first (a mask head without convs starts at its deconv).

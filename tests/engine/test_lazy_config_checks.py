@@ -3206,3 +3206,25 @@ def test_a_mapper_reading_rgb_for_a_bgr_model_is_warned_of_naming_both_keys():
         check_lazy_config_before_run(_stock_parts_cfg("dataloader.train.mapper.image_format=RGB",
                                                        "model.input_format=RGB"), check_files=False)
         check_lazy_config_before_run(_stock_parts_cfg(), check_files=False)
+
+
+# --- ROI pooler levels (session 57) ---
+def test_roi_head_features_in_no_pyramid_order_with_their_scales_are_refused_naming_the_key():
+    # Features and scales shuffled alike (p2 p4 p3 p5): detectron2's ROIPooler asserts only on
+    # the first and last scale, built it, and pooled mid-sized boxes from the wrong map.
+    from detectron2.config import instantiate
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
+
+    cfg = lazy_rcnn_cfg()
+    cfg.model.roi_heads.box_in_features = ["p2", "p4", "p3", "p5"]
+    cfg.model.roi_heads.box_pooler.scales = [1.0 / 4, 1.0 / 16, 1.0 / 8, 1.0 / 32]
+    instantiate(cfg.model.roi_heads.box_pooler)  # builds
+    with pytest.raises(ValueError, match=re.escape("model.roi_heads.box_in_features=['p2', 'p4', 'p3', 'p5']: strides "
+                                                   "[4, 16, 8, 32], where detectron2's ROIPooler takes a pyramid")
+                       + ".*" + re.escape("list them finest first, ['p2', 'p3', 'p4', 'p5'] (with "
+                                          "model.roi_heads.box_pooler.scales in their order)")):
+        check_lazy_model(cfg, lazy_meta_model(cfg))
+    cfg.model.roi_heads.box_in_features = ["p2", "p3", "p4", "p5"]
+    cfg.model.roi_heads.box_pooler.scales = [1.0 / 4, 1.0 / 8, 1.0 / 16, 1.0 / 32]
+    check_lazy_model(cfg, lazy_meta_model(cfg))
