@@ -2400,3 +2400,57 @@ def test_a_momentum_above_one_is_refused_and_one_is_not():
         check_optimizer(synthetic_cfg("SOLVER.MOMENTUM", "1.5"))
     for momentum in ("0.0", "0.9", "1.0"):
         check_optimizer(synthetic_cfg("SOLVER.MOMENTUM", momentum))
+
+
+# --- mutation 57b ---
+def test_solver_values_at_their_bounds_pass_and_an_infinite_factor_or_a_negative_fixed_gamma_is_named_by_key():
+    # A bound moved by one (a step at MAX_ITER - 1 refused, NUM_DECAYS 1 refused) would refuse a
+    # config detectron2 trains; an infinite BIAS_LR_FACTOR is taken by torch (it refuses only
+    # lr < 0) and trains the biases at LR inf, NaN at the first step.
+    import math
+
+    from dropblock_det.engine.config_checks import check_lr_scheduler, check_optimizer, check_seed
+
+    for opts in (("SOLVER.STEPS", "(1, 9)"), ("SOLVER.WARMUP_FACTOR", "0.0"), ("SOLVER.WARMUP_FACTOR", "1.0"),
+                 ("SOLVER.GAMMA", "1.0")):
+        check_lr_scheduler(synthetic_cfg(*_MULTISTEP, "SOLVER.MAX_ITER", "10", "SOLVER.WARMUP_ITERS", "2", *opts))
+    cfg = synthetic_cfg()
+    cfg.defrost()
+    cfg.SOLVER.BIAS_LR_FACTOR = math.inf
+    torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=math.inf)  # taken
+    with pytest.raises(ValueError, match=r"^SOLVER\.BIAS_LR_FACTOR=inf: expected a number >= 0"):
+        check_optimizer(cfg)
+    check_seed("SEED", -2**40)  # any negative seed is detectron2's "random"
+    if "NUM_DECAYS" not in cfg.SOLVER:
+        return  # v0.6 has no WarmupStepWithFixedGammaLR
+    fixed = ("SOLVER.LR_SCHEDULER_NAME", "WarmupStepWithFixedGammaLR")
+    check_lr_scheduler(synthetic_cfg(*fixed, "SOLVER.NUM_DECAYS", "1"))
+    with pytest.raises(ValueError, match=r"^SOLVER\.GAMMA=-0\.1: expected a number >= 0"):
+        check_lr_scheduler(synthetic_cfg(*fixed, "SOLVER.GAMMA", "-0.1"))
+
+
+def test_roi_heads_levels_whose_strides_are_no_power_of_two_are_refused_as_detectron2s_pooler_asserts():
+    # ROIPooler asserts "Featuremap stride is not power of 2!" (no key) for a backbone of such
+    # strides; one level (C4, DC5: stride 16) or a pyramid's tail (p3 p4 p5) is a pooler it builds.
+    from detectron2.layers import ShapeSpec
+    from detectron2.modeling.poolers import ROIPooler
+
+    from dropblock_det.engine.config_checks import check_pooler_levels
+
+    shapes = {"s6": ShapeSpec(channels=8, stride=6), "s12": ShapeSpec(channels=8, stride=12),
+              "p3": ShapeSpec(channels=8, stride=8), "p4": ShapeSpec(channels=8, stride=16),
+              "p5": ShapeSpec(channels=8, stride=32)}
+    with pytest.raises(AssertionError, match="power of 2"):
+        ROIPooler(7, (1 / 6, 1 / 12), 0, "ROIAlignV2")
+    with pytest.raises(ValueError, match=re.escape("MODEL.ROI_HEADS.IN_FEATURES=['s6', 's12']: strides [6, 12]")):
+        check_pooler_levels("MODEL.ROI_HEADS.IN_FEATURES", ["s6", "s12"], shapes, "a note")
+    for levels in (["p4"], ["p3"], ["p3", "p4", "p5"]):
+        check_pooler_levels("MODEL.ROI_HEADS.IN_FEATURES", levels, shapes, "a note")
+        ROIPooler(7, tuple(1 / shapes[level].stride for level in levels), 0, "ROIAlignV2")
+
+
+def test_the_same_anchor_sizes_on_every_level_do_not_warn():
+    # Equal sizes are no coarser level with smaller anchors than a finer one.
+    from conftest import rcnn_cfg
+
+    assert not _anchor_order_warnings(rcnn_cfg("MODEL.ANCHOR_GENERATOR.SIZES", "[[64], [64], [64], [64], [64]]"))
