@@ -725,6 +725,10 @@ def check_lr_schedule_values(cfg: CfgNode) -> None:
     if (steps or name == "WarmupStepWithFixedGammaLR") and not _finite_at_least_zero(s.GAMMA):
         raise ValueError(f"SOLVER.GAMMA={s.GAMMA!r}: expected a number >= 0, the LR's multiplier at each step "
                          "(e.g. 0.1); a negative one trains at a negative LR")
+    if name == "WarmupStepWithFixedGammaLR" and "NUM_DECAYS" in s and s.GAMMA == 0:  # detectron2 main's
+        # fvcore's fixed-gamma scheduler refuses it, in words that name no key.
+        raise ValueError(f"SOLVER.GAMMA={s.GAMMA!r}: SOLVER.LR_SCHEDULER_NAME='WarmupStepWithFixedGammaLR' takes a "
+                         "multiplier > 0 at each step (e.g. 0.1)")
     if name == "WarmupStepWithFixedGammaLR" and "NUM_DECAYS" in s and (not is_integer(s.NUM_DECAYS) or s.NUM_DECAYS < 1):
         raise ValueError(f"SOLVER.NUM_DECAYS={s.NUM_DECAYS!r}: expected a number of LR drops >= 1 "
                          "(WarmupStepWithFixedGammaLR spaces them evenly over SOLVER.MAX_ITER)")

@@ -2454,3 +2454,20 @@ def test_the_same_anchor_sizes_on_every_level_do_not_warn():
     from conftest import rcnn_cfg
 
     assert not _anchor_order_warnings(rcnn_cfg("MODEL.ANCHOR_GENERATOR.SIZES", "[[64], [64], [64], [64], [64]]"))
+
+
+def test_a_fixed_gamma_schedule_with_gamma_zero_is_named_by_key():
+    # fvcore's StepWithFixedGammaParamScheduler refuses a gamma of 0 ("base_value and gamma must
+    # be positive numbers"), which the checks passed on under SOLVER.LR_SCHEDULER_NAME.
+    from dropblock_det.engine.config_checks import check_lr_scheduler
+
+    fixed = ("SOLVER.LR_SCHEDULER_NAME", "WarmupStepWithFixedGammaLR")
+    if "NUM_DECAYS" not in synthetic_cfg().SOLVER:  # v0.6 has no such schedule: its name is refused
+        with pytest.raises(ValueError, match=r"SOLVER\.LR_SCHEDULER_NAME='WarmupStepWithFixedGammaLR'.*Unknown LR scheduler"):
+            check_lr_scheduler(synthetic_cfg(*fixed, "SOLVER.GAMMA", "0.0"))
+        return
+    with pytest.raises(ValueError, match=r"^SOLVER\.GAMMA=0\.0: SOLVER\.LR_SCHEDULER_NAME='WarmupStepWithFixedGammaLR' "
+                                         r"takes a multiplier > 0"):
+        check_lr_scheduler(synthetic_cfg(*fixed, "SOLVER.GAMMA", "0.0"))
+    check_lr_scheduler(synthetic_cfg(*fixed, "SOLVER.GAMMA", "0.5"))
+    check_lr_scheduler(synthetic_cfg("SOLVER.GAMMA", "0.0"))  # a multi-step schedule may drop to 0
