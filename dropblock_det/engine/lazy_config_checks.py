@@ -602,6 +602,14 @@ def check_lazy_loader_values(cfg: DictConfig, train: bool = True) -> None:
             raise ValueError(f"{key}.tasks={tasks!r}: expected a list of {', '.join(map(repr, _COCO_TASKS))}, or None "
                              "(the tasks the predictions have); COCOEvaluator asserts each at the first "
                              "evaluation, after the training")
+        max_dets = _plain_number(evaluator, "max_dets_per_image")
+        if max_dets is not None and not (is_integer(max_dets) and max_dets >= 1):
+            # COCOEvaluator makes COCOeval's maxDets [1, 10, max_dets_per_image]: a list failed
+            # in COCOeval at the first evaluation, after the training ("'<' not supported between
+            # instances of 'list' and 'int'"), 0 or below scored AP on a cut of no detections.
+            raise ValueError(f"{key}.max_dets_per_image={max_dets!r}: expected an integer >= 1, the most "
+                             "detections per image scored (COCOEvaluator gives COCOeval maxDets=[1, 10, it]; "
+                             "None: 100)")
 
 
 def check_lazy_cutout(cfg: DictConfig) -> None:
@@ -839,6 +847,7 @@ def check_lazy_model(cfg: DictConfig, model: torch.nn.Module, train: bool = True
             raise ValueError(f"{key}.use_fast_impl={evaluator.get('use_fast_impl', True)!r}: COCOEvaluator's "
                              "fast evaluation needs detectron2's compiled operators, which this detectron2 "
                              f"lacks; set {key}.use_fast_impl=False (pycocotools' COCOeval, the official one)")
+    _check_evaluator_tasks(cfg, model)
     _check_keypoint_count(cfg, model, train)
     if train:
         check_lazy_resnet_stages(cfg, model)
@@ -850,6 +859,45 @@ def check_lazy_model(cfg: DictConfig, model: torch.nn.Module, train: bool = True
                 if reason:
                     raise ValueError(f"model.{qualified}: impl='triton' cannot run on train.device="
                                      f"{cfg.train.device!r}: {reason}; use 'auto' or 'torch'")
+
+
+def _model_coco_tasks(model: torch.nn.Module) -> Optional[Tuple[str, ...]]:
+    """The COCOEvaluator tasks `model`'s predictions have, where that is certain: detectron2's
+    own GeneralizedRCNN / PanopticFPN by their ROI heads' mask_on / keypoint_on, a RetinaNet
+    (or FCOS) boxes only. None for another model (a user's own may add outputs)."""
+    from detectron2.modeling import GeneralizedRCNN, PanopticFPN
+    from detectron2.modeling.meta_arch.retinanet import RetinaNet
+
+    model = unwrap_model(model)
+    fcos = getattr(importlib.import_module("detectron2.modeling.meta_arch"), "FCOS", None)  # (main only)
+    if isinstance(model, RetinaNet) or fcos is not None and isinstance(model, fcos):
+        return ("bbox",)
+    if type(model) in (GeneralizedRCNN, PanopticFPN):
+        roi_heads = getattr(model, "roi_heads", None)
+        return ("bbox",) + tuple(task for task, flag in (("segm", "mask_on"), ("keypoints", "keypoint_on"))
+                                 if getattr(roi_heads, flag, False))
+    return None
+
+
+def _check_evaluator_tasks(cfg: DictConfig, model: torch.nn.Module) -> None:
+    """A COCOEvaluator's `tasks` naming 'segm' / 'keypoints' for a model whose predictions
+    have no masks / keypoints: COCOEvaluator scored each task named, and failed in pycocotools
+    at the first evaluation, after the training ("list indices must be integers or slices, not
+    str", KeyError: 'keypoints'). ValueError naming the key."""
+    given = _model_coco_tasks(model)
+    if given is None:
+        return
+    for key, evaluator in lazy_evaluator_nodes(cfg):
+        target = _located(evaluator.get("_target_"))
+        tasks = _plain_number(evaluator, "tasks")
+        if not (isinstance(target, type) and issubclass(target, COCOEvaluator) and isinstance(tasks, (list, tuple))):
+            continue
+        missing = [task for task in tasks if task not in given]
+        if missing:
+            raise ValueError(f"{key}.tasks={tasks!r}: the model ({type(unwrap_model(model)).__name__}) predicts no "
+                             f"{' / '.join('masks' if task == 'segm' else task for task in missing)} for "
+                             f"{', '.join(map(repr, missing))}; give tasks={list(given)!r} (or None: the tasks the "
+                             "predictions have)")
 
 
 def _check_keypoint_count(cfg: DictConfig, model: torch.nn.Module, train: bool = True) -> None:

@@ -3123,8 +3123,8 @@ def test_detectron2s_own_schedule_optimizers_and_evaluator_pass_the_value_checks
     adamw.optimizer = L(torch.optim.AdamW)(params=adamw.optimizer.params, lr=1e-4, betas=(0.9, 0.999),
                                            weight_decay=0.1)
     adamw.optimizer.params.base_lr = "${..lr}"
-    adamw.dataloader.evaluator = L(COCOEvaluator)(dataset_name="synthetic_det_val", tasks=("bbox", "segm"),
-                                                  use_fast_impl=False)
+    adamw.dataloader.evaluator = L(COCOEvaluator)(dataset_name="synthetic_det_val", tasks=("bbox",),
+                                                  use_fast_impl=False)  # (a RetinaNet: no 'segm')
     check_lazy_config_before_run(adamw, check_files=False)
 
 
@@ -3228,3 +3228,41 @@ def test_roi_head_features_in_no_pyramid_order_with_their_scales_are_refused_nam
     cfg.model.roi_heads.box_in_features = ["p2", "p3", "p4", "p5"]
     cfg.model.roi_heads.box_pooler.scales = [1.0 / 4, 1.0 / 8, 1.0 / 16, 1.0 / 32]
     check_lazy_model(cfg, lazy_meta_model(cfg))
+
+
+# --- mutation 57Lb ---
+@pytest.mark.parametrize("value, shown", [("[1,10,100]", "[1, 10, 100]"), ("0", "0"), ("2.5", "2.5")])
+def test_a_coco_evaluators_max_dets_per_image_not_an_integer_above_0_is_refused_by_key(value, shown):
+    # COCOEvaluator makes COCOeval's maxDets [1, 10, it]: a list or 2.5 failed in COCOeval at
+    # the first evaluation, after the training; 0 scored AP on a cut of no detections, silently
+    # (AP 100.0, AR 0.0 for one matching box).
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    with pytest.raises(ValueError, match=r"^dataloader\.evaluator\.max_dets_per_image=" + re.escape(shown)
+                       + r": expected an integer >= 1, the most detections per image"):
+        check_lazy_config_before_run(_stock_parts_cfg(f"+dataloader.evaluator.max_dets_per_image={value}"),
+                                     check_files=False)
+    check_lazy_config_before_run(_stock_parts_cfg("+dataloader.evaluator.max_dets_per_image=300"), check_files=False)
+
+
+def test_a_coco_evaluators_segm_task_for_a_model_without_masks_is_refused_by_key():
+    # COCOEvaluator scored each task named: 'segm' on predictions without masks failed in
+    # pycocotools ("list indices must be integers or slices, not str") after the training.
+    from detectron2.config import LazyCall as L
+    from detectron2.evaluation import COCOEvaluator
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run, check_lazy_model, lazy_meta_model
+
+    with pytest.raises(ValueError, match=re.escape("dataloader.evaluator.tasks=['bbox', 'segm']: the model ")
+                       + r"\(\w*RetinaNet\) predicts no masks for 'segm'; give tasks=\['bbox'\]"):
+        check_lazy_config_before_run(_stock_parts_cfg("dataloader.evaluator.tasks=[bbox,segm]"), check_files=False)
+    cfg = lazy_rcnn_cfg()
+    cfg.dataloader.evaluator = L(COCOEvaluator)(dataset_name="synthetic_det_val", tasks=["bbox", "keypoints"],
+                                                use_fast_impl=False)
+    with pytest.raises(ValueError, match=r"^dataloader\.evaluator\.tasks=\['bbox', 'keypoints'\]: the model "
+                                         r"\(GeneralizedRCNN\) predicts no keypoints for 'keypoints'"):
+        check_lazy_model(cfg, lazy_meta_model(cfg))
+    cfg = lazy_rcnn_cfg(mask=True, use_instance_mask=True)
+    cfg.dataloader.evaluator = L(COCOEvaluator)(dataset_name="synthetic_det_val", tasks=["bbox", "segm"],
+                                                use_fast_impl=False)
+    check_lazy_model(cfg, lazy_meta_model(cfg))  # a Mask R-CNN has them
