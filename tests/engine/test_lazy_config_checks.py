@@ -3266,3 +3266,81 @@ def test_a_coco_evaluators_segm_task_for_a_model_without_masks_is_refused_by_key
     cfg.dataloader.evaluator = L(COCOEvaluator)(dataset_name="synthetic_det_val", tasks=["bbox", "segm"],
                                                 use_fast_impl=False)
     check_lazy_model(cfg, lazy_meta_model(cfg))  # a Mask R-CNN has them
+
+
+def test_warmup_length_0_and_1_and_momentum_1_are_taken():
+    # The bounds: detectron2's WarmupParamScheduler runs no warm-up at 0 and all warm-up at 1;
+    # torch's SGD takes momentum 1.
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    for opt in ("lr_multiplier.warmup_length=0.0", "lr_multiplier.warmup_length=1.0", "optimizer.momentum=1.0"):
+        check_lazy_config_before_run(_stock_parts_cfg(opt), check_files=False)
+
+
+@pytest.mark.parametrize("opts, match", [
+    (["lr_multiplier.warmup_factor=inf"], r"^lr_multiplier\.warmup_factor=inf: expected a finite number >= 0"),
+    (["+optimizer.params.weight_decay=-1.0"], r"^optimizer\.params\.weight_decay=-1\.0: expected a finite number"),
+    (["+optimizer.params.base_lr=-0.02"], r"^optimizer\.params\.base_lr=-0\.02: expected a finite number"),
+    (["+optimizer.params.base_lr=0.02", "+optimizer.params.bias_lr_factor=-2.0"],
+     r"^optimizer\.params\.bias_lr_factor=-2\.0: expected a finite number"),
+    (["optimizer.params.overrides={bias: {momentum: 1.5}}"],
+     r"^optimizer\.params gives parameter group \d+ \(\d+ parameters\) momentum=1\.5: expected a finite number "
+     r">= 0 and <= 1\.0 "),
+])
+def test_each_optimizer_and_warmup_value_is_named_by_its_own_key(opts, match):
+    # Not by the parameter group it reaches (a negative rate or decay there was caught as
+    # "parameter group 0") nor let through (an infinite warm-up factor: NaN losses).
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    with pytest.raises(ValueError, match=match):
+        check_lazy_config_before_run(_stock_parts_cfg(*opts), check_files=False)
+
+
+@pytest.mark.parametrize("start, end", [(-1.0, 0.0), (1.0, -0.1)])
+def test_a_cosine_schedules_negative_start_or_end_value_is_refused_by_key(start, end):
+    # Not only a MultiStep schedule's values: a learning rate below 0 from either end.
+    from detectron2.config import LazyCall as L
+    from fvcore.common.param_scheduler import CosineParamScheduler
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_config_before_run
+
+    cfg = _stock_parts_cfg()
+    cfg.lr_multiplier.scheduler = L(CosineParamScheduler)(start_value=start, end_value=end)
+    name, value = ("start_value", start) if start < 0 else ("end_value", end)
+    with pytest.raises(ValueError, match=rf"^lr_multiplier\.scheduler\.{name}={value}: expected multiples of "):
+        check_lazy_config_before_run(cfg, check_files=False)
+    cfg.lr_multiplier.scheduler = L(CosineParamScheduler)(start_value=1.0, end_value=0.0)
+    check_lazy_config_before_run(cfg, check_files=False)
+
+
+def test_fewer_proposal_files_than_dataset_names_are_refused_and_every_coco_task_taken():
+    # get_detection_dataset_dicts asserted one file per name bare, once the data was loaded;
+    # 'keypoints' is one of COCOEvaluator's tasks (for a model that predicts them).
+    from dropblock_det.engine.lazy_config_checks import check_lazy_loader_values
+
+    cfg = _stock_parts_cfg("dataloader.train.dataset.names=[synthetic_det_train,synthetic_det_val]",
+                           "dataloader.train.dataset.proposal_files=[a.pkl]")
+    with pytest.raises(ValueError, match=r"^dataloader\.train\.dataset\.proposal_files=\['a\.pkl'\]: expected a list "
+                                         r"of one proposal file per name"):
+        check_lazy_loader_values(cfg)
+    check_lazy_loader_values(_stock_parts_cfg("dataloader.evaluator.tasks=[bbox,segm,keypoints]"))
+
+
+def test_bitmask_masks_and_an_unused_mask_format_are_taken_and_one_unknown_task_among_known_is_refused():
+    # detectron2's DatasetMapper reads 'bitmask' (LSJ-style users write it); the format is read
+    # only with use_instance_mask. Each task is judged, not the list as a whole.
+    from dropblock_det.engine.lazy_config_checks import check_lazy_loader_values
+
+    check_lazy_loader_values(_stock_parts_cfg("dataloader.train.mapper.instance_mask_format=bitmask"))
+    check_lazy_loader_values(_stock_parts_cfg("dataloader.train.mapper.instance_mask_format=rle",
+                                              "dataloader.train.mapper.use_instance_mask=false"))
+    with pytest.raises(ValueError, match=r"^dataloader\.evaluator\.tasks=\['bbox', 'box'\]: expected a list of"):
+        check_lazy_loader_values(_stock_parts_cfg("dataloader.evaluator.tasks=[bbox,box]"))
+
+
+def test_a_proposal_file_given_as_a_url_is_left_to_detectron2():
+    # detectron2's PathManager fetches it when the loader is built; only a local path is looked for.
+    from dropblock_det.engine.lazy_config_checks import _check_proposal_files
+
+    _check_proposal_files(_stock_parts_cfg(
+        "dataloader.test.dataset.proposal_files=[https://dl.fbaipublicfiles.com/detectron2/a.pkl]"), True)
