@@ -3344,3 +3344,19 @@ def test_a_proposal_file_given_as_a_url_is_left_to_detectron2():
 
     _check_proposal_files(_stock_parts_cfg(
         "dataloader.test.dataset.proposal_files=[https://dl.fbaipublicfiles.com/detectron2/a.pkl]"), True)
+
+
+def test_a_keypoint_rcnns_keypoints_task_is_taken():
+    # Its ROI heads' keypoint_on gives the predictions keypoints (and mask_on masks).
+    from types import SimpleNamespace
+
+    from detectron2.modeling import GeneralizedRCNN
+
+    from dropblock_det.engine.lazy_config_checks import _model_coco_tasks
+
+    model = GeneralizedRCNN.__new__(GeneralizedRCNN)
+    torch.nn.Module.__init__(model)
+    model.roi_heads = SimpleNamespace(mask_on=False, keypoint_on=True)
+    assert _model_coco_tasks(model) == ("bbox", "keypoints")
+    model.roi_heads = SimpleNamespace(mask_on=True, keypoint_on=False)
+    assert _model_coco_tasks(model) == ("bbox", "segm")
