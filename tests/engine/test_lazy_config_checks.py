@@ -2799,27 +2799,36 @@ def test_a_cascade_stages_own_class_count_and_input_are_checked_before_the_run()
         check_lazy_model(cfg, lazy_meta_model(cfg))
 
 
-def test_a_keypoint_heads_count_is_checked_against_the_datasets_keypoint_names(tmp_path):
-    # configs/common/models/keypoint_rcnn_fpn.py states num_keypoints=17 by hand; another count
-    # on COCO's person keypoints failed at the first step with a bare IndexError in the loss.
+def _lazy_keypoint_rcnn_cfg(num_keypoints: int):
+    """The tiny LazyConfig R-CNN with a keypoint head of `num_keypoints` (as
+    configs/common/models/keypoint_rcnn_fpn.py adds it) and a keypoint-reading mapper."""
     from detectron2.config import LazyCall as L
-    from detectron2.data import MetadataCatalog
     from detectron2.layers import ShapeSpec
     from detectron2.modeling.poolers import ROIPooler
     from detectron2.modeling.roi_heads import KRCNNConvDeconvUpsampleHead
 
+    cfg = lazy_rcnn_cfg()
+    cfg.model.roi_heads.update(
+        num_classes=2, keypoint_in_features=["p2", "p3", "p4", "p5"],
+        keypoint_pooler=L(ROIPooler)(output_size=14, scales=(1.0 / 4, 1.0 / 8, 1.0 / 16, 1.0 / 32),
+                                     sampling_ratio=0, pooler_type="ROIAlignV2"),
+        keypoint_head=L(KRCNNConvDeconvUpsampleHead)(input_shape=ShapeSpec(channels=32, width=14, height=14),
+                                                     num_keypoints=num_keypoints, conv_dims=[16]))
+    cfg.model.roi_heads.box_predictor.num_classes = 2
+    cfg.dataloader.train.mapper.use_keypoint = True
+    return cfg
+
+
+def test_a_keypoint_heads_count_is_checked_against_the_datasets_keypoint_names(tmp_path):
+    # configs/common/models/keypoint_rcnn_fpn.py states num_keypoints=17 by hand; another count
+    # on COCO's person keypoints failed at the first step with a bare IndexError in the loss.
+    from detectron2.data import MetadataCatalog
+
     from conftest import own_coco_set
     from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
 
-    cfg = lazy_rcnn_cfg()
+    cfg = _lazy_keypoint_rcnn_cfg(17)
     heads = cfg.model.roi_heads
-    heads.update(num_classes=2, keypoint_in_features=["p2", "p3", "p4", "p5"],
-                 keypoint_pooler=L(ROIPooler)(output_size=14, scales=(1.0 / 4, 1.0 / 8, 1.0 / 16, 1.0 / 32),
-                                              sampling_ratio=0, pooler_type="ROIAlignV2"),
-                 keypoint_head=L(KRCNNConvDeconvUpsampleHead)(input_shape=ShapeSpec(channels=32, width=14, height=14),
-                                                              num_keypoints=17, conv_dims=[16]))
-    heads.box_predictor.num_classes = 2
-    cfg.dataloader.train.mapper.use_keypoint = True
     with own_coco_set(tmp_path / "people", "test_lazy_keypoint_count") as people:
         MetadataCatalog.get(people).keypoint_names = [f"k{i}" for i in range(17)]
         cfg.dataloader.train.dataset.names = people
@@ -2904,24 +2913,12 @@ def test_each_cascade_stages_class_count_is_checked_not_only_the_first(stage):
 def test_a_keypoint_head_predicting_more_keypoints_than_the_datasets_names_is_refused_too(tmp_path):
     # The heatmap loss pairs heatmaps with annotated keypoints by position (fewer failed at the
     # first step): more than the datasets name is refused as well.
-    from detectron2.config import LazyCall as L
     from detectron2.data import MetadataCatalog
-    from detectron2.layers import ShapeSpec
-    from detectron2.modeling.poolers import ROIPooler
-    from detectron2.modeling.roi_heads import KRCNNConvDeconvUpsampleHead
 
     from conftest import own_coco_set
     from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
 
-    cfg = lazy_rcnn_cfg()
-    heads = cfg.model.roi_heads
-    heads.update(num_classes=2, keypoint_in_features=["p2", "p3", "p4", "p5"],
-                 keypoint_pooler=L(ROIPooler)(output_size=14, scales=(1.0 / 4, 1.0 / 8, 1.0 / 16, 1.0 / 32),
-                                              sampling_ratio=0, pooler_type="ROIAlignV2"),
-                 keypoint_head=L(KRCNNConvDeconvUpsampleHead)(input_shape=ShapeSpec(channels=32, width=14, height=14),
-                                                              num_keypoints=20, conv_dims=[16]))
-    heads.box_predictor.num_classes = 2
-    cfg.dataloader.train.mapper.use_keypoint = True
+    cfg = _lazy_keypoint_rcnn_cfg(20)
     with own_coco_set(tmp_path / "people", "test_lazy_keypoint_count_more") as people:
         MetadataCatalog.get(people).keypoint_names = [f"k{i}" for i in range(17)]
         cfg.dataloader.train.dataset.names = people
