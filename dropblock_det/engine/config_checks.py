@@ -654,12 +654,12 @@ def check_optimizer_values(cfg: CfgNode) -> None:
         # torch refuses only a negative one; above 1 each step adds more than all the past
         # ones, and the run diverges (the LazyConfig checks refuse optimizer.momentum alike).
         raise ValueError(f"SOLVER.MOMENTUM={s.MOMENTUM!r}: expected a momentum from 0 to 1 (e.g. 0.9)")
-    if not _finite_at_least_zero(s.BIAS_LR_FACTOR):
+    if not finite_at_least_zero(s.BIAS_LR_FACTOR):
         raise ValueError(f"SOLVER.BIAS_LR_FACTOR={s.BIAS_LR_FACTOR!r}: expected a number >= 0, the biases' LR as a "
                          "multiple of SOLVER.BASE_LR (e.g. 1.0); a negative one trains them at a negative LR")
     for key in ("WEIGHT_DECAY_NORM", "WEIGHT_DECAY_BIAS"):
         value = s[key]
-        if value is not None and not _finite_at_least_zero(value):  # WEIGHT_DECAY_BIAS None: WEIGHT_DECAY's
+        if value is not None and not finite_at_least_zero(value):  # WEIGHT_DECAY_BIAS None: WEIGHT_DECAY's
             raise ValueError(f"SOLVER.{key}={value!r}: expected a weight decay >= 0 (torch refuses a negative "
                              "SOLVER.WEIGHT_DECAY, but not a parameter group's)")
     clip = s.CLIP_GRADIENTS
@@ -696,7 +696,8 @@ def check_lr_scheduler(cfg: CfgNode, optimizer: Optional[torch.optim.Optimizer] 
 _D2_SCHEDULES = ("WarmupMultiStepLR", "WarmupCosineLR", "WarmupStepWithFixedGammaLR")
 
 
-def _finite_at_least_zero(value: Any) -> bool:
+def finite_at_least_zero(value: Any) -> bool:
+    """A number (not a bool), finite and >= 0: a rate, factor or decay that trains forward."""
     return is_real_number(value) and math.isfinite(value) and value >= 0
 
 
@@ -710,7 +711,7 @@ def check_lr_schedule_values(cfg: CfgNode) -> None:
     s, name = cfg.SOLVER, cfg.SOLVER.LR_SCHEDULER_NAME
     if name not in _D2_SCHEDULES:
         return  # WarmupPolyLR's own checks; an unknown name is refused by the build
-    if s.WARMUP_ITERS > 0 and not _finite_at_least_zero(s.WARMUP_FACTOR):
+    if s.WARMUP_ITERS > 0 and not finite_at_least_zero(s.WARMUP_FACTOR):
         raise ValueError(f"SOLVER.WARMUP_FACTOR={s.WARMUP_FACTOR!r}: expected a number >= 0, the LR's multiplier "
                          f"at the start of the warm-up (SOLVER.WARMUP_ITERS={s.WARMUP_ITERS}), e.g. 0.001; a "
                          "negative one trains at a negative LR")
@@ -722,7 +723,7 @@ def check_lr_schedule_values(cfg: CfgNode) -> None:
         raise ValueError(f"SOLVER.STEPS={tuple(s.STEPS)!r} with SOLVER.MAX_ITER={s.MAX_ITER}: expected the "
                          "iterations at which the LR drops in increasing order, each from 1 to MAX_ITER - 1 (a "
                          "step at MAX_ITER drops the LR for no iteration: leave it out)")
-    if (steps or name == "WarmupStepWithFixedGammaLR") and not _finite_at_least_zero(s.GAMMA):
+    if (steps or name == "WarmupStepWithFixedGammaLR") and not finite_at_least_zero(s.GAMMA):
         raise ValueError(f"SOLVER.GAMMA={s.GAMMA!r}: expected a number >= 0, the LR's multiplier at each step "
                          "(e.g. 0.1); a negative one trains at a negative LR")
     if name == "WarmupStepWithFixedGammaLR" and "NUM_DECAYS" in s and s.GAMMA == 0:  # detectron2 main's
@@ -810,7 +811,7 @@ def check_train_inputs(cfg: CfgNode) -> None:
                          f"build_detection_train_loader knows; expected one of {list(samplers)}")
     check_sampler_keys(cfg)
     threshold = cfg.DATALOADER.REPEAT_THRESHOLD
-    if sampler in _REPEAT_SAMPLERS and not _finite_at_least_zero(threshold):
+    if sampler in _REPEAT_SAMPLERS and not finite_at_least_zero(threshold):
         # Its repeat factors are sqrt(threshold / a category's frequency): "math domain error"
         # building the training loader, blamed on the dataset.
         raise ValueError(f"DATALOADER.REPEAT_THRESHOLD={threshold!r}: expected a category frequency >= 0 below "

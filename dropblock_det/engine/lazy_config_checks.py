@@ -65,6 +65,7 @@ from .config_checks import (
     check_score_threshold,
     checked_device,
     error_description,
+    finite_at_least_zero,
     YACS_TO_LAZY_KEYS,
     image_format_error,
     is_meta_device_limit,
@@ -1970,14 +1971,14 @@ def check_lazy_lr_multiplier_values(cfg: DictConfig) -> None:
                                  "[0, 1] (1000 iterations of 90000: 1000 / 90000, as detectron2's coco_schedule.py "
                                  "writes it)")
             factor = _plain_number(node, "warmup_factor")
-            if factor is not None and not (is_real_number(factor) and math.isfinite(factor) and factor >= 0):
+            if factor is not None and not finite_at_least_zero(factor):
                 raise ValueError(f"{key}.warmup_factor={factor!r}: expected a finite number >= 0 (the multiple "
                                  "of the schedule's first value the warm-up starts at, e.g. 0.001): a negative "
                                  "one gives a negative learning rate")
         for name in _SCHEDULE_VALUE_ARGUMENTS:
             value = _plain_number(node, name)
             values = value if isinstance(value, list) else [value]
-            if value is not None and any(is_real_number(v) and not (math.isfinite(v) and v >= 0) for v in values):
+            if value is not None and any(is_real_number(v) and not finite_at_least_zero(v) for v in values):
                 raise ValueError(f"{key}.{name}={value!r}: expected multiples of optimizer.lr that are finite and "
                                  ">= 0: a negative one gives a negative learning rate (the loss ascended)")
 
@@ -1998,7 +1999,7 @@ def check_lazy_optimizer_values(cfg: DictConfig, optimizer: Optional[torch.optim
     if isinstance(params, DictConfig):
         for name in ("weight_decay", "weight_decay_norm", "weight_decay_bias", "base_lr", "bias_lr_factor"):
             value = _plain_number(params, name)
-            if is_real_number(value) and not (math.isfinite(value) and value >= 0):
+            if is_real_number(value) and not finite_at_least_zero(value):
                 raise ValueError(f"optimizer.params.{name}={value!r}: expected a finite number >= 0 (torch refuses "
                                  "a negative one for the optimizer's own value, not for the parameter groups "
                                  "detectron2's get_default_optimizer_params gives it to)")
@@ -2009,7 +2010,7 @@ def check_lazy_optimizer_values(cfg: DictConfig, optimizer: Optional[torch.optim
     for index, group in enumerate(optimizer.param_groups if optimizer is not None else ()):
         for name, high in (("lr", None), ("weight_decay", None), ("momentum", 1.0)):
             value = group.get(name)
-            if is_real_number(value) and not (math.isfinite(value) and value >= 0 and (high is None or value <= high)):
+            if is_real_number(value) and not (finite_at_least_zero(value) and (high is None or value <= high)):
                 raise ValueError(f"optimizer.params gives parameter group {index} ({len(group['params'])} "
                                  f"parameters) {name}={value!r}: expected a finite number >= 0"
                                  + (f" and <= {high}" if high is not None else "")
