@@ -432,8 +432,11 @@ def test_profile_prints_the_ops_table_and_our_device_time_against_the_floor():
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in out.splitlines() if line.startswith("| cpu")]
     assert len(rows) == 1 and rows[0][:4] == ["cpu", "2x8x16x20", "float32", "torch"]
     ours, floor, ratio, host, floor_host = rows[0][4:]
-    assert float(ours) > float(floor) > 0 and float(host) > 0 and float(floor_host) > 0
-    assert ratio.endswith("x") and float(ratio[:-1]) == pytest.approx(float(ours) / float(floor), rel=0.02)
+    # Times only: which is larger is the benchmark's finding, not the test's (on a tiny CPU
+    # shape beside another pytest worker, the floor once took longer than the op).
+    assert float(ours) > 0 and float(floor) > 0 and float(host) > 0 and float(floor_host) > 0
+    # (the ratio is printed to 2 decimals: abs for a ratio below 1)
+    assert ratio.endswith("x") and float(ratio[:-1]) == pytest.approx(float(ours) / float(floor), rel=0.02, abs=0.006)
 
 
 def test_profile_breaks_the_triton_paths_host_time_down_by_launch_under_the_interpreter():
