@@ -1769,13 +1769,14 @@ def check_rcnn_features(cfg: CfgNode) -> None:
     if backbone is None:
         return
     check_fpn_top_block(cfg, backbone)
-    outputs = list(backbone.output_shape())
+    shapes = backbone.output_shape()
+    outputs = list(shapes)
     note = f"MODEL.BACKBONE.NAME={cfg.MODEL.BACKBONE.NAME!r}"
     if rpn:
         levels = check_feature_names("MODEL.RPN.IN_FEATURES", cfg.MODEL.RPN.IN_FEATURES, outputs,
                                      "the backbone's outputs", note=note)
         check_anchor_levels(cfg, "MODEL.RPN.IN_FEATURES", levels)
-        warn_anchor_sizes_against_strides(cfg, "MODEL.RPN.IN_FEATURES", levels, backbone.output_shape())
+        warn_anchor_sizes_against_strides(cfg, "MODEL.RPN.IN_FEATURES", levels, shapes)
     if head_class is not None and issubclass(head_class, Res5ROIHeads):
         check_c4_head_features(cfg, outputs)
         if cfg.MODEL.RESNETS.RES5_DILATION != 1:
@@ -1788,7 +1789,7 @@ def check_rcnn_features(cfg: CfgNode) -> None:
     elif head_class is not None:
         levels = check_feature_names("MODEL.ROI_HEADS.IN_FEATURES", cfg.MODEL.ROI_HEADS.IN_FEATURES, outputs,
                                      "the backbone's outputs", note=note)
-        check_pooler_levels("MODEL.ROI_HEADS.IN_FEATURES", levels, backbone.output_shape(), note)
+        check_pooler_levels("MODEL.ROI_HEADS.IN_FEATURES", levels, shapes, note)
 
 
 def check_stock_retinanet_norm(cfg: CfgNode) -> None:
