@@ -1202,24 +1202,34 @@ def warn_anchor_sizes_against_strides(cfg: CfgNode, levels_key: str, levels: Seq
                                       shapes: Mapping[str, Any]) -> None:
     """Warn where MODEL.ANCHOR_GENERATOR.SIZES, one entry per level, give a coarser level of
     `levels` (given by `levels_key`; `shapes`: the backbone's output shapes, with strides)
-    smaller anchors than a finer one. detectron2 pairs the entries with the levels in order,
-    so levels listed coarsest first (p6 ... p2) under detectron2's sizes (32 ... 512) put
-    32 px anchors on the stride-64 map and 512 px ones on the stride-4 map, and train without
-    a word. A warning, not an error: such a pairing may be meant."""
-    sizes = cfg.MODEL.ANCHOR_GENERATOR.SIZES
-    if (cfg.MODEL.ANCHOR_GENERATOR.NAME not in ("DefaultAnchorGenerator", "RotatedAnchorGenerator")
-            or len(levels) < 2 or len(sizes) != len(levels)):
+    smaller anchors than a finer one (warn_anchor_sizes_order)."""
+    if cfg.MODEL.ANCHOR_GENERATOR.NAME in ("DefaultAnchorGenerator", "RotatedAnchorGenerator"):
+        warn_anchor_sizes_order(levels_key, levels, "MODEL.ANCHOR_GENERATOR.SIZES", cfg.MODEL.ANCHOR_GENERATOR.SIZES,
+                                [shapes[level].stride for level in levels], stacklevel=4)
+
+
+def warn_anchor_sizes_order(levels_key: str, levels: Sequence[str], sizes_key: str, sizes: Any,
+                            strides: Sequence[int], stacklevel: int = 3) -> None:
+    """Warn where anchor `sizes` (given by `sizes_key`), one entry per level, give a coarser
+    level of `levels` (given by `levels_key`, with these `strides`) smaller anchors than a
+    finer one. detectron2's anchor generators pair the entries with the levels in order, so
+    levels listed coarsest first (p6 ... p2) under detectron2's sizes (32 ... 512) put 32 px
+    anchors on the stride-64 map and 512 px ones on the stride-4 map, and train without a
+    word. A warning, not an error: such a pairing may be meant. Sizes not given per level
+    (one entry for all) are not judged."""
+    if (len(levels) < 2 or not isinstance(sizes, Sequence) or len(sizes) != len(levels)
+            or not all(isinstance(s, Sequence) and len(s) and all(map(is_real_number, s)) for s in sizes)):
         return
-    by_stride = sorted(zip(levels, sizes), key=lambda level_sizes: shapes[level_sizes[0]].stride)
-    if any(shapes[finer].stride < shapes[coarser].stride and min(coarser_sizes) < min(finer_sizes)
-           for (finer, finer_sizes), (coarser, coarser_sizes) in zip(by_stride, by_stride[1:])):
-        paired = ", ".join(f"{level!r} (stride {shapes[level].stride}): {list(level_sizes)}"
-                           for level, level_sizes in zip(levels, sizes))
+    by_stride = sorted(zip(strides, sizes), key=lambda stride_sizes: stride_sizes[0])
+    if any(finer_stride < coarser_stride and min(coarser_sizes) < min(finer_sizes)
+           for (finer_stride, finer_sizes), (coarser_stride, coarser_sizes) in zip(by_stride, by_stride[1:])):
+        paired = ", ".join(f"{level!r} (stride {stride}): {list(level_sizes)}"
+                           for level, stride, level_sizes in zip(levels, strides, sizes))
         warnings.warn(
-            f"{levels_key}={list(levels)} with MODEL.ANCHOR_GENERATOR.SIZES={[list(s) for s in sizes]}: detectron2 "
+            f"{levels_key}={list(levels)} with {sizes_key}={[list(s) for s in sizes]}: detectron2 "
             f"pairs the sizes with the levels in order, so a coarser level gets smaller anchors than a finer one "
             f"({paired} px); list the levels finest first, or the sizes in the levels' order",
-            UserWarning, stacklevel=3)
+            UserWarning, stacklevel=stacklevel)
 
 
 def check_pooler_levels(key: str, levels: Sequence[str], shapes: Mapping[str, Any], note: str) -> None:

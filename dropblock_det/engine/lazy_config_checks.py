@@ -72,6 +72,7 @@ from .config_checks import (
     missing_config_file,
     pixel_normalization_error,
     resize_error,
+    warn_anchor_sizes_order,
 )
 from .evaluation import (dataset_evaluator, evaluator_cannot_read, has_compiled_ops, model_cannot_train_on,
                          sem_seg_metadata_missing)
@@ -1073,15 +1074,15 @@ def check_lazy_head_inputs(cfg: DictConfig, model: torch.nn.Module, train: bool 
         bbox_pred = getattr(head, "bbox_pred", None)  # 4 box deltas per anchor
         _check_anchor_count(bbox_pred.out_channels // 4 if isinstance(bbox_pred, torch.nn.Conv2d) else None,
                             getattr(model, "anchor_generator", None), "model.head.num_anchors", "model.anchor_generator")
-        _check_anchor_strides(getattr(model, "anchor_generator", None), levels, shapes, "model.anchor_generator",
-                              "model.head_in_features")
+        _check_anchor_strides(cfg, getattr(model, "anchor_generator", None), levels, shapes,
+                              "model.anchor_generator", "model.head_in_features")
     rpn = getattr(model, "proposal_generator", None)
     if isinstance(rpn, RPN):
         logits = getattr(rpn.rpn_head, "objectness_logits", None)  # one per anchor
         key = "model.proposal_generator"
         _check_anchor_count(logits.out_channels if isinstance(logits, torch.nn.Conv2d) else None,
                             rpn.anchor_generator, f"{key}.head.num_anchors", f"{key}.anchor_generator")
-        _check_anchor_strides(rpn.anchor_generator, rpn.in_features, shapes, f"{key}.anchor_generator",
+        _check_anchor_strides(cfg, rpn.anchor_generator, rpn.in_features, shapes, f"{key}.anchor_generator",
                               f"{key}.in_features")
     _check_roi_head_features(getattr(model, "roi_heads", None), shapes)
     _check_head_input_channels(model, shapes)
@@ -1138,8 +1139,8 @@ def _check_anchor_count(predicted: Optional[int], anchor_generator: Any, head_ke
            ": the head predicts one count for every level, so give every level as many"))
 
 
-def _check_anchor_strides(anchor_generator: Any, levels: Any, shapes: Dict[str, Any], generator_key: str,
-                          levels_key: str) -> None:
+def _check_anchor_strides(cfg: DictConfig, anchor_generator: Any, levels: Any, shapes: Dict[str, Any],
+                          generator_key: str, levels_key: str) -> None:
     """The anchor generator's `strides` (given by hand; the yacs builder takes them from the
     features) against the strides of the levels it is run on: detectron2 pairs them in
     order and drops what is left over, so `model.head_in_features=[p4,p5,p6,p7]` alone placed
@@ -1147,7 +1148,9 @@ def _check_anchor_strides(anchor_generator: Any, levels: Any, shapes: Dict[str, 
     left over after the levels' own, in order, are accepted: detectron2 drops them
     (`head_in_features=[p3,p4,p5]` with the five strides of P3-P7). A level the backbone does
     not give (built without complaint, a KeyError at the first forward) is refused too.
-    ValueError naming the key."""
+    ValueError naming the key. The generator's `sizes`, one entry per level, giving a
+    coarser level smaller anchors than a finer one warn (warn_anchor_sizes_order), as the
+    yacs check does."""
     strides = getattr(anchor_generator, "strides", None)
     if strides is None or levels is None or not shapes:
         return
@@ -1159,6 +1162,11 @@ def _check_anchor_strides(anchor_generator: Any, levels: Any, shapes: Dict[str, 
             f"{generator_key}.strides={list(strides)}: the levels {levels_key}={list(levels)} have strides {have} "
             "(the generator places each level's anchors at its stride, pairing them in order, and drops "
             f"extra ones): set {generator_key}.strides={have}, with one {generator_key}.sizes entry per level")
+    from detectron2.modeling.anchor_generator import DefaultAnchorGenerator, RotatedAnchorGenerator
+
+    if isinstance(anchor_generator, (DefaultAnchorGenerator, RotatedAnchorGenerator)):
+        sizes = _plain(lazy_config_value(cfg, f"{generator_key}.sizes"), resolve=True)
+        warn_anchor_sizes_order(levels_key, levels, f"{generator_key}.sizes", sizes, have)
 
 
 # An R-CNN ROI head's features and the pooler given by hand for them (StandardROIHeads').

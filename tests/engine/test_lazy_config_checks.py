@@ -3,6 +3,7 @@ values, overrides, loaders, samplers, models that do not build or do not fit the
 evaluators, schedules and checkpoints are refused naming the config key, before anything is
 built or written."""
 import re
+import warnings
 
 import pytest
 import torch
@@ -3357,3 +3358,39 @@ def test_a_keypoint_rcnns_keypoints_task_is_taken():
     assert _model_coco_tasks(model) == ("bbox", "keypoints")
     model.roi_heads = SimpleNamespace(mask_on=True, keypoint_on=False)
     assert _model_coco_tasks(model) == ("bbox", "segm")
+
+
+def _lazy_anchor_order_warnings(cfg):
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_lazy_model(cfg, lazy_meta_model(cfg), train=False)
+    return [str(w.message) for w in caught if "pairs the sizes with the levels in order" in str(w.message)]
+
+
+def test_lazy_anchor_sizes_paired_with_levels_listed_coarsest_first_warn_naming_both_keys():
+    # The yacs check's twin: levels listed coarsest first, with their strides (which pass the
+    # stride check), under sizes listed finest first put 32 px anchors on the coarsest map and
+    # 512 px ones on the finest, and trained without a word.
+    reversed_retinanet = ("model.head_in_features=[p7,p6,p5,p4,p3]", "model.anchor_generator.strides=[128,64,32,16,8]")
+    (message,) = _lazy_anchor_order_warnings(lazy_cfg(SYNTHETIC, *reversed_retinanet))
+    assert message.startswith("model.head_in_features=['p7', 'p6', 'p5', 'p4', 'p3'] with model.anchor_generator.sizes=")
+    assert "'p7' (stride 128): [16, " in message and "'p3' (stride 8): [256, " in message
+    cfg = lazy_rcnn_cfg()
+    cfg.model.proposal_generator.in_features = ["p6", "p5", "p4", "p3", "p2"]
+    cfg.model.proposal_generator.anchor_generator.strides = [64, 32, 16, 8, 4]
+    (message,) = _lazy_anchor_order_warnings(cfg)
+    assert message.startswith("model.proposal_generator.in_features=['p6', 'p5', 'p4', 'p3', 'p2'] with "
+                              "model.proposal_generator.anchor_generator.sizes=[[32], [64], [128], [256], [512]]")
+    assert "'p6' (stride 64): [32]" in message and "'p2' (stride 4): [512] px" in message
+    # Sizes in the levels' order, one entry for all levels, and the configs as written: no warning.
+    cfg.model.proposal_generator.anchor_generator.sizes = [[512], [256], [128], [64], [32]]
+    assert not _lazy_anchor_order_warnings(cfg)
+    cfg.model.proposal_generator.anchor_generator.sizes = [[32]]
+    assert not _lazy_anchor_order_warnings(cfg)
+    assert not _lazy_anchor_order_warnings(lazy_rcnn_cfg())
+    assert not _lazy_anchor_order_warnings(lazy_cfg(SYNTHETIC))
+    assert not _lazy_anchor_order_warnings(lazy_cfg(SYNTHETIC, *reversed_retinanet,
+                                                    "model.anchor_generator.sizes=[[256],[128],[64],[32],[16]]",
+                                                    "model.head.num_anchors=3"))
