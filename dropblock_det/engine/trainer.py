@@ -268,7 +268,17 @@ class DropBlockTrainer(DefaultTrainer):
         self.checkpointer = AtomicCheckpointer(old.model, old.save_dir, save_to_disk=old.save_to_disk,
                                                **old.checkpointables)
         ret = super().build_hooks()
+        from fvcore.nn.precise_bn import get_bn_modules
+
         from .hooks import DropBlockScheduleHook
+
+        if self.cfg.TEST.PRECISE_BN.ENABLED and not get_bn_modules(self.model):
+            # detectron2 adds its PreciseBN hook only for BatchNorm layers that train, and
+            # drops it without a word for a model normalised by FrozenBN, GN or none.
+            warnings.warn("TEST.PRECISE_BN.ENABLED=True, but the model has no BatchNorm layer that trains (its "
+                          "norms are FrozenBN, GN or none): detectron2 skips Precise BN without a word, so no "
+                          "statistics are recomputed; set TEST.PRECISE_BN.ENABLED=False, or train BN or SyncBN "
+                          "layers", UserWarning, stacklevel=2)
 
         # First, so keep_prob is set before any other hook or the step reads the model.
         ret.insert(0, DropBlockScheduleHook.from_config(self.cfg))

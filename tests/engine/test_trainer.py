@@ -2,6 +2,8 @@
 (Cutout), the LR schedule, the model it builds checked for DropBlock where the config turns it
 on, the schedule's scaling to the world size, the training order, a resume of a checkpoint
 without optimizer state, and --num-gpus checked before launch."""
+import warnings
+
 import pytest
 import torch
 
@@ -326,3 +328,24 @@ def test_a_resume_with_a_longer_schedule_gives_every_group_the_new_schedules_lr_
     expected = [group["initial_lr"] * optimizer.param_groups[0]["lr"] for group in groups]
     assert held != pytest.approx(expected, rel=1e-3)  # what the optimizer held differs: the test can fail
     assert [group["lr"] for group in groups] == pytest.approx(expected, rel=1e-6)
+
+
+def _precise_bn_warnings(monkeypatch, cfg):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer = _trainer_without_data(monkeypatch, cfg)
+    return trainer, [str(w.message) for w in caught if "TEST.PRECISE_BN.ENABLED" in str(w.message)]
+
+
+def test_precise_bn_on_a_model_without_batchnorm_that_trains_warns_naming_the_key(monkeypatch, tmp_path):
+    # detectron2 adds its PreciseBN hook only where BatchNorm layers train, and dropped it
+    # without a word for the GN and FrozenBN models, which recomputed no statistics.
+    from detectron2.engine import hooks
+
+    opts = ["SOLVER.MAX_ITER", "10", "MODEL.DEVICE", "cpu", "OUTPUT_DIR", str(tmp_path), "TEST.PRECISE_BN.ENABLED", "True"]
+    trainer, (message,) = _precise_bn_warnings(monkeypatch, synthetic_cfg(*opts))  # GN throughout
+    assert message.startswith("TEST.PRECISE_BN.ENABLED=True, but the model has no BatchNorm layer that trains")
+    assert not any(isinstance(h, hooks.PreciseBN) for h in trainer._hooks)
+    trainer, caught = _precise_bn_warnings(monkeypatch, synthetic_cfg(*opts, "MODEL.RESNETS.NORM", "BN"))
+    assert not caught and any(isinstance(h, hooks.PreciseBN) for h in trainer._hooks)
+    assert not _precise_bn_warnings(monkeypatch, synthetic_cfg(*opts[:-1], "False"))[1]
