@@ -34,9 +34,11 @@ from dropblock_det.engine.checkpoint import (  # noqa: E402
     load_checkpoint_strict,
 )
 from dropblock_det.engine.lazy import build_lazy_model, do_test, do_train  # noqa: E402
+from dropblock_det.engine.config_checks import checked_device  # noqa: E402
 from dropblock_det.engine.lazy_config_checks import (  # noqa: E402
     check_lazy_checkpoint,
     check_lazy_config_before_run,
+    check_lazy_ddp_device,
     lazy_config_value,
     load_lazy_config,
 )
@@ -145,11 +147,23 @@ def parser():
     return training_tool_parser(EPILOG, OPTS_HELP)
 
 
+def check_before_launch(args) -> None:
+    """What each launched process's `setup` checks first that depends on nothing of that
+    process's: the config loads, and a training's train.device can be put in detectron2's
+    DistributedDataParallel in --num-gpus x --num-machines processes (unless train.ddp gives
+    device_ids). Refused here, once, instead of in every process after it has imported torch
+    and detectron2."""
+    cfg = load_lazy_config(args.config_file, args.opts)
+    device = lazy_config_value(cfg, "train.device")
+    if not args.eval_only and isinstance(device, str):  # (any other value is refused in setup)
+        check_lazy_ddp_device(cfg, checked_device("train.device", device), world=args.num_gpus * args.num_machines)
+
+
 def cli() -> None:
     """The command line: `python tools/lazyconfig_train_net.py ...`, or a script of your own
     that registers datasets, then calls `lazyconfig_train_net.cli()` (README: "Your own dataset")."""
-    run_tool("lazyconfig_train_net.py", lambda: launch_tool(
-        main, parse_tool_args(parser()), check_first=lambda args: load_lazy_config(args.config_file, args.opts)))
+    run_tool("lazyconfig_train_net.py", lambda: launch_tool(main, parse_tool_args(parser()),
+                                                             check_first=check_before_launch))
 
 
 if __name__ == "__main__":

@@ -40,6 +40,8 @@ from dropblock_det.engine.checkpoint import (  # noqa: E402
 from dropblock_det.engine.config_checks import (  # noqa: E402
     check_config_before_run,
     check_resume_checkpoint,
+    check_training_processes_device,
+    checked_device,
     load_config,
 )
 from dropblock_det.engine.output_dir import prepare_output_dir, report_resumed_config  # noqa: E402
@@ -146,11 +148,21 @@ def parser():
     return training_tool_parser(EPILOG, OPTS_HELP)
 
 
+def check_before_launch(args) -> None:
+    """What each launched process's `setup` checks first that depends on nothing of that
+    process's: the config loads, and a training's MODEL.DEVICE can be put in detectron2's
+    DistributedDataParallel in --num-gpus x --num-machines processes. Refused here, once,
+    instead of in every process after it has imported torch and detectron2 (~15 s)."""
+    cfg = load_config(args.config_file, args.opts)
+    if not args.eval_only:
+        check_training_processes_device(cfg, checked_device("MODEL.DEVICE", cfg.MODEL.DEVICE),
+                                        world=args.num_gpus * args.num_machines)
+
+
 def cli() -> None:
     """The command line: `python tools/train_net.py ...`, or a script of your own that
     registers datasets, then calls `train_net.cli()` (README: "Your own dataset")."""
-    run_tool("train_net.py", lambda: launch_tool(main, parse_tool_args(parser()),
-                                                 check_first=lambda args: load_config(args.config_file, args.opts)))
+    run_tool("train_net.py", lambda: launch_tool(main, parse_tool_args(parser()), check_first=check_before_launch))
 
 
 if __name__ == "__main__":

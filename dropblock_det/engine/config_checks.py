@@ -1899,22 +1899,24 @@ def checked_device(key: str, value: Any) -> torch.device:
     return device
 
 
-def check_training_processes_device(cfg: CfgNode, device: torch.device) -> None:
+def check_training_processes_device(cfg: CfgNode, device: torch.device, world: Optional[int] = None) -> None:
     """ValueError naming MODEL.DEVICE when this run trains in several processes (--num-gpus,
     --num-machines) on a device other than CUDA (:func:`check_ddp_device`; detectron2 main
     launches such processes, v0.6's launch asserts CUDA first). An evaluation (no DDP) runs
-    there."""
-    check_ddp_device("MODEL.DEVICE", cfg.MODEL.DEVICE, device, "on CUDA (MODEL.DEVICE cuda)")
+    there. `world`: the processes, where this is not one of them (the tools' check before
+    the launch); this process's world by default."""
+    check_ddp_device("MODEL.DEVICE", cfg.MODEL.DEVICE, device, "on CUDA (MODEL.DEVICE cuda)", world)
 
 
-def check_ddp_device(key: str, value: Any, device: torch.device, other_ways: str) -> None:
+def check_ddp_device(key: str, value: Any, device: torch.device, other_ways: str,
+                     world: Optional[int] = None) -> None:
     """ValueError naming `key` (its `value`: `device`) when this run trains in several
-    processes on a device other than CUDA: detectron2's trainers put each process's model in
-    DistributedDataParallel on that process's GPU (`create_ddp_model` gives it
-    `device_ids=[local rank]`), which a CPU model fails at with torch's own error, after the
-    data loader is built and config.yaml written. `other_ways`: what else the user may do
-    besides training in one process."""
-    world = comm.get_world_size()
+    processes (`world`; this process's world by default) on a device other than CUDA:
+    detectron2's trainers put each process's model in DistributedDataParallel on that
+    process's GPU (`create_ddp_model` gives it `device_ids=[local rank]`), which a CPU model
+    fails at with torch's own error, after the data loader is built and config.yaml written.
+    `other_ways`: what else the user may do besides training in one process."""
+    world = comm.get_world_size() if world is None else world
     if world > 1 and device.type != "cuda":
         raise ValueError(f"{key}={value!r} with {world} training processes (--num-gpus x --num-machines): "
                          "detectron2 gives each process's model its GPU in DistributedDataParallel "

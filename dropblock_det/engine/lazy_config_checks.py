@@ -91,6 +91,7 @@ __all__ = [
     "check_lazy_loader_values",
     "check_lazy_train_parts",
     "check_lazy_train_sampler",
+    "check_lazy_ddp_device",
     "check_lazy_lr_multiplier_values",
     "check_lazy_optimizer_values",
     "lazy_evaluator_nodes",
@@ -702,7 +703,7 @@ def check_lazy_config_before_run(cfg: DictConfig, train: bool = True, check_file
         if cfg.train.amp.enabled and device.type != "cuda":
             # detectron2's AMPTrainer asserts CUDA at its first step (v0.6 and main).
             raise ValueError(f"train.amp.enabled=True needs a CUDA train.device, got {cfg.train.device!r}")
-        _check_ddp_device(cfg, device)
+        check_lazy_ddp_device(cfg, device)
         if check_weights and cfg.train.init_checkpoint:  # a URL is fetched (and cached) now, and the file read
             check_weights_readable("train.init_checkpoint", cfg.train.init_checkpoint)
     check_lazy_loaders(cfg, train)
@@ -778,18 +779,21 @@ def _recompute_boxes_need(cfg: DictConfig) -> Optional[Tuple[str, str]]:
             f"set {key}.recompute_boxes=False (boxes as annotated)")
 
 
-def _check_ddp_device(cfg: DictConfig, device: torch.device) -> None:
+def check_lazy_ddp_device(cfg: DictConfig, device: torch.device, world: Optional[int] = None) -> None:
     """config_checks.check_ddp_device for train.device, unless train.ddp gives `device_ids`
     (`train.ddp.device_ids=null` is DDP on the CPU), which create_ddp_model then keeps; and
     DDP on the CPU only in processes that can reduce CPU tensors (not NCCL's). train.ddp's
     values are read (`**cfg.train.ddp`) once the training data is loaded: one that does not
-    resolve is refused now."""
+    resolve is refused now. `world`: the training processes, where this is not one of them
+    (the tool's check before the launch); this process's world by default."""
     _check_resolves(cfg, "train.ddp", unpacked=True)
     if "device_ids" not in (lazy_config_value(cfg, "train.ddp") or {}):
         check_ddp_device("train.device", cfg.train.device, device,
                          "on CUDA, or with train.ddp.device_ids=null (+train.ddp.device_ids=null where "
-                         "train.ddp has no such key)")
+                         "train.ddp has no such key)", world)
         return
+    if world is not None:
+        return  # (the backend is known once the processes are started)
     world = comm.get_world_size()
     if (world > 1 and device.type != "cuda" and torch.distributed.is_initialized()
             and torch.distributed.get_backend() == "nccl"):

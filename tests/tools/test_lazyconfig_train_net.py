@@ -632,3 +632,20 @@ def test_two_processes_log_the_ramp_once_and_split_the_batch(two_processes):
     # detectron2 splits dataloader.train.total_batch_size across the processes.
     assert "Making batched data loader with batch_size=2" in (out / "log.txt").read_text()
     assert sorted(p.name for p in out.iterdir() if p.suffix in (".pth", ".yaml")) == ["config.yaml", "model_final.pth"]
+
+
+# --- stop 58 ---
+def test_training_in_several_processes_on_the_cpu_is_refused_before_the_launch(tool, tmp_path, monkeypatch, capsys):
+    # train.device cpu with --num-gpus 2 (no train.ddp.device_ids) was refused by each
+    # launched process, after each imported torch and detectron2; now once, before the launch.
+    from tools_helpers import cli_launches
+
+    argv = ["--config-file", LAZY_CONFIG, f"train.output_dir={tmp_path / 'run'}"]
+    assert cli_launches(tool, ["--num-gpus", "2", *argv], monkeypatch) == ([], 1)
+    assert re.search(r"lazyconfig_train_net\.py: error: ValueError: train\.device='cpu' with 2 training processes "
+                     r".*train\.ddp\.device_ids=null", capsys.readouterr().err)
+    # DDP on the CPU (its backend is known in the processes), an evaluation, one process: launched.
+    assert cli_launches(tool, ["--num-gpus", "2", *argv, "+train.ddp.device_ids=null"], monkeypatch) == ([2], None)
+    assert cli_launches(tool, ["--num-gpus", "2", "--eval-only", *argv], monkeypatch) == ([2], None)
+    assert cli_launches(tool, argv, monkeypatch) == ([1], None)
+    assert not (tmp_path / "run").exists()

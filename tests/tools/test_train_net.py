@@ -647,12 +647,14 @@ def test_the_command_line_runs_main_through_detectrons_launch(tiny_datasets, tmp
     import detectron2.engine
 
     from conftest import REPO
-    from dropblock_det.engine import trainer
+    from dropblock_det.engine import config_checks, trainer
 
     launched = []
     monkeypatch.setattr(detectron2.engine, "launch", lambda main, num_gpus, **kwargs: launched.append(
         (main, num_gpus, kwargs)))
     monkeypatch.setattr(trainer, "check_launch_processes", lambda num_gpus, num_machines: None)  # no GPUs here
+    # (nor for MODEL.DEVICE: the CPU is refused for several processes before the launch)
+    monkeypatch.setattr(config_checks, "check_training_processes_device", lambda cfg, device, world=None: None)
     monkeypatch.setattr(sys, "path", list(sys.path))
     out = tmp_path / "run"
     monkeypatch.setattr(sys, "argv", ["train_net.py", "--num-gpus", "2", "--num-machines", "2", "--machine-rank", "1",
@@ -688,8 +690,9 @@ def test_a_refusal_in_the_processes_of_num_gpus_2_is_one_line_once_and_exit_stat
         pytest.skip(f"detectron2's launch starts no 2 processes here: {e}")
     out = tmp_path / "run"
     result = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "train_net.py"), "--num-gpus", "2", "--config-file", DB_CONFIG,
-         "MODEL.DROPBLOCK.KEEP_PROB", "1.5", "SOLVER.MAX_ITER", "2", "OUTPUT_DIR", str(out)],
+        # (--eval-only: a training on the CPU in 2 processes is refused before the launch)
+        [sys.executable, str(REPO / "tools" / "train_net.py"), "--num-gpus", "2", "--eval-only", "--config-file",
+         DB_CONFIG, "MODEL.DROPBLOCK.KEEP_PROB", "1.5", "SOLVER.MAX_ITER", "2", "OUTPUT_DIR", str(out)],
         cwd=str(tmp_path), capture_output=True, text=True, timeout=300,
         env={**os.environ, "DETECTRON2_DATASETS": str(tiny_datasets)})
     assert result.returncode == 1, result.stderr[-3000:]
@@ -800,10 +803,11 @@ def test_the_readmes_own_dataset_script_registers_the_set_in_each_process_of_num
     except ValueError as e:  # detectron2 v0.6 without 2 CUDA devices, detectron2 main with 1
         pytest.skip(f"detectron2's launch starts no 2 processes here: {e}")
     _own_dataset_script(tmp_path)
-    result = _run_own_dataset_script(tmp_path, "--num-gpus", "2", "--config-file", DB_CONFIG, *OWN_SETS, *TINY_OPTS,
-                                     "MODEL.RETINANET.NUM_CLASSES", "3", "OUTPUT_DIR", "refused")
+    # (--eval-only: a training on the CPU in 2 processes is refused before the launch)
+    result = _run_own_dataset_script(tmp_path, "--num-gpus", "2", "--eval-only", "--config-file", DB_CONFIG, *OWN_SETS,
+                                     *TINY_OPTS, "MODEL.RETINANET.NUM_CLASSES", "3", "OUTPUT_DIR", "refused")
     assert result.returncode == 1, result.stderr[-3000:]
-    assert result.stderr.count(OWN_SET_REFUSAL) == 1, result.stderr[-3000:]
+    assert result.stderr.count(OWN_SET_REFUSAL.replace("train.json", "val.json")) == 1, result.stderr[-3000:]
 
 
 def test_the_readmes_own_dataset_script_without_its_main_guard_under_num_gpus_2_gets_the_runs_own_outcome(tmp_path):
@@ -849,3 +853,22 @@ def test_the_warnings_a_run_shows_are_written_into_its_log_txt_too(tiny_datasets
     assert log.index("SCHEDULE.END_ITER=50") > log.index("Full config saved")  # written once log.txt was there
     assert "a warning shown after the run's setup" in log
     assert log.count("SCHEDULE.END_ITER=50 is after") == 1
+
+
+# --- stop 58 ---
+def test_training_in_several_processes_on_the_cpu_is_refused_before_the_launch(train_net, tmp_path, monkeypatch,
+                                                                                capsys):
+    # MODEL.DEVICE cpu with --num-gpus 2 was refused by each launched process, ~15 s after
+    # the launch (each imported torch and detectron2 first); now once, before it.
+    from tools_helpers import cli_launches
+
+    argv = ["--config-file", DB_CONFIG, "OUTPUT_DIR", str(tmp_path / "run")]
+    assert cli_launches(train_net, ["--num-gpus", "2", *argv], monkeypatch) == ([], 1)
+    assert re.search(r"train_net\.py: error: ValueError: MODEL\.DEVICE='cpu' with 2 training processes \(--num-gpus "
+                     r"x --num-machines\)", capsys.readouterr().err)
+    assert cli_launches(train_net, ["--num-machines", "2", *argv], monkeypatch) == ([], 1)
+    assert "MODEL.DEVICE='cpu' with 2 training processes" in capsys.readouterr().err
+    # An evaluation puts no model in DistributedDataParallel; one process trains on the CPU.
+    assert cli_launches(train_net, ["--num-gpus", "2", "--eval-only", *argv], monkeypatch) == ([2], None)
+    assert cli_launches(train_net, argv, monkeypatch) == ([1], None)
+    assert not (tmp_path / "run").exists()

@@ -90,3 +90,27 @@ def run_copy_and_truncated_weights(out, tmp_path):
 
 def file_mtimes(folder):
     return {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+
+
+def cli_launches(tool, argv, monkeypatch):
+    """Run `tool.cli()` (a training tool loaded by `load_tool`) on `argv` through a detectron2
+    `launch` that only records the process count it is given, with no check of this
+    machine's GPUs (--num-gpus 2 runs here): (those counts, the exit code; None where cli()
+    returned)."""
+    import detectron2.engine
+
+    from dropblock_det.engine import trainer
+
+    import tool_args  # (on sys.path once a tool is loaded)
+
+    launched = []
+    # A fresh command line's: an earlier test's run in this process passed its checks.
+    monkeypatch.setattr(tool_args, "_checks_passed", False)
+    monkeypatch.setattr(detectron2.engine, "launch", lambda main, num_gpus, **kwargs: launched.append(num_gpus))
+    monkeypatch.setattr(trainer, "check_launch_processes", lambda num_gpus, num_machines: None)
+    monkeypatch.setattr(sys, "argv", ["tool.py", *argv])
+    try:
+        tool.cli()
+    except SystemExit as exit_info:
+        return launched, exit_info.code
+    return launched, None
