@@ -688,3 +688,33 @@ def test_hook_still_takes_a_wrapper_with_module_as_its_model():
         module = nn.Sequential(DropBlock2d(0.9, 3))
 
     assert DropBlockScheduleHook(0, 10, 0.9, model=Wrapper())._model is not None
+
+
+# --- mutation 58D ---
+
+
+def test_schedule_for_without_a_model_refuses_a_ramp_that_starts_at_the_last_iteration():
+    # check_lazy_config_before_run asks schedule_for(train.max_iter) with no model where the
+    # config is checked before one is built: no model is no baseline, the ramp is judged.
+    with pytest.raises(ValueError, match=r"start_iter=8 with the trainer's max_iter=9: keep_prob would stay 1\.0"):
+        DropBlockScheduleHook(start_iter=8).schedule_for(9)
+    assert DropBlockScheduleHook(start_iter=7).schedule_for(9).end_iter == 9
+
+
+def test_a_real_distributed_data_parallel_model_is_unwrapped_and_scheduled(tmp_path):
+    # FakeDDP is no nn.Module; torch's DistributedDataParallel is one, whose regularizers
+    # would be found under "module." names: unwrap_model must still return the model inside
+    # (the hook compares it with another hook's model and checks the placement by name).
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        plain, _ = _run(0, 9)
+        model = TinyModel()
+        wrapped = DistributedDataParallel(model)
+        assert unwrap_model(wrapped) is model
+        ddp, _ = _run(0, 9, wrap=DistributedDataParallel)
+        assert ddp == plain
+    finally:
+        dist.destroy_process_group()
