@@ -729,3 +729,26 @@ def test_a_module_the_mapping_imports_is_named_with_its_install_not_blamed_on_th
                                                   r"the module 'shapely', which is not installed \(no fault of the "
                                                   r"item\): pip install shapely \(detectron2 crops polygon masks"):
         mapper(dict(item))
+
+
+# --- mutation 58D ---
+
+
+def test_an_item_where_only_some_annotations_lack_the_models_field_is_refused():
+    # detectron2 reads the field of every non-crowd annotation of an item: one without it
+    # among others with it fails as surely as all without it.
+    from detectron2.data.detection_utils import annotations_to_instances
+
+    from dropblock_det.data.file_errors import missing_annotation_field
+
+    box = {"bbox": [2, 2, 10, 10], "bbox_mode": 1, "category_id": 0, "iscrowd": 0}
+    masked = {**box, "segmentation": [[2, 2, 10, 2, 10, 10]]}
+    mixed = {"annotations": [masked, box]}
+    with pytest.raises(KeyError, match="segmentation"):
+        annotations_to_instances(mixed["annotations"], (16, 16))
+    assert missing_annotation_field(mixed, ["use_instance_mask"]) == "use_instance_mask"
+    assert missing_annotation_field({"annotations": [masked, masked]}, ["use_instance_mask"]) is None
+    # the second flag too: masks everywhere, keypoints on one annotation only
+    with_keypoints = {**masked, "keypoints": [5, 5, 2]}
+    assert missing_annotation_field({"annotations": [with_keypoints, masked]},
+                                    ["use_instance_mask", "use_keypoint"]) == "use_keypoint"
