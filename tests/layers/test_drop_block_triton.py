@@ -2264,6 +2264,192 @@ def test_cpu_tensor_without_interpreter_is_refused_with_a_pointer_to_impl_torch(
         triton_path.drop_block_2d_triton(torch.ones(1, 1, 8, 8), 0.1, 3, 3, False)
 
 
+# --- coverage audit 55 ---
+def test_drop_block_2d_triton_names_a_non_tensor_a_non_numeric_gamma_and_a_missing_triton(monkeypatch):
+    # Checked before any launch: Triton's own errors for these name no argument.
+    x = torch.zeros(1, 1, 4, 4)
+    with pytest.raises(ValueError, match=r"^x must be a torch\.Tensor, got list$"):
+        triton_path.drop_block_2d_triton([[0.0]], 0.1, 1, 1, True)
+    with pytest.raises(ValueError, match=r"^gamma must be a number in \[0, 1\], got '0\.1'$"):
+        triton_path.drop_block_2d_triton(x, "0.1", 1, 1, True)
+    monkeypatch.setattr(triton_path, "triton", None)
+    with pytest.raises(RuntimeError, match=r"needs Triton, which is not importable here; use impl='torch'"):
+        triton_path.drop_block_2d_triton(x, 0.1, 1, 1, True)
+
+
+# --- mutation 58T ---
+def check_a_gradient_stored_at_an_offset_gets_the_kernels_gradients_from_torch_ops(device: str) -> None:
+    # An incoming gradient may be a dense view that starts past its storage's first element
+    # (a slice of a larger gradient, as from torch.cat's backward); the layout leaves it as it
+    # is. After a backward build error the torch ops must read it from its own start, as the
+    # kernels do (data_ptr), not from the storage's: plain (per-channel and shared), ReLU,
+    # residual and pair.
+    shape = (2, 4, 6, 12)
+    for fused, shared, channels_last in (("plain", False, False), ("plain", True, True), ("relu", False, True),
+                                         ("residual", False, False), ("pair", False, True)):
+        where = f"{fused}, shared={shared}, channels_last={channels_last}"
+        x = _relu_test_input(shape, torch.float32, device, channels_last)
+        residual = None if fused in ("plain", "relu") else _relu_test_input(shape, torch.float32, device, channels_last)
+        torch.manual_seed(11)
+        whole = torch.randn((shape[0] + 1, *shape[1:]), device=device)
+        whole = whole.contiguous(memory_format=torch.channels_last) if channels_last else whole
+        grad = whole[1:]  # dense in x's layout, one sample into its storage
+        assert grad.storage_offset() > 0 and grad.is_contiguous(
+            memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        kernels = _gradients_with_backward_kernels(x, residual, grad, shared, fused, buildable=True)
+        torch_ops = _gradients_with_backward_kernels(x, residual, grad, shared, fused, buildable=False,
+                                                     handler=lambda d, e: None)
+        assert len(torch_ops[3]) == 1, (where, torch_ops[3])
+        for name, ours, theirs in (("x", torch_ops[1], kernels[1]), ("residual", torch_ops[2], kernels[2])):
+            if theirs is not None:
+                assert (theirs != 0).any(), f"{where}: grad of {name} all zero"
+                assert torch.equal(ours, theirs), f"{where}: grad of {name}: {_count_differing(ours, theirs)}"
+
+
+
+if triton_path.triton is not None:
+    tl = triton_path.tl
+    _log_unit = triton_path._log_unit
+
+    @triton_path.triton.jit
+    def _log_unit_kernel(u_ptr, out_ptr, n, BLOCK: tl.constexpr):
+        i = tl.arange(0, BLOCK)
+        ok = i < n
+        tl.store(out_ptr + i, _log_unit(tl.load(u_ptr + i, mask=ok, other=1.0)), mask=ok)
+
+
+def check_the_sparse_draws_log_is_within_a_few_ulp_of_ln_u(device: str) -> None:
+    # `_log_unit` is the geometric gaps' ln u: its error bounds how far each gap's
+    # probability is off (the docstring's ~1e-13 of itself). Within 4 ulp of math.log over
+    # (0, 1]: the ends, powers of two, each side of the range reduction's sqrt(1/2) and
+    # sqrt(2), and u near 1, where ln u is tiny and an absolute error of the series is a large
+    # relative one.
+    values = [2.0**-53, 2.0**-30, 0.25, 0.5, 1.0, 1.0 - 2.0**-53, 1.0 - 2.0**-40, 0.999, 0.99, 0.9, 0.75,
+              math.sqrt(0.5), math.nextafter(math.sqrt(0.5), 0), math.nextafter(math.sqrt(0.5), 1),
+              math.sqrt(0.5) * 0.5, 0.5 + 2.0**-40, 0.6, 0.3, 1e-5, 0.123456789]
+    generator = torch.Generator().manual_seed(13)
+    values += ((torch.randint(1, 2**53, (400,), generator=generator, dtype=torch.int64).double() * 2.0**-53)
+               ** torch.rand(400, generator=generator, dtype=torch.float64).mul(4)).tolist()
+    u = torch.tensor(values, dtype=torch.float64, device=device)
+    out = torch.empty_like(u)
+    _log_unit_kernel[(1,)](u, out, u.numel(), BLOCK=triton_path._next_power_of_2(u.numel()))
+    for value, ours in zip(values, out.tolist()):
+        exact = math.log(value)
+        ulp = math.ulp(exact) if exact else 2.0**-1074
+        assert abs(ours - exact) <= 4 * ulp, f"ln({value!r}) = {ours!r}, math.log {exact!r}: {abs(ours - exact) / ulp:.1f} ulp"
+
+
+@pytest.mark.skipif(triton_path.triton is None, reason="Triton not importable (CPU-only torch build)")
+def test_the_sparse_kernel_gets_ln_1_minus_gamma_within_an_ulp_at_small_gammas() -> None:
+    # The gaps' probabilities are exact to ~1e-13 of themselves only if ln(1 - gamma) is:
+    # log(1 - gamma) loses ~1e-16 / gamma of it (1e-9 at gamma 1e-7, a keep_prob ramp's
+    # start). Against a 40-digit ln.
+    import decimal
+
+    for gamma in (1e-7, 3e-5, 0.0025, 1 / 64):
+        with _recording_gpu_launches() as calls:
+            triton_path.drop_block_2d_triton(torch.empty((1, 2, 20, 20), device="meta"), gamma, 3, 3, False)
+        (_, _, args, constexprs), = [call for call in calls if call[0] == "_sparse_seed_kernel"]
+        bits = _runtime_arguments(triton_path._sparse_seed_kernel, args, constexprs)["log_q_bits"]
+        log_q = struct.unpack("<d", struct.pack("<q", bits))[0]
+        with decimal.localcontext() as context:
+            context.prec = 40
+            exact = float((1 - decimal.Decimal(gamma)).ln())
+        assert abs(log_q - exact) <= math.ulp(exact), (gamma, log_q, exact)
+
+
+def check_bfloat16_results_round_ties_to_even_as_torch_does(device: str) -> None:
+    # A kept bf16 unit times the scale is a tie between two bf16 values once in ~2**16 units:
+    # too rare for the checks above to meet. Here the scale is 7 / 6 (6 units kept per 7: the
+    # count is set, the bits keep all) and x = m * 2**e for 8-bit m whose products with it
+    # are ties between an odd bf16 value and the even one above: the kernels must round each
+    # up to even, as torch's conversion does (each of the three apply kernels).
+    for shared, channels_last in ((False, False), (True, False), (True, True)):
+        torch.manual_seed(19)
+        shape = (1, 3, 2, 7)
+        m = torch.tensor([135.0, 147.0, 159.0, 171.0, 183.0, 222.0, 246.0], device=device)
+        x = m[torch.randint(0, 7, shape, device=device)] * 2.0 ** torch.randint(-20, 20, shape, device=device)
+        x = (x * (torch.randint(0, 2, shape, device=device) * 2 - 1)).to(torch.bfloat16)
+        x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+        layout = triton_path._Layout(x, shared)
+        bits = torch.full(((layout.mask_numel + 7) // 8,), 255, dtype=torch.uint8, device=device)
+        total_kept = torch.tensor([layout.mask_numel // 7 * 6], dtype=torch.int64, device=device)
+        scale = torch.tensor(float(layout.mask_numel), device=device) / (total_kept.float() + NORMALIZER_EPS)
+        product = x.float() * scale
+        low = product.view(torch.int32) & 0x1FFFF
+        where = f"shared={shared}, channels_last={channels_last}"
+        assert (low == 0x18000).sum() > 3, f"{where}: too few ties to an even value above"  # odd below, tie
+        out = triton_path._apply(x, layout, bits, total_kept, saturate=True)
+        expected = product.to(torch.bfloat16)
+        assert torch.equal(out, expected), f"{where}: {_count_differing(out, expected)}"
+
+
+def check_shared_mask_on_channels_last_x_of_6_channels(device: str) -> None:
+    # `_apply_pixels_kernel`'s channel tile is a power of two (a Triton block shape) that
+    # covers C up to 64: 6 channels (not a power of two; the check above has 80, 3 and 4).
+    torch.manual_seed(22)
+    x = _positive_input((2, 6, 5, 6), device=device, channels_last=True).requires_grad_(True)
+    out = triton_path.drop_block_2d_triton(x, 0.1, 2, 2, True)
+    keep = ~_dropped(out[:, :1])
+    assert (~keep).any() and keep.any(), "nothing or everything dropped"
+    expected = _expected_output(x.detach(), keep)
+    assert torch.equal(out, expected), _count_differing(out, expected)
+    grad = torch.randn(x.shape, device=device)
+    out.backward(grad)
+    assert torch.equal(x.grad, _expected_output(grad, keep)), _count_differing(x.grad, _expected_output(grad, keep))
+
+
+@pytest.mark.skipif(triton_path.triton is None, reason="Triton not importable (CPU-only torch build)")
+def test_the_residual_kernels_are_launched_without_fused_multiply_adds() -> None:
+    # r + x * scale contracted into one FMA rounds once where the separate ops round twice
+    # (1 ulp off on a GPU); the interpreter ignores the option, and the compile checks look
+    # for FMAs only in kernels launched with it off: every launch must turn it off.
+    calls = _record_launches_on_meta((2, 8, 12, 16), False, 1)
+    residual = [constexprs for name, constexprs in calls if name in ("_apply_residual_kernel", "_residual_grad_kernel")]
+    assert residual and all(constexprs.get("enable_fp_fusion") is False for constexprs in residual), residual
+
+
+@pytest.mark.skipif(triton_path.triton is None, reason="Triton not importable (CPU-only torch build)")
+def test_a_backward_error_of_a_kernels_run_is_raised_not_handed_to_the_torch_ops(monkeypatch) -> None:
+    # An illegal address or out of memory is not a build error: with a handler (impl="auto")
+    # it is still raised, and the handler is not called (a fallback would hide a broken
+    # context). Meta tensors take forward through the launch logic (`_recording_gpu_launches`).
+    for message in ("an illegal memory access was encountered", "out of memory"):
+        error = RuntimeError(triton_path._CUDA_ERROR + message)
+        assert not triton_path.is_triton_build_error(error), message
+        handled: List[BaseException] = []
+        with _recording_gpu_launches():
+            x = torch.empty((1, 2, 8, 8), device="meta", requires_grad=True)
+            out = triton_path.drop_block_2d_triton(x, 0.1, 3, 3, False, on_backward_build_error=lambda d, e: handled.append(e))
+
+            def fails(*args, **kwargs):
+                raise error
+
+            monkeypatch.setattr(triton_path, "_apply_grad", fails)
+            with pytest.raises(RuntimeError, match=message):
+                out.backward(torch.empty_like(out))
+        assert handled == [], message
+    assert triton_path.is_triton_build_error(RuntimeError(triton_path._CUDA_ERROR + "device kernel image is invalid"))
+
+# The checks of this block run in the interpreter subprocess too (its entry point below comes
+# after every check) and on CUDA: registered here, asserted by the two tests below (the
+# parametrized tests above were collected from CHECKS before this block).
+_CHECKS_58T = {name[len("check_"):]: fn for name, fn in sorted(globals().items())
+               if name.startswith("check_") and callable(fn) and name[len("check_"):] not in CHECKS}
+CHECKS.update(_CHECKS_58T)
+
+
+@pytest.mark.parametrize("check", sorted(_CHECKS_58T))
+def test_under_triton_interpreter_mutation_58t(interpreter_results: Dict[str, Optional[str]], check: str) -> None:
+    test_under_triton_interpreter(interpreter_results, check)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("check", sorted(_CHECKS_58T))
+def test_compiled_kernels_on_cuda_mutation_58t(check: str) -> None:
+    test_compiled_kernels_on_cuda(check)
+
+
 if __name__ == "__main__":
     interpreting = os.environ.get("TRITON_INTERPRET") == "1"
     if sys.argv[1:] == ["--interpreter-checks"] and interpreting:
@@ -2277,16 +2463,3 @@ if __name__ == "__main__":
             "usage: TRITON_INTERPRET=1 python tests/layers/test_drop_block_triton.py --interpreter-checks\n"
             "       python tests/layers/test_drop_block_triton.py --compile-checks  (TRITON_INTERPRET unset)"
         )
-
-
-# --- coverage audit 55 ---
-def test_drop_block_2d_triton_names_a_non_tensor_a_non_numeric_gamma_and_a_missing_triton(monkeypatch):
-    # Checked before any launch: Triton's own errors for these name no argument.
-    x = torch.zeros(1, 1, 4, 4)
-    with pytest.raises(ValueError, match=r"^x must be a torch\.Tensor, got list$"):
-        triton_path.drop_block_2d_triton([[0.0]], 0.1, 1, 1, True)
-    with pytest.raises(ValueError, match=r"^gamma must be a number in \[0, 1\], got '0\.1'$"):
-        triton_path.drop_block_2d_triton(x, "0.1", 1, 1, True)
-    monkeypatch.setattr(triton_path, "triton", None)
-    with pytest.raises(RuntimeError, match=r"needs Triton, which is not importable here; use impl='torch'"):
-        triton_path.drop_block_2d_triton(x, 0.1, 1, 1, True)
