@@ -543,3 +543,25 @@ def test_a_relative_path_of_a_set_of_ones_own_is_named_with_the_folder_it_is_rea
     finally:
         DatasetCatalog.remove(name)
         MetadataCatalog.remove(name)
+
+
+# --- stop 58 ---
+def test_detectron2s_own_set_registered_under_the_datasets_root_is_not_taken_for_one_of_your_own(tmp_path,
+                                                                                                   monkeypatch):
+    # detectron2 registers its builtin sets of no layout this module knows (LVIS, Cityscapes)
+    # under $DETECTRON2_DATASETS at its import, with their paths in the metadata as one's own
+    # set has them: those are told the datasets root and datasets/README.md, not "correct the
+    # path in the script that registers it" (mutation 58D's D15).
+    from detectron2.data import MetadataCatalog
+
+    json_file = Path(MetadataCatalog.get("lvis_v1_val").json_file)  # <root>/lvis/lvis_v1_val.json
+    if json_file.exists():
+        pytest.skip(f"{json_file} exists here")
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(json_file.parents[1]))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError) as info:
+        check_datasets(["lvis_v1_val"])
+    lines = str(info.value).splitlines()
+    assert lines[0] == f"missing dataset files under {json_file.parents[1]} (DETECTRON2_DATASETS={json_file.parents[1]}):"
+    assert f"  lvis_v1_val: {json_file}" in lines
+    assert not any("registration" in line for line in lines) and lines[-1].startswith("See datasets/README.md")
