@@ -3204,6 +3204,13 @@ def test_a_mapper_reading_rgb_for_a_bgr_model_is_warned_of_naming_both_keys():
         check_lazy_config_before_run(_stock_parts_cfg("dataloader.train.mapper.image_format=RGB",
                                                        "model.input_format=RGB"), check_files=False)
         check_lazy_config_before_run(_stock_parts_cfg(), check_files=False)
+        # Only RGB against BGR is a swap: YUV is no channel order of the two, and a model
+        # without input_format (one of your own) says none.
+        check_lazy_config_before_run(_stock_parts_cfg("dataloader.train.mapper.image_format=YUV-BT.601"),
+                                     check_files=False)
+        cfg = _stock_parts_cfg("dataloader.train.mapper.image_format=RGB")
+        del cfg.model.input_format
+        check_lazy_config_before_run(cfg, check_files=False)
 
 
 # --- ROI pooler levels (session 57) ---
