@@ -1858,6 +1858,9 @@ def test_oks_sigmas_that_do_not_fit_the_keypoint_head_are_refused_before_the_run
         check("TEST.KEYPOINT_OKS_SIGMAS", "[0.05, 0.05]")
     with pytest.raises(ValueError, match=re.escape("TEST.KEYPOINT_OKS_SIGMAS=[0.05, 0.0, 0.05]: expected one positive")):
         check("TEST.KEYPOINT_OKS_SIGMAS", "[0.05, 0.0, 0.05]")
+    for sigmas in ("[0.05, None]", "[0.05, '0.05']", "[0.05, True]"):  # each its own message, not a TypeError
+        with pytest.raises(ValueError, match=re.escape(f"TEST.KEYPOINT_OKS_SIGMAS={sigmas}: expected one positive")):
+            check("TEST.KEYPOINT_OKS_SIGMAS", sigmas)
     check("TEST.KEYPOINT_OKS_SIGMAS", "[0.05, 0.05]", "DATASETS.TEST", "()")  # nothing evaluated by them
     # A set of 5 keypoints of one's own, whose metadata names none: COCO's 17 sigmas do not fit.
     with pytest.raises(ValueError, match=re.escape(
