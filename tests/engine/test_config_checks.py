@@ -2474,3 +2474,26 @@ def test_a_fixed_gamma_schedule_with_gamma_zero_is_named_by_key():
         check_lr_scheduler(synthetic_cfg(*fixed, "SOLVER.GAMMA", "0.0"))
     check_lr_scheduler(synthetic_cfg(*fixed, "SOLVER.GAMMA", "0.5"))
     check_lr_scheduler(synthetic_cfg("SOLVER.GAMMA", "0.0"))  # a multi-step schedule may drop to 0
+
+
+# --- stop 58 ---
+def test_an_evaluation_does_not_judge_the_keypoints_of_the_training_sets_it_does_not_read(
+        metadata_only_sets, keypoint_set, tmp_path):
+    # --eval-only reads DATASETS.TEST alone: a DATASETS.TRAIN set of 5 keypoints under a head
+    # of 17 is refused for a training, not for an evaluation of a 17-keypoint test set
+    # (mutation 57's N3).
+    from detectron2.data import DatasetCatalog
+
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.config_checks import check_config_before_run
+
+    coco5 = metadata_only_sets[0]
+    DatasetCatalog.register(coco5, lambda: [])
+    try:
+        cfg = rcnn_cfg("MODEL.KEYPOINT_ON", "True", "DATASETS.TRAIN", f"('{coco5}',)", "DATASETS.TEST",
+                       f"('{keypoint_set}',)", "SOLVER.MAX_ITER", "2", "OUTPUT_DIR", str(tmp_path))
+        check_config_before_run(cfg, train=False, check_weights=False, check_files=False)
+        with pytest.raises(ValueError, match=re.escape(f"DATASETS.TRAIN set '{coco5}' has 5 keypoints")):
+            check_config_before_run(cfg, check_weights=False, check_files=False)
+    finally:
+        DatasetCatalog.remove(coco5)
