@@ -1438,3 +1438,46 @@ def test_the_warnings_robustness_shows_before_its_log_exists_are_written_into_it
     assert log.index("UserWarning: shown at load 1") < log.index("switched on at inference") < log.index(
         "UserWarning: shown at load 2")
     assert log.count("UserWarning: shown at load") == 2
+
+
+# --- mutation 58A ---
+def test_every_regularizer_is_switched_on_and_every_keep_prob_below_1_gets_each_seed():
+    # A model has many regularizers (each ResNet block's): all are on at the evaluated
+    # keep_prob, all are back at their own targets afterwards; and only keep_prob 1.0, the
+    # deterministic one, is evaluated once (0.99 is a curve point with its seed spread).
+    from collections import OrderedDict
+
+    from dropblock_det.analysis import evaluate_with_dropblock_at_inference
+    from dropblock_det.layers import DropBlock2d
+
+    net = nn.Sequential(OrderedDict(conv=nn.Conv2d(1, 4, 3, padding=1), first=DropBlock2d(keep_prob=0.9, block_size=3),
+                                    second=DropBlock2d(keep_prob=0.8, block_size=3)))
+    seen = []
+
+    def evaluate(model):
+        seen.append([(m.training, m.keep_prob) for m in (model.first, model.second)])
+        return {"v": 0.0}
+
+    curves = evaluate_with_dropblock_at_inference(net, evaluate, [1.0, 0.99, 0.5], [0, 1], lambda r: r["v"])
+    assert {kp: len(v) for kp, v in curves.items()} == {1.0: 1, 0.99: 2, 0.5: 2}
+    assert seen[1:] == [[(True, 0.99)] * 2] * 2 + [[(True, 0.5)] * 2] * 2
+    assert [(m.training, m.keep_prob) for m in (net.first, net.second)] == [(False, 0.9), (False, 0.8)]
+
+
+def test_robustness_table_has_a_row_for_a_keep_prob_only_a_later_model_was_evaluated_at():
+    from dropblock_det.analysis import format_robustness_table
+
+    table = format_robustness_table({"baseline": {1.0: [2.0]}, "DropBlock": {1.0: [4.0], 0.8: [3.0]}}, "AP")
+    rows = [line.split() for line in table.splitlines()]
+    assert rows[2] == ["0.80", "-", "3.00", "+-", "0.00", "(n=1)"]
+
+
+def test_sweep_cells_keep_the_order_given_and_each_keep_prob_has_its_own_folder(tmp_path):
+    # The cells train block_size-major in the order the flags give them; each keep_prob's
+    # folder names it to 6 significant digits: two-decimal names would put 0.971 and 0.974 in
+    # one folder, the second resuming the first's training as its own.
+    from dropblock_det.analysis import sweep_cell_dir, sweep_cells
+
+    assert sweep_cells([5, 3], [0.9, 0.8]) == [(5, 0.9), (5, 0.8), (3, 0.9), (3, 0.8)]
+    folders = [sweep_cell_dir(str(tmp_path), 3, kp) for kp in (0.9, 0.971, 0.974, 0.975)]
+    assert [os.path.basename(f) for f in folders] == ["b3_kp0.9", "b3_kp0.971", "b3_kp0.974", "b3_kp0.975"]

@@ -187,3 +187,17 @@ def test_a_folder_given_for_a_checkpoint_is_named_as_a_folder_not_as_missing(tmp
                                                 rf"file: {run} "):
         tool.main(["--checkpoint", str(gone), "--checkpoint", f"{run}:R"] + argv + TINY_OPTS)
     assert not (tmp_path / "out").exists()
+
+
+# --- mutation 58A ---
+def test_a_sweep_csv_row_with_more_fields_than_its_header_is_named_by_file_and_line(tmp_path):
+    # A field too many (a comma in a hand edit, two rows run together) shifts what each column
+    # reads: the row is refused as one cut short is, not taken for its cell's result.
+    from dropblock_det.analysis import SweepMismatchError, read_sweep_csv, run_sweep
+
+    run_sweep([(1, 0.8), (3, 0.8)], lambda b, kp, cfg, resume: 1.0, tmp_path / "sweep.csv", log=lambda m: None,
+              cell_config=lambda b, kp: _config(tmp_path, b, kp))
+    lines = (tmp_path / "sweep.csv").read_text().splitlines()
+    (tmp_path / "sweep.csv").write_text("\n".join(lines[:2] + [lines[2] + ",0.5"]) + "\n")
+    with pytest.raises(SweepMismatchError, match=r"sweep\.csv, line 3: cannot read this row \(7 fields\)"):
+        read_sweep_csv(tmp_path / "sweep.csv")
