@@ -426,3 +426,67 @@ def test_do_test_logs_the_results_in_detectron2s_copypaste_format(monkeypatch):
     cfg = lazy_cfg(SYNTHETIC)
     cfg.dataloader.evaluator = L(DatasetEvaluator)()
     assert lazy.do_test(cfg, torch.nn.Identity()) == results and printed == [results]
+
+
+# --- mutation 58L ---
+def test_do_train_wraps_the_model_for_ddp_with_train_ddp_and_trains_the_wrapped_model(tmp_path, monkeypatch):
+    # In one process create_ddp_model returns the model as it is, so dropping the wrapping
+    # (or train.ddp's broadcast_buffers / find_unused_parameters) passed every test: a
+    # multi-GPU run trained each process's copy apart, or failed on an unused parameter.
+    from detectron2.engine import SimpleTrainer
+
+    from conftest import tiny_synthetic_datasets
+    from dropblock_det.engine import lazy
+
+    wrapped, started = [], []
+
+    def create_ddp_model(model, **kwargs):
+        wrapper = torch.nn.Module()
+        wrapper.module = model
+        wrapped.append((model, kwargs, wrapper))
+        return wrapper
+
+    monkeypatch.setattr(lazy, "create_ddp_model", create_ddp_model)
+    monkeypatch.setattr(SimpleTrainer, "train", lambda self, start, end: started.append(self))
+    with tiny_synthetic_datasets(tmp_path / "datasets"):
+        cfg = lazy_cfg(SYNTHETIC, "model.head.conv_dims=[64]", "dataloader.train.total_batch_size=2",
+                       "dataloader.train.num_workers=0", f"train.output_dir={tmp_path / 'run'}", "train.max_iter=3",
+                       "train.ddp.find_unused_parameters=True")
+        lazy.do_train(cfg)
+    ((model, kwargs, wrapper),) = wrapped
+    assert kwargs == {"broadcast_buffers": False, "find_unused_parameters": True, "fp16_compression": False}
+    (trainer,) = started
+    assert trainer.model is wrapper
+    # The optimizer holds the parameters of the model inside (as detectron2's loop builds it).
+    assert {id(p) for g in trainer.optimizer.param_groups for p in g["params"]} == {id(p) for p in model.parameters()}
+
+
+def test_a_resumed_lazy_run_continues_from_the_checkpoints_iteration_with_its_optimizer_state(tmp_path, monkeypatch):
+    # A resume that loaded the weights but not the trainer's state (SGD's momentum, the
+    # iteration) restarted the momentum from zero mid-run; the tool's end-to-end test reads
+    # only the iterations and the LR.
+    from detectron2.engine import SimpleTrainer
+
+    from conftest import tiny_synthetic_datasets
+    from dropblock_det.engine.lazy import do_train
+
+    opts = ["model.head.conv_dims=[64]", "dataloader.train.total_batch_size=2", "dataloader.train.num_workers=0",
+            "dataloader.train.mapper.augmentations.0.short_edge_length=[64]",
+            "dataloader.train.mapper.augmentations.0.max_size=64", f"train.output_dir={tmp_path / 'run'}"]
+    with tiny_synthetic_datasets(tmp_path / "datasets"):
+        cfg = lazy_cfg(SYNTHETIC, *opts, "train.max_iter=2")
+        del cfg.dataloader.evaluator
+        do_train(cfg)
+        saved = torch.load(tmp_path / "run" / "model_final.pth", map_location="cpu", weights_only=False)
+        assert saved["iteration"] == 1
+        started = []
+        monkeypatch.setattr(SimpleTrainer, "train", lambda self, start, end: started.append((self, start, end)))
+        cfg = lazy_cfg(SYNTHETIC, *opts, "train.max_iter=4")
+        do_train(cfg, resume_from=str(tmp_path / "run" / "model_final.pth"))
+    ((trainer, start, end),) = started
+    assert (start, end) == (2, 4)
+    state, saved_state = trainer.optimizer.state_dict()["state"], saved["trainer"]["optimizer"]["state"]
+    assert state and sorted(state) == sorted(saved_state)
+    for index, buffers in saved_state.items():
+        for name, value in buffers.items():
+            assert torch.equal(state[index][name], value), (index, name)
