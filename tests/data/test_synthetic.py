@@ -790,3 +790,17 @@ def test_a_manifest_whose_file_list_is_no_list_lists_no_file_to_remove(tmp_path,
     make_synthetic_detection(tmp_path, **TINY_DET)
     assert json.loads((folder / "manifest.json").read_text()) == recorded
     assert (folder / "t").read_text() == "the user's"
+
+
+# --- mutation 58L ---
+def test_detection_annotation_ids_are_unique_and_from_one_and_no_box_is_a_crowd(tmp_path):
+    # pycocotools' COCOeval marks a detection matched by the id of its ground truth, 0 meaning
+    # unmatched: an annotation id 0 scored its true positive as a false one, and a crowd box
+    # is ignored. Only the golden-bytes test caught either.
+    folder = make_synthetic_detection(tmp_path, **TINY_DET)
+    for split in ("train", "val"):
+        coco = json.loads((folder / f"annotations/instances_{split}.json").read_text())
+        for items in (coco["images"], coco["annotations"], coco["categories"]):
+            ids = [item["id"] for item in items]
+            assert len(set(ids)) == len(ids) and min(ids) >= 1
+        assert {ann["iscrowd"] for ann in coco["annotations"]} == {0}
