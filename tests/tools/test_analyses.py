@@ -1481,3 +1481,29 @@ def test_sweep_cells_keep_the_order_given_and_each_keep_prob_has_its_own_folder(
     assert sweep_cells([5, 3], [0.9, 0.8]) == [(5, 0.9), (5, 0.8), (3, 0.9), (3, 0.8)]
     folders = [sweep_cell_dir(str(tmp_path), 3, kp) for kp in (0.9, 0.971, 0.974, 0.975)]
     assert [os.path.basename(f) for f in folders] == ["b3_kp0.9", "b3_kp0.971", "b3_kp0.974", "b3_kp0.975"]
+
+
+# --- mutation 58R ---
+def test_training_curves_plot_training_records_only_and_title_the_ap_key_asked_for(tmp_path, monkeypatch):
+    # metrics.json interleaves evaluation-only records (no losses) with the training ones: the
+    # curves are the training records' alone, and the title gives the AP of the key asked for
+    # (`<first set>/bbox/AP` with several test sets), not bbox/AP.
+    import matplotlib.pyplot as plt
+
+    from dropblock_det.analysis import KEEP_PROB_KEY, plot_training_curves
+
+    drawn = []
+    real_close = plt.close
+    monkeypatch.setattr(plt, "close", drawn.append)
+    records = [{"iteration": 0, "total_loss": 2.0, "loss_cls": 1.5, KEEP_PROB_KEY: 1.0},
+               {"iteration": 1, "bbox/AP": 99.0},
+               {"iteration": 1, "total_loss": 1.0, "loss_cls": 0.5, KEEP_PROB_KEY: 0.9},
+               {"iteration": 4, "val/bbox/AP": 12.5}]
+    assert plot_training_curves(records, tmp_path / "curves.png", ap_key="val/bbox/AP") == tmp_path / "curves.png"
+    (fig,) = drawn
+    ax_loss, ax_kp = fig.axes
+    curves = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in ax_loss.get_lines()}
+    assert curves == {"loss_cls": ([0, 1], [1.5, 0.5]), "total_loss": ([0, 1], [2.0, 1.0])}
+    assert [(list(line.get_xdata()), list(line.get_ydata())) for line in ax_kp.get_lines()] == [([0, 1], [1.0, 0.9])]
+    assert [t.get_text() for t in fig.texts] == ["final val/bbox/AP = 12.50"]  # the suptitle
+    real_close(fig)
