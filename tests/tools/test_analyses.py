@@ -1507,3 +1507,23 @@ def test_training_curves_plot_training_records_only_and_title_the_ap_key_asked_f
     assert [(list(line.get_xdata()), list(line.get_ydata())) for line in ax_kp.get_lines()] == [([0, 1], [1.0, 0.9])]
     assert [t.get_text() for t in fig.texts] == ["final val/bbox/AP = 12.50"]  # the suptitle
     real_close(fig)
+
+
+def test_a_csv_row_whose_keep_prob_shares_the_asked_cells_folder_is_that_cell_and_refused(tmp_path):
+    # A row of keep_prob 0.9000001 (folder b3_kp0.9) is cell (3, 0.9)'s row: a rerun asking for
+    # 0.9 is refused as another configuration, even with the folder deleted, rather than
+    # training 0.9 beside it (two rows, two heatmap columns, for one folder).
+    from dropblock_det.analysis import SweepMismatchError, run_sweep
+
+    trained = []
+
+    def sweep(cells):
+        return run_sweep(cells, lambda b, kp, cfg, resume: trained.append((b, kp)) or kp, tmp_path / "sweep.csv",
+                         log=lambda m: None, cell_config=lambda b, kp: _fake_config(tmp_path, b, kp))
+
+    sweep([(3, 0.9000001)])
+    shutil.rmtree(tmp_path / "b3_kp0.9")
+    with pytest.raises(SweepMismatchError, match=r"block_size=3 keep_prob=0\.9: its row in .*sweep\.csv was made by "
+                                                 r"another configuration"):
+        sweep([(3, 0.9)])
+    assert trained == [(3, 0.9000001)] and not (tmp_path / "b3_kp0.9").exists()
