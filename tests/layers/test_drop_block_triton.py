@@ -2450,6 +2450,14 @@ def test_compiled_kernels_on_cuda_mutation_58t(check: str) -> None:
     test_compiled_kernels_on_cuda(check)
 
 
+# --- mutation 58R ---
+def test_parse_launch_sizes_reads_defaults_with_the_spaces_a_command_line_leaves_around_it() -> None:
+    # bench_dropblock's variants split at ';': "tile_units=512; defaults" hands " defaults" over,
+    # the defaults (spaces are read around entries too), not an entry without '='.
+    for text in (" defaults", "defaults\n", " defaults "):
+        assert triton_path.parse_launch_sizes(text) == {}, repr(text)
+
+
 if __name__ == "__main__":
     interpreting = os.environ.get("TRITON_INTERPRET") == "1"
     if sys.argv[1:] == ["--interpreter-checks"] and interpreting:
