@@ -33,8 +33,8 @@ from dropblock_det.engine.checkpoint import (  # noqa: E402
     last_checkpoint,
     load_checkpoint_strict,
 )
-from dropblock_det.engine.lazy import build_lazy_model, do_test, do_train  # noqa: E402
 from dropblock_det.engine.config_checks import checked_device  # noqa: E402
+from dropblock_det.engine.lazy import build_lazy_model, do_test, do_train  # noqa: E402
 from dropblock_det.engine.lazy_config_checks import (  # noqa: E402
     check_lazy_checkpoint,
     check_lazy_config_before_run,

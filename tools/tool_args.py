@@ -493,9 +493,10 @@ def launch_tool(main: Callable[[Any], Any], args: argparse.Namespace,
     other processes above it.
 
     `check_first(args)`: what every process's checks begin with and what depends on nothing
-    of a process's (loading the config file and its opts), run in this process before
-    several are started, so that a config that does not load is refused at once, not after
-    each process has imported torch and detectron2 to read the same file."""
+    of a process's (loading the config file and its opts; the tools' also a training's
+    device against the process count), run in this process before several are started, so
+    that a config that does not load is refused at once, not after each process has
+    imported torch and detectron2 to read the same file."""
     from detectron2.engine import default_argument_parser, launch
 
     from dropblock_det.engine.trainer import check_launch_processes

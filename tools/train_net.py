@@ -152,7 +152,7 @@ def check_before_launch(args) -> None:
     """What each launched process's `setup` checks first that depends on nothing of that
     process's: the config loads, and a training's MODEL.DEVICE can be put in detectron2's
     DistributedDataParallel in --num-gpus x --num-machines processes. Refused here, once,
-    instead of in every process after it has imported torch and detectron2 (~15 s)."""
+    instead of in every process after it has imported torch and detectron2."""
     cfg = load_config(args.config_file, args.opts)
     if not args.eval_only:
         check_training_processes_device(cfg, checked_device("MODEL.DEVICE", cfg.MODEL.DEVICE),
