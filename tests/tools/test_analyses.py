@@ -1080,17 +1080,24 @@ def test_a_cell_record_that_cannot_be_read_is_named_and_nothing_trains(tmp_path,
     assert _files(tmp_path) == before
 
 
-def test_a_row_whose_keep_prob_has_more_digits_than_its_folder_is_checked_as_written(tmp_path):
-    # The CSV's rows outside the grid are checked with the config of their keep_prob as
-    # written (0.12345678), not as the folder rounds it (0.123457): that config's fingerprint
-    # is another, and a rerun with a new cell was refused as "another configuration".
+def _recording_sweep(tmp_path, trained):
+    """run_sweep of some cells into tmp_path/sweep.csv with _fake_config's cells, whose
+    training appends (block_size, keep_prob) to `trained` and reports keep_prob as its AP."""
     from dropblock_det.analysis import run_sweep
-
-    trained = []
 
     def sweep(cells):
         return run_sweep(cells, lambda b, kp, cfg, resume: trained.append((b, kp)) or kp, tmp_path / "sweep.csv",
                          log=lambda m: None, cell_config=lambda b, kp: _fake_config(tmp_path, b, kp))
+
+    return sweep
+
+
+def test_a_row_whose_keep_prob_has_more_digits_than_its_folder_is_checked_as_written(tmp_path):
+    # The CSV's rows outside the grid are checked with the config of their keep_prob as
+    # written (0.12345678), not as the folder rounds it (0.123457): that config's fingerprint
+    # is another, and a rerun with a new cell was refused as "another configuration".
+    trained = []
+    sweep = _recording_sweep(tmp_path, trained)
 
     sweep([(3, 0.12345678)])
     assert sweep([(5, 0.8)]) == {(5, 0.8): 0.8}
@@ -1513,13 +1520,10 @@ def test_a_csv_row_whose_keep_prob_shares_the_asked_cells_folder_is_that_cell_an
     # A row of keep_prob 0.9000001 (folder b3_kp0.9) is cell (3, 0.9)'s row: a rerun asking for
     # 0.9 is refused as another configuration, even with the folder deleted, rather than
     # training 0.9 beside it (two rows, two heatmap columns, for one folder).
-    from dropblock_det.analysis import SweepMismatchError, run_sweep
+    from dropblock_det.analysis import SweepMismatchError
 
     trained = []
-
-    def sweep(cells):
-        return run_sweep(cells, lambda b, kp, cfg, resume: trained.append((b, kp)) or kp, tmp_path / "sweep.csv",
-                         log=lambda m: None, cell_config=lambda b, kp: _fake_config(tmp_path, b, kp))
+    sweep = _recording_sweep(tmp_path, trained)
 
     sweep([(3, 0.9000001)])
     shutil.rmtree(tmp_path / "b3_kp0.9")
