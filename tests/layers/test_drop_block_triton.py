@@ -186,12 +186,11 @@ def check_output_and_gradient_are_input_times_keep_times_scale(device: str) -> N
     assert torch.equal(x.grad, _expected_output(torch.ones_like(x), ~_dropped(out)))
 
 
-def check_shared_mask_on_channels_last_x_covers_every_channel_block(device: str) -> None:
-    # `_apply_pixels_kernel` tiles channels by at most 64: with 80 channels (two channel
-    # blocks; the ResNet / FPN maps have 256..2048) every channel, forward and backward, is
-    # x * keep * scale with the sample's one mask.
-    torch.manual_seed(21)
-    x = _positive_input((2, 80, 5, 6), device=device, channels_last=True).requires_grad_(True)
+def _check_shared_mask_on_channels_last_x(device: str, channels: int, seed: int) -> None:
+    """Every channel of a channels_last x with a shared mask, forward and backward, is
+    x * keep * scale with the sample's one mask (`_apply_pixels_kernel`'s channel tiles)."""
+    torch.manual_seed(seed)
+    x = _positive_input((2, channels, 5, 6), device=device, channels_last=True).requires_grad_(True)
     out = triton_path.drop_block_2d_triton(x, 0.1, 2, 2, True)
     keep = ~_dropped(out[:, :1])
     assert (~keep).any() and keep.any(), "nothing or everything dropped"
@@ -200,6 +199,12 @@ def check_shared_mask_on_channels_last_x_covers_every_channel_block(device: str)
     grad = torch.randn(x.shape, device=device)
     out.backward(grad)
     assert torch.equal(x.grad, _expected_output(grad, keep)), "gradient != grad * keep * scale"
+
+
+def check_shared_mask_on_channels_last_x_covers_every_channel_block(device: str) -> None:
+    # `_apply_pixels_kernel` tiles channels by at most 64: with 80 channels (two channel
+    # blocks; the ResNet / FPN maps have 256..2048) every channel is covered.
+    _check_shared_mask_on_channels_last_x(device, 80, seed=21)
 
 
 def check_every_kernel_scales_by_the_references_scale_bit_for_bit(device: str) -> None:
@@ -2387,16 +2392,7 @@ def check_bfloat16_results_round_ties_to_even_as_torch_does(device: str) -> None
 def check_shared_mask_on_channels_last_x_of_6_channels(device: str) -> None:
     # `_apply_pixels_kernel`'s channel tile is a power of two (a Triton block shape) that
     # covers C up to 64: 6 channels (not a power of two; the check above has 80, 3 and 4).
-    torch.manual_seed(22)
-    x = _positive_input((2, 6, 5, 6), device=device, channels_last=True).requires_grad_(True)
-    out = triton_path.drop_block_2d_triton(x, 0.1, 2, 2, True)
-    keep = ~_dropped(out[:, :1])
-    assert (~keep).any() and keep.any(), "nothing or everything dropped"
-    expected = _expected_output(x.detach(), keep)
-    assert torch.equal(out, expected), _count_differing(out, expected)
-    grad = torch.randn(x.shape, device=device)
-    out.backward(grad)
-    assert torch.equal(x.grad, _expected_output(grad, keep)), _count_differing(x.grad, _expected_output(grad, keep))
+    _check_shared_mask_on_channels_last_x(device, 6, seed=22)
 
 
 @pytest.mark.skipif(triton_path.triton is None, reason="Triton not importable (CPU-only torch build)")
