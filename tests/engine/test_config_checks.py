@@ -2497,3 +2497,99 @@ def test_an_evaluation_does_not_judge_the_keypoints_of_the_training_sets_it_does
             check_config_before_run(cfg, check_weights=False, check_files=False)
     finally:
         DatasetCatalog.remove(coco5)
+
+
+# --- stop 59: mutation 57's left survivors (H1, H10, H12, H17, H20, C6, N5) ---
+def test_a_fast_rcnn_is_not_refused_for_the_rpn_head_name_of_an_rpn_it_never_builds():
+    # MODEL.PROPOSAL_GENERATOR.NAME PrecomputedProposals: build_proposal_generator returns None,
+    # so MODEL.RPN.HEAD_NAME is never read (mutation 57's H1 judged it all the same).
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.config_checks import check_model_config
+
+    opts = ["MODEL.PROPOSAL_GENERATOR.NAME", "PrecomputedProposals", "MODEL.LOAD_PROPOSALS", "True"]
+    assert check_model_config(rcnn_cfg(*opts, "MODEL.RPN.HEAD_NAME", "NoSuchRPNHead")).proposal_generator is None
+    with pytest.raises(KeyError, match=r"MODEL\.RPN\.HEAD_NAME='NoSuchRPNHead': not in"):  # an RPN reads it
+        check_model_config(rcnn_cfg("MODEL.RPN.HEAD_NAME", "NoSuchRPNHead"))
+
+
+def test_a_retinanet_on_a_plain_resnet_is_not_refused_for_the_fpn_width_it_never_builds():
+    # Without an FPN the head's convs have the backbone's width (512 here): MODEL.FPN.OUT_CHANNELS
+    # is never read, so GN is not judged against it (mutation 57's H10 did).
+    from conftest import small_retinanet_cfg
+    from dropblock_det.engine.config_checks import check_model_config
+
+    cfg = small_retinanet_cfg()
+    cfg.merge_from_list(["MODEL.META_ARCHITECTURE", "DropBlockRetinaNet", "MODEL.BACKBONE.NAME", "build_resnet_backbone",
+                         "MODEL.RESNETS.OUT_FEATURES", "['res5']", "MODEL.RETINANET.IN_FEATURES", "['res5']",
+                         "MODEL.ANCHOR_GENERATOR.SIZES", "[[32, 64]]", "MODEL.RETINANET.NORM", "GN",
+                         "MODEL.FPN.OUT_CHANNELS", "48", "MODEL.DROPBLOCK.FPN.ENABLED", "False"])
+    model = check_model_config(cfg)
+    assert {m.num_channels for m in model.head.modules() if isinstance(m, torch.nn.GroupNorm)} == {512}
+    cfg.merge_from_list(["MODEL.BACKBONE.NAME", "build_retinanet_resnet_fpn_backbone", "MODEL.RESNETS.OUT_FEATURES",
+                         "['res3', 'res4', 'res5']", "MODEL.RETINANET.IN_FEATURES", "['p3', 'p4', 'p5', 'p6', 'p7']",
+                         "MODEL.ANCHOR_GENERATOR.SIZES", "[[32], [64], [128], [256], [512]]"])
+    with pytest.raises(ValueError, match=r"^MODEL\.FPN\.OUT_CHANNELS=48: NORM 'GN' .*\(MODEL\.RETINANET\.NORM='GN'\)$"):
+        check_model_config(cfg)  # with the FPN it is the head's width
+
+
+def test_a_gn_resnet_under_an_fpn_without_norm_is_not_refused_for_the_fpn_width():
+    # RESNETS.NORM is the ResNet's; an FPN of 48 channels with FPN.NORM '' builds no GroupNorm
+    # (mutation 57's H12 judged the FPN's width under RESNETS.NORM too, naming that key).
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.config_checks import check_model_config
+
+    model = check_model_config(rcnn_cfg("MODEL.RESNETS.NORM", "GN", "MODEL.FPN.OUT_CHANNELS", "48", "MODEL.FPN.NORM", ""))
+    assert {m.num_channels % 32 for m in model.backbone.modules() if isinstance(m, torch.nn.GroupNorm)} == {0}
+    with pytest.raises(ValueError, match=r"^MODEL\.FPN\.OUT_CHANNELS=48: .*\(MODEL\.FPN\.NORM='GN'\)$"):
+        check_model_config(rcnn_cfg("MODEL.RESNETS.NORM", "GN", "MODEL.FPN.OUT_CHANNELS", "48", "MODEL.FPN.NORM", "GN"))
+
+
+def test_a_bottleneck_width_that_gn_cannot_split_is_named_as_groups_times_width():
+    # The bottleneck's conv is NUM_GROUPS x WIDTH_PER_GROUP wide, 2 x 24 = 48 here: the product is
+    # what GN must split (mutation 57's H20 named it WIDTH_PER_GROUP, whose value is 24).
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.config_checks import check_model_config
+
+    cfg = rcnn_cfg("MODEL.RESNETS.DEPTH", "50", "MODEL.RESNETS.RES2_OUT_CHANNELS", "256", "MODEL.RESNETS.NORM", "GN",
+                   "MODEL.RESNETS.NUM_GROUPS", "2", "MODEL.RESNETS.WIDTH_PER_GROUP", "24")
+    with pytest.raises(ValueError, match=r"^MODEL\.RESNETS\.NUM_GROUPS x WIDTH_PER_GROUP=48: NORM 'GN' uses 32 groups"):
+        check_model_config(cfg)
+
+
+def test_a_channel_count_below_one_is_refused_without_blaming_the_norm():
+    # A count of 0 is wrong under any norm: the message is the count's alone (mutation 57's H17
+    # let the norm's check raise it, with the norm's key appended).
+    from dropblock_det.engine.config_checks import check_norm_channels
+
+    for norm in ("", "GN", "BN"):
+        with pytest.raises(ValueError, match=r"^MODEL\.FPN\.OUT_CHANNELS=0: channel counts must be integers >= 1 "
+                                             r"\(0 is not\)$"):
+            check_norm_channels("MODEL.FPN.NORM", norm, {"MODEL.FPN.OUT_CHANNELS": 0})
+    check_norm_channels("MODEL.FPN.NORM", "GN", {"MODEL.FPN.OUT_CHANNELS": 64})
+
+
+def test_cascade_stage_keys_are_not_judged_for_standard_roi_heads_which_never_read_them():
+    # MODEL.ROI_BOX_CASCADE_HEAD is read by CascadeROIHeads alone (mutation 57's C6 judged it for
+    # every ROI head).
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.config_checks import check_model_config
+
+    bad = ["MODEL.ROI_BOX_CASCADE_HEAD.IOUS", "[0.5, 0.6, 1.5]"]
+    assert type(check_model_config(rcnn_cfg(*bad)).roi_heads).__name__ == "StandardROIHeads"
+    with pytest.raises(ValueError, match=re.escape("MODEL.ROI_BOX_CASCADE_HEAD.IOUS=[0.5, 0.6, 1.5]")):
+        check_model_config(_cascade_cfg(*bad))
+
+
+def test_keypoint_counts_are_not_judged_for_a_retinanet_which_has_no_keypoint_head(keypoint_set):
+    # MODEL.KEYPOINT_ON is read by the R-CNN's ROI heads alone; a RetinaNet trained on a person
+    # set with 17 keypoints ignores it (mutation 57's N5 judged NUM_KEYPOINTS against the set).
+    from conftest import rcnn_cfg, small_retinanet_cfg
+    from dropblock_det.engine.config_checks import check_keypoint_counts
+
+    opts = ["MODEL.KEYPOINT_ON", "True", "MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS", "5", "DATASETS.TRAIN",
+            f"('{keypoint_set}',)", "DATASETS.TEST", f"('{keypoint_set}',)"]
+    cfg = small_retinanet_cfg()
+    cfg.merge_from_list(opts)
+    check_keypoint_counts(cfg)
+    with pytest.raises(ValueError, match=r"^MODEL\.ROI_KEYPOINT_HEAD\.NUM_KEYPOINTS=5: DATASETS\.TRAIN set"):
+        check_keypoint_counts(rcnn_cfg(*opts))
