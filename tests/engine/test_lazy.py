@@ -490,3 +490,18 @@ def test_a_resumed_lazy_run_continues_from_the_checkpoints_iteration_with_its_op
     for index, buffers in saved_state.items():
         for name, value in buffers.items():
             assert torch.equal(state[index][name], value), (index, name)
+
+
+# --- stop 59: mutation 58L's Z32 ---
+def test_do_train_runs_the_training_checks_of_the_model_before_the_loader(monkeypatch):
+    # do_train is also called without the tool, which checks the config first: its own build
+    # of the model runs the training-only checks (mutation 58L's Z32 built it with train=False,
+    # and a DropBlock impl='triton' on a device without Triton went on to the data loader).
+    from dropblock_det.engine import lazy
+    from dropblock_det.layers import triton_unavailable_reason
+
+    if not triton_unavailable_reason("cpu"):
+        pytest.skip("Triton's kernels run on this CPU")
+    monkeypatch.setattr(lazy, "build_lazy_train_loader", lambda *args: pytest.fail("the loader was built"))
+    with pytest.raises(ValueError, match=r"model\.backbone\.bottom_up\.res4\.0\.dropblock_conv1: impl='triton'"):
+        lazy.do_train(lazy_cfg(SYNTHETIC, "dropblock.impl=triton", "model.head.conv_dims=[64]"))
