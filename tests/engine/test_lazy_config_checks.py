@@ -3401,3 +3401,42 @@ def test_lazy_anchor_sizes_paired_with_levels_listed_coarsest_first_warn_naming_
     assert not _lazy_anchor_order_warnings(lazy_cfg(SYNTHETIC, *reversed_retinanet,
                                                     "model.anchor_generator.sizes=[[256],[128],[64],[32],[16]]",
                                                     "model.head.num_anchors=3"))
+
+
+# --- stop 59: mutations 57L's N4 and 57Lb's D15 ---
+def test_a_keypoint_heads_count_is_checked_against_every_named_set_not_the_first_alone(tmp_path):
+    # Of the two training sets, the first names no keypoints (its metadata has none); the
+    # second's 5 do not fit a head of 17: a bare IndexError at its first image (mutation 57L's
+    # N4 judged the first set named alone).
+    from detectron2.data import MetadataCatalog
+
+    from conftest import own_coco_set
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
+
+    cfg = _lazy_keypoint_rcnn_cfg(17)
+    cfg.model.roi_heads.num_classes = cfg.model.roi_heads.box_predictor.num_classes = 3  # the synthetic set's
+    with own_coco_set(tmp_path / "hands", "test_lazy_keypoint_count_of_a_second_set",
+                      thing_classes=["circle", "square", "triangle"]) as hands:
+        MetadataCatalog.get(hands).keypoint_names = list("abcde")
+        cfg.dataloader.train.dataset.names = ["synthetic_det_train", hands]
+        with pytest.raises(ValueError, match=r"^model\.roi_heads\.keypoint_head\.num_keypoints=17, but "
+                                             rf"dataloader\.train\.dataset\.names names '{hands}', whose metadata "
+                                             r"keypoint_names has 5 keypoints: set it to 5"):
+            check_lazy_model(cfg, lazy_meta_model(cfg))
+
+
+def test_the_tasks_of_a_users_own_coco_evaluator_subclass_are_judged_too():
+    # A subclass passes its tasks on to COCOEvaluator, which asserts each at the first
+    # evaluation, after the training (mutation 57Lb's D15 judged COCOEvaluator itself alone).
+    from detectron2.config import LazyCall as L
+    from detectron2.evaluation import COCOEvaluator
+
+    from dropblock_det.engine.lazy_config_checks import check_lazy_loader_values
+
+    own = type("OwnCOCOEvaluator", (COCOEvaluator,), {"__module__": __name__})
+    cfg = _stock_parts_cfg()
+    cfg.dataloader.evaluator = L(own)(dataset_name="synthetic_det_val", tasks=["box"], output_dir="out")
+    with pytest.raises(ValueError, match=r"^dataloader\.evaluator\.tasks=\['box'\]: expected a list of 'bbox'"):
+        check_lazy_loader_values(cfg)
+    cfg.dataloader.evaluator.tasks = ["bbox"]
+    check_lazy_loader_values(cfg)
