@@ -281,13 +281,17 @@ def state_dict_problems(model: torch.nn.Module, saved: Dict[str, Any]) -> List[s
     """What keeps the weights `saved` (a state_dict; DistributedDataParallel's "module."
     prefix allowed) from loading strictly into `model`: shape mismatches, missing and
     unexpected keys, each listed by name. Empty when they fit. `model` may be on the meta
-    device."""
+    device. As detectron2's checkpointer (and :func:`load_checkpoint_strict`), it takes a
+    checkpoint of an older detectron2 without the model's own pixel_mean / pixel_std (set
+    from the config) or with its anchor generator's cell_anchors (no longer saved)."""
     saved = {k[len("module."):] if k.startswith("module.") else k: v for k, v in saved.items()}
     expected = model.state_dict()
+    own_buffers = dict(model.named_buffers(recurse=False))
     return _mismatch_problems(
         [(k, saved[k].shape, v.shape) for k, v in expected.items()
          if k in saved and tuple(getattr(saved[k], "shape", ())) != tuple(v.shape)],
-        [k for k in expected if k not in saved], [k for k in saved if k not in expected])
+        [k for k in expected if k not in saved and not (k in ("pixel_mean", "pixel_std") and k in own_buffers)],
+        [k for k in saved if k not in expected and "anchor_generator.cell_anchors" not in k])
 
 
 def _saved_trainer_state(checkpoint: Dict[str, Any]) -> Dict[str, Any]:

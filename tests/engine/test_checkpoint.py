@@ -592,3 +592,39 @@ def test_an_eval_checkpoint_without_a_model_is_only_looked_for(tmp_path):
     path = tmp_path / "model.pth"
     path.write_bytes(b"not a checkpoint")  # never read
     check_eval_checkpoint(None, str(path), "MODEL.WEIGHTS")
+
+
+# --- mutation 59C ---
+def test_an_evaluations_older_detectron2_checkpoint_is_checked_as_the_strict_load_takes_it(tmp_path):
+    # A RetinaNet checkpoint of an older detectron2 holds its anchor generator's cell_anchors
+    # (now non-persistent buffers) and may lack pixel_mean / pixel_std (set from the config):
+    # detectron2's checkpointer ignores both, and the strict load with it. The check before
+    # an --eval-only refused them as "not in model" / "missing in checkpoint".
+    from detectron2.modeling import build_model
+
+    from conftest import small_retinanet_cfg
+    from dropblock_det.engine.checkpoint import (
+        CheckpointMismatchError,
+        check_checkpoint_fits,
+        check_eval_checkpoint,
+        load_checkpoint_strict,
+    )
+
+    model = build_model(small_retinanet_cfg())
+    old = {k: v for k, v in model.state_dict().items() if k not in ("pixel_mean", "pixel_std")}
+    old.update({f"anchor_generator.cell_anchors.{i}": a for i, a in enumerate(model.anchor_generator.cell_anchors)})
+    path = tmp_path / "model_final.pth"
+    torch.save({"model": old, "iteration": 89999}, path)
+    load_checkpoint_strict(model, str(path))
+    check_eval_checkpoint(model, str(path), "MODEL.WEIGHTS")
+    check_checkpoint_fits(model, str(path), "--resume", max_iter=("SOLVER.MAX_ITER", 90001))
+    # Only those: a missing head weight or another stray key is still named.
+    del old["head.cls_score.bias"]
+    old["backbone.extra.weight"] = torch.zeros(1)
+    torch.save({"model": old}, path)
+    with pytest.raises(CheckpointMismatchError, match=r": missing in checkpoint: head\.cls_score\.bias; "
+                                                      r"not in model: backbone\.extra\.weight$"):
+        check_eval_checkpoint(model, str(path), "MODEL.WEIGHTS")
+    with pytest.raises(CheckpointMismatchError, match=r"missing in checkpoint: head\.cls_score\.bias; "
+                                                      r"not in model: backbone\.extra\.weight$"):
+        load_checkpoint_strict(model, str(path))
