@@ -10,8 +10,10 @@ import os
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Tuple
 
+import numpy as np
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.checkpoint.c2_model_loading import align_and_update_state_dicts
 from detectron2.config import CfgNode
 from detectron2.utils.file_io import PathManager
 from fvcore.common.checkpoint import Checkpointer
@@ -410,6 +412,18 @@ def check_resume_optimizer(checkpoint: Dict[str, Any], optimizer: torch.optim.Op
             f"checkpoint ({weights_key}) to change them")
 
 
+def _as_loaded(model: torch.nn.Module, checkpoint: Dict[str, Any]) -> Dict[str, Any]:
+    """The weights of `checkpoint` under the names detectron2's checkpointer loads them by: a
+    file marked "matching_heuristics" (a converted Caffe2 / Detectron model-zoo .pkl, the output
+    of detectron2's convert-torchvision-to-d2.py) is renamed onto the model's keys first."""
+    weights = checkpoint["model"]
+    if not checkpoint.get("matching_heuristics", False):
+        return weights
+    weights = {k: torch.as_tensor(v) if isinstance(v, np.ndarray) else v for k, v in weights.items()}
+    return align_and_update_state_dicts(model.state_dict(), weights,
+                                        c2_conversion=checkpoint.get("__author__", None) == "Caffe2")
+
+
 def check_checkpoint_fits(model: Optional[torch.nn.Module], path: str, what: str, advice: str = "",
                           max_iter: Optional[Tuple[str, int]] = None) -> Dict[str, Any]:
     """The checkpoint at local `path` (`what` loads it: "--resume", a config key) against the
@@ -420,7 +434,7 @@ def check_checkpoint_fits(model: Optional[torch.nn.Module], path: str, what: str
     that resuming would train nothing and only evaluate the earlier model again, overwriting
     the run's config.yaml and predictions. Returns the checkpoint (:func:`read_checkpoint`)."""
     checkpoint = read_checkpoint(path, given_by=what)
-    problems = state_dict_problems(model, checkpoint["model"]) if model is not None else []
+    problems = state_dict_problems(model, _as_loaded(model, checkpoint)) if model is not None else []
     if problems:
         raise CheckpointMismatchError(
             f"{what}: checkpoint {path!r} does not match the model built from the config"

@@ -628,3 +628,26 @@ def test_an_evaluations_older_detectron2_checkpoint_is_checked_as_the_strict_loa
     with pytest.raises(CheckpointMismatchError, match=r"missing in checkpoint: head\.cls_score\.bias; "
                                                       r"not in model: backbone\.extra\.weight$"):
         load_checkpoint_strict(model, str(path))
+
+
+def test_an_evaluations_weights_matched_by_detectron2s_name_heuristics_are_checked_as_loaded(tmp_path):
+    # A .pkl marked "matching_heuristics" (detectron2's convert-torchvision-to-d2.py output, a
+    # converted Caffe2 model) names the weights otherwise than the model: detectron2's
+    # checkpointer matches them by suffix, and the strict load took what the check refused.
+    import pickle
+
+    from dropblock_det.engine.checkpoint import CheckpointMismatchError, check_eval_checkpoint, load_checkpoint_strict
+
+    model = torch.nn.Sequential(torch.nn.Sequential(torch.nn.Linear(3, 2)))
+    converted = tmp_path / "converted.pkl"
+    converted.write_bytes(pickle.dumps({"model": {k[len("0."):]: v.numpy() for k, v in model.state_dict().items()},
+                                        "__author__": "torchvision", "matching_heuristics": True}))
+    load_checkpoint_strict(model, str(converted))
+    check_eval_checkpoint(model, str(converted), "MODEL.WEIGHTS")
+    # What the heuristics cannot match (a shape that differs) is still named, as the strict load names it.
+    other = torch.nn.Sequential(torch.nn.Sequential(torch.nn.Linear(4, 2)))  # 0.0.weight of shape (2, 4)
+    for check in (lambda: check_eval_checkpoint(other, str(converted), "MODEL.WEIGHTS"),
+                  lambda: load_checkpoint_strict(other, str(converted))):
+        with pytest.raises(CheckpointMismatchError, match=r"does not match the model built from the config: "
+                                                          r"missing in checkpoint: 0\.0\.weight; not in model: 0\.weight$"):
+            check()
