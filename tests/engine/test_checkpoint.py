@@ -651,3 +651,35 @@ def test_an_evaluations_weights_matched_by_detectron2s_name_heuristics_are_check
         with pytest.raises(CheckpointMismatchError, match=r"does not match the model built from the config: "
                                                           r"missing in checkpoint: 0\.0\.weight; not in model: 0\.weight$"):
             check()
+
+
+def test_a_checkpoint_saved_again_under_its_name_replaces_the_earlier_one(tmp_path):
+    # A finished run resumed with a larger MAX_ITER saves model_final.pth again: the new one
+    # must replace it (a rename that kept the old file, or left the new one as .tmp, resumed
+    # the next run from the old iteration).
+    from dropblock_det.engine.checkpoint import AtomicCheckpointer, last_checkpoint
+
+    model = torch.nn.Linear(2, 2)
+    checkpointer = AtomicCheckpointer(model, save_dir=str(tmp_path))
+    checkpointer.save("model_final", iteration=4)
+    with torch.no_grad():
+        model.weight.fill_(7.0)
+    checkpointer.save("model_final", iteration=9)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last_checkpoint", "model_final.pth"]
+    saved = torch.load(last_checkpoint(str(tmp_path)), map_location="cpu")
+    assert saved["iteration"] == 9 and bool((saved["model"]["weight"] == 7.0).all())
+
+
+def test_a_truncated_checkpoint_refusal_keeps_torchs_error_as_its_cause(tmp_path):
+    # The traceback a bug report asks for shows torch's own error under the refusal.
+    import io
+
+    from dropblock_det.engine.checkpoint import read_checkpoint
+
+    buffer = io.BytesIO()
+    torch.save({"model": {"w": torch.zeros(1000)}}, buffer)
+    path = tmp_path / "model_final.pth"
+    path.write_bytes(buffer.getvalue()[:200])
+    with pytest.raises(RuntimeError, match=r"^--resume: checkpoint '.*' cannot be read, it is truncated") as refused:
+        read_checkpoint(str(path), given_by="--resume")
+    assert refused.value.__cause__ is not None and "truncated" not in str(refused.value.__cause__)
