@@ -683,3 +683,19 @@ def test_a_truncated_checkpoint_refusal_keeps_torchs_error_as_its_cause(tmp_path
     with pytest.raises(RuntimeError, match=r"^--resume: checkpoint '.*' cannot be read, it is truncated") as refused:
         read_checkpoint(str(path), given_by="--resume")
     assert refused.value.__cause__ is not None and "truncated" not in str(refused.value.__cause__)
+
+
+def test_a_last_checkpoint_written_by_hand_with_a_newline_is_read_as_detectron2_reads_it(tmp_path):
+    # `echo model_0000004.pth > last_checkpoint` (a run put back by hand): detectron2 strips
+    # the line, and so do the name in the refusal and the check of an empty file.
+    from dropblock_det.engine.checkpoint import last_checkpoint
+
+    (tmp_path / "model_0000004.pth").write_bytes(b"PK")
+    (tmp_path / "last_checkpoint").write_text("model_0000004.pth\n")
+    assert last_checkpoint(str(tmp_path)) == str(tmp_path / "model_0000004.pth")
+    (tmp_path / "last_checkpoint").write_text("model_final.pth\n")
+    with pytest.raises(FileNotFoundError, match=r"last_checkpoint names 'model_final.pth', which is not a file"):
+        last_checkpoint(str(tmp_path))
+    (tmp_path / "last_checkpoint").write_text("\n")
+    with pytest.raises(FileNotFoundError, match=r"last_checkpoint is empty: "):
+        last_checkpoint(str(tmp_path))
