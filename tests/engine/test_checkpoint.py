@@ -649,7 +649,8 @@ def test_an_evaluations_weights_matched_by_detectron2s_name_heuristics_are_check
     for check in (lambda: check_eval_checkpoint(other, str(converted), "MODEL.WEIGHTS"),
                   lambda: load_checkpoint_strict(other, str(converted))):
         with pytest.raises(CheckpointMismatchError, match=r"does not match the model built from the config: "
-                                                          r"missing in checkpoint: 0\.0\.weight; not in model: 0\.weight$"):
+                                                          r"missing in checkpoint: 0\.0\.weight; "
+                                                          r"not in model: 0\.weight$"):
             check()
 
 
@@ -699,3 +700,42 @@ def test_a_last_checkpoint_written_by_hand_with_a_newline_is_read_as_detectron2_
     (tmp_path / "last_checkpoint").write_text("\n")
     with pytest.raises(FileNotFoundError, match=r"last_checkpoint is empty: "):
         last_checkpoint(str(tmp_path))
+
+
+def test_a_resume_checkpoint_with_a_wrong_bias_or_missing_norm_statistics_is_refused_naming_them(tmp_path):
+    # Not only 2-d weights: a bias of another length, a BatchNorm's running statistics (buffers,
+    # not parameters) missing, and a dict under "model" that holds a list, not weights.
+    from dropblock_det.engine.checkpoint import CheckpointMismatchError, check_checkpoint_fits
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    saved = dict(model.state_dict(), **{"0.bias": torch.zeros(3)})
+    del saved["1.running_mean"]
+    path = tmp_path / "model_0000004.pth"
+    torch.save({"model": saved, "iteration": 4}, path)
+    with pytest.raises(CheckpointMismatchError, match=r"^--resume: checkpoint '.*' does not match the model built from "
+                                                      r"the config: shape mismatch: 0\.bias \(checkpoint \(3,\) vs model "
+                                                      r"\(2,\)\); missing in checkpoint: 1\.running_mean$"):
+        check_checkpoint_fits(model, str(path), "--resume")
+    torch.save({"model": [1, 2], "iteration": 4}, path)
+    with pytest.raises(RuntimeError, match=r"^--resume: '.*' is not a checkpoint: it holds a list"):
+        check_checkpoint_fits(model, str(path), "--resume")
+
+
+def test_a_resume_is_judged_group_by_group_and_by_every_setting_either_optimizer_has():
+    # torch loads the saved groups in order: two groups of 3 and 5 parameters swapped fail
+    # in its load_state_dict after the data loader is built. Adamax's settings (betas) are
+    # a subset of Adam's (betas, amsgrad), another optimizer all the same. A saved optimizer
+    # without param_groups (not torch's) is not judged.
+    from dropblock_det.engine.checkpoint import check_resume_optimizer
+
+    three, five = ([torch.nn.Parameter(torch.zeros(1)) for _ in range(n)] for n in (3, 5))
+    saved = {"trainer": {"optimizer": torch.optim.SGD([{"params": three}, {"params": five}], lr=0.1).state_dict()}}
+    swapped = torch.optim.SGD([{"params": five}, {"params": three}], lr=0.1)
+    with pytest.raises(ValueError, match=r"holds the optimizer state of 2 parameter groups \(of \[3, 5\] parameters\), "
+                                         r"and this config's optimizer has 2 \(of \[5, 3\]\)"):
+        check_resume_optimizer(saved, swapped, "model_0000004.pth")
+    adamax = {"trainer": {"optimizer": torch.optim.Adamax(three, lr=0.1).state_dict()}}
+    with pytest.raises(ValueError, match=r"another optimizer than this config's Adam \(its settings: betas; "
+                                         r"Adam's: betas, amsgrad\)"):
+        check_resume_optimizer(adamax, torch.optim.Adam(three, lr=0.1), "model_0000004.pth")
+    check_resume_optimizer({"trainer": {"optimizer": {"state": {}}}}, swapped, "model_0000004.pth")
