@@ -67,6 +67,7 @@ def check_stock_model(ours: Any, theirs: Any, weights: str, weights_key: str) ->
         is_url,
         read_checkpoint,
         state_dict_problems,
+        weights_as_loaded,
     )
 
     if ours is not None and theirs is not None:
@@ -76,7 +77,9 @@ def check_stock_model(ours: Any, theirs: Any, weights: str, weights_key: str) ->
                                "parameters: " + "; ".join(problems))
     if not weights or is_url(weights) or theirs is None:
         return False
-    problems = state_dict_problems(theirs, read_checkpoint(weights, given_by=f"{weights_key}={weights!r}")["model"])
+    # As detectron2's checkpointer loads them (a .pkl marked matching_heuristics renamed first).
+    checkpoint = read_checkpoint(weights, given_by=f"{weights_key}={weights!r}")
+    problems = state_dict_problems(theirs, weights_as_loaded(theirs, checkpoint))
     if problems:
         raise CheckpointMismatchError(
             f"{weights_key}={weights!r} does not load strictly into the stock model of "

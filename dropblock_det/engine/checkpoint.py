@@ -412,7 +412,7 @@ def check_resume_optimizer(checkpoint: Dict[str, Any], optimizer: torch.optim.Op
             f"checkpoint ({weights_key}) to change them")
 
 
-def _as_loaded(model: torch.nn.Module, checkpoint: Dict[str, Any]) -> Dict[str, Any]:
+def weights_as_loaded(model: torch.nn.Module, checkpoint: Dict[str, Any]) -> Dict[str, Any]:
     """The weights of `checkpoint` under the names detectron2's checkpointer loads them by: a
     file marked "matching_heuristics" (a converted Caffe2 / Detectron model-zoo .pkl, the output
     of detectron2's convert-torchvision-to-d2.py) is renamed onto the model's keys first."""
@@ -434,7 +434,7 @@ def check_checkpoint_fits(model: Optional[torch.nn.Module], path: str, what: str
     that resuming would train nothing and only evaluate the earlier model again, overwriting
     the run's config.yaml and predictions. Returns the checkpoint (:func:`read_checkpoint`)."""
     checkpoint = read_checkpoint(path, given_by=what)
-    problems = state_dict_problems(model, _as_loaded(model, checkpoint)) if model is not None else []
+    problems = state_dict_problems(model, weights_as_loaded(model, checkpoint)) if model is not None else []
     if problems:
         raise CheckpointMismatchError(
             f"{what}: checkpoint {path!r} does not match the model built from the config"

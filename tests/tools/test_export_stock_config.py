@@ -922,3 +922,22 @@ def test_a_lazy_config_without_an_output_folder_is_exported_without_one(tmp_path
     load_tool("export_stock_config").main(["--config-file", SYNTHETIC_LAZY, "--output", str(tmp_path / "stock.yaml"),
                                            "model.head.norm=''", "train.output_dir=null"])
     assert LazyConfig.load(str(tmp_path / "stock.yaml")).train.output_dir is None
+
+
+# --- stop 59: weights loaded by detectron2's name heuristics (mutation 59C's left item) ---
+def test_weights_marked_matching_heuristics_are_checked_against_the_stock_model_as_detectron2_loads_them(tmp_path):
+    # A .pkl marked "matching_heuristics" (convert-torchvision-to-d2.py's output, a converted
+    # Caffe2 model) names its weights otherwise than the model; detectron2's checkpointer
+    # matches them by suffix. The export judged the names as written and refused it.
+    import pickle
+
+    tool = load_tool("export_stock_config")
+    model = torch.nn.Sequential(torch.nn.Sequential(torch.nn.Linear(3, 2)))
+    converted = tmp_path / "converted.pkl"
+    converted.write_bytes(pickle.dumps({"model": {k[len("0."):]: v.numpy() for k, v in model.state_dict().items()},
+                                        "__author__": "torchvision", "matching_heuristics": True}))
+    assert tool.check_stock_model(None, model, str(converted), "MODEL.WEIGHTS") is True
+    other = torch.nn.Sequential(torch.nn.Sequential(torch.nn.Linear(4, 2)))  # a weight of another shape
+    with pytest.raises(CheckpointMismatchError, match=r"^MODEL\.WEIGHTS=.*converted\.pkl' does not load strictly into "
+                                                      r"the stock model of this config: missing in checkpoint: 0\.0\.weight"):
+        tool.check_stock_model(None, other, str(converted), "MODEL.WEIGHTS")
