@@ -600,3 +600,66 @@ def test_dropblock_stages_none_with_a_configs_stage_scales_is_told_to_give_no_sc
                                           stage_drop_scales=None, drop_path_rate=0.1)
     blocks = [block for stage in stages for block in stage]
     assert sum(type(m).__name__ == "DropPath" for block in blocks for m in block.modules()) == len(blocks) == 8
+
+
+# --- mutation 59R ---
+_STAGES_IN_ORDER = ["stem", "res2", "res3", "res4", "res5"]
+
+
+@pytest.mark.parametrize("freeze_at", [1, 3, 5])
+def test_freeze_at_freezes_the_stem_and_the_stages_stock_freezes_and_no_other(freeze_at):
+    # test_freeze_at_and_out_features_behave_as_stock looks at res2 and res4 only: a FREEZE_AT
+    # off by one that froze res3 (or the stem at FREEZE_AT 0, or not res5 at 5) went through.
+    # With BN the frozen parts also become FrozenBatchNorm2d, as in the stock backbone.
+    cfg = _cfg(RESNET__ENABLED=True, DROP_PATH_RATE=0.1)
+    cfg.MODEL.RESNETS.NORM = "BN"
+    cfg.MODEL.BACKBONE.FREEZE_AT = freeze_at
+    stock = build_resnet_backbone(cfg, INPUT)
+    ours = build_dropblock_resnet_backbone(cfg, INPUT)
+
+    def frozen(model):
+        return [name for name, child in model.named_children() if not any(p.requires_grad for p in child.parameters())]
+
+    assert frozen(ours) == frozen(stock) == _STAGES_IN_ORDER[:freeze_at]
+    stock_norms = {n: type(m).__name__ for n, m in stock.named_modules() if n.endswith("norm")}
+    assert {n: type(m).__name__ for n, m in ours.named_modules() if n.endswith("norm")} == stock_norms
+
+
+def test_freeze_at_zero_leaves_the_stem_trainable():
+    cfg = _cfg()
+    cfg.MODEL.RESNETS.NORM = "BN"
+    backbone = build_dropblock_resnet_backbone(cfg, INPUT)
+    assert all(p.requires_grad for p in backbone.parameters())
+    assert type(backbone.stem.conv1.norm).__name__ == "BatchNorm2d"
+
+
+def test_the_stem_takes_the_channels_of_the_input_shape():
+    # Every other test feeds 3-channel images: a stem built for 3 channels whatever
+    # input_shape says went through (a grayscale or 4-channel model failed at its first forward).
+    cfg = _cfg(RESNET__ENABLED=True)
+    shape = ShapeSpec(channels=1)
+    torch.manual_seed(0)
+    stock = build_resnet_backbone(cfg, shape).eval()
+    torch.manual_seed(0)
+    ours = build_dropblock_resnet_backbone(cfg, shape).eval()
+    assert ours.stem.conv1.in_channels == 1
+    x = torch.randn(1, 1, 32, 32)
+    assert torch.equal(ours(x)["res5"], stock(x)["res5"])
+
+
+def test_groups_on_basic_blocks_are_refused_naming_the_key():
+    # Without the key-named check the plain-argument message ("out_channels=64, num_groups=2")
+    # named no MODEL.RESNETS key.
+    cfg = _cfg(depth=18)
+    cfg.MODEL.RESNETS.NUM_GROUPS = 2
+    with pytest.raises(ValueError, match=r"^MODEL\.RESNETS\.RES2_OUT_CHANNELS=64, MODEL\.RESNETS\.NUM_GROUPS=2: "
+                                         r"ResNet-18 needs 64 and 1"):
+        build_dropblock_resnet_backbone(cfg, INPUT)
+
+
+def test_a_small_drop_path_rate_still_gives_every_block_drop_path():
+    cfg = _cfg(DROP_PATH_RATE=0.005)
+    backbone = build_dropblock_resnet_backbone(cfg, INPUT)
+    drop_paths = [m for n, m in backbone.named_modules() if n.endswith("drop_path")]
+    assert len(drop_paths) == sum(NUM_BLOCKS[18])
+    assert all(m.target_keep_prob == pytest.approx(0.995) for m in drop_paths)
