@@ -75,6 +75,9 @@ def _naming_the_file(path: str, read: Callable[[str], Dict[str, Any]]) -> Dict[s
                 f"weights_only=True (its default since torch 2.6, as detectron2's checkpointer calls it): "
                 f"{refused_global[0]} Save its weights as tensors (torch.save of a dict with the state_dict "
                 f"under 'model'), or as a detectron2 .pkl of numpy arrays") from e
+        if isinstance(e, (PermissionError, IsADirectoryError)):
+            # Nothing was read: the file may be whole (another user's run, a mount read-only to us).
+            raise RuntimeError(f"checkpoint {path!r} cannot be opened ({reason})") from e
         if isinstance(e, (AssertionError, AttributeError, KeyError, TypeError)):
             # The bytes were read: detectron2's reader refused what they hold (a .pyth without
             # 'model_state', a .pkl of a list), which is no damage to the file.

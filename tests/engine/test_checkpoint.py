@@ -739,3 +739,26 @@ def test_a_resume_is_judged_group_by_group_and_by_every_setting_either_optimizer
                                          r"Adam's: betas, amsgrad\)"):
         check_resume_optimizer(adamax, torch.optim.Adam(three, lr=0.1), "model_0000004.pth")
     check_resume_optimizer({"trainer": {"optimizer": {"state": {}}}}, swapped, "model_0000004.pth")
+
+
+# --- stop 59: mutation 59C's left item ---
+@pytest.mark.parametrize("error", [PermissionError(13, "Permission denied"), IsADirectoryError(21, "Is a directory")])
+def test_a_checkpoint_that_cannot_be_opened_is_not_called_truncated_or_corrupt(tmp_path, monkeypatch, error):
+    # A file this user may not read (another user's run folder) was refused as "truncated or
+    # corrupt": nothing was read, and the file may be whole. (Root reads any file, so torch's
+    # reader is made to raise what it raises for another user.)
+    from fvcore.common.checkpoint import Checkpointer
+
+    from dropblock_det.engine.checkpoint import read_checkpoint
+
+    path = tmp_path / "model_final.pth"
+    torch.save({"model": {"w": torch.zeros(1)}}, path)
+
+    def refuse(self, f):
+        raise error
+
+    monkeypatch.setattr(Checkpointer, "_load_file", refuse)
+    with pytest.raises(RuntimeError, match=rf"^MODEL\.WEIGHTS='w': checkpoint '.*model_final\.pth' cannot be opened "
+                                           rf"\({type(error).__name__}: .*\)$") as refused:
+        read_checkpoint(str(path), given_by="MODEL.WEIGHTS='w'")
+    assert refused.value.__cause__ is error
