@@ -453,8 +453,8 @@ def check_json_training_annotations(needed: Mapping[str, Tuple[str, str]],
     for flag, (needs, fix) in needed.items():
         field, what = ANNOTATION_FIELDS[flag]
         for dataset_key, name in datasets:
-            json_file = getattr(MetadataCatalog.get(name), "json_file", None)
-            if isinstance(json_file, str) and coco_json_has_key(json_file, field) is False:
+            if _json_without(MetadataCatalog.get(name), field):
+                json_file = MetadataCatalog.get(name).json_file
                 raise ValueError(
                     f"{needs}, but {dataset_key} names {name!r}, whose json_file {json_file!r} has no {field!r} "
                     f"({what}) in any annotation: give {dataset_key} a dataset with {what}, or {fix}")
@@ -588,6 +588,13 @@ _OPTIMIZER_ERROR_KEYS = (("Nesterov", "SOLVER.NESTEROV"), ("learning rate", "SOL
 _COCO_PERSON_KEYPOINTS = 17
 
 
+def _json_without(metadata: Any, key: str) -> bool:
+    """Whether the dataset of `metadata` was registered with a local COCO json_file that has
+    no `key` ("keypoints", "segmentation") in any annotation (by a scan of the file)."""
+    json_file = getattr(metadata, "json_file", None)
+    return isinstance(json_file, str) and coco_json_has_key(json_file, key) is False
+
+
 def check_keypoint_counts(cfg: CfgNode, keys: Sequence[str] = ("TRAIN", "TEST")) -> None:
     """With MODEL.KEYPOINT_ON, MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS against the keypoint_names
     in the metadata of the DATASETS.<key> sets that have them (detectron2's keypoint sets,
@@ -609,9 +616,11 @@ def check_keypoint_counts(cfg: CfgNode, keys: Sequence[str] = ("TRAIN", "TEST"))
                                  f"{len(names)} keypoints (its metadata keypoint_names); set it to {len(names)}")
     # The COCO evaluator scores each keypoint with its own OKS sigma (build_evaluator passes
     # these; none: COCO's 17 person sigmas). Another count failed its assertion after the
-    # whole inference, and pycocotools took a sigma <= 0 without a word.
+    # whole inference, and pycocotools took a sigma <= 0 without a word. A set whose json_file
+    # has no keypoints at all is not scored on them (build_evaluator leaves the task out).
     coco_sets = [name for name in cfg.DATASETS.TEST
-                 if MetadataCatalog.get(name).get("evaluator_type", None) == "coco"]
+                 if MetadataCatalog.get(name).get("evaluator_type", None) == "coco"
+                 and not _json_without(MetadataCatalog.get(name), "keypoints")]
     sigmas = list(cfg.TEST.KEYPOINT_OKS_SIGMAS)
     if coco_sets and any(not is_real_number(sigma) or not sigma > 0 for sigma in sigmas):
         raise ValueError(f"TEST.KEYPOINT_OKS_SIGMAS={sigmas!r}: expected one positive number per keypoint "

@@ -1862,13 +1862,23 @@ def test_oks_sigmas_that_do_not_fit_the_keypoint_head_are_refused_before_the_run
         with pytest.raises(ValueError, match=re.escape(f"TEST.KEYPOINT_OKS_SIGMAS={sigmas}: expected one positive")):
             check("TEST.KEYPOINT_OKS_SIGMAS", sigmas)
     check("TEST.KEYPOINT_OKS_SIGMAS", "[0.05, 0.05]", "DATASETS.TEST", "()")  # nothing evaluated by them
-    # A set of 5 keypoints of one's own, whose metadata names none: COCO's 17 sigmas do not fit.
-    with pytest.raises(ValueError, match=re.escape(
-            "TEST.KEYPOINT_OKS_SIGMAS=[]: none, so COCO's 17 person sigmas for MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS=5")):
+    # A set of 5 keypoints of one's own, whose metadata names none (and no json_file to scan
+    # for keypoints: a set without any is not scored on them): COCO's 17 sigmas do not fit.
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    own = "test_config_checks_oks_own_keypoints"
+    DatasetCatalog.register(own, list)
+    MetadataCatalog.get(own).set(evaluator_type="coco", thing_classes=["a", "b", "c"])
+    try:
+        with pytest.raises(ValueError, match=re.escape(
+                "TEST.KEYPOINT_OKS_SIGMAS=[]: none, so COCO's 17 person sigmas for MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS=5")):
+            check("MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS", "5", "DATASETS.TRAIN", "('synthetic_det_train',)",
+                  "DATASETS.TEST", f"('{own}',)")
         check("MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS", "5", "DATASETS.TRAIN", "('synthetic_det_train',)",
-              "DATASETS.TEST", "('synthetic_det_val',)")
-    check("MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS", "5", "DATASETS.TRAIN", "('synthetic_det_train',)",
-          "DATASETS.TEST", "('synthetic_det_val',)", "TEST.KEYPOINT_OKS_SIGMAS", str([0.05] * 5))
+              "DATASETS.TEST", f"('{own}',)", "TEST.KEYPOINT_OKS_SIGMAS", str([0.05] * 5))
+    finally:
+        DatasetCatalog.remove(own)
+        MetadataCatalog.remove(own)
 
 
 # --- mutation 57 ---
@@ -2593,3 +2603,27 @@ def test_keypoint_counts_are_not_judged_for_a_retinanet_which_has_no_keypoint_he
     check_keypoint_counts(cfg)
     with pytest.raises(ValueError, match=r"^MODEL\.ROI_KEYPOINT_HEAD\.NUM_KEYPOINTS=5: DATASETS\.TRAIN set"):
         check_keypoint_counts(rcnn_cfg(*opts))
+
+
+def test_oks_sigmas_are_not_judged_for_a_coco_test_set_whose_json_has_no_keypoints(tmp_path):
+    # build_evaluator leaves the keypoint task out where the annotations have no keypoints (a
+    # Keypoint R-CNN --eval-only on a box-only set gets its box AP and a warning): the sigmas
+    # are never read there, and a head of 5 keypoints without sigmas was refused all the same.
+    import json
+
+    from conftest import rcnn_cfg
+    from dropblock_det.engine.config_checks import check_keypoint_counts
+
+    with own_coco_set(tmp_path / "boxes", "test_config_checks_oks_boxes_only") as boxes:
+        cfg = rcnn_cfg("MODEL.KEYPOINT_ON", "True", "MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS", "5", "DATASETS.TRAIN", "()",
+                       "DATASETS.TEST", f"('{boxes}',)")
+        check_keypoint_counts(cfg)
+        # With keypoints in its annotations the set is scored on them, with COCO's 17 sigmas.
+        path = tmp_path / "boxes" / "train.json"
+        coco = json.loads(path.read_text())
+        coco["annotations"][0].update(keypoints=[8, 8, 2] * 5, num_keypoints=5)
+        path.write_text(json.dumps(coco))
+        with pytest.raises(ValueError, match=re.escape(
+                "TEST.KEYPOINT_OKS_SIGMAS=[]: none, so COCO's 17 person sigmas for MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS=5, "
+                f"which the COCO evaluation of DATASETS.TEST '{boxes}' scores one sigma each")):
+            check_keypoint_counts(cfg)
