@@ -1203,14 +1203,15 @@ def _check_roi_head_features(roi_heads: Any, shapes: Dict[str, Any]) -> None:
         scales = [getattr(pooler, "spatial_scale", None) for pooler in poolers or []]
         if poolers is None or None in scales:
             continue  # a pooler of another kind: not looked into
+        # The features' pyramid first, as the yacs check: for features listed coarsest first the
+        # scales that would fit them (coarsest first too) are what the pooler cannot build.
+        check_pooler_levels(key, features, shapes, f"with model.roi_heads.{pooler_name}.scales in their order")
         strides = [shapes[f].stride for f in features]
         if len(scales) != len(strides) or not all(math.isclose(a, 1.0 / b) for a, b in zip(scales, strides)):
             raise ValueError(
                 f"model.roi_heads.{pooler_name}.scales={scales}: the features {key}={features} have strides "
                 f"{strides} (the pooler takes one scale, 1/stride, per feature, in order): set "
                 f"model.roi_heads.{pooler_name}.scales=[{', '.join(f'1.0 / {b}' for b in strides)}]")
-        # The scales fit the features, so the pooler built; its pyramid, as the yacs check.
-        check_pooler_levels(key, features, shapes, f"with model.roi_heads.{pooler_name}.scales in their order")
 
 
 # The layers a head's features can enter first (a mask head without convs starts at its deconv).
@@ -1517,6 +1518,29 @@ def _written_at(message: str, key: str, node: DictConfig, via: str) -> str:
     return f"; it is {written}, read through {through}" if through and written and written != f"{key}.{name}" else ""
 
 
+def _check_pooler_scales_order(key: str, scales: Any, ancestors: List[Tuple[str, DictConfig]]) -> None:
+    """An ROIPooler's `scales` given coarsest first (1/32 ... 1/4), with its features in the
+    same order (p5 ... p2): detectron2's pooler asserted "Sizes of input featuremaps do not form
+    a pyramid!" at the build, naming neither key, and the check of the built model that names
+    the features never ran. ValueError naming the features' key too (where the pooler is an
+    ROI head's `*_pooler`, whose features are its `*_in_features`)."""
+    if (not isinstance(scales, (list, tuple)) or len(scales) < 2
+            or not all(is_real_number(scale) and scale > 0 for scale in scales) or scales[0] >= scales[-1]):
+        return
+    pooler = key.rsplit(".", 1)[-1]
+    features = dict((p, f) for f, p in _ROI_HEAD_POOLERS + (("in_features", "pooler"),)).get(pooler)
+    parent_key, parent = ancestors[-1] if ancestors else ("", None)
+    try:
+        given = _plain(parent.get(features), resolve=True) if features and isinstance(parent, DictConfig) else None
+    except OmegaConfBaseException:
+        given = None  # an interpolation that does not resolve: refused at its own key
+    named = (f" with {parent_key}.{features}={given}" if isinstance(given, list)
+             else f" and {parent_key}.{features}" if features and parent_key else "")
+    raise ValueError(f"{key}.scales={list(scales)}{named}: coarsest level first, where detectron2's ROIPooler "
+                     "takes a pyramid finest first (the largest scale, 1/4 for p2, first): list the features "
+                     "finest first and their scales in the same order")
+
+
 def _check_model_node_values(key: str, node: DictConfig, ancestors: List[Tuple[str, DictConfig]]) -> None:
     """check_lazy_model_values' judgement of the node at `key` (with its `ancestors`, by
     key), by its target."""
@@ -1567,6 +1591,7 @@ def _check_model_node_values(key: str, node: DictConfig, ancestors: List[Tuple[s
     elif issubclass(target, ROIPooler):
         check("output_size", check_pooler_resolution)
         check("pooler_type", check_pooler_type, *_pooler_types(ancestors, given.get("pooler_type")))
+        _check_pooler_scales_order(key, given.get("scales"), ancestors)
     elif issubclass(target, RetinaNet):
         check("focal_loss_gamma", check_focal_loss_gamma)
         check("focal_loss_alpha", check_focal_loss_alpha)

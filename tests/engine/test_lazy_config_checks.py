@@ -3440,3 +3440,37 @@ def test_the_tasks_of_a_users_own_coco_evaluator_subclass_are_judged_too():
         check_lazy_loader_values(cfg)
     cfg.dataloader.evaluator.tasks = ["bbox"]
     check_lazy_loader_values(cfg)
+
+
+# --- stop 59: ROI features listed coarsest first (a carried item of stop 57) ---
+def test_roi_features_and_scales_both_listed_coarsest_first_are_refused_naming_the_features():
+    # box_in_features=[p5, ..., p2] with their scales in the same order: detectron2's ROIPooler
+    # asserted "Sizes of input featuremaps do not form a pyramid!" at the build, and the
+    # refusal named only model.roi_heads.box_pooler (ROIPooler).
+    from conftest import lazy_rcnn_cfg
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model_values
+
+    cfg = lazy_rcnn_cfg()
+    check_lazy_model_values(cfg)  # detectron2's order: p2 first, scale 1/4
+    cfg.model.roi_heads.box_in_features = ["p5", "p4", "p3", "p2"]
+    cfg.model.roi_heads.box_pooler.scales = [1.0 / 32, 1.0 / 16, 1.0 / 8, 1.0 / 4]
+    with pytest.raises(ValueError, match=re.escape(
+            "model.roi_heads.box_pooler.scales=[0.03125, 0.0625, 0.125, 0.25] with model.roi_heads.box_in_features="
+            "['p5', 'p4', 'p3', 'p2']: coarsest level first, where detectron2's ROIPooler takes a pyramid finest "
+            "first")):
+        check_lazy_model_values(cfg)
+
+
+def test_roi_features_listed_coarsest_first_under_the_stock_scales_are_told_to_list_the_features_finest_first():
+    # The scales fit p2 ... p5; the features were told to keep their order and reverse the
+    # scales, which the pooler then refused to build (the test above).
+    from conftest import lazy_rcnn_cfg
+    from dropblock_det.engine.lazy_config_checks import check_lazy_model, lazy_meta_model
+
+    cfg = lazy_rcnn_cfg()
+    cfg.model.roi_heads.box_in_features = ["p5", "p4", "p3", "p2"]
+    with pytest.raises(ValueError, match=re.escape(
+            "model.roi_heads.box_in_features=['p5', 'p4', 'p3', 'p2']: strides [32, 16, 8, 4], where detectron2's "
+            "ROIPooler takes a pyramid, finest first, each stride twice the last (a power of 2): list them finest "
+            "first, ['p2', 'p3', 'p4', 'p5']")):
+        check_lazy_model(cfg, lazy_meta_model(cfg))
