@@ -773,3 +773,55 @@ def test_the_warnings_shown_before_a_log_go_into_the_first_log_that_asks_for_the
     assert (tmp_path / "sweep" / "log.txt").read_text().endswith(
         " dropblock_det.warnings WARNING: UserWarning: shown by the checks\n")
     assert tool_args._shown_before_log_file == []
+
+
+# --- mutation 59T ---
+@pytest.mark.parametrize("rank", [0, 1])
+def test_a_launched_process_keeps_its_warnings_for_log_txt_on_the_main_rank_and_logs_them_on_the_others(
+        tool_args, monkeypatch, rank):
+    # A process a launch spawns runs no run_tool: the main one's warnings reached only the
+    # console, not log.txt; the others' were printed once per process on the console.
+    import logging
+    import warnings
+
+    import detectron2.utils.comm as comm
+
+    def console(*args, **kwargs):
+        pass
+
+    monkeypatch.setattr(warnings, "showwarning", console)  # as a spawned process starts
+    monkeypatch.setattr(tool_args, "_console_showwarning", tool_args._console_showwarning)
+    monkeypatch.setattr(comm, "get_rank", lambda: rank)
+    py_warnings = logging.getLogger("py.warnings")
+    monkeypatch.setattr(py_warnings, "handlers", [])
+    monkeypatch.setattr(py_warnings, "propagate", True)
+    try:
+        shown = tool_args.in_a_launched_process(lambda: warnings.showwarning)
+    finally:
+        logging.captureWarnings(False)  # restores warnings.showwarning as it found it
+        warnings.showwarning = console
+    if rank == 0:
+        assert shown is tool_args._show_and_log_warning
+        assert py_warnings.propagate and py_warnings.handlers == []
+    else:
+        assert shown is not tool_args._show_and_log_warning and shown is not console  # logging's
+        assert not py_warnings.propagate and [type(h) for h in py_warnings.handlers] == [logging.NullHandler]
+
+
+def test_launch_is_given_the_machine_rank_and_machine_count_of_the_command_line(tool_args, monkeypatch):
+    # Each machine of a multi-machine run starts its own ranks: rank 0's on every machine
+    # would wait forever for the others'.
+    import argparse
+
+    import detectron2.engine
+
+    from dropblock_det.engine import trainer
+
+    launched = []
+    monkeypatch.setattr(detectron2.engine, "launch", lambda main, n, **kwargs: launched.append(kwargs))
+    monkeypatch.setattr(trainer, "check_launch_processes", lambda num_gpus, num_machines: None)  # no GPUs here
+    tool_args.launch_tool(lambda args: None, argparse.Namespace(num_gpus=2, num_machines=3, machine_rank=2,
+                                                                dist_url="tcp://10.0.0.1:29500"))
+    assert launched == [dict(num_machines=3, machine_rank=2, dist_url="tcp://10.0.0.1:29500",
+                             args=(argparse.Namespace(num_gpus=2, num_machines=3, machine_rank=2,
+                                                      dist_url="tcp://10.0.0.1:29500"),))]
