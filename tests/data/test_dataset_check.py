@@ -565,3 +565,18 @@ def test_detectron2s_own_set_registered_under_the_datasets_root_is_not_taken_for
     assert lines[0] == f"missing dataset files under {json_file.parents[1]} (DETECTRON2_DATASETS={json_file.parents[1]}):"
     assert f"  lvis_v1_val: {json_file}" in lines
     assert not any("registration" in line for line in lines) and lines[-1].startswith("See datasets/README.md")
+
+
+# --- mutation 59T ---
+def test_cli_without_names_or_a_config_is_refused_not_reported_all_present(tmp_path, capsys):
+    # Nothing to check is a mistaken command line (the names left out), not "all present".
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("check_datasets_cli", REPO / "datasets" / "check_datasets.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--root", str(tmp_path)])
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert "error: give dataset names or --config-file" in captured.err and "all present" not in captured.out

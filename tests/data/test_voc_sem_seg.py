@@ -761,3 +761,19 @@ def test_a_jpeg_that_cannot_be_read_is_named_when_label_sizes_are_checked(tree):
     image.write_bytes(b"not a jpeg")
     with pytest.raises(ValueError, match=rf"corrupt or unreadable image .*{MINI_VOC_TRAIN[0]}\.jpg"):
         prepare_voc_sem_seg(voc, sbd)
+
+
+# --- mutation 59T ---
+def test_cli_reports_a_corrupt_input_file_in_one_line_with_exit_code_1(tree, capsys):
+    # A corrupt label PNG (a ValueError, not an OSError) is the input's fault: one line naming
+    # the file, as a missing folder is, not a traceback.
+    spec = importlib.util.spec_from_file_location("prepare_voc_sem_seg_cli", REPO / "datasets" / "prepare_voc_sem_seg.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    voc, sbd, _ = tree
+    bad = voc / "SegmentationClass" / f"{MINI_VOC_TRAIN[1]}.png"
+    bad.write_bytes(b"not a png at all")
+    assert cli.main(["--voc", str(voc), "--sbd", str(sbd)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: corrupt or unreadable label PNG ") and f"{MINI_VOC_TRAIN[1]}.png" in err
+    assert len(err.splitlines()) == 1
