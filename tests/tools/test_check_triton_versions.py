@@ -128,3 +128,21 @@ def test_a_ptxas_warning_before_its_error_is_not_taken_for_the_reason(tool):
              "ptxas warning : Registers are spilled to local memory in function 'k'\n"
              "ptxas /tmp/k.ptx, line 9; error   : Call has wrong number of parameters\n")
     assert tool._reason(error) == "ptxas: Call has wrong number of parameters"
+
+
+# --- mutation 59G ---
+
+
+def test_install_fetches_triton_alone_into_its_folder_and_reuses_only_a_complete_install(tool, tmp_path, monkeypatch):
+    # --no-deps: the docstring's promise (torch stays the environment's own); a folder an
+    # interrupted pip left without triton/__init__.py is installed again, not used.
+    calls = []
+    monkeypatch.setattr(tool.subprocess, "run", lambda cmd, check: calls.append(cmd))
+    target = tmp_path / "triton-3.3.1"
+    target.mkdir()
+    assert tool.install("3.3.1", tmp_path) == target
+    (cmd,) = calls
+    assert "--no-deps" in cmd and cmd[cmd.index("--target") + 1] == str(target) and cmd[-1] == "triton==3.3.1", cmd
+    (target / "triton").mkdir()
+    (target / "triton" / "__init__.py").write_text("")
+    assert tool.install("3.3.1", tmp_path) == target and len(calls) == 1

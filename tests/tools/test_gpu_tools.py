@@ -108,8 +108,9 @@ def test_gpu_checks_kills_a_step_that_ignores_the_sigterm_at_its_limit(tmp_path)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     bench = (results / "bench.txt").read_text()
     # 2-3 s alone; a loaded machine (a Python 3.13 suite beside three trainings) reported 4 s.
-    # Either way well before the step's own 30 s.
-    assert re.search(r"== bench: exit 137 after (?:[2-9]|1\d) s \(stopped at its 2 s limit: the rest of the 2 s budget; "
+    # Either way well before the step's own 30 s. Under load the import check and the
+    # environment query can take a second of the budget: a 1 s limit then (mutation 59G).
+    assert re.search(r"== bench: exit 137 after (?:[2-9]|1\d) s \(stopped at its [12] s limit: the rest of the 2 s budget; "
                      r"killed, as it did not end on SIGTERM\)", bench), bench
     assert "== train: skipped" in (results / "train.txt").read_text()
     refused = _gpu_checks(results, "--smoke", "bench", KILL_AFTER="0")
@@ -682,3 +683,97 @@ def test_gpu_checks_gives_a_step_15_s_after_the_sigterm_by_default(tmp_path):
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tmp_path / "args").read_text().startswith("-k 15 "), (tmp_path / "args").read_text()
+
+
+# --- mutation 59G ---
+
+
+def test_gpu_checks_gives_timeout_each_steps_reported_limit_and_kill_after(tmp_path):
+    # The limit in a step's header must be the one `timeout` enforces (timeout given what was
+    # left of BUDGET passed every test), and KILL_AFTER must reach it (15 s hard-coded passed
+    # the SIGTERM test, whose timing allows up to 19 s). A stand-in `timeout` records its
+    # arguments; the clock moves 56 s per reading, as in the budget test above.
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "timeout").write_text(f'#!/usr/bin/env bash\necho "$1 $2 $3" >> {tmp_path / "args"}\nexit 0\n')
+    (tmp_path / "bin" / "timeout").chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("OUT", "BUDGET")}
+    env.update(PYTHON=_echo_python(tmp_path), RESULTS=str(tmp_path / "results"), KILL_AFTER="7",
+               PATH=f"{tmp_path / 'bin'}{os.pathsep}{_fake_clock(tmp_path, 56)}")
+    proc = subprocess.run(["bash", str(GPU_CHECKS)], cwd=str(REPO), env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr  # profile and tune: nothing left
+    headers = re.findall(r"^== (\w+): .* \(limit (\d+) s\)$", proc.stdout, re.M)
+    assert headers == [("tests", "200"), ("bench", "120"), ("train", "168")], proc.stdout
+    assert (tmp_path / "args").read_text().splitlines() == [f"-k 7 {limit}" for _, limit in headers]
+
+
+def test_gpu_checks_environment_names_this_python_and_its_gpu_and_no_cuda_stops_the_tests_step(tmp_path):
+    # The real environment query (the tests above stand in for it): environment.txt names
+    # nvidia-smi's GPUs, Python, torch, numpy and which detectron2 ran, and on a machine where
+    # torch sees no CUDA device its line ends as the tests step's check expects (a query
+    # that said only "no CUDA" let the tests step skip every test and pass).
+    import platform
+
+    import detectron2
+    import numpy
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("checks the query's answer on a machine where torch sees no CUDA device")
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "nvidia-smi").write_text('#!/usr/bin/env bash\necho "GPU 0: NVIDIA H200 (UUID: GPU-59)"\n')
+    (tmp_path / "bin" / "nvidia-smi").chmod(0o755)
+    results = tmp_path / "results"
+    proc = _gpu_checks(results, "tests", PATH=f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "== tests: not run: torch sees no CUDA device" in (results / "tests.txt").read_text()
+    environment = (results / "environment.txt").read_text().splitlines()
+    assert environment[1] == "GPU 0: NVIDIA H200 (UUID: GPU-59)", environment
+    assert (f"python {platform.python_version()}, torch {torch.__version__}, triton " in environment[3]
+            and environment[3].endswith(f"detectron2 {detectron2.__version__} ({detectron2.__file__}), "
+                                        f"numpy {numpy.__version__}; no CUDA device")), environment
+
+
+def _detectron2_src(folder):
+    src = folder / "d2"
+    (src / "detectron2").mkdir(parents=True)
+    (src / "setup.py").write_text("ext_modules = ['compiled']\n")
+    (src / "detectron2" / "__init__.py").write_text("")
+    return src
+
+
+def test_prepare_gpu_site_patches_and_builds_a_copy_not_the_users_detectron2_checkout(tmp_path, monkeypatch):
+    prepare = load_tool("prepare_gpu_site")
+    src = _detectron2_src(tmp_path)
+    patched, commands = [], []
+
+    def patch(copy, origin):
+        patched.append((Path(copy), origin))
+        (Path(copy) / "setup.py").write_text("ext_modules = []\n")
+
+    monkeypatch.setattr(prepare, "build_without_compiled_ops", patch)
+    monkeypatch.setattr(prepare, "run", _fake_pip(prepare, commands))
+    prepare.build_detectron2_wheel(src, tmp_path / "wheels")
+    ((copy, origin),) = patched
+    assert copy != src and origin == str(src)
+    assert commands[0][-1] == str(copy), commands  # pip builds the patched copy
+    assert (src / "setup.py").read_text() == "ext_modules = ['compiled']\n"
+
+
+def test_prepare_gpu_site_keeps_the_earlier_site_when_the_new_one_fails(tmp_path, monkeypatch):
+    # The earlier site is replaced only once the new one is complete: a download that fails
+    # (no network) leaves the one that worked.
+    prepare = load_tool("prepare_gpu_site")
+    src = _detectron2_src(tmp_path)
+    dest = tmp_path / "site"
+    (dest / "detectron2").mkdir(parents=True)
+    (dest / prepare.MANIFEST).write_text("Prepared by tools/prepare_gpu_site.py for CPython 3.12 on x86-64 Linux.\n")
+
+    def run(cmd):
+        raise subprocess.CalledProcessError(1, cmd)
+
+    monkeypatch.setattr(prepare, "run", run)
+    monkeypatch.setattr(sys, "argv", ["prepare_gpu_site.py", "--detectron2-src", str(src), "--dest", str(dest)])
+    with pytest.raises(subprocess.CalledProcessError):
+        prepare.main()
+    assert (dest / "detectron2").is_dir() and (dest / prepare.MANIFEST).read_text().startswith("Prepared by")
