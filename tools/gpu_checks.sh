@@ -20,8 +20,9 @@
 # by itself does not get it (its packages are built for the GPU machine's Python). Without
 # detectron2 and dropblock_det importable it stops at once, saying so, instead of failing
 # every step.
-# Each step's output goes to RESULTS (default $OUT, else gpu-results/) as <step>.txt, after
-# environment.txt (versions, GPU, commit or, in a copy without .git, a source fingerprint); an
+# Each step's output goes to RESULTS (default $OUT, else gpu-results/) as <step>.txt, under a
+# first line naming its command and time limit, after environment.txt (the mode, steps and
+# budget asked for, versions, GPU, commit or, in a copy without .git, a source fingerprint); an
 # earlier run's files there move to RESULTS/previous_runs/. A step that fails or runs past
 # its time limit is reported and the next one still runs. All steps together stay within
 # BUDGET seconds (default 560: one 600-second device call, which a 15-minute device lease
@@ -125,6 +126,9 @@ fi
 
 {
   date -u
+  # What was asked: a --smoke run's steps ran CPU-sized commands and measured nothing.
+  if [ "$SMOKE" = 1 ]; then mode="--smoke (a CPU dry run of this script: nothing measured)"; else mode="GPU run"; fi
+  echo "gpu_checks.sh $mode; steps: ${steps[*]}; BUDGET $BUDGET s; KILL_AFTER $KILL_AFTER s"
   nvidia-smi -L 2>/dev/null || echo "nvidia-smi: not available"
   # Which code ran: the commit where this checkout is a git work tree (a copy made without
   # .git is not), and in any case a fingerprint of the source folders' contents.
@@ -178,12 +182,13 @@ for step in "${steps[@]}"; do
     continue
   fi
   limit=$(( left < LIMIT[$step] ? left : LIMIT[$step] ))
-  echo "== $step: ${CMD[$step]} (limit $limit s)"
+  # In the step's file too: on the device only the results folder and the output's tail come back.
+  echo "== $step: ${CMD[$step]} (limit $limit s)" | tee "$RESULTS/$step.txt"
   start=$(date +%s)
   # -v: one line per test as it ends, so a step stopped at its limit still names what ran;
   # -ra: why each test that did not pass was skipped or failed (-rfE left skips unexplained).
   # -k: a process that ignores SIGTERM is killed KILL_AFTER s later.
-  timeout -k "$KILL_AFTER" "$limit" ${CMD[$step]} 2>&1 | tee "$RESULTS/$step.txt"
+  timeout -k "$KILL_AFTER" "$limit" ${CMD[$step]} 2>&1 | tee -a "$RESULTS/$step.txt"
   rc=${PIPESTATUS[0]}
   took=$(( $(date +%s) - start ))
   why=""

@@ -201,7 +201,7 @@ def test_gpu_checks_runs_every_step_on_cuda_in_order_within_its_own_limit(tmp_pa
     started = re.findall(r"^== (\w+): (.*) \(limit (\d+) s\)$", proc.stdout, re.M)
     assert [(step, int(limit)) for step, _, limit in started] == [
         ("tests", 200), ("bench", 120), ("train", 240), ("profile", 90), ("tune", 400)], proc.stdout
-    ran = {step: (tmp_path / f"{step}.txt").read_text().splitlines()[0] for step, _, _ in started}
+    ran = {step: (tmp_path / f"{step}.txt").read_text().splitlines()[1] for step, _, _ in started}
     assert ran["tests"].startswith("ran -m pytest") and ran["tests"].split()[-3:] == ["-m", "cuda", "tests"]
     # -v names each test as it ends (what ran before a stop at the limit), -ra why one skipped.
     assert {"-v", "-ra"} <= set(ran["tests"].split()), ran["tests"]
@@ -544,7 +544,7 @@ def test_gpu_checks_keeps_what_a_step_printed_before_it_was_stopped(tmp_path):
                           timeout=60)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     tune = (tmp_path / "tune.txt").read_text()
-    assert tune.startswith("a row\n") and "== tune: exit 124" in tune, tune
+    assert tune.splitlines()[1] == "a row" and "== tune: exit 124" in tune, tune
 
 
 def test_gpu_checks_leaves_gpu_site_off_the_path_of_a_python_that_imports_the_project_itself(tmp_path):
@@ -554,7 +554,7 @@ def test_gpu_checks_leaves_gpu_site_off_the_path_of_a_python_that_imports_the_pr
     fake = _fake_python(tmp_path, 'echo "PYTHONPATH=$PYTHONPATH"', "torch; NVIDIA H200")
     _bench_in_copy(checkout, fake, tmp_path / "results", unset=("OUT", "PYTHONPATH"))
     bench = (tmp_path / "results" / "bench.txt").read_text()
-    assert bench.splitlines()[0] == f"PYTHONPATH={checkout}", bench
+    assert bench.splitlines()[1] == f"PYTHONPATH={checkout}", bench
 
 
 def test_gpu_checks_names_no_commit_for_a_copy_inside_another_git_work_tree(tmp_path):
@@ -590,8 +590,8 @@ def test_gpu_checks_keeps_a_steps_error_output_in_its_results_file(tmp_path):
     proc = _gpu_checks(tmp_path, "bench", python=str(fake))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     lines = (tmp_path / "bench.txt").read_text().splitlines()
-    assert lines[0] == "RuntimeError: CUDA error: an illegal memory access", lines
-    assert len(lines) == 2 and lines[1].startswith("== bench: exit 1 after"), lines
+    assert lines[1] == "RuntimeError: CUDA error: an illegal memory access", lines
+    assert len(lines) == 3 and lines[2].startswith("== bench: exit 1 after"), lines
 
 
 def _fake_pip(prepare, commands, detectron2_wheel="detectron2-1.0-py3-none-any.whl"):
@@ -728,9 +728,10 @@ def test_gpu_checks_environment_names_this_python_and_its_gpu_and_no_cuda_stops_
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "== tests: not run: torch sees no CUDA device" in (results / "tests.txt").read_text()
     environment = (results / "environment.txt").read_text().splitlines()
-    assert environment[1] == "GPU 0: NVIDIA H200 (UUID: GPU-59)", environment
-    assert (f"python {platform.python_version()}, torch {torch.__version__}, triton " in environment[3]
-            and environment[3].endswith(f"detectron2 {detectron2.__version__} ({detectron2.__file__}), "
+    assert environment[1] == "gpu_checks.sh GPU run; steps: tests; BUDGET 560 s; KILL_AFTER 15 s", environment
+    assert environment[2] == "GPU 0: NVIDIA H200 (UUID: GPU-59)", environment
+    assert (f"python {platform.python_version()}, torch {torch.__version__}, triton " in environment[4]
+            and environment[4].endswith(f"detectron2 {detectron2.__version__} ({detectron2.__file__}), "
                                         f"numpy {numpy.__version__}; no CUDA device")), environment
 
 
@@ -777,3 +778,22 @@ def test_prepare_gpu_site_keeps_the_earlier_site_when_the_new_one_fails(tmp_path
     with pytest.raises(subprocess.CalledProcessError):
         prepare.main()
     assert (dest / "detectron2").is_dir() and (dest / prepare.MANIFEST).read_text().startswith("Prepared by")
+
+
+# --- stop 59: what a results folder says by itself (mutation 59G's smoke-run reading) ---
+def test_gpu_checks_results_name_each_steps_command_and_limit_and_a_smoke_runs_mode(tmp_path):
+    # On the device only the results folder and the output's last 12,000 characters come back:
+    # each step's file opens with its command and limit, and environment.txt says what was asked,
+    # so a --smoke run's "52 skipped ... exit 0" is not read as a GPU pass.
+    proc = _gpu_checks(tmp_path, "bench", "train", python=_echo_python(tmp_path), BUDGET="300", KILL_AFTER="7")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / "bench.txt").read_text().splitlines()[0] == (
+        f"== bench: {_echo_python(tmp_path)} benchmarks/bench_dropblock.py --device cuda (limit 120 s)")
+    assert (tmp_path / "train.txt").read_text().splitlines()[0].startswith("== train: ")
+    environment = (tmp_path / "environment.txt").read_text().splitlines()
+    assert environment[1] == "gpu_checks.sh GPU run; steps: bench train; BUDGET 300 s; KILL_AFTER 7 s", environment
+    proc = _gpu_checks(tmp_path / "smoke", "bench", "--smoke", python=_echo_python(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    environment = (tmp_path / "smoke" / "environment.txt").read_text().splitlines()
+    assert environment[1] == ("gpu_checks.sh --smoke (a CPU dry run of this script: nothing measured); steps: bench; "
+                              "BUDGET 560 s; KILL_AFTER 15 s"), environment
