@@ -797,3 +797,72 @@ def test_gpu_checks_results_name_each_steps_command_and_limit_and_a_smoke_runs_m
     environment = (tmp_path / "smoke" / "environment.txt").read_text().splitlines()
     assert environment[1] == ("gpu_checks.sh --smoke (a CPU dry run of this script: nothing measured); steps: bench; "
                               "BUDGET 560 s; KILL_AFTER 15 s"), environment
+
+
+# --- mutation 59G2 ---
+
+
+def test_gpu_checks_environment_counts_the_tracked_files_changed_since_the_commit(tmp_path):
+    # A commit hash alone would name code that did not run: environment.txt counts the tracked
+    # files changed since it (an edit not committed before the device call), untracked ones
+    # (results, .gpu-site) aside. Only a clean tree's "0" was tested (mutation 59G's G55).
+    checkout = _checkout_copy(tmp_path)
+    (checkout / "notes.txt").write_text("committed\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(checkout)]
+    for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "sources"]):
+        subprocess.run(git + args, check=True)
+    (checkout / "notes.txt").write_text("edited after the commit\n")
+    (checkout / "untracked.txt").write_text("")
+    _bench_in_copy(checkout, _echo_python(tmp_path), tmp_path / "results")
+    environment = (tmp_path / "results" / "environment.txt").read_text()
+    assert re.search(r"^commit [0-9a-f]{40} \(1 tracked files changed since\)$", environment, re.M), environment
+
+
+def test_gpu_checks_environment_keeps_the_queries_error_output(tmp_path):
+    # On the device only the results folder and the output's last 12,000 characters come back:
+    # after a long tests step, a warning or traceback of the environment query survives only in
+    # environment.txt (mutation 59G's G53).
+    fake = tmp_path / "fake-python"
+    fake.write_text('#!/usr/bin/env bash\n[ "$1" = -c ] && exit 0\n'
+                    '[ "$1" = - ] && { cat >/dev/null; echo "UserWarning: CUDA initialization failed" >&2; '
+                    'echo "python 3.12.3, torch 2.11.0; NVIDIA H200"; exit 0; }\necho "ran $*"\n')
+    fake.chmod(0o755)
+    proc = _gpu_checks(tmp_path / "results", "bench", python=str(fake))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    environment = (tmp_path / "results" / "environment.txt").read_text()
+    assert "UserWarning: CUDA initialization failed" in environment, environment
+
+
+def test_prepare_gpu_site_asks_only_for_x86_64_linux_wheels(tmp_path):
+    # The GPU machines are x86-64: pip takes the --platform tags in the order given, so an
+    # aarch64 tag among them could fetch a compiled wheel (pycocotools) that does not load
+    # there; the fake pip of the tests above makes wheels whatever the tags (mutation 59G's P5).
+    prepare = load_tool("prepare_gpu_site")
+    options = prepare.target_options("3.12")
+    platforms = [options[i + 1] for i, option in enumerate(options) if option == "--platform"]
+    assert platforms and all(re.fullmatch(r"manylinux(_2_\d+|1|2010|2014)_x86_64", p) for p in platforms), platforms
+
+
+def test_prepare_gpu_site_prepares_every_implementation_bench_dropblock_compares(tmp_path):
+    # bench_dropblock.py imports the other implementations only when installed and otherwise
+    # prints "not installed, row skipped" and exits 0: one the GPU image lacks must be in
+    # .gpu-site, or the GPU table loses its row with no failure (the README compares against the
+    # `dropblock` package; mutation 59G's P9). timm came with the last GPU image (H200,
+    # 2026-12-04), which prepare_gpu_site's docstring does not promise: left to the image here.
+    import ast
+
+    prepare = load_tool("prepare_gpu_site")
+    tree = ast.parse((REPO / "benchmarks" / "bench_dropblock.py").read_text())
+    optional = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try) and any(isinstance(h.type, ast.Name) and h.type.id == "ImportError"
+                                             for h in node.handlers):
+            for statement in node.body:
+                if isinstance(statement, ast.ImportFrom):
+                    optional.add(statement.module.split(".")[0])
+                elif isinstance(statement, ast.Import):
+                    optional.update(alias.name.split(".")[0] for alias in statement.names)
+    assert {"dropblock", "torchvision"} <= optional, optional  # the parse found bench's optional imports
+    image = {"torch", "triton", "torchvision", "timm"}
+    prepared = {re.split(r"[<>=]", r)[0] for r in prepare.WHEELS + prepare.SDISTS}
+    assert optional - image - prepared == set(), (optional, prepared)
