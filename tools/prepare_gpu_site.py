@@ -8,7 +8,9 @@
 
 The GPU machine is assumed to have a CUDA PyTorch image's `python3`: torch, Triton,
 torchvision, numpy, Pillow, matplotlib, scipy, tensorboard, tabulate, tqdm, PyYAML,
-portalocker, pytest and hypothesis, but no detectron2 and no package registry. This script
+portalocker, pytest, hypothesis and timm (the 2026-12-04 H200 image had it; without it
+`bench_dropblock.py` prints "row skipped" for timm's rows and goes on), but no detectron2
+and no package registry. This script
 runs where the registry is reachable and fills DEST (default `.gpu-site`, git-ignored), a
 folder that `tools/gpu_checks.sh` puts first on PYTHONPATH, with:
 
