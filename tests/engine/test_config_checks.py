@@ -1868,7 +1868,7 @@ def test_oks_sigmas_that_do_not_fit_the_keypoint_head_are_refused_before_the_run
 
     own = "test_config_checks_oks_own_keypoints"
     DatasetCatalog.register(own, list)
-    MetadataCatalog.get(own).set(evaluator_type="coco", thing_classes=["a", "b", "c"])
+    MetadataCatalog.get(own).set(evaluator_type="coco", thing_classes=["circle", "square", "triangle"])
     try:
         with pytest.raises(ValueError, match=re.escape(
                 "TEST.KEYPOINT_OKS_SIGMAS=[]: none, so COCO's 17 person sigmas for MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS=5")):
