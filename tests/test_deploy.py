@@ -745,3 +745,53 @@ def test_lazy_stock_config_keeps_missing_values_and_a_head_without_shapes():
     assert stock.train._get_node("coverage_audit_missing")._is_missing()
     assert "input_shape" not in stock.model.head
     assert stock.model.head._target_.__name__ == "RetinaNetHead"
+
+
+# --- mutation 59D ---
+
+
+def _away_from(value):
+    """A value of the same type as the config value `value` that differs from it."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        return value + 7
+    if isinstance(value, str):
+        return value + "_other"
+    if isinstance(value, (list, tuple)) and value:
+        return type(value)(list(value) + [value[-1]])
+    return None  # an empty list, or a key of no stock default
+
+
+def _plain(value):
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+@pytest.mark.parametrize("config", [None, "PascalVOC-SemanticSegmentation/deeplab_v3_plus_R_52_GN_scratch_"
+                                          "dropblock_res45_head_kp0.9_b7_os16_poly_330k_bs16.yaml"])
+def test_every_key_stock_detectron2_reads_keeps_the_trained_configs_value(config):
+    # Each key of stock detectron2's schema (the DeepLab project's too, for a DeepLab model)
+    # set away from its value: a key the stock config dropped or changed would be read back
+    # as detectron2's default, building another model (norm, FREEZE_AT, strides, widths,
+    # anchors, NUM_CLASSES, pixel mean/std, INPUT.FORMAT, test sizes and thresholds).
+    from dropblock_det.config import flatten_config
+    from dropblock_det.deploy import STOCK_COMPONENTS
+
+    cfg = dropblock_everywhere_cfg(head_norm="") if config is None else load_config(str(CONFIGS / config))
+    cfg.defrost()
+    deeplab = needs_deeplab_project(stock_config(cfg))
+    assert deeplab == (config is not None)
+    schema = flatten_config(empty_stock_config(deeplab))
+    changed = {}
+    for key, value in flatten_config(cfg).items():
+        new = _away_from(schema.get(key))  # away from the default a dropped key is read back as
+        # The head norm is the one value not taken as given (a norm no stock head builds is refused).
+        if key in schema and key not in STOCK_COMPONENTS and key != "MODEL.RETINANET.NORM" and new is not None:
+            *parents, last = key.split(".")
+            node = cfg
+            for part in parents:
+                node = node[part]
+            node[last] = changed[key] = new
+    assert len(changed) > 150
+    stock = flatten_config(_read_as_stock_detectron2(stock_config(cfg)))
+    assert {key: _plain(stock[key]) for key in changed if _plain(stock[key]) != _plain(changed[key])} == {}
