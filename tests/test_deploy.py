@@ -795,3 +795,15 @@ def test_every_key_stock_detectron2_reads_keeps_the_trained_configs_value(config
     assert len(changed) > 150
     stock = flatten_config(_read_as_stock_detectron2(stock_config(cfg)))
     assert {key: _plain(stock[key]) for key in changed if _plain(stock[key]) != _plain(changed[key])} == {}
+
+
+def test_the_component_advice_for_a_c4_rcnns_res5_names_the_roi_heads_counterpart():
+    # A C4 R-CNN's res5 is its ROI head's (MODEL.ROI_HEADS.NAME), not the backbone's: the key
+    # given is the one advised on.
+    from conftest import rcnn_cfg
+    from dropblock_det.deploy import dropblock_component_advice
+
+    cfg = rcnn_cfg()
+    cfg.MODEL.ROI_HEADS.NAME = "Res5ROIHeads"
+    assert dropblock_component_advice(cfg, "RESNET.ENABLED", "MODEL.ROI_HEADS.NAME") == (
+        "use dropblock-det's counterpart of 'Res5ROIHeads': MODEL.ROI_HEADS.NAME 'DropBlockRes5ROIHeads'")
